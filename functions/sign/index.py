@@ -1,0 +1,16 @@
+"""Signature function: authenticate the caller, issue a VOD upload signature (POST, path-agnostic)."""
+
+from typing import Any
+
+from shared.config import load_sign_settings, log_level
+from shared.http import serve
+from shared.logs import setup_logging
+from shared.sign_service import make_sign_endpoint
+
+setup_logging(log_level())
+SETTINGS = load_sign_settings()  # once per container; a bad setting fails the cold start loudly
+ENDPOINT = make_sign_endpoint(SETTINGS)
+
+
+def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    return serve(event, context, ENDPOINT, SETTINGS.http)

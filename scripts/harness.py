@@ -1,0 +1,146 @@
+"""Local harness: a functions-framework target that serves the real SCF handlers over HTTP.
+
+Each HTTP request becomes the exact event an API gateway trigger sends (REFERENCE §4), the
+handler's SCF response dict becomes the HTTP response: the handlers never know they are local.
+
+    functions-framework --target gateway --source scripts/harness.py --port 8080
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import flask
+import functions_framework
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+# path -> (function name, handler file). One route per deployed function, as in serverless.yml.
+ROUTES: dict[str, tuple[str, Path]] = {
+    "/signature": ("sign", ROOT / "functions" / "sign" / "index.py"),
+    "/vod-events": ("callback", ROOT / "functions" / "callback" / "index.py"),
+}
+
+Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+
+
+def load_handler(name: str, path: Path) -> Handler:
+    """Import a function's index.py under a unique module name (every function's file is index.py)."""
+    spec = importlib.util.spec_from_file_location(f"scf_{name}_index_{uuid.uuid4().hex[:8]}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module: ModuleType = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler: Handler = module.main_handler
+    return handler
+
+
+def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]:
+    raw = request.get_data(cache=False)
+    try:
+        body, is_base64 = raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        body, is_base64 = base64.b64encode(raw).decode("ascii"), True
+    query = {k: v for k, v in request.args.items()}
+    event: dict[str, Any] = {
+        "requestContext": {
+            "serviceId": "service-local",
+            "path": request.path,
+            "httpMethod": request.method,
+            "requestId": request_id,
+            "identity": {},
+            "sourceIp": request.remote_addr or "127.0.0.1",
+            "stage": "release",
+        },
+        "headers": dict(request.headers.items()),
+        "pathParameters": {},
+        "queryStringParameters": query,
+        "headerParameters": {},
+        "stageVariables": {"stage": "release"},
+        "path": request.path,
+        "queryString": query,
+        "httpMethod": request.method,
+        "isBase64Encoded": is_base64,
+    }
+    if raw:  # API gateway omits the body when there is none
+        event["body"] = body
+    return event
+
+
+def scf_context(function_name: str, request_id: str) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "function_name": function_name,
+        "function_version": "$LATEST",
+        "namespace": "default",
+        "memory_limit_in_mb": 128,
+        "time_limit_in_ms": 5000,
+        "tencentcloud_region": "ap-guangzhou",
+        "tencentcloud_appid": "1250000000",
+        "tencentcloud_uin": "100000000001",
+    }
+
+
+def to_flask(result: Mapping[str, Any]) -> flask.Response:
+    body = result.get("body") or ""
+    data = base64.b64decode(body) if result.get("isBase64Encoded") else str(body).encode("utf-8")
+    response = flask.Response(data, status=int(result["statusCode"]), headers=dict(result.get("headers") or {}))
+    if not any(k.lower() == "content-type" for k in result.get("headers") or {}):
+        del response.headers["Content-Type"]  # Flask would claim text/html for an empty body
+    return response
+
+
+class Gateway:
+    """Loads each function once (like a warm container) and routes requests to it."""
+
+    def __init__(self, routes: Mapping[str, tuple[str, Path]] = ROUTES) -> None:
+        self._routes = dict(routes)
+        self._handlers: dict[str, Handler] = {}
+        self._lock = threading.Lock()
+
+    def _handler(self, path: str) -> tuple[str, Handler] | None:
+        route = self._routes.get(path.rstrip("/") or "/")
+        if route is None:
+            return None
+        name, file = route
+        with self._lock:
+            if name not in self._handlers:
+                self._handlers[name] = load_handler(name, file)
+        return name, self._handlers[name]
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        found = self._handler(request.path)
+        if found is None:
+            error = {"error": {"code": "not_found", "message": f"no function at {request.path}"}}
+            return flask.Response(json.dumps(error), status=404, content_type="application/json")
+        name, handler = found
+        request_id = str(uuid.uuid4())
+        return to_flask(handler(api_gateway_event(request, request_id), scf_context(name, request_id)))
+
+
+_default_gateway: Gateway | None = None
+
+
+@functions_framework.http
+def gateway(request: flask.Request) -> flask.Response:
+    global _default_gateway  # noqa: PLW0603 - one gateway per process, like one container per function
+    if _default_gateway is None:
+        _default_gateway = Gateway()
+    return _default_gateway(request)
+
+
+def create_app() -> flask.Flask:
+    """The functions-framework app serving `gateway` (what the CLI would build)."""
+    app: flask.Flask = functions_framework.create_app("gateway", __file__, "http")
+    return app

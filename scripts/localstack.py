@@ -1,0 +1,97 @@
+"""The local stack's moving parts: dev settings under one state directory, dev tokens, servers.
+
+Everything runs on 127.0.0.1. Dev keys are generated once per state directory and kept there,
+so tokens and stored data survive restarts; nothing real is ever needed or written to the repo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from werkzeug.serving import BaseWSGIServer, make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_STATE_DIR = ROOT / ".local"
+DEV_USER = "dev-user"
+
+
+def _alnum(n: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def dev_settings(state_dir: Path) -> dict[str, str]:
+    """Settings for local runs: generated once, stored in state_dir/dev-settings.json (0600)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "dev-settings.json"
+    if path.exists():
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
+    settings = {
+        "TENCENTCLOUD_SECRET_ID": "AKIDLOCAL" + _alnum(27),
+        "TENCENTCLOUD_SECRET_KEY": _alnum(32),
+        "VOD_SUB_APP_ID": "1500000001",
+        "AUTH_MODE": "jwt",
+        "AUTH_JWT_SECRET": secrets.token_urlsafe(48),
+        "VOD_CALLBACK_SIGN_KEY": _alnum(32),
+        "DATABASE_URL": f"sqlite:///{state_dir / 'vod.sqlite3'}",
+        "CORS_ALLOW_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(settings, handle, indent=2)
+    return settings
+
+
+def apply_settings(settings: Mapping[str, str], environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Put dev settings into the environment; variables the user already set win."""
+    env = os.environ if environ is None else environ
+    for key, value in settings.items():
+        env.setdefault(key, value)
+    return dict(env)
+
+
+def mint_token(secret: str, user: str = DEV_USER, ttl_seconds: int = 24 * 3600, **claims: Any) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": user, "iat": now, "exp": now + ttl_seconds, **claims}, secret, algorithm="HS256")
+
+
+@dataclass
+class RunningServer:
+    name: str
+    server: BaseWSGIServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+
+def serve_wsgi(name: str, app: Any, port: int = 0) -> RunningServer:
+    """Serve a WSGI app on 127.0.0.1 in a daemon thread (port 0 picks a free port)."""
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name=f"serve-{name}", daemon=True)
+    thread.start()
+    return RunningServer(name, server, thread)
+
+
+def start_gateway(port: int = 0) -> RunningServer:
+    """The sign and callback functions behind functions-framework, configured from os.environ."""
+    import harness
+
+    return serve_wsgi("gateway", harness.create_app(), port)

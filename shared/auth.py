@@ -1,0 +1,119 @@
+"""Who is calling: a verified JWT, a header set by a trusted API gateway, or (explicitly) nobody."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import jwt
+
+from shared.config import AuthSettings
+from shared.errors import Unauthorized
+from shared.http import Request
+
+REALM = "vod-upload"
+MAX_USER_ID = 200  # leaves room in sourceContext (250 chars) for the prefix and request id
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    method: str
+
+
+def _challenge(error: str | None = None, description: str | None = None) -> dict[str, str]:
+    parts = [f'Bearer realm="{REALM}"']
+    if error:
+        parts.append(f'error="{error}"')
+    if description:
+        parts.append(f'error_description="{description}"')
+    return {"WWW-Authenticate": ", ".join(parts)}
+
+
+def _invalid_token(description: str) -> Unauthorized:
+    return Unauthorized(f"invalid token: {description}", code="invalid_token",
+                        headers=_challenge("invalid_token", description))
+
+
+def _bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise Unauthorized("send Authorization: Bearer <token>", code="missing_credentials", headers=_challenge())
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_request",
+                           headers=_challenge("invalid_request", "expected a Bearer token"))
+    return token.strip()
+
+
+def _user_id(claim: object, source: str) -> str:
+    if not isinstance(claim, str) or not claim.strip():
+        raise _invalid_token(f"{source} must be a non-empty string")
+    user_id: str = claim
+    if len(claim) > MAX_USER_ID or not claim.isprintable():
+        raise _invalid_token(f"{source} must be at most {MAX_USER_ID} printable characters")
+    return user_id
+
+
+def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal:
+    token = _bearer_token(request)
+    assert settings.jwt_key is not None  # guaranteed by config for AUTH_MODE=jwt
+    try:
+        # Algorithms come from config, never from the token header. Time claims are checked
+        # below against the injected clock, so tests are exact.
+        claims = jwt.decode(
+            token,
+            settings.jwt_key.reveal(),
+            algorithms=list(settings.jwt_algorithms),
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "sub"], "verify_exp": False, "verify_nbf": False, "verify_iat": False,
+                     "verify_aud": settings.jwt_audience is not None, "verify_iss": settings.jwt_issuer is not None},
+        )
+    except jwt.InvalidAudienceError:
+        raise _invalid_token("wrong audience") from None
+    except jwt.InvalidIssuerError:
+        raise _invalid_token("wrong issuer") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise _invalid_token(f"missing claim {exc.claim}") from None
+    except jwt.InvalidAlgorithmError:
+        raise _invalid_token("algorithm not allowed") from None
+    except jwt.InvalidSignatureError:
+        raise _invalid_token("bad signature") from None
+    except jwt.PyJWTError:
+        raise _invalid_token("malformed token") from None
+    _check_times(claims, now, settings.jwt_leeway_seconds)
+    return Principal(_user_id(claims.get("sub"), "sub"), "jwt")
+
+
+def _check_times(claims: dict[str, object], now: float, leeway: int) -> None:
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if not isinstance(exp, int | float) or isinstance(exp, bool):
+        raise _invalid_token("exp must be a number")
+    if exp + leeway <= now:
+        raise _invalid_token("token has expired")
+    if nbf is not None and (not isinstance(nbf, int | float) or nbf - leeway > now):
+        raise _invalid_token("token is not valid yet")
+
+
+def _from_gateway(request: Request, settings: AuthSettings) -> Principal:
+    assert settings.gateway_secret is not None  # guaranteed by config for AUTH_MODE=gateway
+    sent = request.headers.get(settings.gateway_secret_header, "")
+    # Only the gateway knows the secret: without it the user header could come from anyone.
+    if not hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), settings.gateway_secret.reveal().encode()):
+        raise Unauthorized("request did not come through the authenticating gateway", code="untrusted_gateway",
+                           headers=_challenge())
+    user = request.headers.get(settings.gateway_user_header)
+    if user is None:
+        raise Unauthorized(f"gateway sent no {settings.gateway_user_header} header", code="missing_credentials",
+                           headers=_challenge())
+    return Principal(_user_id(user, settings.gateway_user_header), "gateway")
+
+
+def authenticate(request: Request, settings: AuthSettings, now: Callable[[], float]) -> Principal:
+    if settings.mode == "jwt":
+        return _from_jwt(request, settings, now())
+    if settings.mode == "gateway":
+        return _from_gateway(request, settings)
+    return Principal("anonymous", "none")

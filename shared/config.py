@@ -1,0 +1,371 @@
+"""Settings: read from the environment once per container into frozen objects.
+
+Every variable name lives in this module. Precedence: the environment variable, else the default
+written next to it (and in the README's settings table). A load validates everything and raises
+one ConfigError naming every bad variable, so an operator fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from shared.signing import MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
+
+log = logging.getLogger("vod.config")
+
+T = TypeVar("T")
+AuthMode = Literal["jwt", "gateway", "none"]
+_REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)+(-\d+)?$")
+_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_SIGN_KEY = re.compile(r"^[A-Za-z0-9]{1,32}$")
+_SYMMETRIC_ALGS = ("HS256", "HS384", "HS512")
+_ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+DEFAULT_DATABASE_URL = "sqlite:///.local/vod.sqlite3"
+_DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
+_HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+class Secret:
+    """A string that never shows itself in repr/str/logs; `.reveal()` where it is really used."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash(Secret)
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:  # pickling is explicit revealing; keep it possible for processes
+        return (Secret, (self._value,))
+
+
+class ConfigError(Exception):
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  {name}: {why}" for name, why in problems)
+        super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
+
+
+class _Reader:
+    """Reads variables, collecting problems instead of stopping at the first."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._env = environ
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, name: str, why: str) -> None:
+        self.problems.append((name, why))
+
+    def text(self, name: str, default: str | None = None) -> str | None:
+        value = self._env.get(name, "").strip()
+        return value if value else default
+
+    def required(self, name: str) -> str:
+        value = self.text(name)
+        if value is None:
+            self.problem(name, "is required")
+            return ""
+        return value
+
+    def secret(self, name: str, *, min_length: int = 1) -> Secret | None:
+        value = self.text(name)
+        if value is None:
+            return None
+        if len(value) < min_length:
+            self.problem(name, f"must be at least {min_length} characters")
+        return Secret(value)
+
+    def parsed(self, name: str, default: T, parse: Callable[[str], T], expect: str) -> T:
+        raw = self.text(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except ValueError:
+            self.problem(name, f"must be {expect} (got {raw!r})")
+            return default
+
+    def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
+        value = self.parsed(name, default, int, "an integer")
+        if value is not None and not low <= value <= high:
+            self.problem(name, f"must be in {low}..{high} (got {value})")
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        return self.parsed(name, default, _parse_bool, "true or false")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default) or default
+        if value not in choices:
+            self.problem(name, f"must be one of {', '.join(choices)} (got {value!r})")
+        return value
+
+    def items(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name) or ""
+        return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+
+    def finish(self) -> None:
+        if self.problems:
+            raise ConfigError(self.problems)
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(raw)
+
+
+@dataclass(frozen=True)
+class SigningPolicy:
+    """What the server puts into every signature; clients may only choose within the allow-lists."""
+
+    secret_id: str
+    secret_key: Secret
+    sub_app_id: int | None
+    ttl_seconds: int
+    one_time: bool
+    procedure: str | None
+    allowed_procedures: frozenset[str]
+    storage_region: str | None
+    allowed_storage_regions: frozenset[str]
+    class_id: int | None
+    allowed_class_ids: frozenset[int]
+    task_priority: int | None
+    task_notify_mode: str | None
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    mode: AuthMode
+    jwt_key: Secret | None
+    jwt_algorithms: tuple[str, ...]
+    jwt_audience: str | None
+    jwt_issuer: str | None
+    jwt_leeway_seconds: int
+    gateway_user_header: str
+    gateway_secret_header: str
+    gateway_secret: Secret | None
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    cors_allow_origins: tuple[str, ...]
+    cors_allow_credentials: bool
+    max_body_bytes: int
+
+
+@dataclass(frozen=True)
+class SignSettings:
+    policy: SigningPolicy
+    auth: AuthSettings
+    http: HttpSettings
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where upload records live; shared by the callback, the PULL function and scripts/uploads."""
+
+    database_url: Secret  # may carry a password
+    timeout_seconds: int = 5
+
+
+@dataclass(frozen=True)
+class CallbackSettings:
+    sign_key: Secret | None
+    insecure: bool
+    max_ahead_seconds: int
+    database_url: Secret
+    http: HttpSettings
+    database_timeout_seconds: int = 5
+    after_commit_hook: str | None = None  # "package.module:function", resolved by shared.hooks
+
+
+def _allowed(default: T | None, allowed: tuple[T, ...]) -> frozenset[T]:
+    # The default is always allowed: listing it twice is noise, forgetting it a foot-gun.
+    return frozenset(allowed) | ({default} if default is not None else set())
+
+
+def _int_items(r: _Reader, name: str) -> tuple[int, ...]:
+    values = []
+    for item in r.items(name):
+        try:
+            values.append(int(item))
+        except ValueError:
+            r.problem(name, f"{item!r} is not an integer")
+    return tuple(values)
+
+
+def _region(r: _Reader, name: str, value: str | None) -> None:
+    if value is not None and not _REGION.match(value):
+        r.problem(name, f"is not a storage region like ap-guangzhou (got {value!r})")
+
+
+def _read_policy(r: _Reader) -> SigningPolicy:
+    procedure = r.text("VOD_PROCEDURE")
+    region = r.text("VOD_STORAGE_REGION")
+    regions = r.items("VOD_ALLOWED_STORAGE_REGIONS")
+    for name, value in [("VOD_STORAGE_REGION", region), *(("VOD_ALLOWED_STORAGE_REGIONS", v) for v in regions)]:
+        _region(r, name, value)
+    class_id = r.integer("VOD_CLASS_ID", None, 0, 2**31 - 1)
+    class_ids = _int_items(r, "VOD_ALLOWED_CLASS_IDS")
+    notify = r.text("VOD_TASK_NOTIFY_MODE")
+    if notify is not None and notify not in TASK_NOTIFY_MODES:
+        r.problem("VOD_TASK_NOTIFY_MODE", f"must be one of {', '.join(TASK_NOTIFY_MODES)} (got {notify!r})")
+    return SigningPolicy(
+        secret_id=r.required("TENCENTCLOUD_SECRET_ID"),
+        secret_key=r.secret("TENCENTCLOUD_SECRET_KEY") or _missing(r, "TENCENTCLOUD_SECRET_KEY"),
+        sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
+        ttl_seconds=r.integer("VOD_SIGNATURE_TTL", 600, 1, MAX_VALIDITY_SECONDS) or 600,
+        one_time=r.boolean("VOD_ONE_TIME", True),
+        procedure=procedure,
+        allowed_procedures=_allowed(procedure, r.items("VOD_ALLOWED_PROCEDURES")),
+        storage_region=region,
+        allowed_storage_regions=_allowed(region, regions),
+        class_id=class_id,
+        allowed_class_ids=_allowed(class_id, class_ids),
+        task_priority=r.integer("VOD_TASK_PRIORITY", None, -10, 10),
+        task_notify_mode=notify,
+    )
+
+
+def _missing(r: _Reader, name: str) -> Secret:
+    r.problem(name, "is required")
+    return Secret("")
+
+
+def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
+    secret = r.secret("AUTH_JWT_SECRET", min_length=32)  # RFC 7518 §3.2: key at least the hash size
+    public_key = r.secret("AUTH_JWT_PUBLIC_KEY")
+    if (secret is None) == (public_key is None):
+        r.problem("AUTH_JWT_SECRET", "set exactly one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY when AUTH_MODE=jwt")
+        return None, ()
+    family = _SYMMETRIC_ALGS if secret is not None else _ASYMMETRIC_ALGS
+    algorithms = r.items("AUTH_JWT_ALGORITHMS") or (family[0],)
+    wrong = [alg for alg in algorithms if alg not in family]
+    if wrong:
+        # Pinning the family to the key type is what stops algorithm-confusion attacks.
+        r.problem("AUTH_JWT_ALGORITHMS",
+                  f"{', '.join(wrong)} cannot be used with this key; choose from {', '.join(family)}")
+    if public_key is not None and "BEGIN PUBLIC KEY" not in public_key.reveal():
+        r.problem("AUTH_JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
+    return secret or public_key, algorithms
+
+
+def _read_auth(r: _Reader) -> AuthSettings:
+    mode = r.choice("AUTH_MODE", "jwt", ("jwt", "gateway", "none"))
+    key, algorithms = _read_jwt(r) if mode == "jwt" else (None, ())
+    user_header = r.text("AUTH_GATEWAY_USER_HEADER", "X-User-Id") or ""
+    secret_header = r.text("AUTH_GATEWAY_SECRET_HEADER", "X-Gateway-Secret") or ""
+    for name, header in (("AUTH_GATEWAY_USER_HEADER", user_header), ("AUTH_GATEWAY_SECRET_HEADER", secret_header)):
+        if not _HEADER.match(header):
+            r.problem(name, f"is not an HTTP header name (got {header!r})")
+    gateway_secret = r.secret("AUTH_GATEWAY_SECRET", min_length=16)
+    if mode == "gateway" and gateway_secret is None:
+        r.problem("AUTH_GATEWAY_SECRET", "is required when AUTH_MODE=gateway")
+    if mode == "none":
+        log.warning('{"event": "config.auth_disabled", "detail": "AUTH_MODE=none: every caller gets signatures"}')
+    return AuthSettings(
+        mode=mode,  # type: ignore[arg-type]
+        jwt_key=key,
+        jwt_algorithms=algorithms,
+        jwt_audience=r.text("AUTH_JWT_AUDIENCE"),
+        jwt_issuer=r.text("AUTH_JWT_ISSUER"),
+        jwt_leeway_seconds=r.integer("AUTH_JWT_LEEWAY", 30, 0, 300) or 0,
+        gateway_user_header=user_header,
+        gateway_secret_header=secret_header,
+        gateway_secret=gateway_secret,
+    )
+
+
+def _read_http(r: _Reader, default_max_body: int) -> HttpSettings:
+    origins = r.items("CORS_ALLOW_ORIGINS")
+    credentials = r.boolean("CORS_ALLOW_CREDENTIALS", False)
+    if "*" in origins and credentials:
+        r.problem("CORS_ALLOW_CREDENTIALS", "cannot be true while CORS_ALLOW_ORIGINS contains '*'")
+    for origin in origins:
+        if origin != "*" and not re.match(r"^https?://[^/\s]+$", origin):
+            r.problem("CORS_ALLOW_ORIGINS", f"{origin!r} is not an origin like https://app.example.com")
+    return HttpSettings(
+        cors_allow_origins=origins,
+        cors_allow_credentials=credentials,
+        max_body_bytes=r.integer("HTTP_MAX_BODY_BYTES", default_max_body, 256, 64 * 1024 * 1024) or default_max_body,
+    )
+
+
+def _read_store(r: _Reader) -> StoreSettings:
+    url = r.text("DATABASE_URL", DEFAULT_DATABASE_URL) or DEFAULT_DATABASE_URL
+    if not url.startswith(_DATABASE_SCHEMES):
+        # Name the variable, never echo the value: a PostgreSQL URL may carry a password.
+        r.problem("DATABASE_URL", "must start with sqlite:/// or postgresql:// (or postgres://)")
+    # Bounds every wait on the store (SQLite busy lock, PostgreSQL connect/statement) so a stuck
+    # store answers 503 before SCF's own timeout kills the invocation.
+    timeout = r.integer("DATABASE_TIMEOUT", 5, 1, 60) or 5
+    return StoreSettings(database_url=Secret(url), timeout_seconds=timeout)
+
+
+def load_store_settings(environ: Mapping[str, str] | None = None) -> StoreSettings:
+    r = _Reader(os.environ if environ is None else environ)
+    settings = _read_store(r)
+    r.finish()
+    return settings
+
+
+def log_level(environ: Mapping[str, str] | None = None) -> str:
+    level = (os.environ if environ is None else environ).get("LOG_LEVEL", "INFO").strip().upper()
+    return level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO"
+
+
+def load_sign_settings(environ: Mapping[str, str] | None = None) -> SignSettings:
+    r = _Reader(os.environ if environ is None else environ)
+    settings = SignSettings(policy=_read_policy(r), auth=_read_auth(r), http=_read_http(r, 8 * 1024))
+    r.finish()
+    return settings
+
+
+def load_callback_settings(environ: Mapping[str, str] | None = None) -> CallbackSettings:
+    r = _Reader(os.environ if environ is None else environ)
+    sign_key = r.secret("VOD_CALLBACK_SIGN_KEY")
+    if sign_key is not None and not _SIGN_KEY.match(sign_key.reveal()):
+        r.problem("VOD_CALLBACK_SIGN_KEY", "must be 1..32 letters and digits (as VOD's SignKey)")
+    insecure = r.boolean("VOD_CALLBACK_INSECURE", False)
+    if sign_key is None and not insecure:
+        r.problem("VOD_CALLBACK_SIGN_KEY", "is required (or set VOD_CALLBACK_INSECURE=true for local development)")
+    if sign_key is None and insecure:
+        log.warning('{"event": "config.callback_unverified", '
+                    '"detail": "VOD_CALLBACK_INSECURE=true: events are not verified"}')
+    hook = r.text("AFTER_COMMIT_HOOK")
+    if hook is not None and not _HOOK.match(hook):
+        r.problem("AFTER_COMMIT_HOOK", f"must be package.module:function (got {hook!r})")
+    store = _read_store(r)
+    settings = CallbackSettings(
+        sign_key=sign_key,
+        insecure=insecure,
+        max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 1, 7 * 24 * 3600) or 900,
+        database_url=store.database_url,
+        http=_read_http(r, 1024 * 1024),
+        database_timeout_seconds=store.timeout_seconds,
+        after_commit_hook=hook,
+    )
+    r.finish()
+    return settings

@@ -1,0 +1,54 @@
+"""Fixtures shared by every test: isolated environment, known test keys, and the leak guard."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+
+import pytest
+
+# Test-only values (not credentials of any account).
+SECRET_ID = "AKIDtest0000000000000000000000000000"
+SECRET_KEY = "testSecretKey0123456789abcdefABCDEF"
+JWT_SECRET = "test-jwt-secret-0123456789-abcdefghijklmnop"
+CALLBACK_SIGN_KEY = "TestSignKey0123456789"
+GATEWAY_SECRET = "gateway-shared-secret-0123456789"
+
+SIGN_ENV = {
+    "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+    "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+    "AUTH_JWT_SECRET": JWT_SECRET,
+}
+
+
+class LeakGuard:
+    """Collects strings that must never reach a log line (secrets, issued signatures)."""
+
+    def __init__(self) -> None:
+        self.values: set[str] = {SECRET_KEY, JWT_SECRET, CALLBACK_SIGN_KEY, GATEWAY_SECRET}
+
+    def add(self, value: str) -> str:
+        self.values.add(value)
+        return value
+
+    def leaks_in(self, text: str) -> list[str]:
+        return sorted(v[:12] + "…" for v in self.values if v and v in text)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's real settings, and none leaks settings into the next."""
+    for name in list(os.environ):
+        if name.startswith(("TENCENTCLOUD_", "VOD_", "AUTH_", "CORS_", "DATABASE_URL", "HTTP_MAX_", "AFTER_COMMIT")):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def leak_guard(caplog: pytest.LogCaptureFixture) -> Iterator[LeakGuard]:
+    """Every log record written during a test (all levels) is checked for registered secrets."""
+    caplog.set_level(logging.DEBUG)
+    guard = LeakGuard()
+    yield guard
+    leaks = guard.leaks_in(caplog.text)
+    assert not leaks, f"secret or signature leaked into logs/output: {leaks}"

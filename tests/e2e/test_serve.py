@@ -1,0 +1,68 @@
+"""The README's run command: the local stack comes up and the `curl` it prints gets a signature."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from shared.signing import decode_signature
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def serve_output(tmp_path: Path) -> Iterator[list[str]]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve"), "--port", str(free_port()),
+                             "--state-dir", str(tmp_path / "state")], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ctrl-C to stop" in line:
+            break
+    try:
+        yield lines
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
+        assert proc.returncode == 0, "".join(lines)
+
+
+def test_printed_curl_gets_a_signature(serve_output: list[str]) -> None:
+    curl_line = next((line.strip() for line in serve_output if line.strip().startswith("curl ")), None)
+    assert curl_line is not None, "".join(serve_output)
+    argv = shlex.split(curl_line)
+    if shutil.which("curl"):
+        body = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=True).stdout
+    else:  # the same request the printed command makes
+        url = next(a for a in argv if a.startswith("http://"))
+        headers = dict(h.split(": ", 1) for h in (argv[i + 1] for i, a in enumerate(argv) if a == "-H"))
+        body = requests.post(url, headers=headers, data="{}", timeout=30).text
+    signature = json.loads(body)["signature"]
+    identity = decode_signature(signature).params.source_context
+    assert identity is not None and identity.endswith(":dev-user")

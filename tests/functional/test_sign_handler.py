@@ -1,0 +1,303 @@
+"""The signature function with realistic SCF events of both trigger shapes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from harness import load_handler
+
+from shared import source_context
+from shared.config import load_sign_settings
+from shared.http import serve
+from shared.sign_service import make_sign_endpoint
+from shared.signing import verify_signature
+from tests.conftest import GATEWAY_SECRET, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
+from tests.scf import SHAPES, header, http_event, response_json
+
+NOW = 1_800_000_000
+ROOT = Path(__file__).resolve().parents[2]
+
+_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+RSA_PUBLIC_PEM = _RSA.public_key().public_bytes(
+    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+RSA_PRIVATE_PEM = _RSA.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+
+
+def token(sub: Any = "alice", *, key: str = JWT_SECRET, alg: str = "HS256", exp: Any = NOW + 300,
+          drop: tuple[str, ...] = (), **claims: Any) -> str:
+    payload = {"sub": sub, "exp": exp, **claims}
+    return jwt.encode({k: v for k, v in payload.items() if k not in drop}, key, algorithm=alg)
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _part(obj: dict[str, Any]) -> str:
+    return _b64url(json.dumps(obj).encode())
+
+
+def unsigned_token() -> str:
+    return f"{_part({'alg': 'none', 'typ': 'JWT'})}.{_part({'sub': 'mallory', 'exp': NOW + 300})}."
+
+
+def confused_token() -> str:
+    """HS256 signed with the server's RSA *public* key as the HMAC secret (PyJWT won't make one)."""
+    signing_input = f"{_part({'alg': 'HS256', 'typ': 'JWT'})}.{_part({'sub': 'mallory', 'exp': NOW + 300})}"
+    mac = hmac.new(RSA_PUBLIC_PEM.encode(), signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{_b64url(mac)}"
+
+
+def bearer(value: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {value}"}
+
+
+Call = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def call(leak_guard: LeakGuard) -> Callable[..., Call]:
+    """Build the sign endpoint from an environment with an exact clock and random source."""
+
+    def factory(**env: str) -> Call:
+        settings = load_sign_settings({**SIGN_ENV, **env})
+        endpoint = make_sign_endpoint(settings, now=lambda: NOW, random_u32=lambda: 7)
+
+        def invoke(shape: str = "apigw", **kwargs: Any) -> dict[str, Any]:
+            result = serve(http_event(shape, **kwargs), {"request_id": "req-1"}, endpoint, settings.http)
+            body = response_json(result)
+            if "signature" in body:
+                leak_guard.add(body["signature"])
+            return result
+
+        return invoke
+
+    return factory
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_success_puts_the_authenticated_user_into_source_context(call: Callable[..., Call], shape: str) -> None:
+    invoke = call(VOD_SUB_APP_ID="1500000001", VOD_PROCEDURE="LongVideoPreset", VOD_STORAGE_REGION="ap-chongqing")
+    result = invoke(shape, headers={**bearer(token("user:42/é")), "Content-Type": "application/json"},
+                    body=json.dumps({"sessionContext": "upload #3"}))
+    assert result["statusCode"] == 200, result
+    body = response_json(result)
+    params = verify_signature(body["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
+    identity = source_context.decode(params.source_context)
+    assert identity is not None and identity.user_id == "user:42/é"
+    assert (params.current_time_stamp, params.expire_time, params.random) == (NOW, NOW + 600, 7)
+    assert (params.procedure, params.storage_region, params.vod_sub_app_id) == ("LongVideoPreset", "ap-chongqing",
+                                                                                 1500000001)
+    assert params.one_time_valid is True and params.session_context == "upload #3"
+    assert body["expireTime"] == NOW + 600 and body["oneTimeValid"] is True
+    assert header(result, "Cache-Control") == "no-store"
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("body", "extra"), [
+    (None, {}),
+    ("", {}),
+    ("{}", {}),
+    (base64.b64encode(b'{"classId": 0}').decode(), {"base64": True}),
+])
+def test_an_empty_or_encoded_body_is_fine(call: Callable[..., Call], shape: str, body: str | None,
+                                          extra: dict[str, Any]) -> None:
+    result = call(VOD_ALLOWED_CLASS_IDS="0")(shape, headers=bearer(token()), body=body, **extra)
+    assert result["statusCode"] == 200, result
+
+
+HS_ENV: dict[str, str] = {}
+RS_ENV = {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": RSA_PUBLIC_PEM}
+AUD_ENV = {"AUTH_JWT_AUDIENCE": "vod-upload", "AUTH_JWT_ISSUER": "https://id.example.com"}
+GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("env", "headers", "code"), [
+    (HS_ENV, {}, "missing_credentials"),
+    (HS_ENV, {"Authorization": "Basic YWxpY2U6cHc="}, "invalid_request"),
+    (HS_ENV, {"Authorization": "Bearer"}, "invalid_request"),
+    (HS_ENV, bearer("not.a.jwt"), "invalid_token"),
+    (HS_ENV, bearer(token(exp=NOW - 31)), "invalid_token"),  # past the 30 s leeway
+    (HS_ENV, bearer(token(key="x" * 40)), "invalid_token"),  # wrong key
+    (HS_ENV, bearer(token(drop=("exp",))), "invalid_token"),
+    (HS_ENV, bearer(token(drop=("sub",))), "invalid_token"),
+    (HS_ENV, bearer(token(sub=123)), "invalid_token"),
+    (HS_ENV, bearer(token(sub="u" * 201)), "invalid_token"),
+    (HS_ENV, bearer(token(nbf=NOW + 600)), "invalid_token"),
+    (HS_ENV, bearer(token(key=JWT_SECRET * 2, alg="HS512")), "invalid_token"),  # algorithm not in config
+    (HS_ENV, bearer(unsigned_token()), "invalid_token"),  # alg: none
+    (RS_ENV, bearer(confused_token()), "invalid_token"),  # algorithm confusion
+    (AUD_ENV, bearer(token(aud="other", iss="https://id.example.com")), "invalid_token"),
+    (AUD_ENV, bearer(token(aud="vod-upload", iss="https://evil.example.com")), "invalid_token"),
+    (AUD_ENV, bearer(token(iss="https://id.example.com")), "invalid_token"),  # audience required when set
+    (GW_ENV, {"X-User-Id": "alice"}, "untrusted_gateway"),
+    (GW_ENV, {"X-User-Id": "alice", "X-Gateway-Secret": "wrong-secret-0123456789"}, "untrusted_gateway"),
+    (GW_ENV, {"X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
+])
+def test_each_auth_failure_is_401_with_a_challenge(call: Callable[..., Call], shape: str, env: dict[str, str],
+                                                   headers: dict[str, str], code: str) -> None:
+    result = call(**env)(shape, headers=headers)
+    assert result["statusCode"] == 401, result
+    assert response_json(result)["error"]["code"] == code
+    assert (header(result, "WWW-Authenticate") or "").startswith('Bearer realm="vod-upload"')
+
+
+@pytest.mark.parametrize(("env", "headers", "user"), [
+    (RS_ENV, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), "alice"),
+    (AUD_ENV, bearer(token(aud="vod-upload", iss="https://id.example.com")), "alice"),
+    (HS_ENV, bearer(token(exp=NOW - 29)), "alice"),  # within the leeway
+    (GW_ENV, {"x-user-id": "gw-user", "x-gateway-secret": GATEWAY_SECRET}, "gw-user"),
+    ({"AUTH_MODE": "none"}, {}, "anonymous"),
+])
+def test_each_auth_mode_accepts_its_credentials(call: Callable[..., Call], env: dict[str, str],
+                                                headers: dict[str, str], user: str) -> None:
+    result = call(**env)("function_url", headers=headers)
+    assert result["statusCode"] == 200, result
+    params = verify_signature(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
+    identity = source_context.decode(params.source_context)
+    assert identity is not None and identity.user_id == user
+
+
+POLICY_ENV = {"VOD_PROCEDURE": "Default", "VOD_ALLOWED_PROCEDURES": "HD", "VOD_STORAGE_REGION": "ap-guangzhou",
+              "VOD_CLASS_ID": "1"}
+
+
+@pytest.mark.parametrize(("body", "status", "code", "named"), [
+    ({"procedure": "Evil"}, 403, "policy_violation", "procedure"),
+    ({"storageRegion": "ap-singapore"}, 403, "policy_violation", "storageRegion"),
+    ({"classId": 9}, 403, "policy_violation", "classId"),
+    ({"oneTimeValid": False}, 403, "policy_violation", "oneTimeValid"),
+    ({"sourceContext": "u1:x:admin"}, 400, "field_not_allowed", "sourceContext"),
+    ({"vodSubAppId": 1}, 400, "field_not_allowed", "vodSubAppId"),
+    ({"expireTime": 1}, 400, "field_not_allowed", "expireTime"),
+    ({"colour": "red"}, 400, "unknown_field", "colour"),
+    ({"classId": "1"}, 400, "invalid_field", "classId"),
+    ({"classId": True}, 400, "invalid_field", "classId"),
+    ({"oneTimeValid": 1}, 400, "invalid_field", "oneTimeValid"),
+    ({"procedure": ["HD"]}, 400, "invalid_field", "procedure"),
+    ({"sessionContext": "x" * 1001}, 400, "invalid_field", "sessionContext"),
+])
+def test_policy_and_field_refusals_name_the_field(call: Callable[..., Call], body: dict[str, Any], status: int,
+                                                  code: str, named: str) -> None:
+    result = call(**POLICY_ENV)(headers={**bearer(token()), "Content-Type": "application/json"}, body=json.dumps(body))
+    assert result["statusCode"] == status, result
+    error = response_json(result)["error"]
+    assert error["code"] == code and named in error["message"]
+
+
+@pytest.mark.parametrize(("body", "chosen"), [
+    ({"procedure": "HD"}, ("HD", "ap-guangzhou", 1, True)),
+    ({"procedure": "Default", "classId": 1, "oneTimeValid": True}, ("Default", "ap-guangzhou", 1, True)),
+    ({"procedure": None}, ("Default", "ap-guangzhou", 1, True)),
+])
+def test_choices_within_the_allow_lists_are_honoured(call: Callable[..., Call], body: dict[str, Any],
+                                                     chosen: tuple[Any, ...]) -> None:
+    result = call(**POLICY_ENV)(headers=bearer(token()), body=json.dumps(body))
+    params = verify_signature(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
+    assert (params.procedure, params.storage_region, params.class_id, params.one_time_valid) == chosen
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(("kwargs", "status", "code"), [
+    ({"body": "{bad json"}, 400, "invalid_json"),
+    ({"body": "[1, 2]"}, 400, "invalid_json"),
+    ({"body": '{"procedure": "a", "procedure": "b"}'}, 400, "invalid_json"),
+    ({"body": '{"classId": NaN}'}, 400, "invalid_json"),
+    ({"body": "[" * 100_000 + "]" * 100_000, "env": {"HTTP_MAX_BODY_BYTES": "1000000"}}, 400, "invalid_json"),
+    ({"body": "\udcff"}, 400, "invalid_json"),
+    ({"body": "!!!", "base64": True}, 400, "bad_event"),
+    ({"body": "{}", "content_type": "text/plain"}, 415, "unsupported_content_type"),
+    ({"body": '{"a": "' + "x" * 9000 + '"}'}, 413, "payload_too_large"),
+    ({"method": "GET"}, 405, "method_not_allowed"),
+    ({"method": "PUT"}, 405, "method_not_allowed"),
+])
+def test_malformed_requests_get_precise_errors(call: Callable[..., Call], shape: str, kwargs: dict[str, Any],
+                                               status: int, code: str) -> None:
+    kwargs = dict(kwargs)  # the table is shared between the two shapes
+    env = kwargs.pop("env", {})
+    content_type = kwargs.pop("content_type", "application/json")
+    result = call(**env)(shape, headers={**bearer(token()), "Content-Type": content_type}, **kwargs)
+    assert result["statusCode"] == status, result
+    assert response_json(result)["error"]["code"] == code
+
+
+@pytest.mark.parametrize(("event", "status"), [
+    ("not a dict", 400),
+    ({}, 400),
+    ({"requestContext": {}, "headers": {}}, 400),
+    ({"httpMethod": "POST", "headers": ["x"]}, 400),
+    ({"httpMethod": "POST", "body": 42}, 400),
+])
+def test_events_that_are_not_http_events_are_400(call: Callable[..., Call], event: Any, status: int) -> None:
+    settings = load_sign_settings(SIGN_ENV)
+    result = serve(event, None, make_sign_endpoint(settings), settings.http)
+    assert result["statusCode"] == status and "error" in response_json(result)
+
+
+ORIGIN = "https://app.example.com"
+
+
+@pytest.mark.parametrize(("env", "origin", "status", "allow_origin"), [
+    ({"CORS_ALLOW_ORIGINS": ORIGIN}, ORIGIN, 204, ORIGIN),
+    ({"CORS_ALLOW_ORIGINS": "*"}, ORIGIN, 204, "*"),
+    ({"CORS_ALLOW_ORIGINS": ORIGIN}, "https://evil.example.com", 403, None),
+    ({}, ORIGIN, 403, None),
+])
+def test_preflight(call: Callable[..., Call], env: dict[str, str], origin: str, status: int,
+                   allow_origin: str | None) -> None:
+    result = call(**env)(method="OPTIONS", body=None,
+                         headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+    assert result["statusCode"] == status
+    assert header(result, "Access-Control-Allow-Origin") == allow_origin
+    if status == 204:
+        assert "Authorization" in (header(result, "Access-Control-Allow-Headers") or "")
+
+
+def test_cors_with_credentials_echoes_the_origin_never_a_wildcard(call: Callable[..., Call]) -> None:
+    result = call(CORS_ALLOW_ORIGINS=ORIGIN, CORS_ALLOW_CREDENTIALS="true")(headers={**bearer(token()),
+                                                                                     "Origin": ORIGIN})
+    assert header(result, "Access-Control-Allow-Origin") == ORIGIN
+    assert header(result, "Access-Control-Allow-Credentials") == "true"
+    assert header(result, "Vary") == "Origin"
+
+
+def test_a_crash_is_a_generic_500_that_leaks_nothing(caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_sign_settings(SIGN_ENV)
+
+    def boom(_: object) -> Any:
+        raise RuntimeError("internal detail")
+
+    result = serve(http_event("apigw"), None, boom, settings.http)
+    assert result["statusCode"] == 500
+    assert response_json(result) == {"error": {"code": "internal_error", "message": "internal error"}}
+    assert "internal detail" in caplog.text  # ...but the log has it, with the request id
+
+
+def test_the_deployed_index_logs_one_json_line_per_request_without_secrets(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, leak_guard: LeakGuard) -> None:
+    for key, value in SIGN_ENV.items():
+        monkeypatch.setenv(key, value)
+    handler = load_handler("sign", ROOT / "functions" / "sign" / "index.py")
+    fresh = jwt.encode({"sub": "bob", "exp": 2**40}, JWT_SECRET, algorithm="HS256")
+    caplog.clear()
+    result = handler(http_event("apigw", headers=bearer(fresh)), {"request_id": "scf-req-9"})
+    assert result["statusCode"] == 200
+    leak_guard.add(response_json(result)["signature"])
+    leak_guard.add(fresh)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "vod.http"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["user"] == "bob" and line["status"] == 200 and line["outcome"] == "ok"
+    assert line["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef" and line["latency_ms"] >= 0

@@ -1,0 +1,113 @@
+"""Settings: defaults, one error naming every bad variable, secrets masked."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from shared.config import ConfigError, Secret, load_callback_settings, load_sign_settings
+from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV
+
+
+def test_sign_defaults_are_secure() -> None:
+    settings = load_sign_settings(SIGN_ENV)
+    assert settings.policy.ttl_seconds == 600
+    assert settings.policy.one_time is True
+    assert settings.auth.mode == "jwt"
+    assert settings.auth.jwt_algorithms == ("HS256",)
+    assert settings.http.cors_allow_origins == ()
+    assert settings.policy.allowed_procedures == frozenset()
+
+
+def test_defaults_are_always_in_their_allow_lists() -> None:
+    env = {**SIGN_ENV, "VOD_PROCEDURE": "LongVideoPreset", "VOD_ALLOWED_PROCEDURES": "A, B,A",
+           "VOD_STORAGE_REGION": "ap-chongqing", "VOD_CLASS_ID": "3", "VOD_ALLOWED_CLASS_IDS": "4,5"}
+    policy = load_sign_settings(env).policy
+    assert policy.allowed_procedures == {"LongVideoPreset", "A", "B"}
+    assert policy.allowed_storage_regions == {"ap-chongqing"}
+    assert policy.allowed_class_ids == {3, 4, 5}
+
+
+def test_one_error_names_every_bad_variable() -> None:
+    env = {
+        "VOD_SIGNATURE_TTL": "7776001",
+        "VOD_ONE_TIME": "maybe",
+        "VOD_SUB_APP_ID": "abc",
+        "VOD_STORAGE_REGION": "Guangzhou",
+        "VOD_ALLOWED_CLASS_IDS": "1,x",
+        "VOD_TASK_PRIORITY": "11",
+        "VOD_TASK_NOTIFY_MODE": "Always",
+        "AUTH_MODE": "jwt",
+        "AUTH_JWT_SECRET": "short",
+        "AUTH_JWT_ALGORITHMS": "RS256",
+        "CORS_ALLOW_ORIGINS": "*",
+        "CORS_ALLOW_CREDENTIALS": "true",
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_sign_settings(env)
+    named = {name for name, _ in caught.value.problems}
+    # AUTH_MODE is fine; "*" is a fine origin: it is the pairing with credentials that is wrong.
+    assert named == {"TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", *env} - {"AUTH_MODE", "CORS_ALLOW_ORIGINS"}
+    for name in named:
+        assert name in str(caught.value)
+    assert "short" not in str(caught.value)  # a bad secret is named, never shown
+
+
+@pytest.mark.parametrize(("env", "bad"), [
+    ({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": None}, "AUTH_JWT_SECRET"),
+    ({"AUTH_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}, "AUTH_JWT_SECRET"),
+    ({"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": "not a pem"}, "AUTH_JWT_PUBLIC_KEY"),
+    ({"AUTH_JWT_ALGORITHMS": "none"}, "AUTH_JWT_ALGORITHMS"),
+    ({"AUTH_MODE": "gateway"}, "AUTH_GATEWAY_SECRET"),
+    ({"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "0123456789abcdef", "AUTH_GATEWAY_USER_HEADER": "bad header"},
+     "AUTH_GATEWAY_USER_HEADER"),
+    ({"AUTH_MODE": "basic"}, "AUTH_MODE"),
+    ({"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),
+    ({"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
+])
+def test_auth_and_http_settings_are_validated(env: dict[str, str | None], bad: str) -> None:
+    merged = {k: v for k, v in {**SIGN_ENV, **env}.items() if v is not None}
+    with pytest.raises(ConfigError) as caught:
+        load_sign_settings(merged)
+    assert bad in {name for name, _ in caught.value.problems}
+
+
+def test_auth_none_must_be_explicit_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_sign_settings({**SIGN_ENV, "AUTH_MODE": "none"})
+    assert settings.auth.mode == "none"
+    assert "auth_disabled" in caplog.text
+
+
+def test_secrets_never_show_in_repr_or_str() -> None:
+    settings = load_sign_settings(SIGN_ENV)
+    for text in (repr(settings), str(settings), repr(settings.policy), f"{settings.auth}"):
+        assert SECRET_KEY not in text
+        assert JWT_SECRET not in text
+    assert settings.policy.secret_key.reveal() == SECRET_KEY
+
+
+def test_secret_compares_and_pickles_without_showing_itself() -> None:
+    secret = Secret("abc")
+    assert secret == Secret("abc")
+    assert secret != Secret("abd")
+    assert pickle.loads(pickle.dumps(secret)).reveal() == "abc"
+
+
+@pytest.mark.parametrize(("env", "bad"), [
+    ({}, "VOD_CALLBACK_SIGN_KEY"),
+    ({"VOD_CALLBACK_SIGN_KEY": "has-dash"}, "VOD_CALLBACK_SIGN_KEY"),
+    ({"VOD_CALLBACK_SIGN_KEY": "a" * 33}, "VOD_CALLBACK_SIGN_KEY"),
+    ({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CALLBACK_MAX_AHEAD": "0"}, "VOD_CALLBACK_MAX_AHEAD"),
+])
+def test_callback_refuses_to_start_unverified(env: dict[str, str], bad: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_callback_settings(env)
+    assert bad in str(caught.value)
+
+
+def test_callback_insecure_mode_is_explicit_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true"})
+    assert settings.sign_key is None
+    assert "callback_unverified" in caplog.text
+    assert settings.database_url.reveal().startswith("sqlite:///")

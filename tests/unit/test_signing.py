@@ -1,0 +1,184 @@
+"""Upload signatures: round trips, an independent verifier, and every domain boundary."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from shared.signing import (
+    MAX_SESSION_CONTEXT,
+    MAX_SOURCE_CONTEXT,
+    MAX_VALIDITY_SECONDS,
+    SignatureExpired,
+    SignatureMalformed,
+    SignatureMismatch,
+    SignatureNotYetValid,
+    SignatureParamError,
+    SignatureParams,
+    UnknownSecretId,
+    build_signature,
+    decode_signature,
+    new_params,
+    to_query,
+    verify_signature,
+)
+from tests.conftest import SECRET_ID, SECRET_KEY
+
+NOW = 1_700_000_000
+# Any Unicode except NUL and lone surrogates (which have no UTF-8 form, so no signature can carry them).
+text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
+
+
+def base(**changes: Any) -> SignatureParams:
+    fields: dict[str, Any] = {"secret_id": SECRET_ID, "current_time_stamp": NOW, "expire_time": NOW + 600,
+                              "random": 12345}
+    return SignatureParams(**{**fields, **changes})
+
+
+def independent_verify(signature: str, secret_key: str) -> dict[str, list[str]]:
+    """What VOD does, written from REFERENCE §1 without the project's code."""
+    raw = base64.b64decode(signature, validate=True)
+    mac, original = raw[:20], raw[20:]
+    assert hmac.compare_digest(mac, hmac.new(secret_key.encode(), original, hashlib.sha1).digest())
+    return parse_qs(original.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    source=st.none() | text.filter(lambda s: len(s) <= MAX_SOURCE_CONTEXT),
+    session=st.none() | text.filter(lambda s: len(s) <= MAX_SESSION_CONTEXT),
+    procedure=st.none() | text,
+    region=st.none() | text,
+    class_id=st.none() | st.integers(0, 2**31),
+    priority=st.none() | st.integers(-10, 10),
+    mode=st.none() | st.sampled_from(["Finish", "Change", "None"]),
+    one_time=st.none() | st.booleans(),
+    sub_app=st.none() | st.integers(1, 2**40),
+    random=st.integers(0, 2**32 - 1),
+    validity=st.integers(1, MAX_VALIDITY_SECONDS),
+)
+def test_build_then_decode_round_trips_and_an_independent_verifier_agrees(
+    source: str | None, session: str | None, procedure: str | None, region: str | None, class_id: int | None,
+    priority: int | None, mode: str | None, one_time: bool | None, sub_app: int | None, random: int, validity: int,
+) -> None:
+    params = base(source_context=source, session_context=session, procedure=procedure, storage_region=region,
+                  class_id=class_id, task_priority=priority, task_notify_mode=mode, one_time_valid=one_time,
+                  vod_sub_app_id=sub_app, random=random, expire_time=NOW + validity)
+    signature = build_signature(params, SECRET_KEY)
+
+    assert decode_signature(signature).params == params
+    assert verify_signature(signature, {SECRET_ID: SECRET_KEY}, now=NOW) == params
+    parsed = independent_verify(signature, SECRET_KEY)
+    assert parsed["secretId"] == [SECRET_ID]
+    assert parsed["expireTime"] == [str(NOW + validity)]
+    if source is not None:
+        assert parsed["sourceContext"] == [source]
+    if session is not None:
+        assert parsed["sessionContext"] == [session]
+    if procedure is not None:
+        assert parsed["procedure"] == [procedure]
+
+
+def test_any_correct_url_encoding_is_accepted() -> None:
+    # VOD parses the query string, so %20 instead of + (Tencent's PHP demo) must verify too.
+    original = (f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 60}&random=7"
+                f"&sourceContext={quote('a b')}")
+    mac = hmac.new(SECRET_KEY.encode(), original.encode(), hashlib.sha1).digest()
+    signature = base64.b64encode(mac + original.encode()).decode()
+    assert verify_signature(signature, {SECRET_ID: SECRET_KEY}, now=NOW).source_context == "a b"
+
+
+def test_random_comes_from_the_injected_source_and_clock() -> None:
+    params = new_params(SECRET_ID, 600, now=lambda: NOW + 0.9, random_u32=lambda: 42, procedure="p")
+    assert (params.current_time_stamp, params.expire_time, params.random, params.procedure) == (NOW, NOW + 600, 42, "p")
+    assert "procedure=p" in to_query(params)
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"source_context": "x" * (MAX_SOURCE_CONTEXT + 1)}, "sourceContext"),
+    ({"session_context": "x" * (MAX_SESSION_CONTEXT + 1)}, "sessionContext"),
+    ({"task_priority": 11}, "taskPriority"),
+    ({"task_priority": -11}, "taskPriority"),
+    ({"expire_time": NOW}, "expireTime"),
+    ({"expire_time": NOW + MAX_VALIDITY_SECONDS + 1}, "expireTime"),
+    ({"random": -1}, "random"),
+    ({"random": 2**32}, "random"),
+    ({"task_notify_mode": "finish"}, "taskNotifyMode"),
+    ({"class_id": -1}, "classId"),
+    ({"vod_sub_app_id": 0}, "vodSubAppId"),
+    ({"class_id": True}, "classId"),
+    ({"one_time_valid": 1}, "oneTimeValid"),
+    ({"secret_id": ""}, "secretId"),
+    ({"procedure": "a\x00b"}, "procedure"),
+])
+def test_each_limit_is_rejected_just_past_its_boundary(changes: dict[str, Any], field: str) -> None:
+    with pytest.raises(SignatureParamError) as caught:
+        base(**changes)
+    assert caught.value.field == field
+    assert field in str(caught.value)
+
+
+@pytest.mark.parametrize("changes", [
+    {"source_context": "x" * MAX_SOURCE_CONTEXT},
+    {"session_context": "x" * MAX_SESSION_CONTEXT},
+    {"task_priority": 10},
+    {"task_priority": -10},
+    {"expire_time": NOW + 1},
+    {"expire_time": NOW + MAX_VALIDITY_SECONDS},
+    {"random": 0},
+    {"random": 2**32 - 1},
+])
+def test_each_limit_itself_is_accepted(changes: dict[str, Any]) -> None:
+    assert dataclasses.replace(base(), **changes)
+
+
+def _resign(original: str, key: str = SECRET_KEY) -> str:
+    mac = hmac.new(key.encode(), original.encode(), hashlib.sha1).digest()
+    return base64.b64encode(mac + original.encode()).decode()
+
+
+GOOD = build_signature(base(), SECRET_KEY)
+
+
+def _tampered() -> str:
+    raw = bytearray(base64.b64decode(GOOD))
+    raw[-1] ^= 1
+    return base64.b64encode(bytes(raw)).decode()
+
+
+@pytest.mark.parametrize(("signature", "now", "error"), [
+    (GOOD, NOW + 600, SignatureExpired),
+    (GOOD, NOW - 1, SignatureNotYetValid),
+    (build_signature(base(), "another-key"), NOW, SignatureMismatch),
+    (_tampered(), NOW, SignatureMismatch),
+    (build_signature(base(secret_id="AKIDother"), SECRET_KEY), NOW, UnknownSecretId),
+    ("not base64!", NOW, SignatureMalformed),
+    (base64.b64encode(b"short").decode(), NOW, SignatureMalformed),
+    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&random=1"), NOW, SignatureMalformed),
+    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime=1e9&random=1"), NOW, SignatureMalformed),
+    (_resign(f"secretId={SECRET_ID}&secretId=x&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1"), NOW,
+     SignatureMalformed),
+    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1&oneTimeValid=2"), NOW,
+     SignatureMalformed),
+    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 99999999}&random=1"), NOW,
+     SignatureParamError),
+])
+def test_verification_refuses(signature: str, now: int, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        verify_signature(signature, {SECRET_ID: SECRET_KEY}, now=now)
+
+
+def test_clock_skew_allowance_is_explicit() -> None:
+    assert verify_signature(GOOD, {SECRET_ID: SECRET_KEY}, now=NOW - 5, max_clock_skew=5)
+
+
+def test_decoded_signature_repr_hides_the_credential() -> None:
+    assert GOOD not in repr(decode_signature(GOOD))
