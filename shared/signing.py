@@ -10,10 +10,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from urllib.parse import parse_qsl, urlencode
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, quote_plus
 
 MAX_VALIDITY_SECONDS = 90 * 24 * 3600
 MAX_SOURCE_CONTEXT = 250
@@ -175,17 +176,23 @@ def new_params(
     )
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-~]*")  # needs no URL encoding (the common case: ids, numbers, regions)
+
+
+def _encode(value: str) -> str:
+    return value if _PLAIN.fullmatch(value) else quote_plus(value, safe="")
+
+
 def to_query(params: SignatureParams) -> str:
     """The signed `original` string: present parameters only, URL-encoded UTF-8."""
-    pairs: list[tuple[str, str]] = []
-    for f in fields(params):
-        value = getattr(params, f.name)
+    parts = []
+    for name, wire in WIRE_NAMES.items():
+        value = getattr(params, name)
         if value is None:
             continue
-        if isinstance(value, bool):
-            value = int(value)
-        pairs.append((WIRE_NAMES[f.name], str(value)))
-    return urlencode(pairs)
+        text = str(int(value)) if type(value) is bool else value if type(value) is str else str(value)
+        parts.append(f"{wire}={_encode(text)}")
+    return "&".join(parts)
 
 
 def _mac(secret_key: str, original: bytes) -> bytes:
