@@ -240,7 +240,7 @@ def _log_line(fields: dict[str, Any]) -> None:
         # makeRecord + handle skips logging's stack walk for the caller: a large share of a
         # request's cost on this hot path, and the line says where it comes from anyway.
         line = json.dumps(fields, ensure_ascii=False, default=str)
-        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, None, None))
+        log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, (), None))
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
