@@ -369,3 +369,75 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
     )
     r.finish()
     return settings
+
+
+@dataclass(frozen=True)
+class VodApiSettings:
+    """Credentials and endpoint for VOD's cloud API (TC3-signed), used by the PULL function and
+    scripts/configure-events. SCF's execution-role variables are accepted as a fallback."""
+
+    secret_id: str
+    secret_key: Secret
+    session_token: Secret | None
+    endpoint: str  # host[:port]
+    protocol: str  # "https" (Tencent) or "http" (the local emulator)
+    region: str | None
+    sub_app_id: int | None
+
+
+@dataclass(frozen=True)
+class PullSettings:
+    api: VodApiSettings
+    store: StoreSettings
+    after_commit_hook: str | None
+    reserve_seconds: int  # stop pulling this long before the invocation's time limit
+    budget_seconds: int  # run time when the context gives no time limit
+
+
+def _read_vod_api(r: _Reader) -> VodApiSettings:
+    # SCF injects an execution role's temporary keys as TENCENTCLOUD_SECRETID/SECRETKEY/SESSIONTOKEN.
+    secret_id = r.text("TENCENTCLOUD_SECRET_ID") or r.text("TENCENTCLOUD_SECRETID")
+    secret_key = r.secret("TENCENTCLOUD_SECRET_KEY") or r.secret("TENCENTCLOUD_SECRETKEY")
+    if secret_id is None:
+        r.problem("TENCENTCLOUD_SECRET_ID", "is required (or an SCF execution role)")
+    if secret_key is None:
+        r.problem("TENCENTCLOUD_SECRET_KEY", "is required (or an SCF execution role)")
+    endpoint = r.text("VOD_API_ENDPOINT", "vod.tencentcloudapi.com") or "vod.tencentcloudapi.com"
+    protocol, _, host = endpoint.rpartition("://")
+    if protocol not in ("", "http", "https") or not host or "/" in host:
+        r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
+    region = r.text("TENCENTCLOUD_REGION")
+    _region(r, "TENCENTCLOUD_REGION", region)
+    return VodApiSettings(
+        secret_id=secret_id or "",
+        secret_key=secret_key or Secret(""),
+        session_token=r.secret("TENCENTCLOUD_SESSIONTOKEN") or r.secret("TENCENTCLOUD_SESSION_TOKEN"),
+        endpoint=host,
+        protocol=protocol or "https",
+        region=region,
+        sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
+    )
+
+
+def load_vod_api_settings(environ: Mapping[str, str] | None = None) -> VodApiSettings:
+    r = _Reader(os.environ if environ is None else environ)
+    settings = _read_vod_api(r)
+    r.finish()
+    return settings
+
+
+def load_pull_settings(environ: Mapping[str, str] | None = None) -> PullSettings:
+    r = _Reader(os.environ if environ is None else environ)
+    hook = r.text("AFTER_COMMIT_HOOK")
+    if hook is not None and not _HOOK.match(hook):
+        r.problem("AFTER_COMMIT_HOOK", f"must be package.module:function (got {hook!r})")
+    settings = PullSettings(
+        api=_read_vod_api(r),
+        store=_read_store(r),
+        after_commit_hook=hook,
+        # PullEvents may hold a request 5 s, then the batch is stored and confirmed.
+        reserve_seconds=r.integer("VOD_PULL_RESERVE_SECONDS", 12, 6, 600) or 12,
+        budget_seconds=r.integer("VOD_PULL_BUDGET_SECONDS", 50, 1, 900) or 50,
+    )
+    r.finish()
+    return settings

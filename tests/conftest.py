@@ -40,7 +40,7 @@ class LeakGuard:
 def _isolated_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's real settings, and none leaks settings into the next."""
     for name in list(os.environ):
-        if name.startswith(("TENCENTCLOUD_", "VOD_", "AUTH_", "CORS_", "DATABASE_URL", "HTTP_MAX_", "AFTER_COMMIT")):
+        if name.startswith(("TENCENTCLOUD_", "VOD_", "AUTH_", "CORS_", "DATABASE_", "HTTP_MAX_", "AFTER_COMMIT")):
             monkeypatch.delenv(name)
 
 

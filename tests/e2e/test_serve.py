@@ -33,6 +33,7 @@ def free_port() -> int:
 def serve_output(tmp_path: Path) -> Iterator[list[str]]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
     proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve"), "--port", str(free_port()),
+                             "--emulator-port", "0",
                              "--state-dir", str(tmp_path / "state")], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []

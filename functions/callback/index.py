@@ -1,0 +1,20 @@
+"""Callback function: verify, record and acknowledge VOD event notifications (POST, path-agnostic)."""
+
+from typing import Any
+
+from shared.callback_service import make_callback_endpoint
+from shared.config import load_callback_settings, log_level
+from shared.hooks import load_hook
+from shared.http import serve
+from shared.logs import setup_logging
+from shared.store import open_store
+
+setup_logging(log_level())
+SETTINGS = load_callback_settings()  # once per container; a bad setting fails the cold start loudly
+# Connects on first use, not here: a store that is down at cold start answers 503, it can't crash the import.
+STORE = open_store(SETTINGS.database_url.reveal(), timeout_seconds=SETTINGS.database_timeout_seconds)
+ENDPOINT = make_callback_endpoint(SETTINGS, lambda: STORE, after_commit=load_hook(SETTINGS.after_commit_hook))
+
+
+def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    return serve(event, context, ENDPOINT, SETTINGS.http)

@@ -1,0 +1,26 @@
+"""Reliable-callback (PULL) function, on a timer: PullEvents → store → ConfirmEvents until near the time limit."""
+
+import time
+from typing import Any
+
+from shared.config import load_pull_settings, log_level
+from shared.hooks import load_hook
+from shared.logs import setup_logging
+from shared.pull_service import drain
+from shared.store import open_store
+from shared.vod_api import SdkEventQueue, make_client
+
+setup_logging(log_level())
+SETTINGS = load_pull_settings()  # once per container; a bad setting fails the cold start loudly
+STORE = open_store(SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds)
+QUEUE = SdkEventQueue(make_client(SETTINGS.api), SETTINGS.api.sub_app_id)
+AFTER_COMMIT = load_hook(SETTINGS.after_commit_hook)
+
+
+def main_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    started = time.time()
+    limit_ms = context.get("time_limit_in_ms") if isinstance(context, dict) else getattr(context, "time_limit_in_ms", 0)
+    budget = (limit_ms or 0) / 1000 or SETTINGS.budget_seconds
+    report = drain(QUEUE, STORE, deadline=started + budget, clock=time.time,
+                   reserve_seconds=SETTINGS.reserve_seconds, after_commit=AFTER_COMMIT)
+    return vars(report)

@@ -1,0 +1,312 @@
+"""The VOD cloud API subset (version 2018-07-17), TC3-signed, as the tencentcloud SDKs call it.
+
+`POST /` with `X-TC-Action`; answers are always HTTP 200 with `Content-Type: application/json` and
+`{"Response": {..., "RequestId"}}`, errors `{"Response": {"Error": {"Code", "Message"}, "RequestId"}}`
+in Tencent's codes (an unexpected crash too, as `InternalError`: the SDK reports a non-200 answer only
+as a network error).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from werkzeug.wrappers import Request, Response
+
+from vodemu import tc3
+from vodemu.cloud_params import ACTION_PARAMS, CloudApiError, Params, switch, upload_options
+from vodemu.delivery import LOOPBACK_HINT, EventSignal, PullSettings, is_loopback_url, pull_events
+from vodemu.events import media_basic_info, meta_data
+from vodemu.settings import API_VERSION, SERVICE, EmulatorSettings
+from vodemu.state import PULL, PUSH, EmulatorState, EventConfig
+from vodemu.uploads import NewFile, UploadError, UploadErrorKind, UploadService
+from vodemu.wsgi import BodyTooLarge, WSGIApplication, guarded, json_response, read_body
+
+log = logging.getLogger("vodemu.cloud")
+
+MAX_CONFIRM_HANDLES = 16
+MAX_FILE_IDS = 20
+_SIGN_KEY_RE = re.compile(r"^[A-Za-z0-9]{0,32}$")
+_MEDIA_INFO_FILTERS = frozenset(
+    [
+        "basicInfo",
+        "metaData",
+        "transcodeInfo",
+        "animatedGraphicsInfo",
+        "imageSpriteInfo",
+        "snapshotByTimeOffsetInfo",
+        "sampleSnapshotInfo",
+        "keyFrameDescInfo",
+        "adaptiveDynamicStreamingInfo",
+        "miniProgramReviewInfo",
+        "subtitleInfo",
+        "reviewInfo",
+        "mpsAiMediaInfo",
+        "knowledgeBasesInfo",
+    ]
+)
+
+
+_UPLOAD_ERROR_CODES = {
+    UploadErrorKind.BAD_FIELD: "InvalidParameterValue",
+    UploadErrorKind.STORAGE_REGION: "InvalidParameterValue.StorageRegion",
+    UploadErrorKind.MEDIA_TYPE: "InvalidParameterValue.MediaType",
+    UploadErrorKind.COVER_TYPE: "InvalidParameterValue.CoverType",
+    UploadErrorKind.SESSION_NOT_FOUND: "InvalidParameterValue.VodSessionKey",
+    UploadErrorKind.SESSION_EXPIRED: "InvalidParameterValue.VodSessionKey",
+    UploadErrorKind.SESSION_COMMITTED: "InvalidParameterValue.VodSessionKey",
+    UploadErrorKind.FILE_NOT_FOUND: "ResourceNotFound.FileNotExist",
+    UploadErrorKind.NOT_UPLOADED: "FailedOperation",
+    UploadErrorKind.SIZE_MISMATCH: "FailedOperation",
+}
+
+
+# -- the API --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloudApi:
+    settings: EmulatorSettings
+    state: EmulatorState
+    service: UploadService
+    signal: EventSignal
+    clock: Callable[[], float]
+    stopping: threading.Event  # set on shutdown so long polls return
+
+    def handle(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        action = request.headers.get("X-TC-Action", "")
+        try:
+            result = self._call(request, action)
+        except CloudApiError as exc:
+            log.info("%s refused: %s %s", action or "?", exc.code, exc.message)
+            return _answer({"Error": {"Code": exc.code, "Message": exc.message}}, request_id)
+        except Exception:  # Tencent answers a crash as InternalError with HTTP 200
+            log.exception("%s failed (RequestId %s)", action or "?", request_id)
+            return _answer({"Error": {"Code": "InternalError", "Message": "An internal error occurred"}}, request_id)
+        return _answer(result, request_id)
+
+    def _call(self, request: Request, action: str) -> dict[str, Any]:
+        try:
+            body = read_body(request)
+        except BodyTooLarge as exc:
+            raise CloudApiError("RequestSizeLimitExceeded", str(exc)) from exc
+        headers = {name.lower(): value for name, value in request.headers.items()}  # values as sent
+        wire = tc3.Tc3Request(request.method, request.query_string.decode("latin-1"), headers, body)
+        try:
+            tc3.verify(
+                wire,
+                self.settings.secret_keys,
+                service=SERVICE,
+                now=self.clock,
+                tolerance_seconds=self.settings.tc3_tolerance_seconds,
+            )
+        except tc3.Tc3Error as exc:
+            raise CloudApiError(exc.code, exc.message) from exc
+        handler = self._handlers().get(action)
+        if handler is None:
+            raise CloudApiError("InvalidAction", f"The action `{action}` is not emulated (or does not exist)")
+        self._check_version(request)
+        params = Params(self._json_params(request, body), ACTION_PARAMS[action])
+        self._check_sub_app(params)
+        return handler(params)
+
+    def _handlers(self) -> dict[str, Callable[[Params], dict[str, Any]]]:
+        return {
+            "ModifyEventConfig": self._modify_event_config,
+            "DescribeEventConfig": self._describe_event_config,
+            "PullEvents": self._pull_events,
+            "ConfirmEvents": self._confirm_events,
+            "ApplyUpload": self._apply_upload,
+            "CommitUpload": self._commit_upload,
+            "DescribeMediaInfos": self._describe_media_infos,
+        }
+
+    @staticmethod
+    def _check_version(request: Request) -> None:
+        version = request.headers.get("X-TC-Version")
+        if not version:
+            raise CloudApiError("MissingParameter", "The request is missing the X-TC-Version header")
+        if version != API_VERSION:
+            raise CloudApiError("NoSuchVersion", f"VOD API version {version!r} does not exist; use {API_VERSION}")
+
+    @staticmethod
+    def _json_params(request: Request, body: bytes) -> dict[str, Any]:
+        if request.method != "POST" or request.mimetype != "application/json":
+            raise CloudApiError(
+                "UnsupportedOperation", "the emulator takes POST with Content-Type application/json (the SDK default)"
+            )
+        try:
+            values = json.loads(body) if body else {}
+        except ValueError as exc:
+            raise CloudApiError("InvalidParameter", f"the body is not JSON: {exc}") from exc
+        if not isinstance(values, dict):
+            raise CloudApiError("InvalidParameter", "the body must be a JSON object")
+        return values
+
+    def _check_sub_app(self, params: Params) -> None:
+        sub_app_id = params.integer("SubAppId")
+        if sub_app_id is not None and sub_app_id != self.settings.vod_app_id:
+            raise CloudApiError(
+                "InvalidParameterValue.SubAppId",
+                f"SubAppId {sub_app_id} is not this application ({self.settings.vod_app_id})",
+            )
+
+    # -- event configuration -------------------------------------------------------------------
+
+    def _modify_event_config(self, params: Params) -> dict[str, Any]:
+        config = self.state.get_event_config()
+        mode = params.text("Mode") or config.mode
+        if mode not in (PUSH, PULL):
+            raise CloudApiError("InvalidParameterValue", "Mode must be PUSH or PULL")
+        url = params.text("NotificationUrl")
+        if url and not is_loopback_url(url):
+            raise CloudApiError("InvalidParameterValue", f"NotificationUrl {url!r} refused: {LOOPBACK_HINT}")
+        sign_key = params.text("SignKey")
+        if sign_key is not None and not _SIGN_KEY_RE.match(sign_key):
+            raise CloudApiError("InvalidParameterValue", "SignKey must be letters and digits, at most 32")
+        self.state.put_event_config(
+            EventConfig(
+                mode=mode,
+                notification_url=config.notification_url if url is None else url,
+                upload_switch=switch(params, "UploadMediaCompleteEventSwitch", config.upload_switch),
+                delete_switch=switch(params, "DeleteMediaCompleteEventSwitch", config.delete_switch),
+                persistence_switch=switch(params, "PersistenceCompleteEventSwitch", config.persistence_switch),
+                sign_key=config.sign_key if sign_key is None else sign_key,
+            )
+        )
+        self.signal.notify()  # a PUSH worker waiting on a missing URL may now deliver
+        return {}
+
+    def _describe_event_config(self, params: Params) -> dict[str, Any]:
+        config = self.state.get_event_config()
+        return {
+            "Mode": config.mode,
+            "NotificationUrl": config.notification_url,
+            "UploadMediaCompleteEventSwitch": config.upload_switch,
+            "DeleteMediaCompleteEventSwitch": config.delete_switch,
+            "PersistenceCompleteEventSwitch": config.persistence_switch,
+        }
+
+    # -- reliable callback (PULL) --------------------------------------------------------------
+
+    def _pull_events(self, params: Params) -> dict[str, Any]:
+        settings = PullSettings(
+            long_poll_seconds=self.settings.long_poll_seconds,
+            confirm_window_seconds=self.settings.confirm_window_seconds,
+            retention_seconds=self.settings.event_retention_seconds,
+        )
+        pulled = pull_events(self.state, self.signal, self.clock, settings, stopping=self.stopping)
+        return {"EventSet": [{"EventHandle": e.handle, **e.body} for e in pulled]}
+
+    def _confirm_events(self, params: Params) -> dict[str, Any]:
+        handles = params.texts("EventHandles", required=True)
+        if not handles or len(handles) > MAX_CONFIRM_HANDLES:
+            raise CloudApiError("InvalidParameterValue", f"EventHandles: 1 to {MAX_CONFIRM_HANDLES} handles")
+        refused = self.state.confirm_events(handles, self.clock(), window=self.settings.confirm_window_seconds)
+        if refused:
+            details = ", ".join(f"{h} ({why})" for h, why in refused.items())
+            raise CloudApiError(
+                "InvalidParameter",
+                f"EventHandles not confirmable, none were confirmed: {details}; a handle is valid for "
+                f"{self.settings.confirm_window_seconds} s after PullEvents returned it",
+            )
+        return {}
+
+    # -- server-side upload ----------------------------------------------------------------------
+
+    def _apply_upload(self, params: Params) -> dict[str, Any]:
+        if params.has("MediaStoragePath"):
+            raise CloudApiError("InvalidParameterValue.MediaStoragePath", "the emulator assigns storage paths itself")
+        media_type = params.text("MediaType", required=True) or ""
+        cover_type = params.text("CoverType")
+        try:
+            applied = self.service.new_upload(
+                upload_options(params, self.settings.default_region),
+                NewFile(params.text("MediaName") or "", media_type, None),
+                NewFile("", cover_type, None) if cover_type else None,
+            )
+        except UploadError as exc:
+            raise _upload_error(exc) from exc
+        session, credential = applied.session, applied.credential
+        answer: dict[str, Any] = {
+            "StorageBucket": session.bucket,
+            "StorageRegion": session.options.storage_region,
+            "VodSessionKey": session.session_key,
+            "MediaStoragePath": "/" + session.video.key if session.video else None,
+            "CoverStoragePath": "/" + session.cover.key if session.cover else None,
+            "TempCertificate": {
+                "SecretId": credential.secret_id,
+                "SecretKey": credential.secret_key,
+                "Token": credential.token,
+                "ExpiredTime": credential.expired_time,
+            },
+        }
+        return {k: v for k, v in answer.items() if v is not None}
+
+    def _commit_upload(self, params: Params) -> dict[str, Any]:
+        try:
+            committed = self.service.commit(params.text("VodSessionKey", required=True) or "")
+        except UploadError as exc:
+            raise _upload_error(exc) from exc
+        media = committed.media
+        answer = {"FileId": media.file_id, "MediaUrl": self.service.url_for(media.bucket, media.media_key)}
+        if media.cover_key:
+            answer["CoverUrl"] = self.service.url_for(media.bucket, media.cover_key)
+        return answer
+
+    # -- media ---------------------------------------------------------------------------------
+
+    def _describe_media_infos(self, params: Params) -> dict[str, Any]:
+        file_ids = params.texts("FileIds", required=True)
+        if not file_ids:
+            raise CloudApiError("InvalidParameterValue.FileIdsEmpty", "FileIds must not be empty")
+        if len(file_ids) > MAX_FILE_IDS:
+            raise CloudApiError("InvalidParameterValue.FileIdsTooMany", f"FileIds: at most {MAX_FILE_IDS}")
+        filters = set(params.texts("Filters")) or {"basicInfo", "metaData"}
+        unknown = filters - _MEDIA_INFO_FILTERS
+        if unknown:
+            raise CloudApiError("InvalidParameterValue", f"Filters: unknown {', '.join(sorted(unknown))}")
+        infos, missing = [], []
+        for file_id in dict.fromkeys(file_ids):  # VOD answers each id once
+            media = self.state.get_media(file_id)
+            if media is None:
+                missing.append(file_id)
+                continue
+            info: dict[str, Any] = {"FileId": file_id}
+            if "basicInfo" in filters:
+                info["BasicInfo"] = media_basic_info(media, self.service.url_for)
+            if "metaData" in filters:
+                info["MetaData"] = meta_data(media)
+            infos.append(info)
+        return {"MediaInfoSet": infos, "NotExistFileIdSet": missing}
+
+
+def _upload_error(exc: UploadError) -> CloudApiError:
+    return CloudApiError(_UPLOAD_ERROR_CODES[exc.kind], exc.message)
+
+
+def _answer(payload: dict[str, Any], request_id: str) -> Response:
+    return json_response({"Response": {**payload, "RequestId": request_id}})
+
+
+def _crash_answer() -> Response:
+    return _answer({"Error": {"Code": "InternalError", "Message": "An internal error occurred"}}, str(uuid.uuid4()))
+
+
+def make_cloud_app(
+    settings: EmulatorSettings,
+    state: EmulatorState,
+    service: UploadService,
+    signal: EventSignal,
+    clock: Callable[[], float],
+    stopping: threading.Event,
+) -> WSGIApplication:
+    api = CloudApi(settings, state, service, signal, clock, stopping)
+    return guarded(api.handle, _crash_answer, "cloud API")

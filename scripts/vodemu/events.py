@@ -1,0 +1,213 @@
+"""v3 event notifications as VOD writes them (REFERENCE §3), and which of them an upload produces.
+
+Events are plain dicts with null fields left out, as VOD does. The emulator does not transcode:
+a procedure "finishes" at once, and its Transcode result points at the original media URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from vodemu.state import PULL, PUSH, EventConfig, MediaFile, UploadOptions
+
+NEVER_EXPIRES = "9999-12-31T23:59:59Z"
+EMULATED_TRANSCODE_DEFINITION = 100010  # a VOD preset definition id, reported by the fake Transcode task
+
+_VIDEO_TYPES = frozenset(
+    [
+        "3gp",
+        "asf",
+        "asx",
+        "avi",
+        "dat",
+        "f4v",
+        "flv",
+        "m2ts",
+        "m3u8",
+        "m4v",
+        "mkv",
+        "mov",
+        "mp4",
+        "mp4v",
+        "mpe",
+        "mpeg",
+        "mpg",
+        "mts",
+        "mxf",
+        "qt",
+        "ram",
+        "rm",
+        "rmvb",
+        "ts",
+        "vob",
+        "webm",
+        "wm",
+        "wmv",
+    ]
+)
+_AUDIO_TYPES = frozenset(["aac", "ac3", "amr", "ape", "flac", "m4a", "mp3", "ogg", "opus", "wav", "wma"])
+_IMAGE_TYPES = frozenset(["bmp", "gif", "heic", "jpeg", "jpg", "png", "tif", "tiff", "webp"])
+MEDIA_TYPES = _VIDEO_TYPES | _AUDIO_TYPES | _IMAGE_TYPES
+COVER_TYPES = _IMAGE_TYPES
+
+UrlFor = Callable[[str, str], str]  # (bucket, key) -> URL the emulator serves the object at
+
+
+def iso_time(timestamp: float) -> str:
+    return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def without_nulls(value: Any) -> Any:
+    """Drop None-valued fields at every depth: VOD omits null fields from its events."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+def _compact(fields: dict[str, Any]) -> dict[str, Any]:
+    compacted: dict[str, Any] = without_nulls(fields)
+    return compacted
+
+
+def category(media_type: str) -> str:
+    media_type = media_type.lower()
+    if media_type in _AUDIO_TYPES:
+        return "Audio"
+    if media_type in _IMAGE_TYPES:
+        return "Image"
+    return "Video"
+
+
+def media_basic_info(media: MediaFile, url_for: UrlFor) -> dict[str, Any]:
+    options = media.options
+    return _compact(
+        {
+            "Name": media.name,
+            "Description": "",
+            "CreateTime": iso_time(media.created_at),
+            "UpdateTime": iso_time(media.updated_at),
+            "ExpireTime": options.expire_time or NEVER_EXPIRES,
+            "ClassId": options.class_id,
+            "CoverUrl": url_for(media.bucket, media.cover_key) if media.cover_key else "",
+            "Type": media.type,
+            "MediaUrl": url_for(media.bucket, media.media_key),
+            "SourceInfo": {"SourceType": "Upload", "SourceContext": options.source_context or ""},
+            "StorageRegion": options.storage_region,
+            "StoragePath": "/" + media.media_key,
+            "TagSet": [],
+            "Vid": "",
+            "Category": category(media.type),
+            "Status": "Normal",
+            "StorageClass": "STANDARD",
+        }
+    )
+
+
+def meta_data(media: MediaFile) -> dict[str, Any]:
+    # Only what the emulator knows without probing the file.
+    return {"Size": media.size, "Container": media.type}
+
+
+def new_file_upload(media: MediaFile, url_for: UrlFor) -> dict[str, Any]:
+    return _compact(
+        {
+            "EventType": "NewFileUpload",
+            "FileUploadEvent": {
+                "FileId": media.file_id,
+                "MediaBasicInfo": media_basic_info(media, url_for),
+                "ProcedureTaskId": media.procedure_task_id or "",
+                "ReviewAudioVideoTaskId": "",
+                "MetaData": meta_data(media),
+            },
+        }
+    )
+
+
+def _transcode_result(media: MediaFile, url_for: UrlFor) -> dict[str, Any]:
+    return {
+        "Type": "Transcode",
+        "TranscodeTask": {
+            "Status": "SUCCESS",
+            "ErrCode": 0,
+            "ErrCodeExt": "",
+            "Message": "SUCCESS",
+            "Progress": 100,
+            "Input": {"Definition": EMULATED_TRANSCODE_DEFINITION},
+            "Output": {
+                "Url": url_for(media.bucket, media.media_key),
+                "Definition": EMULATED_TRANSCODE_DEFINITION,
+                "Size": media.size,
+                "Container": media.type,
+            },
+        },
+    }
+
+
+def procedure_state_changed(media: MediaFile, status: str, url_for: UrlFor) -> dict[str, Any]:
+    options = media.options
+    finished = status == "FINISH"
+    return _compact(
+        {
+            "EventType": "ProcedureStateChanged",
+            "ProcedureStateChangeEvent": {
+                "TaskId": media.procedure_task_id,
+                "Status": status,
+                "ErrCode": 0,
+                "Message": "SUCCESS",
+                "FileId": media.file_id,
+                "FileName": media.name,
+                "FileUrl": url_for(media.bucket, media.media_key),
+                "MetaData": meta_data(media),
+                "MediaProcessResultSet": [_transcode_result(media, url_for)] if finished else [],
+                "AiContentReviewResultSet": [],
+                "AiAnalysisResultSet": [],
+                "AiRecognitionResultSet": [],
+                "TasksPriority": options.task_priority or 0,
+                "TasksNotifyMode": options.task_notify_mode or "Finish",
+                "SessionContext": options.session_context or "",
+                "SessionId": "",
+            },
+        }
+    )
+
+
+def procedure_statuses(options: UploadOptions) -> tuple[str, ...]:
+    """Which state changes a procedure reports: taskNotifyMode Change = each one, Finish (default) = the end."""
+    if options.procedure is None or options.task_notify_mode == "None":
+        return ()
+    if options.task_notify_mode == "Change":
+        return ("PROCESSING", "FINISH")
+    return ("FINISH",)
+
+
+def upload_events(media: MediaFile, config: EventConfig, url_for: UrlFor) -> list[tuple[str, dict[str, Any]]]:
+    """The (delivery mode, event) pairs a committed upload produces under `config`.
+
+    UploadMediaCompleteEventSwitch gates NewFileUpload only; procedure state changes are always sent.
+    PUSH without a NotificationUrl has nowhere to go, so nothing is queued (as VOD: nothing is sent).
+    """
+    if config.mode == PUSH and not config.notification_url:
+        return []
+    events = []
+    if config.upload_switch == "ON":
+        events.append(new_file_upload(media, url_for))
+    events.extend(procedure_state_changed(media, s, url_for) for s in procedure_statuses(media.options))
+    delivery = PULL if config.mode == PULL else PUSH
+    return [(delivery, event) for event in events]
+
+
+def push_signature(sign_key: str, expires_at: int) -> str:
+    """Sign = lowercase hex MD5(SignKey + str(T)) (REFERENCE §3)."""
+    return hashlib.md5((sign_key + str(expires_at)).encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def signed_push_body(event: dict[str, Any], sign_key: str, now: float, ttl_seconds: int) -> dict[str, Any]:
+    if not sign_key:
+        return event
+    expires_at = int(now) + ttl_seconds
+    return {**event, "Sign": push_signature(sign_key, expires_at), "T": expires_at}

@@ -1,0 +1,315 @@
+"""VOD v3 event notifications (REFERENCE §3): verified, parsed at the edge, keyed for deduplication.
+
+Only the fields this bundle uses are read, and each is type-checked: a wrong type is a 400 naming
+the field. Absent (or null) fields are fine because VOD omits nulls; unknown fields and unknown
+event types are kept, never rejected (VOD adds both over time).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from shared.errors import BadRequest, Unauthorized
+
+JsonObject = Mapping[str, Any]
+T = TypeVar("T")
+
+# Transport fields: they authenticate one delivery, they are not part of the event. They are left
+# out of the dedupe key (VOD re-signs every retry) and out of the stored payload (Sign + T would
+# let anyone who reads the database brute-force a short SignKey offline).
+TRANSPORT_FIELDS = ("Sign", "T")
+_NOT_IN_KEY = (*TRANSPORT_FIELDS, "EventHandle")
+
+
+class MalformedEvent(BadRequest):
+    """A body that is not a VOD event; `field` names the offending field (dotted path)."""
+
+    code = "malformed_event"
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field} {why}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class NewFileUpload:
+    file_id: str
+    name: str | None = None
+    media_url: str | None = None
+    cover_url: str | None = None
+    media_type: str | None = None
+    storage_region: str | None = None
+    class_id: int | None = None
+    create_time: str | None = None
+    source_type: str | None = None
+    source_context: str | None = None
+    procedure_task_id: str | None = None
+    review_task_id: str | None = None
+    metadata: JsonObject | None = None
+    event_type: str = field(default="NewFileUpload", init=False)
+
+    @property
+    def file_ids(self) -> tuple[str, ...]:
+        return (self.file_id,)
+
+
+@dataclass(frozen=True)
+class MediaProcessResult:
+    """One entry of MediaProcessResultSet: `Type` and its `<Type>Task` object."""
+
+    type: str
+    status: str | None = None
+    err_code: int | None = None
+    message: str | None = None
+    input: JsonObject | None = None
+    output: JsonObject | None = None
+
+
+@dataclass(frozen=True)
+class ProcedureStateChanged:
+    task_id: str
+    status: str | None = None
+    err_code: int | None = None
+    message: str | None = None
+    file_id: str | None = None
+    file_name: str | None = None
+    file_url: str | None = None
+    session_context: str | None = None
+    session_id: str | None = None
+    results: tuple[MediaProcessResult, ...] = ()
+    event_type: str = field(default="ProcedureStateChanged", init=False)
+
+    @property
+    def file_ids(self) -> tuple[str, ...]:
+        return (self.file_id,) if self.file_id else ()
+
+
+@dataclass(frozen=True)
+class DeletePart:
+    type: str | None = None
+    definition: int | None = None
+
+
+@dataclass(frozen=True)
+class FileDeleted:
+    file_ids: tuple[str, ...]
+    # FileId -> the parts deleted; a file with no parts listed was deleted whole (DeleteMedia's
+    # default), one with parts (e.g. only TranscodeFiles) still exists.
+    parts: tuple[tuple[str, tuple[DeletePart, ...]], ...] = ()
+    event_type: str = field(default="FileDeleted", init=False)
+
+    def parts_for(self, file_id: str) -> tuple[DeletePart, ...]:
+        return next((parts for fid, parts in self.parts if fid == file_id), ())
+
+
+@dataclass(frozen=True)
+class OtherEvent:
+    """Any other type (EditMediaComplete, TranscodeComplete, ...): kept, linked to the files it names."""
+
+    event_type: str
+    file_ids: tuple[str, ...] = ()
+
+
+VodEvent = NewFileUpload | ProcedureStateChanged | FileDeleted | OtherEvent
+
+_KINDS: dict[type, str] = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
+
+
+def _typed(obj: JsonObject, key: str, kind: type[T], path: str) -> T | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    # bool is an int in Python: ErrCode: true must not pass as 1.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise MalformedEvent(f"{path}{key}", f"must be {_KINDS[kind]}")
+    if isinstance(value, str) and not _storable(value):
+        raise MalformedEvent(f"{path}{key}", "must not contain NUL or unpaired surrogates")
+    return value
+
+
+def _storable(text: str) -> bool:
+    # Both stores reject these in text columns; refusing them here keeps a storage error (503,
+    # retried forever by VOD) from ever being the answer to a bad event.
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _text(obj: JsonObject, key: str, path: str) -> str | None:
+    return _typed(obj, key, str, path) or None  # VOD writes "" for "none" (ProcedureTaskId, CoverUrl)
+
+
+def _required_text(obj: JsonObject, key: str, path: str) -> str:
+    value = _text(obj, key, path)
+    if value is None:
+        raise MalformedEvent(f"{path}{key}", "is required")
+    return value
+
+
+def _object(obj: JsonObject, key: str, path: str) -> JsonObject:
+    return _typed(obj, key, dict, path) or {}
+
+
+def _objects(obj: JsonObject, key: str, path: str) -> list[tuple[str, JsonObject]]:
+    items = _typed(obj, key, list, path) or []
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise MalformedEvent(f"{path}{key}[{i}]", "must be an object")
+    return [(f"{path}{key}[{i}].", item) for i, item in enumerate(items)]
+
+
+def _texts(obj: JsonObject, key: str, path: str) -> tuple[str, ...]:
+    items = _typed(obj, key, list, path) or []
+    for i, item in enumerate(items):
+        if not isinstance(item, str) or not item or not _storable(item):
+            raise MalformedEvent(f"{path}{key}[{i}]", "must be a non-empty string")
+    return tuple(dict.fromkeys(items))
+
+
+def _new_file_upload(payload: JsonObject) -> NewFileUpload:
+    p = "FileUploadEvent."
+    body = _object(payload, "FileUploadEvent", "")
+    info = _object(body, "MediaBasicInfo", p)
+    ip = p + "MediaBasicInfo."
+    source = _object(info, "SourceInfo", ip)
+    return NewFileUpload(
+        file_id=_required_text(body, "FileId", p),
+        name=_text(info, "Name", ip),
+        media_url=_text(info, "MediaUrl", ip),
+        cover_url=_text(info, "CoverUrl", ip),
+        media_type=_text(info, "Type", ip),
+        storage_region=_text(info, "StorageRegion", ip),
+        class_id=_typed(info, "ClassId", int, ip),
+        create_time=_text(info, "CreateTime", ip),
+        source_type=_text(source, "SourceType", ip + "SourceInfo."),
+        source_context=_text(source, "SourceContext", ip + "SourceInfo."),
+        procedure_task_id=_text(body, "ProcedureTaskId", p),
+        review_task_id=_text(body, "ReviewAudioVideoTaskId", p),
+        metadata=_typed(body, "MetaData", dict, p),
+    )
+
+
+def _result(path: str, item: JsonObject) -> MediaProcessResult:
+    kind = _required_text(item, "Type", path)
+    task = _object(item, f"{kind}Task", path)  # Type "Transcode" -> "TranscodeTask"
+    tp = f"{path}{kind}Task."
+    return MediaProcessResult(
+        type=kind,
+        status=_text(task, "Status", tp),
+        err_code=_typed(task, "ErrCode", int, tp),
+        message=_text(task, "Message", tp),
+        input=_typed(task, "Input", dict, tp),
+        output=_typed(task, "Output", dict, tp),
+    )
+
+
+def _procedure_state_changed(payload: JsonObject) -> ProcedureStateChanged:
+    p = "ProcedureStateChangeEvent."
+    body = _object(payload, "ProcedureStateChangeEvent", "")
+    return ProcedureStateChanged(
+        task_id=_required_text(body, "TaskId", p),
+        status=_text(body, "Status", p),
+        err_code=_typed(body, "ErrCode", int, p),
+        message=_text(body, "Message", p),
+        file_id=_text(body, "FileId", p),
+        file_name=_text(body, "FileName", p),
+        file_url=_text(body, "FileUrl", p),
+        session_context=_text(body, "SessionContext", p),
+        session_id=_text(body, "SessionId", p),
+        results=tuple(_result(path, item) for path, item in _objects(body, "MediaProcessResultSet", p)),
+    )
+
+
+def _delete_parts(path: str, item: JsonObject) -> tuple[str, tuple[DeletePart, ...]]:
+    parts = tuple(DeletePart(_text(part, "Type", pp), _typed(part, "Definition", int, pp))
+                  for pp, part in _objects(item, "DeleteParts", path))
+    return _required_text(item, "FileId", path), parts
+
+
+def _file_deleted(payload: JsonObject) -> FileDeleted:
+    p = "FileDeleteEvent."
+    body = _object(payload, "FileDeleteEvent", "")
+    parts = tuple(_delete_parts(path, item) for path, item in _objects(body, "FileDeleteResultInfo", p))
+    file_ids = _texts(body, "FileIdSet", p)
+    # A result for a file missing from FileIdSet still names a file this event is about.
+    extra = tuple(fid for fid, _ in parts if fid not in file_ids)
+    return FileDeleted(file_ids=file_ids + tuple(dict.fromkeys(extra)), parts=parts)
+
+
+def _other(payload: JsonObject, event_type: str) -> OtherEvent:
+    # Best effort, never an error: many types carry a `<Something>Event` object with a FileId.
+    found = [value.get("FileId") for value in payload.values() if isinstance(value, dict)]
+    return OtherEvent(event_type, tuple(sorted({f for f in found if isinstance(f, str) and f and _storable(f)})))
+
+
+def parse_event(payload: object) -> VodEvent:
+    """The typed event in a v3 notification (PUSH body or one PULL EventSet item)."""
+    if not isinstance(payload, dict):
+        raise MalformedEvent("body", "must be a JSON object")
+    event_type = payload.get("EventType")
+    if event_type is None:
+        raise MalformedEvent("EventType", "is required")
+    if not isinstance(event_type, str) or not event_type or not _storable(event_type):
+        raise MalformedEvent("EventType", "must be a non-empty string")
+    _typed(payload, "EventHandle", str, "")
+    if event_type == "NewFileUpload":
+        return _new_file_upload(payload)
+    if event_type == "ProcedureStateChanged":
+        return _procedure_state_changed(payload)
+    if event_type == "FileDeleted":
+        return _file_deleted(payload)
+    return _other(payload, event_type)
+
+
+def canonical_json(payload: JsonObject) -> str:
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def dedupe_key(payload: JsonObject) -> str:
+    """VOD's own EventHandle when it sent one (PULL), else SHA-256 of the canonical JSON of the
+    event without the per-delivery fields, so every retry of one notification gets one key."""
+    handle = payload.get("EventHandle")
+    if isinstance(handle, str) and handle:
+        return handle
+    event = {k: v for k, v in payload.items() if k not in _NOT_IN_KEY}
+    return hashlib.sha256(canonical_json(event).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def expected_sign(sign_key: str, t: int) -> str:
+    """Sign = lowercase hex MD5(SignKey + str(T)) (REFERENCE §3). MD5 is VOD's choice, not ours."""
+    return hashlib.md5((sign_key + str(t)).encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _unauthorized(code: str, message: str) -> Unauthorized:
+    return Unauthorized(message, code=code)
+
+
+def verify_callback_sign(payload: JsonObject, sign_key: str, now: float, max_ahead: int) -> None:
+    """Accept a PUSH notification only with Sign == MD5(SignKey + str(T)) and now <= T <= now + max_ahead.
+
+    Sign does not cover the body: it only proves the sender knows the SignKey and bounds replays
+    to T. Duplicates are handled by the dedupe key, not here.
+    """
+    sign, t = payload.get("Sign"), payload.get("T")
+    if sign is None or t is None:
+        raise _unauthorized("missing_signature", "Sign and T are required (configure the same SignKey in VOD)")
+    if not isinstance(sign, str):
+        raise _unauthorized("invalid_signature", "Sign must be a string")
+    if type(t) is not int:  # not bool, not "1700000000", not 1.7e9
+        raise _unauthorized("invalid_signature", "T must be an integer")
+    expected = expected_sign(sign_key, t)
+    if not hmac.compare_digest(sign.encode("utf-8", "surrogatepass"), expected.encode("ascii")):
+        raise _unauthorized("invalid_signature", "Sign does not match")
+    if t < now:
+        raise _unauthorized("signature_expired", "T has passed: the notification has expired")
+    if t > now + max_ahead:
+        raise _unauthorized("signature_too_far_ahead", f"T is more than {max_ahead} s ahead")

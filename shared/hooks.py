@@ -1,0 +1,80 @@
+"""The extension point: application code that runs after an event is committed.
+
+Write a function taking one `CommittedEvent` and name it in the setting
+`AFTER_COMMIT_HOOK=package.module:function` (or pass it as `after_commit=` to
+`make_callback_endpoint` / `ingest_event`). It runs once per new event, after the commit and
+before VOD gets its 200; never for a duplicate delivery. If it raises, the event stays recorded
+(it was committed first), the failure is logged with the dedupe key and kept on the event row
+(`hook_status` failed, `hook_failures`, `hook_last_error`; shown by `scripts/uploads show`).
+
+Delivery is at most once: the event is committed as `hook_status = pending` and marked done or
+failed afterwards, so a hook cut short (function timeout, container killed) stays `pending` and
+visible, but is not retried (VOD's retry is a duplicate). Keep hooks quick (the function's timeout
+covers them) and idempotent, so that re-running one by hand for a pending event is safe.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.config import ConfigError
+from shared.events import VodEvent
+from shared.store import EventStore, StoreUnavailable, UploadRecord
+
+log = logging.getLogger("vod.hooks")
+
+
+@dataclass(frozen=True)
+class CommittedEvent:
+    dedupe_key: str
+    event: VodEvent
+    received_at: float
+    uploads: tuple[UploadRecord, ...]  # the record of every file the event names, as committed
+
+    @property
+    def upload(self) -> UploadRecord | None:
+        """The upload record when the event names exactly one file (all but multi-file deletes)."""
+        return self.uploads[0] if len(self.uploads) == 1 else None
+
+
+AfterCommit = Callable[[CommittedEvent], None]
+
+
+def no_hook(committed: CommittedEvent) -> None:
+    """The default: nothing to do after a commit."""
+
+
+def load_hook(spec: str | None) -> AfterCommit:
+    """Resolve `package.module:function` (the AFTER_COMMIT_HOOK setting) once per container."""
+    if spec is None:
+        return no_hook
+    module_name, _, attribute = spec.partition(":")
+    try:
+        hook = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError([("AFTER_COMMIT_HOOK", f"cannot load {spec!r}: {exc}")]) from exc
+    if not callable(hook):
+        raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is not callable")])
+    loaded: AfterCommit = hook
+    return loaded
+
+
+def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) -> str | None:
+    """Call the hook and record how it went on the event row; return the error text if it raised."""
+    error = None
+    try:
+        hook(committed)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        log.exception(json.dumps({"event": "hook.failed", "dedupe_key": committed.dedupe_key,
+                                  "event_type": committed.event.event_type}))
+    try:
+        store.record_hook_result(committed.dedupe_key, error)
+    except StoreUnavailable as store_error:  # the event itself is safe; its row just stays "pending"
+        log.error(json.dumps({"event": "hook.result_not_recorded", "dedupe_key": committed.dedupe_key,
+                              "error": str(store_error)}))
+    return error

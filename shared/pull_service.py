@@ -1,0 +1,117 @@
+"""Reliable callback (PULL): drain VOD's event queue into the store, confirming only what is committed.
+
+PullEvents → `ingest_event` for each event (the same idempotent path as the PUSH callback, the
+EventHandle is the dedupe key) → ConfirmEvents for the committed ones. A crash between commit and
+confirm only means VOD hands the event out again after 30 s, and the store ignores the duplicate.
+This module never imports the Tencent SDK: the queue is anything with `pull` and `confirm`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from shared.callback_service import ingest_event
+from shared.events import MalformedEvent
+from shared.hooks import AfterCommit, no_hook
+from shared.store import EventStore, StoreUnavailable
+
+log = logging.getLogger("vod.pull")
+
+
+class EventQueue(Protocol):
+    def pull(self) -> list[dict[str, Any]]:
+        """Up to 16 events (PullEvents long-polls up to 5 s); [] when there are none."""
+
+    def confirm(self, handles: Sequence[str]) -> None:
+        """ConfirmEvents: VOD forgets these events."""
+
+
+@dataclass(frozen=True)
+class DrainReport:
+    rounds: int
+    pulled: int
+    recorded: int
+    duplicates: int
+    confirmed: int
+    unreadable: int  # left unconfirmed on purpose: VOD keeps them (4 days) until a fixed parser reads them
+    stopped: str  # "deadline", "empty" or "store_unavailable"
+
+
+def without_nulls(value: Any) -> Any:
+    """PullEvents returns every absent field as null; PUSH omits them. Store the PUSH form, so both
+    deliveries of one event look the same."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
+@dataclass
+class _Tally:
+    pulled: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    confirmed: int = 0
+    unreadable: int = 0
+
+
+def _store_batch(events: list[dict[str, Any]], store: EventStore, tally: _Tally, now: float,
+                 after_commit: AfterCommit) -> tuple[list[str], bool]:
+    """Ingest one batch; returns the handles safe to confirm and whether the store failed."""
+    handles: list[str] = []
+    for raw in events:
+        payload = without_nulls(raw)
+        # The handle is a receipt for this delivery (a redelivery gets a new one), not the event's
+        # identity: dedupe on the content, which is also what a PUSH delivery of it would carry.
+        handle = payload.pop("EventHandle", None)
+        try:
+            result = ingest_event(store, payload, received_at=now, after_commit=after_commit)
+        except MalformedEvent as exc:
+            tally.unreadable += 1
+            log.error(json.dumps({"event": "pull.unreadable_event", "event_handle": handle, "error": exc.message}))
+            continue
+        except StoreUnavailable as exc:
+            log.warning(json.dumps({"event": "store.unavailable", "error": str(exc)}))
+            return handles, True
+        tally.duplicates += result.duplicate
+        tally.recorded += not result.duplicate
+        if isinstance(handle, str) and handle:
+            handles.append(handle)
+    return handles, False
+
+
+def drain(
+    queue: EventQueue,
+    store: EventStore,
+    *,
+    deadline: float,
+    clock: Callable[[], float],
+    reserve_seconds: float,
+    after_commit: AfterCommit = no_hook,
+    stop_when_empty: bool = False,
+) -> DrainReport:
+    """Pull, store and confirm until `reserve_seconds` before `deadline` (or the queue is empty,
+    when `stop_when_empty`). Stops early, confirming what was committed, when the store fails."""
+    tally, rounds, stopped = _Tally(), 0, "deadline"
+    while clock() + reserve_seconds <= deadline:
+        events = queue.pull()
+        rounds += 1
+        tally.pulled += len(events)
+        if not events and stop_when_empty:
+            stopped = "empty"
+            break
+        handles, store_failed = _store_batch(events, store, tally, clock(), after_commit)
+        if handles:
+            queue.confirm(handles)
+            tally.confirmed += len(handles)
+        if store_failed:
+            stopped = "store_unavailable"
+            break
+    report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
+    log.info(json.dumps({"event": "pull.drained", **vars(report)}))
+    return report

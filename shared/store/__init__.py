@@ -1,0 +1,49 @@
+"""Durable record of VOD events and the upload/task records derived from them.
+
+    store = open_store("sqlite:///.local/vod.sqlite3")        # or "postgresql://user:pw@host/db"
+    store.ingest(key, event, payload, received_at=now)         # usually via callback_service.ingest_event
+    store.file_report(file_id)                                  # upload + tasks + events
+
+Opening never connects: the first operation does (and a failed one is retried by the next call),
+so a store that is down at cold start cannot crash the module import.
+"""
+
+from __future__ import annotations
+
+import os
+
+from shared.store.base import EventStore, EventSummary, FileReport, Ingested, StoreUnavailable
+from shared.store.projection import Status, TaskRecord, TaskResult, UploadRecord
+
+__all__ = [
+    "EventStore",
+    "EventSummary",
+    "FileReport",
+    "Ingested",
+    "Status",
+    "StoreUnavailable",
+    "TaskRecord",
+    "TaskResult",
+    "UploadRecord",
+    "open_store",
+]
+
+_SQLITE = "sqlite:///"
+_POSTGRES = ("postgresql://", "postgres://")
+
+
+def open_store(database_url: str, *, timeout_seconds: int = 5) -> EventStore:
+    """`sqlite:///relative/path` (to the current directory; `sqlite:////abs/path` for absolute; parent
+    directories are created) or `postgresql://...` / `postgres://...` (libpq URI). ValueError otherwise."""
+    if database_url.startswith(_SQLITE):
+        path = database_url[len(_SQLITE):]
+        if not path or path.startswith(":memory:") or "?" in path:
+            raise ValueError("DATABASE_URL: sqlite:/// needs a file path (no :memory:, no query string)")
+        from shared.store.sqlite import SqliteStore
+
+        return SqliteStore(os.path.abspath(path), timeout_seconds=timeout_seconds)
+    if database_url.startswith(_POSTGRES):
+        from shared.store.postgres import PostgresStore  # imports psycopg: only PostgreSQL users pay for it
+
+        return PostgresStore(database_url, timeout_seconds=timeout_seconds)
+    raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql:// (or postgres://)")

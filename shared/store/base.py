@@ -1,0 +1,407 @@
+"""EventStore: every piece of storage logic, once. Backends supply only the primitive hooks.
+
+One delivery = one transaction: insert the event (ON CONFLICT DO NOTHING is the dedupe), and only
+if it was new, recompute the records of the files it names from all their stored events, under a
+per-file lock. Nothing is half-written: any storage failure rolls back and becomes StoreUnavailable.
+
+Connections live in a small pool: reused by warm invocations whatever thread runs them, dropped
+after any failure, created lazily, so a store that is down at cold start costs a 503, not a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields
+from typing import Any, Literal, Protocol, TypeVar
+
+from shared.events import DeletePart, MalformedEvent, VodEvent, parse_event
+from shared.store.projection import FoldInput, TaskRecord, TaskResult, UploadRecord, fold
+
+log = logging.getLogger("vod.store")
+R = TypeVar("R")
+HookStatus = Literal["pending", "done", "failed"]
+
+MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (1, (
+        """CREATE TABLE events (
+            dedupe_key TEXT PRIMARY KEY,
+            event_type TEXT NOT NULL,
+            file_ids TEXT NOT NULL,
+            received_at DOUBLE PRECISION NOT NULL,
+            payload TEXT NOT NULL,
+            hook_status TEXT,
+            hook_failures INTEGER NOT NULL DEFAULT 0,
+            hook_last_error TEXT
+        )""",
+        """CREATE TABLE event_files (
+            file_id TEXT NOT NULL,
+            dedupe_key TEXT NOT NULL REFERENCES events (dedupe_key),
+            PRIMARY KEY (file_id, dedupe_key)
+        )""",
+        """CREATE TABLE uploads (
+            file_id TEXT PRIMARY KEY, status TEXT NOT NULL, user_id TEXT, sign_request_id TEXT, name TEXT,
+            media_url TEXT, cover_url TEXT, media_type TEXT, storage_region TEXT, class_id BIGINT,
+            source_type TEXT, source_context TEXT, create_time TEXT, procedure_task_id TEXT, review_task_id TEXT,
+            metadata TEXT, uploaded BOOLEAN NOT NULL, deleted BOOLEAN NOT NULL, deleted_at DOUBLE PRECISION,
+            deleted_parts TEXT NOT NULL, first_seen_at DOUBLE PRECISION NOT NULL,
+            last_event_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX uploads_by_user ON uploads (user_id, first_seen_at)",
+        """CREATE TABLE tasks (
+            file_id TEXT NOT NULL, task_id TEXT NOT NULL, status TEXT, outcome TEXT NOT NULL, err_code BIGINT,
+            message TEXT, session_context TEXT, session_id TEXT, results TEXT NOT NULL,
+            PRIMARY KEY (file_id, task_id)
+        )""",
+    )),
+)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+_MAX_ERROR_TEXT = 500
+
+
+class StoreUnavailable(Exception):
+    """The store could not be reached or did not commit; nothing was written. Retry later."""
+
+
+class Cursor(Protocol):
+    """The slice of a DB-API cursor the shared logic uses (sqlite3 and psycopg both fit)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: Any, params: Any = ..., /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+
+@dataclass(frozen=True)
+class EventSummary:
+    dedupe_key: str
+    event_type: str
+    file_ids: tuple[str, ...]
+    received_at: float
+    hook_status: HookStatus | None = None  # None: no hook was configured when it arrived
+    hook_failures: int = 0
+    hook_last_error: str | None = None
+
+
+@dataclass(frozen=True)
+class Ingested:
+    dedupe_key: str
+    duplicate: bool
+    uploads: tuple[UploadRecord, ...] = ()  # the records after this event (empty for a duplicate)
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """Everything known about one file, read in one transaction."""
+
+    upload: UploadRecord
+    tasks: tuple[TaskRecord, ...]
+    events: tuple[EventSummary, ...]
+
+
+# --- row <-> record -------------------------------------------------------------------------------------
+
+_UPLOAD_COLUMNS = tuple(f.name for f in fields(UploadRecord))
+_TASK_COLUMNS = tuple(f.name for f in fields(TaskRecord))
+_EVENT_COLUMNS = "dedupe_key, event_type, file_ids, received_at, hook_status, hook_failures, hook_last_error"
+
+
+def _to_json(value: object) -> str:
+    # ensure_ascii: the stored text is pure ASCII, so no payload can trip a store's text encoding.
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True, default=_plain)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, (DeletePart, TaskResult)):
+        return {f.name: getattr(value, f.name) for f in fields(value)}
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
+    values = {f: getattr(upload, f) for f in _UPLOAD_COLUMNS}
+    values["metadata"] = None if upload.metadata is None else _to_json(upload.metadata)
+    values["deleted_parts"] = _to_json(upload.deleted_parts)
+    return tuple(values.values())
+
+
+def _upload_from_row(row: Sequence[Any]) -> UploadRecord:
+    values = dict(zip(_UPLOAD_COLUMNS, row, strict=True))
+    values["metadata"] = None if values["metadata"] is None else json.loads(values["metadata"])
+    values["deleted_parts"] = tuple(DeletePart(**p) for p in json.loads(values["deleted_parts"]))
+    values["uploaded"], values["deleted"] = bool(values["uploaded"]), bool(values["deleted"])  # SQLite: 0/1
+    return UploadRecord(**values)
+
+
+def _task_row(task: TaskRecord) -> tuple[Any, ...]:
+    values = {f: getattr(task, f) for f in _TASK_COLUMNS}
+    values["results"] = _to_json(task.results)
+    return tuple(values.values())
+
+
+def _task_from_row(row: Sequence[Any]) -> TaskRecord:
+    values = dict(zip(_TASK_COLUMNS, row, strict=True))
+    values["results"] = tuple(TaskResult(**{**r, "urls": tuple(r["urls"])}) for r in json.loads(values["results"]))
+    return TaskRecord(**values)
+
+
+def _event_from_row(row: Sequence[Any]) -> EventSummary:
+    key, event_type, file_ids, received_at, hook_status, failures, last_error = row
+    return EventSummary(key, event_type, tuple(json.loads(file_ids)), float(received_at), hook_status, int(failures),
+                        last_error)
+
+
+def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
+    # Same text for SQLite (>= 3.24) and PostgreSQL; `excluded` is the row that was proposed.
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "  # noqa: S608
+            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+
+
+_UPSERT_UPLOAD = _upsert("uploads", _UPLOAD_COLUMNS, ("file_id",))
+_UPSERT_TASK = _upsert("tasks", _TASK_COLUMNS, ("file_id", "task_id"))
+
+
+class EventStore(ABC):
+    """All storage logic. SQL is written once with `?` placeholders; `_sql` adapts it per backend."""
+
+    #: Exceptions that mean "the store failed" (mapped to StoreUnavailable).
+    errors: tuple[type[BaseException], ...] = ()
+    max_idle_connections = 4
+
+    def __init__(self) -> None:
+        self._idle: list[Any] = []
+        self._pool_lock = threading.Lock()
+        self._pid = os.getpid()
+        self._schema_ready = False
+
+    # --- backend hooks ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def _connect(self) -> Any:
+        """A new connection, ready for `_transaction`."""
+
+    @abstractmethod
+    def _transaction(self, conn: Any, *, write: bool) -> AbstractContextManager[Cursor]:
+        """Begin (a writer transaction when `write`), yield a cursor, commit on exit, roll back on error."""
+
+    @abstractmethod
+    def _lock(self, cursor: Cursor, names: Sequence[str]) -> None:
+        """Hold a lock per name until the transaction ends (backends where writers already serialize: no-op)."""
+
+    def _sql(self, text: str) -> str:
+        return text
+
+    def _close(self, conn: Any) -> None:
+        conn.close()
+
+    # --- connections --------------------------------------------------------------------------------
+
+    def _acquire(self) -> tuple[Any, bool]:
+        with self._pool_lock:
+            if os.getpid() != self._pid:
+                # A forked child must not touch the parent's sockets (closing would end the parent's session).
+                self._idle, self._pid = [], os.getpid()
+            if self._idle:
+                return self._idle.pop(), True
+        return self._connect(), False
+
+    def _release(self, conn: Any) -> None:
+        with self._pool_lock:
+            if len(self._idle) < self.max_idle_connections:
+                self._idle.append(conn)
+                return
+        self._discard(conn)
+
+    def _discard(self, conn: Any) -> None:
+        try:
+            self._close(conn)
+        except Exception:
+            log.debug('{"event": "store.close_failed"}')
+
+    def close(self) -> None:
+        with self._pool_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            self._discard(conn)
+
+    def _run(self, work: Callable[[Cursor], R], *, write: bool, locks: Sequence[str] = ()) -> R:
+        """Run `work` in one transaction. A pooled connection that turns out dead (the server restarted)
+        is replaced once, but only if the failure came before the commit was sent."""
+        for attempt in (1, 2):
+            conn, reused, committing = None, False, False
+            try:
+                conn, reused = self._acquire()
+                self._ensure_schema(conn)
+                with self._transaction(conn, write=write) as cursor:
+                    if locks:
+                        self._lock(cursor, sorted(set(locks)))  # sorted: no lock-order deadlocks
+                    result = work(cursor)
+                    committing = True
+            except self.errors as exc:
+                if conn is not None:
+                    self._discard(conn)
+                if attempt == 1 and reused and not committing:
+                    continue
+                raise StoreUnavailable(f"{type(exc).__name__}: {str(exc).strip()[:300]}") from exc
+            except BaseException:
+                if conn is not None:
+                    self._discard(conn)  # rolled back, but its state is unknown: don't pool it
+                raise
+            self._release(conn)
+            return result
+        raise AssertionError("unreachable")
+
+    # --- schema -------------------------------------------------------------------------------------
+
+    def _ensure_schema(self, conn: Any) -> None:
+        if self._schema_ready:
+            return
+        with self._transaction(conn, write=True) as cursor:
+            self._lock(cursor, ["schema"])
+            cursor.execute(self._sql("CREATE TABLE IF NOT EXISTS schema_version "
+                                     "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"))
+            cursor.execute(self._sql("SELECT max(version) FROM schema_version"))
+            current = cursor.fetchone()[0] or 0
+            for version, statements in MIGRATIONS:
+                if version > current:
+                    for statement in statements:
+                        cursor.execute(self._sql(statement))
+                    cursor.execute(self._sql("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"),
+                                   (version, time.time()))
+        self._schema_ready = True
+
+    def schema_version(self) -> int:
+        def read(cursor: Cursor) -> int:
+            cursor.execute(self._sql("SELECT max(version) FROM schema_version"))
+            return int(cursor.fetchone()[0] or 0)
+        return self._run(read, write=False)
+
+    # --- writes -------------------------------------------------------------------------------------
+
+    def ingest(self, dedupe_key: str, event: VodEvent, payload: Mapping[str, Any], *, received_at: float,
+               hook_pending: bool = False) -> Ingested:
+        """Record one event exactly once and bring the records of its files up to date, atomically.
+        `hook_pending` marks the event as owed a hook run until `record_hook_result` says how it went,
+        so a hook cut short (the function timed out, the container died) stays visible."""
+        file_ids = tuple(sorted(set(event.file_ids)))
+
+        def work(cursor: Cursor) -> Ingested:
+            cursor.execute(self._sql(
+                "INSERT INTO events (dedupe_key, event_type, file_ids, received_at, payload, hook_status) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"),
+                (dedupe_key, event.event_type, _to_json(list(file_ids)), received_at, _to_json(payload),
+                 "pending" if hook_pending else None))
+            if cursor.rowcount != 1:
+                return Ingested(dedupe_key, duplicate=True)
+            for file_id in file_ids:
+                cursor.execute(self._sql("INSERT INTO event_files (file_id, dedupe_key) VALUES (?, ?)"),
+                               (file_id, dedupe_key))
+            return Ingested(dedupe_key, False, tuple(self._project(cursor, file_id) for file_id in file_ids))
+
+        # Per-file locks: two different events for one file can't both fold without seeing each other.
+        return self._run(work, write=True, locks=[f"file:{f}" for f in file_ids])
+
+    def _project(self, cursor: Cursor, file_id: str) -> UploadRecord:
+        cursor.execute(self._sql(
+            "SELECT e.dedupe_key, e.received_at, e.payload FROM events e "
+            "JOIN event_files f ON f.dedupe_key = e.dedupe_key WHERE f.file_id = ?"), (file_id,))
+        upload, tasks = fold(file_id, self._fold_inputs(cursor.fetchall()))
+        cursor.execute(self._sql(_UPSERT_UPLOAD), _upload_row(upload))
+        for task in tasks:
+            cursor.execute(self._sql(_UPSERT_TASK), _task_row(task))
+        return upload
+
+    @staticmethod
+    def _fold_inputs(rows: Sequence[Sequence[Any]]) -> Iterator[FoldInput]:
+        for key, received_at, payload in rows:
+            try:
+                yield FoldInput(key, float(received_at), parse_event(json.loads(payload)))
+            except MalformedEvent as exc:  # stored by an older, laxer version: kept, but cannot be folded
+                log.warning(json.dumps({"event": "store.unfoldable_event", "dedupe_key": key, "error": exc.message}))
+
+    def record_hook_result(self, dedupe_key: str, error: str | None) -> None:
+        """After the hook ran: done (error None), or failed, counted, with the error kept."""
+        def work(cursor: Cursor) -> None:
+            if error is None:
+                cursor.execute(self._sql("UPDATE events SET hook_status = 'done' WHERE dedupe_key = ?"), (dedupe_key,))
+            else:
+                cursor.execute(self._sql("UPDATE events SET hook_status = 'failed', hook_failures = hook_failures + 1, "
+                                         "hook_last_error = ? WHERE dedupe_key = ?"),
+                               (error[:_MAX_ERROR_TEXT], dedupe_key))
+        self._run(work, write=True)
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    def upload(self, file_id: str) -> UploadRecord | None:
+        return self._run(lambda cursor: self._upload(cursor, file_id), write=False)
+
+    def _upload(self, cursor: Cursor, file_id: str) -> UploadRecord | None:
+        cursor.execute(self._sql(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE file_id = ?"),  # noqa: S608
+                       (file_id,))
+        row = cursor.fetchone()
+        return None if row is None else _upload_from_row(row)
+
+    def uploads_for_user(self, user_id: str) -> list[UploadRecord]:
+        def read(cursor: Cursor) -> list[UploadRecord]:
+            cursor.execute(self._sql(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads "  # noqa: S608
+                                     "WHERE user_id = ? ORDER BY first_seen_at, file_id"), (user_id,))
+            return [_upload_from_row(row) for row in cursor.fetchall()]
+        return self._run(read, write=False)
+
+    def tasks(self, file_id: str) -> list[TaskRecord]:
+        return self._run(lambda cursor: self._tasks(cursor, file_id), write=False)
+
+    def _tasks(self, cursor: Cursor, file_id: str) -> list[TaskRecord]:
+        cursor.execute(self._sql(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks "  # noqa: S608
+                                 "WHERE file_id = ? ORDER BY task_id"), (file_id,))
+        return [_task_from_row(row) for row in cursor.fetchall()]
+
+    def events_for(self, file_id: str) -> list[EventSummary]:
+        return self._run(lambda cursor: self._events_for(cursor, file_id), write=False)
+
+    def _events_for(self, cursor: Cursor, file_id: str) -> list[EventSummary]:
+        columns = ", ".join(f"e.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
+        cursor.execute(self._sql(f"SELECT {columns} FROM events e JOIN event_files f "  # noqa: S608
+                                 "ON f.dedupe_key = e.dedupe_key WHERE f.file_id = ? "
+                                 "ORDER BY e.received_at, e.dedupe_key"), (file_id,))
+        return [_event_from_row(row) for row in cursor.fetchall()]
+
+    def event(self, dedupe_key: str) -> EventSummary | None:
+        def read(cursor: Cursor) -> EventSummary | None:
+            cursor.execute(self._sql(f"SELECT {_EVENT_COLUMNS} FROM events WHERE dedupe_key = ?"),  # noqa: S608
+                           (dedupe_key,))
+            row = cursor.fetchone()
+            return None if row is None else _event_from_row(row)
+        return self._run(read, write=False)
+
+    def payload(self, dedupe_key: str) -> dict[str, Any] | None:
+        """The event as received (without Sign/T), e.g. to replay it into a new hook."""
+        def read(cursor: Cursor) -> dict[str, Any] | None:
+            cursor.execute(self._sql("SELECT payload FROM events WHERE dedupe_key = ?"), (dedupe_key,))
+            row = cursor.fetchone()
+            return None if row is None else dict(json.loads(row[0]))
+        return self._run(read, write=False)
+
+    def event_count(self) -> int:
+        def read(cursor: Cursor) -> int:
+            cursor.execute(self._sql("SELECT count(*) FROM events"))
+            return int(cursor.fetchone()[0])
+        return self._run(read, write=False)
+
+    def file_report(self, file_id: str) -> FileReport | None:
+        def read(cursor: Cursor) -> FileReport | None:
+            upload = self._upload(cursor, file_id)
+            if upload is None:
+                return None
+            return FileReport(upload, tuple(self._tasks(cursor, file_id)), tuple(self._events_for(cursor, file_id)))
+        return self._run(read, write=False)

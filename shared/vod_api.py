@@ -1,0 +1,69 @@
+"""VOD's cloud API through Tencent's SDK (`tencentcloud-sdk-python-vod` + `-common` only).
+
+Imported by the PULL function and scripts/configure-events alone: the sign and callback paths
+never load the SDK.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.vod.v20180717 import models, vod_client
+
+from shared.config import VodApiSettings
+
+# PullEvents holds a request up to 5 s; Tencent advises a 10 s client timeout.
+REQUEST_TIMEOUT_SECONDS = 10
+
+
+def make_client(settings: VodApiSettings) -> vod_client.VodClient:
+    token = settings.session_token.reveal() if settings.session_token else None
+    cred = credential.Credential(settings.secret_id, settings.secret_key.reveal(), token)
+    http = HttpProfile(protocol=settings.protocol, endpoint=settings.endpoint, reqTimeout=REQUEST_TIMEOUT_SECONDS)
+    return vod_client.VodClient(cred, settings.region or "", ClientProfile(httpProfile=http))
+
+
+def _with_sub_app(params: dict[str, Any], sub_app_id: int | None) -> dict[str, Any]:
+    return {**params, "SubAppId": sub_app_id} if sub_app_id is not None else params
+
+
+class SdkEventQueue:
+    """The reliable-callback queue of one VOD (sub-)application."""
+
+    def __init__(self, client: vod_client.VodClient, sub_app_id: int | None) -> None:
+        self._client = client
+        self._sub_app_id = sub_app_id
+
+    def pull(self) -> list[dict[str, Any]]:
+        # The raw JSON, not the SDK's model: the model would invent a null for every field VOD did
+        # not send, and the event is stored as VOD sent it.
+        response = self._client.call_json("PullEvents", _with_sub_app({}, self._sub_app_id))
+        events: list[dict[str, Any]] = response.get("Response", {}).get("EventSet") or []
+        return events
+
+    def confirm(self, handles: Sequence[str]) -> None:
+        request = models.ConfirmEventsRequest()
+        request.from_json_string(json.dumps(_with_sub_app({"EventHandles": list(handles)}, self._sub_app_id)))
+        self._client.ConfirmEvents(request)
+
+
+def describe_event_config(client: vod_client.VodClient, sub_app_id: int | None) -> dict[str, Any]:
+    request = models.DescribeEventConfigRequest()
+    if sub_app_id is not None:
+        request.SubAppId = sub_app_id
+    config: dict[str, Any] = json.loads(client.DescribeEventConfig(request).to_json_string())
+    return config
+
+
+def modify_event_config(client: vod_client.VodClient, sub_app_id: int | None, **fields: Any) -> None:
+    """ModifyEventConfig with the given fields (Mode, NotificationUrl, UploadMediaCompleteEventSwitch,
+    DeleteMediaCompleteEventSwitch, SignKey); fields left out keep their value."""
+    request = models.ModifyEventConfigRequest()
+    payload = _with_sub_app({k: v for k, v in fields.items() if v is not None}, sub_app_id)
+    request.from_json_string(json.dumps(payload))
+    client.ModifyEventConfig(request)

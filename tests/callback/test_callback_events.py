@@ -1,0 +1,193 @@
+"""shared.events: the Sign/T check, parsing at the edge, the dedupe key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.errors import BadRequest, Unauthorized
+from shared.events import (
+    FileDeleted,
+    MalformedEvent,
+    NewFileUpload,
+    OtherEvent,
+    ProcedureStateChanged,
+    dedupe_key,
+    expected_sign,
+    parse_event,
+    verify_callback_sign,
+)
+from tests.conftest import CALLBACK_SIGN_KEY
+from tests.scf import load_event
+
+NOW = 1_800_000_000
+AHEAD = 900
+T = NOW + 600
+GOOD_SIGN = hashlib.md5(f"{CALLBACK_SIGN_KEY}{T}".encode()).hexdigest()
+
+
+def test_sign_is_lowercase_hex_md5_of_key_and_t() -> None:
+    # GOOD_SIGN is computed above with hashlib directly, independent of the implementation.
+    assert expected_sign(CALLBACK_SIGN_KEY, T) == GOOD_SIGN
+
+
+@pytest.mark.parametrize(("fields", "code"), [
+    ({"Sign": GOOD_SIGN, "T": T}, None),
+    ({"Sign": GOOD_SIGN.upper(), "T": T}, "invalid_signature"),  # VOD sends lowercase; we compare exactly
+    ({"Sign": expected_sign("WrongKey1", T), "T": T}, "invalid_signature"),  # wrong key
+    ({"Sign": GOOD_SIGN[:-1] + ("0" if GOOD_SIGN[-1] != "0" else "1"), "T": T}, "invalid_signature"),  # tampered
+    ({"Sign": GOOD_SIGN, "T": T + 1}, "invalid_signature"),  # T changed after signing
+    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW - 1), "T": NOW - 1}, "signature_expired"),
+    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW), "T": NOW}, None),  # expires at the end of its second
+    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + AHEAD), "T": NOW + AHEAD}, None),
+    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + AHEAD + 1), "T": NOW + AHEAD + 1}, "signature_too_far_ahead"),
+    ({"T": T}, "missing_signature"),
+    ({"Sign": GOOD_SIGN}, "missing_signature"),
+    ({}, "missing_signature"),
+    ({"Sign": GOOD_SIGN, "T": str(T)}, "invalid_signature"),  # T as a string
+    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, 1), "T": True}, "invalid_signature"),  # T as bool (str(True)!)
+    ({"Sign": GOOD_SIGN, "T": float(T)}, "invalid_signature"),
+    ({"Sign": 12345, "T": T}, "invalid_signature"),
+    ({"Sign": "\udcff", "T": T}, "invalid_signature"),
+])
+def test_verify_callback_sign(fields: dict[str, Any], code: str | None) -> None:
+    payload = {**load_event("vod_new_file_upload"), **fields}
+    if code is None:
+        verify_callback_sign(payload, CALLBACK_SIGN_KEY, NOW, AHEAD)
+        return
+    with pytest.raises(Unauthorized) as caught:
+        verify_callback_sign(payload, CALLBACK_SIGN_KEY, NOW, AHEAD)
+    assert caught.value.code == code
+    assert CALLBACK_SIGN_KEY not in caught.value.message
+
+
+@pytest.mark.parametrize(("fixture", "kind", "file_ids"), [
+    ("vod_new_file_upload", NewFileUpload, ("5285890784273533167",)),
+    ("vod_procedure_processing", ProcedureStateChanged, ("5285890784273533167",)),
+    ("vod_procedure_finish", ProcedureStateChanged, ("5285890784273533167",)),
+    ("vod_file_deleted", FileDeleted, ("5285890784273533167",)),
+    ("vod_transcode_complete", OtherEvent, ("5285890784273533167",)),
+    ("vod_pull_new_file_upload", NewFileUpload, ("5285890784273533999",)),
+])
+def test_parse_each_fixture(fixture: str, kind: type, file_ids: tuple[str, ...]) -> None:
+    event = parse_event(load_event(fixture))
+    assert isinstance(event, kind)
+    assert event.file_ids == file_ids
+    assert event.event_type == load_event(fixture)["EventType"]
+
+
+def test_parse_reads_the_fields_we_use() -> None:
+    event = parse_event(load_event("vod_procedure_finish"))
+    assert isinstance(event, ProcedureStateChanged)
+    assert (event.status, event.err_code, event.session_context) == ("FINISH", 0, "order-42")
+    assert [(r.type, r.status) for r in event.results] == [
+        ("Transcode", "SUCCESS"), ("SnapshotByTimeOffset", "SUCCESS"), ("CoverBySnapshot", "SUCCESS")]
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    """The fixture named before ':' with the dotted path after it set to value (removed for `...`)."""
+    name, _, dotted = path.partition(":")
+    payload = load_event(name)
+    *parents, last = dotted.split(".")
+    target = payload
+    for part in parents:
+        target = target[int(part)] if isinstance(target, list) else target[part]
+    key: Any = int(last) if isinstance(target, list) else last
+    if value is ...:
+        del target[key]
+    else:
+        target[key] = value
+    return payload
+
+
+# (payload, the field the 400 must name)
+MALFORMED: list[tuple[Any, str]] = [
+    ([], "body"),
+    ("NewFileUpload", "body"),
+    (None, "body"),
+    ({"FileUploadEvent": {}}, "EventType"),
+    ({"EventType": 7}, "EventType"),
+    ({"EventType": ""}, "EventType"),
+    ({"EventType": ["NewFileUpload"]}, "EventType"),
+    ({"EventType": "NewFileUpload", "EventHandle": 3}, "EventHandle"),
+    (_with("vod_new_file_upload:FileUploadEvent", "x"), "FileUploadEvent"),
+    (_with("vod_new_file_upload:FileUploadEvent", ["x"]), "FileUploadEvent"),
+    (_with("vod_new_file_upload:FileUploadEvent.FileId", ...), "FileUploadEvent.FileId"),
+    (_with("vod_new_file_upload:FileUploadEvent.FileId", 5285890784273533167), "FileUploadEvent.FileId"),
+    (_with("vod_new_file_upload:FileUploadEvent.FileId", "52\x0085"), "FileUploadEvent.FileId"),
+    (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo", "x"), "FileUploadEvent.MediaBasicInfo"),
+    (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.ClassId", "0"), "MediaBasicInfo.ClassId"),
+    (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.ClassId", False), "MediaBasicInfo.ClassId"),
+    (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.MediaUrl", 1), "MediaBasicInfo.MediaUrl"),
+    (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.SourceInfo.SourceContext", {}),
+     "SourceInfo.SourceContext"),
+    (_with("vod_new_file_upload:FileUploadEvent.MetaData", [1]), "FileUploadEvent.MetaData"),
+    (_with("vod_procedure_finish:ProcedureStateChangeEvent.TaskId", ...), "ProcedureStateChangeEvent.TaskId"),
+    (_with("vod_procedure_finish:ProcedureStateChangeEvent.ErrCode", "0"), "ProcedureStateChangeEvent.ErrCode"),
+    (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet", {}), "MediaProcessResultSet"),
+    (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0", "Transcode"),
+     "MediaProcessResultSet[0]"),
+    (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0.Type", ...),
+     "MediaProcessResultSet[0].Type"),
+    (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0.TranscodeTask", []),
+     "MediaProcessResultSet[0].TranscodeTask"),
+    (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0.TranscodeTask.Output", "u"),
+     "TranscodeTask.Output"),
+    (_with("vod_file_deleted:FileDeleteEvent.FileIdSet", "5285890784273533167"), "FileDeleteEvent.FileIdSet"),
+    (_with("vod_file_deleted:FileDeleteEvent.FileIdSet", [5285890784273533167]), "FileDeleteEvent.FileIdSet[0]"),
+    (_with("vod_file_deleted:FileDeleteEvent.FileDeleteResultInfo", [{"DeleteParts": []}]),
+     "FileDeleteResultInfo[0].FileId"),
+]
+
+
+@pytest.mark.parametrize(("payload", "field"), MALFORMED)
+def test_malformed_events_name_the_field(payload: Any, field: str) -> None:
+    with pytest.raises(MalformedEvent) as caught:
+        parse_event(payload)
+    assert isinstance(caught.value, BadRequest) and caught.value.status == 400
+    assert field in caught.value.field and caught.value.message.startswith(caught.value.field)
+
+
+@pytest.mark.parametrize("payload", [
+    {"EventType": "SomethingNew"},  # unknown types are accepted and kept
+    {"EventType": "SomethingNew", "SomethingNewEvent": {"FileId": 12}},  # best effort: no error for other types
+    {"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": "1", "NewField": {"x": [1]}}},
+    {"EventType": "ProcedureStateChanged", "ProcedureStateChangeEvent": {"TaskId": "t"}},  # absent = VOD's null
+    {"EventType": "FileDeleted", "FileDeleteEvent": {}},
+    {"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": "1", "MediaBasicInfo": None}},
+])
+def test_absent_and_unknown_fields_are_fine(payload: dict[str, Any]) -> None:
+    parse_event(payload)
+
+
+def test_dedupe_key_ignores_the_delivery_fields() -> None:
+    event = load_event("vod_new_file_upload")
+    key = dedupe_key(event)
+    assert dedupe_key({**event, "Sign": "a" * 32, "T": 1}) == key
+    canonical = json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert key == hashlib.sha256(canonical.encode()).hexdigest()
+    assert dedupe_key(load_event("vod_procedure_finish")) != key
+
+
+def test_dedupe_key_is_the_event_handle_when_there_is_one() -> None:
+    event = load_event("vod_pull_new_file_upload")
+    assert dedupe_key(event) == "EventHandle.2a4d3b9c1f8e4d5a9b0c7e6f5a4b3c2d"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(st.dictionaries(st.text(max_size=8), json_values, max_size=6), st.integers(), st.text())
+def test_dedupe_key_is_independent_of_key_order_and_transport(body: dict[str, Any], t: int, sign: str) -> None:
+    body.pop("EventHandle", None)
+    reordered = dict(reversed(list(body.items())))
+    assert dedupe_key(body) == dedupe_key({**reordered, "T": t, "Sign": sign})

@@ -1,0 +1,58 @@
+"""scripts/configure-events drives ModifyEventConfig/DescribeEventConfig through the SDK (here: the emulator)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import localstack
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[localstack.LocalStack]:
+    saved = dict(os.environ)
+    running = localstack.start_stack(tmp_path / "state")
+    yield running
+    running.stop()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def configure(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "configure-events"), *args],
+                          capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=False)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (("--mode", "PULL"), {"Mode": "PULL"}),
+    (("--mode", "PUSH", "--url", "{gateway}/vod-events", "--delete-events", "on"),
+     {"Mode": "PUSH", "NotificationUrl": "{gateway}/vod-events", "DeleteMediaCompleteEventSwitch": "ON"}),
+    ((), {"Mode": "PUSH", "UploadMediaCompleteEventSwitch": "ON"}),
+])
+def test_configure_then_describe(stack: localstack.LocalStack, args: tuple[str, ...],
+                                 expected: dict[str, str]) -> None:
+    gateway = stack.gateway.url
+    proc = configure(*(a.format(gateway=gateway) for a in args), "--json")
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    for key, value in expected.items():
+        assert shown[key] == value.format(gateway=gateway)
+    assert os.environ["VOD_CALLBACK_SIGN_KEY"] not in proc.stdout
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"TENCENTCLOUD_SECRET_KEY": "wrong-key-000000000000"}, "AuthFailure.SignatureFailure"),
+    ({"TENCENTCLOUD_SECRET_ID": "", "TENCENTCLOUD_SECRET_KEY": ""}, "TENCENTCLOUD_SECRET_ID"),
+])
+def test_refusals_are_clear(stack: localstack.LocalStack, env: dict[str, str], message: str) -> None:
+    proc = configure("--mode", "PULL", **env)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,59 @@
+"""Fixtures for the emulator's COS object API: a live server on loopback driven by the real SDK."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from vodemu.cos_api import make_cos_app
+from vodemu.credentials import CredentialRegistry
+from vodemu.objects import ObjectStore
+
+from .cos_helpers import CosEmulator, MutableClock, serving
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    # requests honours proxy variables; loopback traffic must never leave through one.
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def start_cos_emulator(tmp_path: Path) -> Iterator[Callable[..., CosEmulator]]:
+    """Factory: start a COS emulator with `make_cos_app` options (e.g. a small max_object_size)."""
+    with ExitStack() as stack:
+
+        def start(**options: Any) -> CosEmulator:
+            clock = MutableClock()
+            store = ObjectStore(tmp_path / f"cos-{secrets.token_hex(4)}", clock=clock)
+            credentials = CredentialRegistry(clock)
+            port = stack.enter_context(serving(make_cos_app(store, credentials, clock=clock, **options)))
+            return CosEmulator(port, store, credentials, clock)
+
+        yield start
+
+
+@pytest.fixture
+def cos_emulator(start_cos_emulator: Callable[..., CosEmulator]) -> CosEmulator:
+    return start_cos_emulator()
+
+
+# ---- VOD emulator fixtures (upload API, cloud API, events tests) -------------------------------------
+# Added by the VOD API side; the fixtures live in emulator_fixtures.py. Importing them here shares them
+# with test_upload_api.py, test_cloud_api.py and test_events.py without per-module imports.
+from .emulator_fixtures import (  # noqa: E402, F401
+    _loopback_without_proxies,
+    clock,
+    emulator,
+    emulator_factory,
+    receiver,
+)
+
+# ---- end of VOD emulator fixtures -----------------------------------------------------------------------

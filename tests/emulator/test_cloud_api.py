@@ -1,0 +1,373 @@
+"""The VOD cloud API subset, driven by the real tencentcloud SDK over loopback (TC3-HMAC-SHA256)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.http.request import RequestInternal
+from tencentcloud.vod.v20180717 import models
+from vodemu import tc3
+from vodemu.app import Emulator
+
+from .emulator_fixtures import (
+    SECRET_ID,
+    SECRET_KEY,
+    SUB_APP_ID,
+    MutableClock,
+    client_upload,
+    cos,
+    vod,
+    wait_until,
+)
+
+
+def _request(model: Any, **fields: Any) -> Any:
+    request = model()
+    for name, value in fields.items():
+        setattr(request, name, value)
+    return request
+
+
+def _error(call: Callable[[], Any]) -> TencentCloudSDKException:
+    with pytest.raises(TencentCloudSDKException) as caught:
+        call()
+    return caught.value
+
+
+def _server_upload(emulator: Emulator, content: bytes, **fields: Any) -> models.CommitUploadResponse:
+    client = vod(emulator)
+    applied = client.ApplyUpload(_request(models.ApplyUploadRequest, MediaType="mp4", SubAppId=SUB_APP_ID, **fields))
+    cert = applied.TempCertificate
+    cos(emulator, applied.StorageRegion, cert.SecretId, cert.SecretKey, cert.Token).put_object(
+        Bucket=applied.StorageBucket, Key=applied.MediaStoragePath, Body=content
+    )
+    return client.CommitUpload(_request(models.CommitUploadRequest, VodSessionKey=applied.VodSessionKey))
+
+
+# -- event configuration --------------------------------------------------------------------------
+
+
+def test_event_config_round_trip(emulator: Emulator):
+    client = vod(emulator)
+    initial = client.DescribeEventConfig(_request(models.DescribeEventConfigRequest, SubAppId=SUB_APP_ID))
+    assert (initial.Mode, initial.NotificationUrl, initial.UploadMediaCompleteEventSwitch) == ("PUSH", "", "OFF")
+
+    client.ModifyEventConfig(
+        _request(
+            models.ModifyEventConfigRequest,
+            SubAppId=SUB_APP_ID,
+            Mode="PULL",
+            NotificationUrl="http://127.0.0.1:8080/vod-events",
+            UploadMediaCompleteEventSwitch="ON",
+            SignKey="abc123",
+        )
+    )
+    client.ModifyEventConfig(_request(models.ModifyEventConfigRequest, DeleteMediaCompleteEventSwitch="ON"))
+    config = client.DescribeEventConfig(models.DescribeEventConfigRequest())
+    assert config.Mode == "PULL"
+    assert config.NotificationUrl == "http://127.0.0.1:8080/vod-events"
+    assert config.UploadMediaCompleteEventSwitch == "ON"
+    assert config.DeleteMediaCompleteEventSwitch == "ON"
+    assert emulator.event_config().sign_key == "abc123"
+
+
+@pytest.mark.parametrize(
+    ("fields", "code", "hint"),
+    [
+        pytest.param({"NotificationUrl": "https://example.com/cb"}, "InvalidParameterValue", "loopback", id="remote"),
+        pytest.param({"NotificationUrl": "ftp://127.0.0.1/cb"}, "InvalidParameterValue", "loopback", id="scheme"),
+        pytest.param({"Mode": "EMAIL"}, "InvalidParameterValue", "PUSH or PULL", id="mode"),
+        pytest.param({"SignKey": "not-alnum!"}, "InvalidParameterValue", "SignKey", id="sign key"),
+        pytest.param({"UploadMediaCompleteEventSwitch": "YES"}, "InvalidParameterValue", "ON or OFF", id="switch"),
+        pytest.param({"SubAppId": 1500000999}, "InvalidParameterValue.SubAppId", "1500000999", id="other app"),
+    ],
+)
+def test_modify_event_config_refusals(emulator: Emulator, fields: dict[str, Any], code: str, hint: str):
+    error = _error(lambda: vod(emulator).ModifyEventConfig(_request(models.ModifyEventConfigRequest, **fields)))
+    assert error.code == code
+    assert hint in error.message
+    assert error.requestId
+
+
+# -- authentication ------------------------------------------------------------------------------
+
+
+def test_wrong_key_unknown_id_and_old_timestamp_are_refused(emulator: Emulator, clock: MutableClock):
+    describe = models.DescribeEventConfigRequest()
+    assert _error(lambda: vod(emulator, secret_key="wrong").DescribeEventConfig(describe)).code == (
+        "AuthFailure.SignatureFailure"
+    )
+    assert _error(lambda: vod(emulator, secret_id="AKIDnobody").DescribeEventConfig(describe)).code == (
+        "AuthFailure.SecretIdNotFound"
+    )
+    # The SDK stamps the real time; move the emulator well past the 300 s tolerance (not to its edge:
+    # real seconds pass during the test).
+    clock.advance(400)
+    assert _error(lambda: vod(emulator).DescribeEventConfig(describe)).code == "AuthFailure.SignatureExpire"
+    clock.advance(-400)
+    vod(emulator).DescribeEventConfig(describe)
+
+
+def _signed(emulator: Emulator, action: str, params: dict[str, Any]) -> RequestInternal:
+    """A request signed by the SDK's own signer, not yet sent."""
+    client = vod(emulator)
+    request = RequestInternal(f"127.0.0.1:{emulator.port}", "POST", "/", header={})
+    client._build_req_inter(action, params, request)
+    return request
+
+
+def _send(emulator: Emulator, request: RequestInternal, body: str | bytes | None = None) -> requests.Response:
+    data = request.data if body is None else body
+    return requests.post(f"{emulator.url}/", data=data, headers=request.header, timeout=10)
+
+
+def test_a_body_changed_after_signing_is_refused(emulator: Emulator):
+    signed = _signed(emulator, "ModifyEventConfig", {"Mode": "PULL"})
+    assert "Error" not in _send(emulator, signed).json()["Response"]
+    tampered = _send(emulator, signed, signed.data.replace("PULL", "PUSH"))
+    assert tampered.status_code == 200
+    assert tampered.headers["Content-Type"] == "application/json"
+    assert tampered.json()["Response"]["Error"]["Code"] == "AuthFailure.SignatureFailure"
+
+
+def test_signed_headers_are_checked_as_sent(emulator: Emulator):
+    signed = _signed(emulator, "DescribeEventConfig", {})
+    signed.header["Content-Type"] = "application/json; charset=utf-8"
+    answer = _send(emulator, signed).json()["Response"]
+    assert answer["Error"]["Code"] == "AuthFailure.SignatureFailure"
+
+
+def test_the_raw_body_is_hashed_not_a_reserialisation(emulator: Emulator):
+    signed = _signed(emulator, "ApplyUpload", {"MediaType": "mp4", "MediaName": "été", "SubAppId": SUB_APP_ID})
+    assert "\\u00e9" in signed.data  # the SDK escapes non-ASCII: re-serialising would change the hash
+    answer = _send(emulator, signed).json()["Response"]
+    assert "Error" not in answer, answer
+
+
+def test_missing_or_malformed_authorization(emulator: Emulator):
+    signed = _signed(emulator, "DescribeEventConfig", {})
+    del signed.header["Authorization"]
+    assert _send(emulator, signed).json()["Response"]["Error"]["Code"] == "AuthFailure.InvalidAuthorization"
+    signed.header["Authorization"] = "TC3-HMAC-SHA256 Credential=x"
+    assert _send(emulator, signed).json()["Response"]["Error"]["Code"] == "AuthFailure.InvalidAuthorization"
+
+
+def test_credential_date_must_be_the_timestamp_date(emulator: Emulator):
+    signed = _signed(emulator, "DescribeEventConfig", {})
+    signed.header["Authorization"] = signed.header["Authorization"].replace("/20", "/19", 1)
+    assert _send(emulator, signed).json()["Response"]["Error"]["Code"] == "AuthFailure.SignatureFailure"
+
+
+def test_get_requests_are_verified_then_declined(emulator: Emulator):
+    # GET signs the raw query string instead of the body: verified, then declined (JSON POST only).
+    client = vod(emulator)
+    client.profile.httpProfile.reqMethod = "GET"
+    error = _error(lambda: client.DescribeEventConfig(_request(models.DescribeEventConfigRequest, SubAppId=SUB_APP_ID)))
+    assert error.code == "UnsupportedOperation"
+
+
+def test_unsigned_payload_marker_is_understood(emulator: Emulator):
+    client = vod(emulator)
+    client.profile.unsignedPayload = True
+    assert client.DescribeEventConfig(models.DescribeEventConfigRequest()).Mode == "PUSH"
+
+
+def test_parse_authorization():
+    auth = tc3.parse_authorization(
+        "TC3-HMAC-SHA256 Credential=AKIDx/2024-01-02/vod/tc3_request, SignedHeaders=content-type;host, Signature=AB"
+    )
+    assert auth == tc3.Tc3Authorization("AKIDx", "2024-01-02", "vod", ("content-type", "host"), "ab")
+    with pytest.raises(tc3.Tc3Error):
+        tc3.parse_authorization(
+            "TC3-HMAC-SHA256 Credential=AKIDx/2024-01-02/vod/tc3_request, SignedHeaders=host, Signature=ab"
+        )
+
+
+# -- actions and parameters ----------------------------------------------------------------------
+
+
+def test_unknown_action_parameter_and_version(emulator: Emulator):
+    client = vod(emulator)
+    assert _error(lambda: client.call_json("DeleteMedia", {"FileId": "1"})).code == "InvalidAction"
+    unknown = _error(lambda: client.call_json("DescribeEventConfig", {"Colour": "blue"}))
+    assert (unknown.code, "Colour" in unknown.message) == ("UnknownParameter", True)
+    assert _error(lambda: client.call_json("DescribeEventConfig", {"SubAppId": "x"})).code == "InvalidParameter"
+    assert _error(lambda: client.call_json("CommitUpload", {})).code == "MissingParameter"
+    client._apiVersion = "2017-01-01"
+    assert _error(lambda: client.call_json("DescribeEventConfig", {})).code == "NoSuchVersion"
+
+
+def test_answers_are_json_with_status_200(emulator: Emulator):
+    response = _send(emulator, _signed(emulator, "DescribeEventConfig", {"Colour": 1}))
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    assert set(response.json()["Response"]) == {"Error", "RequestId"}
+
+
+def test_a_crash_answers_internal_error_without_details(emulator: Emulator, monkeypatch: pytest.MonkeyPatch):
+    def boom() -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(emulator.state, "get_event_config", boom)
+    response = _send(emulator, _signed(emulator, "DescribeEventConfig", {}))
+    assert response.json()["Response"]["Error"]["Code"] == "InternalError"
+    assert "secret" not in response.text
+
+
+# -- server-side upload and media ----------------------------------------------------------------
+
+
+def test_apply_upload_cos_put_commit_upload_describe(emulator: Emulator):
+    committed = _server_upload(
+        emulator, b"server bytes", MediaName="talk", ClassId=2, SourceContext="svc", StorageRegion="ap-beijing"
+    )
+    assert len(committed.FileId) == 19
+    assert requests.get(committed.MediaUrl, timeout=10).content == b"server bytes"
+
+    infos = vod(emulator).DescribeMediaInfos(
+        _request(models.DescribeMediaInfosRequest, FileIds=[committed.FileId, "1111111111111111111"])
+    )
+    assert infos.NotExistFileIdSet == ["1111111111111111111"]
+    basic = infos.MediaInfoSet[0].BasicInfo
+    assert (basic.Name, basic.Type, basic.ClassId, basic.StorageRegion) == ("talk", "mp4", 2, "ap-beijing")
+    assert basic.MediaUrl == committed.MediaUrl
+    assert basic.SourceInfo.SourceType == "Upload"
+    assert basic.SourceInfo.SourceContext == "svc"
+    assert basic.CreateTime.endswith("Z")
+    assert infos.MediaInfoSet[0].MetaData.Size == len(b"server bytes")
+
+
+def test_commit_upload_is_idempotent(emulator: Emulator):
+    client = vod(emulator)
+    applied = client.ApplyUpload(_request(models.ApplyUploadRequest, MediaType="mp3", CoverType="jpg"))
+    assert applied.CoverStoragePath.endswith(".jpg")
+    cert = applied.TempCertificate
+    bucket_client = cos(emulator, applied.StorageRegion, cert.SecretId, cert.SecretKey, cert.Token)
+    commit = _request(models.CommitUploadRequest, VodSessionKey=applied.VodSessionKey)
+    assert _error(lambda: client.CommitUpload(commit)).code == "FailedOperation"
+    bucket_client.put_object(Bucket=applied.StorageBucket, Key=applied.MediaStoragePath, Body=b"a")
+    bucket_client.put_object(Bucket=applied.StorageBucket, Key=applied.CoverStoragePath, Body=b"c")
+    first, second = client.CommitUpload(commit), client.CommitUpload(commit)
+    assert (first.FileId, first.MediaUrl, first.CoverUrl) == (second.FileId, second.MediaUrl, second.CoverUrl)
+
+
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        pytest.param({"MediaType": "exe"}, "InvalidParameterValue.MediaType", id="type"),
+        pytest.param(
+            {"MediaType": "mp4", "StorageRegion": "ap-mars"}, "InvalidParameterValue.StorageRegion", id="region"
+        ),
+        pytest.param(
+            {"MediaType": "mp4", "SessionContext": "x" * 1001},
+            "InvalidParameterValue.SessionContextTooLong",
+            id="session context",
+        ),
+        pytest.param({"MediaType": "mp4", "SourceContext": "x" * 251}, "InvalidParameterValue", id="source context"),
+        pytest.param({"MediaType": "mp4", "ExpireTime": "tomorrow"}, "InvalidParameterValue.ExpireTime", id="expiry"),
+        pytest.param({"MediaType": "mp4", "ClassId": -1}, "InvalidParameterValue.ClassId", id="class"),
+        pytest.param({}, "MissingParameter", id="no type"),
+    ],
+)
+def test_apply_upload_refusals(emulator: Emulator, fields: dict[str, Any], code: str):
+    assert _error(lambda: vod(emulator).ApplyUpload(_request(models.ApplyUploadRequest, **fields))).code == code
+
+
+def test_describe_media_infos_limits(emulator: Emulator):
+    client = vod(emulator)
+    ids = [str(10**18 + i) for i in range(21)]
+    too_many = _error(lambda: client.DescribeMediaInfos(_request(models.DescribeMediaInfosRequest, FileIds=ids)))
+    assert too_many.code == "InvalidParameterValue.FileIdsTooMany"
+    assert _error(lambda: client.DescribeMediaInfos(models.DescribeMediaInfosRequest())).code == "MissingParameter"
+    filtered = client.DescribeMediaInfos(
+        _request(models.DescribeMediaInfosRequest, FileIds=["1"], Filters=["transcodeInfo"])
+    )
+    assert filtered.NotExistFileIdSet == ["1"]
+
+
+# -- reliable callback (PULL) --------------------------------------------------------------------
+
+
+def _pull(emulator: Emulator) -> list[Any]:
+    return vod(emulator).PullEvents(_request(models.PullEventsRequest, SubAppId=SUB_APP_ID)).EventSet or []
+
+
+def _confirm(emulator: Emulator, handles: list[str]) -> None:
+    vod(emulator).ConfirmEvents(_request(models.ConfirmEventsRequest, EventHandles=handles))
+
+
+def test_pull_confirm_and_redelivery_after_30_seconds(emulator: Emulator, clock: MutableClock):
+    vod(emulator).ModifyEventConfig(
+        _request(models.ModifyEventConfigRequest, Mode="PULL", UploadMediaCompleteEventSwitch="ON")
+    )
+    committed = _server_upload(emulator, b"abc")
+    [event] = _pull(emulator)
+    assert event.EventType == "NewFileUpload"
+    assert event.FileUploadEvent.FileId == committed.FileId
+    assert _pull(emulator) == []  # handed out: not again within 30 s
+
+    clock.advance(29)
+    assert _pull(emulator) == []
+    clock.advance(1)
+    [again] = _pull(emulator)
+    assert again.FileUploadEvent.FileId == committed.FileId
+    assert again.EventHandle != event.EventHandle
+
+    stale = _error(lambda: _confirm(emulator, [event.EventHandle, again.EventHandle]))
+    assert stale.code == "InvalidParameter"
+    assert event.EventHandle in stale.message
+    _confirm(emulator, [again.EventHandle])
+    _confirm(emulator, [again.EventHandle])  # confirming twice within the window is harmless
+    clock.advance(60)
+    assert _pull(emulator) == []
+    assert _error(lambda: _confirm(emulator, ["no-such-handle"])).code == "InvalidParameter"
+
+
+def test_pull_returns_at_most_16_events(emulator: Emulator, clock: MutableClock):
+    emulator.configure_events(mode="PULL")
+    for _ in range(17):
+        client_upload(emulator, clock)
+    first = _pull(emulator)
+    assert len(first) == 16
+    _confirm(emulator, [e.EventHandle for e in first])
+    assert len(_pull(emulator)) == 1
+
+
+def test_long_poll_wakes_on_a_new_event_and_does_not_block_others(
+    emulator_factory: Callable[..., Emulator], clock: MutableClock
+):
+    emulator = emulator_factory(long_poll_seconds=60.0)  # only a wake-up can end this poll in time
+    emulator.push_worker.stop()  # so that the only waiter on the event signal is the long poll
+    emulator.configure_events(mode="PULL")
+    results: list[list[Any]] = []
+    poller = threading.Thread(target=lambda: results.append(_pull(emulator)), daemon=True)
+    poller.start()
+    assert wait_until(lambda: emulator.signal.waiting == 1)
+
+    assert vod(emulator).DescribeEventConfig(models.DescribeEventConfigRequest()).Mode == "PULL"
+    committed = client_upload(emulator, clock)
+    poller.join(timeout=20)
+    assert not poller.is_alive()
+    assert [e.FileUploadEvent.FileId for e in results[0]] == [committed["fileId"]]
+
+
+def test_a_long_poll_without_events_returns_an_empty_set(emulator: Emulator):
+    assert _pull(emulator) == []
+
+
+def test_unpulled_events_are_kept_for_four_days_only(emulator: Emulator, clock: MutableClock):
+    emulator.configure_events(mode="PULL")
+    client_upload(emulator, clock)
+    clock.advance(4 * 24 * 3600 + 1)
+    assert emulator.state.pull_events(clock(), limit=16, window=30, retention=4 * 24 * 3600, new_handle=str) == []
+
+
+def test_sdk_secret_is_never_echoed(emulator: Emulator):
+    response = _send(emulator, _signed(emulator, "DescribeEventConfig", {}))
+    assert SECRET_KEY not in response.text
+    assert SECRET_ID not in response.text

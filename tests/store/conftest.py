@@ -1,0 +1,57 @@
+"""The `store` fixture: every store test runs on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.store import EventStore, open_store
+from tests.store.pgserver import own_postgres_server, postgres_server  # noqa: F401 - fixtures
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def new_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Callable[[], str]]:
+    """Make the URL of a new, empty database of this test's backend."""
+    made: list[str] = []
+
+    def make() -> str:
+        if backend == "sqlite":
+            url = f"sqlite:///{tmp_path}/db{len(made)}/vod.sqlite3"
+        else:
+            url = request.getfixturevalue("postgres_server").create_database()
+        made.append(url)
+        return url
+
+    yield make
+    if backend == "postgres":
+        server = request.getfixturevalue("postgres_server")
+        for url in made:
+            server.drop_database(url)
+
+
+@pytest.fixture
+def new_store(new_url: Callable[[], str]) -> Iterator[Callable[[], EventStore]]:
+    """Open a store on a new, empty database (closed after the test)."""
+    opened: list[EventStore] = []
+
+    def make() -> EventStore:
+        opened.append(open_store(new_url()))
+        return opened[-1]
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(new_store: Callable[[], EventStore]) -> EventStore:
+    return new_store()

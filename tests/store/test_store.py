@@ -1,0 +1,333 @@
+"""Store behaviour, on SQLite and on PostgreSQL (the `store` fixture runs every test on both)."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import store as store_package
+from shared.callback_service import ingest_event
+from shared.events import dedupe_key
+from shared.hooks import CommittedEvent
+from shared.store import EventStore, StoreUnavailable, open_store
+from shared.store.base import SCHEMA_VERSION
+from tests.scf import load_event
+
+FILE_ID = "5285890784273533167"
+TASK_ID = "1400329073-procedurev2-6a8d1e5f8c3b4a2e9d7f0c1b2a3e4d5ft0"
+BASE_URL = "http://1400329073.vod2.myqcloud.com/d9d5f4ffvodcq1400329073/b1e3a1f25285890784273533167"
+
+
+class Hook:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[CommittedEvent] = []
+        self.fail = fail
+        self._lock = threading.Lock()
+
+    def __call__(self, committed: CommittedEvent) -> None:
+        with self._lock:
+            self.calls.append(committed)
+        if self.fail:
+            raise RuntimeError("downstream is down")
+
+
+def ingest(store: EventStore, name: str, received_at: float = 100.0, hook: Callable[..., None] | None = None) -> Any:
+    return ingest_event(store, load_event(name), received_at=received_at, after_commit=hook or Hook())
+
+
+# --- each type is stored ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("fixture", "event_type", "file_ids", "status"), [
+    ("vod_new_file_upload", "NewFileUpload", (FILE_ID,), "uploaded"),
+    ("vod_procedure_processing", "ProcedureStateChanged", (FILE_ID,), "processing"),
+    ("vod_procedure_finish", "ProcedureStateChanged", (FILE_ID,), "finished"),
+    ("vod_file_deleted", "FileDeleted", (FILE_ID,), "deleted"),
+    ("vod_transcode_complete", "TranscodeComplete", (FILE_ID,), "pending"),
+    ("vod_pull_new_file_upload", "NewFileUpload", ("5285890784273533999",), "uploaded"),
+])
+def test_every_event_type_is_stored(store: EventStore, fixture: str, event_type: str,
+                                    file_ids: tuple[str, ...], status: str) -> None:
+    result = ingest(store, fixture)
+    stored = store.event(result.dedupe_key)
+    assert stored is not None
+    assert (stored.event_type, stored.file_ids, stored.received_at) == (event_type, file_ids, 100.0)
+    assert result.duplicate is False
+    upload = store.upload(file_ids[0])
+    assert upload is not None and upload.status == status
+    assert store.payload(result.dedupe_key) == load_event(fixture)
+
+
+def test_unknown_type_without_file_is_kept(store: EventStore) -> None:
+    payload = {"EventType": "WechatPublishComplete", "Extra": [1, 2]}
+    result = ingest_event(store, payload, received_at=5.0)
+    assert store.event(result.dedupe_key) == store_package.EventSummary(result.dedupe_key, "WechatPublishComplete",
+                                                                         (), 5.0)
+    assert store.payload(result.dedupe_key) == payload
+
+
+def test_upload_record_has_everything_the_event_said(store: EventStore) -> None:
+    ingest(store, "vod_new_file_upload")
+    upload = store.upload(FILE_ID)
+    assert upload is not None
+    assert (upload.user_id, upload.sign_request_id) == ("alice", "c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
+    assert upload.media_url == f"{BASE_URL}/holiday.mp4"
+    assert upload.cover_url is None  # VOD's "" means none
+    assert (upload.name, upload.media_type, upload.storage_region, upload.class_id) == ("holiday", "mp4",
+                                                                                        "ap-chongqing", 0)
+    assert (upload.source_type, upload.create_time) == ("Upload", "2019-01-09T16:36:22Z")
+    assert (upload.procedure_task_id, upload.review_task_id) == (TASK_ID, None)
+    assert upload.metadata is not None and upload.metadata["Duration"] == 16.0
+    assert store.uploads_for_user("alice") == [upload]
+    assert store.uploads_for_user("bob") == []
+
+
+def test_task_results_keep_every_output_url(store: EventStore) -> None:
+    ingest(store, "vod_procedure_finish")
+    [task] = store.tasks(FILE_ID)
+    assert (task.task_id, task.status, task.outcome, task.session_context) == (TASK_ID, "FINISH", "finished",
+                                                                              "order-42")
+    assert [(r.type, r.status, r.urls) for r in task.results] == [
+        ("Transcode", "SUCCESS", (f"{BASE_URL}/v.f100030.mp4",)),
+        ("SnapshotByTimeOffset", "SUCCESS", (f"{BASE_URL}/snapshotByTimeOffset/10_1000.jpg",
+                                             f"{BASE_URL}/snapshotByTimeOffset/10_5000.jpg")),
+        ("CoverBySnapshot", "SUCCESS", (f"{BASE_URL}/coverBySnapshot/1_0.jpg",)),
+    ]
+
+
+@pytest.mark.parametrize(("change", "outcome"), [
+    ({"ErrCode": 0}, "finished"),
+    ({"ErrCode": 10008, "Message": "source file error"}, "failed"),
+    ({"MediaProcessResultSet": [{"Type": "Transcode", "TranscodeTask": {"Status": "FAIL", "ErrCode": 30010}}]},
+     "failed"),
+])
+def test_failed_tasks_fail_the_upload(store: EventStore, change: dict[str, Any], outcome: str) -> None:
+    ingest(store, "vod_new_file_upload")
+    finish = load_event("vod_procedure_finish")
+    finish["ProcedureStateChangeEvent"].update(change)
+    ingest_event(store, finish, received_at=101.0)
+    upload = store.upload(FILE_ID)
+    assert upload is not None and upload.status == outcome
+    assert store.tasks(FILE_ID)[0].outcome == outcome
+
+
+def test_partial_delete_keeps_the_media(store: EventStore) -> None:
+    ingest(store, "vod_new_file_upload")
+    delete = load_event("vod_file_deleted")
+    delete["FileDeleteEvent"]["FileDeleteResultInfo"] = [
+        {"FileId": FILE_ID, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100030}]}]
+    ingest_event(store, delete, received_at=101.0)
+    upload = store.upload(FILE_ID)
+    assert upload is not None
+    assert (upload.deleted, upload.status) == (False, "uploaded")
+    assert [(p.type, p.definition) for p in upload.deleted_parts] == [("TranscodeFiles", 100030)]
+
+
+def test_one_delete_event_for_several_files(store: EventStore) -> None:
+    hook = Hook()
+    ingest_event(store, {"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": ["a", "b"]}},
+                 received_at=7.0, after_commit=hook)
+    for file_id in ("a", "b"):
+        upload = store.upload(file_id)
+        assert upload is not None and (upload.status, upload.deleted_at) == ("deleted", 7.0)
+    [call] = hook.calls
+    assert [u.file_id for u in call.uploads] == ["a", "b"] and call.upload is None
+
+
+# --- duplicates -----------------------------------------------------------------------------------
+
+def test_sequential_duplicates_have_one_effect(store: EventStore) -> None:
+    hook = Hook()
+    first = ingest(store, "vod_new_file_upload", 100.0, hook)
+    again = [ingest(store, "vod_new_file_upload", 100.0 + i, hook) for i in range(1, 4)]
+    assert first.duplicate is False and all(r.duplicate for r in again)
+    assert {r.dedupe_key for r in again} == {first.dedupe_key}
+    assert store.event_count() == 1 and len(hook.calls) == 1
+    event = store.event(first.dedupe_key)
+    assert event is not None and event.received_at == 100.0  # the first delivery's time stands
+
+
+def test_pull_events_are_keyed_by_their_handle(store: EventStore) -> None:
+    payload = load_event("vod_pull_new_file_upload")
+    first = ingest_event(store, payload, received_at=1.0)
+    # PullEvents re-delivers an unconfirmed event with the same handle.
+    again = ingest_event(store, payload, received_at=31.0)
+    assert first.dedupe_key == again.dedupe_key == payload["EventHandle"]
+    assert (first.duplicate, again.duplicate, store.event_count()) == (False, True, 1)
+
+
+def test_sixteen_concurrent_threads_have_one_effect(store: EventStore) -> None:
+    hook = Hook()
+    barrier = threading.Barrier(16)
+    results: list[bool] = []
+    errors: list[BaseException] = []
+
+    def deliver() -> None:
+        barrier.wait()
+        try:
+            results.append(ingest(store, "vod_new_file_upload", 100.0, hook).duplicate)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert errors == []
+    assert sorted(results) == [False] + [True] * 15
+    assert store.event_count() == 1 and len(hook.calls) == 1
+
+
+def test_concurrent_different_events_for_one_file_lose_nothing(store: EventStore) -> None:
+    names = ["vod_new_file_upload", "vod_procedure_processing", "vod_procedure_finish", "vod_transcode_complete"]
+    barrier = threading.Barrier(len(names))
+
+    def deliver(name: str) -> None:
+        barrier.wait()
+        ingest(store, name)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    upload = store.upload(FILE_ID)
+    assert upload is not None and (upload.user_id, upload.status) == ("alice", "finished")
+    assert len(store.events_for(FILE_ID)) == 4
+
+
+# --- order independence -------------------------------------------------------------------------------
+
+SEQUENCE = ["vod_new_file_upload", "vod_procedure_processing", "vod_procedure_finish", "vod_file_deleted"]
+
+
+def _deliver_in(order: tuple[str, ...], store: EventStore) -> Any:
+    for name in order:
+        # Each event keeps its own receive time whatever the order: the records depend on the set.
+        ingest(store, name, received_at=1000.0 + SEQUENCE.index(name))
+    return store.file_report(FILE_ID)
+
+
+def test_any_arrival_order_gives_identical_records(new_store: Callable[[], EventStore]) -> None:
+    reports = {order: _deliver_in(order, new_store()) for order in itertools.permutations(SEQUENCE)}
+    expected = reports[tuple(SEQUENCE)]
+    assert expected.upload.status == "deleted" and expected.upload.user_id == "alice"
+    assert expected.upload.deleted_at == 1003.0
+    assert [t.outcome for t in expected.tasks] == ["finished"]
+    assert len(expected.tasks[0].results) == 3
+    different = [order for order, report in reports.items() if report != expected]
+    assert different == [], f"{len(different)} of 24 orders differ, e.g. {different[:1]}"
+
+
+@pytest.mark.parametrize(("order", "status", "user"), [
+    (("vod_file_deleted", "vod_new_file_upload"), "deleted", "alice"),  # a delete before its upload stays deleted
+    (("vod_procedure_finish",), "finished", None),  # a task before its upload is kept...
+    (("vod_procedure_finish", "vod_new_file_upload"), "finished", "alice"),  # ...and joined by it
+    (("vod_procedure_finish", "vod_procedure_processing"), "finished", None),  # a late PROCESSING can't undo FINISH
+])
+def test_early_events_are_kept(store: EventStore, order: tuple[str, ...], status: str, user: str | None) -> None:
+    for i, name in enumerate(order):
+        ingest(store, name, received_at=float(i))
+    upload = store.upload(FILE_ID)
+    assert upload is not None and (upload.status, upload.user_id) == (status, user)
+
+
+# --- failures -----------------------------------------------------------------------------------------
+
+def test_a_failed_transaction_writes_nothing(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shared.store.base as base
+
+    def broken_fold(*args: Any, **kwargs: Any) -> Any:
+        raise store.errors[0]("the disk is full")
+
+    monkeypatch.setattr(base, "fold", broken_fold)
+    payload = load_event("vod_new_file_upload")
+    with pytest.raises(StoreUnavailable):
+        ingest_event(store, payload, received_at=1.0)
+    monkeypatch.undo()
+    assert store.event(dedupe_key(payload)) is None and store.upload(FILE_ID) is None
+    assert ingest_event(store, payload, received_at=2.0).duplicate is False  # the retry is not a duplicate
+    assert store.upload(FILE_ID) is not None
+
+
+def test_hook_failure_is_recorded_and_never_loses_the_event(store: EventStore) -> None:
+    hook = Hook(fail=True)
+    result = ingest(store, "vod_new_file_upload", hook=hook)
+    assert result.duplicate is False and result.hook_error == "RuntimeError: downstream is down"
+    event = store.event(result.dedupe_key)
+    assert event is not None
+    assert (event.hook_status, event.hook_failures, event.hook_last_error) == ("failed", 1, result.hook_error)
+    assert store.upload(FILE_ID) is not None
+    assert ingest(store, "vod_new_file_upload", hook=hook).duplicate is True
+    assert len(hook.calls) == 1  # not re-run for the duplicate
+
+
+class Killed(BaseException):
+    """What the hook sees when SCF ends the invocation (timeout): nothing after it runs."""
+
+
+def _killed(committed: CommittedEvent) -> None:
+    raise Killed
+
+
+@pytest.mark.parametrize(("hook", "status"), [
+    (None, None),  # no hook configured: nothing is owed
+    (Hook(), "done"),
+    (Hook(fail=True), "failed"),
+    (_killed, "pending"),  # cut short: stays visible as owed
+])
+def test_hook_status_is_recorded(store: EventStore, hook: Any, status: str | None) -> None:
+    payload = load_event("vod_new_file_upload")
+    with contextlib.suppress(Killed):
+        ingest_event(store, payload, received_at=1.0, **({"after_commit": hook} if hook else {}))
+    event = store.event(dedupe_key(payload))
+    assert event is not None and event.hook_status == status
+
+
+def test_hook_sees_the_committed_record(store: EventStore) -> None:
+    seen: list[Any] = []
+    ingest(store, "vod_new_file_upload",
+           hook=lambda c: seen.append((c.event.event_type, c.upload, store.upload(FILE_ID))))
+    [(event_type, upload, in_store)] = seen
+    assert event_type == "NewFileUpload" and upload == in_store and upload.user_id == "alice"
+
+
+def test_schema_migration_is_idempotent(new_url: Callable[[], str]) -> None:
+    url = new_url()
+    first, second = open_store(url), open_store(url)
+    try:
+        assert first.schema_version() == SCHEMA_VERSION
+        ingest(first, "vod_new_file_upload")
+        assert second.schema_version() == SCHEMA_VERSION  # a second container migrates nothing, loses nothing
+        assert second.event_count() == 1
+    finally:
+        first.close()
+        second.close()
+    third = open_store(url)
+    try:
+        assert third.upload(FILE_ID) is not None and third.schema_version() == SCHEMA_VERSION
+    finally:
+        third.close()
+
+
+@pytest.mark.parametrize("url", ["mysql://x", "sqlite://relative", "sqlite:///:memory:", "sqlite:///"])
+def test_open_store_rejects_other_urls(url: str) -> None:
+    with pytest.raises(ValueError, match="DATABASE_URL"):
+        open_store(url)
+
+
+def test_sqlite_path_is_relative_to_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = open_store("sqlite:///.local/nested/vod.sqlite3")  # parent directories are created on first use
+    monkeypatch.chdir("/")  # resolved when opened, not when first used
+    try:
+        ingest(store, "vod_new_file_upload")
+    finally:
+        store.close()
+    assert (tmp_path / ".local" / "nested" / "vod.sqlite3").is_file()

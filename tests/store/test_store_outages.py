@@ -1,0 +1,104 @@
+"""A store that is down: 503 (StoreUnavailable), nothing lost, and a later delivery succeeds."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.callback_service import ingest_event, make_callback_endpoint
+from shared.config import load_callback_settings
+from shared.events import expected_sign
+from shared.http import serve
+from shared.store import EventStore, StoreUnavailable, open_store
+from tests.conftest import CALLBACK_SIGN_KEY
+from tests.scf import http_event, load_event, response_json
+from tests.store.pgserver import PostgresServer
+
+NOW = 1_800_000_000
+FILE_ID = "5285890784273533167"
+
+
+def deliver(store: EventStore, name: str = "vod_new_file_upload") -> dict[str, Any]:
+    """One signed PUSH delivery through the real endpoint; returns status and JSON body."""
+    settings = load_callback_settings({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY})
+    endpoint = make_callback_endpoint(settings, lambda: store, now=lambda: NOW)
+    payload = {**load_event(name), "T": NOW + 600, "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + 600)}
+    result = serve(http_event("apigw", path="/vod-events", body=json.dumps(payload)), {"request_id": "r"},
+                   endpoint, settings.http)
+    return {"status": result["statusCode"], **response_json(result)}
+
+
+def test_sqlite_unreachable_then_back(tmp_path: Path) -> None:
+    path = tmp_path / "db" / "vod.sqlite3"
+    path.mkdir(parents=True)  # the database file is a directory: SQLite cannot open it
+    store = open_store(f"sqlite:///{path}")  # opening never touches the database
+    try:
+        down = deliver(store)
+        assert down["status"] == 503 and down["error"]["code"] == "store_unavailable"
+        shutil.rmtree(path)
+        up = deliver(store)
+        assert up["status"] == 200 and up["duplicate"] is False
+        assert store.upload(FILE_ID) is not None
+    finally:
+        store.close()
+
+
+def test_sqlite_directory_that_cannot_be_created(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    store = open_store(f"sqlite:///{blocker}/sub/vod.sqlite3")
+    with pytest.raises(StoreUnavailable):
+        ingest_event(store, load_event("vod_new_file_upload"), received_at=1.0)
+    blocker.unlink()
+    assert ingest_event(store, load_event("vod_new_file_upload"), received_at=2.0).duplicate is False
+    store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_stopped_then_started(own_postgres_server: PostgresServer) -> None:
+    server = own_postgres_server
+    store = open_store(server.create_database(), timeout_seconds=2)
+    try:
+        assert deliver(store, "vod_procedure_processing")["status"] == 200  # a pooled connection now exists
+        server.stop()
+        down = deliver(store)
+        assert down["status"] == 503 and down["error"]["code"] == "store_unavailable"
+        server.start()
+        up = deliver(store)
+        assert up["status"] == 200 and up["duplicate"] is False
+        upload = store.upload(FILE_ID)
+        assert upload is not None and upload.user_id == "alice" and store.event_count() == 2
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_restart_between_deliveries_is_invisible(own_postgres_server: PostgresServer) -> None:
+    server = own_postgres_server
+    store = open_store(server.create_database())
+    try:
+        assert deliver(store, "vod_procedure_processing")["status"] == 200
+        server.stop()
+        server.start()  # the pooled connection is now dead; the store replaces it before anything was sent
+        assert deliver(store)["status"] == 200
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_postgres_down_at_first_use(own_postgres_server: PostgresServer) -> None:
+    server = own_postgres_server
+    url = server.create_database()
+    server.stop()
+    store = open_store(url, timeout_seconds=2)  # a cold start while the database is down
+    try:
+        assert deliver(store)["status"] == 503
+        server.start()
+        assert deliver(store)["status"] == 200
+        assert store.upload(FILE_ID) is not None
+    finally:
+        store.close()
