@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from shared.config import HttpSettings
 from shared.errors import (
@@ -47,6 +47,16 @@ class Headers(Mapping[str, str]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._items
+
+    @overload  # type: ignore[override]
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        # Mapping.get would go through __getitem__ and a KeyError: on the hot path, avoid the raise.
+        return self._items.get(name.lower(), default)
 
     def __repr__(self) -> str:  # never print header values: they carry credentials
         return f"Headers({sorted(self._items)})"
@@ -186,6 +196,12 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# Built once: json.loads/dumps with options construct a new codec on every call.
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+_BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_LOG_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
+
+
 def json_object(request: Request, *, require_content_type: bool = True) -> dict[str, Any] | None:
     """The body as a JSON object, or None when there is no body. Strict: JSON content type (unless
     `require_content_type=False`, for senders that don't document theirs), UTF-8, no duplicate
@@ -197,7 +213,7 @@ def json_object(request: Request, *, require_content_type: bool = True) -> dict[
         raise UnsupportedMediaType("send the body as application/json", code="unsupported_content_type")
     try:
         text = request.body.decode("utf-8")
-        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        value = _STRICT_JSON.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadRequest(f"body is not valid JSON: {str(exc)[:120]}", code="invalid_json") from exc
     if not isinstance(value, dict):
@@ -239,7 +255,7 @@ def _log_line(fields: dict[str, Any]) -> None:
     if log.isEnabledFor(logging.INFO):
         # makeRecord + handle skips logging's stack walk for the caller: a large share of a
         # request's cost on this hot path, and the line says where it comes from anyway.
-        line = json.dumps(fields, ensure_ascii=False, default=str)
+        line = _LOG_JSON.encode(fields)
         log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, line, (), None))
 
 
@@ -252,7 +268,7 @@ def to_scf_response(response: Response, request_id: str, extra_headers: Mapping[
     body = ""
     if response.body is not None:
         headers["Content-Type"] = "application/json; charset=utf-8"
-        body = json.dumps(response.body, ensure_ascii=False, separators=(",", ":"))
+        body = _BODY_JSON.encode(response.body)
     return {"isBase64Encoded": False, "statusCode": response.status, "headers": headers, "body": body}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -28,12 +29,27 @@ class SqliteStore(EventStore):
         conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
-            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+            self._use_wal(conn)  # readers never block the writer
             conn.execute("PRAGMA synchronous = FULL")  # we answer 200 only for what survives a power cut
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching a new database to WAL needs an exclusive lock, and SQLite answers "database is
+        # locked" at once, without its busy handler, while another connection does the same switch
+        # (many first deliveries at once). The mode is stored in the file: only the first switch races.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                # Python 3.10's sqlite3 has no error codes; the message is SQLITE_BUSY's.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
 
     @contextmanager
     def _transaction(self, conn: sqlite3.Connection, *, write: bool) -> Iterator[Cursor]:

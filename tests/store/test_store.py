@@ -187,16 +187,21 @@ def test_sixteen_concurrent_threads_have_one_effect(store: EventStore) -> None:
 def test_concurrent_different_events_for_one_file_lose_nothing(store: EventStore) -> None:
     names = ["vod_new_file_upload", "vod_procedure_processing", "vod_procedure_finish", "vod_transcode_complete"]
     barrier = threading.Barrier(len(names))
+    errors: list[BaseException] = []
 
     def deliver(name: str) -> None:
         barrier.wait()
-        ingest(store, name)
+        try:
+            ingest(store, name)
+        except BaseException as exc:
+            errors.append(exc)
 
     threads = [threading.Thread(target=deliver, args=(n,)) for n in names]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
+    assert errors == []
     upload = store.upload(FILE_ID)
     assert upload is not None and (upload.user_id, upload.status) == ("alice", "finished")
     assert len(store.events_for(FILE_ID)) == 4
