@@ -28,6 +28,9 @@ test: lint
 bench: setup
 	$(PY) scripts/bench
 
+demo: setup
+	$(PY) scripts/demo
+
 build: setup
 	$(PY) scripts/build
 

@@ -1,0 +1,143 @@
+"""Client uploader: MB/s of a 256 MiB upload through the local stack (signature function + VOD emulator
+on loopback, default 8 MiB parts, 6 in flight), next to a raw copy of the same file on the same disk,
+measured in the same run. The emulator writes every byte to that disk too, so the copy is the ceiling."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+SIZE = 256 * 1024 * 1024
+SECRET_ID = "AKIDbench000000000000000000000000000"
+SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
+JWT_SECRET = "bench-jwt-secret-0123456789-abcdefghijklmnop"
+SUB_APP_ID = "1500000001"
+ENV = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY, "VOD_SUB_APP_ID": SUB_APP_ID,
+       "AUTH_JWT_SECRET": JWT_SECRET, "VOD_SIGNATURE_TTL": "3600", "LOG_LEVEL": "WARNING",
+       "NO_PROXY": "127.0.0.1,localhost"}
+_PROXIES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+
+
+@contextlib.contextmanager
+def _environment() -> Iterator[None]:
+    """The sign function's settings (it reads them on its first request), request logs kept quiet."""
+    saved = dict(os.environ)
+    loggers = {name: logging.getLogger(name).level for name in ("werkzeug", "vod", "vodemu", "vodupload")}
+    for name in _PROXIES:
+        os.environ.pop(name, None)
+    os.environ.update(ENV)
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        for name, level in loggers.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _write_source(path: Path) -> None:
+    chunk = os.urandom(8 * 1024 * 1024)  # incompressible; repeating it is fine, nothing deduplicates
+    with open(path, "wb") as out:
+        for _ in range(SIZE // len(chunk)):
+            out.write(chunk)
+
+
+def _copy_seconds(source: Path, target: Path) -> float:
+    started = time.perf_counter()
+    shutil.copyfile(source, target)
+    elapsed = time.perf_counter() - started
+    target.unlink()
+    return elapsed
+
+
+@contextlib.contextmanager
+def _local_stack(tmp: Path) -> Iterator[tuple[str, str]]:
+    """(signature URL, emulator URL): the sign function and the emulator, in this process."""
+    import localstack
+    from vodemu.app import build_emulator
+
+    gateway = localstack.start_gateway()
+    emulator = build_emulator(tmp / "vodemu", secret_id=SECRET_ID, secret_key=SECRET_KEY, sub_app_id=int(SUB_APP_ID))
+    emulator.start()
+    try:
+        yield f"{gateway.url}/signature", emulator.url
+    finally:
+        emulator.close()
+        gateway.stop()
+
+
+def _upload_seconds(source: Path, tmp: Path, signature_url: str, endpoint: str) -> float:
+    import localstack
+    from vodupload import CheckpointStore, SignatureClient, Uploader, UploadOptions
+
+    signer = SignatureClient(signature_url, localstack.mint_token(JWT_SECRET, "bench-user"))
+    uploader = Uploader(signer, UploadOptions(endpoint=endpoint), checkpoints=CheckpointStore(tmp / "checkpoints"))
+    try:
+        started = time.perf_counter()
+        result = uploader.upload(source).run()
+        elapsed = time.perf_counter() - started
+    finally:
+        uploader.close()
+    assert result.file_id, "the upload did not commit"
+    return elapsed
+
+
+def _sdk_upload_file_seconds(source: Path, signature_url: str, endpoint: str) -> float:
+    """The COS SDK's own upload_file (same part size and threads) into an applied session: no pause,
+    resume control or MD5 check, so it shows what the uploader's bookkeeping costs."""
+    import localstack
+    from qcloud_cos import CosConfig, CosS3Client
+    from vodupload import MediaInfo, SignatureClient, VodClient
+    from vodupload.cos import cos_endpoint
+
+    vod = VodClient(SignatureClient(signature_url, localstack.mint_token(JWT_SECRET, "bench-user")),
+                    endpoint=endpoint)
+    applied = vod.apply_new(MediaInfo("bench", "mp4", SIZE))
+    target = cos_endpoint(endpoint)
+    assert target is not None
+    cert = applied.credentials
+    client = CosS3Client(CosConfig(Region=applied.region, SecretId=cert.secret_id, SecretKey=cert.secret_key,
+                                   Token=cert.token, Scheme=target.scheme, IP=target.host, Port=target.port), retry=0)
+    started = time.perf_counter()
+    client.upload_file(Bucket=applied.bucket, Key=applied.video_key, LocalFilePath=str(source), PartSize=8,
+                       MAXThread=6)
+    return time.perf_counter() - started
+
+
+def run() -> list[tuple[str, str]]:
+    with tempfile.TemporaryDirectory(prefix="vodupload-bench-") as name, _environment():
+        tmp = Path(name)
+        source = tmp / "bench.mp4"
+        _write_source(source)
+        copy = _copy_seconds(source, tmp / "copy.mp4")
+        with _local_stack(tmp) as (signature_url, endpoint):
+            upload = _upload_seconds(source, tmp, signature_url, endpoint)
+            sdk = _sdk_upload_file_seconds(source, signature_url, endpoint)
+        copy = min(copy, _copy_seconds(source, tmp / "copy.mp4"))  # the copy's best of two, around the uploads
+    megabytes = SIZE / 1e6
+    return [
+        ("raw disk copy of the 256 MiB file (ceiling)", f"{megabytes / copy:8.1f} MB/s"),
+        ("COS SDK upload_file into the emulator (reference)", f"{megabytes / sdk:8.1f} MB/s  = {copy / sdk:.2f}× "
+                                                              "of the copy"),
+        ("client upload through the local stack", f"{megabytes / upload:8.1f} MB/s  = {copy / upload:.2f}× "
+                                                  f"of the copy, {sdk / upload:.2f}× of upload_file  "
+                                                  "(8 MiB parts, 6 in flight, MD5-checked, one-time signatures)"),
+    ]
+
+
+if __name__ == "__main__":
+    import sys
+
+    from benchmarks.common import ROOT
+
+    sys.path[:0] = [str(ROOT / "scripts"), str(ROOT)]
+    for label, figure in run():
+        print(f"{label}: {figure}")

@@ -1,0 +1,79 @@
+"""Resumable client uploads to Tencent Cloud VOD, the Python counterpart of vod-js-sdk-v6.
+
+    from vodupload import SignatureClient, Uploader
+
+    signatures = SignatureClient("https://api.example.com/signature", token)
+    result = Uploader(signatures).upload("clip.mp4", cover="clip.jpg").run()
+    print(result.file_id, result.video_url)
+"""
+
+import logging
+
+from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, PartRecord, default_directory, identify
+from vodupload.errors import (
+    AuthenticationFailed,
+    GatewayRefusal,
+    SignatureError,
+    SignatureRefused,
+    SignatureUnavailable,
+    SourceChanged,
+    StorageError,
+    UploadCancelled,
+    UploadPaused,
+    VodApiError,
+    VodUnavailable,
+    VodUploadError,
+)
+from vodupload.progress import Progress
+from vodupload.signatures import Signature, SignatureClient, SignatureRequest
+from vodupload.uploader import (
+    Notice,
+    NoticeKind,
+    Uploader,
+    UploadOptions,
+    UploadResult,
+    UploadState,
+    UploadTask,
+)
+from vodupload.vod_api import DEFAULT_HOSTS, Applied, Committed, MediaInfo, TempCredentials, VodClient
+
+# A library logs, the application decides where it goes (no "last resort" lines on stderr).
+logging.getLogger("vodupload").addHandler(logging.NullHandler())
+
+__all__ = [
+    "DEFAULT_HOSTS",
+    "Applied",
+    "AuthenticationFailed",
+    "Checkpoint",
+    "CheckpointStore",
+    "Committed",
+    "FileIdentity",
+    "GatewayRefusal",
+    "MediaInfo",
+    "Notice",
+    "NoticeKind",
+    "PartRecord",
+    "Progress",
+    "Signature",
+    "SignatureClient",
+    "SignatureError",
+    "SignatureRefused",
+    "SignatureRequest",
+    "SignatureUnavailable",
+    "SourceChanged",
+    "StorageError",
+    "TempCredentials",
+    "UploadCancelled",
+    "UploadOptions",
+    "UploadPaused",
+    "UploadResult",
+    "UploadState",
+    "UploadTask",
+    "Uploader",
+    "VodApiError",
+    "VodClient",
+    "VodUnavailable",
+    "VodUploadError",
+    "default_directory",
+    "identify",
+]

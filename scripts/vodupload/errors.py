@@ -1,0 +1,76 @@
+"""Every failure the uploader reports, as one exception family.
+
+Messages are written for the person running the upload and never contain a signature, a bearer
+token, a temporary secret key or a security token: they are safe to print and to log.
+"""
+
+from __future__ import annotations
+
+
+class VodUploadError(Exception):
+    """Base class: an upload could not be done (or not now)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class SignatureError(VodUploadError):
+    """The signature endpoint did not give us a signature."""
+
+
+class GatewayRefusal(SignatureError):
+    """The signature endpoint answered 4xx; `code`/`message` are its `{"error": {...}}` envelope."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"the signature endpoint refused ({status} {code}): {message}")
+        self.status = status
+        self.code = code
+        self.detail = message
+
+
+class AuthenticationFailed(GatewayRefusal):
+    """401: the bearer token is missing, invalid or expired."""
+
+
+class SignatureRefused(GatewayRefusal):
+    """403 (policy) or another 4xx: the caller is known but this request is not allowed."""
+
+
+class SignatureUnavailable(SignatureError):
+    """Network errors, 5xx or a malformed answer from the signature endpoint, after retries."""
+
+
+class VodApiError(VodUploadError):
+    """VOD answered `code != 0` to PrepareUploadUGC/ApplyUploadUGC/CommitUploadUGC (after retries)."""
+
+    def __init__(self, action: str, code: int, message: str) -> None:
+        super().__init__(f"VOD refused {action} (code {code}): {message}")
+        self.action = action
+        self.code = code
+        self.detail = message
+
+
+class VodUnavailable(VodUploadError):
+    """VOD's upload API could not be reached (network errors, 5xx, not JSON) on any host, after retries."""
+
+
+class StorageError(VodUploadError):
+    """COS refused or kept failing a request with the temporary credentials."""
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class SourceChanged(VodUploadError):
+    """The file changed while it was being uploaded; the saved progress no longer describes it."""
+
+
+class UploadCancelled(VodUploadError):
+    """The upload was cancelled: its COS parts were aborted and its checkpoint deleted."""
+
+
+class UploadPaused(VodUploadError):
+    """The upload is paused; its checkpoint is saved and `resume()` (or a new run) continues it."""

@@ -1,0 +1,122 @@
+"""Fresh upload signatures from the application's signature endpoint (`POST /signature`).
+
+The VOD client SDKs ask the app for a new signature before every upload API call, which is what
+one-time signatures need; `SignatureClient` is that `getSignature` for Python: call it, get a string.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from vodupload.errors import AuthenticationFailed, SignatureRefused, SignatureUnavailable
+
+log = logging.getLogger("vodupload")
+
+TokenSource = str | Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Signature:
+    value: str = field(repr=False)  # a bearer credential for VOD: never printed
+    expire_time: int
+    one_time: bool
+
+
+@dataclass(frozen=True)
+class SignatureRequest:
+    """What the client may ask the endpoint for (the server's policy decides the rest)."""
+
+    procedure: str | None = None
+    storage_region: str | None = None
+    class_id: int | None = None
+    session_context: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        wire = {"procedure": self.procedure, "storageRegion": self.storage_region, "classId": self.class_id,
+                "sessionContext": self.session_context}
+        return {name: value for name, value in wire.items() if value is not None}
+
+
+def _error_envelope(response: requests.Response) -> tuple[str, str]:
+    """(code, message) of the gateway's `{"error": {"code", "message"}}`, or what can be said without it."""
+    try:
+        error = response.json().get("error") or {}
+        return str(error.get("code") or f"http_{response.status_code}"), str(error.get("message") or response.reason)
+    except (ValueError, AttributeError):
+        return f"http_{response.status_code}", response.reason or "no error details"
+
+
+class SignatureClient:
+    """Fetches one fresh signature per call. Thread-safe (one `requests.Session`, no other state).
+
+    token: a bearer token, or a callable returning one (called before every request, so it can
+    refresh a short-lived JWT). 401 -> AuthenticationFailed, other 4xx -> SignatureRefused (both carry
+    the gateway's error code and message, and are not retried); 5xx and network errors are retried
+    `retries` times with exponential backoff, then SignatureUnavailable.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: TokenSource,
+        request: SignatureRequest | None = None,
+        *,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self._token = token
+        self._body = (request or SignatureRequest()).body()
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._retries = retries
+        self._backoff = backoff
+        self._sleep = sleep
+
+    def __call__(self) -> str:
+        return self.fetch().value
+
+    def fetch(self) -> Signature:
+        problem = "no attempt made"
+        for attempt in range(self._retries + 1):
+            if attempt:
+                self._sleep(self._backoff * 2 ** (attempt - 1))
+            try:
+                response = self._post()
+            except requests.RequestException as exc:
+                problem = f"network error: {type(exc).__name__}"
+                log.info("signature endpoint unreachable (attempt %d): %s", attempt + 1, problem)
+                continue
+            if response.status_code < 400:
+                return self._parse(response)
+            code, message = _error_envelope(response)
+            if response.status_code == 401:
+                raise AuthenticationFailed(response.status_code, code, message)
+            if response.status_code < 500:
+                raise SignatureRefused(response.status_code, code, message)
+            problem = f"HTTP {response.status_code} {code}: {message}"
+            log.info("signature endpoint failed (attempt %d): %s", attempt + 1, problem)
+        raise SignatureUnavailable(f"no signature from {self.url} after {self._retries + 1} attempts ({problem})")
+
+    def _post(self) -> requests.Response:
+        token = self._token() if callable(self._token) else self._token
+        return self._session.post(self.url, json=self._body, timeout=self._timeout,
+                                  headers={"Authorization": f"Bearer {token}"})
+
+    def _parse(self, response: requests.Response) -> Signature:
+        try:
+            body = response.json()
+            return Signature(value=str(body["signature"]), expire_time=int(body.get("expireTime") or 0),
+                             one_time=bool(body.get("oneTimeValid")))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise SignatureUnavailable(f"the signature endpoint's answer has no signature ({type(exc).__name__})") \
+                from None

@@ -1,0 +1,180 @@
+"""VOD's client upload API: PrepareUploadUGC, ApplyUploadUGC, CommitUploadUGC (REFERENCE §2).
+
+`POST {host}/v3/index.php?Action=<Action>` with a JSON body carrying a fresh signature; the answer is
+`{code, message, data}`, HTTP 200 even for refusals. Like vod-js-sdk-v6: apply and commit are retried
+(3 times, a fresh signature each time), and an HTTP 5xx or a network error switches to the backup host.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from vodupload.errors import VodApiError, VodUnavailable
+
+log = logging.getLogger("vodupload")
+
+DEFAULT_HOSTS = ("https://vod2.qcloud.com", "https://vod2.dnsv1.com")
+PATH = "/v3/index.php"
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """A file as ApplyUploadUGC announces it: name without extension, type = extension, size in bytes."""
+
+    name: str
+    type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class TempCredentials:
+    secret_id: str
+    secret_key: str = field(repr=False)
+    token: str = field(repr=False)
+    expired_time: int  # Unix seconds, VOD's clock
+
+
+@dataclass(frozen=True)
+class Applied:
+    """An ApplyUploadUGC answer: where to put the bytes and the credentials to do it with."""
+
+    session_key: str = field(repr=False)
+    bucket: str  # full COS bucket name, `{storageBucket}-{storageAppId}`
+    region: str  # COS region (storageRegionV5)
+    video_key: str | None  # COS object keys, without the leading "/"
+    cover_key: str | None
+    credentials: TempCredentials
+    server_time: int  # `timestamp`: VOD's clock when it answered, for credential lifetimes
+
+    @property
+    def credential_lifetime(self) -> int:
+        return self.credentials.expired_time - self.server_time
+
+
+@dataclass(frozen=True)
+class Committed:
+    file_id: str
+    video_url: str | None
+    cover_url: str | None
+
+
+@dataclass(frozen=True)
+class Prepared:
+    app_id: int
+    regions: tuple[str, ...]
+
+
+def _key(storage: dict[str, Any] | None) -> str | None:
+    return str(storage["storagePath"]).lstrip("/") if storage else None
+
+
+def parse_applied(data: dict[str, Any]) -> Applied:
+    cert = data["tempCertificate"]
+    return Applied(
+        session_key=str(data["vodSessionKey"]),
+        bucket=f"{data['storageBucket']}-{data['storageAppId']}",
+        region=str(data.get("storageRegionV5") or data.get("StorageRegionV5") or data["storageRegion"]),
+        video_key=_key(data.get("video")),
+        cover_key=_key(data.get("cover")),
+        credentials=TempCredentials(str(cert["secretId"]), str(cert["secretKey"]), str(cert["token"]),
+                                    int(cert["expiredTime"])),
+        server_time=int(data.get("timestamp") or 0),
+    )
+
+
+def parse_committed(data: dict[str, Any]) -> Committed:
+    def url(role: str) -> str | None:
+        published = data.get(role)
+        return str(published["url"]) if isinstance(published, dict) and published.get("url") else None
+
+    return Committed(file_id=str(data["fileId"]), video_url=url("video"), cover_url=url("cover"))
+
+
+class VodClient:
+    """Calls the upload API with a fresh signature per call. `endpoint` (e.g. the local emulator's
+    `http://127.0.0.1:PORT`) replaces `hosts`, Tencent's main and backup hosts. Thread-safe."""
+
+    def __init__(
+        self,
+        get_signature: Callable[[], str],
+        *,
+        endpoint: str | None = None,
+        hosts: Sequence[str] = DEFAULT_HOSTS,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+        retries: int = 3,
+        retry_delay: float = 1.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._get_signature = get_signature
+        self._hosts = (endpoint,) if endpoint else tuple(hosts)
+        self._host = 0
+        self._session = session or requests.Session()
+        self._timeout = timeout
+        self._retries = retries
+        self._retry_delay = retry_delay
+        self._sleep = sleep
+
+    def prepare(self) -> Prepared:
+        data = self._call("PrepareUploadUGC", {})
+        regions = tuple(str(item["region"]) for item in data.get("cosRegionList") or [])
+        return Prepared(app_id=int(data.get("appId") or 0), regions=regions)
+
+    def apply_new(self, video: MediaInfo, cover: MediaInfo | None = None, *,
+                  storage_region: str | None = None) -> Applied:
+        body: dict[str, Any] = {"videoName": video.name, "videoType": video.type, "videoSize": video.size}
+        if cover is not None:
+            body.update(coverName=cover.name, coverType=cover.type, coverSize=cover.size)
+        if storage_region:
+            body["storageRegion"] = storage_region
+        return parse_applied(self._call("ApplyUploadUGC", body))
+
+    def apply_resume(self, session_key: str) -> Applied:
+        """The same session (same object keys) with fresh temporary credentials."""
+        return parse_applied(self._call("ApplyUploadUGC", {"vodSessionKey": session_key}))
+
+    def commit(self, session_key: str) -> Committed:
+        return parse_committed(self._call("CommitUploadUGC", {"vodSessionKey": session_key}))
+
+    def _call(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
+        failure: VodApiError | VodUnavailable = VodUnavailable(f"{action}: no attempt made")
+        for attempt in range(self._retries + 1):
+            if attempt:
+                self._sleep(self._retry_delay)
+            # A fresh signature per attempt: a one-time signature is spent even by a refused call.
+            body = {"signature": self._get_signature(), **fields}
+            answer = self._post(action, body)
+            if answer is None:
+                failure = VodUnavailable(f"{action}: VOD could not be reached ({self._retries + 1} attempts; "
+                                         "network errors or HTTP 5xx)")
+                continue
+            code = answer.get("code")
+            if code == 0 and isinstance(answer.get("data"), dict):
+                data: dict[str, Any] = answer["data"]
+                return data
+            failure = VodApiError(action, code if isinstance(code, int) else -1, str(answer.get("message", "")))
+            log.info("%s refused (attempt %d): code %s", action, attempt + 1, failure.code)
+        raise failure
+
+    def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """The decoded answer, or None (after switching host) when the host failed."""
+        host = self._hosts[self._host % len(self._hosts)].rstrip("/")
+        try:
+            response = self._session.post(f"{host}{PATH}", params={"Action": action}, json=body,
+                                          timeout=self._timeout)
+            if response.status_code < 500:
+                answer = response.json()
+                if isinstance(answer, dict):
+                    return answer
+        except (requests.RequestException, ValueError) as exc:
+            log.info("%s on %s failed: %s", action, host, type(exc).__name__)
+        else:
+            log.info("%s on %s failed: HTTP %d", action, host, response.status_code)
+        self._host += 1  # the SDK's host switch: main <-> backup
+        return None

@@ -1,0 +1,269 @@
+"""The client uploader's test stack, all on loopback: the real VOD emulator (behind a recording,
+part-holding middleware) and the real signature function served over HTTP by the local harness.
+
+Clocks: the signature function and the COS SDK sign with the real time, so the emulator's clock (and,
+where a test wants it, the uploader's) is the real time plus an offset that tests move by exact amounts.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import harness
+import localstack
+import pytest
+import requests
+from vodemu.app import Emulator, build_emulator
+from vodupload import CheckpointStore, SignatureClient, Uploader, UploadOptions
+from werkzeug.serving import make_server
+
+from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = ROOT / "scripts" / "upload"
+SUB_APP_ID = 1500000001
+MIB = 1024 * 1024
+PART = MIB  # COS's minimum part size keeps the test files small
+
+
+class OffsetClock:
+    """The real time plus an offset that only moves when told."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+def content(size: int, seed: int = 1) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+def write_file(path: Path, size: int, seed: int = 1) -> Path:
+    path.write_bytes(content(size, seed))
+    return path
+
+
+@dataclass
+class VodCall:
+    action: str
+    request: dict[str, Any]
+    answer: dict[str, Any]
+
+
+def _is_part_upload(environ: dict[str, Any]) -> bool:
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    return environ.get("REQUEST_METHOD") == "PUT" and "partNumber" in query and "uploadId" in query
+
+
+_UNAVAILABLE = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
+                b"<Message>held by the test</Message><Resource>/</Resource><RequestId>-</RequestId></Error>")
+
+
+class Traffic:
+    """WSGI middleware in front of the emulator.
+
+    Records every upload-API call (and registers its signature and the temporary credentials it hands
+    out with the leak guard), counts part uploads COS stored, and can hold part uploads after the next
+    N: a held request waits, body unread, until `release()` answers it 503 or lets it through.
+    """
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], guard: LeakGuard) -> None:
+        self._app = app
+        self._guard = guard
+        self._cond = threading.Condition()
+        self.calls: list[VodCall] = []
+        self.cos_statuses: list[int] = []
+        self.parts_stored = 0
+        self.held = 0
+        self._passes: int | None = None
+        self._release: bool | None = None  # None: holding; True: let through; False: answer 503
+
+    # -- test controls ---------------------------------------------------------------------------
+
+    def hold_parts_after(self, count: int) -> None:
+        with self._cond:
+            self._passes, self._release = count, None
+
+    def release(self, *, let_through: bool) -> None:
+        with self._cond:
+            self._passes, self._release = None, let_through
+            self._cond.notify_all()
+
+    def wait_until(self, predicate: Callable[[Traffic], bool], timeout: float = 60) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: predicate(self), timeout), "timed out waiting for upload traffic"
+
+    def actions(self) -> list[str]:
+        return [call.action + (" (resume)" if "vodSessionKey" in call.request and call.action == "ApplyUploadUGC"
+                               else "") for call in self.calls]
+
+    # -- WSGI ------------------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/v3/index.php":
+            return self._upload_api(environ, start_response)
+        if ".cos." not in environ.get("HTTP_HOST", ""):
+            return self._app(environ, start_response)
+        if _is_part_upload(environ) and self._held():
+            start_response("503 Service Unavailable", [("Content-Type", "application/xml"), ("Connection", "close")])
+            return [_UNAVAILABLE]
+        status: list[int] = []
+
+        def recording_start_response(line: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
+            status.append(int(line.split(maxsplit=1)[0]))
+            return start_response(line, headers, *exc)
+
+        result = self._app(environ, recording_start_response)
+        with self._cond:
+            self.cos_statuses.extend(status)
+            if _is_part_upload(environ) and status == [200]:
+                self.parts_stored += 1
+            self._cond.notify_all()
+        return result
+
+    def _held(self) -> bool:
+        with self._cond:
+            if self._passes is None:
+                return False
+            if self._passes > 0:
+                self._passes -= 1
+                return False
+            self.held += 1
+            self._cond.notify_all()
+            self._cond.wait_for(lambda: self._release is not None)
+            return not self._release
+
+    def _upload_api(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        environ["wsgi.input"] = io.BytesIO(body)
+        answer = b"".join(self._app(environ, start_response))
+        request, reply = json.loads(body or b"{}"), json.loads(answer)
+        self._guard.add(str(request.get("signature", "")))
+        data = reply.get("data") or {}
+        cert = data.get("tempCertificate") or {}
+        for secret in (cert.get("secretKey"), cert.get("token"), data.get("vodSessionKey")):
+            if secret:
+                self._guard.add(secret)
+        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action", ["?"])[0]
+        with self._cond:
+            self.calls.append(VodCall(action, request, reply))
+            self._cond.notify_all()
+        return [answer]
+
+
+@dataclass
+class Stack:
+    emulator: Emulator
+    traffic: Traffic
+    url: str  # the emulator (upload API, COS and media), behind Traffic
+    signature_url: str
+    token: str
+    clock: OffsetClock  # the emulator's
+    checkpoints: Path
+    notices: list[Any] = field(default_factory=list)
+
+    def signer(self, token: str | None = None) -> SignatureClient:
+        return SignatureClient(self.signature_url, token or self.token, backoff=0)
+
+    def uploader(self, clock: Callable[[], float] = time.time, **options: Any) -> Uploader:
+        settings = {"endpoint": self.url, "part_size": PART, "parallel": 2, "retry_backoff": 0.01,
+                    "api_retry_delay": 0.01, **options}
+        return Uploader(self.signer(), UploadOptions(**settings), checkpoints=CheckpointStore(self.checkpoints),
+                        clock=clock)
+
+    def saved(self) -> list[Path]:
+        return sorted(self.checkpoints.glob("*.json")) if self.checkpoints.exists() else []
+
+    def served(self, url: str) -> bytes:
+        response = requests.get(url, timeout=30)
+        assert response.status_code == 200, response.text
+        return response.content
+
+    def open_uploads(self) -> list[Any]:
+        root = self.emulator.store.root
+        buckets = [path.name for path in root.iterdir() if path.is_dir()] if root.exists() else []
+        return [upload for bucket in buckets for upload in self.emulator.store.list_uploads(bucket)]
+
+    def cli_env(self, **extra: str) -> dict[str, str]:
+        env = {"PATH": os.environ.get("PATH", ""), "NO_PROXY": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1",
+               "VOD_UPLOAD_GATEWAY": self.signature_url, "VOD_UPLOAD_TOKEN": self.token,
+               "VOD_UPLOAD_ENDPOINT": self.url, "VOD_UPLOAD_CHECKPOINT_DIR": str(self.checkpoints)}
+        return {**env, **extra}
+
+    def cli_args(self, *args: str | Path) -> list[str]:
+        # Small parts, few threads; later arguments (the test's) win.
+        return [sys.executable, str(CLI), "--part-size", "1", "--parallel", "2", *map(str, args)]
+
+    def cli(self, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.cli_args(*args), env=env or self.cli_env(), capture_output=True, text=True,
+                              timeout=120, check=False)
+
+
+def serve(name: str, app: Any) -> localstack.RunningServer:
+    """localstack.serve_wsgi with a short poll interval: stopping takes milliseconds, not half a second."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=lambda: server.serve_forever(0.02), name=f"serve-{name}", daemon=True)
+    thread.start()
+    return localstack.RunningServer(name, server, thread)
+
+
+@pytest.fixture(autouse=True)
+def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture
+def start_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                leak_guard: LeakGuard) -> Iterator[Callable[..., Stack]]:
+    """Factory: keyword arguments are emulator settings (credential_ttl_seconds, session_ttl_seconds...)."""
+    # The sign function reads its settings on its first request. One-time signatures are its default;
+    # a long validity lets tests move the emulator's clock ahead by minutes.
+    for key, value in {**SIGN_ENV, "VOD_SUB_APP_ID": str(SUB_APP_ID), "VOD_SIGNATURE_TTL": "7200"}.items():
+        monkeypatch.setenv(key, value)
+    servers: list[localstack.RunningServer] = []
+    emulators: list[Emulator] = []
+
+    def start(**settings: Any) -> Stack:
+        clock = OffsetClock()
+        emulator = build_emulator(tmp_path / "vodemu", secret_id=SECRET_ID, secret_key=SECRET_KEY,
+                                  sub_app_id=SUB_APP_ID, clock=clock, **settings)
+        emulators.append(emulator)
+        traffic = Traffic(emulator.wsgi_app, leak_guard)
+        server = serve("vodemu", traffic)
+        servers.append(server)
+        emulator.public_url = server.url
+        gateway = serve("gateway", harness.create_app())  # what localstack.start_gateway() serves
+        servers.append(gateway)
+        token = leak_guard.add(localstack.mint_token(JWT_SECRET, "uploader@example.com"))
+        return Stack(emulator, traffic, server.url, f"{gateway.url}/signature", token, clock,
+                     tmp_path / "checkpoints")
+
+    yield start
+    for stack_emulator in emulators:
+        stack_emulator.close()
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def stack(start_stack: Callable[..., Stack]) -> Stack:
+    return start_stack()

@@ -1,0 +1,248 @@
+"""The uploader's parts on their own: part plans, checkpoints, file identity, progress, credential renewal,
+and the signature client's retries (against scripted loopback answers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import stat
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from qcloud_cos.cos_exception import CosClientError, CosServiceError
+from vodupload import (
+    Checkpoint,
+    CheckpointStore,
+    PartRecord,
+    SignatureClient,
+    SignatureUnavailable,
+    StorageError,
+    UploadOptions,
+    identify,
+)
+from vodupload.checkpoint import ObjectProgress
+from vodupload.cos import CredentialKeeper, Halted, RetryPolicy, call_cos
+from vodupload.progress import ProgressMeter
+from vodupload.transfer import PartSpec, fit_part_size, plan_parts
+from vodupload.vod_api import Applied, TempCredentials
+from werkzeug.wrappers import Request, Response
+
+from tests.client.conftest import MIB, OffsetClock, serve, write_file
+from tests.conftest import LeakGuard
+
+
+@pytest.mark.parametrize(("size", "wanted", "part_size", "plan"), [
+    (0, MIB, MIB, []),
+    (MIB, MIB, MIB, [PartSpec(1, 0, MIB)]),
+    (2 * MIB + 1, MIB, MIB, [PartSpec(1, 0, MIB), PartSpec(2, MIB, MIB), PartSpec(3, 2 * MIB, 1)]),
+    (10000 * MIB, MIB, MIB, None),  # exactly the 10000-part limit
+    (10000 * MIB + 1, MIB, 2 * MIB, None),  # one byte more: whole MiB parts, twice as large
+    (50_000 * MIB, 8 * MIB, 8 * MIB, None),
+])
+def test_part_plans_stay_within_cos_limits(size: int, wanted: int, part_size: int,
+                                           plan: list[PartSpec] | None) -> None:
+    assert fit_part_size(size, wanted) == part_size
+    if plan is not None:
+        assert plan_parts(size, part_size) == plan
+    assert len(plan_parts(size, part_size)) <= 10000
+
+
+def _checkpoint(tmp_path: Path) -> Checkpoint:
+    source = identify(write_file(tmp_path / "a.mp4", 3 * MIB))
+    video = ObjectProgress("video", source, "1/abc/f0.mp4", MIB, "upload-1",
+                           {2: PartRecord(2, MIB, '"bb"'), 1: PartRecord(1, MIB, '"aa"')})
+    return Checkpoint("name", "session-key", 1700000000.5, "vodugc-1250000000", "ap-guangzhou", [video])
+
+
+def test_checkpoints_round_trip_atomically_and_privately(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path / "checkpoints")
+    checkpoint = _checkpoint(tmp_path)
+
+    store.save(checkpoint)
+
+    assert store.load("name") == checkpoint
+    assert [p.name for p in store.directory.iterdir()] == ["name.json"]  # no temporary file left behind
+    assert stat.S_IMODE(os.stat(store.path("name")).st_mode) == 0o600
+    saved = json.loads(store.path("name").read_text())
+    assert [part["number"] for part in saved["objects"][0]["parts"]] == [1, 2]
+    assert "session-key" not in repr(checkpoint)
+    store.delete("name")
+    store.delete("name")
+    assert store.load("name") is None
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"version": 99}', '{"version": 1}', "[]"])
+def test_an_unreadable_checkpoint_counts_as_none(tmp_path: Path, text: str) -> None:
+    store = CheckpointStore(tmp_path)
+    store.path("x").write_text(text)
+    assert store.load("x") is None
+
+
+def _same_bytes_other_time(path: Path) -> None:
+    info = path.stat()
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns + 10**9))
+
+
+def _other_middle(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    _same_bytes_other_time(path)
+
+
+@pytest.mark.parametrize(("change", "described"), [
+    (lambda path: None, None),
+    (_same_bytes_other_time, "it was modified"),
+    (_other_middle, "its content changed"),
+    (lambda path: path.write_bytes(path.read_bytes() + b"!"), "its size changed (2097152 -> 2097153 bytes)"),
+])
+def test_file_identity_notices_changes(tmp_path: Path, change: Any, described: str | None) -> None:
+    path = write_file(tmp_path / "clip.mp4", 2 * MIB)
+    before = identify(path)
+    change(path)
+    assert identify(path).change_from(before) == described
+
+
+def test_progress_reports_speed_over_this_run_only() -> None:
+    now = [100.0]
+    reports: list[Any] = []
+    meter = ProgressMeter(10 * MIB, reports.append, monotonic=lambda: now[0])
+
+    meter.restart(4 * MIB)  # resumed: 4 MiB were uploaded before and are no speed
+    now[0] += 2
+    meter.add(MIB)
+    now[0] += 2
+    meter.add(MIB)
+
+    assert reports[0].bytes_per_second == 0.0
+    last = reports[-1]
+    assert (last.bytes_done, last.bytes_total, last.bytes_resumed) == (6 * MIB, 10 * MIB, 4 * MIB)
+    assert last.bytes_per_second == MIB / 2 and last.fraction == 0.6
+
+
+def _applied(server_time: int, lifetime: int) -> Applied:
+    return Applied("key", "bucket-1", "ap-guangzhou", "v.mp4", None,
+                   TempCredentials("AKID", "secret", "token", server_time + lifetime), server_time)
+
+
+@pytest.mark.parametrize(("lifetime", "margin", "renews_after"), [
+    (600, 300, 300),  # renew 300 s ahead of expiry
+    (60, 300, 30),  # short-lived credentials: margin capped at half their life
+])
+def test_credentials_are_renewed_ahead_of_expiry_on_vods_clock(lifetime: int, margin: int,
+                                                               renews_after: int) -> None:
+    clock = OffsetClock()
+    server_time = int(clock()) + 5000  # VOD's clock runs 5000 s ahead of ours: only its clock matters
+    reapplied: list[Applied] = []
+
+    def reapply() -> Applied:
+        reapplied.append(_applied(int(clock()) + 5000, lifetime))
+        return reapplied[-1]
+
+    keeper = CredentialKeeper(_applied(server_time, lifetime), reapply, lambda applied: applied.credentials,
+                              clock=clock, margin=margin, on_refresh=lambda reason: None)
+    clock.advance(renews_after - 2)
+    first, generation = keeper.client()
+    clock.advance(2)
+    second, renewed = keeper.client()
+
+    assert (len(reapplied), renewed) == (1, generation + 1)
+    assert first is not second
+    keeper.refresh_after_denial(generation)  # a stale denial: another thread renewed already
+    assert len(reapplied) == 1
+
+
+@pytest.mark.parametrize("options", [{"part_size": MIB - 1}, {"part_size": 6 * 1024**3}, {"parallel": 0},
+                                     {"part_attempts": 0}, {"api_retries": -1}])
+def test_upload_options_refuse_impossible_values(options: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):  # noqa: PT011 - the message names the setting; any ValueError will do
+        UploadOptions(**options)
+
+
+def test_the_cos_sdks_debug_lines_are_dropped(caplog: pytest.LogCaptureFixture, leak_guard: LeakGuard) -> None:
+    import vodupload.cos  # noqa: F401 - installs the filter
+
+    logging.getLogger("qcloud_cos.cos_auth").debug("sign_key: %s", leak_guard.add("derived-signing-key"))
+    logging.getLogger("qcloud_cos.cos_client").info("put object, url=:...")
+
+    assert [record.name for record in caplog.records] == ["qcloud_cos.cos_client"]
+
+
+def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> None:
+    answers = [Response("busy", 503), Response(json.dumps({"signature": "c2ln"}), 200, mimetype="application/json"),
+               Response("{}", 200, mimetype="application/json")]
+    seen: list[tuple[str | None, Any]] = []
+
+    def app(environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        seen.append((request.headers.get("Authorization"), request.get_json()))
+        return answers.pop(0)(environ, start_response)
+
+    server = serve("scripted-gateway", app)
+    try:
+        tokens = iter(["t1", "t2", "t3"])
+        client = SignatureClient(server.url, lambda: next(tokens), backoff=0)
+        assert client() == "c2ln"
+        with pytest.raises(SignatureUnavailable, match="has no signature"):
+            client.fetch()
+    finally:
+        server.stop()
+
+    assert seen == [("Bearer t1", {}), ("Bearer t2", {}), ("Bearer t3", {})]  # a fresh token per request
+
+
+def _cos_error(status: int, code: str) -> CosServiceError:
+    return CosServiceError("PUT", {"code": code, "message": f"{code} (test)", "resource": "/k", "requestid": "r",
+                                   "traceid": "t"}, status)
+
+
+@pytest.mark.parametrize(("failures", "outcome", "renewals"), [
+    ([], "ok", 0),
+    ([_cos_error(503, "ServiceUnavailable"), CosClientError("connection reset")], "ok", 0),
+    ([_cos_error(403, "AccessDenied")], "ok", 1),  # expired credentials: renewed, then it works
+    ([_cos_error(403, "AccessDenied")] * 2, "COS 403 AccessDenied", 1),  # refused with fresh ones too: real
+    ([_cos_error(404, "NoSuchUpload")], "COS 404 NoSuchUpload", 0),  # not retried
+    ([_cos_error(500, "InternalError")] * 3, "failed after 3 attempts", 0),
+])
+def test_cos_calls_retry_transient_failures_and_renew_refused_credentials(failures: list[Exception], outcome: str,
+                                                                          renewals: int) -> None:
+    reapplied: list[Applied] = []
+
+    def reapply() -> Applied:
+        reapplied.append(_applied(int(time.time()), 3600))
+        return reapplied[-1]
+
+    keeper = CredentialKeeper(_applied(int(time.time()), 3600), reapply, lambda applied: applied, clock=time.time,
+                              margin=60, on_refresh=lambda reason: None)
+    pending = list(failures)
+
+    def operation(client: Any) -> str:
+        if pending:
+            raise pending.pop(0)
+        return "ok"
+
+    policy = RetryPolicy(attempts=3, backoff=0)
+    if outcome == "ok":
+        assert call_cos(keeper, operation, "upload part 1", policy, threading.Event()) == "ok"
+    else:
+        with pytest.raises(StorageError, match=re.escape(outcome)):
+            call_cos(keeper, operation, "upload part 1", policy, threading.Event())
+    assert len(reapplied) == renewals
+
+
+def test_a_pause_during_a_retry_backoff_halts_the_call() -> None:
+    keeper = CredentialKeeper(_applied(int(time.time()), 3600), lambda: pytest.fail("no renewal expected"),
+                              lambda applied: applied, clock=time.time, margin=60, on_refresh=lambda reason: None)
+    halt = threading.Event()
+
+    def operation(client: Any) -> None:
+        halt.set()  # paused while this request was failing
+        raise _cos_error(503, "ServiceUnavailable")
+
+    with pytest.raises(Halted):
+        call_cos(keeper, operation, "upload part 1", RetryPolicy(attempts=5, backoff=30), halt)

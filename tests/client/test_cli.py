@@ -1,0 +1,189 @@
+"""`scripts/upload` as a person (or a script) runs it: separate processes, killed and interrupted ones
+included, against the emulator and the signature function on loopback."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.client.conftest import MIB, Stack, Traffic, write_file
+from tests.conftest import LeakGuard
+
+
+class Child:
+    """A running CLI process whose stderr is collected as it arrives."""
+
+    def __init__(self, stack: Stack, *args: str | Path) -> None:
+        self.proc = subprocess.Popen(stack.cli_args(*args), env=stack.cli_env(), stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self._stderr: list[str] = []
+        self._arrived = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._arrived:
+                self._stderr.append(line)
+                self._arrived.notify_all()
+
+    def wait_for_stderr(self, text: str, timeout: float = 60) -> None:
+        with self._arrived:
+            assert self._arrived.wait_for(lambda: text in self.stderr, timeout), self.stderr
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self._stderr)
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout.read()
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return code, stdout, self.stderr
+
+
+def interrupted_upload(stack: Stack, video: Path, parts: int, interrupt: Callable[[Child, Traffic], None]) -> Child:
+    """Start the CLI with COS holding part uploads after `parts`; interrupt it once they are stored."""
+    stack.traffic.hold_parts_after(parts)
+    child = Child(stack, video, "--json")
+    stack.traffic.wait_until(lambda t: t.parts_stored == parts and t.held >= 1)
+    interrupt(child, stack.traffic)
+    return child
+
+
+def sigkill(child: Child, traffic: Traffic) -> None:
+    child.proc.kill()
+    child.proc.wait(30)
+    traffic.release(let_through=False)
+
+
+def ctrl_c(child: Child, traffic: Traffic) -> None:
+    child.proc.send_signal(signal.SIGINT)
+    child.wait_for_stderr("pausing")  # only then may the held parts finish: no new part starts after this
+    traffic.release(let_through=True)
+
+
+def no_leaks(guard: LeakGuard, *outputs: str) -> None:
+    assert guard.leaks_in("".join(outputs)) == []
+
+
+def test_a_killed_upload_resumes_sending_only_the_missing_parts(stack: Stack, tmp_path: Path,
+                                                                leak_guard: LeakGuard) -> None:
+    video = write_file(tmp_path / "match.mp4", 8 * MIB)
+    killed = interrupted_upload(stack, video, 3, sigkill)
+    assert killed.finish()[0] == -signal.SIGKILL
+    before = stack.emulator.store.bytes_received
+    assert before == 3 * MIB and len(stack.saved()) == 1
+
+    rerun = stack.cli(video, "--json")
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming the saved upload: 3.0 of 8.0 MiB already uploaded" in rerun.stderr
+    result = json.loads(rerun.stdout)
+    assert result["status"] == "done" and result["bytesResumed"] == 3 * MIB
+    assert stack.emulator.store.bytes_received - before == 5 * MIB  # parts 1-3 were not sent again
+    assert stack.served(result["videoUrl"]) == video.read_bytes()
+    assert stack.saved() == [] and stack.open_uploads() == []
+    no_leaks(leak_guard, killed.stderr, rerun.stdout, rerun.stderr)
+
+
+def test_ctrl_c_pauses_with_the_progress_saved_and_a_rerun_resumes(stack: Stack, tmp_path: Path,
+                                                                   leak_guard: LeakGuard) -> None:
+    video = write_file(tmp_path / "lecture.mp4", 6 * MIB)
+    child = interrupted_upload(stack, video, 2, ctrl_c)
+
+    code, stdout, stderr = child.finish()
+
+    assert code == 130, stderr
+    assert "Run the same command again to resume" in stderr and "Traceback" not in stderr
+    paused = json.loads(stdout)
+    assert paused["status"] == "paused" and 2 * MIB <= paused["bytesDone"] < 6 * MIB
+    rerun = stack.cli(video, "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "resuming the saved upload" in rerun.stderr
+    assert stack.emulator.store.bytes_received == 6 * MIB
+    assert stack.served(json.loads(rerun.stdout)["videoUrl"]) == video.read_bytes()
+    no_leaks(leak_guard, stdout, stderr, rerun.stdout, rerun.stderr)
+
+
+def test_cancel_discards_a_saved_upload(stack: Stack, tmp_path: Path) -> None:
+    video = write_file(tmp_path / "outtake.mp4", 5 * MIB)
+    interrupted_upload(stack, video, 2, sigkill).finish()
+    assert len(stack.open_uploads()) == 1
+
+    cancelled = stack.cli(video, "--cancel", "--json")
+    again = stack.cli(video, "--cancel", "--json")
+
+    assert (cancelled.returncode, json.loads(cancelled.stdout)) == (0, {"status": "cancelled"}), cancelled.stderr
+    assert "its uploaded parts were deleted" in cancelled.stderr
+    assert (again.returncode, json.loads(again.stdout)) == (0, {"status": "nothing_to_cancel"})
+    assert stack.open_uploads() == [] and stack.saved() == []
+
+
+def test_json_output_of_an_upload_with_a_cover(stack: Stack, tmp_path: Path) -> None:
+    video = write_file(tmp_path / "trip.mp4", 3 * MIB + 5)
+    cover = write_file(tmp_path / "trip.png", 4096, seed=3)
+
+    done = stack.cli(video, "--cover", cover, "--json")
+
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) == {"status", "fileId", "videoUrl", "coverUrl", "bytes", "bytesResumed"}
+    assert (result["status"], result["bytes"], result["bytesResumed"]) == ("done", 3 * MIB + 5 + 4096, 0)
+    assert stack.served(result["videoUrl"]) == video.read_bytes()
+    assert stack.served(result["coverUrl"]) == cover.read_bytes()
+
+
+def test_plain_output_names_the_file_id_and_urls(stack: Stack, tmp_path: Path) -> None:
+    done = stack.cli(write_file(tmp_path / "short.mov", 1000))
+
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == ["file", "video"]
+    assert lines[1].split()[-1].endswith(".mov")
+
+
+def _env(**values: str) -> Callable[[Stack], dict[str, str]]:
+    return lambda stack: stack.cli_env(**values)
+
+
+@pytest.mark.parametrize(("args", "env", "code", "message", "kind"), [
+    ([], _env(VOD_UPLOAD_TOKEN="expired.or.forged"), 3, "(401 invalid_token)", "authentication_failed"),
+    (["--procedure", "not-allowed"], _env(), 4, "(403 policy_violation)", "refused"),
+    ([], _env(VOD_UPLOAD_GATEWAY="http://127.0.0.1:9/signature"), 1, "no signature from", "failed"),
+    ([], _env(VOD_UPLOAD_TOKEN=""), 2, "no bearer token", None),
+    ([], _env(VOD_UPLOAD_GATEWAY="ftp://example.com"), 2, "is not an http(s) URL", None),
+    (["--part-size", "0"], _env(), 2, "part_size must be between", None),
+], ids=["401", "403", "gateway-down", "no-token", "bad-gateway", "bad-part-size"])
+def test_failures_exit_with_a_clear_message_and_status(stack: Stack, tmp_path: Path, leak_guard: LeakGuard,
+                                                       args: list[str], env: Callable[[Stack], dict[str, Any]],
+                                                       code: int, message: str, kind: str | None) -> None:
+    failed = stack.cli(write_file(tmp_path / "clip.mp4", 1000), "--json", *args, env=env(stack))
+
+    assert failed.returncode == code, failed.stderr
+    assert message in failed.stderr and "Traceback" not in failed.stderr
+    if kind is not None:
+        assert json.loads(failed.stdout)["error"]["kind"] == kind
+    no_leaks(leak_guard, failed.stdout, failed.stderr)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("missing.mp4", "no such file"),
+    ("no-extension", "give the file its extension"),
+])
+def test_unusable_files_are_usage_errors(stack: Stack, tmp_path: Path, name: str, message: str) -> None:
+    if name != "missing.mp4":
+        write_file(tmp_path / name, 10)
+
+    failed = stack.cli(tmp_path / name)
+
+    assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr

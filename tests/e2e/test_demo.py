@@ -1,0 +1,23 @@
+"""The README's demo command runs the whole flow and shows the record with the user id."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_uploads_and_shows_the_record(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "demo")], capture_output=True, text=True,
+                          env={**env, "HOME": str(tmp_path)}, cwd=tmp_path, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "committed: FileId" in proc.stdout
+    record = proc.stdout.split("the record the callback stored")[1]
+    assert "dev-user" in record and "NewFileUpload" in record
+    assert "cover URL" in record and "/vod-media/" in record
+    assert "stack stopped." in proc.stdout
+    assert "Traceback" not in proc.stderr
