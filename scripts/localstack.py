@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -59,6 +60,14 @@ def apply_settings(settings: Mapping[str, str], environ: dict[str, str] | None =
     for key, value in settings.items():
         env.setdefault(key, value)
     return dict(env)
+
+
+def shown_url(url: str) -> str:
+    """A database URL fit to print: the password, if any, masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":********@", 1)))
 
 
 def mint_token(secret: str, user: str = DEV_USER, ttl_seconds: int = 24 * 3600, **claims: Any) -> str:

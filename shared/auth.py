@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
 
 import jwt
 
-from shared.config import AuthSettings
+from shared.config import AuthSettings, ConfigError
 from shared.errors import Unauthorized
 from shared.http import Request
 
@@ -44,6 +47,8 @@ def _bearer_token(request: Request) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_request",
                            headers=_challenge("invalid_request", "expected a Bearer token"))
+    if not token.isascii():  # a JWT is base64url and dots; anything else is not worth decoding
+        raise _invalid_token("malformed token")
     return token.strip()
 
 
@@ -56,12 +61,16 @@ def _user_id(claim: object, source: str) -> str:
     return user_id
 
 
-def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal:
-    token = _bearer_token(request)
+@functools.lru_cache(maxsize=1024)
+def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
+    """The claims of a token whose signature, algorithm, audience and issuer check out.
+
+    Cached per warm container: a client asks for a signature before every VOD call with the same
+    bearer token, and PyJWT's decode is most of a request's cost. Failures raise, so only valid
+    tokens are kept; time claims are checked on every use, outside the cache."""
     assert settings.jwt_key is not None  # guaranteed by config for AUTH_MODE=jwt
     try:
-        # Algorithms come from config, never from the token header. Time claims are checked
-        # below against the injected clock, so tests are exact.
+        # Algorithms come from config, never from the token header.
         claims = jwt.decode(
             token,
             settings.jwt_key.reveal(),
@@ -83,11 +92,16 @@ def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal
         raise _invalid_token("bad signature") from None
     except jwt.PyJWTError:
         raise _invalid_token("malformed token") from None
-    _check_times(claims, now, settings.jwt_leeway_seconds)
+    return MappingProxyType(claims)
+
+
+def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal:
+    claims = _verified_claims(_bearer_token(request), settings)
+    _check_times(claims, now, settings.jwt_leeway_seconds)  # the injected clock: tests are exact
     return Principal(_user_id(claims.get("sub"), "sub"), "jwt")
 
 
-def _check_times(claims: dict[str, object], now: float, leeway: int) -> None:
+def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
     exp, nbf = claims.get("exp"), claims.get("nbf")
     if not isinstance(exp, int | float) or isinstance(exp, bool):
         raise _invalid_token("exp must be a number")
@@ -99,9 +113,14 @@ def _check_times(claims: dict[str, object], now: float, leeway: int) -> None:
 
 def _from_gateway(request: Request, settings: AuthSettings) -> Principal:
     assert settings.gateway_secret is not None  # guaranteed by config for AUTH_MODE=gateway
+    if request.headers.is_ambiguous(settings.gateway_user_header) or \
+            request.headers.is_ambiguous(settings.gateway_secret_header):
+        # X-User-Id and x-user-id both present: one may be the client's, passed through the gateway.
+        raise Unauthorized("the gateway's identity headers appear more than once", code="untrusted_gateway",
+                           headers=_challenge())
     sent = request.headers.get(settings.gateway_secret_header, "")
     # Only the gateway knows the secret: without it the user header could come from anyone.
-    if not hmac.compare_digest(sent.encode("utf-8", "surrogateescape"), settings.gateway_secret.reveal().encode()):
+    if not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), settings.gateway_secret.reveal().encode()):
         raise Unauthorized("request did not come through the authenticating gateway", code="untrusted_gateway",
                            headers=_challenge())
     user = request.headers.get(settings.gateway_user_header)
@@ -109,6 +128,22 @@ def _from_gateway(request: Request, settings: AuthSettings) -> Principal:
         raise Unauthorized(f"gateway sent no {settings.gateway_user_header} header", code="missing_credentials",
                            headers=_challenge())
     return Principal(_user_id(user, settings.gateway_user_header), "gateway")
+
+
+def check_key(settings: AuthSettings) -> None:
+    """At cold start: every configured algorithm can use the configured key in this bundle (RS256
+    needs the `cryptography` package; an EC key cannot verify RS256), so a misconfiguration fails
+    the deploy instead of answering 401 to every valid token."""
+    if settings.mode != "jwt" or settings.jwt_key is None:
+        return
+    for name in settings.jwt_algorithms:
+        try:
+            jwt.get_algorithm_by_name(name).prepare_key(settings.jwt_key.reveal())
+        except NotImplementedError:
+            raise ConfigError([("AUTH_JWT_ALGORITHMS", f"{name} needs the `cryptography` package in the bundle "
+                                                       "(add it to functions/sign/requirements.txt)")]) from None
+        except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
+            raise ConfigError([("AUTH_JWT_PUBLIC_KEY", f"cannot be used with {name}: {type(exc).__name__}")]) from None
 
 
 def authenticate(request: Request, settings: AuthSettings, now: Callable[[], float]) -> Principal:

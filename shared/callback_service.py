@@ -1,8 +1,8 @@
 """Receiving VOD events: verify (PUSH), parse, dedupe, record in one transaction, then the hook.
 
 `ingest_event` is the transport-free core: the HTTP endpoint below calls it for a PUSH body, a
-PULL function calls it for each item of PullEvents' EventSet (whose EventHandle is the dedupe
-key) and confirms the handles only after it returned.
+PULL function calls it for each item of PullEvents' EventSet and confirms the handles only after
+it returned. Either way the dedupe key is the event's content (see `shared.events.dedupe_key`).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from shared.signing import MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
 
@@ -26,8 +27,8 @@ _HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _SIGN_KEY = re.compile(r"^[A-Za-z0-9]{1,32}$")
 _SYMMETRIC_ALGS = ("HS256", "HS384", "HS512")
 _ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+_MAX_CLASS_ID = 2**31 - 1
 DEFAULT_DATABASE_URL = "sqlite:///.local/vod.sqlite3"
-_DATABASE_SCHEMES = ("sqlite:///", "postgresql://", "postgres://")
 _HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -195,9 +196,8 @@ class CallbackSettings:
     sign_key: Secret | None
     insecure: bool
     max_ahead_seconds: int
-    database_url: Secret
+    store: StoreSettings
     http: HttpSettings
-    database_timeout_seconds: int = 5
     after_commit_hook: str | None = None  # "package.module:function", resolved by shared.hooks
 
 
@@ -206,13 +206,17 @@ def _allowed(default: T | None, allowed: tuple[T, ...]) -> frozenset[T]:
     return frozenset(allowed) | ({default} if default is not None else set())
 
 
-def _int_items(r: _Reader, name: str) -> tuple[int, ...]:
+def _int_items(r: _Reader, name: str, low: int, high: int) -> tuple[int, ...]:
     values = []
     for item in r.items(name):
         try:
-            values.append(int(item))
+            value = int(item)
         except ValueError:
             r.problem(name, f"{item!r} is not an integer")
+            continue
+        if not low <= value <= high:
+            r.problem(name, f"{value} is not in {low}..{high}")
+        values.append(value)
     return tuple(values)
 
 
@@ -227,8 +231,8 @@ def _read_policy(r: _Reader) -> SigningPolicy:
     regions = r.items("VOD_ALLOWED_STORAGE_REGIONS")
     for name, value in [("VOD_STORAGE_REGION", region), *(("VOD_ALLOWED_STORAGE_REGIONS", v) for v in regions)]:
         _region(r, name, value)
-    class_id = r.integer("VOD_CLASS_ID", None, 0, 2**31 - 1)
-    class_ids = _int_items(r, "VOD_ALLOWED_CLASS_IDS")
+    class_id = r.integer("VOD_CLASS_ID", None, 0, _MAX_CLASS_ID)
+    class_ids = _int_items(r, "VOD_ALLOWED_CLASS_IDS", 0, _MAX_CLASS_ID)
     notify = r.text("VOD_TASK_NOTIFY_MODE")
     if notify is not None and notify not in TASK_NOTIFY_MODES:
         r.problem("VOD_TASK_NOTIFY_MODE", f"must be one of {', '.join(TASK_NOTIFY_MODES)} (got {notify!r})")
@@ -313,15 +317,53 @@ def _read_http(r: _Reader, default_max_body: int) -> HttpSettings:
     )
 
 
+def database_url_problem(url: str) -> str | None:
+    """What is wrong with a DATABASE_URL, never quoting it (a PostgreSQL URL may carry a password)."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///"):]
+        if not path or path.startswith(":memory:") or "?" in path:
+            return "sqlite:/// needs a file path (no :memory:, no query string)"
+        return None
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            urlsplit(url).port  # noqa: B018 - parses the authority, raising on a malformed one
+        except ValueError:
+            return "is not a valid postgresql:// URL (check the port and percent-encoding)"
+        return None
+    return "must start with sqlite:/// or postgresql:// (or postgres://)"
+
+
 def _read_store(r: _Reader) -> StoreSettings:
     url = r.text("DATABASE_URL", DEFAULT_DATABASE_URL) or DEFAULT_DATABASE_URL
-    if not url.startswith(_DATABASE_SCHEMES):
-        # Name the variable, never echo the value: a PostgreSQL URL may carry a password.
-        r.problem("DATABASE_URL", "must start with sqlite:/// or postgresql:// (or postgres://)")
+    problem = database_url_problem(url)
+    if problem:
+        r.problem("DATABASE_URL", problem)
     # Bounds every wait on the store (SQLite busy lock, PostgreSQL connect/statement) so a stuck
-    # store answers 503 before SCF's own timeout kills the invocation.
-    timeout = r.integer("DATABASE_TIMEOUT", 5, 1, 60) or 5
+    # store answers 503 before SCF's own timeout (10 s in serverless.yml) kills the invocation.
+    timeout = r.integer("DATABASE_TIMEOUT", 3, 1, 60) or 3
     return StoreSettings(database_url=Secret(url), timeout_seconds=timeout)
+
+
+def _read_hook(r: _Reader) -> str | None:
+    hook = r.text("AFTER_COMMIT_HOOK")
+    if hook is not None and not _HOOK.match(hook):
+        r.problem("AFTER_COMMIT_HOOK", f"must be package.module:function (got {hook!r})")
+    return hook
+
+
+def callback_sign_key(environ: Mapping[str, str] | None = None) -> Secret | None:
+    """VOD_CALLBACK_SIGN_KEY alone, validated (scripts/configure-events sends it as VOD's SignKey)."""
+    r = _Reader(os.environ if environ is None else environ)
+    key = _read_sign_key(r)
+    r.finish()
+    return key
+
+
+def _read_sign_key(r: _Reader) -> Secret | None:
+    sign_key = r.secret("VOD_CALLBACK_SIGN_KEY")
+    if sign_key is not None and not _SIGN_KEY.match(sign_key.reveal()):
+        r.problem("VOD_CALLBACK_SIGN_KEY", "must be 1..32 letters and digits (as VOD's SignKey)")
+    return sign_key
 
 
 def load_store_settings(environ: Mapping[str, str] | None = None) -> StoreSettings:
@@ -345,27 +387,20 @@ def load_sign_settings(environ: Mapping[str, str] | None = None) -> SignSettings
 
 def load_callback_settings(environ: Mapping[str, str] | None = None) -> CallbackSettings:
     r = _Reader(os.environ if environ is None else environ)
-    sign_key = r.secret("VOD_CALLBACK_SIGN_KEY")
-    if sign_key is not None and not _SIGN_KEY.match(sign_key.reveal()):
-        r.problem("VOD_CALLBACK_SIGN_KEY", "must be 1..32 letters and digits (as VOD's SignKey)")
+    sign_key = _read_sign_key(r)
     insecure = r.boolean("VOD_CALLBACK_INSECURE", False)
     if sign_key is None and not insecure:
         r.problem("VOD_CALLBACK_SIGN_KEY", "is required (or set VOD_CALLBACK_INSECURE=true for local development)")
     if sign_key is None and insecure:
         log.warning('{"event": "config.callback_unverified", '
                     '"detail": "VOD_CALLBACK_INSECURE=true: events are not verified"}')
-    hook = r.text("AFTER_COMMIT_HOOK")
-    if hook is not None and not _HOOK.match(hook):
-        r.problem("AFTER_COMMIT_HOOK", f"must be package.module:function (got {hook!r})")
-    store = _read_store(r)
     settings = CallbackSettings(
         sign_key=sign_key,
         insecure=insecure,
         max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 1, 7 * 24 * 3600) or 900,
-        database_url=store.database_url,
+        store=_read_store(r),
         http=_read_http(r, 1024 * 1024),
-        database_timeout_seconds=store.timeout_seconds,
-        after_commit_hook=hook,
+        after_commit_hook=_read_hook(r),
     )
     r.finish()
     return settings
@@ -428,15 +463,12 @@ def load_vod_api_settings(environ: Mapping[str, str] | None = None) -> VodApiSet
 
 def load_pull_settings(environ: Mapping[str, str] | None = None) -> PullSettings:
     r = _Reader(os.environ if environ is None else environ)
-    hook = r.text("AFTER_COMMIT_HOOK")
-    if hook is not None and not _HOOK.match(hook):
-        r.problem("AFTER_COMMIT_HOOK", f"must be package.module:function (got {hook!r})")
     settings = PullSettings(
         api=_read_vod_api(r),
         store=_read_store(r),
-        after_commit_hook=hook,
-        # PullEvents may hold a request 5 s, then the batch is stored and confirmed.
-        reserve_seconds=r.integer("VOD_PULL_RESERVE_SECONDS", 12, 6, 600) or 12,
+        after_commit_hook=_read_hook(r),
+        # A PullEvents call may take the SDK's whole 10 s timeout, then the batch is stored and confirmed.
+        reserve_seconds=r.integer("VOD_PULL_RESERVE_SECONDS", 15, 11, 600) or 15,
         budget_seconds=r.integer("VOD_PULL_BUDGET_SECONDS", 50, 1, 900) or 50,
     )
     r.finish()

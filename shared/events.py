@@ -117,6 +117,8 @@ class OtherEvent:
 
 VodEvent = NewFileUpload | ProcedureStateChanged | FileDeleted | OtherEvent
 
+_INT64 = 2**63
+MAX_DEPTH = 32  # VOD's events nest about 6 deep; deeper is hostile, and would exhaust the JSON encoder
 _KINDS: dict[type, str] = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
 
@@ -127,6 +129,8 @@ def _typed(obj: JsonObject, key: str, kind: type[T], path: str) -> T | None:
     # bool is an int in Python: ErrCode: true must not pass as 1.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise MalformedEvent(f"{path}{key}", f"must be {_KINDS[kind]}")
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        raise MalformedEvent(f"{path}{key}", "is out of range (a 64-bit integer)")  # both stores: BIGINT
     if isinstance(value, str) and not _storable(value):
         raise MalformedEvent(f"{path}{key}", "must not contain NUL or unpaired surrogates")
     return value
@@ -255,6 +259,8 @@ def parse_event(payload: object) -> VodEvent:
     """The typed event in a v3 notification (PUSH body or one PULL EventSet item)."""
     if not isinstance(payload, dict):
         raise MalformedEvent("body", "must be a JSON object")
+    if _depth(payload) > MAX_DEPTH:
+        raise MalformedEvent("body", f"is nested more than {MAX_DEPTH} levels deep")
     event_type = payload.get("EventType")
     if event_type is None:
         raise MalformedEvent("EventType", "is required")
@@ -270,16 +276,27 @@ def parse_event(payload: object) -> VodEvent:
     return _other(payload, event_type)
 
 
+def _depth(value: object) -> int:
+    """Nesting depth of a JSON value, without recursion (so hostile depth cannot crash it)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def canonical_json(payload: JsonObject) -> str:
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def dedupe_key(payload: JsonObject) -> str:
-    """VOD's own EventHandle when it sent one (PULL), else SHA-256 of the canonical JSON of the
-    event without the per-delivery fields, so every retry of one notification gets one key."""
-    handle = payload.get("EventHandle")
-    if isinstance(handle, str) and handle:
-        return handle
+    """SHA-256 of the canonical JSON of the event without its per-delivery fields (Sign, T and
+    EventHandle), so every delivery of one notification gets one key: a PUSH retry, a PULL
+    redelivery (VOD hands out a new EventHandle each time: it is a receipt for confirming, not the
+    event's identity), and the same event arriving by PUSH and by PULL."""
     event = {k: v for k, v in payload.items() if k not in _NOT_IN_KEY}
     return hashlib.sha256(canonical_json(event).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -313,3 +330,13 @@ def verify_callback_sign(payload: JsonObject, sign_key: str, now: float, max_ahe
         raise _unauthorized("signature_expired", "T has passed: the notification has expired")
     if t > now + max_ahead:
         raise _unauthorized("signature_too_far_ahead", f"T is more than {max_ahead} s ahead")
+
+
+def without_nulls(value: Any) -> Any:
+    """PullEvents returns every absent field as null; PUSH omits them. Store the PUSH form, so both
+    deliveries of one event look the same."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value

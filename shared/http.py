@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,11 +31,28 @@ from shared.errors import (
 log = logging.getLogger("vod.http")
 
 
+def _repeated(raw: Mapping[str, str]) -> list[str]:
+    seen: set[str] = set()
+    repeated = []
+    for name in raw:
+        lowered = name.lower()
+        if lowered in seen:
+            repeated.append(lowered)
+        seen.add(lowered)
+    return repeated
+
+
 class Headers(Mapping[str, str]):
     """Case-insensitive, read-only header mapping (SCF sends both `Content-Type` and `content-type`)."""
 
     def __init__(self, raw: Mapping[str, str]) -> None:
         self._items = {k.lower(): v for k, v in raw.items()}
+        # Names sent more than once in different case (the event is a JSON object, so exact repeats
+        # are impossible): a trusted header must not be silently replaced by a client's copy.
+        self._ambiguous = frozenset(_repeated(raw)) if len(self._items) != len(raw) else frozenset()
+
+    def is_ambiguous(self, name: str) -> bool:
+        return name.lower() in self._ambiguous
 
     def __getitem__(self, name: str) -> str:
         return self._items[name.lower()]
@@ -112,7 +130,7 @@ def _body(event: Mapping[str, Any]) -> bytes:
     if event.get("isBase64Encoded") in (True, "true", "True"):
         try:
             return base64.b64decode(body, validate=True)
-        except binascii.Error as exc:
+        except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text
             raise BadRequest("body is marked base64 but is not valid base64", code="bad_event") from exc
     return body.encode("utf-8", "surrogatepass")
 
@@ -187,6 +205,12 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(value: float, text: str) -> float:
+    if math.isinf(value):
+        raise ValueError(f"{text[:20]} is out of range")  # 1e999 would be stored as non-standard Infinity
+    return value
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:
@@ -197,7 +221,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 # Built once: json.loads/dumps with options construct a new codec on every call.
-_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
+                                parse_float=lambda text: _finite(float(text), text))
 _BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _LOG_JSON = json.JSONEncoder(ensure_ascii=False, default=str)
 

@@ -1,7 +1,7 @@
 """Reliable callback (PULL): drain VOD's event queue into the store, confirming only what is committed.
 
-PullEvents → `ingest_event` for each event (the same idempotent path as the PUSH callback, the
-EventHandle is the dedupe key) → ConfirmEvents for the committed ones. A crash between commit and
+PullEvents → `ingest_event` for each event (the same idempotent path as the PUSH callback, keyed
+on the event's content) → ConfirmEvents for the committed ones. A crash between commit and
 confirm only means VOD hands the event out again after 30 s, and the store ignores the duplicate.
 This module never imports the Tencent SDK: the queue is anything with `pull` and `confirm`.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.callback_service import ingest_event
-from shared.events import MalformedEvent
+from shared.events import MalformedEvent, without_nulls
 from shared.hooks import AfterCommit, no_hook
 from shared.store import EventStore, StoreUnavailable
 
@@ -38,17 +38,7 @@ class DrainReport:
     duplicates: int
     confirmed: int
     unreadable: int  # left unconfirmed on purpose: VOD keeps them (4 days) until a fixed parser reads them
-    stopped: str  # "deadline", "empty" or "store_unavailable"
-
-
-def without_nulls(value: Any) -> Any:
-    """PullEvents returns every absent field as null; PUSH omits them. Store the PUSH form, so both
-    deliveries of one event look the same."""
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
+    stopped: str  # "deadline", "empty", "store_unavailable" or "queue_error"
 
 
 @dataclass
@@ -66,8 +56,8 @@ def _store_batch(events: list[dict[str, Any]], store: EventStore, tally: _Tally,
     handles: list[str] = []
     for raw in events:
         payload = without_nulls(raw)
-        # The handle is a receipt for this delivery (a redelivery gets a new one), not the event's
-        # identity: dedupe on the content, which is also what a PUSH delivery of it would carry.
+        # The handle is this delivery's receipt (a redelivery gets a new one): confirm with it, and
+        # store the event as a PUSH delivery of it would carry it.
         handle = payload.pop("EventHandle", None)
         try:
             result = ingest_event(store, payload, received_at=now, after_commit=after_commit)
@@ -85,6 +75,17 @@ def _store_batch(events: list[dict[str, Any]], store: EventStore, tally: _Tally,
     return handles, False
 
 
+def _queue_failed(call: str, exc: Exception) -> str:
+    log.error(json.dumps({"event": f"pull.{call}_failed", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}))
+    return "queue_error"
+
+
+def time_limit_seconds(context: object, default: float) -> float:
+    """The invocation's time limit from SCF's context (`time_limit_in_ms`), else `default`."""
+    limit = context.get("time_limit_in_ms") if isinstance(context, dict) else getattr(context, "time_limit_in_ms", None)
+    return limit / 1000 if isinstance(limit, int | float) and limit > 0 else default
+
+
 def drain(
     queue: EventQueue,
     store: EventStore,
@@ -99,7 +100,11 @@ def drain(
     when `stop_when_empty`). Stops early, confirming what was committed, when the store fails."""
     tally, rounds, stopped = _Tally(), 0, "deadline"
     while clock() + reserve_seconds <= deadline:
-        events = queue.pull()
+        try:
+            events = queue.pull()
+        except Exception as exc:  # network, credentials, throttling: the events wait in VOD's queue
+            stopped = _queue_failed("pull", exc)
+            break
         rounds += 1
         tally.pulled += len(events)
         if not events and stop_when_empty:
@@ -107,7 +112,11 @@ def drain(
             break
         handles, store_failed = _store_batch(events, store, tally, clock(), after_commit)
         if handles:
-            queue.confirm(handles)
+            try:
+                queue.confirm(handles)
+            except Exception as exc:  # committed but unconfirmed: redelivered in 30 s, then deduplicated
+                stopped = _queue_failed("confirm", exc)
+                break
             tally.confirmed += len(handles)
         if store_failed:
             stopped = "store_unavailable"

@@ -9,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared import source_context
-from shared.auth import authenticate
+from shared.auth import authenticate, check_key
 from shared.config import SigningPolicy, SignSettings
 from shared.errors import BadRequest, Forbidden
 from shared.http import Endpoint, Request, Response, json_object
-from shared.signing import MAX_SESSION_CONTEXT, SignatureParams, build_signature
+from shared.signing import MAX_SESSION_CONTEXT, SignatureParamError, SignatureParams, build_signature
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,7 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "oneTimeValid": ("one_time_valid", bool),
     "sessionContext": ("session_context", str),
 }
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "a boolean"}
 _SERVER_ONLY = ("sourceContext", "secretId", "vodSubAppId", "expireTime", "currentTimeStamp", "random",
                 "taskPriority", "taskNotifyMode")
 
@@ -51,7 +52,7 @@ def parse_signature_request(body: Mapping[str, Any] | None) -> SignatureRequest:
             continue
         # bool is an int in Python: classId: true must not pass as 1.
         if type(value) is not kind:
-            raise BadRequest(f"{wire} must be a {'boolean' if kind is bool else kind.__name__}", code="invalid_field")
+            raise BadRequest(f"{wire} must be {_KIND_NAMES[kind]}", code="invalid_field")
         values[name] = value
     if len(values.get("session_context") or "") > MAX_SESSION_CONTEXT:
         raise BadRequest(f"sessionContext must be at most {MAX_SESSION_CONTEXT} characters", code="invalid_field")
@@ -86,6 +87,14 @@ def signature_params(
         context = source_context.encode(user_id, request_id)
     except source_context.UserIdTooLong as exc:
         raise Forbidden(str(exc), code="user_id_too_long") from None
+    try:
+        return _params(request, policy, context, now, random_u32)
+    except SignatureParamError as exc:  # e.g. a sessionContext VOD could not carry
+        raise BadRequest(str(exc), code="invalid_field") from None
+
+
+def _params(request: SignatureRequest, policy: SigningPolicy, context: str, now: float,
+            random_u32: int) -> SignatureParams:
     return SignatureParams(
         secret_id=policy.secret_id,
         current_time_stamp=int(now),
@@ -124,6 +133,7 @@ def make_sign_endpoint(
     now: Callable[[], float] = time.time,
     random_u32: Callable[[], int] = lambda: secrets.randbits(32),
 ) -> Endpoint:
+    check_key(settings.auth)
     secret_key = settings.policy.secret_key.reveal()
 
     def endpoint(request: Request) -> Response:

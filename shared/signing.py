@@ -101,7 +101,6 @@ _FIELD_BY_WIRE = {wire: name for name, wire in WIRE_NAMES.items()}
 _INT_FIELDS = {"current_time_stamp", "expire_time", "random", "class_id", "task_priority", "vod_sub_app_id"}
 
 
-
 def _fail(name: str, why: str) -> SignatureParamError:
     return SignatureParamError(f"{WIRE_NAMES[name]}: {why}", field=WIRE_NAMES[name])
 
@@ -115,6 +114,16 @@ def _check_text(name: str, value: str | None, limit: int | None) -> None:
         raise _fail(name, f"at most {limit} characters (got {len(value)})")
     if "\x00" in value:
         raise _fail(name, "must not contain NUL")
+    if not _encodable(value):
+        raise _fail(name, "must be valid Unicode text (no unpaired surrogates)")
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # Integer domains (inclusive); the validity window is checked separately.
@@ -176,7 +185,9 @@ def new_params(
     )
 
 
-_PLAIN = re.compile(r"[A-Za-z0-9_.\-~]*")  # needs no URL encoding (the common case: ids, numbers, regions)
+# Needs no URL encoding (the common case: ids, numbers, regions, our sourceContext). ':' is a legal
+# query character (RFC 3986 pchar) that every query-string parser reads back as itself.
+_PLAIN = re.compile(r"[A-Za-z0-9_.\-~:]*")
 
 
 def _encode(value: str) -> str:

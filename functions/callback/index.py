@@ -12,7 +12,7 @@ from shared.store import open_store
 setup_logging(log_level())
 SETTINGS = load_callback_settings()  # once per container; a bad setting fails the cold start loudly
 # Connects on first use, not here: a store that is down at cold start answers 503, it can't crash the import.
-STORE = open_store(SETTINGS.database_url.reveal(), timeout_seconds=SETTINGS.database_timeout_seconds)
+STORE = open_store(SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds)
 ENDPOINT = make_callback_endpoint(SETTINGS, lambda: STORE, after_commit=load_hook(SETTINGS.after_commit_hook))
 
 

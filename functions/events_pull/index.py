@@ -6,7 +6,7 @@ from typing import Any
 from shared.config import load_pull_settings, log_level
 from shared.hooks import load_hook
 from shared.logs import setup_logging
-from shared.pull_service import drain
+from shared.pull_service import drain, time_limit_seconds
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
 
@@ -17,10 +17,8 @@ QUEUE = SdkEventQueue(make_client(SETTINGS.api), SETTINGS.api.sub_app_id)
 AFTER_COMMIT = load_hook(SETTINGS.after_commit_hook)
 
 
-def main_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    started = time.time()
-    limit_ms = context.get("time_limit_in_ms") if isinstance(context, dict) else getattr(context, "time_limit_in_ms", 0)
-    budget = (limit_ms or 0) / 1000 or SETTINGS.budget_seconds
-    report = drain(QUEUE, STORE, deadline=started + budget, clock=time.time,
-                   reserve_seconds=SETTINGS.reserve_seconds, after_commit=AFTER_COMMIT)
+def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    deadline = time.time() + time_limit_seconds(context, SETTINGS.budget_seconds)
+    report = drain(QUEUE, STORE, deadline=deadline, clock=time.time, reserve_seconds=SETTINGS.reserve_seconds,
+                   after_commit=AFTER_COMMIT)
     return vars(report)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import timeit
+import zipfile
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,7 +32,33 @@ def process_seconds(code: str, env: Mapping[str, str], runs: int = 15, cwd: Path
     return statistics.median(times)
 
 
-def build_bundle(name: str, out: Path) -> Path:
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build"), name, "--out", str(out)], check=True,
-                   stdout=subprocess.DEVNULL)
-    return out / f"{name}.zip"
+@dataclass(frozen=True)
+class ColdStart:
+    bare: float  # seconds: a fresh interpreter that imports nothing
+    cold: float  # seconds: the same, importing the bundle's index.py (settings loaded, as in SCF)
+    bundle_bytes: int
+
+
+def bundle_cold_start(name: str, env: Mapping[str, str]) -> ColdStart:
+    """Build the function's deploy bundle, unpack it, and time its import as SCF would (no dev venv)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "build"), name, "--out", str(out)], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        archive = out / f"{name}.zip"
+        code = out / "code"
+        zipfile.ZipFile(archive).extractall(code)
+        run_env = {"PATH": os.environ.get("PATH", ""), **env}
+        return ColdStart(process_seconds("import sys", run_env, cwd=out),
+                         process_seconds(f"import sys; sys.path.insert(0, {str(code)!r}); import index", run_env,
+                                         cwd=out),
+                         archive.stat().st_size)
+
+
+def cold_start_rows(name: str, start: ColdStart, target: str) -> list[tuple[str, str]]:
+    return [
+        ("bare interpreter start (python -I -S)", f"{start.bare * 1e3:8.1f} ms"),
+        (f"cold import of the {name} bundle over bare",
+         f"{(start.cold - start.bare) * 1e3:8.1f} ms  (×{start.cold / start.bare:.2f} of bare; target {target})"),
+        (f"{name} bundle, zipped", f"{start.bundle_bytes / 1024:8.1f} KiB"),
+    ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from shared.config import database_url_problem
 from shared.store.base import EventStore, EventSummary, FileReport, Ingested, StoreUnavailable
 from shared.store.projection import Status, TaskRecord, TaskResult, UploadRecord
 
@@ -35,10 +36,11 @@ _POSTGRES = ("postgresql://", "postgres://")
 def open_store(database_url: str, *, timeout_seconds: int = 5) -> EventStore:
     """`sqlite:///relative/path` (to the current directory; `sqlite:////abs/path` for absolute; parent
     directories are created) or `postgresql://...` / `postgres://...` (libpq URI). ValueError otherwise."""
+    problem = database_url_problem(database_url)
+    if problem:
+        raise ValueError(f"DATABASE_URL {problem}")
     if database_url.startswith(_SQLITE):
         path = database_url[len(_SQLITE):]
-        if not path or path.startswith(":memory:") or "?" in path:
-            raise ValueError("DATABASE_URL: sqlite:/// needs a file path (no :memory:, no query string)")
         from shared.store.sqlite import SqliteStore
 
         return SqliteStore(os.path.abspath(path), timeout_seconds=timeout_seconds)
@@ -46,4 +48,4 @@ def open_store(database_url: str, *, timeout_seconds: int = 5) -> EventStore:
         from shared.store.postgres import PostgresStore  # imports psycopg: only PostgreSQL users pay for it
 
         return PostgresStore(database_url, timeout_seconds=timeout_seconds)
-    raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql:// (or postgres://)")
+    raise AssertionError("unreachable: database_url_problem accepted it")

@@ -16,6 +16,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
@@ -63,6 +64,7 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MAX_ERROR_TEXT = 500
+_PARSED_CACHE_SIZE = 4096
 
 
 class StoreUnavailable(Exception):
@@ -183,6 +185,9 @@ class EventStore(ABC):
         self._pool_lock = threading.Lock()
         self._pid = os.getpid()
         self._schema_ready = False
+        # dedupe key -> parsed event. A stored event never changes, so a warm container need not
+        # parse it again each time a later event of the same file is folded.
+        self._parsed: OrderedDict[str, VodEvent] = OrderedDict()
 
     # --- backend hooks ------------------------------------------------------------------------------
 
@@ -203,6 +208,10 @@ class EventStore(ABC):
 
     def _close(self, conn: Any) -> None:
         conn.close()
+
+    def _redact(self, text: str) -> str:
+        """An error text safe to log (backends whose errors may quote credentials override this)."""
+        return text
 
     # --- connections --------------------------------------------------------------------------------
 
@@ -252,7 +261,7 @@ class EventStore(ABC):
                     self._discard(conn)
                 if attempt == 1 and reused and not committing:
                     continue
-                raise StoreUnavailable(f"{type(exc).__name__}: {str(exc).strip()[:300]}") from exc
+                raise StoreUnavailable(self._redact(f"{type(exc).__name__}: {str(exc).strip()[:300]}")) from exc
             except BaseException:
                 if conn is not None:
                     self._discard(conn)  # rolled back, but its state is unknown: don't pool it
@@ -303,6 +312,7 @@ class EventStore(ABC):
                  "pending" if hook_pending else None))
             if cursor.rowcount != 1:
                 return Ingested(dedupe_key, duplicate=True)
+            self._remember(dedupe_key, event)
             for file_id in file_ids:
                 cursor.execute(self._sql("INSERT INTO event_files (file_id, dedupe_key) VALUES (?, ?)"),
                                (file_id, dedupe_key))
@@ -321,13 +331,25 @@ class EventStore(ABC):
             cursor.execute(self._sql(_UPSERT_TASK), _task_row(task))
         return upload
 
-    @staticmethod
-    def _fold_inputs(rows: Sequence[Sequence[Any]]) -> Iterator[FoldInput]:
+    def _fold_inputs(self, rows: Sequence[Sequence[Any]]) -> Iterator[FoldInput]:
         for key, received_at, payload in rows:
-            try:
-                yield FoldInput(key, float(received_at), parse_event(json.loads(payload)))
-            except MalformedEvent as exc:  # stored by an older, laxer version: kept, but cannot be folded
-                log.warning(json.dumps({"event": "store.unfoldable_event", "dedupe_key": key, "error": exc.message}))
+            event = self._parsed.get(key)
+            if event is None:
+                try:
+                    event = parse_event(json.loads(payload))
+                except MalformedEvent as exc:  # stored by an older, laxer version: kept, but cannot be folded
+                    log.warning(json.dumps({"event": "store.unfoldable_event", "dedupe_key": key,
+                                            "error": exc.message}))
+                    continue
+                self._remember(key, event)
+            yield FoldInput(key, float(received_at), event)
+
+    def _remember(self, key: str, event: VodEvent) -> None:
+        with self._pool_lock:
+            self._parsed[key] = event
+            self._parsed.move_to_end(key)
+            while len(self._parsed) > _PARSED_CACHE_SIZE:
+                self._parsed.popitem(last=False)
 
     def record_hook_result(self, dedupe_key: str, error: str | None) -> None:
         """After the hook ran: done (error None), or failed, counted, with the error kept."""

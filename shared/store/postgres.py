@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import psycopg
 
@@ -32,6 +33,14 @@ class PostgresStore(EventStore):
         super().__init__()
         self._url = url
         self._timeout = timeout_seconds
+        # libpq quotes the bad part of a URL it cannot parse, which may be the password.
+        raw_password = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
+        self._hidden = sorted({url, raw_password, unquote(raw_password)} - {""}, key=len, reverse=True)
+
+    def _redact(self, text: str) -> str:
+        for secret in self._hidden:
+            text = text.replace(secret, "********")
+        return text
 
     def _connect(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self._url, autocommit=True, connect_timeout=max(2, self._timeout),

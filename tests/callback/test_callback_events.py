@@ -105,6 +105,13 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     return payload
 
 
+def _nested(depth: int) -> Any:
+    value: Any = "deep"
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
 # (payload, the field the 400 must name)
 MALFORMED: list[tuple[Any, str]] = [
     ([], "body"),
@@ -123,6 +130,9 @@ MALFORMED: list[tuple[Any, str]] = [
     (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo", "x"), "FileUploadEvent.MediaBasicInfo"),
     (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.ClassId", "0"), "MediaBasicInfo.ClassId"),
     (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.ClassId", False), "MediaBasicInfo.ClassId"),
+    (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.ClassId", 2**63), "MediaBasicInfo.ClassId"),
+    (_with("vod_procedure_finish:ProcedureStateChangeEvent.ErrCode", -(2**64)), "ProcedureStateChangeEvent.ErrCode"),
+    (_with("vod_new_file_upload:FileUploadEvent.MetaData", _nested(40)), "body"),
     (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.MediaUrl", 1), "MediaBasicInfo.MediaUrl"),
     (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.SourceInfo.SourceContext", {}),
      "SourceInfo.SourceContext"),
@@ -174,9 +184,11 @@ def test_dedupe_key_ignores_the_delivery_fields() -> None:
     assert dedupe_key(load_event("vod_procedure_finish")) != key
 
 
-def test_dedupe_key_is_the_event_handle_when_there_is_one() -> None:
+def test_dedupe_key_ignores_the_event_handle_a_receipt_per_delivery() -> None:
     event = load_event("vod_pull_new_file_upload")
-    assert dedupe_key(event) == "EventHandle.2a4d3b9c1f8e4d5a9b0c7e6f5a4b3c2d"
+    redelivered = {**event, "EventHandle": "another-receipt"}
+    pushed = {k: v for k, v in event.items() if k != "EventHandle"}
+    assert dedupe_key(event) == dedupe_key(redelivered) == dedupe_key(pushed)
 
 
 json_values = st.recursive(

@@ -250,9 +250,9 @@ def test_bad_store_and_hook_settings(env: dict[str, str], bad: str) -> None:
 
 def test_store_settings_defaults() -> None:
     settings = load_store_settings({})
-    assert (settings.database_url.reveal(), settings.timeout_seconds) == ("sqlite:///.local/vod.sqlite3", 5)
+    assert (settings.database_url.reveal(), settings.timeout_seconds) == ("sqlite:///.local/vod.sqlite3", 3)
     callback = load_callback_settings({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY})
-    assert (callback.after_commit_hook, callback.database_timeout_seconds) == (None, 5)
+    assert (callback.after_commit_hook, callback.store) == (None, settings)
 
 
 @pytest.mark.parametrize("spec", ["tests.callback.no_such_module:fn", "tests.callback.hook_target:missing",

@@ -58,10 +58,11 @@ class Case:
 
 CASES = [
     Case("sign", SIGN_ENV, _sign_event, must_ship=("jwt/__init__.py",),
-         must_not_ship=("tencentcloud/", "psycopg/", "cryptography/"),
+         must_not_ship=("tencentcloud/", "psycopg/", "cryptography/", "shared/store/", "shared/events.py"),
          must_not_import=("tencentcloud", "qcloud_cos", "cryptography", "requests", "flask", "psycopg")),
     Case("callback", {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": "sqlite:///events.sqlite3"},
-         _callback_event, must_ship=("psycopg/__init__.py",), must_not_ship=("tencentcloud/", "jwt/"),
+         _callback_event, must_ship=("psycopg/__init__.py", "shared/store/postgres.py"),
+         must_not_ship=("tencentcloud/", "jwt/", "shared/vod_api.py", "shared/auth.py"),
          # the push path never loads the Tencent SDK, and SQLite users never load psycopg
          must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg", "jwt")),
     Case("events_pull", {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
@@ -113,3 +114,18 @@ def test_builds_are_repeatable(bundles: Path, tmp_path: Path) -> None:
     assert first.namelist() == second.namelist()
     # Sources are byte-identical (marshal'd bytecode may differ in reference flags between runs).
     assert all(first.read(n) == second.read(n) for n in first.namelist() if not n.endswith(".pyc"))
+
+
+def test_an_unusable_jwt_key_fails_the_cold_start_not_every_request(bundles: Path, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    zipfile.ZipFile(bundles / "sign.zip").extractall(tmp_path / "code")
+    env = {**SIGN_ENV, "AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": public_pem}
+    proc = subprocess.run([sys.executable, "-I", "-S", "-c", INVOKE, str(tmp_path / "code"), "null"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, check=False)
+    # RS256 needs `cryptography`, which the lean sign bundle leaves out unless asked for.
+    assert proc.returncode != 0
+    assert "AUTH_JWT_ALGORITHMS: RS256 needs the `cryptography` package" in proc.stderr

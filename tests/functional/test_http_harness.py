@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jwt
 import localstack
@@ -16,12 +17,24 @@ from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuar
 
 
 @pytest.fixture
-def gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for key, value in {**SIGN_ENV, "CORS_ALLOW_ORIGINS": "https://app.example.com"}.items():
-        monkeypatch.setenv(key, value)
-    server = localstack.start_gateway()
-    yield server.url
-    server.stop()
+def start_gateway(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., str]]:
+    """Serve the real functions over HTTP with the given settings; returns the base URL."""
+    servers: list[localstack.RunningServer] = []
+
+    def start(**env: str) -> str:
+        for key, value in {**SIGN_ENV, "CORS_ALLOW_ORIGINS": "https://app.example.com", **env}.items():
+            monkeypatch.setenv(key, value)
+        servers.append(localstack.start_gateway())
+        return servers[-1].url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def gateway(start_gateway: Callable[..., str]) -> str:
+    return start_gateway()
 
 
 def _token(sub: str = "http-user", exp: int = 2**40) -> str:
@@ -78,3 +91,30 @@ def test_unknown_path_is_a_json_404(gateway: str) -> None:
     response = requests.post(f"{gateway}/nowhere", timeout=10)
     assert response.status_code == 404
     assert json.loads(response.text)["error"]["code"] == "not_found"
+
+
+_NONE_HEADER = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+_CLAIMS = base64.urlsafe_b64encode(b'{"sub":"mallory","exp":99999999999}').rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(("env", "headers", "code"), [
+    ({}, {"Authorization": f"Bearer {_NONE_HEADER}.{_CLAIMS}."}, "invalid_token"),  # alg: none
+    ({}, {"Authorization": "Bearer " + jwt.encode({"sub": "m", "exp": 2**40}, "x" * 40, algorithm="HS256")},
+     "invalid_token"),  # signed with another key
+    ({"AUTH_JWT_AUDIENCE": "vod-upload"}, {"Authorization": f"Bearer {_token()}"}, "invalid_token"),  # no aud
+    ({"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "gateway-shared-secret-0123456789"},
+     {"X-User-Id": "mallory"}, "untrusted_gateway"),  # the user header without the gateway's secret
+])
+def test_auth_refusals_over_http(start_gateway: Callable[..., str], env: dict[str, str], headers: dict[str, str],
+                                 code: str) -> None:
+    response = requests.post(f"{start_gateway(**env)}/signature", json={}, headers=headers, timeout=10)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == code
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="vod-upload"')
+
+
+def test_preflight_from_another_origin_is_refused_over_http(gateway: str) -> None:
+    response = requests.options(f"{gateway}/signature", timeout=10, headers={
+        "Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 403
+    assert "Access-Control-Allow-Origin" not in response.headers

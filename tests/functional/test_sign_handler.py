@@ -145,6 +145,8 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
     (GW_ENV, {"X-User-Id": "alice"}, "untrusted_gateway"),
     (GW_ENV, {"X-User-Id": "alice", "X-Gateway-Secret": "wrong-secret-0123456789"}, "untrusted_gateway"),
     (GW_ENV, {"X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
+    (GW_ENV, {"X-Gateway-Secret": "\ud800"}, "untrusted_gateway"),
+    (HS_ENV, {"Authorization": "Bearer \ud800.é.x"}, "invalid_token"),
 ])
 def test_each_auth_failure_is_401_with_a_challenge(call: Callable[..., Call], shape: str, env: dict[str, str],
                                                    headers: dict[str, str], code: str) -> None:
@@ -152,6 +154,15 @@ def test_each_auth_failure_is_401_with_a_challenge(call: Callable[..., Call], sh
     assert result["statusCode"] == 401, result
     assert response_json(result)["error"]["code"] == code
     assert (header(result, "WWW-Authenticate") or "").startswith('Bearer realm="vod-upload"')
+
+
+def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable[..., Call]) -> None:
+    # A client's own X-User-Id passed through next to the gateway's: refuse rather than pick one.
+    # (API gateway events keep header names as sent; function URL events lower-case them.)
+    headers = {"X-User-Id": "admin", "x-user-id": "bob", "X-Gateway-Secret": GATEWAY_SECRET}
+    result = call(**GW_ENV)("apigw", headers=headers)
+    assert result["statusCode"] == 401
+    assert response_json(result)["error"]["code"] == "untrusted_gateway"
 
 
 @pytest.mark.parametrize(("env", "headers", "user"), [
@@ -219,6 +230,10 @@ def test_choices_within_the_allow_lists_are_honoured(call: Callable[..., Call], 
     ({"body": "\udcff"}, 400, "invalid_json"),
     ({"body": "!!!", "base64": True}, 400, "bad_event"),
     ({"body": "{}", "content_type": "text/plain"}, 415, "unsupported_content_type"),
+    ({"body": "é", "base64": True}, 400, "bad_event"),
+    ({"body": '{"classId": 1e999}'}, 400, "invalid_json"),
+    ({"body": '{"sessionContext": "a\\u0000b"}'}, 400, "invalid_field"),
+    ({"body": '{"sessionContext": "\\ud800"}'}, 400, "invalid_field"),
     ({"body": '{"a": "' + "x" * 9000 + '"}'}, 413, "payload_too_large"),
     ({"method": "GET"}, 405, "method_not_allowed"),
     ({"method": "PUT"}, 405, "method_not_allowed"),
@@ -301,3 +316,16 @@ def test_the_deployed_index_logs_one_json_line_per_request_without_secrets(
     line = lines[0]
     assert line["user"] == "bob" and line["status"] == 200 and line["outcome"] == "ok"
     assert line["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef" and line["latency_ms"] >= 0
+
+
+def test_a_verified_token_is_remembered_but_its_expiry_still_counts() -> None:
+    settings = load_sign_settings(SIGN_ENV)
+    clock = [float(NOW)]
+    endpoint = make_sign_endpoint(settings, now=lambda: clock[0])
+    event = http_event("apigw", headers=bearer(token(exp=NOW + 60)))
+    assert serve(event, None, endpoint, settings.http)["statusCode"] == 200
+    assert serve(event, None, endpoint, settings.http)["statusCode"] == 200  # served from the cache
+    clock[0] = NOW + 60 + 31  # past exp and the 30 s leeway
+    result = serve(event, None, endpoint, settings.http)
+    assert result["statusCode"] == 401
+    assert response_json(result)["error"]["message"] == "invalid token: token has expired"

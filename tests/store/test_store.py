@@ -152,12 +152,12 @@ def test_sequential_duplicates_have_one_effect(store: EventStore) -> None:
     assert event is not None and event.received_at == 100.0  # the first delivery's time stands
 
 
-def test_pull_events_are_keyed_by_their_handle(store: EventStore) -> None:
+def test_a_pull_redelivery_with_a_new_handle_is_a_duplicate(store: EventStore) -> None:
     payload = load_event("vod_pull_new_file_upload")
     first = ingest_event(store, payload, received_at=1.0)
-    # PullEvents re-delivers an unconfirmed event with the same handle.
-    again = ingest_event(store, payload, received_at=31.0)
-    assert first.dedupe_key == again.dedupe_key == payload["EventHandle"]
+    # PullEvents hands an unconfirmed event out again after 30 s, with a new handle.
+    again = ingest_event(store, {**payload, "EventHandle": "a-new-receipt"}, received_at=31.0)
+    assert first.dedupe_key == again.dedupe_key
     assert (first.duplicate, again.duplicate, store.event_count()) == (False, True, 1)
 
 

@@ -110,4 +110,25 @@ def test_callback_insecure_mode_is_explicit_and_logged(caplog: pytest.LogCapture
     settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true"})
     assert settings.sign_key is None
     assert "callback_unverified" in caplog.text
-    assert settings.database_url.reveal().startswith("sqlite:///")
+    assert settings.store.database_url.reveal().startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(("url", "named"), [
+    ("mysql://u:pw@h/db", "must start with"),
+    ("sqlite:///", "needs a file path"),
+    ("sqlite:///:memory:", "needs a file path"),
+    ("sqlite:///x.db?mode=ro", "needs a file path"),
+    ("postgresql://u:hunter2@host:notaport/db", "not a valid postgresql:// URL"),
+])
+def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", "DATABASE_URL": url})
+    assert named in str(caught.value)
+    assert "hunter2" not in str(caught.value) and "pw@" not in str(caught.value)
+
+
+@pytest.mark.parametrize("value", ["-1", "2147483648", "1,x"])
+def test_allowed_class_ids_are_checked_like_the_default(value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_sign_settings({**SIGN_ENV, "VOD_ALLOWED_CLASS_IDS": value})
+    assert "VOD_ALLOWED_CLASS_IDS" in str(caught.value)

@@ -1,0 +1,80 @@
+"""The PULL drain: what it stores, what it confirms, and how it stops (VOD's queue as a test double;
+the real SDK against the emulator is in tests/e2e/test_upload_flow.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.pull_service import drain, time_limit_seconds
+from shared.store import open_store
+from tests.scf import load_event
+
+
+class Queue:
+    """VOD's reliable-callback queue: batches to hand out, and a record of confirmations."""
+
+    def __init__(self, batches: list[list[dict[str, Any]]], fail: str | None = None) -> None:
+        self.batches, self.fail = batches, fail
+        self.confirmed: list[str] = []
+
+    def pull(self) -> list[dict[str, Any]]:
+        if self.fail == "pull":
+            raise ConnectionError("VOD unreachable")
+        return self.batches.pop(0) if self.batches else []
+
+    def confirm(self, handles: Sequence[str]) -> None:
+        if self.fail == "confirm":
+            raise ConnectionError("VOD unreachable")
+        self.confirmed.extend(handles)
+
+
+def _pulled(name: str, handle: str) -> dict[str, Any]:
+    # As PullEvents returns it: every absent field as null.
+    return {**load_event(name), "EventHandle": handle, "EditMediaCompleteEvent": None}
+
+
+def _drain(queue: Queue, tmp_path: Path) -> Any:
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    return drain(queue, store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, stop_when_empty=True), store
+
+
+def test_commits_then_confirms_and_a_redelivery_is_a_duplicate(tmp_path: Path) -> None:
+    queue = Queue([[_pulled("vod_new_file_upload", "h1"), _pulled("vod_procedure_finish", "h2")],
+                   [_pulled("vod_new_file_upload", "h3")]])  # h1 again, with a new receipt
+    report, store = _drain(queue, tmp_path)
+    assert (report.pulled, report.recorded, report.duplicates, report.confirmed) == (3, 2, 1, 3)
+    assert queue.confirmed == ["h1", "h2", "h3"] and report.stopped == "empty"
+    assert store.event_count() == 2
+
+
+@pytest.mark.parametrize(("fail", "confirmed", "recorded"), [("pull", 0, 0), ("confirm", 0, 1)])
+def test_a_queue_failure_stops_the_run_without_losing_anything(tmp_path: Path, fail: str, confirmed: int,
+                                                               recorded: int) -> None:
+    queue = Queue([[_pulled("vod_new_file_upload", "h1")]], fail=fail)
+    report, store = _drain(queue, tmp_path)
+    assert (report.stopped, report.confirmed, report.recorded) == ("queue_error", confirmed, recorded)
+    assert store.event_count() == recorded  # committed events stay; VOD redelivers the unconfirmed
+
+
+def test_an_unreadable_event_is_left_in_vods_queue(tmp_path: Path) -> None:
+    queue = Queue([[{"EventHandle": "bad", "EventType": 7}, _pulled("vod_new_file_upload", "h1")]])
+    report, _ = _drain(queue, tmp_path)
+    assert (report.unreadable, report.recorded, queue.confirmed) == (1, 1, ["h1"])
+
+
+def test_the_deadline_leaves_the_reserve(tmp_path: Path) -> None:
+    times = iter([0.0, 0.0, 50.0, 50.0, 95.0])  # each round reads the clock twice
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    report = drain(Queue([]), store, deadline=100.0, clock=lambda: next(times), reserve_seconds=10)
+    assert (report.rounds, report.stopped) == (2, "deadline")
+
+
+@pytest.mark.parametrize(("context", "seconds"), [
+    ({"time_limit_in_ms": 60_000}, 60.0), ({}, 50.0), (None, 50.0), ({"time_limit_in_ms": "x"}, 50.0),
+])
+def test_time_limit_comes_from_scfs_context(context: Any, seconds: float) -> None:
+    assert time_limit_seconds(context, 50.0) == seconds
