@@ -27,6 +27,7 @@ from vodupload.errors import (
 from vodupload.progress import Progress
 from vodupload.signatures import Signature, SignatureClient, SignatureRequest
 from vodupload.uploader import (
+    CancelOutcome,
     Notice,
     NoticeKind,
     Uploader,
@@ -44,6 +45,7 @@ __all__ = [
     "DEFAULT_HOSTS",
     "Applied",
     "AuthenticationFailed",
+    "CancelOutcome",
     "Checkpoint",
     "CheckpointStore",
     "Committed",

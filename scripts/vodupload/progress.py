@@ -27,21 +27,28 @@ ProgressCallback = Callable[[Progress], None]
 
 
 class ProgressMeter:
-    """Counts stored bytes (updated once per finished part, from any thread) and measures speed."""
+    """Counts stored bytes (updated once per finished part, from any thread) and measures speed.
+
+    Reports are delivered one at a time, each with the count as it is when the report is made, so that
+    a callback never sees the count go down within a run (a report is not overtaken by an older one).
+    """
 
     def __init__(self, total: int, callback: ProgressCallback | None,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self._total = total
         self._callback = callback
         self._monotonic = monotonic
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the counts
+        self._reporting = threading.Lock()  # snapshot + callback, one report at a time
         self._done = 0
         self._resumed = 0
         self._samples: collections.deque[tuple[float, int]] = collections.deque()
 
-    def restart(self, already_done: int) -> None:
-        """A new run begins with `already_done` bytes stored by earlier runs."""
+    def restart(self, already_done: int, total: int | None = None) -> None:
+        """A new run begins with `already_done` bytes stored by earlier runs (of `total`, if it changed)."""
         with self._lock:
+            if total is not None:
+                self._total = total
             self._done = self._resumed = already_done
             self._samples.clear()
             self._samples.append((self._monotonic(), already_done))
@@ -66,5 +73,10 @@ class ProgressMeter:
             return Progress(self._done, self._total, speed, self._resumed)
 
     def _report(self) -> None:
-        if self._callback is not None:
+        if self._callback is None:
+            return
+        # The snapshot is taken once this report's turn has come: a report that waited for its turn
+        # carries the latest count, never the older one it was started for. The callback may read
+        # `snapshot()` (a different lock) but must not wait for other reports.
+        with self._reporting:
             self._callback(self.snapshot())

@@ -207,6 +207,10 @@ class ObjectTransfer:
         missing = [spec for spec in self._parts if spec.number not in self.obj.parts]
         if missing and not self._send_parts(missing):
             return False
+        if self._ctx.halt.is_set():
+            # Paused or cancelled while the last parts were in flight: they are stored (and recorded),
+            # but the object is not completed, so a cancel can still abort it and a resume completes it.
+            return False
         self._check_source()
         self._complete()
         return True

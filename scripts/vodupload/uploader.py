@@ -3,8 +3,9 @@
 `Uploader(get_signature, options).upload(video, cover)` makes an `UploadTask`; `start()` runs it in a
 background thread; `pause()` lets the parts in flight finish and keeps the checkpoint; `resume()`
 continues (in this process, or any later one: the checkpoint is on disk); `cancel()` aborts the COS
-multipart uploads and deletes the checkpoint. Callbacks (progress, state, notices) run on the
-uploader's threads and must be quick and thread-safe.
+multipart uploads and deletes the checkpoint; `Uploader.cancel_saved()` does that for an upload saved by
+an earlier process. Callbacks (progress, state, notices) run on the uploader's threads and must be quick
+and thread-safe.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from requests.adapters import HTTPAdapter
 from vodupload import cos
 from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, ObjectProgress, checkpoint_name, identify
 from vodupload.cos import CredentialKeeper, Halted, RetryPolicy
-from vodupload.errors import StorageError, UploadCancelled, UploadPaused, VodApiError, VodUnavailable, VodUploadError
+from vodupload.errors import StorageError, UploadCancelled, UploadPaused, VodApiError, VodUploadError
 from vodupload.progress import Progress, ProgressCallback, ProgressMeter
 from vodupload.transfer import MAX_PART_SIZE, MIN_PART_SIZE, Ledger, ObjectTransfer, TransferContext, fit_part_size
 from vodupload.vod_api import Applied, MediaInfo, VodClient
@@ -55,6 +56,14 @@ class NoticeKind(enum.Enum):
     SESSION_REFUSED = "session_refused"  # VOD would not continue the saved session: starting over
     CREDENTIALS_REFRESHED = "credentials_refreshed"
     CLEANUP_FAILED = "cleanup_failed"  # an abandoned upload could not be aborted (COS expires it later)
+
+
+class CancelOutcome(enum.Enum):
+    """What `Uploader.cancel_saved()` did."""
+
+    NOTHING_SAVED = "nothing_saved"  # there was no saved upload of these files
+    DISCARDED = "discarded"  # the saved upload is forgotten and its parts in COS deleted
+    PARTS_LEFT = "parts_left"  # forgotten, but its parts could not be deleted (a CLEANUP_FAILED notice says why)
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,13 @@ NoticeCallback = Callable[[Notice], None]
 class _Source:
     role: str
     path: Path
-    media: MediaInfo
+    name: str  # the name VOD shows (the file name without extension unless given)
+    type: str  # the extension, VOD's file type
+
+    def media(self, identity: FileIdentity) -> MediaInfo:
+        """What ApplyUploadUGC announces: the size is the file's as the run found it, not as it was
+        when the task was made (it may have changed while the task waited or was paused)."""
+        return MediaInfo(self.name, self.type, identity.size)
 
 
 def _source(role: str, path: str | os.PathLike[str], name: str | None = None) -> _Source:
@@ -109,7 +124,7 @@ def _source(role: str, path: str | os.PathLike[str], name: str | None = None) ->
     extension = resolved.suffix.lstrip(".").lower()
     if not extension:
         raise ValueError(f"{path}: VOD needs the file type; give the file its extension (e.g. .mp4, .jpg)")
-    return _Source(role, resolved, MediaInfo(name or resolved.stem, extension, resolved.stat().st_size))
+    return _Source(role, resolved, name or resolved.stem, extension)
 
 
 class Uploader:
@@ -149,12 +164,16 @@ class Uploader:
         sources = [_source("video", video, name)] + ([_source("cover", cover)] if cover is not None else [])
         return UploadTask(self, sources, on_progress, on_state, on_notice)
 
-    def cancel_saved(self, video: str | os.PathLike[str], cover: str | os.PathLike[str] | None = None) -> bool:
-        """Abort and forget a saved (paused or interrupted) upload of these files; False if none was saved."""
-        task = self.upload(video, cover)
-        saved = self.checkpoints.load(task.checkpoint_name) is not None
-        task.cancel()
-        return saved
+    def cancel_saved(self, video: str | os.PathLike[str], cover: str | os.PathLike[str] | None = None, *,
+                     on_notice: NoticeCallback | None = None) -> CancelOutcome:
+        """Abort and forget a saved (paused or interrupted) upload of these files.
+
+        PARTS_LEFT when the saved upload is forgotten but its parts could not be deleted (VOD no longer
+        knows the session, or COS refused): `on_notice` hears why. Raises, keeping the saved upload for
+        another try, when VOD or the signature endpoint refuses or cannot be reached for another reason.
+        """
+        outcome = self.upload(video, cover, on_notice=on_notice)._cancel_idle_or_stop()
+        return CancelOutcome.NOTHING_SAVED if outcome is None else outcome  # (a new task is idle: never None)
 
     def close(self) -> None:
         self._session.close()
@@ -192,7 +211,8 @@ class UploadTask:
         self._on_state = on_state
         self._on_notice = on_notice
         self.checkpoint_name = uploader._name_for(sources)
-        self._meter = ProgressMeter(sum(s.media.size for s in sources), on_progress)
+        # The sizes now, until a run identifies the files (they may change before it starts).
+        self._meter = ProgressMeter(sum(s.path.stat().st_size for s in sources), on_progress)
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._state = UploadState.CREATED
@@ -233,25 +253,39 @@ class UploadTask:
 
     def pause(self) -> None:
         """Stop after the parts in flight; the checkpoint keeps the progress. No effect unless running."""
-        self._request_stop(UploadState.PAUSED)
+        with self._lock:
+            if self._state not in _SETTLED:
+                self._ask_to_stop(UploadState.PAUSED)
 
     def cancel(self) -> None:
         """Abort the COS uploads and delete the checkpoint: at once if idle, else after the parts in flight.
         Too late once committing: the upload then completes."""
-        if self._request_stop(UploadState.CANCELLED):
-            return
+        self._cancel_idle_or_stop()
+
+    def _cancel_idle_or_stop(self) -> CancelOutcome | None:
+        """cancel(); what the cleanup did when the task was idle, None when it was running or over."""
         with self._lock:
+            # One critical section decides between stopping a running task and cleaning up an idle one:
+            # a start() cannot slip in between, and start() is refused while the cleanup runs.
             if self._state in (UploadState.DONE, UploadState.CANCELLED):
-                return
-            previous, self._state = self._state, UploadState.APPLYING  # start() is refused while cleaning up
+                return None
+            if self._state not in _SETTLED:
+                self._ask_to_stop(UploadState.CANCELLED)
+                return None
+            previous, self._state = self._state, UploadState.APPLYING
         try:
             saved = self._up.checkpoints.load(self.checkpoint_name)
-            if saved is not None:
-                self._discard(saved, abort=True)
+            if saved is None:
+                outcome = CancelOutcome.NOTHING_SAVED
+            elif self._discard(saved, abort=True):
+                outcome = CancelOutcome.DISCARDED
+            else:
+                outcome = CancelOutcome.PARTS_LEFT
         except BaseException:
             self._settle(previous)  # e.g. the token was refused: nothing was given up, cancel can be retried
             raise
         self._settle(UploadState.CANCELLED)
+        return outcome
 
     def wait(self, timeout: float | None = None) -> UploadState:
         """Block until the task is not running (done, paused, cancelled, failed) or `timeout` passes."""
@@ -277,15 +311,11 @@ class UploadTask:
         """start() and result() in one call."""
         return self.start().result()
 
-    def _request_stop(self, reason: UploadState) -> bool:
-        """Ask the running task to stop; False if it is not running."""
-        with self._lock:
-            if self._state in _SETTLED:
-                return False
-            if self._stop_reason is not UploadState.CANCELLED:  # cancel wins over pause
-                self._stop_reason = reason
-            self._halt.set()
-            return True
+    def _ask_to_stop(self, reason: UploadState) -> None:
+        """Ask the running task to stop (PAUSED or CANCELLED); the caller holds the lock."""
+        if self._stop_reason is not UploadState.CANCELLED:  # cancel wins over pause
+            self._stop_reason = reason
+        self._halt.set()
 
     # -- the run -----------------------------------------------------------------------------------
 
@@ -303,17 +333,42 @@ class UploadTask:
     def _drive(self) -> None:
         identities = {s.role: identify(s.path) for s in self._sources}
         checkpoint, applied = self._open_session(identities)
-        if applied is not None and not self._transfer(checkpoint, applied):
-            return  # paused or cancelled
-        self._set_state(UploadState.COMMITTING)
+        transfers: list[ObjectTransfer] = []
+        finished = True
+        if applied is not None:
+            transfers, finished = self._transfer(checkpoint, applied, self._total(identities))
+        stop = self._enter_commit(finished)
+        if stop is not None:
+            self._stop(stop, checkpoint, transfers)
+            return
+        self._emit_state(UploadState.COMMITTING)
         committed = self._up.vod.commit(checkpoint.session_key)
         self._up.checkpoints.delete(checkpoint.name)
         with self._lock:
             self._result = UploadResult(committed.file_id, committed.video_url, committed.cover_url)
         self._settle(UploadState.DONE)
 
-    def _transfer(self, checkpoint: Checkpoint, applied: Applied) -> bool:
-        """Upload every object; False if paused or cancelled (the task is then settled)."""
+    def _enter_commit(self, finished: bool) -> UploadState | None:
+        """Move to COMMITTING, unless a pause or cancel was asked for (even after the last part): then
+        that (PAUSED or CANCELLED). Decided under the lock, so no stop request is lost."""
+        with self._lock:
+            if self._stop_reason is not None:
+                return self._stop_reason
+            if not finished:  # halted without a stop request: cannot happen, but never commit then
+                return UploadState.PAUSED
+            self._state = UploadState.COMMITTING
+            return None
+
+    def _stop(self, reason: UploadState, checkpoint: Checkpoint, transfers: list[ObjectTransfer]) -> None:
+        if reason is UploadState.CANCELLED:
+            for transfer in transfers:
+                transfer.abort()
+            self._up.checkpoints.delete(checkpoint.name)
+        self._settle(reason)
+
+    def _transfer(self, checkpoint: Checkpoint, applied: Applied,
+                  total: int) -> tuple[list[ObjectTransfer], bool]:
+        """Upload every object: the transfers, and whether they all finished (False: halted)."""
         ledger = Ledger(checkpoint, self._up.checkpoints, self._meter)
         keeper = self._up._keeper(applied, checkpoint.session_key, self._credentials_refreshed)
         options = self._up.options
@@ -325,27 +380,16 @@ class UploadTask:
             if self._resumed:
                 stored = sum(transfer.stored_bytes() for transfer in transfers)
                 self._notice(NoticeKind.RESUMING, f"resuming the saved upload: {_mib(stored)} of "
-                                                  f"{_mib(self._meter_total)} MiB already uploaded")
-                self._meter.restart(stored)
+                                                  f"{_mib(total)} MiB already uploaded")
+                self._meter.restart(stored, total)
             else:
-                self._meter.restart(0)
+                self._meter.restart(0, total)
             finished = all(transfer.run() for transfer in transfers)
         except Halted:
             finished = False
         finally:
             ledger.flush()
-        if finished:
-            return True
-        with self._lock:
-            cancelling = self._stop_reason is UploadState.CANCELLED
-        if cancelling:
-            for transfer in transfers:
-                transfer.abort()
-            self._up.checkpoints.delete(checkpoint.name)
-            self._settle(UploadState.CANCELLED)
-        else:
-            self._settle(UploadState.PAUSED)
-        return False
+        return transfers, finished
 
     # -- sessions and checkpoints ------------------------------------------------------------------
 
@@ -355,30 +399,36 @@ class UploadTask:
         saved = self._usable_checkpoint(identities)
         if saved is not None and saved.uploaded:
             self._notice(NoticeKind.RESUMING, "resuming the saved upload: everything is uploaded, committing")
-            self._meter.restart(self._meter_total)
+            total = self._total(identities)
+            self._meter.restart(total, total)
             return saved, None
         if saved is not None:
             try:
                 applied = self._up.vod.apply_resume(saved.session_key)
             except VodApiError as exc:
+                if not exc.session_gone:
+                    # Not an answer about the session (e.g. a signature refused for clock skew): it may
+                    # well be alive. The task fails and the checkpoint stays for another try; starting
+                    # over would orphan the multipart upload in COS.
+                    raise
                 self._notice(NoticeKind.SESSION_REFUSED,
                              f"VOD refused to continue the saved upload ({exc.detail}); starting over")
                 self._up.checkpoints.delete(saved.name)
             else:
                 self._resumed = True
                 return saved, applied
-        applied = self._up.vod.apply_new(*self._media(), storage_region=self._up.options.storage_region)
+        applied = self._up.vod.apply_new(*self._media(identities), storage_region=self._up.options.storage_region)
         checkpoint = self._new_checkpoint(identities, applied)
         self._up.checkpoints.save(checkpoint)
         return checkpoint, applied
 
-    @property
-    def _meter_total(self) -> int:
-        return sum(s.media.size for s in self._sources)
+    @staticmethod
+    def _total(identities: dict[str, FileIdentity]) -> int:
+        return sum(identity.size for identity in identities.values())
 
-    def _media(self) -> tuple[MediaInfo, MediaInfo | None]:
-        cover = next((s.media for s in self._sources if s.role == "cover"), None)
-        return self._sources[0].media, cover
+    def _media(self, identities: dict[str, FileIdentity]) -> tuple[MediaInfo, MediaInfo | None]:
+        video, *cover = (source.media(identities[source.role]) for source in self._sources)
+        return video, (cover[0] if cover else None)
 
     def _usable_checkpoint(self, identities: dict[str, FileIdentity]) -> Checkpoint | None:
         saved = self._up.checkpoints.load(self.checkpoint_name)
@@ -407,13 +457,17 @@ class UploadTask:
             key = applied.video_key if source.role == "video" else applied.cover_key
             if key is None:
                 raise VodUploadError(f"VOD gave no storage path for the {source.role}")
-            part_size = fit_part_size(source.media.size, self._up.options.part_size)
+            part_size = fit_part_size(identities[source.role].size, self._up.options.part_size)
             objects.append(ObjectProgress(source.role, identities[source.role], key, part_size))
         return Checkpoint(self.checkpoint_name, applied.session_key, self._up._now(), applied.bucket,
                           applied.region, objects)
 
-    def _discard(self, saved: Checkpoint, *, abort: bool) -> None:
-        """Forget a saved upload, first aborting its multipart uploads (best effort) if asked."""
+    def _discard(self, saved: Checkpoint, *, abort: bool) -> bool:
+        """Forget a saved upload, first aborting its multipart uploads if asked. True when nothing is
+        left to abort; False when the parts could not be aborted because VOD no longer knows the session
+        or COS refused (a CLEANUP_FAILED notice says why). Any other failure (VOD or the signature endpoint
+        refusing for another reason, or unreachable) propagates and keeps the checkpoint for another try."""
+        cleaned = True
         if abort and any(obj.upload_id for obj in saved.objects):
             try:
                 applied = self._up.vod.apply_resume(saved.session_key)
@@ -424,10 +478,14 @@ class UploadTask:
                                           1, threading.Event())
                 for obj in saved.objects:
                     ObjectTransfer(obj, context).abort()
-            except (VodApiError, VodUnavailable, StorageError) as exc:  # a refused signature propagates
+            except (VodApiError, StorageError) as exc:
+                if isinstance(exc, VodApiError) and not exc.session_gone:
+                    raise
                 self._notice(NoticeKind.CLEANUP_FAILED,
                              f"could not abort the abandoned upload's parts ({exc.message}); COS expires them later")
+                cleaned = False
         self._up.checkpoints.delete(saved.name)
+        return cleaned
 
     # -- state and callbacks -----------------------------------------------------------------------
 

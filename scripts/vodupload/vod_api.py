@@ -1,8 +1,10 @@
 """VOD's client upload API: PrepareUploadUGC, ApplyUploadUGC, CommitUploadUGC (REFERENCE §2).
 
 `POST {host}/v3/index.php?Action=<Action>` with a JSON body carrying a fresh signature; the answer is
-`{code, message, data}`, HTTP 200 even for refusals. Like vod-js-sdk-v6: apply and commit are retried
-(3 times, a fresh signature each time), and an HTTP 5xx or a network error switches to the backup host.
+`{code, message, data}`, HTTP 200 even for refusals. A network error, an HTTP 5xx or an answer that is
+not the JSON envelope is retried (3 times, a fresh signature each time) and switches to the backup host,
+like vod-js-sdk-v6 does for HTTP 5xx. A refusal (`code != 0`) is definite: it is not retried, since a
+retry would only spend another one-time signature on the same answer.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 import requests
 
@@ -143,38 +145,49 @@ class VodClient:
         return parse_committed(self._call("CommitUploadUGC", {"vodSessionKey": session_key}))
 
     def _call(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
-        failure: VodApiError | VodUnavailable = VodUnavailable(f"{action}: no attempt made")
-        for attempt in range(self._retries + 1):
+        attempts = self._retries + 1
+        for attempt in range(attempts):
             if attempt:
                 self._sleep(self._retry_delay)
-            # A fresh signature per attempt: a one-time signature is spent even by a refused call.
+            # A fresh signature per attempt: a one-time signature is spent even by a failed call.
             body = {"signature": self._get_signature(), **fields}
             answer = self._post(action, body)
             if answer is None:
-                failure = VodUnavailable(f"{action}: VOD could not be reached ({self._retries + 1} attempts; "
-                                         "network errors or HTTP 5xx)")
-                continue
-            code = answer.get("code")
-            if code == 0 and isinstance(answer.get("data"), dict):
+                continue  # the host failed (network, 5xx, not the envelope): retry, on the other host
+            code = answer["code"]
+            if code == 0:
                 data: dict[str, Any] = answer["data"]
                 return data
-            failure = VodApiError(action, code if isinstance(code, int) else -1, str(answer.get("message", "")))
-            log.info("%s refused (attempt %d): code %s", action, attempt + 1, failure.code)
-        raise failure
+            # A definite refusal: the same request would be refused again.
+            log.info("%s refused: code %s", action, code)
+            raise VodApiError(action, code, str(answer.get("message", "")))
+        raise VodUnavailable(f"{action}: VOD could not be reached ({attempts} attempts; network errors, HTTP 5xx "
+                             "or malformed answers)")
 
     def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """The decoded answer, or None (after switching host) when the host failed."""
+        """VOD's `{code, message, data}` answer, or None (after switching host) when the host failed."""
         host = self._hosts[self._host % len(self._hosts)].rstrip("/")
         try:
             response = self._session.post(f"{host}{PATH}", params={"Action": action}, json=body,
                                           timeout=self._timeout)
             if response.status_code < 500:
                 answer = response.json()
-                if isinstance(answer, dict):
+                if _is_envelope(answer):
                     return answer
+                raise ValueError("not VOD's answer envelope")
         except (requests.RequestException, ValueError) as exc:
             log.info("%s on %s failed: %s", action, host, type(exc).__name__)
         else:
             log.info("%s on %s failed: HTTP %d", action, host, response.status_code)
         self._host += 1  # the SDK's host switch: main <-> backup
         return None
+
+
+def _is_envelope(answer: Any) -> TypeGuard[dict[str, Any]]:
+    """`{code, message, data}` with an integer code, and the data object when the code is 0."""
+    if not isinstance(answer, dict):
+        return False
+    code = answer.get("code")
+    if type(code) is not int:
+        return False
+    return code != 0 or isinstance(answer.get("data"), dict)

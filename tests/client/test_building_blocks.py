@@ -23,6 +23,9 @@ from vodupload import (
     SignatureUnavailable,
     StorageError,
     UploadOptions,
+    VodApiError,
+    VodClient,
+    VodUnavailable,
     identify,
 )
 from vodupload.checkpoint import ObjectProgress
@@ -125,6 +128,53 @@ def test_progress_reports_speed_over_this_run_only() -> None:
     assert last.bytes_per_second == MIB / 2 and last.fraction == 0.6
 
 
+class _EnterSignal:
+    """A lock that calls `on_enter` before it blocks to acquire (`with` only)."""
+
+    def __init__(self, on_enter: Any) -> None:
+        self._lock = threading.Lock()
+        self._on_enter = on_enter
+
+    def __enter__(self) -> None:
+        self._on_enter()
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_a_progress_report_is_never_overtaken_by_an_older_one() -> None:
+    """Two parts finish at once: the first part's report is still in its callback when the second part is
+    counted and reported. The reports must arrive in order (a progress bar must not go back)."""
+    delivered: list[int] = []
+    other_progressed = threading.Event()  # the other part's add() reported, or waits for its turn to
+
+    def other_part_finishes() -> None:
+        meter.add(MIB)
+        other_progressed.set()
+
+    other = threading.Thread(target=other_part_finishes)
+
+    def on_report(progress: Any) -> None:
+        if threading.current_thread() is not other and other.ident is None:
+            other.start()  # the other part finishes while this report is being delivered
+            assert other_progressed.wait(30)
+        delivered.append(progress.bytes_done)
+
+    def entering_a_report() -> None:
+        if threading.current_thread() is other:
+            other_progressed.set()
+
+    meter = ProgressMeter(2 * MIB, on_report, monotonic=lambda: 0.0)
+    meter._reporting = _EnterSignal(entering_a_report)  # type: ignore[assignment]  # see when it waits
+    meter.add(MIB)
+    other.join(30)
+
+    assert not other.is_alive()
+    assert delivered == [MIB, 2 * MIB]
+    assert meter.snapshot().bytes_done == 2 * MIB
+
+
 def _applied(server_time: int, lifetime: int) -> Applied:
     return Applied("key", "bucket-1", "ap-guangzhou", "v.mp4", None,
                    TempCredentials("AKID", "secret", "token", server_time + lifetime), server_time)
@@ -194,6 +244,46 @@ def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> No
         server.stop()
 
     assert seen == [("Bearer t1", {}), ("Bearer t2", {}), ("Bearer t3", {})]  # a fresh token per request
+
+
+def _vod_answer(code: int, data: dict[str, Any] | None = None) -> Response:
+    return Response(json.dumps({"code": code, "message": "test answer", "data": data or {}}), 200,
+                    mimetype="application/json")
+
+
+_PREPARED = {"appId": 1250000000, "cosRegionList": [{"region": "ap-guangzhou"}]}
+
+
+@pytest.mark.parametrize(("answers", "outcome", "posts"), [
+    ([_vod_answer(0, _PREPARED)], "ok", 1),
+    ([_vod_answer(10010)], "code 10010", 1),  # a refusal is definite: retrying would spend another signature
+    ([_vod_answer(10030)], "code 10030", 1),
+    ([Response("bad gateway", 502), _vod_answer(0, _PREPARED)], "ok", 2),  # 5xx: retried
+    ([Response("<html>proxy</html>", 200), _vod_answer(0, _PREPARED)], "ok", 2),  # not the envelope: retried
+    ([Response("", 500)] * 3 + [_vod_answer(10010)], "code 10010", 4),
+    ([Response("", 503)] * 4, "could not be reached (4 attempts", 4),
+], ids=["ok", "refused", "session-gone", "5xx-then-ok", "not-json-then-ok", "5xx-then-refused", "5xx-always"])
+def test_the_vod_client_retries_failures_to_answer_but_not_refusals(answers: list[Response], outcome: str,
+                                                                    posts: int) -> None:
+    signatures: list[str] = []
+
+    def app(environ: Any, start_response: Any) -> Any:
+        signatures.append(Request(environ).get_json()["signature"])
+        return answers.pop(0)(environ, start_response)
+
+    server = serve("scripted-vod", app)
+    fresh = iter(f"signature-{n}" for n in range(10))
+    try:
+        client = VodClient(lambda: next(fresh), endpoint=server.url, retries=3, retry_delay=0)
+        if outcome == "ok":
+            assert client.prepare().regions == ("ap-guangzhou",)
+        else:
+            with pytest.raises((VodApiError, VodUnavailable), match=re.escape(outcome)):
+                client.prepare()
+    finally:
+        server.stop()
+
+    assert signatures == [f"signature-{n}" for n in range(posts)]  # a fresh one-time signature per request
 
 
 def _cos_error(status: int, code: str) -> CosServiceError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import threading
 from collections.abc import Callable
@@ -115,18 +116,42 @@ def test_ctrl_c_pauses_with_the_progress_saved_and_a_rerun_resumes(stack: Stack,
     no_leaks(leak_guard, stdout, stderr, rerun.stdout, rerun.stderr)
 
 
-def test_cancel_discards_a_saved_upload(stack: Stack, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("emulator_settings", "clock_change", "code", "result", "message", "left"), [
+    ({}, 0, 0, {"status": "cancelled", "partsDeleted": True}, "its uploaded parts were deleted", 0),
+    # VOD no longer knows the session: the upload is forgotten, but its parts cannot be deleted; says so
+    ({"session_ttl_seconds": 300}, 301, 0, {"status": "cancelled", "partsDeleted": False},
+     "its uploaded parts could NOT be deleted", 1),
+    # VOD refuses the signature (a skewed signing clock): nothing is given up, a later --cancel can still clean up
+    ({}, -3600, 4, {"status": "failed", "error": {"kind": "refused", "code": 10010,
+                                                  "message": "VOD refused ApplyUploadUGC (code 10010): signature: "
+                                                             "currentTimeStamp is in the future"}},
+     "nothing was discarded: the saved upload is kept", 1),
+], ids=["session-alive", "session-expired", "signature-refused"])
+def test_cancel_discards_a_saved_upload_and_says_whether_its_parts_were_deleted(
+        start_stack: Callable[..., Stack], tmp_path: Path, emulator_settings: dict[str, int], clock_change: int,
+        code: int, result: dict[str, Any], message: str, left: int) -> None:
+    stack = start_stack(**emulator_settings)
     video = write_file(tmp_path / "outtake.mp4", 5 * MIB)
     interrupted_upload(stack, video, 2, sigkill).finish()
     assert len(stack.open_uploads()) == 1
+    stack.clock.advance(clock_change)
 
     cancelled = stack.cli(video, "--cancel", "--json")
-    again = stack.cli(video, "--cancel", "--json")
 
-    assert (cancelled.returncode, json.loads(cancelled.stdout)) == (0, {"status": "cancelled"}), cancelled.stderr
-    assert "its uploaded parts were deleted" in cancelled.stderr
+    assert (cancelled.returncode, json.loads(cancelled.stdout)) == (code, result), cancelled.stderr
+    assert message in cancelled.stderr and "Traceback" not in cancelled.stderr
+    assert len(stack.open_uploads()) == left
+    if code == 0:
+        assert ("could not abort the abandoned upload's parts" in cancelled.stderr) is bool(left)
+        assert stack.saved() == []
+    else:
+        assert len(stack.saved()) == 1
+        stack.clock.advance(-clock_change)  # the signing clock is fixed: cancelling again cleans up
+        retried = stack.cli(video, "--cancel", "--json")
+        assert (retried.returncode, json.loads(retried.stdout)["partsDeleted"]) == (0, True), retried.stderr
+        assert stack.open_uploads() == [] and stack.saved() == []
+    again = stack.cli(video, "--cancel", "--json")
     assert (again.returncode, json.loads(again.stdout)) == (0, {"status": "nothing_to_cancel"})
-    assert stack.open_uploads() == [] and stack.saved() == []
 
 
 def test_json_output_of_an_upload_with_a_cover(stack: Stack, tmp_path: Path) -> None:
@@ -152,14 +177,24 @@ def test_plain_output_names_the_file_id_and_urls(stack: Stack, tmp_path: Path) -
     assert lines[1].split()[-1].endswith(".mov")
 
 
-def _env(**values: str) -> Callable[[Stack], dict[str, str]]:
-    return lambda stack: stack.cli_env(**values)
+def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]:
+    """The CLI's environment with these changes; a callable value is computed when the test runs."""
+    return lambda stack: stack.cli_env(**{name: value() if callable(value) else value
+                                          for name, value in values.items()})
+
+
+def _closed_port_url() -> str:
+    """A loopback URL nothing listens on: a port the system just handed out, closed again."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/signature"
 
 
 @pytest.mark.parametrize(("args", "env", "code", "message", "kind"), [
     ([], _env(VOD_UPLOAD_TOKEN="expired.or.forged"), 3, "(401 invalid_token)", "authentication_failed"),
     (["--procedure", "not-allowed"], _env(), 4, "(403 policy_violation)", "refused"),
-    ([], _env(VOD_UPLOAD_GATEWAY="http://127.0.0.1:9/signature"), 1, "no signature from", "failed"),
+    ([], _env(VOD_UPLOAD_GATEWAY=_closed_port_url), 1, "no signature from", "failed"),
     ([], _env(VOD_UPLOAD_TOKEN=""), 2, "no bearer token", None),
     ([], _env(VOD_UPLOAD_GATEWAY="ftp://example.com"), 2, "is not an http(s) URL", None),
     (["--part-size", "0"], _env(), 2, "part_size must be between", None),

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from vodupload import (
     AuthenticationFailed,
+    CancelOutcome,
     NoticeKind,
     Progress,
     SignatureRefused,
@@ -116,7 +117,7 @@ def test_cancel_leaves_no_parts_and_no_checkpoint(stack: Stack, tmp_path: Path, 
     if when == "while paused":
         task.cancel()
     elif when == "saved by an earlier process":
-        assert stack.uploader().cancel_saved(video) is True
+        assert stack.uploader().cancel_saved(video) is CancelOutcome.DISCARDED
 
     if when != "saved by an earlier process":
         assert task.state is UploadState.CANCELLED
@@ -124,7 +125,7 @@ def test_cancel_leaves_no_parts_and_no_checkpoint(stack: Stack, tmp_path: Path, 
             task.result()
     assert stack.open_uploads() == []
     assert stack.saved() == []
-    assert stack.uploader().cancel_saved(video) is False
+    assert stack.uploader().cancel_saved(video) is CancelOutcome.NOTHING_SAVED
 
 
 @pytest.mark.parametrize(("uploader_shares_the_clock", "advance", "denied"), [
@@ -237,4 +238,213 @@ def test_vod_client_switches_to_the_backup_host_after_a_5xx(stack: Stack) -> Non
     assert hits == ["/v3/index.php"]
     assert applied.video_key and applied.bucket.endswith("-1250000000")
     assert refused.value.code == 10030 and refused.value.action == "ApplyUploadUGC"
-    assert stack.traffic.actions() == ["ApplyUploadUGC"] + ["ApplyUploadUGC (resume)"] * 4  # 3 retries
+    # The 502 was retried (on the other host); the refusal was not: a retry spends a one-time signature
+    # on the same answer.
+    assert stack.traffic.actions() == ["ApplyUploadUGC", "ApplyUploadUGC (resume)"]
+
+
+# -- stopping at the last moment ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stop", ["cancel", "pause"])
+@pytest.mark.parametrize(("video_size", "cover_size"), [
+    (2 * MIB, None),  # the last part of a multipart upload lands: the object is not completed yet
+    (300 * 1024, None),  # a single PUT lands: the object is stored, only the commit is left
+    (2 * MIB, 2000),  # the cover's PUT lands after the video was completed
+], ids=["last-part", "single-put", "cover-after-video"])
+def test_a_stop_asked_for_as_the_last_bytes_land_is_not_committed(stack: Stack, tmp_path: Path, stop: str,
+                                                                  video_size: int, cover_size: int | None) -> None:
+    video = write_file(tmp_path / "late.mp4", video_size)
+    cover = write_file(tmp_path / "late.jpg", cover_size, seed=2) if cover_size else None
+    total = video_size + (cover_size or 0)
+    tasks: list[UploadTask] = []
+
+    def on_progress(progress: Progress) -> None:
+        if progress.bytes_done == progress.bytes_total and tasks:  # the user clicks as the last bytes land
+            getattr(tasks[0], stop)()
+
+    task = stack.uploader().upload(video, cover, on_progress=on_progress)
+    tasks.append(task)
+
+    state = task.start().wait(60)
+
+    assert "CommitUploadUGC" not in stack.traffic.actions()
+    assert stack.emulator.store.bytes_received == total
+    if stop == "cancel":
+        assert state is UploadState.CANCELLED
+        with pytest.raises(UploadCancelled):
+            task.result()
+        assert stack.saved() == [] and stack.open_uploads() == []
+        return
+    assert state is UploadState.PAUSED
+    assert len(stack.saved()) == 1
+    tasks.clear()
+    result = task.resume().result(60)
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert stack.emulator.store.bytes_received == total  # nothing sent again
+    assert stack.saved() == [] and stack.open_uploads() == []
+
+
+def test_a_cancel_while_resuming_a_fully_uploaded_upload_is_not_committed(stack: Stack, tmp_path: Path) -> None:
+    video = write_file(tmp_path / "ready.mp4", 300 * 1024)
+    first: list[UploadTask] = []
+
+    def pause_once_stored(progress: Progress) -> None:
+        if progress.bytes_done:
+            first[0].pause()
+
+    paused = stack.uploader().upload(video, on_progress=pause_once_stored)
+    first.append(paused)
+    assert paused.start().wait(60) is UploadState.PAUSED  # paused once the single PUT is stored
+    assert len(stack.saved()) == 1
+    tasks: list[UploadTask] = []
+    task = stack.uploader().upload(video, on_notice=lambda notice: tasks[0].cancel())  # at "resuming ... committing"
+    tasks.append(task)
+
+    assert task.start().wait(60) is UploadState.CANCELLED
+    assert "CommitUploadUGC" not in stack.traffic.actions()
+    assert stack.saved() == []
+
+
+# -- resuming refused ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("emulator_settings", "clock_change", "code", "kept"), [
+    ({}, -3600, 10010, True),  # the signatures look an hour early to VOD (a skewed signing clock)
+    ({}, 7200 + 60, 10009, True),  # ... or expired
+    ({"session_ttl_seconds": 300}, 301, 10031, False),  # the session itself expired: start over
+], ids=["signature-not-yet-valid", "signature-expired", "session-expired"])
+def test_only_a_session_vod_no_longer_knows_makes_a_resume_start_over(start_stack: Callable[..., Stack],
+                                                                      tmp_path: Path,
+                                                                      emulator_settings: dict[str, int],
+                                                                      clock_change: int, code: int,
+                                                                      kept: bool) -> None:
+    stack = start_stack(**emulator_settings)
+    video = write_file(tmp_path / "trip.mp4", 5 * MIB)
+    start_and_stop_early(stack, video).wait(60)
+    stored = stack.emulator.store.bytes_received
+    stack.clock.advance(clock_change)
+    notices: list[Any] = []
+    task = stack.uploader().upload(video, on_notice=notices.append)
+
+    if not kept:
+        result = task.run()
+        assert [n.kind for n in notices] == [NoticeKind.SESSION_REFUSED]
+        assert stack.traffic.calls[-3].answer["code"] == code  # the refused resume, then apply and commit
+        assert stack.served(result.video_url or "") == video.read_bytes()
+        assert stack.emulator.store.bytes_received - stored == 5 * MIB  # all of it, in a new session
+        return
+    with pytest.raises(VodApiError) as refused:
+        task.run()
+    assert refused.value.code == code and task.state is UploadState.FAILED
+    assert notices == []
+    assert stack.traffic.actions().count("ApplyUploadUGC (resume)") == 1  # refused once, not retried
+    assert len(stack.saved()) == 1 and len(stack.open_uploads()) == 1  # nothing orphaned
+
+    stack.clock.advance(-clock_change)  # the signing clock is fixed: the same task continues
+    result = task.start().result(60)
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert stack.emulator.store.bytes_received == 5 * MIB  # only the missing parts were sent
+    assert [n.kind for n in notices] == [NoticeKind.RESUMING]
+    assert stack.saved() == [] and stack.open_uploads() == []
+
+
+# -- files that change before the run ---------------------------------------------------------
+
+
+def _grow_file(video: Path) -> None:
+    with open(video, "ab") as out:
+        out.write(b"appended later")
+
+
+def _shrink_file(video: Path) -> None:
+    video.write_bytes(content(3 * MIB + 10, seed=5))
+
+
+@pytest.mark.parametrize("change", [_grow_file, _shrink_file], ids=["grown", "shrunk"])
+@pytest.mark.parametrize("when", ["before start", "while paused"])
+def test_the_run_announces_the_file_as_it_is_then(stack: Stack, tmp_path: Path, when: str,
+                                                  change: Callable[[Path], None]) -> None:
+    video = write_file(tmp_path / "live.mp4", 4 * MIB)
+    notices: list[Any] = []
+    reports: list[Progress] = []
+    on_pause, tasks = pause_after(2, lambda task: task.pause())
+
+    def on_progress(progress: Progress) -> None:
+        reports.append(progress)
+        if when == "while paused":
+            on_pause(progress)
+
+    task = stack.uploader().upload(video, on_progress=on_progress, on_notice=notices.append)
+    tasks.append(task)
+    if when == "while paused":
+        assert task.start().wait(60) is UploadState.PAUSED
+    change(video)
+
+    result = (task.resume() if when == "while paused" else task.start()).result(60)
+
+    size = video.stat().st_size
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert (reports[-1].bytes_done, reports[-1].bytes_total) == (size, size)
+    assert [n.kind for n in notices] == ([NoticeKind.FILE_CHANGED] if when == "while paused" else [])
+    assert stack.saved() == [] and stack.open_uploads() == []
+
+
+# -- cancel and start at once -----------------------------------------------------------------
+
+
+class GapLock:
+    """A lock that, once armed, runs a hook right after its next release: whatever another thread
+    could do in that instant, done deterministically."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hook: Callable[[], None] | None = None
+
+    def arm(self, hook: Callable[[], None]) -> None:
+        self._hook = hook
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+        hook, self._hook = self._hook, None
+        if hook is not None:
+            hook()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+@pytest.mark.parametrize("idle", ["created", "paused"])
+def test_a_start_right_after_cancel_looks_is_refused(stack: Stack, tmp_path: Path, idle: str) -> None:
+    video = write_file(tmp_path / "race.mp4", 4 * MIB)
+    on_progress, tasks = pause_after(2, lambda task: task.pause())
+    task = stack.uploader().upload(video, on_progress=on_progress if idle == "paused" else None)
+    tasks.append(task)
+    lock = GapLock()
+    task._lock = lock  # type: ignore[assignment]
+    task._settled = threading.Condition(lock)  # type: ignore[arg-type]
+    if idle == "paused":
+        assert task.start().wait(60) is UploadState.PAUSED
+    calls_before = len(stack.traffic.calls)
+    refused: list[str] = []
+
+    def start_in_the_gap() -> None:
+        try:
+            task.start()
+        except RuntimeError as exc:
+            refused.append(str(exc))
+
+    lock.arm(start_in_the_gap)  # a start() the instant cancel() first lets go of the lock
+    task.cancel()
+
+    assert task.wait(60) is UploadState.CANCELLED
+    assert len(refused) == 1 and "cannot start" in refused[0]
+    # Only the cleanup talked to VOD (to abort the paused upload's parts): nothing was uploaded or committed.
+    assert stack.traffic.actions()[calls_before:] == ([] if idle == "created" else ["ApplyUploadUGC (resume)"])
+    assert stack.saved() == [] and stack.open_uploads() == []
