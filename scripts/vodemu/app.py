@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +25,12 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from vodemu.cloud_api import make_cloud_app
 from vodemu.cos_api import make_cos_app
 from vodemu.credentials import CredentialRegistry
-from vodemu.delivery import LOOPBACK_HINT, EventSignal, PostJson, PushSettings, PushWorker, is_loopback_url, post_json
+from vodemu.delivery import EventSignal, PostJson, PushSettings, PushWorker, post_json, updated_event_config
 from vodemu.media import PREFIX as MEDIA_PREFIX
 from vodemu.media import make_media_app, media_path
 from vodemu.objects import ObjectStore
 from vodemu.settings import EmulatorSettings
-from vodemu.state import PULL, PUSH, EmulatorState, EventConfig
+from vodemu.state import PUSH, EmulatorState, EventConfig
 from vodemu.upload_api import PATH as UPLOAD_PATH
 from vodemu.upload_api import make_upload_app
 from vodemu.uploads import UploadService
@@ -73,7 +72,8 @@ class Emulator:
         self.clock = clock
         self.public_url = public_url.rstrip("/") if public_url else None
         self.state = EmulatorState(state_dir)
-        self.store = ObjectStore(state_dir / OBJECTS_DIR, clock=clock)
+        # Committed files are immutable: the store refuses to replace an object the state lists as published.
+        self.store = ObjectStore(state_dir / OBJECTS_DIR, clock=clock, sealed=self.state.is_published)
         self.credentials = CredentialRegistry(clock)
         self.signal = EventSignal()
         self.stopping = threading.Event()
@@ -116,12 +116,9 @@ class Emulator:
     def configure_events(
         self, *, mode: str = PUSH, notification_url: str = "", sign_key: str = "", upload_switch: str = "ON"
     ) -> None:
-        """What ModifyEventConfig does, for launchers and tests that want events from the start."""
-        if mode not in (PUSH, PULL):
-            raise ValueError("mode must be PUSH or PULL")
-        if notification_url and not is_loopback_url(notification_url):
-            raise ValueError(f"NotificationUrl {notification_url!r} refused: {LOOPBACK_HINT}")
-        config = replace(
+        """What ModifyEventConfig does (with the same checks), for launchers and tests that want events
+        from the start; raises delivery.EventConfigError (a ValueError) for a value it would refuse."""
+        config = updated_event_config(
             self.state.get_event_config(),
             mode=mode,
             notification_url=notification_url,

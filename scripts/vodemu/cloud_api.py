@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Callable
@@ -20,11 +19,11 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from vodemu import tc3
-from vodemu.cloud_params import ACTION_PARAMS, CloudApiError, Params, switch, upload_options
-from vodemu.delivery import LOOPBACK_HINT, EventSignal, PullSettings, is_loopback_url, pull_events
+from vodemu.cloud_params import ACTION_PARAMS, CloudApiError, Params, upload_options
+from vodemu.delivery import EventConfigError, EventSignal, PullSettings, pull_events, updated_event_config
 from vodemu.events import media_basic_info, meta_data
 from vodemu.settings import API_VERSION, SERVICE, EmulatorSettings
-from vodemu.state import PULL, PUSH, EmulatorState, EventConfig
+from vodemu.state import EmulatorState
 from vodemu.uploads import NewFile, UploadError, UploadErrorKind, UploadService
 from vodemu.wsgi import BodyTooLarge, WSGIApplication, guarded, json_response, read_body
 
@@ -32,7 +31,6 @@ log = logging.getLogger("vodemu.cloud")
 
 MAX_CONFIRM_HANDLES = 16
 MAX_FILE_IDS = 20
-_SIGN_KEY_RE = re.compile(r"^[A-Za-z0-9]{0,32}$")
 _MEDIA_INFO_FILTERS = frozenset(
     [
         "basicInfo",
@@ -161,26 +159,19 @@ class CloudApi:
     # -- event configuration -------------------------------------------------------------------
 
     def _modify_event_config(self, params: Params) -> dict[str, Any]:
-        config = self.state.get_event_config()
-        mode = params.text("Mode") or config.mode
-        if mode not in (PUSH, PULL):
-            raise CloudApiError("InvalidParameterValue", "Mode must be PUSH or PULL")
-        url = params.text("NotificationUrl")
-        if url and not is_loopback_url(url):
-            raise CloudApiError("InvalidParameterValue", f"NotificationUrl {url!r} refused: {LOOPBACK_HINT}")
-        sign_key = params.text("SignKey")
-        if sign_key is not None and not _SIGN_KEY_RE.match(sign_key):
-            raise CloudApiError("InvalidParameterValue", "SignKey must be letters and digits, at most 32")
-        self.state.put_event_config(
-            EventConfig(
-                mode=mode,
-                notification_url=config.notification_url if url is None else url,
-                upload_switch=switch(params, "UploadMediaCompleteEventSwitch", config.upload_switch),
-                delete_switch=switch(params, "DeleteMediaCompleteEventSwitch", config.delete_switch),
-                persistence_switch=switch(params, "PersistenceCompleteEventSwitch", config.persistence_switch),
-                sign_key=config.sign_key if sign_key is None else sign_key,
+        try:
+            config = updated_event_config(
+                self.state.get_event_config(),
+                mode=params.text("Mode") or None,  # an empty Mode keeps the current one
+                notification_url=params.text("NotificationUrl"),  # "" clears it
+                sign_key=params.text("SignKey"),  # "" clears it
+                upload_switch=params.text("UploadMediaCompleteEventSwitch"),
+                delete_switch=params.text("DeleteMediaCompleteEventSwitch"),
+                persistence_switch=params.text("PersistenceCompleteEventSwitch"),
             )
-        )
+        except EventConfigError as exc:
+            raise CloudApiError("InvalidParameterValue", exc.message) from exc
+        self.state.put_event_config(config)
         self.signal.notify()  # a PUSH worker waiting on a missing URL may now deliver
         return {}
 

@@ -14,8 +14,6 @@ from typing import Any
 from shared.signing import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT
 from vodemu.state import UploadOptions
 
-_SWITCHES = ("ON", "OFF")
-
 
 class CloudApiError(Exception):
     def __init__(self, code: str, message: str) -> None:
@@ -97,15 +95,6 @@ class Params:
                 raise CloudApiError("MissingParameter", f"The request is missing a required parameter `{name}`")
             return []
         return list(value)
-
-
-def switch(params: Params, name: str, current: str) -> str:
-    value = params.text(name)
-    if value is None:
-        return current
-    if value not in _SWITCHES:
-        raise CloudApiError("InvalidParameterValue", f"{name} must be ON or OFF")
-    return value
 
 
 def upload_options(params: Params, default_region: str) -> UploadOptions:

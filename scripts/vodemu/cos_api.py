@@ -37,6 +37,7 @@ from .objects import (
     KeyTooLongError,
     NoSuchUploadError,
     ObjectInfo,
+    ObjectSealedError,
     ObjectStore,
     StoreError,
     UploadInfo,
@@ -78,6 +79,7 @@ _AUTH_ERRORS: dict[type[cos_auth.CosAuthError], tuple[str, int]] = {
     cos_auth.SignatureExpiredError: ("AccessDenied", 403),
     cos_auth.SignatureNotYetValidError: ("RequestTimeTooSkewed", 403),
     cos_auth.CredentialExpiredError: ("AccessDenied", 403),
+    cos_auth.CredentialRevokedError: ("AccessDenied", 403),
 }
 
 _STORE_ERRORS: dict[type[StoreError], tuple[str, int]] = {
@@ -89,6 +91,7 @@ _STORE_ERRORS: dict[type[StoreError], tuple[str, int]] = {
     EntityTooSmallError: ("EntityTooSmall", 400),
     EntityTooLargeError: ("EntityTooLarge", 400),
     BadDigestError: ("BadDigest", 400),
+    ObjectSealedError: ("AccessDenied", 403),
 }
 
 

@@ -66,6 +66,10 @@ class CredentialExpiredError(CosAuthError):
     """The temporary credential itself has expired."""
 
 
+class CredentialRevokedError(CosAuthError):
+    """The temporary credential was revoked (its upload was committed)."""
+
+
 @dataclass(frozen=True)
 class TimeWindow:
     start: int
@@ -253,6 +257,8 @@ class CosRequestVerifier:
         self._check_window(authorization.key_time, now)
         if credential.is_expired(now):
             raise CredentialExpiredError("the temporary credential has expired")
+        if self._credentials.is_revoked(credential.secret_id):
+            raise CredentialRevokedError("the temporary credential was revoked: its upload has been committed")
         return credential
 
     def _credential_for(self, access_key: str, token: str | None) -> TempCredential:

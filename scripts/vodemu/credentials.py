@@ -1,7 +1,8 @@
 """Temporary COS credentials (the `tempCertificate` VOD hands to uploading clients).
 
 Each credential is scoped to one bucket and an explicit set of object keys, which is how the emulator
-stands in for the CAM policy VOD attaches to the real STS credential.
+stands in for the CAM policy VOD attaches to the real STS credential. Committing an upload revokes the
+credentials of its keys: a published file must not be writable with what the uploader was handed.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class CredentialRegistry:
         self._clock = clock
         self._lock = threading.Lock()
         self._by_secret_id: dict[str, TempCredential] = {}
+        self._revoked: set[str] = set()  # secret ids; kept (while known) to answer "revoked", not "unknown"
 
     def issue(self, bucket: str, allowed_keys: Iterable[str], ttl_seconds: int) -> TempCredential:
         if not bucket:
@@ -89,6 +91,23 @@ class CredentialRegistry:
             return None
         return credential
 
+    def revoke(self, bucket: str, keys: Iterable[str]) -> int:
+        """Revoke every credential of `bucket` that may touch any of `keys`; returns how many were live."""
+        targets = frozenset(keys)
+        with self._lock:
+            hits = {
+                sid
+                for sid, cred in self._by_secret_id.items()
+                if cred.bucket == bucket and not cred.allowed_keys.isdisjoint(targets)
+            }
+            newly = hits - self._revoked
+            self._revoked |= hits
+        return len(newly)
+
+    def is_revoked(self, secret_id: str) -> bool:
+        with self._lock:
+            return secret_id in self._revoked
+
     def knows(self, secret_id: str) -> bool:
         """Whether `secret_id` was issued (and not yet forgotten): tells "unknown key" from "wrong token"."""
         with self._lock:
@@ -99,3 +118,4 @@ class CredentialRegistry:
         stale = [sid for sid, cred in self._by_secret_id.items() if cred.expired_time < cutoff]
         for secret_id in stale:
             del self._by_secret_id[secret_id]
+            self._revoked.discard(secret_id)

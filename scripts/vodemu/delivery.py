@@ -10,30 +10,47 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import re
 import secrets
+import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 from vodemu.events import signed_push_body
-from vodemu.state import EmulatorState, PulledEvent, QueuedEvent
+from vodemu.state import PULL, PUSH, EmulatorState, EventConfig, PulledEvent, QueuedEvent
 
 log = logging.getLogger("vodemu.events")
 
 MAX_EVENTS_PER_PULL = 16
 
 LOOPBACK_HINT = (
-    "the emulator only delivers to loopback hosts (127.0.0.0/8, ::1, localhost) so that it never sends "
-    "traffic off this machine"
+    "the emulator only delivers to loopback hosts (127.0.0.0/8, ::1, or localhost resolving only to "
+    "those) so that it never sends traffic off this machine"
 )
+_SIGN_KEY_RE = re.compile(r"^[A-Za-z0-9]{0,32}$")
+_SWITCHES = ("ON", "OFF")
+
+
+def _resolve(host: str) -> list[str]:
+    """The addresses `host` resolves to (a seam for tests)."""
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)]
+
+
+def _is_loopback_address(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text.partition("%")[0]).is_loopback  # drop an IPv6 zone id
+    except ValueError:
+        return False
 
 
 def is_loopback_url(url: str) -> bool:
+    """An http(s) URL whose host is a literal loopback address, or `localhost` resolving only to such."""
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -41,12 +58,59 @@ def is_loopback_url(url: str) -> bool:
         return False
     if parts.scheme not in ("http", "https") or not host:
         return False
-    if host == "localhost":
-        return True
+    if host != "localhost":  # no other name: what it resolves to is not this process's to vouch for
+        return _is_loopback_address(host)
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        addresses = _resolve(host)
+    except (OSError, UnicodeError):
         return False
+    return bool(addresses) and all(_is_loopback_address(address) for address in addresses)
+
+
+class EventConfigError(ValueError):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def updated_event_config(
+    current: EventConfig,
+    *,
+    mode: str | None = None,
+    notification_url: str | None = None,
+    sign_key: str | None = None,
+    upload_switch: str | None = None,
+    delete_switch: str | None = None,
+    persistence_switch: str | None = None,
+) -> EventConfig:
+    """`current` with the given fields changed (None = keep), each checked as ModifyEventConfig checks it.
+
+    The one validator for event configuration: the cloud API and Emulator.configure_events both use it.
+    """
+    if mode is not None and mode not in (PUSH, PULL):
+        raise EventConfigError("Mode", "Mode must be PUSH or PULL")
+    if notification_url and not is_loopback_url(notification_url):
+        raise EventConfigError("NotificationUrl", f"NotificationUrl {notification_url!r} refused: {LOOPBACK_HINT}")
+    if sign_key is not None and not _SIGN_KEY_RE.match(sign_key):
+        raise EventConfigError("SignKey", "SignKey must be letters and digits, at most 32")
+    switches = {
+        "UploadMediaCompleteEventSwitch": upload_switch,
+        "DeleteMediaCompleteEventSwitch": delete_switch,
+        "PersistenceCompleteEventSwitch": persistence_switch,
+    }
+    for name, value in switches.items():
+        if value is not None and value not in _SWITCHES:
+            raise EventConfigError(name, f"{name} must be ON or OFF")
+    changes = {
+        "mode": mode,
+        "notification_url": notification_url,
+        "sign_key": sign_key,
+        "upload_switch": upload_switch,
+        "delete_switch": delete_switch,
+        "persistence_switch": persistence_switch,
+    }
+    return replace(current, **{name: value for name, value in changes.items() if value is not None})
 
 
 class EventSignal:
@@ -118,9 +182,20 @@ def pull_events(
 PostJson = Callable[[str, bytes, float], int]  # (url, body, timeout) -> HTTP status; raises on network errors
 
 
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A 3xx is the receiver's answer, not a place to go: its Location was never checked to be loopback
+    (and following it would turn the POST into a GET). The 3xx then surfaces as an HTTPError."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def post_json(url: str, body: bytes, timeout: float) -> int:
-    # No proxies: NotificationUrl is a loopback address and an http_proxy variable must not reroute it.
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    """POST `body` to `url` and return the HTTP status: no proxies, no redirects followed.
+
+    No proxies: NotificationUrl is a loopback address and an http_proxy variable must not reroute it.
+    """
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _RefuseRedirects())
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
     try:
         with opener.open(request, timeout=timeout) as response:
@@ -141,7 +216,8 @@ class PushSettings:
 class PushWorker:
     """Delivers PUSH events to the configured NotificationUrl in a background thread.
 
-    HTTP 200 = delivered; anything else (status, refusal, timeout) is retried after the next delay,
+    HTTP 200 = delivered; anything else (another status, a 3xx included: redirects are not followed,
+    a refused connection, a timeout) is retried after the next delay,
     and after the last one the event is marked failed. Each attempt is logged and counted in the state.
     Events wait independently, so one failing receiver-side event does not hold back the others.
     """

@@ -1,7 +1,8 @@
 """v3 event notifications as VOD writes them (REFERENCE §3), and which of them an upload produces.
 
-Events are plain dicts with null fields left out, as VOD does. The emulator does not transcode:
-a procedure "finishes" at once, and its Transcode result points at the original media URL.
+Events are plain dicts with null fields left out, as VOD does (shared.events.without_nulls, the same
+rule the receiving side applies). The emulator does not transcode: a procedure "finishes" at once, and
+its Transcode result points at the original media URL.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from shared.events import without_nulls
 from vodemu.state import PULL, PUSH, EventConfig, MediaFile, UploadOptions
 
 NEVER_EXPIRES = "9999-12-31T23:59:59Z"
@@ -58,15 +60,6 @@ UrlFor = Callable[[str, str], str]  # (bucket, key) -> URL the emulator serves t
 
 def iso_time(timestamp: float) -> str:
     return datetime.fromtimestamp(int(timestamp), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def without_nulls(value: Any) -> Any:
-    """Drop None-valued fields at every depth: VOD omits null fields from its events."""
-    if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [without_nulls(v) for v in value]
-    return value
 
 
 def _compact(fields: dict[str, Any]) -> dict[str, Any]:
@@ -168,7 +161,7 @@ def procedure_state_changed(media: MediaFile, status: str, url_for: UrlFor) -> d
                 "AiAnalysisResultSet": [],
                 "AiRecognitionResultSet": [],
                 "TasksPriority": options.task_priority or 0,
-                "TasksNotifyMode": options.task_notify_mode or "Finish",
+                "TasksNotifyMode": options.task_notify_mode,  # as signed; left out when the signature had none
                 "SessionContext": options.session_context or "",
                 "SessionId": "",
             },
@@ -177,12 +170,17 @@ def procedure_state_changed(media: MediaFile, status: str, url_for: UrlFor) -> d
 
 
 def procedure_statuses(options: UploadOptions) -> tuple[str, ...]:
-    """Which state changes a procedure reports: taskNotifyMode Change = each one, Finish (default) = the end."""
+    """The ProcedureStateChanged statuses a procedure reports, by the signature's taskNotifyMode.
+
+    Not given (the default) or Change: PROCESSING, then FINISH; Finish: FINISH only; None: nothing.
+    Without a procedure there is no task, so nothing either. (The project's issue 4 asks for both
+    statuses by default; note that Tencent's API reference reads an absent mode as Finish.)
+    """
     if options.procedure is None or options.task_notify_mode == "None":
         return ()
-    if options.task_notify_mode == "Change":
-        return ("PROCESSING", "FINISH")
-    return ("FINISH",)
+    if options.task_notify_mode == "Finish":
+        return ("FINISH",)
+    return ("PROCESSING", "FINISH")  # Change, or no mode given
 
 
 def upload_events(media: MediaFile, config: EventConfig, url_for: UrlFor) -> list[tuple[str, dict[str, Any]]]:

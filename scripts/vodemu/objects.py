@@ -14,6 +14,11 @@ Whole objects stream into `tmp/` and are renamed into place, so a failed or conc
 leaves a half-written object visible. Renames and metadata writes happen under one lock; streaming
 does not.
 
+Sealed objects: the owner may pass a `sealed(bucket, key)` predicate (the emulator: "is a committed VOD
+file"). A sealed object can no longer be replaced, by a PUT or a multipart upload; the check is made
+under the lock, at the moment the new bytes would become the object. `publish()` runs a caller's
+check-and-record step under the same lock, so nothing can replace the objects between the two.
+
 Parts: clients upload equal-sized parts (only the last is shorter), so the first part of at least the
 minimum size fixes a stride and part N is written straight into the shared `data` file at (N-1)*stride.
 Completing such an upload then needs no copy at all: `data` is truncated and renamed into place. A part
@@ -34,10 +39,10 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MIN_PART_SIZE = 1024 * 1024  # COS: every part but the last must be at least 1 MiB
@@ -55,6 +60,8 @@ _MAX_SHARED_FILE_SIZE = 2**40
 # Errors after which copy_file_range cannot work here (old kernel, cross-device, odd filesystem) and a
 # plain read/write copy should be used instead.
 _COPY_UNSUPPORTED = {errno.ENOSYS, errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EPERM}
+
+T = TypeVar("T")
 
 
 class StoreError(Exception):
@@ -90,6 +97,10 @@ class EntityTooLargeError(StoreError):
 
 
 class BadDigestError(StoreError):
+    pass
+
+
+class ObjectSealedError(StoreError):
     pass
 
 
@@ -227,8 +238,11 @@ class ObjectStore:
         clock: Callable[[], float] = time.time,
         min_part_size: int = MIN_PART_SIZE,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        sealed: Callable[[str, str], bool] | None = None,
     ) -> None:
+        """`sealed(bucket, key)`: True for objects that must never be replaced (called under the lock)."""
         self._root = Path(root)
+        self._sealed = sealed
         self._clock = clock
         self._min_part_size = min_part_size
         self._chunk_size = chunk_size
@@ -264,11 +278,14 @@ class ObjectStore:
         expected_md5: bytes | None = None,
     ) -> ObjectInfo:
         _check_key(key)
+        with self._lock:
+            self._check_writable(bucket, key)  # refuse before receiving a useless body
         received = self._receive(bucket, body, max_size)
         try:
             _check_digest(received.md5, expected_md5)
             info = ObjectInfo(bucket, key, received.size, quote_etag(received.md5.hex()), content_type, self._clock())
             with self._lock:
+                self._check_writable(bucket, key)  # the object may have been sealed while the body streamed in
                 self._commit_object(received.path, info)
         finally:
             received.path.unlink(missing_ok=True)
@@ -288,6 +305,15 @@ class ObjectStore:
                 return info, open(self._object_paths(bucket, key)[0], "rb")
             except FileNotFoundError:
                 return None
+
+    def publish(self, bucket: str, keys: Iterable[str], record: Callable[[dict[str, ObjectInfo | None]], T]) -> T:
+        """`record(metadata of keys)`, run while no write can replace those objects; returns its result.
+
+        A commit checks the objects it publishes and records them as published (so that `sealed` holds
+        for them) in one step: no write can land between the check and the record.
+        """
+        with self._lock:
+            return record({key: self._read_object_meta(bucket, key) for key in keys})
 
     def object_path(self, bucket: str, key: str) -> Path | None:
         """Where the object's bytes live, for serving by path (a later PUT replaces the file)."""
@@ -309,6 +335,7 @@ class ObjectStore:
             sequence=next(self._sequence),
         )
         with self._lock:
+            self._check_writable(bucket, key)
             upload_dir = self._upload_dir(bucket, upload.upload_id)
             upload_dir.mkdir(parents=True)
             self._write_json(bucket, upload_dir / _UPLOAD_META, asdict(upload))
@@ -331,6 +358,7 @@ class ObjectStore:
             raise InvalidPartNumberError(f"part numbers run from 1 to {MAX_PART_NUMBER}")
         with self._lock:
             self._load_upload(bucket, key, upload_id)  # refuse before receiving a useless body
+            self._check_writable(bucket, key)
             slot = self._reserve_shared_slot(bucket, upload_id, part_number, size_hint)
         if slot is None:
             return self._store_part_file(bucket, key, upload_id, part_number, body, max_size, expected_md5)
@@ -370,6 +398,7 @@ class ObjectStore:
         """Assemble the listed parts (number, ETag as echoed by the client) into the object."""
         with self._lock:
             upload = self._load_upload(bucket, key, upload_id)
+            self._check_writable(bucket, key)
             chosen = self._select_parts(parts, self._read_parts(bucket, upload_id))
             if sum(part.info.size for part in chosen) > max_size:
                 raise EntityTooLargeError("the assembled object would exceed the maximum object size")
@@ -578,6 +607,7 @@ class ObjectStore:
                 self._clock(),
             )
             with self._lock:
+                self._check_writable(upload.bucket, upload.key)  # sealed while the parts were assembled?
                 if in_place:
                     os.truncate(source, info.size)  # drop parts uploaded but not listed
                 self._commit_object(source, info)
@@ -636,8 +666,14 @@ class ObjectStore:
         data = _read_json(self._object_paths(bucket, key)[1])
         return None if data is None else ObjectInfo(**data)
 
+    def _check_writable(self, bucket: str, key: str) -> None:
+        """Refuse to replace a sealed object; caller holds the lock."""
+        if self._sealed is not None and self._sealed(bucket, key):
+            raise ObjectSealedError("the object is a committed file and can no longer be written")
+
     def _commit_object(self, data_source: Path, info: ObjectInfo) -> None:
-        """Make `data_source` the object's bytes and record `info`; caller holds the lock."""
+        """Make `data_source` the object's bytes and record `info`; caller holds the lock and checked
+        `_check_writable`."""
         data_path, meta_path = self._object_paths(info.bucket, info.key)
         data_path.parent.mkdir(parents=True, exist_ok=True)
         os.replace(data_source, data_path)

@@ -3,6 +3,10 @@
 The client API (signatures, upload_api.py) and the server API (TC3, cloud_api.py) differ only in how
 they authenticate and spell fields; the session rules live here once and fail with UploadError,
 which each API maps to its own error codes.
+
+A commit publishes the session's objects for good: it checks them and records the file in one step
+(ObjectStore.publish), after which the store refuses to replace them and the session's temporary
+credentials are revoked.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass, replace
 from vodemu.credentials import CredentialRegistry, TempCredential
 from vodemu.delivery import EventSignal
 from vodemu.events import COVER_TYPES, MEDIA_TYPES, UrlFor, upload_events
-from vodemu.objects import ObjectStore, normalize_etag
+from vodemu.objects import ObjectInfo, ObjectStore, normalize_etag
 from vodemu.settings import EmulatorSettings
 from vodemu.state import EmulatorState, FileSpec, MediaFile, UploadOptions, UploadSession
 
@@ -79,6 +83,29 @@ def _check_file(file: NewFile, role: str, allowed_types: frozenset[str], kind: U
     return replace(file, type=file.type.lower())
 
 
+def _specs(session: UploadSession) -> list[FileSpec]:
+    return [spec for spec in (session.video, session.cover) if spec is not None]
+
+
+def _keys(session: UploadSession) -> list[str]:
+    return [spec.key for spec in _specs(session)]
+
+
+def _uploaded_size(spec: FileSpec, info: ObjectInfo | None) -> int:
+    if info is None:
+        raise UploadError(UploadErrorKind.NOT_UPLOADED, f"/{spec.key} has not been uploaded to COS yet")
+    if spec.size is not None and info.size != spec.size:
+        raise UploadError(
+            UploadErrorKind.SIZE_MISMATCH,
+            f"/{spec.key} has {info.size} bytes but {spec.size} were applied for",
+        )
+    return info.size
+
+
+def _already_committed() -> UploadError:
+    return UploadError(UploadErrorKind.SESSION_COMMITTED, "vodSessionKey: this upload was committed already")
+
+
 class UploadService:
     def __init__(
         self,
@@ -138,8 +165,14 @@ class UploadService:
         """Same session, same paths, fresh temporary credentials (REFERENCE §2 resume)."""
         session = self._live_session(session_key)
         if session.file_id is not None:
-            raise UploadError(UploadErrorKind.SESSION_COMMITTED, "vodSessionKey: this upload was committed already")
-        return Applied(session, self._issue(session))
+            raise _already_committed()
+        credential = self._issue(session)
+        # A commit that ran between the check above and the issue revoked the credentials it knew of,
+        # which may not have included this one.
+        if self._committed_file_id(session_key) is not None:
+            self._credentials.revoke(session.bucket, _keys(session))
+            raise _already_committed()
+        return Applied(session, credential)
 
     # -- commit ------------------------------------------------------------------------------
 
@@ -148,15 +181,22 @@ class UploadService:
         if session is not None and session.file_id is not None:
             return self._repeated(session, session.file_id)  # idempotent, even after the resume window
         session = self._live_session(session_key)
-        sizes = {spec.key: self._uploaded_size(session.bucket, spec) for spec in (session.video, session.cover) if spec}
         now = self._clock()
-        media = self._committed_media(session, sizes, now)
-        config = self._state.get_event_config()
-        events = [] if session.target_file_id else upload_events(media, config, self.url_for)
-        winner = self._state.commit_session(session_key, media, events, now)
+
+        def check_and_record(objects: dict[str, ObjectInfo | None]) -> tuple[MediaFile, bool, str]:
+            # Runs while no write can replace the objects: what is checked here is what gets published.
+            sizes = {spec.key: _uploaded_size(spec, objects[spec.key]) for spec in _specs(session)}
+            media = self._committed_media(session, sizes, now)
+            config = self._state.get_event_config()
+            events = [] if session.target_file_id else upload_events(media, config, self.url_for)
+            return media, bool(events), self._state.commit_session(session_key, media, events, now)
+
+        media, queued, winner = self._store.publish(session.bucket, _keys(session), check_and_record)
+        # The objects are sealed now; the credentials handed out to write them have no use left.
+        self._credentials.revoke(session.bucket, _keys(session))
         if winner != media.file_id:
             return self._repeated(session, winner)  # a concurrent commit got there first
-        if events:
+        if queued:
             self._signal.notify()
         return Committed(media, replace(session, file_id=winner), first=True)
 
@@ -206,16 +246,9 @@ class UploadService:
             )
         return session
 
-    def _uploaded_size(self, bucket: str, spec: FileSpec) -> int:
-        info = self._store.stat(bucket, spec.key)
-        if info is None:
-            raise UploadError(UploadErrorKind.NOT_UPLOADED, f"/{spec.key} has not been uploaded to COS yet")
-        if spec.size is not None and info.size != spec.size:
-            raise UploadError(
-                UploadErrorKind.SIZE_MISMATCH,
-                f"/{spec.key} has {info.size} bytes but {spec.size} were applied for",
-            )
-        return info.size
+    def _committed_file_id(self, session_key: str) -> str | None:
+        session = self._state.get_session(session_key)
+        return None if session is None else session.file_id
 
     def _check_region(self, region: str) -> None:
         if region not in self._settings.regions:
@@ -226,8 +259,7 @@ class UploadService:
             )
 
     def _issue(self, session: UploadSession) -> TempCredential:
-        keys = [spec.key for spec in (session.video, session.cover) if spec]
-        return self._credentials.issue(session.bucket, keys, self._settings.credential_ttl_seconds)
+        return self._credentials.issue(session.bucket, _keys(session), self._settings.credential_ttl_seconds)
 
     def _new_folder(self) -> str:
         return f"{self._settings.vod_app_id}/{secrets.token_hex(12)}"

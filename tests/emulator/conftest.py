@@ -1,4 +1,4 @@
-"""Fixtures for the emulator's COS object API: a live server on loopback driven by the real SDK."""
+"""Fixtures for the emulator tests: the COS object API alone (here), the whole emulator (emulator_fixtures)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from vodemu.cos_api import make_cos_app
 from vodemu.credentials import CredentialRegistry
 from vodemu.objects import ObjectStore
 
-from .cos_helpers import CosEmulator, MutableClock, serving
+from .cos_helpers import CosEmulator, OffsetClock, serving
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # requests honours proxy variables; loopback traffic must never leave through one.
+    # The one proxy guard for every test in this directory. requests (under both SDKs) honours proxy
+    # variables; loopback traffic must never leave through one.
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
@@ -31,7 +32,7 @@ def start_cos_emulator(tmp_path: Path) -> Iterator[Callable[..., CosEmulator]]:
     with ExitStack() as stack:
 
         def start(**options: Any) -> CosEmulator:
-            clock = MutableClock()
+            clock = OffsetClock()
             store = ObjectStore(tmp_path / f"cos-{secrets.token_hex(4)}", clock=clock)
             credentials = CredentialRegistry(clock)
             port = stack.enter_context(serving(make_cos_app(store, credentials, clock=clock, **options)))
@@ -46,14 +47,14 @@ def cos_emulator(start_cos_emulator: Callable[..., CosEmulator]) -> CosEmulator:
 
 
 # ---- VOD emulator fixtures (upload API, cloud API, events tests) -------------------------------------
-# Added by the VOD API side; the fixtures live in emulator_fixtures.py. Importing them here shares them
-# with test_upload_api.py, test_cloud_api.py and test_events.py without per-module imports.
+# The fixtures live in emulator_fixtures.py. Importing them here shares them with test_upload_api.py,
+# test_cloud_api.py and test_events.py without per-module imports.
 from .emulator_fixtures import (  # noqa: E402, F401
-    _loopback_without_proxies,
     clock,
     emulator,
     emulator_factory,
     receiver,
+    start_receiver,
 )
 
 # ---- end of VOD emulator fixtures -----------------------------------------------------------------------

@@ -25,8 +25,8 @@ REGION = "ap-guangzhou"
 MIB = 1024 * 1024
 
 
-class MutableClock:
-    """The emulator's clock: real time plus an offset that tests move by exact amounts.
+class OffsetClock:
+    """The COS tests' clock: real time plus an offset that tests move by exact amounts.
 
     It follows real time because the SDK stamps its signatures with `time.time()`; tests never
     sleep, they jump the offset (e.g. past a credential's expiry).
@@ -66,7 +66,7 @@ class CosEmulator:
     port: int
     store: ObjectStore
     credentials: CredentialRegistry
-    clock: MutableClock
+    clock: OffsetClock
 
     @property
     def host(self) -> str:

@@ -1,10 +1,10 @@
 """Fixtures and helpers for the VOD emulator's upload, cloud API and event tests.
 
-Test modules import the fixtures they use by name (pytest finds fixtures a test module imports);
-conftest.py belongs to the COS tests.
+conftest.py re-exports the fixtures, so test modules import only the helpers they call. Proxy
+variables are stripped for the whole directory by conftest.py's autouse fixture.
 
-Clocks: the SDKs sign with the real time (TC3 X-TC-Timestamp, COS q-sign-time), so the emulator's
-injected clock starts at the real time and tests move it forward by exact amounts.
+Clock: the SDKs sign with the real time (TC3 X-TC-Timestamp, COS q-sign-time), so the emulator's
+injected FrozenClock starts at the real time, then stands still until a test moves it by an exact amount.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -39,8 +40,9 @@ APP_ID = 1250000000
 SUB_APP_ID = 1500000001
 
 
-class MutableClock:
-    """The emulator's clock in tests: starts at the real time, moves only when told."""
+class FrozenClock:
+    """The emulator's clock in these tests: reads the real time (whole seconds) it was made at, and moves
+    only when told. (cos_helpers.OffsetClock, for the COS tests, follows real time plus an offset.)"""
 
     def __init__(self, start: float | None = None) -> None:
         self.now = float(int(time.time() if start is None else start))
@@ -52,20 +54,13 @@ class MutableClock:
         self.now += seconds
 
 
-@pytest.fixture(autouse=True)
-def _loopback_without_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
 
 
 @pytest.fixture
-def clock() -> MutableClock:
-    return MutableClock()
-
-
-@pytest.fixture
-def emulator_factory(tmp_path: Path, clock: MutableClock) -> Iterator[Callable[..., Emulator]]:
+def emulator_factory(tmp_path: Path, clock: FrozenClock) -> Iterator[Callable[..., Emulator]]:
     """Build and start emulators (closed at teardown); keyword arguments override build_emulator's."""
     started: list[Emulator] = []
 
@@ -184,20 +179,27 @@ def client_upload(
 
 @dataclass
 class Receiver:
-    """Records POSTed JSON; answers with the queued statuses, then 200."""
+    """Records requests (POSTed JSON); answers with the queued statuses, then 200.
+
+    A 3xx answer carries `Location: redirect_to`. Every request is recorded, whatever its method.
+    """
 
     statuses: list[int] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
+    methods: list[str] = field(default_factory=list)
+    redirect_to: str = ""
     url: str = ""
     _arrived: threading.Condition = field(default_factory=threading.Condition)
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         request = Request(environ)
         with self._arrived:
-            self.received.append(request.get_json(force=True))
+            self.methods.append(request.method)
+            self.received.append(request.get_json(force=True, silent=True) or {})
             status = self.statuses.pop(0) if self.statuses else 200
             self._arrived.notify_all()
-        return Response("ok" if status == 200 else "no", status=status)(environ, start_response)
+        headers = {"Location": self.redirect_to} if 300 <= status < 400 else {}
+        return Response("ok" if status == 200 else "no", status=status, headers=headers)(environ, start_response)
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         with self._arrived:
@@ -206,16 +208,37 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    target = Receiver()
-    server = make_server("127.0.0.1", 0, target, threaded=True)
-    target.url = f"http://127.0.0.1:{server.server_port}/vod-events"
-    thread = threading.Thread(target=lambda: server.serve_forever(0.05), daemon=True)
-    thread.start()
-    yield target
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+def start_receiver() -> Iterator[Callable[[], Receiver]]:
+    """Factory: start loopback receivers (stopped at teardown)."""
+    servers: list[tuple[Any, threading.Thread]] = []
+
+    def start() -> Receiver:
+        target = Receiver()
+        server = make_server("127.0.0.1", 0, target, threaded=True)
+        target.url = f"http://127.0.0.1:{server.server_port}/vod-events"
+        thread = threading.Thread(target=lambda: server.serve_forever(0.05), daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return target
+
+    yield start
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def receiver(start_receiver: Callable[[], Receiver]) -> Receiver:
+    return start_receiver()
+
+
+def closed_loopback_port() -> int:
+    """A loopback port nothing listens on: bound by the OS for us, then released."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:

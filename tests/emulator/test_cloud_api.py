@@ -18,7 +18,7 @@ from .emulator_fixtures import (
     SECRET_ID,
     SECRET_KEY,
     SUB_APP_ID,
-    MutableClock,
+    FrozenClock,
     client_upload,
     cos,
     vod,
@@ -83,6 +83,7 @@ def test_event_config_round_trip(emulator: Emulator):
         pytest.param({"NotificationUrl": "ftp://127.0.0.1/cb"}, "InvalidParameterValue", "loopback", id="scheme"),
         pytest.param({"Mode": "EMAIL"}, "InvalidParameterValue", "PUSH or PULL", id="mode"),
         pytest.param({"SignKey": "not-alnum!"}, "InvalidParameterValue", "SignKey", id="sign key"),
+        pytest.param({"SignKey": "a" * 33}, "InvalidParameterValue", "SignKey", id="sign key too long"),
         pytest.param({"UploadMediaCompleteEventSwitch": "YES"}, "InvalidParameterValue", "ON or OFF", id="switch"),
         pytest.param({"SubAppId": 1500000999}, "InvalidParameterValue.SubAppId", "1500000999", id="other app"),
     ],
@@ -97,7 +98,7 @@ def test_modify_event_config_refusals(emulator: Emulator, fields: dict[str, Any]
 # -- authentication ------------------------------------------------------------------------------
 
 
-def test_wrong_key_unknown_id_and_old_timestamp_are_refused(emulator: Emulator, clock: MutableClock):
+def test_wrong_key_unknown_id_and_old_timestamp_are_refused(emulator: Emulator, clock: FrozenClock):
     describe = models.DescribeEventConfigRequest()
     assert _error(lambda: vod(emulator, secret_key="wrong").DescribeEventConfig(describe)).code == (
         "AuthFailure.SignatureFailure"
@@ -301,7 +302,7 @@ def _confirm(emulator: Emulator, handles: list[str]) -> None:
     vod(emulator).ConfirmEvents(_request(models.ConfirmEventsRequest, EventHandles=handles))
 
 
-def test_pull_confirm_and_redelivery_after_30_seconds(emulator: Emulator, clock: MutableClock):
+def test_pull_confirm_and_redelivery_after_30_seconds(emulator: Emulator, clock: FrozenClock):
     vod(emulator).ModifyEventConfig(
         _request(models.ModifyEventConfigRequest, Mode="PULL", UploadMediaCompleteEventSwitch="ON")
     )
@@ -328,7 +329,7 @@ def test_pull_confirm_and_redelivery_after_30_seconds(emulator: Emulator, clock:
     assert _error(lambda: _confirm(emulator, ["no-such-handle"])).code == "InvalidParameter"
 
 
-def test_pull_returns_at_most_16_events(emulator: Emulator, clock: MutableClock):
+def test_pull_returns_at_most_16_events(emulator: Emulator, clock: FrozenClock):
     emulator.configure_events(mode="PULL")
     for _ in range(17):
         client_upload(emulator, clock)
@@ -339,7 +340,7 @@ def test_pull_returns_at_most_16_events(emulator: Emulator, clock: MutableClock)
 
 
 def test_long_poll_wakes_on_a_new_event_and_does_not_block_others(
-    emulator_factory: Callable[..., Emulator], clock: MutableClock
+    emulator_factory: Callable[..., Emulator], clock: FrozenClock
 ):
     emulator = emulator_factory(long_poll_seconds=60.0)  # only a wake-up can end this poll in time
     emulator.push_worker.stop()  # so that the only waiter on the event signal is the long poll
@@ -360,7 +361,7 @@ def test_a_long_poll_without_events_returns_an_empty_set(emulator: Emulator):
     assert _pull(emulator) == []
 
 
-def test_unpulled_events_are_kept_for_four_days_only(emulator: Emulator, clock: MutableClock):
+def test_unpulled_events_are_kept_for_four_days_only(emulator: Emulator, clock: FrozenClock):
     emulator.configure_events(mode="PULL")
     client_upload(emulator, clock)
     clock.advance(4 * 24 * 3600 + 1)

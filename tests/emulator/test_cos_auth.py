@@ -304,3 +304,15 @@ def test_the_credential_of_another_holder_does_not_verify(registry: CredentialRe
     prepared = sdk_signed(conf_for(forged), "GET", KEY, headers={"Host": HOST})
     with pytest.raises(cos_auth.SignatureMismatchError):
         verify(registry, prepared)
+
+
+def test_a_revoked_credential_is_refused_once_its_signature_holds(
+    registry: CredentialRegistry, credential: TempCredential
+):
+    prepared = sdk_signed(conf_for(credential), "GET", KEY, headers={"Host": HOST})
+    forged = sdk_signed(conf_for(credential, SecretKey="wrong-secret-key"), "GET", KEY, headers={"Host": HOST})
+    registry.revoke(credential.bucket, [KEY])
+    with pytest.raises(cos_auth.CredentialRevokedError):
+        verify(registry, prepared)
+    with pytest.raises(cos_auth.SignatureMismatchError):  # without the key, nothing is revealed
+        verify(registry, forged)

@@ -116,3 +116,38 @@ def test_issue_and_lookup_from_many_threads():
 
     assert len(issued) == 400
     assert all(registry.lookup(c.secret_id, c.token) == c for c in issued)
+
+
+@pytest.mark.parametrize(
+    ("bucket", "keys", "revoked"),
+    [
+        pytest.param(BUCKET, ["a/video.mp4"], True, id="one of its keys"),
+        pytest.param(BUCKET, ["a/cover.jpg", "a/video.mp4", "b/x.mp4"], True, id="its keys and more"),
+        pytest.param(BUCKET, ["b/video.mp4"], False, id="other keys"),
+        pytest.param("vodugc-1250000001", ["a/video.mp4"], False, id="same key, other bucket"),
+    ],
+)
+def test_revoke_hits_the_credentials_that_may_touch_the_keys(bucket: str, keys: list[str], revoked: bool):
+    registry = CredentialRegistry(Clock())
+    credential = registry.issue(BUCKET, ["a/video.mp4", "a/cover.jpg"], 600)
+    bystander = registry.issue(BUCKET, ["c/video.mp4"], 600)
+
+    assert registry.revoke(bucket, keys) == int(revoked)
+
+    assert registry.is_revoked(credential.secret_id) is revoked
+    assert not registry.is_revoked(bystander.secret_id)
+    assert registry.knows(credential.secret_id)  # still known: "revoked" is told apart from "unknown key"
+
+
+def test_revoked_credentials_are_counted_once_and_forgotten_with_expiry():
+    clock = Clock()
+    registry = CredentialRegistry(clock)
+    credential = registry.issue(BUCKET, ["k"], 60)
+    assert registry.revoke(BUCKET, ["k"]) == 1
+    assert registry.revoke(BUCKET, ["k"]) == 0
+
+    clock.now += 60 + 24 * 3600 + 1
+    registry.issue(BUCKET, ["other"], 60)
+
+    assert not registry.knows(credential.secret_id)
+    assert not registry.is_revoked(credential.secret_id)

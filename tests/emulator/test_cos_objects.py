@@ -397,3 +397,135 @@ def test_concurrent_part_uploads_and_retries(store: ObjectStore):
     store.complete_upload(BUCKET, "k", upload.upload_id, parts, max_size=BIG)
     assert read(store, "k") == b"".join(chunks)
     assert store.bytes_received == 4 * sum(len(c) for c in chunks)
+
+
+# ---- sealed objects (committed files) ---------------------------------------------------------------
+
+SEALED_KEY = "1/session/f0.mp4"
+SMALL_PARTS = [b"abcd", b"ef"]  # with min_part_size=4: part 1 fixes a stride of 4, part 2 fits in place
+
+
+class Seals:
+    """A `sealed` predicate the test controls: the keys it holds are committed files."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def __call__(self, bucket: str, key: str) -> bool:
+        return bucket == BUCKET and key in self.keys
+
+
+class SealingBody:
+    """A body that seals its key when first read: the object is committed while the body streams in."""
+
+    def __init__(self, seals: Seals, data: bytes) -> None:
+        self._seals = seals
+        self._data = data
+
+    def read(self, size: int = -1) -> bytes:
+        data, self._data = self._data, b""
+        self._seals.keys.add(SEALED_KEY)
+        return data
+
+
+@pytest.fixture
+def seals() -> Seals:
+    return Seals()
+
+
+@pytest.fixture
+def sealing_store(tmp_path: Path, seals: Seals) -> ObjectStore:
+    store = ObjectStore(tmp_path / "cos", clock=lambda: NOW, min_part_size=4, sealed=seals)
+    store.put_object(BUCKET, SEALED_KEY, io.BytesIO(b"original"), max_size=BIG)
+    return store
+
+
+def _put_after_sealing(store: ObjectStore, seals: Seals, monkeypatch: pytest.MonkeyPatch) -> None:
+    seals.keys.add(SEALED_KEY)
+    store.put_object(BUCKET, SEALED_KEY, io.BytesIO(b"new"), max_size=BIG)
+
+
+def _put_sealed_while_streaming(store: ObjectStore, seals: Seals, monkeypatch: pytest.MonkeyPatch) -> None:
+    store.put_object(BUCKET, SEALED_KEY, SealingBody(seals, b"new"), max_size=BIG)
+
+
+def _initiate_after_sealing(store: ObjectStore, seals: Seals, monkeypatch: pytest.MonkeyPatch) -> None:
+    seals.keys.add(SEALED_KEY)
+    store.initiate_upload(BUCKET, SEALED_KEY)
+
+
+def _part_after_sealing(store: ObjectStore, seals: Seals, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload = store.initiate_upload(BUCKET, SEALED_KEY)
+    seals.keys.add(SEALED_KEY)
+    store.upload_part(BUCKET, SEALED_KEY, upload.upload_id, 1, io.BytesIO(b"abcd"), max_size=BIG, size_hint=4)
+
+
+def _complete_after_sealing(store: ObjectStore, seals: Seals, monkeypatch: pytest.MonkeyPatch) -> None:
+    upload_id, parts = upload_parts(store, SEALED_KEY, SMALL_PARTS)
+    seals.keys.add(SEALED_KEY)
+    store.complete_upload(BUCKET, SEALED_KEY, upload_id, parts, max_size=BIG)
+
+
+def _complete_sealed_while_assembling(hinted: bool):
+    def case(store: ObjectStore, seals: Seals, monkeypatch: pytest.MonkeyPatch) -> None:
+        upload_id, parts = upload_parts(store, SEALED_KEY, SMALL_PARTS, hinted=hinted)
+        etag_of = objects.multipart_etag
+
+        def seal_then_etag(listed: Sequence[PartInfo]) -> str:
+            # Called after the parts are assembled, outside the lock: the commit happens right here.
+            seals.keys.add(SEALED_KEY)
+            return etag_of(listed)
+
+        monkeypatch.setattr(objects, "multipart_etag", seal_then_etag)
+        store.complete_upload(BUCKET, SEALED_KEY, upload_id, parts, max_size=BIG)
+
+    return case
+
+
+SEALED_WRITES = {
+    "put after sealing": _put_after_sealing,
+    "put sealed while its body streams": _put_sealed_while_streaming,
+    "initiate after sealing": _initiate_after_sealing,
+    "part after sealing": _part_after_sealing,
+    "complete after sealing": _complete_after_sealing,
+    "complete sealed while assembling, parts in place": _complete_sealed_while_assembling(hinted=True),
+    "complete sealed while assembling, parts copied": _complete_sealed_while_assembling(hinted=False),
+}
+
+
+@pytest.mark.parametrize("write", SEALED_WRITES.values(), ids=SEALED_WRITES.keys())
+def test_a_sealed_object_cannot_be_replaced(
+    sealing_store: ObjectStore, seals: Seals, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, write
+):
+    with pytest.raises(objects.ObjectSealedError):
+        write(sealing_store, seals, monkeypatch)
+    assert read(sealing_store, SEALED_KEY) == b"original"
+    for upload in sealing_store.list_uploads(BUCKET):  # a refused multipart upload can still be aborted
+        sealing_store.abort_upload(BUCKET, upload.key, upload.upload_id)
+    assert files_under(tmp_path / "cos" / BUCKET / "tmp") == []
+
+
+def test_other_objects_stay_writable(sealing_store: ObjectStore, seals: Seals):
+    seals.keys.add(SEALED_KEY)
+    sealing_store.put_object(BUCKET, "1/other/f0.mp4", io.BytesIO(b"x"), max_size=BIG)
+    upload_id, parts = upload_parts(sealing_store, "1/other/f0.mp4", SMALL_PARTS)
+    sealing_store.complete_upload(BUCKET, "1/other/f0.mp4", upload_id, parts, max_size=BIG)
+    assert read(sealing_store, "1/other/f0.mp4") == b"abcdef"
+
+
+def test_publish_checks_and_records_with_writes_excluded(sealing_store: ObjectStore, seals: Seals):
+    def record(found: dict[str, objects.ObjectInfo | None]) -> dict[str, objects.ObjectInfo | None]:
+        # The store's lock is held: no write can land between what this step sees and what it records.
+        free = sealing_store._lock.acquire(blocking=False)
+        if free:
+            sealing_store._lock.release()
+        assert not free
+        seals.keys.add(SEALED_KEY)
+        return found
+
+    found = sealing_store.publish(BUCKET, [SEALED_KEY, "1/missing/f0.mp4"], record)
+    info = found[SEALED_KEY]
+    assert info is not None and info.etag == etag(b"original") and info.size == 8
+    assert found["1/missing/f0.mp4"] is None
+    with pytest.raises(objects.ObjectSealedError):
+        sealing_store.put_object(BUCKET, SEALED_KEY, io.BytesIO(b"new"), max_size=BIG)

@@ -4,24 +4,34 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from tencentcloud.vod.v20180717 import models
-from vodemu import events
+from vodemu import delivery, events
 from vodemu.app import Emulator
-from vodemu.delivery import is_loopback_url
+from vodemu.delivery import (
+    EventConfigError,
+    PushSettings,
+    PushWorker,
+    is_loopback_url,
+    post_json,
+    updated_event_config,
+)
 from vodemu.state import PULL, EventConfig, MediaFile, UploadOptions
 
 from .emulator_fixtures import (
     SUB_APP_ID,
-    MutableClock,
+    FrozenClock,
     Receiver,
     apply_video,
     bucket_of,
     client_upload,
+    closed_loopback_port,
     cos_for_apply,
     key_of,
     signature,
@@ -40,11 +50,27 @@ def _pulled(emulator: Emulator) -> list[dict[str, Any]]:
     return [p.body for p in pulled]
 
 
+def _push_run_by_the_test(emulator: Emulator, attempts: int) -> PushWorker:
+    """A PUSH worker over the emulator's queue whose rounds (deliver_due) the test runs in its own thread.
+
+    The emulator's own worker is stopped first. With zero retry delays every pending event is due
+    again in the next round, so each round is exactly one more attempt: no waiting on a thread.
+    """
+    emulator.push_worker.stop()
+    settings = PushSettings((0.0,) * (attempts - 1), timeout_seconds=10, sign_ttl_seconds=600)
+    return PushWorker(emulator.state, emulator.signal, emulator.clock, settings)
+
+
+def _push_rounds(worker: PushWorker, rounds: int) -> None:
+    for _ in range(rounds):
+        worker.deliver_due()
+
+
 # -- PUSH ----------------------------------------------------------------------------------------
 
 
 def test_push_reaches_the_receiver_signed_and_is_retried_after_a_500(
-    emulator: Emulator, clock: MutableClock, receiver: Receiver, caplog: pytest.LogCaptureFixture
+    emulator: Emulator, clock: FrozenClock, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ):
     caplog.set_level(logging.INFO, logger="vodemu.events")
     receiver.statuses = [500]
@@ -75,7 +101,7 @@ def test_push_reaches_the_receiver_signed_and_is_retried_after_a_500(
     assert any("attempt 2/3 delivered" in m for m in attempts)
 
 
-def test_push_gives_up_after_the_last_attempt(emulator: Emulator, clock: MutableClock, receiver: Receiver):
+def test_push_gives_up_after_the_last_attempt(emulator: Emulator, clock: FrozenClock, receiver: Receiver):
     receiver.statuses = [503, 500, 502, 200]
     emulator.configure_events(notification_url=receiver.url)
     client_upload(emulator, clock)
@@ -83,7 +109,7 @@ def test_push_gives_up_after_the_last_attempt(emulator: Emulator, clock: Mutable
     assert len(receiver.received) == 3
 
 
-def test_push_without_sign_key_has_no_sign_fields(emulator: Emulator, clock: MutableClock, receiver: Receiver):
+def test_push_without_sign_key_has_no_sign_fields(emulator: Emulator, clock: FrozenClock, receiver: Receiver):
     emulator.configure_events(notification_url=receiver.url)
     client_upload(emulator, clock)
     [body] = receiver.wait_for(1)
@@ -91,15 +117,43 @@ def test_push_without_sign_key_has_no_sign_fields(emulator: Emulator, clock: Mut
     assert "T" not in body
 
 
-def test_an_unreachable_receiver_counts_as_a_failure(emulator_factory: Callable[..., Emulator], clock: MutableClock):
-    emulator = emulator_factory(push_retry_delays=(0.01,))
-    emulator.configure_events(notification_url="http://127.0.0.1:9/nothing-listens")
+def test_an_unreachable_receiver_counts_as_a_failure(emulator: Emulator, clock: FrozenClock):
+    worker = _push_run_by_the_test(emulator, attempts=2)
+    emulator.configure_events(notification_url=f"http://127.0.0.1:{closed_loopback_port()}/nothing-listens")
     client_upload(emulator, clock)
-    assert wait_until(lambda: [s[:3] for s in emulator.state.push_status()] == [(1, "failed", 2)])
+    _push_rounds(worker, 2)
+    [(seq, status, attempts, error)] = emulator.state.push_status()
+    assert (seq, status, attempts) == (1, "failed", 2)
+    assert error is not None and error.startswith("URLError")
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_post_json_does_not_follow_redirects(start_receiver: Callable[[], Receiver], status: int):
+    redirector, elsewhere = start_receiver(), start_receiver()
+    redirector.statuses = [status]
+    redirector.redirect_to = elsewhere.url
+    assert post_json(redirector.url, b'{"EventType": "NewFileUpload"}', 10) == status
+    assert redirector.methods == ["POST"]
+    assert elsewhere.methods == []  # a followed redirect would have been requested before post_json returned
+
+
+def test_a_redirect_is_a_failed_delivery(
+    emulator: Emulator, clock: FrozenClock, start_receiver: Callable[[], Receiver]
+):
+    worker = _push_run_by_the_test(emulator, attempts=2)
+    redirector, elsewhere = start_receiver(), start_receiver()
+    redirector.statuses = [302, 302]
+    redirector.redirect_to = elsewhere.url  # loopback here, but the emulator never checked it: it must not go
+    emulator.configure_events(notification_url=redirector.url)
+    client_upload(emulator, clock)
+    _push_rounds(worker, 2)
+    assert emulator.state.push_status() == [(1, "failed", 2, "HTTP 302")]
+    assert redirector.methods == ["POST", "POST"]
+    assert elsewhere.methods == []
 
 
 def test_pending_push_events_survive_a_restart(
-    emulator_factory: Callable[..., Emulator], clock: MutableClock, receiver: Receiver
+    emulator_factory: Callable[..., Emulator], clock: FrozenClock, receiver: Receiver
 ):
     first = emulator_factory()
     first.push_worker.stop()
@@ -111,7 +165,7 @@ def test_pending_push_events_survive_a_restart(
     assert body["FileUploadEvent"]["FileId"] == committed["fileId"]
 
 
-def test_push_with_no_url_queues_nothing(emulator: Emulator, clock: MutableClock):
+def test_push_with_no_url_queues_nothing(emulator: Emulator, clock: FrozenClock):
     emulator.configure_events(notification_url="")
     client_upload(emulator, clock)
     assert emulator.state.push_status() == []
@@ -126,7 +180,6 @@ def test_notification_url_must_be_loopback(emulator: Emulator):
     ("url", "ok"),
     [
         ("http://127.0.0.1:8080/x", True),
-        ("https://localhost/x", True),
         ("http://[::1]:9000/", True),
         ("http://127.8.9.10/", True),
         ("http://localhost.example.com/", False),
@@ -136,47 +189,120 @@ def test_notification_url_must_be_loopback(emulator: Emulator):
         ("", False),
     ],
 )
-def test_is_loopback_url(url: str, ok: bool):
+def test_is_loopback_url(url: str, ok: bool, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(delivery, "_resolve", lambda host: pytest.fail(f"{host} must not be resolved"))
     assert is_loopback_url(url) is ok
+
+
+@pytest.mark.parametrize(
+    ("resolved", "ok"),
+    [
+        pytest.param(["127.0.0.1", "::1"], True, id="loopback v4 and v6"),
+        pytest.param(["127.0.1.1"], True, id="anywhere in 127/8"),
+        pytest.param(["10.1.2.3"], False, id="remote"),
+        pytest.param(["127.0.0.1", "192.168.1.5"], False, id="partly remote"),
+        pytest.param([], False, id="no address"),
+        pytest.param(socket.gaierror(socket.EAI_NONAME, "unknown"), False, id="does not resolve"),
+    ],
+)
+def test_localhost_counts_only_when_it_resolves_to_loopback_alone(
+    resolved: Sequence[str] | OSError, ok: bool, monkeypatch: pytest.MonkeyPatch
+):
+    asked = []
+
+    def resolve(host: str) -> Sequence[str]:
+        asked.append(host)
+        if isinstance(resolved, OSError):
+            raise resolved
+        return resolved
+
+    monkeypatch.setattr(delivery, "_resolve", resolve)
+    assert is_loopback_url("https://localhost:8443/vod-events") is ok
+    assert asked == ["localhost"]
+
+
+EVENT_CONFIG_REFUSALS = [
+    pytest.param({"notification_url": "https://example.com/cb"}, "loopback", id="remote url"),
+    pytest.param({"notification_url": "ftp://127.0.0.1/cb"}, "loopback", id="scheme"),
+    pytest.param({"mode": "EMAIL"}, "PUSH or PULL", id="mode"),
+    pytest.param({"sign_key": "not-alnum!"}, "SignKey", id="sign key"),
+    pytest.param({"sign_key": "a" * 33}, "SignKey", id="sign key too long"),
+    pytest.param({"upload_switch": "YES"}, "ON or OFF", id="switch"),
+]
+
+
+@pytest.mark.parametrize(("fields", "hint"), EVENT_CONFIG_REFUSALS)
+def test_configure_events_checks_what_modify_event_config_checks(emulator: Emulator, fields: dict[str, str], hint: str):
+    before = emulator.event_config()
+    with pytest.raises(EventConfigError, match=hint):
+        emulator.configure_events(**fields)
+    assert emulator.event_config() == before
+
+
+def test_an_event_config_update_changes_only_the_fields_given():
+    current = EventConfig(mode=PULL, notification_url="http://127.0.0.1/x", sign_key="k1", upload_switch="ON")
+    assert updated_event_config(current) == current
+    cleared = updated_event_config(current, notification_url="", sign_key="", delete_switch="ON")
+    assert cleared == replace(current, notification_url="", sign_key="", delete_switch="ON")
 
 
 # -- what an upload produces ---------------------------------------------------------------------
 
 
-def test_upload_switch_off_suppresses_new_file_upload(emulator: Emulator, clock: MutableClock):
+def test_upload_switch_off_suppresses_new_file_upload(emulator: Emulator, clock: FrozenClock):
     emulator.configure_events(mode=PULL, upload_switch="OFF")
     client_upload(emulator, clock)
     assert _pulled(emulator) == []
     client_upload(emulator, clock, procedure="LongVideoPreset")
-    assert [e["EventType"] for e in _pulled(emulator)] == ["ProcedureStateChanged"]
+    assert [e["EventType"] for e in _pulled(emulator)] == ["ProcedureStateChanged", "ProcedureStateChanged"]
 
 
-def test_procedure_events_follow_the_task_notify_mode(emulator: Emulator, clock: MutableClock):
+@pytest.mark.parametrize(
+    ("notify_mode", "statuses"),
+    [
+        pytest.param(None, ["PROCESSING", "FINISH"], id="not given"),
+        pytest.param("Change", ["PROCESSING", "FINISH"], id="Change"),
+        pytest.param("Finish", ["FINISH"], id="Finish"),
+        pytest.param("None", [], id="None"),
+    ],
+)
+def test_procedure_events_follow_the_task_notify_mode(
+    emulator: Emulator, clock: FrozenClock, notify_mode: str | None, statuses: list[str]
+):
     emulator.configure_events(mode=PULL)
-    committed = client_upload(
-        emulator, clock, procedure="LongVideoPreset", task_notify_mode="Change", session_context="ctx-1"
-    )
-    upload, processing, finish = _pulled(emulator)
+    signed: dict[str, Any] = {"task_notify_mode": notify_mode} if notify_mode else {}
+    committed = client_upload(emulator, clock, procedure="LongVideoPreset", session_context="ctx-1", **signed)
+    upload, *changes = _pulled(emulator)
+    assert upload["EventType"] == "NewFileUpload"
     task_id = upload["FileUploadEvent"]["ProcedureTaskId"]
     assert task_id.startswith(f"{SUB_APP_ID}-procedurev2-")
-    for event, status in ((processing, "PROCESSING"), (finish, "FINISH")):
+    assert [(e["EventType"], e["ProcedureStateChangeEvent"]["Status"]) for e in changes] == [
+        ("ProcedureStateChanged", status) for status in statuses
+    ]
+    for event in changes:
         change = event["ProcedureStateChangeEvent"]
-        assert (event["EventType"], change["Status"], change["TaskId"]) == ("ProcedureStateChanged", status, task_id)
+        assert change["TaskId"] == task_id
         assert change["FileId"] == committed["fileId"]
         assert change["SessionContext"] == "ctx-1"
-        assert change["TasksNotifyMode"] == "Change"
+        assert change.get("TasksNotifyMode") == notify_mode  # as signed; left out when not signed
+
+
+def test_only_the_finish_event_carries_the_task_results(emulator: Emulator, clock: FrozenClock):
+    emulator.configure_events(mode=PULL)
+    committed = client_upload(emulator, clock, procedure="LongVideoPreset")
+    _, processing, finish = _pulled(emulator)
+    assert processing["ProcedureStateChangeEvent"]["MediaProcessResultSet"] == []
     [result] = finish["ProcedureStateChangeEvent"]["MediaProcessResultSet"]
     assert result["Type"] == "Transcode"
     assert result["TranscodeTask"]["Output"]["Url"] == committed["video"]["url"]
-    assert processing["ProcedureStateChangeEvent"]["MediaProcessResultSet"] == []
-
-    client_upload(emulator, clock, procedure="LongVideoPreset")  # default mode: Finish
-    assert [e.get("ProcedureStateChangeEvent", {}).get("Status") for e in _pulled(emulator)] == [None, "FINISH"]
-    client_upload(emulator, clock, procedure="LongVideoPreset", task_notify_mode="None")
-    assert [e["EventType"] for e in _pulled(emulator)] == ["NewFileUpload"]
 
 
-def test_without_procedure_there_is_no_task_id(emulator: Emulator, clock: MutableClock):
+@pytest.mark.parametrize("notify_mode", [None, "Change", "Finish", "None"])
+def test_without_a_procedure_no_state_changes_whatever_the_mode(notify_mode: str | None):
+    assert events.procedure_statuses(UploadOptions(storage_region="ap-guangzhou", task_notify_mode=notify_mode)) == ()
+
+
+def test_without_procedure_there_is_no_task_id(emulator: Emulator, clock: FrozenClock):
     emulator.configure_events(mode=PULL)
     client_upload(emulator, clock)
     [event] = _pulled(emulator)
@@ -184,7 +310,7 @@ def test_without_procedure_there_is_no_task_id(emulator: Emulator, clock: Mutabl
     assert "ProcedureStateChangeEvent" not in event
 
 
-def test_a_repeated_commit_sends_no_second_event(emulator: Emulator, clock: MutableClock):
+def test_a_repeated_commit_sends_no_second_event(emulator: Emulator, clock: FrozenClock):
     emulator.configure_events(mode=PULL)
     data = apply_video(emulator, clock, 3)
     cos_for_apply(emulator, data).put_object(
@@ -226,8 +352,23 @@ def test_new_file_upload_shape():
     assert event["FileUploadEvent"]["MetaData"]["Size"] == 42
 
 
-def test_null_fields_are_omitted():
-    assert events.without_nulls({"a": None, "b": [{"c": None, "d": 1}], "e": {"f": None}}) == {"b": [{"d": 1}], "e": {}}
+def _null_paths(value: Any, path: str = "") -> list[str]:
+    if value is None:
+        return [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _null_paths(v, f"{path}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _null_paths(v, f"{path}[{i}]")]
+    return []
+
+
+def test_events_leave_null_fields_out():
+    media = _media(options=UploadOptions(storage_region="ap-guangzhou", procedure="P"), procedure_task_id="t")
+    upload = events.new_file_upload(media, _url)
+    change = events.procedure_state_changed(media, "FINISH", _url)
+    assert _null_paths(upload) == []
+    assert _null_paths(change) == []
+    assert "TasksNotifyMode" not in change["ProcedureStateChangeEvent"]  # None in the options: left out
 
 
 def test_push_signature():
@@ -242,6 +383,7 @@ def test_upload_events_routing():
     pull = events.upload_events(media, EventConfig(mode=PULL, upload_switch="ON"), _url)
     assert [(mode, e["EventType"]) for mode, e in pull] == [
         ("PULL", "NewFileUpload"),
+        ("PULL", "ProcedureStateChanged"),
         ("PULL", "ProcedureStateChanged"),
     ]
     assert events.upload_events(media, EventConfig(mode="PUSH", upload_switch="ON"), _url) == []

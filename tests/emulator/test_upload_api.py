@@ -3,6 +3,7 @@ shared.signing, JSON over HTTP, bytes through the real COS SDK with the returned
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,8 @@ import requests
 from qcloud_cos.cos_exception import CosServiceError
 from tencentcloud.vod.v20180717 import models
 from vodemu.app import Emulator
+from vodemu.credentials import TempCredential
+from vodemu.objects import ObjectSealedError
 from vodemu.upload_api import Code
 
 from shared.signing import build_signature, new_params
@@ -22,10 +25,11 @@ from .emulator_fixtures import (
     SECRET_ID,
     SECRET_KEY,
     SUB_APP_ID,
-    MutableClock,
+    FrozenClock,
     apply_video,
     bucket_of,
     client_upload,
+    cos,
     cos_for_apply,
     key_of,
     raw_signature,
@@ -35,7 +39,7 @@ from .emulator_fixtures import (
 )
 
 
-def test_prepare_apply_upload_commit_with_the_real_cos_sdk(emulator: Emulator, clock: MutableClock, tmp_path: Path):
+def test_prepare_apply_upload_commit_with_the_real_cos_sdk(emulator: Emulator, clock: FrozenClock, tmp_path: Path):
     prepared = ugc(emulator, "PrepareUploadUGC", {"signature": signature(clock)})
     assert prepared["code"] == 0
     assert prepared["data"]["appId"] == APP_ID
@@ -106,7 +110,7 @@ def _apply_body(sig: str, **fields: Any) -> dict[str, Any]:
     return {"signature": sig, "videoName": "v", "videoType": "mp4", "videoSize": 1, **fields}
 
 
-BodyFor = Callable[[MutableClock], dict[str, Any]]
+BodyFor = Callable[[FrozenClock], dict[str, Any]]
 
 REFUSALS: list[tuple[str, str, BodyFor, Code]] = [
     ("no signature", "ApplyUploadUGC", lambda c: {"videoType": "mp4", "videoSize": 1}, Code.SIGNATURE_MISSING),
@@ -198,11 +202,36 @@ REFUSALS: list[tuple[str, str, BodyFor, Code]] = [
 
 @pytest.mark.parametrize(("action", "body_for", "code"), [pytest.param(*r[1:], id=r[0]) for r in REFUSALS])
 def test_refusals_have_their_own_codes(
-    emulator: Emulator, clock: MutableClock, action: str, body_for: BodyFor, code: Code
+    emulator: Emulator, clock: FrozenClock, action: str, body_for: BodyFor, code: Code
 ):
     answer = ugc(emulator, action, body_for(clock))
     assert answer["code"] == code, answer
     assert answer["message"]
+
+
+def _retyped(signature_text: str, old: bytes, new: bytes) -> str:
+    """The signature with `old` replaced by `new` in its signed text, keeping the original MAC."""
+    decoded = base64.b64decode(signature_text)
+    mac, original = decoded[:20], decoded[20:]
+    assert original.count(old) == 1, original
+    return base64.b64encode(mac + original.replace(old, new)).decode()
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param(b"sourceContext=user-42", b"sourceContext=user-43", id="another user, same length"),
+        pytest.param(b"sourceContext=user-42", b"sourceContext=admin", id="another user"),
+        pytest.param(b"&sourceContext=user-42", b"", id="identity removed"),
+        pytest.param(b"sourceContext=user-42", b"sourceContext=user%2D42", id="same value, other encoding"),
+    ],
+)
+def test_a_signature_whose_signed_text_was_edited_is_refused(emulator: Emulator, clock: FrozenClock, old, new):
+    genuine = signature(clock, source_context="user-42")
+    assert ugc(emulator, "ApplyUploadUGC", _apply_body(genuine))["code"] == 0  # the untouched one passes
+    answer = ugc(emulator, "ApplyUploadUGC", _apply_body(_retyped(genuine, old, new)))
+    assert answer["code"] == Code.SIGNATURE_MISMATCH, answer
+    assert "signature" in answer["message"]
 
 
 def test_refusal_codes_are_distinct():
@@ -215,7 +244,7 @@ def test_a_body_that_is_not_json_is_refused(emulator: Emulator):
     assert response.json()["code"] == Code.BAD_REQUEST
 
 
-def test_one_time_signature_is_accepted_once(emulator: Emulator, clock: MutableClock):
+def test_one_time_signature_is_accepted_once(emulator: Emulator, clock: FrozenClock):
     once = signature(clock, one_time_valid=True)
     assert ugc(emulator, "PrepareUploadUGC", {"signature": once})["code"] == 0
     again = ugc(emulator, "ApplyUploadUGC", _apply_body(once))
@@ -226,7 +255,7 @@ def test_one_time_signature_is_accepted_once(emulator: Emulator, clock: MutableC
 
 
 def test_one_time_signatures_are_remembered_across_restarts(
-    emulator_factory: Callable[..., Emulator], clock: MutableClock
+    emulator_factory: Callable[..., Emulator], clock: FrozenClock
 ):
     once = signature(clock, one_time_valid=True)
     first = emulator_factory()
@@ -235,7 +264,7 @@ def test_one_time_signatures_are_remembered_across_restarts(
     assert ugc(emulator_factory(), "PrepareUploadUGC", {"signature": once})["code"] == Code.SIGNATURE_REUSED
 
 
-def test_resume_by_session_key_keeps_the_paths_with_fresh_credentials(emulator: Emulator, clock: MutableClock):
+def test_resume_by_session_key_keeps_the_paths_with_fresh_credentials(emulator: Emulator, clock: FrozenClock):
     first = apply_video(emulator, clock, 5)
     clock.advance(3000)
     resumed = ugc(emulator, "ApplyUploadUGC", {"signature": signature(clock), "vodSessionKey": first["vodSessionKey"]})
@@ -255,7 +284,7 @@ def test_resume_by_session_key_keeps_the_paths_with_fresh_credentials(emulator: 
     assert committed["code"] == 0, committed
 
 
-def test_a_session_cannot_be_resumed_or_committed_after_a_day(emulator: Emulator, clock: MutableClock):
+def test_a_session_cannot_be_resumed_or_committed_after_a_day(emulator: Emulator, clock: FrozenClock):
     data = apply_video(emulator, clock, 5)
     clock.advance(24 * 3600 - 1)
     still = ugc(emulator, "ApplyUploadUGC", {"signature": signature(clock), "vodSessionKey": data["vodSessionKey"]})
@@ -268,7 +297,7 @@ def test_a_session_cannot_be_resumed_or_committed_after_a_day(emulator: Emulator
 
 
 def test_temporary_credentials_cover_exactly_the_session_keys_and_expire(
-    emulator_factory: Callable[..., Emulator], clock: MutableClock
+    emulator_factory: Callable[..., Emulator], clock: FrozenClock
 ):
     emulator = emulator_factory(credential_ttl_seconds=120)
     data = apply_video(emulator, clock, 3)
@@ -286,7 +315,7 @@ def test_temporary_credentials_cover_exactly_the_session_keys_and_expire(
     )
 
 
-def test_commit_checks_the_object_is_uploaded_with_the_size_applied_for(emulator: Emulator, clock: MutableClock):
+def test_commit_checks_the_object_is_uploaded_with_the_size_applied_for(emulator: Emulator, clock: FrozenClock):
     data = apply_video(emulator, clock, 10)
     commit = {"signature": signature(clock), "vodSessionKey": data["vodSessionKey"]}
     assert ugc(emulator, "CommitUploadUGC", commit)["code"] == Code.NOT_UPLOADED
@@ -301,7 +330,112 @@ def test_commit_checks_the_object_is_uploaded_with_the_size_applied_for(emulator
     assert ugc(emulator, "CommitUploadUGC", commit)["code"] == 0
 
 
-def test_commit_twice_returns_the_same_file_and_reapply_is_refused(emulator: Emulator, clock: MutableClock):
+def _uploaded(emulator: Emulator, clock: FrozenClock, content: bytes) -> tuple[dict[str, Any], str, str]:
+    """An applied session with `content` uploaded (not committed): its apply data, bucket and key."""
+    data = apply_video(emulator, clock, len(content))
+    bucket, key = bucket_of(data), key_of(data["video"]["storagePath"])
+    cos_for_apply(emulator, data).put_object(Bucket=bucket, Key=key, Body=content)
+    return data, bucket, key
+
+
+def _commit(emulator: Emulator, clock: FrozenClock, data: dict[str, Any]) -> dict[str, Any]:
+    answer = ugc(emulator, "CommitUploadUGC", {"signature": signature(clock), "vodSessionKey": data["vodSessionKey"]})
+    assert answer["code"] == 0, answer
+    committed: dict[str, Any] = answer["data"]
+    return committed
+
+
+COS_CALLS_AFTER_COMMIT: dict[str, Callable[[Any, str, str], object]] = {
+    "put": lambda client, bucket, key: client.put_object(Bucket=bucket, Key=key, Body=b"swapped bytes"),
+    "initiate multipart": lambda client, bucket, key: client.create_multipart_upload(Bucket=bucket, Key=key),
+    "list uploads": lambda client, bucket, key: client.list_multipart_uploads(Bucket=bucket, Prefix=key),
+    "get": lambda client, bucket, key: client.get_object(Bucket=bucket, Key=key),
+}
+
+
+@pytest.mark.parametrize("call", COS_CALLS_AFTER_COMMIT.values(), ids=COS_CALLS_AFTER_COMMIT.keys())
+def test_commit_revokes_the_session_credentials(emulator: Emulator, clock: FrozenClock, call):
+    data, bucket, key = _uploaded(emulator, clock, b"hello")
+    client = cos_for_apply(emulator, data)
+    committed = _commit(emulator, clock, data)
+    with pytest.raises(CosServiceError) as refused:
+        call(client, bucket, key)
+    assert refused.value.get_status_code() == 403
+    assert refused.value.get_error_code() == "AccessDenied"
+    assert "revoked" in refused.value.get_error_msg()  # refused as a credential, before any store check
+    assert requests.get(committed["video"]["url"], timeout=10).content == b"hello"
+    assert emulator.service.verify_content(bucket, key) == committed["video"]["verify_content"]
+
+
+COS_WRITES: dict[str, Callable[[Any, str, str], object]] = {
+    "put": COS_CALLS_AFTER_COMMIT["put"],
+    "initiate multipart": COS_CALLS_AFTER_COMMIT["initiate multipart"],
+}
+
+
+@pytest.mark.parametrize("write", COS_WRITES.values(), ids=COS_WRITES.keys())
+def test_a_published_object_refuses_writes_even_with_a_live_credential(emulator: Emulator, clock: FrozenClock, write):
+    data, bucket, key = _uploaded(emulator, clock, b"hello")
+    committed = _commit(emulator, clock, data)
+    live = emulator.credentials.issue(bucket, [key], 600)  # one the commit's revocation never saw
+    client = cos(emulator, data["storageRegionV5"], live.secret_id, live.secret_key, live.token)
+    with pytest.raises(CosServiceError) as refused:
+        write(client, bucket, key)
+    assert refused.value.get_status_code() == 403
+    assert refused.value.get_error_code() == "AccessDenied"
+    assert "committed" in refused.value.get_error_msg()
+    assert requests.get(committed["video"]["url"], timeout=10).content == b"hello"
+
+
+def test_a_write_in_flight_when_the_commit_lands_cannot_replace_the_published_bytes(
+    emulator: Emulator, clock: FrozenClock
+):
+    data, bucket, key = _uploaded(emulator, clock, b"hello")
+    committed: list[dict[str, Any]] = []
+
+    class CommitWhileStreaming:
+        """A PUT body (authenticated before the commit, as every PUT is) during which the commit happens."""
+
+        def __init__(self) -> None:
+            self.sent = False
+
+        def read(self, size: int = -1) -> bytes:
+            if self.sent:
+                return b""
+            self.sent = True
+            committed.append(_commit(emulator, clock, data))
+            return b"swapped bytes"
+
+    with pytest.raises(ObjectSealedError):
+        emulator.store.put_object(bucket, key, CommitWhileStreaming(), max_size=1024)
+    [result] = committed
+    assert requests.get(result["video"]["url"], timeout=10).content == b"hello"
+    media = emulator.state.get_media(result["fileId"])
+    assert media is not None and media.size == 5
+
+
+def test_a_resume_racing_the_commit_gets_no_live_credential(
+    emulator: Emulator, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+):
+    data, _, _ = _uploaded(emulator, clock, b"hello")
+    issue = emulator.credentials.issue
+    issued: list[TempCredential] = []
+
+    def commit_then_issue(*args: Any, **kwargs: Any) -> TempCredential:
+        # The commit lands after the resume checked the session and before it issues a credential.
+        emulator.service.commit(data["vodSessionKey"])
+        credential = issue(*args, **kwargs)
+        issued.append(credential)
+        return credential
+
+    monkeypatch.setattr(emulator.credentials, "issue", commit_then_issue)
+    answer = ugc(emulator, "ApplyUploadUGC", {"signature": signature(clock), "vodSessionKey": data["vodSessionKey"]})
+    assert answer["code"] == Code.SESSION_COMMITTED, answer
+    [credential] = issued
+    assert emulator.credentials.is_revoked(credential.secret_id)
+
+
+def test_commit_twice_returns_the_same_file_and_reapply_is_refused(emulator: Emulator, clock: FrozenClock):
     data = apply_video(emulator, clock, 3)
     cos_for_apply(emulator, data).put_object(
         Bucket=bucket_of(data), Key=key_of(data["video"]["storagePath"]), Body=b"abc"
@@ -314,7 +448,7 @@ def test_commit_twice_returns_the_same_file_and_reapply_is_refused(emulator: Emu
     assert reapply["code"] == Code.SESSION_COMMITTED
 
 
-def test_signature_options_reach_the_file(emulator: Emulator, clock: MutableClock):
+def test_signature_options_reach_the_file(emulator: Emulator, clock: FrozenClock):
     result = client_upload(emulator, clock, b"abc", class_id=3, source_context="user-7", storage_region="ap-shanghai")
     info = vod(emulator).DescribeMediaInfos(_describe([result["fileId"]])).MediaInfoSet[0].BasicInfo
     assert info.ClassId == 3
@@ -324,7 +458,7 @@ def test_signature_options_reach_the_file(emulator: Emulator, clock: MutableCloc
     assert info.MediaUrl == result["video"]["url"]
 
 
-def test_change_only_the_cover_of_a_file(emulator: Emulator, clock: MutableClock):
+def test_change_only_the_cover_of_a_file(emulator: Emulator, clock: FrozenClock):
     result = client_upload(emulator, clock, b"video")
     cover = b"\xff\xd8 jpeg"
     body = {
@@ -354,7 +488,7 @@ def test_change_only_the_cover_of_a_file(emulator: Emulator, clock: MutableClock
     assert info.MediaUrl == result["video"]["url"]
 
 
-def test_media_is_served_only_once_committed(emulator: Emulator, clock: MutableClock):
+def test_media_is_served_only_once_committed(emulator: Emulator, clock: FrozenClock):
     data = apply_video(emulator, clock, 3)
     bucket, key = bucket_of(data), key_of(data["video"]["storagePath"])
     cos_for_apply(emulator, data).put_object(Bucket=bucket, Key=key, Body=b"abc")
@@ -378,7 +512,7 @@ def test_browsers_may_call_the_api_cross_origin(emulator: Emulator):
     assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
 
 
-def test_a_crash_is_a_500_without_details(emulator: Emulator, clock: MutableClock, monkeypatch: pytest.MonkeyPatch):
+def test_a_crash_is_a_500_without_details(emulator: Emulator, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch):
     def boom(session_key: str) -> None:
         raise RuntimeError("secret internals")
 
@@ -393,7 +527,7 @@ def test_a_crash_is_a_500_without_details(emulator: Emulator, clock: MutableCloc
     assert "secret" not in response.text
 
 
-def test_primary_app_takes_no_sub_app_id(emulator_factory: Callable[..., Emulator], clock: MutableClock):
+def test_primary_app_takes_no_sub_app_id(emulator_factory: Callable[..., Emulator], clock: FrozenClock):
     primary = emulator_factory(sub_app_id=None)
     assert ugc(primary, "PrepareUploadUGC", {"signature": signature(clock, vod_sub_app_id=None)})["code"] == 0
     refused = ugc(primary, "PrepareUploadUGC", {"signature": signature(clock)})
