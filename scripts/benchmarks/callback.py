@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import os
 import sqlite3
 import tempfile
 import time
@@ -14,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, process_seconds
+from benchmarks.common import ROOT, bundle_cold_start, cold_start_rows
 
 FILES = 100  # each file gets upload + PROCESSING + FINISH: 300 events, folds over 1..3 events
 REPEAT = 3  # best of: the run least disturbed by the rest of the machine
@@ -125,16 +124,10 @@ def run() -> list[tuple[str, str]]:
     events = _events()
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"PATH": os.environ.get("PATH", ""), "VOD_CALLBACK_SIGN_KEY": "BenchSignKey0123",
-               "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3", "LOG_LEVEL": "WARNING"}
-        paths = [str(ROOT / "functions" / "callback"), str(ROOT)]
-        bare = process_seconds("import sys", env)
-        cold = process_seconds(f"import sys; sys.path[:0] = {paths!r}; import index", env)
-        rows += [
-            ("bare interpreter start (python -I -S)", f"{bare * 1e3:8.1f} ms"),
-            ("cold import of the callback handler over bare",
-             f"{(cold - bare) * 1e3:8.1f} ms  (×{cold / bare:.2f} of bare; SQLite store, no psycopg)"),
-        ]
+        env = {"VOD_CALLBACK_SIGN_KEY": "BenchSignKey0123", "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3",
+               "LOG_LEVEL": "WARNING"}
+        rows += cold_start_rows("callback", bundle_cold_start("callback", env),
+                                "≤ 30 ms; SQLite store, so psycopg is not imported")
         sqlite_path = Path(tmp) / "bench" / "vod.sqlite3"
         ingest = _ingest_seconds(f"sqlite:///{sqlite_path}", events)
         upsert = _sqlite_upsert_seconds(str(Path(tmp) / "bare.sqlite3"), len(events))
