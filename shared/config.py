@@ -79,13 +79,6 @@ class _Reader:
         value = self._env.get(name, "").strip()
         return value if value else default
 
-    def required(self, name: str) -> str:
-        value = self.text(name)
-        if value is None:
-            self.problem(name, "is required")
-            return ""
-        return value
-
     def secret(self, name: str, *, min_length: int = 1) -> Secret | None:
         value = self.text(name)
         if value is None:
@@ -225,7 +218,27 @@ def _region(r: _Reader, name: str, value: str | None) -> None:
         r.problem(name, f"is not a storage region like ap-guangzhou (got {value!r})")
 
 
+_KEY_PAIRS = (("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"), ("VOD_SECRET_ID", "VOD_SECRET_KEY"))
+
+
+def _account_keys(r: _Reader) -> tuple[str | None, Secret | None]:
+    """The account's API key pair: TENCENTCLOUD_SECRET_ID/KEY, or VOD_SECRET_ID/KEY (SCF reserves
+    environment names starting with TENCENTCLOUD_ for its own use, so deployed functions use these)."""
+    for id_name, key_name in _KEY_PAIRS:
+        secret_id, secret_key = r.text(id_name), r.secret(key_name)
+        if secret_id and secret_key:
+            return secret_id, secret_key
+        if secret_id or secret_key:
+            missing, given = (key_name, id_name) if secret_id else (id_name, key_name)
+            r.problem(missing, f"is required together with {given}")
+    return None, None
+
+
 def _read_policy(r: _Reader) -> SigningPolicy:
+    secret_id, secret_key = _account_keys(r)
+    if secret_id is None:
+        r.problem("TENCENTCLOUD_SECRET_ID", "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and "
+                                            "VOD_SECRET_KEY, as TENCENTCLOUD_* names are reserved there)")
     procedure = r.text("VOD_PROCEDURE")
     region = r.text("VOD_STORAGE_REGION")
     regions = r.items("VOD_ALLOWED_STORAGE_REGIONS")
@@ -237,8 +250,8 @@ def _read_policy(r: _Reader) -> SigningPolicy:
     if notify is not None and notify not in TASK_NOTIFY_MODES:
         r.problem("VOD_TASK_NOTIFY_MODE", f"must be one of {', '.join(TASK_NOTIFY_MODES)} (got {notify!r})")
     return SigningPolicy(
-        secret_id=r.required("TENCENTCLOUD_SECRET_ID"),
-        secret_key=r.secret("TENCENTCLOUD_SECRET_KEY") or _missing(r, "TENCENTCLOUD_SECRET_KEY"),
+        secret_id=secret_id or "",
+        secret_key=secret_key or Secret(""),
         sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
         ttl_seconds=r.integer("VOD_SIGNATURE_TTL", 600, 1, MAX_VALIDITY_SECONDS) or 600,
         one_time=r.boolean("VOD_ONE_TIME", True),
@@ -251,11 +264,6 @@ def _read_policy(r: _Reader) -> SigningPolicy:
         task_priority=r.integer("VOD_TASK_PRIORITY", None, -10, 10),
         task_notify_mode=notify,
     )
-
-
-def _missing(r: _Reader, name: str) -> Secret:
-    r.problem(name, "is required")
-    return Secret("")
 
 
 def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
@@ -430,23 +438,25 @@ class PullSettings:
 
 
 def _read_vod_api(r: _Reader) -> VodApiSettings:
-    # SCF injects an execution role's temporary keys as TENCENTCLOUD_SECRETID/SECRETKEY/SESSIONTOKEN.
-    secret_id = r.text("TENCENTCLOUD_SECRET_ID") or r.text("TENCENTCLOUD_SECRETID")
-    secret_key = r.secret("TENCENTCLOUD_SECRET_KEY") or r.secret("TENCENTCLOUD_SECRETKEY")
+    secret_id, secret_key = _account_keys(r)
+    session_token = None
     if secret_id is None:
-        r.problem("TENCENTCLOUD_SECRET_ID", "is required (or an SCF execution role)")
-    if secret_key is None:
-        r.problem("TENCENTCLOUD_SECRET_KEY", "is required (or an SCF execution role)")
+        # An SCF execution role: SCF injects its temporary keys (and their token) under these names.
+        secret_id, secret_key = r.text("TENCENTCLOUD_SECRETID"), r.secret("TENCENTCLOUD_SECRETKEY")
+        session_token = r.secret("TENCENTCLOUD_SESSIONTOKEN")
+    if secret_id is None or secret_key is None:
+        r.problem("TENCENTCLOUD_SECRET_ID", "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and "
+                                            "VOD_SECRET_KEY, or an execution role)")
     endpoint = r.text("VOD_API_ENDPOINT", "vod.tencentcloudapi.com") or "vod.tencentcloudapi.com"
     protocol, _, host = endpoint.rpartition("://")
     if protocol not in ("", "http", "https") or not host or "/" in host:
         r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
-    region = r.text("TENCENTCLOUD_REGION")
-    _region(r, "TENCENTCLOUD_REGION", region)
+    region = r.text("VOD_API_REGION")
+    _region(r, "VOD_API_REGION", region)
     return VodApiSettings(
         secret_id=secret_id or "",
         secret_key=secret_key or Secret(""),
-        session_token=r.secret("TENCENTCLOUD_SESSIONTOKEN") or r.secret("TENCENTCLOUD_SESSION_TOKEN"),
+        session_token=session_token,
         endpoint=host,
         protocol=protocol or "https",
         region=region,

@@ -48,7 +48,7 @@ def test_one_error_names_every_bad_variable() -> None:
         load_sign_settings(env)
     named = {name for name, _ in caught.value.problems}
     # AUTH_MODE is fine; "*" is a fine origin: it is the pairing with credentials that is wrong.
-    assert named == {"TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", *env} - {"AUTH_MODE", "CORS_ALLOW_ORIGINS"}
+    assert named == {"TENCENTCLOUD_SECRET_ID", *env} - {"AUTH_MODE", "CORS_ALLOW_ORIGINS"}
     for name in named:
         assert name in str(caught.value)
     assert "short" not in str(caught.value)  # a bad secret is named, never shown
@@ -132,3 +132,34 @@ def test_allowed_class_ids_are_checked_like_the_default(value: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_sign_settings({**SIGN_ENV, "VOD_ALLOWED_CLASS_IDS": value})
     assert "VOD_ALLOWED_CLASS_IDS" in str(caught.value)
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"TENCENTCLOUD_SECRET_ID": "AKIDa", "TENCENTCLOUD_SECRET_KEY": "ka"}, "AKIDa"),
+    # SCF reserves TENCENTCLOUD_* names for itself: deployed functions are configured with VOD_SECRET_*.
+    ({"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}, "AKIDv"),
+])
+def test_the_account_keys_have_an_scf_safe_name(env: dict[str, str], expected: str) -> None:
+    settings = load_sign_settings({"AUTH_JWT_SECRET": JWT_SECRET, **env})
+    assert settings.policy.secret_id == expected
+
+
+@pytest.mark.parametrize(("env", "named"), [
+    ({"VOD_SECRET_ID": "AKIDv"}, "VOD_SECRET_KEY"),
+    ({"TENCENTCLOUD_SECRET_KEY": "k"}, "TENCENTCLOUD_SECRET_ID"),
+])
+def test_half_a_key_pair_is_named(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_sign_settings({"AUTH_JWT_SECRET": JWT_SECRET, **env})
+    assert named in {name for name, _ in caught.value.problems}
+
+
+@pytest.mark.parametrize(("env", "token"), [
+    ({"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv", "TENCENTCLOUD_SESSIONTOKEN": "role-token"}, None),
+    ({"TENCENTCLOUD_SECRETID": "AKIDrole", "TENCENTCLOUD_SECRETKEY": "kr", "TENCENTCLOUD_SESSIONTOKEN": "t"}, "t"),
+])
+def test_an_execution_roles_token_goes_only_with_the_roles_keys(env: dict[str, str], token: str | None) -> None:
+    from shared.config import load_vod_api_settings
+
+    api = load_vod_api_settings(env)
+    assert (api.session_token.reveal() if api.session_token else None) == token
