@@ -94,7 +94,8 @@ class RunningServer:
 def serve_wsgi(name: str, app: Any, port: int = 0) -> RunningServer:
     """Serve a WSGI app on 127.0.0.1 in a daemon thread (port 0 picks a free port)."""
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name=f"serve-{name}", daemon=True)
+    # A short poll interval: stopping takes milliseconds instead of half a second.
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"serve-{name}", daemon=True)
     thread.start()
     return RunningServer(name, server, thread)
 

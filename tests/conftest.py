@@ -45,6 +45,16 @@ def _isolated_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test talks to loopback only; requests (under both Tencent SDKs) would send it through a
+    proxy named in the environment."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+@pytest.fixture(autouse=True)
 def leak_guard(caplog: pytest.LogCaptureFixture) -> Iterator[LeakGuard]:
     """Every log record written during a test (all levels) is checked for registered secrets."""
     caplog.set_level(logging.DEBUG)

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
@@ -15,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import functions_framework
 import jwt
+import localstack
 import pytest
-from werkzeug.serving import make_server
 
 from shared.events import expected_sign
 from shared.signing import decode_signature
@@ -35,13 +33,9 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str
     database_url = f"sqlite:///{tmp_path}/vod.sqlite3"
     for name, value in {**SIGN_ENV, "VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": database_url}.items():
         monkeypatch.setenv(name, value)
-    app = functions_framework.create_app("gateway", str(ROOT / "scripts" / "harness.py"))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", database_url
-    server.shutdown()
-    thread.join(10)
+    gateway = localstack.start_gateway()  # functions-framework serving scripts/harness.py
+    yield gateway.url, database_url
+    gateway.stop()
 
 
 def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:

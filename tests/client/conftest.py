@@ -27,8 +27,8 @@ import pytest
 import requests
 from vodemu.app import Emulator, build_emulator
 from vodupload import CheckpointStore, SignatureClient, Uploader, UploadOptions
-from werkzeug.serving import make_server
 
+from tests.clocks import OffsetClock
 from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,17 +38,6 @@ MIB = 1024 * 1024
 PART = MIB  # COS's minimum part size keeps the test files small
 
 
-class OffsetClock:
-    """The real time plus an offset that only moves when told."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 def content(size: int, seed: int = 1) -> bytes:
@@ -216,21 +205,6 @@ class Stack:
                               timeout=120, check=False)
 
 
-def serve(name: str, app: Any) -> localstack.RunningServer:
-    """localstack.serve_wsgi with a short poll interval: stopping takes milliseconds, not half a second."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=lambda: server.serve_forever(0.02), name=f"serve-{name}", daemon=True)
-    thread.start()
-    return localstack.RunningServer(name, server, thread)
-
-
-@pytest.fixture(autouse=True)
-def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-
-
 @pytest.fixture
 def start_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                 leak_guard: LeakGuard) -> Iterator[Callable[..., Stack]]:
@@ -248,10 +222,10 @@ def start_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                   sub_app_id=SUB_APP_ID, clock=clock, **settings)
         emulators.append(emulator)
         traffic = Traffic(emulator.wsgi_app, leak_guard)
-        server = serve("vodemu", traffic)
+        server = localstack.serve_wsgi("vodemu", traffic)
         servers.append(server)
         emulator.public_url = server.url
-        gateway = serve("gateway", harness.create_app())  # what localstack.start_gateway() serves
+        gateway = localstack.serve_wsgi("gateway", harness.create_app())  # what localstack.start_gateway() serves
         servers.append(gateway)
         token = leak_guard.add(localstack.mint_token(JWT_SECRET, "uploader@example.com"))
         return Stack(emulator, traffic, server.url, f"{gateway.url}/signature", token, clock,

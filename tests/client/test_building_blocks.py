@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import localstack
 import pytest
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 from vodupload import (
@@ -35,7 +36,8 @@ from vodupload.transfer import PartSpec, fit_part_size, plan_parts
 from vodupload.vod_api import Applied, TempCredentials
 from werkzeug.wrappers import Request, Response
 
-from tests.client.conftest import MIB, OffsetClock, serve, write_file
+from tests.client.conftest import MIB, write_file
+from tests.clocks import OffsetClock
 from tests.conftest import LeakGuard
 
 
@@ -233,7 +235,7 @@ def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> No
         seen.append((request.headers.get("Authorization"), request.get_json()))
         return answers.pop(0)(environ, start_response)
 
-    server = serve("scripted-gateway", app)
+    server = localstack.serve_wsgi("scripted-gateway", app)
     try:
         tokens = iter(["t1", "t2", "t3"])
         client = SignatureClient(server.url, lambda: next(tokens), backoff=0)
@@ -271,7 +273,7 @@ def test_the_vod_client_retries_failures_to_answer_but_not_refusals(answers: lis
         signatures.append(Request(environ).get_json()["signature"])
         return answers.pop(0)(environ, start_response)
 
-    server = serve("scripted-vod", app)
+    server = localstack.serve_wsgi("scripted-vod", app)
     fresh = iter(f"signature-{n}" for n in range(10))
     try:
         client = VodClient(lambda: next(fresh), endpoint=server.url, retries=3, retry_delay=0)

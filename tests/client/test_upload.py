@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import localstack
 import pytest
 from vodupload import (
     AuthenticationFailed,
@@ -24,7 +25,8 @@ from vodupload import (
 from vodupload.vod_api import MediaInfo
 
 from shared.signing import decode_signature
-from tests.client.conftest import MIB, OffsetClock, Stack, content, serve, write_file
+from tests.client.conftest import MIB, Stack, content, write_file
+from tests.clocks import OffsetClock
 
 
 def pause_after(parts: int, action: Callable[[UploadTask], None]) -> tuple[Callable[[Progress], None],
@@ -226,7 +228,7 @@ def test_vod_client_switches_to_the_backup_host_after_a_5xx(stack: Stack) -> Non
         hits.append(environ["PATH_INFO"])
         return Response("down", status=502)(environ, start_response)
 
-    server = serve("broken", broken)
+    server = localstack.serve_wsgi("broken", broken)
     try:
         client = VodClient(stack.signer(), hosts=(server.url, stack.url), retry_delay=0)
         applied = client.apply_new(MediaInfo("clip", "mp4", 10))

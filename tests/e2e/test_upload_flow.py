@@ -21,18 +21,13 @@ from shared.config import load_vod_api_settings
 from shared.pull_service import drain
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
+from tests.clocks import OffsetClock
 from tests.conftest import LeakGuard
 from tests.e2e.flow import sample_video, upload
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 @pytest.fixture
@@ -104,7 +99,7 @@ class CrashBeforeConfirm:
 
 def test_pull_flow_survives_a_crash_between_commit_and_confirm(tmp_path: Path, restore_environ: None,
                                                                leak_guard: LeakGuard) -> None:
-    clock = Clock()
+    clock = OffsetClock()
     stack = localstack.start_stack(tmp_path / "state", pull=True, clock=clock, long_poll_seconds=0.2)
     try:
         token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"], "carol")

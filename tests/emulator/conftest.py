@@ -13,17 +13,9 @@ from vodemu.cos_api import make_cos_app
 from vodemu.credentials import CredentialRegistry
 from vodemu.objects import ObjectStore
 
-from .cos_helpers import CosEmulator, OffsetClock, serving
+from tests.clocks import OffsetClock
 
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The one proxy guard for every test in this directory. requests (under both SDKs) honours proxy
-    # variables; loopback traffic must never leave through one.
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+from .cos_helpers import CosEmulator, serving
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -12,12 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import localstack
 import requests
 from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_auth import CosS3Auth
 from vodemu.credentials import CredentialRegistry, TempCredential
 from vodemu.objects import ObjectStore
-from werkzeug.serving import make_server
+
+from tests.clocks import OffsetClock
 
 BUCKET = "vodugc-1250000000"
 OTHER_BUCKET = "vodugc-1250000001"
@@ -25,40 +25,16 @@ REGION = "ap-guangzhou"
 MIB = 1024 * 1024
 
 
-class OffsetClock:
-    """The COS tests' clock: real time plus an offset that tests move by exact amounts.
-
-    It follows real time because the SDK stamps its signatures with `time.time()`; tests never
-    sleep, they jump the offset (e.g. past a credential's expiry).
-    """
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
-
-    def move_past(self, instant: float) -> None:
-        """From now on the clock reads at least one second later than `instant`."""
-        self.advance(max(0.0, instant - self() + 1))
 
 
 @contextmanager
 def serving(app: Any) -> Iterator[int]:
     """Serve a WSGI app on 127.0.0.1 (a free port) in a background thread; yields the port."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    # A short poll interval only makes shutdown() return sooner (the default costs 0.5 s per test).
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="cos-emulator", daemon=True)
-    thread.start()
+    running = localstack.serve_wsgi("cos-emulator", app)
     try:
-        yield server.server_port
+        yield running.server.server_port
     finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+        running.stop()
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import localstack
 import pytest
 import requests
 from qcloud_cos import CosConfig, CosS3Client
@@ -29,10 +30,10 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import vod_client
 from vodemu.app import Emulator, build_emulator
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from shared.signing import build_signature, new_params
+from tests.clocks import FrozenClock
 
 SECRET_ID = "AKIDemulatorTests0000000000000000000"
 SECRET_KEY = "emulatorTestsSecretKey0000000000"
@@ -40,18 +41,6 @@ APP_ID = 1250000000
 SUB_APP_ID = 1500000001
 
 
-class FrozenClock:
-    """The emulator's clock in these tests: reads the real time (whole seconds) it was made at, and moves
-    only when told. (cos_helpers.OffsetClock, for the COS tests, follows real time plus an offset.)"""
-
-    def __init__(self, start: float | None = None) -> None:
-        self.now = float(int(time.time() if start is None else start))
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -210,22 +199,17 @@ class Receiver:
 @pytest.fixture
 def start_receiver() -> Iterator[Callable[[], Receiver]]:
     """Factory: start loopback receivers (stopped at teardown)."""
-    servers: list[tuple[Any, threading.Thread]] = []
+    servers: list[localstack.RunningServer] = []
 
     def start() -> Receiver:
         target = Receiver()
-        server = make_server("127.0.0.1", 0, target, threaded=True)
-        target.url = f"http://127.0.0.1:{server.server_port}/vod-events"
-        thread = threading.Thread(target=lambda: server.serve_forever(0.05), daemon=True)
-        thread.start()
-        servers.append((server, thread))
+        servers.append(localstack.serve_wsgi("receiver", target))
+        target.url = f"{servers[-1].url}/vod-events"
         return target
 
     yield start
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture

@@ -14,11 +14,12 @@ from tencentcloud.vod.v20180717 import models
 from vodemu import tc3
 from vodemu.app import Emulator
 
+from tests.clocks import FrozenClock
+
 from .emulator_fixtures import (
     SECRET_ID,
     SECRET_KEY,
     SUB_APP_ID,
-    FrozenClock,
     client_upload,
     cos,
     vod,

@@ -7,20 +7,16 @@ import threading
 import pytest
 from vodemu.credentials import CredentialRegistry, TempCredential
 
+from tests.clocks import FrozenClock
+
 NOW = 1_700_000_000.5
 BUCKET = "vodugc-1250000000"
 
 
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_issue_scopes_a_credential_to_a_bucket_and_keys():
-    registry = CredentialRegistry(Clock())
+    registry = CredentialRegistry(FrozenClock(NOW))
 
     credential = registry.issue(BUCKET, ["a/video.mp4", "a/cover.jpg"], ttl_seconds=600)
 
@@ -33,14 +29,14 @@ def test_issue_scopes_a_credential_to_a_bucket_and_keys():
 
 
 def test_every_issue_is_a_fresh_random_credential():
-    registry = CredentialRegistry(Clock())
+    registry = CredentialRegistry(FrozenClock(NOW))
     issued = [registry.issue(BUCKET, ["k"], 60) for _ in range(50)]
     for field in ("secret_id", "secret_key", "token"):
         assert len({getattr(c, field) for c in issued}) == 50
 
 
 def test_repr_hides_the_secret_key_and_token():
-    credential = CredentialRegistry(Clock()).issue(BUCKET, ["k"], 60)
+    credential = CredentialRegistry(FrozenClock(NOW)).issue(BUCKET, ["k"], 60)
     text = repr(credential)
     assert credential.secret_id in text
     assert credential.secret_key not in text
@@ -48,7 +44,7 @@ def test_repr_hides_the_secret_key_and_token():
 
 
 def test_lookup_needs_the_matching_token():
-    registry = CredentialRegistry(Clock())
+    registry = CredentialRegistry(FrozenClock(NOW))
     credential = registry.issue(BUCKET, ["k"], 60)
     other = registry.issue(BUCKET, ["k"], 60)
 
@@ -72,17 +68,17 @@ def test_lookup_needs_the_matching_token():
 )
 def test_issue_refuses_bad_arguments(bucket: str, keys: list[str], ttl: int, message: str):
     with pytest.raises(ValueError, match=message):
-        CredentialRegistry(Clock()).issue(bucket, keys, ttl)
+        CredentialRegistry(FrozenClock(NOW)).issue(bucket, keys, ttl)
 
 
 @pytest.mark.parametrize(("now", "expired"), [(NOW + 599, False), (1_700_000_600, True), (NOW + 601, True)])
 def test_expiry_is_at_expired_time(now: float, expired: bool):
-    credential = CredentialRegistry(Clock()).issue(BUCKET, ["k"], 600)
+    credential = CredentialRegistry(FrozenClock(NOW)).issue(BUCKET, ["k"], 600)
     assert credential.is_expired(now) is expired
 
 
 def test_long_expired_credentials_are_forgotten_but_recent_ones_kept():
-    clock = Clock()
+    clock = FrozenClock(NOW)
     registry = CredentialRegistry(clock)
     old = registry.issue(BUCKET, ["k"], 60)
     clock.now += 60 + 24 * 3600 - 10
@@ -97,7 +93,7 @@ def test_long_expired_credentials_are_forgotten_but_recent_ones_kept():
 
 
 def test_issue_and_lookup_from_many_threads():
-    registry = CredentialRegistry(Clock())
+    registry = CredentialRegistry(FrozenClock(NOW))
     issued: list[TempCredential] = []
     lock = threading.Lock()
 
@@ -128,7 +124,7 @@ def test_issue_and_lookup_from_many_threads():
     ],
 )
 def test_revoke_hits_the_credentials_that_may_touch_the_keys(bucket: str, keys: list[str], revoked: bool):
-    registry = CredentialRegistry(Clock())
+    registry = CredentialRegistry(FrozenClock(NOW))
     credential = registry.issue(BUCKET, ["a/video.mp4", "a/cover.jpg"], 600)
     bystander = registry.issue(BUCKET, ["c/video.mp4"], 600)
 
@@ -140,7 +136,7 @@ def test_revoke_hits_the_credentials_that_may_touch_the_keys(bucket: str, keys: 
 
 
 def test_revoked_credentials_are_counted_once_and_forgotten_with_expiry():
-    clock = Clock()
+    clock = FrozenClock(NOW)
     registry = CredentialRegistry(clock)
     credential = registry.issue(BUCKET, ["k"], 60)
     assert registry.revoke(BUCKET, ["k"]) == 1

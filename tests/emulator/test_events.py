@@ -24,9 +24,10 @@ from vodemu.delivery import (
 )
 from vodemu.state import PULL, EventConfig, MediaFile, UploadOptions
 
+from tests.clocks import FrozenClock
+
 from .emulator_fixtures import (
     SUB_APP_ID,
-    FrozenClock,
     Receiver,
     apply_video,
     bucket_of,

@@ -19,13 +19,13 @@ from vodemu.objects import ObjectSealedError
 from vodemu.upload_api import Code
 
 from shared.signing import build_signature, new_params
+from tests.clocks import FrozenClock
 
 from .emulator_fixtures import (
     APP_ID,
     SECRET_ID,
     SECRET_KEY,
     SUB_APP_ID,
-    FrozenClock,
     apply_video,
     bucket_of,
     client_upload,
