@@ -140,11 +140,3 @@ def run() -> list[tuple[str, str]]:
             upsert = _postgres_upsert_seconds(url, len(events))
             rows.append(_ratio_row("PostgreSQL", ingest, upsert, note))
     return rows
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.path[:0] = [str(ROOT / "scripts"), str(ROOT)]
-    for label, figure in run():
-        print(f"{label}: {figure}")

@@ -13,32 +13,27 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmarks.common import environment
+
 SIZE = 256 * 1024 * 1024
 SECRET_ID = "AKIDbench000000000000000000000000000"
 SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
 JWT_SECRET = "bench-jwt-secret-0123456789-abcdefghijklmnop"
 SUB_APP_ID = "1500000001"
 ENV = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY, "VOD_SUB_APP_ID": SUB_APP_ID,
-       "AUTH_JWT_SECRET": JWT_SECRET, "VOD_SIGNATURE_TTL": "3600", "LOG_LEVEL": "WARNING",
-       "NO_PROXY": "127.0.0.1,localhost"}
-_PROXIES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")
+       "AUTH_JWT_SECRET": JWT_SECRET, "VOD_SIGNATURE_TTL": "3600", "LOG_LEVEL": "WARNING"}
 
 
 @contextlib.contextmanager
 def _environment() -> Iterator[None]:
     """The sign function's settings (it reads them on its first request), request logs kept quiet."""
-    saved = dict(os.environ)
     loggers = {name: logging.getLogger(name).level for name in ("werkzeug", "vod", "vodemu", "vodupload")}
-    for name in _PROXIES:
-        os.environ.pop(name, None)
-    os.environ.update(ENV)
     for name in loggers:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        yield
+        with environment(ENV):
+            yield
     finally:
-        os.environ.clear()
-        os.environ.update(saved)
         for name, level in loggers.items():
             logging.getLogger(name).setLevel(level)
 
@@ -131,13 +126,3 @@ def run() -> list[tuple[str, str]]:
                                                   f"of the copy, {sdk / upload:.2f}× of upload_file  "
                                                   "(8 MiB parts, 6 in flight, MD5-checked, one-time signatures)"),
     ]
-
-
-if __name__ == "__main__":
-    import sys
-
-    from benchmarks.common import ROOT
-
-    sys.path[:0] = [str(ROOT / "scripts"), str(ROOT)]
-    for label, figure in run():
-        print(f"{label}: {figure}")

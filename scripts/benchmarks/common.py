@@ -10,11 +10,30 @@ import tempfile
 import time
 import timeit
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+
+
+@contextmanager
+def environment(values: Mapping[str, str] | None = None) -> Iterator[None]:
+    """For the duration: `values` set, no proxy variables (loopback traffic must never go through
+    one), NO_PROXY naming the loopback hosts; the environment is restored afterwards."""
+    saved = dict(os.environ)
+    for name in _PROXY_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", **(values or {})})
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def per_call(fn: Callable[[], object], number: int = 5000, repeat: int = 7) -> float:

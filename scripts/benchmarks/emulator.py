@@ -8,38 +8,18 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from qcloud_cos import CosConfig, CosS3Client
 from vodemu.app import build_emulator
 
+from benchmarks.common import environment
+
 SIZE = 256 * 1024 * 1024
 BUCKET = "vodbench-1250000000"
 KEY = "bench/video.mp4"
 # requests (under the COS SDK) honours these; loopback traffic must never be sent through a proxy.
-_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-_NO_PROXY_VARIABLES = ("NO_PROXY", "no_proxy")
-
-
-@contextmanager
-def _without_proxies() -> Iterator[None]:
-    """For the duration: no proxy variables, and NO_PROXY naming the loopback hosts; restored after."""
-    names = _PROXY_VARIABLES + _NO_PROXY_VARIABLES
-    saved = {name: os.environ[name] for name in names if name in os.environ}
-    for name in _PROXY_VARIABLES:
-        os.environ.pop(name, None)
-    for name in _NO_PROXY_VARIABLES:
-        os.environ[name] = "127.0.0.1,localhost"
-    try:
-        yield
-    finally:
-        for name in names:
-            os.environ.pop(name, None)
-        os.environ.update(saved)
-
-
 def _write_sample(path: Path) -> None:
     block = os.urandom(4 * 1024 * 1024)  # incompressible, and cheap to make
     with path.open("wb") as handle:
@@ -56,7 +36,7 @@ def _timed(work: Callable[[], object]) -> float:
 def run() -> list[tuple[str, str]]:
     for noisy in ("qcloud_cos", "werkzeug", "vodemu"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    with _without_proxies(), tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:
+    with environment(), tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:
         root = Path(tmp)
         source = root / "sample.bin"
         _write_sample(source)

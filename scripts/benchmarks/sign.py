@@ -8,12 +8,11 @@ import hmac
 import io
 import json
 import logging
-import os
 import time
 
 import jwt
 
-from benchmarks.common import ROOT, bundle_cold_start, cold_start_rows, per_call
+from benchmarks.common import ROOT, bundle_cold_start, cold_start_rows, environment, per_call
 
 SECRET_ID = "AKIDbench000000000000000000000000000"
 SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
@@ -25,13 +24,8 @@ ENV = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KE
 def _handler(env: dict[str, str]):  # type: ignore[no-untyped-def]
     from harness import load_handler
 
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
+    with environment(env):  # the handler reads its settings at import
         return load_handler("sign", ROOT / "functions" / "sign" / "index.py")
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 # What the sign path imports from the stdlib (directly or through dataclasses/logging).

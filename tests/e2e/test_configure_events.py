@@ -16,13 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[localstack.LocalStack]:
-    saved = dict(os.environ)
+def stack(tmp_path: Path, restore_environ: None) -> Iterator[localstack.LocalStack]:
     running = localstack.start_stack(tmp_path / "state")
     yield running
     running.stop()
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def configure(*args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +28,6 @@ from tests.e2e.flow import sample_video, upload
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
-
-@pytest.fixture
-def restore_environ() -> Iterator[None]:
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def uploads_show(file_id: str) -> dict[str, Any]:

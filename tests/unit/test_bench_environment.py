@@ -1,4 +1,4 @@
-"""The emulator benchmark (scripts/benchmarks/emulator.py) keeps its loopback traffic off any proxy."""
+"""The benchmarks (scripts/benchmarks/) keep their loopback traffic off any proxy, and restore the environment."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import os
 
 import pytest
 import requests
-from benchmarks import emulator as bench
+from benchmarks.common import environment
 
 
-def test_the_benchmark_strips_proxies_for_its_run_and_restores_them(monkeypatch: pytest.MonkeyPatch):
+def test_the_benchmarks_strip_proxies_for_their_run_and_restore_them(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
     monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
     monkeypatch.setenv("ALL_PROXY", "socks5://proxy.invalid:1080")
@@ -18,7 +18,8 @@ def test_the_benchmark_strips_proxies_for_its_run_and_restores_them(monkeypatch:
     monkeypatch.delenv("http_proxy", raising=False)
     assert requests.utils.get_environ_proxies("http://127.0.0.1:9000/") != {}  # what the SDK would use
 
-    with bench._without_proxies():
+    with environment({"VOD_SUB_APP_ID": "1"}):
+        assert os.environ["VOD_SUB_APP_ID"] == "1"
         assert requests.utils.get_environ_proxies("http://127.0.0.1:9000/") == {}
         assert requests.utils.get_environ_proxies("http://localhost:9000/") == {}
         assert not {"HTTP_PROXY", "https_proxy", "ALL_PROXY"} & set(os.environ)
@@ -29,3 +30,4 @@ def test_the_benchmark_strips_proxies_for_its_run_and_restores_them(monkeypatch:
     assert os.environ["NO_PROXY"] == "example.com"
     assert "no_proxy" not in os.environ
     assert "http_proxy" not in os.environ
+    assert "VOD_SUB_APP_ID" not in os.environ
