@@ -29,7 +29,7 @@ bench: setup
 	$(PY) scripts/bench
 
 demo: setup
-	$(PY) scripts/demo
+	$(PY) scripts/demo $(ARGS)
 
 build: setup
 	$(PY) scripts/build

@@ -136,7 +136,11 @@ def start_stack(state_dir: Path, gateway_port: int = 0, emulator_port: int = 0, 
     for PullEvents (pull=True). Sets VOD_API_ENDPOINT so SDK clients find the emulator."""
     env = apply_settings(dev_settings(state_dir))
     gateway = start_gateway(gateway_port)
-    emulator = start_emulator(state_dir / "vod-emulator", env, emulator_port, **emulator_options)
+    try:
+        emulator = start_emulator(state_dir / "vod-emulator", env, emulator_port, **emulator_options)
+    except BaseException:
+        gateway.stop()  # e.g. the emulator's port is taken: leave nothing half-running
+        raise
     os.environ["VOD_API_ENDPOINT"] = emulator.url
     if pull:
         emulator.configure_events(mode="PULL")

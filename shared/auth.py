@@ -140,8 +140,8 @@ def check_key(settings: AuthSettings) -> None:
         try:
             jwt.get_algorithm_by_name(name).prepare_key(settings.jwt_key.reveal())
         except NotImplementedError:
-            raise ConfigError([("AUTH_JWT_ALGORITHMS", f"{name} needs the `cryptography` package in the bundle "
-                                                       "(add it to functions/sign/requirements.txt)")]) from None
+            why = f"{name} needs the `cryptography` package in the bundle (add it to functions/sign/requirements.in)"
+            raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
         except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
             raise ConfigError([("AUTH_JWT_PUBLIC_KEY", f"cannot be used with {name}: {type(exc).__name__}")]) from None
 

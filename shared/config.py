@@ -29,6 +29,12 @@ _SYMMETRIC_ALGS = ("HS256", "HS384", "HS512")
 _ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _MAX_CLASS_ID = 2**31 - 1
 DEFAULT_DATABASE_URL = "sqlite:///.local/vod.sqlite3"
+# Bounds every wait on the store (SQLite busy lock, PostgreSQL connect/statement) so a stuck store
+# answers 503 before SCF's own timeout (10 s in serverless.yml) ends the invocation.
+DEFAULT_DATABASE_TIMEOUT = 3
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Set by SCF's runtime in every function instance (Tencent's "环境变量" page lists them).
+SCF_BUILTIN_VARIABLES = ("TENCENTCLOUD_RUNENV", "SCF_RUNTIME", "SCF_FUNCTIONNAME")
 _HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
@@ -71,6 +77,10 @@ class _Reader:
     def __init__(self, environ: Mapping[str, str]) -> None:
         self._env = environ
         self.problems: list[tuple[str, str]] = []
+
+    @property
+    def in_scf(self) -> bool:
+        return running_in_scf(self._env)
 
     def problem(self, name: str, why: str) -> None:
         self.problems.append((name, why))
@@ -119,6 +129,11 @@ class _Reader:
     def finish(self) -> None:
         if self.problems:
             raise ConfigError(self.problems)
+
+
+def running_in_scf(environ: Mapping[str, str]) -> bool:
+    """Inside a Tencent SCF instance (its runtime sets these), not a local run or a test."""
+    return environ.get("TENCENTCLOUD_RUNENV") == "SCF" or any(environ.get(n) for n in SCF_BUILTIN_VARIABLES[1:])
 
 
 def _parse_bool(raw: str) -> bool:
@@ -181,7 +196,7 @@ class StoreSettings:
     """Where upload records live; shared by the callback, the PULL function and scripts/uploads."""
 
     database_url: Secret  # may carry a password
-    timeout_seconds: int = 5
+    timeout_seconds: int = DEFAULT_DATABASE_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -310,9 +325,10 @@ def _read_auth(r: _Reader) -> AuthSettings:
     )
 
 
-def _read_http(r: _Reader, default_max_body: int) -> HttpSettings:
-    origins = r.items("CORS_ALLOW_ORIGINS")
-    credentials = r.boolean("CORS_ALLOW_CREDENTIALS", False)
+def _read_http(r: _Reader, default_max_body: int, *, cors: bool = True) -> HttpSettings:
+    """cors=False for endpoints no browser calls (VOD's callback): their CORS settings don't exist."""
+    origins = r.items("CORS_ALLOW_ORIGINS") if cors else ()
+    credentials = r.boolean("CORS_ALLOW_CREDENTIALS", False) if cors else False
     if "*" in origins and credentials:
         r.problem("CORS_ALLOW_CREDENTIALS", "cannot be true while CORS_ALLOW_ORIGINS contains '*'")
     for origin in origins:
@@ -342,13 +358,17 @@ def database_url_problem(url: str) -> str | None:
 
 
 def _read_store(r: _Reader) -> StoreSettings:
-    url = r.text("DATABASE_URL", DEFAULT_DATABASE_URL) or DEFAULT_DATABASE_URL
+    url = r.text("DATABASE_URL")
+    if r.in_scf and (url is None or url.startswith("sqlite:")):
+        # SQLite in SCF would be a file on an instance's disk, gone with the instance (and the code
+        # directory is read-only): every event would get 503, or be acknowledged and then lost.
+        r.problem("DATABASE_URL", "must be a postgresql:// URL inside SCF (instance disks are not durable; "
+                                  f"got {'nothing' if url is None else 'a sqlite: URL'})")
+    url = url or DEFAULT_DATABASE_URL
     problem = database_url_problem(url)
     if problem:
         r.problem("DATABASE_URL", problem)
-    # Bounds every wait on the store (SQLite busy lock, PostgreSQL connect/statement) so a stuck
-    # store answers 503 before SCF's own timeout (10 s in serverless.yml) kills the invocation.
-    timeout = r.integer("DATABASE_TIMEOUT", 3, 1, 60) or 3
+    timeout = r.integer("DATABASE_TIMEOUT", DEFAULT_DATABASE_TIMEOUT, 1, 60) or DEFAULT_DATABASE_TIMEOUT
     return StoreSettings(database_url=Secret(url), timeout_seconds=timeout)
 
 
@@ -382,8 +402,13 @@ def load_store_settings(environ: Mapping[str, str] | None = None) -> StoreSettin
 
 
 def log_level(environ: Mapping[str, str] | None = None) -> str:
-    level = (os.environ if environ is None else environ).get("LOG_LEVEL", "INFO").strip().upper()
-    return level if level in ("DEBUG", "INFO", "WARNING", "ERROR") else "INFO"
+    """LOG_LEVEL, read before the other settings so that their warnings are logged at that level."""
+    r = _Reader(os.environ if environ is None else environ)
+    level = (r.text("LOG_LEVEL") or "INFO").upper()
+    if level not in LOG_LEVELS:
+        r.problem("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)} (got {r.text('LOG_LEVEL')!r})")
+    r.finish()
+    return level
 
 
 def load_sign_settings(environ: Mapping[str, str] | None = None) -> SignSettings:
@@ -397,6 +422,8 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
     r = _Reader(os.environ if environ is None else environ)
     sign_key = _read_sign_key(r)
     insecure = r.boolean("VOD_CALLBACK_INSECURE", False)
+    if insecure and r.in_scf:
+        r.problem("VOD_CALLBACK_INSECURE", "is for local development only: inside SCF every event must be verified")
     if sign_key is None and not insecure:
         r.problem("VOD_CALLBACK_SIGN_KEY", "is required (or set VOD_CALLBACK_INSECURE=true for local development)")
     if sign_key is None and insecure:
@@ -407,7 +434,7 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
         insecure=insecure,
         max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 1, 7 * 24 * 3600) or 900,
         store=_read_store(r),
-        http=_read_http(r, 1024 * 1024),
+        http=_read_http(r, 1024 * 1024, cors=False),
         after_commit_hook=_read_hook(r),
     )
     r.finish()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from shared.config import database_url_problem
+from shared.config import DEFAULT_DATABASE_TIMEOUT, database_url_problem
 from shared.store.base import EventStore, EventSummary, FileReport, Ingested, StoreUnavailable
 from shared.store.projection import Status, TaskRecord, TaskResult, UploadRecord
 
@@ -33,7 +33,7 @@ _SQLITE = "sqlite:///"
 _POSTGRES = ("postgresql://", "postgres://")
 
 
-def open_store(database_url: str, *, timeout_seconds: int = 5) -> EventStore:
+def open_store(database_url: str, *, timeout_seconds: int = DEFAULT_DATABASE_TIMEOUT) -> EventStore:
     """`sqlite:///relative/path` (to the current directory; `sqlite:////abs/path` for absolute; parent
     directories are created) or `postgresql://...` / `postgres://...` (libpq URI). ValueError otherwise."""
     problem = database_url_problem(database_url)

@@ -1,5 +1,9 @@
 """PostgreSQL backend (psycopg 3): autocommit connections with explicit transactions, and
-transaction-scoped advisory locks for the per-file serialization."""
+transaction-scoped advisory locks for the per-file serialization.
+
+Nothing outlives a transaction on the server side, so the store works through a pooler in
+transaction mode (PgBouncer, TencentDB's database proxy), which hands each transaction to any server
+connection: no server-side prepared statements, no session settings, only transaction-scoped locks."""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ def advisory_key(name: str) -> int:
 class PostgresStore(EventStore):
     errors = (psycopg.Error,)
 
-    def __init__(self, url: str, *, timeout_seconds: int = 5) -> None:
+    def __init__(self, url: str, *, timeout_seconds: int) -> None:
         super().__init__()
         self._url = url
         self._timeout = timeout_seconds
@@ -43,21 +47,20 @@ class PostgresStore(EventStore):
         return text
 
     def _connect(self) -> psycopg.Connection[Any]:
-        conn = psycopg.connect(self._url, autocommit=True, connect_timeout=max(2, self._timeout),
-                               application_name="vod-events")
-        try:
-            # Bounded waits (lock queues included): a stuck store answers 503 before SCF times out.
-            conn.execute(f"SET statement_timeout = {int(self._timeout * 1000)}")
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        # prepare_threshold=None: psycopg would otherwise prepare a statement run 5 times on the
+        # session, and behind a transaction-mode pooler the next transaction may run on a server
+        # connection that has no such statement (or another client's of the same name).
+        return psycopg.connect(self._url, autocommit=True, connect_timeout=max(2, self._timeout),
+                               application_name="vod-events", prepare_threshold=None)
 
     @contextmanager
     def _transaction(self, conn: psycopg.Connection[Any], *, write: bool) -> Iterator[Cursor]:
         # READ COMMITTED (the default) matters: after waiting for a file's lock, the fold's SELECT
         # takes a fresh snapshot and sees the event the previous lock holder committed.
         with conn.transaction(), conn.cursor() as cursor:
+            # Bounded waits (lock queues included): a stuck store answers 503 before SCF times out.
+            # SET LOCAL, per transaction: a session-wide SET would stay behind on a pooled server connection.
+            cursor.execute(f"SET LOCAL statement_timeout = {int(self._timeout * 1000)}")
             yield cursor
 
     def _lock(self, cursor: Cursor, names: Sequence[str]) -> None:

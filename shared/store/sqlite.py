@@ -15,7 +15,7 @@ from shared.store.base import Cursor, EventStore
 class SqliteStore(EventStore):
     errors = (sqlite3.Error, OSError)  # OSError: the database's directory cannot be created
 
-    def __init__(self, path: str, *, timeout_seconds: float = 5.0) -> None:
+    def __init__(self, path: str, *, timeout_seconds: float) -> None:
         super().__init__()
         self.path = path
         self._timeout = timeout_seconds

@@ -53,3 +53,22 @@ def test_refusals_are_clear(stack: localstack.LocalStack, env: dict[str, str], m
     assert proc.returncode != 0
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_dev_keys_come_from_the_local_stacks_state(stack: localstack.LocalStack, tmp_path: Path) -> None:
+    # A second shell beside `make serve`: only the emulator's address, no keys in its environment.
+    unset = {name: "" for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "VOD_SUB_APP_ID",
+                                   "VOD_CALLBACK_SIGN_KEY")}
+    assert "TENCENTCLOUD_SECRET_ID" in configure("--mode", "PULL", **unset).stderr
+    proc = configure("--mode", "PULL", "--dev-keys", str(tmp_path / "state"), "--json", **unset)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["Mode"] == "PULL"
+    missing = configure("--dev-keys", str(tmp_path / "nowhere"), **unset)
+    assert missing.returncode == 2 and "make serve" in missing.stderr
+
+
+def test_an_unreachable_vod_is_not_called_a_refusal(stack: localstack.LocalStack) -> None:
+    proc = configure("--mode", "PULL", VOD_API_ENDPOINT="http://127.0.0.1:9")  # discard port: nothing listens
+    assert proc.returncode == 1
+    assert "could not reach VOD at http://127.0.0.1:9" in proc.stderr
+    assert "refused" not in proc.stderr.replace("Connection refused", "")

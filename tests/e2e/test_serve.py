@@ -67,3 +67,21 @@ def test_printed_curl_gets_a_signature(serve_output: list[str]) -> None:
     signature = json.loads(body)["signature"]
     identity = decode_signature(signature).params.source_context
     assert identity is not None and identity.endswith(":dev-user")
+
+
+@pytest.mark.parametrize("taken", ["gateway", "emulator"])
+def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = holder.getsockname()[1]
+        ports = {"gateway": busy, "emulator": free_port()} if taken == "gateway" else \
+            {"gateway": free_port(), "emulator": busy}
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve"), "--port", str(ports["gateway"]),
+                               "--emulator-port", str(ports["emulator"]), "--state-dir", str(tmp_path / "state")],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False)
+    assert proc.returncode == 2
+    setting = "GATEWAY_PORT" if taken == "gateway" else "VOD_EMULATOR_PORT"
+    assert f"{busy} (the {taken}: {setting}" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,4 +1,5 @@
-"""The `store` fixture: every store test runs on SQLite and on a real PostgreSQL server."""
+"""The `store` fixture: every store test runs on SQLite, on a real PostgreSQL server, and on that server
+through a real PgBouncer in transaction mode."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from shared.store import EventStore, open_store
-from tests.store.pgserver import own_postgres_server, postgres_server  # noqa: F401 - fixtures
+from tests.store.pgserver import database_name, own_postgres_server, pgbouncer, postgres_server  # noqa: F401
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+            pytest.param("pgbouncer", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -28,11 +30,13 @@ def new_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
             url = f"sqlite:///{tmp_path}/db{len(made)}/vod.sqlite3"
         else:
             url = request.getfixturevalue("postgres_server").create_database()
+            if backend == "pgbouncer":
+                url = request.getfixturevalue("pgbouncer").url(database_name(url))
         made.append(url)
         return url
 
     yield make
-    if backend == "postgres":
+    if backend != "sqlite":
         server = request.getfixturevalue("postgres_server")
         for url in made:
             server.drop_database(url)

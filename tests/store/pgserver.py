@@ -1,7 +1,9 @@
-"""A throwaway PostgreSQL server: initdb into a private temp dir, Unix socket only (no TCP), fsync off.
+"""A throwaway PostgreSQL server: initdb into a private temp dir, Unix socket only (no TCP), fsync off;
+and a PgBouncer in transaction mode in front of it, as deployments put one between many SCF instances
+and one database.
 
-Used by the store tests (fixtures below; import them into a conftest) and by the benchmark. initdb
-refuses to run as root, so as root the server runs as the `postgres` system user.
+Used by the store tests (fixtures below; import them into a conftest) and by the benchmark. initdb and
+pgbouncer refuse to run as root, so as root they run as the `postgres` system user.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -28,6 +33,19 @@ SERVER_SETTINGS = {
     "max_connections": "200",  # 16 processes + 16 threads + pools, with room
     "shared_buffers": "32MB",
 }
+
+
+# Transaction mode with a pool far smaller than the clients (16 processes in the concurrency test):
+# every transaction may land on another server connection, as behind a busy production pooler.
+BOUNCER_SETTINGS = {
+    "pool_mode": "transaction",
+    "default_pool_size": "2",
+    "max_client_conn": "200",
+    "listen_port": "6432",  # the socket's name (.s.PGSQL.6432) in a private directory; no TCP listener
+    "auth_type": "trust",
+    "admin_users": "postgres",
+}
+PGBOUNCER_PATHS = ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
 
 
 def find_bin_dir() -> Path | None:
@@ -90,7 +108,7 @@ class PostgresServer:
     def drop_database(self, url: str) -> None:
         import psycopg
 
-        name = url.rsplit("/", maxsplit=1)[-1].split("?", maxsplit=1)[0]
+        name = database_name(url)
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -100,9 +118,90 @@ class PostgresServer:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+class PgBouncer:
+    """pgbouncer in the foreground, Unix socket only, forwarding every database name to `server`."""
+
+    def __init__(self, server: PostgresServer, binary: str) -> None:
+        self.server = server
+        self.dir = server.base / "bouncer"
+        self.dir.mkdir()
+        (self.dir / "users.txt").write_text(f'"{server.superuser}" ""\n')
+        settings = {**BOUNCER_SETTINGS, "unix_socket_dir": str(self.dir), "auth_file": str(self.dir / "users.txt"),
+                    "logfile": str(self.dir / "pgbouncer.log")}
+        (self.dir / "pgbouncer.ini").write_text(
+            f"[databases]\n* = host={server.base} port=5432\n[pgbouncer]\n"
+            + "".join(f"{name} = {value}\n" for name, value in settings.items()))
+        if server._run_as:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self.process = subprocess.Popen([*server._run_as, binary, str(self.dir / "pgbouncer.ini")],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def url(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.server.superuser}@/{dbname}?host={self.dir}&port={BOUNCER_SETTINGS['listen_port']}"
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                output = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                raise RuntimeError(f"pgbouncer exited: {output}")
+            try:
+                psycopg.connect(self.url(), connect_timeout=2, prepare_threshold=None).close()
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def show(self, what: str) -> list[dict[str, Any]]:
+        """The admin console's SHOW <what> (SHOW CONFIG, SHOW POOLS, …)."""
+        import psycopg
+        from psycopg.rows import dict_row
+
+        with psycopg.connect(self.url("pgbouncer"), autocommit=True, prepare_threshold=None,
+                             row_factory=dict_row) as conn:
+            return conn.execute(f"SHOW {what}").fetchall()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        if self.process.stderr:
+            self.process.stderr.close()
+
+
+def _missing(what: str, reason: str) -> None:
+    """Skip locally; fail under CI (CI=true), where a skip would hide a backend that was never tested."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI needs {what} for the store tests: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def start_bouncer(server: PostgresServer) -> PgBouncer:
+    binary = shutil.which("pgbouncer") or next((p for p in PGBOUNCER_PATHS if os.path.exists(p)), None)
+    if binary is None:
+        _missing("PgBouncer", "pgbouncer not found on PATH or in /usr/sbin (apt-get install pgbouncer)")
+    assert binary is not None
+    bouncer = PgBouncer(server, binary)
+    try:
+        bouncer.wait_ready()
+    except BaseException:
+        bouncer.stop()
+        raise
+    return bouncer
+
+
 def start_server() -> PostgresServer:
-    """Start a fresh server, or skip the test when PostgreSQL is not installed, but fail under CI
-    (CI=true), where a skip would hide that half of the store was never tested."""
+    """Start a fresh server, or skip the test when PostgreSQL is not installed (fail under CI)."""
     bin_dir = find_bin_dir()
     reason = None
     if bin_dir is None:
@@ -113,9 +212,7 @@ def start_server() -> PostgresServer:
         except KeyError:
             reason = "running as root and there is no 'postgres' user to run the server as"
     if reason is not None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"CI needs PostgreSQL for the store tests: {reason}", pytrace=False)
-        pytest.skip(reason)
+        _missing("PostgreSQL", reason)
     assert bin_dir is not None
     server = PostgresServer(bin_dir).init()
     try:
@@ -132,6 +229,14 @@ def postgres_server() -> Iterator[PostgresServer]:
     server = start_server()
     yield server
     server.destroy()
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(postgres_server: PostgresServer) -> Iterator[PgBouncer]:
+    """One transaction-mode PgBouncer in front of the session's server."""
+    bouncer = start_bouncer(postgres_server)
+    yield bouncer
+    bouncer.stop()
 
 
 @pytest.fixture

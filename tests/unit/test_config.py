@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import pickle
+from typing import Any
 
 import pytest
 
-from shared.config import ConfigError, Secret, load_callback_settings, load_sign_settings
+from shared.config import ConfigError, Secret, load_callback_settings, load_pull_settings, load_sign_settings, log_level
 from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV
 
 
@@ -163,3 +165,65 @@ def test_an_execution_roles_token_goes_only_with_the_roles_keys(env: dict[str, s
 
     api = load_vod_api_settings(env)
     assert (api.session_token.reveal() if api.session_token else None) == token
+
+
+SCF = {"TENCENTCLOUD_RUNENV": "SCF", "SCF_RUNTIME": "Python3.10", "SCF_FUNCTIONNAME": "vod-upload-dev-callback"}
+PULL_KEYS = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}
+
+
+@pytest.mark.parametrize("load", [
+    lambda env: load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", **env}),
+    lambda env: load_pull_settings({**PULL_KEYS, **env}),
+], ids=["callback", "events_pull"])
+@pytest.mark.parametrize(("env", "problem"), [
+    ({}, "got nothing"),
+    ({"DATABASE_URL": " "}, "got nothing"),
+    ({"DATABASE_URL": "sqlite:///tmp/vod.sqlite3"}, "got a sqlite: URL"),
+    ({"DATABASE_URL": "postgresql://vod@db/vod"}, None),
+])
+def test_inside_scf_the_store_is_postgresql(load: Any, env: dict[str, str], problem: str | None) -> None:
+    assert load(env).store.database_url.reveal()  # outside SCF, SQLite (the default) is fine
+    for marker in SCF.items():  # any one of SCF's own variables says where we are
+        scf_env = {**env, marker[0]: marker[1]}
+        if problem is None:
+            assert load(scf_env).store.database_url.reveal() == env["DATABASE_URL"]
+            continue
+        with pytest.raises(ConfigError) as caught:
+            load(scf_env)
+        assert caught.value.problems == [("DATABASE_URL", "must be a postgresql:// URL inside SCF (instance disks "
+                                                          f"are not durable; {problem})")]
+
+
+def test_unverified_callbacks_are_refused_inside_scf() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_callback_settings({"VOD_CALLBACK_INSECURE": "true", "DATABASE_URL": "postgresql://vod@db/vod", **SCF})
+    assert [name for name, _ in caught.value.problems] == ["VOD_CALLBACK_INSECURE"]
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "INFO"), ("", "INFO"), ("debug", "DEBUG"),
+                                                 (" Warning ", "WARNING"), ("ERROR", "ERROR"),
+                                                 ("verbose", None), ("CRITICAL", None), ("10", None)])
+def test_log_level_is_strict(value: str | None, expected: str | None) -> None:
+    env = {} if value is None else {"LOG_LEVEL": value}
+    if expected is not None:
+        assert log_level(env) == expected
+        return
+    with pytest.raises(ConfigError) as caught:
+        log_level(env)
+    assert caught.value.problems == [("LOG_LEVEL", f"must be one of DEBUG, INFO, WARNING, ERROR (got {value!r})")]
+
+
+def test_one_database_timeout_default_everywhere() -> None:
+    from shared.config import DEFAULT_DATABASE_TIMEOUT, StoreSettings, load_store_settings
+    from shared.store import open_store
+
+    assert load_store_settings({}).timeout_seconds == DEFAULT_DATABASE_TIMEOUT
+    assert StoreSettings(Secret("sqlite:///x")).timeout_seconds == DEFAULT_DATABASE_TIMEOUT
+    assert inspect.signature(open_store).parameters["timeout_seconds"].default == DEFAULT_DATABASE_TIMEOUT
+
+
+def test_the_callback_has_no_cors_settings() -> None:
+    """No browser calls VOD's callback: CORS variables (shared with the sign function) don't apply to it."""
+    settings = load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", "CORS_ALLOW_ORIGINS": "not an origin",
+                                       "CORS_ALLOW_CREDENTIALS": "maybe"})
+    assert (settings.http.cors_allow_origins, settings.http.cors_allow_credentials) == ((), False)

@@ -1,0 +1,66 @@
+"""Deploy fixtures: CPython 3.10 (SCF's runtime), another interpreter to build with, and the bundles that
+`scf deploy` would ship, made by running the deploy config's own build hook (`make build`)."""
+
+from __future__ import annotations
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.deploy import scf_framework
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "serverless.yml"
+
+
+def _required(what: str, reason: str) -> None:
+    """Skip locally; fail under CI (CI=true), where a skipped deploy test proves nothing."""
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI needs {what}: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def python310() -> str:
+    found = subprocess.run([str(ROOT / "scripts" / "find-python"), "3.10"], capture_output=True, text=True,
+                           check=False)
+    if found.returncode != 0:
+        _required("a CPython 3.10 (SCF's runtime)", found.stderr.strip())
+    return found.stdout.strip()
+
+
+def _version(python: str) -> tuple[int, int] | None:
+    probe = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
+                           text=True, check=False)
+    return tuple(map(int, probe.stdout.split())) if probe.returncode == 0 else None  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="session")
+def other_python() -> str:
+    """A CPython >= 3.11 to build with: what a developer's machine often has instead of 3.10."""
+    pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    candidates = [sys.executable, "/usr/bin/python3", *sorted(glob.glob(f"{pyenv}/versions/3.1[1-9]*/bin/python3")),
+                  "python3.13", "python3.12", "python3.11"]
+    for candidate in candidates:
+        version = _version(candidate)
+        if version is not None and version >= (3, 11):
+            return candidate
+    _required("a Python >= 3.11 besides 3.10", "none found to show that a non-3.10 build works")
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def uploaded() -> scf_framework.Files:
+    """What `scf deploy` uploads for serverless.yml: its hook (`make build`) runs first, as the CLI runs it."""
+    config = scf_framework.load_config(CONFIG)
+    return scf_framework.cli_upload(CONFIG, config["inputs"]["src"])
+
+
+@pytest.fixture(scope="session")
+def bundles(uploaded: scf_framework.Files) -> Path:
+    """build/, as the hook left it (requested after `uploaded`, so the build has run)."""
+    return ROOT / "build"

@@ -1,0 +1,156 @@
+"""Deploy bundles work on their own: unpacked into an empty directory, run by CPython 3.10 (SCF's runtime)
+with nothing else on sys.path, whatever interpreter built them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV
+from tests.deploy.bundle_runner import run_package
+from tests.deploy.scf_framework import directory_files
+from tests.scf import http_event, load_event
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _sign_event() -> dict[str, Any]:
+    import jwt
+
+    token = jwt.encode({"sub": "bundle-user", "exp": int(time.time()) + 300}, JWT_SECRET, algorithm="HS256")
+    return http_event("apigw", headers={"Authorization": f"Bearer {token}"})
+
+
+def _callback_event() -> dict[str, Any]:
+    expiry = int(time.time()) + 600
+    body = {**load_event("vod_new_file_upload"), "T": expiry,
+            "Sign": hashlib.md5(f"{CALLBACK_SIGN_KEY}{expiry}".encode()).hexdigest()}
+    return http_event("function_url", path="/vod-events", body=json.dumps(body))
+
+
+@dataclass(frozen=True)
+class Case:
+    function: str
+    env: dict[str, str]
+    event: Any = None  # builds the event to invoke with; None = import only
+    must_ship: tuple[str, ...] = ()
+    must_not_ship: tuple[str, ...] = ()
+    must_not_import: tuple[str, ...] = ()
+
+
+CASES = [
+    Case("sign", SIGN_ENV, _sign_event, must_ship=("jwt/__init__.py", "typing_extensions.py"),
+         must_not_ship=("tencentcloud/", "psycopg/", "cryptography/", "shared/store/", "shared/events.py"),
+         must_not_import=("tencentcloud", "qcloud_cos", "cryptography", "requests", "flask", "psycopg")),
+    Case("callback", {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": "sqlite:///events.sqlite3"},
+         _callback_event, must_ship=("psycopg/__init__.py", "shared/store/postgres.py"),
+         must_not_ship=("tencentcloud/", "jwt/", "shared/vod_api.py", "shared/auth.py"),
+         # the push path never loads the Tencent SDK, and SQLite users never load psycopg
+         must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg", "jwt")),
+    Case("events_pull", {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+                         "DATABASE_URL": "sqlite:///events.sqlite3"},
+         must_ship=("tencentcloud/vod/v20180717/vod_client.py", "tencentcloud/common/abstract_client.py"),
+         must_not_ship=("tencentcloud/cvm/", "qcloud_cos/", "jwt/", "bin/")),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.function)
+def test_bundle_runs_from_an_empty_directory_under_python_3_10(bundles: Path, python310: str, tmp_path: Path,
+                                                               case: Case) -> None:
+    archive = zipfile.ZipFile(bundles / f"{case.function}.zip")
+    names = archive.namelist()
+    assert "index.py" in names and "shared/http.py" in names
+    assert not [n for n in names if n.startswith(("tests/", "scripts/", "functions/", ".venv/", ".local/", "bin/"))]
+    # SCF's code directory is read-only: bytecode must ship, compiled for CPython 3.10.
+    assert "shared/__pycache__/http.cpython-310.pyc" in names
+    for wanted in case.must_ship:
+        assert wanted in names, wanted
+    for unwanted in case.must_not_ship:
+        assert not [n for n in names if n.startswith(unwanted)], unwanted
+
+    code = tmp_path / "code"
+    archive.extractall(code)
+    assert directory_files(code) == directory_files(bundles / case.function)  # the zip is the directory
+    event = case.event() if case.event else None
+    run = run_package(python310, code, case.env, event, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.report["version"][:2] == [3, 10]
+    assert not set(case.must_not_import) & set(run.report["modules"])
+    assert all(path.startswith(str(code)) for path in run.report["files"].values()), run.report["files"]
+    if event is not None:
+        assert run.report["result"]["statusCode"] == 200, run.report["result"]
+
+
+def test_a_build_by_another_python_is_the_same_bundle(bundles: Path, other_python: str, python310: str,
+                                                      tmp_path: Path) -> None:
+    # pip evaluates dependency markers for the interpreter that runs it: built naively on 3.11+, the sign
+    # bundle lacks typing_extensions and `import jwt` fails on SCF's 3.10. The build must not depend on it.
+    out = tmp_path / "out"
+    subprocess.run([other_python, str(ROOT / "scripts" / "build"), "sign", "--out", str(out)], check=True)
+    built, reference = directory_files(out / "sign"), directory_files(bundles / "sign")
+    assert sorted(built) == sorted(reference)
+    # Sources are byte-identical (marshal'd bytecode may differ in reference flags between runs).
+    assert {n: b for n, b in built.items() if not n.endswith(".pyc")} == \
+           {n: b for n, b in reference.items() if not n.endswith(".pyc")}
+    run = run_package(python310, out / "sign", SIGN_ENV, _sign_event(), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.report["result"]["statusCode"] == 200
+
+
+def test_a_build_without_python_3_10_fails_loudly(other_python: str, tmp_path: Path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "no-pyenv")}
+    result = subprocess.run([other_python, str(ROOT / "scripts" / "build"), "sign", "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, env=env, check=False)
+    assert result.returncode == 1
+    assert "built for SCF's CPython 3.10" in result.stderr and "no CPython 3.10 with pip found" in result.stderr
+    assert not (tmp_path / "out" / "sign").exists()
+
+
+def test_builds_are_repeatable(bundles: Path, tmp_path: Path) -> None:
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "build"), "sign", "--out", str(tmp_path)], check=True)
+    first, second = zipfile.ZipFile(bundles / "sign.zip"), zipfile.ZipFile(tmp_path / "sign.zip")
+    assert first.namelist() == second.namelist()
+    assert all(first.read(n) == second.read(n) for n in first.namelist() if not n.endswith(".pyc"))
+
+
+def test_no_bundle_names_a_path_of_the_build_machine(bundles: Path) -> None:
+    needles = [str(ROOT).encode(), b"/.venv/", b"/.pyenv/"]
+    for name in ("sign", "callback", "events_pull"):
+        for path, data in directory_files(bundles / name).items():
+            assert not [n for n in needles if n in data], f"{name}/{path}"
+
+
+def test_locked_requirements_match_the_projects_pins() -> None:
+    """requirements.in pins what pyproject.toml pins (the tests run against those versions), and the lock
+    is up to date with requirements.in."""
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    for source in sorted((ROOT / "functions").glob("*/requirements.in")):
+        locked = (source.parent / "requirements.txt").read_text().lower().replace("_", "-")
+        for line in source.read_text().splitlines():
+            if line.strip() and not line.startswith("#"):
+                assert f'"{line.strip()}"' in pyproject, f"{source}: {line} is not pinned so in pyproject.toml"
+                name, version = line.split("[")[0].split("==")[0], line.split("==")[1]
+                assert f"{name.lower()}=={version}" in locked, f"{source.parent.name}: lock lacks {line}"
+
+
+def test_an_unusable_jwt_key_fails_the_cold_start_not_every_request(bundles: Path, python310: str,
+                                                                    tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    public_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    env = {**SIGN_ENV, "AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": public_pem}
+    run = run_package(python310, bundles / "sign", env, cwd=tmp_path)
+    # RS256 needs `cryptography`, which the lean sign bundle leaves out unless asked for.
+    assert run.returncode != 0
+    assert "AUTH_JWT_ALGORITHMS: RS256 needs the `cryptography` package" in run.stderr

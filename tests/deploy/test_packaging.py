@@ -1,0 +1,226 @@
+"""The deploy configuration as the Serverless Cloud Framework really reads it (tests/deploy/scf_framework.py):
+each function's package is exactly its bundle, runs under CPython 3.10, and gets every setting it reads."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import localstack
+import pytest
+import yaml
+
+from shared.store import open_store
+from tests.conftest import CALLBACK_SIGN_KEY, LeakGuard
+from tests.deploy import scf_framework
+from tests.deploy.bundle_runner import run_package
+from tests.deploy.conftest import CONFIG, ROOT
+from tests.deploy.test_bundle import CASES, Case
+from tests.e2e.flow import sample_video, upload
+from tests.scf import load_event
+
+API_CONFIG = ROOT / "deploy" / "api-gateway" / "serverless.yml"
+FUNCTIONS = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "index.py").exists())
+# What SCF's runtime sets in every instance (besides the function's own variables).
+SCF_ENV = {"TENCENTCLOUD_RUNENV": "SCF", "SCF_RUNTIME": "Python3.10", "SCF_FUNCTIONNAME": "vod-upload-dev-x",
+           "SCF_FUNCTIONVERSION": "$LATEST", "SCF_NAMESPACE": "default", "TENCENTCLOUD_REGION": "ap-guangzhou"}
+PG_URL = "postgresql://vod@db.internal:5432/vod"  # never connected to: these runs only import or fail early
+# Read by a function but deliberately absent from the deploy config, and why.
+NOT_DEPLOYED = {
+    "TENCENTCLOUD_SECRET_ID": "local runs; SCF reserves TENCENTCLOUD_* (VOD_SECRET_ID is passed instead)",
+    "TENCENTCLOUD_SECRET_KEY": "local runs; SCF reserves TENCENTCLOUD_* (VOD_SECRET_KEY is passed instead)",
+    "TENCENTCLOUD_SECRETID": "set by SCF itself from the function's execution role",
+    "TENCENTCLOUD_SECRETKEY": "set by SCF itself from the function's execution role",
+    "TENCENTCLOUD_SESSIONTOKEN": "set by SCF itself from the function's execution role",
+    "TENCENTCLOUD_RUNENV": "set by SCF itself (tells the functions they run in SCF)",
+    "SCF_RUNTIME": "set by SCF itself",
+    "SCF_FUNCTIONNAME": "set by SCF itself",
+    "VOD_CALLBACK_INSECURE": "local development only; refused inside SCF",
+}
+# Environments each function is started with, to reach every branch that reads settings.
+VARIANTS: dict[str, list[dict[str, str]]] = {
+    "sign": [{"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "AUTH_JWT_SECRET": "s" * 32},
+             {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "AUTH_MODE": "gateway",
+              "AUTH_GATEWAY_SECRET": "g" * 16}],
+    "callback": [{"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": PG_URL}],
+    "events_pull": [{"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "DATABASE_URL": PG_URL},
+                    {"TENCENTCLOUD_SECRETID": "AKIDrole", "TENCENTCLOUD_SECRETKEY": "k" * 32,
+                     "TENCENTCLOUD_SESSIONTOKEN": "t", "DATABASE_URL": PG_URL}],
+}
+
+
+def functions_config() -> dict[str, Any]:
+    functions: dict[str, Any] = scf_framework.load_config(CONFIG)["inputs"]["functions"]
+    return functions
+
+
+def deployed_variables(function: str) -> dict[str, str]:
+    """The function's environment as written (before the deployer's values replace ${env:…})."""
+    variables: dict[str, str] = yaml.safe_load(CONFIG.read_text())["inputs"]["functions"][function]["environment"][
+        "variables"]
+    return variables
+
+
+def documented_settings() -> set[str]:
+    """Every name in a README table row's first cell (the settings and deploy tables)."""
+    names: set[str] = set()
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("| `"):
+            names.update(re.findall(r"`([A-Z][A-Z0-9_]+)`", line.split("|")[1]))
+    return names
+
+
+# --- packages ------------------------------------------------------------------------------------------
+
+def test_every_function_is_deployed_from_exactly_its_bundle(uploaded: scf_framework.Files, bundles: Path) -> None:
+    functions = functions_config()
+    assert sorted(functions) == FUNCTIONS
+    # Only the bundles are uploaded (not the repository, not the zipped copies)...
+    assert {name.split("/")[0] for name in uploaded} == set(FUNCTIONS)
+    for key, function in functions.items():
+        # ...and each function's package is its bundle, index.py with main_handler at the root.
+        package = scf_framework.function_package(uploaded, function["src"])
+        assert package == scf_framework.directory_files(bundles / key), key
+        assert function["handler"] == "index.main_handler"
+        assert re.search(rb"^def main_handler\(", package["index.py"], re.MULTILINE), key
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.event], ids=lambda c: c.function)
+def test_each_http_package_answers_under_python_3_10(uploaded: scf_framework.Files, python310: str, tmp_path: Path,
+                                                     case: Case) -> None:
+    code = write_package(uploaded, case.function, tmp_path / "code")
+    run = run_package(python310, code, case.env, case.event(), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.report["version"][:2] == [3, 10]
+    assert run.report["result"]["statusCode"] == 200, run.report["result"]
+
+
+def test_the_pull_package_drains_vod_under_python_3_10(uploaded: scf_framework.Files, python310: str,
+                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       leak_guard: LeakGuard) -> None:
+    # GIVEN an upload waiting in the (emulated) PULL queue
+    for name, value in localstack.dev_settings(tmp_path / "state").items():
+        monkeypatch.setenv(name, value)
+    stack = localstack.start_stack(tmp_path / "state", pull=True, long_poll_seconds=0.2)
+    try:
+        token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"], "erin")
+        committed = upload(stack.gateway.url, stack.emulator.url, token, sample_video(tmp_path / "v.mp4"), leak_guard)
+        # WHEN the deployed package runs on its timer, with a 12 s limit less the 11 s reserve
+        env = {name: os.environ[name] for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY",
+                                                   "VOD_SUB_APP_ID", "DATABASE_URL", "VOD_API_ENDPOINT")}
+        code = write_package(uploaded, "events_pull", tmp_path / "code")
+        run = run_package(python310, code, {**env, "VOD_PULL_RESERVE_SECONDS": "11"}, load_event("scf_timer"),
+                          cwd=tmp_path, context={"request_id": "timer", "time_limit_in_ms": 12_000})
+    finally:
+        stack.stop()
+    # THEN it recorded and confirmed the event with the SDK from its own package, on 3.10
+    assert run.returncode == 0, run.stderr
+    assert run.report["version"][:2] == [3, 10]
+    assert (run.report["result"]["recorded"], run.report["result"]["confirmed"]) == (1, 1)
+    assert run.report["files"]["tencentcloud"].startswith(str(code))
+    store = open_store(os.environ["DATABASE_URL"])
+    try:
+        record = store.upload(committed["fileId"])
+        assert record is not None and record.user_id == "erin"
+    finally:
+        store.close()
+
+
+def write_package(uploaded: scf_framework.Files, function: str, target: Path) -> Path:
+    for name, data in scf_framework.function_package(uploaded, functions_config()[function]["src"]).items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes(data)
+    return target
+
+
+# --- triggers ------------------------------------------------------------------------------------------
+
+def test_function_urls_for_the_http_functions_and_a_timer_for_pull() -> None:
+    triggers = scf_framework.load_config(CONFIG)["inputs"]["triggers"]
+    functions = functions_config()
+    assert all(t["function"] in functions for t in triggers)  # multi-scf: "Function x not in deploy list"
+    urls = {t["function"]: t["parameters"] for t in triggers if t["type"] == "http"}
+    assert sorted(urls) == ["callback", "sign"]
+    for parameters in urls.values():
+        # The toolkit's HttpTrigger defaults EnableExtranet to false: an unreachable URL unless set.
+        assert parameters["netConfig"] == {"enableIntranet": False, "enableExtranet": True}
+        assert parameters["authType"] == "NONE"  # the functions authenticate each request themselves
+    [timer] = [t for t in triggers if t["type"] == "timer"]
+    assert timer["function"] == "events_pull" and timer["parameters"]["enable"] is True
+    assert not [t for t in triggers if t["type"] == "apigw"]  # see deploy/api-gateway/serverless.yml
+
+
+@pytest.mark.parametrize(("function", "triggers"), [("sign", ["http"]), ("callback", ["http"]),
+                                                   ("events_pull", ["timer"])])
+def test_each_function_deploys_alone_with_its_own_triggers(uploaded: scf_framework.Files, bundles: Path,
+                                                           function: str, triggers: list[str]) -> None:
+    config = scf_framework.load_config(CONFIG)["inputs"]
+    kept = scf_framework.triggers_deployed_with(config["triggers"], function)
+    assert [t["type"] for t in kept] == triggers
+    package = scf_framework.function_package(uploaded, config["functions"][function]["src"])
+    assert package == scf_framework.directory_files(bundles / function)
+
+
+def test_the_api_gateway_routes_to_the_deployed_functions_with_integrated_responses() -> None:
+    api = scf_framework.load_config(API_CONFIG, stage="prod")["inputs"]
+    functions = scf_framework.load_config(CONFIG, stage="prod")["inputs"]["functions"]
+    names = {key: function["name"] for key, function in functions.items()}
+    routes = {(e["method"], e["path"]): e["function"] for e in api["endpoints"]}
+    assert routes.keys() == {("POST", "/signature"), ("OPTIONS", "/signature"), ("POST", "/vod-events")}
+    assert {route: f["functionName"] for route, f in routes.items()} == {
+        ("POST", "/signature"): names["sign"], ("OPTIONS", "/signature"): names["sign"],
+        ("POST", "/vod-events"): names["callback"]}
+    assert names["sign"] == "vod-upload-prod-sign"
+    # Without integrated responses the gateway would answer 200 whatever the function returns.
+    assert all(f["isIntegratedResponse"] is True for f in routes.values())
+    assert api["protocols"] == ["https"]
+    assert all(e["serviceTimeout"] > functions_config()["callback"]["timeout"] for e in api["endpoints"])
+
+
+# --- settings ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_setting_a_function_reads_is_deployed_and_documented(bundles: Path, python310: str, tmp_path: Path,
+                                                                  function: str) -> None:
+    deployed = set(deployed_variables(function))
+    read: set[str] = set()
+    for variant in VARIANTS[function]:
+        run = run_package(python310, bundles / function, {**SCF_ENV, **variant}, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        read |= set(run.report["reads"])
+    assert read - deployed - set(NOT_DEPLOYED) == set()
+    assert deployed - read == set()  # nothing passed that the function ignores
+    documented = documented_settings()
+    assert (read | deployed) - documented - {"TENCENTCLOUD_RUNENV", "SCF_RUNTIME", "SCF_FUNCTIONNAME"} == set()
+
+
+@pytest.mark.parametrize("config", [CONFIG, API_CONFIG], ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_deploy_time_variable_is_documented(config: Path) -> None:
+    assert scf_framework.env_sources(config) - documented_settings() == set()
+
+
+@pytest.mark.parametrize("function", ["callback", "events_pull"])
+@pytest.mark.parametrize(("database_url", "said"), [(None, "got nothing"), ("", "got nothing"),
+                                                    ("sqlite:///tmp/vod.sqlite3", "got a sqlite: URL")])
+def test_inside_scf_the_store_must_be_postgresql(bundles: Path, python310: str, tmp_path: Path, function: str,
+                                                 database_url: str | None, said: str) -> None:
+    env = {**SCF_ENV, **VARIANTS[function][0]}
+    env.pop("DATABASE_URL")
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    run = run_package(python310, bundles / function, env, cwd=tmp_path)
+    assert run.returncode != 0
+    assert "ConfigError" in run.stderr
+    assert re.search(rf"DATABASE_URL: must be a postgresql:// URL inside SCF .*{said}", run.stderr), run.stderr
+    # Locally (no SCF variables) the same setting is fine: SQLite is the default for development.
+    local = {k: v for k, v in env.items() if k not in SCF_ENV}
+    assert run_package(python310, bundles / function, local, cwd=tmp_path).returncode == 0
+
+
+def test_the_deploy_config_passes_references_never_values() -> None:
+    """Settings (secrets among them) come from the deployer's environment; none is written in the config."""
+    for function in FUNCTIONS:
+        for value in deployed_variables(function).values():
+            assert re.fullmatch(r"\$\{env:[A-Z0-9_]+\}", value), value
