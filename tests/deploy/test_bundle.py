@@ -107,7 +107,8 @@ def test_a_build_by_another_python_is_the_same_bundle(bundles: Path, other_pytho
 
 
 def test_a_build_without_python_3_10_fails_loudly(other_python: str, tmp_path: Path) -> None:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "no-pyenv")}
+    (tmp_path / "empty").mkdir()  # a PATH with no python3.10 on it, and no pyenv
+    env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "no-pyenv")}
     result = subprocess.run([other_python, str(ROOT / "scripts" / "build"), "sign", "--out", str(tmp_path / "out")],
                             capture_output=True, text=True, env=env, check=False)
     assert result.returncode == 1
