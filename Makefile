@@ -1,7 +1,9 @@
 # The two commands: `make serve` (local stack) and `make test` (everything CI checks).
+# The console commands (vod-serve, vod-upload, …) are installed into .venv/bin by `make setup`.
 PYTHON := $(shell scripts/find-python)
 VENV := .venv
 PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: setup serve test lint bench build demo clean
@@ -16,7 +18,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 serve: setup
-	$(PY) scripts/serve
+	$(BIN)/vod-serve $(ARGS)
 
 lint: setup
 	$(PY) -m ruff check .
@@ -26,10 +28,10 @@ test: lint
 	$(PY) -m pytest
 
 bench: setup
-	$(PY) scripts/bench
+	$(BIN)/vod-bench $(ARGS)
 
 demo: setup
-	$(PY) scripts/demo $(ARGS)
+	$(BIN)/vod-demo $(ARGS)
 
 build: setup
 	$(PY) scripts/build

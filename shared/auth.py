@@ -13,7 +13,7 @@ import jwt
 
 from shared.config import AuthSettings, ConfigError
 from shared.errors import Unauthorized
-from shared.http import Request
+from shared.http.model import Request
 
 REALM = "vod-upload"
 MAX_USER_ID = 200  # leaves room in sourceContext (250 chars) for the prefix and request id
@@ -22,7 +22,6 @@ MAX_USER_ID = 200  # leaves room in sourceContext (250 chars) for the prefix and
 @dataclass(frozen=True)
 class Principal:
     user_id: str
-    method: str
 
 
 def _challenge(error: str | None = None, description: str | None = None) -> dict[str, str]:
@@ -98,7 +97,7 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
 def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal:
     claims = _verified_claims(_bearer_token(request), settings)
     _check_times(claims, now, settings.jwt_leeway_seconds)  # the injected clock: tests are exact
-    return Principal(_user_id(claims.get("sub"), "sub"), "jwt")
+    return Principal(_user_id(claims.get("sub"), "sub"))
 
 
 def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
@@ -127,7 +126,7 @@ def _from_gateway(request: Request, settings: AuthSettings) -> Principal:
     if user is None:
         raise Unauthorized(f"gateway sent no {settings.gateway_user_header} header", code="missing_credentials",
                            headers=_challenge())
-    return Principal(_user_id(user, settings.gateway_user_header), "gateway")
+    return Principal(_user_id(user, settings.gateway_user_header))
 
 
 def check_key(settings: AuthSettings) -> None:
@@ -151,4 +150,4 @@ def authenticate(request: Request, settings: AuthSettings, now: Callable[[], flo
         return _from_jwt(request, settings, now())
     if settings.mode == "gateway":
         return _from_gateway(request, settings)
-    return Principal("anonymous", "none")
+    return Principal("anonymous")

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
-from shared.signing import MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
+from shared.logs import log_event
+from shared.vod_limits import MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
 
 log = logging.getLogger("vod.config")
 
@@ -311,7 +312,7 @@ def _read_auth(r: _Reader) -> AuthSettings:
     if mode == "gateway" and gateway_secret is None:
         r.problem("AUTH_GATEWAY_SECRET", "is required when AUTH_MODE=gateway")
     if mode == "none":
-        log.warning('{"event": "config.auth_disabled", "detail": "AUTH_MODE=none: every caller gets signatures"}')
+        log_event(log, logging.WARNING, "config.auth_disabled", detail="AUTH_MODE=none: every caller gets signatures")
     return AuthSettings(
         mode=mode,  # type: ignore[arg-type]
         jwt_key=key,
@@ -427,8 +428,8 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
     if sign_key is None and not insecure:
         r.problem("VOD_CALLBACK_SIGN_KEY", "is required (or set VOD_CALLBACK_INSECURE=true for local development)")
     if sign_key is None and insecure:
-        log.warning('{"event": "config.callback_unverified", '
-                    '"detail": "VOD_CALLBACK_INSECURE=true: events are not verified"}')
+        log_event(log, logging.WARNING, "config.callback_unverified",
+                  detail="VOD_CALLBACK_INSECURE=true: events are not verified")
     settings = CallbackSettings(
         sign_key=sign_key,
         insecure=insecure,

@@ -1,6 +1,58 @@
-"""The HTTP error family. `shared.http` turns these into the JSON error envelope, in one place."""
+"""Every error the functions raise, and the one place where they become HTTP answers.
+
+Domain errors say what went wrong in the domain's own terms and know nothing of HTTP, so the PULL
+function, which has no HTTP at all, handles them as they are. HttpError and its subclasses belong to
+the HTTP edge (a body that is not JSON, credentials, policy, methods). `as_http_error` turns either
+kind into the status and code an HTTP caller gets; `shared.http.serve` is its only caller.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+# --- domain -----------------------------------------------------------------------------------------
+
+
+class DomainError(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class MalformedEvent(DomainError):
+    """A body that is not a VOD event; `field` names the offending field (dotted path)."""
+
+    def __init__(self, field: str, why: str) -> None:
+        super().__init__(f"{field} {why}")
+        self.field = field
+
+
+class CallbackSignRejected(DomainError):
+    """A PUSH notification whose Sign/T does not prove it comes from VOD; `reason` is a stable code."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class StoreUnavailable(DomainError):
+    """The store could not be reached or did not commit; nothing was written. Retry later."""
+
+
+class SignatureParamError(DomainError, ValueError):
+    """An upload-signature parameter outside VOD's documented domain; `field` is its wire name."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UserIdTooLong(DomainError, ValueError):
+    """The user id does not fit in VOD's sourceContext."""
+
+
+# --- HTTP -------------------------------------------------------------------------------------------
 
 
 class HttpError(Exception):
@@ -32,11 +84,6 @@ class Forbidden(HttpError):
     code = "forbidden"
 
 
-class NotFound(HttpError):
-    status = 404
-    code = "not_found"
-
-
 class MethodNotAllowed(HttpError):
     status = 405
     code = "method_not_allowed"
@@ -57,3 +104,22 @@ class ServiceUnavailable(HttpError):
 
     status = 503
     code = "service_unavailable"
+
+
+_DOMAIN_ANSWERS: dict[type[DomainError], Callable[[Any], HttpError]] = {
+    MalformedEvent: lambda e: BadRequest(e.message, code="malformed_event"),
+    CallbackSignRejected: lambda e: Unauthorized(e.message, code=e.reason),
+    # VOD retries anything but a 200; the cause stays in the log (it may name the database host).
+    StoreUnavailable: lambda e: ServiceUnavailable("the event store is unavailable; retry later",
+                                                   code="store_unavailable"),
+    SignatureParamError: lambda e: BadRequest(e.message, code="invalid_field"),
+    UserIdTooLong: lambda e: Forbidden(e.message, code="user_id_too_long"),
+}
+
+
+def as_http_error(error: Exception) -> HttpError | None:
+    """The HTTP answer for an error, or None for an unexpected one (a 500 that says nothing)."""
+    if isinstance(error, HttpError):
+        return error
+    answer = _DOMAIN_ANSWERS.get(type(error)) if isinstance(error, DomainError) else None
+    return answer(error) if answer is not None else None

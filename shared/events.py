@@ -1,4 +1,8 @@
-"""VOD v3 event notifications (REFERENCE §3): verified, parsed at the edge, keyed for deduplication.
+"""VOD v3 event notifications: verified, parsed at the edge, keyed for deduplication. The events:
+NewFileUpload (https://cloud.tencent.com/document/product/266/7830), ProcedureStateChanged
+(https://cloud.tencent.com/document/product/266/9636), FileDeleted
+(https://cloud.tencent.com/document/product/266/13434); the notification modes (普通回调, 可靠回调):
+https://www.tencentcloud.com/document/product/266/33948.
 
 Only the fields this bundle uses are read, and each is type-checked: a wrong type is a 400 naming
 the field. Absent (or null) fields are fine because VOD omits nulls; unknown fields and unknown
@@ -14,26 +18,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from shared.errors import BadRequest, Unauthorized
+from shared.errors import CallbackSignRejected, MalformedEvent
 
 JsonObject = Mapping[str, Any]
 T = TypeVar("T")
 
-# Transport fields: they authenticate one delivery, they are not part of the event. They are left
-# out of the dedupe key (VOD re-signs every retry) and out of the stored payload (Sign + T would
-# let anyone who reads the database brute-force a short SignKey offline).
-TRANSPORT_FIELDS = ("Sign", "T")
-_NOT_IN_KEY = (*TRANSPORT_FIELDS, "EventHandle")
-
-
-class MalformedEvent(BadRequest):
-    """A body that is not a VOD event; `field` names the offending field (dotted path)."""
-
-    code = "malformed_event"
-
-    def __init__(self, field: str, why: str) -> None:
-        super().__init__(f"{field} {why}")
-        self.field = field
+# Per-delivery fields: they authenticate or acknowledge one delivery, they are not part of the event.
+# They are left out of the dedupe key (VOD re-signs every retry and hands a PULL redelivery a new
+# EventHandle) and out of the stored event (Sign + T would let anyone who reads the database
+# brute-force a short SignKey offline).
+DELIVERY_FIELDS = ("Sign", "T", "EventHandle")
 
 
 @dataclass(frozen=True)
@@ -288,26 +282,33 @@ def _depth(value: object) -> int:
     return deepest
 
 
-def canonical_json(payload: JsonObject) -> str:
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+# Sorted keys, no spaces, ASCII only: one text per event whatever the sender's key order, and one that
+# any store can hold as it is.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-def dedupe_key(payload: JsonObject) -> str:
-    """SHA-256 of the canonical JSON of the event without its per-delivery fields (Sign, T and
-    EventHandle), so every delivery of one notification gets one key: a PUSH retry, a PULL
-    redelivery (VOD hands out a new EventHandle each time: it is a receipt for confirming, not the
-    event's identity), and the same event arriving by PUSH and by PULL."""
-    event = {k: v for k, v in payload.items() if k not in _NOT_IN_KEY}
-    return hashlib.sha256(canonical_json(event).encode("utf-8", "surrogatepass")).hexdigest()
+@dataclass(frozen=True)
+class StoredEvent:
+    """The event as it is stored (canonical JSON without the per-delivery fields) and its dedupe key,
+    the SHA-256 of exactly that text. Every delivery of one notification gets one key: a PUSH retry, a
+    PULL redelivery, and the same event arriving by PUSH and by PULL."""
+
+    key: str
+    text: str
+
+
+def stored_form(payload: JsonObject) -> StoredEvent:
+    text = _CANONICAL.encode({k: v for k, v in payload.items() if k not in DELIVERY_FIELDS})
+    return StoredEvent(hashlib.sha256(text.encode("ascii")).hexdigest(), text)
 
 
 def expected_sign(sign_key: str, t: int) -> str:
-    """Sign = lowercase hex MD5(SignKey + str(T)) (REFERENCE §3). MD5 is VOD's choice, not ours."""
+    """Sign = lowercase hex MD5(SignKey + str(T)), VOD's signature of a PUSH delivery (MD5 is VOD's choice)."""
     return hashlib.md5((sign_key + str(t)).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-def _unauthorized(code: str, message: str) -> Unauthorized:
-    return Unauthorized(message, code=code)
+def _unauthorized(code: str, message: str) -> CallbackSignRejected:
+    return CallbackSignRejected(code, message)
 
 
 def verify_callback_sign(payload: JsonObject, sign_key: str, now: float, max_ahead: int) -> None:

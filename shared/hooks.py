@@ -16,14 +16,15 @@ covers them) and idempotent, so that re-running one by hand for a pending event 
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.config import ConfigError
+from shared.errors import StoreUnavailable
 from shared.events import VodEvent
-from shared.store import EventStore, StoreUnavailable, UploadRecord
+from shared.logs import log_event
+from shared.store import EventStore, UploadRecord
 
 log = logging.getLogger("vod.hooks")
 
@@ -70,11 +71,11 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
         hook(committed)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
-        log.exception(json.dumps({"event": "hook.failed", "dedupe_key": committed.dedupe_key,
-                                  "event_type": committed.event.event_type}))
+        log_event(log, logging.ERROR, "hook.failed", error=exc, dedupe_key=committed.dedupe_key,
+                  event_type=committed.event.event_type)
     try:
         store.record_hook_result(committed.dedupe_key, error)
     except StoreUnavailable as store_error:  # the event itself is safe; its row just stays "pending"
-        log.error(json.dumps({"event": "hook.result_not_recorded", "dedupe_key": committed.dedupe_key,
-                              "error": str(store_error)}))
+        log_event(log, logging.ERROR, "hook.result_not_recorded", dedupe_key=committed.dedupe_key,
+                  store_error=store_error.message)
     return error

@@ -8,16 +8,17 @@ This module never imports the Tencent SDK: the queue is anything with `pull` and
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.callback_service import ingest_event
-from shared.events import MalformedEvent, without_nulls
+from shared.errors import MalformedEvent, StoreUnavailable
+from shared.events import without_nulls
 from shared.hooks import AfterCommit, no_hook
-from shared.store import EventStore, StoreUnavailable
+from shared.ingest import ingest_event
+from shared.logs import REQUEST_ID, log_event
+from shared.store import EventStore
 
 log = logging.getLogger("vod.pull")
 
@@ -63,10 +64,10 @@ def _store_batch(events: list[dict[str, Any]], store: EventStore, tally: _Tally,
             result = ingest_event(store, payload, received_at=now, after_commit=after_commit)
         except MalformedEvent as exc:
             tally.unreadable += 1
-            log.error(json.dumps({"event": "pull.unreadable_event", "event_handle": handle, "error": exc.message}))
+            log_event(log, logging.ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message)
             continue
         except StoreUnavailable as exc:
-            log.warning(json.dumps({"event": "store.unavailable", "error": str(exc)}))
+            log_event(log, logging.WARNING, "store.unavailable", store_error=exc.message)
             return handles, True
         tally.duplicates += result.duplicate
         tally.recorded += not result.duplicate
@@ -76,7 +77,7 @@ def _store_batch(events: list[dict[str, Any]], store: EventStore, tally: _Tally,
 
 
 def _queue_failed(call: str, exc: Exception) -> str:
-    log.error(json.dumps({"event": f"pull.{call}_failed", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}))
+    log_event(log, logging.ERROR, f"pull.{call}_failed", error_detail=f"{type(exc).__name__}: {str(exc)[:300]}")
     return "queue_error"
 
 
@@ -95,9 +96,21 @@ def drain(
     reserve_seconds: float,
     after_commit: AfterCommit = no_hook,
     stop_when_empty: bool = False,
+    run_id: str | None = None,
 ) -> DrainReport:
     """Pull, store and confirm until `reserve_seconds` before `deadline` (or the queue is empty,
-    when `stop_when_empty`). Stops early, confirming what was committed, when the store fails."""
+    when `stop_when_empty`). Stops early, confirming what was committed, when the store fails.
+    `run_id` (the invocation's request id) is on every log line of the run."""
+    token = REQUEST_ID.set(run_id) if run_id is not None else None
+    try:
+        return _drain(queue, store, deadline, clock, reserve_seconds, after_commit, stop_when_empty)
+    finally:
+        if token is not None:
+            REQUEST_ID.reset(token)
+
+
+def _drain(queue: EventQueue, store: EventStore, deadline: float, clock: Callable[[], float],
+           reserve_seconds: float, after_commit: AfterCommit, stop_when_empty: bool) -> DrainReport:
     tally, rounds, stopped = _Tally(), 0, "deadline"
     while clock() + reserve_seconds <= deadline:
         try:
@@ -122,5 +135,5 @@ def drain(
             stopped = "store_unavailable"
             break
     report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
-    log.info(json.dumps({"event": "pull.drained", **vars(report)}))
+    log_event(log, logging.INFO, "pull.drained", **vars(report))
     return report

@@ -12,8 +12,10 @@ from shared import source_context
 from shared.auth import authenticate, check_key
 from shared.config import SigningPolicy, SignSettings
 from shared.errors import BadRequest, Forbidden
-from shared.http import Endpoint, Request, Response, json_object
-from shared.signing import MAX_SESSION_CONTEXT, SignatureParamError, SignatureParams, build_signature
+from shared.http.body import json_object
+from shared.http.model import Endpoint, Request, Response
+from shared.signing import SignatureParams, build_signature
+from shared.vod_limits import MAX_SESSION_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -83,14 +85,8 @@ def signature_params(
     now: float,
     random_u32: int,
 ) -> SignatureParams:
-    try:
-        context = source_context.encode(user_id, request_id)
-    except source_context.UserIdTooLong as exc:
-        raise Forbidden(str(exc), code="user_id_too_long") from None
-    try:
-        return _params(request, policy, context, now, random_u32)
-    except SignatureParamError as exc:  # e.g. a sessionContext VOD could not carry
-        raise BadRequest(str(exc), code="invalid_field") from None
+    # UserIdTooLong, SignatureParamError (e.g. a sessionContext VOD could not carry): shared.errors maps them.
+    return _params(request, policy, source_context.encode(user_id, request_id), now, random_u32)
 
 
 def _params(request: SignatureRequest, policy: SigningPolicy, context: str, now: float,

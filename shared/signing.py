@@ -1,62 +1,28 @@
-"""VOD client-upload signatures (REFERENCE §1): build, decode and verify.
+"""VOD client-upload signatures, built as VOD documents them (客户端上传签名,
+https://cloud.tencent.com/document/product/266/9221).
 
-signature = Base64(HMAC-SHA1(SecretKey, original) || original), where `original` is a
-URL query string. Stdlib only: this module is on the signature function's hot path.
+signature = Base64(HMAC-SHA1(SecretKey, original) || original), where `original` is a URL query
+string. Only building lives here: what checks signatures (VOD, or the emulator standing in for it in
+tests) is written separately, so that a mistake cannot hide by being made on both sides. Stdlib only:
+this module is on the signature function's hot path.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import re
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote_plus
+from urllib.parse import quote_plus
 
-MAX_VALIDITY_SECONDS = 90 * 24 * 3600
-MAX_SOURCE_CONTEXT = 250
-MAX_SESSION_CONTEXT = 1000
-TASK_NOTIFY_MODES = ("Finish", "Change", "None")
-_MAC_SIZE = 20
+from shared.errors import SignatureParamError
+from shared.vod_limits import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT, MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
+
 _UINT32_MAX = 2**32 - 1
 _INT_LIMIT = 2**63 - 1
-
-
-class SignatureError(ValueError):
-    """A signature (or a parameter for one) is not acceptable; `reason` is a stable code."""
-
-    reason = "invalid"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class SignatureParamError(SignatureError):
-    reason = "bad_parameter"
-
-
-class SignatureMalformed(SignatureError):
-    reason = "malformed"
-
-
-class SignatureMismatch(SignatureError):
-    reason = "mismatch"
-
-
-class SignatureExpired(SignatureError):
-    reason = "expired"
-
-
-class SignatureNotYetValid(SignatureError):
-    reason = "not_yet_valid"
-
-
-class UnknownSecretId(SignatureError):
-    reason = "unknown_secret_id"
 
 
 @dataclass(frozen=True)
@@ -97,8 +63,6 @@ WIRE_NAMES: dict[str, str] = {
     "vod_sub_app_id": "vodSubAppId",
     "storage_region": "storageRegion",
 }
-_FIELD_BY_WIRE = {wire: name for name, wire in WIRE_NAMES.items()}
-_INT_FIELDS = {"current_time_stamp", "expire_time", "random", "class_id", "task_priority", "vod_sub_app_id"}
 
 
 def _fail(name: str, why: str) -> SignatureParamError:
@@ -213,85 +177,3 @@ def _mac(secret_key: str, original: bytes) -> bytes:
 def build_signature(params: SignatureParams, secret_key: str) -> str:
     original = to_query(params).encode("utf-8")
     return base64.b64encode(_mac(secret_key, original) + original).decode("ascii")
-
-
-def _parse_int(name: str, text: str) -> int:
-    # Only plain decimal integers: VOD's own parser would not take "1e3" or " 7".
-    body = text[1:] if text[:1] == "-" else text
-    if not body.isdigit() or not body.isascii() or len(body) > 19:
-        raise SignatureMalformed(f"{WIRE_NAMES[name]}: not an integer", field=WIRE_NAMES[name])
-    return int(text)
-
-
-def _params_from_query(original: str) -> SignatureParams:
-    try:
-        pairs = parse_qsl(original, keep_blank_values=True, strict_parsing=True, errors="strict")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise SignatureMalformed("signed text is not a query string") from exc
-    values: dict[str, object] = {}
-    for wire, text in pairs:
-        name = _FIELD_BY_WIRE.get(wire)
-        if name is None:
-            continue  # VOD ignores parameters it does not know
-        if name in values:
-            raise SignatureMalformed(f"{wire}: given twice", field=wire)
-        if name in _INT_FIELDS:
-            values[name] = _parse_int(name, text)
-        elif name == "one_time_valid":
-            if text not in ("0", "1"):
-                raise SignatureMalformed("oneTimeValid: must be 0 or 1", field=wire)
-            values[name] = text == "1"
-        else:
-            values[name] = text
-    for required in ("secret_id", "current_time_stamp", "expire_time", "random"):
-        if required not in values:
-            raise SignatureMalformed(f"{WIRE_NAMES[required]}: missing", field=WIRE_NAMES[required])
-    return SignatureParams(**values)  # type: ignore[arg-type]
-
-
-@dataclass(frozen=True)
-class DecodedSignature:
-    params: SignatureParams
-    mac: bytes
-    original: bytes
-
-    def __repr__(self) -> str:  # a signature is a bearer credential: keep it out of logs
-        return f"DecodedSignature(secret_id={self.params.secret_id!r}, expire_time={self.params.expire_time})"
-
-
-def decode_signature(signature: str) -> DecodedSignature:
-    """Split a signature into MAC and parameters without checking the MAC."""
-    try:
-        raw = base64.b64decode(signature.encode("ascii"), validate=True)
-    except (binascii.Error, UnicodeEncodeError, AttributeError) as exc:
-        raise SignatureMalformed("not standard Base64") from exc
-    if len(raw) <= _MAC_SIZE:
-        raise SignatureMalformed("too short")
-    mac, original = raw[:_MAC_SIZE], raw[_MAC_SIZE:]
-    try:
-        text = original.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise SignatureMalformed("signed text is not UTF-8") from exc
-    return DecodedSignature(_params_from_query(text), mac, original)
-
-
-def verify_signature(
-    signature: str,
-    secret_keys: Mapping[str, str],
-    *,
-    now: float,
-    max_clock_skew: int = 0,
-) -> SignatureParams:
-    """Check a signature as VOD does: known secretId, HMAC (constant time), time window, domains."""
-    decoded = decode_signature(signature)
-    params = decoded.params
-    secret_key = secret_keys.get(params.secret_id)
-    if secret_key is None:
-        raise UnknownSecretId("secretId is not known")
-    if not hmac.compare_digest(decoded.mac, _mac(secret_key, decoded.original)):
-        raise SignatureMismatch("HMAC does not match")
-    if params.current_time_stamp > now + max_clock_skew:
-        raise SignatureNotYetValid("currentTimeStamp is in the future")
-    if params.expire_time <= now:
-        raise SignatureExpired("signature has expired")
-    return params

@@ -10,15 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from shared.signing import MAX_SOURCE_CONTEXT
+from shared.errors import UserIdTooLong
+from shared.vod_limits import MAX_SOURCE_CONTEXT
 
 PREFIX = "u1"
 _REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 MAX_REQUEST_ID = 40
-
-
-class UserIdTooLong(ValueError):
-    pass
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +22,12 @@ SIGN_ENV = {
     "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
     "AUTH_JWT_SECRET": JWT_SECRET,
 }
+
+
+def command(name: str) -> str:
+    """One of the project's console scripts (vod-upload, …), as `make setup` installed it: beside the
+    interpreter running the tests, so the tests run exactly what a user runs."""
+    return str(Path(sys.executable).parent / name)
 
 
 class LeakGuard:

@@ -5,7 +5,7 @@ from typing import Any
 from shared.callback_service import make_callback_endpoint
 from shared.config import load_callback_settings, log_level
 from shared.hooks import load_hook
-from shared.http import serve
+from shared.http.serve import serve
 from shared.logs import setup_logging
 from shared.store import open_store
 

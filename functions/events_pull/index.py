@@ -5,7 +5,7 @@ from typing import Any
 
 from shared.config import load_pull_settings, log_level
 from shared.hooks import load_hook
-from shared.logs import setup_logging
+from shared.logs import invocation_id, setup_logging
 from shared.pull_service import drain, time_limit_seconds
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
@@ -20,5 +20,5 @@ AFTER_COMMIT = load_hook(SETTINGS.after_commit_hook)
 def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     deadline = time.time() + time_limit_seconds(context, SETTINGS.budget_seconds)
     report = drain(QUEUE, STORE, deadline=deadline, clock=time.time, reserve_seconds=SETTINGS.reserve_seconds,
-                   after_commit=AFTER_COMMIT)
+                   after_commit=AFTER_COMMIT, run_id=invocation_id(context))
     return vars(report)

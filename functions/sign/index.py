@@ -3,7 +3,7 @@
 from typing import Any
 
 from shared.config import load_sign_settings, log_level
-from shared.http import serve
+from shared.http.serve import serve
 from shared.logs import setup_logging
 from shared.sign_service import make_sign_endpoint
 

@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.signing import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT
+from vodemu.signature import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT
 from vodemu.state import UploadOptions
 
 

@@ -1,6 +1,6 @@
 """The COS object API of the emulator, as a WSGI app that the real `cos-python-sdk-v5` can talk to.
 
-Requests arrive as the SDK sends them in IP/Port mode (shared/COS-TC3.md): `http://IP:Port/<key>` with
+Requests arrive as the SDK sends them in IP/Port mode (qcloud_cos/cos_client.py): `http://IP:Port/<key>` with
 `Host: <bucket>.cos.<region>.myqcloud.com`. Each must be signed with a temporary credential from the
 `CredentialRegistry` for the Host's bucket, and may only touch that credential's keys. Every refusal is
 a `CosError`, turned into COS's XML error shape in exactly one place (`_error_response`).

@@ -1,4 +1,5 @@
-"""Verification of COS `q-sign-algorithm=sha1` request signatures (shared/COS-TC3.md, "COS request signature").
+"""Verification of COS `q-sign-algorithm=sha1` request signatures (请求签名,
+https://cloud.tencent.com/document/api/436/7778), as cos-python-sdk-v5 makes them (qcloud_cos/cos_auth.py).
 
 The server side of what `qcloud_cos.cos_auth.CosS3Auth` computes: rebuild HttpString from the request as
 received, derive SignKey from the credential's SecretKey, and compare. Every failure is its own exception

@@ -1,8 +1,10 @@
-"""v3 event notifications as VOD writes them (REFERENCE §3), and which of them an upload produces.
+"""v3 event notifications as VOD writes them, and which of them an upload produces: NewFileUpload
+(https://cloud.tencent.com/document/product/266/7830), ProcedureStateChanged
+(https://cloud.tencent.com/document/product/266/9636), FileDeleted
+(https://cloud.tencent.com/document/product/266/13434).
 
-Events are plain dicts with null fields left out, as VOD does (shared.events.without_nulls, the same
-rule the receiving side applies). The emulator does not transcode: a procedure "finishes" at once, and
-its Transcode result points at the original media URL.
+Events are plain dicts with null fields left out, as VOD's PUSH deliveries are. The emulator does not
+transcode: a procedure "finishes" at once, and its Transcode result points at the original media URL.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.events import without_nulls
 from vodemu.state import PULL, PUSH, EventConfig, MediaFile, UploadOptions
 
 NEVER_EXPIRES = "9999-12-31T23:59:59Z"
@@ -63,7 +64,14 @@ def iso_time(timestamp: float) -> str:
 
 
 def _compact(fields: dict[str, Any]) -> dict[str, Any]:
-    compacted: dict[str, Any] = without_nulls(fields)
+    """The fields without the null ones, at every depth."""
+
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if v is not None}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+
+    compacted: dict[str, Any] = strip(fields)
     return compacted
 
 
@@ -200,7 +208,7 @@ def upload_events(media: MediaFile, config: EventConfig, url_for: UrlFor) -> lis
 
 
 def push_signature(sign_key: str, expires_at: int) -> str:
-    """Sign = lowercase hex MD5(SignKey + str(T)) (REFERENCE §3)."""
+    """Sign = lowercase hex MD5(SignKey + str(T)), with T the delivery's expiry (VOD's event signature)."""
     return hashlib.md5((sign_key + str(expires_at)).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 

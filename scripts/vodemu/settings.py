@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# REFERENCE §1: the storage regions VOD documents for `storageRegion`.
+# The storage regions VOD documents for `storageRegion` (https://cloud.tencent.com/document/product/266/9221).
 DOCUMENTED_REGIONS = (
     "ap-guangzhou",
     "ap-chongqing",
@@ -28,7 +28,8 @@ class EmulatorSettings:
     default_region: str = "ap-guangzhou"
     regions: tuple[str, ...] = DOCUMENTED_REGIONS
     credential_ttl_seconds: int = 3600  # tempCertificate lifetime
-    session_ttl_seconds: int = 24 * 3600  # resume window of a vodSessionKey (REFERENCE §2)
+    # Resume window of an upload session, "断点续传的有效时间为1天" (https://cloud.tencent.com/document/product/266/9219).
+    session_ttl_seconds: int = 24 * 3600
     signature_clock_skew: int = 60  # how far currentTimeStamp may run ahead of the emulator's clock
     tc3_tolerance_seconds: int = 300
     long_poll_seconds: float = 5.0  # PullEvents wait, in real seconds

@@ -1,4 +1,5 @@
-"""TC3-HMAC-SHA256 verification for the emulated cloud API, exactly as the SDKs sign (COS-TC3.md).
+"""TC3-HMAC-SHA256 verification for the emulated cloud API, exactly as the SDKs sign (签名方法 v3,
+https://www.tencentcloud.com/document/api/266/34114; tencentcloud-sdk-python-common's abstract_client.py).
 
 The signature covers the raw body bytes and the headers *as sent*, so nothing here re-serialises
 or normalises: the caller passes what came off the wire.

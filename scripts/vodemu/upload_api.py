@@ -1,14 +1,14 @@
 """The client upload API: `POST /v3/index.php?Action=PrepareUploadUGC|ApplyUploadUGC|CommitUploadUGC`.
 
-JSON in, `{code, message, data}` out, HTTP 200 even for refusals (REFERENCE §2). Every call carries an
-upload signature, verified with shared.signing exactly as VOD does. Refusal codes are the emulator's own
-(VOD does not publish its table); each cause has its own code and a message that names it, see `Code`.
+JSON in, `{code, message, data}` out, HTTP 200 even for refusals, as vod-js-sdk-v6 expects (Web 端上传 SDK,
+https://cloud.tencent.com/document/product/266/9239). Every call carries an upload signature, checked by
+the emulator's own verifier (vodemu.signature). Refusal codes are the emulator's own (VOD does not
+publish its table); each cause has its own code and a message that names it, see `Code`.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 import logging
 import secrets
@@ -18,19 +18,8 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from shared.signing import (
-    SignatureError,
-    SignatureExpired,
-    SignatureMalformed,
-    SignatureMismatch,
-    SignatureNotYetValid,
-    SignatureParamError,
-    SignatureParams,
-    UnknownSecretId,
-    decode_signature,
-    verify_signature,
-)
 from vodemu.settings import EmulatorSettings
+from vodemu.signature import Refused, SignatureRefused, UploadSignature, verify
 from vodemu.state import EmulatorState, FileSpec, UploadOptions
 from vodemu.uploads import Applied, Committed, NewFile, UploadError, UploadErrorKind, UploadService
 from vodemu.wsgi import BodyTooLarge, WSGIApplication, guarded, json_response, read_body
@@ -68,12 +57,14 @@ class Code(enum.IntEnum):
     INTERNAL = 10500  # answered with HTTP 500
 
 
-_SIGNATURE_CODES: dict[type[SignatureError], Code] = {
-    SignatureMalformed: Code.SIGNATURE_MALFORMED,
-    UnknownSecretId: Code.UNKNOWN_SECRET_ID,
-    SignatureMismatch: Code.SIGNATURE_MISMATCH,
-    SignatureExpired: Code.SIGNATURE_EXPIRED,
-    SignatureNotYetValid: Code.SIGNATURE_NOT_YET_VALID,
+_SIGNATURE_CODES = {
+    Refused.MALFORMED: Code.SIGNATURE_MALFORMED,
+    Refused.BAD_PARAMETER: Code.SIGNATURE_BAD_PARAMETER,
+    Refused.VALIDITY: Code.SIGNATURE_VALIDITY,
+    Refused.UNKNOWN_SECRET_ID: Code.UNKNOWN_SECRET_ID,
+    Refused.MISMATCH: Code.SIGNATURE_MISMATCH,
+    Refused.EXPIRED: Code.SIGNATURE_EXPIRED,
+    Refused.NOT_YET_VALID: Code.SIGNATURE_NOT_YET_VALID,
 }
 _UPLOAD_CODES = {kind: Code[kind.name] for kind in UploadErrorKind}
 
@@ -83,12 +74,6 @@ class Refusal(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-def _signature_code(error: SignatureError) -> Code:
-    if isinstance(error, SignatureParamError):
-        return Code.SIGNATURE_VALIDITY if error.field == "expireTime" else Code.SIGNATURE_BAD_PARAMETER
-    return _SIGNATURE_CODES.get(type(error), Code.SIGNATURE_MALFORMED)
 
 
 # -- request fields -----------------------------------------------------------------------------
@@ -176,7 +161,7 @@ class UploadApi:
             raise Refusal(Code.BAD_REQUEST, "the body must be a JSON object")
         return body
 
-    def _authenticate(self, body: dict[str, Any]) -> SignatureParams:
+    def _authenticate(self, body: dict[str, Any]) -> UploadSignature:
         signature = body.get("signature")
         if not signature:
             raise Refusal(Code.SIGNATURE_MISSING, "signature: required")
@@ -184,39 +169,35 @@ class UploadApi:
             raise Refusal(Code.SIGNATURE_MALFORMED, "signature: must be a string")
         now = self.clock()
         try:
-            params = verify_signature(
-                signature, self.settings.secret_keys, now=now, max_clock_skew=self.settings.signature_clock_skew
-            )
-        except SignatureError as exc:
-            raise Refusal(_signature_code(exc), f"signature: {exc}") from exc
+            skew = self.settings.signature_clock_skew
+            params = verify(signature, self.settings.secret_keys, now=now, clock_skew=skew)
+        except SignatureRefused as exc:
+            raise Refusal(_SIGNATURE_CODES[exc.kind], f"signature: {exc}") from exc
         self._check_sub_app(params)
-        if params.one_time_valid:
-            decoded = decode_signature(signature)
-            # Hash the decoded bytes: several Base64 spellings decode to the same signature.
-            digest = hashlib.sha256(decoded.mac + decoded.original).hexdigest()
-            if not self.state.consume_signature(digest, params.expire_time, now):
-                raise Refusal(Code.SIGNATURE_REUSED, "signature: oneTimeValid=1 and it was used already")
+        if params.one_time and not self.state.consume_signature(params.digest, params.expire_time, now):
+            raise Refusal(Code.SIGNATURE_REUSED, "signature: oneTimeValid=1 and it was used already")
         return params
 
-    def _check_sub_app(self, params: SignatureParams) -> None:
+    def _check_sub_app(self, params: UploadSignature) -> None:
         expected = self.settings.sub_app_id
-        if params.vod_sub_app_id == expected:
+        given = params.number("vodSubAppId")
+        if given == expected:
             return
-        if params.vod_sub_app_id is None:
+        if given is None:
             raise Refusal(Code.SUB_APP_ID_MISSING, f"signature: vodSubAppId is required (this app is {expected})")
         raise Refusal(
             Code.SUB_APP_ID_WRONG,
-            f"signature: vodSubAppId {params.vod_sub_app_id} is not this application"
+            f"signature: vodSubAppId {given} is not this application"
             + (f" ({expected})" if expected is not None else " (the primary app takes no vodSubAppId)"),
         )
 
     # -- actions -------------------------------------------------------------------------------
 
-    def _prepare(self, body: dict[str, Any], params: SignatureParams) -> dict[str, Any]:
-        region = params.storage_region or self.settings.default_region
+    def _prepare(self, body: dict[str, Any], params: UploadSignature) -> dict[str, Any]:
+        region = params.text("storageRegion") or self.settings.default_region
         return {"appId": self.settings.app_id, "cosRegionList": [{"region": region, "domain": _cos_domain(region)}]}
 
-    def _apply(self, body: dict[str, Any], params: SignatureParams) -> dict[str, Any]:
+    def _apply(self, body: dict[str, Any], params: UploadSignature) -> dict[str, Any]:
         session_key = _text(body, "vodSessionKey")
         if session_key is not None:
             applied = self.service.resume(session_key)
@@ -228,23 +209,23 @@ class UploadApi:
             applied = self.service.new_upload(self._options(body, params), _new_file(body, "video"), cover)
         return self._apply_data(applied)
 
-    def _commit(self, body: dict[str, Any], params: SignatureParams) -> dict[str, Any]:
+    def _commit(self, body: dict[str, Any], params: UploadSignature) -> dict[str, Any]:
         committed = self.service.commit(_text(body, "vodSessionKey", required=True) or "")
         return self._commit_data(committed)
 
     # -- answers -------------------------------------------------------------------------------
 
-    def _options(self, body: dict[str, Any], params: SignatureParams) -> UploadOptions:
+    def _options(self, body: dict[str, Any], params: UploadSignature) -> UploadOptions:
         # The signature is the app's word, so it wins over the (client-written) body.
-        region = params.storage_region or _text(body, "storageRegion") or self.settings.default_region
+        region = params.text("storageRegion") or _text(body, "storageRegion") or self.settings.default_region
         return UploadOptions(
             storage_region=region,
-            class_id=params.class_id or 0,
-            procedure=params.procedure,
-            task_priority=params.task_priority,
-            task_notify_mode=params.task_notify_mode,
-            source_context=params.source_context,
-            session_context=params.session_context,
+            class_id=params.number("classId") or 0,
+            procedure=params.text("procedure"),
+            task_priority=params.number("taskPriority"),
+            task_notify_mode=params.text("taskNotifyMode"),
+            source_context=params.text("sourceContext"),
+            session_context=params.text("sessionContext"),
         )
 
     def _apply_data(self, applied: Applied) -> dict[str, Any]:

@@ -162,7 +162,7 @@ class UploadService:
         return Applied(session, self._issue(session))
 
     def resume(self, session_key: str) -> Applied:
-        """Same session, same paths, fresh temporary credentials (REFERENCE §2 resume)."""
+        """Same session, same paths, fresh temporary credentials (how the client SDKs resume)."""
         session = self._live_session(session_key)
         if session.file_id is not None:
             raise _already_committed()

@@ -13,7 +13,8 @@ from __future__ import annotations
 import os
 
 from shared.config import DEFAULT_DATABASE_TIMEOUT, database_url_problem
-from shared.store.base import EventStore, EventSummary, FileReport, Ingested, StoreUnavailable
+from shared.errors import StoreUnavailable
+from shared.store.base import EventStore, EventSummary, FileReport, Ingested
 from shared.store.projection import Status, TaskRecord, TaskResult, UploadRecord
 
 __all__ = [

@@ -17,12 +17,14 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Protocol, TypeVar
 
-from shared.events import DeletePart, MalformedEvent, VodEvent, parse_event
+from shared.errors import MalformedEvent, StoreUnavailable
+from shared.events import DeletePart, StoredEvent, VodEvent, parse_event
+from shared.logs import log_event
 from shared.store.projection import FoldInput, TaskRecord, TaskResult, UploadRecord, fold
 
 log = logging.getLogger("vod.store")
@@ -65,10 +67,6 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MAX_ERROR_TEXT = 500
 _PARSED_CACHE_SIZE = 4096
-
-
-class StoreUnavailable(Exception):
-    """The store could not be reached or did not commit; nothing was written. Retry later."""
 
 
 class Cursor(Protocol):
@@ -235,7 +233,7 @@ class EventStore(ABC):
         try:
             self._close(conn)
         except Exception:
-            log.debug('{"event": "store.close_failed"}')
+            log_event(log, logging.DEBUG, "store.close_failed")
 
     def close(self) -> None:
         with self._pool_lock:
@@ -297,18 +295,19 @@ class EventStore(ABC):
 
     # --- writes -------------------------------------------------------------------------------------
 
-    def ingest(self, dedupe_key: str, event: VodEvent, payload: Mapping[str, Any], *, received_at: float,
+    def ingest(self, stored: StoredEvent, event: VodEvent, *, received_at: float,
                hook_pending: bool = False) -> Ingested:
         """Record one event exactly once and bring the records of its files up to date, atomically.
         `hook_pending` marks the event as owed a hook run until `record_hook_result` says how it went,
         so a hook cut short (the function timed out, the container died) stays visible."""
         file_ids = tuple(sorted(set(event.file_ids)))
+        dedupe_key = stored.key
 
         def work(cursor: Cursor) -> Ingested:
             cursor.execute(self._sql(
                 "INSERT INTO events (dedupe_key, event_type, file_ids, received_at, payload, hook_status) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"),
-                (dedupe_key, event.event_type, _to_json(list(file_ids)), received_at, _to_json(payload),
+                (dedupe_key, event.event_type, _to_json(list(file_ids)), received_at, stored.text,
                  "pending" if hook_pending else None))
             if cursor.rowcount != 1:
                 return Ingested(dedupe_key, duplicate=True)
@@ -338,8 +337,7 @@ class EventStore(ABC):
                 try:
                     event = parse_event(json.loads(payload))
                 except MalformedEvent as exc:  # stored by an older, laxer version: kept, but cannot be folded
-                    log.warning(json.dumps({"event": "store.unfoldable_event", "dedupe_key": key,
-                                            "error": exc.message}))
+                    log_event(log, logging.WARNING, "store.unfoldable_event", dedupe_key=key, error_detail=exc.message)
                     continue
                 self._remember(key, event)
             yield FoldInput(key, float(received_at), event)

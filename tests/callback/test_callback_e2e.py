@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -15,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import jwt
-import localstack
 import pytest
+from vodemu.signature import signed_parameters
+from vodlocal import localstack
 
 from shared.events import expected_sign
-from shared.signing import decode_signature
-from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SIGN_ENV, LeakGuard
+from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SIGN_ENV, LeakGuard, command
 from tests.scf import load_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +47,7 @@ def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) 
 
 def uploads(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "uploads"), *args], env=env,
+    return subprocess.run([command("vod-uploads"), *args], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
 
@@ -56,7 +55,7 @@ def test_signed_upload_is_recorded_for_its_user(stack: tuple[str, str], leak_gua
     base, database_url = stack
     token = jwt.encode({"sub": USER, "exp": int(time.time()) + 300}, JWT_SECRET, algorithm="HS256")
     signature = leak_guard.add(post(f"{base}/signature", {}, {"Authorization": f"Bearer {token}"})["signature"])
-    source_context = decode_signature(signature).params.source_context
+    source_context = str(signed_parameters(signature)["sourceContext"])
     assert source_context is not None and source_context.endswith(f":{USER}")
 
     # What VOD sends once the client's upload is committed: the signature's sourceContext, echoed back.

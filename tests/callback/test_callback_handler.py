@@ -10,13 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import load_handler
+from vodlocal.harness import load_handler
 
 from shared.callback_service import make_callback_endpoint
 from shared.config import ConfigError, load_callback_settings, load_store_settings
 from shared.events import expected_sign
 from shared.hooks import load_hook
-from shared.http import serve
+from shared.http.serve import serve
 from shared.store import EventStore, open_store
 from tests.callback import hook_target
 from tests.conftest import CALLBACK_SIGN_KEY, LeakGuard

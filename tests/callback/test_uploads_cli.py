@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from shared.callback_service import ingest_event
+from shared.ingest import ingest_event
 from shared.store import open_store
+from tests.conftest import command
 from tests.scf import load_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +20,7 @@ FILE_ID = "5285890784273533167"
 
 def uploads(database_url: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "uploads"), *args], env=env, cwd=cwd,
+    return subprocess.run([command("vod-uploads"), *args], env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=60, check=False)
 
 

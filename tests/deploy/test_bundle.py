@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 import time
@@ -48,18 +49,20 @@ class Case:
 
 
 CASES = [
-    Case("sign", SIGN_ENV, _sign_event, must_ship=("jwt/__init__.py", "typing_extensions.py"),
-         must_not_ship=("tencentcloud/", "psycopg/", "cryptography/", "shared/store/", "shared/events.py"),
+    Case("sign", SIGN_ENV, _sign_event, must_ship=("jwt/__init__.py", "typing_extensions.py", "shared/http/serve.py"),
+         must_not_ship=("tencentcloud/", "psycopg/", "cryptography/", "shared/store/", "shared/events.py",
+                        "shared/ingest.py"),
          must_not_import=("tencentcloud", "qcloud_cos", "cryptography", "requests", "flask", "psycopg")),
     Case("callback", {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": "sqlite:///events.sqlite3"},
-         _callback_event, must_ship=("psycopg/__init__.py", "shared/store/postgres.py"),
-         must_not_ship=("tencentcloud/", "jwt/", "shared/vod_api.py", "shared/auth.py"),
+         _callback_event, must_ship=("psycopg/__init__.py", "shared/store/postgres.py", "shared/http/serve.py"),
+         must_not_ship=("tencentcloud/", "jwt/", "shared/vod_api.py", "shared/auth.py", "shared/signing.py"),
          # the push path never loads the Tencent SDK, and SQLite users never load psycopg
          must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg", "jwt")),
     Case("events_pull", {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
                          "DATABASE_URL": "sqlite:///events.sqlite3"},
          must_ship=("tencentcloud/vod/v20180717/vod_client.py", "tencentcloud/common/abstract_client.py"),
-         must_not_ship=("tencentcloud/cvm/", "qcloud_cos/", "jwt/", "bin/")),
+         # the timer function has no HTTP at all: ingest and store only
+         must_not_ship=("tencentcloud/cvm/", "qcloud_cos/", "jwt/", "bin/", "shared/http/", "shared/signing.py")),
 ]
 
 
@@ -68,10 +71,10 @@ def test_bundle_runs_from_an_empty_directory_under_python_3_10(bundles: Path, py
                                                                case: Case) -> None:
     archive = zipfile.ZipFile(bundles / f"{case.function}.zip")
     names = archive.namelist()
-    assert "index.py" in names and "shared/http.py" in names
+    assert "index.py" in names and "shared/__init__.py" in names
     assert not [n for n in names if n.startswith(("tests/", "scripts/", "functions/", ".venv/", ".local/", "bin/"))]
     # SCF's code directory is read-only: bytecode must ship, compiled for CPython 3.10.
-    assert "shared/__pycache__/http.cpython-310.pyc" in names
+    assert "shared/__pycache__/config.cpython-310.pyc" in names
     for wanted in case.must_ship:
         assert wanted in names, wanted
     for unwanted in case.must_not_ship:
@@ -114,6 +117,19 @@ def test_a_build_without_python_3_10_fails_loudly(other_python: str, tmp_path: P
     assert result.returncode == 1
     assert "built for SCF's CPython 3.10" in result.stderr and "no CPython 3.10 with pip found" in result.stderr
     assert not (tmp_path / "out" / "sign").exists()
+
+
+@pytest.mark.parametrize("function", ["sign", "callback"])
+def test_no_bundle_can_verify_an_upload_signature(bundles: Path, function: str) -> None:
+    """Only VOD (and the emulator standing in for it) checks upload signatures: the code that makes them
+    ships no verifier that a shared mistake could hide behind."""
+    shipped = scripts_of(bundles / function / "shared")
+    assert not [name for name, text in shipped.items() if re.search(r"def (verify|decode)\w*signature", text)]
+    assert "signing.py" not in shipped or "def build_signature" in shipped["signing.py"]
+
+
+def scripts_of(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): p.read_text() for p in root.rglob("*.py")}
 
 
 def test_builds_are_repeatable(bundles: Path, tmp_path: Path) -> None:

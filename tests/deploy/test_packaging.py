@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-import localstack
 import pytest
 import yaml
+from vodlocal import localstack
 
 from shared.store import open_store
 from tests.conftest import CALLBACK_SIGN_KEY, LeakGuard

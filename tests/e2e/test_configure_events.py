@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import localstack
 import pytest
+from vodlocal import localstack
+
+from tests.conftest import command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +24,7 @@ def stack(tmp_path: Path, restore_environ: None) -> Iterator[localstack.LocalSta
 
 
 def configure(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "configure-events"), *args],
+    return subprocess.run([command("vod-configure-events"), *args],
                           capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=False)
 
 

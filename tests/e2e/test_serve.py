@@ -9,15 +9,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from vodemu.signature import signed_parameters
 
-from shared.signing import decode_signature
+from tests.conftest import command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,7 +32,7 @@ def free_port() -> int:
 @pytest.fixture
 def serve_output(tmp_path: Path) -> Iterator[list[str]]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
-    proc = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "serve"), "--port", str(free_port()),
+    proc = subprocess.Popen([command("vod-serve"), "--port", str(free_port()),
                              "--emulator-port", "0",
                              "--state-dir", str(tmp_path / "state")], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -65,8 +65,8 @@ def test_printed_curl_gets_a_signature(serve_output: list[str]) -> None:
         headers = dict(h.split(": ", 1) for h in (argv[i + 1] for i, a in enumerate(argv) if a == "-H"))
         body = requests.post(url, headers=headers, data="{}", timeout=30).text
     signature = json.loads(body)["signature"]
-    identity = decode_signature(signature).params.source_context
-    assert identity is not None and identity.endswith(":dev-user")
+    identity = str(signed_parameters(signature).get("sourceContext", ""))
+    assert identity.endswith(":dev-user")
 
 
 @pytest.mark.parametrize("taken", ["gateway", "emulator"])
@@ -78,7 +78,7 @@ def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str) -> N
         ports = {"gateway": busy, "emulator": free_port()} if taken == "gateway" else \
             {"gateway": free_port(), "emulator": busy}
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-        proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "serve"), "--port", str(ports["gateway"]),
+        proc = subprocess.run([command("vod-serve"), "--port", str(ports["gateway"]),
                                "--emulator-port", str(ports["emulator"]), "--state-dir", str(tmp_path / "state")],
                               capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False)
     assert proc.returncode == 2

@@ -6,23 +6,22 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import localstack
 import pytest
 import requests
-from harness import load_handler
+from vodlocal import localstack
+from vodlocal.harness import load_handler
 
 from shared.config import load_vod_api_settings
 from shared.pull_service import drain
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import OffsetClock
-from tests.conftest import LeakGuard
+from tests.conftest import LeakGuard, command
 from tests.e2e.flow import sample_video, upload
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def uploads_show(file_id: str) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "uploads"), "show", file_id, "--json"],
+    proc = subprocess.run([command("vod-uploads"), "show", file_id, "--json"],
                           capture_output=True, text=True, env=dict(os.environ), timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     shown: dict[str, Any] = json.loads(proc.stdout)

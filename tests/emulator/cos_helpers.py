@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import localstack
 import requests
 from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_auth import CosS3Auth
 from vodemu.credentials import CredentialRegistry, TempCredential
 from vodemu.objects import ObjectStore
+from vodlocal import localstack
 
 from tests.clocks import OffsetClock
 

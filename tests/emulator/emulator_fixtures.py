@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import localstack
 import pytest
 import requests
 from qcloud_cos import CosConfig, CosS3Client
@@ -30,6 +29,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import vod_client
 from vodemu.app import Emulator, build_emulator
+from vodlocal import localstack
 from werkzeug.wrappers import Request, Response
 
 from shared.signing import build_signature, new_params

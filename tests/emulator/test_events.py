@@ -1,4 +1,5 @@
-"""Event notifications: what an upload produces (REFERENCE §3) and how it is delivered (PUSH, PULL)."""
+"""Event notifications: what an upload produces and how it is delivered, PUSH or PULL
+(https://www.tencentcloud.com/document/product/266/33948)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The client upload API (REFERENCE §2), driven like the client SDKs drive it: signatures from
+"""The client upload API (https://cloud.tencent.com/document/product/266/9239), driven like the client SDKs drive it: signatures from
 shared.signing, JSON over HTTP, bytes through the real COS SDK with the returned tempCertificate."""
 
 from __future__ import annotations

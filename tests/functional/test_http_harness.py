@@ -7,12 +7,12 @@ import json
 from collections.abc import Callable, Iterator
 
 import jwt
-import localstack
 import pytest
 import requests
+from vodemu import signature as vod_signature
+from vodlocal import localstack
 
 from shared import source_context
-from shared.signing import verify_signature
 from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
 
 
@@ -47,8 +47,8 @@ def test_signature_over_http(gateway: str, leak_guard: LeakGuard) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     leak_guard.add(body["signature"])
-    params = verify_signature(body["signature"], {SECRET_ID: SECRET_KEY}, now=body["currentTimeStamp"])
-    identity = source_context.decode(params.source_context)
+    signed = vod_signature.verify(body["signature"], {SECRET_ID: SECRET_KEY}, now=body["currentTimeStamp"])
+    identity = source_context.decode(signed.text("sourceContext"))
     assert identity is not None and identity.user_id == "http-user"
     assert response.headers["Cache-Control"] == "no-store"
 

@@ -14,13 +14,13 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from harness import load_handler
+from vodemu import signature as vod_signature
+from vodlocal.harness import load_handler
 
 from shared import source_context
 from shared.config import load_sign_settings
-from shared.http import serve
+from shared.http.serve import serve
 from shared.sign_service import make_sign_endpoint
-from shared.signing import verify_signature
 from tests.conftest import GATEWAY_SECRET, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
 from tests.scf import SHAPES, header, http_event, response_json
 
@@ -93,13 +93,13 @@ def test_success_puts_the_authenticated_user_into_source_context(call: Callable[
                     body=json.dumps({"sessionContext": "upload #3"}))
     assert result["statusCode"] == 200, result
     body = response_json(result)
-    params = verify_signature(body["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
-    identity = source_context.decode(params.source_context)
+    signed = vod_signature.verify(body["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
+    identity = source_context.decode(str(signed["sourceContext"]))
     assert identity is not None and identity.user_id == "user:42/é"
-    assert (params.current_time_stamp, params.expire_time, params.random) == (NOW, NOW + 600, 7)
-    assert (params.procedure, params.storage_region, params.vod_sub_app_id) == ("LongVideoPreset", "ap-chongqing",
-                                                                                 1500000001)
-    assert params.one_time_valid is True and params.session_context == "upload #3"
+    assert (signed["currentTimeStamp"], signed["expireTime"], signed["random"]) == (NOW, NOW + 600, 7)
+    assert (signed["procedure"], signed["storageRegion"], signed["vodSubAppId"]) == ("LongVideoPreset", "ap-chongqing",
+                                                                                     1500000001)
+    assert signed["oneTimeValid"] == 1 and signed["sessionContext"] == "upload #3"
     assert body["expireTime"] == NOW + 600 and body["oneTimeValid"] is True
     assert header(result, "Cache-Control") == "no-store"
 
@@ -176,8 +176,8 @@ def test_each_auth_mode_accepts_its_credentials(call: Callable[..., Call], env: 
                                                 headers: dict[str, str], user: str) -> None:
     result = call(**env)("function_url", headers=headers)
     assert result["statusCode"] == 200, result
-    params = verify_signature(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
-    identity = source_context.decode(params.source_context)
+    signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
+    identity = source_context.decode(signed.text("sourceContext"))
     assert identity is not None and identity.user_id == user
 
 
@@ -216,8 +216,9 @@ def test_policy_and_field_refusals_name_the_field(call: Callable[..., Call], bod
 def test_choices_within_the_allow_lists_are_honoured(call: Callable[..., Call], body: dict[str, Any],
                                                      chosen: tuple[Any, ...]) -> None:
     result = call(**POLICY_ENV)(headers=bearer(token()), body=json.dumps(body))
-    params = verify_signature(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
-    assert (params.procedure, params.storage_region, params.class_id, params.one_time_valid) == chosen
+    signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
+    assert (signed.get("procedure"), signed.get("storageRegion"), signed.get("classId"),
+            signed.get("oneTimeValid") == 1) == chosen
 
 
 @pytest.mark.parametrize("shape", SHAPES)

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from shared.callback_service import ingest_event, make_callback_endpoint
+from shared.callback_service import make_callback_endpoint
 from shared.config import load_callback_settings
 from shared.events import expected_sign
-from shared.http import serve
+from shared.http.serve import serve
+from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CALLBACK_SIGN_KEY
 from tests.scf import http_event, load_event, response_json

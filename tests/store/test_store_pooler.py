@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from shared.callback_service import ingest_event
+from shared.ingest import ingest_event
 from shared.store import StoreUnavailable, open_store
 from shared.store.postgres import advisory_key
 from tests.scf import load_event

@@ -6,8 +6,8 @@ import json
 import os
 from typing import Any
 
-from shared.callback_service import ingest_event
 from shared.hooks import CommittedEvent
+from shared.ingest import ingest_event
 from shared.store import open_store
 
 

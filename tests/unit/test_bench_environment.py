@@ -6,7 +6,7 @@ import os
 
 import pytest
 import requests
-from benchmarks.common import environment
+from vodbench.common import environment
 
 
 def test_the_benchmarks_strip_proxies_for_their_run_and_restore_them(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """The whole flow once, on loopback: start the local stack, make a sample video and a cover, upload
 both as the dev user with the client uploader (progress bar), wait for VOD's event to reach the
 callback, print the stored record, stop the stack."""
@@ -18,14 +17,8 @@ import time
 import zlib
 from pathlib import Path
 
-import _venv  # noqa: F401 - first: re-runs this script under .venv when started by another Python
-
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
-
-import localstack  # noqa: E402 - needs the path set above
-
-from shared.store import open_store  # noqa: E402
+from shared.store import open_store
+from vodlocal import localstack
 
 
 def _png(width: int, height: int) -> bytes:
@@ -78,7 +71,7 @@ def demo(state: Path) -> int:
         token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"], localstack.DEV_USER)
         print(f"uploading as {localstack.DEV_USER!r}…", flush=True)
         upload = subprocess.run(
-            [sys.executable, str(HERE / "upload"), str(video), "--cover", str(cover), "--json", "--part-size", "1",
+            [sys.executable, "-m", "vodupload.cli", str(video), "--cover", str(cover), "--json", "--part-size", "1",
              "--gateway", stack.gateway.url, "--vod-endpoint", stack.emulator.url,
              "--checkpoint-dir", str(state / "checkpoints")],
             env={**os.environ, "VOD_UPLOAD_TOKEN": token}, stdout=subprocess.PIPE, text=True, check=False)
@@ -90,8 +83,8 @@ def demo(state: Path) -> int:
         if not wait_for_record(file_id):
             print("the event did not reach the store within 30 s", file=sys.stderr)
             return 1
-        print("\nthe record the callback stored (scripts/uploads show):\n", flush=True)
-        return subprocess.run([sys.executable, str(HERE / "uploads"), "show", file_id], check=False).returncode
+        print("\nthe record the callback stored (vod-uploads show):\n", flush=True)
+        return subprocess.run([sys.executable, "-m", "vodadmin.uploads", "show", file_id], check=False).returncode
     finally:
         stack.stop()
         print("stack stopped.")

@@ -14,7 +14,7 @@ from pathlib import Path
 from qcloud_cos import CosConfig, CosS3Client
 from vodemu.app import build_emulator
 
-from benchmarks.common import environment
+from vodbench.common import environment
 
 SIZE = 256 * 1024 * 1024
 BUCKET = "vodbench-1250000000"

@@ -12,7 +12,7 @@ import time
 
 import jwt
 
-from benchmarks.common import ROOT, bundle_cold_start, cold_start_rows, environment, per_call
+from vodbench.common import ROOT, bundle_cold_start, cold_start_rows, environment, per_call
 
 SECRET_ID = "AKIDbench000000000000000000000000000"
 SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
@@ -22,7 +22,7 @@ ENV = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KE
 
 
 def _handler(env: dict[str, str]):  # type: ignore[no-untyped-def]
-    from harness import load_handler
+    from vodlocal.harness import load_handler
 
     with environment(env):  # the handler reads its settings at import
         return load_handler("sign", ROOT / "functions" / "sign" / "index.py")

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 from werkzeug.serving import BaseWSGIServer, make_server
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: scripts/vodlocal/ is two levels down
 DEFAULT_STATE_DIR = ROOT / ".local"
 DEV_USER = "dev-user"
 
@@ -102,7 +102,7 @@ def serve_wsgi(name: str, app: Any, port: int = 0) -> RunningServer:
 
 def start_gateway(port: int = 0) -> RunningServer:
     """The sign and callback functions behind functions-framework, configured from os.environ."""
-    import harness
+    from vodlocal import harness
 
     return serve_wsgi("gateway", harness.create_app(), port)
 

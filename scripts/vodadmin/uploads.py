@@ -1,8 +1,7 @@
-#!/usr/bin/env python3
 """What the callback recorded: a user's uploads, or everything about one file.
 
-    scripts/uploads list --user USER [--json]
-    scripts/uploads show FILE_ID [--json]
+    vod-uploads list --user USER [--json]
+    vod-uploads show FILE_ID [--json]
 
 Reads DATABASE_URL (default sqlite:///.local/vod.sqlite3, relative to the current directory), the
 same setting as the callback function. Exit status: 0 ok, 1 not found, 2 settings or store problem.
@@ -16,12 +15,7 @@ import os
 import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
-
-import _venv  # noqa: F401 - first: re-runs this script under .venv when started by another Python
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from shared.config import ConfigError, load_store_settings
 from shared.store import EventStore, FileReport, StoreUnavailable, UploadRecord, open_store
@@ -45,8 +39,9 @@ def plain(value: Any) -> Any:
 
 
 def report_json(report: FileReport) -> dict[str, Any]:
-    return plain({"upload": asdict(report.upload), "tasks": [asdict(t) for t in report.tasks],
-                  "events": [asdict(e) for e in report.events]})
+    shown: dict[str, Any] = plain({"upload": asdict(report.upload), "tasks": [asdict(t) for t in report.tasks],
+                                   "events": [asdict(e) for e in report.events]})
+    return shown
 
 
 def print_record(report: FileReport) -> None:

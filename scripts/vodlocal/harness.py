@@ -1,9 +1,10 @@
 """Local harness: a functions-framework target that serves the real SCF handlers over HTTP.
 
-Each HTTP request becomes the exact event an API gateway trigger sends (REFERENCE §4), the
-handler's SCF response dict becomes the HTTP response: the handlers never know they are local.
+Each HTTP request becomes the exact event an API gateway trigger sends (its integrated-request shape,
+https://cloud.tencent.com/document/product/583/31927), the handler's SCF response dict becomes the HTTP
+response: the handlers never know they are local.
 
-    functions-framework --target gateway --source scripts/harness.py --port 8080
+    functions-framework --target gateway --source scripts/vodlocal/harness.py --port 8080
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -22,9 +22,7 @@ from typing import Any
 import flask
 import functions_framework
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+ROOT = Path(__file__).resolve().parents[2]  # the checkout: scripts/vodlocal/ is two levels down
 
 # path -> (function name, handler file). One route per deployed function, as in serverless.yml.
 ROUTES: dict[str, tuple[str, Path]] = {
@@ -142,5 +140,5 @@ def gateway(request: flask.Request) -> flask.Response:
 
 def create_app() -> flask.Flask:
     """The functions-framework app serving `gateway` (what the CLI would build)."""
-    app: flask.Flask = functions_framework.create_app("gateway", __file__, "http")
+    app: flask.Flask = functions_framework.create_app("gateway", __file__, "http")  # type: ignore[no-untyped-call]
     return app

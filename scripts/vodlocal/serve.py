@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run the local stack on 127.0.0.1 with embedded dev defaults (no setup, no cloud account):
 the sign and callback functions behind functions-framework, and the local VOD emulator, whose
 upload events are delivered to the callback."""
@@ -9,16 +8,13 @@ import argparse
 import logging
 import os
 import shlex
+import shutil
 import signal
 import socket
 import sys
 from pathlib import Path
 
-import _venv  # noqa: F401 - first: re-runs this script under .venv when started by another Python
-
-sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parent.parent)]
-
-import localstack  # noqa: E402 - needs the path set above
+from vodlocal import localstack
 
 
 def _interrupt(*_: object) -> None:
@@ -34,10 +30,13 @@ def _in_use(port: int) -> bool:
     return False
 
 
-def _python() -> str:
-    """How to run the other scripts with this interpreter (the project's .venv, under make serve)."""
-    venv = localstack.ROOT / ".venv"
-    return ".venv/bin/python " if Path(sys.prefix).resolve() == venv.resolve() else ""
+def _commands() -> str:
+    """Where this project's console commands are, as a prefix to print: none when they are on PATH."""
+    here = Path(sys.argv[0]).resolve().parent
+    on_path = shutil.which("vod-upload")
+    if on_path and Path(on_path).resolve().parent == here:
+        return ""
+    return f"{os.path.relpath(here)}/" if here.is_relative_to(Path.cwd()) else f"{here}/"
 
 
 def main() -> int:
@@ -55,9 +54,9 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     # Checked up front: the servers would exit with a message that names neither setting.
-    busy = [f"{port} (the {what})" for port, what in ((args.port, "gateway: GATEWAY_PORT or --port"),
-                                                      (args.emulator_port, "emulator: VOD_EMULATOR_PORT or "
-                                                                           "--emulator-port")) if port and _in_use(port)]
+    ports = ((args.port, "gateway: GATEWAY_PORT or --port"),
+             (args.emulator_port, "emulator: VOD_EMULATOR_PORT or --emulator-port"))
+    busy = [f"{port} (the {what})" for port, what in ports if port and _in_use(port)]
     if busy:
         print(f"serve: port already in use: {', '.join(busy)}; choose another, "
               "e.g. GATEWAY_PORT=8081 VOD_EMULATOR_PORT=9001 make serve", file=sys.stderr)
@@ -74,11 +73,11 @@ def main() -> int:
     print("get an upload signature:")
     print(f"  curl -sS -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
           "-H 'Content-Type: application/json' -d '{}'\n")
-    python = _python()
-    print(f"upload a file:   VOD_UPLOAD_TOKEN=<token> {python}scripts/upload FILE --gateway {gateway} "
+    bin_ = _commands()
+    print(f"upload a file:   VOD_UPLOAD_TOKEN=<token> {bin_}vod-upload FILE --gateway {gateway} "
           f"--vod-endpoint {emulator}")
-    print(f"see its record:  DATABASE_URL={database} {python}scripts/uploads list --user {localstack.DEV_USER}")
-    print(f"event settings:  VOD_API_ENDPOINT={emulator} {python}scripts/configure-events --dev-keys "
+    print(f"see its record:  DATABASE_URL={database} {bin_}vod-uploads list --user {localstack.DEV_USER}")
+    print(f"event settings:  VOD_API_ENDPOINT={emulator} {bin_}vod-configure-events --dev-keys "
           f"{shlex.quote(str(args.state_dir))}")
     print("\nCtrl-C to stop.", flush=True)
 

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Show or change VOD's event notification settings (ModifyEventConfig / DescribeEventConfig).
 
 Works against the real VOD and the local emulator alike (VOD_API_ENDPOINT), with the same settings
@@ -19,16 +18,12 @@ import os
 import sys
 from pathlib import Path
 
-import _venv  # noqa: F401 - first: re-runs this script under .venv when started by another Python
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from shared.config import ConfigError, callback_sign_key, load_vod_api_settings
 from shared.vod_api import describe_event_config, make_client, modify_event_config
 
-DEV_STATE = Path(__file__).resolve().parent.parent / ".local"
+DEV_STATE = Path(__file__).resolve().parents[2] / ".local"  # where `make serve` keeps them
 
 
 def _switch(value: str) -> str:

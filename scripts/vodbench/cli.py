@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Print the project's performance figures, each next to a baseline measured in the same run.
 
-Sections live in scripts/benchmarks/ (one module each, `run() -> [(label, figure)]`); a section that
+Sections live in scripts/vodbench/ (one module each, `run() -> [(label, figure)]`); a section that
 cannot run here says why instead of failing the rest. Nothing in the test suite depends on speed.
 """
 
@@ -12,20 +11,14 @@ import importlib
 import pkgutil
 import sys
 import traceback
-from pathlib import Path
 
-import _venv  # noqa: F401 - first: re-runs this script under .venv when started by another Python
-
-HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent)]
-
-import benchmarks  # noqa: E402
+import vodbench
 
 SKIP = {"common"}
 
 
 def main() -> int:
-    sections = sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__) if m.name not in SKIP)
+    sections = sorted(m.name for m in pkgutil.iter_modules(vodbench.__path__) if m.name not in SKIP)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", help=f"default: all of {', '.join(sections)}")
     args = parser.parse_args()
@@ -33,7 +26,7 @@ def main() -> int:
     for name in args.sections or sections:
         print(f"\n== {name}", flush=True)
         try:
-            rows = importlib.import_module(f"benchmarks.{name}").run()
+            rows = importlib.import_module(f"vodbench.{name}").run()
         except Exception:  # one broken section must not hide the others' figures
             failed += 1
             traceback.print_exc()

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import ROOT, bundle_cold_start, cold_start_rows
+from vodbench.common import ROOT, bundle_cold_start, cold_start_rows
 
 FILES = 100  # each file gets upload + PROCESSING + FINISH: 300 events, folds over 1..3 events
 REPEAT = 3  # best of: the run least disturbed by the rest of the machine
@@ -45,7 +45,7 @@ def _best(work: Callable[[int], None], count: int) -> float:
 
 
 def _ingest_seconds(url: str, events: list[dict[str, Any]]) -> float:
-    from shared.callback_service import ingest_event
+    from shared.ingest import ingest_event
     from shared.store import open_store
 
     def work(run_number: int) -> None:

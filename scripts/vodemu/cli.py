@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run the local VOD emulator (COS object API, client upload API, cloud API, media) on one loopback port.
 
 Keys come from the environment, the same variables the project's functions read:
@@ -15,16 +14,10 @@ import sys
 import threading
 from pathlib import Path
 
-import _venv  # noqa: F401 - first: re-runs this script under .venv when started by another Python
+from vodemu.app import Emulator, build_emulator
+from vodemu.state import PULL, PUSH
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(HERE.parent))  # the project root, for `shared`
-
-from vodemu.app import Emulator, build_emulator  # noqa: E402
-from vodemu.state import PULL, PUSH  # noqa: E402
-
-DEFAULT_STATE_DIR = HERE.parent / ".local" / "vod-emulator"
+DEFAULT_STATE_DIR = Path(".local") / "vod-emulator"  # relative to the current directory
 
 
 def _int_env(name: str) -> int | None:

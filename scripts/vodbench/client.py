@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.common import environment
+from vodbench.common import environment
 
 SIZE = 256 * 1024 * 1024
 SECRET_ID = "AKIDbench000000000000000000000000000"
@@ -56,8 +56,8 @@ def _copy_seconds(source: Path, target: Path) -> float:
 @contextlib.contextmanager
 def _local_stack(tmp: Path) -> Iterator[tuple[str, str]]:
     """(signature URL, emulator URL): the sign function and the emulator, in this process."""
-    import localstack
     from vodemu.app import build_emulator
+    from vodlocal import localstack
 
     gateway = localstack.start_gateway()
     emulator = build_emulator(tmp / "vodemu", secret_id=SECRET_ID, secret_key=SECRET_KEY, sub_app_id=int(SUB_APP_ID))
@@ -70,7 +70,7 @@ def _local_stack(tmp: Path) -> Iterator[tuple[str, str]]:
 
 
 def _upload_seconds(source: Path, tmp: Path, signature_url: str, endpoint: str) -> float:
-    import localstack
+    from vodlocal import localstack
     from vodupload import CheckpointStore, SignatureClient, Uploader, UploadOptions
 
     signer = SignatureClient(signature_url, localstack.mint_token(JWT_SECRET, "bench-user"))
@@ -88,8 +88,8 @@ def _upload_seconds(source: Path, tmp: Path, signature_url: str, endpoint: str) 
 def _sdk_upload_file_seconds(source: Path, signature_url: str, endpoint: str) -> float:
     """The COS SDK's own upload_file (same part size and threads) into an applied session: no pause,
     resume control or MD5 check, so it shows what the uploader's bookkeeping costs."""
-    import localstack
     from qcloud_cos import CosConfig, CosS3Client
+    from vodlocal import localstack
     from vodupload import MediaInfo, SignatureClient, VodClient
     from vodupload.cos import cos_endpoint
 

@@ -42,11 +42,12 @@ def per_call(fn: Callable[[], object], number: int = 5000, repeat: int = 7) -> f
 
 
 def process_seconds(code: str, env: Mapping[str, str], runs: int = 15, cwd: Path | None = None) -> float:
-    """Median wall time of a fresh `python -I -S -c code` (isolated: no site-packages, no user env)."""
+    """Median wall time of a fresh `python -E -s -S -c code` (no site-packages, no PYTHON* variables, no user
+    site): only the stdlib and the current directory, where `import index` finds a bundle as SCF does."""
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-I", "-S", "-c", code], env=dict(env), cwd=cwd, check=True)
+        subprocess.run([sys.executable, "-E", "-s", "-S", "-c", code], env=dict(env), cwd=cwd, check=True)
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
@@ -72,9 +73,9 @@ def bundle_cold_start(name: str, env: Mapping[str, str], layers: Mapping[str, st
         run_env = {"PATH": os.environ.get("PATH", ""), **env}
 
         def timed(statement: str) -> float:
-            return process_seconds(f"import sys; sys.path.insert(0, {str(code)!r}); {statement}", run_env, cwd=out)
+            return process_seconds(statement, run_env, cwd=code)
 
-        return ColdStart(process_seconds("import sys", run_env, cwd=out), timed("import index"),
+        return ColdStart(process_seconds("import sys", run_env, cwd=code), timed("import index"),
                          archive.stat().st_size, {label: timed(code) for label, code in (layers or {}).items()})
 
 
@@ -83,7 +84,7 @@ def cold_start_rows(name: str, start: ColdStart, target: str) -> list[tuple[str,
         return f"{(seconds - start.bare) * 1e3:8.1f} ms"
 
     return [
-        ("bare interpreter start (python -I -S)", f"{start.bare * 1e3:8.1f} ms"),
+        ("bare interpreter start (python -E -s -S)", f"{start.bare * 1e3:8.1f} ms"),
         *((f"  of which: {label}, over bare", over(seconds)) for label, seconds in start.layers.items()),
         (f"cold import of the {name} bundle over bare",
          f"{over(start.cold)}  (×{start.cold / start.bare:.2f} of bare; target {target})"),

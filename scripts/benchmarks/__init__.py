@@ -1,1 +1,0 @@
-"""Benchmark sections for scripts/bench: each module has `run() -> list[tuple[str, str]]`."""

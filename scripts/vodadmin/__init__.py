@@ -1,0 +1,1 @@
+"""Operator commands over a deployment: what the callback recorded, VOD's event settings."""

@@ -1,0 +1,55 @@
+"""Request bodies as JSON objects, strictly: no duplicate keys, no NaN/Infinity, UTF-8 only."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from shared.errors import BadRequest, UnsupportedMediaType
+from shared.http.model import Request
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite(value: float, text: str) -> float:
+    if math.isinf(value):
+        raise ValueError(f"{text[:20]} is out of range")  # 1e999 would be stored as non-standard Infinity
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+# Built once: json.loads/dumps with options construct a new codec on every call.
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
+                                parse_float=lambda text: _finite(float(text), text))
+
+
+def json_object(request: Request, *, require_content_type: bool = True) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when there is no body. Strict: JSON content type (unless
+    `require_content_type=False`, for senders that don't document theirs), UTF-8, no duplicate
+    keys, no NaN/Infinity."""
+    if not request.body.strip():
+        return None
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if require_content_type and content_type != "application/json":
+        raise UnsupportedMediaType("send the body as application/json", code="unsupported_content_type")
+    try:
+        text = request.body.decode("utf-8")
+        value = _STRICT_JSON.decode(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadRequest(f"body is not valid JSON: {str(exc)[:120]}", code="invalid_json") from exc
+    if not isinstance(value, dict):
+        raise BadRequest("body must be a JSON object", code="invalid_json")
+    return value
+
+

@@ -1,0 +1,39 @@
+"""CORS for browser callers of the sign function: allowed origins from the settings, preflights answered."""
+
+from __future__ import annotations
+
+from shared.config import HttpSettings
+from shared.errors import Forbidden
+from shared.http.model import Request, Response
+
+
+def _allowed_origin(origin: str | None, settings: HttpSettings) -> str | None:
+    if not origin:
+        return None
+    if origin in settings.cors_allow_origins:
+        return origin
+    if "*" in settings.cors_allow_origins:
+        return "*"  # config forbids '*' together with credentials
+    return None
+
+
+def cors_headers(request: Request | None, settings: HttpSettings) -> dict[str, str]:
+    origin = _allowed_origin(request.headers.get("origin") if request else None, settings)
+    if origin is None:
+        return {}
+    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    if settings.cors_allow_credentials:
+        headers["Access-Control-Allow-Credentials"] = "true"
+    return headers
+
+
+def preflight(request: Request, settings: HttpSettings, methods: tuple[str, ...], allow_headers: str) -> Response:
+    if _allowed_origin(request.headers.get("origin"), settings) is None:
+        raise Forbidden("this origin is not allowed (CORS_ALLOW_ORIGINS)", code="cors_origin_not_allowed")
+    return Response(204, None, {
+        "Access-Control-Allow-Methods": ", ".join((*methods, "OPTIONS")),
+        "Access-Control-Allow-Headers": allow_headers,
+        "Access-Control-Max-Age": "600",
+    })
+
+

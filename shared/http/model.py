@@ -1,0 +1,81 @@
+"""The one request/response model every HTTP function works with, whatever SCF trigger delivered it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, overload
+
+
+def _repeated(raw: Mapping[str, str]) -> list[str]:
+    seen: set[str] = set()
+    repeated = []
+    for name in raw:
+        lowered = name.lower()
+        if lowered in seen:
+            repeated.append(lowered)
+        seen.add(lowered)
+    return repeated
+
+
+class Headers(Mapping[str, str]):
+    """Case-insensitive, read-only header mapping (SCF sends both `Content-Type` and `content-type`)."""
+
+    def __init__(self, raw: Mapping[str, str]) -> None:
+        self._items = {k.lower(): v for k, v in raw.items()}
+        # Names sent more than once in different case (the event is a JSON object, so exact repeats
+        # are impossible): a trusted header must not be silently replaced by a client's copy.
+        self._ambiguous = frozenset(_repeated(raw)) if len(self._items) != len(raw) else frozenset()
+
+    def is_ambiguous(self, name: str) -> bool:
+        return name.lower() in self._ambiguous
+
+    def __getitem__(self, name: str) -> str:
+        return self._items[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._items
+
+    @overload  # type: ignore[override]
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        # Mapping.get would go through __getitem__ and a KeyError: on the hot path, avoid the raise.
+        return self._items.get(name.lower(), default)
+
+    def __repr__(self) -> str:  # never print header values: they carry credentials
+        return f"Headers({sorted(self._items)})"
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    headers: Headers
+    query: Mapping[str, str]
+    body: bytes
+    request_id: str
+    raw: Mapping[str, Any] = field(repr=False)
+    # Facts the endpoint learns (e.g. the user id) for the request's log line.
+    notes: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+Endpoint = Callable[[Request], Response]
+
+

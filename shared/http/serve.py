@@ -1,0 +1,91 @@
+"""One HTTP invocation end to end: event → Request → endpoint → SCF response, never raising.
+
+The single place where errors become the JSON error envelope (through shared.errors.as_http_error),
+CORS is applied, the body limit is enforced, the request id is set for every log line, and the
+request's own log line is written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shared.config import HttpSettings
+from shared.errors import MethodNotAllowed, PayloadTooLarge, StoreUnavailable, as_http_error
+from shared.http.cors import cors_headers, preflight
+from shared.http.model import Endpoint, Request, Response
+from shared.http.triggers import request_from_event
+from shared.logs import REQUEST_ID, invocation_id, log_event
+
+log = logging.getLogger("vod.http")
+_BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def to_scf_response(response: Response, request_id: str, extra_headers: Mapping[str, str]) -> dict[str, Any]:
+    headers = {"Cache-Control": "no-store", "X-Request-Id": request_id, **extra_headers, **response.headers}
+    body = ""
+    if response.body is not None:
+        headers["Content-Type"] = "application/json; charset=utf-8"
+        body = _BODY_JSON.encode(response.body)
+    return {"isBase64Encoded": False, "statusCode": response.status, "headers": headers, "body": body}
+
+
+def _dispatch(request: Request, endpoint: Endpoint, settings: HttpSettings, methods: tuple[str, ...],
+              allow_headers: str) -> Response:
+    if request.method == "OPTIONS":
+        return preflight(request, settings, methods, allow_headers)
+    if request.method not in methods:
+        raise MethodNotAllowed(f"use {' or '.join(methods)}", headers={"Allow": ", ".join((*methods, "OPTIONS"))})
+    if len(request.body) > settings.max_body_bytes:
+        raise PayloadTooLarge(f"body is larger than {settings.max_body_bytes} bytes")
+    return endpoint(request)
+
+
+def _answer(error: Exception, notes: dict[str, Any]) -> tuple[Response, str]:
+    """The answer for an error, as shared.errors maps it; anything unexpected is a 500 that leaks nothing
+    (the log has the details and the request id)."""
+    http = as_http_error(error)
+    if http is None:
+        log_event(log, logging.ERROR, "request.crash", error=error)
+        return Response(500, error_body("internal_error", "internal error")), "internal_error"
+    if isinstance(error, StoreUnavailable):
+        notes["store_error"] = error.message  # redacted by the store; the caller only hears "retry later"
+    return Response(http.status, error_body(http.code, http.message), http.headers), http.code
+
+
+def serve(
+    event: object,
+    context: object,
+    endpoint: Endpoint,
+    settings: HttpSettings,
+    *,
+    methods: tuple[str, ...] = ("POST",),
+    allow_headers: str = "Authorization, Content-Type",
+    timer: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:
+    """Run one HTTP invocation end to end and return the SCF response dict. Never raises."""
+    started = timer()
+    request: Request | None = None
+    token = REQUEST_ID.set(invocation_id(context))
+    notes: dict[str, Any] = {}
+    try:
+        request = request_from_event(event, context)
+        REQUEST_ID.set(request.request_id)
+        notes = request.notes
+        response, code = _dispatch(request, endpoint, settings, methods, allow_headers), "ok"
+    except Exception as error:
+        response, code = _answer(error, notes)
+    try:
+        log_event(log, logging.INFO, "request", method=request.method if request else None,
+                  path=request.path if request else None, status=response.status, outcome=code,
+                  latency_ms=round((timer() - started) * 1000, 3), **notes)
+        return to_scf_response(response, REQUEST_ID.get() or "", cors_headers(request, settings))
+    finally:
+        REQUEST_ID.reset(token)

@@ -1,0 +1,107 @@
+"""SCF's HTTP trigger events (API gateway, function URL) turned into a Request: one adapter per shape,
+chosen by inference, like Mangum's. The shapes: API gateway's integrated request
+(https://cloud.tencent.com/document/product/583/31927) and function URLs
+(https://cloud.tencent.com/document/product/583/96099)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from shared.errors import BadRequest
+from shared.http.model import Headers, Request
+from shared.logs import invocation_id
+
+
+class EventAdapter(Protocol):
+    def infer(self, event: Mapping[str, Any]) -> bool: ...
+
+    def request(self, event: Mapping[str, Any], request_id: str) -> Request: ...
+
+
+def _text_map(value: object, name: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):  # SCF events are parsed JSON: objects are dicts
+        raise BadRequest(f"event field {name} must be an object", code="bad_event")
+    if all(type(v) is str for v in value.values()):
+        return value  # the common case, without copying
+    # API gateway sends repeated query keys as lists; keep the first, as most frameworks do.
+    return {str(k): str(v[0] if isinstance(v, list) and v else v) for k, v in value.items() if v is not None}
+
+
+def _body(event: Mapping[str, Any]) -> bytes:
+    body = event.get("body")
+    if body is None or body == "":
+        return b""
+    if not isinstance(body, str):
+        raise BadRequest("event body must be a string", code="bad_event")
+    if event.get("isBase64Encoded") in (True, "true", "True"):
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text
+            raise BadRequest("body is marked base64 but is not valid base64", code="bad_event") from exc
+    return body.encode("utf-8", "surrogatepass")
+
+
+def _method(event: Mapping[str, Any], *fallbacks: object) -> str:
+    for candidate in (event.get("httpMethod"), *fallbacks):
+        if isinstance(candidate, str) and candidate:
+            return candidate.upper()
+    raise BadRequest("event has no httpMethod", code="bad_event")
+
+
+class ApiGatewayEvent:
+    """API gateway trigger: has `requestContext` (serviceId, requestId, sourceIp)."""
+
+    def infer(self, event: Mapping[str, Any]) -> bool:
+        return isinstance(event.get("requestContext"), dict)
+
+    def request(self, event: Mapping[str, Any], request_id: str) -> Request:
+        ctx = event["requestContext"]
+        query = event.get("queryString") if event.get("queryString") is not None else event.get("queryStringParameters")
+        return Request(
+            method=_method(event, ctx.get("httpMethod")),
+            path=str(event.get("path") or ctx.get("path") or "/"),
+            headers=Headers(_text_map(event.get("headers"), "headers")),
+            query=_text_map(query, "queryString"),
+            body=_body(event),
+            request_id=str(ctx.get("requestId") or request_id),
+            raw=event,
+        )
+
+
+class FunctionUrlEvent:
+    """Function URL: only body, headers (lowercase), httpMethod, path, queryString."""
+
+    def infer(self, event: Mapping[str, Any]) -> bool:
+        return "httpMethod" in event and "requestContext" not in event
+
+    def request(self, event: Mapping[str, Any], request_id: str) -> Request:
+        headers = Headers(_text_map(event.get("headers"), "headers"))
+        return Request(
+            method=_method(event),
+            path=str(event.get("path") or "/"),
+            headers=headers,
+            query=_text_map(event.get("queryString"), "queryString"),
+            body=_body(event),
+            request_id=request_id,
+            raw=event,
+        )
+
+
+ADAPTERS: tuple[EventAdapter, ...] = (ApiGatewayEvent(), FunctionUrlEvent())
+
+
+def request_from_event(event: object, context: object = None) -> Request:
+    if not isinstance(event, dict):
+        raise BadRequest("event is not an HTTP trigger event", code="bad_event")
+    request_id = invocation_id(context)
+    for adapter in ADAPTERS:
+        if adapter.infer(event):
+            return adapter.request(event, request_id)
+    raise BadRequest("event is not an HTTP trigger event", code="bad_event")
+
+

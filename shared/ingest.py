@@ -1,0 +1,46 @@
+"""Recording one VOD event, whatever brought it: parse, key, store exactly once, then the after-commit hook.
+
+The PUSH callback calls it for a verified body; the PULL function for each item of PullEvents' EventSet,
+confirming the handles only after it returned. No transport here: failures are domain errors
+(MalformedEvent, StoreUnavailable) that each caller answers in its own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shared.events import VodEvent, parse_event, stored_form
+from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
+from shared.store import EventStore, UploadRecord
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    dedupe_key: str
+    event: VodEvent
+    duplicate: bool  # True: this exact event was recorded before; nothing changed, no hook ran
+    uploads: tuple[UploadRecord, ...] = ()
+    hook_error: str | None = None
+
+
+def ingest_event(
+    store: EventStore,
+    payload: Mapping[str, Any],
+    *,
+    received_at: float,
+    after_commit: AfterCommit = no_hook,
+) -> IngestResult:
+    """Record one v3 event exactly once. Raises MalformedEvent for a payload that is not an event,
+    StoreUnavailable when nothing could be committed (safe to retry: deduplicated)."""
+    event = parse_event(payload)
+    stored = stored_form(payload)  # the one serialisation: hashed for the key, stored as it is
+    has_hook = after_commit is not no_hook
+    ingested = store.ingest(stored, event, received_at=received_at, hook_pending=has_hook)
+    if ingested.duplicate:
+        return IngestResult(stored.key, event, duplicate=True)
+    if not has_hook:
+        return IngestResult(stored.key, event, False, ingested.uploads)
+    committed = CommittedEvent(stored.key, event, received_at, ingested.uploads)
+    return IngestResult(stored.key, event, False, ingested.uploads, run_hook(after_commit, committed, store))
