@@ -34,8 +34,9 @@ def _challenge(error: str | None = None, description: str | None = None) -> dict
 
 
 def _invalid_token(description: str) -> Unauthorized:
-    return Unauthorized(f"invalid token: {description}", code="invalid_token",
-                        headers=_challenge("invalid_token", description))
+    return Unauthorized(
+        f"invalid token: {description}", code="invalid_token", headers=_challenge("invalid_token", description)
+    )
 
 
 def _bearer_token(request: Request) -> str:
@@ -44,8 +45,11 @@ def _bearer_token(request: Request) -> str:
         raise Unauthorized("send Authorization: Bearer <token>", code="missing_credentials", headers=_challenge())
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_request",
-                           headers=_challenge("invalid_request", "expected a Bearer token"))
+        raise Unauthorized(
+            "Authorization must be 'Bearer <token>'",
+            code="invalid_request",
+            headers=_challenge("invalid_request", "expected a Bearer token"),
+        )
     if not token.isascii():  # a JWT is base64url and dots; anything else is not worth decoding
         raise _invalid_token("malformed token")
     return token.strip()
@@ -76,8 +80,14 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
             algorithms=list(settings.jwt_algorithms),
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
-            options={"require": ["exp", "sub"], "verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                     "verify_aud": settings.jwt_audience is not None, "verify_iss": settings.jwt_issuer is not None},
+            options={
+                "require": ["exp", "sub"],
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "verify_aud": settings.jwt_audience is not None,
+                "verify_iss": settings.jwt_issuer is not None,
+            },
         )
     except jwt.InvalidAudienceError:
         raise _invalid_token("wrong audience") from None
@@ -112,20 +122,24 @@ def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
 
 def _from_gateway(request: Request, settings: AuthSettings) -> Principal:
     assert settings.gateway_secret is not None  # guaranteed by config for AUTH_MODE=gateway
-    if request.headers.is_ambiguous(settings.gateway_user_header) or \
-            request.headers.is_ambiguous(settings.gateway_secret_header):
+    if request.headers.is_ambiguous(settings.gateway_user_header) or request.headers.is_ambiguous(
+        settings.gateway_secret_header
+    ):
         # X-User-Id and x-user-id both present: one may be the client's, passed through the gateway.
-        raise Unauthorized("the gateway's identity headers appear more than once", code="untrusted_gateway",
-                           headers=_challenge())
+        raise Unauthorized(
+            "the gateway's identity headers appear more than once", code="untrusted_gateway", headers=_challenge()
+        )
     sent = request.headers.get(settings.gateway_secret_header, "")
     # Only the gateway knows the secret: without it the user header could come from anyone.
     if not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), settings.gateway_secret.reveal().encode()):
-        raise Unauthorized("request did not come through the authenticating gateway", code="untrusted_gateway",
-                           headers=_challenge())
+        raise Unauthorized(
+            "request did not come through the authenticating gateway", code="untrusted_gateway", headers=_challenge()
+        )
     user = request.headers.get(settings.gateway_user_header)
     if user is None:
-        raise Unauthorized(f"gateway sent no {settings.gateway_user_header} header", code="missing_credentials",
-                           headers=_challenge())
+        raise Unauthorized(
+            f"gateway sent no {settings.gateway_user_header} header", code="missing_credentials", headers=_challenge()
+        )
     return Principal(_user_id(user, settings.gateway_user_header))
 
 

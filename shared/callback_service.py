@@ -40,11 +40,22 @@ def make_callback_endpoint(
         else:
             verify_callback_sign(payload, sign_key, now(), settings.max_ahead_seconds)
         result = ingest_event(store_provider(), payload, received_at=now(), after_commit=after_commit)
-        request.notes.update(event_type=result.event.event_type, dedupe_key=result.dedupe_key,
-                             duplicate=result.duplicate, file_ids=list(result.event.file_ids))
+        request.notes.update(
+            event_type=result.event.event_type,
+            dedupe_key=result.dedupe_key,
+            duplicate=result.duplicate,
+            file_ids=list(result.event.file_ids),
+        )
         if result.hook_error is not None:
             request.notes["hook_failed"] = True
-        return Response(200, {"ok": True, "duplicate": result.duplicate, "eventType": result.event.event_type,
-                              "dedupeKey": result.dedupe_key})
+        return Response(
+            200,
+            {
+                "ok": True,
+                "duplicate": result.duplicate,
+                "eventType": result.event.event_type,
+                "dedupeKey": result.dedupe_key,
+            },
+        )
 
     return endpoint

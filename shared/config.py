@@ -253,8 +253,11 @@ def _account_keys(r: _Reader) -> tuple[str | None, Secret | None]:
 def _read_policy(r: _Reader) -> SigningPolicy:
     secret_id, secret_key = _account_keys(r)
     if secret_id is None:
-        r.problem("TENCENTCLOUD_SECRET_ID", "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and "
-                                            "VOD_SECRET_KEY, as TENCENTCLOUD_* names are reserved there)")
+        r.problem(
+            "TENCENTCLOUD_SECRET_ID",
+            "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and "
+            "VOD_SECRET_KEY, as TENCENTCLOUD_* names are reserved there)",
+        )
     procedure = r.text("VOD_PROCEDURE")
     region = r.text("VOD_STORAGE_REGION")
     regions = r.items("VOD_ALLOWED_STORAGE_REGIONS")
@@ -293,8 +296,9 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
     wrong = [alg for alg in algorithms if alg not in family]
     if wrong:
         # Pinning the family to the key type is what stops algorithm-confusion attacks.
-        r.problem("AUTH_JWT_ALGORITHMS",
-                  f"{', '.join(wrong)} cannot be used with this key; choose from {', '.join(family)}")
+        r.problem(
+            "AUTH_JWT_ALGORITHMS", f"{', '.join(wrong)} cannot be used with this key; choose from {', '.join(family)}"
+        )
     if public_key is not None and "BEGIN PUBLIC KEY" not in public_key.reveal():
         r.problem("AUTH_JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
     return secret or public_key, algorithms
@@ -345,7 +349,7 @@ def _read_http(r: _Reader, default_max_body: int, *, cors: bool = True) -> HttpS
 def database_url_problem(url: str) -> str | None:
     """What is wrong with a DATABASE_URL, never quoting it (a PostgreSQL URL may carry a password)."""
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
+        path = url[len("sqlite:///") :]
         if not path or path.startswith(":memory:") or "?" in path:
             return "sqlite:/// needs a file path (no :memory:, no query string)"
         return None
@@ -363,8 +367,11 @@ def _read_store(r: _Reader) -> StoreSettings:
     if r.in_scf and (url is None or url.startswith("sqlite:")):
         # SQLite in SCF would be a file on an instance's disk, gone with the instance (and the code
         # directory is read-only): every event would get 503, or be acknowledged and then lost.
-        r.problem("DATABASE_URL", "must be a postgresql:// URL inside SCF (instance disks are not durable; "
-                                  f"got {'nothing' if url is None else 'a sqlite: URL'})")
+        r.problem(
+            "DATABASE_URL",
+            "must be a postgresql:// URL inside SCF (instance disks are not durable; "
+            f"got {'nothing' if url is None else 'a sqlite: URL'})",
+        )
     url = url or DEFAULT_DATABASE_URL
     problem = database_url_problem(url)
     if problem:
@@ -428,8 +435,12 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
     if sign_key is None and not insecure:
         r.problem("VOD_CALLBACK_SIGN_KEY", "is required (or set VOD_CALLBACK_INSECURE=true for local development)")
     if sign_key is None and insecure:
-        log_event(log, logging.WARNING, "config.callback_unverified",
-                  detail="VOD_CALLBACK_INSECURE=true: events are not verified")
+        log_event(
+            log,
+            logging.WARNING,
+            "config.callback_unverified",
+            detail="VOD_CALLBACK_INSECURE=true: events are not verified",
+        )
     settings = CallbackSettings(
         sign_key=sign_key,
         insecure=insecure,
@@ -473,8 +484,10 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
         secret_id, secret_key = r.text("TENCENTCLOUD_SECRETID"), r.secret("TENCENTCLOUD_SECRETKEY")
         session_token = r.secret("TENCENTCLOUD_SESSIONTOKEN")
     if secret_id is None or secret_key is None:
-        r.problem("TENCENTCLOUD_SECRET_ID", "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and "
-                                            "VOD_SECRET_KEY, or an execution role)")
+        r.problem(
+            "TENCENTCLOUD_SECRET_ID",
+            "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and VOD_SECRET_KEY, or an execution role)",
+        )
     endpoint = r.text("VOD_API_ENDPOINT", "vod.tencentcloudapi.com") or "vod.tencentcloudapi.com"
     protocol, _, host = endpoint.rpartition("://")
     if protocol not in ("", "http", "https") or not host or "/" in host:

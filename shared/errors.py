@@ -110,8 +110,9 @@ _DOMAIN_ANSWERS: dict[type[DomainError], Callable[[Any], HttpError]] = {
     MalformedEvent: lambda e: BadRequest(e.message, code="malformed_event"),
     CallbackSignRejected: lambda e: Unauthorized(e.message, code=e.reason),
     # VOD retries anything but a 200; the cause stays in the log (it may name the database host).
-    StoreUnavailable: lambda e: ServiceUnavailable("the event store is unavailable; retry later",
-                                                   code="store_unavailable"),
+    StoreUnavailable: lambda e: ServiceUnavailable(
+        "the event store is unavailable; retry later", code="store_unavailable"
+    ),
     SignatureParamError: lambda e: BadRequest(e.message, code="invalid_field"),
     UserIdTooLong: lambda e: Forbidden(e.message, code="user_id_too_long"),
 }

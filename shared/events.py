@@ -228,8 +228,10 @@ def _procedure_state_changed(payload: JsonObject) -> ProcedureStateChanged:
 
 
 def _delete_parts(path: str, item: JsonObject) -> tuple[str, tuple[DeletePart, ...]]:
-    parts = tuple(DeletePart(_text(part, "Type", pp), _typed(part, "Definition", int, pp))
-                  for pp, part in _objects(item, "DeleteParts", path))
+    parts = tuple(
+        DeletePart(_text(part, "Type", pp), _typed(part, "Definition", int, pp))
+        for pp, part in _objects(item, "DeleteParts", path)
+    )
     return _required_text(item, "FileId", path), parts
 
 

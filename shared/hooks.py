@@ -71,11 +71,22 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
         hook(committed)
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
-        log_event(log, logging.ERROR, "hook.failed", error=exc, dedupe_key=committed.dedupe_key,
-                  event_type=committed.event.event_type)
+        log_event(
+            log,
+            logging.ERROR,
+            "hook.failed",
+            error=exc,
+            dedupe_key=committed.dedupe_key,
+            event_type=committed.event.event_type,
+        )
     try:
         store.record_hook_result(committed.dedupe_key, error)
     except StoreUnavailable as store_error:  # the event itself is safe; its row just stays "pending"
-        log_event(log, logging.ERROR, "hook.result_not_recorded", dedupe_key=committed.dedupe_key,
-                  store_error=store_error.message)
+        log_event(
+            log,
+            logging.ERROR,
+            "hook.result_not_recorded",
+            dedupe_key=committed.dedupe_key,
+            store_error=store_error.message,
+        )
     return error

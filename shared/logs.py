@@ -28,8 +28,9 @@ def invocation_id(context: object) -> str:
     return str(rid) if rid else secrets.token_hex(16)  # not uuid: it imports `platform`, slow at cold start
 
 
-def log_event(logger: logging.Logger, level: int, event: str, /, *, error: BaseException | None = None,
-              **fields: Any) -> None:
+def log_event(
+    logger: logging.Logger, level: int, event: str, /, *, error: BaseException | None = None, **fields: Any
+) -> None:
     if not logger.isEnabledFor(level):
         return
     line: dict[str, Any] = {"event": event, "request_id": REQUEST_ID.get(), **fields}

@@ -51,8 +51,9 @@ class _Tally:
     unreadable: int = 0
 
 
-def _store_batch(events: list[dict[str, Any]], store: EventStore, tally: _Tally, now: float,
-                 after_commit: AfterCommit) -> tuple[list[str], bool]:
+def _store_batch(
+    events: list[dict[str, Any]], store: EventStore, tally: _Tally, now: float, after_commit: AfterCommit
+) -> tuple[list[str], bool]:
     """Ingest one batch; returns the handles safe to confirm and whether the store failed."""
     handles: list[str] = []
     for raw in events:
@@ -109,8 +110,15 @@ def drain(
             REQUEST_ID.reset(token)
 
 
-def _drain(queue: EventQueue, store: EventStore, deadline: float, clock: Callable[[], float],
-           reserve_seconds: float, after_commit: AfterCommit, stop_when_empty: bool) -> DrainReport:
+def _drain(
+    queue: EventQueue,
+    store: EventStore,
+    deadline: float,
+    clock: Callable[[], float],
+    reserve_seconds: float,
+    after_commit: AfterCommit,
+    stop_when_empty: bool,
+) -> DrainReport:
     tally, rounds, stopped = _Tally(), 0, "deadline"
     while clock() + reserve_seconds <= deadline:
         try:

@@ -38,8 +38,16 @@ _FIELDS: dict[str, tuple[str, type]] = {
     "sessionContext": ("session_context", str),
 }
 _KIND_NAMES = {str: "a string", int: "an integer", bool: "a boolean"}
-_SERVER_ONLY = ("sourceContext", "secretId", "vodSubAppId", "expireTime", "currentTimeStamp", "random",
-                "taskPriority", "taskNotifyMode")
+_SERVER_ONLY = (
+    "sourceContext",
+    "secretId",
+    "vodSubAppId",
+    "expireTime",
+    "currentTimeStamp",
+    "random",
+    "taskPriority",
+    "taskNotifyMode",
+)
 
 
 def parse_signature_request(body: Mapping[str, Any] | None) -> SignatureRequest:
@@ -89,8 +97,9 @@ def signature_params(
     return _params(request, policy, source_context.encode(user_id, request_id), now, random_u32)
 
 
-def _params(request: SignatureRequest, policy: SigningPolicy, context: str, now: float,
-            random_u32: int) -> SignatureParams:
+def _params(
+    request: SignatureRequest, policy: SigningPolicy, context: str, now: float, random_u32: int
+) -> SignatureParams:
     return SignatureParams(
         secret_id=policy.secret_id,
         current_time_stamp=int(now),
@@ -104,8 +113,9 @@ def _params(request: SignatureRequest, policy: SigningPolicy, context: str, now:
         session_context=request.session_context,
         one_time_valid=_one_time(request.one_time_valid, policy),
         vod_sub_app_id=policy.sub_app_id,
-        storage_region=_choose("storageRegion", request.storage_region, policy.storage_region,
-                               policy.allowed_storage_regions),
+        storage_region=_choose(
+            "storageRegion", request.storage_region, policy.storage_region, policy.allowed_storage_regions
+        ),
     )
 
 
@@ -117,8 +127,12 @@ def signature_response(signature: str, params: SignatureParams, request_id: str)
         "oneTimeValid": bool(params.one_time_valid),
         "requestId": request_id,
     }
-    optional = {"procedure": params.procedure, "storageRegion": params.storage_region, "classId": params.class_id,
-                "vodSubAppId": params.vod_sub_app_id}
+    optional = {
+        "procedure": params.procedure,
+        "storageRegion": params.storage_region,
+        "classId": params.class_id,
+        "vodSubAppId": params.vod_sub_app_id,
+    }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
 
@@ -136,8 +150,14 @@ def make_sign_endpoint(
         principal = authenticate(request, settings.auth, now)
         request.notes["user"] = principal.user_id
         wanted = parse_signature_request(json_object(request))
-        params = signature_params(wanted, settings.policy, user_id=principal.user_id,
-                                  request_id=request.request_id, now=now(), random_u32=random_u32())
+        params = signature_params(
+            wanted,
+            settings.policy,
+            user_id=principal.user_id,
+            request_id=request.request_id,
+            now=now(),
+            random_u32=random_u32(),
+        )
         signature = build_signature(params, secret_key)
         request.notes["expire_time"] = params.expire_time
         return Response(200, signature_response(signature, params, request.request_id))

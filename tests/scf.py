@@ -1,4 +1,5 @@
-"""Realistic SCF HTTP events for handler tests, built from the JSON fixtures in tests/events/."""
+"""The JSON fixtures in tests/events/ (VOD events as Tencent documents them), and reading SCF responses.
+Events are built with the testing kit (vodtesting); these are data."""
 
 from __future__ import annotations
 
@@ -21,37 +22,6 @@ def _fixture(name: str) -> dict[str, Any]:
 def load_event(name: str) -> dict[str, Any]:
     """A fresh copy of tests/events/<name>.json."""
     return copy.deepcopy(_fixture(name))
-
-
-def http_event(
-    shape: str,
-    *,
-    method: str = "POST",
-    path: str = "/signature",
-    headers: dict[str, str] | None = None,
-    body: str | None = "{}",
-    base64: bool = False,
-) -> dict[str, Any]:
-    """An SCF event of `shape` ('apigw' or 'function_url'); headers replace the fixture's
-    Authorization/Content-Type etc. (case-insensitively); body None = absent, as SCF does."""
-    event = load_event("apigw_post" if shape == "apigw" else "function_url_post")
-    lowered = {k.lower() for k in headers or {}}
-    base = {k: v for k, v in event["headers"].items() if k.lower() not in lowered}
-    if shape == "function_url":
-        event["headers"] = {**base, **{k.lower(): v for k, v in (headers or {}).items()}}
-    else:
-        event["headers"] = {**base, **(headers or {})}
-        event["requestContext"]["httpMethod"] = method
-        event["requestContext"]["path"] = path
-    event["httpMethod"] = method
-    event["path"] = path
-    if body is None:
-        event.pop("body", None)
-    else:
-        event["body"] = body
-    if base64:
-        event["isBase64Encoded"] = True
-    return event
 
 
 def response_json(result: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,13 @@ AFTER_COMMIT = load_hook(SETTINGS.after_commit_hook)
 
 def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     deadline = time.time() + time_limit_seconds(context, SETTINGS.budget_seconds)
-    report = drain(QUEUE, STORE, deadline=deadline, clock=time.time, reserve_seconds=SETTINGS.reserve_seconds,
-                   after_commit=AFTER_COMMIT, run_id=invocation_id(context))
+    report = drain(
+        QUEUE,
+        STORE,
+        deadline=deadline,
+        clock=time.time,
+        reserve_seconds=SETTINGS.reserve_seconds,
+        after_commit=AFTER_COMMIT,
+        run_id=invocation_id(context),
+    )
     return vars(report)

@@ -23,7 +23,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from shared.config import ConfigError, callback_sign_key, load_vod_api_settings
 from shared.vod_api import describe_event_config, make_client, modify_event_config
 
-DEV_STATE = Path(__file__).resolve().parents[2] / ".local"  # where `make serve` keeps them
+DEV_STATE = Path(".local")  # where `make serve` keeps them, relative to the checkout it runs in
 
 
 def _switch(value: str) -> str:
@@ -41,8 +41,14 @@ def main() -> int:
     parser.add_argument("--delete-events", type=_switch, help="on/off: DeleteMediaCompleteEventSwitch")
     parser.add_argument("--no-sign-key", action="store_true", help="do not send VOD_CALLBACK_SIGN_KEY as SignKey")
     parser.add_argument("--json", action="store_true", help="print the resulting settings as JSON")
-    parser.add_argument("--dev-keys", nargs="?", const=DEV_STATE, type=Path, metavar="STATE_DIR",
-                        help="use the local stack's dev keys (default: .local/, where `make serve` keeps them)")
+    parser.add_argument(
+        "--dev-keys",
+        nargs="?",
+        const=DEV_STATE,
+        type=Path,
+        metavar="STATE_DIR",
+        help="use the local stack's dev keys (default: .local/, where `make serve` keeps them)",
+    )
     args = parser.parse_args()
     if args.dev_keys:
         settings_file = args.dev_keys / "dev-settings.json"
@@ -59,17 +65,22 @@ def main() -> int:
         return 2
     client = make_client(settings)
     sign_key = None if args.no_sign_key else callback_sign_key()
-    changes = {"Mode": args.mode, "NotificationUrl": args.url, "UploadMediaCompleteEventSwitch": args.upload_events,
-               "DeleteMediaCompleteEventSwitch": args.delete_events}
+    changes = {
+        "Mode": args.mode,
+        "NotificationUrl": args.url,
+        "UploadMediaCompleteEventSwitch": args.upload_events,
+        "DeleteMediaCompleteEventSwitch": args.delete_events,
+    }
     try:
         if any(v is not None for v in changes.values()):
-            modify_event_config(client, settings.sub_app_id, SignKey=sign_key.reveal() if sign_key else None,
-                                **changes)
+            modify_event_config(client, settings.sub_app_id, SignKey=sign_key.reveal() if sign_key else None, **changes)
         config = describe_event_config(client, settings.sub_app_id)
     except TencentCloudSDKException as exc:
         if exc.get_code() == "ClientNetworkError":  # raised by the SDK itself: VOD never answered
-            print(f"could not reach VOD at {settings.protocol}://{settings.endpoint}: {exc.get_message()}",
-                  file=sys.stderr)
+            print(
+                f"could not reach VOD at {settings.protocol}://{settings.endpoint}: {exc.get_message()}",
+                file=sys.stderr,
+            )
         else:
             print(f"VOD refused: {exc.get_code()}: {exc.get_message()}", file=sys.stderr)
         return 1

@@ -39,8 +39,13 @@ def plain(value: Any) -> Any:
 
 
 def report_json(report: FileReport) -> dict[str, Any]:
-    shown: dict[str, Any] = plain({"upload": asdict(report.upload), "tasks": [asdict(t) for t in report.tasks],
-                                   "events": [asdict(e) for e in report.events]})
+    shown: dict[str, Any] = plain(
+        {
+            "upload": asdict(report.upload),
+            "tasks": [asdict(t) for t in report.tasks],
+            "events": [asdict(e) for e in report.events],
+        }
+    )
     return shown
 
 
@@ -100,11 +105,15 @@ def open_configured_store() -> EventStore:
     except (ConfigError, ValueError) as exc:
         raise Failure(str(exc), 2) from None
     except ImportError:  # e.g. the system python3 without psycopg, for a PostgreSQL DATABASE_URL
-        raise Failure("PostgreSQL needs psycopg: run this with .venv/bin/python, or pip install "
-                      "'psycopg[binary]'", 2) from None
+        raise Failure(
+            "PostgreSQL needs psycopg: run this with .venv/bin/python, or pip install 'psycopg[binary]'", 2
+        ) from None
     if isinstance(store, SqliteStore) and not os.path.exists(store.path):
-        raise Failure(f"no database at {store.path}: nothing has been recorded yet (check DATABASE_URL "
-                      "and the current directory)", 1)
+        raise Failure(
+            f"no database at {store.path}: nothing has been recorded yet (check DATABASE_URL "
+            "and the current directory)",
+            1,
+        )
     return store
 
 

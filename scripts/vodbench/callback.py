@@ -20,8 +20,10 @@ REPEAT = 3  # best of: the run least disturbed by the rest of the machine
 
 
 def _events() -> list[dict[str, Any]]:
-    fixtures = [json.loads((ROOT / "tests" / "events" / f"{name}.json").read_text())
-                for name in ("vod_new_file_upload", "vod_procedure_processing", "vod_procedure_finish")]
+    fixtures = [
+        json.loads((ROOT / "tests" / "events" / f"{name}.json").read_text())
+        for name in ("vod_new_file_upload", "vod_procedure_processing", "vod_procedure_finish")
+    ]
     events = []
     for i in range(FILES):
         for fixture in fixtures:
@@ -70,8 +72,10 @@ def _sqlite_upsert_seconds(path: str, count: int) -> float:
     def work(run_number: int) -> None:
         for i in range(count):
             conn.execute("BEGIN IMMEDIATE")
-            conn.execute("INSERT INTO bare (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-                         (f"{run_number}-{i}", i))
+            conn.execute(
+                "INSERT INTO bare (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                (f"{run_number}-{i}", i),
+            )
             conn.execute("COMMIT")
 
     try:
@@ -88,8 +92,10 @@ def _postgres_upsert_seconds(url: str, count: int) -> float:
 
         def work(run_number: int) -> None:
             for i in range(count):
-                conn.execute("INSERT INTO bare (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-                             (f"{run_number}-{i}", i))
+                conn.execute(
+                    "INSERT INTO bare (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                    (f"{run_number}-{i}", i),
+                )
 
         return _best(work, count)
 
@@ -115,19 +121,25 @@ def _postgres() -> Iterator[tuple[str | None, str]]:
 
 
 def _ratio_row(name: str, ingest: float, upsert: float, note: str) -> tuple[str, str]:
-    return (f"{name}: events/s (vs bare upsert/s)",
-            f"{1 / ingest:8.0f} /s  (bare {1 / upsert:.0f}/s; one event costs ×{ingest / upsert:.1f} "
-            f"of one upsert round trip; {note})")
+    return (
+        f"{name}: events/s (vs bare upsert/s)",
+        f"{1 / ingest:8.0f} /s  (bare {1 / upsert:.0f}/s; one event costs ×{ingest / upsert:.1f} "
+        f"of one upsert round trip; {note})",
+    )
 
 
 def run() -> list[tuple[str, str]]:
     events = _events()
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = {"VOD_CALLBACK_SIGN_KEY": "BenchSignKey0123", "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3",
-               "LOG_LEVEL": "WARNING"}
-        rows += cold_start_rows("callback", bundle_cold_start("callback", env),
-                                "≤ 30 ms; SQLite store, so psycopg is not imported")
+        env = {
+            "VOD_CALLBACK_SIGN_KEY": "BenchSignKey0123",
+            "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3",
+            "LOG_LEVEL": "WARNING",
+        }
+        rows += cold_start_rows(
+            "callback", bundle_cold_start("callback", env), "≤ 30 ms; SQLite store, so psycopg is not imported"
+        )
         sqlite_path = Path(tmp) / "bench" / "vod.sqlite3"
         ingest = _ingest_seconds(f"sqlite:///{sqlite_path}", events)
         upsert = _sqlite_upsert_seconds(str(Path(tmp) / "bare.sqlite3"), len(events))

@@ -20,8 +20,14 @@ SECRET_ID = "AKIDbench000000000000000000000000000"
 SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
 JWT_SECRET = "bench-jwt-secret-0123456789-abcdefghijklmnop"
 SUB_APP_ID = "1500000001"
-ENV = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY, "VOD_SUB_APP_ID": SUB_APP_ID,
-       "AUTH_JWT_SECRET": JWT_SECRET, "VOD_SIGNATURE_TTL": "3600", "LOG_LEVEL": "WARNING"}
+ENV = {
+    "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+    "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+    "VOD_SUB_APP_ID": SUB_APP_ID,
+    "AUTH_JWT_SECRET": JWT_SECRET,
+    "VOD_SIGNATURE_TTL": "3600",
+    "LOG_LEVEL": "WARNING",
+}
 
 
 @contextlib.contextmanager
@@ -89,21 +95,30 @@ def _sdk_upload_file_seconds(source: Path, signature_url: str, endpoint: str) ->
     """The COS SDK's own upload_file (same part size and threads) into an applied session: no pause,
     resume control or MD5 check, so it shows what the uploader's bookkeeping costs."""
     from qcloud_cos import CosConfig, CosS3Client
+
     from vodlocal import localstack
     from vodupload import MediaInfo, SignatureClient, VodClient
     from vodupload.cos import cos_endpoint
 
-    vod = VodClient(SignatureClient(signature_url, localstack.mint_token(JWT_SECRET, "bench-user")),
-                    endpoint=endpoint)
+    vod = VodClient(SignatureClient(signature_url, localstack.mint_token(JWT_SECRET, "bench-user")), endpoint=endpoint)
     applied = vod.apply_new(MediaInfo("bench", "mp4", SIZE))
     target = cos_endpoint(endpoint)
     assert target is not None
     cert = applied.credentials
-    client = CosS3Client(CosConfig(Region=applied.region, SecretId=cert.secret_id, SecretKey=cert.secret_key,
-                                   Token=cert.token, Scheme=target.scheme, IP=target.host, Port=target.port), retry=0)
+    client = CosS3Client(
+        CosConfig(
+            Region=applied.region,
+            SecretId=cert.secret_id,
+            SecretKey=cert.secret_key,
+            Token=cert.token,
+            Scheme=target.scheme,
+            IP=target.host,
+            Port=target.port,
+        ),
+        retry=0,
+    )
     started = time.perf_counter()
-    client.upload_file(Bucket=applied.bucket, Key=applied.video_key, LocalFilePath=str(source), PartSize=8,
-                       MAXThread=6)
+    client.upload_file(Bucket=applied.bucket, Key=applied.video_key, LocalFilePath=str(source), PartSize=8, MAXThread=6)
     return time.perf_counter() - started
 
 
@@ -120,9 +135,14 @@ def run() -> list[tuple[str, str]]:
     megabytes = SIZE / 1e6
     return [
         ("raw disk copy of the 256 MiB file (ceiling)", f"{megabytes / copy:8.1f} MB/s"),
-        ("COS SDK upload_file into the emulator (reference)", f"{megabytes / sdk:8.1f} MB/s  = {copy / sdk:.2f}× "
-                                                              "of the copy"),
-        ("client upload through the local stack", f"{megabytes / upload:8.1f} MB/s  = {copy / upload:.2f}× "
-                                                  f"of the copy, {sdk / upload:.2f}× of upload_file  "
-                                                  "(8 MiB parts, 6 in flight, MD5-checked, one-time signatures)"),
+        (
+            "COS SDK upload_file into the emulator (reference)",
+            f"{megabytes / sdk:8.1f} MB/s  = {copy / sdk:.2f}× of the copy",
+        ),
+        (
+            "client upload through the local stack",
+            f"{megabytes / upload:8.1f} MB/s  = {copy / upload:.2f}× "
+            f"of the copy, {sdk / upload:.2f}× of upload_file  "
+            "(8 MiB parts, 6 in flight, MD5-checked, one-time signatures)",
+        ),
     ]

@@ -65,8 +65,12 @@ def bundle_cold_start(name: str, env: Mapping[str, str], layers: Mapping[str, st
     `layers` (label -> import statement) are timed the same way, to show where the time goes."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "build"), name, "--out", str(out)], check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "build"), name, "--out", str(out)],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         archive = out / f"{name}.zip"
         code = out / "code"
         zipfile.ZipFile(archive).extractall(code)
@@ -75,8 +79,12 @@ def bundle_cold_start(name: str, env: Mapping[str, str], layers: Mapping[str, st
         def timed(statement: str) -> float:
             return process_seconds(statement, run_env, cwd=code)
 
-        return ColdStart(process_seconds("import sys", run_env, cwd=code), timed("import index"),
-                         archive.stat().st_size, {label: timed(code) for label, code in (layers or {}).items()})
+        return ColdStart(
+            process_seconds("import sys", run_env, cwd=code),
+            timed("import index"),
+            archive.stat().st_size,
+            {label: timed(code) for label, code in (layers or {}).items()},
+        )
 
 
 def cold_start_rows(name: str, start: ColdStart, target: str) -> list[tuple[str, str]]:
@@ -86,7 +94,9 @@ def cold_start_rows(name: str, start: ColdStart, target: str) -> list[tuple[str,
     return [
         ("bare interpreter start (python -E -s -S)", f"{start.bare * 1e3:8.1f} ms"),
         *((f"  of which: {label}, over bare", over(seconds)) for label, seconds in start.layers.items()),
-        (f"cold import of the {name} bundle over bare",
-         f"{over(start.cold)}  (×{start.cold / start.bare:.2f} of bare; target {target})"),
+        (
+            f"cold import of the {name} bundle over bare",
+            f"{over(start.cold)}  (×{start.cold / start.bare:.2f} of bare; target {target})",
+        ),
         (f"{name} bundle, zipped", f"{start.bundle_bytes / 1024:8.1f} KiB"),
     ]

@@ -12,13 +12,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 from qcloud_cos import CosConfig, CosS3Client
-from vodemu.app import build_emulator
 
 from vodbench.common import environment
+from vodemu.app import build_emulator
 
 SIZE = 256 * 1024 * 1024
 BUCKET = "vodbench-1250000000"
 KEY = "bench/video.mp4"
+
+
 # requests (under the COS SDK) honours these; loopback traffic must never be sent through a proxy.
 def _write_sample(path: Path) -> None:
     block = os.urandom(4 * 1024 * 1024)  # incompressible, and cheap to make
@@ -45,11 +47,21 @@ def run() -> list[tuple[str, str]]:
         port = emulator.start()
         try:
             cred = emulator.credentials.issue(BUCKET, [KEY], 3600)
-            client = CosS3Client(CosConfig(IP="127.0.0.1", Port=port, Region="ap-guangzhou", Scheme="http",
-                                           SecretId=cred.secret_id, SecretKey=cred.secret_key, Token=cred.token))
+            client = CosS3Client(
+                CosConfig(
+                    IP="127.0.0.1",
+                    Port=port,
+                    Region="ap-guangzhou",
+                    Scheme="http",
+                    SecretId=cred.secret_id,
+                    SecretKey=cred.secret_key,
+                    Token=cred.token,
+                )
+            )
             # The web SDK's defaults: 8 MiB parts, 6 in parallel.
-            upload = _timed(lambda: client.upload_file(Bucket=BUCKET, Key=KEY, LocalFilePath=str(source),
-                                                       PartSize=8, MAXThread=6))
+            upload = _timed(
+                lambda: client.upload_file(Bucket=BUCKET, Key=KEY, LocalFilePath=str(source), PartSize=8, MAXThread=6)
+            )
             stored = emulator.store.stat(BUCKET, KEY)
         finally:
             emulator.close()
@@ -57,6 +69,8 @@ def run() -> list[tuple[str, str]]:
     mib = SIZE / 1024 / 1024
     return [
         ("raw copy of 256 MiB on the same disk (baseline)", f"{mib / raw:8.0f} MiB/s"),
-        ("multipart upload through the emulator (SDK)", f"{mib / upload:8.0f} MiB/s  = {raw / upload * 100:5.1f} % "
-                                                        "of raw  (target ≥ 40 %)"),
+        (
+            "multipart upload through the emulator (SDK)",
+            f"{mib / upload:8.0f} MiB/s  = {raw / upload * 100:5.1f} % of raw  (target ≥ 40 %)",
+        ),
     ]

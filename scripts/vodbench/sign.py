@@ -17,8 +17,12 @@ from vodbench.common import ROOT, bundle_cold_start, cold_start_rows, environmen
 SECRET_ID = "AKIDbench000000000000000000000000000"
 SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
 JWT_SECRET = "bench-jwt-secret-0123456789-abcdefghijklmnop"
-ENV = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY, "VOD_SUB_APP_ID": "1500000001",
-       "AUTH_JWT_SECRET": JWT_SECRET}
+ENV = {
+    "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+    "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+    "VOD_SUB_APP_ID": "1500000001",
+    "AUTH_JWT_SECRET": JWT_SECRET,
+}
 
 
 def _handler(env: dict[str, str]):  # type: ignore[no-untyped-def]
@@ -58,18 +62,23 @@ def run() -> list[tuple[str, str]]:
     jwt_handler = _handler({**ENV, "AUTH_MODE": "jwt"})
     calls = 2000
     # Distinct tokens: every call verifies one (the first request of a client).
-    fresh = iter([{**event, "headers": {**event["headers"], "Authorization": f"Bearer {_token(i)}"}}
-                  for i in range(calls * 7)])
+    fresh = iter(
+        [{**event, "headers": {**event["headers"], "Authorization": f"Bearer {_token(i)}"}} for i in range(calls * 7)]
+    )
     hs256_new = per_call(lambda: jwt_handler(next(fresh), context), number=calls)
     # One token again and again: a client asking before each VOD call (verified once per container).
     repeat = {**event, "headers": {**event["headers"], "Authorization": f"Bearer {_token(-1)}"}}
     assert jwt_handler(repeat, context)["statusCode"] == 200
     hs256 = per_call(lambda: jwt_handler(repeat, context))
 
-    start = bundle_cold_start("sign", ENV, {
-        "the stdlib modules it needs": f"import {STDLIB}",
-        "those + PyJWT": f"import {STDLIB}, jwt",
-    })
+    start = bundle_cold_start(
+        "sign",
+        ENV,
+        {
+            "the stdlib modules it needs": f"import {STDLIB}",
+            "those + PyJWT": f"import {STDLIB}, jwt",
+        },
+    )
 
     return [
         ("raw HMAC-SHA1 + Base64 of one signature (floor)", f"{raw * 1e6:8.2f} µs"),

@@ -31,13 +31,24 @@ def _int_env(name: str) -> int | None:
 
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR,
-                        help=f"where sessions, files and events are kept (default {DEFAULT_STATE_DIR})")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help=f"where sessions, files and events are kept (default {DEFAULT_STATE_DIR})",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; keep it loopback)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("VOD_EMULATOR_PORT", "9000")),
-                        help="port (default 9000, or VOD_EMULATOR_PORT; 0 = any free port)")
-    parser.add_argument("--notification-url", default="",
-                        help="preconfigure PUSH event delivery to this loopback URL (upload events ON)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("VOD_EMULATOR_PORT", "9000")),
+        help="port (default 9000, or VOD_EMULATOR_PORT; 0 = any free port)",
+    )
+    parser.add_argument(
+        "--notification-url",
+        default="",
+        help="preconfigure PUSH event delivery to this loopback URL (upload events ON)",
+    )
     parser.add_argument("--sign-key", default="", help="SignKey for PUSH callbacks (letters and digits, <= 32)")
     parser.add_argument("--pull", action="store_true", help="preconfigure PULL (reliable) event delivery instead")
     parser.add_argument("--verbose", "-v", action="store_true", help="log every request")
@@ -52,8 +63,11 @@ def main() -> int:
     secret_id = os.environ.get("TENCENTCLOUD_SECRET_ID", "")
     secret_key = os.environ.get("TENCENTCLOUD_SECRET_KEY", "")
     if not secret_id or not secret_key:
-        print("set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (any values: they are the emulated "
-              "account's keys, and your signature service must use the same ones)", file=sys.stderr)
+        print(
+            "set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY (any values: they are the emulated "
+            "account's keys, and your signature service must use the same ones)",
+            file=sys.stderr,
+        )
         return 2
     sub_app_id = _int_env("VOD_SUB_APP_ID")
     emulator = build_emulator(

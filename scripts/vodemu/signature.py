@@ -115,8 +115,14 @@ def parameters(original: bytes) -> dict[str, str | int]:
     return values
 
 
-_RANGES = {"random": (0, 2**32 - 1), "classId": (0, 2**63 - 1), "taskPriority": (-10, 10),
-           "vodSubAppId": (1, 2**63 - 1), "currentTimeStamp": (0, 2**63 - 1), "expireTime": (0, 2**63 - 1)}
+_RANGES = {
+    "random": (0, 2**32 - 1),
+    "classId": (0, 2**63 - 1),
+    "taskPriority": (-10, 10),
+    "vodSubAppId": (1, 2**63 - 1),
+    "currentTimeStamp": (0, 2**63 - 1),
+    "expireTime": (0, 2**63 - 1),
+}
 _LENGTHS = {"sourceContext": MAX_SOURCE_CONTEXT, "sessionContext": MAX_SESSION_CONTEXT}
 
 

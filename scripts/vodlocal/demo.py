@@ -23,10 +23,14 @@ from vodlocal import localstack
 
 def _png(width: int, height: int) -> bytes:
     """A small gradient PNG, with the stdlib only (the cover when ffmpeg is not installed)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    rows = b"".join(b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 160)) for x in range(width))
-                    for y in range(height))
+
+    rows = b"".join(
+        b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 160)) for x in range(width))
+        for y in range(height)
+    )
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
@@ -36,11 +40,31 @@ def make_sample(directory: Path) -> tuple[Path, Path, str]:
     if ffmpeg:
         video, cover = directory / "demo.mp4", directory / "demo-cover.jpg"
         quiet = [ffmpeg, "-loglevel", "error", "-y"]
-        made = subprocess.run([*quiet, "-f", "lavfi", "-i", "testsrc=duration=8:size=1280x720:rate=30",
-                               "-f", "lavfi", "-i", "sine=frequency=440:duration=8", "-shortest",
-                               "-pix_fmt", "yuv420p", str(video)], check=False).returncode == 0
-        if made and subprocess.run([*quiet, "-i", str(video), "-frames:v", "1", str(cover)],
-                                   check=False).returncode == 0:
+        made = (
+            subprocess.run(
+                [
+                    *quiet,
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc=duration=8:size=1280x720:rate=30",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "sine=frequency=440:duration=8",
+                    "-shortest",
+                    "-pix_fmt",
+                    "yuv420p",
+                    str(video),
+                ],
+                check=False,
+            ).returncode
+            == 0
+        )
+        if (
+            made
+            and subprocess.run([*quiet, "-i", str(video), "-frames:v", "1", str(cover)], check=False).returncode == 0
+        ):
             return video, cover, "made with ffmpeg"
     video, cover = directory / "demo.mp4", directory / "demo-cover.png"
     block = bytes(range(256)) * 4096  # 1 MiB
@@ -71,10 +95,28 @@ def demo(state: Path) -> int:
         token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"], localstack.DEV_USER)
         print(f"uploading as {localstack.DEV_USER!r}…", flush=True)
         upload = subprocess.run(
-            [sys.executable, "-m", "vodupload.cli", str(video), "--cover", str(cover), "--json", "--part-size", "1",
-             "--gateway", stack.gateway.url, "--vod-endpoint", stack.emulator.url,
-             "--checkpoint-dir", str(state / "checkpoints")],
-            env={**os.environ, "VOD_UPLOAD_TOKEN": token}, stdout=subprocess.PIPE, text=True, check=False)
+            [
+                sys.executable,
+                "-m",
+                "vodupload.cli",
+                str(video),
+                "--cover",
+                str(cover),
+                "--json",
+                "--part-size",
+                "1",
+                "--gateway",
+                stack.gateway.url,
+                "--vod-endpoint",
+                stack.emulator.url,
+                "--checkpoint-dir",
+                str(state / "checkpoints"),
+            ],
+            env={**os.environ, "VOD_UPLOAD_TOKEN": token},
+            stdout=subprocess.PIPE,
+            text=True,
+            check=False,
+        )
         if upload.returncode != 0:
             print(f"upload failed (exit {upload.returncode})", file=sys.stderr)
             return 1

@@ -10,6 +10,7 @@ response: the handlers never know they are local.
 from __future__ import annotations
 
 import base64
+import importlib.resources
 import importlib.util
 import json
 import threading
@@ -22,12 +23,16 @@ from typing import Any
 import flask
 import functions_framework
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: scripts/vodlocal/ is two levels down
+
+def function_file(name: str) -> Path:
+    """functions/<name>/index.py, wherever the project is installed (package `vodfunctions`)."""
+    return Path(str(importlib.resources.files("vodfunctions") / name / "index.py"))
+
 
 # path -> (function name, handler file). One route per deployed function, as in serverless.yml.
 ROUTES: dict[str, tuple[str, Path]] = {
-    "/signature": ("sign", ROOT / "functions" / "sign" / "index.py"),
-    "/vod-events": ("callback", ROOT / "functions" / "callback" / "index.py"),
+    "/signature": ("sign", function_file("sign")),
+    "/vod-events": ("callback", function_file("callback")),
 }
 
 Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]

@@ -21,8 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 from werkzeug.serving import BaseWSGIServer, make_server
 
-ROOT = Path(__file__).resolve().parents[2]  # the checkout: scripts/vodlocal/ is two levels down
-DEFAULT_STATE_DIR = ROOT / ".local"
+DEFAULT_STATE_DIR = Path(".local")  # relative to the current directory: the checkout, under make serve
 DEV_USER = "dev-user"
 
 
@@ -112,9 +111,13 @@ def start_emulator(state_dir: Path, env: Mapping[str, str], port: int = 0, **opt
     from vodemu.app import build_emulator
 
     sub_app = env.get("VOD_SUB_APP_ID")
-    emulator = build_emulator(state_dir, secret_id=env["TENCENTCLOUD_SECRET_ID"],
-                              secret_key=env["TENCENTCLOUD_SECRET_KEY"],
-                              sub_app_id=int(sub_app) if sub_app else None, **options)
+    emulator = build_emulator(
+        state_dir,
+        secret_id=env["TENCENTCLOUD_SECRET_ID"],
+        secret_key=env["TENCENTCLOUD_SECRET_KEY"],
+        sub_app_id=int(sub_app) if sub_app else None,
+        **options,
+    )
     emulator.start("127.0.0.1", port)
     return emulator
 
@@ -129,8 +132,9 @@ class LocalStack:
         self.gateway.stop()
 
 
-def start_stack(state_dir: Path, gateway_port: int = 0, emulator_port: int = 0, *, pull: bool = False,
-                **emulator_options: Any) -> LocalStack:
+def start_stack(
+    state_dir: Path, gateway_port: int = 0, emulator_port: int = 0, *, pull: bool = False, **emulator_options: Any
+) -> LocalStack:
     """Gateway + emulator on loopback, sharing dev settings under state_dir. The emulator delivers
     events to the gateway's /vod-events (PUSH, signed with the callback's SignKey), or queues them
     for PullEvents (pull=True). Sets VOD_API_ENDPOINT so SDK clients find the emulator."""
@@ -145,6 +149,7 @@ def start_stack(state_dir: Path, gateway_port: int = 0, emulator_port: int = 0, 
     if pull:
         emulator.configure_events(mode="PULL")
     else:
-        emulator.configure_events(mode="PUSH", notification_url=f"{gateway.url}/vod-events",
-                                  sign_key=env["VOD_CALLBACK_SIGN_KEY"])
+        emulator.configure_events(
+            mode="PUSH", notification_url=f"{gateway.url}/vod-events", sign_key=env["VOD_CALLBACK_SIGN_KEY"]
+        )
     return LocalStack(gateway, emulator)

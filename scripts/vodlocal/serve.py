@@ -41,25 +41,43 @@ def _commands() -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8080")),
-                        help="gateway port (sign + callback), default 8080 (GATEWAY_PORT)")
-    parser.add_argument("--emulator-port", type=int, default=int(os.environ.get("VOD_EMULATOR_PORT", "9000")),
-                        help="VOD emulator port, default 9000 (VOD_EMULATOR_PORT)")
-    parser.add_argument("--state-dir", type=Path, default=localstack.DEFAULT_STATE_DIR,
-                        help="where dev keys, the database, the emulator's files and events live (default .local/)")
-    parser.add_argument("--pull", action="store_true",
-                        help="queue events for PullEvents (reliable callback) instead of pushing them")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("GATEWAY_PORT", "8080")),
+        help="gateway port (sign + callback), default 8080 (GATEWAY_PORT)",
+    )
+    parser.add_argument(
+        "--emulator-port",
+        type=int,
+        default=int(os.environ.get("VOD_EMULATOR_PORT", "9000")),
+        help="VOD emulator port, default 9000 (VOD_EMULATOR_PORT)",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=localstack.DEFAULT_STATE_DIR,
+        help="where dev keys, the database, the emulator's files and events live (default .local/)",
+    )
+    parser.add_argument(
+        "--pull", action="store_true", help="queue events for PullEvents (reliable callback) instead of pushing them"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     # Checked up front: the servers would exit with a message that names neither setting.
-    ports = ((args.port, "gateway: GATEWAY_PORT or --port"),
-             (args.emulator_port, "emulator: VOD_EMULATOR_PORT or --emulator-port"))
+    ports = (
+        (args.port, "gateway: GATEWAY_PORT or --port"),
+        (args.emulator_port, "emulator: VOD_EMULATOR_PORT or --emulator-port"),
+    )
     busy = [f"{port} (the {what})" for port, what in ports if port and _in_use(port)]
     if busy:
-        print(f"serve: port already in use: {', '.join(busy)}; choose another, "
-              "e.g. GATEWAY_PORT=8081 VOD_EMULATOR_PORT=9001 make serve", file=sys.stderr)
+        print(
+            f"serve: port already in use: {', '.join(busy)}; choose another, "
+            "e.g. GATEWAY_PORT=8081 VOD_EMULATOR_PORT=9001 make serve",
+            file=sys.stderr,
+        )
         return 2
     stack = localstack.start_stack(args.state_dir, args.port, args.emulator_port, pull=args.pull)
     gateway, emulator = stack.gateway.url, stack.emulator.url
@@ -71,14 +89,19 @@ def main() -> int:
     print(f"state      {args.state_dir}   dev keys, database {database}, uploads")
     print(f"\nbearer token for {localstack.DEV_USER!r} (24 h):\n  {token}\n")
     print("get an upload signature:")
-    print(f"  curl -sS -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
-          "-H 'Content-Type: application/json' -d '{}'\n")
+    print(
+        f"  curl -sS -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
+        "-H 'Content-Type: application/json' -d '{}'\n"
+    )
     bin_ = _commands()
-    print(f"upload a file:   VOD_UPLOAD_TOKEN=<token> {bin_}vod-upload FILE --gateway {gateway} "
-          f"--vod-endpoint {emulator}")
+    print(
+        f"upload a file:   VOD_UPLOAD_TOKEN=<token> {bin_}vod-upload FILE --gateway {gateway} --vod-endpoint {emulator}"
+    )
     print(f"see its record:  DATABASE_URL={database} {bin_}vod-uploads list --user {localstack.DEV_USER}")
-    print(f"event settings:  VOD_API_ENDPOINT={emulator} {bin_}vod-configure-events --dev-keys "
-          f"{shlex.quote(str(args.state_dir))}")
+    print(
+        f"event settings:  VOD_API_ENDPOINT={emulator} {bin_}vod-configure-events --dev-keys "
+        f"{shlex.quote(str(args.state_dir))}"
+    )
     print("\nCtrl-C to stop.", flush=True)
 
     signal.signal(signal.SIGTERM, _interrupt)

@@ -1,15 +1,16 @@
 """Resumable client uploads to Tencent Cloud VOD, the Python counterpart of vod-js-sdk-v6.
 
-    from vodupload import SignatureClient, Uploader
+from vodupload import SignatureClient, Uploader
 
-    signatures = SignatureClient("https://api.example.com/signature", token)
-    result = Uploader(signatures).upload("clip.mp4", cover="clip.jpg").run()
-    print(result.file_id, result.video_url)
+signatures = SignatureClient("https://api.example.com/signature", token)
+result = Uploader(signatures).upload("clip.mp4", cover="clip.jpg").run()
+print(result.file_id, result.video_url)
 """
 
 import logging
 
-from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, PartRecord, default_directory, identify
+from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, SavedObject, default_directory, identify
+from vodupload.credentials import SessionCredentials
 from vodupload.errors import (
     AuthenticationFailed,
     GatewayRefusal,
@@ -24,12 +25,11 @@ from vodupload.errors import (
     VodUnavailable,
     VodUploadError,
 )
+from vodupload.notices import Notice, NoticeKind
 from vodupload.progress import Progress
 from vodupload.signatures import Signature, SignatureClient, SignatureRequest
 from vodupload.uploader import (
     CancelOutcome,
-    Notice,
-    NoticeKind,
     Uploader,
     UploadOptions,
     UploadResult,
@@ -54,8 +54,9 @@ __all__ = [
     "MediaInfo",
     "Notice",
     "NoticeKind",
-    "PartRecord",
     "Progress",
+    "SavedObject",
+    "SessionCredentials",
     "Signature",
     "SignatureClient",
     "SignatureError",

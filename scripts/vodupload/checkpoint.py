@@ -1,12 +1,13 @@
-"""Saved upload progress: one JSON file per upload, in the user's cache directory.
+"""Saved upload sessions: one JSON file per upload, in the user's cache directory.
 
-A checkpoint remembers the VOD session (vodSessionKey), each object's COS multipart upload id and the
-parts known to be stored, so that a new process can continue where a paused, interrupted or killed
-one stopped. It also remembers what the file looked like (path, size, mtime, a hash of a content
-sample): a file that changed since is uploaded from scratch instead of being stitched together from
-two versions. Writes are atomic (temporary file, fsync, rename), so a crash leaves the old or the new
-checkpoint, never half of one. Files are private (0600): the session key lets a signature holder
-continue the upload.
+Like vod-js-sdk-v6, which keeps the vodSessionKey in localStorage under a name made of the files' names
+and sizes (src/uploader.ts, `sessionName`/`setStorage`), a checkpoint lets a later run, in this process or
+another, continue a paused, interrupted or killed upload. It keeps only what COS cannot tell: the session
+key, each object's multipart uploadId, what the files looked like (path, size, mtime, a hash of a content
+sample: a changed file starts over instead of being stitched together from two versions) and when the
+session began. Which parts are stored is asked from COS when resuming, and where the objects go comes
+back with the session's fresh credentials. Writes are atomic (temporary file, fsync, rename). Files are
+private (0600): the session key lets a signature holder continue the upload.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import platformdirs
 
 log = logging.getLogger("vodupload")
 
-VERSION = 1
+VERSION = 2
+READABLE = {1, 2}  # version 1 also listed the parts and the storage: that is now asked from COS
 SAMPLE_BYTES = 64 * 1024  # read at the head, the middle and the tail of the file
 
 
@@ -62,28 +64,13 @@ def identify(path: str | os.PathLike[str]) -> FileIdentity:
     return FileIdentity(str(resolved), info.st_size, info.st_mtime_ns, digest.hexdigest())
 
 
-@dataclass(frozen=True)
-class PartRecord:
-    number: int
-    size: int
-    etag: str  # as COS returned it (quoted md5 hex)
-
-
 @dataclass
-class ObjectProgress:
+class SavedObject:
     """One COS object of the upload (the video or the cover)."""
 
     role: str  # "video" or "cover"
     source: FileIdentity
-    key: str  # COS object key
-    part_size: int
-    upload_id: str | None = None  # None: single PUT, or multipart not started yet
-    parts: dict[int, PartRecord] = field(default_factory=dict)
-    completed: bool = False
-
-    @property
-    def bytes_recorded(self) -> int:
-        return self.source.size if self.completed else sum(part.size for part in self.parts.values())
+    upload_id: str | None = None  # its multipart upload while one is open; None: single PUT, not started, completed
 
 
 @dataclass
@@ -91,42 +78,19 @@ class Checkpoint:
     name: str  # the file name stem in the checkpoint directory
     session_key: str = field(repr=False)
     created_at: float  # when VOD opened the session: the resume window counts from here
-    bucket: str
-    region: str
-    objects: list[ObjectProgress]
-
-    @property
-    def uploaded(self) -> bool:
-        return all(obj.completed for obj in self.objects)
-
-    @property
-    def bytes_recorded(self) -> int:
-        return sum(obj.bytes_recorded for obj in self.objects)
-
-    def object(self, role: str) -> ObjectProgress | None:
-        return next((obj for obj in self.objects if obj.role == role), None)
+    objects: list[SavedObject]
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["version"] = VERSION
-        for obj in data["objects"]:
-            obj["parts"] = sorted(obj["parts"].values(), key=lambda part: part["number"])
-        return data
+        return {**asdict(self), "version": VERSION}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Checkpoint:
-        if data.get("version") != VERSION:
+        if data.get("version") not in READABLE:
             raise ValueError(f"unsupported checkpoint version {data.get('version')!r}")
-        objects = [
-            ObjectProgress(
-                role=obj["role"], source=FileIdentity(**obj["source"]), key=obj["key"], part_size=obj["part_size"],
-                upload_id=obj["upload_id"], completed=obj["completed"],
-                parts={part["number"]: PartRecord(**part) for part in obj["parts"]},
-            )
-            for obj in data["objects"]
-        ]
-        return cls(name=data["name"], session_key=data["session_key"], created_at=float(data["created_at"]),
-                   bucket=data["bucket"], region=data["region"], objects=objects)
+        objects = [SavedObject(obj["role"], FileIdentity(**obj["source"]), obj["upload_id"]) for obj in data["objects"]]
+        return cls(
+            name=data["name"], session_key=data["session_key"], created_at=float(data["created_at"]), objects=objects
+        )
 
 
 def checkpoint_name(endpoint: str | None, video: str, cover: str | None) -> str:

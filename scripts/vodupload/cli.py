@@ -1,11 +1,11 @@
-#!/usr/bin/env python3
 """Upload a video (and its cover) to Tencent Cloud VOD, signed by your app's signature endpoint.
 
     upload FILE [--cover IMAGE] [--gateway URL] [--token TOKEN] [--procedure NAME] [--json] [--cancel]
 
 Ctrl-C pauses: the parts in flight finish, the progress is saved, and running the same command again
-resumes (VOD keeps an upload resumable for a day). --cancel discards a saved upload of FILE and
-deletes its uploaded parts (when VOD no longer knows the upload, they cannot be deleted: it says so).
+resumes (VOD keeps an upload resumable for a day). If VOD refuses to continue the saved upload, for
+whatever reason, the command says so and starts over. --cancel discards a saved upload of FILE and
+deletes its uploaded parts (if VOD refuses to continue the upload, they cannot be deleted: it says so).
 
 Settings: a flag wins over its environment variable:
   --gateway        VOD_UPLOAD_GATEWAY         signature endpoint (a bare http://host:port gets /signature)
@@ -28,11 +28,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import _venv  # noqa: F401 - first: re-runs this script under .venv when started by another Python
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 from tqdm import tqdm
+
 from vodupload import (
     AuthenticationFailed,
     CancelOutcome,
@@ -61,8 +58,9 @@ class UsageError(Exception):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="upload", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="upload", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("file", type=Path, help="the video (its extension tells VOD the type)")
     parser.add_argument("--cover", type=Path, help="a cover image for the video")
     parser.add_argument("--name", help="the video's name in VOD (default: the file name without extension)")
@@ -70,8 +68,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token", default=os.environ.get("VOD_UPLOAD_TOKEN"), help="bearer token")
     parser.add_argument("--procedure", help="task flow to start after the upload (if the server allows it)")
     parser.add_argument("--storage-region", help="storage region (if the server allows it)")
-    parser.add_argument("--vod-endpoint", default=os.environ.get("VOD_UPLOAD_ENDPOINT") or None,
-                        help="base URL of a local VOD emulator")
+    parser.add_argument(
+        "--vod-endpoint", default=os.environ.get("VOD_UPLOAD_ENDPOINT") or None, help="base URL of a local VOD emulator"
+    )
     parser.add_argument("--checkpoint-dir", type=Path, default=os.environ.get("VOD_UPLOAD_CHECKPOINT_DIR") or None)
     parser.add_argument("--part-size", type=int, default=8, metavar="MIB", help="multipart part size (default 8)")
     parser.add_argument("--parallel", type=int, default=6, metavar="N", help="parts in flight (default 6)")
@@ -93,8 +92,11 @@ def make_uploader(args: argparse.Namespace) -> Uploader:
         raise UsageError("no signature endpoint: give --gateway URL or set VOD_UPLOAD_GATEWAY")
     if not args.token:
         raise UsageError("no bearer token: set VOD_UPLOAD_TOKEN (or give --token)")
-    signer = SignatureClient(signature_url(args.gateway), args.token,
-                             SignatureRequest(procedure=args.procedure, storage_region=args.storage_region))
+    signer = SignatureClient(
+        signature_url(args.gateway),
+        args.token,
+        SignatureRequest(procedure=args.procedure, storage_region=args.storage_region),
+    )
     try:
         options = UploadOptions(endpoint=args.vod_endpoint, part_size=args.part_size * MIB, parallel=args.parallel)
     except ValueError as exc:
@@ -121,9 +123,17 @@ class Console:
     def progress(self, progress: Progress) -> None:
         with self._lock:
             if self._bar is None:  # made on the first report, so that resumed bytes do not count as speed
-                self._bar = tqdm(total=progress.bytes_total, initial=progress.bytes_done, desc=self.label, unit="B",
-                                 unit_scale=True, unit_divisor=1024, file=sys.stderr, dynamic_ncols=True,
-                                 disable=True if self.quiet else None)
+                self._bar = tqdm(
+                    total=progress.bytes_total,
+                    initial=progress.bytes_done,
+                    desc=self.label,
+                    unit="B",
+                    unit_scale=True,
+                    unit_divisor=1024,
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                    disable=True if self.quiet else None,
+                )
             if progress.bytes_done > self._bar.n:  # reports only go up; never move the bar back
                 self._bar.update(progress.bytes_done - self._bar.n)
 
@@ -147,8 +157,9 @@ def wait(task: UploadTask) -> UploadState:
 
 
 def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -> int:
-    task = uploader.upload(args.file, args.cover, name=args.name, on_progress=console.progress,
-                           on_notice=console.notice)
+    task = uploader.upload(
+        args.file, args.cover, name=args.name, on_progress=console.progress, on_notice=console.notice
+    )
     task.start()
     try:
         state = wait(task)
@@ -167,10 +178,13 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
         return report_done(task.result(), task, console)
     if state is UploadState.PAUSED:
         done, total = task.progress.bytes_done / MIB, task.progress.bytes_total / MIB
-        console.say(f"paused; the progress is saved ({done:.1f} of {total:.1f} MiB uploaded). "
-                    "Run the same command again to resume, or add --cancel to discard it.")
-        console.result({"status": "paused", "bytesDone": task.progress.bytes_done,
-                        "bytesTotal": task.progress.bytes_total}, "")
+        console.say(
+            f"paused; the progress is saved ({done:.1f} of {total:.1f} MiB uploaded). "
+            "Run the same command again to resume, or add --cancel to discard it."
+        )
+        console.result(
+            {"status": "paused", "bytesDone": task.progress.bytes_done, "bytesTotal": task.progress.bytes_total}, ""
+        )
         return EXIT_INTERRUPTED
     try:
         task.result()
@@ -181,8 +195,14 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
 
 def report_done(result: UploadResult, task: UploadTask, console: Console) -> int:
     progress = task.progress
-    payload = {"status": "done", "fileId": result.file_id, "videoUrl": result.video_url, "coverUrl": result.cover_url,
-               "bytes": progress.bytes_total, "bytesResumed": progress.bytes_resumed}
+    payload = {
+        "status": "done",
+        "fileId": result.file_id,
+        "videoUrl": result.video_url,
+        "coverUrl": result.cover_url,
+        "bytes": progress.bytes_total,
+        "bytesResumed": progress.bytes_resumed,
+    }
     lines = [f"file id    {result.file_id}", f"video url  {result.video_url}"]
     if result.cover_url:
         lines.append(f"cover url  {result.cover_url}")
@@ -198,8 +218,13 @@ def failure_kind(error: VodUploadError) -> tuple[str, int]:
     return "failed", EXIT_FAILED
 
 
-def report_failure(error: VodUploadError, console: Console, *, saved: bool = False,
-                   saved_note: str = "the progress is saved: run the same command again to retry") -> int:
+def report_failure(
+    error: VodUploadError,
+    console: Console,
+    *,
+    saved: bool = False,
+    saved_note: str = "the progress is saved: run the same command again to retry",
+) -> int:
     kind, status = failure_kind(error)
     hint = {EXIT_AUTH: " (check VOD_UPLOAD_TOKEN / --token)"}.get(status, "")
     console.say(f"{error.message}{hint}")
@@ -219,8 +244,12 @@ def run_cancel(args: argparse.Namespace, uploader: Uploader, console: Console) -
     try:
         outcome = uploader.cancel_saved(args.file, args.cover, on_notice=console.notice)
     except VodUploadError as exc:
-        return report_failure(exc, console, saved=True, saved_note="nothing was discarded: the saved upload is "
-                              "kept; run the same command again to retry")
+        return report_failure(
+            exc,
+            console,
+            saved=True,
+            saved_note="nothing was discarded: the saved upload is kept; run the same command again to retry",
+        )
     if outcome is CancelOutcome.NOTHING_SAVED:
         console.say(f"there is no saved upload of {args.file} to cancel")
         console.result({"status": "nothing_to_cancel"}, "")
@@ -229,8 +258,10 @@ def run_cancel(args: argparse.Namespace, uploader: Uploader, console: Console) -
     if deleted:
         console.say(f"cancelled the saved upload of {args.file}; its uploaded parts were deleted")
     else:
-        console.say(f"warning: cancelled the saved upload of {args.file}, but its uploaded parts could NOT be "
-                    "deleted (see above); they stay in VOD's storage until it expires them")
+        console.say(
+            f"warning: cancelled the saved upload of {args.file}, but its uploaded parts could NOT be "
+            "deleted (see above); they stay in VOD's storage until it expires them"
+        )
     console.result({"status": "cancelled", "partsDeleted": deleted}, "")
     return EXIT_OK
 

@@ -41,28 +41,15 @@ class SignatureUnavailable(SignatureError):
     """Network errors, 5xx or a malformed answer from the signature endpoint, after retries."""
 
 
-# ApplyUploadUGC refusals of a vodSessionKey that mean the session can never be continued: not found,
-# past its resume window, committed already (the emulator's codes, vodemu/upload_api.py `Code`; VOD does
-# not publish its table). Any other refusal (a bad or clock-skewed signature, ...) says nothing about the
-# session: a saved upload is kept for a later try.
-SESSION_NOT_FOUND, SESSION_EXPIRED, SESSION_COMMITTED = 10030, 10031, 10032
-SESSION_GONE_CODES = frozenset({SESSION_NOT_FOUND, SESSION_EXPIRED, SESSION_COMMITTED})
-
-
 class VodApiError(VodUploadError):
     """VOD answered `code != 0` to PrepareUploadUGC/ApplyUploadUGC/CommitUploadUGC (a definite refusal,
-    not retried)."""
+    not retried). VOD does not publish what each code means: the uploader treats them all alike."""
 
     def __init__(self, action: str, code: int, message: str) -> None:
         super().__init__(f"VOD refused {action} (code {code}): {message}")
         self.action = action
         self.code = code
         self.detail = message
-
-    @property
-    def session_gone(self) -> bool:
-        """The upload session this call named no longer exists for VOD (see SESSION_GONE_CODES)."""
-        return self.code in SESSION_GONE_CODES
 
 
 class VodUnavailable(VodUploadError):

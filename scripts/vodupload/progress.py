@@ -33,8 +33,9 @@ class ProgressMeter:
     a callback never sees the count go down within a run (a report is not overtaken by an older one).
     """
 
-    def __init__(self, total: int, callback: ProgressCallback | None,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, total: int, callback: ProgressCallback | None, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self._total = total
         self._callback = callback
         self._monotonic = monotonic

@@ -38,8 +38,12 @@ class SignatureRequest:
     session_context: str | None = None
 
     def body(self) -> dict[str, Any]:
-        wire = {"procedure": self.procedure, "storageRegion": self.storage_region, "classId": self.class_id,
-                "sessionContext": self.session_context}
+        wire = {
+            "procedure": self.procedure,
+            "storageRegion": self.storage_region,
+            "classId": self.class_id,
+            "sessionContext": self.session_context,
+        }
         return {name: value for name, value in wire.items() if value is not None}
 
 
@@ -109,14 +113,19 @@ class SignatureClient:
 
     def _post(self) -> requests.Response:
         token = self._token() if callable(self._token) else self._token
-        return self._session.post(self.url, json=self._body, timeout=self._timeout,
-                                  headers={"Authorization": f"Bearer {token}"})
+        return self._session.post(
+            self.url, json=self._body, timeout=self._timeout, headers={"Authorization": f"Bearer {token}"}
+        )
 
     def _parse(self, response: requests.Response) -> Signature:
         try:
             body = response.json()
-            return Signature(value=str(body["signature"]), expire_time=int(body.get("expireTime") or 0),
-                             one_time=bool(body.get("oneTimeValid")))
+            return Signature(
+                value=str(body["signature"]),
+                expire_time=int(body.get("expireTime") or 0),
+                one_time=bool(body.get("oneTimeValid")),
+            )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise SignatureUnavailable(f"the signature endpoint's answer has no signature ({type(exc).__name__})") \
-                from None
+            raise SignatureUnavailable(
+                f"the signature endpoint's answer has no signature ({type(exc).__name__})"
+            ) from None

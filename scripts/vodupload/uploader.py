@@ -5,7 +5,7 @@ background thread; `pause()` lets the parts in flight finish and keeps the check
 continues (in this process, or any later one: the checkpoint is on disk); `cancel()` aborts the COS
 multipart uploads and deletes the checkpoint; `Uploader.cancel_saved()` does that for an upload saved by
 an earlier process. Callbacks (progress, state, notices) run on the uploader's threads and must be quick
-and thread-safe.
+and thread-safe. Which saved sessions continue is `vodupload.sessions`.
 """
 
 from __future__ import annotations
@@ -23,16 +23,20 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from vodupload import cos
-from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, ObjectProgress, checkpoint_name, identify
-from vodupload.cos import CredentialKeeper, Halted, RetryPolicy
-from vodupload.errors import StorageError, UploadCancelled, UploadPaused, VodApiError, VodUploadError
+from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, checkpoint_name, identify
+from vodupload.cos import Halted, RetryPolicy
+from vodupload.credentials import SessionCredentials
+from vodupload.errors import UploadCancelled, UploadPaused, VodUploadError
+from vodupload.notices import Notice, NoticeCallback, NoticeKind
 from vodupload.progress import Progress, ProgressCallback, ProgressMeter
-from vodupload.transfer import MAX_PART_SIZE, MIN_PART_SIZE, Ledger, ObjectTransfer, TransferContext, fit_part_size
+from vodupload.sessions import SavedSessions
+from vodupload.transfer import MAX_PART_SIZE, MIN_PART_SIZE, ObjectTransfer, TransferContext, fit_part_size
 from vodupload.vod_api import Applied, MediaInfo, VodClient
 
 log = logging.getLogger("vodupload")
 
-RESUME_WINDOW_SECONDS = 24 * 3600  # REFERENCE §2: VOD keeps an upload session resumable for 1 day
+# "断点续传的有效时间为1天" (https://cloud.tencent.com/document/product/266/9219)
+RESUME_WINDOW_SECONDS = 24 * 3600
 
 
 class UploadState(enum.Enum):
@@ -49,27 +53,12 @@ class UploadState(enum.Enum):
 _SETTLED = {UploadState.CREATED, UploadState.PAUSED, UploadState.DONE, UploadState.CANCELLED, UploadState.FAILED}
 
 
-class NoticeKind(enum.Enum):
-    RESUMING = "resuming"  # a saved upload continues
-    CHECKPOINT_EXPIRED = "checkpoint_expired"  # saved more than a day ago: starting over
-    FILE_CHANGED = "file_changed"  # the file is not what was saved: starting over
-    SESSION_REFUSED = "session_refused"  # VOD would not continue the saved session: starting over
-    CREDENTIALS_REFRESHED = "credentials_refreshed"
-    CLEANUP_FAILED = "cleanup_failed"  # an abandoned upload could not be aborted (COS expires it later)
-
-
 class CancelOutcome(enum.Enum):
     """What `Uploader.cancel_saved()` did."""
 
     NOTHING_SAVED = "nothing_saved"  # there was no saved upload of these files
     DISCARDED = "discarded"  # the saved upload is forgotten and its parts in COS deleted
     PARTS_LEFT = "parts_left"  # forgotten, but its parts could not be deleted (a CLEANUP_FAILED notice says why)
-
-
-@dataclass(frozen=True)
-class Notice:
-    kind: NoticeKind
-    message: str
 
 
 @dataclass(frozen=True)
@@ -101,7 +90,6 @@ class UploadOptions:
 
 
 StateCallback = Callable[[UploadState], None]
-NoticeCallback = Callable[[Notice], None]
 
 
 @dataclass(frozen=True)
@@ -146,10 +134,19 @@ class Uploader:
         adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, self.options.parallel + 2))
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self.vod = VodClient(get_signature, endpoint=self.options.endpoint, session=self._session,
-                             timeout=min(self.options.timeout, 30.0), retries=self.options.api_retries,
-                             retry_delay=self.options.api_retry_delay)
+        self.vod = VodClient(
+            get_signature,
+            endpoint=self.options.endpoint,
+            session=self._session,
+            timeout=min(self.options.timeout, 30.0),
+            retries=self.options.api_retries,
+            retry_delay=self.options.api_retry_delay,
+        )
         self._cos_endpoint = cos.cos_endpoint(self.options.endpoint)
+        # Credentials this process holds per session key: after VOD refuses a session, the only way to
+        # delete its parts (see vodupload.sessions).
+        self._held_lock = threading.Lock()
+        self._held_credentials: dict[str, SessionCredentials] = {}
 
     def upload(
         self,
@@ -164,13 +161,19 @@ class Uploader:
         sources = [_source("video", video, name)] + ([_source("cover", cover)] if cover is not None else [])
         return UploadTask(self, sources, on_progress, on_state, on_notice)
 
-    def cancel_saved(self, video: str | os.PathLike[str], cover: str | os.PathLike[str] | None = None, *,
-                     on_notice: NoticeCallback | None = None) -> CancelOutcome:
+    def cancel_saved(
+        self,
+        video: str | os.PathLike[str],
+        cover: str | os.PathLike[str] | None = None,
+        *,
+        on_notice: NoticeCallback | None = None,
+    ) -> CancelOutcome:
         """Abort and forget a saved (paused or interrupted) upload of these files.
 
-        PARTS_LEFT when the saved upload is forgotten but its parts could not be deleted (VOD no longer
-        knows the session, or COS refused): `on_notice` hears why. Raises, keeping the saved upload for
-        another try, when VOD or the signature endpoint refuses or cannot be reached for another reason.
+        PARTS_LEFT when the saved upload is forgotten but its parts could not be deleted (VOD refused the
+        session and this process holds no credentials for it, or COS refused): `on_notice` hears why.
+        Raises, keeping the saved upload for another try, when VOD or the signature endpoint cannot be
+        reached or the signature endpoint refuses.
         """
         outcome = self.upload(video, cover, on_notice=on_notice)._cancel_idle_or_stop()
         return CancelOutcome.NOTHING_SAVED if outcome is None else outcome  # (a new task is idle: never None)
@@ -190,22 +193,69 @@ class Uploader:
         cover = next((str(s.path) for s in sources if s.role == "cover"), None)
         return checkpoint_name(self.options.endpoint, str(sources[0].path), cover)
 
-    def _keeper(self, applied: Applied, session_key: str, on_refresh: Callable[[str], None]) -> CredentialKeeper:
-        def make(current: Applied) -> object:
-            return cos.make_client(current, self._cos_endpoint, self._session, self.options.timeout)
+    def _credentials(self, applied: Applied, on_refresh: Callable[[str], None]) -> SessionCredentials:
+        credentials = SessionCredentials(
+            applied,
+            lambda: self.vod.apply_resume(applied.session_key),
+            clock=self._clock,
+            margin=self.options.credential_margin,
+            on_refresh=on_refresh,
+        )
+        with self._held_lock:
+            self._held_credentials[applied.session_key] = credentials
+        return credentials
 
-        return CredentialKeeper(applied, lambda: self.vod.apply_resume(session_key), make, clock=self._clock,
-                                margin=self.options.credential_margin, on_refresh=on_refresh)
+    def _held(self, session_key: str) -> SessionCredentials | None:
+        with self._held_lock:
+            return self._held_credentials.get(session_key)
 
-    def _now(self) -> float:
-        return self._clock()
+    def _release(self, session_key: str) -> None:
+        with self._held_lock:
+            self._held_credentials.pop(session_key, None)
+
+    def _transfers(
+        self,
+        checkpoint: Checkpoint,
+        credentials: SessionCredentials,
+        *,
+        halt: threading.Event,
+        meter: ProgressMeter,
+        parallel: int | None = None,
+    ) -> list[ObjectTransfer]:
+        """A transfer per object of the checkpoint, into the storage VOD gave the session."""
+        options = self.options
+        client = cos.make_client(credentials, self._cos_endpoint, self._session, options.timeout)
+        context = TransferContext(
+            client,
+            credentials,
+            RetryPolicy(options.part_attempts, options.retry_backoff),
+            parallel or options.parallel,
+            halt,
+            meter,
+            lambda: self.checkpoints.save(checkpoint),
+        )
+        applied = credentials.applied
+        keys = {"video": applied.video_key, "cover": applied.cover_key}
+        transfers = []
+        for obj in checkpoint.objects:
+            key = keys.get(obj.role)
+            if key is None:
+                raise VodUploadError(f"VOD gave no storage path for the {obj.role}")
+            transfers.append(ObjectTransfer(obj, key, fit_part_size(obj.source.size, options.part_size), context))
+        return transfers
 
 
 class UploadTask:
     """One upload (a video and its optional cover), from apply to commit; thread-safe controls."""
 
-    def __init__(self, uploader: Uploader, sources: list[_Source], on_progress: ProgressCallback | None,
-                 on_state: StateCallback | None, on_notice: NoticeCallback | None) -> None:
+    def __init__(
+        self,
+        uploader: Uploader,
+        sources: list[_Source],
+        on_progress: ProgressCallback | None,
+        on_state: StateCallback | None,
+        on_notice: NoticeCallback | None,
+    ) -> None:
         self._up = uploader
         self._sources = sources
         self._on_state = on_state
@@ -221,7 +271,7 @@ class UploadTask:
         self._thread: threading.Thread | None = None
         self._result: UploadResult | None = None
         self._error: VodUploadError | None = None
-        self._resumed = False  # this run continues a saved session
+        self._sessions = SavedSessions(uploader, self.checkpoint_name, self._notice, self._credentials_refreshed)
 
     # -- control -----------------------------------------------------------------------------------
 
@@ -274,10 +324,10 @@ class UploadTask:
                 return None
             previous, self._state = self._state, UploadState.APPLYING
         try:
-            saved = self._up.checkpoints.load(self.checkpoint_name)
+            saved = self._sessions.load()
             if saved is None:
                 outcome = CancelOutcome.NOTHING_SAVED
-            elif self._discard(saved, abort=True):
+            elif self._sessions.abandon(saved):
                 outcome = CancelOutcome.DISCARDED
             else:
                 outcome = CancelOutcome.PARTS_LEFT
@@ -332,21 +382,36 @@ class UploadTask:
 
     def _drive(self) -> None:
         identities = {s.role: identify(s.path) for s in self._sources}
-        checkpoint, applied = self._open_session(identities)
-        transfers: list[ObjectTransfer] = []
-        finished = True
-        if applied is not None:
-            transfers, finished = self._transfer(checkpoint, applied, self._total(identities))
+        opened = self._sessions.open(identities, *self._media(identities))
+        checkpoint = opened.checkpoint
+        transfers = self._up._transfers(checkpoint, opened.credentials, halt=self._halt, meter=self._meter)
+        finished = self._transfer(transfers, opened.resumed, sum(i.size for i in identities.values()))
         stop = self._enter_commit(finished)
         if stop is not None:
             self._stop(stop, checkpoint, transfers)
             return
         self._emit_state(UploadState.COMMITTING)
         committed = self._up.vod.commit(checkpoint.session_key)
-        self._up.checkpoints.delete(checkpoint.name)
+        self._sessions.finished(checkpoint)
         with self._lock:
             self._result = UploadResult(committed.file_id, committed.video_url, committed.cover_url)
         self._settle(UploadState.DONE)
+
+    def _transfer(self, transfers: list[ObjectTransfer], resumed: bool, total: int) -> bool:
+        """Upload every object; whether they all finished (False: halted)."""
+        self._set_state(UploadState.UPLOADING)
+        try:
+            stored = 0
+            if resumed:
+                stored = sum(transfer.resume() for transfer in transfers)
+                self._notice(
+                    NoticeKind.RESUMING,
+                    f"resuming the saved upload: {_mib(stored)} of {_mib(total)} MiB already uploaded",
+                )
+            self._meter.restart(stored, total)
+            return all(transfer.run() for transfer in transfers)
+        except Halted:
+            return False
 
     def _enter_commit(self, finished: bool) -> UploadState | None:
         """Move to COMMITTING, unless a pause or cancel was asked for (even after the last part): then
@@ -363,129 +428,12 @@ class UploadTask:
         if reason is UploadState.CANCELLED:
             for transfer in transfers:
                 transfer.abort()
-            self._up.checkpoints.delete(checkpoint.name)
+            self._sessions.finished(checkpoint)
         self._settle(reason)
-
-    def _transfer(self, checkpoint: Checkpoint, applied: Applied,
-                  total: int) -> tuple[list[ObjectTransfer], bool]:
-        """Upload every object: the transfers, and whether they all finished (False: halted)."""
-        ledger = Ledger(checkpoint, self._up.checkpoints, self._meter)
-        keeper = self._up._keeper(applied, checkpoint.session_key, self._credentials_refreshed)
-        options = self._up.options
-        context = TransferContext(keeper, ledger, RetryPolicy(options.part_attempts, options.retry_backoff),
-                                  options.parallel, self._halt)
-        transfers = [ObjectTransfer(obj, context) for obj in checkpoint.objects]
-        self._set_state(UploadState.UPLOADING)
-        try:
-            if self._resumed:
-                stored = sum(transfer.stored_bytes() for transfer in transfers)
-                self._notice(NoticeKind.RESUMING, f"resuming the saved upload: {_mib(stored)} of "
-                                                  f"{_mib(total)} MiB already uploaded")
-                self._meter.restart(stored, total)
-            else:
-                self._meter.restart(0, total)
-            finished = all(transfer.run() for transfer in transfers)
-        except Halted:
-            finished = False
-        finally:
-            ledger.flush()
-        return transfers, finished
-
-    # -- sessions and checkpoints ------------------------------------------------------------------
-
-    def _open_session(self, identities: dict[str, FileIdentity]) -> tuple[Checkpoint, Applied | None]:
-        """The checkpoint to continue (or a new one) and fresh credentials for it (None: all uploaded)."""
-        self._resumed = False
-        saved = self._usable_checkpoint(identities)
-        if saved is not None and saved.uploaded:
-            self._notice(NoticeKind.RESUMING, "resuming the saved upload: everything is uploaded, committing")
-            total = self._total(identities)
-            self._meter.restart(total, total)
-            return saved, None
-        if saved is not None:
-            try:
-                applied = self._up.vod.apply_resume(saved.session_key)
-            except VodApiError as exc:
-                if not exc.session_gone:
-                    # Not an answer about the session (e.g. a signature refused for clock skew): it may
-                    # well be alive. The task fails and the checkpoint stays for another try; starting
-                    # over would orphan the multipart upload in COS.
-                    raise
-                self._notice(NoticeKind.SESSION_REFUSED,
-                             f"VOD refused to continue the saved upload ({exc.detail}); starting over")
-                self._up.checkpoints.delete(saved.name)
-            else:
-                self._resumed = True
-                return saved, applied
-        applied = self._up.vod.apply_new(*self._media(identities), storage_region=self._up.options.storage_region)
-        checkpoint = self._new_checkpoint(identities, applied)
-        self._up.checkpoints.save(checkpoint)
-        return checkpoint, applied
-
-    @staticmethod
-    def _total(identities: dict[str, FileIdentity]) -> int:
-        return sum(identity.size for identity in identities.values())
 
     def _media(self, identities: dict[str, FileIdentity]) -> tuple[MediaInfo, MediaInfo | None]:
         video, *cover = (source.media(identities[source.role]) for source in self._sources)
         return video, (cover[0] if cover else None)
-
-    def _usable_checkpoint(self, identities: dict[str, FileIdentity]) -> Checkpoint | None:
-        saved = self._up.checkpoints.load(self.checkpoint_name)
-        if saved is None:
-            return None
-        age = self._up._now() - saved.created_at
-        if age >= self._up.options.resume_window:
-            self._notice(NoticeKind.CHECKPOINT_EXPIRED,
-                         f"the saved upload is {age / 3600:.1f} hours old, past VOD's "
-                         f"{self._up.options.resume_window / 3600:.0f}-hour resume window; starting over")
-            self._up.checkpoints.delete(saved.name)
-            return None
-        # The checkpoint's name covers which files (paths); whether they are still the same files is this.
-        changes = [f"{obj.role}: {change}" for obj in saved.objects
-                   if (change := _change(identities.get(obj.role), obj)) is not None]
-        if changes:
-            self._notice(NoticeKind.FILE_CHANGED,
-                         f"the file changed since the upload was saved ({'; '.join(changes)}); starting over")
-            self._discard(saved, abort=True)
-            return None
-        return saved
-
-    def _new_checkpoint(self, identities: dict[str, FileIdentity], applied: Applied) -> Checkpoint:
-        objects = []
-        for source in self._sources:
-            key = applied.video_key if source.role == "video" else applied.cover_key
-            if key is None:
-                raise VodUploadError(f"VOD gave no storage path for the {source.role}")
-            part_size = fit_part_size(identities[source.role].size, self._up.options.part_size)
-            objects.append(ObjectProgress(source.role, identities[source.role], key, part_size))
-        return Checkpoint(self.checkpoint_name, applied.session_key, self._up._now(), applied.bucket,
-                          applied.region, objects)
-
-    def _discard(self, saved: Checkpoint, *, abort: bool) -> bool:
-        """Forget a saved upload, first aborting its multipart uploads if asked. True when nothing is
-        left to abort; False when the parts could not be aborted because VOD no longer knows the session
-        or COS refused (a CLEANUP_FAILED notice says why). Any other failure (VOD or the signature endpoint
-        refusing for another reason, or unreachable) propagates and keeps the checkpoint for another try."""
-        cleaned = True
-        if abort and any(obj.upload_id for obj in saved.objects):
-            try:
-                applied = self._up.vod.apply_resume(saved.session_key)
-                keeper = self._up._keeper(applied, saved.session_key, self._credentials_refreshed)
-                ledger = Ledger(saved, self._up.checkpoints, self._meter)
-                context = TransferContext(keeper, ledger, RetryPolicy(self._up.options.part_attempts,
-                                                                      self._up.options.retry_backoff),
-                                          1, threading.Event())
-                for obj in saved.objects:
-                    ObjectTransfer(obj, context).abort()
-            except (VodApiError, StorageError) as exc:
-                if isinstance(exc, VodApiError) and not exc.session_gone:
-                    raise
-                self._notice(NoticeKind.CLEANUP_FAILED,
-                             f"could not abort the abandoned upload's parts ({exc.message}); COS expires them later")
-                cleaned = False
-        self._up.checkpoints.delete(saved.name)
-        return cleaned
 
     # -- state and callbacks -----------------------------------------------------------------------
 
@@ -522,9 +470,3 @@ class UploadTask:
 
 def _mib(count: int) -> str:
     return f"{count / 2**20:.1f}"
-
-
-def _change(current: FileIdentity | None, saved: ObjectProgress) -> str | None:
-    if current is None:
-        return "it is no longer part of the upload"
-    return current.change_from(saved.source)

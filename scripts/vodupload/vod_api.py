@@ -1,4 +1,5 @@
-"""VOD's client upload API: PrepareUploadUGC, ApplyUploadUGC, CommitUploadUGC (REFERENCE §2).
+"""VOD's client upload API: PrepareUploadUGC, ApplyUploadUGC, CommitUploadUGC, as the client upload
+guide (https://cloud.tencent.com/document/product/266/9219) and vod-js-sdk-v6 (src/uploader.ts) use it.
 
 `POST {host}/v3/index.php?Action=<Action>` with a JSON body carrying a fresh signature; the answer is
 `{code, message, data}`, HTTP 200 even for refusals. A network error, an HTTP 5xx or an answer that is
@@ -84,8 +85,9 @@ def parse_applied(data: dict[str, Any]) -> Applied:
         region=str(data.get("storageRegionV5") or data.get("StorageRegionV5") or data["storageRegion"]),
         video_key=_key(data.get("video")),
         cover_key=_key(data.get("cover")),
-        credentials=TempCredentials(str(cert["secretId"]), str(cert["secretKey"]), str(cert["token"]),
-                                    int(cert["expiredTime"])),
+        credentials=TempCredentials(
+            str(cert["secretId"]), str(cert["secretKey"]), str(cert["token"]), int(cert["expiredTime"])
+        ),
         server_time=int(data.get("timestamp") or 0),
     )
 
@@ -128,8 +130,9 @@ class VodClient:
         regions = tuple(str(item["region"]) for item in data.get("cosRegionList") or [])
         return Prepared(app_id=int(data.get("appId") or 0), regions=regions)
 
-    def apply_new(self, video: MediaInfo, cover: MediaInfo | None = None, *,
-                  storage_region: str | None = None) -> Applied:
+    def apply_new(
+        self, video: MediaInfo, cover: MediaInfo | None = None, *, storage_region: str | None = None
+    ) -> Applied:
         body: dict[str, Any] = {"videoName": video.name, "videoType": video.type, "videoSize": video.size}
         if cover is not None:
             body.update(coverName=cover.name, coverType=cover.type, coverSize=cover.size)
@@ -161,15 +164,15 @@ class VodClient:
             # A definite refusal: the same request would be refused again.
             log.info("%s refused: code %s", action, code)
             raise VodApiError(action, code, str(answer.get("message", "")))
-        raise VodUnavailable(f"{action}: VOD could not be reached ({attempts} attempts; network errors, HTTP 5xx "
-                             "or malformed answers)")
+        raise VodUnavailable(
+            f"{action}: VOD could not be reached ({attempts} attempts; network errors, HTTP 5xx or malformed answers)"
+        )
 
     def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any] | None:
         """VOD's `{code, message, data}` answer, or None (after switching host) when the host failed."""
         host = self._hosts[self._host % len(self._hosts)].rstrip("/")
         try:
-            response = self._session.post(f"{host}{PATH}", params={"Action": action}, json=body,
-                                          timeout=self._timeout)
+            response = self._session.post(f"{host}{PATH}", params={"Action": action}, json=body, timeout=self._timeout)
             if response.status_code < 500:
                 answer = response.json()
                 if _is_envelope(answer):

@@ -30,8 +30,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 # Built once: json.loads/dumps with options construct a new codec on every call.
-_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
-                                parse_float=lambda text: _finite(float(text), text))
+_STRICT_JSON = json.JSONDecoder(
+    object_pairs_hook=_no_duplicates,
+    parse_constant=_reject_constant,
+    parse_float=lambda text: _finite(float(text), text),
+)
 
 
 def json_object(request: Request, *, require_content_type: bool = True) -> dict[str, Any] | None:
@@ -51,5 +54,3 @@ def json_object(request: Request, *, require_content_type: bool = True) -> dict[
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object", code="invalid_json")
     return value
-
-

@@ -30,10 +30,12 @@ def cors_headers(request: Request | None, settings: HttpSettings) -> dict[str, s
 def preflight(request: Request, settings: HttpSettings, methods: tuple[str, ...], allow_headers: str) -> Response:
     if _allowed_origin(request.headers.get("origin"), settings) is None:
         raise Forbidden("this origin is not allowed (CORS_ALLOW_ORIGINS)", code="cors_origin_not_allowed")
-    return Response(204, None, {
-        "Access-Control-Allow-Methods": ", ".join((*methods, "OPTIONS")),
-        "Access-Control-Allow-Headers": allow_headers,
-        "Access-Control-Max-Age": "600",
-    })
-
-
+    return Response(
+        204,
+        None,
+        {
+            "Access-Control-Allow-Methods": ", ".join((*methods, "OPTIONS")),
+            "Access-Control-Allow-Headers": allow_headers,
+            "Access-Control-Max-Age": "600",
+        },
+    )

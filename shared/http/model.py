@@ -77,5 +77,3 @@ class Response:
 
 
 Endpoint = Callable[[Request], Response]
-
-

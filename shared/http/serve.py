@@ -37,8 +37,9 @@ def to_scf_response(response: Response, request_id: str, extra_headers: Mapping[
     return {"isBase64Encoded": False, "statusCode": response.status, "headers": headers, "body": body}
 
 
-def _dispatch(request: Request, endpoint: Endpoint, settings: HttpSettings, methods: tuple[str, ...],
-              allow_headers: str) -> Response:
+def _dispatch(
+    request: Request, endpoint: Endpoint, settings: HttpSettings, methods: tuple[str, ...], allow_headers: str
+) -> Response:
     if request.method == "OPTIONS":
         return preflight(request, settings, methods, allow_headers)
     if request.method not in methods:
@@ -83,9 +84,17 @@ def serve(
     except Exception as error:
         response, code = _answer(error, notes)
     try:
-        log_event(log, logging.INFO, "request", method=request.method if request else None,
-                  path=request.path if request else None, status=response.status, outcome=code,
-                  latency_ms=round((timer() - started) * 1000, 3), **notes)
+        log_event(
+            log,
+            logging.INFO,
+            "request",
+            method=request.method if request else None,
+            path=request.path if request else None,
+            status=response.status,
+            outcome=code,
+            latency_ms=round((timer() - started) * 1000, 3),
+            **notes,
+        )
         return to_scf_response(response, REQUEST_ID.get() or "", cors_headers(request, settings))
     finally:
         REQUEST_ID.reset(token)

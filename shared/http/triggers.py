@@ -103,5 +103,3 @@ def request_from_event(event: object, context: object = None) -> Request:
         if adapter.infer(event):
             return adapter.request(event, request_id)
     raise BadRequest("event is not an HTTP trigger event", code="bad_event")
-
-

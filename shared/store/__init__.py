@@ -41,7 +41,7 @@ def open_store(database_url: str, *, timeout_seconds: int = DEFAULT_DATABASE_TIM
     if problem:
         raise ValueError(f"DATABASE_URL {problem}")
     if database_url.startswith(_SQLITE):
-        path = database_url[len(_SQLITE):]
+        path = database_url[len(_SQLITE) :]
         from shared.store.sqlite import SqliteStore
 
         return SqliteStore(os.path.abspath(path), timeout_seconds=timeout_seconds)

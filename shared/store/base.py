@@ -32,8 +32,10 @@ R = TypeVar("R")
 HookStatus = Literal["pending", "done", "failed"]
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
-    (1, (
-        """CREATE TABLE events (
+    (
+        1,
+        (
+            """CREATE TABLE events (
             dedupe_key TEXT PRIMARY KEY,
             event_type TEXT NOT NULL,
             file_ids TEXT NOT NULL,
@@ -43,12 +45,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             hook_failures INTEGER NOT NULL DEFAULT 0,
             hook_last_error TEXT
         )""",
-        """CREATE TABLE event_files (
+            """CREATE TABLE event_files (
             file_id TEXT NOT NULL,
             dedupe_key TEXT NOT NULL REFERENCES events (dedupe_key),
             PRIMARY KEY (file_id, dedupe_key)
         )""",
-        """CREATE TABLE uploads (
+            """CREATE TABLE uploads (
             file_id TEXT PRIMARY KEY, status TEXT NOT NULL, user_id TEXT, sign_request_id TEXT, name TEXT,
             media_url TEXT, cover_url TEXT, media_type TEXT, storage_region TEXT, class_id BIGINT,
             source_type TEXT, source_context TEXT, create_time TEXT, procedure_task_id TEXT, review_task_id TEXT,
@@ -56,13 +58,14 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             deleted_parts TEXT NOT NULL, first_seen_at DOUBLE PRECISION NOT NULL,
             last_event_at DOUBLE PRECISION NOT NULL
         )""",
-        "CREATE INDEX uploads_by_user ON uploads (user_id, first_seen_at)",
-        """CREATE TABLE tasks (
+            "CREATE INDEX uploads_by_user ON uploads (user_id, first_seen_at)",
+            """CREATE TABLE tasks (
             file_id TEXT NOT NULL, task_id TEXT NOT NULL, status TEXT, outcome TEXT NOT NULL, err_code BIGINT,
             message TEXT, session_context TEXT, session_id TEXT, results TEXT NOT NULL,
             PRIMARY KEY (file_id, task_id)
         )""",
-    )),
+        ),
+    ),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MAX_ERROR_TEXT = 500
@@ -156,15 +159,18 @@ def _task_from_row(row: Sequence[Any]) -> TaskRecord:
 
 def _event_from_row(row: Sequence[Any]) -> EventSummary:
     key, event_type, file_ids, received_at, hook_status, failures, last_error = row
-    return EventSummary(key, event_type, tuple(json.loads(file_ids)), float(received_at), hook_status, int(failures),
-                        last_error)
+    return EventSummary(
+        key, event_type, tuple(json.loads(file_ids)), float(received_at), hook_status, int(failures), last_error
+    )
 
 
 def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     # Same text for SQLite (>= 3.24) and PostgreSQL; `excluded` is the row that was proposed.
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
-    return (f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "  # noqa: S608
-            f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}")
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "  # noqa: S608
+        f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
+    )
 
 
 _UPSERT_UPLOAD = _upsert("uploads", _UPLOAD_COLUMNS, ("file_id",))
@@ -275,28 +281,36 @@ class EventStore(ABC):
             return
         with self._transaction(conn, write=True) as cursor:
             self._lock(cursor, ["schema"])
-            cursor.execute(self._sql("CREATE TABLE IF NOT EXISTS schema_version "
-                                     "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"))
+            cursor.execute(
+                self._sql(
+                    "CREATE TABLE IF NOT EXISTS schema_version "
+                    "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
+                )
+            )
             cursor.execute(self._sql("SELECT max(version) FROM schema_version"))
             current = cursor.fetchone()[0] or 0
             for version, statements in MIGRATIONS:
                 if version > current:
                     for statement in statements:
                         cursor.execute(self._sql(statement))
-                    cursor.execute(self._sql("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"),
-                                   (version, time.time()))
+                    cursor.execute(
+                        self._sql("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"),
+                        (version, time.time()),
+                    )
         self._schema_ready = True
 
     def schema_version(self) -> int:
         def read(cursor: Cursor) -> int:
             cursor.execute(self._sql("SELECT max(version) FROM schema_version"))
             return int(cursor.fetchone()[0] or 0)
+
         return self._run(read, write=False)
 
     # --- writes -------------------------------------------------------------------------------------
 
-    def ingest(self, stored: StoredEvent, event: VodEvent, *, received_at: float,
-               hook_pending: bool = False) -> Ingested:
+    def ingest(
+        self, stored: StoredEvent, event: VodEvent, *, received_at: float, hook_pending: bool = False
+    ) -> Ingested:
         """Record one event exactly once and bring the records of its files up to date, atomically.
         `hook_pending` marks the event as owed a hook run until `record_hook_result` says how it went,
         so a hook cut short (the function timed out, the container died) stays visible."""
@@ -304,26 +318,40 @@ class EventStore(ABC):
         dedupe_key = stored.key
 
         def work(cursor: Cursor) -> Ingested:
-            cursor.execute(self._sql(
-                "INSERT INTO events (dedupe_key, event_type, file_ids, received_at, payload, hook_status) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"),
-                (dedupe_key, event.event_type, _to_json(list(file_ids)), received_at, stored.text,
-                 "pending" if hook_pending else None))
+            cursor.execute(
+                self._sql(
+                    "INSERT INTO events (dedupe_key, event_type, file_ids, received_at, payload, hook_status) "
+                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"
+                ),
+                (
+                    dedupe_key,
+                    event.event_type,
+                    _to_json(list(file_ids)),
+                    received_at,
+                    stored.text,
+                    "pending" if hook_pending else None,
+                ),
+            )
             if cursor.rowcount != 1:
                 return Ingested(dedupe_key, duplicate=True)
             self._remember(dedupe_key, event)
             for file_id in file_ids:
-                cursor.execute(self._sql("INSERT INTO event_files (file_id, dedupe_key) VALUES (?, ?)"),
-                               (file_id, dedupe_key))
+                cursor.execute(
+                    self._sql("INSERT INTO event_files (file_id, dedupe_key) VALUES (?, ?)"), (file_id, dedupe_key)
+                )
             return Ingested(dedupe_key, False, tuple(self._project(cursor, file_id) for file_id in file_ids))
 
         # Per-file locks: two different events for one file can't both fold without seeing each other.
         return self._run(work, write=True, locks=[f"file:{f}" for f in file_ids])
 
     def _project(self, cursor: Cursor, file_id: str) -> UploadRecord:
-        cursor.execute(self._sql(
-            "SELECT e.dedupe_key, e.received_at, e.payload FROM events e "
-            "JOIN event_files f ON f.dedupe_key = e.dedupe_key WHERE f.file_id = ?"), (file_id,))
+        cursor.execute(
+            self._sql(
+                "SELECT e.dedupe_key, e.received_at, e.payload FROM events e "
+                "JOIN event_files f ON f.dedupe_key = e.dedupe_key WHERE f.file_id = ?"
+            ),
+            (file_id,),
+        )
         upload, tasks = fold(file_id, self._fold_inputs(cursor.fetchall()))
         cursor.execute(self._sql(_UPSERT_UPLOAD), _upload_row(upload))
         for task in tasks:
@@ -351,13 +379,19 @@ class EventStore(ABC):
 
     def record_hook_result(self, dedupe_key: str, error: str | None) -> None:
         """After the hook ran: done (error None), or failed, counted, with the error kept."""
+
         def work(cursor: Cursor) -> None:
             if error is None:
                 cursor.execute(self._sql("UPDATE events SET hook_status = 'done' WHERE dedupe_key = ?"), (dedupe_key,))
             else:
-                cursor.execute(self._sql("UPDATE events SET hook_status = 'failed', hook_failures = hook_failures + 1, "
-                                         "hook_last_error = ? WHERE dedupe_key = ?"),
-                               (error[:_MAX_ERROR_TEXT], dedupe_key))
+                cursor.execute(
+                    self._sql(
+                        "UPDATE events SET hook_status = 'failed', hook_failures = hook_failures + 1, "
+                        "hook_last_error = ? WHERE dedupe_key = ?"
+                    ),
+                    (error[:_MAX_ERROR_TEXT], dedupe_key),
+                )
+
         self._run(work, write=True)
 
     # --- reads --------------------------------------------------------------------------------------
@@ -366,24 +400,37 @@ class EventStore(ABC):
         return self._run(lambda cursor: self._upload(cursor, file_id), write=False)
 
     def _upload(self, cursor: Cursor, file_id: str) -> UploadRecord | None:
-        cursor.execute(self._sql(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE file_id = ?"),  # noqa: S608
-                       (file_id,))
+        cursor.execute(
+            self._sql(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE file_id = ?"),  # noqa: S608
+            (file_id,),
+        )
         row = cursor.fetchone()
         return None if row is None else _upload_from_row(row)
 
     def uploads_for_user(self, user_id: str) -> list[UploadRecord]:
         def read(cursor: Cursor) -> list[UploadRecord]:
-            cursor.execute(self._sql(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads "  # noqa: S608
-                                     "WHERE user_id = ? ORDER BY first_seen_at, file_id"), (user_id,))
+            cursor.execute(
+                self._sql(
+                    f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads "  # noqa: S608
+                    "WHERE user_id = ? ORDER BY first_seen_at, file_id"
+                ),
+                (user_id,),
+            )
             return [_upload_from_row(row) for row in cursor.fetchall()]
+
         return self._run(read, write=False)
 
     def tasks(self, file_id: str) -> list[TaskRecord]:
         return self._run(lambda cursor: self._tasks(cursor, file_id), write=False)
 
     def _tasks(self, cursor: Cursor, file_id: str) -> list[TaskRecord]:
-        cursor.execute(self._sql(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks "  # noqa: S608
-                                 "WHERE file_id = ? ORDER BY task_id"), (file_id,))
+        cursor.execute(
+            self._sql(
+                f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks "  # noqa: S608
+                "WHERE file_id = ? ORDER BY task_id"
+            ),
+            (file_id,),
+        )
         return [_task_from_row(row) for row in cursor.fetchall()]
 
     def events_for(self, file_id: str) -> list[EventSummary]:
@@ -391,31 +438,42 @@ class EventStore(ABC):
 
     def _events_for(self, cursor: Cursor, file_id: str) -> list[EventSummary]:
         columns = ", ".join(f"e.{c.strip()}" for c in _EVENT_COLUMNS.split(","))
-        cursor.execute(self._sql(f"SELECT {columns} FROM events e JOIN event_files f "  # noqa: S608
-                                 "ON f.dedupe_key = e.dedupe_key WHERE f.file_id = ? "
-                                 "ORDER BY e.received_at, e.dedupe_key"), (file_id,))
+        cursor.execute(
+            self._sql(
+                f"SELECT {columns} FROM events e JOIN event_files f "  # noqa: S608
+                "ON f.dedupe_key = e.dedupe_key WHERE f.file_id = ? "
+                "ORDER BY e.received_at, e.dedupe_key"
+            ),
+            (file_id,),
+        )
         return [_event_from_row(row) for row in cursor.fetchall()]
 
     def event(self, dedupe_key: str) -> EventSummary | None:
         def read(cursor: Cursor) -> EventSummary | None:
-            cursor.execute(self._sql(f"SELECT {_EVENT_COLUMNS} FROM events WHERE dedupe_key = ?"),  # noqa: S608
-                           (dedupe_key,))
+            cursor.execute(
+                self._sql(f"SELECT {_EVENT_COLUMNS} FROM events WHERE dedupe_key = ?"),  # noqa: S608
+                (dedupe_key,),
+            )
             row = cursor.fetchone()
             return None if row is None else _event_from_row(row)
+
         return self._run(read, write=False)
 
     def payload(self, dedupe_key: str) -> dict[str, Any] | None:
         """The event as received (without Sign/T), e.g. to replay it into a new hook."""
+
         def read(cursor: Cursor) -> dict[str, Any] | None:
             cursor.execute(self._sql("SELECT payload FROM events WHERE dedupe_key = ?"), (dedupe_key,))
             row = cursor.fetchone()
             return None if row is None else dict(json.loads(row[0]))
+
         return self._run(read, write=False)
 
     def event_count(self) -> int:
         def read(cursor: Cursor) -> int:
             cursor.execute(self._sql("SELECT count(*) FROM events"))
             return int(cursor.fetchone()[0])
+
         return self._run(read, write=False)
 
     def file_report(self, file_id: str) -> FileReport | None:
@@ -424,4 +482,5 @@ class EventStore(ABC):
             if upload is None:
                 return None
             return FileReport(upload, tuple(self._tasks(cursor, file_id)), tuple(self._events_for(cursor, file_id)))
+
         return self._run(read, write=False)

@@ -50,8 +50,13 @@ class PostgresStore(EventStore):
         # prepare_threshold=None: psycopg would otherwise prepare a statement run 5 times on the
         # session, and behind a transaction-mode pooler the next transaction may run on a server
         # connection that has no such statement (or another client's of the same name).
-        return psycopg.connect(self._url, autocommit=True, connect_timeout=max(2, self._timeout),
-                               application_name="vod-events", prepare_threshold=None)
+        return psycopg.connect(
+            self._url,
+            autocommit=True,
+            connect_timeout=max(2, self._timeout),
+            application_name="vod-events",
+            prepare_threshold=None,
+        )
 
     @contextmanager
     def _transaction(self, conn: psycopg.Connection[Any], *, write: bool) -> Iterator[Cursor]:

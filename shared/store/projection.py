@@ -105,8 +105,14 @@ def _urls(value: object, key: str = "") -> Iterator[str]:
 
 
 def task_result(result: MediaProcessResult) -> TaskResult:
-    return TaskResult(type=result.type, status=result.status, err_code=result.err_code, message=result.message,
-                      urls=tuple(dict.fromkeys(_urls(result.output))), output=result.output)
+    return TaskResult(
+        type=result.type,
+        status=result.status,
+        err_code=result.err_code,
+        message=result.message,
+        urls=tuple(dict.fromkeys(_urls(result.output))),
+        output=result.output,
+    )
 
 
 def _outcome(status: str | None, err_code: int | None, results: tuple[TaskResult, ...]) -> TaskOutcome:
@@ -124,19 +130,36 @@ def _merge(record: Any, **values: Any) -> Any:
 def _apply_upload(upload: UploadRecord, event: NewFileUpload) -> UploadRecord:
     identity = source_context.decode(event.source_context)
     merged: UploadRecord = _merge(
-        upload, name=event.name, media_url=event.media_url, cover_url=event.cover_url, media_type=event.media_type,
-        storage_region=event.storage_region, class_id=event.class_id, source_type=event.source_type,
-        source_context=event.source_context, create_time=event.create_time,
-        procedure_task_id=event.procedure_task_id, review_task_id=event.review_task_id, metadata=event.metadata,
-        user_id=identity.user_id if identity else None, sign_request_id=identity.request_id if identity else None,
+        upload,
+        name=event.name,
+        media_url=event.media_url,
+        cover_url=event.cover_url,
+        media_type=event.media_type,
+        storage_region=event.storage_region,
+        class_id=event.class_id,
+        source_type=event.source_type,
+        source_context=event.source_context,
+        create_time=event.create_time,
+        procedure_task_id=event.procedure_task_id,
+        review_task_id=event.review_task_id,
+        metadata=event.metadata,
+        user_id=identity.user_id if identity else None,
+        sign_request_id=identity.request_id if identity else None,
     )
     return replace(merged, uploaded=True)
 
 
 def _apply_task(task: TaskRecord, event: ProcedureStateChanged) -> TaskRecord:
     results = tuple(task_result(r) for r in event.results) or None
-    merged: TaskRecord = _merge(task, status=event.status, err_code=event.err_code, message=event.message,
-                                session_context=event.session_context, session_id=event.session_id, results=results)
+    merged: TaskRecord = _merge(
+        task,
+        status=event.status,
+        err_code=event.err_code,
+        message=event.message,
+        session_context=event.session_context,
+        session_id=event.session_id,
+        results=results,
+    )
     return replace(merged, outcome=_outcome(merged.status, merged.err_code, merged.results))
 
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import jwt
 import pytest
-from vodemu.signature import signed_parameters
-from vodlocal import localstack
 
 from shared.events import expected_sign
 from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SIGN_ENV, LeakGuard, command
 from tests.scf import load_event
+from vodemu.signature import signed_parameters
+from vodlocal import localstack
 
 ROOT = Path(__file__).resolve().parents[2]
 USER = "u-42:ops team"  # a ':' and a space: the user id is everything after the second ':'
@@ -38,8 +38,12 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str
 
 
 def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> dict[str, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **(headers or {})},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:  # 4xx/5xx raise, failing the test
         answer: dict[str, Any] = json.loads(response.read())
         return answer
@@ -47,8 +51,9 @@ def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) 
 
 def uploads(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([command("vod-uploads"), *args], env=env,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [command("vod-uploads"), *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_signed_upload_is_recorded_for_its_user(stack: tuple[str, str], leak_guard: LeakGuard) -> None:
@@ -75,4 +80,3 @@ def test_signed_upload_is_recorded_for_its_user(stack: tuple[str, str], leak_gua
 
     listed = uploads(database_url, "list", "--user", USER)
     assert listed.returncode == 0 and file_id in listed.stdout
-

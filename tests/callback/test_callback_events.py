@@ -35,25 +35,28 @@ def test_sign_is_lowercase_hex_md5_of_key_and_t() -> None:
     assert expected_sign(CALLBACK_SIGN_KEY, T) == GOOD_SIGN
 
 
-@pytest.mark.parametrize(("fields", "code"), [
-    ({"Sign": GOOD_SIGN, "T": T}, None),
-    ({"Sign": GOOD_SIGN.upper(), "T": T}, "invalid_signature"),  # VOD sends lowercase; we compare exactly
-    ({"Sign": expected_sign("WrongKey1", T), "T": T}, "invalid_signature"),  # wrong key
-    ({"Sign": GOOD_SIGN[:-1] + ("0" if GOOD_SIGN[-1] != "0" else "1"), "T": T}, "invalid_signature"),  # tampered
-    ({"Sign": GOOD_SIGN, "T": T + 1}, "invalid_signature"),  # T changed after signing
-    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW - 1), "T": NOW - 1}, "signature_expired"),
-    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW), "T": NOW}, None),  # expires at the end of its second
-    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + AHEAD), "T": NOW + AHEAD}, None),
-    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + AHEAD + 1), "T": NOW + AHEAD + 1}, "signature_too_far_ahead"),
-    ({"T": T}, "missing_signature"),
-    ({"Sign": GOOD_SIGN}, "missing_signature"),
-    ({}, "missing_signature"),
-    ({"Sign": GOOD_SIGN, "T": str(T)}, "invalid_signature"),  # T as a string
-    ({"Sign": expected_sign(CALLBACK_SIGN_KEY, 1), "T": True}, "invalid_signature"),  # T as bool (str(True)!)
-    ({"Sign": GOOD_SIGN, "T": float(T)}, "invalid_signature"),
-    ({"Sign": 12345, "T": T}, "invalid_signature"),
-    ({"Sign": "\udcff", "T": T}, "invalid_signature"),
-])
+@pytest.mark.parametrize(
+    ("fields", "code"),
+    [
+        ({"Sign": GOOD_SIGN, "T": T}, None),
+        ({"Sign": GOOD_SIGN.upper(), "T": T}, "invalid_signature"),  # VOD sends lowercase; we compare exactly
+        ({"Sign": expected_sign("WrongKey1", T), "T": T}, "invalid_signature"),  # wrong key
+        ({"Sign": GOOD_SIGN[:-1] + ("0" if GOOD_SIGN[-1] != "0" else "1"), "T": T}, "invalid_signature"),  # tampered
+        ({"Sign": GOOD_SIGN, "T": T + 1}, "invalid_signature"),  # T changed after signing
+        ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW - 1), "T": NOW - 1}, "signature_expired"),
+        ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW), "T": NOW}, None),  # expires at the end of its second
+        ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + AHEAD), "T": NOW + AHEAD}, None),
+        ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + AHEAD + 1), "T": NOW + AHEAD + 1}, "signature_too_far_ahead"),
+        ({"T": T}, "missing_signature"),
+        ({"Sign": GOOD_SIGN}, "missing_signature"),
+        ({}, "missing_signature"),
+        ({"Sign": GOOD_SIGN, "T": str(T)}, "invalid_signature"),  # T as a string
+        ({"Sign": expected_sign(CALLBACK_SIGN_KEY, 1), "T": True}, "invalid_signature"),  # T as bool (str(True)!)
+        ({"Sign": GOOD_SIGN, "T": float(T)}, "invalid_signature"),
+        ({"Sign": 12345, "T": T}, "invalid_signature"),
+        ({"Sign": "\udcff", "T": T}, "invalid_signature"),
+    ],
+)
 def test_verify_callback_sign(fields: dict[str, Any], code: str | None) -> None:
     payload = {**load_event("vod_new_file_upload"), **fields}
     if code is None:
@@ -67,14 +70,17 @@ def test_verify_callback_sign(fields: dict[str, Any], code: str | None) -> None:
     assert answer is not None and (answer.status, answer.code) == (401, code)
 
 
-@pytest.mark.parametrize(("fixture", "kind", "file_ids"), [
-    ("vod_new_file_upload", NewFileUpload, ("5285890784273533167",)),
-    ("vod_procedure_processing", ProcedureStateChanged, ("5285890784273533167",)),
-    ("vod_procedure_finish", ProcedureStateChanged, ("5285890784273533167",)),
-    ("vod_file_deleted", FileDeleted, ("5285890784273533167",)),
-    ("vod_transcode_complete", OtherEvent, ("5285890784273533167",)),
-    ("vod_pull_new_file_upload", NewFileUpload, ("5285890784273533999",)),
-])
+@pytest.mark.parametrize(
+    ("fixture", "kind", "file_ids"),
+    [
+        ("vod_new_file_upload", NewFileUpload, ("5285890784273533167",)),
+        ("vod_procedure_processing", ProcedureStateChanged, ("5285890784273533167",)),
+        ("vod_procedure_finish", ProcedureStateChanged, ("5285890784273533167",)),
+        ("vod_file_deleted", FileDeleted, ("5285890784273533167",)),
+        ("vod_transcode_complete", OtherEvent, ("5285890784273533167",)),
+        ("vod_pull_new_file_upload", NewFileUpload, ("5285890784273533999",)),
+    ],
+)
 def test_parse_each_fixture(fixture: str, kind: type, file_ids: tuple[str, ...]) -> None:
     event = parse_event(load_event(fixture))
     assert isinstance(event, kind)
@@ -87,7 +93,10 @@ def test_parse_reads_the_fields_we_use() -> None:
     assert isinstance(event, ProcedureStateChanged)
     assert (event.status, event.err_code, event.session_context) == ("FINISH", 0, "order-42")
     assert [(r.type, r.status) for r in event.results] == [
-        ("Transcode", "SUCCESS"), ("SnapshotByTimeOffset", "SUCCESS"), ("CoverBySnapshot", "SUCCESS")]
+        ("Transcode", "SUCCESS"),
+        ("SnapshotByTimeOffset", "SUCCESS"),
+        ("CoverBySnapshot", "SUCCESS"),
+    ]
 
 
 def _with(path: str, value: Any) -> dict[str, Any]:
@@ -135,24 +144,36 @@ MALFORMED: list[tuple[Any, str]] = [
     (_with("vod_procedure_finish:ProcedureStateChangeEvent.ErrCode", -(2**64)), "ProcedureStateChangeEvent.ErrCode"),
     (_with("vod_new_file_upload:FileUploadEvent.MetaData", _nested(40)), "body"),
     (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.MediaUrl", 1), "MediaBasicInfo.MediaUrl"),
-    (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.SourceInfo.SourceContext", {}),
-     "SourceInfo.SourceContext"),
+    (
+        _with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.SourceInfo.SourceContext", {}),
+        "SourceInfo.SourceContext",
+    ),
     (_with("vod_new_file_upload:FileUploadEvent.MetaData", [1]), "FileUploadEvent.MetaData"),
     (_with("vod_procedure_finish:ProcedureStateChangeEvent.TaskId", ...), "ProcedureStateChangeEvent.TaskId"),
     (_with("vod_procedure_finish:ProcedureStateChangeEvent.ErrCode", "0"), "ProcedureStateChangeEvent.ErrCode"),
     (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet", {}), "MediaProcessResultSet"),
-    (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0", "Transcode"),
-     "MediaProcessResultSet[0]"),
-    (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0.Type", ...),
-     "MediaProcessResultSet[0].Type"),
-    (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0.TranscodeTask", []),
-     "MediaProcessResultSet[0].TranscodeTask"),
-    (_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0.TranscodeTask.Output", "u"),
-     "TranscodeTask.Output"),
+    (
+        _with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0", "Transcode"),
+        "MediaProcessResultSet[0]",
+    ),
+    (
+        _with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0.Type", ...),
+        "MediaProcessResultSet[0].Type",
+    ),
+    (
+        _with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0.TranscodeTask", []),
+        "MediaProcessResultSet[0].TranscodeTask",
+    ),
+    (
+        _with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet.0.TranscodeTask.Output", "u"),
+        "TranscodeTask.Output",
+    ),
     (_with("vod_file_deleted:FileDeleteEvent.FileIdSet", "5285890784273533167"), "FileDeleteEvent.FileIdSet"),
     (_with("vod_file_deleted:FileDeleteEvent.FileIdSet", [5285890784273533167]), "FileDeleteEvent.FileIdSet[0]"),
-    (_with("vod_file_deleted:FileDeleteEvent.FileDeleteResultInfo", [{"DeleteParts": []}]),
-     "FileDeleteResultInfo[0].FileId"),
+    (
+        _with("vod_file_deleted:FileDeleteEvent.FileDeleteResultInfo", [{"DeleteParts": []}]),
+        "FileDeleteResultInfo[0].FileId",
+    ),
 ]
 
 
@@ -165,18 +186,30 @@ def test_malformed_events_name_the_field(payload: Any, field: str) -> None:
     assert field in caught.value.field and caught.value.message.startswith(caught.value.field)
 
 
-@pytest.mark.parametrize(("payload", "kind", "file_ids"), [
-    ({"EventType": "SomethingNew"}, OtherEvent, ()),  # unknown types are accepted and kept
-    # best effort for other types: a FileId of the wrong type is no error, just not linked
-    ({"EventType": "SomethingNew", "SomethingNewEvent": {"FileId": 12}}, OtherEvent, ()),
-    ({"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": "1", "NewField": {"x": [1]}}}, NewFileUpload,
-     ("1",)),
-    ({"EventType": "ProcedureStateChanged", "ProcedureStateChangeEvent": {"TaskId": "t"}},  # absent = VOD's null
-     ProcedureStateChanged, ()),
-    ({"EventType": "FileDeleted", "FileDeleteEvent": {}}, FileDeleted, ()),
-    ({"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": "1", "MediaBasicInfo": None}}, NewFileUpload,
-     ("1",)),
-])
+@pytest.mark.parametrize(
+    ("payload", "kind", "file_ids"),
+    [
+        ({"EventType": "SomethingNew"}, OtherEvent, ()),  # unknown types are accepted and kept
+        # best effort for other types: a FileId of the wrong type is no error, just not linked
+        ({"EventType": "SomethingNew", "SomethingNewEvent": {"FileId": 12}}, OtherEvent, ()),
+        (
+            {"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": "1", "NewField": {"x": [1]}}},
+            NewFileUpload,
+            ("1",),
+        ),
+        (
+            {"EventType": "ProcedureStateChanged", "ProcedureStateChangeEvent": {"TaskId": "t"}},  # absent = VOD's null
+            ProcedureStateChanged,
+            (),
+        ),
+        ({"EventType": "FileDeleted", "FileDeleteEvent": {}}, FileDeleted, ()),
+        (
+            {"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": "1", "MediaBasicInfo": None}},
+            NewFileUpload,
+            ("1",),
+        ),
+    ],
+)
 def test_absent_and_unknown_fields_are_fine(payload: dict[str, Any], kind: type, file_ids: tuple[str, ...]) -> None:
     event = parse_event(payload)
     assert isinstance(event, kind)

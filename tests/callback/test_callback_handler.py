@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from vodlocal.harness import load_handler
 
 from shared.callback_service import make_callback_endpoint
 from shared.config import ConfigError, load_callback_settings, load_store_settings
@@ -20,16 +18,18 @@ from shared.http.serve import serve
 from shared.store import EventStore, open_store
 from tests.callback import hook_target
 from tests.conftest import CALLBACK_SIGN_KEY, LeakGuard
-from tests.scf import SHAPES, header, http_event, load_event, response_json
+from tests.scf import SHAPES, header, load_event, response_json
+from vodtesting import http_event
+from vodtesting import signed as vod_signed
 
 NOW = 1_800_000_000
 ROOT = Path(__file__).resolve().parents[2]
-HANDLER = ROOT / "functions" / "callback" / "index.py"
 FILE_ID = "5285890784273533167"
 
 
-def signed(payload: Any, t: int = NOW + 600, key: str = CALLBACK_SIGN_KEY) -> Any:
-    return {**payload, "T": t, "Sign": expected_sign(key, t)} if isinstance(payload, dict) else payload
+def signed(payload: dict[str, Any], ttl: int = 600) -> dict[str, Any]:
+    """As VOD pushes it, at the tests' exact clock (the kit's `signed`)."""
+    return vod_signed(payload, CALLBACK_SIGN_KEY, ttl, now=NOW)
 
 
 def body_of(payload: Any) -> str:
@@ -52,13 +52,14 @@ def call(store: EventStore, leak_guard: LeakGuard) -> Callable[..., Call]:
 
     def factory(hook: Callable[..., None] | None = None, **env: str) -> Call:
         settings = load_callback_settings({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, **env})
-        endpoint = make_callback_endpoint(settings, lambda: store, now=lambda: NOW,
-                                          **({"after_commit": hook} if hook else {}))
+        endpoint = make_callback_endpoint(
+            settings, lambda: store, now=lambda: NOW, **({"after_commit": hook} if hook else {})
+        )
 
         def invoke(payload: Any, shape: str = "apigw", **kwargs: Any) -> dict[str, Any]:
             if isinstance(payload, dict) and "Sign" in payload:
                 leak_guard.add(payload["Sign"])  # a Sign must never be logged either
-            event = http_event(shape, path="/vod-events", body=body_of(payload), **kwargs)
+            event = http_event(path="/vod-events", body=body_of(payload), shape=shape, **kwargs)
             result = serve(event, {"request_id": "req-1"}, endpoint, settings.http)
             return {"status": result["statusCode"], **response_json(result)}
 
@@ -68,51 +69,88 @@ def call(store: EventStore, leak_guard: LeakGuard) -> Callable[..., Call]:
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("fixture", ["vod_new_file_upload", "vod_procedure_processing", "vod_procedure_finish",
-                                     "vod_file_deleted", "vod_transcode_complete", "vod_pull_new_file_upload"])
-def test_each_event_type_is_acknowledged_and_stored(call: Callable[..., Call], store: EventStore,
-                                                    shape: str, fixture: str) -> None:
+@pytest.mark.parametrize(
+    "fixture",
+    [
+        "vod_new_file_upload",
+        "vod_procedure_processing",
+        "vod_procedure_finish",
+        "vod_file_deleted",
+        "vod_transcode_complete",
+        "vod_pull_new_file_upload",
+    ],
+)
+def test_each_event_type_is_acknowledged_and_stored(
+    call: Callable[..., Call], store: EventStore, shape: str, fixture: str
+) -> None:
     result = call()(signed(load_event(fixture)), shape)
-    assert result == {"status": 200, "ok": True, "duplicate": False, "eventType": load_event(fixture)["EventType"],
-                      "dedupeKey": result["dedupeKey"]}
+    assert result == {
+        "status": 200,
+        "ok": True,
+        "duplicate": False,
+        "eventType": load_event(fixture)["EventType"],
+        "dedupeKey": result["dedupeKey"],
+    }
     assert store.event(result["dedupeKey"]) is not None
 
 
-@pytest.mark.parametrize(("sign_fields", "code"), [
-    ({"T": NOW + 600, "Sign": expected_sign("SomeOtherKey", NOW + 600)}, "invalid_signature"),
-    ({"T": NOW + 600, "Sign": "0" * 32}, "invalid_signature"),
-    ({"T": NOW - 1, "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW - 1)}, "signature_expired"),
-    ({"T": NOW + 901, "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + 901)}, "signature_too_far_ahead"),
-    ({"T": NOW + 600}, "missing_signature"),
-    ({"T": str(NOW + 600), "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + 600)}, "invalid_signature"),
-    ({"T": True, "Sign": expected_sign(CALLBACK_SIGN_KEY, 1)}, "invalid_signature"),
-])
-def test_bad_signatures_are_401_and_store_nothing(call: Callable[..., Call], store: EventStore,
-                                                  sign_fields: dict[str, Any], code: str) -> None:
+@pytest.mark.parametrize(
+    ("sign_fields", "code"),
+    [
+        ({"T": NOW + 600, "Sign": expected_sign("SomeOtherKey", NOW + 600)}, "invalid_signature"),
+        ({"T": NOW + 600, "Sign": "0" * 32}, "invalid_signature"),
+        ({"T": NOW - 1, "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW - 1)}, "signature_expired"),
+        ({"T": NOW + 901, "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + 901)}, "signature_too_far_ahead"),
+        ({"T": NOW + 600}, "missing_signature"),
+        ({"T": str(NOW + 600), "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + 600)}, "invalid_signature"),
+        ({"T": True, "Sign": expected_sign(CALLBACK_SIGN_KEY, 1)}, "invalid_signature"),
+    ],
+)
+def test_bad_signatures_are_401_and_store_nothing(
+    call: Callable[..., Call], store: EventStore, sign_fields: dict[str, Any], code: str
+) -> None:
     result = call()({**load_event("vod_new_file_upload"), **sign_fields})
     assert (result["status"], result["error"]["code"]) == (401, code)
     assert store.event_count() == 0
 
 
-@pytest.mark.parametrize(("payload", "code", "names"), [
-    ("{not json", "invalid_json", "not valid JSON"),
-    ('{"EventType": "NewFileUpload", "EventType": "FileDeleted"}', "invalid_json", "duplicate key"),
-    ("[]", "invalid_json", "JSON object"),
-    ('"NewFileUpload"', "invalid_json", "JSON object"),
-    ("", "malformed_event", "body"),
-    (signed({"FileUploadEvent": {"FileId": "1"}}), "malformed_event", "EventType is required"),
-    (signed({"EventType": 12}), "malformed_event", "EventType must be a non-empty string"),
-    (signed({"EventType": "NewFileUpload", "FileUploadEvent": "1"}), "malformed_event",
-     "FileUploadEvent must be an object"),
-    (signed({"EventType": "NewFileUpload", "FileUploadEvent": {}}), "malformed_event",
-     "FileUploadEvent.FileId is required"),
-    (signed({"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": "1"}}), "malformed_event",
-     "FileDeleteEvent.FileIdSet must be a list"),
-    (signed({"EventType": "ProcedureStateChanged", "ProcedureStateChangeEvent": {"TaskId": "t", "ErrCode": "0"}}),
-     "malformed_event", "ProcedureStateChangeEvent.ErrCode must be an integer"),
-])
-def test_malformed_bodies_are_400_naming_the_problem(call: Callable[..., Call], store: EventStore,
-                                                     payload: Any, code: str, names: str) -> None:
+@pytest.mark.parametrize(
+    ("payload", "code", "names"),
+    [
+        ("{not json", "invalid_json", "not valid JSON"),
+        ('{"EventType": "NewFileUpload", "EventType": "FileDeleted"}', "invalid_json", "duplicate key"),
+        ("[]", "invalid_json", "JSON object"),
+        ('"NewFileUpload"', "invalid_json", "JSON object"),
+        ("", "malformed_event", "body"),
+        (signed({"FileUploadEvent": {"FileId": "1"}}), "malformed_event", "EventType is required"),
+        (signed({"EventType": 12}), "malformed_event", "EventType must be a non-empty string"),
+        (
+            signed({"EventType": "NewFileUpload", "FileUploadEvent": "1"}),
+            "malformed_event",
+            "FileUploadEvent must be an object",
+        ),
+        (
+            signed({"EventType": "NewFileUpload", "FileUploadEvent": {}}),
+            "malformed_event",
+            "FileUploadEvent.FileId is required",
+        ),
+        (
+            signed({"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": "1"}}),
+            "malformed_event",
+            "FileDeleteEvent.FileIdSet must be a list",
+        ),
+        (
+            signed(
+                {"EventType": "ProcedureStateChanged", "ProcedureStateChangeEvent": {"TaskId": "t", "ErrCode": "0"}}
+            ),
+            "malformed_event",
+            "ProcedureStateChangeEvent.ErrCode must be an integer",
+        ),
+    ],
+)
+def test_malformed_bodies_are_400_naming_the_problem(
+    call: Callable[..., Call], store: EventStore, payload: Any, code: str, names: str
+) -> None:
     result = call()(payload)
     assert (result["status"], result["error"]["code"]) == (400, code)
     assert names in result["error"]["message"]
@@ -128,16 +166,17 @@ def test_any_content_type_is_accepted(call: Callable[..., Call], content_type: s
 def test_duplicate_deliveries_are_acknowledged_once(call: Callable[..., Call], store: EventStore) -> None:
     calls: list[Any] = []
     invoke = call(hook=calls.append)
-    first = invoke(signed(load_event("vod_new_file_upload"), NOW + 600))
-    retry = invoke(signed(load_event("vod_new_file_upload"), NOW + 700))  # VOD re-signs each retry
+    first = invoke(signed(load_event("vod_new_file_upload"), 600))
+    retry = invoke(signed(load_event("vod_new_file_upload"), 700))  # VOD re-signs each retry
     assert (first["duplicate"], retry["duplicate"]) == (False, True)
     assert first["dedupeKey"] == retry["dedupeKey"]
     assert store.event_count() == 1 and len(calls) == 1
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_sixteen_concurrent_deliveries_have_one_effect(call: Callable[..., Call], store: EventStore,
-                                                       shape: str) -> None:
+def test_sixteen_concurrent_deliveries_have_one_effect(
+    call: Callable[..., Call], store: EventStore, shape: str
+) -> None:
     calls: list[Any] = []
     invoke = call(hook=calls.append)
     barrier = threading.Barrier(16)
@@ -168,8 +207,9 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
     assert store.payload(result["dedupeKey"]) == load_event("vod_new_file_upload")
 
 
-def test_failing_hook_still_acknowledges_and_is_visible(call: Callable[..., Call], store: EventStore,
-                                                        caplog: pytest.LogCaptureFixture) -> None:
+def test_failing_hook_still_acknowledges_and_is_visible(
+    call: Callable[..., Call], store: EventStore, caplog: pytest.LogCaptureFixture
+) -> None:
     def hook(committed: Any) -> None:
         raise ValueError("search index rejected the document")
 
@@ -188,44 +228,54 @@ def test_method_other_than_post_is_405(call: Callable[..., Call]) -> None:
 
 # --- the deployed handler module ------------------------------------------------------------------------
 
+
 @pytest.fixture
-def handler_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    db = tmp_path / "data" / "vod.sqlite3"
-    monkeypatch.setenv("VOD_CALLBACK_SIGN_KEY", CALLBACK_SIGN_KEY)
-    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{db}")
-    return db
+def database(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "vod.sqlite3"
+
+
+@pytest.fixture
+def callback(vod_function: Callable[..., Any], database: Path) -> Callable[..., Any]:
+    """The deployed callback handler, loaded fresh with these settings (plus `extra`)."""
+
+    def load(**extra: str) -> Any:
+        return vod_function(
+            "callback",
+            env={"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": f"sqlite:///{database}", **extra},
+        )
+
+    return load
 
 
 def handler_event(shape: str, payload: dict[str, Any]) -> dict[str, Any]:
-    t = int(time.time()) + 600  # the module uses the real clock
-    return http_event(shape, path="/vod-events", body=json.dumps(signed(payload, t)))
+    # the module uses the real clock
+    return http_event(path="/vod-events", body=vod_signed(payload, CALLBACK_SIGN_KEY), shape=shape)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-def test_handler_module_records_an_upload(handler_env: Path, shape: str) -> None:
-    main_handler = load_handler("callback", HANDLER)
+def test_handler_module_records_an_upload(callback: Callable[..., Any], database: Path, shape: str) -> None:
+    main_handler = callback()
     result = main_handler(handler_event(shape, load_event("vod_new_file_upload")), {"request_id": "scf-1"})
     assert result["statusCode"] == 200 and header(result, "X-Request-Id")
-    store = open_store(f"sqlite:///{handler_env}")
+    store = open_store(f"sqlite:///{database}")
     upload = store.upload(FILE_ID)
     store.close()
     assert upload is not None and upload.user_id == "alice"
 
 
-def test_handler_survives_a_store_that_is_down_at_cold_start(handler_env: Path) -> None:
-    handler_env.mkdir(parents=True)  # the database path is a directory: unusable
-    main_handler = load_handler("callback", HANDLER)  # the import must not touch the store
+def test_handler_survives_a_store_that_is_down_at_cold_start(callback: Callable[..., Any], database: Path) -> None:
+    database.mkdir(parents=True)  # the database path is a directory: unusable
+    main_handler = callback()  # the import must not touch the store
     down = main_handler(handler_event("apigw", load_event("vod_new_file_upload")), {})
     assert down["statusCode"] == 503 and response_json(down)["error"]["code"] == "store_unavailable"
-    handler_env.rmdir()
+    database.rmdir()
     up = main_handler(handler_event("apigw", load_event("vod_new_file_upload")), {})
     assert up["statusCode"] == 200 and response_json(up)["duplicate"] is False
 
 
-def test_handler_runs_the_configured_hook(handler_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AFTER_COMMIT_HOOK", "tests.callback.hook_target:record")
+def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
     hook_target.CALLS.clear()
-    main_handler = load_handler("callback", HANDLER)
+    main_handler = callback(AFTER_COMMIT_HOOK="tests.callback.hook_target:record")
     for _ in range(2):
         assert main_handler(handler_event("function_url", load_event("vod_new_file_upload")), {})["statusCode"] == 200
     [committed] = hook_target.CALLS
@@ -234,13 +284,17 @@ def test_handler_runs_the_configured_hook(handler_env: Path, monkeypatch: pytest
 
 # --- settings -------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("env", "bad"), [
-    ({"AFTER_COMMIT_HOOK": "just_a_module"}, "AFTER_COMMIT_HOOK"),
-    ({"AFTER_COMMIT_HOOK": "pkg.mod:fn()"}, "AFTER_COMMIT_HOOK"),
-    ({"DATABASE_URL": "mysql://root:hunter2@db/vod"}, "DATABASE_URL"),
-    ({"DATABASE_TIMEOUT": "0"}, "DATABASE_TIMEOUT"),
-    ({"DATABASE_TIMEOUT": "soon"}, "DATABASE_TIMEOUT"),
-])
+
+@pytest.mark.parametrize(
+    ("env", "bad"),
+    [
+        ({"AFTER_COMMIT_HOOK": "just_a_module"}, "AFTER_COMMIT_HOOK"),
+        ({"AFTER_COMMIT_HOOK": "pkg.mod:fn()"}, "AFTER_COMMIT_HOOK"),
+        ({"DATABASE_URL": "mysql://root:hunter2@db/vod"}, "DATABASE_URL"),
+        ({"DATABASE_TIMEOUT": "0"}, "DATABASE_TIMEOUT"),
+        ({"DATABASE_TIMEOUT": "soon"}, "DATABASE_TIMEOUT"),
+    ],
+)
 def test_bad_store_and_hook_settings(env: dict[str, str], bad: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_callback_settings({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, **env})
@@ -255,8 +309,14 @@ def test_store_settings_defaults() -> None:
     assert (callback.after_commit_hook, callback.store) == (None, settings)
 
 
-@pytest.mark.parametrize("spec", ["tests.callback.no_such_module:fn", "tests.callback.hook_target:missing",
-                                  "tests.callback.hook_target:not_callable"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "tests.callback.no_such_module:fn",
+        "tests.callback.hook_target:missing",
+        "tests.callback.hook_target:not_callable",
+    ],
+)
 def test_hooks_that_cannot_load_fail_the_cold_start(spec: str) -> None:
     with pytest.raises(ConfigError, match="AFTER_COMMIT_HOOK"):
         load_hook(spec)

@@ -43,8 +43,12 @@ def _drain(queue: Queue, tmp_path: Path) -> Any:
 
 
 def test_commits_then_confirms_and_a_redelivery_is_a_duplicate(tmp_path: Path) -> None:
-    queue = Queue([[_pulled("vod_new_file_upload", "h1"), _pulled("vod_procedure_finish", "h2")],
-                   [_pulled("vod_new_file_upload", "h3")]])  # h1 again, with a new receipt
+    queue = Queue(
+        [
+            [_pulled("vod_new_file_upload", "h1"), _pulled("vod_procedure_finish", "h2")],
+            [_pulled("vod_new_file_upload", "h3")],
+        ]
+    )  # h1 again, with a new receipt
     report, store = _drain(queue, tmp_path)
     assert (report.pulled, report.recorded, report.duplicates, report.confirmed) == (3, 2, 1, 3)
     assert queue.confirmed == ["h1", "h2", "h3"] and report.stopped == "empty"
@@ -52,8 +56,9 @@ def test_commits_then_confirms_and_a_redelivery_is_a_duplicate(tmp_path: Path) -
 
 
 @pytest.mark.parametrize(("fail", "confirmed", "recorded"), [("pull", 0, 0), ("confirm", 0, 1)])
-def test_a_queue_failure_stops_the_run_without_losing_anything(tmp_path: Path, fail: str, confirmed: int,
-                                                               recorded: int) -> None:
+def test_a_queue_failure_stops_the_run_without_losing_anything(
+    tmp_path: Path, fail: str, confirmed: int, recorded: int
+) -> None:
     queue = Queue([[_pulled("vod_new_file_upload", "h1")]], fail=fail)
     report, store = _drain(queue, tmp_path)
     assert (report.stopped, report.confirmed, report.recorded) == ("queue_error", confirmed, recorded)
@@ -73,8 +78,14 @@ def test_the_deadline_leaves_the_reserve(tmp_path: Path) -> None:
     assert (report.rounds, report.stopped) == (2, "deadline")
 
 
-@pytest.mark.parametrize(("context", "seconds"), [
-    ({"time_limit_in_ms": 60_000}, 60.0), ({}, 50.0), (None, 50.0), ({"time_limit_in_ms": "x"}, 50.0),
-])
+@pytest.mark.parametrize(
+    ("context", "seconds"),
+    [
+        ({"time_limit_in_ms": 60_000}, 60.0),
+        ({}, 50.0),
+        (None, 50.0),
+        ({"time_limit_in_ms": "x"}, 50.0),
+    ],
+)
 def test_time_limit_comes_from_scfs_context(context: Any, seconds: float) -> None:
     assert time_limit_seconds(context, 50.0) == seconds

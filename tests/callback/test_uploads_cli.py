@@ -20,8 +20,9 @@ FILE_ID = "5285890784273533167"
 
 def uploads(database_url: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run([command("vod-uploads"), *args], env=env, cwd=cwd,
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [command("vod-uploads"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 @pytest.fixture
@@ -38,9 +39,16 @@ def database_url(tmp_path: Path) -> str:
 def test_show_is_readable(database_url: str) -> None:
     shown = uploads(database_url, "show", FILE_ID)
     assert shown.returncode == 0, shown.stderr
-    for expected in ["status             finished", "user               alice", "holiday (mp4)",
-                     "v.f100030.mp4", "10_5000.jpg", "TranscodeComplete", "2023-11-14 22:13:20Z",
-                     "hook failed 1x: ValueError: index down"]:
+    for expected in [
+        "status             finished",
+        "user               alice",
+        "holiday (mp4)",
+        "v.f100030.mp4",
+        "10_5000.jpg",
+        "TranscodeComplete",
+        "2023-11-14 22:13:20Z",
+        "hook failed 1x: ValueError: index down",
+    ]:
         assert expected in shown.stdout
 
 
@@ -48,15 +56,21 @@ def test_show_json(database_url: str) -> None:
     record = json.loads(uploads(database_url, "show", FILE_ID, "--json").stdout)
     assert record["upload"]["user_id"] == "alice" and record["upload"]["status"] == "finished"
     assert record["tasks"][0]["results"][0]["urls"][0].endswith("/v.f100030.mp4")
-    assert [e["event_type"] for e in record["events"]] == ["NewFileUpload", "ProcedureStateChanged",
-                                                           "TranscodeComplete"]
+    assert [e["event_type"] for e in record["events"]] == [
+        "NewFileUpload",
+        "ProcedureStateChanged",
+        "TranscodeComplete",
+    ]
     assert record["events"][0]["hook_failures"] == 1
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (["list", "--user", "alice"], f"{FILE_ID}  finished  holiday"),
-    (["list", "--user", "bob"], "no uploads recorded for user 'bob'"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["list", "--user", "alice"], f"{FILE_ID}  finished  holiday"),
+        (["list", "--user", "bob"], "no uploads recorded for user 'bob'"),
+    ],
+)
 def test_list(database_url: str, args: list[str], expected: str) -> None:
     listed = uploads(database_url, *args)
     assert listed.returncode == 0 and expected in listed.stdout
@@ -67,14 +81,18 @@ def test_list_json(database_url: str) -> None:
     assert [u["file_id"] for u in listed["uploads"]] == [FILE_ID]
 
 
-@pytest.mark.parametrize(("url", "args", "status", "message"), [
-    (None, ["show", "no-such-file"], 1, "no upload with file id 'no-such-file' has been recorded"),
-    ("sqlite:///{tmp}/nothing-here.sqlite3", ["show", FILE_ID], 1, "no database at"),
-    ("mysql://root:hunter2@db/vod", ["show", FILE_ID], 2, "DATABASE_URL: must start with sqlite:///"),
-    ("postgresql://nobody@/vod?host={tmp}&connect_timeout=2", ["show", FILE_ID], 2, "the store is unavailable"),
-])
-def test_clear_errors(database_url: str, tmp_path: Path, url: str | None, args: list[str], status: int,
-                      message: str) -> None:
+@pytest.mark.parametrize(
+    ("url", "args", "status", "message"),
+    [
+        (None, ["show", "no-such-file"], 1, "no upload with file id 'no-such-file' has been recorded"),
+        ("sqlite:///{tmp}/nothing-here.sqlite3", ["show", FILE_ID], 1, "no database at"),
+        ("mysql://root:hunter2@db/vod", ["show", FILE_ID], 2, "DATABASE_URL: must start with sqlite:///"),
+        ("postgresql://nobody@/vod?host={tmp}&connect_timeout=2", ["show", FILE_ID], 2, "the store is unavailable"),
+    ],
+)
+def test_clear_errors(
+    database_url: str, tmp_path: Path, url: str | None, args: list[str], status: int, message: str
+) -> None:
     result = uploads((url or database_url).format(tmp=tmp_path), *args)
     assert (result.returncode, result.stdout) == (status, "")
     assert message in result.stderr and "Traceback" not in result.stderr and "hunter2" not in result.stderr

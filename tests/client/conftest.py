@@ -11,8 +11,8 @@ import io
 import json
 import os
 import random
+import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -21,23 +21,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import harness
-import localstack
 import pytest
 import requests
-from vodemu.app import Emulator, build_emulator
-from vodupload import CheckpointStore, SignatureClient, Uploader, UploadOptions
 
 from tests.clocks import OffsetClock
-from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
+from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard, command
+from vodemu.app import Emulator, build_emulator
+from vodlocal import harness, localstack
+from vodupload import CheckpointStore, SignatureClient, Uploader, UploadOptions
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI = ROOT / "scripts" / "upload"
+CLI = command("vod-upload")
 SUB_APP_ID = 1500000001
 MIB = 1024 * 1024
 PART = MIB  # COS's minimum part size keeps the test files small
 
 
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: a port the system just handed out, closed again."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/signature"
 
 
 def content(size: int, seed: int = 1) -> bytes:
@@ -56,21 +61,52 @@ class VodCall:
     answer: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class CosRequest:
+    """A request to COS as it arrived: the operation and the temporary secret id that signed it."""
+
+    method: str
+    query: dict[str, str]
+    secret_id: str  # q-ak of the Authorization header
+    status: int
+
+    @property
+    def part(self) -> tuple[str, int] | None:
+        """(uploadId, partNumber) of an UploadPart request."""
+        if self.method != "PUT" or "partNumber" not in self.query or "uploadId" not in self.query:
+            return None
+        return self.query["uploadId"], int(self.query["partNumber"])
+
+    @property
+    def is_abort(self) -> bool:
+        return self.method == "DELETE" and "uploadId" in self.query
+
+
+def _cos_request(environ: dict[str, Any], status: int) -> CosRequest:
+    query = {
+        name: values[0] for name, values in parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True).items()
+    }
+    fields = parse_qs(environ.get("HTTP_AUTHORIZATION", ""))
+    return CosRequest(environ["REQUEST_METHOD"], query, fields.get("q-ak", [""])[0], status)
+
+
 def _is_part_upload(environ: dict[str, Any]) -> bool:
-    query = parse_qs(environ.get("QUERY_STRING", ""))
-    return environ.get("REQUEST_METHOD") == "PUT" and "partNumber" in query and "uploadId" in query
+    return _cos_request(environ, 0).part is not None
 
 
-_UNAVAILABLE = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
-                b"<Message>held by the test</Message><Resource>/</Resource><RequestId>-</RequestId></Error>")
+_UNAVAILABLE = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>ServiceUnavailable</Code>'
+    b"<Message>held by the test</Message><Resource>/</Resource><RequestId>-</RequestId></Error>"
+)
 
 
 class Traffic:
     """WSGI middleware in front of the emulator.
 
     Records every upload-API call (and registers its signature and the temporary credentials it hands
-    out with the leak guard), counts part uploads COS stored, and can hold part uploads after the next
-    N: a held request waits, body unread, until `release()` answers it 503 or lets it through.
+    out with the leak guard) and every COS request, counts part uploads COS stored, and can hold part
+    uploads after the next N: a held request waits, body unread, until `release()` answers it 503 or
+    lets it through. `vod_down` makes the upload API answer 502, as an unreachable VOD would.
     """
 
     def __init__(self, app: Callable[..., Iterable[bytes]], guard: LeakGuard) -> None:
@@ -78,7 +114,8 @@ class Traffic:
         self._guard = guard
         self._cond = threading.Condition()
         self.calls: list[VodCall] = []
-        self.cos_statuses: list[int] = []
+        self.cos_requests: list[CosRequest] = []
+        self.vod_down = False
         self.parts_stored = 0
         self.held = 0
         self._passes: int | None = None
@@ -99,9 +136,19 @@ class Traffic:
         with self._cond:
             assert self._cond.wait_for(lambda: predicate(self), timeout), "timed out waiting for upload traffic"
 
+    @property
+    def cos_statuses(self) -> list[int]:
+        return [request.status for request in self.cos_requests]
+
+    def parts_sent(self) -> list[tuple[str, int]]:
+        """(uploadId, partNumber) of every UploadPart request COS answered 200."""
+        return [part for request in self.cos_requests if request.status == 200 and (part := request.part)]
+
     def actions(self) -> list[str]:
-        return [call.action + (" (resume)" if "vodSessionKey" in call.request and call.action == "ApplyUploadUGC"
-                               else "") for call in self.calls]
+        return [
+            call.action + (" (resume)" if "vodSessionKey" in call.request and call.action == "ApplyUploadUGC" else "")
+            for call in self.calls
+        ]
 
     # -- WSGI ------------------------------------------------------------------------------------
 
@@ -111,6 +158,8 @@ class Traffic:
         if ".cos." not in environ.get("HTTP_HOST", ""):
             return self._app(environ, start_response)
         if _is_part_upload(environ) and self._held():
+            with self._cond:
+                self.cos_requests.append(_cos_request(environ, 503))
             start_response("503 Service Unavailable", [("Content-Type", "application/xml"), ("Connection", "close")])
             return [_UNAVAILABLE]
         status: list[int] = []
@@ -121,7 +170,7 @@ class Traffic:
 
         result = self._app(environ, recording_start_response)
         with self._cond:
-            self.cos_statuses.extend(status)
+            self.cos_requests.append(_cos_request(environ, status[0]))
             if _is_part_upload(environ) and status == [200]:
                 self.parts_stored += 1
             self._cond.notify_all()
@@ -140,6 +189,9 @@ class Traffic:
             return not self._release
 
     def _upload_api(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.vod_down:
+            start_response("502 Bad Gateway", [("Content-Type", "text/plain")])
+            return [b"bad gateway (held by the test)"]
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)
         answer = b"".join(self._app(environ, start_response))
@@ -171,11 +223,23 @@ class Stack:
     def signer(self, token: str | None = None) -> SignatureClient:
         return SignatureClient(self.signature_url, token or self.token, backoff=0)
 
-    def uploader(self, clock: Callable[[], float] = time.time, **options: Any) -> Uploader:
-        settings = {"endpoint": self.url, "part_size": PART, "parallel": 2, "retry_backoff": 0.01,
-                    "api_retry_delay": 0.01, **options}
-        return Uploader(self.signer(), UploadOptions(**settings), checkpoints=CheckpointStore(self.checkpoints),
-                        clock=clock)
+    def uploader(
+        self, clock: Callable[[], float] = time.time, signer: Callable[[], str] | None = None, **options: Any
+    ) -> Uploader:
+        settings = {
+            "endpoint": self.url,
+            "part_size": PART,
+            "parallel": 2,
+            "retry_backoff": 0.01,
+            "api_retry_delay": 0.01,
+            **options,
+        }
+        return Uploader(
+            signer or self.signer(),
+            UploadOptions(**settings),
+            checkpoints=CheckpointStore(self.checkpoints),
+            clock=clock,
+        )
 
     def saved(self) -> list[Path]:
         return sorted(self.checkpoints.glob("*.json")) if self.checkpoints.exists() else []
@@ -185,29 +249,46 @@ class Stack:
         assert response.status_code == 200, response.text
         return response.content
 
+    def saved_session(self) -> dict[str, Any]:
+        """The one saved checkpoint, as JSON."""
+        (path,) = self.saved()
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
     def open_uploads(self) -> list[Any]:
         root = self.emulator.store.root
         buckets = [path.name for path in root.iterdir() if path.is_dir()] if root.exists() else []
         return [upload for bucket in buckets for upload in self.emulator.store.list_uploads(bucket)]
 
+    def open_upload_ids(self) -> set[str]:
+        return {upload.upload_id for upload in self.open_uploads()}
+
     def cli_env(self, **extra: str) -> dict[str, str]:
-        env = {"PATH": os.environ.get("PATH", ""), "NO_PROXY": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1",
-               "VOD_UPLOAD_GATEWAY": self.signature_url, "VOD_UPLOAD_TOKEN": self.token,
-               "VOD_UPLOAD_ENDPOINT": self.url, "VOD_UPLOAD_CHECKPOINT_DIR": str(self.checkpoints)}
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "PYTHONUNBUFFERED": "1",
+            "VOD_UPLOAD_GATEWAY": self.signature_url,
+            "VOD_UPLOAD_TOKEN": self.token,
+            "VOD_UPLOAD_ENDPOINT": self.url,
+            "VOD_UPLOAD_CHECKPOINT_DIR": str(self.checkpoints),
+        }
         return {**env, **extra}
 
     def cli_args(self, *args: str | Path) -> list[str]:
         # Small parts, few threads; later arguments (the test's) win.
-        return [sys.executable, str(CLI), "--part-size", "1", "--parallel", "2", *map(str, args)]
+        return [CLI, "--part-size", "1", "--parallel", "2", *map(str, args)]
 
     def cli(self, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(self.cli_args(*args), env=env or self.cli_env(), capture_output=True, text=True,
-                              timeout=120, check=False)
+        return subprocess.run(
+            self.cli_args(*args), env=env or self.cli_env(), capture_output=True, text=True, timeout=120, check=False
+        )
 
 
 @pytest.fixture
-def start_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                leak_guard: LeakGuard) -> Iterator[Callable[..., Stack]]:
+def start_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard
+) -> Iterator[Callable[..., Stack]]:
     """Factory: keyword arguments are emulator settings (credential_ttl_seconds, session_ttl_seconds...)."""
     # The sign function reads its settings on its first request. One-time signatures are its default;
     # a long validity lets tests move the emulator's clock ahead by minutes.
@@ -218,8 +299,14 @@ def start_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 
     def start(**settings: Any) -> Stack:
         clock = OffsetClock()
-        emulator = build_emulator(tmp_path / "vodemu", secret_id=SECRET_ID, secret_key=SECRET_KEY,
-                                  sub_app_id=SUB_APP_ID, clock=clock, **settings)
+        emulator = build_emulator(
+            tmp_path / "vodemu",
+            secret_id=SECRET_ID,
+            secret_key=SECRET_KEY,
+            sub_app_id=SUB_APP_ID,
+            clock=clock,
+            **settings,
+        )
         emulators.append(emulator)
         traffic = Traffic(emulator.wsgi_app, leak_guard)
         server = localstack.serve_wsgi("vodemu", traffic)
@@ -228,8 +315,7 @@ def start_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         gateway = localstack.serve_wsgi("gateway", harness.create_app())  # what localstack.start_gateway() serves
         servers.append(gateway)
         token = leak_guard.add(localstack.mint_token(JWT_SECRET, "uploader@example.com"))
-        return Stack(emulator, traffic, server.url, f"{gateway.url}/signature", token, clock,
-                     tmp_path / "checkpoints")
+        return Stack(emulator, traffic, server.url, f"{gateway.url}/signature", token, clock, tmp_path / "checkpoints")
 
     yield start
     for stack_emulator in emulators:

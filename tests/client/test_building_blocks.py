@@ -1,5 +1,5 @@
-"""The uploader's parts on their own: part plans, checkpoints, file identity, progress, credential renewal,
-and the signature client's retries (against scripted loopback answers)."""
+"""The uploader's parts on their own: part plans, checkpoints, file identity, progress, credentials as the
+COS SDK reads them, and the retries (against scripted loopback answers)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,20 @@ import time
 from pathlib import Path
 from typing import Any
 
-import localstack
 import pytest
+import requests
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
+from werkzeug.wrappers import Request, Response
+
+from tests.client.conftest import MIB, write_file
+from tests.clocks import OffsetClock
+from tests.conftest import LeakGuard
+from vodlocal import localstack
 from vodupload import (
     Checkpoint,
     CheckpointStore,
-    PartRecord,
+    SavedObject,
+    SessionCredentials,
     SignatureClient,
     SignatureUnavailable,
     StorageError,
@@ -29,28 +36,24 @@ from vodupload import (
     VodUnavailable,
     identify,
 )
-from vodupload.checkpoint import ObjectProgress
-from vodupload.cos import CredentialKeeper, Halted, RetryPolicy, call_cos
+from vodupload.cos import Halted, RetryPolicy, call_cos, cos_endpoint, make_client
 from vodupload.progress import ProgressMeter
 from vodupload.transfer import PartSpec, fit_part_size, plan_parts
 from vodupload.vod_api import Applied, TempCredentials
-from werkzeug.wrappers import Request, Response
-
-from tests.client.conftest import MIB, write_file
-from tests.clocks import OffsetClock
-from tests.conftest import LeakGuard
 
 
-@pytest.mark.parametrize(("size", "wanted", "part_size", "plan"), [
-    (0, MIB, MIB, []),
-    (MIB, MIB, MIB, [PartSpec(1, 0, MIB)]),
-    (2 * MIB + 1, MIB, MIB, [PartSpec(1, 0, MIB), PartSpec(2, MIB, MIB), PartSpec(3, 2 * MIB, 1)]),
-    (10000 * MIB, MIB, MIB, None),  # exactly the 10000-part limit
-    (10000 * MIB + 1, MIB, 2 * MIB, None),  # one byte more: whole MiB parts, twice as large
-    (50_000 * MIB, 8 * MIB, 8 * MIB, None),
-])
-def test_part_plans_stay_within_cos_limits(size: int, wanted: int, part_size: int,
-                                           plan: list[PartSpec] | None) -> None:
+@pytest.mark.parametrize(
+    ("size", "wanted", "part_size", "plan"),
+    [
+        (0, MIB, MIB, []),
+        (MIB, MIB, MIB, [PartSpec(1, 0, MIB)]),
+        (2 * MIB + 1, MIB, MIB, [PartSpec(1, 0, MIB), PartSpec(2, MIB, MIB), PartSpec(3, 2 * MIB, 1)]),
+        (10000 * MIB, MIB, MIB, None),  # exactly the 10000-part limit
+        (10000 * MIB + 1, MIB, 2 * MIB, None),  # one byte more: whole MiB parts, twice as large
+        (50_000 * MIB, 8 * MIB, 8 * MIB, None),
+    ],
+)
+def test_part_plans_stay_within_cos_limits(size: int, wanted: int, part_size: int, plan: list[PartSpec] | None) -> None:
     assert fit_part_size(size, wanted) == part_size
     if plan is not None:
         assert plan_parts(size, part_size) == plan
@@ -59,9 +62,10 @@ def test_part_plans_stay_within_cos_limits(size: int, wanted: int, part_size: in
 
 def _checkpoint(tmp_path: Path) -> Checkpoint:
     source = identify(write_file(tmp_path / "a.mp4", 3 * MIB))
-    video = ObjectProgress("video", source, "1/abc/f0.mp4", MIB, "upload-1",
-                           {2: PartRecord(2, MIB, '"bb"'), 1: PartRecord(1, MIB, '"aa"')})
-    return Checkpoint("name", "session-key", 1700000000.5, "vodugc-1250000000", "ap-guangzhou", [video])
+    cover = identify(write_file(tmp_path / "a.jpg", 1000))
+    return Checkpoint(
+        "name", "session-key", 1700000000.5, [SavedObject("video", source, "upload-1"), SavedObject("cover", cover)]
+    )
 
 
 def test_checkpoints_round_trip_atomically_and_privately(tmp_path: Path) -> None:
@@ -74,11 +78,32 @@ def test_checkpoints_round_trip_atomically_and_privately(tmp_path: Path) -> None
     assert [p.name for p in store.directory.iterdir()] == ["name.json"]  # no temporary file left behind
     assert stat.S_IMODE(os.stat(store.path("name")).st_mode) == 0o600
     saved = json.loads(store.path("name").read_text())
-    assert [part["number"] for part in saved["objects"][0]["parts"]] == [1, 2]
+    # Only what COS cannot tell: no parts, no bucket or object keys (they come back with the session).
+    assert set(saved) == {"version", "name", "session_key", "created_at", "objects"}
+    assert [(obj["role"], obj["upload_id"]) for obj in saved["objects"]] == [("video", "upload-1"), ("cover", None)]
     assert "session-key" not in repr(checkpoint)
     store.delete("name")
     store.delete("name")
     assert store.load("name") is None
+
+
+def test_a_checkpoint_saved_by_the_previous_version_still_resumes(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path)
+    expected = _checkpoint(tmp_path)
+    old = {**expected.to_json(), "version": 1, "bucket": "vodugc-1250000000", "region": "ap-guangzhou"}
+    old["objects"] = [
+        {
+            **obj,
+            "key": f"1/abc/{obj['role']}",
+            "part_size": MIB,
+            "completed": obj["upload_id"] is None,
+            "parts": [{"number": 1, "size": MIB, "etag": '"aa"'}],
+        }
+        for obj in old["objects"]
+    ]
+    store.path("name").write_text(json.dumps(old))
+
+    assert store.load("name") == expected  # the parts and the storage are asked from COS and VOD now
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"version": 99}', '{"version": 1}', "[]"])
@@ -100,12 +125,15 @@ def _other_middle(path: Path) -> None:
     _same_bytes_other_time(path)
 
 
-@pytest.mark.parametrize(("change", "described"), [
-    (lambda path: None, None),
-    (_same_bytes_other_time, "it was modified"),
-    (_other_middle, "its content changed"),
-    (lambda path: path.write_bytes(path.read_bytes() + b"!"), "its size changed (2097152 -> 2097153 bytes)"),
-])
+@pytest.mark.parametrize(
+    ("change", "described"),
+    [
+        (lambda path: None, None),
+        (_same_bytes_other_time, "it was modified"),
+        (_other_middle, "its content changed"),
+        (lambda path: path.write_bytes(path.read_bytes() + b"!"), "its size changed (2097152 -> 2097153 bytes)"),
+    ],
+)
 def test_file_identity_notices_changes(tmp_path: Path, change: Any, described: str | None) -> None:
     path = write_file(tmp_path / "clip.mp4", 2 * MIB)
     before = identify(path)
@@ -177,40 +205,96 @@ def test_a_progress_report_is_never_overtaken_by_an_older_one() -> None:
     assert meter.snapshot().bytes_done == 2 * MIB
 
 
-def _applied(server_time: int, lifetime: int) -> Applied:
-    return Applied("key", "bucket-1", "ap-guangzhou", "v.mp4", None,
-                   TempCredentials("AKID", "secret", "token", server_time + lifetime), server_time)
+def _applied(server_time: int, lifetime: int, n: int = 1) -> Applied:
+    return Applied(
+        "key",
+        "bucket-1250000000",
+        "ap-guangzhou",
+        "v.mp4",
+        None,
+        TempCredentials(f"AKID{n}", f"secret{n}", f"token{n}", server_time + lifetime),
+        server_time,
+    )
 
 
-@pytest.mark.parametrize(("lifetime", "margin", "renews_after"), [
-    (600, 300, 300),  # renew 300 s ahead of expiry
-    (60, 300, 30),  # short-lived credentials: margin capped at half their life
-])
-def test_credentials_are_renewed_ahead_of_expiry_on_vods_clock(lifetime: int, margin: int,
-                                                               renews_after: int) -> None:
-    clock = OffsetClock()
-    server_time = int(clock()) + 5000  # VOD's clock runs 5000 s ahead of ours: only its clock matters
+def _renewing(
+    clock: Any, lifetime: int, *, skew: int = 0, margin: float = 60
+) -> tuple[SessionCredentials, list[Applied]]:
+    """Credentials that re-apply (numbering each new set) on `clock`, VOD's clock running `skew` s ahead."""
     reapplied: list[Applied] = []
 
     def reapply() -> Applied:
-        reapplied.append(_applied(int(clock()) + 5000, lifetime))
+        reapplied.append(_applied(int(clock()) + skew, lifetime, len(reapplied) + 2))
         return reapplied[-1]
 
-    keeper = CredentialKeeper(_applied(server_time, lifetime), reapply, lambda applied: applied.credentials,
-                              clock=clock, margin=margin, on_refresh=lambda reason: None)
-    clock.advance(renews_after - 2)
-    first, generation = keeper.client()
-    clock.advance(2)
-    second, renewed = keeper.client()
+    return SessionCredentials(_applied(int(clock()) + skew, lifetime), reapply, clock=clock, margin=margin), reapplied
 
-    assert (len(reapplied), renewed) == (1, generation + 1)
-    assert first is not second
-    keeper.refresh_after_denial(generation)  # a stale denial: another thread renewed already
+
+@pytest.mark.parametrize(
+    ("lifetime", "margin", "renews_after"),
+    [
+        (600, 300, 300),  # renew 300 s ahead of expiry
+        (60, 300, 30),  # short-lived credentials: margin capped at half their life
+    ],
+)
+def test_credentials_are_renewed_ahead_of_expiry_on_vods_clock(lifetime: int, margin: int, renews_after: int) -> None:
+    clock = OffsetClock()
+    # VOD's clock runs 5000 s ahead of ours: only the lifetime it states matters.
+    credentials, reapplied = _renewing(clock, lifetime, skew=5000, margin=margin)
+    clock.advance(renews_after - 2)
+    first = (credentials.secret_id, credentials.secret_key, credentials.token)
+    clock.advance(2)
+    second = (credentials.secret_id, credentials.secret_key, credentials.token)
+
+    assert (first, second) == (("AKID1", "secret1", "token1"), ("AKID2", "secret2", "token2"))
     assert len(reapplied) == 1
 
 
-@pytest.mark.parametrize("options", [{"part_size": MIB - 1}, {"part_size": 6 * 1024**3}, {"parallel": 0},
-                                     {"part_attempts": 0}, {"api_retries": -1}])
+def test_a_request_signs_with_one_set_of_credentials_even_if_another_thread_renews() -> None:
+    clock = OffsetClock()
+    credentials, _ = _renewing(clock, 600)
+    assert credentials.secret_id == "AKID1"  # a request in this thread starts signing
+    clock.advance(600)
+
+    renewing = threading.Thread(target=lambda: credentials.secret_id)  # another request renews meanwhile
+    renewing.start()
+    renewing.join(30)
+
+    assert (credentials.secret_key, credentials.token) == ("secret1", "token1")  # still this request's set
+    assert (credentials.secret_id, credentials.secret_key, credentials.token) == ("AKID2", "secret2", "token2")
+    credentials.renew_after_denial()  # COS refused AKID2: renew once more
+    assert credentials.secret_id == "AKID3"
+
+
+def test_the_cos_sdk_signs_each_request_with_the_current_credentials() -> None:
+    """CosConfig(CredentialInstance=...) as the SDK really uses it: secret id and security token are read per
+    request, so renewed credentials take effect at once, token included."""
+    seen: list[tuple[str, str | None]] = []
+
+    def cos(environ: Any, start_response: Any) -> Any:
+        request = Request(environ)
+        access_key = dict(pair.split("=", 1) for pair in request.headers["Authorization"].split("&"))["q-ak"]
+        seen.append((access_key, request.headers.get("x-cos-security-token")))
+        return Response(b"", 200, headers={"ETag": '"d41d8cd98f00b204e9800998ecf8427e"'})(environ, start_response)
+
+    server = localstack.serve_wsgi("scripted-cos", cos)
+    clock = OffsetClock()
+    credentials, _ = _renewing(clock, 600)
+    try:
+        client = make_client(credentials, cos_endpoint(server.url), requests.Session(), 10)
+        client.put_object(Bucket="bucket-1250000000", Key="v.mp4", Body=b"")
+        clock.advance(600)  # expired: the next request re-applies first
+        client.put_object(Bucket="bucket-1250000000", Key="v.mp4", Body=b"")
+    finally:
+        server.stop()
+
+    assert seen == [("AKID1", "token1"), ("AKID2", "token2")]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"part_size": MIB - 1}, {"part_size": 6 * 1024**3}, {"parallel": 0}, {"part_attempts": 0}, {"api_retries": -1}],
+)
 def test_upload_options_refuse_impossible_values(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message names the setting; any ValueError will do
         UploadOptions(**options)
@@ -226,8 +310,11 @@ def test_the_cos_sdks_debug_lines_are_dropped(caplog: pytest.LogCaptureFixture, 
 
 
 def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> None:
-    answers = [Response("busy", 503), Response(json.dumps({"signature": "c2ln"}), 200, mimetype="application/json"),
-               Response("{}", 200, mimetype="application/json")]
+    answers = [
+        Response("busy", 503),
+        Response(json.dumps({"signature": "c2ln"}), 200, mimetype="application/json"),
+        Response("{}", 200, mimetype="application/json"),
+    ]
     seen: list[tuple[str | None, Any]] = []
 
     def app(environ: Any, start_response: Any) -> Any:
@@ -249,24 +336,29 @@ def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> No
 
 
 def _vod_answer(code: int, data: dict[str, Any] | None = None) -> Response:
-    return Response(json.dumps({"code": code, "message": "test answer", "data": data or {}}), 200,
-                    mimetype="application/json")
+    return Response(
+        json.dumps({"code": code, "message": "test answer", "data": data or {}}), 200, mimetype="application/json"
+    )
 
 
 _PREPARED = {"appId": 1250000000, "cosRegionList": [{"region": "ap-guangzhou"}]}
 
 
-@pytest.mark.parametrize(("answers", "outcome", "posts"), [
-    ([_vod_answer(0, _PREPARED)], "ok", 1),
-    ([_vod_answer(10010)], "code 10010", 1),  # a refusal is definite: retrying would spend another signature
-    ([_vod_answer(10030)], "code 10030", 1),
-    ([Response("bad gateway", 502), _vod_answer(0, _PREPARED)], "ok", 2),  # 5xx: retried
-    ([Response("<html>proxy</html>", 200), _vod_answer(0, _PREPARED)], "ok", 2),  # not the envelope: retried
-    ([Response("", 500)] * 3 + [_vod_answer(10010)], "code 10010", 4),
-    ([Response("", 503)] * 4, "could not be reached (4 attempts", 4),
-], ids=["ok", "refused", "session-gone", "5xx-then-ok", "not-json-then-ok", "5xx-then-refused", "5xx-always"])
-def test_the_vod_client_retries_failures_to_answer_but_not_refusals(answers: list[Response], outcome: str,
-                                                                    posts: int) -> None:
+@pytest.mark.parametrize(
+    ("answers", "outcome", "posts"),
+    [
+        ([_vod_answer(0, _PREPARED)], "ok", 1),
+        ([_vod_answer(10010)], "code 10010", 1),  # a refusal is definite: retrying would spend another signature
+        ([Response("bad gateway", 502), _vod_answer(0, _PREPARED)], "ok", 2),  # 5xx: retried
+        ([Response("<html>proxy</html>", 200), _vod_answer(0, _PREPARED)], "ok", 2),  # not the envelope: retried
+        ([Response("", 500)] * 3 + [_vod_answer(10010)], "code 10010", 4),
+        ([Response("", 503)] * 4, "could not be reached (4 attempts", 4),
+    ],
+    ids=["ok", "refused", "5xx-then-ok", "not-json-then-ok", "5xx-then-refused", "5xx-always"],
+)
+def test_the_vod_client_retries_failures_to_answer_but_not_refusals(
+    answers: list[Response], outcome: str, posts: int
+) -> None:
     signatures: list[str] = []
 
     def app(environ: Any, start_response: Any) -> Any:
@@ -289,52 +381,52 @@ def test_the_vod_client_retries_failures_to_answer_but_not_refusals(answers: lis
 
 
 def _cos_error(status: int, code: str) -> CosServiceError:
-    return CosServiceError("PUT", {"code": code, "message": f"{code} (test)", "resource": "/k", "requestid": "r",
-                                   "traceid": "t"}, status)
+    return CosServiceError(
+        "PUT", {"code": code, "message": f"{code} (test)", "resource": "/k", "requestid": "r", "traceid": "t"}, status
+    )
 
 
-@pytest.mark.parametrize(("failures", "outcome", "renewals"), [
-    ([], "ok", 0),
-    ([_cos_error(503, "ServiceUnavailable"), CosClientError("connection reset")], "ok", 0),
-    ([_cos_error(403, "AccessDenied")], "ok", 1),  # expired credentials: renewed, then it works
-    ([_cos_error(403, "AccessDenied")] * 2, "COS 403 AccessDenied", 1),  # refused with fresh ones too: real
-    ([_cos_error(404, "NoSuchUpload")], "COS 404 NoSuchUpload", 0),  # not retried
-    ([_cos_error(500, "InternalError")] * 3, "failed after 3 attempts", 0),
-])
-def test_cos_calls_retry_transient_failures_and_renew_refused_credentials(failures: list[Exception], outcome: str,
-                                                                          renewals: int) -> None:
-    reapplied: list[Applied] = []
-
-    def reapply() -> Applied:
-        reapplied.append(_applied(int(time.time()), 3600))
-        return reapplied[-1]
-
-    keeper = CredentialKeeper(_applied(int(time.time()), 3600), reapply, lambda applied: applied, clock=time.time,
-                              margin=60, on_refresh=lambda reason: None)
+@pytest.mark.parametrize(
+    ("failures", "outcome", "renewals"),
+    [
+        ([], "ok", 0),
+        ([_cos_error(503, "ServiceUnavailable"), CosClientError("connection reset")], "ok", 0),
+        ([_cos_error(403, "AccessDenied")], "ok", 1),  # expired unnoticed: renewed, then it works
+        ([_cos_error(403, "AccessDenied")] * 2, "COS 403 AccessDenied", 1),  # refused with fresh ones too: real
+        ([_cos_error(404, "NoSuchUpload")], "COS 404 NoSuchUpload", 0),  # not retried
+        ([_cos_error(500, "InternalError")] * 3, "failed after 3 attempts", 0),
+    ],
+)
+def test_cos_calls_retry_transient_failures_and_renew_refused_credentials(
+    failures: list[Exception], outcome: str, renewals: int
+) -> None:
+    credentials, reapplied = _renewing(time.time, 3600)
     pending = list(failures)
 
-    def operation(client: Any) -> str:
+    def operation() -> str:
+        assert credentials.secret_id  # signs, as the SDK would
         if pending:
             raise pending.pop(0)
         return "ok"
 
     policy = RetryPolicy(attempts=3, backoff=0)
     if outcome == "ok":
-        assert call_cos(keeper, operation, "upload part 1", policy, threading.Event()) == "ok"
+        assert call_cos(credentials, operation, "upload part 1", policy, threading.Event()) == "ok"
     else:
         with pytest.raises(StorageError, match=re.escape(outcome)):
-            call_cos(keeper, operation, "upload part 1", policy, threading.Event())
+            call_cos(credentials, operation, "upload part 1", policy, threading.Event())
     assert len(reapplied) == renewals
 
 
 def test_a_pause_during_a_retry_backoff_halts_the_call() -> None:
-    keeper = CredentialKeeper(_applied(int(time.time()), 3600), lambda: pytest.fail("no renewal expected"),
-                              lambda applied: applied, clock=time.time, margin=60, on_refresh=lambda reason: None)
+    credentials, reapplied = _renewing(time.time, 3600)
     halt = threading.Event()
 
-    def operation(client: Any) -> None:
+    def operation() -> None:
         halt.set()  # paused while this request was failing
         raise _cos_error(503, "ServiceUnavailable")
 
+    started = time.monotonic()
     with pytest.raises(Halted):
-        call_cos(keeper, operation, "upload part 1", RetryPolicy(attempts=5, backoff=30), halt)
+        call_cos(credentials, operation, "upload part 1", RetryPolicy(attempts=5, backoff=30), halt)
+    assert time.monotonic() - started < 5 and reapplied == []  # no 30 s wait, no renewal

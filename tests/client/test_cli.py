@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import threading
 from collections.abc import Callable
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.client.conftest import MIB, Stack, Traffic, write_file
+from tests.client.conftest import MIB, Stack, Traffic, closed_port_url, write_file
 from tests.conftest import LeakGuard
 
 
@@ -22,8 +21,9 @@ class Child:
     """A running CLI process whose stderr is collected as it arrives."""
 
     def __init__(self, stack: Stack, *args: str | Path) -> None:
-        self.proc = subprocess.Popen(stack.cli_args(*args), env=stack.cli_env(), stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            stack.cli_args(*args), env=stack.cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         self._stderr: list[str] = []
         self._arrived = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -77,13 +77,15 @@ def no_leaks(guard: LeakGuard, *outputs: str) -> None:
     assert guard.leaks_in("".join(outputs)) == []
 
 
-def test_a_killed_upload_resumes_sending_only_the_missing_parts(stack: Stack, tmp_path: Path,
-                                                                leak_guard: LeakGuard) -> None:
+def test_a_killed_upload_resumes_sending_only_the_missing_parts(
+    stack: Stack, tmp_path: Path, leak_guard: LeakGuard
+) -> None:
     video = write_file(tmp_path / "match.mp4", 8 * MIB)
     killed = interrupted_upload(stack, video, 3, sigkill)
     assert killed.finish()[0] == -signal.SIGKILL
     before = stack.emulator.store.bytes_received
     assert before == 3 * MIB and len(stack.saved()) == 1
+    stored = stack.traffic.parts_sent()
 
     rerun = stack.cli(video, "--json")
 
@@ -92,13 +94,18 @@ def test_a_killed_upload_resumes_sending_only_the_missing_parts(stack: Stack, tm
     result = json.loads(rerun.stdout)
     assert result["status"] == "done" and result["bytesResumed"] == 3 * MIB
     assert stack.emulator.store.bytes_received - before == 5 * MIB  # parts 1-3 were not sent again
+    # ListParts told the new process which parts COS has: the rest went into the same multipart upload.
+    resent = stack.traffic.parts_sent()[len(stored) :]
+    assert len({upload for upload, _ in stored + resent}) == 1
+    assert sorted(number for _, number in resent) == sorted({1, 2, 3, 4, 5, 6, 7, 8} - {n for _, n in stored})
     assert stack.served(result["videoUrl"]) == video.read_bytes()
     assert stack.saved() == [] and stack.open_uploads() == []
     no_leaks(leak_guard, killed.stderr, rerun.stdout, rerun.stderr)
 
 
-def test_ctrl_c_pauses_with_the_progress_saved_and_a_rerun_resumes(stack: Stack, tmp_path: Path,
-                                                                   leak_guard: LeakGuard) -> None:
+def test_ctrl_c_pauses_with_the_progress_saved_and_a_rerun_resumes(
+    stack: Stack, tmp_path: Path, leak_guard: LeakGuard
+) -> None:
     video = write_file(tmp_path / "lecture.mp4", 6 * MIB)
     child = interrupted_upload(stack, video, 2, ctrl_c)
 
@@ -116,42 +123,87 @@ def test_ctrl_c_pauses_with_the_progress_saved_and_a_rerun_resumes(stack: Stack,
     no_leaks(leak_guard, stdout, stderr, rerun.stdout, rerun.stderr)
 
 
-@pytest.mark.parametrize(("emulator_settings", "clock_change", "code", "result", "message", "left"), [
-    ({}, 0, 0, {"status": "cancelled", "partsDeleted": True}, "its uploaded parts were deleted", 0),
-    # VOD no longer knows the session: the upload is forgotten, but its parts cannot be deleted; says so
-    ({"session_ttl_seconds": 300}, 301, 0, {"status": "cancelled", "partsDeleted": False},
-     "its uploaded parts could NOT be deleted", 1),
-    # VOD refuses the signature (a skewed signing clock): nothing is given up, a later --cancel can still clean up
-    ({}, -3600, 4, {"status": "failed", "error": {"kind": "refused", "code": 10010,
-                                                  "message": "VOD refused ApplyUploadUGC (code 10010): signature: "
-                                                             "currentTimeStamp is in the future"}},
-     "nothing was discarded: the saved upload is kept", 1),
-], ids=["session-alive", "session-expired", "signature-refused"])
+def _session_expires(stack: Stack) -> None:
+    stack.clock.advance(301)  # past the session's resume window at VOD
+
+
+def _signature_from_a_skewed_clock(stack: Stack) -> None:
+    stack.clock.advance(-3600)  # VOD finds the CLI's signatures an hour early
+
+
+def _vod_unreachable(stack: Stack) -> None:
+    stack.traffic.vod_down = True
+
+
+@pytest.mark.parametrize(
+    ("disruption", "code", "status", "message", "left"),
+    [
+        (None, 0, "cancelled", "its uploaded parts were deleted", 0),
+        # VOD refuses the session, for whatever reason: forgotten, but its parts cannot be deleted; it says so
+        (_session_expires, 0, "cancelled", "its uploaded parts could NOT be deleted", 1),
+        (_signature_from_a_skewed_clock, 0, "cancelled", "its uploaded parts could NOT be deleted", 1),
+        # VOD cannot be reached: nothing is given up, a later --cancel can still clean up
+        (_vod_unreachable, 1, "failed", "nothing was discarded: the saved upload is kept", 1),
+    ],
+    ids=["session-alive", "session-expired", "signature-refused", "vod-unreachable"],
+)
 def test_cancel_discards_a_saved_upload_and_says_whether_its_parts_were_deleted(
-        start_stack: Callable[..., Stack], tmp_path: Path, emulator_settings: dict[str, int], clock_change: int,
-        code: int, result: dict[str, Any], message: str, left: int) -> None:
-    stack = start_stack(**emulator_settings)
+    start_stack: Callable[..., Stack],
+    tmp_path: Path,
+    disruption: Callable[[Stack], None] | None,
+    code: int,
+    status: str,
+    message: str,
+    left: int,
+) -> None:
+    stack = start_stack(session_ttl_seconds=300)
     video = write_file(tmp_path / "outtake.mp4", 5 * MIB)
     interrupted_upload(stack, video, 2, sigkill).finish()
     assert len(stack.open_uploads()) == 1
-    stack.clock.advance(clock_change)
+    if disruption is not None:
+        disruption(stack)
 
     cancelled = stack.cli(video, "--cancel", "--json")
 
-    assert (cancelled.returncode, json.loads(cancelled.stdout)) == (code, result), cancelled.stderr
+    result = json.loads(cancelled.stdout)
+    assert (cancelled.returncode, result["status"]) == (code, status), cancelled.stderr
     assert message in cancelled.stderr and "Traceback" not in cancelled.stderr
     assert len(stack.open_uploads()) == left
-    if code == 0:
-        assert ("could not abort the abandoned upload's parts" in cancelled.stderr) is bool(left)
+    if status == "cancelled":
+        assert result == {"status": "cancelled", "partsDeleted": not left}
+        refused = "could not delete the abandoned upload's parts (VOD refused its session"
+        assert (refused in cancelled.stderr) is bool(left)
         assert stack.saved() == []
     else:
-        assert len(stack.saved()) == 1
-        stack.clock.advance(-clock_change)  # the signing clock is fixed: cancelling again cleans up
+        assert result["error"]["kind"] == "failed" and len(stack.saved()) == 1
+        stack.traffic.vod_down = False  # VOD is back: cancelling again cleans up
         retried = stack.cli(video, "--cancel", "--json")
         assert (retried.returncode, json.loads(retried.stdout)["partsDeleted"]) == (0, True), retried.stderr
         assert stack.open_uploads() == [] and stack.saved() == []
     again = stack.cli(video, "--cancel", "--json")
     assert (again.returncode, json.loads(again.stdout)) == (0, {"status": "nothing_to_cancel"})
+
+
+def test_a_rerun_starts_over_and_says_so_when_vod_refuses_the_saved_upload(
+    start_stack: Callable[..., Stack], tmp_path: Path, leak_guard: LeakGuard
+) -> None:
+    stack = start_stack(session_ttl_seconds=300)
+    video = write_file(tmp_path / "late.mp4", 4 * MIB)
+    interrupted_upload(stack, video, 2, sigkill).finish()
+    old_upload = stack.saved_session()["objects"][0]["upload_id"]
+    _session_expires(stack)
+
+    rerun = stack.cli(video, "--json")
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert "VOD refused to continue the saved upload" in rerun.stderr and "starting over" in rerun.stderr
+    # A new process holds no credentials for the refused session: the old parts stay, and it says so.
+    assert "could not delete the abandoned upload's parts" in rerun.stderr
+    result = json.loads(rerun.stdout)
+    assert (result["status"], result["bytesResumed"]) == ("done", 0)
+    assert stack.served(result["videoUrl"]) == video.read_bytes()
+    assert stack.open_upload_ids() == {old_upload} and stack.saved() == []
+    no_leaks(leak_guard, rerun.stdout, rerun.stderr)
 
 
 def test_json_output_of_an_upload_with_a_cover(stack: Stack, tmp_path: Path) -> None:
@@ -179,29 +231,33 @@ def test_plain_output_names_the_file_id_and_urls(stack: Stack, tmp_path: Path) -
 
 def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]:
     """The CLI's environment with these changes; a callable value is computed when the test runs."""
-    return lambda stack: stack.cli_env(**{name: value() if callable(value) else value
-                                          for name, value in values.items()})
+    return lambda stack: stack.cli_env(
+        **{name: value() if callable(value) else value for name, value in values.items()}
+    )
 
 
-def _closed_port_url() -> str:
-    """A loopback URL nothing listens on: a port the system just handed out, closed again."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/signature"
-
-
-@pytest.mark.parametrize(("args", "env", "code", "message", "kind"), [
-    ([], _env(VOD_UPLOAD_TOKEN="expired.or.forged"), 3, "(401 invalid_token)", "authentication_failed"),
-    (["--procedure", "not-allowed"], _env(), 4, "(403 policy_violation)", "refused"),
-    ([], _env(VOD_UPLOAD_GATEWAY=_closed_port_url), 1, "no signature from", "failed"),
-    ([], _env(VOD_UPLOAD_TOKEN=""), 2, "no bearer token", None),
-    ([], _env(VOD_UPLOAD_GATEWAY="ftp://example.com"), 2, "is not an http(s) URL", None),
-    (["--part-size", "0"], _env(), 2, "part_size must be between", None),
-], ids=["401", "403", "gateway-down", "no-token", "bad-gateway", "bad-part-size"])
-def test_failures_exit_with_a_clear_message_and_status(stack: Stack, tmp_path: Path, leak_guard: LeakGuard,
-                                                       args: list[str], env: Callable[[Stack], dict[str, Any]],
-                                                       code: int, message: str, kind: str | None) -> None:
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message", "kind"),
+    [
+        ([], _env(VOD_UPLOAD_TOKEN="expired.or.forged"), 3, "(401 invalid_token)", "authentication_failed"),
+        (["--procedure", "not-allowed"], _env(), 4, "(403 policy_violation)", "refused"),
+        ([], _env(VOD_UPLOAD_GATEWAY=closed_port_url), 1, "no signature from", "failed"),
+        ([], _env(VOD_UPLOAD_TOKEN=""), 2, "no bearer token", None),
+        ([], _env(VOD_UPLOAD_GATEWAY="ftp://example.com"), 2, "is not an http(s) URL", None),
+        (["--part-size", "0"], _env(), 2, "part_size must be between", None),
+    ],
+    ids=["401", "403", "gateway-down", "no-token", "bad-gateway", "bad-part-size"],
+)
+def test_failures_exit_with_a_clear_message_and_status(
+    stack: Stack,
+    tmp_path: Path,
+    leak_guard: LeakGuard,
+    args: list[str],
+    env: Callable[[Stack], dict[str, Any]],
+    code: int,
+    message: str,
+    kind: str | None,
+) -> None:
     failed = stack.cli(write_file(tmp_path / "clip.mp4", 1000), "--json", *args, env=env(stack))
 
     assert failed.returncode == code, failed.stderr
@@ -211,10 +267,13 @@ def test_failures_exit_with_a_clear_message_and_status(stack: Stack, tmp_path: P
     no_leaks(leak_guard, failed.stdout, failed.stderr)
 
 
-@pytest.mark.parametrize(("name", "message"), [
-    ("missing.mp4", "no such file"),
-    ("no-extension", "give the file its extension"),
-])
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("missing.mp4", "no such file"),
+        ("no-extension", "give the file its extension"),
+    ],
+)
 def test_unusable_files_are_usage_errors(stack: Stack, tmp_path: Path, name: str, message: str) -> None:
     if name != "missing.mp4":
         write_file(tmp_path / name, 10)

@@ -48,11 +48,18 @@ class Run:
     report: dict[str, Any]
 
 
-def run_package(python: str, code: Path, env: dict[str, str], event: Any = None, *, cwd: Path,
-                context: dict[str, Any] | None = None) -> Run:
+def run_package(
+    python: str, code: Path, env: dict[str, str], event: Any = None, *, cwd: Path, context: dict[str, Any] | None = None
+) -> Run:
     # -I -S: no site-packages, no user site, no PYTHON* variables: only the stdlib and the package.
     context = context or {"request_id": "bundle-test", "time_limit_in_ms": 5000}
-    proc = subprocess.run([python, "-I", "-S", "-c", INVOKE, str(code), json.dumps(event), json.dumps(context)],
-                          capture_output=True, text=True, env=env, cwd=cwd, check=False)
+    proc = subprocess.run(
+        [python, "-I", "-S", "-c", INVOKE, str(code), json.dumps(event), json.dumps(context)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
     report = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {}
     return Run(proc.returncode, proc.stderr, report)

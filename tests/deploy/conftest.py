@@ -26,16 +26,16 @@ def _required(what: str, reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def python310() -> str:
-    found = subprocess.run([str(ROOT / "scripts" / "find-python"), "3.10"], capture_output=True, text=True,
-                           check=False)
+    found = subprocess.run([str(ROOT / "scripts" / "find-python"), "3.10"], capture_output=True, text=True, check=False)
     if found.returncode != 0:
         _required("a CPython 3.10 (SCF's runtime)", found.stderr.strip())
     return found.stdout.strip()
 
 
 def _version(python: str) -> tuple[int, int] | None:
-    probe = subprocess.run([python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True,
-                           text=True, check=False)
+    probe = subprocess.run(
+        [python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True, check=False
+    )
     return tuple(map(int, probe.stdout.split())) if probe.returncode == 0 else None  # type: ignore[return-value]
 
 
@@ -43,8 +43,14 @@ def _version(python: str) -> tuple[int, int] | None:
 def other_python() -> str:
     """A CPython >= 3.11 to build with: what a developer's machine often has instead of 3.10."""
     pyenv = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    candidates = [sys.executable, "/usr/bin/python3", *sorted(glob.glob(f"{pyenv}/versions/3.1[1-9]*/bin/python3")),
-                  "python3.13", "python3.12", "python3.11"]
+    candidates = [
+        sys.executable,
+        "/usr/bin/python3",
+        *sorted(glob.glob(f"{pyenv}/versions/3.1[1-9]*/bin/python3")),
+        "python3.13",
+        "python3.12",
+        "python3.11",
+    ]
     for candidate in candidates:
         version = _version(candidate)
         if version is not None and version >= (3, 11):

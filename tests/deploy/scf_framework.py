@@ -95,7 +95,7 @@ def function_package(uploaded: Files, function_src: str) -> Files:
     entry_name = function_src.replace("./", "", 1)  # JavaScript's String.replace: the first occurrence only
     extracted = {name: data for name, data in uploaded.items() if entry_name in name}
     prefix = os.path.normpath(function_src) + "/"  # path.join(`${scfPath}/code`, faasConfig.src)
-    package = {name[len(prefix):]: data for name, data in extracted.items() if name.startswith(prefix)}
+    package = {name[len(prefix) :]: data for name, data in extracted.items() if name.startswith(prefix)}
     if not package:
         raise ValueError(f"指定 src 目录为空: {function_src}")  # zipper.ts: "the src directory is empty"
     return package

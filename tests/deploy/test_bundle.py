@@ -3,8 +3,6 @@ with nothing else on sys.path, whatever interpreter built them."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import subprocess
 import sys
@@ -19,7 +17,8 @@ import pytest
 from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.scf_framework import directory_files
-from tests.scf import http_event, load_event
+from tests.scf import load_event
+from vodtesting import http_event, signed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,14 +27,13 @@ def _sign_event() -> dict[str, Any]:
     import jwt
 
     token = jwt.encode({"sub": "bundle-user", "exp": int(time.time()) + 300}, JWT_SECRET, algorithm="HS256")
-    return http_event("apigw", headers={"Authorization": f"Bearer {token}"})
+    return http_event(path="/signature", body={}, headers={"Authorization": f"Bearer {token}"})
 
 
 def _callback_event() -> dict[str, Any]:
-    expiry = int(time.time()) + 600
-    body = {**load_event("vod_new_file_upload"), "T": expiry,
-            "Sign": hashlib.md5(f"{CALLBACK_SIGN_KEY}{expiry}".encode()).hexdigest()}
-    return http_event("function_url", path="/vod-events", body=json.dumps(body))
+    return http_event(
+        path="/vod-events", body=signed(load_event("vod_new_file_upload"), CALLBACK_SIGN_KEY), shape="function_url"
+    )
 
 
 @dataclass(frozen=True)
@@ -49,26 +47,48 @@ class Case:
 
 
 CASES = [
-    Case("sign", SIGN_ENV, _sign_event, must_ship=("jwt/__init__.py", "typing_extensions.py", "shared/http/serve.py"),
-         must_not_ship=("tencentcloud/", "psycopg/", "cryptography/", "shared/store/", "shared/events.py",
-                        "shared/ingest.py"),
-         must_not_import=("tencentcloud", "qcloud_cos", "cryptography", "requests", "flask", "psycopg")),
-    Case("callback", {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": "sqlite:///events.sqlite3"},
-         _callback_event, must_ship=("psycopg/__init__.py", "shared/store/postgres.py", "shared/http/serve.py"),
-         must_not_ship=("tencentcloud/", "jwt/", "shared/vod_api.py", "shared/auth.py", "shared/signing.py"),
-         # the push path never loads the Tencent SDK, and SQLite users never load psycopg
-         must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg", "jwt")),
-    Case("events_pull", {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-                         "DATABASE_URL": "sqlite:///events.sqlite3"},
-         must_ship=("tencentcloud/vod/v20180717/vod_client.py", "tencentcloud/common/abstract_client.py"),
-         # the timer function has no HTTP at all: ingest and store only
-         must_not_ship=("tencentcloud/cvm/", "qcloud_cos/", "jwt/", "bin/", "shared/http/", "shared/signing.py")),
+    Case(
+        "sign",
+        SIGN_ENV,
+        _sign_event,
+        must_ship=("jwt/__init__.py", "typing_extensions.py", "shared/http/serve.py"),
+        must_not_ship=(
+            "tencentcloud/",
+            "psycopg/",
+            "cryptography/",
+            "shared/store/",
+            "shared/events.py",
+            "shared/ingest.py",
+        ),
+        must_not_import=("tencentcloud", "qcloud_cos", "cryptography", "requests", "flask", "psycopg"),
+    ),
+    Case(
+        "callback",
+        {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": "sqlite:///events.sqlite3"},
+        _callback_event,
+        must_ship=("psycopg/__init__.py", "shared/store/postgres.py", "shared/http/serve.py"),
+        must_not_ship=("tencentcloud/", "jwt/", "shared/vod_api.py", "shared/auth.py", "shared/signing.py"),
+        # the push path never loads the Tencent SDK, and SQLite users never load psycopg
+        must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg", "jwt"),
+    ),
+    Case(
+        "events_pull",
+        {
+            "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+            "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+            "DATABASE_URL": "sqlite:///events.sqlite3",
+        },
+        must_ship=("tencentcloud/vod/v20180717/vod_client.py", "tencentcloud/common/abstract_client.py"),
+        # the timer function has no HTTP at all: ingest and store only
+        must_not_ship=("tencentcloud/cvm/", "qcloud_cos/", "jwt/", "bin/", "shared/http/", "shared/signing.py"),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.function)
-def test_bundle_runs_from_an_empty_directory_under_python_3_10(bundles: Path, python310: str, tmp_path: Path,
-                                                               case: Case) -> None:
+def test_bundle_runs_from_an_empty_directory_under_python_3_10(
+    bundles: Path, python310: str, tmp_path: Path, case: Case
+) -> None:
     archive = zipfile.ZipFile(bundles / f"{case.function}.zip")
     names = archive.namelist()
     assert "index.py" in names and "shared/__init__.py" in names
@@ -93,8 +113,9 @@ def test_bundle_runs_from_an_empty_directory_under_python_3_10(bundles: Path, py
         assert run.report["result"]["statusCode"] == 200, run.report["result"]
 
 
-def test_a_build_by_another_python_is_the_same_bundle(bundles: Path, other_python: str, python310: str,
-                                                      tmp_path: Path) -> None:
+def test_a_build_by_another_python_is_the_same_bundle(
+    bundles: Path, other_python: str, python310: str, tmp_path: Path
+) -> None:
     # pip evaluates dependency markers for the interpreter that runs it: built naively on 3.11+, the sign
     # bundle lacks typing_extensions and `import jwt` fails on SCF's 3.10. The build must not depend on it.
     out = tmp_path / "out"
@@ -102,8 +123,9 @@ def test_a_build_by_another_python_is_the_same_bundle(bundles: Path, other_pytho
     built, reference = directory_files(out / "sign"), directory_files(bundles / "sign")
     assert sorted(built) == sorted(reference)
     # Sources are byte-identical (marshal'd bytecode may differ in reference flags between runs).
-    assert {n: b for n, b in built.items() if not n.endswith(".pyc")} == \
-           {n: b for n, b in reference.items() if not n.endswith(".pyc")}
+    assert {n: b for n, b in built.items() if not n.endswith(".pyc")} == {
+        n: b for n, b in reference.items() if not n.endswith(".pyc")
+    }
     run = run_package(python310, out / "sign", SIGN_ENV, _sign_event(), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert run.report["result"]["statusCode"] == 200
@@ -112,8 +134,13 @@ def test_a_build_by_another_python_is_the_same_bundle(bundles: Path, other_pytho
 def test_a_build_without_python_3_10_fails_loudly(other_python: str, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()  # a PATH with no python3.10 on it, and no pyenv
     env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "no-pyenv")}
-    result = subprocess.run([other_python, str(ROOT / "scripts" / "build"), "sign", "--out", str(tmp_path / "out")],
-                            capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(
+        [other_python, str(ROOT / "scripts" / "build"), "sign", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert result.returncode == 1
     assert "built for SCF's CPython 3.10" in result.stderr and "no CPython 3.10 with pip found" in result.stderr
     assert not (tmp_path / "out" / "sign").exists()
@@ -159,13 +186,18 @@ def test_locked_requirements_match_the_projects_pins() -> None:
                 assert f"{name.lower()}=={version}" in locked, f"{source.parent.name}: lock lacks {line}"
 
 
-def test_an_unusable_jwt_key_fails_the_cold_start_not_every_request(bundles: Path, python310: str,
-                                                                    tmp_path: Path) -> None:
+def test_an_unusable_jwt_key_fails_the_cold_start_not_every_request(
+    bundles: Path, python310: str, tmp_path: Path
+) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
-    public_pem = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    public_pem = (
+        rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     env = {**SIGN_ENV, "AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": public_pem}
     run = run_package(python310, bundles / "sign", env, cwd=tmp_path)
     # RS256 needs `cryptography`, which the lean sign bundle leaves out unless asked for.

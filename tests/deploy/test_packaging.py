@@ -10,22 +10,27 @@ from typing import Any
 
 import pytest
 import yaml
-from vodlocal import localstack
 
-from shared.store import open_store
 from tests.conftest import CALLBACK_SIGN_KEY, LeakGuard
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.conftest import CONFIG, ROOT
 from tests.deploy.test_bundle import CASES, Case
-from tests.e2e.flow import sample_video, upload
 from tests.scf import load_event
+from vodtesting import sample_video
+from vodtesting.stack import VodStack
 
 API_CONFIG = ROOT / "deploy" / "api-gateway" / "serverless.yml"
 FUNCTIONS = sorted(p.name for p in (ROOT / "functions").iterdir() if (p / "index.py").exists())
 # What SCF's runtime sets in every instance (besides the function's own variables).
-SCF_ENV = {"TENCENTCLOUD_RUNENV": "SCF", "SCF_RUNTIME": "Python3.10", "SCF_FUNCTIONNAME": "vod-upload-dev-x",
-           "SCF_FUNCTIONVERSION": "$LATEST", "SCF_NAMESPACE": "default", "TENCENTCLOUD_REGION": "ap-guangzhou"}
+SCF_ENV = {
+    "TENCENTCLOUD_RUNENV": "SCF",
+    "SCF_RUNTIME": "Python3.10",
+    "SCF_FUNCTIONNAME": "vod-upload-dev-x",
+    "SCF_FUNCTIONVERSION": "$LATEST",
+    "SCF_NAMESPACE": "default",
+    "TENCENTCLOUD_REGION": "ap-guangzhou",
+}
 PG_URL = "postgresql://vod@db.internal:5432/vod"  # never connected to: these runs only import or fail early
 # Read by a function but deliberately absent from the deploy config, and why.
 NOT_DEPLOYED = {
@@ -41,13 +46,20 @@ NOT_DEPLOYED = {
 }
 # Environments each function is started with, to reach every branch that reads settings.
 VARIANTS: dict[str, list[dict[str, str]]] = {
-    "sign": [{"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "AUTH_JWT_SECRET": "s" * 32},
-             {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "AUTH_MODE": "gateway",
-              "AUTH_GATEWAY_SECRET": "g" * 16}],
+    "sign": [
+        {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "AUTH_JWT_SECRET": "s" * 32},
+        {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "g" * 16},
+    ],
     "callback": [{"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": PG_URL}],
-    "events_pull": [{"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "DATABASE_URL": PG_URL},
-                    {"TENCENTCLOUD_SECRETID": "AKIDrole", "TENCENTCLOUD_SECRETKEY": "k" * 32,
-                     "TENCENTCLOUD_SESSIONTOKEN": "t", "DATABASE_URL": PG_URL}],
+    "events_pull": [
+        {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "DATABASE_URL": PG_URL},
+        {
+            "TENCENTCLOUD_SECRETID": "AKIDrole",
+            "TENCENTCLOUD_SECRETKEY": "k" * 32,
+            "TENCENTCLOUD_SESSIONTOKEN": "t",
+            "DATABASE_URL": PG_URL,
+        },
+    ],
 }
 
 
@@ -59,7 +71,8 @@ def functions_config() -> dict[str, Any]:
 def deployed_variables(function: str) -> dict[str, str]:
     """The function's environment as written (before the deployer's values replace ${env:…})."""
     variables: dict[str, str] = yaml.safe_load(CONFIG.read_text())["inputs"]["functions"][function]["environment"][
-        "variables"]
+        "variables"
+    ]
     return variables
 
 
@@ -73,6 +86,7 @@ def documented_settings() -> set[str]:
 
 
 # --- packages ------------------------------------------------------------------------------------------
+
 
 def test_every_function_is_deployed_from_exactly_its_bundle(uploaded: scf_framework.Files, bundles: Path) -> None:
     functions = functions_config()
@@ -88,8 +102,9 @@ def test_every_function_is_deployed_from_exactly_its_bundle(uploaded: scf_framew
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.event], ids=lambda c: c.function)
-def test_each_http_package_answers_under_python_3_10(uploaded: scf_framework.Files, python310: str, tmp_path: Path,
-                                                     case: Case) -> None:
+def test_each_http_package_answers_under_python_3_10(
+    uploaded: scf_framework.Files, python310: str, tmp_path: Path, case: Case
+) -> None:
     code = write_package(uploaded, case.function, tmp_path / "code")
     run = run_package(python310, code, case.env, case.event(), cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -97,35 +112,41 @@ def test_each_http_package_answers_under_python_3_10(uploaded: scf_framework.Fil
     assert run.report["result"]["statusCode"] == 200, run.report["result"]
 
 
-def test_the_pull_package_drains_vod_under_python_3_10(uploaded: scf_framework.Files, python310: str,
-                                                       tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       leak_guard: LeakGuard) -> None:
+def test_the_pull_package_drains_vod_under_python_3_10(
+    uploaded: scf_framework.Files, python310: str, tmp_path: Path, leak_guard: LeakGuard
+) -> None:
     # GIVEN an upload waiting in the (emulated) PULL queue
-    for name, value in localstack.dev_settings(tmp_path / "state").items():
-        monkeypatch.setenv(name, value)
-    stack = localstack.start_stack(tmp_path / "state", pull=True, long_poll_seconds=0.2)
+    stack = VodStack(tmp_path / "state", pull=True, long_poll_seconds=0.2)
     try:
-        token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"], "erin")
-        committed = upload(stack.gateway.url, stack.emulator.url, token, sample_video(tmp_path / "v.mp4"), leak_guard)
+        committed = stack.upload(sample_video(tmp_path / "v.mp4"), user="erin")
         # WHEN the deployed package runs on its timer, with a 12 s limit less the 11 s reserve
-        env = {name: os.environ[name] for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY",
-                                                   "VOD_SUB_APP_ID", "DATABASE_URL", "VOD_API_ENDPOINT")}
+        names = (
+            "TENCENTCLOUD_SECRET_ID",
+            "TENCENTCLOUD_SECRET_KEY",
+            "VOD_SUB_APP_ID",
+            "DATABASE_URL",
+            "VOD_API_ENDPOINT",
+        )
+        env = {name: os.environ[name] for name in names}
         code = write_package(uploaded, "events_pull", tmp_path / "code")
-        run = run_package(python310, code, {**env, "VOD_PULL_RESERVE_SECONDS": "11"}, load_event("scf_timer"),
-                          cwd=tmp_path, context={"request_id": "timer", "time_limit_in_ms": 12_000})
+        context = {"request_id": "timer", "time_limit_in_ms": 12_000}
+        run = run_package(
+            python310,
+            code,
+            {**env, "VOD_PULL_RESERVE_SECONDS": "11"},
+            load_event("scf_timer"),
+            cwd=tmp_path,
+            context=context,
+        )
+        # THEN it recorded and confirmed the event with the SDK from its own package, on 3.10
+        assert run.returncode == 0, run.stderr
+        assert run.report["version"][:2] == [3, 10]
+        assert (run.report["result"]["recorded"], run.report["result"]["confirmed"]) == (1, 1)
+        assert run.report["files"]["tencentcloud"].startswith(str(code))
+        assert stack.record(committed["fileId"]).user_id == "erin"
     finally:
+        leak_guard.values.update(stack.secrets)
         stack.stop()
-    # THEN it recorded and confirmed the event with the SDK from its own package, on 3.10
-    assert run.returncode == 0, run.stderr
-    assert run.report["version"][:2] == [3, 10]
-    assert (run.report["result"]["recorded"], run.report["result"]["confirmed"]) == (1, 1)
-    assert run.report["files"]["tencentcloud"].startswith(str(code))
-    store = open_store(os.environ["DATABASE_URL"])
-    try:
-        record = store.upload(committed["fileId"])
-        assert record is not None and record.user_id == "erin"
-    finally:
-        store.close()
 
 
 def write_package(uploaded: scf_framework.Files, function: str, target: Path) -> Path:
@@ -136,6 +157,7 @@ def write_package(uploaded: scf_framework.Files, function: str, target: Path) ->
 
 
 # --- triggers ------------------------------------------------------------------------------------------
+
 
 def test_function_urls_for_the_http_functions_and_a_timer_for_pull() -> None:
     triggers = scf_framework.load_config(CONFIG)["inputs"]["triggers"]
@@ -152,10 +174,12 @@ def test_function_urls_for_the_http_functions_and_a_timer_for_pull() -> None:
     assert not [t for t in triggers if t["type"] == "apigw"]  # see deploy/api-gateway/serverless.yml
 
 
-@pytest.mark.parametrize(("function", "triggers"), [("sign", ["http"]), ("callback", ["http"]),
-                                                   ("events_pull", ["timer"])])
-def test_each_function_deploys_alone_with_its_own_triggers(uploaded: scf_framework.Files, bundles: Path,
-                                                           function: str, triggers: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("function", "triggers"), [("sign", ["http"]), ("callback", ["http"]), ("events_pull", ["timer"])]
+)
+def test_each_function_deploys_alone_with_its_own_triggers(
+    uploaded: scf_framework.Files, bundles: Path, function: str, triggers: list[str]
+) -> None:
     config = scf_framework.load_config(CONFIG)["inputs"]
     kept = scf_framework.triggers_deployed_with(config["triggers"], function)
     assert [t["type"] for t in kept] == triggers
@@ -170,8 +194,10 @@ def test_the_api_gateway_routes_to_the_deployed_functions_with_integrated_respon
     routes = {(e["method"], e["path"]): e["function"] for e in api["endpoints"]}
     assert routes.keys() == {("POST", "/signature"), ("OPTIONS", "/signature"), ("POST", "/vod-events")}
     assert {route: f["functionName"] for route, f in routes.items()} == {
-        ("POST", "/signature"): names["sign"], ("OPTIONS", "/signature"): names["sign"],
-        ("POST", "/vod-events"): names["callback"]}
+        ("POST", "/signature"): names["sign"],
+        ("OPTIONS", "/signature"): names["sign"],
+        ("POST", "/vod-events"): names["callback"],
+    }
     assert names["sign"] == "vod-upload-prod-sign"
     # Without integrated responses the gateway would answer 200 whatever the function returns.
     assert all(f["isIntegratedResponse"] is True for f in routes.values())
@@ -181,9 +207,11 @@ def test_the_api_gateway_routes_to_the_deployed_functions_with_integrated_respon
 
 # --- settings ------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("function", FUNCTIONS)
-def test_every_setting_a_function_reads_is_deployed_and_documented(bundles: Path, python310: str, tmp_path: Path,
-                                                                  function: str) -> None:
+def test_every_setting_a_function_reads_is_deployed_and_documented(
+    bundles: Path, python310: str, tmp_path: Path, function: str
+) -> None:
     deployed = set(deployed_variables(function))
     read: set[str] = set()
     for variant in VARIANTS[function]:
@@ -202,10 +230,13 @@ def test_every_deploy_time_variable_is_documented(config: Path) -> None:
 
 
 @pytest.mark.parametrize("function", ["callback", "events_pull"])
-@pytest.mark.parametrize(("database_url", "said"), [(None, "got nothing"), ("", "got nothing"),
-                                                    ("sqlite:///tmp/vod.sqlite3", "got a sqlite: URL")])
-def test_inside_scf_the_store_must_be_postgresql(bundles: Path, python310: str, tmp_path: Path, function: str,
-                                                 database_url: str | None, said: str) -> None:
+@pytest.mark.parametrize(
+    ("database_url", "said"),
+    [(None, "got nothing"), ("", "got nothing"), ("sqlite:///tmp/vod.sqlite3", "got a sqlite: URL")],
+)
+def test_inside_scf_the_store_must_be_postgresql(
+    bundles: Path, python310: str, tmp_path: Path, function: str, database_url: str | None, said: str
+) -> None:
     env = {**SCF_ENV, **VARIANTS[function][0]}
     env.pop("DATABASE_URL")
     if database_url is not None:

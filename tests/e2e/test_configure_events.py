@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from vodlocal import localstack
 
 from tests.conftest import command
+from vodlocal import localstack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,18 +24,28 @@ def stack(tmp_path: Path, restore_environ: None) -> Iterator[localstack.LocalSta
 
 
 def configure(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([command("vod-configure-events"), *args],
-                          capture_output=True, text=True, env={**os.environ, **env}, timeout=60, check=False)
+    return subprocess.run(
+        [command("vod-configure-events"), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    (("--mode", "PULL"), {"Mode": "PULL"}),
-    (("--mode", "PUSH", "--url", "{gateway}/vod-events", "--delete-events", "on"),
-     {"Mode": "PUSH", "NotificationUrl": "{gateway}/vod-events", "DeleteMediaCompleteEventSwitch": "ON"}),
-    ((), {"Mode": "PUSH", "UploadMediaCompleteEventSwitch": "ON"}),
-])
-def test_configure_then_describe(stack: localstack.LocalStack, args: tuple[str, ...],
-                                 expected: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--mode", "PULL"), {"Mode": "PULL"}),
+        (
+            ("--mode", "PUSH", "--url", "{gateway}/vod-events", "--delete-events", "on"),
+            {"Mode": "PUSH", "NotificationUrl": "{gateway}/vod-events", "DeleteMediaCompleteEventSwitch": "ON"},
+        ),
+        ((), {"Mode": "PUSH", "UploadMediaCompleteEventSwitch": "ON"}),
+    ],
+)
+def test_configure_then_describe(stack: localstack.LocalStack, args: tuple[str, ...], expected: dict[str, str]) -> None:
     gateway = stack.gateway.url
     proc = configure(*(a.format(gateway=gateway) for a in args), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -45,10 +55,13 @@ def test_configure_then_describe(stack: localstack.LocalStack, args: tuple[str, 
     assert os.environ["VOD_CALLBACK_SIGN_KEY"] not in proc.stdout
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"TENCENTCLOUD_SECRET_KEY": "wrong-key-000000000000"}, "AuthFailure.SignatureFailure"),
-    ({"TENCENTCLOUD_SECRET_ID": "", "TENCENTCLOUD_SECRET_KEY": ""}, "TENCENTCLOUD_SECRET_ID"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TENCENTCLOUD_SECRET_KEY": "wrong-key-000000000000"}, "AuthFailure.SignatureFailure"),
+        ({"TENCENTCLOUD_SECRET_ID": "", "TENCENTCLOUD_SECRET_KEY": ""}, "TENCENTCLOUD_SECRET_ID"),
+    ],
+)
 def test_refusals_are_clear(stack: localstack.LocalStack, env: dict[str, str], message: str) -> None:
     proc = configure("--mode", "PULL", **env)
     assert proc.returncode != 0
@@ -58,8 +71,10 @@ def test_refusals_are_clear(stack: localstack.LocalStack, env: dict[str, str], m
 
 def test_dev_keys_come_from_the_local_stacks_state(stack: localstack.LocalStack, tmp_path: Path) -> None:
     # A second shell beside `make serve`: only the emulator's address, no keys in its environment.
-    unset = {name: "" for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "VOD_SUB_APP_ID",
-                                   "VOD_CALLBACK_SIGN_KEY")}
+    unset = {
+        name: ""
+        for name in ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "VOD_SUB_APP_ID", "VOD_CALLBACK_SIGN_KEY")
+    }
     assert "TENCENTCLOUD_SECRET_ID" in configure("--mode", "PULL", **unset).stderr
     proc = configure("--mode", "PULL", "--dev-keys", str(tmp_path / "state"), "--json", **unset)
     assert proc.returncode == 0, proc.stderr

@@ -5,12 +5,13 @@ with what it checks would pass the broken copy too."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.checkout import scratch_copy
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = "tests/e2e/test_upload_flow.py::test_push_flow_records_the_upload_for_the_signed_in_user"
@@ -19,35 +20,34 @@ SIGNING = "shared/signing.py"
 # (what is broken, the line as written, the line as broken): one byte or one token each.
 MUTANTS = [
     ("nothing (the control: the copy itself passes)", None, None),
-    ("the order of HMAC and signed text", "_mac(secret_key, original) + original",
-     "original + _mac(secret_key, original)"),
+    (
+        "the order of HMAC and signed text",
+        "_mac(secret_key, original) + original",
+        "original + _mac(secret_key, original)",
+    ),
     ("the HMAC's hash", "hashlib.sha1).digest()", "hashlib.sha256).digest()[:20]"),
     ("the parameter separator", 'return "&".join(parts)', 'return ";".join(parts)'),
 ]
 
 
-def scratch_copy(target: Path) -> Path:
-    """The tracked files of this checkout (what CI clones), without build output or the venv."""
-    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in filter(None, listed.decode().split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    return target
-
-
 @pytest.mark.parametrize(("broken", "written", "mutated"), MUTANTS, ids=[m[0].split(" (")[0] for m in MUTANTS])
-def test_a_signing_bug_in_shared_is_caught_by_the_emulator(tmp_path: Path, broken: str, written: str | None,
-                                                           mutated: str | None) -> None:
+def test_a_signing_bug_in_shared_is_caught_by_the_emulator(
+    tmp_path: Path, broken: str, written: str | None, mutated: str | None
+) -> None:
     copy = scratch_copy(tmp_path / "project")
     if written is not None and mutated is not None:
         source = (copy / SIGNING).read_text()
         assert source.count(written) == 1, f"the mutant no longer applies: {written!r} (update MUTANTS)"
         (copy / SIGNING).write_text(source.replace(written, mutated))
     # The copy's own pytest configuration puts the copy first on sys.path: its shared/ is the one imported.
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x", FLOW],
-                         cwd=copy, capture_output=True, text=True, timeout=300, check=False)
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--tb=short", "-p", "no:cacheprovider", "-x", FLOW],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     output = run.stdout + run.stderr
     if written is None:
         assert run.returncode == 0, output
@@ -55,4 +55,4 @@ def test_a_signing_bug_in_shared_is_caught_by_the_emulator(tmp_path: Path, broke
     assert run.returncode == 1, output  # failed (not an error of the harness: 1 is "tests failed")
     # ...and failed where it should: the emulator refused the signature as malformed (10004) or as not
     # matching its HMAC (10008), its own codes (vodemu.upload_api.Code).
-    assert re.search(r"'code': 100(04|08), 'message': 'signature: ", output), output
+    assert re.search(r"VOD refused ApplyUploadUGC: 100(04|08) signature: ", output), output

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import requests
-from vodemu.signature import signed_parameters
 
 from tests.conftest import command
+from vodemu.signature import signed_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,10 +32,22 @@ def free_port() -> int:
 @pytest.fixture
 def serve_output(tmp_path: Path) -> Iterator[list[str]]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
-    proc = subprocess.Popen([command("vod-serve"), "--port", str(free_port()),
-                             "--emulator-port", "0",
-                             "--state-dir", str(tmp_path / "state")], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            command("vod-serve"),
+            "--port",
+            str(free_port()),
+            "--emulator-port",
+            "0",
+            "--state-dir",
+            str(tmp_path / "state"),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     lines: list[str] = []
     assert proc.stdout is not None
     deadline = time.monotonic() + 60
@@ -75,12 +87,29 @@ def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str) -> N
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         busy = holder.getsockname()[1]
-        ports = {"gateway": busy, "emulator": free_port()} if taken == "gateway" else \
-            {"gateway": free_port(), "emulator": busy}
+        ports = (
+            {"gateway": busy, "emulator": free_port()}
+            if taken == "gateway"
+            else {"gateway": free_port(), "emulator": busy}
+        )
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-        proc = subprocess.run([command("vod-serve"), "--port", str(ports["gateway"]),
-                               "--emulator-port", str(ports["emulator"]), "--state-dir", str(tmp_path / "state")],
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False)
+        proc = subprocess.run(
+            [
+                command("vod-serve"),
+                "--port",
+                str(ports["gateway"]),
+                "--emulator-port",
+                str(ports["emulator"]),
+                "--state-dir",
+                str(tmp_path / "state"),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=60,
+            check=False,
+        )
     assert proc.returncode == 2
     setting = "GATEWAY_PORT" if taken == "gateway" else "VOD_EMULATOR_PORT"
     assert f"{busy} (the {taken}: {setting}" in proc.stderr

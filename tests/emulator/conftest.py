@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.clocks import OffsetClock
 from vodemu.cos_api import make_cos_app
 from vodemu.credentials import CredentialRegistry
 from vodemu.objects import ObjectStore
-
-from tests.clocks import OffsetClock
 
 from .cos_helpers import CosEmulator, serving
 

@@ -13,18 +13,16 @@ from urllib.parse import quote
 import requests
 from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_auth import CosS3Auth
+
+from tests.clocks import OffsetClock
 from vodemu.credentials import CredentialRegistry, TempCredential
 from vodemu.objects import ObjectStore
 from vodlocal import localstack
-
-from tests.clocks import OffsetClock
 
 BUCKET = "vodugc-1250000000"
 OTHER_BUCKET = "vodugc-1250000001"
 REGION = "ap-guangzhou"
 MIB = 1024 * 1024
-
-
 
 
 @contextmanager

@@ -28,19 +28,17 @@ from tencentcloud.common.credential import Credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import vod_client
-from vodemu.app import Emulator, build_emulator
-from vodlocal import localstack
 from werkzeug.wrappers import Request, Response
 
 from shared.signing import build_signature, new_params
 from tests.clocks import FrozenClock
+from vodemu.app import Emulator, build_emulator
+from vodlocal import localstack
 
 SECRET_ID = "AKIDemulatorTests0000000000000000000"
 SECRET_KEY = "emulatorTestsSecretKey0000000000"
 APP_ID = 1250000000
 SUB_APP_ID = 1500000001
-
-
 
 
 @pytest.fixture

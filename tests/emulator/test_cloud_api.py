@@ -11,10 +11,10 @@ import requests
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.http.request import RequestInternal
 from tencentcloud.vod.v20180717 import models
-from vodemu import tc3
-from vodemu.app import Emulator
 
 from tests.clocks import FrozenClock
+from vodemu import tc3
+from vodemu.app import Emulator
 
 from .emulator_fixtures import (
     SECRET_ID,

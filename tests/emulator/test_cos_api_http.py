@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 from qcloud_cos.cos_auth import CosS3Auth
+
 from vodemu.objects import ObjectStore
 
 from .cos_helpers import BUCKET, MIB, CosEmulator, error_of, md5_etag, object_url, send, signed_request

@@ -15,6 +15,7 @@ import qcloud_cos.cos_auth
 import requests
 from qcloud_cos import CosConfig
 from qcloud_cos.cos_auth import CosS3Auth
+
 from vodemu import cos_auth
 from vodemu.cos_auth import CosRequestVerifier, SignedRequest, cos_encode, parse_authorization
 from vodemu.credentials import CredentialRegistry, TempCredential

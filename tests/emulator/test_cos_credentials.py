@@ -5,14 +5,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from vodemu.credentials import CredentialRegistry, TempCredential
 
 from tests.clocks import FrozenClock
+from vodemu.credentials import CredentialRegistry, TempCredential
 
 NOW = 1_700_000_000.5
 BUCKET = "vodugc-1250000000"
-
-
 
 
 def test_issue_scopes_a_credential_to_a_bucket_and_keys():

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+
 from vodemu import objects
 from vodemu.objects import ObjectStore, PartInfo
 

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 from tencentcloud.vod.v20180717 import models
+
+from tests.clocks import FrozenClock
 from vodemu import delivery, events
 from vodemu.app import Emulator
 from vodemu.delivery import (
@@ -24,8 +26,6 @@ from vodemu.delivery import (
     updated_event_config,
 )
 from vodemu.state import PULL, EventConfig, MediaFile, UploadOptions
-
-from tests.clocks import FrozenClock
 
 from .emulator_fixtures import (
     SUB_APP_ID,

@@ -1,5 +1,5 @@
-"""The client upload API (https://cloud.tencent.com/document/product/266/9239), driven like the client SDKs drive it: signatures from
-shared.signing, JSON over HTTP, bytes through the real COS SDK with the returned tempCertificate."""
+"""The client upload API, driven like the client SDKs drive it (https://cloud.tencent.com/document/product/266/9239):
+signatures from shared.signing, JSON over HTTP, bytes through the real COS SDK with the returned tempCertificate."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ import pytest
 import requests
 from qcloud_cos.cos_exception import CosServiceError
 from tencentcloud.vod.v20180717 import models
+
+from shared.signing import build_signature, new_params
+from tests.clocks import FrozenClock
 from vodemu.app import Emulator
 from vodemu.credentials import TempCredential
 from vodemu.objects import ObjectSealedError
 from vodemu.upload_api import Code
-
-from shared.signing import build_signature, new_params
-from tests.clocks import FrozenClock
 
 from .emulator_fixtures import (
     APP_ID,

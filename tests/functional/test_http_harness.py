@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 import jwt
 import pytest
 import requests
-from vodemu import signature as vod_signature
-from vodlocal import localstack
 
 from shared import source_context
 from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
+from vodemu import signature as vod_signature
+from vodlocal import localstack
 
 
 @pytest.fixture
@@ -42,8 +42,12 @@ def _token(sub: str = "http-user", exp: int = 2**40) -> str:
 
 
 def test_signature_over_http(gateway: str, leak_guard: LeakGuard) -> None:
-    response = requests.post(f"{gateway}/signature", json={"sessionContext": "s"}, timeout=10,
-                             headers={"Authorization": f"Bearer {_token()}"})
+    response = requests.post(
+        f"{gateway}/signature",
+        json={"sessionContext": "s"},
+        timeout=10,
+        headers={"Authorization": f"Bearer {_token()}"},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     leak_guard.add(body["signature"])
@@ -53,24 +57,54 @@ def test_signature_over_http(gateway: str, leak_guard: LeakGuard) -> None:
     assert response.headers["Cache-Control"] == "no-store"
 
 
-@pytest.mark.parametrize(("method", "kwargs", "status", "code"), [
-    ("POST", {}, 401, "missing_credentials"),
-    ("POST", {"headers": {"Authorization": f"Bearer {_token(exp=1)}"}}, 401, "invalid_token"),
-    ("POST", {"headers": {"Authorization": f"Bearer {_token()}", "Content-Type": "text/plain"}, "data": "{}"}, 415,
-     "unsupported_content_type"),
-    ("POST", {"headers": {"Authorization": f"Bearer {_token()}", "Content-Type": "application/json"},
-              "data": "{nope"}, 400, "invalid_json"),
-    ("POST", {"headers": {"Authorization": f"Bearer {_token()}"}, "json": {"sourceContext": "forged"}}, 400,
-     "field_not_allowed"),
-    ("POST", {"headers": {"Authorization": f"Bearer {_token()}"}, "json": {"procedure": "x"}}, 403,
-     "policy_violation"),
-    ("POST", {"headers": {"Authorization": f"Bearer {_token()}"}, "json": {"a": "x" * 10_000}}, 413,
-     "payload_too_large"),
-    ("POST", {"headers": {"Authorization": f"Bearer {_token()}", "Content-Type": "application/json"},
-              "data": b"\xff\xfe"}, 400, "invalid_json"),
-    ("GET", {}, 405, "method_not_allowed"),
-    ("DELETE", {}, 405, "method_not_allowed"),
-])
+@pytest.mark.parametrize(
+    ("method", "kwargs", "status", "code"),
+    [
+        ("POST", {}, 401, "missing_credentials"),
+        ("POST", {"headers": {"Authorization": f"Bearer {_token(exp=1)}"}}, 401, "invalid_token"),
+        (
+            "POST",
+            {"headers": {"Authorization": f"Bearer {_token()}", "Content-Type": "text/plain"}, "data": "{}"},
+            415,
+            "unsupported_content_type",
+        ),
+        (
+            "POST",
+            {"headers": {"Authorization": f"Bearer {_token()}", "Content-Type": "application/json"}, "data": "{nope"},
+            400,
+            "invalid_json",
+        ),
+        (
+            "POST",
+            {"headers": {"Authorization": f"Bearer {_token()}"}, "json": {"sourceContext": "forged"}},
+            400,
+            "field_not_allowed",
+        ),
+        (
+            "POST",
+            {"headers": {"Authorization": f"Bearer {_token()}"}, "json": {"procedure": "x"}},
+            403,
+            "policy_violation",
+        ),
+        (
+            "POST",
+            {"headers": {"Authorization": f"Bearer {_token()}"}, "json": {"a": "x" * 10_000}},
+            413,
+            "payload_too_large",
+        ),
+        (
+            "POST",
+            {
+                "headers": {"Authorization": f"Bearer {_token()}", "Content-Type": "application/json"},
+                "data": b"\xff\xfe",
+            },
+            400,
+            "invalid_json",
+        ),
+        ("GET", {}, 405, "method_not_allowed"),
+        ("DELETE", {}, 405, "method_not_allowed"),
+    ],
+)
 def test_refusals_over_http(gateway: str, method: str, kwargs: dict[str, object], status: int, code: str) -> None:
     response = requests.request(method, f"{gateway}/signature", timeout=10, **kwargs)  # type: ignore[arg-type]
     assert response.status_code == status, response.text
@@ -79,9 +113,15 @@ def test_refusals_over_http(gateway: str, method: str, kwargs: dict[str, object]
 
 
 def test_preflight_over_http(gateway: str) -> None:
-    response = requests.options(f"{gateway}/signature", timeout=10, headers={
-        "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type"})
+    response = requests.options(
+        f"{gateway}/signature",
+        timeout=10,
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
@@ -97,16 +137,26 @@ _NONE_HEADER = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"
 _CLAIMS = base64.urlsafe_b64encode(b'{"sub":"mallory","exp":99999999999}').rstrip(b"=").decode()
 
 
-@pytest.mark.parametrize(("env", "headers", "code"), [
-    ({}, {"Authorization": f"Bearer {_NONE_HEADER}.{_CLAIMS}."}, "invalid_token"),  # alg: none
-    ({}, {"Authorization": "Bearer " + jwt.encode({"sub": "m", "exp": 2**40}, "x" * 40, algorithm="HS256")},
-     "invalid_token"),  # signed with another key
-    ({"AUTH_JWT_AUDIENCE": "vod-upload"}, {"Authorization": f"Bearer {_token()}"}, "invalid_token"),  # no aud
-    ({"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "gateway-shared-secret-0123456789"},
-     {"X-User-Id": "mallory"}, "untrusted_gateway"),  # the user header without the gateway's secret
-])
-def test_auth_refusals_over_http(start_gateway: Callable[..., str], env: dict[str, str], headers: dict[str, str],
-                                 code: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "headers", "code"),
+    [
+        ({}, {"Authorization": f"Bearer {_NONE_HEADER}.{_CLAIMS}."}, "invalid_token"),  # alg: none
+        (
+            {},
+            {"Authorization": "Bearer " + jwt.encode({"sub": "m", "exp": 2**40}, "x" * 40, algorithm="HS256")},
+            "invalid_token",
+        ),  # signed with another key
+        ({"AUTH_JWT_AUDIENCE": "vod-upload"}, {"Authorization": f"Bearer {_token()}"}, "invalid_token"),  # no aud
+        (
+            {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "gateway-shared-secret-0123456789"},
+            {"X-User-Id": "mallory"},
+            "untrusted_gateway",
+        ),  # the user header without the gateway's secret
+    ],
+)
+def test_auth_refusals_over_http(
+    start_gateway: Callable[..., str], env: dict[str, str], headers: dict[str, str], code: str
+) -> None:
     response = requests.post(f"{start_gateway(**env)}/signature", json={}, headers=headers, timeout=10)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == code
@@ -114,7 +164,10 @@ def test_auth_refusals_over_http(start_gateway: Callable[..., str], env: dict[st
 
 
 def test_preflight_from_another_origin_is_refused_over_http(gateway: str) -> None:
-    response = requests.options(f"{gateway}/signature", timeout=10, headers={
-        "Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"})
+    response = requests.options(
+        f"{gateway}/signature",
+        timeout=10,
+        headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"},
+    )
     assert response.status_code == 403
     assert "Access-Control-Allow-Origin" not in response.headers

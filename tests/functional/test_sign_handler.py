@@ -14,28 +14,37 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from vodemu import signature as vod_signature
-from vodlocal.harness import load_handler
 
 from shared import source_context
 from shared.config import load_sign_settings
 from shared.http.serve import serve
 from shared.sign_service import make_sign_endpoint
 from tests.conftest import GATEWAY_SECRET, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
-from tests.scf import SHAPES, header, http_event, response_json
+from tests.scf import SHAPES, header, response_json
+from vodemu import signature as vod_signature
+from vodtesting import http_event
 
 NOW = 1_800_000_000
 ROOT = Path(__file__).resolve().parents[2]
 
 _RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-RSA_PUBLIC_PEM = _RSA.public_key().public_bytes(
-    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+RSA_PUBLIC_PEM = (
+    _RSA.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+)
 RSA_PRIVATE_PEM = _RSA.private_bytes(
-    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
 
 
-def token(sub: Any = "alice", *, key: str = JWT_SECRET, alg: str = "HS256", exp: Any = NOW + 300,
-          drop: tuple[str, ...] = (), **claims: Any) -> str:
+def token(
+    sub: Any = "alice",
+    *,
+    key: str = JWT_SECRET,
+    alg: str = "HS256",
+    exp: Any = NOW + 300,
+    drop: tuple[str, ...] = (),
+    **claims: Any,
+) -> str:
     payload = {"sub": sub, "exp": exp, **claims}
     return jwt.encode({k: v for k, v in payload.items() if k not in drop}, key, algorithm=alg)
 
@@ -75,7 +84,10 @@ def call(leak_guard: LeakGuard) -> Callable[..., Call]:
         endpoint = make_sign_endpoint(settings, now=lambda: NOW, random_u32=lambda: 7)
 
         def invoke(shape: str = "apigw", **kwargs: Any) -> dict[str, Any]:
-            result = serve(http_event(shape, **kwargs), {"request_id": "req-1"}, endpoint, settings.http)
+            kwargs = {"path": "/signature", "body": {}, **kwargs}  # a JSON body, as browsers send it
+            if isinstance(kwargs["body"], str):  # raw text from a table row: still labelled as JSON
+                kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
+            result = serve(http_event(shape=shape, **kwargs), {"request_id": "req-1"}, endpoint, settings.http)
             body = response_json(result)
             if "signature" in body:
                 leak_guard.add(body["signature"])
@@ -89,30 +101,40 @@ def call(leak_guard: LeakGuard) -> Callable[..., Call]:
 @pytest.mark.parametrize("shape", SHAPES)
 def test_success_puts_the_authenticated_user_into_source_context(call: Callable[..., Call], shape: str) -> None:
     invoke = call(VOD_SUB_APP_ID="1500000001", VOD_PROCEDURE="LongVideoPreset", VOD_STORAGE_REGION="ap-chongqing")
-    result = invoke(shape, headers={**bearer(token("user:42/é")), "Content-Type": "application/json"},
-                    body=json.dumps({"sessionContext": "upload #3"}))
+    result = invoke(
+        shape,
+        headers={**bearer(token("user:42/é")), "Content-Type": "application/json"},
+        body=json.dumps({"sessionContext": "upload #3"}),
+    )
     assert result["statusCode"] == 200, result
     body = response_json(result)
     signed = vod_signature.verify(body["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
     identity = source_context.decode(str(signed["sourceContext"]))
     assert identity is not None and identity.user_id == "user:42/é"
     assert (signed["currentTimeStamp"], signed["expireTime"], signed["random"]) == (NOW, NOW + 600, 7)
-    assert (signed["procedure"], signed["storageRegion"], signed["vodSubAppId"]) == ("LongVideoPreset", "ap-chongqing",
-                                                                                     1500000001)
+    assert (signed["procedure"], signed["storageRegion"], signed["vodSubAppId"]) == (
+        "LongVideoPreset",
+        "ap-chongqing",
+        1500000001,
+    )
     assert signed["oneTimeValid"] == 1 and signed["sessionContext"] == "upload #3"
     assert body["expireTime"] == NOW + 600 and body["oneTimeValid"] is True
     assert header(result, "Cache-Control") == "no-store"
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize(("body", "extra"), [
-    (None, {}),
-    ("", {}),
-    ("{}", {}),
-    (base64.b64encode(b'{"classId": 0}').decode(), {"base64": True}),
-])
-def test_an_empty_or_encoded_body_is_fine(call: Callable[..., Call], shape: str, body: str | None,
-                                          extra: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("body", "extra"),
+    [
+        (None, {}),
+        ("", {}),
+        ("{}", {}),
+        (base64.b64encode(b'{"classId": 0}').decode(), {"base64": True}),
+    ],
+)
+def test_an_empty_or_encoded_body_is_fine(
+    call: Callable[..., Call], shape: str, body: str | None, extra: dict[str, Any]
+) -> None:
     result = call(VOD_ALLOWED_CLASS_IDS="0")(shape, headers=bearer(token()), body=body, **extra)
     assert result["statusCode"] == 200, result
 
@@ -124,32 +146,36 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize(("env", "headers", "code"), [
-    (HS_ENV, {}, "missing_credentials"),
-    (HS_ENV, {"Authorization": "Basic YWxpY2U6cHc="}, "invalid_request"),
-    (HS_ENV, {"Authorization": "Bearer"}, "invalid_request"),
-    (HS_ENV, bearer("not.a.jwt"), "invalid_token"),
-    (HS_ENV, bearer(token(exp=NOW - 31)), "invalid_token"),  # past the 30 s leeway
-    (HS_ENV, bearer(token(key="x" * 40)), "invalid_token"),  # wrong key
-    (HS_ENV, bearer(token(drop=("exp",))), "invalid_token"),
-    (HS_ENV, bearer(token(drop=("sub",))), "invalid_token"),
-    (HS_ENV, bearer(token(sub=123)), "invalid_token"),
-    (HS_ENV, bearer(token(sub="u" * 201)), "invalid_token"),
-    (HS_ENV, bearer(token(nbf=NOW + 600)), "invalid_token"),
-    (HS_ENV, bearer(token(key=JWT_SECRET * 2, alg="HS512")), "invalid_token"),  # algorithm not in config
-    (HS_ENV, bearer(unsigned_token()), "invalid_token"),  # alg: none
-    (RS_ENV, bearer(confused_token()), "invalid_token"),  # algorithm confusion
-    (AUD_ENV, bearer(token(aud="other", iss="https://id.example.com")), "invalid_token"),
-    (AUD_ENV, bearer(token(aud="vod-upload", iss="https://evil.example.com")), "invalid_token"),
-    (AUD_ENV, bearer(token(iss="https://id.example.com")), "invalid_token"),  # audience required when set
-    (GW_ENV, {"X-User-Id": "alice"}, "untrusted_gateway"),
-    (GW_ENV, {"X-User-Id": "alice", "X-Gateway-Secret": "wrong-secret-0123456789"}, "untrusted_gateway"),
-    (GW_ENV, {"X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
-    (GW_ENV, {"X-Gateway-Secret": "\ud800"}, "untrusted_gateway"),
-    (HS_ENV, {"Authorization": "Bearer \ud800.é.x"}, "invalid_token"),
-])
-def test_each_auth_failure_is_401_with_a_challenge(call: Callable[..., Call], shape: str, env: dict[str, str],
-                                                   headers: dict[str, str], code: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "headers", "code"),
+    [
+        (HS_ENV, {}, "missing_credentials"),
+        (HS_ENV, {"Authorization": "Basic YWxpY2U6cHc="}, "invalid_request"),
+        (HS_ENV, {"Authorization": "Bearer"}, "invalid_request"),
+        (HS_ENV, bearer("not.a.jwt"), "invalid_token"),
+        (HS_ENV, bearer(token(exp=NOW - 31)), "invalid_token"),  # past the 30 s leeway
+        (HS_ENV, bearer(token(key="x" * 40)), "invalid_token"),  # wrong key
+        (HS_ENV, bearer(token(drop=("exp",))), "invalid_token"),
+        (HS_ENV, bearer(token(drop=("sub",))), "invalid_token"),
+        (HS_ENV, bearer(token(sub=123)), "invalid_token"),
+        (HS_ENV, bearer(token(sub="u" * 201)), "invalid_token"),
+        (HS_ENV, bearer(token(nbf=NOW + 600)), "invalid_token"),
+        (HS_ENV, bearer(token(key=JWT_SECRET * 2, alg="HS512")), "invalid_token"),  # algorithm not in config
+        (HS_ENV, bearer(unsigned_token()), "invalid_token"),  # alg: none
+        (RS_ENV, bearer(confused_token()), "invalid_token"),  # algorithm confusion
+        (AUD_ENV, bearer(token(aud="other", iss="https://id.example.com")), "invalid_token"),
+        (AUD_ENV, bearer(token(aud="vod-upload", iss="https://evil.example.com")), "invalid_token"),
+        (AUD_ENV, bearer(token(iss="https://id.example.com")), "invalid_token"),  # audience required when set
+        (GW_ENV, {"X-User-Id": "alice"}, "untrusted_gateway"),
+        (GW_ENV, {"X-User-Id": "alice", "X-Gateway-Secret": "wrong-secret-0123456789"}, "untrusted_gateway"),
+        (GW_ENV, {"X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
+        (GW_ENV, {"X-Gateway-Secret": "\ud800"}, "untrusted_gateway"),
+        (HS_ENV, {"Authorization": "Bearer \ud800.é.x"}, "invalid_token"),
+    ],
+)
+def test_each_auth_failure_is_401_with_a_challenge(
+    call: Callable[..., Call], shape: str, env: dict[str, str], headers: dict[str, str], code: str
+) -> None:
     result = call(**env)(shape, headers=headers)
     assert result["statusCode"] == 401, result
     assert response_json(result)["error"]["code"] == code
@@ -165,15 +191,19 @@ def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable
     assert response_json(result)["error"]["code"] == "untrusted_gateway"
 
 
-@pytest.mark.parametrize(("env", "headers", "user"), [
-    (RS_ENV, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), "alice"),
-    (AUD_ENV, bearer(token(aud="vod-upload", iss="https://id.example.com")), "alice"),
-    (HS_ENV, bearer(token(exp=NOW - 29)), "alice"),  # within the leeway
-    (GW_ENV, {"x-user-id": "gw-user", "x-gateway-secret": GATEWAY_SECRET}, "gw-user"),
-    ({"AUTH_MODE": "none"}, {}, "anonymous"),
-])
-def test_each_auth_mode_accepts_its_credentials(call: Callable[..., Call], env: dict[str, str],
-                                                headers: dict[str, str], user: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "headers", "user"),
+    [
+        (RS_ENV, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), "alice"),
+        (AUD_ENV, bearer(token(aud="vod-upload", iss="https://id.example.com")), "alice"),
+        (HS_ENV, bearer(token(exp=NOW - 29)), "alice"),  # within the leeway
+        (GW_ENV, {"x-user-id": "gw-user", "x-gateway-secret": GATEWAY_SECRET}, "gw-user"),
+        ({"AUTH_MODE": "none"}, {}, "anonymous"),
+    ],
+)
+def test_each_auth_mode_accepts_its_credentials(
+    call: Callable[..., Call], env: dict[str, str], headers: dict[str, str], user: str
+) -> None:
     result = call(**env)("function_url", headers=headers)
     assert result["statusCode"] == 200, result
     signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
@@ -181,66 +211,86 @@ def test_each_auth_mode_accepts_its_credentials(call: Callable[..., Call], env: 
     assert identity is not None and identity.user_id == user
 
 
-POLICY_ENV = {"VOD_PROCEDURE": "Default", "VOD_ALLOWED_PROCEDURES": "HD", "VOD_STORAGE_REGION": "ap-guangzhou",
-              "VOD_CLASS_ID": "1"}
+POLICY_ENV = {
+    "VOD_PROCEDURE": "Default",
+    "VOD_ALLOWED_PROCEDURES": "HD",
+    "VOD_STORAGE_REGION": "ap-guangzhou",
+    "VOD_CLASS_ID": "1",
+}
 
 
-@pytest.mark.parametrize(("body", "status", "code", "named"), [
-    ({"procedure": "Evil"}, 403, "policy_violation", "procedure"),
-    ({"storageRegion": "ap-singapore"}, 403, "policy_violation", "storageRegion"),
-    ({"classId": 9}, 403, "policy_violation", "classId"),
-    ({"oneTimeValid": False}, 403, "policy_violation", "oneTimeValid"),
-    ({"sourceContext": "u1:x:admin"}, 400, "field_not_allowed", "sourceContext"),
-    ({"vodSubAppId": 1}, 400, "field_not_allowed", "vodSubAppId"),
-    ({"expireTime": 1}, 400, "field_not_allowed", "expireTime"),
-    ({"colour": "red"}, 400, "unknown_field", "colour"),
-    ({"classId": "1"}, 400, "invalid_field", "classId"),
-    ({"classId": True}, 400, "invalid_field", "classId"),
-    ({"oneTimeValid": 1}, 400, "invalid_field", "oneTimeValid"),
-    ({"procedure": ["HD"]}, 400, "invalid_field", "procedure"),
-    ({"sessionContext": "x" * 1001}, 400, "invalid_field", "sessionContext"),
-])
-def test_policy_and_field_refusals_name_the_field(call: Callable[..., Call], body: dict[str, Any], status: int,
-                                                  code: str, named: str) -> None:
+@pytest.mark.parametrize(
+    ("body", "status", "code", "named"),
+    [
+        ({"procedure": "Evil"}, 403, "policy_violation", "procedure"),
+        ({"storageRegion": "ap-singapore"}, 403, "policy_violation", "storageRegion"),
+        ({"classId": 9}, 403, "policy_violation", "classId"),
+        ({"oneTimeValid": False}, 403, "policy_violation", "oneTimeValid"),
+        ({"sourceContext": "u1:x:admin"}, 400, "field_not_allowed", "sourceContext"),
+        ({"vodSubAppId": 1}, 400, "field_not_allowed", "vodSubAppId"),
+        ({"expireTime": 1}, 400, "field_not_allowed", "expireTime"),
+        ({"colour": "red"}, 400, "unknown_field", "colour"),
+        ({"classId": "1"}, 400, "invalid_field", "classId"),
+        ({"classId": True}, 400, "invalid_field", "classId"),
+        ({"oneTimeValid": 1}, 400, "invalid_field", "oneTimeValid"),
+        ({"procedure": ["HD"]}, 400, "invalid_field", "procedure"),
+        ({"sessionContext": "x" * 1001}, 400, "invalid_field", "sessionContext"),
+    ],
+)
+def test_policy_and_field_refusals_name_the_field(
+    call: Callable[..., Call], body: dict[str, Any], status: int, code: str, named: str
+) -> None:
     result = call(**POLICY_ENV)(headers={**bearer(token()), "Content-Type": "application/json"}, body=json.dumps(body))
     assert result["statusCode"] == status, result
     error = response_json(result)["error"]
     assert error["code"] == code and named in error["message"]
 
 
-@pytest.mark.parametrize(("body", "chosen"), [
-    ({"procedure": "HD"}, ("HD", "ap-guangzhou", 1, True)),
-    ({"procedure": "Default", "classId": 1, "oneTimeValid": True}, ("Default", "ap-guangzhou", 1, True)),
-    ({"procedure": None}, ("Default", "ap-guangzhou", 1, True)),
-])
-def test_choices_within_the_allow_lists_are_honoured(call: Callable[..., Call], body: dict[str, Any],
-                                                     chosen: tuple[Any, ...]) -> None:
+@pytest.mark.parametrize(
+    ("body", "chosen"),
+    [
+        ({"procedure": "HD"}, ("HD", "ap-guangzhou", 1, True)),
+        ({"procedure": "Default", "classId": 1, "oneTimeValid": True}, ("Default", "ap-guangzhou", 1, True)),
+        ({"procedure": None}, ("Default", "ap-guangzhou", 1, True)),
+    ],
+)
+def test_choices_within_the_allow_lists_are_honoured(
+    call: Callable[..., Call], body: dict[str, Any], chosen: tuple[Any, ...]
+) -> None:
     result = call(**POLICY_ENV)(headers=bearer(token()), body=json.dumps(body))
     signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
-    assert (signed.get("procedure"), signed.get("storageRegion"), signed.get("classId"),
-            signed.get("oneTimeValid") == 1) == chosen
+    assert (
+        signed.get("procedure"),
+        signed.get("storageRegion"),
+        signed.get("classId"),
+        signed.get("oneTimeValid") == 1,
+    ) == chosen
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize(("kwargs", "status", "code"), [
-    ({"body": "{bad json"}, 400, "invalid_json"),
-    ({"body": "[1, 2]"}, 400, "invalid_json"),
-    ({"body": '{"procedure": "a", "procedure": "b"}'}, 400, "invalid_json"),
-    ({"body": '{"classId": NaN}'}, 400, "invalid_json"),
-    ({"body": "[" * 100_000 + "]" * 100_000, "env": {"HTTP_MAX_BODY_BYTES": "1000000"}}, 400, "invalid_json"),
-    ({"body": "\udcff"}, 400, "invalid_json"),
-    ({"body": "!!!", "base64": True}, 400, "bad_event"),
-    ({"body": "{}", "content_type": "text/plain"}, 415, "unsupported_content_type"),
-    ({"body": "é", "base64": True}, 400, "bad_event"),
-    ({"body": '{"classId": 1e999}'}, 400, "invalid_json"),
-    ({"body": '{"sessionContext": "a\\u0000b"}'}, 400, "invalid_field"),
-    ({"body": '{"sessionContext": "\\ud800"}'}, 400, "invalid_field"),
-    ({"body": '{"a": "' + "x" * 9000 + '"}'}, 413, "payload_too_large"),
-    ({"method": "GET"}, 405, "method_not_allowed"),
-    ({"method": "PUT"}, 405, "method_not_allowed"),
-])
-def test_malformed_requests_get_precise_errors(call: Callable[..., Call], shape: str, kwargs: dict[str, Any],
-                                               status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"body": "{bad json"}, 400, "invalid_json"),
+        ({"body": "[1, 2]"}, 400, "invalid_json"),
+        ({"body": '{"procedure": "a", "procedure": "b"}'}, 400, "invalid_json"),
+        ({"body": '{"classId": NaN}'}, 400, "invalid_json"),
+        ({"body": "[" * 100_000 + "]" * 100_000, "env": {"HTTP_MAX_BODY_BYTES": "1000000"}}, 400, "invalid_json"),
+        ({"body": "\udcff"}, 400, "invalid_json"),
+        ({"body": "!!!", "base64": True}, 400, "bad_event"),
+        ({"body": "{}", "content_type": "text/plain"}, 415, "unsupported_content_type"),
+        ({"body": "é", "base64": True}, 400, "bad_event"),
+        ({"body": '{"classId": 1e999}'}, 400, "invalid_json"),
+        ({"body": '{"sessionContext": "a\\u0000b"}'}, 400, "invalid_field"),
+        ({"body": '{"sessionContext": "\\ud800"}'}, 400, "invalid_field"),
+        ({"body": '{"a": "' + "x" * 9000 + '"}'}, 413, "payload_too_large"),
+        ({"method": "GET"}, 405, "method_not_allowed"),
+        ({"method": "PUT"}, 405, "method_not_allowed"),
+    ],
+)
+def test_malformed_requests_get_precise_errors(
+    call: Callable[..., Call], shape: str, kwargs: dict[str, Any], status: int, code: str
+) -> None:
     kwargs = dict(kwargs)  # the table is shared between the two shapes
     env = kwargs.pop("env", {})
     content_type = kwargs.pop("content_type", "application/json")
@@ -249,13 +299,16 @@ def test_malformed_requests_get_precise_errors(call: Callable[..., Call], shape:
     assert response_json(result)["error"]["code"] == code
 
 
-@pytest.mark.parametrize(("event", "status"), [
-    ("not a dict", 400),
-    ({}, 400),
-    ({"requestContext": {}, "headers": {}}, 400),
-    ({"httpMethod": "POST", "headers": ["x"]}, 400),
-    ({"httpMethod": "POST", "body": 42}, 400),
-])
+@pytest.mark.parametrize(
+    ("event", "status"),
+    [
+        ("not a dict", 400),
+        ({}, 400),
+        ({"requestContext": {}, "headers": {}}, 400),
+        ({"httpMethod": "POST", "headers": ["x"]}, 400),
+        ({"httpMethod": "POST", "body": 42}, 400),
+    ],
+)
 def test_events_that_are_not_http_events_are_400(call: Callable[..., Call], event: Any, status: int) -> None:
     settings = load_sign_settings(SIGN_ENV)
     result = serve(event, None, make_sign_endpoint(settings), settings.http)
@@ -265,16 +318,21 @@ def test_events_that_are_not_http_events_are_400(call: Callable[..., Call], even
 ORIGIN = "https://app.example.com"
 
 
-@pytest.mark.parametrize(("env", "origin", "status", "allow_origin"), [
-    ({"CORS_ALLOW_ORIGINS": ORIGIN}, ORIGIN, 204, ORIGIN),
-    ({"CORS_ALLOW_ORIGINS": "*"}, ORIGIN, 204, "*"),
-    ({"CORS_ALLOW_ORIGINS": ORIGIN}, "https://evil.example.com", 403, None),
-    ({}, ORIGIN, 403, None),
-])
-def test_preflight(call: Callable[..., Call], env: dict[str, str], origin: str, status: int,
-                   allow_origin: str | None) -> None:
-    result = call(**env)(method="OPTIONS", body=None,
-                         headers={"Origin": origin, "Access-Control-Request-Method": "POST"})
+@pytest.mark.parametrize(
+    ("env", "origin", "status", "allow_origin"),
+    [
+        ({"CORS_ALLOW_ORIGINS": ORIGIN}, ORIGIN, 204, ORIGIN),
+        ({"CORS_ALLOW_ORIGINS": "*"}, ORIGIN, 204, "*"),
+        ({"CORS_ALLOW_ORIGINS": ORIGIN}, "https://evil.example.com", 403, None),
+        ({}, ORIGIN, 403, None),
+    ],
+)
+def test_preflight(
+    call: Callable[..., Call], env: dict[str, str], origin: str, status: int, allow_origin: str | None
+) -> None:
+    result = call(**env)(
+        method="OPTIONS", body=None, headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+    )
     assert result["statusCode"] == status
     assert header(result, "Access-Control-Allow-Origin") == allow_origin
     if status == 204:
@@ -282,8 +340,9 @@ def test_preflight(call: Callable[..., Call], env: dict[str, str], origin: str, 
 
 
 def test_cors_with_credentials_echoes_the_origin_never_a_wildcard(call: Callable[..., Call]) -> None:
-    result = call(CORS_ALLOW_ORIGINS=ORIGIN, CORS_ALLOW_CREDENTIALS="true")(headers={**bearer(token()),
-                                                                                     "Origin": ORIGIN})
+    result = call(CORS_ALLOW_ORIGINS=ORIGIN, CORS_ALLOW_CREDENTIALS="true")(
+        headers={**bearer(token()), "Origin": ORIGIN}
+    )
     assert header(result, "Access-Control-Allow-Origin") == ORIGIN
     assert header(result, "Access-Control-Allow-Credentials") == "true"
     assert header(result, "Vary") == "Origin"
@@ -295,20 +354,20 @@ def test_a_crash_is_a_generic_500_that_leaks_nothing(caplog: pytest.LogCaptureFi
     def boom(_: object) -> Any:
         raise RuntimeError("internal detail")
 
-    result = serve(http_event("apigw"), None, boom, settings.http)
+    result = serve(http_event(path="/signature", body={}), None, boom, settings.http)
     assert result["statusCode"] == 500
     assert response_json(result) == {"error": {"code": "internal_error", "message": "internal error"}}
     assert "internal detail" in caplog.text  # ...but the log has it, with the request id
 
 
 def test_the_deployed_index_logs_one_json_line_per_request_without_secrets(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, leak_guard: LeakGuard) -> None:
-    for key, value in SIGN_ENV.items():
-        monkeypatch.setenv(key, value)
-    handler = load_handler("sign", ROOT / "functions" / "sign" / "index.py")
+    vod_function: Callable[..., Any], caplog: pytest.LogCaptureFixture, leak_guard: LeakGuard
+) -> None:
+    handler = vod_function("sign", env=SIGN_ENV)
     fresh = jwt.encode({"sub": "bob", "exp": 2**40}, JWT_SECRET, algorithm="HS256")
     caplog.clear()
-    result = handler(http_event("apigw", headers=bearer(fresh)), {"request_id": "scf-req-9"})
+    event = http_event(path="/signature", body={}, headers=bearer(fresh), request_id="gw-req-7")
+    result = handler(event, {"request_id": "scf-req-9"})
     assert result["statusCode"] == 200
     leak_guard.add(response_json(result)["signature"])
     leak_guard.add(fresh)
@@ -316,14 +375,14 @@ def test_the_deployed_index_logs_one_json_line_per_request_without_secrets(
     assert len(lines) == 1
     line = lines[0]
     assert line["user"] == "bob" and line["status"] == 200 and line["outcome"] == "ok"
-    assert line["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef" and line["latency_ms"] >= 0
+    assert line["request_id"] == "gw-req-7" and line["latency_ms"] >= 0  # the gateway's id wins over SCF's
 
 
 def test_a_verified_token_is_remembered_but_its_expiry_still_counts() -> None:
     settings = load_sign_settings(SIGN_ENV)
     clock = [float(NOW)]
     endpoint = make_sign_endpoint(settings, now=lambda: clock[0])
-    event = http_event("apigw", headers=bearer(token(exp=NOW + 60)))
+    event = http_event(path="/signature", body={}, headers=bearer(token(exp=NOW + 60)))
     assert serve(event, None, endpoint, settings.http)["statusCode"] == 200
     assert serve(event, None, endpoint, settings.http)["statusCode"] == 200  # served from the cache
     clock[0] = NOW + 60 + 31  # past exp and the 30 s leeway

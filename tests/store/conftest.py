@@ -11,8 +11,11 @@ import pytest
 from shared.store import EventStore, open_store
 from tests.store.pgserver import database_name, own_postgres_server, pgbouncer, postgres_server  # noqa: F401
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
-            pytest.param("pgbouncer", marks=pytest.mark.postgres)]
+BACKENDS = [
+    "sqlite",
+    pytest.param("postgres", marks=pytest.mark.postgres),
+    pytest.param("pgbouncer", marks=pytest.mark.postgres),
+]
 
 
 @pytest.fixture(params=BACKENDS)

@@ -80,8 +80,18 @@ class PostgresServer:
             raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{result.stdout}{result.stderr}\n{log}")
 
     def init(self) -> PostgresServer:
-        self._pg("initdb", "-D", str(self.data), "-U", self.superuser, "--auth=trust", "-E", "UTF8",
-                 "--locale=C", "--no-sync")
+        self._pg(
+            "initdb",
+            "-D",
+            str(self.data),
+            "-U",
+            self.superuser,
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+        )
         settings = {**SERVER_SETTINGS, "unix_socket_directories": f"'{self.base}'"}
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
@@ -130,15 +140,23 @@ class PgBouncer:
         self.dir = server.base / "bouncer"
         self.dir.mkdir()
         (self.dir / "users.txt").write_text(f'"{server.superuser}" ""\n')
-        settings = {**BOUNCER_SETTINGS, "unix_socket_dir": str(self.dir), "auth_file": str(self.dir / "users.txt"),
-                    "logfile": str(self.dir / "pgbouncer.log")}
+        settings = {
+            **BOUNCER_SETTINGS,
+            "unix_socket_dir": str(self.dir),
+            "auth_file": str(self.dir / "users.txt"),
+            "logfile": str(self.dir / "pgbouncer.log"),
+        }
         (self.dir / "pgbouncer.ini").write_text(
             f"[databases]\n* = host={server.base} port=5432\n[pgbouncer]\n"
-            + "".join(f"{name} = {value}\n" for name, value in settings.items()))
+            + "".join(f"{name} = {value}\n" for name, value in settings.items())
+        )
         if server._run_as:
             shutil.chown(self.dir, "postgres", "postgres")
-        self.process = subprocess.Popen([*server._run_as, binary, str(self.dir / "pgbouncer.ini")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [*server._run_as, binary, str(self.dir / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.server.superuser}@/{dbname}?host={self.dir}&port={BOUNCER_SETTINGS['listen_port']}"
@@ -164,8 +182,9 @@ class PgBouncer:
         import psycopg
         from psycopg.rows import dict_row
 
-        with psycopg.connect(self.url("pgbouncer"), autocommit=True, prepare_threshold=None,
-                             row_factory=dict_row) as conn:
+        with psycopg.connect(
+            self.url("pgbouncer"), autocommit=True, prepare_threshold=None, row_factory=dict_row
+        ) as conn:
             return conn.execute(f"SHOW {what}").fetchall()
 
     def stop(self) -> None:

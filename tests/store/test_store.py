@@ -43,16 +43,21 @@ def ingest(store: EventStore, name: str, received_at: float = 100.0, hook: Calla
 
 # --- each type is stored ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("fixture", "event_type", "file_ids", "status"), [
-    ("vod_new_file_upload", "NewFileUpload", (FILE_ID,), "uploaded"),
-    ("vod_procedure_processing", "ProcedureStateChanged", (FILE_ID,), "processing"),
-    ("vod_procedure_finish", "ProcedureStateChanged", (FILE_ID,), "finished"),
-    ("vod_file_deleted", "FileDeleted", (FILE_ID,), "deleted"),
-    ("vod_transcode_complete", "TranscodeComplete", (FILE_ID,), "pending"),
-    ("vod_pull_new_file_upload", "NewFileUpload", ("5285890784273533999",), "uploaded"),
-])
-def test_every_event_type_is_stored(store: EventStore, fixture: str, event_type: str,
-                                    file_ids: tuple[str, ...], status: str) -> None:
+
+@pytest.mark.parametrize(
+    ("fixture", "event_type", "file_ids", "status"),
+    [
+        ("vod_new_file_upload", "NewFileUpload", (FILE_ID,), "uploaded"),
+        ("vod_procedure_processing", "ProcedureStateChanged", (FILE_ID,), "processing"),
+        ("vod_procedure_finish", "ProcedureStateChanged", (FILE_ID,), "finished"),
+        ("vod_file_deleted", "FileDeleted", (FILE_ID,), "deleted"),
+        ("vod_transcode_complete", "TranscodeComplete", (FILE_ID,), "pending"),
+        ("vod_pull_new_file_upload", "NewFileUpload", ("5285890784273533999",), "uploaded"),
+    ],
+)
+def test_every_event_type_is_stored(
+    store: EventStore, fixture: str, event_type: str, file_ids: tuple[str, ...], status: str
+) -> None:
     result = ingest(store, fixture)
     stored = store.event(result.dedupe_key)
     assert stored is not None
@@ -61,14 +66,17 @@ def test_every_event_type_is_stored(store: EventStore, fixture: str, event_type:
     upload = store.upload(file_ids[0])
     assert upload is not None and upload.status == status
     # As received, less what belongs to one delivery (a PULL item's EventHandle, a PUSH body's Sign and T).
-    assert store.payload(result.dedupe_key) == {k: v for k, v in load_event(fixture).items() if k not in DELIVERY_FIELDS}
+    assert store.payload(result.dedupe_key) == {
+        k: v for k, v in load_event(fixture).items() if k not in DELIVERY_FIELDS
+    }
 
 
 def test_unknown_type_without_file_is_kept(store: EventStore) -> None:
     payload = {"EventType": "WechatPublishComplete", "Extra": [1, 2]}
     result = ingest_event(store, payload, received_at=5.0)
-    assert store.event(result.dedupe_key) == store_package.EventSummary(result.dedupe_key, "WechatPublishComplete",
-                                                                         (), 5.0)
+    assert store.event(result.dedupe_key) == store_package.EventSummary(
+        result.dedupe_key, "WechatPublishComplete", (), 5.0
+    )
     assert store.payload(result.dedupe_key) == payload
 
 
@@ -79,8 +87,12 @@ def test_upload_record_has_everything_the_event_said(store: EventStore) -> None:
     assert (upload.user_id, upload.sign_request_id) == ("alice", "c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
     assert upload.media_url == f"{BASE_URL}/holiday.mp4"
     assert upload.cover_url is None  # VOD's "" means none
-    assert (upload.name, upload.media_type, upload.storage_region, upload.class_id) == ("holiday", "mp4",
-                                                                                        "ap-chongqing", 0)
+    assert (upload.name, upload.media_type, upload.storage_region, upload.class_id) == (
+        "holiday",
+        "mp4",
+        "ap-chongqing",
+        0,
+    )
     assert (upload.source_type, upload.create_time) == ("Upload", "2019-01-09T16:36:22Z")
     assert (upload.procedure_task_id, upload.review_task_id) == (TASK_ID, None)
     assert upload.metadata is not None and upload.metadata["Duration"] == 16.0
@@ -91,22 +103,34 @@ def test_upload_record_has_everything_the_event_said(store: EventStore) -> None:
 def test_task_results_keep_every_output_url(store: EventStore) -> None:
     ingest(store, "vod_procedure_finish")
     [task] = store.tasks(FILE_ID)
-    assert (task.task_id, task.status, task.outcome, task.session_context) == (TASK_ID, "FINISH", "finished",
-                                                                              "order-42")
+    assert (task.task_id, task.status, task.outcome, task.session_context) == (
+        TASK_ID,
+        "FINISH",
+        "finished",
+        "order-42",
+    )
     assert [(r.type, r.status, r.urls) for r in task.results] == [
         ("Transcode", "SUCCESS", (f"{BASE_URL}/v.f100030.mp4",)),
-        ("SnapshotByTimeOffset", "SUCCESS", (f"{BASE_URL}/snapshotByTimeOffset/10_1000.jpg",
-                                             f"{BASE_URL}/snapshotByTimeOffset/10_5000.jpg")),
+        (
+            "SnapshotByTimeOffset",
+            "SUCCESS",
+            (f"{BASE_URL}/snapshotByTimeOffset/10_1000.jpg", f"{BASE_URL}/snapshotByTimeOffset/10_5000.jpg"),
+        ),
         ("CoverBySnapshot", "SUCCESS", (f"{BASE_URL}/coverBySnapshot/1_0.jpg",)),
     ]
 
 
-@pytest.mark.parametrize(("change", "outcome"), [
-    ({"ErrCode": 0}, "finished"),
-    ({"ErrCode": 10008, "Message": "source file error"}, "failed"),
-    ({"MediaProcessResultSet": [{"Type": "Transcode", "TranscodeTask": {"Status": "FAIL", "ErrCode": 30010}}]},
-     "failed"),
-])
+@pytest.mark.parametrize(
+    ("change", "outcome"),
+    [
+        ({"ErrCode": 0}, "finished"),
+        ({"ErrCode": 10008, "Message": "source file error"}, "failed"),
+        (
+            {"MediaProcessResultSet": [{"Type": "Transcode", "TranscodeTask": {"Status": "FAIL", "ErrCode": 30010}}]},
+            "failed",
+        ),
+    ],
+)
 def test_failed_tasks_fail_the_upload(store: EventStore, change: dict[str, Any], outcome: str) -> None:
     ingest(store, "vod_new_file_upload")
     finish = load_event("vod_procedure_finish")
@@ -121,7 +145,8 @@ def test_partial_delete_keeps_the_media(store: EventStore) -> None:
     ingest(store, "vod_new_file_upload")
     delete = load_event("vod_file_deleted")
     delete["FileDeleteEvent"]["FileDeleteResultInfo"] = [
-        {"FileId": FILE_ID, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100030}]}]
+        {"FileId": FILE_ID, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100030}]}
+    ]
     ingest_event(store, delete, received_at=101.0)
     upload = store.upload(FILE_ID)
     assert upload is not None
@@ -131,8 +156,12 @@ def test_partial_delete_keeps_the_media(store: EventStore) -> None:
 
 def test_one_delete_event_for_several_files(store: EventStore) -> None:
     hook = Hook()
-    ingest_event(store, {"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": ["a", "b"]}},
-                 received_at=7.0, after_commit=hook)
+    ingest_event(
+        store,
+        {"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": ["a", "b"]}},
+        received_at=7.0,
+        after_commit=hook,
+    )
     for file_id in ("a", "b"):
         upload = store.upload(file_id)
         assert upload is not None and (upload.status, upload.deleted_at) == ("deleted", 7.0)
@@ -141,6 +170,7 @@ def test_one_delete_event_for_several_files(store: EventStore) -> None:
 
 
 # --- duplicates -----------------------------------------------------------------------------------
+
 
 def test_sequential_duplicates_have_one_effect(store: EventStore) -> None:
     hook = Hook()
@@ -231,12 +261,15 @@ def test_any_arrival_order_gives_identical_records(new_store: Callable[[], Event
     assert different == [], f"{len(different)} of 24 orders differ, e.g. {different[:1]}"
 
 
-@pytest.mark.parametrize(("order", "status", "user"), [
-    (("vod_file_deleted", "vod_new_file_upload"), "deleted", "alice"),  # a delete before its upload stays deleted
-    (("vod_procedure_finish",), "finished", None),  # a task before its upload is kept...
-    (("vod_procedure_finish", "vod_new_file_upload"), "finished", "alice"),  # ...and joined by it
-    (("vod_procedure_finish", "vod_procedure_processing"), "finished", None),  # a late PROCESSING can't undo FINISH
-])
+@pytest.mark.parametrize(
+    ("order", "status", "user"),
+    [
+        (("vod_file_deleted", "vod_new_file_upload"), "deleted", "alice"),  # a delete before its upload stays deleted
+        (("vod_procedure_finish",), "finished", None),  # a task before its upload is kept...
+        (("vod_procedure_finish", "vod_new_file_upload"), "finished", "alice"),  # ...and joined by it
+        (("vod_procedure_finish", "vod_procedure_processing"), "finished", None),  # a late PROCESSING can't undo FINISH
+    ],
+)
 def test_early_events_are_kept(store: EventStore, order: tuple[str, ...], status: str, user: str | None) -> None:
     for i, name in enumerate(order):
         ingest(store, name, received_at=float(i))
@@ -245,6 +278,7 @@ def test_early_events_are_kept(store: EventStore, order: tuple[str, ...], status
 
 
 # --- failures -----------------------------------------------------------------------------------------
+
 
 def test_a_failed_transaction_writes_nothing(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
     import shared.store.base as base
@@ -282,12 +316,15 @@ def _killed(committed: CommittedEvent) -> None:
     raise Killed
 
 
-@pytest.mark.parametrize(("hook", "status"), [
-    (None, None),  # no hook configured: nothing is owed
-    (Hook(), "done"),
-    (Hook(fail=True), "failed"),
-    (_killed, "pending"),  # cut short: stays visible as owed
-])
+@pytest.mark.parametrize(
+    ("hook", "status"),
+    [
+        (None, None),  # no hook configured: nothing is owed
+        (Hook(), "done"),
+        (Hook(fail=True), "failed"),
+        (_killed, "pending"),  # cut short: stays visible as owed
+    ],
+)
 def test_hook_status_is_recorded(store: EventStore, hook: Any, status: str | None) -> None:
     payload = load_event("vod_new_file_upload")
     with contextlib.suppress(Killed):
@@ -298,8 +335,9 @@ def test_hook_status_is_recorded(store: EventStore, hook: Any, status: str | Non
 
 def test_hook_sees_the_committed_record(store: EventStore) -> None:
     seen: list[Any] = []
-    ingest(store, "vod_new_file_upload",
-           hook=lambda c: seen.append((c.event.event_type, c.upload, store.upload(FILE_ID))))
+    ingest(
+        store, "vod_new_file_upload", hook=lambda c: seen.append((c.event.event_type, c.upload, store.upload(FILE_ID)))
+    )
     [(event_type, upload, in_store)] = seen
     assert event_type == "NewFileUpload" and upload == in_store and upload.user_id == "alice"
 

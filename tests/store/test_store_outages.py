@@ -16,8 +16,9 @@ from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CALLBACK_SIGN_KEY
-from tests.scf import http_event, load_event, response_json
+from tests.scf import load_event, response_json
 from tests.store.pgserver import PostgresServer
+from vodtesting import http_event
 
 NOW = 1_800_000_000
 FILE_ID = "5285890784273533167"
@@ -28,8 +29,9 @@ def deliver(store: EventStore, name: str = "vod_new_file_upload") -> dict[str, A
     settings = load_callback_settings({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY})
     endpoint = make_callback_endpoint(settings, lambda: store, now=lambda: NOW)
     payload = {**load_event(name), "T": NOW + 600, "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + 600)}
-    result = serve(http_event("apigw", path="/vod-events", body=json.dumps(payload)), {"request_id": "r"},
-                   endpoint, settings.http)
+    result = serve(
+        http_event(path="/vod-events", body=json.dumps(payload)), {"request_id": "r"}, endpoint, settings.http
+    )
     return {"status": result["statusCode"], **response_json(result)}
 
 

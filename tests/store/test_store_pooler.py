@@ -32,8 +32,10 @@ def test_the_pooler_really_pools_by_transaction(pgbouncer: PgBouncer, bounced_da
     # GIVEN two clients of a transaction-mode pooler, with psycopg's server-side prepared statements
     assert {row["key"]: row["value"] for row in pgbouncer.show("CONFIG")}["pool_mode"] == "transaction"
     url, _ = bounced_database
-    with psycopg.connect(url, autocommit=True, prepare_threshold=0) as first, \
-            psycopg.connect(url, autocommit=True, prepare_threshold=0) as second:
+    with (
+        psycopg.connect(url, autocommit=True, prepare_threshold=0) as first,
+        psycopg.connect(url, autocommit=True, prepare_threshold=0) as second,
+    ):
         first.execute("SELECT 1")
         # WHEN the second client's statement lands on the server connection the first one prepared on
         # THEN the names collide: this is what the store must never do
@@ -47,9 +49,11 @@ def test_many_stores_share_a_small_pool(bounced_database: tuple[str, str], monke
     stores = [open_store(url) for _ in range(4)]
     connects: list[int] = []
     for number, store in enumerate(stores):
+
         def counted(opened: Any = store._connect, number: int = number) -> Any:
             connects.append(number)
             return opened()
+
         monkeypatch.setattr(store, "_connect", counted)
     try:
         # WHEN each runs every statement more often than psycopg's prepare threshold (5)
@@ -67,8 +71,9 @@ def test_many_stores_share_a_small_pool(bounced_database: tuple[str, str], monke
 
 
 @pytest.mark.parametrize("through_pooler", [False, True], ids=["direct", "pgbouncer"])
-def test_a_held_file_lock_costs_the_timeout_not_the_invocation(bounced_database: tuple[str, str],
-                                                               through_pooler: bool) -> None:
+def test_a_held_file_lock_costs_the_timeout_not_the_invocation(
+    bounced_database: tuple[str, str], through_pooler: bool
+) -> None:
     # GIVEN another instance holding the lock of a file (mid-delivery), directly on the server
     bounced, direct = bounced_database
     store = open_store(bounced if through_pooler else direct, timeout_seconds=1)

@@ -19,8 +19,9 @@ def test_sixteen_processes_delivering_one_event_have_one_effect(new_url: Callabl
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: nothing inherited but the arguments
     start, results = ctx.Barrier(16), ctx.Queue()
     payload = load_event("vod_new_file_upload")
-    processes = [ctx.Process(target=workers.deliver, args=(url, payload, str(hook_log), start, results))
-                 for _ in range(16)]
+    processes = [
+        ctx.Process(target=workers.deliver, args=(url, payload, str(hook_log), start, results)) for _ in range(16)
+    ]
     for p in processes:
         p.start()
     outcomes = [results.get(timeout=120) for _ in processes]

@@ -6,6 +6,7 @@ import os
 
 import pytest
 import requests
+
 from vodbench.common import environment
 
 

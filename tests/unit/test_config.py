@@ -23,8 +23,14 @@ def test_sign_defaults_are_secure() -> None:
 
 
 def test_defaults_are_always_in_their_allow_lists() -> None:
-    env = {**SIGN_ENV, "VOD_PROCEDURE": "LongVideoPreset", "VOD_ALLOWED_PROCEDURES": "A, B,A",
-           "VOD_STORAGE_REGION": "ap-chongqing", "VOD_CLASS_ID": "3", "VOD_ALLOWED_CLASS_IDS": "4,5"}
+    env = {
+        **SIGN_ENV,
+        "VOD_PROCEDURE": "LongVideoPreset",
+        "VOD_ALLOWED_PROCEDURES": "A, B,A",
+        "VOD_STORAGE_REGION": "ap-chongqing",
+        "VOD_CLASS_ID": "3",
+        "VOD_ALLOWED_CLASS_IDS": "4,5",
+    }
     policy = load_sign_settings(env).policy
     assert policy.allowed_procedures == {"LongVideoPreset", "A", "B"}
     assert policy.allowed_storage_regions == {"ap-chongqing"}
@@ -56,18 +62,27 @@ def test_one_error_names_every_bad_variable() -> None:
     assert "short" not in str(caught.value)  # a bad secret is named, never shown
 
 
-@pytest.mark.parametrize(("env", "bad"), [
-    ({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": None}, "AUTH_JWT_SECRET"),
-    ({"AUTH_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}, "AUTH_JWT_SECRET"),
-    ({"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": "not a pem"}, "AUTH_JWT_PUBLIC_KEY"),
-    ({"AUTH_JWT_ALGORITHMS": "none"}, "AUTH_JWT_ALGORITHMS"),
-    ({"AUTH_MODE": "gateway"}, "AUTH_GATEWAY_SECRET"),
-    ({"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "0123456789abcdef", "AUTH_GATEWAY_USER_HEADER": "bad header"},
-     "AUTH_GATEWAY_USER_HEADER"),
-    ({"AUTH_MODE": "basic"}, "AUTH_MODE"),
-    ({"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),
-    ({"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
-])
+@pytest.mark.parametrize(
+    ("env", "bad"),
+    [
+        ({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": None}, "AUTH_JWT_SECRET"),
+        ({"AUTH_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}, "AUTH_JWT_SECRET"),
+        ({"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": "not a pem"}, "AUTH_JWT_PUBLIC_KEY"),
+        ({"AUTH_JWT_ALGORITHMS": "none"}, "AUTH_JWT_ALGORITHMS"),
+        ({"AUTH_MODE": "gateway"}, "AUTH_GATEWAY_SECRET"),
+        (
+            {
+                "AUTH_MODE": "gateway",
+                "AUTH_GATEWAY_SECRET": "0123456789abcdef",
+                "AUTH_GATEWAY_USER_HEADER": "bad header",
+            },
+            "AUTH_GATEWAY_USER_HEADER",
+        ),
+        ({"AUTH_MODE": "basic"}, "AUTH_MODE"),
+        ({"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),
+        ({"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
+    ],
+)
 def test_auth_and_http_settings_are_validated(env: dict[str, str | None], bad: str) -> None:
     merged = {k: v for k, v in {**SIGN_ENV, **env}.items() if v is not None}
     with pytest.raises(ConfigError) as caught:
@@ -96,12 +111,15 @@ def test_secret_compares_and_pickles_without_showing_itself() -> None:
     assert pickle.loads(pickle.dumps(secret)).reveal() == "abc"
 
 
-@pytest.mark.parametrize(("env", "bad"), [
-    ({}, "VOD_CALLBACK_SIGN_KEY"),
-    ({"VOD_CALLBACK_SIGN_KEY": "has-dash"}, "VOD_CALLBACK_SIGN_KEY"),
-    ({"VOD_CALLBACK_SIGN_KEY": "a" * 33}, "VOD_CALLBACK_SIGN_KEY"),
-    ({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CALLBACK_MAX_AHEAD": "0"}, "VOD_CALLBACK_MAX_AHEAD"),
-])
+@pytest.mark.parametrize(
+    ("env", "bad"),
+    [
+        ({}, "VOD_CALLBACK_SIGN_KEY"),
+        ({"VOD_CALLBACK_SIGN_KEY": "has-dash"}, "VOD_CALLBACK_SIGN_KEY"),
+        ({"VOD_CALLBACK_SIGN_KEY": "a" * 33}, "VOD_CALLBACK_SIGN_KEY"),
+        ({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CALLBACK_MAX_AHEAD": "0"}, "VOD_CALLBACK_MAX_AHEAD"),
+    ],
+)
 def test_callback_refuses_to_start_unverified(env: dict[str, str], bad: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_callback_settings(env)
@@ -115,13 +133,16 @@ def test_callback_insecure_mode_is_explicit_and_logged(caplog: pytest.LogCapture
     assert settings.store.database_url.reveal().startswith("sqlite:///")
 
 
-@pytest.mark.parametrize(("url", "named"), [
-    ("mysql://u:pw@h/db", "must start with"),
-    ("sqlite:///", "needs a file path"),
-    ("sqlite:///:memory:", "needs a file path"),
-    ("sqlite:///x.db?mode=ro", "needs a file path"),
-    ("postgresql://u:hunter2@host:notaport/db", "not a valid postgresql:// URL"),
-])
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("mysql://u:pw@h/db", "must start with"),
+        ("sqlite:///", "needs a file path"),
+        ("sqlite:///:memory:", "needs a file path"),
+        ("sqlite:///x.db?mode=ro", "needs a file path"),
+        ("postgresql://u:hunter2@host:notaport/db", "not a valid postgresql:// URL"),
+    ],
+)
 def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", "DATABASE_URL": url})
@@ -136,30 +157,39 @@ def test_allowed_class_ids_are_checked_like_the_default(value: str) -> None:
     assert "VOD_ALLOWED_CLASS_IDS" in str(caught.value)
 
 
-@pytest.mark.parametrize(("env", "expected"), [
-    ({"TENCENTCLOUD_SECRET_ID": "AKIDa", "TENCENTCLOUD_SECRET_KEY": "ka"}, "AKIDa"),
-    # SCF reserves TENCENTCLOUD_* names for itself: deployed functions are configured with VOD_SECRET_*.
-    ({"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}, "AKIDv"),
-])
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"TENCENTCLOUD_SECRET_ID": "AKIDa", "TENCENTCLOUD_SECRET_KEY": "ka"}, "AKIDa"),
+        # SCF reserves TENCENTCLOUD_* names for itself: deployed functions are configured with VOD_SECRET_*.
+        ({"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}, "AKIDv"),
+    ],
+)
 def test_the_account_keys_have_an_scf_safe_name(env: dict[str, str], expected: str) -> None:
     settings = load_sign_settings({"AUTH_JWT_SECRET": JWT_SECRET, **env})
     assert settings.policy.secret_id == expected
 
 
-@pytest.mark.parametrize(("env", "named"), [
-    ({"VOD_SECRET_ID": "AKIDv"}, "VOD_SECRET_KEY"),
-    ({"TENCENTCLOUD_SECRET_KEY": "k"}, "TENCENTCLOUD_SECRET_ID"),
-])
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"VOD_SECRET_ID": "AKIDv"}, "VOD_SECRET_KEY"),
+        ({"TENCENTCLOUD_SECRET_KEY": "k"}, "TENCENTCLOUD_SECRET_ID"),
+    ],
+)
 def test_half_a_key_pair_is_named(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_sign_settings({"AUTH_JWT_SECRET": JWT_SECRET, **env})
     assert named in {name for name, _ in caught.value.problems}
 
 
-@pytest.mark.parametrize(("env", "token"), [
-    ({"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv", "TENCENTCLOUD_SESSIONTOKEN": "role-token"}, None),
-    ({"TENCENTCLOUD_SECRETID": "AKIDrole", "TENCENTCLOUD_SECRETKEY": "kr", "TENCENTCLOUD_SESSIONTOKEN": "t"}, "t"),
-])
+@pytest.mark.parametrize(
+    ("env", "token"),
+    [
+        ({"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv", "TENCENTCLOUD_SESSIONTOKEN": "role-token"}, None),
+        ({"TENCENTCLOUD_SECRETID": "AKIDrole", "TENCENTCLOUD_SECRETKEY": "kr", "TENCENTCLOUD_SESSIONTOKEN": "t"}, "t"),
+    ],
+)
 def test_an_execution_roles_token_goes_only_with_the_roles_keys(env: dict[str, str], token: str | None) -> None:
     from shared.config import load_vod_api_settings
 
@@ -171,16 +201,23 @@ SCF = {"TENCENTCLOUD_RUNENV": "SCF", "SCF_RUNTIME": "Python3.10", "SCF_FUNCTIONN
 PULL_KEYS = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}
 
 
-@pytest.mark.parametrize("load", [
-    lambda env: load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", **env}),
-    lambda env: load_pull_settings({**PULL_KEYS, **env}),
-], ids=["callback", "events_pull"])
-@pytest.mark.parametrize(("env", "problem"), [
-    ({}, "got nothing"),
-    ({"DATABASE_URL": " "}, "got nothing"),
-    ({"DATABASE_URL": "sqlite:///tmp/vod.sqlite3"}, "got a sqlite: URL"),
-    ({"DATABASE_URL": "postgresql://vod@db/vod"}, None),
-])
+@pytest.mark.parametrize(
+    "load",
+    [
+        lambda env: load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", **env}),
+        lambda env: load_pull_settings({**PULL_KEYS, **env}),
+    ],
+    ids=["callback", "events_pull"],
+)
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({}, "got nothing"),
+        ({"DATABASE_URL": " "}, "got nothing"),
+        ({"DATABASE_URL": "sqlite:///tmp/vod.sqlite3"}, "got a sqlite: URL"),
+        ({"DATABASE_URL": "postgresql://vod@db/vod"}, None),
+    ],
+)
 def test_inside_scf_the_store_is_postgresql(load: Any, env: dict[str, str], problem: str | None) -> None:
     assert load(env).store.database_url.reveal()  # outside SCF, SQLite (the default) is fine
     for marker in SCF.items():  # any one of SCF's own variables says where we are
@@ -190,8 +227,9 @@ def test_inside_scf_the_store_is_postgresql(load: Any, env: dict[str, str], prob
             continue
         with pytest.raises(ConfigError) as caught:
             load(scf_env)
-        assert caught.value.problems == [("DATABASE_URL", "must be a postgresql:// URL inside SCF (instance disks "
-                                                          f"are not durable; {problem})")]
+        assert caught.value.problems == [
+            ("DATABASE_URL", f"must be a postgresql:// URL inside SCF (instance disks are not durable; {problem})")
+        ]
 
 
 def test_unverified_callbacks_are_refused_inside_scf() -> None:
@@ -200,9 +238,19 @@ def test_unverified_callbacks_are_refused_inside_scf() -> None:
     assert [name for name, _ in caught.value.problems] == ["VOD_CALLBACK_INSECURE"]
 
 
-@pytest.mark.parametrize(("value", "expected"), [(None, "INFO"), ("", "INFO"), ("debug", "DEBUG"),
-                                                 (" Warning ", "WARNING"), ("ERROR", "ERROR"),
-                                                 ("verbose", None), ("CRITICAL", None), ("10", None)])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, "INFO"),
+        ("", "INFO"),
+        ("debug", "DEBUG"),
+        (" Warning ", "WARNING"),
+        ("ERROR", "ERROR"),
+        ("verbose", None),
+        ("CRITICAL", None),
+        ("10", None),
+    ],
+)
 def test_log_level_is_strict(value: str | None, expected: str | None) -> None:
     env = {} if value is None else {"LOG_LEVEL": value}
     if expected is not None:
@@ -224,6 +272,7 @@ def test_one_database_timeout_default_everywhere() -> None:
 
 def test_the_callback_has_no_cors_settings() -> None:
     """No browser calls VOD's callback: CORS variables (shared with the sign function) don't apply to it."""
-    settings = load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", "CORS_ALLOW_ORIGINS": "not an origin",
-                                       "CORS_ALLOW_CREDENTIALS": "maybe"})
+    settings = load_callback_settings(
+        {"VOD_CALLBACK_SIGN_KEY": "abc", "CORS_ALLOW_ORIGINS": "not an origin", "CORS_ALLOW_CREDENTIALS": "maybe"}
+    )
     assert (settings.http.cors_allow_origins, settings.http.cors_allow_credentials) == ((), False)

@@ -18,7 +18,8 @@ from shared.http.serve import serve
 from shared.logs import REQUEST_ID, log_event
 from shared.pull_service import drain
 from shared.store import open_store
-from tests.scf import http_event, load_event
+from tests.scf import load_event
+from vodtesting import http_event
 
 
 def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -39,8 +40,9 @@ def test_an_exception_is_a_field_of_its_one_line(caplog: pytest.LogCaptureFixtur
 
 
 def test_every_line_of_a_request_carries_its_id(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true",
-                                       "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3"})
+    settings = load_callback_settings(
+        {"VOD_CALLBACK_INSECURE": "true", "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3"}
+    )
     store = open_store(settings.store.database_url.reveal())
 
     def hook(committed: CommittedEvent) -> None:
@@ -48,9 +50,8 @@ def test_every_line_of_a_request_carries_its_id(tmp_path: Path, caplog: pytest.L
 
     endpoint = make_callback_endpoint(settings, lambda: store, after_commit=hook)
     caplog.clear()
-    body = json.dumps(load_event("vod_new_file_upload"))
-    result = serve(http_event("function_url", path="/vod-events", body=body), {"request_id": "req-42"}, endpoint,
-                   settings.http)
+    event = http_event(path="/vod-events", body=load_event("vod_new_file_upload"), shape="function_url")
+    result = serve(event, {"request_id": "req-42"}, endpoint, settings.http)
     store.close()
     assert result["statusCode"] == 200
     logged = lines(caplog)
@@ -66,10 +67,14 @@ def test_a_crash_is_logged_with_its_traceback_and_answered_with_nothing(caplog: 
 
     settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true"}).http
     caplog.clear()
-    result = serve(http_event("apigw", body="{}"), {"request_id": "req-crash"}, endpoint, settings)
+    result = serve(http_event(body="{}", request_id="req-crash-gw"), {"request_id": "req-crash"}, endpoint, settings)
     assert result["statusCode"] == 500 and "secret internals" not in result["body"]
     crash, request = lines(caplog)
-    assert (crash["event"], crash["request_id"], request["outcome"]) == ("request.crash", "c6af9ac6-7b61-11e6-9a41-93e8deadbeef", "internal_error")
+    assert (crash["event"], crash["request_id"], request["outcome"]) == (
+        "request.crash",
+        "req-crash-gw",
+        "internal_error",
+    )
     assert "KeyError: 'secret internals'" in crash["exception"]
 
 
@@ -82,8 +87,9 @@ def test_a_pull_run_has_its_id_on_every_line(tmp_path: Path, caplog: pytest.LogC
             raise AssertionError("nothing to confirm")
 
     store = open_store(f"sqlite:///{tmp_path}/vod.sqlite3")
-    report = drain(EmptyQueue(), store, deadline=1e12, clock=lambda: 0.0, reserve_seconds=0, stop_when_empty=True,
-                   run_id="timer-7")
+    report = drain(
+        EmptyQueue(), store, deadline=1e12, clock=lambda: 0.0, reserve_seconds=0, stop_when_empty=True, run_id="timer-7"
+    )
     store.close()
     assert report.stopped == "empty"
     assert [(line["event"], line["request_id"]) for line in lines(caplog)] == [("pull.drained", "timer-7")]

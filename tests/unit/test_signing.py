@@ -13,12 +13,12 @@ from urllib.parse import parse_qs, quote
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from vodemu.signature import Refused, SignatureRefused, verify
 
 from shared.errors import SignatureParamError
 from shared.signing import SignatureParams, build_signature, new_params, to_query
 from shared.vod_limits import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT, MAX_VALIDITY_SECONDS
 from tests.conftest import SECRET_ID, SECRET_KEY
+from vodemu.signature import Refused, SignatureRefused, verify
 
 NOW = 1_700_000_000
 # Any Unicode except NUL and lone surrogates (which have no UTF-8 form, so no signature can carry them).
@@ -26,8 +26,12 @@ text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
 
 
 def base(**changes: Any) -> SignatureParams:
-    fields: dict[str, Any] = {"secret_id": SECRET_ID, "current_time_stamp": NOW, "expire_time": NOW + 600,
-                              "random": 12345}
+    fields: dict[str, Any] = {
+        "secret_id": SECRET_ID,
+        "current_time_stamp": NOW,
+        "expire_time": NOW + 600,
+        "random": 12345,
+    }
     return SignatureParams(**{**fields, **changes})
 
 
@@ -54,18 +58,48 @@ def independent_verify(signature: str, secret_key: str) -> dict[str, list[str]]:
     validity=st.integers(1, MAX_VALIDITY_SECONDS),
 )
 def test_build_then_decode_round_trips_and_an_independent_verifier_agrees(
-    source: str | None, session: str | None, procedure: str | None, region: str | None, class_id: int | None,
-    priority: int | None, mode: str | None, one_time: bool | None, sub_app: int | None, random: int, validity: int,
+    source: str | None,
+    session: str | None,
+    procedure: str | None,
+    region: str | None,
+    class_id: int | None,
+    priority: int | None,
+    mode: str | None,
+    one_time: bool | None,
+    sub_app: int | None,
+    random: int,
+    validity: int,
 ) -> None:
-    params = base(source_context=source, session_context=session, procedure=procedure, storage_region=region,
-                  class_id=class_id, task_priority=priority, task_notify_mode=mode, one_time_valid=one_time,
-                  vod_sub_app_id=sub_app, random=random, expire_time=NOW + validity)
+    params = base(
+        source_context=source,
+        session_context=session,
+        procedure=procedure,
+        storage_region=region,
+        class_id=class_id,
+        task_priority=priority,
+        task_notify_mode=mode,
+        one_time_valid=one_time,
+        vod_sub_app_id=sub_app,
+        random=random,
+        expire_time=NOW + validity,
+    )
     signature = build_signature(params, SECRET_KEY)
 
-    wire = {"secretId": SECRET_ID, "currentTimeStamp": NOW, "expireTime": NOW + validity, "random": random,
-            "classId": class_id, "procedure": procedure, "taskPriority": priority, "taskNotifyMode": mode,
-            "sourceContext": source, "sessionContext": session, "vodSubAppId": sub_app, "storageRegion": region,
-            "oneTimeValid": None if one_time is None else int(one_time)}
+    wire = {
+        "secretId": SECRET_ID,
+        "currentTimeStamp": NOW,
+        "expireTime": NOW + validity,
+        "random": random,
+        "classId": class_id,
+        "procedure": procedure,
+        "taskPriority": priority,
+        "taskNotifyMode": mode,
+        "sourceContext": source,
+        "sessionContext": session,
+        "vodSubAppId": sub_app,
+        "storageRegion": region,
+        "oneTimeValid": None if one_time is None else int(one_time),
+    }
     sent = {name: value for name, value in wire.items() if value is not None}
     assert verify(signature, {SECRET_ID: SECRET_KEY}, now=NOW).values == sent
     parsed = independent_verify(signature, SECRET_KEY)
@@ -81,8 +115,9 @@ def test_build_then_decode_round_trips_and_an_independent_verifier_agrees(
 
 def test_any_correct_url_encoding_is_accepted() -> None:
     # VOD parses the query string, so %20 instead of + (Tencent's PHP demo) must verify too.
-    original = (f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 60}&random=7"
-                f"&sourceContext={quote('a b')}")
+    original = (
+        f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 60}&random=7&sourceContext={quote('a b')}"
+    )
     mac = hmac.new(SECRET_KEY.encode(), original.encode(), hashlib.sha1).digest()
     signature = base64.b64encode(mac + original.encode()).decode()
     assert verify(signature, {SECRET_ID: SECRET_KEY}, now=NOW).text("sourceContext") == "a b"
@@ -94,23 +129,26 @@ def test_random_comes_from_the_injected_source_and_clock() -> None:
     assert "procedure=p" in to_query(params)
 
 
-@pytest.mark.parametrize(("changes", "field"), [
-    ({"source_context": "x" * (MAX_SOURCE_CONTEXT + 1)}, "sourceContext"),
-    ({"session_context": "x" * (MAX_SESSION_CONTEXT + 1)}, "sessionContext"),
-    ({"task_priority": 11}, "taskPriority"),
-    ({"task_priority": -11}, "taskPriority"),
-    ({"expire_time": NOW}, "expireTime"),
-    ({"expire_time": NOW + MAX_VALIDITY_SECONDS + 1}, "expireTime"),
-    ({"random": -1}, "random"),
-    ({"random": 2**32}, "random"),
-    ({"task_notify_mode": "finish"}, "taskNotifyMode"),
-    ({"class_id": -1}, "classId"),
-    ({"vod_sub_app_id": 0}, "vodSubAppId"),
-    ({"class_id": True}, "classId"),
-    ({"one_time_valid": 1}, "oneTimeValid"),
-    ({"secret_id": ""}, "secretId"),
-    ({"procedure": "a\x00b"}, "procedure"),
-])
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"source_context": "x" * (MAX_SOURCE_CONTEXT + 1)}, "sourceContext"),
+        ({"session_context": "x" * (MAX_SESSION_CONTEXT + 1)}, "sessionContext"),
+        ({"task_priority": 11}, "taskPriority"),
+        ({"task_priority": -11}, "taskPriority"),
+        ({"expire_time": NOW}, "expireTime"),
+        ({"expire_time": NOW + MAX_VALIDITY_SECONDS + 1}, "expireTime"),
+        ({"random": -1}, "random"),
+        ({"random": 2**32}, "random"),
+        ({"task_notify_mode": "finish"}, "taskNotifyMode"),
+        ({"class_id": -1}, "classId"),
+        ({"vod_sub_app_id": 0}, "vodSubAppId"),
+        ({"class_id": True}, "classId"),
+        ({"one_time_valid": 1}, "oneTimeValid"),
+        ({"secret_id": ""}, "secretId"),
+        ({"procedure": "a\x00b"}, "procedure"),
+    ],
+)
 def test_each_limit_is_rejected_just_past_its_boundary(changes: dict[str, Any], field: str) -> None:
     with pytest.raises(SignatureParamError) as caught:
         base(**changes)
@@ -118,16 +156,19 @@ def test_each_limit_is_rejected_just_past_its_boundary(changes: dict[str, Any], 
     assert field in str(caught.value)
 
 
-@pytest.mark.parametrize("changes", [
-    {"source_context": "x" * MAX_SOURCE_CONTEXT},
-    {"session_context": "x" * MAX_SESSION_CONTEXT},
-    {"task_priority": 10},
-    {"task_priority": -10},
-    {"expire_time": NOW + 1},
-    {"expire_time": NOW + MAX_VALIDITY_SECONDS},
-    {"random": 0},
-    {"random": 2**32 - 1},
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"source_context": "x" * MAX_SOURCE_CONTEXT},
+        {"session_context": "x" * MAX_SESSION_CONTEXT},
+        {"task_priority": 10},
+        {"task_priority": -10},
+        {"expire_time": NOW + 1},
+        {"expire_time": NOW + MAX_VALIDITY_SECONDS},
+        {"random": 0},
+        {"random": 2**32 - 1},
+    ],
+)
 def test_each_limit_itself_is_accepted(changes: dict[str, Any]) -> None:
     assert dataclasses.replace(base(), **changes)
 
@@ -146,28 +187,49 @@ def _tampered() -> str:
     return base64.b64encode(bytes(raw)).decode()
 
 
-@pytest.mark.parametrize(("signature", "now", "kind"), [
-    (GOOD, NOW + 600, Refused.EXPIRED),
-    (GOOD, NOW - 1, Refused.NOT_YET_VALID),
-    (build_signature(base(), "another-key"), NOW, Refused.MISMATCH),
-    (_tampered(), NOW, Refused.MISMATCH),
-    (build_signature(base(secret_id="AKIDother"), SECRET_KEY), NOW, Refused.UNKNOWN_SECRET_ID),
-    ("not base64!", NOW, Refused.MALFORMED),
-    ("签名", NOW, Refused.MALFORMED),
-    (base64.b64encode(b"short").decode(), NOW, Refused.MALFORMED),
-    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&random=1"), NOW, Refused.MALFORMED),
-    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime=1e9&random=1"), NOW, Refused.MALFORMED),
-    (_resign(f"secretId={SECRET_ID}&secretId=x&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1"), NOW,
-     Refused.MALFORMED),
-    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1&oneTimeValid=2"), NOW,
-     Refused.MALFORMED),
-    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 99999999}&random=1"), NOW,
-     Refused.VALIDITY),
-    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1&taskPriority=11"), NOW,
-     Refused.BAD_PARAMETER),
-    (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1"
-             f"&sourceContext={'x' * (MAX_SOURCE_CONTEXT + 1)}"), NOW, Refused.BAD_PARAMETER),
-])
+@pytest.mark.parametrize(
+    ("signature", "now", "kind"),
+    [
+        (GOOD, NOW + 600, Refused.EXPIRED),
+        (GOOD, NOW - 1, Refused.NOT_YET_VALID),
+        (build_signature(base(), "another-key"), NOW, Refused.MISMATCH),
+        (_tampered(), NOW, Refused.MISMATCH),
+        (build_signature(base(secret_id="AKIDother"), SECRET_KEY), NOW, Refused.UNKNOWN_SECRET_ID),
+        ("not base64!", NOW, Refused.MALFORMED),
+        ("签名", NOW, Refused.MALFORMED),
+        (base64.b64encode(b"short").decode(), NOW, Refused.MALFORMED),
+        (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&random=1"), NOW, Refused.MALFORMED),
+        (_resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime=1e9&random=1"), NOW, Refused.MALFORMED),
+        (
+            _resign(f"secretId={SECRET_ID}&secretId=x&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1"),
+            NOW,
+            Refused.MALFORMED,
+        ),
+        (
+            _resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1&oneTimeValid=2"),
+            NOW,
+            Refused.MALFORMED,
+        ),
+        (
+            _resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 99999999}&random=1"),
+            NOW,
+            Refused.VALIDITY,
+        ),
+        (
+            _resign(f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1&taskPriority=11"),
+            NOW,
+            Refused.BAD_PARAMETER,
+        ),
+        (
+            _resign(
+                f"secretId={SECRET_ID}&currentTimeStamp={NOW}&expireTime={NOW + 5}&random=1"
+                f"&sourceContext={'x' * (MAX_SOURCE_CONTEXT + 1)}"
+            ),
+            NOW,
+            Refused.BAD_PARAMETER,
+        ),
+    ],
+)
 def test_the_emulator_refuses_what_vod_refuses(signature: str, now: int, kind: Refused) -> None:
     with pytest.raises(SignatureRefused) as caught:
         verify(signature, {SECRET_ID: SECRET_KEY}, now=now)

@@ -1,0 +1,54 @@
+"""A testing kit for applications built on the bundle: invoke the real handlers in your own tests.
+
+    from vodtesting import http_event, vod_event, signed, load_function, dev_token, signed_parameters, sample_video
+
+and, with pytest, the fixtures `vod_function` and `vod_stack` (README "Testing your integration").
+Install with `pip install ".[testing]"`; nothing here ships in a function bundle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vodtesting.events import FILE_ID, KINDS, http_event, signed, vod_event
+
+__all__ = [
+    "FILE_ID",
+    "KINDS",
+    "dev_token",
+    "http_event",
+    "load_function",
+    "sample_video",
+    "signed",
+    "signed_parameters",
+    "vod_event",
+]
+
+
+def sample_video(path: Path, size: int = 3 * 1024 * 1024 + 123) -> Path:
+    """A file of `size` deterministic bytes at `path`, to upload through `vod_stack.upload`."""
+    from vodtesting.stack import sample_video as make
+
+    return make(path, size)
+
+
+def dev_token(user: str, secret: str, **claims: Any) -> str:
+    """An HS256 bearer token for `user`, as the local stack issues them (24 h; extra claims allowed)."""
+    from vodlocal.localstack import mint_token
+
+    return mint_token(secret, user, **claims)
+
+
+def load_function(name: str, env: dict[str, str]) -> Any:
+    """`main_handler` of functions/<name>/index.py, imported fresh with exactly `env` as its environment."""
+    from vodtesting.functions import load_function as load
+
+    return load(name, env)
+
+
+def signed_parameters(signature: str) -> dict[str, str | int]:
+    """What an upload signature carries (sourceContext, expireTime, …), read as VOD reads it; unverified."""
+    from vodemu.signature import signed_parameters as read
+
+    return read(signature)

@@ -1,0 +1,222 @@
+"""Events exactly as SCF and VOD deliver them, for tests that call the real handlers.
+
+- `http_event`: what an API gateway trigger (integrated request,
+  https://cloud.tencent.com/document/product/583/31927) or a function URL
+  (https://cloud.tencent.com/document/product/583/96099) hands the function.
+- `vod_event`: a v3 event notification, each keyword a field named as VOD names it, put where VOD puts
+  it (NewFileUpload https://cloud.tencent.com/document/product/266/7830, ProcedureStateChanged
+  https://cloud.tencent.com/document/product/266/9636, FileDeleted
+  https://cloud.tencent.com/document/product/266/13434; any other type from its fields).
+- `signed`: the Sign and T that VOD adds to a PUSH delivery when a SignKey is configured.
+
+Written from Tencent's pages, not from the bundle's code: a test built with them checks the bundle.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+FILE_ID = "5285890784273533167"
+TASK_ID = "1400329073-procedurev2-6a8d1e5f8c3b4a2e9d7f0c1b2a3e4d5ft0"
+_MEDIA_URL = f"http://1400329073.vod2.myqcloud.com/d9d5f4ffvodgzp1400329073/b1e3a1f2{FILE_ID}/sample.mp4"
+_WHEN = "2026-01-01T00:00:00Z"
+
+_API_GATEWAY_HEADERS = {
+    "Accept": "application/json",
+    "Host": "service-f94sy04v-1250000000.gz.apigw.tencentcs.com",
+    "User-Agent": "vod-js-sdk-v6",
+}
+_FUNCTION_URL_HEADERS = {
+    "accept": "application/json",
+    "host": "1250000000-abcdefgh-gz.scf.tencentcs.com",
+    "user-agent": "vod-js-sdk-v6",
+    "x-scf-remote-addr": "203.0.113.7",
+}
+
+
+def _body(body: str | bytes | Mapping[str, Any] | None) -> tuple[str | None, bool, bool]:
+    """(text, base64-encoded, is JSON) as the trigger passes a body."""
+    if body is None:
+        return None, False, False
+    if isinstance(body, Mapping):
+        return json.dumps(body), False, True
+    if isinstance(body, bytes):
+        try:
+            return body.decode("utf-8"), False, False
+        except UnicodeDecodeError:
+            return base64.b64encode(body).decode("ascii"), True, False
+    return body, False, False
+
+
+def http_event(
+    method: str = "POST",
+    path: str = "/",
+    *,
+    headers: Mapping[str, str] | None = None,
+    body: str | bytes | Mapping[str, Any] | None = None,
+    shape: str = "apigw",
+    query: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+    base64: bool = False,
+) -> dict[str, Any]:
+    """The event SCF delivers for one HTTP request. `body` may be text, bytes (not UTF-8: sent base64
+    as SCF does) or a dict (sent as JSON, with a JSON Content-Type unless `headers` says otherwise);
+    None means no body, which the trigger then leaves out. `base64=True` marks a text body as
+    base64-encoded as it is (to test what a handler makes of a bad one)."""
+    text, is_base64, is_json = _body(body)
+    is_base64 = is_base64 or base64
+    given = dict(headers or {})
+    if is_json and not any(name.lower() == "content-type" for name in given):
+        given["Content-Type"] = "application/json"
+    if shape == "function_url":
+        event: dict[str, Any] = {
+            "headers": {**_FUNCTION_URL_HEADERS, **{k.lower(): v for k, v in given.items()}},
+            "httpMethod": method,
+            "path": path,
+            "queryString": dict(query or {}),
+        }
+    elif shape == "apigw":
+        lowered = {name.lower() for name in given}
+        defaults = {k: v for k, v in _API_GATEWAY_HEADERS.items() if k.lower() not in lowered}
+        rid = request_id or str(uuid.uuid4())
+        event = {
+            "requestContext": {
+                "serviceId": "service-f94sy04v",
+                "path": path,
+                "httpMethod": method,
+                "requestId": rid,
+                "identity": {"secretId": "abdcdxxxxxxxsdfs"},
+                "sourceIp": "10.0.2.14",
+                "stage": "release",
+            },
+            "headers": {**defaults, **given},
+            "pathParameters": {},
+            "queryStringParameters": dict(query or {}),
+            "headerParameters": {"Refer": "10.0.2.14"},
+            "stageVariables": {"stage": "release"},
+            "path": path,
+            "queryString": dict(query or {}),
+            "httpMethod": method,
+        }
+    else:
+        raise ValueError(f"shape must be 'apigw' or 'function_url', not {shape!r}")
+    if text is not None:
+        event["body"] = text
+    if is_base64:
+        event["isBase64Encoded"] = True
+    return event
+
+
+_TEMPLATES: dict[str, dict[str, Any]] = {
+    "NewFileUpload": {
+        "EventType": "NewFileUpload",
+        "FileUploadEvent": {
+            "FileId": FILE_ID,
+            "MediaBasicInfo": {
+                "Name": "sample",
+                "Description": "",
+                "CreateTime": _WHEN,
+                "UpdateTime": _WHEN,
+                "ExpireTime": "9999-12-31T23:59:59Z",
+                "ClassId": 0,
+                "ClassName": "其他",
+                "ClassPath": "其他",
+                "CoverUrl": "",
+                "Type": "mp4",
+                "MediaUrl": _MEDIA_URL,
+                "TagSet": [],
+                "StorageRegion": "ap-guangzhou",
+                "SourceInfo": {"SourceType": "Upload", "SourceContext": ""},
+                "Vid": FILE_ID,
+            },
+            "ProcedureTaskId": "",
+            "ReviewAudioVideoTaskId": "",
+            "MetaData": {
+                "Size": 2097152,
+                "Container": "mov,mp4,m4a,3gp,3g2,mj2",
+                "Bitrate": 1048576,
+                "Height": 720,
+                "Width": 1280,
+                "Duration": 16.0,
+                "Rotate": 0,
+                "VideoDuration": 16.0,
+                "AudioDuration": 16.0,
+            },
+        },
+    },
+    "ProcedureStateChanged": {
+        "EventType": "ProcedureStateChanged",
+        "ProcedureStateChangeEvent": {
+            "TaskId": TASK_ID,
+            "Status": "FINISH",
+            "ErrCode": 0,
+            "Message": "SUCCESS",
+            "FileId": FILE_ID,
+            "FileName": "sample",
+            "FileUrl": _MEDIA_URL,
+            "MediaProcessResultSet": [],
+            "SessionContext": "",
+            "SessionId": "",
+            "TasksPriority": 0,
+            "TasksNotifyMode": "Finish",
+        },
+    },
+    "FileDeleted": {
+        "EventType": "FileDeleted",
+        "FileDeleteEvent": {
+            "FileIdSet": [FILE_ID],
+            "FileDeleteResultInfo": [{"FileId": FILE_ID, "DeleteParts": []}],
+        },
+    },
+}
+KINDS = tuple(_TEMPLATES)
+
+
+def _place(event: dict[str, Any], name: str, value: Any) -> bool:
+    """Set the shallowest field called `name` (objects only, breadth first); False if there is none."""
+    queue: deque[dict[str, Any]] = deque([event])
+    while queue:
+        obj = queue.popleft()
+        if name in obj:
+            obj[name] = value
+            return True
+        queue.extend(v for v in obj.values() if isinstance(v, dict))
+    return False
+
+
+def vod_event(kind: str, **fields: Any) -> dict[str, Any]:
+    """A realistic v3 event of `kind`. For NewFileUpload, ProcedureStateChanged and FileDeleted each
+    keyword is a field named as VOD names it (FileId, SourceContext, MediaUrl, TaskId, Status, ErrCode,
+    FileIdSet, …), set where VOD puts it; an unknown name is an error. Any other kind is
+    `{"EventType": kind, **fields}` (e.g. `vod_event("EditMediaComplete", EditMediaCompleteEvent={...})`)."""
+    template = _TEMPLATES.get(kind)
+    if template is None:
+        return {"EventType": kind, **copy.deepcopy(fields)}
+    event = copy.deepcopy(template)
+    if kind == "FileDeleted" and "FileId" in fields:  # one file: the common case
+        fields = {"FileIdSet": [fields.pop("FileId")], **fields}
+    for name, value in fields.items():
+        if not _place(event, name, copy.deepcopy(value)):
+            raise TypeError(f"{kind} has no field {name!r} (VOD's names, e.g. FileId, SourceContext, MediaUrl)")
+    body = event[next(k for k in event if k != "EventType")]
+    if kind == "NewFileUpload":
+        body["MediaBasicInfo"]["Vid"] = body["FileId"]  # VOD's Vid is the FileId
+    if kind == "FileDeleted" and "FileDeleteResultInfo" not in fields:
+        body["FileDeleteResultInfo"] = [{"FileId": f, "DeleteParts": []} for f in body["FileIdSet"]]
+    return event
+
+
+def signed(event: Mapping[str, Any], sign_key: str, ttl: int = 600, *, now: float | None = None) -> dict[str, Any]:
+    """The event as VOD pushes it with a SignKey: T (the delivery's expiry, Unix seconds, `ttl` from now)
+    and Sign = lowercase hex MD5(SignKey + str(T))."""
+    expiry = int(time.time() if now is None else now) + ttl
+    sign = hashlib.md5(f"{sign_key}{expiry}".encode(), usedforsecurity=False).hexdigest()
+    return {**event, "T": expiry, "Sign": sign}

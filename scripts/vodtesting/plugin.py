@@ -1,0 +1,42 @@
+"""pytest plugin (entry point `pytest11`): the `vod_function` and `vod_stack` fixtures."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:  # imported when a fixture is used: the plugin loads with every pytest run
+    from vodlocal.harness import Handler
+    from vodtesting.stack import VodStack
+
+
+@pytest.fixture
+def vod_function() -> Iterator[Callable[..., Handler]]:
+    """`vod_function("sign", env={...})` → the function's `main_handler`, loaded fresh with exactly that
+    environment; the test's environment is as it was afterwards."""
+    from vodtesting.functions import load_function
+
+    saved = dict(os.environ)
+
+    def load(name: str, env: Mapping[str, str] | None = None) -> Handler:
+        return load_function(name, env or {})
+
+    yield load
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def vod_stack(tmp_path: Path) -> Iterator[VodStack]:
+    """The local gateway (sign + callback) and the VOD emulator on free loopback ports, for this test."""
+    from vodtesting.stack import VodStack
+
+    stack = VodStack(tmp_path / "vod-stack")
+    try:
+        yield stack
+    finally:
+        stack.stop()

@@ -1,0 +1,120 @@
+"""The local stack for a test: the real sign and callback handlers behind functions-framework, and the VOD
+emulator, on free loopback ports, with dev settings of their own; uploads go through VOD's client protocol
+(ApplyUploadUGC → COS multipart with cos-python-sdk-v5 → CommitUploadUGC), as a device would."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from qcloud_cos import CosConfig, CosS3Client
+
+from shared.store import EventStore, UploadRecord, open_store
+from vodlocal import localstack
+
+
+def sample_video(path: Path, size: int = 3 * 1024 * 1024 + 123) -> Path:
+    """A file of `size` deterministic bytes to upload (the emulator stores bytes; it does not decode video)."""
+    block = hashlib.sha256(path.name.encode()).digest() * 4096
+    path.write_bytes((block * (size // len(block) + 1))[:size])
+    return path
+
+
+class VodStack:
+    """Started by the `vod_stack` fixture (or by hand: `VodStack(dir)`, then `stop()`)."""
+
+    def __init__(self, state_dir: Path, *, pull: bool = False, **emulator_options: Any) -> None:
+        """`pull`: the emulator queues events for PullEvents instead of pushing them to the callback;
+        `emulator_options` go to the emulator (e.g. `clock=`, `long_poll_seconds=`)."""
+        self._saved_environ = dict(os.environ)
+        # start_stack puts its dev settings into os.environ (the handlers and SDK clients read them there)
+        self._stack = localstack.start_stack(state_dir, pull=pull, **emulator_options)
+        self.settings = localstack.dev_settings(state_dir)
+        self.gateway_url = self._stack.gateway.url
+        self.emulator_url = self._stack.emulator.url
+        self.signature_url = f"{self.gateway_url}/signature"
+        self.events_url = f"{self.gateway_url}/vod-events"
+        self.store: EventStore = open_store(self.settings["DATABASE_URL"])
+        self.secrets: list[str] = []  # every signature and temporary key handled, for leak checks
+
+    def token(self, user: str = localstack.DEV_USER, **claims: Any) -> str:
+        """A bearer token the stack's sign function accepts, for `user`."""
+        return localstack.mint_token(self.settings["AUTH_JWT_SECRET"], user, **claims)
+
+    def signature(self, user: str = localstack.DEV_USER, **choices: Any) -> str:
+        """An upload signature for `user`, from the sign function over HTTP (choices: procedure, …)."""
+        response = requests.post(
+            self.signature_url, json=choices, timeout=10, headers={"Authorization": f"Bearer {self.token(user)}"}
+        )
+        response.raise_for_status()
+        signature: str = response.json()["signature"]
+        self.secrets.append(signature)
+        return signature
+
+    def _vod(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = requests.post(f"{self.emulator_url}/v3/index.php", params={"Action": action}, json=body, timeout=30)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        if answer["code"] != 0:
+            raise RuntimeError(f"VOD refused {action}: {answer['code']} {answer['message']}")
+        data: dict[str, Any] = answer["data"]
+        return data
+
+    def upload(self, path: str | os.PathLike[str], user: str = localstack.DEV_USER, **choices: Any) -> dict[str, Any]:
+        """Upload a file as `user` and return CommitUploadUGC's data (`fileId`, `video.url`, …). The
+        callback records it moments later: `record(file_id)` waits for that."""
+        video = Path(path)
+        applied = self._vod(
+            "ApplyUploadUGC",
+            {
+                "signature": self.signature(user, **choices),
+                "videoName": video.stem,
+                "videoType": video.suffix.lstrip(".") or "mp4",
+                "videoSize": video.stat().st_size,
+            },
+        )
+        certificate = applied["tempCertificate"]
+        self.secrets.append(certificate["secretKey"])
+        config = CosConfig(
+            IP="127.0.0.1",
+            Port=urlsplit(self.emulator_url).port,
+            Region=applied["storageRegionV5"],
+            SecretId=certificate["secretId"],
+            SecretKey=certificate["secretKey"],
+            Token=certificate["token"],
+            Scheme="http",
+        )
+        CosS3Client(config, retry=0).upload_file(
+            Bucket=f"{applied['storageBucket']}-{applied['storageAppId']}",
+            Key=applied["video"]["storagePath"].lstrip("/"),
+            LocalFilePath=str(video),
+            PartSize=1,
+            MAXThread=2,
+        )
+        return self._vod(
+            "CommitUploadUGC", {"signature": self.signature(user), "vodSessionKey": applied["vodSessionKey"]}
+        )
+
+    def record(self, file_id: str, timeout: float = 30) -> UploadRecord:
+        """The store's record of an upload, once the callback has it."""
+        deadline = time.monotonic() + timeout
+        while (found := self.store.upload(file_id)) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no record of {file_id} after {timeout} s")
+            time.sleep(0.05)
+        return found
+
+    def records(self, user: str) -> list[UploadRecord]:
+        """Every upload the store ties to `user`."""
+        return self.store.uploads_for_user(user)
+
+    def stop(self) -> None:
+        self.store.close()
+        self._stack.stop()
+        os.environ.clear()
+        os.environ.update(self._saved_environ)

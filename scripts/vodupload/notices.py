@@ -1,0 +1,25 @@
+"""What the uploader tells the person running it, besides progress: plain sentences, safe to print."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+class NoticeKind(enum.Enum):
+    RESUMING = "resuming"  # a saved upload continues
+    CHECKPOINT_EXPIRED = "checkpoint_expired"  # saved more than a day ago: starting over
+    FILE_CHANGED = "file_changed"  # the file is not what was saved: starting over
+    SESSION_REFUSED = "session_refused"  # VOD would not continue the saved session: starting over
+    CREDENTIALS_REFRESHED = "credentials_refreshed"
+    CLEANUP_FAILED = "cleanup_failed"  # an abandoned upload's parts could not be deleted
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: NoticeKind
+    message: str
+
+
+NoticeCallback = Callable[[Notice], None]

@@ -1,0 +1,147 @@
+"""Saved upload sessions: when one is continued, and what happens when it cannot be.
+
+The rule is vod-js-sdk-v6's (src/uploader.ts, `applyUploadUGC`): the saved vodSessionKey goes to
+ApplyUploadUGC, and when VOD refuses it, whatever the code, the saved session is deleted and a new one
+applied for. VOD does not publish which codes mean what, so none is treated specially. Before asking VOD,
+a session older than its resume window ("断点续传的有效时间为1天", https://cloud.tencent.com/document/product/266/9219)
+or saved for a file that has changed since is dropped locally. Unlike the SDK, failing to reach VOD
+(network errors, 5xx) is no refusal: the saved session stays for a later try.
+
+Dropping a session aborts its multipart uploads, best effort. COS needs the session's own temporary
+credentials for that, and VOD hands them out only while it accepts the session: after a refusal only
+credentials this process still holds for it can do it; otherwise the user is told the parts stay behind.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from vodupload.checkpoint import Checkpoint, FileIdentity, SavedObject
+from vodupload.credentials import SessionCredentials
+from vodupload.errors import StorageError, VodApiError
+from vodupload.notices import NoticeKind
+from vodupload.progress import ProgressMeter
+from vodupload.vod_api import MediaInfo
+
+if TYPE_CHECKING:
+    from vodupload.uploader import Uploader
+
+Notify = Callable[[NoticeKind, str], None]
+
+
+@dataclass(frozen=True)
+class Opened:
+    checkpoint: Checkpoint
+    credentials: SessionCredentials
+    resumed: bool  # a saved session continues (ask COS what it holds)
+
+
+class SavedSessions:
+    """The saved session of one task's files (checkpoint `name`), opened, abandoned or finished."""
+
+    def __init__(self, uploader: Uploader, name: str, notify: Notify, on_refresh: Callable[[str], None]) -> None:
+        self._up = uploader
+        self.name = name
+        self._notify = notify
+        self._on_refresh = on_refresh
+
+    def load(self) -> Checkpoint | None:
+        return self._up.checkpoints.load(self.name)
+
+    def open(self, identities: dict[str, FileIdentity], video: MediaInfo, cover: MediaInfo | None) -> Opened:
+        """The saved session if VOD continues it, else a new one (saved before anything is uploaded)."""
+        saved = self._usable(identities)
+        if saved is not None:
+            try:
+                applied = self._up.vod.apply_resume(saved.session_key)
+            except VodApiError as exc:
+                self._notify(
+                    NoticeKind.SESSION_REFUSED,
+                    f"VOD refused to continue the saved upload (code {exc.code}: {exc.detail}); "
+                    "starting over with a new upload",
+                )
+                self.abandon(saved, refused=True)
+            else:
+                return Opened(saved, self._up._credentials(applied, self._on_refresh), resumed=True)
+        applied = self._up.vod.apply_new(video, cover, storage_region=self._up.options.storage_region)
+        objects = [SavedObject(role, identity) for role, identity in identities.items()]
+        checkpoint = Checkpoint(self.name, applied.session_key, self._up._clock(), objects)
+        self._up.checkpoints.save(checkpoint)
+        return Opened(checkpoint, self._up._credentials(applied, self._on_refresh), resumed=False)
+
+    def finished(self, checkpoint: Checkpoint) -> None:
+        """Committed or cancelled: nothing left to resume."""
+        self._up.checkpoints.delete(checkpoint.name)
+        self._up._release(checkpoint.session_key)
+
+    def abandon(self, saved: Checkpoint, *, refused: bool = False) -> bool:
+        """Forget a saved session, first aborting its multipart uploads: with fresh credentials for it
+        (unless VOD just `refused` it), else with credentials this process still holds. True when nothing
+        is left in COS; False when parts are (a CLEANUP_FAILED notice says why). Failing to reach VOD or
+        the signature endpoint propagates and keeps the checkpoint for another try."""
+        cleaned = True
+        if any(obj.upload_id for obj in saved.objects):
+            try:
+                self._abort(saved, refused=refused)
+            except (VodApiError, StorageError) as exc:
+                self._notify(
+                    NoticeKind.CLEANUP_FAILED,
+                    f"could not delete the abandoned upload's parts "
+                    f"({exc.message}); they stay in VOD's storage until it removes them",
+                )
+                cleaned = False
+        self.finished(saved)
+        return cleaned
+
+    def _abort(self, saved: Checkpoint, *, refused: bool) -> None:
+        credentials = None
+        why = "VOD refused its session"
+        if not refused:
+            try:
+                credentials = self._up._credentials(self._up.vod.apply_resume(saved.session_key), self._on_refresh)
+            except VodApiError as exc:
+                why = f"VOD refused its session: code {exc.code}: {exc.detail}"
+        credentials = credentials or self._up._held(saved.session_key)
+        if credentials is None:
+            raise StorageError(f"{why}, and only that session's credentials may delete them")
+        meter = ProgressMeter(0, None)
+        for transfer in self._up._transfers(saved, credentials, halt=threading.Event(), meter=meter, parallel=1):
+            transfer.abort()
+
+    def _usable(self, identities: dict[str, FileIdentity]) -> Checkpoint | None:
+        saved = self.load()
+        if saved is None:
+            return None
+        window = self._up.options.resume_window
+        age = self._up._clock() - saved.created_at
+        if age >= window:
+            self._notify(
+                NoticeKind.CHECKPOINT_EXPIRED,
+                f"the saved upload is {age / 3600:.1f} hours old, past VOD's {window / 3600:.0f}-hour "
+                "resume window; starting over",
+            )
+            self.finished(saved)
+            return None
+        # The checkpoint's name covers which files (paths); whether they are still the same files is this.
+        changes = [
+            f"{obj.role}: {change}"
+            for obj in saved.objects
+            if (change := _change(identities.get(obj.role), obj)) is not None
+        ]
+        if changes:
+            self._notify(
+                NoticeKind.FILE_CHANGED,
+                f"the file changed since the upload was saved ({'; '.join(changes)}); starting over",
+            )
+            self.abandon(saved)
+            return None
+        return saved
+
+
+def _change(current: FileIdentity | None, saved: SavedObject) -> str | None:
+    if current is None:
+        return "it is no longer part of the upload"
+    return current.change_from(saved.source)

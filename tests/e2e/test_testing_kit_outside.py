@@ -1,0 +1,88 @@
+"""The testing kit as an app team uses it: a project of their own, outside this repository, with only the
+installed bundle (`pip install ".[testing]"`, not editable) and pytest."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.checkout import scratch_copy
+
+HOOKS = '''
+CALLS = []
+
+
+def on_upload(committed):
+    """The app's after-commit hook (AFTER_COMMIT_HOOK=myapp.hooks:on_upload)."""
+    CALLS.append(committed)
+'''
+
+APP_TESTS = """
+from myapp import hooks
+from vodtesting import http_event, sample_video, signed, signed_parameters, vod_event
+
+SIGN_KEY = "AppSignKey0123"
+
+
+def test_the_hook_sees_the_user_who_got_the_signature(vod_stack, vod_function, tmp_path):
+    signature = vod_stack.signature("carol")
+    context = signed_parameters(signature)["sourceContext"]
+    callback = vod_function("callback", env={"VOD_CALLBACK_SIGN_KEY": SIGN_KEY,
+                                             "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3",
+                                             "AFTER_COMMIT_HOOK": "myapp.hooks:on_upload"})
+    event = signed(vod_event("NewFileUpload", FileId="app-file-1", SourceContext=context), SIGN_KEY)
+    result = callback(http_event("POST", "/vod-events", body=event), {})
+    assert result["statusCode"] == 200
+    [committed] = hooks.CALLS
+    assert (committed.upload.user_id, committed.upload.file_id) == ("carol", "app-file-1")
+
+
+def test_a_client_upload_is_recorded_for_its_user(vod_stack, tmp_path):
+    committed = vod_stack.upload(sample_video(tmp_path / "clip.mp4", size=300_000), user="dave")
+    assert vod_stack.record(committed["fileId"]).user_id == "dave"
+"""
+
+
+@pytest.mark.slow
+def test_an_app_outside_the_repository_tests_its_hook_and_client(tmp_path: Path) -> None:
+    # GIVEN the bundle installed from a copy of this checkout into a fresh virtualenv, with its testing extra
+    source = scratch_copy(tmp_path / "bundle")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    quiet = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    install = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{source}[testing]"],
+        capture_output=True,
+        text=True,
+        env=quiet,
+        timeout=900,
+        check=False,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    # ...and an app of its own elsewhere: a hook module and tests that use the kit's fixtures
+    app = tmp_path / "app"
+    (app / "myapp").mkdir(parents=True)
+    (app / "myapp" / "__init__.py").write_text("")
+    (app / "myapp" / "hooks.py").write_text(HOOKS)
+    (app / "tests").mkdir()
+    (app / "tests" / "test_app.py").write_text(APP_TESTS)
+    (app / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
+    # WHEN the app's tests run with the venv's pytest
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "NO_PROXY": "127.0.0.1,localhost"}
+    run = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    # THEN both pass, on the kit found through its pytest11 entry point, away from this repository
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+    assert str(Path(__file__).resolve().parents[2]) not in run.stdout + run.stderr
