@@ -13,8 +13,6 @@ import base64
 import hashlib
 import hmac
 import re
-import secrets
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote_plus
 
@@ -128,25 +126,6 @@ def validate(p: SignatureParams) -> None:
     _check_text("storage_region", p.storage_region, None)
     _check_text("source_context", p.source_context, MAX_SOURCE_CONTEXT)
     _check_text("session_context", p.session_context, MAX_SESSION_CONTEXT)
-
-
-def new_params(
-    secret_id: str,
-    validity_seconds: int,
-    *,
-    now: Callable[[], float],
-    random_u32: Callable[[], int] = lambda: secrets.randbits(32),
-    **options: object,
-) -> SignatureParams:
-    """Parameters for a signature valid from now() for validity_seconds; `options` are the optional fields."""
-    current = int(now())
-    return SignatureParams(
-        secret_id=secret_id,
-        current_time_stamp=current,
-        expire_time=current + validity_seconds,
-        random=random_u32(),
-        **options,  # type: ignore[arg-type]
-    )
 
 
 # Needs no URL encoding (the common case: ids, numbers, regions, our sourceContext). ':' is a legal

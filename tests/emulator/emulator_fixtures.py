@@ -30,8 +30,9 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import vod_client
 from werkzeug.wrappers import Request, Response
 
-from shared.signing import build_signature, new_params
+from shared.signing import build_signature
 from tests.clocks import FrozenClock
+from tests.emulator.signatures import new_params
 from vodemu.app import Emulator, build_emulator
 from vodlocal import localstack
 

@@ -14,8 +14,9 @@ import requests
 from qcloud_cos.cos_exception import CosServiceError
 from tencentcloud.vod.v20180717 import models
 
-from shared.signing import build_signature, new_params
+from shared.signing import build_signature
 from tests.clocks import FrozenClock
+from tests.emulator.signatures import new_params
 from vodemu.app import Emulator
 from vodemu.credentials import TempCredential
 from vodemu.objects import ObjectSealedError

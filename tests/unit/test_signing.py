@@ -15,9 +15,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from shared.errors import SignatureParamError
-from shared.signing import SignatureParams, build_signature, new_params, to_query
+from shared.signing import SignatureParams, build_signature, to_query
 from shared.vod_limits import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT, MAX_VALIDITY_SECONDS
 from tests.conftest import SECRET_ID, SECRET_KEY
+from tests.emulator.signatures import new_params
 from vodemu.signature import Refused, SignatureRefused, verify
 
 NOW = 1_700_000_000
