@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import hmac
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -16,7 +17,7 @@ from shared.errors import Unauthorized
 from shared.http.model import Request
 
 REALM = "vod-upload"
-MAX_USER_ID = 200  # leaves room in sourceContext (250 chars) for the prefix and request id
+MAX_USER_ID = 200  # a first bound; what fits a sealed sourceContext (shared.source_context) is less
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ def _invalid_token(description: str) -> Unauthorized:
 
 
 def _bearer_token(request: Request) -> str:
+    if request.headers.is_ambiguous("authorization"):  # Authorization and authorization: which one counts?
+        raise Unauthorized(
+            "send one Authorization header",
+            code="invalid_request",
+            headers=_challenge("invalid_request", "more than one Authorization header"),
+        )
     header = request.headers.get("authorization")
     if not header:
         raise Unauthorized("send Authorization: Bearer <token>", code="missing_credentials", headers=_challenge())
@@ -110,13 +117,20 @@ def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal
     return Principal(_user_id(claims.get("sub"), "sub"))
 
 
+def _time(value: object) -> float | None:
+    # NaN or Infinity (JSON's 1e999) would make every comparison false: a token that never expires.
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else None  # type: ignore[arg-type]
+
+
 def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
-    exp, nbf = claims.get("exp"), claims.get("nbf")
-    if not isinstance(exp, int | float) or isinstance(exp, bool):
-        raise _invalid_token("exp must be a number")
+    exp, nbf = _time(claims.get("exp")), claims.get("nbf")
+    if exp is None:
+        raise _invalid_token("exp must be a finite number")
     if exp + leeway <= now:
         raise _invalid_token("token has expired")
-    if nbf is not None and (not isinstance(nbf, int | float) or nbf - leeway > now):
+    not_before = _time(nbf)
+    if nbf is not None and (not_before is None or not_before - leeway > now):
         raise _invalid_token("token is not valid yet")
 
 

@@ -33,6 +33,8 @@ DEFAULT_DATABASE_URL = "sqlite:///.local/vod.sqlite3"
 # Bounds every wait on the store (SQLite busy lock, PostgreSQL connect/statement) so a stuck store
 # answers 503 before SCF's own timeout (10 s in serverless.yml) ends the invocation.
 DEFAULT_DATABASE_TIMEOUT = 3
+CALLBACK_MAX_BODY_BYTES = 6 * 1024 * 1024
+CONFIRM_MODES = ("none", "fetch")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Set by SCF's runtime in every function instance (Tencent's "环境变量" page lists them).
 SCF_BUILTIN_VARIABLES = ("TENCENTCLOUD_RUNENV", "SCF_RUNTIME", "SCF_FUNCTIONNAME")
@@ -186,10 +188,23 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class ContextKeys:
+    """VOD_CONTEXT_KEY seals the uploader's id into sourceContext (shared.source_context); during a
+    rotation the previous key still opens what it sealed."""
+
+    current: Secret
+    previous: Secret | None = None
+
+    def all(self) -> tuple[str, ...]:
+        return tuple(k.reveal() for k in (self.current, self.previous) if k is not None)
+
+
+@dataclass(frozen=True)
 class SignSettings:
     policy: SigningPolicy
     auth: AuthSettings
     http: HttpSettings
+    context_key: Secret
 
 
 @dataclass(frozen=True)
@@ -207,7 +222,9 @@ class CallbackSettings:
     max_ahead_seconds: int
     store: StoreSettings
     http: HttpSettings
+    context_keys: ContextKeys
     after_commit_hook: str | None = None  # "package.module:function", resolved by shared.hooks
+    confirm_api: VodApiSettings | None = None  # VOD_CALLBACK_CONFIRM=fetch: ask VOD, don't trust the body
 
 
 def _allowed(default: T | None, allowed: tuple[T, ...]) -> frozenset[T]:
@@ -354,6 +371,8 @@ def database_url_problem(url: str) -> str | None:
             return "sqlite:/// needs a file path (no :memory:, no query string)"
         return None
     if url.startswith(("postgresql://", "postgres://")):
+        if urlsplit(url).netloc.count("@") > 1:  # libpq would split it elsewhere and quote a piece of it
+            return "has an unencoded '@' in its user or password: write it as %40"
         try:
             urlsplit(url).port  # noqa: B018 - parses the authority, raising on a malformed one
         except ValueError:
@@ -419,9 +438,29 @@ def log_level(environ: Mapping[str, str] | None = None) -> str:
     return level
 
 
+def _read_context_keys(r: _Reader) -> ContextKeys:
+    current = r.secret("VOD_CONTEXT_KEY", min_length=32)
+    previous = r.secret("VOD_CONTEXT_KEY_PREVIOUS", min_length=32)
+    if current is None:
+        r.problem(
+            "VOD_CONTEXT_KEY",
+            "is required (≥ 32 characters, the same for sign, callback and events_pull): "
+            "it seals the uploader's id into sourceContext",
+        )
+    account_keys = {r.text(name) for name in ("TENCENTCLOUD_SECRET_KEY", "VOD_SECRET_KEY")} - {None}
+    if current is not None and current.reveal() in account_keys:
+        r.problem("VOD_CONTEXT_KEY", "must not be the VOD SecretKey (a key of its own, shared by the functions)")
+    return ContextKeys(current or Secret(""), previous)
+
+
 def load_sign_settings(environ: Mapping[str, str] | None = None) -> SignSettings:
     r = _Reader(os.environ if environ is None else environ)
-    settings = SignSettings(policy=_read_policy(r), auth=_read_auth(r), http=_read_http(r, 8 * 1024))
+    settings = SignSettings(
+        policy=_read_policy(r),
+        auth=_read_auth(r),
+        http=_read_http(r, 8 * 1024),
+        context_key=_read_context_keys(r).current,
+    )
     r.finish()
     return settings
 
@@ -432,6 +471,8 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
     insecure = r.boolean("VOD_CALLBACK_INSECURE", False)
     if insecure and r.in_scf:
         r.problem("VOD_CALLBACK_INSECURE", "is for local development only: inside SCF every event must be verified")
+    if insecure and sign_key is not None:
+        r.problem("VOD_CALLBACK_INSECURE", "cannot be true while VOD_CALLBACK_SIGN_KEY is set (it would go unchecked)")
     if sign_key is None and not insecure:
         r.problem("VOD_CALLBACK_SIGN_KEY", "is required (or set VOD_CALLBACK_INSECURE=true for local development)")
     if sign_key is None and insecure:
@@ -446,8 +487,11 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
         insecure=insecure,
         max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 1, 7 * 24 * 3600) or 900,
         store=_read_store(r),
-        http=_read_http(r, 1024 * 1024, cors=False),
+        # SCF takes requests up to 6 MB: a genuine (large, AI-result) event is never refused below that.
+        http=_read_http(r, CALLBACK_MAX_BODY_BYTES, cors=False),
+        context_keys=_read_context_keys(r),
         after_commit_hook=_read_hook(r),
+        confirm_api=_read_vod_api(r) if r.choice("VOD_CALLBACK_CONFIRM", "none", CONFIRM_MODES) == "fetch" else None,
     )
     r.finish()
     return settings
@@ -471,6 +515,7 @@ class VodApiSettings:
 class PullSettings:
     api: VodApiSettings
     store: StoreSettings
+    context_keys: ContextKeys
     after_commit_hook: str | None
     reserve_seconds: int  # stop pulling this long before the invocation's time limit
     budget_seconds: int  # run time when the context gives no time limit
@@ -517,6 +562,7 @@ def load_pull_settings(environ: Mapping[str, str] | None = None) -> PullSettings
     settings = PullSettings(
         api=_read_vod_api(r),
         store=_read_store(r),
+        context_keys=_read_context_keys(r),
         after_commit_hook=_read_hook(r),
         # A PullEvents call may take the SDK's whole 10 s timeout, then the batch is stored and confirmed.
         reserve_seconds=r.integer("VOD_PULL_RESERVE_SECONDS", 15, 11, 600) or 15,

@@ -40,6 +40,10 @@ class StoreUnavailable(DomainError):
     """The store could not be reached or did not commit; nothing was written. Retry later."""
 
 
+class VodUnavailable(DomainError):
+    """VOD's API could not be asked (network, credentials, throttling); nothing was recorded. Retry later."""
+
+
 class SignatureParamError(DomainError, ValueError):
     """An upload-signature parameter outside VOD's documented domain; `field` is its wire name."""
 
@@ -112,6 +116,9 @@ _DOMAIN_ANSWERS: dict[type[DomainError], Callable[[Any], HttpError]] = {
     # VOD retries anything but a 200; the cause stays in the log (it may name the database host).
     StoreUnavailable: lambda e: ServiceUnavailable(
         "the event store is unavailable; retry later", code="store_unavailable"
+    ),
+    VodUnavailable: lambda e: ServiceUnavailable(
+        "VOD could not confirm the event; retry later", code="vod_unavailable"
     ),
     SignatureParamError: lambda e: BadRequest(e.message, code="invalid_field"),
     UserIdTooLong: lambda e: Forbidden(e.message, code="user_id_too_long"),

@@ -76,6 +76,7 @@ class ProcedureStateChanged:
     session_context: str | None = None
     session_id: str | None = None
     results: tuple[MediaProcessResult, ...] = ()
+    metadata: JsonObject | None = None
     event_type: str = field(default="ProcedureStateChanged", init=False)
 
     @property
@@ -94,11 +95,11 @@ class FileDeleted:
     file_ids: tuple[str, ...]
     # FileId -> the parts deleted; a file with no parts listed was deleted whole (DeleteMedia's
     # default), one with parts (e.g. only TranscodeFiles) still exists.
-    parts: tuple[tuple[str, tuple[DeletePart, ...]], ...] = ()
+    parts: Mapping[str, tuple[DeletePart, ...]] = field(default_factory=dict)
     event_type: str = field(default="FileDeleted", init=False)
 
     def parts_for(self, file_id: str) -> tuple[DeletePart, ...]:
-        return next((parts for fid, parts in self.parts if fid == file_id), ())
+        return self.parts.get(file_id, ())
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,8 @@ class OtherEvent:
 VodEvent = NewFileUpload | ProcedureStateChanged | FileDeleted | OtherEvent
 
 _INT64 = 2**63
+MAX_ID = 256  # FileId, TaskId, EventType, …: VOD's are < 100 characters; longer ones would not fit an index
+MAX_FILES = 1000  # FileIds one event may name (each is locked while its record is updated)
 MAX_DEPTH = 32  # VOD's events nest about 6 deep; deeper is hostile, and would exhaust the JSON encoder
 _KINDS: dict[type, str] = {str: "a string", int: "an integer", dict: "an object", list: "a list"}
 
@@ -146,8 +149,23 @@ def _text(obj: JsonObject, key: str, path: str) -> str | None:
     return _typed(obj, key, str, path) or None  # VOD writes "" for "none" (ProcedureTaskId, CoverUrl)
 
 
+def _id(obj: JsonObject, key: str, path: str) -> str | None:
+    """An identifier: keys of the store's indexes, so bounded (a 400 on every store, never a 503)."""
+    value = _text(obj, key, path)
+    if value is not None and len(value) > MAX_ID:
+        raise MalformedEvent(f"{path}{key}", f"is longer than {MAX_ID} characters")
+    return value
+
+
 def _required_text(obj: JsonObject, key: str, path: str) -> str:
     value = _text(obj, key, path)
+    if value is None:
+        raise MalformedEvent(f"{path}{key}", "is required")
+    return value
+
+
+def _required_id(obj: JsonObject, key: str, path: str) -> str:
+    value = _id(obj, key, path)
     if value is None:
         raise MalformedEvent(f"{path}{key}", "is required")
     return value
@@ -165,11 +183,13 @@ def _objects(obj: JsonObject, key: str, path: str) -> list[tuple[str, JsonObject
     return [(f"{path}{key}[{i}].", item) for i, item in enumerate(items)]
 
 
-def _texts(obj: JsonObject, key: str, path: str) -> tuple[str, ...]:
+def _ids(obj: JsonObject, key: str, path: str) -> tuple[str, ...]:
     items = _typed(obj, key, list, path) or []
+    if len(items) > MAX_FILES:
+        raise MalformedEvent(f"{path}{key}", f"names more than {MAX_FILES} files")
     for i, item in enumerate(items):
-        if not isinstance(item, str) or not item or not _storable(item):
-            raise MalformedEvent(f"{path}{key}[{i}]", "must be a non-empty string")
+        if not isinstance(item, str) or not item or not _storable(item) or len(item) > MAX_ID:
+            raise MalformedEvent(f"{path}{key}[{i}]", f"must be a non-empty string of at most {MAX_ID} characters")
     return tuple(dict.fromkeys(items))
 
 
@@ -180,7 +200,7 @@ def _new_file_upload(payload: JsonObject) -> NewFileUpload:
     ip = p + "MediaBasicInfo."
     source = _object(info, "SourceInfo", ip)
     return NewFileUpload(
-        file_id=_required_text(body, "FileId", p),
+        file_id=_required_id(body, "FileId", p),
         name=_text(info, "Name", ip),
         media_url=_text(info, "MediaUrl", ip),
         cover_url=_text(info, "CoverUrl", ip),
@@ -214,16 +234,17 @@ def _procedure_state_changed(payload: JsonObject) -> ProcedureStateChanged:
     p = "ProcedureStateChangeEvent."
     body = _object(payload, "ProcedureStateChangeEvent", "")
     return ProcedureStateChanged(
-        task_id=_required_text(body, "TaskId", p),
+        task_id=_required_id(body, "TaskId", p),
         status=_text(body, "Status", p),
         err_code=_typed(body, "ErrCode", int, p),
         message=_text(body, "Message", p),
-        file_id=_text(body, "FileId", p),
+        file_id=_id(body, "FileId", p),
         file_name=_text(body, "FileName", p),
         file_url=_text(body, "FileUrl", p),
         session_context=_text(body, "SessionContext", p),
         session_id=_text(body, "SessionId", p),
         results=tuple(_result(path, item) for path, item in _objects(body, "MediaProcessResultSet", p)),
+        metadata=_typed(body, "MetaData", dict, p),
     )
 
 
@@ -232,23 +253,45 @@ def _delete_parts(path: str, item: JsonObject) -> tuple[str, tuple[DeletePart, .
         DeletePart(_text(part, "Type", pp), _typed(part, "Definition", int, pp))
         for pp, part in _objects(item, "DeleteParts", path)
     )
-    return _required_text(item, "FileId", path), parts
+    return _required_id(item, "FileId", path), parts
 
 
 def _file_deleted(payload: JsonObject) -> FileDeleted:
     p = "FileDeleteEvent."
     body = _object(payload, "FileDeleteEvent", "")
-    parts = tuple(_delete_parts(path, item) for path, item in _objects(body, "FileDeleteResultInfo", p))
-    file_ids = _texts(body, "FileIdSet", p)
+    results = _objects(body, "FileDeleteResultInfo", p)
+    if len(results) > MAX_FILES:
+        raise MalformedEvent(f"{p}FileDeleteResultInfo", f"names more than {MAX_FILES} files")
+    parts = dict(_delete_parts(path, item) for path, item in results)
     # A result for a file missing from FileIdSet still names a file this event is about.
-    extra = tuple(fid for fid, _ in parts if fid not in file_ids)
-    return FileDeleted(file_ids=file_ids + tuple(dict.fromkeys(extra)), parts=parts)
+    file_ids = tuple(dict.fromkeys((*_ids(body, "FileIdSet", p), *parts)))
+    return FileDeleted(file_ids=file_ids, parts=parts)
+
+
+def _linked_file_ids(value: object) -> set[str]:
+    """Every FileId anywhere in an event (objects and lists, depth bounded by parse_event): EditMediaComplete
+    names its output under Output and its inputs under Input.FileInfoSet, for instance."""
+    found: set[str] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if key == "FileId" and isinstance(child, str):
+                    found.add(child)
+                elif key == "FileIdSet" and isinstance(child, list):
+                    found.update(f for f in child if isinstance(f, str))
+                else:
+                    stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def _other(payload: JsonObject, event_type: str) -> OtherEvent:
-    # Best effort, never an error: many types carry a `<Something>Event` object with a FileId.
-    found = [value.get("FileId") for value in payload.values() if isinstance(value, dict)]
-    return OtherEvent(event_type, tuple(sorted({f for f in found if isinstance(f, str) and f and _storable(f)})))
+    # Best effort, never an error: unknown types are kept whatever they hold; only usable ids are linked.
+    usable = {f for f in _linked_file_ids(payload) if f and len(f) <= MAX_ID and _storable(f)}
+    return OtherEvent(event_type, tuple(sorted(usable)[:MAX_FILES]))
 
 
 def parse_event(payload: object) -> VodEvent:
@@ -260,9 +303,9 @@ def parse_event(payload: object) -> VodEvent:
     event_type = payload.get("EventType")
     if event_type is None:
         raise MalformedEvent("EventType", "is required")
-    if not isinstance(event_type, str) or not event_type or not _storable(event_type):
+    if not isinstance(event_type, str) or not event_type or not _storable(event_type) or len(event_type) > MAX_ID:
         raise MalformedEvent("EventType", "must be a non-empty string")
-    _typed(payload, "EventHandle", str, "")
+    _id(payload, "EventHandle", "")
     if event_type == "NewFileUpload":
         return _new_file_upload(payload)
     if event_type == "ProcedureStateChanged":

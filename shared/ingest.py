@@ -7,13 +7,18 @@ confirming the handles only after it returned. No transport here: failures are d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import VodEvent, parse_event, stored_form
+from shared.events import NewFileUpload, VodEvent, parse_event, stored_form
 from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
+from shared.logs import log_event
+from shared.source_context import Attribution, attribute
 from shared.store import EventStore, UploadRecord
+
+log = logging.getLogger("vod.ingest")
 
 
 @dataclass(frozen=True)
@@ -30,16 +35,34 @@ def ingest_event(
     payload: Mapping[str, Any],
     *,
     received_at: float,
+    keys: Sequence[str],
     after_commit: AfterCommit = no_hook,
+    vouched: Attribution | None = None,
 ) -> IngestResult:
-    """Record one v3 event exactly once. Raises MalformedEvent for a payload that is not an event,
-    StoreUnavailable when nothing could be committed (safe to retry: deduplicated)."""
+    """Record one v3 event exactly once. An upload's user is the one its sourceContext proves under `keys`
+    (the context keys, current first), unless `vouched` says otherwise (what VOD answered when asked).
+    Raises MalformedEvent for a payload that is not an event, StoreUnavailable when nothing could be
+    committed (safe to retry: deduplicated)."""
     event = parse_event(payload)
     stored = stored_form(payload)  # the one serialisation: hashed for the key, stored as it is
     has_hook = after_commit is not no_hook
-    ingested = store.ingest(stored, event, received_at=received_at, hook_pending=has_hook)
+    attribution = vouched
+    if attribution is None and isinstance(event, NewFileUpload):
+        attribution = attribute(event.source_context, keys)
+    ingested = store.ingest(stored, event, received_at=received_at, hook_pending=has_hook, attribution=attribution)
     if ingested.duplicate:
         return IngestResult(stored.key, event, duplicate=True)
+    for upload in ingested.uploads:
+        if upload.conflicts:  # stored, attributed to nobody: an operator should look (vod-uploads show)
+            conflicts = [{"field": c.field, "values": list(c.values)} for c in upload.conflicts]
+            log_event(
+                log,
+                logging.WARNING,
+                "upload.conflict",
+                file_id=upload.file_id,
+                dedupe_key=stored.key,
+                conflicts=conflicts,
+            )
     if not has_hook:
         return IngestResult(stored.key, event, False, ingested.uploads)
     committed = CommittedEvent(stored.key, event, received_at, ingested.uploads)

@@ -52,7 +52,12 @@ class _Tally:
 
 
 def _store_batch(
-    events: list[dict[str, Any]], store: EventStore, tally: _Tally, now: float, after_commit: AfterCommit
+    events: list[dict[str, Any]],
+    store: EventStore,
+    tally: _Tally,
+    now: float,
+    after_commit: AfterCommit,
+    keys: Sequence[str],
 ) -> tuple[list[str], bool]:
     """Ingest one batch; returns the handles safe to confirm and whether the store failed."""
     handles: list[str] = []
@@ -62,7 +67,7 @@ def _store_batch(
         # store the event as a PUSH delivery of it would carry it.
         handle = payload.pop("EventHandle", None)
         try:
-            result = ingest_event(store, payload, received_at=now, after_commit=after_commit)
+            result = ingest_event(store, payload, received_at=now, after_commit=after_commit, keys=keys)
         except MalformedEvent as exc:
             tally.unreadable += 1
             log_event(log, logging.ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message)
@@ -95,16 +100,18 @@ def drain(
     deadline: float,
     clock: Callable[[], float],
     reserve_seconds: float,
+    keys: Sequence[str],
     after_commit: AfterCommit = no_hook,
     stop_when_empty: bool = False,
     run_id: str | None = None,
 ) -> DrainReport:
     """Pull, store and confirm until `reserve_seconds` before `deadline` (or the queue is empty,
     when `stop_when_empty`). Stops early, confirming what was committed, when the store fails.
-    `run_id` (the invocation's request id) is on every log line of the run."""
+    `keys`: the context keys that prove uploads' users (PULL is authenticated end to end: what VOD's API
+    returns is VOD's word). `run_id` (the invocation's request id) is on every log line of the run."""
     token = REQUEST_ID.set(run_id) if run_id is not None else None
     try:
-        return _drain(queue, store, deadline, clock, reserve_seconds, after_commit, stop_when_empty)
+        return _drain(queue, store, deadline, clock, reserve_seconds, after_commit, stop_when_empty, keys)
     finally:
         if token is not None:
             REQUEST_ID.reset(token)
@@ -118,6 +125,7 @@ def _drain(
     reserve_seconds: float,
     after_commit: AfterCommit,
     stop_when_empty: bool,
+    keys: Sequence[str],
 ) -> DrainReport:
     tally, rounds, stopped = _Tally(), 0, "deadline"
     while clock() + reserve_seconds <= deadline:
@@ -131,7 +139,7 @@ def _drain(
         if not events and stop_when_empty:
             stopped = "empty"
             break
-        handles, store_failed = _store_batch(events, store, tally, clock(), after_commit)
+        handles, store_failed = _store_batch(events, store, tally, clock(), after_commit, keys)
         if handles:
             try:
                 queue.confirm(handles)

@@ -90,11 +90,12 @@ def signature_params(
     *,
     user_id: str,
     request_id: str,
+    context_key: str,
     now: float,
     random_u32: int,
 ) -> SignatureParams:
     # UserIdTooLong, SignatureParamError (e.g. a sessionContext VOD could not carry): shared.errors maps them.
-    return _params(request, policy, source_context.encode(user_id, request_id), now, random_u32)
+    return _params(request, policy, source_context.seal(user_id, request_id, context_key), now, random_u32)
 
 
 def _params(
@@ -145,6 +146,7 @@ def make_sign_endpoint(
 ) -> Endpoint:
     check_key(settings.auth)
     secret_key = settings.policy.secret_key.reveal()
+    context_key = settings.context_key.reveal()
 
     def endpoint(request: Request) -> Response:
         principal = authenticate(request, settings.auth, now)
@@ -155,6 +157,7 @@ def make_sign_endpoint(
             settings.policy,
             user_id=principal.user_id,
             request_id=request.request_id,
+            context_key=context_key,
             now=now(),
             random_u32=random_u32(),
         )

@@ -1,43 +1,79 @@
-"""The uploader's identity inside VOD's `sourceContext` passthrough.
+"""The uploader's identity inside VOD's `sourceContext` passthrough, sealed so that only the signature
+function can have written it.
 
-Format `u1:<request-id>:<user-id>`: written by the signature function only (the client cannot
-choose it, it is inside the HMAC), read back by the callback from `SourceInfo.SourceContext`.
-The request id has no ':' so the user id is everything after the second ':', unescaped.
+Format `u2:<request-id>:<mac>:<user-id>`, where mac = the first 22 characters of base64url(HMAC-SHA256(
+VOD_CONTEXT_KEY, "u2:<request-id>:<user-id>")) (132 bits). The sign function writes it inside the signed
+text (a client can neither choose nor alter it); VOD hands it back in `SourceInfo.SourceContext`; the
+callback trusts a user id only when the MAC verifies under the current or the previous key. Any other
+sourceContext (an upload made another way, an old `u1:` one, a broken seal) names no user, and the record
+says why (`Attribution.why`).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Literal
 
 from shared.errors import UserIdTooLong
-from shared.vod_limits import MAX_SOURCE_CONTEXT
 
-PREFIX = "u1"
-_REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
+PREFIX = "u2"
 MAX_REQUEST_ID = 40
+_MAC_CHARS = 22
+# VOD allows 250 characters (客户端上传签名, https://cloud.tencent.com/document/product/266/9221); we stay 10
+# under, in code points, in case VOD counts differently.
+MAX_CONTEXT = 240
+MAX_USER_ID = MAX_CONTEXT - len(PREFIX) - MAX_REQUEST_ID - _MAC_CHARS - 3  # 173 with the longest request id
+_REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
+_MAC = re.compile(rf"[A-Za-z0-9_-]{{{_MAC_CHARS}}}")
+
+Why = Literal["sealed", "no_context", "not_sealed", "bad_seal", "no_key", "unconfirmed"]
 
 
 @dataclass(frozen=True)
-class UploaderIdentity:
-    user_id: str
-    request_id: str
+class Attribution:
+    """Whom an upload belongs to, as far as its sourceContext proves it."""
+
+    why: Why
+    user_id: str | None = None
+    request_id: str | None = None
+    confirmed: bool = False  # the sourceContext was VOD's answer (DescribeMediaInfos), not an event body's
 
 
-def encode(user_id: str, request_id: str) -> str:
+def _mac(key: str, request_id: str, user_id: str) -> str:
+    digest = hmac.new(key.encode(), f"{PREFIX}:{request_id}:{user_id}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).decode("ascii")[:_MAC_CHARS]
+
+
+def seal(user_id: str, request_id: str, key: str) -> str:
+    """The sourceContext for an upload by `user_id`, sealed with the context key."""
     safe_request_id = _REQUEST_ID_UNSAFE.sub("", request_id)[:MAX_REQUEST_ID] or "-"
-    text = f"{PREFIX}:{safe_request_id}:{user_id}"
-    if len(text) > MAX_SOURCE_CONTEXT:
-        raise UserIdTooLong(f"user id is too long for sourceContext ({MAX_SOURCE_CONTEXT} characters)")
+    text = f"{PREFIX}:{safe_request_id}:{_mac(key, safe_request_id, user_id)}:{user_id}"
+    if len(text) > MAX_CONTEXT:
+        raise UserIdTooLong(f"user id is too long for sourceContext (at most {MAX_USER_ID} characters)")
     return text
 
 
-def decode(source_context: str | None) -> UploaderIdentity | None:
-    """The identity the signature function wrote, or None for any other sourceContext."""
+def attribute(source_context: str | None, keys: Sequence[str], *, confirmed: bool = False) -> Attribution:
+    """Who uploaded, if the sourceContext was sealed with one of `keys` (current first, then previous)."""
+    found = _attribute(source_context, keys)
+    return replace(found, confirmed=True) if confirmed else found
+
+
+def _attribute(source_context: str | None, keys: Sequence[str]) -> Attribution:
     if not source_context:
-        return None
-    prefix, sep1, rest = source_context.partition(":")
-    request_id, sep2, user_id = rest.partition(":")
-    if prefix != PREFIX or not sep1 or not sep2 or not user_id or _REQUEST_ID_UNSAFE.search(request_id):
-        return None
-    return UploaderIdentity(user_id=user_id, request_id=request_id)
+        return Attribution("no_context")
+    prefix, _, rest = source_context.partition(":")
+    request_id, _, rest = rest.partition(":")
+    mac, _, user_id = rest.partition(":")
+    if prefix != PREFIX or not user_id or not _MAC.fullmatch(mac) or _REQUEST_ID_UNSAFE.search(request_id):
+        return Attribution("not_sealed")
+    if not keys:
+        return Attribution("no_key")
+    if any(hmac.compare_digest(mac, _mac(key, request_id, user_id)) for key in keys):
+        return Attribution("sealed", user_id, request_id)
+    return Attribution("bad_seal")

@@ -16,12 +16,16 @@ SECRET_KEY = "testSecretKey0123456789abcdefABCDEF"
 JWT_SECRET = "test-jwt-secret-0123456789-abcdefghijklmnop"
 CALLBACK_SIGN_KEY = "TestSignKey0123456789"
 GATEWAY_SECRET = "gateway-shared-secret-0123456789"
+CONTEXT_KEY = "test-context-key-0123456789-abcdefghijklmnop"
+KEYS = (CONTEXT_KEY,)  # the context keys the callback and events_pull open sealed sourceContexts with
 
 SIGN_ENV = {
     "TENCENTCLOUD_SECRET_ID": SECRET_ID,
     "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
     "AUTH_JWT_SECRET": JWT_SECRET,
+    "VOD_CONTEXT_KEY": CONTEXT_KEY,
 }
+CALLBACK_ENV = {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CONTEXT_KEY": CONTEXT_KEY}
 
 
 def command(name: str) -> str:
@@ -34,7 +38,7 @@ class LeakGuard:
     """Collects strings that must never reach a log line (secrets, issued signatures)."""
 
     def __init__(self) -> None:
-        self.values: set[str] = {SECRET_KEY, JWT_SECRET, CALLBACK_SIGN_KEY, GATEWAY_SECRET}
+        self.values: set[str] = {SECRET_KEY, JWT_SECRET, CALLBACK_SIGN_KEY, GATEWAY_SECRET, CONTEXT_KEY}
 
     def add(self, value: str) -> str:
         self.values.add(value)

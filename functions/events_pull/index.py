@@ -15,6 +15,7 @@ SETTINGS = load_pull_settings()  # once per container; a bad setting fails the c
 STORE = open_store(SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds)
 QUEUE = SdkEventQueue(make_client(SETTINGS.api), SETTINGS.api.sub_app_id)
 AFTER_COMMIT = load_hook(SETTINGS.after_commit_hook)
+KEYS = SETTINGS.context_keys.all()
 
 
 def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
@@ -25,6 +26,7 @@ def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
         deadline=deadline,
         clock=time.time,
         reserve_seconds=SETTINGS.reserve_seconds,
+        keys=KEYS,
         after_commit=AFTER_COMMIT,
         run_id=invocation_id(context),
     )

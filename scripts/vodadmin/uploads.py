@@ -54,7 +54,8 @@ def print_record(report: FileReport) -> None:
     rows = [
         ("file id", u.file_id),
         ("status", u.status),
-        ("user", u.user_id or "- (sourceContext not written by our signature function)"),
+        ("user", u.user_id or f"- ({u.attribution or 'no upload event yet'})"),
+        ("attribution", f"{u.attribution or '-'}{', confirmed by VOD' if u.confirmed else ''}"),
         ("signature request", u.sign_request_id or "-"),
         ("name", f"{u.name or '-'}{f' ({u.media_type})' if u.media_type else ''}"),
         ("media URL", u.media_url or "-"),
@@ -68,6 +69,8 @@ def print_record(report: FileReport) -> None:
     ]
     if u.deleted_parts:
         rows.append(("deleted parts", ", ".join(f"{p.type}:{p.definition}" for p in u.deleted_parts)))
+    for conflict in u.conflicts:  # upload events that disagree on who or what the file is
+        rows.append((f"conflict: {conflict.field}", " | ".join(str(v) for v in conflict.values)))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(f"{label:<{width}}  {value}")

@@ -55,7 +55,7 @@ def _ingest_seconds(url: str, events: list[dict[str, Any]]) -> float:
         try:
             for i, event in enumerate(events):
                 # A new database per run would time schema creation; new file ids per run keep it honest.
-                ingest_event(store, {**event, "Run": run_number}, received_at=float(i))
+                ingest_event(store, {**event, "Run": run_number}, received_at=float(i), keys=_KEYS)
         finally:
             store.close()
 
@@ -128,12 +128,16 @@ def _ratio_row(name: str, ingest: float, upsert: float, note: str) -> tuple[str,
     )
 
 
+_KEYS = ("bench-context-key-0123456789-abcdefgh",)
+
+
 def run() -> list[tuple[str, str]]:
     events = _events()
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         env = {
             "VOD_CALLBACK_SIGN_KEY": "BenchSignKey0123",
+            "VOD_CONTEXT_KEY": "bench-context-key-0123456789-abcdefgh",
             "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3",
             "LOG_LEVEL": "WARNING",
         }

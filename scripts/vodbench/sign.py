@@ -22,6 +22,7 @@ ENV = {
     "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
     "VOD_SUB_APP_ID": "1500000001",
     "AUTH_JWT_SECRET": JWT_SECRET,
+    "VOD_CONTEXT_KEY": "bench-context-key-0123456789-abcdefgh",
 }
 
 

@@ -30,26 +30,31 @@ def _alnum(n: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
 
-def dev_settings(state_dir: Path) -> dict[str, str]:
-    """Settings for local runs: generated once, stored in state_dir/dev-settings.json (0600)."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    path = state_dir / "dev-settings.json"
-    if path.exists():
-        stored: dict[str, str] = json.loads(path.read_text())
-        return stored
-    settings = {
+def _generated(state_dir: Path) -> dict[str, str]:
+    return {
         "TENCENTCLOUD_SECRET_ID": "AKIDLOCAL" + _alnum(27),
         "TENCENTCLOUD_SECRET_KEY": _alnum(32),
         "VOD_SUB_APP_ID": "1500000001",
         "AUTH_MODE": "jwt",
         "AUTH_JWT_SECRET": secrets.token_urlsafe(48),
         "VOD_CALLBACK_SIGN_KEY": _alnum(32),
+        "VOD_CONTEXT_KEY": secrets.token_urlsafe(48),
         "DATABASE_URL": f"sqlite:///{state_dir / 'vod.sqlite3'}",
         "CORS_ALLOW_ORIGINS": "http://localhost:3000,http://127.0.0.1:3000",
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(settings, handle, indent=2)
+
+
+def dev_settings(state_dir: Path) -> dict[str, str]:
+    """Settings for local runs: generated once, kept in state_dir/dev-settings.json (0600); a setting added
+    by a newer version is generated into an existing file."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path = state_dir / "dev-settings.json"
+    stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    settings = {**_generated(state_dir), **stored}
+    if settings != stored:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(settings, handle, indent=2)
     return settings
 
 

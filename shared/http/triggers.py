@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -53,6 +54,15 @@ def _method(event: Mapping[str, Any], *fallbacks: object) -> str:
     raise BadRequest("event has no httpMethod", code="bad_event")
 
 
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def _gateway_request_id(value: object) -> str | None:
+    """The gateway's request id, when it is one: it goes into a response header and every log line, so
+    nothing else (CR/LF, …) may pass."""
+    return value if isinstance(value, str) and _REQUEST_ID.fullmatch(value) else None
+
+
 class ApiGatewayEvent:
     """API gateway trigger: has `requestContext` (serviceId, requestId, sourceIp)."""
 
@@ -68,7 +78,7 @@ class ApiGatewayEvent:
             headers=Headers(_text_map(event.get("headers"), "headers")),
             query=_text_map(query, "queryString"),
             body=_body(event),
-            request_id=str(ctx.get("requestId") or request_id),
+            request_id=_gateway_request_id(ctx.get("requestId")) or request_id,
             raw=event,
         )
 

@@ -25,7 +25,8 @@ from typing import Any, Literal, Protocol, TypeVar
 from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import DeletePart, StoredEvent, VodEvent, parse_event
 from shared.logs import log_event
-from shared.store.projection import FoldInput, TaskRecord, TaskResult, UploadRecord, fold
+from shared.source_context import Attribution
+from shared.store.projection import Conflict, FoldInput, TaskRecord, TaskResult, UploadRecord, fold
 
 log = logging.getLogger("vod.store")
 R = TypeVar("R")
@@ -66,7 +67,18 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         )""",
         ),
     ),
+    (
+        2,
+        (
+            # Whom a NewFileUpload's sourceContext proved at receipt (shared.source_context.Attribution, JSON).
+            "ALTER TABLE events ADD COLUMN attribution TEXT",
+            "ALTER TABLE uploads ADD COLUMN attribution TEXT",
+            "ALTER TABLE uploads ADD COLUMN confirmed BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE uploads ADD COLUMN conflicts TEXT NOT NULL DEFAULT '[]'",
+        ),
+    ),
 )
+
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MAX_ERROR_TEXT = 500
 _PARSED_CACHE_SIZE = 4096
@@ -125,7 +137,7 @@ def _to_json(value: object) -> str:
 
 
 def _plain(value: object) -> object:
-    if isinstance(value, (DeletePart, TaskResult)):
+    if isinstance(value, (DeletePart, TaskResult, Conflict, Attribution)):
         return {f.name: getattr(value, f.name) for f in fields(value)}
     raise TypeError(f"not JSON: {type(value).__name__}")
 
@@ -134,6 +146,7 @@ def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
     values = {f: getattr(upload, f) for f in _UPLOAD_COLUMNS}
     values["metadata"] = None if upload.metadata is None else _to_json(upload.metadata)
     values["deleted_parts"] = _to_json(upload.deleted_parts)
+    values["conflicts"] = _to_json(upload.conflicts)
     return tuple(values.values())
 
 
@@ -141,8 +154,14 @@ def _upload_from_row(row: Sequence[Any]) -> UploadRecord:
     values = dict(zip(_UPLOAD_COLUMNS, row, strict=True))
     values["metadata"] = None if values["metadata"] is None else json.loads(values["metadata"])
     values["deleted_parts"] = tuple(DeletePart(**p) for p in json.loads(values["deleted_parts"]))
-    values["uploaded"], values["deleted"] = bool(values["uploaded"]), bool(values["deleted"])  # SQLite: 0/1
+    values["conflicts"] = tuple(Conflict(c["field"], tuple(c["values"])) for c in json.loads(values["conflicts"]))
+    for flag in ("uploaded", "deleted", "confirmed"):
+        values[flag] = bool(values[flag])  # SQLite: 0/1
     return UploadRecord(**values)
+
+
+def _attribution(text: str) -> Attribution:
+    return Attribution(**json.loads(text))
 
 
 def _task_row(task: TaskRecord) -> tuple[Any, ...]:
@@ -309,7 +328,13 @@ class EventStore(ABC):
     # --- writes -------------------------------------------------------------------------------------
 
     def ingest(
-        self, stored: StoredEvent, event: VodEvent, *, received_at: float, hook_pending: bool = False
+        self,
+        stored: StoredEvent,
+        event: VodEvent,
+        *,
+        received_at: float,
+        hook_pending: bool = False,
+        attribution: Attribution | None = None,
     ) -> Ingested:
         """Record one event exactly once and bring the records of its files up to date, atomically.
         `hook_pending` marks the event as owed a hook run until `record_hook_result` says how it went,
@@ -320,8 +345,8 @@ class EventStore(ABC):
         def work(cursor: Cursor) -> Ingested:
             cursor.execute(
                 self._sql(
-                    "INSERT INTO events (dedupe_key, event_type, file_ids, received_at, payload, hook_status) "
-                    "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"
+                    "INSERT INTO events (dedupe_key, event_type, file_ids, received_at, payload, hook_status, "
+                    "attribution) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING"
                 ),
                 (
                     dedupe_key,
@@ -330,6 +355,7 @@ class EventStore(ABC):
                     received_at,
                     stored.text,
                     "pending" if hook_pending else None,
+                    None if attribution is None else _to_json(attribution),
                 ),
             )
             if cursor.rowcount != 1:
@@ -347,7 +373,7 @@ class EventStore(ABC):
     def _project(self, cursor: Cursor, file_id: str) -> UploadRecord:
         cursor.execute(
             self._sql(
-                "SELECT e.dedupe_key, e.received_at, e.payload FROM events e "
+                "SELECT e.dedupe_key, e.received_at, e.payload, e.attribution FROM events e "
                 "JOIN event_files f ON f.dedupe_key = e.dedupe_key WHERE f.file_id = ?"
             ),
             (file_id,),
@@ -359,7 +385,7 @@ class EventStore(ABC):
         return upload
 
     def _fold_inputs(self, rows: Sequence[Sequence[Any]]) -> Iterator[FoldInput]:
-        for key, received_at, payload in rows:
+        for key, received_at, payload, attribution in rows:
             event = self._parsed.get(key)
             if event is None:
                 try:
@@ -368,7 +394,7 @@ class EventStore(ABC):
                     log_event(log, logging.WARNING, "store.unfoldable_event", dedupe_key=key, error_detail=exc.message)
                     continue
                 self._remember(key, event)
-            yield FoldInput(key, float(received_at), event)
+            yield FoldInput(key, float(received_at), event, None if attribution is None else _attribution(attribution))
 
     def _remember(self, key: str, event: VodEvent) -> None:
         with self._pool_lock:

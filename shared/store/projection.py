@@ -3,6 +3,11 @@
 The fold sorts events by a key derived from the events themselves (never by arrival), so any
 delivery order of the same set of events gives the same records: a delete that arrives before
 its upload still wins, a task event that arrives before its upload is kept.
+
+Whose upload a file is can't be rewritten by a later event: when the upload events of one file disagree
+on its identity (the user their sealed sourceContext proves, the sourceContext, the media URL), the
+record is a conflict, attributed to nobody, and lists what disagrees. A delete applies to any file,
+verified upload or not: it only marks a record deleted (VOD_CALLBACK_CONFIRM=fetch checks it with VOD).
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from shared import source_context
 from shared.events import (
     DeletePart,
     FileDeleted,
@@ -20,8 +24,9 @@ from shared.events import (
     ProcedureStateChanged,
     VodEvent,
 )
+from shared.source_context import Attribution
 
-Status = Literal["pending", "uploaded", "processing", "finished", "failed", "deleted"]
+Status = Literal["pending", "uploaded", "processing", "finished", "failed", "deleted", "conflict"]
 TaskOutcome = Literal["processing", "finished", "failed"]
 
 
@@ -54,8 +59,11 @@ class TaskRecord:
 class UploadRecord:
     file_id: str
     status: Status = "pending"  # pending = known from other events, upload event not received yet
-    user_id: str | None = None  # from the sourceContext the signature function wrote
+    user_id: str | None = None  # from the sourceContext the signature function sealed
     sign_request_id: str | None = None
+    attribution: str | None = None  # why user_id is what it is: sealed, not_sealed, bad_seal, conflict, …
+    confirmed: bool = False  # the identity facts were read from VOD (DescribeMediaInfos), not an event body
+    conflicts: tuple[Conflict, ...] = ()
     name: str | None = None
     media_url: str | None = None
     cover_url: str | None = None
@@ -77,10 +85,19 @@ class UploadRecord:
 
 
 @dataclass(frozen=True)
+class Conflict:
+    """Upload events of one file that disagree on an identity fact: every value seen, sorted."""
+
+    field: str
+    values: tuple[str | None, ...]
+
+
+@dataclass(frozen=True)
 class FoldInput:
     dedupe_key: str
     received_at: float
     event: VodEvent
+    attribution: Attribution | None = None  # NewFileUpload: whom its sourceContext proves (at receipt)
 
 
 def _order(item: FoldInput) -> tuple[int, int, str]:
@@ -128,7 +145,6 @@ def _merge(record: Any, **values: Any) -> Any:
 
 
 def _apply_upload(upload: UploadRecord, event: NewFileUpload) -> UploadRecord:
-    identity = source_context.decode(event.source_context)
     merged: UploadRecord = _merge(
         upload,
         name=event.name,
@@ -143,10 +159,55 @@ def _apply_upload(upload: UploadRecord, event: NewFileUpload) -> UploadRecord:
         procedure_task_id=event.procedure_task_id,
         review_task_id=event.review_task_id,
         metadata=event.metadata,
-        user_id=identity.user_id if identity else None,
-        sign_request_id=identity.request_id if identity else None,
     )
     return replace(merged, uploaded=True)
+
+
+_IDENTITY = ("user_id", "source_context", "media_url")
+
+
+def _identity(uploads: list[FoldInput]) -> dict[str, Any]:
+    """Who and what the file is, from all its upload events at once (so arrival order cannot matter)."""
+    if not uploads:
+        return {}
+    attributions = [item.attribution or Attribution("no_key") for item in uploads]
+    facts: dict[str, set[str | None]] = {
+        "user_id": {a.user_id for a in attributions},
+        "source_context": {item.event.source_context for item in uploads if isinstance(item.event, NewFileUpload)},
+        "media_url": {item.event.media_url for item in uploads if isinstance(item.event, NewFileUpload)},
+    }
+    conflicts = tuple(
+        Conflict(name, tuple(sorted(facts[name], key=lambda v: (v is None, v or ""))))
+        for name in _IDENTITY
+        if len(facts[name]) > 1
+    )
+    if conflicts:
+        return {
+            "user_id": None,
+            "sign_request_id": None,
+            "attribution": "conflict",
+            "conflicts": conflicts,
+            "confirmed": all(a.confirmed for a in attributions),
+        }
+    first = attributions[0]
+    return {
+        "user_id": first.user_id,
+        "sign_request_id": first.request_id,
+        "attribution": first.why,
+        "confirmed": all(a.confirmed for a in attributions),
+    }
+
+
+def _from_tasks(upload: UploadRecord, events: list[ProcedureStateChanged]) -> UploadRecord:
+    """Name, URL and metadata from the task flow's events, where no upload event gave them."""
+    for event in events:
+        upload = replace(
+            upload,
+            name=upload.name or event.file_name,
+            media_url=upload.media_url or event.file_url,
+            metadata=upload.metadata or event.metadata,
+        )
+    return upload
 
 
 def _apply_task(task: TaskRecord, event: ProcedureStateChanged) -> TaskRecord:
@@ -174,6 +235,8 @@ def _apply_delete(upload: UploadRecord, event: FileDeleted, received_at: float) 
 def upload_status(upload: UploadRecord, tasks: Iterable[TaskRecord]) -> Status:
     if upload.deleted:
         return "deleted"
+    if upload.conflicts:
+        return "conflict"
     outcomes = {t.outcome for t in tasks}
     for outcome in ("processing", "failed", "finished"):
         if outcome in outcomes:
@@ -187,13 +250,18 @@ def fold(file_id: str, events: Iterable[FoldInput]) -> tuple[UploadRecord, tuple
     times = [item.received_at for item in items]
     upload = UploadRecord(file_id, first_seen_at=min(times, default=0.0), last_event_at=max(times, default=0.0))
     tasks: dict[str, TaskRecord] = {}
+    uploads: list[FoldInput] = []
+    task_events: list[ProcedureStateChanged] = []
     for item in items:
         event = item.event
         if isinstance(event, NewFileUpload) and event.file_id == file_id:
             upload = _apply_upload(upload, event)
+            uploads.append(item)
         elif isinstance(event, ProcedureStateChanged) and event.file_id == file_id:
             tasks[event.task_id] = _apply_task(tasks.get(event.task_id) or TaskRecord(file_id, event.task_id), event)
+            task_events.append(event)
         elif isinstance(event, FileDeleted) and file_id in event.file_ids:
             upload = _apply_delete(upload, event, item.received_at)
+    upload = _from_tasks(replace(upload, **_identity(uploads)), task_events)
     ordered = tuple(tasks[k] for k in sorted(tasks))
     return replace(upload, status=upload_status(upload, ordered)), ordered

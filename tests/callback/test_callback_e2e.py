@@ -17,7 +17,7 @@ import jwt
 import pytest
 
 from shared.events import expected_sign
-from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SIGN_ENV, LeakGuard, command
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, JWT_SECRET, SIGN_ENV, LeakGuard, command
 from tests.scf import load_event
 from vodemu.signature import signed_parameters
 from vodlocal import localstack
@@ -30,7 +30,7 @@ USER = "u-42:ops team"  # a ':' and a space: the user id is everything after the
 def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, str]]:
     """The harness gateway (sign + callback functions) on a loopback port; yields (base URL, DATABASE_URL)."""
     database_url = f"sqlite:///{tmp_path}/vod.sqlite3"
-    for name, value in {**SIGN_ENV, "VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": database_url}.items():
+    for name, value in {**SIGN_ENV, **CALLBACK_ENV, "DATABASE_URL": database_url}.items():
         monkeypatch.setenv(name, value)
     gateway = localstack.start_gateway()  # functions-framework serving scripts/harness.py
     yield gateway.url, database_url

@@ -17,7 +17,7 @@ from shared.hooks import load_hook
 from shared.http.serve import serve
 from shared.store import EventStore, open_store
 from tests.callback import hook_target
-from tests.conftest import CALLBACK_SIGN_KEY, LeakGuard
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, LeakGuard
 from tests.scf import SHAPES, header, load_event, response_json
 from vodtesting import http_event
 from vodtesting import signed as vod_signed
@@ -51,7 +51,7 @@ def call(store: EventStore, leak_guard: LeakGuard) -> Callable[..., Call]:
     """Build the endpoint from an environment with an exact clock; invoke it through serve()."""
 
     def factory(hook: Callable[..., None] | None = None, **env: str) -> Call:
-        settings = load_callback_settings({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, **env})
+        settings = load_callback_settings({**CALLBACK_ENV, **env})
         endpoint = make_callback_endpoint(
             settings, lambda: store, now=lambda: NOW, **({"after_commit": hook} if hook else {})
         )
@@ -241,7 +241,7 @@ def callback(vod_function: Callable[..., Any], database: Path) -> Callable[..., 
     def load(**extra: str) -> Any:
         return vod_function(
             "callback",
-            env={"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": f"sqlite:///{database}", **extra},
+            env={**CALLBACK_ENV, "DATABASE_URL": f"sqlite:///{database}", **extra},
         )
 
     return load
@@ -297,7 +297,7 @@ def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
 )
 def test_bad_store_and_hook_settings(env: dict[str, str], bad: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_callback_settings({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, **env})
+        load_callback_settings({**CALLBACK_ENV, **env})
     assert [name for name, _ in caught.value.problems] == [bad]
     assert "hunter2" not in str(caught.value)
 
@@ -305,7 +305,7 @@ def test_bad_store_and_hook_settings(env: dict[str, str], bad: str) -> None:
 def test_store_settings_defaults() -> None:
     settings = load_store_settings({})
     assert (settings.database_url.reveal(), settings.timeout_seconds) == ("sqlite:///.local/vod.sqlite3", 3)
-    callback = load_callback_settings({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY})
+    callback = load_callback_settings(CALLBACK_ENV)
     assert (callback.after_commit_hook, callback.store) == (None, settings)
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from shared.pull_service import drain, time_limit_seconds
 from shared.store import open_store
+from tests.conftest import KEYS
 from tests.scf import load_event
 
 
@@ -39,7 +40,9 @@ def _pulled(name: str, handle: str) -> dict[str, Any]:
 
 def _drain(queue: Queue, tmp_path: Path) -> Any:
     store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
-    return drain(queue, store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, stop_when_empty=True), store
+    return drain(
+        queue, store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, stop_when_empty=True, keys=KEYS
+    ), store
 
 
 def test_commits_then_confirms_and_a_redelivery_is_a_duplicate(tmp_path: Path) -> None:
@@ -74,7 +77,7 @@ def test_an_unreadable_event_is_left_in_vods_queue(tmp_path: Path) -> None:
 def test_the_deadline_leaves_the_reserve(tmp_path: Path) -> None:
     times = iter([0.0, 0.0, 50.0, 50.0, 95.0])  # each round reads the clock twice
     store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
-    report = drain(Queue([]), store, deadline=100.0, clock=lambda: next(times), reserve_seconds=10)
+    report = drain(Queue([]), store, deadline=100.0, clock=lambda: next(times), reserve_seconds=10, keys=KEYS)
     assert (report.rounds, report.stopped) == (2, "deadline")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from shared.ingest import ingest_event
 from shared.store import open_store
-from tests.conftest import command
+from tests.conftest import KEYS, command
 from tests.scf import load_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +30,7 @@ def database_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
     for i, name in enumerate(["vod_new_file_upload", "vod_procedure_finish", "vod_transcode_complete"]):
-        ingest_event(store, load_event(name), received_at=1_700_000_000.0 + i)
+        ingest_event(store, load_event(name), received_at=1_700_000_000.0 + i, keys=KEYS)
     store.record_hook_result(store.events_for(FILE_ID)[0].dedupe_key, "ValueError: index down")
     store.close()
     return url
@@ -96,3 +96,24 @@ def test_clear_errors(
     result = uploads((url or database_url).format(tmp=tmp_path), *args)
     assert (result.returncode, result.stdout) == (status, "")
     assert message in result.stderr and "Traceback" not in result.stderr and "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize("file_id", ["5285890784273533168", "5285890784273533999"])  # an input, the output
+def test_show_finds_an_edit_under_every_file_it_names(database_url: str, file_id: str) -> None:
+    store = open_store(database_url)
+    ingest_event(store, load_event("vod_edit_media_complete"), received_at=1_700_000_010.0, keys=KEYS)
+    store.close()
+    record = json.loads(uploads(database_url, "show", file_id, "--json").stdout)
+    assert [e["event_type"] for e in record["events"]] == ["EditMediaComplete"]
+    assert record["upload"]["status"] == "pending" and record["upload"]["conflicts"] == []
+
+
+def test_show_json_lists_a_conflict(database_url: str) -> None:
+    store = open_store(database_url)
+    forged = load_event("vod_new_file_upload")
+    forged["FileUploadEvent"]["MediaBasicInfo"]["MediaUrl"] = "http://evil.example/x.mp4"
+    ingest_event(store, forged, received_at=1_700_000_020.0, keys=KEYS)
+    store.close()
+    upload = json.loads(uploads(database_url, "show", FILE_ID, "--json").stdout)["upload"]
+    assert (upload["status"], upload["user_id"], upload["attribution"]) == ("conflict", None, "conflict")
+    assert upload["conflicts"][0]["field"] == "media_url"

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.scf_framework import directory_files
 from tests.scf import load_event
@@ -64,11 +64,12 @@ CASES = [
     ),
     Case(
         "callback",
-        {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": "sqlite:///events.sqlite3"},
+        {**CALLBACK_ENV, "DATABASE_URL": "sqlite:///events.sqlite3"},
         _callback_event,
         must_ship=("psycopg/__init__.py", "shared/store/postgres.py", "shared/http/serve.py"),
-        must_not_ship=("tencentcloud/", "jwt/", "shared/vod_api.py", "shared/auth.py", "shared/signing.py"),
+        must_not_ship=("tencentcloud/vod/", "jwt/", "shared/vod_api.py", "shared/auth.py", "shared/signing.py"),
         # the push path never loads the Tencent SDK, and SQLite users never load psycopg
+        # (tencentcloud/common ships for VOD_CALLBACK_CONFIRM=fetch, imported only with it)
         must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg", "jwt"),
     ),
     Case(
@@ -76,6 +77,7 @@ CASES = [
         {
             "TENCENTCLOUD_SECRET_ID": SECRET_ID,
             "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+            "VOD_CONTEXT_KEY": CONTEXT_KEY,
             "DATABASE_URL": "sqlite:///events.sqlite3",
         },
         must_ship=("tencentcloud/vod/v20180717/vod_client.py", "tencentcloud/common/abstract_client.py"),

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import CALLBACK_SIGN_KEY, LeakGuard
+from tests.conftest import CALLBACK_ENV, LeakGuard
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.conftest import CONFIG, ROOT
@@ -45,15 +45,32 @@ NOT_DEPLOYED = {
     "VOD_CALLBACK_INSECURE": "local development only; refused inside SCF",
 }
 # Environments each function is started with, to reach every branch that reads settings.
+_KEY = {"VOD_CONTEXT_KEY": "c" * 32}
 VARIANTS: dict[str, list[dict[str, str]]] = {
     "sign": [
-        {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "AUTH_JWT_SECRET": "s" * 32},
-        {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "g" * 16},
-    ],
-    "callback": [{"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "DATABASE_URL": PG_URL}],
-    "events_pull": [
-        {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "DATABASE_URL": PG_URL},
+        {**_KEY, "VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "AUTH_JWT_SECRET": "s" * 32},
         {
+            **_KEY,
+            "VOD_SECRET_ID": "AKIDx",
+            "VOD_SECRET_KEY": "k" * 32,
+            "AUTH_MODE": "gateway",
+            "AUTH_GATEWAY_SECRET": "g" * 16,
+        },
+    ],
+    "callback": [
+        {**CALLBACK_ENV, "DATABASE_URL": PG_URL},
+        {
+            **CALLBACK_ENV,
+            "DATABASE_URL": PG_URL,
+            "VOD_CALLBACK_CONFIRM": "fetch",
+            "VOD_SECRET_ID": "AKIDx",
+            "VOD_SECRET_KEY": "k" * 32,
+        },
+    ],
+    "events_pull": [
+        {**_KEY, "VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "k" * 32, "DATABASE_URL": PG_URL},
+        {
+            **_KEY,
             "TENCENTCLOUD_SECRETID": "AKIDrole",
             "TENCENTCLOUD_SECRETKEY": "k" * 32,
             "TENCENTCLOUD_SESSIONTOKEN": "t",
@@ -121,6 +138,7 @@ def test_the_pull_package_drains_vod_under_python_3_10(
         committed = stack.upload(sample_video(tmp_path / "v.mp4"), user="erin")
         # WHEN the deployed package runs on its timer, with a 12 s limit less the 11 s reserve
         names = (
+            "VOD_CONTEXT_KEY",
             "TENCENTCLOUD_SECRET_ID",
             "TENCENTCLOUD_SECRET_KEY",
             "VOD_SUB_APP_ID",

@@ -32,6 +32,7 @@ def test_the_hook_sees_the_user_who_got_the_signature(vod_stack, vod_function, t
     signature = vod_stack.signature("carol")
     context = signed_parameters(signature)["sourceContext"]
     callback = vod_function("callback", env={"VOD_CALLBACK_SIGN_KEY": SIGN_KEY,
+                                             "VOD_CONTEXT_KEY": vod_stack.settings["VOD_CONTEXT_KEY"],
                                              "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3",
                                              "AFTER_COMMIT_HOOK": "myapp.hooks:on_upload"})
     event = signed(vod_event("NewFileUpload", FileId="app-file-1", SourceContext=context), SIGN_KEY)

@@ -95,7 +95,13 @@ def test_pull_flow_survives_a_crash_between_commit_and_confirm(
 
     def drain_now(source: Any) -> Any:
         return drain(
-            source, stack.store, deadline=time.time() + 60, clock=time.time, reserve_seconds=0, stop_when_empty=True
+            source,
+            stack.store,
+            deadline=time.time() + 60,
+            clock=time.time,
+            reserve_seconds=0,
+            stop_when_empty=True,
+            keys=(stack.settings["VOD_CONTEXT_KEY"],),
         )
 
     with pytest.raises(SystemExit):

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from shared import source_context
-from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
+from tests.conftest import JWT_SECRET, KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
 from vodemu import signature as vod_signature
 from vodlocal import localstack
 
@@ -52,8 +52,8 @@ def test_signature_over_http(gateway: str, leak_guard: LeakGuard) -> None:
     body = response.json()
     leak_guard.add(body["signature"])
     signed = vod_signature.verify(body["signature"], {SECRET_ID: SECRET_KEY}, now=body["currentTimeStamp"])
-    identity = source_context.decode(signed.text("sourceContext"))
-    assert identity is not None and identity.user_id == "http-user"
+    identity = source_context.attribute(signed.text("sourceContext"), KEYS)
+    assert identity.why == "sealed" and identity.user_id == "http-user"
     assert response.headers["Cache-Control"] == "no-store"
 
 

@@ -19,7 +19,7 @@ from shared import source_context
 from shared.config import load_sign_settings
 from shared.http.serve import serve
 from shared.sign_service import make_sign_endpoint
-from tests.conftest import GATEWAY_SECRET, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
+from tests.conftest import GATEWAY_SECRET, JWT_SECRET, KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
 from tests.scf import SHAPES, header, response_json
 from vodemu import signature as vod_signature
 from vodtesting import http_event
@@ -109,8 +109,8 @@ def test_success_puts_the_authenticated_user_into_source_context(call: Callable[
     assert result["statusCode"] == 200, result
     body = response_json(result)
     signed = vod_signature.verify(body["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
-    identity = source_context.decode(str(signed["sourceContext"]))
-    assert identity is not None and identity.user_id == "user:42/é"
+    identity = source_context.attribute(str(signed["sourceContext"]), KEYS)
+    assert identity.why == "sealed" and identity.user_id == "user:42/é"
     assert (signed["currentTimeStamp"], signed["expireTime"], signed["random"]) == (NOW, NOW + 600, 7)
     assert (signed["procedure"], signed["storageRegion"], signed["vodSubAppId"]) == (
         "LongVideoPreset",
@@ -207,8 +207,8 @@ def test_each_auth_mode_accepts_its_credentials(
     result = call(**env)("function_url", headers=headers)
     assert result["statusCode"] == 200, result
     signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
-    identity = source_context.decode(signed.text("sourceContext"))
-    assert identity is not None and identity.user_id == user
+    identity = source_context.attribute(signed.text("sourceContext"), KEYS)
+    assert identity.why == "sealed" and identity.user_id == user
 
 
 POLICY_ENV = {

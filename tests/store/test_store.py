@@ -17,6 +17,7 @@ from shared.hooks import CommittedEvent
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
 from shared.store.base import SCHEMA_VERSION
+from tests.conftest import KEYS
 from tests.scf import load_event
 
 FILE_ID = "5285890784273533167"
@@ -38,7 +39,7 @@ class Hook:
 
 
 def ingest(store: EventStore, name: str, received_at: float = 100.0, hook: Callable[..., None] | None = None) -> Any:
-    return ingest_event(store, load_event(name), received_at=received_at, after_commit=hook or Hook())
+    return ingest_event(store, load_event(name), received_at=received_at, after_commit=hook or Hook(), keys=KEYS)
 
 
 # --- each type is stored ------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ def test_every_event_type_is_stored(
 
 def test_unknown_type_without_file_is_kept(store: EventStore) -> None:
     payload = {"EventType": "WechatPublishComplete", "Extra": [1, 2]}
-    result = ingest_event(store, payload, received_at=5.0)
+    result = ingest_event(store, payload, received_at=5.0, keys=KEYS)
     assert store.event(result.dedupe_key) == store_package.EventSummary(
         result.dedupe_key, "WechatPublishComplete", (), 5.0
     )
@@ -135,7 +136,7 @@ def test_failed_tasks_fail_the_upload(store: EventStore, change: dict[str, Any],
     ingest(store, "vod_new_file_upload")
     finish = load_event("vod_procedure_finish")
     finish["ProcedureStateChangeEvent"].update(change)
-    ingest_event(store, finish, received_at=101.0)
+    ingest_event(store, finish, received_at=101.0, keys=KEYS)
     upload = store.upload(FILE_ID)
     assert upload is not None and upload.status == outcome
     assert store.tasks(FILE_ID)[0].outcome == outcome
@@ -147,7 +148,7 @@ def test_partial_delete_keeps_the_media(store: EventStore) -> None:
     delete["FileDeleteEvent"]["FileDeleteResultInfo"] = [
         {"FileId": FILE_ID, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100030}]}
     ]
-    ingest_event(store, delete, received_at=101.0)
+    ingest_event(store, delete, received_at=101.0, keys=KEYS)
     upload = store.upload(FILE_ID)
     assert upload is not None
     assert (upload.deleted, upload.status) == (False, "uploaded")
@@ -161,6 +162,7 @@ def test_one_delete_event_for_several_files(store: EventStore) -> None:
         {"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": ["a", "b"]}},
         received_at=7.0,
         after_commit=hook,
+        keys=KEYS,
     )
     for file_id in ("a", "b"):
         upload = store.upload(file_id)
@@ -185,9 +187,9 @@ def test_sequential_duplicates_have_one_effect(store: EventStore) -> None:
 
 def test_a_pull_redelivery_with_a_new_handle_is_a_duplicate(store: EventStore) -> None:
     payload = load_event("vod_pull_new_file_upload")
-    first = ingest_event(store, payload, received_at=1.0)
+    first = ingest_event(store, payload, received_at=1.0, keys=KEYS)
     # PullEvents hands an unconfirmed event out again after 30 s, with a new handle.
-    again = ingest_event(store, {**payload, "EventHandle": "a-new-receipt"}, received_at=31.0)
+    again = ingest_event(store, {**payload, "EventHandle": "a-new-receipt"}, received_at=31.0, keys=KEYS)
     assert first.dedupe_key == again.dedupe_key
     assert (first.duplicate, again.duplicate, store.event_count()) == (False, True, 1)
 
@@ -289,10 +291,10 @@ def test_a_failed_transaction_writes_nothing(store: EventStore, monkeypatch: pyt
     monkeypatch.setattr(base, "fold", broken_fold)
     payload = load_event("vod_new_file_upload")
     with pytest.raises(StoreUnavailable):
-        ingest_event(store, payload, received_at=1.0)
+        ingest_event(store, payload, received_at=1.0, keys=KEYS)
     monkeypatch.undo()
     assert store.event(stored_form(payload).key) is None and store.upload(FILE_ID) is None
-    assert ingest_event(store, payload, received_at=2.0).duplicate is False  # the retry is not a duplicate
+    assert ingest_event(store, payload, received_at=2.0, keys=KEYS).duplicate is False  # the retry is not a duplicate
     assert store.upload(FILE_ID) is not None
 
 
@@ -328,7 +330,7 @@ def _killed(committed: CommittedEvent) -> None:
 def test_hook_status_is_recorded(store: EventStore, hook: Any, status: str | None) -> None:
     payload = load_event("vod_new_file_upload")
     with contextlib.suppress(Killed):
-        ingest_event(store, payload, received_at=1.0, **({"after_commit": hook} if hook else {}))
+        ingest_event(store, payload, received_at=1.0, **({"after_commit": hook} if hook else {}), keys=KEYS)
     event = store.event(stored_form(payload).key)
     assert event is not None and event.hook_status == status
 

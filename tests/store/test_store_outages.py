@@ -15,7 +15,7 @@ from shared.events import expected_sign
 from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
-from tests.conftest import CALLBACK_SIGN_KEY
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, KEYS
 from tests.scf import load_event, response_json
 from tests.store.pgserver import PostgresServer
 from vodtesting import http_event
@@ -26,7 +26,7 @@ FILE_ID = "5285890784273533167"
 
 def deliver(store: EventStore, name: str = "vod_new_file_upload") -> dict[str, Any]:
     """One signed PUSH delivery through the real endpoint; returns status and JSON body."""
-    settings = load_callback_settings({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY})
+    settings = load_callback_settings(CALLBACK_ENV)
     endpoint = make_callback_endpoint(settings, lambda: store, now=lambda: NOW)
     payload = {**load_event(name), "T": NOW + 600, "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + 600)}
     result = serve(
@@ -55,9 +55,9 @@ def test_sqlite_directory_that_cannot_be_created(tmp_path: Path) -> None:
     blocker.write_text("")
     store = open_store(f"sqlite:///{blocker}/sub/vod.sqlite3")
     with pytest.raises(StoreUnavailable):
-        ingest_event(store, load_event("vod_new_file_upload"), received_at=1.0)
+        ingest_event(store, load_event("vod_new_file_upload"), received_at=1.0, keys=KEYS)
     blocker.unlink()
-    assert ingest_event(store, load_event("vod_new_file_upload"), received_at=2.0).duplicate is False
+    assert ingest_event(store, load_event("vod_new_file_upload"), received_at=2.0, keys=KEYS).duplicate is False
     store.close()
 
 

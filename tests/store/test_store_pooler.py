@@ -13,6 +13,7 @@ import pytest
 from shared.ingest import ingest_event
 from shared.store import StoreUnavailable, open_store
 from shared.store.postgres import advisory_key
+from tests.conftest import KEYS
 from tests.scf import load_event
 from tests.store.pgserver import PgBouncer, PostgresServer, database_name
 from tests.store.test_store import FILE_ID, ingest
@@ -60,7 +61,7 @@ def test_many_stores_share_a_small_pool(bounced_database: tuple[str, str], monke
         for round_ in range(8):
             for number, store in enumerate(stores):
                 payload = {**load_event("vod_new_file_upload"), "Round": [round_, number]}
-                assert not ingest_event(store, payload, received_at=1.0).duplicate
+                assert not ingest_event(store, payload, received_at=1.0, keys=KEYS).duplicate
         # THEN all is stored, and no statement ever failed: one connection per store, never replaced
         # (a failed statement on a pooled connection costs a reconnect and a retry)
         assert stores[0].event_count() == 8 * 4

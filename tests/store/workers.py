@@ -9,6 +9,7 @@ from typing import Any
 from shared.hooks import CommittedEvent
 from shared.ingest import ingest_event
 from shared.store import open_store
+from tests.conftest import KEYS
 
 
 def deliver(url: str, payload: dict[str, Any], hook_log: str, start: Any, results: Any) -> None:
@@ -21,7 +22,7 @@ def deliver(url: str, payload: dict[str, Any], hook_log: str, start: Any, result
 
     start.wait(120)  # a Barrier: all 16 processes leave it together
     try:
-        result = ingest_event(store, payload, received_at=1.0, after_commit=hook)
+        result = ingest_event(store, payload, received_at=1.0, after_commit=hook, keys=KEYS)
         results.put(("ok", result.duplicate))
     except Exception as exc:  # reported to the parent, which fails the test with it
         results.put(("error", f"{type(exc).__name__}: {exc}"))

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shared.config import ConfigError, Secret, load_callback_settings, load_pull_settings, load_sign_settings, log_level
-from tests.conftest import CALLBACK_SIGN_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV
+from tests.conftest import CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV
 
 
 def test_sign_defaults_are_secure() -> None:
@@ -56,7 +56,7 @@ def test_one_error_names_every_bad_variable() -> None:
         load_sign_settings(env)
     named = {name for name, _ in caught.value.problems}
     # AUTH_MODE is fine; "*" is a fine origin: it is the pairing with credentials that is wrong.
-    assert named == {"TENCENTCLOUD_SECRET_ID", *env} - {"AUTH_MODE", "CORS_ALLOW_ORIGINS"}
+    assert named == {"TENCENTCLOUD_SECRET_ID", "VOD_CONTEXT_KEY", *env} - {"AUTH_MODE", "CORS_ALLOW_ORIGINS"}
     for name in named:
         assert name in str(caught.value)
     assert "short" not in str(caught.value)  # a bad secret is named, never shown
@@ -127,7 +127,7 @@ def test_callback_refuses_to_start_unverified(env: dict[str, str], bad: str) -> 
 
 
 def test_callback_insecure_mode_is_explicit_and_logged(caplog: pytest.LogCaptureFixture) -> None:
-    settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true"})
+    settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true", "VOD_CONTEXT_KEY": CONTEXT_KEY})
     assert settings.sign_key is None
     assert "callback_unverified" in caplog.text
     assert settings.store.database_url.reveal().startswith("sqlite:///")
@@ -166,7 +166,7 @@ def test_allowed_class_ids_are_checked_like_the_default(value: str) -> None:
     ],
 )
 def test_the_account_keys_have_an_scf_safe_name(env: dict[str, str], expected: str) -> None:
-    settings = load_sign_settings({"AUTH_JWT_SECRET": JWT_SECRET, **env})
+    settings = load_sign_settings({"AUTH_JWT_SECRET": JWT_SECRET, "VOD_CONTEXT_KEY": CONTEXT_KEY, **env})
     assert settings.policy.secret_id == expected
 
 
@@ -198,13 +198,13 @@ def test_an_execution_roles_token_goes_only_with_the_roles_keys(env: dict[str, s
 
 
 SCF = {"TENCENTCLOUD_RUNENV": "SCF", "SCF_RUNTIME": "Python3.10", "SCF_FUNCTIONNAME": "vod-upload-dev-callback"}
-PULL_KEYS = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}
+PULL_KEYS = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv", "VOD_CONTEXT_KEY": CONTEXT_KEY}
 
 
 @pytest.mark.parametrize(
     "load",
     [
-        lambda env: load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", **env}),
+        lambda env: load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", "VOD_CONTEXT_KEY": CONTEXT_KEY, **env}),
         lambda env: load_pull_settings({**PULL_KEYS, **env}),
     ],
     ids=["callback", "events_pull"],
@@ -234,7 +234,14 @@ def test_inside_scf_the_store_is_postgresql(load: Any, env: dict[str, str], prob
 
 def test_unverified_callbacks_are_refused_inside_scf() -> None:
     with pytest.raises(ConfigError) as caught:
-        load_callback_settings({"VOD_CALLBACK_INSECURE": "true", "DATABASE_URL": "postgresql://vod@db/vod", **SCF})
+        load_callback_settings(
+            {
+                "VOD_CALLBACK_INSECURE": "true",
+                "VOD_CONTEXT_KEY": CONTEXT_KEY,
+                "DATABASE_URL": "postgresql://vod@db/vod",
+                **SCF,
+            }
+        )
     assert [name for name, _ in caught.value.problems] == ["VOD_CALLBACK_INSECURE"]
 
 
@@ -273,6 +280,11 @@ def test_one_database_timeout_default_everywhere() -> None:
 def test_the_callback_has_no_cors_settings() -> None:
     """No browser calls VOD's callback: CORS variables (shared with the sign function) don't apply to it."""
     settings = load_callback_settings(
-        {"VOD_CALLBACK_SIGN_KEY": "abc", "CORS_ALLOW_ORIGINS": "not an origin", "CORS_ALLOW_CREDENTIALS": "maybe"}
+        {
+            "VOD_CALLBACK_SIGN_KEY": "abc",
+            "VOD_CONTEXT_KEY": CONTEXT_KEY,
+            "CORS_ALLOW_ORIGINS": "not an origin",
+            "CORS_ALLOW_CREDENTIALS": "maybe",
+        }
     )
     assert (settings.http.cors_allow_origins, settings.http.cors_allow_credentials) == ((), False)

@@ -18,6 +18,7 @@ from shared.http.serve import serve
 from shared.logs import REQUEST_ID, log_event
 from shared.pull_service import drain
 from shared.store import open_store
+from tests.conftest import CONTEXT_KEY, KEYS
 from tests.scf import load_event
 from vodtesting import http_event
 
@@ -41,7 +42,11 @@ def test_an_exception_is_a_field_of_its_one_line(caplog: pytest.LogCaptureFixtur
 
 def test_every_line_of_a_request_carries_its_id(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     settings = load_callback_settings(
-        {"VOD_CALLBACK_INSECURE": "true", "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3"}
+        {
+            "VOD_CALLBACK_INSECURE": "true",
+            "VOD_CONTEXT_KEY": CONTEXT_KEY,
+            "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3",
+        }
     )
     store = open_store(settings.store.database_url.reveal())
 
@@ -65,7 +70,7 @@ def test_a_crash_is_logged_with_its_traceback_and_answered_with_nothing(caplog: 
     def endpoint(request: Request) -> Response:
         raise KeyError("secret internals")
 
-    settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true"}).http
+    settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true", "VOD_CONTEXT_KEY": CONTEXT_KEY}).http
     caplog.clear()
     result = serve(http_event(body="{}", request_id="req-crash-gw"), {"request_id": "req-crash"}, endpoint, settings)
     assert result["statusCode"] == 500 and "secret internals" not in result["body"]
@@ -88,7 +93,14 @@ def test_a_pull_run_has_its_id_on_every_line(tmp_path: Path, caplog: pytest.LogC
 
     store = open_store(f"sqlite:///{tmp_path}/vod.sqlite3")
     report = drain(
-        EmptyQueue(), store, deadline=1e12, clock=lambda: 0.0, reserve_seconds=0, stop_when_empty=True, run_id="timer-7"
+        EmptyQueue(),
+        store,
+        deadline=1e12,
+        clock=lambda: 0.0,
+        reserve_seconds=0,
+        stop_when_empty=True,
+        run_id="timer-7",
+        keys=KEYS,
     )
     store.close()
     assert report.stopped == "empty"

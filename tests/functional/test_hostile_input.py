@@ -1,0 +1,100 @@
+"""Hostile input at the edges: tokens whose times never expire, doubled credentials, a gateway request id
+that would split a header, paths that cannot be encoded, and settings that would leak or switch checks off."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from typing import Any
+
+import pytest
+
+from shared.config import ConfigError, load_callback_settings, load_sign_settings
+from shared.http.serve import serve
+from shared.sign_service import make_sign_endpoint
+from tests.conftest import CALLBACK_ENV, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV
+from vodtesting import http_event
+
+NOW = 1_800_000_000
+
+
+def raw_token(claims: str) -> str:
+    """An HS256 token over claims JSON as written (PyJWT would not write NaN)."""
+
+    def part(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    signing_input = part(b'{"alg":"HS256","typ":"JWT"}') + b"." + part(claims.encode())
+    mac = hmac.new(JWT_SECRET.encode(), signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + part(mac)).decode()
+
+
+def sign(event: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
+    settings = load_sign_settings(SIGN_ENV)
+    endpoint = make_sign_endpoint(settings, now=lambda: NOW, random_u32=lambda: 7)
+    return serve(event, context or {"request_id": "ctx-1"}, endpoint, settings.http)
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        '{"sub":"a","exp":NaN}',
+        '{"sub":"a","exp":Infinity}',
+        '{"sub":"a","exp":1e999}',
+        '{"sub":"a","exp":1800000300,"nbf":NaN}',
+        '{"sub":"a","exp":1800000300,"nbf":-Infinity}',
+    ],
+)
+def test_a_token_whose_time_is_not_a_finite_number_is_refused(claims: str) -> None:
+    result = sign(http_event(body={}, headers={"Authorization": f"Bearer {raw_token(claims)}"}))
+    assert result["statusCode"] == 401 and json.loads(result["body"])["error"]["code"] == "invalid_token"
+
+
+def test_two_authorization_headers_are_refused_not_picked_from() -> None:
+    good = raw_token('{"sub":"a","exp":1800000300}')
+    result = sign(http_event(body={}, headers={"Authorization": f"Bearer {good}", "authorization": "Bearer x"}))
+    assert result["statusCode"] == 401 and json.loads(result["body"])["error"]["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("request_id", ["abc\r\nSet-Cookie: x=1", "a" * 500, "é"])
+def test_a_gateway_request_id_that_is_not_one_is_not_echoed(request_id: str) -> None:
+    result = sign(http_event(body={}, request_id=request_id), {"request_id": "ctx-7"})
+    assert result["headers"]["X-Request-Id"] == "ctx-7"
+
+
+def test_an_unencodable_path_still_gets_its_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    result = sign(http_event(path="/sign\ud800ature", body={}))
+    assert result["statusCode"] == 401
+    [line] = [json.loads(r.getMessage()) for r in caplog.records if r.name == "vod.http"]
+    assert line["path"] == "/sign\ud800ature" and line["status"] == 401
+
+
+@pytest.mark.parametrize(
+    ("env", "named", "why"),
+    [
+        ({"DATABASE_URL": "postgresql://vod:p@ss@db.internal/vod"}, "DATABASE_URL", "unencoded '@'"),
+        ({"VOD_CALLBACK_INSECURE": "true"}, "VOD_CALLBACK_INSECURE", "cannot be true while"),
+        ({"VOD_CONTEXT_KEY": ""}, "VOD_CONTEXT_KEY", "is required"),
+        ({"VOD_CONTEXT_KEY": "short"}, "VOD_CONTEXT_KEY", "at least 32"),
+        ({"VOD_CALLBACK_CONFIRM": "fetch"}, "TENCENTCLOUD_SECRET_ID", "is required"),
+        ({"VOD_CALLBACK_CONFIRM": "sometimes"}, "VOD_CALLBACK_CONFIRM", "must be one of"),
+    ],
+)
+def test_callback_settings_that_would_leak_or_switch_checks_off_stop_the_cold_start(
+    env: dict[str, str], named: str, why: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_callback_settings({**CALLBACK_ENV, **env})
+    assert [w for n, w in caught.value.problems if n == named and why in w]
+    assert "p@ss" not in str(caught.value) and "ss@db" not in str(caught.value)
+
+
+def test_the_context_key_is_not_the_vod_secret_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_sign_settings({**SIGN_ENV, "VOD_CONTEXT_KEY": SECRET_KEY})
+    assert [n for n, _ in caught.value.problems] == ["VOD_CONTEXT_KEY"]
+    assert load_sign_settings(SIGN_ENV).context_key.reveal() == CONTEXT_KEY

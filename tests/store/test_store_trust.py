@@ -1,0 +1,145 @@
+"""What an event cannot do, on every store: rewrite whose upload a file is, claim a user without the seal,
+or poison the store (an answer other than 400 for a bad event would be retried by VOD forever)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from shared.callback_service import make_callback_endpoint
+from shared.config import load_callback_settings
+from shared.http.serve import serve
+from shared.ingest import ingest_event
+from shared.source_context import seal
+from shared.store import EventStore
+from tests.conftest import CALLBACK_ENV, CONTEXT_KEY, KEYS
+from tests.scf import load_event, response_json
+from vodtesting import http_event, signed, vod_event
+
+FILE = "5285890784273533167"
+
+
+def upload_by(user: str, **fields: Any) -> dict[str, Any]:
+    return vod_event("NewFileUpload", FileId=FILE, SourceContext=seal(user, f"req-{user}", CONTEXT_KEY), **fields)
+
+
+@pytest.mark.parametrize("forged_first", [False, True], ids=["genuine-first", "forged-first"])
+def test_a_forged_upload_for_an_existing_file_never_names_the_forger(store: EventStore, forged_first: bool) -> None:
+    # GIVEN Alice's upload, and a validly signed replay with Mallory's own sealed context for the same FileId
+    genuine, forged = upload_by("alice"), upload_by("mallory", Name="mine now")
+    # WHEN both arrive, in either order
+    for payload in (forged, genuine) if forged_first else (genuine, forged):
+        ingest_event(store, payload, received_at=1.0, keys=KEYS)
+    # THEN the record names nobody, says why, and lists what disagrees
+    record = store.upload(FILE)
+    assert record is not None
+    assert (record.user_id, record.status, record.attribution) == (None, "conflict", "conflict")
+    assert [(c.field, c.values) for c in record.conflicts] == [
+        ("user_id", ("alice", "mallory")),
+        (
+            "source_context",
+            tuple(
+                sorted(
+                    [
+                        genuine["FileUploadEvent"]["MediaBasicInfo"]["SourceInfo"]["SourceContext"],
+                        forged["FileUploadEvent"]["MediaBasicInfo"]["SourceInfo"]["SourceContext"],
+                    ]
+                )
+            ),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("context", "why"),
+    [
+        ("u1:c6af9ac6-7b61-11e6-9a41-93e8deadbeef:alice", "not_sealed"),  # plain text names anyone
+        ("console upload", "not_sealed"),
+        ("", "no_context"),
+        (seal("alice", "r", "another-key-0123456789-abcdefghijklmnop"), "bad_seal"),
+        (seal("alice", "r", CONTEXT_KEY)[:-1] + "x", "bad_seal"),  # the user id changed after sealing
+    ],
+)
+def test_only_a_sealed_context_names_a_user(store: EventStore, context: str, why: str) -> None:
+    ingest_event(store, vod_event("NewFileUpload", FileId=FILE, SourceContext=context), received_at=1.0, keys=KEYS)
+    record = store.upload(FILE)
+    assert record is not None and (record.user_id, record.attribution, record.status) == (None, why, "uploaded")
+
+
+def test_the_previous_key_still_opens_what_it_sealed(store: EventStore) -> None:
+    old = "the-previous-context-key-0123456789-abcdef"
+    payload = vod_event("NewFileUpload", FileId=FILE, SourceContext=seal("carol", "r", old))
+    ingest_event(store, payload, received_at=1.0, keys=(CONTEXT_KEY, old))
+    record = store.upload(FILE)
+    assert record is not None and (record.user_id, record.attribution) == ("carol", "sealed")
+
+
+def test_a_task_event_alone_still_gives_name_url_and_metadata(store: EventStore) -> None:
+    event = vod_event(
+        "ProcedureStateChanged", FileId=FILE, FileName="clip", FileUrl="http://x/clip.mp4", Status="PROCESSING"
+    )
+    event["ProcedureStateChangeEvent"]["MetaData"] = {"Duration": 3.0}
+    ingest_event(store, event, received_at=1.0, keys=KEYS)
+    record = store.upload(FILE)
+    assert record is not None
+    assert (record.name, record.media_url, record.metadata, record.user_id) == (
+        "clip",
+        "http://x/clip.mp4",
+        {"Duration": 3.0},
+        None,
+    )
+
+
+def test_an_edit_is_linked_to_every_file_it_names(store: EventStore) -> None:
+    result = ingest_event(store, load_event("vod_edit_media_complete"), received_at=1.0, keys=KEYS)
+    assert result.event.file_ids == ("5285890784273533167", "5285890784273533168", "5285890784273533999")
+    for file_id in result.event.file_ids:
+        report = store.file_report(file_id)
+        assert report is not None and [e.event_type for e in report.events] == ["EditMediaComplete"]
+
+
+_LONG = "9" * 3000
+POISON = [
+    (vod_event("NewFileUpload", FileId=_LONG), "FileUploadEvent.FileId"),
+    (vod_event("ProcedureStateChanged", TaskId=_LONG), "ProcedureStateChangeEvent.TaskId"),
+    (vod_event("ProcedureStateChanged", FileId=_LONG), "ProcedureStateChangeEvent.FileId"),
+    (
+        {"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": [str(i) for i in range(20_000)]}},
+        "FileDeleteEvent.FileIdSet",
+    ),
+    ({"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": [_LONG]}}, "FileDeleteEvent.FileIdSet[0]"),
+    ({"EventType": "E" * 300}, "EventType"),
+    ({**vod_event("NewFileUpload"), "EventHandle": _LONG}, "EventHandle"),
+]
+
+
+@pytest.fixture
+def deliver(store: EventStore) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    settings = load_callback_settings(CALLBACK_ENV)
+    endpoint = make_callback_endpoint(settings, lambda: store)
+
+    def post(payload: dict[str, Any]) -> dict[str, Any]:
+        event = http_event(path="/vod-events", body=json.dumps(signed(payload, CALLBACK_ENV["VOD_CALLBACK_SIGN_KEY"])))
+        result = serve(event, {"request_id": "poison"}, endpoint, settings.http)
+        return {"status": result["statusCode"], **response_json(result)}
+
+    return post
+
+
+@pytest.mark.parametrize(("payload", "field"), POISON, ids=[field for _, field in POISON])
+def test_a_poison_event_is_a_400_on_every_store(
+    deliver: Callable[..., dict[str, Any]], store: EventStore, payload: dict[str, Any], field: str
+) -> None:
+    answer = deliver(payload)
+    assert (answer["status"], answer["error"]["code"]) == (400, "malformed_event")
+    assert answer["error"]["message"].startswith(field)
+    assert store.event_count() == 0
+
+
+def test_a_delete_of_many_files_is_recorded_whole(deliver: Callable[..., dict[str, Any]], store: EventStore) -> None:
+    files = [f"f{i}" for i in range(1000)]  # the most an event may name
+    assert deliver(vod_event("FileDeleted", FileIdSet=files))["status"] == 200
+    assert all((record := store.upload(f)) is not None and record.status == "deleted" for f in (files[0], files[-1]))
