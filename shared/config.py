@@ -208,6 +208,14 @@ class SignSettings:
 
 
 @dataclass(frozen=True)
+class UploadsSettings:
+    auth: AuthSettings
+    http: HttpSettings
+    store: StoreSettings
+    max_wait_seconds: int  # ?wait=N is capped here (and the function's timeout must allow it)
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     """Where upload records live; shared by the callback, the PULL function and scripts/uploads."""
 
@@ -460,6 +468,19 @@ def load_sign_settings(environ: Mapping[str, str] | None = None) -> SignSettings
         auth=_read_auth(r),
         http=_read_http(r, 8 * 1024),
         context_key=_read_context_keys(r).current,
+    )
+    r.finish()
+    return settings
+
+
+def load_uploads_settings(environ: Mapping[str, str] | None = None) -> UploadsSettings:
+    """The uploads (status) function: authenticated exactly like the sign function, reading the store."""
+    r = _Reader(os.environ if environ is None else environ)
+    settings = UploadsSettings(
+        auth=_read_auth(r),
+        http=_read_http(r, 1024),
+        store=_read_store(r),
+        max_wait_seconds=r.integer("UPLOADS_MAX_WAIT_SECONDS", 20, 0, 20) or 0,
     )
     r.finish()
     return settings

@@ -88,6 +88,11 @@ class Forbidden(HttpError):
     code = "forbidden"
 
 
+class NotFound(HttpError):
+    status = 404
+    code = "not_found"
+
+
 class MethodNotAllowed(HttpError):
     status = 405
     code = "method_not_allowed"

@@ -33,6 +33,7 @@ def function_file(name: str) -> Path:
 ROUTES: dict[str, tuple[str, Path]] = {
     "/signature": ("sign", function_file("sign")),
     "/vod-events": ("callback", function_file("callback")),
+    "/uploads": ("uploads", function_file("uploads")),  # and /uploads/<fileId>
 }
 
 Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
@@ -113,7 +114,7 @@ class Gateway:
         self._lock = threading.Lock()
 
     def _handler(self, path: str) -> tuple[str, Handler] | None:
-        route = self._routes.get(path.rstrip("/") or "/")
+        route = self._routes.get(path.rstrip("/") or "/") or self._routes.get(path.rsplit("/", 1)[0])
         if route is None:
             return None
         name, file = route

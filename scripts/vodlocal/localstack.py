@@ -144,6 +144,11 @@ def start_stack(
     events to the gateway's /vod-events (PUSH, signed with the callback's SignKey), or queues them
     for PullEvents (pull=True). Sets VOD_API_ENDPOINT so SDK clients find the emulator."""
     env = apply_settings(dev_settings(state_dir))
+    from shared.store import open_store
+
+    store = open_store(env["DATABASE_URL"])
+    store.schema_version()  # created now: the uploads function only reads, and may be asked first
+    store.close()
     gateway = start_gateway(gateway_port)
     try:
         emulator = start_emulator(state_dir / "vod-emulator", env, emulator_port, **emulator_options)

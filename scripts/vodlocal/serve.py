@@ -83,7 +83,8 @@ def main() -> int:
     gateway, emulator = stack.gateway.url, stack.emulator.url
     token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"])
     delivery = "queued for PullEvents" if args.pull else f"pushed to {gateway}/vod-events (signed)"
-    print(f"gateway    {gateway}   POST /signature (functions/sign), POST /vod-events (functions/callback)")
+    print(f"gateway    {gateway}   POST /signature (functions/sign), POST /vod-events (functions/callback),")
+    print(f"           {' ' * len(gateway)}   GET /uploads, GET /uploads/{{fileId}} (functions/uploads)")
     print(f"emulator   {emulator}   VOD upload API /v3/index.php, cloud API, COS, media; events {delivery}")
     database = localstack.shown_url(os.environ["DATABASE_URL"])
     print(f"state      {args.state_dir}   dev keys, database {database}, uploads")

@@ -28,6 +28,7 @@ from vodupload.errors import (
 from vodupload.notices import Notice, NoticeKind
 from vodupload.progress import Progress
 from vodupload.signatures import Signature, SignatureClient, SignatureRequest
+from vodupload.status import SETTLED, StatusClient, StatusUnavailable
 from vodupload.uploader import (
     CancelOutcome,
     Uploader,
@@ -43,6 +44,7 @@ logging.getLogger("vodupload").addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_HOSTS",
+    "SETTLED",
     "Applied",
     "AuthenticationFailed",
     "CancelOutcome",
@@ -64,6 +66,8 @@ __all__ = [
     "SignatureRequest",
     "SignatureUnavailable",
     "SourceChanged",
+    "StatusClient",
+    "StatusUnavailable",
     "StorageError",
     "TempCredentials",
     "UploadCancelled",

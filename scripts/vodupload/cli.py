@@ -20,6 +20,7 @@ Exit status: 0 uploaded (or --cancel done), 1 failed, 2 bad usage, 3 authenticat
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -47,6 +48,7 @@ from vodupload import (
     VodApiError,
     VodUploadError,
 )
+from vodupload.status import StatusClient
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 MIB = 1024 * 1024
@@ -77,6 +79,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--cancel", action="store_true", help="discard the saved upload of FILE (and --cover)")
+    parser.add_argument("--wait", action="store_true", help="then follow the task flow until it finishes or fails")
+    parser.add_argument("--wait-timeout", type=int, default=600, metavar="SECONDS", help="for --wait (default 600)")
+    parser.add_argument(
+        "--status-url",
+        default=os.environ.get("VOD_UPLOAD_STATUS_URL"),
+        help="the uploads endpoint for --wait (default: the gateway's /uploads)",
+    )
     return parser.parse_args(argv)
 
 
@@ -85,6 +94,54 @@ def signature_url(gateway: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"--gateway {gateway!r} is not an http(s) URL")
     return gateway.rstrip("/") + "/signature" if parts.path in ("", "/") else gateway
+
+
+def status_url(args: argparse.Namespace) -> str:
+    if args.status_url:
+        return str(args.status_url)
+    return signature_url(args.gateway).removesuffix("/signature") + "/uploads"
+
+
+def follow(args: argparse.Namespace, file_id: str, console: Console) -> int:
+    """--wait: the record, once the task flow has finished or failed, with a spinner meanwhile."""
+    spinner = Spinner(enabled=not (args.quiet or args.json) and sys.stderr.isatty())
+    try:
+        upload = StatusClient(status_url(args), args.token).follow(
+            file_id, timeout=args.wait_timeout, on_update=lambda u: spinner.status(u["status"])
+        )
+    except VodUploadError as exc:
+        spinner.stop()
+        return report_failure(exc, console)
+    spinner.stop()
+    tasks = ", ".join(f"{t['taskId']}: {t['status']}" for t in upload["tasks"]) or "none"
+    console.result({"status": "settled", "upload": upload}, f"status     {upload['status']}\ntasks      {tasks}")
+    return EXIT_FAILED if upload["status"] in ("failed", "conflict") else EXIT_OK
+
+
+class Spinner:
+    """A line on stderr that turns while the task flow runs (only on a terminal)."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled, self._status, self._stop = enabled, "waiting for VOD's event", threading.Event()
+        self._thread = threading.Thread(target=self._spin, daemon=True) if enabled else None
+        if self._thread:
+            self._thread.start()
+
+    def status(self, status: str) -> None:
+        self._status = status
+
+    def _spin(self) -> None:
+        for frame in itertools.cycle("|/-\\"):
+            if self._stop.wait(0.1):
+                return
+            sys.stderr.write(f"\r{frame} {self._status}   ")
+            sys.stderr.flush()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join()
+            sys.stderr.write("\r")
 
 
 def make_uploader(args: argparse.Namespace) -> Uploader:
@@ -175,7 +232,8 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
             os._exit(EXIT_INTERRUPTED)  # worker threads may be mid-request: do not wait for them
     console.close()
     if state is UploadState.DONE:
-        return report_done(task.result(), task, console)
+        reported = report_done(task.result(), task, console)
+        return follow(args, task.result().file_id, console) if args.wait and reported == EXIT_OK else reported
     if state is UploadState.PAUSED:
         done, total = task.progress.bytes_done / MIB, task.progress.bytes_total / MIB
         console.say(

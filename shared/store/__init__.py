@@ -34,9 +34,12 @@ _SQLITE = "sqlite:///"
 _POSTGRES = ("postgresql://", "postgres://")
 
 
-def open_store(database_url: str, *, timeout_seconds: int = DEFAULT_DATABASE_TIMEOUT) -> EventStore:
+def open_store(
+    database_url: str, *, timeout_seconds: int = DEFAULT_DATABASE_TIMEOUT, read_only: bool = False
+) -> EventStore:
     """`sqlite:///relative/path` (to the current directory; `sqlite:////abs/path` for absolute; parent
-    directories are created) or `postgresql://...` / `postgres://...` (libpq URI). ValueError otherwise."""
+    directories are created) or `postgresql://...` / `postgres://...` (libpq URI). ValueError otherwise.
+    `read_only`: never write, the schema included (PostgreSQL transactions are READ ONLY, SQLite query_only)."""
     problem = database_url_problem(database_url)
     if problem:
         raise ValueError(f"DATABASE_URL {problem}")
@@ -44,9 +47,9 @@ def open_store(database_url: str, *, timeout_seconds: int = DEFAULT_DATABASE_TIM
         path = database_url[len(_SQLITE) :]
         from shared.store.sqlite import SqliteStore
 
-        return SqliteStore(os.path.abspath(path), timeout_seconds=timeout_seconds)
+        return SqliteStore(os.path.abspath(path), timeout_seconds=timeout_seconds, read_only=read_only)
     if database_url.startswith(_POSTGRES):
         from shared.store.postgres import PostgresStore  # imports psycopg: only PostgreSQL users pay for it
 
-        return PostgresStore(database_url, timeout_seconds=timeout_seconds)
+        return PostgresStore(database_url, timeout_seconds=timeout_seconds, read_only=read_only)
     raise AssertionError("unreachable: database_url_problem accepted it")

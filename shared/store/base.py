@@ -203,7 +203,10 @@ class EventStore(ABC):
     errors: tuple[type[BaseException], ...] = ()
     max_idle_connections = 4
 
-    def __init__(self) -> None:
+    def __init__(self, *, read_only: bool = False) -> None:
+        # read_only: a reader (the uploads function) never writes, not even the schema: a read-only
+        # database role is enough for it.
+        self.read_only = read_only
         self._idle: list[Any] = []
         self._pool_lock = threading.Lock()
         self._pid = os.getpid()
@@ -296,7 +299,7 @@ class EventStore(ABC):
     # --- schema -------------------------------------------------------------------------------------
 
     def _ensure_schema(self, conn: Any) -> None:
-        if self._schema_ready:
+        if self._schema_ready or self.read_only:  # a reader finds the schema the writers made
             return
         with self._transaction(conn, write=True) as cursor:
             self._lock(cursor, ["schema"])
@@ -432,6 +435,48 @@ class EventStore(ABC):
         )
         row = cursor.fetchone()
         return None if row is None else _upload_from_row(row)
+
+    def user_uploads_page(
+        self, user_id: str, limit: int, before: tuple[float, str] | None = None
+    ) -> list[UploadRecord]:
+        """A user's uploads, newest first, `limit` of them after the cursor `before` (first_seen_at, file_id):
+        an upload's first_seen_at never changes, so pages stay stable while new uploads arrive."""
+
+        def read(cursor: Cursor) -> list[UploadRecord]:
+            after = "" if before is None else " AND (first_seen_at < ? OR (first_seen_at = ? AND file_id < ?))"
+            params = (user_id,) if before is None else (user_id, before[0], before[0], before[1])
+            cursor.execute(
+                self._sql(
+                    f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE user_id = ?{after} "  # noqa: S608
+                    "ORDER BY first_seen_at DESC, file_id DESC LIMIT ?"
+                ),
+                (*params, limit),
+            )
+            return [_upload_from_row(row) for row in cursor.fetchall()]
+
+        return self._run(read, write=False)
+
+    def tasks_of(self, file_ids: Sequence[str]) -> dict[str, list[TaskRecord]]:
+        """The task records of several files in one query: {file_id: tasks by task id}."""
+        if not file_ids:
+            return {}
+
+        def read(cursor: Cursor) -> dict[str, list[TaskRecord]]:
+            marks = ", ".join("?" for _ in file_ids)
+            cursor.execute(
+                self._sql(
+                    f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE file_id IN ({marks}) "  # noqa: S608
+                    "ORDER BY file_id, task_id"
+                ),
+                tuple(file_ids),
+            )
+            found: dict[str, list[TaskRecord]] = {f: [] for f in file_ids}
+            for row in cursor.fetchall():
+                task = _task_from_row(row)
+                found[task.file_id].append(task)
+            return found
+
+        return self._run(read, write=False)
 
     def uploads_for_user(self, user_id: str) -> list[UploadRecord]:
         def read(cursor: Cursor) -> list[UploadRecord]:

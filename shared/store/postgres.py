@@ -33,8 +33,8 @@ def advisory_key(name: str) -> int:
 class PostgresStore(EventStore):
     errors = (psycopg.Error,)
 
-    def __init__(self, url: str, *, timeout_seconds: int) -> None:
-        super().__init__()
+    def __init__(self, url: str, *, timeout_seconds: int, read_only: bool = False) -> None:
+        super().__init__(read_only=read_only)
         self._url = url
         self._timeout = timeout_seconds
         # libpq quotes the bad part of a URL it cannot parse, which may be the password.
@@ -63,6 +63,8 @@ class PostgresStore(EventStore):
         # READ COMMITTED (the default) matters: after waiting for a file's lock, the fold's SELECT
         # takes a fresh snapshot and sees the event the previous lock holder committed.
         with conn.transaction(), conn.cursor() as cursor:
+            if self.read_only:
+                cursor.execute("SET TRANSACTION READ ONLY")
             # Bounded waits (lock queues included): a stuck store answers 503 before SCF times out.
             # SET LOCAL, per transaction: a session-wide SET would stay behind on a pooled server connection.
             cursor.execute(f"SET LOCAL statement_timeout = {int(self._timeout * 1000)}")

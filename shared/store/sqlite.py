@@ -15,12 +15,14 @@ from shared.store.base import Cursor, EventStore
 class SqliteStore(EventStore):
     errors = (sqlite3.Error, OSError)  # OSError: the database's directory cannot be created
 
-    def __init__(self, path: str, *, timeout_seconds: float) -> None:
-        super().__init__()
+    def __init__(self, path: str, *, timeout_seconds: float, read_only: bool = False) -> None:
+        super().__init__(read_only=read_only)
         self.path = path
         self._timeout = timeout_seconds
 
     def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            return self._connect_reader()
         parent = os.path.dirname(self.path)
         if parent:
             os.makedirs(parent, exist_ok=True)
@@ -34,6 +36,14 @@ class SqliteStore(EventStore):
         except BaseException:
             conn.close()
             raise
+        return conn
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        if not os.path.exists(self.path):  # connecting would create it: nothing recorded yet
+            raise sqlite3.OperationalError("the database does not exist yet")
+        conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
+        conn.execute("PRAGMA query_only = ON")
         return conn
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:

@@ -73,6 +73,13 @@ CASES = [
         must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg", "jwt"),
     ),
     Case(
+        "uploads",
+        {"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": "sqlite:///events.sqlite3"},
+        must_ship=("jwt/__init__.py", "psycopg/__init__.py", "shared/status_service.py"),
+        must_not_ship=("tencentcloud/", "shared/ingest.py", "shared/signing.py", "shared/sign_service.py"),
+        must_not_import=("tencentcloud", "psycopg", "requests"),
+    ),
+    Case(
         "events_pull",
         {
             "TENCENTCLOUD_SECRET_ID": SECRET_ID,

@@ -77,6 +77,10 @@ VARIANTS: dict[str, list[dict[str, str]]] = {
             "DATABASE_URL": PG_URL,
         },
     ],
+    "uploads": [
+        {"AUTH_JWT_SECRET": "s" * 32, "DATABASE_URL": PG_URL},
+        {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "g" * 16, "DATABASE_URL": PG_URL},
+    ],
 }
 
 
@@ -182,7 +186,7 @@ def test_function_urls_for_the_http_functions_and_a_timer_for_pull() -> None:
     functions = functions_config()
     assert all(t["function"] in functions for t in triggers)  # multi-scf: "Function x not in deploy list"
     urls = {t["function"]: t["parameters"] for t in triggers if t["type"] == "http"}
-    assert sorted(urls) == ["callback", "sign"]
+    assert sorted(urls) == ["callback", "sign", "uploads"]
     for parameters in urls.values():
         # The toolkit's HttpTrigger defaults EnableExtranet to false: an unreachable URL unless set.
         assert parameters["netConfig"] == {"enableIntranet": False, "enableExtranet": True}
@@ -193,7 +197,8 @@ def test_function_urls_for_the_http_functions_and_a_timer_for_pull() -> None:
 
 
 @pytest.mark.parametrize(
-    ("function", "triggers"), [("sign", ["http"]), ("callback", ["http"]), ("events_pull", ["timer"])]
+    ("function", "triggers"),
+    [("sign", ["http"]), ("callback", ["http"]), ("events_pull", ["timer"]), ("uploads", ["http"])],
 )
 def test_each_function_deploys_alone_with_its_own_triggers(
     uploaded: scf_framework.Files, bundles: Path, function: str, triggers: list[str]
@@ -210,17 +215,26 @@ def test_the_api_gateway_routes_to_the_deployed_functions_with_integrated_respon
     functions = scf_framework.load_config(CONFIG, stage="prod")["inputs"]["functions"]
     names = {key: function["name"] for key, function in functions.items()}
     routes = {(e["method"], e["path"]): e["function"] for e in api["endpoints"]}
-    assert routes.keys() == {("POST", "/signature"), ("OPTIONS", "/signature"), ("POST", "/vod-events")}
-    assert {route: f["functionName"] for route, f in routes.items()} == {
-        ("POST", "/signature"): names["sign"],
-        ("OPTIONS", "/signature"): names["sign"],
-        ("POST", "/vod-events"): names["callback"],
+    wanted = {
+        ("POST", "/signature"): "sign",
+        ("OPTIONS", "/signature"): "sign",
+        ("POST", "/vod-events"): "callback",
+        ("GET", "/uploads"): "uploads",
+        ("OPTIONS", "/uploads"): "uploads",
+        ("GET", "/uploads/{fileId}"): "uploads",
+        ("OPTIONS", "/uploads/{fileId}"): "uploads",
     }
+    assert {route: f["functionName"] for route, f in routes.items()} == {r: names[f] for r, f in wanted.items()}
     assert names["sign"] == "vod-upload-prod-sign"
     # Without integrated responses the gateway would answer 200 whatever the function returns.
     assert all(f["isIntegratedResponse"] is True for f in routes.values())
     assert api["protocols"] == ["https"]
-    assert all(e["serviceTimeout"] > functions_config()["callback"]["timeout"] for e in api["endpoints"])
+    for endpoint in api["endpoints"]:  # the gateway waits longer than the function may run
+        assert (
+            endpoint["serviceTimeout"]
+            > functions_config()[wanted[(endpoint["method"], endpoint["path"])]].get("timeout", 5)
+            or endpoint["method"] == "OPTIONS"
+        )
 
 
 # --- settings ------------------------------------------------------------------------------------------

@@ -1,0 +1,83 @@
+"""Following an upload after `done()`: the uploads function's GET /uploads/{fileId}, long-polled (`?wait`,
+If-None-Match), until VOD's task flow has finished or failed.
+
+    record = StatusClient("https://…/uploads", token).follow(file_id, timeout=600)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from vodupload.errors import AuthenticationFailed, VodUploadError
+from vodupload.signatures import TokenSource
+
+# Where an upload stays: its task flow is over (or it has none: "uploaded"), it was deleted, or it is a conflict.
+SETTLED = frozenset({"uploaded", "finished", "failed", "deleted", "conflict"})
+WAIT_SECONDS = 20  # the most the uploads function holds a request
+
+
+class StatusUnavailable(VodUploadError):
+    """The uploads function did not say how the upload stands (before the wait ran out)."""
+
+
+class StatusClient:
+    def __init__(self, url: str, token: TokenSource, *, session: requests.Session | None = None) -> None:
+        self.url = url.rstrip("/")
+        self._token = token
+        self._session = session or requests.Session()
+
+    def get(self, file_id: str, *, wait: int = 0, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
+        """(the upload, its ETag); (None, etag) when unchanged since `etag`; (None, None) when not recorded yet."""
+        token = self._token() if callable(self._token) else self._token
+        headers = {"Authorization": f"Bearer {token}", **({"If-None-Match": etag} if etag else {})}
+        response = self._session.get(
+            f"{self.url}/{quote(file_id, safe='')}",
+            params={"wait": wait} if wait else None,
+            headers=headers,
+            timeout=wait + 30,
+        )
+        if response.status_code == 304:
+            return None, etag
+        if response.status_code == 404:  # the callback has not recorded it yet (or it is not ours)
+            return None, None
+        if response.status_code == 401:
+            raise AuthenticationFailed(401, "unauthorized", "the uploads endpoint refused the token")
+        if response.status_code != 200:
+            raise StatusUnavailable(f"the uploads endpoint answered {response.status_code}")
+        body: dict[str, Any] = response.json()
+        return body, response.headers.get("ETag")
+
+    def follow(
+        self,
+        file_id: str,
+        *,
+        timeout: float,
+        on_update: Callable[[dict[str, Any]], None] = lambda upload: None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> dict[str, Any]:
+        """The upload once settled (finished, failed, …); `on_update` hears every change on the way."""
+        deadline, etag, last = clock() + timeout, None, None
+        while clock() < deadline:
+            wait = int(max(0, min(WAIT_SECONDS, deadline - clock())))
+            try:
+                upload, etag = self.get(file_id, wait=wait if last else 0, etag=etag)
+            except requests.RequestException as exc:
+                raise StatusUnavailable(f"the uploads endpoint could not be reached: {type(exc).__name__}") from exc
+            if upload is None and last is None:
+                sleep(1.0)  # not recorded yet: VOD's event is on its way to the callback
+                continue
+            if upload is not None:
+                last = upload
+                on_update(upload)
+            if last is not None and last["status"] in SETTLED:
+                return last
+        raise StatusUnavailable(
+            f"upload {file_id} had not settled after {timeout:.0f} s"
+            + (f" (last status: {last['status']})" if last else " (not recorded yet)")
+        )

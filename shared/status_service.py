@@ -1,0 +1,168 @@
+"""The uploads function: an uploader asks after its own uploads (GET /uploads, GET /uploads/{fileId}).
+
+Authenticated exactly like the sign function (same settings, shared.auth). Only the owner sees an upload:
+another user's file, a file attributed to nobody (not sealed, or a conflict) and an unknown file are the
+same 404, so the answer says nothing about files that are not yours. Polling is cheap: every answer has
+an ETag (If-None-Match → 304), and `?wait=N` holds the request until the upload changes (at most
+UPLOADS_MAX_WAIT_SECONDS). The store is opened read-only: this function never writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import unquote
+
+from shared.auth import authenticate
+from shared.config import UploadsSettings
+from shared.errors import BadRequest, NotFound
+from shared.http.model import Endpoint, Request, Response
+from shared.store import EventStore, TaskRecord, UploadRecord
+
+MAX_LIMIT = 100
+DEFAULT_LIMIT = 20
+POLL_SECONDS = 0.5
+_MAX_FILE_ID = 256
+_CACHE = {"Cache-Control": "private, no-cache"}  # may be kept, but asked again (If-None-Match) before use
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def task_view(task: TaskRecord) -> dict[str, Any]:
+    return {
+        "taskId": task.task_id,
+        "status": task.outcome,  # processing, finished, failed
+        "vodStatus": task.status,
+        "errCode": task.err_code,
+        "message": task.message,
+        "outputs": [{"type": r.type, "status": r.status, "urls": list(r.urls)} for r in task.results],
+    }
+
+
+def _status(upload: UploadRecord, tasks: Sequence[TaskRecord]) -> str:
+    # Uploaded with a task flow whose first event is still to come: for the uploader it is processing.
+    if upload.status == "uploaded" and upload.procedure_task_id and not tasks:
+        return "processing"
+    return upload.status
+
+
+def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord]) -> dict[str, Any]:
+    return {
+        "fileId": upload.file_id,
+        "status": _status(upload, tasks),
+        "name": upload.name,
+        "mediaUrl": upload.media_url,
+        "coverUrl": upload.cover_url,
+        "createdAt": upload.create_time or _iso(upload.first_seen_at),
+        "updatedAt": _iso(upload.last_event_at),
+        "tasks": [task_view(t) for t in tasks],
+    }
+
+
+def etag(body: Mapping[str, Any]) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return '"' + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32] + '"'
+
+
+def _cursor(text: str) -> tuple[float, str]:
+    try:
+        first_seen, file_id = json.loads(base64.urlsafe_b64decode(text.encode("ascii") + b"=="))
+    except (ValueError, TypeError, UnicodeEncodeError, binascii.Error):
+        raise BadRequest("cursor is not one this endpoint gave", code="invalid_cursor") from None
+    if not isinstance(first_seen, int | float) or not isinstance(file_id, str):
+        raise BadRequest("cursor is not one this endpoint gave", code="invalid_cursor")
+    return float(first_seen), file_id
+
+
+def _next_cursor(upload: UploadRecord) -> str:
+    raw = json.dumps([upload.first_seen_at, upload.file_id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _integer(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise BadRequest(f"{name} must be an integer in {low}..{high}", code="invalid_parameter")
+    return int(raw)
+
+
+def _only(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(query) - set(allowed))
+    if unknown:
+        raise BadRequest(f"unknown parameter {unknown[0]!r}; allowed: {', '.join(allowed)}", code="invalid_parameter")
+
+
+def target(path: str) -> str | None:
+    """The FileId a path names, or None for the list: /uploads (or /) is the list, /uploads/<id> one upload."""
+    parts = [p for p in path.split("/") if p]
+    if not parts or parts[-1] == "uploads":
+        return None
+    file_id = unquote(parts[-1])
+    if len(file_id) > _MAX_FILE_ID or not file_id.isprintable():
+        raise NotFound("no such upload")  # no FileId looks like this: the same answer as any unknown one
+    return file_id
+
+
+def make_uploads_endpoint(
+    settings: UploadsSettings,
+    store_provider: Callable[[], EventStore],
+    *,
+    now: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Endpoint:
+    def listing(request: Request, user: str) -> Response:
+        _only(request.query, ("limit", "cursor"))
+        limit = _integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        before = _cursor(request.query["cursor"]) if "cursor" in request.query else None
+        store = store_provider()
+        page = store.user_uploads_page(user, limit + 1, before)  # one more: is there a next page?
+        shown = page[:limit]
+        tasks = store.tasks_of([u.file_id for u in shown])
+        body = {
+            "uploads": [upload_view(u, tasks[u.file_id]) for u in shown],
+            "nextCursor": _next_cursor(shown[-1]) if len(page) > limit else None,
+        }
+        return _answer(request, body)
+
+    def current(file_id: str, user: str) -> dict[str, Any]:
+        store = store_provider()
+        upload = store.upload(file_id)
+        if upload is None or upload.user_id != user:  # someone else's, nobody's, unknown: one answer
+            raise NotFound("no such upload")
+        return upload_view(upload, store.tasks(file_id))
+
+    def one(request: Request, user: str, file_id: str) -> Response:
+        _only(request.query, ("wait",))
+        wait = _integer(request.query, "wait", 0, 0, 20)
+        body = current(file_id, user)
+        baseline = request.headers.get("if-none-match") or etag(body)
+        deadline = now() + min(wait, settings.max_wait_seconds)
+        while etag(body) == baseline and now() < deadline:  # until it changes, or the wait is over
+            sleep(min(POLL_SECONDS, max(deadline - now(), 0)))
+            body = current(file_id, user)
+        return _answer(request, body)
+
+    def endpoint(request: Request) -> Response:
+        principal = authenticate(request, settings.auth, now)
+        request.notes["user"] = principal.user_id
+        file_id = target(request.path)
+        return listing(request, principal.user_id) if file_id is None else one(request, principal.user_id, file_id)
+
+    return endpoint
+
+
+def _answer(request: Request, body: dict[str, Any]) -> Response:
+    tag = etag(body)
+    if request.headers.get("if-none-match") == tag:
+        return Response(304, None, {"ETag": tag, **_CACHE})
+    return Response(200, body, {"ETag": tag, **_CACHE})

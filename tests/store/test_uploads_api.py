@@ -1,0 +1,243 @@
+"""The uploads function (GET /uploads, GET /uploads/{fileId}) on every store: an uploader sees its own uploads
+as VOD's events arrive, nobody else's; pages are complete and stable; polling is cheap (ETag, ?wait)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+
+from shared.config import load_uploads_settings
+from shared.http.serve import serve
+from shared.ingest import ingest_event
+from shared.source_context import seal
+from shared.status_service import make_uploads_endpoint
+from shared.store import EventStore, StoreUnavailable, open_store
+from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS
+from tests.store.pgserver import database_name
+from vodtesting import http_event, vod_event
+
+TASK = "task-1"
+
+
+def token(user: str) -> str:
+    return jwt.encode({"sub": user, "exp": 2**40}, JWT_SECRET, algorithm="HS256")
+
+
+def upload_of(user: str, file_id: str, **fields: Any) -> dict[str, Any]:
+    return vod_event(
+        "NewFileUpload", FileId=file_id, SourceContext=seal(user, "r", CONTEXT_KEY), ProcedureTaskId=TASK, **fields
+    )
+
+
+def task(file_id: str, status: str, err: int = 0) -> dict[str, Any]:
+    return vod_event("ProcedureStateChanged", FileId=file_id, TaskId=TASK, Status=status, ErrCode=err)
+
+
+Get = Callable[..., dict[str, Any]]
+
+
+@pytest.fixture
+def writer(new_url: Callable[[], str]) -> Any:
+    url = new_url()
+    store = open_store(url)
+    store.schema_version()
+    yield url, store
+    store.close()
+
+
+@pytest.fixture
+def get(writer: tuple[str, EventStore], vod_function: Callable[..., Any]) -> Get:
+    """GET through the deployed uploads handler (read-only store), as `user`."""
+    url, _ = writer
+    handler = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
+
+    def call(path: str, user: str = "ann", headers: dict[str, str] | None = None, **query: str) -> dict[str, Any]:
+        event = http_event(
+            "GET", path, headers={"Authorization": f"Bearer {token(user)}", **(headers or {})}, query=query
+        )
+        result: dict[str, Any] = handler(event, {"request_id": "r"})
+        body = json.loads(result["body"]) if result["body"] else None
+        return {"status": result["statusCode"], "body": body, "headers": result["headers"]}
+
+    return call
+
+
+def record(store: EventStore, payload: dict[str, Any], at: float = 1.0) -> None:
+    ingest_event(store, payload, received_at=at, keys=KEYS)
+
+
+def test_an_uploader_follows_its_upload_through_the_task_flow(writer: tuple[str, EventStore], get: Get) -> None:
+    _, store = writer
+    seen = []
+    for payload, at in [
+        (upload_of("ann", "f1", Name="clip"), 1.0),
+        (task("f1", "PROCESSING"), 2.0),
+        (task("f1", "FINISH"), 3.0),
+        (vod_event("FileDeleted", FileId="f1"), 4.0),
+    ]:
+        record(store, payload, at)
+        answer = get("/uploads/f1")
+        assert answer["status"] == 200
+        seen.append((answer["body"]["status"], [t["status"] for t in answer["body"]["tasks"]]))
+    assert seen == [
+        ("processing", []),
+        ("processing", ["processing"]),
+        ("finished", ["finished"]),
+        ("deleted", ["finished"]),
+    ]
+    # ("processing" at first: the upload names a task flow whose first event is still to come)
+    one = get("/uploads/f1")["body"]
+    assert (one["fileId"], one["name"], one["tasks"][0]["taskId"]) == ("f1", "clip", TASK)
+
+
+def test_a_failed_task_flow_says_so(writer: tuple[str, EventStore], get: Get) -> None:
+    _, store = writer
+    record(store, upload_of("ann", "f2"))
+    record(store, task("f2", "FINISH", err=70000), 2.0)
+    body = get("/uploads/f2")["body"]
+    assert (body["status"], body["tasks"][0]["errCode"]) == ("failed", 70000)
+
+
+@pytest.mark.parametrize("file_id", ["f3", "nobodys", "unknown", "x" * 300])
+def test_anything_not_yours_is_the_same_404(writer: tuple[str, EventStore], get: Get, file_id: str) -> None:
+    _, store = writer
+    record(store, upload_of("ann", "f3"))
+    record(store, vod_event("NewFileUpload", FileId="nobodys", SourceContext="u1:r:bob"))  # not sealed: nobody's
+    answer = get(f"/uploads/{file_id}", user="bob")
+    assert (answer["status"], answer["body"]["error"]) == (404, {"code": "not_found", "message": "no such upload"})
+    assert get("/uploads", user="bob")["body"] == {"uploads": [], "nextCursor": None}
+
+
+def test_pages_are_complete_and_stable_while_uploads_arrive(writer: tuple[str, EventStore], get: Get) -> None:
+    _, store = writer
+    for i in range(130):
+        record(store, upload_of("ann", f"p{i:03d}"), at=float(i))
+    collected: list[str] = []
+    cursor: str | None = None
+    while True:
+        answer = get("/uploads", limit="50", **({"cursor": cursor} if cursor else {}))
+        collected += [u["fileId"] for u in answer["body"]["uploads"]]
+        record(store, upload_of("ann", f"new{len(collected)}"), at=1000.0 + len(collected))  # newer: page 1
+        cursor = answer["body"]["nextCursor"]
+        if cursor is None:
+            break
+    assert collected == [f"p{i:03d}" for i in reversed(range(130))]  # newest first, each once, none lost
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ({"limit": "0"}, "invalid_parameter"),
+        ({"limit": "101"}, "invalid_parameter"),
+        ({"cursor": "not-ours"}, "invalid_cursor"),
+        ({"page": "2"}, "invalid_parameter"),
+    ],
+)
+def test_bad_parameters_are_400(writer: tuple[str, EventStore], get: Get, query: dict[str, str], code: str) -> None:
+    answer = get("/uploads", **query)
+    assert (answer["status"], answer["body"]["error"]["code"]) == (400, code)
+
+
+def test_an_unchanged_upload_is_a_304(writer: tuple[str, EventStore], get: Get) -> None:
+    _, store = writer
+    record(store, upload_of("ann", "f4"))
+    first = get("/uploads/f4")
+    tag = first["headers"]["ETag"]
+    again = get("/uploads/f4", headers={"If-None-Match": tag})
+    assert (again["status"], again["body"], again["headers"]["ETag"]) == (304, None, tag)
+    record(store, task("f4", "PROCESSING"), 2.0)
+    changed = get("/uploads/f4", headers={"If-None-Match": tag})
+    assert changed["status"] == 200 and changed["headers"]["ETag"] != tag
+
+
+class Clock:
+    """Fake time: sleeping advances it, and may deliver an event at a given moment."""
+
+    def __init__(self, store: EventStore, change_at: float | None) -> None:
+        self.now, self.store, self.change_at, self.sleeps = 0.0, store, change_at, 0
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps += 1
+        self.now += seconds
+        if self.change_at is not None and self.now >= self.change_at:
+            record(self.store, task("f5", "PROCESSING"), 2.0)
+            self.change_at = None
+
+
+@pytest.mark.parametrize(("change_at", "returned_at", "status"), [(3.0, 3.0, "processing"), (None, 8.0, "uploaded")])
+def test_wait_returns_on_a_change_or_at_its_bound(
+    writer: tuple[str, EventStore], change_at: float | None, returned_at: float, status: str
+) -> None:
+    url, store = writer
+    record(store, vod_event("NewFileUpload", FileId="f5", SourceContext=seal("ann", "r", CONTEXT_KEY)))
+    clock = Clock(store, change_at)
+    settings = load_uploads_settings({"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
+    reader = open_store(url, read_only=True)
+    endpoint = make_uploads_endpoint(settings, lambda: reader, now=lambda: clock.now, sleep=clock.sleep)
+    event = http_event("GET", "/uploads/f5", headers={"Authorization": f"Bearer {token('ann')}"}, query={"wait": "8"})
+    result = serve(event, {}, endpoint, settings.http, methods=("GET",))
+    reader.close()
+    assert json.loads(result["body"])["status"] == status
+    assert clock.now == returned_at  # woke at the change, or slept the whole wait (in 0.5 s polls)
+
+
+def test_the_function_only_reads(writer: tuple[str, EventStore], get: Get) -> None:
+    # GIVEN the store the uploads function opens: read-only (PostgreSQL: READ ONLY transactions; SQLite:
+    # query_only), so even a bug in it could not write
+    url, store = writer
+    record(store, upload_of("ann", "f6"))
+    reader = open_store(url, read_only=True)
+    try:
+        with pytest.raises(StoreUnavailable, match=r"(?i)read.only|readonly|attempt to write"):
+            ingest_event(reader, upload_of("ann", "written"), received_at=1.0, keys=KEYS)
+    finally:
+        reader.close()
+    assert store.upload("written") is None
+    assert get("/uploads")["body"]["uploads"][0]["fileId"] == "f6"
+
+
+def test_concurrent_reads_while_events_arrive(writer: tuple[str, EventStore], get: Get) -> None:
+    _, store = writer
+    errors: list[Any] = []
+
+    def events() -> None:
+        for i in range(20):
+            record(store, upload_of("ann", f"c{i}"), at=float(i))
+
+    thread = threading.Thread(target=events)
+    thread.start()
+    while thread.is_alive():
+        answer = get("/uploads", limit="100")
+        if answer["status"] != 200:
+            errors.append(answer)
+    thread.join()
+    assert errors == [] and len(get("/uploads", limit="100")["body"]["uploads"]) == 20
+
+
+@pytest.mark.postgres
+def test_a_read_only_database_role_is_enough(postgres_server: Any, vod_function: Callable[..., Any]) -> None:
+    import psycopg
+
+    url = postgres_server.create_database()
+    store = open_store(url)
+    record(store, upload_of("ann", "f7"))
+    store.close()
+    dbname = database_name(url)
+    with psycopg.connect(postgres_server.url(dbname), autocommit=True) as conn:  # README "PostgreSQL"
+        conn.execute("CREATE ROLE vod_reader_test LOGIN")
+        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO vod_reader_test")
+    try:
+        reader_url = url.replace("postgresql://postgres@", "postgresql://vod_reader_test@")
+        handler = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": reader_url})
+        result = handler(http_event("GET", "/uploads/f7", headers={"Authorization": f"Bearer {token('ann')}"}), {})
+    finally:
+        postgres_server.drop_database(url)
+        with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
+            conn.execute("DROP ROLE vod_reader_test")
+    assert result["statusCode"] == 200, result
+    assert json.loads(result["body"])["fileId"] == "f7"
