@@ -157,6 +157,29 @@ def make_cos_app(
     return _CosApp(store, verifier, settings)
 
 
+# CORS as VOD configures its upload buckets for the browser SDK (跨域访问, https://cloud.tencent.com/document/
+# product/436/13318): any origin, the methods of a (multipart) upload, and the headers the SDK must read —
+# without an exposed ETag, vod-js-sdk-v6's multipart upload fails ("get ETag error").
+_CORS_METHODS = "GET, PUT, POST, DELETE, HEAD"
+_CORS_EXPOSE = "ETag, x-cos-request-id, Content-Length, Date"
+
+
+def _preflight(request: Request) -> Response:
+    response = Response(status=200)
+    response.headers["Access-Control-Allow-Methods"] = _CORS_METHODS
+    asked = request.headers.get("Access-Control-Request-Headers")
+    response.headers["Access-Control-Allow-Headers"] = asked or "*"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def _allow_origin(request: Request, response: Response) -> None:
+    """On every answer, errors included: a browser hides an answer without these from the page."""
+    response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin") or "*"
+    response.headers["Access-Control-Expose-Headers"] = _CORS_EXPOSE
+    response.vary.add("Origin")
+
+
 class _CosApp:
     def __init__(self, store: ObjectStore, verifier: CosRequestVerifier, settings: CosApiSettings) -> None:
         self._store = store
@@ -166,9 +189,11 @@ class _CosApp:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         request_id = base64.b64encode(secrets.token_bytes(24)).decode("ascii")
-        response = self._respond(request, request_id)
+        # A browser's preflight carries no credentials: it is answered before any authentication.
+        response = _preflight(request) if request.method == "OPTIONS" else self._respond(request, request_id)
         self._discard_unread_body(request, response)
         response.headers["x-cos-request-id"] = request_id
+        _allow_origin(request, response)
         logger.debug("COS %s %s -> %s", request.method, _path(request), response.status_code)
         return response(environ, start_response)
 
