@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The upload page's browser SDK, fetched from npm with its pinned integrity checked.
+SDK := functions/upload_page/vendor/vendor.json
+$(SDK): functions/upload_page/vendor.json $(STAMP)
+	$(PY) scripts/vendor-sdk
+
+setup: $(STAMP) $(SDK)
 
 serve: setup
 	$(BIN)/vod-serve $(ARGS)

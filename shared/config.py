@@ -216,6 +216,14 @@ class UploadsSettings:
 
 
 @dataclass(frozen=True)
+class UploadPageSettings:
+    signature_url: str  # where the page asks for signatures (the sign function)
+    status_url: str  # the uploads function ("" = the page shows no task progress)
+    frame_ancestors: tuple[str, ...]  # origins that may embed the page and hand it a token
+    http: HttpSettings
+
+
+@dataclass(frozen=True)
 class StoreSettings:
     """Where upload records live; shared by the callback, the PULL function and scripts/uploads."""
 
@@ -481,6 +489,38 @@ def load_uploads_settings(environ: Mapping[str, str] | None = None) -> UploadsSe
         http=_read_http(r, 1024),
         store=_read_store(r),
         max_wait_seconds=r.integer("UPLOADS_MAX_WAIT_SECONDS", 20, 0, 20) or 0,
+    )
+    r.finish()
+    return settings
+
+
+_PAGE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/[A-Za-z0-9._~/%-]*$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:
+    """The upload page: where its API lives and who may embed it. The values go into the page and its
+    Content-Security-Policy, so only plain URLs and origins are accepted."""
+    r = _Reader(os.environ if environ is None else environ)
+    urls = {}
+    for name, default in (("UPLOAD_PAGE_SIGNATURE_URL", "/signature"), ("UPLOAD_PAGE_STATUS_URL", "/uploads")):
+        value = r.text(name, default) or default
+        if value != "none" and not _PAGE_URL.match(value):
+            r.problem(
+                name, f"must be a path like /signature or a URL like https://api.example.com/signature (got {value!r})"
+            )
+        urls[name] = value
+    ancestors = r.items("UPLOAD_PAGE_FRAME_ANCESTORS")
+    for origin in ancestors:
+        if not _ORIGIN.match(origin):
+            r.problem("UPLOAD_PAGE_FRAME_ANCESTORS", f"{origin!r} is not an origin like https://app.example.com")
+    if urls["UPLOAD_PAGE_SIGNATURE_URL"] == "none":
+        r.problem("UPLOAD_PAGE_SIGNATURE_URL", "is required: the page cannot upload without signatures")
+    settings = UploadPageSettings(
+        signature_url=urls["UPLOAD_PAGE_SIGNATURE_URL"],
+        status_url="" if urls["UPLOAD_PAGE_STATUS_URL"] == "none" else urls["UPLOAD_PAGE_STATUS_URL"],
+        frame_ancestors=ancestors,
+        http=HttpSettings(cors_allow_origins=(), cors_allow_credentials=False, max_body_bytes=1024),  # GETs only
     )
     r.finish()
     return settings

@@ -34,6 +34,14 @@ ROUTES: dict[str, tuple[str, Path]] = {
     "/signature": ("sign", function_file("sign")),
     "/vod-events": ("callback", function_file("callback")),
     "/uploads": ("uploads", function_file("uploads")),  # and /uploads/<fileId>
+    "/upload": ("upload_page", function_file("upload_page")),  # the page at /upload/
+    "/upload/assets": ("upload_page", function_file("upload_page")),
+}
+
+# The upload page alone at the root, as its own function URL serves it (a separate origin from the API).
+PAGE_ROUTES: dict[str, tuple[str, Path]] = {
+    "/": ("upload_page", function_file("upload_page")),
+    "/assets": ("upload_page", function_file("upload_page")),
 }
 
 Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
@@ -133,18 +141,27 @@ class Gateway:
         return to_flask(handler(api_gateway_event(request, request_id), scf_context(name, request_id)))
 
 
-_default_gateway: Gateway | None = None
+_gateways: dict[str, Gateway] = {}
+_gateways_lock = threading.Lock()
+
+
+def _serve(target: str, routes: Mapping[str, tuple[str, Path]], request: flask.Request) -> flask.Response:
+    with _gateways_lock:  # one gateway per target and process, like one container per function
+        gateway_ = _gateways.setdefault(target, Gateway(routes))
+    return gateway_(request)
 
 
 @functions_framework.http
 def gateway(request: flask.Request) -> flask.Response:
-    global _default_gateway  # noqa: PLW0603 - one gateway per process, like one container per function
-    if _default_gateway is None:
-        _default_gateway = Gateway()
-    return _default_gateway(request)
+    return _serve("gateway", ROUTES, request)
 
 
-def create_app() -> flask.Flask:
-    """The functions-framework app serving `gateway` (what the CLI would build)."""
-    app: flask.Flask = functions_framework.create_app("gateway", __file__, "http")  # type: ignore[no-untyped-call]
+@functions_framework.http
+def upload_page(request: flask.Request) -> flask.Response:
+    return _serve("upload_page", PAGE_ROUTES, request)
+
+
+def create_app(target: str = "gateway") -> flask.Flask:
+    """The functions-framework app serving `target` (gateway or upload_page), as the CLI would build it."""
+    app: flask.Flask = functions_framework.create_app(target, __file__, "http")  # type: ignore[no-untyped-call]
     return app

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import jwt
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from vodlocal import tls
+
 DEFAULT_STATE_DIR = Path(".local")  # relative to the current directory: the checkout, under make serve
 DEV_USER = "dev-user"
 
@@ -87,7 +89,8 @@ class RunningServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
+        scheme = "https" if self.server.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.server.server_port}"
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -95,9 +98,10 @@ class RunningServer:
         self.thread.join(timeout=10)
 
 
-def serve_wsgi(name: str, app: Any, port: int = 0) -> RunningServer:
-    """Serve a WSGI app on 127.0.0.1 in a daemon thread (port 0 picks a free port)."""
-    server = make_server("127.0.0.1", port, app, threaded=True)
+def serve_wsgi(name: str, app: Any, port: int = 0, ssl_context: tuple[str, str] | None = None) -> RunningServer:
+    """Serve a WSGI app on 127.0.0.1 in a daemon thread (port 0 picks a free port); over TLS with
+    ssl_context=(cert file, key file)."""
+    server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=ssl_context)
     # A short poll interval: stopping takes milliseconds instead of half a second.
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"serve-{name}", daemon=True)
     thread.start()
@@ -131,14 +135,29 @@ def start_emulator(state_dir: Path, env: Mapping[str, str], port: int = 0, **opt
 class LocalStack:
     gateway: RunningServer
     emulator: Any  # vodemu.app.Emulator
+    tls: RunningServer  # the emulator again, over TLS, for browsers (vodlocal.tls)
+
+    @property
+    def page_url(self) -> str:
+        return f"{self.gateway.url}/upload/"
+
+    def chromium_flags(self) -> list[str]:
+        return tls.chromium_flags(self.tls.server.server_port, self.emulator.port)
 
     def stop(self) -> None:
+        self.tls.stop()
         self.emulator.stop()
         self.gateway.stop()
 
 
 def start_stack(
-    state_dir: Path, gateway_port: int = 0, emulator_port: int = 0, *, pull: bool = False, **emulator_options: Any
+    state_dir: Path,
+    gateway_port: int = 0,
+    emulator_port: int = 0,
+    *,
+    tls_port: int = 0,
+    pull: bool = False,
+    **emulator_options: Any,
 ) -> LocalStack:
     """Gateway + emulator on loopback, sharing dev settings under state_dir. The emulator delivers
     events to the gateway's /vod-events (PUSH, signed with the callback's SignKey), or queues them
@@ -155,6 +174,13 @@ def start_stack(
     except BaseException:
         gateway.stop()  # e.g. the emulator's port is taken: leave nothing half-running
         raise
+    try:
+        cert, key = tls.self_signed(state_dir / "tls")
+        front = serve_wsgi("emulator-tls", emulator.wsgi_app, tls_port, ssl_context=(str(cert), str(key)))
+    except BaseException:
+        emulator.stop()
+        gateway.stop()
+        raise
     os.environ["VOD_API_ENDPOINT"] = emulator.url
     if pull:
         emulator.configure_events(mode="PULL")
@@ -162,4 +188,4 @@ def start_stack(
         emulator.configure_events(
             mode="PUSH", notification_url=f"{gateway.url}/vod-events", sign_key=env["VOD_CALLBACK_SIGN_KEY"]
         )
-    return LocalStack(gateway, emulator)
+    return LocalStack(gateway, emulator, front)

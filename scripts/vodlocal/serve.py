@@ -54,6 +54,12 @@ def main() -> int:
         help="VOD emulator port, default 9000 (VOD_EMULATOR_PORT)",
     )
     parser.add_argument(
+        "--tls-port",
+        type=int,
+        default=int(os.environ.get("VOD_EMULATOR_TLS_PORT", "9443")),
+        help="the emulator over TLS, for browsers (as https://vod2.qcloud.com), default 9443 (VOD_EMULATOR_TLS_PORT)",
+    )
+    parser.add_argument(
         "--state-dir",
         type=Path,
         default=localstack.DEFAULT_STATE_DIR,
@@ -70,16 +76,19 @@ def main() -> int:
     ports = (
         (args.port, "gateway: GATEWAY_PORT or --port"),
         (args.emulator_port, "emulator: VOD_EMULATOR_PORT or --emulator-port"),
+        (args.tls_port, "emulator over TLS: VOD_EMULATOR_TLS_PORT or --tls-port"),
     )
     busy = [f"{port} (the {what})" for port, what in ports if port and _in_use(port)]
     if busy:
         print(
             f"serve: port already in use: {', '.join(busy)}; choose another, "
-            "e.g. GATEWAY_PORT=8081 VOD_EMULATOR_PORT=9001 make serve",
+            "e.g. GATEWAY_PORT=8081 VOD_EMULATOR_PORT=9001 VOD_EMULATOR_TLS_PORT=9444 make serve",
             file=sys.stderr,
         )
         return 2
-    stack = localstack.start_stack(args.state_dir, args.port, args.emulator_port, pull=args.pull)
+    stack = localstack.start_stack(
+        args.state_dir, args.port, args.emulator_port, tls_port=args.tls_port, pull=args.pull
+    )
     gateway, emulator = stack.gateway.url, stack.emulator.url
     token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"])
     delivery = "queued for PullEvents" if args.pull else f"pushed to {gateway}/vod-events (signed)"
@@ -102,6 +111,16 @@ def main() -> int:
     print(
         f"event settings:  VOD_API_ENDPOINT={emulator} {bin_}vod-configure-events --dev-keys "
         f"{shlex.quote(str(args.state_dir))}"
+    )
+    # vod-js-sdk-v6 calls https://vod2.qcloud.com and *.myqcloud.com: a browser started with these flags
+    # (its own profile, so no everyday browsing goes through them) reaches the emulator instead.
+    flags = " ".join(shlex.quote(flag) for flag in stack.chromium_flags())
+    profile = shlex.quote(str(args.state_dir / "browser-profile"))
+    print(f"\nupload page (signed in as {localstack.DEV_USER!r}; the token rides in the link's #fragment):")
+    print(f"  {stack.page_url}#token={token}")
+    print(
+        f"  open it in a Chromium that sends VOD's and COS's hosts to the emulator:\n"
+        f"  chromium --user-data-dir={profile} {flags} '{stack.page_url}#token={token}'"
     )
     print("\nCtrl-C to stop.", flush=True)
 

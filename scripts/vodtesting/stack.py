@@ -39,8 +39,13 @@ class VodStack:
         self.emulator_url = self._stack.emulator.url
         self.signature_url = f"{self.gateway_url}/signature"
         self.events_url = f"{self.gateway_url}/vod-events"
+        self.page_url = self._stack.page_url  # the upload page, on the gateway at /upload/
         self.store: EventStore = open_store(self.settings["DATABASE_URL"])
         self.secrets: list[str] = []  # every signature and temporary key handled, for leak checks
+
+    def chromium_flags(self) -> list[str]:
+        """Chromium flags that send vod-js-sdk-v6's upload traffic (VOD's https host, COS) to this stack."""
+        return self._stack.chromium_flags()
 
     def token(self, user: str = localstack.DEV_USER, **claims: Any) -> str:
         """A bearer token the stack's sign function accepts, for `user`."""

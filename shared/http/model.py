@@ -72,8 +72,9 @@ class Request:
 @dataclass(frozen=True)
 class Response:
     status: int
-    body: Mapping[str, Any] | None = None
+    body: Mapping[str, Any] | None = None  # sent as JSON
     headers: Mapping[str, str] = field(default_factory=dict)
+    content: bytes | None = None  # sent as is (base64 in the SCF response), typed by headers' Content-Type
 
 
 Endpoint = Callable[[Request], Response]

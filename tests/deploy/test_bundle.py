@@ -80,6 +80,15 @@ CASES = [
         must_not_import=("tencentcloud", "psycopg", "requests"),
     ),
     Case(
+        "upload_page",
+        {},
+        lambda: http_event(path="/", method="GET", headers={"Accept-Encoding": "gzip"}, shape="function_url"),
+        # the page, its script and style, and the SDK vendored from npm; nothing that reads or signs
+        must_ship=("static/upload.js", "static/page.html", "vendor/vod-js-sdk-v6.js.gz", "shared/upload_page.py"),
+        must_not_ship=("jwt/", "psycopg/", "shared/store/", "shared/auth.py", "shared/signing.py"),
+        must_not_import=("jwt", "psycopg", "tencentcloud", "sqlite3"),
+    ),
+    Case(
         "events_pull",
         {
             "TENCENTCLOUD_SECRET_ID": SECRET_ID,

@@ -77,6 +77,7 @@ VARIANTS: dict[str, list[dict[str, str]]] = {
             "DATABASE_URL": PG_URL,
         },
     ],
+    "upload_page": [{}, {"UPLOAD_PAGE_FRAME_ANCESTORS": "https://app.example.com"}],
     "uploads": [
         {"AUTH_JWT_SECRET": "s" * 32, "DATABASE_URL": PG_URL},
         {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "g" * 16, "DATABASE_URL": PG_URL},
@@ -186,7 +187,7 @@ def test_function_urls_for_the_http_functions_and_a_timer_for_pull() -> None:
     functions = functions_config()
     assert all(t["function"] in functions for t in triggers)  # multi-scf: "Function x not in deploy list"
     urls = {t["function"]: t["parameters"] for t in triggers if t["type"] == "http"}
-    assert sorted(urls) == ["callback", "sign", "uploads"]
+    assert sorted(urls) == ["callback", "sign", "upload_page", "uploads"]
     for parameters in urls.values():
         # The toolkit's HttpTrigger defaults EnableExtranet to false: an unreachable URL unless set.
         assert parameters["netConfig"] == {"enableIntranet": False, "enableExtranet": True}
@@ -198,7 +199,13 @@ def test_function_urls_for_the_http_functions_and_a_timer_for_pull() -> None:
 
 @pytest.mark.parametrize(
     ("function", "triggers"),
-    [("sign", ["http"]), ("callback", ["http"]), ("events_pull", ["timer"]), ("uploads", ["http"])],
+    [
+        ("sign", ["http"]),
+        ("callback", ["http"]),
+        ("events_pull", ["timer"]),
+        ("uploads", ["http"]),
+        ("upload_page", ["http"]),
+    ],
 )
 def test_each_function_deploys_alone_with_its_own_triggers(
     uploaded: scf_framework.Files, bundles: Path, function: str, triggers: list[str]

@@ -39,6 +39,8 @@ def serve_output(tmp_path: Path) -> Iterator[list[str]]:
             str(free_port()),
             "--emulator-port",
             "0",
+            "--tls-port",
+            "0",
             "--state-dir",
             str(tmp_path / "state"),
         ],
@@ -114,3 +116,15 @@ def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str) -> N
     setting = "GATEWAY_PORT" if taken == "gateway" else "VOD_EMULATOR_PORT"
     assert f"{busy} (the {taken}: {setting}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_printed_page_link_serves_the_upload_page(serve_output: list[str]) -> None:
+    lines = [line.strip() for line in serve_output]
+    link = next(line for line in lines if line.startswith("http://") and "/upload/#token=" in line)
+    page = requests.get(link.split("#", 1)[0], timeout=30)
+    assert page.status_code == 200 and "<h1>Upload a video</h1>" in page.text
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    browser = next(line for line in lines if line.startswith("chromium "))
+    argv = shlex.split(browser)
+    assert argv[-1] == link and "--ignore-certificate-errors" in argv
+    assert any(a.startswith("--host-resolver-rules=MAP vod2.qcloud.com 127.0.0.1:") for a in argv)

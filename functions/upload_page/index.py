@@ -1,0 +1,18 @@
+"""Upload page function: a browser uploader built on vod-js-sdk-v6 (GET /, GET /assets/<name>)."""
+
+from pathlib import Path
+from typing import Any
+
+from shared.config import load_upload_page_settings, log_level
+from shared.http.serve import serve
+from shared.logs import setup_logging
+from shared.upload_page import build_page, make_page_endpoint
+
+HERE = Path(__file__).resolve().parent
+setup_logging(log_level())
+SETTINGS = load_upload_page_settings()  # once per container; a bad setting fails the cold start loudly
+ENDPOINT = make_page_endpoint(build_page(SETTINGS, HERE / "static", HERE / "vendor"))
+
+
+def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    return serve(event, context, ENDPOINT, SETTINGS.http, methods=("GET",), allow_headers="")

@@ -1,0 +1,286 @@
+// The upload page: vod-js-sdk-v6 (global TcVod) uploads straight to VOD; signatures come from the sign
+// function, one per VOD call, for the signed-in user; progress of the task flow from the uploads function.
+//
+// The token: the app hands it over, either in the link (#token=…, removed from the address bar at once) or,
+// when it embeds the page in an iframe, by postMessage({type: "vod-upload-token", token}) from an origin in
+// UPLOAD_PAGE_FRAME_ANCESTORS (the page says {type: "vod-upload-ready"} and, when the token is refused,
+// {type: "vod-upload-token-refused"} to its parent). It lives in sessionStorage, so a reload in the same tab
+// resumes the upload without asking for it again; it never leaves the page except to the API.
+"use strict";
+(() => {
+  const config = JSON.parse(document.body.dataset.config);
+  const $ = (id) => document.getElementById(id);
+  const TOKEN_KEY = "vod-upload-token";
+  const FINAL = new Set(["uploaded", "finished", "failed", "deleted", "conflict"]);
+
+  let token = sessionStorage.getItem(TOKEN_KEY);
+  let uploader = null; // the SDK's current Uploader
+  let paused = null; // the paused one: its saved session is what Resume continues and Cancel forgets
+  let files = null; // {video, cover} being uploaded (kept for resume)
+  let apiError = null; // why the last signature request failed, shown instead of the SDK's generic error
+  let lastAnnounced = 0;
+
+  class ApiError extends Error {
+    constructor(status, message) {
+      super(message);
+      this.status = status;
+    }
+  }
+
+  // --- the token ------------------------------------------------------------------------------------
+  function setToken(value) {
+    token = value;
+    sessionStorage.setItem(TOKEN_KEY, value);
+    $("signed-out").hidden = true;
+  }
+
+  function tokenFromLink() {
+    const params = new URLSearchParams(location.hash.slice(1));
+    const value = params.get("token");
+    if (!value) return;
+    params.delete("token");
+    const rest = params.toString();
+    history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
+    setToken(value);
+  }
+
+  function tellParent(message) {
+    if (window.parent === window) return;
+    for (const origin of config.tokenOrigins) window.parent.postMessage(message, origin);
+  }
+
+  window.addEventListener("message", (event) => {
+    if (!config.tokenOrigins.includes(event.origin)) return;
+    const data = event.data;
+    if (data && data.type === "vod-upload-token" && typeof data.token === "string" && data.token) {
+      setToken(data.token);
+    }
+  });
+
+  // --- API calls --------------------------------------------------------------------------------------
+  async function api(url, init) {
+    if (!token) throw new ApiError(401, "You are not signed in: open this page from the app.");
+    const headers = { Authorization: "Bearer " + token, ...(init.headers || {}) };
+    let response;
+    try {
+      response = await fetch(url, { ...init, headers, credentials: "omit", cache: "no-store" });
+    } catch (error) {
+      throw new ApiError(0, "The upload service cannot be reached; check your connection and try again.");
+    }
+    if (response.status === 401 || response.status === 403) {
+      const body = await response.json().catch(() => null);
+      tellParent({ type: "vod-upload-token-refused" });
+      const why = body && body.error ? body.error.message : "refused";
+      throw new ApiError(response.status, `Your sign-in was refused (${why}). Sign in again in the app and reopen this page.`);
+    }
+    return response;
+  }
+
+  // Called by the SDK before every VOD call (Prepare, Apply, Commit): a fresh one-time signature each time.
+  async function getSignature() {
+    try {
+      const response = await api(config.signatureUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: "{}",
+      });
+      const body = await response.json().catch(() => null);
+      if (!response.ok || !body || typeof body.signature !== "string") {
+        const why = body && body.error ? body.error.message : `HTTP ${response.status}`;
+        throw new ApiError(response.status, `No upload signature: ${why}.`);
+      }
+      return body.signature;
+    } catch (error) {
+      apiError = error;
+      throw error;
+    }
+  }
+
+  // --- progress ---------------------------------------------------------------------------------------
+  function size(bytes) {
+    const units = ["B", "KB", "MB", "GB"];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+      value /= 1024;
+      unit += 1;
+    }
+    return `${value.toFixed(unit ? 1 : 0)} ${units[unit]}`;
+  }
+
+  function showProgress(which, info) {
+    const percent = Math.round((info.percent || 0) * 100);
+    $(`${which}-progress`).value = percent;
+    $(`${which}-progress`).textContent = `${percent}%`;
+    const speed = info.speed ? `, ${size(info.speed)}/s` : "";
+    $(`${which}-figures`).textContent = `${percent}% — ${size(info.loaded || 0)} of ${size(info.total || 0)}${speed}`;
+    // The live region speaks every 10 s at most (and at the end), not on every progress event.
+    const now = Date.now();
+    if (which === "video" && (percent === 100 || now - lastAnnounced > 10000)) {
+      lastAnnounced = now;
+      say(`Video ${percent}% uploaded`);
+    }
+  }
+
+  function say(text) {
+    $("status").textContent = text;
+  }
+
+  function fail(text) {
+    $("error").textContent = text;
+  }
+
+  function buttons(state) {
+    $("start").hidden = state === "uploading" || state === "paused";
+    $("pause").hidden = state !== "uploading";
+    $("resume").hidden = state !== "paused";
+    $("cancel").hidden = state !== "uploading" && state !== "paused";
+    $("video").disabled = $("cover").disabled = state === "uploading" || state === "paused";
+  }
+
+  // --- uploading ------------------------------------------------------------------------------------
+  function start() {
+    paused = null;
+    fail("");
+    apiError = null;
+    const tcVod = new TcVod.default({ getSignature, allowReport: false, enableResume: true });
+    const current = tcVod.upload({ mediaFile: files.video, coverFile: files.cover || undefined });
+    uploader = current;
+    $("progress").hidden = false;
+    $("cover-meter").hidden = !files.cover;
+    current.on("media_progress", (info) => showProgress("video", info));
+    current.on("cover_progress", (info) => showProgress("cover", info));
+    buttons("uploading");
+    say(`Uploading ${files.video.name}…`);
+    lastAnnounced = Date.now();
+    current.done().then(
+      (result) => {
+        if (uploader !== current) return;
+        uploader = null;
+        finished(result.fileId);
+      },
+      (error) => {
+        if (uploader !== current) return; // paused or cancelled: this uploader's end is expected
+        uploader = null;
+        buttons("idle");
+        say("");
+        fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. Try again.`);
+      },
+    );
+  }
+
+  function pause() {
+    const current = uploader;
+    uploader = null;
+    current.cancel(); // the SDK keeps its session (localStorage): resume sends only the missing parts
+    paused = current;
+    buttons("paused");
+    say("Paused.");
+  }
+
+  function cancel() {
+    const current = uploader || paused;
+    uploader = paused = null;
+    current.cancel();
+    current.delStorage(current.sessionName); // nothing to resume: the next upload starts afresh
+    files = null;
+    $("form").reset();
+    $("progress").hidden = true;
+    buttons("idle");
+    say("Upload cancelled.");
+  }
+
+  async function finished(fileId) {
+    $("progress").hidden = true;
+    buttons("idle");
+    $("form").reset();
+    files = null;
+    say("Upload complete.");
+    $("result").hidden = false;
+    $("file-id").textContent = fileId;
+    if (config.statusUrl) await follow(fileId);
+  }
+
+  // Follows the upload through the uploads function until its task flow ends (?wait long-polls).
+  async function follow(fileId) {
+    const url = `${config.statusUrl.replace(/\/$/, "")}/${encodeURIComponent(fileId)}`;
+    let etag = null;
+    for (let attempt = 0; attempt < 720; attempt += 1) {
+      let response;
+      try {
+        // First ask at once; then long-poll for a change of what was seen (?wait with If-None-Match).
+        response = await api(etag ? `${url}?wait=20` : url, { headers: etag ? { "If-None-Match": etag } : {} });
+      } catch (error) {
+        $("processing").textContent = error.message;
+        return;
+      }
+      if (response.status === 404) {
+        // The event announcing the upload is still on its way to the callback.
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        continue;
+      }
+      if (response.status === 304) continue;
+      if (!response.ok) {
+        $("processing").textContent = `Status unavailable (HTTP ${response.status}); retrying…`;
+        await new Promise((resolve) => setTimeout(resolve, 3000));
+        continue;
+      }
+      etag = response.headers.get("ETag");
+      const upload = await response.json();
+      showUpload(upload);
+      if (FINAL.has(upload.status)) return;
+    }
+  }
+
+  function showUpload(upload) {
+    const words = {
+      uploaded: "Uploaded (no processing requested).",
+      processing: "Processing…",
+      finished: "Finished.",
+      failed: "Processing failed.",
+      deleted: "Deleted.",
+      conflict: "Held for review.",
+    };
+    $("processing").textContent = words[upload.status] || upload.status;
+    $("processing").dataset.status = upload.status;
+    const list = $("tasks");
+    list.replaceChildren(
+      ...upload.tasks.map((task) => {
+        const item = document.createElement("li");
+        const detail = task.status === "failed" && task.message ? ` — ${task.message}` : "";
+        item.textContent = `${task.taskId}: ${task.status}${detail}`;
+        return item;
+      }),
+    );
+    if (FINAL.has(upload.status)) say(`Done: ${words[upload.status] || upload.status}`);
+  }
+
+  // --- wiring ---------------------------------------------------------------------------------------
+  $("form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const video = $("video").files[0];
+    if (!video) {
+      fail("Choose a video first.");
+      $("video").focus();
+      return;
+    }
+    if (!token) {
+      fail("You are not signed in: open this page from the app.");
+      return;
+    }
+    files = { video, cover: $("cover").files[0] || null };
+    $("result").hidden = true;
+    start();
+  });
+  $("pause").addEventListener("click", pause);
+  $("resume").addEventListener("click", () => {
+    say("Resuming…");
+    start();
+  });
+  $("cancel").addEventListener("click", cancel);
+
+  tokenFromLink();
+  if (!token && !config.tokenOrigins.length) $("signed-out").hidden = false;
+  buttons("idle");
+  tellParent({ type: "vod-upload-ready" });
+})();

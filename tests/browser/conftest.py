@@ -1,0 +1,123 @@
+"""A real browser against the local stack: Debian's Chromium, driven by playwright (never a downloaded
+browser). Three origins, as deployed: the upload page (its own functions-framework server), the gateway
+(sign + uploads), and VOD/COS (the emulator, reached as vod2.qcloud.com and *.myqcloud.com)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from vodlocal import harness, localstack
+from vodtesting.stack import VodStack
+
+ARTIFACTS = Path(os.environ.get("VOD_TEST_ARTIFACTS", ".artifacts"))
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        # In CI a missing browser must fail (.ci/run installs Debian's chromium), never skip.
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    with sync_playwright() as playwright:
+        # The host rules differ per stack (free ports), so each test gets its own browser process.
+        yield lambda args: playwright.chromium.launch(executable_path=executable, args=args)
+
+
+@dataclass
+class Traffic:
+    """What the page sent: every request, and the finished COS part uploads."""
+
+    requests: list[Any] = field(default_factory=list)
+    parts_done: list[int] = field(default_factory=list)
+
+    def vod_calls(self) -> list[tuple[str, dict[str, Any]]]:
+        calls = []
+        for request in self.requests:
+            if request.url.startswith("https://vod2.qcloud.com/") and request.method == "POST":
+                calls.append((parse_qs(urlsplit(request.url).query)["Action"][0], json.loads(request.post_data)))
+        return calls
+
+    def signature_requests(self, gateway: str) -> int:
+        return sum(1 for r in self.requests if r.method == "POST" and r.url == f"{gateway}/signature")
+
+    def part_puts(self, key_suffix: str) -> list[int]:
+        return [
+            int(parse_qs(urlsplit(r.url).query)["partNumber"][0])
+            for r in self.requests
+            if r.method == "PUT" and urlsplit(r.url).path.endswith(key_suffix) and "partNumber=" in r.url
+        ]
+
+
+@dataclass
+class BrowserStack:
+    stack: VodStack
+    page_origin: str
+    page: Any
+    traffic: Traffic
+    context: Any
+
+    def open(self, token: str | None) -> None:
+        self.page.goto(f"{self.page_origin}/" + (f"#token={token}" if token else ""))
+        self.page.wait_for_selector("#start:not([hidden])")
+
+    def choose(self, video: Path, cover: Path | None = None) -> None:
+        self.page.set_input_files("#video", str(video))
+        if cover is not None:
+            self.page.set_input_files("#cover", str(cover))
+
+    def throttle(self, bytes_per_second: int) -> None:
+        """Slow the page's uploads (DevTools network emulation), so a test can act mid-upload."""
+        cdp = self.context.new_cdp_session(self.page)
+        cdp.send("Network.enable")
+        cdp.send(
+            "Network.emulateNetworkConditions",
+            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second},
+        )
+
+    def screenshot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+
+@pytest.fixture
+def browser_stack(browser: Any, tmp_path: Path) -> Iterator[BrowserStack]:
+    saved = dict(os.environ)
+    page_server = localstack.serve_wsgi("upload-page", harness.create_app("upload_page"))
+    os.environ["CORS_ALLOW_ORIGINS"] = page_server.url  # the gateway answers the page's origin only
+    stack = VodStack(tmp_path / "stack")
+    # The page's API is on another origin: absolute URLs (read when the page function first loads).
+    os.environ["UPLOAD_PAGE_SIGNATURE_URL"] = stack.signature_url
+    os.environ["UPLOAD_PAGE_STATUS_URL"] = f"{stack.gateway_url}/uploads"
+    instance = browser(stack.chromium_flags())
+    context = instance.new_context(ignore_https_errors=True)
+    page = context.new_page()
+    traffic = Traffic()
+    page.on("request", lambda request: traffic.requests.append(request))  # noqa: PLW0108 - playwright tags callables
+    try:
+        yield BrowserStack(stack, page_server.url, page, traffic, context)
+    finally:
+        instance.close()
+        stack.stop()
+        page_server.stop()
+        os.environ.clear()
+        os.environ.update(saved)

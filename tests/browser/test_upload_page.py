@@ -1,0 +1,217 @@
+"""The upload page in a real browser (Chromium), with Tencent's own browser SDK (vod-js-sdk-v6), against the
+sign, callback and uploads functions and the VOD emulator, each on its own origin."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from vodtesting.stack import sample_video
+
+from .conftest import BrowserStack
+
+pytestmark = pytest.mark.timeout(180)
+MiB = 1024 * 1024
+# The SDK's multipart part size (its default chunkSize, 8 MiB) decides how many parts a file has.
+PART = 8 * MiB
+
+
+def _cover(tmp_path: Path) -> Path:
+    path = tmp_path / "cover.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    return path
+
+
+def _wait_for_result(b: BrowserStack, timeout_s: float = 90) -> str:
+    b.page.wait_for_selector("#processing[data-status]", timeout=timeout_s * 1000)
+    return str(b.page.inner_text("#file-id"))
+
+
+def _wait_for_progress(b: BrowserStack, percent: int) -> None:
+    deadline = time.monotonic() + 60
+    while int(b.page.eval_on_selector("#video-progress", "e => e.value")) < percent:
+        assert time.monotonic() < deadline, "the upload made no progress"
+        b.page.wait_for_timeout(100)
+
+
+@pytest.mark.parametrize(
+    ("size", "with_cover", "parts"),
+    [
+        pytest.param(200 * 1024, True, 1, id="200KB-video-with-cover"),
+        pytest.param(20 * MiB, False, 3, id="20MB-multipart"),
+    ],
+)
+def test_an_upload_completes_and_is_recorded_for_the_pages_user(
+    browser_stack: BrowserStack, tmp_path: Path, size: int, with_cover: bool, parts: int
+) -> None:
+    b = browser_stack
+    video = sample_video(tmp_path / "clip.mp4", size)
+    b.open(b.stack.token("page-user"))
+    b.choose(video, _cover(tmp_path) if with_cover else None)
+    b.page.click("#start")
+    file_id = _wait_for_result(b)
+
+    record = b.stack.record(file_id)
+    assert record.user_id == "page-user"  # sealed into sourceContext by the sign function, for this token
+    assert record.cover_url if with_cover else not record.cover_url
+    assert b.page.get_attribute("#processing", "data-status") == "uploaded"
+    assert sorted(set(b.traffic.part_puts(".mp4"))) == list(range(1, parts + 1))
+    # Every VOD call (Prepare, Apply, Commit) carried its own one-time signature, fetched just for it.
+    calls = b.traffic.vod_calls()
+    assert [action for action, _ in calls] == ["PrepareUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]
+    signatures = [body["signature"] for _, body in calls]
+    assert len(set(signatures)) == len(calls) == b.traffic.signature_requests(b.stack.gateway_url)
+    assert "Done: Uploaded" in b.page.inner_text("#status")
+    if with_cover:
+        assert b.screenshot("upload-page-done").stat().st_size > 0
+
+
+def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    b = browser_stack
+    video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
+    b.open(b.stack.token("page-user"))
+    b.throttle(4 * MiB)
+    b.choose(video)
+    b.page.click("#start")
+    _wait_for_progress(b, 5)
+    assert b.screenshot("upload-page-uploading").stat().st_size > 0  # kept as a test artifact
+    b.page.click("#cancel")
+
+    assert b.page.inner_text("#status") == "Upload cancelled."
+    b.page.wait_for_timeout(1500)  # anything still in flight would land now
+    assert "CommitUploadUGC" not in [action for action, _ in b.traffic.vod_calls()]
+    assert b.stack.records("page-user") == []
+    # Nothing saved to resume: the SDK's session for this file is gone.
+    assert b.page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('webugc_')).length") == 0
+    assert b.page.is_visible("#start") and not b.page.is_visible("#cancel")
+
+
+def test_a_reload_mid_upload_resumes_and_sends_only_the_missing_parts(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    b = browser_stack
+    video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
+    done_before: set[int] = set()
+    b.page.on(
+        "requestfinished",
+        lambda r: (
+            done_before.add(int(r.url.split("partNumber=")[1].split("&")[0]))
+            if r.method == "PUT" and "partNumber=" in r.url and r.response() and r.response().status == 200
+            else None
+        ),
+    )
+    b.open(b.stack.token("page-user"))
+    b.throttle(6 * MiB)
+    b.choose(video)
+    b.page.click("#start")
+    deadline = time.monotonic() + 60
+    while not done_before:  # at least one part is safely in COS
+        assert time.monotonic() < deadline, "no part finished"
+        b.page.wait_for_timeout(50)
+    sent_before = len(b.traffic.requests)
+
+    b.page.reload()  # the token survives in sessionStorage; the files must be chosen again
+    b.page.wait_for_selector("#start:not([hidden])")
+    finished_before = set(done_before)
+    b.choose(video)
+    b.page.click("#start")
+    file_id = _wait_for_result(b)
+
+    after = b.traffic.requests[sent_before:]
+    apply_after = [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"][-1]
+    assert "vodSessionKey" in apply_after  # the SDK's resume: the same VOD upload session
+    resent = {
+        int(r.url.split("partNumber=")[1].split("&")[0]) for r in after if r.method == "PUT" and "partNumber=" in r.url
+    }
+    assert resent and not resent & finished_before  # only the missing parts
+    assert resent | finished_before == {1, 2, 3}
+    record = b.stack.record(file_id)
+    assert record.user_id == "page-user"
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("not-a-token", "Your sign-in was refused"),
+        (None, "You are not signed in"),
+    ],
+)
+def test_a_bad_token_shows_a_clear_message(
+    browser_stack: BrowserStack, tmp_path: Path, token: str | None, message: str
+) -> None:
+    b = browser_stack
+    b.open(token)
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    b.page.wait_for_selector("#error:not(:empty)")
+    assert message in b.page.inner_text("#error")
+    assert b.traffic.vod_calls() == [] or token is not None
+    assert b.stack.records("page-user") == []
+
+
+def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    b = browser_stack
+    video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
+    b.open(b.stack.token("page-user"))
+    b.throttle(6 * MiB)
+    b.choose(video)
+    b.page.click("#start")
+    _wait_for_progress(b, 45)  # past the first 8 MiB part
+    b.page.click("#pause")
+    assert b.page.inner_text("#status") == "Paused."
+    b.page.wait_for_timeout(300)
+    sent_when_paused = len(b.traffic.requests)
+    b.page.wait_for_timeout(1500)
+    assert len(b.traffic.requests) == sent_when_paused  # nothing goes out while paused
+
+    b.page.click("#resume")
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user"
+    applies = [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"]
+    assert len(applies) == 2 and "vodSessionKey" in applies[1]  # the same VOD session, resumed
+
+
+def test_an_embedding_app_hands_the_token_over_by_post_message(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    b = browser_stack
+    token = b.stack.token("embedded-user")
+    # The app's own page, from a server of its own (a fourth origin), frames the upload page.
+    parent = f"""<!doctype html><iframe id="f" src="{b.page_origin}/"></iframe><script>
+      addEventListener("message", (e) => {{
+        if (e.origin === "{b.page_origin}" && e.data.type === "vod-upload-ready")
+          document.getElementById("f").contentWindow.postMessage(
+            {{type: "vod-upload-token", token: "{token}"}}, "{b.page_origin}");
+      }});</script>""".encode()
+
+    class App(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(parent)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), App)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    app = f"http://127.0.0.1:{server.server_port}"
+    os.environ["UPLOAD_PAGE_FRAME_ANCESTORS"] = app  # read when the page function first loads
+    try:
+        b.page.goto(f"{app}/")
+        frame = b.page.frame_locator("#f")
+        frame.locator("#start:not([hidden])").wait_for()
+        frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
+        frame.locator("#start").click()
+        frame.locator("#processing[data-status]").wait_for(timeout=60000)
+        file_id = frame.locator("#file-id").inner_text()
+    finally:
+        server.shutdown()
+    assert b.stack.record(file_id).user_id == "embedded-user"
+    assert not frame.locator("#signed-out").is_visible()

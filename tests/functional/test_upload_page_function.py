@@ -1,0 +1,129 @@
+"""The upload page function without a browser: what it serves, how it may be cached, and the policy it sets."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import html
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.config import ConfigError, load_upload_page_settings
+from vodtesting import http_event
+
+ROOT = Path(__file__).resolve().parents[2]
+SDK = ROOT / "functions" / "upload_page" / "vendor" / "vod-js-sdk-v6.js.gz"
+ENV = {
+    "UPLOAD_PAGE_SIGNATURE_URL": "https://api.example.com/signature",
+    "UPLOAD_PAGE_STATUS_URL": "https://api.example.com/uploads",
+    "UPLOAD_PAGE_FRAME_ANCESTORS": "https://app.example.com",
+}
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@pytest.fixture
+def page_function(vod_function: Callable[..., Handler]) -> Handler:
+    return vod_function("upload_page", env=ENV)
+
+
+def _get(handler: Handler, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    result = handler(http_event(method="GET", path=path, headers=headers, shape="function_url"), None)
+    body = base64.b64decode(result["body"]) if result["isBase64Encoded"] else result["body"].encode()
+    return result["statusCode"], result["headers"], body
+
+
+def _page(handler: Handler) -> str:
+    status, headers, body = _get(handler, "/", **{"Accept-Encoding": "gzip, br"})
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    return gzip.decompress(body).decode()
+
+
+def test_the_page_names_its_assets_by_content_and_carries_its_settings(page_function: Handler) -> None:
+    page = _page(page_function)
+    names = re.findall(r'(?:src|href)="assets/([^"]+)"', page)
+    assert len(names) == 3  # the SDK, the page script, the style: nothing from anywhere else
+    assert not re.search(r"(?:src|href)=\"(?:https?:)?//", page)
+    config = json.loads(html.unescape(re.search(r'data-config="([^"]+)"', page).group(1)))  # type: ignore[union-attr]
+    assert config == {
+        "signatureUrl": ENV["UPLOAD_PAGE_SIGNATURE_URL"],
+        "statusUrl": ENV["UPLOAD_PAGE_STATUS_URL"],
+        "tokenOrigins": ["https://app.example.com"],
+    }
+    sdk = next(n for n in names if n.startswith("vod-js-sdk-v6."))
+    status, headers, body = _get(page_function, f"/assets/{sdk}", **{"Accept-Encoding": "gzip"})
+    assert status == 200 and body == SDK.read_bytes()  # the vendored, integrity-checked release, as is
+    assert sdk.split(".")[1] == hashlib.sha256(body).hexdigest()[:16]  # a new release, a new name
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert headers["Content-Type"].startswith("text/javascript")
+    # Under SCF's 6 MB answer limit, base64 included.
+    assert len(base64.b64encode(body)) < 6 * 1024 * 1024
+
+
+def test_the_page_has_a_strict_content_security_policy(page_function: Handler) -> None:
+    _, headers, _ = _get(page_function, "/")
+    policy = dict(part.split(" ", 1) for part in headers["Content-Security-Policy"].split("; "))
+    assert policy["default-src"] == "'none'"
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"  # no inline, no eval
+    assert policy["connect-src"].split() == [
+        "'self'",
+        "https://api.example.com",
+        "https://vod2.qcloud.com",
+        "https://vod2.dnsv1.com",
+        "*.myqcloud.com",
+        "*.tencentcos.cn",
+    ]
+    assert policy["frame-ancestors"] == "https://app.example.com"
+    assert headers["Cache-Control"] == "no-cache" and headers["Referrer-Policy"] == "no-referrer"
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status", "check"),
+    [
+        ("/assets/upload.0000000000000000.js", {}, 404, "not_found"),  # an old release's name
+        ("/upload", {}, 308, "/upload/"),  # relative asset URLs need the slash
+        ("/", {}, 200, "<!doctype html>"),  # a client that takes no gzip gets plain bytes
+    ],
+)
+def test_other_requests(page_function: Handler, path: str, headers: dict[str, str], status: int, check: str) -> None:
+    got, answer_headers, body = _get(page_function, path, **headers)
+    assert got == status
+    assert check in (answer_headers.get("Location") or body.decode())
+
+
+def test_an_asset_asked_again_is_not_modified(page_function: Handler) -> None:
+    name = re.findall(r'src="assets/(upload\.[^"]+)"', _page(page_function))[0]
+    status, _, body = _get(page_function, f"/assets/{name}", **{"If-None-Match": f'"{name}"'})
+    assert (status, body) == (304, b"")
+
+
+def test_a_post_is_refused(page_function: Handler) -> None:
+    result = page_function(http_event(method="POST", path="/", body={}), None)
+    assert result["statusCode"] == 405
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"UPLOAD_PAGE_SIGNATURE_URL": "javascript:alert(1)"}, "UPLOAD_PAGE_SIGNATURE_URL"),
+        ({"UPLOAD_PAGE_SIGNATURE_URL": "https://a.example.com/x; script-src *"}, "UPLOAD_PAGE_SIGNATURE_URL"),
+        ({"UPLOAD_PAGE_SIGNATURE_URL": "none"}, "UPLOAD_PAGE_SIGNATURE_URL"),
+        ({"UPLOAD_PAGE_STATUS_URL": "ftp://x/uploads"}, "UPLOAD_PAGE_STATUS_URL"),
+        ({"UPLOAD_PAGE_FRAME_ANCESTORS": "*"}, "UPLOAD_PAGE_FRAME_ANCESTORS"),
+        ({"UPLOAD_PAGE_FRAME_ANCESTORS": "https://app.example.com/path"}, "UPLOAD_PAGE_FRAME_ANCESTORS"),
+    ],
+)
+def test_settings_that_would_weaken_the_policy_are_refused(env: dict[str, str], problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        load_upload_page_settings(env)
+
+
+def test_defaults_are_the_same_gateway() -> None:
+    settings = load_upload_page_settings({})
+    assert (settings.signature_url, settings.status_url, settings.frame_ancestors) == ("/signature", "/uploads", ())
+    assert load_upload_page_settings({"UPLOAD_PAGE_STATUS_URL": "none"}).status_url == ""
