@@ -17,7 +17,7 @@ import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from shared.config import UploadPageSettings
 from shared.errors import NotFound
@@ -141,7 +141,8 @@ def make_page_endpoint(page: Page) -> Endpoint:
             headers = {"Content-Type": asset.content_type, "Cache-Control": _IMMUTABLE, "ETag": f'"{name}"'}
             return _send(request, asset.gzipped, headers)
         if name:  # the page's relative asset URLs need the trailing slash
-            return Response(308, headers={"Location": f"{request.path}/"})
+            # Relative to the request, and percent-encoded: a path like //evil.example must not redirect away.
+            return Response(308, headers={"Location": f"{quote(name, safe='')}/"})
         headers = {
             "Content-Type": "text/html; charset=utf-8",
             "Cache-Control": "no-cache",

@@ -86,14 +86,16 @@ def test_the_page_has_a_strict_content_security_policy(page_function: Handler) -
     ("path", "headers", "status", "check"),
     [
         ("/assets/upload.0000000000000000.js", {}, 404, "not_found"),  # an old release's name
-        ("/upload", {}, 308, "/upload/"),  # relative asset URLs need the slash
+        ("/gw/upload", {}, 308, "upload/"),  # relative asset URLs need the slash
+        ("//evil.example", {}, 308, "evil.example/"),  # stays on this host: no open redirect
+        ("/javascript:alert(1)", {}, 308, "javascript%3Aalert%281%29/"),
         ("/", {}, 200, "<!doctype html>"),  # a client that takes no gzip gets plain bytes
     ],
 )
 def test_other_requests(page_function: Handler, path: str, headers: dict[str, str], status: int, check: str) -> None:
     got, answer_headers, body = _get(page_function, path, **headers)
     assert got == status
-    assert check in (answer_headers.get("Location") or body.decode())
+    assert answer_headers.get("Location", check) == check and check in (answer_headers.get("Location") or body.decode())
 
 
 def test_an_asset_asked_again_is_not_modified(page_function: Handler) -> None:
