@@ -143,8 +143,15 @@
     paused = null;
     fail("");
     apiError = null;
-    const tcVod = new TcVod.default({ getSignature, allowReport: false, enableResume: true });
-    const current = tcVod.upload({ mediaFile: files.video, coverFile: files.cover || undefined });
+    let current;
+    try {
+      const tcVod = new TcVod.default({ getSignature, allowReport: false, enableResume: true });
+      current = tcVod.upload({ mediaFile: files.video, coverFile: files.cover || undefined });
+    } catch (error) {
+      // The SDK refuses some inputs at once (e.g. a cover it cannot read): say so, don't die silently.
+      fail(`This file cannot be uploaded: ${(error && error.message) || error}.`);
+      return;
+    }
     uploader = current;
     $("progress").hidden = false;
     $("cover-meter").hidden = !files.cover;
