@@ -39,6 +39,14 @@ def _wait_for_progress(b: BrowserStack, percent: int) -> None:
         b.page.wait_for_timeout(100)
 
 
+def _start_slow_upload(b: BrowserStack, video: Path, bytes_per_second: int) -> None:
+    """Start uploading `video` as page-user, slowly enough for a test to act mid-upload."""
+    b.open(b.stack.token("page-user"))
+    b.throttle(bytes_per_second)
+    b.choose(video)
+    b.page.click("#start")
+
+
 @pytest.mark.parametrize(
     ("size", "with_cover", "parts"),
     [
@@ -74,10 +82,7 @@ def test_an_upload_completes_and_is_recorded_for_the_pages_user(
 def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) -> None:
     b = browser_stack
     video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
-    b.open(b.stack.token("page-user"))
-    b.throttle(4 * MiB)
-    b.choose(video)
-    b.page.click("#start")
+    _start_slow_upload(b, video, 4 * MiB)
     _wait_for_progress(b, 5)
     assert b.screenshot("upload-page-uploading").stat().st_size > 0  # kept as a test artifact
     b.page.click("#cancel")
@@ -105,10 +110,7 @@ def test_a_reload_mid_upload_resumes_and_sends_only_the_missing_parts(
             else None
         ),
     )
-    b.open(b.stack.token("page-user"))
-    b.throttle(6 * MiB)
-    b.choose(video)
-    b.page.click("#start")
+    _start_slow_upload(b, video, 6 * MiB)
     deadline = time.monotonic() + 60
     while not done_before:  # at least one part is safely in COS
         assert time.monotonic() < deadline, "no part finished"
@@ -159,10 +161,7 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
 ) -> None:
     b = browser_stack
     video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
-    b.open(b.stack.token("page-user"))
-    b.throttle(6 * MiB)
-    b.choose(video)
-    b.page.click("#start")
+    _start_slow_upload(b, video, 6 * MiB)
     _wait_for_progress(b, 45)  # past the first 8 MiB part
     b.page.click("#pause")
     assert b.page.inner_text("#status") == "Paused."
