@@ -47,7 +47,13 @@ def process_seconds(code: str, env: Mapping[str, str], runs: int = 15, cwd: Path
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-E", "-s", "-S", "-c", code], env=dict(env), cwd=cwd, check=True)
+        subprocess.run(
+            [sys.executable, "-E", "-s", "-S", "-c", code],
+            env=dict(env),
+            cwd=cwd,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         times.append(time.perf_counter() - started)
     return statistics.median(times)
 
