@@ -494,8 +494,19 @@ def load_uploads_settings(environ: Mapping[str, str] | None = None) -> UploadsSe
     return settings
 
 
-_PAGE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/[A-Za-z0-9._~/%-]*$")
+# A path on the page's own host (never //host: that would be another host, outside the CSP's list) or a URL.
+_PAGE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/(?!/)[A-Za-z0-9._~/%-]*$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _canonical_origin(origin: str) -> str:
+    """As a browser writes an origin (lowercase, no default port): the page compares postMessage's
+    event.origin with these strings exactly."""
+    origin = origin.lower()
+    for scheme, port in (("https://", ":443"), ("http://", ":80")):
+        if origin.startswith(scheme) and origin.endswith(port):
+            return origin.removesuffix(port)
+    return origin
 
 
 def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:
@@ -510,7 +521,7 @@ def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> Uploa
                 name, f"must be a path like /signature or a URL like https://api.example.com/signature (got {value!r})"
             )
         urls[name] = value
-    ancestors = r.items("UPLOAD_PAGE_FRAME_ANCESTORS")
+    ancestors = tuple(_canonical_origin(o) for o in r.items("UPLOAD_PAGE_FRAME_ANCESTORS"))
     for origin in ancestors:
         if not _ORIGIN.match(origin):
             r.problem("UPLOAD_PAGE_FRAME_ANCESTORS", f"{origin!r} is not an origin like https://app.example.com")

@@ -136,13 +136,15 @@ def make_page_endpoint(page: Page) -> Endpoint:
             asset = page.assets.get(name)
             if asset is None:
                 raise NotFound(f"no asset {name[:80]!r} (asset names change with every release)")
-            if request.headers.get("if-none-match") == f'"{name}"':
-                return Response(304, headers={"ETag": f'"{name}"', "Cache-Control": _IMMUTABLE})
-            headers = {"Content-Type": asset.content_type, "Cache-Control": _IMMUTABLE, "ETag": f'"{name}"'}
+            # One ETag per encoding (the gzip and the plain bytes are different representations).
+            etag = f'"{name}.gz"' if _accepts_gzip(request) else f'"{name}"'
+            if request.headers.get("if-none-match") == etag:
+                return Response(304, headers={"ETag": etag, "Cache-Control": _IMMUTABLE, "Vary": "Accept-Encoding"})
+            headers = {"Content-Type": asset.content_type, "Cache-Control": _IMMUTABLE, "ETag": etag}
             return _send(request, asset.gzipped, headers)
         if name:  # the page's relative asset URLs need the trailing slash
             # Relative to the request, and percent-encoded: a path like //evil.example must not redirect away.
-            return Response(308, headers={"Location": f"{quote(name, safe='')}/"})
+            return Response(308, headers={"Location": f"{quote(name, safe='', errors='replace')}/"})
         headers = {
             "Content-Type": "text/html; charset=utf-8",
             "Cache-Control": "no-cache",

@@ -21,7 +21,12 @@ def cors_headers(request: Request | None, settings: HttpSettings) -> dict[str, s
     origin = _allowed_origin(request.headers.get("origin") if request else None, settings)
     if origin is None:
         return {}
-    headers = {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+    # A page on another origin reads the status API's ETag (for If-None-Match) and a request id to report.
+    headers = {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Expose-Headers": "ETag, X-Request-Id",
+        "Vary": "Origin",
+    }
     if settings.cors_allow_credentials:
         headers["Access-Control-Allow-Credentials"] = "true"
     return headers

@@ -89,6 +89,7 @@ def test_the_page_has_a_strict_content_security_policy(page_function: Handler) -
         ("/gw/upload", {}, 308, "upload/"),  # relative asset URLs need the slash
         ("//evil.example", {}, 308, "evil.example/"),  # stays on this host: no open redirect
         ("/javascript:alert(1)", {}, 308, "javascript%3Aalert%281%29/"),
+        ("/x\udc80", {}, 308, "x%3F/"),  # a lone surrogate: still an answer, not a crash
         ("/", {}, 200, "<!doctype html>"),  # a client that takes no gzip gets plain bytes
     ],
 )
@@ -100,8 +101,9 @@ def test_other_requests(page_function: Handler, path: str, headers: dict[str, st
 
 def test_an_asset_asked_again_is_not_modified(page_function: Handler) -> None:
     name = re.findall(r'src="assets/(upload\.[^"]+)"', _page(page_function))[0]
-    status, _, body = _get(page_function, f"/assets/{name}", **{"If-None-Match": f'"{name}"'})
-    assert (status, body) == (304, b"")
+    for encoding, etag in (("gzip", f'"{name}.gz"'), ("identity", f'"{name}"')):
+        status, _, body = _get(page_function, f"/assets/{name}", **{"If-None-Match": etag, "Accept-Encoding": encoding})
+        assert (status, body) == (304, b"")
 
 
 def test_a_post_is_refused(page_function: Handler) -> None:
@@ -116,6 +118,7 @@ def test_a_post_is_refused(page_function: Handler) -> None:
         ({"UPLOAD_PAGE_SIGNATURE_URL": "https://a.example.com/x; script-src *"}, "UPLOAD_PAGE_SIGNATURE_URL"),
         ({"UPLOAD_PAGE_SIGNATURE_URL": "none"}, "UPLOAD_PAGE_SIGNATURE_URL"),
         ({"UPLOAD_PAGE_STATUS_URL": "ftp://x/uploads"}, "UPLOAD_PAGE_STATUS_URL"),
+        ({"UPLOAD_PAGE_STATUS_URL": "//bucket-1.cos.ap-guangzhou.myqcloud.com/x"}, "UPLOAD_PAGE_STATUS_URL"),
         ({"UPLOAD_PAGE_FRAME_ANCESTORS": "*"}, "UPLOAD_PAGE_FRAME_ANCESTORS"),
         ({"UPLOAD_PAGE_FRAME_ANCESTORS": "https://app.example.com/path"}, "UPLOAD_PAGE_FRAME_ANCESTORS"),
     ],
@@ -123,6 +126,13 @@ def test_a_post_is_refused(page_function: Handler) -> None:
 def test_settings_that_would_weaken_the_policy_are_refused(env: dict[str, str], problem: str) -> None:
     with pytest.raises(ConfigError, match=problem):
         load_upload_page_settings(env)
+
+
+def test_frame_ancestors_are_written_as_browsers_write_origins() -> None:
+    settings = load_upload_page_settings(
+        {"UPLOAD_PAGE_FRAME_ANCESTORS": "https://App.Example.com:443,http://a.test:80"}
+    )
+    assert settings.frame_ancestors == ("https://app.example.com", "http://a.test")
 
 
 def test_defaults_are_the_same_gateway() -> None:

@@ -19,6 +19,8 @@
   let files = null; // {video, cover} being uploaded (kept for resume)
   let apiError = null; // why the last signature request failed, shown instead of the SDK's generic error
   let lastAnnounced = 0;
+  let state = "idle"; // idle, starting (VOD calls, nothing to pause yet), uploading, paused, finishing
+  let following = 0; // which upload the status loop follows: a newer one ends the older loop
 
   class ApiError extends Error {
     constructor(status, message) {
@@ -110,6 +112,10 @@
 
   function showProgress(which, info) {
     const percent = Math.round((info.percent || 0) * 100);
+    // Pause and Cancel only once COS has the upload (before, the SDK has nothing to cancel), and no
+    // longer once the video is all sent (Commit follows and cannot be stopped).
+    if (state === "starting") buttons("uploading");
+    if (which === "video" && percent === 100 && state === "uploading") buttons("finishing");
     $(`${which}-progress`).value = percent;
     $(`${which}-progress`).textContent = `${percent}%`;
     const speed = info.speed ? `, ${size(info.speed)}/s` : "";
@@ -130,12 +136,20 @@
     $("error").textContent = text;
   }
 
-  function buttons(state) {
-    $("start").hidden = state === "uploading" || state === "paused";
+  function buttons(next) {
+    state = next;
+    $("start").hidden = state !== "idle";
     $("pause").hidden = state !== "uploading";
     $("resume").hidden = state !== "paused";
     $("cancel").hidden = state !== "uploading" && state !== "paused";
-    $("video").disabled = $("cover").disabled = state === "uploading" || state === "paused";
+    $("video").disabled = $("cover").disabled = state !== "idle";
+  }
+
+  // Stops every COS transfer of an uploader (the SDK's cancel() stops the video's only, not the cover's).
+  function stopTransfers(current) {
+    current.cancel();
+    const cos = current.cos;
+    for (const task of cos && cos.getTaskList ? cos.getTaskList() : []) cos.cancelTask(task.id);
   }
 
   // --- uploading ------------------------------------------------------------------------------------
@@ -157,13 +171,13 @@
     $("cover-meter").hidden = !files.cover;
     current.on("media_progress", (info) => showProgress("video", info));
     current.on("cover_progress", (info) => showProgress("cover", info));
-    buttons("uploading");
+    buttons("starting");
     say(`Uploading ${files.video.name}…`);
     lastAnnounced = Date.now();
     current.done().then(
       (result) => {
-        if (uploader !== current) return;
-        uploader = null;
+        if (uploader !== current && paused !== current) return; // cancelled
+        uploader = paused = null;
         finished(result.fileId);
       },
       (error) => {
@@ -179,7 +193,7 @@
   function pause() {
     const current = uploader;
     uploader = null;
-    current.cancel(); // the SDK keeps its session (localStorage): resume sends only the missing parts
+    stopTransfers(current); // the SDK keeps its session (localStorage): resume sends only the missing parts
     paused = current;
     buttons("paused");
     say("Paused.");
@@ -188,7 +202,7 @@
   function cancel() {
     const current = uploader || paused;
     uploader = paused = null;
-    current.cancel();
+    stopTransfers(current);
     current.delStorage(current.sessionName); // nothing to resume: the next upload starts afresh
     files = null;
     $("form").reset();
@@ -205,38 +219,53 @@
     say("Upload complete.");
     $("result").hidden = false;
     $("file-id").textContent = fileId;
+    $("processing").textContent = "waiting for the video service…";
+    delete $("processing").dataset.status;
+    $("tasks").replaceChildren();
     if (config.statusUrl) await follow(fileId);
   }
 
+  const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
   // Follows the upload through the uploads function until its task flow ends (?wait long-polls).
   async function follow(fileId) {
+    const mine = ++following;
     const url = `${config.statusUrl.replace(/\/$/, "")}/${encodeURIComponent(fileId)}`;
     let etag = null;
-    for (let attempt = 0; attempt < 720; attempt += 1) {
+    let failures = 0;
+    for (let attempt = 0; attempt < 720 && mine === following; attempt += 1) {
+      const asked = Date.now();
       let response;
+      let upload = null;
       try {
         // First ask at once; then long-poll for a change of what was seen (?wait with If-None-Match).
         response = await api(etag ? `${url}?wait=20` : url, { headers: etag ? { "If-None-Match": etag } : {} });
+        if (response.ok) upload = await response.json();
       } catch (error) {
-        $("processing").textContent = error.message;
-        return;
-      }
-      if (response.status === 404) {
-        // The event announcing the upload is still on its way to the callback.
-        await new Promise((resolve) => setTimeout(resolve, 1000));
+        if (mine !== following) return;
+        if (error.status !== 0) {
+          $("processing").textContent = error.message; // e.g. the token was refused: nothing to retry
+          return;
+        }
+        failures += 1;
+        $("processing").textContent = "The status service cannot be reached; retrying…";
+        await sleep(Math.min(30000, 1000 * 2 ** failures));
         continue;
       }
-      if (response.status === 304) continue;
-      if (!response.ok) {
+      if (mine !== following) return;
+      failures = 0;
+      if (upload) {
+        etag = response.headers.get("ETag");
+        showUpload(upload);
+        if (FINAL.has(upload.status)) return;
+      } else if (response.status !== 304 && response.status !== 404) {
+        // 404: the event announcing the upload is still on its way to the callback.
         $("processing").textContent = `Status unavailable (HTTP ${response.status}); retrying…`;
-        await new Promise((resolve) => setTimeout(resolve, 3000));
-        continue;
       }
-      etag = response.headers.get("ETag");
-      const upload = await response.json();
-      showUpload(upload);
-      if (FINAL.has(upload.status)) return;
+      // Never a tight loop: an answer that came back at once (no ETag yet, no long-poll) waits a little.
+      if (Date.now() - asked < 1000) await sleep(2000);
     }
+    if (mine === following) $("processing").textContent += " (stopped following: reload to check again)";
   }
 
   function showUpload(upload) {
