@@ -214,3 +214,24 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(browser_stack: Br
         server.shutdown()
     assert b.stack.record(file_id).user_id == "embedded-user"
     assert not frame.locator("#signed-out").is_visible()
+
+
+def test_the_page_is_labelled_keyboard_usable_and_fits_a_phone(browser_stack: BrowserStack) -> None:
+    b = browser_stack
+    b.page.set_viewport_size({"width": 360, "height": 740})
+    b.open(b.stack.token("page-user"))
+    # Every control has a label; progress is announced politely, errors at once.
+    assert b.page.evaluate("[...document.querySelectorAll('input, progress')].every(e => e.labels.length > 0)")
+    assert b.page.get_attribute("#status", "aria-live") == "polite"
+    assert b.page.get_attribute("#error", "role") == "alert"
+    # Keyboard alone: Tab reaches the video input, the cover input, then the Upload button.
+    focused = []
+    for _ in range(3):
+        b.page.keyboard.press("Tab")
+        focused.append(b.page.evaluate("document.activeElement.id"))
+    assert focused == ["video", "cover", "start"]
+    b.page.keyboard.press("Enter")  # Upload with no file: told so, and focus goes back to the video input
+    assert b.page.inner_text("#error") == "Choose a video first."
+    assert b.page.evaluate("document.activeElement.id") == "video"
+    # One column on a phone: nothing wider than the screen.
+    assert b.page.evaluate("document.documentElement.scrollWidth") <= 360
