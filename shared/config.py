@@ -363,15 +363,34 @@ def _read_auth(r: _Reader) -> AuthSettings:
     )
 
 
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def _canonical_origin(origin: str) -> str:
+    """As a browser writes an origin (lowercase, no default port): CORS and the page's postMessage check
+    compare the browser's Origin with these strings exactly."""
+    origin = origin.lower()
+    for scheme, port in (("https://", ":443"), ("http://", ":80")):
+        if origin.startswith(scheme) and origin.endswith(port):
+            return origin.removesuffix(port)
+    return origin
+
+
+def _read_origins(r: _Reader, name: str, *, allow_any: bool = False) -> tuple[str, ...]:
+    """A comma-separated list of origins, as browsers write them (they go into headers and a CSP)."""
+    origins = tuple(o if o == "*" else _canonical_origin(o) for o in r.items(name))
+    for origin in origins:
+        if not (_ORIGIN.match(origin) or (allow_any and origin == "*")):
+            r.problem(name, f"{origin!r} is not an origin like https://app.example.com")
+    return origins
+
+
 def _read_http(r: _Reader, default_max_body: int, *, cors: bool = True) -> HttpSettings:
     """cors=False for endpoints no browser calls (VOD's callback): their CORS settings don't exist."""
-    origins = r.items("CORS_ALLOW_ORIGINS") if cors else ()
+    origins = _read_origins(r, "CORS_ALLOW_ORIGINS", allow_any=True) if cors else ()
     credentials = r.boolean("CORS_ALLOW_CREDENTIALS", False) if cors else False
     if "*" in origins and credentials:
         r.problem("CORS_ALLOW_CREDENTIALS", "cannot be true while CORS_ALLOW_ORIGINS contains '*'")
-    for origin in origins:
-        if origin != "*" and not re.match(r"^https?://[^/\s]+$", origin):
-            r.problem("CORS_ALLOW_ORIGINS", f"{origin!r} is not an origin like https://app.example.com")
     return HttpSettings(
         cors_allow_origins=origins,
         cors_allow_credentials=credentials,
@@ -496,17 +515,6 @@ def load_uploads_settings(environ: Mapping[str, str] | None = None) -> UploadsSe
 
 # A path on the page's own host (never //host: that would be another host, outside the CSP's list) or a URL.
 _PAGE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/(?!/)[A-Za-z0-9._~/%-]*$")
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
-
-
-def _canonical_origin(origin: str) -> str:
-    """As a browser writes an origin (lowercase, no default port): the page compares postMessage's
-    event.origin with these strings exactly."""
-    origin = origin.lower()
-    for scheme, port in (("https://", ":443"), ("http://", ":80")):
-        if origin.startswith(scheme) and origin.endswith(port):
-            return origin.removesuffix(port)
-    return origin
 
 
 def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:
@@ -521,10 +529,7 @@ def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> Uploa
                 name, f"must be a path like /signature or a URL like https://api.example.com/signature (got {value!r})"
             )
         urls[name] = value
-    ancestors = tuple(_canonical_origin(o) for o in r.items("UPLOAD_PAGE_FRAME_ANCESTORS"))
-    for origin in ancestors:
-        if not _ORIGIN.match(origin):
-            r.problem("UPLOAD_PAGE_FRAME_ANCESTORS", f"{origin!r} is not an origin like https://app.example.com")
+    ancestors = _read_origins(r, "UPLOAD_PAGE_FRAME_ANCESTORS")
     if urls["UPLOAD_PAGE_SIGNATURE_URL"] == "none":
         r.problem("UPLOAD_PAGE_SIGNATURE_URL", "is required: the page cannot upload without signatures")
     settings = UploadPageSettings(

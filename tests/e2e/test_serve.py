@@ -83,25 +83,25 @@ def test_printed_curl_gets_a_signature(serve_output: list[str]) -> None:
     assert identity.endswith(":dev-user")
 
 
-@pytest.mark.parametrize("taken", ["gateway", "emulator"])
-def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str) -> None:
+@pytest.mark.parametrize(
+    ("taken", "option", "setting"),
+    [
+        ("gateway", "--port", "GATEWAY_PORT"),
+        ("emulator", "--emulator-port", "VOD_EMULATOR_PORT"),
+        ("emulator over TLS", "--tls-port", "VOD_EMULATOR_TLS_PORT"),
+    ],
+)
+def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str, option: str, setting: str) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         busy = holder.getsockname()[1]
-        ports = (
-            {"gateway": busy, "emulator": free_port()}
-            if taken == "gateway"
-            else {"gateway": free_port(), "emulator": busy}
-        )
+        ports = {"--port": free_port(), "--emulator-port": free_port(), "--tls-port": free_port(), option: busy}
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
         proc = subprocess.run(
             [
                 command("vod-serve"),
-                "--port",
-                str(ports["gateway"]),
-                "--emulator-port",
-                str(ports["emulator"]),
+                *(str(part) for pair in ports.items() for part in pair),
                 "--state-dir",
                 str(tmp_path / "state"),
             ],
@@ -113,7 +113,6 @@ def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str) -> N
             check=False,
         )
     assert proc.returncode == 2
-    setting = "GATEWAY_PORT" if taken == "gateway" else "VOD_EMULATOR_PORT"
     assert f"{busy} (the {taken}: {setting}" in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -288,3 +288,22 @@ def test_the_callback_has_no_cors_settings() -> None:
         }
     )
     assert (settings.http.cors_allow_origins, settings.http.cors_allow_credentials) == ((), False)
+
+
+@pytest.mark.parametrize(
+    ("raw", "origins"),
+    [
+        ("https://App.Example.com:443", ("https://app.example.com",)),  # as a browser sends Origin
+        ("http://a.test:80, http://a.test:8080", ("http://a.test", "http://a.test:8080")),
+        ("*", ("*",)),
+    ],
+)
+def test_cors_origins_are_written_as_browsers_write_them(raw: str, origins: tuple[str, ...]) -> None:
+    settings = load_sign_settings({**SIGN_ENV, "CORS_ALLOW_ORIGINS": raw})
+    assert settings.http.cors_allow_origins == origins
+
+
+@pytest.mark.parametrize("bad", ["https://a.example.com/path", "https://a.example.com;x", "a.example.com"])
+def test_an_origin_with_more_than_an_origin_is_refused(bad: str) -> None:
+    with pytest.raises(ConfigError, match="CORS_ALLOW_ORIGINS"):
+        load_sign_settings({**SIGN_ENV, "CORS_ALLOW_ORIGINS": bad})
