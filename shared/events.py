@@ -316,14 +316,20 @@ def parse_event(payload: object) -> VodEvent:
 
 
 def _depth(value: object) -> int:
-    """Nesting depth of a JSON value, without recursion (so hostile depth cannot crash it)."""
-    deepest, stack = 0, [(value, 1)]
+    """Nesting depth of a JSON value, without recursion (so hostile depth cannot crash it); it stops
+    counting past MAX_DEPTH."""
+    if not isinstance(value, (dict, list)):
+        return 0
+    deepest = 0
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
     while stack:
         item, level = stack.pop()
-        if isinstance(item, dict | list):
-            deepest = max(deepest, level)
-            if level <= MAX_DEPTH:
-                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+        if level > deepest:
+            deepest = level
+            if level > MAX_DEPTH:
+                break
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
 
 

@@ -7,6 +7,8 @@ import contextlib
 import copy
 import json
 import sqlite3
+import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -15,8 +17,11 @@ from typing import Any
 
 from vodbench.common import ROOT, bundle_cold_start, cold_start_rows
 
-FILES = 100  # each file gets upload + PROCESSING + FINISH: 300 events, folds over 1..3 events
+FILES = 100  # each file gets upload + PROCESSING + FINISH: 300 events
 REPEAT = 3  # best of: the run least disturbed by the rest of the machine
+FLAT_EVENTS = 2000  # events of one file, to show the cost of an event doesn't grow with those stored before
+FLAT_WINDOW = 100  # the first and the last this many are compared (medians)
+DELETE_SIZES = (100, 1000)  # FileIds in one FileDeleted: the cost per FileId should not grow
 
 
 def _events() -> list[dict[str, Any]]:
@@ -103,6 +108,8 @@ def _postgres_upsert_seconds(url: str, count: int) -> float:
 @contextlib.contextmanager
 def _postgres() -> Iterator[tuple[str | None, str]]:
     """(URL of a database on a throwaway server, note) or (None, why not)."""
+    if str(ROOT) not in sys.path:  # the test suite's throwaway-server helper, from the checkout
+        sys.path.append(str(ROOT))
     try:
         from tests.store.pgserver import PostgresServer, find_bin_dir
     except ImportError as exc:
@@ -118,6 +125,54 @@ def _postgres() -> Iterator[tuple[str | None, str]]:
         yield server.create_database(), "Unix socket, fsync off"
     finally:
         server.destroy()
+
+
+def _flat_rows(url: str) -> list[tuple[str, str]]:
+    """Median cost of the first and the last events of one file with FLAT_EVENTS events (a new task each,
+    so the file's record really grows); and the cost per FileId of a FileDeleted, small vs large."""
+    from shared.ingest import ingest_event
+    from shared.store import open_store
+
+    store = open_store(url)
+    try:
+        costs = []
+        for i in range(FLAT_EVENTS):
+            event = _task_event("flat", f"flat-task-{i:05d}", "FINISH" if i % 2 else "PROCESSING")
+            started = time.perf_counter()
+            ingest_event(store, event, received_at=float(i), keys=_KEYS)
+            costs.append(time.perf_counter() - started)
+        first, last = (statistics.median(part) for part in (costs[:FLAT_WINDOW], costs[-FLAT_WINDOW:]))
+        per_file = {}
+        for size in DELETE_SIZES:
+            runs = []
+            for run_number in range(REPEAT):
+                ids = [f"del{size}-{run_number}-{n:05d}" for n in range(size)]
+                event = {"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": ids}}
+                started = time.perf_counter()
+                ingest_event(store, event, received_at=1.0, keys=_KEYS)
+                runs.append((time.perf_counter() - started) / size)
+            per_file[size] = min(runs)
+    finally:
+        store.close()
+    small, large = DELETE_SIZES
+    grows, per_small, per_large = last / first, per_file[small] * 1e6, per_file[large] * 1e6
+    return [
+        (
+            f"  event {FLAT_EVENTS:,} of one file over event 1",
+            f"   ×{grows:.2f}  ({last * 1e6:.0f} vs {first * 1e6:.0f} µs, medians of {FLAT_WINDOW}; "
+            f"target ≤ ×1.5{'' if grows <= 1.5 else ': not yet met'})",
+        ),
+        (
+            f"  FileDeleted of {large} FileIds over {small}, per FileId",
+            f"   ×{per_large / per_small:.2f}  ({per_large:.0f} vs {per_small:.0f} µs per FileId; linear: ≈ ×1)",
+        ),
+    ]
+
+
+def _task_event(file_id: str, task_id: str, status: str) -> dict[str, Any]:
+    event = json.loads((ROOT / "tests" / "events" / "vod_procedure_finish.json").read_text())
+    event["ProcedureStateChangeEvent"].update(FileId=file_id, TaskId=task_id, Status=status)
+    return dict(event)
 
 
 def _ratio_row(name: str, ingest: float, upsert: float, note: str) -> tuple[str, str]:
@@ -148,6 +203,7 @@ def run() -> list[tuple[str, str]]:
         ingest = _ingest_seconds(f"sqlite:///{sqlite_path}", events)
         upsert = _sqlite_upsert_seconds(str(Path(tmp) / "bare.sqlite3"), len(events))
         rows.append(_ratio_row("SQLite", ingest, upsert, "WAL, synchronous=FULL, in " + tmp))
+        rows += _flat_rows(f"sqlite:///{tmp}/flat/vod.sqlite3")
     with _postgres() as (url, note):
         if url is None:
             rows.append(("PostgreSQL: events/s", note))
@@ -155,4 +211,5 @@ def run() -> list[tuple[str, str]]:
             ingest = _ingest_seconds(url, events)
             upsert = _postgres_upsert_seconds(url, len(events))
             rows.append(_ratio_row("PostgreSQL", ingest, upsert, note))
+            rows += _flat_rows(url)
     return rows

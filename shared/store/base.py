@@ -1,8 +1,10 @@
 """EventStore: every piece of storage logic, once. Backends supply only the primitive hooks.
 
 One delivery = one transaction: insert the event (ON CONFLICT DO NOTHING is the dedupe), and only
-if it was new, recompute the records of the files it names from all their stored events, under a
-per-file lock. Nothing is half-written: any storage failure rolls back and becomes StoreUnavailable.
+if it was new, update the records of the files it names, under a per-file lock: each record row keeps
+the projection's state beside it (shared.store.projection), so an event costs the same whether its file
+has one stored event or thousands. Nothing is half-written: any storage failure rolls back and becomes
+StoreUnavailable.
 
 Connections live in a small pool: reused by warm invocations whatever thread runs them, dropped
 after any failure, created lazily, so a store that is down at cold start costs a 503, not a crash.
@@ -16,7 +18,6 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, fields
@@ -26,7 +27,22 @@ from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import DeletePart, StoredEvent, VodEvent, parse_event
 from shared.logs import log_event
 from shared.source_context import Attribution
-from shared.store.projection import Conflict, FoldInput, TaskRecord, TaskResult, UploadRecord, fold
+from shared.store.projection import (
+    Conflict,
+    FileState,
+    FoldInput,
+    TaskRecord,
+    TaskResult,
+    TaskState,
+    UploadRecord,
+    add,
+    dump_state,
+    fold,
+    new_file_state,
+    task_id_for,
+    task_record,
+    upload_record,
+)
 
 log = logging.getLogger("vod.store")
 R = TypeVar("R")
@@ -77,11 +93,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE uploads ADD COLUMN conflicts TEXT NOT NULL DEFAULT '[]'",
         ),
     ),
+    (
+        3,
+        (
+            # The projection's state behind each record (JSON); NULL in rows an older build wrote,
+            # which the next event of that file rebuilds from its stored events, once.
+            "ALTER TABLE uploads ADD COLUMN projection TEXT",
+            "ALTER TABLE tasks ADD COLUMN projection TEXT",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 _MAX_ERROR_TEXT = 500
-_PARSED_CACHE_SIZE = 4096
 
 
 class Cursor(Protocol):
@@ -95,6 +119,8 @@ class Cursor(Protocol):
     def fetchone(self) -> Any: ...
 
     def fetchall(self) -> list[Any]: ...
+
+    def executemany(self, sql: Any, params: Any, /) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -192,8 +218,8 @@ def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     )
 
 
-_UPSERT_UPLOAD = _upsert("uploads", _UPLOAD_COLUMNS, ("file_id",))
-_UPSERT_TASK = _upsert("tasks", _TASK_COLUMNS, ("file_id", "task_id"))
+_UPSERT_UPLOAD = _upsert("uploads", (*_UPLOAD_COLUMNS, "projection"), ("file_id",))
+_UPSERT_TASK = _upsert("tasks", (*_TASK_COLUMNS, "projection"), ("file_id", "task_id"))
 
 
 class EventStore(ABC):
@@ -211,9 +237,6 @@ class EventStore(ABC):
         self._pool_lock = threading.Lock()
         self._pid = os.getpid()
         self._schema_ready = False
-        # dedupe key -> parsed event. A stored event never changes, so a warm container need not
-        # parse it again each time a later event of the same file is folded.
-        self._parsed: OrderedDict[str, VodEvent] = OrderedDict()
 
     # --- backend hooks ------------------------------------------------------------------------------
 
@@ -363,17 +386,42 @@ class EventStore(ABC):
             )
             if cursor.rowcount != 1:
                 return Ingested(dedupe_key, duplicate=True)
-            self._remember(dedupe_key, event)
-            for file_id in file_ids:
-                cursor.execute(
-                    self._sql("INSERT INTO event_files (file_id, dedupe_key) VALUES (?, ?)"), (file_id, dedupe_key)
-                )
-            return Ingested(dedupe_key, False, tuple(self._project(cursor, file_id) for file_id in file_ids))
+            cursor.executemany(
+                self._sql("INSERT INTO event_files (file_id, dedupe_key) VALUES (?, ?)"),
+                [(file_id, dedupe_key) for file_id in file_ids],
+            )
+            item = FoldInput(dedupe_key, received_at, event, attribution)
+            return Ingested(dedupe_key, False, tuple(self._project(cursor, file_id, item) for file_id in file_ids))
 
         # Per-file locks: two different events for one file can't both fold without seeing each other.
         return self._run(work, write=True, locks=[f"file:{f}" for f in file_ids])
 
-    def _project(self, cursor: Cursor, file_id: str) -> UploadRecord:
+    def _project(self, cursor: Cursor, file_id: str, item: FoldInput) -> UploadRecord:
+        """Update the records of `file_id` with the new event `item`: two rows read, two written."""
+        cursor.execute(self._sql("SELECT projection FROM uploads WHERE file_id = ?"), (file_id,))
+        row = cursor.fetchone()
+        if row is not None and row[0] is None:
+            return self._rebuild(cursor, file_id)
+        state: FileState = new_file_state() if row is None else json.loads(row[0])
+        tasks: dict[str, TaskState] = {}
+        task_id = task_id_for(file_id, item.event)
+        if task_id is not None:
+            tasks[task_id] = {}
+            if row is not None:
+                cursor.execute(
+                    self._sql("SELECT projection FROM tasks WHERE file_id = ? AND task_id = ?"), (file_id, task_id)
+                )
+                found = cursor.fetchone()
+                if found is not None:
+                    if found[0] is None:
+                        return self._rebuild(cursor, file_id)
+                    tasks[task_id] = json.loads(found[0])
+        add(file_id, state, item, tasks.get(task_id or ""))
+        return self._write(cursor, file_id, state, tasks)
+
+    def _rebuild(self, cursor: Cursor, file_id: str) -> UploadRecord:
+        """Records an older build wrote have no state: fold all the file's stored events (the new one
+        included) once; later events update the state this writes."""
         cursor.execute(
             self._sql(
                 "SELECT e.dedupe_key, e.received_at, e.payload, e.attribution FROM events e "
@@ -381,30 +429,24 @@ class EventStore(ABC):
             ),
             (file_id,),
         )
-        upload, tasks = fold(file_id, self._fold_inputs(cursor.fetchall()))
-        cursor.execute(self._sql(_UPSERT_UPLOAD), _upload_row(upload))
-        for task in tasks:
-            cursor.execute(self._sql(_UPSERT_TASK), _task_row(task))
+        state, tasks = fold(file_id, self._fold_inputs(cursor.fetchall()))
+        return self._write(cursor, file_id, state, tasks)
+
+    def _write(self, cursor: Cursor, file_id: str, state: FileState, tasks: dict[str, TaskState]) -> UploadRecord:
+        upload = upload_record(file_id, state)
+        cursor.execute(self._sql(_UPSERT_UPLOAD), (*_upload_row(upload), dump_state(state)))
+        for task_id, task in tasks.items():
+            cursor.execute(self._sql(_UPSERT_TASK), (*_task_row(task_record(file_id, task_id, task)), dump_state(task)))
         return upload
 
     def _fold_inputs(self, rows: Sequence[Sequence[Any]]) -> Iterator[FoldInput]:
         for key, received_at, payload, attribution in rows:
-            event = self._parsed.get(key)
-            if event is None:
-                try:
-                    event = parse_event(json.loads(payload))
-                except MalformedEvent as exc:  # stored by an older, laxer version: kept, but cannot be folded
-                    log_event(log, logging.WARNING, "store.unfoldable_event", dedupe_key=key, error_detail=exc.message)
-                    continue
-                self._remember(key, event)
+            try:
+                event = parse_event(json.loads(payload))
+            except MalformedEvent as exc:  # stored by an older, laxer version: kept, but cannot be folded
+                log_event(log, logging.WARNING, "store.unfoldable_event", dedupe_key=key, error_detail=exc.message)
+                continue
             yield FoldInput(key, float(received_at), event, None if attribution is None else _attribution(attribution))
-
-    def _remember(self, key: str, event: VodEvent) -> None:
-        with self._pool_lock:
-            self._parsed[key] = event
-            self._parsed.move_to_end(key)
-            while len(self._parsed) > _PARSED_CACHE_SIZE:
-                self._parsed.popitem(last=False)
 
     def record_hook_result(self, dedupe_key: str, error: str | None) -> None:
         """After the hook ran: done (error None), or failed, counted, with the error kept."""

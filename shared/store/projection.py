@@ -1,8 +1,11 @@
-"""The upload and task records: a pure, deterministic fold over every stored event of one file.
+"""The upload and task records of one file, kept up to date one event at a time.
 
-The fold sorts events by a key derived from the events themselves (never by arrival), so any
-delivery order of the same set of events gives the same records: a delete that arrives before
-its upload still wins, a task event that arrives before its upload is kept.
+Each file (and each of its tasks) has a small state that every new event updates in O(1), whatever
+number of events the file already has. Every update is commutative: a field's value is the one carried
+by the event that ranks highest by a key derived from the events themselves (never by arrival),
+sets are unions, times are min/max. So any delivery order of the same set of events gives the same
+records: a delete that arrives before its upload still wins, a task event that arrives before its
+upload is kept. `fold` is the same updates over a whole set at once (the rebuild path, and the referee).
 
 Whose upload a file is can't be rewritten by a later event: when the upload events of one file disagree
 on its identity (the user their sealed sourceContext proves, the sourceContext, the media URL), the
@@ -12,9 +15,10 @@ verified upload or not: it only marks a record deleted (VOD_CALLBACK_CONFIRM=fet
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal, TypedDict
 
 from shared.events import (
     DeletePart,
@@ -92,23 +96,6 @@ class Conflict:
     values: tuple[str | None, ...]
 
 
-@dataclass(frozen=True)
-class FoldInput:
-    dedupe_key: str
-    received_at: float
-    event: VodEvent
-    attribution: Attribution | None = None  # NewFileUpload: whom its sourceContext proves (at receipt)
-
-
-def _order(item: FoldInput) -> tuple[int, int, str]:
-    # Upload first, then task states (PROCESSING before FINISH), other types, deletes last; the
-    # dedupe key breaks ties so the order is total.
-    event = item.event
-    rank = {"NewFileUpload": 0, "ProcedureStateChanged": 1, "FileDeleted": 3}.get(event.event_type, 2)
-    finished = isinstance(event, ProcedureStateChanged) and event.status == "FINISH"
-    return rank, int(finished), item.dedupe_key
-
-
 def _urls(value: object, key: str = "") -> Iterator[str]:
     if isinstance(value, str):
         if key.endswith(("Url", "UrlSet", "UrlList")) and value:
@@ -139,129 +126,250 @@ def _outcome(status: str | None, err_code: int | None, results: tuple[TaskResult
     return "failed" if failed else "finished"
 
 
-def _merge(record: Any, **values: Any) -> Any:
-    """Later events (in fold order) override fields they carry; fields they omit keep earlier values."""
-    return replace(record, **{k: v for k, v in values.items() if v is not None})
+@dataclass(frozen=True)
+class FoldInput:
+    dedupe_key: str
+    received_at: float
+    event: VodEvent
+    attribution: Attribution | None = None  # NewFileUpload: whom its sourceContext proves (at receipt)
 
 
-def _apply_upload(upload: UploadRecord, event: NewFileUpload) -> UploadRecord:
-    merged: UploadRecord = _merge(
-        upload,
-        name=event.name,
-        media_url=event.media_url,
-        cover_url=event.cover_url,
-        media_type=event.media_type,
-        storage_region=event.storage_region,
-        class_id=event.class_id,
-        source_type=event.source_type,
-        source_context=event.source_context,
-        create_time=event.create_time,
-        procedure_task_id=event.procedure_task_id,
-        review_task_id=event.review_task_id,
-        metadata=event.metadata,
-    )
-    return replace(merged, uploaded=True)
+# --- state ----------------------------------------------------------------------------------------------
+# Plain JSON data (lists, never tuples), so a state read back from the store equals the one written.
+# A "winner" is [rank, value]: the value of the event with the highest (or, where said, lowest) rank.
+
+Winner = list[Any]
 
 
+class FileState(TypedDict):
+    seen: list[float]  # [first received_at, last received_at]; empty before any event
+    upload: dict[str, Winner]  # upload field -> [dedupe key, value]: the upload event with the largest key
+    uploaded: bool
+    identity: dict[str, list[str | None]]  # identity fact -> every value the upload events gave, sorted
+    first: Winner | None  # [dedupe key, attribution]: the upload event with the smallest key
+    confirmed: bool  # every upload event's identity was read from VOD
+    from_tasks: dict[str, Winner]  # name/media_url/metadata -> [task rank, value]: the lowest-ranked task event
+    deleted_at: float | None  # the first whole-file delete
+    deleted_parts: list[dict[str, Any]]  # DeletePart fields, sorted
+    outcomes: dict[str, int]  # task outcome -> how many of the file's tasks have it now
+
+
+TaskState = dict[str, Winner]  # task field -> [task rank, value]: the highest-ranked event carrying it
+
+_UPLOAD_FIELDS = (
+    "name",
+    "media_url",
+    "cover_url",
+    "media_type",
+    "storage_region",
+    "class_id",
+    "source_type",
+    "source_context",
+    "create_time",
+    "procedure_task_id",
+    "review_task_id",
+    "metadata",
+)
 _IDENTITY = ("user_id", "source_context", "media_url")
+_FROM_TASKS = (("name", "file_name"), ("media_url", "file_url"), ("metadata", "metadata"))
+_TASK_FIELDS = ("status", "err_code", "message", "session_context", "session_id")
 
 
-def _identity(uploads: list[FoldInput]) -> dict[str, Any]:
-    """Who and what the file is, from all its upload events at once (so arrival order cannot matter)."""
-    if not uploads:
-        return {}
-    attributions = [item.attribution or Attribution("no_key") for item in uploads]
-    facts: dict[str, set[str | None]] = {
-        "user_id": {a.user_id for a in attributions},
-        "source_context": {item.event.source_context for item in uploads if isinstance(item.event, NewFileUpload)},
-        "media_url": {item.event.media_url for item in uploads if isinstance(item.event, NewFileUpload)},
+def new_file_state() -> FileState:
+    return {
+        "seen": [],
+        "upload": {},
+        "uploaded": False,
+        "identity": {},
+        "first": None,
+        "confirmed": True,
+        "from_tasks": {},
+        "deleted_at": None,
+        "deleted_parts": [],
+        "outcomes": {},
     }
-    conflicts = tuple(
-        Conflict(name, tuple(sorted(facts[name], key=lambda v: (v is None, v or ""))))
-        for name in _IDENTITY
-        if len(facts[name]) > 1
+
+
+def dump_state(state: FileState | TaskState) -> str:
+    return json.dumps(state, ensure_ascii=True, separators=(",", ":"))
+
+
+def task_id_for(file_id: str, event: VodEvent) -> str | None:
+    """The task of `file_id` whose record `event` updates, if any."""
+    if isinstance(event, ProcedureStateChanged) and event.file_id == file_id:
+        return event.task_id
+    return None
+
+
+def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None = None) -> None:
+    """Update `state` (and `task`, the state of the task `task_id_for` names) with one new event that
+    names `file_id` (a FileDeleted is not searched for it: that would make a big delete quadratic)."""
+    event, at = item.event, item.received_at
+    state["seen"] = [min(state["seen"][0], at), max(state["seen"][1], at)] if state["seen"] else [at, at]
+    if isinstance(event, NewFileUpload) and event.file_id == file_id:
+        _add_upload(state, item, event)
+    elif isinstance(event, ProcedureStateChanged) and event.file_id == file_id:
+        if task is None:
+            raise ValueError("a task event needs its task's state")
+        _add_task_event(state, task, item.dedupe_key, event)
+    elif isinstance(event, FileDeleted):
+        parts = event.parts_for(file_id)
+        if parts:  # only some parts (e.g. transcodes) are gone; the media itself still exists
+            known = {_part_key(p): p for p in state["deleted_parts"]}
+            known.update((_part_key(p), p) for p in map(asdict, parts))
+            state["deleted_parts"] = [known[k] for k in sorted(known)]
+        else:
+            first = state["deleted_at"]
+            state["deleted_at"] = at if first is None else min(first, at)
+
+
+def _part_key(part: Mapping[str, Any]) -> str:
+    return repr(DeletePart(**part))
+
+
+def _keep(winners: dict[str, Winner], name: str, rank: Any, value: Any, *, lowest: bool = False) -> None:
+    current = winners.get(name)
+    if value is not None and (current is None or (rank < current[0] if lowest else rank > current[0])):
+        winners[name] = [rank, value]
+
+
+def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None:
+    key = item.dedupe_key
+    for name in _UPLOAD_FIELDS:
+        _keep(state["upload"], name, key, getattr(event, name))
+    state["uploaded"] = True
+    attribution = item.attribution or Attribution("no_key")
+    facts = {"user_id": attribution.user_id, "source_context": event.source_context, "media_url": event.media_url}
+    for name, value in facts.items():
+        seen = state["identity"].setdefault(name, [])
+        if value not in seen:
+            seen.append(value)
+            seen.sort(key=lambda v: (v is None, v or ""))
+    if state["first"] is None or key < state["first"][0]:
+        state["first"] = [key, asdict(attribution)]
+    state["confirmed"] = state["confirmed"] and attribution.confirmed
+
+
+def _add_task_event(state: FileState, task: TaskState, key: str, event: ProcedureStateChanged) -> None:
+    # PROCESSING before FINISH, then the dedupe key: a late PROCESSING can't undo a FINISH.
+    rank = [int(event.status == "FINISH"), key]
+    for name, source in _FROM_TASKS:
+        _keep(state["from_tasks"], name, rank, getattr(event, source) or None, lowest=True)
+    before = _task_outcome(task) if task else None
+    for name in _TASK_FIELDS:
+        _keep(task, name, rank, getattr(event, name))
+    results = [_plain_result(task_result(r)) for r in event.results]
+    _keep(task, "results", rank, results or None)
+    after = _task_outcome(task)
+    if before != after:
+        outcomes = state["outcomes"]
+        if before is not None:
+            outcomes[before] -= 1
+        outcomes[after] = outcomes.get(after, 0) + 1
+
+
+def _plain_result(result: TaskResult) -> dict[str, Any]:
+    # Not asdict: `output` is already plain JSON, and a deep copy of it is most of an event's cost.
+    return {
+        "type": result.type,
+        "status": result.status,
+        "err_code": result.err_code,
+        "message": result.message,
+        "urls": list(result.urls),
+        "output": result.output,
+    }
+
+
+def _results(task: TaskState) -> tuple[TaskResult, ...]:
+    return tuple(TaskResult(**{**r, "urls": tuple(r["urls"])}) for r in _value(task, "results", []))
+
+
+def _value(winners: Mapping[str, Winner], name: str, default: Any = None) -> Any:
+    winner = winners.get(name)
+    return default if winner is None else winner[1]
+
+
+def _task_outcome(task: TaskState) -> TaskOutcome:
+    return _outcome(_value(task, "status"), _value(task, "err_code"), _results(task))
+
+
+# --- records ------------------------------------------------------------------------------------------
+
+
+def task_record(file_id: str, task_id: str, task: TaskState) -> TaskRecord:
+    return TaskRecord(
+        file_id,
+        task_id,
+        **{name: _value(task, name) for name in _TASK_FIELDS},
+        outcome=_task_outcome(task),
+        results=_results(task),
     )
+
+
+def upload_record(file_id: str, state: FileState) -> UploadRecord:
+    values = {name: _value(state["upload"], name) for name in _UPLOAD_FIELDS}
+    for name, _ in _FROM_TASKS:  # name, URL and metadata from the task flow, where no upload event gave them
+        if not values[name]:
+            values[name] = _value(state["from_tasks"], name, values[name])
+    seen = state["seen"] or [0.0, 0.0]
+    upload = UploadRecord(
+        file_id,
+        uploaded=state["uploaded"],
+        deleted=state["deleted_at"] is not None,
+        deleted_at=state["deleted_at"],
+        deleted_parts=tuple(DeletePart(**p) for p in state["deleted_parts"]),
+        first_seen_at=seen[0],
+        last_event_at=seen[1],
+        **values,
+        **_identity(state),
+    )
+    return replace(upload, status=_status(upload, state["outcomes"]))
+
+
+def _identity(state: FileState) -> dict[str, Any]:
+    """Who and what the file is, from all its upload events at once (so arrival order cannot matter)."""
+    if state["first"] is None:
+        return {}
+    identity = state["identity"]
+    conflicts = tuple(Conflict(name, tuple(identity[name])) for name in _IDENTITY if len(identity[name]) > 1)
     if conflicts:
         return {
             "user_id": None,
             "sign_request_id": None,
             "attribution": "conflict",
             "conflicts": conflicts,
-            "confirmed": all(a.confirmed for a in attributions),
+            "confirmed": state["confirmed"],
         }
-    first = attributions[0]
+    first = Attribution(**state["first"][1])
     return {
         "user_id": first.user_id,
         "sign_request_id": first.request_id,
         "attribution": first.why,
-        "confirmed": all(a.confirmed for a in attributions),
+        "confirmed": state["confirmed"],
     }
 
 
-def _from_tasks(upload: UploadRecord, events: list[ProcedureStateChanged]) -> UploadRecord:
-    """Name, URL and metadata from the task flow's events, where no upload event gave them."""
-    for event in events:
-        upload = replace(
-            upload,
-            name=upload.name or event.file_name,
-            media_url=upload.media_url or event.file_url,
-            metadata=upload.metadata or event.metadata,
-        )
-    return upload
-
-
-def _apply_task(task: TaskRecord, event: ProcedureStateChanged) -> TaskRecord:
-    results = tuple(task_result(r) for r in event.results) or None
-    merged: TaskRecord = _merge(
-        task,
-        status=event.status,
-        err_code=event.err_code,
-        message=event.message,
-        session_context=event.session_context,
-        session_id=event.session_id,
-        results=results,
-    )
-    return replace(merged, outcome=_outcome(merged.status, merged.err_code, merged.results))
-
-
-def _apply_delete(upload: UploadRecord, event: FileDeleted, received_at: float) -> UploadRecord:
-    parts = event.parts_for(upload.file_id)
-    if parts:  # only some parts (e.g. transcodes) are gone; the media itself still exists
-        return replace(upload, deleted_parts=tuple(sorted(set(upload.deleted_parts) | set(parts), key=repr)))
-    first = received_at if upload.deleted_at is None else min(upload.deleted_at, received_at)
-    return replace(upload, deleted=True, deleted_at=first)
-
-
-def upload_status(upload: UploadRecord, tasks: Iterable[TaskRecord]) -> Status:
+def _status(upload: UploadRecord, outcomes: Mapping[str, int]) -> Status:
     if upload.deleted:
         return "deleted"
     if upload.conflicts:
         return "conflict"
-    outcomes = {t.outcome for t in tasks}
     for outcome in ("processing", "failed", "finished"):
-        if outcome in outcomes:
+        if outcomes.get(outcome):
             return outcome
     return "uploaded" if upload.uploaded else "pending"
 
 
-def fold(file_id: str, events: Iterable[FoldInput]) -> tuple[UploadRecord, tuple[TaskRecord, ...]]:
-    """The records of `file_id` implied by `events` (all of them, in any order)."""
-    items = sorted(events, key=_order)
-    times = [item.received_at for item in items]
-    upload = UploadRecord(file_id, first_seen_at=min(times, default=0.0), last_event_at=max(times, default=0.0))
-    tasks: dict[str, TaskRecord] = {}
-    uploads: list[FoldInput] = []
-    task_events: list[ProcedureStateChanged] = []
-    for item in items:
-        event = item.event
-        if isinstance(event, NewFileUpload) and event.file_id == file_id:
-            upload = _apply_upload(upload, event)
-            uploads.append(item)
-        elif isinstance(event, ProcedureStateChanged) and event.file_id == file_id:
-            tasks[event.task_id] = _apply_task(tasks.get(event.task_id) or TaskRecord(file_id, event.task_id), event)
-            task_events.append(event)
-        elif isinstance(event, FileDeleted) and file_id in event.file_ids:
-            upload = _apply_delete(upload, event, item.received_at)
-    upload = _from_tasks(replace(upload, **_identity(uploads)), task_events)
-    ordered = tuple(tasks[k] for k in sorted(tasks))
-    return replace(upload, status=upload_status(upload, ordered)), ordered
+def fold(file_id: str, events: Iterable[FoldInput]) -> tuple[FileState, dict[str, TaskState]]:
+    """The states of `file_id` and its tasks after `events` (all that name it, in any order)."""
+    state, tasks = new_file_state(), dict[str, TaskState]()
+    for item in events:
+        task_id = task_id_for(file_id, item.event)
+        add(file_id, state, item, None if task_id is None else tasks.setdefault(task_id, {}))
+    return state, tasks
+
+
+def records(
+    file_id: str, state: FileState, tasks: Mapping[str, TaskState]
+) -> tuple[UploadRecord, tuple[TaskRecord, ...]]:
+    return upload_record(file_id, state), tuple(task_record(file_id, t, tasks[t]) for t in sorted(tasks))

@@ -285,10 +285,10 @@ def test_early_events_are_kept(store: EventStore, order: tuple[str, ...], status
 def test_a_failed_transaction_writes_nothing(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> None:
     import shared.store.base as base
 
-    def broken_fold(*args: Any, **kwargs: Any) -> Any:
+    def broken_projection(*args: Any, **kwargs: Any) -> Any:
         raise store.errors[0]("the disk is full")
 
-    monkeypatch.setattr(base, "fold", broken_fold)
+    monkeypatch.setattr(base, "add", broken_projection)
     payload = load_event("vod_new_file_upload")
     with pytest.raises(StoreUnavailable):
         ingest_event(store, payload, received_at=1.0, keys=KEYS)
