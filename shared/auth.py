@@ -5,15 +5,15 @@ from __future__ import annotations
 import functools
 import hmac
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import jwt
-
+from shared import hs_jwt
 from shared.config import AuthSettings, ConfigError
 from shared.errors import Unauthorized
+from shared.hs_jwt import TokenRejected
 from shared.http.model import Request
 
 REALM = "vod-upload"
@@ -76,39 +76,60 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
     """The claims of a token whose signature, algorithm, audience and issuer check out.
 
     Cached per warm container: a client asks for a signature before every VOD call with the same
-    bearer token, and PyJWT's decode is most of a request's cost. Failures raise, so only valid
-    tokens are kept; time claims are checked on every use, outside the cache."""
+    bearer token. Failures raise, so only valid tokens are kept; time claims are checked on every
+    use, outside the cache."""
     assert settings.jwt_key is not None  # guaranteed by config for AUTH_MODE=jwt
+    # Algorithms come from config, never from the token header; config pins them to the key's family.
+    decode = hs_jwt.decode if settings.jwt_algorithms[0] in hs_jwt.HASHES else decode_with_pyjwt
     try:
-        # Algorithms come from config, never from the token header.
-        claims = jwt.decode(
+        claims = decode(
             token,
-            settings.jwt_key.reveal(),
-            algorithms=list(settings.jwt_algorithms),
+            settings.jwt_key.reveal().encode(),
+            settings.jwt_algorithms,
             audience=settings.jwt_audience,
             issuer=settings.jwt_issuer,
+        )
+    except TokenRejected as exc:
+        raise _invalid_token(exc.reason) from None
+    return MappingProxyType(claims)
+
+
+def decode_with_pyjwt(
+    token: str, key: bytes, algorithms: Sequence[str], *, audience: str | None = None, issuer: str | None = None
+) -> dict[str, Any]:
+    """PyJWT's verdict, in TokenRejected's words: the verifier for public keys (RS*, ES*), and the
+    referee shared.hs_jwt is tested against. Imported here: only public-key deployments pay for it."""
+    import jwt
+
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=list(algorithms),
+            audience=audience,
+            issuer=issuer,
             options={
-                "require": ["exp", "sub"],
+                "require": list(hs_jwt.REQUIRED),
                 "verify_exp": False,
                 "verify_nbf": False,
                 "verify_iat": False,
-                "verify_aud": settings.jwt_audience is not None,
-                "verify_iss": settings.jwt_issuer is not None,
+                "verify_aud": audience is not None,
+                "verify_iss": issuer is not None,
             },
         )
     except jwt.InvalidAudienceError:
-        raise _invalid_token("wrong audience") from None
+        raise TokenRejected("wrong audience") from None
     except jwt.InvalidIssuerError:
-        raise _invalid_token("wrong issuer") from None
+        raise TokenRejected("wrong issuer") from None
     except jwt.MissingRequiredClaimError as exc:
-        raise _invalid_token(f"missing claim {exc.claim}") from None
+        raise TokenRejected(f"missing claim {exc.claim}") from None
     except jwt.InvalidAlgorithmError:
-        raise _invalid_token("algorithm not allowed") from None
+        raise TokenRejected("algorithm not allowed") from None
     except jwt.InvalidSignatureError:
-        raise _invalid_token("bad signature") from None
+        raise TokenRejected("bad signature") from None
     except jwt.PyJWTError:
-        raise _invalid_token("malformed token") from None
-    return MappingProxyType(claims)
+        raise TokenRejected("malformed token") from None
+    return claims
 
 
 def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal:
@@ -159,13 +180,21 @@ def _from_gateway(request: Request, settings: AuthSettings) -> Principal:
 
 def check_key(settings: AuthSettings) -> None:
     """At cold start: every configured algorithm can use the configured key in this bundle (RS256
-    needs the `cryptography` package; an EC key cannot verify RS256), so a misconfiguration fails
-    the deploy instead of answering 401 to every valid token."""
+    needs the `cryptography` package; an EC key cannot verify RS256; a shared secret must not be a
+    public key), so a misconfiguration fails the deploy instead of answering 401 to every valid token."""
     if settings.mode != "jwt" or settings.jwt_key is None:
         return
+    key = settings.jwt_key.reveal()
+    if settings.jwt_algorithms[0] in hs_jwt.HASHES:
+        why = hs_jwt.refused_secret(key.encode())
+        if why:
+            raise ConfigError([("AUTH_JWT_SECRET", f"{why}: an HMAC secret must be random bytes")])
+        return
+    import jwt  # public keys only: PyJWT prepares (and so checks) them
+
     for name in settings.jwt_algorithms:
         try:
-            jwt.get_algorithm_by_name(name).prepare_key(settings.jwt_key.reveal())
+            jwt.get_algorithm_by_name(name).prepare_key(key)
         except NotImplementedError:
             why = f"{name} needs the `cryptography` package in the bundle (add it to functions/sign/requirements.in)"
             raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None

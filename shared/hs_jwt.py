@@ -1,0 +1,155 @@
+"""HS256/HS384/HS512 JWT verification: what `jwt.decode` (PyJWT) decides, without importing PyJWT.
+
+Why: PyJWT's package import pulls in its JWKS client (urllib.request, http.client, ssl, email), about
+as much as the rest of the sign function's cold start. The sign function verifies a shared-secret
+token on most cold starts, so this module does that one job with the stdlib; PyJWT stays the verifier
+for public keys (shared.auth imports it only then).
+
+It accepts and rejects exactly as `jwt.decode(token, key, algorithms, audience=..., issuer=...,
+options={require: [exp, sub], verify_exp/nbf/iat: False, verify_aud/iss: when given})` does (the
+checks below follow PyJWT 2.x's order), and tests/unit/test_hs_jwt.py proves it against PyJWT on
+more than 10,000 generated valid and hostile tokens. Time claims are shared.auth's job.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+_ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+_SUPPORTED_CRIT = frozenset({"b64"})
+REQUIRED = ("exp", "sub")
+
+
+class TokenRejected(Exception):
+    """Why a token is refused, in the words shared.auth answers with (never the token or the key)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_MALFORMED = "malformed token"
+
+
+def _segment(segment: bytes) -> bytes:
+    """One base64url segment, strictly: unpadded or correctly padded, no characters outside the alphabet,
+    and the canonical encoding of what it decodes to."""
+    stripped = segment.rstrip(b"=")
+    padding = len(segment) - len(stripped)
+    if padding > 2 or (padding and len(segment) % 4) or len(stripped) % 4 == 1 or not _ALPHABET.issuperset(stripped):
+        raise TokenRejected(_MALFORMED)
+    try:
+        decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+    except binascii.Error:
+        raise TokenRejected(_MALFORMED) from None
+    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+        raise TokenRejected(_MALFORMED)
+    return decoded
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        raise TokenRejected(_MALFORMED) from None
+    if not isinstance(value, dict):
+        raise TokenRejected(_MALFORMED)
+    return value
+
+
+def _check_header(header: dict[str, Any]) -> None:
+    if "kid" in header and not isinstance(header["kid"], str):
+        raise TokenRejected(_MALFORMED)
+    if "crit" in header:
+        crit = header["crit"]
+        if not isinstance(crit, list) or not crit:
+            raise TokenRejected(_MALFORMED)
+        for extension in crit:
+            if not isinstance(extension, str) or extension not in _SUPPORTED_CRIT or extension not in header:
+                raise TokenRejected(_MALFORMED)
+    if header.get("b64", True) is False:  # a detached payload (RFC 7797): never what a client sends us
+        raise TokenRejected(_MALFORMED)
+
+
+def _load(token: str) -> tuple[bytes, dict[str, Any], bytes, bytes]:
+    """(signing input, header, payload, signature): every segment is decoded before any header is judged,
+    in PyJWT's order."""
+    raw = token.encode("utf-8", "surrogatepass")
+    signing_input, dot, crypto_segment = raw.rpartition(b".")
+    header_segment, dot2, payload_segment = signing_input.partition(b".")
+    if not dot or not dot2:
+        raise TokenRejected(_MALFORMED)
+    header = _json_object(_segment(header_segment))
+    if header.get("b64", True) is False:
+        if payload_segment:
+            raise TokenRejected(_MALFORMED)
+        payload = b""
+    else:
+        payload = _segment(payload_segment)
+    return signing_input, header, payload, _segment(crypto_segment)
+
+
+def decode(
+    token: str, key: bytes, algorithms: Sequence[str], *, audience: str | None = None, issuer: str | None = None
+) -> dict[str, Any]:
+    """The claims of `token` if it is signed with `key` by one of `algorithms` (HS* names only) and its
+    claims check out; TokenRejected otherwise."""
+    signing_input, header, payload, signature = _load(token)
+    _check_header(header)
+    alg = header.get("alg")
+    if "alg" not in header or not alg or alg not in algorithms:
+        raise TokenRejected("algorithm not allowed")
+    if not hmac.compare_digest(signature, hmac.new(key, signing_input, HASHES[alg]).digest()):
+        raise TokenRejected("bad signature")
+    claims = _json_object(payload)
+    _check_claims(claims, audience, issuer)
+    return claims
+
+
+def _check_claims(claims: dict[str, Any], audience: str | None, issuer: str | None) -> None:
+    for claim in REQUIRED:
+        if claims.get(claim) is None:
+            raise TokenRejected(f"missing claim {claim}")
+    if issuer is not None:
+        if "iss" not in claims:
+            raise TokenRejected("missing claim iss")
+        if claims["iss"] != issuer:
+            raise TokenRejected("wrong issuer")
+    if audience is not None:
+        _check_audience(claims, audience)
+    for claim in ("sub", "jti"):
+        if claim in claims and not isinstance(claims[claim], str):
+            raise TokenRejected(_MALFORMED)
+
+
+def _check_audience(claims: dict[str, Any], audience: str) -> None:
+    if not claims.get("aud"):
+        raise TokenRejected("missing claim aud")
+    accepted = claims["aud"]
+    if isinstance(accepted, str):
+        accepted = [accepted]
+    if not isinstance(accepted, list) or any(not isinstance(a, str) for a in accepted) or audience not in accepted:
+        raise TokenRejected("wrong audience")
+
+
+def refused_secret(key: bytes) -> str | None:
+    """Why `key` must not be an HMAC secret (it is a public key, a certificate or a JWK: an
+    algorithm-confusion risk), or None. Broader than PyJWT's own refusal, never narrower."""
+    text = key.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if b"-----BEGIN " in key:
+        return "looks like a PEM key or certificate"
+    if key.startswith((b"ssh-", b"ecdsa-sha2-")):
+        return "looks like an SSH public key"
+    if text.startswith(b"{"):
+        return "looks like a JWK (JSON); use the key's secret bytes"
+    return None
