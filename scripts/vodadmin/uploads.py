@@ -107,9 +107,9 @@ def open_configured_store() -> EventStore:
         store = open_store(settings.database_url.reveal(), timeout_seconds=settings.timeout_seconds)
     except (ConfigError, ValueError) as exc:
         raise Failure(str(exc), 2) from None
-    except ImportError:  # e.g. the system python3 without psycopg, for a PostgreSQL DATABASE_URL
+    except ImportError:  # e.g. the system python3 without psycopg2, for a PostgreSQL DATABASE_URL
         raise Failure(
-            "PostgreSQL needs psycopg: run this with .venv/bin/python, or pip install 'psycopg[binary]'", 2
+            "PostgreSQL needs psycopg2: run this with .venv/bin/python, or pip install psycopg2-binary", 2
         ) from None
     if isinstance(store, SqliteStore) and not os.path.exists(store.path):
         raise Failure(

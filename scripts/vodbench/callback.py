@@ -90,19 +90,24 @@ def _sqlite_upsert_seconds(path: str, count: int) -> float:
 
 
 def _postgres_upsert_seconds(url: str, count: int) -> float:
-    import psycopg
+    import psycopg2
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS bare (k TEXT PRIMARY KEY, v INTEGER)")
+    conn = psycopg2.connect(url)
+    conn.autocommit = True  # one statement, one round trip, committed
+    cursor = conn.cursor()
+    cursor.execute("CREATE TABLE IF NOT EXISTS bare (k TEXT PRIMARY KEY, v INTEGER)")
 
-        def work(run_number: int) -> None:
-            for i in range(count):
-                conn.execute(
-                    "INSERT INTO bare (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
-                    (f"{run_number}-{i}", i),
-                )
+    def work(run_number: int) -> None:
+        for i in range(count):
+            cursor.execute(
+                "INSERT INTO bare (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                (f"{run_number}-{i}", i),
+            )
 
+    try:
         return _best(work, count)
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager

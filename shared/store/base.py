@@ -109,7 +109,8 @@ _MAX_ERROR_TEXT = 500
 
 
 class Cursor(Protocol):
-    """The slice of a DB-API cursor the shared logic uses (sqlite3 and psycopg both fit)."""
+    """The slice of a DB-API cursor the shared logic uses, plus `defer`: run a statement whose result
+    nothing reads, at the latest before the next `execute` or the commit (a backend may send them together)."""
 
     @property
     def rowcount(self) -> int: ...
@@ -120,7 +121,7 @@ class Cursor(Protocol):
 
     def fetchall(self) -> list[Any]: ...
 
-    def executemany(self, sql: Any, params: Any, /) -> Any: ...
+    def defer(self, sql: str, params: Sequence[Any] = ..., /) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -386,37 +387,50 @@ class EventStore(ABC):
             )
             if cursor.rowcount != 1:
                 return Ingested(dedupe_key, duplicate=True)
-            cursor.executemany(
-                self._sql("INSERT INTO event_files (file_id, dedupe_key) VALUES (?, ?)"),
-                [(file_id, dedupe_key) for file_id in file_ids],
+            for file_id in file_ids:
+                cursor.defer(
+                    self._sql("INSERT INTO event_files (file_id, dedupe_key) VALUES (?, ?)"), (file_id, dedupe_key)
+                )
+            return Ingested(
+                dedupe_key,
+                False,
+                self._project(cursor, file_ids, FoldInput(dedupe_key, received_at, event, attribution)),
             )
-            item = FoldInput(dedupe_key, received_at, event, attribution)
-            return Ingested(dedupe_key, False, tuple(self._project(cursor, file_id, item) for file_id in file_ids))
 
         # Per-file locks: two different events for one file can't both fold without seeing each other.
         return self._run(work, write=True, locks=[f"file:{f}" for f in file_ids])
 
-    def _project(self, cursor: Cursor, file_id: str, item: FoldInput) -> UploadRecord:
-        """Update the records of `file_id` with the new event `item`: two rows read, two written."""
-        cursor.execute(self._sql("SELECT projection FROM uploads WHERE file_id = ?"), (file_id,))
-        row = cursor.fetchone()
-        if row is not None and row[0] is None:
-            return self._rebuild(cursor, file_id)
-        state: FileState = new_file_state() if row is None else json.loads(row[0])
-        tasks: dict[str, TaskState] = {}
-        task_id = task_id_for(file_id, item.event)
+    def _project(self, cursor: Cursor, file_ids: Sequence[str], item: FoldInput) -> tuple[UploadRecord, ...]:
+        """Update the records of `file_ids` with the new event `item`: their states are read in one query
+        (and the task's, for a task event), whatever number of events the files already have."""
+        if not file_ids:
+            return ()
+        task_id = task_id_for(file_ids[0], item.event) if len(file_ids) == 1 else None
+        marks = ", ".join("?" for _ in file_ids)
+        cursor.execute(
+            self._sql(
+                "SELECT u.file_id, u.projection, t.projection, t.task_id FROM uploads u "  # noqa: S608
+                f"LEFT JOIN tasks t ON t.file_id = u.file_id AND t.task_id = ? WHERE u.file_id IN ({marks})"
+            ),
+            (task_id or "", *file_ids),
+        )
+        found = {row[0]: row[1:] for row in cursor.fetchall()}
+        return tuple(self._update(cursor, file_id, item, task_id, found.get(file_id)) for file_id in file_ids)
+
+    def _update(
+        self, cursor: Cursor, file_id: str, item: FoldInput, task_id: str | None, row: Sequence[Any] | None
+    ) -> UploadRecord:
+        state, tasks = new_file_state(), dict[str, TaskState]()
         if task_id is not None:
             tasks[task_id] = {}
-            if row is not None:
-                cursor.execute(
-                    self._sql("SELECT projection FROM tasks WHERE file_id = ? AND task_id = ?"), (file_id, task_id)
-                )
-                found = cursor.fetchone()
-                if found is not None:
-                    if found[0] is None:
-                        return self._rebuild(cursor, file_id)
-                    tasks[task_id] = json.loads(found[0])
-        add(file_id, state, item, tasks.get(task_id or ""))
+        if row is not None:  # else: a new file
+            state_text, task_text, found_task = row
+            if state_text is None or (found_task is not None and task_text is None):
+                return self._rebuild(cursor, file_id)  # written by an older build: no state yet
+            state = json.loads(state_text)
+            if task_id is not None and task_text is not None:
+                tasks[task_id] = json.loads(task_text)
+        add(file_id, state, item, None if task_id is None else tasks[task_id])
         return self._write(cursor, file_id, state, tasks)
 
     def _rebuild(self, cursor: Cursor, file_id: str) -> UploadRecord:
@@ -434,9 +448,9 @@ class EventStore(ABC):
 
     def _write(self, cursor: Cursor, file_id: str, state: FileState, tasks: dict[str, TaskState]) -> UploadRecord:
         upload = upload_record(file_id, state)
-        cursor.execute(self._sql(_UPSERT_UPLOAD), (*_upload_row(upload), dump_state(state)))
+        cursor.defer(self._sql(_UPSERT_UPLOAD), (*_upload_row(upload), dump_state(state)))
         for task_id, task in tasks.items():
-            cursor.execute(self._sql(_UPSERT_TASK), (*_task_row(task_record(file_id, task_id, task)), dump_state(task)))
+            cursor.defer(self._sql(_UPSERT_TASK), (*_task_row(task_record(file_id, task_id, task)), dump_state(task)))
         return upload
 
     def _fold_inputs(self, rows: Sequence[Sequence[Any]]) -> Iterator[FoldInput]:
@@ -453,9 +467,9 @@ class EventStore(ABC):
 
         def work(cursor: Cursor) -> None:
             if error is None:
-                cursor.execute(self._sql("UPDATE events SET hook_status = 'done' WHERE dedupe_key = ?"), (dedupe_key,))
+                cursor.defer(self._sql("UPDATE events SET hook_status = 'done' WHERE dedupe_key = ?"), (dedupe_key,))
             else:
-                cursor.execute(
+                cursor.defer(
                     self._sql(
                         "UPDATE events SET hook_status = 'failed', hook_failures = hook_failures + 1, "
                         "hook_last_error = ? WHERE dedupe_key = ?"

@@ -8,8 +8,14 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 from shared.store.base import Cursor, EventStore
+
+
+class _Cursor(sqlite3.Cursor):
+    def defer(self, sql: str, params: Sequence[Any] = (), /) -> None:
+        self.execute(sql, params)  # in-process: nothing to gain by waiting
 
 
 class SqliteStore(EventStore):
@@ -67,7 +73,7 @@ class SqliteStore(EventStore):
         # with SQLITE_BUSY without the busy handler being able to help.
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            yield conn.cursor()
+            yield conn.cursor(_Cursor)
         except BaseException:
             if conn.in_transaction:
                 # The original error matters more; the connection is discarded anyway.

@@ -54,30 +54,30 @@ CASES = [
         must_ship=("jwt/__init__.py", "typing_extensions.py", "shared/http/serve.py"),
         must_not_ship=(
             "tencentcloud/",
-            "psycopg/",
+            "psycopg2/",
             "cryptography/",
             "shared/store/",
             "shared/events.py",
             "shared/ingest.py",
         ),
-        must_not_import=("tencentcloud", "qcloud_cos", "cryptography", "requests", "flask", "psycopg"),
+        must_not_import=("tencentcloud", "qcloud_cos", "cryptography", "requests", "flask", "psycopg2"),
     ),
     Case(
         "callback",
         {**CALLBACK_ENV, "DATABASE_URL": "sqlite:///events.sqlite3"},
         _callback_event,
-        must_ship=("psycopg/__init__.py", "shared/store/postgres.py", "shared/http/serve.py"),
+        must_ship=("psycopg2/__init__.py", "shared/store/postgres.py", "shared/http/serve.py"),
         must_not_ship=("tencentcloud/vod/", "jwt/", "shared/vod_api.py", "shared/auth.py", "shared/signing.py"),
-        # the push path never loads the Tencent SDK, and SQLite users never load psycopg
+        # the push path never loads the Tencent SDK, and SQLite users never load psycopg2
         # (tencentcloud/common ships for VOD_CALLBACK_CONFIRM=fetch, imported only with it)
-        must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg", "jwt"),
+        must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg2", "jwt"),
     ),
     Case(
         "uploads",
         {"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": "sqlite:///events.sqlite3"},
-        must_ship=("jwt/__init__.py", "psycopg/__init__.py", "shared/status_service.py"),
+        must_ship=("jwt/__init__.py", "psycopg2/__init__.py", "shared/status_service.py"),
         must_not_ship=("tencentcloud/", "shared/ingest.py", "shared/signing.py", "shared/sign_service.py"),
-        must_not_import=("tencentcloud", "psycopg", "requests"),
+        must_not_import=("tencentcloud", "psycopg2", "requests"),
     ),
     Case(
         "upload_page",
@@ -85,8 +85,8 @@ CASES = [
         lambda: http_event(path="/", method="GET", headers={"Accept-Encoding": "gzip"}, shape="function_url"),
         # the page, its script and style, and the SDK vendored from npm; nothing that reads or signs
         must_ship=("static/upload.js", "static/page.html", "vendor/vod-js-sdk-v6.js.gz", "shared/upload_page.py"),
-        must_not_ship=("jwt/", "psycopg/", "shared/store/", "shared/auth.py", "shared/signing.py"),
-        must_not_import=("jwt", "psycopg", "tencentcloud", "sqlite3"),
+        must_not_ship=("jwt/", "psycopg2/", "shared/store/", "shared/auth.py", "shared/signing.py"),
+        must_not_import=("jwt", "psycopg2", "tencentcloud", "sqlite3"),
     ),
     Case(
         "events_pull",

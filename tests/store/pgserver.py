@@ -106,21 +106,18 @@ class PostgresServer:
     def url(self, dbname: str = "postgres") -> str:
         return f"postgresql://{self.superuser}@/{dbname}?host={self.base}&port=5432"
 
+    def execute(self, sql: str, dbname: str = "postgres") -> None:
+        """Run one statement as the superuser, outside any transaction (CREATE DATABASE needs that)."""
+        run_sql(self.url(dbname), sql)
+
     def create_database(self) -> str:
         """A new empty database; returns its URL."""
-        import psycopg
-
         name = f"t{os.getpid()}_{next(self._names)}"
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        self.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
     def drop_database(self, url: str) -> None:
-        import psycopg
-
-        name = database_name(url)
-        with psycopg.connect(self.url(), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
 
     def destroy(self) -> None:
         with contextlib.suppress(RuntimeError, subprocess.SubprocessError):  # already stopped, or never started
@@ -130,6 +127,20 @@ class PostgresServer:
 
 def database_name(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
+
+
+def run_sql(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """One statement in autocommit mode on a new connection; its rows, if it returns any."""
+    import psycopg2
+
+    conn = psycopg2.connect(url, connect_timeout=2)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description is not None else []
+    finally:
+        conn.close()
 
 
 class PgBouncer:
@@ -164,7 +175,7 @@ class PgBouncer:
         return f"postgresql://{self.server.superuser}@/{dbname}?host={self.dir}&port={BOUNCER_SETTINGS['listen_port']}"
 
     def wait_ready(self, timeout: float = 20) -> None:
-        import psycopg
+        import psycopg2
 
         deadline = time.monotonic() + timeout
         while True:
@@ -172,22 +183,26 @@ class PgBouncer:
                 log = self.dir / "pgbouncer.log"
                 raise RuntimeError(f"pgbouncer exited: {log.read_text()[-2000:] if log.exists() else ''}")
             try:
-                psycopg.connect(self.url(), connect_timeout=2, prepare_threshold=None).close()
+                run_sql(self.url(), "SELECT 1")
                 return
-            except psycopg.OperationalError:
+            except psycopg2.OperationalError:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
 
     def show(self, what: str) -> list[dict[str, Any]]:
         """The admin console's SHOW <what> (SHOW CONFIG, SHOW POOLS, …)."""
-        import psycopg
-        from psycopg.rows import dict_row
+        import psycopg2
 
-        with psycopg.connect(
-            self.url("pgbouncer"), autocommit=True, prepare_threshold=None, row_factory=dict_row
-        ) as conn:
-            return conn.execute(f"SHOW {what}").fetchall()
+        conn = psycopg2.connect(self.url("pgbouncer"))
+        try:
+            conn.autocommit = True  # the console has no transactions
+            with conn.cursor() as cursor:
+                cursor.execute(f"SHOW {what}")
+                names = [column.name for column in cursor.description or ()]
+                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            conn.close()
 
     def stop(self) -> None:
         self.process.terminate()

@@ -18,6 +18,7 @@ from shared.source_context import seal
 from shared.store import EventStore, open_store
 from tests.conftest import CONTEXT_KEY, KEYS
 from tests.scf import load_event
+from tests.store.pgserver import run_sql
 from vodtesting import vod_event
 
 FILE, OTHER = "5285890784273533167", "5285890784273533168"
@@ -107,11 +108,8 @@ def _clear_states(url: str) -> None:
             for statement in statements:
                 conn.execute(statement)
         return
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as pg:
-        for statement in statements:
-            pg.execute(statement)
+    for statement in statements:
+        run_sql(url, statement)
 
 
 @pytest.mark.parametrize("seed", [3, 7, 11])

@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
+import psycopg2
+import psycopg2.errors
 import pytest
 
 from shared.ingest import ingest_event
@@ -30,18 +31,20 @@ def bounced_database(postgres_server: PostgresServer, pgbouncer: PgBouncer) -> I
 
 
 def test_the_pooler_really_pools_by_transaction(pgbouncer: PgBouncer, bounced_database: tuple[str, str]) -> None:
-    # GIVEN two clients of a transaction-mode pooler, with psycopg's server-side prepared statements
+    # GIVEN two clients of a transaction-mode pooler, and session state (a prepared statement) left by one
     assert {row["key"]: row["value"] for row in pgbouncer.show("CONFIG")}["pool_mode"] == "transaction"
     url, _ = bounced_database
-    with (
-        psycopg.connect(url, autocommit=True, prepare_threshold=0) as first,
-        psycopg.connect(url, autocommit=True, prepare_threshold=0) as second,
-    ):
-        first.execute("SELECT 1")
+    first, second = psycopg2.connect(url), psycopg2.connect(url)
+    try:
+        first.autocommit = second.autocommit = True
+        first.cursor().execute("PREPARE vod_probe AS SELECT 1")
         # WHEN the second client's statement lands on the server connection the first one prepared on
-        # THEN the names collide: this is what the store must never do
-        with pytest.raises(psycopg.errors.DuplicatePreparedStatement):
-            second.execute("SELECT 2")
+        # THEN the names collide: session state leaks between clients, which is what the store must never leave
+        with pytest.raises(psycopg2.errors.DuplicatePreparedStatement):
+            second.cursor().execute("PREPARE vod_probe AS SELECT 2")
+    finally:
+        first.close()
+        second.close()
 
 
 def test_many_stores_share_a_small_pool(bounced_database: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,7 +60,7 @@ def test_many_stores_share_a_small_pool(bounced_database: tuple[str, str], monke
 
         monkeypatch.setattr(store, "_connect", counted)
     try:
-        # WHEN each runs every statement more often than psycopg's prepare threshold (5)
+        # WHEN each runs every statement several times, on whichever server connection is free
         for round_ in range(8):
             for number, store in enumerate(stores):
                 payload = {**load_event("vod_new_file_upload"), "Round": [round_, number]}
@@ -80,13 +83,16 @@ def test_a_held_file_lock_costs_the_timeout_not_the_invocation(
     store = open_store(bounced if through_pooler else direct, timeout_seconds=1)
     try:
         ingest(store, "vod_procedure_processing")  # schema created, connection pooled
-        with psycopg.connect(direct) as holder:
-            holder.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(f"file:{FILE_ID}"),))
+        holder = psycopg2.connect(direct)  # a transaction, left open while this store tries
+        try:
+            holder.cursor().execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(f"file:{FILE_ID}"),))
             # WHEN this store delivers an event of that file
             started = time.monotonic()
             with pytest.raises(StoreUnavailable, match="statement timeout"):
                 ingest(store, "vod_new_file_upload")
             waited = time.monotonic() - started
+        finally:
+            holder.close()  # the lock goes with its transaction
         # THEN it gave up after its own timeout (a 503, so VOD retries), and works once the lock is free
         assert 0.9 <= waited < 5
         assert not ingest(store, "vod_new_file_upload").duplicate

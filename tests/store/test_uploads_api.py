@@ -221,23 +221,19 @@ def test_concurrent_reads_while_events_arrive(writer: tuple[str, EventStore], ge
 
 @pytest.mark.postgres
 def test_a_read_only_database_role_is_enough(postgres_server: Any, vod_function: Callable[..., Any]) -> None:
-    import psycopg
-
     url = postgres_server.create_database()
     store = open_store(url)
     record(store, upload_of("ann", "f7"))
     store.close()
     dbname = database_name(url)
-    with psycopg.connect(postgres_server.url(dbname), autocommit=True) as conn:  # README "PostgreSQL"
-        conn.execute("CREATE ROLE vod_reader_test LOGIN")
-        conn.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO vod_reader_test")
+    postgres_server.execute("CREATE ROLE vod_reader_test LOGIN", dbname)  # README "PostgreSQL"
+    postgres_server.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO vod_reader_test", dbname)
     try:
         reader_url = url.replace("postgresql://postgres@", "postgresql://vod_reader_test@")
         handler = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": reader_url})
         result = handler(http_event("GET", "/uploads/f7", headers={"Authorization": f"Bearer {token('ann')}"}), {})
     finally:
         postgres_server.drop_database(url)
-        with psycopg.connect(postgres_server.url(), autocommit=True) as conn:
-            conn.execute("DROP ROLE vod_reader_test")
+        postgres_server.execute("DROP ROLE vod_reader_test")
     assert result["statusCode"] == 200, result
     assert json.loads(result["body"])["fileId"] == "f7"
