@@ -189,20 +189,68 @@ def _ratio_row(name: str, ingest: float, upsert: float, note: str) -> tuple[str,
 
 
 _KEYS = ("bench-context-key-0123456789-abcdefgh",)
+SIGN_KEY = "BenchSignKey0123"
+ENV = {"VOD_CALLBACK_SIGN_KEY": SIGN_KEY, "VOD_CONTEXT_KEY": _KEYS[0], "LOG_LEVEL": "WARNING"}
+
+# What Tencent's demo callback does: import the VOD SDK (to ask VOD about the file), read the event, answer.
+# The baseline the callback's cold start with PostgreSQL is set against (it needs no SDK on the PUSH path).
+DEMO_CALLBACK = """
+import json
+from tencentcloud.common import credential
+from tencentcloud.vod.v20180717 import models, vod_client
+
+def main_handler(event, context):
+    body = json.loads(event["body"])
+    return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
+            "body": json.dumps({"received": body.get("EventType")})}
+"""
+
+
+def _first_event_code(run_first: str) -> str:
+    """Code for a fresh interpreter: `run_first` (defines main_handler), then one signed NewFileUpload
+    delivery through a function URL, new each run (a nonce field), which must be answered 200."""
+    from vodtesting import http_event, signed, vod_event
+
+    body = signed(vod_event("NewFileUpload", FileId="5285890784273599999"), SIGN_KEY, ttl=600)
+    event = http_event("POST", "/", body=body, shape="function_url")
+    return (
+        f"import json, time; {run_first}; event = json.loads({json.dumps(event)!r}); "
+        "body = json.loads(event['body']); body['Nonce'] = time.time_ns(); event['body'] = json.dumps(body); "
+        "answer = main_handler(event, None); assert answer['statusCode'] == 200, answer"
+    )
+
+
+def _postgres_cold_rows(url: str) -> list[tuple[str, str]]:
+    ours = bundle_cold_start(
+        "callback", {**ENV, "DATABASE_URL": url}, {"first": _first_event_code("from index import main_handler")}
+    )
+    # The demo runs from the events_pull bundle: the one that ships the VOD SDK (its own `index` is not imported
+    # by the demo, but is timed too, so it gets settings).
+    pull_env = {
+        **ENV,
+        "TENCENTCLOUD_SECRET_ID": "AKIDbench0000",
+        "TENCENTCLOUD_SECRET_KEY": "bench",
+        "DATABASE_URL": url,
+    }
+    demo = bundle_cold_start("events_pull", pull_env, {"first": _first_event_code(f"exec({DEMO_CALLBACK!r})")})
+    our_cold, demo_cold = ours.layers["first"] - ours.bare, demo.layers["first"] - demo.bare
+    ratio = our_cold / demo_cold
+    return [
+        (
+            "PostgreSQL: callback cold start (import + first event stored) over the demo's",
+            f"   ×{ratio:.2f}  ({our_cold * 1e3:.1f} vs {demo_cold * 1e3:.1f} ms over bare; the demo-equivalent "
+            f"imports the VOD SDK; target ≤ ×0.5{'' if ratio <= 0.5 else ': not yet met'})",
+        )
+    ]
 
 
 def run() -> list[tuple[str, str]]:
     events = _events()
     rows: list[tuple[str, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = {
-            "VOD_CALLBACK_SIGN_KEY": "BenchSignKey0123",
-            "VOD_CONTEXT_KEY": "bench-context-key-0123456789-abcdefgh",
-            "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3",
-            "LOG_LEVEL": "WARNING",
-        }
+        env = {**ENV, "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3"}
         rows += cold_start_rows(
-            "callback", bundle_cold_start("callback", env), "≤ 30 ms; SQLite store, so psycopg is not imported"
+            "callback", bundle_cold_start("callback", env), "≤ 30 ms; SQLite store, so psycopg2 is not imported"
         )
         sqlite_path = Path(tmp) / "bench" / "vod.sqlite3"
         ingest = _ingest_seconds(f"sqlite:///{sqlite_path}", events)
@@ -217,4 +265,5 @@ def run() -> list[tuple[str, str]]:
             upsert = _postgres_upsert_seconds(url, len(events))
             rows.append(_ratio_row("PostgreSQL", ingest, upsert, note))
             rows += _flat_rows(url)
+            rows += _postgres_cold_rows(url)
     return rows
