@@ -6,9 +6,8 @@ import functools
 import hmac
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import hs_jwt
 from shared.config import AuthSettings, ConfigError
@@ -20,8 +19,7 @@ REALM = "vod-upload"
 MAX_USER_ID = 200  # a first bound; what fits a sealed sourceContext (shared.source_context) is less
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):
     user_id: str
 
 

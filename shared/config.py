@@ -12,8 +12,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Literal, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
 from shared.logs import log_event
@@ -148,8 +147,7 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
-@dataclass(frozen=True)
-class SigningPolicy:
+class SigningPolicy(NamedTuple):
     """What the server puts into every signature; clients may only choose within the allow-lists."""
 
     secret_id: str
@@ -167,8 +165,7 @@ class SigningPolicy:
     task_notify_mode: str | None
 
 
-@dataclass(frozen=True)
-class AuthSettings:
+class AuthSettings(NamedTuple):
     mode: AuthMode
     jwt_key: Secret | None
     jwt_algorithms: tuple[str, ...]
@@ -180,15 +177,13 @@ class AuthSettings:
     gateway_secret: Secret | None
 
 
-@dataclass(frozen=True)
-class HttpSettings:
+class HttpSettings(NamedTuple):
     cors_allow_origins: tuple[str, ...]
     cors_allow_credentials: bool
     max_body_bytes: int
 
 
-@dataclass(frozen=True)
-class ContextKeys:
+class ContextKeys(NamedTuple):
     """VOD_CONTEXT_KEY seals the uploader's id into sourceContext (shared.source_context); during a
     rotation the previous key still opens what it sealed."""
 
@@ -199,40 +194,35 @@ class ContextKeys:
         return tuple(k.reveal() for k in (self.current, self.previous) if k is not None)
 
 
-@dataclass(frozen=True)
-class SignSettings:
+class SignSettings(NamedTuple):
     policy: SigningPolicy
     auth: AuthSettings
     http: HttpSettings
     context_key: Secret
 
 
-@dataclass(frozen=True)
-class UploadsSettings:
+class UploadsSettings(NamedTuple):
     auth: AuthSettings
     http: HttpSettings
     store: StoreSettings
     max_wait_seconds: int  # ?wait=N is capped here (and the function's timeout must allow it)
 
 
-@dataclass(frozen=True)
-class UploadPageSettings:
+class UploadPageSettings(NamedTuple):
     signature_url: str  # where the page asks for signatures (the sign function)
     status_url: str  # the uploads function ("" = the page shows no task progress)
     frame_ancestors: tuple[str, ...]  # origins that may embed the page and hand it a token
     http: HttpSettings
 
 
-@dataclass(frozen=True)
-class StoreSettings:
+class StoreSettings(NamedTuple):
     """Where upload records live; shared by the callback, the PULL function and scripts/uploads."""
 
     database_url: Secret  # may carry a password
     timeout_seconds: int = DEFAULT_DATABASE_TIMEOUT
 
 
-@dataclass(frozen=True)
-class CallbackSettings:
+class CallbackSettings(NamedTuple):
     sign_key: Secret | None
     insecure: bool
     max_ahead_seconds: int
@@ -574,8 +564,7 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
     return settings
 
 
-@dataclass(frozen=True)
-class VodApiSettings:
+class VodApiSettings(NamedTuple):
     """Credentials and endpoint for VOD's cloud API (TC3-signed), used by the PULL function and
     scripts/configure-events. SCF's execution-role variables are accepted as a fallback."""
 
@@ -588,8 +577,7 @@ class VodApiSettings:
     sub_app_id: int | None
 
 
-@dataclass(frozen=True)
-class PullSettings:
+class PullSettings(NamedTuple):
     api: VodApiSettings
     store: StoreSettings
     context_keys: ContextKeys

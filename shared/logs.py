@@ -12,7 +12,6 @@ import json
 import logging
 import secrets
 import sys
-import traceback
 from contextvars import ContextVar
 from typing import Any
 
@@ -35,6 +34,8 @@ def log_event(
         return
     line: dict[str, Any] = {"event": event, "request_id": REQUEST_ID.get(), **fields}
     if error is not None:
+        import traceback  # rare, and it imports linecache and tokenize: not on every cold start
+
         line["exception"] = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     # makeRecord + handle skips logging's walk up the stack for the caller: a large share of a request's
     # cost on the hot path, and the event name says where a line comes from anyway.

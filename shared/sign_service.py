@@ -5,8 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import source_context
 from shared.auth import authenticate, check_key
@@ -18,8 +17,7 @@ from shared.signing import SignatureParams, build_signature
 from shared.vod_limits import MAX_SESSION_CONTEXT
 
 
-@dataclass(frozen=True)
-class SignatureRequest:
+class SignatureRequest(NamedTuple):
     """What a client may ask for; None = take the server's default."""
 
     procedure: str | None = None

@@ -13,7 +13,7 @@ import base64
 import hashlib
 import hmac
 import re
-from dataclasses import dataclass
+from typing import Any, NamedTuple
 from urllib.parse import quote_plus
 
 from shared.errors import SignatureParamError
@@ -23,8 +23,7 @@ _UINT32_MAX = 2**32 - 1
 _INT_LIMIT = 2**63 - 1
 
 
-@dataclass(frozen=True)
-class SignatureParams:
+class _Params(NamedTuple):
     """Every parameter VOD reads from an upload signature; None = not sent."""
 
     secret_id: str
@@ -41,8 +40,19 @@ class SignatureParams:
     vod_sub_app_id: int | None = None
     storage_region: str | None = None
 
-    def __post_init__(self) -> None:
-        validate(self)
+
+class SignatureParams(_Params):
+    """Validated when made: parameters outside VOD's documented domain raise SignatureParamError."""
+
+    __slots__ = ()
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> SignatureParams:
+        params = super().__new__(cls, *args, **kwargs)
+        validate(params)
+        return params
+
+    def _replace(self, **changes: Any) -> SignatureParams:  # validated too (NamedTuple's would not)
+        return SignatureParams(**{**self._asdict(), **changes})
 
 
 # Python field name -> wire name, in the order Tencent's demo writes them.

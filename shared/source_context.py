@@ -16,8 +16,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from shared.errors import UserIdTooLong
 
@@ -34,8 +33,7 @@ _MAC = re.compile(rf"[A-Za-z0-9_-]{{{_MAC_CHARS}}}")
 Why = Literal["sealed", "no_context", "not_sealed", "bad_seal", "no_key", "unconfirmed"]
 
 
-@dataclass(frozen=True)
-class Attribution:
+class Attribution(NamedTuple):
     """Whom an upload belongs to, as far as its sourceContext proves it."""
 
     why: Why
@@ -61,7 +59,7 @@ def seal(user_id: str, request_id: str, key: str) -> str:
 def attribute(source_context: str | None, keys: Sequence[str], *, confirmed: bool = False) -> Attribution:
     """Who uploaded, if the sourceContext was sealed with one of `keys` (current first, then previous)."""
     found = _attribute(source_context, keys)
-    return replace(found, confirmed=True) if confirmed else found
+    return found._replace(confirmed=True) if confirmed else found
 
 
 def _attribute(source_context: str | None, keys: Sequence[str]) -> Attribution:

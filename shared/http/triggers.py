@@ -80,6 +80,7 @@ class ApiGatewayEvent:
             body=_body(event),
             request_id=_gateway_request_id(ctx.get("requestId")) or request_id,
             raw=event,
+            notes={},
         )
 
 
@@ -99,6 +100,7 @@ class FunctionUrlEvent:
             body=_body(event),
             request_id=request_id,
             raw=event,
+            notes={},
         )
 
 

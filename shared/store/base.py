@@ -164,7 +164,7 @@ def _to_json(value: object) -> str:
 
 
 def _plain(value: object) -> object:
-    if isinstance(value, (DeletePart, TaskResult, Conflict, Attribution)):
+    if isinstance(value, (DeletePart, TaskResult, Conflict)):
         return {f.name: getattr(value, f.name) for f in fields(value)}
     raise TypeError(f"not JSON: {type(value).__name__}")
 
@@ -382,7 +382,7 @@ class EventStore(ABC):
                     received_at,
                     stored.text,
                     "pending" if hook_pending else None,
-                    None if attribution is None else _to_json(attribution),
+                    None if attribution is None else _to_json(attribution._asdict()),
                 ),
             )
             if cursor.rowcount != 1:

@@ -246,7 +246,7 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
             seen.append(value)
             seen.sort(key=lambda v: (v is None, v or ""))
     if state["first"] is None or key < state["first"][0]:
-        state["first"] = [key, asdict(attribution)]
+        state["first"] = [key, attribution._asdict()]
     state["confirmed"] = state["confirmed"] and attribution.confirmed
 
 

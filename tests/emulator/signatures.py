@@ -23,5 +23,5 @@ def new_params(
         current_time_stamp=current,
         expire_time=current + validity_seconds,
         random=random_u32(),
-        **options,  # type: ignore[arg-type]
+        **options,
     )
