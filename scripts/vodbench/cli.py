@@ -14,7 +14,7 @@ import traceback
 
 import vodbench
 
-SKIP = {"common"}
+SKIP = {"common", "cli"}
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from vodbench.common import environment
 
 SIZE = 256 * 1024 * 1024
+RUNS = 3  # each way, alternating; best of: the runs least disturbed by the rest of the machine
 SECRET_ID = "AKIDbench000000000000000000000000000"
 SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
 JWT_SECRET = "bench-jwt-secret-0123456789-abcdefghijklmnop"
@@ -76,12 +77,12 @@ def _local_stack(tmp: Path) -> Iterator[tuple[str, str]]:
         gateway.stop()
 
 
-def _upload_seconds(source: Path, tmp: Path, signature_url: str, endpoint: str) -> float:
+def _upload_seconds(source: Path, checkpoints: Path, signature_url: str, endpoint: str) -> float:
     from vodlocal import localstack
     from vodupload import CheckpointStore, SignatureClient, Uploader, UploadOptions
 
     signer = SignatureClient(signature_url, localstack.mint_token(JWT_SECRET, "bench-user"))
-    uploader = Uploader(signer, UploadOptions(endpoint=endpoint), checkpoints=CheckpointStore(tmp / "checkpoints"))
+    uploader = Uploader(signer, UploadOptions(endpoint=endpoint), checkpoints=CheckpointStore(checkpoints))
     try:
         started = time.perf_counter()
         result = uploader.upload(source).run()
@@ -129,9 +130,12 @@ def run() -> list[tuple[str, str]]:
         source = tmp / "bench.mp4"
         _write_source(source)
         copy = _copy_seconds(source, tmp / "copy.mp4")
+        uploads, sdks = [], []
         with _local_stack(tmp) as (signature_url, endpoint):
-            upload = _upload_seconds(source, tmp, signature_url, endpoint)
-            sdk = _sdk_upload_file_seconds(source, signature_url, endpoint)
+            for run_number in range(RUNS):  # a new checkpoint directory each time: a new upload, not a resume
+                uploads.append(_upload_seconds(source, tmp / f"checkpoints{run_number}", signature_url, endpoint))
+                sdks.append(_sdk_upload_file_seconds(source, signature_url, endpoint))
+        upload, sdk = min(uploads), min(sdks)
         copy = min(copy, _copy_seconds(source, tmp / "copy.mp4"))  # the copy's best of two, around the uploads
     megabytes = SIZE / 1e6
     return [
@@ -142,8 +146,11 @@ def run() -> list[tuple[str, str]]:
         ),
         (
             "client upload through the local stack",
-            f"{megabytes / upload:8.1f} MB/s  = {copy / upload:.2f}× "
-            f"of the copy, {sdk / upload:.2f}× of upload_file  "
+            f"{megabytes / upload:8.1f} MB/s  = {copy / upload:.2f}× of the copy "
             "(8 MiB parts, 6 in flight, MD5-checked, one-time signatures)",
+        ),
+        (
+            "client upload over upload_file (best of 3 each)",
+            f"   ×{sdk / upload:.2f}  (target ≥ ×1.0{'' if sdk / upload >= 1 else ': not yet met'})",
         ),
     ]

@@ -93,7 +93,7 @@ def bundle_cold_start(name: str, env: Mapping[str, str], layers: Mapping[str, st
         )
 
 
-def cold_start_rows(name: str, start: ColdStart, target: str) -> list[tuple[str, str]]:
+def cold_start_rows(name: str, start: ColdStart, note: str) -> list[tuple[str, str]]:
     def over(seconds: float) -> str:
         return f"{(seconds - start.bare) * 1e3:8.1f} ms"
 
@@ -102,7 +102,7 @@ def cold_start_rows(name: str, start: ColdStart, target: str) -> list[tuple[str,
         *((f"  of which: {label}, over bare", over(seconds)) for label, seconds in start.layers.items()),
         (
             f"cold import of the {name} bundle over bare",
-            f"{over(start.cold)}  (×{start.cold / start.bare:.2f} of bare; target {target})",
+            f"{over(start.cold)}  (×{start.cold / start.bare:.2f} of bare; {note})",
         ),
         (f"{name} bundle, zipped", f"{start.bundle_bytes / 1024:8.1f} KiB"),
     ]

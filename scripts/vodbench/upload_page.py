@@ -45,5 +45,5 @@ def run() -> list[tuple[str, str]]:
         ),
         ("revisit: requests, bytes (assets cached)", f"{1:8d}, {len(page) / 1024:.1f} KiB"),
         ("largest answer, base64, over SCF's 6 MB limit", f"{largest * 4 / 3 / 6e6:8.2f}"),
-        *cold_start_rows("upload_page", bundle_cold_start("upload_page", {"LOG_LEVEL": "WARNING"}), "< 0.2 s"),
+        *cold_start_rows("upload_page", bundle_cold_start("upload_page", {"LOG_LEVEL": "WARNING"}), "target < 0.2 s"),
     ]
