@@ -144,12 +144,17 @@ def _check_audience(claims: dict[str, Any], audience: str) -> None:
 
 def refused_secret(key: bytes) -> str | None:
     """Why `key` must not be an HMAC secret (it is a public key, a certificate or a JWK: an
-    algorithm-confusion risk), or None. Broader than PyJWT's own refusal, never narrower."""
+    algorithm-confusion risk), or None. Broader than PyJWT's own refusal (HMACAlgorithm.prepare_key),
+    never narrower: tests/unit/test_hs_jwt.py checks that on PyJWT's own cases."""
     text = key.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if b"-----BEGIN " in key:
+    if not key:
+        return "is empty"
+    if b"-----BEGIN" in key or b"-----END" in key:
         return "looks like a PEM key or certificate"
     if key.startswith((b"ssh-", b"ecdsa-sha2-")):
         return "looks like an SSH public key"
-    if text.startswith(b"{"):
-        return "looks like a JWK (JSON); use the key's secret bytes"
+    if text.startswith((b"{", b"[", b'"')) or b'"kty"' in key:
+        return "looks like JSON (a JWK?); use the key's secret bytes"
+    if key[0] == 0x30 and len(key) > 2 and (key[1] in (0x81, 0x82, 0x83) or key[1] == len(key) - 2):
+        return "looks like a DER key or certificate"
     return None

@@ -51,7 +51,12 @@ class SignatureParams(_Params):
         validate(params)
         return params
 
-    def _replace(self, **changes: Any) -> SignatureParams:  # validated too (NamedTuple's would not)
+    # NamedTuple's own _make and _replace would build the tuple without __new__: validated here too.
+    @classmethod
+    def _make(cls, iterable: Any) -> SignatureParams:  # type: ignore[override]
+        return cls(*iterable)
+
+    def _replace(self, **changes: Any) -> SignatureParams:
         return SignatureParams(**{**self._asdict(), **changes})
 
 

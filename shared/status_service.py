@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import unquote
 
-from shared.auth import authenticate
+from shared.auth import authenticate, check_key
 from shared.config import UploadsSettings
 from shared.errors import BadRequest, NotFound
 from shared.http.model import Endpoint, Request, Response
@@ -120,6 +120,8 @@ def make_uploads_endpoint(
     now: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Endpoint:
+    check_key(settings.auth)  # a misconfigured key fails the cold start, here as in the sign function
+
     def listing(request: Request, user: str) -> Response:
         _only(request.query, ("limit", "cursor"))
         limit = _integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)

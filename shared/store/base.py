@@ -12,6 +12,7 @@ after any failure, created lazily, so a store that is down at cold start costs a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -36,7 +37,6 @@ from shared.store.projection import (
     TaskState,
     UploadRecord,
     add,
-    dump_state,
     fold,
     new_file_state,
     task_id_for,
@@ -219,6 +219,28 @@ def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     )
 
 
+def _row_digest(row: Sequence[Any]) -> str:
+    """The record row as stored (numbers as floats: SQLite gives back 1 for True, 2.0 for 2 in a REAL)."""
+    plain = [float(v) if isinstance(v, (int, float)) else v for v in row]
+    return hashlib.blake2b(repr(plain).encode(), digest_size=12).hexdigest()
+
+
+def _dump_state(state: FileState | TaskState, row: Sequence[Any]) -> str:
+    # The state, and the digest of the row written with it: a build from before the states rewrites the
+    # row but not the state, and the digest then tells that the state is stale.
+    return json.dumps({"state": state, "row": _row_digest(row)}, ensure_ascii=True, separators=(",", ":"))
+
+
+def _load_state(text: str | None, row: Sequence[Any]) -> Any:
+    """The state saved with `row`, or None when it is missing or stale (then the file is rebuilt)."""
+    if text is None:
+        return None
+    saved = json.loads(text)
+    return saved["state"] if saved.get("row") == _row_digest(row) else None
+
+
+_SELECT_UPLOAD = ", ".join(f"u.{c}" for c in _UPLOAD_COLUMNS)
+_SELECT_TASK = ", ".join(f"t.{c}" for c in _TASK_COLUMNS)
 _UPSERT_UPLOAD = _upsert("uploads", (*_UPLOAD_COLUMNS, "projection"), ("file_id",))
 _UPSERT_TASK = _upsert("tasks", (*_TASK_COLUMNS, "projection"), ("file_id", "task_id"))
 
@@ -263,6 +285,10 @@ class EventStore(ABC):
         """An error text safe to log (backends whose errors may quote credentials override this)."""
         return text
 
+    def _broken(self, conn: Any) -> bool:
+        """After a failure: the connection itself is gone (a server restart), not just the statement."""
+        return False
+
     # --- connections --------------------------------------------------------------------------------
 
     def _acquire(self) -> tuple[Any, bool]:
@@ -295,7 +321,8 @@ class EventStore(ABC):
 
     def _run(self, work: Callable[[Cursor], R], *, write: bool, locks: Sequence[str] = ()) -> R:
         """Run `work` in one transaction. A pooled connection that turns out dead (the server restarted)
-        is replaced once, but only if the failure came before the commit was sent."""
+        is replaced once, but only if the failure came before the commit was sent; any other failure
+        (a lock wait past its timeout, say) is not tried again here: the caller answers 503."""
         for attempt in (1, 2):
             conn, reused, committing = None, False, False
             try:
@@ -307,9 +334,10 @@ class EventStore(ABC):
                     result = work(cursor)
                     committing = True
             except self.errors as exc:
+                dead = conn is not None and self._broken(conn)
                 if conn is not None:
                     self._discard(conn)
-                if attempt == 1 and reused and not committing:
+                if attempt == 1 and reused and dead and not committing:
                     continue
                 raise StoreUnavailable(self._redact(f"{type(exc).__name__}: {str(exc).strip()[:300]}")) from exc
             except BaseException:
@@ -401,20 +429,20 @@ class EventStore(ABC):
         return self._run(work, write=True, locks=[f"file:{f}" for f in file_ids])
 
     def _project(self, cursor: Cursor, file_ids: Sequence[str], item: FoldInput) -> tuple[UploadRecord, ...]:
-        """Update the records of `file_ids` with the new event `item`: their states are read in one query
-        (and the task's, for a task event), whatever number of events the files already have."""
+        """Update the records of `file_ids` with the new event `item`: their rows and states are read in one
+        query (and the task's, for a task event), whatever number of events the files already have."""
         if not file_ids:
             return ()
         task_id = task_id_for(file_ids[0], item.event) if len(file_ids) == 1 else None
         marks = ", ".join("?" for _ in file_ids)
         cursor.execute(
             self._sql(
-                "SELECT u.file_id, u.projection, t.projection, t.task_id FROM uploads u "  # noqa: S608
+                f"SELECT {_SELECT_UPLOAD}, u.projection, {_SELECT_TASK}, t.projection FROM uploads u "  # noqa: S608
                 f"LEFT JOIN tasks t ON t.file_id = u.file_id AND t.task_id = ? WHERE u.file_id IN ({marks})"
             ),
             (task_id or "", *file_ids),
         )
-        found = {row[0]: row[1:] for row in cursor.fetchall()}
+        found = {row[0]: row for row in cursor.fetchall()}
         return tuple(self._update(cursor, file_id, item, task_id, found.get(file_id)) for file_id in file_ids)
 
     def _update(
@@ -424,18 +452,22 @@ class EventStore(ABC):
         if task_id is not None:
             tasks[task_id] = {}
         if row is not None:  # else: a new file
-            state_text, task_text, found_task = row
-            if state_text is None or (found_task is not None and task_text is None):
-                return self._rebuild(cursor, file_id)  # written by an older build: no state yet
-            state = json.loads(state_text)
-            if task_id is not None and task_text is not None:
-                tasks[task_id] = json.loads(task_text)
+            upload_end, task_start = len(_UPLOAD_COLUMNS), len(_UPLOAD_COLUMNS) + 1
+            task_end = task_start + len(_TASK_COLUMNS)
+            saved = _load_state(row[upload_end], row[:upload_end])
+            has_task = row[task_start] is not None
+            saved_task = _load_state(row[task_end], row[task_start:task_end]) if has_task else {}
+            if saved is None or saved_task is None:
+                return self._rebuild(cursor, file_id)
+            state = saved
+            if task_id is not None:
+                tasks[task_id] = saved_task
         add(file_id, state, item, None if task_id is None else tasks[task_id])
         return self._write(cursor, file_id, state, tasks)
 
     def _rebuild(self, cursor: Cursor, file_id: str) -> UploadRecord:
-        """Records an older build wrote have no state: fold all the file's stored events (the new one
-        included) once; later events update the state this writes."""
+        """Records whose state is missing or stale (an older build wrote them: it never writes the state):
+        fold all the file's stored events (the new one included) once; later events update what this writes."""
         cursor.execute(
             self._sql(
                 "SELECT e.dedupe_key, e.received_at, e.payload, e.attribution FROM events e "
@@ -448,9 +480,11 @@ class EventStore(ABC):
 
     def _write(self, cursor: Cursor, file_id: str, state: FileState, tasks: dict[str, TaskState]) -> UploadRecord:
         upload = upload_record(file_id, state)
-        cursor.defer(self._sql(_UPSERT_UPLOAD), (*_upload_row(upload), dump_state(state)))
+        row = _upload_row(upload)
+        cursor.defer(self._sql(_UPSERT_UPLOAD), (*row, _dump_state(state, row)))
         for task_id, task in tasks.items():
-            cursor.defer(self._sql(_UPSERT_TASK), (*_task_row(task_record(file_id, task_id, task)), dump_state(task)))
+            task_row = _task_row(task_record(file_id, task_id, task))
+            cursor.defer(self._sql(_UPSERT_TASK), (*task_row, _dump_state(task, task_row)))
         return upload
 
     def _fold_inputs(self, rows: Sequence[Sequence[Any]]) -> Iterator[FoldInput]:
@@ -466,10 +500,11 @@ class EventStore(ABC):
         """After the hook ran: done (error None), or failed, counted, with the error kept."""
 
         def work(cursor: Cursor) -> None:
+            # execute, not defer: a dead pooled connection shows before the COMMIT is sent, so it is retried.
             if error is None:
-                cursor.defer(self._sql("UPDATE events SET hook_status = 'done' WHERE dedupe_key = ?"), (dedupe_key,))
+                cursor.execute(self._sql("UPDATE events SET hook_status = 'done' WHERE dedupe_key = ?"), (dedupe_key,))
             else:
-                cursor.defer(
+                cursor.execute(
                     self._sql(
                         "UPDATE events SET hook_status = 'failed', hook_failures = hook_failures + 1, "
                         "hook_last_error = ? WHERE dedupe_key = ?"

@@ -52,12 +52,14 @@ class _BatchingCursor(psycopg2.extensions.cursor):
         self._pending_params.extend(params)
 
     def execute(self, query: Any, vars: Any = None) -> None:
+        # Parameters always go with the text (an empty list too), so a literal % is never special in one
+        # batch and plain in another: the shared SQL has none.
+        params = [*self._pending_params, *(vars or ())]
         if self._pending:
             query = ";\n".join([*self._pending, query])
-            vars = [*self._pending_params, *(vars or ())]
             self._pending, self._pending_params = [], []
         self.sent = True
-        super().execute(query, vars or None)
+        super().execute(query, params)
 
 
 class PostgresStore(EventStore):
@@ -107,3 +109,6 @@ class PostgresStore(EventStore):
 
     def _sql(self, text: str) -> str:
         return _pg_sql(text)
+
+    def _broken(self, conn: psycopg2.extensions.connection) -> bool:
+        return bool(conn.closed)

@@ -15,7 +15,6 @@ verified upload or not: it only marks a record deleted (VOD_CALLBACK_CONFIRM=fet
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, TypedDict
@@ -190,10 +189,6 @@ def new_file_state() -> FileState:
     }
 
 
-def dump_state(state: FileState | TaskState) -> str:
-    return json.dumps(state, ensure_ascii=True, separators=(",", ":"))
-
-
 def task_id_for(file_id: str, event: VodEvent) -> str | None:
     """The task of `file_id` whose record `event` updates, if any."""
     if isinstance(event, ProcedureStateChanged) and event.file_id == file_id:
@@ -255,7 +250,8 @@ def _add_task_event(state: FileState, task: TaskState, key: str, event: Procedur
     rank = [int(event.status == "FINISH"), key]
     for name, source in _FROM_TASKS:
         _keep(state["from_tasks"], name, rank, getattr(event, source) or None, lowest=True)
-    before = _task_outcome(task) if task else None
+    before = _task_outcome(task) if task else None  # None: the task's first event
+    _keep(task, "task_id", rank, event.task_id)  # never None: every event leaves its task's state non-empty
     for name in _TASK_FIELDS:
         _keep(task, name, rank, getattr(event, name))
     results = [_plain_result(task_result(r)) for r in event.results]
@@ -265,6 +261,8 @@ def _add_task_event(state: FileState, task: TaskState, key: str, event: Procedur
         outcomes = state["outcomes"]
         if before is not None:
             outcomes[before] -= 1
+            if not outcomes[before]:
+                del outcomes[before]  # so the state's text, too, is the same whatever the order
         outcomes[after] = outcomes.get(after, 0) + 1
 
 

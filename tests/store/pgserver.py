@@ -129,7 +129,7 @@ def database_name(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
 
-def run_sql(url: str, sql: str) -> list[tuple[Any, ...]]:
+def run_sql(url: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
     """One statement in autocommit mode on a new connection; its rows, if it returns any."""
     import psycopg2
 
@@ -137,7 +137,7 @@ def run_sql(url: str, sql: str) -> list[tuple[Any, ...]]:
     try:
         conn.autocommit = True
         with conn.cursor() as cursor:
-            cursor.execute(sql)
+            cursor.execute(sql, params)
             return cursor.fetchall() if cursor.description is not None else []
     finally:
         conn.close()

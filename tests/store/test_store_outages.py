@@ -80,14 +80,23 @@ def test_postgres_stopped_then_started(own_postgres_server: PostgresServer) -> N
 
 
 @pytest.mark.postgres
-def test_postgres_restart_between_deliveries_is_invisible(own_postgres_server: PostgresServer) -> None:
+@pytest.mark.parametrize(
+    "operation",
+    [
+        lambda store, key: deliver(store)["status"] == 200,
+        lambda store, key: store.record_hook_result(key, None) is None and store.event(key).hook_status == "done",
+        lambda store, key: store.upload(FILE_ID) is not None,
+    ],
+    ids=["ingest", "record_hook_result", "read"],
+)
+def test_postgres_restart_between_calls_is_invisible(own_postgres_server: PostgresServer, operation: Any) -> None:
     server = own_postgres_server
     store = open_store(server.create_database())
     try:
-        assert deliver(store, "vod_procedure_processing")["status"] == 200
+        first = ingest_event(store, load_event("vod_procedure_processing"), received_at=1.0, keys=KEYS)
         server.stop()
         server.start()  # the pooled connection is now dead; the store replaces it before anything was sent
-        assert deliver(store)["status"] == 200
+        assert operation(store, first.dedupe_key)
     finally:
         store.close()
 

@@ -9,13 +9,17 @@ import hmac
 import json
 import random
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared import hs_jwt
 from shared.auth import decode_with_pyjwt
+from shared.config import ConfigError
 from shared.hs_jwt import TokenRejected
+from tests.conftest import SIGN_ENV
 
 TOKENS = 12_000
 KEYS = [bytes(random.Random(n).randrange(33, 127) for _ in range(64)) for n in range(3)]
@@ -159,3 +163,73 @@ def test_hs_jwt_decides_as_pyjwt_on_generated_tokens() -> None:
 )
 def test_a_key_shaped_secret_is_refused(secret: bytes, refused: bool) -> None:
     assert (hs_jwt.refused_secret(secret) is not None) == refused
+
+
+def _key_shaped() -> list[bytes]:
+    """Secrets PyJWT's HMAC refuses: public keys and certificates in every encoding, JWKs."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    from cryptography.x509.oid import NameOID
+
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    keys: list[ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey] = [
+        ec_key,
+        rsa.generate_private_key(65537, 2048),
+        ed25519.Ed25519PrivateKey.generate(),
+    ]
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vod")])
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(ec_key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(ec_key, hashes.SHA256())
+    )
+    public = [k.public_key() for k in keys]
+    shaped = [cert.public_bytes(serialization.Encoding.PEM), cert.public_bytes(serialization.Encoding.DER)]
+    for key in public:
+        shaped += [
+            key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
+            key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo),
+            key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH),
+        ]
+    jwk = {"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}
+    shaped += [json.dumps(value).encode() for value in (jwk, [jwk], {"keys": [jwk]})]
+    shaped += [b"\xef\xbb\xbf " + json.dumps(jwk).encode(), json.dumps(jwk, indent=2).encode()]
+    return shaped
+
+
+def test_every_secret_pyjwt_refuses_is_refused() -> None:
+    from jwt.algorithms import HMACAlgorithm
+    from jwt.exceptions import InvalidKeyError
+
+    def pyjwt_refuses(key: bytes) -> bool:
+        try:
+            HMACAlgorithm(HMACAlgorithm.SHA256).prepare_key(key)
+        except InvalidKeyError:
+            return True
+        return False
+
+    shaped = _key_shaped()
+    assert all(pyjwt_refuses(key) for key in shaped)  # the cases are real
+    assert [key[:40] for key in shaped if hs_jwt.refused_secret(key) is None] == []
+    ordinary = [*KEYS, hashlib.sha256(b"x").hexdigest().encode(), base64.b64encode(bytes(range(48)))]
+    assert [key for key in ordinary if pyjwt_refuses(key) or hs_jwt.refused_secret(key)] == []
+
+
+@pytest.mark.parametrize("function", ["sign", "uploads"])
+def test_a_public_key_as_the_shared_secret_fails_the_cold_start(
+    function: str, vod_function: Callable[..., Any], tmp_path: Path
+) -> None:
+    # A public key is public: as an HMAC secret, anyone could mint tokens with it (algorithm confusion).
+    pem = _key_shaped()[2].decode()
+    env = {**SIGN_ENV, "AUTH_JWT_SECRET": pem, "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3"}
+    with pytest.raises(ConfigError, match="AUTH_JWT_SECRET: looks like a PEM key"):
+        vod_function(function, env=env)

@@ -242,3 +242,9 @@ def test_clock_skew_allowance_is_explicit() -> None:
 
 def test_a_verified_signature_keeps_the_credential_out_of_its_repr() -> None:
     assert GOOD not in repr(verify(GOOD, {SECRET_ID: SECRET_KEY}, now=NOW))
+
+
+@pytest.mark.parametrize("make", [lambda p: p._replace(random=-1), lambda p: type(p)._make([*p[:3], -1, *p[4:]])])
+def test_params_built_any_way_are_validated(make: Any) -> None:
+    with pytest.raises(SignatureParamError):
+        make(base())
