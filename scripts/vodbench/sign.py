@@ -33,8 +33,8 @@ def _handler(env: dict[str, str]):  # type: ignore[no-untyped-def]
         return load_handler("sign", ROOT / "functions" / "sign" / "index.py")
 
 
-# What the sign path imports from the stdlib (directly or through dataclasses/logging).
-STDLIB = "logging, typing, dataclasses, json, re, hmac, hashlib, base64, secrets, urllib.parse, binascii, math"
+# What the sign path imports from the stdlib (directly or through logging).
+STDLIB = "logging, typing, json, re, hmac, hashlib, base64, secrets, urllib.parse, binascii, math, contextvars"
 
 
 # What Tencent's demo sign function does per request (no authentication at all): read its settings, build
@@ -112,7 +112,7 @@ def run() -> list[tuple[str, str]]:
         ENV,
         {
             "the stdlib modules it needs": f"import {STDLIB}",
-            "those + PyJWT": f"import {STDLIB}, jwt",
+            "those + PyJWT (imported for public keys only)": f"import {STDLIB}, jwt",
             "demo-equivalent baseline: import + first request": _first_request(event, "demo"),
             "sign bundle: import + first HS256 request": _first_request(first, "index"),
         },

@@ -159,14 +159,18 @@ _EVENT_COLUMNS = "dedupe_key, event_type, file_ids, received_at, hook_status, ho
 
 
 def _to_json(value: object) -> str:
-    # ensure_ascii: the stored text is pure ASCII, so no payload can trip a store's text encoding.
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":"), sort_keys=True, default=_plain)
+    return _JSON.encode(value)
 
 
 def _plain(value: object) -> object:
     if isinstance(value, (DeletePart, TaskResult, Conflict)):
         return {f.name: getattr(value, f.name) for f in fields(value)}
     raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+# Built once (json.dumps with options builds an encoder per call). ensure_ascii: the stored text is pure
+# ASCII, so no payload can trip a store's text encoding; sorted keys: one text per value.
+_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), sort_keys=True, default=_plain)
 
 
 def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
@@ -228,7 +232,7 @@ def _row_digest(row: Sequence[Any]) -> str:
 def _dump_state(state: FileState | TaskState, row: Sequence[Any]) -> str:
     # The state, and the digest of the row written with it: a build from before the states rewrites the
     # row but not the state, and the digest then tells that the state is stale.
-    return json.dumps({"state": state, "row": _row_digest(row)}, ensure_ascii=True, separators=(",", ":"))
+    return _JSON.encode({"state": state, "row": _row_digest(row)})
 
 
 def _load_state(text: str | None, row: Sequence[Any]) -> Any:
