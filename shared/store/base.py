@@ -96,8 +96,9 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
         3,
         (
-            # The projection's state behind each record (JSON); NULL in rows an older build wrote,
-            # which the next event of that file rebuilds from its stored events, once.
+            # The projection's state behind each record, with a digest of the row it was written with
+            # (JSON). NULL in rows an older build wrote, stale (the digest differs) where an older build
+            # still running rewrote the row: the next event of that file rebuilds it from its events.
             "ALTER TABLE uploads ADD COLUMN projection TEXT",
             "ALTER TABLE tasks ADD COLUMN projection TEXT",
         ),

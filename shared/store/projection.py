@@ -365,9 +365,3 @@ def fold(file_id: str, events: Iterable[FoldInput]) -> tuple[FileState, dict[str
         task_id = task_id_for(file_id, item.event)
         add(file_id, state, item, None if task_id is None else tasks.setdefault(task_id, {}))
     return state, tasks
-
-
-def records(
-    file_id: str, state: FileState, tasks: Mapping[str, TaskState]
-) -> tuple[UploadRecord, tuple[TaskRecord, ...]]:
-    return upload_record(file_id, state), tuple(task_record(file_id, t, tasks[t]) for t in sorted(tasks))
