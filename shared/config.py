@@ -133,6 +133,15 @@ class _Reader:
             raise ConfigError(self.problems)
 
 
+def _load(environ: Mapping[str, str] | None, read: Callable[[_Reader], T]) -> T:
+    """Settings read by `read` from `environ` (default: the process environment); ConfigError naming every
+    bad variable at once."""
+    r = _Reader(os.environ if environ is None else environ)
+    settings = read(r)
+    r.finish()
+    return settings
+
+
 def running_in_scf(environ: Mapping[str, str]) -> bool:
     """Inside a Tencent SCF instance (its runtime sets these), not a local run or a test."""
     return environ.get("TENCENTCLOUD_RUNENV") == "SCF" or any(environ.get(n) for n in SCF_BUILTIN_VARIABLES[1:])
@@ -433,10 +442,7 @@ def _read_hook(r: _Reader) -> str | None:
 
 def callback_sign_key(environ: Mapping[str, str] | None = None) -> Secret | None:
     """VOD_CALLBACK_SIGN_KEY alone, validated (scripts/configure-events sends it as VOD's SignKey)."""
-    r = _Reader(os.environ if environ is None else environ)
-    key = _read_sign_key(r)
-    r.finish()
-    return key
+    return _load(environ, _read_sign_key)
 
 
 def _read_sign_key(r: _Reader) -> Secret | None:
@@ -447,19 +453,18 @@ def _read_sign_key(r: _Reader) -> Secret | None:
 
 
 def load_store_settings(environ: Mapping[str, str] | None = None) -> StoreSettings:
-    r = _Reader(os.environ if environ is None else environ)
-    settings = _read_store(r)
-    r.finish()
-    return settings
+    return _load(environ, _read_store)
 
 
 def log_level(environ: Mapping[str, str] | None = None) -> str:
     """LOG_LEVEL, read before the other settings so that their warnings are logged at that level."""
-    r = _Reader(os.environ if environ is None else environ)
+    return _load(environ, _read_log_level)
+
+
+def _read_log_level(r: _Reader) -> str:
     level = (r.text("LOG_LEVEL") or "INFO").upper()
     if level not in LOG_LEVELS:
         r.problem("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)} (got {r.text('LOG_LEVEL')!r})")
-    r.finish()
     return level
 
 
@@ -479,28 +484,30 @@ def _read_context_keys(r: _Reader) -> ContextKeys:
 
 
 def load_sign_settings(environ: Mapping[str, str] | None = None) -> SignSettings:
-    r = _Reader(os.environ if environ is None else environ)
-    settings = SignSettings(
+    return _load(environ, _read_sign)
+
+
+def _read_sign(r: _Reader) -> SignSettings:
+    return SignSettings(
         policy=_read_policy(r),
         auth=_read_auth(r),
         http=_read_http(r, 8 * 1024),
         context_key=_read_context_keys(r).current,
     )
-    r.finish()
-    return settings
 
 
 def load_uploads_settings(environ: Mapping[str, str] | None = None) -> UploadsSettings:
     """The uploads (status) function: authenticated exactly like the sign function, reading the store."""
-    r = _Reader(os.environ if environ is None else environ)
-    settings = UploadsSettings(
+    return _load(environ, _read_uploads)
+
+
+def _read_uploads(r: _Reader) -> UploadsSettings:
+    return UploadsSettings(
         auth=_read_auth(r),
         http=_read_http(r, 1024),
         store=_read_store(r),
         max_wait_seconds=r.integer("UPLOADS_MAX_WAIT_SECONDS", 20, 0, 20) or 0,
     )
-    r.finish()
-    return settings
 
 
 # A path on the page's own host (never //host: that would be another host, outside the CSP's list) or a URL.
@@ -510,7 +517,10 @@ _PAGE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/(?!/)[A-Za-z0
 def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:
     """The upload page: where its API lives and who may embed it. The values go into the page and its
     Content-Security-Policy, so only plain URLs and origins are accepted."""
-    r = _Reader(os.environ if environ is None else environ)
+    return _load(environ, _read_upload_page)
+
+
+def _read_upload_page(r: _Reader) -> UploadPageSettings:
     urls = {}
     for name, default in (("UPLOAD_PAGE_SIGNATURE_URL", "/signature"), ("UPLOAD_PAGE_STATUS_URL", "/uploads")):
         value = r.text(name, default) or default
@@ -522,18 +532,19 @@ def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> Uploa
     ancestors = _read_origins(r, "UPLOAD_PAGE_FRAME_ANCESTORS")
     if urls["UPLOAD_PAGE_SIGNATURE_URL"] == "none":
         r.problem("UPLOAD_PAGE_SIGNATURE_URL", "is required: the page cannot upload without signatures")
-    settings = UploadPageSettings(
+    return UploadPageSettings(
         signature_url=urls["UPLOAD_PAGE_SIGNATURE_URL"],
         status_url="" if urls["UPLOAD_PAGE_STATUS_URL"] == "none" else urls["UPLOAD_PAGE_STATUS_URL"],
         frame_ancestors=ancestors,
         http=HttpSettings(cors_allow_origins=(), cors_allow_credentials=False, max_body_bytes=1024),  # GETs only
     )
-    r.finish()
-    return settings
 
 
 def load_callback_settings(environ: Mapping[str, str] | None = None) -> CallbackSettings:
-    r = _Reader(os.environ if environ is None else environ)
+    return _load(environ, _read_callback)
+
+
+def _read_callback(r: _Reader) -> CallbackSettings:
     sign_key = _read_sign_key(r)
     insecure = r.boolean("VOD_CALLBACK_INSECURE", False)
     if insecure and r.in_scf:
@@ -549,7 +560,7 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
             "config.callback_unverified",
             detail="VOD_CALLBACK_INSECURE=true: events are not verified",
         )
-    settings = CallbackSettings(
+    return CallbackSettings(
         sign_key=sign_key,
         insecure=insecure,
         max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 1, 7 * 24 * 3600) or 900,
@@ -560,8 +571,6 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
         after_commit_hook=_read_hook(r),
         confirm_api=_read_vod_api(r) if r.choice("VOD_CALLBACK_CONFIRM", "none", CONFIRM_MODES) == "fetch" else None,
     )
-    r.finish()
-    return settings
 
 
 class VodApiSettings(NamedTuple):
@@ -616,15 +625,15 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
 
 
 def load_vod_api_settings(environ: Mapping[str, str] | None = None) -> VodApiSettings:
-    r = _Reader(os.environ if environ is None else environ)
-    settings = _read_vod_api(r)
-    r.finish()
-    return settings
+    return _load(environ, _read_vod_api)
 
 
 def load_pull_settings(environ: Mapping[str, str] | None = None) -> PullSettings:
-    r = _Reader(os.environ if environ is None else environ)
-    settings = PullSettings(
+    return _load(environ, _read_pull)
+
+
+def _read_pull(r: _Reader) -> PullSettings:
+    return PullSettings(
         api=_read_vod_api(r),
         store=_read_store(r),
         context_keys=_read_context_keys(r),
@@ -633,5 +642,3 @@ def load_pull_settings(environ: Mapping[str, str] | None = None) -> PullSettings
         reserve_seconds=r.integer("VOD_PULL_RESERVE_SECONDS", 15, 11, 600) or 15,
         budget_seconds=r.integer("VOD_PULL_BUDGET_SECONDS", 50, 1, 900) or 50,
     )
-    r.finish()
-    return settings
