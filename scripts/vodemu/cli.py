@@ -29,6 +29,14 @@ def _int_env(name: str) -> int | None:
     return int(value)
 
 
+def port_number(text: str) -> int:
+    """An argparse type for a TCP port (0: any free one); argparse also applies it to a default taken from
+    the environment, so a bad variable is a usage error, not a traceback."""
+    if not text.strip().isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return int(text)
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -40,8 +48,8 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; keep it loopback)")
     parser.add_argument(
         "--port",
-        type=int,
-        default=int(os.environ.get("VOD_EMULATOR_PORT", "9000")),
+        type=port_number,
+        default=os.environ.get("VOD_EMULATOR_PORT", "9000"),
         help="port (default 9000, or VOD_EMULATOR_PORT; 0 = any free port)",
     )
     parser.add_argument(

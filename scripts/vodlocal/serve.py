@@ -14,6 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
+from vodemu.cli import port_number
 from vodlocal import localstack
 
 
@@ -39,26 +40,18 @@ def _commands() -> str:
     return f"{os.path.relpath(here)}/" if here.is_relative_to(Path.cwd()) else f"{here}/"
 
 
+PORT_OPTIONS = (  # flag, environment variable, default, what listens there
+    ("--port", "GATEWAY_PORT", "8080", "gateway port (sign + callback)"),
+    ("--emulator-port", "VOD_EMULATOR_PORT", "9000", "VOD emulator port"),
+    ("--tls-port", "VOD_EMULATOR_TLS_PORT", "9443", "the emulator over TLS, for browsers (as https://vod2.qcloud.com)"),
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=int(os.environ.get("GATEWAY_PORT", "8080")),
-        help="gateway port (sign + callback), default 8080 (GATEWAY_PORT)",
-    )
-    parser.add_argument(
-        "--emulator-port",
-        type=int,
-        default=int(os.environ.get("VOD_EMULATOR_PORT", "9000")),
-        help="VOD emulator port, default 9000 (VOD_EMULATOR_PORT)",
-    )
-    parser.add_argument(
-        "--tls-port",
-        type=int,
-        default=int(os.environ.get("VOD_EMULATOR_TLS_PORT", "9443")),
-        help="the emulator over TLS, for browsers (as https://vod2.qcloud.com), default 9443 (VOD_EMULATOR_TLS_PORT)",
-    )
+    for flag, variable, default, what in PORT_OPTIONS:
+        help_text = f"{what}, default {default} ({variable})"
+        parser.add_argument(flag, type=port_number, default=os.environ.get(variable, default), help=help_text)
     parser.add_argument(
         "--state-dir",
         type=Path,
