@@ -127,3 +127,15 @@ def test_printed_page_link_serves_the_upload_page(serve_output: list[str]) -> No
     argv = shlex.split(browser)
     assert argv[-1] == link and "--ignore-certificate-errors" in argv
     assert any(a.startswith("--host-resolver-rules=MAP vod2.qcloud.com 127.0.0.1:") for a in argv)
+
+
+@pytest.mark.parametrize(
+    ("tool", "variable"),
+    [("vod-serve", "GATEWAY_PORT"), ("vod-serve", "VOD_EMULATOR_TLS_PORT"), ("vod-emulator", "VOD_EMULATOR_PORT")],
+)
+def test_a_bad_port_variable_is_a_usage_error(tmp_path: Path, tool: str, variable: str) -> None:
+    env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, variable: "80a"}
+    proc = subprocess.run(
+        [command(tool)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False
+    )
+    assert proc.returncode == 2 and "not a port number: '80a'" in proc.stderr and "Traceback" not in proc.stderr
