@@ -9,15 +9,17 @@ This module never imports the Tencent SDK: the queue is anything with `pull` and
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from shared.config import PullSettings
 from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import without_nulls
 from shared.hooks import AfterCommit, no_hook
 from shared.ingest import ingest_event
-from shared.logs import REQUEST_ID, log_event
+from shared.logs import REQUEST_ID, invocation_id, log_event
 from shared.store import EventStore
 
 log = logging.getLogger("vod.pull")
@@ -91,6 +93,27 @@ def time_limit_seconds(context: object, default: float) -> float:
     """The invocation's time limit from SCF's context (`time_limit_in_ms`), else `default`."""
     limit = context.get("time_limit_in_ms") if isinstance(context, dict) else getattr(context, "time_limit_in_ms", None)
     return limit / 1000 if isinstance(limit, int | float) and limit > 0 else default
+
+
+def run_invocation(
+    context: object,
+    settings: PullSettings,
+    queue: EventQueue,
+    store: EventStore,
+    after_commit: AfterCommit = no_hook,
+    clock: Callable[[], float] = time.time,
+) -> DrainReport:
+    """One timer invocation: drain until the reserve before the invocation's own time limit."""
+    return drain(
+        queue,
+        store,
+        deadline=clock() + time_limit_seconds(context, settings.budget_seconds),
+        clock=clock,
+        reserve_seconds=settings.reserve_seconds,
+        keys=settings.context_keys.all(),
+        after_commit=after_commit,
+        run_id=invocation_id(context),
+    )
 
 
 def drain(
