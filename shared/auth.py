@@ -16,7 +16,7 @@ from shared.hs_jwt import TokenRejected
 from shared.http.model import Request
 
 REALM = "vod-upload"
-MAX_USER_ID = 200  # a first bound; what fits a sealed sourceContext (shared.source_context) is less
+MAX_IDENTITY = 200  # a first bound on any caller's id; sealing it (source_context.MAX_USER_ID) allows less
 
 
 class Principal(NamedTuple):
@@ -64,9 +64,14 @@ def _user_id(claim: object, source: str) -> str:
     if not isinstance(claim, str) or not claim.strip():
         raise _invalid_token(f"{source} must be a non-empty string")
     user_id: str = claim
-    if len(claim) > MAX_USER_ID or not claim.isprintable():
-        raise _invalid_token(f"{source} must be at most {MAX_USER_ID} printable characters")
+    if len(claim) > MAX_IDENTITY or not claim.isprintable():
+        raise _invalid_token(f"{source} must be at most {MAX_IDENTITY} printable characters")
     return user_id
+
+
+def _shared_secret(settings: AuthSettings) -> bool:
+    """HS* (a shared secret, verified by shared.hs_jwt) rather than a public key: config pins one family."""
+    return settings.jwt_algorithms[0] in hs_jwt.HASHES
 
 
 @functools.lru_cache(maxsize=1024)
@@ -78,7 +83,7 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
     use, outside the cache."""
     assert settings.jwt_key is not None  # guaranteed by config for AUTH_MODE=jwt
     # Algorithms come from config, never from the token header; config pins them to the key's family.
-    decode = hs_jwt.decode if settings.jwt_algorithms[0] in hs_jwt.HASHES else decode_with_pyjwt
+    decode = hs_jwt.decode if _shared_secret(settings) else decode_with_pyjwt
     try:
         claims = decode(
             token,
@@ -183,7 +188,7 @@ def check_key(settings: AuthSettings) -> None:
     if settings.mode != "jwt" or settings.jwt_key is None:
         return
     key = settings.jwt_key.reveal()
-    if settings.jwt_algorithms[0] in hs_jwt.HASHES:
+    if _shared_secret(settings):
         why = hs_jwt.refused_secret(key.encode())
         if why:
             raise ConfigError([("AUTH_JWT_SECRET", f"{why}: an HMAC secret must be random bytes")])
@@ -194,7 +199,7 @@ def check_key(settings: AuthSettings) -> None:
         try:
             jwt.get_algorithm_by_name(name).prepare_key(key)
         except NotImplementedError:
-            why = f"{name} needs the `cryptography` package in the bundle (add it to functions/sign/requirements.in)"
+            why = f"{name} needs the `cryptography` package in the bundle (add it to the function's requirements.in)"
             raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
         except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
             raise ConfigError([("AUTH_JWT_PUBLIC_KEY", f"cannot be used with {name}: {type(exc).__name__}")]) from None

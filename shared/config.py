@@ -33,6 +33,7 @@ DEFAULT_DATABASE_URL = "sqlite:///.local/vod.sqlite3"
 # answers 503 before SCF's own timeout (10 s in serverless.yml) ends the invocation.
 DEFAULT_DATABASE_TIMEOUT = 3
 CALLBACK_MAX_BODY_BYTES = 6 * 1024 * 1024
+MAX_WAIT_SECONDS = 20  # the uploads function's longest ?wait (its timeout in serverless.yml allows it)
 CONFIRM_MODES = ("none", "fetch")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Set by SCF's runtime in every function instance (Tencent's "环境变量" page lists them).
@@ -225,7 +226,7 @@ class UploadPageSettings(NamedTuple):
 
 
 class StoreSettings(NamedTuple):
-    """Where upload records live; shared by the callback, the PULL function and scripts/uploads."""
+    """Where upload records live; shared by the callback, the PULL and uploads functions, and `vod-uploads`."""
 
     database_url: Secret  # may carry a password
     timeout_seconds: int = DEFAULT_DATABASE_TIMEOUT
@@ -233,7 +234,6 @@ class StoreSettings(NamedTuple):
 
 class CallbackSettings(NamedTuple):
     sign_key: Secret | None
-    insecure: bool
     max_ahead_seconds: int
     store: StoreSettings
     http: HttpSettings
@@ -441,7 +441,7 @@ def _read_hook(r: _Reader) -> str | None:
 
 
 def callback_sign_key(environ: Mapping[str, str] | None = None) -> Secret | None:
-    """VOD_CALLBACK_SIGN_KEY alone, validated (scripts/configure-events sends it as VOD's SignKey)."""
+    """VOD_CALLBACK_SIGN_KEY alone, validated (`vod-configure-events` sends it as VOD's SignKey)."""
     return _load(environ, _read_sign_key)
 
 
@@ -506,7 +506,7 @@ def _read_uploads(r: _Reader) -> UploadsSettings:
         auth=_read_auth(r),
         http=_read_http(r, 1024),
         store=_read_store(r),
-        max_wait_seconds=r.integer("UPLOADS_MAX_WAIT_SECONDS", 20, 0, 20) or 0,
+        max_wait_seconds=r.integer("UPLOADS_MAX_WAIT_SECONDS", MAX_WAIT_SECONDS, 0, MAX_WAIT_SECONDS) or 0,
     )
 
 
@@ -562,7 +562,6 @@ def _read_callback(r: _Reader) -> CallbackSettings:
         )
     return CallbackSettings(
         sign_key=sign_key,
-        insecure=insecure,
         max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 1, 7 * 24 * 3600) or 900,
         store=_read_store(r),
         # SCF takes requests up to 6 MB: a genuine (large, AI-result) event is never refused below that.
@@ -575,7 +574,8 @@ def _read_callback(r: _Reader) -> CallbackSettings:
 
 class VodApiSettings(NamedTuple):
     """Credentials and endpoint for VOD's cloud API (TC3-signed), used by the PULL function and
-    scripts/configure-events. SCF's execution-role variables are accepted as a fallback."""
+    `vod-configure-events`, and by the callback with VOD_CALLBACK_CONFIRM=fetch. SCF's execution-role
+    variables are accepted as a fallback."""
 
     secret_id: str
     secret_key: Secret

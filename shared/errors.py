@@ -134,5 +134,8 @@ def as_http_error(error: Exception) -> HttpError | None:
     """The HTTP answer for an error, or None for an unexpected one (a 500 that says nothing)."""
     if isinstance(error, HttpError):
         return error
-    answer = _DOMAIN_ANSWERS.get(type(error)) if isinstance(error, DomainError) else None
+    if not isinstance(error, DomainError):
+        return None
+    # The nearest mapped class: a subclass of a mapped error gets its parent's answer, not a 500.
+    answer = next((_DOMAIN_ANSWERS[c] for c in type(error).__mro__ if c in _DOMAIN_ANSWERS), None)
     return answer(error) if answer is not None else None

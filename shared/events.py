@@ -348,18 +348,19 @@ class StoredEvent:
     text: str
 
 
+def canonical_json(value: object) -> str:
+    """The one JSON text of a plain value: what is hashed for dedupe keys and ETags, and what the store keeps."""
+    return _CANONICAL.encode(value)
+
+
 def stored_form(payload: JsonObject) -> StoredEvent:
-    text = _CANONICAL.encode({k: v for k, v in payload.items() if k not in DELIVERY_FIELDS})
+    text = canonical_json({k: v for k, v in payload.items() if k not in DELIVERY_FIELDS})
     return StoredEvent(hashlib.sha256(text.encode("ascii")).hexdigest(), text)
 
 
 def expected_sign(sign_key: str, t: int) -> str:
     """Sign = lowercase hex MD5(SignKey + str(T)), VOD's signature of a PUSH delivery (MD5 is VOD's choice)."""
     return hashlib.md5((sign_key + str(t)).encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def _unauthorized(code: str, message: str) -> CallbackSignRejected:
-    return CallbackSignRejected(code, message)
 
 
 def verify_callback_sign(payload: JsonObject, sign_key: str, now: float, max_ahead: int) -> None:
@@ -370,18 +371,18 @@ def verify_callback_sign(payload: JsonObject, sign_key: str, now: float, max_ahe
     """
     sign, t = payload.get("Sign"), payload.get("T")
     if sign is None or t is None:
-        raise _unauthorized("missing_signature", "Sign and T are required (configure the same SignKey in VOD)")
+        raise CallbackSignRejected("missing_signature", "Sign and T are required (configure the same SignKey in VOD)")
     if not isinstance(sign, str):
-        raise _unauthorized("invalid_signature", "Sign must be a string")
+        raise CallbackSignRejected("invalid_signature", "Sign must be a string")
     if type(t) is not int:  # not bool, not "1700000000", not 1.7e9
-        raise _unauthorized("invalid_signature", "T must be an integer")
+        raise CallbackSignRejected("invalid_signature", "T must be an integer")
     expected = expected_sign(sign_key, t)
     if not hmac.compare_digest(sign.encode("utf-8", "surrogatepass"), expected.encode("ascii")):
-        raise _unauthorized("invalid_signature", "Sign does not match")
+        raise CallbackSignRejected("invalid_signature", "Sign does not match")
     if t < now:
-        raise _unauthorized("signature_expired", "T has passed: the notification has expired")
+        raise CallbackSignRejected("signature_expired", "T has passed: the notification has expired")
     if t > now + max_ahead:
-        raise _unauthorized("signature_too_far_ahead", f"T is more than {max_ahead} s ahead")
+        raise CallbackSignRejected("signature_too_far_ahead", f"T is more than {max_ahead} s ahead")
 
 
 def without_nulls(value: Any) -> Any:

@@ -5,7 +5,7 @@ Write a function taking one `CommittedEvent` and name it in the setting
 `make_callback_endpoint` / `ingest_event`). It runs once per new event, after the commit and
 before VOD gets its 200; never for a duplicate delivery. If it raises, the event stays recorded
 (it was committed first), the failure is logged with the dedupe key and kept on the event row
-(`hook_status` failed, `hook_failures`, `hook_last_error`; shown by `scripts/uploads show`).
+(`hook_status` failed, `hook_failures`, `hook_last_error`; shown by `vod-uploads show`).
 
 Delivery is at most once: the event is committed as `hook_status = pending` and marked done or
 failed afterwards, so a hook cut short (function timeout, container killed) stays `pending` and

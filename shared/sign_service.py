@@ -93,12 +93,6 @@ def signature_params(
     random_u32: int,
 ) -> SignatureParams:
     # UserIdTooLong, SignatureParamError (e.g. a sessionContext VOD could not carry): shared.errors maps them.
-    return _params(request, policy, source_context.seal(user_id, request_id, context_key), now, random_u32)
-
-
-def _params(
-    request: SignatureRequest, policy: SigningPolicy, context: str, now: float, random_u32: int
-) -> SignatureParams:
     return SignatureParams(
         secret_id=policy.secret_id,
         current_time_stamp=int(now),
@@ -108,7 +102,7 @@ def _params(
         procedure=_choose("procedure", request.procedure, policy.procedure, policy.allowed_procedures),
         task_priority=policy.task_priority,
         task_notify_mode=policy.task_notify_mode,
-        source_context=context,
+        source_context=source_context.seal(user_id, request_id, context_key),
         session_context=request.session_context,
         one_time_valid=_one_time(request.one_time_valid, policy),
         vod_sub_app_id=policy.sub_app_id,

@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 from shared.errors import UserIdTooLong
+from shared.vod_limits import MAX_SOURCE_CONTEXT
 
 PREFIX = "u2"
 MAX_REQUEST_ID = 40
 _MAC_CHARS = 22
-# VOD allows 250 characters (客户端上传签名, https://cloud.tencent.com/document/product/266/9221); we stay 10
-# under, in code points, in case VOD counts differently.
-MAX_CONTEXT = 240
+# We stay 10 under VOD's limit, in code points, in case VOD counts differently.
+MAX_CONTEXT = MAX_SOURCE_CONTEXT - 10
 MAX_USER_ID = MAX_CONTEXT - len(PREFIX) - MAX_REQUEST_ID - _MAC_CHARS - 3  # 173 with the longest request id
 _REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 _MAC = re.compile(rf"[A-Za-z0-9_-]{{{_MAC_CHARS}}}")

@@ -20,15 +20,15 @@ from typing import Any
 from urllib.parse import unquote
 
 from shared.auth import authenticate, check_key
-from shared.config import UploadsSettings
+from shared.config import MAX_WAIT_SECONDS, UploadsSettings
 from shared.errors import BadRequest, NotFound
+from shared.events import MAX_ID, canonical_json
 from shared.http.model import Endpoint, Request, Response
 from shared.store import EventStore, TaskRecord, UploadRecord
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 POLL_SECONDS = 0.5
-_MAX_FILE_ID = 256
 _CACHE = {"Cache-Control": "private, no-cache"}  # may be kept, but asked again (If-None-Match) before use
 
 
@@ -68,8 +68,7 @@ def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord]) -> dict[str, 
 
 
 def etag(body: Mapping[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-    return '"' + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32] + '"'
+    return '"' + hashlib.sha256(canonical_json(body).encode("ascii")).hexdigest()[:32] + '"'
 
 
 def _cursor(text: str) -> tuple[float, str]:
@@ -108,7 +107,7 @@ def target(path: str) -> str | None:
     if not parts or parts[-1] == "uploads":
         return None
     file_id = unquote(parts[-1])
-    if len(file_id) > _MAX_FILE_ID or not file_id.isprintable():
+    if len(file_id) > MAX_ID or not file_id.isprintable():
         raise NotFound("no such upload")  # no FileId looks like this: the same answer as any unknown one
     return file_id
 
@@ -145,7 +144,7 @@ def make_uploads_endpoint(
 
     def one(request: Request, user: str, file_id: str) -> Response:
         _only(request.query, ("wait",))
-        wait = _integer(request.query, "wait", 0, 0, 20)
+        wait = _integer(request.query, "wait", 0, 0, MAX_WAIT_SECONDS)
         body = current(file_id, user)
         baseline = request.headers.get("if-none-match") or etag(body)
         deadline = now() + min(wait, settings.max_wait_seconds)

@@ -1,7 +1,7 @@
 """VOD's cloud API through Tencent's SDK (`tencentcloud-sdk-python-vod` + `-common` only).
 
-Imported by the PULL function and scripts/configure-events alone: the sign and callback paths
-never load the SDK.
+Imported by the PULL function and `vod-configure-events` alone: the sign path never loads the SDK, and the
+callback only its common package, for VOD_CALLBACK_CONFIRM=fetch (shared/vod_confirm.py).
 """
 
 from __future__ import annotations

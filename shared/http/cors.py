@@ -1,4 +1,5 @@
-"""CORS for browser callers of the sign function: allowed origins from the settings, preflights answered."""
+"""CORS for browser callers of the sign and uploads functions: allowed origins from the settings, preflights
+answered."""
 
 from __future__ import annotations
 

@@ -78,10 +78,11 @@ def serve(
     """Run one HTTP invocation end to end and return the SCF response dict. Never raises."""
     started = timer()
     request: Request | None = None
-    token = REQUEST_ID.set(invocation_id(context))
+    invocation = invocation_id(context)  # once: without one from SCF it is random
+    token = REQUEST_ID.set(invocation)
     notes: dict[str, Any] = {}
     try:
-        request = request_from_event(event, context)
+        request = request_from_event(event, invocation)
         REQUEST_ID.set(request.request_id)
         notes = request.notes
         response, code = _dispatch(request, endpoint, settings, methods, allow_headers), "ok"

@@ -13,7 +13,6 @@ from typing import Any, Protocol
 
 from shared.errors import BadRequest
 from shared.http.model import Headers, Request
-from shared.logs import invocation_id
 
 
 class EventAdapter(Protocol):
@@ -107,10 +106,10 @@ class FunctionUrlEvent:
 ADAPTERS: tuple[EventAdapter, ...] = (ApiGatewayEvent(), FunctionUrlEvent())
 
 
-def request_from_event(event: object, context: object = None) -> Request:
+def request_from_event(event: object, request_id: str) -> Request:
+    """The request an HTTP trigger event carries; `request_id` (the invocation's) unless the gateway gives one."""
     if not isinstance(event, dict):
         raise BadRequest("event is not an HTTP trigger event", code="bad_event")
-    request_id = invocation_id(context)
     for adapter in ADAPTERS:
         if adapter.infer(event):
             return adapter.request(event, request_id)

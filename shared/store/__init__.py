@@ -1,7 +1,7 @@
 """Durable record of VOD events and the upload/task records derived from them.
 
     store = open_store("sqlite:///.local/vod.sqlite3")        # or "postgresql://user:pw@host/db"
-    store.ingest(key, event, payload, received_at=now)         # usually via callback_service.ingest_event
+    store.ingest(stored, event, received_at=now)               # usually via shared.ingest.ingest_event
     store.file_report(file_id)                                  # upload + tasks + events
 
 Opening never connects: the first operation does (and a failed one is retried by the next call),

@@ -21,11 +21,11 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Protocol, TypeVar
 
 from shared.errors import MalformedEvent, StoreUnavailable
-from shared.events import DeletePart, StoredEvent, VodEvent, parse_event
+from shared.events import DeletePart, StoredEvent, VodEvent, canonical_json, parse_event
 from shared.logs import log_event
 from shared.source_context import Attribution
 from shared.store.projection import (
@@ -33,12 +33,13 @@ from shared.store.projection import (
     FileState,
     FoldInput,
     TaskRecord,
-    TaskResult,
     TaskState,
     UploadRecord,
     add,
     fold,
     new_file_state,
+    plain_result,
+    results_from_plain,
     task_id_for,
     task_record,
     upload_record,
@@ -159,26 +160,15 @@ _TASK_COLUMNS = tuple(f.name for f in fields(TaskRecord))
 _EVENT_COLUMNS = "dedupe_key, event_type, file_ids, received_at, hook_status, hook_failures, hook_last_error"
 
 
-def _to_json(value: object) -> str:
-    return _JSON.encode(value)
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, (DeletePart, TaskResult, Conflict)):
-        return {f.name: getattr(value, f.name) for f in fields(value)}
-    raise TypeError(f"not JSON: {type(value).__name__}")
-
-
-# Built once (json.dumps with options builds an encoder per call). ensure_ascii: the stored text is pure
-# ASCII, so no payload can trip a store's text encoding; sorted keys: one text per value.
-_JSON = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), sort_keys=True, default=_plain)
+# Stored JSON is canonical_json: pure ASCII (no payload can trip a store's text encoding), one text per value.
+_to_json = canonical_json
 
 
 def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
     values = {f: getattr(upload, f) for f in _UPLOAD_COLUMNS}
     values["metadata"] = None if upload.metadata is None else _to_json(upload.metadata)
-    values["deleted_parts"] = _to_json(upload.deleted_parts)
-    values["conflicts"] = _to_json(upload.conflicts)
+    values["deleted_parts"] = _to_json([asdict(p) for p in upload.deleted_parts])
+    values["conflicts"] = _to_json([asdict(c) for c in upload.conflicts])
     return tuple(values.values())
 
 
@@ -198,13 +188,13 @@ def _attribution(text: str) -> Attribution:
 
 def _task_row(task: TaskRecord) -> tuple[Any, ...]:
     values = {f: getattr(task, f) for f in _TASK_COLUMNS}
-    values["results"] = _to_json(task.results)
+    values["results"] = _to_json([plain_result(r) for r in task.results])
     return tuple(values.values())
 
 
 def _task_from_row(row: Sequence[Any]) -> TaskRecord:
     values = dict(zip(_TASK_COLUMNS, row, strict=True))
-    values["results"] = tuple(TaskResult(**{**r, "urls": tuple(r["urls"])}) for r in json.loads(values["results"]))
+    values["results"] = results_from_plain(json.loads(values["results"]))
     return TaskRecord(**values)
 
 
@@ -233,7 +223,7 @@ def _row_digest(row: Sequence[Any]) -> str:
 def _dump_state(state: FileState | TaskState, row: Sequence[Any]) -> str:
     # The state, and the digest of the row written with it: a build from before the states rewrites the
     # row but not the state, and the digest then tells that the state is stale.
-    return _JSON.encode({"state": state, "row": _row_digest(row)})
+    return _to_json({"state": state, "row": _row_digest(row)})
 
 
 def _load_state(text: str | None, row: Sequence[Any]) -> Any:
@@ -430,7 +420,7 @@ class EventStore(ABC):
                 self._project(cursor, file_ids, FoldInput(dedupe_key, received_at, event, attribution)),
             )
 
-        # Per-file locks: two different events for one file can't both fold without seeing each other.
+        # Per-file locks: two events of one file can't both update its state without seeing each other.
         return self._run(work, write=True, locks=[f"file:{f}" for f in file_ids])
 
     def _project(self, cursor: Cursor, file_ids: Sequence[str], item: FoldInput) -> tuple[UploadRecord, ...]:

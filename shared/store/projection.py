@@ -254,7 +254,7 @@ def _add_task_event(state: FileState, task: TaskState, key: str, event: Procedur
     _keep(task, "task_id", rank, event.task_id)  # never None: every event leaves its task's state non-empty
     for name in _TASK_FIELDS:
         _keep(task, name, rank, getattr(event, name))
-    results = [_plain_result(task_result(r)) for r in event.results]
+    results = [plain_result(task_result(r)) for r in event.results]
     _keep(task, "results", rank, results or None)
     after = _task_outcome(task)
     if before != after:
@@ -266,7 +266,7 @@ def _add_task_event(state: FileState, task: TaskState, key: str, event: Procedur
         outcomes[after] = outcomes.get(after, 0) + 1
 
 
-def _plain_result(result: TaskResult) -> dict[str, Any]:
+def plain_result(result: TaskResult) -> dict[str, Any]:
     # Not asdict: `output` is already plain JSON, and a deep copy of it is most of an event's cost.
     return {
         "type": result.type,
@@ -278,8 +278,12 @@ def _plain_result(result: TaskResult) -> dict[str, Any]:
     }
 
 
+def results_from_plain(results: Iterable[Mapping[str, Any]]) -> tuple[TaskResult, ...]:
+    return tuple(TaskResult(**{**r, "urls": tuple(r["urls"])}) for r in results)
+
+
 def _results(task: TaskState) -> tuple[TaskResult, ...]:
-    return tuple(TaskResult(**{**r, "urls": tuple(r["urls"])}) for r in _value(task, "results", []))
+    return results_from_plain(_value(task, "results", []))
 
 
 def _value(winners: Mapping[str, Winner], name: str, default: Any = None) -> Any:

@@ -106,7 +106,7 @@ def test_http_events_are_what_the_functions_parse(
     shape: str, body: Any, headers: dict[str, str] | None, expected_body: bytes, content_type: str | None
 ) -> None:
     event = http_event("PUT", "/x", headers=headers, body=body, shape=shape, query={"q": "1"}, request_id="rid")
-    request = request_from_event(event, {"request_id": "ctx"})
+    request = request_from_event(event, "ctx")
     assert (request.method, request.path, request.body, dict(request.query)) == ("PUT", "/x", expected_body, {"q": "1"})
     assert request.headers.get("content-type") == content_type
     assert request.request_id == ("rid" if shape == "apigw" else "ctx")  # function URLs carry no request id
