@@ -8,7 +8,6 @@ import copy
 import json
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -113,13 +112,8 @@ def _postgres_upsert_seconds(url: str, count: int) -> float:
 @contextlib.contextmanager
 def _postgres() -> Iterator[tuple[str | None, str]]:
     """(URL of a database on a throwaway server, note) or (None, why not)."""
-    if str(ROOT) not in sys.path:  # the test suite's throwaway-server helper, from the checkout
-        sys.path.append(str(ROOT))
-    try:
-        from tests.store.pgserver import PostgresServer, find_bin_dir
-    except ImportError as exc:
-        yield None, f"not measured: {exc}"
-        return
+    from vodtesting.pgserver import PostgresServer, find_bin_dir
+
     bin_dir = find_bin_dir()
     if bin_dir is None:
         yield None, "not measured: PostgreSQL binaries (initdb) not found"

@@ -18,8 +18,8 @@ from shared.source_context import seal
 from shared.store import EventStore, open_store
 from tests.conftest import CONTEXT_KEY, KEYS
 from tests.scf import load_event
-from tests.store.pgserver import run_sql
 from vodtesting import vod_event
+from vodtesting.pgserver import run_sql
 
 FILE, OTHER = "5285890784273533167", "5285890784273533168"
 RESULTS = load_event("vod_procedure_finish")["ProcedureStateChangeEvent"]["MediaProcessResultSet"]

@@ -17,8 +17,8 @@ from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, KEYS
 from tests.scf import load_event, response_json
-from tests.store.pgserver import PostgresServer
 from vodtesting import http_event
+from vodtesting.pgserver import PostgresServer
 
 NOW = 1_800_000_000
 FILE_ID = "5285890784273533167"

@@ -16,8 +16,8 @@ from shared.store import StoreUnavailable, open_store
 from shared.store.postgres import advisory_key
 from tests.conftest import KEYS
 from tests.scf import load_event
-from tests.store.pgserver import PgBouncer, PostgresServer, database_name
 from tests.store.test_store import FILE_ID, ingest
+from vodtesting.pgserver import PgBouncer, PostgresServer, database_name
 
 pytestmark = pytest.mark.postgres
 

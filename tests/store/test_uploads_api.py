@@ -18,8 +18,8 @@ from shared.source_context import seal
 from shared.status_service import make_uploads_endpoint
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS
-from tests.store.pgserver import database_name
 from vodtesting import http_event, vod_event
+from vodtesting.pgserver import database_name
 
 TASK = "task-1"
 

@@ -2,7 +2,8 @@
 and a PgBouncer in transaction mode in front of it, as deployments put one between many SCF instances
 and one database.
 
-Used by the store tests (fixtures below; import them into a conftest) and by the benchmark. initdb and
+Part of the testing kit: the store tests use it (fixtures below; import them into a conftest), and so
+does the benchmark. initdb and
 pgbouncer refuse to run as root, so as root they run as the `postgres` system user.
 """
 
