@@ -39,8 +39,9 @@ def configure(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     [
         (("--mode", "PULL"), {"Mode": "PULL"}),
         (
-            ("--mode", "PUSH", "--url", "{gateway}/vod-events", "--delete-events", "on"),
-            {"Mode": "PUSH", "NotificationUrl": "{gateway}/vod-events", "DeleteMediaCompleteEventSwitch": "ON"},
+            # Not the URL the local stack configured: the option itself must change it.
+            ("--mode", "PUSH", "--url", "{gateway}/elsewhere", "--delete-events", "on"),
+            {"Mode": "PUSH", "NotificationUrl": "{gateway}/elsewhere", "DeleteMediaCompleteEventSwitch": "ON"},
         ),
         ((), {"Mode": "PUSH", "UploadMediaCompleteEventSwitch": "ON"}),
     ],

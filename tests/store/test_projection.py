@@ -1,5 +1,5 @@
-"""The incremental projection is the referee's equal: random sets of events, delivered in random orders,
-give identical records; and records an older build wrote (no state beside them) are rebuilt exactly."""
+"""The incremental projection: random sets of events, delivered in random orders, give identical records, and
+the records a plain reading of the events predicts; records an older build wrote are rebuilt exactly."""
 
 from __future__ import annotations
 
@@ -91,6 +91,27 @@ def _reports(store: EventStore) -> tuple[Any, ...]:
     return store.file_report(FILE), store.file_report(OTHER)
 
 
+def _predicted(deliveries: list[Delivery]) -> dict[str, Any]:
+    """What the events say, read straight from the payloads (not through shared/): who uploaded, whether the
+    upload events disagree, whether the file was deleted whole, which tasks it has."""
+    bodies = [
+        (payload["EventType"], next(v for k, v in payload.items() if k.endswith("Event"))) for payload, _ in deliveries
+    ]
+    uploads = [body["MediaBasicInfo"] for kind, body in bodies if kind == "NewFileUpload"]
+    contexts = {info["SourceInfo"]["SourceContext"] or None for info in uploads}
+    users = {c.split(":", 3)[3] if c and c.startswith("u2:") else None for c in contexts}
+    conflict = len(users) > 1 or len(contexts) > 1 or len({info["MediaUrl"] for info in uploads}) > 1
+    deletes = [body["FileDeleteResultInfo"][0]["DeleteParts"] for kind, body in bodies if kind == "FileDeleted"]
+    return {
+        "deleted": any(parts == [] for parts in deletes),
+        "conflict": conflict,
+        "user": None if conflict or len(users) != 1 else next(iter(users)),
+        "uploaded": bool(uploads),
+        "tasks": sorted({body["TaskId"] for kind, body in bodies if kind == "ProcedureStateChanged"}),
+        "other_deleted": bool(deletes),
+    }
+
+
 @pytest.mark.parametrize("seed", range(60))
 def test_any_delivery_order_of_a_random_event_set_gives_identical_records(tmp_path: Path, seed: int) -> None:
     deliveries = _scenario(seed)
@@ -102,6 +123,19 @@ def test_any_delivery_order_of_a_random_event_set_gives_identical_records(tmp_pa
         reports.append(_reports(store))
         store.close()
     assert all(report == reports[0] for report in reports), f"scenario {seed}: {[p for p, _ in deliveries]}"
+    report, other = reports[0]
+    expected = _predicted(deliveries)
+    upload = report.upload
+    assert (upload.deleted, upload.conflicts != (), upload.user_id, upload.uploaded) == (
+        expected["deleted"],
+        expected["conflict"],
+        expected["user"],
+        expected["uploaded"],
+    )
+    assert upload.status == "deleted" if expected["deleted"] else upload.status != "deleted"
+    assert expected["deleted"] or (upload.status == "conflict") == expected["conflict"]
+    assert [t.task_id for t in report.tasks] == expected["tasks"]
+    assert (other is not None and other.upload.status == "deleted") == expected["other_deleted"]
 
 
 def _sql(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
