@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from vodtesting.ci import missing
+
 SERVER_SETTINGS = {
     "listen_addresses": "''",  # Unix socket only
     "fsync": "off",  # test data: speed over crash safety
@@ -214,17 +216,10 @@ class PgBouncer:
             self.process.wait(10)
 
 
-def _missing(what: str, reason: str) -> None:
-    """Skip locally; fail under CI (CI=true), where a skip would hide a backend that was never tested."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI needs {what} for the store tests: {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
 def start_bouncer(server: PostgresServer) -> PgBouncer:
     binary = shutil.which("pgbouncer") or next((p for p in PGBOUNCER_PATHS if os.path.exists(p)), None)
     if binary is None:
-        _missing("PgBouncer", "pgbouncer not found on PATH or in /usr/sbin (apt-get install pgbouncer)")
+        missing("PgBouncer", "pgbouncer not found on PATH or in /usr/sbin (apt-get install pgbouncer)")
     assert binary is not None
     bouncer = PgBouncer(server, binary)
     try:
@@ -247,7 +242,7 @@ def start_server() -> PostgresServer:
         except KeyError:
             reason = "running as root and there is no 'postgres' user to run the server as"
     if reason is not None:
-        _missing("PostgreSQL", reason)
+        missing("PostgreSQL", reason)
     assert bin_dir is not None
     server = PostgresServer(bin_dir).init()
     try:

@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from vodlocal import harness, localstack
+from vodtesting.ci import missing
 from vodtesting.stack import VodStack
 
 ARTIFACTS = Path(os.environ.get("VOD_TEST_ARTIFACTS", ".artifacts"))
@@ -23,11 +24,8 @@ ARTIFACTS = Path(os.environ.get("VOD_TEST_ARTIFACTS", ".artifacts"))
 
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        # In CI a missing browser must fail (.ci/run installs Debian's chromium), never skip.
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is not installed (apt-get install chromium)")
-        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    if found is None:  # .ci/run installs Debian's chromium
+        missing("chromium", "no chromium on this machine (apt-get install chromium)")
     return found
 
 

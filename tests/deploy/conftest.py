@@ -12,23 +12,17 @@ from pathlib import Path
 import pytest
 
 from tests.deploy import scf_framework
+from vodtesting.ci import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "serverless.yml"
-
-
-def _required(what: str, reason: str) -> None:
-    """Skip locally; fail under CI (CI=true), where a skipped deploy test proves nothing."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"CI needs {what}: {reason}", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
 def python310() -> str:
     found = subprocess.run([str(ROOT / "scripts" / "find-python"), "3.10"], capture_output=True, text=True, check=False)
     if found.returncode != 0:
-        _required("a CPython 3.10 (SCF's runtime)", found.stderr.strip())
+        missing("a CPython 3.10 (SCF's runtime)", found.stderr.strip())
     return found.stdout.strip()
 
 
@@ -55,7 +49,7 @@ def other_python() -> str:
         version = _version(candidate)
         if version is not None and version >= (3, 11):
             return candidate
-    _required("a Python >= 3.11 besides 3.10", "none found to show that a non-3.10 build works")
+    missing("a Python >= 3.11 besides 3.10", "none found to show that a non-3.10 build works")
     raise AssertionError("unreachable")
 
 

@@ -46,7 +46,7 @@ def test_the_status_api_over_http(stack_with_task_flow: VodStack, tmp_path: Path
     assert [u["fileId"] for u in listed["uploads"]] == [committed["fileId"]]
     assert others.status_code == 404
     # Follow the task flow with ?wait until it stops changing: then the same ETag is a 304 with no body.
-    tag, answers = one.headers["ETag"], []
+    tag, answers = one.headers["ETag"], list[requests.Response]()
     while len(answers) < 10 and (not answers or answers[-1].status_code == 200):
         answers.append(
             requests.get(
