@@ -4,6 +4,7 @@ or poison the store (an answer other than 400 for a bad event would be retried b
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from shared.callback_service import make_callback_endpoint
 from shared.config import load_callback_settings
+from shared.hooks import CommittedEvent
 from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.source_context import seal
@@ -50,6 +52,21 @@ def test_a_forged_upload_for_an_existing_file_never_names_the_forger(store: Even
                 )
             ),
         ),
+    ]
+
+
+def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[CommittedEvent] = []
+    ingest_event(store, upload_by("alice"), received_at=1.0, keys=KEYS, after_commit=seen.append)
+    with caplog.at_level(logging.WARNING, logger="vod"):
+        ingest_event(store, upload_by("mallory"), received_at=2.0, keys=KEYS, after_commit=seen.append)
+    # The hook sees the record as committed: nobody's, with what disagrees (so an app can alert on it).
+    last = seen[-1].upload
+    assert last is not None and (last.status, last.user_id) == ("conflict", None)
+    assert [c.field for c in last.conflicts] == ["user_id", "source_context"]
+    lines = [json.loads(r.getMessage()) for r in caplog.records if "upload.conflict" in r.getMessage()]
+    assert [(line["file_id"], [c["field"] for c in line["conflicts"]]) for line in lines] == [
+        (FILE, ["user_id", "source_context"])
     ]
 
 

@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import jwt
 import pytest
 
 from shared.config import load_uploads_settings
@@ -18,14 +17,14 @@ from shared.source_context import seal
 from shared.status_service import make_uploads_endpoint
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS
-from vodtesting import http_event, vod_event
+from vodtesting import dev_token, http_event, vod_event
 from vodtesting.pgserver import database_name
 
 TASK = "task-1"
 
 
 def token(user: str) -> str:
-    return jwt.encode({"sub": user, "exp": 2**40}, JWT_SECRET, algorithm="HS256")
+    return dev_token(user, JWT_SECRET)
 
 
 def upload_of(user: str, file_id: str, **fields: Any) -> dict[str, Any]:
@@ -237,3 +236,48 @@ def test_a_read_only_database_role_is_enough(postgres_server: Any, vod_function:
         postgres_server.execute("DROP ROLE vod_reader_test")
     assert result["statusCode"] == 200, result
     assert json.loads(result["body"])["fileId"] == "f7"
+
+
+ORIGIN = "https://app.example.com"
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "store_down", "status", "code"),
+    [
+        ("GET", {}, False, 401, "missing_credentials"),
+        ("GET", {"Authorization": "Bearer not-a-jwt"}, False, 401, "invalid_token"),
+        ("POST", {"Authorization": "Bearer {token}"}, False, 405, "method_not_allowed"),
+        ("GET", {"Authorization": "Bearer {token}"}, True, 503, "store_unavailable"),
+        ("OPTIONS", {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}, False, 204, None),
+    ],
+    ids=["no-token", "bad-token", "post", "store-down", "preflight"],
+)
+def test_the_uploads_function_at_its_edge(
+    vod_function: Callable[..., Any],
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
+    method: str,
+    headers: dict[str, str],
+    store_down: bool,
+    status: int,
+    code: str | None,
+) -> None:
+    database = tmp_path / "db" / "vod.sqlite3"
+    if store_down:
+        database.mkdir(parents=True)  # a directory where the database should be: SQLite cannot open it
+    env = {"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": f"sqlite:///{database}", "CORS_ALLOW_ORIGINS": ORIGIN}
+    handler = vod_function("uploads", env=env)
+    bearer = token("ann")
+    sent = {name: value.format(token=bearer) for name, value in headers.items()}
+    with caplog.at_level("INFO", logger="vod"):
+        result = handler(http_event(method, "/uploads", headers={"Origin": ORIGIN, **sent}), {"request_id": "r"})
+    assert result["statusCode"] == status
+    if code is not None:
+        assert json.loads(result["body"])["error"]["code"] == code
+    assert result["headers"]["Access-Control-Allow-Origin"] == ORIGIN  # errors too: a browser can read them
+    if status == 405:
+        assert "GET" in result["headers"]["Allow"]
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith('{"event": "request"')]
+    # One line per request, under the id the answer carries.
+    assert [(line["status"], line["request_id"]) for line in lines] == [(status, result["headers"]["X-Request-Id"])]
+    assert bearer not in caplog.text and "not-a-jwt" not in caplog.text
