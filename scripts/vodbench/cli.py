@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import subprocess
 import sys
 import traceback
 
@@ -27,9 +28,11 @@ def main() -> int:
         print(f"\n== {name}", flush=True)
         try:
             rows = importlib.import_module(f"vodbench.{name}").run()
-        except Exception:  # one broken section must not hide the others' figures
+        except Exception as exc:  # one broken section must not hide the others' figures
             failed += 1
             traceback.print_exc()
+            if isinstance(exc, subprocess.CalledProcessError) and exc.stderr:  # e.g. the bundle build's reason
+                print(exc.stderr.decode(errors="replace"), file=sys.stderr)
             continue
         width = max(len(label) for label, _ in rows)
         for label, figure in rows:

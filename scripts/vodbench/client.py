@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from vodbench.common import environment
+from vodbench.common import environment, target
 
 SIZE = 256 * 1024 * 1024
 RUNS = 3  # each way, alternating; best of: the runs least disturbed by the rest of the machine
@@ -94,8 +94,8 @@ def _upload_seconds(source: Path, checkpoints: Path, signature_url: str, endpoin
 
 
 def _sdk_upload_file_seconds(source: Path, signature_url: str, endpoint: str) -> float:
-    """The COS SDK's own upload_file (same part size and threads) into an applied session: no pause,
-    resume control or MD5 check, so it shows what the uploader's bookkeeping costs."""
+    """The COS SDK's own upload_file (same part size and threads) into an applied session. It checks no
+    MD5, and its time leaves out the apply and the commit (a few ms on loopback) that the client's includes."""
     from qcloud_cos import CosConfig, CosS3Client
 
     from vodlocal import localstack
@@ -150,7 +150,7 @@ def run() -> list[tuple[str, str]]:
             "(8 MiB parts, 6 in flight, MD5-checked, one-time signatures)",
         ),
         (
-            "client upload over upload_file (best of 3 each)",
-            f"   ×{sdk / upload:.2f}  (target ≥ ×1.0{'' if sdk / upload >= 1 else ': not yet met'})",
+            f"client upload over upload_file (best of {RUNS} each)",
+            f"   ×{sdk / upload:.2f}  ({target(sdk / upload, 1.0, at_least=True)})",
         ),
     ]

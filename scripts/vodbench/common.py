@@ -36,6 +36,13 @@ def environment(values: Mapping[str, str] | None = None) -> Iterator[None]:
         os.environ.update(saved)
 
 
+def target(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
+    """A target's text and its verdict from one number: 'target ≤ ×2: not yet met'."""
+    met = value >= limit if at_least else value <= limit
+    bound = f"{unit}{limit:g}" if unit == "×" else f"{limit:g} {unit}"
+    return f"target {'≥' if at_least else '≤'} {bound}: {'met' if met else 'not yet met'}"
+
+
 def per_call(fn: Callable[[], object], number: int = 5000, repeat: int = 7) -> float:
     """Seconds per call: the best of `repeat` runs (the least disturbed by the rest of the machine)."""
     return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
@@ -63,19 +70,19 @@ class ColdStart:
     bare: float  # seconds: a fresh interpreter that imports nothing
     cold: float  # seconds: the same, importing the bundle's index.py (settings loaded, as in SCF)
     bundle_bytes: int
-    layers: dict[str, float]  # label -> seconds for importing just that much (what the bundle stands on)
+    layers: dict[str, float]  # label -> seconds of each layer's code (an import, or an import and a request)
 
 
 def bundle_cold_start(name: str, env: Mapping[str, str], layers: Mapping[str, str] | None = None) -> ColdStart:
     """Build the function's deploy bundle, unpack it, and time its import as SCF would (no dev venv).
-    `layers` (label -> import statement) are timed the same way, to show where the time goes."""
+    `layers` (label -> code: imports, or a first request) are timed the same way, to show where the time goes."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
         subprocess.run(
             [sys.executable, str(ROOT / "scripts" / "build"), name, "--out", str(out)],
             check=True,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,  # shown if the build fails (no CPython 3.10, say): CalledProcessError.stderr
         )
         archive = out / f"{name}.zip"
         code = out / "code"

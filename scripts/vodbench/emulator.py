@@ -21,7 +21,6 @@ BUCKET = "vodbench-1250000000"
 KEY = "bench/video.mp4"
 
 
-# requests (under the COS SDK) honours these; loopback traffic must never be sent through a proxy.
 def _write_sample(path: Path) -> None:
     block = os.urandom(4 * 1024 * 1024)  # incompressible, and cheap to make
     with path.open("wb") as handle:
