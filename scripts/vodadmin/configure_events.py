@@ -4,10 +4,10 @@ Works against the real VOD and the local emulator alike (VOD_API_ENDPOINT), with
 as the functions: TENCENTCLOUD_SECRET_ID/KEY, VOD_SUB_APP_ID, and VOD_CALLBACK_SIGN_KEY as the SignKey.
 Against `make serve`'s emulator, --dev-keys takes them from the dev settings it generated (.local/).
 
-  configure-events                                   # show the current settings
-  configure-events --mode PUSH --url https://…/vod-events
-  configure-events --mode PULL
-  VOD_API_ENDPOINT=http://127.0.0.1:9000 configure-events --dev-keys
+  vod-configure-events                                   # show the current settings
+  vod-configure-events --mode PUSH --url https://…/vod-events
+  vod-configure-events --mode PULL
+  VOD_API_ENDPOINT=http://127.0.0.1:9000 vod-configure-events --dev-keys
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def main() -> int:
     if args.dev_keys:
         settings_file = args.dev_keys / "dev-settings.json"
         if not settings_file.exists():
-            print(f"configure-events: no {settings_file}: start the local stack once (make serve)", file=sys.stderr)
+            print(f"vod-configure-events: no {settings_file}: start the local stack once (make serve)", file=sys.stderr)
             return 2
         for name, value in json.loads(settings_file.read_text()).items():
             os.environ[name] = os.environ.get(name) or value  # what the user set wins; empty = unset

@@ -144,7 +144,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="uploads", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="vod-uploads", description=__doc__.split("\n\n")[0])
     commands = p.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="a user's uploads")
     listing.add_argument("--user", required=True, help="user id (as the signature function saw it)")
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(parser().parse_args(argv))
     except Failure as failure:
-        print(f"uploads: {failure}", file=sys.stderr)
+        print(f"vod-uploads: {failure}", file=sys.stderr)
         return failure.status
     except BrokenPipeError:  # `uploads show X | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

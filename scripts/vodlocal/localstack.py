@@ -109,7 +109,7 @@ def serve_wsgi(name: str, app: Any, port: int = 0, ssl_context: tuple[str, str] 
 
 
 def start_gateway(port: int = 0) -> RunningServer:
-    """The sign and callback functions behind functions-framework, configured from os.environ."""
+    """The functions (harness.ROUTES) behind functions-framework, configured from os.environ."""
     from vodlocal import harness
 
     return serve_wsgi("gateway", harness.create_app(), port)

@@ -1,6 +1,6 @@
 """Run the local stack on 127.0.0.1 with embedded dev defaults (no setup, no cloud account):
-the sign and callback functions behind functions-framework, and the local VOD emulator, whose
-upload events are delivered to the callback."""
+the functions (sign, callback, uploads, the upload page) behind functions-framework, and the local VOD
+emulator (plain, and over TLS for browsers), whose upload events are delivered to the callback."""
 
 from __future__ import annotations
 
@@ -40,16 +40,22 @@ def _commands() -> str:
     return f"{os.path.relpath(here)}/" if here.is_relative_to(Path.cwd()) else f"{here}/"
 
 
-PORT_OPTIONS = (  # flag, environment variable, default, what listens there
-    ("--port", "GATEWAY_PORT", "8080", "gateway port (sign + callback)"),
-    ("--emulator-port", "VOD_EMULATOR_PORT", "9000", "VOD emulator port"),
-    ("--tls-port", "VOD_EMULATOR_TLS_PORT", "9443", "the emulator over TLS, for browsers (as https://vod2.qcloud.com)"),
+PORT_OPTIONS = (  # flag, environment variable, default, what listens there, and its help
+    ("--port", "GATEWAY_PORT", "8080", "gateway", "gateway port (the functions)"),
+    ("--emulator-port", "VOD_EMULATOR_PORT", "9000", "emulator", "VOD emulator port"),
+    (
+        "--tls-port",
+        "VOD_EMULATOR_TLS_PORT",
+        "9443",
+        "emulator over TLS",
+        "the emulator for browsers (https://vod2.qcloud.com)",
+    ),
 )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    for flag, variable, default, what in PORT_OPTIONS:
+    for flag, variable, default, _, what in PORT_OPTIONS:
         help_text = f"{what}, default {default} ({variable})"
         parser.add_argument(flag, type=port_number, default=os.environ.get(variable, default), help=help_text)
     parser.add_argument(
@@ -66,17 +72,15 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     # Checked up front: the servers would exit with a message that names neither setting.
-    ports = (
-        (args.port, "gateway: GATEWAY_PORT or --port"),
-        (args.emulator_port, "emulator: VOD_EMULATOR_PORT or --emulator-port"),
-        (args.tls_port, "emulator over TLS: VOD_EMULATOR_TLS_PORT or --tls-port"),
-    )
-    busy = [f"{port} (the {what})" for port, what in ports if port and _in_use(port)]
+    busy = [
+        f"{port} (the {name}: {variable} or {flag})"
+        for flag, variable, _, name, _ in PORT_OPTIONS
+        if (port := getattr(args, flag.removeprefix("--").replace("-", "_"))) and _in_use(port)
+    ]
     if busy:
+        others = " ".join(f"{variable}={int(default) + 1}" for _, variable, default, _, _ in PORT_OPTIONS)
         print(
-            f"serve: port already in use: {', '.join(busy)}; choose another, "
-            "e.g. GATEWAY_PORT=8081 VOD_EMULATOR_PORT=9001 VOD_EMULATOR_TLS_PORT=9444 make serve",
-            file=sys.stderr,
+            f"serve: port already in use: {', '.join(busy)}; choose another, e.g. {others} make serve", file=sys.stderr
         )
         return 2
     stack = localstack.start_stack(

@@ -32,7 +32,7 @@ def vod_function() -> Iterator[Callable[..., Handler]]:
 
 @pytest.fixture
 def vod_stack(tmp_path: Path) -> Iterator[VodStack]:
-    """The local gateway (sign + callback) and the VOD emulator on free loopback ports, for this test."""
+    """The local gateway (the functions) and the VOD emulator on free loopback ports, for this test."""
     from vodtesting.stack import VodStack
 
     stack = VodStack(tmp_path / "vod-stack")

@@ -1,4 +1,4 @@
-"""The local stack for a test: the real sign and callback handlers behind functions-framework, and the VOD
+"""The local stack for a test: the real function handlers behind functions-framework, and the VOD
 emulator, on free loopback ports, with dev settings of their own; uploads go through VOD's client protocol
 (ApplyUploadUGC → COS multipart with cos-python-sdk-v5 → CommitUploadUGC), as a device would."""
 

@@ -1,6 +1,6 @@
 """Upload a video (and its cover) to Tencent Cloud VOD, signed by your app's signature endpoint.
 
-    upload FILE [--cover IMAGE] [--gateway URL] [--token TOKEN] [--procedure NAME] [--json] [--cancel]
+    vod-upload FILE [--cover IMAGE] [--gateway URL] [--token TOKEN] [--procedure NAME] [--json] [--cancel] [--wait]
 
 Ctrl-C pauses: the parts in flight finish, the progress is saved, and running the same command again
 resumes (VOD keeps an upload resumable for a day). If VOD refuses to continue the saved upload, for
@@ -61,7 +61,7 @@ class UsageError(Exception):
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="upload", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="vod-upload", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("file", type=Path, help="the video (its extension tells VOD the type)")
     parser.add_argument("--cover", type=Path, help="a cover image for the video")
@@ -172,7 +172,7 @@ class Console:
         self._lock = threading.Lock()
 
     def say(self, message: str) -> None:
-        tqdm.write(f"upload: {message}", file=sys.stderr)
+        tqdm.write(f"vod-upload: {message}", file=sys.stderr)
 
     def notice(self, notice: Notice) -> None:
         self.say(notice.message)
