@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from vodbench.common import ROOT, bundle_cold_start, cold_start_rows, target
+from vodbench.common import CONTEXT_KEY, ROOT, bundle_cold_start, cold_start_rows, target
 
 FILES = 100  # each file gets upload + PROCESSING + FINISH
 EVENTS = FILES * 3
@@ -187,7 +187,7 @@ def _ratio_row(name: str, ingest: float, upsert: float, note: str) -> tuple[str,
     )
 
 
-_KEYS = ("bench-context-key-0123456789-abcdefgh",)
+_KEYS = (CONTEXT_KEY,)
 SIGN_KEY = "BenchSignKey0123"
 ENV = {"VOD_CALLBACK_SIGN_KEY": SIGN_KEY, "VOD_CONTEXT_KEY": _KEYS[0], "LOG_LEVEL": "WARNING"}
 

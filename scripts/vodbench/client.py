@@ -13,23 +13,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from vodbench.common import environment, target
+from vodbench.common import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, SUB_APP_ID, environment, target
 
 SIZE = 256 * 1024 * 1024
 RUNS = 3  # each way, alternating; best of: the runs least disturbed by the rest of the machine
-SECRET_ID = "AKIDbench000000000000000000000000000"
-SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
-JWT_SECRET = "bench-jwt-secret-0123456789-abcdefghijklmnop"
-SUB_APP_ID = "1500000001"
-ENV = {
-    "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-    "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-    "VOD_SUB_APP_ID": SUB_APP_ID,
-    "AUTH_JWT_SECRET": JWT_SECRET,
-    "VOD_CONTEXT_KEY": "bench-context-key-0123456789-abcdefgh",
-    "VOD_SIGNATURE_TTL": "3600",
-    "LOG_LEVEL": "WARNING",
-}
+ENV = {**SIGN_ENV, "VOD_SIGNATURE_TTL": "3600", "LOG_LEVEL": "WARNING"}
 
 
 @contextlib.contextmanager

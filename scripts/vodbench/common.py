@@ -17,6 +17,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# The benchmark's own dev settings (never real credentials): what a sign function (and the stack) reads.
+SECRET_ID = "AKIDbench000000000000000000000000000"
+SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
+JWT_SECRET = "bench-jwt-secret-0123456789-abcdefghijklmnop"
+CONTEXT_KEY = "bench-context-key-0123456789-abcdefgh"
+SUB_APP_ID = "1500000001"
+SIGN_ENV = {
+    "TENCENTCLOUD_SECRET_ID": SECRET_ID,
+    "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
+    "VOD_SUB_APP_ID": SUB_APP_ID,
+    "AUTH_JWT_SECRET": JWT_SECRET,
+    "VOD_CONTEXT_KEY": CONTEXT_KEY,
+}
+
 
 _PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 

@@ -12,25 +12,26 @@ import time
 
 import jwt
 
-from vodbench.common import ROOT, bundle_cold_start, cold_start_rows, environment, per_call, target
+from vodbench.common import (
+    JWT_SECRET,
+    ROOT,
+    SECRET_KEY,
+    SIGN_ENV,
+    bundle_cold_start,
+    cold_start_rows,
+    environment,
+    per_call,
+    target,
+)
 
-SECRET_ID = "AKIDbench000000000000000000000000000"
-SECRET_KEY = "benchSecretKey0123456789abcdefABCD"
-JWT_SECRET = "bench-jwt-secret-0123456789-abcdefghijklmnop"
-ENV = {
-    "TENCENTCLOUD_SECRET_ID": SECRET_ID,
-    "TENCENTCLOUD_SECRET_KEY": SECRET_KEY,
-    "VOD_SUB_APP_ID": "1500000001",
-    "AUTH_JWT_SECRET": JWT_SECRET,
-    "VOD_CONTEXT_KEY": "bench-context-key-0123456789-abcdefgh",
-}
+ENV = SIGN_ENV
 
 
 def _handler(env: dict[str, str]):  # type: ignore[no-untyped-def]
-    from vodlocal.harness import load_handler
+    from vodlocal.harness import function_file, load_handler
 
     with environment(env):  # the handler reads its settings at import
-        return load_handler("sign", ROOT / "functions" / "sign" / "index.py")
+        return load_handler("sign", function_file("sign"))
 
 
 # What the sign path imports from the stdlib (directly or through logging).

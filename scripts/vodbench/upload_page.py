@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from vodbench.common import ROOT, bundle_cold_start, cold_start_rows, environment, target
+from vodbench.common import bundle_cold_start, cold_start_rows, environment, target
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -23,10 +23,10 @@ def _fetch(handler: Handler, path: str) -> bytes:
 
 
 def run() -> list[tuple[str, str]]:
-    from vodlocal.harness import load_handler
+    from vodlocal.harness import function_file, load_handler
 
     with environment({"LOG_LEVEL": "WARNING"}):
-        handler: Handler = load_handler("upload_page", ROOT / "functions" / "upload_page" / "index.py")
+        handler: Handler = load_handler("upload_page", function_file("upload_page"))
     page = _fetch(handler, "/")
     names = re.findall(r'(?:src|href)="(assets/[^"]+)"', gzip.decompress(page).decode())
     assets = {name: _fetch(handler, f"/{name}") for name in names}

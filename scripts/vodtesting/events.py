@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import hashlib
 import json
 import time
 import uuid
@@ -217,6 +216,7 @@ def vod_event(kind: str, **fields: Any) -> dict[str, Any]:
 def signed(event: Mapping[str, Any], sign_key: str, ttl: int = 600, *, now: float | None = None) -> dict[str, Any]:
     """The event as VOD pushes it with a SignKey: T (the delivery's expiry, Unix seconds, `ttl` from now)
     and Sign = lowercase hex MD5(SignKey + str(T))."""
+    from vodemu.events import push_signature  # the emulator's, written from VOD's page (never the product's)
+
     expiry = int(time.time() if now is None else now) + ttl
-    sign = hashlib.md5(f"{sign_key}{expiry}".encode(), usedforsecurity=False).hexdigest()
-    return {**event, "T": expiry, "Sign": sign}
+    return {**event, "T": expiry, "Sign": push_signature(sign_key, expiry)}
