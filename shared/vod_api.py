@@ -10,26 +10,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from tencentcloud.common import credential
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import models, vod_client
 
 from shared.config import VodApiSettings
+from shared.vod_sdk import client_arguments, with_sub_app
 
 # PullEvents holds a request up to 5 s; Tencent advises a 10 s client timeout.
 REQUEST_TIMEOUT_SECONDS = 10
 
 
 def make_client(settings: VodApiSettings) -> vod_client.VodClient:
-    token = settings.session_token.reveal() if settings.session_token else None
-    cred = credential.Credential(settings.secret_id, settings.secret_key.reveal(), token)
-    http = HttpProfile(protocol=settings.protocol, endpoint=settings.endpoint, reqTimeout=REQUEST_TIMEOUT_SECONDS)
-    return vod_client.VodClient(cred, settings.region or "", ClientProfile(httpProfile=http))
-
-
-def _with_sub_app(params: dict[str, Any], sub_app_id: int | None) -> dict[str, Any]:
-    return {**params, "SubAppId": sub_app_id} if sub_app_id is not None else params
+    return vod_client.VodClient(*client_arguments(settings, REQUEST_TIMEOUT_SECONDS))
 
 
 class SdkEventQueue:
@@ -42,13 +33,13 @@ class SdkEventQueue:
     def pull(self) -> list[dict[str, Any]]:
         # The raw JSON, not the SDK's model: the model would invent a null for every field VOD did
         # not send, and the event is stored as VOD sent it.
-        response = self._client.call_json("PullEvents", _with_sub_app({}, self._sub_app_id))
+        response = self._client.call_json("PullEvents", with_sub_app({}, self._sub_app_id))
         events: list[dict[str, Any]] = response.get("Response", {}).get("EventSet") or []
         return events
 
     def confirm(self, handles: Sequence[str]) -> None:
         request = models.ConfirmEventsRequest()
-        request.from_json_string(json.dumps(_with_sub_app({"EventHandles": list(handles)}, self._sub_app_id)))
+        request.from_json_string(json.dumps(with_sub_app({"EventHandles": list(handles)}, self._sub_app_id)))
         self._client.ConfirmEvents(request)
 
 
@@ -64,6 +55,6 @@ def modify_event_config(client: vod_client.VodClient, sub_app_id: int | None, **
     """ModifyEventConfig with the given fields (Mode, NotificationUrl, UploadMediaCompleteEventSwitch,
     DeleteMediaCompleteEventSwitch, SignKey); fields left out keep their value."""
     request = models.ModifyEventConfigRequest()
-    payload = _with_sub_app({k: v for k, v in fields.items() if v is not None}, sub_app_id)
+    payload = with_sub_app({k: v for k, v in fields.items() if v is not None}, sub_app_id)
     request.from_json_string(json.dumps(payload))
     client.ModifyEventConfig(request)

@@ -13,16 +13,14 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tencentcloud.common import credential
 from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-from tencentcloud.common.profile.client_profile import ClientProfile
-from tencentcloud.common.profile.http_profile import HttpProfile
 
 from shared.config import VodApiSettings
 from shared.errors import VodUnavailable
 from shared.events import FileDeleted, NewFileUpload, parse_event
 from shared.source_context import Attribution, attribute
+from shared.vod_sdk import client_arguments, with_sub_app
 
 MAX_FILE_IDS = 20  # DescribeMediaInfos: FileIds per call
 _TIMEOUT_SECONDS = 3  # the callback's own timeout is 10 s
@@ -32,22 +30,17 @@ class MediaLookup:
     """What VOD knows of files: {FileId: MediaInfo} for the ones that exist, and the ones that don't."""
 
     def __init__(self, settings: VodApiSettings) -> None:
-        token = settings.session_token.reveal() if settings.session_token else None
-        cred = credential.Credential(settings.secret_id, settings.secret_key.reveal(), token)
-        http = HttpProfile(protocol=settings.protocol, endpoint=settings.endpoint, reqTimeout=_TIMEOUT_SECONDS)
-        self._client = CommonClient("vod", "2018-07-17", cred, settings.region or "", ClientProfile(httpProfile=http))
+        self._client = CommonClient("vod", "2018-07-17", *client_arguments(settings, _TIMEOUT_SECONDS))
         self._sub_app_id = settings.sub_app_id
 
     def media(self, file_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
         found: dict[str, dict[str, Any]] = {}
         missing: set[str] = set()
         for start in range(0, len(file_ids), MAX_FILE_IDS):
-            params: dict[str, Any] = {
-                "FileIds": list(file_ids[start : start + MAX_FILE_IDS]),
-                "Filters": ["basicInfo", "metaData"],
-            }
-            if self._sub_app_id is not None:
-                params["SubAppId"] = self._sub_app_id
+            params = with_sub_app(
+                {"FileIds": list(file_ids[start : start + MAX_FILE_IDS]), "Filters": ["basicInfo", "metaData"]},
+                self._sub_app_id,
+            )
             try:
                 answer = self._client.call_json("DescribeMediaInfos", params)["Response"]
             except (TencentCloudSDKException, KeyError, ValueError) as exc:
