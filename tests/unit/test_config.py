@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
-from shared.config import ConfigError, Secret, load_callback_settings, load_pull_settings, load_sign_settings, log_level
-from tests.conftest import CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV
+from shared.config import (
+    ConfigError,
+    Secret,
+    load_callback_settings,
+    load_pull_settings,
+    load_sign_settings,
+    load_upload_page_settings,
+    log_level,
+)
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV
 
 
 def test_sign_defaults_are_secure() -> None:
@@ -62,15 +70,24 @@ def test_one_error_names_every_bad_variable() -> None:
     assert "short" not in str(caught.value)  # a bad secret is named, never shown
 
 
+def _sign(env: dict[str, str]) -> object:
+    return load_sign_settings(env)
+
+
+def _callback(env: dict[str, str]) -> object:
+    return load_callback_settings({**CALLBACK_ENV, **env})
+
+
 @pytest.mark.parametrize(
-    ("env", "bad"),
+    ("load", "env", "bad"),
     [
-        ({"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": None}, "AUTH_JWT_SECRET"),
-        ({"AUTH_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}, "AUTH_JWT_SECRET"),
-        ({"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": "not a pem"}, "AUTH_JWT_PUBLIC_KEY"),
-        ({"AUTH_JWT_ALGORITHMS": "none"}, "AUTH_JWT_ALGORITHMS"),
-        ({"AUTH_MODE": "gateway"}, "AUTH_GATEWAY_SECRET"),
+        (_sign, {"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": None}, "AUTH_JWT_SECRET"),
+        (_sign, {"AUTH_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}, "AUTH_JWT_SECRET"),
+        (_sign, {"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": "not a pem"}, "AUTH_JWT_PUBLIC_KEY"),
+        (_sign, {"AUTH_JWT_ALGORITHMS": "none"}, "AUTH_JWT_ALGORITHMS"),
+        (_sign, {"AUTH_MODE": "gateway"}, "AUTH_GATEWAY_SECRET"),
         (
+            _sign,
             {
                 "AUTH_MODE": "gateway",
                 "AUTH_GATEWAY_SECRET": "0123456789abcdef",
@@ -78,16 +95,43 @@ def test_one_error_names_every_bad_variable() -> None:
             },
             "AUTH_GATEWAY_USER_HEADER",
         ),
-        ({"AUTH_MODE": "basic"}, "AUTH_MODE"),
-        ({"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),
-        ({"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
+        (_sign, {"AUTH_MODE": "basic"}, "AUTH_MODE"),
+        (_sign, {"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),
+        (_sign, {"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
+        (_callback, {"AFTER_COMMIT_HOOK": "just_a_module"}, "AFTER_COMMIT_HOOK"),
+        (_callback, {"AFTER_COMMIT_HOOK": "pkg.mod:fn()"}, "AFTER_COMMIT_HOOK"),
+        (_callback, {"DATABASE_URL": "mysql://root:hunter2@db/vod"}, "DATABASE_URL"),
+        (_callback, {"DATABASE_TIMEOUT": "0"}, "DATABASE_TIMEOUT"),
+        (_callback, {"DATABASE_TIMEOUT": "soon"}, "DATABASE_TIMEOUT"),
+        # The upload page: its URLs go into the page and its Content-Security-Policy, so nothing may widen it.
+        (load_upload_page_settings, {"UPLOAD_PAGE_SIGNATURE_URL": "javascript:alert(1)"}, "UPLOAD_PAGE_SIGNATURE_URL"),
+        (
+            load_upload_page_settings,
+            {"UPLOAD_PAGE_SIGNATURE_URL": "https://a.example.com/x; script-src *"},
+            "UPLOAD_PAGE_SIGNATURE_URL",
+        ),
+        (load_upload_page_settings, {"UPLOAD_PAGE_SIGNATURE_URL": "none"}, "UPLOAD_PAGE_SIGNATURE_URL"),
+        (load_upload_page_settings, {"UPLOAD_PAGE_STATUS_URL": "ftp://x/uploads"}, "UPLOAD_PAGE_STATUS_URL"),
+        (
+            load_upload_page_settings,
+            {"UPLOAD_PAGE_STATUS_URL": "//bucket-1.cos.ap-guangzhou.myqcloud.com/x"},
+            "UPLOAD_PAGE_STATUS_URL",
+        ),
+        (load_upload_page_settings, {"UPLOAD_PAGE_FRAME_ANCESTORS": "*"}, "UPLOAD_PAGE_FRAME_ANCESTORS"),
+        (
+            load_upload_page_settings,
+            {"UPLOAD_PAGE_FRAME_ANCESTORS": "https://app.example.com/path"},
+            "UPLOAD_PAGE_FRAME_ANCESTORS",
+        ),
     ],
 )
-def test_auth_and_http_settings_are_validated(env: dict[str, str | None], bad: str) -> None:
-    merged = {k: v for k, v in {**SIGN_ENV, **env}.items() if v is not None}
+def test_a_bad_setting_is_named(load: Any, env: dict[str, str | None], bad: str) -> None:
+    base = SIGN_ENV if load is _sign else {}
+    merged = {k: v for k, v in {**base, **env}.items() if v is not None}
     with pytest.raises(ConfigError) as caught:
-        load_sign_settings(merged)
-    assert bad in {name for name, _ in caught.value.problems}
+        load(merged)
+    assert [name for name, _ in caught.value.problems] == [bad]
+    assert "hunter2" not in str(caught.value)  # a bad URL is named, its password never shown
 
 
 def test_auth_none_must_be_explicit_and_warns(caplog: pytest.LogCaptureFixture) -> None:
