@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +33,22 @@ def command(name: str) -> str:
     """One of the project's console scripts (vod-upload, …), as `make setup` installed it: beside the
     interpreter running the tests, so the tests run exactly what a user runs."""
     return str(Path(sys.executable).parent / name)
+
+
+def run_command(
+    name: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a console script to the end (60 s at most): its exit code, stdout and stderr, as text.
+    `env` is added to this process's environment."""
+    return subprocess.run(
+        [command(name), *args],
+        env={**os.environ, **(env or {})},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 class LeakGuard:

@@ -4,7 +4,6 @@ delivered to /vod-events through functions-framework, then `scripts/uploads` nam
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import urllib.request
@@ -17,7 +16,7 @@ import jwt
 import pytest
 
 from shared.events import expected_sign
-from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, JWT_SECRET, SIGN_ENV, LeakGuard, command
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, JWT_SECRET, SIGN_ENV, LeakGuard, run_command
 from tests.scf import load_event
 from vodemu.signature import signed_parameters
 from vodlocal import localstack
@@ -50,10 +49,7 @@ def post(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) 
 
 
 def uploads(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run(
-        [command("vod-uploads"), *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_command("vod-uploads", *args, env={"DATABASE_URL": database_url})
 
 
 def test_signed_upload_is_recorded_for_its_user(stack: tuple[str, str], leak_guard: LeakGuard) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from shared.ingest import ingest_event
 from shared.store import open_store
-from tests.conftest import KEYS, command
+from tests.conftest import KEYS, run_command
 from tests.scf import load_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -19,10 +18,7 @@ FILE_ID = "5285890784273533167"
 
 
 def uploads(database_url: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    return subprocess.run(
-        [command("vod-uploads"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60, check=False
-    )
+    return run_command("vod-uploads", *args, env={"DATABASE_URL": database_url}, cwd=cwd)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,20 +18,13 @@ from shared.config import load_vod_api_settings
 from shared.pull_service import drain
 from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import OffsetClock
-from tests.conftest import LeakGuard, command
+from tests.conftest import LeakGuard, run_command
 from vodtesting import load_function, sample_video
 from vodtesting.stack import VodStack
 
 
 def uploads_show(file_id: str) -> dict[str, Any]:
-    proc = subprocess.run(
-        [command("vod-uploads"), "show", file_id, "--json"],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        timeout=60,
-        check=False,
-    )
+    proc = run_command("vod-uploads", "show", file_id, "--json")
     assert proc.returncode == 0, proc.stderr
     shown: dict[str, Any] = json.loads(proc.stdout)
     return shown
