@@ -53,10 +53,14 @@ class UploadSignature:
     digest: str
 
     def text(self, name: str) -> str | None:
+        if name not in _TEXTS:  # a misspelt name would read as "not sent"
+            raise KeyError(f"{name} is not a text parameter of a signature")
         value = self.values.get(name)
         return value if isinstance(value, str) else None
 
     def number(self, name: str) -> int | None:
+        if name not in _INTEGERS:
+            raise KeyError(f"{name} is not an integer parameter of a signature")
         value = self.values.get(name)
         return value if isinstance(value, int) else None
 

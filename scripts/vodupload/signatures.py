@@ -56,6 +56,11 @@ def _error_envelope(response: requests.Response) -> tuple[str, str]:
         return f"http_{response.status_code}", response.reason or "no error details"
 
 
+def token_of(source: TokenSource) -> str:
+    """The bearer token now: the string, or what the callable returns (a refreshing app's current token)."""
+    return source() if callable(source) else source
+
+
 class SignatureClient:
     """Fetches one fresh signature per call. Thread-safe (one `requests.Session`, no other state).
 
@@ -112,9 +117,11 @@ class SignatureClient:
         raise SignatureUnavailable(f"no signature from {self.url} after {self._retries + 1} attempts ({problem})")
 
     def _post(self) -> requests.Response:
-        token = self._token() if callable(self._token) else self._token
         return self._session.post(
-            self.url, json=self._body, timeout=self._timeout, headers={"Authorization": f"Bearer {token}"}
+            self.url,
+            json=self._body,
+            timeout=self._timeout,
+            headers={"Authorization": f"Bearer {token_of(self._token)}"},
         )
 
     def _parse(self, response: requests.Response) -> Signature:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import requests
 
 from vodupload.errors import AuthenticationFailed, VodUploadError
-from vodupload.signatures import TokenSource
+from vodupload.signatures import TokenSource, token_of
 
 # Where an upload stays: its task flow is over (or it has none: "uploaded"), it was deleted, or it is a conflict.
 SETTLED = frozenset({"uploaded", "finished", "failed", "deleted", "conflict"})
@@ -33,8 +33,7 @@ class StatusClient:
 
     def get(self, file_id: str, *, wait: int = 0, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
         """(the upload, its ETag); (None, etag) when unchanged since `etag`; (None, None) when not recorded yet."""
-        token = self._token() if callable(self._token) else self._token
-        headers = {"Authorization": f"Bearer {token}", **({"If-None-Match": etag} if etag else {})}
+        headers = {"Authorization": f"Bearer {token_of(self._token)}", **({"If-None-Match": etag} if etag else {})}
         response = self._session.get(
             f"{self.url}/{quote(file_id, safe='')}",
             params={"wait": wait} if wait else None,
