@@ -21,9 +21,14 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
 _ENCODER = json.JSONEncoder(ensure_ascii=True, default=str)
 
 
+def context_value(context: object, name: str) -> Any:
+    """A field of SCF's invocation context (a dict in SCF, an object in some runtimes), or None."""
+    return context.get(name) if isinstance(context, dict) else getattr(context, name, None)
+
+
 def invocation_id(context: object) -> str:
     """The request id SCF gives this invocation (`context.request_id`), else a fresh random one."""
-    rid = context.get("request_id") if isinstance(context, dict) else getattr(context, "request_id", None)
+    rid = context_value(context, "request_id")
     return str(rid) if rid else secrets.token_hex(16)  # not uuid: it imports `platform`, slow at cold start
 
 

@@ -19,7 +19,7 @@ from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import without_nulls
 from shared.hooks import AfterCommit, no_hook
 from shared.ingest import ingest_event
-from shared.logs import REQUEST_ID, invocation_id, log_event
+from shared.logs import REQUEST_ID, context_value, invocation_id, log_event
 from shared.store import EventStore
 
 log = logging.getLogger("vod.pull")
@@ -91,7 +91,7 @@ def _queue_failed(call: str, exc: Exception) -> str:
 
 def time_limit_seconds(context: object, default: float) -> float:
     """The invocation's time limit from SCF's context (`time_limit_in_ms`), else `default`."""
-    limit = context.get("time_limit_in_ms") if isinstance(context, dict) else getattr(context, "time_limit_in_ms", None)
+    limit = context_value(context, "time_limit_in_ms")
     return limit / 1000 if isinstance(limit, int | float) and limit > 0 else default
 
 
