@@ -56,11 +56,17 @@ def pause_after(
 
 
 def start_and_stop_early(
-    stack: Stack, video: Path, *, parts: int = 2, stop: str = "pause", uploader: Any = None
+    stack: Stack,
+    video: Path,
+    *,
+    parts: int = 2,
+    stop: str = "pause",
+    uploader: Any = None,
+    on_notice: Callable[[Any], None] | None = None,
 ) -> UploadTask:
     """Start an upload of `video` and pause (or cancel) it from the progress callback after `parts` parts."""
     on_progress, tasks = pause_after(parts, lambda task: getattr(task, stop)())
-    task = (uploader or stack.uploader()).upload(video, on_progress=on_progress)
+    task = (uploader or stack.uploader()).upload(video, on_progress=on_progress, on_notice=on_notice)
     tasks.append(task)
     task.start()
     return task
@@ -119,11 +125,8 @@ def test_upload_stores_the_exact_bytes_with_one_time_signatures(
 def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack, tmp_path: Path) -> None:
     video = write_file(tmp_path / "talk.mp4", 8 * MIB)
     notices: list[Any] = []
-    on_progress, tasks = pause_after(2, lambda task: task.pause())
-    task = stack.uploader().upload(video, on_progress=on_progress, on_notice=notices.append)
-    tasks.append(task)
-
-    assert task.start().wait(60) is UploadState.PAUSED
+    task = start_and_stop_early(stack, video, on_notice=notices.append)
+    assert task.wait(60) is UploadState.PAUSED
     with pytest.raises(UploadPaused):
         task.result()
     stored_while_paused = stack.emulator.store.bytes_received
@@ -281,14 +284,11 @@ def test_a_session_vod_refuses_starts_over_aborting_its_parts_if_it_can(
     stack = start_stack(session_ttl_seconds=300)
     video = write_file(tmp_path / "trip.mp4", 5 * MIB)
     heard: list[Any] = []
-    on_progress, tasks = pause_after(2, lambda task: task.pause())
-    task = stack.uploader().upload(video, on_progress=on_progress, on_notice=heard.append)
-    tasks.append(task)
-    assert task.start().wait(60) is UploadState.PAUSED
+    task = start_and_stop_early(stack, video, on_notice=heard.append)
+    assert task.wait(60) is UploadState.PAUSED
     old_upload = stack.saved_session()["objects"][0]["upload_id"]
     stored, calls = stack.emulator.store.bytes_received, len(stack.traffic.calls)
     stack.clock.advance(301)  # VOD's resume window for the session passes; the uploader's clock does not move
-    tasks.clear()
 
     again = task if resumer == "the same task" else stack.uploader().upload(video, on_notice=heard.append)
     result = again.start().result(60)
@@ -331,11 +331,9 @@ def test_any_refusal_discards_the_saved_session(stack: Stack, tmp_path: Path) ->
     broken = threading.Event()
     video = write_file(tmp_path / "garbled.mp4", 4 * MIB)
     heard: list[Any] = []
-    on_progress, tasks = pause_after(2, lambda task: task.pause())
     uploader = stack.uploader(signer=lambda: base64.b64encode(b"no signature").decode() if broken.is_set() else good())
-    task = uploader.upload(video, on_progress=on_progress, on_notice=heard.append)
-    tasks.append(task)
-    assert task.start().wait(60) is UploadState.PAUSED
+    task = start_and_stop_early(stack, video, uploader=uploader, on_notice=heard.append)
+    assert task.wait(60) is UploadState.PAUSED
     old_upload = stack.saved_session()["objects"][0]["upload_id"]
     calls = len(stack.traffic.calls)
     broken.set()
