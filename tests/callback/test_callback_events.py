@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.errors import CallbackSignRejected, MalformedEvent, as_http_error
+from shared.errors import CallbackSignRejected, MalformedEvent, StoreUnavailable, as_http_error
 from shared.events import (
     FileDeleted,
     NewFileUpload,
@@ -245,3 +245,12 @@ def test_dedupe_key_is_independent_of_key_order_and_transport(body: dict[str, An
     body.pop("EventHandle", None)
     reordered = dict(reversed(list(body.items())))
     assert stored_form(body).key == stored_form({**reordered, "T": t, "Sign": sign}).key
+
+
+def test_a_subclass_of_a_mapped_error_gets_its_parents_answer() -> None:
+    class PoolExhausted(StoreUnavailable):  # e.g. a backend's more precise failure
+        pass
+
+    answer = as_http_error(PoolExhausted("no connection left"))
+    assert answer is not None and answer.status == 503  # VOD retries, as for any store failure
+    assert as_http_error(ValueError("unexpected")) is None  # not a domain error: a 500 that says nothing
