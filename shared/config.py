@@ -8,23 +8,21 @@ one ConfigError naming every bad variable, so an operator fixes them in one pass
 from __future__ import annotations
 
 import hmac
-import logging
 import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Literal, NamedTuple, TypeVar
 from urllib.parse import urlsplit
 
-from shared.logs import log_event
+from shared.logs import LEVELS, WARNING, log_event
 from shared.vod_limits import MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
-
-log = logging.getLogger("vod.config")
 
 T = TypeVar("T")
 AuthMode = Literal["jwt", "gateway", "none"]
-_REGION = re.compile(r"^[a-z]{2,4}(-[a-z]+)+(-\d+)?$")
-_HEADER = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-_SIGN_KEY = re.compile(r"^[A-Za-z0-9]{1,32}$")
+# Patterns as text: `re` compiles (and caches) only those a function's settings use, at its cold start.
+_REGION = r"[a-z]{2,4}(-[a-z]+)+(-\d+)?"
+_HEADER = r"[A-Za-z0-9-]{1,64}"
+_SIGN_KEY = r"[A-Za-z0-9]{1,32}"
 _SYMMETRIC_ALGS = ("HS256", "HS384", "HS512")
 _ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _MAX_CLASS_ID = 2**31 - 1
@@ -35,10 +33,9 @@ DEFAULT_DATABASE_TIMEOUT = 3
 CALLBACK_MAX_BODY_BYTES = 6 * 1024 * 1024
 MAX_WAIT_SECONDS = 20  # the uploads function's longest ?wait (its timeout in serverless.yml allows it)
 CONFIRM_MODES = ("none", "fetch")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Set by SCF's runtime in every function instance (Tencent's "环境变量" page lists them).
 SCF_BUILTIN_VARIABLES = ("TENCENTCLOUD_RUNENV", "SCF_RUNTIME", "SCF_FUNCTIONNAME")
-_HOOK = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+_HOOK = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
 
 
 class Secret:
@@ -262,7 +259,7 @@ def _int_items(r: _Reader, name: str, low: int, high: int) -> tuple[int, ...]:
 
 
 def _region(r: _Reader, name: str, value: str | None) -> None:
-    if value is not None and not _REGION.match(value):
+    if value is not None and not re.fullmatch(_REGION, value):
         r.problem(name, f"is not a storage region like ap-guangzhou (got {value!r})")
 
 
@@ -342,13 +339,13 @@ def _read_auth(r: _Reader) -> AuthSettings:
     user_header = r.text("AUTH_GATEWAY_USER_HEADER", "X-User-Id") or ""
     secret_header = r.text("AUTH_GATEWAY_SECRET_HEADER", "X-Gateway-Secret") or ""
     for name, header in (("AUTH_GATEWAY_USER_HEADER", user_header), ("AUTH_GATEWAY_SECRET_HEADER", secret_header)):
-        if not _HEADER.match(header):
+        if not re.fullmatch(_HEADER, header):
             r.problem(name, f"is not an HTTP header name (got {header!r})")
     gateway_secret = r.secret("AUTH_GATEWAY_SECRET", min_length=16)
     if mode == "gateway" and gateway_secret is None:
         r.problem("AUTH_GATEWAY_SECRET", "is required when AUTH_MODE=gateway")
     if mode == "none":
-        log_event(log, logging.WARNING, "config.auth_disabled", detail="AUTH_MODE=none: every caller gets signatures")
+        log_event(WARNING, "config.auth_disabled", detail="AUTH_MODE=none: every caller gets signatures")
     return AuthSettings(
         mode=mode,  # type: ignore[arg-type]
         jwt_key=key,
@@ -362,7 +359,7 @@ def _read_auth(r: _Reader) -> AuthSettings:
     )
 
 
-_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+_ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
 
 
 def _canonical_origin(origin: str) -> str:
@@ -379,7 +376,7 @@ def _read_origins(r: _Reader, name: str, *, allow_any: bool = False) -> tuple[st
     """A comma-separated list of origins, as browsers write them (they go into headers and a CSP)."""
     origins = tuple(o if o == "*" else _canonical_origin(o) for o in r.items(name))
     for origin in origins:
-        if not (_ORIGIN.match(origin) or (allow_any and origin == "*")):
+        if not (re.fullmatch(_ORIGIN, origin) or (allow_any and origin == "*")):
             r.problem(name, f"{origin!r} is not an origin like https://app.example.com")
     return origins
 
@@ -435,7 +432,7 @@ def _read_store(r: _Reader) -> StoreSettings:
 
 def _read_hook(r: _Reader) -> str | None:
     hook = r.text("AFTER_COMMIT_HOOK")
-    if hook is not None and not _HOOK.match(hook):
+    if hook is not None and not re.fullmatch(_HOOK, hook):
         r.problem("AFTER_COMMIT_HOOK", f"must be package.module:function (got {hook!r})")
     return hook
 
@@ -447,7 +444,7 @@ def callback_sign_key(environ: Mapping[str, str] | None = None) -> Secret | None
 
 def _read_sign_key(r: _Reader) -> Secret | None:
     sign_key = r.secret("VOD_CALLBACK_SIGN_KEY")
-    if sign_key is not None and not _SIGN_KEY.match(sign_key.reveal()):
+    if sign_key is not None and not re.fullmatch(_SIGN_KEY, sign_key.reveal()):
         r.problem("VOD_CALLBACK_SIGN_KEY", "must be 1..32 letters and digits (as VOD's SignKey)")
     return sign_key
 
@@ -463,8 +460,8 @@ def log_level(environ: Mapping[str, str] | None = None) -> str:
 
 def _read_log_level(r: _Reader) -> str:
     level = (r.text("LOG_LEVEL") or "INFO").upper()
-    if level not in LOG_LEVELS:
-        r.problem("LOG_LEVEL", f"must be one of {', '.join(LOG_LEVELS)} (got {r.text('LOG_LEVEL')!r})")
+    if level not in LEVELS:
+        r.problem("LOG_LEVEL", f"must be one of {', '.join(LEVELS)} (got {r.text('LOG_LEVEL')!r})")
     return level
 
 
@@ -511,7 +508,7 @@ def _read_uploads(r: _Reader) -> UploadsSettings:
 
 
 # A path on the page's own host (never //host: that would be another host, outside the CSP's list) or a URL.
-_PAGE_URL = re.compile(r"^(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/(?!/)[A-Za-z0-9._~/%-]*$")
+_PAGE_URL = r"(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/(?!/)[A-Za-z0-9._~/%-]*"
 
 
 def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:
@@ -524,7 +521,7 @@ def _read_upload_page(r: _Reader) -> UploadPageSettings:
     urls = {}
     for name, default in (("UPLOAD_PAGE_SIGNATURE_URL", "/signature"), ("UPLOAD_PAGE_STATUS_URL", "/uploads")):
         value = r.text(name, default) or default
-        if value != "none" and not _PAGE_URL.match(value):
+        if value != "none" and not re.fullmatch(_PAGE_URL, value):
             r.problem(
                 name, f"must be a path like /signature or a URL like https://api.example.com/signature (got {value!r})"
             )
@@ -555,8 +552,7 @@ def _read_callback(r: _Reader) -> CallbackSettings:
         r.problem("VOD_CALLBACK_SIGN_KEY", "is required (or set VOD_CALLBACK_INSECURE=true for local development)")
     if sign_key is None and insecure:
         log_event(
-            log,
-            logging.WARNING,
+            WARNING,
             "config.callback_unverified",
             detail="VOD_CALLBACK_INSECURE=true: events are not verified",
         )

@@ -16,17 +16,14 @@ covers them) and idempotent, so that re-running one by hand for a pending event 
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.config import ConfigError
 from shared.errors import StoreUnavailable
 from shared.events import VodEvent
-from shared.logs import log_event
+from shared.logs import ERROR, log_event
 from shared.store import EventStore, UploadRecord
-
-log = logging.getLogger("vod.hooks")
 
 
 @dataclass(frozen=True)
@@ -72,8 +69,7 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
         log_event(
-            log,
-            logging.ERROR,
+            ERROR,
             "hook.failed",
             error=exc,
             dedupe_key=committed.dedupe_key,
@@ -83,8 +79,7 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
         store.record_hook_result(committed.dedupe_key, error)
     except StoreUnavailable as store_error:  # the event itself is safe; its row just stays "pending"
         log_event(
-            log,
-            logging.ERROR,
+            ERROR,
             "hook.result_not_recorded",
             dedupe_key=committed.dedupe_key,
             store_error=store_error.message,

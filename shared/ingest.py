@@ -7,18 +7,15 @@ confirming the handles only after it returned. No transport here: failures are d
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from shared.events import NewFileUpload, VodEvent, parse_event, stored_form
 from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
-from shared.logs import log_event
+from shared.logs import WARNING, log_event
 from shared.source_context import Attribution, attribute
 from shared.store import EventStore, UploadRecord
-
-log = logging.getLogger("vod.ingest")
 
 
 @dataclass(frozen=True)
@@ -56,8 +53,7 @@ def ingest_event(
         if upload.conflicts:  # stored, attributed to nobody: an operator should look (vod-uploads show)
             conflicts = [{"field": c.field, "values": list(c.values)} for c in upload.conflicts]
             log_event(
-                log,
-                logging.WARNING,
+                WARNING,
                 "upload.conflict",
                 file_id=upload.file_id,
                 dedupe_key=stored.key,

@@ -8,7 +8,6 @@ This module never imports the Tencent SDK: the queue is anything with `pull` and
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,10 +18,8 @@ from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import without_nulls
 from shared.hooks import AfterCommit, no_hook
 from shared.ingest import ingest_event
-from shared.logs import REQUEST_ID, context_value, invocation_id, log_event
+from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, context_value, invocation_id, log_event
 from shared.store import EventStore
-
-log = logging.getLogger("vod.pull")
 
 
 class EventQueue(Protocol):
@@ -72,10 +69,10 @@ def _store_batch(
             result = ingest_event(store, payload, received_at=now, after_commit=after_commit, keys=keys)
         except MalformedEvent as exc:
             tally.unreadable += 1
-            log_event(log, logging.ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message)
+            log_event(ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message)
             continue
         except StoreUnavailable as exc:
-            log_event(log, logging.WARNING, "store.unavailable", store_error=exc.message)
+            log_event(WARNING, "store.unavailable", store_error=exc.message)
             return handles, True
         tally.duplicates += result.duplicate
         tally.recorded += not result.duplicate
@@ -85,7 +82,7 @@ def _store_batch(
 
 
 def _queue_failed(call: str, exc: Exception) -> str:
-    log_event(log, logging.ERROR, f"pull.{call}_failed", error_detail=f"{type(exc).__name__}: {str(exc)[:300]}")
+    log_event(ERROR, f"pull.{call}_failed", error_detail=f"{type(exc).__name__}: {str(exc)[:300]}")
     return "queue_error"
 
 
@@ -174,5 +171,5 @@ def _drain(
             stopped = "store_unavailable"
             break
     report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
-    log_event(log, logging.INFO, "pull.drained", **vars(report))
+    log_event(INFO, "pull.drained", **vars(report))
     return report

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from shared import logs
 
 # Test-only values (not credentials of any account).
 SECRET_ID = "AKIDtest0000000000000000000000000000"
@@ -83,11 +87,45 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
+class Output:
+    """What a test's in-process code wrote to stdout: the functions' JSON log lines. Read as it comes;
+    everything read is kept, for the leak guard."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self._capsys = capsys
+        self.seen = ""
+
+    def text(self) -> str:
+        """What was written since the last read."""
+        new = self._capsys.readouterr().out
+        self.seen += new
+        return new
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The log lines written since the last read, parsed."""
+        return self.parse(self.text())
+
+    @staticmethod
+    def parse(text: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture
+def output(capsys: pytest.CaptureFixture[str]) -> Output:
+    return Output(capsys)
+
+
 @pytest.fixture(autouse=True)
-def leak_guard(caplog: pytest.LogCaptureFixture) -> Iterator[LeakGuard]:
-    """Every log record written during a test (all levels) is checked for registered secrets."""
+def leak_guard(caplog: pytest.LogCaptureFixture, output: Output) -> Iterator[LeakGuard]:
+    """Every log line written during a test (all levels: the functions' on stdout, the tools' through
+    `logging`) is checked for registered secrets."""
     caplog.set_level(logging.DEBUG)
+    logs.set_level("DEBUG")
     guard = LeakGuard()
-    yield guard
-    leaks = guard.leaks_in(caplog.text)
+    try:
+        yield guard
+    finally:
+        logs.set_level("INFO")
+    output.text()
+    leaks = guard.leaks_in(caplog.text + output.seen)
     assert not leaks, f"secret or signature leaked into logs/output: {leaks}"

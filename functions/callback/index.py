@@ -6,10 +6,10 @@ from shared.callback_service import make_callback_endpoint
 from shared.config import load_callback_settings, log_level
 from shared.hooks import load_hook
 from shared.http.serve import serve
-from shared.logs import setup_logging
+from shared.logs import set_level
 from shared.store import open_store
 
-setup_logging(log_level())
+set_level(log_level())
 SETTINGS = load_callback_settings()  # once per container; a bad setting fails the cold start loudly
 # Connects on first use, not here: a store that is down at cold start answers 503, it can't crash the import.
 STORE = open_store(SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds)

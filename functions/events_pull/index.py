@@ -4,12 +4,12 @@ from typing import Any
 
 from shared.config import load_pull_settings, log_level
 from shared.hooks import load_hook
-from shared.logs import setup_logging
+from shared.logs import set_level
 from shared.pull_service import run_invocation
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
 
-setup_logging(log_level())
+set_level(log_level())
 SETTINGS = load_pull_settings()  # once per container; a bad setting fails the cold start loudly
 STORE = open_store(SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds)
 QUEUE = SdkEventQueue(make_client(SETTINGS.api), SETTINGS.api.sub_app_id)

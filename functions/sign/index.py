@@ -4,10 +4,10 @@ from typing import Any
 
 from shared.config import load_sign_settings, log_level
 from shared.http.serve import serve
-from shared.logs import setup_logging
+from shared.logs import set_level
 from shared.sign_service import make_sign_endpoint
 
-setup_logging(log_level())
+set_level(log_level())
 SETTINGS = load_sign_settings()  # once per container; a bad setting fails the cold start loudly
 ENDPOINT = make_sign_endpoint(SETTINGS)
 

@@ -5,11 +5,11 @@ from typing import Any
 
 from shared.config import load_upload_page_settings, log_level
 from shared.http.serve import serve
-from shared.logs import setup_logging
+from shared.logs import set_level
 from shared.upload_page import build_page, make_page_endpoint
 
 HERE = Path(__file__).resolve().parent
-setup_logging(log_level())
+set_level(log_level())
 SETTINGS = load_upload_page_settings()  # once per container; a bad setting fails the cold start loudly
 ENDPOINT = make_page_endpoint(build_page(SETTINGS, HERE / "static", HERE / "vendor"))
 

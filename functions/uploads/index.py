@@ -4,11 +4,11 @@ from typing import Any
 
 from shared.config import load_uploads_settings, log_level
 from shared.http.serve import serve
-from shared.logs import setup_logging
+from shared.logs import set_level
 from shared.status_service import make_uploads_endpoint
 from shared.store import open_store
 
-setup_logging(log_level())
+set_level(log_level())
 SETTINGS = load_uploads_settings()  # once per container; a bad setting fails the cold start loudly
 # Read-only: never writes, not even the schema (a read-only database role is enough).
 STORE = open_store(SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds, read_only=True)

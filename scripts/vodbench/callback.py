@@ -11,7 +11,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,71 @@ def _ingest_seconds(url: str) -> float:
     return _best(work, len(batches[0]))
 
 
+class _Recorder:
+    """A store cursor that notes every statement and its parameters (`defer`red ones too, and the locks)."""
+
+    def __init__(self, cursor: Any, calls: list[tuple[str, str, Any]]) -> None:
+        self._cursor, self._calls = cursor, calls
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        self._calls.append(("execute", sql, params))
+        return self._cursor.execute(sql, params)
+
+    def defer(self, sql: str, params: Any = ()) -> None:
+        self._calls.append(("defer", sql, params))
+        self._cursor.defer(sql, params)
+
+    def __getattr__(self, name: str) -> Any:  # rowcount, fetchone, fetchall
+        return getattr(self._cursor, name)
+
+
+def _statements_seconds(url: str, replay_urls: Sequence[str]) -> float:
+    """The write set alone: the statements the store ran for one run of events (recorded), replayed through
+    the store's own transactions (BEGIN, locks, round trips, COMMIT) into an empty database, with no Python
+    between them: no parsing, hashing, projection or JSON. What any event costs before our code runs."""
+    from shared.ingest import ingest_event
+    from shared.store import open_store
+
+    transactions: list[list[tuple[str, str, Any]]] = []
+    store = open_store(url)
+    try:
+        store.schema_version()  # the schema exists before recording starts
+        plain = store._transaction
+
+        @contextlib.contextmanager
+        def recording(conn: Any, *, write: bool) -> Iterator[Any]:
+            with plain(conn, write=write) as cursor:
+                transactions.append([])
+                yield _Recorder(cursor, transactions[-1])
+
+        store._transaction = recording  # type: ignore[method-assign]
+        for i, event in enumerate(_events(REPEAT)):  # new files, as every run of _ingest_seconds
+            ingest_event(store, event, received_at=float(i), keys=_KEYS)
+    finally:
+        store.close()
+
+    def replayed(calls: list[tuple[str, str, Any]]) -> Callable[[Any], None]:
+        def work(cursor: Any) -> None:
+            for method, sql, params in calls:
+                getattr(cursor, method)(sql, params)
+
+        return work
+
+    works = [replayed(calls) for calls in transactions]
+    times = []
+    for replay_url in replay_urls:  # best of: one empty database each
+        replay = open_store(replay_url)
+        try:
+            replay.schema_version()
+            started = time.perf_counter()
+            for work in works:
+                replay._run(work, write=True)
+            times.append((time.perf_counter() - started) / len(works))
+        finally:
+            replay.close()
+    return min(times)
+
+
 def _sqlite_upsert_seconds(path: str, count: int) -> float:
     conn = sqlite3.connect(path, isolation_level=None)
     # The same settings and one writer transaction per operation, exactly as the store uses.
@@ -118,8 +183,8 @@ def _postgres_upsert_seconds(url: str, count: int) -> float:
 
 
 @contextlib.contextmanager
-def _postgres() -> Iterator[tuple[str | None, str]]:
-    """(URL of a database on a throwaway server, note) or (None, why not)."""
+def _postgres() -> Iterator[tuple[Callable[[], str] | None, str]]:
+    """(a maker of new databases on a throwaway server, returning their URLs; note) or (None, why not)."""
     from vodtesting.pgserver import PostgresServer, find_bin_dir
 
     bin_dir = find_bin_dir()
@@ -129,7 +194,7 @@ def _postgres() -> Iterator[tuple[str | None, str]]:
     server = PostgresServer(bin_dir).init()
     try:
         server.start()
-        yield server.create_database(), "Unix socket, fsync off"
+        yield server.create_database, "Unix socket, fsync off"
     finally:
         server.destroy()
 
@@ -179,12 +244,19 @@ def _flat_rows(url: str) -> list[tuple[str, str]]:
     ]
 
 
-def _ratio_row(name: str, ingest: float, upsert: float, note: str) -> tuple[str, str]:
-    return (
-        f"{name}: events/s (vs bare upsert/s)",
-        f"{1 / ingest:8.0f} /s  (bare {1 / upsert:.0f}/s; one event costs ×{ingest / upsert:.1f} "
-        f"of one upsert round trip, {target(ingest / upsert, 2)}; {note})",
-    )
+def _ratio_rows(name: str, ingest: float, statements: float, upsert: float, note: str) -> list[tuple[str, str]]:
+    return [
+        (
+            f"{name}: events/s (vs bare upsert/s)",
+            f"{1 / ingest:8.0f} /s  (bare {1 / upsert:.0f}/s; one event costs ×{ingest / upsert:.1f} "
+            f"of one upsert round trip, {target(ingest / upsert, 2)}; {note})",
+        ),
+        (
+            "  of which: the store's statements alone, replayed without Python",
+            f"   ×{statements / upsert:.1f}  of the upsert ({statements * 1e6:.0f} µs an event; "
+            f"our Python: {(ingest - statements) * 1e6:.0f} µs)",
+        ),
+    ]
 
 
 _KEYS = (CONTEXT_KEY,)
@@ -252,16 +324,21 @@ def run() -> list[tuple[str, str]]:
         )
         sqlite_path = Path(tmp) / "bench" / "vod.sqlite3"
         ingest = _ingest_seconds(f"sqlite:///{sqlite_path}")
+        statements = _statements_seconds(
+            f"sqlite:///{tmp}/recorded/vod.sqlite3", [f"sqlite:///{tmp}/replay{n}/vod.sqlite3" for n in range(REPEAT)]
+        )
         upsert = _sqlite_upsert_seconds(str(Path(tmp) / "bare.sqlite3"), EVENTS)
-        rows.append(_ratio_row("SQLite", ingest, upsert, "WAL, synchronous=FULL, in " + tmp))
+        rows += _ratio_rows("SQLite", ingest, statements, upsert, "WAL, synchronous=FULL, in " + tmp)
         rows += _flat_rows(f"sqlite:///{tmp}/flat/vod.sqlite3")
-    with _postgres() as (url, note):
-        if url is None:
+    with _postgres() as (new_database, note):
+        if new_database is None:
             rows.append(("PostgreSQL: events/s", note))
         else:
+            url = new_database()
             ingest = _ingest_seconds(url)
+            statements = _statements_seconds(new_database(), [new_database() for _ in range(REPEAT)])
             upsert = _postgres_upsert_seconds(url, EVENTS)
-            rows.append(_ratio_row("PostgreSQL", ingest, upsert, note))
+            rows += _ratio_rows("PostgreSQL", ingest, statements, upsert, note)
             rows += _flat_rows(url)
             rows += _postgres_cold_rows(url)
     return rows

@@ -23,7 +23,7 @@ ENV = {**SIGN_ENV, "VOD_SIGNATURE_TTL": "3600", "LOG_LEVEL": "WARNING"}
 @contextlib.contextmanager
 def _environment() -> Iterator[None]:
     """The sign function's settings (it reads them on its first request), request logs kept quiet."""
-    loggers = {name: logging.getLogger(name).level for name in ("werkzeug", "vod", "vodemu", "vodupload")}
+    loggers = {name: logging.getLogger(name).level for name in ("werkzeug", "vodemu", "vodupload")}
     for name in loggers:
         logging.getLogger(name).setLevel(logging.WARNING)
     try:

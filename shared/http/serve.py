@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -19,9 +18,8 @@ from shared.errors import MethodNotAllowed, PayloadTooLarge, StoreUnavailable, a
 from shared.http.cors import cors_headers, preflight
 from shared.http.model import Endpoint, Request, Response
 from shared.http.triggers import request_from_event
-from shared.logs import REQUEST_ID, invocation_id, log_event
+from shared.logs import ERROR, INFO, REQUEST_ID, invocation_id, log_event
 
-log = logging.getLogger("vod.http")
 _BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once
 
 
@@ -58,7 +56,7 @@ def _answer(error: Exception, notes: dict[str, Any]) -> tuple[Response, str]:
     (the log has the details and the request id)."""
     http = as_http_error(error)
     if http is None:
-        log_event(log, logging.ERROR, "request.crash", error=error)
+        log_event(ERROR, "request.crash", error=error)
         return Response(500, error_body("internal_error", "internal error")), "internal_error"
     if isinstance(error, StoreUnavailable):
         notes["store_error"] = error.message  # redacted by the store; the caller only hears "retry later"
@@ -90,8 +88,7 @@ def serve(
         response, code = _answer(error, notes)
     try:
         log_event(
-            log,
-            logging.INFO,
+            INFO,
             "request",
             method=request.method if request else None,
             path=request.path if request else None,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import threading
 import time
@@ -26,7 +25,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import DeletePart, StoredEvent, VodEvent, canonical_json, parse_event
-from shared.logs import log_event
+from shared.logs import DEBUG, WARNING, log_event
 from shared.source_context import Attribution
 from shared.store.projection import (
     Conflict,
@@ -45,7 +44,6 @@ from shared.store.projection import (
     upload_record,
 )
 
-log = logging.getLogger("vod.store")
 R = TypeVar("R")
 HookStatus = Literal["pending", "done", "failed"]
 
@@ -306,7 +304,7 @@ class EventStore(ABC):
         try:
             self._close(conn)
         except Exception:
-            log_event(log, logging.DEBUG, "store.close_failed")
+            log_event(DEBUG, "store.close_failed")
 
     def close(self) -> None:
         with self._pool_lock:
@@ -487,7 +485,7 @@ class EventStore(ABC):
             try:
                 event = parse_event(json.loads(payload))
             except MalformedEvent as exc:  # stored by an older, laxer version: kept, but cannot be folded
-                log_event(log, logging.WARNING, "store.unfoldable_event", dedupe_key=key, error_detail=exc.message)
+                log_event(WARNING, "store.unfoldable_event", dedupe_key=key, error_detail=exc.message)
                 continue
             yield FoldInput(key, float(received_at), event, None if attribution is None else _attribution(attribution))
 

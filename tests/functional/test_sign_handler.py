@@ -19,7 +19,7 @@ from shared import source_context
 from shared.config import load_sign_settings
 from shared.http.serve import serve
 from shared.sign_service import make_sign_endpoint
-from tests.conftest import GATEWAY_SECRET, JWT_SECRET, KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
+from tests.conftest import GATEWAY_SECRET, JWT_SECRET, KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard, Output
 from tests.scf import SHAPES, header, response_json
 from vodemu import signature as vod_signature
 from vodtesting import http_event
@@ -348,7 +348,7 @@ def test_cors_with_credentials_echoes_the_origin_never_a_wildcard(call: Callable
     assert header(result, "Vary") == "Origin"
 
 
-def test_a_crash_is_a_generic_500_that_leaks_nothing(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_crash_is_a_generic_500_that_leaks_nothing(output: Output) -> None:
     settings = load_sign_settings(SIGN_ENV)
 
     def boom(_: object) -> Any:
@@ -357,23 +357,23 @@ def test_a_crash_is_a_generic_500_that_leaks_nothing(caplog: pytest.LogCaptureFi
     result = serve(http_event(path="/signature", body={}), None, boom, settings.http)
     assert result["statusCode"] == 500
     assert response_json(result) == {"error": {"code": "internal_error", "message": "internal error"}}
-    assert "internal detail" in caplog.text  # ...but the log has it, with the request id
+    [crash, request] = output.lines()  # ...but the log has it, with the request id
+    assert crash["event"] == "request.crash" and "RuntimeError: internal detail" in crash["exception"]
+    assert crash["request_id"] == request["request_id"] == result["headers"]["X-Request-Id"]
 
 
 def test_the_deployed_index_logs_one_json_line_per_request_without_secrets(
-    vod_function: Callable[..., Any], caplog: pytest.LogCaptureFixture, leak_guard: LeakGuard
+    vod_function: Callable[..., Any], output: Output, leak_guard: LeakGuard
 ) -> None:
     handler = vod_function("sign", env=SIGN_ENV)
     fresh = jwt.encode({"sub": "bob", "exp": 2**40}, JWT_SECRET, algorithm="HS256")
-    caplog.clear()
+    output.text()
     event = http_event(path="/signature", body={}, headers=bearer(fresh), request_id="gw-req-7")
     result = handler(event, {"request_id": "scf-req-9"})
     assert result["statusCode"] == 200
     leak_guard.add(response_json(result)["signature"])
     leak_guard.add(fresh)
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "vod.http"]
-    assert len(lines) == 1
-    line = lines[0]
+    [line] = output.lines()
     assert line["user"] == "bob" and line["status"] == 200 and line["outcome"] == "ok"
     assert line["request_id"] == "gw-req-7" and line["latency_ms"] >= 0  # the gateway's id wins over SCF's
 

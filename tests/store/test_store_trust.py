@@ -4,7 +4,6 @@ or poison the store (an answer other than 400 for a bad event would be retried b
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.store import EventStore
-from tests.conftest import CALLBACK_ENV, CONTEXT_KEY, KEYS
+from tests.conftest import CALLBACK_ENV, CONTEXT_KEY, KEYS, Output
 from tests.scf import load_event, response_json
 from vodtesting import http_event, signed, vod_event
 
@@ -55,19 +54,19 @@ def test_a_forged_upload_for_an_existing_file_never_names_the_forger(store: Even
     ]
 
 
-def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Output) -> None:
     seen: list[CommittedEvent] = []
     ingest_event(store, upload_by("alice"), received_at=1.0, keys=KEYS, after_commit=seen.append)
-    with caplog.at_level(logging.WARNING, logger="vod"):
-        ingest_event(store, upload_by("mallory"), received_at=2.0, keys=KEYS, after_commit=seen.append)
+    output.text()
+    ingest_event(store, upload_by("mallory"), received_at=2.0, keys=KEYS, after_commit=seen.append)
     # The hook sees the record as committed: nobody's, with what disagrees (so an app can alert on it).
     last = seen[-1].upload
     assert last is not None and (last.status, last.user_id) == ("conflict", None)
     assert [c.field for c in last.conflicts] == ["user_id", "source_context"]
-    lines = [json.loads(r.getMessage()) for r in caplog.records if "upload.conflict" in r.getMessage()]
-    assert [(line["file_id"], [c["field"] for c in line["conflicts"]]) for line in lines] == [
-        (FILE, ["user_id", "source_context"])
-    ]
+    assert [
+        (line["level"], line["event"], line["file_id"], [c["field"] for c in line["conflicts"]])
+        for line in output.lines()
+    ] == [("WARNING", "upload.conflict", FILE, ["user_id", "source_context"])]
 
 
 @pytest.mark.parametrize(

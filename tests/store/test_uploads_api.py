@@ -16,7 +16,7 @@ from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.status_service import make_uploads_endpoint
 from shared.store import EventStore, StoreUnavailable, open_store
-from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS
+from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, Output
 from vodtesting import dev_token, http_event, vod_event
 from vodtesting.pgserver import database_name
 
@@ -255,7 +255,7 @@ ORIGIN = "https://app.example.com"
 def test_the_uploads_function_at_its_edge(
     vod_function: Callable[..., Any],
     tmp_path: Any,
-    caplog: pytest.LogCaptureFixture,
+    output: Output,
     method: str,
     headers: dict[str, str],
     store_down: bool,
@@ -269,15 +269,16 @@ def test_the_uploads_function_at_its_edge(
     handler = vod_function("uploads", env=env)
     bearer = token("ann")
     sent = {name: value.format(token=bearer) for name, value in headers.items()}
-    with caplog.at_level("INFO", logger="vod"):
-        result = handler(http_event(method, "/uploads", headers={"Origin": ORIGIN, **sent}), {"request_id": "r"})
+    output.text()
+    result = handler(http_event(method, "/uploads", headers={"Origin": ORIGIN, **sent}), {"request_id": "r"})
     assert result["statusCode"] == status
     if code is not None:
         assert json.loads(result["body"])["error"]["code"] == code
     assert result["headers"]["Access-Control-Allow-Origin"] == ORIGIN  # errors too: a browser can read them
     if status == 405:
         assert "GET" in result["headers"]["Allow"]
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.getMessage().startswith('{"event": "request"')]
+    text = output.text()
+    lines = [line for line in Output.parse(text) if line["event"] == "request"]
     # One line per request, under the id the answer carries.
     assert [(line["status"], line["request_id"]) for line in lines] == [(status, result["headers"]["X-Request-Id"])]
-    assert bearer not in caplog.text and "not-a-jwt" not in caplog.text
+    assert bearer not in text and "not-a-jwt" not in text

@@ -17,7 +17,7 @@ from shared.config import (
     load_upload_page_settings,
     log_level,
 )
-from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV, Output
 
 
 def test_sign_defaults_are_secure() -> None:
@@ -134,10 +134,10 @@ def test_a_bad_setting_is_named(load: Any, env: dict[str, str | None], bad: str)
     assert "hunter2" not in str(caught.value)  # a bad URL is named, its password never shown
 
 
-def test_auth_none_must_be_explicit_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+def test_auth_none_must_be_explicit_and_warns(output: Output) -> None:
     settings = load_sign_settings({**SIGN_ENV, "AUTH_MODE": "none"})
     assert settings.auth.mode == "none"
-    assert "auth_disabled" in caplog.text
+    assert [(line["level"], line["event"]) for line in output.lines()] == [("WARNING", "config.auth_disabled")]
 
 
 def test_secrets_never_show_in_repr_or_str() -> None:
@@ -170,10 +170,10 @@ def test_callback_refuses_to_start_unverified(env: dict[str, str], bad: str) -> 
     assert bad in str(caught.value)
 
 
-def test_callback_insecure_mode_is_explicit_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
     settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true", "VOD_CONTEXT_KEY": CONTEXT_KEY})
     assert settings.sign_key is None
-    assert "callback_unverified" in caplog.text
+    assert [(line["level"], line["event"]) for line in output.lines()] == [("WARNING", "config.callback_unverified")]
     assert settings.store.database_url.reveal().startswith("sqlite:///")
 
 

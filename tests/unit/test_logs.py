@@ -1,10 +1,8 @@
-"""One logging path: every line is one JSON object, exceptions are a field, and every line written while
-a request (or a PULL run) is served carries its id."""
+"""One logging path: every line is one JSON object on stdout, exceptions are a field, and every line written
+while a request (or a PULL run) is served carries its id."""
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,32 +13,40 @@ from shared.config import load_callback_settings
 from shared.hooks import CommittedEvent
 from shared.http.model import Request, Response
 from shared.http.serve import serve
-from shared.logs import REQUEST_ID, log_event
+from shared.logs import DEBUG, ERROR, REQUEST_ID, WARNING, log_event, set_level
 from shared.pull_service import drain
 from shared.store import open_store
-from tests.conftest import CONTEXT_KEY, KEYS
+from tests.conftest import CONTEXT_KEY, KEYS, Output
 from tests.scf import load_event
 from vodtesting import http_event
 
 
-def lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
-    records = [r for r in caplog.records if r.name.startswith("vod")]
-    assert all("\n" not in r.getMessage() for r in records)  # one line each, tracebacks included
-    return [json.loads(r.getMessage()) for r in records]
-
-
-def test_an_exception_is_a_field_of_its_one_line(caplog: pytest.LogCaptureFixture) -> None:
+def test_an_exception_is_a_field_of_its_one_line(output: Output) -> None:
+    output.text()
     try:
         raise ValueError("bad\nthing \ud800")
     except ValueError as exc:
-        log_event(logging.getLogger("vod.test"), logging.ERROR, "test.failed", error=exc, detail="é")
-    [line] = lines(caplog)
-    assert line["event"] == "test.failed" and line["detail"] == "é" and line["request_id"] is None
+        log_event(ERROR, "test.failed", error=exc, detail="é")
+    text = output.text()
+    assert text.isascii() and text.count("\n") == 1  # one line, a lone surrogate cannot lose it
+    [line] = Output.parse(text)
+    assert (line["level"], line["event"], line["detail"], line["request_id"]) == ("ERROR", "test.failed", "é", None)
     assert line["exception"].startswith("Traceback") and "ValueError: bad\nthing" in line["exception"]
-    assert caplog.records[-1].getMessage().isascii()  # a lone surrogate cannot lose the line
 
 
-def test_every_line_of_a_request_carries_its_id(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("level", "written"),
+    [("DEBUG", ["debug", "warning"]), ("INFO", ["warning"]), ("WARNING", ["warning"]), ("ERROR", [])],
+)
+def test_lines_below_the_level_are_not_written(output: Output, level: str, written: list[str]) -> None:
+    set_level(level)
+    output.text()
+    log_event(DEBUG, "debug")
+    log_event(WARNING, "warning")
+    assert [line["event"] for line in output.lines()] == written
+
+
+def test_every_line_of_a_request_carries_its_id(tmp_path: Path, output: Output) -> None:
     settings = load_callback_settings(
         {
             "VOD_CALLBACK_INSECURE": "true",
@@ -54,27 +60,27 @@ def test_every_line_of_a_request_carries_its_id(tmp_path: Path, caplog: pytest.L
         raise RuntimeError("downstream is down")
 
     endpoint = make_callback_endpoint(settings, lambda: store, after_commit=hook)
-    caplog.clear()
+    output.text()
     event = http_event(path="/vod-events", body=load_event("vod_new_file_upload"), shape="function_url")
     result = serve(event, {"request_id": "req-42"}, endpoint, settings.http)
     store.close()
     assert result["statusCode"] == 200
-    logged = lines(caplog)
+    logged = output.lines()
     assert [line["event"] for line in logged] == ["hook.failed", "request"]
     assert {line["request_id"] for line in logged} == {"req-42"}
     assert "RuntimeError: downstream is down" in logged[0]["exception"]
     assert REQUEST_ID.get() is None  # nothing leaks into the next invocation
 
 
-def test_a_crash_is_logged_with_its_traceback_and_answered_with_nothing(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_crash_is_logged_with_its_traceback_and_answered_with_nothing(output: Output) -> None:
     def endpoint(request: Request) -> Response:
         raise KeyError("secret internals")
 
     settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true", "VOD_CONTEXT_KEY": CONTEXT_KEY}).http
-    caplog.clear()
+    output.text()
     result = serve(http_event(body="{}", request_id="req-crash-gw"), {"request_id": "req-crash"}, endpoint, settings)
     assert result["statusCode"] == 500 and "secret internals" not in result["body"]
-    crash, request = lines(caplog)
+    crash, request = output.lines()
     assert (crash["event"], crash["request_id"], request["outcome"]) == (
         "request.crash",
         "req-crash-gw",
@@ -83,7 +89,7 @@ def test_a_crash_is_logged_with_its_traceback_and_answered_with_nothing(caplog: 
     assert "KeyError: 'secret internals'" in crash["exception"]
 
 
-def test_a_pull_run_has_its_id_on_every_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_pull_run_has_its_id_on_every_line(tmp_path: Path, output: Output) -> None:
     class EmptyQueue:
         def pull(self) -> list[dict[str, Any]]:
             return []
@@ -104,4 +110,4 @@ def test_a_pull_run_has_its_id_on_every_line(tmp_path: Path, caplog: pytest.LogC
     )
     store.close()
     assert report.stopped == "empty"
-    assert [(line["event"], line["request_id"]) for line in lines(caplog)] == [("pull.drained", "timer-7")]
+    assert [(line["event"], line["request_id"]) for line in output.lines()] == [("pull.drained", "timer-7")]
