@@ -316,21 +316,19 @@ def parse_event(payload: object) -> VodEvent:
 
 
 def _depth(value: object) -> int:
-    """Nesting depth of a JSON value, without recursion (so hostile depth cannot crash it); it stops
-    counting past MAX_DEPTH."""
-    if not isinstance(value, (dict, list)):
-        return 0
-    deepest = 0
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        if level > deepest:
-            deepest = level
-            if level > MAX_DEPTH:
-                break
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, level + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
+    """Nesting depth of a JSON value, one level at a time (no recursion, so hostile depth cannot crash
+    it); it stops counting past MAX_DEPTH."""
+    depth = 0
+    level = [value] if isinstance(value, (dict, list)) else []
+    while level and depth <= MAX_DEPTH:
+        depth += 1
+        below = []
+        for item in level:
+            for child in item.values() if isinstance(item, dict) else item:
+                if isinstance(child, (dict, list)):
+                    below.append(child)
+        level = below
+    return depth
 
 
 # Sorted keys, no spaces, ASCII only: one text per event whatever the sender's key order, and one that

@@ -56,6 +56,9 @@ def log_event(level: int, event: str, /, *, error: BaseException | None = None, 
         line["exception"] = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     # sys.stdout looked up each time (a test's capture replaces it); one write call per line, so lines
     # from threads do not interleave; flushed, so a frozen or killed container has lost no line it wrote.
-    stream = sys.stdout
-    stream.write(_ENCODER.encode(line) + "\n")
-    stream.flush()
+    try:
+        stream = sys.stdout
+        stream.write(_ENCODER.encode(line) + "\n")
+        stream.flush()
+    except (OSError, ValueError):  # stdout closed or a broken pipe: lose the line, never the request
+        pass

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from shared.errors import CallbackSignRejected, MalformedEvent, StoreUnavailable, as_http_error
 from shared.events import (
+    MAX_DEPTH,
     FileDeleted,
     NewFileUpload,
     OtherEvent,
@@ -184,6 +185,26 @@ def test_malformed_events_name_the_field(payload: Any, field: str) -> None:
     answer = as_http_error(caught.value)
     assert answer is not None and (answer.status, answer.code) == (400, "malformed_event")
     assert field in caught.value.field and caught.value.message.startswith(caught.value.field)
+
+
+def _wrapped(depth: int, container: str) -> Any:
+    """A value `depth` containers deep (a dict holding lists, say), with a scalar and an empty one beside each."""
+    value: Any = "leaf"
+    for level in range(depth):
+        value = {"x": value, "n": level, "e": []} if container == "dict" else [1, value, {}]
+    return value
+
+
+@pytest.mark.parametrize("container", ["dict", "list"])
+@pytest.mark.parametrize(("depth", "refused"), [(MAX_DEPTH, False), (MAX_DEPTH + 1, True), (5_000, True)])
+def test_nesting_is_refused_one_level_past_the_limit(container: str, depth: int, refused: bool) -> None:
+    # The event object itself is one level; the empty containers beside the chain are one level deeper.
+    payload = {"EventType": "EditMediaComplete", "Data": _wrapped(depth - 2, container)}
+    if refused:
+        with pytest.raises(MalformedEvent, match="nested more than"):
+            parse_event(payload)
+    else:
+        assert isinstance(parse_event(payload), OtherEvent)
 
 
 @pytest.mark.parametrize(

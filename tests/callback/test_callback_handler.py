@@ -198,7 +198,7 @@ def test_sixteen_concurrent_deliveries_have_one_effect(
 
 def test_insecure_mode_accepts_unsigned_events(call: Callable[..., Call], output: Output) -> None:
     invoke = call(VOD_CALLBACK_SIGN_KEY="", VOD_CALLBACK_INSECURE="true")
-    output.text()
+    output.skip()
     assert invoke(load_event("vod_new_file_upload"))["status"] == 200
     [line] = output.lines()
     assert (line["event"], line["unverified"]) == ("request", True)

@@ -65,7 +65,7 @@ def test_a_gateway_request_id_that_is_not_one_is_not_echoed(request_id: str) -> 
 
 
 def test_an_unencodable_path_still_gets_its_log_line(output: Output) -> None:
-    output.text()
+    output.skip()
     result = sign(http_event(path="/sign\ud800ature", body={}))
     assert result["statusCode"] == 401
     [line] = output.lines()

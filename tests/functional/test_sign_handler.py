@@ -367,7 +367,7 @@ def test_the_deployed_index_logs_one_json_line_per_request_without_secrets(
 ) -> None:
     handler = vod_function("sign", env=SIGN_ENV)
     fresh = jwt.encode({"sub": "bob", "exp": 2**40}, JWT_SECRET, algorithm="HS256")
-    output.text()
+    output.skip()
     event = http_event(path="/signature", body={}, headers=bearer(fresh), request_id="gw-req-7")
     result = handler(event, {"request_id": "scf-req-9"})
     assert result["statusCode"] == 200

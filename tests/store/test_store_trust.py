@@ -57,7 +57,7 @@ def test_a_forged_upload_for_an_existing_file_never_names_the_forger(store: Even
 def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Output) -> None:
     seen: list[CommittedEvent] = []
     ingest_event(store, upload_by("alice"), received_at=1.0, keys=KEYS, after_commit=seen.append)
-    output.text()
+    output.skip()
     ingest_event(store, upload_by("mallory"), received_at=2.0, keys=KEYS, after_commit=seen.append)
     # The hook sees the record as committed: nobody's, with what disagrees (so an app can alert on it).
     last = seen[-1].upload

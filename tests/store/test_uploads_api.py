@@ -269,7 +269,7 @@ def test_the_uploads_function_at_its_edge(
     handler = vod_function("uploads", env=env)
     bearer = token("ann")
     sent = {name: value.format(token=bearer) for name, value in headers.items()}
-    output.text()
+    output.skip()
     result = handler(http_event(method, "/uploads", headers={"Origin": ORIGIN, **sent}), {"request_id": "r"})
     assert result["statusCode"] == status
     if code is not None:
