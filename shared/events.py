@@ -15,8 +15,8 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import Any, NamedTuple, TypeVar
 
 from shared.errors import CallbackSignRejected, MalformedEvent
 
@@ -30,8 +30,7 @@ T = TypeVar("T")
 DELIVERY_FIELDS = ("Sign", "T", "EventHandle")
 
 
-@dataclass(frozen=True)
-class NewFileUpload:
+class NewFileUpload(NamedTuple):
     file_id: str
     name: str | None = None
     media_url: str | None = None
@@ -45,15 +44,17 @@ class NewFileUpload:
     procedure_task_id: str | None = None
     review_task_id: str | None = None
     metadata: JsonObject | None = None
-    event_type: str = field(default="NewFileUpload", init=False)
+
+    @property
+    def event_type(self) -> str:
+        return "NewFileUpload"
 
     @property
     def file_ids(self) -> tuple[str, ...]:
         return (self.file_id,)
 
 
-@dataclass(frozen=True)
-class MediaProcessResult:
+class MediaProcessResult(NamedTuple):
     """One entry of MediaProcessResultSet: `Type` and its `<Type>Task` object."""
 
     type: str
@@ -64,8 +65,7 @@ class MediaProcessResult:
     output: JsonObject | None = None
 
 
-@dataclass(frozen=True)
-class ProcedureStateChanged:
+class ProcedureStateChanged(NamedTuple):
     task_id: str
     status: str | None = None
     err_code: int | None = None
@@ -77,33 +77,36 @@ class ProcedureStateChanged:
     session_id: str | None = None
     results: tuple[MediaProcessResult, ...] = ()
     metadata: JsonObject | None = None
-    event_type: str = field(default="ProcedureStateChanged", init=False)
+
+    @property
+    def event_type(self) -> str:
+        return "ProcedureStateChanged"
 
     @property
     def file_ids(self) -> tuple[str, ...]:
         return (self.file_id,) if self.file_id else ()
 
 
-@dataclass(frozen=True)
-class DeletePart:
+class DeletePart(NamedTuple):
     type: str | None = None
     definition: int | None = None
 
 
-@dataclass(frozen=True)
-class FileDeleted:
+class FileDeleted(NamedTuple):
     file_ids: tuple[str, ...]
     # FileId -> the parts deleted; a file with no parts listed was deleted whole (DeleteMedia's
     # default), one with parts (e.g. only TranscodeFiles) still exists.
-    parts: Mapping[str, tuple[DeletePart, ...]] = field(default_factory=dict)
-    event_type: str = field(default="FileDeleted", init=False)
+    parts: Mapping[str, tuple[DeletePart, ...]] = MappingProxyType({})  # shared by all: read-only
+
+    @property
+    def event_type(self) -> str:
+        return "FileDeleted"
 
     def parts_for(self, file_id: str) -> tuple[DeletePart, ...]:
         return self.parts.get(file_id, ())
 
 
-@dataclass(frozen=True)
-class OtherEvent:
+class OtherEvent(NamedTuple):
     """Any other type (EditMediaComplete, TranscodeComplete, ...): kept, linked to the files it names."""
 
     event_type: str
@@ -336,8 +339,7 @@ def _depth(value: object) -> int:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-@dataclass(frozen=True)
-class StoredEvent:
+class StoredEvent(NamedTuple):
     """The event as it is stored (canonical JSON without the per-delivery fields) and its dedupe key,
     the SHA-256 of exactly that text. Every delivery of one notification gets one key: a PUSH retry, a
     PULL redelivery, and the same event arriving by PUSH and by PULL."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from shared.config import ConfigError
 from shared.errors import StoreUnavailable
@@ -26,8 +26,7 @@ from shared.logs import ERROR, log_event
 from shared.store import EventStore, UploadRecord
 
 
-@dataclass(frozen=True)
-class CommittedEvent:
+class CommittedEvent(NamedTuple):
     dedupe_key: str
     event: VodEvent
     received_at: float

@@ -8,8 +8,7 @@ confirming the handles only after it returned. No transport here: failures are d
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared.events import NewFileUpload, VodEvent, parse_event, stored_form
 from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
@@ -18,8 +17,7 @@ from shared.source_context import Attribution, attribute
 from shared.store import EventStore, UploadRecord
 
 
-@dataclass(frozen=True)
-class IngestResult:
+class IngestResult(NamedTuple):
     dedupe_key: str
     event: VodEvent
     duplicate: bool  # True: this exact event was recorded before; nothing changed, no hook ran

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from shared.config import PullSettings
 from shared.errors import MalformedEvent, StoreUnavailable
@@ -30,8 +29,7 @@ class EventQueue(Protocol):
         """ConfirmEvents: VOD forgets these events."""
 
 
-@dataclass(frozen=True)
-class DrainReport:
+class DrainReport(NamedTuple):
     rounds: int
     pulled: int
     recorded: int
@@ -41,13 +39,11 @@ class DrainReport:
     stopped: str  # "deadline", "empty", "store_unavailable" or "queue_error"
 
 
-@dataclass
 class _Tally:
-    pulled: int = 0
-    recorded: int = 0
-    duplicates: int = 0
-    confirmed: int = 0
-    unreadable: int = 0
+    """DrainReport's counts while the run goes on."""
+
+    def __init__(self) -> None:
+        self.pulled = self.recorded = self.duplicates = self.confirmed = self.unreadable = 0
 
 
 def _store_batch(
@@ -171,5 +167,5 @@ def _drain(
             stopped = "store_unavailable"
             break
     report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
-    log_event(INFO, "pull.drained", **vars(report))
+    log_event(INFO, "pull.drained", **report._asdict())
     return report

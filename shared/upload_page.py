@@ -15,8 +15,8 @@ import gzip
 import hashlib
 import html
 import json
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 from shared.config import UploadPageSettings
@@ -31,15 +31,13 @@ _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=ut
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-@dataclass(frozen=True)
-class Asset:
+class Asset(NamedTuple):
     url_name: str  # e.g. upload.3f2a9c0d1e2b.js: changes whenever the content does
     content_type: str
     gzipped: bytes
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(NamedTuple):
     html_gzipped: bytes
     assets: dict[str, Asset]  # by url_name
     csp: str

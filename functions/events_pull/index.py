@@ -17,4 +17,4 @@ AFTER_COMMIT = load_hook(SETTINGS.after_commit_hook)
 
 
 def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return vars(run_invocation(context, SETTINGS, QUEUE, STORE, AFTER_COMMIT))
+    return run_invocation(context, SETTINGS, QUEUE, STORE, AFTER_COMMIT)._asdict()

@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import asdict
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -35,17 +35,22 @@ def when(timestamp: float | None) -> str:
 
 
 def plain(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
+    """JSON-safe data; records (NamedTuples, nested ones too) as objects, not lists."""
+
+    def objects(item: Any) -> Any:
+        if hasattr(item, "_asdict"):
+            return {name: objects(field) for name, field in item._asdict().items()}
+        if isinstance(item, (list, tuple)):
+            return [objects(field) for field in item]
+        if isinstance(item, Mapping):
+            return {str(name): objects(field) for name, field in item.items()}
+        return item
+
+    return json.loads(json.dumps(objects(value), default=str))
 
 
 def report_json(report: FileReport) -> dict[str, Any]:
-    shown: dict[str, Any] = plain(
-        {
-            "upload": asdict(report.upload),
-            "tasks": [asdict(t) for t in report.tasks],
-            "events": [asdict(e) for e in report.events],
-        }
-    )
+    shown: dict[str, Any] = plain({"upload": report.upload, "tasks": report.tasks, "events": report.events})
     return shown
 
 
@@ -126,7 +131,7 @@ def run(args: argparse.Namespace) -> None:
         if args.command == "list":
             uploads = store.uploads_for_user(args.user)
             if args.json:
-                print(json.dumps({"user": args.user, "uploads": plain([asdict(u) for u in uploads])}, indent=2))
+                print(json.dumps({"user": args.user, "uploads": plain(uploads)}, indent=2))
             else:
                 print_table(args.user, uploads)
             return

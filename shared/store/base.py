@@ -20,8 +20,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import DeletePart, StoredEvent, VodEvent, canonical_json, parse_event
@@ -124,8 +123,7 @@ class Cursor(Protocol):
     def defer(self, sql: str, params: Sequence[Any] = ..., /) -> None: ...
 
 
-@dataclass(frozen=True)
-class EventSummary:
+class EventSummary(NamedTuple):
     dedupe_key: str
     event_type: str
     file_ids: tuple[str, ...]
@@ -135,15 +133,13 @@ class EventSummary:
     hook_last_error: str | None = None
 
 
-@dataclass(frozen=True)
-class Ingested:
+class Ingested(NamedTuple):
     dedupe_key: str
     duplicate: bool
     uploads: tuple[UploadRecord, ...] = ()  # the records after this event (empty for a duplicate)
 
 
-@dataclass(frozen=True)
-class FileReport:
+class FileReport(NamedTuple):
     """Everything known about one file, read in one transaction."""
 
     upload: UploadRecord
@@ -153,8 +149,8 @@ class FileReport:
 
 # --- row <-> record -------------------------------------------------------------------------------------
 
-_UPLOAD_COLUMNS = tuple(f.name for f in fields(UploadRecord))
-_TASK_COLUMNS = tuple(f.name for f in fields(TaskRecord))
+_UPLOAD_COLUMNS = UploadRecord._fields
+_TASK_COLUMNS = TaskRecord._fields
 _EVENT_COLUMNS = "dedupe_key, event_type, file_ids, received_at, hook_status, hook_failures, hook_last_error"
 
 
@@ -165,8 +161,8 @@ _to_json = canonical_json
 def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
     values = {f: getattr(upload, f) for f in _UPLOAD_COLUMNS}
     values["metadata"] = None if upload.metadata is None else _to_json(upload.metadata)
-    values["deleted_parts"] = _to_json([asdict(p) for p in upload.deleted_parts])
-    values["conflicts"] = _to_json([asdict(c) for c in upload.conflicts])
+    values["deleted_parts"] = _to_json([p._asdict() for p in upload.deleted_parts])
+    values["conflicts"] = _to_json([c._asdict() for c in upload.conflicts])
     return tuple(values.values())
 
 

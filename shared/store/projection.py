@@ -16,8 +16,7 @@ verified upload or not: it only marks a record deleted (VOD_CALLBACK_CONFIRM=fet
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, NamedTuple, TypedDict
 
 from shared.events import (
     DeletePart,
@@ -33,8 +32,7 @@ Status = Literal["pending", "uploaded", "processing", "finished", "failed", "del
 TaskOutcome = Literal["processing", "finished", "failed"]
 
 
-@dataclass(frozen=True)
-class TaskResult:
+class TaskResult(NamedTuple):
     """One media-processing step of a task (Transcode, SnapshotByTimeOffset, ...)."""
 
     type: str
@@ -45,8 +43,7 @@ class TaskResult:
     output: Mapping[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class TaskRecord:
+class TaskRecord(NamedTuple):
     file_id: str
     task_id: str
     status: str | None = None  # VOD's word: PROCESSING / FINISH
@@ -58,8 +55,7 @@ class TaskRecord:
     results: tuple[TaskResult, ...] = ()
 
 
-@dataclass(frozen=True)
-class UploadRecord:
+class UploadRecord(NamedTuple):
     file_id: str
     status: Status = "pending"  # pending = known from other events, upload event not received yet
     user_id: str | None = None  # from the sourceContext the signature function sealed
@@ -87,8 +83,7 @@ class UploadRecord:
     last_event_at: float = 0.0
 
 
-@dataclass(frozen=True)
-class Conflict:
+class Conflict(NamedTuple):
     """Upload events of one file that disagree on an identity fact: every value seen, sorted."""
 
     field: str
@@ -125,8 +120,7 @@ def _outcome(status: str | None, err_code: int | None, results: tuple[TaskResult
     return "failed" if failed else "finished"
 
 
-@dataclass(frozen=True)
-class FoldInput:
+class FoldInput(NamedTuple):
     dedupe_key: str
     received_at: float
     event: VodEvent
@@ -211,7 +205,7 @@ def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None 
         parts = event.parts_for(file_id)
         if parts:  # only some parts (e.g. transcodes) are gone; the media itself still exists
             known = {_part_key(p): p for p in state["deleted_parts"]}
-            known.update((_part_key(p), p) for p in map(asdict, parts))
+            known.update((_part_key(p), p) for p in (part._asdict() for part in parts))
             state["deleted_parts"] = [known[k] for k in sorted(known)]
         else:
             first = state["deleted_at"]
@@ -325,7 +319,7 @@ def upload_record(file_id: str, state: FileState) -> UploadRecord:
         **values,
         **_identity(state),
     )
-    return replace(upload, status=_status(upload, state["outcomes"]))
+    return upload._replace(status=_status(upload, state["outcomes"]))
 
 
 def _identity(state: FileState) -> dict[str, Any]:
