@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 from shared.errors import CallbackSignRejected, MalformedEvent
@@ -96,14 +95,14 @@ class FileDeleted(NamedTuple):
     file_ids: tuple[str, ...]
     # FileId -> the parts deleted; a file with no parts listed was deleted whole (DeleteMedia's
     # default), one with parts (e.g. only TranscodeFiles) still exists.
-    parts: Mapping[str, tuple[DeletePart, ...]] = MappingProxyType({})  # shared by all: read-only
+    parts: Mapping[str, tuple[DeletePart, ...]] | None = None
 
     @property
     def event_type(self) -> str:
         return "FileDeleted"
 
     def parts_for(self, file_id: str) -> tuple[DeletePart, ...]:
-        return self.parts.get(file_id, ())
+        return self.parts.get(file_id, ()) if self.parts else ()
 
 
 class OtherEvent(NamedTuple):

@@ -13,11 +13,11 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from shared.config import ConfigError, load_store_settings
+from shared.hooks import plain
 from shared.store import EventStore, FileReport, StoreUnavailable, UploadRecord, open_store
 from shared.store.sqlite import SqliteStore
 
@@ -34,23 +34,12 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def plain(value: Any) -> Any:
-    """JSON-safe data; records (NamedTuples, nested ones too) as objects, not lists."""
-
-    def objects(item: Any) -> Any:
-        if hasattr(item, "_asdict"):
-            return {name: objects(field) for name, field in item._asdict().items()}
-        if isinstance(item, (list, tuple)):
-            return [objects(field) for field in item]
-        if isinstance(item, Mapping):
-            return {str(name): objects(field) for name, field in item.items()}
-        return item
-
-    return json.loads(json.dumps(objects(value), default=str))
+def as_json(value: Any) -> Any:
+    return json.loads(json.dumps(plain(value), default=str))
 
 
 def report_json(report: FileReport) -> dict[str, Any]:
-    shown: dict[str, Any] = plain({"upload": report.upload, "tasks": report.tasks, "events": report.events})
+    shown: dict[str, Any] = as_json({"upload": report.upload, "tasks": report.tasks, "events": report.events})
     return shown
 
 
@@ -131,7 +120,7 @@ def run(args: argparse.Namespace) -> None:
         if args.command == "list":
             uploads = store.uploads_for_user(args.user)
             if args.json:
-                print(json.dumps({"user": args.user, "uploads": plain(uploads)}, indent=2))
+                print(json.dumps({"user": args.user, "uploads": as_json(uploads)}, indent=2))
             else:
                 print_table(args.user, uploads)
             return

@@ -261,7 +261,7 @@ def _add_task_event(state: FileState, task: TaskState, key: str, event: Procedur
 
 
 def plain_result(result: TaskResult) -> dict[str, Any]:
-    # Not asdict: `output` is already plain JSON, and a deep copy of it is most of an event's cost.
+    # As the stored states hold it: plain JSON, `urls` a list; `output` is plain JSON already (not copied).
     return {
         "type": result.type,
         "status": result.status,

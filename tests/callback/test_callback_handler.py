@@ -12,8 +12,8 @@ import pytest
 
 from shared.callback_service import make_callback_endpoint
 from shared.config import ConfigError, load_callback_settings, load_store_settings
-from shared.events import expected_sign
-from shared.hooks import load_hook
+from shared.events import DeletePart, FileDeleted, expected_sign
+from shared.hooks import load_hook, plain
 from shared.http.serve import serve
 from shared.store import EventStore, open_store
 from tests.callback import hook_target
@@ -283,6 +283,29 @@ def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
         assert main_handler(handler_event("function_url", load_event("vod_new_file_upload")), {})["statusCode"] == 200
     [committed] = hook_target.CALLS
     assert committed.upload is not None and committed.upload.user_id == "alice"
+    data = plain(committed)  # what a hook would put on a queue
+    assert json.loads(json.dumps(data)) == data
+    assert (data["event"]["event_type"], data["event"]["file_id"]) == ("NewFileUpload", committed.upload.file_id)
+    assert (data["uploads"][0]["user_id"], data["uploads"][0]["conflicts"]) == ("alice", [])
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        (FileDeleted(("f1",)), {"event_type": "FileDeleted", "file_ids": ["f1"], "parts": None}),
+        (
+            FileDeleted(("f1",), {"f1": (DeletePart("TranscodeFiles", 100030),)}),
+            {
+                "event_type": "FileDeleted",
+                "file_ids": ["f1"],
+                "parts": {"f1": [{"type": "TranscodeFiles", "definition": 100030}]},
+            },
+        ),
+        ([DeletePart(None, 1)], [{"type": None, "definition": 1}]),
+    ],
+)
+def test_plain_turns_nested_records_into_objects(record: Any, expected: Any) -> None:
+    assert plain(record) == expected
 
 
 # --- settings -------------------------------------------------------------------------------------------
