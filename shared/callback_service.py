@@ -16,8 +16,7 @@ from shared.events import verify_callback_sign
 from shared.hooks import AfterCommit, no_hook
 from shared.http.body import json_object
 from shared.http.model import Endpoint, Request, Response
-from shared.ingest import ingest_event
-from shared.source_context import Attribution
+from shared.ingest import Vouched, ingest_event
 from shared.store import EventStore
 
 StoreProvider = Callable[[], EventStore]
@@ -32,13 +31,13 @@ def make_callback_endpoint(
 ) -> Endpoint:
     sign_key = settings.sign_key.reveal() if settings.sign_key is not None else None
     keys = settings.context_keys.all()
-    confirm: Callable[[dict[str, Any]], tuple[dict[str, Any], Attribution | None]] | None = None
+    confirm: Callable[[dict[str, Any]], Vouched] | None = None
     if settings.confirm_api is not None:
         from shared.vod_confirm import MediaLookup, confirmed  # the Tencent SDK, only for this option
 
         lookup = MediaLookup(settings.confirm_api)
 
-        def confirm(payload: dict[str, Any]) -> tuple[dict[str, Any], Attribution | None]:
+        def confirm(payload: dict[str, Any]) -> Vouched:
             return confirmed(payload, lookup, keys)
 
     def endpoint(request: Request) -> Response:
@@ -52,8 +51,8 @@ def make_callback_endpoint(
             verify_callback_sign(payload, sign_key, now(), settings.max_ahead_seconds)
         vouched = None
         if confirm is not None:  # VOD's word instead of the body's (VodUnavailable: a 503, VOD retries)
-            payload, vouched = confirm(payload)
-            request.notes["confirmed"] = vouched.confirmed if vouched else None
+            vouched = confirm(payload)
+            request.notes["confirmed"] = vouched.attribution.confirmed if vouched.attribution else None
         result = ingest_event(
             store_provider(), payload, received_at=now(), keys=keys, after_commit=after_commit, vouched=vouched
         )

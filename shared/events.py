@@ -339,9 +339,9 @@ _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_asci
 
 
 class StoredEvent(NamedTuple):
-    """The event as it is stored (canonical JSON without the per-delivery fields) and its dedupe key,
-    the SHA-256 of exactly that text. Every delivery of one notification gets one key: a PUSH retry, a
-    PULL redelivery, and the same event arriving by PUSH and by PULL."""
+    """The event as it is stored (canonical JSON without the per-delivery fields) and its dedupe key, the
+    SHA-256 of the delivery's text in the same form. Every delivery of one notification gets one key: a
+    PUSH retry, a PULL redelivery, and the same event arriving by PUSH and by PULL."""
 
     key: str
     text: str
@@ -352,9 +352,16 @@ def canonical_json(value: object) -> str:
     return _CANONICAL.encode(value)
 
 
-def stored_form(payload: JsonObject) -> StoredEvent:
-    text = canonical_json({k: v for k, v in payload.items() if k not in DELIVERY_FIELDS})
-    return StoredEvent(hashlib.sha256(text.encode("ascii")).hexdigest(), text)
+def stored_form(payload: JsonObject, delivered: JsonObject | None = None) -> StoredEvent:
+    """`payload` as stored, keyed by `delivered`: the body as received, when what is recorded is VOD's own
+    answer instead (VOD_CALLBACK_CONFIRM=fetch), so that answer changing between retries makes no second event."""
+    text = _without_delivery_fields(payload)
+    keyed = text if delivered is None else _without_delivery_fields(delivered)
+    return StoredEvent(hashlib.sha256(keyed.encode("ascii")).hexdigest(), text)
+
+
+def _without_delivery_fields(payload: JsonObject) -> str:
+    return canonical_json({k: v for k, v in payload.items() if k not in DELIVERY_FIELDS})
 
 
 def expected_sign(sign_key: str, t: int) -> str:

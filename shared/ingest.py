@@ -11,10 +11,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from shared.events import NewFileUpload, VodEvent, parse_event, stored_form
-from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
+from shared.hooks import AfterCommit, CommittedEvent, no_hook, plain, run_hook
 from shared.logs import WARNING, log_event
 from shared.source_context import Attribution, attribute
 from shared.store import EventStore, UploadRecord
+
+
+class Vouched(NamedTuple):
+    """What VOD answered for one delivery (VOD_CALLBACK_CONFIRM=fetch): the event to record in place of the
+    body, and whom an upload belongs to by VOD's sourceContext."""
+
+    payload: Mapping[str, Any]
+    attribution: Attribution | None
 
 
 class IngestResult(NamedTuple):
@@ -32,16 +40,18 @@ def ingest_event(
     received_at: float,
     keys: Sequence[str],
     after_commit: AfterCommit = no_hook,
-    vouched: Attribution | None = None,
+    vouched: Vouched | None = None,
 ) -> IngestResult:
-    """Record one v3 event exactly once. An upload's user is the one its sourceContext proves under `keys`
-    (the context keys, current first), unless `vouched` says otherwise (what VOD answered when asked).
-    Raises MalformedEvent for a payload that is not an event, StoreUnavailable when nothing could be
-    committed (safe to retry: deduplicated)."""
-    event = parse_event(payload)
-    stored = stored_form(payload)  # the one serialisation: hashed for the key, stored as it is
+    """Record one v3 event (`payload`, as delivered) exactly once. An upload's user is the one its
+    sourceContext proves under `keys` (the context keys, current first). `vouched`, when VOD was asked,
+    is recorded in its place, keyed as the delivery. Raises MalformedEvent for a payload that is not an
+    event, StoreUnavailable when nothing could be committed (safe to retry: deduplicated)."""
+    recorded = payload if vouched is None else vouched.payload
+    event = parse_event(recorded)
+    # The one serialisation: stored as it is, and hashed for the key (the delivery's text, when VOD vouched).
+    stored = stored_form(recorded, None if vouched is None else payload)
     has_hook = after_commit is not no_hook
-    attribution = vouched
+    attribution = None if vouched is None else vouched.attribution
     if attribution is None and isinstance(event, NewFileUpload):
         attribution = attribute(event.source_context, keys)
     ingested = store.ingest(stored, event, received_at=received_at, hook_pending=has_hook, attribution=attribution)
@@ -49,13 +59,12 @@ def ingest_event(
         return IngestResult(stored.key, event, duplicate=True)
     for upload in ingested.uploads:
         if upload.conflicts:  # stored, attributed to nobody: an operator should look (vod-uploads show)
-            conflicts = [{"field": c.field, "values": list(c.values)} for c in upload.conflicts]
             log_event(
                 WARNING,
                 "upload.conflict",
                 file_id=upload.file_id,
                 dedupe_key=stored.key,
-                conflicts=conflicts,
+                conflicts=plain(upload.conflicts),
             )
     if not has_hook:
         return IngestResult(stored.key, event, False, ingested.uploads)

@@ -19,6 +19,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 from shared.config import VodApiSettings
 from shared.errors import VodUnavailable
 from shared.events import FileDeleted, NewFileUpload, parse_event
+from shared.ingest import Vouched
 from shared.source_context import Attribution, attribute
 from shared.vod_sdk import client_arguments, with_sub_app
 
@@ -43,11 +44,12 @@ class MediaLookup:
             )
             try:
                 answer = self._client.call_json("DescribeMediaInfos", params)["Response"]
-            except (TencentCloudSDKException, KeyError, ValueError) as exc:
-                # VOD retries a delivery it got no 200 for: a 503 now loses nothing.
+                found.update({info["FileId"]: info for info in answer.get("MediaInfoSet") or []})
+                missing.update(answer.get("NotExistFileIdSet") or [])
+            except (TencentCloudSDKException, KeyError, TypeError, ValueError, AttributeError) as exc:
+                # VOD retries a delivery it got no 200 for: a 503 now loses nothing (an answer of an
+                # unexpected shape too).
                 raise VodUnavailable(f"DescribeMediaInfos failed: {type(exc).__name__}") from exc
-            found.update({info["FileId"]: info for info in answer.get("MediaInfoSet") or []})
-            missing.update(answer.get("NotExistFileIdSet") or [])
         return found, missing
 
 
@@ -73,20 +75,18 @@ def vouched_delete(payload: Mapping[str, Any], gone: set[str]) -> dict[str, Any]
     return vouched
 
 
-def confirmed(
-    payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str]
-) -> tuple[dict[str, Any], Attribution | None]:
-    """(payload to record, the attribution to record it with) for one PUSH delivery: an upload as VOD has it
-    (unconfirmed, with no user, when VOD does not know the file); a delete of the files VOD no longer has."""
+def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str]) -> Vouched:
+    """What to record for one PUSH delivery: an upload as VOD has it (unconfirmed, with no user, when VOD
+    does not know the file); a delete of the files VOD no longer has."""
     event = parse_event(payload)
     if isinstance(event, NewFileUpload):
         found, _ = lookup.media([event.file_id])
         info = found.get(event.file_id)
         if info is None:
-            return dict(payload), Attribution("unconfirmed")
+            return Vouched(payload, Attribution("unconfirmed"))
         source = (info.get("BasicInfo") or {}).get("SourceInfo") or {}
-        return vouched_upload(payload, info), attribute(source.get("SourceContext"), keys, confirmed=True)
+        return Vouched(vouched_upload(payload, info), attribute(source.get("SourceContext"), keys, confirmed=True))
     if isinstance(event, FileDeleted) and event.file_ids:
         _, missing = lookup.media(list(event.file_ids))
-        return vouched_delete(payload, missing), None
-    return dict(payload), None
+        return Vouched(vouched_delete(payload, missing), None)
+    return Vouched(payload, None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 
 from shared import logs
+from vodlocal.localstack import LOOPBACK_HOSTS, PROXY_VARIABLES
 
 # Test-only values (not credentials of any account).
 SECRET_ID = "AKIDtest0000000000000000000000000000"
@@ -39,18 +41,36 @@ def command(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
+def closed_loopback_port() -> int:
+    """A loopback port nothing listens on: bound by the OS for us, then released."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def user_env() -> dict[str, str]:
+    """A fresh shell's environment: this one's PATH, HOME and LANG, none of the developer's settings."""
+    return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+
+
 def run_command(
-    name: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    name: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    base: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a console script to the end (60 s at most): its exit code, stdout and stderr, as text.
-    `env` is added to this process's environment."""
+    """Run a console script to the end: its exit code, stdout and stderr, as text. `env` is added to
+    `base` (default: this process's environment; `user_env()` for a user's fresh shell)."""
     return subprocess.run(
         [command(name), *args],
-        env={**os.environ, **(env or {})},
+        env={**(os.environ if base is None else base), **(env or {})},
         cwd=cwd,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
 
@@ -81,10 +101,10 @@ def _isolated_environ(monkeypatch: pytest.MonkeyPatch) -> None:
 def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test talks to loopback only; requests (under both Tencent SDKs) would send it through a
     proxy named in the environment."""
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+    for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.setenv("NO_PROXY", LOOPBACK_HOSTS)
+    monkeypatch.setenv("no_proxy", LOOPBACK_HOSTS)
 
 
 class Output:

@@ -34,12 +34,8 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def as_json(value: Any) -> Any:
-    return json.loads(json.dumps(plain(value), default=str))
-
-
 def report_json(report: FileReport) -> dict[str, Any]:
-    shown: dict[str, Any] = as_json({"upload": report.upload, "tasks": report.tasks, "events": report.events})
+    shown: dict[str, Any] = plain({"upload": report.upload, "tasks": report.tasks, "events": report.events})
     return shown
 
 
@@ -120,7 +116,7 @@ def run(args: argparse.Namespace) -> None:
         if args.command == "list":
             uploads = store.uploads_for_user(args.user)
             if args.json:
-                print(json.dumps({"user": args.user, "uploads": as_json(uploads)}, indent=2))
+                print(json.dumps({"user": args.user, "uploads": plain(uploads)}, indent=2, default=str))
             else:
                 print_table(args.user, uploads)
             return
@@ -128,7 +124,7 @@ def run(args: argparse.Namespace) -> None:
         if report is None:
             raise Failure(f"no upload with file id {args.file_id!r} has been recorded", 1)
         if args.json:
-            print(json.dumps(report_json(report), indent=2, ensure_ascii=False))
+            print(json.dumps(report_json(report), indent=2, ensure_ascii=False, default=str))
         else:
             print_record(report)
     except StoreUnavailable as exc:

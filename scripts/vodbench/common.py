@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from vodlocal.localstack import loopback_only
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # The benchmark's own dev settings (never real credentials): what a sign function (and the stack) reads.
@@ -32,17 +34,13 @@ SIGN_ENV = {
 }
 
 
-_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-
-
 @contextmanager
 def environment(values: Mapping[str, str] | None = None) -> Iterator[None]:
     """For the duration: `values` set, no proxy variables (loopback traffic must never go through
     one), NO_PROXY naming the loopback hosts; the environment is restored afterwards."""
     saved = dict(os.environ)
-    for name in _PROXY_VARIABLES:
-        os.environ.pop(name, None)
-    os.environ.update({"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost", **(values or {})})
+    loopback_only(os.environ)
+    os.environ.update(values or {})
     try:
         yield
     finally:

@@ -29,20 +29,17 @@ def function_file(name: str) -> Path:
     return Path(str(importlib.resources.files("vodfunctions") / name / "index.py"))
 
 
-# path -> (function name, handler file). One route per deployed function, as in serverless.yml.
-ROUTES: dict[str, tuple[str, Path]] = {
-    "/signature": ("sign", function_file("sign")),
-    "/vod-events": ("callback", function_file("callback")),
-    "/uploads": ("uploads", function_file("uploads")),  # and /uploads/<fileId>
-    "/upload": ("upload_page", function_file("upload_page")),  # the page at /upload/
-    "/upload/assets": ("upload_page", function_file("upload_page")),
+# path -> function name (its handler: function_file(name)). One route per deployed function, as in serverless.yml.
+ROUTES: dict[str, str] = {
+    "/signature": "sign",
+    "/vod-events": "callback",
+    "/uploads": "uploads",  # and /uploads/<fileId>
+    "/upload": "upload_page",  # the page at /upload/
+    "/upload/assets": "upload_page",
 }
 
 # The upload page alone at the root, as its own function URL serves it (a separate origin from the API).
-PAGE_ROUTES: dict[str, tuple[str, Path]] = {
-    "/": ("upload_page", function_file("upload_page")),
-    "/assets": ("upload_page", function_file("upload_page")),
-}
+PAGE_ROUTES: dict[str, str] = {"/": "upload_page", "/assets": "upload_page"}
 
 Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
@@ -116,19 +113,18 @@ def to_flask(result: Mapping[str, Any]) -> flask.Response:
 class Gateway:
     """Loads each function once (like a warm container) and routes requests to it."""
 
-    def __init__(self, routes: Mapping[str, tuple[str, Path]] = ROUTES) -> None:
+    def __init__(self, routes: Mapping[str, str] = ROUTES) -> None:
         self._routes = dict(routes)
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
 
     def _handler(self, path: str) -> tuple[str, Handler] | None:
-        route = self._routes.get(path.rstrip("/") or "/") or self._routes.get(path.rsplit("/", 1)[0])
-        if route is None:
+        name = self._routes.get(path.rstrip("/") or "/") or self._routes.get(path.rsplit("/", 1)[0])
+        if name is None:
             return None
-        name, file = route
         with self._lock:
             if name not in self._handlers:
-                self._handlers[name] = load_handler(name, file)
+                self._handlers[name] = load_handler(name, function_file(name))
         return name, self._handlers[name]
 
     def __call__(self, request: flask.Request) -> flask.Response:
@@ -145,9 +141,11 @@ _gateways: dict[str, Gateway] = {}
 _gateways_lock = threading.Lock()
 
 
-def _serve(target: str, routes: Mapping[str, tuple[str, Path]], request: flask.Request) -> flask.Response:
+def _serve(target: str, routes: Mapping[str, str], request: flask.Request) -> flask.Response:
     with _gateways_lock:  # one gateway per target and process, like one container per function
-        gateway_ = _gateways.setdefault(target, Gateway(routes))
+        if target not in _gateways:
+            _gateways[target] = Gateway(routes)
+        gateway_ = _gateways[target]
     return gateway_(request)
 
 

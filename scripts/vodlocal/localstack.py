@@ -12,7 +12,7 @@ import secrets
 import string
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,11 +60,25 @@ def dev_settings(state_dir: Path) -> dict[str, str]:
     return settings
 
 
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
+LOOPBACK_HOSTS = "127.0.0.1,localhost"
+
+
+def loopback_only(environ: MutableMapping[str, str]) -> None:
+    """No proxy variables, NO_PROXY naming the loopback hosts: requests (under both Tencent SDKs) would
+    otherwise send the stack's traffic, tokens, signatures and temporary keys included, through a proxy."""
+    for name in PROXY_VARIABLES:
+        environ.pop(name, None)
+    environ["NO_PROXY"] = environ["no_proxy"] = LOOPBACK_HOSTS
+
+
 def apply_settings(settings: Mapping[str, str], environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Put dev settings into the environment; variables the user already set win."""
+    """Put dev settings into the environment (variables the user already set win), and keep its
+    loopback traffic off any proxy."""
     env = os.environ if environ is None else environ
     for key, value in settings.items():
         env.setdefault(key, value)
+    loopback_only(env)
     return dict(env)
 
 

@@ -3,8 +3,8 @@ and a PgBouncer in transaction mode in front of it, as deployments put one betwe
 and one database.
 
 Part of the testing kit: the store tests use it (fixtures below; import them into a conftest), and so
-does the benchmark. initdb and
-pgbouncer refuse to run as root, so as root they run as the `postgres` system user.
+does the benchmark. It talks to the server through psycopg2 (the `postgres` extra, beside `testing`).
+initdb and pgbouncer refuse to run as root, so as root they run as the `postgres` system user.
 """
 
 from __future__ import annotations
@@ -220,7 +220,6 @@ def start_bouncer(server: PostgresServer) -> PgBouncer:
     binary = shutil.which("pgbouncer") or next((p for p in PGBOUNCER_PATHS if os.path.exists(p)), None)
     if binary is None:
         missing("PgBouncer", "pgbouncer not found on PATH or in /usr/sbin (apt-get install pgbouncer)")
-    assert binary is not None
     bouncer = PgBouncer(server, binary)
     try:
         bouncer.wait_ready()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,19 +14,15 @@ if TYPE_CHECKING:  # imported when a fixture is used: the plugin loads with ever
 
 
 @pytest.fixture
-def vod_function() -> Iterator[Callable[..., Handler]]:
+def vod_function() -> Callable[..., Handler]:
     """`vod_function("sign", env={...})` → the function's `main_handler`, loaded fresh with exactly that
-    environment; the test's environment is as it was afterwards."""
+    environment; the test's environment is put back at once (load_function does it)."""
     from vodtesting.functions import load_function
-
-    saved = dict(os.environ)
 
     def load(name: str, env: Mapping[str, str] | None = None) -> Handler:
         return load_function(name, env or {})
 
-    yield load
-    os.environ.clear()
-    os.environ.update(saved)
+    return load
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ class Spinner:
     """A line on stderr that turns while the task flow runs (only on a terminal)."""
 
     def __init__(self, *, enabled: bool) -> None:
-        self._enabled, self._status, self._stop = enabled, "waiting for VOD's event", threading.Event()
+        self._status, self._stop = "waiting for VOD's event", threading.Event()
         self._thread = threading.Thread(target=self._spin, daemon=True) if enabled else None
         if self._thread:
             self._thread.start()
@@ -232,8 +232,8 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
             os._exit(EXIT_INTERRUPTED)  # worker threads may be mid-request: do not wait for them
     console.close()
     if state is UploadState.DONE:
-        reported = report_done(task.result(), task, console)
-        return follow(args, task.result().file_id, console) if args.wait and reported == EXIT_OK else reported
+        report_done(task.result(), task, console)
+        return follow(args, task.result().file_id, console) if args.wait else EXIT_OK
     if state is UploadState.PAUSED:
         done, total = task.progress.bytes_done / MIB, task.progress.bytes_total / MIB
         console.say(
@@ -251,7 +251,7 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
     return EXIT_FAILED
 
 
-def report_done(result: UploadResult, task: UploadTask, console: Console) -> int:
+def report_done(result: UploadResult, task: UploadTask, console: Console) -> None:
     progress = task.progress
     payload = {
         "status": "done",
@@ -265,7 +265,6 @@ def report_done(result: UploadResult, task: UploadTask, console: Console) -> int
     if result.cover_url:
         lines.append(f"cover url  {result.cover_url}")
     console.result(payload, "\n".join(lines))
-    return EXIT_OK
 
 
 def failure_kind(error: VodUploadError) -> tuple[str, int]:

@@ -20,10 +20,11 @@ class SignatureError(VodUploadError):
 
 
 class GatewayRefusal(SignatureError):
-    """The signature endpoint answered 4xx; `code`/`message` are its `{"error": {...}}` envelope."""
+    """The signature endpoint (or the uploads endpoint) answered 4xx; `code`/`message` are its
+    `{"error": {...}}` envelope."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"the signature endpoint refused ({status} {code}): {message}")
+    def __init__(self, status: int, code: str, message: str, *, endpoint: str = "the signature endpoint") -> None:
+        super().__init__(f"{endpoint} refused ({status} {code}): {message}")
         self.status = status
         self.code = code
         self.detail = message

@@ -45,7 +45,7 @@ class StatusClient:
         if response.status_code == 404:  # the callback has not recorded it yet (or it is not ours)
             return None, None
         if response.status_code == 401:
-            raise AuthenticationFailed(401, "unauthorized", "the uploads endpoint refused the token")
+            raise AuthenticationFailed(401, "unauthorized", "the token is not valid", endpoint="the uploads endpoint")
         if response.status_code != 200:
             raise StatusUnavailable(f"the uploads endpoint answered {response.status_code}")
         body: dict[str, Any] = response.json()
@@ -63,7 +63,9 @@ class StatusClient:
         """The upload once settled (finished, failed, …); `on_update` hears every change on the way."""
         deadline, etag, last = clock() + timeout, None, None
         while clock() < deadline:
-            wait = int(max(0, min(WAIT_SECONDS, deadline - clock())))
+            wait = int(min(WAIT_SECONDS, deadline - clock()))
+            if last is not None and wait < 1:
+                break  # less than a second left: a long poll that short would only spin
             try:
                 upload, etag = self.get(file_id, wait=wait if last else 0, etag=etag)
             except requests.RequestException as exc:

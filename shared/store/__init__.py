@@ -49,7 +49,7 @@ def open_store(
 
         return SqliteStore(os.path.abspath(path), timeout_seconds=timeout_seconds, read_only=read_only)
     if database_url.startswith(_POSTGRES):
-        from shared.store.postgres import PostgresStore  # imports psycopg: only PostgreSQL users pay for it
+        from shared.store.postgres import PostgresStore  # imports psycopg2: only PostgreSQL users pay for it
 
         return PostgresStore(database_url, timeout_seconds=timeout_seconds, read_only=read_only)
     raise AssertionError("unreachable: database_url_problem accepted it")

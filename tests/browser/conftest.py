@@ -41,10 +41,9 @@ def browser() -> Iterator[Any]:
 
 @dataclass
 class Traffic:
-    """What the page sent: every request, and the finished COS part uploads."""
+    """What the page sent: every request."""
 
     requests: list[Any] = field(default_factory=list)
-    parts_done: list[int] = field(default_factory=list)
 
     def vod_calls(self) -> list[tuple[str, dict[str, Any]]]:
         calls = []

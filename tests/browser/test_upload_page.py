@@ -17,8 +17,6 @@ from .conftest import BrowserStack
 
 pytestmark = pytest.mark.timeout(180)
 MiB = 1024 * 1024
-# The SDK's multipart part size (its default chunkSize, 8 MiB) decides how many parts a file has.
-PART = 8 * MiB
 
 
 def _cover(tmp_path: Path) -> Path:

@@ -23,7 +23,6 @@ from vodtesting import http_event
 from vodtesting import signed as vod_signed
 
 NOW = 1_800_000_000
-ROOT = Path(__file__).resolve().parents[2]
 FILE_ID = "5285890784273533167"
 
 

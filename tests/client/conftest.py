@@ -11,7 +11,6 @@ import io
 import json
 import os
 import random
-import socket
 import subprocess
 import threading
 import time
@@ -25,12 +24,11 @@ import pytest
 import requests
 
 from tests.clocks import OffsetClock
-from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard, command
+from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard, closed_loopback_port, command
 from vodemu.app import Emulator, build_emulator
 from vodlocal import harness, localstack
 from vodupload import CheckpointStore, SignatureClient, Uploader, UploadOptions
 
-ROOT = Path(__file__).resolve().parents[2]
 CLI = command("vod-upload")
 SUB_APP_ID = 1500000001
 MIB = 1024 * 1024
@@ -38,11 +36,8 @@ PART = MIB  # COS's minimum part size keeps the test files small
 
 
 def closed_port_url() -> str:
-    """A loopback URL nothing listens on: a port the system just handed out, closed again."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/signature"
+    """A signature URL nothing listens on."""
+    return f"http://127.0.0.1:{closed_loopback_port()}/signature"
 
 
 def content(size: int, seed: int = 1) -> bytes:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import command
+from tests.conftest import closed_loopback_port, run_command
 from vodlocal import localstack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,14 +24,7 @@ def stack(tmp_path: Path, restore_environ: None) -> Iterator[localstack.LocalSta
 
 
 def configure(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [command("vod-configure-events"), *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=60,
-        check=False,
-    )
+    return run_command("vod-configure-events", *args, env=env)
 
 
 @pytest.mark.parametrize(
@@ -85,7 +78,8 @@ def test_dev_keys_come_from_the_local_stacks_state(stack: localstack.LocalStack,
 
 
 def test_an_unreachable_vod_is_not_called_a_refusal(stack: localstack.LocalStack) -> None:
-    proc = configure("--mode", "PULL", VOD_API_ENDPOINT="http://127.0.0.1:9")  # discard port: nothing listens
+    url = f"http://127.0.0.1:{closed_loopback_port()}"
+    proc = configure("--mode", "PULL", VOD_API_ENDPOINT=url)
     assert proc.returncode == 1
-    assert "could not reach VOD at http://127.0.0.1:9" in proc.stderr
+    assert f"could not reach VOD at {url}" in proc.stderr
     assert "refused" not in proc.stderr.replace("Connection refused", "")

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import LeakGuard
+from tests.conftest import LeakGuard, closed_loopback_port
 from vodtesting import http_event, sample_video, signed, signed_parameters, vod_event
 from vodtesting.stack import VodStack
 
 
 @pytest.fixture
 def confirming(
-    vod_stack: VodStack, vod_function: Callable[..., Any], tmp_path: Path, leak_guard: LeakGuard
+    vod_stack: VodStack, vod_function: Callable[..., Any], leak_guard: LeakGuard
 ) -> Iterator[Callable[..., dict[str, Any]]]:
     """A callback with VOD_CALLBACK_CONFIRM=fetch, on the stack's store, asking the stack's emulator."""
     keys = (
@@ -85,7 +85,7 @@ def test_vod_unreachable_is_a_503_so_vod_retries(vod_function: Callable[..., Any
         "VOD_CALLBACK_CONFIRM": "fetch",
         "VOD_SECRET_ID": "AKIDx",
         "VOD_SECRET_KEY": "s" * 32,
-        "VOD_API_ENDPOINT": "http://127.0.0.1:9",
+        "VOD_API_ENDPOINT": f"http://127.0.0.1:{closed_loopback_port()}",
         "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3",
     }
     handler = vod_function("callback", env=env)

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
-from tests.conftest import command
+from tests.conftest import run_command, user_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_uploads_and_shows_the_record(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    proc = subprocess.run(
-        [command("vod-demo")],
-        capture_output=True,
-        text=True,
-        env={**env, "HOME": str(tmp_path)},
-        cwd=tmp_path,
-        timeout=300,
-        check=False,
-    )
+    proc = run_command("vod-demo", base=user_env(), env={"HOME": str(tmp_path)}, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "committed: FileId" in proc.stdout
     record = proc.stdout.split("the record the callback stored")[1]

@@ -13,7 +13,6 @@ import pytest
 
 from tests.checkout import scratch_copy
 
-ROOT = Path(__file__).resolve().parents[2]
 FLOW = "tests/e2e/test_upload_flow.py::test_push_flow_records_the_upload_for_the_signed_in_user"
 SIGNING = "shared/signing.py"
 

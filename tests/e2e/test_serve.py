@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -16,27 +15,20 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import command
+from tests.conftest import closed_loopback_port, command, run_command, user_env
 from vodemu.signature import signed_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def serve_output(tmp_path: Path) -> Iterator[list[str]]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "SYSTEMROOT")}
+    env = user_env()
     proc = subprocess.Popen(
         [
             command("vod-serve"),
             "--port",
-            str(free_port()),
+            str(closed_loopback_port()),
             "--emulator-port",
             "0",
             "--tls-port",
@@ -96,22 +88,14 @@ def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str, opti
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         busy = holder.getsockname()[1]
-        ports = {"--port": free_port(), "--emulator-port": free_port(), "--tls-port": free_port(), option: busy}
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-        proc = subprocess.run(
-            [
-                command("vod-serve"),
-                *(str(part) for pair in ports.items() for part in pair),
-                "--state-dir",
-                str(tmp_path / "state"),
-            ],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=60,
-            check=False,
-        )
+        ports = {
+            "--port": closed_loopback_port(),
+            "--emulator-port": closed_loopback_port(),
+            "--tls-port": closed_loopback_port(),
+            option: busy,
+        }
+        args = [str(part) for pair in ports.items() for part in pair]
+        proc = run_command("vod-serve", *args, "--state-dir", str(tmp_path / "state"), base=user_env(), cwd=tmp_path)
     assert proc.returncode == 2
     assert f"{busy} (the {taken}: {setting}" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -134,8 +118,5 @@ def test_printed_page_link_serves_the_upload_page(serve_output: list[str]) -> No
     [("vod-serve", "GATEWAY_PORT"), ("vod-serve", "VOD_EMULATOR_TLS_PORT"), ("vod-emulator", "VOD_EMULATOR_PORT")],
 )
 def test_a_bad_port_variable_is_a_usage_error(tmp_path: Path, tool: str, variable: str) -> None:
-    env = {**{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}, variable: "80a"}
-    proc = subprocess.run(
-        [command(tool)], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60, check=False
-    )
+    proc = run_command(tool, base=user_env(), env={variable: "80a"}, cwd=tmp_path)
     assert proc.returncode == 2 and "not a port number: '80a'" in proc.stderr and "Traceback" not in proc.stderr

@@ -48,6 +48,16 @@ def test_a_client_upload_is_recorded_for_its_user(vod_stack, tmp_path):
 """
 
 
+def _run(
+    venv: Path, args: list[str], *, env: dict[str, str], timeout: float, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The virtualenv's python with `args`, to the end, its output as text."""
+    python = str(venv / "bin" / "python")
+    return subprocess.run(
+        [python, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
 @pytest.mark.slow
 def test_an_app_outside_the_repository_tests_its_hook_and_client(tmp_path: Path) -> None:
     # GIVEN the bundle installed from a copy of this checkout into a fresh virtualenv, with its testing extra
@@ -55,14 +65,7 @@ def test_an_app_outside_the_repository_tests_its_hook_and_client(tmp_path: Path)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     quiet = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
-    install = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"{source}[testing]"],
-        capture_output=True,
-        text=True,
-        env=quiet,
-        timeout=900,
-        check=False,
-    )
+    install = _run(venv, ["-m", "pip", "install", "--quiet", f"{source}[testing]"], env=quiet, timeout=900)
     assert install.returncode == 0, install.stdout + install.stderr
     # ...and an app of its own elsewhere: a hook module and tests that use the kit's fixtures
     app = tmp_path / "app"
@@ -74,15 +77,7 @@ def test_an_app_outside_the_repository_tests_its_hook_and_client(tmp_path: Path)
     (app / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
     # WHEN the app's tests run with the venv's pytest
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "NO_PROXY": "127.0.0.1,localhost"}
-    run = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=app,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-        check=False,
-    )
+    run = _run(venv, ["-m", "pytest", "-q", "-p", "no:cacheprovider"], env=env, timeout=600, cwd=app)
     # THEN both pass, on the kit found through its pytest11 entry point, away from this repository
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout

@@ -4,17 +4,19 @@ following a real upload's task flow to its end."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import LeakGuard, command
-from vodtesting import sample_video
+from shared.ingest import ingest_event
+from tests.conftest import LeakGuard, run_command
+from vodtesting import sample_video, vod_event
 from vodtesting.stack import VodStack
+from vodupload.errors import AuthenticationFailed
+from vodupload.status import StatusClient, StatusUnavailable
 
 
 @pytest.fixture
@@ -62,26 +64,21 @@ def test_the_status_api_over_http(stack_with_task_flow: VodStack, tmp_path: Path
 
 def test_vod_upload_wait_ends_with_the_finished_record(stack_with_task_flow: VodStack, tmp_path: Path) -> None:
     stack = stack_with_task_flow
-    proc = subprocess.run(
-        [
-            command("vod-upload"),
-            str(sample_video(tmp_path / "w.mp4", size=300_000)),
-            "--gateway",
-            stack.gateway_url,
-            "--vod-endpoint",
-            stack.emulator_url,
-            "--wait",
-            "--wait-timeout",
-            "60",
-            "--json",
-            "--checkpoint-dir",
-            str(tmp_path / "checkpoints"),
-        ],
-        env={**os.environ, "VOD_UPLOAD_TOKEN": stack.token("wendy")},
-        capture_output=True,
-        text=True,
+    proc = run_command(
+        "vod-upload",
+        str(sample_video(tmp_path / "w.mp4", size=300_000)),
+        "--gateway",
+        stack.gateway_url,
+        "--vod-endpoint",
+        stack.emulator_url,
+        "--wait",
+        "--wait-timeout",
+        "60",
+        "--json",
+        "--checkpoint-dir",
+        str(tmp_path / "checkpoints"),
+        env={"VOD_UPLOAD_TOKEN": stack.token("wendy")},
         timeout=120,
-        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     done, settled = (json.loads(line) for line in proc.stdout.strip().splitlines()[-2:])
@@ -93,3 +90,27 @@ def test_vod_upload_wait_ends_with_the_finished_record(stack_with_task_flow: Vod
     )
     assert [t["status"] for t in settled["upload"]["tasks"]] == ["finished"]
     assert stack.record(done["fileId"]).user_id == "wendy"
+
+
+def test_following_an_upload_that_does_not_settle_ends_at_its_deadline(vod_stack: VodStack, tmp_path: Path) -> None:
+    # GIVEN an upload whose task flow stays PROCESSING
+    committed = vod_stack.upload(sample_video(tmp_path / "s.mp4", size=200_000), user="una")
+    file_id = committed["fileId"]
+    vod_stack.record(file_id)
+    stuck = vod_event("ProcedureStateChanged", FileId=file_id, TaskId="t-stuck", Status="PROCESSING")
+    ingest_event(vod_stack.store, stuck, received_at=time.time(), keys=())
+    answers: list[int] = []
+    session = requests.Session()
+    session.hooks["response"].append(lambda response, *args, **kwargs: answers.append(response.status_code))
+    client = StatusClient(f"{vod_stack.gateway_url}/uploads", vod_stack.token("una"), session=session)
+    # WHEN the uploader follows it for 1.5 s
+    with pytest.raises(StatusUnavailable, match=r"had not settled after 2 s \(last status: processing\)"):
+        client.follow(file_id, timeout=1.5)
+    # THEN it read it, long-polled once for the second that was left, and stopped: no spinning to the deadline
+    assert answers[0] == 200 and len(answers) <= 2, answers
+
+
+def test_a_refused_token_names_the_uploads_endpoint(vod_stack: VodStack) -> None:
+    client = StatusClient(f"{vod_stack.gateway_url}/uploads", "not-a-jwt")
+    with pytest.raises(AuthenticationFailed, match=r"^the uploads endpoint refused \(401 unauthorized\)"):
+        client.get("5285890784273533167")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -214,14 +213,6 @@ def start_receiver() -> Iterator[Callable[[], Receiver]]:
 @pytest.fixture
 def receiver(start_receiver: Callable[[], Receiver]) -> Receiver:
     return start_receiver()
-
-
-def closed_loopback_port() -> int:
-    """A loopback port nothing listens on: bound by the OS for us, then released."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:

@@ -15,6 +15,7 @@ import pytest
 from tencentcloud.vod.v20180717 import models
 
 from tests.clocks import FrozenClock
+from tests.conftest import closed_loopback_port
 from vodemu import delivery, events
 from vodemu.app import Emulator
 from vodemu.delivery import (
@@ -33,7 +34,6 @@ from .emulator_fixtures import (
     apply_video,
     bucket_of,
     client_upload,
-    closed_loopback_port,
     cos_for_apply,
     key_of,
     signature,

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -25,7 +24,6 @@ from vodemu import signature as vod_signature
 from vodtesting import http_event
 
 NOW = 1_800_000_000
-ROOT = Path(__file__).resolve().parents[2]
 
 _RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_PUBLIC_PEM = (

@@ -13,8 +13,8 @@ from shared.callback_service import make_callback_endpoint
 from shared.config import load_callback_settings
 from shared.hooks import CommittedEvent
 from shared.http.serve import serve
-from shared.ingest import ingest_event
-from shared.source_context import seal
+from shared.ingest import Vouched, ingest_event
+from shared.source_context import Attribution, seal
 from shared.store import EventStore
 from tests.conftest import CALLBACK_ENV, CONTEXT_KEY, KEYS, Output
 from tests.scf import load_event, response_json
@@ -25,6 +25,26 @@ FILE = "5285890784273533167"
 
 def upload_by(user: str, **fields: Any) -> dict[str, Any]:
     return vod_event("NewFileUpload", FileId=FILE, SourceContext=seal(user, f"req-{user}", CONTEXT_KEY), **fields)
+
+
+def test_what_vod_vouches_for_is_keyed_as_the_delivery(store: EventStore) -> None:
+    # GIVEN one notification, recorded as VOD answered when asked (VOD_CALLBACK_CONFIRM=fetch)
+    delivered = upload_by("alice")
+    answers = [upload_by("alice", Name=name) for name in ("as uploaded", "renamed since")]
+    first = ingest_event(
+        store, delivered, received_at=1.0, keys=KEYS, vouched=Vouched(answers[0], Attribution("sealed", "alice"))
+    )
+    # WHEN VOD retries it after its answer changed, and the same notification also arrives by PULL (not asked)
+    retry = ingest_event(
+        store, delivered, received_at=2.0, keys=KEYS, vouched=Vouched(answers[1], Attribution("sealed", "alice"))
+    )
+    pulled = ingest_event(store, delivered, received_at=3.0, keys=KEYS)
+    # THEN it is one event, recorded as VOD first vouched for it
+    assert (first.duplicate, retry.duplicate, pulled.duplicate) == (False, True, True)
+    assert first.dedupe_key == retry.dedupe_key == pulled.dedupe_key and store.event_count() == 1
+    assert store.payload(first.dedupe_key) == answers[0]
+    record = store.upload(FILE)
+    assert record is not None and (record.name, record.user_id) == ("as uploaded", "alice")
 
 
 @pytest.mark.parametrize("forged_first", [False, True], ids=["genuine-first", "forged-first"])

@@ -3,6 +3,7 @@ as VOD's events arrive, nobody else's; pages are complete and stable; polling is
 
 from __future__ import annotations
 
+import base64
 import json
 import threading
 from collections.abc import Callable
@@ -128,12 +129,21 @@ def test_pages_are_complete_and_stable_while_uploads_arrive(writer: tuple[str, E
     assert collected == [f"p{i:03d}" for i in reversed(range(130))]  # newest first, each once, none lost
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
 @pytest.mark.parametrize(
     ("query", "code"),
     [
         ({"limit": "0"}, "invalid_parameter"),
         ({"limit": "101"}, "invalid_parameter"),
+        ({"limit": "1" * 5000}, "invalid_parameter"),  # past int()'s 4300 digits
+        ({"wait": "9" * 5000}, "invalid_parameter"),
         ({"cursor": "not-ours"}, "invalid_cursor"),
+        ({"cursor": _b64(b"[" * 5000)}, "invalid_cursor"),  # deeper than the JSON decoder goes
+        ({"cursor": _b64(b'[NaN,"f1"]')}, "invalid_cursor"),
+        ({"cursor": _b64(b'[true,"f1"]')}, "invalid_cursor"),
         ({"page": "2"}, "invalid_parameter"),
     ],
 )

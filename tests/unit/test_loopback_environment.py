@@ -1,0 +1,57 @@
+"""What runs the local stack in-process (the benchmarks in scripts/vodbench/, the testing kit's VodStack)
+keeps its loopback traffic (tokens, signatures, temporary keys) off any proxy, and restores the environment."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import pytest
+import requests
+
+from vodbench.common import environment
+from vodtesting.stack import VodStack
+
+
+@contextlib.contextmanager
+def _testing_kit_stack(tmp_path: Path) -> Iterator[None]:
+    stack = VodStack(tmp_path / "state")
+    try:
+        yield
+    finally:
+        stack.stop()
+
+
+@pytest.mark.parametrize(
+    "running",
+    [lambda tmp_path: environment({"VOD_SUB_APP_ID": "1"}), _testing_kit_stack],
+    ids=["vod-bench", "testing-kit"],
+)
+def test_loopback_traffic_skips_the_proxy_and_the_environment_comes_back(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, running: Callable[[Path], AbstractContextManager[None]]
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")
+    monkeypatch.setenv("ALL_PROXY", "socks5://proxy.invalid:1080")
+    monkeypatch.setenv("NO_PROXY", "example.com")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("http_proxy", raising=False)
+    monkeypatch.delenv("VOD_SUB_APP_ID", raising=False)
+    assert requests.utils.get_environ_proxies("http://127.0.0.1:9000/") != {}  # what the SDKs would use
+
+    with running(tmp_path):
+        assert os.environ["VOD_SUB_APP_ID"]  # the run's own settings are in place
+        assert requests.utils.get_environ_proxies("http://127.0.0.1:9000/") == {}
+        assert requests.utils.get_environ_proxies("http://localhost:9000/") == {}
+        assert not {"HTTP_PROXY", "https_proxy", "ALL_PROXY"} & set(os.environ)
+
+    assert os.environ["HTTP_PROXY"] == "http://proxy.invalid:3128"
+    assert os.environ["https_proxy"] == "http://proxy.invalid:3128"
+    assert os.environ["ALL_PROXY"] == "socks5://proxy.invalid:1080"
+    assert os.environ["NO_PROXY"] == "example.com"
+    assert "no_proxy" not in os.environ
+    assert "http_proxy" not in os.environ
+    assert "VOD_SUB_APP_ID" not in os.environ
