@@ -8,7 +8,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 
 from shared import logs
 from vodlocal.localstack import LOOPBACK_HOSTS, PROXY_VARIABLES
+from vodtesting.stack import VodStack
 
 # Test-only values (not credentials of any account).
 SECRET_ID = "AKIDtest0000000000000000000000000000"
@@ -105,6 +106,28 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", LOOPBACK_HOSTS)
     monkeypatch.setenv("no_proxy", LOOPBACK_HOSTS)
+
+
+@pytest.fixture
+def start_vod_stack(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[Callable[..., VodStack]]:
+    """Factory: `start_vod_stack(pull=…, clock=…, …)` → a running VodStack (the testing kit's local stack),
+    stopped after the test, every signature and temporary key it handled checked by the leak guard."""
+    started: list[VodStack] = []
+
+    def start(**options: Any) -> VodStack:
+        started.append(VodStack(tmp_path / f"vod-stack-{len(started)}", **options))
+        return started[-1]
+
+    yield start
+    for stack in started:
+        leak_guard.values.update(stack.secrets)
+        stack.stop()
+
+
+@pytest.fixture
+def vod_stack(start_vod_stack: Callable[..., VodStack]) -> VodStack:
+    """The testing kit's fixture, with its secrets under the leak guard."""
+    return start_vod_stack()
 
 
 class Output:

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.conftest import CALLBACK_ENV, LeakGuard
+from tests.conftest import CALLBACK_ENV
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.conftest import CONFIG, ROOT
@@ -135,41 +136,37 @@ def test_each_http_package_answers_under_python_3_10(
 
 
 def test_the_pull_package_drains_vod_under_python_3_10(
-    uploaded: scf_framework.Files, python310: str, tmp_path: Path, leak_guard: LeakGuard
+    uploaded: scf_framework.Files, python310: str, tmp_path: Path, start_vod_stack: Callable[..., VodStack]
 ) -> None:
     # GIVEN an upload waiting in the (emulated) PULL queue
-    stack = VodStack(tmp_path / "state", pull=True, long_poll_seconds=0.2)
-    try:
-        committed = stack.upload(sample_video(tmp_path / "v.mp4"), user="erin")
-        # WHEN the deployed package runs on its timer, with a 12 s limit less the 11 s reserve
-        names = (
-            "VOD_CONTEXT_KEY",
-            "TENCENTCLOUD_SECRET_ID",
-            "TENCENTCLOUD_SECRET_KEY",
-            "VOD_SUB_APP_ID",
-            "DATABASE_URL",
-            "VOD_API_ENDPOINT",
-        )
-        env = {name: os.environ[name] for name in names}
-        code = write_package(uploaded, "events_pull", tmp_path / "code")
-        context = {"request_id": "timer", "time_limit_in_ms": 12_000}
-        run = run_package(
-            python310,
-            code,
-            {**env, "VOD_PULL_RESERVE_SECONDS": "11"},
-            load_event("scf_timer"),
-            cwd=tmp_path,
-            context=context,
-        )
-        # THEN it recorded and confirmed the event with the SDK from its own package, on 3.10
-        assert run.returncode == 0, run.stderr
-        assert run.report["version"][:2] == [3, 10]
-        assert (run.report["result"]["recorded"], run.report["result"]["confirmed"]) == (1, 1)
-        assert run.report["files"]["tencentcloud"].startswith(str(code))
-        assert stack.record(committed["fileId"]).user_id == "erin"
-    finally:
-        leak_guard.values.update(stack.secrets)
-        stack.stop()
+    stack = start_vod_stack(pull=True, long_poll_seconds=0.2)
+    committed = stack.upload(sample_video(tmp_path / "v.mp4"), user="erin")
+    # WHEN the deployed package runs on its timer, with a 12 s limit less the 11 s reserve
+    names = (
+        "VOD_CONTEXT_KEY",
+        "TENCENTCLOUD_SECRET_ID",
+        "TENCENTCLOUD_SECRET_KEY",
+        "VOD_SUB_APP_ID",
+        "DATABASE_URL",
+        "VOD_API_ENDPOINT",
+    )
+    env = {name: os.environ[name] for name in names}
+    code = write_package(uploaded, "events_pull", tmp_path / "code")
+    context = {"request_id": "timer", "time_limit_in_ms": 12_000}
+    run = run_package(
+        python310,
+        code,
+        {**env, "VOD_PULL_RESERVE_SECONDS": "11"},
+        load_event("scf_timer"),
+        cwd=tmp_path,
+        context=context,
+    )
+    # THEN it recorded and confirmed the event with the SDK from its own package, on 3.10
+    assert run.returncode == 0, run.stderr
+    assert run.report["version"][:2] == [3, 10]
+    assert (run.report["result"]["recorded"], run.report["result"]["confirmed"]) == (1, 1)
+    assert run.report["files"]["tencentcloud"].startswith(str(code))
+    assert stack.record(committed["fileId"]).user_id == "erin"
 
 
 def write_package(uploaded: scf_framework.Files, function: str, target: Path) -> Path:

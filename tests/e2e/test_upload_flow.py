@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from shared.config import load_vod_api_settings
 from shared.pull_service import drain
 from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import OffsetClock
-from tests.conftest import LeakGuard, run_command
+from tests.conftest import run_command
 from vodtesting import load_function, sample_video
 from vodtesting.stack import VodStack
 
@@ -31,24 +31,16 @@ def uploads_show(file_id: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-def pull_stack(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[tuple[VodStack, OffsetClock]]:
+def pull_stack(start_vod_stack: Callable[..., VodStack]) -> tuple[VodStack, OffsetClock]:
     """A stack whose emulator queues events for PullEvents, on a clock the test can move."""
     clock = OffsetClock()
-    stack = VodStack(tmp_path / "state", pull=True, clock=clock, long_poll_seconds=0.2)
-    try:
-        yield stack, clock
-    finally:
-        leak_guard.values.update(stack.secrets)
-        stack.stop()
+    return start_vod_stack(pull=True, clock=clock, long_poll_seconds=0.2), clock
 
 
-def test_push_flow_records_the_upload_for_the_signed_in_user(
-    vod_stack: VodStack, tmp_path: Path, leak_guard: LeakGuard
-) -> None:
+def test_push_flow_records_the_upload_for_the_signed_in_user(vod_stack: VodStack, tmp_path: Path) -> None:
     committed = vod_stack.upload(sample_video(tmp_path / "holiday.mp4"), user="alice@example.com")
     record = vod_stack.record(committed["fileId"])
     shown = uploads_show(committed["fileId"])  # the operator's view, from the same store
-    leak_guard.values.update(vod_stack.secrets)
     assert record.user_id == shown["upload"]["user_id"] == "alice@example.com"
     assert shown["upload"]["file_id"] == committed["fileId"]
     assert shown["upload"]["media_url"] == committed["video"]["url"]
@@ -56,11 +48,10 @@ def test_push_flow_records_the_upload_for_the_signed_in_user(
     assert [r.file_id for r in vod_stack.records("alice@example.com")] == [committed["fileId"]]
 
 
-def test_the_media_url_serves_the_uploaded_bytes(vod_stack: VodStack, tmp_path: Path, leak_guard: LeakGuard) -> None:
+def test_the_media_url_serves_the_uploaded_bytes(vod_stack: VodStack, tmp_path: Path) -> None:
     video = sample_video(tmp_path / "clip.mp4", size=2 * 1024 * 1024 + 7)
     committed = vod_stack.upload(video, user="bob")
     served = requests.get(committed["video"]["url"], timeout=30)
-    leak_guard.values.update(vod_stack.secrets)
     assert served.status_code == 200
     assert served.content == video.read_bytes()
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
 
 from shared.ingest import ingest_event
-from tests.conftest import LeakGuard, run_command
+from tests.conftest import run_command
 from vodtesting import sample_video, vod_event
 from vodtesting.stack import VodStack
 from vodupload.errors import AuthenticationFailed
@@ -20,14 +20,9 @@ from vodupload.status import StatusClient, StatusUnavailable
 
 
 @pytest.fixture
-def stack_with_task_flow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard) -> Iterator[VodStack]:
+def stack_with_task_flow(monkeypatch: pytest.MonkeyPatch, start_vod_stack: Callable[..., VodStack]) -> VodStack:
     monkeypatch.setenv("VOD_PROCEDURE", "LongVideoPreset")  # every upload starts a task flow
-    stack = VodStack(tmp_path / "state")
-    try:
-        yield stack
-    finally:
-        leak_guard.values.update(stack.secrets)
-        stack.stop()
+    return start_vod_stack()
 
 
 def test_the_status_api_over_http(stack_with_task_flow: VodStack, tmp_path: Path) -> None:

@@ -11,13 +11,12 @@ import pytest
 
 from shared.callback_service import make_callback_endpoint
 from shared.config import load_callback_settings
-from shared.events import expected_sign
 from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, KEYS
 from tests.scf import load_event, response_json
-from vodtesting import http_event
+from vodtesting import http_event, signed
 from vodtesting.pgserver import PostgresServer
 
 NOW = 1_800_000_000
@@ -28,7 +27,7 @@ def deliver(store: EventStore, name: str = "vod_new_file_upload") -> dict[str, A
     """One signed PUSH delivery through the real endpoint; returns status and JSON body."""
     settings = load_callback_settings(CALLBACK_ENV)
     endpoint = make_callback_endpoint(settings, lambda: store, now=lambda: NOW)
-    payload = {**load_event(name), "T": NOW + 600, "Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + 600)}
+    payload = signed(load_event(name), CALLBACK_SIGN_KEY, now=NOW)
     result = serve(
         http_event(path="/vod-events", body=json.dumps(payload)), {"request_id": "r"}, endpoint, settings.http
     )

@@ -3,7 +3,6 @@ store relies on may outlive a transaction on a server connection."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -87,14 +86,11 @@ def test_a_held_file_lock_costs_the_timeout_not_the_invocation(
         try:
             holder.cursor().execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key(f"file:{FILE_ID}"),))
             # WHEN this store delivers an event of that file
-            started = time.monotonic()
             with pytest.raises(StoreUnavailable, match="statement timeout"):
                 ingest(store, "vod_new_file_upload")
-            waited = time.monotonic() - started
         finally:
             holder.close()  # the lock goes with its transaction
-        # THEN it gave up after its own timeout (a 503, so VOD retries), and works once the lock is free
-        assert 0.9 <= waited < 5
+        # THEN it gave up at its own statement timeout (a 503, so VOD retries), and works once the lock is free
         assert not ingest(store, "vod_new_file_upload").duplicate
     finally:
         store.close()

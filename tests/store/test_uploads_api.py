@@ -4,6 +4,7 @@ as VOD's events arrive, nobody else's; pages are complete and stable; polling is
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from shared.config import load_uploads_settings
 from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.status_service import make_uploads_endpoint
+from shared.status_service import POLL_SECONDS, make_uploads_endpoint
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, Output
 from vodtesting import dev_token, http_event, vod_event
@@ -192,7 +193,8 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     result = serve(event, {}, endpoint, settings.http, methods=("GET",))
     reader.close()
     assert json.loads(result["body"])["status"] == status
-    assert clock.now == returned_at  # woke at the change, or slept the whole wait (in 0.5 s polls)
+    assert clock.now == returned_at  # woke at the change, or slept the whole wait
+    assert clock.sleeps == returned_at / POLL_SECONDS  # in polls of POLL_SECONDS
 
 
 def test_the_function_only_reads(writer: tuple[str, EventStore], get: Get) -> None:
@@ -212,20 +214,26 @@ def test_the_function_only_reads(writer: tuple[str, EventStore], get: Get) -> No
 
 def test_concurrent_reads_while_events_arrive(writer: tuple[str, EventStore], get: Get) -> None:
     _, store = writer
-    errors: list[Any] = []
+    step = threading.Barrier(2, timeout=30)
 
     def events() -> None:
         for i in range(20):
             record(store, upload_of("ann", f"c{i}"), at=float(i))
+            step.wait()  # event i is committed: the reader's next read runs while event i + 1 is written
 
     thread = threading.Thread(target=events)
     thread.start()
-    while thread.is_alive():
+    seen: list[set[str]] = []
+    for _ in range(20):
+        step.wait()
         answer = get("/uploads", limit="100")
-        if answer["status"] != 200:
-            errors.append(answer)
+        assert answer["status"] == 200, answer
+        seen.append({u["fileId"] for u in answer["body"]["uploads"]})
     thread.join()
-    assert errors == [] and len(get("/uploads", limit="100")["body"]["uploads"]) == 20
+    # Every read has every event committed before it, and nothing ever disappears.
+    assert all({f"c{j}" for j in range(i + 1)} <= listed for i, listed in enumerate(seen))
+    assert all(before <= after for before, after in itertools.pairwise(seen))
+    assert len(get("/uploads", limit="100")["body"]["uploads"]) == 20
 
 
 @pytest.mark.postgres

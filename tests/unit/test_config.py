@@ -96,7 +96,9 @@ def _callback(env: dict[str, str]) -> object:
             "AUTH_GATEWAY_USER_HEADER",
         ),
         (_sign, {"AUTH_MODE": "basic"}, "AUTH_MODE"),
-        (_sign, {"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),
+        (_sign, {"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),  # an origin, not more nor less:
+        (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com/path"}, "CORS_ALLOW_ORIGINS"),
+        (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com;x"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
         (_callback, {"AFTER_COMMIT_HOOK": "just_a_module"}, "AFTER_COMMIT_HOOK"),
         (_callback, {"AFTER_COMMIT_HOOK": "pkg.mod:fn()"}, "AFTER_COMMIT_HOOK"),
@@ -345,9 +347,3 @@ def test_the_callback_has_no_cors_settings() -> None:
 def test_cors_origins_are_written_as_browsers_write_them(raw: str, origins: tuple[str, ...]) -> None:
     settings = load_sign_settings({**SIGN_ENV, "CORS_ALLOW_ORIGINS": raw})
     assert settings.http.cors_allow_origins == origins
-
-
-@pytest.mark.parametrize("bad", ["https://a.example.com/path", "https://a.example.com;x", "a.example.com"])
-def test_an_origin_with_more_than_an_origin_is_refused(bad: str) -> None:
-    with pytest.raises(ConfigError, match="CORS_ALLOW_ORIGINS"):
-        load_sign_settings({**SIGN_ENV, "CORS_ALLOW_ORIGINS": bad})
