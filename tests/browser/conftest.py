@@ -39,11 +39,33 @@ def browser() -> Iterator[Any]:
         yield lambda args: playwright.chromium.launch(executable_path=executable, args=args)
 
 
+def part_number(request: Any) -> int | None:
+    """The part a COS multipart PUT carries, or None for any other request."""
+    if request.method != "PUT":
+        return None
+    numbers = parse_qs(urlsplit(request.url).query).get("partNumber")
+    return int(numbers[0]) if numbers else None
+
+
 @dataclass
 class Traffic:
-    """What the page sent: every request."""
+    """What the page sent (every request, in order) and how each ended: answered, or failed (aborted)."""
 
     requests: list[Any] = field(default_factory=list)
+    finished: list[Any] = field(default_factory=list)
+    failed: list[Any] = field(default_factory=list)
+
+    def pending(self) -> list[Any]:
+        ended = {id(r) for r in (*self.finished, *self.failed)}
+        return [r for r in self.requests if id(r) not in ended]
+
+    def parts_stored(self) -> set[int]:
+        """Parts COS answered 200: safely stored."""
+        return {
+            number
+            for r in self.finished
+            if (number := part_number(r)) is not None and (response := r.response()) and response.status == 200
+        }
 
     def vod_calls(self) -> list[tuple[str, dict[str, Any]]]:
         calls = []
@@ -57,9 +79,9 @@ class Traffic:
 
     def part_puts(self, key_suffix: str) -> list[int]:
         return [
-            int(parse_qs(urlsplit(r.url).query)["partNumber"][0])
+            number
             for r in self.requests
-            if r.method == "PUT" and urlsplit(r.url).path.endswith(key_suffix) and "partNumber=" in r.url
+            if (number := part_number(r)) is not None and urlsplit(r.url).path.endswith(key_suffix)
         ]
 
 
@@ -109,7 +131,10 @@ def browser_stack(browser: Any, tmp_path: Path) -> Iterator[BrowserStack]:
     context = instance.new_context(ignore_https_errors=True)
     page = context.new_page()
     traffic = Traffic()
-    page.on("request", lambda request: traffic.requests.append(request))  # noqa: PLW0108 - playwright tags callables
+    # Lambdas, not bound methods (PLW0108): playwright tags the callables it is given.
+    page.on("request", lambda request: traffic.requests.append(request))  # noqa: PLW0108
+    page.on("requestfinished", lambda request: traffic.finished.append(request))  # noqa: PLW0108
+    page.on("requestfailed", lambda request: traffic.failed.append(request))  # noqa: PLW0108
     try:
         yield BrowserStack(stack, page_server.url, page, traffic, context)
     finally:

@@ -13,7 +13,7 @@ import pytest
 
 from vodtesting.stack import sample_video
 
-from .conftest import BrowserStack
+from .conftest import BrowserStack, part_number
 
 pytestmark = pytest.mark.timeout(180)
 MiB = 1024 * 1024
@@ -94,42 +94,38 @@ def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) ->
     assert b.page.is_visible("#start") and not b.page.is_visible("#cancel")
 
 
+def _wait_for_a_stored_part(b: BrowserStack) -> None:
+    deadline = time.monotonic() + 60
+    while not b.traffic.parts_stored():
+        assert time.monotonic() < deadline, "no part finished"
+        b.page.wait_for_timeout(50)
+
+
+def _parts_sent_since(b: BrowserStack, start: int) -> set[int]:
+    return {n for r in b.traffic.requests[start:] if (n := part_number(r)) is not None}
+
+
 def test_a_reload_mid_upload_resumes_and_sends_only_the_missing_parts(
     browser_stack: BrowserStack, tmp_path: Path
 ) -> None:
     b = browser_stack
     video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
-    done_before: set[int] = set()
-    b.page.on(
-        "requestfinished",
-        lambda r: (
-            done_before.add(int(r.url.split("partNumber=")[1].split("&")[0]))
-            if r.method == "PUT" and "partNumber=" in r.url and r.response() and r.response().status == 200
-            else None
-        ),
-    )
     _start_slow_upload(b, video, 6 * MiB)
-    deadline = time.monotonic() + 60
-    while not done_before:  # at least one part is safely in COS
-        assert time.monotonic() < deadline, "no part finished"
-        b.page.wait_for_timeout(50)
+    _wait_for_a_stored_part(b)  # at least one part is safely in COS
     sent_before = len(b.traffic.requests)
 
     b.page.reload()  # the token survives in sessionStorage; the files must be chosen again
     b.page.wait_for_selector("#start:not([hidden])")
-    finished_before = set(done_before)
+    stored_before = b.traffic.parts_stored()
     b.choose(video)
     b.page.click("#start")
     file_id = _wait_for_result(b)
 
-    after = b.traffic.requests[sent_before:]
     apply_after = [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"][-1]
     assert "vodSessionKey" in apply_after  # the SDK's resume: the same VOD upload session
-    resent = {
-        int(r.url.split("partNumber=")[1].split("&")[0]) for r in after if r.method == "PUT" and "partNumber=" in r.url
-    }
-    assert resent and not resent & finished_before  # only the missing parts
-    assert resent | finished_before == {1, 2, 3}
+    resent = _parts_sent_since(b, sent_before)
+    assert resent and not resent & stored_before  # only the missing parts
+    assert resent | stored_before == {1, 2, 3}
     record = b.stack.record(file_id)
     assert record.user_id == "page-user"
 
@@ -158,18 +154,26 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
     browser_stack: BrowserStack, tmp_path: Path
 ) -> None:
     b = browser_stack
+    # 3 parts of 8 MiB at most, all in flight at once (the SDK sends 6 in parallel): a pause must abort the
+    # ones still going, not merely start no new ones.
     video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
-    _start_slow_upload(b, video, 6 * MiB)
-    _wait_for_progress(b, 45)  # past the first 8 MiB part
+    _start_slow_upload(b, video, 3 * MiB)
+    _wait_for_a_stored_part(b)
     b.page.click("#pause")
     assert b.page.inner_text("#status") == "Paused."
     b.page.wait_for_timeout(300)
+    stored = b.traffic.parts_stored()
+    aborted = {n for r in b.traffic.failed if (n := part_number(r)) is not None}
+    assert b.traffic.pending() == []  # every transfer stopped: nothing still going out
+    assert aborted and not aborted & stored and aborted | stored == {1, 2, 3}
     sent_when_paused = len(b.traffic.requests)
     b.page.wait_for_timeout(1500)
-    assert len(b.traffic.requests) == sent_when_paused  # nothing goes out while paused
+    assert len(b.traffic.requests) == sent_when_paused  # nothing new goes out while paused
+    assert b.stack.records("page-user") == []
 
     b.page.click("#resume")
     file_id = _wait_for_result(b)
+    assert _parts_sent_since(b, sent_when_paused) == aborted  # the missing parts, and only those
     assert b.stack.record(file_id).user_id == "page-user"
     applies = [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"]
     assert len(applies) == 2 and "vodSessionKey" in applies[1]  # the same VOD session, resumed
