@@ -128,7 +128,7 @@ def make_uploads_endpoint(
         limit = _integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         before = _cursor(request.query["cursor"]) if "cursor" in request.query else None
         store = store_provider()
-        page = store.user_uploads_page(user, limit + 1, before)  # one more: is there a next page?
+        page = store.user_uploads(user, limit + 1, before)  # one more: is there a next page?
         shown = page[:limit]
         tasks = store.tasks_of([u.file_id for u in shown])
         body = {

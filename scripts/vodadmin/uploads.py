@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> None:
     store = open_configured_store()
     try:
         if args.command == "list":
-            uploads = store.uploads_for_user(args.user)
+            uploads = store.user_uploads(args.user)[::-1]  # oldest first, as they came
             if args.json:
                 print(json.dumps({"user": args.user, "uploads": plain(uploads)}, indent=2, default=str))
             else:

@@ -115,8 +115,8 @@ class VodStack:
         return found
 
     def records(self, user: str) -> list[UploadRecord]:
-        """Every upload the store ties to `user`."""
-        return self.store.uploads_for_user(user)
+        """Every upload the store ties to `user`, oldest first."""
+        return self.store.user_uploads(user)[::-1]
 
     def stop(self) -> None:
         self.store.close()

@@ -516,11 +516,12 @@ class EventStore(ABC):
         row = cursor.fetchone()
         return None if row is None else _upload_from_row(row)
 
-    def user_uploads_page(
-        self, user_id: str, limit: int, before: tuple[float, str] | None = None
+    def user_uploads(
+        self, user_id: str, limit: int | None = None, before: tuple[float, str] | None = None
     ) -> list[UploadRecord]:
-        """A user's uploads, newest first, `limit` of them after the cursor `before` (first_seen_at, file_id):
-        an upload's first_seen_at never changes, so pages stay stable while new uploads arrive."""
+        """A user's uploads, newest first: all of them, or `limit` of them after the cursor `before`
+        (first_seen_at, file_id). An upload's first_seen_at never changes, so pages stay stable while new
+        uploads arrive."""
 
         def read(cursor: Cursor) -> list[UploadRecord]:
             after = "" if before is None else " AND (first_seen_at < ? OR (first_seen_at = ? AND file_id < ?))"
@@ -528,9 +529,9 @@ class EventStore(ABC):
             cursor.execute(
                 self._sql(
                     f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE user_id = ?{after} "  # noqa: S608
-                    "ORDER BY first_seen_at DESC, file_id DESC LIMIT ?"
+                    "ORDER BY first_seen_at DESC, file_id DESC" + ("" if limit is None else " LIMIT ?")
                 ),
-                (*params, limit),
+                params if limit is None else (*params, limit),
             )
             return [_upload_from_row(row) for row in cursor.fetchall()]
 
@@ -555,19 +556,6 @@ class EventStore(ABC):
                 task = _task_from_row(row)
                 found[task.file_id].append(task)
             return found
-
-        return self._run(read, write=False)
-
-    def uploads_for_user(self, user_id: str) -> list[UploadRecord]:
-        def read(cursor: Cursor) -> list[UploadRecord]:
-            cursor.execute(
-                self._sql(
-                    f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads "  # noqa: S608
-                    "WHERE user_id = ? ORDER BY first_seen_at, file_id"
-                ),
-                (user_id,),
-            )
-            return [_upload_from_row(row) for row in cursor.fetchall()]
 
         return self._run(read, write=False)
 

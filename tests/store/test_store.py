@@ -97,8 +97,8 @@ def test_upload_record_has_everything_the_event_said(store: EventStore) -> None:
     assert (upload.source_type, upload.create_time) == ("Upload", "2019-01-09T16:36:22Z")
     assert (upload.procedure_task_id, upload.review_task_id) == (TASK_ID, None)
     assert upload.metadata is not None and upload.metadata["Duration"] == 16.0
-    assert store.uploads_for_user("alice") == [upload]
-    assert store.uploads_for_user("bob") == []
+    assert store.user_uploads("alice") == [upload]
+    assert store.user_uploads("bob") == []
 
 
 def test_task_results_keep_every_output_url(store: EventStore) -> None:
