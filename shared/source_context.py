@@ -49,11 +49,11 @@ def _mac(key: str, request_id: str, user_id: str) -> str:
 
 def seal(user_id: str, request_id: str, key: str) -> str:
     """The sourceContext for an upload by `user_id`, sealed with the context key."""
-    safe_request_id = _REQUEST_ID_UNSAFE.sub("", request_id)[:MAX_REQUEST_ID] or "-"
-    text = f"{PREFIX}:{safe_request_id}:{_mac(key, safe_request_id, user_id)}:{user_id}"
-    if len(text) > MAX_CONTEXT:
+    # The limit is the user id's, not the text's: the same user must not sign or fail by the request id's length.
+    if len(user_id) > MAX_USER_ID:
         raise UserIdTooLong(f"user id is too long for sourceContext (at most {MAX_USER_ID} characters)")
-    return text
+    safe_request_id = _REQUEST_ID_UNSAFE.sub("", request_id)[:MAX_REQUEST_ID] or "-"
+    return f"{PREFIX}:{safe_request_id}:{_mac(key, safe_request_id, user_id)}:{user_id}"
 
 
 def attribute(source_context: str | None, keys: Sequence[str], *, confirmed: bool = False) -> Attribution:

@@ -209,6 +209,28 @@ def test_each_auth_mode_accepts_its_credentials(
     assert identity.why == "sealed" and identity.user_id == user
 
 
+@pytest.mark.parametrize(
+    ("user_id", "request_id", "status"),
+    [
+        ("u" * source_context.MAX_USER_ID, "r" * 60, 200),  # the longest request id kept (40) still fits
+        ("u" * (source_context.MAX_USER_ID + 1), "r", 403),  # a short request id makes no room for a longer id
+        ("u" * (source_context.MAX_USER_ID + 1), "r" * 60, 403),
+    ],
+)
+def test_the_longest_user_id_that_fits_sourcecontext_does_not_depend_on_the_request(
+    call: Callable[..., Call], user_id: str, request_id: str, status: int
+) -> None:
+    result = call(**HS_ENV)("apigw", headers=bearer(token(sub=user_id)), request_id=request_id)
+    assert result["statusCode"] == status, result
+    if status == 403:
+        assert response_json(result)["error"]["code"] == "user_id_too_long"
+        return
+    signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
+    sealed = signed.text("sourceContext")
+    assert sealed is not None and len(sealed) <= source_context.MAX_CONTEXT
+    assert source_context.attribute(sealed, KEYS).user_id == user_id
+
+
 POLICY_ENV = {
     "VOD_PROCEDURE": "Default",
     "VOD_ALLOWED_PROCEDURES": "HD",
