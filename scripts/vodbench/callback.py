@@ -15,7 +15,17 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from vodbench.common import CONTEXT_KEY, ROOT, bundle_cold_start, cold_start_rows, target
+from vodbench.common import (
+    CONTEXT_KEY,
+    ROOT,
+    Figure,
+    Section,
+    bundle_cold_start,
+    bundle_figure,
+    cold_start_rows,
+    goal,
+    target,
+)
 
 FILES = 100  # each file gets upload + PROCESSING + FINISH
 EVENTS = FILES * 3
@@ -197,12 +207,12 @@ def _postgres() -> Iterator[tuple[Callable[[], str] | None, str]]:
     server = PostgresServer(bin_dir).init()
     try:
         server.start()
-        yield server.create_database, "Unix socket, fsync off"
+        yield server.create_database, "Unix socket; the throwaway server runs with fsync off, for both"
     finally:
         server.destroy()
 
 
-def _flat_rows(url: str) -> list[tuple[str, str]]:
+def _flat_rows(url: str, db: str, out: Section) -> None:
     """Median cost of the last FLAT_WINDOW events of one file with FLAT_EVENTS events (a new task each, so
     the file's record really grows) against the first events of new files, timed alternately so that a
     busier moment of the machine weighs on both alike; and the cost per FileId of a FileDeleted, small vs large."""
@@ -242,7 +252,7 @@ def _flat_rows(url: str) -> list[tuple[str, str]]:
         store.close()
     small, large = DELETE_SIZES
     grows, per_small, per_large = last / first, per_file[small] * 1e6, per_file[large] * 1e6
-    return [
+    out.lines += [
         (
             f"  events to {FLAT_EVENTS:,} of one file over a new file's first",
             f"   ×{grows:.2f}  ({last * 1e6:.0f} vs {first * 1e6:.0f} µs, medians of {FLAT_WINDOW}, alternating; "
@@ -254,12 +264,26 @@ def _flat_rows(url: str) -> list[tuple[str, str]]:
             f"linear: {target(per_large / per_small, 1.5)})",
         ),
     ]
+    out.figures += [
+        Figure(
+            f"events {grown + 1:,}–{FLAT_EVENTS:,} of one file (a task each) over the first event of new files, {db}",
+            f"×{grows:.2f}",
+            f"medians of {FLAT_WINDOW}, timed alternately (so the machine's load weighs on both alike)",
+            goal(grows, 1.5),
+        ),
+        Figure(
+            f"FileDeleted of {large} FileIds over {small}, per FileId, {db}",
+            f"×{per_large / per_small:.2f} ({per_large:.0f} vs {per_small:.0f} µs per FileId)",
+            "—",
+            "linear: " + goal(per_large / per_small, 1.5),
+        ),
+    ]
 
 
-def _ratio_rows(name: str, ingest: float, statements: float, upsert: float, note: str) -> list[tuple[str, str]]:
-    return [
+def _ratio_rows(db: str, ingest: float, statements: float, upsert: float, note: str, out: Section) -> None:
+    out.lines += [
         (
-            f"{name}: events/s (vs bare upsert/s)",
+            f"{db}: events/s (vs bare upsert/s)",
             f"{1 / ingest:8.0f} /s  (bare {1 / upsert:.0f}/s; one event costs ×{ingest / upsert:.1f} "
             f"of one upsert round trip, {target(ingest / upsert, 2)}; {note})",
         ),
@@ -267,6 +291,19 @@ def _ratio_rows(name: str, ingest: float, statements: float, upsert: float, note
             "  of which: the store's statements alone, replayed without Python",
             f"   ×{statements / upsert:.1f}  of the upsert ({statements * 1e6:.0f} µs an event; "
             f"our Python: {(ingest - statements) * 1e6:.0f} µs)",
+        ),
+    ]
+    out.figures += [
+        Figure(
+            f"callback events/s, {db} (new files each run)",
+            f"{1 / ingest:,.0f}/s",
+            f"×{ingest / upsert:.1f} a bare durable upsert round trip ({note}; {1 / upsert:,.0f}/s)",
+            goal(ingest / upsert, 2),
+        ),
+        Figure(
+            "— of which the store's statements alone, replayed without Python",
+            f"{statements * 1e6:.0f} µs an event",
+            f"×{statements / upsert:.1f} the same upsert",
         ),
     ]
 
@@ -303,7 +340,7 @@ def _first_event_code(run_first: str) -> str:
     )
 
 
-def _postgres_cold_rows(url: str) -> list[tuple[str, str]]:
+def _postgres_cold_rows(url: str, out: Section) -> None:
     ours = bundle_cold_start(
         "callback", {**ENV, "DATABASE_URL": url}, {"first": _first_event_code("from index import main_handler")}
     )
@@ -318,39 +355,48 @@ def _postgres_cold_rows(url: str) -> list[tuple[str, str]]:
     demo = bundle_cold_start("events_pull", pull_env, {"first": _first_event_code(f"exec({DEMO_CALLBACK!r})")})
     our_cold, demo_cold = ours.layers["first"] - ours.bare, demo.layers["first"] - demo.bare
     ratio = our_cold / demo_cold
-    return [
+    out.lines.append(
         (
             "PostgreSQL: callback cold start (import + first event stored) over the demo's",
             f"   ×{ratio:.2f}  ({our_cold * 1e3:.1f} vs {demo_cold * 1e3:.1f} ms over bare; the demo-equivalent "
             f"imports the VOD SDK; {target(ratio, 0.5)})",
         )
-    ]
+    )
+    out.figures.append(
+        Figure(
+            "callback cold start with PostgreSQL: import + first event stored",
+            f"{our_cold * 1e3:.0f} ms over bare",
+            f"×{ratio:.2f} a demo-equivalent callback that imports the VOD SDK ({demo_cold * 1e3:.0f} ms)",
+            goal(ratio, 0.5),
+        )
+    )
 
 
-def run() -> list[tuple[str, str]]:
-    rows: list[tuple[str, str]] = []
+def run() -> Section:
+    out = Section([], [])
     with tempfile.TemporaryDirectory() as tmp:
         env = {**ENV, "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3"}
-        rows += cold_start_rows(
-            "callback", bundle_cold_start("callback", env), "SQLite store, so psycopg2 is not imported"
-        )
+        start = bundle_cold_start("callback", env)
+        out.lines += cold_start_rows("callback", start, "SQLite store, so psycopg2 is not imported")
         sqlite_path = Path(tmp) / "bench" / "vod.sqlite3"
         ingest = _ingest_seconds(f"sqlite:///{sqlite_path}")
         statements = _statements_seconds(
             f"sqlite:///{tmp}/recorded/vod.sqlite3", [f"sqlite:///{tmp}/replay{n}/vod.sqlite3" for n in range(REPEAT)]
         )
         upsert = _sqlite_upsert_seconds(str(Path(tmp) / "bare.sqlite3"), EVENTS)
-        rows += _ratio_rows("SQLite", ingest, statements, upsert, "WAL, synchronous=FULL, in " + tmp)
-        rows += _flat_rows(f"sqlite:///{tmp}/flat/vod.sqlite3")
+        _ratio_rows("SQLite", ingest, statements, upsert, "WAL, synchronous=FULL", out)
+        _flat_rows(f"sqlite:///{tmp}/flat/vod.sqlite3", "SQLite", out)
     with _postgres() as (new_database, note):
         if new_database is None:
-            rows.append(("PostgreSQL: events/s", note))
+            out.lines.append(("PostgreSQL: events/s", note))
+            out.figures.append(Figure("callback events/s, PostgreSQL", note))
         else:
             url = new_database()
             ingest = _ingest_seconds(url)
             statements = _statements_seconds(new_database(), [new_database() for _ in range(REPEAT)])
             upsert = _postgres_upsert_seconds(url, EVENTS)
-            rows += _ratio_rows("PostgreSQL", ingest, statements, upsert, note)
-            rows += _flat_rows(url)
-            rows += _postgres_cold_rows(url)
-    return rows
+            _ratio_rows("PostgreSQL", ingest, statements, upsert, note, out)
+            _flat_rows(url, "PostgreSQL", out)
+            _postgres_cold_rows(url, out)
+    out.figures.append(bundle_figure("callback", start, " (SQLite)"))
+    return out

@@ -1,7 +1,8 @@
 """Print the project's performance figures, each next to a baseline measured in the same run.
 
-Sections live in scripts/vodbench/ (one module each, `run() -> [(label, figure)]`); a section that
-cannot run here says why instead of failing the rest. Nothing in the test suite depends on speed.
+Sections live in scripts/vodbench/ (one module each, `run() -> Section`: detail lines, and the rows of the
+table printed at the end, which is the README's). A section that cannot run here says why instead of
+failing the rest. Nothing in the test suite depends on speed.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 import traceback
 
 import vodbench
+from vodbench.common import Figure, markdown_table
 
 SKIP = {"common", "cli"}
 
@@ -24,19 +26,22 @@ def main() -> int:
     parser.add_argument("sections", nargs="*", help=f"default: all of {', '.join(sections)}")
     args = parser.parse_args()
     failed = 0
+    figures: list[Figure] = []
     for name in args.sections or sections:
         print(f"\n== {name}", flush=True)
         try:
-            rows = importlib.import_module(f"vodbench.{name}").run()
+            section = importlib.import_module(f"vodbench.{name}").run()
         except Exception as exc:  # one broken section must not hide the others' figures
             failed += 1
             traceback.print_exc()
             if isinstance(exc, subprocess.CalledProcessError) and exc.stderr:  # e.g. the bundle build's reason
                 print(exc.stderr.decode(errors="replace"), file=sys.stderr)
             continue
-        width = max(len(label) for label, _ in rows)
-        for label, figure in rows:
-            print(f"  {label:<{width}}  {figure}", flush=True)
+        width = max(len(label) for label, _ in section.lines)
+        for label, text in section.lines:
+            print(f"  {label:<{width}}  {text}", flush=True)
+        figures += section.figures
+    print(f"\n== the table (README, Benchmarks)\n{markdown_table(figures)}")
     return 1 if failed else 0
 
 

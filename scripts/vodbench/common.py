@@ -48,11 +48,42 @@ def environment(values: Mapping[str, str] | None = None) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def target(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
-    """A target's text and its verdict from one number: 'target ≤ ×2: not yet met'."""
+def goal(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
+    """A target and its verdict from one number: '≤ ×2 (not yet met)'."""
     met = value >= limit if at_least else value <= limit
     bound = f"{unit}{limit:g}" if unit == "×" else f"{limit:g} {unit}"
-    return f"target {'≥' if at_least else '≤'} {bound}: {'met' if met else 'not yet met'}"
+    return f"{'≥' if at_least else '≤'} {bound} ({'met' if met else 'not yet met'})"
+
+
+def target(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
+    """The same, within a detail line: 'target ≤ ×2: not yet met'."""
+    bound, _, verdict = goal(value, limit, at_least=at_least, unit=unit).partition(" (")
+    return f"target {bound}: {verdict.rstrip(')')}"
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the table `vod-bench` ends with (the README's): what, its result, the baseline it is set
+    against (measured in the same run), and its target with the verdict."""
+
+    name: str
+    result: str
+    baseline: str = "—"
+    target: str = "—"
+
+
+@dataclass
+class Section:
+    """What a section measured: detail lines (label, text), and its rows of the table."""
+
+    lines: list[tuple[str, str]]
+    figures: list[Figure]
+
+
+def markdown_table(figures: list[Figure]) -> str:
+    rows = [("figure", "result", "baseline (same run)", "target"), ("---",) * 4]
+    rows += [(f.name, f.result, f.baseline, f.target) for f in figures]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
 def per_call(fn: Callable[[], object], number: int = 5000, repeat: int = 7) -> float:
@@ -125,3 +156,12 @@ def cold_start_rows(name: str, start: ColdStart, note: str) -> list[tuple[str, s
         ),
         (f"{name} bundle, zipped", f"{start.bundle_bytes / 1024:8.1f} KiB"),
     ]
+
+
+def bundle_figure(name: str, start: ColdStart, note: str = "", target: str = "—") -> Figure:
+    return Figure(
+        f"{name} bundle{note}",
+        f"{(start.cold - start.bare) * 1e3:.0f} ms cold import over bare; {start.bundle_bytes / 1024:,.0f} KiB zipped",
+        f"a bare interpreter ({start.bare * 1e3:.1f} ms)",
+        target,
+    )
