@@ -1,7 +1,5 @@
 """Who is calling: a verified JWT, a header set by a trusted API gateway, or (explicitly) nobody."""
 
-from __future__ import annotations
-
 import functools
 import hmac
 import math

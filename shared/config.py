@@ -5,8 +5,6 @@ written next to it (and in the README's settings table). A load validates everyt
 one ConfigError naming every bad variable, so an operator fixes them in one pass.
 """
 
-from __future__ import annotations
-
 import hmac
 import os
 import re
@@ -208,6 +206,13 @@ class SignSettings(NamedTuple):
     context_key: Secret
 
 
+class StoreSettings(NamedTuple):
+    """Where upload records live; shared by the callback, the PULL and uploads functions, and `vod-uploads`."""
+
+    database_url: Secret  # may carry a password
+    timeout_seconds: int = DEFAULT_DATABASE_TIMEOUT
+
+
 class UploadsSettings(NamedTuple):
     auth: AuthSettings
     http: HttpSettings
@@ -222,11 +227,27 @@ class UploadPageSettings(NamedTuple):
     http: HttpSettings
 
 
-class StoreSettings(NamedTuple):
-    """Where upload records live; shared by the callback, the PULL and uploads functions, and `vod-uploads`."""
+class VodApiSettings(NamedTuple):
+    """Credentials and endpoint for VOD's cloud API (TC3-signed), used by the PULL function and
+    `vod-configure-events`, and by the callback with VOD_CALLBACK_CONFIRM=fetch. SCF's execution-role
+    variables are accepted as a fallback."""
 
-    database_url: Secret  # may carry a password
-    timeout_seconds: int = DEFAULT_DATABASE_TIMEOUT
+    secret_id: str
+    secret_key: Secret
+    session_token: Secret | None
+    endpoint: str  # host[:port]
+    protocol: str  # "https" (Tencent) or "http" (the local emulator)
+    region: str | None
+    sub_app_id: int | None
+
+
+class PullSettings(NamedTuple):
+    api: VodApiSettings
+    store: StoreSettings
+    context_keys: ContextKeys
+    after_commit_hook: str | None
+    reserve_seconds: int  # stop pulling this long before the invocation's time limit
+    budget_seconds: int  # run time when the context gives no time limit
 
 
 class CallbackSettings(NamedTuple):
@@ -566,29 +587,6 @@ def _read_callback(r: _Reader) -> CallbackSettings:
         after_commit_hook=_read_hook(r),
         confirm_api=_read_vod_api(r) if r.choice("VOD_CALLBACK_CONFIRM", "none", CONFIRM_MODES) == "fetch" else None,
     )
-
-
-class VodApiSettings(NamedTuple):
-    """Credentials and endpoint for VOD's cloud API (TC3-signed), used by the PULL function and
-    `vod-configure-events`, and by the callback with VOD_CALLBACK_CONFIRM=fetch. SCF's execution-role
-    variables are accepted as a fallback."""
-
-    secret_id: str
-    secret_key: Secret
-    session_token: Secret | None
-    endpoint: str  # host[:port]
-    protocol: str  # "https" (Tencent) or "http" (the local emulator)
-    region: str | None
-    sub_app_id: int | None
-
-
-class PullSettings(NamedTuple):
-    api: VodApiSettings
-    store: StoreSettings
-    context_keys: ContextKeys
-    after_commit_hook: str | None
-    reserve_seconds: int  # stop pulling this long before the invocation's time limit
-    budget_seconds: int  # run time when the context gives no time limit
 
 
 def _read_vod_api(r: _Reader) -> VodApiSettings:

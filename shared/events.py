@@ -9,8 +9,6 @@ the field. Absent (or null) fields are fine because VOD omits nulls; unknown fie
 event types are kept, never rejected (VOD adds both over time).
 """
 
-from __future__ import annotations
-
 import hashlib
 import hmac
 import json

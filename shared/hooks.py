@@ -13,8 +13,6 @@ visible, but is not retried (VOD's retry is a duplicate). Keep hooks quick (the 
 covers them) and idempotent, so that re-running one by hand for a pending event is safe.
 """
 
-from __future__ import annotations
-
 import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple

@@ -5,8 +5,6 @@ confirming the handles only after it returned. No transport here: failures are d
 (MalformedEvent, StoreUnavailable) that each caller answers in its own way.
 """
 
-from __future__ import annotations
-
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 

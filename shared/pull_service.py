@@ -6,8 +6,6 @@ confirm only means VOD hands the event out again after 30 s, and the store ignor
 This module never imports the Tencent SDK: the queue is anything with `pull` and `confirm`.
 """
 
-from __future__ import annotations
-
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol

@@ -1,7 +1,5 @@
 """Issuing upload signatures: parse the client's choices, apply the server's policy, sign."""
 
-from __future__ import annotations
-
 import secrets
 import time
 from collections.abc import Callable, Mapping

@@ -7,8 +7,6 @@ tests) is written separately, so that a mistake cannot hide by being made on bot
 this module is on the signature function's hot path.
 """
 
-from __future__ import annotations
-
 import base64
 import hashlib
 import hmac
@@ -46,17 +44,17 @@ class SignatureParams(_Params):
 
     __slots__ = ()
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> SignatureParams:
+    def __new__(cls, *args: Any, **kwargs: Any) -> "SignatureParams":
         params = super().__new__(cls, *args, **kwargs)
         validate(params)
         return params
 
     # NamedTuple's own _make and _replace would build the tuple without __new__: validated here too.
     @classmethod
-    def _make(cls, iterable: Any) -> SignatureParams:  # type: ignore[override]
+    def _make(cls, iterable: Any) -> "SignatureParams":  # type: ignore[override]
         return cls(*iterable)
 
-    def _replace(self, **changes: Any) -> SignatureParams:
+    def _replace(self, **changes: Any) -> "SignatureParams":
         return SignatureParams(**{**self._asdict(), **changes})
 
 

@@ -9,8 +9,6 @@ sourceContext (an upload made another way, an old `u1:` one, a broken seal) name
 says why (`Attribution.why`).
 """
 
-from __future__ import annotations
-
 import base64
 import hashlib
 import hmac

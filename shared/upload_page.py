@@ -9,8 +9,6 @@ under a strict Content-Security-Policy: scripts and styles from this origin only
 signature and status URLs and to VOD's and COS's upload hosts.
 """
 
-from __future__ import annotations
-
 import gzip
 import hashlib
 import html

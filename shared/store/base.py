@@ -10,8 +10,6 @@ Connections live in a small pool: reused by warm invocations whatever thread run
 after any failure, created lazily, so a store that is down at cold start costs a 503, not a crash.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import os

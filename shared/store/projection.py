@@ -13,8 +13,6 @@ record is a conflict, attributed to nobody, and lists what disagrees. A delete a
 verified upload or not: it only marks a record deleted (VOD_CALLBACK_CONFIRM=fetch checks it with VOD).
 """
 
-from __future__ import annotations
-
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple, TypedDict
 
@@ -55,6 +53,13 @@ class TaskRecord(NamedTuple):
     results: tuple[TaskResult, ...] = ()
 
 
+class Conflict(NamedTuple):
+    """Upload events of one file that disagree on an identity fact: every value seen, sorted."""
+
+    field: str
+    values: tuple[str | None, ...]
+
+
 class UploadRecord(NamedTuple):
     file_id: str
     status: Status = "pending"  # pending = known from other events, upload event not received yet
@@ -81,13 +86,6 @@ class UploadRecord(NamedTuple):
     deleted_parts: tuple[DeletePart, ...] = ()
     first_seen_at: float = 0.0
     last_event_at: float = 0.0
-
-
-class Conflict(NamedTuple):
-    """Upload events of one file that disagree on an identity fact: every value seen, sorted."""
-
-    field: str
-    values: tuple[str | None, ...]
 
 
 def _urls(value: object, key: str = "") -> Iterator[str]:
