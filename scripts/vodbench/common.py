@@ -86,26 +86,36 @@ def markdown_table(figures: list[Figure]) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
-def per_call(fn: Callable[[], object], number: int = 5000, repeat: int = 7) -> float:
-    """Seconds per call: the best of `repeat` runs (the least disturbed by the rest of the machine)."""
-    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number
+def per_call(fns: Mapping[str, Callable[[], object]], number: int = 5000, repeat: int = 7) -> dict[str, float]:
+    """Seconds per call of each of `fns` (label -> function): the best of `repeat` runs (the least disturbed by
+    the rest of the machine), taken in turns, so that a busier moment weighs on all of them alike."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeat):
+        for label, fn in fns.items():
+            best[label] = min(best[label], timeit.timeit(fn, number=number) / number)
+    return best
 
 
-def process_seconds(code: str, env: Mapping[str, str], runs: int = 15, cwd: Path | None = None) -> float:
-    """Median wall time of a fresh `python -E -s -S -c code` (no site-packages, no PYTHON* variables, no user
-    site): only the stdlib and the current directory, where `import index` finds a bundle as SCF does."""
-    times = []
+def process_seconds(
+    codes: Mapping[str, str], env: Mapping[str, str], runs: int = 15, cwd: Path | None = None
+) -> dict[str, float]:
+    """Median wall time of a fresh `python -E -s -S -c code` for each of `codes` (label -> code): no
+    site-packages, no PYTHON* variables, no user site, only the stdlib and the current directory, where
+    `import index` finds a bundle as SCF does. Run in turns (one of each, `runs` times), so that a busier
+    moment of the machine weighs on all of them alike and their ratios hold."""
+    times: dict[str, list[float]] = {label: [] for label in codes}
     for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run(
-            [sys.executable, "-E", "-s", "-S", "-c", code],
-            env=dict(env),
-            cwd=cwd,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for label, code in codes.items():
+            started = time.perf_counter()
+            subprocess.run(
+                [sys.executable, "-E", "-s", "-S", "-c", code],
+                env=dict(env),
+                cwd=cwd,
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
+            times[label].append(time.perf_counter() - started)
+    return {label: statistics.median(seconds) for label, seconds in times.items()}
 
 
 @dataclass(frozen=True)
@@ -131,15 +141,13 @@ def bundle_cold_start(name: str, env: Mapping[str, str], layers: Mapping[str, st
         code = out / "code"
         zipfile.ZipFile(archive).extractall(code)
         run_env = {"PATH": os.environ.get("PATH", ""), **env}
-
-        def timed(statement: str) -> float:
-            return process_seconds(statement, run_env, cwd=code)
-
+        bare, cold = "\0bare", "\0cold"  # labels no layer can have
+        seconds = process_seconds({bare: "import sys", cold: "import index", **(layers or {})}, run_env, cwd=code)
         return ColdStart(
-            process_seconds("import sys", run_env, cwd=code),
-            timed("import index"),
+            seconds.pop(bare),
+            seconds.pop(cold),
             archive.stat().st_size,
-            {label: timed(code) for label, code in (layers or {}).items()},
+            seconds,
         )
 
 
