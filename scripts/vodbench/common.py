@@ -48,17 +48,22 @@ def environment(values: Mapping[str, str] | None = None) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def goal(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
-    """A target and its verdict from one number: '≤ ×2 (not yet met)'."""
+def _bound_and_verdict(value: float, limit: float, at_least: bool, unit: str) -> tuple[str, str]:
     met = value >= limit if at_least else value <= limit
     bound = f"{unit}{limit:g}" if unit == "×" else f"{limit:g} {unit}"
-    return f"{'≥' if at_least else '≤'} {bound} ({'met' if met else 'not yet met'})"
+    return f"{'≥' if at_least else '≤'} {bound}", "met" if met else "not yet met"
+
+
+def goal(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
+    """A target and its verdict from one number, for the table: '≤ ×2 (not yet met)'."""
+    bound, verdict = _bound_and_verdict(value, limit, at_least, unit)
+    return f"{bound} ({verdict})"
 
 
 def target(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
     """The same, within a detail line: 'target ≤ ×2: not yet met'."""
-    bound, _, verdict = goal(value, limit, at_least=at_least, unit=unit).partition(" (")
-    return f"target {bound}: {verdict.rstrip(')')}"
+    bound, verdict = _bound_and_verdict(value, limit, at_least, unit)
+    return f"target {bound}: {verdict}"
 
 
 @dataclass(frozen=True)
@@ -166,10 +171,10 @@ def cold_start_rows(name: str, start: ColdStart, note: str) -> list[tuple[str, s
     ]
 
 
-def bundle_figure(name: str, start: ColdStart, note: str = "", target: str = "—") -> Figure:
+def bundle_figure(name: str, start: ColdStart, note: str = "", goal_text: str = "—") -> Figure:
     return Figure(
         f"{name} bundle{note}",
         f"{(start.cold - start.bare) * 1e3:.0f} ms cold import over bare; {start.bundle_bytes / 1024:,.0f} KiB zipped",
         f"a bare interpreter ({start.bare * 1e3:.1f} ms)",
-        target,
+        goal_text,
     )
