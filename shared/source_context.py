@@ -24,7 +24,7 @@ MAX_REQUEST_ID = 40
 _MAC_CHARS = 22
 # We stay 10 under VOD's limit, in code points, in case VOD counts differently.
 MAX_CONTEXT = MAX_SOURCE_CONTEXT - 10
-MAX_USER_ID = MAX_CONTEXT - len(PREFIX) - MAX_REQUEST_ID - _MAC_CHARS - 3  # 173 with the longest request id
+MAX_USER_ID = MAX_CONTEXT - len(PREFIX) - MAX_REQUEST_ID - _MAC_CHARS - 3  # 173: the longest request id still fits
 _REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 _MAC = re.compile(rf"[A-Za-z0-9_-]{{{_MAC_CHARS}}}")
 

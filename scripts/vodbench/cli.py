@@ -36,6 +36,7 @@ def main() -> int:
             traceback.print_exc()
             if isinstance(exc, subprocess.CalledProcessError) and exc.stderr:  # e.g. the bundle build's reason
                 print(exc.stderr.decode(errors="replace"), file=sys.stderr)
+            figures.append(Figure(f"{name}: not measured", f"failed: {type(exc).__name__} (traceback above)"))
             continue
         width = max(len(label) for label, _ in section.lines)
         for label, text in section.lines:

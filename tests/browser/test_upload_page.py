@@ -161,10 +161,12 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
     _wait_for_a_stored_part(b)
     b.page.click("#pause")
     assert b.page.inner_text("#status") == "Paused."
-    b.page.wait_for_timeout(300)
+    deadline = time.monotonic() + 10  # a paused transfer ends at once (aborted), well within this
+    while b.traffic.pending():
+        assert time.monotonic() < deadline, f"still sending while paused: {b.traffic.pending()}"
+        b.page.wait_for_timeout(50)
     stored = b.traffic.parts_stored()
     aborted = {n for r in b.traffic.failed if (n := part_number(r)) is not None}
-    assert b.traffic.pending() == []  # every transfer stopped: nothing still going out
     assert aborted and not aborted & stored and aborted | stored == {1, 2, 3}
     sent_when_paused = len(b.traffic.requests)
     b.page.wait_for_timeout(1500)
@@ -173,7 +175,9 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
 
     b.page.click("#resume")
     file_id = _wait_for_result(b)
-    assert _parts_sent_since(b, sent_when_paused) == aborted  # the missing parts, and only those
+    # The missing parts, and only those (a part COS kept just as it was aborted needs no resend).
+    resent = _parts_sent_since(b, sent_when_paused)
+    assert resent and resent <= aborted
     assert b.stack.record(file_id).user_id == "page-user"
     applies = [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"]
     assert len(applies) == 2 and "vodSessionKey" in applies[1]  # the same VOD session, resumed

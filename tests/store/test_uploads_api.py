@@ -128,7 +128,7 @@ def test_pages_are_complete_and_stable_while_uploads_arrive(writer: tuple[str, E
         if cursor is None:
             break
     assert collected == [f"p{i:03d}" for i in reversed(range(130))]  # newest first, each once, none lost
-    # Unpaged (vod-uploads, the testing kit): every upload, in the same order, the newer ones first.
+    # Unpaged: every upload, in the same order (newest first), the ones added while paging included.
     everything = [u.file_id for u in store.user_uploads("ann")]
     assert everything == [f"new{n}" for n in (130, 100, 50)] + collected
 
