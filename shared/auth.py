@@ -2,7 +2,6 @@
 
 import functools
 import hmac
-import math
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -11,6 +10,7 @@ from shared import hs_jwt
 from shared.config import AuthSettings, ConfigError
 from shared.errors import Unauthorized
 from shared.hs_jwt import TokenRejected
+from shared.http.body import finite_number
 from shared.http.model import Request
 
 REALM = "vod-upload"
@@ -139,19 +139,14 @@ def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal
     return Principal(_user_id(claims.get("sub"), "sub"))
 
 
-def _time(value: object) -> float | None:
-    # NaN or Infinity (JSON's 1e999) would make every comparison false: a token that never expires.
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None  # type: ignore[arg-type]
-
-
 def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
-    exp, nbf = _time(claims.get("exp")), claims.get("nbf")
+    # NaN or Infinity (JSON's 1e999) would make every comparison false: a token that never expires.
+    exp, nbf = finite_number(claims.get("exp")), claims.get("nbf")
     if exp is None:
         raise _invalid_token("exp must be a finite number")
     if exp + leeway <= now:
         raise _invalid_token("token has expired")
-    not_before = _time(nbf)
+    not_before = finite_number(nbf)
     if nbf is not None and (not_before is None or not_before - leeway > now):
         raise _invalid_token("token is not valid yet")
 

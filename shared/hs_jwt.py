@@ -148,8 +148,19 @@ def refused_secret(key: bytes) -> str | None:
         return "looks like a PEM key or certificate"
     if key.startswith((b"ssh-", b"ecdsa-sha2-")):
         return "looks like an SSH public key"
-    if text.startswith((b"{", b"[", b'"')) or b'"kty"' in key:
+    if b'"kty"' in key or _json_container(text):
         return "looks like JSON (a JWK?); use the key's secret bytes"
-    if key[0] == 0x30 and len(key) > 2 and (key[1] in (0x81, 0x82, 0x83) or key[1] == len(key) - 2):
+    if key[0] == 0x30 and b"\x00" in key:  # DER (a SEQUENCE) always holds a NUL; text from the environment never
         return "looks like a DER key or certificate"
     return None
+
+
+def _json_container(text: bytes) -> bool:
+    if not text.startswith((b"{", b"[")):
+        return False
+    try:
+        return isinstance(json.loads(text), dict | list)
+    except RecursionError:  # nested too deep to read: PyJWT refuses such a key too
+        return True
+    except ValueError:
+        return False

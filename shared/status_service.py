@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import json
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,6 +22,7 @@ from shared.auth import authenticate, check_key
 from shared.config import MAX_WAIT_SECONDS, UploadsSettings
 from shared.errors import BadRequest, NotFound
 from shared.events import MAX_ID, canonical_json
+from shared.http.body import finite_number
 from shared.http.model import Endpoint, Request, Response
 from shared.store import EventStore, TaskRecord, UploadRecord
 
@@ -77,9 +77,10 @@ def _cursor(text: str) -> tuple[float, str]:
         first_seen, file_id = json.loads(base64.urlsafe_b64decode(text.encode("ascii") + b"=="))
     except (ValueError, TypeError, UnicodeEncodeError, binascii.Error, RecursionError):
         raise refused from None
-    if type(first_seen) not in (int, float) or not math.isfinite(first_seen) or not isinstance(file_id, str):
+    first = finite_number(first_seen)
+    if first is None or not isinstance(file_id, str):
         raise refused
-    return float(first_seen), file_id
+    return first, file_id
 
 
 def _next_cursor(upload: UploadRecord) -> str:

@@ -20,6 +20,18 @@ def _finite(value: float, text: str) -> float:
     return value
 
 
+def finite_number(value: object) -> float | None:
+    """A JSON number as a float, or None: not a number (bools are not), NaN/Infinity, or too large for a float
+    (an integer of 400 digits is valid JSON)."""
+    if type(value) not in (int, float):
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, value in pairs:

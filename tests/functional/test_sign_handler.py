@@ -152,6 +152,7 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (HS_ENV, {"Authorization": "Bearer"}, "invalid_request"),
         (HS_ENV, bearer("not.a.jwt"), "invalid_token"),
         (HS_ENV, bearer(token(exp=NOW - 31)), "invalid_token"),  # past the 30 s leeway
+        (HS_ENV, bearer(token(exp=10**400)), "invalid_token"),  # too large for a float: no expiry at all
         (HS_ENV, bearer(token(key="x" * 40)), "invalid_token"),  # wrong key
         (HS_ENV, bearer(token(drop=("exp",))), "invalid_token"),
         (HS_ENV, bearer(token(drop=("sub",))), "invalid_token"),

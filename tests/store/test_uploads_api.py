@@ -148,6 +148,7 @@ def _b64(raw: bytes) -> str:
         ({"cursor": _b64(b"[" * 5000)}, "invalid_cursor"),  # deeper than the JSON decoder goes
         ({"cursor": _b64(b'[NaN,"f1"]')}, "invalid_cursor"),
         ({"cursor": _b64(b'[true,"f1"]')}, "invalid_cursor"),
+        ({"cursor": _b64(b"[1" + b"0" * 400 + b',"f1"]')}, "invalid_cursor"),  # too large for a float
         ({"page": "2"}, "invalid_parameter"),
     ],
 )

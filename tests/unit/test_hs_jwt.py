@@ -159,6 +159,12 @@ def test_hs_jwt_decides_as_pyjwt_on_generated_tokens() -> None:
         (b' {"kty": "oct", "k": "c2VjcmV0"}', True),
         (KEYS[0], False),
         (hashlib.sha256(b"random").hexdigest().encode(), False),
+        # Ordinary secrets that merely start like JSON or DER:
+        (b'"quoted-secret-0123456789abcdef0123456789"', False),
+        (b"{not-json-0123456789abcdef0123456789abcdef", False),
+        (b"0T" + b"a" * 84, False),
+        (b"[1, 2, 3]", True),  # any JSON array or object: broader than PyJWT, never narrower
+        (b"[" * 5000, True),
     ],
 )
 def test_a_key_shaped_secret_is_refused(secret: bytes, refused: bool) -> None:
