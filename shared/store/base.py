@@ -10,7 +10,6 @@ Connections live in a small pool: reused by warm invocations whatever thread run
 after any failure, created lazily, so a store that is down at cold start costs a 503, not a crash.
 """
 
-import hashlib
 import json
 import os
 import threading
@@ -92,11 +91,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
         3,
         (
-            # The projection's state behind each record, with a digest of the row it was written with
-            # (JSON). NULL in rows an older build wrote, stale (the digest differs) where an older build
-            # still running rewrote the row: the next event of that file rebuilds it from its events.
+            # The projection's state behind each record (JSON; NULL in rows an older build wrote).
             "ALTER TABLE uploads ADD COLUMN projection TEXT",
             "ALTER TABLE tasks ADD COLUMN projection TEXT",
+        ),
+    ),
+    (
+        4,
+        (
+            # Whether the file's state includes the event. A build that keeps no states (or an older form of
+            # them) leaves this FALSE in the rows it inserts, and stored events start FALSE: the next event of
+            # such a file rebuilds its records from all its events. The index holds only those rows.
+            "ALTER TABLE event_files ADD COLUMN projected BOOLEAN NOT NULL DEFAULT FALSE",
+            "CREATE INDEX event_files_unprojected ON event_files (file_id) WHERE NOT projected",
         ),
     ),
 )
@@ -204,26 +211,6 @@ def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "  # noqa: S608
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
-
-
-def _row_digest(row: Sequence[Any]) -> str:
-    """The record row as stored (numbers as floats: SQLite gives back 1 for True, 2.0 for 2 in a REAL)."""
-    plain = [float(v) if isinstance(v, (int, float)) else v for v in row]
-    return hashlib.blake2b(repr(plain).encode(), digest_size=12).hexdigest()
-
-
-def _dump_state(state: FileState | TaskState, row: Sequence[Any]) -> str:
-    # The state, and the digest of the row written with it: a build from before the states rewrites the
-    # row but not the state, and the digest then tells that the state is stale.
-    return _to_json({"state": state, "row": _row_digest(row)})
-
-
-def _load_state(text: str | None, row: Sequence[Any]) -> Any:
-    """The state saved with `row`, or None when it is missing or stale (then the file is rebuilt)."""
-    if text is None:
-        return None
-    saved = json.loads(text)
-    return saved["state"] if saved.get("row") == _row_digest(row) else None
 
 
 _SELECT_UPLOAD = ", ".join(f"u.{c}" for c in _UPLOAD_COLUMNS)
@@ -404,7 +391,8 @@ class EventStore(ABC):
                 return Ingested(dedupe_key, duplicate=True)
             for file_id in file_ids:
                 cursor.defer(
-                    self._sql("INSERT INTO event_files (file_id, dedupe_key) VALUES (?, ?)"), (file_id, dedupe_key)
+                    self._sql("INSERT INTO event_files (file_id, dedupe_key, projected) VALUES (?, ?, TRUE)"),
+                    (file_id, dedupe_key),
                 )
             return Ingested(
                 dedupe_key,
@@ -424,7 +412,8 @@ class EventStore(ABC):
         marks = ", ".join("?" for _ in file_ids)
         cursor.execute(
             self._sql(
-                f"SELECT {_SELECT_UPLOAD}, u.projection, {_SELECT_TASK}, t.projection FROM uploads u "  # noqa: S608
+                f"SELECT {_SELECT_UPLOAD}, u.projection, {_SELECT_TASK}, t.projection, "  # noqa: S608
+                "EXISTS (SELECT 1 FROM event_files f WHERE f.file_id = u.file_id AND NOT f.projected) FROM uploads u "
                 f"LEFT JOIN tasks t ON t.file_id = u.file_id AND t.task_id = ? WHERE u.file_id IN ({marks})"
             ),
             (task_id or "", *file_ids),
@@ -441,20 +430,23 @@ class EventStore(ABC):
         if row is not None:  # else: a new file
             upload_end, task_start = len(_UPLOAD_COLUMNS), len(_UPLOAD_COLUMNS) + 1
             task_end = task_start + len(_TASK_COLUMNS)
-            saved = _load_state(row[upload_end], row[:upload_end])
-            has_task = row[task_start] is not None
-            saved_task = _load_state(row[task_end], row[task_start:task_end]) if has_task else {}
-            if saved is None or saved_task is None:
+            saved, saved_task, stale = row[upload_end], row[task_end], row[task_end + 1]
+            if stale or saved is None or (row[task_start] is not None and saved_task is None):
                 return self._rebuild(cursor, file_id)
-            state = saved
-            if task_id is not None:
-                tasks[task_id] = saved_task
+            state = json.loads(saved)
+            if task_id is not None and saved_task is not None:
+                tasks[task_id] = json.loads(saved_task)
         add(file_id, state, item, None if task_id is None else tasks[task_id])
         return self._write(cursor, file_id, state, tasks)
 
     def _rebuild(self, cursor: Cursor, file_id: str) -> UploadRecord:
-        """Records whose state is missing or stale (an older build wrote them: it never writes the state):
-        fold all the file's stored events (the new one included) once; later events update what this writes."""
+        """Records whose state is missing or stale (an older build stored some of the file's events): fold all
+        the file's stored events (the new one included) once; later events update what this writes."""
+        # Marked before they are read: an event another build commits in between is folded but stays unmarked
+        # (the next event rebuilds again), never marked without being folded.
+        cursor.execute(
+            self._sql("UPDATE event_files SET projected = TRUE WHERE file_id = ? AND NOT projected"), (file_id,)
+        )
         cursor.execute(
             self._sql(
                 "SELECT e.dedupe_key, e.received_at, e.payload, e.attribution FROM events e "
@@ -468,10 +460,9 @@ class EventStore(ABC):
     def _write(self, cursor: Cursor, file_id: str, state: FileState, tasks: dict[str, TaskState]) -> UploadRecord:
         upload = upload_record(file_id, state)
         row = _upload_row(upload)
-        cursor.defer(self._sql(_UPSERT_UPLOAD), (*row, _dump_state(state, row)))
+        cursor.defer(self._sql(_UPSERT_UPLOAD), (*row, _to_json(state)))
         for task_id, task in tasks.items():
-            task_row = _task_row(task_record(file_id, task_id, task))
-            cursor.defer(self._sql(_UPSERT_TASK), (*task_row, _dump_state(task, task_row)))
+            cursor.defer(self._sql(_UPSERT_TASK), (*_task_row(task_record(file_id, task_id, task)), _to_json(task)))
         return upload
 
     def _fold_inputs(self, rows: Sequence[Sequence[Any]]) -> Iterator[FoldInput]:
