@@ -397,3 +397,17 @@ def without_nulls(value: Any) -> Any:
     if isinstance(value, list):
         return [without_nulls(v) for v in value]
     return value
+
+
+def plain(value: Any) -> Any:
+    """A record (the committed event, an upload, a task: immutable NamedTuples, nested) as plain data for
+    JSON or a queue: records are objects (an event's with its `event_type`), tuples are lists."""
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        data = {name: plain(field) for name, field in value._asdict().items()}
+        event_type = getattr(value, "event_type", None)
+        return data if event_type is None else {"event_type": event_type, **data}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(name): plain(item) for name, item in value.items()}
+    return value

@@ -14,12 +14,13 @@ covers them) and idempotent, so that re-running one by hand for a pending event 
 """
 
 import importlib
-from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 from shared.config import ConfigError
 from shared.errors import StoreUnavailable
 from shared.events import VodEvent
+from shared.events import plain as plain  # noqa: PLC0414 - re-exported for hook code
 from shared.logs import ERROR, log_event
 from shared.store import EventStore, UploadRecord
 
@@ -37,20 +38,6 @@ class CommittedEvent(NamedTuple):
 
 
 AfterCommit = Callable[[CommittedEvent], None]
-
-
-def plain(value: Any) -> Any:
-    """A record (the committed event, an upload, a task: immutable NamedTuples, nested) as plain data for
-    JSON or a queue: records are objects (an event's with its `event_type`), tuples are lists."""
-    if isinstance(value, tuple) and hasattr(value, "_asdict"):
-        data = {name: plain(field) for name, field in value._asdict().items()}
-        event_type = getattr(value, "event_type", None)
-        return data if event_type is None else {"event_type": event_type, **data}
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, Mapping):
-        return {str(name): plain(item) for name, item in value.items()}
-    return value
 
 
 def no_hook(committed: CommittedEvent) -> None:

@@ -20,7 +20,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, NamedTuple, Protocol, TypeVar
 
 from shared.errors import MalformedEvent, StoreUnavailable
-from shared.events import DeletePart, StoredEvent, VodEvent, canonical_json, parse_event
+from shared.events import DeletePart, StoredEvent, VodEvent, canonical_json, parse_event, plain
 from shared.logs import DEBUG, WARNING, log_event
 from shared.source_context import Attribution
 from shared.store.projection import (
@@ -33,7 +33,6 @@ from shared.store.projection import (
     add,
     fold,
     new_file_state,
-    plain_result,
     results_from_plain,
     task_id_for,
     task_record,
@@ -166,8 +165,8 @@ _to_json = canonical_json
 def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
     values = {f: getattr(upload, f) for f in _UPLOAD_COLUMNS}
     values["metadata"] = None if upload.metadata is None else _to_json(upload.metadata)
-    values["deleted_parts"] = _to_json([p._asdict() for p in upload.deleted_parts])
-    values["conflicts"] = _to_json([c._asdict() for c in upload.conflicts])
+    values["deleted_parts"] = _to_json(plain(upload.deleted_parts))
+    values["conflicts"] = _to_json(plain(upload.conflicts))
     return tuple(values.values())
 
 
@@ -187,7 +186,7 @@ def _attribution(text: str) -> Attribution:
 
 def _task_row(task: TaskRecord) -> tuple[Any, ...]:
     values = {f: getattr(task, f) for f in _TASK_COLUMNS}
-    values["results"] = _to_json([plain_result(r) for r in task.results])
+    values["results"] = _to_json(plain(task.results))
     return tuple(values.values())
 
 
@@ -384,7 +383,7 @@ class EventStore(ABC):
                     received_at,
                     stored.text,
                     "pending" if hook_pending else None,
-                    None if attribution is None else _to_json(attribution._asdict()),
+                    None if attribution is None else _to_json(plain(attribution)),
                 ),
             )
             if cursor.rowcount != 1:

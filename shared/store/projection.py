@@ -23,6 +23,7 @@ from shared.events import (
     NewFileUpload,
     ProcedureStateChanged,
     VodEvent,
+    plain,
 )
 from shared.source_context import Attribution
 
@@ -203,7 +204,7 @@ def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None 
         parts = event.parts_for(file_id)
         if parts:  # only some parts (e.g. transcodes) are gone; the media itself still exists
             known = {_part_key(p): p for p in state["deleted_parts"]}
-            known.update((_part_key(p), p) for p in (part._asdict() for part in parts))
+            known.update((_part_key(p), p) for p in plain(parts))
             state["deleted_parts"] = [known[k] for k in sorted(known)]
         else:
             first = state["deleted_at"]
@@ -233,7 +234,7 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
             seen.append(value)
             seen.sort(key=lambda v: (v is None, v or ""))
     if state["first"] is None or key < state["first"][0]:
-        state["first"] = [key, attribution._asdict()]
+        state["first"] = [key, plain(attribution)]
     state["confirmed"] = state["confirmed"] and attribution.confirmed
 
 
@@ -246,7 +247,7 @@ def _add_task_event(state: FileState, task: TaskState, key: str, event: Procedur
     _keep(task, "task_id", rank, event.task_id)  # never None: every event leaves its task's state non-empty
     for name in _TASK_FIELDS:
         _keep(task, name, rank, getattr(event, name))
-    results = [plain_result(task_result(r)) for r in event.results]
+    results = plain([task_result(r) for r in event.results])
     _keep(task, "results", rank, results or None)
     after = _task_outcome(task)
     if before != after:
@@ -256,18 +257,6 @@ def _add_task_event(state: FileState, task: TaskState, key: str, event: Procedur
             if not outcomes[before]:
                 del outcomes[before]  # so the state's text, too, is the same whatever the order
         outcomes[after] = outcomes.get(after, 0) + 1
-
-
-def plain_result(result: TaskResult) -> dict[str, Any]:
-    # As the stored states hold it: plain JSON, `urls` a list; `output` is plain JSON already (not copied).
-    return {
-        "type": result.type,
-        "status": result.status,
-        "err_code": result.err_code,
-        "message": result.message,
-        "urls": list(result.urls),
-        "output": result.output,
-    }
 
 
 def results_from_plain(results: Iterable[Mapping[str, Any]]) -> tuple[TaskResult, ...]:
