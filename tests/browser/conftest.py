@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tests.conftest import LeakGuard
 from vodlocal import harness, localstack
 from vodtesting.ci import missing
 from vodtesting.stack import VodStack
@@ -119,7 +120,7 @@ class BrowserStack:
 
 
 @pytest.fixture
-def browser_stack(browser: Any, tmp_path: Path) -> Iterator[BrowserStack]:
+def browser_stack(browser: Any, tmp_path: Path, leak_guard: LeakGuard) -> Iterator[BrowserStack]:
     saved = dict(os.environ)
     page_server = localstack.serve_wsgi("upload-page", harness.create_app("upload_page"))
     os.environ["CORS_ALLOW_ORIGINS"] = page_server.url  # the gateway answers the page's origin only
@@ -139,6 +140,7 @@ def browser_stack(browser: Any, tmp_path: Path) -> Iterator[BrowserStack]:
         yield BrowserStack(stack, page_server.url, page, traffic, context)
     finally:
         instance.close()
+        leak_guard.values.update(stack.secrets)  # as start_vod_stack does (this stack needs the page's origin first)
         stack.stop()
         page_server.stop()
         os.environ.clear()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -30,11 +31,16 @@ def _wait_for_result(b: BrowserStack, timeout_s: float = 90) -> str:
     return str(b.page.inner_text("#file-id"))
 
 
+def _until(b: BrowserStack, done: Callable[[], object], failure: str, seconds: float = 60) -> None:
+    """Wait, letting the page run, until `done()`; fail with `failure` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, failure
+        b.page.wait_for_timeout(50)
+
+
 def _wait_for_progress(b: BrowserStack, percent: int) -> None:
-    deadline = time.monotonic() + 60
-    while int(b.page.eval_on_selector("#video-progress", "e => e.value")) < percent:
-        assert time.monotonic() < deadline, "the upload made no progress"
-        b.page.wait_for_timeout(100)
+    _until(b, lambda: int(b.page.eval_on_selector("#video-progress", "e => e.value")) >= percent, "no progress")
 
 
 def _start_slow_upload(b: BrowserStack, video: Path, bytes_per_second: int) -> None:
@@ -95,10 +101,7 @@ def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) ->
 
 
 def _wait_for_a_stored_part(b: BrowserStack) -> None:
-    deadline = time.monotonic() + 60
-    while not b.traffic.parts_stored():
-        assert time.monotonic() < deadline, "no part finished"
-        b.page.wait_for_timeout(50)
+    _until(b, b.traffic.parts_stored, "no part finished")
 
 
 def _parts_sent_since(b: BrowserStack, start: int) -> set[int]:
@@ -124,8 +127,9 @@ def test_a_reload_mid_upload_resumes_and_sends_only_the_missing_parts(
     apply_after = [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"][-1]
     assert "vodSessionKey" in apply_after  # the SDK's resume: the same VOD upload session
     resent = _parts_sent_since(b, sent_before)
-    assert resent and not resent & stored_before  # only the missing parts
-    assert resent | stored_before == {1, 2, 3}
+    # Only missing parts (a part COS kept just as the reload cut it off needs no resend; the commit above
+    # proves the file whole).
+    assert resent and not resent & stored_before
     record = b.stack.record(file_id)
     assert record.user_id == "page-user"
 
@@ -161,10 +165,8 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
     _wait_for_a_stored_part(b)
     b.page.click("#pause")
     assert b.page.inner_text("#status") == "Paused."
-    deadline = time.monotonic() + 10  # a paused transfer ends at once (aborted), well within this
-    while b.traffic.pending():
-        assert time.monotonic() < deadline, f"still sending while paused: {b.traffic.pending()}"
-        b.page.wait_for_timeout(50)
+    # A paused transfer ends at once (aborted), well within 10 s.
+    _until(b, lambda: not b.traffic.pending(), "still sending while paused", seconds=10)
     stored = b.traffic.parts_stored()
     aborted = {n for r in b.traffic.failed if (n := part_number(r)) is not None}
     assert aborted and not aborted & stored and aborted | stored == {1, 2, 3}
