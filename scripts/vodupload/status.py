@@ -79,6 +79,6 @@ class StatusClient:
             if last is not None and last["status"] in SETTLED:
                 return last
         raise StatusUnavailable(
-            f"upload {file_id} had not settled after {timeout:.0f} s"
+            f"upload {file_id} had not settled after {timeout:g} s"
             + (f" (last status: {last['status']})" if last else " (not recorded yet)")
         )

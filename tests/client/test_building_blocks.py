@@ -418,10 +418,21 @@ def test_cos_calls_retry_transient_failures_and_renew_refused_credentials(
     assert len(reapplied) == renewals
 
 
-@pytest.mark.timeout(20)  # the backoff is 30 s: waiting it out instead of halting fails here
+class _Halt(threading.Event):
+    """A halt event that notes each wait and never blocks: a backoff spent waiting on it shows, with no timer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        return super().wait(0)
+
+
 def test_a_pause_during_a_retry_backoff_halts_the_call() -> None:
     credentials, reapplied = _renewing(time.time, 3600)
-    halt = threading.Event()
+    halt = _Halt()
     attempts: list[int] = []
 
     def operation() -> None:
@@ -429,6 +440,9 @@ def test_a_pause_during_a_retry_backoff_halts_the_call() -> None:
         halt.set()  # paused while this request was failing
         raise _cos_error(503, "ServiceUnavailable")
 
+    policy = RetryPolicy(attempts=5, backoff=30)
     with pytest.raises(Halted):
-        call_cos(credentials, operation, "upload part 1", RetryPolicy(attempts=5, backoff=30), halt)
+        call_cos(credentials, operation, "upload part 1", policy, halt)
+    # The backoff was waited on the halt event (which was set, so it ended at once), then nothing more.
+    assert halt.waits == [policy.delay(1)]
     assert (len(attempts), reapplied) == (1, [])  # no second attempt, no renewal
