@@ -1,8 +1,9 @@
 """Print the project's performance figures, each next to a baseline measured in the same run.
 
-Sections live in scripts/vodbench/ (one module each, `run() -> Section`: detail lines, and the rows of the
-table printed at the end, which is the README's). A section that cannot run here says why instead of
-failing the rest. Nothing in the test suite depends on speed.
+Sections live in scripts/vodbench/ (one module each, `run() -> Section`: the rows of the table printed at
+the end, which is the README's, and detail lines that say more, such as where a cold start goes). A
+section that cannot run here says why instead of failing the rest. Nothing in the test suite depends on
+speed.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def main() -> int:
                 print(exc.stderr.decode(errors="replace"), file=sys.stderr)
             figures.append(Figure(f"{name}: not measured", f"failed: {type(exc).__name__} (traceback above)"))
             continue
-        width = max(len(label) for label, _ in section.lines)
+        width = max((len(label) for label, _ in section.lines), default=0)
         for label, text in section.lines:
             print(f"  {label:<{width}}  {text}", flush=True)
         figures += section.figures

@@ -23,7 +23,6 @@ from vodbench.common import (
     Section,
     environment,
     goal,
-    target,
 )
 
 SIZE = 256 * 1024 * 1024
@@ -147,10 +146,6 @@ def run() -> Section:
             "client upload through the local stack",
             f"{megabytes / upload:8.1f} MB/s  = {copy / upload:.2f}× of the copy "
             "(8 MiB parts, 6 in flight, MD5-checked, one-time signatures)",
-        ),
-        (
-            f"client upload over upload_file (best of {RUNS} each)",
-            f"   ×{sdk / upload:.2f}  ({target(sdk / upload, 1.0, at_least=True)})",
         ),
     ]
     figure = Figure(

@@ -48,22 +48,11 @@ def environment(values: Mapping[str, str] | None = None) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def _bound_and_verdict(value: float, limit: float, at_least: bool, unit: str) -> tuple[str, str]:
+def goal(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
+    """A target and its verdict from one number: '≤ ×2 (not yet met)'."""
     met = value >= limit if at_least else value <= limit
     bound = f"{unit}{limit:g}" if unit == "×" else f"{limit:g} {unit}"
-    return f"{'≥' if at_least else '≤'} {bound}", "met" if met else "not yet met"
-
-
-def goal(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
-    """A target and its verdict from one number, for the table: '≤ ×2 (not yet met)'."""
-    bound, verdict = _bound_and_verdict(value, limit, at_least, unit)
-    return f"{bound} ({verdict})"
-
-
-def target(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
-    """The same, within a detail line: 'target ≤ ×2: not yet met'."""
-    bound, verdict = _bound_and_verdict(value, limit, at_least, unit)
-    return f"target {bound}: {verdict}"
+    return f"{'≥' if at_least else '≤'} {bound} ({'met' if met else 'not yet met'})"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,6 @@ from vodbench.common import (
     environment,
     goal,
     per_call,
-    target,
 )
 
 ENV = SIGN_ENV
@@ -152,31 +151,7 @@ def _run() -> Section:
     demo_cold = start.layers["demo-equivalent baseline: import + first request"] - start.bare
     our_cold = start.layers["sign bundle: import + first HS256 request"] - start.bare
 
-    lines = [
-        ("raw HMAC-SHA1 + Base64 of one signature (floor)", f"{raw * 1e6:8.2f} µs"),
-        ("sign handler, auth off", f"{off * 1e6:8.2f} µs  = {off / raw:5.1f}× floor"),
-        ("sign handler, HS256 JWT, a new token", f"{hs256_new * 1e6:8.2f} µs  = {hs256_new / raw:5.1f}× floor"),
-        ("sign handler, HS256 JWT, a known token", f"{hs256 * 1e6:8.2f} µs  = {hs256 / raw:5.1f}× floor"),
-        (
-            "demo-equivalent handler per request (baseline)",
-            f"{demo_call * 1e6:8.2f} µs  = {demo_call / raw:5.1f}× floor",
-        ),
-        (
-            "sign per request, known token, over the baseline",
-            f"{hs256 / demo_call:8.2f}×      ({target(hs256 / demo_call, 0.5)})",
-        ),
-        (
-            "  of which: the HTTP edge alone, over the baseline",
-            f"{edge / demo_call:8.2f}×      ({edge * 1e6:.1f} µs: the event read, its JSON body parsed, a fixed "
-            "answer written with its log line; no auth, no policy, no signing)",
-        ),
-        (
-            "sign cold start (import + first HS256 request) over the baseline's",
-            f"{our_cold / demo_cold:8.2f}×      ({our_cold * 1e3:.1f} vs {demo_cold * 1e3:.1f} ms over bare; "
-            f"{target(our_cold / demo_cold, 1)})",
-        ),
-        *cold_start_rows("sign", start, "settings loaded, no request"),
-    ]
+    lines = cold_start_rows("sign", start, "settings loaded, no request")
     demo_text = f"{demo_call * 1e6:.1f} µs: config, urlencode, HMAC-SHA1, Base64, no auth"
     figures = [
         Figure(

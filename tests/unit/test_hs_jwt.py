@@ -239,3 +239,10 @@ def test_a_public_key_as_the_shared_secret_fails_the_cold_start(
     env = {**SIGN_ENV, "AUTH_JWT_SECRET": pem, "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3"}
     with pytest.raises(ConfigError, match="AUTH_JWT_SECRET: looks like a PEM key"):
         vod_function(function, env=env)
+
+
+def test_config_offers_exactly_the_algorithms_hs_jwt_verifies() -> None:
+    # config keeps its own list so that functions without auth never import hs_jwt at cold start
+    from shared import config
+
+    assert tuple(hs_jwt.HASHES) == config._SYMMETRIC_ALGS
