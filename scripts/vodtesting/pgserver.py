@@ -134,14 +134,21 @@ def database_name(url: str) -> str:
 
 def run_sql(url: str, sql: str, params: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
     """One statement in autocommit mode on a new connection; its rows, if it returns any."""
+    return _query(url, sql, params)[1]
+
+
+def _query(url: str, sql: str, params: tuple[Any, ...] | None = None) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The same, with its column names."""
     import psycopg2
 
     conn = psycopg2.connect(url, connect_timeout=2)
     try:
-        conn.autocommit = True
+        conn.autocommit = True  # one statement; pgbouncer's admin console has no transactions at all
         with conn.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchall() if cursor.description is not None else []
+            if cursor.description is None:
+                return [], []
+            return [column.name for column in cursor.description], cursor.fetchall()
     finally:
         conn.close()
 
@@ -195,17 +202,8 @@ class PgBouncer:
 
     def show(self, what: str) -> list[dict[str, Any]]:
         """The admin console's SHOW <what> (SHOW CONFIG, SHOW POOLS, …)."""
-        import psycopg2
-
-        conn = psycopg2.connect(self.url("pgbouncer"))
-        try:
-            conn.autocommit = True  # the console has no transactions
-            with conn.cursor() as cursor:
-                cursor.execute(f"SHOW {what}")
-                names = [column.name for column in cursor.description or ()]
-                return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        finally:
-            conn.close()
+        names, rows = _query(self.url("pgbouncer"), f"SHOW {what}")
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def stop(self) -> None:
         self.process.terminate()

@@ -28,7 +28,7 @@ def serve_output(tmp_path: Path) -> Iterator[list[str]]:
         [
             command("vod-serve"),
             "--port",
-            str(closed_loopback_port()),
+            "0",  # a free port; the printed commands name the real one
             "--emulator-port",
             "0",
             "--tls-port",

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.checkout import scratch_copy
+from vodlocal.localstack import LOOPBACK_HOSTS
 
 HOOKS = '''
 CALLS = []
@@ -76,7 +77,7 @@ def test_an_app_outside_the_repository_tests_its_hook_and_client(tmp_path: Path)
     (app / "tests" / "test_app.py").write_text(APP_TESTS)
     (app / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
     # WHEN the app's tests run with the venv's pytest
-    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "NO_PROXY": "127.0.0.1,localhost"}
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "NO_PROXY": LOOPBACK_HOSTS}
     run = _run(venv, ["-m", "pytest", "-q", "-p", "no:cacheprovider"], env=env, timeout=600, cwd=app)
     # THEN both pass, on the kit found through its pytest11 entry point, away from this repository
     assert run.returncode == 0, run.stdout + run.stderr
