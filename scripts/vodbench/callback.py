@@ -277,7 +277,7 @@ def _ratio_rows(db: str, ingest: float, statements: float, upsert: float, note: 
         ),
         Figure(
             "— of which the store's statements alone, replayed without Python",
-            f"{statements * 1e6:.0f} µs an event (the rest, our Python: {(ingest - statements) * 1e6:.0f} µs)",
+            f"{statements * 1e6:.0f} µs an event (the rest of this run's: {(ingest - statements) * 1e6:.0f} µs)",
             f"×{statements / upsert:.1f} the same upsert",
         ),
     ]
