@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup serve test lint bench build demo clean
+.PHONY: setup serve test lint bench build deploy-build demo clean
 
 $(STAMP): pyproject.toml
 	test -n "$(PYTHON)"
@@ -40,6 +40,11 @@ demo: setup
 	$(BIN)/vod-demo $(ARGS)
 
 build: setup
+	$(PY) scripts/build
+
+# serverless.yml's src.hook: the bundles, once every setting it deploys is set in this shell (see the script).
+deploy-build: setup
+	$(PY) scripts/check-deploy-env serverless.yml
 	$(PY) scripts/build
 
 clean:

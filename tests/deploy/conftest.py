@@ -1,5 +1,5 @@
 """Deploy fixtures: CPython 3.10 (SCF's runtime), another interpreter to build with, and the bundles that
-`scf deploy` would ship, made by running the deploy config's own build hook (`make build`)."""
+`scf deploy` would ship, made by running the deploy config's own build hook (`make deploy-build`)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from vodtesting.ci import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "serverless.yml"
+# A deployer who has set every setting the config uses, most of them empty (their defaults).
+DEPLOYER_ENV = dict.fromkeys(scf_framework.env_sources(CONFIG), "")
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +56,9 @@ def other_python() -> str:
 
 @pytest.fixture(scope="session")
 def uploaded() -> scf_framework.Files:
-    """What `scf deploy` uploads for serverless.yml: its hook (`make build`) runs first, as the CLI runs it."""
-    config = scf_framework.load_config(CONFIG)
-    return scf_framework.cli_upload(CONFIG, config["inputs"]["src"])
+    """What `scf deploy` uploads for serverless.yml: its hook (`make deploy-build`) runs first, as the CLI runs it."""
+    config = scf_framework.load_config(CONFIG, environ=DEPLOYER_ENV)
+    return scf_framework.cli_upload(CONFIG, config["inputs"]["src"], environ=DEPLOYER_ENV)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,9 @@
 - `${env:NAME}` is replaced by the deployer's environment (src/libs/utils/basic.js `resolveVariables`);
   an unset name becomes `undefined` and the key is dropped on the way to the engine. Other variables
   (`${stage}`, …) are the engine's: here `stage` is substituted like the engine does.
+- A function's variables (multi-scf src/formatter.ts `formatFaasInputs`, then tencent-component-toolkit
+  src/modules/scf/utils.ts): the function's inputs are the common ones overlaid with its own; an
+  `environments` list (`[]` when absent) replaces `environment`, and each value is sent as `String(value)`.
 """
 
 from __future__ import annotations
@@ -60,15 +63,35 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
-def cli_upload(config_path: Path, src: Any, *, run_hook: bool = True) -> Files:
-    """The files the CLI zips and uploads for `inputs.src`, as {path in the zip: bytes}."""
+def function_variables(inputs: Mapping[str, Any], key: str) -> dict[str, str]:
+    """The environment SCF gives function `key` of resolved `inputs` (what the toolkit sends as Variables)."""
+    function = {**inputs, **inputs["functions"][key]}
+    environments = function.get("environments", [])
+    if not isinstance(environments, list):
+        return {k: _js_string(v) for k, v in function.get("environment", {}).get("variables", {}).items()}
+    return {item["key"]: _js_string(item.get("value")) for item in environments}
+
+
+def _js_string(value: Any) -> str:
+    """JavaScript's String(value) for what YAML and an unset ${env:…} can give."""
+    if value is None:
+        return "undefined"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def cli_upload(config_path: Path, src: Any, *, run_hook: bool = True, environ: Mapping[str, str] = {}) -> Files:
+    """The files the CLI zips and uploads for `inputs.src`, as {path in the zip: bytes}; the hook runs with
+    the deployer's `environ` added to this process's environment."""
     base = config_path.parent
     if isinstance(src, str):
         root, exclude = (base / src).resolve(), []
     else:
         if src.get("hook") and src.get("dist"):
             if run_hook:
-                subprocess.run(src["hook"], shell=True, cwd=(base / src.get("src", ".")).resolve(), check=True)
+                cwd = (base / src.get("src", ".")).resolve()
+                subprocess.run(src["hook"], shell=True, cwd=cwd, check=True, env={**os.environ, **environ})
             root = (base / src["dist"]).resolve()
         else:
             root = (base / src["src"]).resolve()

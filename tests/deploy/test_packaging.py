@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import CALLBACK_ENV
+from tests.conftest import CALLBACK_ENV, user_env
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
-from tests.deploy.conftest import CONFIG, ROOT
+from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, ROOT
 from tests.deploy.test_bundle import CASES, Case
 from tests.scf import load_event
 from vodtesting import sample_video
@@ -92,11 +93,8 @@ def functions_config() -> dict[str, Any]:
 
 
 def deployed_variables(function: str) -> dict[str, str]:
-    """The function's environment as written (before the deployer's values replace ${env:…})."""
-    variables: dict[str, str] = yaml.safe_load(CONFIG.read_text())["inputs"]["functions"][function]["environment"][
-        "variables"
-    ]
-    return variables
+    """The function's environment as multi-scf deploys it, before the deployer's values replace ${env:…}."""
+    return scf_framework.function_variables(yaml.safe_load(CONFIG.read_text())["inputs"], function)
 
 
 def documented_settings() -> set[str]:
@@ -284,6 +282,30 @@ def test_inside_scf_the_store_must_be_postgresql(
     # Locally (no SCF variables) the same setting is fine: SQLite is the default for development.
     local = {k: v for k, v in env.items() if k not in SCF_ENV}
     assert run_package(python310, bundles / function, local, cwd=tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_each_function_gets_the_deployers_values_and_nothing_else(function: str) -> None:
+    environ = {name: f"value of {name}" for name in DEPLOYER_ENV}
+    variables = scf_framework.function_variables(scf_framework.load_config(CONFIG, environ=environ)["inputs"], function)
+    expected = {key: environ[reference[6:-1]] for key, reference in deployed_variables(function).items()}
+    assert variables == expected
+    assert len(variables) >= 4  # none lost on the way (an `environment:` map would be replaced by nothing)
+
+
+def test_an_unset_setting_would_deploy_as_undefined_so_the_hook_refuses_it() -> None:
+    environ = {**DEPLOYER_ENV}
+    del environ["VOD_PROCEDURE"]
+    deployed = scf_framework.function_variables(scf_framework.load_config(CONFIG, environ=environ)["inputs"], "sign")
+    assert deployed["VOD_PROCEDURE"] == "undefined"  # what multi-scf and the toolkit make of it
+
+    hook = scf_framework.load_config(CONFIG)["inputs"]["src"]["hook"]
+    env = {**user_env(), **environ}
+    run = subprocess.run(hook, shell=True, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode != 0
+    assert re.search(r"1 setting\(s\) .* not set .*\n  VOD_PROCEDURE\n", run.stderr), run.stderr
+    assert "export VOD_PROCEDURE=" in run.stderr
+    assert not re.search(r"scripts/build", run.stdout)  # refused before building anything
 
 
 def test_the_deploy_config_passes_references_never_values() -> None:
