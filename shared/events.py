@@ -216,10 +216,15 @@ def _new_file_upload(payload: JsonObject) -> NewFileUpload:
     )
 
 
+# MediaProcessTaskResult (VOD API): a result's fields are under "<Type>Task", but for these two types.
+_TASK_FIELDS = {"AnimatedGraphics": "AnimatedGraphicTask", "ImageSprites": "ImageSpriteTask"}
+
+
 def _result(path: str, item: JsonObject) -> MediaProcessResult:
     kind = _required_text(item, "Type", path)
-    task = _object(item, f"{kind}Task", path)  # Type "Transcode" -> "TranscodeTask"
-    tp = f"{path}{kind}Task."
+    field = _TASK_FIELDS.get(kind, f"{kind}Task")  # Type "Transcode" -> "TranscodeTask"
+    task = _object(item, field, path)
+    tp = f"{path}{field}."
     return MediaProcessResult(
         type=kind,
         status=_text(task, "Status", tp),
@@ -265,6 +270,8 @@ def _file_deleted(payload: JsonObject) -> FileDeleted:
     parts = dict(_delete_parts(path, item) for path, item in results)
     # A result for a file missing from FileIdSet still names a file this event is about.
     file_ids = tuple(dict.fromkeys((*_ids(body, "FileIdSet", p), *parts)))
+    if len(file_ids) > MAX_FILES:  # each list is within the cap, but not their union
+        raise MalformedEvent(f"{p}FileIdSet", f"and FileDeleteResultInfo name more than {MAX_FILES} files")
     return FileDeleted(file_ids=file_ids, parts=parts)
 
 
@@ -296,10 +303,7 @@ def _other(payload: JsonObject, event_type: str) -> OtherEvent:
 
 def parse_event(payload: object) -> VodEvent:
     """The typed event in a v3 notification (PUSH body or one PULL EventSet item)."""
-    if not isinstance(payload, dict):
-        raise MalformedEvent("body", "must be a JSON object")
-    if _depth(payload) > MAX_DEPTH:
-        raise MalformedEvent("body", f"is nested more than {MAX_DEPTH} levels deep")
+    payload = _object_within_depth(payload)
     event_type = payload.get("EventType")
     if event_type is None:
         raise MalformedEvent("EventType", "is required")
@@ -313,6 +317,14 @@ def parse_event(payload: object) -> VodEvent:
     if event_type == "FileDeleted":
         return _file_deleted(payload)
     return _other(payload, event_type)
+
+
+def _object_within_depth(payload: object) -> JsonObject:
+    if not isinstance(payload, dict):
+        raise MalformedEvent("body", "must be a JSON object")
+    if _depth(payload) > MAX_DEPTH:
+        raise MalformedEvent("body", f"is nested more than {MAX_DEPTH} levels deep")
+    return payload
 
 
 def _depth(value: object) -> int:
@@ -389,13 +401,20 @@ def verify_callback_sign(payload: JsonObject, sign_key: str, now: float, max_ahe
         raise CallbackSignRejected("signature_too_far_ahead", f"T is more than {max_ahead} s ahead")
 
 
-def without_nulls(value: Any) -> Any:
-    """PullEvents returns every absent field as null; PUSH omits them. Store the PUSH form, so both
-    deliveries of one event look the same."""
+def pulled_form(item: object) -> dict[str, Any]:
+    """One PullEvents EventSet item as a PUSH delivery of it carries it, so both deliveries of an event look
+    the same: PullEvents returns every absent field as null (PUSH omits them), and its EventHandle is this
+    delivery's receipt (a redelivery gets a new one)."""
+    payload: dict[str, Any] = _without_nulls(_object_within_depth(item))  # depth checked: the recursion is bounded
+    payload.pop("EventHandle", None)
+    return payload
+
+
+def _without_nulls(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
     if isinstance(value, list):
-        return [without_nulls(v) for v in value]
+        return [_without_nulls(v) for v in value]
     return value
 
 

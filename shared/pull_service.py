@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Protocol
 
 from shared.config import PullSettings
 from shared.errors import MalformedEvent, StoreUnavailable
-from shared.events import without_nulls
+from shared.events import pulled_form
 from shared.hooks import AfterCommit, no_hook
 from shared.ingest import ingest_event
 from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, context_value, invocation_id, log_event
@@ -55,11 +55,9 @@ def _store_batch(
     """Ingest one batch; returns the handles safe to confirm and whether the store failed."""
     handles: list[str] = []
     for raw in events:
-        payload = without_nulls(raw)
-        # The handle is this delivery's receipt (a redelivery gets a new one): confirm with it, and
-        # store the event as a PUSH delivery of it would carry it.
-        handle = payload.pop("EventHandle", None)
+        handle = raw.get("EventHandle") if isinstance(raw, dict) else None  # what confirms this delivery
         try:
+            payload = pulled_form(raw)
             result = ingest_event(store, payload, received_at=now, after_commit=after_commit, keys=keys)
         except MalformedEvent as exc:
             tally.unreadable += 1

@@ -64,20 +64,9 @@ def vouched_upload(payload: Mapping[str, Any], info: Mapping[str, Any]) -> dict[
     return vouched
 
 
-def vouched_delete(payload: Mapping[str, Any], gone: set[str]) -> dict[str, Any]:
-    """The FileDeleted for the files VOD confirms are gone only."""
-    vouched = copy.deepcopy(dict(payload))
-    body = vouched.setdefault("FileDeleteEvent", {})
-    body["FileIdSet"] = [f for f in body.get("FileIdSet") or [] if f in gone]
-    body["FileDeleteResultInfo"] = [
-        r for r in body.get("FileDeleteResultInfo") or [] if isinstance(r, dict) and r.get("FileId") in gone
-    ]
-    return vouched
-
-
 def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str]) -> Vouched:
     """What to record for one PUSH delivery: an upload as VOD has it (unconfirmed, with no user, when VOD
-    does not know the file); a delete of the files VOD no longer has."""
+    does not know the file); a delete as VOD confirms it."""
     event = parse_event(payload)
     if isinstance(event, NewFileUpload):
         found, _ = lookup.media([event.file_id])
@@ -88,5 +77,11 @@ def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[st
         return Vouched(vouched_upload(payload, info), attribute(source.get("SourceContext"), keys, confirmed=True))
     if isinstance(event, FileDeleted) and event.file_ids:
         _, missing = lookup.media(list(event.file_ids))
-        return Vouched(vouched_delete(payload, missing), None)
+        # A delete of some parts (transcodes, say) leaves the media in place: VOD still listing the file is
+        # what it should say (the parts are recorded as delivered). A whole file it still lists is not
+        # confirmed: a 503, so that a genuine delete VOD's API has not caught up with comes again; dropping
+        # it under this delivery's dedupe key would lose it for good.
+        listed = [f for f in event.file_ids if f not in missing and not event.parts_for(f)]
+        if listed:
+            raise VodUnavailable(f"VOD still lists {len(listed)} of the {len(event.file_ids)} deleted file(s)")
     return Vouched(payload, None)

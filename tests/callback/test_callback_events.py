@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from shared.errors import CallbackSignRejected, MalformedEvent, StoreUnavailable, as_http_error
 from shared.events import (
     MAX_DEPTH,
+    MAX_FILES,
     FileDeleted,
     NewFileUpload,
     OtherEvent,
@@ -100,6 +101,29 @@ def test_parse_reads_the_fields_we_use() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("kind", "field"),
+    [
+        # MediaProcessTaskResult in VOD's API (and tencentcloud-sdk-python-vod's models): Type -> its field.
+        ("Transcode", "TranscodeTask"),
+        ("AnimatedGraphics", "AnimatedGraphicTask"),
+        ("SnapshotByTimeOffset", "SnapshotByTimeOffsetTask"),
+        ("SampleSnapshot", "SampleSnapshotTask"),
+        ("ImageSprites", "ImageSpriteTask"),
+        ("CoverBySnapshot", "CoverBySnapshotTask"),
+        ("AdaptiveDynamicStreaming", "AdaptiveDynamicStreamingTask"),
+    ],
+)
+def test_each_kind_of_result_is_read_from_its_own_field(kind: str, field: str) -> None:
+    task = {"Status": "FAIL", "ErrCode": 30010, "Message": "failed", "Output": {"Url": "http://x/y.gif"}}
+    results = [{"Type": kind, field: task}]
+    event = parse_event(_with("vod_procedure_finish:ProcedureStateChangeEvent.MediaProcessResultSet", results))
+    assert isinstance(event, ProcedureStateChanged)
+    [result] = event.results
+    assert (result.type, result.status, result.err_code, result.message) == (kind, "FAIL", 30010, "failed")
+    assert result.output == {"Url": "http://x/y.gif"}
+
+
 def _with(path: str, value: Any) -> dict[str, Any]:
     """The fixture named before ':' with the dotted path after it set to value (removed for `...`)."""
     name, _, dotted = path.partition(":")
@@ -121,6 +145,14 @@ def _nested(depth: int) -> Any:
     for _ in range(depth):
         value = {"x": value}
     return value
+
+
+def _ids(first: int, count: int) -> list[str]:
+    return [str(5285890784273533167 + i) for i in range(first, first + count)]
+
+
+def _results(first: int, count: int) -> list[dict[str, Any]]:
+    return [{"FileId": file_id, "DeleteParts": []} for file_id in _ids(first, count)]
 
 
 # (payload, the field the 400 must name)
@@ -174,6 +206,18 @@ MALFORMED: list[tuple[Any, str]] = [
     (
         _with("vod_file_deleted:FileDeleteEvent.FileDeleteResultInfo", [{"DeleteParts": []}]),
         "FileDeleteResultInfo[0].FileId",
+    ),
+    (_with("vod_file_deleted:FileDeleteEvent.FileIdSet", _ids(0, MAX_FILES + 1)), "FileDeleteEvent.FileIdSet"),
+    (
+        _with("vod_file_deleted:FileDeleteEvent.FileDeleteResultInfo", _results(0, MAX_FILES + 1)),
+        "FileDeleteEvent.FileDeleteResultInfo",
+    ),
+    (  # within the cap each, not together
+        _with(
+            "vod_file_deleted:FileDeleteEvent",
+            {"FileIdSet": _ids(0, MAX_FILES), "FileDeleteResultInfo": _results(MAX_FILES, 1)},
+        ),
+        "FileDeleteEvent.FileIdSet",
     ),
 ]
 

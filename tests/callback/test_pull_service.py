@@ -68,8 +68,25 @@ def test_a_queue_failure_stops_the_run_without_losing_anything(
     assert store.event_count() == recorded  # committed events stay; VOD redelivers the unconfirmed
 
 
-def test_an_unreadable_event_is_left_in_vods_queue(tmp_path: Path) -> None:
-    queue = Queue([[{"EventHandle": "bad", "EventType": 7}, _pulled("vod_new_file_upload", "h1")]])
+def _deep(depth: int) -> Any:
+    value: Any = None
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize(
+    "unreadable",
+    [
+        {"EventHandle": "bad", "EventType": 7},
+        None,
+        ["NewFileUpload"],
+        {**load_event("vod_new_file_upload"), "EventHandle": "bad", "MetaData": _deep(100_000)},
+    ],
+    ids=["bad-field", "null", "list", "deep"],
+)
+def test_an_unreadable_event_is_left_in_vods_queue(tmp_path: Path, unreadable: Any) -> None:
+    queue = Queue([[unreadable, _pulled("vod_new_file_upload", "h1")]])
     report, _ = _drain(queue, tmp_path)
     assert (report.unreadable, report.recorded, queue.confirmed) == (1, 1, ["h1"])
 
