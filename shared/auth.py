@@ -114,7 +114,7 @@ def decode_with_pyjwt(
                 "verify_exp": False,
                 "verify_nbf": False,
                 "verify_iat": False,
-                "verify_aud": audience is not None,
+                "verify_aud": True,  # also without an audience: then a token naming one is refused
                 "verify_iss": issuer is not None,
             },
         )
@@ -141,14 +141,16 @@ def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal
 
 def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
     # NaN or Infinity (JSON's 1e999) would make every comparison false: a token that never expires.
-    exp, nbf = finite_number(claims.get("exp")), claims.get("nbf")
+    exp = finite_number(claims.get("exp"))
     if exp is None:
         raise _invalid_token("exp must be a finite number")
     if exp + leeway <= now:
         raise _invalid_token("token has expired")
-    not_before = finite_number(nbf)
-    if nbf is not None and (not_before is None or not_before - leeway > now):
-        raise _invalid_token("token is not valid yet")
+    for claim in ("nbf", "iat"):  # not before; issued at (in the future: not valid yet either, as in PyJWT)
+        value = claims.get(claim)
+        moment = finite_number(value)
+        if value is not None and (moment is None or moment - leeway > now):
+            raise _invalid_token(f"token is not valid yet ({claim})")
 
 
 def _from_gateway(request: Request, settings: AuthSettings) -> Principal:

@@ -21,7 +21,8 @@ AuthMode = Literal["jwt", "gateway", "none"]
 _REGION = r"[a-z]{2,4}(-[a-z]+)+(-\d+)?"
 _HEADER = r"[A-Za-z0-9-]{1,64}"
 _SIGN_KEY = r"[A-Za-z0-9]{1,32}"
-_SYMMETRIC_ALGS = ("HS256", "HS384", "HS512")  # shared.hs_jwt.HASHES (not imported: only sign and uploads need it)
+# shared.hs_jwt.HASHES (not imported: only sign and uploads need it), with each hash's size in bytes.
+_SYMMETRIC_ALGS = {"HS256": 32, "HS384": 48, "HS512": 64}
 _ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 _MAX_CLASS_ID = 2**31 - 1
 DEFAULT_DATABASE_URL = "sqlite:///.local/vod.sqlite3"
@@ -341,7 +342,7 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
     if (secret is None) == (public_key is None):
         r.problem("AUTH_JWT_SECRET", "set exactly one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY when AUTH_MODE=jwt")
         return None, ()
-    family = _SYMMETRIC_ALGS if secret is not None else _ASYMMETRIC_ALGS
+    family = tuple(_SYMMETRIC_ALGS) if secret is not None else _ASYMMETRIC_ALGS
     algorithms = r.items("AUTH_JWT_ALGORITHMS") or (family[0],)
     wrong = [alg for alg in algorithms if alg not in family]
     if wrong:
@@ -349,7 +350,11 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
         r.problem(
             "AUTH_JWT_ALGORITHMS", f"{', '.join(wrong)} cannot be used with this key; choose from {', '.join(family)}"
         )
-    if public_key is not None and "BEGIN PUBLIC KEY" not in public_key.reveal():
+    elif secret is not None:
+        alg = max(algorithms, key=_SYMMETRIC_ALGS.__getitem__)
+        if len(secret.reveal().encode()) < _SYMMETRIC_ALGS[alg]:  # RFC 7518 §3.2: at least the hash size
+            r.problem("AUTH_JWT_SECRET", f"must be at least {_SYMMETRIC_ALGS[alg]} bytes for {alg}")
+    if public_key is not None and not re.search(r"-----BEGIN (RSA )?PUBLIC KEY-----", public_key.reveal()):
         r.problem("AUTH_JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
     return secret or public_key, algorithms
 
@@ -362,6 +367,8 @@ def _read_auth(r: _Reader) -> AuthSettings:
     for name, header in (("AUTH_GATEWAY_USER_HEADER", user_header), ("AUTH_GATEWAY_SECRET_HEADER", secret_header)):
         if not re.fullmatch(_HEADER, header):
             r.problem(name, f"is not an HTTP header name (got {header!r})")
+    if user_header.lower() == secret_header.lower():  # the secret would be taken for the user's id (and logged)
+        r.problem("AUTH_GATEWAY_USER_HEADER", "must differ from AUTH_GATEWAY_SECRET_HEADER")
     gateway_secret = r.secret("AUTH_GATEWAY_SECRET", min_length=16)
     if mode == "gateway" and gateway_secret is None:
         r.problem("AUTH_GATEWAY_SECRET", "is required when AUTH_MODE=gateway")

@@ -122,6 +122,8 @@ def _check_claims(claims: dict[str, Any], audience: str | None, issuer: str | No
             raise TokenRejected("wrong issuer")
     if audience is not None:
         _check_audience(claims, audience)
+    elif claims.get("aud"):  # RFC 7519 §4.1.3: a token for an audience this service is not, as PyJWT decides
+        raise TokenRejected("wrong audience")
     for claim in ("sub", "jti"):
         if claim in claims and not isinstance(claims[claim], str):
             raise TokenRejected(_MALFORMED)

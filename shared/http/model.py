@@ -1,6 +1,6 @@
 """The one request/response model every HTTP function works with, whatever SCF trigger delivered it."""
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple, overload
 
@@ -19,11 +19,13 @@ def _repeated(raw: Mapping[str, str]) -> list[str]:
 class Headers(Mapping[str, str]):
     """Case-insensitive, read-only header mapping (SCF sends both `Content-Type` and `content-type`)."""
 
-    def __init__(self, raw: Mapping[str, str]) -> None:
+    def __init__(self, raw: Mapping[str, str], several: Iterable[str] = ()) -> None:
+        """`several`: names the event gave more than one value (a list) for; `raw` holds the first."""
         self._items = {k.lower(): v for k, v in raw.items()}
-        # Names sent more than once in different case (the event is a JSON object, so exact repeats
-        # are impossible): a trusted header must not be silently replaced by a client's copy.
-        self._ambiguous = frozenset(_repeated(raw)) if len(self._items) != len(raw) else frozenset()
+        # Names sent more than once, in different case (the event is a JSON object, so exact repeats are
+        # impossible) or as a list: a trusted header must not be silently replaced by a client's copy.
+        repeated = _repeated(raw) if len(self._items) != len(raw) else []
+        self._ambiguous = frozenset([*repeated, *(name.lower() for name in several)])
 
     def is_ambiguous(self, name: str) -> bool:
         return name.lower() in self._ambiguous

@@ -32,6 +32,12 @@ def _text_map(value: object, name: str) -> dict[str, str]:
     return {str(k): str(v[0] if isinstance(v, list) and v else v) for k, v in value.items() if v is not None}
 
 
+def _headers(event: Mapping[str, Any]) -> Headers:
+    raw = event.get("headers")
+    several = [str(k) for k, v in raw.items() if isinstance(v, list) and len(v) > 1] if isinstance(raw, dict) else []
+    return Headers(_text_map(raw, "headers"), several)
+
+
 def _body(event: Mapping[str, Any]) -> bytes:
     body = event.get("body")
     if body is None or body == "":
@@ -74,7 +80,7 @@ class ApiGatewayEvent:
         return Request(
             method=_method(event, ctx.get("httpMethod")),
             path=str(event.get("path") or ctx.get("path") or "/"),
-            headers=Headers(_text_map(event.get("headers"), "headers")),
+            headers=_headers(event),
             query=_text_map(query, "queryString"),
             body=_body(event),
             request_id=_gateway_request_id(ctx.get("requestId")) or request_id,
@@ -90,7 +96,7 @@ class FunctionUrlEvent:
         return "httpMethod" in event and "requestContext" not in event
 
     def request(self, event: Mapping[str, Any], request_id: str) -> Request:
-        headers = Headers(_text_map(event.get("headers"), "headers"))
+        headers = _headers(event)
         return Request(
             method=_method(event),
             path=str(event.get("path") or "/"),

@@ -139,6 +139,7 @@ def test_an_empty_or_encoded_body_is_fine(
 
 HS_ENV: dict[str, str] = {}
 RS_ENV = {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": RSA_PUBLIC_PEM}
+RSA_PKCS1_PEM = _RSA.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1).decode()
 AUD_ENV = {"AUTH_JWT_AUDIENCE": "vod-upload", "AUTH_JWT_ISSUER": "https://id.example.com"}
 GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
 
@@ -165,6 +166,11 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (AUD_ENV, bearer(token(aud="other", iss="https://id.example.com")), "invalid_token"),
         (AUD_ENV, bearer(token(aud="vod-upload", iss="https://evil.example.com")), "invalid_token"),
         (AUD_ENV, bearer(token(iss="https://id.example.com")), "invalid_token"),  # audience required when set
+        (HS_ENV, bearer(token(aud="another-service")), "invalid_token"),  # not for us: no audience configured
+        (HS_ENV, bearer(token(iat=NOW + 600)), "invalid_token"),  # issued in the future
+        (HS_ENV, bearer(token(iat="yesterday")), "invalid_token"),
+        (HS_ENV, {"Authorization": [f"Bearer {token()}", "Bearer x"]}, "invalid_request"),  # sent twice
+        (GW_ENV, {"X-User-Id": ["mallory", "alice"], "X-Gateway-Secret": GATEWAY_SECRET}, "untrusted_gateway"),
         (GW_ENV, {"X-User-Id": "alice"}, "untrusted_gateway"),
         (GW_ENV, {"X-User-Id": "alice", "X-Gateway-Secret": "wrong-secret-0123456789"}, "untrusted_gateway"),
         (GW_ENV, {"X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
@@ -194,8 +200,10 @@ def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable
     ("env", "headers", "user"),
     [
         (RS_ENV, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), "alice"),
+        ({**RS_ENV, "AUTH_JWT_PUBLIC_KEY": RSA_PKCS1_PEM}, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), "alice"),
         (AUD_ENV, bearer(token(aud="vod-upload", iss="https://id.example.com")), "alice"),
         (HS_ENV, bearer(token(exp=NOW - 29)), "alice"),  # within the leeway
+        (HS_ENV, bearer(token(iat=NOW + 29, aud="")), "alice"),  # within the leeway; an empty aud names no one
         (GW_ENV, {"x-user-id": "gw-user", "x-gateway-secret": GATEWAY_SECRET}, "gw-user"),
         ({"AUTH_MODE": "none"}, {}, "anonymous"),
     ],

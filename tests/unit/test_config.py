@@ -95,6 +95,17 @@ def _callback(env: dict[str, str]) -> object:
             },
             "AUTH_GATEWAY_USER_HEADER",
         ),
+        (
+            _sign,
+            {
+                "AUTH_MODE": "gateway",
+                "AUTH_GATEWAY_SECRET": "0123456789abcdef",
+                "AUTH_GATEWAY_USER_HEADER": "x-gateway-secret",  # the secret would be taken for the user
+            },
+            "AUTH_GATEWAY_USER_HEADER",
+        ),
+        (_sign, {"AUTH_JWT_SECRET": "s" * 63, "AUTH_JWT_ALGORITHMS": "HS256,HS512"}, "AUTH_JWT_SECRET"),  # < 64 bytes
+        (_sign, {"AUTH_JWT_SECRET": "s" * 47, "AUTH_JWT_ALGORITHMS": "HS384"}, "AUTH_JWT_SECRET"),
         (_sign, {"AUTH_MODE": "basic"}, "AUTH_MODE"),
         (_sign, {"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),  # an origin, not more nor less:
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com/path"}, "CORS_ALLOW_ORIGINS"),
