@@ -130,7 +130,9 @@ class Gateway:
     def __call__(self, request: flask.Request) -> flask.Response:
         found = self._handler(request.path)
         if found is None:
-            error = {"error": {"code": "not_found", "message": f"no function at {request.path}"}}
+            # Not "not_found": that is a function's answer about a resource (the uploads function's "no such
+            # upload"); a path no function serves is a wrong URL, as a real gateway's 404 would say.
+            error = {"error": {"code": "no_route", "message": f"no function at {request.path}"}}
             return flask.Response(json.dumps(error), status=404, content_type="application/json")
         name, handler = found
         request_id = str(uuid.uuid4())

@@ -13,6 +13,7 @@ from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, Save
 from vodupload.credentials import SessionCredentials
 from vodupload.errors import (
     AuthenticationFailed,
+    CheckpointUnavailable,
     GatewayRefusal,
     SignatureError,
     SignatureRefused,
@@ -50,6 +51,7 @@ __all__ = [
     "CancelOutcome",
     "Checkpoint",
     "CheckpointStore",
+    "CheckpointUnavailable",
     "Committed",
     "FileIdentity",
     "GatewayRefusal",

@@ -24,6 +24,8 @@ from typing import Any
 
 import platformdirs
 
+from vodupload.errors import CheckpointUnavailable
+
 log = logging.getLogger("vodupload")
 
 VERSION = 2
@@ -93,9 +95,10 @@ class Checkpoint:
         )
 
 
-def checkpoint_name(endpoint: str | None, video: str, cover: str | None) -> str:
-    """Which checkpoint belongs to an upload: the same files to the same VOD (paths, not contents)."""
-    material = "\0".join((endpoint or "vod", video, cover or ""))
+def checkpoint_name(endpoint: str | None, video: str, cover: str | None, owner: str = "") -> str:
+    """Which checkpoint belongs to an upload: the same files (paths, not contents) to the same VOD, for the
+    same owner (`Uploader`'s: another user on this machine must not resume, and so own, someone's upload)."""
+    material = "\0".join((endpoint or "vod", video, cover or "", owner))
     return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
@@ -118,11 +121,19 @@ class CheckpointStore:
             return Checkpoint.from_json(data)
         except FileNotFoundError:
             return None
+        except OSError as exc:  # the directory is a file, say, or cannot be read
+            raise CheckpointUnavailable(f"cannot read the saved uploads in {self.directory}: {exc.strerror}") from None
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring the unreadable checkpoint %s (%s)", path, type(exc).__name__)
             return None
 
     def save(self, checkpoint: Checkpoint) -> None:
+        try:
+            self._write(checkpoint)
+        except OSError as exc:
+            raise CheckpointUnavailable(f"cannot write the saved uploads in {self.directory}: {exc.strerror}") from None
+
+    def _write(self, checkpoint: Checkpoint) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         payload = json.dumps(checkpoint.to_json(), indent=1).encode("utf-8")
         fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{checkpoint.name}.", suffix=".tmp")  # 0600

@@ -35,6 +35,7 @@ from vodupload import (
     AuthenticationFailed,
     CancelOutcome,
     CheckpointStore,
+    CheckpointUnavailable,
     GatewayRefusal,
     Notice,
     Progress,
@@ -112,6 +113,11 @@ def follow(args: argparse.Namespace, file_id: str, console: Console) -> int:
     except VodUploadError as exc:
         spinner.stop()
         return report_failure(exc, console)
+    except KeyboardInterrupt:
+        spinner.stop()
+        console.say(f"stopped waiting; the upload itself is done (file id {file_id})")
+        console.result({"status": "stopped_waiting", "fileId": file_id}, "")
+        return EXIT_INTERRUPTED
     spinner.stop()
     tasks = ", ".join(f"{t['taskId']}: {t['status']}" for t in upload["tasks"]) or "none"
     console.result({"status": "settled", "upload": upload}, f"status     {upload['status']}\ntasks      {tasks}")
@@ -247,8 +253,15 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
     try:
         task.result()
     except VodUploadError as exc:
-        return report_failure(exc, console, saved=uploader.checkpoints.load(task.checkpoint_name) is not None)
+        return report_failure(exc, console, saved=_saved(uploader, task.checkpoint_name))
     return EXIT_FAILED
+
+
+def _saved(uploader: Uploader, name: str) -> bool:
+    try:
+        return uploader.checkpoints.load(name) is not None
+    except CheckpointUnavailable:  # the failure being reported already says so
+        return False
 
 
 def report_done(result: UploadResult, task: UploadTask, console: Console) -> None:
@@ -335,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         console.say(str(exc))
         return EXIT_USAGE
-    except (FileNotFoundError, IsADirectoryError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # the file: missing, a directory, unreadable; its extension
         console.say(str(exc))
         return EXIT_USAGE
     except VodUploadError as exc:

@@ -66,6 +66,10 @@ class StorageError(VodUploadError):
         self.code = code
 
 
+class CheckpointUnavailable(VodUploadError):
+    """The directory of saved uploads cannot be read or written (VOD_UPLOAD_CHECKPOINT_DIR a file, say)."""
+
+
 class SourceChanged(VodUploadError):
     """The file changed while it was being uploaded; the saved progress no longer describes it."""
 

@@ -6,12 +6,14 @@ one-time signatures need; `SignatureClient` is that `getSignature` for Python: c
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 import requests
 
 from vodupload.errors import AuthenticationFailed, SignatureRefused, SignatureUnavailable
@@ -47,7 +49,7 @@ class SignatureRequest:
         return {name: value for name, value in wire.items() if value is not None}
 
 
-def _error_envelope(response: requests.Response) -> tuple[str, str]:
+def error_envelope(response: requests.Response) -> tuple[str, str]:
     """(code, message) of the gateway's `{"error": {"code", "message"}}`, or what can be said without it."""
     try:
         error = response.json().get("error") or {}
@@ -59,6 +61,18 @@ def _error_envelope(response: requests.Response) -> tuple[str, str]:
 def token_of(source: TokenSource) -> str:
     """The bearer token now: the string, or what the callable returns (a refreshing app's current token)."""
     return source() if callable(source) else source
+
+
+def token_subject(token: str) -> str:
+    """Whom a bearer token speaks for: a JWT's `sub` (read, not verified: the endpoint verifies it), else a
+    digest of the token itself (then a new token reads as someone else)."""
+    try:
+        subject = jwt.decode(token, options={"verify_signature": False}).get("sub")
+    except jwt.PyJWTError:
+        subject = None
+    if isinstance(subject, str) and subject:
+        return f"sub:{subject}"
+    return "token:" + hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 class SignatureClient:
@@ -94,6 +108,11 @@ class SignatureClient:
     def __call__(self) -> str:
         return self.fetch().value
 
+    def owner(self) -> str:
+        """Whose uploads these signatures start (the endpoint and the token's subject): VOD gives a resumed
+        session the sourceContext it was opened with, so a saved upload must resume only for its owner."""
+        return f"{self.url} {token_subject(token_of(self._token))}"
+
     def fetch(self) -> Signature:
         problem = "no attempt made"
         for attempt in range(self._retries + 1):
@@ -107,7 +126,7 @@ class SignatureClient:
                 continue
             if response.status_code < 400:
                 return self._parse(response)
-            code, message = _error_envelope(response)
+            code, message = error_envelope(response)
             if response.status_code == 401:
                 raise AuthenticationFailed(response.status_code, code, message)
             if response.status_code < 500:

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import requests
 
 from vodupload.errors import AuthenticationFailed, VodUploadError
-from vodupload.signatures import TokenSource, token_of
+from vodupload.signatures import TokenSource, error_envelope, token_of
 
 # Where an upload stays: its task flow is over (or it has none: "uploaded"), it was deleted, or it is a conflict.
 SETTLED = frozenset({"uploaded", "finished", "failed", "deleted", "conflict"})
@@ -42,8 +42,10 @@ class StatusClient:
         )
         if response.status_code == 304:
             return None, etag
-        if response.status_code == 404:  # the callback has not recorded it yet (or it is not ours)
-            return None, None
+        if response.status_code == 404:
+            if error_envelope(response)[0] == "not_found":  # not recorded yet (or not ours)
+                return None, None
+            raise StatusUnavailable(f"{self.url} is not the uploads endpoint (404 with no not_found error)")
         if response.status_code == 401:
             raise AuthenticationFailed(401, "unauthorized", "the token is not valid", endpoint="the uploads endpoint")
         if response.status_code != 200:

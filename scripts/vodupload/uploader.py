@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from vodupload.errors import UploadCancelled, UploadPaused, VodUploadError
 from vodupload.notices import Notice, NoticeCallback, NoticeKind
 from vodupload.progress import Progress, ProgressCallback, ProgressMeter
 from vodupload.sessions import SavedSessions
+from vodupload.signatures import SignatureClient
 from vodupload.transfer import MAX_PART_SIZE, MIN_PART_SIZE, ObjectTransfer, TransferContext, fit_part_size
 from vodupload.vod_api import Applied, MediaInfo, VodClient
 
@@ -98,6 +100,7 @@ class _Source:
     path: Path
     name: str  # the name VOD shows (the file name without extension unless given)
     type: str  # the extension, VOD's file type
+    size: int  # when the task was made (0 for a cancel's, which need not exist); a run identifies it anew
 
     def media(self, identity: FileIdentity) -> MediaInfo:
         """What ApplyUploadUGC announces: the size is the file's as the run found it, not as it was
@@ -105,18 +108,34 @@ class _Source:
         return MediaInfo(self.name, self.type, identity.size)
 
 
-def _source(role: str, path: str | os.PathLike[str], name: str | None = None) -> _Source:
+def _source(role: str, path: str | os.PathLike[str], name: str | None = None, *, must_exist: bool = True) -> _Source:
     resolved = Path(path).resolve()
-    if not resolved.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    size = _regular_file_size(path, resolved) if must_exist else 0
     extension = resolved.suffix.lstrip(".").lower()
     if not extension:
         raise ValueError(f"{path}: VOD needs the file type; give the file its extension (e.g. .mp4, .jpg)")
-    return _Source(role, resolved, name or resolved.stem, extension)
+    return _Source(role, resolved, name or resolved.stem, extension, size)
+
+
+def _regular_file_size(path: str | os.PathLike[str], resolved: Path) -> int:
+    try:
+        info = resolved.stat()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such file") from None
+    except OSError as exc:  # a directory on the way that cannot be entered, say
+        raise PermissionError(f"{path}: cannot read it ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(f"{path}: is a directory; give a video file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path}: not a regular file")
+    return info.st_size
 
 
 class Uploader:
-    """Makes upload tasks; one instance can serve many (sequential or concurrent) uploads."""
+    """Makes upload tasks; one instance can serve many (sequential or concurrent) uploads.
+
+    `owner`: whose uploads these are (default: a SignatureClient's endpoint and token subject); a saved upload
+    resumes only for the same owner, as VOD gives a resumed session the sourceContext it was opened with."""
 
     def __init__(
         self,
@@ -125,8 +144,10 @@ class Uploader:
         *,
         checkpoints: CheckpointStore | None = None,
         clock: Callable[[], float] = time.time,
+        owner: Callable[[], str] | None = None,
     ) -> None:
         self.options = options or UploadOptions()
+        self._owner = owner or (get_signature.owner if isinstance(get_signature, SignatureClient) else lambda: "")
         self.checkpoints = checkpoints or CheckpointStore()
         self._clock = clock
         self._session = requests.Session()
@@ -175,7 +196,11 @@ class Uploader:
         Raises, keeping the saved upload for another try, when VOD or the signature endpoint cannot be
         reached or the signature endpoint refuses.
         """
-        outcome = self.upload(video, cover, on_notice=on_notice)._cancel_idle_or_stop()
+        # The files themselves need not exist any more: a saved upload of a moved file is still cancelled.
+        sources = [_source("video", video, must_exist=False)]
+        if cover is not None:
+            sources.append(_source("cover", cover, must_exist=False))
+        outcome = UploadTask(self, sources, None, None, on_notice)._cancel_idle_or_stop()
         return CancelOutcome.NOTHING_SAVED if outcome is None else outcome  # (a new task is idle: never None)
 
     def close(self) -> None:
@@ -191,7 +216,7 @@ class Uploader:
 
     def _name_for(self, sources: list[_Source]) -> str:
         cover = next((str(s.path) for s in sources if s.role == "cover"), None)
-        return checkpoint_name(self.options.endpoint, str(sources[0].path), cover)
+        return checkpoint_name(self.options.endpoint, str(sources[0].path), cover, self._owner())
 
     def _credentials(self, applied: Applied, on_refresh: Callable[[str], None]) -> SessionCredentials:
         credentials = SessionCredentials(
@@ -262,7 +287,7 @@ class UploadTask:
         self._on_notice = on_notice
         self.checkpoint_name = uploader._name_for(sources)
         # The sizes now, until a run identifies the files (they may change before it starts).
-        self._meter = ProgressMeter(sum(s.path.stat().st_size for s in sources), on_progress)
+        self._meter = ProgressMeter(sum(s.size for s in sources), on_progress)
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._state = UploadState.CREATED

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from tests.client.conftest import MIB, Stack, Traffic, closed_port_url, write_file
-from tests.conftest import LeakGuard
+from tests.conftest import JWT_SECRET, LeakGuard
+from vodlocal import localstack
 
 
 class Child:
@@ -267,17 +268,81 @@ def test_failures_exit_with_a_clear_message_and_status(
     no_leaks(leak_guard, failed.stdout, failed.stderr)
 
 
-@pytest.mark.parametrize(
-    ("name", "message"),
-    [
-        ("missing.mp4", "no such file"),
-        ("no-extension", "give the file its extension"),
-    ],
-)
-def test_unusable_files_are_usage_errors(stack: Stack, tmp_path: Path, name: str, message: str) -> None:
-    if name != "missing.mp4":
-        write_file(tmp_path / name, 10)
+def _missing(tmp_path: Path) -> Path:
+    return tmp_path / "missing.mp4"
 
-    failed = stack.cli(tmp_path / name)
+
+def _no_extension(tmp_path: Path) -> Path:
+    return write_file(tmp_path / "no-extension", 10)
+
+
+def _directory(tmp_path: Path) -> Path:
+    (tmp_path / "clips.mp4").mkdir()
+    return tmp_path / "clips.mp4"
+
+
+def _under_a_file(tmp_path: Path) -> Path:
+    return write_file(tmp_path / "file.mp4", 10) / "clip.mp4"  # stat: Not a directory
+
+
+@pytest.mark.parametrize(
+    ("make", "message", "cancel"),
+    [
+        (_missing, "missing.mp4: no such file", 0),
+        (_no_extension, "give the file its extension", 2),
+        (_directory, "clips.mp4: is a directory", 0),
+        (_under_a_file, "clip.mp4: cannot read it (Not a directory)", 0),
+    ],
+    ids=["missing", "no-extension", "directory", "under-a-file"],
+)
+def test_unusable_files_are_usage_errors(
+    stack: Stack, tmp_path: Path, make: Callable[[Path], Path], message: str, cancel: int
+) -> None:
+    path = make(tmp_path)
+
+    failed, cancelled = stack.cli(path), stack.cli(path, "--cancel")
 
     assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr
+    # --cancel needs no file (its saved upload may be of a file since moved): there is just nothing to cancel
+    assert cancelled.returncode == cancel and "Traceback" not in cancelled.stderr
+    assert ("there is no saved upload" in cancelled.stderr) is (cancel == 0)
+
+
+def test_a_checkpoint_directory_that_cannot_be_used_is_a_clear_failure(stack: Stack, tmp_path: Path) -> None:
+    not_a_directory = write_file(tmp_path / "checkpoints", 10)
+    env = stack.cli_env(VOD_UPLOAD_CHECKPOINT_DIR=str(not_a_directory))
+    for args in (["--json"], ["--json", "--cancel"]):
+        failed = stack.cli(write_file(tmp_path / "clip.mp4", 1000), *args, env=env)
+        assert failed.returncode == 1 and "Traceback" not in failed.stderr
+        assert f"cannot read the saved uploads in {not_a_directory}: Not a directory" in failed.stderr
+        assert json.loads(failed.stdout)["error"]["kind"] == "failed"
+
+
+def test_another_user_does_not_resume_someone_elses_saved_upload(
+    stack: Stack, tmp_path: Path, leak_guard: LeakGuard
+) -> None:
+    # VOD gives a resumed session the sourceContext it was opened with: resuming it would make it the first
+    # user's upload, whoever finishes it.
+    video = write_file(tmp_path / "shared.mp4", 4 * MIB)
+    interrupted_upload(stack, video, 2, sigkill).finish()
+    other = leak_guard.add(localstack.mint_token(JWT_SECRET, "someone-else@example.com"))
+
+    theirs = stack.cli(video, "--json", env=stack.cli_env(VOD_UPLOAD_TOKEN=other))
+
+    assert theirs.returncode == 0, theirs.stderr
+    assert json.loads(theirs.stdout)["bytesResumed"] == 0 and "resuming" not in theirs.stderr
+    assert len(stack.saved()) == 1  # still there for its owner, who resumes it
+    mine = stack.cli(video, "--json")
+    assert (mine.returncode, json.loads(mine.stdout)["bytesResumed"]) == (0, 2 * MIB), mine.stderr
+
+
+def test_cancel_discards_the_saved_upload_of_a_file_moved_away_since(stack: Stack, tmp_path: Path) -> None:
+    video = write_file(tmp_path / "moved.mp4", 4 * MIB)
+    interrupted_upload(stack, video, 2, sigkill).finish()
+    video.rename(tmp_path / "elsewhere.mp4")
+
+    cancelled = stack.cli(video, "--cancel", "--json")
+
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout) == {"status": "cancelled", "partsDeleted": True}
+    assert stack.open_uploads() == [] and stack.saved() == []

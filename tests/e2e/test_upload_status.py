@@ -4,6 +4,10 @@ following a real upload's task flow to its end."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +16,7 @@ import pytest
 import requests
 
 from shared.ingest import ingest_event
-from tests.conftest import run_command
+from tests.conftest import command, run_command
 from vodtesting import sample_video, vod_event
 from vodtesting.stack import VodStack
 from vodupload.errors import AuthenticationFailed
@@ -116,3 +120,39 @@ def test_a_refused_token_names_the_uploads_endpoint(vod_stack: VodStack) -> None
     client = StatusClient(f"{vod_stack.gateway_url}/uploads", "not-a-jwt")
     with pytest.raises(AuthenticationFailed, match=r"^the uploads endpoint refused \(401 unauthorized\)"):
         client.get("5285890784273533167")
+
+
+def test_a_status_url_that_is_not_the_uploads_endpoint_fails_at_once(vod_stack: VodStack) -> None:
+    # A 404 without the uploads function's not_found error is a wrong URL, not an upload still on its way.
+    client = StatusClient(f"{vod_stack.gateway_url}/not-the-uploads", vod_stack.token("una"))
+    started = time.monotonic()
+    with pytest.raises(StatusUnavailable, match="is not the uploads endpoint"):
+        client.follow("5285890784273533167", timeout=600, sleep=lambda seconds: None)
+    assert time.monotonic() - started < 60  # not the whole wait
+
+
+def test_ctrl_c_while_waiting_says_the_upload_is_done(vod_stack: VodStack, tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers: the wait goes on
+        proc = subprocess.Popen(
+            [
+                command("vod-upload"),
+                str(sample_video(tmp_path / "c.mp4", size=200_000)),
+                *("--gateway", vod_stack.gateway_url, "--vod-endpoint", vod_stack.emulator_url),
+                *("--status-url", f"http://127.0.0.1:{silent.getsockname()[1]}/uploads", "--wait", "--json"),
+                *("--checkpoint-dir", str(tmp_path / "checkpoints")),
+            ],
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "VOD_UPLOAD_TOKEN": vod_stack.token("carl")},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        done = json.loads(proc.stdout.readline())  # the upload's own result: from now on it waits
+        assert done["status"] == "done", proc.stderr.read() if proc.stderr else ""
+        held, _ = silent.accept()  # the first status request has arrived; it is never answered
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+        held.close()
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    assert json.loads(stdout) == {"status": "stopped_waiting", "fileId": done["fileId"]}
+    assert "stopped waiting; the upload itself is done" in stderr

@@ -130,7 +130,7 @@ def test_preflight_over_http(gateway: str) -> None:
 def test_unknown_path_is_a_json_404(gateway: str) -> None:
     response = requests.post(f"{gateway}/nowhere", timeout=10)
     assert response.status_code == 404
-    assert json.loads(response.text)["error"]["code"] == "not_found"
+    assert json.loads(response.text)["error"]["code"] == "no_route"
 
 
 _NONE_HEADER = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
