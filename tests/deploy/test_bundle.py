@@ -4,6 +4,7 @@ with nothing else on sys.path, whatever interpreter built them."""
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 import re
 import subprocess
@@ -258,3 +259,46 @@ def test_an_unusable_jwt_key_fails_the_cold_start_not_every_request(
     # RS256 needs `cryptography`, which the lean sign bundle leaves out unless asked for.
     assert run.returncode != 0
     assert "AUTH_JWT_ALGORITHMS: RS256 needs the `cryptography` package" in run.stderr
+
+
+HOOK = """
+import json, os
+from shared.hooks import plain
+
+
+def on_upload(committed):
+    with open(os.environ["HOOK_OUT"], "a") as out:
+        out.write(json.dumps(plain(committed)["dedupe_key"]) + "\\n")
+"""
+
+
+def test_the_after_commit_hook_ships_with_the_functions_that_run_it(python310: str, tmp_path: Path) -> None:
+    # GIVEN an app's checkout with its hook package beside shared/, built with AFTER_COMMIT_HOOK set (as the
+    # deploy hook does)
+    project = tmp_path / "project"
+    (project / "apphooks").mkdir(parents=True)
+    (project / "apphooks" / "__init__.py").write_text("")
+    (project / "apphooks" / "notify.py").write_text(HOOK)
+    env = {**os.environ, "AFTER_COMMIT_HOOK": "apphooks.notify:on_upload"}
+    out = tmp_path / "out"
+    build = [sys.executable, str(ROOT / "scripts" / "build"), "callback", "sign", "--out", str(out)]
+    subprocess.run(build, cwd=project, env=env, check=True, capture_output=True)
+    # THEN the callback carries it (the sign function runs no hooks, so it does not) and calls it under 3.10
+    assert (out / "callback" / "apphooks" / "notify.py").exists() and not (out / "sign" / "apphooks").exists()
+    hook_env = {
+        **CALLBACK_ENV,
+        "DATABASE_URL": "sqlite:///events.sqlite3",
+        "AFTER_COMMIT_HOOK": "apphooks.notify:on_upload",
+        "HOOK_OUT": str(tmp_path / "hook.out"),
+    }
+    run = run_package(python310, out / "callback", hook_env, _callback_event(), cwd=tmp_path)
+    assert run.returncode == 0 and run.report["result"]["statusCode"] == 200, run.stderr
+    assert len((tmp_path / "hook.out").read_text().splitlines()) == 1
+
+
+def test_a_hook_package_missing_from_the_checkout_fails_the_build(tmp_path: Path) -> None:
+    env = {**os.environ, "AFTER_COMMIT_HOOK": "nowhere.hooks:on_upload"}
+    build = [sys.executable, str(ROOT / "scripts" / "build"), "callback", "--out", str(tmp_path / "out")]
+    result = subprocess.run(build, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 1
+    assert f"no nowhere/ or nowhere.py in {tmp_path}" in result.stderr and "Traceback" not in result.stderr
