@@ -134,6 +134,27 @@ def test_a_reload_mid_upload_resumes_and_sends_only_the_missing_parts(
     assert record.user_id == "page-user"
 
 
+def test_another_user_of_the_browser_does_not_resume_someone_elses_upload(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    b = browser_stack
+    video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
+    _start_slow_upload(b, video, 6 * MiB)  # page-user's upload: its VOD session is saved in localStorage
+    _wait_for_a_stored_part(b)
+
+    b.page.reload()  # cut off mid-upload: page-user's session stays saved
+    b.open(b.stack.token("other-user"))  # then the app's link for another user, in the same browser
+    b.page.reload()
+    b.page.wait_for_selector("#start:not([hidden])")
+    b.choose(video)
+    b.page.click("#start")
+    file_id = _wait_for_result(b)
+
+    apply_after = [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"][-1]
+    assert "vodSessionKey" not in apply_after  # a new session, not page-user's
+    assert b.stack.record(file_id).user_id == "other-user"
+
+
 @pytest.mark.parametrize(
     ("token", "message"),
     [

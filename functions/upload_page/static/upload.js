@@ -11,6 +11,7 @@
   const config = JSON.parse(document.body.dataset.config);
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "vod-upload-token";
+  const OWNER_KEY = "vod-upload-owner"; // whose saved upload sessions localStorage holds (the token's subject)
   const FINAL = new Set(["uploaded", "finished", "failed", "deleted", "conflict"]);
 
   let token = sessionStorage.getItem(TOKEN_KEY);
@@ -153,10 +154,36 @@
   }
 
   // --- uploading ------------------------------------------------------------------------------------
+  // vod-js-sdk-v6 keeps a paused upload's VOD session in localStorage ("webugc_" and a digest of the file's
+  // name and size) and resumes it for whoever chooses that file next. VOD gives a resumed session the
+  // sourceContext it was opened with, so another user of this browser would finish, and so give away, the
+  // first one's upload: when the signed-in user changes, the saved sessions are forgotten.
+  function forgetOtherUsersSessions() {
+    try {
+      const owner = tokenSubject(token);
+      if (localStorage.getItem(OWNER_KEY) === owner) return;
+      for (const key of Object.keys(localStorage)) if (key.startsWith("webugc_")) localStorage.removeItem(key);
+      localStorage.setItem(OWNER_KEY, owner);
+    } catch (error) {
+      // no localStorage (a private window, say): then the SDK cannot save sessions either
+    }
+  }
+
+  function tokenSubject(value) {
+    try {
+      const sub = JSON.parse(atob(value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub;
+      if (typeof sub === "string") return "sub:" + sub; // read, not verified: the API verifies the token
+    } catch (error) {
+      // not a JWT
+    }
+    return "";
+  }
+
   function start() {
     paused = null;
     fail("");
     apiError = null;
+    forgetOtherUsersSessions();
     let current;
     try {
       const tcVod = new TcVod.default({ getSignature, allowReport: false, enableResume: true });
