@@ -7,6 +7,7 @@ import base64
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -170,15 +171,17 @@ def test_an_unchanged_upload_is_a_304(writer: tuple[str, EventStore], get: Get) 
 
 
 class Clock:
-    """Fake time: sleeping advances it, and may deliver an event at a given moment."""
+    """Fake time, from now (the token was issued now): sleeping advances it, and may deliver an event
+    `change_at` seconds in."""
 
     def __init__(self, store: EventStore, change_at: float | None) -> None:
-        self.now, self.store, self.change_at, self.sleeps = 0.0, store, change_at, 0
+        self.start = float(int(time.time()))
+        self.now, self.store, self.change_at, self.sleeps = self.start, store, change_at, 0
 
     def sleep(self, seconds: float) -> None:
         self.sleeps += 1
         self.now += seconds
-        if self.change_at is not None and self.now >= self.change_at:
+        if self.change_at is not None and self.now - self.start >= self.change_at:
             record(self.store, task("f5", "PROCESSING"), 2.0)
             self.change_at = None
 
@@ -197,7 +200,7 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     result = serve(event, {}, endpoint, settings.http, methods=("GET",))
     reader.close()
     assert json.loads(result["body"])["status"] == status
-    assert clock.now == returned_at  # woke at the change, or slept the whole wait
+    assert clock.now - clock.start == returned_at  # woke at the change, or slept the whole wait
     assert clock.sleeps == returned_at / POLL_SECONDS  # in polls of POLL_SECONDS
 
 
