@@ -337,7 +337,7 @@ def _read_policy(r: _Reader) -> SigningPolicy:
 
 
 def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
-    secret = r.secret("AUTH_JWT_SECRET", min_length=32)  # RFC 7518 §3.2: key at least the hash size
+    secret = r.secret("AUTH_JWT_SECRET")  # its length: below, per algorithm
     public_key = r.secret("AUTH_JWT_PUBLIC_KEY")
     if (secret is None) == (public_key is None):
         r.problem("AUTH_JWT_SECRET", "set exactly one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY when AUTH_MODE=jwt")
@@ -350,12 +350,12 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
         r.problem(
             "AUTH_JWT_ALGORITHMS", f"{', '.join(wrong)} cannot be used with this key; choose from {', '.join(family)}"
         )
-    elif secret is not None:
-        alg = max(algorithms, key=_SYMMETRIC_ALGS.__getitem__)
-        if len(secret.reveal().encode()) < _SYMMETRIC_ALGS[alg]:  # RFC 7518 §3.2: at least the hash size
+    if secret is not None:  # RFC 7518 §3.2: a key at least the hash's size, for the strongest algorithm allowed
+        alg = max((a for a in algorithms if a in _SYMMETRIC_ALGS), key=_SYMMETRIC_ALGS.__getitem__, default="HS256")
+        if len(secret.reveal().encode()) < _SYMMETRIC_ALGS[alg]:
             r.problem("AUTH_JWT_SECRET", f"must be at least {_SYMMETRIC_ALGS[alg]} bytes for {alg}")
     if public_key is not None and not re.search(r"-----BEGIN (RSA )?PUBLIC KEY-----", public_key.reveal()):
-        r.problem("AUTH_JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY-----)")
+        r.problem("AUTH_JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY----- or RSA PUBLIC KEY)")
     return secret or public_key, algorithms
 
 

@@ -6,7 +6,7 @@ token on most cold starts, so this module does that one job with the stdlib; PyJ
 for public keys (shared.auth imports it only then).
 
 It accepts and rejects exactly as `jwt.decode(token, key, algorithms, audience=..., issuer=...,
-options={require: [exp, sub], verify_exp/nbf/iat: False, verify_aud/iss: when given})` does (the
+options={require: [exp, sub], verify_exp/nbf/iat: False, verify_aud: True, verify_iss: when given})` does (the
 checks below follow PyJWT 2.x's order), and tests/unit/test_hs_jwt.py proves it against PyJWT on
 more than 10,000 generated valid and hostile tokens. Time claims are shared.auth's job.
 """

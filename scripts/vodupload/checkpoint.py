@@ -150,9 +150,13 @@ class CheckpointStore:
         self._sync_directory()
 
     def delete(self, name: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.path(name).unlink()
-            self._sync_directory()
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise CheckpointUnavailable(f"cannot remove {self.path(name)}: {exc.strerror}") from None
+        self._sync_directory()
 
     def _sync_directory(self) -> None:
         # The rename (or unlink) itself must reach the disk, not just the file's bytes.

@@ -14,7 +14,8 @@ Settings: a flag wins over its environment variable:
   --checkpoint-dir VOD_UPLOAD_CHECKPOINT_DIR  where progress is saved; default: the user cache directory
 
 Exit status: 0 uploaded (or --cancel done), 1 failed, 2 bad usage, 3 authentication failed (401),
-4 refused (by the signature endpoint's policy or by VOD), 130 interrupted with the progress saved.
+4 refused (by the signature endpoint's policy or by VOD), 130 interrupted with the progress saved (or,
+during --wait, the waiting only: the upload is done).
 """
 
 from __future__ import annotations
@@ -317,7 +318,7 @@ def run_cancel(args: argparse.Namespace, uploader: Uploader, console: Console) -
         return report_failure(
             exc,
             console,
-            saved=True,
+            saved=not isinstance(exc, CheckpointUnavailable),
             saved_note="nothing was discarded: the saved upload is kept; run the same command again to retry",
         )
     if outcome is CancelOutcome.NOTHING_SAVED:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from vodupload.checkpoint import Checkpoint, FileIdentity, SavedObject
 from vodupload.credentials import SessionCredentials
-from vodupload.errors import StorageError, VodApiError
+from vodupload.errors import CheckpointUnavailable, StorageError, VodApiError
 from vodupload.notices import NoticeKind
 from vodupload.progress import ProgressMeter
 from vodupload.vod_api import MediaInfo
@@ -74,8 +74,11 @@ class SavedSessions:
 
     def finished(self, checkpoint: Checkpoint) -> None:
         """Committed or cancelled: nothing left to resume."""
-        self._up.checkpoints.delete(checkpoint.name)
         self._up._release(checkpoint.session_key)
+        try:
+            self._up.checkpoints.delete(checkpoint.name)
+        except CheckpointUnavailable as exc:  # the upload is committed (or cancelled): say so, do not fail it
+            self._notify(NoticeKind.CLEANUP_FAILED, f"{exc.message}; delete it by hand")
 
     def abandon(self, saved: Checkpoint, *, refused: bool = False) -> bool:
         """Forget a saved session, first aborting its multipart uploads: with fresh credentials for it

@@ -109,7 +109,10 @@ class _Source:
 
 
 def _source(role: str, path: str | os.PathLike[str], name: str | None = None, *, must_exist: bool = True) -> _Source:
-    resolved = Path(path).resolve()
+    try:
+        resolved = Path(path).resolve()
+    except RuntimeError:  # a symbolic link loop (Python < 3.13; later ones leave it to stat())
+        raise ValueError(f"{path}: a loop of symbolic links") from None
     size = _regular_file_size(path, resolved) if must_exist else 0
     extension = resolved.suffix.lstrip(".").lower()
     if not extension:

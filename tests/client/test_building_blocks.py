@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 import requests
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
@@ -38,6 +39,7 @@ from vodupload import (
 )
 from vodupload.cos import Halted, RetryPolicy, call_cos, cos_endpoint, make_client
 from vodupload.progress import ProgressMeter
+from vodupload.signatures import token_subject
 from vodupload.transfer import PartSpec, fit_part_size, plan_parts
 from vodupload.vod_api import Applied, TempCredentials
 
@@ -446,3 +448,23 @@ def test_a_pause_during_a_retry_backoff_halts_the_call() -> None:
     # The backoff was waited on the halt event (which was set, so it ended at once), then nothing more.
     assert halt.waits == [policy.delay(1)]
     assert (len(attempts), reapplied) == (1, [])  # no second attempt, no renewal
+
+
+def _signed(claims: dict[str, Any]) -> str:
+    return jwt.encode(claims, "k" * 32, algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        (_signed({"sub": "alice", "exp": 1}), _signed({"sub": "alice", "exp": 2}), True),  # a refreshed token
+        (_signed({"sub": "alice", "exp": 1}), _signed({"sub": "bob", "exp": 1}), False),
+        (_signed({"sub": 7, "exp": 1}), _signed({"sub": 8, "exp": 1}), False),  # no string sub: the token itself
+        ("opaque-1", "opaque-1", True),
+        ("opaque-1", "opaque-2", False),
+    ],
+    ids=["refreshed", "other-user", "non-string-sub", "same-opaque", "other-opaque"],
+)
+def test_saved_uploads_belong_to_the_tokens_subject(first: str, second: str, same: bool) -> None:
+    assert (token_subject(first) == token_subject(second)) is same
+    assert "opaque" not in token_subject(first)  # a token is never kept as it is, only its digest

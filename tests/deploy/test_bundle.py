@@ -264,6 +264,7 @@ def test_an_unusable_jwt_key_fails_the_cold_start_not_every_request(
 HOOK = """
 import json, os
 from shared.hooks import plain
+from shared import signing  # a shared/ module the callback itself does not use: it ships for the hook
 
 
 def on_upload(committed):
@@ -279,12 +280,16 @@ def test_the_after_commit_hook_ships_with_the_functions_that_run_it(python310: s
     (project / "apphooks").mkdir(parents=True)
     (project / "apphooks" / "__init__.py").write_text("")
     (project / "apphooks" / "notify.py").write_text(HOOK)
+    (project / "apphooks" / ".env").write_text("SECRET=x")  # not code: stays behind
     env = {**os.environ, "AFTER_COMMIT_HOOK": "apphooks.notify:on_upload"}
     out = tmp_path / "out"
     build = [sys.executable, str(ROOT / "scripts" / "build"), "callback", "sign", "--out", str(out)]
     subprocess.run(build, cwd=project, env=env, check=True, capture_output=True)
     # THEN the callback carries it (the sign function runs no hooks, so it does not) and calls it under 3.10
     assert (out / "callback" / "apphooks" / "notify.py").exists() and not (out / "sign" / "apphooks").exists()
+    assert (out / "callback" / "shared" / "signing.py").exists() and not (
+        out / "callback" / "apphooks" / ".env"
+    ).exists()
     hook_env = {
         **CALLBACK_ENV,
         "DATABASE_URL": "sqlite:///events.sqlite3",

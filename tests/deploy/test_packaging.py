@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -306,6 +307,25 @@ def test_an_unset_setting_would_deploy_as_undefined_so_the_hook_refuses_it() -> 
     assert re.search(r"1 setting\(s\) .* not set .*\n  VOD_PROCEDURE\n", run.stderr), run.stderr
     assert "export VOD_PROCEDURE=" in run.stderr
     assert not re.search(r"scripts/build", run.stdout)  # refused before building anything
+
+
+@pytest.mark.parametrize(
+    ("config", "refused"),
+    [
+        # the common list, which a function without its own gets
+        ("inputs:\n  environments: [{key: A, value: '${env:UNSET_A}'}]\n  functions: {f: {}}\n", "UNSET_A"),
+        ("inputs:\n  functions: {f: {environment: {variables: {A: x}}}}\n", "in functions.f, which multi-scf ignores"),
+        ("inputs:\n  functions: {f: {environments: [{key: A, value: '${env:PATH}'}]}}\n", None),
+    ],
+    ids=["common-list", "environment-map", "all-set"],
+)
+def test_the_deploy_check_reads_the_config_as_multi_scf_does(tmp_path: Path, config: str, refused: str | None) -> None:
+    path = tmp_path / "serverless.yml"
+    path.write_text(config)
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(path)]  # the venv: PyYAML
+    run = subprocess.run(check, env=user_env(), capture_output=True, text=True, check=False)
+    assert run.returncode == (0 if refused is None else 1), run.stderr
+    assert refused is None or refused in run.stderr
 
 
 def test_the_deploy_config_passes_references_never_values() -> None:

@@ -158,9 +158,9 @@
   // name and size) and resumes it for whoever chooses that file next. VOD gives a resumed session the
   // sourceContext it was opened with, so another user of this browser would finish, and so give away, the
   // first one's upload: when the signed-in user changes, the saved sessions are forgotten.
-  function forgetOtherUsersSessions() {
+  async function forgetOtherUsersSessions() {
+    const owner = await tokenOwner(token);
     try {
-      const owner = tokenSubject(token);
       if (localStorage.getItem(OWNER_KEY) === owner) return;
       for (const key of Object.keys(localStorage)) if (key.startsWith("webugc_")) localStorage.removeItem(key);
       localStorage.setItem(OWNER_KEY, owner);
@@ -169,27 +169,37 @@
     }
   }
 
-  function tokenSubject(value) {
+  // The token's `sub` (read, not verified: the API verifies the token), else a digest of the token itself,
+  // else (no WebCrypto) nobody the next start will recognise: then nothing is resumed across starts.
+  async function tokenOwner(value) {
     try {
       const sub = JSON.parse(atob(value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub;
-      if (typeof sub === "string") return "sub:" + sub; // read, not verified: the API verifies the token
+      if (typeof sub === "string") return "sub:" + sub;
     } catch (error) {
       // not a JWT
     }
-    return "";
+    try {
+      const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
+      return "token:" + Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+    } catch (error) {
+      return "unknown:" + Math.random();
+    }
   }
 
-  function start() {
+  async function start() {
+    const before = state;
+    buttons("starting"); // at once: no second start while the owner check below is awaited
     paused = null;
     fail("");
     apiError = null;
-    forgetOtherUsersSessions();
+    await forgetOtherUsersSessions();
     let current;
     try {
       const tcVod = new TcVod.default({ getSignature, allowReport: false, enableResume: true });
       current = tcVod.upload({ mediaFile: files.video, coverFile: files.cover || undefined });
     } catch (error) {
       // The SDK refuses some inputs at once (e.g. a cover it cannot read): say so, don't die silently.
+      buttons(before);
       fail(`This file cannot be uploaded: ${(error && error.message) || error}.`);
       return;
     }
@@ -198,7 +208,6 @@
     $("cover-meter").hidden = !files.cover;
     current.on("media_progress", (info) => showProgress("video", info));
     current.on("cover_progress", (info) => showProgress("cover", info));
-    buttons("starting");
     say(`Uploading ${files.video.name}…`);
     lastAnnounced = Date.now();
     current.done().then(
