@@ -2,7 +2,9 @@
 
 Works against the real VOD and the local emulator alike (VOD_API_ENDPOINT), with the same settings
 as the functions: TENCENTCLOUD_SECRET_ID/KEY, VOD_SUB_APP_ID, and VOD_CALLBACK_SIGN_KEY as the SignKey.
-Against `make serve`'s emulator, --dev-keys takes them from the dev settings it generated (.local/).
+Against `make serve`'s emulator, --dev-keys takes them from the dev settings it generated (.local/), in place
+of any this shell has, and needs VOD_API_ENDPOINT on loopback. Changing settings sends the SignKey: without
+VOD_CALLBACK_SIGN_KEY, pass --no-sign-key to leave VOD's as it is.
 
   vod-configure-events                                   # show the current settings
   vod-configure-events --mode PUSH --url https://…/vod-events
@@ -17,11 +19,13 @@ import json
 import os
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from shared.config import ConfigError, callback_sign_key, load_vod_api_settings
 from shared.vod_api import describe_event_config, make_client, modify_event_config
+from vodlocal.localstack import loopback_only
 
 DEV_STATE = Path(".local")  # where `make serve` keeps them, relative to the checkout it runs in
 
@@ -31,6 +35,37 @@ def _switch(value: str) -> str:
     if upper not in ("ON", "OFF"):
         raise argparse.ArgumentTypeError("use on or off")
     return upper
+
+
+def _use_dev_keys(settings_file: Path) -> str | None:
+    """The local stack's keys in place of this shell's (so real ones never sign a call to the emulator), loopback
+    traffic kept off any proxy; why not, if they cannot be used."""
+    try:
+        dev = json.loads(settings_file.read_text())
+    except FileNotFoundError:
+        return f"no {settings_file}: start the local stack once (make serve)"
+    except (OSError, ValueError) as exc:
+        return f"cannot read {settings_file}: {exc}"
+    if not isinstance(dev, dict) or not all(isinstance(v, str) for v in dev.values()):
+        return f"{settings_file} is not the local stack's settings (an object of strings)"
+    endpoint = urlsplit(os.environ.get("VOD_API_ENDPOINT", ""))
+    if endpoint.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return "--dev-keys is for the local emulator: set VOD_API_ENDPOINT to its loopback URL (http://127.0.0.1:…)"
+    for name in ("VOD_SECRET_ID", "VOD_SECRET_KEY"):  # the SCF names of a real key pair
+        os.environ.pop(name, None)
+    os.environ.update(dev)
+    loopback_only(os.environ)
+    return None
+
+
+def _failure(exc: TencentCloudSDKException, where: str, changing: bool) -> str:
+    code, message = exc.get_code(), str(exc.get_message())[:200]
+    if code == "ClientNetworkError":  # raised by the SDK itself: no answer (a change may have been made)
+        maybe = "; the change may or may not have been made: run without options to see" if changing else ""
+        return f"could not reach VOD at {where}: {message}{maybe}"
+    if code == "ServerNetworkError":  # an answer, but not VOD's API (a wrong VOD_API_ENDPOINT?)
+        return f"no VOD API answer at {where} (check VOD_API_ENDPOINT): {message}"
+    return f"VOD refused: {code}: {message}"
 
 
 def main() -> int:
@@ -51,38 +86,38 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.dev_keys:
-        settings_file = args.dev_keys / "dev-settings.json"
-        if not settings_file.exists():
-            print(f"vod-configure-events: no {settings_file}: start the local stack once (make serve)", file=sys.stderr)
+        problem = _use_dev_keys(args.dev_keys / "dev-settings.json")
+        if problem:
+            print(f"vod-configure-events: {problem}", file=sys.stderr)
             return 2
-        for name, value in json.loads(settings_file.read_text()).items():
-            os.environ[name] = os.environ.get(name) or value  # what the user set wins; empty = unset
-    try:
-        settings = load_vod_api_settings()
-        callback_sign_key()  # validated now: a bad key is a usage error, not VOD's refusal
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    client = make_client(settings)
-    sign_key = None if args.no_sign_key else callback_sign_key()
     changes = {
         "Mode": args.mode,
         "NotificationUrl": args.url,
         "UploadMediaCompleteEventSwitch": args.upload_events,
         "DeleteMediaCompleteEventSwitch": args.delete_events,
     }
+    changing = any(v is not None for v in changes.values())
     try:
-        if any(v is not None for v in changes.values()):
+        settings = load_vod_api_settings()
+        # Validated now (a bad key is a usage error, not VOD's refusal), and only when it is sent.
+        sign_key = callback_sign_key() if changing and not args.no_sign_key else None
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if changing and not args.no_sign_key and sign_key is None:
+        print(
+            "vod-configure-events: VOD_CALLBACK_SIGN_KEY is not set, and the callback refuses events without the "
+            "SignKey it names: set it, or pass --no-sign-key to leave VOD's SignKey as it is",
+            file=sys.stderr,
+        )
+        return 2
+    client = make_client(settings)
+    try:
+        if changing:
             modify_event_config(client, settings.sub_app_id, SignKey=sign_key.reveal() if sign_key else None, **changes)
         config = describe_event_config(client, settings.sub_app_id)
     except TencentCloudSDKException as exc:
-        if exc.get_code() == "ClientNetworkError":  # raised by the SDK itself: VOD never answered
-            print(
-                f"could not reach VOD at {settings.protocol}://{settings.endpoint}: {exc.get_message()}",
-                file=sys.stderr,
-            )
-        else:
-            print(f"VOD refused: {exc.get_code()}: {exc.get_message()}", file=sys.stderr)
+        print(_failure(exc, f"{settings.protocol}://{settings.endpoint}", changing), file=sys.stderr)
         return 1
     shown = {k: ("********" if k == "SignKey" and v else v) for k, v in config.items() if k != "RequestId"}
     if args.json:

@@ -94,7 +94,8 @@ def print_table(user: str, uploads: list[UploadRecord]) -> None:
 def open_configured_store() -> EventStore:
     try:
         settings = load_store_settings()
-        store = open_store(settings.database_url.reveal(), timeout_seconds=settings.timeout_seconds)
+        # Read-only, as the uploads function: the reader role works, and no schema is made where there is none.
+        store = open_store(settings.database_url.reveal(), timeout_seconds=settings.timeout_seconds, read_only=True)
     except (ConfigError, ValueError) as exc:
         raise Failure(str(exc), 2) from None
     except ImportError:  # e.g. the system python3 without psycopg2, for a PostgreSQL DATABASE_URL
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace) -> None:
         if args.command == "list":
             uploads = store.user_uploads(args.user)[::-1]  # oldest first, as they came
             if args.json:
-                print(json.dumps({"user": args.user, "uploads": plain(uploads)}, indent=2, default=str))
+                listed = {"user": args.user, "uploads": plain(uploads)}
+                print(json.dumps(listed, indent=2, ensure_ascii=False, default=str))
             else:
                 print_table(args.user, uploads)
             return
@@ -134,7 +136,9 @@ def run(args: argparse.Namespace) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vod-uploads", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="vod-uploads", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     commands = p.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="a user's uploads")
     listing.add_argument("--user", required=True, help="user id (as the signature function saw it)")

@@ -118,3 +118,12 @@ def test_show_json_lists_a_conflict(database_url: str) -> None:
     upload = json.loads(uploads(database_url, "show", FILE_ID, "--json").stdout)["upload"]
     assert (upload["status"], upload["user_id"], upload["attribution"]) == ("conflict", None, "conflict")
     assert upload["conflicts"][0]["field"] == "media_url"
+
+
+def test_it_only_reads_so_a_read_only_role_is_enough(tmp_path: Path) -> None:
+    # An empty database (not the callback's): an error, and still empty afterwards, no schema made in it.
+    empty = tmp_path / "empty.sqlite3"
+    empty.touch()
+    result = uploads(f"sqlite:///{empty}", "list", "--user", "ann")
+    assert result.returncode == 2 and "the store is unavailable" in result.stderr and "Traceback" not in result.stderr
+    assert empty.stat().st_size == 0

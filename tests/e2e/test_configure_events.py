@@ -83,3 +83,54 @@ def test_an_unreachable_vod_is_not_called_a_refusal(stack: localstack.LocalStack
     assert proc.returncode == 1
     assert f"could not reach VOD at {url}" in proc.stderr
     assert "refused" not in proc.stderr.replace("Connection refused", "")
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "code", "message"),
+    [
+        # changing settings without a SignKey would leave VOD without one (or an old one) for the callback
+        (("--mode", "PUSH"), {"VOD_CALLBACK_SIGN_KEY": ""}, 2, "VOD_CALLBACK_SIGN_KEY is not set"),
+        (("--mode", "PUSH", "--no-sign-key"), {"VOD_CALLBACK_SIGN_KEY": ""}, 0, ""),
+        (("--no-sign-key", "--mode", "PULL"), {"VOD_CALLBACK_SIGN_KEY": "bad key!"}, 0, ""),  # not sent: not checked
+        ((), {"VOD_CALLBACK_SIGN_KEY": "bad key!"}, 0, ""),  # only showing: nothing is sent
+    ],
+    ids=["no-key", "no-key-kept", "bad-key-not-sent", "show-only"],
+)
+def test_the_sign_key_is_required_only_when_sent(
+    stack: localstack.LocalStack, args: tuple[str, ...], env: dict[str, str], code: int, message: str
+) -> None:
+    proc = configure(*args, **env)
+    assert proc.returncode == code, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "env", "message"),
+    [
+        ("{bad", {}, "cannot read"),
+        ('{"VOD_SUB_APP_ID": 1500000001}', {}, "is not the local stack's settings"),
+        (None, {"VOD_API_ENDPOINT": "https://vod.tencentcloudapi.com"}, "--dev-keys is for the local emulator"),
+    ],
+    ids=["not-json", "not-strings", "not-loopback"],
+)
+def test_dev_keys_that_cannot_be_used_are_usage_errors(
+    stack: localstack.LocalStack, tmp_path: Path, content: str | None, env: dict[str, str], message: str
+) -> None:
+    state = tmp_path / "state" if content is None else tmp_path / "other"
+    if content is not None:
+        state.mkdir()
+        (state / "dev-settings.json").write_text(content)
+    proc = configure("--mode", "PULL", "--dev-keys", str(state), **env)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_dev_keys_replace_the_shells_own(stack: localstack.LocalStack, tmp_path: Path) -> None:
+    # Real keys exported in this shell never sign a call to the emulator: the dev ones are used instead.
+    env = {"TENCENTCLOUD_SECRET_ID": "AKIDreal", "TENCENTCLOUD_SECRET_KEY": "real-key-0123456789abcdef"}
+    proc = configure("--mode", "PULL", "--dev-keys", str(tmp_path / "state"), "--json", **env)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_an_endpoint_that_is_not_vod_is_said_so(stack: localstack.LocalStack) -> None:
+    proc = configure("--mode", "PULL", VOD_API_ENDPOINT=stack.gateway.url)  # the functions, not VOD
+    assert proc.returncode == 1 and "no VOD API answer at" in proc.stderr and "VOD refused" not in proc.stderr
