@@ -25,7 +25,6 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 
 from shared.config import ConfigError, callback_sign_key, load_vod_api_settings
 from shared.vod_api import describe_event_config, make_client, modify_event_config
-from vodlocal.localstack import loopback_only
 
 DEV_STATE = Path(".local")  # where `make serve` keeps them, relative to the checkout it runs in
 
@@ -51,6 +50,8 @@ def _use_dev_keys(settings_file: Path) -> str | None:
     endpoint = urlsplit(os.environ.get("VOD_API_ENDPOINT", ""))
     if endpoint.hostname not in ("127.0.0.1", "localhost", "::1"):
         return "--dev-keys is for the local emulator: set VOD_API_ENDPOINT to its loopback URL (http://127.0.0.1:…)"
+    from vodlocal.localstack import loopback_only  # the local stack's tools: only for the local stack
+
     for name in ("VOD_SECRET_ID", "VOD_SECRET_KEY"):  # the SCF names of a real key pair
         os.environ.pop(name, None)
     os.environ.update(dev)
