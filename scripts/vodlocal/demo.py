@@ -87,7 +87,7 @@ def wait_for_record(file_id: str, timeout: float = 30) -> bool:
 
 
 def demo(state: Path) -> int:
-    stack = localstack.start_stack(state / "state")
+    stack = localstack.start_stack(state / "state", own_settings=True)  # never the shell's DATABASE_URL or keys
     try:
         print(f"local stack up: gateway {stack.gateway.url}, VOD emulator {stack.emulator.url}")
         video, cover, how = make_sample(state)

@@ -72,12 +72,17 @@ def loopback_only(environ: MutableMapping[str, str]) -> None:
     environ["NO_PROXY"] = environ["no_proxy"] = LOOPBACK_HOSTS
 
 
-def apply_settings(settings: Mapping[str, str], environ: dict[str, str] | None = None) -> dict[str, str]:
-    """Put dev settings into the environment (variables the user already set win), and keep its
-    loopback traffic off any proxy."""
+def apply_settings(
+    settings: Mapping[str, str], environ: dict[str, str] | None = None, *, override: bool = False
+) -> dict[str, str]:
+    """Put dev settings into the environment (variables the user already set win, unless `override`), and keep
+    its loopback traffic off any proxy."""
     env = os.environ if environ is None else environ
     for key, value in settings.items():
-        env.setdefault(key, value)
+        if override:
+            env[key] = value
+        else:
+            env.setdefault(key, value)
     loopback_only(env)
     return dict(env)
 
@@ -171,12 +176,14 @@ def start_stack(
     *,
     tls_port: int = 0,
     pull: bool = False,
+    own_settings: bool = False,
     **emulator_options: Any,
 ) -> LocalStack:
     """Gateway + emulator on loopback, sharing dev settings under state_dir. The emulator delivers
     events to the gateway's /vod-events (PUSH, signed with the callback's SignKey), or queues them
-    for PullEvents (pull=True). Sets VOD_API_ENDPOINT so SDK clients find the emulator."""
-    env = apply_settings(dev_settings(state_dir))
+    for PullEvents (pull=True). Sets VOD_API_ENDPOINT so SDK clients find the emulator. `own_settings`:
+    the dev settings replace any the shell has (a stack that must not touch the user's database or keys)."""
+    env = apply_settings(dev_settings(state_dir), override=own_settings)
     from shared.store import open_store
 
     store = open_store(env["DATABASE_URL"])

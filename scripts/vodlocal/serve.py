@@ -72,20 +72,28 @@ def main() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     # Checked up front: the servers would exit with a message that names neither setting.
+    ports = {flag: getattr(args, flag.removeprefix("--").replace("-", "_")) for flag, *_ in PORT_OPTIONS}
+    chosen = [port for port in ports.values() if port]
     busy = [
-        f"{port} (the {name}: {variable} or {flag})"
+        f"{ports[flag]} (the {name}: {variable} or {flag})"
         for flag, variable, _, name, _ in PORT_OPTIONS
-        if (port := getattr(args, flag.removeprefix("--").replace("-", "_"))) and _in_use(port)
+        if ports[flag] and (_in_use(ports[flag]) or chosen.count(ports[flag]) > 1)
     ]
     if busy:
-        others = " ".join(f"{variable}={int(default) + 1}" for _, variable, default, _, _ in PORT_OPTIONS)
+        free = " ".join(f"{variable}=0" for _, variable, _, _, _ in PORT_OPTIONS)
         print(
-            f"serve: port already in use: {', '.join(busy)}; choose another, e.g. {others} make serve", file=sys.stderr
+            f"serve: port already in use (or given twice): {', '.join(busy)}; choose others, or 0 for a free one: "
+            f"{free} make serve (or vod-serve --port 0 …)",
+            file=sys.stderr,
         )
         return 2
-    stack = localstack.start_stack(
-        args.state_dir, args.port, args.emulator_port, tls_port=args.tls_port, pull=args.pull
-    )
+    try:
+        stack = localstack.start_stack(
+            args.state_dir, args.port, args.emulator_port, tls_port=args.tls_port, pull=args.pull
+        )
+    except (OSError, ValueError) as exc:  # a state directory that is a file, a damaged dev-settings.json…
+        print(f"serve: cannot start with --state-dir {args.state_dir}: {exc}", file=sys.stderr)
+        return 2
     gateway, emulator = stack.gateway.url, stack.emulator.url
     token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"])
     delivery = "queued for PullEvents" if args.pull else f"pushed to {gateway}/vod-events (signed)"
@@ -97,12 +105,13 @@ def main() -> int:
     print(f"\nbearer token for {localstack.DEV_USER!r} (24 h):\n  {token}\n")
     print("get an upload signature:")
     print(
-        f"  curl -sS -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
+        f"  curl -sS --noproxy '*' -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
         "-H 'Content-Type: application/json' -d '{}'\n"
     )
     bin_ = _commands()
     print(
-        f"upload a file:   VOD_UPLOAD_TOKEN=<token> {bin_}vod-upload FILE --gateway {gateway} --vod-endpoint {emulator}"
+        f"upload a file:   NO_PROXY={localstack.LOOPBACK_HOSTS} VOD_UPLOAD_TOKEN=<token> {bin_}vod-upload FILE "
+        f"--gateway {gateway} --vod-endpoint {emulator}"
     )
     print(f"see its record:  DATABASE_URL={database} {bin_}vod-uploads list --user {localstack.DEV_USER}")
     print(

@@ -32,8 +32,13 @@ class VodStack:
         """`pull`: the emulator queues events for PullEvents instead of pushing them to the callback;
         `emulator_options` go to the emulator (e.g. `clock=`, `long_poll_seconds=`)."""
         self._saved_environ = dict(os.environ)
-        # start_stack puts its dev settings into os.environ (the handlers and SDK clients read them there)
-        self._stack = localstack.start_stack(state_dir, pull=pull, **emulator_options)
+        # start_stack puts its dev settings into os.environ (the handlers and SDK clients read them there), in
+        # place of any the shell has (an app's CI exports its own DATABASE_URL, say): the stack uses its own.
+        try:
+            self._stack = localstack.start_stack(state_dir, pull=pull, own_settings=True, **emulator_options)
+        except BaseException:
+            self._restore_environ()  # nothing is left running (start_stack stops what it started)
+            raise
         self.settings = localstack.dev_settings(state_dir)
         self.gateway_url = self._stack.gateway.url
         self.emulator_url = self._stack.emulator.url
@@ -121,5 +126,8 @@ class VodStack:
     def stop(self) -> None:
         self.store.close()
         self._stack.stop()
+        self._restore_environ()
+
+    def _restore_environ(self) -> None:
         os.environ.clear()
         os.environ.update(self._saved_environ)

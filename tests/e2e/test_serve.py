@@ -120,3 +120,19 @@ def test_printed_page_link_serves_the_upload_page(serve_output: list[str]) -> No
 def test_a_bad_port_variable_is_a_usage_error(tmp_path: Path, tool: str, variable: str) -> None:
     proc = run_command(tool, base=user_env(), env={variable: "80a"}, cwd=tmp_path)
     assert proc.returncode == 2 and "not a port number: '80a'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_one_port_for_two_servers_is_named(tmp_path: Path) -> None:
+    port = str(closed_loopback_port())
+    args = ["--port", port, "--emulator-port", port, "--tls-port", "0", "--state-dir", str(tmp_path / "state")]
+    proc = run_command("vod-serve", *args, base=user_env(), cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"{port} (the gateway: GATEWAY_PORT" in proc.stderr
+    assert f"{port} (the emulator: VOD_EMULATOR_PORT" in proc.stderr
+
+
+def test_a_state_directory_that_cannot_be_used_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    args = ["--port", "0", "--emulator-port", "0", "--tls-port", "0", "--state-dir", str(tmp_path / "afile")]
+    proc = run_command("vod-serve", *args, base=user_env(), cwd=tmp_path)
+    assert proc.returncode == 2 and "cannot start with --state-dir" in proc.stderr and "Traceback" not in proc.stderr

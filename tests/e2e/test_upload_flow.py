@@ -112,3 +112,22 @@ def test_the_deployed_pull_function_drains_within_its_time_limit(
     report = handler({"Type": "Timer", "TriggerName": "vod_events_pull"}, {"time_limit_in_ms": 12_000})
     assert (report["recorded"], report["confirmed"], report["stopped"]) == (1, 1, "deadline")
     assert stack.record(committed["fileId"]).user_id == "dave"
+
+
+def test_the_kits_stack_uses_its_own_settings_not_the_shells(
+    monkeypatch: pytest.MonkeyPatch, start_vod_stack: Callable[..., VodStack], tmp_path: Path
+) -> None:
+    # An app's CI exports its own settings for its own tests: the stack keeps to its own database and keys.
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/apps-own.sqlite3")
+    monkeypatch.setenv("AUTH_JWT_SECRET", "the-apps-own-secret-0123456789abcdef")
+    stack = start_vod_stack()
+    committed = stack.upload(sample_video(tmp_path / "own.mp4", size=100_000), user="ann")
+    assert stack.record(committed["fileId"]).user_id == "ann"
+    assert not (tmp_path / "apps-own.sqlite3").exists()
+
+
+def test_a_stack_that_cannot_start_leaves_the_environment_as_it_was(tmp_path: Path) -> None:
+    before = dict(os.environ)
+    with pytest.raises(TypeError):
+        VodStack(tmp_path / "s", no_such_option=1)  # the emulator's: it refuses it after the gateway started
+    assert dict(os.environ) == before
