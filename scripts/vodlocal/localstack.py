@@ -72,14 +72,30 @@ def loopback_only(environ: MutableMapping[str, str]) -> None:
     environ["NO_PROXY"] = environ["no_proxy"] = LOOPBACK_HOSTS
 
 
+# What a stack's own clients (tokens, signatures, its store) rely on: its keys and its database. (Its CORS
+# origins are the caller's to set.)
+OWN_SETTINGS = frozenset(
+    {
+        "TENCENTCLOUD_SECRET_ID",
+        "TENCENTCLOUD_SECRET_KEY",
+        "VOD_SUB_APP_ID",
+        "AUTH_MODE",
+        "AUTH_JWT_SECRET",
+        "VOD_CALLBACK_SIGN_KEY",
+        "VOD_CONTEXT_KEY",
+        "DATABASE_URL",
+    }
+)
+
+
 def apply_settings(
-    settings: Mapping[str, str], environ: dict[str, str] | None = None, *, override: bool = False
+    settings: Mapping[str, str], environ: dict[str, str] | None = None, *, override: frozenset[str] = frozenset()
 ) -> dict[str, str]:
-    """Put dev settings into the environment (variables the user already set win, unless `override`), and keep
-    its loopback traffic off any proxy."""
+    """Put dev settings into the environment (variables the user already set win, but for those named in
+    `override`), and keep its loopback traffic off any proxy."""
     env = os.environ if environ is None else environ
     for key, value in settings.items():
-        if override:
+        if key in override:
             env[key] = value
         else:
             env.setdefault(key, value)
@@ -182,8 +198,8 @@ def start_stack(
     """Gateway + emulator on loopback, sharing dev settings under state_dir. The emulator delivers
     events to the gateway's /vod-events (PUSH, signed with the callback's SignKey), or queues them
     for PullEvents (pull=True). Sets VOD_API_ENDPOINT so SDK clients find the emulator. `own_settings`:
-    the dev settings replace any the shell has (a stack that must not touch the user's database or keys)."""
-    env = apply_settings(dev_settings(state_dir), override=own_settings)
+    its keys and database replace any the shell has (a stack that must not touch the user's)."""
+    env = apply_settings(dev_settings(state_dir), override=OWN_SETTINGS if own_settings else frozenset())
     from shared.store import open_store
 
     store = open_store(env["DATABASE_URL"])
