@@ -8,8 +8,8 @@ confirming the handles only after it returned. No transport here: failures are d
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from shared.events import NewFileUpload, VodEvent, parse_event, stored_form
-from shared.hooks import AfterCommit, CommittedEvent, no_hook, plain, run_hook
+from shared.events import NewFileUpload, VodEvent, parse_event, plain, stored_form
+from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
 from shared.logs import WARNING, log_event
 from shared.source_context import Attribution, attribute
 from shared.store import EventStore, UploadRecord

@@ -125,6 +125,18 @@ def start_vod_stack(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[Callable[
 
 
 @pytest.fixture
+def vod_function() -> Callable[..., Any]:
+    """The testing kit's fixture, with the function logging at every level (for the leak guard) unless the
+    test sets LOG_LEVEL itself."""
+    from vodtesting.functions import load_function
+
+    def load(name: str, env: dict[str, str] | None = None) -> Any:
+        return load_function(name, {"LOG_LEVEL": "DEBUG", **(env or {})})
+
+    return load
+
+
+@pytest.fixture
 def vod_stack(start_vod_stack: Callable[..., VodStack]) -> VodStack:
     """The testing kit's fixture, with its secrets under the leak guard."""
     return start_vod_stack()
@@ -154,7 +166,8 @@ class Output:
 
     @staticmethod
     def parse(text: str) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        """Every line must be one JSON object: a traceback or other stray text fails the test."""
+        return [json.loads(line) for line in text.splitlines() if line]
 
 
 @pytest.fixture
@@ -163,16 +176,19 @@ def output(capsys: pytest.CaptureFixture[str]) -> Output:
 
 
 @pytest.fixture(autouse=True)
-def leak_guard(caplog: pytest.LogCaptureFixture, output: Output) -> Iterator[LeakGuard]:
+def leak_guard(
+    caplog: pytest.LogCaptureFixture, output: Output, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[LeakGuard]:
     """Every log line written during a test (all levels: the functions' on stdout, the tools' through
     `logging`) is checked for registered secrets."""
     caplog.set_level(logging.DEBUG)
     logs.set_level("DEBUG")
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")  # functions loaded during the test set it again at their import
     guard = LeakGuard()
     try:
         yield guard
     finally:
-        logs.set_level("INFO")
+        logs.set_level("INFO")  # the module's default
     output.text()
     leaks = guard.leaks_in(caplog.text + output.seen)
     assert not leaks, f"secret or signature leaked into logs/output: {leaks}"

@@ -47,9 +47,6 @@ def _use_dev_keys(settings_file: Path) -> str | None:
         return f"cannot read {settings_file}: {exc}"
     if not isinstance(dev, dict) or not all(isinstance(v, str) for v in dev.values()):
         return f"{settings_file} is not the local stack's settings (an object of strings)"
-    endpoint = urlsplit(os.environ.get("VOD_API_ENDPOINT", ""))
-    if endpoint.hostname not in ("127.0.0.1", "localhost", "::1"):
-        return "--dev-keys is for the local emulator: set VOD_API_ENDPOINT to its loopback URL (http://127.0.0.1:…)"
     from vodlocal.localstack import loopback_only  # the local stack's tools: only for the local stack
 
     for name in ("VOD_SECRET_ID", "VOD_SECRET_KEY"):  # the SCF names of a real key pair
@@ -100,6 +97,13 @@ def main() -> int:
     changing = any(v is not None for v in changes.values())
     try:
         settings = load_vod_api_settings()
+        if args.dev_keys and urlsplit(f"//{settings.endpoint}").hostname not in ("127.0.0.1", "localhost", "::1"):
+            print(
+                "vod-configure-events: --dev-keys is for the local emulator: set VOD_API_ENDPOINT to its "
+                "loopback address (http://127.0.0.1:…)",
+                file=sys.stderr,
+            )
+            return 2
         # Validated now (a bad key is a usage error, not VOD's refusal), and only when it is sent.
         sign_key = callback_sign_key() if changing and not args.no_sign_key else None
     except ConfigError as exc:

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from shared.config import ConfigError, load_store_settings
-from shared.hooks import plain
+from shared.events import plain
 from shared.store import EventStore, FileReport, StoreUnavailable, UploadRecord, open_store
 from shared.store.sqlite import SqliteStore
 

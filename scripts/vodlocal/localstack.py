@@ -87,13 +87,19 @@ OWN_SETTINGS = frozenset(
     }
 )
 
+# Keys and auth the stack does not set, dropped with `override` (an AUTH_JWT_AUDIENCE would refuse its tokens).
+_SHELL_ONLY = frozenset({"VOD_CONTEXT_KEY_PREVIOUS", "VOD_SECRET_ID", "VOD_SECRET_KEY", "TENCENTCLOUD_SESSIONTOKEN"})
+
 
 def apply_settings(
     settings: Mapping[str, str], environ: dict[str, str] | None = None, *, override: frozenset[str] = frozenset()
 ) -> dict[str, str]:
     """Put dev settings into the environment (variables the user already set win, but for those named in
-    `override`), and keep its loopback traffic off any proxy."""
+    `override`, and then other auth and key settings are dropped), and keep its loopback traffic off any proxy."""
     env = os.environ if environ is None else environ
+    if override:  # settings of the same kind the stack leaves unset would still change how it answers
+        for key in [k for k in env if k not in settings and (k.startswith("AUTH_") or k in _SHELL_ONLY)]:
+            del env[key]
     for key, value in settings.items():
         if key in override:
             env[key] = value

@@ -32,8 +32,8 @@ class VodStack:
         """`pull`: the emulator queues events for PullEvents instead of pushing them to the callback;
         `emulator_options` go to the emulator (e.g. `clock=`, `long_poll_seconds=`)."""
         self._saved_environ = dict(os.environ)
-        # start_stack puts its dev settings into os.environ (the handlers and SDK clients read them there), in
-        # place of any the shell has (an app's CI exports its own DATABASE_URL, say): the stack uses its own.
+        # start_stack puts its dev settings into os.environ (the handlers and SDK clients read them there); its
+        # keys and database replace any the shell has (an app's CI exports its own DATABASE_URL, say).
         try:
             self._stack = localstack.start_stack(state_dir, pull=pull, own_settings=True, **emulator_options)
         except BaseException:

@@ -98,7 +98,7 @@ class Checkpoint:
 def checkpoint_name(endpoint: str | None, video: str, cover: str | None, owner: str = "") -> str:
     """Which checkpoint belongs to an upload: the same files (paths, not contents) to the same VOD, for the
     same owner (`Uploader`'s: another user on this machine must not resume, and so own, someone's upload)."""
-    material = "\0".join((endpoint or "vod", video, cover or "", owner))
+    material = "\0".join((endpoint or "vod", video, cover or "", *([owner] if owner else [])))  # "": as before owners
     return hashlib.sha256(material.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 

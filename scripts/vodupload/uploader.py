@@ -120,6 +120,19 @@ def _source(role: str, path: str | os.PathLike[str], name: str | None = None, *,
     return _Source(role, resolved, name or resolved.stem, extension, size)
 
 
+def _sources(
+    video: str | os.PathLike[str],
+    cover: str | os.PathLike[str] | None,
+    name: str | None = None,
+    *,
+    must_exist: bool = True,
+) -> list[_Source]:
+    sources = [_source("video", video, name, must_exist=must_exist)]
+    if cover is not None:
+        sources.append(_source("cover", cover, must_exist=must_exist))
+    return sources
+
+
 def _regular_file_size(path: str | os.PathLike[str], resolved: Path) -> int:
     try:
         info = resolved.stat()
@@ -182,8 +195,7 @@ class Uploader:
         on_state: StateCallback | None = None,
         on_notice: NoticeCallback | None = None,
     ) -> UploadTask:
-        sources = [_source("video", video, name)] + ([_source("cover", cover)] if cover is not None else [])
-        return UploadTask(self, sources, on_progress, on_state, on_notice)
+        return UploadTask(self, _sources(video, cover, name), on_progress, on_state, on_notice)
 
     def cancel_saved(
         self,
@@ -200,10 +212,8 @@ class Uploader:
         reached or the signature endpoint refuses.
         """
         # The files themselves need not exist any more: a saved upload of a moved file is still cancelled.
-        sources = [_source("video", video, must_exist=False)]
-        if cover is not None:
-            sources.append(_source("cover", cover, must_exist=False))
-        outcome = UploadTask(self, sources, None, None, on_notice)._cancel_idle_or_stop()
+        task = UploadTask(self, _sources(video, cover, must_exist=False), None, None, on_notice)
+        outcome = task._cancel_idle_or_stop()
         return CancelOutcome.NOTHING_SAVED if outcome is None else outcome  # (a new task is idle: never None)
 
     def close(self) -> None:

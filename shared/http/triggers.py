@@ -34,8 +34,10 @@ def _text_map(value: object, name: str) -> dict[str, str]:
 
 def _headers(event: Mapping[str, Any]) -> Headers:
     raw = event.get("headers")
-    several = [str(k) for k, v in raw.items() if isinstance(v, list) and len(v) > 1] if isinstance(raw, dict) else []
-    return Headers(_text_map(raw, "headers"), several)
+    text = _text_map(raw, "headers")
+    if text is raw or not isinstance(raw, dict):  # all plain strings (the common case): nothing sent twice
+        return Headers(text)
+    return Headers(text, [str(k) for k, v in raw.items() if isinstance(v, list) and len(v) > 1])
 
 
 def _body(event: Mapping[str, Any]) -> bytes:

@@ -248,6 +248,10 @@ class EventStore(ABC):
     def _lock(self, cursor: Cursor, names: Sequence[str]) -> None:
         """Hold a lock per name until the transaction ends (backends where writers already serialize: no-op)."""
 
+    def _unbounded(self, cursor: Cursor) -> None:
+        """For the rest of the transaction, no time limit on statements (backends that set one: PostgreSQL)."""
+        return  # SQLite sets none
+
     def _sql(self, text: str) -> str:
         return text
 
@@ -327,7 +331,10 @@ class EventStore(ABC):
         if self._schema_ready or self.read_only:  # a reader finds the schema the writers made
             return
         with self._transaction(conn, write=True) as cursor:
-            self._lock(cursor, ["schema"])
+            self._lock(cursor, ["schema"])  # waited for within the time limit: a 503 while another instance migrates
+            # A migration takes as long as the tables are large (an index over every stored event, say): cut off
+            # by the time limit it would roll back, and every cold start would try it again.
+            self._unbounded(cursor)
             cursor.execute(
                 self._sql(
                     "CREATE TABLE IF NOT EXISTS schema_version "

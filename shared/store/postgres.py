@@ -107,6 +107,9 @@ class PostgresStore(EventStore):
         for name in names:
             cursor.defer("SELECT pg_advisory_xact_lock(%s)", (advisory_key(name),))
 
+    def _unbounded(self, cursor: Cursor) -> None:
+        cursor.defer("SET LOCAL statement_timeout = 0")
+
     def _sql(self, text: str) -> str:
         return _pg_sql(text)
 

@@ -73,13 +73,15 @@ def test_list(database_url: str, args: list[str], expected: str) -> None:
 
 
 def test_list_json_oldest_first(database_url: str) -> None:
+    # Two later uploads, one whose id sorts before the first's and one after: only arrival order fits.
     store = open_store(database_url)
-    later = load_event("vod_new_file_upload")
-    later["FileUploadEvent"]["FileId"] = "5285890784273533100"  # later, yet sorts first by id
-    ingest_event(store, later, received_at=1_700_000_030.0, keys=KEYS)
+    for file_id, at in (("5285890784273533100", 30.0), ("5285890784273533900", 40.0)):
+        later = load_event("vod_new_file_upload")
+        later["FileUploadEvent"]["FileId"] = file_id
+        ingest_event(store, later, received_at=1_700_000_000.0 + at, keys=KEYS)
     store.close()
     listed = json.loads(uploads(database_url, "list", "--user", "alice", "--json").stdout)
-    assert [u["file_id"] for u in listed["uploads"]] == [FILE_ID, "5285890784273533100"]
+    assert [u["file_id"] for u in listed["uploads"]] == [FILE_ID, "5285890784273533100", "5285890784273533900"]
 
 
 @pytest.mark.parametrize(

@@ -467,4 +467,7 @@ def _signed(claims: dict[str, Any]) -> str:
 )
 def test_saved_uploads_belong_to_the_tokens_subject(first: str, second: str, same: bool) -> None:
     assert (token_subject(first) == token_subject(second)) is same
-    assert "opaque" not in token_subject(first)  # a token is never kept as it is, only its digest
+    for token in (first, second):  # a token is never kept as it is: its subject, else its digest
+        assert re.fullmatch(r"sub:[a-z]+|token:[0-9a-f]{64}", token_subject(token)) and token not in token_subject(
+            token
+        )

@@ -120,6 +120,7 @@ def test_the_kits_stack_uses_its_own_settings_not_the_shells(
     # An app's CI exports its own settings for its own tests: the stack keeps to its own database and keys.
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/apps-own.sqlite3")
     monkeypatch.setenv("AUTH_JWT_SECRET", "the-apps-own-secret-0123456789abcdef")
+    monkeypatch.setenv("AUTH_JWT_AUDIENCE", "the-apps-own-api")  # a setting the stack itself leaves unset
     stack = start_vod_stack()
     committed = stack.upload(sample_video(tmp_path / "own.mp4", size=100_000), user="ann")
     assert stack.record(committed["fileId"]).user_id == "ann"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 
 from shared.callback_service import make_callback_endpoint
@@ -14,10 +16,11 @@ from shared.config import load_callback_settings
 from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
+from shared.store.base import SCHEMA_VERSION
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, KEYS
 from tests.scf import load_event, response_json
 from vodtesting import http_event, signed
-from vodtesting.pgserver import PostgresServer
+from vodtesting.pgserver import PostgresServer, run_sql
 
 NOW = 1_800_000_000
 FILE_ID = "5285890784273533167"
@@ -113,3 +116,26 @@ def test_postgres_down_at_first_use(own_postgres_server: PostgresServer) -> None
         assert store.upload(FILE_ID) is not None
     finally:
         store.close()
+
+
+def test_a_migration_outlasting_the_statement_time_limit_still_completes(postgres_server: PostgresServer) -> None:
+    # GIVEN a database an older build made (schema 3), and a transaction holding its event_files table
+    url = postgres_server.create_database()
+    open_store(url).schema_version()  # the current schema, then back to 3:
+    for sql in (
+        "DROP INDEX event_files_unprojected",
+        "ALTER TABLE event_files DROP COLUMN projected",
+        "DELETE FROM schema_version WHERE version = 4",
+    ):
+        run_sql(url, sql)
+    holder = psycopg2.connect(url)
+    holder.cursor().execute("LOCK TABLE event_files IN ACCESS SHARE MODE")  # until it commits, 2 s from now
+    release = threading.Timer(2.0, holder.commit)
+    release.start()
+    try:
+        # WHEN a store with a 1 s limit on statements migrates (as a large table's index build would, it takes
+        # longer than that) THEN the migration waits it out instead of rolling back at the limit
+        assert open_store(url, timeout_seconds=1).schema_version() == SCHEMA_VERSION
+    finally:
+        release.join()
+        holder.close()

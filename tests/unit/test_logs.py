@@ -13,7 +13,7 @@ from shared.config import load_callback_settings
 from shared.hooks import CommittedEvent
 from shared.http.model import Request, Response
 from shared.http.serve import serve
-from shared.logs import DEBUG, ERROR, REQUEST_ID, WARNING, log_event, set_level
+from shared.logs import DEBUG, ERROR, INFO, REQUEST_ID, WARNING, log_event, set_level
 from shared.pull_service import drain
 from shared.store import open_store
 from tests.conftest import CONTEXT_KEY, KEYS, Output
@@ -36,12 +36,18 @@ def test_an_exception_is_a_field_of_its_one_line(output: Output) -> None:
 
 @pytest.mark.parametrize(
     ("level", "written"),
-    [("DEBUG", ["debug", "warning"]), ("INFO", ["warning"]), ("WARNING", ["warning"]), ("ERROR", [])],
+    [
+        ("DEBUG", ["debug", "info", "warning"]),
+        ("INFO", ["info", "warning"]),
+        ("WARNING", ["warning"]),
+        ("ERROR", []),
+    ],
 )
 def test_lines_below_the_level_are_not_written(output: Output, level: str, written: list[str]) -> None:
     set_level(level)
     output.skip()
     log_event(DEBUG, "debug")
+    log_event(INFO, "info")
     log_event(WARNING, "warning")
     assert [line["event"] for line in output.lines()] == written
 
