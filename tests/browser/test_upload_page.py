@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,7 +149,7 @@ def test_another_user_of_the_browser_does_not_resume_someone_elses_upload(
     b.page.wait_for_selector("#start:not([hidden])")
     b.choose(video)
 
-    def applies() -> list[str]:
+    def applies() -> list[dict[str, Any]]:
         return [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"]
 
     before = len(applies())
