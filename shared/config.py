@@ -135,6 +135,7 @@ def _load(environ: Mapping[str, str] | None, read: Callable[[_Reader], T]) -> T:
     bad variable at once."""
     r = _Reader(os.environ if environ is None else environ)
     settings = read(r)
+    _read_log_level(r)  # every function's: a bad one is named with the rest (log_level() took it as INFO)
     r.finish()
     return settings
 
@@ -482,8 +483,10 @@ def load_store_settings(environ: Mapping[str, str] | None = None) -> StoreSettin
 
 
 def log_level(environ: Mapping[str, str] | None = None) -> str:
-    """LOG_LEVEL, read before the other settings so that their warnings are logged at that level."""
-    return _load(environ, _read_log_level)
+    """LOG_LEVEL, read before the other settings so that their warnings are logged at that level. A bad one
+    is INFO here, so that the load that follows names it together with every other bad variable."""
+    level = _read_log_level(_Reader(os.environ if environ is None else environ))
+    return level if level in LEVELS else "INFO"
 
 
 def _read_log_level(r: _Reader) -> str:
@@ -586,7 +589,8 @@ def _read_callback(r: _Reader) -> CallbackSettings:
         )
     return CallbackSettings(
         sign_key=sign_key,
-        max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 1, 7 * 24 * 3600) or 900,
+        # VOD sets T 10 minutes ahead (ModifyEventConfig's SignKey): less, and every genuine event is refused.
+        max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 660, 7 * 24 * 3600) or 900,
         store=_read_store(r),
         # SCF takes requests up to 6 MB: a genuine (large, AI-result) event is never refused below that.
         http=_read_http(r, CALLBACK_MAX_BODY_BYTES, cors=False),

@@ -65,7 +65,9 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
     try:
         hook(committed)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        # Kept as text both stores take: an exception may quote event fields with a NUL or a lone surrogate.
+        text = f"{type(exc).__name__}: {exc}"[:500]
+        error = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
         log_event(
             ERROR,
             "hook.failed",

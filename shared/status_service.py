@@ -78,7 +78,9 @@ def _cursor(text: str) -> tuple[float, str]:
     except (ValueError, TypeError, UnicodeEncodeError, binascii.Error, RecursionError):
         raise refused from None
     first = finite_number(first_seen)
-    if first is None or not isinstance(file_id, str):
+    # The FileId goes into the query: no FileId a store holds is long, or has a NUL or a lone surrogate
+    # (which PostgreSQL, or the UTF-8 driver, would refuse with an error that is not the client's).
+    if first is None or not isinstance(file_id, str) or len(file_id) > MAX_ID or not file_id.isprintable():
         raise refused
     return first, file_id
 

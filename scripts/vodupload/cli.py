@@ -82,13 +82,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--cancel", action="store_true", help="discard the saved upload of FILE (and --cover)")
     parser.add_argument("--wait", action="store_true", help="then follow the task flow until it finishes or fails")
-    parser.add_argument("--wait-timeout", type=int, default=600, metavar="SECONDS", help="for --wait (default 600)")
+    parser.add_argument(
+        "--wait-timeout", type=_seconds, default=600, metavar="SECONDS", help="for --wait (default 600)"
+    )
     parser.add_argument(
         "--status-url",
         default=os.environ.get("VOD_UPLOAD_STATUS_URL"),
         help="the uploads endpoint for --wait (default: the gateway's /uploads)",
     )
     return parser.parse_args(argv)
+
+
+def _seconds(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, at least 1 (got {text!r})")
+    return int(text)
 
 
 def signature_url(gateway: str) -> str:
@@ -314,6 +322,10 @@ def run_cancel(args: argparse.Namespace, uploader: Uploader, console: Console) -
     try may fix (VOD or the signature endpoint refusing or unreachable) keeps the saved upload: exit != 0."""
     try:
         outcome = uploader.cancel_saved(args.file, args.cover, on_notice=console.notice)
+    except KeyboardInterrupt:  # the saved upload goes last, so it is there until the cancel is done
+        console.say("stopped; the cancel is not finished: run the same command again to finish it")
+        console.result({"status": "cancel_stopped"}, "")
+        return EXIT_INTERRUPTED
     except VodUploadError as exc:
         return report_failure(
             exc,

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.config import HttpSettings
-from shared.errors import MethodNotAllowed, PayloadTooLarge, StoreUnavailable, as_http_error
+from shared.errors import CallbackSignRejected, MethodNotAllowed, PayloadTooLarge, StoreUnavailable, as_http_error
 from shared.http.cors import cors_headers, preflight
 from shared.http.model import Endpoint, Request, Response
 from shared.http.triggers import request_from_event
-from shared.logs import ERROR, INFO, REQUEST_ID, invocation_id, log_event
+from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, invocation_id, log_event
 
 _BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once
 
@@ -44,8 +44,12 @@ def _dispatch(
 ) -> Response:
     if request.method == "OPTIONS":
         return preflight(request, settings, methods, allow_headers)
-    if request.method not in methods:
-        raise MethodNotAllowed(f"use {' or '.join(methods)}", headers={"Allow": ", ".join((*methods, "OPTIONS"))})
+    readable = "GET" in methods
+    if request.method == "HEAD" and readable:  # GET's answer, its body dropped in serve (RFC 9110 §9.3.2)
+        request = request._replace(method="GET")
+    elif request.method not in methods:
+        allow = (*methods, *(("HEAD",) if readable else ()), "OPTIONS")
+        raise MethodNotAllowed(f"use {' or '.join(methods)}", headers={"Allow": ", ".join(allow)})
     if len(request.body) > settings.max_body_bytes:
         raise PayloadTooLarge(f"body is larger than {settings.max_body_bytes} bytes")
     return endpoint(request)
@@ -61,6 +65,12 @@ def _answer(error: Exception, notes: dict[str, Any]) -> tuple[Response, str]:
     if isinstance(error, StoreUnavailable):
         notes["store_error"] = error.message  # redacted by the store; the caller only hears "retry later"
     return Response(http.status, error_body(http.code, http.message), http.headers), http.code
+
+
+def _level(response: Response, error: Exception | None) -> int:
+    # What an operator logging at WARNING must still see: an outage, or VOD's events refused (a wrong
+    # SignKey, say). Either loses events once VOD stops retrying.
+    return WARNING if response.status >= 500 or isinstance(error, CallbackSignRejected) else INFO
 
 
 def serve(
@@ -79,16 +89,18 @@ def serve(
     invocation = invocation_id(context)  # once: without one from SCF it is random
     token = REQUEST_ID.set(invocation)
     notes: dict[str, Any] = {}
+    failure: Exception | None = None
     try:
         request = request_from_event(event, invocation)
         REQUEST_ID.set(request.request_id)
         notes = request.notes
         response, code = _dispatch(request, endpoint, settings, methods, allow_headers), "ok"
     except Exception as error:
+        failure = error
         response, code = _answer(error, notes)
     try:
         log_event(
-            INFO,
+            _level(response, failure),
             "request",
             method=request.method if request else None,
             path=request.path if request else None,
@@ -97,6 +109,9 @@ def serve(
             latency_ms=round((timer() - started) * 1000, 3),
             **notes,
         )
-        return to_scf_response(response, REQUEST_ID.get() or "", cors_headers(request, settings))
+        answer = to_scf_response(response, REQUEST_ID.get() or "", cors_headers(request, settings))
+        if request is not None and request.method == "HEAD":
+            answer.update(isBase64Encoded=False, body="")
+        return answer
     finally:
         REQUEST_ID.reset(token)

@@ -275,6 +275,23 @@ def test_handler_survives_a_store_that_is_down_at_cold_start(callback: Callable[
     assert up["statusCode"] == 200 and response_json(up)["duplicate"] is False
 
 
+def test_at_warning_the_log_still_shows_what_loses_events(
+    callback: Callable[..., Any], database: Path, output: Output
+) -> None:
+    main_handler = callback(LOG_LEVEL="WARNING")
+    event = load_event("vod_new_file_upload")
+    output.skip()
+    database.mkdir(parents=True)  # the store is down: 503, VOD retries (and gives up at last)
+    assert main_handler(handler_event("apigw", event), {})["statusCode"] == 503
+    database.rmdir()
+    forged = http_event(path="/vod-events", body=vod_signed(event, "NotTheSignKey"))  # or a wrong SignKey
+    assert main_handler(forged, {})["statusCode"] == 401
+    assert main_handler(http_event(path="/vod-events", body="{"), {})["statusCode"] == 400  # its sender's problem
+    assert main_handler(handler_event("apigw", event), {})["statusCode"] == 200
+    lines = [(line["level"], line["event"], line["outcome"]) for line in output.lines()]
+    assert lines == [("WARNING", "request", "store_unavailable"), ("WARNING", "request", "invalid_signature")]
+
+
 def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
     hook_target.CALLS.clear()
     main_handler = callback(AFTER_COMMIT_HOOK="tests.callback.hook_target:record")

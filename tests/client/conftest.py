@@ -111,6 +111,7 @@ class Traffic:
         self.calls: list[VodCall] = []
         self.cos_requests: list[CosRequest] = []
         self.vod_down = False
+        self.bad_gateways = 0  # upload-API calls answered 502 while vod_down
         self.parts_stored = 0
         self.held = 0
         self._passes: int | None = None
@@ -185,6 +186,9 @@ class Traffic:
 
     def _upload_api(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if self.vod_down:
+            with self._cond:
+                self.bad_gateways += 1
+                self._cond.notify_all()
             start_response("502 Bad Gateway", [("Content-Type", "text/plain")])
             return [b"bad gateway (held by the test)"]
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))

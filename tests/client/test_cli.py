@@ -185,6 +185,26 @@ def test_cancel_discards_a_saved_upload_and_says_whether_its_parts_were_deleted(
     assert (again.returncode, json.loads(again.stdout)) == (0, {"status": "nothing_to_cancel"})
 
 
+def test_ctrl_c_during_a_cancel_keeps_the_saved_upload(start_stack: Callable[..., Stack], tmp_path: Path) -> None:
+    stack = start_stack()
+    video = write_file(tmp_path / "outtake.mp4", 5 * MIB)
+    interrupted_upload(stack, video, 2, sigkill).finish()
+    stack.traffic.vod_down = True  # the cancel keeps retrying VOD
+    proc = subprocess.Popen(
+        stack.cli_args(video, "--cancel", "--json"),
+        env=stack.cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    stack.traffic.wait_until(lambda traffic: traffic.bad_gateways > 0)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    assert json.loads(stdout) == {"status": "cancel_stopped"} and "run the same command again" in stderr
+    assert len(stack.saved()) == 1 and len(stack.open_uploads()) == 1
+
+
 def test_a_rerun_starts_over_and_says_so_when_vod_refuses_the_saved_upload(
     start_stack: Callable[..., Stack], tmp_path: Path, leak_guard: LeakGuard
 ) -> None:
@@ -246,8 +266,9 @@ def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]
         ([], _env(VOD_UPLOAD_TOKEN=""), 2, "no bearer token", None),
         ([], _env(VOD_UPLOAD_GATEWAY="ftp://example.com"), 2, "is not an http(s) URL", None),
         (["--part-size", "0"], _env(), 2, "part_size must be between", None),
+        (["--wait", "--wait-timeout", "-5"], _env(), 2, "at least 1 (got '-5')", None),  # before any upload
     ],
-    ids=["401", "403", "gateway-down", "no-token", "bad-gateway", "bad-part-size"],
+    ids=["401", "403", "gateway-down", "no-token", "bad-gateway", "bad-part-size", "bad-wait-timeout"],
 )
 def test_failures_exit_with_a_clear_message_and_status(
     stack: Stack,

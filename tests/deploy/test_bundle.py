@@ -3,7 +3,8 @@ with nothing else on sys.path, whatever interpreter built them."""
 
 from __future__ import annotations
 
-import importlib
+import importlib.machinery
+import importlib.util
 import os
 import pkgutil
 import re
@@ -194,6 +195,18 @@ def test_a_build_without_python_3_10_fails_loudly(other_python: str, tmp_path: P
     assert not (tmp_path / "out" / "sign").exists()
 
 
+def test_build_python_is_the_interpreter_even_when_this_one_is_3_10(python310: str, tmp_path: Path) -> None:
+    wanted = str(tmp_path / "python3.10")  # not there: the build must say so, not fall back to the one running it
+    result = subprocess.run(
+        [python310, str(ROOT / "scripts" / "build"), "sign", "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BUILD_PYTHON": wanted},
+        check=False,
+    )
+    assert result.returncode == 1 and f"at BUILD_PYTHON={wanted}" in result.stderr
+
+
 @pytest.mark.parametrize("function", ["sign", "callback"])
 def test_no_bundle_can_verify_an_upload_signature(bundles: Path, function: str) -> None:
     """Only VOD (and the emulator standing in for it) checks upload signatures: the code that makes them
@@ -220,8 +233,50 @@ def test_builds_are_repeatable(bundles: Path, tmp_path: Path) -> None:
     assert all(first.read(n) == second.read(n) for n in first.namelist() if not n.endswith(".pyc"))
 
 
+def _build_script() -> Any:
+    loader = importlib.machinery.SourceFileLoader("build_script", str(ROOT / "scripts" / "build"))
+    spec = importlib.util.spec_from_loader("build_script", loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("files", "compiled_as", "refused"),
+    [
+        # Mentions of short paths a checkout or a prefix may have (/app, /usr, /usr/local): nobody's path.
+        ({"a.txt": b"https://app.example.com/ /usr/local/lib #!/usr/bin/env python\n"}, None, []),
+        ({"tool.py": b"#!/usr/bin/env python3\nprint(1)\n"}, None, []),
+        ({"bin/tool": b"#!{python}\nimport sys\n"}, None, ["bin/tool"]),  # pip's console-script shebang
+        ({"mod.py": b"x = 1\n"}, "mod.py", []),
+        ({"mod.py": b"x = 1\n"}, "/home/dev/checkout/mod.py", ["mod.pyc"]),
+    ],
+    ids=["short-paths", "env-shebang", "pip-shebang", "relative-bytecode", "absolute-bytecode"],
+)
+def test_the_build_refuses_only_real_machine_paths(
+    python310: str, tmp_path: Path, files: dict[str, bytes], compiled_as: str | None, refused: list[str]
+) -> None:
+    # Checkouts at /app and interpreters under /usr (a distribution's python3.10) build like any other.
+    build = _build_script()
+    target = tmp_path / "bundle"
+    for name, data in files.items():
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        (target / name).write_bytes(data.replace(b"{python}", python310.encode()))
+    if compiled_as is not None:
+        source, compiled = str(target / "mod.py"), str(target / "mod.pyc")
+        compile_ = f"import py_compile; py_compile.compile({source!r}, dfile={compiled_as!r}, cfile={compiled!r})"
+        subprocess.run([python310, "-c", compile_], check=True)
+    if not refused:
+        build._check_no_machine_paths(target, python310)
+        return
+    with pytest.raises(build.BuildError, match="files name paths of the build machine") as caught:
+        build._check_no_machine_paths(target, python310)
+    assert str(caught.value).endswith(": " + ", ".join(refused))
+
+
 def test_no_bundle_names_a_path_of_the_build_machine(bundles: Path) -> None:
-    needles = [str(ROOT).encode(), b"/.venv/", b"/.pyenv/"]
+    needles = [(str(ROOT) + "/").encode(), b"/.venv/", b"/.pyenv/"]
     names = [case.function for case in CASES]
     assert len(names) == len([p for p in (ROOT / "functions").iterdir() if (p / "index.py").exists()])
     for name in names:

@@ -294,6 +294,15 @@ def test_each_function_gets_the_deployers_values_and_nothing_else(function: str)
     assert len(variables) >= 4  # none lost on the way (an `environment:` map would be replaced by nothing)
 
 
+def test_the_upload_only_signing_key_reaches_only_the_sign_function() -> None:
+    # A function with an execution role would use any key pair it is given first (shared.config): given sign's
+    # upload-only pair, PullEvents and DescribeMediaInfos would be refused and the role never used.
+    signing_key = {deployed_variables("sign")[name] for name in ("VOD_SECRET_ID", "VOD_SECRET_KEY")}
+    for name in functions_config():
+        if name != "sign":
+            assert not signing_key & set(deployed_variables(name).values()), name
+
+
 def test_an_unset_setting_would_deploy_as_undefined_so_the_hook_refuses_it() -> None:
     environ = {**DEPLOYER_ENV}
     del environ["VOD_PROCEDURE"]

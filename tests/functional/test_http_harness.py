@@ -171,3 +171,12 @@ def test_preflight_from_another_origin_is_refused_over_http(gateway: str) -> Non
     )
     assert response.status_code == 403
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_head_over_http(gateway: str) -> None:
+    page = requests.get(f"{gateway}/upload/", timeout=10)
+    head = requests.head(f"{gateway}/upload/", timeout=10)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["Content-Type"] == page.headers["Content-Type"] == "text/html; charset=utf-8"
+    refused = requests.head(f"{gateway}/signature", timeout=10)
+    assert (refused.status_code, refused.headers["Allow"]) == (405, "POST, OPTIONS")

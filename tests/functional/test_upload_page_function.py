@@ -108,7 +108,20 @@ def test_an_asset_asked_again_is_not_modified(page_function: Handler) -> None:
 
 def test_a_post_is_refused(page_function: Handler) -> None:
     result = page_function(http_event(method="POST", path="/", body={}), None)
-    assert result["statusCode"] == 405
+    assert (result["statusCode"], result["headers"]["Allow"]) == (405, "GET, HEAD, OPTIONS")
+
+
+@pytest.mark.parametrize("path", ["/", "/gw/upload", "/assets/upload.0000000000000000.js"])
+def test_a_head_is_the_get_without_its_body(page_function: Handler, path: str) -> None:
+    # Uptime monitors and link checkers ask with HEAD (RFC 9110: a server that has GET has HEAD).
+    status, headers, _ = _get(page_function, path, **{"Accept-Encoding": "gzip"})
+    event = http_event(method="HEAD", path=path, headers={"Accept-Encoding": "gzip"}, shape="function_url")
+    result = page_function(event, None)
+    drop = ("X-Request-Id",)  # each answer has its own
+    assert (result["statusCode"], result["body"], result["isBase64Encoded"]) == (status, "", False)
+    assert {k: v for k, v in result["headers"].items() if k not in drop} == {
+        k: v for k, v in headers.items() if k not in drop
+    }
 
 
 def test_frame_ancestors_are_written_as_browsers_write_origins() -> None:

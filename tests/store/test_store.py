@@ -26,16 +26,16 @@ BASE_URL = "http://1400329073.vod2.myqcloud.com/d9d5f4ffvodcq1400329073/b1e3a1f2
 
 
 class Hook:
-    def __init__(self, fail: bool = False) -> None:
+    def __init__(self, fail: bool = False, message: str = "downstream is down") -> None:
         self.calls: list[CommittedEvent] = []
-        self.fail = fail
+        self.fail, self.message = fail, message
         self._lock = threading.Lock()
 
     def __call__(self, committed: CommittedEvent) -> None:
         with self._lock:
             self.calls.append(committed)
         if self.fail:
-            raise RuntimeError("downstream is down")
+            raise RuntimeError(self.message)
 
 
 def ingest(store: EventStore, name: str, received_at: float = 100.0, hook: Callable[..., None] | None = None) -> Any:
@@ -298,10 +298,18 @@ def test_a_failed_transaction_writes_nothing(store: EventStore, monkeypatch: pyt
     assert store.upload(FILE_ID) is not None
 
 
-def test_hook_failure_is_recorded_and_never_loses_the_event(store: EventStore) -> None:
-    hook = Hook(fail=True)
+@pytest.mark.parametrize(
+    ("message", "recorded"),
+    [
+        ("downstream is down", "RuntimeError: downstream is down"),
+        # A hook quoting an event field (MetaData, say) that no store takes as text: kept escaped.
+        ("no title 'a\x00b\ud800'", "RuntimeError: no title 'a\\x00b\\ud800'"),
+    ],
+)
+def test_hook_failure_is_recorded_and_never_loses_the_event(store: EventStore, message: str, recorded: str) -> None:
+    hook = Hook(fail=True, message=message)
     result = ingest(store, "vod_new_file_upload", hook=hook)
-    assert result.duplicate is False and result.hook_error == "RuntimeError: downstream is down"
+    assert result.duplicate is False and result.hook_error == recorded
     event = store.event(result.dedupe_key)
     assert event is not None
     assert (event.hook_status, event.hook_failures, event.hook_last_error) == ("failed", 1, result.hook_error)

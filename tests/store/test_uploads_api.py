@@ -54,13 +54,15 @@ def writer(new_url: Callable[[], str]) -> Any:
 
 @pytest.fixture
 def get(writer: tuple[str, EventStore], vod_function: Callable[..., Any]) -> Get:
-    """GET through the deployed uploads handler (read-only store), as `user`."""
+    """GET (or `method`) through the deployed uploads handler (read-only store), as `user`."""
     url, _ = writer
     handler = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
 
-    def call(path: str, user: str = "ann", headers: dict[str, str] | None = None, **query: str) -> dict[str, Any]:
+    def call(
+        path: str, user: str = "ann", headers: dict[str, str] | None = None, method: str = "GET", **query: str
+    ) -> dict[str, Any]:
         event = http_event(
-            "GET", path, headers={"Authorization": f"Bearer {token(user)}", **(headers or {})}, query=query
+            method, path, headers={"Authorization": f"Bearer {token(user)}", **(headers or {})}, query=query
         )
         result: dict[str, Any] = handler(event, {"request_id": "r"})
         body = json.loads(result["body"]) if result["body"] else None
@@ -150,6 +152,9 @@ def _b64(raw: bytes) -> str:
         ({"cursor": _b64(b'[NaN,"f1"]')}, "invalid_cursor"),
         ({"cursor": _b64(b'[true,"f1"]')}, "invalid_cursor"),
         ({"cursor": _b64(b"[1" + b"0" * 400 + b',"f1"]')}, "invalid_cursor"),  # too large for a float
+        ({"cursor": _b64(b'[1,"\\ud800"]')}, "invalid_cursor"),  # no UTF-8 form: the driver would fail
+        ({"cursor": _b64(b'[1,"a\\u0000b"]')}, "invalid_cursor"),  # PostgreSQL refuses a NUL in text
+        ({"cursor": _b64(b'[1,"' + b"f" * 1000 + b'"]')}, "invalid_cursor"),
         ({"page": "2"}, "invalid_parameter"),
     ],
 )
@@ -168,6 +173,15 @@ def test_an_unchanged_upload_is_a_304(writer: tuple[str, EventStore], get: Get) 
     record(store, task("f4", "PROCESSING"), 2.0)
     changed = get("/uploads/f4", headers={"If-None-Match": tag})
     assert changed["status"] == 200 and changed["headers"]["ETag"] != tag
+
+
+def test_a_head_is_the_get_without_its_body(writer: tuple[str, EventStore], get: Get) -> None:
+    _, store = writer
+    record(store, upload_of("ann", "f8"))
+    for path in ("/uploads", "/uploads/f8"):
+        full, head = get(path), get(path, method="HEAD")
+        assert full["body"] is not None
+        assert (head["status"], head["body"], head["headers"]["ETag"]) == (200, None, full["headers"]["ETag"])
 
 
 class Clock:
@@ -301,7 +315,7 @@ def test_the_uploads_function_at_its_edge(
         assert json.loads(result["body"])["error"]["code"] == code
     assert result["headers"]["Access-Control-Allow-Origin"] == ORIGIN  # errors too: a browser can read them
     if status == 405:
-        assert "GET" in result["headers"]["Allow"]
+        assert result["headers"]["Allow"] == "GET, HEAD, OPTIONS"
     text = output.text()
     lines = [line for line in Output.parse(text) if line["event"] == "request"]
     # One line per request, under the id the answer carries.

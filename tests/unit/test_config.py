@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from shared.config import (
     load_callback_settings,
     load_pull_settings,
     load_sign_settings,
+    load_store_settings,
     load_upload_page_settings,
+    load_uploads_settings,
     log_level,
 )
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV, Output
@@ -175,6 +178,8 @@ def test_secret_compares_and_pickles_without_showing_itself() -> None:
         ({"VOD_CALLBACK_SIGN_KEY": "has-dash"}, "VOD_CALLBACK_SIGN_KEY"),
         ({"VOD_CALLBACK_SIGN_KEY": "a" * 33}, "VOD_CALLBACK_SIGN_KEY"),
         ({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CALLBACK_MAX_AHEAD": "0"}, "VOD_CALLBACK_MAX_AHEAD"),
+        # VOD's T is 600 s ahead: a tighter bound would refuse every genuine event.
+        ({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CALLBACK_MAX_AHEAD": "600"}, "VOD_CALLBACK_MAX_AHEAD"),
     ],
 )
 def test_callback_refuses_to_start_unverified(env: dict[str, str], bad: str) -> None:
@@ -317,16 +322,30 @@ def test_unverified_callbacks_are_refused_inside_scf() -> None:
 )
 def test_log_level_is_strict(value: str | None, expected: str | None) -> None:
     env = {} if value is None else {"LOG_LEVEL": value}
+    assert log_level(env) == (expected or "INFO")  # set first; the load that follows refuses a bad one
+    problem = ("LOG_LEVEL", f"must be one of DEBUG, INFO, WARNING, ERROR (got {value!r})")
     if expected is not None:
-        assert log_level(env) == expected
+        load_store_settings(env)
         return
     with pytest.raises(ConfigError) as caught:
-        log_level(env)
-    assert caught.value.problems == [("LOG_LEVEL", f"must be one of DEBUG, INFO, WARNING, ERROR (got {value!r})")]
+        load_store_settings({**env, "DATABASE_TIMEOUT": "soon"})
+    assert [name for name, _ in caught.value.problems] == ["DATABASE_TIMEOUT", "LOG_LEVEL"]
+    assert caught.value.problems[1] == problem
+
+
+@pytest.mark.parametrize(
+    "load",
+    [load_sign_settings, load_uploads_settings, load_upload_page_settings, load_callback_settings, load_pull_settings],
+)
+def test_every_function_names_a_bad_log_level_with_the_rest(load: Callable[[Mapping[str, str]], object]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load({"LOG_LEVEL": "verbose", "DATABASE_TIMEOUT": "soon", "UPLOAD_PAGE_SIGNATURE_URL": "javascript:x"})
+    names = [name for name, _ in caught.value.problems]
+    assert "LOG_LEVEL" in names and len(names) > 1, names
 
 
 def test_one_database_timeout_default_everywhere() -> None:
-    from shared.config import DEFAULT_DATABASE_TIMEOUT, StoreSettings, load_store_settings
+    from shared.config import DEFAULT_DATABASE_TIMEOUT, StoreSettings
     from shared.store import open_store
 
     assert load_store_settings({}).timeout_seconds == DEFAULT_DATABASE_TIMEOUT
