@@ -3,8 +3,7 @@ with nothing else on sys.path, whatever interpreter built them."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
+import importlib
 import os
 import pkgutil
 import re
@@ -23,6 +22,7 @@ import shared
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.scf_framework import directory_files
+from tests.deploy.scripts import load_script
 from tests.scf import load_event
 from vodtesting import http_event, signed
 
@@ -233,15 +233,6 @@ def test_builds_are_repeatable(bundles: Path, tmp_path: Path) -> None:
     assert all(first.read(n) == second.read(n) for n in first.namelist() if not n.endswith(".pyc"))
 
 
-def _build_script() -> Any:
-    loader = importlib.machinery.SourceFileLoader("build_script", str(ROOT / "scripts" / "build"))
-    spec = importlib.util.spec_from_loader("build_script", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     ("files", "compiled_as", "refused"),
     [
@@ -258,7 +249,7 @@ def test_the_build_refuses_only_real_machine_paths(
     python310: str, tmp_path: Path, files: dict[str, bytes], compiled_as: str | None, refused: list[str]
 ) -> None:
     # Checkouts at /app and interpreters under /usr (a distribution's python3.10) build like any other.
-    build = _build_script()
+    build = load_script("build")
     target = tmp_path / "bundle"
     for name, data in files.items():
         (target / name).parent.mkdir(parents=True, exist_ok=True)

@@ -4,8 +4,6 @@ vendored file changed afterwards is replaced, never served. (A synthetic release
 from __future__ import annotations
 
 import gzip
-import importlib.machinery
-import importlib.util
 import io
 import json
 import tarfile
@@ -15,16 +13,9 @@ from types import ModuleType
 
 import pytest
 
+from tests.deploy.scripts import load_script
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _script() -> ModuleType:
-    loader = importlib.machinery.SourceFileLoader("vendor_sdk", str(ROOT / "scripts" / "vendor-sdk"))
-    spec = importlib.util.spec_from_loader("vendor_sdk", loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    return module
 
 
 def _tarball(files: dict[str, bytes]) -> bytes:
@@ -39,7 +30,7 @@ def _tarball(files: dict[str, bytes]) -> bytes:
 
 @pytest.fixture
 def release(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, bytes, Path]:
-    vendor = _script()
+    vendor = load_script("vendor-sdk")
     tarball = _tarball({"package/dist/sdk.js": b"console.log('sdk');", "package/LICENSE": b"MIT"})
     pin = {
         "package": "sdk",
