@@ -130,12 +130,13 @@ class _Reader:
             raise ConfigError(self.problems)
 
 
-def _load(environ: Mapping[str, str] | None, read: Callable[[_Reader], T]) -> T:
+def _load(environ: Mapping[str, str] | None, read: Callable[[_Reader], T], *, function: bool = False) -> T:
     """Settings read by `read` from `environ` (default: the process environment); ConfigError naming every
-    bad variable at once."""
+    bad variable at once. A `function`'s also check LOG_LEVEL (log_level() took a bad one as INFO)."""
     r = _Reader(os.environ if environ is None else environ)
     settings = read(r)
-    _read_log_level(r)  # every function's: a bad one is named with the rest (log_level() took it as INFO)
+    if function:
+        _read_log_level(r)
     r.finish()
     return settings
 
@@ -512,7 +513,7 @@ def _read_context_keys(r: _Reader) -> ContextKeys:
 
 
 def load_sign_settings(environ: Mapping[str, str] | None = None) -> SignSettings:
-    return _load(environ, _read_sign)
+    return _load(environ, _read_sign, function=True)
 
 
 def _read_sign(r: _Reader) -> SignSettings:
@@ -526,7 +527,7 @@ def _read_sign(r: _Reader) -> SignSettings:
 
 def load_uploads_settings(environ: Mapping[str, str] | None = None) -> UploadsSettings:
     """The uploads (status) function: authenticated exactly like the sign function, reading the store."""
-    return _load(environ, _read_uploads)
+    return _load(environ, _read_uploads, function=True)
 
 
 def _read_uploads(r: _Reader) -> UploadsSettings:
@@ -545,7 +546,7 @@ _PAGE_URL = r"(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/(?!/)[A-Za-z0-9._~/%-]*"
 def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:
     """The upload page: where its API lives and who may embed it. The values go into the page and its
     Content-Security-Policy, so only plain URLs and origins are accepted."""
-    return _load(environ, _read_upload_page)
+    return _load(environ, _read_upload_page, function=True)
 
 
 def _read_upload_page(r: _Reader) -> UploadPageSettings:
@@ -569,7 +570,7 @@ def _read_upload_page(r: _Reader) -> UploadPageSettings:
 
 
 def load_callback_settings(environ: Mapping[str, str] | None = None) -> CallbackSettings:
-    return _load(environ, _read_callback)
+    return _load(environ, _read_callback, function=True)
 
 
 def _read_callback(r: _Reader) -> CallbackSettings:
@@ -634,7 +635,7 @@ def load_vod_api_settings(environ: Mapping[str, str] | None = None) -> VodApiSet
 
 
 def load_pull_settings(environ: Mapping[str, str] | None = None) -> PullSettings:
-    return _load(environ, _read_pull)
+    return _load(environ, _read_pull, function=True)
 
 
 def _read_pull(r: _Reader) -> PullSettings:

@@ -45,7 +45,9 @@ def _dispatch(
     if request.method == "OPTIONS":
         return preflight(request, settings, methods, allow_headers)
     readable = "GET" in methods
-    if request.method == "HEAD" and readable:  # GET's answer, its body dropped in serve (RFC 9110 §9.3.2)
+    # HEAD: GET's whole answer. The HTTP server in front drops the body and keeps its Content-Length (RFC 9110
+    # §9.3.2, §8.6); an empty body here would be announced as Content-Length: 0.
+    if request.method == "HEAD" and readable:
         request = request._replace(method="GET")
     elif request.method not in methods:
         allow = (*methods, *(("HEAD",) if readable else ()), "OPTIONS")
@@ -109,9 +111,6 @@ def serve(
             latency_ms=round((timer() - started) * 1000, 3),
             **notes,
         )
-        answer = to_scf_response(response, REQUEST_ID.get() or "", cors_headers(request, settings))
-        if request is not None and request.method == "HEAD":
-            answer.update(isBase64Encoded=False, body="")
-        return answer
+        return to_scf_response(response, REQUEST_ID.get() or "", cors_headers(request, settings))
     finally:
         REQUEST_ID.reset(token)

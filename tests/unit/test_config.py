@@ -322,15 +322,16 @@ def test_unverified_callbacks_are_refused_inside_scf() -> None:
 )
 def test_log_level_is_strict(value: str | None, expected: str | None) -> None:
     env = {} if value is None else {"LOG_LEVEL": value}
-    assert log_level(env) == (expected or "INFO")  # set first; the load that follows refuses a bad one
+    assert log_level(env) == (expected or "INFO")  # set first; the function's load that follows refuses a bad one
     problem = ("LOG_LEVEL", f"must be one of DEBUG, INFO, WARNING, ERROR (got {value!r})")
     if expected is not None:
-        load_store_settings(env)
+        load_upload_page_settings(env)
         return
     with pytest.raises(ConfigError) as caught:
-        load_store_settings({**env, "DATABASE_TIMEOUT": "soon"})
-    assert [name for name, _ in caught.value.problems] == ["DATABASE_TIMEOUT", "LOG_LEVEL"]
+        load_upload_page_settings({**env, "UPLOAD_PAGE_SIGNATURE_URL": "javascript:x"})
+    assert [name for name, _ in caught.value.problems] == ["UPLOAD_PAGE_SIGNATURE_URL", "LOG_LEVEL"]
     assert caught.value.problems[1] == problem
+    load_store_settings(env)  # the operator tools' settings: LOG_LEVEL is the functions', not theirs
 
 
 @pytest.mark.parametrize(
