@@ -10,7 +10,7 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Literal, NamedTuple, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, unquote_plus, urlsplit
 
 from shared.logs import LEVELS, WARNING, log_event
 from shared.vod_limits import MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
@@ -440,6 +440,19 @@ def database_url_problem(url: str) -> str | None:
             return "is not a valid postgresql:// URL (check the port and percent-encoding)"
         return None
     return "must start with sqlite:/// or postgresql:// (or postgres://)"
+
+
+def database_url_secrets(url: str) -> list[str]:
+    """Every form in which a DATABASE_URL may carry a password (user:pass@, and libpq's ?password= and
+    ?sslpassword=), as written and percent-decoded, longest first: what a message quoting the URL must hide."""
+    parts = urlsplit(url)
+    found = [url, parts.netloc.rpartition("@")[0].partition(":")[2]]
+    for pair in parts.query.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote_plus(key) in ("password", "sslpassword"):
+            found.append(value)
+    decoded = [form for raw in found for form in (unquote(raw), unquote_plus(raw))]
+    return sorted(set(found + decoded) - {""}, key=len, reverse=True)
 
 
 def _read_store(r: _Reader) -> StoreSettings:

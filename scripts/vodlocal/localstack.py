@@ -16,11 +16,11 @@ from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from shared.config import database_url_secrets
 from vodlocal import tls
 
 DEFAULT_STATE_DIR = Path(".local")  # relative to the current directory: the checkout, under make serve
@@ -110,11 +110,12 @@ def apply_settings(
 
 
 def shown_url(url: str) -> str:
-    """A database URL fit to print: the password, if any, masked."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":********@", 1)))
+    """A database URL fit to print: its password, if any, masked (user:pass@, ?password=, ?sslpassword=)."""
+    shown = url
+    for secret in database_url_secrets(url):
+        if secret != url:
+            shown = shown.replace(secret, "********")
+    return shown
 
 
 def mint_token(secret: str, user: str = DEV_USER, ttl_seconds: int = 24 * 3600, **claims: Any) -> str:

@@ -18,11 +18,11 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import psycopg2
 import psycopg2.extensions
 
+from shared.config import database_url_secrets
 from shared.store.base import Cursor, EventStore
 
 
@@ -69,9 +69,7 @@ class PostgresStore(EventStore):
         super().__init__(read_only=read_only)
         self._url = url
         self._timeout = timeout_seconds
-        # libpq quotes the bad part of a URL it cannot parse, which may be the password.
-        raw_password = urlsplit(url).netloc.rpartition("@")[0].partition(":")[2]
-        self._hidden = sorted({url, raw_password, unquote(raw_password)} - {""}, key=len, reverse=True)
+        self._hidden = database_url_secrets(url)  # libpq quotes the bad part of a URL, which may be the password
 
     def _redact(self, text: str) -> str:
         for secret in self._hidden:

@@ -179,6 +179,19 @@ def test_a_bad_token_shows_a_clear_message(
     assert b.stack.records("page-user") == []
 
 
+def test_the_page_says_whom_it_uploads_for_and_takes_a_new_link_in_the_same_tab(browser_stack: BrowserStack) -> None:
+    # A link can carry anyone's token, so the page names its user; and a second link opened in the same
+    # tab (only the fragment changes: no page load) is taken, not left in the address bar.
+    b = browser_stack
+    b.open(b.stack.token("page-user"))
+    assert b.page.inner_text("#signed-in") == "Uploading as page-user" and "token=" not in b.page.url
+    other = b.stack.token("zoë@example.com")
+    b.page.goto(f"{b.page_origin}/#token={other}")
+    _until(b, lambda: b.page.inner_text("#user") == "zoë@example.com", "the second link's token was not taken")
+    assert "token=" not in b.page.url
+    assert b.page.evaluate("sessionStorage.getItem('vod-upload-token')") == other
+
+
 def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
     browser_stack: BrowserStack, tmp_path: Path
 ) -> None:

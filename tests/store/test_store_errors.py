@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.store import StoreUnavailable, open_store
+from vodlocal import localstack
 
 
 @pytest.mark.parametrize(
@@ -13,6 +14,8 @@ from shared.store import StoreUnavailable, open_store
         ("postgresql://vod:Super Secret'Pw@/vod", "Super Secret'Pw"),
         ("postgresql://vod:pa%zzss@127.0.0.1:1/vod", "pa%zzss"),
         ("postgresql://vod:s%20cret@127.0.0.1:1/vod", "s cret"),
+        ("postgresql://vod@127.0.0.1:1/vod?password=S3cr%t!", "S3cr%t!"),  # libpq's other place for it
+        ("postgresql://vod@127.0.0.1:1/vod?sslmode=disable&sslpassword=k%zzey", "k%zzey"),
     ],
 )
 def test_postgres_errors_never_carry_the_password(url: str, password: str) -> None:
@@ -21,3 +24,19 @@ def test_postgres_errors_never_carry_the_password(url: str, password: str) -> No
         store.event_count()
     message = str(caught.value)
     assert message and password not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://vod:pw@db:5432/vod", "postgresql://vod:********@db:5432/vod"),
+        (
+            "postgresql://vod@db/vod?password=p%40ss&sslmode=require",
+            "postgresql://vod@db/vod?password=********&sslmode=require",
+        ),
+        ("postgresql://vod@db/vod?sslmode=require", "postgresql://vod@db/vod?sslmode=require"),
+        ("sqlite:///.local/vod.sqlite3", "sqlite:///.local/vod.sqlite3"),
+    ],
+)
+def test_the_local_stack_prints_database_urls_without_their_password(url: str, shown: str) -> None:
+    assert localstack.shown_url(url) == shown

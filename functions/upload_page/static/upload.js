@@ -35,6 +35,14 @@
     token = value;
     sessionStorage.setItem(TOKEN_KEY, value);
     $("signed-out").hidden = true;
+    showUser();
+  }
+
+  // Whom uploads will be credited to, in plain sight: a link can carry anyone's token.
+  function showUser() {
+    const sub = token && tokenSubject(token);
+    $("user").textContent = sub || "";
+    $("signed-in").hidden = !sub;
   }
 
   function tokenFromLink() {
@@ -46,6 +54,9 @@
     history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
     setToken(value);
   }
+
+  // A link opened again in this tab changes only the fragment: no new page load reads it.
+  window.addEventListener("hashchange", tokenFromLink);
 
   function tellParent(message) {
     if (window.parent === window) return;
@@ -169,15 +180,24 @@
     }
   }
 
-  // The token's `sub` (read, not verified: the API verifies the token), else a digest of the token itself,
-  // else (no WebCrypto) nobody the next start will recognise: then nothing is resumed across starts.
-  async function tokenOwner(value) {
+  // A JWT's `sub`, read, not verified (the API verifies the token); null for any other token.
+  function tokenSubject(value) {
     try {
-      const sub = JSON.parse(atob(value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub;
-      if (typeof sub === "string") return "sub:" + sub;
+      const json = new TextDecoder().decode(
+        Uint8Array.from(atob(value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)),
+      );
+      const sub = JSON.parse(json).sub;
+      return typeof sub === "string" && sub ? sub : null;
     } catch (error) {
-      // not a JWT
+      return null; // not a JWT
     }
+  }
+
+  // The token's `sub`, else a digest of the token itself, else (no WebCrypto) nobody the next start will
+  // recognise: then nothing is resumed across starts.
+  async function tokenOwner(value) {
+    const sub = tokenSubject(value);
+    if (sub !== null) return "sub:" + sub;
     try {
       const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
       return "token:" + Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -352,6 +372,7 @@
   $("cancel").addEventListener("click", cancel);
 
   tokenFromLink();
+  showUser();
   if (!token && !config.tokenOrigins.length) $("signed-out").hidden = false;
   buttons("idle");
   tellParent({ type: "vod-upload-ready" });
