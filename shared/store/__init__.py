@@ -35,7 +35,7 @@ _POSTGRES = ("postgresql://", "postgres://")
 
 
 def open_store(
-    database_url: str, *, timeout_seconds: int = DEFAULT_DATABASE_TIMEOUT, read_only: bool = False
+    database_url: str, *, timeout_seconds: float = DEFAULT_DATABASE_TIMEOUT, read_only: bool = False
 ) -> EventStore:
     """`sqlite:///relative/path` (to the current directory; `sqlite:////abs/path` for absolute; parent
     directories are created) or `postgresql://...` / `postgres://...` (libpq URI). ValueError otherwise.

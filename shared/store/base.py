@@ -249,7 +249,8 @@ class EventStore(ABC):
         """Hold a lock per name until the transaction ends (backends where writers already serialize: no-op)."""
 
     def _unbounded(self, cursor: Cursor) -> None:
-        """For the rest of the transaction, no time limit on statements (backends that set one: PostgreSQL)."""
+        """For the rest of the transaction, no time limit on statements, but still one on lock waits
+        (backends that set them: PostgreSQL)."""
         return  # SQLite sets none
 
     def _sql(self, text: str) -> str:

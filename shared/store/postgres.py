@@ -65,7 +65,7 @@ class _BatchingCursor(psycopg2.extensions.cursor):
 class PostgresStore(EventStore):
     errors = (psycopg2.Error,)
 
-    def __init__(self, url: str, *, timeout_seconds: int, read_only: bool = False) -> None:
+    def __init__(self, url: str, *, timeout_seconds: float, read_only: bool = False) -> None:
         super().__init__(read_only=read_only)
         self._url = url
         self._timeout = timeout_seconds
@@ -106,7 +106,9 @@ class PostgresStore(EventStore):
             cursor.defer("SELECT pg_advisory_xact_lock(%s)", (advisory_key(name),))
 
     def _unbounded(self, cursor: Cursor) -> None:
-        cursor.defer("SET LOCAL statement_timeout = 0")
+        # Only the work is unbounded: waiting for another session's table lock (a long read, a dump) keeps the
+        # limit, or the migration would queue, holding the schema lock, ahead of every writer, past the function.
+        cursor.defer(f"SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = {int(self._timeout * 1000)}")
 
     def _sql(self, text: str) -> str:
         return _pg_sql(text)

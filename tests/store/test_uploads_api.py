@@ -21,7 +21,7 @@ from shared.status_service import POLL_SECONDS, make_uploads_endpoint
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, Output
 from vodtesting import dev_token, http_event, vod_event
-from vodtesting.pgserver import database_name
+from vodtesting.pgserver import database_name, run_sql
 
 TASK = "task-1"
 
@@ -258,20 +258,35 @@ def test_concurrent_reads_while_events_arrive(writer: tuple[str, EventStore], ge
 
 
 @pytest.mark.postgres
-def test_a_read_only_database_role_is_enough(postgres_server: Any, vod_function: Callable[..., Any]) -> None:
-    url = postgres_server.create_database()
-    store = open_store(url)
-    record(store, upload_of("ann", "f7"))
-    store.close()
+def test_the_readmes_database_roles_are_enough(postgres_server: Any, vod_function: Callable[..., Any]) -> None:
+    # README "PostgreSQL": the events' role owns the tables, and grants the uploads function's role reading
+    # them (no superuser involved: TencentDB has none), before the tables exist.
+    url: str = postgres_server.create_database()
     dbname = database_name(url)
-    postgres_server.execute("CREATE ROLE vod_reader_test LOGIN", dbname)  # README "PostgreSQL"
-    postgres_server.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO vod_reader_test", dbname)
+
+    def as_role(role: str) -> str:
+        return url.replace("postgresql://postgres@", f"postgresql://{role}@")
+
+    for sql in ("CREATE ROLE vod_events_test LOGIN", "CREATE ROLE vod_reader_test LOGIN"):
+        postgres_server.execute(sql)
     try:
-        reader_url = url.replace("postgresql://postgres@", "postgresql://vod_reader_test@")
-        handler = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": reader_url})
+        postgres_server.execute("GRANT ALL ON SCHEMA public TO vod_events_test", dbname)
+        postgres_server.execute("GRANT USAGE ON SCHEMA public TO vod_reader_test", dbname)
+        for sql in (
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO vod_reader_test",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO vod_reader_test",
+        ):
+            run_sql(as_role("vod_events_test"), sql)
+        store = open_store(as_role("vod_events_test"))  # the tables, made by their owner
+        record(store, upload_of("ann", "f7"))
+        store.close()
+        handler = vod_function(
+            "uploads", env={"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": as_role("vod_reader_test")}
+        )
         result = handler(http_event("GET", "/uploads/f7", headers={"Authorization": f"Bearer {token('ann')}"}), {})
     finally:
         postgres_server.drop_database(url)
+        postgres_server.execute("DROP ROLE vod_events_test")
         postgres_server.execute("DROP ROLE vod_reader_test")
     assert result["statusCode"] == 200, result
     assert json.loads(result["body"])["fileId"] == "f7"
