@@ -1,5 +1,6 @@
-"""PostgreSQL backend (psycopg2): autocommit connections with explicit transactions, transaction-scoped
-advisory locks for the per-file serialization, and as few round trips as the logic allows.
+"""PostgreSQL backend (psycopg2): asynchronous (so autocommit) connections with explicit transactions and a
+deadline on every wait, transaction-scoped advisory locks for the per-file serialization, and as few round
+trips as the logic allows.
 
 psycopg2 rather than psycopg 3: its import is about a quarter of psycopg 3's, which is most of a
 callback's cold start (`make bench ARGS=callback`). It binds parameters on the client, so statements
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import select
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import psycopg2
 import psycopg2.extensions
@@ -37,6 +40,24 @@ def advisory_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big", signed=True)
 
 
+class _Connection(psycopg2.extensions.connection):
+    silent = False  # closed because the server stopped answering: a second try would wait as long again
+
+
+def _wait(conn: _Connection, seconds: float | None) -> None:
+    """Drive an asynchronous connection's operation to its end. libpq itself would wait for a server that
+    has gone silent (a frozen host, a path that drops packets without a reset) until SCF ends the
+    invocation; here, after `seconds`, the connection is given up and the caller answers 503."""
+    deadline = None if seconds is None else time.monotonic() + seconds
+    while (state := conn.poll()) != psycopg2.extensions.POLL_OK:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        reading = state == psycopg2.extensions.POLL_READ
+        if not any(select.select([conn] if reading else [], [] if reading else [conn], [], left)):
+            conn.silent = True
+            conn.close()
+            raise psycopg2.OperationalError(f"the database did not answer within {seconds:g} s")
+
+
 class _BatchingCursor(psycopg2.extensions.cursor):
     """`defer`red statements are sent with the next `execute` (one round trip, one implicit order);
     `rowcount` and the rows are the last statement's, the one the caller executed."""
@@ -46,6 +67,7 @@ class _BatchingCursor(psycopg2.extensions.cursor):
         self._pending: list[str] = []
         self._pending_params: list[Any] = []
         self.sent = False  # something reached the server: a failure needs a ROLLBACK
+        self.wait_seconds: float | None = None  # how long an answer may take (None: as long as it takes)
 
     def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._pending.append(sql)
@@ -60,6 +82,7 @@ class _BatchingCursor(psycopg2.extensions.cursor):
             self._pending, self._pending_params = [], []
         self.sent = True
         super().execute(query, params)
+        _wait(cast(_Connection, self.connection), self.wait_seconds)
 
 
 class PostgresStore(EventStore):
@@ -76,14 +99,18 @@ class PostgresStore(EventStore):
             text = text.replace(secret, "********")
         return text
 
-    def _connect(self) -> psycopg2.extensions.connection:
-        conn = psycopg2.connect(self._url, connect_timeout=max(2, self._timeout), application_name="vod-events")
-        conn.autocommit = True  # BEGIN and COMMIT are ours, so they can share round trips
+    def _connect(self) -> _Connection:
+        # Asynchronous, so that every wait is bounded (_wait); and so autocommit: BEGIN and COMMIT are ours,
+        # which lets them share round trips.
+        conn = psycopg2.connect(self._url, async_=True, connection_factory=_Connection, application_name="vod-events")
+        _wait(conn, self._timeout)
         return conn
 
     @contextmanager
-    def _transaction(self, conn: psycopg2.extensions.connection, *, write: bool) -> Iterator[Cursor]:
+    def _transaction(self, conn: _Connection, *, write: bool) -> Iterator[Cursor]:
         cursor = conn.cursor(cursor_factory=_BatchingCursor)
+        # The server's limits below answer first; this one is for a server that cannot answer at all.
+        cursor.wait_seconds = self._timeout + 1
         # READ COMMITTED (the default) matters: after waiting for a file's lock, the next SELECT takes a
         # fresh snapshot and sees the event the previous lock holder committed.
         cursor.defer("BEGIN READ ONLY" if self.read_only else "BEGIN")
@@ -97,6 +124,7 @@ class PostgresStore(EventStore):
             if cursor.sent and not conn.closed:
                 with contextlib.suppress(psycopg2.Error):  # the original error matters more
                     conn.cursor().execute("ROLLBACK")
+                    _wait(conn, self._timeout)
             raise
         finally:
             cursor.close()
@@ -109,9 +137,11 @@ class PostgresStore(EventStore):
         # Only the work is unbounded: waiting for another session's table lock (a long read, a dump) keeps the
         # limit, or the migration would queue, holding the schema lock, ahead of every writer, past the function.
         cursor.defer(f"SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = {int(self._timeout * 1000)}")
+        assert isinstance(cursor, _BatchingCursor)
+        cursor.wait_seconds = None
 
     def _sql(self, text: str) -> str:
         return _pg_sql(text)
 
-    def _broken(self, conn: psycopg2.extensions.connection) -> bool:
-        return bool(conn.closed)
+    def _broken(self, conn: _Connection) -> bool:
+        return bool(conn.closed) and not conn.silent  # dead (worth one more try), not unanswered

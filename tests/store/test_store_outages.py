@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
 import threading
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from shared.store.base import SCHEMA_VERSION
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, KEYS
 from tests.scf import load_event, response_json
 from vodtesting import http_event, signed
-from vodtesting.pgserver import PostgresServer, run_sql
+from vodtesting.pgserver import PostgresServer, database_name, run_sql
 
 NOW = 1_800_000_000
 FILE_ID = "5285890784273533167"
@@ -164,3 +166,64 @@ def test_a_migration_waits_for_another_sessions_table_lock_only_as_long_as_any_w
         holder.close()
     # AND once the read is over, the next cold start migrates
     assert open_store(url, timeout_seconds=1).schema_version() == SCHEMA_VERSION
+
+
+class SilencingProxy:
+    """TCP to the database's Unix socket, that can go silent: every connection stays open and what either
+    side sends is read and dropped (a frozen host, or a network path that drops packets without a reset)."""
+
+    def __init__(self, server: PostgresServer) -> None:
+        self.upstream = os.path.join(str(server.base), ".s.PGSQL.5432")
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.silent = threading.Event()
+        self.accepted = 0
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.listener.getsockname()[1]}/{dbname}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            self.accepted += 1
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(self.upstream)
+            self.sockets += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                if not self.silent.is_set():
+                    target.sendall(data)
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_a_database_that_stops_answering_is_a_503_not_a_hang(postgres_server: PostgresServer) -> None:
+    proxy = SilencingProxy(postgres_server)
+    store = open_store(proxy.url(database_name(postgres_server.create_database())), timeout_seconds=1)
+    try:
+        assert deliver(store)["status"] == 200  # a warm connection in the pool
+        proxy.silent.set()
+        answers: list[dict[str, Any]] = []
+        delivery = threading.Thread(target=lambda: answers.append(deliver(store, "vod_procedure_processing")))
+        delivery.start()
+        delivery.join(30)  # a hang detector, 30 times the limit: libpq alone would wait until SCF's timeout
+        assert not delivery.is_alive(), "still waiting for a database that does not answer"
+        assert answers[0]["status"] == 503
+        assert proxy.accepted == 1  # an unanswered connection is not tried again (that would wait as long again)
+        with pytest.raises(StoreUnavailable, match="did not answer within 1 s"):  # a new connection: the same
+            store.event_count()
+    finally:
+        store.close()
+        proxy.close()
