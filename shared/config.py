@@ -432,12 +432,13 @@ def database_url_problem(url: str) -> str | None:
             return "sqlite:/// needs a file path (no :memory:, no query string)"
         return None
     if url.startswith(("postgresql://", "postgres://")):
-        if urlsplit(url).netloc.count("@") > 1:  # libpq would split it elsewhere and quote a piece of it
-            return "has an unencoded '@' in its user or password: write it as %40"
         try:
-            urlsplit(url).port  # noqa: B018 - parses the authority, raising on a malformed one
+            parts = urlsplit(url)  # raises on an unencoded [ or ] (taken for an IPv6 address)
+            parts.port  # noqa: B018 - parses the authority, raising on a malformed one
         except ValueError:
             return "is not a valid postgresql:// URL (check the port and percent-encoding)"
+        if parts.netloc.count("@") > 1:  # libpq would split it elsewhere and quote a piece of it
+            return "has an unencoded '@' in its user or password: write it as %40"
         return None
     return "must start with sqlite:/// or postgresql:// (or postgres://)"
 

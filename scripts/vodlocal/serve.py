@@ -14,6 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
+from shared.errors import StoreUnavailable
 from vodemu.cli import port_number
 from vodlocal import localstack
 
@@ -94,6 +95,9 @@ def main() -> int:
     except (OSError, ValueError) as exc:  # a state directory that is a file, a damaged dev-settings.json…
         print(f"serve: cannot start with --state-dir {args.state_dir}: {exc}", file=sys.stderr)
         return 2
+    except StoreUnavailable as exc:  # an exported DATABASE_URL that cannot be used (its password hidden)
+        print(f"serve: the store is unavailable: {exc.message}", file=sys.stderr)
+        return 1
     gateway, emulator = stack.gateway.url, stack.emulator.url
     token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"])
     delivery = "queued for PullEvents" if args.pull else f"pushed to {gateway}/vod-events (signed)"

@@ -317,7 +317,8 @@ class EventStore(ABC):
                     self._discard(conn)
                 if attempt == 1 and reused and dead and not committing:
                     continue
-                raise StoreUnavailable(self._redact(f"{type(exc).__name__}: {str(exc).strip()[:300]}")) from exc
+                # Not chained: the driver's own error may quote the password (a traceback would print it).
+                raise StoreUnavailable(self._redact(f"{type(exc).__name__}: {str(exc).strip()[:300]}")) from None
             except BaseException:
                 if conn is not None:
                     self._discard(conn)  # rolled back, but its state is unknown: don't pool it
@@ -333,9 +334,6 @@ class EventStore(ABC):
             return
         with self._transaction(conn, write=True) as cursor:
             self._lock(cursor, ["schema"])  # waited for within the time limit: a 503 while another instance migrates
-            # A migration takes as long as the tables are large (an index over every stored event, say): cut off
-            # by the time limit it would roll back, and every cold start would try it again.
-            self._unbounded(cursor)
             cursor.execute(
                 self._sql(
                     "CREATE TABLE IF NOT EXISTS schema_version "
@@ -344,14 +342,18 @@ class EventStore(ABC):
             )
             cursor.execute(self._sql("SELECT max(version) FROM schema_version"))
             current = cursor.fetchone()[0] or 0
-            for version, statements in MIGRATIONS:
-                if version > current:
-                    for statement in statements:
-                        cursor.execute(self._sql(statement))
-                    cursor.execute(
-                        self._sql("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"),
-                        (version, time.time()),
-                    )
+            pending = [(version, statements) for version, statements in MIGRATIONS if version > current]
+            if pending:
+                # A migration takes as long as the tables are large (an index over every stored event, say): cut
+                # off by the time limit it would roll back, and every cold start would try it again.
+                self._unbounded(cursor)
+            for version, statements in pending:
+                for statement in statements:
+                    cursor.execute(self._sql(statement))
+                cursor.execute(
+                    self._sql("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"),
+                    (version, time.time()),
+                )
         self._schema_ready = True
 
     def schema_version(self) -> int:

@@ -130,8 +130,10 @@ class PostgresStore(EventStore):
             cursor.close()
 
     def _lock(self, cursor: Cursor, names: Sequence[str]) -> None:
-        for name in names:
-            cursor.defer("SELECT pg_advisory_xact_lock(%s)", (advisory_key(name),))
+        # One statement, in the names' order: statement_timeout bounds the wait for all of them together, so a
+        # round trip stays within the client's deadline however many files an event names.
+        keys = [advisory_key(name) for name in names]
+        cursor.defer("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (keys,))
 
     def _unbounded(self, cursor: Cursor) -> None:
         # Only the work is unbounded: waiting for another session's table lock (a long read, a dump) keeps the

@@ -76,6 +76,7 @@ def test_an_unencodable_path_still_gets_its_log_line(output: Output) -> None:
     ("env", "named", "why"),
     [
         ({"DATABASE_URL": "postgresql://vod:p@ss@db.internal/vod"}, "DATABASE_URL", "unencoded '@'"),
+        ({"DATABASE_URL": "postgresql://vod:Xy7[p@ss@db.internal/vod"}, "DATABASE_URL", "not a valid"),  # "IPv6"
         ({"VOD_CALLBACK_INSECURE": "true"}, "VOD_CALLBACK_INSECURE", "cannot be true while"),
         ({"VOD_CONTEXT_KEY": ""}, "VOD_CONTEXT_KEY", "is required"),
         ({"VOD_CONTEXT_KEY": "short"}, "VOD_CONTEXT_KEY", "at least 32"),

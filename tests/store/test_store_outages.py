@@ -19,6 +19,7 @@ from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
 from shared.store.base import SCHEMA_VERSION
+from shared.store.postgres import advisory_key
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, KEYS
 from tests.scf import load_event, response_json
 from vodtesting import http_event, signed
@@ -224,6 +225,63 @@ def test_a_database_that_stops_answering_is_a_503_not_a_hang(postgres_server: Po
         assert proxy.accepted == 1  # an unanswered connection is not tried again (that would wait as long again)
         with pytest.raises(StoreUnavailable, match="did not answer within 1 s"):  # a new connection: the same
             store.event_count()
+    finally:
+        store.close()
+        proxy.close()
+
+
+def test_waits_for_several_files_locks_are_bounded_together_by_the_server(postgres_server: PostgresServer) -> None:
+    # GIVEN three files of one event locked by other deliveries, each released within the 2 s limit but all
+    # three only after 4.5 s
+    url = postgres_server.create_database()
+    store = open_store(url, timeout_seconds=2)
+    store.schema_version()
+    names = ["file:a", "file:b", "file:c"]
+    holders = [psycopg2.connect(url) for _ in names]
+    for holder, name in zip(holders, names, strict=True):
+        holder.cursor().execute("SELECT pg_advisory_lock(%s)", (advisory_key(name),))
+    releases = [threading.Timer(1.5 * (i + 1), holder.close) for i, holder in enumerate(holders)]
+    for release in releases:
+        release.start()
+    try:
+        # WHEN the event's transaction takes their locks THEN the server ends the wait at the limit (a 503 that
+        # says so), not the client's deadline for a database that stopped answering (which waits a second more)
+        with pytest.raises(StoreUnavailable, match="QueryCanceled: canceling statement due to statement timeout"):
+            store._run(lambda cursor: cursor.execute("SELECT 1"), write=True, locks=names)
+    finally:
+        for release in releases:
+            release.join()
+        store.close()
+
+
+def test_a_cold_starts_schema_check_has_the_deadline_too(postgres_server: PostgresServer) -> None:
+    # Only a migration's own work is unbounded: the check that finds the schema current is not.
+    proxy = SilencingProxy(postgres_server)
+    url = proxy.url(database_name(postgres_server.create_database()))
+    open_store(url).schema_version()  # the schema is current
+    store = open_store(url, timeout_seconds=1)
+    connect = store._connect
+
+    def connect_then_go_silent() -> Any:
+        conn = connect()
+        proxy.silent.set()
+        return conn
+
+    store._connect = connect_then_go_silent  # type: ignore[method-assign]
+    answers: list[BaseException] = []
+
+    def count() -> None:
+        try:
+            store.event_count()
+        except StoreUnavailable as exc:
+            answers.append(exc)
+
+    try:
+        check = threading.Thread(target=count)
+        check.start()
+        check.join(30)  # a hang detector, 30 times the limit
+        assert not check.is_alive(), "the schema check still waits for a database that does not answer"
+        assert "did not answer within 2 s" in str(answers[0])
     finally:
         store.close()
         proxy.close()
