@@ -131,3 +131,11 @@ def test_a_state_directory_that_cannot_be_used_is_a_usage_error(tmp_path: Path) 
     args = ["--port", "0", "--emulator-port", "0", "--tls-port", "0", "--state-dir", str(tmp_path / "afile")]
     proc = run_command("vod-serve", *args, base=user_env(), cwd=tmp_path)
     assert proc.returncode == 2 and "cannot start with --state-dir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_an_exported_database_that_cannot_be_used_is_said_without_its_password(tmp_path: Path) -> None:
+    url = f"postgresql://vod@127.0.0.1:{closed_loopback_port()}/vod?password=S3cr%t!"  # libpq quotes the bad part
+    args = ["--port", "0", "--emulator-port", "0", "--tls-port", "0", "--state-dir", str(tmp_path / "state")]
+    proc = run_command("vod-serve", *args, base=user_env(), env={"DATABASE_URL": url}, cwd=tmp_path)
+    assert proc.returncode == 1 and "serve: the store is unavailable" in proc.stderr
+    assert "S3cr" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
