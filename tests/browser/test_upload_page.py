@@ -192,6 +192,19 @@ def test_the_page_says_whom_it_uploads_for_and_takes_a_new_link_in_the_same_tab(
     assert b.page.evaluate("sessionStorage.getItem('vod-upload-token')") == other
 
 
+def test_another_users_link_during_an_upload_changes_nothing(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    b = browser_stack
+    _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 8 * MiB), 2 * MiB)
+    _wait_for_progress(b, 5)
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('someone-else')}")
+    b.page.wait_for_selector("#error:not(:empty)")
+    assert "Someone else signed in during this upload" in b.page.inner_text("#error")
+    assert b.page.inner_text("#user") == "page-user" and "token=" not in b.page.url
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user"
+    assert b.page.get_attribute("#processing", "data-status") == "uploaded"  # still followed, as its user
+
+
 def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
     browser_stack: BrowserStack, tmp_path: Path
 ) -> None:

@@ -32,6 +32,12 @@
 
   // --- the token ------------------------------------------------------------------------------------
   function setToken(value) {
+    // Mid-upload, only the same user's token (the app renewing it): VOD credits an upload to whoever began
+    // it, so another user's token would sign its last calls and then look for it in vain.
+    if (["starting", "uploading", "finishing"].includes(state) && tokenSubject(value) !== tokenSubject(token)) {
+      fail("Someone else signed in during this upload: let it finish or cancel it, then open their link again.");
+      return;
+    }
     token = value;
     sessionStorage.setItem(TOKEN_KEY, value);
     $("signed-out").hidden = true;
