@@ -443,17 +443,19 @@ def database_url_problem(url: str) -> str | None:
     return "must start with sqlite:/// or postgresql:// (or postgres://)"
 
 
-def database_url_secrets(url: str) -> list[str]:
-    """Every form in which a DATABASE_URL may carry a password (user:pass@, and libpq's ?password= and
-    ?sslpassword=), as written and percent-decoded, longest first: what a message quoting the URL must hide."""
+def hide_database_password(text: str, url: str) -> str:
+    """`text` (the URL itself, or a message quoting it) with every form of the DATABASE_URL `url`'s password
+    masked: user:pass@, libpq's ?password= and ?sslpassword=, as written and percent-decoded."""
     parts = urlsplit(url)
-    found = [url, parts.netloc.rpartition("@")[0].partition(":")[2]]
+    found = [parts.netloc.rpartition("@")[0].partition(":")[2]]
     for pair in parts.query.split("&"):
         key, _, value = pair.partition("=")
         if unquote_plus(key) in ("password", "sslpassword"):
             found.append(value)
-    decoded = [form for raw in found for form in (unquote(raw), unquote_plus(raw))]
-    return sorted(set(found + decoded) - {""}, key=len, reverse=True)
+    forms = {form for raw in found for form in (raw, unquote(raw), unquote_plus(raw))} - {""}
+    for secret in sorted(forms, key=len, reverse=True):  # longest first: no form is left half-masked
+        text = text.replace(secret, "********")
+    return text
 
 
 def _read_store(r: _Reader) -> StoreSettings:
@@ -479,6 +481,11 @@ def _read_hook(r: _Reader) -> str | None:
     if hook is not None and not re.fullmatch(_HOOK, hook):
         r.problem("AFTER_COMMIT_HOOK", f"must be package.module:function (got {hook!r})")
     return hook
+
+
+def after_commit_hook(environ: Mapping[str, str] | None = None) -> str | None:
+    """AFTER_COMMIT_HOOK alone, validated (the build puts its package into the bundles that run it)."""
+    return _load(environ, _read_hook)
 
 
 def callback_sign_key(environ: Mapping[str, str] | None = None) -> Secret | None:

@@ -403,11 +403,10 @@ def verify_callback_sign(payload: JsonObject, sign_key: str, now: float, max_ahe
 
 def pulled_form(item: object) -> dict[str, Any]:
     """One PullEvents EventSet item as a PUSH delivery of it carries it, so both deliveries of an event look
-    the same: PullEvents returns every absent field as null (PUSH omits them), and its EventHandle is this
-    delivery's receipt (a redelivery gets a new one)."""
-    payload: dict[str, Any] = _without_nulls(_object_within_depth(item))  # depth checked: the recursion is bounded
-    payload.pop("EventHandle", None)
-    return payload
+    the same: PullEvents returns every absent field as null, PUSH omits them. (Its EventHandle, this delivery's
+    receipt, is a delivery field: stored_form leaves it out, as it does Sign and T.)"""
+    without: dict[str, Any] = _without_nulls(_object_within_depth(item))  # depth checked: the recursion is bounded
+    return without
 
 
 def _without_nulls(value: Any) -> Any:

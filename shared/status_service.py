@@ -78,11 +78,15 @@ def _cursor(text: str) -> tuple[float, str]:
     except (ValueError, TypeError, UnicodeEncodeError, binascii.Error, RecursionError):
         raise refused from None
     first = finite_number(first_seen)
-    # The FileId goes into the query: no FileId a store holds is long, or has a NUL or a lone surrogate
-    # (which PostgreSQL, or the UTF-8 driver, would refuse with an error that is not the client's).
-    if first is None or not isinstance(file_id, str) or len(file_id) > MAX_ID or not file_id.isprintable():
+    if first is None or not isinstance(file_id, str) or not _possible_file_id(file_id):
         raise refused
     return first, file_id
+
+
+def _possible_file_id(text: str) -> bool:
+    # No FileId a store holds is long, or has a NUL or a lone surrogate (which PostgreSQL, or the UTF-8 driver,
+    # would refuse in a query with an error that is not the client's).
+    return len(text) <= MAX_ID and text.isprintable()
 
 
 def _next_cursor(upload: UploadRecord) -> str:
@@ -112,7 +116,7 @@ def target(path: str) -> str | None:
     if not parts or parts[-1] == "uploads":
         return None
     file_id = unquote(parts[-1])
-    if len(file_id) > MAX_ID or not file_id.isprintable():
+    if not _possible_file_id(file_id):
         raise NotFound("no such upload")  # no FileId looks like this: the same answer as any unknown one
     return file_id
 

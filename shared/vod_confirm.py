@@ -1,7 +1,9 @@
 """Confirm-by-fetch (VOD_CALLBACK_CONFIRM=fetch): before recording a PUSH NewFileUpload or FileDeleted, ask
-VOD what it knows of the file (DescribeMediaInfos, https://cloud.tencent.com/document/api/266/31763) and
-record that, not the body. A PUSH body is vouched for only by Sign = MD5(SignKey + T), which does not cover
-it: whoever saw one delivery could replay its Sign and T with another body until T passes.
+VOD what it knows of the file (DescribeMediaInfos, https://cloud.tencent.com/document/api/266/31763): an
+upload is recorded as VOD has it, not as the body says; a delete only once VOD no longer lists each file it
+deletes whole (else a 503, and VOD delivers it again). A PUSH body is vouched for only by Sign =
+MD5(SignKey + T), which does not cover it: whoever saw one delivery could replay its Sign and T with another
+body until T passes.
 
 Imported only when the option is on, and then uses the Tencent SDK's generic client from
 tencentcloud-sdk-python-common (no per-product models), so the callback's cold start does not pay for it.

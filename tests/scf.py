@@ -24,6 +24,14 @@ def load_event(name: str) -> dict[str, Any]:
     return copy.deepcopy(_fixture(name))
 
 
+def nested(depth: int) -> Any:
+    """A JSON value `depth` objects deep (for events nested past the parser's limit)."""
+    value: Any = "deep"
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
 def response_json(result: dict[str, Any]) -> dict[str, Any]:
     body: dict[str, Any] = json.loads(result["body"]) if result["body"] else {}
     return body

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
@@ -47,13 +45,16 @@ def _use_dev_keys(settings_file: Path) -> str | None:
         return f"cannot read {settings_file}: {exc}"
     if not isinstance(dev, dict) or not all(isinstance(v, str) for v in dev.values()):
         return f"{settings_file} is not the local stack's settings (an object of strings)"
-    from vodlocal.localstack import loopback_only  # the local stack's tools: only for the local stack
+    from vodlocal.localstack import apply_settings  # the local stack's tools: only for the local stack
 
-    for name in ("VOD_SECRET_ID", "VOD_SECRET_KEY"):  # the SCF names of a real key pair
-        os.environ.pop(name, None)
-    os.environ.update(dev)
-    loopback_only(os.environ)
+    apply_settings(dev, override=frozenset(dev))  # the shell's other keys and auth settings dropped too
     return None
+
+
+def _is_loopback(url: str) -> bool:
+    from vodemu.delivery import is_loopback_url  # the local stack's own test: only for --dev-keys
+
+    return is_loopback_url(url)
 
 
 def _failure(exc: TencentCloudSDKException, where: str, changing: bool) -> str:
@@ -95,9 +96,10 @@ def main() -> int:
         "DeleteMediaCompleteEventSwitch": args.delete_events,
     }
     changing = any(v is not None for v in changes.values())
+    sends_key = changing and not args.no_sign_key
     try:
         settings = load_vod_api_settings()
-        if args.dev_keys and urlsplit(f"//{settings.endpoint}").hostname not in ("127.0.0.1", "localhost", "::1"):
+        if args.dev_keys and not _is_loopback(f"{settings.protocol}://{settings.endpoint}"):
             print(
                 "vod-configure-events: --dev-keys is for the local emulator: set VOD_API_ENDPOINT to its "
                 "loopback address (http://127.0.0.1:…)",
@@ -105,11 +107,11 @@ def main() -> int:
             )
             return 2
         # Validated now (a bad key is a usage error, not VOD's refusal), and only when it is sent.
-        sign_key = callback_sign_key() if changing and not args.no_sign_key else None
+        sign_key = callback_sign_key() if sends_key else None
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    if changing and not args.no_sign_key and sign_key is None:
+    if sends_key and sign_key is None:
         print(
             "vod-configure-events: VOD_CALLBACK_SIGN_KEY is not set, and the callback refuses events without the "
             "SignKey it names: set it, or pass --no-sign-key to leave VOD's SignKey as it is",

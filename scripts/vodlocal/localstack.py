@@ -20,7 +20,7 @@ from typing import Any
 import jwt
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from shared.config import database_url_secrets
+from shared.config import hide_database_password
 from vodlocal import tls
 
 DEFAULT_STATE_DIR = Path(".local")  # relative to the current directory: the checkout, under make serve
@@ -72,20 +72,9 @@ def loopback_only(environ: MutableMapping[str, str]) -> None:
     environ["NO_PROXY"] = environ["no_proxy"] = LOOPBACK_HOSTS
 
 
-# What a stack's own clients (tokens, signatures, its store) rely on: its keys and its database. (Its CORS
-# origins are the caller's to set.)
-OWN_SETTINGS = frozenset(
-    {
-        "TENCENTCLOUD_SECRET_ID",
-        "TENCENTCLOUD_SECRET_KEY",
-        "VOD_SUB_APP_ID",
-        "AUTH_MODE",
-        "AUTH_JWT_SECRET",
-        "VOD_CALLBACK_SIGN_KEY",
-        "VOD_CONTEXT_KEY",
-        "DATABASE_URL",
-    }
-)
+# The one dev setting that stays the caller's when a stack uses its own (its keys, auth and database: what its
+# tokens, signatures and store rely on): the browser origins allowed to call it.
+CALLERS_SETTINGS = frozenset({"CORS_ALLOW_ORIGINS"})
 
 # Keys and auth the stack does not set, dropped with `override` (an AUTH_JWT_AUDIENCE would refuse its tokens).
 _SHELL_ONLY = frozenset({"VOD_CONTEXT_KEY_PREVIOUS", "VOD_SECRET_ID", "VOD_SECRET_KEY", "TENCENTCLOUD_SESSIONTOKEN"})
@@ -111,11 +100,7 @@ def apply_settings(
 
 def shown_url(url: str) -> str:
     """A database URL fit to print: its password, if any, masked (user:pass@, ?password=, ?sslpassword=)."""
-    shown = url
-    for secret in database_url_secrets(url):
-        if secret != url:
-            shown = shown.replace(secret, "********")
-    return shown
+    return hide_database_password(url, url)
 
 
 def mint_token(secret: str, user: str = DEV_USER, ttl_seconds: int = 24 * 3600, **claims: Any) -> str:
@@ -206,7 +191,8 @@ def start_stack(
     events to the gateway's /vod-events (PUSH, signed with the callback's SignKey), or queues them
     for PullEvents (pull=True). Sets VOD_API_ENDPOINT so SDK clients find the emulator. `own_settings`:
     its keys and database replace any the shell has (a stack that must not touch the user's)."""
-    env = apply_settings(dev_settings(state_dir), override=OWN_SETTINGS if own_settings else frozenset())
+    settings = dev_settings(state_dir)
+    env = apply_settings(settings, override=frozenset(settings) - CALLERS_SETTINGS if own_settings else frozenset())
     from shared.store import open_store
 
     store = open_store(env["DATABASE_URL"])

@@ -25,6 +25,9 @@ def sample_video(path: Path, size: int = 3 * 1024 * 1024 + 123) -> Path:
     return path
 
 
+_SECRET_SETTINGS = ("TENCENTCLOUD_SECRET_KEY", "AUTH_JWT_SECRET", "VOD_CALLBACK_SIGN_KEY", "VOD_CONTEXT_KEY")
+
+
 class VodStack:
     """Started by the `vod_stack` fixture (or by hand: `VodStack(dir)`, then `stop()`)."""
 
@@ -46,7 +49,8 @@ class VodStack:
         self.events_url = f"{self.gateway_url}/vod-events"
         self.page_url = self._stack.page_url  # the upload page, on the gateway at /upload/
         self.store: EventStore = open_store(self.settings["DATABASE_URL"])
-        self.secrets: list[str] = []  # every signature and temporary key handled, for leak checks
+        # Its own keys, and every signature and temporary key it handles: what no log line may show.
+        self.secrets: list[str] = [self.settings[name] for name in _SECRET_SETTINGS]
 
     def chromium_flags(self) -> list[str]:
         """Chromium flags that send vod-js-sdk-v6's upload traffic (VOD's https host, COS) to this stack."""

@@ -13,7 +13,7 @@ class NoticeKind(enum.Enum):
     FILE_CHANGED = "file_changed"  # the file is not what was saved: starting over
     SESSION_REFUSED = "session_refused"  # VOD would not continue the saved session: starting over
     CREDENTIALS_REFRESHED = "credentials_refreshed"
-    CLEANUP_FAILED = "cleanup_failed"  # an abandoned upload's parts could not be deleted
+    CLEANUP_FAILED = "cleanup_failed"  # something left behind: an abandoned upload's parts, a checkpoint file
 
 
 @dataclass(frozen=True)

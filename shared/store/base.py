@@ -440,6 +440,8 @@ class EventStore(ABC):
             upload_end, task_start = len(_UPLOAD_COLUMNS), len(_UPLOAD_COLUMNS) + 1
             task_end = task_start + len(_TASK_COLUMNS)
             saved, saved_task, stale = row[upload_end], row[task_end], row[task_end + 1]
+            # A row without its state always has an unprojected event too (migration 4 left them all so): `stale`
+            # covers it; the state checks keep a hand-edited row from being a crash.
             if stale or saved is None or (row[task_start] is not None and saved_task is None):
                 return self._rebuild(cursor, file_id)
             state = json.loads(saved)

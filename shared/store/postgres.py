@@ -25,7 +25,7 @@ from typing import Any, cast
 import psycopg2
 import psycopg2.extensions
 
-from shared.config import database_url_secrets
+from shared.config import hide_database_password
 from shared.store.base import Cursor, EventStore
 
 
@@ -92,12 +92,10 @@ class PostgresStore(EventStore):
         super().__init__(read_only=read_only)
         self._url = url
         self._timeout = timeout_seconds
-        self._hidden = database_url_secrets(url)  # libpq quotes the bad part of a URL, which may be the password
 
     def _redact(self, text: str) -> str:
-        for secret in self._hidden:
-            text = text.replace(secret, "********")
-        return text
+        # libpq quotes the bad part of a URL, which may be the password (or the whole URL)
+        return hide_database_password(text.replace(self._url, "********"), self._url)
 
     def _connect(self) -> _Connection:
         # Asynchronous, so that every wait is bounded (_wait); and so autocommit: BEGIN and COMMIT are ours,

@@ -75,6 +75,20 @@ class Traffic:
                 calls.append((parse_qs(urlsplit(request.url).query)["Action"][0], json.loads(request.post_data)))
         return calls
 
+    def applies(self) -> list[dict[str, Any]]:
+        """The page's ApplyUploadUGC request bodies, in order."""
+        return [body for action, body in self.vod_calls() if action == "ApplyUploadUGC"]
+
+    def secrets(self) -> list[str]:
+        """What the page handled that no log may show: its signatures and the temporary keys VOD gave it."""
+        found = [str(body.get("signature", "")) for _, body in self.vod_calls()]
+        for request in self.finished:
+            if request.url.startswith("https://vod2.qcloud.com/") and "ApplyUploadUGC" in request.url:
+                response = request.response()
+                data = (response.json().get("data") or {}) if response is not None else {}
+                found.append(str((data.get("tempCertificate") or {}).get("secretKey", "")))
+        return [secret for secret in found if secret]
+
     def signature_requests(self, gateway: str) -> int:
         return sum(1 for r in self.requests if r.method == "POST" and r.url == f"{gateway}/signature")
 
@@ -139,8 +153,9 @@ def browser_stack(browser: Any, tmp_path: Path, leak_guard: LeakGuard) -> Iterat
     try:
         yield BrowserStack(stack, page_server.url, page, traffic, context)
     finally:
+        # As start_vod_stack does (this stack needs the page's origin first), with what the page itself handled.
+        leak_guard.values.update([*stack.secrets, *traffic.secrets()])
         instance.close()
-        leak_guard.values.update(stack.secrets)  # as start_vod_stack does (this stack needs the page's origin first)
         stack.stop()
         page_server.stop()
         os.environ.clear()

@@ -9,7 +9,6 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -125,11 +124,11 @@ def test_a_reload_mid_upload_resumes_and_sends_only_the_missing_parts(
     b.page.click("#start")
     file_id = _wait_for_result(b)
 
-    apply_after = [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"][-1]
+    apply_after = b.traffic.applies()[-1]
     assert "vodSessionKey" in apply_after  # the SDK's resume: the same VOD upload session
     resent = _parts_sent_since(b, sent_before)
-    # Only missing parts (a part COS kept just as the reload cut it off needs no resend; the commit above
-    # proves the file whole).
+    # Only missing parts (a part COS kept just as the reload cut it off needs no resend; the file is whole
+    # all the same: _wait_for_result waits for the commit, and the emulator refuses one of the wrong size).
     assert resent and not resent & stored_before
     record = b.stack.record(file_id)
     assert record.user_id == "page-user"
@@ -149,13 +148,10 @@ def test_another_user_of_the_browser_does_not_resume_someone_elses_upload(
     b.page.wait_for_selector("#start:not([hidden])")
     b.choose(video)
 
-    def applies() -> list[dict[str, Any]]:
-        return [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"]
-
-    before = len(applies())
+    before = len(b.traffic.applies())
     b.page.click("#start")
-    _until(b, lambda: len(applies()) > before, "no ApplyUploadUGC after the start")
-    assert "vodSessionKey" not in applies()[before]  # a new session, not page-user's
+    _until(b, lambda: len(b.traffic.applies()) > before, "no ApplyUploadUGC after the start")
+    assert "vodSessionKey" not in b.traffic.applies()[before]  # a new session, not page-user's
     assert b.stack.record(_wait_for_result(b)).user_id == "other-user"
 
 
@@ -198,7 +194,7 @@ def test_another_users_link_during_an_upload_changes_nothing(browser_stack: Brow
     _wait_for_progress(b, 5)
     b.page.goto(f"{b.page_origin}/#token={b.stack.token('someone-else')}")
     b.page.wait_for_selector("#error:not(:empty)")
-    assert "Someone else signed in during this upload" in b.page.inner_text("#error")
+    assert "Another sign-in arrived during this upload" in b.page.inner_text("#error")
     assert b.page.inner_text("#user") == "page-user" and "token=" not in b.page.url
     file_id = _wait_for_result(b)
     assert b.stack.record(file_id).user_id == "page-user"
@@ -228,11 +224,12 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
 
     b.page.click("#resume")
     file_id = _wait_for_result(b)
-    # The missing parts, and only those (a part COS kept just as it was aborted needs no resend).
+    # The missing parts, and only those (a part COS kept just as it was aborted needs no resend: the commit,
+    # which the emulator refuses for a file of the wrong size, proves the file whole).
     resent = _parts_sent_since(b, sent_when_paused)
     assert resent and resent <= aborted
     assert b.stack.record(file_id).user_id == "page-user"
-    applies = [body for action, body in b.traffic.vod_calls() if action == "ApplyUploadUGC"]
+    applies = b.traffic.applies()
     assert len(applies) == 2 and "vodSessionKey" in applies[1]  # the same VOD session, resumed
 
 

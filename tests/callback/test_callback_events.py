@@ -24,7 +24,7 @@ from shared.events import (
     verify_callback_sign,
 )
 from tests.conftest import CALLBACK_SIGN_KEY
-from tests.scf import load_event
+from tests.scf import load_event, nested
 
 NOW = 1_800_000_000
 AHEAD = 900
@@ -140,13 +140,6 @@ def _with(path: str, value: Any) -> dict[str, Any]:
     return payload
 
 
-def _nested(depth: int) -> Any:
-    value: Any = "deep"
-    for _ in range(depth):
-        value = {"x": value}
-    return value
-
-
 def _ids(first: int, count: int) -> list[str]:
     return [str(5285890784273533167 + i) for i in range(first, first + count)]
 
@@ -175,7 +168,7 @@ MALFORMED: list[tuple[Any, str]] = [
     (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.ClassId", False), "MediaBasicInfo.ClassId"),
     (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.ClassId", 2**63), "MediaBasicInfo.ClassId"),
     (_with("vod_procedure_finish:ProcedureStateChangeEvent.ErrCode", -(2**64)), "ProcedureStateChangeEvent.ErrCode"),
-    (_with("vod_new_file_upload:FileUploadEvent.MetaData", _nested(40)), "body"),
+    (_with("vod_new_file_upload:FileUploadEvent.MetaData", nested(40)), "body"),
     (_with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.MediaUrl", 1), "MediaBasicInfo.MediaUrl"),
     (
         _with("vod_new_file_upload:FileUploadEvent.MediaBasicInfo.SourceInfo.SourceContext", {}),
@@ -207,7 +200,10 @@ MALFORMED: list[tuple[Any, str]] = [
         _with("vod_file_deleted:FileDeleteEvent.FileDeleteResultInfo", [{"DeleteParts": []}]),
         "FileDeleteResultInfo[0].FileId",
     ),
-    (_with("vod_file_deleted:FileDeleteEvent.FileIdSet", _ids(0, MAX_FILES + 1)), "FileDeleteEvent.FileIdSet"),
+    (
+        _with("vod_file_deleted:FileDeleteEvent.FileIdSet", _ids(0, MAX_FILES + 1)),
+        f"FileDeleteEvent.FileIdSet names more than {MAX_FILES}",
+    ),
     (
         _with("vod_file_deleted:FileDeleteEvent.FileDeleteResultInfo", _results(0, MAX_FILES + 1)),
         "FileDeleteEvent.FileDeleteResultInfo",
@@ -217,18 +213,19 @@ MALFORMED: list[tuple[Any, str]] = [
             "vod_file_deleted:FileDeleteEvent",
             {"FileIdSet": _ids(0, MAX_FILES), "FileDeleteResultInfo": _results(MAX_FILES, 1)},
         ),
-        "FileDeleteEvent.FileIdSet",
+        f"FileDeleteEvent.FileIdSet and FileDeleteResultInfo name more than {MAX_FILES}",
     ),
 ]
 
 
-@pytest.mark.parametrize(("payload", "field"), MALFORMED)
-def test_malformed_events_name_the_field(payload: Any, field: str) -> None:
+@pytest.mark.parametrize(("payload", "named"), MALFORMED)
+def test_malformed_events_name_the_field(payload: Any, named: str) -> None:
+    """`named`: the field, or the start of the message about it (which starts with the field)."""
     with pytest.raises(MalformedEvent) as caught:
         parse_event(payload)
     answer = as_http_error(caught.value)
     assert answer is not None and (answer.status, answer.code) == (400, "malformed_event")
-    assert field in caught.value.field and caught.value.message.startswith(caught.value.field)
+    assert named in caught.value.message and caught.value.message.startswith(caught.value.field)
 
 
 def _wrapped(depth: int, container: str) -> Any:

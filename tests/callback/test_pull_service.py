@@ -12,7 +12,7 @@ import pytest
 from shared.pull_service import drain, time_limit_seconds
 from shared.store import open_store
 from tests.conftest import KEYS
-from tests.scf import load_event
+from tests.scf import load_event, nested
 
 
 class Queue:
@@ -68,20 +68,13 @@ def test_a_queue_failure_stops_the_run_without_losing_anything(
     assert store.event_count() == recorded  # committed events stay; VOD redelivers the unconfirmed
 
 
-def _deep(depth: int) -> Any:
-    value: Any = None
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
 @pytest.mark.parametrize(
     "unreadable",
     [
         {"EventHandle": "bad", "EventType": 7},
         None,
         ["NewFileUpload"],
-        {**load_event("vod_new_file_upload"), "EventHandle": "bad", "MetaData": _deep(100_000)},
+        {**load_event("vod_new_file_upload"), "EventHandle": "bad", "MetaData": nested(100_000)},
     ],
     ids=["bad-field", "null", "list", "deep"],
 )

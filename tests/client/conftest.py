@@ -112,6 +112,7 @@ class Traffic:
         self.cos_requests: list[CosRequest] = []
         self.vod_down = False
         self.bad_gateways = 0  # upload-API calls answered 502 while vod_down
+        self.before_call: Callable[[str], None] = lambda action: None  # runs before each upload-API call
         self.parts_stored = 0
         self.held = 0
         self._passes: int | None = None
@@ -191,6 +192,8 @@ class Traffic:
                 self._cond.notify_all()
             start_response("502 Bad Gateway", [("Content-Type", "text/plain")])
             return [b"bad gateway (held by the test)"]
+        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action", ["?"])[0]
+        self.before_call(action)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)
         answer = b"".join(self._app(environ, start_response))
@@ -201,7 +204,6 @@ class Traffic:
         for secret in (cert.get("secretKey"), cert.get("token"), data.get("vodSessionKey")):
             if secret:
                 self._guard.add(secret)
-        action = parse_qs(environ.get("QUERY_STRING", "")).get("Action", ["?"])[0]
         with self._cond:
             self.calls.append(VodCall(action, request, reply))
             self._cond.notify_all()

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 import requests
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
@@ -23,9 +22,11 @@ from tests.client.conftest import MIB, write_file
 from tests.clocks import OffsetClock
 from tests.conftest import LeakGuard
 from vodlocal import localstack
+from vodtesting import dev_token
 from vodupload import (
     Checkpoint,
     CheckpointStore,
+    CheckpointUnavailable,
     SavedObject,
     SessionCredentials,
     SignatureClient,
@@ -87,6 +88,17 @@ def test_checkpoints_round_trip_atomically_and_privately(tmp_path: Path) -> None
     store.delete("name")
     store.delete("name")
     assert store.load("name") is None
+
+
+def test_a_checkpoint_that_cannot_be_written_or_removed_says_where(tmp_path: Path) -> None:
+    write_file(tmp_path / "a-file", 1)
+    with pytest.raises(CheckpointUnavailable, match=r"^cannot write the saved uploads in .*a-file/checkpoints: "):
+        CheckpointStore(tmp_path / "a-file" / "checkpoints").save(_checkpoint(tmp_path))
+    store = CheckpointStore(tmp_path / "checkpoints")
+    store.path("name").mkdir(parents=True)  # not a file: it cannot be unlinked
+    (store.path("name") / "x").touch()
+    with pytest.raises(CheckpointUnavailable, match=r"^cannot remove .*name\.json: "):
+        store.delete("name")
 
 
 def test_a_checkpoint_saved_by_the_previous_version_still_resumes(tmp_path: Path) -> None:
@@ -450,16 +462,16 @@ def test_a_pause_during_a_retry_backoff_halts_the_call() -> None:
     assert (len(attempts), reapplied) == (1, [])  # no second attempt, no renewal
 
 
-def _signed(claims: dict[str, Any]) -> str:
-    return jwt.encode(claims, "k" * 32, algorithm="HS256")
+def _signed(user: str, **claims: Any) -> str:
+    return dev_token(user, "k" * 32, **claims)
 
 
 @pytest.mark.parametrize(
     ("first", "second", "same"),
     [
-        (_signed({"sub": "alice", "exp": 1}), _signed({"sub": "alice", "exp": 2}), True),  # a refreshed token
-        (_signed({"sub": "alice", "exp": 1}), _signed({"sub": "bob", "exp": 1}), False),
-        (_signed({"sub": 7, "exp": 1}), _signed({"sub": 8, "exp": 1}), False),  # no string sub: the token itself
+        (_signed("alice", exp=1), _signed("alice", exp=2), True),  # a refreshed token
+        (_signed("alice", exp=1), _signed("bob", exp=1), False),
+        (_signed("x", sub=7), _signed("x", sub=8), False),  # no string sub: the token itself
         ("opaque-1", "opaque-1", True),
         ("opaque-1", "opaque-2", False),
     ],

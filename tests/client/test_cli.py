@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -185,6 +186,24 @@ def test_cancel_discards_a_saved_upload_and_says_whether_its_parts_were_deleted(
     assert (again.returncode, json.loads(again.stdout)) == (0, {"status": "nothing_to_cancel"})
 
 
+def test_a_checkpoint_that_cannot_be_removed_after_the_commit_is_only_a_notice(stack: Stack, tmp_path: Path) -> None:
+    # The upload is committed: failing it now would lose its file id, and a rerun would upload it again.
+    video = write_file(tmp_path / "clip.mp4", 2 * MIB)
+    saved: list[Path] = []
+
+    def block_the_checkpoint(action: str) -> None:
+        if action == "CommitUploadUGC":  # all parts sent: a directory where the checkpoint is, so it stays
+            saved.extend(stack.saved())
+            saved[0].unlink()
+            (saved[0] / "in-the-way").mkdir(parents=True)
+
+    stack.traffic.before_call = block_the_checkpoint
+    done = stack.cli(video, "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "done" and "Traceback" not in done.stderr
+    assert f"cannot remove {saved[0]}" in done.stderr and "delete it by hand" in done.stderr
+
+
 def test_ctrl_c_during_a_cancel_keeps_the_saved_upload(start_stack: Callable[..., Stack], tmp_path: Path) -> None:
     stack = start_stack()
     video = write_file(tmp_path / "outtake.mp4", 5 * MIB)
@@ -266,9 +285,10 @@ def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]
         ([], _env(VOD_UPLOAD_TOKEN=""), 2, "no bearer token", None),
         ([], _env(VOD_UPLOAD_GATEWAY="ftp://example.com"), 2, "is not an http(s) URL", None),
         (["--part-size", "0"], _env(), 2, "part_size must be between", None),
-        (["--wait", "--wait-timeout", "-5"], _env(), 2, "at least 1 (got '-5')", None),  # before any upload
+        (["--wait", "--wait-timeout", "0"], _env(), 2, "at least 1 (got '0')", None),  # before any upload
+        (["--wait", "--wait-timeout", "-5"], _env(), 2, "at least 1 (got '-5')", None),
     ],
-    ids=["401", "403", "gateway-down", "no-token", "bad-gateway", "bad-part-size", "bad-wait-timeout"],
+    ids=["401", "403", "gateway-down", "no-token", "bad-gateway", "bad-part-size", "zero-wait", "negative-wait"],
 )
 def test_failures_exit_with_a_clear_message_and_status(
     stack: Stack,
@@ -286,6 +306,8 @@ def test_failures_exit_with_a_clear_message_and_status(
     assert message in failed.stderr and "Traceback" not in failed.stderr
     if kind is not None:
         assert json.loads(failed.stdout)["error"]["kind"] == kind
+    else:  # a usage error: refused before anything was sent
+        assert stack.traffic.calls == [] and stack.traffic.cos_requests == []
     no_leaks(leak_guard, failed.stdout, failed.stderr)
 
 
@@ -318,7 +340,8 @@ def _under_a_file(tmp_path: Path) -> Path:
         (_no_extension, "give the file its extension", 2),
         (_directory, "clips.mp4: is a directory", 0),
         (_under_a_file, "clip.mp4: cannot read it (Not a directory)", 0),
-        (_symlink_loop, "loop.mp4: ", None),  # "a loop of symbolic links" (3.10); 3.13's resolve() lets it be
+        # 3.13's resolve() lets a loop be, and stat() then says it
+        (_symlink_loop, "a loop of symbolic links" if sys.version_info < (3, 13) else "symbolic links", None),
     ],
     ids=["missing", "no-extension", "directory", "under-a-file", "symlink-loop"],
 )

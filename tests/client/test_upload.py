@@ -10,19 +10,22 @@ from typing import Any
 
 import pytest
 
-from tests.client.conftest import MIB, Stack, closed_port_url, content, write_file
+from tests.client.conftest import MIB, PART, Stack, closed_port_url, content, write_file
 from tests.clocks import OffsetClock
 from vodlocal import localstack
 from vodtesting import signed_parameters
 from vodupload import (
     AuthenticationFailed,
     CancelOutcome,
+    CheckpointStore,
     NoticeKind,
     Progress,
     SignatureClient,
     SignatureRefused,
     SignatureUnavailable,
     UploadCancelled,
+    Uploader,
+    UploadOptions,
     UploadPaused,
     UploadState,
     UploadTask,
@@ -114,6 +117,23 @@ def test_upload_stores_the_exact_bytes_with_one_time_signatures(
     assert len(set(signatures)) == len(signatures)
     assert all(signed_parameters(s)["oneTimeValid"] == 1 for s in signatures)
     assert stack.saved() == [] and stack.open_uploads() == []
+
+
+def test_a_plain_signers_saved_uploads_are_kept_per_owner(stack: Stack, tmp_path: Path) -> None:
+    # A signer that is a plain function (no SignatureClient to name the user) says whose uploads these are.
+    client = stack.signer()
+
+    def sign() -> str:
+        return client()
+
+    def uploader(owner: str) -> Uploader:
+        options = UploadOptions(endpoint=stack.url, part_size=PART, parallel=2)
+        return Uploader(sign, options, checkpoints=CheckpointStore(stack.checkpoints), owner=lambda: owner)
+
+    video = write_file(tmp_path / "talk.mp4", 8 * MIB)
+    assert start_and_stop_early(stack, video, uploader=uploader("alice")).wait(60) is UploadState.PAUSED
+    assert uploader("bob").cancel_saved(video) is CancelOutcome.NOTHING_SAVED  # not bob's to resume or cancel
+    assert uploader("alice").cancel_saved(video) is CancelOutcome.DISCARDED
 
 
 def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack, tmp_path: Path) -> None:

@@ -347,9 +347,18 @@ def test_the_after_commit_hook_ships_with_the_functions_that_run_it(python310: s
     assert len((tmp_path / "hook.out").read_text().splitlines()) == 1
 
 
-def test_a_hook_package_missing_from_the_checkout_fails_the_build(tmp_path: Path) -> None:
-    env = {**os.environ, "AFTER_COMMIT_HOOK": "nowhere.hooks:on_upload"}
+@pytest.mark.parametrize(
+    ("hook", "message"),
+    [
+        ("nowhere.hooks:on_upload", "no nowhere/ or nowhere.py in {tmp}"),
+        # As the functions would read it at their cold start: refused before a bundle that cannot load it is made
+        ("apphooks.notify", "AFTER_COMMIT_HOOK: must be package.module:function (got 'apphooks.notify')"),
+        ("shared.hooks:no_hook", "its package cannot be called 'shared'"),
+    ],
+)
+def test_a_hook_the_functions_cannot_load_fails_the_build(tmp_path: Path, hook: str, message: str) -> None:
+    env = {**os.environ, "AFTER_COMMIT_HOOK": hook}
     build = [sys.executable, str(ROOT / "scripts" / "build"), "callback", "--out", str(tmp_path / "out")]
     result = subprocess.run(build, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
     assert result.returncode == 1
-    assert f"no nowhere/ or nowhere.py in {tmp_path}" in result.stderr and "Traceback" not in result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr and "Traceback" not in result.stderr

@@ -21,21 +21,19 @@ from vodemu.signature import signed_parameters
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _serve_args(state_dir: Path, **ports: int | str) -> list[str]:
+    """vod-serve's options: free ports (0: the printed commands name the real ones) but for `ports`
+    (option name without its dashes, `_` for `-`: emulator_port=8081)."""
+    chosen = {"port": 0, "emulator_port": 0, "tls_port": 0, **ports}
+    options = [part for name, value in chosen.items() for part in (f"--{name.replace('_', '-')}", str(value))]
+    return [*options, "--state-dir", str(state_dir)]
+
+
 @pytest.fixture
 def serve_output(tmp_path: Path) -> Iterator[list[str]]:
     env = user_env()
     proc = subprocess.Popen(
-        [
-            command("vod-serve"),
-            "--port",
-            "0",  # a free port; the printed commands name the real one
-            "--emulator-port",
-            "0",
-            "--tls-port",
-            "0",
-            "--state-dir",
-            str(tmp_path / "state"),
-        ],
+        [command("vod-serve"), *_serve_args(tmp_path / "state")],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -88,9 +86,8 @@ def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str, opti
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         busy = holder.getsockname()[1]
-        ports = {"--port": 0, "--emulator-port": 0, "--tls-port": 0, option: busy}  # 0: free ports, no race
-        args = [str(part) for pair in ports.items() for part in pair]
-        proc = run_command("vod-serve", *args, "--state-dir", str(tmp_path / "state"), base=user_env(), cwd=tmp_path)
+        args = _serve_args(tmp_path / "state", **{option.lstrip("-").replace("-", "_"): busy})  # others free: no race
+        proc = run_command("vod-serve", *args, base=user_env(), cwd=tmp_path)
     assert proc.returncode == 2
     assert f"{busy} (the {taken}: {setting}" in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -119,7 +116,7 @@ def test_a_bad_port_variable_is_a_usage_error(tmp_path: Path, tool: str, variabl
 
 def test_one_port_for_two_servers_is_named(tmp_path: Path) -> None:
     port = str(closed_loopback_port())
-    args = ["--port", port, "--emulator-port", port, "--tls-port", "0", "--state-dir", str(tmp_path / "state")]
+    args = _serve_args(tmp_path / "state", port=port, emulator_port=port)
     proc = run_command("vod-serve", *args, base=user_env(), cwd=tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert f"{port} (the gateway: GATEWAY_PORT" in proc.stderr
@@ -128,14 +125,14 @@ def test_one_port_for_two_servers_is_named(tmp_path: Path) -> None:
 
 def test_a_state_directory_that_cannot_be_used_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("")
-    args = ["--port", "0", "--emulator-port", "0", "--tls-port", "0", "--state-dir", str(tmp_path / "afile")]
+    args = _serve_args(tmp_path / "afile")
     proc = run_command("vod-serve", *args, base=user_env(), cwd=tmp_path)
     assert proc.returncode == 2 and "cannot start with --state-dir" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_an_exported_database_that_cannot_be_used_is_said_without_its_password(tmp_path: Path) -> None:
     url = f"postgresql://vod@127.0.0.1:{closed_loopback_port()}/vod?password=S3cr%t!"  # libpq quotes the bad part
-    args = ["--port", "0", "--emulator-port", "0", "--tls-port", "0", "--state-dir", str(tmp_path / "state")]
+    args = _serve_args(tmp_path / "state")
     proc = run_command("vod-serve", *args, base=user_env(), env={"DATABASE_URL": url}, cwd=tmp_path)
     assert proc.returncode == 1 and "serve: the store is unavailable" in proc.stderr
     assert "S3cr" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr

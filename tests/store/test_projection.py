@@ -87,6 +87,23 @@ def _deliver(store: EventStore, deliveries: list[Delivery]) -> None:
         ingest_event(store, payload, received_at=received_at, keys=KEYS)
 
 
+def _count_rebuilds(store: EventStore) -> list[str]:
+    """The files whose records `store` rebuilds from all their events from now on (the rest it updates)."""
+    rebuilt: list[str] = []
+    rebuild = store._rebuild
+
+    def counted(cursor: Any, file_id: str) -> Any:
+        rebuilt.append(file_id)
+        return rebuild(cursor, file_id)
+
+    store._rebuild = counted  # type: ignore[method-assign]
+    return rebuilt
+
+
+def _unprojected(url: str) -> int:
+    return int(_sql(url, "SELECT count(*) FROM event_files WHERE NOT projected")[0][0])
+
+
 def _reports(store: EventStore) -> tuple[Any, ...]:
     return store.file_report(FILE), store.file_report(OTHER)
 
@@ -118,10 +135,14 @@ def test_any_delivery_order_of_a_random_event_set_gives_identical_records(tmp_pa
     reports = []
     for n in range(4):
         order = random.Random(seed * 10 + n).sample(deliveries, len(deliveries))
-        store = open_store(f"sqlite:///{tmp_path}/{n}.sqlite3")
+        url = f"sqlite:///{tmp_path}/{n}.sqlite3"
+        store = open_store(url)
+        rebuilt = _count_rebuilds(store)
         _deliver(store, order)
         reports.append(_reports(store))
         store.close()
+        # Incremental: each event updated its file's state; none needed the file's other events again.
+        assert (rebuilt, _unprojected(url)) == ([], 0)
     assert all(report == reports[0] for report in reports), f"scenario {seed}: {[p for p, _ in deliveries]}"
     report, other = reports[0]
     expected = _predicted(deliveries)
@@ -222,8 +243,13 @@ def test_records_an_older_build_rewrote_are_rebuilt(
         _deliver(store, before)
         _deliver_as_an_older_build(store, url, older)
         # WHEN this build gets the file's next event THEN its records are what every event implies
+        rebuilt = _count_rebuilds(store)
         _deliver(store, last)
         assert _reports(store) == _reports(expected)
+        # AND it rebuilt them once, marking every event folded: the events after it are incremental again
+        assert (rebuilt, _unprojected(url)) == ([FILE], 0)
+        _deliver(store, [(_task_event("t9", "PROCESSING"), 2000.0)])
+        assert rebuilt == [FILE]
     finally:
         store.close()
         expected.close()

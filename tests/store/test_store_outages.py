@@ -259,6 +259,11 @@ def test_a_cold_starts_schema_check_has_the_deadline_too(postgres_server: Postgr
     proxy = SilencingProxy(postgres_server)
     url = proxy.url(database_name(postgres_server.create_database()))
     open_store(url).schema_version()  # the schema is current
+    unbounded: list[Any] = []
+    current = open_store(url, timeout_seconds=1)
+    current._unbounded = unbounded.append  # type: ignore[method-assign, assignment]
+    assert current.event_count() == 0 and unbounded == []  # nothing to migrate: nothing without a limit
+    current.close()
     store = open_store(url, timeout_seconds=1)
     connect = store._connect
 

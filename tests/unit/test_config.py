@@ -109,6 +109,7 @@ def _callback(env: dict[str, str]) -> object:
         ),
         (_sign, {"AUTH_JWT_SECRET": "s" * 63, "AUTH_JWT_ALGORITHMS": "HS256,HS512"}, "AUTH_JWT_SECRET"),  # < 64 bytes
         (_sign, {"AUTH_JWT_SECRET": "s" * 47, "AUTH_JWT_ALGORITHMS": "HS384"}, "AUTH_JWT_SECRET"),
+        (_sign, {"AUTH_JWT_SECRET": "é" * 15}, "AUTH_JWT_SECRET"),  # 30 bytes: short of HS256's 32
         (_sign, {"AUTH_MODE": "basic"}, "AUTH_MODE"),
         (_sign, {"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),  # an origin, not more nor less:
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com/path"}, "CORS_ALLOW_ORIGINS"),
@@ -378,3 +379,8 @@ def test_the_callback_has_no_cors_settings() -> None:
 def test_cors_origins_are_written_as_browsers_write_them(raw: str, origins: tuple[str, ...]) -> None:
     settings = load_sign_settings({**SIGN_ENV, "CORS_ALLOW_ORIGINS": raw})
     assert settings.http.cors_allow_origins == origins
+
+
+def test_a_jwt_secret_is_measured_in_bytes() -> None:
+    # 16 characters, but 32 bytes: HMAC keys are bytes, and this one is as long as HS256 asks.
+    assert load_sign_settings({**SIGN_ENV, "AUTH_JWT_SECRET": "é" * 16}).auth.jwt_key is not None

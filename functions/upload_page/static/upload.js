@@ -34,8 +34,8 @@
   function setToken(value) {
     // Mid-upload, only the same user's token (the app renewing it): VOD credits an upload to whoever began
     // it, so another user's token would sign its last calls and then look for it in vain.
-    if (["starting", "uploading", "finishing"].includes(state) && tokenSubject(value) !== tokenSubject(token)) {
-      fail("Someone else signed in during this upload: let it finish or cancel it, then open their link again.");
+    if (["starting", "uploading", "finishing"].includes(state) && !sameUser(value, token)) {
+      fail("Another sign-in arrived during this upload: let it finish or cancel it, then open that link again.");
       return;
     }
     token = value;
@@ -197,6 +197,12 @@
     } catch (error) {
       return null; // not a JWT
     }
+  }
+
+  // Two tokens of one user: the same JWT `sub`; other tokens tell nobody apart but themselves.
+  function sameUser(a, b) {
+    const subject = tokenSubject(a);
+    return subject !== null ? subject === tokenSubject(b) : a === b;
   }
 
   // The token's `sub`, else a digest of the token itself, else (no WebCrypto) nobody the next start will
