@@ -125,13 +125,12 @@ def start_vod_stack(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[Callable[
 
 
 @pytest.fixture
-def vod_function() -> Callable[..., Any]:
+def vod_function(vod_function: Callable[..., Any]) -> Callable[..., Any]:
     """The testing kit's fixture, with the function logging at every level (for the leak guard) unless the
     test sets LOG_LEVEL itself."""
-    from vodtesting.functions import load_function
 
     def load(name: str, env: dict[str, str] | None = None) -> Any:
-        return load_function(name, {"LOG_LEVEL": "DEBUG", **(env or {})})
+        return vod_function(name, {"LOG_LEVEL": "DEBUG", **(env or {})})
 
     return load
 

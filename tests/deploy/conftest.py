@@ -16,7 +16,7 @@ from vodtesting.ci import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "serverless.yml"
-# A deployer who has set every setting the config uses, most of them empty (their defaults).
+# A deployer who has set every setting the config uses, all of them empty (their defaults).
 DEPLOYER_ENV = dict.fromkeys(scf_framework.env_sources(CONFIG), "")
 
 

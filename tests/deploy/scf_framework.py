@@ -66,10 +66,7 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 def function_variables(inputs: Mapping[str, Any], key: str) -> dict[str, str]:
     """The environment SCF gives function `key` of resolved `inputs` (what the toolkit sends as Variables)."""
     function = {**inputs, **inputs["functions"][key]}
-    environments = function.get("environments", [])
-    if not isinstance(environments, list):
-        return {k: _js_string(v) for k, v in function.get("environment", {}).get("variables", {}).items()}
-    return {item["key"]: _js_string(item.get("value")) for item in environments}
+    return {item["key"]: _js_string(item.get("value")) for item in function.get("environments", [])}
 
 
 def _js_string(value: Any) -> str:

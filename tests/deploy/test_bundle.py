@@ -8,7 +8,6 @@ import os
 import pkgutil
 import re
 import subprocess
-import sys
 import time
 import typing
 import zipfile
@@ -22,7 +21,7 @@ import shared
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.scf_framework import directory_files
-from tests.deploy.scripts import load_script
+from tests.deploy.scripts import build, load_script
 from tests.scf import load_event
 from vodtesting import http_event, signed
 
@@ -168,7 +167,7 @@ def test_a_build_by_another_python_is_the_same_bundle(
     # pip evaluates dependency markers for the interpreter that runs it: built naively on 3.11+, the sign
     # bundle lacks typing_extensions and `import jwt` fails on SCF's 3.10. The build must not depend on it.
     out = tmp_path / "out"
-    subprocess.run([other_python, str(ROOT / "scripts" / "build"), "sign", "--out", str(out)], check=True)
+    assert build("sign", "--out", out, python=other_python).returncode == 0
     built, reference = directory_files(out / "sign"), directory_files(bundles / "sign")
     assert sorted(built) == sorted(reference)
     # Sources are byte-identical (marshal'd bytecode may differ in reference flags between runs).
@@ -183,28 +182,28 @@ def test_a_build_by_another_python_is_the_same_bundle(
 def test_a_build_without_python_3_10_fails_loudly(other_python: str, tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()  # a PATH with no python3.10 on it, and no pyenv
     env = {"PATH": str(tmp_path / "empty"), "HOME": str(tmp_path), "PYENV_ROOT": str(tmp_path / "no-pyenv")}
-    result = subprocess.run(
-        [other_python, str(ROOT / "scripts" / "build"), "sign", "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    )
+    result = build("sign", "--out", tmp_path / "out", python=other_python, env=env)
     assert result.returncode == 1
     assert "built for SCF's CPython 3.10" in result.stderr and "no CPython 3.10 with pip found" in result.stderr
     assert not (tmp_path / "out" / "sign").exists()
 
 
-def test_build_python_is_the_interpreter_even_when_this_one_is_3_10(python310: str, tmp_path: Path) -> None:
-    wanted = str(tmp_path / "python3.10")  # not there: the build must say so, not fall back to the one running it
-    result = subprocess.run(
-        [python310, str(ROOT / "scripts" / "build"), "sign", "--out", str(tmp_path / "out")],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "BUILD_PYTHON": wanted},
-        check=False,
-    )
-    assert result.returncode == 1 and f"at BUILD_PYTHON={wanted}" in result.stderr
+@pytest.mark.parametrize("there", [True, False], ids=["used", "missing"])
+def test_build_python_is_the_interpreter_even_when_this_one_is_3_10(
+    python310: str, tmp_path: Path, there: bool
+) -> None:
+    # A wrapper around the 3.10 that logs what it is asked to run: the build's own work must go through it.
+    wanted, log = tmp_path / "python3.10", tmp_path / "calls.log"
+    if there:
+        wanted.write_text(f'#!/bin/sh\necho "$@" >> {log}\nexec {python310} "$@"\n')
+        wanted.chmod(0o755)
+    result = build("sign", "--out", tmp_path / "out", python=python310, env={**os.environ, "BUILD_PYTHON": str(wanted)})
+    if not there:  # the build says so, and does not fall back to the interpreter running it
+        assert result.returncode == 1 and f"at BUILD_PYTHON={wanted}" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text()
+    assert "pip --disable-pip-version-check --no-input install" in calls and "compileall" in calls
 
 
 @pytest.mark.parametrize("function", ["sign", "callback"])
@@ -227,7 +226,7 @@ def scripts_of(root: Path) -> dict[str, str]:
 
 
 def test_builds_are_repeatable(bundles: Path, tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(ROOT / "scripts" / "build"), "sign", "--out", str(tmp_path)], check=True)
+    assert build("sign", "--out", tmp_path).returncode == 0
     first, second = zipfile.ZipFile(bundles / "sign.zip"), zipfile.ZipFile(tmp_path / "sign.zip")
     assert first.namelist() == second.namelist()
     assert all(first.read(n) == second.read(n) for n in first.namelist() if not n.endswith(".pyc"))
@@ -249,7 +248,7 @@ def test_the_build_refuses_only_real_machine_paths(
     python310: str, tmp_path: Path, files: dict[str, bytes], compiled_as: str | None, refused: list[str]
 ) -> None:
     # Checkouts at /app and interpreters under /usr (a distribution's python3.10) build like any other.
-    build = load_script("build")
+    script = load_script("build")
     target = tmp_path / "bundle"
     for name, data in files.items():
         (target / name).parent.mkdir(parents=True, exist_ok=True)
@@ -259,10 +258,10 @@ def test_the_build_refuses_only_real_machine_paths(
         compile_ = f"import py_compile; py_compile.compile({source!r}, dfile={compiled_as!r}, cfile={compiled!r})"
         subprocess.run([python310, "-c", compile_], check=True)
     if not refused:
-        build._check_no_machine_paths(target, python310)
+        script._check_no_machine_paths(target, python310)
         return
-    with pytest.raises(build.BuildError, match="files name paths of the build machine") as caught:
-        build._check_no_machine_paths(target, python310)
+    with pytest.raises(script.BuildError, match="files name paths of the build machine") as caught:
+        script._check_no_machine_paths(target, python310)
     assert str(caught.value).endswith(": " + ", ".join(refused))
 
 
@@ -329,8 +328,7 @@ def test_the_after_commit_hook_ships_with_the_functions_that_run_it(python310: s
     (project / "apphooks" / ".env").write_text("SECRET=x")  # not code: stays behind
     env = {**os.environ, "AFTER_COMMIT_HOOK": "apphooks.notify:on_upload"}
     out = tmp_path / "out"
-    build = [sys.executable, str(ROOT / "scripts" / "build"), "callback", "sign", "--out", str(out)]
-    subprocess.run(build, cwd=project, env=env, check=True, capture_output=True)
+    assert build("callback", "sign", "--out", out, cwd=project, env=env).returncode == 0
     # THEN the callback carries it (the sign function runs no hooks, so it does not) and calls it under 3.10
     assert (out / "callback" / "apphooks" / "notify.py").exists() and not (out / "sign" / "apphooks").exists()
     assert (out / "callback" / "shared" / "signing.py").exists() and not (
@@ -358,7 +356,6 @@ def test_the_after_commit_hook_ships_with_the_functions_that_run_it(python310: s
 )
 def test_a_hook_the_functions_cannot_load_fails_the_build(tmp_path: Path, hook: str, message: str) -> None:
     env = {**os.environ, "AFTER_COMMIT_HOOK": hook}
-    build = [sys.executable, str(ROOT / "scripts" / "build"), "callback", "--out", str(tmp_path / "out")]
-    result = subprocess.run(build, cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+    result = build("callback", "--out", tmp_path / "out", cwd=tmp_path, env=env)
     assert result.returncode == 1
     assert message.format(tmp=tmp_path) in result.stderr and "Traceback" not in result.stderr

@@ -15,8 +15,6 @@ import pytest
 
 from tests.deploy.scripts import load_script
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def _tarball(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()

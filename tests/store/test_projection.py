@@ -209,16 +209,16 @@ def _task_event(task_id: str, status: str) -> dict[str, Any]:
     return vod_event("ProcedureStateChanged", FileId=FILE, TaskId=task_id, Status=status, MediaProcessResultSet=[])
 
 
+def _older_build_case(seed: int) -> tuple[list[Delivery], list[Delivery], list[Delivery]]:
+    """A random scenario, then a task event an older build delivers, then an upload event for this one."""
+    return _scenario(seed), [(_task(random.Random(seed)), 1002.0)], [(_upload(random.Random(seed)), 1003.0)]
+
+
 @pytest.mark.parametrize(
     ("before", "older", "last"),
     [
-        *(
-            (scenario[:-2], [scenario[-2]], [scenario[-1]])
-            for seed in (4, 9)
-            for scenario in [
-                [*_scenario(seed), (_task(random.Random(seed)), 1002.0), (_upload(random.Random(seed)), 1003.0)]
-            ]
-        ),
+        _older_build_case(4),
+        _older_build_case(9),
         # The older build finishes one task of two and leaves the file's record as it was (still processing,
         # its event older than the last): only the task's row changes, and it is not the one read next.
         (
@@ -231,6 +231,7 @@ def _task_event(task_id: str, status: str) -> dict[str, Any]:
             [(_task_event("t1", "FINISH"), 30.0)],
         ),
     ],
+    ids=["seed4", "seed9", "other-task-finished"],
 )
 def test_records_an_older_build_rewrote_are_rebuilt(
     new_url: Callable[[], str], before: list[Delivery], older: list[Delivery], last: list[Delivery]
