@@ -221,6 +221,7 @@ class UploadsSettings(NamedTuple):
     http: HttpSettings
     store: StoreSettings
     max_wait_seconds: int  # ?wait=N is capped here (and the function's timeout must allow it)
+    task_events: bool  # False: the signatures ask VOD for no task-flow events (VOD_TASK_NOTIFY_MODE=None)
 
 
 class UploadPageSettings(NamedTuple):
@@ -318,9 +319,7 @@ def _read_policy(r: _Reader) -> SigningPolicy:
         _region(r, name, value)
     class_id = r.integer("VOD_CLASS_ID", None, 0, _MAX_CLASS_ID)
     class_ids = _int_items(r, "VOD_ALLOWED_CLASS_IDS", 0, _MAX_CLASS_ID)
-    notify = r.text("VOD_TASK_NOTIFY_MODE")
-    if notify is not None and notify not in TASK_NOTIFY_MODES:
-        r.problem("VOD_TASK_NOTIFY_MODE", f"must be one of {', '.join(TASK_NOTIFY_MODES)} (got {notify!r})")
+    notify = _notify_mode(r)
     return SigningPolicy(
         secret_id=secret_id or "",
         secret_key=secret_key or Secret(""),
@@ -546,6 +545,13 @@ def _read_sign(r: _Reader) -> SignSettings:
     )
 
 
+def _notify_mode(r: _Reader) -> str | None:
+    notify = r.text("VOD_TASK_NOTIFY_MODE")
+    if notify is not None and notify not in TASK_NOTIFY_MODES:
+        r.problem("VOD_TASK_NOTIFY_MODE", f"must be one of {', '.join(TASK_NOTIFY_MODES)} (got {notify!r})")
+    return notify
+
+
 def load_uploads_settings(environ: Mapping[str, str] | None = None) -> UploadsSettings:
     """The uploads (status) function: authenticated exactly like the sign function, reading the store."""
     return _load(environ, _read_uploads, function=True)
@@ -557,6 +563,7 @@ def _read_uploads(r: _Reader) -> UploadsSettings:
         http=_read_http(r, 1024),
         store=_read_store(r),
         max_wait_seconds=r.integer("UPLOADS_MAX_WAIT_SECONDS", MAX_WAIT_SECONDS, 0, MAX_WAIT_SECONDS) or 0,
+        task_events=_notify_mode(r) != "None",
     )
 
 

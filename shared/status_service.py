@@ -21,10 +21,10 @@ from urllib.parse import unquote
 from shared.auth import authenticate, check_key
 from shared.config import MAX_WAIT_SECONDS, UploadsSettings
 from shared.errors import BadRequest, NotFound
-from shared.events import MAX_ID, canonical_json
+from shared.events import MAX_ID, DeletePart, canonical_json
 from shared.http.body import finite_number
 from shared.http.model import Endpoint, Request, Response
-from shared.store import EventStore, TaskRecord, UploadRecord
+from shared.store import EventStore, TaskRecord, TaskResult, UploadRecord
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -36,34 +36,51 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))  # not datetime: one import less at cold start
 
 
-def task_view(task: TaskRecord) -> dict[str, Any]:
+# DeleteMedia's part types (MediaDeleteItem) whose files are task outputs, by the result type that made them.
+_DELETED_WITH = {"Transcode": "TranscodeFiles", "AdaptiveDynamicStreaming": "AdaptiveDynamicStreamingFiles"}
+
+
+def _deleted(result: TaskResult, parts: Sequence[DeletePart]) -> bool:
+    kind = _DELETED_WITH.get(result.type)
+    definition = (result.output or {}).get("Definition")
+    return any(p.type == kind and p.definition in (0, None, definition) for p in parts)  # 0: all of that type
+
+
+def task_view(task: TaskRecord, deleted_parts: Sequence[DeletePart]) -> dict[str, Any]:
     return {
         "taskId": task.task_id,
         "status": task.outcome,  # processing, finished, failed
         "vodStatus": task.status,
         "errCode": task.err_code,
         "message": task.message,
-        "outputs": [{"type": r.type, "status": r.status, "urls": list(r.urls)} for r in task.results],
+        "outputs": [
+            {"type": r.type, "status": r.status, "urls": list(r.urls)}
+            for r in task.results
+            if not _deleted(r, deleted_parts)  # DeleteMedia removed these files: no URL that answers 404
+        ],
     }
 
 
-def _status(upload: UploadRecord, tasks: Sequence[TaskRecord]) -> str:
-    # Uploaded with a task flow whose first event is still to come: for the uploader it is processing.
-    if upload.status == "uploaded" and upload.procedure_task_id and not tasks:
+def _status(upload: UploadRecord, tasks: Sequence[TaskRecord], task_events: bool) -> str:
+    # Uploaded with a task flow whose first event is still to come: for the uploader it is processing (unless
+    # VOD was asked for no task events: then none will come, and all that is known is that it was uploaded).
+    if upload.status == "uploaded" and upload.procedure_task_id and not tasks and task_events:
         return "processing"
     return upload.status
 
 
-def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord]) -> dict[str, Any]:
+def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord], *, task_events: bool) -> dict[str, Any]:
+    # OriginalFiles: the uploaded media is gone, and the cover uploaded with it (DeleteMedia's MediaDeleteItem).
+    original_gone = any(p.type == "OriginalFiles" for p in upload.deleted_parts)
     return {
         "fileId": upload.file_id,
-        "status": _status(upload, tasks),
+        "status": _status(upload, tasks, task_events),
         "name": upload.name,
-        "mediaUrl": upload.media_url,
-        "coverUrl": upload.cover_url,
+        "mediaUrl": None if original_gone else upload.media_url,
+        "coverUrl": None if original_gone else upload.cover_url,
         "createdAt": upload.create_time or _iso(upload.first_seen_at),
         "updatedAt": _iso(upload.last_event_at),
-        "tasks": [task_view(t) for t in tasks],
+        "tasks": [task_view(t, upload.deleted_parts) for t in tasks],
     }
 
 
@@ -134,22 +151,19 @@ def make_uploads_endpoint(
         _only(request.query, ("limit", "cursor"))
         limit = _integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         before = _cursor(request.query["cursor"]) if "cursor" in request.query else None
-        store = store_provider()
-        page = store.user_uploads(user, limit + 1, before)  # one more: is there a next page?
+        page = store_provider().user_page(user, limit + 1, before)  # one more: is there a next page?
         shown = page[:limit]
-        tasks = store.tasks_of([u.file_id for u in shown])
         body = {
-            "uploads": [upload_view(u, tasks[u.file_id]) for u in shown],
-            "nextCursor": _next_cursor(shown[-1]) if len(page) > limit else None,
+            "uploads": [upload_view(u, tasks, task_events=settings.task_events) for u, tasks in shown],
+            "nextCursor": _next_cursor(shown[-1][0]) if len(page) > limit else None,
         }
         return _answer(request, body)
 
     def current(file_id: str, user: str) -> dict[str, Any]:
-        store = store_provider()
-        upload = store.upload(file_id)
+        upload, tasks = store_provider().upload_with_tasks(file_id)  # one snapshot: tasks no newer than the record
         if upload is None or upload.user_id != user:  # someone else's, nobody's, unknown: one answer
             raise NotFound("no such upload")
-        return upload_view(upload, store.tasks(file_id))
+        return upload_view(upload, tasks, task_events=settings.task_events)
 
     def one(request: Request, user: str, file_id: str) -> Response:
         _only(request.query, ("wait",))

@@ -24,7 +24,7 @@ def _int_env(name: str) -> int | None:
     value = os.environ.get(name, "").strip()
     if not value:
         return None
-    if not value.isdigit():
+    if not value.isdigit() or int(value) < 1:
         raise SystemExit(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
@@ -78,13 +78,17 @@ def main() -> int:
         )
         return 2
     sub_app_id = _int_env("VOD_SUB_APP_ID")
-    emulator = build_emulator(
-        args.state_dir,
-        secret_id=secret_id,
-        secret_key=secret_key,
-        app_id=_int_env("VOD_APP_ID") or 1250000000,
-        sub_app_id=sub_app_id,
-    )
+    try:
+        emulator = build_emulator(
+            args.state_dir,
+            secret_id=secret_id,
+            secret_key=secret_key,
+            app_id=_int_env("VOD_APP_ID") or 1250000000,
+            sub_app_id=sub_app_id,
+        )
+    except (OSError, ValueError) as exc:  # a state directory that is a file; an id that is not positive
+        print(f"cannot start: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.pull:
             emulator.configure_events(mode=PULL)

@@ -78,22 +78,26 @@ CALLERS_SETTINGS = frozenset({"CORS_ALLOW_ORIGINS"})
 
 # Keys and auth the stack does not set, dropped with `override` (an AUTH_JWT_AUDIENCE would refuse its tokens).
 _SHELL_ONLY = frozenset({"VOD_CONTEXT_KEY_PREVIOUS", "VOD_SECRET_ID", "VOD_SECRET_KEY", "TENCENTCLOUD_SESSIONTOKEN"})
+# How tokens are checked: the user's choice of these replaces the dev pair whole (a user's public key beside
+# the dev secret is two keys, which the functions refuse).
+_TOKEN_CHECK = ("AUTH_MODE", "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY")
 
 
 def apply_settings(
     settings: Mapping[str, str], environ: dict[str, str] | None = None, *, override: frozenset[str] = frozenset()
 ) -> dict[str, str]:
     """Put dev settings into the environment (variables the user already set win, but for those named in
-    `override`, and then other auth and key settings are dropped), and keep its loopback traffic off any proxy."""
+    `override`, and then other auth and key settings are dropped), and keep its loopback traffic off any proxy.
+    A blank variable is unset, as the functions read it (a deploy shell exports blanks for defaults)."""
     env = os.environ if environ is None else environ
     if override:  # settings of the same kind the stack leaves unset would still change how it answers
         for key in [k for k in env if k not in settings and (k.startswith("AUTH_") or k in _SHELL_ONLY)]:
             del env[key]
+    users = {k for k, v in env.items() if v.strip()} - override
     for key, value in settings.items():
-        if key in override:
-            env[key] = value
-        else:
-            env.setdefault(key, value)
+        if key in users or (key in _TOKEN_CHECK and users.intersection(_TOKEN_CHECK)):
+            continue
+        env[key] = value
     loopback_only(env)
     return dict(env)
 
@@ -193,7 +197,11 @@ def start_stack(
     its keys and database replace any the shell has (a stack that must not touch the user's)."""
     settings = dev_settings(state_dir)
     env = apply_settings(settings, override=frozenset(settings) - CALLERS_SETTINGS if own_settings else frozenset())
+    from shared.config import load_callback_settings, load_sign_settings, load_uploads_settings
     from shared.store import open_store
+
+    for load in (load_sign_settings, load_callback_settings, load_uploads_settings):
+        load(env)  # a ConfigError now, naming the setting, rather than a ready stack that answers 500
 
     store = open_store(env["DATABASE_URL"])
     store.schema_version()  # created now: the uploads function only reads, and may be asked first

@@ -14,6 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
+from shared.config import ConfigError
 from shared.errors import StoreUnavailable
 from vodemu.cli import port_number
 from vodlocal import localstack
@@ -98,15 +99,22 @@ def main() -> int:
     except StoreUnavailable as exc:  # an exported DATABASE_URL that cannot be used (its password hidden)
         print(f"serve: the store is unavailable: {exc.message}", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # settings exported in the shell that the functions would refuse
+        print(f"serve: the settings your shell exports cannot be used: {exc}", file=sys.stderr)
+        return 2
     gateway, emulator = stack.gateway.url, stack.emulator.url
-    token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"])
+    secret = os.environ.get("AUTH_JWT_SECRET", "").strip()  # absent: the shell's own token check is in use
+    token = localstack.mint_token(secret) if secret else "<a token your AUTH_* settings accept>"
     delivery = "queued for PullEvents" if args.pull else f"pushed to {gateway}/vod-events (signed)"
     print(f"gateway    {gateway}   POST /signature (functions/sign), POST /vod-events (functions/callback),")
     print(f"           {' ' * len(gateway)}   GET /uploads, GET /uploads/{{fileId}} (functions/uploads)")
     print(f"emulator   {emulator}   VOD upload API /v3/index.php, cloud API, COS, media; events {delivery}")
     database = localstack.shown_url(os.environ["DATABASE_URL"])
     print(f"state      {args.state_dir}   dev keys, database {database}, uploads")
-    print(f"\nbearer token for {localstack.DEV_USER!r} (24 h):\n  {token}\n")
+    if secret:
+        print(f"\nbearer token for {localstack.DEV_USER!r} (24 h):\n  {token}\n")
+    else:
+        print("\nyour shell's AUTH_* settings check the tokens: bring one they accept\n")
     print("get an upload signature:")
     print(
         f"  curl -sS --noproxy '*' -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "

@@ -127,6 +127,22 @@ class CheckpointStore:
             log.warning("ignoring the unreadable checkpoint %s (%s)", path, type(exc).__name__)
             return None
 
+    def covers_saved_with(self, video: str) -> list[str]:
+        """The covers of the saved uploads of `video` (an absolute path): the names to try when only the video
+        is known (its checkpoint's name is made of both)."""
+        try:
+            names = sorted(p.stem for p in self.directory.glob("*.json"))
+        except OSError:
+            return []  # no directory: nothing saved (load says why, where it matters)
+        found = (self.load(name) for name in names)
+        return [
+            obj.source.path
+            for checkpoint in found
+            if checkpoint is not None and any(o.role == "video" and o.source.path == video for o in checkpoint.objects)
+            for obj in checkpoint.objects
+            if obj.role == "cover"
+        ]
+
     def save(self, checkpoint: Checkpoint) -> None:
         try:
             self._write(checkpoint)

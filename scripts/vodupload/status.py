@@ -25,6 +25,10 @@ class StatusUnavailable(VodUploadError):
     """The uploads function did not say how the upload stands (before the wait ran out)."""
 
 
+class _Unanswered(StatusUnavailable):
+    """A 5xx of the gateway or the function (its store down, say): worth asking again while the wait lasts."""
+
+
 class StatusClient:
     def __init__(self, url: str, token: TokenSource, *, session: requests.Session | None = None) -> None:
         self.url = url.rstrip("/")
@@ -48,6 +52,8 @@ class StatusClient:
             raise StatusUnavailable(f"{self.url} is not the uploads endpoint (404 with no not_found error)")
         if response.status_code == 401:
             raise AuthenticationFailed(401, "unauthorized", "the token is not valid", endpoint="the uploads endpoint")
+        if response.status_code in (500, 502, 503, 504):
+            raise _Unanswered(f"the uploads endpoint answered {response.status_code}")
         if response.status_code != 200:
             raise StatusUnavailable(f"the uploads endpoint answered {response.status_code}")
         body: dict[str, Any] = response.json()
@@ -63,7 +69,7 @@ class StatusClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> dict[str, Any]:
         """The upload once settled (finished, failed, …); `on_update` hears every change on the way."""
-        deadline, etag, last = clock() + timeout, None, None
+        deadline, etag, last, trouble = clock() + timeout, None, None, ""
         while clock() < deadline:
             wait = int(min(WAIT_SECONDS, deadline - clock()))
             if last is not None and wait < 1:
@@ -72,6 +78,11 @@ class StatusClient:
                 upload, etag = self.get(file_id, wait=wait if last else 0, etag=etag)
             except requests.RequestException as exc:
                 raise StatusUnavailable(f"the uploads endpoint could not be reached: {type(exc).__name__}") from exc
+            except _Unanswered as exc:  # the upload is done; only the asking failed: ask again
+                trouble = f"; {exc}"
+                sleep(min(2.0, max(deadline - clock(), 0)))
+                continue
+            trouble = ""
             if upload is None and last is None:
                 sleep(1.0)  # not recorded yet: VOD's event is on its way to the callback
                 continue
@@ -83,4 +94,5 @@ class StatusClient:
         raise StatusUnavailable(
             f"upload {file_id} had not settled after {timeout:g} s"
             + (f" (last status: {last['status']})" if last else " (not recorded yet)")
+            + trouble
         )

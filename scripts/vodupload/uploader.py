@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -117,7 +118,21 @@ def _source(role: str, path: str | os.PathLike[str], name: str | None = None, *,
     extension = resolved.suffix.lstrip(".").lower()
     if not extension:
         raise ValueError(f"{path}: VOD needs the file type; give the file its extension (e.g. .mp4, .jpg)")
-    return _Source(role, resolved, name or resolved.stem, extension, size)
+    return _Source(role, resolved, _media_name(name, resolved), extension, size)
+
+
+# What VOD refuses in a media name (vod-js-sdk-v6 checks a given mediaName for these): a name given is refused
+# here, one taken from the file name (where they are legal) has them replaced.
+_NOT_IN_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+def _media_name(given: str | None, path: Path) -> str:
+    if given:
+        if _NOT_IN_NAMES.search(given):
+            raise ValueError(f'the name {given!r}: VOD refuses \\ / : * ? " < > | and control characters in names')
+        return given
+    stem = path.stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # bytes that are not UTF-8: �
+    return _NOT_IN_NAMES.sub("_", stem)
 
 
 def _sources(
@@ -204,7 +219,8 @@ class Uploader:
         *,
         on_notice: NoticeCallback | None = None,
     ) -> CancelOutcome:
-        """Abort and forget a saved (paused or interrupted) upload of these files.
+        """Abort and forget a saved (paused or interrupted) upload of these files (`cover` None: of the video,
+        with whatever cover it was saved with).
 
         PARTS_LEFT when the saved upload is forgotten but its parts could not be deleted (VOD refused the
         session and this process holds no credentials for it, or COS refused): `on_notice` hears why.
@@ -212,7 +228,15 @@ class Uploader:
         reached or the signature endpoint refuses.
         """
         # The files themselves need not exist any more: a saved upload of a moved file is still cancelled.
-        task = UploadTask(self, _sources(video, cover, must_exist=False), None, None, on_notice)
+        sources = _sources(video, cover, must_exist=False)
+        if cover is None and self.checkpoints.load(self._name_for(sources)) is None:
+            # Asked for the video alone: the saved upload of it with a cover, if this uploader has one.
+            for saved_cover in self.checkpoints.covers_saved_with(str(sources[0].path)):
+                with_cover = _sources(video, saved_cover, must_exist=False)
+                if self.checkpoints.load(self._name_for(with_cover)) is not None:
+                    sources = with_cover
+                    break
+        task = UploadTask(self, sources, None, None, on_notice)
         outcome = task._cancel_idle_or_stop()
         return CancelOutcome.NOTHING_SAVED if outcome is None else outcome  # (a new task is idle: never None)
 

@@ -24,6 +24,7 @@ from shared.events import DeletePart, StoredEvent, VodEvent, canonical_json, par
 from shared.logs import DEBUG, WARNING, log_event
 from shared.source_context import Attribution
 from shared.store.projection import (
+    STATE_FORM,
     Conflict,
     FileState,
     FoldInput,
@@ -445,6 +446,8 @@ class EventStore(ABC):
             if stale or saved is None or (row[task_start] is not None and saved_task is None):
                 return self._rebuild(cursor, file_id)
             state = json.loads(saved)
+            if state.get("form") != STATE_FORM:  # written by an older build: its ranks don't compare with ours
+                return self._rebuild(cursor, file_id)
             if task_id is not None and saved_task is not None:
                 tasks[task_id] = json.loads(saved_task)
         add(file_id, state, item, None if task_id is None else tasks[task_id])
@@ -516,48 +519,61 @@ class EventStore(ABC):
         row = cursor.fetchone()
         return None if row is None else _upload_from_row(row)
 
+    def upload_with_tasks(self, file_id: str) -> tuple[UploadRecord | None, list[TaskRecord]]:
+        """An upload and its tasks as of one moment (one snapshot): never a record older than its tasks."""
+        return self._run(lambda cursor: (self._upload(cursor, file_id), self._tasks(cursor, file_id)), write=False)
+
     def user_uploads(
         self, user_id: str, limit: int | None = None, before: tuple[float, str] | None = None
     ) -> list[UploadRecord]:
         """A user's uploads, newest first: all of them, or `limit` of them after the cursor `before`
         (first_seen_at, file_id). An upload's first_seen_at never changes, so pages stay stable while new
         uploads arrive."""
+        return self._run(lambda cursor: self._user_uploads(cursor, user_id, limit, before), write=False)
 
-        def read(cursor: Cursor) -> list[UploadRecord]:
-            after = "" if before is None else " AND (first_seen_at < ? OR (first_seen_at = ? AND file_id < ?))"
-            params = (user_id,) if before is None else (user_id, before[0], before[0], before[1])
-            cursor.execute(
-                self._sql(
-                    f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE user_id = ?{after} "  # noqa: S608
-                    "ORDER BY first_seen_at DESC, file_id DESC" + ("" if limit is None else " LIMIT ?")
-                ),
-                params if limit is None else (*params, limit),
-            )
-            return [_upload_from_row(row) for row in cursor.fetchall()]
+    def user_page(
+        self, user_id: str, limit: int, before: tuple[float, str] | None = None
+    ) -> list[tuple[UploadRecord, list[TaskRecord]]]:
+        """`user_uploads`, each with its tasks, as of one moment (one snapshot)."""
+
+        def read(cursor: Cursor) -> list[tuple[UploadRecord, list[TaskRecord]]]:
+            uploads = self._user_uploads(cursor, user_id, limit, before)
+            tasks = self._tasks_of(cursor, [u.file_id for u in uploads])
+            return [(u, tasks[u.file_id]) for u in uploads]
 
         return self._run(read, write=False)
 
-    def tasks_of(self, file_ids: Sequence[str]) -> dict[str, list[TaskRecord]]:
+    def _user_uploads(
+        self, cursor: Cursor, user_id: str, limit: int | None, before: tuple[float, str] | None
+    ) -> list[UploadRecord]:
+        after = "" if before is None else " AND (first_seen_at < ? OR (first_seen_at = ? AND file_id < ?))"
+        params = (user_id,) if before is None else (user_id, before[0], before[0], before[1])
+        cursor.execute(
+            self._sql(
+                f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE user_id = ?{after} "  # noqa: S608
+                "ORDER BY first_seen_at DESC, file_id DESC" + ("" if limit is None else " LIMIT ?")
+            ),
+            params if limit is None else (*params, limit),
+        )
+        return [_upload_from_row(row) for row in cursor.fetchall()]
+
+    def _tasks_of(self, cursor: Cursor, file_ids: Sequence[str]) -> dict[str, list[TaskRecord]]:
         """The task records of several files in one query: {file_id: tasks by task id}."""
+        found: dict[str, list[TaskRecord]] = {f: [] for f in file_ids}
         if not file_ids:
-            return {}
-
-        def read(cursor: Cursor) -> dict[str, list[TaskRecord]]:
-            marks = ", ".join("?" for _ in file_ids)
-            cursor.execute(
-                self._sql(
-                    f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE file_id IN ({marks}) "  # noqa: S608
-                    "ORDER BY file_id, task_id"
-                ),
-                tuple(file_ids),
-            )
-            found: dict[str, list[TaskRecord]] = {f: [] for f in file_ids}
-            for row in cursor.fetchall():
-                task = _task_from_row(row)
-                found[task.file_id].append(task)
             return found
-
-        return self._run(read, write=False)
+        marks = ", ".join("?" for _ in file_ids)
+        cursor.execute(
+            self._sql(
+                f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE file_id IN ({marks}) "  # noqa: S608
+                "ORDER BY file_id, task_id"
+            ),
+            tuple(file_ids),
+        )
+        for row in cursor.fetchall():
+            task = _task_from_row(row)
+            found[task.file_id].append(task)
+        return found
 
     def tasks(self, file_id: str) -> list[TaskRecord]:
         return self._run(lambda cursor: self._tasks(cursor, file_id), write=False)

@@ -109,9 +109,12 @@ class PostgresStore(EventStore):
         cursor = conn.cursor(cursor_factory=_BatchingCursor)
         # The server's limits below answer first; this one is for a server that cannot answer at all.
         cursor.wait_seconds = self._timeout + 1
-        # READ COMMITTED (the default) matters: after waiting for a file's lock, the next SELECT takes a
-        # fresh snapshot and sees the event the previous lock holder committed.
-        cursor.defer("BEGIN READ ONLY" if self.read_only else "BEGIN")
+        # A writer stays READ COMMITTED (the default): after waiting for a file's lock, the next SELECT takes a
+        # fresh snapshot and sees the event the previous lock holder committed. A reader takes one snapshot for
+        # all its statements, so a record is never read older than its tasks (read-only: it never conflicts;
+        # and a read-only store never writes).
+        writer = write and not self.read_only
+        cursor.defer("BEGIN" if writer else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
         # Bounded waits (lock queues included): a stuck store answers 503 before SCF times out.
         # SET LOCAL, per transaction: a session-wide SET would stay behind on a pooled server connection.
         cursor.defer(f"SET LOCAL statement_timeout = {int(self._timeout * 1000)}")

@@ -133,7 +133,12 @@ class FoldInput(NamedTuple):
 Winner = list[Any]
 
 
+# The form of the states below: a stored state of another form is rebuilt from the file's events, not updated.
+STATE_FORM = 2
+
+
 class FileState(TypedDict):
+    form: int
     seen: list[float]  # [first received_at, last received_at]; empty before any event
     upload: dict[str, Winner]  # upload field -> [dedupe key, value]: the upload event with the largest key
     uploaded: bool
@@ -169,6 +174,7 @@ _TASK_FIELDS = ("status", "err_code", "message", "session_context", "session_id"
 
 def new_file_state() -> FileState:
     return {
+        "form": STATE_FORM,
         "seen": [],
         "upload": {},
         "uploaded": False,
@@ -239,8 +245,10 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
 
 
 def _add_task_event(state: FileState, task: TaskState, key: str, event: ProcedureStateChanged) -> None:
-    # PROCESSING before FINISH, then the dedupe key: a late PROCESSING can't undo a FINISH.
-    rank = [int(event.status == "FINISH"), key]
+    # FINISH over PROCESSING, so a late PROCESSING can't undo a FINISH; among PROCESSING events (one per step
+    # with TasksNotifyMode Change) the furthest on, by steps ended; then the dedupe key.
+    ended = sum(r.status in ("SUCCESS", "FAIL") for r in event.results)
+    rank = [int(event.status == "FINISH"), ended, key]
     for name, source in _FROM_TASKS:
         _keep(state["from_tasks"], name, rank, getattr(event, source) or None, lowest=True)
     before = _task_outcome(task) if task else None  # None: the task's first event

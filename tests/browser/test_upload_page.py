@@ -188,6 +188,21 @@ def test_the_page_says_whom_it_uploads_for_and_takes_a_new_link_in_the_same_tab(
     assert b.page.evaluate("sessionStorage.getItem('vod-upload-token')") == other
 
 
+@pytest.mark.parametrize(
+    ("written", "token"),
+    [("ab+cd/ef==", "ab+cd/ef=="), ("ab%2Bcd%2Fef%3D%3D", "ab+cd/ef=="), ("a%zz+b", "a%zz+b")],
+    ids=["as-is", "percent-encoded", "stray-percent"],
+)
+def test_a_links_token_is_taken_as_the_app_wrote_it(browser_stack: BrowserStack, written: str, token: str) -> None:
+    # An opaque token (not a JWT: AUTH_MODE=gateway) may hold "+", "/" and "=", written into the link as is or
+    # percent-encoded: the page keeps it exactly ("+" is no space here), and the link's other parts stay.
+    b = browser_stack
+    b.page.goto(f"{b.page_origin}/#token={written}&from=app")
+    _until(b, lambda: b.page.evaluate("sessionStorage.getItem('vod-upload-token')") is not None, "no token taken")
+    assert b.page.evaluate("sessionStorage.getItem('vod-upload-token')") == token
+    assert b.page.url.endswith("/#from=app")
+
+
 def test_another_users_link_during_an_upload_changes_nothing(browser_stack: BrowserStack, tmp_path: Path) -> None:
     b = browser_stack
     _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 8 * MiB), 2 * MiB)

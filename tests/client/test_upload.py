@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 
 from tests.client.conftest import MIB, PART, Stack, closed_port_url, content, write_file
 from tests.clocks import OffsetClock
+from tests.conftest import JWT_SECRET
 from vodlocal import localstack
 from vodtesting import signed_parameters
 from vodupload import (
@@ -60,10 +62,11 @@ def start_and_stop_early(
     stop: str = "pause",
     uploader: Any = None,
     on_notice: Callable[[Any], None] | None = None,
+    cover: Path | None = None,
 ) -> UploadTask:
     """Start an upload of `video` and pause (or cancel) it from the progress callback after `parts` parts."""
     on_progress, tasks = pause_after(parts, lambda task: getattr(task, stop)())
-    task = (uploader or stack.uploader()).upload(video, on_progress=on_progress, on_notice=on_notice)
+    task = (uploader or stack.uploader()).upload(video, cover, on_progress=on_progress, on_notice=on_notice)
     tasks.append(task)
     task.start()
     return task
@@ -185,6 +188,51 @@ def test_cancel_leaves_no_parts_and_no_checkpoint(stack: Stack, tmp_path: Path, 
             task.result()
     assert stack.open_uploads() == []
     assert stack.saved() == []
+    assert stack.uploader().cancel_saved(video) is CancelOutcome.NOTHING_SAVED
+
+
+@pytest.mark.parametrize(
+    ("file_name", "name", "sent"),
+    [
+        ("Meeting 10:30 - what?.mp4", None, "Meeting 10_30 - what_"),  # legal in a file name, refused by VOD
+        (b"caf\xe9 \xff.mp4", None, "caf\ufffd \ufffd"),  # not UTF-8 (Latin-1 bytes): replaced, never surrogates
+        ("plain.mp4", "视频 a+b&c", "视频 a+b&c"),
+    ],
+    ids=["forbidden-characters", "not-utf8", "given"],
+)
+def test_a_name_taken_from_the_file_is_one_vod_accepts(
+    stack: Stack, tmp_path: Path, file_name: str | bytes, name: str | None, sent: str
+) -> None:
+    path = Path(os.fsdecode(os.path.join(os.fsencode(tmp_path), os.fsencode(file_name))))
+    write_file(path, 1024)
+    stack.uploader().upload(path, name=name).run()
+    (apply,) = [call for call in stack.traffic.calls if call.action == "ApplyUploadUGC"]
+    assert apply.request["videoName"] == sent
+
+
+@pytest.mark.parametrize("name", ["a/b", "what?", "tab\there"])
+def test_a_given_name_vod_would_refuse_is_refused_before_any_call(stack: Stack, tmp_path: Path, name: str) -> None:
+    with pytest.raises(ValueError, match="VOD refuses"):
+        stack.uploader().upload(write_file(tmp_path / "clip.mp4", 1024), name=name)
+    assert stack.traffic.calls == []
+
+
+def test_a_cancel_naming_the_video_alone_finds_it_saved_with_its_cover(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN a paused upload of a video with its cover, and another user's saved upload of the same files
+    video, cover = write_file(tmp_path / "talk.mp4", 6 * MIB), write_file(tmp_path / "talk.jpg", 1024)
+    start_and_stop_early(stack, video, cover=cover).wait(60)
+    theirs = start_and_stop_early(
+        stack,
+        video,
+        cover=cover,
+        uploader=stack.uploader(signer=stack.signer(localstack.mint_token(JWT_SECRET, "someone-else"))),
+    )
+    theirs.wait(60)
+    assert len(stack.saved()) == 2
+    # WHEN it is cancelled naming the video only (README: `vod-upload video.mp4 --cancel`)
+    assert stack.uploader().cancel_saved(video) is CancelOutcome.DISCARDED
+    # THEN its saved upload is gone, the other user's stays
+    assert len(stack.saved()) == 1 and len(stack.open_uploads()) == 1
     assert stack.uploader().cancel_saved(video) is CancelOutcome.NOTHING_SAVED
 
 

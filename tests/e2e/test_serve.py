@@ -29,9 +29,16 @@ def _serve_args(state_dir: Path, **ports: int | str) -> list[str]:
     return [*options, "--state-dir", str(state_dir)]
 
 
+# A shell set up for deploying: README "Deploy" exports every setting serverless.yml passes, blank for a default.
+DEPLOY_SHELL = {
+    name: ""
+    for name in ("AUTH_MODE", "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY", "VOD_CONTEXT_KEY", "VOD_CALLBACK_SIGN_KEY")
+} | {"DATABASE_URL": ""}
+
+
 @pytest.fixture
-def serve_output(tmp_path: Path) -> Iterator[list[str]]:
-    env = user_env()
+def serve_output(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    env = {**user_env(), **getattr(request, "param", {})}
     proc = subprocess.Popen(
         [command("vod-serve"), *_serve_args(tmp_path / "state")],
         cwd=tmp_path,
@@ -58,6 +65,7 @@ def serve_output(tmp_path: Path) -> Iterator[list[str]]:
         assert proc.returncode == 0, "".join(lines)
 
 
+@pytest.mark.parametrize("serve_output", [{}, DEPLOY_SHELL], ids=["plain-shell", "deploy-shell"], indirect=True)
 def test_printed_curl_gets_a_signature(serve_output: list[str]) -> None:
     curl_line = next((line.strip() for line in serve_output if line.strip().startswith("curl ")), None)
     assert curl_line is not None, "".join(serve_output)
@@ -114,6 +122,25 @@ def test_a_bad_port_variable_is_a_usage_error(tmp_path: Path, tool: str, variabl
     assert proc.returncode == 2 and "not a port number: '80a'" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("state", "setting", "said"),
+    [
+        ("state", {"VOD_SUB_APP_ID": "0"}, "VOD_SUB_APP_ID must be a positive integer"),
+        ("state", {"VOD_APP_ID": "-1"}, "VOD_APP_ID must be a positive integer"),
+        ("afile", {}, "cannot start:"),  # a state directory that is a file
+    ],
+    ids=["sub-app-id", "app-id", "state-dir"],
+)
+def test_the_emulator_names_a_setting_it_cannot_use(
+    tmp_path: Path, state: str, setting: dict[str, str], said: str
+) -> None:
+    (tmp_path / "afile").write_text("")
+    keys = {"TENCENTCLOUD_SECRET_ID": "AKIDtest", "TENCENTCLOUD_SECRET_KEY": "test-key", **setting}
+    args = ["--port", "0", "--state-dir", str(tmp_path / state)]
+    proc = run_command("vod-emulator", *args, base=user_env(), env=keys, cwd=tmp_path)
+    assert proc.returncode != 0 and said in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
 def test_one_port_for_two_servers_is_named(tmp_path: Path) -> None:
     port = str(closed_loopback_port())
     args = _serve_args(tmp_path / "state", port=port, emulator_port=port)
@@ -128,6 +155,16 @@ def test_a_state_directory_that_cannot_be_used_is_a_usage_error(tmp_path: Path) 
     args = _serve_args(tmp_path / "afile")
     proc = run_command("vod-serve", *args, base=user_env(), cwd=tmp_path)
     assert proc.returncode == 2 and "cannot start with --state-dir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_exported_settings_the_functions_would_refuse_are_named(tmp_path: Path) -> None:
+    # GIVEN a shell that exports a setting no function accepts (or keys that can't go together)
+    env = {"VOD_SIGNATURE_TTL": "ten", "AUTH_JWT_ALGORITHMS": "none"}
+    proc = run_command("vod-serve", *_serve_args(tmp_path / "state"), base=user_env(), env=env, cwd=tmp_path)
+    # THEN vod-serve names them and does not start, rather than printing a ready stack that answers 500
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "VOD_SIGNATURE_TTL" in proc.stderr and "AUTH_JWT_ALGORITHMS" in proc.stderr
+    assert "Ctrl-C to stop" not in proc.stdout
 
 
 def test_an_exported_database_that_cannot_be_used_is_said_without_its_password(tmp_path: Path) -> None:

@@ -117,6 +117,42 @@ def test_following_an_upload_that_does_not_settle_ends_at_its_deadline(vod_stack
     assert answers == [200, 304]
 
 
+@pytest.mark.parametrize(("outage", "outcome"), [(2, "uploaded"), (None, "had not settled after 10 s")])
+def test_following_rides_out_an_outage_of_the_uploads_function(
+    vod_stack: VodStack, tmp_path: Path, outage: int | None, outcome: str
+) -> None:
+    # GIVEN a recorded upload, and an uploads endpoint that answers 503 (its store down) `outage` times, or always
+    committed = vod_stack.upload(sample_video(tmp_path / "o.mp4", size=200_000), user="una")
+    vod_stack.record(committed["fileId"])
+    answers: list[int] = []
+    now = [0.0]
+
+    def down(response: requests.Response, *args: object, **kwargs: object) -> requests.Response:
+        now[0] += 1.0
+        if outage is None or len(answers) < outage:
+            response.status_code = 503
+        answers.append(response.status_code)
+        return response
+
+    session = requests.Session()
+    session.hooks["response"].append(down)
+    client = StatusClient(f"{vod_stack.gateway_url}/uploads", vod_stack.token("una"), session=session)
+    slept: list[float] = []
+    # WHEN the uploader follows it THEN it asks again after each 503, until an answer or its deadline
+    if outage is None:
+        with pytest.raises(
+            StatusUnavailable, match=outcome + r" \(not recorded yet\); the uploads endpoint answered 503"
+        ):
+            client.follow(committed["fileId"], timeout=10, clock=lambda: now[0], sleep=slept.append)
+        assert len(answers) == len(slept) > 1
+    else:
+        assert (
+            client.follow(committed["fileId"], timeout=10, clock=lambda: now[0], sleep=slept.append)["status"]
+            == outcome
+        )
+        assert (answers, len(slept)) == ([503, 503, 200], 2)
+
+
 def test_a_refused_token_names_the_uploads_endpoint(vod_stack: VodStack) -> None:
     client = StatusClient(f"{vod_stack.gateway_url}/uploads", "not-a-jwt")
     with pytest.raises(AuthenticationFailed, match=r"^the uploads endpoint refused \(401 unauthorized\)"):

@@ -4,6 +4,7 @@ the records a plain reading of the events predicts; records an older build wrote
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import random
 import sqlite3
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shared.events import stored_form
 from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.store import EventStore, open_store
@@ -207,6 +209,91 @@ def test_a_task_event_without_a_status_counts_its_task_once(store: EventStore) -
 
 def _task_event(task_id: str, status: str) -> dict[str, Any]:
     return vod_event("ProcedureStateChanged", FileId=FILE, TaskId=task_id, Status=status, MediaProcessResultSet=[])
+
+
+def _processing(*steps: tuple[str, str, int]) -> dict[str, Any]:
+    """A PROCESSING event of task-1 (TasksNotifyMode Change: one per step) whose steps are (Type, Status, Progress)."""
+    results = [
+        {"Type": kind, f"{kind}Task": {"Status": status, "ErrCode": 0, "Message": "", "Progress": progress}}
+        for kind, status, progress in steps
+    ]
+    return vod_event(
+        "ProcedureStateChanged", FileId=FILE, TaskId="task-1", Status="PROCESSING", MediaProcessResultSet=results
+    )
+
+
+STARTED = _processing(("Transcode", "PROCESSING", 40))
+NEXT_STEP = _processing(("Transcode", "SUCCESS", 100), ("SnapshotByTimeOffset", "PROCESSING", 0))
+FAILED_STEP = _processing(("Transcode", "FAIL", 0), ("SnapshotByTimeOffset", "PROCESSING", 0))
+BOTH_ENDED = _processing(("Transcode", "SUCCESS", 100), ("SnapshotByTimeOffset", "SUCCESS", 100))
+
+
+@pytest.mark.parametrize(
+    ("events", "furthest_given"),
+    [
+        ([STARTED, NEXT_STEP], NEXT_STEP),
+        ([STARTED, FAILED_STEP], FAILED_STEP),  # a failed step has ended too
+        ([STARTED, NEXT_STEP, BOTH_ENDED], BOTH_ENDED),
+    ],
+    ids=["step-ended", "step-failed", "two-steps"],
+)
+def test_a_running_task_shows_its_furthest_progress_in_any_order(
+    new_store: Callable[[], EventStore], events: list[dict[str, Any]], furthest_given: dict[str, Any]
+) -> None:
+    # GIVEN a task's PROCESSING events (each a snapshot of all its steps), in every arrival order; the furthest
+    # one with the lowest dedupe key (the key only breaks ties)
+    furthest = _lowest_key(furthest_given, events)
+    events = [furthest if event is furthest_given else event for event in events]
+    steps = [
+        (r["Type"], r[f"{r['Type']}Task"]["Status"])
+        for r in furthest["ProcedureStateChangeEvent"]["MediaProcessResultSet"]
+    ]
+    for order in itertools.permutations(events):
+        store = new_store()
+        _deliver(store, [(event, 1000.0 + i) for i, event in enumerate(order)])
+        # THEN the task shows the furthest snapshot, never an older one that its dedupe key ranks higher
+        report = store.file_report(FILE)
+        assert report is not None and [(r.type, r.status) for r in report.tasks[0].results] == steps
+
+
+def _lowest_key(event: dict[str, Any], others: list[dict[str, Any]]) -> dict[str, Any]:
+    """`event` with a Message that gives it a dedupe key lower than every one of `others`."""
+    lowest = min(stored_form(e).key for e in others if e is not event)
+    for n in itertools.count():
+        changed = copy.deepcopy(event)
+        changed["ProcedureStateChangeEvent"]["Message"] = f"step {n}"
+        if stored_form(changed).key < lowest:
+            return changed
+    raise AssertionError("unreachable")
+
+
+def _older_form(state: Any) -> Any:
+    """A state as the build before STATE_FORM wrote it: no form, task ranks [FINISH?, dedupe key]."""
+    if isinstance(state, dict):
+        return {k: _older_form(v) for k, v in state.items() if k != "form"}
+    if isinstance(state, list) and len(state) == 2 and isinstance(state[0], list) and len(state[0]) == 3:
+        return [[state[0][0], state[0][2]], state[1]]  # a task winner
+    return state
+
+
+def test_states_of_an_older_form_are_rebuilt(new_url: Callable[[], str]) -> None:
+    # GIVEN records whose states the build before the progress rank wrote
+    expected_url, url = new_url(), new_url()
+    expected, store = open_store(expected_url), open_store(url)
+    before = [(vod_event("NewFileUpload", FileId=FILE), 1.0), (STARTED, 2.0)]
+    try:
+        _deliver(expected, [*before, (NEXT_STEP, 3.0)])
+        _deliver(store, before)
+        for table in ("uploads", "tasks"):
+            for (text,) in _sql(url, f"SELECT projection FROM {table}"):
+                _sql(url, f"UPDATE {table} SET projection = ?", (json.dumps(_older_form(json.loads(text))),))
+        # WHEN the file's next event arrives THEN its records are rebuilt from its events, never compared across forms
+        rebuilt = _count_rebuilds(store)
+        _deliver(store, [(NEXT_STEP, 3.0)])
+        assert (rebuilt, _reports(store)) == ([FILE], _reports(expected))
+    finally:
+        store.close()
+        expected.close()
 
 
 def _older_build_case(seed: int) -> tuple[list[Delivery], list[Delivery], list[Delivery]]:

@@ -20,6 +20,7 @@ from shared.source_context import seal
 from shared.status_service import POLL_SECONDS, make_uploads_endpoint
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, Output
+from tests.scf import load_event
 from vodtesting import dev_token, http_event, vod_event
 from vodtesting.pgserver import database_name, run_sql
 
@@ -105,6 +106,62 @@ def test_a_failed_task_flow_says_so(writer: tuple[str, EventStore], get: Get) ->
     record(store, task("f2", "FINISH", err=70000), 2.0)
     body = get("/uploads/f2")["body"]
     assert (body["status"], body["tasks"][0]["errCode"]) == ("failed", 70000)
+
+
+@pytest.mark.parametrize(
+    ("deleted_parts", "outputs", "media_url"),
+    [
+        ([], ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"], True),
+        ([{"Type": "TranscodeFiles", "Definition": 100030}], ["SnapshotByTimeOffset", "CoverBySnapshot"], True),
+        ([{"Type": "TranscodeFiles", "Definition": 0}], ["SnapshotByTimeOffset", "CoverBySnapshot"], True),  # all
+        (
+            [{"Type": "TranscodeFiles", "Definition": 100040}],
+            ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"],
+            True,
+        ),
+        (
+            [{"Type": "AdaptiveDynamicStreamingFiles", "Definition": 0}],
+            ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"],
+            True,
+        ),
+        ([{"Type": "OriginalFiles", "Definition": 0}], ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"], False),
+    ],
+)
+def test_files_vod_deleted_are_not_offered(
+    writer: tuple[str, EventStore], get: Get, deleted_parts: list[dict[str, Any]], outputs: list[str], media_url: bool
+) -> None:
+    # GIVEN a finished task flow (a transcode at definition 100030, snapshots, a cover), then DeleteMedia of
+    # some of the file's parts (VOD's FileDeleted with DeleteParts)
+    _, store = writer
+    record(store, upload_of("ann", "f8", MediaUrl="http://vod.example/f8.mp4", CoverUrl="http://vod.example/f8.jpg"))
+    finish = load_event("vod_procedure_finish")
+    finish["ProcedureStateChangeEvent"].update(FileId="f8", TaskId=TASK)
+    record(store, finish, 2.0)
+    if deleted_parts:
+        info = [{"FileId": "f8", "DeleteParts": deleted_parts}]
+        record(store, vod_event("FileDeleted", FileId="f8", FileDeleteResultInfo=info), 3.0)
+    # THEN the status API offers no URL of a deleted file; the rest stays
+    body = get("/uploads/f8")["body"]
+    assert [o["type"] for o in body["tasks"][0]["outputs"]] == outputs
+    assert (body["status"], body["mediaUrl"] is not None, body["coverUrl"] is not None) == (
+        "finished",
+        media_url,
+        media_url,
+    )
+
+
+@pytest.mark.parametrize(("mode", "status"), [("", "processing"), ("Change", "processing"), ("None", "uploaded")])
+def test_no_task_events_asked_for_means_none_awaited(
+    writer: tuple[str, EventStore], vod_function: Callable[..., Any], mode: str, status: str
+) -> None:
+    # GIVEN an upload that started a task flow, no task event yet, and the deployment's VOD_TASK_NOTIFY_MODE
+    url, store = writer
+    record(store, upload_of("ann", "f9"))
+    env = {"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url, "VOD_TASK_NOTIFY_MODE": mode}
+    event = http_event("GET", "/uploads/f9", headers={"Authorization": f"Bearer {token('ann')}"})
+    result = vod_function("uploads", env=env)(event, {"request_id": "r"})
+    # THEN it is processing while events will come; with None (VOD sends none) it stays what is known: uploaded
+    assert json.loads(result["body"])["status"] == status
 
 
 @pytest.mark.parametrize("file_id", ["f3", "nobodys", "unknown", "x" * 300])
@@ -216,6 +273,34 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     assert json.loads(result["body"])["status"] == status
     assert clock.now - clock.start == returned_at  # woke at the change, or slept the whole wait
     assert clock.sleeps == returned_at / POLL_SECONDS  # in polls of POLL_SECONDS
+
+
+@pytest.mark.parametrize(("path", "reads_tasks"), [("/uploads/f7", "_tasks"), ("/uploads", "_tasks_of")])
+def test_a_record_is_never_read_older_than_its_tasks(
+    writer: tuple[str, EventStore], monkeypatch: pytest.MonkeyPatch, path: str, reads_tasks: str
+) -> None:
+    # GIVEN an upload whose task flow has not reported yet, and its first task event committed (by another
+    # connection) just as the uploads function has read the record and is about to read its tasks
+    url, store = writer
+    record(store, upload_of("ann", "f7"))
+    settings = load_uploads_settings({"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
+    reader = open_store(url, read_only=True)
+    read_tasks = getattr(reader, reads_tasks)
+
+    def event_arrives_first(cursor: Any, files: Any) -> Any:
+        record(store, task("f7", "PROCESSING"), at=2.0)
+        return read_tasks(cursor, files)
+
+    monkeypatch.setattr(reader, reads_tasks, event_arrives_first)
+    event = http_event("GET", path, headers={"Authorization": f"Bearer {token('ann')}"})
+    result = serve(event, {}, make_uploads_endpoint(settings, lambda: reader), settings.http, methods=("GET",))
+    reader.close()
+    # THEN it answers as of one moment: before the event (processing, as the task flow is requested), never
+    # the record from before the event with the task from after it, which read as "uploaded"
+    body = json.loads(result["body"])
+    upload = body if path != "/uploads" else body["uploads"][0]
+    assert (upload["status"], upload["tasks"], upload["updatedAt"]) == ("processing", [], "1970-01-01T00:00:01Z")
+    assert store.tasks("f7")[0].outcome == "processing"  # the event was committed meanwhile
 
 
 def test_the_function_only_reads(writer: tuple[str, EventStore], get: Get) -> None:

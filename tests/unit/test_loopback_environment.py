@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from vodbench.common import environment
+from vodlocal.localstack import apply_settings
 from vodtesting.stack import VodStack
 
 
@@ -55,3 +56,27 @@ def test_loopback_traffic_skips_the_proxy_and_the_environment_comes_back(
     assert "no_proxy" not in os.environ
     assert "http_proxy" not in os.environ
     assert "VOD_SUB_APP_ID" not in os.environ
+
+
+DEV = {"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": "dev-secret", "DATABASE_URL": "sqlite:///dev.sqlite3"}
+
+
+@pytest.mark.parametrize(
+    ("shell", "expected"),
+    [
+        ({}, DEV),
+        ({"DATABASE_URL": " ", "AUTH_JWT_SECRET": ""}, DEV),  # blank is unset, as the functions read it
+        ({"DATABASE_URL": "sqlite:///mine"}, {**DEV, "DATABASE_URL": "sqlite:///mine"}),
+        ({"AUTH_JWT_LEEWAY": "30"}, {**DEV, "AUTH_JWT_LEEWAY": "30"}),  # a detail of the dev token check
+        # the shell's own token check replaces the dev one whole: never a public key beside the dev secret
+        ({"AUTH_JWT_PUBLIC_KEY": "PEM"}, {"AUTH_JWT_PUBLIC_KEY": "PEM", "DATABASE_URL": DEV["DATABASE_URL"]}),
+        ({"AUTH_MODE": "gateway"}, {"AUTH_MODE": "gateway", "DATABASE_URL": DEV["DATABASE_URL"]}),
+    ],
+    ids=["nothing", "blanks", "own-database", "leeway", "own-public-key", "own-mode"],
+)
+def test_the_local_stack_takes_the_shells_settings_over_its_own(
+    shell: dict[str, str], expected: dict[str, str]
+) -> None:
+    env = dict(shell)
+    apply_settings(DEV, env)
+    assert {k: v for k, v in env.items() if v.strip() and "PROXY" not in k.upper()} == expected

@@ -51,12 +51,20 @@
     $("signed-in").hidden = !sub;
   }
 
+  // By hand, not URLSearchParams: that reads "+" as a space, and a token that is not a JWT may hold one.
   function tokenFromLink() {
-    const params = new URLSearchParams(location.hash.slice(1));
-    const value = params.get("token");
-    if (!value) return;
-    params.delete("token");
-    const rest = params.toString();
+    const parts = location.hash.slice(1).split("&");
+    const at = parts.findIndex((part) => part.startsWith("token="));
+    const raw = at < 0 ? "" : parts[at].slice("token=".length);
+    if (!raw) return;
+    let value = raw;
+    try {
+      value = decodeURIComponent(raw);
+    } catch (error) {
+      // not percent-encoded after all ("%" in a token): taken as written
+    }
+    parts.splice(at, 1);
+    const rest = parts.join("&");
     history.replaceState(null, "", location.pathname + location.search + (rest ? "#" + rest : ""));
     setToken(value);
   }
