@@ -36,14 +36,20 @@ def _iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))  # not datetime: one import less at cold start
 
 
-# DeleteMedia's part types (MediaDeleteItem) whose files are task outputs, by the result type that made them.
-_DELETED_WITH = {"Transcode": "TranscodeFiles", "AdaptiveDynamicStreaming": "AdaptiveDynamicStreamingFiles"}
+# DeleteMedia's part types (MediaDeleteItem) whose files are task outputs: result type -> (part type, whether one
+# definition goes alone). Covers made by media processing go with any TranscodeFiles delete (its doc says so).
+_DELETED_WITH = {
+    "Transcode": ("TranscodeFiles", True),
+    "AdaptiveDynamicStreaming": ("AdaptiveDynamicStreamingFiles", True),
+    "CoverBySnapshot": ("TranscodeFiles", False),
+}
 
 
 def _deleted(result: TaskResult, parts: Sequence[DeletePart]) -> bool:
-    kind = _DELETED_WITH.get(result.type)
+    kind, by_definition = _DELETED_WITH.get(result.type, (None, False))
     definition = (result.output or {}).get("Definition")
-    return any(p.type == kind and p.definition in (0, None, definition) for p in parts)  # 0: all of that type
+    # Definition 0: all of that type
+    return any(p.type == kind and (not by_definition or p.definition in (0, None, definition)) for p in parts)
 
 
 def task_view(task: TaskRecord, deleted_parts: Sequence[DeletePart]) -> dict[str, Any]:

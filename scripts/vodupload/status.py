@@ -26,7 +26,7 @@ class StatusUnavailable(VodUploadError):
 
 
 class _Unanswered(StatusUnavailable):
-    """A 5xx of the gateway or the function (its store down, say): worth asking again while the wait lasts."""
+    """A 502, 503 or 504 (the function's store down, say): worth asking again while the wait lasts."""
 
 
 class StatusClient:
@@ -52,7 +52,7 @@ class StatusClient:
             raise StatusUnavailable(f"{self.url} is not the uploads endpoint (404 with no not_found error)")
         if response.status_code == 401:
             raise AuthenticationFailed(401, "unauthorized", "the token is not valid", endpoint="the uploads endpoint")
-        if response.status_code in (500, 502, 503, 504):
+        if response.status_code in (502, 503, 504):  # not 500: a bug or a refused setting, not worth waiting for
             raise _Unanswered(f"the uploads endpoint answered {response.status_code}")
         if response.status_code != 200:
             raise StatusUnavailable(f"the uploads endpoint answered {response.status_code}")

@@ -123,16 +123,27 @@ def _source(role: str, path: str | os.PathLike[str], name: str | None = None, *,
 
 # What VOD refuses in a media name (vod-js-sdk-v6 checks a given mediaName for these): a name given is refused
 # here, one taken from the file name (where they are legal) has them replaced.
-_NOT_IN_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+_NOT_IN_NAMES = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
 
 
 def _media_name(given: str | None, path: Path) -> str:
     if given:
-        if _NOT_IN_NAMES.search(given):
-            raise ValueError(f'the name {given!r}: VOD refuses \\ / : * ? " < > | and control characters in names')
+        if _NOT_IN_NAMES.search(given) or not _is_utf8(given):
+            raise ValueError(
+                f'the name {given!r}: VOD refuses \\ / : * ? " < > |, control characters and bytes that are '
+                "not UTF-8 in names"
+            )
         return given
     stem = path.stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace")  # bytes that are not UTF-8: �
     return _NOT_IN_NAMES.sub("_", stem)
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")  # a name from a command line of bytes that are not UTF-8 holds lone surrogates
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _sources(

@@ -24,7 +24,6 @@ from shared.events import DeletePart, StoredEvent, VodEvent, canonical_json, par
 from shared.logs import DEBUG, WARNING, log_event
 from shared.source_context import Attribution
 from shared.store.projection import (
-    STATE_FORM,
     Conflict,
     FileState,
     FoldInput,
@@ -34,6 +33,7 @@ from shared.store.projection import (
     add,
     fold,
     new_file_state,
+    ranks_current,
     results_from_plain,
     task_id_for,
     task_record,
@@ -446,10 +446,10 @@ class EventStore(ABC):
             if stale or saved is None or (row[task_start] is not None and saved_task is None):
                 return self._rebuild(cursor, file_id)
             state = json.loads(saved)
-            if state.get("form") != STATE_FORM:  # written by an older build: its ranks don't compare with ours
-                return self._rebuild(cursor, file_id)
             if task_id is not None and saved_task is not None:
                 tasks[task_id] = json.loads(saved_task)
+            if not ranks_current(state, *tasks.values()):
+                return self._rebuild(cursor, file_id)
         add(file_id, state, item, None if task_id is None else tasks[task_id])
         return self._write(cursor, file_id, state, tasks)
 

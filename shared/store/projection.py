@@ -133,12 +133,7 @@ class FoldInput(NamedTuple):
 Winner = list[Any]
 
 
-# The form of the states below: a stored state of another form is rebuilt from the file's events, not updated.
-STATE_FORM = 2
-
-
 class FileState(TypedDict):
-    form: int
     seen: list[float]  # [first received_at, last received_at]; empty before any event
     upload: dict[str, Winner]  # upload field -> [dedupe key, value]: the upload event with the largest key
     uploaded: bool
@@ -174,7 +169,6 @@ _TASK_FIELDS = ("status", "err_code", "message", "session_context", "session_id"
 
 def new_file_state() -> FileState:
     return {
-        "form": STATE_FORM,
         "seen": [],
         "upload": {},
         "uploaded": False,
@@ -244,11 +238,21 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
     state["confirmed"] = state["confirmed"] and attribution.confirmed
 
 
+_TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
+
+
+def ranks_current(state: FileState, *tasks: TaskState) -> bool:
+    """Whether the task ranks in these states are this build's: an older build (still running during a rolling
+    deploy, say) writes its own into them, which would not compare with ours; such states are rebuilt."""
+    winners = [*state["from_tasks"].values(), *(w for task in tasks for w in task.values())]
+    return all(len(rank) == _TASK_RANK_LENGTH for rank, _ in winners)
+
+
 def _add_task_event(state: FileState, task: TaskState, key: str, event: ProcedureStateChanged) -> None:
     # FINISH over PROCESSING, so a late PROCESSING can't undo a FINISH; among PROCESSING events (one per step
     # with TasksNotifyMode Change) the furthest on, by steps ended; then the dedupe key.
     ended = sum(r.status in ("SUCCESS", "FAIL") for r in event.results)
-    rank = [int(event.status == "FINISH"), ended, key]
+    rank = [int(event.status == "FINISH"), ended, key]  # _TASK_RANK_LENGTH long
     for name, source in _FROM_TASKS:
         _keep(state["from_tasks"], name, rank, getattr(event, source) or None, lowest=True)
     before = _task_outcome(task) if task else None  # None: the task's first event

@@ -210,7 +210,7 @@ def test_a_name_taken_from_the_file_is_one_vod_accepts(
     assert apply.request["videoName"] == sent
 
 
-@pytest.mark.parametrize("name", ["a/b", "what?", "tab\there"])
+@pytest.mark.parametrize("name", ["a/b", "what?", "tab\there", "del\x7f", "clip\udcff"])
 def test_a_given_name_vod_would_refuse_is_refused_before_any_call(stack: Stack, tmp_path: Path, name: str) -> None:
     with pytest.raises(ValueError, match="VOD refuses"):
         stack.uploader().upload(write_file(tmp_path / "clip.mp4", 1024), name=name)

@@ -267,26 +267,31 @@ def _lowest_key(event: dict[str, Any], others: list[dict[str, Any]]) -> dict[str
     raise AssertionError("unreachable")
 
 
-def _older_form(state: Any) -> Any:
-    """A state as the build before STATE_FORM wrote it: no form, task ranks [FINISH?, dedupe key]."""
+def _older_ranks(state: Any) -> Any:
+    """`state` with the task ranks of the build before the steps-ended rank: [FINISH?, dedupe key]."""
     if isinstance(state, dict):
-        return {k: _older_form(v) for k, v in state.items() if k != "form"}
+        return {k: _older_ranks(v) for k, v in state.items()}
     if isinstance(state, list) and len(state) == 2 and isinstance(state[0], list) and len(state[0]) == 3:
         return [[state[0][0], state[0][2]], state[1]]  # a task winner
     return state
 
 
-def test_states_of_an_older_form_are_rebuilt(new_url: Callable[[], str]) -> None:
-    # GIVEN records whose states the build before the progress rank wrote
+@pytest.mark.parametrize(
+    "tables",
+    [("uploads", "tasks"), ("tasks",), ("uploads",)],
+    ids=["all-older", "task-older", "file-older"],  # the last two: states an older build added one event to
+)
+def test_states_with_ranks_of_an_older_build_are_rebuilt(new_url: Callable[[], str], tables: tuple[str, ...]) -> None:
+    # GIVEN records whose states the build before the steps-ended rank wrote, or updated (during a rolling deploy)
     expected_url, url = new_url(), new_url()
     expected, store = open_store(expected_url), open_store(url)
     before = [(vod_event("NewFileUpload", FileId=FILE), 1.0), (STARTED, 2.0)]
     try:
         _deliver(expected, [*before, (NEXT_STEP, 3.0)])
         _deliver(store, before)
-        for table in ("uploads", "tasks"):
+        for table in tables:
             for (text,) in _sql(url, f"SELECT projection FROM {table}"):
-                _sql(url, f"UPDATE {table} SET projection = ?", (json.dumps(_older_form(json.loads(text))),))
+                _sql(url, f"UPDATE {table} SET projection = ?", (json.dumps(_older_ranks(json.loads(text))),))
         # WHEN the file's next event arrives THEN its records are rebuilt from its events, never compared across forms
         rebuilt = _count_rebuilds(store)
         _deliver(store, [(NEXT_STEP, 3.0)])

@@ -112,13 +112,10 @@ def test_a_failed_task_flow_says_so(writer: tuple[str, EventStore], get: Get) ->
     ("deleted_parts", "outputs", "media_url"),
     [
         ([], ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"], True),
-        ([{"Type": "TranscodeFiles", "Definition": 100030}], ["SnapshotByTimeOffset", "CoverBySnapshot"], True),
-        ([{"Type": "TranscodeFiles", "Definition": 0}], ["SnapshotByTimeOffset", "CoverBySnapshot"], True),  # all
-        (
-            [{"Type": "TranscodeFiles", "Definition": 100040}],
-            ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"],
-            True,
-        ),
+        # transcodes of that definition (0: all), and the covers media processing made
+        ([{"Type": "TranscodeFiles", "Definition": 100030}], ["SnapshotByTimeOffset"], True),
+        ([{"Type": "TranscodeFiles", "Definition": 0}], ["SnapshotByTimeOffset"], True),
+        ([{"Type": "TranscodeFiles", "Definition": 100040}], ["Transcode", "SnapshotByTimeOffset"], True),
         (
             [{"Type": "AdaptiveDynamicStreamingFiles", "Definition": 0}],
             ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"],
