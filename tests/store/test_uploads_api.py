@@ -108,31 +108,44 @@ def test_a_failed_task_flow_says_so(writer: tuple[str, EventStore], get: Get) ->
     assert (body["status"], body["tasks"][0]["errCode"]) == ("failed", 70000)
 
 
+ALL_OUTPUTS = ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot", "AdaptiveDynamicStreaming"]
+
+
 @pytest.mark.parametrize(
     ("deleted_parts", "outputs", "media_url"),
     [
-        ([], ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"], True),
+        ([], ALL_OUTPUTS, True),
         # transcodes of that definition (0: all), and the covers media processing made
-        ([{"Type": "TranscodeFiles", "Definition": 100030}], ["SnapshotByTimeOffset"], True),
-        ([{"Type": "TranscodeFiles", "Definition": 0}], ["SnapshotByTimeOffset"], True),
-        ([{"Type": "TranscodeFiles", "Definition": 100040}], ["Transcode", "SnapshotByTimeOffset"], True),
         (
-            [{"Type": "AdaptiveDynamicStreamingFiles", "Definition": 0}],
-            ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"],
+            [{"Type": "TranscodeFiles", "Definition": 100030}],
+            ["SnapshotByTimeOffset", "AdaptiveDynamicStreaming"],
             True,
         ),
-        ([{"Type": "OriginalFiles", "Definition": 0}], ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot"], False),
+        ([{"Type": "TranscodeFiles", "Definition": 0}], ["SnapshotByTimeOffset", "AdaptiveDynamicStreaming"], True),
+        (
+            [{"Type": "TranscodeFiles", "Definition": 100040}],
+            ["Transcode", "SnapshotByTimeOffset", "AdaptiveDynamicStreaming"],
+            True,
+        ),
+        ([{"Type": "AdaptiveDynamicStreamingFiles", "Definition": 10}], ALL_OUTPUTS[:3], True),
+        ([{"Type": "AdaptiveDynamicStreamingFiles", "Definition": 20}], ALL_OUTPUTS, True),
+        ([{"Type": "OriginalFiles", "Definition": 0}], ALL_OUTPUTS, False),
     ],
 )
 def test_files_vod_deleted_are_not_offered(
     writer: tuple[str, EventStore], get: Get, deleted_parts: list[dict[str, Any]], outputs: list[str], media_url: bool
 ) -> None:
-    # GIVEN a finished task flow (a transcode at definition 100030, snapshots, a cover), then DeleteMedia of
-    # some of the file's parts (VOD's FileDeleted with DeleteParts)
+    # GIVEN a finished task flow (a transcode at definition 100030, snapshots, a cover, an adaptive stream at
+    # definition 10), then DeleteMedia of some of the file's parts (VOD's FileDeleted with DeleteParts)
     _, store = writer
     record(store, upload_of("ann", "f8", MediaUrl="http://vod.example/f8.mp4", CoverUrl="http://vod.example/f8.jpg"))
     finish = load_event("vod_procedure_finish")
     finish["ProcedureStateChangeEvent"].update(FileId="f8", TaskId=TASK)
+    played = [{"Definition": 10, "Url": "http://vod.example/f8/adp.10.m3u8"}]
+    output = {"Definition": 10, "PlayInfoSet": played}
+    stream = {"Status": "SUCCESS", "ErrCode": 0, "Input": {"Definition": 10}, "Output": output}
+    adaptive = {"Type": "AdaptiveDynamicStreaming", "AdaptiveDynamicStreamingTask": stream}
+    finish["ProcedureStateChangeEvent"]["MediaProcessResultSet"].append(adaptive)
     record(store, finish, 2.0)
     if deleted_parts:
         info = [{"FileId": "f8", "DeleteParts": deleted_parts}]

@@ -1,5 +1,6 @@
 """What runs the local stack in-process (the benchmarks in scripts/vodbench/, the testing kit's VodStack)
-keeps its loopback traffic (tokens, signatures, temporary keys) off any proxy, and restores the environment."""
+keeps its loopback traffic (tokens, signatures, temporary keys) off any proxy, and restores the environment;
+and how the stack's dev settings meet the shell's."""
 
 from __future__ import annotations
 
