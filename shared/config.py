@@ -540,7 +540,8 @@ def _read_sign(r: _Reader) -> SignSettings:
     return SignSettings(
         policy=_read_policy(r),
         auth=_read_auth(r),
-        http=_read_http(r, 8 * 1024),
+        # sessionContext may be 1000 characters, 12 bytes each as JSON escapes an astral one (\ud83d\ude00).
+        http=_read_http(r, 16 * 1024),
         context_key=_read_context_keys(r).current,
     )
 

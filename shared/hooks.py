@@ -7,10 +7,11 @@ before VOD gets its 200; never for a duplicate delivery. If it raises, the event
 (it was committed first), the failure is logged with the dedupe key and kept on the event row
 (`hook_status` failed, `hook_failures`, `hook_last_error`; shown by `vod-uploads show`).
 
-Delivery is at most once: the event is committed as `hook_status = pending` and marked done or
-failed afterwards, so a hook cut short (function timeout, container killed) stays `pending` and
-visible, but is not retried (VOD's retry is a duplicate). Keep hooks quick (the function's timeout
-covers them) and idempotent, so that re-running one by hand for a pending event is safe.
+Delivery by the functions is at most once: the event is committed as `hook_status = pending` and marked
+done or failed afterwards, so a hook cut short (function timeout, container killed), or never started
+because the commit's answer was lost, stays `pending` and visible, but is not retried (VOD's retry is a
+duplicate). `vod-uploads hooks --rerun` runs the hook again for those and for failed ones (`rerun_hook`),
+which makes it at least once. Keep hooks quick (the function's timeout covers them) and idempotent.
 """
 
 import importlib
@@ -19,10 +20,10 @@ from typing import NamedTuple
 
 from shared.config import ConfigError
 from shared.errors import StoreUnavailable
-from shared.events import VodEvent
+from shared.events import VodEvent, parse_event
 from shared.events import plain as plain  # noqa: PLC0414 - re-exported for hook code
 from shared.logs import ERROR, log_event
-from shared.store import EventStore, UploadRecord
+from shared.store import EventStore, EventSummary, UploadRecord
 
 
 class CommittedEvent(NamedTuple):
@@ -85,3 +86,14 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
             store_error=store_error.message,
         )
     return error
+
+
+def rerun_hook(hook: AfterCommit, store: EventStore, event: EventSummary) -> str | None:
+    """Run the hook again for a stored event (one `EventStore.unfinished_hooks` lists), with the records of
+    its files as they are now; recorded as `run_hook` does."""
+    payload = store.payload(event.dedupe_key)
+    if payload is None:
+        raise LookupError(f"no event {event.dedupe_key!r} is stored")
+    uploads = tuple(record for file_id in event.file_ids if (record := store.upload(file_id)) is not None)
+    committed = CommittedEvent(event.dedupe_key, parse_event(payload), event.received_at, uploads)
+    return run_hook(hook, committed, store)

@@ -113,7 +113,23 @@ def build_page(settings: UploadPageSettings, static_dir: Path, vendor_dir: Path)
 
 
 def _accepts_gzip(request: Request) -> bool:
-    return "gzip" in request.headers.get("accept-encoding", "").lower()
+    """Whether Accept-Encoding takes gzip (RFC 9110 12.5.3): named, or by `*`, with a weight above 0; an
+    unreadable weight counts as a refusal (the plain bytes are always safe)."""
+    weights: dict[str, float] = {}
+    for item in request.headers.get("accept-encoding", "").lower().split(","):
+        coding, *params = (part.strip() for part in item.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value) if value.strip()[:1].isdigit() else 0.0
+                except ValueError:
+                    weight = 0.0
+        if coding:
+            weights[coding] = weight
+    chosen = next((weights[c] for c in ("gzip", "x-gzip", "*") if c in weights), 0.0)
+    return chosen > 0
 
 
 def _send(request: Request, gzipped: bytes, headers: dict[str, str]) -> Response:

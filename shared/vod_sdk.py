@@ -6,6 +6,8 @@ PULL function's client (shared/vod_api.py) share it without the callback shippin
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from tencentcloud.common import credential
@@ -15,12 +17,35 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from shared.config import VodApiSettings
 
 
+class ExecutionRoleCredential:
+    """An SCF execution role's temporary keys, read from the environment at every request: they expire, and a
+    warm container outlives them (Tencent's own SCF client, tencentserverless, reads them at each call too).
+    The ones the settings were loaded with stand in while the environment has none."""
+
+    _NAMES = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")
+
+    def __init__(self, settings: VodApiSettings, environ: Mapping[str, str] = os.environ) -> None:
+        token = settings.session_token.reveal() if settings.session_token else ""
+        self._loaded = (settings.secret_id, settings.secret_key.reveal(), token)
+        self._environ = environ
+
+    def get_credential_info(self) -> tuple[str, str, str]:  # what the SDK asks for before each request
+        secret_id, secret_key, token = (self._environ.get(name) or "" for name in self._NAMES)
+        return (secret_id, secret_key, token) if secret_id and secret_key and token else self._loaded
+
+    def __repr__(self) -> str:
+        return "ExecutionRoleCredential(***)"
+
+
 def client_arguments(
     settings: VodApiSettings, timeout_seconds: int
-) -> tuple[credential.Credential, str, ClientProfile]:
+) -> tuple[credential.Credential | ExecutionRoleCredential, str, ClientProfile]:
     """(credential, region, profile): what every SDK client of VOD is built from."""
-    token = settings.session_token.reveal() if settings.session_token else None
-    cred = credential.Credential(settings.secret_id, settings.secret_key.reveal(), token)
+    cred: credential.Credential | ExecutionRoleCredential
+    if settings.session_token is None:  # the account's own key pair
+        cred = credential.Credential(settings.secret_id, settings.secret_key.reveal())
+    else:  # only an execution role comes with a session token
+        cred = ExecutionRoleCredential(settings)
     http = HttpProfile(protocol=settings.protocol, endpoint=settings.endpoint, reqTimeout=timeout_seconds)
     return cred, settings.region or "", ClientProfile(httpProfile=http)
 

@@ -1,10 +1,15 @@
-"""What the callback recorded: a user's uploads, or everything about one file.
+"""What the callback recorded: a user's uploads, or everything about one file; the after-commit hooks
+that did not finish, run again.
 
     vod-uploads list --user USER [--json]
     vod-uploads show FILE_ID [--json]
+    vod-uploads hooks [--older-than SECONDS] [--rerun] [--json]
 
 Reads DATABASE_URL (default sqlite:///.local/vod.sqlite3, relative to the current directory), the
-same setting as the callback function. Exit status: 0 ok, 1 not found, 2 settings or store problem.
+same setting as the callback function, and for `hooks --rerun` AFTER_COMMIT_HOOK (its package must be
+importable: in the checkout's root, where `make build` takes it from, run `PYTHONPATH=. vod-uploads …`).
+Exit status: 0 ok,
+1 not found (or a hook run again failed), 2 settings or store problem.
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ import argparse
 import json
 import os
 import sys
+import time
 from datetime import datetime, timezone
 from typing import Any
 
 from shared.config import ConfigError, load_store_settings
+from shared.errors import MalformedEvent
 from shared.events import plain
-from shared.store import EventStore, FileReport, StoreUnavailable, UploadRecord, open_store
+from shared.hooks import AfterCommit, load_hook, rerun_hook
+from shared.store import EventStore, EventSummary, FileReport, StoreUnavailable, UploadRecord, open_store
 from shared.store.sqlite import SqliteStore
 
 
@@ -91,11 +99,14 @@ def print_table(user: str, uploads: list[UploadRecord]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
-def open_configured_store() -> EventStore:
+def open_configured_store(*, write: bool = False) -> EventStore:
     try:
         settings = load_store_settings()
-        # Read-only, as the uploads function: the reader role works, and no schema is made where there is none.
-        store = open_store(settings.database_url.reveal(), timeout_seconds=settings.timeout_seconds, read_only=True)
+        # Read-only unless it records hook runs, as the uploads function: the reader role works, and no schema
+        # is made where there is none.
+        store = open_store(
+            settings.database_url.reveal(), timeout_seconds=settings.timeout_seconds, read_only=not write
+        )
     except (ConfigError, ValueError) as exc:
         raise Failure(str(exc), 2) from None
     except ImportError:  # e.g. the system python3 without psycopg2, for a PostgreSQL DATABASE_URL
@@ -111,9 +122,56 @@ def open_configured_store() -> EventStore:
     return store
 
 
-def run(args: argparse.Namespace) -> None:
-    store = open_configured_store()
+def _hook_from_settings() -> AfterCommit:
+    spec = (os.environ.get("AFTER_COMMIT_HOOK") or "").strip()
+    if not spec:
+        raise Failure("set AFTER_COMMIT_HOOK to the hook the functions run (package.module:function)", 2)
     try:
+        return load_hook(spec)
+    except ConfigError as exc:
+        raise Failure(str(exc), 2) from None
+
+
+def hooks(store: EventStore, args: argparse.Namespace) -> None:
+    hook = _hook_from_settings() if args.rerun else None
+    unfinished = store.unfinished_hooks(time.time() - args.older_than)
+    failures = 0
+    shown: list[tuple[EventSummary, str | None]] = []  # with what running it again did
+    for event in unfinished:
+        outcome = None
+        if hook is not None:
+            try:
+                error = rerun_hook(hook, store, event)
+            except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
+                error = f"not run: the stored event cannot be read ({exc.message})"
+            outcome = "done" if error is None else f"failed again: {error}"
+            failures += error is not None
+        shown.append((event, outcome))
+    if args.json:
+        rows = [{**plain(event), "rerun": outcome} for event, outcome in shown]
+        print(json.dumps({"hooks": rows}, indent=2, ensure_ascii=False))
+    else:
+        if not shown:
+            print(f"no hook failed or left pending (of events older than {args.older_than} s)")
+        for event, outcome in shown:
+            was = (
+                "pending"
+                if event.hook_status == "pending"
+                else f"failed {event.hook_failures}x: {event.hook_last_error}"
+            )
+            print(f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  {was}")
+            if outcome is not None:
+                print(f"  run again: {outcome}")
+    if failures:
+        raise Failure(f"{failures} of {len(shown)} hook(s) failed again", 1)
+
+
+def run(args: argparse.Namespace) -> None:
+    store = open_configured_store(write=args.command == "hooks" and args.rerun)
+    try:
+        if args.command == "hooks":
+            hooks(store, args)
+            return
         if args.command == "list":
             uploads = store.user_uploads(args.user)[::-1]  # oldest first, as they came
             if args.json:
@@ -146,6 +204,16 @@ def parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="everything recorded about one file")
     show.add_argument("file_id", metavar="FILE_ID")
     show.add_argument("--json", action="store_true", help="machine-readable output")
+    hooks_ = commands.add_parser("hooks", help="events whose after-commit hook failed or never finished")
+    hooks_.add_argument(
+        "--older-than",
+        type=int,
+        default=900,
+        metavar="SECONDS",
+        help="pending hooks of events at least this old (default 900: SCF's longest timeout, so none is running)",
+    )
+    hooks_.add_argument("--rerun", action="store_true", help="run AFTER_COMMIT_HOOK again for each")
+    hooks_.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
 

@@ -7,6 +7,7 @@ so tokens and stored data survive restarts; nothing real is ever needed or writt
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import string
@@ -107,9 +108,47 @@ def shown_url(url: str) -> str:
     return hide_database_password(url, url)
 
 
-def mint_token(secret: str, user: str = DEV_USER, ttl_seconds: int = 24 * 3600, **claims: Any) -> str:
+def mint_token(
+    secret: str, user: str = DEV_USER, ttl_seconds: int = 24 * 3600, *, algorithm: str = "HS256", **claims: Any
+) -> str:
     now = int(time.time())
-    return jwt.encode({"sub": user, "iat": now, "exp": now + ttl_seconds, **claims}, secret, algorithm="HS256")
+    return jwt.encode({"sub": user, "iat": now, "exp": now + ttl_seconds, **claims}, secret, algorithm=algorithm)
+
+
+def token_for(env: Mapping[str, str], user: str = DEV_USER) -> str | None:
+    """A token the functions configured by `env` accept for `user` (its audience, issuer, an HS algorithm it
+    allows), or None when only the shell's own identity provider can make one (public keys, a gateway)."""
+    from shared.config import load_sign_settings
+
+    auth = load_sign_settings(env).auth
+    algorithm = next((a for a in auth.jwt_algorithms if a.startswith("HS")), None)
+    if auth.mode != "jwt" or auth.jwt_key is None or algorithm is None:
+        return None
+    claims: dict[str, Any] = {n: v for n, v in (("aud", auth.jwt_audience), ("iss", auth.jwt_issuer)) if v}
+    return mint_token(auth.jwt_key.reveal(), user, algorithm=algorithm, **claims)
+
+
+def start_pull_timer(limit_seconds: int = 60, every_seconds: int = 60) -> threading.Thread:
+    """events_pull's timer trigger (serverless.yml: each minute, a 60 s limit), locally: the real handler,
+    configured from os.environ as the gateway's functions are, invoked on a daemon thread until the process
+    ends."""
+    from vodlocal import harness
+
+    handler = harness.load_handler("events_pull", harness.function_file("events_pull"))
+
+    def tick() -> None:
+        while True:
+            started = time.monotonic()
+            event = {"Type": "Timer", "TriggerName": "vod_events_pull", "Time": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
+            try:
+                handler(event, {"time_limit_in_ms": limit_seconds * 1000, "request_id": secrets.token_hex(8)})
+            except Exception as exc:  # SCF logs a failed invocation and runs the next one on time
+                logging.getLogger("vodlocal").error("events_pull failed: %s: %s", type(exc).__name__, exc)
+            time.sleep(max(0.0, every_seconds - (time.monotonic() - started)))
+
+    thread = threading.Thread(target=tick, name="events_pull timer", daemon=True)
+    thread.start()
+    return thread
 
 
 @dataclass

@@ -103,15 +103,21 @@ def main() -> int:
         print(f"serve: the settings your shell exports cannot be used: {exc}", file=sys.stderr)
         return 2
     gateway, emulator = stack.gateway.url, stack.emulator.url
-    secret = os.environ.get("AUTH_JWT_SECRET", "").strip()  # absent: the shell's own token check is in use
-    token = localstack.mint_token(secret) if secret else "<a token your AUTH_* settings accept>"
-    delivery = "queued for PullEvents" if args.pull else f"pushed to {gateway}/vod-events (signed)"
+    minted = localstack.token_for(os.environ)  # None: the shell's own identity provider issues the tokens
+    token = minted or "<a token your AUTH_* settings accept>"
+    if args.pull:
+        localstack.start_pull_timer()
+    delivery = (
+        "queued for PullEvents, drained by functions/events_pull each minute (its timer)"
+        if args.pull
+        else f"pushed to {gateway}/vod-events (signed)"
+    )
     print(f"gateway    {gateway}   POST /signature (functions/sign), POST /vod-events (functions/callback),")
     print(f"           {' ' * len(gateway)}   GET /uploads, GET /uploads/{{fileId}} (functions/uploads)")
     print(f"emulator   {emulator}   VOD upload API /v3/index.php, cloud API, COS, media; events {delivery}")
     database = localstack.shown_url(os.environ["DATABASE_URL"])
     print(f"state      {args.state_dir}   dev keys, database {database}, uploads")
-    if secret:
+    if minted:
         print(f"\nbearer token for {localstack.DEV_USER!r} (24 h):\n  {token}\n")
     else:
         print("\nyour shell's AUTH_* settings check the tokens: bring one they accept\n")

@@ -614,6 +614,22 @@ class EventStore(ABC):
 
         return self._run(read, write=False)
 
+    def unfinished_hooks(self, received_before: float, limit: int = 1000) -> list[EventSummary]:
+        """Events whose hook failed, or is still pending though they arrived before `received_before` (cut short,
+        or its commit's answer lost: VOD's retry is a duplicate), oldest first."""
+
+        def read(cursor: Cursor) -> list[EventSummary]:
+            cursor.execute(
+                self._sql(
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE hook_status = 'failed' "  # noqa: S608
+                    "OR (hook_status = 'pending' AND received_at < ?) ORDER BY received_at, dedupe_key LIMIT ?"
+                ),
+                (received_before, limit),
+            )
+            return [_event_from_row(row) for row in cursor.fetchall()]
+
+        return self._run(read, write=False)
+
     def payload(self, dedupe_key: str) -> dict[str, Any] | None:
         """The event as received (without Sign/T), e.g. to replay it into a new hook."""
 

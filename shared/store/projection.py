@@ -135,11 +135,11 @@ Winner = list[Any]
 
 class FileState(TypedDict):
     seen: list[float]  # [first received_at, last received_at]; empty before any event
-    upload: dict[str, Winner]  # upload field -> [dedupe key, value]: the upload event with the largest key
+    upload: dict[str, Winner]  # upload field -> [rank, value]: the upload event ranked highest (see _add_upload)
     uploaded: bool
-    identity: dict[str, list[str | None]]  # identity fact -> every value the upload events gave, sorted
-    first: Winner | None  # [dedupe key, attribution]: the upload event with the smallest key
-    confirmed: bool  # every upload event's identity was read from VOD
+    identity: dict[str, list[str | None]]  # identity fact -> every value the (not unconfirmed) upload events gave
+    first: Winner | None  # [rank, attribution]: the upload event ranked lowest (its dedupe key, see _add_upload)
+    confirmed: bool  # every (not unconfirmed) upload event's identity was read from VOD
     from_tasks: dict[str, Winner]  # name/media_url/metadata -> [task rank, value]: the lowest-ranked task event
     deleted_at: float | None  # the first whole-file delete
     deleted_parts: list[dict[str, Any]]  # DeletePart fields, sorted
@@ -223,19 +223,24 @@ def _keep(winners: dict[str, Winner], name: str, rank: Any, value: Any, *, lowes
 
 def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None:
     key = item.dedupe_key
-    for name in _UPLOAD_FIELDS:
-        _keep(state["upload"], name, key, getattr(event, name))
-    state["uploaded"] = True
     attribution = item.attribution or Attribution("no_key")
+    # An upload VOD did not list when asked (VOD_CALLBACK_CONFIRM=fetch) is only its body's word, which anyone
+    # who saw one delivery's Sign can forge: it adds no identity facts and ranks below every other upload event
+    # (the keys are hex: "-" sorts before them, "~" after), so it neither names nor conflicts a file it meets.
+    unconfirmed = attribution.why == "unconfirmed"
+    for name in _UPLOAD_FIELDS:
+        _keep(state["upload"], name, "-" + key if unconfirmed else key, getattr(event, name))
+    state["uploaded"] = True
     facts = {"user_id": attribution.user_id, "source_context": event.source_context, "media_url": event.media_url}
-    for name, value in facts.items():
+    for name, value in () if unconfirmed else facts.items():
         seen = state["identity"].setdefault(name, [])
         if value not in seen:
             seen.append(value)
             seen.sort(key=lambda v: (v is None, v or ""))
-    if state["first"] is None or key < state["first"][0]:
-        state["first"] = [key, plain(attribution)]
-    state["confirmed"] = state["confirmed"] and attribution.confirmed
+    rank = "~" + key if unconfirmed else key
+    if state["first"] is None or rank < state["first"][0]:
+        state["first"] = [rank, plain(attribution)]
+    state["confirmed"] = state["confirmed"] and (attribution.confirmed or unconfirmed)
 
 
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
@@ -325,8 +330,8 @@ def _identity(state: FileState) -> dict[str, Any]:
     """Who and what the file is, from all its upload events at once (so arrival order cannot matter)."""
     if state["first"] is None:
         return {}
-    identity = state["identity"]
-    conflicts = tuple(Conflict(name, tuple(identity[name])) for name in _IDENTITY if len(identity[name]) > 1)
+    identity = state["identity"]  # empty when every upload event is unconfirmed
+    conflicts = tuple(Conflict(name, tuple(identity[name])) for name in _IDENTITY if len(identity.get(name, ())) > 1)
     if conflicts:
         return {
             "user_id": None,
@@ -340,7 +345,7 @@ def _identity(state: FileState) -> dict[str, Any]:
         "user_id": first.user_id,
         "sign_request_id": first.request_id,
         "attribution": first.why,
-        "confirmed": state["confirmed"],
+        "confirmed": state["confirmed"] and first.why != "unconfirmed",
     }
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from shared.ingest import ingest_event
+from shared.source_context import seal
 from shared.store import open_store
-from tests.conftest import KEYS, run_command
+from tests.callback import hook_target
+from tests.conftest import CONTEXT_KEY, KEYS, run_command
 from tests.scf import load_event
+from vodtesting import vod_event
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE_ID = "5285890784273533167"
@@ -129,3 +133,68 @@ def test_it_only_reads_so_a_read_only_role_is_enough(tmp_path: Path) -> None:
     result = uploads(f"sqlite:///{empty}", "list", "--user", "ann")
     assert result.returncode == 2 and "the store is unavailable" in result.stderr and "Traceback" not in result.stderr
     assert empty.stat().st_size == 0
+
+
+@pytest.fixture
+def unfinished(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """A store with a hook done, one failed, one cut short long ago and one pending now (maybe running)."""
+    url = f"sqlite:///{tmp_path}/hooks.sqlite3"
+    store = open_store(url)
+    keys: dict[str, str] = {}
+    for name, hook, at in [
+        ("done", hook_target.record, 1_700_000_000.0),
+        ("failed", hook_target.fail, 1_700_000_001.0),
+        ("cut_short", hook_target.killed, 1_700_000_002.0),
+        ("running", hook_target.killed, time.time()),
+    ]:
+        event = vod_event("NewFileUpload", FileId=f"{len(keys) + 1}", SourceContext=seal(name, "r", CONTEXT_KEY))
+        try:
+            keys[name] = ingest_event(store, event, received_at=at, keys=KEYS, after_commit=hook).dedupe_key
+        except hook_target.Killed:
+            keys[name] = store.events_for(f"{len(keys) + 1}")[0].dedupe_key
+    store.close()
+    return url, keys
+
+
+def test_hooks_lists_the_failed_and_the_cut_short(unfinished: tuple[str, dict[str, str]]) -> None:
+    url, keys = unfinished
+    listed = uploads(url, "hooks")
+    assert listed.returncode == 0, listed.stderr
+    assert [line.split()[3] for line in listed.stdout.splitlines()] == [keys["failed"], keys["cut_short"]]
+    assert "failed 1x: ConnectionError: the app's queue is down" in listed.stdout
+    rows = json.loads(uploads(url, "hooks", "--json", "--older-than", "0").stdout)["hooks"]
+    assert [(r["dedupe_key"], r["hook_status"], r["rerun"]) for r in rows] == [
+        (keys["failed"], "failed", None),
+        (keys["cut_short"], "pending", None),
+        (keys["running"], "pending", None),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("hook", "status", "outcome", "left"),
+    [
+        ("tests.callback.hook_target:append_to_file", 0, "run again: done", []),
+        ("tests.callback.hook_target:fail", 1, "run again: failed again: ConnectionError", ["failed", "cut_short"]),
+        ("", 2, "set AFTER_COMMIT_HOOK", ["failed", "cut_short"]),
+        ("tests.callback.hook_target:missing", 2, "cannot load", ["failed", "cut_short"]),
+    ],
+    ids=["runs", "fails-again", "no-hook", "bad-hook"],
+)
+def test_hooks_rerun_runs_each_once_more_and_records_it(
+    unfinished: tuple[str, dict[str, str]], tmp_path: Path, hook: str, status: int, outcome: str, left: list[str]
+) -> None:
+    url, keys = unfinished
+    calls = tmp_path / "calls.txt"
+    env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": hook, "HOOK_TARGET_FILE": str(calls), "PYTHONPATH": str(ROOT)}
+    rerun = run_command("vod-uploads", "hooks", "--rerun", env=env, cwd=ROOT)
+    assert rerun.returncode == status, rerun.stderr
+    assert outcome in rerun.stdout + rerun.stderr and "Traceback" not in rerun.stderr
+    if status == 0:  # the hook saw each event with its record as it is now
+        assert calls.read_text().splitlines() == [
+            f"{keys['failed']} NewFileUpload failed",
+            f"{keys['cut_short']} NewFileUpload cut_short",
+        ]
+    rows = json.loads(uploads(url, "hooks", "--json").stdout)["hooks"]
+    assert [r["dedupe_key"] for r in rows] == [keys[name] for name in left]
+    failures = [r["hook_failures"] for r in rows]
+    assert failures == ([2, 1] if hook.endswith(":fail") else [1, 0][: len(left)])

@@ -17,6 +17,7 @@ import requests
 
 from tests.conftest import closed_loopback_port, command, run_command, user_env
 from vodemu.signature import signed_parameters
+from vodtesting import sample_video
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,11 +37,24 @@ DEPLOY_SHELL = {
 } | {"DATABASE_URL": ""}
 
 
+# A shell with the app's own token check: its secret, audience, issuer and algorithm.
+APP_SHELL = {
+    "AUTH_JWT_SECRET": "the-apps-own-secret-" + "0123456789abcdef" * 4,
+    "AUTH_JWT_AUDIENCE": "the-apps-api",
+    "AUTH_JWT_ISSUER": "https://id.example.com",
+    "AUTH_JWT_ALGORITHMS": "HS512",
+}
+
+
 @pytest.fixture
 def serve_output(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[str]]:
-    env = {**user_env(), **getattr(request, "param", {})}
+    """What vod-serve prints up to "Ctrl-C to stop", with `request.param`: (environment, options) or the
+    environment alone."""
+    param = getattr(request, "param", {})
+    shell, options = param if isinstance(param, tuple) else (param, ())
+    env = {**user_env(), **shell}
     proc = subprocess.Popen(
-        [command("vod-serve"), *_serve_args(tmp_path / "state")],
+        [command("vod-serve"), *_serve_args(tmp_path / "state"), *options],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -65,7 +79,9 @@ def serve_output(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[lis
         assert proc.returncode == 0, "".join(lines)
 
 
-@pytest.mark.parametrize("serve_output", [{}, DEPLOY_SHELL], ids=["plain-shell", "deploy-shell"], indirect=True)
+@pytest.mark.parametrize(
+    "serve_output", [{}, DEPLOY_SHELL, APP_SHELL], ids=["plain-shell", "deploy-shell", "app-shell"], indirect=True
+)
 def test_printed_curl_gets_a_signature(serve_output: list[str]) -> None:
     curl_line = next((line.strip() for line in serve_output if line.strip().startswith("curl ")), None)
     assert curl_line is not None, "".join(serve_output)
@@ -79,6 +95,34 @@ def test_printed_curl_gets_a_signature(serve_output: list[str]) -> None:
     signature = json.loads(body)["signature"]
     identity = str(signed_parameters(signature).get("sourceContext", ""))
     assert identity.endswith(":dev-user")
+
+
+def _printed(lines: list[str], label: str) -> str:
+    """The URL printed after `label` ("gateway", "emulator") or, for "bearer token", the token below it."""
+    at = next(i for i, line in enumerate(lines) if line.startswith(label))
+    return lines[at + 1].strip() if label == "bearer token" else lines[at].split()[1]
+
+
+@pytest.mark.parametrize("serve_output", [({}, ("--pull",))], ids=["pull"], indirect=True)
+def test_with_pull_the_printed_upload_is_recorded_by_events_pull(serve_output: list[str], tmp_path: Path) -> None:
+    # The events go to VOD's queue; the stack runs events_pull on its timer, as a deployment would.
+    upload = run_command(
+        "vod-upload",
+        str(sample_video(tmp_path / "v.mp4", size=100_000)),
+        "--gateway",
+        _printed(serve_output, "gateway"),
+        "--vod-endpoint",
+        _printed(serve_output, "emulator"),
+        "--wait",
+        "--wait-timeout",
+        "60",
+        "--json",
+        base={**user_env(), "VOD_UPLOAD_TOKEN": _printed(serve_output, "bearer token")},
+        cwd=tmp_path,
+    )
+    assert upload.returncode == 0, upload.stderr
+    settled = json.loads(upload.stdout.splitlines()[-1])  # after the upload's own line: its record, as recorded
+    assert (settled["status"], settled["upload"]["status"]) == ("settled", "uploaded")
 
 
 @pytest.mark.parametrize(

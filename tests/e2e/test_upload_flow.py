@@ -114,6 +114,34 @@ def test_the_deployed_pull_function_drains_within_its_time_limit(
     assert stack.record(committed["fileId"]).user_id == "dave"
 
 
+def test_the_pull_function_signs_with_the_execution_roles_current_keys(
+    pull_stack: tuple[VodStack, OffsetClock], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a warm container whose execution role's temporary keys, read at its cold start, have expired
+    stack, _ = pull_stack
+    committed = stack.upload(sample_video(tmp_path / "r.mp4", size=100_000), user="erin")
+    account = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY")
+    cold = {name: value for name, value in os.environ.items() if name not in account}
+    expired = {
+        "TENCENTCLOUD_SECRETID": "AKIDexpired",
+        "TENCENTCLOUD_SECRETKEY": "gone",
+        "TENCENTCLOUD_SESSIONTOKEN": "t0",
+    }
+    handler = load_function("events_pull", {**cold, **expired, "VOD_PULL_RESERVE_SECONDS": "11"})
+    # WHEN SCF has put the role's renewed keys into the environment
+    renewed = {
+        "TENCENTCLOUD_SECRETID": stack.settings["TENCENTCLOUD_SECRET_ID"],
+        "TENCENTCLOUD_SECRETKEY": stack.settings["TENCENTCLOUD_SECRET_KEY"],
+        "TENCENTCLOUD_SESSIONTOKEN": "t1",
+    }
+    for name, value in renewed.items():
+        monkeypatch.setenv(name, value)
+    report = handler({"Type": "Timer", "TriggerName": "vod_events_pull"}, {"time_limit_in_ms": 12_000})
+    # THEN it pulls with those, not the ones it started with
+    assert (report["recorded"], report["confirmed"]) == (1, 1), report
+    assert stack.record(committed["fileId"]).user_id == "erin"
+
+
 def test_the_kits_stack_uses_its_own_settings_not_the_shells(
     monkeypatch: pytest.MonkeyPatch, start_vod_stack: Callable[..., VodStack], tmp_path: Path
 ) -> None:

@@ -90,7 +90,7 @@ def test_signature_over_http(gateway: str, leak_guard: LeakGuard) -> None:
         ),
         (
             "POST",
-            {"headers": {"Authorization": f"Bearer {_token()}"}, "json": {"a": "x" * 10_000}},
+            {"headers": {"Authorization": f"Bearer {_token()}"}, "json": {"a": "x" * 20_000}},
             413,
             "payload_too_large",
         ),

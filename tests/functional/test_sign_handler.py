@@ -18,6 +18,7 @@ from shared import source_context
 from shared.config import load_sign_settings
 from shared.http.serve import serve
 from shared.sign_service import make_sign_endpoint
+from shared.vod_limits import MAX_SESSION_CONTEXT
 from tests.conftest import GATEWAY_SECRET, JWT_SECRET, KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard, Output
 from tests.scf import SHAPES, header, response_json
 from vodemu import signature as vod_signature
@@ -120,6 +121,9 @@ def test_success_puts_the_authenticated_user_into_source_context(call: Callable[
     assert header(result, "Cache-Control") == "no-store"
 
 
+LONGEST_ESCAPED = json.dumps({"sessionContext": "\N{GRINNING FACE}" * MAX_SESSION_CONTEXT})
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize(
     ("body", "extra"),
@@ -128,6 +132,9 @@ def test_success_puts_the_authenticated_user_into_source_context(call: Callable[
         ("", {}),
         ("{}", {}),
         (base64.b64encode(b'{"classId": 0}').decode(), {"base64": True}),
+        # The longest sessionContext, as JSON clients write it by default (12 ASCII bytes an emoji), plain and base64
+        (LONGEST_ESCAPED, {}),
+        (base64.b64encode(LONGEST_ESCAPED.encode()).decode(), {"base64": True}),
     ],
 )
 def test_an_empty_or_encoded_body_is_fine(
@@ -312,7 +319,7 @@ def test_choices_within_the_allow_lists_are_honoured(
         ({"body": '{"classId": 1e999}'}, 400, "invalid_json"),
         ({"body": '{"sessionContext": "a\\u0000b"}'}, 400, "invalid_field"),
         ({"body": '{"sessionContext": "\\ud800"}'}, 400, "invalid_field"),
-        ({"body": '{"a": "' + "x" * 9000 + '"}'}, 413, "payload_too_large"),
+        ({"body": '{"a": "' + "x" * 17_000 + '"}'}, 413, "payload_too_large"),
         ({"method": "GET"}, 405, "method_not_allowed"),
         ({"method": "PUT"}, 405, "method_not_allowed"),
     ],

@@ -99,6 +99,32 @@ def test_other_requests(page_function: Handler, path: str, headers: dict[str, st
     assert answer_headers.get("Location", check) == check and check in (answer_headers.get("Location") or body.decode())
 
 
+@pytest.mark.parametrize(
+    ("accept", "gzipped"),
+    [
+        ("gzip", True),
+        ("GZIP;Q=0.5, identity", True),
+        ("x-gzip", True),
+        ("*", True),
+        ("br, *;q=0.1", True),
+        ("", False),
+        ("identity", False),
+        ("gzip;q=0, identity", False),  # RFC 9110: a weight of 0 refuses the coding
+        ("gzip;q=0.000", False),
+        ("*;q=1, gzip;q=0", False),  # the coding named outranks *
+        ("gzip;q=oops", False),  # an unreadable weight: the plain bytes are always safe
+        ("gzip;q=nan", False),
+        ("gzipped", False),
+    ],
+)
+def test_gzip_is_sent_only_to_a_client_that_takes_it(page_function: Handler, accept: str, gzipped: bool) -> None:
+    name = re.findall(r'src="assets/(upload\.[^"]+)"', _page(page_function))[0]
+    for path in ("/", f"/assets/{name}"):
+        status, headers, body = _get(page_function, path, **{"Accept-Encoding": accept})
+        assert (status, headers.get("Content-Encoding")) == (200, "gzip" if gzipped else None)
+        assert (body[:2] == b"\x1f\x8b") == gzipped
+
+
 def test_an_asset_asked_again_is_not_modified(page_function: Handler) -> None:
     name = re.findall(r'src="assets/(upload\.[^"]+)"', _page(page_function))[0]
     for encoding, etag in (("gzip", f'"{name}.gz"'), ("identity", f'"{name}"')):

@@ -13,10 +13,11 @@ import pytest
 
 from shared import store as store_package
 from shared.events import DELIVERY_FIELDS, stored_form
-from shared.hooks import CommittedEvent
+from shared.hooks import CommittedEvent, rerun_hook
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
 from shared.store.base import SCHEMA_VERSION
+from tests.callback import hook_target
 from tests.conftest import KEYS
 from tests.scf import load_event
 
@@ -318,29 +319,53 @@ def test_hook_failure_is_recorded_and_never_loses_the_event(store: EventStore, m
     assert len(hook.calls) == 1  # not re-run for the duplicate
 
 
-class Killed(BaseException):
-    """What the hook sees when SCF ends the invocation (timeout): nothing after it runs."""
-
-
-def _killed(committed: CommittedEvent) -> None:
-    raise Killed
-
-
 @pytest.mark.parametrize(
     ("hook", "status"),
     [
         (None, None),  # no hook configured: nothing is owed
         (Hook(), "done"),
         (Hook(fail=True), "failed"),
-        (_killed, "pending"),  # cut short: stays visible as owed
+        (hook_target.killed, "pending"),  # cut short: stays visible as owed
     ],
 )
 def test_hook_status_is_recorded(store: EventStore, hook: Any, status: str | None) -> None:
     payload = load_event("vod_new_file_upload")
-    with contextlib.suppress(Killed):
+    with contextlib.suppress(hook_target.Killed):
         ingest_event(store, payload, received_at=1.0, **({"after_commit": hook} if hook else {}), keys=KEYS)
     event = store.event(stored_form(payload).key)
     assert event is not None and event.hook_status == status
+
+
+def test_a_hook_that_did_not_finish_can_be_run_again(store: EventStore) -> None:
+    # GIVEN a hook done, one failed, one cut short long ago and one cut short just now (maybe still running)
+    keys = {}
+    deliveries: list[tuple[str, Callable[..., None], float]] = [
+        ("vod_transcode_complete", Hook(), 1.0),
+        ("vod_new_file_upload", Hook(fail=True), 2.0),
+        ("vod_procedure_finish", hook_target.killed, 3.0),
+        ("vod_file_deleted", hook_target.killed, 100.0),
+    ]
+    for name, hook, at in deliveries:
+        with contextlib.suppress(hook_target.Killed):
+            ingest(store, name, received_at=at, hook=hook)
+        keys[name] = stored_form(load_event(name)).key
+    # WHEN the unfinished ones of before 50.0 are listed and run again
+    unfinished = store.unfinished_hooks(received_before=50.0)
+    assert [(e.dedupe_key, e.hook_status) for e in unfinished] == [
+        (keys["vod_new_file_upload"], "failed"),
+        (keys["vod_procedure_finish"], "pending"),
+    ]
+    again = Hook()
+    assert [rerun_hook(again, store, event) for event in unfinished] == [None, None]
+    # THEN the hook saw each with its file's record as it is now, and each is done
+    assert [(c.dedupe_key, c.event.event_type, c.upload == store.upload(FILE_ID)) for c in again.calls] == [
+        (keys["vod_new_file_upload"], "NewFileUpload", True),
+        (keys["vod_procedure_finish"], "ProcedureStateChanged", True),
+    ]
+    assert store.unfinished_hooks(received_before=50.0) == []
+    done = store.event(keys["vod_new_file_upload"])
+    assert done is not None and (done.hook_status, done.hook_failures) == ("done", 1)  # the failure stays counted
+    assert [e.dedupe_key for e in store.unfinished_hooks(received_before=101.0)] == [keys["vod_file_deleted"]]
 
 
 def test_hook_sees_the_committed_record(store: EventStore) -> None:

@@ -74,6 +74,45 @@ def test_a_forged_upload_for_an_existing_file_never_names_the_forger(store: Even
     ]
 
 
+UNCONFIRMED = Attribution("unconfirmed")  # what VOD_CALLBACK_CONFIRM=fetch records when VOD does not list the file
+
+
+@pytest.mark.parametrize("deleted", [False, True], ids=["listed", "deleted"])
+@pytest.mark.parametrize("forged_first", [False, True], ids=["genuine-first", "forged-first"])
+def test_an_upload_vod_did_not_list_changes_no_file_it_meets(
+    store: EventStore, forged_first: bool, deleted: bool
+) -> None:
+    # GIVEN Alice's upload as VOD vouched for it, and a validly signed body for the same FileId that VOD did not
+    # list when asked (forged before the FileId was issued, or after the file was deleted), naming Mallory
+    genuine = (upload_by("alice"), Vouched(upload_by("alice"), Attribution("sealed", "alice", "req-alice", True)))
+    forged = upload_by("mallory", Name="mine now", MediaUrl="http://evil.example/x.mp4")
+    deliveries: list[tuple[dict[str, Any], Vouched | None]] = [genuine, (forged, Vouched(forged, UNCONFIRMED))]
+    if deleted:
+        deliveries.append((vod_event("FileDeleted", FileIdSet=[FILE]), None))
+    # WHEN they arrive in either order
+    for payload, vouched in deliveries[::-1] if forged_first else deliveries:
+        ingest_event(store, payload, received_at=1.0, keys=KEYS, vouched=vouched)
+    # THEN the record is Alice's, as VOD has it: the forged body's user, name and URL count for nothing
+    record = store.upload(FILE)
+    assert record is not None and store.event_count() == len(deliveries)
+    assert (record.user_id, record.attribution, record.confirmed, record.conflicts) == ("alice", "sealed", True, ())
+    assert (record.name, record.media_url) == (
+        genuine[0]["FileUploadEvent"]["MediaBasicInfo"]["Name"],
+        record.media_url,
+    )
+    assert record.media_url != "http://evil.example/x.mp4"
+    assert record.status == ("deleted" if deleted else "uploaded")
+
+
+def test_uploads_vod_did_not_list_alone_name_nobody(store: EventStore) -> None:
+    for user in ("alice", "mallory"):  # bodies that disagree: still no conflict, as none of them is VOD's word
+        ingest_event(store, upload_by(user), received_at=1.0, keys=KEYS, vouched=Vouched(upload_by(user), UNCONFIRMED))
+    record = store.upload(FILE)
+    assert record is not None
+    assert (record.user_id, record.attribution, record.confirmed, record.conflicts) == (None, "unconfirmed", False, ())
+    assert record.status == "uploaded"
+
+
 def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Output) -> None:
     seen: list[CommittedEvent] = []
     ingest_event(store, upload_by("alice"), received_at=1.0, keys=KEYS, after_commit=seen.append)
