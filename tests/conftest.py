@@ -16,7 +16,7 @@ import pytest
 
 from shared import logs
 from vodlocal.localstack import LOOPBACK_HOSTS, PROXY_VARIABLES
-from vodtesting.stack import VodStack
+from vodtesting.stack import VodStack, start_stack_with
 
 # Test-only values (not credentials of any account).
 SECRET_ID = "AKIDtest0000000000000000000000000000"
@@ -109,13 +109,15 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def start_vod_stack(tmp_path: Path, leak_guard: LeakGuard) -> Iterator[Callable[..., VodStack]]:
+def start_vod_stack(
+    tmp_path: Path, leak_guard: LeakGuard, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., VodStack]]:
     """Factory: `start_vod_stack(pull=…, clock=…, …)` → a running VodStack (the testing kit's local stack),
     stopped after the test, every signature and temporary key it handled checked by the leak guard."""
     started: list[VodStack] = []
 
     def start(**options: Any) -> VodStack:
-        started.append(VodStack(tmp_path / f"vod-stack-{len(started)}", **options))
+        started.append(start_stack_with(monkeypatch, tmp_path / f"vod-stack-{len(started)}", **options))
         return started[-1]
 
     yield start

@@ -15,10 +15,12 @@ Exit status: 0 ok,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -132,21 +134,29 @@ def _hook_from_settings() -> AfterCommit:
         raise Failure(str(exc), 2) from None
 
 
+def _unfinished(store: EventStore, received_before: float) -> Iterator[EventSummary]:
+    page = store.unfinished_hooks(received_before)
+    while page:
+        yield from page
+        page = store.unfinished_hooks(received_before, after=page[-1])
+
+
 def hooks(store: EventStore, args: argparse.Namespace) -> None:
     hook = _hook_from_settings() if args.rerun else None
-    unfinished = store.unfinished_hooks(time.time() - args.older_than)
     failures = 0
     shown: list[tuple[EventSummary, str | None]] = []  # with what running it again did
-    for event in unfinished:
-        outcome = None
-        if hook is not None:
-            try:
-                error = rerun_hook(hook, store, event)
-            except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
-                error = f"not run: the stored event cannot be read ({exc.message})"
-            outcome = "done" if error is None else f"failed again: {error}"
-            failures += error is not None
-        shown.append((event, outcome))
+    # The functions' log lines (a hook that fails again) and a hook's own prints go to stderr: stdout is the list.
+    with contextlib.redirect_stdout(sys.stderr):
+        for event in _unfinished(store, time.time() - args.older_than):
+            outcome = None
+            if hook is not None:
+                try:
+                    error = rerun_hook(hook, store, event)
+                except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
+                    error = f"not run: the stored event cannot be read ({exc.message})"
+                outcome = "done" if error is None else f"failed again: {error}"
+                failures += error is not None
+            shown.append((event, outcome))
     if args.json:
         rows = [{**plain(event), "rerun": outcome} for event, outcome in shown]
         print(json.dumps({"hooks": rows}, indent=2, ensure_ascii=False))

@@ -78,7 +78,16 @@ def loopback_only(environ: MutableMapping[str, str]) -> None:
 CALLERS_SETTINGS = frozenset({"CORS_ALLOW_ORIGINS"})
 
 # Keys and auth the stack does not set, dropped with `override` (an AUTH_JWT_AUDIENCE would refuse its tokens).
-_SHELL_ONLY = frozenset({"VOD_CONTEXT_KEY_PREVIOUS", "VOD_SECRET_ID", "VOD_SECRET_KEY", "TENCENTCLOUD_SESSIONTOKEN"})
+# VOD_CALLBACK_INSECURE: its events are signed with its own SignKey, which that setting would contradict.
+_SHELL_ONLY = frozenset(
+    {
+        "VOD_CONTEXT_KEY_PREVIOUS",
+        "VOD_SECRET_ID",
+        "VOD_SECRET_KEY",
+        "TENCENTCLOUD_SESSIONTOKEN",
+        "VOD_CALLBACK_INSECURE",
+    }
+)
 # How tokens are checked: the user's choice of these replaces the dev pair whole (a user's public key beside
 # the dev secret is two keys, which the functions refuse).
 _TOKEN_CHECK = ("AUTH_MODE", "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY")
@@ -236,11 +245,16 @@ def start_stack(
     its keys and database replace any the shell has (a stack that must not touch the user's)."""
     settings = dev_settings(state_dir)
     env = apply_settings(settings, override=frozenset(settings) - CALLERS_SETTINGS if own_settings else frozenset())
-    from shared.config import load_callback_settings, load_sign_settings, load_uploads_settings
+    from shared.config import load_callback_settings, load_pull_settings, load_sign_settings, load_uploads_settings
+    from shared.hooks import load_hook
     from shared.store import open_store
 
+    # A ConfigError now, naming the setting, rather than a ready stack that answers 500 (or drops every event).
     for load in (load_sign_settings, load_callback_settings, load_uploads_settings):
-        load(env)  # a ConfigError now, naming the setting, rather than a ready stack that answers 500
+        load(env)
+    if pull:
+        load_pull_settings(env)
+    load_hook(env.get("AFTER_COMMIT_HOOK", "").strip() or None)
 
     store = open_store(env["DATABASE_URL"])
     store.schema_version()  # created now: the uploads function only reads, and may be asked first

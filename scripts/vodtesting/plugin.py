@@ -26,11 +26,12 @@ def vod_function() -> Callable[..., Handler]:
 
 
 @pytest.fixture
-def vod_stack(tmp_path: Path) -> Iterator[VodStack]:
-    """The local gateway (the functions) and the VOD emulator on free loopback ports, for this test."""
-    from vodtesting.stack import VodStack
+def vod_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VodStack]:
+    """The local gateway (the functions) and the VOD emulator on free loopback ports, for this test; the
+    settings it puts into os.environ are undone with the test's own monkeypatch changes."""
+    from vodtesting.stack import start_stack_with
 
-    stack = VodStack(tmp_path / "vod-stack")
+    stack = start_stack_with(monkeypatch, tmp_path / "vod-stack")
     try:
         yield stack
     finally:

@@ -8,7 +8,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import requests
@@ -16,6 +16,9 @@ from qcloud_cos import CosConfig, CosS3Client
 
 from shared.store import EventStore, UploadRecord, open_store
 from vodlocal import localstack
+
+if TYPE_CHECKING:
+    import pytest
 
 
 def sample_video(path: Path, size: int = 3 * 1024 * 1024 + 123) -> Path:
@@ -135,3 +138,20 @@ class VodStack:
     def _restore_environ(self) -> None:
         os.environ.clear()
         os.environ.update(self._saved_environ)
+
+
+def start_stack_with(monkeypatch: pytest.MonkeyPatch, state_dir: Path, **options: Any) -> VodStack:
+    """A VodStack whose changes to os.environ are made through the test's `monkeypatch`, so that they and the
+    test's own are undone together, last first. (Else a `monkeypatch.setenv` made while the stack runs, undone
+    after the stack stopped and restored the environment, would put the stack's value back for later tests.)"""
+    before = dict(os.environ)
+    stack = VodStack(state_dir, **options)
+    after = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(before)
+    for name, value in after.items():
+        if before.get(name) != value:
+            monkeypatch.setenv(name, value)
+    for name in before.keys() - after.keys():
+        monkeypatch.delenv(name)
+    return stack

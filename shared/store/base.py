@@ -33,8 +33,8 @@ from shared.store.projection import (
     add,
     fold,
     new_file_state,
-    ranks_current,
     results_from_plain,
+    state_current,
     task_id_for,
     task_record,
     upload_record,
@@ -448,7 +448,7 @@ class EventStore(ABC):
             state = json.loads(saved)
             if task_id is not None and saved_task is not None:
                 tasks[task_id] = json.loads(saved_task)
-            if not ranks_current(state, *tasks.values()):
+            if not state_current(state, *tasks.values()):
                 return self._rebuild(cursor, file_id)
         add(file_id, state, item, None if task_id is None else tasks[task_id])
         return self._write(cursor, file_id, state, tasks)
@@ -614,17 +614,22 @@ class EventStore(ABC):
 
         return self._run(read, write=False)
 
-    def unfinished_hooks(self, received_before: float, limit: int = 1000) -> list[EventSummary]:
+    def unfinished_hooks(
+        self, received_before: float, after: EventSummary | None = None, limit: int = 500
+    ) -> list[EventSummary]:
         """Events whose hook failed, or is still pending though they arrived before `received_before` (cut short,
-        or its commit's answer lost: VOD's retry is a duplicate), oldest first."""
+        or its commit's answer lost: VOD's retry is a duplicate), oldest first; a page of them, from `after`."""
 
         def read(cursor: Cursor) -> list[EventSummary]:
+            at, key = (-1.0, "") if after is None else (after.received_at, after.dedupe_key)
             cursor.execute(
                 self._sql(
-                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE hook_status = 'failed' "  # noqa: S608
-                    "OR (hook_status = 'pending' AND received_at < ?) ORDER BY received_at, dedupe_key LIMIT ?"
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE (hook_status = 'failed' "  # noqa: S608
+                    "OR (hook_status = 'pending' AND received_at < ?)) "
+                    "AND (received_at > ? OR (received_at = ? AND dedupe_key > ?)) "
+                    "ORDER BY received_at, dedupe_key LIMIT ?"
                 ),
-                (received_before, limit),
+                (received_before, at, at, key, limit),
             )
             return [_event_from_row(row) for row in cursor.fetchall()]
 

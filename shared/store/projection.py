@@ -134,8 +134,10 @@ Winner = list[Any]
 
 
 class FileState(TypedDict):
+    form: int  # _STATE_FORM: a state of another form (an older build's) is rebuilt from the file's events
     seen: list[float]  # [first received_at, last received_at]; empty before any event
-    upload: dict[str, Winner]  # upload field -> [rank, value]: the upload event ranked highest (see _add_upload)
+    upload: dict[str, Winner]  # upload field -> [dedupe key, value]: the upload event with the largest key
+    unlisted: dict[str, Winner]  # the same, of the uploads VOD did not list: used only while there is no other
     uploaded: bool
     identity: dict[str, list[str | None]]  # identity fact -> every value the (not unconfirmed) upload events gave
     first: Winner | None  # [rank, attribution]: the upload event ranked lowest (its dedupe key, see _add_upload)
@@ -169,8 +171,10 @@ _TASK_FIELDS = ("status", "err_code", "message", "session_context", "session_id"
 
 def new_file_state() -> FileState:
     return {
+        "form": _STATE_FORM,
         "seen": [],
         "upload": {},
+        "unlisted": {},
         "uploaded": False,
         "identity": {},
         "first": None,
@@ -225,11 +229,12 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
     key = item.dedupe_key
     attribution = item.attribution or Attribution("no_key")
     # An upload VOD did not list when asked (VOD_CALLBACK_CONFIRM=fetch) is only its body's word, which anyone
-    # who saw one delivery's Sign can forge: it adds no identity facts and ranks below every other upload event
-    # (the keys are hex: "-" sorts before them, "~" after), so it neither names nor conflicts a file it meets.
+    # who saw one delivery's Sign can forge: its fields are kept apart, it adds no identity facts and it is the
+    # first only when no other upload is ("~" sorts after the hex keys), so it neither names, fills in nor
+    # conflicts a file VOD did tell about.
     unconfirmed = attribution.why == "unconfirmed"
     for name in _UPLOAD_FIELDS:
-        _keep(state["upload"], name, "-" + key if unconfirmed else key, getattr(event, name))
+        _keep(state["unlisted" if unconfirmed else "upload"], name, key, getattr(event, name))
     state["uploaded"] = True
     facts = {"user_id": attribution.user_id, "source_context": event.source_context, "media_url": event.media_url}
     for name, value in () if unconfirmed else facts.items():
@@ -243,14 +248,15 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
     state["confirmed"] = state["confirmed"] and (attribution.confirmed or unconfirmed)
 
 
+_STATE_FORM = 2  # 2: uploads VOD did not list kept apart (before: counted as any other, no form marker)
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
 
 
-def ranks_current(state: FileState, *tasks: TaskState) -> bool:
-    """Whether the task ranks in these states are this build's: an older build (still running during a rolling
-    deploy, say) writes its own into them, which would not compare with ours; such states are rebuilt."""
+def state_current(state: FileState, *tasks: TaskState) -> bool:
+    """Whether these states are of this build's form, task ranks included: an older build's (written before an
+    upgrade, or by one still running during a rolling deploy) would not compare with ours; they are rebuilt."""
     winners = [*state["from_tasks"].values(), *(w for task in tasks for w in task.values())]
-    return all(len(rank) == _TASK_RANK_LENGTH for rank, _ in winners)
+    return state.get("form") == _STATE_FORM and all(len(rank) == _TASK_RANK_LENGTH for rank, _ in winners)
 
 
 def _add_task_event(state: FileState, task: TaskState, key: str, event: ProcedureStateChanged) -> None:
@@ -307,7 +313,8 @@ def task_record(file_id: str, task_id: str, task: TaskState) -> TaskRecord:
 
 
 def upload_record(file_id: str, state: FileState) -> UploadRecord:
-    values = {name: _value(state["upload"], name) for name in _UPLOAD_FIELDS}
+    uploads = state["upload"] if state["identity"] else state["unlisted"]  # identity: facts of the listed ones
+    values = {name: _value(uploads, name) for name in _UPLOAD_FIELDS}
     for name, _ in _FROM_TASKS:  # name, URL and metadata from the task flow, where no upload event gave them
         if not values[name]:
             values[name] = _value(state["from_tasks"], name, values[name])

@@ -188,7 +188,8 @@ def test_hooks_rerun_runs_each_once_more_and_records_it(
     env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": hook, "HOOK_TARGET_FILE": str(calls), "PYTHONPATH": str(ROOT)}
     rerun = run_command("vod-uploads", "hooks", "--rerun", env=env, cwd=ROOT)
     assert rerun.returncode == status, rerun.stderr
-    assert outcome in rerun.stdout + rerun.stderr and "Traceback" not in rerun.stderr
+    assert outcome in rerun.stdout + rerun.stderr
+    assert not any(line.startswith("Traceback") for line in rerun.stderr.splitlines())  # (a log line may quote one)
     if status == 0:  # the hook saw each event with its record as it is now
         assert calls.read_text().splitlines() == [
             f"{keys['failed']} NewFileUpload failed",
@@ -198,3 +199,26 @@ def test_hooks_rerun_runs_each_once_more_and_records_it(
     assert [r["dedupe_key"] for r in rows] == [keys[name] for name in left]
     failures = [r["hook_failures"] for r in rows]
     assert failures == ([2, 1] if hook.endswith(":fail") else [1, 0][: len(left)])
+
+
+def test_hooks_lists_every_page_and_its_json_holds_only_the_list(tmp_path: Path) -> None:
+    # GIVEN more failed hooks than one page of the store's holds
+    url = f"sqlite:///{tmp_path}/many.sqlite3"
+    store = open_store(url)
+    for n in range(501):
+        ingest_event(
+            store,
+            vod_event("FileDeleted", FileId=f"f{n}"),
+            received_at=1.0 + n,
+            keys=KEYS,
+            after_commit=hook_target.fail,
+        )
+    store.close()
+    # WHEN they are run again, failing again, with --json
+    env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": "tests.callback.hook_target:fail", "PYTHONPATH": str(ROOT)}
+    rerun = run_command("vod-uploads", "hooks", "--rerun", "--json", env=env, cwd=ROOT)
+    # THEN every one was run, stdout is the JSON list alone (the log lines of the failures went to stderr)
+    assert rerun.returncode == 1 and "501 of 501 hook(s) failed again" in rerun.stderr
+    rows = json.loads(rerun.stdout)["hooks"]
+    assert len(rows) == 501 and {r["rerun"] for r in rows} == {"failed again: ConnectionError: the app's queue is down"}
+    assert '"event": "hook.failed"' in rerun.stderr

@@ -201,13 +201,24 @@ def test_a_state_directory_that_cannot_be_used_is_a_usage_error(tmp_path: Path) 
     assert proc.returncode == 2 and "cannot start with --state-dir" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_exported_settings_the_functions_would_refuse_are_named(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("env", "options", "named"),
+    [
+        ({"VOD_SIGNATURE_TTL": "ten", "AUTH_JWT_ALGORITHMS": "none"}, (), ("VOD_SIGNATURE_TTL", "AUTH_JWT_ALGORITHMS")),
+        ({"AFTER_COMMIT_HOOK": "myapp.nothere:run"}, (), ("AFTER_COMMIT_HOOK",)),  # else every event is a 500
+        ({"VOD_PULL_RESERVE_SECONDS": "5"}, ("--pull",), ("VOD_PULL_RESERVE_SECONDS",)),  # events_pull's own
+    ],
+    ids=["sign", "hook", "pull"],
+)
+def test_exported_settings_the_functions_would_refuse_are_named(
+    tmp_path: Path, env: dict[str, str], options: tuple[str, ...], named: tuple[str, ...]
+) -> None:
     # GIVEN a shell that exports a setting no function accepts (or keys that can't go together)
-    env = {"VOD_SIGNATURE_TTL": "ten", "AUTH_JWT_ALGORITHMS": "none"}
-    proc = run_command("vod-serve", *_serve_args(tmp_path / "state"), base=user_env(), env=env, cwd=tmp_path)
+    args = [*_serve_args(tmp_path / "state"), *options]
+    proc = run_command("vod-serve", *args, base=user_env(), env=env, cwd=tmp_path)
     # THEN vod-serve names them and does not start, rather than printing a ready stack that answers 500
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert "VOD_SIGNATURE_TTL" in proc.stderr and "AUTH_JWT_ALGORITHMS" in proc.stderr
+    assert all(name in proc.stderr for name in named)
     assert "Ctrl-C to stop" not in proc.stdout
 
 

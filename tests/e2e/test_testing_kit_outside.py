@@ -23,6 +23,8 @@ def on_upload(committed):
 '''
 
 APP_TESTS = """
+import os
+
 from myapp import hooks
 from vodtesting import http_event, sample_video, signed, signed_parameters, vod_event
 
@@ -46,6 +48,26 @@ def test_the_hook_sees_the_user_who_got_the_signature(vod_stack, vod_function, t
 def test_a_client_upload_is_recorded_for_its_user(vod_stack, tmp_path):
     committed = vod_stack.upload(sample_video(tmp_path / "clip.mp4", size=300_000), user="dave")
     assert vod_stack.record(committed["fileId"]).user_id == "dave"
+
+
+def test_the_callback_confirms_by_fetch_and_events_pull_loads(vod_stack, vod_function, tmp_path):
+    committed = vod_stack.upload(sample_video(tmp_path / "e.mp4", size=100_000), user="erin")
+    names = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "VOD_SUB_APP_ID", "VOD_CONTEXT_KEY")
+    env = {**{n: vod_stack.settings[n] for n in names}, "VOD_API_ENDPOINT": vod_stack.emulator_url,
+           "DATABASE_URL": f"sqlite:///{tmp_path}/fetch.sqlite3"}
+    callback = vod_function("callback", env={**env, "VOD_CALLBACK_SIGN_KEY": SIGN_KEY, "VOD_CALLBACK_CONFIRM": "fetch"})
+    event = signed(vod_event("NewFileUpload", FileId=committed["fileId"]), SIGN_KEY)
+    assert callback(http_event("POST", "/vod-events", body=event), {})["statusCode"] == 200
+    assert vod_function("events_pull", env=env) is not None
+
+
+def test_the_app_changes_its_environment_while_the_stack_runs(monkeypatch, vod_stack):
+    monkeypatch.setenv("DATABASE_URL", "sqlite:///app.sqlite3")
+    monkeypatch.delenv("AUTH_JWT_SECRET")
+
+
+def test_then_neither_the_apps_changes_nor_the_stacks_are_left():
+    assert {"DATABASE_URL", "AUTH_JWT_SECRET", "VOD_API_ENDPOINT"}.isdisjoint(os.environ)
 """
 
 
@@ -79,7 +101,7 @@ def test_an_app_outside_the_repository_tests_its_hook_and_client(tmp_path: Path)
     # WHEN the app's tests run with the venv's pytest
     env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path), "NO_PROXY": LOOPBACK_HOSTS}
     run = _run(venv, ["-m", "pytest", "-q", "-p", "no:cacheprovider"], env=env, timeout=600, cwd=app)
-    # THEN both pass, on the kit found through its pytest11 entry point, away from this repository
+    # THEN they pass, on the kit found through its pytest11 entry point, away from this repository
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "2 passed" in run.stdout
+    assert "5 passed" in run.stdout
     assert str(Path(__file__).resolve().parents[2]) not in run.stdout + run.stderr

@@ -149,6 +149,7 @@ def test_the_kits_stack_uses_its_own_settings_not_the_shells(
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/apps-own.sqlite3")
     monkeypatch.setenv("AUTH_JWT_SECRET", "the-apps-own-secret-0123456789abcdef")
     monkeypatch.setenv("AUTH_JWT_AUDIENCE", "the-apps-own-api")  # a setting the stack itself leaves unset
+    monkeypatch.setenv("VOD_CALLBACK_INSECURE", "true")  # the app's local setting: the stack signs its events
     stack = start_vod_stack()
     committed = stack.upload(sample_video(tmp_path / "own.mp4", size=100_000), user="ann")
     assert stack.record(committed["fileId"]).user_id == "ann"

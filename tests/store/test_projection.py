@@ -313,6 +313,33 @@ def test_states_with_ranks_of_an_older_build_are_rebuilt(new_url: Callable[[], s
         expected.close()
 
 
+def test_states_that_counted_an_upload_vod_did_not_list_are_rebuilt(new_url: Callable[[], str]) -> None:
+    # GIVEN a file's state as the build before the form marker wrote it: a forged upload VOD did not list, counted
+    # among the file's identity facts like any other
+    expected_url, url = new_url(), new_url()
+    expected, store = open_store(expected_url), open_store(url)
+    forged = (vod_event("NewFileUpload", FileId=FILE, Name=UNLISTED, SourceContext="mallory"), 1.0)
+    genuine = (vod_event("NewFileUpload", FileId=FILE, SourceContext=seal("alice", "r", CONTEXT_KEY)), 2.0)
+    try:
+        _deliver(expected, [forged, genuine])
+        _deliver(store, [forged])
+        older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+        del older["form"]
+        older["upload"] = older.pop("unlisted")
+        info = _upload_info(forged[0])
+        older["identity"] = {"user_id": [None], "source_context": ["mallory"], "media_url": [info["MediaUrl"]]}
+        _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
+        # WHEN VOD's own upload event arrives THEN the record is rebuilt: Alice's, as if both came to this build
+        rebuilt = _count_rebuilds(store)
+        _deliver(store, [genuine])
+        assert (rebuilt, _reports(store)) == ([FILE], _reports(expected))
+        record = store.upload(FILE)
+        assert record is not None and (record.user_id, record.conflicts) == ("alice", ())
+    finally:
+        store.close()
+        expected.close()
+
+
 def _older_build_case(seed: int) -> tuple[list[Delivery], list[Delivery], list[Delivery]]:
     """A random scenario, then a task event an older build delivers, then an upload event for this one."""
     return _scenario(seed), [(_task(random.Random(seed)), 1002.0)], [(_upload(random.Random(seed)), 1003.0)]

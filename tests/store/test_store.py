@@ -355,6 +355,13 @@ def test_a_hook_that_did_not_finish_can_be_run_again(store: EventStore) -> None:
         (keys["vod_new_file_upload"], "failed"),
         (keys["vod_procedure_finish"], "pending"),
     ]
+    pages = [store.unfinished_hooks(received_before=101.0, limit=1)]  # a page at a time, from the last one's end
+    while pages[-1]:
+        pages.append(store.unfinished_hooks(received_before=101.0, after=pages[-1][-1], limit=1))
+    assert [page[0].dedupe_key for page in pages[:-1]] == [
+        *(e.dedupe_key for e in unfinished),
+        keys["vod_file_deleted"],
+    ]
     again = Hook()
     assert [rerun_hook(again, store, event) for event in unfinished] == [None, None]
     # THEN the hook saw each with its file's record as it is now, and each is done

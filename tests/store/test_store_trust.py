@@ -85,7 +85,11 @@ def test_an_upload_vod_did_not_list_changes_no_file_it_meets(
     # GIVEN Alice's upload as VOD vouched for it, and a validly signed body for the same FileId that VOD did not
     # list when asked (forged before the FileId was issued, or after the file was deleted), naming Mallory
     genuine = (upload_by("alice"), Vouched(upload_by("alice"), Attribution("sealed", "alice", "req-alice", True)))
-    forged = upload_by("mallory", Name="mine now", MediaUrl="http://evil.example/x.mp4")
+    # ...with a name and URLs of its own, a cover and a task where VOD has none
+    forged = upload_by(
+        "mallory", Name="mine now", MediaUrl="http://evil.example/x.mp4", CoverUrl="http://evil.example/c.jpg"
+    )
+    forged["FileUploadEvent"]["ProcedureTaskId"] = "evil-task"
     deliveries: list[tuple[dict[str, Any], Vouched | None]] = [genuine, (forged, Vouched(forged, UNCONFIRMED))]
     if deleted:
         deliveries.append((vod_event("FileDeleted", FileIdSet=[FILE]), None))
@@ -101,6 +105,7 @@ def test_an_upload_vod_did_not_list_changes_no_file_it_meets(
         record.media_url,
     )
     assert record.media_url != "http://evil.example/x.mp4"
+    assert (record.cover_url, record.procedure_task_id) == (None, None)
     assert record.status == ("deleted" if deleted else "uploaded")
 
 
