@@ -239,6 +239,7 @@ class VodApiSettings(NamedTuple):
     secret_id: str
     secret_key: Secret
     session_token: Secret | None
+    renewed_role: bool  # SCF's execution role, inside SCF: SCF renews its keys in os.environ (shared/vod_sdk.py)
     endpoint: str  # host[:port]
     protocol: str  # "https" (Tencent) or "http" (the local emulator)
     region: str | None
@@ -652,6 +653,7 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
         secret_id=secret_id or "",
         secret_key=secret_key or Secret(""),
         session_token=session_token,
+        renewed_role=session_token is not None and r.in_scf,
         endpoint=host,
         protocol=protocol or "https",
         region=region,

@@ -20,7 +20,8 @@ from shared.config import VodApiSettings
 class ExecutionRoleCredential:
     """An SCF execution role's temporary keys, read from the environment at every request: they expire, and a
     warm container outlives them (Tencent's own SCF client, tencentserverless, reads them at each call too).
-    The ones the settings were loaded with stand in while the environment has none."""
+    The ones the settings were loaded with stand in while the environment has none. Only inside SCF: elsewhere
+    (a test, a laptop) the environment at call time is not the function's."""
 
     _NAMES = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")
 
@@ -42,10 +43,11 @@ def client_arguments(
 ) -> tuple[credential.Credential | ExecutionRoleCredential, str, ClientProfile]:
     """(credential, region, profile): what every SDK client of VOD is built from."""
     cred: credential.Credential | ExecutionRoleCredential
-    if settings.session_token is None:  # the account's own key pair
-        cred = credential.Credential(settings.secret_id, settings.secret_key.reveal())
-    else:  # only an execution role comes with a session token
+    if settings.renewed_role:
         cred = ExecutionRoleCredential(settings)
+    else:  # the account's own key pair, or a role's keys outside SCF
+        token = settings.session_token.reveal() if settings.session_token else None
+        cred = credential.Credential(settings.secret_id, settings.secret_key.reveal(), token)
     http = HttpProfile(protocol=settings.protocol, endpoint=settings.endpoint, reqTimeout=timeout_seconds)
     return cred, settings.region or "", ClientProfile(httpProfile=http)
 

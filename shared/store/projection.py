@@ -136,10 +136,10 @@ Winner = list[Any]
 class FileState(TypedDict):
     form: int  # _STATE_FORM: a state of another form (an older build's) is rebuilt from the file's events
     seen: list[float]  # [first received_at, last received_at]; empty before any event
-    upload: dict[str, Winner]  # upload field -> [dedupe key, value]: the upload event with the largest key
+    listed: dict[str, Winner]  # upload field -> [dedupe key, value]: the upload event with the largest key
     unlisted: dict[str, Winner]  # the same, of the uploads VOD did not list: used only while there is no other
     uploaded: bool
-    identity: dict[str, list[str | None]]  # identity fact -> every value the (not unconfirmed) upload events gave
+    facts: dict[str, list[str | None]]  # identity fact -> every value the (not unconfirmed) upload events gave
     first: Winner | None  # [rank, attribution]: the upload event ranked lowest (its dedupe key, see _add_upload)
     confirmed: bool  # every (not unconfirmed) upload event's identity was read from VOD
     from_tasks: dict[str, Winner]  # name/media_url/metadata -> [task rank, value]: the lowest-ranked task event
@@ -173,10 +173,10 @@ def new_file_state() -> FileState:
     return {
         "form": _STATE_FORM,
         "seen": [],
-        "upload": {},
+        "listed": {},
         "unlisted": {},
         "uploaded": False,
-        "identity": {},
+        "facts": {},
         "first": None,
         "confirmed": True,
         "from_tasks": {},
@@ -234,11 +234,11 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
     # conflicts a file VOD did tell about.
     unconfirmed = attribution.why == "unconfirmed"
     for name in _UPLOAD_FIELDS:
-        _keep(state["unlisted" if unconfirmed else "upload"], name, key, getattr(event, name))
+        _keep(state["unlisted" if unconfirmed else "listed"], name, key, getattr(event, name))
     state["uploaded"] = True
     facts = {"user_id": attribution.user_id, "source_context": event.source_context, "media_url": event.media_url}
     for name, value in () if unconfirmed else facts.items():
-        seen = state["identity"].setdefault(name, [])
+        seen = state["facts"].setdefault(name, [])
         if value not in seen:
             seen.append(value)
             seen.sort(key=lambda v: (v is None, v or ""))
@@ -248,7 +248,10 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
     state["confirmed"] = state["confirmed"] and (attribution.confirmed or unconfirmed)
 
 
-_STATE_FORM = 2  # 2: uploads VOD did not list kept apart (before: counted as any other, no form marker)
+# 2: uploads VOD did not list kept apart (before: counted as any other, no form marker). Its keys were renamed
+# too (upload → listed, identity → facts): an older build that meets a state of this form then fails (and VOD
+# delivers the event again) rather than write into it by its own rules, which this build would take as its own.
+_STATE_FORM = 2
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
 
 
@@ -313,7 +316,7 @@ def task_record(file_id: str, task_id: str, task: TaskState) -> TaskRecord:
 
 
 def upload_record(file_id: str, state: FileState) -> UploadRecord:
-    uploads = state["upload"] if state["identity"] else state["unlisted"]  # identity: facts of the listed ones
+    uploads = state["listed"] if state["facts"] else state["unlisted"]  # facts: those of the listed ones
     values = {name: _value(uploads, name) for name in _UPLOAD_FIELDS}
     for name, _ in _FROM_TASKS:  # name, URL and metadata from the task flow, where no upload event gave them
         if not values[name]:
@@ -337,7 +340,7 @@ def _identity(state: FileState) -> dict[str, Any]:
     """Who and what the file is, from all its upload events at once (so arrival order cannot matter)."""
     if state["first"] is None:
         return {}
-    identity = state["identity"]  # empty when every upload event is unconfirmed
+    identity = state["facts"]  # empty when every upload event is unconfirmed
     conflicts = tuple(Conflict(name, tuple(identity[name])) for name in _IDENTITY if len(identity.get(name, ())) > 1)
     if conflicts:
         return {

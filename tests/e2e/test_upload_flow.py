@@ -16,10 +16,12 @@ import requests
 
 from shared.config import load_vod_api_settings
 from shared.pull_service import drain
+from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import OffsetClock
 from tests.conftest import run_command
 from vodtesting import load_function, sample_video
+from vodtesting.pgserver import PostgresServer
 from vodtesting.stack import VodStack
 
 
@@ -114,32 +116,47 @@ def test_the_deployed_pull_function_drains_within_its_time_limit(
     assert stack.record(committed["fileId"]).user_id == "dave"
 
 
-def test_the_pull_function_signs_with_the_execution_roles_current_keys(
-    pull_stack: tuple[VodStack, OffsetClock], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+ROLE = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("in_scf", [True, False], ids=["in-scf", "elsewhere"])
+def test_the_pull_function_signs_with_the_execution_roles_current_keys_inside_scf(
+    pull_stack: tuple[VodStack, OffsetClock],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_server: PostgresServer,
+    in_scf: bool,
 ) -> None:
-    # GIVEN a warm container whose execution role's temporary keys, read at its cold start, have expired
+    # GIVEN a warm container started with an execution role's keys, which since then SCF renewed in the
+    # environment (so the keys it started with have expired); elsewhere, the environment at call time is not
+    # the function's (a test's, a laptop's), so only the keys it was started with count
     stack, _ = pull_stack
     committed = stack.upload(sample_video(tmp_path / "r.mp4", size=100_000), user="erin")
+    valid = (stack.settings["TENCENTCLOUD_SECRET_ID"], stack.settings["TENCENTCLOUD_SECRET_KEY"], "t1")
+    expired = ("AKIDexpired", "gone", "t0")
+    started, now = (expired, valid) if in_scf else (valid, expired)
     account = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY")
-    cold = {name: value for name, value in os.environ.items() if name not in account}
-    expired = {
-        "TENCENTCLOUD_SECRETID": "AKIDexpired",
-        "TENCENTCLOUD_SECRETKEY": "gone",
-        "TENCENTCLOUD_SESSIONTOKEN": "t0",
-    }
-    handler = load_function("events_pull", {**cold, **expired, "VOD_PULL_RESERVE_SECONDS": "11"})
-    # WHEN SCF has put the role's renewed keys into the environment
-    renewed = {
-        "TENCENTCLOUD_SECRETID": stack.settings["TENCENTCLOUD_SECRET_ID"],
-        "TENCENTCLOUD_SECRETKEY": stack.settings["TENCENTCLOUD_SECRET_KEY"],
-        "TENCENTCLOUD_SESSIONTOKEN": "t1",
-    }
-    for name, value in renewed.items():
+    env = {name: value for name, value in os.environ.items() if name not in account}
+    database = postgres_server.create_database()  # inside SCF only PostgreSQL is taken
+    scf = {"TENCENTCLOUD_RUNENV": "SCF"} if in_scf else {}
+    handler = load_function(
+        "events_pull",
+        {
+            **env,
+            **dict(zip(ROLE, started, strict=True)),
+            **scf,
+            "DATABASE_URL": database,
+            "VOD_PULL_RESERVE_SECONDS": "11",
+        },
+    )
+    for name, value in zip(ROLE, now, strict=True):
         monkeypatch.setenv(name, value)
     report = handler({"Type": "Timer", "TriggerName": "vod_events_pull"}, {"time_limit_in_ms": 12_000})
-    # THEN it pulls with those, not the ones it started with
+    # THEN it pulls with the valid ones
     assert (report["recorded"], report["confirmed"]) == (1, 1), report
-    assert stack.record(committed["fileId"]).user_id == "erin"
+    record = open_store(database).upload(committed["fileId"])
+    assert record is not None and record.user_id == "erin"
 
 
 def test_the_kits_stack_uses_its_own_settings_not_the_shells(

@@ -324,7 +324,8 @@ def test_states_that_counted_an_upload_vod_did_not_list_are_rebuilt(new_url: Cal
         _deliver(expected, [forged, genuine])
         _deliver(store, [forged])
         older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
-        del older["form"]
+        for renamed in ("form", "listed", "facts"):
+            del older[renamed]
         older["upload"] = older.pop("unlisted")
         info = _upload_info(forged[0])
         older["identity"] = {"user_id": [None], "source_context": ["mallory"], "media_url": [info["MediaUrl"]]}
