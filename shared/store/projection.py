@@ -340,8 +340,8 @@ def _identity(state: FileState) -> dict[str, Any]:
     """Who and what the file is, from all its upload events at once (so arrival order cannot matter)."""
     if state["first"] is None:
         return {}
-    identity = state["facts"]  # empty when every upload event is unconfirmed
-    conflicts = tuple(Conflict(name, tuple(identity[name])) for name in _IDENTITY if len(identity.get(name, ())) > 1)
+    facts = state["facts"]  # empty when every upload event is unconfirmed
+    conflicts = tuple(Conflict(name, tuple(facts[name])) for name in _IDENTITY if len(facts.get(name, ())) > 1)
     if conflicts:
         return {
             "user_id": None,
