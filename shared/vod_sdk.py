@@ -7,7 +7,6 @@ PULL function's client (shared/vod_api.py) share it without the callback shippin
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
 from tencentcloud.common import credential
@@ -25,13 +24,12 @@ class ExecutionRoleCredential:
 
     _NAMES = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")
 
-    def __init__(self, settings: VodApiSettings, environ: Mapping[str, str] = os.environ) -> None:
+    def __init__(self, settings: VodApiSettings) -> None:
         token = settings.session_token.reveal() if settings.session_token else ""
         self._loaded = (settings.secret_id, settings.secret_key.reveal(), token)
-        self._environ = environ
 
     def get_credential_info(self) -> tuple[str, str, str]:  # what the SDK asks for before each request
-        secret_id, secret_key, token = (self._environ.get(name) or "" for name in self._NAMES)
+        secret_id, secret_key, token = (os.environ.get(name) or "" for name in self._NAMES)
         return (secret_id, secret_key, token) if secret_id and secret_key and token else self._loaded
 
     def __repr__(self) -> str:

@@ -16,6 +16,7 @@ import pytest
 
 from shared import logs
 from vodlocal.localstack import LOOPBACK_HOSTS, PROXY_VARIABLES
+from vodtesting.pgserver import own_postgres_server, pgbouncer, postgres_server  # noqa: F401 (one for the session)
 from vodtesting.stack import VodStack, start_stack_with
 
 # Test-only values (not credentials of any account).

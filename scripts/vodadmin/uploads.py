@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.config import ConfigError, load_store_settings
+from shared.config import ConfigError, after_commit_hook, load_store_settings
 from shared.errors import MalformedEvent
 from shared.events import plain
 from shared.hooks import AfterCommit, load_hook, rerun_hook
@@ -125,10 +125,10 @@ def open_configured_store(*, write: bool = False) -> EventStore:
 
 
 def _hook_from_settings() -> AfterCommit:
-    spec = (os.environ.get("AFTER_COMMIT_HOOK") or "").strip()
-    if not spec:
-        raise Failure("set AFTER_COMMIT_HOOK to the hook the functions run (package.module:function)", 2)
     try:
+        spec = after_commit_hook()
+        if spec is None:
+            raise Failure("set AFTER_COMMIT_HOOK to the hook the functions run (package.module:function)", 2)
         return load_hook(spec)
     except ConfigError as exc:
         raise Failure(str(exc), 2) from None

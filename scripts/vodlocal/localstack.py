@@ -250,11 +250,9 @@ def start_stack(
     from shared.store import open_store
 
     # A ConfigError now, naming the setting, rather than a ready stack that answers 500 (or drops every event).
-    for load in (load_sign_settings, load_callback_settings, load_uploads_settings):
+    for load in (load_sign_settings, load_uploads_settings, *((load_pull_settings,) if pull else ())):
         load(env)
-    if pull:
-        load_pull_settings(env)
-    load_hook(env.get("AFTER_COMMIT_HOOK", "").strip() or None)
+    load_hook(load_callback_settings(env).after_commit_hook)
 
     store = open_store(env["DATABASE_URL"])
     store.schema_version()  # created now: the uploads function only reads, and may be asked first

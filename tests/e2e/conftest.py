@@ -7,8 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from vodtesting.pgserver import postgres_server  # noqa: F401 (the session's PostgreSQL, for the tests that need one)
-
 
 @pytest.fixture
 def restore_environ() -> Iterator[None]:

@@ -7,6 +7,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -123,6 +124,10 @@ def test_with_pull_the_printed_upload_is_recorded_by_events_pull(serve_output: l
     assert upload.returncode == 0, upload.stderr
     settled = json.loads(upload.stdout.splitlines()[-1])  # after the upload's own line: its record, as recorded
     assert (settled["status"], settled["upload"]["status"]) == ("settled", "uploaded")
+    # ...and it got there through VOD's queue: pulled and confirmed, never pushed
+    with sqlite3.connect(tmp_path / "state" / "vod-emulator" / "vodemu.sqlite3") as emulator_state:
+        deliveries = emulator_state.execute("SELECT delivery, pulled_at IS NOT NULL, confirmed FROM events").fetchall()
+    assert deliveries == [("PULL", 1, 1)]
 
 
 @pytest.mark.parametrize(
@@ -170,7 +175,7 @@ def test_a_bad_port_variable_is_a_usage_error(tmp_path: Path, tool: str, variabl
     ("state", "setting", "said"),
     [
         ("state", {"VOD_SUB_APP_ID": "0"}, "VOD_SUB_APP_ID must be a positive integer"),
-        ("state", {"VOD_APP_ID": "-1"}, "VOD_APP_ID must be a positive integer"),
+        ("state", {"VOD_APP_ID": "0"}, "VOD_APP_ID must be a positive integer"),  # "-1" was refused before
         ("afile", {}, "cannot start:"),  # a state directory that is a file
     ],
     ids=["sub-app-id", "app-id", "state-dir"],

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shared.store import EventStore, open_store
-from vodtesting.pgserver import database_name, own_postgres_server, pgbouncer, postgres_server  # noqa: F401
+from vodtesting.pgserver import database_name
 
 BACKENDS = [
     "sqlite",

@@ -17,7 +17,7 @@ import pytest
 from shared.events import stored_form
 from shared.ingest import Vouched, ingest_event
 from shared.source_context import Attribution, seal
-from shared.store import EventStore, open_store
+from shared.store import EventStore, UploadRecord, open_store
 from tests.conftest import CONTEXT_KEY, KEYS
 from tests.scf import load_event
 from vodtesting import vod_event
@@ -288,6 +288,27 @@ def _older_ranks(state: Any) -> Any:
     return state
 
 
+def _rebuilt_after(
+    new_url: Callable[[], str], before: list[Delivery], make_older: Callable[[str], None], last: list[Delivery]
+) -> UploadRecord | None:
+    """Deliver `before`, let `make_older(url)` turn the states into what an older build kept, deliver `last`: the
+    file's records are rebuilt from its events (once), the same as a store that got every event from this build.
+    Returns the record."""
+    expected_url, url = new_url(), new_url()
+    expected, store = open_store(expected_url), open_store(url)
+    try:
+        _deliver(expected, [*before, *last])
+        _deliver(store, before)
+        make_older(url)
+        rebuilt = _count_rebuilds(store)
+        _deliver(store, last)
+        assert (rebuilt, _reports(store)) == ([FILE], _reports(expected))
+        return store.upload(FILE)
+    finally:
+        store.close()
+        expected.close()
+
+
 @pytest.mark.parametrize(
     "tables",
     [("uploads", "tasks"), ("tasks",), ("uploads",)],
@@ -295,34 +316,23 @@ def _older_ranks(state: Any) -> Any:
 )
 def test_states_with_ranks_of_an_older_build_are_rebuilt(new_url: Callable[[], str], tables: tuple[str, ...]) -> None:
     # GIVEN records whose states the build before the steps-ended rank wrote, or updated (during a rolling deploy)
-    expected_url, url = new_url(), new_url()
-    expected, store = open_store(expected_url), open_store(url)
-    before = [(vod_event("NewFileUpload", FileId=FILE), 1.0), (STARTED, 2.0)]
-    try:
-        _deliver(expected, [*before, (NEXT_STEP, 3.0)])
-        _deliver(store, before)
+    def older_ranks(url: str) -> None:
         for table in tables:
             for (text,) in _sql(url, f"SELECT projection FROM {table}"):
                 _sql(url, f"UPDATE {table} SET projection = ?", (json.dumps(_older_ranks(json.loads(text))),))
-        # WHEN the file's next event arrives THEN its records are rebuilt from its events, never compared across forms
-        rebuilt = _count_rebuilds(store)
-        _deliver(store, [(NEXT_STEP, 3.0)])
-        assert (rebuilt, _reports(store)) == ([FILE], _reports(expected))
-    finally:
-        store.close()
-        expected.close()
+
+    # WHEN the file's next event arrives THEN its records are rebuilt from its events, never compared across forms
+    before = [(vod_event("NewFileUpload", FileId=FILE), 1.0), (STARTED, 2.0)]
+    _rebuilt_after(new_url, before, older_ranks, [(NEXT_STEP, 3.0)])
 
 
 def test_states_that_counted_an_upload_vod_did_not_list_are_rebuilt(new_url: Callable[[], str]) -> None:
     # GIVEN a file's state as the build before the form marker wrote it: a forged upload VOD did not list, counted
     # among the file's identity facts like any other
-    expected_url, url = new_url(), new_url()
-    expected, store = open_store(expected_url), open_store(url)
     forged = (vod_event("NewFileUpload", FileId=FILE, Name=UNLISTED, SourceContext="mallory"), 1.0)
     genuine = (vod_event("NewFileUpload", FileId=FILE, SourceContext=seal("alice", "r", CONTEXT_KEY)), 2.0)
-    try:
-        _deliver(expected, [forged, genuine])
-        _deliver(store, [forged])
+
+    def older_form(url: str) -> None:
         older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
         for renamed in ("form", "listed", "facts"):
             del older[renamed]
@@ -330,15 +340,10 @@ def test_states_that_counted_an_upload_vod_did_not_list_are_rebuilt(new_url: Cal
         info = _upload_info(forged[0])
         older["identity"] = {"user_id": [None], "source_context": ["mallory"], "media_url": [info["MediaUrl"]]}
         _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
-        # WHEN VOD's own upload event arrives THEN the record is rebuilt: Alice's, as if both came to this build
-        rebuilt = _count_rebuilds(store)
-        _deliver(store, [genuine])
-        assert (rebuilt, _reports(store)) == ([FILE], _reports(expected))
-        record = store.upload(FILE)
-        assert record is not None and (record.user_id, record.conflicts) == ("alice", ())
-    finally:
-        store.close()
-        expected.close()
+
+    # WHEN VOD's own upload event arrives THEN the record is rebuilt: Alice's, as if both came to this build
+    record = _rebuilt_after(new_url, [forged], older_form, [genuine])
+    assert record is not None and (record.user_id, record.conflicts) == ("alice", ())
 
 
 def _older_build_case(seed: int) -> tuple[list[Delivery], list[Delivery], list[Delivery]]:
