@@ -1,10 +1,11 @@
 """Who is calling: a verified JWT, a header set by a trusted API gateway, or (explicitly) nobody."""
 
+from __future__ import annotations
+
 import functools
 import hmac
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NamedTuple
 
 from shared import hs_jwt
 from shared.config import AuthSettings, ConfigError
@@ -12,12 +13,17 @@ from shared.errors import Unauthorized
 from shared.hs_jwt import TokenRejected
 from shared.http.body import finite_number
 from shared.http.model import Request
+from shared.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 REALM = "vod-upload"
 MAX_IDENTITY = 200  # a first bound on any caller's id; sealing it (source_context.MAX_USER_ID) allows less
 
 
-class Principal(NamedTuple):
+class Principal(Record):
     user_id: str
 
 

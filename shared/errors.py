@@ -9,7 +9,10 @@ kind into the status and code an HTTP caller gets; `shared.http.serve` is its on
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 # --- domain -----------------------------------------------------------------------------------------
 

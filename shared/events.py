@@ -13,9 +13,10 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from shared.errors import CallbackSignRejected, MalformedEvent
+from shared.records import Record
 
 JsonObject = Mapping[str, Any]
 T = TypeVar("T")
@@ -27,7 +28,7 @@ T = TypeVar("T")
 DELIVERY_FIELDS = ("Sign", "T", "EventHandle")
 
 
-class NewFileUpload(NamedTuple):
+class NewFileUpload(Record):
     file_id: str
     name: str | None = None
     media_url: str | None = None
@@ -51,7 +52,7 @@ class NewFileUpload(NamedTuple):
         return (self.file_id,)
 
 
-class MediaProcessResult(NamedTuple):
+class MediaProcessResult(Record):
     """One entry of MediaProcessResultSet: `Type` and its `<Type>Task` object."""
 
     type: str
@@ -62,7 +63,7 @@ class MediaProcessResult(NamedTuple):
     output: JsonObject | None = None
 
 
-class ProcedureStateChanged(NamedTuple):
+class ProcedureStateChanged(Record):
     task_id: str
     status: str | None = None
     err_code: int | None = None
@@ -84,12 +85,12 @@ class ProcedureStateChanged(NamedTuple):
         return (self.file_id,) if self.file_id else ()
 
 
-class DeletePart(NamedTuple):
+class DeletePart(Record):
     type: str | None = None
     definition: int | None = None
 
 
-class FileDeleted(NamedTuple):
+class FileDeleted(Record):
     file_ids: tuple[str, ...]
     # FileId -> the parts deleted; a file with no parts listed was deleted whole (DeleteMedia's
     # default), one with parts (e.g. only TranscodeFiles) still exists.
@@ -103,7 +104,7 @@ class FileDeleted(NamedTuple):
         return self.parts.get(file_id, ()) if self.parts else ()
 
 
-class OtherEvent(NamedTuple):
+class OtherEvent(Record):
     """Any other type (EditMediaComplete, TranscodeComplete, ...): kept, linked to the files it names."""
 
     event_type: str
@@ -348,7 +349,7 @@ def _depth(value: object) -> int:
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
-class StoredEvent(NamedTuple):
+class StoredEvent(Record):
     """The event as it is stored (canonical JSON without the per-delivery fields) and its dedupe key, the
     SHA-256 of the delivery's text in the same form. Every delivery of one notification gets one key: a
     PUSH retry, a PULL redelivery, and the same event arriving by PUSH and by PULL."""

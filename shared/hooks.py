@@ -16,17 +16,17 @@ which makes it at least once. Keep hooks quick (the function's timeout covers th
 
 import importlib
 from collections.abc import Callable
-from typing import NamedTuple
 
 from shared.config import ConfigError
 from shared.errors import StoreUnavailable
 from shared.events import VodEvent, parse_event
 from shared.events import plain as plain  # noqa: PLC0414 - re-exported for hook code
 from shared.logs import ERROR, log_event
+from shared.records import Record
 from shared.store import EventStore, EventSummary, UploadRecord
 
 
-class CommittedEvent(NamedTuple):
+class CommittedEvent(Record):
     dedupe_key: str
     event: VodEvent
     received_at: float

@@ -6,16 +6,17 @@ confirming the handles only after it returned. No transport here: failures are d
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from shared.events import NewFileUpload, VodEvent, parse_event, plain, stored_form
 from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
 from shared.logs import WARNING, log_event
+from shared.records import Record
 from shared.source_context import Attribution, attribute
 from shared.store import EventStore, UploadRecord
 
 
-class Vouched(NamedTuple):
+class Vouched(Record):
     """What VOD answered for one delivery (VOD_CALLBACK_CONFIRM=fetch): the event to record in place of the
     body, and whom an upload belongs to by VOD's sourceContext."""
 
@@ -23,7 +24,7 @@ class Vouched(NamedTuple):
     attribution: Attribution | None
 
 
-class IngestResult(NamedTuple):
+class IngestResult(Record):
     dedupe_key: str
     event: VodEvent
     duplicate: bool  # True: this exact event was recorded before; nothing changed, no hook ran

@@ -8,7 +8,7 @@ This module never imports the Tencent SDK: the queue is anything with `pull` and
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 from shared.config import PullSettings
 from shared.errors import MalformedEvent, StoreUnavailable
@@ -16,6 +16,7 @@ from shared.events import pulled_form
 from shared.hooks import AfterCommit, no_hook
 from shared.ingest import ingest_event
 from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, context_value, invocation_id, log_event
+from shared.records import Record
 from shared.store import EventStore
 
 
@@ -27,7 +28,7 @@ class EventQueue(Protocol):
         """ConfirmEvents: VOD forgets these events."""
 
 
-class DrainReport(NamedTuple):
+class DrainReport(Record):
     rounds: int
     pulled: int
     recorded: int

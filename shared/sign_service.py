@@ -1,9 +1,10 @@
 """Issuing upload signatures: parse the client's choices, apply the server's policy, sign."""
 
-import secrets
+from __future__ import annotations
+
+import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
 
 from shared import source_context
 from shared.auth import authenticate, check_key
@@ -11,11 +12,16 @@ from shared.config import SigningPolicy, SignSettings
 from shared.errors import BadRequest, Forbidden
 from shared.http.body import json_object
 from shared.http.model import Endpoint, Request, Response
+from shared.records import Record
 from shared.signing import SignatureParams, build_signature
 from shared.vod_limits import MAX_SESSION_CONTEXT
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
-class SignatureRequest(NamedTuple):
+
+class SignatureRequest(Record):
     """What a client may ask for; None = take the server's default."""
 
     procedure: str | None = None
@@ -132,7 +138,7 @@ def make_sign_endpoint(
     settings: SignSettings,
     *,
     now: Callable[[], float] = time.time,
-    random_u32: Callable[[], int] = lambda: secrets.randbits(32),
+    random_u32: Callable[[], int] = lambda: int.from_bytes(os.urandom(4), "big"),  # secrets.randbits(32)
 ) -> Endpoint:
     check_key(settings.auth)
     secret_key = settings.policy.secret_key.reveal()

@@ -9,15 +9,23 @@ sourceContext (an upload made another way, an old `u1:` one, a broken seal) name
 says why (`Attribution.why`).
 """
 
+from __future__ import annotations
+
 import base64
 import hashlib
 import hmac
 import re
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
 
 from shared.errors import UserIdTooLong
+from shared.records import Record
 from shared.vod_limits import MAX_SOURCE_CONTEXT
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Why = Literal["sealed", "no_context", "not_sealed", "bad_seal", "no_key", "unconfirmed"]
 
 PREFIX = "u2"
 MAX_REQUEST_ID = 40
@@ -28,10 +36,8 @@ MAX_USER_ID = MAX_CONTEXT - len(PREFIX) - MAX_REQUEST_ID - _MAC_CHARS - 3  # 173
 _REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 _MAC = re.compile(rf"[A-Za-z0-9_-]{{{_MAC_CHARS}}}")
 
-Why = Literal["sealed", "no_context", "not_sealed", "bad_seal", "no_key", "unconfirmed"]
 
-
-class Attribution(NamedTuple):
+class Attribution(Record):
     """Whom an upload belongs to, as far as its sourceContext proves it."""
 
     why: Why

@@ -14,12 +14,12 @@ import hashlib
 import html
 import json
 from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import quote, urlsplit
 
 from shared.config import UploadPageSettings
 from shared.errors import NotFound
 from shared.http.model import Endpoint, Request, Response
+from shared.records import Record
 
 # The hosts vod-js-sdk-v6 talks to (hard-coded in the SDK): VOD's upload API and its backup, and COS,
 # whose scheme follows the page's (no scheme here: an https page reaches https only).
@@ -29,13 +29,13 @@ _TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=ut
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
-class Asset(NamedTuple):
+class Asset(Record):
     url_name: str  # e.g. upload.3f2a9c0d1e2b.js: changes whenever the content does
     content_type: str
     gzipped: bytes
 
 
-class Page(NamedTuple):
+class Page(Record):
     html_gzipped: bytes
     assets: dict[str, Asset]  # by url_name
     csp: str

@@ -1,6 +1,6 @@
 """Callback function: verify, record and acknowledge VOD event notifications (POST, path-agnostic)."""
 
-from typing import Any
+from __future__ import annotations
 
 from shared.callback_service import make_callback_endpoint
 from shared.config import load_callback_settings, log_level
@@ -8,6 +8,10 @@ from shared.hooks import load_hook
 from shared.http.serve import serve
 from shared.logs import set_level
 from shared.store import open_store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 set_level(log_level())
 SETTINGS = load_callback_settings()  # once per container; a bad setting fails the cold start loudly

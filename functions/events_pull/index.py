@@ -1,6 +1,6 @@
 """Reliable-callback (PULL) function, on a timer: PullEvents → store → ConfirmEvents until near the time limit."""
 
-from typing import Any
+from __future__ import annotations
 
 from shared.config import load_pull_settings, log_level
 from shared.hooks import load_hook
@@ -8,6 +8,10 @@ from shared.logs import set_level
 from shared.pull_service import run_invocation
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 set_level(log_level())
 SETTINGS = load_pull_settings()  # once per container; a bad setting fails the cold start loudly

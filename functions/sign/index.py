@@ -1,11 +1,15 @@
 """Signature function: authenticate the caller, issue a VOD upload signature (POST, path-agnostic)."""
 
-from typing import Any
+from __future__ import annotations
 
 from shared.config import load_sign_settings, log_level
 from shared.http.serve import serve
 from shared.logs import set_level
 from shared.sign_service import make_sign_endpoint
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 set_level(log_level())
 SETTINGS = load_sign_settings()  # once per container; a bad setting fails the cold start loudly

@@ -1,12 +1,17 @@
 """Upload page function: a browser uploader built on vod-js-sdk-v6 (GET /, GET /assets/<name>)."""
 
+from __future__ import annotations
+
 from pathlib import Path
-from typing import Any
 
 from shared.config import load_upload_page_settings, log_level
 from shared.http.serve import serve
 from shared.logs import set_level
 from shared.upload_page import build_page, make_page_endpoint
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 HERE = Path(__file__).resolve().parent
 set_level(log_level())

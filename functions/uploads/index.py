@@ -1,12 +1,16 @@
 """Uploads function: an uploader's own uploads and their task flows (GET /uploads, GET /uploads/{fileId})."""
 
-from typing import Any
+from __future__ import annotations
 
 from shared.config import load_uploads_settings, log_level
 from shared.http.serve import serve
 from shared.logs import set_level
 from shared.status_service import make_uploads_endpoint
 from shared.store import open_store
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 set_level(log_level())
 SETTINGS = load_uploads_settings()  # once per container; a bad setting fails the cold start loudly

@@ -40,7 +40,7 @@ def _handler(env: dict[str, str]):  # type: ignore[no-untyped-def]
 
 
 # What the sign path imports from the stdlib.
-STDLIB = "typing, json, re, hmac, hashlib, base64, secrets, urllib.parse, binascii, math, contextvars"
+STDLIB = "json, re, hmac, hashlib, base64, binascii, math, contextvars, os, collections"
 
 
 # What Tencent's demo sign function does per request (no authentication at all): read its settings, build

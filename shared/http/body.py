@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
 
 from shared.errors import BadRequest, UnsupportedMediaType
 from shared.http.model import Request
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _reject_constant(name: str) -> None:

@@ -1,8 +1,15 @@
 """The one request/response model every HTTP function works with, whatever SCF trigger delivered it."""
 
+from __future__ import annotations
+
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple, overload
+
+from shared.records import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, overload
 
 
 def _repeated(raw: Mapping[str, str]) -> list[str]:
@@ -42,11 +49,13 @@ class Headers(Mapping[str, str]):
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._items
 
-    @overload  # type: ignore[override]
-    def get(self, name: str) -> str | None: ...
+    if TYPE_CHECKING:  # typing.overload only for mypy: importing typing costs every cold start
 
-    @overload
-    def get(self, name: str, default: str) -> str: ...
+        @overload  # type: ignore[override]
+        def get(self, name: str) -> str | None: ...
+
+        @overload
+        def get(self, name: str, default: str) -> str: ...
 
     def get(self, name: str, default: str | None = None) -> str | None:
         # Mapping.get would go through __getitem__ and a KeyError: on the hot path, avoid the raise.
@@ -56,13 +65,11 @@ class Headers(Mapping[str, str]):
         return f"Headers({sorted(self._items)})"
 
 
-# Records are NamedTuples, not dataclasses, here and in every function: importing dataclasses (it imports
-# inspect) costs ~8 ms of a cold start, and building each frozen dataclass ~0.3 ms more. Modules that define
-# records don't use `from __future__ import annotations`: NamedTuple would compile each annotation given as
-# text (~2 ms of a cold start in all; tests/deploy/test_bundle.py checks).
+# Records are shared.records.Record (NamedTuples), not dataclasses, here and in every function: importing
+# dataclasses (it imports inspect) costs ~8 ms of a cold start, and building each frozen dataclass ~0.3 ms more.
 
 
-class Request(NamedTuple):
+class Request(Record):
     method: str
     path: str
     headers: Headers
@@ -80,7 +87,7 @@ class Request(NamedTuple):
 NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
-class Response(NamedTuple):
+class Response(Record):
     status: int
     body: Mapping[str, Any] | None = None  # sent as JSON
     headers: Mapping[str, str] = NO_HEADERS

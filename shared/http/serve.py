@@ -11,7 +11,6 @@ import base64
 import json
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from shared.config import HttpSettings
 from shared.errors import CallbackSignRejected, MethodNotAllowed, PayloadTooLarge, StoreUnavailable, as_http_error
@@ -19,6 +18,10 @@ from shared.http.cors import cors_headers, preflight
 from shared.http.model import Endpoint, Request, Response
 from shared.http.triggers import request_from_event
 from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, invocation_id, log_event
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once
 

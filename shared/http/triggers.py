@@ -9,16 +9,18 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from typing import Any, Protocol
 
 from shared.errors import BadRequest
 from shared.http.model import Headers, Request
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Protocol
 
-class EventAdapter(Protocol):
-    def infer(self, event: Mapping[str, Any]) -> bool: ...
+    class EventAdapter(Protocol):
+        def infer(self, event: Mapping[str, Any]) -> bool: ...
 
-    def request(self, event: Mapping[str, Any], request_id: str) -> Request: ...
+        def request(self, event: Mapping[str, Any], request_id: str) -> Request: ...
 
 
 def _text_map(value: object, name: str) -> dict[str, str]:

@@ -17,11 +17,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Literal, NamedTuple, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import DeletePart, StoredEvent, VodEvent, canonical_json, parse_event, plain
 from shared.logs import DEBUG, WARNING, log_event
+from shared.records import Record
 from shared.source_context import Attribution
 from shared.store.projection import (
     Conflict,
@@ -128,7 +129,7 @@ class Cursor(Protocol):
     def defer(self, sql: str, params: Sequence[Any] = ..., /) -> None: ...
 
 
-class EventSummary(NamedTuple):
+class EventSummary(Record):
     dedupe_key: str
     event_type: str
     file_ids: tuple[str, ...]
@@ -138,13 +139,13 @@ class EventSummary(NamedTuple):
     hook_last_error: str | None = None
 
 
-class Ingested(NamedTuple):
+class Ingested(Record):
     dedupe_key: str
     duplicate: bool
     uploads: tuple[UploadRecord, ...] = ()  # the records after this event (empty for a duplicate)
 
 
-class FileReport(NamedTuple):
+class FileReport(Record):
     """Everything known about one file, read in one transaction."""
 
     upload: UploadRecord

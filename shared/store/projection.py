@@ -14,7 +14,7 @@ verified upload or not: it only marks a record deleted (VOD_CALLBACK_CONFIRM=fet
 """
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal, NamedTuple, TypedDict
+from typing import Any, Literal, TypedDict
 
 from shared.events import (
     DeletePart,
@@ -25,13 +25,14 @@ from shared.events import (
     VodEvent,
     plain,
 )
+from shared.records import Record
 from shared.source_context import Attribution
 
 Status = Literal["pending", "uploaded", "processing", "finished", "failed", "deleted", "conflict"]
 TaskOutcome = Literal["processing", "finished", "failed"]
 
 
-class TaskResult(NamedTuple):
+class TaskResult(Record):
     """One media-processing step of a task (Transcode, SnapshotByTimeOffset, ...)."""
 
     type: str
@@ -42,7 +43,7 @@ class TaskResult(NamedTuple):
     output: Mapping[str, Any] | None = None
 
 
-class TaskRecord(NamedTuple):
+class TaskRecord(Record):
     file_id: str
     task_id: str
     status: str | None = None  # VOD's word: PROCESSING / FINISH
@@ -54,14 +55,14 @@ class TaskRecord(NamedTuple):
     results: tuple[TaskResult, ...] = ()
 
 
-class Conflict(NamedTuple):
+class Conflict(Record):
     """Upload events of one file that disagree on an identity fact: every value seen, sorted."""
 
     field: str
     values: tuple[str | None, ...]
 
 
-class UploadRecord(NamedTuple):
+class UploadRecord(Record):
     file_id: str
     status: Status = "pending"  # pending = known from other events, upload event not received yet
     user_id: str | None = None  # from the sourceContext the signature function sealed
@@ -119,7 +120,7 @@ def _outcome(status: str | None, err_code: int | None, results: tuple[TaskResult
     return "failed" if failed else "finished"
 
 
-class FoldInput(NamedTuple):
+class FoldInput(Record):
     dedupe_key: str
     received_at: float
     event: VodEvent
