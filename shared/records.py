@@ -37,7 +37,9 @@ else:
                 return super().__new__(cls, name, bases, namespace)
             if bases != (Record,):
                 raise TypeError("a Record is made from Record alone")
-            annotations = namespace.get("__annotations__", {})
+            annotations = namespace.get("__annotations__")
+            if annotations is None:
+                annotations = _deferred_annotations(namespace)
             defaults = []
             for field in annotations:
                 if field in namespace:
@@ -52,6 +54,16 @@ else:
                 if key not in _SPECIAL and key not in record._fields:
                     setattr(record, key, value)
             return record
+
+    def _deferred_annotations(namespace):
+        """Python 3.14+ (PEP 649) puts an __annotate__ function where __annotations__ was, in a module without
+        `from __future__ import annotations`; typing.NamedTuple asks it for the annotations in this format."""
+        try:
+            import annotationlib
+        except ImportError:  # before 3.14: the body has no annotations
+            return {}
+        annotate = annotationlib.get_annotate_from_class_namespace(namespace)
+        return annotationlib.call_annotate_function(annotate, annotationlib.Format.FORWARDREF) if annotate else {}
 
     class Record(metaclass=_RecordType):
         __slots__ = ()

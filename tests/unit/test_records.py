@@ -51,6 +51,9 @@ BODIES = {
         a: int
         LIMIT = 3
     """,
+    "no fields": """
+        LIMIT = 3
+    """,
 }
 
 # Bodies both refuse, and how.
@@ -80,7 +83,7 @@ def _made(r: Any) -> dict[str, Any]:
         "attributes": sorted(k for k in vars(r) if not k.startswith("__") or k in ("__repr__", "__slots__")),
         "annotation names": list(r.__annotations__),
         "instance": (repr(one), one == two, hash(one) == hash(two), tuple(one), one._asdict()),
-        "replaced": tuple(one._replace(**{r._fields[0]: "x"})),
+        "replaced": tuple(one._replace(**{name: "x" for name in r._fields[:1]})),
         "made": tuple(r._make(tuple(one))),
         "copies": (copy.copy(one) == one, copy.deepcopy(one) == one),
         "no new attributes": _refuses_attribute(one),
