@@ -52,7 +52,7 @@ def _deleted(result: TaskResult, parts: Sequence[DeletePart]) -> bool:
     return any(p.type == kind and (not by_definition or p.definition in (0, None, definition)) for p in parts)
 
 
-def task_view(task: TaskRecord, deleted_parts: Sequence[DeletePart]) -> dict[str, Any]:
+def task_view(task: TaskRecord, deleted_parts: Sequence[DeletePart], *, all_gone: bool = False) -> dict[str, Any]:
     return {
         "taskId": task.task_id,
         "status": task.outcome,  # processing, finished, failed
@@ -62,7 +62,7 @@ def task_view(task: TaskRecord, deleted_parts: Sequence[DeletePart]) -> dict[str
         "outputs": [
             {"type": r.type, "status": r.status, "urls": list(r.urls)}
             for r in task.results
-            if not _deleted(r, deleted_parts)  # DeleteMedia removed these files: no URL that answers 404
+            if not all_gone and not _deleted(r, deleted_parts)  # DeleteMedia removed these: no URL that answers 404
         ],
     }
 
@@ -77,7 +77,8 @@ def _status(upload: UploadRecord, tasks: Sequence[TaskRecord], task_events: bool
 
 def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord], *, task_events: bool) -> dict[str, Any]:
     # OriginalFiles: the uploaded media is gone, and the cover uploaded with it (DeleteMedia's MediaDeleteItem).
-    original_gone = any(p.type == "OriginalFiles" for p in upload.deleted_parts)
+    # A whole-file delete: every file of the media is.
+    original_gone = upload.deleted or any(p.type == "OriginalFiles" for p in upload.deleted_parts)
     return {
         "fileId": upload.file_id,
         "status": _status(upload, tasks, task_events),
@@ -86,12 +87,22 @@ def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord], *, task_event
         "coverUrl": None if original_gone else upload.cover_url,
         "createdAt": upload.create_time or _iso(upload.first_seen_at),
         "updatedAt": _iso(upload.last_event_at),
-        "tasks": [task_view(t, upload.deleted_parts) for t in tasks],
+        "tasks": [task_view(t, upload.deleted_parts, all_gone=upload.deleted) for t in tasks],
     }
 
 
 def etag(body: Mapping[str, Any]) -> str:
     return '"' + hashlib.sha256(canonical_json(body).encode("ascii")).hexdigest()[:32] + '"'
+
+
+def matches(if_none_match: str | None, tag: str) -> bool:
+    """Whether If-None-Match names `tag` (RFC 9110 13.1.2): `*`, or a list of entity tags compared weakly, as
+    a proxy that compresses answers may have made ours W/ (ours hold no comma: splitting on commas finds it)."""
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(t.strip().removeprefix("W/") == tag for t in if_none_match.split(","))
 
 
 def _cursor(text: str) -> tuple[float, str]:
@@ -175,9 +186,9 @@ def make_uploads_endpoint(
         _only(request.query, ("wait",))
         wait = _integer(request.query, "wait", 0, 0, MAX_WAIT_SECONDS)
         body = current(file_id, user)
-        baseline = request.headers.get("if-none-match") or etag(body)
+        known = request.headers.get("if-none-match") or etag(body)  # the client's tags, or what it has now
         deadline = now() + min(wait, settings.max_wait_seconds)
-        while etag(body) == baseline and now() < deadline:  # until it changes, or the wait is over
+        while matches(known, etag(body)) and now() < deadline:  # until it changes, or the wait is over
             sleep(min(POLL_SECONDS, max(deadline - now(), 0)))
             body = current(file_id, user)
         return _answer(request, body)
@@ -193,6 +204,6 @@ def make_uploads_endpoint(
 
 def _answer(request: Request, body: dict[str, Any]) -> Response:
     tag = etag(body)
-    if request.headers.get("if-none-match") == tag:
+    if matches(request.headers.get("if-none-match"), tag):
         return Response(304, None, {"ETag": tag, **_CACHE})
     return Response(200, body, {"ETag": tag, **_CACHE})

@@ -130,10 +130,15 @@ ALL_OUTPUTS = ["Transcode", "SnapshotByTimeOffset", "CoverBySnapshot", "Adaptive
         ([{"Type": "AdaptiveDynamicStreamingFiles", "Definition": 10}], ALL_OUTPUTS[:3], True),
         ([{"Type": "AdaptiveDynamicStreamingFiles", "Definition": 20}], ALL_OUTPUTS, True),
         ([{"Type": "OriginalFiles", "Definition": 0}], ALL_OUTPUTS, False),
+        (None, [], False),  # the whole file (no DeleteParts): every file of it
     ],
 )
 def test_files_vod_deleted_are_not_offered(
-    writer: tuple[str, EventStore], get: Get, deleted_parts: list[dict[str, Any]], outputs: list[str], media_url: bool
+    writer: tuple[str, EventStore],
+    get: Get,
+    deleted_parts: list[dict[str, Any]] | None,
+    outputs: list[str],
+    media_url: bool,
 ) -> None:
     # GIVEN a finished task flow (a transcode at definition 100030, snapshots, a cover, an adaptive stream at
     # definition 10), then DeleteMedia of some of the file's parts (VOD's FileDeleted with DeleteParts)
@@ -147,14 +152,15 @@ def test_files_vod_deleted_are_not_offered(
     adaptive = {"Type": "AdaptiveDynamicStreaming", "AdaptiveDynamicStreamingTask": stream}
     finish["ProcedureStateChangeEvent"]["MediaProcessResultSet"].append(adaptive)
     record(store, finish, 2.0)
-    if deleted_parts:
-        info = [{"FileId": "f8", "DeleteParts": deleted_parts}]
+    if deleted_parts != []:
+        info = [{"FileId": "f8", "DeleteParts": deleted_parts or []}]
         record(store, vod_event("FileDeleted", FileId="f8", FileDeleteResultInfo=info), 3.0)
-    # THEN the status API offers no URL of a deleted file; the rest stays
-    body = get("/uploads/f8")["body"]
+    # THEN the status API offers no URL of a deleted file, in the upload and in the list; the rest stays
+    body, listed = get("/uploads/f8")["body"], get("/uploads")["body"]["uploads"]
+    assert listed == [body]
     assert [o["type"] for o in body["tasks"][0]["outputs"]] == outputs
     assert (body["status"], body["mediaUrl"] is not None, body["coverUrl"] is not None) == (
-        "finished",
+        "deleted" if deleted_parts is None else "finished",
         media_url,
         media_url,
     )
@@ -230,13 +236,25 @@ def test_bad_parameters_are_400(writer: tuple[str, EventStore], get: Get, query:
     assert (answer["status"], answer["body"]["error"]["code"]) == (400, code)
 
 
-def test_an_unchanged_upload_is_a_304(writer: tuple[str, EventStore], get: Get) -> None:
+# If-None-Match as clients and proxies write it (RFC 9110 13.1.2): the tag, weakened, in a list, or `*`.
+IF_NONE_MATCH = {
+    "the tag": "{tag}",
+    "weakened": "W/{tag}",
+    "in a list": '"other", {tag} , W/"more"',
+    "any": "*",
+}
+
+
+@pytest.mark.parametrize("written", IF_NONE_MATCH.values(), ids=IF_NONE_MATCH)
+def test_an_unchanged_upload_is_a_304(writer: tuple[str, EventStore], get: Get, written: str) -> None:
     _, store = writer
     record(store, upload_of("ann", "f4"))
     first = get("/uploads/f4")
     tag = first["headers"]["ETag"]
-    again = get("/uploads/f4", headers={"If-None-Match": tag})
+    again = get("/uploads/f4", headers={"If-None-Match": written.format(tag=tag)})
     assert (again["status"], again["body"], again["headers"]["ETag"]) == (304, None, tag)
+    others = get("/uploads/f4", headers={"If-None-Match": '"other", W/"more"'})
+    assert (others["status"], others["body"]) == (200, first["body"])
     record(store, task("f4", "PROCESSING"), 2.0)
     changed = get("/uploads/f4", headers={"If-None-Match": tag})
     assert changed["status"] == 200 and changed["headers"]["ETag"] != tag
@@ -267,9 +285,22 @@ class Clock:
             self.change_at = None
 
 
-@pytest.mark.parametrize(("change_at", "returned_at", "status"), [(3.0, 3.0, "processing"), (None, 8.0, "uploaded")])
+@pytest.mark.parametrize(
+    ("change_at", "returned_at", "status", "if_none_match"),
+    [
+        (3.0, 3.0, "processing", None),
+        (None, 8.0, "uploaded", None),
+        (3.0, 3.0, "processing", "W/{tag}"),  # a proxy weakened the tag: still the same upload
+        (None, 8.0, 304, "W/{tag}"),  # unchanged all along: the client's version is current
+        (None, 0.0, "uploaded", '"older"'),  # the client has another version: this one at once
+    ],
+)
 def test_wait_returns_on_a_change_or_at_its_bound(
-    writer: tuple[str, EventStore], change_at: float | None, returned_at: float, status: str
+    writer: tuple[str, EventStore],
+    change_at: float | None,
+    returned_at: float,
+    status: str | int,
+    if_none_match: str | None,
 ) -> None:
     url, store = writer
     record(store, vod_event("NewFileUpload", FileId="f5", SourceContext=seal("ann", "r", CONTEXT_KEY)))
@@ -277,10 +308,15 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     settings = load_uploads_settings({"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
     reader = open_store(url, read_only=True)
     endpoint = make_uploads_endpoint(settings, lambda: reader, now=lambda: clock.now, sleep=clock.sleep)
-    event = http_event("GET", "/uploads/f5", headers={"Authorization": f"Bearer {token('ann')}"}, query={"wait": "8"})
+    headers = {"Authorization": f"Bearer {token('ann')}"}
+    first = serve(http_event("GET", "/uploads/f5", headers=headers), {}, endpoint, settings.http, methods=("GET",))
+    tag = first["headers"]["ETag"]
+    if if_none_match is not None:
+        headers["If-None-Match"] = if_none_match.format(tag=tag)
+    event = http_event("GET", "/uploads/f5", headers=headers, query={"wait": "8"})
     result = serve(event, {}, endpoint, settings.http, methods=("GET",))
     reader.close()
-    assert json.loads(result["body"])["status"] == status
+    assert (json.loads(result["body"])["status"] if result["statusCode"] == 200 else result["statusCode"]) == status
     assert clock.now - clock.start == returned_at  # woke at the change, or slept the whole wait
     assert clock.sleeps == returned_at / POLL_SECONDS  # in polls of POLL_SECONDS
 
