@@ -130,7 +130,7 @@ def follow(args: argparse.Namespace, file_id: str, console: Console) -> int:
     spinner.stop()
     tasks = ", ".join(f"{t['taskId']}: {t['status']}" for t in upload["tasks"]) or "none"
     console.result({"status": "settled", "upload": upload}, f"status     {upload['status']}\ntasks      {tasks}")
-    return EXIT_FAILED if upload["status"] in ("failed", "conflict") else EXIT_OK
+    return EXIT_FAILED if upload["status"] == "failed" else EXIT_OK
 
 
 class Spinner:

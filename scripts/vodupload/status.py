@@ -16,9 +16,11 @@ import requests
 from vodupload.errors import AuthenticationFailed, VodUploadError
 from vodupload.signatures import TokenSource, error_envelope, token_of
 
-# Where an upload stays: its task flow is over (or it has none: "uploaded"), it was deleted, or it is a conflict.
-SETTLED = frozenset({"uploaded", "finished", "failed", "deleted", "conflict"})
+# Where an upload stays: its task flow is over (or it has none: "uploaded"), or it was deleted.
+SETTLED = frozenset({"uploaded", "finished", "failed", "deleted"})
 WAIT_SECONDS = 20  # the most the uploads function holds a request
+# An unchanged answer sooner than this was not held (UPLOADS_MAX_WAIT_SECONDS=0, a proxy): wait a pause first.
+HELD_SECONDS, PAUSE_SECONDS = 1.0, 2.0
 
 
 class StatusUnavailable(VodUploadError):
@@ -74,6 +76,7 @@ class StatusClient:
             wait = int(min(WAIT_SECONDS, deadline - clock()))
             if last is not None and wait < 1:
                 break  # less than a second left: a long poll that short would only spin
+            asked = clock()
             try:
                 upload, etag = self.get(file_id, wait=wait if last else 0, etag=etag)
             except requests.RequestException as exc:
@@ -86,11 +89,18 @@ class StatusClient:
             if upload is None and last is None:
                 sleep(1.0)  # not recorded yet: VOD's event is on its way to the callback
                 continue
-            if upload is not None:
+            if upload is None and etag is None:  # a 404 for an upload it showed: someone else's now
+                raise StatusUnavailable(
+                    f"upload {file_id} is no longer shown to this user (VOD's events disagree on who uploaded it)"
+                )
+            changed = upload is not None and upload != last
+            if upload is not None and changed:
                 last = upload
                 on_update(upload)
             if last is not None and last["status"] in SETTLED:
                 return last
+            if not changed and clock() - asked < HELD_SECONDS:
+                sleep(min(PAUSE_SECONDS, max(deadline - clock(), 0)))
         raise StatusUnavailable(
             f"upload {file_id} had not settled after {timeout:g} s"
             + (f" (last status: {last['status']})" if last else " (not recorded yet)")

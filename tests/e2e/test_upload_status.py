@@ -118,6 +118,63 @@ def test_following_an_upload_that_does_not_settle_ends_at_its_deadline(vod_stack
     assert answers == [200, 304]
 
 
+def test_following_never_spins_when_the_uploads_function_does_not_hold_requests(
+    monkeypatch: pytest.MonkeyPatch, start_vod_stack: Callable[..., VodStack], tmp_path: Path
+) -> None:
+    # GIVEN an uploads function that answers at once (UPLOADS_MAX_WAIT_SECONDS=0, as a proxy with a short
+    # timeout would), and an upload whose task flow stays PROCESSING
+    monkeypatch.setenv("UPLOADS_MAX_WAIT_SECONDS", "0")
+    stack = start_vod_stack()
+    file_id = stack.upload(sample_video(tmp_path / "h.mp4", size=200_000), user="una")["fileId"]
+    stack.record(file_id)
+    stuck = vod_event("ProcedureStateChanged", FileId=file_id, TaskId="t-stuck", Status="PROCESSING")
+    ingest_event(stack.store, stuck, received_at=time.time(), keys=())
+    answers, pauses, now = list[int](), list[float](), [0.0]  # the follower's clock: 0.1 s an answer
+
+    def answered(response: requests.Response, *args: object, **kwargs: object) -> None:
+        answers.append(response.status_code)
+        now[0] += 0.1
+
+    def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        now[0] += seconds
+
+    session = requests.Session()
+    session.hooks["response"].append(answered)
+    client = StatusClient(f"{stack.gateway_url}/uploads", stack.token("una"), session=session)
+    # WHEN the uploader follows it for 10 s
+    with pytest.raises(StatusUnavailable, match="had not settled after 10 s"):
+        client.follow(file_id, timeout=10, clock=lambda: now[0], sleep=sleep)
+    # THEN each unchanged answer that came at once is followed by a pause: a few requests, not a hundred
+    assert answers == [200] + [304] * len(pauses)
+    assert 3 <= len(pauses) <= 5 and set(pauses[:-1]) == {2.0}
+
+
+def test_following_stops_when_the_upload_is_no_longer_the_users(vod_stack: VodStack, tmp_path: Path) -> None:
+    # GIVEN a followed upload, still processing, that VOD's events then disagree about (another
+    # sourceContext: a conflict, which the status API shows to nobody)
+    committed = vod_stack.upload(sample_video(tmp_path / "c.mp4", size=200_000), user="una")
+    file_id = committed["fileId"]
+    vod_stack.record(file_id)
+    stuck = vod_event("ProcedureStateChanged", FileId=file_id, TaskId="t-stuck", Status="PROCESSING")
+    ingest_event(vod_stack.store, stuck, received_at=time.time(), keys=())
+    answers: list[int] = []
+
+    def answered(response: requests.Response, *args: object, **kwargs: object) -> None:
+        answers.append(response.status_code)
+        if len(answers) == 1:
+            other = vod_event("NewFileUpload", FileId=file_id, SourceContext="someone-else")
+            ingest_event(vod_stack.store, other, received_at=time.time(), keys=())
+
+    session = requests.Session()
+    session.hooks["response"].append(answered)
+    client = StatusClient(f"{vod_stack.gateway_url}/uploads", vod_stack.token("una"), session=session)
+    # WHEN the uploader follows it THEN the 404 that follows ends the wait at once, saying why
+    with pytest.raises(StatusUnavailable, match="no longer shown to this user"):
+        client.follow(file_id, timeout=600, sleep=lambda _: None)
+    assert answers == [200, 404]
+
+
 @pytest.mark.parametrize(
     ("code", "outage", "answers", "failure"),
     [
