@@ -74,8 +74,9 @@ class TransferContext:
     meter: ProgressMeter
     save: Callable[[], None]  # writes the checkpoint (an uploadId changed)
 
-    def cos(self, operation: Callable[[Any], T], what: str) -> T:
-        return call_cos(self.credentials, lambda: operation(self.client), what, self.policy, self.halt)
+    def cos(self, operation: Callable[[Any], T], what: str, *, halt: threading.Event | None = None) -> T:
+        halt = self.halt if halt is None else halt
+        return call_cos(self.credentials, lambda: operation(self.client), what, self.policy, halt)
 
 
 class ObjectTransfer:
@@ -258,6 +259,7 @@ class ObjectTransfer:
             self._ctx.cos(
                 lambda c: c.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=upload_id),
                 f"abort the {self.obj.role}'s multipart upload",
+                halt=threading.Event(),  # a cancel's clean-up: retried to the end, though the cancel halted the task
             )
         except StorageError as exc:
             if exc.code != "NoSuchUpload":

@@ -114,6 +114,7 @@ class Traffic:
         self.bad_gateways = 0  # upload-API calls answered 502 while vod_down
         self.before_call: Callable[[str], None] = lambda action: None  # runs before each upload-API call
         self.parts_stored = 0
+        self.aborts_to_fail = 0  # the next AbortMultipartUpload requests COS answers 503
         self.held = 0
         self._passes: int | None = None
         self._release: bool | None = None  # None: holding; True: let through; False: answer 503
@@ -154,7 +155,7 @@ class Traffic:
             return self._upload_api(environ, start_response)
         if ".cos." not in environ.get("HTTP_HOST", ""):
             return self._app(environ, start_response)
-        if _is_part_upload(environ) and self._held():
+        if (_is_part_upload(environ) and self._held()) or self._failed_abort(environ):
             with self._cond:
                 self.cos_requests.append(_cos_request(environ, 503))
             start_response("503 Service Unavailable", [("Content-Type", "application/xml"), ("Connection", "close")])
@@ -172,6 +173,14 @@ class Traffic:
                 self.parts_stored += 1
             self._cond.notify_all()
         return result
+
+    def _failed_abort(self, environ: dict[str, Any]) -> bool:
+        aborting = environ["REQUEST_METHOD"] == "DELETE" and "uploadId=" in environ.get("QUERY_STRING", "")
+        with self._cond:
+            if not aborting or not self.aborts_to_fail:
+                return False
+            self.aborts_to_fail -= 1
+            return True
 
     def _held(self) -> bool:
         with self._cond:

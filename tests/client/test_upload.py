@@ -172,9 +172,11 @@ def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack,
     assert stack.saved() == [] and stack.open_uploads() == []
 
 
+@pytest.mark.parametrize("failing_aborts", [0, 1], ids=["", "its first abort answered 503"])
 @pytest.mark.parametrize("when", ["while uploading", "while paused", "saved by an earlier process"])
-def test_cancel_leaves_no_parts_and_no_checkpoint(stack: Stack, tmp_path: Path, when: str) -> None:
+def test_cancel_leaves_no_parts_and_no_checkpoint(stack: Stack, tmp_path: Path, when: str, failing_aborts: int) -> None:
     video = write_file(tmp_path / "draft.mp4", 6 * MIB)
+    stack.traffic.aborts_to_fail = failing_aborts  # retried like any COS call, though the task is halted
     task = start_and_stop_early(stack, video, stop="cancel" if when == "while uploading" else "pause")
     task.wait(60)
     if when == "while paused":
@@ -189,6 +191,7 @@ def test_cancel_leaves_no_parts_and_no_checkpoint(stack: Stack, tmp_path: Path, 
     assert stack.open_uploads() == []
     assert stack.saved() == []
     assert stack.uploader().cancel_saved(video) is CancelOutcome.NOTHING_SAVED
+    assert stack.traffic.aborts_to_fail == 0
 
 
 @pytest.mark.parametrize(
