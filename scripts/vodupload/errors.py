@@ -34,6 +34,16 @@ class AuthenticationFailed(GatewayRefusal):
     """401: the bearer token is missing, invalid or expired."""
 
 
+class MalformedToken(AuthenticationFailed):
+    """A bearer token no HTTP header can carry (not visible ASCII): refused before any request."""
+
+    def __init__(self) -> None:
+        VodUploadError.__init__(
+            self, "the token has characters an Authorization header cannot carry (a space, a line break, a '…'?)"
+        )
+        self.status, self.code, self.detail = 0, "malformed_token", self.message
+
+
 class SignatureRefused(GatewayRefusal):
     """403 (policy) or another 4xx: the caller is known but this request is not allowed."""
 

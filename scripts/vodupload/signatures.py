@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 import requests
 
-from vodupload.errors import AuthenticationFailed, SignatureRefused, SignatureUnavailable
+from vodupload.errors import AuthenticationFailed, MalformedToken, SignatureRefused, SignatureUnavailable
 
 log = logging.getLogger("vodupload")
 
@@ -60,7 +60,21 @@ def error_envelope(response: requests.Response) -> tuple[str, str]:
 
 def token_of(source: TokenSource) -> str:
     """The bearer token now: the string, or what the callable returns (a refreshing app's current token)."""
-    return source() if callable(source) else source
+    token = source() if callable(source) else source
+    # RFC 6750's b64token is visible ASCII: anything else (a pasted "…", a line break) no header can carry.
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        raise MalformedToken
+    return token
+
+
+# Busy, not refused (a throttling gateway, a timed-out request): asked again, after Retry-After if it says.
+_BUSY = frozenset({408, 429})
+_MAX_RETRY_AFTER = 30.0
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    value = response.headers.get("Retry-After", "")
+    return min(float(value), _MAX_RETRY_AFTER) if value.isascii() and value.isdigit() else None
 
 
 def token_subject(token: str) -> str:
@@ -114,14 +128,14 @@ class SignatureClient:
         return f"{self.url} {token_subject(token_of(self._token))}"
 
     def fetch(self) -> Signature:
-        problem = "no attempt made"
+        problem, asked_to_wait = "no attempt made", None
         for attempt in range(self._retries + 1):
             if attempt:
-                self._sleep(self._backoff * 2 ** (attempt - 1))
+                self._sleep(asked_to_wait or self._backoff * 2 ** (attempt - 1))
             try:
                 response = self._post()
             except requests.RequestException as exc:
-                problem = f"network error: {type(exc).__name__}"
+                problem, asked_to_wait = f"network error: {type(exc).__name__}", None
                 log.info("signature endpoint unreachable (attempt %d): %s", attempt + 1, problem)
                 continue
             if response.status_code < 400:
@@ -129,9 +143,9 @@ class SignatureClient:
             code, message = error_envelope(response)
             if response.status_code == 401:
                 raise AuthenticationFailed(response.status_code, code, message)
-            if response.status_code < 500:
+            if response.status_code < 500 and response.status_code not in _BUSY:
                 raise SignatureRefused(response.status_code, code, message)
-            problem = f"HTTP {response.status_code} {code}: {message}"
+            problem, asked_to_wait = f"HTTP {response.status_code} {code}: {message}", _retry_after(response)
             log.info("signature endpoint failed (attempt %d): %s", attempt + 1, problem)
         raise SignatureUnavailable(f"no signature from {self.url} after {self._retries + 1} attempts ({problem})")
 

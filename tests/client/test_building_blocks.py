@@ -349,6 +349,26 @@ def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> No
     assert seen == [("Bearer t1", {}), ("Bearer t2", {}), ("Bearer t3", {})]  # a fresh token per request
 
 
+def test_the_signature_client_waits_out_a_busy_gateway() -> None:
+    # A throttling gateway (429, Retry-After) or a timed-out request (408) is busy, not a refusal.
+    answers = [
+        Response("slow down", 429, headers={"Retry-After": "7"}),
+        Response("timeout", 408),
+        Response(json.dumps({"signature": "c2ln"}), 200, mimetype="application/json"),
+    ]
+
+    def app(environ: Any, start_response: Any) -> Any:
+        return answers.pop(0)(environ, start_response)
+
+    server = localstack.serve_wsgi("scripted-gateway", app)
+    slept: list[float] = []
+    try:
+        assert SignatureClient(server.url, "t", backoff=0.5, sleep=slept.append)() == "c2ln"
+    finally:
+        server.stop()
+    assert slept == [7.0, 1.0]  # as the gateway asked, then the backoff
+
+
 def _vod_answer(code: int, data: dict[str, Any] | None = None) -> Response:
     return Response(
         json.dumps({"code": code, "message": "test answer", "data": data or {}}), 200, mimetype="application/json"

@@ -287,8 +287,21 @@ def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]
         (["--part-size", "0"], _env(), 2, "part_size must be between", None),
         (["--wait", "--wait-timeout", "0"], _env(), 2, "at least 1 (got '0')", None),  # before any upload
         (["--wait", "--wait-timeout", "-5"], _env(), 2, "at least 1 (got '-5')", None),
+        ([], _env(VOD_UPLOAD_TOKEN="eyJhbGciOi…"), 3, "cannot carry", "authentication_failed"),  # the README's
+        ([], _env(VOD_UPLOAD_TOKEN="eyJ.pasted\nin.two"), 3, "cannot carry", "authentication_failed"),
     ],
-    ids=["401", "403", "gateway-down", "no-token", "bad-gateway", "bad-part-size", "zero-wait", "negative-wait"],
+    ids=[
+        "401",
+        "403",
+        "gateway-down",
+        "no-token",
+        "bad-gateway",
+        "bad-part-size",
+        "zero-wait",
+        "negative-wait",
+        "token-with-ellipsis",
+        "token-with-line-break",
+    ],
 )
 def test_failures_exit_with_a_clear_message_and_status(
     stack: Stack,
@@ -306,7 +319,7 @@ def test_failures_exit_with_a_clear_message_and_status(
     assert message in failed.stderr and "Traceback" not in failed.stderr
     if kind is not None:
         assert json.loads(failed.stdout)["error"]["kind"] == kind
-    else:  # a usage error: refused before anything was sent
+    if kind is None or "cannot carry" in message:  # refused before anything was sent
         assert stack.traffic.calls == [] and stack.traffic.cos_requests == []
     no_leaks(leak_guard, failed.stdout, failed.stderr)
 
