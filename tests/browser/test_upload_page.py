@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -327,3 +328,67 @@ def test_the_page_shows_the_task_flows_outcome(task_flow: None, browser_stack: B
     assert ": finished" in tasks and "processing" not in tasks
     # From the uploads function (the emulator ends its flows at once, so one answer may already be the last).
     assert any(r.url.startswith(f"{b.stack.gateway_url}/uploads/{file_id}") for r in b.traffic.requests)
+
+
+def test_a_policy_refusal_is_not_taken_for_a_refused_sign_in(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # A 403 of the server's policy (here: a user id too long to seal into sourceContext) is shown as such:
+    # signing in again would not help, so the page does not say so (nor ask an embedding app for a new token).
+    b = browser_stack
+    b.open(b.stack.token("u" * 190))
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    b.page.wait_for_selector("#error:not(:empty)")
+    error = b.page.inner_text("#error")
+    assert "does not allow this (user id is too long" in error and "sign-in" not in error
+    assert b.traffic.vod_calls() == []
+
+
+def test_without_a_status_url_the_page_shows_no_processing_it_does_not_follow(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    os.environ["UPLOAD_PAGE_STATUS_URL"] = "none"  # read when the page function first loads (restored after)
+    b = browser_stack
+    b.open(b.stack.token("page-user"))
+    assert "statusUrl" in b.page.get_attribute("body", "data-config")  # the setting reached the page
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    b.page.wait_for_selector("#result:not([hidden])")
+    assert b.page.inner_text("#status") == "Upload complete."
+    assert b.page.is_hidden("#processing") and b.page.is_visible("#file-id")  # the row, label and value
+    assert not any("/uploads" in r.url for r in b.traffic.requests)
+
+
+def test_a_new_upload_stops_following_the_previous_one(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # GIVEN a first upload done, its status request still on its way (held here)
+    b = browser_stack
+    held: list[Any] = []
+    b.page.route(f"{b.stack.gateway_url}/uploads/**", lambda route: held.append(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "first.mp4", 100 * 1024))
+    b.page.click("#start")
+    _until(b, lambda: held, "the page did not ask for the first upload's status")
+    # WHEN a second upload is under way and the first one's status then arrives ("uploaded": final)
+    b.throttle(2 * MiB)
+    b.choose(sample_video(tmp_path / "second.mp4", 20 * MiB))
+    b.page.click("#start")
+    _wait_for_progress(b, 5)
+    held[0].continue_()
+    b.page.wait_for_timeout(1000)
+    # THEN the page still says the second one is uploading, not that something is done
+    assert b.page.inner_text("#status").startswith("Uploading second.mp4") and b.page.is_visible("#pause")
+    assert b.page.is_hidden("#result")
+
+
+def test_keyboard_focus_follows_the_controls(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # Each button hides as the state changes: its focus goes to the control that replaces it, not to the page.
+    b = browser_stack
+    _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 20 * MiB), 2 * MiB)
+    b.page.wait_for_selector("#pause:not([hidden])")
+    focused = [b.page.evaluate("document.activeElement.id")]
+    for key_on, then in (("pause", "#resume"), ("resume", "#pause")):
+        b.page.focus(f"#{key_on}")
+        b.page.keyboard.press("Enter")
+        b.page.wait_for_selector(f"{then}:not([hidden])")
+        _until(b, lambda: b.page.evaluate("document.activeElement.tagName") == "BUTTON", "focus left the buttons")
+        focused.append(b.page.evaluate("document.activeElement.id"))
+    assert focused == ["pause", "resume", "pause"]

@@ -12,7 +12,9 @@
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "vod-upload-token";
   const OWNER_KEY = "vod-upload-owner"; // whose saved upload sessions localStorage holds (the token's subject)
-  const FINAL = new Set(["uploaded", "finished", "failed", "deleted", "conflict"]);
+  const FINAL = new Set(["uploaded", "finished", "failed", "deleted"]);
+  // The server's 403 codes that are its policy (shared/errors.py), not a refused sign-in.
+  const NOT_SIGN_IN = new Set(["policy_violation", "user_id_too_long", "cors_origin_not_allowed"]);
 
   let token = sessionStorage.getItem(TOKEN_KEY);
   let uploader = null; // the SDK's current Uploader
@@ -22,6 +24,7 @@
   let lastAnnounced = 0;
   let state = "idle"; // idle, starting (VOD calls, nothing to pause yet), uploading, paused, finishing
   let following = 0; // which upload the status loop follows: a newer one ends the older loop
+  let refocus = false; // a focused button was hidden: the next one shown takes the focus
 
   class ApiError extends Error {
     constructor(status, message) {
@@ -97,8 +100,13 @@
     }
     if (response.status === 401 || response.status === 403) {
       const body = await response.json().catch(() => null);
+      const error = body && body.error ? body.error : null;
+      const why = error ? error.message : "refused";
+      // Our own 403s are the server's policy, not the sign-in: signing in again would not help.
+      if (response.status === 403 && error && NOT_SIGN_IN.has(error.code)) {
+        throw new ApiError(403, `The upload service does not allow this (${why}).`);
+      }
       tellParent({ type: "vod-upload-token-refused" });
-      const why = body && body.error ? body.error.message : "refused";
       throw new ApiError(response.status, `Your sign-in was refused (${why}). Sign in again in the app and reopen this page.`);
     }
     return response;
@@ -163,12 +171,20 @@
   }
 
   function buttons(next) {
+    const focused = document.activeElement;
     state = next;
     $("start").hidden = state !== "idle";
     $("pause").hidden = state !== "uploading";
     $("resume").hidden = state !== "paused";
     $("cancel").hidden = state !== "uploading" && state !== "paused";
     $("video").disabled = $("cover").disabled = state !== "idle";
+    // A keyboard user's button that was just hidden hands its focus to the one that takes its place.
+    if (focused && focused.tagName === "BUTTON" && focused.hidden) refocus = true;
+    const shown = ["pause", "resume", "start"].map((id) => $(id)).find((button) => !button.hidden);
+    if (refocus && shown) {
+      shown.focus();
+      refocus = false;
+    }
   }
 
   // Stops every COS transfer of an uploader (the SDK's cancel() stops the video's only, not the cover's).
@@ -296,6 +312,7 @@
     $("result").hidden = false;
     $("file-id").textContent = fileId;
     $("processing").textContent = "waiting for the video service…";
+    $("processing-row").hidden = !config.statusUrl; // UPLOAD_PAGE_STATUS_URL=none: nothing is followed
     delete $("processing").dataset.status;
     $("tasks").replaceChildren();
     if (config.statusUrl) await follow(fileId);
@@ -346,12 +363,11 @@
 
   function showUpload(upload) {
     const words = {
-      uploaded: "Uploaded (no processing requested).",
+      uploaded: "Uploaded.", // no task flow, or one whose progress VOD was asked not to report
       processing: "Processing…",
       finished: "Finished.",
       failed: "Processing failed.",
       deleted: "Deleted.",
-      conflict: "Held for review.",
     };
     $("processing").textContent = words[upload.status] || upload.status;
     $("processing").dataset.status = upload.status;
@@ -382,6 +398,7 @@
     }
     files = { video, cover: $("cover").files[0] || null };
     $("result").hidden = true;
+    following += 1; // the previous upload's status is no longer shown: stop following it
     start();
   });
   $("pause").addEventListener("click", pause);
