@@ -93,13 +93,18 @@ def test_vod_upload_wait_ends_with_the_finished_record(stack_with_task_flow: Vod
     assert stack.record(done["fileId"]).user_id == "wendy"
 
 
+def _stuck_upload(stack: VodStack, video: Path) -> str:
+    """The FileId of una's recorded upload of `video`, its task flow staying PROCESSING."""
+    file_id = str(stack.upload(sample_video(video, size=200_000), user="una")["fileId"])
+    stack.record(file_id)
+    stuck = vod_event("ProcedureStateChanged", FileId=file_id, TaskId="t-stuck", Status="PROCESSING")
+    ingest_event(stack.store, stuck, received_at=time.time(), keys=())
+    return file_id
+
+
 def test_following_an_upload_that_does_not_settle_ends_at_its_deadline(vod_stack: VodStack, tmp_path: Path) -> None:
     # GIVEN an upload whose task flow stays PROCESSING
-    committed = vod_stack.upload(sample_video(tmp_path / "s.mp4", size=200_000), user="una")
-    file_id = committed["fileId"]
-    vod_stack.record(file_id)
-    stuck = vod_event("ProcedureStateChanged", FileId=file_id, TaskId="t-stuck", Status="PROCESSING")
-    ingest_event(vod_stack.store, stuck, received_at=time.time(), keys=())
+    file_id = _stuck_upload(vod_stack, tmp_path / "s.mp4")
     answers: list[int] = []
     now = [0.0]  # the follower's clock: half a second passes with each answer
 
@@ -125,10 +130,7 @@ def test_following_never_spins_when_the_uploads_function_does_not_hold_requests(
     # timeout would), and an upload whose task flow stays PROCESSING
     monkeypatch.setenv("UPLOADS_MAX_WAIT_SECONDS", "0")
     stack = start_vod_stack()
-    file_id = stack.upload(sample_video(tmp_path / "h.mp4", size=200_000), user="una")["fileId"]
-    stack.record(file_id)
-    stuck = vod_event("ProcedureStateChanged", FileId=file_id, TaskId="t-stuck", Status="PROCESSING")
-    ingest_event(stack.store, stuck, received_at=time.time(), keys=())
+    file_id = _stuck_upload(stack, tmp_path / "h.mp4")
     answers, pauses, now = list[int](), list[float](), [0.0]  # the follower's clock: 0.1 s an answer
 
     def answered(response: requests.Response, *args: object, **kwargs: object) -> None:
@@ -153,11 +155,7 @@ def test_following_never_spins_when_the_uploads_function_does_not_hold_requests(
 def test_following_stops_when_the_upload_is_no_longer_the_users(vod_stack: VodStack, tmp_path: Path) -> None:
     # GIVEN a followed upload, still processing, that VOD's events then disagree about (another
     # sourceContext: a conflict, which the status API shows to nobody)
-    committed = vod_stack.upload(sample_video(tmp_path / "c.mp4", size=200_000), user="una")
-    file_id = committed["fileId"]
-    vod_stack.record(file_id)
-    stuck = vod_event("ProcedureStateChanged", FileId=file_id, TaskId="t-stuck", Status="PROCESSING")
-    ingest_event(vod_stack.store, stuck, received_at=time.time(), keys=())
+    file_id = _stuck_upload(vod_stack, tmp_path / "c.mp4")
     answers: list[int] = []
 
     def answered(response: requests.Response, *args: object, **kwargs: object) -> None:
