@@ -8,8 +8,7 @@ that did not finish, run again.
 Reads DATABASE_URL (default sqlite:///.local/vod.sqlite3, relative to the current directory), the
 same setting as the callback function, and for `hooks --rerun` AFTER_COMMIT_HOOK (its package must be
 importable: in the checkout's root, where `make build` takes it from, run `PYTHONPATH=. vod-uploads …`).
-Exit status: 0 ok,
-1 not found (or a hook run again failed), 2 settings or store problem.
+Exit status: 0 ok, 1 not found (or a hook run again failed), 2 settings or store problem.
 """
 
 from __future__ import annotations
