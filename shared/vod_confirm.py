@@ -1,9 +1,11 @@
-"""Confirm-by-fetch (VOD_CALLBACK_CONFIRM=fetch): before recording a PUSH NewFileUpload or FileDeleted, ask
-VOD what it knows of the file (DescribeMediaInfos, https://cloud.tencent.com/document/api/266/31763): an
-upload is recorded as VOD has it, not as the body says; a delete only once VOD no longer lists each file it
-deletes whole (else a 503, and VOD delivers it again). A PUSH body is vouched for only by Sign =
-MD5(SignKey + T), which does not cover it: whoever saw one delivery could replay its Sign and T with another
-body until T passes.
+"""Confirm-by-fetch (VOD_CALLBACK_CONFIRM=fetch): before recording a PUSH NewFileUpload, FileDeleted or
+ProcedureStateChanged, ask VOD. An upload is recorded as VOD has the file (DescribeMediaInfos,
+https://cloud.tencent.com/document/api/266/31763), not as the body says; a delete only once VOD no longer
+lists each file it deletes whole; a task event only as VOD has the task (DescribeTaskDetail,
+https://cloud.tencent.com/document/api/266/33431), so no body puts its own results (the output URLs a user
+is shown) on a file. Where VOD does not vouch for an event yet, the answer is a 503 and VOD delivers it
+again. A PUSH body is vouched for only by Sign = MD5(SignKey + T), which does not cover it: whoever saw one
+delivery could replay its Sign and T with another body until T passes.
 
 Imported only when the option is on, and then uses the Tencent SDK's generic client from
 tencentcloud-sdk-python-common (no per-product models), so the callback's cold start does not pay for it.
@@ -20,7 +22,7 @@ from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentClo
 
 from shared.config import VodApiSettings
 from shared.errors import VodUnavailable
-from shared.events import FileDeleted, NewFileUpload, parse_event
+from shared.events import FileDeleted, NewFileUpload, ProcedureStateChanged, parse_event
 from shared.ingest import Vouched
 from shared.source_context import Attribution, attribute
 from shared.vod_sdk import client_arguments, with_sub_app
@@ -29,14 +31,18 @@ MAX_FILE_IDS = 20  # DescribeMediaInfos: FileIds per call
 _TIMEOUT_SECONDS = 3  # the callback's own timeout is 10 s
 
 
+_UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError)  # an answer of a shape VOD does not document
+
+
 class MediaLookup:
-    """What VOD knows of files: {FileId: MediaInfo} for the ones that exist, and the ones that don't."""
+    """What VOD knows of files and of their procedure tasks."""
 
     def __init__(self, settings: VodApiSettings) -> None:
         self._client = CommonClient("vod", "2018-07-17", *client_arguments(settings, _TIMEOUT_SECONDS))
         self._sub_app_id = settings.sub_app_id
 
     def media(self, file_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """{FileId: MediaInfo} for the files VOD has, and the ones it does not."""
         found: dict[str, dict[str, Any]] = {}
         missing: set[str] = set()
         for start in range(0, len(file_ids), MAX_FILE_IDS):
@@ -48,11 +54,25 @@ class MediaLookup:
                 answer = self._client.call_json("DescribeMediaInfos", params)["Response"]
                 found.update({info["FileId"]: info for info in answer.get("MediaInfoSet") or []})
                 missing.update(answer.get("NotExistFileIdSet") or [])
-            except (TencentCloudSDKException, KeyError, TypeError, ValueError, AttributeError) as exc:
+            except (TencentCloudSDKException, *_UNEXPECTED) as exc:
                 # VOD retries a delivery it got no 200 for: a 503 now loses nothing (an answer of an
                 # unexpected shape too).
                 raise VodUnavailable(f"DescribeMediaInfos failed: {type(exc).__name__}") from exc
         return found, missing
+
+    def procedure_task(self, task_id: str) -> dict[str, Any] | None:
+        """VOD's ProcedureTask of `task_id`; None when VOD has no such procedure task (of the last 3 days)."""
+        params = with_sub_app({"TaskId": task_id}, self._sub_app_id)
+        try:
+            answer = self._client.call_json("DescribeTaskDetail", params)["Response"]
+            task = answer.get("ProcedureTask")
+            return task if answer.get("TaskType") == "Procedure" and isinstance(task, dict) else None
+        except TencentCloudSDKException as exc:
+            if exc.code == "InvalidParameterValue.TaskId":  # VOD: "the task ID does not exist"
+                return None
+            raise VodUnavailable(f"DescribeTaskDetail failed: {exc.code}") from exc
+        except _UNEXPECTED as exc:
+            raise VodUnavailable(f"DescribeTaskDetail failed: {type(exc).__name__}") from exc
 
 
 def vouched_upload(payload: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
@@ -66,10 +86,25 @@ def vouched_upload(payload: Mapping[str, Any], info: Mapping[str, Any]) -> dict[
     return vouched
 
 
+def vouched_task(payload: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+    """The ProcedureStateChanged with VOD's ProcedureTask (the same fields) in place of the body's."""
+    return {**copy.deepcopy(dict(payload)), "ProcedureStateChangeEvent": copy.deepcopy(dict(task))}
+
+
 def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str]) -> Vouched:
     """What to record for one PUSH delivery: an upload as VOD has it (unconfirmed, with no user, when VOD
-    does not know the file); a delete as VOD confirms it."""
+    does not know the file); a delete as VOD confirms it; a task event as VOD has the task now."""
     event = parse_event(payload)
+    if isinstance(event, ProcedureStateChanged):
+        task = lookup.procedure_task(event.task_id)
+        # A genuine event's task is VOD's before it is sent; one VOD does not know (yet) is answered 503, so
+        # a genuine delivery comes again and a forged one is dropped. A FINISH VOD does not report yet
+        # would record the task as still processing, under the last delivery it has: VOD is asked to wait.
+        if task is None:
+            raise VodUnavailable(f"VOD has no procedure task {event.task_id}")
+        if event.status == "FINISH" and task.get("Status") != "FINISH":
+            raise VodUnavailable(f"VOD does not report task {event.task_id} finished yet")
+        return Vouched(vouched_task(payload, task), None)
     if isinstance(event, NewFileUpload):
         found, _ = lookup.media([event.file_id])
         info = found.get(event.file_id)

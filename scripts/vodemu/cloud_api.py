@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from vodemu import tc3
 from vodemu.cloud_params import ACTION_PARAMS, CloudApiError, Params, upload_options
 from vodemu.delivery import EventConfigError, EventSignal, PullSettings, pull_events, updated_event_config
-from vodemu.events import media_basic_info, meta_data
+from vodemu.events import iso_time, media_basic_info, meta_data, procedure_task
 from vodemu.settings import API_VERSION, SERVICE, EmulatorSettings
 from vodemu.state import EmulatorState
 from vodemu.uploads import NewFile, UploadError, UploadErrorKind, UploadService
@@ -124,6 +124,7 @@ class CloudApi:
             "ApplyUpload": self._apply_upload,
             "CommitUpload": self._commit_upload,
             "DescribeMediaInfos": self._describe_media_infos,
+            "DescribeTaskDetail": self._describe_task_detail,
         }
 
     @staticmethod
@@ -277,6 +278,22 @@ class CloudApi:
                 info["MetaData"] = meta_data(media)
             infos.append(info)
         return {"MediaInfoSet": infos, "NotExistFileIdSet": missing}
+
+    def _describe_task_detail(self, params: Params) -> dict[str, Any]:
+        task_id = params.text("TaskId", required=True)
+        media = self.state.media_of_task(task_id or "")
+        if media is None:  # VOD's own code and words for it
+            raise CloudApiError("InvalidParameterValue.TaskId", "任务 ID 不存在。")
+        # The emulator's procedures finish as the upload is committed (see vodemu.events).
+        at = iso_time(media.created_at)
+        return {
+            "TaskType": "Procedure",
+            "Status": "FINISH",
+            "CreateTime": at,
+            "BeginProcessTime": at,
+            "FinishTime": at,
+            "ProcedureTask": procedure_task(media, "FINISH", self.service.url_for),
+        }
 
 
 def _upload_error(exc: UploadError) -> CloudApiError:

@@ -53,6 +53,7 @@ ACTION_PARAMS: dict[str, dict[str, str]] = {
     },
     "CommitUpload": {"SubAppId": _INT, "VodSessionKey": _STR},
     "DescribeMediaInfos": {"SubAppId": _INT, "FileIds": _LIST, "Filters": _LIST},
+    "DescribeTaskDetail": {"SubAppId": _INT, "TaskId": _STR},
 }
 
 

@@ -149,32 +149,35 @@ def _transcode_result(media: MediaFile, url_for: UrlFor) -> dict[str, Any]:
     }
 
 
-def procedure_state_changed(media: MediaFile, status: str, url_for: UrlFor) -> dict[str, Any]:
+def procedure_task(media: MediaFile, status: str, url_for: UrlFor) -> dict[str, Any]:
+    """The file's procedure task at `status`: what its ProcedureStateChanged carries, and what
+    DescribeTaskDetail (https://cloud.tencent.com/document/api/266/33431) answers as ProcedureTask."""
     options = media.options
     finished = status == "FINISH"
     return _compact(
         {
-            "EventType": "ProcedureStateChanged",
-            "ProcedureStateChangeEvent": {
-                "TaskId": media.procedure_task_id,
-                "Status": status,
-                "ErrCode": 0,
-                "Message": "SUCCESS",
-                "FileId": media.file_id,
-                "FileName": media.name,
-                "FileUrl": url_for(media.bucket, media.media_key),
-                "MetaData": meta_data(media),
-                "MediaProcessResultSet": [_transcode_result(media, url_for)] if finished else [],
-                "AiContentReviewResultSet": [],
-                "AiAnalysisResultSet": [],
-                "AiRecognitionResultSet": [],
-                "TasksPriority": options.task_priority or 0,
-                "TasksNotifyMode": options.task_notify_mode,  # as signed; left out when the signature had none
-                "SessionContext": options.session_context or "",
-                "SessionId": "",
-            },
+            "TaskId": media.procedure_task_id,
+            "Status": status,
+            "ErrCode": 0,
+            "Message": "SUCCESS",
+            "FileId": media.file_id,
+            "FileName": media.name,
+            "FileUrl": url_for(media.bucket, media.media_key),
+            "MetaData": meta_data(media),
+            "MediaProcessResultSet": [_transcode_result(media, url_for)] if finished else [],
+            "AiContentReviewResultSet": [],
+            "AiAnalysisResultSet": [],
+            "AiRecognitionResultSet": [],
+            "TasksPriority": options.task_priority or 0,
+            "TasksNotifyMode": options.task_notify_mode,  # as signed; left out when the signature had none
+            "SessionContext": options.session_context or "",
+            "SessionId": "",
         }
     )
+
+
+def procedure_state_changed(media: MediaFile, status: str, url_for: UrlFor) -> dict[str, Any]:
+    return {"EventType": "ProcedureStateChanged", "ProcedureStateChangeEvent": procedure_task(media, status, url_for)}
 
 
 def procedure_statuses(options: UploadOptions) -> tuple[str, ...]:

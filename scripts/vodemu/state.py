@@ -231,6 +231,14 @@ class EmulatorState:
             row = self._db.execute("SELECT record FROM media WHERE file_id = ?", (file_id,)).fetchone()
         return None if row is None else _media_from(json.loads(row[0]))
 
+    def media_of_task(self, task_id: str) -> MediaFile | None:
+        """The file whose procedure task this is (a scan: the emulator holds few files)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT record FROM media WHERE json_extract(record, '$.procedure_task_id') = ?", (task_id,)
+            ).fetchone()
+        return None if row is None else _media_from(json.loads(row[0]))
+
     def file_id_exists(self, file_id: str) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM media WHERE file_id = ?", (file_id,)).fetchone() is not None

@@ -13,7 +13,14 @@ import time
 from collections.abc import Callable, Mapping
 
 from shared.config import HttpSettings
-from shared.errors import CallbackSignRejected, MethodNotAllowed, PayloadTooLarge, StoreUnavailable, as_http_error
+from shared.errors import (
+    CallbackSignRejected,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    StoreUnavailable,
+    VodUnavailable,
+    as_http_error,
+)
 from shared.http.cors import cors_headers, preflight
 from shared.http.model import Endpoint, Request, Response
 from shared.http.triggers import request_from_event
@@ -67,8 +74,11 @@ def _answer(error: Exception, notes: dict[str, Any]) -> tuple[Response, str]:
     if http is None:
         log_event(ERROR, "request.crash", error=error)
         return Response(500, error_body("internal_error", "internal error")), "internal_error"
+    # Why, for the operator; the caller only hears "retry later".
     if isinstance(error, StoreUnavailable):
-        notes["store_error"] = error.message  # redacted by the store; the caller only hears "retry later"
+        notes["store_error"] = error.message  # redacted by the store
+    elif isinstance(error, VodUnavailable):
+        notes["vod_error"] = error.message  # the call that failed, or what VOD does not vouch for
     return Response(http.status, error_body(http.code, http.message), http.headers), http.code
 
 

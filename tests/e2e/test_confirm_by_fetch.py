@@ -1,20 +1,33 @@
 """VOD_CALLBACK_CONFIRM=fetch against the emulator over HTTP, with the real SDK: what is recorded is what VOD
-answers (DescribeMediaInfos), so a validly signed body that lies changes nothing."""
+answers (DescribeMediaInfos, DescribeTaskDetail), so a validly signed body that lies changes nothing."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 
-from tests.conftest import closed_loopback_port
-from vodtesting import http_event, sample_video, signed, signed_parameters, vod_event
+from shared.store import TaskRecord, open_store
+from tests.conftest import Output, closed_loopback_port
+from vodtesting import FILE_ID, http_event, sample_video, signed, signed_parameters, vod_event
+from vodtesting.events import TASK_ID
 from vodtesting.stack import VodStack
 
 PART = {"Type": "TranscodeFiles", "Definition": 100010}
+
+
+@pytest.fixture
+def vod_stack(monkeypatch: pytest.MonkeyPatch, start_vod_stack: Callable[..., VodStack]) -> VodStack:
+    monkeypatch.setenv("VOD_PROCEDURE", "LongVideoPreset")  # every upload starts a task flow, whose events count too
+    return start_vod_stack()
 
 
 @pytest.fixture
@@ -60,6 +73,62 @@ def test_a_lying_body_changes_nothing(vod_stack: VodStack, confirming: Callable[
     assert after.confirmed is False  # the first delivery (PUSH, before the option) was the body's word
 
 
+def test_a_stack_that_confirms_every_push_records_uploads_and_task_flows(
+    monkeypatch: pytest.MonkeyPatch, start_vod_stack: Callable[..., VodStack], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VOD_PROCEDURE", "LongVideoPreset")
+    monkeypatch.setenv("VOD_CALLBACK_CONFIRM", "fetch")
+    stack = start_vod_stack()
+    committed = stack.upload(sample_video(tmp_path / "c.mp4", size=200_000), user="cat")
+    record = stack.record(committed["fileId"])
+    assert (record.user_id, record.confirmed, record.media_url) == ("cat", True, committed["video"]["url"])
+    [task] = _settled_tasks(stack, committed["fileId"])
+    assert (task.task_id, task.outcome) == (record.procedure_task_id, "finished")
+    assert [r.urls for r in task.results] == [(committed["video"]["url"],)]
+
+
+def _settled_tasks(stack: VodStack, file_id: str) -> list[TaskRecord]:
+    deadline = time.monotonic() + 30
+    while not (tasks := stack.store.tasks(file_id)) or any(t.outcome == "processing" for t in tasks):
+        assert time.monotonic() < deadline, f"the tasks of {file_id} did not settle: {tasks}"
+        time.sleep(0.05)
+    return tasks
+
+
+def test_a_lying_task_body_changes_nothing(vod_stack: VodStack, confirming: Callable[..., Any], tmp_path: Path) -> None:
+    # GIVEN Alice's real upload and its task flow, recorded
+    committed = vod_stack.upload(sample_video(tmp_path / "t.mp4", size=200_000), user="alice")
+    vod_stack.record(committed["fileId"])
+    [before] = _settled_tasks(vod_stack, committed["fileId"])
+    record = vod_stack.store.upload(committed["fileId"])
+    assert record is not None and [r.urls for r in before.results] == [(record.media_url,)]
+    # WHEN a validly signed body reports that task with its own name, URL and output (and another status)
+    evil = "http://evil.example/x.mp4"
+    output = {"Type": "Transcode", "TranscodeTask": {"Status": "SUCCESS", "ErrCode": 0, "Output": {"Url": evil}}}
+    lies = {"FileName": "mine", "FileUrl": evil, "MediaProcessResultSet": [output], "SessionContext": "forged"}
+    for status in ("FINISH", "PROCESSING"):
+        forged = vod_event(
+            "ProcedureStateChanged", FileId=committed["fileId"], TaskId=before.task_id, Status=status, **lies
+        )
+        assert confirming(forged)["statusCode"] == 200
+    # THEN the task and the upload are as VOD has them (but for when the upload was last heard of)
+    assert vod_stack.store.tasks(committed["fileId"]) == [before]
+    assert vod_stack.store.upload(committed["fileId"]) == record._replace(last_event_at=ANY)
+
+
+@pytest.mark.parametrize("file_id", [None, "999999999"], ids=["the real file", "another file"])
+def test_a_task_vod_does_not_know_is_a_503(
+    vod_stack: VodStack, confirming: Callable[..., Any], tmp_path: Path, file_id: str | None
+) -> None:
+    committed = vod_stack.upload(sample_video(tmp_path / "u.mp4", size=200_000), user="alice")
+    vod_stack.record(committed["fileId"])
+    forged = vod_event("ProcedureStateChanged", FileId=file_id or committed["fileId"], TaskId="1400-procedurev2-x")
+    answer = confirming(forged)
+    assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
+    assert all(t.task_id != "1400-procedurev2-x" for t in vod_stack.store.tasks(committed["fileId"]))
+    assert vod_stack.store.upload("999999999") is None
+
+
 def test_a_file_vod_does_not_know_is_recorded_unconfirmed(vod_stack: VodStack, confirming: Callable[..., Any]) -> None:
     mallory = signed_parameters(vod_stack.signature("mallory"))["sourceContext"]
     assert confirming(vod_event("NewFileUpload", FileId="999999999", SourceContext=mallory))["statusCode"] == 200
@@ -98,22 +167,91 @@ def test_a_delete_counts_as_vod_confirms_it(
     vod_stack.record(committed["fileId"])  # its NewFileUpload, pushed by the emulator, is in
     assert confirming(vod_event("FileDeleted", **deleted(committed["fileId"])))["statusCode"] == answer
     kept = vod_stack.store.upload(committed["fileId"])
-    assert kept is not None and (kept.status, kept.user_id) == ("uploaded", "bob")
+    assert kept is not None and (kept.deleted, kept.user_id) == (False, "bob")
     assert [(p.type, p.definition) for p in kept.deleted_parts] == kept_parts
     record = vod_stack.store.upload("424242")
     assert (record and record.status) == gone
 
 
+_FETCH_ENV = {
+    "VOD_CALLBACK_SIGN_KEY": "Key123",
+    "VOD_CONTEXT_KEY": "k" * 32,
+    "VOD_CALLBACK_CONFIRM": "fetch",
+    "VOD_SECRET_ID": "AKIDx",
+    "VOD_SECRET_KEY": "s" * 32,
+}
+
+
 def test_vod_unreachable_is_a_503_so_vod_retries(vod_function: Callable[..., Any], tmp_path: Path) -> None:
     env = {
-        "VOD_CALLBACK_SIGN_KEY": "Key123",
-        "VOD_CONTEXT_KEY": "k" * 32,
-        "VOD_CALLBACK_CONFIRM": "fetch",
-        "VOD_SECRET_ID": "AKIDx",
-        "VOD_SECRET_KEY": "s" * 32,
+        **_FETCH_ENV,
         "VOD_API_ENDPOINT": f"http://127.0.0.1:{closed_loopback_port()}",
         "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3",
     }
     handler = vod_function("callback", env=env)
     answer = handler(http_event("POST", "/vod-events", body=signed(vod_event("NewFileUpload"), "Key123")), {})
     assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
+
+
+@pytest.fixture
+def scripted_vod() -> Iterator[Callable[[dict[str, Any]], str]]:
+    """VOD's cloud API answering every call with one scripted Response: for what the emulator, whose tasks
+    finish as they start, never answers (the signature is not checked: what is tested is the answer's use)."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(response: dict[str, Any]) -> str:
+        body = json.dumps({"Response": {**response, "RequestId": "scripted"}}).encode()
+
+        class Vod(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        servers.append(ThreadingHTTPServer(("127.0.0.1", 0), Vod))
+        threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{servers[-1].server_port}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+_PROCESSING = {"TaskId": TASK_ID, "Status": "PROCESSING", "FileId": FILE_ID, "MediaProcessResultSet": []}
+
+
+@pytest.mark.parametrize(
+    ("vod_answer", "logged"),
+    [
+        # A FINISH whose task VOD still has processing (its API behind its events): recorded as VOD has the task,
+        # it would leave the record processing for good, as no other event of the task is coming.
+        ({"TaskType": "Procedure", "Status": "PROCESSING", "ProcedureTask": _PROCESSING}, "finished yet"),
+        ({"TaskType": "EditMedia", "Status": "FINISH", "EditMediaTask": {"TaskId": TASK_ID}}, "no procedure task"),
+        ({"TaskType": "Procedure", "ProcedureTask": [_PROCESSING]}, "no procedure task"),
+        ({"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}}, "RequestLimitExceeded"),
+    ],
+    ids=["still-processing", "another-type", "not-an-object", "throttled"],
+)
+def test_a_task_event_vod_does_not_vouch_for_is_a_503(
+    vod_function: Callable[..., Any],
+    scripted_vod: Callable[[dict[str, Any]], str],
+    output: Output,
+    tmp_path: Path,
+    vod_answer: dict[str, Any],
+    logged: str,
+) -> None:
+    database = f"sqlite:///{tmp_path}/vod.sqlite3"
+    env = {**_FETCH_ENV, "VOD_API_ENDPOINT": scripted_vod(vod_answer), "DATABASE_URL": database}
+    handler = vod_function("callback", env=env)
+    event = vod_event("ProcedureStateChanged", TaskId=TASK_ID, FileId=FILE_ID, Status="FINISH")
+    answer = handler(http_event("POST", "/vod-events", body=signed(event, "Key123")), {})
+    assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
+    assert logged in output.text()
+    assert open_store(database).tasks(FILE_ID) == []

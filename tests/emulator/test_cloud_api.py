@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -290,6 +291,31 @@ def test_describe_media_infos_limits(emulator: Emulator):
         _request(models.DescribeMediaInfosRequest, FileIds=["1"], Filters=["transcodeInfo"])
     )
     assert filtered.NotExistFileIdSet == ["1"]
+
+
+def test_describe_task_detail_answers_the_procedure_its_events_report(emulator: Emulator):
+    client = vod(emulator)
+    client.ModifyEventConfig(
+        _request(models.ModifyEventConfigRequest, Mode="PULL", UploadMediaCompleteEventSwitch="ON")
+    )
+    committed = _server_upload(emulator, b"abc", Procedure="QCVB_SimpleProcessFile", SessionContext="s1")
+    pulled = _pull(emulator)
+    [upload] = [e for e in pulled if e.EventType == "NewFileUpload"]
+    [finish] = [e for e in pulled if e.ProcedureStateChangeEvent and e.ProcedureStateChangeEvent.Status == "FINISH"]
+    task_id = upload.FileUploadEvent.ProcedureTaskId
+    detail = client.DescribeTaskDetail(_request(models.DescribeTaskDetailRequest, TaskId=task_id, SubAppId=SUB_APP_ID))
+    assert (detail.TaskType, detail.Status) == ("Procedure", "FINISH")
+    # The SDK's own model of both: the task VOD describes is the one its FINISH event carried.
+    assert json.loads(detail.ProcedureTask.to_json_string()) == json.loads(
+        finish.ProcedureStateChangeEvent.to_json_string()
+    )
+    assert (detail.ProcedureTask.FileId, detail.ProcedureTask.SessionContext) == (committed.FileId, "s1")
+    [result] = detail.ProcedureTask.MediaProcessResultSet
+    assert result.TranscodeTask.Output.Url == committed.MediaUrl
+
+    unknown = _request(models.DescribeTaskDetailRequest, TaskId=task_id + "0")
+    assert _error(lambda: client.DescribeTaskDetail(unknown)).code == "InvalidParameterValue.TaskId"
+    assert _error(lambda: client.DescribeTaskDetail(models.DescribeTaskDetailRequest())).code == "MissingParameter"
 
 
 # -- reliable callback (PULL) --------------------------------------------------------------------
