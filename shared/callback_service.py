@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.config import CallbackSettings
 from shared.errors import MalformedEvent
-from shared.events import verify_callback_sign
+from shared.events import parse_event, stored_form, verify_callback_sign
 from shared.hooks import AfterCommit, no_hook
 from shared.http.body import json_object
 from shared.http.model import Endpoint, Request, Response
@@ -50,7 +50,9 @@ def make_callback_endpoint(
         else:
             verify_callback_sign(payload, sign_key, now(), settings.max_ahead_seconds)
         vouched = None
-        if confirm is not None:  # VOD's word instead of the body's (VodUnavailable: a 503, VOD retries)
+        # VOD's word instead of the body's (VodUnavailable: a 503, VOD retries), unless this delivery was recorded
+        # before (VOD retries when our 200 was lost): then it is a duplicate, whatever VOD would say now.
+        if confirm is not None and not _recorded(store_provider(), payload):
             vouched = confirm(payload)
             request.notes["confirmed"] = vouched.attribution.confirmed if vouched.attribution else None
         result = ingest_event(
@@ -75,3 +77,8 @@ def make_callback_endpoint(
         )
 
     return endpoint
+
+
+def _recorded(store: EventStore, payload: dict[str, Any]) -> bool:
+    parse_event(payload)  # a body that is no event is a 400 before anything is asked
+    return store.event(stored_form(payload).key) is not None

@@ -110,6 +110,12 @@ def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[st
         info = found.get(event.file_id)
         if info is None:
             return Vouched(payload, Attribution("unconfirmed"))
+        # DescribeMediaInfos does not tell a file's task flow: the one the body names must be VOD's, of this file
+        # (a made-up one would have the uploader follow a task that never ends).
+        if event.procedure_task_id:
+            task = lookup.procedure_task(event.procedure_task_id)
+            if task is None or task.get("FileId") != event.file_id:
+                raise VodUnavailable(f"VOD has no procedure task {event.procedure_task_id} of file {event.file_id}")
         source = (info.get("BasicInfo") or {}).get("SourceInfo") or {}
         return Vouched(vouched_upload(payload, info), attribute(source.get("SourceContext"), keys, confirmed=True))
     if isinstance(event, FileDeleted) and event.file_ids:

@@ -129,6 +129,23 @@ def test_a_task_vod_does_not_know_is_a_503(
     assert vod_stack.store.upload("999999999") is None
 
 
+@pytest.mark.parametrize("named", ["made-up", "another file's"])
+def test_an_upload_body_naming_a_task_flow_vod_does_not_have_for_it_is_a_503(
+    vod_stack: VodStack, confirming: Callable[..., Any], tmp_path: Path, named: str
+) -> None:
+    # GIVEN Alice's upload, recorded with its task flow, and Bob's
+    alice = vod_stack.upload(sample_video(tmp_path / "a.mp4", size=200_000), user="alice")["fileId"]
+    bob = vod_stack.upload(sample_video(tmp_path / "b.mp4", size=200_000), user="bob")["fileId"]
+    _settled_tasks(vod_stack, alice)
+    before = vod_stack.store.upload(alice)
+    # WHEN a validly signed upload body of Alice's file names another task flow (one the uploader would follow)
+    task_id = "1400-procedurev2-made-up" if named == "made-up" else vod_stack.record(bob).procedure_task_id
+    answer = confirming(vod_event("NewFileUpload", FileId=alice, ProcedureTaskId=task_id))
+    # THEN VOD is asked to come again (a genuine body would name the file's own), and nothing changed
+    assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
+    assert vod_stack.store.upload(alice) == before
+
+
 def test_a_file_vod_does_not_know_is_recorded_unconfirmed(vod_stack: VodStack, confirming: Callable[..., Any]) -> None:
     mallory = signed_parameters(vod_stack.signature("mallory"))["sourceContext"]
     assert confirming(vod_event("NewFileUpload", FileId="999999999", SourceContext=mallory))["statusCode"] == 200
@@ -255,3 +272,28 @@ def test_a_task_event_vod_does_not_vouch_for_is_a_503(
     assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
     assert logged in output.text()
     assert open_store(database).tasks(FILE_ID) == []
+
+
+def test_a_delivery_recorded_before_is_a_duplicate_whatever_vod_says_now(
+    vod_function: Callable[..., Any], scripted_vod: Callable[[dict[str, Any]], str], tmp_path: Path
+) -> None:
+    database = f"sqlite:///{tmp_path}/vod.sqlite3"
+    finished = {**_PROCESSING, "Status": "FINISH"}
+    event = http_event(
+        "POST", "/vod-events", body=signed(vod_event("ProcedureStateChanged", TaskId=TASK_ID, FileId=FILE_ID), "Key123")
+    )
+    answers = []
+    # VOD vouches for the task, then (our 200 lost, VOD delivering again) no longer answers for it, or throttles
+    for vod_answer in (
+        {"TaskType": "Procedure", "Status": "FINISH", "ProcedureTask": finished},
+        {"Error": {"Code": "InvalidParameterValue.TaskId", "Message": "gone"}},
+        {"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}},
+    ):
+        env = {**_FETCH_ENV, "VOD_API_ENDPOINT": scripted_vod(vod_answer), "DATABASE_URL": database}
+        answers.append(vod_function("callback", env=env)(event, {}))
+    assert [(a["statusCode"], json.loads(a["body"])["duplicate"]) for a in answers] == [
+        (200, False),
+        (200, True),
+        (200, True),
+    ]
+    assert [t.outcome for t in open_store(database).tasks(FILE_ID)] == ["finished"]
