@@ -7,7 +7,9 @@ key, each object's multipart uploadId, what the files looked like (path, size, m
 sample: a changed file starts over instead of being stitched together from two versions) and when the
 session began. Which parts are stored is asked from COS when resuming, and where the objects go comes
 back with the session's fresh credentials. Writes are atomic (temporary file, fsync, rename). Files are
-private (0600): the session key lets a signature holder continue the upload.
+private (0600): the session key lets a signature holder continue the upload. A run holds its checkpoint's
+lock file (`<name>.lock`, filelock's: flock, or Windows' own) while it uses the checkpoint, so that a second
+run of the same files at the same time is refused instead of replacing or deleting the first one's.
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import filelock
 import platformdirs
 
-from vodupload.errors import CheckpointUnavailable
+from vodupload.errors import CheckpointUnavailable, UploadInProgress
 
 log = logging.getLogger("vodupload")
 
@@ -142,6 +146,28 @@ class CheckpointStore:
             for obj in checkpoint.objects
             if obj.role == "cover"
         ]
+
+    @contextlib.contextmanager
+    def claimed(self, name: str) -> Iterator[None]:
+        """Hold the checkpoint `name` for one run (the lock file stays: removing it would let two runs hold
+        different files of one name). UploadInProgress when another run holds it."""
+        if self.directory.exists() and not self.directory.is_dir():  # in the words load() uses for it
+            raise CheckpointUnavailable(f"cannot read the saved uploads in {self.directory}: Not a directory")
+        lock = filelock.FileLock(self.directory / f"{name}.lock", mode=0o600, thread_local=False)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise UploadInProgress(
+                "these files are being uploaded by another run (another vod-upload, or another task) right now; "
+                "wait for it to finish or stop it, then try again"
+            ) from None
+        except OSError as exc:
+            raise CheckpointUnavailable(f"cannot write the saved uploads in {self.directory}: {exc.strerror}") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def save(self, checkpoint: Checkpoint) -> None:
         try:

@@ -80,6 +80,10 @@ class CheckpointUnavailable(VodUploadError):
     """The directory of saved uploads cannot be read or written (VOD_UPLOAD_CHECKPOINT_DIR a file, say)."""
 
 
+class UploadInProgress(VodUploadError):
+    """The same files are being uploaded by another run (another process, or another task) right now."""
+
+
 class SourceChanged(VodUploadError):
     """The file changed while it was being uploaded; the saved progress no longer describes it."""
 

@@ -397,13 +397,14 @@ class UploadTask:
                 return None
             previous, self._state = self._state, UploadState.APPLYING
         try:
-            saved = self._sessions.load()
-            if saved is None:
-                outcome = CancelOutcome.NOTHING_SAVED
-            elif self._sessions.abandon(saved):
-                outcome = CancelOutcome.DISCARDED
-            else:
-                outcome = CancelOutcome.PARTS_LEFT
+            with self._up.checkpoints.claimed(self.checkpoint_name):
+                saved = self._sessions.load()
+                if saved is None:
+                    outcome = CancelOutcome.NOTHING_SAVED
+                elif self._sessions.abandon(saved):
+                    outcome = CancelOutcome.DISCARDED
+                else:
+                    outcome = CancelOutcome.PARTS_LEFT
         except BaseException:
             self._settle(previous)  # e.g. the token was refused: nothing was given up, cancel can be retried
             raise
@@ -454,6 +455,10 @@ class UploadTask:
             self._fail(VodUploadError(f"unexpected error: {type(exc).__name__}: {exc}"))
 
     def _drive(self) -> None:
+        with self._up.checkpoints.claimed(self.checkpoint_name):
+            self._drive_claimed()
+
+    def _drive_claimed(self) -> None:
         identities = {s.role: identify(s.path) for s in self._sources}
         opened = self._sessions.open(identities, *self._media(identities))
         checkpoint = opened.checkpoint

@@ -125,6 +125,26 @@ def test_ctrl_c_pauses_with_the_progress_saved_and_a_rerun_resumes(
     no_leaks(leak_guard, stdout, stderr, rerun.stdout, rerun.stderr)
 
 
+@pytest.mark.parametrize("second", [(), ("--cancel",)], ids=["upload", "cancel"])
+def test_a_second_run_of_the_same_file_meanwhile_is_refused_and_the_first_completes(
+    stack: Stack, tmp_path: Path, leak_guard: LeakGuard, second: tuple[str, ...]
+) -> None:
+    # GIVEN a run whose part uploads COS holds after the third
+    video = write_file(tmp_path / "twice.mp4", 8 * MIB)
+    first = interrupted_upload(stack, video, 3, lambda child, traffic: None)
+    # WHEN the same file is uploaded (or cancelled) again meanwhile
+    again = stack.cli(video, "--json", *second)
+    # THEN that run is refused before it asks VOD anything, and the first one's upload is untouched
+    assert again.returncode == 1 and "being uploaded by another run" in again.stderr, again.stderr
+    assert stack.traffic.actions() == ["ApplyUploadUGC"] and len(stack.saved()) == 1
+    stack.traffic.release(let_through=True)
+    code, stdout, stderr = first.finish()
+    assert code == 0, stderr
+    assert stack.served(json.loads(stdout)["videoUrl"]) == video.read_bytes()
+    assert stack.saved() == [] and stack.open_uploads() == []
+    no_leaks(leak_guard, again.stdout, again.stderr, stdout, stderr)
+
+
 def _session_expires(stack: Stack) -> None:
     stack.clock.advance(301)  # past the session's resume window at VOD
 
