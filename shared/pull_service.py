@@ -18,6 +18,9 @@ from shared.ingest import ingest_event
 from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, context_value, invocation_id, log_event
 from shared.records import Record
 from shared.store import EventStore
+from shared.vod_limits import API_TIMEOUT_SECONDS, PULL_REDELIVERY_SECONDS
+
+_LAST_EVENT_SECONDS = 5  # allowed the last event a batch takes (its after-commit hook included)
 
 
 class EventQueue(Protocol):
@@ -35,6 +38,7 @@ class DrainReport(Record):
     duplicates: int
     confirmed: int
     unreadable: int  # left unconfirmed on purpose: VOD keeps them (4 days) until a fixed parser reads them
+    left: int  # not taken in time to be confirmed (slow hooks, the run's end): VOD hands them out again
     stopped: str  # "deadline", "empty", "store_unavailable" or "queue_error"
 
 
@@ -42,20 +46,27 @@ class _Tally:
     """DrainReport's counts while the run goes on."""
 
     def __init__(self) -> None:
-        self.pulled = self.recorded = self.duplicates = self.confirmed = self.unreadable = 0
+        self.pulled = self.recorded = self.duplicates = self.confirmed = self.unreadable = self.left = 0
 
 
 def _store_batch(
     events: list[dict[str, Any]],
     store: EventStore,
     tally: _Tally,
-    now: float,
+    clock: Callable[[], float],
+    take_until: float,
     after_commit: AfterCommit,
     keys: Sequence[str],
 ) -> tuple[list[str], bool]:
-    """Ingest one batch; returns the handles safe to confirm and whether the store failed."""
+    """Ingest one batch, each event begun before `take_until`; returns the handles safe to confirm and whether
+    the store failed."""
     handles: list[str] = []
-    for raw in events:
+    now = clock()
+    for index, raw in enumerate(events):
+        if clock() >= take_until:
+            tally.left += len(events) - index
+            log_event(WARNING, "pull.batch_cut", left=len(events) - index)
+            break
         handle = raw.get("EventHandle") if isinstance(raw, dict) else None  # what confirms this delivery
         try:
             payload = pulled_form(raw)
@@ -142,6 +153,11 @@ def _drain(
 ) -> DrainReport:
     tally, rounds, stopped = _Tally(), 0, "deadline"
     while clock() + reserve_seconds <= deadline:
+        # A batch takes no new event once the ConfirmEvents after it (one API call) could come after VOD hands the
+        # batch out again (the event's own time allowed for), or after the invocation's end (one cut short there
+        # is committed or not: VOD delivers it again either way). Those not taken wait in VOD's queue.
+        window = clock() + PULL_REDELIVERY_SECONDS - _LAST_EVENT_SECONDS
+        take_until = min(window, deadline - 1) - API_TIMEOUT_SECONDS
         try:
             events = queue.pull()
         except Exception as exc:  # network, credentials, throttling: the events wait in VOD's queue
@@ -152,7 +168,7 @@ def _drain(
         if not events and stop_when_empty:
             stopped = "empty"
             break
-        handles, store_failed = _store_batch(events, store, tally, clock(), after_commit, keys)
+        handles, store_failed = _store_batch(events, store, tally, clock, take_until, after_commit, keys)
         if handles:
             try:
                 queue.confirm(handles)

@@ -13,14 +13,12 @@ from typing import Any
 from tencentcloud.vod.v20180717 import models, vod_client
 
 from shared.config import VodApiSettings
+from shared.vod_limits import API_TIMEOUT_SECONDS
 from shared.vod_sdk import client_arguments, with_sub_app
-
-# PullEvents holds a request up to 5 s; Tencent advises a 10 s client timeout.
-REQUEST_TIMEOUT_SECONDS = 10
 
 
 def make_client(settings: VodApiSettings) -> vod_client.VodClient:
-    return vod_client.VodClient(*client_arguments(settings, REQUEST_TIMEOUT_SECONDS))
+    return vod_client.VodClient(*client_arguments(settings, API_TIMEOUT_SECONDS))
 
 
 class SdkEventQueue:

@@ -1,7 +1,14 @@
 """Limits VOD documents for upload signatures (客户端上传签名, https://cloud.tencent.com/document/product/266/9221),
-in one place for the code that builds signatures, the settings that feed them, and the sourceContext format."""
+in one place for the code that builds signatures, the settings that feed them, and the sourceContext format;
+and the times of its reliable-callback queue."""
 
 MAX_VALIDITY_SECONDS = 90 * 24 * 3600  # expireTime - currentTimeStamp
 MAX_SOURCE_CONTEXT = 250  # characters of sourceContext
 MAX_SESSION_CONTEXT = 1000  # characters of sessionContext
 TASK_NOTIFY_MODES = ("Finish", "Change", "None")
+
+# The reliable callback (PullEvents, https://cloud.tencent.com/document/api/266/33433): an event handed out
+# and not confirmed within 30 s is handed out again (its handle then expired). PullEvents holds a request up
+# to 5 s, and Tencent advises a 10 s client timeout: every call to VOD's API may take that long.
+PULL_REDELIVERY_SECONDS = 30
+API_TIMEOUT_SECONDS = 10

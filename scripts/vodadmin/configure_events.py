@@ -8,7 +8,7 @@ VOD_CALLBACK_SIGN_KEY, pass --no-sign-key to leave VOD's as it is.
 
   vod-configure-events                                   # show the current settings
   vod-configure-events --mode PUSH --url https://…/vod-events
-  vod-configure-events --mode PULL
+  vod-configure-events --mode PULL --upload-events on --delete-events on
   VOD_API_ENDPOINT=http://127.0.0.1:9000 vod-configure-events --dev-keys
 """
 
