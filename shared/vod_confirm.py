@@ -60,19 +60,33 @@ class MediaLookup:
                 raise VodUnavailable(f"DescribeMediaInfos failed: {type(exc).__name__}") from exc
         return found, missing
 
-    def procedure_task(self, task_id: str) -> dict[str, Any] | None:
-        """VOD's ProcedureTask of `task_id`; None when VOD has no such procedure task (of the last 3 days)."""
+    def task(self, task_id: str, task_type: str) -> dict[str, Any] | None:
+        """VOD's task `task_id` of this type (its part of DescribeTaskDetail's answer: ProcedureTask for a
+        Procedure, ...); None when VOD has no such task (it answers for those of the last 3 days)."""
         params = with_sub_app({"TaskId": task_id}, self._sub_app_id)
         try:
             answer = self._client.call_json("DescribeTaskDetail", params)["Response"]
-            task = answer.get("ProcedureTask")
-            return task if answer.get("TaskType") == "Procedure" and isinstance(task, dict) else None
+            task = answer.get(task_type + "Task")
+            return task if answer.get("TaskType") == task_type and isinstance(task, dict) else None
         except TencentCloudSDKException as exc:
             if exc.code == "InvalidParameterValue.TaskId":  # VOD: "the task ID does not exist"
                 return None
             raise VodUnavailable(f"DescribeTaskDetail failed: {exc.code}") from exc
         except _UNEXPECTED as exc:
             raise VodUnavailable(f"DescribeTaskDetail failed: {type(exc).__name__}") from exc
+
+
+# The tasks an upload event names: (its field, DescribeTaskDetail's TaskType, where the task has its FileId).
+_UPLOAD_TASKS = (
+    ("procedure_task_id", "Procedure", ("FileId",)),
+    ("review_task_id", "ReviewAudioVideo", ("Input", "FileId")),
+)
+
+
+def _at(value: object, path: Sequence[str]) -> object:
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
 
 
 def vouched_upload(payload: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
@@ -96,7 +110,7 @@ def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[st
     does not know the file); a delete as VOD confirms it; a task event as VOD has the task now."""
     event = parse_event(payload)
     if isinstance(event, ProcedureStateChanged):
-        task = lookup.procedure_task(event.task_id)
+        task = lookup.task(event.task_id, "Procedure")
         # A genuine event's task is VOD's before it is sent; one VOD does not know (yet) is answered 503, so
         # a genuine delivery comes again and a forged one is dropped. A FINISH VOD does not report yet
         # would record the task as still processing, under the last delivery it has: VOD is asked to wait.
@@ -110,12 +124,12 @@ def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[st
         info = found.get(event.file_id)
         if info is None:
             return Vouched(payload, Attribution("unconfirmed"))
-        # DescribeMediaInfos does not tell a file's task flow: the one the body names must be VOD's, of this file
-        # (a made-up one would have the uploader follow a task that never ends).
-        if event.procedure_task_id:
-            task = lookup.procedure_task(event.procedure_task_id)
-            if task is None or task.get("FileId") != event.file_id:
-                raise VodUnavailable(f"VOD has no procedure task {event.procedure_task_id} of file {event.file_id}")
+        # DescribeMediaInfos does not tell a file's tasks: those the body names must be VOD's, of this file (a
+        # made-up task flow would have the uploader follow a task that never ends).
+        for field, task_type, file_id_at in _UPLOAD_TASKS:
+            task_id = getattr(event, field)
+            if task_id and _at(lookup.task(task_id, task_type), file_id_at) != event.file_id:
+                raise VodUnavailable(f"VOD has no {task_type} task {task_id} of file {event.file_id}")
         source = (info.get("BasicInfo") or {}).get("SourceInfo") or {}
         return Vouched(vouched_upload(payload, info), attribute(source.get("SourceContext"), keys, confirmed=True))
     if isinstance(event, FileDeleted) and event.file_ids:

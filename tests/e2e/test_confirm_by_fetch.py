@@ -129,18 +129,27 @@ def test_a_task_vod_does_not_know_is_a_503(
     assert vod_stack.store.upload("999999999") is None
 
 
-@pytest.mark.parametrize("named", ["made-up", "another file's"])
-def test_an_upload_body_naming_a_task_flow_vod_does_not_have_for_it_is_a_503(
-    vod_stack: VodStack, confirming: Callable[..., Any], tmp_path: Path, named: str
+@pytest.mark.parametrize(
+    ("field", "named"),
+    [
+        ("ProcedureTaskId", "made-up"),
+        ("ProcedureTaskId", "bob's"),
+        ("ReviewAudioVideoTaskId", "made-up"),
+        ("ReviewAudioVideoTaskId", "alice's"),  # her task flow, not a review task
+    ],
+)
+def test_an_upload_body_naming_a_task_vod_does_not_have_for_it_is_a_503(
+    vod_stack: VodStack, confirming: Callable[..., Any], tmp_path: Path, field: str, named: str
 ) -> None:
     # GIVEN Alice's upload, recorded with its task flow, and Bob's
     alice = vod_stack.upload(sample_video(tmp_path / "a.mp4", size=200_000), user="alice")["fileId"]
     bob = vod_stack.upload(sample_video(tmp_path / "b.mp4", size=200_000), user="bob")["fileId"]
     _settled_tasks(vod_stack, alice)
     before = vod_stack.store.upload(alice)
-    # WHEN a validly signed upload body of Alice's file names another task flow (one the uploader would follow)
-    task_id = "1400-procedurev2-made-up" if named == "made-up" else vod_stack.record(bob).procedure_task_id
-    answer = confirming(vod_event("NewFileUpload", FileId=alice, ProcedureTaskId=task_id))
+    # WHEN a validly signed upload body of Alice's file names another task (a task flow the uploader would follow)
+    owner = {"alice's": alice, "bob's": bob}.get(named)
+    task_id = vod_stack.record(owner).procedure_task_id if owner else "1400-procedurev2-made-up"
+    answer = confirming(vod_event("NewFileUpload", FileId=alice, **{field: task_id}))
     # THEN VOD is asked to come again (a genuine body would name the file's own), and nothing changed
     assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
     assert vod_stack.store.upload(alice) == before
