@@ -528,8 +528,8 @@ class EventStore(ABC):
         self, user_id: str, limit: int | None = None, before: tuple[float, str] | None = None
     ) -> list[UploadRecord]:
         """A user's uploads, newest first: all of them, or `limit` of them after the cursor `before`
-        (first_seen_at, file_id). An upload's first_seen_at never changes, so pages stay stable while new
-        uploads arrive."""
+        (first_seen_at, file_id). An upload's first_seen_at only ever moves back (an event received earlier,
+        committed later), so a page after the cursor misses no upload; one already shown may show again."""
         return self._run(lambda cursor: self._user_uploads(cursor, user_id, limit, before), write=False)
 
     def user_page(

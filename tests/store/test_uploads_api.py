@@ -209,6 +209,23 @@ def test_pages_are_complete_and_stable_while_uploads_arrive(writer: tuple[str, E
     assert everything == [f"new{n}" for n in (130, 100, 50)] + collected
 
 
+def test_an_upload_a_late_event_moves_down_is_never_missed(writer: tuple[str, EventStore], get: Get) -> None:
+    # An upload is placed by its earliest received event; one received earlier and committed later (a cold
+    # connection, a PULL batch) moves it down the list: after a cursor it may show again, but never be missed.
+    _, store = writer
+    for i in range(9):
+        record(store, upload_of("ann", f"p{i}"), at=10.0 + i)
+    first = get("/uploads", limit="3")["body"]  # p8, p7, p6
+    record(store, task("p8", "PROCESSING"), at=1.0)  # shown already: now placed last
+    record(store, task("p4", "PROCESSING"), at=2.0)  # still to come: now placed before p8
+    collected, cursor = [u["fileId"] for u in first["uploads"]], first["nextCursor"]
+    while cursor is not None:
+        answer = get("/uploads", limit="3", cursor=cursor)["body"]
+        collected += [u["fileId"] for u in answer["uploads"]]
+        cursor = answer["nextCursor"]
+    assert collected == ["p8", "p7", "p6", "p5", "p3", "p2", "p1", "p0", "p4", "p8"]
+
+
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
