@@ -456,9 +456,11 @@ class UploadTask:
 
     def _drive(self) -> None:
         with self._up.checkpoints.claimed(self.checkpoint_name):
-            self._drive_claimed()
+            ended = self._drive_claimed()
+        self._settle(ended)  # only now: a cancel or resume the caller makes at once finds the checkpoint free
 
-    def _drive_claimed(self) -> None:
+    def _drive_claimed(self) -> UploadState:
+        """Upload and commit; DONE, or PAUSED or CANCELLED when asked to stop."""
         identities = {s.role: identify(s.path) for s in self._sources}
         opened = self._sessions.open(identities, *self._media(identities))
         checkpoint = opened.checkpoint
@@ -466,14 +468,17 @@ class UploadTask:
         finished = self._transfer(transfers, opened.resumed, sum(i.size for i in identities.values()))
         stop = self._enter_commit(finished)
         if stop is not None:
-            self._stop(stop, checkpoint, transfers)
-            return
+            if stop is UploadState.CANCELLED:
+                for transfer in transfers:
+                    transfer.abort()
+                self._sessions.finished(checkpoint)
+            return stop
         self._emit_state(UploadState.COMMITTING)
         committed = self._up.vod.commit(checkpoint.session_key)
         self._sessions.finished(checkpoint)
         with self._lock:
             self._result = UploadResult(committed.file_id, committed.video_url, committed.cover_url)
-        self._settle(UploadState.DONE)
+        return UploadState.DONE
 
     def _transfer(self, transfers: list[ObjectTransfer], resumed: bool, total: int) -> bool:
         """Upload every object; whether they all finished (False: halted)."""
@@ -501,13 +506,6 @@ class UploadTask:
                 return UploadState.PAUSED
             self._state = UploadState.COMMITTING
             return None
-
-    def _stop(self, reason: UploadState, checkpoint: Checkpoint, transfers: list[ObjectTransfer]) -> None:
-        if reason is UploadState.CANCELLED:
-            for transfer in transfers:
-                transfer.abort()
-            self._sessions.finished(checkpoint)
-        self._settle(reason)
 
     def _media(self, identities: dict[str, FileIdentity]) -> tuple[MediaInfo, MediaInfo | None]:
         video, *cover = (source.media(identities[source.role]) for source in self._sources)

@@ -194,6 +194,28 @@ def test_cancel_leaves_no_parts_and_no_checkpoint(stack: Stack, tmp_path: Path, 
     assert stack.traffic.aborts_to_fail == 0
 
 
+def test_the_upload_is_free_for_a_cancel_or_resume_once_its_pause_is_reported(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN a task thread held right where it reports the pause (a UI's state callback, say)
+    video = write_file(tmp_path / "held.mp4", 6 * MIB)
+    reported, answered = threading.Event(), threading.Event()
+
+    def on_state(state: UploadState) -> None:
+        if state is UploadState.PAUSED:
+            reported.set()
+            answered.wait(60)
+
+    on_progress, tasks = pause_after(2, lambda task: task.pause())
+    tasks.append(stack.uploader().upload(video, on_progress=on_progress, on_state=on_state))
+    tasks[0].start()
+    assert reported.wait(60)
+    # WHEN the caller cancels at once THEN the checkpoint is not held by the task any more
+    try:
+        tasks[0].cancel()
+    finally:
+        answered.set()
+    assert tasks[0].state is UploadState.CANCELLED and stack.saved() == [] and stack.open_uploads() == []
+
+
 @pytest.mark.parametrize(
     ("file_name", "name", "sent"),
     [
