@@ -26,6 +26,9 @@ def _interrupt(*_: object) -> None:
 
 def _in_use(port: int) -> bool:
     with socket.socket() as probe:
+        # As the servers bind (socketserver's allow_reuse_address): a port whose last connections wait out
+        # TIME_WAIT (a stack stopped a moment ago) is free for them, and so for this probe.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

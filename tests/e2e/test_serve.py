@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,15 +48,11 @@ APP_SHELL = {
 }
 
 
-@pytest.fixture
-def serve_output(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[str]]:
-    """What vod-serve prints up to "Ctrl-C to stop", with `request.param`: (environment, options) or the
-    environment alone."""
-    param = getattr(request, "param", {})
-    shell, options = param if isinstance(param, tuple) else (param, ())
-    env = {**user_env(), **shell}
+@contextmanager
+def _serving(tmp_path: Path, env: dict[str, str], args: list[str]) -> Iterator[list[str]]:
+    """vod-serve running with `args`: what it printed up to "Ctrl-C to stop" (all it printed, if it stopped)."""
     proc = subprocess.Popen(
-        [command("vod-serve"), *_serve_args(tmp_path / "state"), *options],
+        [command("vod-serve"), *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -78,6 +75,16 @@ def serve_output(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[lis
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
         assert proc.returncode == 0, "".join(lines)
+
+
+@pytest.fixture
+def serve_output(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[list[str]]:
+    """What vod-serve prints up to "Ctrl-C to stop", with `request.param`: (environment, options) or the
+    environment alone."""
+    param = getattr(request, "param", {})
+    shell, options = param if isinstance(param, tuple) else (param, ())
+    with _serving(tmp_path, {**user_env(), **shell}, [*_serve_args(tmp_path / "state"), *options]) as lines:
+        yield lines
 
 
 @pytest.mark.parametrize(
@@ -148,6 +155,22 @@ def test_a_taken_port_is_named_with_its_setting(tmp_path: Path, taken: str, opti
     assert proc.returncode == 2
     assert f"{busy} (the {taken}: {setting}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_port_a_stopped_stack_served_a_moment_ago_is_used_again(tmp_path: Path) -> None:
+    # GIVEN a port whose last connection waits out TIME_WAIT, as a stack's do right after Ctrl-C
+    with socket.socket() as listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as every server here binds
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            accepted, _ = listener.accept()
+            accepted.close()  # the server closes first: its end waits in TIME_WAIT
+            client.recv(1)
+    # WHEN the stack is started on it THEN it starts
+    with _serving(tmp_path, user_env(), _serve_args(tmp_path / "state", port=port)) as lines:
+        assert "Ctrl-C to stop" in lines[-1], "".join(lines)
 
 
 def test_printed_page_link_serves_the_upload_page(serve_output: list[str]) -> None:
