@@ -18,6 +18,9 @@ import requests
 
 from vodupload.errors import AuthenticationFailed, MalformedToken, SignatureRefused, SignatureUnavailable
 
+# The codes of the signature function's 401s (shared/auth.py): the credentials were refused.
+_CREDENTIAL_CODES = frozenset(["invalid_token", "invalid_request", "missing_credentials", "untrusted_gateway"])
+
 log = logging.getLogger("vodupload")
 
 TokenSource = str | Callable[[], str]
@@ -142,6 +145,8 @@ class SignatureClient:
                 return self._parse(response)
             code, message = error_envelope(response)
             if response.status_code == 401:
+                if code not in _CREDENTIAL_CODES:  # e.g. the callback's URL given for the signature endpoint's
+                    message += f" (not an answer the signature function gives: is {self.url} its URL?)"
                 raise AuthenticationFailed(response.status_code, code, message)
             if response.status_code < 500 and response.status_code not in _BUSY:
                 raise SignatureRefused(response.status_code, code, message)

@@ -148,14 +148,15 @@ class VodClient:
         return parse_committed(self._call("CommitUploadUGC", {"vodSessionKey": session_key}))
 
     def _call(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
-        attempts = self._retries + 1
+        attempts, failure = self._retries + 1, ""
         for attempt in range(attempts):
             if attempt:
                 self._sleep(self._retry_delay)
             # A fresh signature per attempt: a one-time signature is spent even by a failed call.
             body = {"signature": self._get_signature(), **fields}
             answer = self._post(action, body)
-            if answer is None:
+            if isinstance(answer, str):
+                failure = answer
                 continue  # the host failed (network, 5xx, not the envelope): retry, on the other host
             code = answer["code"]
             if code == 0:
@@ -165,24 +166,31 @@ class VodClient:
             log.info("%s refused: code %s", action, code)
             raise VodApiError(action, code, str(answer.get("message", "")))
         raise VodUnavailable(
-            f"{action}: VOD could not be reached ({attempts} attempts; network errors, HTTP 5xx or malformed answers)"
+            f"{action}: no answer from VOD at {' or '.join(self._hosts)} after {attempts} attempts (the last: "
+            f"{failure}); check the VOD endpoint (--vod-endpoint, VOD_UPLOAD_ENDPOINT) and the network"
         )
 
-    def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """VOD's `{code, message, data}` answer, or None (after switching host) when the host failed."""
+    def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any] | str:
+        """VOD's `{code, message, data}` answer, or (after switching host) what went wrong with the host."""
         host = self._hosts[self._host % len(self._hosts)].rstrip("/")
         try:
             response = self._session.post(f"{host}{PATH}", params={"Action": action}, json=body, timeout=self._timeout)
-            if response.status_code < 500:
-                answer = response.json()
-                if _is_envelope(answer):
-                    return answer
-                raise ValueError("not VOD's answer envelope")
-        except (requests.RequestException, ValueError) as exc:
-            log.info("%s on %s failed: %s", action, host, type(exc).__name__)
+        except requests.RequestException as exc:
+            failure = f"{type(exc).__name__} from {host}"
         else:
-            log.info("%s on %s failed: HTTP %d", action, host, response.status_code)
+            answer = _json(response) if response.status_code < 500 else None
+            if _is_envelope(answer):
+                return answer
+            failure = f"HTTP {response.status_code} from {host}" + (", not VOD's answer" * (response.status_code < 500))
+        log.info("%s failed: %s", action, failure)
         self._host += 1  # the SDK's host switch: main <-> backup
+        return failure
+
+
+def _json(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
         return None
 
 

@@ -386,9 +386,11 @@ _PREPARED = {"appId": 1250000000, "cosRegionList": [{"region": "ap-guangzhou"}]}
         ([Response("bad gateway", 502), _vod_answer(0, _PREPARED)], "ok", 2),  # 5xx: retried
         ([Response("<html>proxy</html>", 200), _vod_answer(0, _PREPARED)], "ok", 2),  # not the envelope: retried
         ([Response("", 500)] * 3 + [_vod_answer(10010)], "code 10010", 4),
-        ([Response("", 503)] * 4, "could not be reached (4 attempts", 4),
+        ([Response("", 503)] * 4, "after 4 attempts (the last: HTTP 503 from http://127.0.0.1:", 4),
+        # Another server where VOD's should be (a wrong endpoint): said so, with where.
+        ([Response("<html>not found</html>", 404)] * 4, ", not VOD's answer); check the VOD endpoint", 4),
     ],
-    ids=["ok", "refused", "5xx-then-ok", "not-json-then-ok", "5xx-then-refused", "5xx-always"],
+    ids=["ok", "refused", "5xx-then-ok", "not-json-then-ok", "5xx-then-refused", "5xx-always", "not-vod-always"],
 )
 def test_the_vod_client_retries_failures_to_answer_but_not_refusals(
     answers: list[Response], outcome: str, posts: int

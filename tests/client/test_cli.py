@@ -289,6 +289,19 @@ def test_plain_output_names_the_file_id_and_urls(stack: Stack, tmp_path: Path) -
     assert lines[1].split()[-1].endswith(".mov")
 
 
+def test_a_401_from_another_function_says_the_url_may_be_wrong(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard
+) -> None:
+    # The callback's URL given for the signature endpoint's: its 401 is about VOD's Sign, not the token.
+    monkeypatch.setenv("VOD_CALLBACK_SIGN_KEY", "Key123")  # read by the callback at its first request
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/vod.sqlite3")
+    callback = stack.signature_url.removesuffix("/signature") + "/vod-events"
+    failed = stack.cli(write_file(tmp_path / "clip.mp4", 1000), env=stack.cli_env(VOD_UPLOAD_GATEWAY=callback))
+    assert failed.returncode == 3, failed.stderr
+    assert "(401 missing_signature)" in failed.stderr and f"is {callback} its URL?" in failed.stderr
+    no_leaks(leak_guard, failed.stdout, failed.stderr)
+
+
 def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]:
     """The CLI's environment with these changes; a callable value is computed when the test runs."""
     return lambda stack: stack.cli_env(
