@@ -151,6 +151,14 @@ class CloudApi:
 
     def _check_sub_app(self, params: Params) -> None:
         sub_app_id = params.integer("SubAppId")
+        if sub_app_id is None and self.settings.sub_app_id is not None:
+            # VOD would answer for the account's primary application (which accounts opened since 2023-12-25
+            # may not use at all): a caller that drops SubAppId sees nothing of its sub-application there.
+            raise CloudApiError(
+                "InvalidParameterValue.SubAppId",
+                f"no SubAppId: the call is the primary application's, and this emulator holds sub-application "
+                f"{self.settings.sub_app_id} only",
+            )
         if sub_app_id is not None and sub_app_id != self.settings.vod_app_id:
             raise CloudApiError(
                 "InvalidParameterValue.SubAppId",

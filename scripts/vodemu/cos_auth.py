@@ -273,7 +273,8 @@ class CosRequestVerifier:
         return credential
 
     def _check_window(self, window: TimeWindow, now: float) -> None:
-        if now > window.end + self._max_skew:
+        # The skew is allowed a signer whose clock is ahead (a window starting later): one that has ended has ended.
+        if now > window.end:
             raise SignatureExpiredError("request has expired")
         if now < window.start - self._max_skew:
             raise SignatureNotYetValidError("the signature is not valid yet: request time too skewed")

@@ -86,6 +86,15 @@ def vod(emulator: Emulator, secret_id: str = SECRET_ID, secret_key: str = SECRET
     return vod_client.VodClient(Credential(secret_id, secret_key), "ap-guangzhou", profile)
 
 
+def cloud_request(model: Any, **fields: Any) -> Any:
+    """A cloud API request of the emulated sub-application (SubAppId set, as every caller of it must) with
+    `fields`."""
+    request = model()
+    for name, value in {"SubAppId": SUB_APP_ID, **fields}.items():
+        setattr(request, name, value)
+    return request
+
+
 def cos(emulator: Emulator, region: str, secret_id: str, secret_key: str, token: str) -> CosS3Client:
     config = CosConfig(
         Region=region,

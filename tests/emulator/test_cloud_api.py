@@ -22,17 +22,11 @@ from .emulator_fixtures import (
     SECRET_KEY,
     SUB_APP_ID,
     client_upload,
+    cloud_request,
     cos,
     vod,
     wait_until,
 )
-
-
-def _request(model: Any, **fields: Any) -> Any:
-    request = model()
-    for name, value in fields.items():
-        setattr(request, name, value)
-    return request
 
 
 def _error(call: Callable[[], Any]) -> TencentCloudSDKException:
@@ -43,12 +37,12 @@ def _error(call: Callable[[], Any]) -> TencentCloudSDKException:
 
 def _server_upload(emulator: Emulator, content: bytes, **fields: Any) -> models.CommitUploadResponse:
     client = vod(emulator)
-    applied = client.ApplyUpload(_request(models.ApplyUploadRequest, MediaType="mp4", SubAppId=SUB_APP_ID, **fields))
+    applied = client.ApplyUpload(cloud_request(models.ApplyUploadRequest, MediaType="mp4", **fields))
     cert = applied.TempCertificate
     cos(emulator, applied.StorageRegion, cert.SecretId, cert.SecretKey, cert.Token).put_object(
         Bucket=applied.StorageBucket, Key=applied.MediaStoragePath, Body=content
     )
-    return client.CommitUpload(_request(models.CommitUploadRequest, VodSessionKey=applied.VodSessionKey))
+    return client.CommitUpload(cloud_request(models.CommitUploadRequest, VodSessionKey=applied.VodSessionKey))
 
 
 # -- event configuration --------------------------------------------------------------------------
@@ -56,11 +50,11 @@ def _server_upload(emulator: Emulator, content: bytes, **fields: Any) -> models.
 
 def test_event_config_round_trip(emulator: Emulator):
     client = vod(emulator)
-    initial = client.DescribeEventConfig(_request(models.DescribeEventConfigRequest, SubAppId=SUB_APP_ID))
+    initial = client.DescribeEventConfig(cloud_request(models.DescribeEventConfigRequest))
     assert (initial.Mode, initial.NotificationUrl, initial.UploadMediaCompleteEventSwitch) == ("PUSH", "", "OFF")
 
     client.ModifyEventConfig(
-        _request(
+        cloud_request(
             models.ModifyEventConfigRequest,
             SubAppId=SUB_APP_ID,
             Mode="PULL",
@@ -69,8 +63,8 @@ def test_event_config_round_trip(emulator: Emulator):
             SignKey="abc123",
         )
     )
-    client.ModifyEventConfig(_request(models.ModifyEventConfigRequest, DeleteMediaCompleteEventSwitch="ON"))
-    config = client.DescribeEventConfig(models.DescribeEventConfigRequest())
+    client.ModifyEventConfig(cloud_request(models.ModifyEventConfigRequest, DeleteMediaCompleteEventSwitch="ON"))
+    config = client.DescribeEventConfig(cloud_request(models.DescribeEventConfigRequest))
     assert config.Mode == "PULL"
     assert config.NotificationUrl == "http://127.0.0.1:8080/vod-events"
     assert config.UploadMediaCompleteEventSwitch == "ON"
@@ -91,7 +85,7 @@ def test_event_config_round_trip(emulator: Emulator):
     ],
 )
 def test_modify_event_config_refusals(emulator: Emulator, fields: dict[str, Any], code: str, hint: str):
-    error = _error(lambda: vod(emulator).ModifyEventConfig(_request(models.ModifyEventConfigRequest, **fields)))
+    error = _error(lambda: vod(emulator).ModifyEventConfig(cloud_request(models.ModifyEventConfigRequest, **fields)))
     assert error.code == code
     assert hint in error.message
     assert error.requestId
@@ -101,7 +95,7 @@ def test_modify_event_config_refusals(emulator: Emulator, fields: dict[str, Any]
 
 
 def test_wrong_key_unknown_id_and_old_timestamp_are_refused(emulator: Emulator, clock: FrozenClock):
-    describe = models.DescribeEventConfigRequest()
+    describe = cloud_request(models.DescribeEventConfigRequest)
     assert _error(lambda: vod(emulator, secret_key="wrong").DescribeEventConfig(describe)).code == (
         "AuthFailure.SignatureFailure"
     )
@@ -130,7 +124,7 @@ def _send(emulator: Emulator, request: RequestInternal, body: str | bytes | None
 
 
 def test_a_body_changed_after_signing_is_refused(emulator: Emulator):
-    signed = _signed(emulator, "ModifyEventConfig", {"Mode": "PULL"})
+    signed = _signed(emulator, "ModifyEventConfig", {"Mode": "PULL", "SubAppId": SUB_APP_ID})
     assert "Error" not in _send(emulator, signed).json()["Response"]
     tampered = _send(emulator, signed, signed.data.replace("PULL", "PUSH"))
     assert tampered.status_code == 200
@@ -170,14 +164,14 @@ def test_get_requests_are_verified_then_declined(emulator: Emulator):
     # GET signs the raw query string instead of the body: verified, then declined (JSON POST only).
     client = vod(emulator)
     client.profile.httpProfile.reqMethod = "GET"
-    error = _error(lambda: client.DescribeEventConfig(_request(models.DescribeEventConfigRequest, SubAppId=SUB_APP_ID)))
+    error = _error(lambda: client.DescribeEventConfig(cloud_request(models.DescribeEventConfigRequest)))
     assert error.code == "UnsupportedOperation"
 
 
 def test_unsigned_payload_marker_is_understood(emulator: Emulator):
     client = vod(emulator)
     client.profile.unsignedPayload = True
-    assert client.DescribeEventConfig(models.DescribeEventConfigRequest()).Mode == "PUSH"
+    assert client.DescribeEventConfig(cloud_request(models.DescribeEventConfigRequest)).Mode == "PUSH"
 
 
 def test_parse_authorization():
@@ -200,9 +194,17 @@ def test_unknown_action_parameter_and_version(emulator: Emulator):
     unknown = _error(lambda: client.call_json("DescribeEventConfig", {"Colour": "blue"}))
     assert (unknown.code, "Colour" in unknown.message) == ("UnknownParameter", True)
     assert _error(lambda: client.call_json("DescribeEventConfig", {"SubAppId": "x"})).code == "InvalidParameter"
-    assert _error(lambda: client.call_json("CommitUpload", {})).code == "MissingParameter"
+    assert _error(lambda: client.call_json("CommitUpload", {"SubAppId": SUB_APP_ID})).code == "MissingParameter"
     client._apiVersion = "2017-01-01"
     assert _error(lambda: client.call_json("DescribeEventConfig", {})).code == "NoSuchVersion"
+
+
+@pytest.mark.parametrize("action", ["PullEvents", "DescribeEventConfig", "DescribeMediaInfos", "DescribeTaskDetail"])
+def test_a_call_without_the_sub_application_is_not_answered_from_it(emulator: Emulator, action: str):
+    # Without SubAppId VOD answers for the account's primary application: a caller that drops it (the
+    # functions, vod-configure-events) must not find its sub-application's events and files there.
+    error = _error(lambda: vod(emulator).call_json(action, {"FileIds": ["1"]} if "Media" in action else {}))
+    assert (error.code, "SubAppId" in error.message) == ("InvalidParameterValue.SubAppId", True)
 
 
 def test_answers_are_json_with_status_200(emulator: Emulator):
@@ -217,7 +219,7 @@ def test_a_crash_answers_internal_error_without_details(emulator: Emulator, monk
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(emulator.state, "get_event_config", boom)
-    response = _send(emulator, _signed(emulator, "DescribeEventConfig", {}))
+    response = _send(emulator, _signed(emulator, "DescribeEventConfig", {"SubAppId": SUB_APP_ID}))
     assert response.json()["Response"]["Error"]["Code"] == "InternalError"
     assert "secret" not in response.text
 
@@ -233,7 +235,7 @@ def test_apply_upload_cos_put_commit_upload_describe(emulator: Emulator):
     assert requests.get(committed.MediaUrl, timeout=10).content == b"server bytes"
 
     infos = vod(emulator).DescribeMediaInfos(
-        _request(models.DescribeMediaInfosRequest, FileIds=[committed.FileId, "1111111111111111111"])
+        cloud_request(models.DescribeMediaInfosRequest, FileIds=[committed.FileId, "1111111111111111111"])
     )
     assert infos.NotExistFileIdSet == ["1111111111111111111"]
     basic = infos.MediaInfoSet[0].BasicInfo
@@ -247,11 +249,11 @@ def test_apply_upload_cos_put_commit_upload_describe(emulator: Emulator):
 
 def test_commit_upload_is_idempotent(emulator: Emulator):
     client = vod(emulator)
-    applied = client.ApplyUpload(_request(models.ApplyUploadRequest, MediaType="mp3", CoverType="jpg"))
+    applied = client.ApplyUpload(cloud_request(models.ApplyUploadRequest, MediaType="mp3", CoverType="jpg"))
     assert applied.CoverStoragePath.endswith(".jpg")
     cert = applied.TempCertificate
     bucket_client = cos(emulator, applied.StorageRegion, cert.SecretId, cert.SecretKey, cert.Token)
-    commit = _request(models.CommitUploadRequest, VodSessionKey=applied.VodSessionKey)
+    commit = cloud_request(models.CommitUploadRequest, VodSessionKey=applied.VodSessionKey)
     assert _error(lambda: client.CommitUpload(commit)).code == "FailedOperation"
     bucket_client.put_object(Bucket=applied.StorageBucket, Key=applied.MediaStoragePath, Body=b"a")
     bucket_client.put_object(Bucket=applied.StorageBucket, Key=applied.CoverStoragePath, Body=b"c")
@@ -278,17 +280,20 @@ def test_commit_upload_is_idempotent(emulator: Emulator):
     ],
 )
 def test_apply_upload_refusals(emulator: Emulator, fields: dict[str, Any], code: str):
-    assert _error(lambda: vod(emulator).ApplyUpload(_request(models.ApplyUploadRequest, **fields))).code == code
+    assert _error(lambda: vod(emulator).ApplyUpload(cloud_request(models.ApplyUploadRequest, **fields))).code == code
 
 
 def test_describe_media_infos_limits(emulator: Emulator):
     client = vod(emulator)
     ids = [str(10**18 + i) for i in range(21)]
-    too_many = _error(lambda: client.DescribeMediaInfos(_request(models.DescribeMediaInfosRequest, FileIds=ids)))
+    too_many = _error(lambda: client.DescribeMediaInfos(cloud_request(models.DescribeMediaInfosRequest, FileIds=ids)))
     assert too_many.code == "InvalidParameterValue.FileIdsTooMany"
-    assert _error(lambda: client.DescribeMediaInfos(models.DescribeMediaInfosRequest())).code == "MissingParameter"
+    assert (
+        _error(lambda: client.DescribeMediaInfos(cloud_request(models.DescribeMediaInfosRequest))).code
+        == "MissingParameter"
+    )
     filtered = client.DescribeMediaInfos(
-        _request(models.DescribeMediaInfosRequest, FileIds=["1"], Filters=["transcodeInfo"])
+        cloud_request(models.DescribeMediaInfosRequest, FileIds=["1"], Filters=["transcodeInfo"])
     )
     assert filtered.NotExistFileIdSet == ["1"]
 
@@ -296,14 +301,14 @@ def test_describe_media_infos_limits(emulator: Emulator):
 def test_describe_task_detail_answers_the_procedure_its_events_report(emulator: Emulator):
     client = vod(emulator)
     client.ModifyEventConfig(
-        _request(models.ModifyEventConfigRequest, Mode="PULL", UploadMediaCompleteEventSwitch="ON")
+        cloud_request(models.ModifyEventConfigRequest, Mode="PULL", UploadMediaCompleteEventSwitch="ON")
     )
     committed = _server_upload(emulator, b"abc", Procedure="QCVB_SimpleProcessFile", SessionContext="s1")
     pulled = _pull(emulator)
     [upload] = [e for e in pulled if e.EventType == "NewFileUpload"]
     [finish] = [e for e in pulled if e.ProcedureStateChangeEvent and e.ProcedureStateChangeEvent.Status == "FINISH"]
     task_id = upload.FileUploadEvent.ProcedureTaskId
-    detail = client.DescribeTaskDetail(_request(models.DescribeTaskDetailRequest, TaskId=task_id, SubAppId=SUB_APP_ID))
+    detail = client.DescribeTaskDetail(cloud_request(models.DescribeTaskDetailRequest, TaskId=task_id))
     assert (detail.TaskType, detail.Status) == ("Procedure", "FINISH")
     # The SDK's own model of both: the task VOD describes is the one its FINISH event carried.
     assert json.loads(detail.ProcedureTask.to_json_string()) == json.loads(
@@ -313,25 +318,28 @@ def test_describe_task_detail_answers_the_procedure_its_events_report(emulator: 
     [result] = detail.ProcedureTask.MediaProcessResultSet
     assert result.TranscodeTask.Output.Url == committed.MediaUrl
 
-    unknown = _request(models.DescribeTaskDetailRequest, TaskId=task_id + "0")
+    unknown = cloud_request(models.DescribeTaskDetailRequest, TaskId=task_id + "0")
     assert _error(lambda: client.DescribeTaskDetail(unknown)).code == "InvalidParameterValue.TaskId"
-    assert _error(lambda: client.DescribeTaskDetail(models.DescribeTaskDetailRequest())).code == "MissingParameter"
+    assert (
+        _error(lambda: client.DescribeTaskDetail(cloud_request(models.DescribeTaskDetailRequest))).code
+        == "MissingParameter"
+    )
 
 
 # -- reliable callback (PULL) --------------------------------------------------------------------
 
 
 def _pull(emulator: Emulator) -> list[Any]:
-    return vod(emulator).PullEvents(_request(models.PullEventsRequest, SubAppId=SUB_APP_ID)).EventSet or []
+    return vod(emulator).PullEvents(cloud_request(models.PullEventsRequest)).EventSet or []
 
 
 def _confirm(emulator: Emulator, handles: list[str]) -> None:
-    vod(emulator).ConfirmEvents(_request(models.ConfirmEventsRequest, EventHandles=handles))
+    vod(emulator).ConfirmEvents(cloud_request(models.ConfirmEventsRequest, EventHandles=handles))
 
 
 def test_pull_confirm_and_redelivery_after_30_seconds(emulator: Emulator, clock: FrozenClock):
     vod(emulator).ModifyEventConfig(
-        _request(models.ModifyEventConfigRequest, Mode="PULL", UploadMediaCompleteEventSwitch="ON")
+        cloud_request(models.ModifyEventConfigRequest, Mode="PULL", UploadMediaCompleteEventSwitch="ON")
     )
     committed = _server_upload(emulator, b"abc")
     [event] = _pull(emulator)
@@ -377,7 +385,7 @@ def test_long_poll_wakes_on_a_new_event_and_does_not_block_others(
     poller.start()
     assert wait_until(lambda: emulator.signal.waiting == 1)
 
-    assert vod(emulator).DescribeEventConfig(models.DescribeEventConfigRequest()).Mode == "PULL"
+    assert vod(emulator).DescribeEventConfig(cloud_request(models.DescribeEventConfigRequest)).Mode == "PULL"
     committed = client_upload(emulator, clock)
     poller.join(timeout=20)
     assert not poller.is_alive()

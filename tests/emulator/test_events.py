@@ -34,6 +34,7 @@ from .emulator_fixtures import (
     apply_video,
     bucket_of,
     client_upload,
+    cloud_request,
     cos_for_apply,
     key_of,
     signature,
@@ -77,7 +78,7 @@ def test_push_reaches_the_receiver_signed_and_is_retried_after_a_500(
     caplog.set_level(logging.INFO, logger="vodemu.events")
     receiver.statuses = [500]
     vod(emulator).ModifyEventConfig(
-        _request(
+        cloud_request(
             models.ModifyEventConfigRequest,
             Mode="PUSH",
             NotificationUrl=receiver.url,
@@ -389,10 +390,3 @@ def test_upload_events_routing():
         ("PULL", "ProcedureStateChanged"),
     ]
     assert events.upload_events(media, EventConfig(mode="PUSH", upload_switch="ON"), _url) == []
-
-
-def _request(model: Any, **fields: Any) -> Any:
-    request = model()
-    for name, value in fields.items():
-        setattr(request, name, value)
-    return request
