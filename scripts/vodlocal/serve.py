@@ -58,6 +58,55 @@ PORT_OPTIONS = (  # flag, environment variable, default, what listens there, and
 )
 
 
+def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace) -> None:
+    """Start the PULL timer (with --pull) and print where everything is and how to use it."""
+    gateway, emulator = stack.gateway.url, stack.emulator.url
+    minted = localstack.token_for(os.environ)  # None: the shell's own identity provider issues the tokens
+    token = minted or "<a token your AUTH_* settings accept>"
+    if args.pull:
+        localstack.start_pull_timer()
+    delivery = (
+        "queued for PullEvents, drained by functions/events_pull each minute (its timer)"
+        if args.pull
+        else f"pushed to {gateway}/vod-events (signed)"
+    )
+    print(f"gateway    {gateway}   POST /signature (functions/sign), POST /vod-events (functions/callback),")
+    print(f"           {' ' * len(gateway)}   GET /uploads, GET /uploads/{{fileId}} (functions/uploads)")
+    print(f"emulator   {emulator}   VOD upload API /v3/index.php, cloud API, COS, media; events {delivery}")
+    database = localstack.shown_url(os.environ["DATABASE_URL"])
+    print(f"state      {args.state_dir}   dev keys, database {database}, uploads")
+    if minted:
+        print(f"\nbearer token for {localstack.DEV_USER!r} (24 h):\n  {token}\n")
+    else:
+        print("\nyour shell's AUTH_* settings check the tokens: bring one they accept\n")
+    print("get an upload signature:")
+    print(
+        f"  curl -sS --noproxy '*' -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
+        "-H 'Content-Type: application/json' -d '{}'\n"
+    )
+    bin_ = _commands()
+    print(
+        f"upload a file:   NO_PROXY={localstack.LOOPBACK_HOSTS} VOD_UPLOAD_TOKEN=<token> {bin_}vod-upload FILE "
+        f"--gateway {gateway} --vod-endpoint {emulator}"
+    )
+    print(f"see its record:  DATABASE_URL={database} {bin_}vod-uploads list --user {localstack.DEV_USER}")
+    print(
+        f"event settings:  VOD_API_ENDPOINT={emulator} {bin_}vod-configure-events --dev-keys "
+        f"{shlex.quote(str(args.state_dir))}"
+    )
+    # vod-js-sdk-v6 calls https://vod2.qcloud.com and *.myqcloud.com: a browser started with these flags
+    # (its own profile, so no everyday browsing goes through them) reaches the emulator instead.
+    flags = " ".join(shlex.quote(flag) for flag in stack.chromium_flags())
+    profile = shlex.quote(str(args.state_dir / "browser-profile"))
+    print(f"\nupload page (signed in as {localstack.DEV_USER!r}; the token rides in the link's #fragment):")
+    print(f"  {stack.page_url}#token={token}")
+    print(
+        f"  open it in a Chromium that sends VOD's and COS's hosts to the emulator:\n"
+        f"  chromium --user-data-dir={profile} {flags} '{stack.page_url}#token={token}'"
+    )
+    print("\nCtrl-C to stop.", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     for flag, variable, default, _, what in PORT_OPTIONS:
@@ -105,54 +154,9 @@ def main() -> int:
     except ConfigError as exc:  # settings exported in the shell that the functions would refuse
         print(f"serve: the settings your shell exports cannot be used: {exc}", file=sys.stderr)
         return 2
-    gateway, emulator = stack.gateway.url, stack.emulator.url
-    minted = localstack.token_for(os.environ)  # None: the shell's own identity provider issues the tokens
-    token = minted or "<a token your AUTH_* settings accept>"
-    if args.pull:
-        localstack.start_pull_timer()
-    delivery = (
-        "queued for PullEvents, drained by functions/events_pull each minute (its timer)"
-        if args.pull
-        else f"pushed to {gateway}/vod-events (signed)"
-    )
-    print(f"gateway    {gateway}   POST /signature (functions/sign), POST /vod-events (functions/callback),")
-    print(f"           {' ' * len(gateway)}   GET /uploads, GET /uploads/{{fileId}} (functions/uploads)")
-    print(f"emulator   {emulator}   VOD upload API /v3/index.php, cloud API, COS, media; events {delivery}")
-    database = localstack.shown_url(os.environ["DATABASE_URL"])
-    print(f"state      {args.state_dir}   dev keys, database {database}, uploads")
-    if minted:
-        print(f"\nbearer token for {localstack.DEV_USER!r} (24 h):\n  {token}\n")
-    else:
-        print("\nyour shell's AUTH_* settings check the tokens: bring one they accept\n")
-    print("get an upload signature:")
-    print(
-        f"  curl -sS --noproxy '*' -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
-        "-H 'Content-Type: application/json' -d '{}'\n"
-    )
-    bin_ = _commands()
-    print(
-        f"upload a file:   NO_PROXY={localstack.LOOPBACK_HOSTS} VOD_UPLOAD_TOKEN=<token> {bin_}vod-upload FILE "
-        f"--gateway {gateway} --vod-endpoint {emulator}"
-    )
-    print(f"see its record:  DATABASE_URL={database} {bin_}vod-uploads list --user {localstack.DEV_USER}")
-    print(
-        f"event settings:  VOD_API_ENDPOINT={emulator} {bin_}vod-configure-events --dev-keys "
-        f"{shlex.quote(str(args.state_dir))}"
-    )
-    # vod-js-sdk-v6 calls https://vod2.qcloud.com and *.myqcloud.com: a browser started with these flags
-    # (its own profile, so no everyday browsing goes through them) reaches the emulator instead.
-    flags = " ".join(shlex.quote(flag) for flag in stack.chromium_flags())
-    profile = shlex.quote(str(args.state_dir / "browser-profile"))
-    print(f"\nupload page (signed in as {localstack.DEV_USER!r}; the token rides in the link's #fragment):")
-    print(f"  {stack.page_url}#token={token}")
-    print(
-        f"  open it in a Chromium that sends VOD's and COS's hosts to the emulator:\n"
-        f"  chromium --user-data-dir={profile} {flags} '{stack.page_url}#token={token}'"
-    )
-    print("\nCtrl-C to stop.", flush=True)
-
     signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    try:  # from here a Ctrl-C (or SIGTERM) stops the stack, whenever it comes
+        _start_and_announce(stack, args)
         signal.pause()
     except KeyboardInterrupt:
         pass
