@@ -30,7 +30,8 @@ class CommittedEvent(Record):
     dedupe_key: str
     event: VodEvent
     received_at: float
-    uploads: tuple[UploadRecord, ...]  # the record of every file the event names, as committed
+    # The record of every file the event names, as committed (on a rerun by vod-uploads: as they are now).
+    uploads: tuple[UploadRecord, ...]
 
     @property
     def upload(self) -> UploadRecord | None:
@@ -61,11 +62,26 @@ def load_hook(spec: str | None) -> AfterCommit:
 
 
 def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) -> str | None:
-    """Call the hook and record how it went on the event row; return the error text if it raised."""
+    """Call the hook and record how it went on the event row; return the error text if it raised. A result
+    that cannot be recorded is logged (the event is safe, its row stays "pending")."""
+    error = _call(hook, committed)
+    try:
+        store.record_hook_result(committed.dedupe_key, error)
+    except StoreUnavailable as store_error:
+        log_event(
+            ERROR,
+            "hook.result_not_recorded",
+            dedupe_key=committed.dedupe_key,
+            store_error=store_error.message,
+        )
+    return error
+
+
+def _call(hook: AfterCommit, committed: CommittedEvent) -> str | None:
     error = None
     try:
         hook(committed)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # a sys.exit() in a hook must not end the function's invocation
         # Kept as text both stores take: an exception may quote event fields with a NUL or a lone surrogate.
         text = f"{type(exc).__name__}: {exc}"[:500]
         error = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
@@ -76,24 +92,18 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
             dedupe_key=committed.dedupe_key,
             event_type=committed.event.event_type,
         )
-    try:
-        store.record_hook_result(committed.dedupe_key, error)
-    except StoreUnavailable as store_error:  # the event itself is safe; its row just stays "pending"
-        log_event(
-            ERROR,
-            "hook.result_not_recorded",
-            dedupe_key=committed.dedupe_key,
-            store_error=store_error.message,
-        )
     return error
 
 
 def rerun_hook(hook: AfterCommit, store: EventStore, event: EventSummary) -> str | None:
     """Run the hook again for a stored event (one `EventStore.unfinished_hooks` lists), with the records of
-    its files as they are now; recorded as `run_hook` does."""
+    its files as they are now (not as committed), and record the result; the error text if it raised.
+    StoreUnavailable when the result could not be recorded (the hook did run)."""
     payload = store.payload(event.dedupe_key)
     if payload is None:
         raise LookupError(f"no event {event.dedupe_key!r} is stored")
     uploads = tuple(record for file_id in event.file_ids if (record := store.upload(file_id)) is not None)
     committed = CommittedEvent(event.dedupe_key, parse_event(payload), event.received_at, uploads)
-    return run_hook(hook, committed, store)
+    error = _call(hook, committed)
+    store.record_hook_result(committed.dedupe_key, error)
+    return error

@@ -84,8 +84,10 @@ def print_record(report: FileReport) -> None:
         hook = ""
         if event.hook_status == "pending":
             hook = "  hook pending (still running, or cut short)"
-        elif event.hook_failures:
+        elif event.hook_status == "failed":
             hook = f"  hook failed {event.hook_failures}x: {event.hook_last_error}"
+        elif event.hook_failures:  # run again since, and done
+            hook = f"  hook done (after {event.hook_failures} failure(s): {event.hook_last_error})"
         print(f"  {when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}{hook}")
 
 
@@ -120,6 +122,12 @@ def open_configured_store(*, write: bool = False) -> EventStore:
             "and the current directory)",
             1,
         )
+    if write:  # a writer would make the schema: never in a database the functions did not make it in
+        with contextlib.closing(open_store(settings.database_url.reveal(), read_only=True)) as reader:
+            try:
+                reader.schema_version()
+            except StoreUnavailable as exc:  # no event store there (or none reachable)
+                raise Failure(f"the store is unavailable: {exc}", 2) from None
     return store
 
 
@@ -141,38 +149,41 @@ def _unfinished(store: EventStore, received_before: float) -> Iterator[EventSumm
 
 
 def hooks(store: EventStore, args: argparse.Namespace) -> None:
-    hook = _hook_from_settings() if args.rerun else None
-    failures = 0
-    shown: list[tuple[EventSummary, str | None]] = []  # with what running it again did
-    # The functions' log lines (a hook that fails again) and a hook's own prints go to stderr: stdout is the list.
+    out, rows, failures = sys.stdout, list[dict[str, Any]](), 0
+    # The hook module's prints (at import too) and the functions' log lines go to stderr: stdout is the list,
+    # written as each hook is done (all of it, in JSON, also when the run stops part-way).
     with contextlib.redirect_stdout(sys.stderr):
-        for event in _unfinished(store, time.time() - args.older_than):
-            outcome = None
-            if hook is not None:
-                try:
-                    error = rerun_hook(hook, store, event)
-                except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
-                    error = f"not run: the stored event cannot be read ({exc.message})"
-                outcome = "done" if error is None else f"failed again: {error}"
-                failures += error is not None
-            shown.append((event, outcome))
-    if args.json:
-        rows = [{**plain(event), "rerun": outcome} for event, outcome in shown]
-        print(json.dumps({"hooks": rows}, indent=2, ensure_ascii=False))
-    else:
-        if not shown:
-            print(f"no hook failed or left pending (of events older than {args.older_than} s)")
-        for event, outcome in shown:
-            was = (
-                "pending"
-                if event.hook_status == "pending"
-                else f"failed {event.hook_failures}x: {event.hook_last_error}"
-            )
-            print(f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  {was}")
-            if outcome is not None:
-                print(f"  run again: {outcome}")
+        hook = _hook_from_settings() if args.rerun else None
+        try:
+            for event in _unfinished(store, time.time() - args.older_than):
+                outcome, stop = None, None
+                if hook is not None:
+                    try:
+                        error = rerun_hook(hook, store, event)
+                    except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
+                        error = f"not run: the stored event cannot be read ({exc.message})"
+                    except StoreUnavailable as exc:
+                        error = stop = f"ran, but its result could not be recorded ({exc.message})"
+                    outcome = "done" if error is None else (stop or f"failed again: {error}")
+                    failures += error is not None
+                rows.append({**plain(event), "rerun": outcome})
+                if not args.json:
+                    print(_hook_line(event, outcome), file=out, flush=True)
+                if stop:
+                    raise Failure(f"stopped: the store is unavailable ({len(rows)} hook(s) run)", 2)
+        finally:
+            if args.json:
+                print(json.dumps({"hooks": rows}, indent=2, ensure_ascii=False), file=out)
+    if not rows and not args.json:
+        print(f"no hook failed or left pending (of events older than {args.older_than} s)")
     if failures:
-        raise Failure(f"{failures} of {len(shown)} hook(s) failed again", 1)
+        raise Failure(f"{failures} of {len(rows)} hook(s) failed again", 1)
+
+
+def _hook_line(event: EventSummary, outcome: str | None) -> str:
+    was = "pending" if event.hook_status == "pending" else f"failed {event.hook_failures}x: {event.hook_last_error}"
+    line = f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  {was}"
+    return line if outcome is None else f"{line}\n  run again: {outcome}"
 
 
 def run(args: argparse.Namespace) -> None:
@@ -234,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         return failure.status
     except BrokenPipeError:  # `uploads show X | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except KeyboardInterrupt:  # what was done is recorded (and listed, for hooks --rerun)
+        print("vod-uploads: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -32,4 +32,25 @@ def fail(committed: CommittedEvent) -> None:
     raise ConnectionError("the app's queue is down")
 
 
+def exits(committed: CommittedEvent) -> None:
+    raise SystemExit("the app's hook gave up")
+
+
+_HELD: list[object] = []
+
+
+def lock_the_store(committed: CommittedEvent) -> None:
+    """Runs, then keeps the SQLite database at HOOK_TARGET_DATABASE locked: its result cannot be recorded."""
+    import sqlite3
+
+    append_to_file(committed)
+    if not _HELD:
+        held = sqlite3.connect(os.environ["HOOK_TARGET_DATABASE"], isolation_level=None)
+        held.execute("BEGIN EXCLUSIVE")
+        _HELD.append(held)
+
+
+print("hook_target loaded")  # as a hook module that prints (or sets up logging to stdout) at import may
+
+
 not_callable = 42

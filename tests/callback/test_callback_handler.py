@@ -305,6 +305,16 @@ def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
     assert (data["uploads"][0]["user_id"], data["uploads"][0]["conflicts"]) == ("alice", [])
 
 
+def test_a_hook_that_exits_is_a_failed_hook_not_a_failed_delivery(callback: Callable[..., Any], output: Output) -> None:
+    main_handler = callback(AFTER_COMMIT_HOOK="tests.callback.hook_target:exits")
+    answer = main_handler(handler_event("function_url", load_event("vod_new_file_upload")), {})
+    assert answer["statusCode"] == 200 and json.loads(answer["body"])["ok"] is True
+    assert [(line["event"], line.get("hook_failed")) for line in output.lines()] == [
+        ("hook.failed", None),
+        ("request", True),
+    ]
+
+
 @pytest.mark.parametrize(
     ("record", "expected"),
     [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import time
 from pathlib import Path
@@ -195,10 +196,44 @@ def test_hooks_rerun_runs_each_once_more_and_records_it(
             f"{keys['failed']} NewFileUpload failed",
             f"{keys['cut_short']} NewFileUpload cut_short",
         ]
+        shown = uploads(url, "show", "2").stdout  # the failed one's file
+        assert "hook done (after 1 failure(s): ConnectionError" in shown and "hook failed" not in shown
     rows = json.loads(uploads(url, "hooks", "--json").stdout)["hooks"]
     assert [r["dedupe_key"] for r in rows] == [keys[name] for name in left]
     failures = [r["hook_failures"] for r in rows]
     assert failures == ([2, 1] if hook.endswith(":fail") else [1, 0][: len(left)])
+
+
+def test_a_rerun_whose_result_cannot_be_recorded_says_so_and_stops(
+    unfinished: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    # GIVEN a hook that runs, then leaves the database locked (another writer, say)
+    url, keys = unfinished
+    calls = tmp_path / "calls.txt"
+    env = {
+        "DATABASE_URL": url,
+        "DATABASE_TIMEOUT": "1",
+        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:lock_the_store",
+        "HOOK_TARGET_FILE": str(calls),
+        "HOOK_TARGET_DATABASE": url.removeprefix("sqlite:///"),
+        "PYTHONPATH": str(ROOT),
+    }
+    rerun = run_command("vod-uploads", "hooks", "--rerun", "--json", env=env, cwd=ROOT)
+    # THEN the run stops at once with exit 2, and its list says the hook ran but nothing was recorded
+    assert rerun.returncode == 2 and "the store is unavailable" in rerun.stderr, rerun.stderr
+    [row] = json.loads(rerun.stdout)["hooks"]
+    assert row["dedupe_key"] == keys["failed"] and row["rerun"].startswith("ran, but its result could not be recorded")
+    assert len(calls.read_text().splitlines()) == 1
+    assert [r["hook_failures"] for r in json.loads(uploads(url, "hooks", "--json").stdout)["hooks"]] == [1, 0]
+
+
+def test_a_rerun_never_makes_an_event_store_where_there_is_none(tmp_path: Path) -> None:
+    empty = tmp_path / "other.sqlite3"
+    sqlite3.connect(empty).close()  # a database, but not the functions'
+    env = {"DATABASE_URL": f"sqlite:///{empty}", "AFTER_COMMIT_HOOK": "tests.callback.hook_target:fail"}
+    rerun = run_command("vod-uploads", "hooks", "--rerun", env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert rerun.returncode == 2 and "the store is unavailable" in rerun.stderr, rerun.stderr
+    assert sqlite3.connect(empty).execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
 def test_hooks_lists_every_page_and_its_json_holds_only_the_list(tmp_path: Path) -> None:
