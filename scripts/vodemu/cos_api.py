@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 import secrets
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -217,6 +218,10 @@ class _CosApp:
         credential = self._authenticate(request)
         if credential.bucket != bucket:
             raise _access_denied("The credential is not valid for this bucket.")
+        region = _region_from_host(host)
+        if region is not None and credential.region is not None and region != credential.region:
+            # Buckets are regional: another region's endpoint has no such bucket.
+            raise CosError("NoSuchBucket", "The specified bucket does not exist.", 404)
         path = _path(request)
         query = _query(request)
         handler, resource_key = self._route(request.method, path[1:], query)
@@ -462,6 +467,15 @@ def _bucket_from_host(host: str) -> str:
     if not dot or not endpoint or not is_valid_bucket(bucket):
         raise CosError("NoSuchBucket", "The specified bucket does not exist.", 404)
     return bucket
+
+
+_REGIONAL_HOST = re.compile(r"[^.]+\.cos\.([a-z0-9-]+)\.(myqcloud\.com|tencentcos\.cn)")
+
+
+def _region_from_host(host: str) -> str | None:
+    """The region of `<bucket>.cos.<region>.myqcloud.com` (or tencentcos.cn); None for any other endpoint."""
+    match = _REGIONAL_HOST.fullmatch(host)
+    return match.group(1) if match else None
 
 
 def _int_param(query: dict[str, str], name: str, *, default: int | None) -> int:

@@ -30,6 +30,7 @@ class TempCredential:
     expired_time: int  # Unix seconds
     bucket: str  # full bucket name, e.g. "vodugc-1250000000"
     allowed_keys: frozenset[str]  # object keys (no leading "/") this credential may write/read
+    region: str | None = None  # the bucket's region (COS buckets are regional); None: not checked
 
     def is_expired(self, now: float) -> bool:
         return now >= self.expired_time
@@ -62,7 +63,9 @@ class CredentialRegistry:
         self._by_secret_id: dict[str, TempCredential] = {}
         self._revoked: set[str] = set()  # secret ids; kept (while known) to answer "revoked", not "unknown"
 
-    def issue(self, bucket: str, allowed_keys: Iterable[str], ttl_seconds: int) -> TempCredential:
+    def issue(
+        self, bucket: str, allowed_keys: Iterable[str], ttl_seconds: int, region: str | None = None
+    ) -> TempCredential:
         if not bucket:
             raise ValueError("bucket is required")
         if ttl_seconds <= 0:
@@ -75,6 +78,7 @@ class CredentialRegistry:
             expired_time=int(now) + ttl_seconds,
             bucket=bucket,
             allowed_keys=_validated_keys(allowed_keys),
+            region=region,
         )
         with self._lock:
             self._forget_expired(now)

@@ -259,7 +259,9 @@ class UploadService:
             )
 
     def _issue(self, session: UploadSession) -> TempCredential:
-        return self._credentials.issue(session.bucket, _keys(session), self._settings.credential_ttl_seconds)
+        return self._credentials.issue(
+            session.bucket, _keys(session), self._settings.credential_ttl_seconds, session.options.storage_region
+        )
 
     def _new_folder(self) -> str:
         return f"{self._settings.vod_app_id}/{secrets.token_hex(12)}"

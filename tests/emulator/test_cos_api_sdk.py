@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from qcloud_cos import CosS3Client
+from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosServiceError
 
-from .cos_helpers import BUCKET, MIB, OTHER_BUCKET, CosEmulator, md5_etag, multipart_etag_of
+from .cos_helpers import BUCKET, MIB, OTHER_BUCKET, REGION, CosEmulator, md5_etag, multipart_etag_of
 
 VIDEO = "vod/1250000000/video.mp4"
 
@@ -241,6 +241,23 @@ def test_unknown_secret_id_is_refused(cos_emulator: CosEmulator):
     with pytest.raises(CosServiceError) as refused:
         CosS3Client(config, retry=0).put_object(Bucket=BUCKET, Key=VIDEO, Body=b"x")
     assert (refused.value.get_status_code(), refused.value.get_error_code()) == (403, "InvalidAccessKeyId")
+
+
+def test_a_bucket_is_found_only_in_its_region(cos_emulator: CosEmulator):
+    credential = cos_emulator.credentials.issue(BUCKET, [VIDEO], 3600, region=REGION)
+    elsewhere = CosConfig(
+        IP="127.0.0.1",
+        Port=cos_emulator.port,
+        Region="ap-shanghai",  # the session's bucket is in REGION
+        SecretId=credential.secret_id,
+        SecretKey=credential.secret_key,
+        Token=credential.token,
+        Scheme="http",
+    )
+    with pytest.raises(CosServiceError) as refused:
+        CosS3Client(elsewhere, retry=0).put_object(Bucket=BUCKET, Key=VIDEO, Body=b"x")
+    assert (refused.value.get_status_code(), refused.value.get_error_code()) == (404, "NoSuchBucket")
+    assert cos_emulator.client(credential).put_object(Bucket=BUCKET, Key=VIDEO, Body=b"x")["ETag"]
 
 
 SCOPE_REFUSALS: list[tuple[str, str, Callable[[Any], Any]]] = [
