@@ -104,6 +104,7 @@ class CloudApi:
                 service=SERVICE,
                 now=self.clock,
                 tolerance_seconds=self.settings.tc3_tolerance_seconds,
+                session_token=self.settings.session_token,
             )
         except tc3.Tc3Error as exc:
             raise CloudApiError(exc.code, exc.message) from exc

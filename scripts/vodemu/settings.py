@@ -23,6 +23,9 @@ API_VERSION = "2018-07-17"
 class EmulatorSettings:
     secret_id: str
     secret_key: str = field(default="", repr=False)  # a credential: keep it out of logs
+    # The account keys' token when they are temporary ones (an execution role's, say): the cloud API then
+    # takes them only with that X-TC-Token. Empty: permanent keys (a token sent with them is not checked).
+    session_token: str = field(default="", repr=False)
     app_id: int = 1250000000
     sub_app_id: int | None = None  # None = the account's primary app (no vodSubAppId expected)
     default_region: str = "ap-guangzhou"

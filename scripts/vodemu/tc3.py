@@ -122,8 +122,10 @@ def verify(
     service: str,
     now: Callable[[], float],
     tolerance_seconds: int = DEFAULT_TOLERANCE_SECONDS,
+    session_token: str = "",
 ) -> str:
-    """Return the verified SecretId or raise Tc3Error with the code Tencent would answer."""
+    """Return the verified SecretId or raise Tc3Error with the code Tencent would answer. `session_token`: the
+    keys are temporary, and valid only with this X-TC-Token."""
     header = request.headers.get("authorization")
     if not header:
         raise Tc3Error("AuthFailure.InvalidAuthorization", "The request has no Authorization header")
@@ -145,4 +147,7 @@ def verify(
     expected = compute_signature(secret_key, auth, timestamp_text, request)
     if not hmac.compare_digest(expected.encode(), auth.signature.encode("utf-8")):
         raise Tc3Error("AuthFailure.SignatureFailure", "The provided credentials could not be validated")
+    sent = request.headers.get("x-tc-token", "").encode("utf-8", "surrogateescape")
+    if session_token and not hmac.compare_digest(sent, session_token.encode("utf-8")):
+        raise Tc3Error("AuthFailure.TokenFailure", "The X-TC-Token is missing, or not the one issued with the keys")
     return auth.secret_id

@@ -122,7 +122,7 @@ ROLE = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSION
 @pytest.mark.postgres
 @pytest.mark.parametrize("in_scf", [True, False], ids=["in-scf", "elsewhere"])
 def test_the_pull_function_signs_with_the_execution_roles_current_keys_inside_scf(
-    pull_stack: tuple[VodStack, OffsetClock],
+    start_vod_stack: Callable[..., VodStack],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     postgres_server: PostgresServer,
@@ -130,8 +130,9 @@ def test_the_pull_function_signs_with_the_execution_roles_current_keys_inside_sc
 ) -> None:
     # GIVEN a warm container started with an execution role's keys, which since then SCF renewed in the
     # environment (so the keys it started with have expired); elsewhere, the environment at call time is not
-    # the function's (a test's, a laptop's), so only the keys it was started with count
-    stack, _ = pull_stack
+    # the function's (a test's, a laptop's), so only the keys it was started with count. VOD takes the valid
+    # keys only with their own token (t1): the keys of one set and the token of the other are refused.
+    stack = start_vod_stack(pull=True, long_poll_seconds=0.2, session_token="t1")
     committed = stack.upload(sample_video(tmp_path / "r.mp4", size=100_000), user="erin")
     valid = (stack.settings["TENCENTCLOUD_SECRET_ID"], stack.settings["TENCENTCLOUD_SECRET_KEY"], "t1")
     expired = ("AKIDexpired", "gone", "t0")

@@ -9,9 +9,12 @@ from typing import Any
 
 import pytest
 import requests
+from tencentcloud.common.credential import Credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.http.request import RequestInternal
-from tencentcloud.vod.v20180717 import models
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.vod.v20180717 import models, vod_client
 
 from tests.clocks import FrozenClock
 from vodemu import tc3
@@ -108,6 +111,22 @@ def test_wrong_key_unknown_id_and_old_timestamp_are_refused(emulator: Emulator, 
     assert _error(lambda: vod(emulator).DescribeEventConfig(describe)).code == "AuthFailure.SignatureExpire"
     clock.advance(-400)
     vod(emulator).DescribeEventConfig(describe)
+
+
+@pytest.mark.parametrize(
+    ("token", "answer"), [("t1", None), (None, "AuthFailure.TokenFailure"), ("t0", "AuthFailure.TokenFailure")]
+)
+def test_temporary_keys_are_taken_only_with_their_token(
+    emulator_factory: Callable[..., Emulator], token: str | None, answer: str | None
+):
+    emulator = emulator_factory(session_token="t1")  # the account keys are an execution role's, say
+    profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=f"127.0.0.1:{emulator.port}"))
+    client = vod_client.VodClient(Credential(SECRET_ID, SECRET_KEY, token), "ap-guangzhou", profile)
+    describe = cloud_request(models.DescribeEventConfigRequest)
+    if answer is None:
+        assert client.DescribeEventConfig(describe).Mode == "PUSH"
+    else:
+        assert _error(lambda: client.DescribeEventConfig(describe)).code == answer
 
 
 def _signed(emulator: Emulator, action: str, params: dict[str, Any]) -> RequestInternal:
