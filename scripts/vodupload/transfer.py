@@ -108,7 +108,8 @@ class ObjectTransfer:
         if upload_id is not None:
             self.obj.upload_id = None
             self._ctx.save()
-        self.done = self._object_stored()  # a single PUT, or completed by a run that stopped before the commit
+        # A single PUT, or completed by a run that stopped before the commit (not known: sent again, the same bytes)
+        self.done = self._object_stored() is True
         return self.obj.source.size if self.done else 0
 
     def _stored_parts(self, upload_id: str) -> dict[int, str] | None:
@@ -233,20 +234,22 @@ class ObjectTransfer:
             self._ctx.cos(complete, f"complete the {self.obj.role}'s multipart upload")
         except StorageError as exc:
             # A retried complete whose first try succeeded (the answer was lost) finds no upload.
-            if exc.code != "NoSuchUpload" or not self._object_stored():
+            if exc.code != "NoSuchUpload" or self._object_stored() is False:
                 raise
         self.done = True
         self.obj.upload_id = None  # nothing left to abort, or to resume
         self._ctx.save()
 
-    def _object_stored(self) -> bool:
+    def _object_stored(self) -> bool | None:
+        """Whether COS holds the whole object; None when these credentials may not ask (VOD's may only write,
+        it seems: its policy is not published): then CommitUploadUGC, which checks it, will tell."""
         try:
             head = self._ctx.cos(
                 lambda c: c.head_object(Bucket=self._bucket, Key=self._key), f"look up the {self.obj.role}"
             )
         except StorageError as exc:
-            if exc.status == 404:
-                return False
+            if exc.status in (404, 403):
+                return None if exc.status == 403 else False
             raise
         return int(head.get("Content-Length") or -1) == self.obj.source.size
 

@@ -115,6 +115,8 @@ class Traffic:
         self.before_call: Callable[[str], None] = lambda action: None  # runs before each upload-API call
         self.parts_stored = 0
         self.aborts_to_fail = 0  # the next AbortMultipartUpload requests COS answers 503
+        self.completes_unanswered = 0  # the next CompleteMultipartUploads COS does, but their answer is a 503
+        self.heads_forbidden = False  # HEAD answered 403, as by credentials that may only write
         self.held = 0
         self._passes: int | None = None
         self._release: bool | None = None  # None: holding; True: let through; False: answer 503
@@ -155,6 +157,15 @@ class Traffic:
             return self._upload_api(environ, start_response)
         if ".cos." not in environ.get("HTTP_HOST", ""):
             return self._app(environ, start_response)
+        if self.heads_forbidden and environ["REQUEST_METHOD"] == "HEAD":
+            start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", "0")])
+            return []
+        if self._unanswered_complete(environ):
+            answer = self._app(environ, lambda *args: lambda data: None)  # COS completes the object...
+            b"".join(answer)
+            getattr(answer, "close", lambda: None)()
+            start_response("503 Service Unavailable", [("Content-Type", "application/xml"), ("Connection", "close")])
+            return [_UNAVAILABLE]  # ... and its answer is lost on the way
         if (_is_part_upload(environ) and self._held()) or self._failed_abort(environ):
             with self._cond:
                 self.cos_requests.append(_cos_request(environ, 503))
@@ -173,6 +184,14 @@ class Traffic:
                 self.parts_stored += 1
             self._cond.notify_all()
         return result
+
+    def _unanswered_complete(self, environ: dict[str, Any]) -> bool:
+        completing = environ["REQUEST_METHOD"] == "POST" and "uploadId=" in environ.get("QUERY_STRING", "")
+        with self._cond:
+            if not completing or not self.completes_unanswered:
+                return False
+            self.completes_unanswered -= 1
+            return True
 
     def _failed_abort(self, environ: dict[str, Any]) -> bool:
         aborting = environ["REQUEST_METHOD"] == "DELETE" and "uploadId=" in environ.get("QUERY_STRING", "")

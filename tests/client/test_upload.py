@@ -216,6 +216,18 @@ def test_the_upload_is_free_for_a_cancel_or_resume_once_its_pause_is_reported(st
     assert tasks[0].state is UploadState.CANCELLED and stack.saved() == [] and stack.open_uploads() == []
 
 
+@pytest.mark.parametrize("heads", ["allowed", "forbidden"])
+def test_a_complete_whose_answer_was_lost_is_a_done_upload(stack: Stack, tmp_path: Path, heads: str) -> None:
+    # COS completes the object, its answer is lost, and the retried Complete finds no such upload any more.
+    # Whether the object is there is asked with HEAD when the credentials may read; VOD's upload credentials
+    # may only write (its policy is not published): then CommitUploadUGC is what checks it.
+    video = write_file(tmp_path / "complete.mp4", 3 * MIB)
+    stack.traffic.completes_unanswered, stack.traffic.heads_forbidden = 1, heads == "forbidden"
+    result = stack.uploader().upload(video).run()
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert stack.traffic.completes_unanswered == 0 and stack.saved() == []
+
+
 @pytest.mark.parametrize(
     ("file_name", "name", "sent"),
     [
@@ -565,6 +577,15 @@ def test_a_stop_asked_for_as_the_last_bytes_land_is_not_committed(
     assert stack.served(result.video_url or "") == video.read_bytes()
     assert stack.emulator.store.bytes_received == total  # nothing sent again
     assert stack.saved() == [] and stack.open_uploads() == []
+
+
+def test_a_stored_object_the_credentials_may_not_look_up_is_sent_again(stack: Stack, tmp_path: Path) -> None:
+    video = write_file(tmp_path / "again.mp4", 300 * 1024)
+    pause_once_stored(stack, video)  # the single PUT is stored, the commit not sent
+    stack.traffic.heads_forbidden = True  # whether it is there cannot be asked: the same bytes go again
+    result = stack.uploader().upload(video).run()
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert stack.emulator.store.bytes_received == 2 * 300 * 1024 and stack.saved() == []
 
 
 def test_a_cancel_while_resuming_a_fully_uploaded_upload_is_not_committed(stack: Stack, tmp_path: Path) -> None:
