@@ -26,6 +26,14 @@ from shared.records import Record
 from shared.store import EventStore, EventSummary, UploadRecord
 
 
+class HookNotRecorded(StoreUnavailable):
+    """The hook ran again (`hook_error`: None, or how it failed), but its result could not be recorded."""
+
+    def __init__(self, message: str, hook_error: str | None) -> None:
+        super().__init__(message)
+        self.hook_error = hook_error
+
+
 class CommittedEvent(Record):
     dedupe_key: str
     event: VodEvent
@@ -98,12 +106,15 @@ def _call(hook: AfterCommit, committed: CommittedEvent) -> str | None:
 def rerun_hook(hook: AfterCommit, store: EventStore, event: EventSummary) -> str | None:
     """Run the hook again for a stored event (one `EventStore.unfinished_hooks` lists), with the records of
     its files as they are now (not as committed), and record the result; the error text if it raised.
-    StoreUnavailable when the result could not be recorded (the hook did run)."""
+    HookNotRecorded when the hook ran but its result could not be recorded."""
     payload = store.payload(event.dedupe_key)
     if payload is None:
         raise LookupError(f"no event {event.dedupe_key!r} is stored")
     uploads = tuple(record for file_id in event.file_ids if (record := store.upload(file_id)) is not None)
     committed = CommittedEvent(event.dedupe_key, parse_event(payload), event.received_at, uploads)
     error = _call(hook, committed)
-    store.record_hook_result(committed.dedupe_key, error)
+    try:
+        store.record_hook_result(committed.dedupe_key, error)
+    except StoreUnavailable as exc:
+        raise HookNotRecorded(exc.message, error) from exc
     return error

@@ -26,7 +26,7 @@ from typing import Any
 from shared.config import ConfigError, after_commit_hook, load_store_settings
 from shared.errors import MalformedEvent
 from shared.events import plain
-from shared.hooks import AfterCommit, load_hook, rerun_hook
+from shared.hooks import AfterCommit, HookNotRecorded, load_hook, rerun_hook
 from shared.store import EventStore, EventSummary, FileReport, StoreUnavailable, UploadRecord, open_store
 from shared.store.sqlite import SqliteStore
 
@@ -162,8 +162,9 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
                         error = rerun_hook(hook, store, event)
                     except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
                         error = f"not run: the stored event cannot be read ({exc.message})"
-                    except StoreUnavailable as exc:
-                        error = stop = f"ran, but its result could not be recorded ({exc.message})"
+                    except HookNotRecorded as exc:
+                        ran = "done" if exc.hook_error is None else f"failed again: {exc.hook_error}"
+                        error = stop = f"{ran}, but that could not be recorded ({exc.message})"
                     outcome = "done" if error is None else (stop or f"failed again: {error}")
                     failures += error is not None
                 rows.append({**plain(event), "rerun": outcome})

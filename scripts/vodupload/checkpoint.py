@@ -149,8 +149,9 @@ class CheckpointStore:
 
     @contextlib.contextmanager
     def claimed(self, name: str) -> Iterator[None]:
-        """Hold the checkpoint `name` for one run (the lock file stays: removing it would let two runs hold
-        different files of one name). UploadInProgress when another run holds it."""
+        """Hold the checkpoint `name` for one run. UploadInProgress when another run holds it. The lock file
+        stays (empty, one per set of files uploaded): removing it would let two runs lock different files of
+        one name."""
         if self.directory.exists() and not self.directory.is_dir():  # in the words load() uses for it
             raise CheckpointUnavailable(f"cannot read the saved uploads in {self.directory}: Not a directory")
         lock = filelock.FileLock(self.directory / f"{name}.lock", mode=0o600, thread_local=False)

@@ -397,14 +397,17 @@ class UploadTask:
                 return None
             previous, self._state = self._state, UploadState.APPLYING
         try:
-            with self._up.checkpoints.claimed(self.checkpoint_name):
-                saved = self._sessions.load()
-                if saved is None:
-                    outcome = CancelOutcome.NOTHING_SAVED
-                elif self._sessions.abandon(saved):
-                    outcome = CancelOutcome.DISCARDED
-                else:
-                    outcome = CancelOutcome.PARTS_LEFT
+            if self._sessions.load() is None:  # nothing to cancel: no need to hold (or make) its lock file
+                outcome = CancelOutcome.NOTHING_SAVED
+            else:
+                with self._up.checkpoints.claimed(self.checkpoint_name):
+                    saved = self._sessions.load()  # again, now that no run can change it
+                    if saved is None:
+                        outcome = CancelOutcome.NOTHING_SAVED
+                    elif self._sessions.abandon(saved):
+                        outcome = CancelOutcome.DISCARDED
+                    else:
+                        outcome = CancelOutcome.PARTS_LEFT
         except BaseException:
             self._settle(previous)  # e.g. the token was refused: nothing was given up, cancel can be retried
             raise

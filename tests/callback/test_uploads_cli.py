@@ -222,7 +222,7 @@ def test_a_rerun_whose_result_cannot_be_recorded_says_so_and_stops(
     # THEN the run stops at once with exit 2, and its list says the hook ran but nothing was recorded
     assert rerun.returncode == 2 and "the store is unavailable" in rerun.stderr, rerun.stderr
     [row] = json.loads(rerun.stdout)["hooks"]
-    assert row["dedupe_key"] == keys["failed"] and row["rerun"].startswith("ran, but its result could not be recorded")
+    assert row["dedupe_key"] == keys["failed"] and row["rerun"].startswith("done, but that could not be recorded")
     assert len(calls.read_text().splitlines()) == 1
     assert [r["hook_failures"] for r in json.loads(uploads(url, "hooks", "--json").stdout)["hooks"]] == [1, 0]
 

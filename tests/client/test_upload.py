@@ -579,6 +579,12 @@ def test_a_stop_asked_for_as_the_last_bytes_land_is_not_committed(
     assert stack.saved() == [] and stack.open_uploads() == []
 
 
+def test_cancelling_what_was_never_saved_leaves_no_trace(stack: Stack, tmp_path: Path) -> None:
+    video = write_file(tmp_path / "never.mp4", 1000)
+    assert stack.uploader().cancel_saved(video) is CancelOutcome.NOTHING_SAVED
+    assert not stack.checkpoints.exists()  # no directory, no lock file made for it
+
+
 def test_a_stored_object_the_credentials_may_not_look_up_is_sent_again(stack: Stack, tmp_path: Path) -> None:
     video = write_file(tmp_path / "again.mp4", 300 * 1024)
     pause_once_stored(stack, video)  # the single PUT is stored, the commit not sent
