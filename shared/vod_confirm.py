@@ -29,13 +29,11 @@ from shared.vod_sdk import client_arguments, with_sub_app
 
 MAX_FILE_IDS = 20  # DescribeMediaInfos: FileIds per call
 _TIMEOUT_SECONDS = 3  # the callback's own timeout is 10 s
-
-
 _UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError)  # an answer of a shape VOD does not document
 
 
 class MediaLookup:
-    """What VOD knows of files and of their procedure tasks."""
+    """What VOD knows of files and of their tasks."""
 
     def __init__(self, settings: VodApiSettings) -> None:
         self._client = CommonClient("vod", "2018-07-17", *client_arguments(settings, _TIMEOUT_SECONDS))
