@@ -186,19 +186,18 @@ class Traffic:
         return result
 
     def _unanswered_complete(self, environ: dict[str, Any]) -> bool:
-        completing = environ["REQUEST_METHOD"] == "POST" and "uploadId=" in environ.get("QUERY_STRING", "")
-        with self._cond:
-            if not completing or not self.completes_unanswered:
-                return False
-            self.completes_unanswered -= 1
-            return True
+        return self._counted_down("completes_unanswered", environ, "POST")
 
     def _failed_abort(self, environ: dict[str, Any]) -> bool:
-        aborting = environ["REQUEST_METHOD"] == "DELETE" and "uploadId=" in environ.get("QUERY_STRING", "")
+        return self._counted_down("aborts_to_fail", environ, "DELETE")
+
+    def _counted_down(self, counter: str, environ: dict[str, Any], method: str) -> bool:
+        """Whether this is a `method` on a multipart upload that the test still asks `counter` more of."""
+        on_upload = environ["REQUEST_METHOD"] == method and "uploadId=" in environ.get("QUERY_STRING", "")
         with self._cond:
-            if not aborting or not self.aborts_to_fail:
+            if not on_upload or not getattr(self, counter):
                 return False
-            self.aborts_to_fail -= 1
+            setattr(self, counter, getattr(self, counter) - 1)
             return True
 
     def _held(self) -> bool:
