@@ -77,6 +77,7 @@ class SavedObject:
     role: str  # "video" or "cover"
     source: FileIdentity
     upload_id: str | None = None  # its multipart upload while one is open; None: single PUT, not started, completed
+    part_size: int | None = None  # that upload's part size: a resume sends the rest in the same parts
 
 
 @dataclass
@@ -93,7 +94,10 @@ class Checkpoint:
     def from_json(cls, data: dict[str, Any]) -> Checkpoint:
         if data.get("version") not in READABLE:
             raise ValueError(f"unsupported checkpoint version {data.get('version')!r}")
-        objects = [SavedObject(obj["role"], FileIdentity(**obj["source"]), obj["upload_id"]) for obj in data["objects"]]
+        objects = [
+            SavedObject(obj["role"], FileIdentity(**obj["source"]), obj["upload_id"], obj.get("part_size"))
+            for obj in data["objects"]
+        ]
         return cls(
             name=data["name"], session_key=data["session_key"], created_at=float(data["created_at"]), objects=objects
         )

@@ -243,6 +243,8 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
         except KeyboardInterrupt:
             console.close()
             console.say("stopped; the progress saved so far is kept: run the same command again to resume")
+            console.result({"status": "stopped", "bytesDone": task.progress.bytes_done}, "")
+            sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_INTERRUPTED)  # worker threads may be mid-request: do not wait for them
     console.close()

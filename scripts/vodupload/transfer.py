@@ -156,7 +156,7 @@ class ObjectTransfer:
                 lambda c: c.create_multipart_upload(Bucket=self._bucket, Key=self._key),
                 f"start the {self.obj.role}'s multipart upload",
             )
-            self.obj.upload_id, self._etags = str(answer["UploadId"]), {}
+            self.obj.upload_id, self.obj.part_size, self._etags = str(answer["UploadId"]), self._part_size, {}
             self._ctx.save()
         missing = [spec for spec in self._parts if spec.number not in self._etags]
         if missing and not self._send_parts(missing):

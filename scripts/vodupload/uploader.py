@@ -314,7 +314,9 @@ class Uploader:
             key = keys.get(obj.role)
             if key is None:
                 raise VodUploadError(f"VOD gave no storage path for the {obj.role}")
-            transfers.append(ObjectTransfer(obj, key, fit_part_size(obj.source.size, options.part_size), context))
+            # An open multipart upload goes on in the parts it began with (COS's parts are checked against them).
+            part_size = obj.part_size if obj.upload_id and obj.part_size else options.part_size
+            transfers.append(ObjectTransfer(obj, key, fit_part_size(obj.source.size, part_size), context))
         return transfers
 
 
@@ -397,22 +399,22 @@ class UploadTask:
                 return None
             previous, self._state = self._state, UploadState.APPLYING
         try:
-            if self._sessions.load() is None:  # nothing to cancel: no need to hold (or make) its lock file
-                outcome = CancelOutcome.NOTHING_SAVED
-            else:
-                with self._up.checkpoints.claimed(self.checkpoint_name):
-                    saved = self._sessions.load()  # again, now that no run can change it
-                    if saved is None:
-                        outcome = CancelOutcome.NOTHING_SAVED
-                    elif self._sessions.abandon(saved):
-                        outcome = CancelOutcome.DISCARDED
-                    else:
-                        outcome = CancelOutcome.PARTS_LEFT
+            outcome = self._discard_saved()
         except BaseException:
             self._settle(previous)  # e.g. the token was refused: nothing was given up, cancel can be retried
             raise
         self._settle(UploadState.CANCELLED)
         return outcome
+
+    def _discard_saved(self) -> CancelOutcome:
+        """Abort the saved upload's COS uploads and delete its checkpoint."""
+        if self._sessions.load() is None:  # nothing to cancel: no need to hold (or make) its lock file
+            return CancelOutcome.NOTHING_SAVED
+        with self._up.checkpoints.claimed(self.checkpoint_name):
+            saved = self._sessions.load()  # again, now that no run can change it
+            if saved is None:
+                return CancelOutcome.NOTHING_SAVED
+            return CancelOutcome.DISCARDED if self._sessions.abandon(saved) else CancelOutcome.PARTS_LEFT
 
     def wait(self, timeout: float | None = None) -> UploadState:
         """Block until the task is not running (done, paused, cancelled, failed) or `timeout` passes."""
@@ -460,7 +462,18 @@ class UploadTask:
     def _drive(self) -> None:
         with self._up.checkpoints.claimed(self.checkpoint_name):
             ended = self._drive_claimed()
-        self._settle(ended)  # only now: a cancel or resume the caller makes at once finds the checkpoint free
+        # Settled only now, so that a cancel or resume the caller makes at once finds the checkpoint free. A cancel
+        # asked for after the run decided to pause (the task still running) is done here, as on a paused task:
+        # decided and settled in one critical section, so that none is lost in between.
+        while True:
+            with self._lock:
+                if ended is not UploadState.PAUSED or self._stop_reason is not UploadState.CANCELLED:
+                    self._state = ended
+                    self._settled.notify_all()
+                    break
+            self._discard_saved()
+            ended = UploadState.CANCELLED
+        self._emit_state(ended)
 
     def _drive_claimed(self) -> UploadState:
         """Upload and commit; DONE, or PAUSED or CANCELLED when asked to stop."""

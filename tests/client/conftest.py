@@ -252,7 +252,11 @@ class Stack:
         return SignatureClient(self.signature_url, token or self.token, backoff=0)
 
     def uploader(
-        self, clock: Callable[[], float] = time.time, signer: Callable[[], str] | None = None, **options: Any
+        self,
+        clock: Callable[[], float] = time.time,
+        signer: Callable[[], str] | None = None,
+        checkpoints: CheckpointStore | None = None,
+        **options: Any,
     ) -> Uploader:
         settings = {
             "endpoint": self.url,
@@ -265,7 +269,7 @@ class Stack:
         return Uploader(
             signer or self.signer(),
             UploadOptions(**settings),
-            checkpoints=CheckpointStore(self.checkpoints),
+            checkpoints=checkpoints or CheckpointStore(self.checkpoints),
             clock=clock,
         )
 

@@ -224,6 +224,20 @@ def test_a_checkpoint_that_cannot_be_removed_after_the_commit_is_only_a_notice(s
     assert f"cannot remove {saved[0]}" in done.stderr and "delete it by hand" in done.stderr
 
 
+def _ctrl_c_twice(child: Child, traffic: Traffic) -> None:
+    child.proc.send_signal(signal.SIGINT)
+    child.wait_for_stderr("pausing")
+    child.proc.send_signal(signal.SIGINT)  # the held parts have not finished: quit at once
+
+
+def test_a_second_ctrl_c_quits_at_once_and_still_says_so_in_json(stack: Stack, tmp_path: Path) -> None:
+    child = interrupted_upload(stack, write_file(tmp_path / "quit.mp4", 6 * MIB), 2, _ctrl_c_twice)
+    code, stdout, stderr = child.finish()
+    stack.traffic.release(let_through=False)
+    assert code == 130 and "Traceback" not in stderr
+    assert json.loads(stdout) == {"status": "stopped", "bytesDone": 2 * MIB} and len(stack.saved()) == 1
+
+
 def test_ctrl_c_during_a_cancel_keeps_the_saved_upload(start_stack: Callable[..., Stack], tmp_path: Path) -> None:
     stack = start_stack()
     video = write_file(tmp_path / "outtake.mp4", 5 * MIB)

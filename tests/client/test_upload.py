@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +157,7 @@ def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack,
     # What COS can tell is not saved: no parts, no storage location.
     session = stack.saved_session()
     assert set(session) == {"version", "name", "session_key", "created_at", "objects"}
-    assert [set(obj) for obj in session["objects"]] == [{"role", "source", "upload_id"}]
+    assert [set(obj) for obj in session["objects"]] == [{"role", "source", "upload_id", "part_size"}]
     before = stack.traffic.parts_sent()
 
     result = task.resume().result(60)
@@ -170,6 +171,17 @@ def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack,
     assert {upload for upload, _ in before + resumed} == {session["objects"][0]["upload_id"]}
     assert sorted(number for _, number in before + resumed) == list(range(1, 9))
     assert stack.saved() == [] and stack.open_uploads() == []
+
+
+def test_a_resume_with_another_part_size_sends_only_the_rest_in_the_parts_begun(stack: Stack, tmp_path: Path) -> None:
+    video = write_file(tmp_path / "resized.mp4", 8 * MIB)
+    task = start_and_stop_early(stack, video, parts=3)  # 1 MiB parts (the stack's default here)
+    assert task.wait(60) is UploadState.PAUSED
+    stored = stack.emulator.store.bytes_received
+    result = stack.uploader(part_size=4 * MIB).upload(video).run()  # a later run, given another part size
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert stack.emulator.store.bytes_received == 8 * MIB and stored >= 3 * MIB  # nothing sent twice
+    assert stack.open_uploads() == []
 
 
 @pytest.mark.parametrize("failing_aborts", [0, 1], ids=["", "its first abort answered 503"])
@@ -576,6 +588,36 @@ def test_a_stop_asked_for_as_the_last_bytes_land_is_not_committed(
     result = task.resume().result(60)
     assert stack.served(result.video_url or "") == video.read_bytes()
     assert stack.emulator.store.bytes_received == total  # nothing sent again
+    assert stack.saved() == [] and stack.open_uploads() == []
+
+
+class HeldAfterRelease(CheckpointStore):
+    """The real checkpoints and lock; a run that lets its lock go waits there (before its task reports how it
+    ended) until the test has acted."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.released, self.proceed = threading.Event(), threading.Event()
+
+    @contextlib.contextmanager
+    def claimed(self, name: str) -> Iterator[None]:
+        with super().claimed(name):
+            yield
+        self.released.set()
+        self.proceed.wait(30)
+
+
+def test_a_cancel_asked_as_the_run_stops_for_a_pause_is_done(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN a run that has decided to pause and let its checkpoint go, its task not yet reporting it
+    video = write_file(tmp_path / "late.mp4", 6 * MIB)
+    checkpoints = HeldAfterRelease(stack.checkpoints)
+    task = start_and_stop_early(stack, video, uploader=stack.uploader(checkpoints=checkpoints))
+    assert checkpoints.released.wait(60) and task.state is UploadState.UPLOADING
+    # WHEN the caller cancels then
+    task.cancel()
+    checkpoints.proceed.set()
+    # THEN the task ends cancelled, nothing left behind (the cancel is not lost to the pause)
+    assert task.wait(60) is UploadState.CANCELLED
     assert stack.saved() == [] and stack.open_uploads() == []
 
 
