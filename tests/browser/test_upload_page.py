@@ -379,6 +379,33 @@ def test_a_new_upload_stops_following_the_previous_one(browser_stack: BrowserSta
     assert b.page.is_hidden("#result")
 
 
+def test_following_resumes_when_a_new_token_of_the_same_user_arrives(
+    task_flow: None, browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload whose status the uploads function refuses: the page's token has expired meanwhile
+    b = browser_stack
+    refusals: list[str] = []
+
+    def status(route: Any) -> None:
+        if not refusals:
+            refusals.append(route.request.url)
+            body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
+            route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
+        else:
+            route.continue_()
+
+    b.page.route(f"{b.stack.gateway_url}/uploads/**", lambda route: status(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    _until(b, lambda: "sign-in was refused" in b.page.inner_text("#processing"), "the refusal was not shown")
+    # WHEN the same user's new link is opened in the tab (what the message asks for)
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}")
+    # THEN the page follows that upload again, to its outcome
+    b.page.wait_for_selector('#processing[data-status="finished"]', timeout=60_000)
+    assert len(refusals) == 1
+
+
 def test_keyboard_focus_follows_the_controls(browser_stack: BrowserStack, tmp_path: Path) -> None:
     # Each button hides as the state changes: its focus goes to the control that replaces it, not to the page.
     b = browser_stack

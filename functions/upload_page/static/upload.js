@@ -24,12 +24,14 @@
   let lastAnnounced = 0;
   let state = "idle"; // idle, starting (VOD calls, nothing to pause yet), uploading, paused, finishing
   let following = 0; // which upload the status loop follows: a newer one ends the older loop
+  let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
   let refocus = false; // a focused button was hidden: the next one shown takes the focus
 
   class ApiError extends Error {
-    constructor(status, message) {
+    constructor(status, message, signIn = false) {
       super(message);
       this.status = status;
+      this.signIn = signIn; // the sign-in was refused (or is missing): a new token may help
     }
   }
 
@@ -41,10 +43,14 @@
       fail("Another sign-in arrived during this upload: let it finish or cancel it, then open that link again.");
       return;
     }
+    const previous = token;
     token = value;
     sessionStorage.setItem(TOKEN_KEY, value);
     $("signed-out").hidden = true;
     showUser();
+    const refused = refusedWhileFollowing;
+    refusedWhileFollowing = null;
+    if (refused && sameUser(value, previous)) follow(refused); // the same user's upload: theirs to follow again
   }
 
   // Whom uploads will be credited to, in plain sight: a link can carry anyone's token.
@@ -90,7 +96,7 @@
 
   // --- API calls --------------------------------------------------------------------------------------
   async function api(url, init) {
-    if (!token) throw new ApiError(401, "You are not signed in: open this page from the app.");
+    if (!token) throw new ApiError(401, "You are not signed in: open this page from the app.", true);
     const headers = { Authorization: "Bearer " + token, ...(init.headers || {}) };
     let response;
     try {
@@ -107,7 +113,8 @@
         throw new ApiError(403, `The upload service does not allow this (${why}).`);
       }
       tellParent({ type: "vod-upload-token-refused" });
-      throw new ApiError(response.status, `Your sign-in was refused (${why}). Sign in again in the app and reopen this page.`);
+      const again = "Sign in again in the app and reopen this page.";
+      throw new ApiError(response.status, `Your sign-in was refused (${why}). ${again}`, true);
     }
     return response;
   }
@@ -337,7 +344,8 @@
       } catch (error) {
         if (mine !== following) return;
         if (error.status !== 0) {
-          $("processing").textContent = error.message; // e.g. the token was refused: nothing to retry
+          $("processing").textContent = error.message; // e.g. the token was refused: nothing to retry now
+          if (error.signIn) refusedWhileFollowing = fileId;
           return;
         }
         failures += 1;
