@@ -4,6 +4,7 @@ sign, callback and uploads functions and the VOD emulator, each on its own origi
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -377,6 +378,28 @@ def test_a_new_upload_stops_following_the_previous_one(browser_stack: BrowserSta
     # THEN the page still says the second one is uploading, not that something is done
     assert b.page.inner_text("#status").startswith("Uploading second.mp4") and b.page.is_visible("#pause")
     assert b.page.is_hidden("#result")
+
+
+def test_a_failed_upload_never_says_all_was_sent(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # GIVEN an upload under way, every word of the live region kept
+    b = browser_stack
+    b.open(b.stack.token("page-user"))
+    b.page.evaluate(
+        """window.said = []; const status = document.getElementById("status");
+        new MutationObserver(() => window.said.push(status.textContent)).observe(status, {childList: true})"""
+    )
+    b.throttle(2 * MiB)
+    b.choose(sample_video(tmp_path / "cut.mp4", 20 * MiB))
+    b.page.click("#start")
+    _wait_for_progress(b, 10)
+    # WHEN COS can no longer be reached (the SDK's retries fail too)
+    b.page.route(re.compile(r"https?://[^/]*\.cos\.[^/]*/.*"), lambda route: route.abort())
+    b.page.wait_for_selector("#error:not(:empty)", timeout=150_000)
+    # THEN the page said it failed, never that the video was all sent, and shows no meter at "100%"
+    said = b.page.evaluate("window.said")
+    assert "The upload failed" in b.page.inner_text("#error")
+    assert not any("100%" in text or "Video uploaded" in text for text in said), said
+    assert b.page.is_hidden("#progress")
 
 
 def test_following_resumes_when_a_new_token_of_the_same_user_arrives(

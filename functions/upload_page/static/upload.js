@@ -156,17 +156,22 @@
     // Pause and Cancel only once COS has the upload (before, the SDK has nothing to cancel), and no
     // longer once the video is all sent (Commit follows and cannot be stopped).
     if (state === "starting") buttons("uploading");
-    if (which === "video" && percent === 100 && state === "uploading") buttons("finishing");
     $(`${which}-progress`).value = percent;
     $(`${which}-progress`).textContent = `${percent}%`;
     const speed = info.speed ? `, ${size(info.speed)}/s` : "";
     $(`${which}-figures`).textContent = `${percent}% — ${size(info.loaded || 0)} of ${size(info.total || 0)}${speed}`;
-    // The live region speaks every 10 s at most (and at the end), not on every progress event.
+    // The live region speaks every 10 s at most, not on every progress event; the end is said when COS has
+    // the video (media_upload): a failing upload also reports all its bytes as sent, as its last progress.
     const now = Date.now();
-    if (which === "video" && (percent === 100 || now - lastAnnounced > 10000)) {
+    if (which === "video" && percent < 100 && now - lastAnnounced > 10000) {
       lastAnnounced = now;
       say(`Video ${percent}% uploaded`);
     }
+  }
+
+  function videoStored() {
+    if (state === "uploading") buttons("finishing"); // Commit follows and cannot be stopped
+    say("Video uploaded; finishing…");
   }
 
   function say(text) {
@@ -271,6 +276,7 @@
     $("cover-meter").hidden = !files.cover;
     current.on("media_progress", (info) => showProgress("video", info));
     current.on("cover_progress", (info) => showProgress("cover", info));
+    current.on("media_upload", videoStored);
     say(`Uploading ${files.video.name}…`);
     lastAnnounced = Date.now();
     current.done().then(
@@ -283,6 +289,7 @@
         if (uploader !== current) return; // paused or cancelled: this uploader's end is expected
         uploader = null;
         buttons("idle");
+        $("progress").hidden = true; // its figures would say everything was sent
         say("");
         fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. Try again.`);
       },
