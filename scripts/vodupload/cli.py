@@ -236,9 +236,9 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
     try:
         state = wait(task)
     except KeyboardInterrupt:
-        console.say("pausing: letting the parts in flight finish (Ctrl-C again to quit at once)")
-        task.pause()
-        try:
+        try:  # a second Ctrl-C, however soon, quits at once
+            console.say("pausing: letting the parts in flight finish (Ctrl-C again to quit at once)")
+            task.pause()
             state = wait(task)
         except KeyboardInterrupt:
             console.close()

@@ -235,7 +235,8 @@ def test_a_second_ctrl_c_quits_at_once_and_still_says_so_in_json(stack: Stack, t
     code, stdout, stderr = child.finish()
     stack.traffic.release(let_through=False)
     assert code == 130 and "Traceback" not in stderr
-    assert json.loads(stdout) == {"status": "stopped", "bytesDone": 2 * MIB} and len(stack.saved()) == 1
+    result = json.loads(stdout)  # what the client had heard was stored: a stored part's answer may still be due
+    assert result["status"] == "stopped" and 0 < result["bytesDone"] <= 2 * MIB and len(stack.saved()) == 1
 
 
 def test_ctrl_c_during_a_cancel_keeps_the_saved_upload(start_stack: Callable[..., Stack], tmp_path: Path) -> None:
