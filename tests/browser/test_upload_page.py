@@ -402,16 +402,17 @@ def test_a_failed_upload_never_says_all_was_sent(browser_stack: BrowserStack, tm
     assert b.page.is_hidden("#progress")
 
 
+@pytest.mark.parametrize("meanwhile", ["nothing", "another upload"])
 def test_following_resumes_when_a_new_token_of_the_same_user_arrives(
-    task_flow: None, browser_stack: BrowserStack, tmp_path: Path
+    task_flow: None, browser_stack: BrowserStack, tmp_path: Path, meanwhile: str
 ) -> None:
     # GIVEN an upload whose status the uploads function refuses: the page's token has expired meanwhile
     b = browser_stack
-    refusals: list[str] = []
+    asked: list[str] = []
 
     def status(route: Any) -> None:
-        if not refusals:
-            refusals.append(route.request.url)
+        asked.append(route.request.url)
+        if len(asked) == 1:
             body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
             route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
         else:
@@ -422,11 +423,20 @@ def test_following_resumes_when_a_new_token_of_the_same_user_arrives(
     b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
     b.page.click("#start")
     _until(b, lambda: "sign-in was refused" in b.page.inner_text("#processing"), "the refusal was not shown")
+    refused = str(b.page.inner_text("#file-id"))
+    if meanwhile == "another upload":  # followed to its end: the refused one is no longer the page's
+        b.choose(sample_video(tmp_path / "next.mp4", 100 * 1024))
+        b.page.click("#start")
+        _until(b, lambda: b.page.inner_text("#file-id") != refused, "the second upload did not finish")
+        b.page.wait_for_selector('#processing[data-status="finished"]', timeout=60_000)
+    shown = str(b.page.inner_text("#file-id"))
     # WHEN the same user's new link is opened in the tab (what the message asks for)
     b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}")
-    # THEN the page follows that upload again, to its outcome
+    # THEN the page follows the upload it shows to its outcome, and only that one
     b.page.wait_for_selector('#processing[data-status="finished"]', timeout=60_000)
-    assert len(refusals) == 1
+    b.page.wait_for_timeout(1000)
+    assert str(b.page.inner_text("#file-id")) == shown
+    assert [url for url in asked if refused in url][1:] == ([] if meanwhile == "another upload" else asked[1:])
 
 
 def test_keyboard_focus_follows_the_controls(browser_stack: BrowserStack, tmp_path: Path) -> None:

@@ -413,7 +413,8 @@
     }
     files = { video, cover: $("cover").files[0] || null };
     $("result").hidden = true;
-    following += 1; // the previous upload's status is no longer shown: stop following it
+    following += 1; // the previous upload's status is no longer shown: stop following it (nor resume it)
+    refusedWhileFollowing = null;
     start();
   });
   $("pause").addEventListener("click", pause);
