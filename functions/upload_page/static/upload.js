@@ -272,11 +272,22 @@
       return;
     }
     uploader = current;
+    // The SDK forgets its VOD session when a transfer fails (a dropped connection, say), so trying again
+    // would send the whole file anew: the page keeps a copy, and puts it back on failure, while the video
+    // is not all in COS yet (then the parts COS has are not sent again).
+    let session = null;
+    let stored = false;
     $("progress").hidden = false;
     $("cover-meter").hidden = !files.cover;
-    current.on("media_progress", (info) => showProgress("video", info));
+    current.on("media_progress", (info) => {
+      session = session || current.getStorage(current.sessionName); // null: none, or no localStorage
+      showProgress("video", info);
+    });
     current.on("cover_progress", (info) => showProgress("cover", info));
-    current.on("media_upload", videoStored);
+    current.on("media_upload", () => {
+      stored = true;
+      videoStored();
+    });
     say(`Uploading ${files.video.name}…`);
     lastAnnounced = Date.now();
     current.done().then(
@@ -288,10 +299,16 @@
       (error) => {
         if (uploader !== current) return; // paused or cancelled: this uploader's end is expected
         uploader = null;
+        // Ended as a pause ends (the cover's transfer too): else the COS SDK keeps the failed multipart upload
+        // marked in use until the page reloads, and the next start would begin another instead of going on.
+        if (current.cos) stopTransfers(current);
+        const resumable = !stored && Boolean(session);
+        if (resumable) current.setStorage(current.sessionName, session);
         buttons("idle");
         $("progress").hidden = true; // its figures would say everything was sent
         say("");
-        fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. Try again.`);
+        const again = resumable ? "Try again: it goes on from where it stopped." : "Try again.";
+        fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. ${again}`);
       },
     );
   }
