@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     AuthMode = Literal["jwt", "gateway", "none"]
 
 # Patterns as text: `re` compiles (and caches) only those a function's settings use, at its cold start.
-_REGION = r"[a-z]{2,4}(-[a-z]+)+(-\d+)?"
+_REGION = r"[a-z]{2,4}(-[a-z]+)+(-[0-9]+)?"
 _HEADER = r"[A-Za-z0-9-]{1,64}"
 _SIGN_KEY = r"[A-Za-z0-9]{1,32}"
+_HOST_PORT = r"[A-Za-z0-9.-]+(:[0-9]{1,5})?"
 # shared.hs_jwt.HASHES (not imported: only sign and uploads need it), with each hash's size in bytes.
 _SYMMETRIC_ALGS = {"HS256": 32, "HS384": 48, "HS512": 64}
 _ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -113,7 +114,7 @@ class _Reader:
             return default
 
     def integer(self, name: str, default: int | None, low: int, high: int) -> int | None:
-        value = self.parsed(name, default, int, "an integer")
+        value = self.parsed(name, default, _parse_int, "an integer")
         if value is not None and not low <= value <= high:
             self.problem(name, f"must be in {low}..{high} (got {value})")
         return value
@@ -150,6 +151,13 @@ def _load(environ: Mapping[str, str] | None, read: Callable[[_Reader], T], *, fu
 def running_in_scf(environ: Mapping[str, str]) -> bool:
     """Inside a Tencent SCF instance (its runtime sets these), not a local run or a test."""
     return environ.get("TENCENTCLOUD_RUNENV") == "SCF" or any(environ.get(n) for n in SCF_BUILTIN_VARIABLES[1:])
+
+
+def _parse_int(raw: str) -> int:
+    # ASCII digits only: int() also takes "１２", "٣", "1_000" and "+5", which no setting is written as.
+    if not re.fullmatch(r"-?[0-9]+", raw):
+        raise ValueError(raw)
+    return int(raw)
 
 
 def _parse_bool(raw: str) -> bool:
@@ -280,7 +288,7 @@ def _int_items(r: _Reader, name: str, low: int, high: int) -> tuple[int, ...]:
     values = []
     for item in r.items(name):
         try:
-            value = int(item)
+            value = _parse_int(item)
         except ValueError:
             r.problem(name, f"{item!r} is not an integer")
             continue
@@ -395,7 +403,7 @@ def _read_auth(r: _Reader) -> AuthSettings:
     )
 
 
-_ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+_ORIGIN = rf"https?://{_HOST_PORT}"
 
 
 def _canonical_origin(origin: str) -> str:
@@ -580,7 +588,7 @@ def _read_uploads(r: _Reader) -> UploadsSettings:
 
 
 # A path on the page's own host (never //host: that would be another host, outside the CSP's list) or a URL.
-_PAGE_URL = r"(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/(?!/)[A-Za-z0-9._~/%-]*"
+_PAGE_URL = rf"(https?://{_HOST_PORT})?/(?!/)[A-Za-z0-9._~/%-]*"
 
 
 def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:
@@ -655,7 +663,8 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
         )
     endpoint = r.text("VOD_API_ENDPOINT", "vod.tencentcloudapi.com") or "vod.tencentcloudapi.com"
     protocol, _, host = endpoint.rpartition("://")
-    if protocol not in ("", "http", "https") or not host or "/" in host:
+    valid = re.fullmatch(_HOST_PORT, host) and int(host.partition(":")[2] or 0) <= 65535
+    if protocol not in ("", "http", "https") or not valid:
         r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
     region = r.text("VOD_API_REGION")
     _region(r, "VOD_API_REGION", region)
@@ -680,12 +689,16 @@ def load_pull_settings(environ: Mapping[str, str] | None = None) -> PullSettings
 
 
 def _read_pull(r: _Reader) -> PullSettings:
+    # A PullEvents call may take the SDK's whole 10 s timeout, then the batch is stored and confirmed.
+    reserve = r.integer("VOD_PULL_RESERVE_SECONDS", 15, 11, 600) or 15
+    budget = r.integer("VOD_PULL_BUDGET_SECONDS", 50, 1, 900) or 50
+    if budget <= reserve:  # no time to pull at all
+        r.problem("VOD_PULL_BUDGET_SECONDS", f"must be more than VOD_PULL_RESERVE_SECONDS ({reserve})")
     return PullSettings(
         api=_read_vod_api(r),
         store=_read_store(r),
         context_keys=_read_context_keys(r),
         after_commit_hook=_read_hook(r),
-        # A PullEvents call may take the SDK's whole 10 s timeout, then the batch is stored and confirmed.
-        reserve_seconds=r.integer("VOD_PULL_RESERVE_SECONDS", 15, 11, 600) or 15,
-        budget_seconds=r.integer("VOD_PULL_BUDGET_SECONDS", 50, 1, 900) or 50,
+        reserve_seconds=reserve,
+        budget_seconds=budget,
     )

@@ -181,4 +181,11 @@ def _drain(
             break
     report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
     log_event(INFO, "pull.drained", **report._asdict())
+    if not rounds and stopped == "deadline":  # every run alike: the queue is never drained
+        log_event(
+            WARNING,
+            "pull.no_time",
+            reserve_seconds=reserve_seconds,
+            message="the time limit leaves no time to pull: raise the timeout or lower VOD_PULL_RESERVE_SECONDS",
+        )
     return report

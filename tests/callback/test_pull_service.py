@@ -12,7 +12,7 @@ import pytest
 from shared.pull_service import drain, time_limit_seconds
 from shared.store import open_store
 from tests.clocks import FrozenClock
-from tests.conftest import KEYS
+from tests.conftest import KEYS, Output
 from tests.scf import load_event, nested
 from vodtesting import vod_event
 
@@ -113,6 +113,13 @@ def test_the_deadline_leaves_the_reserve(tmp_path: Path) -> None:
     queue = SlowQueue([], clock, poll=40)  # the queue is empty: each PullEvents waits 40 s
     report = drain(queue, store, deadline=100.0, clock=clock, reserve_seconds=10, keys=KEYS)
     assert (report.rounds, report.stopped, clock()) == (3, "deadline", 120.0)  # the last began at 80
+
+
+def test_a_time_limit_within_the_reserve_is_warned_of(tmp_path: Path, output: Output) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    report = drain(Queue([_uploads(1)]), store, deadline=50.0, clock=FrozenClock(0), reserve_seconds=60, keys=KEYS)
+    assert (report.rounds, report.stopped) == (0, "deadline")
+    assert [line["event"] for line in output.lines() if line["level"] == "WARNING"] == ["pull.no_time"]
 
 
 @pytest.mark.parametrize(

@@ -199,9 +199,10 @@ def test_a_bad_port_variable_is_a_usage_error(tmp_path: Path, tool: str, variabl
     [
         ("state", {"VOD_SUB_APP_ID": "0"}, "VOD_SUB_APP_ID must be a positive integer"),
         ("state", {"VOD_APP_ID": "0"}, "VOD_APP_ID must be a positive integer"),  # "-1" was refused before
+        ("state", {"VOD_SUB_APP_ID": "\u00b2"}, "VOD_SUB_APP_ID must be a positive integer"),  # a digit to isdigit()
         ("afile", {}, "cannot start:"),  # a state directory that is a file
     ],
-    ids=["sub-app-id", "app-id", "state-dir"],
+    ids=["sub-app-id", "app-id", "superscript-digit", "state-dir"],
 )
 def test_the_emulator_names_a_setting_it_cannot_use(
     tmp_path: Path, state: str, setting: dict[str, str], said: str

@@ -81,6 +81,15 @@ def _callback(env: dict[str, str]) -> object:
     return load_callback_settings({**CALLBACK_ENV, **env})
 
 
+def _fetch(env: dict[str, str]) -> object:
+    keys = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv", "VOD_CALLBACK_CONFIRM": "fetch"}
+    return load_callback_settings({**CALLBACK_ENV, **keys, **env})
+
+
+def _pull(env: dict[str, str]) -> object:
+    return load_pull_settings({"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv", "VOD_CONTEXT_KEY": CONTEXT_KEY, **env})
+
+
 @pytest.mark.parametrize(
     ("load", "env", "bad"),
     [
@@ -114,6 +123,19 @@ def _callback(env: dict[str, str]) -> object:
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com/path"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com;x"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
+        # Numbers as written in ASCII digits only (int() takes all of these).
+        (_sign, {"VOD_SIGNATURE_TTL": "\uff11\uff12"}, "VOD_SIGNATURE_TTL"),
+        (_sign, {"VOD_SIGNATURE_TTL": "1_000"}, "VOD_SIGNATURE_TTL"),
+        (_sign, {"VOD_SIGNATURE_TTL": "+5"}, "VOD_SIGNATURE_TTL"),
+        (_sign, {"VOD_ALLOWED_CLASS_IDS": "1,\u0663"}, "VOD_ALLOWED_CLASS_IDS"),
+        (_sign, {"VOD_STORAGE_REGION": "ap-guangzhou-\u0663"}, "VOD_STORAGE_REGION"),
+        # A host and port the SDK could not call would fail every event, not the cold start.
+        (_fetch, {"VOD_API_ENDPOINT": "127.0.0.1:abc"}, "VOD_API_ENDPOINT"),
+        (_fetch, {"VOD_API_ENDPOINT": "ho st"}, "VOD_API_ENDPOINT"),
+        (_fetch, {"VOD_API_ENDPOINT": "http://127.0.0.1:1?x"}, "VOD_API_ENDPOINT"),
+        (_fetch, {"VOD_API_ENDPOINT": "127.0.0.1:65536"}, "VOD_API_ENDPOINT"),
+        (_fetch, {"VOD_API_ENDPOINT": "https://"}, "VOD_API_ENDPOINT"),
+        (_pull, {"VOD_PULL_BUDGET_SECONDS": "15"}, "VOD_PULL_BUDGET_SECONDS"),  # not more than the reserve
         (_callback, {"AFTER_COMMIT_HOOK": "just_a_module"}, "AFTER_COMMIT_HOOK"),
         (_callback, {"AFTER_COMMIT_HOOK": "pkg.mod:fn()"}, "AFTER_COMMIT_HOOK"),
         (_callback, {"DATABASE_URL": "mysql://root:hunter2@db/vod"}, "DATABASE_URL"),
