@@ -37,7 +37,7 @@ DEFAULT_DATABASE_URL = "sqlite:///.local/vod.sqlite3"
 # answers 503 before SCF's own timeout (10 s in serverless.yml) ends the invocation.
 DEFAULT_DATABASE_TIMEOUT = 3
 CALLBACK_MAX_BODY_BYTES = 6 * 1024 * 1024
-MAX_WAIT_SECONDS = 20  # the uploads function's longest ?wait (its timeout in serverless.yml allows it)
+MAX_WAIT_SECONDS = 20  # the uploads function's longest ?wait (its timeout in serverless.yml allows it, and a read)
 CONFIRM_MODES = ("none", "fetch")
 # Set by SCF's runtime in every function instance (Tencent's "环境变量" page lists them).
 SCF_BUILTIN_VARIABLES = ("TENCENTCLOUD_RUNENV", "SCF_RUNTIME", "SCF_FUNCTIONNAME")

@@ -129,12 +129,12 @@ def _typed(obj: JsonObject, key: str, kind: type[T], path: str) -> T | None:
         raise MalformedEvent(f"{path}{key}", f"must be {_KINDS[kind]}")
     if isinstance(value, int) and not -_INT64 <= value < _INT64:
         raise MalformedEvent(f"{path}{key}", "is out of range (a 64-bit integer)")  # both stores: BIGINT
-    if isinstance(value, str) and not _storable(value):
+    if isinstance(value, str) and not storable(value):
         raise MalformedEvent(f"{path}{key}", "must not contain NUL or unpaired surrogates")
     return value
 
 
-def _storable(text: str) -> bool:
+def storable(text: str) -> bool:
     # Both stores reject these in text columns; refusing them here keeps a storage error (503,
     # retried forever by VOD) from ever being the answer to a bad event.
     if "\x00" in text:
@@ -189,7 +189,7 @@ def _ids(obj: JsonObject, key: str, path: str) -> tuple[str, ...]:
     if len(items) > MAX_FILES:
         raise MalformedEvent(f"{path}{key}", f"names more than {MAX_FILES} files")
     for i, item in enumerate(items):
-        if not isinstance(item, str) or not item or not _storable(item) or len(item) > MAX_ID:
+        if not isinstance(item, str) or not item or not storable(item) or len(item) > MAX_ID:
             raise MalformedEvent(f"{path}{key}[{i}]", f"must be a non-empty string of at most {MAX_ID} characters")
     return tuple(dict.fromkeys(items))
 
@@ -298,7 +298,7 @@ def _linked_file_ids(value: object) -> set[str]:
 
 def _other(payload: JsonObject, event_type: str) -> OtherEvent:
     # Best effort, never an error: unknown types are kept whatever they hold; only usable ids are linked.
-    usable = {f for f in _linked_file_ids(payload) if f and len(f) <= MAX_ID and _storable(f)}
+    usable = {f for f in _linked_file_ids(payload) if f and len(f) <= MAX_ID and storable(f)}
     return OtherEvent(event_type, tuple(sorted(usable)[:MAX_FILES]))
 
 
@@ -308,7 +308,7 @@ def parse_event(payload: object) -> VodEvent:
     event_type = payload.get("EventType")
     if event_type is None:
         raise MalformedEvent("EventType", "is required")
-    if not isinstance(event_type, str) or not event_type or not _storable(event_type) or len(event_type) > MAX_ID:
+    if not isinstance(event_type, str) or not event_type or not storable(event_type) or len(event_type) > MAX_ID:
         raise MalformedEvent("EventType", "must be a non-empty string")
     _id(payload, "EventHandle", "")
     if event_type == "NewFileUpload":

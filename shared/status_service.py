@@ -21,7 +21,7 @@ from urllib.parse import unquote
 from shared.auth import authenticate, check_key
 from shared.config import MAX_WAIT_SECONDS, UploadsSettings
 from shared.errors import BadRequest, NotFound
-from shared.events import MAX_ID, DeletePart, canonical_json
+from shared.events import MAX_ID, DeletePart, canonical_json, storable
 from shared.http.body import finite_number
 from shared.http.model import Endpoint, Request, Response
 from shared.store import EventStore, TaskRecord, TaskResult, UploadRecord
@@ -118,9 +118,10 @@ def _cursor(text: str) -> tuple[float, str]:
 
 
 def _possible_file_id(text: str) -> bool:
-    # No FileId a store holds is long, or has a NUL or a lone surrogate (which PostgreSQL, or the UTF-8 driver,
-    # would refuse in a query with an error that is not the client's).
-    return len(text) <= MAX_ID and text.isprintable()
+    # What an event may carry as a FileId (so every stored upload can be named, and a cursor that ends on one
+    # taken back); no other: a NUL or a lone surrogate PostgreSQL, or the UTF-8 driver, would refuse in a query
+    # with an error that is not the client's.
+    return len(text) <= MAX_ID and storable(text)
 
 
 def _next_cursor(upload: UploadRecord) -> str:
@@ -185,9 +186,11 @@ def make_uploads_endpoint(
     def one(request: Request, user: str, file_id: str) -> Response:
         _only(request.query, ("wait",))
         wait = _integer(request.query, "wait", 0, 0, MAX_WAIT_SECONDS)
+        # From the request's start, not after its first read: no read begins after the bound, so the answer
+        # comes within it plus one read (the function's timeout allows for that: serverless.yml).
+        deadline = now() + min(wait, settings.max_wait_seconds)
         body = current(file_id, user)
         known = request.headers.get("if-none-match") or etag(body)  # the client's tags, or what it has now
-        deadline = now() + min(wait, settings.max_wait_seconds)
         while matches(known, etag(body)) and now() < deadline:  # until it changes, or the wait is over
             sleep(min(POLL_SECONDS, max(deadline - now(), 0)))
             body = current(file_id, user)

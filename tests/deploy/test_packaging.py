@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from shared.config import DEFAULT_DATABASE_TIMEOUT, MAX_WAIT_SECONDS
 from tests.conftest import CALLBACK_ENV, user_env
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
@@ -238,6 +239,19 @@ def test_the_api_gateway_routes_to_the_deployed_functions_with_integrated_respon
             > functions_config()[wanted[(endpoint["method"], endpoint["path"])]].get("timeout", 5)
             or endpoint["method"] == "OPTIONS"
         )
+
+
+@pytest.mark.parametrize(
+    ("function", "longest"),
+    [
+        # A stuck store answers 503 (connecting, then a statement: DATABASE_TIMEOUT, then one second more) before
+        # SCF ends the call without an answer; for uploads after the longest ?wait, counted from the start.
+        ("callback", 2 * DEFAULT_DATABASE_TIMEOUT + 1),
+        ("uploads", MAX_WAIT_SECONDS + 2 * DEFAULT_DATABASE_TIMEOUT + 1),
+    ],
+)
+def test_a_function_outlasts_its_longest_store_wait(function: str, longest: int) -> None:
+    assert functions_config()[function]["timeout"] > longest
 
 
 # --- settings ------------------------------------------------------------------------------------------
