@@ -200,6 +200,7 @@ class AuthSettings(Record):
 
 
 class HttpSettings(Record):
+    cors: bool  # browsers on other origins call it (sign, uploads): it answers their preflights
     cors_allow_origins: tuple[str, ...]
     cors_allow_credentials: bool
     max_body_bytes: int
@@ -426,12 +427,13 @@ def _read_origins(r: _Reader, name: str, *, allow_any: bool = False) -> tuple[st
 
 
 def _read_http(r: _Reader, default_max_body: int, *, cors: bool = True) -> HttpSettings:
-    """cors=False for endpoints no browser calls (VOD's callback): their CORS settings don't exist."""
+    """cors=False for endpoints no browser on another origin calls (VOD's callback, the page): no CORS settings."""
     origins = _read_origins(r, "CORS_ALLOW_ORIGINS", allow_any=True) if cors else ()
     credentials = r.boolean("CORS_ALLOW_CREDENTIALS", False) if cors else False
     if "*" in origins and credentials:
         r.problem("CORS_ALLOW_CREDENTIALS", "cannot be true while CORS_ALLOW_ORIGINS contains '*'")
     return HttpSettings(
+        cors=cors,
         cors_allow_origins=origins,
         cors_allow_credentials=credentials,
         max_body_bytes=r.integer("HTTP_MAX_BODY_BYTES", default_max_body, 256, 64 * 1024 * 1024) or default_max_body,
@@ -613,7 +615,8 @@ def _read_upload_page(r: _Reader) -> UploadPageSettings:
         signature_url=urls["UPLOAD_PAGE_SIGNATURE_URL"],
         status_url="" if urls["UPLOAD_PAGE_STATUS_URL"] == "none" else urls["UPLOAD_PAGE_STATUS_URL"],
         frame_ancestors=ancestors,
-        http=HttpSettings(cors_allow_origins=(), cors_allow_credentials=False, max_body_bytes=1024),  # GETs only
+        # GETs only, from the page's own origin: no settings
+        http=HttpSettings(cors=False, cors_allow_origins=(), cors_allow_credentials=False, max_body_bytes=1024),
     )
 
 

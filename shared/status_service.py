@@ -23,7 +23,7 @@ from shared.config import MAX_WAIT_SECONDS, UploadsSettings
 from shared.errors import BadRequest, NotFound
 from shared.events import MAX_ID, DeletePart, canonical_json, storable
 from shared.http.body import finite_number
-from shared.http.model import Endpoint, Request, Response
+from shared.http.model import Endpoint, Request, Response, matches
 from shared.store import EventStore, TaskRecord, TaskResult, UploadRecord
 
 MAX_LIMIT = 100
@@ -93,16 +93,6 @@ def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord], *, task_event
 
 def etag(body: Mapping[str, Any]) -> str:
     return '"' + hashlib.sha256(canonical_json(body).encode("ascii")).hexdigest()[:32] + '"'
-
-
-def matches(if_none_match: str | None, tag: str) -> bool:
-    """Whether If-None-Match names `tag` (RFC 9110 13.1.2): `*`, or a list of entity tags compared weakly, as
-    a proxy that compresses answers may have made ours W/ (ours hold no comma: splitting on commas finds it)."""
-    if if_none_match is None:
-        return False
-    if if_none_match.strip() == "*":
-        return True
-    return any(t.strip().removeprefix("W/") == tag for t in if_none_match.split(","))
 
 
 def _cursor(text: str) -> tuple[float, str]:

@@ -18,7 +18,7 @@ from urllib.parse import quote, urlsplit
 
 from shared.config import UploadPageSettings
 from shared.errors import NotFound
-from shared.http.model import Endpoint, Request, Response
+from shared.http.model import Endpoint, Request, Response, matches
 from shared.records import Record
 
 # The hosts vod-js-sdk-v6 talks to (hard-coded in the SDK): VOD's upload API and its backup, and COS,
@@ -150,7 +150,7 @@ def make_page_endpoint(page: Page) -> Endpoint:
                 raise NotFound(f"no asset {name[:80]!r} (asset names change with every release)")
             # One ETag per encoding (the gzip and the plain bytes are different representations).
             etag = f'"{name}.gz"' if _accepts_gzip(request) else f'"{name}"'
-            if request.headers.get("if-none-match") == etag:
+            if matches(request.headers.get("if-none-match"), etag):
                 return Response(304, headers={"ETag": etag, "Cache-Control": _IMMUTABLE, "Vary": "Accept-Encoding"})
             headers = {"Content-Type": asset.content_type, "Cache-Control": _IMMUTABLE, "ETag": etag}
             return _send(request, asset.gzipped, headers)

@@ -95,3 +95,13 @@ class Response(Record):
 
 
 Endpoint = Callable[[Request], Response]
+
+
+def matches(if_none_match: str | None, tag: str) -> bool:
+    """Whether If-None-Match names `tag` (RFC 9110 13.1.2): `*`, or a list of entity tags compared weakly, as
+    a proxy that compresses answers may have made ours W/ (ours hold no comma: splitting on commas finds it)."""
+    if if_none_match is None:
+        return False
+    if if_none_match.strip() == "*":
+        return True
+    return any(t.strip().removeprefix("W/") == tag for t in if_none_match.split(","))

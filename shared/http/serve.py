@@ -52,7 +52,7 @@ def to_scf_response(response: Response, request_id: str, extra_headers: Mapping[
 def _dispatch(
     request: Request, endpoint: Endpoint, settings: HttpSettings, methods: tuple[str, ...], allow_headers: str
 ) -> Response:
-    if request.method == "OPTIONS":
+    if request.method == "OPTIONS" and settings.cors:
         return preflight(request, settings, methods, allow_headers)
     readable = "GET" in methods
     # HEAD: GET's whole answer. The HTTP server in front drops the body and keeps its Content-Length (RFC 9110
@@ -60,7 +60,7 @@ def _dispatch(
     if request.method == "HEAD" and readable:
         request = request._replace(method="GET")
     elif request.method not in methods:
-        allow = (*methods, *(("HEAD",) if readable else ()), "OPTIONS")
+        allow = (*methods, *(("HEAD",) if readable else ()), *(("OPTIONS",) if settings.cors else ()))
         raise MethodNotAllowed(f"use {' or '.join(methods)}", headers={"Allow": ", ".join(allow)})
     if len(request.body) > settings.max_body_bytes:
         raise PayloadTooLarge(f"body is larger than {settings.max_body_bytes} bytes")

@@ -223,9 +223,10 @@ def test_failing_hook_still_acknowledges_and_is_visible(
     assert [(line["level"], line["dedupe_key"]) for line in failed] == [("ERROR", result["dedupeKey"])]
 
 
-def test_method_other_than_post_is_405(call: Callable[..., Call]) -> None:
-    invoke = call()
-    assert invoke(signed(load_event("vod_new_file_upload")), method="GET")["status"] == 405
+@pytest.mark.parametrize("method", ["GET", "OPTIONS"])
+def test_method_other_than_post_is_405(call: Callable[..., Call], method: str) -> None:
+    answer = call()(signed(load_event("vod_new_file_upload")), method=method)  # no browser calls VOD's endpoint
+    assert (answer["status"], answer["error"]["code"]) == (405, "method_not_allowed")
 
 
 # --- the deployed handler module ------------------------------------------------------------------------
