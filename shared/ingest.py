@@ -8,7 +8,7 @@ confirming the handles only after it returned. No transport here: failures are d
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.events import NewFileUpload, VodEvent, parse_event, plain, stored_form
+from shared.events import NewFileUpload, VodEvent, parse_event, stored_form
 from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
 from shared.logs import WARNING, log_event
 from shared.records import Record
@@ -58,12 +58,13 @@ def ingest_event(
         return IngestResult(stored.key, event, duplicate=True)
     for upload in ingested.uploads:
         if upload.conflicts:  # stored, attributed to nobody: an operator should look (vod-uploads show)
+            # What disagrees, not the values: a sealed sourceContext names its user to whoever holds it.
             log_event(
                 WARNING,
                 "upload.conflict",
                 file_id=upload.file_id,
                 dedupe_key=stored.key,
-                conflicts=plain(upload.conflicts),
+                conflicts=[conflict.field for conflict in upload.conflicts],
             )
     if not has_hook:
         return IngestResult(stored.key, event, False, ingested.uploads)

@@ -124,10 +124,11 @@ def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Ou
     last = seen[-1].upload
     assert last is not None and (last.status, last.user_id) == ("conflict", None)
     assert [c.field for c in last.conflicts] == ["user_id", "source_context"]
-    assert [
-        (line["level"], line["event"], line["file_id"], [c["field"] for c in line["conflicts"]])
-        for line in output.lines()
-    ] == [("WARNING", "upload.conflict", FILE, ["user_id", "source_context"])]
+    assert [(line["level"], line["event"], line["file_id"], line["conflicts"]) for line in output.lines()] == [
+        ("WARNING", "upload.conflict", FILE, ["user_id", "source_context"])
+    ]
+    for user in ("alice", "mallory"):  # what disagrees, not the seals: each would attribute uploads to its user
+        assert seal(user, f"req-{user}", CONTEXT_KEY) not in output.seen
 
 
 @pytest.mark.parametrize(
