@@ -44,10 +44,11 @@ def invocation_id(context: object) -> str:
     return str(rid) if rid else os.urandom(16).hex()
 
 
-def set_level(name: str) -> None:
-    """Once per container (LOG_LEVEL): lines below it are not written."""
-    global _threshold  # noqa: PLW0603 -- set once per container, read by every line
-    _threshold = LEVELS[name]
+def set_level(name: str) -> str:
+    """Once per container (LOG_LEVEL): lines below it are not written. Returns the level it replaced."""
+    global _threshold  # set once per container, read by every line
+    previous, _threshold = _NAMES[_threshold], LEVELS[name]
+    return previous
 
 
 def log_event(level: int, event: str, /, *, error: BaseException | None = None, **fields: Any) -> None:

@@ -16,16 +16,25 @@ from __future__ import annotations
 
 import base64
 import copy
+import difflib
 import json
 import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 FILE_ID = "5285890784273533167"
 TASK_ID = "1400329073-procedurev2-6a8d1e5f8c3b4a2e9d7f0c1b2a3e4d5ft0"
-_MEDIA_URL = f"http://1400329073.vod2.myqcloud.com/d9d5f4ffvodgzp1400329073/b1e3a1f2{FILE_ID}/sample.mp4"
+
+
+def _media_url(file_id: str) -> str:
+    folder = f"b1e3a1f2{quote(str(file_id), safe='')}"
+    return f"http://1400329073.vod2.myqcloud.com/d9d5f4ffvodgzp1400329073/{folder}/sample.mp4"
+
+
+_MEDIA_URL = _media_url(FILE_ID)
 _WHEN = "2026-01-01T00:00:00Z"
 
 _API_GATEWAY_HEADERS = {
@@ -202,10 +211,16 @@ def vod_event(kind: str, **fields: Any) -> dict[str, Any]:
     `{"EventType": kind, **fields}` (e.g. `vod_event("EditMediaComplete", EditMediaCompleteEvent={...})`)."""
     template = _TEMPLATES.get(kind)
     if template is None:
+        near = difflib.get_close_matches(kind.lower(), [k.lower() for k in KINDS], n=1, cutoff=0.75)
+        if near:  # a slip, which would be stored as some other event and leave every field where VOD never puts it
+            meant = next(k for k in KINDS if k.lower() == near[0])
+            raise TypeError(f"no event type {kind!r}: did you mean {meant!r}? (VOD's names: {', '.join(KINDS)}, …)")
         return {"EventType": kind, **copy.deepcopy(fields)}
     event = copy.deepcopy(template)
     if kind == "FileDeleted" and "FileId" in fields:  # one file: the common case
         fields = {"FileIdSet": [fields.pop("FileId")], **fields}
+    if "FileId" in fields and kind != "FileDeleted":  # each file its own URL, as VOD gives it
+        fields = {"MediaUrl" if kind == "NewFileUpload" else "FileUrl": _media_url(fields["FileId"]), **fields}
     for name, value in fields.items():
         if not _place(event, name, copy.deepcopy(value)):
             raise TypeError(f"{kind} has no field {name!r} (VOD's names, e.g. FileId, SourceContext, MediaUrl)")

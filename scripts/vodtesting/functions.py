@@ -5,18 +5,37 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
+from shared.config import log_level
+from shared.logs import set_level
 from vodlocal.harness import Handler, function_file, load_handler
 
 
 def load_function(name: str, env: Mapping[str, str]) -> Handler:
     """`main_handler` of a fresh copy of the function, imported with `env` as the whole environment
     (then the environment is put back: the handler keeps what it read)."""
-    saved = dict(os.environ)
+    path = function_file(name)
+    if not path.is_file():
+        known = sorted(p.parent.name for p in path.parent.parent.glob("*/index.py"))
+        raise ValueError(f"no function {name!r}: one of {', '.join(known)}")
+    saved, outer = dict(os.environ), set_level("INFO")  # its import sets its own level: put back after
     os.environ.clear()
     os.environ.update(env)
     try:
-        return load_handler(name, function_file(name))
+        main = load_handler(name, path)
+        level = log_level()  # as the function read it
     finally:
         os.environ.clear()
         os.environ.update(saved)
+        set_level(outer)
+
+    # In SCF each function has a process (and LOG_LEVEL) of its own; here they share one.
+    def handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+        previous = set_level(level)
+        try:
+            return main(event, context)
+        finally:
+            set_level(previous)
+
+    return handler

@@ -68,7 +68,10 @@ class VodStack:
         response = requests.post(
             self.signature_url, json=choices, timeout=10, headers={"Authorization": f"Bearer {self.token(user)}"}
         )
-        response.raise_for_status()
+        if response.status_code != 200:  # the function's own words (a policy refused, a mistyped choice)
+            error = response.json().get("error", {}) if "json" in response.headers.get("Content-Type", "") else {}
+            said = f"{error.get('code')}: {error.get('message')}" if error else response.text[:200]
+            raise RuntimeError(f"the sign function refused ({response.status_code}) {said}")
         signature: str = response.json()["signature"]
         self.secrets.append(signature)
         return signature

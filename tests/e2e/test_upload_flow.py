@@ -179,3 +179,18 @@ def test_a_stack_that_cannot_start_leaves_the_environment_as_it_was(tmp_path: Pa
     with pytest.raises(TypeError):
         VodStack(tmp_path / "s", no_such_option=1)  # the emulator's: it refuses it after the gateway started
     assert dict(os.environ) == before
+
+
+@pytest.mark.parametrize(
+    ("choices", "said"),
+    [
+        ({"procedure": "NotAllowed"}, "(403) policy_violation: procedure 'NotAllowed' is not allowed"),
+        ({"procdure": "x"}, "(400) unknown_field: unknown field 'procdure'"),
+    ],
+)
+def test_the_kits_stack_says_why_the_sign_function_refused(
+    vod_stack: VodStack, tmp_path: Path, choices: dict[str, str], said: str
+) -> None:
+    with pytest.raises(RuntimeError) as refused:
+        vod_stack.upload(sample_video(tmp_path / "v.mp4", size=1000), user="ann", **choices)
+    assert f"the sign function refused {said}" in str(refused.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,7 +17,8 @@ from shared.events import (
     verify_callback_sign,
 )
 from shared.http.triggers import request_from_event
-from vodtesting import FILE_ID, KINDS, http_event, signed, vod_event
+from tests.conftest import JWT_SECRET, SIGN_ENV
+from vodtesting import FILE_ID, KINDS, http_event, load_function, signed, vod_event
 
 
 @pytest.mark.parametrize(
@@ -84,6 +86,53 @@ def test_any_other_type_comes_from_its_fields() -> None:
 def test_an_unknown_field_is_an_error_not_a_silent_default() -> None:
     with pytest.raises(TypeError, match="NewFileUpload has no field 'Fileid'"):
         vod_event("NewFileUpload", Fileid="typo")
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [("NewFileUploaded", "NewFileUpload"), ("newfileupload", "NewFileUpload"), ("FileDelete", "FileDeleted")],
+)
+def test_a_slip_in_a_known_type_is_an_error_not_another_event(written: str, meant: str) -> None:
+    with pytest.raises(TypeError, match=f"did you mean '{meant}'"):
+        vod_event(written, FileId="f-1")
+
+
+@pytest.mark.parametrize(
+    ("kind", "url"),
+    [
+        ("NewFileUpload", ("FileUploadEvent", "MediaBasicInfo", "MediaUrl")),
+        ("ProcedureStateChanged", ("ProcedureStateChangeEvent", "FileUrl")),
+    ],
+)
+def test_each_file_has_its_own_media_url(kind: str, url: tuple[str, ...]) -> None:
+    def media_url(event: dict[str, Any]) -> Any:
+        for key in url:
+            event = event[key]
+        return event
+
+    urls = {media_url(vod_event(kind, FileId=file_id)) for file_id in ("f-1", "f-2", "f 3")}
+    assert len(urls) == 3 and all(" " not in u for u in urls)
+    assert media_url(vod_event(kind, FileId="f-1", **{url[-1]: "http://x/given.mp4"})) == "http://x/given.mp4"
+
+
+def test_a_function_name_must_be_one_of_the_functions() -> None:
+    with pytest.raises(
+        ValueError, match="no function 'calback': one of callback, events_pull, sign, upload_page, uploads"
+    ):
+        load_function("calback", {})
+
+
+def test_each_function_logs_at_its_own_level(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # In SCF each function has a process, and a LOG_LEVEL, of its own; loaded side by side they must too.
+    quiet = load_function("sign", {**SIGN_ENV, "LOG_LEVEL": "ERROR"})
+    talkative = load_function(
+        "uploads", {"DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3", "AUTH_JWT_SECRET": JWT_SECRET}
+    )
+    capsys.readouterr()
+    quiet(http_event("POST", "/signature", body={}), {})  # a 401: an INFO line, below ERROR
+    assert capsys.readouterr().out == ""
+    talkative(http_event("GET", "/uploads"), {})
+    assert '"event": "request"' in capsys.readouterr().out
 
 
 def test_signed_is_what_the_callback_verifies() -> None:
