@@ -155,7 +155,9 @@ def running_in_scf(environ: Mapping[str, str]) -> bool:
 
 def _parse_int(raw: str) -> int:
     # ASCII digits only: int() also takes "１２", "٣", "1_000" and "+5", which no setting is written as.
-    if not re.fullmatch(r"-?[0-9]+", raw):
+    # (Not a regex: compiling one is ~50 µs of a cold start.)
+    digits = raw.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
         raise ValueError(raw)
     return int(raw)
 

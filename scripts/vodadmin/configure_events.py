@@ -18,10 +18,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from shared.config import ConfigError, callback_sign_key, load_vod_api_settings
+from shared.config import ConfigError, Secret, VodApiSettings, callback_sign_key, load_vod_api_settings
 from shared.vod_api import describe_event_config, make_client, modify_event_config
 
 DEV_STATE = Path(".local")  # where `make serve` keeps them, relative to the checkout it runs in
@@ -32,6 +33,14 @@ def _switch(value: str) -> str:
     if upper not in ("ON", "OFF"):
         raise argparse.ArgumentTypeError("use on or off")
     return upper
+
+
+def _notification_url(value: str) -> str:
+    # VOD takes an empty or odd URL as given (an empty one clears the address): PUSH events would go nowhere.
+    parts = urlsplit(value)
+    if value != value.strip() or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"not an http(s) URL: {value!r}")
+    return value
 
 
 def _use_dev_keys(settings_file: Path) -> str | None:
@@ -67,10 +76,16 @@ def _failure(exc: TencentCloudSDKException, where: str, changing: bool) -> str:
     return f"VOD refused: {code}: {message}"
 
 
-def main() -> int:
+class _Usage(Exception):
+    """A usage or settings problem: said on stderr, exit status 2."""
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["PUSH", "PULL"], help="PUSH = HTTP callback, PULL = reliable callback")
-    parser.add_argument("--url", help="NotificationUrl for PUSH mode (the callback function's /vod-events URL)")
+    parser.add_argument(
+        "--url", type=_notification_url, help="NotificationUrl for PUSH mode (the callback function's /vod-events URL)"
+    )
     parser.add_argument("--upload-events", type=_switch, help="on/off: UploadMediaCompleteEventSwitch")
     parser.add_argument("--delete-events", type=_switch, help="on/off: DeleteMediaCompleteEventSwitch")
     parser.add_argument("--no-sign-key", action="store_true", help="do not send VOD_CALLBACK_SIGN_KEY as SignKey")
@@ -83,12 +98,35 @@ def main() -> int:
         metavar="STATE_DIR",
         help="use the local stack's dev keys (default: .local/, where `make serve` keeps them)",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def _settings(args: argparse.Namespace, sends_key: bool) -> tuple[VodApiSettings, Secret | None]:
     if args.dev_keys:
         problem = _use_dev_keys(args.dev_keys / "dev-settings.json")
         if problem:
-            print(f"vod-configure-events: {problem}", file=sys.stderr)
-            return 2
+            raise _Usage(f"vod-configure-events: {problem}")
+    try:
+        settings = load_vod_api_settings()
+        # Validated now (a bad key is a usage error, not VOD's refusal), and only when it is sent.
+        sign_key = callback_sign_key() if sends_key else None
+    except ConfigError as exc:
+        raise _Usage(str(exc)) from None
+    if args.dev_keys and not _is_loopback(f"{settings.protocol}://{settings.endpoint}"):
+        raise _Usage(
+            "vod-configure-events: --dev-keys is for the local emulator: set VOD_API_ENDPOINT to its "
+            "loopback address (http://127.0.0.1:…)"
+        )
+    if sends_key and sign_key is None:
+        raise _Usage(
+            "vod-configure-events: VOD_CALLBACK_SIGN_KEY is not set, and the callback refuses events without the "
+            "SignKey it names: set it, or pass --no-sign-key to leave VOD's SignKey as it is"
+        )
+    return settings, sign_key
+
+
+def main() -> int:
+    args = _parser().parse_args()
     changes = {
         "Mode": args.mode,
         "NotificationUrl": args.url,
@@ -96,27 +134,10 @@ def main() -> int:
         "DeleteMediaCompleteEventSwitch": args.delete_events,
     }
     changing = any(v is not None for v in changes.values())
-    sends_key = changing and not args.no_sign_key
     try:
-        settings = load_vod_api_settings()
-        if args.dev_keys and not _is_loopback(f"{settings.protocol}://{settings.endpoint}"):
-            print(
-                "vod-configure-events: --dev-keys is for the local emulator: set VOD_API_ENDPOINT to its "
-                "loopback address (http://127.0.0.1:…)",
-                file=sys.stderr,
-            )
-            return 2
-        # Validated now (a bad key is a usage error, not VOD's refusal), and only when it is sent.
-        sign_key = callback_sign_key() if sends_key else None
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    if sends_key and sign_key is None:
-        print(
-            "vod-configure-events: VOD_CALLBACK_SIGN_KEY is not set, and the callback refuses events without the "
-            "SignKey it names: set it, or pass --no-sign-key to leave VOD's SignKey as it is",
-            file=sys.stderr,
-        )
+        settings, sign_key = _settings(args, sends_key=changing and not args.no_sign_key)
+    except _Usage as problem:
+        print(problem, file=sys.stderr)
         return 2
     client = make_client(settings)
     try:
@@ -126,6 +147,10 @@ def main() -> int:
     except TencentCloudSDKException as exc:
         print(_failure(exc, f"{settings.protocol}://{settings.endpoint}", changing), file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        maybe = ": the change may or may not have been made, run without options to see" if changing else ""
+        print(f"vod-configure-events: interrupted{maybe}", file=sys.stderr)
+        return 130
     shown = {k: ("********" if k == "SignKey" and v else v) for k, v in config.items() if k != "RequestId"}
     if args.json:
         print(json.dumps(shown, ensure_ascii=False))

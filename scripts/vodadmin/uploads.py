@@ -28,6 +28,7 @@ from shared.errors import MalformedEvent
 from shared.events import plain
 from shared.hooks import AfterCommit, HookNotRecorded, load_hook, rerun_hook
 from shared.store import EventStore, EventSummary, FileReport, StoreUnavailable, UploadRecord, open_store
+from shared.store.base import SCHEMA_VERSION
 from shared.store.sqlite import SqliteStore
 
 
@@ -122,23 +123,41 @@ def open_configured_store(*, write: bool = False) -> EventStore:
             "and the current directory)",
             1,
         )
-    if write:  # a writer would make the schema: never in a database the functions did not make it in
-        with contextlib.closing(open_store(settings.database_url.reveal(), read_only=True)) as reader:
-            try:
-                reader.schema_version()
-            except StoreUnavailable as exc:  # no event store there (or none reachable)
-                raise Failure(f"the store is unavailable: {exc}", 2) from None
+    # A writer would make the schema: never in a database the functions did not make it in. A reader must find
+    # the schema it reads: one the functions have yet to upgrade lacks columns (an error that says nothing).
+    with contextlib.closing(open_store(settings.database_url.reveal(), read_only=True)) as reader:
+        try:
+            version = reader.schema_version()
+        except StoreUnavailable as exc:  # no event store there (or none reachable)
+            store.close()
+            raise Failure(f"the store is unavailable: {exc}", 2) from None
+    if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and not write):
+        store.close()
+        raise Failure(
+            f"the database's schema is version {version} and this vod-uploads reads version {SCHEMA_VERSION}: "
+            + (
+                "use the vod-uploads of the release deployed"
+                if version > SCHEMA_VERSION
+                else "the functions upgrade it when they next store an event (so does `hooks --rerun`)"
+            ),
+            2,
+        )
     return store
 
 
 def _hook_from_settings() -> AfterCommit:
     try:
         spec = after_commit_hook()
-        if spec is None:
-            raise Failure("set AFTER_COMMIT_HOOK to the hook the functions run (package.module:function)", 2)
+    except ConfigError as exc:
+        raise Failure(str(exc), 2) from None
+    if spec is None:
+        raise Failure("set AFTER_COMMIT_HOOK to the hook the functions run (package.module:function)", 2)
+    try:
         return load_hook(spec)
     except ConfigError as exc:
         raise Failure(str(exc), 2) from None
+    except Exception as exc:  # the module itself failed as it was imported (a setting of the app's, say)
+        raise Failure(f"AFTER_COMMIT_HOOK: cannot load {spec!r}: {type(exc).__name__}: {exc}", 2) from None
 
 
 def _unfinished(store: EventStore, received_before: float) -> Iterator[EventSummary]:
@@ -214,6 +233,12 @@ def run(args: argparse.Namespace) -> None:
         store.close()
 
 
+def _seconds(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):  # a negative age would take hooks that may still be running
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    return int(text)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vod-uploads", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -228,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
     hooks_ = commands.add_parser("hooks", help="events whose after-commit hook failed or never finished")
     hooks_.add_argument(
         "--older-than",
-        type=int,
+        type=_seconds,
         default=900,
         metavar="SECONDS",
         help="pending hooks of events at least this old (default 900: SCF's longest timeout, so none is running)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -106,6 +107,29 @@ def test_clear_errors(
     assert message in result.stderr and "Traceback" not in result.stderr and "hunter2" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("version", "said"),
+    [
+        (1, "the functions upgrade it when they next store an event"),  # deployed, no event stored since
+        (99, "use the vod-uploads of the release deployed"),
+    ],
+)
+def test_a_schema_it_does_not_read_is_named(tmp_path: Path, version: int, said: str) -> None:
+    path = tmp_path / "vod.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION)")
+        conn.execute("INSERT INTO schema_version VALUES (?, 0)", (version,))
+    for args in (["show", FILE_ID], ["list", "--user", "ann"], ["hooks"]):
+        result = uploads(f"sqlite:///{path}", *args)
+        assert result.returncode == 2 and f"the database's schema is version {version}" in result.stderr
+        assert said in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_negative_age_is_a_usage_error(database_url: str) -> None:
+    result = uploads(database_url, "hooks", "--older-than", "-60")  # would take hooks that may still be running
+    assert result.returncode == 2 and "not a number of seconds: '-60'" in result.stderr
+
+
 @pytest.mark.parametrize("file_id", ["5285890784273533168", "5285890784273533999"])  # an input, the output
 def test_show_finds_an_edit_under_every_file_it_names(database_url: str, file_id: str) -> None:
     store = open_store(database_url)
@@ -178,8 +202,14 @@ def test_hooks_lists_the_failed_and_the_cut_short(unfinished: tuple[str, dict[st
         ("tests.callback.hook_target:fail", 1, "run again: failed again: ConnectionError", ["failed", "cut_short"]),
         ("", 2, "set AFTER_COMMIT_HOOK", ["failed", "cut_short"]),
         ("tests.callback.hook_target:missing", 2, "cannot load", ["failed", "cut_short"]),
+        (
+            "tests.callback.hook_broken:on_upload",
+            2,
+            "cannot load 'tests.callback.hook_broken:on_upload': RuntimeError",
+            ["failed", "cut_short"],
+        ),
     ],
-    ids=["runs", "fails-again", "no-hook", "bad-hook"],
+    ids=["runs", "fails-again", "no-hook", "bad-hook", "hook-fails-to-import"],
 )
 def test_hooks_rerun_runs_each_once_more_and_records_it(
     unfinished: tuple[str, dict[str, str]], tmp_path: Path, hook: str, status: int, outcome: str, left: list[str]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import closed_loopback_port, run_command
+from tests.conftest import closed_loopback_port, command, run_command
 from vodlocal import localstack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +136,31 @@ def test_dev_keys_replace_the_shells_own(stack: localstack.LocalStack, tmp_path:
 def test_an_endpoint_that_is_not_vod_is_said_so(stack: localstack.LocalStack) -> None:
     proc = configure("--mode", "PULL", VOD_API_ENDPOINT=stack.gateway.url)  # the functions, not VOD
     assert proc.returncode == 1 and "no VOD API answer at" in proc.stderr and "VOD refused" not in proc.stderr
+
+
+@pytest.mark.parametrize("url", ["", " http://127.0.0.1:9/vod-events", "127.0.0.1/vod-events", "ftp://host/x"])
+def test_a_push_address_vod_could_not_call_is_refused(stack: localstack.LocalStack, url: str) -> None:
+    # VOD stores what it is given: an empty address clears its own, and PUSH events then go nowhere.
+    proc = configure("--mode", "PUSH", "--url", url)
+    assert proc.returncode == 2 and "not an http(s) URL" in proc.stderr and "Traceback" not in proc.stderr
+    assert json.loads(configure("--json").stdout)["NotificationUrl"].startswith(stack.gateway.url)
+
+
+def test_ctrl_c_while_vod_is_asked_says_what_may_have_happened(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # takes the connection, never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        env = {**os.environ, "VOD_API_ENDPOINT": url, "VOD_CALLBACK_SIGN_KEY": "Key123"}
+        keys = {"TENCENTCLOUD_SECRET_ID": "AKIDtest", "TENCENTCLOUD_SECRET_KEY": "test-key-0123456789"}
+        proc = subprocess.Popen(
+            [command("vod-configure-events"), "--mode", "PULL"],
+            env={**env, **keys},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        connection, _ = silent.accept()  # the change is on its way
+        with connection:
+            proc.send_signal(signal.SIGINT)
+            _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "Traceback" not in stderr
+    assert "interrupted: the change may or may not have been made" in stderr
