@@ -56,32 +56,44 @@ def _events(run: int) -> list[dict[str, Any]]:
     ]
 
 
-def _best(work: Callable[[int], None], count: int) -> float:
-    """Seconds per operation, best of REPEAT runs of `count` operations (`work(run)` does them all)."""
-    times = []
+Runner = Callable[[int], float]  # run number -> seconds per operation of that run
+
+
+def _in_turns(runners: Sequence[Runner]) -> list[float]:
+    """Each runner's best of REPEAT runs (the run least disturbed by the rest of the machine), the runners
+    taking turns (one run of each, REPEAT times), so that a busier moment weighs on all of them alike."""
+    times: list[list[float]] = [[] for _ in runners]
     for run_number in range(REPEAT):
+        for runner, seconds in zip(runners, times, strict=True):
+            seconds.append(runner(run_number))
+    return [min(seconds) for seconds in times]
+
+
+def _callback_runner(url: str) -> Runner:
+    """The deployed callback handler (functions/callback/index.py: the trigger's event read, VOD's Sign
+    checked, the event stored, the answer and its log line) taking signed PUSH deliveries via a function URL,
+    one after another, as VOD sends them; its store warm (connected, schema made), as in a warm container."""
+    from vodtesting import http_event, load_function, signed, vod_event
+
+    handler = load_function("callback", {**ENV, "DATABASE_URL": url})
+
+    def delivery(event: dict[str, Any]) -> dict[str, Any]:
+        return http_event("POST", "/vod-events", body=signed(event, SIGN_KEY), shape="function_url")
+
+    warm = handler(delivery(vod_event("NewFileUpload", FileId="warm-up")), {})
+    assert warm["statusCode"] == 200, warm
+    batches = [[delivery(event) for event in _events(run)] for run in range(REPEAT)]  # made before the clock
+
+    def run(run_number: int) -> float:
+        answers = []
         started = time.perf_counter()
-        work(run_number)
-        times.append(time.perf_counter() - started)
-    return min(times) / count
+        for event in batches[run_number]:
+            answers.append(handler(event, {})["statusCode"])
+        seconds = time.perf_counter() - started
+        assert set(answers) == {200}, answers
+        return seconds / len(answers)
 
-
-def _ingest_seconds(url: str) -> float:
-    from shared.ingest import ingest_event
-    from shared.store import open_store
-
-    batches = [_events(run) for run in range(REPEAT)]  # made before the clock starts
-    store = open_store(url)
-    store.schema_version()  # connected, schema checked: a warm container, as for the replay below
-
-    def work(run_number: int) -> None:
-        for i, event in enumerate(batches[run_number]):
-            ingest_event(store, event, received_at=float(i), keys=_KEYS)
-
-    try:
-        return _best(work, len(batches[0]))
-    finally:
-        store.close()
+    return run
 
 
 class _Recorder:
@@ -102,7 +114,7 @@ class _Recorder:
         return getattr(self._cursor, name)
 
 
-def _statements_seconds(url: str, replay_urls: Sequence[str]) -> float:
+def _statements_runner(url: str, replay_urls: Sequence[str]) -> Runner:
     """The write set alone: the statements the store ran for one run of events (recorded), replayed through
     the store's own transactions (BEGIN, locks, round trips, COMMIT) into an empty database, with no Python
     between them: no parsing, hashing, projection or JSON. What any event costs before our code runs."""
@@ -122,7 +134,7 @@ def _statements_seconds(url: str, replay_urls: Sequence[str]) -> float:
                 yield _Recorder(cursor, transactions[-1])
 
         store._transaction = recording  # type: ignore[method-assign]
-        events = _events(0)  # the events of _ingest_seconds' first run, into databases of their own
+        events = _events(0)  # the events of the handler's first run, into databases of their own
         for i, event in enumerate(events):
             ingest_event(store, event, received_at=float(i), keys=_KEYS)
     finally:
@@ -137,28 +149,30 @@ def _statements_seconds(url: str, replay_urls: Sequence[str]) -> float:
         return work
 
     works = [replayed(calls) for calls in transactions]
-    times = []
-    for replay_url in replay_urls:  # best of: one empty database each
-        replay = open_store(replay_url)
+
+    def run(run_number: int) -> float:  # one empty database each run
+        replay = open_store(replay_urls[run_number])
         try:
             replay.schema_version()
             started = time.perf_counter()
             for work in works:
                 replay._run(work, write=True)
-            times.append((time.perf_counter() - started) / len(works))
+            return (time.perf_counter() - started) / len(works)
         finally:
             replay.close()
-    return min(times)
+
+    return run
 
 
-def _sqlite_upsert_seconds(path: str, count: int) -> float:
-    conn = sqlite3.connect(path, isolation_level=None)
+def _sqlite_upsert_runner(path: str, count: int, stack: contextlib.ExitStack) -> Runner:
+    conn = stack.enter_context(contextlib.closing(sqlite3.connect(path, isolation_level=None)))
     # The same settings and one writer transaction per operation, exactly as the store uses.
     for pragma in ("busy_timeout = 5000", "journal_mode = WAL", "synchronous = FULL"):
         conn.execute(f"PRAGMA {pragma}")
     conn.execute("CREATE TABLE IF NOT EXISTS bare (k TEXT PRIMARY KEY, v INTEGER)")
 
-    def work(run_number: int) -> None:
+    def run(run_number: int) -> float:
+        started = time.perf_counter()
         for i in range(count):
             conn.execute("BEGIN IMMEDIATE")
             conn.execute(
@@ -166,32 +180,50 @@ def _sqlite_upsert_seconds(path: str, count: int) -> float:
                 (f"{run_number}-{i}", i),
             )
             conn.execute("COMMIT")
+        return (time.perf_counter() - started) / count
 
-    try:
-        return _best(work, count)
-    finally:
-        conn.close()
+    return run
 
 
-def _postgres_upsert_seconds(url: str, count: int) -> float:
+def _postgres_upsert_runner(url: str, count: int, stack: contextlib.ExitStack) -> Runner:
     import psycopg2
 
-    conn = psycopg2.connect(url)
+    conn = stack.enter_context(contextlib.closing(psycopg2.connect(url)))
     conn.autocommit = True  # one statement, one round trip, committed
     cursor = conn.cursor()
     cursor.execute("CREATE TABLE IF NOT EXISTS bare (k TEXT PRIMARY KEY, v INTEGER)")
 
-    def work(run_number: int) -> None:
+    def run(run_number: int) -> float:
+        started = time.perf_counter()
         for i in range(count):
             cursor.execute(
                 "INSERT INTO bare (k, v) VALUES (%s, %s) ON CONFLICT (k) DO UPDATE SET v = excluded.v",
                 (f"{run_number}-{i}", i),
             )
+        return (time.perf_counter() - started) / count
 
-    try:
-        return _best(work, count)
-    finally:
-        conn.close()
+    return run
+
+
+def _rates(
+    db: str,
+    events_url: str,
+    recorded_url: str,
+    replay_urls: Sequence[str],
+    upsert: Callable[..., Runner],
+    bare: str,
+    note: str,
+    out: Section,
+) -> None:
+    """The callback's events/s, its statements replayed, and the bare upsert: taking turns, in one run."""
+    with contextlib.ExitStack() as stack:
+        runners = [
+            _callback_runner(events_url),
+            _statements_runner(recorded_url, replay_urls),
+            upsert(bare, EVENTS, stack),
+        ]
+        callback, statements, upserting = _in_turns(runners)
+    _ratio_rows(db, callback, statements, upserting, note, out)
 
 
 @contextlib.contextmanager
@@ -242,6 +274,8 @@ def _flat_rows(url: str, db: str, out: Section) -> None:
             runs = []
             for run_number in range(REPEAT):
                 ids = [f"del{size}-{run_number}-{n:05d}" for n in range(size)]
+                for file_id in ids:  # stored files, as VOD deletes: each delete loads and rewrites a record
+                    ingest_event(store, _with_ids("vod_new_file_upload", file_id), received_at=0.5, keys=_KEYS)
                 event = {"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": ids}}
                 started = time.perf_counter()
                 ingest_event(store, event, received_at=1.0, keys=_KEYS)
@@ -259,7 +293,7 @@ def _flat_rows(url: str, db: str, out: Section) -> None:
             goal(grows, 1.5),
         ),
         Figure(
-            f"FileDeleted of {large} FileIds over {small}, per FileId, {db}",
+            f"FileDeleted of {large} stored files over {small}, per FileId, {db}",
             f"×{per_large / per_small:.2f} ({per_large:.0f} vs {per_small:.0f} µs per FileId)",
             "—",
             "linear: " + goal(per_large / per_small, 1.5),
@@ -270,7 +304,7 @@ def _flat_rows(url: str, db: str, out: Section) -> None:
 def _ratio_rows(db: str, ingest: float, statements: float, upsert: float, note: str, out: Section) -> None:
     out.figures += [
         Figure(
-            f"callback events/s, {db} (new files each run)",
+            f"callback events/s, {db}: the handler, signed deliveries (new files each run)",
             f"{1 / ingest:,.0f}/s",
             f"×{ingest / upsert:.1f} a bare upsert round trip ({note}; {1 / upsert:,.0f}/s)",
             goal(ingest / upsert, 2),
@@ -346,23 +380,24 @@ def run() -> Section:
         env = {**ENV, "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3"}
         start = bundle_cold_start("callback", env)
         out.lines += cold_start_rows("callback", start, "SQLite store, so psycopg2 is not imported")
-        sqlite_path = Path(tmp) / "bench" / "vod.sqlite3"
-        ingest = _ingest_seconds(f"sqlite:///{sqlite_path}")
-        statements = _statements_seconds(
-            f"sqlite:///{tmp}/recorded/vod.sqlite3", [f"sqlite:///{tmp}/replay{n}/vod.sqlite3" for n in range(REPEAT)]
+        _rates(
+            "SQLite",
+            f"sqlite:///{tmp}/bench/vod.sqlite3",
+            f"sqlite:///{tmp}/recorded/vod.sqlite3",
+            [f"sqlite:///{tmp}/replay{n}/vod.sqlite3" for n in range(REPEAT)],
+            _sqlite_upsert_runner,
+            str(Path(tmp) / "bare.sqlite3"),
+            "durable: WAL, synchronous=FULL",
+            out,
         )
-        upsert = _sqlite_upsert_seconds(str(Path(tmp) / "bare.sqlite3"), EVENTS)
-        _ratio_rows("SQLite", ingest, statements, upsert, "durable: WAL, synchronous=FULL", out)
         _flat_rows(f"sqlite:///{tmp}/flat/vod.sqlite3", "SQLite", out)
     with _postgres() as (new_database, note):
         if new_database is None:
             out.figures.append(Figure("callback events/s, PostgreSQL", note))
         else:
             url = new_database()
-            ingest = _ingest_seconds(url)
-            statements = _statements_seconds(new_database(), [new_database() for _ in range(REPEAT)])
-            upsert = _postgres_upsert_seconds(url, EVENTS)
-            _ratio_rows("PostgreSQL", ingest, statements, upsert, note, out)
+            replays = [new_database() for _ in range(REPEAT)]
+            _rates("PostgreSQL", url, new_database(), replays, _postgres_upsert_runner, url, note, out)
             _flat_rows(url, "PostgreSQL", out)
             _postgres_cold_rows(url, out)
     out.figures.append(bundle_figure("callback", start, " (SQLite)"))
