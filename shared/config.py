@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _REGION = r"[a-z]{2,4}(-[a-z]+)+(-[0-9]+)?"
 _HEADER = r"[A-Za-z0-9-]{1,64}"
 _SIGN_KEY = r"[A-Za-z0-9]{1,32}"
-_HOST_PORT = r"[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+_HOST_PORT = r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"  # a name, IPv4 or [IPv6]; a port
 # shared.hs_jwt.HASHES (not imported: only sign and uploads need it), with each hash's size in bytes.
 _SYMMETRIC_ALGS = {"HS256": 32, "HS384": 48, "HS512": 64}
 _ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -668,7 +668,8 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
         )
     endpoint = r.text("VOD_API_ENDPOINT", "vod.tencentcloudapi.com") or "vod.tencentcloudapi.com"
     protocol, _, host = endpoint.rpartition("://")
-    valid = re.fullmatch(_HOST_PORT, host) and int(host.partition(":")[2] or 0) <= 65535
+    match = re.fullmatch(_HOST_PORT, host)
+    valid = match is not None and int((match[2] or ":0")[1:]) <= 65535
     if protocol not in ("", "http", "https") or not valid:
         r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
     region = r.text("VOD_API_REGION")
@@ -697,7 +698,7 @@ def _read_pull(r: _Reader) -> PullSettings:
     # A PullEvents call may take the SDK's whole 10 s timeout, then the batch is stored and confirmed.
     reserve = r.integer("VOD_PULL_RESERVE_SECONDS", 15, 11, 600) or 15
     budget = r.integer("VOD_PULL_BUDGET_SECONDS", 50, 1, 900) or 50
-    if budget <= reserve:  # no time to pull at all
+    if budget <= reserve and r.text("VOD_PULL_BUDGET_SECONDS"):  # set, to leave no time to pull at all
         r.problem("VOD_PULL_BUDGET_SECONDS", f"must be more than VOD_PULL_RESERVE_SECONDS ({reserve})")
     return PullSettings(
         api=_read_vod_api(r),

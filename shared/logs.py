@@ -27,6 +27,8 @@ _NAMES = {number: name for name, number in LEVELS.items()}
 _threshold = INFO
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+# A call's own threshold, over the container's: for functions that share a process (the testing kit's).
+CALL_THRESHOLD: ContextVar[int | None] = ContextVar("call_threshold", default=None)
 # Built once: json.dumps with options constructs a new encoder on every call. ASCII only: a lone
 # surrogate (from a hostile path, say) could not be written to a UTF-8 stream, and the line would be lost.
 _ENCODER = json.JSONEncoder(ensure_ascii=True, default=str)
@@ -52,7 +54,7 @@ def set_level(name: str) -> str:
 
 
 def log_event(level: int, event: str, /, *, error: BaseException | None = None, **fields: Any) -> None:
-    if level < _threshold:
+    if level < (CALL_THRESHOLD.get() or _threshold):
         return
     line: dict[str, Any] = {"level": _NAMES[level], "event": event, "request_id": REQUEST_ID.get(), **fields}
     if error is not None:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.config import log_level
-from shared.logs import set_level
+from shared.logs import CALL_THRESHOLD, LEVELS, set_level
 from vodlocal.harness import Handler, function_file, load_handler
 
 
@@ -30,12 +30,13 @@ def load_function(name: str, env: Mapping[str, str]) -> Handler:
         os.environ.update(saved)
         set_level(outer)
 
-    # In SCF each function has a process (and LOG_LEVEL) of its own; here they share one.
+    # In SCF each function has a process (and LOG_LEVEL) of its own; here they share one: each call (in its
+    # thread) logs at its function's.
     def handler(event: dict[str, Any], context: dict[str, Any]) -> dict[str, Any]:
-        previous = set_level(level)
+        token = CALL_THRESHOLD.set(LEVELS[level])
         try:
             return main(event, context)
         finally:
-            set_level(previous)
+            CALL_THRESHOLD.reset(token)
 
     return handler

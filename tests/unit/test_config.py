@@ -18,6 +18,7 @@ from shared.config import (
     load_store_settings,
     load_upload_page_settings,
     load_uploads_settings,
+    load_vod_api_settings,
     log_level,
 )
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV, Output
@@ -136,6 +137,7 @@ def _pull(env: dict[str, str]) -> object:
         (_fetch, {"VOD_API_ENDPOINT": "127.0.0.1:65536"}, "VOD_API_ENDPOINT"),
         (_fetch, {"VOD_API_ENDPOINT": "https://"}, "VOD_API_ENDPOINT"),
         (_pull, {"VOD_PULL_BUDGET_SECONDS": "15"}, "VOD_PULL_BUDGET_SECONDS"),  # not more than the reserve
+        (_fetch, {"VOD_API_ENDPOINT": "[::1"}, "VOD_API_ENDPOINT"),
         (_callback, {"AFTER_COMMIT_HOOK": "just_a_module"}, "AFTER_COMMIT_HOOK"),
         (_callback, {"AFTER_COMMIT_HOOK": "pkg.mod:fn()"}, "AFTER_COMMIT_HOOK"),
         (_callback, {"DATABASE_URL": "mysql://root:hunter2@db/vod"}, "DATABASE_URL"),
@@ -409,3 +411,18 @@ def test_the_callback_may_bound_t_at_eleven_minutes() -> None:
 def test_a_jwt_secret_is_measured_in_bytes() -> None:
     # 16 characters, but 32 bytes: HMAC keys are bytes, and this one is as long as HS256 asks.
     assert load_sign_settings({**SIGN_ENV, "AUTH_JWT_SECRET": "é" * 16}).auth.jwt_key is not None
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["vod.tencentcloudapi.com", "127.0.0.1:9000", "http://127.0.0.1:9000", "[::1]:9000", "http://[::1]"]
+)
+def test_the_vod_api_endpoint_is_a_host_and_port(endpoint: str) -> None:
+    keys = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}
+    api = load_vod_api_settings({**keys, "VOD_API_ENDPOINT": endpoint})
+    assert f"{api.protocol}://{api.endpoint}".endswith(endpoint)
+
+
+def test_a_reserve_beyond_the_default_budget_is_not_refused() -> None:
+    # The budget counts only where no time limit is given (never in SCF): left unset, it is not a problem.
+    settings = load_pull_settings({**PULL_KEYS, "VOD_PULL_RESERVE_SECONDS": "60"})
+    assert (settings.reserve_seconds, settings.budget_seconds) == (60, 50)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,11 @@ from shared.events import (
     verify_callback_sign,
 )
 from shared.http.triggers import request_from_event
-from tests.conftest import JWT_SECRET, SIGN_ENV
-from vodtesting import FILE_ID, KINDS, http_event, load_function, signed, vod_event
+from shared.ingest import ingest_event
+from shared.source_context import seal
+from shared.store import open_store
+from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, SIGN_ENV
+from vodtesting import FILE_ID, KINDS, dev_token, http_event, load_function, signed, vod_event
 
 
 @pytest.mark.parametrize(
@@ -166,3 +171,30 @@ def test_a_body_marked_base64_is_left_as_it_is() -> None:
     event = http_event(body="!!!", base64=True)
     assert event["isBase64Encoded"] is True and event["body"] == "!!!"
     assert base64.b64encode(b"\xff").decode() in str(http_event(body=b"\xff"))
+
+
+def test_calls_on_two_threads_each_log_at_their_functions_level(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN an upload to wait on, and the uploads function loaded to log errors only
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    upload = vod_event("NewFileUpload", FileId="f1", SourceContext=seal("ann", "r", CONTEXT_KEY))
+    ingest_event(store, upload, received_at=1.0, keys=KEYS)
+    store.close()
+    quiet = load_function("uploads", {"DATABASE_URL": url, "AUTH_JWT_SECRET": JWT_SECRET, "LOG_LEVEL": "ERROR"})
+    talkative = load_function("sign", SIGN_ENV)
+    waiting = http_event(
+        "GET", "/uploads/f1", headers={"Authorization": f"Bearer {dev_token('ann', JWT_SECRET)}"}, query={"wait": "1"}
+    )
+    capsys.readouterr()
+    # WHEN two of its calls overlap (each waits a second for a change, the second begun half-way)
+    first = threading.Thread(target=quiet, args=(waiting, {}))
+    first.start()
+    time.sleep(0.5)
+    quiet(waiting, {})
+    first.join(10)
+    # THEN neither wrote its INFO line, and the level outside them is as it was
+    assert capsys.readouterr().out == ""
+    talkative(http_event("POST", "/signature", body={}), {})  # a 401: an INFO line
+    assert capsys.readouterr().out.count('"event": "request"') == 1
