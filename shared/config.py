@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 _REGION = r"[a-z]{2,4}(-[a-z]+)+(-[0-9]+)?"
 _HEADER = r"[A-Za-z0-9-]{1,64}"
 _SIGN_KEY = r"[A-Za-z0-9]{1,32}"
-_HOST_PORT = r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"  # a name, IPv4 or [IPv6]; a port
+_API_HOST = r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"  # a name, IPv4 or [IPv6]; a port
 # shared.hs_jwt.HASHES (not imported: only sign and uploads need it), with each hash's size in bytes.
 _SYMMETRIC_ALGS = {"HS256": 32, "HS384": 48, "HS512": 64}
 _ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
@@ -406,7 +406,7 @@ def _read_auth(r: _Reader) -> AuthSettings:
     )
 
 
-_ORIGIN = rf"https?://{_HOST_PORT}"
+_ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
 
 
 def _canonical_origin(origin: str) -> str:
@@ -592,7 +592,7 @@ def _read_uploads(r: _Reader) -> UploadsSettings:
 
 
 # A path on the page's own host (never //host: that would be another host, outside the CSP's list) or a URL.
-_PAGE_URL = rf"(https?://{_HOST_PORT})?/(?!/)[A-Za-z0-9._~/%-]*"
+_PAGE_URL = r"(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/(?!/)[A-Za-z0-9._~/%-]*"
 
 
 def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:
@@ -668,7 +668,7 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
         )
     endpoint = r.text("VOD_API_ENDPOINT", "vod.tencentcloudapi.com") or "vod.tencentcloudapi.com"
     protocol, _, host = endpoint.rpartition("://")
-    match = re.fullmatch(_HOST_PORT, host)
+    match = re.fullmatch(_API_HOST, host)
     valid = match is not None and int((match[2] or ":0")[1:]) <= 65535
     if protocol not in ("", "http", "https") or not valid:
         r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
