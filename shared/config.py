@@ -655,13 +655,14 @@ def _read_callback(r: _Reader) -> CallbackSettings:
 
 
 def _read_vod_api(r: _Reader) -> VodApiSettings:
+    named = len(r.problems)
     secret_id, secret_key = _account_keys(r)
     session_token = None
     if secret_id is None:
         # An SCF execution role: SCF injects its temporary keys (and their token) under these names.
         secret_id, secret_key = r.text("TENCENTCLOUD_SECRETID"), r.secret("TENCENTCLOUD_SECRETKEY")
         session_token = r.secret("TENCENTCLOUD_SESSIONTOKEN")
-    if secret_id is None or secret_key is None:
+    if (secret_id is None or secret_key is None) and len(r.problems) == named:  # else a half pair is named
         r.problem(
             "TENCENTCLOUD_SECRET_ID",
             "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and VOD_SECRET_KEY, or an execution role)",

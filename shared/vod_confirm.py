@@ -52,9 +52,11 @@ class MediaLookup:
                 answer = self._client.call_json("DescribeMediaInfos", params)["Response"]
                 found.update({info["FileId"]: info for info in answer.get("MediaInfoSet") or []})
                 missing.update(answer.get("NotExistFileIdSet") or [])
-            except (TencentCloudSDKException, *_UNEXPECTED) as exc:
-                # VOD retries a delivery it got no 200 for: a 503 now loses nothing (an answer of an
-                # unexpected shape too).
+            # VOD retries a delivery it got no 200 for: a 503 now loses nothing (an answer of an unexpected
+            # shape too). Its code tells the operator keys that VOD refuses from a VOD that is not reached.
+            except TencentCloudSDKException as exc:
+                raise VodUnavailable(f"DescribeMediaInfos failed: {exc.code}") from exc
+            except _UNEXPECTED as exc:
                 raise VodUnavailable(f"DescribeMediaInfos failed: {type(exc).__name__}") from exc
         return found, missing
 

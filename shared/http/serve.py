@@ -79,6 +79,8 @@ def _answer(error: Exception, notes: dict[str, Any]) -> tuple[Response, str]:
         notes["store_error"] = error.message  # redacted by the store
     elif isinstance(error, VodUnavailable):
         notes["vod_error"] = error.message  # the call that failed, or what VOD does not vouch for
+    elif isinstance(error, CallbackSignRejected):
+        notes["sign_error"] = error.message  # which check refused it (never the Sign or T it came with)
     return Response(http.status, error_body(http.code, http.message), http.headers), http.code
 
 

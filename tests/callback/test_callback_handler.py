@@ -106,11 +106,14 @@ def test_each_event_type_is_acknowledged_and_stored(
     ],
 )
 def test_bad_signatures_are_401_and_store_nothing(
-    call: Callable[..., Call], store: EventStore, sign_fields: dict[str, Any], code: str
+    call: Callable[..., Call], store: EventStore, output: Output, sign_fields: dict[str, Any], code: str
 ) -> None:
     result = call()({**load_event("vod_new_file_upload"), **sign_fields})
     assert (result["status"], result["error"]["code"]) == (401, code)
     assert store.event_count() == 0
+    # The operator's line says which check refused it, as the caller hears it (never the Sign it came with).
+    [line] = output.lines()
+    assert (line["level"], line["sign_error"]) == ("WARNING", result["error"]["message"])
 
 
 @pytest.mark.parametrize(

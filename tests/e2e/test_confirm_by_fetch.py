@@ -208,15 +208,30 @@ _FETCH_ENV = {
 }
 
 
-def test_vod_unreachable_is_a_503_so_vod_retries(vod_function: Callable[..., Any], tmp_path: Path) -> None:
-    env = {
-        **_FETCH_ENV,
-        "VOD_API_ENDPOINT": f"http://127.0.0.1:{closed_loopback_port()}",
-        "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3",
-    }
+@pytest.mark.parametrize(
+    ("refusal", "why"),
+    [
+        (None, "ClientNetworkError"),  # VOD not reached
+        ({"Error": {"Code": "AuthFailure.SignatureFailure", "Message": "bad key"}}, "AuthFailure.SignatureFailure"),
+    ],
+    ids=["unreachable", "keys-refused"],
+)
+def test_vod_not_answering_is_a_503_so_vod_retries_and_the_log_says_why(
+    vod_function: Callable[..., Any],
+    scripted_vod: Callable[[dict[str, Any]], str],
+    output: Output,
+    tmp_path: Path,
+    refusal: dict[str, Any] | None,
+    why: str,
+) -> None:
+    endpoint = f"http://127.0.0.1:{closed_loopback_port()}" if refusal is None else scripted_vod(refusal)
+    env = {**_FETCH_ENV, "VOD_API_ENDPOINT": endpoint, "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3"}
     handler = vod_function("callback", env=env)
+    output.skip()
     answer = handler(http_event("POST", "/vod-events", body=signed(vod_event("NewFileUpload"), "Key123")), {})
     assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
+    [line] = output.lines()
+    assert line["vod_error"] == f"DescribeMediaInfos failed: {why}"
 
 
 @pytest.fixture

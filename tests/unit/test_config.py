@@ -426,3 +426,9 @@ def test_a_reserve_beyond_the_default_budget_is_not_refused() -> None:
     # The budget counts only where no time limit is given (never in SCF): left unset, it is not a problem.
     settings = load_pull_settings({**PULL_KEYS, "VOD_PULL_RESERVE_SECONDS": "60"})
     assert (settings.reserve_seconds, settings.budget_seconds) == (60, 50)
+
+
+def test_half_a_key_pair_is_named_once() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_pull_settings({"TENCENTCLOUD_SECRET_KEY": "k", "VOD_CONTEXT_KEY": CONTEXT_KEY})
+    assert [name for name, _ in caught.value.problems] == ["TENCENTCLOUD_SECRET_ID"]
