@@ -323,8 +323,9 @@ def _account_keys(r: _Reader) -> tuple[str | None, Secret | None]:
 
 
 def _read_policy(r: _Reader) -> SigningPolicy:
+    named = len(r.problems)
     secret_id, secret_key = _account_keys(r)
-    if secret_id is None:
+    if secret_id is None and len(r.problems) == named:  # else a half pair is named
         r.problem(
             "TENCENTCLOUD_SECRET_ID",
             "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and "
@@ -335,6 +336,8 @@ def _read_policy(r: _Reader) -> SigningPolicy:
     regions = r.items("VOD_ALLOWED_STORAGE_REGIONS")
     for name, value in [("VOD_STORAGE_REGION", region), *(("VOD_ALLOWED_STORAGE_REGIONS", v) for v in regions)]:
         _region(r, name, value)
+    if regions and region is None:  # a signature naming no region lets ApplyUploadUGC choose any
+        r.problem("VOD_ALLOWED_STORAGE_REGIONS", "needs VOD_STORAGE_REGION, the region of a request that names none")
     class_id = r.integer("VOD_CLASS_ID", None, 0, _MAX_CLASS_ID)
     class_ids = _int_items(r, "VOD_ALLOWED_CLASS_IDS", 0, _MAX_CLASS_ID)
     notify = _notify_mode(r)

@@ -30,8 +30,9 @@ def _text_map(value: object, name: str) -> dict[str, str]:
         raise BadRequest(f"event field {name} must be an object", code="bad_event")
     if all(type(v) is str for v in value.values()):
         return value  # the common case, without copying
-    # API gateway sends repeated query keys as lists; keep the first, as most frameworks do.
-    return {str(k): str(v[0] if isinstance(v, list) and v else v) for k, v in value.items() if v is not None}
+    # API gateway sends repeated query keys as lists; keep the first, as most frameworks do (none: absent).
+    firsts = ((k, (v[0] if v else None) if isinstance(v, list) else v) for k, v in value.items())
+    return {str(k): str(v) for k, v in firsts if v is not None}
 
 
 def _headers(event: Mapping[str, Any]) -> Headers:

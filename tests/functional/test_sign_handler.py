@@ -181,6 +181,8 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (GW_ENV, {"X-User-Id": "alice"}, "untrusted_gateway"),
         (GW_ENV, {"X-User-Id": "alice", "X-Gateway-Secret": "wrong-secret-0123456789"}, "untrusted_gateway"),
         (GW_ENV, {"X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
+        (GW_ENV, {"X-User-Id": [], "X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),  # not user "[]"
+        (GW_ENV, {"X-User-Id": [None], "X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
         (GW_ENV, {"X-Gateway-Secret": "\ud800"}, "untrusted_gateway"),
         (HS_ENV, {"Authorization": "Bearer \ud800.é.x"}, "invalid_token"),
     ],

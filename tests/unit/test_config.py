@@ -124,6 +124,13 @@ def _pull(env: dict[str, str]) -> object:
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com/path"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com;x"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
+        # A signature without a region lets the client name any in ApplyUploadUGC: the list would not hold.
+        (_sign, {"VOD_ALLOWED_STORAGE_REGIONS": "ap-beijing"}, "VOD_ALLOWED_STORAGE_REGIONS"),
+        (
+            _sign,
+            {"TENCENTCLOUD_SECRET_ID": None, "TENCENTCLOUD_SECRET_KEY": None, "VOD_SECRET_KEY": "k"},
+            "VOD_SECRET_ID",
+        ),
         # Numbers as written in ASCII digits only (int() takes all of these).
         (_sign, {"VOD_SIGNATURE_TTL": "\uff11\uff12"}, "VOD_SIGNATURE_TTL"),
         (_sign, {"VOD_SIGNATURE_TTL": "1_000"}, "VOD_SIGNATURE_TTL"),
