@@ -157,12 +157,19 @@ def refused_secret(key: bytes) -> str | None:
     return None
 
 
+_DEEPEST = 500  # openings in a row at the start: JSON nested deeper than any key's is refused unread
+
+
 def _json_container(text: bytes) -> bool:
     if not text.startswith((b"{", b"[")):
         return False
+    # Counted, not left to json.loads: where it gives up (RecursionError) depends on the interpreter (3.13's
+    # C scanner goes ~10,000 deep) and on the stack already in use.
+    if len(text) - len(text.lstrip(b"[{ \t\r\n")) > _DEEPEST:
+        return True
     try:
         return isinstance(json.loads(text), dict | list)
-    except RecursionError:  # nested too deep to read: PyJWT refuses such a key too
+    except RecursionError:  # still too deep for this stack: refused rather than read
         return True
     except ValueError:
         return False

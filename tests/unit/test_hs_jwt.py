@@ -164,7 +164,10 @@ def test_hs_jwt_decides_as_pyjwt_on_generated_tokens() -> None:
         (b"{not-json-0123456789abcdef0123456789abcdef", False),
         (b"0T" + b"a" * 84, False),
         (b"[1, 2, 3]", True),  # any JSON array or object: broader than PyJWT, never narrower
-        (b"[" * 5000, True),
+        (b"[" * 5000, True),  # nested deeper than it reads, on every interpreter
+        (b"[" * 501, True),
+        (b"[" * 400 + b"]" * 400, True),
+        (b"[" * 400, False),  # not JSON, and shallow enough to tell
     ],
 )
 def test_a_key_shaped_secret_is_refused(secret: bytes, refused: bool) -> None:
