@@ -128,9 +128,19 @@ def follow(args: argparse.Namespace, file_id: str, console: Console) -> int:
         console.result({"status": "stopped_waiting", "fileId": file_id}, "")
         return EXIT_INTERRUPTED
     spinner.stop()
-    tasks = ", ".join(f"{t['taskId']}: {t['status']}" for t in upload["tasks"]) or "none"
-    console.result({"status": "settled", "upload": upload}, f"status     {upload['status']}\ntasks      {tasks}")
+    console.result({"status": "settled", "upload": upload}, _settled_text(upload))
     return EXIT_FAILED if upload["status"] == "failed" else EXIT_OK
+
+
+def _settled_text(upload: dict[str, Any]) -> str:
+    """The record as a person reads it: where the media is, and what each task made (and where)."""
+    lines = [f"status     {upload['status']}", f"media      {upload.get('mediaUrl') or '-'}"]
+    for task in upload["tasks"]:
+        error = f" (error {task.get('errCode')}: {task.get('message')})" if task.get("errCode") else ""
+        lines.append(f"task       {task.get('taskId')}: {task.get('status')}{error}")
+        for output in task.get("outputs") or []:
+            lines.append(f"  {output.get('type')}  {output.get('status') or '-'}  {' '.join(output.get('urls') or [])}")
+    return "\n".join(lines)
 
 
 class Spinner:

@@ -71,11 +71,11 @@ def token_of(source: TokenSource) -> str:
 
 
 # Busy, not refused (a throttling gateway, a timed-out request): asked again, after Retry-After if it says.
-_BUSY = frozenset({408, 429})
+BUSY = frozenset({408, 429})
 _MAX_RETRY_AFTER = 30.0
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def retry_after(response: requests.Response) -> float | None:
     value = response.headers.get("Retry-After", "")
     return min(float(value), _MAX_RETRY_AFTER) if value.isascii() and value.isdigit() else None
 
@@ -148,9 +148,9 @@ class SignatureClient:
                 if code not in _CREDENTIAL_CODES:  # e.g. the callback's URL given for the signature endpoint's
                     message += f" (not an answer the signature function gives: is {self.url} its URL?)"
                 raise AuthenticationFailed(response.status_code, code, message)
-            if response.status_code < 500 and response.status_code not in _BUSY:
+            if response.status_code < 500 and response.status_code not in BUSY:
                 raise SignatureRefused(response.status_code, code, message)
-            problem, asked_to_wait = f"HTTP {response.status_code} {code}: {message}", _retry_after(response)
+            problem, asked_to_wait = f"HTTP {response.status_code} {code}: {message}", retry_after(response)
             log.info("signature endpoint failed (attempt %d): %s", attempt + 1, problem)
         raise SignatureUnavailable(f"no signature from {self.url} after {self._retries + 1} attempts ({problem})")
 

@@ -6,6 +6,7 @@ If-None-Match), until VOD's task flow has finished or failed.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,7 +15,7 @@ from urllib.parse import quote
 import requests
 
 from vodupload.errors import AuthenticationFailed, VodUploadError
-from vodupload.signatures import TokenSource, error_envelope, token_of
+from vodupload.signatures import BUSY, TokenSource, error_envelope, retry_after, token_of
 
 # Where an upload stays: its task flow is over (or it has none: "uploaded"), or it was deleted.
 SETTLED = frozenset({"uploaded", "finished", "failed", "deleted"})
@@ -28,7 +29,16 @@ class StatusUnavailable(VodUploadError):
 
 
 class _Unanswered(StatusUnavailable):
-    """A 502, 503 or 504 (the function's store down, say): worth asking again while the wait lasts."""
+    """No answer worth reading this time (a 502, 503 or 504: the function's store down, say; a 408 or 429: busy;
+    a connection dropped mid-poll): worth asking again while the wait lasts, after `pause` seconds."""
+
+    def __init__(self, message: str, pause: float = 2.0) -> None:
+        super().__init__(message)
+        self.pause = pause
+
+
+MAX_BODY_BYTES = 4 * 1024 * 1024  # far more than any record (its tasks' URLs included) takes
+_SLACK_SECONDS = 5.0  # a held request's answer may come this long after the wait it asked for
 
 
 class StatusClient:
@@ -37,29 +47,39 @@ class StatusClient:
         self._token = token
         self._session = session or requests.Session()
 
-    def get(self, file_id: str, *, wait: int = 0, etag: str | None = None) -> tuple[dict[str, Any] | None, str | None]:
-        """(the upload, its ETag); (None, etag) when unchanged since `etag`; (None, None) when not recorded yet."""
+    def get(
+        self, file_id: str, *, wait: int = 0, etag: str | None = None, within: float | None = None
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """(the upload, its ETag); (None, etag) when unchanged since `etag`; (None, None) when not recorded yet.
+        The answer is read within `within` seconds (default: the wait and half a minute)."""
         headers = {"Authorization": f"Bearer {token_of(self._token)}", **({"If-None-Match": etag} if etag else {})}
-        response = self._session.get(
+        until = time.monotonic() + (wait + 30 if within is None else within)
+        with self._session.get(
             f"{self.url}/{quote(file_id, safe='')}",
             params={"wait": wait} if wait else None,
             headers=headers,
-            timeout=wait + 30,
-        )
-        if response.status_code == 304:
-            return None, etag
-        if response.status_code == 404:
-            if error_envelope(response)[0] == "not_found":  # not recorded yet (or not ours)
-                return None, None
-            raise StatusUnavailable(f"{self.url} is not the uploads endpoint (404 with no not_found error)")
-        if response.status_code == 401:
-            raise AuthenticationFailed(401, "unauthorized", "the token is not valid", endpoint="the uploads endpoint")
-        if response.status_code in (502, 503, 504):  # not 500: a bug or a refused setting, not worth waiting for
-            raise _Unanswered(f"the uploads endpoint answered {response.status_code}")
-        if response.status_code != 200:
-            raise StatusUnavailable(f"the uploads endpoint answered {response.status_code}")
-        body: dict[str, Any] = response.json()
-        return body, response.headers.get("ETag")
+            timeout=(10, max(until - time.monotonic(), 1)),  # each read; the whole body by `until`, below
+            stream=True,
+        ) as response:
+            status = response.status_code
+            if status == 304:
+                return None, etag
+            if status == 404:
+                if error_envelope(response)[0] == "not_found":  # not recorded yet (or not ours)
+                    return None, None
+                raise StatusUnavailable(f"{self.url} is not the uploads endpoint (404 with no not_found error)")
+            if status == 401:
+                raise AuthenticationFailed(
+                    401, "unauthorized", "the token is not valid", endpoint="the uploads endpoint"
+                )
+            if status in (502, 503, 504):  # not 500: a bug or a refused setting, not worth waiting for
+                raise _Unanswered(f"the uploads endpoint answered {status}")
+            if status in BUSY:
+                raise _Unanswered(f"the uploads endpoint answered {status}", retry_after(response) or 2.0)
+            if status != 200:
+                raise StatusUnavailable(f"the uploads endpoint answered {status}")
+            body = _record(_body(response, until), self.url)
+            return body, response.headers.get("ETag")
 
     def follow(
         self,
@@ -71,21 +91,19 @@ class StatusClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> dict[str, Any]:
         """The upload once settled (finished, failed, …); `on_update` hears every change on the way."""
-        deadline, etag, last, trouble = clock() + timeout, None, None, ""
+        deadline, etag, last, trouble, answered = clock() + timeout, None, None, "", False
         while clock() < deadline:
             wait = int(min(WAIT_SECONDS, deadline - clock()))
             if last is not None and wait < 1:
                 break  # less than a second left: a long poll that short would only spin
             asked = clock()
             try:
-                upload, etag = self.get(file_id, wait=wait if last else 0, etag=etag)
-            except requests.RequestException as exc:
-                raise StatusUnavailable(f"the uploads endpoint could not be reached: {type(exc).__name__}") from exc
+                upload, etag = self._ask(file_id, wait if last else 0, etag, deadline - clock(), answered)
             except _Unanswered as exc:  # the upload is done; only the asking failed: ask again
                 trouble = f"; {exc}"
-                sleep(min(2.0, max(deadline - clock(), 0)))
+                sleep(min(exc.pause, max(deadline - clock(), 0)))
                 continue
-            trouble = ""
+            answered, trouble = True, ""
             if upload is None and last is None:
                 sleep(1.0)  # not recorded yet: VOD's event is on its way to the callback
                 continue
@@ -106,3 +124,37 @@ class StatusClient:
             + (f" (last status: {last['status']})" if last else " (not recorded yet)")
             + trouble
         )
+
+    def _ask(
+        self, file_id: str, wait: int, etag: str | None, left: float, answered: bool
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        try:  # read by the end of the wait (a held answer may come a little after what it asked for)
+            return self.get(file_id, wait=wait, etag=etag, within=left + _SLACK_SECONDS)
+        except requests.RequestException as exc:
+            if not answered:  # never reached: a wrong URL, say, not worth the whole wait
+                raise StatusUnavailable(f"the uploads endpoint could not be reached: {type(exc).__name__}") from exc
+            raise _Unanswered(f"the uploads endpoint stopped answering: {type(exc).__name__}") from exc
+
+
+def _body(response: requests.Response, until: float) -> bytes:
+    """The body, read by `until` and no larger than MAX_BODY_BYTES (a trickling or endless answer is not one).
+    Read as it arrives (read1): a read of a given size would wait for all of it, however slowly it came."""
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)  # urllib3 2; before, a byte at a time
+    chunks, size = [], 0
+    while chunk := (read1(65536, decode_content=True) if read1 else raw.read(1, decode_content=True)):
+        size += len(chunk)
+        if size > MAX_BODY_BYTES or time.monotonic() > until:
+            raise _Unanswered("the uploads endpoint's answer was too large or too slow to read")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _record(raw: bytes, url: str) -> dict[str, Any]:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    if not (isinstance(body, dict) and isinstance(body.get("status"), str) and isinstance(body.get("tasks"), list)):
+        raise StatusUnavailable(f"{url} answered 200 with something that is not an upload's record")
+    return body

@@ -63,9 +63,8 @@ def test_the_status_api_over_http(stack_with_task_flow: VodStack, tmp_path: Path
     assert answers[-1].status_code == 304 and answers[-1].content == b""
 
 
-def test_vod_upload_wait_ends_with_the_finished_record(stack_with_task_flow: VodStack, tmp_path: Path) -> None:
-    stack = stack_with_task_flow
-    proc = run_command(
+def _upload_and_wait(stack: VodStack, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_command(
         "vod-upload",
         str(sample_video(tmp_path / "w.mp4", size=300_000)),
         "--gateway",
@@ -75,12 +74,17 @@ def test_vod_upload_wait_ends_with_the_finished_record(stack_with_task_flow: Vod
         "--wait",
         "--wait-timeout",
         "60",
-        "--json",
+        *args,
         "--checkpoint-dir",
         str(tmp_path / "checkpoints"),
         env={"VOD_UPLOAD_TOKEN": stack.token("wendy")},
         timeout=120,
     )
+
+
+def test_vod_upload_wait_ends_with_the_finished_record(stack_with_task_flow: VodStack, tmp_path: Path) -> None:
+    stack = stack_with_task_flow
+    proc = _upload_and_wait(stack, tmp_path, "--json")
     assert proc.returncode == 0, proc.stderr
     done, settled = (json.loads(line) for line in proc.stdout.strip().splitlines()[-2:])
     assert done["status"] == "done"
@@ -91,6 +95,22 @@ def test_vod_upload_wait_ends_with_the_finished_record(stack_with_task_flow: Vod
     )
     assert [t["status"] for t in settled["upload"]["tasks"]] == ["finished"]
     assert stack.record(done["fileId"]).user_id == "wendy"
+
+
+def test_vod_upload_wait_shows_a_person_where_the_media_and_its_outputs_are(
+    stack_with_task_flow: VodStack, tmp_path: Path
+) -> None:
+    proc = _upload_and_wait(stack_with_task_flow, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    file_id = re.findall(r"^file id +(\S+)$", proc.stdout, re.MULTILINE)[0]
+    record = StatusClient(f"{stack_with_task_flow.gateway_url}/uploads", stack_with_task_flow.token("wendy")).get(
+        file_id
+    )[0]
+    assert record is not None
+    outputs = [output for task in record["tasks"] for output in task["outputs"]]
+    shown = [f"  {o['type']}  {o['status'] or '-'}  {' '.join(o['urls'])}" for o in outputs]
+    assert outputs and all(line in proc.stdout.splitlines() for line in shown), proc.stdout
+    assert f"media      {record['mediaUrl']}" in proc.stdout.splitlines()
 
 
 def _stuck_upload(stack: VodStack, video: Path) -> str:

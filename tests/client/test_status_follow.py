@@ -1,0 +1,107 @@
+"""StatusClient.follow against an uploads endpoint that misbehaves as networks and gateways do (a scripted HTTP
+server on loopback: the real uploads function never answers like this, which is the point)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from vodupload.status import StatusClient, StatusUnavailable
+
+PROCESSING = {"fileId": "f1", "status": "processing", "tasks": []}
+FINISHED = {"fileId": "f1", "status": "finished", "tasks": []}
+
+
+def _answer(handler: BaseHTTPRequestHandler, action: Any, stop: threading.Event) -> None:
+    """One scripted answer: a record (200), (status, headers) with an empty JSON body, raw bytes (200), or
+    "drop" (the connection closed unanswered), "hang" (never an answer), "trickle" (a body a byte at a time)."""
+    if action == "drop":
+        handler.close_connection = True
+        return
+    if action == "hang":
+        stop.wait(60)
+        return
+    status, headers, body = 200, {}, b""
+    if isinstance(action, dict):
+        body = json.dumps(action).encode()
+    elif isinstance(action, bytes):
+        body = action
+    elif isinstance(action, tuple):
+        status, headers, body = action[0], action[1], b"{}"
+    handler.send_response(status)
+    for name, value in {"Content-Type": "application/json", **headers}.items():
+        handler.send_header(name, value)
+    if action == "trickle":
+        handler.send_header("Content-Length", "1000")
+        handler.end_headers()
+        while not stop.wait(0.5):
+            handler.wfile.write(b" ")
+            handler.wfile.flush()
+        return
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
+@pytest.fixture
+def scripted() -> Iterator[Any]:
+    """An uploads endpoint answering each request with the script's next action (the last one repeats)."""
+    stop, servers = threading.Event(), []
+
+    def serve(*script: Any) -> str:
+        actions = list(script)
+
+        class Endpoint(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                _answer(self, actions.pop(0) if len(actions) > 1 else actions[0], stop)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        servers.append(ThreadingHTTPServer(("127.0.0.1", 0), Endpoint))
+        threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{servers[-1].server_port}/uploads"
+
+    yield serve
+    stop.set()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("script", "pauses"),
+    [
+        ((PROCESSING, "drop", FINISHED), [2.0]),  # a long poll cut by a gateway or a NAT: asked again
+        ((PROCESSING, (429, {"Retry-After": "1"}), FINISHED), [1.0]),  # throttled: asked again when it says
+        ((PROCESSING, (408, {}), FINISHED), [2.0]),
+    ],
+    ids=["dropped", "throttled", "timed-out"],
+)
+def test_a_passing_trouble_is_ridden_out(scripted: Any, script: tuple[Any, ...], pauses: list[float]) -> None:
+    slept: list[float] = []
+    client = StatusClient(scripted(*script), "token")
+    assert client.follow("f1", timeout=60, sleep=slept.append)["status"] == "finished"
+    assert slept == pauses
+
+
+@pytest.mark.parametrize("answer", [{}, [], {"status": "finished"}, b"<html>a portal</html>"])
+def test_an_answer_that_is_not_a_record_is_said_so(scripted: Any, answer: Any) -> None:
+    with pytest.raises(StatusUnavailable, match="answered 200 with something that is not an upload's record"):
+        StatusClient(scripted(answer), "token").follow("f1", timeout=60, sleep=lambda _: None)
+
+
+@pytest.mark.parametrize("stalls", ["hang", "trickle"])
+def test_an_endpoint_that_stalls_cannot_hold_the_follow_past_its_deadline(scripted: Any, stalls: str) -> None:
+    # Each read has a timeout, but a body that trickles in never trips it: the whole answer has a deadline too.
+    client = StatusClient(scripted(PROCESSING, stalls), "token")
+    started = time.monotonic()
+    with pytest.raises(StatusUnavailable, match=r"had not settled after 3 s \(last status: processing\); the upl"):
+        client.follow("f1", timeout=3, sleep=lambda _: None)  # the record, then a 2 s poll that stalls
+    assert time.monotonic() - started < 3 + 5 + 5  # the deadline, the slack a held answer gets, and a margin
