@@ -128,9 +128,15 @@ class Traffic:
             self._passes, self._release = count, None
 
     def release(self, *, let_through: bool) -> None:
+        """The held parts go through, or are refused (503); so are, until pass_all(), any that come later: a
+        killed client's part already on its way, say, which must not be stored after the test saw it die."""
         with self._cond:
-            self._passes, self._release = None, let_through
+            self._passes, self._release = (None if let_through else 0), let_through
             self._cond.notify_all()
+
+    def pass_all(self) -> None:
+        with self._cond:
+            self._passes, self._release = None, None
 
     def wait_until(self, predicate: Callable[[Traffic], bool], timeout: float = 60) -> None:
         with self._cond:
@@ -312,6 +318,7 @@ class Stack:
         return [CLI, "--part-size", "1", "--parallel", "2", *map(str, args)]
 
     def cli(self, *args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        self.traffic.pass_all()  # a new client: nothing of an interrupted one is still coming
         return subprocess.run(
             self.cli_args(*args), env=env or self.cli_env(), capture_output=True, text=True, timeout=120, check=False
         )
