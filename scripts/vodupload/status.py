@@ -37,7 +37,6 @@ class _Unanswered(StatusUnavailable):
         self.pause = pause
 
 
-MAX_BODY_BYTES = 4 * 1024 * 1024  # far more than any record (its tasks' URLs included) takes
 _SLACK_SECONDS = 5.0  # a held request's answer may come this long after the wait it asked for
 
 
@@ -51,35 +50,32 @@ class StatusClient:
         self, file_id: str, *, wait: int = 0, etag: str | None = None, within: float | None = None
     ) -> tuple[dict[str, Any] | None, str | None]:
         """(the upload, its ETag); (None, etag) when unchanged since `etag`; (None, None) when not recorded yet.
-        The answer is read within `within` seconds (default: the wait and half a minute)."""
+        A server that stops answering is given up on after `within` seconds (default: the wait and half a
+        minute)."""
         headers = {"Authorization": f"Bearer {token_of(self._token)}", **({"If-None-Match": etag} if etag else {})}
-        until = time.monotonic() + (wait + 30 if within is None else within)
-        with self._session.get(
+        patience = wait + 30 if within is None else max(within, 1)
+        response = self._session.get(
             f"{self.url}/{quote(file_id, safe='')}",
             params={"wait": wait} if wait else None,
             headers=headers,
-            timeout=(10, max(until - time.monotonic(), 1)),  # each read; the whole body by `until`, below
-            stream=True,
-        ) as response:
-            status = response.status_code
-            if status == 304:
-                return None, etag
-            if status == 404:
-                if error_envelope(response)[0] == "not_found":  # not recorded yet (or not ours)
-                    return None, None
-                raise StatusUnavailable(f"{self.url} is not the uploads endpoint (404 with no not_found error)")
-            if status == 401:
-                raise AuthenticationFailed(
-                    401, "unauthorized", "the token is not valid", endpoint="the uploads endpoint"
-                )
-            if status in (502, 503, 504):  # not 500: a bug or a refused setting, not worth waiting for
-                raise _Unanswered(f"the uploads endpoint answered {status}")
-            if status in BUSY:
-                raise _Unanswered(f"the uploads endpoint answered {status}", retry_after(response) or 2.0)
-            if status != 200:
-                raise StatusUnavailable(f"the uploads endpoint answered {status}")
-            body = _record(_body(response, until), self.url)
-            return body, response.headers.get("ETag")
+            timeout=(min(10, patience), patience),
+        )
+        status = response.status_code
+        if status == 304:
+            return None, etag
+        if status == 404:
+            if error_envelope(response)[0] == "not_found":  # not recorded yet (or not ours)
+                return None, None
+            raise StatusUnavailable(f"{self.url} is not the uploads endpoint (404 with no not_found error)")
+        if status == 401:
+            raise AuthenticationFailed(401, "unauthorized", "the token is not valid", endpoint="the uploads endpoint")
+        if status in (502, 503, 504):  # not 500: a bug or a refused setting, not worth waiting for
+            raise _Unanswered(f"the uploads endpoint answered {status}")
+        if status in BUSY:
+            raise _Unanswered(f"the uploads endpoint answered {status}", retry_after(response) or 2.0)
+        if status != 200:
+            raise StatusUnavailable(f"the uploads endpoint answered {status}")
+        return _record(response.content, self.url), response.headers.get("ETag")
 
     def follow(
         self,
@@ -128,7 +124,7 @@ class StatusClient:
     def _ask(
         self, file_id: str, wait: int, etag: str | None, left: float, answered: bool
     ) -> tuple[dict[str, Any] | None, str | None]:
-        try:  # read by the end of the wait (a held answer may come a little after what it asked for)
+        try:  # given up on by the end of the wait (a held answer may come a little after what it asked for)
             return self.get(file_id, wait=wait, etag=etag, within=left + _SLACK_SECONDS)
         except requests.RequestException as exc:
             if not answered:  # never reached: a wrong URL, say, not worth the whole wait
@@ -136,24 +132,10 @@ class StatusClient:
             raise _Unanswered(f"the uploads endpoint stopped answering: {type(exc).__name__}") from exc
 
 
-def _body(response: requests.Response, until: float) -> bytes:
-    """The body, read by `until` and no larger than MAX_BODY_BYTES (a trickling or endless answer is not one).
-    Read as it arrives (read1): a read of a given size would wait for all of it, however slowly it came."""
-    raw = response.raw
-    read1 = getattr(raw, "read1", None)  # urllib3 2; before, a byte at a time
-    chunks, size = [], 0
-    while chunk := (read1(65536, decode_content=True) if read1 else raw.read(1, decode_content=True)):
-        size += len(chunk)
-        if size > MAX_BODY_BYTES or time.monotonic() > until:
-            raise _Unanswered("the uploads endpoint's answer was too large or too slow to read")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _record(raw: bytes, url: str) -> dict[str, Any]:
     try:
         body = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     if not (isinstance(body, dict) and isinstance(body.get("status"), str) and isinstance(body.get("tasks"), list)):
         raise StatusUnavailable(f"{url} answered 200 with something that is not an upload's record")
