@@ -8,7 +8,9 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +196,30 @@ def leak_guard(
     output.text()
     leaks = guard.leaks_in(caplog.text + output.seen)
     assert not leaks, f"secret or signature leaked into logs/output: {leaks}"
+
+
+Answer = Callable[[BaseHTTPRequestHandler], None]
+Serve = Callable[[Answer], str]  # the loopback_http fixture
+
+
+@pytest.fixture
+def loopback_http() -> Iterator[Serve]:
+    """A scripted HTTP server on loopback per call: `serve(answer)` -> its base URL; `answer(handler)` answers
+    every GET and POST (for what the real servers never answer). All stopped after the test."""
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve(answer: Answer) -> str:
+        class Scripted(BaseHTTPRequestHandler):
+            do_GET = do_POST = answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        servers.append(ThreadingHTTPServer(("127.0.0.1", 0), Scripted))
+        threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{servers[-1].server_port}"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

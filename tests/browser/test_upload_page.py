@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import Serve
 from vodtesting.stack import sample_video
 
 from .conftest import BrowserStack, part_number
@@ -250,7 +250,9 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
     assert len(applies) == 2 and "vodSessionKey" in applies[1]  # the same VOD session, resumed
 
 
-def test_an_embedding_app_hands_the_token_over_by_post_message(browser_stack: BrowserStack, tmp_path: Path) -> None:
+def test_an_embedding_app_hands_the_token_over_by_post_message(
+    browser_stack: BrowserStack, loopback_http: Serve, tmp_path: Path
+) -> None:
     b = browser_stack
     token = b.stack.token("embedded-user")
     # The app's own page, from a server of its own (a fourth origin), frames the upload page.
@@ -261,30 +263,21 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(browser_stack: Br
             {{type: "vod-upload-token", token: "{token}"}}, "{b.page_origin}");
       }});</script>""".encode()
 
-    class App(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.end_headers()
-            self.wfile.write(parent)
+    def app_page(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/html")
+        handler.end_headers()
+        handler.wfile.write(parent)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), App)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    app = f"http://127.0.0.1:{server.server_port}"
+    app = loopback_http(app_page)
     os.environ["UPLOAD_PAGE_FRAME_ANCESTORS"] = app  # read when the page function first loads
-    try:
-        b.page.goto(f"{app}/")
-        frame = b.page.frame_locator("#f")
-        frame.locator("#start:not([hidden])").wait_for()
-        frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
-        frame.locator("#start").click()
-        frame.locator("#processing[data-status]").wait_for(timeout=60000)
-        file_id = frame.locator("#file-id").inner_text()
-    finally:
-        server.shutdown()
+    b.page.goto(f"{app}/")
+    frame = b.page.frame_locator("#f")
+    frame.locator("#start:not([hidden])").wait_for()
+    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
+    frame.locator("#start").click()
+    frame.locator("#processing[data-status]").wait_for(timeout=60000)
+    file_id = frame.locator("#file-id").inner_text()
     assert b.stack.record(file_id).user_id == "embedded-user"
     assert not frame.locator("#signed-out").is_visible()
 

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
+from tests.conftest import Serve
 from vodupload.status import StatusClient, StatusUnavailable
 
+Scripted = Callable[..., str]  # the scripted fixture: actions -> the endpoint's URL
 PROCESSING = {"fileId": "f1", "status": "processing", "tasks": []}
 FINISHED = {"fileId": "f1", "status": "finished", "tasks": []}
 
@@ -50,29 +52,19 @@ def _answer(handler: BaseHTTPRequestHandler, action: Any, stop: threading.Event)
 
 
 @pytest.fixture
-def scripted() -> Iterator[Any]:
+def scripted(loopback_http: Serve) -> Iterator[Scripted]:
     """An uploads endpoint answering each request with the script's next action (the last one repeats)."""
-    stop, servers = threading.Event(), []
+    stop = threading.Event()
 
     def serve(*script: Any) -> str:
         actions = list(script)
-
-        class Endpoint(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                _answer(self, actions.pop(0) if len(actions) > 1 else actions[0], stop)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        servers.append(ThreadingHTTPServer(("127.0.0.1", 0), Endpoint))
-        threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{servers[-1].server_port}/uploads"
+        return (
+            loopback_http(lambda handler: _answer(handler, actions.pop(0) if len(actions) > 1 else actions[0], stop))
+            + "/uploads"
+        )
 
     yield serve
-    stop.set()
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    stop.set()  # a hanging answer ends, before the server stops
 
 
 @pytest.mark.parametrize(
@@ -85,7 +77,7 @@ def scripted() -> Iterator[Any]:
     ],
     ids=["dropped", "cut-mid-answer", "throttled", "timed-out"],
 )
-def test_a_passing_trouble_is_ridden_out(scripted: Any, script: tuple[Any, ...], pauses: list[float]) -> None:
+def test_a_passing_trouble_is_ridden_out(scripted: Scripted, script: tuple[Any, ...], pauses: list[float]) -> None:
     slept: list[float] = []
     client = StatusClient(scripted(*script), "token")
     assert client.follow("f1", timeout=60, sleep=slept.append)["status"] == "finished"
@@ -93,12 +85,14 @@ def test_a_passing_trouble_is_ridden_out(scripted: Any, script: tuple[Any, ...],
 
 
 @pytest.mark.parametrize("answer", [{}, [], {"status": "finished"}, b"<html>a portal</html>"])
-def test_an_answer_that_is_not_a_record_is_said_so(scripted: Any, answer: Any) -> None:
+def test_an_answer_that_is_not_a_record_is_said_so(scripted: Scripted, answer: Any) -> None:
     with pytest.raises(StatusUnavailable, match="answered 200 with something that is not an upload's record"):
         StatusClient(scripted(answer), "token").follow("f1", timeout=60, sleep=lambda _: None)
 
 
-def test_an_endpoint_that_stops_answering_cannot_hold_the_follow_past_its_deadline(scripted: Any) -> None:
+def test_an_endpoint_that_stops_answering_cannot_hold_the_follow_past_its_deadline(
+    scripted: Scripted,
+) -> None:
     client = StatusClient(scripted(PROCESSING, "hang"), "token")
     started = time.monotonic()
     with pytest.raises(StatusUnavailable, match=r"had not settled after 3 s \(last status: processing\); the upl"):

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -16,7 +15,7 @@ from unittest.mock import ANY
 import pytest
 
 from shared.store import TaskRecord, open_store
-from tests.conftest import Output, closed_loopback_port
+from tests.conftest import Output, Serve, closed_loopback_port
 from vodtesting import FILE_ID, http_event, sample_video, signed, signed_parameters, vod_event
 from vodtesting.events import TASK_ID
 from vodtesting.stack import VodStack
@@ -235,34 +234,24 @@ def test_vod_not_answering_is_a_503_so_vod_retries_and_the_log_says_why(
 
 
 @pytest.fixture
-def scripted_vod() -> Iterator[Callable[[dict[str, Any]], str]]:
+def scripted_vod(loopback_http: Serve) -> Callable[[dict[str, Any]], str]:
     """VOD's cloud API answering every call with one scripted Response: for what the emulator, whose tasks
     finish as they start, never answers (the signature is not checked: what is tested is the answer's use)."""
-    servers: list[ThreadingHTTPServer] = []
 
     def serve(response: dict[str, Any]) -> str:
         body = json.dumps({"Response": {**response, "RequestId": "scripted"}}).encode()
 
-        class Vod(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        def answer(handler: BaseHTTPRequestHandler) -> None:
+            handler.rfile.read(int(handler.headers["Content-Length"]))
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
 
-            def log_message(self, *args: object) -> None:
-                pass
+        return loopback_http(answer)
 
-        servers.append(ThreadingHTTPServer(("127.0.0.1", 0), Vod))
-        threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{servers[-1].server_port}"
-
-    yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    return serve
 
 
 _PROCESSING = {"TaskId": TASK_ID, "Status": "PROCESSING", "FileId": FILE_ID, "MediaProcessResultSet": []}
