@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import functools
-import hmac
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 from shared import hs_jwt
 from shared.config import AuthSettings, ConfigError
+from shared.digests import compare_digest
 from shared.errors import Unauthorized
 from shared.hs_jwt import TokenRejected
 from shared.http.body import finite_number
@@ -170,7 +170,7 @@ def _from_gateway(request: Request, settings: AuthSettings) -> Principal:
         )
     sent = request.headers.get(settings.gateway_secret_header, "")
     # Only the gateway knows the secret: without it the user header could come from anyone.
-    if not hmac.compare_digest(sent.encode("utf-8", "surrogatepass"), settings.gateway_secret.reveal().encode()):
+    if not compare_digest(sent.encode("utf-8", "surrogatepass"), settings.gateway_secret.reveal().encode()):
         raise Unauthorized(
             "request did not come through the authenticating gateway", code="untrusted_gateway", headers=_challenge()
         )

@@ -7,10 +7,10 @@ one ConfigError naming every bad variable, so an operator fixes them in one pass
 
 from __future__ import annotations
 
-import hmac
 import os
 import re
 
+from shared.digests import compare_digest
 from shared.logs import LEVELS, WARNING, log_event
 from shared.records import Record
 from shared.vod_limits import MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
@@ -61,7 +61,7 @@ class Secret:
     __str__ = __repr__
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and hmac.compare_digest(self._value.encode(), other._value.encode())
+        return isinstance(other, Secret) and compare_digest(self._value.encode(), other._value.encode())
 
     def __hash__(self) -> int:
         return hash(Secret)

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
+
+from shared.digests import compare_digest, hmac_digest
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
 
-HASHES = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}
+HASHES = {"HS256": "sha256", "HS384": "sha384", "HS512": "sha512"}  # shared.digests names
 _ALPHABET = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _SUPPORTED_CRIT = frozenset({"b64"})
 REQUIRED = ("exp", "sub")
@@ -104,7 +104,7 @@ def decode(
     alg = header.get("alg")
     if not alg or alg not in algorithms:
         raise TokenRejected("algorithm not allowed")
-    if not hmac.compare_digest(signature, hmac.new(key, signing_input, HASHES[alg]).digest()):
+    if not compare_digest(signature, hmac_digest(key, signing_input, HASHES[alg])):
         raise TokenRejected("bad signature")
     claims = _json_object(payload)
     _check_claims(claims, audience, issuer)

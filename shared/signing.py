@@ -10,10 +10,9 @@ this module is on the signature function's hot path.
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import re
 
+from shared.digests import hmac_digest
 from shared.errors import SignatureParamError
 from shared.records import Record
 from shared.vod_limits import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT, MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
@@ -172,7 +171,7 @@ def to_query(params: SignatureParams) -> str:
 
 
 def _mac(secret_key: str, original: bytes) -> bytes:
-    return hmac.new(secret_key.encode("utf-8"), original, hashlib.sha1).digest()
+    return hmac_digest(secret_key.encode("utf-8"), original, "sha1")
 
 
 def build_signature(params: SignatureParams, secret_key: str) -> str:

@@ -12,11 +12,10 @@ says why (`Attribution.why`).
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import re
 from collections.abc import Sequence
 
+from shared.digests import compare_digest, hmac_digest
 from shared.errors import UserIdTooLong
 from shared.records import Record
 from shared.vod_limits import MAX_SOURCE_CONTEXT
@@ -47,7 +46,7 @@ class Attribution(Record):
 
 
 def _mac(key: str, request_id: str, user_id: str) -> str:
-    digest = hmac.new(key.encode(), f"{PREFIX}:{request_id}:{user_id}".encode(), hashlib.sha256).digest()
+    digest = hmac_digest(key.encode(), f"{PREFIX}:{request_id}:{user_id}".encode(), "sha256")
     return base64.urlsafe_b64encode(digest).decode("ascii")[:_MAC_CHARS]
 
 
@@ -76,6 +75,6 @@ def _attribute(source_context: str | None, keys: Sequence[str]) -> Attribution:
         return Attribution("not_sealed")
     if not keys:
         return Attribution("no_key")
-    if any(hmac.compare_digest(mac, _mac(key, request_id, user_id)) for key in keys):
+    if any(compare_digest(mac, _mac(key, request_id, user_id)) for key in keys):
         return Attribution("sealed", user_id, request_id)
     return Attribution("bad_seal")

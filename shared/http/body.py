@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 from shared.errors import BadRequest, UnsupportedMediaType
 from shared.http.model import Request
@@ -13,12 +12,16 @@ if TYPE_CHECKING:
     from typing import Any
 
 
+# Not math.isinf/isfinite: `math` is an extension module the sign path would load for these two checks alone.
+_INFINITY = float("inf")
+
+
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
 def _finite(value: float, text: str) -> float:
-    if math.isinf(value):
+    if value in (_INFINITY, -_INFINITY):
         raise ValueError(f"{text[:20]} is out of range")  # 1e999 would be stored as non-standard Infinity
     return value
 
@@ -32,7 +35,7 @@ def finite_number(value: object) -> float | None:
         number = float(value)  # type: ignore[arg-type]
     except OverflowError:
         return None
-    return number if math.isfinite(number) else None
+    return number if -_INFINITY < number < _INFINITY else None  # False for NaN too
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

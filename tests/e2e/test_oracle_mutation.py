@@ -24,7 +24,7 @@ MUTANTS = [
         "_mac(secret_key, original) + original",
         "original + _mac(secret_key, original)",
     ),
-    ("the HMAC's hash", "hashlib.sha1).digest()", "hashlib.sha256).digest()[:20]"),
+    ("the HMAC's hash", 'original, "sha1")', 'original, "sha256")[:20]'),
     ("the parameter separator", 'return "&".join(parts)', 'return ";".join(parts)'),
 ]
 

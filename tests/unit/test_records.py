@@ -62,6 +62,21 @@ REFUSED = {
     "_replace overridden": ("a: int\ndef _replace(self): pass", AttributeError),
     "__new__ overridden": ("a: int\ndef __new__(cls): pass", AttributeError),
     "__slots__ set": ("a: int\n__slots__ = ()", AttributeError),
+    "a field named with an underscore": ("_a: int", ValueError),
+}
+
+# Ways to make an instance (of the "defaults" body: a, b=None, c=()), each tried first on a class not used yet
+# (the first instance compiles `__new__`) and then again: the value made, or the exception's type.
+CALLS = {
+    "positional": ((1, "x", (2,)), {}),
+    "defaults": ((1,), {}),
+    "keywords": ((), {"c": (3,), "a": 1}),
+    "mixed": ((1,), {"b": "y"}),
+    "missing": ((), {"b": "y"}),
+    "too many": ((1, 2, 3, 4), {}),
+    "twice": ((1,), {"a": 2}),
+    "unknown keyword": ((1,), {"d": 4}),
+    "nothing": ((), {}),
 }
 
 
@@ -125,3 +140,22 @@ def test_a_record_is_not_made_from_another_base() -> None:
 
         class Both(Record, Exception):  # type: ignore[misc]
             a: int
+
+
+def _outcome(make: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> object:
+    try:
+        made = make(*args, **kwargs)
+    except Exception as e:  # the outcome compared is the exception's type
+        return type(e)
+    return (type(made).__name__, tuple(made), made._asdict())
+
+
+@pytest.mark.parametrize(("args", "kwargs"), CALLS.values(), ids=CALLS)
+@pytest.mark.parametrize("via", ["class", "subclass"])
+def test_instances_are_made_as_typing_makes_them(args: tuple[Any, ...], kwargs: dict[str, Any], via: str) -> None:
+    outcomes = []
+    for base in (typing.NamedTuple, Record):
+        r = _make(BODIES["defaults"], base)
+        make = r if via == "class" else type("Sub", (r,), {"__slots__": ()})
+        outcomes.append([_outcome(make, args, kwargs), _outcome(make, args, kwargs), _outcome(r, (1,), {})])
+    assert outcomes[0] == outcomes[1]
