@@ -38,7 +38,7 @@ _OUTER = bytes(x ^ 0x5C for x in range(256))
 
 
 def hmac_digest(key: bytes, message: bytes, algorithm: str) -> bytes:
-    """HMAC-`algorithm` (a name in ALGORITHMS) of `message` under `key`: hmac.digest(key, message, algorithm)."""
+    """HMAC-`algorithm` (a name in ALGORITHMS) of bytes `message` under bytes `key`: hmac.digest(key, message, alg)."""
     new = ALGORITHMS[algorithm]
     inner = new()
     if len(key) > inner.block_size:

@@ -5,8 +5,9 @@ typing.NamedTuple compiles each annotation given as text (`from __future__ impor
 class made by collections.namedtuple, which compiles each record's `__new__` when the class is made: ~70 µs a
 record, 1.5-2 ms of the sign function's cold start for its 17 (most of them settings of other functions it
 never makes). The class made here is the one namedtuple makes (a tuple with the same field descriptors and
-methods), and its `__new__` is namedtuple's, compiled at the record's first instance. tests/unit/test_records.py
-builds the same classes with this and with typing.NamedTuple and compares them.
+methods), and its `__new__` is namedtuple's, compiled at the record's first instance (until then
+inspect.signature shows `(*args, **kwargs)`). tests/unit/test_records.py builds the same classes with this and
+with typing.NamedTuple and compares them.
 """
 
 __all__ = ["Record"]
@@ -15,7 +16,9 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import NamedTuple as Record
 else:
+    import sys
     from collections import _tuplegetter  # namedtuple's field descriptor (a C one, with a fallback there)
+    from keyword import iskeyword
 
     # As typing.NamedTuple treats the class body (CPython 3.10-3.13): these names it refuses, these it skips.
     _PROHIBITED = frozenset(
@@ -61,7 +64,7 @@ else:
     def _record_class(name, fields, defaults, module):
         """The class collections.namedtuple(name, fields, defaults=defaults, module=module) makes."""
         for field in fields:
-            if not field.isidentifier():  # a class body's annotations are: the check keeps eval below safe
+            if not field.isidentifier() or iskeyword(field):  # the check keeps eval below safe
                 raise ValueError(f"Type names and field names must be valid identifiers: {field!r}")
             if field.startswith("_"):
                 raise ValueError(f"Field names cannot start with an underscore: {field!r}")
@@ -73,14 +76,14 @@ else:
             new = eval(f"lambda _cls, {arguments}: _tuple_new(_cls, ({arguments}))", namespace)  # noqa: S307
             new.__name__ = "__new__"
             new.__qualname__ = f"{name}.__new__"
-            new.__doc__ = f"Create new instance of {name}({arguments.rstrip(',')})"
+            new.__doc__ = f"Create new instance of {name}({arguments})"
             new.__defaults__ = defaults
             new.__annotations__ = record.__annotations__
             record.__new__ = staticmethod(new)
             return new(cls, *args, **kwargs)
 
         body = {
-            "__doc__": f"{name}({', '.join(fields)})",
+            "__doc__": f"{name}({arguments})",
             "__slots__": (),
             "_fields": fields,
             "_field_defaults": dict(zip(fields[len(fields) - len(defaults) :], defaults, strict=True)),
@@ -92,6 +95,8 @@ else:
             "__getnewargs__": _getnewargs,
             "__match_args__": fields,
         }
+        if sys.version_info >= (3, 13):
+            body["__replace__"] = _replace  # copy.replace()
         for index, field in enumerate(fields):
             body[field] = _tuplegetter(index, f"Alias for field number {index}")
         record = type(name, (tuple,), body)
@@ -109,11 +114,14 @@ else:
     def _replace(self, /, **changes):
         result = self._make(map(changes.pop, self._fields, self))
         if changes:
-            raise ValueError(f"Got unexpected field names: {list(changes)!r}")
+            raise _UNEXPECTED_FIELD(f"Got unexpected field names: {list(changes)!r}")
         return result
 
+    _UNEXPECTED_FIELD = TypeError if sys.version_info >= (3, 13) else ValueError
+
     def _repr(self):
-        fields = ", ".join(f"{field}={value!r}" for field, value in zip(self._fields, self, strict=False))
+        values = tuple.__iter__(self)  # the values themselves, whatever a subclass's __iter__ gives
+        fields = ", ".join(f"{field}={value!r}" for field, value in zip(self._fields, values, strict=False))
         return f"{self.__class__.__name__}({fields})"
 
     def _asdict(self):
@@ -121,6 +129,8 @@ else:
 
     def _getnewargs(self):
         return tuple(self)
+
+    _repr.__name__, _getnewargs.__name__ = "__repr__", "__getnewargs__"
 
     def _deferred_annotations(namespace):
         """Python 3.14+ (PEP 649) puts an __annotate__ function where __annotations__ was, in a module without

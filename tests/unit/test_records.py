@@ -15,6 +15,9 @@ from shared.records import Record
 
 # Each body is made twice, as `class R(Base)` with Base = typing.NamedTuple, then Record.
 BODIES = {
+    "one field": """
+        a: int
+    """,
     "fields only": """
         a: int
         b: str
@@ -93,12 +96,17 @@ def _made(r: Any) -> dict[str, Any]:
     return {
         "fields": r._fields,
         "defaults": r._field_defaults,
-        "names": (r.__name__, r.__qualname__, r.__module__, r.__doc__ == "A documented record."),
+        "names": (r.__name__, r.__qualname__, r.__module__, r.__doc__),
         "bases": [b.__name__ for b in r.__mro__],
-        "attributes": sorted(k for k in vars(r) if not k.startswith("__") or k in ("__repr__", "__slots__")),
+        "attributes": sorted(
+            k for k in vars(r) if not k.startswith("__") or k in ("__repr__", "__slots__", "__replace__")
+        ),
+        "method names": (r.__new__.__doc__, r.__getnewargs__.__name__, r.__repr__.__name__),
         "annotation names": list(r.__annotations__),
         "instance": (repr(one), one == two, hash(one) == hash(two), tuple(one), one._asdict()),
         "replaced": tuple(one._replace(**{name: "x" for name in r._fields[:1]})),
+        "replaced with an unknown field": _outcome(one._replace, (), {"unknown": 1}),
+        "repr of a subclass that iterates otherwise": repr(type("S", (r,), {"__iter__": lambda s: iter("?")})(*args)),
         "made": tuple(r._make(tuple(one))),
         "copies": (copy.copy(one) == one, copy.deepcopy(one) == one),
         "no new attributes": _refuses_attribute(one),
