@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 # Patterns as text: `re` compiles (and caches) only those a function's settings use, at its cold start.
 _REGION = r"[a-z]{2,4}(-[a-z]+)+(-[0-9]+)?"
-_HEADER = r"[A-Za-z0-9-]{1,64}"
 _SIGN_KEY = r"[A-Za-z0-9]{1,32}"
 _API_HOST = r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"  # a name, IPv4 or [IPv6]; a port
 # shared.hs_jwt.HASHES (not imported: only sign and uploads need it), with each hash's size in bytes.
@@ -381,13 +380,18 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
     return secret or public_key, algorithms
 
 
+def is_header_name(text: str) -> bool:
+    """[A-Za-z0-9-]{1,64}, with string methods: compiling the pattern is ~0.1 ms of the sign function's cold start."""
+    return 0 < len(text) <= 64 and text.isascii() and text.replace("-", "a").isalnum()
+
+
 def _read_auth(r: _Reader) -> AuthSettings:
     mode = r.choice("AUTH_MODE", "jwt", ("jwt", "gateway", "none"))
     key, algorithms = _read_jwt(r) if mode == "jwt" else (None, ())
     user_header = r.text("AUTH_GATEWAY_USER_HEADER", "X-User-Id") or ""
     secret_header = r.text("AUTH_GATEWAY_SECRET_HEADER", "X-Gateway-Secret") or ""
     for name, header in (("AUTH_GATEWAY_USER_HEADER", user_header), ("AUTH_GATEWAY_SECRET_HEADER", secret_header)):
-        if not re.fullmatch(_HEADER, header):
+        if not is_header_name(header):
             r.problem(name, f"is not an HTTP header name (got {header!r})")
     if user_header.lower() == secret_header.lower():  # the secret would be taken for the user's id (and logged)
         r.problem("AUTH_GATEWAY_USER_HEADER", "must differ from AUTH_GATEWAY_SECRET_HEADER")

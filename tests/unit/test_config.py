@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import random
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
+from shared import config
 from shared.config import (
     ConfigError,
     Secret,
@@ -439,3 +442,13 @@ def test_half_a_key_pair_is_named_once() -> None:
     with pytest.raises(ConfigError) as caught:
         load_pull_settings({"TENCENTCLOUD_SECRET_KEY": "k", "VOD_CONTEXT_KEY": CONTEXT_KEY})
     assert [name for name, _ in caught.value.problems] == ["TENCENTCLOUD_SECRET_ID"]
+
+
+def test_header_names_are_told_as_the_pattern_tells_them() -> None:
+    pattern = re.compile(r"[A-Za-z0-9-]{1,64}")
+    rng = random.Random(20261202)
+    alphabet = "aZ09-_ .:é٣\u00a0\n"  # letters and digits outside ASCII (é, ٣) are not a header's
+    texts = ["", "-", "---", "X-User-Id", "x" * 64, "x" * 65, "٣", "ａ"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(70))) for _ in range(5000)]
+    for text in texts:
+        assert config.is_header_name(text) == bool(pattern.fullmatch(text)), repr(text)
