@@ -49,11 +49,18 @@ def report_json(report: FileReport) -> dict[str, Any]:
     return shown
 
 
+def status_text(report: FileReport) -> str:
+    u = report.upload
+    if u.status == "uploaded" and u.procedure_task_id and not report.tasks:  # the status API says processing
+        return "uploaded (its task flow has not reported yet: the uploads endpoint says processing)"
+    return u.status
+
+
 def print_record(report: FileReport) -> None:
     u = report.upload
     rows = [
         ("file id", u.file_id),
-        ("status", u.status),
+        ("status", status_text(report)),
         ("user", u.user_id or f"- ({u.attribution or 'no upload event yet'})"),
         ("attribution", f"{u.attribution or '-'}{', confirmed by VOD' if u.confirmed else ''}"),
         ("signature request", u.sign_request_id or "-"),
