@@ -111,13 +111,13 @@ else:
             raise TypeError(f"Expected {len(cls._fields)} arguments, got {len(result)}")
         return result
 
+    _UNEXPECTED_FIELD = TypeError if sys.version_info >= (3, 13) else ValueError
+
     def _replace(self, /, **changes):
         result = self._make(map(changes.pop, self._fields, self))
         if changes:
             raise _UNEXPECTED_FIELD(f"Got unexpected field names: {list(changes)!r}")
         return result
-
-    _UNEXPECTED_FIELD = TypeError if sys.version_info >= (3, 13) else ValueError
 
     def _repr(self):
         values = tuple.__iter__(self)  # the values themselves, whatever a subclass's __iter__ gives

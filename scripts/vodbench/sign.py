@@ -40,7 +40,7 @@ def _handler(env: dict[str, str]):  # type: ignore[no-untyped-def]
 
 
 # What the sign path imports from the stdlib.
-STDLIB = "json, re, base64, binascii, math, contextvars, os, collections, _sha1, _sha256, _sha512"
+STDLIB = "json, re, base64, binascii, contextvars, os, collections, _sha1, _sha256, _sha512"
 
 
 # What Tencent's demo sign function does per request (no authentication at all): read its settings, build
