@@ -1,11 +1,12 @@
 """HMAC (RFC 2104) over CPython's own hash modules, so that the sign path never loads OpenSSL.
 
 Why: `import hmac` or `import hashlib` loads _hashlib and with it libcrypto, ~4 ms of the sign function's
-cold start (`make bench`), as much as the rest of the stdlib it imports. CPython ships SHA-1 and SHA-2 as
-built-in modules (what hashlib itself falls back to without OpenSSL), and HMAC over a hash is the few lines
-below; tests/unit/test_digests.py checks them against the stdlib's `hmac` on more than 10,000 generated
-keys and messages. A Python built without those modules (some distributions' FIPS builds) gets hashlib's
-constructors and the same answers.
+cold start (`make bench`), as much as the rest of the stdlib it imports. CPython ships its own SHA-1 and
+SHA-2 modules (what hashlib itself falls back to without OpenSSL), and HMAC over a hash is the few lines
+below; tests/unit/test_digests.py checks them against the stdlib's `hmac` on 12,000 generated keys and
+messages. A Python built without those modules (some distributions' FIPS builds) gets hashlib's
+constructors and the same answers. They are loaded at the first HMAC: functions that only compare secrets
+(compare_digest) never load them.
 """
 
 from __future__ import annotations
@@ -13,33 +14,44 @@ from __future__ import annotations
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from hashlib import sha1, sha256, sha384, sha512
     from hmac import compare_digest
     from typing import Any
+
+    def algorithms() -> dict[str, Callable[..., Any]]: ...
 else:
     try:
         from _operator import _compare_digest as compare_digest  # what hmac.compare_digest is without OpenSSL
-        from _sha1 import sha1
-
-        try:
-            from _sha2 import sha256, sha384, sha512  # CPython 3.12+
-        except ImportError:
-            from _sha256 import sha256
-            from _sha512 import sha384, sha512
     except ImportError:
-        from hashlib import sha1, sha256, sha384, sha512
         from hmac import compare_digest
 
-__all__ = ["ALGORITHMS", "compare_digest", "hmac_digest"]
+    _LOADED = {}
 
-ALGORITHMS: dict[str, Callable[..., Any]] = {"sha1": sha1, "sha256": sha256, "sha384": sha384, "sha512": sha512}
+    def algorithms():
+        """Hash name -> constructor, for the names hmac_digest takes."""
+        if not _LOADED:
+            try:
+                from _sha1 import sha1
+
+                try:  # CPython 3.10 and 3.11 (the bundles' 3.10 first: a failed import costs a search)
+                    from _sha256 import sha256
+                    from _sha512 import sha384, sha512
+                except ImportError:
+                    from _sha2 import sha256, sha384, sha512  # 3.12+
+            except ImportError:
+                from hashlib import sha1, sha256, sha384, sha512
+            _LOADED.update(sha1=sha1, sha256=sha256, sha384=sha384, sha512=sha512)
+        return _LOADED
+
+
+__all__ = ["algorithms", "compare_digest", "hmac_digest"]
+
 _INNER = bytes(x ^ 0x36 for x in range(256))
 _OUTER = bytes(x ^ 0x5C for x in range(256))
 
 
 def hmac_digest(key: bytes, message: bytes, algorithm: str) -> bytes:
-    """HMAC-`algorithm` (a name in ALGORITHMS) of bytes `message` under bytes `key`: hmac.digest(key, message, alg)."""
-    new = ALGORITHMS[algorithm]
+    """HMAC-`algorithm` (a name in algorithms()) of bytes `message` under bytes `key`: hmac.digest(...)."""
+    new = algorithms()[algorithm]
     inner = new()
     if len(key) > inner.block_size:
         key = new(key).digest()

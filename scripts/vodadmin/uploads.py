@@ -51,8 +51,9 @@ def report_json(report: FileReport) -> dict[str, Any]:
 
 def status_text(report: FileReport) -> str:
     u = report.upload
-    if u.status == "uploaded" and u.procedure_task_id and not report.tasks:  # the status API says processing
-        return "uploaded (its task flow has not reported yet: the uploads endpoint says processing)"
+    # The uploads endpoint says `processing` here, unless VOD was asked for no task events (VOD_TASK_NOTIFY_MODE).
+    if u.status == "uploaded" and u.procedure_task_id and not report.tasks:
+        return "uploaded (its task flow has not reported a task event yet)"
     return u.status
 
 

@@ -54,13 +54,13 @@ def test_show_is_readable(database_url: str) -> None:
         assert expected in shown.stdout
 
 
-def test_show_says_what_the_uploads_endpoint_says_before_the_task_flow_reports(tmp_path: Path) -> None:
+def test_show_says_when_the_task_flow_has_not_reported_yet(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
     ingest_event(store, load_event("vod_new_file_upload"), received_at=1_700_000_000.0, keys=KEYS)
     store.close()
     shown = uploads(url, "show", FILE_ID)
-    assert "status             uploaded (its task flow has not reported yet" in shown.stdout, shown.stdout
+    assert "status             uploaded (its task flow has not reported a task event yet)" in shown.stdout
 
 
 def test_show_json(database_url: str) -> None:
