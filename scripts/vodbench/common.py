@@ -91,7 +91,7 @@ def per_call(fns: Mapping[str, Callable[[], object]], number: int = 5000, repeat
 
 
 def process_seconds(
-    codes: Mapping[str, str], env: Mapping[str, str], runs: int = 15, cwd: Path | None = None
+    codes: Mapping[str, str], env: Mapping[str, str], runs: int = 31, cwd: Path | None = None
 ) -> dict[str, float]:
     """Median wall time of a fresh `python -E -s -S -c code` for each of `codes` (label -> code): no
     site-packages, no PYTHON* variables, no user site, only the stdlib and the current directory, where
