@@ -24,23 +24,22 @@ else:
     except ImportError:
         from hmac import compare_digest
 
-    _LOADED = {}
+    import functools  # already loaded by re and json
 
+    @functools.cache
     def algorithms():
         """Hash name -> constructor, for the names hmac_digest takes."""
-        if not _LOADED:
-            try:
-                from _sha1 import sha1
+        try:
+            from _sha1 import sha1
 
-                try:  # CPython 3.10 and 3.11 (the bundles' 3.10 first: a failed import costs a search)
-                    from _sha256 import sha256
-                    from _sha512 import sha384, sha512
-                except ImportError:
-                    from _sha2 import sha256, sha384, sha512  # 3.12+
+            try:  # CPython 3.10 and 3.11 (the bundles' 3.10 first: a failed import costs a search)
+                from _sha256 import sha256
+                from _sha512 import sha384, sha512
             except ImportError:
-                from hashlib import sha1, sha256, sha384, sha512
-            _LOADED.update(sha1=sha1, sha256=sha256, sha384=sha384, sha512=sha512)
-        return _LOADED
+                from _sha2 import sha256, sha384, sha512  # 3.12+
+        except ImportError:
+            from hashlib import sha1, sha256, sha384, sha512
+        return {"sha1": sha1, "sha256": sha256, "sha384": sha384, "sha512": sha512}
 
 
 __all__ = ["algorithms", "compare_digest", "hmac_digest"]
