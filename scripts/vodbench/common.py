@@ -10,10 +10,11 @@ import tempfile
 import time
 import timeit
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from vodlocal.localstack import loopback_only
 
@@ -90,21 +91,31 @@ def per_call(fns: Mapping[str, Callable[[], object]], number: int = 5000, repeat
     return best
 
 
-def process_seconds(
-    codes: Mapping[str, str], env: Mapping[str, str], runs: int = 31, cwd: Path | None = None
-) -> dict[str, float]:
-    """Median wall time of a fresh `python -E -s -S -c code` for each of `codes` (label -> code): no
+K = TypeVar("K")  # what a launch is labelled with
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One fresh interpreter's job: `code`, with exactly `env`, run in `cwd`."""
+
+    code: str
+    env: Mapping[str, str]
+    cwd: Path | None = None
+
+
+def process_seconds(launches: Mapping[K, Launch], runs: int = 31) -> dict[K, float]:
+    """Median wall time of a fresh `python -E -s -S -c code` for each of `launches` (label -> launch): no
     site-packages, no PYTHON* variables, no user site, only the stdlib and the current directory, where
     `import index` finds a bundle as SCF does. Run in turns (one of each, `runs` times), so that a busier
     moment of the machine weighs on all of them alike and their ratios hold."""
-    times: dict[str, list[float]] = {label: [] for label in codes}
+    times: dict[K, list[float]] = {label: [] for label in launches}
     for _ in range(runs):
-        for label, code in codes.items():
+        for label, launch in launches.items():
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-E", "-s", "-S", "-c", code],
-                env=dict(env),
-                cwd=cwd,
+                [sys.executable, "-E", "-s", "-S", "-c", launch.code],
+                env=dict(launch.env),
+                cwd=launch.cwd,
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
@@ -120,29 +131,50 @@ class ColdStart:
     layers: dict[str, float]  # label -> seconds of each layer's code (an import, or an import and a request)
 
 
-def bundle_cold_start(name: str, env: Mapping[str, str], layers: Mapping[str, str] | None = None) -> ColdStart:
-    """Build the function's deploy bundle, unpack it, and time its import as SCF would (no dev venv).
-    `layers` (label -> code: imports, or a first request) are timed the same way, to show where the time goes."""
+@dataclass(frozen=True)
+class Bundle:
+    """A function's deploy bundle to time: its settings, and `layers` (label -> code: imports, or a first
+    request), timed the same way as its import, to show where the time goes."""
+
+    name: str
+    env: Mapping[str, str]
+    layers: Mapping[str, str] = field(default_factory=dict)
+
+
+def bundle_cold_starts(bundles: Sequence[Bundle]) -> list[ColdStart]:
+    """Build each function's deploy bundle, unpack it, and time its import as SCF would (no dev venv); the
+    bundles' launches all in turns, so that ratios between bundles hold as well as within one."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "build"), name, "--out", str(out)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,  # shown if the build fails (no CPython 3.10, say): CalledProcessError.stderr
-        )
-        archive = out / f"{name}.zip"
-        code = out / "code"
-        zipfile.ZipFile(archive).extractall(code)
-        run_env = {"PATH": os.environ.get("PATH", ""), **env}
-        bare, cold = "\0bare", "\0cold"  # labels no layer can have
-        seconds = process_seconds({bare: "import sys", cold: "import index", **(layers or {})}, run_env, cwd=code)
-        return ColdStart(
-            seconds.pop(bare),
-            seconds.pop(cold),
-            archive.stat().st_size,
-            seconds,
-        )
+        launches: dict[tuple[int, str], Launch] = {}
+        sizes = []
+        for index, bundle in enumerate(bundles):
+            out = Path(tmp) / str(index)
+            subprocess.run(
+                [sys.executable, str(ROOT / "scripts" / "build"), bundle.name, "--out", str(out)],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,  # shown if the build fails (no CPython 3.10, say): CalledProcessError.stderr
+            )
+            archive, code = out / f"{bundle.name}.zip", out / "code"
+            sizes.append(archive.stat().st_size)
+            zipfile.ZipFile(archive).extractall(code)
+            env = {"PATH": os.environ.get("PATH", ""), **bundle.env}
+            codes = {_BARE: "import sys", _COLD: "import index", **bundle.layers}
+            launches.update({(index, label): Launch(text, env, code) for label, text in codes.items()})
+        seconds = process_seconds(launches)
+    starts = []
+    for index, size in enumerate(sizes):
+        mine = {label: value for (owner, label), value in seconds.items() if owner == index}
+        starts.append(ColdStart(mine.pop(_BARE), mine.pop(_COLD), size, mine))
+    return starts
+
+
+_BARE, _COLD = "\0bare", "\0cold"  # labels no layer can have
+
+
+def bundle_cold_start(name: str, env: Mapping[str, str], layers: Mapping[str, str] | None = None) -> ColdStart:
+    """One bundle's cold start (`bundle_cold_starts`)."""
+    return bundle_cold_starts([Bundle(name, env, layers or {})])[0]
 
 
 def cold_start_rows(name: str, start: ColdStart, note: str) -> list[tuple[str, str]]:
