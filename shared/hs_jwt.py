@@ -146,7 +146,7 @@ def refused_secret(key: bytes) -> str | None:
     text = key.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not key:
         return "is empty"
-    if b"-----BEGIN" in key or b"-----END" in key:
+    if any(marker in key for marker in _ARMOR):
         return "looks like a PEM key or certificate"
     if key.startswith((b"ssh-", b"ecdsa-sha2-")):
         return "looks like an SSH public key"
@@ -157,6 +157,9 @@ def refused_secret(key: bytes) -> str | None:
     return None
 
 
+# PEM armor (RFC 7468: five dashes) and the RFC 4716 SSH2 form (`---- BEGIN SSH2 PUBLIC KEY ----`, what
+# `ssh-keygen -e` writes): every marker PyJWT's is_pem_format matches, whatever the label.
+_ARMOR = (b"----BEGIN", b"---- BEGIN", b"----END", b"---- END")
 _DEEPEST = 500  # openings in a row at the start: JSON nested deeper than any key's is refused unread
 
 
@@ -168,7 +171,8 @@ def _json_container(text: bytes) -> bool:
     if len(text) - len(text.lstrip(b"[{ \t\r\n")) > _DEEPEST:
         return True
     try:
-        return isinstance(json.loads(text), dict | list)
+        # Numbers read as 0, as PyJWT reads them: a huge one must not make a JWK unreadable, so accepted.
+        return isinstance(json.loads(text, parse_int=lambda _: 0), dict | list)
     except RecursionError:  # still too deep for this stack: refused rather than read
         return True
     except ValueError:

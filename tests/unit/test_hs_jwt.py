@@ -212,6 +212,12 @@ def _key_shaped() -> list[bytes]:
     jwk = {"kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}
     shaped += [json.dumps(value).encode() for value in (jwk, [jwk], {"keys": [jwk]})]
     shaped += [b"\xef\xbb\xbf " + json.dumps(jwk).encode(), json.dumps(jwk, indent=2).encode()]
+    # JSON a strict reader gives up on (an int over 4,300 digits), with the member's name escaped
+    shaped.append(b'{"k\\u0074y": "oct", "k": "c2VjcmV0", "n": ' + b"1" * 5000 + b"}")
+    # RFC 4716, as `ssh-keygen -e` writes a public key; and PEM labels with four dashes and a space
+    blob = public[2].public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).split()[1]
+    for label in (b"SSH2 PUBLIC KEY", b"PUBLIC KEY"):
+        shaped.append(b"---- BEGIN %s ----\n%s\n---- END %s ----\n" % (label, blob, label))
     return shaped
 
 
