@@ -457,17 +457,25 @@ def database_url_problem(url: str) -> str | None:
             return "sqlite:/// needs a file path (no :memory:, no query string)"
         return None
     if url.startswith(("postgresql://", "postgres://")):
-        from urllib.parse import urlsplit  # here: only database settings parse a URL (~1.5 ms of a cold start)
-
-        try:
-            parts = urlsplit(url)  # raises on an unencoded [ or ] (taken for an IPv6 address)
-            parts.port  # noqa: B018 - parses the authority, raising on a malformed one
-        except ValueError:
-            return "is not a valid postgresql:// URL (check the port and percent-encoding)"
-        if parts.netloc.count("@") > 1:  # libpq would split it elsewhere and quote a piece of it
-            return "has an unencoded '@' in its user or password: write it as %40"
-        return None
+        return _postgres_url_problem(url)
     return "must start with sqlite:/// or postgresql:// (or postgres://)"
+
+
+def _postgres_url_problem(url: str) -> str | None:
+    from urllib.parse import unquote, urlsplit  # here: only database settings parse a URL (~1.5 ms of a cold start)
+
+    try:
+        parts = urlsplit(url)  # raises on an unencoded [ or ] (taken for an IPv6 address)
+        parts.port  # noqa: B018 - parses the authority, raising on a malformed one
+    except ValueError:
+        return "is not a valid postgresql:// URL (check the port and percent-encoding)"
+    try:
+        unquote(url, errors="strict")
+    except UnicodeDecodeError:  # psycopg2 decodes what libpq unescapes as UTF-8: it would fail every connection
+        return "has a percent-escape that is not UTF-8 (write each character's UTF-8 bytes, as %C3%A9 for é)"
+    if parts.netloc.count("@") > 1:  # libpq would split it elsewhere and quote a piece of it
+        return "has an unencoded '@' in its user or password: write it as %40"
+    return None
 
 
 def hide_database_password(text: str, url: str) -> str:

@@ -55,6 +55,26 @@ _STRICT_JSON = json.JSONDecoder(
 )
 
 
+def _unicode(value: Any) -> bool:
+    """Whether every key and string, at any depth, has a UTF-8 form (walked without recursion: the decoder
+    already accepted this depth)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return False
+        elif isinstance(item, dict):
+            pending += item
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
+    return True
+
+
 def json_object(request: Request, *, require_content_type: bool = True) -> dict[str, Any] | None:
     """The body as a JSON object, or None when there is no body. Strict: JSON content type (unless
     `require_content_type=False`, for senders that don't document theirs), UTF-8, no duplicate
@@ -69,6 +89,10 @@ def json_object(request: Request, *, require_content_type: bool = True) -> dict[
         value = _STRICT_JSON.decode(text)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadRequest(f"body is not valid JSON: {str(exc)[:120]}", code="invalid_json") from exc
+    if ("\\ud" in text or "\\uD" in text) and not _unicode(value):
+        # An escaped half of a surrogate pair, alone: no UTF-8 form, so not text (RFC 7493 §2.1), and a string
+        # kept from it would break every answer that later shows it.
+        raise BadRequest("body is not valid JSON: a string holds an unpaired surrogate", code="invalid_json")
     if not isinstance(value, dict):
         raise BadRequest("body must be a JSON object", code="invalid_json")
     return value

@@ -116,6 +116,17 @@ def test_bad_signatures_are_401_and_store_nothing(
     assert (line["level"], line["sign_error"]) == ("WARNING", result["error"]["message"])
 
 
+def _with_output_url(url: str) -> dict[str, Any]:
+    event = load_event("vod_procedure_finish")
+    event["ProcedureStateChangeEvent"]["MediaProcessResultSet"][0]["TranscodeTask"]["Output"]["Url"] = url
+    return event
+
+
+def test_text_beyond_the_basic_plane_is_accepted(call: Callable[..., Call]) -> None:
+    # A surrogate pair, escaped as JSON encoders do by default: one character (an emoji), valid text.
+    assert call()(json.dumps(signed(_with_output_url("http://vod.example/\U0001f600.mp4"))))["status"] == 200
+
+
 @pytest.mark.parametrize(
     ("payload", "code", "names"),
     [
@@ -147,6 +158,11 @@ def test_bad_signatures_are_401_and_store_nothing(
             ),
             "malformed_event",
             "ProcedureStateChangeEvent.ErrCode must be an integer",
+        ),
+        (  # deep in a task's output, where the event is not read field by field: still not text
+            json.dumps(signed(_with_output_url("http://vod.example/\ud800.mp4"))),  # escaped, as JSON allows
+            "invalid_json",
+            "unpaired surrogate",
         ),
     ],
 )

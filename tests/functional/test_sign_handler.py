@@ -320,7 +320,8 @@ def test_choices_within_the_allow_lists_are_honoured(
         ({"body": "é", "base64": True}, 400, "bad_event"),
         ({"body": '{"classId": 1e999}'}, 400, "invalid_json"),
         ({"body": '{"sessionContext": "a\\u0000b"}'}, 400, "invalid_field"),
-        ({"body": '{"sessionContext": "\\ud800"}'}, 400, "invalid_field"),
+        ({"body": '{"sessionContext": "\\ud800"}'}, 400, "invalid_json"),  # an unpaired surrogate: not text
+        ({"body": '{"a": [{"\\udfff": 1}]}'}, 400, "invalid_json"),  # as a key, at any depth
         ({"body": '{"a": "' + "x" * 17_000 + '"}'}, 413, "payload_too_large"),
         ({"method": "GET"}, 405, "method_not_allowed"),
         ({"method": "PUT"}, 405, "method_not_allowed"),

@@ -237,6 +237,8 @@ def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
         ("sqlite:///:memory:", "needs a file path"),
         ("sqlite:///x.db?mode=ro", "needs a file path"),
         ("postgresql://u:hunter2@host:notaport/db", "not a valid postgresql:// URL"),
+        ("postgresql://u:hunter2%E9@host/db", "not UTF-8"),  # Latin-1 é
+        ("postgresql://u:hunter2@host/db?application_name=%E9", "not UTF-8"),
     ],
 )
 def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
