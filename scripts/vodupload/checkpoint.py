@@ -4,12 +4,13 @@ Like vod-js-sdk-v6, which keeps the vodSessionKey in localStorage under a name m
 and sizes (src/uploader.ts, `sessionName`/`setStorage`), a checkpoint lets a later run, in this process or
 another, continue a paused, interrupted or killed upload. It keeps only what COS cannot tell: the session
 key, each object's multipart uploadId, what the files looked like (path, size, mtime, a hash of a content
-sample: a changed file starts over instead of being stitched together from two versions) and when the
-session began. Which parts are stored is asked from COS when resuming, and where the objects go comes
-back with the session's fresh credentials. Writes are atomic (temporary file, fsync, rename). Files are
-private (0600): the session key lets a signature holder continue the upload. A run holds its checkpoint's
-lock file (`<name>.lock`, filelock's: flock, or Windows' own) while it uses the checkpoint, so that a second
-run of the same files at the same time is refused instead of replacing or deleting the first one's.
+sample: a changed file starts over instead of being stitched together from two versions), when the
+session began, and whether its commit was sent. Which parts are stored is asked from COS when resuming,
+and where the objects go comes back with the session's fresh credentials. Writes are atomic (temporary
+file, fsync, rename). Files are private (0600): the session key lets a signature holder continue the
+upload. A run holds its checkpoint's lock file (`<name>.lock`, filelock's: flock, or Windows' own) while it
+uses the checkpoint, so that a second run of the same files at the same time is refused instead of
+replacing or deleting the first one's.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ class Checkpoint:
     session_key: str = field(repr=False)
     created_at: float  # when VOD opened the session: the resume window counts from here
     objects: list[SavedObject]
+    # CommitUploadUGC was sent (every object stored): a run stopped before its answer leaves this set, and the
+    # next run asks for the same commit again (which VOD answers with the same file) instead of starting over.
+    committing: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "version": VERSION}
@@ -99,7 +103,11 @@ class Checkpoint:
             for obj in data["objects"]
         ]
         return cls(
-            name=data["name"], session_key=data["session_key"], created_at=float(data["created_at"]), objects=objects
+            name=data["name"],
+            session_key=data["session_key"],
+            created_at=float(data["created_at"]),
+            objects=objects,
+            committing=data.get("committing") is True,
         )
 
 

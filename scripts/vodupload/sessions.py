@@ -5,7 +5,8 @@ ApplyUploadUGC, and when VOD refuses it, whatever the code, the saved session is
 applied for. VOD does not publish which codes mean what, so none is treated specially. Before asking VOD,
 a session older than its resume window ("断点续传的有效时间为1天", https://cloud.tencent.com/document/product/266/9219)
 or saved for a file that has changed since is dropped locally. Unlike the SDK, failing to reach VOD
-(network errors, 5xx) is no refusal: the saved session stays for a later try.
+(network errors, 5xx) is no refusal: the saved session stays for a later try. A session whose commit was
+sent by a run that stopped before the answer is committed again, not uploaded a second time.
 
 Dropping a session aborts its multipart uploads, best effort. COS needs the session's own temporary
 credentials for that, and VOD hands them out only while it accepts the session: after a refusal only
@@ -14,6 +15,7 @@ credentials this process still holds for it can do it; otherwise the user is tol
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,12 +26,13 @@ from vodupload.credentials import SessionCredentials
 from vodupload.errors import CheckpointUnavailable, StorageError, VodApiError
 from vodupload.notices import NoticeKind
 from vodupload.progress import ProgressMeter
-from vodupload.vod_api import MediaInfo
+from vodupload.vod_api import Committed, MediaInfo
 
 if TYPE_CHECKING:
     from vodupload.uploader import Uploader
 
 Notify = Callable[[NoticeKind, str], None]
+log = logging.getLogger("vodupload")
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,28 @@ class SavedSessions:
         checkpoint = Checkpoint(self.name, applied.session_key, self._up._clock(), objects)
         self._up.checkpoints.save(checkpoint)
         return Opened(checkpoint, self._up._credentials(applied, self._on_refresh), resumed=False)
+
+    def recommit(self, identities: dict[str, FileIdentity]) -> Committed | None:
+        """The upload a stopped run had sent CommitUploadUGC for (killed, say, before the answer), committed
+        again: a commit is repeatable (vod-js-sdk-v6 retries it with the same session key). None when there is
+        no such upload, or VOD does not confirm it: then the saved session is opened as usual."""
+        saved = self.load()
+        if saved is None or not saved.committing or (saved := self._usable(identities)) is None:
+            return None
+        try:
+            committed = self._up.vod.commit(saved.session_key)
+        except VodApiError as exc:
+            log.info("the interrupted commit was not confirmed: code %s", exc.code)
+            return None
+        self._notify(NoticeKind.RESUMING, "the previous run had committed the upload; nothing left to send")
+        self.finished(saved)
+        return committed
+
+    def committing(self, checkpoint: Checkpoint) -> None:
+        """Every object is stored and the commit is about to be sent: saved, so that a stopped run's next one
+        asks for that commit again rather than uploading a second copy."""
+        checkpoint.committing = True
+        self._up.checkpoints.save(checkpoint)
 
     def finished(self, checkpoint: Checkpoint) -> None:
         """Committed or cancelled: nothing left to resume."""

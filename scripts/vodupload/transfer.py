@@ -171,6 +171,7 @@ class ObjectTransfer:
 
     def _put_whole(self) -> bool:
         data = _read(self._path, 0, self.obj.source.size)
+        self._check_source()  # one read: what it got is the file as identified, unless it changed since
         try:
             self._ctx.cos(
                 lambda c: c.put_object(Bucket=self._bucket, Key=self._key, Body=data, EnableMD5=True),

@@ -478,20 +478,23 @@ class UploadTask:
     def _drive_claimed(self) -> UploadState:
         """Upload and commit; DONE, or PAUSED or CANCELLED when asked to stop."""
         identities = {s.role: identify(s.path) for s in self._sources}
-        opened = self._sessions.open(identities, *self._media(identities))
-        checkpoint = opened.checkpoint
-        transfers = self._up._transfers(checkpoint, opened.credentials, halt=self._halt, meter=self._meter)
-        finished = self._transfer(transfers, opened.resumed, sum(i.size for i in identities.values()))
-        stop = self._enter_commit(finished)
-        if stop is not None:
-            if stop is UploadState.CANCELLED:
-                for transfer in transfers:
-                    transfer.abort()
-                self._sessions.finished(checkpoint)
-            return stop
-        self._emit_state(UploadState.COMMITTING)
-        committed = self._up.vod.commit(checkpoint.session_key)
-        self._sessions.finished(checkpoint)
+        committed = self._sessions.recommit(identities)
+        if committed is None:
+            opened = self._sessions.open(identities, *self._media(identities))
+            checkpoint = opened.checkpoint
+            transfers = self._up._transfers(checkpoint, opened.credentials, halt=self._halt, meter=self._meter)
+            finished = self._transfer(transfers, opened.resumed, sum(i.size for i in identities.values()))
+            stop = self._enter_commit(finished)
+            if stop is not None:
+                if stop is UploadState.CANCELLED:
+                    for transfer in transfers:
+                        transfer.abort()
+                    self._sessions.finished(checkpoint)
+                return stop
+            self._emit_state(UploadState.COMMITTING)
+            self._sessions.committing(checkpoint)
+            committed = self._up.vod.commit(checkpoint.session_key)
+            self._sessions.finished(checkpoint)
         with self._lock:
             self._result = UploadResult(committed.file_id, committed.video_url, committed.cover_url)
         return UploadState.DONE

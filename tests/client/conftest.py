@@ -116,6 +116,7 @@ class Traffic:
         self.parts_stored = 0
         self.aborts_to_fail = 0  # the next AbortMultipartUpload requests COS answers 503
         self.completes_unanswered = 0  # the next CompleteMultipartUploads COS does, but their answer is a 503
+        self.commits_unanswered = 0  # the next CommitUploadUGCs VOD does, but their answer is a 502
         self.heads_forbidden = False  # HEAD answered 403, as by credentials that may only write
         self.held = 0
         self._passes: int | None = None
@@ -192,16 +193,20 @@ class Traffic:
         return result
 
     def _unanswered_complete(self, environ: dict[str, Any]) -> bool:
-        return self._counted_down("completes_unanswered", environ, "POST")
+        return self._on_upload(environ, "POST") and self._counted_down("completes_unanswered")
 
     def _failed_abort(self, environ: dict[str, Any]) -> bool:
-        return self._counted_down("aborts_to_fail", environ, "DELETE")
+        return self._on_upload(environ, "DELETE") and self._counted_down("aborts_to_fail")
 
-    def _counted_down(self, counter: str, environ: dict[str, Any], method: str) -> bool:
-        """Whether this is a `method` on a multipart upload that the test still asks `counter` more of."""
-        on_upload = environ["REQUEST_METHOD"] == method and "uploadId=" in environ.get("QUERY_STRING", "")
+    @staticmethod
+    def _on_upload(environ: dict[str, Any], method: str) -> bool:
+        """Whether this is a `method` on a multipart upload."""
+        return environ["REQUEST_METHOD"] == method and "uploadId=" in environ.get("QUERY_STRING", "")
+
+    def _counted_down(self, counter: str) -> bool:
+        """Whether the test still asks `counter` more of these (one fewer from now on)."""
         with self._cond:
-            if not on_upload or not getattr(self, counter):
+            if not getattr(self, counter):
                 return False
             setattr(self, counter, getattr(self, counter) - 1)
             return True
@@ -229,7 +234,8 @@ class Traffic:
         self.before_call(action)
         body = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
         environ["wsgi.input"] = io.BytesIO(body)
-        answer = b"".join(self._app(environ, start_response))
+        started: list[Any] = []
+        answer = b"".join(self._app(environ, lambda *args: started.append(args)))
         request, reply = json.loads(body or b"{}"), json.loads(answer)
         self._guard.add(str(request.get("signature", "")))
         data = reply.get("data") or {}
@@ -240,6 +246,10 @@ class Traffic:
         with self._cond:
             self.calls.append(VodCall(action, request, reply))
             self._cond.notify_all()
+        if action == "CommitUploadUGC" and self._counted_down("commits_unanswered"):
+            start_response("502 Bad Gateway", [("Content-Type", "text/plain")])  # the answer, lost on the way
+            return [b"bad gateway (held by the test)"]
+        start_response(*started[0])
         return [answer]
 
 

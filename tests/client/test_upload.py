@@ -26,6 +26,7 @@ from vodupload import (
     SignatureClient,
     SignatureRefused,
     SignatureUnavailable,
+    SourceChanged,
     UploadCancelled,
     Uploader,
     UploadOptions,
@@ -156,7 +157,7 @@ def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack,
 
     # What COS can tell is not saved: no parts, no storage location.
     session = stack.saved_session()
-    assert set(session) == {"version", "name", "session_key", "created_at", "objects"}
+    assert set(session) == {"version", "name", "session_key", "created_at", "objects", "committing"}
     assert [set(obj) for obj in session["objects"]] == [{"role", "source", "upload_id", "part_size"}]
     before = stack.traffic.parts_sent()
 
@@ -407,8 +408,9 @@ def test_a_session_vod_refuses_starts_over_aborting_its_parts_if_it_can(
 
 
 def test_a_session_committed_before_its_checkpoint_was_deleted_starts_over(stack: Stack, tmp_path: Path) -> None:
-    """The run that committed stopped before deleting its checkpoint: VOD refuses the committed session,
-    and the upload starts a new one (as vod-js-sdk-v6 would), leaving the committed file as it is."""
+    """The saved session was committed by another client (a run of this checkpoint would have marked it as
+    committing): VOD refuses it, and the upload starts a new one (as vod-js-sdk-v6 would), leaving the
+    committed file as it is."""
     video = write_file(tmp_path / "clip.mp4", 300 * 1024)
     pause_once_stored(stack, video)  # the single PUT is stored, the commit not sent
     earlier = VodClient(stack.signer(), endpoint=stack.url).commit(stack.saved_session()["session_key"])
@@ -420,6 +422,27 @@ def test_a_session_committed_before_its_checkpoint_was_deleted_starts_over(stack
     assert result.file_id != earlier.file_id
     assert stack.served(result.video_url or "") == stack.served(earlier.video_url or "") == video.read_bytes()
     assert stack.saved() == []
+
+
+def test_a_commit_whose_answer_the_run_never_heard_is_asked_again_not_uploaded_twice(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """VOD committed the upload, but the run stopped before hearing so (killed; here: every answer lost): the
+    next run asks for that commit again, as vod-js-sdk-v6 retries one, and gets the same file, sending nothing."""
+    video = write_file(tmp_path / "clip.mp4", 3 * MIB)
+    stack.traffic.commits_unanswered = 4  # the first try and the uploader's three retries
+    with pytest.raises(VodUnavailable):
+        stack.uploader().upload(video).run()
+    sent = len(stack.traffic.cos_requests)
+    heard: list[Any] = []
+
+    result = stack.uploader().upload(video, on_notice=heard.append).run()
+
+    file_ids = {call.answer["data"]["fileId"] for call in stack.traffic.calls if call.action == "CommitUploadUGC"}
+    assert file_ids == {result.file_id}
+    assert stack.traffic.actions()[-2:] == ["CommitUploadUGC", "CommitUploadUGC"]  # lost, then asked again
+    assert len(stack.traffic.cos_requests) == sent and [n.kind for n in heard] == [NoticeKind.RESUMING]
+    assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
 def test_any_refusal_discards_the_saved_session(stack: Stack, tmp_path: Path) -> None:
@@ -689,6 +712,19 @@ def test_the_run_announces_the_file_as_it_is_then(
     assert (reports[-1].bytes_done, reports[-1].bytes_total) == (size, size)
     assert [n.kind for n in notices] == ([NoticeKind.FILE_CHANGED] if when == "while paused" else [])
     assert stack.saved() == [] and stack.open_uploads() == []
+
+
+@pytest.mark.parametrize("size", [PART // 2, 3 * MIB], ids=["one PUT", "multipart"])
+def test_a_file_that_changes_while_it_is_sent_is_not_committed(stack: Stack, tmp_path: Path, size: int) -> None:
+    video = write_file(tmp_path / "recording.mp4", size)
+
+    def on_state(state: UploadState) -> None:
+        if state is UploadState.UPLOADING:  # a recorder still writing it, say
+            _grow_file(video)
+
+    with pytest.raises(SourceChanged, match="changed during the upload"):
+        stack.uploader().upload(video, on_state=on_state).run()
+    assert "CommitUploadUGC" not in stack.traffic.actions()
 
 
 # -- cancel and start at once -----------------------------------------------------------------
