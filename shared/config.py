@@ -606,8 +606,9 @@ def _read_uploads(r: _Reader) -> UploadsSettings:
     )
 
 
-# A path on the page's own host (never //host: that would be another host, outside the CSP's list) or a URL.
-_PAGE_URL = r"(https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?)?/(?!/)[A-Za-z0-9._~/%-]*"
+# A path on the page's own host (never //host: that would be another host, outside the CSP's list) or a URL,
+# with or without a path (a function URL is the host alone).
+_PAGE_URL = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/(?!/)[A-Za-z0-9._~/%-]*)?|/(?!/)[A-Za-z0-9._~/%-]*"
 
 
 def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:

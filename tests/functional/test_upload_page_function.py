@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from shared.config import load_upload_page_settings
+from shared.upload_page import content_security_policy
 from vodtesting import http_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,3 +179,11 @@ def test_defaults_are_the_same_gateway() -> None:
     settings = load_upload_page_settings({})
     assert (settings.signature_url, settings.status_url, settings.frame_ancestors) == ("/signature", "/uploads", ())
     assert load_upload_page_settings({"UPLOAD_PAGE_STATUS_URL": "none"}).status_url == ""
+
+
+@pytest.mark.parametrize("url", ["https://1250000000-abc.gz.tencentscf.com", "https://api.example.com:8443/v1/sign"])
+def test_a_function_url_is_accepted_with_or_without_a_path(url: str) -> None:
+    settings = load_upload_page_settings({"UPLOAD_PAGE_SIGNATURE_URL": url, "UPLOAD_PAGE_STATUS_URL": url})
+    assert (settings.signature_url, settings.status_url) == (url, url)
+    origin = "/".join(url.split("/")[:3])
+    assert f" {origin} " in content_security_policy(settings).split("connect-src", 1)[1]
