@@ -13,7 +13,6 @@ import base64
 import importlib.resources
 import importlib.util
 import json
-import threading
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -111,21 +110,20 @@ def to_flask(result: Mapping[str, Any]) -> flask.Response:
 
 
 class Gateway:
-    """Loads each function once (like a warm container) and routes requests to it."""
+    """Routes requests to the functions: `containers` (name -> handler, or the error its cold start raised)."""
 
-    def __init__(self, routes: Mapping[str, str] = ROUTES) -> None:
+    def __init__(self, routes: Mapping[str, str], containers: Mapping[str, Handler | Exception]) -> None:
         self._routes = dict(routes)
-        self._handlers: dict[str, Handler] = {}
-        self._lock = threading.Lock()
+        self._containers = containers
 
     def _handler(self, path: str) -> tuple[str, Handler] | None:
         name = self._routes.get(path.rstrip("/") or "/") or self._routes.get(path.rsplit("/", 1)[0])
         if name is None:
             return None
-        with self._lock:
-            if name not in self._handlers:
-                self._handlers[name] = load_handler(name, function_file(name))
-        return name, self._handlers[name]
+        loaded = self._containers[name]
+        if isinstance(loaded, Exception):
+            raise loaded  # its cold start failed: so does every request, as in SCF
+        return name, loaded
 
     def __call__(self, request: flask.Request) -> flask.Response:
         found = self._handler(request.path)
@@ -139,26 +137,38 @@ class Gateway:
         return to_flask(handler(api_gateway_event(request, request_id), scf_context(name, request_id)))
 
 
+def start_containers() -> dict[str, Handler | Exception]:
+    """Every routed function loaded now (a warm container each), under the environment as it is now."""
+    containers: dict[str, Handler | Exception] = {}
+    for name in dict.fromkeys([*ROUTES.values(), *PAGE_ROUTES.values()]):
+        try:
+            containers[name] = load_handler(name, function_file(name))
+        except Exception as exc:  # a bad setting, say: the function's requests fail with it
+            containers[name] = exc
+    return containers
+
+
+# functions-framework runs this file as its app's source (as module "harness", not "vodlocal.harness"): the
+# functions start with the app, under the environment it starts with, not at their first request, when a test
+# (or another thread) may have changed the environment.
 _gateways: dict[str, Gateway] = {}
-_gateways_lock = threading.Lock()
+if __name__ != "vodlocal.harness":
+    _containers = start_containers()
+    _gateways = {"gateway": Gateway(ROUTES, _containers), "upload_page": Gateway(PAGE_ROUTES, _containers)}
 
 
-def _serve(target: str, routes: Mapping[str, str], request: flask.Request) -> flask.Response:
-    with _gateways_lock:  # one gateway per target and process, like one container per function
-        if target not in _gateways:
-            _gateways[target] = Gateway(routes)
-        gateway_ = _gateways[target]
-    return gateway_(request)
+def _serve(target: str, request: flask.Request) -> flask.Response:
+    return _gateways[target](request)
 
 
 @functions_framework.http
 def gateway(request: flask.Request) -> flask.Response:
-    return _serve("gateway", ROUTES, request)
+    return _serve("gateway", request)
 
 
 @functions_framework.http
 def upload_page(request: flask.Request) -> flask.Response:
-    return _serve("upload_page", PAGE_ROUTES, request)
+    return _serve("upload_page", request)
 
 
 def create_app(target: str = "gateway") -> flask.Flask:

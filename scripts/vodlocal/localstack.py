@@ -257,20 +257,19 @@ def start_stack(
     store = open_store(env["DATABASE_URL"])
     store.schema_version()  # created now: the uploads function only reads, and may be asked first
     store.close()
-    gateway = start_gateway(gateway_port)
-    try:
-        emulator = start_emulator(state_dir / "vod-emulator", env, emulator_port, **emulator_options)
-    except BaseException:
-        gateway.stop()  # e.g. the emulator's port is taken: leave nothing half-running
-        raise
-    try:
+    emulator = start_emulator(state_dir / "vod-emulator", env, emulator_port, **emulator_options)
+    # Before the gateway: its functions start with it, and read where VOD's API is (SDK clients here do too).
+    os.environ["VOD_API_ENDPOINT"] = emulator.url
+    started = [emulator]
+    try:  # leave nothing half-running: a port taken, say
         cert, key = tls.self_signed(state_dir / "tls")
         front = serve_wsgi("emulator-tls", emulator.wsgi_app, tls_port, ssl_context=(str(cert), str(key)))
+        started.append(front)
+        gateway = start_gateway(gateway_port)
     except BaseException:
-        emulator.stop()
-        gateway.stop()
+        for server in reversed(started):
+            server.stop()
         raise
-    os.environ["VOD_API_ENDPOINT"] = emulator.url
     if pull:
         emulator.configure_events(mode="PULL")
     else:

@@ -50,6 +50,7 @@ from vodupload import (
     VodApiError,
     VodUploadError,
 )
+from vodupload.errors import UploadInProgress
 from vodupload.status import StatusClient
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -274,7 +275,9 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
     try:
         task.result()
     except VodUploadError as exc:
-        return report_failure(exc, console, saved=_saved(uploader, task.checkpoint_name))
+        # Another run's checkpoint is that run's progress, not this one's to retry
+        mine = not isinstance(exc, UploadInProgress)
+        return report_failure(exc, console, saved=mine and _saved(uploader, task.checkpoint_name))
     return EXIT_FAILED
 
 

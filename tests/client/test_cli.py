@@ -136,6 +136,7 @@ def test_a_second_run_of_the_same_file_meanwhile_is_refused_and_the_first_comple
     again = stack.cli(video, "--json", *second)
     # THEN that run is refused before it asks VOD anything, and the first one's upload is untouched
     assert again.returncode == 1 and "being uploaded by another run" in again.stderr, again.stderr
+    assert "progress is saved" not in again.stderr  # that is the other run's
     assert stack.traffic.actions() == ["ApplyUploadUGC"] and len(stack.saved()) == 1
     stack.traffic.release(let_through=True)
     code, stdout, stderr = first.finish()

@@ -50,6 +50,18 @@ def test_push_flow_records_the_upload_for_the_signed_in_user(vod_stack: VodStack
     assert [r.file_id for r in vod_stack.records("alice@example.com")] == [committed["fileId"]]
 
 
+def test_the_stacks_functions_keep_the_settings_it_started_with(
+    vod_stack: VodStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An app's test setting its own database (or keys) while the stack runs must not redirect the stack's
+    # callback, which first serves when the emulator's delivery arrives, after the upload returned.
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/app.sqlite3")
+    monkeypatch.setenv("VOD_CALLBACK_SIGN_KEY", "AppSignKey0123")
+    committed = vod_stack.upload(sample_video(tmp_path / "later.mp4", size=100_000), user="dave")
+    assert vod_stack.record(committed["fileId"]).user_id == "dave"
+    assert not (tmp_path / "app.sqlite3").exists()
+
+
 def test_the_media_url_serves_the_uploaded_bytes(vod_stack: VodStack, tmp_path: Path) -> None:
     video = sample_video(tmp_path / "clip.mp4", size=2 * 1024 * 1024 + 7)
     committed = vod_stack.upload(video, user="bob")
