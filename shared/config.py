@@ -461,6 +461,9 @@ def database_url_problem(url: str) -> str | None:
     return "must start with sqlite:/// or postgresql:// (or postgres://)"
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
 def _postgres_url_problem(url: str) -> str | None:
     from urllib.parse import unquote, urlsplit  # here: only database settings parse a URL (~1.5 ms of a cold start)
 
@@ -469,6 +472,8 @@ def _postgres_url_problem(url: str) -> str | None:
         parts.port  # noqa: B018 - parses the authority, raising on a malformed one
     except ValueError:
         return "is not a valid postgresql:// URL (check the port and percent-encoding)"
+    if any(len(after) < 2 or not all(c in _HEX for c in after[:2]) for after in url.split("%")[1:]):
+        return "has a % that starts no escape: write a % itself as %25"  # libpq refuses it on every connection
     try:
         unquote(url, errors="strict")
     except UnicodeDecodeError:  # psycopg2 decodes what libpq unescapes as UTF-8: it would fail every connection

@@ -93,6 +93,9 @@ class PostgresServer:
             "-E",
             "UTF8",
             "--locale=C",
+            # Text sorts as on most managed servers (an en-US collation), not by code point: nothing may rely on it.
+            "--locale-provider=icu",
+            "--icu-locale=en-US",
             "--no-sync",
         )
         settings = {**SERVER_SETTINGS, "unix_socket_directories": f"'{self.base}'"}

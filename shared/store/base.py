@@ -198,6 +198,12 @@ def _task_from_row(row: Sequence[Any]) -> TaskRecord:
     return TaskRecord(**values)
 
 
+def _by_task_id(rows: Sequence[Sequence[Any]]) -> list[TaskRecord]:
+    # Sorted here, not by ORDER BY: PostgreSQL would sort by the database's collation (en-US on managed servers,
+    # say), SQLite by code point; this is the same order on both.
+    return sorted(map(_task_from_row, rows), key=lambda task: task.task_id)
+
+
 def _event_from_row(row: Sequence[Any]) -> EventSummary:
     key, event_type, file_ids, received_at, hook_status, failures, last_error = row
     return EventSummary(
@@ -294,6 +300,7 @@ class EventStore(ABC):
             log_event(DEBUG, "store.close_failed")
 
     def close(self) -> None:
+        """Close the idle connections (the store stays usable: it connects again when asked)."""
         with self._pool_lock:
             idle, self._idle = self._idle, []
         for conn in idle:
@@ -318,9 +325,11 @@ class EventStore(ABC):
                 if conn is not None:
                     self._discard(conn)
                 if attempt == 1 and reused and dead and not committing:
+                    self.close()  # the other idle connections are as dead (the server restarted): connect afresh
                     continue
-                # Not chained: the driver's own error may quote the password (a traceback would print it).
-                raise StoreUnavailable(self._redact(f"{type(exc).__name__}: {str(exc).strip()[:300]}")) from None
+                # Not chained: the driver's own error may quote the password (a traceback would print it). Cut
+                # after it is hidden, so that no part of a long one escapes.
+                raise StoreUnavailable(self._redact(f"{type(exc).__name__}: {str(exc).strip()}")[:300]) from None
             except BaseException:
                 if conn is not None:
                     self._discard(conn)  # rolled back, but its state is unknown: don't pool it
@@ -565,14 +574,10 @@ class EventStore(ABC):
             return found
         marks = ", ".join("?" for _ in file_ids)
         cursor.execute(
-            self._sql(
-                f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE file_id IN ({marks}) "  # noqa: S608
-                "ORDER BY file_id, task_id"
-            ),
+            self._sql(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE file_id IN ({marks})"),  # noqa: S608
             tuple(file_ids),
         )
-        for row in cursor.fetchall():
-            task = _task_from_row(row)
+        for task in _by_task_id(cursor.fetchall()):
             found[task.file_id].append(task)
         return found
 
@@ -581,13 +586,10 @@ class EventStore(ABC):
 
     def _tasks(self, cursor: Cursor, file_id: str) -> list[TaskRecord]:
         cursor.execute(
-            self._sql(
-                f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks "  # noqa: S608
-                "WHERE file_id = ? ORDER BY task_id"
-            ),
+            self._sql(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE file_id = ?"),  # noqa: S608
             (file_id,),
         )
-        return [_task_from_row(row) for row in cursor.fetchall()]
+        return _by_task_id(cursor.fetchall())
 
     def events_for(self, file_id: str) -> list[EventSummary]:
         return self._run(lambda cursor: self._events_for(cursor, file_id), write=False)

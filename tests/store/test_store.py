@@ -122,6 +122,20 @@ def test_task_results_keep_every_output_url(store: EventStore) -> None:
     ]
 
 
+def test_tasks_come_in_code_point_order_whatever_the_collation(store: EventStore) -> None:
+    # The test server's collation is en-US, as on most managed servers: it would put "procedurev2" first.
+    ingest(store, "vod_new_file_upload")
+    ids = ["1400329073-procedurev2-6a8dt0", "1400329073-WorkflowTask-9c1et0"]
+    for task_id in ids:
+        event = load_event("vod_procedure_finish")
+        event["ProcedureStateChangeEvent"]["TaskId"] = task_id
+        ingest_event(store, event, received_at=101.0, keys=KEYS)
+    expected = sorted(ids)  # code points, as SQLite compares: "W" before "p"
+    assert [t.task_id for t in store.tasks(FILE_ID)] == expected
+    assert [t.task_id for t in store.upload_with_tasks(FILE_ID)[1]] == expected
+    assert [[t.task_id for t in tasks] for _, tasks in store.user_page("alice", 10)] == [expected]
+
+
 @pytest.mark.parametrize(
     ("change", "outcome"),
     [

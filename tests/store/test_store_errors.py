@@ -21,9 +21,9 @@ from vodlocal import localstack
     ],
 )
 def test_postgres_errors_never_carry_the_password(url: str, password: str) -> None:
-    store = open_store(url, timeout_seconds=1)
-    with pytest.raises(StoreUnavailable) as caught:
-        store.event_count()
+    # A bad escape is refused before libpq sees it (ValueError, as a settings error); the rest fail connecting.
+    with pytest.raises((StoreUnavailable, ValueError)) as caught:
+        open_store(url, timeout_seconds=1).event_count()
     message = str(caught.value)
     assert message and password not in message
     # Uncaught (a tool's start, a one-line migration), its traceback shows no driver error quoting the URL.

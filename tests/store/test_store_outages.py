@@ -94,11 +94,17 @@ def test_postgres_stopped_then_started(own_postgres_server: PostgresServer) -> N
     ],
     ids=["ingest", "record_hook_result", "read"],
 )
-def test_postgres_restart_between_calls_is_invisible(own_postgres_server: PostgresServer, operation: Any) -> None:
+@pytest.mark.parametrize("pooled", [1, EventStore.max_idle_connections])
+def test_postgres_restart_between_calls_is_invisible(
+    own_postgres_server: PostgresServer, operation: Any, pooled: int
+) -> None:
     server = own_postgres_server
     store = open_store(server.create_database())
     try:
         first = ingest_event(store, load_event("vod_procedure_processing"), received_at=1.0, keys=KEYS)
+        held = [store._acquire()[0] for _ in range(pooled)]  # as concurrent requests leave them: all pooled
+        for conn in held:
+            store._release(conn)
         server.stop()
         server.start()  # the pooled connection is now dead; the store replaces it before anything was sent
         assert operation(store, first.dedupe_key)
