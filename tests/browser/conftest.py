@@ -141,12 +141,16 @@ class BrowserStack:
 @pytest.fixture
 def browser_stack(browser: Any, tmp_path: Path, leak_guard: LeakGuard) -> Iterator[BrowserStack]:
     saved = dict(os.environ)
-    page_server = localstack.serve_wsgi("upload-page", harness.create_app("upload_page"))
+    # The page's origin must be known to the stack (CORS), and the stack's URLs to the page: its server listens
+    # first, and its function starts once the stack runs.
+    page_app: list[Any] = []
+    page_server = localstack.serve_wsgi("upload-page", lambda environ, respond: page_app[0](environ, respond))
     os.environ["CORS_ALLOW_ORIGINS"] = page_server.url  # the gateway answers the page's origin only
     stack = VodStack(tmp_path / "stack")
-    # The page's API is on another origin: absolute URLs (read when the page function first loads).
+    # The page's API is on another origin: absolute URLs.
     os.environ["UPLOAD_PAGE_SIGNATURE_URL"] = stack.signature_url
     os.environ["UPLOAD_PAGE_STATUS_URL"] = f"{stack.gateway_url}/uploads"
+    page_app.append(harness.create_app("upload_page"))
     instance = browser(stack.chromium_flags())
     context = instance.new_context(ignore_https_errors=True)
     page = context.new_page()

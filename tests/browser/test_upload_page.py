@@ -85,6 +85,16 @@ def test_an_upload_completes_and_is_recorded_for_the_pages_user(
         assert b.screenshot("upload-page-done").stat().st_size > 0
 
 
+def test_a_file_name_with_what_vod_refuses_in_names_uploads_with_them_replaced(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    b = browser_stack
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / 'Interview: part 1 <"final"?>.mp4', 100 * 1024))
+    b.page.click("#start")
+    assert b.stack.record(_wait_for_result(b)).name == "Interview_ part 1 __final___"
+
+
 def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) -> None:
     b = browser_stack
     video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
@@ -216,6 +226,7 @@ def test_another_users_link_during_an_upload_changes_nothing(browser_stack: Brow
     file_id = _wait_for_result(b)
     assert b.stack.record(file_id).user_id == "page-user"
     assert b.page.get_attribute("#processing", "data-status") == "uploaded"  # still followed, as its user
+    assert b.page.inner_text("#error") == ""  # the notice ended with the upload it was about
 
 
 def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(

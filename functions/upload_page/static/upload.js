@@ -254,6 +254,14 @@
     }
   }
 
+  // The file's name without its extension, as the SDK would send it, but with what VOD refuses in a name
+  // (legal in file names on most systems) replaced, as vod-upload does: else VOD refuses the upload.
+  function mediaName(fileName) {
+    const dot = fileName.lastIndexOf(".");
+    const stem = dot > 0 ? fileName.slice(0, dot) : fileName;
+    return stem.replace(/[\\/:*?"<>|\u0000-\u001f\u007f]/g, "_");
+  }
+
   async function start() {
     const before = state;
     buttons("starting"); // at once: no second start while the owner check below is awaited
@@ -264,7 +272,11 @@
     let current;
     try {
       const tcVod = new TcVod.default({ getSignature, allowReport: false, enableResume: true });
-      current = tcVod.upload({ mediaFile: files.video, coverFile: files.cover || undefined });
+      current = tcVod.upload({
+        mediaFile: files.video,
+        mediaName: mediaName(files.video.name),
+        coverFile: files.cover || undefined,
+      });
     } catch (error) {
       // The SDK refuses some inputs at once (e.g. a cover it cannot read): say so, don't die silently.
       buttons(before);
@@ -335,6 +347,7 @@
   }
 
   async function finished(fileId) {
+    fail(""); // a notice from during the upload (another sign-in, say) is over: it is done
     $("progress").hidden = true;
     buttons("idle");
     $("form").reset();
