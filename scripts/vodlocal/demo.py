@@ -17,6 +17,7 @@ import time
 import zlib
 from pathlib import Path
 
+from shared.config import ConfigError
 from shared.store import open_store
 from vodlocal import localstack
 
@@ -143,6 +144,9 @@ def main() -> int:
     state = Path(tempfile.mkdtemp(prefix="vod-demo-"))
     try:
         return demo(state)
+    except ConfigError as exc:  # settings exported in the shell that the functions would refuse (VOD_SIGNATURE_TTL…)
+        print(f"demo: the settings your shell exports cannot be used: {exc}", file=sys.stderr)
+        return 2
     finally:
         if args.keep:
             print(f"state kept in {state}")

@@ -144,7 +144,8 @@ def browser_stack(browser: Any, tmp_path: Path, leak_guard: LeakGuard) -> Iterat
     # The page's origin must be known to the stack (CORS), and the stack's URLs to the page: its server listens
     # first, and its function starts once the stack runs.
     page_app: list[Any] = []
-    page_server = localstack.serve_wsgi("upload-page", lambda environ, respond: page_app[0](environ, respond))
+    late = lambda environ, respond: page_app[0](environ, respond)  # noqa: E731, PLW0108 (made after it listens)
+    page_server = localstack.serve_wsgi("upload-page", late)
     os.environ["CORS_ALLOW_ORIGINS"] = page_server.url  # the gateway answers the page's origin only
     stack = VodStack(tmp_path / "stack")
     # The page's API is on another origin: absolute URLs.
