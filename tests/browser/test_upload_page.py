@@ -420,6 +420,38 @@ def test_a_failed_upload_never_says_all_was_sent_and_trying_again_goes_on(
     assert b.stack.record(file_id).user_id == "page-user"
 
 
+def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_again(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload whose token expires while the video is sent: Commit's signature (the third) is refused
+    b = browser_stack
+    asked: list[str] = []
+
+    def signature(route: Any) -> None:
+        asked.append(route.request.url)
+        if len(asked) == 3:  # Prepare's, Apply's, then Commit's
+            body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
+            route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
+        else:
+            route.continue_()
+
+    b.page.route(b.stack.signature_url, lambda route: signature(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 20 * MiB))
+    b.page.click("#start")
+    b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
+    assert "sign-in was refused" in b.page.inner_text("#error")
+    assert "The video is uploaded" in b.page.inner_text("#error")
+    sent = len(b.traffic.part_puts(".mp4"))
+    # WHEN the same user's new link is opened in the tab (what the message asks for)
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}")
+    # THEN the upload is committed, as that user, and nothing of the video is sent again
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
+    assert len(b.traffic.part_puts(".mp4")) == sent
+    assert [action for action, _ in b.traffic.vod_calls()] == ["PrepareUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]
+
+
 @pytest.mark.parametrize("meanwhile", ["nothing", "another upload"])
 def test_following_resumes_when_a_new_token_of_the_same_user_arrives(
     task_flow: None, browser_stack: BrowserStack, tmp_path: Path, meanwhile: str

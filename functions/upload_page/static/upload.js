@@ -25,6 +25,7 @@
   let state = "idle"; // idle, starting (VOD calls, nothing to pause yet), uploading, paused, finishing
   let following = 0; // which upload the status loop follows: a newer one ends the older loop
   let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
+  let uncommitted = null; // all in COS, its Commit's signature refused: the same user's next token commits it
   let refocus = false; // a focused button was hidden: the next one shown takes the focus
 
   class ApiError extends Error {
@@ -51,6 +52,28 @@
     const refused = refusedWhileFollowing;
     refusedWhileFollowing = null;
     if (refused && sameUser(value, previous)) follow(refused); // the same user's upload: theirs to follow again
+    const pending = uncommitted;
+    uncommitted = null; // another user's: VOD credits an upload to whoever began it, so it is not theirs
+    if (pending && sameUser(value, previous)) commitAgain(pending);
+  }
+
+  // The SDK forgets nothing of an upload whose Commit failed for want of a signature (its session key is kept
+  // until a signature comes): committing it is all that is left, instead of sending the whole video again.
+  async function commitAgain(current) {
+    buttons("finishing");
+    fail("");
+    apiError = null;
+    say("Video uploaded; finishing…");
+    let result;
+    try {
+      result = await current.commitUploadUGC();
+    } catch (error) {
+      buttons("idle");
+      say("");
+      fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. Try again.`);
+      return;
+    }
+    finished(result.fileId);
   }
 
   // Whom uploads will be credited to, in plain sight: a link can carry anyone's token.
@@ -266,6 +289,7 @@
     const before = state;
     buttons("starting"); // at once: no second start while the owner check below is awaited
     paused = null;
+    uncommitted = null; // a new upload instead
     fail("");
     apiError = null;
     await forgetOtherUsersSessions();
@@ -319,6 +343,12 @@
         buttons("idle");
         $("progress").hidden = true; // its figures would say everything was sent
         say("");
+        if (stored && apiError && apiError.signIn) {
+          // The only signature asked for once the video is in COS is Commit's: nothing else is left to do.
+          uncommitted = current;
+          fail(`${apiError.message} The video is uploaded: a new sign-in in this tab saves it.`);
+          return;
+        }
         const again = resumable ? "Try again: it goes on from where it stopped." : "Try again.";
         fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. ${again}`);
       },
