@@ -112,10 +112,16 @@ class BrowserStack:
     page: Any
     traffic: Traffic
     context: Any
+    page_app: list[Any]  # the page function's app, behind the page's server
 
     def open(self, token: str | None) -> None:
         self.page.goto(f"{self.page_origin}/" + (f"#token={token}" if token else ""))
         self.page.wait_for_selector("#start:not([hidden])")
+
+    def redeploy_page(self, **settings: str) -> None:
+        """The page function started anew with these settings too, as a deploy with them would."""
+        os.environ.update(settings)  # the fixture restores the environment
+        self.page_app[0] = harness.create_app("upload_page")
 
     def choose(self, video: Path, cover: Path | None = None) -> None:
         self.page.set_input_files("#video", str(video))
@@ -161,7 +167,7 @@ def browser_stack(browser: Any, tmp_path: Path, leak_guard: LeakGuard) -> Iterat
     page.on("requestfinished", lambda request: traffic.finished.append(request))  # noqa: PLW0108
     page.on("requestfailed", lambda request: traffic.failed.append(request))  # noqa: PLW0108
     try:
-        yield BrowserStack(stack, page_server.url, page, traffic, context)
+        yield BrowserStack(stack, page_server.url, page, traffic, context, page_app)
     finally:
         # As start_vod_stack does (this stack needs the page's origin first), with what the page itself handled.
         leak_guard.values.update([*stack.secrets, *traffic.secrets()])

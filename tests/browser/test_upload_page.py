@@ -3,7 +3,6 @@ sign, callback and uploads functions and the VOD emulator, each on its own origi
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable
@@ -281,7 +280,7 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(
         handler.wfile.write(parent)
 
     app = loopback_http(app_page)
-    os.environ["UPLOAD_PAGE_FRAME_ANCESTORS"] = app  # read when the page function first loads
+    b.redeploy_page(UPLOAD_PAGE_FRAME_ANCESTORS=app)
     b.page.goto(f"{app}/")
     frame = b.page.frame_locator("#f")
     frame.locator("#start:not([hidden])").wait_for()
@@ -351,8 +350,8 @@ def test_a_policy_refusal_is_not_taken_for_a_refused_sign_in(browser_stack: Brow
 def test_without_a_status_url_the_page_shows_no_processing_it_does_not_follow(
     browser_stack: BrowserStack, tmp_path: Path
 ) -> None:
-    os.environ["UPLOAD_PAGE_STATUS_URL"] = "none"  # read when the page function first loads (restored after)
     b = browser_stack
+    b.redeploy_page(UPLOAD_PAGE_STATUS_URL="none")
     b.open(b.stack.token("page-user"))
     assert "statusUrl" in b.page.get_attribute("body", "data-config")  # the setting reached the page
     b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))

@@ -339,7 +339,7 @@ def start_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard
 ) -> Iterator[Callable[..., Stack]]:
     """Factory: keyword arguments are emulator settings (credential_ttl_seconds, session_ttl_seconds...)."""
-    # The sign function reads its settings on its first request. One-time signatures are its default;
+    # The sign function reads its settings as the gateway starts. One-time signatures are its default;
     # a long validity lets tests move the emulator's clock ahead by minutes.
     for key, value in {**SIGN_ENV, "VOD_SUB_APP_ID": str(SUB_APP_ID), "VOD_SIGNATURE_TTL": "7200"}.items():
         monkeypatch.setenv(key, value)

@@ -306,11 +306,12 @@ def test_plain_output_names_the_file_id_and_urls(stack: Stack, tmp_path: Path) -
 
 
 def test_a_401_from_another_function_says_the_url_may_be_wrong(
-    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard
+    start_stack: Callable[..., Stack], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard
 ) -> None:
     # The callback's URL given for the signature endpoint's: its 401 is about VOD's Sign, not the token.
-    monkeypatch.setenv("VOD_CALLBACK_SIGN_KEY", "Key123")  # read by the callback at its first request
+    monkeypatch.setenv("VOD_CALLBACK_SIGN_KEY", "Key123")  # read by the callback as the stack starts
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/vod.sqlite3")
+    stack = start_stack()
     callback = stack.signature_url.removesuffix("/signature") + "/vod-events"
     failed = stack.cli(write_file(tmp_path / "clip.mp4", 1000), env=stack.cli_env(VOD_UPLOAD_GATEWAY=callback))
     assert failed.returncode == 3, failed.stderr

@@ -251,9 +251,18 @@ def test_exported_settings_the_functions_would_refuse_are_named(
     assert "Ctrl-C to stop" not in proc.stdout
 
 
-def test_an_exported_database_that_cannot_be_used_is_said_without_its_password(tmp_path: Path) -> None:
-    url = f"postgresql://vod@127.0.0.1:{closed_loopback_port()}/vod?password=S3cr%t!"  # libpq quotes the bad part
+@pytest.mark.parametrize(
+    ("query", "code", "said"),
+    [
+        ("?password=S3cret", 1, "serve: the store is unavailable"),  # no server there
+        ("?password=S3cr%t!", 2, "has a % that starts no escape"),  # libpq would quote the bad part
+    ],
+)
+def test_an_exported_database_that_cannot_be_used_is_said_without_its_password(
+    tmp_path: Path, query: str, code: int, said: str
+) -> None:
+    url = f"postgresql://vod@127.0.0.1:{closed_loopback_port()}/vod{query}"
     args = _serve_args(tmp_path / "state")
     proc = run_command("vod-serve", *args, base=user_env(), env={"DATABASE_URL": url}, cwd=tmp_path)
-    assert proc.returncode == 1 and "serve: the store is unavailable" in proc.stderr
+    assert proc.returncode == code and said in proc.stderr, proc.stderr
     assert "S3cr" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
