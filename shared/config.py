@@ -474,6 +474,8 @@ def _postgres_url_problem(url: str) -> str | None:
         return "is not a valid postgresql:// URL (check the port and percent-encoding)"
     if any(len(after) < 2 or not all(c in _HEX for c in after[:2]) for after in url.split("%")[1:]):
         return "has a % that starts no escape: write a % itself as %25"  # libpq refuses it on every connection
+    if "%00" in url:
+        return "has %00 (a NUL), which libpq refuses"
     try:
         unquote(url, errors="strict")
     except UnicodeDecodeError:  # psycopg2 decodes what libpq unescapes as UTF-8: it would fail every connection

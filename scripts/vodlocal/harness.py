@@ -121,8 +121,8 @@ class Gateway:
         if name is None:
             return None
         loaded = self._containers[name]
-        if isinstance(loaded, Exception):
-            raise loaded  # its cold start failed: so does every request, as in SCF
+        if isinstance(loaded, Exception):  # its cold start failed: so does every request, as in SCF
+            raise RuntimeError(f"the {name} function failed to start: {loaded}") from loaded
         return name, loaded
 
     def __call__(self, request: flask.Request) -> flask.Response:

@@ -80,7 +80,11 @@ class SavedSessions:
         again: a commit is repeatable (vod-js-sdk-v6 retries it with the same session key). None when there is
         no such upload, or VOD does not confirm it: then the saved session is opened as usual."""
         saved = self.load()
-        if saved is None or not saved.committing or (saved := self._usable(identities)) is None:
+        if saved is None or not saved.committing:
+            return None
+        # Whatever its age (VOD decides whether the session still answers), but not for a file changed since:
+        # the upload asked for is of what the file is now (open() says so, and starts over).
+        if any(_change(identities.get(obj.role), obj) is not None for obj in saved.objects):
             return None
         try:
             committed = self._up.vod.commit(saved.session_key)

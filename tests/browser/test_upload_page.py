@@ -419,8 +419,9 @@ def test_a_failed_upload_never_says_all_was_sent_and_trying_again_goes_on(
     assert b.stack.record(file_id).user_id == "page-user"
 
 
+@pytest.mark.parametrize("refused", [1, 2], ids=["once", "again with an old link"])
 def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_again(
-    browser_stack: BrowserStack, tmp_path: Path
+    browser_stack: BrowserStack, tmp_path: Path, refused: int
 ) -> None:
     # GIVEN an upload whose token expires while the video is sent: Commit's signature (the third) is refused
     b = browser_stack
@@ -428,7 +429,7 @@ def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_a
 
     def signature(route: Any) -> None:
         asked.append(route.request.url)
-        if len(asked) == 3:  # Prepare's, Apply's, then Commit's
+        if 3 <= len(asked) < 3 + refused:  # Prepare's, Apply's, then Commit's (and its retry's)
             body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
             route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
         else:
@@ -442,6 +443,9 @@ def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_a
     assert "sign-in was refused" in b.page.inner_text("#error")
     assert "The video is uploaded" in b.page.inner_text("#error")
     sent = len(b.traffic.part_puts(".mp4"))
+    for _ in range(refused - 1):  # a link that is refused too: the upload still waits for the next
+        b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}")
+        _until(b, lambda: len(asked) == 4 and "The video is uploaded" in b.page.inner_text("#error"), "not kept")
     # WHEN the same user's new link is opened in the tab (what the message asks for)
     b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}")
     # THEN the upload is committed, as that user, and nothing of the video is sent again

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -424,11 +425,13 @@ def test_a_session_committed_before_its_checkpoint_was_deleted_starts_over(stack
     assert stack.saved() == []
 
 
+@pytest.mark.parametrize("later", [0.0, 2 * 86400.0], ids=["at once", "past the resume window"])
 def test_a_commit_whose_answer_the_run_never_heard_is_asked_again_not_uploaded_twice(
-    stack: Stack, tmp_path: Path
+    stack: Stack, tmp_path: Path, later: float
 ) -> None:
     """VOD committed the upload, but the run stopped before hearing so (killed; here: every answer lost): the
-    next run asks for that commit again, as vod-js-sdk-v6 retries one, and gets the same file, sending nothing."""
+    next run asks for that commit again, as vod-js-sdk-v6 retries one, and gets the same file, sending nothing
+    (whatever the checkpoint's age: the resume window is for sending the rest, and VOD says if it still knows it)."""
     video = write_file(tmp_path / "clip.mp4", 3 * MIB)
     stack.traffic.commits_unanswered = 4  # the first try and the uploader's three retries
     with pytest.raises(VodUnavailable):
@@ -436,7 +439,7 @@ def test_a_commit_whose_answer_the_run_never_heard_is_asked_again_not_uploaded_t
     sent = len(stack.traffic.cos_requests)
     heard: list[Any] = []
 
-    result = stack.uploader().upload(video, on_notice=heard.append).run()
+    result = stack.uploader(clock=lambda: time.time() + later).upload(video, on_notice=heard.append).run()
 
     file_ids = {call.answer["data"]["fileId"] for call in stack.traffic.calls if call.action == "CommitUploadUGC"}
     assert file_ids == {result.file_id}

@@ -239,6 +239,7 @@ def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
         ("postgresql://u:hunter2@host:notaport/db", "not a valid postgresql:// URL"),
         ("postgresql://u:hunter2%E9@host/db", "not UTF-8"),  # Latin-1 é
         ("postgresql://u:hunter2%zz@host/db", "starts no escape"),
+        ("postgresql://u:hunter2%00@host/db", "%00"),
         ("postgresql://u:hunter2@host/db?sslmode=require%", "starts no escape"),
         ("postgresql://u:hunter2@host/db?application_name=%E9", "not UTF-8"),
     ],

@@ -70,10 +70,21 @@
     } catch (error) {
       buttons("idle");
       say("");
-      fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. Try again.`);
+      if (!uncommittedAgain(current)) {
+        fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. Try again.`);
+      }
       return;
     }
     finished(result.fileId);
+  }
+
+  // Whether the upload, all in COS, failed only for want of Commit's signature (the sign-in refused): then
+  // the same user's next token commits it.
+  function uncommittedAgain(current) {
+    if (!apiError || !apiError.signIn) return false;
+    uncommitted = current;
+    fail(`${apiError.message} The video is uploaded: a new sign-in in this tab saves it.`);
+    return true;
   }
 
   // Whom uploads will be credited to, in plain sight: a link can carry anyone's token.
@@ -343,12 +354,8 @@
         buttons("idle");
         $("progress").hidden = true; // its figures would say everything was sent
         say("");
-        if (stored && apiError && apiError.signIn) {
-          // The only signature asked for once the video is in COS is Commit's: nothing else is left to do.
-          uncommitted = current;
-          fail(`${apiError.message} The video is uploaded: a new sign-in in this tab saves it.`);
-          return;
-        }
+        // The only signature asked for once the video is in COS is Commit's: nothing else is left to do.
+        if (stored && uncommittedAgain(current)) return;
         const again = resumable ? "Try again: it goes on from where it stopped." : "Try again.";
         fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. ${again}`);
       },
