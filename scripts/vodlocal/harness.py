@@ -137,7 +137,7 @@ class Gateway:
         return to_flask(handler(api_gateway_event(request, request_id), scf_context(name, request_id)))
 
 
-def start_containers() -> dict[str, Handler | Exception]:
+def _start_containers() -> dict[str, Handler | Exception]:
     """Every routed function loaded now (a warm container each), under the environment as it is now."""
     containers: dict[str, Handler | Exception] = {}
     for name in dict.fromkeys([*ROUTES.values(), *PAGE_ROUTES.values()]):
@@ -153,7 +153,7 @@ def start_containers() -> dict[str, Handler | Exception]:
 # (or another thread) may have changed the environment.
 _gateways: dict[str, Gateway] = {}
 if __name__ != "vodlocal.harness":
-    _containers = start_containers()
+    _containers = _start_containers()
     _gateways = {"gateway": Gateway(ROUTES, _containers), "upload_page": Gateway(PAGE_ROUTES, _containers)}
 
 

@@ -188,3 +188,11 @@ def test_head_over_http(gateway: str) -> None:
     assert fields["Content-Length"] == page.headers["Content-Length"]  # ...and GET's length announced
     refused = requests.head(f"{gateway}/signature", timeout=10)
     assert (refused.status_code, refused.headers["Allow"]) == (405, "POST, OPTIONS")
+
+
+def test_a_function_that_failed_to_start_fails_each_request_and_the_others_serve(gateway: str) -> None:
+    # Only the sign function's settings: the callback's cold start failed when the gateway started, as in SCF.
+    answers = [requests.post(f"{gateway}/vod-events", json={}, timeout=10).status_code for _ in range(3)]
+    assert answers == [500, 500, 500]
+    signed = requests.post(f"{gateway}/signature", json={}, headers={"Authorization": f"Bearer {_token()}"}, timeout=10)
+    assert signed.status_code == 200
