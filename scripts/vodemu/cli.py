@@ -41,6 +41,12 @@ def port_number(text: str) -> int:
     return int(text)
 
 
+def port_default(variable: str, default: str) -> str:
+    """A port option's default: the environment variable's, unless it is unset or blank (as the functions read
+    their settings: `VOD_EMULATOR_PORT= make serve` means the default, not a usage error)."""
+    return os.environ.get(variable, "").strip() or default
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -53,7 +59,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument(
         "--port",
         type=port_number,
-        default=os.environ.get("VOD_EMULATOR_PORT", "9000"),
+        default=port_default("VOD_EMULATOR_PORT", "9000"),
         help="port (default 9000, or VOD_EMULATOR_PORT; 0 = any free port)",
     )
     parser.add_argument(

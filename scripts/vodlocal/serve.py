@@ -16,7 +16,7 @@ from pathlib import Path
 
 from shared.config import ConfigError
 from shared.errors import StoreUnavailable
-from vodemu.cli import port_number
+from vodemu.cli import port_default, port_number
 from vodlocal import localstack
 
 
@@ -111,7 +111,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     for flag, variable, default, _, what in PORT_OPTIONS:
         help_text = f"{what}, default {default} ({variable})"
-        parser.add_argument(flag, type=port_number, default=os.environ.get(variable, default), help=help_text)
+        parser.add_argument(flag, type=port_number, default=port_default(variable, default), help=help_text)
     parser.add_argument(
         "--state-dir",
         type=Path,

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import closed_loopback_port, command, run_command, user_env
+from vodemu.cli import port_default
 from vodemu.signature import signed_parameters
 from vodtesting import sample_video
 
@@ -192,6 +193,18 @@ def test_printed_page_link_serves_the_upload_page(serve_output: list[str]) -> No
 def test_a_bad_port_variable_is_a_usage_error(tmp_path: Path, tool: str, variable: str) -> None:
     proc = run_command(tool, base=user_env(), env={variable: "80a"}, cwd=tmp_path)
     assert proc.returncode == 2 and "not a port number: '80a'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "9000"), ("", "9000"), (" ", "9000"), (" 9001", "9001")])
+def test_a_blank_port_variable_means_the_default(
+    monkeypatch: pytest.MonkeyPatch, value: str | None, expected: str
+) -> None:
+    # As the functions read settings; "not a port number: ''" would be the only thing the blank could mean.
+    if value is None:
+        monkeypatch.delenv("VOD_EMULATOR_PORT", raising=False)
+    else:
+        monkeypatch.setenv("VOD_EMULATOR_PORT", value)
+    assert port_default("VOD_EMULATOR_PORT", "9000") == expected
 
 
 @pytest.mark.parametrize(
