@@ -29,6 +29,10 @@ import yaml
 
 Files = dict[str, bytes]
 
+# The apigateway component's input rules (serverless-components/tencent-apigateway, serverless.component.yml:
+# endpoints[].method `allow`, an error-level rule: the CLI stops the deploy), as CreateApi's RequestConfig.Method.
+API_GATEWAY_METHODS = frozenset({"ANY", "GET", "POST", "PUT", "DELETE", "HEAD"})
+
 
 def load_config(path: Path, *, environ: Mapping[str, str] = {}, stage: str = "dev") -> dict[str, Any]:
     config: dict[str, Any] = resolve(yaml.safe_load(path.read_text()), environ, stage)
