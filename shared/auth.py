@@ -64,13 +64,18 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def _user_id(claim: object, source: str) -> str:
+def _user_id(claim: object, source: str, refuse: Callable[[str], Unauthorized] = _invalid_token) -> str:
     if not isinstance(claim, str) or not claim.strip():
-        raise _invalid_token(f"{source} must be a non-empty string")
+        raise refuse(f"{source} must be a non-empty string")
     user_id: str = claim
     if len(claim) > MAX_IDENTITY or not claim.isprintable():
-        raise _invalid_token(f"{source} must be at most {MAX_IDENTITY} printable characters")
+        raise refuse(f"{source} must be at most {MAX_IDENTITY} printable characters")
     return user_id
+
+
+def _bad_gateway_identity(description: str) -> Unauthorized:
+    # Not the client's token (there is none): what the gateway passed on as the user cannot be one.
+    return Unauthorized(f"the gateway's {description}", code="invalid_identity", headers=_challenge())
 
 
 def _shared_secret(settings: AuthSettings) -> bool:
@@ -175,11 +180,11 @@ def _from_gateway(request: Request, settings: AuthSettings) -> Principal:
             "request did not come through the authenticating gateway", code="untrusted_gateway", headers=_challenge()
         )
     user = request.headers.get(settings.gateway_user_header)
-    if user is None:
+    if user is None or not user.strip():
         raise Unauthorized(
             f"gateway sent no {settings.gateway_user_header} header", code="missing_credentials", headers=_challenge()
         )
-    return Principal(_user_id(user, settings.gateway_user_header))
+    return Principal(_user_id(user, settings.gateway_user_header, _bad_gateway_identity))
 
 
 def check_key(settings: AuthSettings) -> None:

@@ -184,6 +184,10 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (GW_ENV, {"X-User-Id": [], "X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),  # not user "[]"
         (GW_ENV, {"X-User-Id": [None], "X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
         (GW_ENV, {"X-Gateway-Secret": "\ud800"}, "untrusted_gateway"),
+        (GW_ENV, {"X-User-Id": " ", "X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
+        # What the gateway passed on cannot be a user: no token was involved, so not invalid_token.
+        (GW_ENV, {"X-User-Id": "a\tb", "X-Gateway-Secret": GATEWAY_SECRET}, "invalid_identity"),
+        (GW_ENV, {"X-User-Id": "u" * 201, "X-Gateway-Secret": GATEWAY_SECRET}, "invalid_identity"),
         (HS_ENV, {"Authorization": "Bearer \ud800.é.x"}, "invalid_token"),
     ],
 )
