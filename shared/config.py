@@ -88,10 +88,17 @@ class _Reader:
         return running_in_scf(self._env)
 
     def problem(self, name: str, why: str) -> None:
-        self.problems.append((name, why))
+        if all(named != name for named, _ in self.problems):  # the first reason: an unreadable value is also unset
+            self.problems.append((name, why))
 
     def text(self, name: str, default: str | None = None) -> str | None:
         value = self._env.get(name, "").strip()
+        if not value.isascii():
+            try:  # bytes that are not UTF-8 come from os.environ as lone surrogates, which no encoder takes
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                self.problem(name, "is not valid UTF-8 text")
+                return default
         return value if value else default
 
     def secret(self, name: str, *, min_length: int = 1) -> Secret | None:
@@ -416,6 +423,12 @@ def _read_auth(r: _Reader) -> AuthSettings:
 _ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
 
 
+def _matches_with_port(pattern: str, text: str, port_group: int = 1) -> bool:
+    """`text` is all `pattern`, and the port in `port_group` (":N", if any) is one a URL can have."""
+    match = re.fullmatch(pattern, text)
+    return match is not None and int((match[port_group] or ":0")[1:]) <= 65535
+
+
 def _canonical_origin(origin: str) -> str:
     """As a browser writes an origin (lowercase, no default port): CORS and the page's postMessage check
     compare the browser's Origin with these strings exactly."""
@@ -430,7 +443,7 @@ def _read_origins(r: _Reader, name: str, *, allow_any: bool = False) -> tuple[st
     """A comma-separated list of origins, as browsers write them (they go into headers and a CSP)."""
     origins = tuple(o if o == "*" else _canonical_origin(o) for o in r.items(name))
     for origin in origins:
-        if not (re.fullmatch(_ORIGIN, origin) or (allow_any and origin == "*")):
+        if not (_matches_with_port(_ORIGIN, origin) or (allow_any and origin == "*")):
             r.problem(name, f"{origin!r} is not an origin like https://app.example.com")
     return origins
 
@@ -628,7 +641,7 @@ def _read_upload_page(r: _Reader) -> UploadPageSettings:
     urls = {}
     for name, default in (("UPLOAD_PAGE_SIGNATURE_URL", "/signature"), ("UPLOAD_PAGE_STATUS_URL", "/uploads")):
         value = r.text(name, default) or default
-        if value != "none" and not re.fullmatch(_PAGE_URL, value):
+        if value != "none" and not _matches_with_port(_PAGE_URL, value):
             r.problem(
                 name, f"must be a path like /signature or a URL like https://api.example.com/signature (got {value!r})"
             )
@@ -692,9 +705,7 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
         )
     endpoint = r.text("VOD_API_ENDPOINT", "vod.tencentcloudapi.com") or "vod.tencentcloudapi.com"
     protocol, _, host = endpoint.rpartition("://")
-    match = re.fullmatch(_API_HOST, host)
-    valid = match is not None and int((match[2] or ":0")[1:]) <= 65535
-    if protocol not in ("", "http", "https") or not valid:
+    if protocol not in ("", "http", "https") or not _matches_with_port(_API_HOST, host, 2):
         r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
     region = r.text("VOD_API_REGION")
     _region(r, "VOD_API_REGION", region)

@@ -126,7 +126,13 @@ def _pull(env: dict[str, str]) -> object:
         (_sign, {"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),  # an origin, not more nor less:
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com/path"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com;x"}, "CORS_ALLOW_ORIGINS"),
+        (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com:65536"}, "CORS_ALLOW_ORIGINS"),  # no such port
         (_sign, {"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
+        # Bytes that are not UTF-8 (os.environ's lone surrogates): named, not a traceback or a 500 per request.
+        (_sign, {"AUTH_JWT_SECRET": "s" * 40 + "\udce9"}, "AUTH_JWT_SECRET"),
+        (_sign, {"TENCENTCLOUD_SECRET_KEY": "key\udce9"}, "TENCENTCLOUD_SECRET_KEY"),
+        (_sign, {"VOD_CONTEXT_KEY": "c" * 32 + "\udce9"}, "VOD_CONTEXT_KEY"),
+        (_sign, {"VOD_PROCEDURE": "flow\udce9"}, "VOD_PROCEDURE"),
         # A signature without a region lets the client name any in ApplyUploadUGC: the list would not hold.
         (_sign, {"VOD_ALLOWED_STORAGE_REGIONS": "ap-beijing"}, "VOD_ALLOWED_STORAGE_REGIONS"),
         (
@@ -168,6 +174,16 @@ def _pull(env: dict[str, str]) -> object:
             "UPLOAD_PAGE_STATUS_URL",
         ),
         (load_upload_page_settings, {"UPLOAD_PAGE_FRAME_ANCESTORS": "*"}, "UPLOAD_PAGE_FRAME_ANCESTORS"),
+        (
+            load_upload_page_settings,
+            {"UPLOAD_PAGE_SIGNATURE_URL": "https://api.example.com:99999/signature"},
+            "UPLOAD_PAGE_SIGNATURE_URL",
+        ),
+        (
+            load_upload_page_settings,
+            {"UPLOAD_PAGE_FRAME_ANCESTORS": "https://a.example.com:99999"},
+            "UPLOAD_PAGE_FRAME_ANCESTORS",
+        ),
         (
             load_upload_page_settings,
             {"UPLOAD_PAGE_FRAME_ANCESTORS": "https://app.example.com/path"},
