@@ -29,6 +29,10 @@ from shared.store import EventStore, TaskRecord, TaskResult, UploadRecord
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
 POLL_SECONDS = 0.5
+# SCF answers a synchronous call of at most 6 MB (its quota page), counting the function's return value as it
+# carries it: the JSON body escaped again inside SCF's own JSON. Kept below with room for the headers.
+ANSWER_BYTES = 4_000_000
+MAX_OUTPUT_URLS = 100  # an image sprite or a snapshot every second: thousands; `urlCount` says how many
 _CACHE = {"Cache-Control": "private, no-cache"}  # may be kept, but asked again (If-None-Match) before use
 
 
@@ -60,7 +64,7 @@ def task_view(task: TaskRecord, deleted_parts: Sequence[DeletePart], *, all_gone
         "errCode": task.err_code,
         "message": task.message,
         "outputs": [
-            {"type": r.type, "status": r.status, "urls": list(r.urls)}
+            {"type": r.type, "status": r.status, "urls": list(r.urls[:MAX_OUTPUT_URLS]), "urlCount": len(r.urls)}
             for r in task.results
             if not all_gone and not _deleted(r, deleted_parts)  # DeleteMedia removed these: no URL that answers 404
         ],
@@ -89,6 +93,27 @@ def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord], *, task_event
         "updatedAt": _iso(upload.last_event_at),
         "tasks": [task_view(t, upload.deleted_parts, all_gone=upload.deleted) for t in tasks],
     }
+
+
+def carried_size(body: Mapping[str, Any]) -> int:
+    """Bytes of `body` as SCF carries the answer: its JSON text (as shared.http.serve writes it), as a JSON string."""
+    return len(json.dumps(json.dumps(body, ensure_ascii=False, separators=(",", ":"))))
+
+
+def _within_answer(view: dict[str, Any]) -> dict[str, Any]:
+    """An upload's view, with only the tasks that fit in an answer when all of them would not (thousands of tasks;
+    `truncated` says so). A page holds fewer uploads instead (listing)."""
+    if carried_size(view) <= ANSWER_BYTES:
+        return view
+    tasks = view["tasks"]
+    fit = {**view, "tasks": [], "truncated": True}
+    room = ANSWER_BYTES - carried_size(fit)
+    for task in tasks:
+        room -= carried_size(task) + 1  # and its comma
+        if room < 0:
+            break
+        fit["tasks"].append(task)
+    return fit
 
 
 def etag(body: Mapping[str, Any]) -> str:
@@ -160,18 +185,23 @@ def make_uploads_endpoint(
         limit = _integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         before = _cursor(request.query["cursor"]) if "cursor" in request.query else None
         page = store_provider().user_page(user, limit + 1, before)  # one more: is there a next page?
-        shown = page[:limit]
-        body = {
-            "uploads": [upload_view(u, tasks, task_events=settings.task_events) for u, tasks in shown],
-            "nextCursor": _next_cursor(shown[-1][0]) if len(page) > limit else None,
-        }
+        views: list[dict[str, Any]] = []
+        room = ANSWER_BYTES - carried_size({"uploads": [], "nextCursor": _next_cursor(page[0][0])}) if page else 0
+        for upload, tasks in page[:limit]:
+            view = _within_answer(upload_view(upload, tasks, task_events=settings.task_events))
+            room -= carried_size(view) + 1  # and its comma
+            if room < 0 and views:  # the rest on the next page
+                break
+            views.append(view)
+        more = len(views) < len(page)
+        body = {"uploads": views, "nextCursor": _next_cursor(page[len(views) - 1][0]) if more else None}
         return _answer(request, body)
 
     def current(file_id: str, user: str) -> dict[str, Any]:
         upload, tasks = store_provider().upload_with_tasks(file_id)  # one snapshot: tasks no newer than the record
         if upload is None or upload.user_id != user:  # someone else's, nobody's, unknown: one answer
             raise NotFound("no such upload")
-        return upload_view(upload, tasks, task_events=settings.task_events)
+        return _within_answer(upload_view(upload, tasks, task_events=settings.task_events))
 
     def one(request: Request, user: str, file_id: str) -> Response:
         _only(request.query, ("wait",))

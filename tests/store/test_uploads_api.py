@@ -18,7 +18,7 @@ from shared.config import load_uploads_settings
 from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.status_service import POLL_SECONDS, make_uploads_endpoint
+from shared.status_service import ANSWER_BYTES, MAX_OUTPUT_URLS, POLL_SECONDS, carried_size, make_uploads_endpoint
 from shared.store import EventStore, StoreUnavailable, open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, Output
 from tests.scf import load_event
@@ -244,6 +244,52 @@ def test_every_upload_an_event_may_name_can_be_fetched_and_paged_past(writer: tu
     assert collected == ["last", *reversed(odd), "first"]
     for file_id in odd:
         assert get(f"/uploads/{quote(file_id, safe='')}")["body"]["fileId"] == file_id
+
+
+def snapshots(file_id: str, task_id: str, count: int) -> dict[str, Any]:
+    """A finished task that took a sample snapshot every second: `count` image URLs (VOD's shape)."""
+    images = [
+        f"https://1500000000.vod2.myqcloud.com/6c9a5b21vodcq1500000000/{file_id}/{i:05d}.jpg" for i in range(count)
+    ]
+    output = {"Definition": 10, "SampleType": "Time", "Interval": 1, "ImageUrlSet": images, "WaterMarkDefinition": []}
+    result = {"Type": "SampleSnapshot", "SampleSnapshotTask": {"Status": "SUCCESS", "ErrCode": 0, "Output": output}}
+    return vod_event(
+        "ProcedureStateChanged", FileId=file_id, TaskId=task_id, Status="FINISH", MediaProcessResultSet=[result]
+    )
+
+
+def test_pages_hold_what_scf_can_answer(writer: tuple[str, EventStore], get: Get) -> None:
+    # SCF answers at most 6 MB: a page stops short of `limit` where the next upload would not fit, and goes on
+    # from there; an output lists its first URLs, and how many it has.
+    _, store = writer
+    for i in range(50):  # ~5 MB as shown: 50 uploads of 12 tasks of 150 images (the first 100 shown)
+        record(store, upload_of("ann", f"s{i:02d}"), at=float(i))
+        for t in range(12):
+            record(store, snapshots(f"s{i:02d}", f"snap-{t:02d}", 150), at=float(i))
+    collected, sizes, cursor = [], [], None
+    while True:
+        answer = get("/uploads", limit="100", **({"cursor": cursor} if cursor else {}))
+        sizes.append(carried_size(answer["body"]))
+        collected += [u["fileId"] for u in answer["body"]["uploads"]]
+        if (cursor := answer["body"]["nextCursor"]) is None:
+            break
+    assert collected == [f"s{i:02d}" for i in reversed(range(50))]  # each once, in order
+    assert len(sizes) > 1 and max(sizes) <= ANSWER_BYTES
+    outputs = get("/uploads/s00")["body"]["tasks"][0]["outputs"]
+    assert [(o["urlCount"], len(o["urls"])) for o in outputs] == [(150, MAX_OUTPUT_URLS)]
+    assert outputs[0]["urls"][-1].endswith(f"/s00/{MAX_OUTPUT_URLS - 1:05d}.jpg")  # the first ones, in VOD's order
+
+
+def test_an_upload_too_large_for_one_answer_shows_the_tasks_that_fit(writer: tuple[str, EventStore], get: Get) -> None:
+    _, store = writer
+    record(store, upload_of("ann", "big"))
+    for t in range(500):  # ~11 kB each as shown: more than one answer holds
+        record(store, snapshots("big", f"snap-{t:03d}", MAX_OUTPUT_URLS), at=2.0)
+    one, page = get("/uploads/big")["body"], get("/uploads")["body"]
+    # (sizes and ids compared, not the bodies: a failure would print megabytes)
+    shown = [t["taskId"] for t in one["tasks"]]
+    assert (one.get("truncated"), shown) == (True, [f"snap-{t:03d}" for t in range(len(shown))]) and len(shown) < 500
+    assert carried_size(one) <= ANSWER_BYTES and [carried_size(u) for u in page["uploads"]] == [carried_size(one)]
 
 
 def _b64(raw: bytes) -> str:
