@@ -21,8 +21,8 @@ from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
 from shared.config import VodApiSettings
-from shared.errors import VodUnavailable
-from shared.events import FileDeleted, NewFileUpload, ProcedureStateChanged, parse_event
+from shared.errors import MalformedEvent, VodUnavailable
+from shared.events import FileDeleted, NewFileUpload, ProcedureStateChanged, VodEvent, parse_event
 from shared.ingest import Vouched
 from shared.source_context import Attribution, attribute
 from shared.vod_sdk import client_arguments, with_sub_app
@@ -105,6 +105,15 @@ def vouched_task(payload: Mapping[str, Any], task: Mapping[str, Any]) -> dict[st
     return {**copy.deepcopy(dict(payload)), "ProcedureStateChangeEvent": copy.deepcopy(dict(task))}
 
 
+def _readable(vouched: Mapping[str, Any], action: str) -> VodEvent:
+    """The event as VOD's answer has it. An answer of a shape VOD does not document is VOD's fault, not the
+    body's: a 503 (delivered again), never a 400 that blames the delivery, nor a crash."""
+    try:
+        return parse_event(vouched)
+    except MalformedEvent as exc:
+        raise VodUnavailable(f"{action} answered an unexpected shape: {exc.field}") from exc
+
+
 def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str]) -> Vouched:
     """What to record for one PUSH delivery: an upload as VOD has it (unconfirmed, with no user, when VOD
     does not know the file); a delete as VOD confirms it; a task event as VOD has the task now."""
@@ -118,7 +127,9 @@ def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[st
             raise VodUnavailable(f"VOD has no procedure task {event.task_id}")
         if event.status == "FINISH" and task.get("Status") != "FINISH":
             raise VodUnavailable(f"VOD does not report task {event.task_id} finished yet")
-        return Vouched(vouched_task(payload, task), None)
+        vouched = vouched_task(payload, task)
+        _readable(vouched, "DescribeTaskDetail")
+        return Vouched(vouched, None)
     if isinstance(event, NewFileUpload):
         found, _ = lookup.media([event.file_id])
         info = found.get(event.file_id)
@@ -130,8 +141,10 @@ def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[st
             task_id = getattr(event, field)
             if task_id and _at(lookup.task(task_id, task_type), file_id_at) != event.file_id:
                 raise VodUnavailable(f"VOD has no {task_type} task {task_id} of file {event.file_id}")
-        source = (info.get("BasicInfo") or {}).get("SourceInfo") or {}
-        return Vouched(vouched_upload(payload, info), attribute(source.get("SourceContext"), keys, confirmed=True))
+        vouched = vouched_upload(payload, info)
+        upload = _readable(vouched, "DescribeMediaInfos")
+        assert isinstance(upload, NewFileUpload)  # the body's EventType, which vouched_upload keeps
+        return Vouched(vouched, attribute(upload.source_context, keys, confirmed=True))
     if isinstance(event, FileDeleted) and event.file_ids:
         _, missing = lookup.media(list(event.file_ids))
         # A delete of some parts (transcodes, say) leaves the media in place: VOD still listing the file is

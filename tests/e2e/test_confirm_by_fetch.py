@@ -266,8 +266,17 @@ _PROCESSING = {"TaskId": TASK_ID, "Status": "PROCESSING", "FileId": FILE_ID, "Me
         ({"TaskType": "EditMedia", "Status": "FINISH", "EditMediaTask": {"TaskId": TASK_ID}}, "no procedure task"),
         ({"TaskType": "Procedure", "ProcedureTask": [_PROCESSING]}, "no procedure task"),
         ({"Error": {"Code": "RequestLimitExceeded", "Message": "slow down"}}, "RequestLimitExceeded"),
+        # VOD's answer, not the body, is malformed: a 503 (delivered again), not a 400 blaming the delivery
+        (
+            {
+                "TaskType": "Procedure",
+                "Status": "FINISH",
+                "ProcedureTask": {**_PROCESSING, "Status": "FINISH", "TaskId": None},
+            },
+            "DescribeTaskDetail answered an unexpected shape: ProcedureStateChangeEvent.TaskId",
+        ),
     ],
-    ids=["still-processing", "another-type", "not-an-object", "throttled"],
+    ids=["still-processing", "another-type", "not-an-object", "throttled", "no-task-id"],
 )
 def test_a_task_event_vod_does_not_vouch_for_is_a_503(
     vod_function: Callable[..., Any],
@@ -285,6 +294,43 @@ def test_a_task_event_vod_does_not_vouch_for_is_a_503(
     assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
     assert logged in output.text()
     assert open_store(database).tasks(FILE_ID) == []
+
+
+@pytest.mark.parametrize(
+    ("media_info", "field"),
+    [
+        ({"BasicInfo": "x"}, "FileUploadEvent.MediaBasicInfo"),
+        ({"BasicInfo": {"SourceInfo": "x"}}, "FileUploadEvent.MediaBasicInfo.SourceInfo"),
+        (
+            {"BasicInfo": {"SourceInfo": {"SourceContext": 7}}},
+            "FileUploadEvent.MediaBasicInfo.SourceInfo.SourceContext",
+        ),
+        (
+            {"BasicInfo": {"SourceInfo": {"SourceContext": "u2:r1:" + "a" * 22 + ":\ud800"}}},
+            "FileUploadEvent.MediaBasicInfo.SourceInfo.SourceContext",
+        ),
+        ({"BasicInfo": {"Name": 5}}, "FileUploadEvent.MediaBasicInfo.Name"),
+        ({"BasicInfo": {}, "MetaData": "x"}, "FileUploadEvent.MetaData"),
+    ],
+    ids=["basic-info", "source-info", "source-context", "surrogate", "name", "metadata"],
+)
+def test_an_upload_vod_answers_for_in_an_unexpected_shape_is_a_503(
+    vod_function: Callable[..., Any],
+    scripted_vod: Callable[[dict[str, Any]], str],
+    output: Output,
+    tmp_path: Path,
+    media_info: dict[str, Any],
+    field: str,
+) -> None:
+    # Before: a crash (500, a traceback in the log) or a 400 saying the delivery was malformed.
+    database = f"sqlite:///{tmp_path}/vod.sqlite3"
+    vod_answer = {"MediaInfoSet": [{"FileId": FILE_ID, **media_info}], "NotExistFileIdSet": []}
+    env = {**_FETCH_ENV, "VOD_API_ENDPOINT": scripted_vod(vod_answer), "DATABASE_URL": database}
+    event = vod_event("NewFileUpload", FileId=FILE_ID, ProcedureTaskId="")
+    answer = vod_function("callback", env=env)(http_event("POST", "/vod-events", body=signed(event, "Key123")), {})
+    assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
+    assert output.lines()[-1]["vod_error"] == f"DescribeMediaInfos answered an unexpected shape: {field}"
+    assert open_store(database).upload(FILE_ID) is None
 
 
 def test_a_delivery_recorded_before_is_a_duplicate_whatever_vod_says_now(
