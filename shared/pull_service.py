@@ -18,7 +18,7 @@ from shared.ingest import ingest_event
 from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, context_value, invocation_id, log_event
 from shared.records import Record
 from shared.store import EventStore
-from shared.vod_limits import API_TIMEOUT_SECONDS, PULL_REDELIVERY_SECONDS
+from shared.vod_limits import API_TIMEOUT_SECONDS, CONFIRM_HANDLES, PULL_REDELIVERY_SECONDS
 
 _LAST_EVENT_SECONDS = 5  # allowed the last event a batch takes (its after-commit hook included)
 
@@ -169,13 +169,15 @@ def _drain(
             stopped = "empty"
             break
         handles, store_failed = _store_batch(events, store, tally, clock, take_until, after_commit, keys)
-        if handles:
-            try:
-                queue.confirm(handles)
-            except Exception as exc:  # committed but unconfirmed: redelivered in 30 s, then deduplicated
-                stopped = _queue_failed("confirm", exc)
-                break
-            tally.confirmed += len(handles)
+        # In calls of at most 16, should VOD ever hand out more at a time: one call would be refused every time.
+        try:
+            for start in range(0, len(handles), CONFIRM_HANDLES):
+                chunk = handles[start : start + CONFIRM_HANDLES]
+                queue.confirm(chunk)
+                tally.confirmed += len(chunk)
+        except Exception as exc:  # committed but unconfirmed: redelivered in 30 s, then deduplicated
+            stopped = _queue_failed("confirm", exc)
+            break
         if store_failed:
             stopped = "store_unavailable"
             break

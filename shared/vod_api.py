@@ -32,7 +32,9 @@ class SdkEventQueue:
         # The raw JSON, not the SDK's model: the model would invent a null for every field VOD did
         # not send, and the event is stored as VOD sent it.
         response = self._client.call_json("PullEvents", with_sub_app({}, self._sub_app_id))
-        events: list[dict[str, Any]] = response.get("Response", {}).get("EventSet") or []
+        events = response["Response"].get("EventSet") or []
+        if not isinstance(events, list):  # not walked as events (a string's characters, an object's keys)
+            raise TypeError(f"PullEvents answered an EventSet of type {type(events).__name__}")
         return events
 
     def confirm(self, handles: Sequence[str]) -> None:

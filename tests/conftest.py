@@ -223,3 +223,24 @@ def loopback_http() -> Iterator[Serve]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def scripted_vod(loopback_http: Serve) -> Callable[[dict[str, Any]], str]:
+    """VOD's cloud API answering every call with one scripted Response: for what the emulator, whose tasks
+    finish as they start, never answers (the signature is not checked: what is tested is the answer's use)."""
+
+    def serve(response: dict[str, Any]) -> str:
+        body = json.dumps({"Response": {**response, "RequestId": "scripted"}}).encode()
+
+        def answer(handler: BaseHTTPRequestHandler) -> None:
+            handler.rfile.read(int(handler.headers["Content-Length"]))
+            handler.send_response(200)
+            handler.send_header("Content-Type", "application/json")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+
+        return loopback_http(answer)
+
+    return serve

@@ -3,14 +3,17 @@ the real SDK against the emulator is in tests/e2e/test_upload_flow.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from shared.config import load_vod_api_settings
 from shared.pull_service import drain, time_limit_seconds
 from shared.store import open_store
+from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import FrozenClock
 from tests.conftest import KEYS, Output
 from tests.scf import load_event, nested
@@ -23,6 +26,7 @@ class Queue:
     def __init__(self, batches: list[list[dict[str, Any]]], fail: str | None = None) -> None:
         self.batches, self.fail = batches, fail
         self.confirmed: list[str] = []
+        self.calls: list[int] = []  # handles per ConfirmEvents call
 
     def pull(self) -> list[dict[str, Any]]:
         if self.fail == "pull":
@@ -32,6 +36,9 @@ class Queue:
     def confirm(self, handles: Sequence[str]) -> None:
         if self.fail == "confirm":
             raise ConnectionError("VOD unreachable")
+        if len(handles) > 16:  # ConfirmEvents' EventHandles: "array length limit: 16"
+            raise ValueError("InvalidParameterValue.EventHandles")
+        self.calls.append(len(handles))
         self.confirmed.extend(handles)
 
 
@@ -58,6 +65,31 @@ def test_commits_then_confirms_and_a_redelivery_is_a_duplicate(tmp_path: Path) -
     assert (report.pulled, report.recorded, report.duplicates, report.confirmed) == (3, 2, 1, 3)
     assert queue.confirmed == ["h1", "h2", "h3"] and report.stopped == "empty"
     assert store.event_count() == 2
+
+
+def test_a_batch_larger_than_confirm_events_takes_is_confirmed_in_parts(tmp_path: Path) -> None:
+    # PullEvents hands out at most 16; should it hand out more, one ConfirmEvents would be refused every time.
+    batch = [{**_pulled("vod_new_file_upload", f"h{i}"), "FileUploadEvent": {"FileId": f"f{i}"}} for i in range(20)]
+    queue = Queue([batch])
+    report, _ = _drain(queue, tmp_path)
+    assert (report.recorded, report.confirmed, queue.calls) == (20, 20, [16, 4])
+
+
+@pytest.mark.parametrize("event_set", [5, True, "abc", {"EventHandle": "h1"}])
+def test_an_event_set_that_is_not_a_list_is_a_queue_error(
+    scripted_vod: Callable[[dict[str, Any]], str], tmp_path: Path, event_set: Any
+) -> None:
+    # Not a crash of the run, nor a string's characters or an object's keys taken for events.
+    env = {
+        "VOD_SECRET_ID": "AKIDx",
+        "VOD_SECRET_KEY": "s" * 32,
+        "VOD_API_ENDPOINT": scripted_vod({"EventSet": event_set}),
+    }
+    queue = SdkEventQueue(make_client(load_vod_api_settings(env)), None)
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    ticks = itertools.count(0.0, 5.0)  # the time moves: a queue answering so for ever still ends at the deadline
+    report = drain(queue, store, deadline=100.0, clock=lambda: next(ticks), reserve_seconds=10, keys=KEYS)
+    assert (report.stopped, report.pulled, report.unreadable, store.event_count()) == ("queue_error", 0, 0, 0)
 
 
 @pytest.mark.parametrize(("fail", "confirmed", "recorded"), [("pull", 0, 0), ("confirm", 0, 1)])

@@ -7,7 +7,6 @@ import json
 import os
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -15,7 +14,7 @@ from unittest.mock import ANY
 import pytest
 
 from shared.store import TaskRecord, open_store
-from tests.conftest import Output, Serve, closed_loopback_port
+from tests.conftest import Output, closed_loopback_port
 from vodtesting import FILE_ID, http_event, sample_video, signed, signed_parameters, vod_event
 from vodtesting.events import TASK_ID
 from vodtesting.stack import VodStack
@@ -231,27 +230,6 @@ def test_vod_not_answering_is_a_503_so_vod_retries_and_the_log_says_why(
     assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
     [line] = output.lines()
     assert line["vod_error"] == f"DescribeMediaInfos failed: {why}"
-
-
-@pytest.fixture
-def scripted_vod(loopback_http: Serve) -> Callable[[dict[str, Any]], str]:
-    """VOD's cloud API answering every call with one scripted Response: for what the emulator, whose tasks
-    finish as they start, never answers (the signature is not checked: what is tested is the answer's use)."""
-
-    def serve(response: dict[str, Any]) -> str:
-        body = json.dumps({"Response": {**response, "RequestId": "scripted"}}).encode()
-
-        def answer(handler: BaseHTTPRequestHandler) -> None:
-            handler.rfile.read(int(handler.headers["Content-Length"]))
-            handler.send_response(200)
-            handler.send_header("Content-Type", "application/json")
-            handler.send_header("Content-Length", str(len(body)))
-            handler.end_headers()
-            handler.wfile.write(body)
-
-        return loopback_http(answer)
-
-    return serve
 
 
 _PROCESSING = {"TaskId": TASK_ID, "Status": "PROCESSING", "FileId": FILE_ID, "MediaProcessResultSet": []}
