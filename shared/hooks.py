@@ -10,11 +10,13 @@ before VOD gets its 200; never for a duplicate delivery. If it raises, the event
 Delivery by the functions is at most once: the event is committed as `hook_status = pending` and marked
 done or failed afterwards, so a hook cut short (function timeout, container killed), or never started
 because the commit's answer was lost, stays `pending` and visible, but is not retried (VOD's retry is a
-duplicate). `vod-uploads hooks --rerun` runs the hook again for those and for failed ones (`rerun_hook`),
-which makes it at least once. Keep hooks quick (the function's timeout covers them) and idempotent.
+duplicate). `vod-uploads hooks --rerun` runs the hook again for those and for failed ones (`rerun_hook`:
+each is claimed first, so that two operators' runs never run one twice), which makes it at least once.
+Keep hooks quick (the function's timeout covers them) and idempotent.
 """
 
 import importlib
+import time
 from collections.abc import Callable
 
 from shared.config import ConfigError
@@ -32,6 +34,10 @@ class HookNotRecorded(StoreUnavailable):
     def __init__(self, message: str, hook_error: str | None) -> None:
         super().__init__(message)
         self.hook_error = hook_error
+
+
+class HookTaken(Exception):
+    """Another `vod-uploads hooks --rerun` has the event's hook (each is claimed before it is run)."""
 
 
 class CommittedEvent(Record):
@@ -103,18 +109,27 @@ def _call(hook: AfterCommit, committed: CommittedEvent) -> str | None:
     return error
 
 
-def rerun_hook(hook: AfterCommit, store: EventStore, event: EventSummary) -> str | None:
+def rerun_hook(
+    hook: AfterCommit, store: EventStore, event: EventSummary, *, now: Callable[[], float] = time.time
+) -> str | None:
     """Run the hook again for a stored event (one `EventStore.unfinished_hooks` lists), with the records of
     its files as they are now (not as committed), and record the result; the error text if it raised.
-    HookNotRecorded when the hook ran but its result could not be recorded."""
+    The hook is claimed first: HookTaken when another rerun has it. HookNotRecorded when the hook ran but its
+    result could not be recorded."""
     payload = store.payload(event.dedupe_key)
     if payload is None:
         raise LookupError(f"no event {event.dedupe_key!r} is stored")
+    committed_event = parse_event(payload)  # before the claim: an event that cannot be read is left as it is
+    claimed_at = now()
+    if not store.claim_hook(event, claimed_at):
+        raise HookTaken("not run: another rerun has taken it, or recorded it, since it was listed")
     uploads = tuple(record for file_id in event.file_ids if (record := store.upload(file_id)) is not None)
-    committed = CommittedEvent(event.dedupe_key, parse_event(payload), event.received_at, uploads)
+    committed = CommittedEvent(event.dedupe_key, committed_event, event.received_at, uploads)
     error = _call(hook, committed)
     try:
-        store.record_hook_result(committed.dedupe_key, error)
+        recorded = store.record_hook_result(committed.dedupe_key, error, claimed_at=claimed_at)
     except StoreUnavailable as exc:
         raise HookNotRecorded(exc.message, error) from exc
+    if not recorded:  # this run took longer than --older-than, and another took the hook over: its result stands
+        raise HookTaken("run, but another rerun took it over meanwhile: its result is the one recorded")
     return error

@@ -26,7 +26,7 @@ from typing import Any
 from shared.config import ConfigError, after_commit_hook, load_store_settings
 from shared.errors import MalformedEvent
 from shared.events import plain
-from shared.hooks import AfterCommit, HookNotRecorded, load_hook, rerun_hook
+from shared.hooks import AfterCommit, HookNotRecorded, HookTaken, load_hook, rerun_hook
 from shared.store import EventStore, EventSummary, FileReport, StoreUnavailable, UploadRecord, open_store
 from shared.store.base import SCHEMA_VERSION
 from shared.store.sqlite import SqliteStore
@@ -90,14 +90,19 @@ def print_record(report: FileReport) -> None:
             print(f"    {result.type:<22} {result.status or '-':<10} {' '.join(result.urls) or '-'}")
     print("\nevents received:")
     for event in report.events:
-        hook = ""
-        if event.hook_status == "pending":
-            hook = "  hook pending (still running, or cut short)"
-        elif event.hook_status == "failed":
-            hook = f"  hook failed {event.hook_failures}x: {event.hook_last_error}"
-        elif event.hook_failures:  # run again since, and done
-            hook = f"  hook done (after {event.hook_failures} failure(s): {event.hook_last_error})"
-        print(f"  {when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}{hook}")
+        print(f"  {when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}{_hook_state(event)}")
+
+
+def _hook_state(event: EventSummary) -> str:
+    if event.hook_status == "pending":
+        return "  hook pending (still running, or cut short)"
+    if event.hook_status == "failed":
+        return f"  hook failed {event.hook_failures}x: {event.hook_last_error}"
+    if event.hook_status == "rerunning":
+        return f"  hook being run again since {when(event.hook_claimed_at or 0)} (vod-uploads hooks --rerun)"
+    if event.hook_failures:  # run again since, and done
+        return f"  hook done (after {event.hook_failures} failure(s): {event.hook_last_error})"
+    return ""
 
 
 def print_table(user: str, uploads: list[UploadRecord]) -> None:
@@ -183,17 +188,8 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
         hook = _hook_from_settings() if args.rerun else None
         try:
             for event in _unfinished(store, time.time() - args.older_than):
-                outcome, stop = None, None
-                if hook is not None:
-                    try:
-                        error = rerun_hook(hook, store, event)
-                    except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
-                        error = f"not run: the stored event cannot be read ({exc.message})"
-                    except HookNotRecorded as exc:
-                        ran = "done" if exc.hook_error is None else f"failed again: {exc.hook_error}"
-                        error = stop = f"{ran}, but that could not be recorded ({exc.message})"
-                    outcome = "done" if error is None else (stop or f"failed again: {error}")
-                    failures += error is not None
+                outcome, failed, stop = _rerun(hook, store, event) if hook is not None else (None, False, False)
+                failures += failed
                 rows.append({**plain(event), "rerun": outcome})
                 if not args.json:
                     print(_hook_line(event, outcome), file=out, flush=True)
@@ -208,8 +204,25 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
         raise Failure(f"{failures} of {len(rows)} hook(s) failed again", 1)
 
 
+def _rerun(hook: AfterCommit, store: EventStore, event: EventSummary) -> tuple[str, bool, bool]:
+    """The hook run again for `event`: what came of it, whether that is a failure, whether to stop the run."""
+    try:
+        error = rerun_hook(hook, store, event)
+    except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
+        return f"not run: the stored event cannot be read ({exc.message})", True, False
+    except HookNotRecorded as exc:
+        ran = "done" if exc.hook_error is None else f"failed again: {exc.hook_error}"
+        return f"{ran}, but that could not be recorded ({exc.message})", True, True
+    except HookTaken as exc:  # another operator's run has it: not this run's failure
+        return str(exc), False, False
+    return ("done", False, False) if error is None else (f"failed again: {error}", True, False)
+
+
 def _hook_line(event: EventSummary, outcome: str | None) -> str:
-    was = "pending" if event.hook_status == "pending" else f"failed {event.hook_failures}x: {event.hook_last_error}"
+    was = {
+        "pending": "pending",
+        "rerunning": f"rerun since {when(event.hook_claimed_at or 0)}, never finished",
+    }.get(event.hook_status or "", f"failed {event.hook_failures}x: {event.hook_last_error}")
     line = f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  {was}"
     return line if outcome is None else f"{line}\n  run again: {outcome}"
 

@@ -42,7 +42,7 @@ from shared.store.projection import (
 )
 
 R = TypeVar("R")
-HookStatus = Literal["pending", "done", "failed"]
+HookStatus = Literal["pending", "done", "failed", "rerunning"]
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
@@ -107,6 +107,14 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "CREATE INDEX event_files_unprojected ON event_files (file_id) WHERE NOT projected",
         ),
     ),
+    (
+        5,
+        (
+            # When `vod-uploads hooks --rerun` took the event's hook (hook_status 'rerunning'): two operators
+            # never run one hook at once, and a claim left by a run that died is taken again once it is old.
+            "ALTER TABLE events ADD COLUMN hook_claimed_at DOUBLE PRECISION",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -137,6 +145,7 @@ class EventSummary(Record):
     hook_status: HookStatus | None = None  # None: no hook was configured when it arrived
     hook_failures: int = 0
     hook_last_error: str | None = None
+    hook_claimed_at: float | None = None  # when a rerun took the hook (hook_status rerunning, or since)
 
 
 class Ingested(Record):
@@ -157,7 +166,9 @@ class FileReport(Record):
 
 _UPLOAD_COLUMNS = UploadRecord._fields
 _TASK_COLUMNS = TaskRecord._fields
-_EVENT_COLUMNS = "dedupe_key, event_type, file_ids, received_at, hook_status, hook_failures, hook_last_error"
+_EVENT_COLUMNS = (
+    "dedupe_key, event_type, file_ids, received_at, hook_status, hook_failures, hook_last_error, hook_claimed_at"
+)
 
 
 # Stored JSON is canonical_json: pure ASCII (no payload can trip a store's text encoding), one text per value.
@@ -205,9 +216,16 @@ def _by_task_id(rows: Sequence[Sequence[Any]]) -> list[TaskRecord]:
 
 
 def _event_from_row(row: Sequence[Any]) -> EventSummary:
-    key, event_type, file_ids, received_at, hook_status, failures, last_error = row
+    key, event_type, file_ids, received_at, hook_status, failures, last_error, claimed_at = row
     return EventSummary(
-        key, event_type, tuple(json.loads(file_ids)), float(received_at), hook_status, int(failures), last_error
+        key,
+        event_type,
+        tuple(json.loads(file_ids)),
+        float(received_at),
+        hook_status,
+        int(failures),
+        last_error,
+        None if claimed_at is None else float(claimed_at),
     )
 
 
@@ -498,23 +516,44 @@ class EventStore(ABC):
                 continue
             yield FoldInput(key, float(received_at), event, None if attribution is None else _attribution(attribution))
 
-    def record_hook_result(self, dedupe_key: str, error: str | None) -> None:
-        """After the hook ran: done (error None), or failed, counted, with the error kept."""
+    def claim_hook(self, event: EventSummary, claimed_at: float) -> bool:
+        """Take the hook of `event` (as `unfinished_hooks` listed it) for a rerun: False when another rerun took
+        it, or recorded its result, since it was listed."""
 
-        def work(cursor: Cursor) -> None:
+        def work(cursor: Cursor) -> bool:
+            cursor.execute(
+                self._sql(
+                    "UPDATE events SET hook_status = 'rerunning', hook_claimed_at = ? WHERE dedupe_key = ? "
+                    "AND hook_status = ? AND hook_failures = ? AND COALESCE(hook_claimed_at, -1) = ?"
+                ),
+                (claimed_at, event.dedupe_key, event.hook_status, event.hook_failures, event.hook_claimed_at or -1),
+            )
+            return bool(cursor.rowcount == 1)
+
+        return self._run(work, write=True)
+
+    def record_hook_result(self, dedupe_key: str, error: str | None, *, claimed_at: float | None = None) -> bool:
+        """After the hook ran: done (error None), or failed, counted, with the error kept. A rerun's result
+        (`claimed_at`: its claim) is recorded only while its claim stands: False when another took it over."""
+
+        done = "hook_status = 'done'"
+        failed = "hook_status = 'failed', hook_failures = hook_failures + 1, hook_last_error = ?"
+        update, values = (done, ()) if error is None else (failed, (error[:_MAX_ERROR_TEXT],))
+        claim, held = (
+            ("", ())
+            if claimed_at is None
+            else (" AND hook_status = 'rerunning' AND hook_claimed_at = ?", (claimed_at,))
+        )
+
+        def work(cursor: Cursor) -> bool:
             # execute, not defer: a dead pooled connection shows before the COMMIT is sent, so it is retried.
-            if error is None:
-                cursor.execute(self._sql("UPDATE events SET hook_status = 'done' WHERE dedupe_key = ?"), (dedupe_key,))
-            else:
-                cursor.execute(
-                    self._sql(
-                        "UPDATE events SET hook_status = 'failed', hook_failures = hook_failures + 1, "
-                        "hook_last_error = ? WHERE dedupe_key = ?"
-                    ),
-                    (error[:_MAX_ERROR_TEXT], dedupe_key),
-                )
+            cursor.execute(
+                self._sql(f"UPDATE events SET {update} WHERE dedupe_key = ?{claim}"),  # noqa: S608
+                (*values, dedupe_key, *held),
+            )
+            return bool(cursor.rowcount == 1)
 
-        self._run(work, write=True)
+        return self._run(work, write=True)
 
     # --- reads --------------------------------------------------------------------------------------
 
@@ -621,14 +660,15 @@ class EventStore(ABC):
         self, received_before: float, after: EventSummary | None = None, limit: int = 500
     ) -> list[EventSummary]:
         """Events whose hook failed, or is still pending though they arrived before `received_before` (cut short,
-        or its commit's answer lost: VOD's retry is a duplicate), oldest first; a page of them, from `after`."""
+        or its commit's answer lost: VOD's retry is a duplicate), or was taken by a rerun before then (which
+        died), oldest first; a page of them, from `after`."""
 
         def read(cursor: Cursor) -> list[EventSummary]:
             at, key = (-1.0, "") if after is None else (after.received_at, after.dedupe_key)
             cursor.execute(
                 self._sql(
                     f"SELECT {_EVENT_COLUMNS} FROM events WHERE (hook_status = 'failed' "  # noqa: S608
-                    "OR (hook_status = 'pending' AND received_at < ?)) "
+                    "OR (hook_status IN ('pending', 'rerunning') AND COALESCE(hook_claimed_at, received_at) < ?)) "
                     "AND (received_at > ? OR (received_at = ? AND dedupe_key > ?)) "
                     "ORDER BY received_at, dedupe_key LIMIT ?"
                 ),

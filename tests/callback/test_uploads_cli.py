@@ -263,7 +263,53 @@ def test_a_rerun_whose_result_cannot_be_recorded_says_so_and_stops(
     [row] = json.loads(rerun.stdout)["hooks"]
     assert row["dedupe_key"] == keys["failed"] and row["rerun"].startswith("done, but that could not be recorded")
     assert len(calls.read_text().splitlines()) == 1
-    assert [r["hook_failures"] for r in json.loads(uploads(url, "hooks", "--json").stdout)["hooks"]] == [1, 0]
+    # still this run's claim, as after a run that died: listed again once the claim is --older-than old
+    assert [r["dedupe_key"] for r in json.loads(uploads(url, "hooks", "--json").stdout)["hooks"]] == [keys["cut_short"]]
+    assert "hook being run again since" in uploads(url, "show", "2").stdout
+
+
+def test_two_operators_reruns_run_each_hook_once(unfinished: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    # GIVEN a second operator's rerun started while the first runs its first hook: both listed both events
+    url, keys = unfinished
+    calls = tmp_path / "calls.txt"
+    env = {
+        "DATABASE_URL": url,
+        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:rerun_meanwhile",
+        "HOOK_TARGET_FILE": str(calls),
+        "PYTHONPATH": str(ROOT),
+    }
+    rerun = run_command("vod-uploads", "hooks", "--rerun", "--json", env=env, cwd=ROOT)
+    # THEN each hook ran once: the second operator ran the one the first had not claimed yet, which the first
+    # then left to it (not a failure of its run)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(calls.read_text().splitlines()) == sorted(
+        [f"{keys['failed']} NewFileUpload failed", f"{keys['cut_short']} NewFileUpload cut_short"]
+    )
+    assert [r["rerun"] for r in json.loads(rerun.stdout)["hooks"]] == [
+        "done",
+        "not run: another rerun has taken it, or recorded it, since it was listed",
+    ]
+    assert json.loads(uploads(url, "hooks", "--json").stdout)["hooks"] == []
+
+
+def test_a_claim_left_by_a_rerun_that_died_is_taken_again_once_old(
+    unfinished: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    url, keys = unfinished
+    store = open_store(url)
+    listed = store.unfinished_hooks(time.time() - 900)
+    assert store.claim_hook(listed[0], claimed_at=time.time() - 1000)  # that run died long ago
+    assert store.claim_hook(listed[1], claimed_at=time.time())  # this one is running now
+    store.close()
+    shown = uploads(url, "hooks").stdout
+    assert "rerun since" in shown and keys["failed"] in shown and keys["cut_short"] not in shown
+    env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file"}
+    rerun = run_command(
+        "vod-uploads", "hooks", "--rerun", env={**env, "HOOK_TARGET_FILE": str(tmp_path / "c")}, cwd=ROOT
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    assert (tmp_path / "c").read_text().split()[0] == keys["failed"]
+    assert "hook being run again since" in uploads(url, "show", "3").stdout  # cut_short's file: still claimed
 
 
 def test_a_rerun_never_makes_an_event_store_where_there_is_none(tmp_path: Path) -> None:

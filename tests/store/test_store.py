@@ -13,7 +13,7 @@ import pytest
 
 from shared import store as store_package
 from shared.events import DELIVERY_FIELDS, stored_form
-from shared.hooks import CommittedEvent, rerun_hook
+from shared.hooks import CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
 from shared.store.base import SCHEMA_VERSION
@@ -387,6 +387,24 @@ def test_a_hook_that_did_not_finish_can_be_run_again(store: EventStore) -> None:
     done = store.event(keys["vod_new_file_upload"])
     assert done is not None and (done.hook_status, done.hook_failures) == ("done", 1)  # the failure stays counted
     assert [e.dedupe_key for e in store.unfinished_hooks(received_before=101.0)] == [keys["vod_file_deleted"]]
+    with pytest.raises(HookTaken):  # as another operator listed it before: not run twice
+        rerun_hook(again, store, unfinished[0])
+    assert len(again.calls) == 2
+
+
+def test_a_rerun_claims_a_hook_once_and_a_dead_runs_claim_is_taken_again(store: EventStore) -> None:
+    key = ingest(store, "vod_new_file_upload", 2.0, Hook(fail=True)).dedupe_key
+    [listed] = store.unfinished_hooks(received_before=50.0)
+    assert store.claim_hook(listed, claimed_at=10.0) and not store.claim_hook(listed, claimed_at=11.0)
+    assert store.unfinished_hooks(received_before=10.0) == []  # claimed at 10.0: not listed before then
+    [stale] = store.unfinished_hooks(received_before=10.5)  # older than the cut: that run is taken for dead
+    assert (stale.hook_status, stale.hook_claimed_at) == ("rerunning", 10.0) and store.claim_hook(
+        stale, claimed_at=12.0
+    )
+    assert not store.record_hook_result(key, None, claimed_at=10.0)  # the first run's result: its claim is gone
+    assert store.record_hook_result(key, None, claimed_at=12.0)
+    done = store.event(key)
+    assert done is not None and (done.hook_status, done.hook_failures) == ("done", 1)
 
 
 def test_hook_sees_the_committed_record(store: EventStore) -> None:
