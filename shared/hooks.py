@@ -91,13 +91,20 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
     return error
 
 
+def _message(exc: BaseException) -> str:
+    try:
+        return str(exc)
+    except Exception:  # an app's exception whose __str__ itself fails: the failure must still be recorded
+        return "<its message could not be read>"
+
+
 def _call(hook: AfterCommit, committed: CommittedEvent) -> str | None:
     error = None
     try:
         hook(committed)
     except (Exception, SystemExit) as exc:  # a sys.exit() in a hook must not end the function's invocation
         # Kept as text both stores take: an exception may quote event fields with a NUL or a lone surrogate.
-        text = f"{type(exc).__name__}: {exc}"[:500]
+        text = f"{type(exc).__name__}: {_message(exc)}"[:500]
         error = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
         log_event(
             ERROR,

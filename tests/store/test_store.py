@@ -27,7 +27,7 @@ BASE_URL = "http://1400329073.vod2.myqcloud.com/d9d5f4ffvodcq1400329073/b1e3a1f2
 
 
 class Hook:
-    def __init__(self, fail: bool = False, message: str = "downstream is down") -> None:
+    def __init__(self, fail: bool = False, message: object = "downstream is down") -> None:
         self.calls: list[CommittedEvent] = []
         self.fail, self.message = fail, message
         self._lock = threading.Lock()
@@ -37,6 +37,11 @@ class Hook:
             self.calls.append(committed)
         if self.fail:
             raise RuntimeError(self.message)
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise ValueError("a format the app got wrong")
 
 
 def ingest(store: EventStore, name: str, received_at: float = 100.0, hook: Callable[..., None] | None = None) -> Any:
@@ -319,9 +324,11 @@ def test_a_failed_transaction_writes_nothing(store: EventStore, monkeypatch: pyt
         ("downstream is down", "RuntimeError: downstream is down"),
         # A hook quoting an event field (MetaData, say) that no store takes as text: kept escaped.
         ("no title 'a\x00b\ud800'", "RuntimeError: no title 'a\\x00b\\ud800'"),
+        # An app's message whose __str__ fails: recorded all the same (it was a 500, and the hook stayed pending)
+        (_Unprintable(), "RuntimeError: <its message could not be read>"),
     ],
 )
-def test_hook_failure_is_recorded_and_never_loses_the_event(store: EventStore, message: str, recorded: str) -> None:
+def test_hook_failure_is_recorded_and_never_loses_the_event(store: EventStore, message: Any, recorded: str) -> None:
     hook = Hook(fail=True, message=message)
     result = ingest(store, "vod_new_file_upload", hook=hook)
     assert result.duplicate is False and result.hook_error == recorded
