@@ -66,13 +66,18 @@ def _is_loopback(url: str) -> bool:
     return is_loopback_url(url)
 
 
-def _failure(exc: TencentCloudSDKException, where: str, changing: bool) -> str:
-    code, message = exc.get_code(), str(exc.get_message())[:200]
-    if code == "ClientNetworkError":  # raised by the SDK itself: no answer (a change may have been made)
-        maybe = "; the change may or may not have been made: run without options to see" if changing else ""
+def _failure(exc: TencentCloudSDKException, where: str, changing: bool, sign_key: Secret | None) -> str:
+    code, message = exc.get_code(), str(exc.get_message())
+    if sign_key is not None:  # an answer that quotes the request back must not show the key
+        message = message.replace(sign_key.reveal(), "********")
+    message = message[:200]
+    maybe = "; the change may or may not have been made: run without options to see" if changing else ""
+    if code == "ClientNetworkError":  # raised by the SDK itself: no answer
         return f"could not reach VOD at {where}: {message}{maybe}"
-    if code == "ServerNetworkError":  # an answer, but not VOD's API (a wrong VOD_API_ENDPOINT?)
-        return f"no VOD API answer at {where} (check VOD_API_ENDPOINT): {message}"
+    # An answer, but not VOD's API's (a wrong VOD_API_ENDPOINT?): an HTTP error, or a 200 that is not an API
+    # answer (the SDK then names the JSON error). Every answer of VOD's, refusals too, names its request.
+    if code == "ServerNetworkError" or not exc.get_request_id():
+        return f"no VOD API answer at {where} (check VOD_API_ENDPOINT): {code}: {message}{maybe}"
     return f"VOD refused: {code}: {message}"
 
 
@@ -145,7 +150,7 @@ def main() -> int:
             modify_event_config(client, settings.sub_app_id, SignKey=sign_key.reveal() if sign_key else None, **changes)
         config = describe_event_config(client, settings.sub_app_id)
     except TencentCloudSDKException as exc:
-        print(_failure(exc, f"{settings.protocol}://{settings.endpoint}", changing), file=sys.stderr)
+        print(_failure(exc, f"{settings.protocol}://{settings.endpoint}", changing, sign_key), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         maybe = ": the change may or may not have been made, run without options to see" if changing else ""

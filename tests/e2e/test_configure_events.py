@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import closed_loopback_port, command, run_command
+from tests.conftest import Serve, closed_loopback_port, command, run_command
 from vodlocal import localstack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,6 +139,39 @@ def test_an_endpoint_that_is_not_vod_is_said_so(stack: localstack.LocalStack) ->
     assert proc.returncode == 1 and "no VOD API answer at" in proc.stderr and "VOD refused" not in proc.stderr
 
 
+_KEYS = {"TENCENTCLOUD_SECRET_ID": "AKIDtest", "TENCENTCLOUD_SECRET_KEY": "test-key-0123456789"}
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        (b"<html>not an API</html>", "no VOD API answer at"),  # a 200 that is not an API answer: not a refusal
+        (b"{}", "no VOD API answer at"),
+        # An API that quotes the request back: the SignKey is not shown
+        (
+            json.dumps(
+                {"Response": {"Error": {"Code": "InvalidParameter", "Message": "SignKey Key123abc"}, "RequestId": "r"}}
+            ).encode(),
+            "VOD refused: InvalidParameter: SignKey ********",
+        ),
+    ],
+    ids=["html", "empty-object", "echoed-key"],
+)
+def test_an_answer_that_is_not_vods_is_not_a_refusal(loopback_http: Serve, body: bytes, said: str) -> None:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json" if body.startswith(b"{") else "text/html")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    env = {**_KEYS, "VOD_API_ENDPOINT": loopback_http(answer), "VOD_CALLBACK_SIGN_KEY": "Key123abc"}
+    proc = configure("--mode", "PULL", **env)
+    assert proc.returncode == 1 and said in proc.stderr and "Key123abc" not in proc.stderr, proc.stderr
+    assert ("may or may not have been made" in proc.stderr) == said.startswith("no VOD API answer")
+
+
 @pytest.mark.parametrize("url", ["", " http://127.0.0.1:9/vod-events", "127.0.0.1/vod-events", "ftp://host/x"])
 def test_a_push_address_vod_could_not_call_is_refused(stack: localstack.LocalStack, url: str) -> None:
     # VOD stores what it is given: an empty address clears its own, and PUSH events then go nowhere.
@@ -150,10 +184,9 @@ def test_ctrl_c_while_vod_is_asked_says_what_may_have_happened(tmp_path: Path) -
     with socket.create_server(("127.0.0.1", 0)) as silent:  # takes the connection, never answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         env = {**os.environ, "VOD_API_ENDPOINT": url, "VOD_CALLBACK_SIGN_KEY": "Key123"}
-        keys = {"TENCENTCLOUD_SECRET_ID": "AKIDtest", "TENCENTCLOUD_SECRET_KEY": "test-key-0123456789"}
         proc = subprocess.Popen(
             [command("vod-configure-events"), "--mode", "PULL"],
-            env={**env, **keys},
+            env={**env, **_KEYS},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
