@@ -254,6 +254,14 @@ def run(args: argparse.Namespace) -> None:
         store.close()
 
 
+def _text(text: str) -> str:
+    try:  # bytes that are not UTF-8 reach argv as lone surrogates: no store can be asked for them
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(f"not UTF-8 text: {text!r}") from None
+    return text
+
+
 def _seconds(text: str) -> int:
     if not (text.isascii() and text.isdigit()):  # a negative age would take hooks that may still be running
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
@@ -266,10 +274,10 @@ def parser() -> argparse.ArgumentParser:
     )
     commands = p.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="a user's uploads")
-    listing.add_argument("--user", required=True, help="user id (as the signature function saw it)")
+    listing.add_argument("--user", required=True, type=_text, help="user id (as the signature function saw it)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     show = commands.add_parser("show", help="everything recorded about one file")
-    show.add_argument("file_id", metavar="FILE_ID")
+    show.add_argument("file_id", metavar="FILE_ID", type=_text)
     show.add_argument("--json", action="store_true", help="machine-readable output")
     hooks_ = commands.add_parser("hooks", help="events whose after-commit hook failed or never finished")
     hooks_.add_argument(
@@ -285,13 +293,17 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     try:
-        run(parser().parse_args(argv))
+        run(args)
     except Failure as failure:
         print(f"vod-uploads: {failure}", file=sys.stderr)
         return failure.status
     except BrokenPipeError:  # `uploads show X | head`: the reader left, which is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if args.command == "hooks" and args.rerun:  # but not for a rerun it stopped part-way
+            print("vod-uploads: stopped, its output closed: the hooks run so far are recorded", file=sys.stderr)
+            return 1
     except KeyboardInterrupt:  # what was done is recorded (and listed, for hooks --rerun)
         print("vod-uploads: interrupted", file=sys.stderr)
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 import subprocess
 import time
@@ -15,7 +16,7 @@ from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.store import open_store
 from tests.callback import hook_target
-from tests.conftest import CONTEXT_KEY, KEYS, run_command
+from tests.conftest import CONTEXT_KEY, KEYS, command, run_command
 from tests.scf import load_event
 from vodtesting import vod_event
 
@@ -158,6 +159,13 @@ def test_show_json_lists_a_conflict(database_url: str) -> None:
     upload = json.loads(uploads(database_url, "show", FILE_ID, "--json").stdout)["upload"]
     assert (upload["status"], upload["user_id"], upload["attribution"]) == ("conflict", None, "conflict")
     assert upload["conflicts"][0]["field"] == "media_url"
+
+
+@pytest.mark.parametrize("args", [("show", "ab\udcff"), ("list", "--user", "\udcff")], ids=["show", "list"])
+def test_an_argument_that_is_not_utf8_is_a_usage_error(database_url: str, args: tuple[str, ...]) -> None:
+    # (bytes that are not UTF-8, as a shell passes them: Python's argv holds them as lone surrogates)
+    result = uploads(database_url, *args)
+    assert result.returncode == 2 and "not UTF-8 text" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_it_only_reads_so_a_read_only_role_is_enough(tmp_path: Path) -> None:
@@ -310,6 +318,20 @@ def test_a_claim_left_by_a_rerun_that_died_is_taken_again_once_old(
     assert rerun.returncode == 0, rerun.stderr
     assert (tmp_path / "c").read_text().split()[0] == keys["failed"]
     assert "hook being run again since" in uploads(url, "show", "3").stdout  # cut_short's file: still claimed
+
+
+def test_a_rerun_whose_output_is_closed_says_it_stopped(unfinished: tuple[str, dict[str, str]], tmp_path: Path) -> None:
+    url, _ = unfinished
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    env |= {"AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file", "HOOK_TARGET_FILE": str(tmp_path / "c")}
+    rerun = subprocess.Popen(
+        [command("vod-uploads"), "hooks", "--rerun"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert rerun.stdout is not None
+    rerun.stdout.close()  # `| head -0`: the reader is gone before the first line
+    _, stderr = rerun.communicate(timeout=60)
+    # Not 0: hooks were left unrun (`hooks` lists them)
+    assert rerun.returncode == 1 and b"stopped, its output closed" in stderr and b"Traceback" not in stderr
 
 
 def test_a_rerun_never_makes_an_event_store_where_there_is_none(tmp_path: Path) -> None:
