@@ -482,9 +482,14 @@ def _int_param(query: dict[str, str], name: str, *, default: int | None) -> int:
     value = query.get(name)
     if value is None and default is not None:
         return default
-    if value is None or not value.isdigit():
+    if value is None or not _decimal(value):
         raise _invalid_argument(f"{name} must be a non-negative integer")
     return int(value)
+
+
+def _decimal(text: str) -> bool:
+    # ASCII digits only (int() refuses "²", which isdigit() takes), and few enough for int() (4300 at most)
+    return text.isascii() and text.isdigit() and len(text) <= 19
 
 
 def _content_md5(request: Request) -> bytes | None:
@@ -558,7 +563,7 @@ def _parse_part(element: ET.Element) -> tuple[int, str]:
         raise _malformed_xml(f"Unexpected element {_local_name(element.tag)}.")
     fields = {_local_name(child.tag): (child.text or "").strip() for child in element}
     number, etag = fields.get("PartNumber", ""), fields.get("ETag", "")
-    if not number.isdigit() or not etag:
+    if not _decimal(number) or not etag:
         raise _malformed_xml("Each Part needs a numeric PartNumber and an ETag.")
     return int(number), etag
 

@@ -114,7 +114,7 @@ def cos_encode(value: str | bytes) -> str:
 
 def _parse_window(raw: str, name: str) -> TimeWindow:
     start, sep, end = raw.partition(";")
-    if not sep or not start.isdigit() or not end.isdigit():
+    if not sep or not all(t.isascii() and t.isdigit() and len(t) <= 19 for t in (start, end)):
         raise MalformedAuthorizationError(f"{name} must be '<start>;<end>' in Unix seconds")
     window = TimeWindow(int(start), int(end))
     if window.start > window.end:

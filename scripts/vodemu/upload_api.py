@@ -93,7 +93,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | N
 def _size(body: dict[str, Any], name: str) -> int:
     value = body.get(name)
     # Numbers, or decimal strings: some non-JS clients send form-style values.
-    if isinstance(value, str) and value.isdigit() and value.isascii():
+    if isinstance(value, str) and value.isdigit() and value.isascii() and len(value) <= 19:  # int() takes 4300
         value = int(value)
     if type(value) is not int or value < 0:
         raise Refusal(Code.BAD_FIELD, f"{name}: required, a non-negative integer")

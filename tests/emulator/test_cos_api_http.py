@@ -193,6 +193,11 @@ PART = f"<Part><PartNumber>1</PartNumber><ETag>{ETAG}</ETag></Part>"
         pytest.param(
             b"<CompleteMultipartUpload>" + PART.encode() * 50_000 + b"</CompleteMultipartUpload>", id="too-large"
         ),
+        pytest.param(
+            f"<CompleteMultipartUpload><Part><PartNumber>{'9' * 5000}</PartNumber><ETag>{ETAG}</ETag></Part>"
+            "</CompleteMultipartUpload>".encode(),
+            id="5000-digit-number",
+        ),
     ],
 )
 def test_malformed_complete_bodies(cos_emulator: CosEmulator, body: bytes):
@@ -237,6 +242,8 @@ def test_content_md5_is_checked(cos_emulator: CosEmulator):
     [
         pytest.param({"partNumber": "0"}, "InvalidArgument", id="part-zero"),
         pytest.param({"partNumber": "abc"}, "InvalidArgument", id="part-not-a-number"),
+        pytest.param({"partNumber": "\u00b2"}, "InvalidArgument", id="part-superscript"),  # int() refuses: was a 500
+        pytest.param({"partNumber": "9" * 5000}, "InvalidArgument", id="part-5000-digits"),
         pytest.param({"partNumber": "1", "uploadId": "f" * 40}, "NoSuchUpload", id="unknown-upload"),
         pytest.param({"partNumber": "1", "uploadId": "../../x"}, "NoSuchUpload", id="path-as-upload-id"),
     ],

@@ -130,6 +130,15 @@ def test_cos_encode_keeps_only_unreserved_characters(raw: str | bytes, encoded: 
             "q-sign-algorithm=sha1&q-ak=A&q-sign-time=5;2&q-key-time=1;2&q-header-list=&q-url-param-list=&q-signature=ab",
             id="reversed-time",
         ),
+        pytest.param(  # digits int() refuses (a crash: 500)
+            "q-sign-algorithm=sha1&q-ak=A&q-sign-time=\u00b2;2&q-key-time=1;2&q-header-list=&q-url-param-list=&q-signature=ab",
+            id="superscript-time",
+        ),
+        pytest.param(
+            f"q-sign-algorithm=sha1&q-ak=A&q-sign-time=1;{'9' * 5000}&q-key-time=1;2&q-header-list="
+            "&q-url-param-list=&q-signature=ab",
+            id="5000-digit-time",
+        ),
         pytest.param(
             "q-sign-algorithm=sha1&q-ak=A&q-sign-time=1;2&q-key-time=1;2&q-header-list=&q-url-param-list=&q-signature=",
             id="empty-signature",

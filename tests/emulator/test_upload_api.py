@@ -169,6 +169,12 @@ REFUSALS: list[tuple[str, str, BodyFor, Code]] = [
     ),
     ("negative size", "ApplyUploadUGC", lambda c: _apply_body(signature(c), videoSize=-1), Code.BAD_FIELD),
     ("size not a number", "ApplyUploadUGC", lambda c: _apply_body(signature(c), videoSize="big"), Code.BAD_FIELD),
+    (
+        "size of 5000 digits",
+        "ApplyUploadUGC",
+        lambda c: _apply_body(signature(c), videoSize="9" * 5000),
+        Code.BAD_FIELD,
+    ),
     ("no videoType", "ApplyUploadUGC", lambda c: _apply_body(signature(c), videoType=""), Code.BAD_FIELD),
     ("bad videoName", "ApplyUploadUGC", lambda c: _apply_body(signature(c), videoName="a/b"), Code.BAD_FIELD),
     ("unsupported type", "ApplyUploadUGC", lambda c: _apply_body(signature(c), videoType="exe"), Code.MEDIA_TYPE),
