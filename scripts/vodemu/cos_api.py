@@ -51,6 +51,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("vodemu.cos")
 
 DEFAULT_MAX_OBJECT_SIZE = 5 * 1024**3  # COS's limit for one PUT (and one part)
+# COS's limit for an object made of parts: "48.82 TB (i.e., 50,000 GB)", 10,000 parts of 5 GB
+# (https://www.tencentcloud.com/document/product/436/14113).
+DEFAULT_MAX_ASSEMBLED_SIZE = 10_000 * DEFAULT_MAX_OBJECT_SIZE
 # A CompleteMultipartUpload listing 10000 parts is about 1 MB of XML; anything bigger is not one.
 MAX_COMPLETE_BODY = 4 * 1024 * 1024
 # A refused request's body is read and dropped (up to this much) so the client, which sends the whole
@@ -121,6 +124,7 @@ class CosApiSettings:
     max_object_size: int = DEFAULT_MAX_OBJECT_SIZE
     max_skew_seconds: int = cos_auth.DEFAULT_MAX_SKEW_SECONDS
     drain_limit: int = DEFAULT_DRAIN_LIMIT
+    max_assembled_size: int = DEFAULT_MAX_ASSEMBLED_SIZE
 
 
 @dataclass(frozen=True)
@@ -146,14 +150,16 @@ def make_cos_app(
     max_object_size: int = DEFAULT_MAX_OBJECT_SIZE,
     max_skew_seconds: int = cos_auth.DEFAULT_MAX_SKEW_SECONDS,
     drain_limit: int = DEFAULT_DRAIN_LIMIT,
+    max_assembled_size: int = DEFAULT_MAX_ASSEMBLED_SIZE,
 ) -> WSGIApplication:
     """The COS object API over `store`, open to temporary credentials from `credentials`.
 
-    `clock` decides signature windows and credential expiry; `max_object_size` caps a PUT body, a part
-    and an assembled object (EntityTooLarge); `max_skew_seconds` is the tolerated signer clock error;
+    `clock` decides signature windows and credential expiry; `max_object_size` caps a PUT body and a part,
+    `max_assembled_size` an object made of parts (EntityTooLarge); `max_skew_seconds` is the tolerated signer
+    clock error;
     `drain_limit` is how much of a refused body is read to keep the connection answerable.
     """
-    settings = CosApiSettings(max_object_size, max_skew_seconds, drain_limit)
+    settings = CosApiSettings(max_object_size, max_skew_seconds, drain_limit, max_assembled_size)
     verifier = CosRequestVerifier(credentials, clock, max_skew_seconds=max_skew_seconds)
     return _CosApp(store, verifier, settings)
 
@@ -408,7 +414,7 @@ class _CosApp:
     def _complete_multipart_upload(self, call: _Call) -> Response:
         parts = _parse_complete_body(_read_limited(call.request, MAX_COMPLETE_BODY))
         info = self._store.complete_upload(
-            call.bucket, call.key, call.query["uploadId"], parts, max_size=self._settings.max_object_size
+            call.bucket, call.key, call.query["uploadId"], parts, max_size=self._settings.max_assembled_size
         )
         root = ET.Element("CompleteMultipartUploadResult")
         _add(root, "Location", f"{call.host}/{call.key}")

@@ -318,17 +318,21 @@ def test_unsatisfiable_range(cos_emulator: CosEmulator):
 
 
 def test_objects_over_the_maximum_size_are_refused(start_cos_emulator: Callable[..., CosEmulator], tmp_path: Path):
-    emulator = start_cos_emulator(max_object_size=2 * MIB)
+    # As COS: one PUT (or one part) of at most 5 GiB, an object of parts up to 48.82 TB (here: 2 and 3 MiB)
+    emulator = start_cos_emulator(max_object_size=2 * MIB, max_assembled_size=3 * MIB)
     client = emulator.client(emulator.issue(VIDEO))
 
     with pytest.raises(CosServiceError) as single:
         client.put_object(Bucket=BUCKET, Key=VIDEO, Body=os.urandom(2 * MIB + 1))
     with pytest.raises(CosServiceError) as multipart:
-        client.upload_file(Bucket=BUCKET, Key=VIDEO, LocalFilePath=write_file(tmp_path / "v", os.urandom(3 * MIB)))
-
+        client.upload_file(Bucket=BUCKET, Key=VIDEO, LocalFilePath=write_file(tmp_path / "v", os.urandom(4 * MIB)))
     assert (single.value.get_status_code(), single.value.get_error_code()) == (400, "EntityTooLarge")
     assert (multipart.value.get_status_code(), multipart.value.get_error_code()) == (400, "EntityTooLarge")
     assert emulator.store.stat(BUCKET, VIDEO) is None
+    # larger than one PUT may be, in parts: stored (it was refused, as if COS capped objects at 5 GiB)
+    client.upload_file(Bucket=BUCKET, Key=VIDEO, LocalFilePath=write_file(tmp_path / "w", os.urandom(3 * MIB)))
+    stored = emulator.store.stat(BUCKET, VIDEO)
+    assert stored is not None and stored.size == 3 * MIB
 
 
 def test_the_emulator_never_logs_secret_keys_or_tokens(
