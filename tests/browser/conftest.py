@@ -145,7 +145,10 @@ class BrowserStack:
 
 
 @pytest.fixture
-def browser_stack(browser: Any, tmp_path: Path, leak_guard: LeakGuard) -> Iterator[BrowserStack]:
+def browser_stack(
+    browser: Any, tmp_path: Path, leak_guard: LeakGuard, request: pytest.FixtureRequest
+) -> Iterator[BrowserStack]:
+    """The stack and the page on its own origin; `indirect` parameters are the emulator's options."""
     saved = dict(os.environ)
     # The page's origin must be known to the stack (CORS), and the stack's URLs to the page: its server listens
     # first, and its function starts once the stack runs.
@@ -153,7 +156,7 @@ def browser_stack(browser: Any, tmp_path: Path, leak_guard: LeakGuard) -> Iterat
     late = lambda environ, respond: page_app[0](environ, respond)  # noqa: E731, PLW0108 (made after it listens)
     page_server = localstack.serve_wsgi("upload-page", late)
     os.environ["CORS_ALLOW_ORIGINS"] = page_server.url  # the gateway answers the page's origin only
-    stack = VodStack(tmp_path / "stack")
+    stack = VodStack(tmp_path / "stack", **getattr(request, "param", {}))
     # The page's API is on another origin: absolute URLs.
     os.environ["UPLOAD_PAGE_SIGNATURE_URL"] = stack.signature_url
     os.environ["UPLOAD_PAGE_STATUS_URL"] = f"{stack.gateway_url}/uploads"

@@ -455,6 +455,53 @@ def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_a
     assert [action for action, _ in b.traffic.vod_calls()] == ["PrepareUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]
 
 
+@pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
+@pytest.mark.parametrize("failure", ["refused", "unreachable"])
+def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
+    browser_stack: BrowserStack, tmp_path: Path, failure: str
+) -> None:
+    # GIVEN an upload that outlives its COS keys, and the signature for new ones refused (the token expired)
+    # or unreachable (a network blip): the SDK would wait for them for ever
+    b = browser_stack
+    asked: list[str] = []
+    failing = [True]
+
+    def signature(route: Any) -> None:
+        asked.append(route.request.url)
+        if len(asked) >= 3 and failing[0]:  # after Prepare's and Apply's: the renewal's
+            if failure == "unreachable":
+                route.abort()
+                return
+            body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
+            route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
+        else:
+            route.continue_()
+
+    b.page.route(b.stack.signature_url, lambda route: signature(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.throttle(1 * MiB)
+    b.choose(sample_video(tmp_path / "clip.mp4", 24 * MiB))
+    b.page.click("#start")
+    # THEN it is paused, saying why and what goes on with it
+    b.page.wait_for_selector("#resume:not([hidden])", timeout=90_000)
+    error = b.page.inner_text("#error")
+    said = "sign-in was refused" if failure == "refused" else "cannot be reached"
+    assert said in error and "The upload is paused" in error, error
+    stored = b.traffic.parts_stored()
+    # WHEN the same user's new link arrives, or Resume is pressed
+    failing[0] = False
+    b.throttle(-1)
+    if failure == "refused":
+        b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}")
+    else:
+        b.page.click("#resume")
+    # THEN it finishes, as that user, without sending again what COS had
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
+    puts = b.traffic.part_puts(".mp4")
+    assert stored and all(puts.count(number) == 1 for number in stored), (sorted(stored), puts)
+
+
 @pytest.mark.parametrize("meanwhile", ["nothing", "another upload"])
 def test_following_resumes_when_a_new_token_of_the_same_user_arrives(
     task_flow: None, browser_stack: BrowserStack, tmp_path: Path, meanwhile: str

@@ -26,6 +26,7 @@
   let following = 0; // which upload the status loop follows: a newer one ends the older loop
   let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
   let uncommitted = null; // all in COS, its Commit's signature refused: the same user's next token commits it
+  let renewalRefused = null; // paused: its new COS keys were refused a signature; the same user's next token resumes it
   let refocus = false; // a focused button was hidden: the next one shown takes the focus
 
   class ApiError extends Error {
@@ -55,6 +56,12 @@
     const pending = uncommitted;
     uncommitted = null; // another user's: VOD credits an upload to whoever began it, so it is not theirs
     if (pending && sameUser(value, previous)) commitAgain(pending);
+    const stalled = renewalRefused;
+    renewalRefused = null;
+    if (stalled && stalled === paused && sameUser(value, previous)) {
+      say("Resuming…");
+      start();
+    }
   }
 
   // The SDK forgets nothing of an upload whose Commit failed for want of a signature (its session key is kept
@@ -169,8 +176,18 @@
       return body.signature;
     } catch (error) {
       apiError = error;
+      // Asked while the video is sent: the SDK renews COS's temporary keys near their end and, refused, neither
+      // fails nor goes on (the upload would hang for good). It is paused instead, its session kept, saying why.
+      if (state === "uploading" && uploader) pauseForSignature(error);
       throw error;
     }
+  }
+
+  function pauseForSignature(error) {
+    pause();
+    if (error.signIn) renewalRefused = paused;
+    const next = error.signIn ? "a new sign-in in this tab resumes it" : "Resume goes on from where it stopped";
+    fail(`${error.message} The upload is paused: ${next}.`);
   }
 
   // --- progress ---------------------------------------------------------------------------------------
