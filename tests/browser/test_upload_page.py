@@ -456,20 +456,23 @@ def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_a
 
 
 @pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
-@pytest.mark.parametrize("failure", ["refused", "unreachable"])
+@pytest.mark.parametrize("failure", ["refused", "unreachable", "apply-lost"])
 def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
     browser_stack: BrowserStack, tmp_path: Path, failure: str
 ) -> None:
-    # GIVEN an upload that outlives its COS keys, and the signature for new ones refused (the token expired)
-    # or unreachable (a network blip): the SDK would wait for them for ever
+    # GIVEN an upload that outlives its COS keys, and the signature for new ones refused (the token expired) or
+    # unreachable (a network blip), or the renewal's ApplyUploadUGC lost and then the signature unreachable
+    # (the SDK then forgets its session): the SDK would wait for them for ever
     b = browser_stack
     asked: list[str] = []
+    applies: list[str] = []
     failing = [True]
 
     def signature(route: Any) -> None:
         asked.append(route.request.url)
-        if len(asked) >= 3 and failing[0]:  # after Prepare's and Apply's: the renewal's
-            if failure == "unreachable":
+        # after Prepare's and Apply's: the renewal's (after the renewal's, for apply-lost)
+        if len(asked) >= (4 if failure == "apply-lost" else 3) and failing[0]:
+            if failure != "refused":
                 route.abort()
                 return
             body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
@@ -477,7 +480,16 @@ def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
         else:
             route.continue_()
 
+    def vod(route: Any) -> None:
+        if "ApplyUploadUGC" in route.request.url:
+            applies.append(route.request.url)
+            if failure == "apply-lost" and len(applies) == 2:  # the renewal's
+                route.abort()
+                return
+        route.continue_()
+
     b.page.route(b.stack.signature_url, lambda route: signature(route))  # noqa: PLW0108
+    b.page.route("https://vod2.qcloud.com/**", lambda route: vod(route))  # noqa: PLW0108
     b.open(b.stack.token("page-user"))
     b.throttle(1 * MiB)
     b.choose(sample_video(tmp_path / "clip.mp4", 24 * MiB))

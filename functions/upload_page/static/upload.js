@@ -26,6 +26,7 @@
   let following = 0; // which upload the status loop follows: a newer one ends the older loop
   let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
   let uncommitted = null; // all in COS, its Commit's signature refused: the same user's next token commits it
+  let session = null; // the VOD session of the upload being sent, as the page keeps it (see start)
   let renewalRefused = null; // paused: its new COS keys were refused a signature; the same user's next token resumes it
   let refocus = false; // a focused button was hidden: the next one shown takes the focus
 
@@ -185,6 +186,9 @@
 
   function pauseForSignature(error) {
     pause();
+    // The SDK may have forgotten the session already (a failed renewal's ApplyUploadUGC deletes it before
+    // it asks for a signature again): put the page's copy back, or Resume would send the whole video anew.
+    if (session) paused.setStorage(paused.sessionName, session);
     if (error.signIn) renewalRefused = paused;
     const next = error.signIn ? "a new sign-in in this tab resumes it" : "Resume goes on from where it stopped";
     fail(`${error.message} The upload is paused: ${next}.`);
@@ -339,12 +343,12 @@
     // The SDK forgets its VOD session when a transfer fails (a dropped connection, say), so trying again
     // would send the whole file anew: the page keeps a copy, and puts it back on failure, while the video
     // is not all in COS yet (then the parts COS has are not sent again).
-    let session = null;
+    session = null;
     let stored = false;
     $("progress").hidden = false;
     $("cover-meter").hidden = !files.cover;
     current.on("media_progress", (info) => {
-      session = session || current.getStorage(current.sessionName); // null: none, or no localStorage
+      if (uploader === current) session = session || current.getStorage(current.sessionName); // null: none yet
       showProgress("video", info);
     });
     current.on("cover_progress", (info) => showProgress("cover", info));
