@@ -420,7 +420,7 @@ def _read_auth(r: _Reader) -> AuthSettings:
     )
 
 
-_ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+_ORIGIN = r"https?://[A-Za-z0-9.-]+(:[1-9][0-9]{0,4})?"  # no leading zero: a browser never writes one
 
 
 def _matches_with_port(pattern: str, text: str, port_group: int = 1) -> bool:
@@ -628,7 +628,7 @@ def _read_uploads(r: _Reader) -> UploadsSettings:
 
 # A path on the page's own host (never //host: that would be another host, outside the CSP's list) or a URL,
 # with or without a path (a function URL is the host alone).
-_PAGE_URL = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/(?!/)[A-Za-z0-9._~/%-]*)?|/(?!/)[A-Za-z0-9._~/%-]*"
+_PAGE_URL = r"https?://[A-Za-z0-9.-]+(:[1-9][0-9]{0,4})?(/(?!/)[A-Za-z0-9._~/%-]*)?|/(?!/)[A-Za-z0-9._~/%-]*"
 
 
 def load_upload_page_settings(environ: Mapping[str, str] | None = None) -> UploadPageSettings:

@@ -127,6 +127,8 @@ def _pull(env: dict[str, str]) -> object:
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com/path"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com;x"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com:65536"}, "CORS_ALLOW_ORIGINS"),  # no such port
+        # A browser writes no default port, nor a leading zero: the origin would never match
+        (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com:00443"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"HTTP_MAX_BODY_BYTES": "10"}, "HTTP_MAX_BODY_BYTES"),
         # Bytes that are not UTF-8 (os.environ's lone surrogates): named, not a traceback or a 500 per request.
         (_sign, {"AUTH_JWT_SECRET": "s" * 40 + "\udce9"}, "AUTH_JWT_SECRET"),
