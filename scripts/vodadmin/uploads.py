@@ -221,7 +221,7 @@ def _rerun(hook: AfterCommit, store: EventStore, event: EventSummary) -> tuple[s
 def _hook_line(event: EventSummary, outcome: str | None) -> str:
     was = {
         "pending": "pending",
-        "rerunning": f"rerun since {when(event.hook_claimed_at or 0)}, never finished",
+        "rerunning": f"rerun since {when(event.hook_claimed_at or 0)}, its result never recorded",
     }.get(event.hook_status or "", f"failed {event.hook_failures}x: {event.hook_last_error}")
     line = f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  {was}"
     return line if outcome is None else f"{line}\n  run again: {outcome}"
