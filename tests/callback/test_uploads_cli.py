@@ -311,7 +311,11 @@ def test_a_claim_left_by_a_rerun_that_died_is_taken_again_once_old(
     store.close()
     shown = uploads(url, "hooks").stdout
     assert "rerun since" in shown and keys["failed"] in shown and keys["cut_short"] not in shown
-    env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file"}
+    env = {
+        "DATABASE_URL": url,
+        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file",
+        "PYTHONPATH": str(ROOT),
+    }
     rerun = run_command(
         "vod-uploads", "hooks", "--rerun", env={**env, "HOOK_TARGET_FILE": str(tmp_path / "c")}, cwd=ROOT
     )
