@@ -140,7 +140,9 @@ def _settled_text(upload: dict[str, Any]) -> str:
         error = f" (error {task.get('errCode')}: {task.get('message')})" if task.get("errCode") else ""
         lines.append(f"task       {task.get('taskId')}: {task.get('status')}{error}")
         for output in task.get("outputs") or []:
-            lines.append(f"  {output.get('type')}  {output.get('status') or '-'}  {' '.join(output.get('urls') or [])}")
+            urls, count = output.get("urls") or [], output.get("urlCount")
+            more = f" (+{count - len(urls)} more)" if isinstance(count, int) and count > len(urls) else ""  # capped
+            lines.append(f"  {output.get('type')}  {output.get('status') or '-'}  {' '.join(urls)}{more}")
     return "\n".join(lines)
 
 

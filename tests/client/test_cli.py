@@ -17,6 +17,7 @@ import pytest
 from tests.client.conftest import MIB, Stack, Traffic, closed_port_url, write_file
 from tests.conftest import JWT_SECRET, LeakGuard
 from vodlocal import localstack
+from vodupload.cli import _settled_text
 
 
 class Child:
@@ -460,3 +461,22 @@ def test_cancel_discards_the_saved_upload_of_a_file_moved_away_since(stack: Stac
     assert cancelled.returncode == 0, cancelled.stderr
     assert json.loads(cancelled.stdout) == {"status": "cancelled", "partsDeleted": True}
     assert stack.open_uploads() == [] and stack.saved() == []
+
+
+@pytest.mark.parametrize(
+    ("result", "line"),
+    [
+        # The uploads function lists an output's first 100 URLs: a person is told there are more
+        ({"type": "SampleSnapshot", "status": "SUCCESS", "urls": ["u1", "u2"], "urlCount": 2000}, "u1 u2 (+1998 more)"),
+        ({"type": "Transcode", "status": "SUCCESS", "urls": ["u"], "urlCount": 1}, "u"),
+        ({"type": "Transcode", "status": "SUCCESS", "urls": ["u"]}, "u"),  # an uploads function before urlCount
+    ],
+    ids=["capped", "all", "no-count"],
+)
+def test_wait_shows_how_many_urls_an_output_has(result: dict[str, Any], line: str) -> None:
+    upload = {
+        "status": "finished",
+        "mediaUrl": "m",
+        "tasks": [{"taskId": "t", "status": "finished", "outputs": [result]}],
+    }
+    assert _settled_text(upload).splitlines()[-1] == f"  {result['type']}  SUCCESS  {line}"
