@@ -158,9 +158,8 @@ def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
     if exp + leeway <= now:
         raise _invalid_token("token has expired")
     for claim in ("nbf", "iat"):  # not before; issued at (in the future: not valid yet either, as in PyJWT)
-        value = claims.get(claim)
-        moment = finite_number(value)
-        if value is not None and (moment is None or moment - leeway > now):
+        moment = finite_number(claims.get(claim))
+        if claim in claims and (moment is None or moment - leeway > now):  # present: a number (null too, as PyJWT)
             raise _invalid_token(f"token is not valid yet ({claim})")
 
 

@@ -176,6 +176,8 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (HS_ENV, bearer(token(aud="another-service")), "invalid_token"),  # not for us: no audience configured
         (HS_ENV, bearer(token(iat=NOW + 600)), "invalid_token"),  # issued in the future
         (HS_ENV, bearer(token(iat="yesterday")), "invalid_token"),
+        (HS_ENV, bearer(token(nbf=None)), "invalid_token"),  # present but null: PyJWT refuses it too
+        (HS_ENV, bearer(token(iat=None)), "invalid_token"),
         (HS_ENV, {"Authorization": [f"Bearer {token()}", "Bearer x"]}, "invalid_request"),  # sent twice
         (GW_ENV, {"X-User-Id": ["mallory", "alice"], "X-Gateway-Secret": GATEWAY_SECRET}, "untrusted_gateway"),
         (GW_ENV, {"X-User-Id": "alice"}, "untrusted_gateway"),

@@ -135,6 +135,10 @@ def _pull(env: dict[str, str]) -> object:
         (_sign, {"TENCENTCLOUD_SECRET_KEY": "key\udce9"}, "TENCENTCLOUD_SECRET_KEY"),
         (_sign, {"VOD_CONTEXT_KEY": "c" * 32 + "\udce9"}, "VOD_CONTEXT_KEY"),
         (_sign, {"VOD_PROCEDURE": "flow\udce9"}, "VOD_PROCEDURE"),
+        # A SecretId pasted with an invisible character: at the cold start, not a 400 on every request
+        (_sign, {"TENCENTCLOUD_SECRET_ID": "AKIDabc\u00a0def"}, "TENCENTCLOUD_SECRET_ID"),
+        (_sign, {"TENCENTCLOUD_SECRET_ID": "AKID\u200babc"}, "TENCENTCLOUD_SECRET_ID"),
+        (_sign, {"TENCENTCLOUD_SECRET_ID": "AKID\tabc"}, "TENCENTCLOUD_SECRET_ID"),
         # A signature without a region lets the client name any in ApplyUploadUGC: the list would not hold.
         (_sign, {"VOD_ALLOWED_STORAGE_REGIONS": "ap-beijing"}, "VOD_ALLOWED_STORAGE_REGIONS"),
         (
