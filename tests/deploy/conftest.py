@@ -29,9 +29,12 @@ def python310() -> str:
 
 
 def _version(python: str) -> tuple[int, int] | None:
-    probe = subprocess.run(
-        [python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True, check=False
-    )
+    try:
+        probe = subprocess.run(
+            [python, "-c", "import sys; print(*sys.version_info[:2])"], capture_output=True, text=True, check=False
+        )
+    except OSError:  # no such program: a candidate this machine does not have
+        return None
     return tuple(map(int, probe.stdout.split())) if probe.returncode == 0 else None  # type: ignore[return-value]
 
 
