@@ -54,6 +54,7 @@ from vodupload.errors import UploadInProgress
 from vodupload.status import StatusClient
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+EXIT_WAIT_FAILED = 5  # uploaded, but --wait could not follow it: not a failure to retry (a second copy)
 MIB = 1024 * 1024
 _RUNNING = {UploadState.APPLYING, UploadState.UPLOADING, UploadState.COMMITTING}
 
@@ -122,7 +123,10 @@ def follow(args: argparse.Namespace, file_id: str, console: Console) -> int:
         )
     except VodUploadError as exc:
         spinner.stop()
-        return report_failure(exc, console)
+        console.say(f"{exc.message}; the upload itself is done (file id {file_id}): only the waiting failed")
+        error = {"kind": failure_kind(exc)[0], "message": exc.message}
+        console.result({"status": "wait_failed", "fileId": file_id, "error": error}, "")
+        return EXIT_WAIT_FAILED
     except KeyboardInterrupt:
         spinner.stop()
         console.say(f"stopped waiting; the upload itself is done (file id {file_id})")

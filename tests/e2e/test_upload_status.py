@@ -244,6 +244,22 @@ def test_a_status_url_that_is_not_the_uploads_endpoint_fails_at_once(vod_stack: 
         client.follow("5285890784273533167", timeout=600, clock=lambda: next(seconds), sleep=lambda _: None)
 
 
+def test_an_upload_whose_waiting_fails_is_not_reported_as_failed(vod_stack: VodStack, tmp_path: Path) -> None:
+    # A script that uploads again on "failed" (exit 1) would upload a second copy of a committed video.
+    proc = run_command(
+        "vod-upload",
+        str(sample_video(tmp_path / "w.mp4", size=200_000)),
+        *("--gateway", vod_stack.gateway_url, "--vod-endpoint", vod_stack.emulator_url, "--json", "--wait"),
+        *("--status-url", f"{vod_stack.gateway_url}/not-the-uploads", "--checkpoint-dir", str(tmp_path / "c")),
+        env={"VOD_UPLOAD_TOKEN": vod_stack.token("wendy")},
+    )
+    done, waited = (json.loads(line) for line in proc.stdout.strip().splitlines())
+    assert proc.returncode == 5 and done["status"] == "done", proc.stderr
+    assert (waited["status"], waited["fileId"]) == ("wait_failed", done["fileId"])
+    assert "is not the uploads endpoint" in waited["error"]["message"] and "only the waiting failed" in proc.stderr
+    assert vod_stack.record(done["fileId"]).user_id == "wendy"
+
+
 def test_ctrl_c_while_waiting_says_the_upload_is_done(vod_stack: VodStack, tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers: the wait goes on
         proc = subprocess.Popen(
