@@ -320,8 +320,8 @@ def _account_keys(r: _Reader) -> tuple[str | None, Secret | None]:
     environment names starting with TENCENTCLOUD_ for its own use, so deployed functions use these)."""
     for id_name, key_name in _KEY_PAIRS:
         secret_id, secret_key = r.text(id_name), r.secret(key_name)
-        # Letters and digits (AKID…): a space or an invisible character pasted with it would pass the cold start
-        # and then fail every signature as the client's fault, or every VOD API call.
+        # AKID and letters and digits: a space or an invisible character pasted with it would pass the cold start,
+        # then fail every signature as the client's fault, or every VOD API call.
         if secret_id and not (secret_id.isascii() and secret_id.isprintable() and " " not in secret_id):
             r.problem(id_name, "must be the SecretId as the console shows it (printable ASCII, no spaces)")
         if secret_id and secret_key:

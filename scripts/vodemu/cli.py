@@ -16,19 +16,16 @@ from pathlib import Path
 
 from vodemu.app import Emulator, build_emulator
 from vodemu.state import PULL, PUSH
+from vodemu.wsgi import is_decimal
 
 DEFAULT_STATE_DIR = Path(".local") / "vod-emulator"  # relative to the current directory
-
-
-def _digits(text: str) -> bool:
-    return text.isascii() and text.isdigit()  # isdigit() alone takes "²", which int() refuses
 
 
 def _int_env(name: str) -> int | None:
     value = os.environ.get(name, "").strip()
     if not value:
         return None
-    if not _digits(value) or int(value) < 1:
+    if not is_decimal(value) or int(value) < 1:
         raise SystemExit(f"{name} must be a positive integer, got {value!r}")
     return int(value)
 
@@ -36,7 +33,7 @@ def _int_env(name: str) -> int | None:
 def port_number(text: str) -> int:
     """An argparse type for a TCP port (0: any free one); argparse also applies it to a default taken from
     the environment, so a bad variable is a usage error, not a traceback."""
-    if not _digits(text.strip()) or int(text) > 65535:
+    if not is_decimal(text.strip()) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
     return int(text)
 

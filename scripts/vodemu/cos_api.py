@@ -44,6 +44,7 @@ from .objects import (
     UploadInfo,
     is_valid_bucket,
 )
+from .wsgi import is_decimal
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -156,8 +157,7 @@ def make_cos_app(
 
     `clock` decides signature windows and credential expiry; `max_object_size` caps a PUT body and a part,
     `max_assembled_size` an object made of parts (EntityTooLarge); `max_skew_seconds` is the tolerated signer
-    clock error;
-    `drain_limit` is how much of a refused body is read to keep the connection answerable.
+    clock error; `drain_limit` is how much of a refused body is read to keep the connection answerable.
     """
     settings = CosApiSettings(max_object_size, max_skew_seconds, drain_limit, max_assembled_size)
     verifier = CosRequestVerifier(credentials, clock, max_skew_seconds=max_skew_seconds)
@@ -488,14 +488,9 @@ def _int_param(query: dict[str, str], name: str, *, default: int | None) -> int:
     value = query.get(name)
     if value is None and default is not None:
         return default
-    if value is None or not _decimal(value):
+    if value is None or not is_decimal(value):
         raise _invalid_argument(f"{name} must be a non-negative integer")
     return int(value)
-
-
-def _decimal(text: str) -> bool:
-    # ASCII digits only (int() refuses "²", which isdigit() takes), and few enough for int() (4300 at most)
-    return text.isascii() and text.isdigit() and len(text) <= 19
 
 
 def _content_md5(request: Request) -> bytes | None:
@@ -569,7 +564,7 @@ def _parse_part(element: ET.Element) -> tuple[int, str]:
         raise _malformed_xml(f"Unexpected element {_local_name(element.tag)}.")
     fields = {_local_name(child.tag): (child.text or "").strip() for child in element}
     number, etag = fields.get("PartNumber", ""), fields.get("ETag", "")
-    if not _decimal(number) or not etag:
+    if not is_decimal(number) or not etag:
         raise _malformed_xml("Each Part needs a numeric PartNumber and an ETag.")
     return int(number), etag
 

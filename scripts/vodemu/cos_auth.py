@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from .credentials import CredentialRegistry, TempCredential
+from .wsgi import is_decimal
 
 ALGORITHM = "sha1"
 SECURITY_TOKEN_HEADER = "x-cos-security-token"
@@ -114,7 +115,7 @@ def cos_encode(value: str | bytes) -> str:
 
 def _parse_window(raw: str, name: str) -> TimeWindow:
     start, sep, end = raw.partition(";")
-    if not sep or not all(t.isascii() and t.isdigit() and len(t) <= 19 for t in (start, end)):
+    if not sep or not (is_decimal(start) and is_decimal(end)):
         raise MalformedAuthorizationError(f"{name} must be '<start>;<end>' in Unix seconds")
     window = TimeWindow(int(start), int(end))
     if window.start > window.end:

@@ -22,7 +22,7 @@ from vodemu.settings import EmulatorSettings
 from vodemu.signature import Refused, SignatureRefused, UploadSignature, verify
 from vodemu.state import EmulatorState, FileSpec, UploadOptions
 from vodemu.uploads import Applied, Committed, NewFile, UploadError, UploadErrorKind, UploadService
-from vodemu.wsgi import BodyTooLarge, WSGIApplication, guarded, json_response, read_body
+from vodemu.wsgi import BodyTooLarge, WSGIApplication, guarded, is_decimal, json_response, read_body
 
 log = logging.getLogger("vodemu.upload")
 
@@ -93,7 +93,7 @@ def _text(body: dict[str, Any], name: str, *, required: bool = False) -> str | N
 def _size(body: dict[str, Any], name: str) -> int:
     value = body.get(name)
     # Numbers, or decimal strings: some non-JS clients send form-style values.
-    if isinstance(value, str) and value.isdigit() and value.isascii() and len(value) <= 19:  # int() takes 4300
+    if isinstance(value, str) and is_decimal(value):
         value = int(value)
     if type(value) is not int or value < 0:
         raise Refusal(Code.BAD_FIELD, f"{name}: required, a non-negative integer")

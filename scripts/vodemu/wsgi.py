@@ -25,6 +25,12 @@ class BodyTooLarge(Exception):
     pass
 
 
+def is_decimal(text: str) -> bool:
+    """A non-negative integer as a request writes one: ASCII digits only (int() refuses "²", which isdigit()
+    takes), and few enough for int() (it refuses more than 4300) and for any size or time (at most 19)."""
+    return text.isascii() and text.isdigit() and len(text) <= 19
+
+
 def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     response = Response(json.dumps(payload, ensure_ascii=False), status=status, headers=headers)
     # Exactly this value: the tencentcloud SDK ignores error bodies whose Content-Type has parameters.
