@@ -21,10 +21,10 @@ from urllib.parse import unquote
 from shared.auth import authenticate, check_key
 from shared.config import MAX_WAIT_SECONDS, UploadsSettings
 from shared.errors import BadRequest, NotFound
-from shared.events import MAX_ID, DeletePart, canonical_json, storable
+from shared.events import MAX_ID, canonical_json, storable
 from shared.http.body import finite_number
 from shared.http.model import Endpoint, Request, Response, matches
-from shared.store import EventStore, TaskRecord, TaskResult, UploadRecord
+from shared.store import DeletedPart, EventStore, TaskRecord, TaskResult, UploadRecord
 
 MAX_LIMIT = 100
 DEFAULT_LIMIT = 20
@@ -49,14 +49,19 @@ _DELETED_WITH = {
 }
 
 
-def _deleted(result: TaskResult, parts: Sequence[DeletePart]) -> bool:
+def _deleted(result: TaskResult, made_at: float | None, parts: Sequence[DeletedPart]) -> bool:
     kind, by_definition = _DELETED_WITH.get(result.type, (None, False))
     definition = (result.output or {}).get("Definition")
-    # Definition 0: all of that type
-    return any(p.type == kind and (not by_definition or p.definition in (0, None, definition)) for p in parts)
+    return any(
+        p.type == kind
+        and (not by_definition or p.definition in (0, None, definition))  # Definition 0: all of that type
+        # A later task made them again (a transcode redone after its delete); unknown times: deleted.
+        and (p.deleted_at is None or made_at is None or p.deleted_at >= made_at)
+        for p in parts
+    )
 
 
-def task_view(task: TaskRecord, deleted_parts: Sequence[DeletePart], *, all_gone: bool = False) -> dict[str, Any]:
+def task_view(task: TaskRecord, deleted_parts: Sequence[DeletedPart], *, all_gone: bool = False) -> dict[str, Any]:
     return {
         "taskId": task.task_id,
         "status": task.outcome,  # processing, finished, failed
@@ -66,7 +71,8 @@ def task_view(task: TaskRecord, deleted_parts: Sequence[DeletePart], *, all_gone
         "outputs": [
             {"type": r.type, "status": r.status, "urls": list(r.urls[:MAX_OUTPUT_URLS]), "urlCount": len(r.urls)}
             for r in task.results
-            if not all_gone and not _deleted(r, deleted_parts)  # DeleteMedia removed these: no URL that answers 404
+            # DeleteMedia removed these: no URL that answers 404
+            if not all_gone and not _deleted(r, task.results_at, deleted_parts)
         ],
     }
 

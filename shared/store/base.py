@@ -20,12 +20,13 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, TypeVar
 
 from shared.errors import MalformedEvent, StoreUnavailable
-from shared.events import DeletePart, StoredEvent, VodEvent, canonical_json, parse_event, plain
+from shared.events import StoredEvent, VodEvent, canonical_json, parse_event, plain
 from shared.logs import DEBUG, WARNING, log_event
 from shared.records import Record
 from shared.source_context import Attribution
 from shared.store.projection import (
     Conflict,
+    DeletedPart,
     FileState,
     FoldInput,
     TaskRecord,
@@ -115,6 +116,13 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE events ADD COLUMN hook_claimed_at DOUBLE PRECISION",
         ),
     ),
+    (
+        6,
+        (
+            # When a task's results were first heard of: a part DeleteMedia removed before then was made again.
+            "ALTER TABLE tasks ADD COLUMN results_at DOUBLE PRECISION",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -186,7 +194,7 @@ def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
 def _upload_from_row(row: Sequence[Any]) -> UploadRecord:
     values = dict(zip(_UPLOAD_COLUMNS, row, strict=True))
     values["metadata"] = None if values["metadata"] is None else json.loads(values["metadata"])
-    values["deleted_parts"] = tuple(DeletePart(**p) for p in json.loads(values["deleted_parts"]))
+    values["deleted_parts"] = tuple(DeletedPart(**p) for p in json.loads(values["deleted_parts"]))
     values["conflicts"] = tuple(Conflict(c["field"], tuple(c["values"])) for c in json.loads(values["conflicts"]))
     for flag in ("uploaded", "deleted", "confirmed"):
         values[flag] = bool(values[flag])  # SQLite: 0/1

@@ -53,6 +53,15 @@ class TaskRecord(Record):
     session_context: str | None = None
     session_id: str | None = None
     results: tuple[TaskResult, ...] = ()
+    results_at: float | None = None  # when the first event with results arrived (None: a row from before it)
+
+
+class DeletedPart(Record):
+    """Files of a type (and definition: 0 = all) that DeleteMedia removed, as of the last such delete to arrive."""
+
+    type: str | None = None
+    definition: int | None = None
+    deleted_at: float | None = None  # None: a row from before it, whose task outputs count as deleted whenever made
 
 
 class Conflict(Record):
@@ -85,7 +94,7 @@ class UploadRecord(Record):
     uploaded: bool = False
     deleted: bool = False
     deleted_at: float | None = None
-    deleted_parts: tuple[DeletePart, ...] = ()
+    deleted_parts: tuple[DeletedPart, ...] = ()
     first_seen_at: float = 0.0
     last_event_at: float = 0.0
 
@@ -145,7 +154,7 @@ class FileState(TypedDict):
     confirmed: bool  # every (not unconfirmed) upload event's identity was read from VOD
     from_tasks: dict[str, Winner]  # name/media_url/metadata -> [task rank, value]: the lowest-ranked task event
     deleted_at: float | None  # the first whole-file delete
-    deleted_parts: list[dict[str, Any]]  # DeletePart fields, sorted
+    deleted_parts: list[dict[str, Any]]  # DeletedPart fields, sorted by type and definition
     outcomes: dict[str, int]  # task outcome -> how many of the file's tasks have it now
 
 
@@ -204,20 +213,24 @@ def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None 
     elif isinstance(event, ProcedureStateChanged) and event.file_id == file_id:
         if task is None:
             raise ValueError("a task event needs its task's state")
-        _add_task_event(state, task, item.dedupe_key, event)
+        _add_task_event(state, task, item, event)
     elif isinstance(event, FileDeleted):
         parts = event.parts_for(file_id)
         if parts:  # only some parts (e.g. transcodes) are gone; the media itself still exists
-            known = {_part_key(p): p for p in state["deleted_parts"]}
-            known.update((_part_key(p), p) for p in plain(parts))
-            state["deleted_parts"] = [known[k] for k in sorted(known)]
+            _add_deleted_parts(state, parts, at)
         else:
             first = state["deleted_at"]
             state["deleted_at"] = at if first is None else min(first, at)
 
 
-def _part_key(part: Mapping[str, Any]) -> str:
-    return repr(DeletePart(**part))
+def _add_deleted_parts(state: FileState, parts: Iterable[DeletePart], at: float) -> None:
+    # The last delete of a part counts: a task that made its files again after it (a transcode redone) shows them.
+    known = {repr((p["type"], p["definition"])): p for p in state["deleted_parts"]}
+    for part in parts:
+        key = repr((part.type, part.definition))
+        latest = max(at, known[key]["deleted_at"]) if key in known else at
+        known[key] = plain(DeletedPart(part.type, part.definition, latest))
+    state["deleted_parts"] = [known[k] for k in sorted(known)]
 
 
 def _keep(winners: dict[str, Winner], name: str, rank: Any, value: Any, *, lowest: bool = False) -> None:
@@ -252,7 +265,8 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
 # 2: uploads VOD did not list kept apart (before: counted as any other, no form marker). Its keys were renamed
 # too (upload → listed, identity → facts): an older build that meets a state of this form then fails (and VOD
 # delivers the event again) rather than write into it by its own rules, which this build would take as its own.
-_STATE_FORM = 2
+# 3: when each deleted part was last deleted, and when each task's results were first heard of.
+_STATE_FORM = 3
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
 
 
@@ -263,11 +277,11 @@ def state_current(state: FileState, *tasks: TaskState) -> bool:
     return state.get("form") == _STATE_FORM and all(len(rank) == _TASK_RANK_LENGTH for rank, _ in winners)
 
 
-def _add_task_event(state: FileState, task: TaskState, key: str, event: ProcedureStateChanged) -> None:
+def _add_task_event(state: FileState, task: TaskState, item: FoldInput, event: ProcedureStateChanged) -> None:
     # FINISH over PROCESSING, so a late PROCESSING can't undo a FINISH; among PROCESSING events (one per step
     # with TasksNotifyMode Change) the furthest on, by steps ended; then the dedupe key.
     ended = sum(r.status in ("SUCCESS", "FAIL") for r in event.results)
-    rank = [int(event.status == "FINISH"), ended, key]  # _TASK_RANK_LENGTH long
+    rank = [int(event.status == "FINISH"), ended, item.dedupe_key]  # _TASK_RANK_LENGTH long
     for name, source in _FROM_TASKS:
         _keep(state["from_tasks"], name, rank, getattr(event, source) or None, lowest=True)
     before = _task_outcome(task) if task else None  # None: the task's first event
@@ -276,6 +290,9 @@ def _add_task_event(state: FileState, task: TaskState, key: str, event: Procedur
         _keep(task, name, rank, getattr(event, name))
     results = plain([task_result(r) for r in event.results])
     _keep(task, "results", rank, results or None)
+    if results:  # when the task's outputs were first heard of (a later report of the task makes none again);
+        # ranked by arrival, lowest first, in a rank as long as every task winner's
+        _keep(task, "results_at", [item.received_at, 0, item.dedupe_key], item.received_at, lowest=True)
     after = _task_outcome(task)
     if before != after:
         outcomes = state["outcomes"]
@@ -313,6 +330,7 @@ def task_record(file_id: str, task_id: str, task: TaskState) -> TaskRecord:
         **{name: _value(task, name) for name in _TASK_FIELDS},
         outcome=_task_outcome(task),
         results=_results(task),
+        results_at=_value(task, "results_at"),
     )
 
 
@@ -328,7 +346,7 @@ def upload_record(file_id: str, state: FileState) -> UploadRecord:
         uploaded=state["uploaded"],
         deleted=state["deleted_at"] is not None,
         deleted_at=state["deleted_at"],
-        deleted_parts=tuple(DeletePart(**p) for p in state["deleted_parts"]),
+        deleted_parts=tuple(DeletedPart(**p) for p in state["deleted_parts"]),
         first_seen_at=seen[0],
         last_event_at=seen[1],
         **values,

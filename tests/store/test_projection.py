@@ -346,6 +346,30 @@ def test_states_that_counted_an_upload_vod_did_not_list_are_rebuilt(new_url: Cal
     assert record is not None and (record.user_id, record.conflicts) == ("alice", ())
 
 
+def test_states_without_delete_and_result_times_are_rebuilt(new_url: Callable[[], str]) -> None:
+    # GIVEN a file whose transcodes DeleteMedia removed, its states as the build before form 3 kept them (no time
+    # on a deleted part, none on a task's results)
+    finished = vod_event("ProcedureStateChanged", FileId=FILE, TaskId="task-1", Status="FINISH")
+    finished["ProcedureStateChangeEvent"]["MediaProcessResultSet"] = RESULTS
+    parts = [{"FileId": FILE, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 0}]}]
+    before = [(finished, 1.0), (vod_event("FileDeleted", FileId=FILE, FileDeleteResultInfo=parts), 2.0)]
+
+    def older_form(url: str) -> None:
+        older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+        older["form"] = 2
+        older["deleted_parts"] = [{"type": "TranscodeFiles", "definition": 0}]
+        _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
+        task = json.loads(_sql(url, "SELECT projection FROM tasks")[0][0])
+        del task["results_at"]
+        _sql(url, "UPDATE tasks SET projection = ?, results_at = NULL", (json.dumps(task),))
+
+    # WHEN the transcode is made again THEN the records are rebuilt, as a store that got every event from this build
+    redone = copy.deepcopy(finished)
+    redone["ProcedureStateChangeEvent"]["TaskId"] = "task-2"
+    record = _rebuilt_after(new_url, before, older_form, [(redone, 3.0)])
+    assert record is not None and [(p.type, p.deleted_at) for p in record.deleted_parts] == [("TranscodeFiles", 2.0)]
+
+
 def _older_build_case(seed: int) -> tuple[list[Delivery], list[Delivery], list[Delivery]]:
     """A random scenario, then a task event an older build delivers, then an upload event for this one."""
     return _scenario(seed), [(_task(random.Random(seed)), 1002.0)], [(_upload(random.Random(seed)), 1003.0)]

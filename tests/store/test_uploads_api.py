@@ -167,6 +167,44 @@ def test_files_vod_deleted_are_not_offered(
     )
 
 
+def _transcode_finished(file_id: str, task_id: str) -> dict[str, Any]:
+    finish = load_event("vod_procedure_finish")  # a transcode at definition 100030, among other outputs
+    finish["ProcedureStateChangeEvent"].update(FileId=file_id, TaskId=task_id)
+    return finish
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "transcodes_shown"),
+    [
+        # a transcode redone after DeleteMedia removed it: the new task's files are there, the old task's are not
+        ([("task-1", 2.0), ("delete", 3.0), ("task-2", 4.0)], ["task-2"]),
+        # its files deleted again after that: neither
+        ([("task-1", 2.0), ("delete", 3.0), ("task-2", 4.0), ("delete", 5.0)], []),
+        ([("task-1", 2.0), ("task-2", 3.0), ("delete", 4.0)], []),
+        # the same task reported again after the delete (VOD's own word, in fetch mode): it made nothing again
+        ([("task-1", 2.0), ("delete", 3.0), ("task-1 again", 4.0)], []),
+        # the same deliveries, stored in another order: the arrival times decide, not the order of storing
+        ([("task-2", 4.0), ("delete", 3.0), ("task-1", 2.0)], ["task-2"]),
+    ],
+)
+def test_files_made_again_after_a_delete_are_offered(
+    writer: tuple[str, EventStore], get: Get, arrivals: list[tuple[str, float]], transcodes_shown: list[str]
+) -> None:
+    _, store = writer
+    record(store, upload_of("ann", "f10"))
+    part = [{"FileId": "f10", "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100030}]}]
+    for what, at in arrivals:
+        deleted = vod_event("FileDeleted", FileId="f10", FileDeleteResultInfo=part)
+        deleted["FileDeleteEvent"]["DeleteTime"] = at  # two deletes of the same part are two deliveries
+        task_id, _, again = what.partition(" ")
+        finished = _transcode_finished("f10", task_id)
+        finished["ProcedureStateChangeEvent"]["SessionId"] = again  # another body: not a duplicate
+        record(store, deleted if what == "delete" else finished, at)
+    tasks = get("/uploads/f10")["body"]["tasks"]
+    shown = [t["taskId"] for t in tasks if any(o["type"] == "Transcode" for o in t["outputs"])]
+    assert shown == transcodes_shown
+
+
 @pytest.mark.parametrize(("mode", "status"), [("", "processing"), ("Change", "processing"), ("None", "uploaded")])
 def test_no_task_events_asked_for_means_none_awaited(
     writer: tuple[str, EventStore], vod_function: Callable[..., Any], mode: str, status: str
