@@ -499,6 +499,48 @@ def _postgres_url_problem(url: str) -> str | None:
         return "has a percent-escape that is not UTF-8 (write each character's UTF-8 bytes, as %C3%A9 for é)"
     if parts.netloc.count("@") > 1:  # libpq would split it elsewhere and quote a piece of it
         return "has an unencoded '@' in its user or password: write it as %40"
+    return _as_libpq_reads_it(url)
+
+
+# libpq's own values for these (libpq's "Parameter Key Words"); any other fails every connection.
+_ENUMERATED = {
+    "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+    "gssencmode": ("disable", "prefer", "require"),
+    "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby", "prefer-standby"),
+}
+
+
+def _as_libpq_reads_it(url: str) -> str | None:
+    """What libpq would refuse at every connection (so every event a 503, for good), or read otherwise than
+    urllib does (so the password could not be found to be hidden). Never quotes the URL: a mistyped one may
+    have its password anywhere."""
+    if "#" in url:  # no part of a connection URL; urllib would cut the URL there, libpq would not
+        return "has an unencoded '#': write it as %23"
+    rest = url.partition("://")[2]
+    # libpq's user and password end at the first '@' before any '/' (urllib's also at a '?')
+    end = min((i for i in (rest.find("@"), rest.find("/")) if i >= 0), default=-1)
+    if end >= 0 and rest[end] == "@" and "?" in rest[:end]:
+        return "has an unencoded '?' in its user or password: write it as %3F"
+    if end >= 0 and rest[end] == "/" and "@" in rest[end:].partition("?")[0]:
+        return "has an unencoded '/' in its user or password (libpq reads the host before it): write it as %2F"
+    query = rest.partition("?")[2]
+    if query and any(item.count("=") != 1 for item in query.split("&")):
+        return "has a query parameter that is not one key=value: inside a value write & as %26 and = as %3D"
+    return _libpq_options_problem(url)
+
+
+def _libpq_options_problem(url: str) -> str | None:
+    try:
+        from psycopg2.extensions import parse_dsn  # libpq's own reading; the store imports it anyway
+    except ImportError:  # no PostgreSQL driver: the store says so
+        return None
+    try:
+        options = parse_dsn(url)
+    except Exception:  # psycopg2.ProgrammingError; its message may quote the password
+        return "has a query parameter libpq does not know (see libpq's Parameter Key Words)"
+    for key, allowed in _ENUMERATED.items():
+        if key in options and options[key] not in allowed:
+            return f"{key} must be one of {', '.join(allowed)}"
     return None
 
 

@@ -138,7 +138,8 @@ def open_configured_store(*, write: bool = False) -> EventStore:
         )
     # A writer would make the schema: never in a database the functions did not make it in. A reader must find
     # the schema it reads: one the functions have yet to upgrade lacks columns (an error that says nothing).
-    with contextlib.closing(open_store(settings.database_url.reveal(), read_only=True)) as reader:
+    reader = open_store(settings.database_url.reveal(), timeout_seconds=settings.timeout_seconds, read_only=True)
+    with contextlib.closing(reader):
         try:
             version = reader.schema_version()
         except StoreUnavailable as exc:  # no event store there (or none reachable)

@@ -245,12 +245,24 @@ def start_stack(
     its keys and database replace any the shell has (a stack that must not touch the user's)."""
     settings = dev_settings(state_dir)
     env = apply_settings(settings, override=frozenset(settings) - CALLERS_SETTINGS if own_settings else frozenset())
-    from shared.config import load_callback_settings, load_pull_settings, load_sign_settings, load_uploads_settings
+    from shared.config import (
+        load_callback_settings,
+        load_pull_settings,
+        load_sign_settings,
+        load_upload_page_settings,
+        load_uploads_settings,
+    )
     from shared.hooks import load_hook
     from shared.store import open_store
 
     # A ConfigError now, naming the setting, rather than a ready stack that answers 500 (or drops every event).
-    for load in (load_sign_settings, load_uploads_settings, *((load_pull_settings,) if pull else ())):
+    loads = (
+        load_sign_settings,
+        load_uploads_settings,
+        load_upload_page_settings,
+        *((load_pull_settings,) if pull else ()),
+    )
+    for load in loads:
         load(env)
     load_hook(load_callback_settings(env).after_commit_hook)
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.config import DEFAULT_DATABASE_TIMEOUT
 from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.store import open_store
@@ -62,6 +63,22 @@ def test_show_says_when_the_task_flow_has_not_reported_yet(tmp_path: Path) -> No
     store.close()
     shown = uploads(url, "show", FILE_ID)
     assert "status             uploaded (its task flow has not reported a task event yet)" in shown.stdout
+
+
+def test_the_store_is_waited_for_as_long_as_database_timeout_says(database_url: str) -> None:
+    # GIVEN another writer holding the database past the default wait, and DATABASE_TIMEOUT far above it
+    holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")  # WAL readers wait only for a database held so
+    holder.execute("BEGIN EXCLUSIVE")
+    env = {**os.environ, "DATABASE_URL": database_url, "DATABASE_TIMEOUT": "60"}
+    with subprocess.Popen(
+        [command("vod-uploads"), "list", "--user", "alice"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True
+    ) as listing:
+        time.sleep(DEFAULT_DATABASE_TIMEOUT + 1.5)
+        holder.execute("COMMIT")
+        holder.close()  # the exclusive hold ends with the connection
+        # THEN the command waited for it (every statement, the schema check included), and lists
+        assert listing.wait(timeout=60) == 0 and FILE_ID in listing.stdout.read()  # type: ignore[union-attr]
 
 
 def test_show_json(database_url: str) -> None:

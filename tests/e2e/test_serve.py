@@ -249,8 +249,9 @@ def test_a_state_directory_that_cannot_be_used_is_a_usage_error(tmp_path: Path) 
         ({"VOD_SIGNATURE_TTL": "ten", "AUTH_JWT_ALGORITHMS": "none"}, (), ("VOD_SIGNATURE_TTL", "AUTH_JWT_ALGORITHMS")),
         ({"AFTER_COMMIT_HOOK": "myapp.nothere:run"}, (), ("AFTER_COMMIT_HOOK",)),  # else every event is a 500
         ({"VOD_PULL_RESERVE_SECONDS": "5"}, ("--pull",), ("VOD_PULL_RESERVE_SECONDS",)),  # events_pull's own
+        ({"UPLOAD_PAGE_STATUS_URL": "javascript:x"}, (), ("UPLOAD_PAGE_STATUS_URL",)),  # else the page is a 500
     ],
-    ids=["sign", "hook", "pull"],
+    ids=["sign", "hook", "pull", "page"],
 )
 def test_exported_settings_the_functions_would_refuse_are_named(
     tmp_path: Path, env: dict[str, str], options: tuple[str, ...], named: tuple[str, ...]

@@ -264,6 +264,16 @@ def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
         ("postgresql://u:hunter2%00@host/db", "%00"),
         ("postgresql://u:hunter2@host/db?sslmode=require%", "starts no escape"),
         ("postgresql://u:hunter2@host/db?application_name=%E9", "not UTF-8"),
+        # what libpq refuses at every connection, or reads otherwise than urllib (so the password is not hidden)
+        ("postgresql://u@/db?host=/run&password=hunter2&3xK", "not one key=value"),
+        ("postgresql://u@h/db?password=hunter2=b", "not one key=value"),
+        ("postgresql://u@h/db?sslmode=require&&password=hunter2", "not one key=value"),
+        ("postgresql://u:2024#hunter2@h:5432/db", "'#'"),
+        ("postgresql://u:7?hunter2@h/db", "'?'"),
+        ("postgresql://u:7/hunter2@/db?host=/run", "'/'"),
+        ("postgresql://u:hunter2@h/db?sslmod=require", "does not know"),
+        ("postgresql://u:hunter2@h/db?sslmode=required", "sslmode must be one of"),
+        ("postgresql://u:hunter2@h/db?target_session_attrs=rw", "target_session_attrs must be one of"),
     ],
 )
 def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
@@ -271,6 +281,20 @@ def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
         load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", "DATABASE_URL": url})
     assert named in str(caught.value)
     assert "hunter2" not in str(caught.value) and "pw@" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:p%2F%3F%23%26%3D%40w@h:5432/db?sslmode=verify-full&target_session_attrs=read-write",
+        "postgresql:///db?host=/run/postgresql&password=p%26w",
+        "postgres://u@h/db?ssl=true",  # libpq's alias of sslmode=require
+        "postgresql://u@h/db?",
+    ],
+)
+def test_a_database_url_libpq_reads_as_written_is_taken(url: str) -> None:
+    env = {"VOD_CALLBACK_SIGN_KEY": "abc", "VOD_CONTEXT_KEY": CONTEXT_KEY, "DATABASE_URL": url}
+    assert load_callback_settings(env).store.database_url.reveal() == url
 
 
 @pytest.mark.parametrize("value", ["-1", "2147483648", "1,x"])
