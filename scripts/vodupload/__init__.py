@@ -12,6 +12,7 @@ import logging
 from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, SavedObject, default_directory, identify
 from vodupload.credentials import SessionCredentials
 from vodupload.errors import (
+    AlreadyCommitted,
     AuthenticationFailed,
     CheckpointUnavailable,
     GatewayRefusal,
@@ -46,6 +47,7 @@ logging.getLogger("vodupload").addHandler(logging.NullHandler())
 __all__ = [
     "DEFAULT_HOSTS",
     "SETTLED",
+    "AlreadyCommitted",
     "Applied",
     "AuthenticationFailed",
     "CancelOutcome",

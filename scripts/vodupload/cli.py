@@ -5,17 +5,21 @@
 Ctrl-C pauses: the parts in flight finish, the progress is saved, and running the same command again
 resumes (VOD keeps an upload resumable for a day). If VOD refuses to continue the saved upload, for
 whatever reason, the command says so and starts over. --cancel discards a saved upload of FILE and
-deletes its uploaded parts (if VOD refuses to continue the upload, they cannot be deleted: it says so).
+deletes its unfinished parts (if VOD refuses to continue the upload, they cannot be deleted: it says so;
+after a run stopped while committing, it asks VOD for that commit again: too late if VOD confirms it).
 
 Settings: a flag wins over its environment variable:
   --gateway        VOD_UPLOAD_GATEWAY         signature endpoint (a bare http://host:port gets /signature)
   --token          VOD_UPLOAD_TOKEN           bearer token for it (prefer the variable: flags show in `ps`)
   --vod-endpoint   VOD_UPLOAD_ENDPOINT        a local VOD emulator (upload API and COS); unset = Tencent
   --checkpoint-dir VOD_UPLOAD_CHECKPOINT_DIR  where progress is saved; default: the user cache directory
+  --status-url     VOD_UPLOAD_STATUS_URL      the uploads function, for --wait; default: beside the gateway
 
-Exit status: 0 uploaded (or --cancel done), 1 failed, 2 bad usage, 3 authentication failed (401),
-4 refused (by the signature endpoint's policy or by VOD), 130 interrupted with the progress saved (or,
-during --wait, the waiting only: the upload is done).
+Exit status: 0 uploaded (or --cancel done), 1 failed (or --cancel too late: already uploaded), 2 bad usage,
+3 authentication failed (401), 4 refused (by the signature endpoint's policy or by VOD), 5 uploaded but
+--wait could not follow it, 6 uploaded but its task flow failed (--wait), 130 interrupted with the progress
+saved (or, during --wait, the waiting only: the upload is done). Exits 5 and 6 are not failures to retry:
+the upload is done, and another run would upload a second copy.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from urllib.parse import urlsplit
 from tqdm import tqdm
 
 from vodupload import (
+    AlreadyCommitted,
     AuthenticationFailed,
     CancelOutcome,
     CheckpointStore,
@@ -54,7 +59,8 @@ from vodupload.errors import UploadInProgress
 from vodupload.status import StatusClient
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-EXIT_WAIT_FAILED = 5  # uploaded, but --wait could not follow it: not a failure to retry (a second copy)
+# Uploaded, but --wait could not follow it, or VOD's task flow failed: not failures to retry (a second copy).
+EXIT_WAIT_FAILED, EXIT_PROCESSING_FAILED = 5, 6
 MIB = 1024 * 1024
 _RUNNING = {UploadState.APPLYING, UploadState.UPLOADING, UploadState.COMMITTING}
 
@@ -101,16 +107,25 @@ def _seconds(text: str) -> int:
     return int(text)
 
 
-def signature_url(gateway: str) -> str:
-    parts = urlsplit(gateway)
+def _http_url(url: str, flag: str) -> str:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parses the authority, raising on a malformed one
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--gateway {gateway!r} is not an http(s) URL")
-    return gateway.rstrip("/") + "/signature" if parts.path in ("", "/") else gateway
+        raise UsageError(f"{flag} {url!r} is not an http(s) URL")
+    return url
+
+
+def signature_url(gateway: str) -> str:
+    path = urlsplit(_http_url(gateway, "--gateway")).path
+    return gateway.rstrip("/") + "/signature" if path in ("", "/") else gateway
 
 
 def status_url(args: argparse.Namespace) -> str:
     if args.status_url:
-        return str(args.status_url)
+        return _http_url(str(args.status_url), "--status-url")
     return signature_url(args.gateway).removesuffix("/signature") + "/uploads"
 
 
@@ -134,7 +149,7 @@ def follow(args: argparse.Namespace, file_id: str, console: Console) -> int:
         return EXIT_INTERRUPTED
     spinner.stop()
     console.result({"status": "settled", "upload": upload}, _settled_text(upload))
-    return EXIT_FAILED if upload["status"] == "failed" else EXIT_OK
+    return EXIT_PROCESSING_FAILED if upload["status"] == "failed" else EXIT_OK
 
 
 def _settled_text(upload: dict[str, Any]) -> str:
@@ -181,6 +196,10 @@ def make_uploader(args: argparse.Namespace) -> Uploader:
         raise UsageError("no signature endpoint: give --gateway URL or set VOD_UPLOAD_GATEWAY")
     if not args.token:
         raise UsageError("no bearer token: set VOD_UPLOAD_TOKEN (or give --token)")
+    if args.vod_endpoint:
+        _http_url(args.vod_endpoint, "--vod-endpoint")
+    if args.wait:
+        status_url(args)  # checked now: a bad one found after the upload could only fail the waiting
     signer = SignatureClient(
         signature_url(args.gateway),
         args.token,
@@ -347,6 +366,12 @@ def run_cancel(args: argparse.Namespace, uploader: Uploader, console: Console) -
         console.say("stopped; the cancel is not finished: run the same command again to finish it")
         console.result({"status": "cancel_stopped"}, "")
         return EXIT_INTERRUPTED
+    except AlreadyCommitted as exc:
+        console.say(f"{exc.message}: the previous run had sent its commit, and VOD confirms it")
+        committed = exc.committed
+        urls = {"videoUrl": committed.video_url, "coverUrl": committed.cover_url}
+        console.result({"status": "already_uploaded", "fileId": committed.file_id, **urls}, "")
+        return EXIT_FAILED
     except VodUploadError as exc:
         return report_failure(
             exc,
@@ -360,7 +385,10 @@ def run_cancel(args: argparse.Namespace, uploader: Uploader, console: Console) -
         return EXIT_OK
     deleted = outcome is CancelOutcome.DISCARDED
     if deleted:
-        console.say(f"cancelled the saved upload of {args.file}; its uploaded parts were deleted")
+        console.say(
+            f"cancelled the saved upload of {args.file}; its unfinished parts were deleted (a video or cover "
+            "already stored whole stays in VOD's storage, uncommitted, until VOD removes it)"
+        )
     else:
         console.say(
             f"warning: cancelled the saved upload of {args.file}, but its uploaded parts could NOT be "

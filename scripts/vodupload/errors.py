@@ -6,6 +6,8 @@ token, a temporary secret key or a security token: they are safe to print and to
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class VodUploadError(Exception):
     """Base class: an upload could not be done (or not now)."""
@@ -86,6 +88,15 @@ class UploadInProgress(VodUploadError):
 
 class SourceChanged(VodUploadError):
     """The file changed while it was being uploaded; the saved progress no longer describes it."""
+
+
+class AlreadyCommitted(VodUploadError):
+    """Too late to cancel: a stopped run had sent the upload's commit, and VOD confirms the upload (`committed`,
+    a vod_api.Committed). A commit cannot be taken back."""
+
+    def __init__(self, committed: Any) -> None:
+        super().__init__(f"too late to cancel: the upload was committed as file id {committed.file_id}")
+        self.committed = committed
 
 
 class UploadCancelled(VodUploadError):

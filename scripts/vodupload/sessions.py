@@ -86,12 +86,19 @@ class SavedSessions:
         # the upload asked for is of what the file is now (open() says so, and starts over).
         if any(_change(identities.get(obj.role), obj) is not None for obj in saved.objects):
             return None
+        committed = self.commit_again(saved)
+        if committed is not None:
+            self._notify(NoticeKind.RESUMING, "the previous run had committed the upload; nothing left to send")
+        return committed
+
+    def commit_again(self, saved: Checkpoint) -> Committed | None:
+        """Ask VOD again for the commit a stopped run sent (`saved.committing`): done, and the saved session
+        forgotten, when VOD confirms it; None when VOD does not (the session is then as it was)."""
         try:
             committed = self._up.vod.commit(saved.session_key)
         except VodApiError as exc:
             log.info("the interrupted commit was not confirmed: code %s", exc.code)
             return None
-        self._notify(NoticeKind.RESUMING, "the previous run had committed the upload; nothing left to send")
         self.finished(saved)
         return committed
 

@@ -165,8 +165,11 @@ class SignatureClient:
     def _parse(self, response: requests.Response) -> Signature:
         try:
             body = response.json()
+            value = body["signature"]
+            if not isinstance(value, str) or not value:  # a null would reach VOD as "None", which ends the session
+                raise TypeError("not a signature")
             return Signature(
-                value=str(body["signature"]),
+                value=value,
                 expire_time=int(body.get("expireTime") or 0),
                 one_time=bool(body.get("oneTimeValid")),
             )

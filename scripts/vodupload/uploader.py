@@ -28,7 +28,7 @@ from vodupload import cos
 from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, checkpoint_name, identify
 from vodupload.cos import Halted, RetryPolicy
 from vodupload.credentials import SessionCredentials
-from vodupload.errors import UploadCancelled, UploadPaused, VodUploadError
+from vodupload.errors import AlreadyCommitted, UploadCancelled, UploadPaused, VodUploadError
 from vodupload.notices import Notice, NoticeCallback, NoticeKind
 from vodupload.progress import Progress, ProgressCallback, ProgressMeter
 from vodupload.sessions import SavedSessions
@@ -236,7 +236,8 @@ class Uploader:
         PARTS_LEFT when the saved upload is forgotten but its parts could not be deleted (VOD refused the
         session and this process holds no credentials for it, or COS refused): `on_notice` hears why.
         Raises, keeping the saved upload for another try, when VOD or the signature endpoint cannot be
-        reached or the signature endpoint refuses.
+        reached or the signature endpoint refuses; AlreadyCommitted (nothing left to keep) when a stopped
+        run had sent the commit and VOD confirms it.
         """
         # The files themselves need not exist any more: a saved upload of a moved file is still cancelled.
         sources = _sources(video, cover, must_exist=False)
@@ -414,6 +415,10 @@ class UploadTask:
             saved = self._sessions.load()  # again, now that no run can change it
             if saved is None:
                 return CancelOutcome.NOTHING_SAVED
+            # A stopped run sent the commit, perhaps received: VOD's answer, asked again (as a run would), says.
+            committed = self._sessions.commit_again(saved) if saved.committing else None
+            if committed is not None:
+                raise AlreadyCommitted(committed)
             return CancelOutcome.DISCARDED if self._sessions.abandon(saved) else CancelOutcome.PARTS_LEFT
 
     def wait(self, timeout: float | None = None) -> UploadState:

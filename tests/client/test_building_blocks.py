@@ -3,6 +3,7 @@ COS SDK reads them, and the retries (against scripted loopback answers)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -326,10 +327,11 @@ def test_the_cos_sdks_debug_lines_are_dropped(caplog: pytest.LogCaptureFixture, 
 
 
 def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> None:
+    malformed = ["{}", '{"signature": null}', '{"signature": ""}', '{"signature": 5}']  # null must not reach VOD
     answers = [
         Response("busy", 503),
         Response(json.dumps({"signature": "c2ln"}), 200, mimetype="application/json"),
-        Response("{}", 200, mimetype="application/json"),
+        *(Response(text, 200, mimetype="application/json") for text in malformed),
     ]
     seen: list[tuple[str | None, Any]] = []
 
@@ -340,15 +342,16 @@ def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> No
 
     server = localstack.serve_wsgi("scripted-gateway", app)
     try:
-        tokens = iter(["t1", "t2", "t3"])
+        tokens = (f"t{i}" for i in itertools.count(1))
         client = SignatureClient(server.url, lambda: next(tokens), backoff=0)
         assert client() == "c2ln"
-        with pytest.raises(SignatureUnavailable, match="has no signature"):
-            client.fetch()
+        for _ in malformed:
+            with pytest.raises(SignatureUnavailable, match="has no signature"):
+                client.fetch()
     finally:
         server.stop()
 
-    assert seen == [("Bearer t1", {}), ("Bearer t2", {}), ("Bearer t3", {})]  # a fresh token per request
+    assert seen == [(f"Bearer t{i}", {}) for i in range(1, 7)]  # a fresh token per request
 
 
 def test_the_signature_client_waits_out_a_busy_gateway() -> None:

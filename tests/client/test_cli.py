@@ -162,7 +162,7 @@ def _vod_unreachable(stack: Stack) -> None:
 @pytest.mark.parametrize(
     ("disruption", "code", "status", "message", "left"),
     [
-        (None, 0, "cancelled", "its uploaded parts were deleted", 0),
+        (None, 0, "cancelled", "its unfinished parts were deleted", 0),
         # VOD refuses the session, for whatever reason: forgotten, but its parts cannot be deleted; it says so
         (_session_expires, 0, "cancelled", "its uploaded parts could NOT be deleted", 1),
         (_signature_from_a_skewed_clock, 0, "cancelled", "its uploaded parts could NOT be deleted", 1),
@@ -335,6 +335,10 @@ def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]
         ([], _env(VOD_UPLOAD_GATEWAY=closed_port_url), 1, "no signature from", "failed"),
         ([], _env(VOD_UPLOAD_TOKEN=""), 2, "no bearer token", None),
         ([], _env(VOD_UPLOAD_GATEWAY="ftp://example.com"), 2, "is not an http(s) URL", None),
+        # before any signature is spent, or any upload made that only its waiting could fail
+        ([], _env(VOD_UPLOAD_ENDPOINT="ftp://127.0.0.1:1"), 2, "--vod-endpoint 'ftp://", None),
+        (["--wait"], _env(VOD_UPLOAD_STATUS_URL="::"), 2, "--status-url '::' is not", None),
+        (["--wait", "--status-url", "http://h:port/uploads"], _env(), 2, "--status-url 'http://h:port", None),
         (["--part-size", "0"], _env(), 2, "part_size must be between", None),
         (["--wait", "--wait-timeout", "0"], _env(), 2, "at least 1 (got '0')", None),  # before any upload
         (["--wait", "--wait-timeout", "-5"], _env(), 2, "at least 1 (got '-5')", None),
@@ -347,6 +351,9 @@ def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]
         "gateway-down",
         "no-token",
         "bad-gateway",
+        "bad-vod-endpoint",
+        "bad-status-url",
+        "bad-status-port",
         "bad-part-size",
         "zero-wait",
         "negative-wait",

@@ -19,6 +19,7 @@ from tests.conftest import JWT_SECRET
 from vodlocal import localstack
 from vodtesting import signed_parameters
 from vodupload import (
+    AlreadyCommitted,
     AuthenticationFailed,
     CancelOutcome,
     CheckpointStore,
@@ -645,6 +646,20 @@ def test_a_cancel_asked_as_the_run_stops_for_a_pause_is_done(stack: Stack, tmp_p
     # THEN the task ends cancelled, nothing left behind (the cancel is not lost to the pause)
     assert task.wait(60) is UploadState.CANCELLED
     assert stack.saved() == [] and stack.open_uploads() == []
+
+
+def test_a_cancel_after_a_commit_whose_answer_was_never_heard_says_it_is_uploaded(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN a run that sent the commit and stopped before hearing VOD's answer (VOD committed it)
+    video = write_file(tmp_path / "clip.mp4", 3 * MIB)
+    stack.traffic.commits_unanswered = 4  # the first try and the uploader's three retries
+    with pytest.raises(VodUnavailable):
+        stack.uploader().upload(video).run()
+    # WHEN the user cancels THEN VOD, asked again, confirms the upload: too late, and its file id is said
+    with pytest.raises(AlreadyCommitted) as caught:
+        stack.uploader().cancel_saved(video)
+    file_ids = {call.answer["data"]["fileId"] for call in stack.traffic.calls if call.action == "CommitUploadUGC"}
+    assert file_ids == {caught.value.committed.file_id} and "too late to cancel" in caught.value.message
+    assert stack.served(caught.value.committed.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
 def test_cancelling_what_was_never_saved_leaves_no_trace(stack: Stack, tmp_path: Path) -> None:

@@ -13,12 +13,14 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
 from shared.ingest import ingest_event
 from tests.conftest import command, run_command
+from vodlocal import localstack
 from vodtesting import sample_video, vod_event
 from vodtesting.stack import VodStack
 from vodupload.errors import AuthenticationFailed
@@ -258,6 +260,39 @@ def test_an_upload_whose_waiting_fails_is_not_reported_as_failed(vod_stack: VodS
     assert (waited["status"], waited["fileId"]) == ("wait_failed", done["fileId"])
     assert "is not the uploads endpoint" in waited["error"]["message"] and "only the waiting failed" in proc.stderr
     assert vod_stack.record(done["fileId"]).user_id == "wendy"
+
+
+def test_an_upload_whose_task_flow_failed_is_not_reported_as_failed(vod_stack: VodStack, tmp_path: Path) -> None:
+    # GIVEN an uploads endpoint that reports the upload's task flow failed (VOD's transcoding refused the file)
+    def failed_record(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        file_id = environ["PATH_INFO"].rsplit("/", 1)[-1]
+        task = {
+            "taskId": "t",
+            "status": "failed",
+            "vodStatus": "FINISH",
+            "errCode": 70000,
+            "message": "bad",
+            "outputs": [],
+        }
+        body = {"fileId": file_id, "status": "failed", "mediaUrl": None, "tasks": [task]}
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+    server = localstack.serve_wsgi("failed-uploads", failed_record)
+    try:
+        proc = run_command(
+            "vod-upload",
+            str(sample_video(tmp_path / "f.mp4", size=200_000)),
+            *("--gateway", vod_stack.gateway_url, "--vod-endpoint", vod_stack.emulator_url, "--json", "--wait"),
+            *("--status-url", f"{server.url}/uploads", "--checkpoint-dir", str(tmp_path / "c")),
+            env={"VOD_UPLOAD_TOKEN": vod_stack.token("fay")},
+        )
+    finally:
+        server.stop()
+    # THEN it exits 6, not 1: the upload is done, and a script retrying on failure would upload a second copy
+    done, settled = (json.loads(line) for line in proc.stdout.strip().splitlines())
+    assert proc.returncode == 6 and done["status"] == "done", proc.stderr
+    assert (settled["status"], settled["upload"]["status"]) == ("settled", "failed")
 
 
 def test_ctrl_c_while_waiting_says_the_upload_is_done(vod_stack: VodStack, tmp_path: Path) -> None:
