@@ -376,6 +376,22 @@ def test_the_after_commit_hook_ships_with_the_functions_that_run_it(python310: s
     assert len((tmp_path / "hook.out").read_text().splitlines()) == 1
 
 
+def test_building_every_bundle_into_a_directory_removes_only_bundles_it_built(tmp_path: Path) -> None:
+    # GIVEN an --out directory with the app's own files, and a bundle of a function that no longer exists
+    out = tmp_path / "out"
+    (out / "mysite").mkdir(parents=True)
+    (out / "mysite" / "index.py").write_text("x")
+    (out / "photos.zip").write_text("data")
+    (out / "gone").mkdir()
+    (out / "gone.zip").write_text("old bundle")
+    (out / ".bundles").write_text("gone\n")  # the earlier build's own list
+    # WHEN every bundle is built there THEN the old bundle goes, and nothing of the app's
+    assert build("--out", out).returncode == 0
+    assert (out / "mysite" / "index.py").exists() and (out / "photos.zip").exists()
+    assert not (out / "gone").exists() and not (out / "gone.zip").exists()
+    assert (out / "sign.zip").exists() and "gone" not in (out / ".bundles").read_text()
+
+
 @pytest.mark.parametrize(
     ("hook", "message"),
     [
@@ -383,9 +399,15 @@ def test_the_after_commit_hook_ships_with_the_functions_that_run_it(python310: s
         # As the functions would read it at their cold start: refused before a bundle that cannot load it is made
         ("apphooks.notify", "AFTER_COMMIT_HOOK: must be package.module:function (got 'apphooks.notify')"),
         ("shared.hooks:no_hook", "its package cannot be called 'shared'"),
+        # what it imports from beside it would be missing from the bundle
+        ("apphooks.notify:on_upload", "apphooks imports appconfig from {tmp}, outside it"),
     ],
 )
 def test_a_hook_the_functions_cannot_load_fails_the_build(tmp_path: Path, hook: str, message: str) -> None:
+    (tmp_path / "apphooks").mkdir()
+    (tmp_path / "apphooks" / "__init__.py").write_text("")
+    (tmp_path / "apphooks" / "notify.py").write_text("import appconfig\n\n\ndef on_upload(committed):\n    pass\n")
+    (tmp_path / "appconfig.py").write_text("URL = 'x'\n")
     env = {**os.environ, "AFTER_COMMIT_HOOK": hook}
     result = build("callback", "--out", tmp_path / "out", cwd=tmp_path, env=env)
     assert result.returncode == 1
