@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from vodemu import tc3
 from vodemu.cloud_params import ACTION_PARAMS, CloudApiError, Params, upload_options
 from vodemu.delivery import EventConfigError, EventSignal, PullSettings, pull_events, updated_event_config
-from vodemu.events import iso_time, media_basic_info, meta_data, procedure_task
+from vodemu.events import as_pulled, iso_time, media_basic_info, meta_data, procedure_task
 from vodemu.settings import API_VERSION, SERVICE, EmulatorSettings
 from vodemu.state import EmulatorState
 from vodemu.uploads import NewFile, UploadError, UploadErrorKind, UploadService
@@ -204,7 +204,7 @@ class CloudApi:
             retention_seconds=self.settings.event_retention_seconds,
         )
         pulled = pull_events(self.state, self.signal, self.clock, settings, stopping=self.stopping)
-        return {"EventSet": [{"EventHandle": e.handle, **e.body} for e in pulled]}
+        return {"EventSet": [as_pulled(e.body, e.handle) for e in pulled]}
 
     def _confirm_events(self, params: Params) -> dict[str, Any]:
         handles = params.texts("EventHandles", required=True)

@@ -3,7 +3,8 @@
 (https://cloud.tencent.com/document/product/266/9636), FileDeleted
 (https://cloud.tencent.com/document/product/266/13434).
 
-Events are plain dicts with null fields left out, as VOD's PUSH deliveries are. The emulator does not
+Events are plain dicts with null fields left out, as VOD's PUSH deliveries are (PullEvents answers them
+with every absent field null: `as_pulled`). The emulator does not
 transcode: a procedure "finishes" at once, and its Transcode result points at the original media URL.
 """
 
@@ -208,6 +209,94 @@ def upload_events(media: MediaFile, config: EventConfig, url_for: UrlFor) -> lis
     events.extend(procedure_state_changed(media, s, url_for) for s in procedure_statuses(media.options))
     delivery = PULL if config.mode == PULL else PUSH
     return [(delivery, event) for event in events]
+
+
+# What PullEvents answers, unlike PUSH: every field of the API's data structures, null when absent (its example,
+# https://cloud.tencent.com/document/api/266/34183; the structures: https://cloud.tencent.com/document/api/266/31773).
+def _names(text: str) -> list[str]:
+    return text.split()
+
+
+_EVENT_CONTENT = _names(
+    "EventHandle EventType FileUploadEvent ProcedureStateChangeEvent FileDeleteEvent PullCompleteEvent "
+    "EditMediaCompleteEvent SplitMediaCompleteEvent ComposeMediaCompleteEvent ClipCompleteEvent "
+    "TranscodeCompleteEvent CreateImageSpriteCompleteEvent ConcatCompleteEvent SnapshotByTimeOffsetCompleteEvent "
+    "WechatPublishCompleteEvent WechatMiniProgramPublishCompleteEvent RemoveWatermarkCompleteEvent "
+    "RestoreMediaCompleteEvent RebuildMediaCompleteEvent ExtractTraceWatermarkCompleteEvent "
+    "ExtractCopyRightWatermarkCompleteEvent ReviewAudioVideoCompleteEvent ReduceMediaBitrateCompleteEvent "
+    "DescribeFileAttributesCompleteEvent QualityInspectCompleteEvent QualityEnhanceCompleteEvent "
+    "MediaCastStatusChangedEvent PersistenceCompleteEvent ComplexAdaptiveDynamicStreamingCompleteEvent "
+    "ProcessMediaByMPSCompleteEvent AigcImageCompleteEvent AigcVideoCompleteEvent ExtractBlindWatermarkComplete "
+    "SceneAigcImageCompleteEvent ProcessImageAsyncCompleteEvent AigcHunyuan3DCompleteEvent "
+    "DescribeAigcFaceInfoAsyncCompleteEvent CreateAigcCustomVoiceCompleteEvent "
+    "CreateAigcAdvancedCustomElementCompleteEvent"
+)
+_META_DATA = _names(
+    "Size Container Bitrate Height Width Duration Rotate VideoStreamSet AudioStreamSet VideoDuration AudioDuration Md5"
+)
+# field -> (the fields of the structure there, and what is within them)
+Shape = dict[str, tuple[list[str], "Shape"]]
+_PULLED: Shape = {
+    "FileUploadEvent": (
+        _names("FileId MediaBasicInfo ProcedureTaskId MetaData ReviewAudioVideoTaskId"),
+        {
+            "MediaBasicInfo": (
+                _names(
+                    "Name Description CreateTime UpdateTime ExpireTime ClassId ClassName ClassPath CoverUrl Type "
+                    "MediaUrl SourceInfo StorageRegion TagSet Vid Category Status StorageClass StoragePath"
+                ),
+                {
+                    "SourceInfo": (
+                        _names("SourceType SourceContext LiveRecordInfo TrtcRecordInfo WebPageRecordInfo"),
+                        {},
+                    )
+                },
+            ),
+            "MetaData": (_META_DATA, {}),
+        },
+    ),
+    "ProcedureStateChangeEvent": (
+        _names(
+            "TaskId Status ErrCode Message FileId FileName FileUrl MetaData MediaProcessResultSet "
+            "AiContentReviewResultSet AiAnalysisResultSet AiRecognitionResultSet TasksPriority TasksNotifyMode "
+            "SessionContext SessionId Operator OperationType"
+        ),
+        {
+            "MetaData": (_META_DATA, {}),
+            "MediaProcessResultSet": (
+                _names(
+                    "Type TranscodeTask AnimatedGraphicTask SnapshotByTimeOffsetTask SampleSnapshotTask "
+                    "ImageSpriteTask CoverBySnapshotTask AdaptiveDynamicStreamingTask"
+                ),
+                {
+                    "TranscodeTask": (
+                        _names("Status ErrCodeExt ErrCode Message Input Output Progress BeginProcessTime FinishTime"),
+                        {},
+                    )
+                },
+            ),
+        },
+    ),
+    "FileDeleteEvent": (_names("FileIdSet FileDeleteResultInfo"), {}),
+}
+
+
+def _with_nulls(value: Any, fields: list[str], within: Shape) -> Any:
+    if isinstance(value, list):
+        return [_with_nulls(item, fields, within) for item in value]
+    if not isinstance(value, dict):
+        return value
+    filled = {**dict.fromkeys(fields), **value}
+    for name, (inner_fields, inner) in within.items():
+        if filled[name] is not None:
+            filled[name] = _with_nulls(filled[name], inner_fields, inner)
+    return filled
+
+
+def as_pulled(event: dict[str, Any], handle: str) -> dict[str, Any]:
+    """An EventSet item of PullEvents: the event with its EventHandle, every absent field null."""
+    filled: dict[str, Any] = _with_nulls({**event, "EventHandle": handle}, _EVENT_CONTENT, _PULLED)
+    return filled
 
 
 def push_signature(sign_key: str, expires_at: int) -> str:

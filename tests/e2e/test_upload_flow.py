@@ -20,7 +20,7 @@ from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import OffsetClock
 from tests.conftest import run_command
-from vodtesting import load_function, sample_video
+from vodtesting import load_function, sample_video, signed
 from vodtesting.pgserver import PostgresServer
 from vodtesting.stack import VodStack
 
@@ -83,23 +83,31 @@ class CrashBeforeConfirm:
         raise SystemExit("killed between commit and confirm")
 
 
+def _queue(stack: VodStack) -> SdkEventQueue:
+    return SdkEventQueue(make_client(load_vod_api_settings()), int(stack.settings["VOD_SUB_APP_ID"]))
+
+
+def _drain_now(stack: VodStack, source: Any) -> Any:
+    return drain(
+        source,
+        stack.store,
+        deadline=time.time() + 60,
+        clock=time.time,
+        reserve_seconds=0,
+        stop_when_empty=True,
+        keys=(stack.settings["VOD_CONTEXT_KEY"],),
+    )
+
+
 def test_pull_flow_survives_a_crash_between_commit_and_confirm(
     pull_stack: tuple[VodStack, OffsetClock], tmp_path: Path
 ) -> None:
     stack, clock = pull_stack
     committed = stack.upload(sample_video(tmp_path / "a.mp4"), user="carol")
-    queue = SdkEventQueue(make_client(load_vod_api_settings()), int(stack.settings["VOD_SUB_APP_ID"]))
+    queue = _queue(stack)
 
     def drain_now(source: Any) -> Any:
-        return drain(
-            source,
-            stack.store,
-            deadline=time.time() + 60,
-            clock=time.time,
-            reserve_seconds=0,
-            stop_when_empty=True,
-            keys=(stack.settings["VOD_CONTEXT_KEY"],),
-        )
+        return _drain_now(stack, source)
 
     with pytest.raises(SystemExit):
         drain_now(CrashBeforeConfirm(queue))
@@ -114,6 +122,23 @@ def test_pull_flow_survives_a_crash_between_commit_and_confirm(
     shown = uploads_show(committed["fileId"])
     assert shown["upload"]["user_id"] == "carol"
     assert len(shown["events"]) == 1
+
+
+def test_one_event_pushed_and_pulled_is_recorded_once(pull_stack: tuple[VodStack, OffsetClock], tmp_path: Path) -> None:
+    # GIVEN an upload's event, pushed to the callback as VOD pushes it (its absent fields left out)
+    stack, clock = pull_stack
+    committed = stack.upload(sample_video(tmp_path / "b.mp4", size=100_000), user="erin")
+    emulator = stack._stack.emulator  # its queue, as the PUSH worker would read it
+    [queued] = emulator.state.pull_events(emulator.clock(), limit=16, window=30, retention=10**6, new_handle=str)
+    delivery = signed(queued.body, stack.settings["VOD_CALLBACK_SIGN_KEY"])
+    pushed = requests.post(stack.events_url, json=delivery, timeout=30)
+    assert pushed.status_code == 200 and pushed.json()["duplicate"] is False, pushed.text
+    # WHEN PullEvents hands the same event out (its absent fields null, as VOD's API answers)
+    clock.offset = 31
+    report = _drain_now(stack, _queue(stack))
+    # THEN it is the same event: recorded once
+    assert (report.pulled, report.recorded, report.duplicates) == (1, 0, 1)
+    assert len(uploads_show(committed["fileId"])["events"]) == 1
 
 
 def test_the_deployed_pull_function_drains_within_its_time_limit(

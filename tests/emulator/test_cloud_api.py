@@ -383,6 +383,47 @@ def test_pull_confirm_and_redelivery_after_30_seconds(emulator: Emulator, clock:
     assert _error(lambda: _confirm(emulator, ["no-such-handle"])).code == "InvalidParameter"
 
 
+def _sdk_fields(model: type) -> set[str]:
+    return {name.lstrip("_") for name in vars(model())}
+
+
+# (where in an EventSet item, the SDK's model of what is there)
+_PULLED_STRUCTURES = [
+    ((), models.EventContent),
+    (("FileUploadEvent",), models.FileUploadTask),
+    (("FileUploadEvent", "MediaBasicInfo"), models.MediaBasicInfo),
+    (("FileUploadEvent", "MediaBasicInfo", "SourceInfo"), models.MediaSourceData),
+    (("FileUploadEvent", "MetaData"), models.MediaMetaData),
+    (("ProcedureStateChangeEvent",), models.ProcedureTask),
+    (("ProcedureStateChangeEvent", "MetaData"), models.MediaMetaData),
+    (("ProcedureStateChangeEvent", "MediaProcessResultSet", 0), models.MediaProcessTaskResult),
+    (
+        ("ProcedureStateChangeEvent", "MediaProcessResultSet", 0, "TranscodeTask"),
+        models.MediaProcessTaskTranscodeResult,
+    ),
+]
+
+
+def test_pulled_events_carry_every_field_null_when_absent_as_vods_api_answers(emulator: Emulator):
+    # GIVEN an upload with a task flow, its events queued for PullEvents
+    client = vod(emulator)
+    client.ModifyEventConfig(
+        cloud_request(models.ModifyEventConfigRequest, Mode="PULL", UploadMediaCompleteEventSwitch="ON")
+    )
+    _server_upload(emulator, b"abc", Procedure="QCVB_SimpleProcessFile")
+    # WHEN they are pulled, read as JSON (the SDK's models would fill in the nulls themselves)
+    answer = json.loads(client.call("PullEvents", {"SubAppId": SUB_APP_ID}))["Response"]
+    items = {(e["EventType"], (e["ProcedureStateChangeEvent"] or {}).get("Status")): e for e in answer["EventSet"]}
+    finish = items[("ProcedureStateChanged", "FINISH")]
+    # THEN every structure has every field of the SDK's model of it (the API's data structures), the absent null
+    for path, model in _PULLED_STRUCTURES:
+        item = finish if path and path[0] == "ProcedureStateChangeEvent" else items[("NewFileUpload", None)]
+        for step in path:
+            item = item[step]
+        assert set(item) == _sdk_fields(model), path
+    assert finish["FileUploadEvent"] is None and finish["ProcedureStateChangeEvent"]["Operator"] is None
+
+
 def test_pull_returns_at_most_16_events(emulator: Emulator, clock: FrozenClock):
     emulator.configure_events(mode="PULL")
     for _ in range(17):
