@@ -18,6 +18,7 @@ Keep hooks quick (the function's timeout covers them) and idempotent.
 import importlib
 import time
 from collections.abc import Callable
+from types import AsyncGeneratorType, CoroutineType, GeneratorType
 
 from shared.config import ConfigError
 from shared.errors import StoreUnavailable
@@ -53,7 +54,7 @@ class CommittedEvent(Record):
         return self.uploads[0] if len(self.uploads) == 1 else None
 
 
-AfterCommit = Callable[[CommittedEvent], None]
+AfterCommit = Callable[[CommittedEvent], object]  # what it returns is not used
 
 
 def no_hook(committed: CommittedEvent) -> None:
@@ -71,8 +72,15 @@ def load_hook(spec: str | None) -> AfterCommit:
         raise ConfigError([("AFTER_COMMIT_HOOK", f"cannot load {spec!r}: {exc}")]) from exc
     if not callable(hook):
         raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is not callable")])
+    if getattr(getattr(hook, "__code__", None), "co_flags", 0) & _NOT_RUN_BY_A_CALL:
+        raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is async or a generator: a hook must be a plain function")])
     loaded: AfterCommit = hook
     return loaded
+
+
+# inspect's CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR: calling such a function only
+# makes an object, whose body nobody would run (and the hook would count as done)
+_NOT_RUN_BY_A_CALL = 0x20 | 0x80 | 0x100 | 0x200
 
 
 def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) -> str | None:
@@ -98,11 +106,22 @@ def _message(exc: BaseException) -> str:
         return "<its message could not be read>"
 
 
+class HookNotRun(TypeError):
+    """The hook returned a coroutine or a generator: its body did not run."""
+
+
 def _call(hook: AfterCommit, committed: CommittedEvent) -> str | None:
     error = None
     try:
-        hook(committed)
-    except (Exception, SystemExit) as exc:  # a sys.exit() in a hook must not end the function's invocation
+        returned = hook(committed)
+        # An object whose __call__ is async (load_hook refuses async functions): its body did not run.
+        if isinstance(returned, (CoroutineType, GeneratorType, AsyncGeneratorType)):
+            if not isinstance(returned, AsyncGeneratorType):
+                returned.close()  # no "never awaited" warning: the failure says it
+            raise HookNotRun(f"it returned a {type(returned).__name__}, whose body did not run: make it synchronous")
+    except KeyboardInterrupt:  # an operator's Ctrl-C (vod-uploads hooks --rerun): stop
+        raise
+    except BaseException as exc:  # sys.exit(), asyncio.CancelledError…: must not end the function's invocation
         # Kept as text both stores take: an exception may quote event fields with a NUL or a lone surrogate.
         text = f"{type(exc).__name__}: {_message(exc)}"[:500]
         error = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")

@@ -61,22 +61,26 @@ def _store_batch(
     """Ingest one batch, each event begun before `take_until`; returns the handles safe to confirm and whether
     the store failed."""
     handles: list[str] = []
-    now = clock()
+    at = 0.0
     for index, raw in enumerate(events):
-        if clock() >= take_until:
+        now = clock()
+        if now >= take_until:
             tally.left += len(events) - index
             log_event(WARNING, "pull.batch_cut", left=len(events) - index)
             break
         handle = raw.get("EventHandle") if isinstance(raw, dict) else None  # what confirms this delivery
         try:
             payload = pulled_form(raw)
-            result = ingest_event(store, payload, received_at=now, after_commit=after_commit, keys=keys)
+            # Each event its own time, in VOD's order: a delete and a task made after it may come in one batch
+            at = max(now, at + 1e-6)
+            result = ingest_event(store, payload, received_at=at, after_commit=after_commit, keys=keys)
         except MalformedEvent as exc:
             tally.unreadable += 1
             log_event(ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message)
             continue
         except StoreUnavailable as exc:
             log_event(WARNING, "store.unavailable", store_error=exc.message)
+            tally.left += len(events) - index  # not confirmed: VOD hands them out again
             return handles, True
         tally.duplicates += result.duplicate
         tally.recorded += not result.duplicate

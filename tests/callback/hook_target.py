@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 
 from shared.hooks import CommittedEvent
 
@@ -31,8 +32,9 @@ def rerun_meanwhile(committed: CommittedEvent) -> None:
         subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
 
 
-class Killed(BaseException):
-    """What the hook sees when SCF ends the invocation (timeout): nothing after it runs."""
+class Killed(KeyboardInterrupt):
+    """SCF ending the invocation (timeout): nothing after it runs. An interrupt, the one thing hooks' callers let
+    through (they record any other exception as the hook's failure)."""
 
 
 def killed(committed: CommittedEvent) -> None:
@@ -65,3 +67,26 @@ print("hook_target loaded")  # as a hook module that prints (or sets up logging 
 
 
 not_callable = 42
+
+
+async def asynchronous(committed: CommittedEvent) -> None:
+    CALLS.append(committed)
+
+
+def generator(committed: CommittedEvent) -> Iterator[None]:
+    CALLS.append(committed)
+    yield
+
+
+class AsyncCallable:
+    async def __call__(self, committed: CommittedEvent) -> None:
+        CALLS.append(committed)
+
+
+async_callable = AsyncCallable()
+
+
+def cancelled(committed: CommittedEvent) -> None:
+    import asyncio
+
+    raise asyncio.CancelledError  # a BaseException: from a hook that runs asyncio itself, say

@@ -325,14 +325,30 @@ def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
     assert (data["uploads"][0]["user_id"], data["uploads"][0]["conflicts"]) == ("alice", [])
 
 
-def test_a_hook_that_exits_is_a_failed_hook_not_a_failed_delivery(callback: Callable[..., Any], output: Output) -> None:
-    main_handler = callback(AFTER_COMMIT_HOOK="tests.callback.hook_target:exits")
+@pytest.mark.parametrize(
+    ("hook", "error"),
+    [
+        ("exits", "SystemExit: the app's hook gave up"),
+        ("cancelled", "CancelledError: "),  # a BaseException too
+        ("async_callable", "HookNotRun: it returned a coroutine, whose body did not run: make it synchronous"),
+    ],
+)
+def test_a_hook_that_exits_or_does_not_run_is_a_failed_hook_not_a_failed_delivery(
+    callback: Callable[..., Any], database: Path, output: Output, hook: str, error: str
+) -> None:
+    main_handler = callback(AFTER_COMMIT_HOOK=f"tests.callback.hook_target:{hook}")
+    calls = len(hook_target.CALLS)
     answer = main_handler(handler_event("function_url", load_event("vod_new_file_upload")), {})
     assert answer["statusCode"] == 200 and json.loads(answer["body"])["ok"] is True
     assert [(line["event"], line.get("hook_failed")) for line in output.lines()] == [
         ("hook.failed", None),
         ("request", True),
     ]
+    store = open_store(f"sqlite:///{database}")
+    [event] = store.events_for(FILE_ID)
+    store.close()
+    assert (event.hook_status, event.hook_last_error) == ("failed", error)
+    assert len(hook_target.CALLS) == calls  # none of them ran the hook's body
 
 
 @pytest.mark.parametrize(
@@ -370,6 +386,9 @@ def test_store_settings_defaults() -> None:
         "tests.callback.no_such_module:fn",
         "tests.callback.hook_target:missing",
         "tests.callback.hook_target:not_callable",
+        # calling them would only make a coroutine or a generator: the hook would never run, yet count as done
+        "tests.callback.hook_target:asynchronous",
+        "tests.callback.hook_target:generator",
     ],
 )
 def test_hooks_that_cannot_load_fail_the_cold_start(spec: str) -> None:

@@ -3,6 +3,7 @@ the real SDK against the emulator is in tests/e2e/test_upload_flow.py)."""
 
 from __future__ import annotations
 
+import copy
 import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from tests.clocks import FrozenClock
 from tests.conftest import KEYS, Output
 from tests.scf import load_event, nested
 from vodtesting import vod_event
+from vodtesting.pgserver import PostgresServer
 
 
 class Queue:
@@ -137,6 +139,52 @@ class SlowQueue(Queue):
 
 def _uploads(count: int) -> list[dict[str, Any]]:
     return [{**vod_event("NewFileUpload", FileId=str(10**18 + i)), "EventHandle": f"h{i}"} for i in range(count)]
+
+
+def test_a_store_outage_mid_batch_confirms_what_was_stored_and_counts_the_rest(
+    own_postgres_server: PostgresServer,
+) -> None:
+    # GIVEN a batch of 5, and a database that goes down once the second event is committed
+    store = open_store(own_postgres_server.create_database(), timeout_seconds=1)
+    committed: list[Any] = []
+
+    def down_after_two(event: Any) -> None:
+        committed.append(event)
+        if len(committed) == 2:
+            own_postgres_server.stop()
+
+    queue = Queue([_uploads(5)])
+    report = drain(
+        queue,
+        store,
+        deadline=100.0,
+        clock=lambda: 0.0,
+        reserve_seconds=10,
+        after_commit=down_after_two,
+        stop_when_empty=True,
+        keys=KEYS,
+    )
+    # THEN the two are confirmed, and the three VOD hands out again are counted as left
+    assert (report.stopped, report.recorded, report.confirmed, report.left) == ("store_unavailable", 2, 2, 3)
+    assert queue.confirmed == ["h0", "h1"]
+
+
+def test_a_delete_and_a_task_made_after_it_in_one_batch_keep_their_order(tmp_path: Path) -> None:
+    # GIVEN one batch (one clock reading): a transcode, DeleteMedia of it, and the transcode made again
+    finished = load_event("vod_procedure_finish")
+    file_id = finished["ProcedureStateChangeEvent"]["FileId"]
+    again = copy.deepcopy(finished)
+    again["ProcedureStateChangeEvent"]["TaskId"] = "task-again"
+    parts = [{"FileId": file_id, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 0}]}]
+    deleted = vod_event("FileDeleted", FileId=file_id, FileDeleteResultInfo=parts)
+    batch = [{**event, "EventHandle": f"h{i}"} for i, event in enumerate([finished, deleted, again])]
+    report, store = _drain(Queue([batch]), tmp_path)
+    # THEN each was received after the one before it: the task after the delete has the later time
+    times = {task.task_id: task.results_at or 0.0 for task in store.tasks(file_id)}
+    upload = store.upload(file_id)
+    assert upload is not None and report.recorded == 3
+    [part] = upload.deleted_parts
+    assert times[finished["ProcedureStateChangeEvent"]["TaskId"]] < (part.deleted_at or 0.0) < times["task-again"]
 
 
 def test_the_deadline_leaves_the_reserve(tmp_path: Path) -> None:
