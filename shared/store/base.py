@@ -119,8 +119,10 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
         6,
         (
-            # When a task's results were first heard of: a part DeleteMedia removed before then was made again.
+            # When a task's results were first heard of, and each deleted part last deleted (JSON, in the order of
+            # deleted_parts, which keeps its shape for the build before): a part deleted before then was made again.
             "ALTER TABLE tasks ADD COLUMN results_at DOUBLE PRECISION",
+            "ALTER TABLE uploads ADD COLUMN deleted_parts_at TEXT",
         ),
     ),
 )
@@ -172,7 +174,7 @@ class FileReport(Record):
 
 # --- row <-> record -------------------------------------------------------------------------------------
 
-_UPLOAD_COLUMNS = UploadRecord._fields
+_UPLOAD_COLUMNS = (*UploadRecord._fields, "deleted_parts_at")
 _TASK_COLUMNS = TaskRecord._fields
 _EVENT_COLUMNS = (
     "dedupe_key, event_type, file_ids, received_at, hook_status, hook_failures, hook_last_error, hook_claimed_at"
@@ -184,9 +186,10 @@ _to_json = canonical_json
 
 
 def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
-    values = {f: getattr(upload, f) for f in _UPLOAD_COLUMNS}
+    values = {f: getattr(upload, f) for f in UploadRecord._fields}
     values["metadata"] = None if upload.metadata is None else _to_json(upload.metadata)
-    values["deleted_parts"] = _to_json(plain(upload.deleted_parts))
+    values["deleted_parts"] = _to_json([{"type": p.type, "definition": p.definition} for p in upload.deleted_parts])
+    values["deleted_parts_at"] = _to_json([p.deleted_at for p in upload.deleted_parts])
     values["conflicts"] = _to_json(plain(upload.conflicts))
     return tuple(values.values())
 
@@ -194,7 +197,10 @@ def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
 def _upload_from_row(row: Sequence[Any]) -> UploadRecord:
     values = dict(zip(_UPLOAD_COLUMNS, row, strict=True))
     values["metadata"] = None if values["metadata"] is None else json.loads(values["metadata"])
-    values["deleted_parts"] = tuple(DeletedPart(**p) for p in json.loads(values["deleted_parts"]))
+    parts, times = json.loads(values["deleted_parts"]), json.loads(values.pop("deleted_parts_at") or "[]")
+    if len(times) != len(parts):  # written by the build before, which keeps no times (and leaves ours as they were)
+        times = [None] * len(parts)
+    values["deleted_parts"] = tuple(DeletedPart(**p, deleted_at=t) for p, t in zip(parts, times, strict=True))
     values["conflicts"] = tuple(Conflict(c["field"], tuple(c["values"])) for c in json.loads(values["conflicts"]))
     for flag in ("uploaded", "deleted", "confirmed"):
         values[flag] = bool(values[flag])  # SQLite: 0/1

@@ -370,6 +370,26 @@ def test_states_without_delete_and_result_times_are_rebuilt(new_url: Callable[[]
     assert record is not None and [(p.type, p.deleted_at) for p in record.deleted_parts] == [("TranscodeFiles", 2.0)]
 
 
+def test_deleted_parts_keep_the_shape_the_build_before_reads(new_url: Callable[[], str]) -> None:
+    # GIVEN a partial delete stored by this build
+    url = new_url()
+    store = open_store(url)
+    parts = [{"FileId": FILE, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100030}]}]
+    _deliver(store, [(vod_event("FileDeleted", FileId=FILE, FileDeleteResultInfo=parts), 5.0)])
+    # THEN the column the build before reads holds what it reads (its uploads function would fail on more)
+    [(column, times)] = _sql(url, "SELECT deleted_parts, deleted_parts_at FROM uploads")
+    assert (json.loads(column), json.loads(times)) == ([{"type": "TranscodeFiles", "definition": 100030}], [5.0])
+    # AND when the build before rewrites the parts (a rolling deploy), their times are unknown: deleted whenever made
+    both = [{"type": "TranscodeFiles", "definition": 0}, {"type": "TranscodeFiles", "definition": 100030}]
+    _sql(url, "UPDATE uploads SET deleted_parts = ?", (json.dumps(both),))
+    upload = store.upload(FILE)
+    store.close()
+    assert upload is not None and [(p.definition, p.deleted_at) for p in upload.deleted_parts] == [
+        (0, None),
+        (100030, None),
+    ]
+
+
 def _older_build_case(seed: int) -> tuple[list[Delivery], list[Delivery], list[Delivery]]:
     """A random scenario, then a task event an older build delivers, then an upload event for this one."""
     return _scenario(seed), [(_task(random.Random(seed)), 1002.0)], [(_upload(random.Random(seed)), 1003.0)]

@@ -132,6 +132,7 @@ def _schema_3(url: str, event_files: int = 0) -> None:
     open_store(url).schema_version()  # the current schema, then back to 3 (migrations 6, 5 and 4 undone):
     for sql in (
         "ALTER TABLE tasks DROP COLUMN results_at",
+        "ALTER TABLE uploads DROP COLUMN deleted_parts_at",
         "ALTER TABLE events DROP COLUMN hook_claimed_at",
         "DROP INDEX event_files_unprojected",
         "ALTER TABLE event_files DROP COLUMN projected",
