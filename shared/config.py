@@ -506,8 +506,19 @@ def _postgres_url_problem(url: str) -> str | None:
 _ENUMERATED = {
     "sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
     "gssencmode": ("disable", "prefer", "require"),
+    "channel_binding": ("disable", "prefer", "require"),
     "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby", "prefer-standby"),
+    "load_balance_hosts": ("disable", "random"),
 }
+_WHOLE_NUMBERS = (
+    "port",
+    "connect_timeout",
+    "tcp_user_timeout",
+    "keepalives",
+    "keepalives_idle",
+    "keepalives_interval",
+    "keepalives_count",
+)
 
 
 def _as_libpq_reads_it(url: str) -> str | None:
@@ -521,9 +532,10 @@ def _as_libpq_reads_it(url: str) -> str | None:
     end = min((i for i in (rest.find("@"), rest.find("/")) if i >= 0), default=-1)
     if end >= 0 and rest[end] == "@" and "?" in rest[:end]:
         return "has an unencoded '?' in its user or password: write it as %3F"
-    if end >= 0 and rest[end] == "/" and "@" in rest[end:].partition("?")[0]:
+    database = rest.partition("?")[0][end + 1 :] if end >= 0 and rest[end] == "/" else ""
+    if "@" in database and "/" in database:  # what a '/' in a password leaves: libpq reads a host before it
         return "has an unencoded '/' in its user or password (libpq reads the host before it): write it as %2F"
-    query = rest.partition("?")[2]
+    query = rest.partition("?")[2].removesuffix("&")  # libpq takes one '&' at the end
     if query and any(item.count("=") != 1 for item in query.split("&")):
         return "has a query parameter that is not one key=value: inside a value write & as %26 and = as %3D"
     return _libpq_options_problem(url)
@@ -541,6 +553,9 @@ def _libpq_options_problem(url: str) -> str | None:
     for key, allowed in _ENUMERATED.items():
         if key in options and options[key] not in allowed:
             return f"{key} must be one of {', '.join(allowed)}"
+    for key in _WHOLE_NUMBERS:  # a port for each host, comma-separated
+        if key in options and not all(part.isdigit() and part.isascii() for part in options[key].split(",")):
+            return f"{key} must be a whole number"
     return None
 
 

@@ -173,7 +173,7 @@ class SignatureClient:
                 expire_time=int(body.get("expireTime") or 0),
                 one_time=bool(body.get("oneTimeValid")),
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:  # Overflow: expireTime 1e999
             raise SignatureUnavailable(
                 f"the signature endpoint's answer has no signature ({type(exc).__name__})"
             ) from None

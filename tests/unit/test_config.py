@@ -274,6 +274,9 @@ def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
         ("postgresql://u:hunter2@h/db?sslmod=require", "does not know"),
         ("postgresql://u:hunter2@h/db?sslmode=required", "sslmode must be one of"),
         ("postgresql://u:hunter2@h/db?target_session_attrs=rw", "target_session_attrs must be one of"),
+        ("postgresql://u:hunter2@h/db?channel_binding=yes", "channel_binding must be one of"),
+        ("postgresql://u:hunter2@h/db?connect_timeout=ten", "connect_timeout must be a whole number"),
+        ("postgresql://u:hunter2@h/db?port=abc", "port must be a whole number"),
     ],
 )
 def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
@@ -290,6 +293,11 @@ def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
         "postgresql:///db?host=/run/postgresql&password=p%26w",
         "postgres://u@h/db?ssl=true",  # libpq's alias of sslmode=require
         "postgresql://u@h/db?",
+        "postgresql://u@h/db?sslmode=disable&",  # one '&' at the end, which libpq takes
+        "postgresql://h?host=/run/postgresql&user=u&application_name=vod@prod",  # a '/' and an '@' in the query
+        "postgresql://db.example.com?sslrootcert=/etc/ca.pem&user=admin@myserver",
+        "postgresql://h/my@db",  # a database named my@db
+        "postgresql://u@h:5432/db?connect_timeout=10&keepalives=1&channel_binding=require",
     ],
 )
 def test_a_database_url_libpq_reads_as_written_is_taken(url: str) -> None:
