@@ -3,6 +3,7 @@ sign, callback and uploads functions and the VOD emulator, each on its own origi
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
 
 from tests.conftest import Serve
@@ -453,6 +455,86 @@ def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_a
     assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
     assert len(b.traffic.part_puts(".mp4")) == sent
     assert [action for action, _ in b.traffic.vod_calls()] == ["PrepareUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]
+
+
+def test_a_signature_that_fails_at_commit_is_committed_by_upload_not_sent_again(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload whose Commit gets no signature: the sign function is down for a moment (a 503)
+    b = browser_stack
+    asked: list[str] = []
+
+    def signature(route: Any) -> None:
+        asked.append(route.request.url)
+        if len(asked) == 3:  # Prepare's, Apply's, then Commit's
+            body = '{"error": {"code": "store_unavailable", "message": "temporarily unavailable"}}'
+            route.fulfill(status=503, body=body, headers={"Content-Type": "application/json"})
+        else:
+            route.continue_()
+
+    b.page.route(b.stack.signature_url, lambda route: signature(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 20 * MiB))
+    b.page.click("#start")
+    b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
+    assert "The video is uploaded: Upload saves it, without sending it again" in b.page.inner_text("#error")
+    sent = len(b.traffic.part_puts(".mp4"))
+    # WHEN the user clicks Upload again, the same file still chosen (what the message asks for)
+    b.page.click("#start")
+    # THEN the upload is committed, and nothing of the video is sent again
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
+    assert len(b.traffic.part_puts(".mp4")) == sent
+    assert [action for action, _ in b.traffic.vod_calls()] == ["PrepareUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]
+
+
+def _status_answers(b: BrowserStack, answers: list[tuple[int, str]]) -> list[Any]:
+    """The uploads function's answers to the page's status requests, in turn (the last again and again): a
+    status (200: that upload status, no tasks) and an ETag. Returns the requests, as they come."""
+    asked: list[Any] = []
+
+    def answer(route: Any) -> None:
+        asked.append(route.request)
+        code, status = answers[min(len(asked), len(answers)) - 1]
+        file_id = route.request.url.split("?")[0].rsplit("/", 1)[-1]
+        body = {"fileId": file_id, "status": status, "tasks": []} if code == 200 else {"error": {"code": "x"}}
+        headers = {"Content-Type": "application/json", "ETag": '"e1"', "Access-Control-Allow-Origin": "*"}
+        route.fulfill(status=code, body="" if code == 304 else json.dumps(body), headers=headers)
+
+    b.page.route(f"{b.stack.gateway_url}/uploads/**", lambda route: answer(route))  # noqa: PLW0108
+    return asked
+
+
+def test_the_status_shown_again_after_an_outage_of_the_status_service(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload being processed, whose status service is down for one answer, then has nothing new (304)
+    b = browser_stack
+    asked = _status_answers(b, [(200, "processing"), (503, ""), (304, "")])
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    _until(b, lambda: len(asked) >= 2, "the page did not ask again")
+    # THEN once the service answers again, the page says the upload's status, not the outage
+    _until(b, lambda: len(asked) >= 4, "the page stopped asking")
+    assert b.page.inner_text("#processing") == "Processing…"
+
+
+def test_another_users_link_after_an_upload_stops_following_it(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # GIVEN page-user's upload done, its task flow followed (still processing)
+    b = browser_stack
+    asked = _status_answers(b, [(200, "processing")])
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    _until(b, lambda: asked, "the page did not follow the upload")
+    # WHEN another user's link is opened in the tab
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('someone-else')}")
+    b.page.wait_for_timeout(3000)
+    # THEN the first user's upload is neither shown nor asked after with the other user's token
+    assert b.page.is_hidden("#result")
+    askers = [jwt.decode(r.headers["authorization"].split()[1], options={"verify_signature": False}) for r in asked]
+    assert {claims["sub"] for claims in askers} == {"page-user"}
 
 
 @pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s

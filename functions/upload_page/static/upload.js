@@ -25,7 +25,7 @@
   let state = "idle"; // idle, starting (VOD calls, nothing to pause yet), uploading, paused, finishing
   let following = 0; // which upload the status loop follows: a newer one ends the older loop
   let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
-  let uncommitted = null; // all in COS, its Commit's signature refused: the same user's next token commits it
+  let uncommitted = null; // all in COS, no signature for its Commit: Upload again, or the same user's next token, commits it
   let session = null; // the VOD session of the upload being sent, as the page keeps it (see start)
   let renewalRefused = null; // paused: its new COS keys were refused a signature; the same user's next token resumes it
   let refocus = false; // a focused button was hidden: the next one shown takes the focus
@@ -51,6 +51,10 @@
     sessionStorage.setItem(TOKEN_KEY, value);
     $("signed-out").hidden = true;
     showUser();
+    if (!sameUser(value, previous)) {
+      following += 1; // the upload shown is the previous user's: no longer asked after, nor shown
+      $("result").hidden = true;
+    }
     const refused = refusedWhileFollowing;
     refusedWhileFollowing = null;
     if (refused && sameUser(value, previous)) follow(refused); // the same user's upload: theirs to follow again
@@ -86,12 +90,13 @@
     finished(result.fileId);
   }
 
-  // Whether the upload, all in COS, failed only for want of Commit's signature (the sign-in refused): then
-  // the same user's next token commits it.
+  // Whether the upload, all in COS, failed only for want of Commit's signature: then committing it is all that
+  // is left (the SDK asks for that signature outside its retries: one refused or failed request ends the upload).
   function uncommittedAgain(current) {
-    if (!apiError || !apiError.signIn) return false;
+    if (!apiError) return false; // VOD's own answer to Commit: the upload starts over
     uncommitted = current;
-    fail(`${apiError.message} The video is uploaded: a new sign-in in this tab saves it.`);
+    const next = apiError.signIn ? "a new sign-in in this tab saves it" : "Upload saves it, without sending it again";
+    fail(`${apiError.message} The video is uploaded: ${next}.`);
     return true;
   }
 
@@ -144,6 +149,8 @@
     try {
       response = await fetch(url, { ...init, headers, credentials: "omit", cache: "no-store" });
     } catch (error) {
+      // What the browser shows of a refused CORS preflight, too: it hides the answer from the page.
+      console.warn(`${url} did not answer: if it is up, does its CORS_ALLOW_ORIGINS have ${location.origin}?`);
       throw new ApiError(0, "The upload service cannot be reached; check your connection and try again.");
     }
     if (response.status === 401 || response.status === 403) {
@@ -427,6 +434,7 @@
     const mine = ++following;
     const url = `${config.statusUrl.replace(/\/$/, "")}/${encodeURIComponent(fileId)}`;
     let etag = null;
+    let shown = null; // the last answer: shown again when a 304 follows an outage's message
     let failures = 0;
     for (let attempt = 0; attempt < 720 && mine === following; attempt += 1) {
       const asked = Date.now();
@@ -452,8 +460,11 @@
       failures = 0;
       if (upload) {
         etag = response.headers.get("ETag");
+        shown = upload;
         showUpload(upload);
         if (FINAL.has(upload.status)) return;
+      } else if (response.status === 304 && shown) {
+        showUpload(shown);
       } else if (response.status !== 304 && response.status !== 404) {
         // 404: the event announcing the upload is still on its way to the callback.
         $("processing").textContent = `Status unavailable (HTTP ${response.status}); retrying…`;
@@ -499,7 +510,14 @@
       fail("You are not signed in: open this page from the app.");
       return;
     }
-    files = { video, cover: $("cover").files[0] || null };
+    const cover = $("cover").files[0] || null;
+    const pending = uncommitted;
+    uncommitted = null;
+    if (pending && files && video === files.video && cover === files.cover) {
+      commitAgain(pending); // the same files, all in COS already: only their Commit is left
+      return;
+    }
+    files = { video, cover };
     $("result").hidden = true;
     following += 1; // the previous upload's status is no longer shown: stop following it (nor resume it)
     refusedWhileFollowing = null;
