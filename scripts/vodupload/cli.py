@@ -110,10 +110,10 @@ def _seconds(text: str) -> int:
 def _http_url(url: str, flag: str) -> str:
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018 - parses the authority, raising on a malformed one
-    except ValueError:
-        parts = urlsplit("")
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+        usable = parts.scheme in ("http", "https") and bool(parts.netloc) and parts.port != 0
+    except ValueError:  # a port that is not a number, say
+        usable = False
+    if not usable:
         raise UsageError(f"{flag} {url!r} is not an http(s) URL")
     return url
 

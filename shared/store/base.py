@@ -200,7 +200,9 @@ def _upload_from_row(row: Sequence[Any]) -> UploadRecord:
     parts, times = json.loads(values["deleted_parts"]), json.loads(values.pop("deleted_parts_at") or "[]")
     if len(times) != len(parts):  # written by the build before, which keeps no times (and leaves ours as they were)
         times = [None] * len(parts)
-    values["deleted_parts"] = tuple(DeletedPart(**p, deleted_at=t) for p, t in zip(parts, times, strict=True))
+    values["deleted_parts"] = tuple(
+        DeletedPart(p["type"], p["definition"], t) for p, t in zip(parts, times, strict=True)
+    )
     values["conflicts"] = tuple(Conflict(c["field"], tuple(c["values"])) for c in json.loads(values["conflicts"]))
     for flag in ("uploaded", "deleted", "confirmed"):
         values[flag] = bool(values[flag])  # SQLite: 0/1
