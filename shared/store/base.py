@@ -123,6 +123,9 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             # deleted_parts, which keeps its shape for the build before): a part deleted before then was made again.
             "ALTER TABLE tasks ADD COLUMN results_at DOUBLE PRECISION",
             "ALTER TABLE uploads ADD COLUMN deleted_parts_at TEXT",
+            # A page of a user's uploads seeks its cursor and reads its rows in order (not all the user's, sorted).
+            "CREATE INDEX uploads_by_user_page ON uploads (user_id, first_seen_at, file_id)",
+            "DROP INDEX uploads_by_user",
         ),
     ),
 )
@@ -611,8 +614,8 @@ class EventStore(ABC):
     def _user_uploads(
         self, cursor: Cursor, user_id: str, limit: int | None, before: tuple[float, str] | None
     ) -> list[UploadRecord]:
-        after = "" if before is None else " AND (first_seen_at < ? OR (first_seen_at = ? AND file_id < ?))"
-        params = (user_id,) if before is None else (user_id, before[0], before[0], before[1])
+        after = "" if before is None else " AND (first_seen_at, file_id) < (?, ?)"
+        params = (user_id,) if before is None else (user_id, *before)
         cursor.execute(
             self._sql(
                 f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE user_id = ?{after} "  # noqa: S608

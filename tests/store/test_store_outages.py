@@ -133,6 +133,8 @@ def _schema_3(url: str, event_files: int = 0) -> None:
     for sql in (
         "ALTER TABLE tasks DROP COLUMN results_at",
         "ALTER TABLE uploads DROP COLUMN deleted_parts_at",
+        "DROP INDEX uploads_by_user_page",
+        "CREATE INDEX uploads_by_user ON uploads (user_id, first_seen_at)",
         "ALTER TABLE events DROP COLUMN hook_claimed_at",
         "DROP INDEX event_files_unprojected",
         "ALTER TABLE event_files DROP COLUMN projected",

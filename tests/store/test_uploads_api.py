@@ -6,9 +6,11 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -227,6 +229,23 @@ def test_anything_not_yours_is_the_same_404(writer: tuple[str, EventStore], get:
     answer = get(f"/uploads/{file_id}", user="bob")
     assert (answer["status"], answer["body"]["error"]) == (404, {"code": "not_found", "message": "no such upload"})
     assert get("/uploads", user="bob")["body"] == {"uploads": [], "nextCursor": None}
+
+
+def test_a_page_seeks_its_cursor_in_an_index_instead_of_sorting_all_the_users_uploads(tmp_path: Path) -> None:
+    # GIVEN a SQLite store (its query plans are readable), the statements of one page after a cursor, as run
+    url = f"sqlite:///{tmp_path / 'vod.sqlite3'}"
+    store = open_store(url)
+    store.user_uploads("ann", 20)  # the schema made, a connection kept
+    run: list[str] = []
+    store._idle[0].set_trace_callback(run.append)
+    store.user_uploads("ann", 20, before=(1.0, "f1"))
+    store.close()
+    [page] = [sql for sql in run if "FROM uploads WHERE user_id" in sql]
+    # THEN the page reads the user's rows from the index, in order, from the cursor on: no sort of them all
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {page}"))  # its values written in
+    assert "USING INDEX uploads_by_user_page (user_id=? AND (first_seen_at,file_id)<(?,?))" in plan
+    assert "TEMP B-TREE" not in plan, plan
 
 
 def test_pages_are_complete_and_stable_while_uploads_arrive(writer: tuple[str, EventStore], get: Get) -> None:
