@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -43,6 +44,9 @@ def _notification_url(value: str) -> str:
     return value
 
 
+_DEV_KEYS = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "VOD_CALLBACK_SIGN_KEY")
+
+
 def _use_dev_keys(settings_file: Path) -> str | None:
     """The local stack's keys in place of this shell's (so real ones never sign a call to the emulator), loopback
     traffic kept off any proxy; why not, if they cannot be used."""
@@ -54,6 +58,9 @@ def _use_dev_keys(settings_file: Path) -> str | None:
         return f"cannot read {settings_file}: {exc}"
     if not isinstance(dev, dict) or not all(isinstance(v, str) for v in dev.values()):
         return f"{settings_file} is not the local stack's settings (an object of strings)"
+    missing = [name for name in _DEV_KEYS if not dev.get(name)]
+    if missing:  # else the shell's own (perhaps real) keys would sign the calls
+        return f"{settings_file} has no {', '.join(missing)}: start the local stack once (make serve)"
     from vodlocal.localstack import apply_settings  # the local stack's tools: only for the local stack
 
     apply_settings(dev, override=frozenset(dev))  # the shell's other keys and auth settings dropped too
@@ -157,11 +164,15 @@ def main() -> int:
         print(f"vod-configure-events: interrupted{maybe}", file=sys.stderr)
         return 130
     shown = {k: ("********" if k == "SignKey" and v else v) for k, v in config.items() if k != "RequestId"}
-    if args.json:
-        print(json.dumps(shown, ensure_ascii=False))
-    else:
-        for key, value in shown.items():
-            print(f"{key:34s} {value}")
+    try:
+        if args.json:
+            print(json.dumps(shown, ensure_ascii=False))
+        else:
+            for key, value in shown.items():
+                print(f"{key:34s} {value}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `… | head`: the reader left; whatever was asked for is done
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

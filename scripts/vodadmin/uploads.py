@@ -57,6 +57,15 @@ def status_text(report: FileReport) -> str:
     return u.status
 
 
+# Control characters as escapes: a forged event's text must not move the cursor, clear the screen or retitle the
+# operator's terminal (C0, DEL, C1; a newline too, which would fake a line).
+_VISIBLE = str.maketrans({c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))})
+
+
+def shown(line: str) -> str:
+    return line.translate(_VISIBLE)
+
+
 def print_record(report: FileReport) -> None:
     u = report.upload
     rows = [
@@ -81,16 +90,16 @@ def print_record(report: FileReport) -> None:
         rows.append((f"conflict: {conflict.field}", " | ".join(str(v) for v in conflict.values)))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
-        print(f"{label:<{width}}  {value}")
+        print(shown(f"{label:<{width}}  {value}"))
     print("\ntasks:" if report.tasks else "\ntasks: none")
     for task in report.tasks:
         error = f"  error {task.err_code}: {task.message}" if task.err_code else ""
-        print(f"  {task.task_id}  {task.outcome} ({task.status}){error}")
+        print(shown(f"  {task.task_id}  {task.outcome} ({task.status}){error}"))
         for result in task.results:
-            print(f"    {result.type:<22} {result.status or '-':<10} {' '.join(result.urls) or '-'}")
+            print(shown(f"    {result.type:<22} {result.status or '-':<10} {' '.join(result.urls) or '-'}"))
     print("\nevents received:")
     for event in report.events:
-        print(f"  {when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}{_hook_state(event)}")
+        print(shown(f"  {when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}{_hook_state(event)}"))
 
 
 def _hook_state(event: EventSummary) -> str:
@@ -113,7 +122,7 @@ def print_table(user: str, uploads: list[UploadRecord]) -> None:
     rows = [(u.file_id, u.status, u.name or "-", u.create_time or "-", u.media_url or "-") for u in uploads]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        print(shown("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]))
 
 
 def open_configured_store(*, write: bool = False) -> EventStore:
@@ -134,7 +143,7 @@ def open_configured_store(*, write: bool = False) -> EventStore:
         raise Failure(
             f"no database at {store.path}: nothing has been recorded yet (check DATABASE_URL "
             "and the current directory)",
-            1,
+            2,
         )
     # A writer would make the schema: never in a database the functions did not make it in. A reader must find
     # the schema it reads: one the functions have yet to upgrade lacks columns (an error that says nothing).
@@ -145,6 +154,9 @@ def open_configured_store(*, write: bool = False) -> EventStore:
         except StoreUnavailable as exc:  # no event store there (or none reachable)
             store.close()
             raise Failure(f"the store is unavailable: {exc}", 2) from None
+    if version == 0:  # a table of that name, but empty: every store has its first version recorded
+        store.close()
+        raise Failure("no event store in that database (its schema_version table is empty): check DATABASE_URL", 2)
     if version > SCHEMA_VERSION or (version < SCHEMA_VERSION and not write):
         store.close()
         raise Failure(
@@ -224,8 +236,8 @@ def _hook_line(event: EventSummary, outcome: str | None) -> str:
         "pending": "pending",
         "rerunning": f"rerun since {when(event.hook_claimed_at or 0)}, its result never recorded",
     }.get(event.hook_status or "", f"failed {event.hook_failures}x: {event.hook_last_error}")
-    line = f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  {was}"
-    return line if outcome is None else f"{line}\n  run again: {outcome}"
+    line = shown(f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  {was}")
+    return line if outcome is None else f"{line}\n  run again: {shown(outcome)}"
 
 
 def run(args: argparse.Namespace) -> None:
@@ -264,8 +276,9 @@ def _text(text: str) -> str:
 
 
 def _seconds(text: str) -> int:
-    if not (text.isascii() and text.isdigit()):  # a negative age would take hooks that may still be running
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    # A negative age would take hooks that may still be running; a century is as old as any event.
+    if not (text.isascii() and text.isdigit()) or len(text) > 10:
+        raise argparse.ArgumentTypeError(f"not a number of seconds up to 10 digits: {text!r}")
     return int(text)
 
 

@@ -81,6 +81,24 @@ def test_the_store_is_waited_for_as_long_as_database_timeout_says(database_url: 
         assert listing.wait(timeout=60) == 0 and FILE_ID in listing.stdout.read()  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("command", [("show", "e-1\x1b[2J"), ("list", "--user", "alice"), ("hooks",)])
+def test_forged_text_cannot_drive_the_operators_terminal(tmp_path: Path, command: tuple[str, ...]) -> None:
+    # GIVEN an event whose text (anyone who saw one delivery's Sign can forge a body) holds terminal controls
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    controls = "\x1b[2J\x1b[31mFAKE\x1b]0;title\x07\x9b1m\nfake line"
+    forged = vod_event(
+        "NewFileUpload", FileId="e-1\x1b[2J", Name=controls, SourceContext=seal("alice", "r", CONTEXT_KEY)
+    )
+    ingest_event(store, forged, received_at=1_700_000_000.0, keys=KEYS)
+    store.record_hook_result(store.events_for("e-1\x1b[2J")[0].dedupe_key, controls)
+    store.close()
+    # THEN vod-uploads shows them as escapes, on the lines they belong to
+    shown = uploads(url, *command, "--older-than", "0") if command == ("hooks",) else uploads(url, *command)
+    assert shown.returncode in (0, 1) and "\\x1b[2J" in shown.stdout, shown.stderr
+    assert not set(shown.stdout) & {"\x1b", "\x07", "\x9b"} and "\nfake line" not in shown.stdout
+
+
 def test_show_json(database_url: str) -> None:
     record = json.loads(uploads(database_url, "show", FILE_ID, "--json").stdout)
     assert record["upload"]["user_id"] == "alice" and record["upload"]["status"] == "finished"
@@ -121,9 +139,12 @@ def test_list_json_oldest_first(database_url: str) -> None:
     ("url", "args", "status", "message"),
     [
         (None, ["show", "no-such-file"], 1, "no upload with file id 'no-such-file' has been recorded"),
-        ("sqlite:///{tmp}/nothing-here.sqlite3", ["show", FILE_ID], 1, "no database at"),
+        ("sqlite:///{tmp}/nothing-here.sqlite3", ["show", FILE_ID], 2, "no database at"),
         ("mysql://root:hunter2@db/vod", ["show", FILE_ID], 2, "DATABASE_URL: must start with sqlite:///"),
         ("postgresql://nobody@/vod?host={tmp}&connect_timeout=2", ["show", FILE_ID], 2, "the store is unavailable"),
+        # a negative age would take hooks that may still be running
+        (None, ["hooks", "--older-than", "-60"], 2, "not a number of seconds up to 10 digits: '-60'"),
+        (None, ["hooks", "--older-than", "9" * 400], 2, "not a number of seconds up to 10 digits"),
     ],
 )
 def test_clear_errors(
@@ -132,6 +153,19 @@ def test_clear_errors(
     result = uploads((url or database_url).format(tmp=tmp_path), *args)
     assert (result.returncode, result.stdout) == (status, "")
     assert message in result.stderr and "Traceback" not in result.stderr and "hunter2" not in result.stderr
+
+
+def test_a_database_with_an_empty_schema_version_table_is_no_store_to_make(tmp_path: Path) -> None:
+    # GIVEN a database whose schema_version table (another program's, say) is empty
+    database = tmp_path / "other.sqlite3"
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+        db.commit()
+    # THEN a rerun, which could write, says it is no event store, and makes none there
+    rerun = uploads(f"sqlite:///{database}", "hooks", "--rerun")
+    assert rerun.returncode == 2 and "no event store in that database" in rerun.stderr, rerun.stderr
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        assert db.execute("SELECT name FROM sqlite_master WHERE name = 'events'").fetchall() == []
 
 
 @pytest.mark.parametrize(
@@ -150,11 +184,6 @@ def test_a_schema_it_does_not_read_is_named(tmp_path: Path, version: int, said: 
         result = uploads(f"sqlite:///{path}", *args)
         assert result.returncode == 2 and f"the database's schema is version {version}" in result.stderr
         assert said in result.stderr and "Traceback" not in result.stderr
-
-
-def test_a_negative_age_is_a_usage_error(database_url: str) -> None:
-    result = uploads(database_url, "hooks", "--older-than", "-60")  # would take hooks that may still be running
-    assert result.returncode == 2 and "not a number of seconds: '-60'" in result.stderr
 
 
 @pytest.mark.parametrize("file_id", ["5285890784273533168", "5285890784273533999"])  # an input, the output

@@ -113,8 +113,10 @@ def test_the_sign_key_is_required_only_when_sent(
         ("{bad", {}, "cannot read"),
         ('{"VOD_SUB_APP_ID": 1500000001}', {}, "is not the local stack's settings"),
         (None, {"VOD_API_ENDPOINT": "https://vod.tencentcloudapi.com"}, "--dev-keys is for the local emulator"),
+        # else the shell's own keys (perhaps real ones) would sign the calls
+        ("{}", {}, "has no TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY, VOD_CALLBACK_SIGN_KEY"),
     ],
-    ids=["not-json", "not-strings", "not-loopback"],
+    ids=["not-json", "not-strings", "not-loopback", "no-keys"],
 )
 def test_dev_keys_that_cannot_be_used_are_usage_errors(
     stack: localstack.LocalStack, tmp_path: Path, content: str | None, env: dict[str, str], message: str
@@ -125,6 +127,19 @@ def test_dev_keys_that_cannot_be_used_are_usage_errors(
         (state / "dev-settings.json").write_text(content)
     proc = configure("--mode", "PULL", "--dev-keys", str(state), **env)
     assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("args", [(), ("--json",), ("--mode", "PULL")])
+def test_output_closed_early_is_no_failure(stack: localstack.LocalStack, tmp_path: Path, args: tuple[str, ...]) -> None:
+    # `vod-configure-events | head -1`: the reader leaves; what was asked for is done, and no traceback
+    state = str(tmp_path / "state")
+    with subprocess.Popen(
+        [command("vod-configure-events"), *args, "--dev-keys", state], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()  # before it writes: its first write finds the pipe closed
+        errors = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == 0 and "Traceback" not in errors, errors
 
 
 def test_dev_keys_replace_the_shells_own(stack: localstack.LocalStack, tmp_path: Path) -> None:

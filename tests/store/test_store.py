@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,7 @@ from shared.store.base import SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import KEYS
 from tests.scf import load_event
+from vodtesting.pgserver import run_sql
 
 FILE_ID = "5285890784273533167"
 TASK_ID = "1400329073-procedurev2-6a8d1e5f8c3b4a2e9d7f0c1b2a3e4d5ft0"
@@ -421,6 +423,35 @@ def test_hook_sees_the_committed_record(store: EventStore) -> None:
     )
     [(event_type, upload, in_store)] = seen
     assert event_type == "NewFileUpload" and upload == in_store and upload.user_id == "alice"
+
+
+@pytest.mark.parametrize(
+    "table",
+    [
+        "schema_version (version VARCHAR(50) NOT NULL, description TEXT)",  # Flyway's first layout, say
+        "schema_version (version INTEGER NOT NULL, script TEXT)",
+    ],
+)
+def test_a_database_with_another_programs_schema_version_is_unavailable_not_a_crash(
+    new_url: Callable[[], str], table: str
+) -> None:
+    # GIVEN a database another program keeps its own schema_version table in
+    url = new_url()
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True)
+    sql = sqlite3.connect(url.removeprefix("sqlite:///")).execute if url.startswith("sqlite") else None
+    for statement in (f"CREATE TABLE {table}", "INSERT INTO schema_version (version) VALUES ('1')"):
+        if sql is None:
+            run_sql(url, statement)
+        else:
+            sql(statement).connection.commit()
+    # THEN the store says so, as unavailable (a 503 for the functions), and writes nothing there
+    store = open_store(url)
+    with pytest.raises(StoreUnavailable):
+        store.schema_version()
+    with pytest.raises(StoreUnavailable):
+        ingest_event(store, load_event("vod_new_file_upload"), received_at=1.0, keys=KEYS)
+    store.close()
 
 
 def test_schema_migration_is_idempotent(new_url: Callable[[], str]) -> None:
