@@ -120,7 +120,8 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
         6,
         (
             # When a task's results were first heard of, and each deleted part last deleted (JSON, in the order of
-            # deleted_parts, which keeps its shape for the build before): a part deleted before then was made again.
+            # deleted_parts, which keeps its shape for the build before, stamped with the row's last_event_at): a
+            # part deleted before then was made again.
             "ALTER TABLE tasks ADD COLUMN results_at DOUBLE PRECISION",
             "ALTER TABLE uploads ADD COLUMN deleted_parts_at TEXT",
             # A page of a user's uploads seeks its cursor and reads its rows in order (not all the user's, sorted).
@@ -192,7 +193,9 @@ def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
     values = {f: getattr(upload, f) for f in UploadRecord._fields}
     values["metadata"] = None if upload.metadata is None else _to_json(upload.metadata)
     values["deleted_parts"] = _to_json([{"type": p.type, "definition": p.definition} for p in upload.deleted_parts])
-    values["deleted_parts_at"] = _to_json([p.deleted_at for p in upload.deleted_parts])
+    # Stamped with the row's last event: a row the build before rewrote (it keeps no times) has another.
+    times = [p.deleted_at for p in upload.deleted_parts]
+    values["deleted_parts_at"] = _to_json({"last_event_at": upload.last_event_at, "times": times})
     values["conflicts"] = _to_json(plain(upload.conflicts))
     return tuple(values.values())
 
@@ -200,9 +203,10 @@ def _upload_row(upload: UploadRecord) -> tuple[Any, ...]:
 def _upload_from_row(row: Sequence[Any]) -> UploadRecord:
     values = dict(zip(_UPLOAD_COLUMNS, row, strict=True))
     values["metadata"] = None if values["metadata"] is None else json.loads(values["metadata"])
-    parts, times = json.loads(values["deleted_parts"]), json.loads(values.pop("deleted_parts_at") or "[]")
-    if len(times) != len(parts):  # written by the build before, which keeps no times (and leaves ours as they were)
-        times = [None] * len(parts)
+    parts, stamped = json.loads(values["deleted_parts"]), json.loads(values.pop("deleted_parts_at") or "{}")
+    times = stamped.get("times") or []
+    if stamped.get("last_event_at") != values["last_event_at"] or len(times) != len(parts):
+        times = [None] * len(parts)  # the build before wrote the row last: when its parts were deleted is unknown
     values["deleted_parts"] = tuple(
         DeletedPart(p["type"], p["definition"], t) for p, t in zip(parts, times, strict=True)
     )
