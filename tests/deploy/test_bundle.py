@@ -376,27 +376,34 @@ def test_the_after_commit_hook_ships_with_the_functions_that_run_it(python310: s
     assert len((tmp_path / "hook.out").read_text().splitlines()) == 1
 
 
-def test_a_hook_is_built_whatever_lies_beside_it(python310: str, tmp_path: Path) -> None:
+# "functions": the name of a package of this project too, which the build must not take for the hook's
+@pytest.mark.parametrize("package", ["apphooks", "functions"])
+def test_a_hook_is_built_whatever_lies_beside_it(python310: str, tmp_path: Path, package: str) -> None:
     # GIVEN a hook package (with its own tests) that imports stdlib and third-party modules, a sibling of its own
-    # (relatively), and shared/, in an app checkout that also has files named like stdlib and third-party modules
+    # (relatively), shared/, and modules only for type checking or only if present, in an app checkout that also
+    # has files named like those and like stdlib and third-party modules
     project = tmp_path / "project"
-    (project / "apphooks" / "tests").mkdir(parents=True)
-    (project / "apphooks" / "__init__.py").write_text("")
-    (project / "apphooks" / "util.py").write_text("import secrets, email.message\n\nTOKEN = secrets.token_hex\n")
-    (project / "apphooks" / "notify.py").write_text(HOOK + "\nimport psycopg2\nfrom . import util\n")
-    (project / "apphooks" / "tests" / "test_notify.py").write_text("import conftest\n")
-    for shadow in ("secrets.py", "psycopg2.py", "conftest.py"):
+    (project / package / "tests").mkdir(parents=True)
+    (project / package / "__init__.py").write_text("")
+    (project / package / "util.py").write_text("import secrets, email.message\n\nTOKEN = secrets.token_hex\n")
+    (project / package / "notify.py").write_text(
+        HOOK
+        + "\nimport psycopg2\nfrom . import util\nfrom typing import TYPE_CHECKING\n"
+        + "if TYPE_CHECKING:\n    import appmodels\ntry:\n    import local_settings\nexcept ImportError:\n    pass\n"
+    )
+    (project / package / "tests" / "test_notify.py").write_text("import conftest\n")
+    for shadow in ("secrets.py", "psycopg2.py", "conftest.py", "appmodels.py", "local_settings.py"):
         (project / shadow).write_text("raise ImportError('not this one')\n")
     (project / "email").mkdir()
     # WHEN the callback is built with it THEN the build takes it, and the bundle runs it under 3.10
-    env = {**os.environ, "AFTER_COMMIT_HOOK": "apphooks.notify:on_upload"}
+    env = {**os.environ, "AFTER_COMMIT_HOOK": f"{package}.notify:on_upload"}
     out = tmp_path / "out"
     result = build("callback", "--out", out, cwd=project, env=env)
     assert result.returncode == 0, result.stderr
     hook_env = {
         **CALLBACK_ENV,
         "DATABASE_URL": "sqlite:///events.sqlite3",
-        "AFTER_COMMIT_HOOK": "apphooks.notify:on_upload",
+        "AFTER_COMMIT_HOOK": f"{package}.notify:on_upload",
         "HOOK_OUT": str(tmp_path / "hook.out"),
     }
     run = run_package(python310, out / "callback", hook_env, _callback_event(), cwd=tmp_path)
@@ -427,8 +434,8 @@ def test_building_every_bundle_into_a_directory_removes_only_bundles_it_built(tm
         ("apphooks.notify", "AFTER_COMMIT_HOOK: must be package.module:function (got 'apphooks.notify')"),
         ("shared.hooks:no_hook", "its package cannot be called 'shared'"),
         # what it imports from beside it would be missing from the bundle
-        ("apphooks.notify:on_upload", "apphooks imports appconfig from {tmp}, outside it"),
-        ("apphooks.relative:on_upload", "apphooks imports appconfig from {tmp}, outside it"),  # through .util
+        ("apphooks.notify:on_upload", "apphooks.notify imports appconfig, which the bundle would not have"),
+        ("apphooks.relative:on_upload", "apphooks.relative imports appconfig, which the bundle"),  # through .notify
     ],
 )
 def test_a_hook_the_functions_cannot_load_fails_the_build(tmp_path: Path, hook: str, message: str) -> None:
