@@ -486,7 +486,11 @@ def _postgres_url_problem(url: str) -> str | None:
 
     try:
         parts = urlsplit(url)  # raises on an unencoded [ or ] (taken for an IPv6 address)
-        parts.port  # noqa: B018 - parses the authority, raising on a malformed one
+        hosts = parts.netloc.rpartition("@")[2].split(",")  # libpq takes several, to try in turn
+        if len(hosts) == 1:
+            parts.port  # noqa: B018 - parses the authority, raising on a malformed one
+        elif not all(_whole_number(host.rpartition("]")[2].partition(":")[2], port=True) for host in hosts):
+            raise ValueError("a host's port")
     except ValueError:
         return "is not a valid postgresql:// URL (check the port and percent-encoding)"
     if any(len(after) < 2 or not all(c in _HEX for c in after[:2]) for after in url.split("%")[1:]):
@@ -554,9 +558,18 @@ def _libpq_options_problem(url: str) -> str | None:
         if key in options and options[key] not in allowed:
             return f"{key} must be one of {', '.join(allowed)}"
     for key in _WHOLE_NUMBERS:  # a port for each host, comma-separated
-        if key in options and not all(part.isdigit() and part.isascii() for part in options[key].split(",")):
-            return f"{key} must be a whole number"
+        if key in options and not all(_whole_number(part, port=key == "port") for part in options[key].split(",")):
+            return f"{key} must be a whole number" + (" from 1 to 65535" if key == "port" else "")
     return None
+
+
+def _whole_number(text: str, *, port: bool = False) -> bool:
+    """As libpq reads a number: spaces around it, a sign, an int; a port 1..65535, or nothing for the default."""
+    text = text.strip()
+    if port and not text:
+        return True
+    digits = text.removeprefix("-").removeprefix("+") if not port else text
+    return digits.isascii() and digits.isdigit() and (1 <= int(digits) <= 65535 if port else int(digits) < 2**31)
 
 
 def hide_database_password(text: str, url: str) -> str:

@@ -277,6 +277,9 @@ def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
         ("postgresql://u:hunter2@h/db?channel_binding=yes", "channel_binding must be one of"),
         ("postgresql://u:hunter2@h/db?connect_timeout=ten", "connect_timeout must be a whole number"),
         ("postgresql://u:hunter2@h/db?port=abc", "port must be a whole number"),
+        ("postgresql://u:hunter2@h/db?port=0", "port must be a whole number from 1 to 65535"),
+        ("postgresql://u:hunter2@h/db?connect_timeout=99999999999", "connect_timeout must be a whole number"),
+        ("postgresql://u:hunter2@h1:0,h2/db", "not a valid postgresql:// URL"),
     ],
 )
 def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
@@ -298,6 +301,10 @@ def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
         "postgresql://db.example.com?sslrootcert=/etc/ca.pem&user=admin@myserver",
         "postgresql://h/my@db",  # a database named my@db
         "postgresql://u@h:5432/db?connect_timeout=10&keepalives=1&channel_binding=require",
+        # as libpq reads them: hosts tried in turn, numbers with a sign or spaces, an empty port the default
+        "postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write",
+        "postgresql://u@[::1]:5432,[::2]:5433/db",
+        "postgresql://u@h/db?port=&connect_timeout=-1&keepalives_idle=%2010",
     ],
 )
 def test_a_database_url_libpq_reads_as_written_is_taken(url: str) -> None:
