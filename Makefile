@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # The upload page's browser SDK, fetched from npm with its pinned integrity checked.
-SDK := functions/upload_page/vendor/vendor.json
+SDK := functions/upload_page/vendor/vod-js-sdk-v6.js.gz
 $(SDK): functions/upload_page/vendor.json $(STAMP)
 	$(PY) scripts/vendor-sdk
 	touch $@  # vendor-sdk leaves a copy that already matches as it is: newer than the stamp all the same

@@ -9,6 +9,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ import requests
 from tests.conftest import closed_loopback_port, command, run_command, user_env
 from vodemu.cli import port_default
 from vodemu.signature import signed_parameters
+from vodlocal import localstack
 from vodtesting import sample_video
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,6 +243,25 @@ def test_a_state_directory_that_cannot_be_used_is_a_usage_error(tmp_path: Path) 
     args = _serve_args(tmp_path / "afile")
     proc = run_command("vod-serve", *args, base=user_env(), cwd=tmp_path)
     assert proc.returncode == 2 and "cannot start with --state-dir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_database_is_in_the_state_directory_however_it_is_named(tmp_path: Path) -> None:
+    # GIVEN state made from one directory (its settings file naming the database as seen from there)
+    state = tmp_path / "project" / ".local"
+    state.mkdir(parents=True)
+    (state / "dev-settings.json").write_text(json.dumps({"DATABASE_URL": "sqlite:///.local/vod.sqlite3"}))
+    # WHEN it is used from another directory THEN the database is the one in that state directory
+    assert localstack.dev_settings(state)["DATABASE_URL"] == f"sqlite:///{state / 'vod.sqlite3'}"
+
+
+@pytest.mark.parametrize(("python", "found"), [("/nonexistent/python3", False), (sys.executable, True)])
+def test_a_python_named_for_the_venv_is_the_only_one_tried(python: str, found: bool) -> None:
+    env = {**user_env(), "PYTHON": python}
+    result = subprocess.run(
+        [str(ROOT / "scripts" / "find-python")], env=env, capture_output=True, text=True, check=False
+    )
+    assert (result.returncode, result.stdout.strip()) == ((0, python) if found else (1, ""))
+    assert found or f"at PYTHON={python}" in result.stderr
 
 
 @pytest.mark.parametrize(
