@@ -421,19 +421,19 @@ def test_a_failed_upload_never_says_all_was_sent_and_trying_again_goes_on(
     assert b.stack.record(file_id).user_id == "page-user"
 
 
-@pytest.mark.parametrize("refused", [1, 2], ids=["once", "again with an old link"])
-def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_again(
-    browser_stack: BrowserStack, tmp_path: Path, refused: int
-) -> None:
-    # GIVEN an upload whose token expires while the video is sent: Commit's signature (the third) is refused
-    b = browser_stack
+def _commit_signature_fails(
+    b: BrowserStack, tmp_path: Path, status: int, code: str, message: str, times: int = 1
+) -> list[str]:
+    """Upload a 20 MB video as page-user while the sign function answers `status` to Commit's signature request
+    (the third, after Prepare's and Apply's) and the `times - 1` after it; returns the requests, once the page
+    has said why it stopped."""
     asked: list[str] = []
 
     def signature(route: Any) -> None:
         asked.append(route.request.url)
-        if 3 <= len(asked) < 3 + refused:  # Prepare's, Apply's, then Commit's (and its retry's)
-            body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
-            route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
+        if 3 <= len(asked) < 3 + times:
+            body = json.dumps({"error": {"code": code, "message": message}})
+            route.fulfill(status=status, body=body, headers={"Content-Type": "application/json"})
         else:
             route.continue_()
 
@@ -442,6 +442,16 @@ def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_a
     b.choose(sample_video(tmp_path / "clip.mp4", 20 * MiB))
     b.page.click("#start")
     b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
+    return asked
+
+
+@pytest.mark.parametrize("refused", [1, 2], ids=["once", "again with an old link"])
+def test_a_sign_in_refused_at_commit_is_committed_with_the_next_token_not_sent_again(
+    browser_stack: BrowserStack, tmp_path: Path, refused: int
+) -> None:
+    # GIVEN an upload whose token expires while the video is sent: Commit's signature (the third) is refused
+    b = browser_stack
+    asked = _commit_signature_fails(b, tmp_path, 401, "invalid_token", "invalid token: expired", times=refused)
     assert "sign-in was refused" in b.page.inner_text("#error")
     assert "The video is uploaded" in b.page.inner_text("#error")
     sent = len(b.traffic.part_puts(".mp4"))
@@ -462,21 +472,7 @@ def test_a_signature_that_fails_at_commit_is_committed_by_upload_not_sent_again(
 ) -> None:
     # GIVEN an upload whose Commit gets no signature: the sign function is down for a moment (a 503)
     b = browser_stack
-    asked: list[str] = []
-
-    def signature(route: Any) -> None:
-        asked.append(route.request.url)
-        if len(asked) == 3:  # Prepare's, Apply's, then Commit's
-            body = '{"error": {"code": "store_unavailable", "message": "temporarily unavailable"}}'
-            route.fulfill(status=503, body=body, headers={"Content-Type": "application/json"})
-        else:
-            route.continue_()
-
-    b.page.route(b.stack.signature_url, lambda route: signature(route))  # noqa: PLW0108
-    b.open(b.stack.token("page-user"))
-    b.choose(sample_video(tmp_path / "clip.mp4", 20 * MiB))
-    b.page.click("#start")
-    b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
+    _commit_signature_fails(b, tmp_path, 503, "store_unavailable", "temporarily unavailable")
     assert "The video is uploaded: Upload saves it, without sending it again" in b.page.inner_text("#error")
     sent = len(b.traffic.part_puts(".mp4"))
     # WHEN the user clicks Upload again, the same file still chosen (what the message asks for)
