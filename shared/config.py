@@ -564,12 +564,16 @@ def _libpq_options_problem(url: str) -> str | None:
 
 
 def _whole_number(text: str, *, port: bool = False) -> bool:
-    """As libpq reads a number: spaces around it, a sign, an int; a port 1..65535, or nothing for the default."""
-    text = text.strip()
-    if port and not text:
+    """As libpq reads a number (strtol): C whitespace around it, one sign, an int; a port 1..65535, or nothing
+    at all for the default."""
+    if port and text == "":
         return True
-    digits = text.removeprefix("-").removeprefix("+") if not port else text
-    return digits.isascii() and digits.isdigit() and (1 <= int(digits) <= 65535 if port else int(digits) < 2**31)
+    text = text.strip(" \t\n\v\f\r")
+    digits = text[1:] if text[:1] in ("+", "-") else text
+    if not (digits.isascii() and digits.isdigit()):
+        return False
+    value = int(text)
+    return 1 <= value <= 65535 if port else -(2**31) <= value < 2**31
 
 
 def hide_database_password(text: str, url: str) -> str:

@@ -15,6 +15,7 @@ each is claimed first, so that two operators' runs never run one twice), which m
 Keep hooks quick (the function's timeout covers them) and idempotent.
 """
 
+import functools
 import importlib
 import time
 from collections.abc import Callable
@@ -72,7 +73,10 @@ def load_hook(spec: str | None) -> AfterCommit:
         raise ConfigError([("AFTER_COMMIT_HOOK", f"cannot load {spec!r}: {exc}")]) from exc
     if not callable(hook):
         raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is not callable")])
-    if getattr(getattr(hook, "__code__", None), "co_flags", 0) & _NOT_RUN_BY_A_CALL:
+    called = hook
+    while isinstance(called, functools.partial):  # what a partial calls, to know what it makes
+        called = called.func
+    if getattr(getattr(called, "__code__", None), "co_flags", 0) & _NOT_RUN_BY_A_CALL:
         raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is async or a generator: a hook must be a plain function")])
     loaded: AfterCommit = hook
     return loaded

@@ -53,8 +53,11 @@ def dev_settings(state_dir: Path) -> dict[str, str]:
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "dev-settings.json"
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-    # The database where the state is, however the state directory was named (from another directory, say)
-    settings = {**_generated(state_dir), **stored, "DATABASE_URL": f"sqlite:///{state_dir / 'vod.sqlite3'}"}
+    settings = {**_generated(state_dir), **stored}
+    # The generated database is the one where the state is, however the state directory was named (from another
+    # directory, say); one set in the file by hand is kept.
+    if settings["DATABASE_URL"].startswith("sqlite:///") and settings["DATABASE_URL"].endswith("/vod.sqlite3"):
+        settings["DATABASE_URL"] = f"sqlite:///{state_dir / 'vod.sqlite3'}"
     if settings != stored:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:

@@ -204,6 +204,7 @@ def _upload_from_row(row: Sequence[Any]) -> UploadRecord:
     values = dict(zip(_UPLOAD_COLUMNS, row, strict=True))
     values["metadata"] = None if values["metadata"] is None else json.loads(values["metadata"])
     parts, stamped = json.loads(values["deleted_parts"]), json.loads(values.pop("deleted_parts_at") or "{}")
+    stamped = stamped if isinstance(stamped, dict) else {}  # a form no release wrote: the times are unknown
     times = stamped.get("times") or []
     if stamped.get("last_event_at") != values["last_event_at"] or len(times) != len(parts):
         times = [None] * len(parts)  # the build before wrote the row last: when its parts were deleted is unknown

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -76,6 +77,9 @@ async def asynchronous(committed: CommittedEvent) -> None:
 def generator(committed: CommittedEvent) -> Iterator[None]:
     CALLS.append(committed)
     yield
+
+
+asynchronous_partial = functools.partial(asynchronous)
 
 
 class AsyncCallable:

@@ -389,6 +389,7 @@ def test_store_settings_defaults() -> None:
         # calling them would only make a coroutine or a generator: the hook would never run, yet count as done
         "tests.callback.hook_target:asynchronous",
         "tests.callback.hook_target:generator",
+        "tests.callback.hook_target:asynchronous_partial",
     ],
 )
 def test_hooks_that_cannot_load_fail_the_cold_start(spec: str) -> None:

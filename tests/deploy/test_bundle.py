@@ -400,6 +400,7 @@ def test_a_hook_is_built_whatever_lies_beside_it(python310: str, tmp_path: Path,
     out = tmp_path / "out"
     result = build("callback", "--out", out, cwd=project, env=env)
     assert result.returncode == 0, result.stderr
+    assert "may import appmodels, local_settings" in result.stderr  # named, for a person to judge
     hook_env = {
         **CALLBACK_ENV,
         "DATABASE_URL": "sqlite:///events.sqlite3",

@@ -252,6 +252,9 @@ def test_the_database_is_in_the_state_directory_however_it_is_named(tmp_path: Pa
     (state / "dev-settings.json").write_text(json.dumps({"DATABASE_URL": "sqlite:///.local/vod.sqlite3"}))
     # WHEN it is used from another directory THEN the database is the one in that state directory
     assert localstack.dev_settings(state)["DATABASE_URL"] == f"sqlite:///{state / 'vod.sqlite3'}"
+    # AND one set in the file by hand is kept
+    (state / "dev-settings.json").write_text(json.dumps({"DATABASE_URL": "postgresql://me@127.0.0.1/vodlocal"}))
+    assert localstack.dev_settings(state)["DATABASE_URL"] == "postgresql://me@127.0.0.1/vodlocal"
 
 
 @pytest.mark.parametrize(("python", "found"), [("/nonexistent/python3", False), (sys.executable, True)])

@@ -280,6 +280,11 @@ def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
         ("postgresql://u:hunter2@h/db?port=0", "port must be a whole number from 1 to 65535"),
         ("postgresql://u:hunter2@h/db?connect_timeout=99999999999", "connect_timeout must be a whole number"),
         ("postgresql://u:hunter2@h1:0,h2/db", "not a valid postgresql:// URL"),
+        # what libpq's strtol refuses: two signs, a non-breaking space, a separator control, a blank port
+        ("postgresql://u:hunter2@h/db?connect_timeout=-%2B5", "connect_timeout must be a whole number"),
+        ("postgresql://u:hunter2@h/db?connect_timeout=%C2%A05", "connect_timeout must be a whole number"),
+        ("postgresql://u:hunter2@h/db?keepalives=%1C1", "keepalives must be a whole number"),
+        ("postgresql://u:hunter2@h/db?port=%20", "port must be a whole number"),
     ],
 )
 def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
@@ -305,6 +310,7 @@ def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
         "postgresql://u@h1:5432,h2:5432/db?target_session_attrs=read-write",
         "postgresql://u@[::1]:5432,[::2]:5433/db",
         "postgresql://u@h/db?port=&connect_timeout=-1&keepalives_idle=%2010",
+        "postgresql://u@h/db?port=%2B5432",
     ],
 )
 def test_a_database_url_libpq_reads_as_written_is_taken(url: str) -> None:
