@@ -62,6 +62,11 @@ def no_hook(committed: CommittedEvent) -> None:
     """The default: nothing to do after a commit."""
 
 
+# inspect's CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR: calling such a function only
+# makes an object, whose body nobody would run (and the hook would count as done)
+_NOT_RUN_BY_A_CALL = 0x20 | 0x80 | 0x100 | 0x200
+
+
 def load_hook(spec: str | None) -> AfterCommit:
     """Resolve `package.module:function` (the AFTER_COMMIT_HOOK setting) once per container."""
     if spec is None:
@@ -80,11 +85,6 @@ def load_hook(spec: str | None) -> AfterCommit:
         raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is async or a generator: a hook must be a plain function")])
     loaded: AfterCommit = hook
     return loaded
-
-
-# inspect's CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR: calling such a function only
-# makes an object, whose body nobody would run (and the hook would count as done)
-_NOT_RUN_BY_A_CALL = 0x20 | 0x80 | 0x100 | 0x200
 
 
 def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) -> str | None:

@@ -268,15 +268,6 @@ _UPSERT_UPLOAD = _upsert("uploads", (*_UPLOAD_COLUMNS, "projection"), ("file_id"
 _UPSERT_TASK = _upsert("tasks", (*_TASK_COLUMNS, "projection"), ("file_id", "task_id"))
 
 
-def _stored_version(store: "EventStore", cursor: Cursor) -> int:
-    # applied_at read too: another tool's schema_version table (in a database shared with it) is not taken for ours
-    cursor.execute(store._sql("SELECT max(version), max(applied_at) FROM schema_version"))
-    version = cursor.fetchone()[0] or 0
-    if type(version) is not int:
-        raise StoreUnavailable("its schema_version table is another program's: give the store a database of its own")
-    return version
-
-
 class EventStore(ABC):
     """All storage logic. SQL is written once with `?` placeholders; `_sql` adapts it per backend."""
 
@@ -402,7 +393,7 @@ class EventStore(ABC):
                     "(version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)"
                 )
             )
-            current = _stored_version(self, cursor)
+            current = self._stored_version(cursor)
             pending = [(version, statements) for version, statements in MIGRATIONS if version > current]
             if pending:
                 # A migration takes as long as the tables are large (an index over every stored event, say): cut
@@ -418,7 +409,17 @@ class EventStore(ABC):
         self._schema_ready = True
 
     def schema_version(self) -> int:
-        return self._run(lambda cursor: _stored_version(self, cursor), write=False)
+        return self._run(self._stored_version, write=False)
+
+    def _stored_version(self, cursor: Cursor) -> int:
+        # applied_at read too: another tool's schema_version table (in a database shared with it) is not ours
+        cursor.execute(self._sql("SELECT max(version), max(applied_at) FROM schema_version"))
+        version = cursor.fetchone()[0] or 0
+        if type(version) is not int:
+            raise StoreUnavailable(
+                "its schema_version table is another program's: give the store a database of its own"
+            )
+        return version
 
     # --- writes -------------------------------------------------------------------------------------
 

@@ -235,6 +235,18 @@ def test_vod_not_answering_is_a_503_so_vod_retries_and_the_log_says_why(
 _PROCESSING = {"TaskId": TASK_ID, "Status": "PROCESSING", "FileId": FILE_ID, "MediaProcessResultSet": []}
 
 
+def _refused_while_vod_answers(
+    vod_function: Callable[..., Any], vod_endpoint: str, tmp_path: Path, event: dict[str, Any]
+) -> str:
+    """Deliver `event`, signed, to the fetch-mode callback whose VOD API is `vod_endpoint`: it must be a 503 that
+    VOD will retry. Returns the callback's database URL."""
+    database = f"sqlite:///{tmp_path}/vod.sqlite3"
+    env = {**_FETCH_ENV, "VOD_API_ENDPOINT": vod_endpoint, "DATABASE_URL": database}
+    answer = vod_function("callback", env=env)(http_event("POST", "/vod-events", body=signed(event, "Key123")), {})
+    assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
+    return database
+
+
 @pytest.mark.parametrize(
     ("vod_answer", "logged"),
     [
@@ -264,12 +276,8 @@ def test_a_task_event_vod_does_not_vouch_for_is_a_503(
     vod_answer: dict[str, Any],
     logged: str,
 ) -> None:
-    database = f"sqlite:///{tmp_path}/vod.sqlite3"
-    env = {**_FETCH_ENV, "VOD_API_ENDPOINT": scripted_vod(vod_answer), "DATABASE_URL": database}
-    handler = vod_function("callback", env=env)
     event = vod_event("ProcedureStateChanged", TaskId=TASK_ID, FileId=FILE_ID, Status="FINISH")
-    answer = handler(http_event("POST", "/vod-events", body=signed(event, "Key123")), {})
-    assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
+    database = _refused_while_vod_answers(vod_function, scripted_vod(vod_answer), tmp_path, event)
     assert logged in output.text()
     assert open_store(database).tasks(FILE_ID) == []
 
@@ -301,12 +309,9 @@ def test_an_upload_vod_answers_for_in_an_unexpected_shape_is_a_503(
     field: str,
 ) -> None:
     # Before: a crash (500, a traceback in the log) or a 400 saying the delivery was malformed.
-    database = f"sqlite:///{tmp_path}/vod.sqlite3"
     vod_answer = {"MediaInfoSet": [{"FileId": FILE_ID, **media_info}], "NotExistFileIdSet": []}
-    env = {**_FETCH_ENV, "VOD_API_ENDPOINT": scripted_vod(vod_answer), "DATABASE_URL": database}
     event = vod_event("NewFileUpload", FileId=FILE_ID, ProcedureTaskId="")
-    answer = vod_function("callback", env=env)(http_event("POST", "/vod-events", body=signed(event, "Key123")), {})
-    assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
+    database = _refused_while_vod_answers(vod_function, scripted_vod(vod_answer), tmp_path, event)
     assert output.lines()[-1]["vod_error"] == f"DescribeMediaInfos answered an unexpected shape: {field}"
     assert open_store(database).upload(FILE_ID) is None
 
