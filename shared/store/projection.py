@@ -156,6 +156,7 @@ class FileState(TypedDict):
     deleted_at: float | None  # the first whole-file delete
     deleted_parts: list[dict[str, Any]]  # DeletedPart fields, sorted by type and definition
     outcomes: dict[str, int]  # task outcome -> how many of the file's tasks have it now
+    settled: list[Any] | None  # [[received_at, dedupe key], task id, outcome]: the task whose FINISH came last
 
 
 TaskState = dict[str, Winner]  # task field -> [task rank, value]: the highest-ranked event carrying it
@@ -193,6 +194,7 @@ def new_file_state() -> FileState:
         "deleted_at": None,
         "deleted_parts": [],
         "outcomes": {},
+        "settled": None,
     }
 
 
@@ -266,7 +268,8 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
 # too (upload → listed, identity → facts): an older build that meets a state of this form then fails (and VOD
 # delivers the event again) rather than write into it by its own rules, which this build would take as its own.
 # 3: when each deleted part was last deleted, and when each task's results were first heard of.
-_STATE_FORM = 3
+# 4: the task whose FINISH came last (its outcome is the file's, so a task flow run again after a failure counts).
+_STATE_FORM = 4
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
 
 
@@ -301,6 +304,14 @@ def _add_task_event(state: FileState, task: TaskState, item: FoldInput, event: P
             if not outcomes[before]:
                 del outcomes[before]  # so the state's text, too, is the same whatever the order
         outcomes[after] = outcomes.get(after, 0) + 1
+    # The task that finished last decides how the file stands (processing aside): a failed task flow run again
+    # (ProcessMedia) and finished is finished. The latest FINISH wins whatever the order; its task's later
+    # events (a second FINISH report of it) still update the outcome it left.
+    settled, finished_at = state["settled"], [item.received_at, item.dedupe_key]
+    if event.status == "FINISH" and (settled is None or finished_at > settled[0]):
+        state["settled"] = [finished_at, event.task_id, after]
+    elif settled is not None and settled[1] == event.task_id:
+        settled[2] = after
 
 
 def results_from_plain(results: Iterable[Mapping[str, Any]]) -> tuple[TaskResult, ...]:
@@ -352,7 +363,7 @@ def upload_record(file_id: str, state: FileState) -> UploadRecord:
         **values,
         **_identity(state),
     )
-    return upload._replace(status=_status(upload, state["outcomes"]))
+    return upload._replace(status=_status(upload, state))
 
 
 def _identity(state: FileState) -> dict[str, Any]:
@@ -378,14 +389,16 @@ def _identity(state: FileState) -> dict[str, Any]:
     }
 
 
-def _status(upload: UploadRecord, outcomes: Mapping[str, int]) -> Status:
+def _status(upload: UploadRecord, state: FileState) -> Status:
     if upload.deleted:
         return "deleted"
     if upload.conflicts:
         return "conflict"
-    for outcome in ("processing", "failed", "finished"):
-        if outcomes.get(outcome):
-            return outcome
+    if state["outcomes"].get("processing"):
+        return "processing"
+    if state["settled"] is not None:
+        outcome: TaskOutcome = state["settled"][2]
+        return outcome
     return "uploaded" if upload.uploaded else "pending"
 
 

@@ -240,6 +240,40 @@ FAILED_STEP = _processing(("Transcode", "FAIL", 0), ("SnapshotByTimeOffset", "PR
 BOTH_ENDED = _processing(("Transcode", "SUCCESS", 100), ("SnapshotByTimeOffset", "SUCCESS", 100))
 
 
+def _finished(task_id: str, err_code: int) -> dict[str, Any]:
+    return vod_event("ProcedureStateChanged", FileId=FILE, TaskId=task_id, Status="FINISH", ErrCode=err_code)
+
+
+@pytest.mark.parametrize(
+    ("timeline", "status"),
+    [
+        ([("t1", 70000, 2.0), ("t2", 0, 3.0)], "finished"),  # a failed task flow run again (ProcessMedia): done
+        ([("t1", 0, 2.0), ("t2", 70000, 3.0)], "failed"),  # a later run that failed: what the file has now
+        # the task of the last FINISH, as it ended: two reports of it disagree (the higher-ranked one says)
+        ([("t1", 70000, 2.0), ("t1", 0, 1.5), ("t2", 70000, 1.0)], "as t1 ended"),
+        ([("t1", 0, 2.0), ("t1", 70000, 1.5), ("t2", 0, 1.0)], "as t1 ended"),
+    ],
+    ids=["failed-then-redone", "finished-then-failed", "latest-reported-twice", "latest-reported-twice-other-way"],
+)
+def test_a_file_stands_as_its_task_that_finished_last_in_any_order(
+    new_store: Callable[[], EventStore], timeline: list[tuple[str, int, float]], status: str
+) -> None:
+    # GIVEN the FINISH of each task (and one task's second report of it, ranked by its key), received at these times
+    deliveries = [(_finished(task_id, err_code), at) for task_id, err_code, at in timeline]
+    for order in itertools.permutations(deliveries):
+        store = new_store()
+        _deliver(store, list(order))
+        # THEN the file stands as the task whose FINISH was received last, in every arrival order
+        report = store.file_report(FILE)
+        assert report is not None
+        expected = next(t.outcome for t in report.tasks if t.task_id == "t1") if status == "as t1 ended" else status
+        assert report.upload.status == expected, order
+    # AND while a task is still running, the file is processing
+    _deliver(store, [(_task_event("t3", "PROCESSING"), 4.0)])
+    report = store.file_report(FILE)
+    assert report is not None and report.upload.status == "processing"
+
+
 @pytest.mark.parametrize(
     ("events", "furthest_given"),
     [
@@ -368,6 +402,21 @@ def test_states_without_delete_and_result_times_are_rebuilt(new_url: Callable[[]
     redone["ProcedureStateChangeEvent"]["TaskId"] = "task-2"
     record = _rebuilt_after(new_url, before, older_form, [(redone, 3.0)])
     assert record is not None and [(p.type, p.deleted_at) for p in record.deleted_parts] == [("TranscodeFiles", 2.0)]
+
+
+def test_states_without_the_task_that_finished_last_are_rebuilt(new_url: Callable[[], str]) -> None:
+    # GIVEN a file whose task flow failed, its state as the build before form 4 kept it (no task that finished last)
+    before = [(_finished("t1", 70000), 1.0)]
+
+    def older_form(url: str) -> None:
+        older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+        older["form"] = 3
+        del older["settled"]
+        _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
+
+    # WHEN the task flow is run again and finishes THEN the record is rebuilt: the file is finished
+    record = _rebuilt_after(new_url, before, older_form, [(_finished("t2", 0), 2.0)])
+    assert record is not None and record.status == "finished"
 
 
 def test_deleted_parts_keep_the_shape_the_build_before_reads(new_url: Callable[[], str]) -> None:
