@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,6 +90,9 @@ class Checkpoint:
     # CommitUploadUGC was sent (every object stored): a run stopped before its answer leaves this set, and the
     # next run asks for the same commit again (which VOD answers with the same file) instead of starting over.
     committing: bool = False
+    # What the upload asked for (the signature request, storage region, names): a run that asks for something
+    # else starts over. None: saved by a version that did not keep it (then the saved upload continues).
+    asked: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "version": VERSION}
@@ -108,6 +111,7 @@ class Checkpoint:
             created_at=float(data["created_at"]),
             objects=objects,
             committing=data.get("committing") is True,
+            asked=data["asked"] if isinstance(data.get("asked"), dict) else None,
         )
 
 
@@ -127,8 +131,10 @@ class CheckpointStore:
     def path(self, name: str) -> Path:
         return self.directory / f"{name}.json"
 
-    def load(self, name: str) -> Checkpoint | None:
-        """The saved checkpoint, or None (none saved, or unreadable: such a file is not worth a crash)."""
+    def load(self, name: str, on_unreadable: Callable[[str], None] | None = None) -> Checkpoint | None:
+        """The saved checkpoint, or None (none saved, or unreadable: such a file is not worth a crash). A run
+        passes `on_unreadable`: an unreadable one (damaged, or a newer version's) is then set aside, not
+        overwritten by the run's own, and `on_unreadable` hears what happened."""
         path = self.path(name)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -141,6 +147,16 @@ class CheckpointStore:
             raise CheckpointUnavailable(f"cannot read the saved uploads in {self.directory}: {exc.strerror}") from None
         except (ValueError, KeyError, TypeError) as exc:
             log.warning("ignoring the unreadable checkpoint %s (%s)", path, type(exc).__name__)
+            if on_unreadable is not None:
+                aside = path.with_name(path.name + ".unreadable")
+                try:
+                    os.replace(path, aside)
+                except OSError as moved:
+                    raise CheckpointUnavailable(f"cannot set aside {path}: {moved.strerror}") from None
+                on_unreadable(
+                    f"the saved upload {path} cannot be read ({type(exc).__name__}: {exc}), so it cannot be "
+                    f"continued; set aside as {aside.name} (parts it sent stay in VOD's storage until VOD removes them)"
+                )
             return None
 
     def covers_saved_with(self, video: str) -> list[str]:

@@ -55,7 +55,7 @@ from vodupload import (
     VodApiError,
     VodUploadError,
 )
-from vodupload.errors import UploadInProgress
+from vodupload.errors import SourceChanged, UploadInProgress
 from vodupload.status import StatusClient
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -300,8 +300,9 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
     try:
         task.result()
     except VodUploadError as exc:
-        # Another run's checkpoint is that run's progress, not this one's to retry
-        mine = not isinstance(exc, UploadInProgress)
+        # Another run's checkpoint is that run's progress, not this one's to retry; a changed file's next run
+        # starts over (it says so), whatever is saved
+        mine = not isinstance(exc, (UploadInProgress, SourceChanged))
         return report_failure(exc, console, saved=mine and _saved(uploader, task.checkpoint_name))
     return EXIT_FAILED
 

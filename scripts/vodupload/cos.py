@@ -117,6 +117,14 @@ def _is_transient(exc: CosServiceError) -> bool:
     return exc.get_status_code() >= 500 or exc.get_status_code() in _TRANSIENT_STATUSES
 
 
+def _clock_hint(exc: CosServiceError) -> str:
+    # The SDK signs each request with this computer's time (a window from a minute before it): COS refuses it
+    # when that time is far off its own, and renewed credentials cannot help.
+    message = str(exc.get_error_msg()).lower()
+    too_far = exc.get_error_code() == "RequestTimeTooSkewed" or "request has expired" in message
+    return " (this computer's clock is off: set it right, then run again)" if too_far else ""
+
+
 def call_cos(
     credentials: SessionCredentials, operation: Callable[[], T], what: str, policy: RetryPolicy, halt: threading.Event
 ) -> T:
@@ -141,7 +149,7 @@ def call_cos(
                 continue
             if not _is_transient(exc):
                 raise StorageError(
-                    f"{what}: {failure}", status=exc.get_status_code(), code=exc.get_error_code()
+                    f"{what}: {failure}{_clock_hint(exc)}", status=exc.get_status_code(), code=exc.get_error_code()
                 ) from None
         except CosClientError as exc:
             failure = describe(exc)

@@ -4,7 +4,8 @@ The SDK asks the instance for `secret_id` and `secret_key` whenever it signs a r
 (qcloud_cos/cos_auth.py, `CosS3Auth.__init__`), so renewing credentials is a matter of answering with
 fresh ones: `SessionCredentials` re-applies (ApplyUploadUGC with the session's vodSessionKey) shortly
 before they expire, like vod-js-sdk-v6's `getAuthorization` (src/uploader.ts, `uploadToCos`). Expiry is
-judged on VOD's clock (the answer's `timestamp`), so a skewed local clock does not matter.
+judged on VOD's clock (the answer's `timestamp`), so a skewed local clock does not matter to it (the SDK
+signs each request with the local time, though: COS refuses a clock far off, `cos._clock_hint`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from vodupload.checkpoint import Checkpoint, FileIdentity, SavedObject
 from vodupload.credentials import SessionCredentials
@@ -52,11 +52,14 @@ class SavedSessions:
         self._on_refresh = on_refresh
 
     def load(self) -> Checkpoint | None:
-        return self._up.checkpoints.load(self.name)
+        return self._up.checkpoints.load(self.name, lambda why: self._notify(NoticeKind.CHECKPOINT_UNREADABLE, why))
 
-    def open(self, identities: dict[str, FileIdentity], video: MediaInfo, cover: MediaInfo | None) -> Opened:
-        """The saved session if VOD continues it, else a new one (saved before anything is uploaded)."""
-        saved = self._usable(identities)
+    def open(
+        self, identities: dict[str, FileIdentity], video: MediaInfo, cover: MediaInfo | None, asked: dict[str, Any]
+    ) -> Opened:
+        """The saved session if VOD continues it, else a new one (saved before anything is uploaded). `asked`:
+        what this upload asks for (a saved session asked for something else is not continued)."""
+        saved = self._usable(identities, asked)
         if saved is not None:
             try:
                 applied = self._up.vod.apply_resume(saved.session_key)
@@ -71,7 +74,7 @@ class SavedSessions:
                 return Opened(saved, self._up._credentials(applied, self._on_refresh), resumed=True)
         applied = self._up.vod.apply_new(video, cover, storage_region=self._up.options.storage_region)
         objects = [SavedObject(role, identity) for role, identity in identities.items()]
-        checkpoint = Checkpoint(self.name, applied.session_key, self._up._clock(), objects)
+        checkpoint = Checkpoint(self.name, applied.session_key, self._up._clock(), objects, asked=asked)
         self._up.checkpoints.save(checkpoint)
         return Opened(checkpoint, self._up._credentials(applied, self._on_refresh), resumed=False)
 
@@ -150,7 +153,7 @@ class SavedSessions:
         for transfer in self._up._transfers(saved, credentials, halt=threading.Event(), meter=meter, parallel=1):
             transfer.abort()
 
-    def _usable(self, identities: dict[str, FileIdentity]) -> Checkpoint | None:
+    def _usable(self, identities: dict[str, FileIdentity], asked: dict[str, Any]) -> Checkpoint | None:
         saved = self.load()
         if saved is None:
             return None
@@ -177,7 +180,21 @@ class SavedSessions:
             )
             self.abandon(saved)
             return None
+        # VOD keeps what a session was opened with (its task flow, region, class, name): continuing it would
+        # give the upload those, not what this run asks for.
+        if saved.asked is not None and saved.asked != asked:
+            self._notify(
+                NoticeKind.REQUEST_CHANGED,
+                f"the saved upload asked for something else ({_differences(saved.asked, asked)}); starting over",
+            )
+            self.abandon(saved)
+            return None
         return saved
+
+
+def _differences(saved: dict[str, Any], asked: dict[str, Any]) -> str:
+    names = sorted(name for name in {*saved, *asked} if saved.get(name) != asked.get(name))
+    return "; ".join(f"{name}: {saved.get(name)!r} then, {asked.get(name)!r} now" for name in names)
 
 
 def _change(current: FileIdentity | None, saved: SavedObject) -> str | None:

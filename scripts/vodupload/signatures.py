@@ -125,6 +125,10 @@ class SignatureClient:
     def __call__(self) -> str:
         return self.fetch().value
 
+    def request_body(self) -> dict[str, Any]:
+        """What each signature is asked for (the server's policy decides the rest)."""
+        return dict(self._body)
+
     def owner(self) -> str:
         """Whose uploads these signatures start (the endpoint and the token's subject): VOD gives a resumed
         session the sourceContext it was opened with, so a saved upload must resume only for its owner."""

@@ -198,6 +198,7 @@ class ObjectTransfer:
             return
         try:
             data = _read(self._path, spec.offset, spec.size)
+            self._check_source()  # each part: a file still being written stops the upload now, not after all of it
             upload_id = self.obj.upload_id
             answer = self._ctx.cos(
                 lambda c: c.upload_part(

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -190,6 +191,8 @@ class Uploader:
     ) -> None:
         self.options = options or UploadOptions()
         self._owner = owner or (get_signature.owner if isinstance(get_signature, SignatureClient) else lambda: "")
+        # What each signature is asked for, when known: a saved upload that asked for something else starts over.
+        self._signature_request = get_signature.request_body() if isinstance(get_signature, SignatureClient) else {}
         self.checkpoints = checkpoints or CheckpointStore()
         self._clock = clock
         self._session = requests.Session()
@@ -485,7 +488,7 @@ class UploadTask:
         identities = {s.role: identify(s.path) for s in self._sources}
         committed = self._sessions.recommit(identities)
         if committed is None:
-            opened = self._sessions.open(identities, *self._media(identities))
+            opened = self._sessions.open(identities, *self._media(identities), self._asked())
             checkpoint = opened.checkpoint
             transfers = self._up._transfers(checkpoint, opened.credentials, halt=self._halt, meter=self._meter)
             finished = self._transfer(transfers, opened.resumed, sum(i.size for i in identities.values()))
@@ -530,6 +533,15 @@ class UploadTask:
                 return UploadState.PAUSED
             self._state = UploadState.COMMITTING
             return None
+
+    def _asked(self) -> dict[str, Any]:
+        """What this upload asks for: of the signature endpoint (when the uploader knows: a SignatureClient's
+        request), of ApplyUploadUGC, and the names VOD is to show."""
+        return {
+            **{f"signature {name}": value for name, value in self._up._signature_request.items()},
+            "storage region": self._up.options.storage_region,
+            **{f"{source.role} name": source.name for source in self._sources},
+        }
 
     def _media(self, identities: dict[str, FileIdentity]) -> tuple[MediaInfo, MediaInfo | None]:
         video, *cover = (source.media(identities[source.role]) for source in self._sources)

@@ -84,7 +84,7 @@ def test_checkpoints_round_trip_atomically_and_privately(tmp_path: Path) -> None
     assert stat.S_IMODE(os.stat(store.path("name")).st_mode) == 0o600
     saved = json.loads(store.path("name").read_text())
     # Only what COS cannot tell: no parts, no bucket or object keys (they come back with the session).
-    assert set(saved) == {"version", "name", "session_key", "created_at", "objects", "committing"}
+    assert set(saved) == {"version", "name", "session_key", "created_at", "objects", "committing", "asked"}
     assert [(obj["role"], obj["upload_id"]) for obj in saved["objects"]] == [("video", "upload-1"), ("cover", None)]
     assert "session-key" not in repr(checkpoint)
     store.delete("name")
@@ -127,7 +127,12 @@ def test_a_checkpoint_saved_by_the_previous_version_still_resumes(tmp_path: Path
 def test_an_unreadable_checkpoint_counts_as_none(tmp_path: Path, text: str) -> None:
     store = CheckpointStore(tmp_path)
     store.path("x").write_text(text)
-    assert store.load("x") is None
+    assert store.load("x") is None and store.path("x").read_text() == text  # looked up: left as it is
+    heard: list[str] = []
+    # A run's load: set aside (not overwritten by the run's own checkpoint, nor a newer version's lost), and said
+    assert store.load("x", heard.append) is None and not store.path("x").exists()
+    assert (tmp_path / "x.json.unreadable").read_text() == text
+    assert len(heard) == 1 and "x.json cannot be read" in heard[0] and "set aside as x.json.unreadable" in heard[0]
 
 
 def _same_bytes_other_time(path: Path) -> None:

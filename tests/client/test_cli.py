@@ -159,6 +159,25 @@ def _vod_unreachable(stack: Stack) -> None:
     stack.traffic.vod_down = True
 
 
+def test_a_file_that_changes_while_it_is_sent_stops_the_upload_and_says_to_start_over(
+    stack: Stack, tmp_path: Path
+) -> None:
+    # GIVEN an upload of 8 parts under way, its first part stored
+    video = write_file(tmp_path / "recording.mp4", 8 * MIB)
+    stack.traffic.hold_parts_after(1)
+    child = Child(stack, video)
+    stack.traffic.wait_until(lambda t: t.parts_stored == 1 and t.held >= 1)
+    # WHEN the file grows (a recorder still writing it)
+    with open(video, "ab") as out:
+        out.write(b"more")
+    stack.traffic.release(let_through=True)
+    code, _, stderr = child.finish()
+    # THEN the upload stops at its next part, and says to start over (not that its progress is saved)
+    assert code == 1 and "changed during the upload; run the upload again to start over" in stderr, stderr
+    assert "progress is saved" not in stderr
+    assert len(stack.traffic.parts_sent()) <= 3  # the first, and the two read before the change
+
+
 @pytest.mark.parametrize(
     ("disruption", "code", "status", "message", "left"),
     [

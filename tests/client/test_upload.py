@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import threading
 import time
@@ -29,6 +30,7 @@ from vodupload import (
     SignatureRefused,
     SignatureUnavailable,
     SourceChanged,
+    StorageError,
     UploadCancelled,
     Uploader,
     UploadOptions,
@@ -159,7 +161,7 @@ def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack,
 
     # What COS can tell is not saved: no parts, no storage location.
     session = stack.saved_session()
-    assert set(session) == {"version", "name", "session_key", "created_at", "objects", "committing"}
+    assert set(session) == {"version", "name", "session_key", "created_at", "objects", "committing", "asked"}
     assert [set(obj) for obj in session["objects"]] == [{"role", "source", "upload_id", "part_size"}]
     before = stack.traffic.parts_sent()
 
@@ -288,6 +290,20 @@ def test_a_cancel_naming_the_video_alone_finds_it_saved_with_its_cover(stack: St
     assert stack.uploader().cancel_saved(video) is CancelOutcome.NOTHING_SAVED
 
 
+def test_a_clock_far_off_is_named_when_cos_refuses_the_requests_it_signs(
+    start_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    # GIVEN COS's time (the emulator's) ten minutes before this computer's: every request the SDK signs is too early
+    # (VOD's upload API, here, lets the signature's time run ahead: only COS's check is meant)
+    stack = start_stack(signature_clock_skew=3600)
+    stack.clock.advance(-600)
+    video = write_file(tmp_path / "late.mp4", 3 * MIB)
+    # WHEN it is uploaded THEN it fails once renewed credentials did not help, saying what to fix
+    with pytest.raises(StorageError, match=r"RequestTimeTooSkewed: .* \(this computer's clock is off: set it right"):
+        stack.uploader().upload(video).run()
+    assert stack.traffic.cos_statuses.count(403) == 2  # the first try and the one with renewed credentials
+
+
 @pytest.mark.parametrize(
     ("uploader_shares_the_clock", "advance", "denied"),
     [
@@ -369,6 +385,59 @@ def test_a_saved_upload_that_cannot_continue_starts_over(
     assert stack.traffic.actions()[calls:] == [*asked, "ApplyUploadUGC", "CommitUploadUGC"]  # a new session
     assert stack.open_upload_ids() == ({old_upload} if old_upload_left else set())
     assert stack.saved() == []
+
+
+def test_an_unreadable_saved_upload_is_set_aside_and_said(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN a paused upload whose checkpoint was then damaged
+    video = write_file(tmp_path / "trip.mp4", 5 * MIB)
+    assert start_and_stop_early(stack, video).wait(60) is UploadState.PAUSED
+    (path,) = stack.saved()
+    path.write_text(path.read_text()[:40])
+    heard: list[Any] = []
+    # WHEN it is run again THEN it starts over, says why, and keeps the damaged file for whoever wants to look
+    result = stack.uploader().upload(video, on_notice=heard.append).run()
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert [n.kind for n in heard] == [NoticeKind.CHECKPOINT_UNREADABLE]
+    assert path.with_name(path.name + ".unreadable").exists() and stack.saved() == []
+
+
+@pytest.mark.parametrize(
+    ("name", "saved_by", "notices"),
+    [
+        ("holiday", "this version", []),  # asked for the same: continued
+        ("a new name", "this version", [NoticeKind.REQUEST_CHANGED]),  # VOD would keep the old one: starting over
+        ("a new name", "a version that kept no request", []),  # nothing to compare: continued, as before
+    ],
+)
+def test_a_saved_upload_that_asked_for_something_else_starts_over(
+    start_stack: Callable[..., Stack], tmp_path: Path, name: str, saved_by: str, notices: list[NoticeKind]
+) -> None:
+    # GIVEN an upload named "holiday", paused with its session saved
+    stack = start_stack()
+    video = write_file(tmp_path / "trip.mp4", 5 * MIB)
+    on_progress, tasks = pause_after(2, lambda task: task.pause())
+    tasks.append(stack.uploader().upload(video, name="holiday", on_progress=on_progress))
+    assert tasks[0].start().wait(60) is UploadState.PAUSED
+    old_upload, sent = stack.saved_session()["objects"][0]["upload_id"], len(stack.traffic.parts_sent())
+    if saved_by != "this version":
+        (path,) = stack.saved()
+        path.write_text(json.dumps({k: v for k, v in stack.saved_session().items() if k != "asked"}))
+    heard: list[Any] = []
+
+    # WHEN it is run again under this name
+    result = stack.uploader().upload(video, name=name, on_notice=heard.append).run()
+
+    # THEN it continues when it asks for the same; when it asks for another, it starts over (the old parts
+    # deleted) and VOD keeps what it asks for now
+    assert [n.kind for n in heard if n.kind is not NoticeKind.RESUMING] == notices
+    if notices:
+        assert "'holiday' then, 'a new name' now" in heard[0].message
+    assert (NoticeKind.RESUMING in [n.kind for n in heard]) is not bool(notices)
+    media = stack.emulator.state.get_media(result.file_id)
+    assert media is not None and media.name == (name if notices else "holiday")
+    assert stack.open_upload_ids() == set() and stack.saved() == []  # the old multipart upload: aborted or done
+    resumed = {upload for upload, _ in stack.traffic.parts_sent()[sent:]}
+    assert (old_upload in resumed) is not bool(notices)
 
 
 @pytest.mark.parametrize(
@@ -743,6 +812,7 @@ def test_a_file_that_changes_while_it_is_sent_is_not_committed(stack: Stack, tmp
     with pytest.raises(SourceChanged, match="changed during the upload"):
         stack.uploader().upload(video, on_state=on_state).run()
     assert "CommitUploadUGC" not in stack.traffic.actions()
+    assert stack.traffic.parts_sent() == []  # each part checks the file: none of it sent to be thrown away
 
 
 # -- cancel and start at once -----------------------------------------------------------------
