@@ -158,8 +158,14 @@ def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
     if exp + leeway <= now:
         raise _invalid_token("token has expired")
     for claim in ("nbf", "iat"):  # not before; issued at (in the future: not valid yet either, as in PyJWT)
-        moment = finite_number(claims.get(claim))
-        if claim in claims and (moment is None or moment - leeway > now):  # present: a number (null too, as PyJWT)
+        if claim not in claims:
+            continue
+        # Present: a JSON number (RFC 7519's NumericDate; null is refused, as by PyJWT, and so is "1700000000",
+        # which PyJWT would read): said as such, so that no one looks for a clock that is off.
+        moment = finite_number(claims[claim])
+        if moment is None:
+            raise _invalid_token(f"{claim} must be a finite number")
+        if moment - leeway > now:
             raise _invalid_token(f"token is not valid yet ({claim})")
 
 

@@ -423,6 +423,26 @@ def test_the_deployed_index_logs_one_json_line_per_request_without_secrets(
     assert line["request_id"] == "gw-req-7" and line["latency_ms"] >= 0  # the gateway's id wins over SCF's
 
 
+@pytest.mark.parametrize(
+    ("claims", "message"),
+    [
+        ({"exp": NOW - 31}, "token has expired"),
+        ({"exp": str(NOW + 60)}, "exp must be a finite number"),
+        ({"nbf": NOW + 600}, "token is not valid yet (nbf)"),
+        ({"iat": NOW + 600}, "token is not valid yet (iat)"),
+        ({"iat": str(NOW)}, "iat must be a finite number"),  # a number as text: not a clock problem
+        ({"nbf": True}, "nbf must be a finite number"),
+        ({"iat": None}, "iat must be a finite number"),
+    ],
+)
+def test_a_refused_time_claim_says_whether_it_is_the_time_or_the_claim(
+    call: Callable[..., Call], claims: dict[str, Any], message: str
+) -> None:
+    result = call(**HS_ENV)("apigw", headers=bearer(token(**claims)))
+    assert result["statusCode"] == 401
+    assert response_json(result)["error"]["message"] == f"invalid token: {message}"
+
+
 def test_a_verified_token_is_remembered_but_its_expiry_still_counts() -> None:
     settings = load_sign_settings(SIGN_ENV)
     clock = [float(NOW)]
