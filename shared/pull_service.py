@@ -157,11 +157,10 @@ def _drain(
 ) -> DrainReport:
     tally, rounds, stopped = _Tally(), 0, "deadline"
     while clock() + reserve_seconds <= deadline:
-        # A batch takes no new event once the ConfirmEvents after it (one API call) could come after VOD hands the
-        # batch out again (the event's own time allowed for), or after the invocation's end (one cut short there
-        # is committed or not: VOD delivers it again either way). Those not taken wait in VOD's queue.
-        window = clock() + PULL_REDELIVERY_SECONDS - _LAST_EVENT_SECONDS
-        take_until = min(window, deadline - 1) - API_TIMEOUT_SECONDS
+        # A batch takes no new event once the ConfirmEvents after it (one API call) could come, the event's own
+        # time allowed for, after VOD hands the batch out again or after the invocation's end. Those not taken
+        # wait in VOD's queue.
+        take_until = min(clock() + PULL_REDELIVERY_SECONDS, deadline) - _LAST_EVENT_SECONDS - API_TIMEOUT_SECONDS
         try:
             events = queue.pull()
         except Exception as exc:  # network, credentials, throttling: the events wait in VOD's queue

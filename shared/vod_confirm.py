@@ -17,6 +17,7 @@ import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from requests import RequestException
 from tencentcloud.common.common_client import CommonClient
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
@@ -29,7 +30,9 @@ from shared.vod_sdk import client_arguments, with_sub_app
 
 MAX_FILE_IDS = 20  # DescribeMediaInfos: FileIds per call
 _TIMEOUT_SECONDS = 3  # the callback's own timeout is 10 s
-_UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError)  # an answer of a shape VOD does not document
+# An answer of a shape VOD does not document; or one cut off: the SDK reads the body after its own error handling
+# (it streams), so a connection broken or stalled mid-answer is requests' own exception.
+_UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError, RequestException)
 
 
 class MediaLookup:

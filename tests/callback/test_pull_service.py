@@ -208,8 +208,9 @@ def test_a_time_limit_within_the_reserve_is_warned_of(tmp_path: Path, output: Ou
         # Slow hooks: the fifth event would begin 16 s after the pull, too late for its ConfirmEvents (up to
         # 10 s) to beat VOD's 30 s once it is done (5 s allowed); it is left for VOD to hand out again.
         (0, 1000, 4, 4),
-        # The run's end: a batch pulled at 45 s of a 60 s invocation takes events until 49 s.
-        (45, 60, 1, 4),
+        # The run's end: a batch pulled at 40 s of a 60 s invocation begins events until 45 s (the last one's 5 s
+        # and its ConfirmEvents' 10 s before the end)
+        (40, 60, 1, 5),
     ],
     ids=["slow-hooks", "run-end"],
 )

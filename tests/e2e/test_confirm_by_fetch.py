@@ -7,6 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -206,23 +207,39 @@ _FETCH_ENV = {
 }
 
 
+def _cut_off(handler: BaseHTTPRequestHandler) -> None:
+    """An answer that ends (the connection closed) before the length it announced."""
+    handler.rfile.read(int(handler.headers["Content-Length"]))
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", "500")
+    handler.end_headers()
+    handler.wfile.write(b'{"Response": {"MediaInfoSet": [')
+    handler.close_connection = True
+
+
 @pytest.mark.parametrize(
     ("refusal", "why"),
     [
         (None, "ClientNetworkError"),  # VOD not reached
         ({"Error": {"Code": "AuthFailure.SignatureFailure", "Message": "bad key"}}, "AuthFailure.SignatureFailure"),
+        ("cut off", "ChunkedEncodingError"),  # the SDK reads the answer after its own error handling
     ],
-    ids=["unreachable", "keys-refused"],
+    ids=["unreachable", "keys-refused", "answer-cut-off"],
 )
 def test_vod_not_answering_is_a_503_so_vod_retries_and_the_log_says_why(
     vod_function: Callable[..., Any],
     scripted_vod: Callable[[dict[str, Any]], str],
+    loopback_http: Callable[[Callable[[BaseHTTPRequestHandler], None]], str],
     output: Output,
     tmp_path: Path,
-    refusal: dict[str, Any] | None,
+    refusal: dict[str, Any] | str | None,
     why: str,
 ) -> None:
-    endpoint = f"http://127.0.0.1:{closed_loopback_port()}" if refusal is None else scripted_vod(refusal)
+    if refusal is None:
+        endpoint = f"http://127.0.0.1:{closed_loopback_port()}"
+    else:
+        endpoint = loopback_http(_cut_off) if isinstance(refusal, str) else scripted_vod(refusal)
     env = {**_FETCH_ENV, "VOD_API_ENDPOINT": endpoint, "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3"}
     handler = vod_function("callback", env=env)
     output.skip()
