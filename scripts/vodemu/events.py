@@ -188,7 +188,7 @@ def procedure_statuses(options: UploadOptions) -> tuple[str, ...]:
     Without a procedure there is no task, so nothing either. (The project's issue 4 asks for both
     statuses by default; note that Tencent's API reference reads an absent mode as Finish.)
     """
-    if options.procedure is None or options.task_notify_mode == "None":
+    if not options.procedure or options.task_notify_mode == "None":  # procedure=: signed empty, no task flow
         return ()
     if options.task_notify_mode == "Finish":
         return ("FINISH",)

@@ -301,8 +301,10 @@ def test_only_the_finish_event_carries_the_task_results(emulator: Emulator, cloc
 
 
 @pytest.mark.parametrize("notify_mode", [None, "Change", "Finish", "None"])
-def test_without_a_procedure_no_state_changes_whatever_the_mode(notify_mode: str | None):
-    assert events.procedure_statuses(UploadOptions(storage_region="ap-guangzhou", task_notify_mode=notify_mode)) == ()
+@pytest.mark.parametrize("procedure", [None, ""], ids=["not signed", "signed empty"])  # as Tencent's Node demo signs
+def test_without_a_procedure_no_state_changes_whatever_the_mode(notify_mode: str | None, procedure: str | None):
+    options = UploadOptions(storage_region="ap-guangzhou", procedure=procedure, task_notify_mode=notify_mode)
+    assert events.procedure_statuses(options) == ()
 
 
 def test_without_procedure_there_is_no_task_id(emulator: Emulator, clock: FrozenClock):
