@@ -95,7 +95,7 @@ class UploadRecord(Record):
     deleted: bool = False
     deleted_at: float | None = None
     deleted_parts: tuple[DeletedPart, ...] = ()
-    first_seen_at: float = 0.0
+    first_seen_at: float = 0.0  # when its first upload event was received (before one: its first event)
     last_event_at: float = 0.0
 
 
@@ -146,6 +146,7 @@ Winner = list[Any]
 class FileState(TypedDict):
     form: int  # _STATE_FORM: a state of another form (an older build's) is rebuilt from the file's events
     seen: list[float]  # [first received_at, last received_at]; empty before any event
+    uploaded_at: float | None  # the first upload event's received_at: where the upload is listed
     listed: dict[str, Winner]  # upload field -> [dedupe key, value]: the upload event with the largest key
     unlisted: dict[str, Winner]  # the same, of the uploads VOD did not list: used only while there is no other
     uploaded: bool
@@ -184,6 +185,7 @@ def new_file_state() -> FileState:
     return {
         "form": _STATE_FORM,
         "seen": [],
+        "uploaded_at": None,
         "listed": {},
         "unlisted": {},
         "uploaded": False,
@@ -211,6 +213,7 @@ def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None 
     event, at = item.event, item.received_at
     state["seen"] = [min(state["seen"][0], at), max(state["seen"][1], at)] if state["seen"] else [at, at]
     if isinstance(event, NewFileUpload) and event.file_id == file_id:
+        state["uploaded_at"] = at if state["uploaded_at"] is None else min(state["uploaded_at"], at)
         _add_upload(state, item, event)
     elif isinstance(event, ProcedureStateChanged) and event.file_id == file_id:
         if task is None:
@@ -268,7 +271,8 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
 # too (upload → listed, identity → facts): an older build that meets a state of this form then fails (and VOD
 # delivers the event again) rather than write into it by its own rules, which this build would take as its own.
 # 3: when each deleted part was last deleted, and when each task's results were first heard of.
-# 4: the task whose FINISH came last (its outcome is the file's, so a task flow run again after a failure counts).
+# 4: the task whose FINISH came last (its outcome is the file's, so a task flow run again after a failure counts);
+# when the first upload event came (an upload is listed by it, not by a task event that came before it).
 _STATE_FORM = 4
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
 
@@ -358,7 +362,9 @@ def upload_record(file_id: str, state: FileState) -> UploadRecord:
         deleted=state["deleted_at"] is not None,
         deleted_at=state["deleted_at"],
         deleted_parts=tuple(DeletedPart(**p) for p in state["deleted_parts"]),
-        first_seen_at=seen[0],
+        # Listed by its first upload event: the one that makes it someone's (a task event received before it
+        # would list it below uploads made since). Only ever earlier once listed: pages after a cursor miss none.
+        first_seen_at=seen[0] if state["uploaded_at"] is None else state["uploaded_at"],
         last_event_at=seen[1],
         **values,
         **_identity(state),

@@ -411,7 +411,7 @@ def test_states_without_the_task_that_finished_last_are_rebuilt(new_url: Callabl
     def older_form(url: str) -> None:
         older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
         older["form"] = 3
-        del older["settled"]
+        del older["settled"], older["uploaded_at"]
         _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
 
     # WHEN the task flow is run again and finishes THEN the record is rebuilt: the file is finished

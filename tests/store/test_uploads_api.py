@@ -268,20 +268,34 @@ def test_pages_are_complete_and_stable_while_uploads_arrive(writer: tuple[str, E
 
 
 def test_an_upload_a_late_event_moves_down_is_never_missed(writer: tuple[str, EventStore], get: Get) -> None:
-    # An upload is placed by its earliest received event; one received earlier and committed later (a cold
+    # An upload is placed by its earliest received upload event; one received earlier and committed later (a cold
     # connection, a PULL batch) moves it down the list: after a cursor it may show again, but never be missed.
     _, store = writer
     for i in range(9):
         record(store, upload_of("ann", f"p{i}"), at=10.0 + i)
     first = get("/uploads", limit="3")["body"]  # p8, p7, p6
-    record(store, task("p8", "PROCESSING"), at=1.0)  # shown already: now placed last
-    record(store, task("p4", "PROCESSING"), at=2.0)  # still to come: now placed before p8
+    record(store, upload_of("ann", "p8", Name="p8 again"), at=1.0)  # shown already: now placed last
+    record(store, upload_of("ann", "p4", Name="p4 again"), at=2.0)  # still to come: now placed before p8
+    record(store, task("p6", "PROCESSING"), at=0.5)  # a task event: no move
     collected, cursor = [u["fileId"] for u in first["uploads"]], first["nextCursor"]
     while cursor is not None:
         answer = get("/uploads", limit="3", cursor=cursor)["body"]
         collected += [u["fileId"] for u in answer["uploads"]]
         cursor = answer["nextCursor"]
     assert collected == ["p8", "p7", "p6", "p5", "p3", "p2", "p1", "p0", "p4", "p8"]
+
+
+def test_an_upload_whose_task_event_came_first_is_listed_by_its_upload_event(
+    writer: tuple[str, EventStore], get: Get
+) -> None:
+    # GIVEN ann's uploads, and a task event of a new file received before them (a retried delivery, a PULL batch)
+    _, store = writer
+    record(store, task("new", "PROCESSING"), at=1.0)
+    for i in range(5):
+        record(store, upload_of("ann", f"p{i}"), at=10.0 + i)
+    # WHEN the new file's upload event comes THEN it is ann's newest upload: on page 1, where a client looks
+    record(store, upload_of("ann", "new"), at=20.0)
+    assert [u["fileId"] for u in get("/uploads", limit="3")["body"]["uploads"]] == ["new", "p4", "p3"]
 
 
 def test_every_upload_an_event_may_name_can_be_fetched_and_paged_past(writer: tuple[str, EventStore], get: Get) -> None:
