@@ -141,9 +141,13 @@ def main() -> int:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # it sets INFO on itself otherwise
+    localstack.stop_on_sigterm()
     state = Path(tempfile.mkdtemp(prefix="vod-demo-"))
     try:
         return demo(state)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stack is stopped and its state (dev keys too) removed
+        print("interrupted.", file=sys.stderr)
+        return 130
     except ConfigError as exc:  # settings exported in the shell that the functions would refuse (VOD_SIGNATURE_TTL…)
         print(f"demo: the settings your shell exports cannot be used: {exc}", file=sys.stderr)
         return 2

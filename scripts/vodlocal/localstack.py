@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 import string
 import threading
 import time
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import filelock
 import jwt
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -53,6 +55,8 @@ def dev_settings(state_dir: Path) -> dict[str, str]:
     state_dir.mkdir(parents=True, exist_ok=True)
     path = state_dir / "dev-settings.json"
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    if not isinstance(stored, dict) or not all(isinstance(v, str) for v in stored.values()):  # edited by hand
+        raise ValueError(f'{path} is not the local stack\'s settings (an object of strings: "1", not 1)')
     settings = {**_generated(state_dir), **stored}
     # The generated database is the one where the state is, however the state directory was named (from another
     # directory, say); one set in the file by hand is kept.
@@ -63,6 +67,15 @@ def dev_settings(state_dir: Path) -> dict[str, str]:
         with os.fdopen(fd, "w") as handle:
             json.dump(settings, handle, indent=2)
     return settings
+
+
+def stop_on_sigterm() -> None:
+    """From now on SIGTERM stops as cleanly as Ctrl-C (a KeyboardInterrupt): what the stack started is stopped."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -214,11 +227,29 @@ def start_emulator(state_dir: Path, env: Mapping[str, str], port: int = 0, **opt
     return emulator
 
 
+class StateDirInUse(Exception):
+    """Another stack runs on this state directory: a second would take over its emulator's event delivery."""
+
+
+def _claim(state_dir: Path) -> filelock.BaseFileLock:
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock = filelock.FileLock(state_dir / "stack.lock", thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except filelock.Timeout:
+        raise StateDirInUse(
+            f"another local stack is running on {state_dir} (its events would come here): stop it, or give this "
+            "one its own state directory (vod-serve --state-dir .local/second)"
+        ) from None
+    return lock
+
+
 @dataclass
 class LocalStack:
     gateway: RunningServer
     emulator: Any  # vodemu.app.Emulator
     tls: RunningServer  # the emulator again, over TLS, for browsers (vodlocal.tls)
+    claim: filelock.BaseFileLock  # its state directory's, while it runs
 
     @property
     def page_url(self) -> str:
@@ -231,6 +262,7 @@ class LocalStack:
         self.tls.stop()
         self.emulator.stop()
         self.gateway.stop()
+        self.claim.release()
 
 
 def start_stack(
@@ -246,50 +278,56 @@ def start_stack(
     """Gateway + emulator on loopback, sharing dev settings under state_dir. The emulator delivers
     events to the gateway's /vod-events (PUSH, signed with the callback's SignKey), or queues them
     for PullEvents (pull=True). Sets VOD_API_ENDPOINT so SDK clients find the emulator. `own_settings`:
-    its keys and database replace any the shell has (a stack that must not touch the user's)."""
-    settings = dev_settings(state_dir)
-    env = apply_settings(settings, override=frozenset(settings) - CALLERS_SETTINGS if own_settings else frozenset())
-    from shared.config import (
-        load_callback_settings,
-        load_pull_settings,
-        load_sign_settings,
-        load_upload_page_settings,
-        load_uploads_settings,
-    )
-    from shared.hooks import load_hook
-    from shared.store import open_store
-
-    # A ConfigError now, naming the setting, rather than a ready stack that answers 500 (or drops every event).
-    loads = (
-        load_sign_settings,
-        load_uploads_settings,
-        load_upload_page_settings,
-        *((load_pull_settings,) if pull else ()),
-    )
-    for load in loads:
-        load(env)
-    load_hook(load_callback_settings(env).after_commit_hook)
-
-    store = open_store(env["DATABASE_URL"])
-    store.schema_version()  # created now: the uploads function only reads, and may be asked first
-    store.close()
-    emulator = start_emulator(state_dir / "vod-emulator", env, emulator_port, **emulator_options)
-    # Before the gateway: its functions start with it, and read where VOD's API is (SDK clients here do too).
-    os.environ["VOD_API_ENDPOINT"] = emulator.url
-    started = [emulator]
-    try:  # leave nothing half-running: a port taken, say
-        cert, key = tls.self_signed(state_dir / "tls")
-        front = serve_wsgi("emulator-tls", emulator.wsgi_app, tls_port, ssl_context=(str(cert), str(key)))
-        started.append(front)
-        gateway = start_gateway(gateway_port)
-    except BaseException:
-        for server in reversed(started):
-            server.stop()
-        raise
-    if pull:
-        emulator.configure_events(mode="PULL")
-    else:
-        emulator.configure_events(
-            mode="PUSH", notification_url=f"{gateway.url}/vod-events", sign_key=env["VOD_CALLBACK_SIGN_KEY"]
+    its keys and database replace any the shell has (a stack that must not touch the user's). StateDirInUse
+    while another stack runs on `state_dir`."""
+    claim = _claim(state_dir)
+    try:
+        settings = dev_settings(state_dir)
+        env = apply_settings(settings, override=frozenset(settings) - CALLERS_SETTINGS if own_settings else frozenset())
+        from shared.config import (
+            load_callback_settings,
+            load_pull_settings,
+            load_sign_settings,
+            load_upload_page_settings,
+            load_uploads_settings,
         )
-    return LocalStack(gateway, emulator, front)
+        from shared.hooks import load_hook
+        from shared.store import open_store
+
+        # A ConfigError now, naming the setting, rather than a ready stack that answers 500 (or drops every event).
+        loads = (
+            load_sign_settings,
+            load_uploads_settings,
+            load_upload_page_settings,
+            *((load_pull_settings,) if pull else ()),
+        )
+        for load in loads:
+            load(env)
+        load_hook(load_callback_settings(env).after_commit_hook)
+
+        store = open_store(env["DATABASE_URL"])
+        store.schema_version()  # created now: the uploads function only reads, and may be asked first
+        store.close()
+        emulator = start_emulator(state_dir / "vod-emulator", env, emulator_port, **emulator_options)
+        # Before the gateway: its functions start with it, and read where VOD's API is (SDK clients here do too).
+        os.environ["VOD_API_ENDPOINT"] = emulator.url
+        started = [emulator]
+        try:  # leave nothing half-running: a port taken, say
+            cert, key = tls.self_signed(state_dir / "tls")
+            front = serve_wsgi("emulator-tls", emulator.wsgi_app, tls_port, ssl_context=(str(cert), str(key)))
+            started.append(front)
+            gateway = start_gateway(gateway_port)
+        except BaseException:
+            for server in reversed(started):
+                server.stop()
+            raise
+        if pull:
+            emulator.configure_events(mode="PULL")
+        else:
+            emulator.configure_events(
+                mode="PUSH", notification_url=f"{gateway.url}/vod-events", sign_key=env["VOD_CALLBACK_SIGN_KEY"]
+            )
+        return LocalStack(gateway, emulator, front, claim)
+    except BaseException:
+        claim.release()
+        raise

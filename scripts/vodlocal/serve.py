@@ -20,10 +20,6 @@ from vodemu.cli import port_default, port_number
 from vodlocal import localstack
 
 
-def _interrupt(*_: object) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops as cleanly as Ctrl-C
-
-
 def _in_use(port: int) -> bool:
     with socket.socket() as probe:
         # As the servers bind (socketserver's allow_reuse_address): a port whose last connections wait out
@@ -145,7 +141,7 @@ def main() -> int:
         stack = localstack.start_stack(
             args.state_dir, args.port, args.emulator_port, tls_port=args.tls_port, pull=args.pull
         )
-    except (OSError, ValueError) as exc:  # a state directory that is a file, a damaged dev-settings.json…
+    except (OSError, ValueError, localstack.StateDirInUse) as exc:  # a state directory that is a file, in use…
         print(f"serve: cannot start with --state-dir {args.state_dir}: {exc}", file=sys.stderr)
         return 2
     except StoreUnavailable as exc:  # an exported DATABASE_URL that cannot be used (its password hidden)
@@ -154,7 +150,7 @@ def main() -> int:
     except ConfigError as exc:  # settings exported in the shell that the functions would refuse
         print(f"serve: the settings your shell exports cannot be used: {exc}", file=sys.stderr)
         return 2
-    signal.signal(signal.SIGTERM, _interrupt)
+    localstack.stop_on_sigterm()
     try:  # from here a Ctrl-C (or SIGTERM) stops the stack, whenever it comes
         _start_and_announce(stack, args)
         signal.pause()

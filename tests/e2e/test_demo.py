@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 from pathlib import Path
 
-from tests.conftest import run_command, user_env
+import pytest
+
+from tests.conftest import command, run_command, user_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,3 +29,19 @@ def test_a_setting_the_functions_refuse_is_named_not_a_traceback(tmp_path: Path)
     proc = run_command("vod-demo", base=user_env(), env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "VOD_SIGNATURE_TTL" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("sent", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_an_interrupted_demo_stops_its_stack_and_removes_its_state(tmp_path: Path, sent: signal.Signals) -> None:
+    # GIVEN the demo under way (its stack up, its state with dev keys in a temporary directory)
+    (tmp_path / "tmp").mkdir()
+    env = {**user_env(), "HOME": str(tmp_path), "TMPDIR": str(tmp_path / "tmp")}
+    pipe = subprocess.PIPE
+    proc = subprocess.Popen([command("vod-demo")], env=env, cwd=tmp_path, stdout=pipe, stderr=pipe)
+    assert proc.stdout is not None and b"local stack up" in proc.stdout.readline()
+    # WHEN it is stopped THEN it says so, without a traceback, and leaves nothing behind
+    proc.send_signal(sent)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert b"interrupted." in stderr and b"Traceback" not in stderr and b"stack stopped." in stdout
+    assert list((tmp_path / "tmp").iterdir()) == []

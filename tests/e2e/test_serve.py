@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -238,11 +238,52 @@ def test_one_port_for_two_servers_is_named(tmp_path: Path) -> None:
     assert f"{port} (the emulator: VOD_EMULATOR_PORT" in proc.stderr
 
 
-def test_a_state_directory_that_cannot_be_used_is_a_usage_error(tmp_path: Path) -> None:
-    (tmp_path / "afile").write_text("")
-    args = _serve_args(tmp_path / "afile")
-    proc = run_command("vod-serve", *args, base=user_env(), cwd=tmp_path)
-    assert proc.returncode == 2 and "cannot start with --state-dir" in proc.stderr and "Traceback" not in proc.stderr
+def _a_file(state: Path) -> None:
+    state.write_text("")
+
+
+def _settings(text: str) -> Callable[[Path], None]:
+    def write(state: Path) -> None:
+        state.mkdir()
+        (state / "dev-settings.json").write_text(text)
+
+    return write
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (_a_file, "File exists"),
+        (_settings('{"VOD_SUB_APP_ID": 1500000001}'), "is not the local stack's settings (an object of strings"),
+        (_settings("[]"), "is not the local stack's settings"),
+        (_settings("{"), "Expecting property name"),
+    ],
+    ids=["a-file", "a-number-set-by-hand", "not-an-object", "not-json"],
+)
+def test_a_state_directory_that_cannot_be_used_is_a_usage_error(
+    tmp_path: Path, make: Callable[[Path], None], said: str
+) -> None:
+    make(tmp_path / "state")
+    proc = run_command("vod-serve", *_serve_args(tmp_path / "state"), base=user_env(), cwd=tmp_path)
+    assert proc.returncode == 2 and "cannot start with --state-dir" in proc.stderr and said in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_second_stack_on_the_same_state_is_refused_and_the_first_keeps_its_events(
+    tmp_path: Path, restore_environ: None
+) -> None:
+    # GIVEN a stack running on a state directory
+    first = localstack.start_stack(tmp_path / "state", own_settings=True)
+    try:
+        url = first.emulator.state.get_event_config().notification_url
+        # WHEN another is started on it (on other ports) THEN it is refused, and the first's events still go to it
+        proc = run_command("vod-serve", *_serve_args(tmp_path / "state"), base=user_env(), cwd=tmp_path)
+        assert proc.returncode == 2 and "another local stack is running on" in proc.stderr, proc.stderr
+        assert first.emulator.state.get_event_config().notification_url == url
+    finally:
+        first.stop()
+    # AND once the first has stopped, the state can be used again
+    localstack.start_stack(tmp_path / "state", own_settings=True).stop()
 
 
 def test_the_database_is_in_the_state_directory_however_it_is_named(tmp_path: Path) -> None:
