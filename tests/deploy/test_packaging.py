@@ -191,6 +191,7 @@ def test_function_urls_for_the_http_functions_and_a_timer_for_pull() -> None:
         assert parameters["authType"] == "NONE"  # the functions authenticate each request themselves
     [timer] = [t for t in triggers if t["type"] == "timer"]
     assert timer["function"] == "events_pull" and timer["parameters"]["enable"] is True
+    assert triggers[0] is timer  # made first: the toolkit stops at a trigger it fails on (a function URL, once)
     assert not [t for t in triggers if t["type"] == "apigw"]  # see deploy/api-gateway/serverless.yml
 
 
