@@ -364,6 +364,36 @@ def test_the_deploy_check_reads_the_config_as_multi_scf_does(tmp_path: Path, con
     assert refused is None or refused in run.stderr
 
 
+_WAITING = (
+    "inputs:\n  functions:\n"
+    "    callback: {timeout: 10, environments: [{key: DATABASE_TIMEOUT, value: '${env:DATABASE_TIMEOUT}'}]}\n"
+    "    uploads: {timeout: 30, environments: [{key: DATABASE_TIMEOUT, value: '${env:DATABASE_TIMEOUT}'},"
+    " {key: UPLOADS_MAX_WAIT_SECONDS, value: '${env:UPLOADS_MAX_WAIT_SECONDS}'}]}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("database_timeout", "max_wait", "refused"),
+    [
+        ("", "", None),  # the defaults: 7 s and 27 s
+        ("4", "", None),  # 9 s of 10; 20 + 9 = 29 of 30
+        ("5", "", "callback may wait 11 s on its store (DATABASE_TIMEOUT=5), its timeout is 10 s"),
+        ("3", "25", "uploads may wait 32 s on its store (DATABASE_TIMEOUT=3, UPLOADS_MAX_WAIT_SECONDS=25)"),
+        ("x", "", None),  # not a number: the function refuses it at its cold start, naming it
+    ],
+)
+def test_the_deploy_check_refuses_store_waits_longer_than_the_timeout(
+    tmp_path: Path, database_timeout: str, max_wait: str, refused: str | None
+) -> None:
+    path = tmp_path / "serverless.yml"
+    path.write_text(_WAITING)
+    env = {**user_env(), "DATABASE_TIMEOUT": database_timeout, "UPLOADS_MAX_WAIT_SECONDS": max_wait}
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(path)]
+    run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == (0 if refused is None else 1), run.stderr
+    assert refused is None or refused in run.stderr
+
+
 def test_the_deploy_config_passes_references_never_values() -> None:
     """Settings (secrets among them) come from the deployer's environment; none is written in the config."""
     for function in FUNCTIONS:
