@@ -28,6 +28,7 @@ import argparse
 import itertools
 import json
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -418,5 +419,16 @@ def main(argv: list[str] | None = None) -> int:
         return report_failure(exc, console)
 
 
+def command() -> int:
+    """The vod-upload command: main(), with SIGTERM (`timeout`, a service manager) taken as Ctrl-C is: the parts in
+    flight finish, the progress is saved, and --json still prints its line."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(command())

@@ -70,8 +70,8 @@ def sigkill(child: Child, traffic: Traffic) -> None:
     traffic.release(let_through=False)
 
 
-def ctrl_c(child: Child, traffic: Traffic) -> None:
-    child.proc.send_signal(signal.SIGINT)
+def ctrl_c(child: Child, traffic: Traffic, sent: signal.Signals = signal.SIGINT) -> None:
+    child.proc.send_signal(sent)
     child.wait_for_stderr("pausing")  # only then may the held parts finish: no new part starts after this
     traffic.release(let_through=True)
 
@@ -106,11 +106,12 @@ def test_a_killed_upload_resumes_sending_only_the_missing_parts(
     no_leaks(leak_guard, killed.stderr, rerun.stdout, rerun.stderr)
 
 
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 def test_ctrl_c_pauses_with_the_progress_saved_and_a_rerun_resumes(
-    stack: Stack, tmp_path: Path, leak_guard: LeakGuard
+    stack: Stack, tmp_path: Path, leak_guard: LeakGuard, sent: signal.Signals
 ) -> None:
     video = write_file(tmp_path / "lecture.mp4", 6 * MIB)
-    child = interrupted_upload(stack, video, 2, ctrl_c)
+    child = interrupted_upload(stack, video, 2, lambda child, traffic: ctrl_c(child, traffic, sent))
 
     code, stdout, stderr = child.finish()
 
