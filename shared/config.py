@@ -808,8 +808,9 @@ def load_pull_settings(environ: Mapping[str, str] | None = None) -> PullSettings
 
 
 def _read_pull(r: _Reader) -> PullSettings:
-    # A PullEvents call may take the SDK's whole 10 s timeout, then the batch is stored and confirmed.
-    reserve = r.integer("VOD_PULL_RESERVE_SECONDS", 15, 11, 600) or 15
+    # A batch's events are begun until 15 s before the limit (5 s for the last, 10 s for its ConfirmEvents): a pull
+    # begun later would hand out events only to leave them. The default leaves PullEvents' 5 s long poll.
+    reserve = r.integer("VOD_PULL_RESERVE_SECONDS", 20, 16, 600) or 20
     budget = r.integer("VOD_PULL_BUDGET_SECONDS", 50, 1, 900) or 50
     if budget <= reserve and r.text("VOD_PULL_BUDGET_SECONDS"):  # set, to leave no time to pull at all
         r.problem("VOD_PULL_BUDGET_SECONDS", f"must be more than VOD_PULL_RESERVE_SECONDS ({reserve})")

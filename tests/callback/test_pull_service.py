@@ -235,6 +235,25 @@ def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
     assert queue.confirmed_at[0] + 10 <= min(start + 30, deadline)
 
 
+@pytest.mark.parametrize("reserve", [16, 20], ids=["least", "default"])
+def test_the_last_pull_a_reserve_allows_still_takes_events(tmp_path: Path, reserve: int) -> None:
+    # GIVEN a run whose only pull begins as late as its reserve allows, events waiting, each taking 1 s
+    clock = FrozenClock(0)
+    queue = SlowQueue([_uploads(16)], clock, poll=0)
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    report = drain(
+        queue,
+        store,
+        deadline=reserve,
+        clock=clock,
+        reserve_seconds=reserve,
+        keys=KEYS,
+        after_commit=lambda committed: clock.advance(1),
+    )
+    # THEN it takes those it can begin until 15 s before the end (no pull hands out events only to leave them all)
+    assert (report.rounds, report.recorded) == (1, reserve - 15)
+
+
 @pytest.mark.parametrize(
     ("context", "seconds"),
     [

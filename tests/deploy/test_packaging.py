@@ -152,11 +152,11 @@ def test_the_pull_package_drains_vod_under_python_3_10(
     )
     env = {name: os.environ[name] for name in names}
     code = write_package(uploaded, "events_pull", tmp_path / "code")
-    context = {"request_id": "timer", "time_limit_in_ms": 12_000}
+    context = {"request_id": "timer", "time_limit_in_ms": 17_000}
     run = run_package(
         python310,
         code,
-        {**env, "VOD_PULL_RESERVE_SECONDS": "11"},
+        {**env, "VOD_PULL_RESERVE_SECONDS": "16"},
         load_event("scf_timer"),
         cwd=tmp_path,
         context=context,

@@ -146,9 +146,9 @@ def test_the_deployed_pull_function_drains_within_its_time_limit(
 ) -> None:
     stack, _ = pull_stack
     committed = stack.upload(sample_video(tmp_path / "b.mp4"), user="dave")
-    handler = load_function("events_pull", {**os.environ, "VOD_PULL_RESERVE_SECONDS": "11"})
-    # A 12 s limit less the 11 s reserve: about a second of pulling, then it stops by itself.
-    report = handler({"Type": "Timer", "TriggerName": "vod_events_pull"}, {"time_limit_in_ms": 12_000})
+    handler = load_function("events_pull", {**os.environ, "VOD_PULL_RESERVE_SECONDS": "16"})
+    # A 17 s limit less the 16 s reserve: about a second of pulling (events begun until 2 s), then it stops by itself.
+    report = handler({"Type": "Timer", "TriggerName": "vod_events_pull"}, {"time_limit_in_ms": 17_000})
     assert (report["recorded"], report["confirmed"], report["stopped"]) == (1, 1, "deadline")
     assert stack.record(committed["fileId"]).user_id == "dave"
 
@@ -185,12 +185,12 @@ def test_the_pull_function_signs_with_the_execution_roles_current_keys_inside_sc
             **dict(zip(ROLE, started, strict=True)),
             **scf,
             "DATABASE_URL": database,
-            "VOD_PULL_RESERVE_SECONDS": "11",
+            "VOD_PULL_RESERVE_SECONDS": "16",
         },
     )
     for name, value in zip(ROLE, now, strict=True):
         monkeypatch.setenv(name, value)
-    report = handler({"Type": "Timer", "TriggerName": "vod_events_pull"}, {"time_limit_in_ms": 12_000})
+    report = handler({"Type": "Timer", "TriggerName": "vod_events_pull"}, {"time_limit_in_ms": 17_000})
     # THEN it pulls with the valid ones
     assert (report["recorded"], report["confirmed"]) == (1, 1), report
     record = open_store(database).upload(committed["fileId"])

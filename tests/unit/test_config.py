@@ -504,6 +504,18 @@ def test_the_vod_api_endpoint_is_a_host_and_port(endpoint: str) -> None:
     assert f"{api.protocol}://{api.endpoint}".endswith(endpoint)
 
 
+@pytest.mark.parametrize(("value", "reserve"), [("", 20), ("16", 16), ("15", None), ("11", None)])
+def test_the_reserve_leaves_the_last_pull_time_to_take_events(value: str, reserve: int | None) -> None:
+    # Events are begun until 15 s before the limit: a reserve of 15 or less would end each run on a pull whose
+    # events it hands out, then leaves (VOD hands them out again 30 s later).
+    environ = {**PULL_KEYS, "VOD_PULL_RESERVE_SECONDS": value}
+    if reserve is None:
+        with pytest.raises(ConfigError, match="VOD_PULL_RESERVE_SECONDS"):
+            load_pull_settings(environ)
+    else:
+        assert load_pull_settings(environ).reserve_seconds == reserve
+
+
 def test_a_reserve_beyond_the_default_budget_is_not_refused() -> None:
     # The budget counts only where no time limit is given (never in SCF): left unset, it is not a problem.
     settings = load_pull_settings({**PULL_KEYS, "VOD_PULL_RESERVE_SECONDS": "60"})
