@@ -78,7 +78,7 @@ class SavedSessions:
         self._up.checkpoints.save(checkpoint)
         return Opened(checkpoint, self._up._credentials(applied, self._on_refresh), resumed=False)
 
-    def recommit(self, identities: dict[str, FileIdentity]) -> Committed | None:
+    def recommit(self, identities: dict[str, FileIdentity], asked: dict[str, Any]) -> Committed | None:
         """The upload a stopped run had sent CommitUploadUGC for (killed, say, before the answer), committed
         again: a commit is repeatable (vod-js-sdk-v6 retries it with the same session key). None when there is
         no such upload, or VOD does not confirm it: then the saved session is opened as usual."""
@@ -90,7 +90,15 @@ class SavedSessions:
         if any(_change(identities.get(obj.role), obj) is not None for obj in saved.objects):
             return None
         committed = self.commit_again(saved)
-        if committed is not None:
+        if committed is None:
+            return None
+        if saved.asked is not None and saved.asked != asked:  # done, as asked then: another upload would be a copy
+            self._notify(
+                NoticeKind.REQUEST_CHANGED,
+                "the previous run had committed the upload, as it asked for then "
+                f"({_differences(saved.asked, asked)}); nothing left to send",
+            )
+        else:
             self._notify(NoticeKind.RESUMING, "the previous run had committed the upload; nothing left to send")
         return committed
 

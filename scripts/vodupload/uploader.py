@@ -486,9 +486,10 @@ class UploadTask:
     def _drive_claimed(self) -> UploadState:
         """Upload and commit; DONE, or PAUSED or CANCELLED when asked to stop."""
         identities = {s.role: identify(s.path) for s in self._sources}
-        committed = self._sessions.recommit(identities)
+        asked = self._asked()
+        committed = self._sessions.recommit(identities, asked)
         if committed is None:
-            opened = self._sessions.open(identities, *self._media(identities), self._asked())
+            opened = self._sessions.open(identities, *self._media(identities), asked)
             checkpoint = opened.checkpoint
             transfers = self._up._transfers(checkpoint, opened.credentials, halt=self._halt, meter=self._meter)
             finished = self._transfer(transfers, opened.resumed, sum(i.size for i in identities.values()))

@@ -495,9 +495,14 @@ def test_a_session_committed_before_its_checkpoint_was_deleted_starts_over(stack
     assert stack.saved() == []
 
 
+@pytest.mark.parametrize(
+    ("name", "notice"),
+    [(None, NoticeKind.RESUMING), ("a new name", NoticeKind.REQUEST_CHANGED)],  # done as asked then: said so
+    ids=["same settings", "other settings"],
+)
 @pytest.mark.parametrize("later", [0.0, 2 * 86400.0], ids=["at once", "past the resume window"])
 def test_a_commit_whose_answer_the_run_never_heard_is_asked_again_not_uploaded_twice(
-    stack: Stack, tmp_path: Path, later: float
+    stack: Stack, tmp_path: Path, later: float, name: str | None, notice: NoticeKind
 ) -> None:
     """VOD committed the upload, but the run stopped before hearing so (killed; here: every answer lost): the
     next run asks for that commit again, as vod-js-sdk-v6 retries one, and gets the same file, sending nothing
@@ -509,12 +514,13 @@ def test_a_commit_whose_answer_the_run_never_heard_is_asked_again_not_uploaded_t
     sent, asked = len(stack.traffic.cos_requests), len(stack.traffic.actions())
     heard: list[Any] = []
 
-    result = stack.uploader(clock=lambda: time.time() + later).upload(video, on_notice=heard.append).run()
+    uploader = stack.uploader(clock=lambda: time.time() + later)
+    result = uploader.upload(video, name=name, on_notice=heard.append).run()
 
     file_ids = {call.answer["data"]["fileId"] for call in stack.traffic.calls if call.action == "CommitUploadUGC"}
     assert file_ids == {result.file_id}
     assert stack.traffic.actions()[asked:] == ["CommitUploadUGC"]  # asked again, and nothing else: no new session
-    assert len(stack.traffic.cos_requests) == sent and [n.kind for n in heard] == [NoticeKind.RESUMING]
+    assert len(stack.traffic.cos_requests) == sent and [n.kind for n in heard] == [notice]
     assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
