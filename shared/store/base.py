@@ -494,23 +494,26 @@ class EventStore(ABC):
         state, tasks = new_file_state(), dict[str, TaskState]()
         if task_id is not None:
             tasks[task_id] = {}
+        listed_at = None
         if row is not None:  # else: a new file
             upload_end, task_start = len(_UPLOAD_COLUMNS), len(_UPLOAD_COLUMNS) + 1
             task_end = task_start + len(_TASK_COLUMNS)
             saved, saved_task, stale = row[upload_end], row[task_end], row[task_end + 1]
+            stored = dict(zip(_UPLOAD_COLUMNS, row[:upload_end], strict=True))
+            listed_at = stored["first_seen_at"] if stored["user_id"] is not None else None
             # A row without its state always has an unprojected event too (migration 4 left them all so): `stale`
             # covers it; the state checks keep a hand-edited row from being a crash.
             if stale or saved is None or (row[task_start] is not None and saved_task is None):
-                return self._rebuild(cursor, file_id)
+                return self._rebuild(cursor, file_id, listed_at)
             state = json.loads(saved)
             if task_id is not None and saved_task is not None:
                 tasks[task_id] = json.loads(saved_task)
             if not state_current(state, *tasks.values()):
-                return self._rebuild(cursor, file_id)
+                return self._rebuild(cursor, file_id, listed_at)
         add(file_id, state, item, None if task_id is None else tasks[task_id])
-        return self._write(cursor, file_id, state, tasks)
+        return self._write(cursor, file_id, state, tasks, listed_at)
 
-    def _rebuild(self, cursor: Cursor, file_id: str) -> UploadRecord:
+    def _rebuild(self, cursor: Cursor, file_id: str, listed_at: float | None) -> UploadRecord:
         """Records whose state is missing or stale (an older build stored some of the file's events): fold all
         the file's stored events (the new one included) once; later events update what this writes."""
         # Marked before they are read: an event another build commits in between is folded but stays unmarked
@@ -526,10 +529,16 @@ class EventStore(ABC):
             (file_id,),
         )
         state, tasks = fold(file_id, self._fold_inputs(cursor.fetchall()))
-        return self._write(cursor, file_id, state, tasks)
+        return self._write(cursor, file_id, state, tasks, listed_at)
 
-    def _write(self, cursor: Cursor, file_id: str, state: FileState, tasks: dict[str, TaskState]) -> UploadRecord:
+    def _write(
+        self, cursor: Cursor, file_id: str, state: FileState, tasks: dict[str, TaskState], listed_at: float | None
+    ) -> UploadRecord:
+        """`listed_at`: where the row was listed, if its user's list shows it: never later now (a client paging on
+        from a cursor would miss it). Of this build's states it is already so; an older build placed some earlier."""
         upload = upload_record(file_id, state)
+        if listed_at is not None and listed_at < upload.first_seen_at:
+            upload = upload._replace(first_seen_at=listed_at)
         row = _upload_row(upload)
         cursor.defer(self._sql(_UPSERT_UPLOAD), (*row, _to_json(state)))
         for task_id, task in tasks.items():

@@ -103,9 +103,9 @@ def _count_rebuilds(store: EventStore) -> list[str]:
     rebuilt: list[str] = []
     rebuild = store._rebuild
 
-    def counted(cursor: Any, file_id: str) -> Any:
+    def counted(cursor: Any, file_id: str, listed_at: float | None) -> Any:
         rebuilt.append(file_id)
-        return rebuild(cursor, file_id)
+        return rebuild(cursor, file_id, listed_at)
 
     store._rebuild = counted  # type: ignore[method-assign]
     return rebuilt
@@ -402,6 +402,24 @@ def test_states_without_delete_and_result_times_are_rebuilt(new_url: Callable[[]
     redone["ProcedureStateChangeEvent"]["TaskId"] = "task-2"
     record = _rebuilt_after(new_url, before, older_form, [(redone, 3.0)])
     assert record is not None and [(p.type, p.deleted_at) for p in record.deleted_parts] == [("TranscodeFiles", 2.0)]
+
+
+def test_an_upload_an_older_build_listed_earlier_is_never_listed_later(new_url: Callable[[], str]) -> None:
+    # GIVEN alice's upload whose task event was received before its upload event, as the build before form 4 listed
+    # it: by that task event (1.0), not by its upload event (10.0)
+    url = new_url()
+    store = open_store(url)
+    upload = vod_event("NewFileUpload", FileId=FILE, SourceContext=seal("alice", "r", CONTEXT_KEY))
+    _deliver(store, [(_task_event("t1", "PROCESSING"), 1.0), (upload, 10.0)])
+    older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+    older["form"] = 3
+    _sql(url, "UPDATE uploads SET projection = ?, first_seen_at = 1.0", (json.dumps(older),))
+    # WHEN this build stores its next event (and so rebuilds its records)
+    _deliver(store, [(_finished("t1", 0), 20.0)])
+    # THEN it stays where alice's pages listed it: moved later, a client paging on from a cursor would miss it
+    [record] = store.user_uploads("alice")
+    assert (record.first_seen_at, record.status) == (1.0, "finished")
+    store.close()
 
 
 def test_states_without_the_task_that_finished_last_are_rebuilt(new_url: Callable[[], str]) -> None:
