@@ -40,10 +40,13 @@ def context_value(context: object, name: str) -> Any:
 
 
 def invocation_id(context: object) -> str:
-    """The request id SCF gives this invocation (`context.request_id`), else a fresh random one."""
+    """The request id SCF gives this invocation (`context.request_id`, a UUID), else a fresh random one: also when
+    it is not an id (it goes into a response header and every log line, where a line break must not)."""
     rid = context_value(context, "request_id")
+    if isinstance(rid, str) and len(rid) <= 128 and rid.isascii() and rid.replace("-", "").replace(".", "").isalnum():
+        return rid
     # What secrets.token_hex(16) returns; not uuid (it imports `platform`) nor secrets (`random`): cold start weight.
-    return str(rid) if rid else os.urandom(16).hex()
+    return os.urandom(16).hex()
 
 
 def set_level(name: str) -> str:

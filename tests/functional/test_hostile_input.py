@@ -64,6 +64,13 @@ def test_a_gateway_request_id_that_is_not_one_is_not_echoed(request_id: str) -> 
     assert result["headers"]["X-Request-Id"] == "ctx-7"
 
 
+@pytest.mark.parametrize("request_id", ["abc\r\nSet-Cookie: x=1", "a" * 500, "é", 12345, ["x"]])
+def test_an_invocation_request_id_that_is_not_one_is_replaced(request_id: object) -> None:
+    # Only SCF writes the context, but what it holds goes into a header and every log line: an id or nothing.
+    result = sign(http_event(body={}, shape="function_url"), {"request_id": request_id})
+    assert len(result["headers"]["X-Request-Id"]) == 32 and result["headers"]["X-Request-Id"].isalnum()
+
+
 def test_an_unencodable_path_still_gets_its_log_line(output: Output) -> None:
     output.skip()
     result = sign(http_event(path="/sign\ud800ature", body={}))
