@@ -203,19 +203,21 @@ def test_a_time_limit_within_the_reserve_is_warned_of(tmp_path: Path, output: Ou
 
 
 @pytest.mark.parametrize(
-    ("start", "deadline", "hook_seconds", "taken"),
+    ("start", "deadline", "reserve", "hook_seconds", "taken"),
     [
         # Slow hooks: the fifth event would begin 16 s after the pull, too late for its ConfirmEvents (up to
         # 10 s) to beat VOD's 30 s once it is done (5 s allowed); it is left for VOD to hand out again.
-        (0, 1000, 4, 4),
+        (0, 1000, 20, 4, 4),
         # The run's end: a batch pulled at 40 s of a 60 s invocation begins events until 45 s (the last one's 5 s
         # and its ConfirmEvents' 10 s before the end)
-        (40, 60, 1, 5),
+        (40, 60, 20, 1, 5),
+        # A run's last pull, as late as the least reserve allows: it still takes what it can begin, never none
+        (0, 16, 16, 1, 1),
     ],
-    ids=["slow-hooks", "run-end"],
+    ids=["slow-hooks", "run-end", "last-pull"],
 )
 def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
-    tmp_path: Path, start: float, deadline: float, hook_seconds: float, taken: int
+    tmp_path: Path, start: float, deadline: float, reserve: float, hook_seconds: float, taken: int
 ) -> None:
     clock = FrozenClock(start)
     queue = SlowQueue([_uploads(16)], clock, poll=0)
@@ -225,7 +227,7 @@ def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
         store,
         deadline=deadline,
         clock=clock,
-        reserve_seconds=15,
+        reserve_seconds=reserve,
         keys=KEYS,
         after_commit=lambda committed: clock.advance(hook_seconds),
         stop_when_empty=True,
@@ -233,25 +235,6 @@ def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
     assert (report.recorded, report.left, queue.confirmed) == (taken, 16 - taken, [f"h{i}" for i in range(taken)])
     # ConfirmEvents (up to 10 s) is called in time for VOD's 30 s, and for the invocation's end.
     assert queue.confirmed_at[0] + 10 <= min(start + 30, deadline)
-
-
-@pytest.mark.parametrize("reserve", [16, 20], ids=["least", "default"])
-def test_the_last_pull_a_reserve_allows_still_takes_events(tmp_path: Path, reserve: int) -> None:
-    # GIVEN a run whose only pull begins as late as its reserve allows, events waiting, each taking 1 s
-    clock = FrozenClock(0)
-    queue = SlowQueue([_uploads(16)], clock, poll=0)
-    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
-    report = drain(
-        queue,
-        store,
-        deadline=reserve,
-        clock=clock,
-        reserve_seconds=reserve,
-        keys=KEYS,
-        after_commit=lambda committed: clock.advance(1),
-    )
-    # THEN it takes those it can begin until 15 s before the end (no pull hands out events only to leave them all)
-    assert (report.rounds, report.recorded) == (1, reserve - 15)
 
 
 @pytest.mark.parametrize(
