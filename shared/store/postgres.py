@@ -115,9 +115,14 @@ class PostgresStore(EventStore):
         # and a read-only store never writes).
         writer = write and not self.read_only
         cursor.defer("BEGIN" if writer else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        # Bounded waits (lock queues included): a stuck store answers 503 before SCF times out.
+        # Bounded waits (lock queues included): a stuck store answers 503 before SCF times out. And a client that
+        # stops inside its transaction (a container frozen or cut off mid-call) lets go of its files' locks soon,
+        # not when TCP notices: nothing of ours idles there longer than Python between two statements.
         # SET LOCAL, per transaction: a session-wide SET would stay behind on a pooled server connection.
-        cursor.defer(f"SET LOCAL statement_timeout = {int(self._timeout * 1000)}")
+        limit = int(self._timeout * 1000)
+        cursor.defer(
+            f"SET LOCAL statement_timeout = {limit}; SET LOCAL idle_in_transaction_session_timeout = {3 * limit}"
+        )
         try:
             yield cursor
             cursor.execute("COMMIT")  # with every write still deferred

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +264,42 @@ def test_waits_for_several_files_locks_are_bounded_together_by_the_server(postgr
         for release in releases:
             release.join()
         store.close()
+
+
+def test_a_client_that_stops_inside_its_transaction_lets_go_of_its_files(postgres_server: PostgresServer) -> None:
+    # GIVEN a delivery whose function stopped (a container frozen mid-call) while it held its file's lock
+    url = postgres_server.create_database()
+    store = open_store(url, timeout_seconds=1)
+    store.schema_version()
+    holding, resumed, outcome = threading.Event(), threading.Event(), []
+
+    def frozen(cursor: Any) -> None:
+        cursor.execute("SELECT 1")  # sent, with the lock
+        holding.set()
+        time.sleep(8)
+        resumed.set()
+
+    def deliver_frozen() -> None:
+        try:
+            store._run(frozen, write=True, locks=["file:a"])
+            outcome.append("committed")
+        except StoreUnavailable as exc:
+            outcome.append(exc.message)
+
+    delivery = threading.Thread(target=deliver_frozen)
+    delivery.start()
+    assert holding.wait(30)
+    # WHEN the file's next delivery asks for the lock THEN it gets it while the first is still stopped (the server
+    # ended that transaction: its limit is 3 times DATABASE_TIMEOUT), and the first, resumed, is a 503
+    other = psycopg2.connect(url)
+    try:
+        other.cursor().execute("SELECT pg_advisory_lock(%s)", (advisory_key("file:a"),))
+        assert not resumed.is_set()
+    finally:
+        other.close()
+        delivery.join(30)
+        store.close()
+    assert len(outcome) == 1 and "idle-in-transaction" in outcome[0], outcome
 
 
 def test_a_cold_starts_schema_check_has_the_deadline_too(postgres_server: PostgresServer) -> None:
