@@ -385,8 +385,9 @@ def test_a_new_upload_stops_following_the_previous_one(browser_stack: BrowserSta
     assert b.page.is_hidden("#result")
 
 
+@pytest.mark.parametrize("first_retry", ["succeeds", "fails at Apply"])
 def test_a_failed_upload_never_says_all_was_sent_and_trying_again_goes_on(
-    browser_stack: BrowserStack, tmp_path: Path
+    browser_stack: BrowserStack, tmp_path: Path, first_retry: str
 ) -> None:
     # GIVEN an upload under way, every word of the live region kept; 8 parts, of which a browser sends 6 at
     # once (its limit of connections to one host): the last two are still to go
@@ -408,8 +409,16 @@ def test_a_failed_upload_never_says_all_was_sent_and_trying_again_goes_on(
     assert "goes on from where it stopped" in b.page.inner_text("#error")
     assert not any("100%" in text or "Video uploaded" in text for text in said), said
     assert b.page.is_hidden("#progress")
-    # AND WHEN COS is back and the user tries again (the same file, still chosen)
+    # AND WHEN COS is back and the user tries again (the same file, still chosen), maybe while VOD's upload
+    # API cannot be reached for a moment (that retry fails before any part is sent)
     b.page.unroute(cos)
+    if first_retry == "fails at Apply":
+        vod = re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*")
+        b.page.route(vod, lambda route: route.abort())
+        b.page.click("#start")  # clears the message at once
+        b.page.wait_for_selector("#error:not(:empty)", timeout=60_000)
+        assert "goes on from where it stopped" in b.page.inner_text("#error")
+        b.page.unroute(vod)
     stored_before = b.traffic.parts_stored()
     sent_before = len(b.traffic.requests)
     b.page.click("#start")
@@ -482,6 +491,32 @@ def test_a_signature_that_fails_at_commit_is_committed_by_upload_not_sent_again(
     assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
     assert len(b.traffic.part_puts(".mp4")) == sent
     assert [action for action, _ in b.traffic.vod_calls()] == ["PrepareUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]
+
+
+def test_a_commit_that_cannot_reach_vod_is_committed_by_upload_not_sent_again(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload all in COS whose Commit cannot reach VOD (the SDK's retries, on both hosts, fail too)
+    b = browser_stack
+    commit = re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*CommitUploadUGC.*")
+    b.page.route(commit, lambda route: route.abort())
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 20 * MiB))
+    b.page.click("#start")
+    b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
+    assert "The video is uploaded: Upload saves it, without sending it again" in b.page.inner_text("#error")
+    sent = len(b.traffic.part_puts(".mp4"))
+    # WHEN VOD can be reached again and the user clicks Upload, the same file still chosen
+    b.page.unroute(commit)
+    b.page.click("#start")
+    # THEN the upload is committed, and nothing of the video is sent again (no new Apply either)
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
+    assert len(b.traffic.part_puts(".mp4")) == sent
+    assert [action for action, _ in b.traffic.vod_calls() if action != "CommitUploadUGC"] == [
+        "PrepareUploadUGC",
+        "ApplyUploadUGC",
+    ]
 
 
 def _status_answers(b: BrowserStack, answers: list[tuple[int, str]]) -> list[Any]:

@@ -82,7 +82,7 @@
     } catch (error) {
       buttons("idle");
       say("");
-      if (!uncommittedAgain(current)) {
+      if (!uncommittedAgain(current, error)) {
         fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. Try again.`);
       }
       return;
@@ -90,13 +90,17 @@
     finished(result.fileId);
   }
 
-  // Whether the upload, all in COS, failed only for want of Commit's signature: then committing it is all that
-  // is left (the SDK asks for that signature outside its retries: one refused or failed request ends the upload).
-  function uncommittedAgain(current) {
-    if (!apiError) return false; // VOD's own answer to Commit: the upload starts over
+  // Whether the upload, all in COS, failed only for want of Commit's signature (the SDK asks for it outside
+  // its retries: one refused or failed request ends the upload) or of VOD's answer to Commit (the SDK marks a
+  // request that got none, or an HTTP error, as code 500): then committing it is all that is left.
+  function uncommittedAgain(current, error) {
+    const unanswered = !apiError && error && error.code === 500;
+    if (!apiError && !unanswered) return false; // VOD's own refusal of Commit: the upload starts over
     uncommitted = current;
-    const next = apiError.signIn ? "a new sign-in in this tab saves it" : "Upload saves it, without sending it again";
-    fail(`${apiError.message} The video is uploaded: ${next}.`);
+    const why = apiError ? apiError.message : `The video service did not answer (${error.message || error}).`;
+    const signIn = apiError && apiError.signIn;
+    const next = signIn ? "a new sign-in in this tab saves it" : "Upload saves it, without sending it again";
+    fail(`${why} The video is uploaded: ${next}.`);
     return true;
   }
 
@@ -347,15 +351,16 @@
       return;
     }
     uploader = current;
-    // The SDK forgets its VOD session when a transfer fails (a dropped connection, say), so trying again
-    // would send the whole file anew: the page keeps a copy, and puts it back on failure, while the video
-    // is not all in COS yet (then the parts COS has are not sent again).
-    session = null;
+    // The SDK forgets its VOD session when a transfer or its Apply fails (a dropped connection, say), so
+    // trying again would send the whole file anew: the page keeps a copy (the one this upload resumes, if
+    // any, else the one Apply gives), and puts it back on failure while the video is not all in COS yet
+    // (then the parts COS has are not sent again).
+    session = current.getStorage(current.sessionName);
     let stored = false;
     $("progress").hidden = false;
     $("cover-meter").hidden = !files.cover;
     current.on("media_progress", (info) => {
-      if (uploader === current) session = session || current.getStorage(current.sessionName); // null: none yet
+      if (uploader === current) session = current.getStorage(current.sessionName) || session; // Apply's
       showProgress("video", info);
     });
     current.on("cover_progress", (info) => showProgress("cover", info));
@@ -383,7 +388,7 @@
         $("progress").hidden = true; // its figures would say everything was sent
         say("");
         // The only signature asked for once the video is in COS is Commit's: nothing else is left to do.
-        if (stored && uncommittedAgain(current)) return;
+        if (stored && uncommittedAgain(current, error)) return;
         const again = resumable ? "Try again: it goes on from where it stopped." : "Try again.";
         fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. ${again}`);
       },
