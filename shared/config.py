@@ -44,12 +44,16 @@ _HOOK = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
 
 
 class Secret:
-    """A string that never shows itself in repr/str/logs; `.reveal()` where it is really used."""
+    """A string that never shows itself in repr/str/logs; `.reveal()` where it is really used. Every value one
+    holds is known to `known_secrets`, so text the bundle does not write (an app hook's error) can be masked."""
 
     __slots__ = ("_value",)
+    _known: set[str] = set()  # noqa: RUF012 - the process's secrets, as its settings were read (once per container)
 
     def __init__(self, value: str) -> None:
         self._value = value
+        if len(value) >= 6:  # shorter ones would mask common words (none of these secrets is that short in use)
+            Secret._known.add(value)
 
     def reveal(self) -> str:
         return self._value
@@ -67,6 +71,11 @@ class Secret:
 
     def __reduce__(self) -> tuple[type, tuple[str]]:  # pickling is explicit revealing; keep it possible for processes
         return (Secret, (self._value,))
+
+
+def known_secrets() -> tuple[str, ...]:
+    """Every secret value this process has read (see Secret)."""
+    return tuple(Secret._known)
 
 
 class ConfigError(Exception):

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from types import AsyncGeneratorType, CoroutineType, GeneratorType
 
-from shared.config import ConfigError
+from shared.config import ConfigError, known_secrets
 from shared.errors import StoreUnavailable
 from shared.events import VodEvent, parse_event
 from shared.events import plain as plain  # noqa: PLC0414 - re-exported for hook code
@@ -126,17 +126,30 @@ def _call(hook: AfterCommit, committed: CommittedEvent) -> str | None:
     except KeyboardInterrupt:  # an operator's Ctrl-C (vod-uploads hooks --rerun): stop
         raise
     except BaseException as exc:  # sys.exit(), asyncio.CancelledError…: must not end the function's invocation
-        # Kept as text both stores take: an exception may quote event fields with a NUL or a lone surrogate.
-        text = f"{type(exc).__name__}: {_message(exc)}"[:500]
-        error = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+        error, trace = _described(exc)
         log_event(
             ERROR,
             "hook.failed",
-            error=exc,
+            exception=trace,
             dedupe_key=committed.dedupe_key,
             event_type=committed.event.event_type,
         )
     return error
+
+
+def _described(exc: BaseException) -> tuple[str, str]:
+    """The hook's failure as it is kept on the event row, and its traceback for the log, both with what may be
+    secret masked (see shared.redaction)."""
+    import traceback  # rare: not on the cold path
+
+    from shared.redaction import redact
+
+    secrets = known_secrets()
+    # Kept as text both stores take: an exception may quote event fields with a NUL or a lone surrogate.
+    text = redact(f"{type(exc).__name__}: {_message(exc)}", secrets)[:500]
+    error = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return error, redact(trace, secrets)
 
 
 def rerun_hook(

@@ -17,7 +17,7 @@ from shared.hooks import load_hook, plain
 from shared.http.serve import serve
 from shared.store import EventStore, open_store
 from tests.callback import hook_target
-from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, LeakGuard, Output
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, LeakGuard, Output
 from tests.scf import SHAPES, header, load_event, response_json
 from vodtesting import http_event
 from vodtesting import signed as vod_signed
@@ -227,19 +227,48 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
     assert store.payload(result["dedupeKey"]) == load_event("vod_new_file_upload")
 
 
+@pytest.mark.parametrize(
+    ("raised", "kept"),
+    [
+        ("search index rejected the document", "search index rejected the document"),
+        # what may be secret in an app's error is masked where it is kept and in the logged traceback
+        (
+            "HTTPSConnectionPool(host='hooks.example.com'): Max retries exceeded with url: /?token=tok-123456&u=7",
+            "HTTPSConnectionPool(host='hooks.example.com'): Max retries exceeded with url: /?token=********&u=********",
+        ),
+        (
+            "cannot reach https://app:hunter2-pw@queue.example.com/jobs#k=fragment-key",
+            "cannot reach https://app:********@queue.example.com/jobs#k=********",
+        ),
+        (
+            "connection failed: host=db user=app password=hunter2-pw",
+            "connection failed: host=db user=app password=********",
+        ),
+        (
+            "bad config {'api_key': 'ak-98765', 'region': 'ap-guangzhou'}",
+            "bad config {'api_key': '********', 'region': 'ap-guangzhou'}",
+        ),
+        (f"signed with {CALLBACK_SIGN_KEY} and {CONTEXT_KEY}", "signed with ******** and ********"),  # the bundle's own
+    ],
+    ids=["plain", "a URL's query", "a URL's password and fragment", "a connection string", "a dict", "own secrets"],
+)
 def test_failing_hook_still_acknowledges_and_is_visible(
-    call: Callable[..., Call], store: EventStore, output: Output
+    call: Callable[..., Call], store: EventStore, output: Output, leak_guard: LeakGuard, raised: str, kept: str
 ) -> None:
+    for secret in ("tok-123456", "hunter2-pw", "fragment-key", "ak-98765", CALLBACK_SIGN_KEY, CONTEXT_KEY):
+        leak_guard.add(secret)
+
     def hook(committed: Any) -> None:
-        raise ValueError("search index rejected the document")
+        raise ValueError(raised)
 
     result = call(hook=hook)(signed(load_event("vod_new_file_upload")))
     assert result["status"] == 200 and result["duplicate"] is False
     event = store.event(result["dedupeKey"])
     assert event is not None and event.hook_failures == 1
-    assert event.hook_last_error == "ValueError: search index rejected the document"
+    assert event.hook_last_error == f"ValueError: {kept}"
     failed = [line for line in output.lines() if line["event"] == "hook.failed"]
     assert [(line["level"], line["dedupe_key"]) for line in failed] == [("ERROR", result["dedupeKey"])]
+    assert failed[0]["exception"].startswith("Traceback") and f"ValueError: {kept}" in failed[0]["exception"]
 
 
 @pytest.mark.parametrize("method", ["GET", "OPTIONS"])

@@ -1,0 +1,31 @@
+"""What may be secret in text the bundle does not write (an app hook's error) is masked; the rest is kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.redaction import redact
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("postgresql://app:pw-1@db:5432/vod", "postgresql://app:********@db:5432/vod"),
+        ("https://user@example.com/a", "https://user@example.com/a"),  # no password
+        ("GET /x?sig=abc&n=1 HTTP/1.1", "GET /x?sig=********&n=******** HTTP/1.1"),
+        ("see https://example.com/docs#intro", "see https://example.com/docs#intro"),  # no parameter
+        ("dbname=vod password='pw 1' host=db", "dbname=vod password='********' host=db"),
+        ('{"client_secret": "s-1", "n": 2}', '{"client_secret": "********", "n": 2}'),
+        ("X-Api-Key=k1, ok", "X-Api-Key=********, ok"),
+        # what is not a secret stays as written
+        ("InvalidTokenError: signature has expired", "InvalidTokenError: signature has expired"),
+        ("KeyError: 'token'", "KeyError: 'token'"),
+        ("ValueError: a = b, c: d", "ValueError: a = b, c: d"),
+    ],
+)
+def test_redact(text: str, masked: str) -> None:
+    assert redact(text) == masked
+
+
+def test_given_secrets_are_masked_longest_first() -> None:
+    assert redact("k=1 abcdef abcdefgh", ("abcdef", "abcdefgh")) == "k=1 ******** ********"
