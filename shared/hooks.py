@@ -29,6 +29,10 @@ from shared.logs import ERROR, log_event
 from shared.records import Record
 from shared.store import EventStore, EventSummary, UploadRecord
 
+# A rerun's claim on a hook is taken for that of a run that died once it is this old (15 min, SCF's longest
+# timeout), whatever `--older-than` a later run is given: else a rerun could run a hook another still runs.
+RERUN_CLAIM_SECONDS = 900
+
 
 class HookNotRecorded(StoreUnavailable):
     """The hook ran again (`hook_error`: None, or how it failed), but its result could not be recorded."""

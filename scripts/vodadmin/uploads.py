@@ -26,7 +26,7 @@ from typing import Any
 from shared.config import ConfigError, after_commit_hook, load_store_settings
 from shared.errors import MalformedEvent
 from shared.events import plain
-from shared.hooks import AfterCommit, HookNotRecorded, HookTaken, load_hook, rerun_hook
+from shared.hooks import RERUN_CLAIM_SECONDS, AfterCommit, HookNotRecorded, HookTaken, load_hook, rerun_hook
 from shared.store import EventStore, EventSummary, FileReport, StoreUnavailable, UploadRecord, open_store
 from shared.store.base import SCHEMA_VERSION
 from shared.store.sqlite import SqliteStore
@@ -186,21 +186,23 @@ def _hook_from_settings() -> AfterCommit:
         raise Failure(f"AFTER_COMMIT_HOOK: cannot load {spec!r}: {type(exc).__name__}: {exc}", 2) from None
 
 
-def _unfinished(store: EventStore, received_before: float) -> Iterator[EventSummary]:
-    page = store.unfinished_hooks(received_before)
+def _unfinished(store: EventStore, received_before: float, claimed_before: float) -> Iterator[EventSummary]:
+    page = store.unfinished_hooks(received_before, claimed_before=claimed_before)
     while page:
         yield from page
-        page = store.unfinished_hooks(received_before, after=page[-1])
+        page = store.unfinished_hooks(received_before, after=page[-1], claimed_before=claimed_before)
 
 
 def hooks(store: EventStore, args: argparse.Namespace) -> None:
     out, rows, failures = sys.stdout, list[dict[str, Any]](), 0
+    now = time.time()
+    claimed_before = now - max(args.older_than, RERUN_CLAIM_SECONDS)
     # The hook module's prints (at import too) and the functions' log lines go to stderr: stdout is the list,
     # written as each hook is done (all of it, in JSON, also when the run stops part-way).
     with contextlib.redirect_stdout(sys.stderr):
         hook = _hook_from_settings() if args.rerun else None
         try:
-            for event in _unfinished(store, time.time() - args.older_than):
+            for event in _unfinished(store, now - args.older_than, claimed_before):
                 outcome, failed, stop = _rerun(hook, store, event) if hook is not None else (None, False, False)
                 failures += failed
                 rows.append({**plain(event), "rerun": outcome})
@@ -211,10 +213,24 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
         finally:
             if args.json:
                 print(json.dumps({"hooks": rows}, indent=2, ensure_ascii=False), file=out)
-    if not rows and not args.json:
-        print(f"no hook failed or left pending (of events older than {args.older_than} s)")
+    if not args.json:
+        if not rows:
+            print(f"no hook failed or left pending (of events older than {args.older_than} s)")
+        _say_being_rerun(store, claimed_before)
     if failures:
         raise Failure(f"{failures} of {len(rows)} hook(s) failed again", 1)
+
+
+def _say_being_rerun(store: EventStore, claimed_since: float) -> None:
+    """The hooks another rerun has (or had, and died less than RERUN_CLAIM_SECONDS ago): not finished either."""
+    taken = store.hooks_being_rerun(claimed_since, limit=100)
+    if taken:
+        more = "+" if len(taken) == 100 else ""
+        dead = f"if it died, listed {RERUN_CLAIM_SECONDS} s after it took them"
+        print(f"{len(taken)}{more} hook(s) being run again by another rerun ({dead}):")
+        for event in taken:
+            claimed = when(event.hook_claimed_at or 0)
+            print(shown(f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  rerun since {claimed}"))
 
 
 def _rerun(hook: AfterCommit, store: EventStore, event: EventSummary) -> tuple[str, bool, bool]:

@@ -695,22 +695,43 @@ class EventStore(ABC):
         return self._run(read, write=False)
 
     def unfinished_hooks(
-        self, received_before: float, after: EventSummary | None = None, limit: int = 500
+        self,
+        received_before: float,
+        after: EventSummary | None = None,
+        limit: int = 500,
+        *,
+        claimed_before: float | None = None,
     ) -> list[EventSummary]:
         """Events whose hook failed, or is still pending though they arrived before `received_before` (cut short,
-        or its commit's answer lost: VOD's retry is a duplicate), or was taken by a rerun before then (which
-        died), oldest first; a page of them, from `after`."""
+        or its commit's answer lost: VOD's retry is a duplicate), or was taken by a rerun before `claimed_before`
+        (default: `received_before`; a rerun that died), oldest first; a page of them, from `after`."""
 
         def read(cursor: Cursor) -> list[EventSummary]:
             at, key = (-1.0, "") if after is None else (after.received_at, after.dedupe_key)
             cursor.execute(
                 self._sql(
                     f"SELECT {_EVENT_COLUMNS} FROM events WHERE (hook_status = 'failed' "  # noqa: S608
-                    "OR (hook_status IN ('pending', 'rerunning') AND COALESCE(hook_claimed_at, received_at) < ?)) "
+                    "OR (hook_status = 'pending' AND COALESCE(hook_claimed_at, received_at) < ?) "
+                    "OR (hook_status = 'rerunning' AND hook_claimed_at < ?)) "
                     "AND (received_at > ? OR (received_at = ? AND dedupe_key > ?)) "
                     "ORDER BY received_at, dedupe_key LIMIT ?"
                 ),
-                (received_before, at, at, key, limit),
+                (received_before, received_before if claimed_before is None else claimed_before, at, at, key, limit),
+            )
+            return [_event_from_row(row) for row in cursor.fetchall()]
+
+        return self._run(read, write=False)
+
+    def hooks_being_rerun(self, claimed_since: float, limit: int = 100) -> list[EventSummary]:
+        """Events whose hook a rerun took at `claimed_since` or later (running now, or not yet taken for dead)."""
+
+        def read(cursor: Cursor) -> list[EventSummary]:
+            cursor.execute(
+                self._sql(
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE hook_status = 'rerunning' "  # noqa: S608
+                    "AND hook_claimed_at >= ? ORDER BY received_at, dedupe_key LIMIT ?"
+                ),
+                (claimed_since, limit),
             )
             return [_event_from_row(row) for row in cursor.fetchall()]
 

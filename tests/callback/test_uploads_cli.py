@@ -346,29 +346,35 @@ def test_two_operators_reruns_run_each_hook_once(unfinished: tuple[str, dict[str
     assert json.loads(uploads(url, "hooks", "--json").stdout)["hooks"] == []
 
 
+@pytest.mark.parametrize("older_than", [[], ["--older-than", "0"]], ids=["by default", "older-than 0"])
 def test_a_claim_left_by_a_rerun_that_died_is_taken_again_once_old(
-    unfinished: tuple[str, dict[str, str]], tmp_path: Path
+    unfinished: tuple[str, dict[str, str]], tmp_path: Path, older_than: list[str]
 ) -> None:
     url, keys = unfinished
     store = open_store(url)
     listed = store.unfinished_hooks(time.time() - 900)
     assert store.claim_hook(listed[0], claimed_at=time.time() - 1000)  # that run died long ago
-    assert store.claim_hook(listed[1], claimed_at=time.time())  # this one is running now
+    assert store.claim_hook(listed[1], claimed_at=time.time() - 300)  # this one is running now (a long hook)
     store.close()
-    shown = uploads(url, "hooks").stdout
-    assert "rerun since" in shown and keys["failed"] in shown and keys["cut_short"] not in shown
+    shown = uploads(url, "hooks", *older_than).stdout
+    unfinished_part, _, being_rerun = shown.partition("being run again by another rerun")
+    assert "rerun since" in unfinished_part and keys["failed"] in unfinished_part
+    assert keys["cut_short"] not in unfinished_part and keys["cut_short"] in being_rerun  # not finished either
     env = {
         "DATABASE_URL": url,
         "AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file",
         "PYTHONPATH": str(ROOT),
     }
     rerun = run_command(
-        "vod-uploads", "hooks", "--rerun", env={**env, "HOOK_TARGET_FILE": str(tmp_path / "c")}, cwd=ROOT
+        "vod-uploads", "hooks", "--rerun", *older_than, env={**env, "HOOK_TARGET_FILE": str(tmp_path / "c")}, cwd=ROOT
     )
     assert rerun.returncode == 0, rerun.stderr
-    # the dead run's hook only: the one claimed a moment ago is left to the run that has it
-    assert [line.split()[0] for line in (tmp_path / "c").read_text().splitlines()] == [keys["failed"]]
+    # the dead run's hook only (and, with --older-than 0, the pending one that arrived just now): the one
+    # claimed five minutes ago is left to the run that has it, however short --older-than is
+    ran = [line.split()[0] for line in (tmp_path / "c").read_text().splitlines()]
+    assert ran == [keys["failed"]] + ([keys["running"]] if older_than else [])
     assert "hook being run again since" in uploads(url, "show", "3").stdout  # cut_short's file: still claimed
+    assert "1 hook(s) being run again by another rerun" in rerun.stdout and keys["cut_short"] in rerun.stdout
 
 
 def test_a_rerun_whose_output_is_closed_says_it_stopped(unfinished: tuple[str, dict[str, str]], tmp_path: Path) -> None:
