@@ -385,7 +385,7 @@ def test_a_new_upload_stops_following_the_previous_one(browser_stack: BrowserSta
     assert b.page.is_hidden("#result")
 
 
-@pytest.mark.parametrize("first_retry", ["succeeds", "fails at Apply"])
+@pytest.mark.parametrize("first_retry", ["succeeds", "fails at Apply", "loses one Apply"])
 def test_a_failed_upload_never_says_all_was_sent_and_trying_again_goes_on(
     browser_stack: BrowserStack, tmp_path: Path, first_retry: str
 ) -> None:
@@ -419,6 +419,17 @@ def test_a_failed_upload_never_says_all_was_sent_and_trying_again_goes_on(
         b.page.wait_for_selector("#error:not(:empty)", timeout=60_000)
         assert "goes on from where it stopped" in b.page.inner_text("#error")
         b.page.unroute(vod)
+    elif first_retry == "loses one Apply":  # a blip: the SDK's second try of Apply gets through
+        lost: list[str] = []
+
+        def lose_first_apply(route: Any) -> None:
+            if "ApplyUploadUGC" in route.request.url and not lost:
+                lost.append(route.request.url)
+                route.abort()
+            else:
+                route.continue_()
+
+        b.page.route(re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*"), lose_first_apply)
     stored_before = b.traffic.parts_stored()
     sent_before = len(b.traffic.requests)
     b.page.click("#start")

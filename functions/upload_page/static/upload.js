@@ -359,6 +359,14 @@
     let stored = false;
     $("progress").hidden = false;
     $("cover-meter").hidden = !files.cover;
+    // An Apply that got no answer (code 500: a blip) makes the SDK forget the session before it tries again,
+    // and that try would open a new one: the copy is put back first (after the SDK's delete, hence a microtask).
+    // A refusal (an expired session, say) is left to start a new session, as the SDK means it to.
+    current.on("report_apply", ({ err }) => {
+      if (err && err.code === 500 && session && uploader === current) {
+        Promise.resolve().then(() => current.setStorage(current.sessionName, session));
+      }
+    });
     current.on("media_progress", (info) => {
       if (uploader === current) session = current.getStorage(current.sessionName) || session; // Apply's
       showProgress("video", info);
