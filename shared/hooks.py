@@ -29,8 +29,9 @@ from shared.logs import ERROR, log_event
 from shared.records import Record
 from shared.store import EventStore, EventSummary, UploadRecord
 
-# A rerun's claim on a hook is taken for that of a run that died once it is this old (15 min, SCF's longest
-# timeout), whatever `--older-than` a later run is given: else a rerun could run a hook another still runs.
+# A rerun's claim on a hook is taken for that of a run that died once it is this old (by the clock of the
+# machine running the later rerun), whatever `--older-than` that run is given: a shorter age would let it run
+# a hook that another still runs. A rerun (not in SCF: nothing ends it) whose hook takes longer loses its claim.
 RERUN_CLAIM_SECONDS = 900
 
 
@@ -149,11 +150,13 @@ def _described(exc: BaseException) -> tuple[str, str]:
     from shared.redaction import redact
 
     secrets = known_secrets()
+    # Bounded before masking (an error may quote a whole response body): the row keeps 500 characters, the log
+    # the trace's last 20,000 (its end names the exception).
+    text = redact(f"{type(exc).__name__}: {_message(exc)}"[:2000], secrets)[:500]
     # Kept as text both stores take: an exception may quote event fields with a NUL or a lone surrogate.
-    text = redact(f"{type(exc).__name__}: {_message(exc)}", secrets)[:500]
     error = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
     trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return error, redact(trace, secrets)
+    return error, redact(trace if len(trace) <= 20_000 else "…" + trace[-20_000:], secrets)
 
 
 def rerun_hook(

@@ -197,6 +197,7 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
     out, rows, failures = sys.stdout, list[dict[str, Any]](), 0
     now = time.time()
     claimed_before = now - max(args.older_than, RERUN_CLAIM_SECONDS)
+    taken: list[EventSummary] | None = None  # the hooks other reruns have: unfinished too, not theirs to run
     # The hook module's prints (at import too) and the functions' log lines go to stderr: stdout is the list,
     # written as each hook is done (all of it, in JSON, also when the run stops part-way).
     with contextlib.redirect_stdout(sys.stderr):
@@ -210,27 +211,27 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
                     print(_hook_line(event, outcome), file=out, flush=True)
                 if stop:
                     raise Failure(f"stopped: the store is unavailable ({len(rows)} hook(s) run)", 2)
+            taken = store.hooks_being_rerun(claimed_before, limit=100)
         finally:
             if args.json:
-                print(json.dumps({"hooks": rows}, indent=2, ensure_ascii=False), file=out)
+                listed = {"hooks": rows, **({} if taken is None else {"being_rerun": plain(taken)})}
+                print(json.dumps(listed, indent=2, ensure_ascii=False), file=out)
     if not args.json:
         if not rows:
             print(f"no hook failed or left pending (of events older than {args.older_than} s)")
-        _say_being_rerun(store, claimed_before)
+        if taken:
+            more = "+" if len(taken) == 100 else ""
+            dead = f"if it died, listed {RERUN_CLAIM_SECONDS} s after it took them"
+            print(f"{len(taken)}{more} hook(s) being run again by another rerun ({dead}):")
+            for event in taken:
+                claimed = when(event.hook_claimed_at or 0)
+                print(
+                    shown(
+                        f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  rerun since {claimed}"
+                    )
+                )
     if failures:
         raise Failure(f"{failures} of {len(rows)} hook(s) failed again", 1)
-
-
-def _say_being_rerun(store: EventStore, claimed_since: float) -> None:
-    """The hooks another rerun has (or had, and died less than RERUN_CLAIM_SECONDS ago): not finished either."""
-    taken = store.hooks_being_rerun(claimed_since, limit=100)
-    if taken:
-        more = "+" if len(taken) == 100 else ""
-        dead = f"if it died, listed {RERUN_CLAIM_SECONDS} s after it took them"
-        print(f"{len(taken)}{more} hook(s) being run again by another rerun ({dead}):")
-        for event in taken:
-            claimed = when(event.hook_claimed_at or 0)
-            print(shown(f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  rerun since {claimed}"))
 
 
 def _rerun(hook: AfterCommit, store: EventStore, event: EventSummary) -> tuple[str, bool, bool]:

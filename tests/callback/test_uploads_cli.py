@@ -375,6 +375,8 @@ def test_a_claim_left_by_a_rerun_that_died_is_taken_again_once_old(
     assert ran == [keys["failed"]] + ([keys["running"]] if older_than else [])
     assert "hook being run again since" in uploads(url, "show", "3").stdout  # cut_short's file: still claimed
     assert "1 hook(s) being run again by another rerun" in rerun.stdout and keys["cut_short"] in rerun.stdout
+    listed = json.loads(uploads(url, "hooks", "--json", *older_than).stdout)
+    assert [r["dedupe_key"] for r in listed["being_rerun"]] == [keys["cut_short"]]
 
 
 def test_a_rerun_whose_output_is_closed_says_it_stopped(unfinished: tuple[str, dict[str, str]], tmp_path: Path) -> None:

@@ -17,7 +17,17 @@ from shared.redaction import redact
         ("dbname=vod password='pw 1' host=db", "dbname=vod password='********' host=db"),
         ('{"client_secret": "s-1", "n": 2}', '{"client_secret": "********", "n": 2}'),
         ("X-Api-Key=k1, ok", "X-Api-Key=********, ok"),
+        ("{'user': 'app', 'password': \"pa'ss-w0rd\"}", "{'user': 'app', 'password': \"********\"}"),
+        ('{"client_secret": "ab\\"cd-efgh", "n": 2}', '{"client_secret": "********", "n": 2}'),
+        ("{'Accept': 'x', 'Authorization': 'Bearer eyJ.a.b'}", "{'Accept': 'x', 'Authorization': '********'}"),
+        ("Authorization: Bearer eyJ.a.b\nCookie: sid=s-1", "Authorization: Bearer ********\nCookie: ********"),
+        ('X-Api-Key: k-1, api_key: "k-2"', 'X-Api-Key: ********, api_key: "********"'),
+        (
+            "redis://:ab/cd+ef@cache:6379/0 and postgresql://app:p@ss@db/x",
+            "redis://:********@cache:6379/0 and postgresql://app:********@db/x",
+        ),
         # what is not a secret stays as written
+        ("text/html;charset=utf-8", "text/html;charset=utf-8"),
         ("InvalidTokenError: signature has expired", "InvalidTokenError: signature has expired"),
         ("KeyError: 'token'", "KeyError: 'token'"),
         ("ValueError: a = b, c: d", "ValueError: a = b, c: d"),
