@@ -362,7 +362,8 @@
     // An Apply that got no answer (code 500: a blip) makes the SDK forget the session before it tries again,
     // and that try would open a new one: the copy is put back first (after the SDK's delete, hence a microtask).
     // A refusal (an expired session, say) is left to start a new session, as the SDK means it to.
-    current.on("report_apply", ({ err }) => {
+    current.on("report_apply", (report) => {
+      const err = report && report.err; // (a listener that threw would throw inside the SDK)
       if (err && err.code === 500 && session && uploader === current) {
         Promise.resolve().then(() => current.setStorage(current.sessionName, session));
       }
