@@ -150,13 +150,14 @@ def _described(exc: BaseException) -> tuple[str, str]:
     from shared.redaction import redact
 
     secrets = known_secrets()
-    # Bounded before masking (an error may quote a whole response body): the row keeps 500 characters, the log
-    # the trace's last 20,000 (its end names the exception).
-    text = redact(f"{type(exc).__name__}: {_message(exc)}"[:2000], secrets)[:500]
+    # Masked, then cut (a value cut in two would not be known for one): the row keeps 500 characters, the log
+    # the trace's last 20,000 (its end names the exception). Bounded first, 100,000 characters of each (an
+    # error may quote a whole response body): the masking's time grows with the length.
+    text = redact(f"{type(exc).__name__}: {_message(exc)}"[:100_000], secrets)[:500]
     # Kept as text both stores take: an exception may quote event fields with a NUL or a lone surrogate.
     error = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return error, redact(trace if len(trace) <= 20_000 else "…" + trace[-20_000:], secrets)
+    trace = redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-100_000:], secrets)
+    return error, trace if len(trace) <= 20_000 else "…" + trace[-20_000:]
 
 
 def rerun_hook(

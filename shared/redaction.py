@@ -17,51 +17,64 @@ _CONFIDENTIAL = re.compile(
     r"password|passwd|secret|token|signature|credential|authorization|cookie|session|(?:api|private|access)[_-]?key",
     re.IGNORECASE,
 )
-_QUOTED = r"\"(?:[^\"\\\n]|\\.)*\"|'(?:[^'\\\n]|\\.)*'"
+# Query parameters that sign a URL (COS's q-*, S3's X-Amz-*, VOD's t/us/sign…): their values are as good as keys.
+_SIGNING_PARAMETER = re.compile(r"(?:sign|sig|key|code|t|us|exper|q-[\w-]+|x-amz-[\w-]+|x-cos-[\w-]+)", re.IGNORECASE)
+# A quoted value (bytes or text), up to its closing quote, or to the line's end when it was cut off.
+_QUOTED = r"[bu]?\"(?:[^\"\\\n]|\\.)*(?:\"|$)|[bu]?'(?:[^'\\\n]|\\.)*(?:'|$)"
 _WORD = r"[^\s,;&'\"}\])]+"
+# Values that say something about a secret, not the secret: MySQL's "(using password: NO)", an auth scheme
+_PLAIN_WORDS = {"yes", "no", "true", "false", "none", "null", "bearer", "basic", MASK}
 
 
 def _value(match: re.Match[str]) -> str:
     """The match with its `value` group masked when its `name` group names a secret."""
-    if not _CONFIDENTIAL.search(match["name"]):
+    if not _CONFIDENTIAL.search(match["name"]) or match["value"].lower() in _PLAIN_WORDS:
         return match[0]
     value = match["value"]
-    quote = value[0] if value[0] in "'\"" else ""
-    return f"{match[0][: match.start('value') - match.start()]}{quote}{MASK}{quote}"
+    prefix = value[0] if value[0] in "bu" and value[1:2] in ("'", '"') else ""
+    quote = value[len(prefix)] if value[len(prefix) : len(prefix) + 1] in ("'", '"') else ""
+    return f"{match[0][: match.start('value') - match.start()]}{prefix}{quote}{MASK}{quote}"
 
 
 def _header(match: re.Match[str]) -> str:
-    # "InvalidTokenError: …" is an exception's name and its message, not a header named for a token.
-    return match[0] if match["name"].endswith(("Error", "Exception", "Warning", "Exit")) else _value(match)
+    # "InvalidTokenError: …", "SignatureExpired: …": an exception's name (CamelCase) and its message.
+    return match[0] if re.search(r"[a-z][A-Z]", match["name"]) else _value(match)
 
 
-def _keep_masked(match: re.Match[str]) -> str:
+def _parameter(match: re.Match[str]) -> str:
+    name = match["name"]
+    if _CONFIDENTIAL.search(name) or _SIGNING_PARAMETER.fullmatch(name):
+        return f"{match['keep']}{MASK}"
+    return match[0]  # an id or an option: what an operator needs to tell requests apart
+
+
+def _masked(match: re.Match[str]) -> str:
     return f"{match['keep']}{MASK}"
 
 
 _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
-    # scheme://user:password@host (a password may hold "/" or "@": up to the "@" before the host; of a
-    # sane length, so that each start is bounded)
+    # scheme://user:password@host (up to the "@" before the host: a password may hold "@"; not past a path)
     (
-        re.compile(r"(?<![\w+.-])(?P<keep>[A-Za-z][\w+.-]*://[^\s/:@]*:)\S{1,256}?(?=@[^\s@/?#]*(?:[/?#:\s]|$))"),
-        _keep_masked,
+        re.compile(r"(?<![\w+.-])(?P<keep>[A-Za-z][\w+.-]*://[^\s/:@]*:)[^\s/?#]{1,256}?(?=@[^\s@/?#]*(?:[/?#:\s]|$))"),
+        _masked,
     ),
-    # a query or fragment parameter's value (a URL's, or a request line's: "url: /notify?token=…"), whatever its name
-    (re.compile(r"(?P<keep>[?&#][^\s=&#?'\"]+=)[^\s&#'\"<>)\]]+"), _keep_masked),
+    # a credential after its scheme, wherever it is quoted ("… in header value: 'Bearer eyJ…'")
+    (re.compile(r"(?<![\w-])(?P<keep>(?i:bearer|basic)[ \t]+)[^\s'\",)\]}]+"), _masked),
+    # a cookie header line: every cookie in it
+    (re.compile(r"(?im)(?<![\w-])(?P<keep>(?:set-)?cookie:[ \t]*)[^'\"\n]+"), _masked),
+    # a query or fragment parameter's value (a URL's, or a request line's: "url: /notify?token=…")
+    (re.compile(r"(?P<keep>[?&#](?P<name>[^\s=&#?'\"]+)=)[^\s&#'\"<>)\]]+"), _parameter),
     # name=value (libpq's "password=…"), a quoted value up to its closing quote
-    (re.compile(rf"(?<![\w.-])(?P<name>[\w.-]+)=(?P<value>{_QUOTED}|{_WORD})"), _value),
-    # 'name': value (a dict's repr, JSON)
-    (re.compile(rf"(?P<q>['\"])(?P<name>[\w.-]+)(?P=q)\s*:\s*(?P<value>{_QUOTED}|{_WORD})"), _value),
-    # Name: value, a header line ("Authorization: Bearer …": its scheme is kept, its credentials masked)
-    (
-        re.compile(rf"(?<![\w.-])(?P<name>[\w-]+):[ \t]*(?:(?:Bearer|Basic|Token)[ \t]+)?(?P<value>{_QUOTED}|{_WORD})"),
-        _header,
-    ),
+    (re.compile(rf"(?<![\w.-])(?P<name>[\w.-]+)[ \t]*=[ \t]*(?P<value>{_QUOTED}|{_WORD})"), _value),
+    # 'name': value (a dict's repr, JSON) and ('name', value) (a list of header pairs)
+    (re.compile(rf"[bu]?(?P<q>['\"])(?P<name>[\w.-]+)(?P=q)\s*[:,]\s*(?P<value>{_QUOTED}|{_WORD})"), _value),
+    # Name: value, a header line ("Authorization: Bearer …": its scheme is kept, its credentials masked above)
+    (re.compile(rf"(?<![\w.-])(?P<name>[\w-]+):[ \t]*(?P<value>{_QUOTED}|{_WORD})"), _header),
 )
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """`text` with URL passwords, parameter values, secret-named values and each of `secrets` masked."""
+    """`text` with URL passwords, signing parameters, secret-named values and each of `secrets` masked."""
     for secret in sorted(secrets, key=len, reverse=True):  # longest first: none is left half-masked
         if secret:
             text = text.replace(secret, MASK)

@@ -234,11 +234,11 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
         # what may be secret in an app's error is masked where it is kept and in the logged traceback
         (
             "HTTPSConnectionPool(host='hooks.example.com'): Max retries exceeded with url: /?token=tok-123456&u=7",
-            "HTTPSConnectionPool(host='hooks.example.com'): Max retries exceeded with url: /?token=********&u=********",
+            "HTTPSConnectionPool(host='hooks.example.com'): Max retries exceeded with url: /?token=********&u=7",
         ),
         (
-            "cannot reach https://app:hunter2-pw@queue.example.com/jobs#k=fragment-key",
-            "cannot reach https://app:********@queue.example.com/jobs#k=********",
+            "cannot reach https://app:hunter2-pw@queue.example.com/jobs#access_token=fragment-key",
+            "cannot reach https://app:********@queue.example.com/jobs#access_token=********",
         ),
         (
             "connection failed: host=db user=app password=hunter2-pw",
@@ -249,13 +249,26 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
             "bad config {'api_key': '********', 'region': 'ap-guangzhou'}",
         ),
         (f"signed with {CALLBACK_SIGN_KEY} and {CONTEXT_KEY}", "signed with ******** and ********"),  # the bundle's own
+        (  # masked before it is cut: the refresh token starts far past the 500 characters the row keeps
+            f'refresh failed: {{"access_token": "{"A" * 900}", "id_token": "{"B" * 900}", '
+            f'"refresh_token": "rt-77{"C" * 600}"}}',
+            'refresh failed: {"access_token": "********", "id_token": "********", "refresh_token": "********"}',
+        ),
     ],
-    ids=["plain", "a URL's query", "a URL's password and fragment", "a connection string", "a dict", "own secrets"],
+    ids=[
+        "plain",
+        "a URL's query",
+        "a URL's password and fragment",
+        "a connection string",
+        "a dict",
+        "own secrets",
+        "long",
+    ],
 )
 def test_failing_hook_still_acknowledges_and_is_visible(
     call: Callable[..., Call], store: EventStore, output: Output, leak_guard: LeakGuard, raised: str, kept: str
 ) -> None:
-    for secret in ("tok-123456", "hunter2-pw", "fragment-key", "ak-98765", CALLBACK_SIGN_KEY, CONTEXT_KEY):
+    for secret in ("tok-123456", "hunter2-pw", "fragment-key", "ak-98765", "rt-77C", CALLBACK_SIGN_KEY, CONTEXT_KEY):
         leak_guard.add(secret)
 
     def hook(committed: Any) -> None:

@@ -12,7 +12,7 @@ from shared.redaction import redact
     [
         ("postgresql://app:pw-1@db:5432/vod", "postgresql://app:********@db:5432/vod"),
         ("https://user@example.com/a", "https://user@example.com/a"),  # no password
-        ("GET /x?sig=abc&n=1 HTTP/1.1", "GET /x?sig=********&n=******** HTTP/1.1"),
+        ("GET /x?sig=abc&n=1&file_id=52858 HTTP/1.1", "GET /x?sig=********&n=1&file_id=52858 HTTP/1.1"),
         ("see https://example.com/docs#intro", "see https://example.com/docs#intro"),  # no parameter
         ("dbname=vod password='pw 1' host=db", "dbname=vod password='********' host=db"),
         ('{"client_secret": "s-1", "n": 2}', '{"client_secret": "********", "n": 2}'),
@@ -23,10 +23,28 @@ from shared.redaction import redact
         ("Authorization: Bearer eyJ.a.b\nCookie: sid=s-1", "Authorization: Bearer ********\nCookie: ********"),
         ('X-Api-Key: k-1, api_key: "k-2"', 'X-Api-Key: ********, api_key: "********"'),
         (
-            "redis://:ab/cd+ef@cache:6379/0 and postgresql://app:p@ss@db/x",
+            "redis://:ab%2Fcd+ef@cache:6379/0 and postgresql://app:p@ss@db/x",
             "redis://:********@cache:6379/0 and postgresql://app:********@db/x",
         ),
+        ("header value: 'Bearer eyJ.a.b\\n'", "header value: 'Bearer ********'"),  # requests' InvalidHeader
+        ("authorization: bearer eyJ.a.b", "authorization: bearer ********"),
+        (
+            "[('Authorization', 'Basic YXBw'), (b'cookie', b'sid=1')]",
+            "[('Authorization', '********'), (b'cookie', b'********')]",
+        ),
+        ("{'password': b'rp-1'} password = \"pw-2\"", "{'password': b'********'} password = \"********\""),
+        ("Cookie: lang=en; sid=s-1; csrftoken=c1\nHost: x", "Cookie: ********\nHost: x"),
+        ('{"access_token": "at-cut-off', '{"access_token": "********"'),  # a value cut short is still masked
         # what is not a secret stays as written
+        (
+            "for url 'http://api.internal:8080/v1/users/bob@example.com'",
+            "for url 'http://api.internal:8080/v1/users/bob@example.com'",
+        ),
+        (
+            "Access denied for user 'app'@'10.0.0.1' (using password: NO)",
+            "Access denied for user 'app'@'10.0.0.1' (using password: NO)",
+        ),
+        ("SignatureExpired: Signature age 3700 > 3600 seconds", "SignatureExpired: Signature age 3700 > 3600 seconds"),
         ("text/html;charset=utf-8", "text/html;charset=utf-8"),
         ("InvalidTokenError: signature has expired", "InvalidTokenError: signature has expired"),
         ("KeyError: 'token'", "KeyError: 'token'"),
