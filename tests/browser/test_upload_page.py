@@ -580,13 +580,14 @@ def test_another_users_link_after_an_upload_stops_following_it(browser_stack: Br
 
 
 @pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
-@pytest.mark.parametrize("failure", ["refused", "unreachable", "apply-lost"])
+@pytest.mark.parametrize("failure", ["refused", "unreachable", "apply-lost", "apply-unreachable"])
 def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
     browser_stack: BrowserStack, tmp_path: Path, failure: str
 ) -> None:
     # GIVEN an upload that outlives its COS keys, and the signature for new ones refused (the token expired) or
     # unreachable (a network blip), or the renewal's ApplyUploadUGC lost and then the signature unreachable
-    # (the SDK then forgets its session): the SDK would wait for them for ever
+    # (the SDK then forgets its session), or VOD unreachable for every try of that Apply: the SDK would wait for
+    # them for ever
     b = browser_stack
     asked: list[str] = []
     applies: list[str] = []
@@ -595,7 +596,7 @@ def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
     def signature(route: Any) -> None:
         asked.append(route.request.url)
         # after Prepare's and Apply's: the renewal's (after the renewal's, for apply-lost)
-        if len(asked) >= (4 if failure == "apply-lost" else 3) and failing[0]:
+        if len(asked) >= (4 if failure == "apply-lost" else 3) and failing[0] and failure != "apply-unreachable":
             if failure != "refused":
                 route.abort()
                 return
@@ -607,13 +608,16 @@ def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
     def vod(route: Any) -> None:
         if "ApplyUploadUGC" in route.request.url:
             applies.append(route.request.url)
-            if failure == "apply-lost" and len(applies) == 2:  # the renewal's
+            renewal = len(applies) >= 2
+            if renewal and (
+                (failure == "apply-lost" and len(applies) == 2) or (failure == "apply-unreachable" and failing[0])
+            ):
                 route.abort()
                 return
         route.continue_()
 
     b.page.route(b.stack.signature_url, lambda route: signature(route))  # noqa: PLW0108
-    b.page.route("https://vod2.qcloud.com/**", lambda route: vod(route))  # noqa: PLW0108
+    b.page.route(re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*"), lambda route: vod(route))  # noqa: PLW0108
     b.open(b.stack.token("page-user"))
     b.throttle(1 * MiB)
     b.choose(sample_video(tmp_path / "clip.mp4", 24 * MiB))
@@ -634,6 +638,74 @@ def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
     # THEN it finishes, as that user, without sending again what COS had
     file_id = _wait_for_result(b)
     assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
+    puts = b.traffic.part_puts(".mp4")
+    assert stored and all(puts.count(number) == 1 for number in stored), (sorted(stored), puts)
+
+
+@pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
+def test_cancel_while_the_sdk_retries_a_renewal_leaves_nothing_to_resume(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload whose renewal's ApplyUploadUGC (the second Apply) is lost: the SDK tries it again in a second
+    b = browser_stack
+    applies: list[str] = []
+
+    def vod(route: Any) -> None:
+        if "ApplyUploadUGC" in route.request.url:
+            applies.append(route.request.url)
+            if len(applies) == 2:
+                route.abort()
+                return
+        route.continue_()
+
+    b.page.route(re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*"), lambda route: vod(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.throttle(1 * MiB)
+    b.choose(sample_video(tmp_path / "clip.mp4", 24 * MiB))
+    b.page.click("#start")
+    _until(b, lambda: len(applies) >= 2, "no renewal", seconds=60)
+    # WHEN the user cancels before that retry, which then succeeds
+    b.page.click("#cancel")
+    _until(b, lambda: len(applies) >= 3, "no retry")
+    b.page.wait_for_timeout(1000)
+    # THEN no session is left saved: the next upload of that file starts afresh, as Cancel promised
+    saved = "Object.keys(localStorage).filter((key) => key.startsWith('webugc_'))"
+    assert b.page.evaluate(saved) == []
+
+
+@pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
+def test_pause_while_the_sdk_retries_a_renewal_keeps_the_session(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # GIVEN an upload whose renewal's ApplyUploadUGC cannot reach VOD (each of the SDK's tries forgets the session)
+    b = browser_stack
+    applies: list[str] = []
+    failing = [True]
+
+    def vod(route: Any) -> None:
+        if "ApplyUploadUGC" in route.request.url:
+            applies.append(route.request.url)
+            if len(applies) >= 2 and failing[0]:
+                route.abort()
+                return
+        route.continue_()
+
+    b.page.route(re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*"), lambda route: vod(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.throttle(1 * MiB)
+    b.choose(sample_video(tmp_path / "clip.mp4", 24 * MiB))
+    b.page.click("#start")
+    _until(b, lambda: len(applies) >= 2, "no renewal", seconds=60)
+    # WHEN the user pauses it while the SDK still tries, and resumes once VOD is back
+    b.page.click("#pause")
+    _until(b, lambda: len(applies) >= 5, "the SDK stopped trying")
+    b.page.wait_for_timeout(500)
+    failing[0] = False
+    b.throttle(-1)
+    stored = b.traffic.parts_stored()
+    b.page.click("#resume")
+    # THEN it goes on in the same VOD session, without sending again what COS had
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user"
+    assert "vodSessionKey" in b.traffic.applies()[-1]
     puts = b.traffic.part_puts(".mp4")
     assert stored and all(puts.count(number) == 1 for number in stored), (sorted(stored), puts)
 

@@ -27,6 +27,7 @@
   let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
   let uncommitted = null; // all in COS, no signature for its Commit: Upload again, or the same user's next token, commits it
   let session = null; // the VOD session of the upload being sent, as the page keeps it (see start)
+  const cancelled = new WeakSet(); // uploaders cancelled: an Apply the SDK still retries must not save their session
   let renewalRefused = null; // paused: its new COS keys were refused a signature; the same user's next token resumes it
   let refocus = false; // a focused button was hidden: the next one shown takes the focus
 
@@ -190,12 +191,12 @@
       apiError = error;
       // Asked while the video is sent: the SDK renews COS's temporary keys near their end and, refused, neither
       // fails nor goes on (the upload would hang for good). It is paused instead, its session kept, saying why.
-      if (state === "uploading" && uploader) pauseForSignature(error);
+      if (state === "uploading" && uploader) pauseStalled(error);
       throw error;
     }
   }
 
-  function pauseForSignature(error) {
+  function pauseStalled(error) {
     pause();
     // The SDK may have forgotten the session already (a failed renewal's ApplyUploadUGC deletes it before
     // it asks for a signature again): put the page's copy back, or Resume would send the whole video anew.
@@ -360,12 +361,32 @@
     $("progress").hidden = false;
     $("cover-meter").hidden = !files.cover;
     // An Apply that got no answer (code 500: a blip) makes the SDK forget the session before it tries again,
-    // and that try would open a new one: the copy is put back first (after the SDK's delete, hence a microtask).
-    // A refusal (an expired session, say) is left to start a new session, as the SDK means it to.
+    // and that try would open a new one: the copy is put back first (after the SDK's delete, hence a microtask),
+    // also while paused (the SDK goes on retrying). A refusal (an expired session, say) is left to start a new
+    // session, as the SDK means it to. Microtasks: a listener runs inside the SDK, and must never throw there.
+    let applied = false;
+    let failedApplies = 0;
     current.on("report_apply", (report) => {
-      const err = report && report.err; // (a listener that threw would throw inside the SDK)
-      if (err && err.code === 500 && session && uploader === current) {
+      const err = report && report.err;
+      if (cancelled.has(current)) {
+        if (!err) Promise.resolve().then(() => current.delStorage(current.sessionName)); // saved by a late retry
+        return;
+      }
+      if (!err) {
+        applied = true;
+        failedApplies = 0;
+        return;
+      }
+      failedApplies += 1;
+      if (err.code === 500 && session && (uploader === current || paused === current)) {
         Promise.resolve().then(() => current.setStorage(current.sessionName, session));
+      }
+      // The last try of a renewal's Apply (new COS keys mid-upload) failed: the SDK throws where nothing catches
+      // it, and the upload would wait for ever. It is paused instead, saying why.
+      if (applied && failedApplies > current.applyRequestRetryCount && state === "uploading" && uploader === current) {
+        const why = err.code === 500 ? "cannot be reached" : `refused to go on (${err.message})`;
+        const stalled = { message: `The video service ${why}.` };
+        Promise.resolve().then(() => uploader === current && pauseStalled(stalled));
       }
     });
     current.on("media_progress", (info) => {
@@ -418,6 +439,7 @@
     uploader = paused = null;
     stopTransfers(current);
     current.delStorage(current.sessionName); // nothing to resume: the next upload starts afresh
+    cancelled.add(current);
     files = null;
     $("form").reset();
     $("progress").hidden = true;
