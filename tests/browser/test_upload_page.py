@@ -643,6 +643,39 @@ def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
 
 
 @pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
+def test_a_blip_during_parallel_renewals_does_not_pause(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # GIVEN an upload whose parts ask for new COS keys at once (each its own Apply, with its own tries), and VOD
+    # unreachable for 2.5 s from the first of them: more failures in all than one Apply's tries, none used up
+    b = browser_stack
+    blip: list[float] = []
+    applies: list[bool] = []
+
+    def vod(route: Any) -> None:
+        if "ApplyUploadUGC" in route.request.url:
+            if applies and not blip:
+                blip.append(time.monotonic())
+            lost = bool(blip) and time.monotonic() - blip[0] < 2.5
+            applies.append(lost)
+            if lost:
+                route.abort()
+                return
+        route.continue_()
+
+    b.page.route(re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*"), lambda route: vod(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.throttle(2 * MiB)
+    b.choose(sample_video(tmp_path / "clip.mp4", 80 * MiB))
+    b.page.click("#start")
+    _until(b, lambda: blip, "no renewal", seconds=90)
+    b.page.wait_for_timeout(6000)
+    # THEN the upload goes on by itself: no pause, no message
+    assert b.page.is_hidden("#resume") and b.page.inner_text("#error") == "", b.page.inner_text("#error")
+    b.throttle(-1)
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user" and applies.count(True) > 4  # more than one Apply's tries
+
+
+@pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
 def test_cancel_while_the_sdk_retries_a_renewal_leaves_nothing_to_resume(
     browser_stack: BrowserStack, tmp_path: Path
 ) -> None:
@@ -671,6 +704,49 @@ def test_cancel_while_the_sdk_retries_a_renewal_leaves_nothing_to_resume(
     # THEN no session is left saved: the next upload of that file starts afresh, as Cancel promised
     saved = "Object.keys(localStorage).filter((key) => key.startsWith('webugc_'))"
     assert b.page.evaluate(saved) == []
+
+
+@pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
+def test_a_cancelled_uploads_late_apply_leaves_a_new_upload_of_the_file_its_session(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload cancelled while the SDK retries its renewal's Apply (the retry held back), and the same
+    # file uploaded again (its session saved under the same name: the file's name and size)
+    b = browser_stack
+    bodies: list[str] = []
+    held: list[Any] = []
+
+    def vod(route: Any) -> None:
+        if "ApplyUploadUGC" in route.request.url:
+            bodies.append(route.request.post_data or "")
+            if len(bodies) == 2:  # the renewal's: lost
+                route.abort()
+                return
+            if len(bodies) == 3:  # its retry
+                held.append(route)
+                return
+        route.continue_()
+
+    b.page.route(re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*"), lambda route: vod(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.throttle(1 * MiB)
+    video = sample_video(tmp_path / "clip.mp4", 24 * MiB)
+    b.choose(video)
+    b.page.click("#start")
+    _until(b, lambda: len(bodies) >= 2, "no renewal", seconds=60)
+    b.page.click("#cancel")
+    _until(b, lambda: held, "no retry", seconds=10)
+    b.choose(video)
+    b.page.click("#start")
+    _until(b, lambda: b.page.is_visible("#pause"), "the new upload is not under way", seconds=10)
+    # WHEN the cancelled upload's retry then succeeds (saving its session), and the new upload is paused and resumed
+    held[0].continue_()
+    b.page.wait_for_timeout(1000)
+    b.page.click("#pause")
+    b.page.click("#resume")
+    # THEN the new upload goes on in its own session, not a new one
+    _until(b, lambda: len(bodies) >= 5, "no Apply for the resume", seconds=10)
+    assert "vodSessionKey" in bodies[-1]
 
 
 @pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s

@@ -363,32 +363,37 @@
     // An Apply that got no answer (code 500: a blip) makes the SDK forget the session before it tries again,
     // and that try would open a new one: the copy is put back first (after the SDK's delete, hence a microtask),
     // also while paused (the SDK goes on retrying). A refusal (an expired session, say) is left to start a new
-    // session, as the SDK means it to. Microtasks: a listener runs inside the SDK, and must never throw there.
+    // session, as the SDK means it to.
     let applied = false;
-    let failedApplies = 0;
     current.on("report_apply", (report) => {
       const err = report && report.err;
       if (cancelled.has(current)) {
-        if (!err) Promise.resolve().then(() => current.delStorage(current.sessionName)); // saved by a late retry
+        Promise.resolve().then(() => forgetCancelled(current));
         return;
       }
-      if (!err) {
-        applied = true;
-        failedApplies = 0;
-        return;
-      }
-      failedApplies += 1;
-      if (err.code === 500 && session && (uploader === current || paused === current)) {
+      if (!err) applied = true;
+      else if (err.code === 500 && session && (uploader === current || paused === current)) {
         Promise.resolve().then(() => current.setStorage(current.sessionName, session));
       }
-      // The last try of a renewal's Apply (new COS keys mid-upload) failed: the SDK throws where nothing catches
-      // it, and the upload would wait for ever. It is paused instead, saying why.
-      if (applied && failedApplies > current.applyRequestRetryCount && state === "uploading" && uploader === current) {
-        const why = err.code === 500 ? "cannot be reached" : `refused to go on (${err.message})`;
-        const stalled = { message: `The video service ${why}.` };
-        Promise.resolve().then(() => uploader === current && pauseStalled(stalled));
-      }
     });
+    // The last try of a renewal's Apply (new COS keys mid-upload) failed: the SDK throws where nothing catches
+    // it, and the upload would wait for ever. It is paused instead, saying why. Each of the SDK's tries calls
+    // the instance's applyUploadUGC with its number, and several renewals may run at once: only one that has
+    // used up its own tries counts.
+    const applyUploadUGC = current.applyUploadUGC.bind(current);
+    current.applyUploadUGC = async (attempt, ...rest) => {
+      try {
+        return await applyUploadUGC(attempt, ...rest);
+      } catch (error) {
+        const last = (attempt || 0) === current.applyRequestRetryCount; // the SDK's first try passes null
+        if (last && applied && state === "uploading" && uploader === current) {
+          const code = error && error.code;
+          const why = code === 500 ? "cannot be reached" : `refused to go on (${error && error.message})`;
+          pauseStalled({ message: `The video service ${why}.` });
+        }
+        throw error;
+      }
+    };
     current.on("media_progress", (info) => {
       if (uploader === current) session = current.getStorage(current.sessionName) || session; // Apply's
       showProgress("video", info);
@@ -432,6 +437,15 @@
     paused = current;
     buttons("paused");
     say("Paused.");
+  }
+
+  // A cancelled upload's Apply that the SDK still retried has saved (or, failing, deleted) the session under
+  // the file's name and size: forgotten, unless a new upload of that same file now keeps its own session there.
+  function forgetCancelled(old) {
+    const live = uploader || paused;
+    const key = live && live !== old && live.sessionName === old.sessionName ? session || live.vodSessionKey : null;
+    if (key) old.setStorage(old.sessionName, key);
+    else old.delStorage(old.sessionName);
   }
 
   function cancel() {
