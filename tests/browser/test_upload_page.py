@@ -675,28 +675,45 @@ def test_a_blip_during_parallel_renewals_does_not_pause(browser_stack: BrowserSt
     assert b.stack.record(file_id).user_id == "page-user" and applies.count(True) > 4  # more than one Apply's tries
 
 
-@pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
-def test_cancel_while_the_sdk_retries_a_renewal_leaves_nothing_to_resume(
-    browser_stack: BrowserStack, tmp_path: Path
-) -> None:
-    # GIVEN an upload whose renewal's ApplyUploadUGC (the second Apply) is lost: the SDK tries it again in a second
-    b = browser_stack
-    applies: list[str] = []
+def _upload_until_renewal(
+    b: BrowserStack, video: Path, lose: Callable[[int], str | None]
+) -> tuple[list[str], list[Any]]:
+    """Upload `video` as page-user at 1 MiB/s (COS keys of 20 s: renewed mid-upload) until the renewal's
+    ApplyUploadUGC (the second) is asked. `lose(n)` says what becomes of the n-th Apply: "abort", "hold" (kept
+    until the test lets it go on), or None (through). Returns the Apply bodies, as they come, and those held."""
+    bodies: list[str] = []
+    held: list[Any] = []
 
     def vod(route: Any) -> None:
         if "ApplyUploadUGC" in route.request.url:
-            applies.append(route.request.url)
-            if len(applies) == 2:
+            bodies.append(route.request.post_data or "")
+            fate = lose(len(bodies))
+            if fate == "abort":
                 route.abort()
+                return
+            if fate == "hold":
+                held.append(route)
                 return
         route.continue_()
 
     b.page.route(re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*"), lambda route: vod(route))  # noqa: PLW0108
     b.open(b.stack.token("page-user"))
     b.throttle(1 * MiB)
-    b.choose(sample_video(tmp_path / "clip.mp4", 24 * MiB))
+    b.choose(video)
     b.page.click("#start")
-    _until(b, lambda: len(applies) >= 2, "no renewal", seconds=60)
+    _until(b, lambda: len(bodies) >= 2, "no renewal", seconds=60)
+    return bodies, held
+
+
+@pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
+def test_cancel_while_the_sdk_retries_a_renewal_leaves_nothing_to_resume(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload whose renewal's ApplyUploadUGC (the second Apply) is lost: the SDK tries it again in a second
+    b = browser_stack
+    applies, _ = _upload_until_renewal(
+        b, sample_video(tmp_path / "clip.mp4", 24 * MiB), lambda n: "abort" if n == 2 else None
+    )
     # WHEN the user cancels before that retry, which then succeeds
     b.page.click("#cancel")
     _until(b, lambda: len(applies) >= 3, "no retry")
@@ -713,27 +730,8 @@ def test_a_cancelled_uploads_late_apply_leaves_a_new_upload_of_the_file_its_sess
     # GIVEN an upload cancelled while the SDK retries its renewal's Apply (the retry held back), and the same
     # file uploaded again (its session saved under the same name: the file's name and size)
     b = browser_stack
-    bodies: list[str] = []
-    held: list[Any] = []
-
-    def vod(route: Any) -> None:
-        if "ApplyUploadUGC" in route.request.url:
-            bodies.append(route.request.post_data or "")
-            if len(bodies) == 2:  # the renewal's: lost
-                route.abort()
-                return
-            if len(bodies) == 3:  # its retry
-                held.append(route)
-                return
-        route.continue_()
-
-    b.page.route(re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*"), lambda route: vod(route))  # noqa: PLW0108
-    b.open(b.stack.token("page-user"))
-    b.throttle(1 * MiB)
     video = sample_video(tmp_path / "clip.mp4", 24 * MiB)
-    b.choose(video)
-    b.page.click("#start")
-    _until(b, lambda: len(bodies) >= 2, "no renewal", seconds=60)
+    bodies, held = _upload_until_renewal(b, video, {2: "abort", 3: "hold"}.get)
     b.page.click("#cancel")
     _until(b, lambda: held, "no retry", seconds=10)
     b.choose(video)
@@ -753,23 +751,9 @@ def test_a_cancelled_uploads_late_apply_leaves_a_new_upload_of_the_file_its_sess
 def test_pause_while_the_sdk_retries_a_renewal_keeps_the_session(browser_stack: BrowserStack, tmp_path: Path) -> None:
     # GIVEN an upload whose renewal's ApplyUploadUGC cannot reach VOD (each of the SDK's tries forgets the session)
     b = browser_stack
-    applies: list[str] = []
     failing = [True]
-
-    def vod(route: Any) -> None:
-        if "ApplyUploadUGC" in route.request.url:
-            applies.append(route.request.url)
-            if len(applies) >= 2 and failing[0]:
-                route.abort()
-                return
-        route.continue_()
-
-    b.page.route(re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*"), lambda route: vod(route))  # noqa: PLW0108
-    b.open(b.stack.token("page-user"))
-    b.throttle(1 * MiB)
-    b.choose(sample_video(tmp_path / "clip.mp4", 24 * MiB))
-    b.page.click("#start")
-    _until(b, lambda: len(applies) >= 2, "no renewal", seconds=60)
+    video = sample_video(tmp_path / "clip.mp4", 24 * MiB)
+    applies, _ = _upload_until_renewal(b, video, lambda n: "abort" if n >= 2 and failing[0] else None)
     # WHEN the user pauses it while the SDK still tries, and resumes once VOD is back
     b.page.click("#pause")
     _until(b, lambda: len(applies) >= 5, "the SDK stopped trying")
