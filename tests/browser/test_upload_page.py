@@ -672,7 +672,8 @@ def test_a_blip_during_parallel_renewals_does_not_pause(browser_stack: BrowserSt
     assert b.page.is_hidden("#resume") and b.page.inner_text("#error") == "", b.page.inner_text("#error")
     b.throttle(-1)
     file_id = _wait_for_result(b)
-    assert b.stack.record(file_id).user_id == "page-user" and applies.count(True) > 4  # more than one Apply's tries
+    # (lost: three or more; in a quiet run more than one Apply's four tries, as several renewals run at once)
+    assert b.stack.record(file_id).user_id == "page-user" and applies.count(True) >= 3
 
 
 def _upload_until_renewal(
