@@ -193,6 +193,9 @@ def _unfinished(store: EventStore, received_before: float, claimed_before: float
         page = store.unfinished_hooks(received_before, after=page[-1], claimed_before=claimed_before)
 
 
+_BEING_RERUN_SHOWN = 100  # at most, of the hooks other reruns have now
+
+
 def hooks(store: EventStore, args: argparse.Namespace) -> None:
     out, rows, failures = sys.stdout, list[dict[str, Any]](), 0
     now = time.time()
@@ -211,7 +214,7 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
                     print(_hook_line(event, outcome), file=out, flush=True)
                 if stop:
                     raise Failure(f"stopped: the store is unavailable ({len(rows)} hook(s) run)", 2)
-            taken = store.hooks_being_rerun(claimed_before, limit=100)
+            taken = store.hooks_being_rerun(claimed_before, limit=_BEING_RERUN_SHOWN)
         finally:
             if args.json:
                 listed = {"hooks": rows, **({} if taken is None else {"being_rerun": plain(taken)})}
@@ -220,16 +223,11 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
         if not rows:
             print(f"no hook failed or left pending (of events older than {args.older_than} s)")
         if taken:
-            more = "+" if len(taken) == 100 else ""
+            more = "+" if len(taken) == _BEING_RERUN_SHOWN else ""
             dead = f"if it died, listed {RERUN_CLAIM_SECONDS} s after it took them"
             print(f"{len(taken)}{more} hook(s) being run again by another rerun ({dead}):")
             for event in taken:
-                claimed = when(event.hook_claimed_at or 0)
-                print(
-                    shown(
-                        f"{when(event.received_at)}  {event.event_type:<22} {event.dedupe_key}  rerun since {claimed}"
-                    )
-                )
+                print(_hook_line(event, None, was=f"rerun since {when(event.hook_claimed_at or 0)}"))
     if failures:
         raise Failure(f"{failures} of {len(rows)} hook(s) failed again", 1)
 
@@ -248,8 +246,8 @@ def _rerun(hook: AfterCommit, store: EventStore, event: EventSummary) -> tuple[s
     return ("done", False, False) if error is None else (f"failed again: {error}", True, False)
 
 
-def _hook_line(event: EventSummary, outcome: str | None) -> str:
-    was = {
+def _hook_line(event: EventSummary, outcome: str | None, was: str | None = None) -> str:
+    was = was or {
         "pending": "pending",
         "rerunning": f"rerun since {when(event.hook_claimed_at or 0)}, its result never recorded",
     }.get(event.hook_status or "", f"failed {event.hook_failures}x: {event.hook_last_error}")

@@ -712,7 +712,7 @@ class EventStore(ABC):
                 self._sql(
                     f"SELECT {_EVENT_COLUMNS} FROM events WHERE (hook_status = 'failed' "  # noqa: S608
                     "OR (hook_status = 'pending' AND COALESCE(hook_claimed_at, received_at) < ?) "
-                    "OR (hook_status = 'rerunning' AND hook_claimed_at < ?)) "
+                    "OR (hook_status = 'rerunning' AND COALESCE(hook_claimed_at, received_at) < ?)) "
                     "AND (received_at > ? OR (received_at = ? AND dedupe_key > ?)) "
                     "ORDER BY received_at, dedupe_key LIMIT ?"
                 ),

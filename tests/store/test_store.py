@@ -406,6 +406,10 @@ def test_a_rerun_claims_a_hook_once_and_a_dead_runs_claim_is_taken_again(store: 
     [listed] = store.unfinished_hooks(received_before=50.0)
     assert store.claim_hook(listed, claimed_at=10.0) and not store.claim_hook(listed, claimed_at=11.0)
     assert store.unfinished_hooks(received_before=10.0) == []  # claimed at 10.0: not listed before then
+    # a claim is taken for a dead run's by its own age (claimed_before), whatever age the events are listed by
+    assert store.unfinished_hooks(received_before=50.0, claimed_before=10.0) == []
+    assert [e.dedupe_key for e in store.hooks_being_rerun(claimed_since=10.0)] == [key]
+    assert store.hooks_being_rerun(claimed_since=10.5) == []
     [stale] = store.unfinished_hooks(received_before=10.5)  # older than the cut: that run is taken for dead
     assert (stale.hook_status, stale.hook_claimed_at) == ("rerunning", 10.0) and store.claim_hook(
         stale, claimed_at=12.0
