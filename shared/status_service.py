@@ -204,8 +204,8 @@ def make_uploads_endpoint(
         return _answer(request, body)
 
     def current(file_id: str, user: str) -> dict[str, Any]:
-        upload, tasks = store_provider().upload_with_tasks(file_id)  # one snapshot: tasks no newer than the record
-        if upload is None or upload.user_id != user:  # someone else's, nobody's, unknown: one answer
+        upload, tasks = store_provider().user_upload(user, file_id)
+        if upload is None:  # someone else's, nobody's, unknown: one answer, after one lookup
             raise NotFound("no such upload")
         return _within_answer(upload_view(upload, tasks, task_events=settings.task_events))
 

@@ -598,17 +598,25 @@ class EventStore(ABC):
     def upload(self, file_id: str) -> UploadRecord | None:
         return self._run(lambda cursor: self._upload(cursor, file_id), write=False)
 
-    def _upload(self, cursor: Cursor, file_id: str) -> UploadRecord | None:
+    def _upload(self, cursor: Cursor, file_id: str, user_id: str | None = None) -> UploadRecord | None:
+        mine = "" if user_id is None else " AND user_id = ?"
         cursor.execute(
-            self._sql(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE file_id = ?"),  # noqa: S608
-            (file_id,),
+            self._sql(f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE file_id = ?{mine}"),  # noqa: S608
+            (file_id,) if user_id is None else (file_id, user_id),
         )
         row = cursor.fetchone()
         return None if row is None else _upload_from_row(row)
 
-    def upload_with_tasks(self, file_id: str) -> tuple[UploadRecord | None, list[TaskRecord]]:
-        """An upload and its tasks as of one moment (one snapshot): never a record older than its tasks."""
-        return self._run(lambda cursor: (self._upload(cursor, file_id), self._tasks(cursor, file_id)), write=False)
+    def user_upload(self, user_id: str, file_id: str) -> tuple[UploadRecord | None, list[TaskRecord]]:
+        """A user's upload and its tasks as of one moment (one snapshot: never a record older than its tasks).
+        Someone else's, nobody's and an unknown file are alike (None, []) after the same one lookup: neither
+        the answer nor its time tells them apart, and no one else's tasks are read."""
+
+        def read(cursor: Cursor) -> tuple[UploadRecord | None, list[TaskRecord]]:
+            upload = self._upload(cursor, file_id, user_id)
+            return (upload, self._tasks(cursor, file_id)) if upload is not None else (None, [])
+
+        return self._run(read, write=False)
 
     def user_uploads(
         self, user_id: str, limit: int | None = None, before: tuple[float, str] | None = None

@@ -109,6 +109,17 @@ def test_upload_record_has_everything_the_event_said(store: EventStore) -> None:
     assert store.user_uploads("bob") == []
 
 
+@pytest.mark.parametrize(("user", "found"), [("alice", True), ("bob", False)])
+def test_a_users_upload_is_read_only_for_that_user(store: EventStore, user: str, found: bool) -> None:
+    ingest(store, "vod_new_file_upload")
+    ingest(store, "vod_procedure_finish")
+    upload, tasks = store.user_upload(user, FILE_ID)
+    # Someone else's file reads as an unknown one: no record and none of its tasks.
+    expected = (store.upload(FILE_ID), [TASK_ID]) if found else (None, [])
+    assert (upload, [t.task_id for t in tasks]) == expected
+    assert store.user_upload(user, "no-such-file") == (None, [])
+
+
 def test_task_results_keep_every_output_url(store: EventStore) -> None:
     ingest(store, "vod_procedure_finish")
     [task] = store.tasks(FILE_ID)
@@ -139,7 +150,7 @@ def test_tasks_come_in_code_point_order_whatever_the_collation(store: EventStore
         ingest_event(store, event, received_at=101.0, keys=KEYS)
     expected = sorted(ids)  # code points, as SQLite compares: "W" before "p"
     assert [t.task_id for t in store.tasks(FILE_ID)] == expected
-    assert [t.task_id for t in store.upload_with_tasks(FILE_ID)[1]] == expected
+    assert [t.task_id for t in store.user_upload("alice", FILE_ID)[1]] == expected
     assert [[t.task_id for t in tasks] for _, tasks in store.user_page("alice", 10)] == [expected]
 
 
