@@ -3,7 +3,8 @@
 Like vod-js-sdk-v6, which keeps the vodSessionKey in localStorage under a name made of the files' names
 and sizes (src/uploader.ts, `sessionName`/`setStorage`), a checkpoint lets a later run, in this process or
 another, continue a paused, interrupted or killed upload. It keeps only what COS cannot tell: the session
-key, each object's multipart uploadId, what the files looked like (path, size, mtime, a hash of a content
+key, each object's multipart uploadId or that it is stored whole (VOD's credentials may not be allowed to
+ask COS: a stored video is not sent again for that), what the files looked like (path, size, mtime, a hash of a content
 sample: a changed file starts over instead of being stitched together from two versions), when the
 session began, and whether its commit was sent. Which parts are stored is asked from COS when resuming,
 and where the objects go comes back with the session's fresh credentials. Writes are atomic (temporary
@@ -79,6 +80,7 @@ class SavedObject:
     source: FileIdentity
     upload_id: str | None = None  # its multipart upload while one is open; None: single PUT, not started, completed
     part_size: int | None = None  # that upload's part size: a resume sends the rest in the same parts
+    stored: bool = False  # COS holds it whole (its PUT or its multipart upload's complete answered)
 
 
 @dataclass
@@ -102,7 +104,13 @@ class Checkpoint:
         if data.get("version") not in READABLE:
             raise ValueError(f"unsupported checkpoint version {data.get('version')!r}")
         objects = [
-            SavedObject(obj["role"], FileIdentity(**obj["source"]), obj["upload_id"], obj.get("part_size"))
+            SavedObject(
+                obj["role"],
+                FileIdentity(**obj["source"]),
+                obj["upload_id"],
+                obj.get("part_size"),
+                obj.get("stored") is True,
+            )
             for obj in data["objects"]
         ]
         return cls(

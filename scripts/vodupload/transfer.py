@@ -5,7 +5,8 @@ Resuming is the SDK's own resume check (`CosS3Client.upload_file`, qcloud_cos/co
 kept are those ListParts reports for the saved uploadId, provided every listed part has the size and the
 MD5 ETag of the local bytes (`_check_all_upload_parts`); otherwise a new multipart upload replaces it.
 Nothing is saved per part: COS is the record. The uploadId is saved as soon as COS gives it, before any
-part is sent (the SDK, which saves nothing, looks it up with ListMultipartUploads instead).
+part is sent (the SDK, which saves nothing, looks it up with ListMultipartUploads instead); that an object
+is stored whole is saved once COS says so, since the credentials may not be allowed to ask it later.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ class ObjectTransfer:
 
     def resume(self) -> int:
         """Learn from COS what a saved upload already stored; returns how many bytes of this file."""
+        if self.obj.stored:
+            self.done = True
+            return self.obj.source.size
         upload_id = self.obj.upload_id
         parts = self._stored_parts(upload_id) if upload_id is not None else None
         if parts is not None:
@@ -108,7 +112,7 @@ class ObjectTransfer:
         if upload_id is not None:
             self.obj.upload_id = None
             self._ctx.save()
-        # A single PUT, or completed by a run that stopped before the commit (not known: sent again, the same bytes)
+        # Stored by a run killed before it could save so: COS is asked (if it will not say: sent again, the same bytes)
         self.done = self._object_stored() is True
         return self.obj.source.size if self.done else 0
 
@@ -179,7 +183,7 @@ class ObjectTransfer:
             )
         except Halted:
             return False
-        self.done = True
+        self._stored()
         self._ctx.meter.add(len(data))
         return True
 
@@ -238,8 +242,11 @@ class ObjectTransfer:
             # A retried complete whose first try succeeded (the answer was lost) finds no upload.
             if exc.code != "NoSuchUpload" or self._object_stored() is False:
                 raise
-        self.done = True
         self.obj.upload_id = None  # nothing left to abort, or to resume
+        self._stored()
+
+    def _stored(self) -> None:
+        self.done = self.obj.stored = True
         self._ctx.save()
 
     def _object_stored(self) -> bool | None:

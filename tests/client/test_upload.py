@@ -162,7 +162,7 @@ def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack,
     # What COS can tell is not saved: no parts, no storage location.
     session = stack.saved_session()
     assert set(session) == {"version", "name", "session_key", "created_at", "objects", "committing", "asked"}
-    assert [set(obj) for obj in session["objects"]] == [{"role", "source", "upload_id", "part_size"}]
+    assert [set(obj) for obj in session["objects"]] == [{"role", "source", "upload_id", "part_size", "stored"}]
     before = stack.traffic.parts_sent()
 
     result = task.resume().result(60)
@@ -743,13 +743,27 @@ def test_cancelling_what_was_never_saved_leaves_no_trace(stack: Stack, tmp_path:
     assert not stack.checkpoints.exists()  # no directory, no lock file made for it
 
 
-def test_a_stored_object_the_credentials_may_not_look_up_is_sent_again(stack: Stack, tmp_path: Path) -> None:
-    video = write_file(tmp_path / "again.mp4", 300 * 1024)
-    pause_once_stored(stack, video)  # the single PUT is stored, the commit not sent
-    stack.traffic.heads_forbidden = True  # whether it is there cannot be asked: the same bytes go again
-    result = stack.uploader().upload(video).run()
+@pytest.mark.parametrize(
+    ("video_size", "cover_size"),
+    [(300 * 1024, None), (3 * MIB, 3 * MIB)],
+    ids=["single-put", "multipart-video-paused-in-its-cover"],
+)
+def test_a_stored_object_is_not_sent_again_though_the_credentials_may_not_look_it_up(
+    stack: Stack, tmp_path: Path, video_size: int, cover_size: int | None
+) -> None:
+    # GIVEN a paused upload whose video COS holds whole (its PUT, or its multipart upload completed)
+    video = write_file(tmp_path / "again.mp4", video_size)
+    cover = write_file(tmp_path / "again.jpg", cover_size, seed=2) if cover_size else None
+    if cover is None:
+        pause_once_stored(stack, video)
+    else:
+        assert start_and_stop_early(stack, video, parts=4, cover=cover).wait(60) is UploadState.PAUSED
+    # WHEN it is resumed with credentials that may only write (VOD's policy is not published)
+    stack.traffic.heads_forbidden = True
+    result = stack.uploader().upload(video, cover).run()
+    # THEN the video is not sent again: the checkpoint says it is stored
     assert stack.served(result.video_url or "") == video.read_bytes()
-    assert stack.emulator.store.bytes_received == 2 * 300 * 1024 and stack.saved() == []
+    assert stack.emulator.store.bytes_received == video_size + (cover_size or 0) and stack.saved() == []
 
 
 def test_a_cancel_while_resuming_a_fully_uploaded_upload_is_not_committed(stack: Stack, tmp_path: Path) -> None:
