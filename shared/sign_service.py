@@ -14,7 +14,7 @@ from shared.http.body import json_object
 from shared.http.model import Endpoint, Request, Response
 from shared.records import Record
 from shared.signing import SignatureParams, build_signature
-from shared.vod_limits import MAX_SESSION_CONTEXT
+from shared.vod_limits import MAX_SESSION_CONTEXT, text_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -66,8 +66,11 @@ def parse_signature_request(body: Mapping[str, Any] | None) -> SignatureRequest:
         if type(value) is not kind:
             raise BadRequest(f"{wire} must be {_KIND_NAMES[kind]}", code="invalid_field")
         values[name] = value
-    if len(values.get("session_context") or "") > MAX_SESSION_CONTEXT:
-        raise BadRequest(f"sessionContext must be at most {MAX_SESSION_CONTEXT} characters", code="invalid_field")
+    if text_size(values.get("session_context") or "") > MAX_SESSION_CONTEXT:
+        raise BadRequest(
+            f"sessionContext must be at most {MAX_SESSION_CONTEXT} bytes in UTF-8 (fewer characters outside ASCII)",
+            code="invalid_field",
+        )
     return SignatureRequest(**values)
 
 

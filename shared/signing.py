@@ -15,7 +15,13 @@ import re
 from shared.digests import hmac_digest
 from shared.errors import SignatureParamError
 from shared.records import Record
-from shared.vod_limits import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT, MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
+from shared.vod_limits import (
+    MAX_SESSION_CONTEXT,
+    MAX_SOURCE_CONTEXT,
+    MAX_VALIDITY_SECONDS,
+    TASK_NOTIFY_MODES,
+    text_size,
+)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -89,8 +95,8 @@ def _check_text(name: str, value: str | None, limit: int | None) -> None:
         return
     if not isinstance(value, str):
         raise _fail(name, "must be a string")
-    if limit is not None and len(value) > limit:
-        raise _fail(name, f"at most {limit} characters (got {len(value)})")
+    if limit is not None and text_size(value) > limit:
+        raise _fail(name, f"at most {limit} bytes in UTF-8 (got {text_size(value)})")
     if "\x00" in value:
         raise _fail(name, "must not contain NUL")
     if not _encodable(value):

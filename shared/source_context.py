@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from shared.digests import compare_digest, hmac_digest
 from shared.errors import UserIdTooLong
 from shared.records import Record
-from shared.vod_limits import MAX_SOURCE_CONTEXT
+from shared.vod_limits import MAX_SOURCE_CONTEXT, text_size
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 PREFIX = "u2"
 MAX_REQUEST_ID = 40
 _MAC_CHARS = 22
-# We stay 10 under VOD's limit, in code points, in case VOD counts differently.
+# 10 under VOD's limit, in UTF-8 bytes (text_size): within it however VOD counts.
 MAX_CONTEXT = MAX_SOURCE_CONTEXT - 10
-MAX_USER_ID = MAX_CONTEXT - len(PREFIX) - MAX_REQUEST_ID - _MAC_CHARS - 3  # 173: the longest request id still fits
+MAX_USER_ID = MAX_CONTEXT - len(PREFIX) - MAX_REQUEST_ID - _MAC_CHARS - 3  # 173 bytes: the longest request id fits
 _REQUEST_ID_UNSAFE = re.compile(r"[^A-Za-z0-9-]")
 _MAC = re.compile(rf"[A-Za-z0-9_-]{{{_MAC_CHARS}}}")
 
@@ -53,8 +53,11 @@ def _mac(key: str, request_id: str, user_id: str) -> str:
 def seal(user_id: str, request_id: str, key: str) -> str:
     """The sourceContext for an upload by `user_id`, sealed with the context key."""
     # The limit is the user id's, not the text's: the same user must not sign or fail by the request id's length.
-    if len(user_id) > MAX_USER_ID:
-        raise UserIdTooLong(f"user id is too long for sourceContext (at most {MAX_USER_ID} characters)")
+    if text_size(user_id) > MAX_USER_ID:
+        raise UserIdTooLong(
+            f"user id is too long for sourceContext (at most {MAX_USER_ID} bytes in UTF-8: fewer characters "
+            "outside ASCII)"
+        )
     safe_request_id = _REQUEST_ID_UNSAFE.sub("", request_id)[:MAX_REQUEST_ID] or "-"
     return f"{PREFIX}:{safe_request_id}:{_mac(key, safe_request_id, user_id)}:{user_id}"
 

@@ -3,9 +3,17 @@ in one place for the code that builds signatures, the settings that feed them, a
 and the times of its reliable-callback queue."""
 
 MAX_VALIDITY_SECONDS = 90 * 24 * 3600  # expireTime - currentTimeStamp
-MAX_SOURCE_CONTEXT = 250  # characters of sourceContext
-MAX_SESSION_CONTEXT = 1000  # characters of sessionContext
+MAX_SOURCE_CONTEXT = 250  # of sourceContext, by text_size
+MAX_SESSION_CONTEXT = 1000  # of sessionContext, by text_size
 TASK_NOTIFY_MODES = ("Finish", "Change", "None")
+
+
+def text_size(value: str) -> int:
+    """A text's length against those limits: its UTF-8 bytes. VOD's page says "characters" without saying
+    which; bytes are never fewer than code points or UTF-16 units, so a text within a limit in bytes is
+    within it however VOD counts (a user id in CJK or emoji included)."""
+    return len(value.encode("utf-8", "surrogatepass"))
+
 
 # The reliable callback (PullEvents, https://cloud.tencent.com/document/api/266/33433): an event handed out
 # and not confirmed within 30 s is handed out again (its handle then expired). PullEvents holds a request up

@@ -121,7 +121,7 @@ def test_success_puts_the_authenticated_user_into_source_context(call: Callable[
     assert header(result, "Cache-Control") == "no-store"
 
 
-LONGEST_ESCAPED = json.dumps({"sessionContext": "\N{GRINNING FACE}" * MAX_SESSION_CONTEXT})
+LONGEST_ESCAPED = json.dumps({"sessionContext": "\N{GRINNING FACE}" * (MAX_SESSION_CONTEXT // 4)})  # 4 UTF-8 bytes each
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -239,7 +239,12 @@ def test_each_auth_mode_accepts_its_credentials(
         ("u" * source_context.MAX_USER_ID, "r" * 60, 200),  # the longest request id kept (40) still fits
         ("u" * (source_context.MAX_USER_ID + 1), "r", 403),  # a short request id makes no room for a longer id
         ("u" * (source_context.MAX_USER_ID + 1), "r" * 60, 403),
+        # Counted in UTF-8 bytes (VOD's "characters" may be those): never a sourceContext over 250 of them.
+        ("\u7528" * (source_context.MAX_USER_ID // 3), "r" * 60, 200),
+        ("\u7528" * (source_context.MAX_USER_ID // 3 + 1), "r", 403),
+        ("\N{GRINNING FACE}" * (source_context.MAX_USER_ID // 4 + 1), "r", 403),
     ],
+    ids=["longest", "longer-short-request-id", "longer", "longest-cjk", "longer-cjk", "longer-emoji"],
 )
 def test_the_longest_user_id_that_fits_sourcecontext_does_not_depend_on_the_request(
     call: Callable[..., Call], user_id: str, request_id: str, status: int
@@ -251,7 +256,7 @@ def test_the_longest_user_id_that_fits_sourcecontext_does_not_depend_on_the_requ
         return
     signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
     sealed = signed.text("sourceContext")
-    assert sealed is not None and len(sealed) <= source_context.MAX_CONTEXT
+    assert sealed is not None and len(sealed.encode()) <= source_context.MAX_CONTEXT
     assert source_context.attribute(sealed, KEYS).user_id == user_id
 
 
@@ -279,6 +284,7 @@ POLICY_ENV = {
         ({"oneTimeValid": 1}, 400, "invalid_field", "oneTimeValid"),
         ({"procedure": ["HD"]}, 400, "invalid_field", "procedure"),
         ({"sessionContext": "x" * 1001}, 400, "invalid_field", "sessionContext"),
+        ({"sessionContext": "\u7528" * 334}, 400, "invalid_field", "sessionContext"),  # 1002 bytes in UTF-8
     ],
 )
 def test_policy_and_field_refusals_name_the_field(
