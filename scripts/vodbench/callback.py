@@ -233,15 +233,14 @@ def _rates(
 @contextlib.contextmanager
 def _postgres() -> Iterator[tuple[Callable[[], str] | None, str]]:
     """(a maker of new databases on a throwaway server, returning their URLs; note) or (None, why not)."""
-    from vodtesting.pgserver import PostgresServer, find_bin_dir
+    from vodtesting.pgserver import find_bin_dir, launch
 
     bin_dir = find_bin_dir()
     if bin_dir is None:
         yield None, "not measured: PostgreSQL binaries (initdb) not found"
         return
-    server = PostgresServer(bin_dir).init()
+    server = launch(bin_dir)
     try:
-        server.start()
         yield server.create_database, "Unix socket; the throwaway server runs with fsync off, for both"
     finally:
         server.destroy()

@@ -5,6 +5,7 @@ and one database.
 Part of the testing kit: the store tests use it (fixtures below; import them into a conftest), and so
 does the benchmark. It talks to the server through psycopg2 (the `postgres` extra, beside `testing`).
 initdb and pgbouncer refuse to run as root, so as root they run as the `postgres` system user.
+PostgreSQL 13 or newer (`DROP DATABASE … WITH (FORCE)`); from 15 the server sorts text with ICU's en-US.
 """
 
 from __future__ import annotations
@@ -82,7 +83,10 @@ class PostgresServer:
             log = self.log.read_text(errors="replace")[-2000:] if self.log.exists() else ""
             raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{result.stdout}{result.stderr}\n{log}")
 
-    def init(self) -> PostgresServer:
+    def init(self) -> None:
+        # Text sorts as on most managed servers (an en-US collation), not by code point: nothing may rely on it.
+        # ICU as a database's default came in PostgreSQL 15; an older server sorts by code point (C).
+        icu = ("--locale-provider=icu", "--icu-locale=en-US") if self.major_version() >= 15 else ()
         self._pg(
             "initdb",
             "-D",
@@ -93,15 +97,21 @@ class PostgresServer:
             "-E",
             "UTF8",
             "--locale=C",
-            # Text sorts as on most managed servers (an en-US collation), not by code point: nothing may rely on it.
-            "--locale-provider=icu",
-            "--icu-locale=en-US",
+            *icu,
             "--no-sync",
         )
         settings = {**SERVER_SETTINGS, "unix_socket_directories": f"'{self.base}'"}
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
-        return self
+
+    def major_version(self) -> int:
+        answer = subprocess.run(
+            [str(self.bin_dir / "initdb"), "--version"], capture_output=True, text=True, timeout=60, check=False
+        ).stdout
+        found = re.search(r"\) (\d+)", answer)  # "initdb (PostgreSQL) 15.5 (Debian …)"
+        if found is None:
+            raise RuntimeError(f"initdb --version answered {answer.strip()!r}, not a PostgreSQL version")
+        return int(found.group(1))
 
     def start(self) -> None:
         self._pg("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
@@ -244,8 +254,14 @@ def start_server() -> PostgresServer:
     if reason is not None:
         missing("PostgreSQL", reason)
     assert bin_dir is not None
-    server = PostgresServer(bin_dir).init()
+    return launch(bin_dir)
+
+
+def launch(bin_dir: Path) -> PostgresServer:
+    """A new server, made and started; when either fails, nothing is left of it (its temp dir included)."""
+    server = PostgresServer(bin_dir)
     try:
+        server.init()
         server.start()
     except BaseException:
         server.destroy()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import glob
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,6 +27,7 @@ from shared.source_context import seal
 from shared.store import open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, SIGN_ENV
 from vodtesting import FILE_ID, KINDS, dev_token, http_event, load_function, signed, vod_event
+from vodtesting.pgserver import launch
 
 
 @pytest.mark.parametrize(
@@ -198,3 +202,26 @@ def test_calls_on_two_threads_each_log_at_their_functions_level(
     assert capsys.readouterr().out == ""
     talkative(http_event("POST", "/signature", body={}), {})  # a 401: an INFO line
     assert capsys.readouterr().out.count('"event": "request"') == 1
+
+
+@pytest.mark.parametrize(("version", "icu"), [("14.9", False), ("16.2 (Debian 16.2-1)", True)])
+def test_a_server_that_fails_to_start_leaves_nothing_and_icu_is_asked_of_versions_that_have_it(
+    version: str, icu: bool
+) -> None:
+    # An initdb that refuses what it is given (an older one, say), in a directory the postgres user may use.
+    fake = Path(tempfile.mkdtemp(prefix="fake-initdb-"))
+    try:
+        fake.chmod(0o777)
+        initdb = fake / "initdb"
+        initdb.write_text(
+            '#!/bin/sh\n[ "$1" = --version ] && echo "initdb (PostgreSQL) ' + version + '" && exit 0\n'
+            f'echo "$@" > {fake}/args; echo "initdb: unrecognized option" >&2; exit 1\n'
+        )
+        initdb.chmod(0o755)
+        made_before = set(glob.glob(f"{tempfile.gettempdir()}/vod-pg-*"))
+        with pytest.raises(RuntimeError, match="unrecognized option"):
+            launch(fake)
+        assert set(glob.glob(f"{tempfile.gettempdir()}/vod-pg-*")) == made_before  # its temp dir is gone
+        assert ("--locale-provider=icu" in (fake / "args").read_text()) is icu
+    finally:
+        shutil.rmtree(fake)
