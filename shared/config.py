@@ -395,6 +395,11 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
         alg = max((a for a in algorithms if a in _SYMMETRIC_ALGS), key=_SYMMETRIC_ALGS.__getitem__, default="HS256")
         if len(secret.reveal().encode()) < _SYMMETRIC_ALGS[alg]:
             r.problem("AUTH_JWT_SECRET", f"must be at least {_SYMMETRIC_ALGS[alg]} bytes for {alg}")
+        from shared.hs_jwt import refused_secret  # here only: the functions that verify tokens with it
+
+        why = refused_secret(secret.reveal().encode())
+        if why:  # a public key as the shared secret would let anyone mint tokens (algorithm confusion)
+            r.problem("AUTH_JWT_SECRET", f"{why}: an HMAC secret must be random bytes")
     if public_key is not None and not re.search(r"-----BEGIN (RSA )?PUBLIC KEY-----", public_key.reveal()):
         r.problem("AUTH_JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY----- or RSA PUBLIC KEY)")
     return secret or public_key, algorithms

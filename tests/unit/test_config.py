@@ -122,6 +122,12 @@ def _pull(env: dict[str, str]) -> object:
         ),
         (_sign, {"AUTH_JWT_SECRET": "s" * 63, "AUTH_JWT_ALGORITHMS": "HS256,HS512"}, "AUTH_JWT_SECRET"),  # < 64 bytes
         (_sign, {"AUTH_JWT_SECRET": "s" * 47, "AUTH_JWT_ALGORITHMS": "HS384"}, "AUTH_JWT_SECRET"),
+        # A public key as the shared secret: named with the other settings, not after them
+        (
+            _sign,
+            {"AUTH_JWT_SECRET": f"-----BEGIN PUBLIC KEY-----\n{'A' * 64}\n-----END PUBLIC KEY-----"},
+            "AUTH_JWT_SECRET",
+        ),
         (_sign, {"AUTH_MODE": "basic"}, "AUTH_MODE"),
         (_sign, {"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),  # an origin, not more nor less:
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com/path"}, "CORS_ALLOW_ORIGINS"),
