@@ -94,7 +94,9 @@ class _Usage(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=["PUSH", "PULL"], help="PUSH = HTTP callback, PULL = reliable callback")
+    parser.add_argument(
+        "--mode", type=str.upper, choices=["PUSH", "PULL"], help="PUSH = HTTP callback, PULL = reliable callback"
+    )
     parser.add_argument(
         "--url", type=_notification_url, help="NotificationUrl for PUSH mode (the callback function's /vod-events URL)"
     )

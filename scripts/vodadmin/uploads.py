@@ -119,10 +119,14 @@ def print_table(user: str, uploads: list[UploadRecord]) -> None:
         print(f"no uploads recorded for user {user!r}")
         return
     header = ("FILE ID", "STATUS", "NAME", "CREATED", "MEDIA URL")
-    rows = [(u.file_id, u.status, u.name or "-", u.create_time or "-", u.media_url or "-") for u in uploads]
+    # Cells as they are printed (control characters escaped), so the columns are measured as they are seen.
+    rows = [
+        tuple(shown(cell) for cell in (u.file_id, u.status, u.name or "-", u.create_time or "-", u.media_url or "-"))
+        for u in uploads
+    ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
-        print(shown("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]))
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
 
 
 def open_configured_store(*, write: bool = False) -> EventStore:

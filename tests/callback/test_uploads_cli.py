@@ -97,6 +97,9 @@ def test_forged_text_cannot_drive_the_operators_terminal(tmp_path: Path, command
     shown = uploads(url, *command, "--older-than", "0") if command == ("hooks",) else uploads(url, *command)
     assert shown.returncode in (0, 1) and "\\x1b[2J" in shown.stdout, shown.stderr
     assert not set(shown.stdout) & {"\x1b", "\x07", "\x9b"} and "\nfake line" not in shown.stdout
+    if command[0] == "list":  # and its columns are measured as shown: the last one starts where its header does
+        header, row = shown.stdout.splitlines()
+        assert row.index("http://") == header.index("MEDIA URL")
 
 
 def test_show_json(database_url: str) -> None:

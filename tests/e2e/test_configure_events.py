@@ -33,7 +33,7 @@ def configure(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (("--mode", "PULL"), {"Mode": "PULL"}),
+        (("--mode", "pull"), {"Mode": "PULL"}),  # as the switches, in either case
         (
             # Not the URL the local stack configured: the option itself must change it.
             ("--mode", "PUSH", "--url", "{gateway}/elsewhere", "--delete-events", "on"),
