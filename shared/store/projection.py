@@ -157,7 +157,7 @@ class FileState(TypedDict):
     deleted_at: float | None  # the first whole-file delete
     deleted_parts: list[dict[str, Any]]  # DeletedPart fields, sorted by type and definition
     outcomes: dict[str, int]  # task outcome -> how many of the file's tasks have it now
-    settled: list[Any] | None  # [[received_at, dedupe key], task id, outcome]: the task whose FINISH came last
+    settled: list[Any] | None  # [[received_at, dedupe key], task id, outcome]: the task whose first FINISH came last
 
 
 TaskState = dict[str, Winner]  # task field -> [task rank, value]: the highest-ranked event carrying it
@@ -207,9 +207,11 @@ def task_id_for(file_id: str, event: VodEvent) -> str | None:
     return None
 
 
-def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None = None) -> None:
+def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None = None) -> bool:
     """Update `state` (and `task`, the state of the task `task_id_for` names) with one new event that
-    names `file_id` (a FileDeleted is not searched for it: that would make a big delete quadratic)."""
+    names `file_id` (a FileDeleted is not searched for it: that would make a big delete quadratic).
+    True when the file's standing needs every task's state: then `settle` with them all (rare: a task's
+    first FINISH received after a later one of it, while it stands as the file's last finished)."""
     event, at = item.event, item.received_at
     state["seen"] = [min(state["seen"][0], at), max(state["seen"][1], at)] if state["seen"] else [at, at]
     if isinstance(event, NewFileUpload) and event.file_id == file_id:
@@ -218,7 +220,7 @@ def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None 
     elif isinstance(event, ProcedureStateChanged) and event.file_id == file_id:
         if task is None:
             raise ValueError("a task event needs its task's state")
-        _add_task_event(state, task, item, event)
+        return _add_task_event(state, task, item, event)
     elif isinstance(event, FileDeleted):
         parts = event.parts_for(file_id)
         if parts:  # only some parts (e.g. transcodes) are gone; the media itself still exists
@@ -226,6 +228,7 @@ def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None 
         else:
             first = state["deleted_at"]
             state["deleted_at"] = at if first is None else min(first, at)
+    return False
 
 
 def _add_deleted_parts(state: FileState, parts: Iterable[DeletePart], at: float) -> None:
@@ -273,7 +276,8 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
 # 3: when each deleted part was last deleted, and when each task's results were first heard of.
 # 4: the task whose FINISH came last (its outcome is the file's, so a task flow run again after a failure counts);
 # when the first upload event came (an upload is listed by it, not by a task event that came before it).
-_STATE_FORM = 4
+# 5: the task whose *first* FINISH came last, and when each task first finished.
+_STATE_FORM = 5
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
 
 
@@ -284,7 +288,7 @@ def state_current(state: FileState, *tasks: TaskState) -> bool:
     return state.get("form") == _STATE_FORM and all(len(rank) == _TASK_RANK_LENGTH for rank, _ in winners)
 
 
-def _add_task_event(state: FileState, task: TaskState, item: FoldInput, event: ProcedureStateChanged) -> None:
+def _add_task_event(state: FileState, task: TaskState, item: FoldInput, event: ProcedureStateChanged) -> bool:
     # FINISH over PROCESSING, so a late PROCESSING can't undo a FINISH; among PROCESSING events (one per step
     # with TasksNotifyMode Change) the furthest on, by steps ended; then the dedupe key.
     ended = sum(r.status in ("SUCCESS", "FAIL") for r in event.results)
@@ -308,14 +312,39 @@ def _add_task_event(state: FileState, task: TaskState, item: FoldInput, event: P
             if not outcomes[before]:
                 del outcomes[before]  # so the state's text, too, is the same whatever the order
         outcomes[after] = outcomes.get(after, 0) + 1
+    return _settle_with(state, task, item, event, after)
+
+
+def _settle_with(
+    state: FileState, task: TaskState, item: FoldInput, event: ProcedureStateChanged, outcome: TaskOutcome
+) -> bool:
     # The task that finished last decides how the file stands (processing aside): a failed task flow run again
-    # (ProcessMedia) and finished is finished. The latest FINISH wins whatever the order; its task's later
-    # events (a second FINISH report of it) still update the outcome it left.
-    settled, finished_at = state["settled"], [item.received_at, item.dedupe_key]
-    if event.status == "FINISH" and (settled is None or finished_at > settled[0]):
-        state["settled"] = [finished_at, event.task_id, after]
-    elif settled is not None and settled[1] == event.task_id:
-        settled[2] = after
+    # (ProcessMedia) and finished is finished. Each task counts from its first FINISH: a later report of an
+    # older task (a body replayed with a seen Sign, its content VOD's in fetch mode) does not make it the last.
+    # That task's later events still update the outcome it left.
+    if event.status == "FINISH":
+        rank = [item.received_at, 0, item.dedupe_key]  # as long as every task winner's rank
+        _keep(task, "first_finish", rank, [item.received_at, item.dedupe_key], lowest=True)
+    first_finish, settled = _value(task, "first_finish"), state["settled"]
+    if first_finish is None:
+        return False
+    if settled is None or first_finish > settled[0]:
+        state["settled"] = [first_finish, event.task_id, outcome]
+    elif settled[1] == event.task_id:
+        if first_finish < settled[0]:  # it finished earlier than was known: another task may have finished since
+            return True
+        settled[2] = outcome
+    return False
+
+
+def settle(state: FileState, tasks: Mapping[str, TaskState]) -> None:
+    """The file's standing from all its tasks' states: the task whose first FINISH came last, as it ended."""
+    finished = [
+        [_value(task, "first_finish"), task_id, _task_outcome(task)]
+        for task_id, task in tasks.items()
+        if _value(task, "first_finish") is not None
+    ]
+    state["settled"] = max(finished) if finished else None
 
 
 def results_from_plain(results: Iterable[Mapping[str, Any]]) -> tuple[TaskResult, ...]:
@@ -411,7 +440,10 @@ def _status(upload: UploadRecord, state: FileState) -> Status:
 def fold(file_id: str, events: Iterable[FoldInput]) -> tuple[FileState, dict[str, TaskState]]:
     """The states of `file_id` and its tasks after `events` (all that name it, in any order)."""
     state, tasks = new_file_state(), dict[str, TaskState]()
+    unsettled = False
     for item in events:
         task_id = task_id_for(file_id, item.event)
-        add(file_id, state, item, None if task_id is None else tasks.setdefault(task_id, {}))
+        unsettled |= add(file_id, state, item, None if task_id is None else tasks.setdefault(task_id, {}))
+    if unsettled:
+        settle(state, tasks)
     return state, tasks

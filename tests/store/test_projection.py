@@ -274,6 +274,22 @@ def test_a_file_stands_as_its_task_that_finished_last_in_any_order(
     assert report is not None and report.upload.status == "processing"
 
 
+def test_a_later_report_of_a_task_that_finished_before_does_not_make_it_the_last(
+    new_store: Callable[[], EventStore],
+) -> None:
+    # GIVEN a failed task flow run again and finished, then the failed one's FINISH once more with another body
+    # (a body replayed with a Sign seen in a delivery: in fetch mode its content is VOD's, its dedupe key new)
+    again = vod_event("ProcedureStateChanged", FileId=FILE, TaskId="t1", Status="FINISH", ErrCode=70000, Message="x")
+    deliveries = [(_finished("t1", 70000), 1.0), (_finished("t2", 0), 2.0), (again, 3.0)]
+    for order in itertools.permutations(deliveries):
+        store = new_store()
+        rebuilt = _count_rebuilds(store)
+        _deliver(store, list(order))
+        # THEN the file stands as the task run again, in every arrival order, without reading its events again
+        report = store.file_report(FILE)
+        assert report is not None and (report.upload.status, rebuilt) == ("finished", []), order
+
+
 @pytest.mark.parametrize(
     ("events", "furthest_given"),
     [
