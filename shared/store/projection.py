@@ -379,11 +379,12 @@ def task_record(file_id: str, task_id: str, task: TaskState) -> TaskRecord:
 
 
 def upload_record(file_id: str, state: FileState) -> UploadRecord:
-    uploads = state["listed"] if state["facts"] else state["unlisted"]  # facts: those of the listed ones
-    values = {name: _value(uploads, name) for name in _UPLOAD_FIELDS}
-    for name, _ in _FROM_TASKS:  # name, URL and metadata from the task flow, where no upload event gave them
-        if not values[name]:
-            values[name] = _value(state["from_tasks"], name, values[name])
+    listed = bool(state["facts"])  # facts: those of the listed uploads
+    values = {name: _value(state["listed"] if listed else state["unlisted"], name) for name in _UPLOAD_FIELDS}
+    for name, _ in _FROM_TASKS:  # name, URL and metadata from the task flow, where no listed upload gave them:
+        # an upload VOD did not list is only its body's word, below a task event's
+        if not values[name] or not listed:
+            values[name] = _value(state["from_tasks"], name) or values[name]
     seen = state["seen"] or [0.0, 0.0]
     upload = UploadRecord(
         file_id,

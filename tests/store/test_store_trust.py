@@ -171,6 +171,20 @@ def test_a_task_event_alone_still_gives_name_url_and_metadata(store: EventStore)
     )
 
 
+@pytest.mark.parametrize("upload_first", [False, True], ids=["task-first", "upload-first"])
+def test_an_upload_vod_did_not_list_names_nothing_a_task_event_gave(store: EventStore, upload_first: bool) -> None:
+    # GIVEN a file known only by its task flow's event, then deleted (VOD lists it no more), and a body naming it
+    # that VOD did not list (recorded unconfirmed) with a name and URL of its own
+    task = vod_event("ProcedureStateChanged", FileId=FILE, FileName="clip", FileUrl="http://x/clip.mp4")
+    forged = upload_by("mallory", Name="evil", MediaUrl="http://evil.example/x.mp4")
+    deliveries = [(task, None), (forged, Vouched(forged, UNCONFIRMED))]
+    for payload, vouched in deliveries[::-1] if upload_first else deliveries:
+        ingest_event(store, payload, received_at=1.0, keys=KEYS, vouched=vouched)
+    # THEN the name and URL are the task event's, whatever the order
+    record = store.upload(FILE)
+    assert record is not None and (record.name, record.media_url, record.user_id) == ("clip", "http://x/clip.mp4", None)
+
+
 def test_an_edit_is_linked_to_every_file_it_names(store: EventStore) -> None:
     result = ingest_event(store, load_event("vod_edit_media_complete"), received_at=1.0, keys=KEYS)
     assert result.event.file_ids == ("5285890784273533167", "5285890784273533168", "5285890784273533999")
