@@ -32,9 +32,14 @@ def _in_use(port: int) -> bool:
     return False
 
 
+COMMANDS = ("vod-upload", "vod-uploads", "vod-configure-events")
+
+
 def _commands() -> str:
     """Where this project's console commands are, as a prefix to print: none when they are on PATH."""
     here = Path(sys.argv[0]).resolve().parent
+    if not (here / "vod-upload").exists():  # run as `python -m vodlocal.serve`: the interpreter's own commands
+        here = Path(sys.executable).parent
     on_path = shutil.which("vod-upload")
     if on_path and Path(on_path).resolve().parent == here:
         return ""
@@ -80,16 +85,18 @@ def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace) 
         f"  curl -sS --noproxy '*' -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
         "-H 'Content-Type: application/json' -d '{}'\n"
     )
-    bin_ = _commands()
+    upload, uploads, configure = (shlex.quote(f"{_commands()}{name}") for name in COMMANDS)
     print(
-        f"upload a file:   NO_PROXY={localstack.LOOPBACK_HOSTS} VOD_UPLOAD_TOKEN=<token> {bin_}vod-upload FILE "
+        f"upload a file:   NO_PROXY={localstack.LOOPBACK_HOSTS} VOD_UPLOAD_TOKEN=<token> {upload} FILE "
         f"--gateway {gateway} --vod-endpoint {emulator}"
     )
-    print(f"see its record:  DATABASE_URL={database} {bin_}vod-uploads list --user {localstack.DEV_USER}")
-    print(
-        f"event settings:  VOD_API_ENDPOINT={emulator} {bin_}vod-configure-events --dev-keys "
-        f"{shlex.quote(str(args.state_dir))}"
-    )
+    # A command to paste: the URL quoted (a path with spaces, a query's &); one with a password is not printed
+    # (it shows masked), so the shell's own DATABASE_URL is the one to use then.
+    url = os.environ["DATABASE_URL"]
+    where = f"DATABASE_URL={shlex.quote(url)} " if database == url else ""
+    suffix = "" if where else "   (with your shell's DATABASE_URL)"
+    print(f"see its record:  {where}{uploads} list --user {localstack.DEV_USER}{suffix}")
+    print(f"event settings:  VOD_API_ENDPOINT={emulator} {configure} --dev-keys {shlex.quote(str(args.state_dir))}")
     # vod-js-sdk-v6 calls https://vod2.qcloud.com and *.myqcloud.com: a browser started with these flags
     # (its own profile, so no everyday browsing goes through them) reaches the emulator instead.
     flags = " ".join(shlex.quote(flag) for flag in stack.chromium_flags())

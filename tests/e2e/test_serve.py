@@ -52,10 +52,11 @@ APP_SHELL = {
 
 
 @contextmanager
-def _serving(tmp_path: Path, env: dict[str, str], args: list[str]) -> Iterator[list[str]]:
-    """vod-serve running with `args`: what it printed up to "Ctrl-C to stop" (all it printed, if it stopped)."""
+def _serving(tmp_path: Path, env: dict[str, str], args: list[str], how: list[str] | None = None) -> Iterator[list[str]]:
+    """vod-serve (or `how`) running with `args`: what it printed up to "Ctrl-C to stop" (all it printed, if it
+    stopped)."""
     proc = subprocess.Popen(
-        [command("vod-serve"), *args],
+        [*(how or [command("vod-serve")]), *args],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -112,6 +113,25 @@ def _printed(lines: list[str], label: str) -> str:
     """The URL printed after `label` ("gateway", "emulator") or, for "bearer token", the token below it."""
     at = next(i for i, line in enumerate(lines) if line.startswith(label))
     return lines[at + 1].strip() if label == "bearer token" else lines[at].split()[1]
+
+
+@pytest.mark.parametrize("as_module", [False, True], ids=["vod-serve", "python -m vodlocal.serve"])
+def test_the_printed_record_command_works_pasted_for_a_state_directory_with_a_space(
+    tmp_path: Path, as_module: bool
+) -> None:
+    how = [sys.executable, "-m", "vodlocal.serve"] if as_module else None
+    with _serving(tmp_path, user_env(), _serve_args(tmp_path / "my state"), how) as lines:
+        line = next(line for line in lines if line.startswith("see its record:"))
+        pasted = subprocess.run(
+            ["bash", "-c", line.removeprefix("see its record:")],
+            cwd=tmp_path,
+            env=user_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (pasted.returncode, pasted.stdout.strip()) == (0, "no uploads recorded for user 'dev-user'"), pasted.stderr
 
 
 @pytest.mark.parametrize("serve_output", [({}, ("--pull",))], ids=["pull"], indirect=True)
