@@ -163,8 +163,9 @@ class Emulator:
 
     # -- serving ---------------------------------------------------------------------------------
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Serve on host:port in a background thread (port 0 = any free port); returns the port."""
+    def start(self, host: str = "127.0.0.1", port: int = 0, *, deliver: bool = True) -> int:
+        """Serve on host:port in a background thread (port 0 = any free port); returns the port. `deliver`:
+        start pushing events now (False: once `start_delivery` is called, after `configure_events` say)."""
         if self._server is not None:
             raise RuntimeError("already serving")
         self.stopping.clear()
@@ -175,8 +176,12 @@ class Emulator:
         # A short poll interval makes stop() prompt (shutdown waits for the loop to notice).
         self._thread = threading.Thread(target=lambda: server.serve_forever(0.05), name="vodemu-http", daemon=True)
         self._thread.start()
-        self.push_worker.start()
+        if deliver:
+            self.start_delivery()
         return self.port
+
+    def start_delivery(self) -> None:
+        self.push_worker.start()
 
     def stop(self) -> None:
         """Stop serving and delivering; long polls in progress return at once. State stays open."""

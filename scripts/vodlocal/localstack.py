@@ -212,7 +212,8 @@ def start_gateway(port: int = 0) -> RunningServer:
 
 
 def start_emulator(state_dir: Path, env: Mapping[str, str], port: int = 0, **options: Any) -> Any:
-    """The local VOD emulator with the account keys the sign function uses; returns the started Emulator."""
+    """The local VOD emulator with the account keys the sign function uses; returns the started Emulator, its
+    event delivery not yet started (`start_delivery`)."""
     from vodemu.app import build_emulator
 
     sub_app = env.get("VOD_SUB_APP_ID")
@@ -223,7 +224,8 @@ def start_emulator(state_dir: Path, env: Mapping[str, str], port: int = 0, **opt
         sub_app_id=int(sub_app) if sub_app else None,
         **options,
     )
-    emulator.start("127.0.0.1", port)
+    # Delivery waits for the launcher's configure_events: events pending from a last run would go to its URL.
+    emulator.start("127.0.0.1", port, deliver=False)
     return emulator
 
 
@@ -327,6 +329,7 @@ def start_stack(
             emulator.configure_events(
                 mode="PUSH", notification_url=f"{gateway.url}/vod-events", sign_key=env["VOD_CALLBACK_SIGN_KEY"]
             )
+        emulator.start_delivery()
         return LocalStack(gateway, emulator, front, claim)
     except BaseException:
         claim.release()

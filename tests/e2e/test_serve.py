@@ -19,10 +19,11 @@ import pytest
 import requests
 
 from tests.conftest import closed_loopback_port, command, run_command, user_env
+from vodemu.app import build_emulator
 from vodemu.cli import port_default
 from vodemu.signature import signed_parameters
 from vodlocal import localstack
-from vodtesting import sample_video
+from vodtesting import sample_video, vod_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -132,6 +133,39 @@ def test_the_printed_record_command_works_pasted_for_a_state_directory_with_a_sp
             check=False,
         )
     assert (pasted.returncode, pasted.stdout.strip()) == (0, "no uploads recorded for user 'dev-user'"), pasted.stderr
+
+
+def test_an_event_pending_from_a_last_run_goes_only_to_the_new_callback(tmp_path: Path, restore_environ: None) -> None:
+    # GIVEN a state whose emulator still has an event to push, to where the last run's gateway was
+    state = tmp_path / "state"
+    settings = localstack.dev_settings(state)
+    last = build_emulator(
+        state / "vod-emulator",
+        secret_id=settings["TENCENTCLOUD_SECRET_ID"],
+        secret_key=settings["TENCENTCLOUD_SECRET_KEY"],
+    )
+    last.configure_events(
+        mode="PUSH",
+        notification_url=f"http://127.0.0.1:{closed_loopback_port()}/vod-events",
+        sign_key=settings["VOD_CALLBACK_SIGN_KEY"],
+    )
+    last.close()
+    with sqlite3.connect(state / "vod-emulator" / "vodemu.sqlite3") as db:  # as a commit queues one
+        db.execute(
+            "INSERT INTO events (created_at, delivery, body, push_status) VALUES (?, 'PUSH', ?, 'pending')",
+            (time.time(), json.dumps(vod_event("NewFileUpload"))),
+        )
+    # WHEN the stack starts again on it THEN the event's one attempt goes to the new gateway, and is recorded
+    stack = localstack.start_stack(state, own_settings=True)
+    try:
+        deadline = time.monotonic() + 30
+        while stack.emulator.state.push_status()[0][1] == "pending" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(status, attempts) for _, status, attempts, _ in stack.emulator.state.push_status()] == [
+            ("delivered", 1)
+        ]
+    finally:
+        stack.stop()
 
 
 @pytest.mark.parametrize("serve_output", [({}, ("--pull",))], ids=["pull"], indirect=True)
