@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
-from vodemu.signature import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT
+from vodemu.signature import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT, context_size
 from vodemu.state import UploadOptions
 
 
@@ -103,12 +103,13 @@ def upload_options(params: Params, default_region: str) -> UploadOptions:
     if class_id < 0:
         raise CloudApiError("InvalidParameterValue.ClassId", "ClassId must not be negative")
     source_context = params.text("SourceContext")
-    if source_context is not None and len(source_context) > MAX_SOURCE_CONTEXT:
-        raise CloudApiError("InvalidParameterValue", f"SourceContext: at most {MAX_SOURCE_CONTEXT} characters")
+    if source_context is not None and context_size(source_context) > MAX_SOURCE_CONTEXT:
+        raise CloudApiError("InvalidParameterValue", f"SourceContext: at most {MAX_SOURCE_CONTEXT} bytes in UTF-8")
     session_context = params.text("SessionContext")
-    if session_context is not None and len(session_context) > MAX_SESSION_CONTEXT:
+    if session_context is not None and context_size(session_context) > MAX_SESSION_CONTEXT:
         raise CloudApiError(
-            "InvalidParameterValue.SessionContextTooLong", f"SessionContext: at most {MAX_SESSION_CONTEXT} characters"
+            "InvalidParameterValue.SessionContextTooLong",
+            f"SessionContext: at most {MAX_SESSION_CONTEXT} bytes in UTF-8",
         )
     options = UploadOptions(
         storage_region=params.text("StorageRegion") or default_region,

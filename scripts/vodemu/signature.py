@@ -28,6 +28,12 @@ _INTEGERS = frozenset({"currentTimeStamp", "expireTime", "random", "classId", "t
 _TEXTS = frozenset({"procedure", "taskNotifyMode", "sourceContext", "sessionContext", "storageRegion"})
 
 
+def context_size(text: str) -> int:
+    """A context's length as the emulator counts it: UTF-8 bytes. VOD's pages say "characters" without saying
+    which; the oracle holds clients to the strictest reading, so what passes here passes however VOD counts."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 class Refused(enum.Enum):
     MALFORMED = "malformed"  # not Base64, too short, or `original` is not a parameter string
     BAD_PARAMETER = "bad_parameter"  # a signed parameter outside VOD's documented domain
@@ -137,8 +143,8 @@ def _check_domains(values: Mapping[str, str | int]) -> None:
             raise _refuse(Refused.BAD_PARAMETER, f"{name}: {value} is not in {low}..{high}")
     for name, limit in _LENGTHS.items():
         value = values.get(name)
-        if isinstance(value, str) and len(value) > limit:
-            raise _refuse(Refused.BAD_PARAMETER, f"{name}: longer than {limit} characters")
+        if isinstance(value, str) and context_size(value) > limit:
+            raise _refuse(Refused.BAD_PARAMETER, f"{name}: longer than {limit} bytes in UTF-8")
     for name in _TEXTS:
         if "\x00" in str(values.get(name, "")):
             raise _refuse(Refused.BAD_PARAMETER, f"{name}: contains NUL")

@@ -293,6 +293,8 @@ def test_commit_upload_is_idempotent(emulator: Emulator):
             id="session context",
         ),
         pytest.param({"MediaType": "mp4", "SourceContext": "x" * 251}, "InvalidParameterValue", id="source context"),
+        # in UTF-8 bytes, the strictest reading of VOD's "characters"
+        pytest.param({"MediaType": "mp4", "SourceContext": "\u7528" * 84}, "InvalidParameterValue", id="cjk context"),
         pytest.param({"MediaType": "mp4", "ExpireTime": "tomorrow"}, "InvalidParameterValue.ExpireTime", id="expiry"),
         pytest.param({"MediaType": "mp4", "ClassId": -1}, "InvalidParameterValue.ClassId", id="class"),
         pytest.param({}, "MissingParameter", id="no type"),

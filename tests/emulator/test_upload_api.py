@@ -155,6 +155,18 @@ REFUSALS: list[tuple[str, str, BodyFor, Code]] = [
         lambda c: _apply_body(_raw({**_base(c()), "classId": -1})),
         Code.SIGNATURE_BAD_PARAMETER,
     ),
+    *(
+        (
+            f"{name} over {limit} bytes in UTF-8",  # the strictest reading of VOD's "characters"
+            "ApplyUploadUGC",
+            lambda c, name=name, text=text: _apply_body(_raw({**_base(c()), name: text})),
+            Code.SIGNATURE_BAD_PARAMETER,
+        )
+        for name, limit, text in (
+            ("sourceContext", 250, "\u7528" * 84),
+            ("sessionContext", 1000, "\N{GRINNING FACE}" * 251),
+        )
+    ),
     (
         "no vodSubAppId",
         "ApplyUploadUGC",
