@@ -59,7 +59,7 @@ PORT_OPTIONS = (  # flag, environment variable, default, what listens there, and
 )
 
 
-def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace) -> None:
+def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace, shell_database: bool) -> None:
     """Start the PULL timer (with --pull) and print where everything is and how to use it."""
     gateway, emulator = stack.gateway.url, stack.emulator.url
     minted = localstack.token_for(os.environ)  # None: the shell's own identity provider issues the tokens
@@ -91,10 +91,13 @@ def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace) 
         f"--gateway {gateway} --vod-endpoint {emulator}"
     )
     # A command to paste: the URL quoted (a path with spaces, a query's &); one with a password is not printed
-    # (it shows masked), so the shell's own DATABASE_URL is the one to use then.
+    # (it shows masked): the user has it where it came from, the shell or the state's settings file.
     url = os.environ["DATABASE_URL"]
     where = f"DATABASE_URL={shlex.quote(url)} " if database == url else ""
-    suffix = "" if where else "   (with your shell's DATABASE_URL)"
+    source = (
+        "your shell's DATABASE_URL" if shell_database else f"DATABASE_URL as in {args.state_dir / 'dev-settings.json'}"
+    )
+    suffix = "" if where else f"   (with {source})"
     print(f"see its record:  {where}{uploads} list --user {localstack.DEV_USER}{suffix}")
     print(f"event settings:  VOD_API_ENDPOINT={emulator} {configure} --dev-keys {shlex.quote(str(args.state_dir))}")
     # vod-js-sdk-v6 calls https://vod2.qcloud.com and *.myqcloud.com: a browser started with these flags
@@ -144,6 +147,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
+    shell_database = bool(os.environ.get("DATABASE_URL"))  # else the state's settings file names it
     try:
         stack = localstack.start_stack(
             args.state_dir, args.port, args.emulator_port, tls_port=args.tls_port, pull=args.pull
@@ -159,7 +163,7 @@ def main() -> int:
         return 2
     localstack.stop_on_sigterm()
     try:  # from here a Ctrl-C (or SIGTERM) stops the stack, whenever it comes
-        _start_and_announce(stack, args)
+        _start_and_announce(stack, args, shell_database)
         signal.pause()
     except KeyboardInterrupt:
         pass

@@ -24,6 +24,7 @@ from vodemu.cli import port_default
 from vodemu.signature import signed_parameters
 from vodlocal import localstack
 from vodtesting import sample_video, vod_event
+from vodtesting.pgserver import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,6 +134,23 @@ def test_the_printed_record_command_works_pasted_for_a_state_directory_with_a_sp
             check=False,
         )
     assert (pasted.returncode, pasted.stdout.strip()) == (0, "no uploads recorded for user 'dev-user'"), pasted.stderr
+
+
+@pytest.mark.parametrize("where", ["shell", "settings file"])
+def test_a_database_url_with_a_password_is_named_where_it_came_from(
+    tmp_path: Path, postgres_server: PostgresServer, where: str
+) -> None:
+    url = postgres_server.create_database().replace("postgres@", "postgres:S3cret@", 1)  # trust: any password
+    state = tmp_path / "state"
+    if where == "settings file":
+        localstack.dev_settings(state)
+        settings = json.loads((state / "dev-settings.json").read_text())
+        (state / "dev-settings.json").write_text(json.dumps({**settings, "DATABASE_URL": url}))
+    shell = {**user_env(), **({"DATABASE_URL": url} if where == "shell" else {})}
+    with _serving(tmp_path, shell, _serve_args(state)) as lines:
+        line = next(line for line in lines if line.startswith("see its record:"))
+    source = "your shell's DATABASE_URL" if where == "shell" else f"DATABASE_URL as in {state / 'dev-settings.json'}"
+    assert line.rstrip().endswith(f"(with {source})") and "S3cret" not in "".join(lines), line
 
 
 def test_an_event_pending_from_a_last_run_goes_only_to_the_new_callback(tmp_path: Path, restore_environ: None) -> None:
