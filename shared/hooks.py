@@ -13,6 +13,9 @@ because the commit's answer was lost, stays `pending` and visible, but is not re
 duplicate). `vod-uploads hooks --rerun` runs the hook again for those and for failed ones (`rerun_hook`:
 each is claimed first, so that two operators' runs never run one twice), which makes it at least once.
 Keep hooks quick (the function's timeout covers them) and idempotent.
+
+Hooks of one file's events can run at once (two instances, two deliveries) and end in either order: of two
+records of one file, the one with the higher `revision` is the newer (it counts the commits that wrote it).
 """
 
 import functools
@@ -56,7 +59,8 @@ class CommittedEvent(Record):
 
     @property
     def upload(self) -> UploadRecord | None:
-        """The upload record when the event names exactly one file (all but multi-file deletes)."""
+        """The upload record when the event names exactly one file; None when it names several (a delete of
+        many files, an edit naming its inputs) or none (an event type that names no file)."""
         return self.uploads[0] if len(self.uploads) == 1 else None
 
 
@@ -81,6 +85,8 @@ def load_hook(spec: str | None) -> AfterCommit:
         hook = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise ConfigError([("AFTER_COMMIT_HOOK", f"cannot load {spec!r}: {exc}")]) from exc
+    except Exception as exc:  # the module failed as it was imported (a setting of the app's missing, say)
+        raise ConfigError([("AFTER_COMMIT_HOOK", f"cannot load {spec!r}: {type(exc).__name__}: {exc}")]) from exc
     if not callable(hook):
         raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is not callable")])
     called = hook

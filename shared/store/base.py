@@ -130,6 +130,13 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "DROP INDEX uploads_by_user",
         ),
     ),
+    (
+        7,
+        (
+            # UploadRecord.revision: one more at each commit that writes the record (under the file's lock).
+            "ALTER TABLE uploads ADD COLUMN revision BIGINT NOT NULL DEFAULT 0",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -495,28 +502,29 @@ class EventStore(ABC):
         state, tasks = new_file_state(), dict[str, TaskState]()
         if task_id is not None:
             tasks[task_id] = {}
-        listed_at = None
+        listed_at, revision = None, 1
         if row is not None:  # else: a new file
             upload_end, task_start = len(_UPLOAD_COLUMNS), len(_UPLOAD_COLUMNS) + 1
             task_end = task_start + len(_TASK_COLUMNS)
             saved, saved_task, stale = row[upload_end], row[task_end], row[task_end + 1]
             stored = dict(zip(_UPLOAD_COLUMNS, row[:upload_end], strict=True))
             listed_at = stored["first_seen_at"] if stored["user_id"] is not None else None
+            revision = stored["revision"] + 1
             # A row without its state always has an unprojected event too (migration 4 left them all so): `stale`
             # covers it; the state checks keep a hand-edited row from being a crash.
             if stale or saved is None or (row[task_start] is not None and saved_task is None):
-                return self._rebuild(cursor, file_id, listed_at)
+                return self._rebuild(cursor, file_id, listed_at, revision)
             state = json.loads(saved)
             if task_id is not None and saved_task is not None:
                 tasks[task_id] = json.loads(saved_task)
             if not state_current(state, *tasks.values()):
-                return self._rebuild(cursor, file_id, listed_at)
+                return self._rebuild(cursor, file_id, listed_at, revision)
         if add(file_id, state, item, None if task_id is None else tasks[task_id]):
             others = self._task_states(cursor, file_id)
             if others is None:
-                return self._rebuild(cursor, file_id, listed_at)
+                return self._rebuild(cursor, file_id, listed_at, revision)
             settle(state, {**others, **tasks})  # this event's task as it is now, not as stored
-        return self._write(cursor, file_id, state, tasks, listed_at)
+        return self._write(cursor, file_id, state, tasks, listed_at, revision)
 
     def _task_states(self, cursor: Cursor, file_id: str) -> dict[str, TaskState] | None:
         """The states of all the file's tasks as stored; None if one is missing or of another build's form."""
@@ -527,7 +535,7 @@ class EventStore(ABC):
         states = {task_id: json.loads(saved) for task_id, saved in rows}
         return states if all(state_current(new_file_state(), task) for task in states.values()) else None
 
-    def _rebuild(self, cursor: Cursor, file_id: str, listed_at: float | None) -> UploadRecord:
+    def _rebuild(self, cursor: Cursor, file_id: str, listed_at: float | None, revision: int) -> UploadRecord:
         """Records whose state is missing or stale (an older build stored some of the file's events): fold all
         the file's stored events (the new one included) once; later events update what this writes."""
         # Marked before they are read: an event another build commits in between is folded but stays unmarked
@@ -543,14 +551,21 @@ class EventStore(ABC):
             (file_id,),
         )
         state, tasks = fold(file_id, self._fold_inputs(cursor.fetchall()))
-        return self._write(cursor, file_id, state, tasks, listed_at)
+        return self._write(cursor, file_id, state, tasks, listed_at, revision)
 
     def _write(
-        self, cursor: Cursor, file_id: str, state: FileState, tasks: dict[str, TaskState], listed_at: float | None
+        self,
+        cursor: Cursor,
+        file_id: str,
+        state: FileState,
+        tasks: dict[str, TaskState],
+        listed_at: float | None,
+        revision: int,
     ) -> UploadRecord:
         """`listed_at`: where the row was listed, if its user's list shows it: never later now (a client paging on
-        from a cursor would miss it). Of this build's states it is already so; an older build placed some earlier."""
-        upload = upload_record(file_id, state)
+        from a cursor would miss it). Of this build's states it is already so; an older build placed some earlier.
+        `revision`: the record's, one more than the stored row's."""
+        upload = upload_record(file_id, state)._replace(revision=revision)
         if listed_at is not None and listed_at < upload.first_seen_at:
             upload = upload._replace(first_seen_at=listed_at)
         row = _upload_row(upload)

@@ -97,6 +97,9 @@ class UploadRecord(Record):
     deleted_parts: tuple[DeletedPart, ...] = ()
     first_seen_at: float = 0.0  # when its first upload event was received (before one: its first event)
     last_event_at: float = 0.0
+    # How many commits have changed the record: of two copies of one file's record (two hooks of it, run in two
+    # instances at once, may end in either order) the higher is the newer. 0: never written by this build.
+    revision: int = 0
 
 
 def _urls(value: object, key: str = "") -> Iterator[str]:

@@ -103,9 +103,9 @@ def _count_rebuilds(store: EventStore) -> list[str]:
     rebuilt: list[str] = []
     rebuild = store._rebuild
 
-    def counted(cursor: Any, file_id: str, listed_at: float | None) -> Any:
+    def counted(cursor: Any, file_id: str, listed_at: float | None, revision: int) -> Any:
         rebuilt.append(file_id)
-        return rebuild(cursor, file_id, listed_at)
+        return rebuild(cursor, file_id, listed_at, revision)
 
     store._rebuild = counted  # type: ignore[method-assign]
     return rebuilt

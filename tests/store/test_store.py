@@ -120,6 +120,16 @@ def test_a_users_upload_is_read_only_for_that_user(store: EventStore, user: str,
     assert store.user_upload(user, "no-such-file") == (None, [])
 
 
+def test_each_commit_that_writes_a_record_counts_in_its_revision(store: EventStore) -> None:
+    # The hook of each commit gets the record one revision on: of two copies of it, the higher is the newer
+    hook = Hook()
+    for fixture in ("vod_procedure_processing", "vod_new_file_upload", "vod_procedure_finish", "vod_new_file_upload"):
+        ingest(store, fixture, hook=hook)  # the last a duplicate: nothing written, no hook
+    assert [c.upload.revision for c in hook.calls if c.upload is not None] == [1, 2, 3]
+    upload = store.upload(FILE_ID)
+    assert upload is not None and upload.revision == 3
+
+
 def test_task_results_keep_every_output_url(store: EventStore) -> None:
     ingest(store, "vod_procedure_finish")
     [task] = store.tasks(FILE_ID)
