@@ -26,6 +26,7 @@ import psycopg2
 import psycopg2.extensions
 
 from shared.config import hide_database_password
+from shared.errors import StoreUnavailable
 from shared.store.base import Cursor, EventStore
 
 
@@ -85,6 +86,10 @@ class _BatchingCursor(psycopg2.extensions.cursor):
         _wait(cast(_Connection, self.connection), self.wait_seconds)
 
 
+# UTF8, or SQL_ASCII (which keeps the bytes it is given: UTF-8 in, UTF-8 out).
+_TEXT_ENCODINGS = frozenset({"UTF8", "SQL_ASCII"})
+
+
 class PostgresStore(EventStore):
     errors = (psycopg2.Error,)
 
@@ -100,8 +105,23 @@ class PostgresStore(EventStore):
     def _connect(self) -> _Connection:
         # Asynchronous, so that every wait is bounded (_wait); and so autocommit: BEGIN and COMMIT are ours,
         # which lets them share round trips.
-        conn = psycopg2.connect(self._url, async_=True, connection_factory=_Connection, application_name="vod-events")
+        # Text goes both ways as UTF-8, whatever the server's default for its clients (a name in Chinese would
+        # otherwise not encode for a database of another encoding: a crash that VOD retries forever).
+        conn = psycopg2.connect(
+            self._url,
+            async_=True,
+            connection_factory=_Connection,
+            application_name="vod-events",
+            client_encoding="UTF8",
+        )
         _wait(conn, self._timeout)
+        encoding = conn.info.parameter_status("server_encoding")
+        if encoding not in _TEXT_ENCODINGS:  # it cannot store what events name: said at once, not per event
+            conn.close()
+            raise StoreUnavailable(
+                f"the database's encoding is {encoding}: the store needs UTF8 "
+                "(CREATE DATABASE vod ENCODING 'UTF8' TEMPLATE template0)"
+            )
         return conn
 
     @contextmanager

@@ -23,7 +23,7 @@ from shared.store.base import SCHEMA_VERSION
 from shared.store.postgres import advisory_key
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, KEYS
 from tests.scf import load_event, response_json
-from vodtesting import http_event, signed
+from vodtesting import http_event, signed, vod_event
 from vodtesting.pgserver import PostgresServer, database_name, run_sql
 
 NOW = 1_800_000_000
@@ -339,3 +339,27 @@ def test_a_cold_starts_schema_check_has_the_deadline_too(postgres_server: Postgr
     finally:
         store.close()
         proxy.close()
+
+
+@pytest.mark.parametrize(("encoding", "stored"), [("SQL_ASCII", True), ("LATIN1", False)])
+def test_a_database_of_another_encoding_stores_text_as_utf8_or_is_refused_by_name(
+    postgres_server: PostgresServer, encoding: str, stored: bool
+) -> None:
+    # GIVEN a database made with another encoding than UTF8 (a bare server's default may be SQL_ASCII)
+    name = f"enc_{encoding.lower()}_{os.getpid()}"
+    provider = " LOCALE_PROVIDER libc" if postgres_server.major_version() >= 15 else ""
+    postgres_server.execute(
+        f"CREATE DATABASE {name} ENCODING '{encoding}' LC_COLLATE 'C' LC_CTYPE 'C'{provider} TEMPLATE template0"
+    )
+    store = open_store(postgres_server.url(name), timeout_seconds=2)
+    event = vod_event("NewFileUpload", Name="视频😀")
+    try:
+        if stored:  # THEN text goes in and comes back as it was
+            ingest_event(store, event, received_at=1.0, keys=KEYS)
+            upload = store.upload(event["FileUploadEvent"]["FileId"])
+            assert upload is not None and upload.name == "视频😀"
+        else:  # or the store says what is wrong with the database: never a crash per event
+            with pytest.raises(StoreUnavailable, match=f"encoding is {encoding}: the store needs UTF8"):
+                ingest_event(store, event, received_at=1.0, keys=KEYS)
+    finally:
+        store.close()
