@@ -22,10 +22,11 @@ def cors_headers(request: Request | None, settings: HttpSettings) -> dict[str, s
     origin = _allowed_origin(request.headers.get("origin") if request else None, settings)
     if origin is None:
         return {}
-    # A page on another origin reads the status API's ETag (for If-None-Match) and a request id to report.
+    # A page on another origin reads the status API's ETag (for If-None-Match), a request id to report, and how
+    # long a gateway in front asks it to wait.
     headers = {
         "Access-Control-Allow-Origin": origin,
-        "Access-Control-Expose-Headers": "ETag, X-Request-Id",
+        "Access-Control-Expose-Headers": "ETag, X-Request-Id, Retry-After",
         "Vary": "Origin",
     }
     if settings.cors_allow_credentials:

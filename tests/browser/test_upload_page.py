@@ -3,6 +3,7 @@ sign, callback and uploads functions and the VOD emulator, each on its own origi
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -173,6 +174,9 @@ def test_another_user_of_the_browser_does_not_resume_someone_elses_upload(
     [
         ("not-a-token", "Your sign-in was refused"),
         (None, "You are not signed in"),
+        # no header can carry these: a link damaged on its way (a mail client's line break, a zero-width space)
+        ("ab%0Acd", "Your sign-in link is damaged"),
+        ("%E2%80%8Babc", "Your sign-in link is damaged"),
     ],
 )
 def test_a_bad_token_shows_a_clear_message(
@@ -186,6 +190,33 @@ def test_a_bad_token_shows_a_clear_message(
     assert message in b.page.inner_text("#error")
     assert b.traffic.vod_calls() == []  # no signature, no VOD call
     assert b.stack.records("page-user") == []
+
+
+@pytest.mark.parametrize(
+    ("video_name", "video_size", "cover_name", "message"),
+    [
+        ("clip", 1000, None, "clip has no extension"),
+        ("clip.", 1000, None, "clip. has no extension"),
+        ("empty.mp4", 0, None, "empty.mp4 is empty"),
+        ("clip.mp4", 1000, "cover", "cover has no extension"),
+        ("clip.mp4", 1000, "cover.png", "cover.png is empty"),
+    ],
+)
+def test_a_file_vod_would_refuse_on_every_try_is_said_before_anything_is_sent(
+    browser_stack: BrowserStack, tmp_path: Path, video_name: str, video_size: int, cover_name: str | None, message: str
+) -> None:
+    b = browser_stack
+    b.open(b.stack.token("page-user"))
+    video = tmp_path / video_name
+    video.write_bytes(b"v" * video_size)
+    cover = None if cover_name is None else tmp_path / cover_name
+    if cover is not None:
+        cover.write_bytes(b"" if cover_name == "cover.png" else b"c" * 100)
+    b.choose(video, cover)
+    b.page.click("#start")
+    b.page.wait_for_selector("#error:not(:empty)")
+    assert message in b.page.inner_text("#error")
+    assert b.traffic.vod_calls() == [] and not [r for r in b.traffic.requests if "/signature" in r.url]
 
 
 def test_the_page_says_whom_it_uploads_for_and_takes_a_new_link_in_the_same_tab(browser_stack: BrowserStack) -> None:
@@ -560,6 +591,35 @@ def test_the_status_shown_again_after_an_outage_of_the_status_service(
     # THEN once the service answers again, the page says the upload's status, not the outage
     _until(b, lambda: len(asked) >= 4, "the page stopped asking")
     assert b.page.inner_text("#processing") == "Processing…"
+
+
+@pytest.mark.parametrize(("code", "retry_after"), [(503, None), (404, None), (429, "7")])
+def test_status_answers_that_are_not_a_status_are_asked_again_ever_more_slowly(
+    browser_stack: BrowserStack, tmp_path: Path, code: int, retry_after: str | None
+) -> None:
+    # GIVEN a status service that is down, throttling (saying when to come back), or has no record (a callback
+    # not set up): the same answer every time
+    b = browser_stack
+    times: list[float] = []
+
+    def answer(route: Any) -> None:
+        times.append(time.monotonic())
+        headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+        if retry_after:
+            headers |= {"Retry-After": retry_after, "Access-Control-Expose-Headers": "Retry-After"}
+        route.fulfill(status=code, body=json.dumps({"error": {"code": "x"}}), headers=headers)
+
+    b.page.route(f"{b.stack.gateway_url}/uploads/**", answer)
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    # THEN the page asks again after longer and longer waits (or after the one asked for), never every 2 s
+    _until(b, lambda: len(times) >= (2 if retry_after else 4), "the page stopped asking", seconds=90)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    if retry_after:
+        assert gaps[0] >= float(retry_after) - 0.5, gaps
+    else:
+        assert gaps[2] >= 1.8 * gaps[0] and gaps[2] >= 6, gaps
 
 
 def test_another_users_link_after_an_upload_stops_following_it(browser_stack: BrowserStack, tmp_path: Path) -> None:

@@ -149,7 +149,14 @@
   // --- API calls --------------------------------------------------------------------------------------
   async function api(url, init) {
     if (!token) throw new ApiError(401, "You are not signed in: open this page from the app.", true);
-    const headers = { Authorization: "Bearer " + token, ...(init.headers || {}) };
+    let headers;
+    try {
+      headers = new Headers({ Authorization: "Bearer " + token, ...(init.headers || {}) });
+    } catch (error) {
+      // A token no header can carry (a line break, a character outside Latin-1): a link damaged on its way
+      tellParent({ type: "vod-upload-token-refused" });
+      throw new ApiError(401, "Your sign-in link is damaged: open this page again from the app.", true);
+    }
     let response;
     try {
       response = await fetch(url, { ...init, headers, credentials: "omit", cache: "no-store" });
@@ -507,17 +514,26 @@
         continue;
       }
       if (mine !== following) return;
+      if (!upload && response.status !== 304) {
+        // 404: the event announcing the upload is still on its way to the callback (or never comes: a
+        // callback not set up). Either way, and for a service down or throttling, ask ever more slowly.
+        failures += 1;
+        if (response.status !== 404) {
+          $("processing").textContent = `Status unavailable (HTTP ${response.status}); retrying…`;
+        }
+        const after = Number(response.headers.get("Retry-After")); // seconds, when the service says
+        const wait = Math.min(30000, 1000 * 2 ** failures);
+        await sleep(Number.isFinite(after) && after > 0 ? Math.min(300000, Math.max(wait, after * 1000)) : wait);
+        continue;
+      }
       failures = 0;
       if (upload) {
         etag = response.headers.get("ETag");
         shown = upload;
         showUpload(upload);
         if (FINAL.has(upload.status)) return;
-      } else if (response.status === 304 && shown) {
-        showUpload(shown);
-      } else if (response.status !== 304 && response.status !== 404) {
-        // 404: the event announcing the upload is still on its way to the callback.
-        $("processing").textContent = `Status unavailable (HTTP ${response.status}); retrying…`;
+      } else if (shown) {
+        showUpload(shown); // a 304 after an outage's message
       }
       // Never a tight loop: an answer that came back at once (no ETag yet, no long-poll) waits a little.
       if (Date.now() - asked < 1000) await sleep(2000);
@@ -561,6 +577,22 @@
       return;
     }
     const cover = $("cover").files[0] || null;
+    // What VOD would refuse on every try (the SDK takes the type from the name): said now, nothing sent.
+    for (const [file, input] of [[video, "video"], [cover, "cover"]]) {
+      if (!file) continue;
+      const dot = file.name.lastIndexOf(".");
+      const example = input === "video" ? "clip.mp4" : "cover.jpg";
+      let why = "";
+      if (file.size === 0) why = `${file.name} is empty: choose another ${input}.`;
+      else if (dot < 0 || dot === file.name.length - 1) {
+        why = `${file.name} has no extension, and VOD needs the file's type: rename it (e.g. ${example}).`;
+      }
+      if (why) {
+        fail(why);
+        $(input).focus();
+        return;
+      }
+    }
     const pending = uncommitted;
     uncommitted = null;
     if (pending && files && video === files.video && cover === files.cover) {
