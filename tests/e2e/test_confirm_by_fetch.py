@@ -110,9 +110,12 @@ def test_a_lying_task_body_changes_nothing(vod_stack: VodStack, confirming: Call
             "ProcedureStateChanged", FileId=committed["fileId"], TaskId=before.task_id, Status=status, **lies
         )
         assert confirming(forged)["statusCode"] == 200
-    # THEN the task and the upload are as VOD has them (but for when the upload was last heard of)
+    # THEN the task and the upload are as VOD has them (but for when the upload was last heard of, and the two
+    # commits that recorded the bodies)
     assert vod_stack.store.tasks(committed["fileId"]) == [before]
-    assert vod_stack.store.upload(committed["fileId"]) == record._replace(last_event_at=ANY)
+    assert vod_stack.store.upload(committed["fileId"]) == record._replace(
+        last_event_at=ANY, revision=record.revision + 2
+    )
 
 
 @pytest.mark.parametrize("file_id", [None, "999999999"], ids=["the real file", "another file"])
