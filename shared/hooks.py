@@ -83,9 +83,7 @@ def load_hook(spec: str | None) -> AfterCommit:
     module_name, _, attribute = spec.partition(":")
     try:
         hook = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError([("AFTER_COMMIT_HOOK", f"cannot load {spec!r}: {exc}")]) from exc
-    except Exception as exc:  # the module failed as it was imported (a setting of the app's missing, say)
+    except Exception as exc:  # no such module or name, or the module failed as it was imported (an app setting)
         raise ConfigError([("AFTER_COMMIT_HOOK", f"cannot load {spec!r}: {type(exc).__name__}: {exc}")]) from exc
     if not callable(hook):
         raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is not callable")])

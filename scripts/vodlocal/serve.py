@@ -32,9 +32,6 @@ def _in_use(port: int) -> bool:
     return False
 
 
-COMMANDS = ("vod-upload", "vod-uploads", "vod-configure-events")
-
-
 def _commands() -> str:
     """Where this project's console commands are, as a prefix to print: none when they are on PATH."""
     here = Path(sys.argv[0]).resolve().parent
@@ -85,7 +82,10 @@ def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace, 
         f"  curl -sS --noproxy '*' -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
         "-H 'Content-Type: application/json' -d '{}'\n"
     )
-    upload, uploads, configure = (shlex.quote(f"{_commands()}{name}") for name in COMMANDS)
+    prefix = _commands()
+    upload, uploads, configure = (
+        shlex.quote(prefix + name) for name in ("vod-upload", "vod-uploads", "vod-configure-events")
+    )
     print(
         f"upload a file:   NO_PROXY={localstack.LOOPBACK_HOSTS} VOD_UPLOAD_TOKEN=<token> {upload} FILE "
         f"--gateway {gateway} --vod-endpoint {emulator}"

@@ -521,19 +521,16 @@ class EventStore(ABC):
                 return self._rebuild(cursor, file_id, listed_at, revision)
         if add(file_id, state, item, None if task_id is None else tasks[task_id]):
             others = self._task_states(cursor, file_id)
-            if others is None:
+            if others is None or not state_current(state, *others.values()):
                 return self._rebuild(cursor, file_id, listed_at, revision)
             settle(state, {**others, **tasks})  # this event's task as it is now, not as stored
         return self._write(cursor, file_id, state, tasks, listed_at, revision)
 
     def _task_states(self, cursor: Cursor, file_id: str) -> dict[str, TaskState] | None:
-        """The states of all the file's tasks as stored; None if one is missing or of another build's form."""
+        """The states of all the file's tasks as stored; None if one is missing (an older build's row)."""
         cursor.execute(self._sql("SELECT task_id, projection FROM tasks WHERE file_id = ?"), (file_id,))
         rows = cursor.fetchall()
-        if any(saved is None for _, saved in rows):
-            return None
-        states = {task_id: json.loads(saved) for task_id, saved in rows}
-        return states if all(state_current(new_file_state(), task) for task in states.values()) else None
+        return None if any(saved is None for _, saved in rows) else {t: json.loads(saved) for t, saved in rows}
 
     def _rebuild(self, cursor: Cursor, file_id: str, listed_at: float | None, revision: int) -> UploadRecord:
         """Records whose state is missing or stale (an older build stored some of the file's events): fold all

@@ -343,9 +343,9 @@ def _settle_with(
 def settle(state: FileState, tasks: Mapping[str, TaskState]) -> None:
     """The file's standing from all its tasks' states: the task whose first FINISH came last, as it ended."""
     finished = [
-        [_value(task, "first_finish"), task_id, _task_outcome(task)]
+        [task["first_finish"][1], task_id, _task_outcome(task)]
         for task_id, task in tasks.items()
-        if _value(task, "first_finish") is not None
+        if "first_finish" in task
     ]
     state["settled"] = max(finished) if finished else None
 
