@@ -1,17 +1,17 @@
 """Saved upload sessions: one JSON file per upload, in the user's cache directory.
 
-Like vod-js-sdk-v6, which keeps the vodSessionKey in localStorage under a name made of the files' names
-and sizes (src/uploader.ts, `sessionName`/`setStorage`), a checkpoint lets a later run, in this process or
-another, continue a paused, interrupted or killed upload. It keeps only what COS cannot tell: the session
-key, each object's multipart uploadId or that it is stored whole (VOD's credentials may not be allowed to
-ask COS: a stored video is not sent again for that), what the files looked like (path, size, mtime, a
-hash of a content sample: a changed file starts over instead of being stitched together from two
-versions), when the session began, and whether its commit was sent. Which parts are stored is asked from COS when resuming,
-and where the objects go comes back with the session's fresh credentials. Writes are atomic (temporary
-file, fsync, rename). Files are private (0600): the session key lets a signature holder continue the
-upload. A run holds its checkpoint's lock file (`<name>.lock`, filelock's: flock, or Windows' own) while it
-uses the checkpoint, so that a second run of the same files at the same time is refused instead of
-replacing or deleting the first one's.
+Like vod-js-sdk-v6, which keeps the vodSessionKey in localStorage under a name made of the files' names and
+sizes (src/uploader.ts, `sessionName`/`setStorage`), a checkpoint lets a later run, in this process or
+another, continue a paused, interrupted or killed upload. It keeps only what COS cannot tell: the session key,
+each object's multipart uploadId or that it is stored whole (VOD's credentials may not be allowed to ask COS:
+a stored video is not sent again for that), what the files looked like (path, size, mtime, a hash of a content
+sample: a changed file starts over instead of being stitched together from two versions), when the session
+began, and whether its commit was sent. Which parts are stored is asked from COS when resuming, and where the
+objects go comes back with the session's fresh credentials. Writes are atomic (temporary file, fsync, rename).
+Files are private (0600): the session key lets a signature holder continue the upload. A run holds its
+checkpoint's lock file (`<name>.lock`, filelock's: flock, or Windows' own) while it uses the checkpoint, so
+that a second run of the same files at the same time is refused instead of replacing or deleting the first
+one's.
 """
 
 from __future__ import annotations
