@@ -590,9 +590,9 @@ def _whole_number(text: str, *, port: bool = False) -> bool:
     return 1 <= value <= 65535 if port else -(2**31) <= value < 2**31
 
 
-def hide_database_password(text: str, url: str) -> str:
-    """`text` (the URL itself, or a message quoting it) with every form of the DATABASE_URL `url`'s password
-    masked: user:pass@, libpq's ?password= and ?sslpassword=, as written and percent-decoded."""
+def _database_passwords(url: str) -> set[str]:
+    """Every form of the DATABASE_URL `url`'s password: user:pass@, libpq's ?password= and ?sslpassword=, as
+    written and percent-decoded."""
     from urllib.parse import unquote, unquote_plus, urlsplit
 
     parts = urlsplit(url)
@@ -601,8 +601,13 @@ def hide_database_password(text: str, url: str) -> str:
         key, _, value = pair.partition("=")
         if unquote_plus(key) in ("password", "sslpassword"):
             found.append(value)
-    forms = {form for raw in found for form in (raw, unquote(raw), unquote_plus(raw))} - {""}
-    for secret in sorted(forms, key=len, reverse=True):  # longest first: no form is left half-masked
+    return {form for raw in found for form in (raw, unquote(raw), unquote_plus(raw))} - {""}
+
+
+def hide_database_password(text: str, url: str) -> str:
+    """`text` (the URL itself, or a message quoting it) with every form of the DATABASE_URL `url`'s password
+    masked."""
+    for secret in sorted(_database_passwords(url), key=len, reverse=True):  # longest first: none half-masked
         text = text.replace(secret, "********")
     return text
 
@@ -621,6 +626,9 @@ def _read_store(r: _Reader) -> StoreSettings:
     problem = database_url_problem(url)
     if problem:
         r.problem("DATABASE_URL", problem)
+    else:  # its password alone is a known secret too: a hook's error may quote it in a DSN of its own
+        for password in _database_passwords(url):
+            Secret(password)
     timeout = r.integer("DATABASE_TIMEOUT", DEFAULT_DATABASE_TIMEOUT, 1, 60) or DEFAULT_DATABASE_TIMEOUT
     return StoreSettings(database_url=Secret(url), timeout_seconds=timeout)
 
@@ -799,6 +807,9 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
     protocol, _, host = endpoint.rpartition("://")
     if protocol not in ("", "http", "https") or not _matches_with_port(_API_HOST, host, 2):
         r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
+    elif protocol == "http" and not _is_loopback_host(host):
+        # VOD's API takes https; over http, ModifyEventConfig's SignKey and a role's token would travel in clear
+        r.problem("VOD_API_ENDPOINT", f"may use http:// only on loopback, for a local emulator (got {endpoint!r})")
     region = r.text("VOD_API_REGION")
     _region(r, "VOD_API_REGION", region)
     return VodApiSettings(
@@ -810,6 +821,15 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
         protocol=protocol or "https",
         region=region,
         sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
+    )
+
+
+def _is_loopback_host(host: str) -> bool:
+    """`host[:port]` names this machine: localhost, 127.0.0.0/8 or [::1]."""
+    name = host[1 : host.find("]")] if host.startswith("[") else host.partition(":")[0]
+    octets = name.split(".")
+    return name in ("localhost", "::1") or (
+        len(octets) == 4 and octets[0] == "127" and all(o.isdigit() and int(o) < 256 for o in octets)
     )
 
 

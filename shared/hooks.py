@@ -84,7 +84,10 @@ def load_hook(spec: str | None) -> AfterCommit:
     try:
         hook = getattr(importlib.import_module(module_name), attribute)
     except Exception as exc:  # no such module or name, or the module failed as it was imported (an app setting)
-        raise ConfigError([("AFTER_COMMIT_HOOK", f"cannot load {spec!r}: {type(exc).__name__}: {exc}")]) from exc
+        from shared.redaction import redact  # the app's message may quote a URL with its password, as a hook's may
+
+        why = redact(f"cannot load {spec!r}: {type(exc).__name__}: {_message(exc)}"[:2000], known_secrets())
+        raise ConfigError([("AFTER_COMMIT_HOOK", why)]) from None  # its traceback would show the message again
     if not callable(hook):
         raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is not callable")])
     called = hook

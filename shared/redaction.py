@@ -27,13 +27,19 @@ _PLAIN_WORDS = {"yes", "no", "true", "false", "none", "null", "bearer", "basic",
 
 
 def _value(match: re.Match[str]) -> str:
-    """The match with its `value` group masked when its `name` group names a secret."""
-    if not _CONFIDENTIAL.search(match["name"]) or match["value"].lower() in _PLAIN_WORDS:
-        return match[0]
+    """The match with its `value` group masked when its `name` group names a secret; a quoted value under any
+    other name is searched in turn (a connection string quoted in a repr: `dsn='… password=…'`)."""
     value = match["value"]
     prefix = value[0] if value[0] in "bu" and value[1:2] in ("'", '"') else ""
     quote = value[len(prefix)] if value[len(prefix) : len(prefix) + 1] in ("'", '"') else ""
-    return f"{match[0][: match.start('value') - match.start()]}{prefix}{quote}{MASK}{quote}"
+    kept = match[0][: match.start("value") - match.start()]
+    if _CONFIDENTIAL.search(match["name"]) and value.lower() not in _PLAIN_WORDS:
+        return f"{kept}{prefix}{quote}{MASK}{quote}"
+    if not quote:
+        return match[0]
+    start = len(prefix) + 1
+    end = len(value) - 1 if len(value) > start and value[-1] == quote else len(value)  # cut off: no closing quote
+    return f"{kept}{value[:start]}{_masked_patterns(value[start:end])}{value[end:]}"
 
 
 def _header(match: re.Match[str]) -> str:
@@ -78,6 +84,10 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     for secret in sorted(secrets, key=len, reverse=True):  # longest first: none is left half-masked
         if secret:
             text = text.replace(secret, MASK)
+    return _masked_patterns(text)
+
+
+def _masked_patterns(text: str) -> str:
     for pattern, replace in _PATTERNS:
         text = pattern.sub(replace, text)
     return text

@@ -160,6 +160,9 @@ class EmulatorState:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / DB_FILENAME
+        # Only its owner reads it (it keeps the callback SignKey); SQLite gives its -wal and -shm the same mode.
+        self.path.touch(mode=0o600)
+        self.path.chmod(0o600)
         self._lock = threading.Lock()
         # Autocommit mode; multi-statement operations open their own IMMEDIATE transaction.
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)

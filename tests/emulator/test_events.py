@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import socket
+import stat
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -166,6 +167,15 @@ def test_pending_push_events_survive_a_restart(
     emulator_factory()  # same state directory
     [body] = receiver.wait_for(1)
     assert body["FileUploadEvent"]["FileId"] == committed["fileId"]
+
+
+def test_the_state_holding_the_sign_key_is_readable_by_its_owner_only(emulator: Emulator):
+    emulator.configure_events(notification_url="http://127.0.0.1:9/cb", sign_key="SignKeyOfThisTest")
+    files = sorted(emulator.state.path.parent.glob(f"{emulator.state.path.name}*"))
+    assert len(files) == 3  # the database, its -wal and -shm
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in files} == dict.fromkeys(
+        [path.name for path in files], 0o600
+    )
 
 
 def test_push_with_no_url_queues_nothing(emulator: Emulator, clock: FrozenClock):

@@ -166,6 +166,10 @@ def _pull(env: dict[str, str]) -> object:
         (_fetch, {"VOD_API_ENDPOINT": "https://"}, "VOD_API_ENDPOINT"),
         (_pull, {"VOD_PULL_BUDGET_SECONDS": "15"}, "VOD_PULL_BUDGET_SECONDS"),  # not more than the reserve
         (_fetch, {"VOD_API_ENDPOINT": "[::1"}, "VOD_API_ENDPOINT"),
+        # Plain http only to a local emulator: elsewhere the SignKey and a role's token would travel in clear
+        (_fetch, {"VOD_API_ENDPOINT": "http://vod.tencentcloudapi.com"}, "VOD_API_ENDPOINT"),
+        (_fetch, {"VOD_API_ENDPOINT": "http://127.0.0.1.example.com:80"}, "VOD_API_ENDPOINT"),
+        (_fetch, {"VOD_API_ENDPOINT": "http://10.0.0.1:9000"}, "VOD_API_ENDPOINT"),
         (_callback, {"AFTER_COMMIT_HOOK": "just_a_module"}, "AFTER_COMMIT_HOOK"),
         (_callback, {"AFTER_COMMIT_HOOK": "pkg.mod:fn()"}, "AFTER_COMMIT_HOOK"),
         (_callback, {"DATABASE_URL": "mysql://root:hunter2@db/vod"}, "DATABASE_URL"),
@@ -224,6 +228,15 @@ def test_secrets_never_show_in_repr_or_str() -> None:
         assert SECRET_KEY not in text
         assert JWT_SECRET not in text
     assert settings.policy.secret_key.reveal() == SECRET_KEY
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql://app:pw%2Fof-db@db/vod", "postgresql://db/vod?user=app&password=pw%2Fof-db"]
+)
+def test_the_database_password_alone_is_a_known_secret(url: str) -> None:
+    # An app's hook may quote it in a DSN of its own (not the URL): masked wherever it is found
+    load_callback_settings({**CALLBACK_ENV, "DATABASE_URL": url})
+    assert {"pw/of-db", "pw%2Fof-db"} <= set(config.known_secrets())
 
 
 def test_secret_compares_and_pickles_without_showing_itself() -> None:
@@ -502,7 +515,17 @@ def test_a_jwt_secret_is_measured_in_bytes() -> None:
 
 
 @pytest.mark.parametrize(
-    "endpoint", ["vod.tencentcloudapi.com", "127.0.0.1:9000", "http://127.0.0.1:9000", "[::1]:9000", "http://[::1]"]
+    "endpoint",
+    [
+        "vod.tencentcloudapi.com",
+        "https://vod.ap-guangzhou.tencentcloudapi.com",
+        "127.0.0.1:9000",
+        "http://127.0.0.1:9000",
+        "http://127.8.0.1",
+        "http://localhost:9000",
+        "[::1]:9000",
+        "http://[::1]",
+    ],
 )
 def test_the_vod_api_endpoint_is_a_host_and_port(endpoint: str) -> None:
     keys = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}

@@ -34,6 +34,11 @@ from shared.redaction import redact
         ),
         ("{'password': b'rp-1'} password = \"pw-2\"", "{'password': b'********'} password = \"********\""),
         ("Cookie: lang=en; sid=s-1; csrftoken=c1\nHost: x", "Cookie: ********\nHost: x"),
+        # a quoted value under a harmless name is searched in turn: a DSN in a repr, pydantic's input_value
+        ("Sink(dsn='host=db user=a password=pw/1')", "Sink(dsn='host=db user=a password=********')"),
+        ("input_value='x password=pw-2 y', input_type=str", "input_value='x password=******** y', input_type=str"),
+        ("{'url': \"postgresql://a:pw-3@db/x\"}", "{'url': \"postgresql://a:********@db/x\"}"),
+        ("dsn='host=db password=pw-cut", "dsn='host=db password=********"),  # cut off before its closing quote
         ('{"access_token": "at-cut-off', '{"access_token": "********"'),  # a value cut short is still masked
         # what is not a secret stays as written
         (
