@@ -86,9 +86,16 @@ def json_object(request: Request, *, require_content_type: bool = True) -> dict[
         raise UnsupportedMediaType("send the body as application/json", code="unsupported_content_type")
     try:
         text = request.body.decode("utf-8")
+        if text.startswith("\ufeff"):  # RFC 8259 §8.1: no byte order mark (json's own error would say "line 1")
+            raise ValueError("it starts with a byte order mark")
         value = _STRICT_JSON.decode(text)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BadRequest(f"body is not valid JSON: {str(exc)[:120]}", code="invalid_json") from exc
+    except UnicodeDecodeError as exc:
+        raise BadRequest("body is not valid JSON: it is not UTF-8", code="invalid_json") from exc
+    except RecursionError as exc:
+        raise BadRequest("body nests too deeply", code="invalid_json") from exc
+    except ValueError as exc:  # the parser's words, or ours (a duplicate key, NaN); not the interpreter's advice
+        why = "a number in it has too many digits" if "integer string conversion" in str(exc) else str(exc)[:120]
+        raise BadRequest(f"body is not valid JSON: {why}", code="invalid_json") from exc
     if ("\\ud" in text or "\\uD" in text) and not _unicode(value):
         # An escaped half of a surrogate pair, alone: no UTF-8 form, so not text (RFC 7493 §2.1), and a string
         # kept from it would break every answer that later shows it.

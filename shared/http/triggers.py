@@ -49,7 +49,12 @@ def _body(event: Mapping[str, Any]) -> bytes:
         return b""
     if not isinstance(body, str):
         raise BadRequest("event body must be a string", code="bad_event")
-    if event.get("isBase64Encoded") in (True, "true", "True"):
+    marked = event.get("isBase64Encoded")
+    if isinstance(marked, str):
+        marked = {"true": True, "false": False}.get(marked.lower(), marked)
+    if marked not in (True, False, None) or type(marked) is int:  # 1 == True: a number is not SCF's flag either
+        raise BadRequest("event field isBase64Encoded must be true or false", code="bad_event")
+    if marked:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text

@@ -351,6 +351,26 @@ def test_malformed_requests_get_precise_errors(
 
 
 @pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        (
+            "{bad json",
+            "body is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
+        ('{"a": ' + "9" * 5000 + "}", "body is not valid JSON: a number in it has too many digits"),  # not a 500
+        ("[" * 100_000 + "]" * 100_000, "body nests too deeply"),
+        ("\ufeff{}", "body is not valid JSON: it starts with a byte order mark"),
+        ("\udcff", "body is not valid JSON: it is not UTF-8"),
+        ('{"procedure": "a", "procedure": "b"}', "body is not valid JSON: duplicate key 'procedure'"),
+    ],
+)
+def test_a_body_that_is_not_json_says_why_in_the_callers_terms(call: Callable[..., Call], body: str, says: str) -> None:
+    # what the caller can change, never the interpreter's limits or advice for the server (sys.set_int_max_str_digits)
+    result = call(HTTP_MAX_BODY_BYTES="1000000")(headers=bearer(token()), body=body)
+    assert (result["statusCode"], response_json(result)["error"]) == (400, {"code": "invalid_json", "message": says})
+
+
+@pytest.mark.parametrize(
     ("event", "status"),
     [
         ("not a dict", 400),
@@ -358,6 +378,8 @@ def test_malformed_requests_get_precise_errors(
         ({"requestContext": {}, "headers": {}}, 400),
         ({"httpMethod": "POST", "headers": ["x"]}, 400),
         ({"httpMethod": "POST", "body": 42}, 400),
+        ({"httpMethod": "POST", "body": "e30=", "isBase64Encoded": 1}, 400),  # neither a flag nor its text
+        ({"httpMethod": "POST", "body": "e30=", "isBase64Encoded": "yes"}, 400),
     ],
 )
 def test_events_that_are_not_http_events_are_400(call: Callable[..., Call], event: Any, status: int) -> None:
@@ -388,6 +410,14 @@ def test_preflight(
     assert header(result, "Access-Control-Allow-Origin") == allow_origin
     if status == 204:
         assert "Authorization" in (header(result, "Access-Control-Allow-Headers") or "")
+
+
+@pytest.mark.parametrize("env", [{"CORS_ALLOW_ORIGINS": ORIGIN}, {}])
+def test_options_without_an_origin_is_not_a_preflight(call: Callable[..., Call], env: dict[str, str]) -> None:
+    # A monitor's or a tool's OPTIONS: what the endpoint takes, not a CORS refusal
+    result = call(**env)(method="OPTIONS", body=None, headers={})
+    assert (result["statusCode"], header(result, "Allow")) == (204, "POST, OPTIONS")
+    assert header(result, "Access-Control-Allow-Origin") is None
 
 
 def test_cors_with_credentials_echoes_the_origin_never_a_wildcard(call: Callable[..., Call]) -> None:
