@@ -233,15 +233,15 @@ def _rates(
 @contextlib.contextmanager
 def _postgres() -> Iterator[tuple[Callable[[], str] | None, str]]:
     """(a maker of new databases on a throwaway server, returning their URLs; note) or (None, why not)."""
-    from vodtesting.pgserver import find_bin_dir, launch
+    from vodtesting.pgserver import DURABLE, find_bin_dir, launch
 
     bin_dir = find_bin_dir()
     if bin_dir is None:
         yield None, "not measured: PostgreSQL binaries (initdb) not found"
         return
-    server = launch(bin_dir)
+    server = launch(bin_dir, DURABLE)  # the tests' server trades durability for speed; a baseline must not
     try:
-        yield server.create_database, "Unix socket; the throwaway server runs with fsync off, for both"
+        yield server.create_database, "Unix socket; a durable server: fsync, synchronous_commit, full_page_writes on"
     finally:
         server.destroy()
 

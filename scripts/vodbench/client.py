@@ -123,7 +123,10 @@ def _sdk_upload_file_seconds(source: Path, signature_url: str, endpoint: str) ->
 
 
 def run() -> Section:
-    with tempfile.TemporaryDirectory(prefix="vodupload-bench-") as name, _environment():
+    with (
+        tempfile.TemporaryDirectory(prefix="vodupload-bench-", dir=os.environ.get("BENCH_TMPDIR")) as name,
+        _environment(),
+    ):
         tmp = Path(name)
         source = tmp / "bench.mp4"
         _write_source(source)

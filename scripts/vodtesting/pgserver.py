@@ -20,7 +20,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -62,9 +62,15 @@ def find_bin_dir() -> Path | None:
     return Path(candidates[0]).parent if candidates else None
 
 
+# A server as durable as a production one: each commit waits for its WAL on disk (the benchmarks' baseline).
+DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
+
+
 class PostgresServer:
-    def __init__(self, bin_dir: Path) -> None:
+    def __init__(self, bin_dir: Path, settings: Mapping[str, str] | None = None) -> None:
+        """`settings`: postgresql.conf values over SERVER_SETTINGS (DURABLE, say)."""
         self.bin_dir = bin_dir
+        self.settings = {**SERVER_SETTINGS, **(settings or {})}
         self.base = Path(tempfile.mkdtemp(prefix="vod-pg-"))
         self.data = self.base / "data"
         self.log = self.base / "server.log"
@@ -100,7 +106,7 @@ class PostgresServer:
             *icu,
             "--no-sync",
         )
-        settings = {**SERVER_SETTINGS, "unix_socket_directories": f"'{self.base}'"}
+        settings = {**self.settings, "unix_socket_directories": f"'{self.base}'"}
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
 
@@ -257,9 +263,9 @@ def start_server() -> PostgresServer:
     return launch(bin_dir)
 
 
-def launch(bin_dir: Path) -> PostgresServer:
+def launch(bin_dir: Path, settings: Mapping[str, str] | None = None) -> PostgresServer:
     """A new server, made and started; when either fails, nothing is left of it (its temp dir included)."""
-    server = PostgresServer(bin_dir)
+    server = PostgresServer(bin_dir, settings)
     try:
         server.init()
         server.start()

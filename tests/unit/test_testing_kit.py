@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import glob
 import shutil
 import tempfile
@@ -27,7 +28,8 @@ from shared.source_context import seal
 from shared.store import open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, SIGN_ENV
 from vodtesting import FILE_ID, KINDS, dev_token, http_event, load_function, signed, vod_event
-from vodtesting.pgserver import launch
+from vodtesting.ci import missing
+from vodtesting.pgserver import DURABLE, find_bin_dir, launch
 
 
 @pytest.mark.parametrize(
@@ -225,3 +227,20 @@ def test_a_server_that_fails_to_start_leaves_nothing_and_icu_is_asked_of_version
         assert ("--locale-provider=icu" in (fake / "args").read_text()) is icu
     finally:
         shutil.rmtree(fake)
+
+
+def test_a_server_launched_durable_waits_for_its_commits_on_disk() -> None:
+    # The benchmarks' baseline is a durable upsert; the tests' own server trades that for speed.
+    import psycopg2
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        missing("PostgreSQL binaries (initdb)", "to launch a server")
+    server = launch(bin_dir, DURABLE)
+    try:
+        with contextlib.closing(psycopg2.connect(server.url())) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT name, setting FROM pg_settings WHERE name = ANY(%s)", (list(DURABLE),))
+            shown = dict(cursor.fetchall())
+        assert shown == DURABLE
+    finally:
+        server.destroy()
