@@ -16,8 +16,20 @@ from vodtesting.ci import missing
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "serverless.yml"
-# A deployer who has set every setting the config uses, all of them empty (their defaults).
-DEPLOYER_ENV = dict.fromkeys(scf_framework.env_sources(CONFIG), "")
+# A deployer who has set every setting the config uses: the ones no function can do without, and the others
+# empty (their defaults).
+REQUIRED_SETTINGS = {
+    "VOD_SECRET_ID": "AKIDsign-upload-only",
+    "VOD_SECRET_KEY": "sign-key-0123456789",
+    "VOD_CONTEXT_KEY": "context-key-0123456789abcdef-0123456789",
+    "AUTH_JWT_SECRET": "jwt-secret-0123456789abcdef-0123456789",
+    "VOD_CALLBACK_SIGN_KEY": "Key123abc",
+    "DATABASE_URL": "postgresql://vod_events@db.internal/vod",
+    "UPLOADS_DATABASE_URL": "postgresql://vod_reader@db.internal/vod",
+    "VOD_API_SECRET_ID": "AKIDapi",
+    "VOD_API_SECRET_KEY": "api-key-0123456789",
+}
+DEPLOYER_ENV = {**dict.fromkeys(scf_framework.env_sources(CONFIG), ""), **REQUIRED_SETTINGS}
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from shared.config import DEFAULT_DATABASE_TIMEOUT, MAX_WAIT_SECONDS
 from tests.conftest import CALLBACK_ENV, user_env
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
-from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, ROOT
+from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, REQUIRED_SETTINGS, ROOT
 from tests.deploy.test_bundle import CASES, Case
 from tests.scf import load_event
 from vodtesting import sample_video
@@ -362,6 +362,36 @@ def test_the_deploy_check_reads_the_config_as_multi_scf_does(tmp_path: Path, con
     run = subprocess.run(check, env=user_env(), capture_output=True, text=True, check=False)
     assert run.returncode == (0 if refused is None else 1), run.stderr
     assert refused is None or refused in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("changed", "refused"),
+    [
+        ({}, []),
+        (  # all of them empty, as the hook's own hint for unset ones would leave them
+            {name: "" for name in REQUIRED_SETTINGS},
+            [
+                "sign: AUTH_JWT_SECRET: set exactly one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY",
+                "callback: VOD_CALLBACK_SIGN_KEY: is required",
+                "uploads: DATABASE_URL (from UPLOADS_DATABASE_URL): must be a postgresql:// URL inside SCF",
+                "events_pull: TENCENTCLOUD_SECRET_ID: is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID",
+            ],
+        ),
+        ({"DATABASE_URL": "sqlite:///tmp/vod.sqlite3"}, ["callback: DATABASE_URL: must be a postgresql:// URL"]),
+        ({"VOD_API_SECRET_ID": "", "VOD_API_SECRET_KEY": "", "EVENTS_PULL_ROLE": "vod-events-pull"}, []),  # a role
+        ({"VOD_CALLBACK_CONFIRM": "fetch", "VOD_API_SECRET_ID": "", "VOD_API_SECRET_KEY": ""}, ["callback: TENCENT"]),
+        ({"UPLOAD_PAGE_SIGNATURE_URL": "ftp://x"}, ["upload_page: UPLOAD_PAGE_SIGNATURE_URL: must be a path"]),
+    ],
+    ids=["complete", "required-empty", "sqlite", "pull-by-role", "fetch-without-keys", "page-url"],
+)
+def test_the_deploy_check_refuses_what_a_cold_start_would(changed: dict[str, str], refused: list[str]) -> None:
+    # As each function will read its deployed settings inside SCF: refused before anything is built or uploaded
+    env = {**user_env(), **DEPLOYER_ENV, **changed}
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(CONFIG)]
+    run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == (1 if refused else 0), run.stderr
+    assert all(f"\n  {line}" in run.stderr for line in refused), run.stderr
+    assert not set(REQUIRED_SETTINGS.values()) & set(re.findall(r"[\w:/@.-]+", run.stderr))  # no value quoted back
 
 
 _WAITING = (
