@@ -8,8 +8,10 @@ import hashlib
 import hmac
 import io
 import json
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -60,6 +62,51 @@ def main_handler(event, context):
     return {"isBase64Encoded": False, "statusCode": 200, "headers": {"Content-Type": "application/json"},
             "body": json.dumps({"signature": signature})}
 """
+
+
+# The same, with the two steps Tencent's published demo also takes on each request (tencentyun/vod-server-demo,
+# web_upload_scf/ugc_upload_sign): its settings read from a JSON file beside it, the body parsed with
+# ast.literal_eval. Informational: the targets stay set against the lighter DEMO_SIGN.
+DEMO_SIGN_AS_PUBLISHED = """
+import ast, base64, hashlib, hmac, json, random, time
+from urllib.parse import urlencode
+
+def main_handler(event, context):
+    with open(SETTINGS_FILE) as file:
+        settings = json.loads(file.read())
+    request = ast.literal_eval(event["body"]) if event.get("body") else {}
+    now = int(time.time())
+    query = urlencode({
+        "secretId": settings["secret_id"], "currentTimeStamp": now, "expireTime": now + settings["ttl"],
+        "random": random.randint(0, 999999), "classId": settings["class_id"], "oneTimeValid": settings["one_time"],
+        "vodSubAppId": settings["sub_app_id"], **({"sourceContext": request["sourceContext"]}
+                                                  if isinstance(request, dict) and "sourceContext" in request else {}),
+    }).encode()
+    digest = hmac.new(settings["secret_key"].encode(), query, hashlib.sha1).digest()
+    signature = base64.b64encode(digest + query).decode()
+    return {"isBase64Encoded": False, "statusCode": 200, "headers": {"Content-Type": "text/plain; charset=utf-8"},
+            "body": signature}
+"""
+
+
+def _as_published(tmp: Path) -> dict[str, Any]:
+    """DEMO_SIGN_AS_PUBLISHED's namespace, its settings file written in `tmp`."""
+    settings = tmp / "config.json"
+    settings.write_text(
+        json.dumps(
+            {
+                "secret_id": ENV["TENCENTCLOUD_SECRET_ID"],
+                "secret_key": ENV["TENCENTCLOUD_SECRET_KEY"],
+                "ttl": 600,
+                "class_id": 0,
+                "one_time": 0,
+                "sub_app_id": int(ENV["VOD_SUB_APP_ID"]),
+            }
+        )
+    )
+    namespace: dict[str, Any] = {"SETTINGS_FILE": str(settings)}
+    exec(DEMO_SIGN_AS_PUBLISHED, namespace)  # our own constant: the baseline handler
+    return namespace
 
 
 def _first_request(event: dict[str, object], module: str) -> str:
@@ -125,7 +172,8 @@ def _run() -> Section:
     assert jwt_handler(repeat, context)["statusCode"] == 200
     demo: dict[str, object] = {}
     exec(DEMO_SIGN, demo)  # our own constant: the baseline handler
-    with environment(ENV):  # the demo reads its settings on every request
+    with environment(ENV), tempfile.TemporaryDirectory() as tmp:  # the demo reads its settings on every request
+        published = _as_published(Path(tmp))
         timed = per_call(
             {
                 "raw": floor,
@@ -133,9 +181,12 @@ def _run() -> Section:
                 "known": lambda: jwt_handler(repeat, context),
                 "edge": _edge_only(repeat, context, signature),
                 "demo": lambda: demo["main_handler"](event, context),  # type: ignore[operator]
+                "published": lambda: published["main_handler"](event, context),
             }
         )
-    raw, off, hs256, edge, demo_call = (timed[k] for k in ("raw", "off", "known", "edge", "demo"))
+    raw, off, hs256, edge, demo_call, published_call = (
+        timed[k] for k in ("raw", "off", "known", "edge", "demo", "published")
+    )
 
     first = {**event, "headers": {**event["headers"], "Authorization": f"Bearer {_token(-2)}"}}
     start = bundle_cold_start(
@@ -159,6 +210,12 @@ def _run() -> Section:
             f"{hs256 * 1e6:.0f} µs",
             f"×{hs256 / demo_call:.2f} a demo-equivalent handler ({demo_text})",
             goal(hs256 / demo_call, 0.5),
+        ),
+        Figure(
+            "— the same, against the steps of Tencent's demo as published (informational)",
+            f"{hs256 * 1e6:.0f} µs",
+            f"×{hs256 / published_call:.2f} the demo-equivalent that also reads its settings file and parses the body "
+            f"with ast.literal_eval on each request, as the demo does ({published_call * 1e6:.1f} µs)",
         ),
         Figure(
             "— of which the HTTP edge alone (event read, JSON body parsed, a fixed answer and its log line)",
