@@ -11,7 +11,7 @@ import os
 import re
 
 from shared.digests import compare_digest
-from shared.logs import LEVELS, WARNING, log_event
+from shared.logs import ERROR, LEVELS, WARNING, log_event
 from shared.records import Record
 from shared.vod_limits import MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
 
@@ -159,6 +159,8 @@ def _load(environ: Mapping[str, str] | None, read: Callable[[_Reader], T], *, fu
     settings = read(r)
     if function:
         _read_log_level(r)
+        if r.problems:  # a function that will fail every call: a line where operators search (the traceback is not)
+            log_event(ERROR, "config.invalid", problems=[f"{name}: {why}" for name, why in r.problems])
     r.finish()
     return settings
 
@@ -825,12 +827,16 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
 
 
 def _is_loopback_host(host: str) -> bool:
-    """`host[:port]` names this machine: localhost, 127.0.0.0/8 or [::1]."""
+    """`host[:port]` names this machine: localhost or a loopback address (127.0.0.0/8, [::1])."""
+    import ipaddress  # only where VOD's API is called: not on the sign path
+
     name = host[1 : host.find("]")] if host.startswith("[") else host.partition(":")[0]
-    octets = name.split(".")
-    return name in ("localhost", "::1") or (
-        len(octets) == 4 and octets[0] == "127" and all(o.isdigit() and int(o) < 256 for o in octets)
-    )
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:  # a name other than localhost
+        return False
 
 
 def load_vod_api_settings(environ: Mapping[str, str] | None = None) -> VodApiSettings:

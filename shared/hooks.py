@@ -86,7 +86,7 @@ def load_hook(spec: str | None) -> AfterCommit:
     except Exception as exc:  # no such module or name, or the module failed as it was imported (an app setting)
         from shared.redaction import redact  # the app's message may quote a URL with its password, as a hook's may
 
-        why = redact(f"cannot load {spec!r}: {type(exc).__name__}: {_message(exc)}"[:2000], known_secrets())
+        why = redact(f"cannot load {spec!r}: {type(exc).__name__}: {_message(exc)}"[:100_000], known_secrets())[:2000]
         raise ConfigError([("AFTER_COMMIT_HOOK", why)]) from None  # its traceback would show the message again
     if not callable(hook):
         raise ConfigError([("AFTER_COMMIT_HOOK", f"{spec!r} is not callable")])
@@ -142,6 +142,7 @@ def _call(hook: AfterCommit, committed: CommittedEvent) -> str | None:
         log_event(
             ERROR,
             "hook.failed",
+            error_detail=error,  # as the event row keeps it: the exception's name and message, whatever its trace
             exception=trace,
             dedupe_key=committed.dedupe_key,
             event_type=committed.event.event_type,
@@ -158,13 +159,16 @@ def _described(exc: BaseException) -> tuple[str, str]:
 
     secrets = known_secrets()
     # Masked, then cut (a value cut in two would not be known for one): the row keeps 500 characters, the log
-    # the trace's last 20,000 (its end names the exception). Bounded first, 100,000 characters of each (an
-    # error may quote a whole response body): the masking's time grows with the length.
+    # 20,000 of the trace (its first and last 10,000). Bounded first, 100,000 characters of each (an error may
+    # quote a whole response body): the masking's time grows with the length.
     text = redact(f"{type(exc).__name__}: {_message(exc)}"[:100_000], secrets)[:500]
     # Kept as text both stores take: an exception may quote event fields with a NUL or a lone surrogate.
     error = text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
-    trace = redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))[-100_000:], secrets)
-    return error, trace if len(trace) <= 20_000 else "…" + trace[-20_000:]
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if len(trace) > 100_000:
+        trace = f"{trace[:50_000]}\n…\n{trace[-50_000:]}"
+    trace = redact(trace, secrets)
+    return error, trace if len(trace) <= 20_000 else f"{trace[:10_000]}\n…\n{trace[-10_000:]}"
 
 
 def rerun_hook(

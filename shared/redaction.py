@@ -26,14 +26,14 @@ _WORD = r"[^\s,;&'\"}\])]+"
 _PLAIN_WORDS = {"yes", "no", "true", "false", "none", "null", "bearer", "basic", MASK}
 
 
-def _value(match: re.Match[str]) -> str:
-    """The match with its `value` group masked when its `name` group names a secret; a quoted value under any
-    other name is searched in turn (a connection string quoted in a repr: `dsn='… password=…'`)."""
+def _value(match: re.Match[str], *, named: bool = True) -> str:
+    """The match with its `value` group masked when its `name` group names a secret (`named`); a quoted value
+    under any other name is searched in turn (a connection string quoted in a repr: `dsn='… password=…'`)."""
     value = match["value"]
     prefix = value[0] if value[0] in "bu" and value[1:2] in ("'", '"') else ""
     quote = value[len(prefix)] if value[len(prefix) : len(prefix) + 1] in ("'", '"') else ""
     kept = match[0][: match.start("value") - match.start()]
-    if _CONFIDENTIAL.search(match["name"]) and value.lower() not in _PLAIN_WORDS:
+    if named and _CONFIDENTIAL.search(match["name"]) and value.lower() not in _PLAIN_WORDS:
         return f"{kept}{prefix}{quote}{MASK}{quote}"
     if not quote:
         return match[0]
@@ -43,8 +43,8 @@ def _value(match: re.Match[str]) -> str:
 
 
 def _header(match: re.Match[str]) -> str:
-    # "InvalidTokenError: …", "SignatureExpired: …": an exception's name (CamelCase) and its message.
-    return match[0] if re.search(r"[a-z][A-Z]", match["name"]) else _value(match)
+    # "InvalidTokenError: …", "KeyError: 'token'": an exception's name (CamelCase) and its message, not a secret's
+    return _value(match, named=not re.search(r"[a-z][A-Z]", match["name"]))
 
 
 def _parameter(match: re.Match[str]) -> str:

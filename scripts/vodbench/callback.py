@@ -239,7 +239,8 @@ def _postgres() -> Iterator[tuple[Callable[[], str] | None, str]]:
     if bin_dir is None:
         yield None, "not measured: PostgreSQL binaries (initdb) not found"
         return
-    server = launch(bin_dir, DURABLE)  # the tests' server trades durability for speed; a baseline must not
+    # The tests' server trades durability for speed; a baseline must not (and its disk is BENCH_TMPDIR's)
+    server = launch(bin_dir, DURABLE, os.environ.get("BENCH_TMPDIR"))
     try:
         yield server.create_database, "Unix socket; a durable server: fsync, synchronous_commit, full_page_writes on"
     finally:
@@ -383,7 +384,7 @@ def _postgres_cold_rows(url: str, out: Section) -> None:
 
 def run() -> Section:
     out = Section([], [])
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:  # durable SQLite: on a disk
         env = {**ENV, "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3"}
         start = bundle_cold_start("callback", env)
         out.lines += cold_start_rows("callback", start, "SQLite store, so psycopg2 is not imported")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from shared.config import HttpSettings
 from shared.errors import (
     CallbackSignRejected,
+    MalformedEvent,
     MethodNotAllowed,
     PayloadTooLarge,
     StoreUnavailable,
@@ -83,13 +84,16 @@ def _answer(error: Exception, notes: dict[str, Any]) -> tuple[Response, str]:
         notes["vod_error"] = error.message  # the call that failed, or what VOD does not vouch for
     elif isinstance(error, CallbackSignRejected):
         notes["sign_error"] = error.message  # which check refused it (never the Sign or T it came with)
+    elif http.status < 500:  # why, as the caller was told (a token's missing claim, a field): nothing secret
+        notes["error_detail"] = http.message[:300]
     return Response(http.status, error_body(http.code, http.message), http.headers), http.code
 
 
 def _level(response: Response, error: Exception | None) -> int:
     # What an operator logging at WARNING must still see: an outage, or VOD's events refused (a wrong
-    # SignKey, say). Either loses events once VOD stops retrying.
-    return WARNING if response.status >= 500 or isinstance(error, CallbackSignRejected) else INFO
+    # SignKey, say; or one it signed that this build cannot read). Each loses events once VOD stops retrying.
+    refused_event = isinstance(error, (CallbackSignRejected, MalformedEvent))
+    return WARNING if response.status >= 500 or refused_event else INFO
 
 
 def serve(
@@ -121,8 +125,8 @@ def serve(
         log_event(
             _level(response, failure),
             "request",
-            method=request.method if request else None,
-            path=request.path if request else None,
+            method=request.method[:20] if request else None,  # the caller's: bounded
+            path=request.path[:1000] if request else None,
             status=response.status,
             outcome=code,
             latency_ms=round((timer() - started) * 1000, 3),

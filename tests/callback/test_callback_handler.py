@@ -285,6 +285,35 @@ def test_failing_hook_still_acknowledges_and_is_visible(
     assert failed[0]["exception"].startswith("Traceback") and f"ValueError: {kept}" in failed[0]["exception"]
 
 
+def test_a_hook_failing_with_a_long_message_still_logs_its_name_and_frames(
+    call: Callable[..., Call], output: Output
+) -> None:
+    def hook(committed: Any) -> None:
+        raise ValueError("the app's queue answered: " + "<html>" * 40_000)  # a whole error page, say
+
+    call(hook=hook)(signed(load_event("vod_new_file_upload")))
+    [failed] = [line for line in output.lines() if line["event"] == "hook.failed"]
+    assert failed["error_detail"].startswith("ValueError: the app's queue answered: <html>")
+    assert failed["exception"].startswith("Traceback") and ", in hook\n" in failed["exception"]
+    assert len(failed["exception"]) < 20_100
+
+
+@pytest.mark.parametrize(
+    ("payload", "level", "detail"),
+    [
+        # VOD signed it, yet this build cannot read it: once VOD stops retrying it is lost, so an operator must see it
+        (signed({"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": 5}}), "WARNING", "FileId must be a"),
+        ("{not json", "INFO", "body is not valid JSON"),  # nobody's event: not the operator's to act on
+    ],
+)
+def test_an_event_that_cannot_be_read_is_logged_with_why(
+    call: Callable[..., Call], output: Output, payload: Any, level: str, detail: str
+) -> None:
+    assert call()(payload)["status"] == 400
+    [line] = [line for line in output.lines() if line["event"] == "request"]
+    assert line["level"] == level and detail in line["error_detail"]
+
+
 @pytest.mark.parametrize("method", ["GET", "OPTIONS"])
 def test_method_other_than_post_is_405(call: Callable[..., Call], method: str) -> None:
     answer = call()(signed(load_event("vod_new_file_upload")), method=method)  # no browser calls VOD's endpoint
@@ -443,6 +472,16 @@ def test_hooks_that_cannot_load_fail_the_cold_start(spec: str) -> None:
     assert "pw-of-the-hook" not in shown  # the import's error may quote the app's password: masked, not chained
     if spec.startswith("tests.callback.hook_broken"):
         assert "RuntimeError: needs APP_DB: cannot open postgresql://audit:********@db/audit" in shown
+
+
+def test_a_hook_failing_to_import_is_masked_before_it_is_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The URL's end falls past the 2,000 characters kept: cut first, its password would no longer look like one
+    url = "postgresql://vod:Sup3rS3cretPassw0rd@db.internal:5432/vod"
+    (tmp_path / "long_broken_hook.py").write_text(f"raise RuntimeError({'x' * 1907!r} + ' cannot reach {url}')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as raised:
+        load_hook("long_broken_hook:on_upload")
+    assert "Sup3rS" not in str(raised.value)
 
 
 def test_hook_loads_by_name() -> None:

@@ -391,7 +391,31 @@ def test_the_deploy_check_refuses_what_a_cold_start_would(changed: dict[str, str
     run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
     assert run.returncode == (1 if refused else 0), run.stderr
     assert all(f"\n  {line}" in run.stderr for line in refused), run.stderr
+    assert run.stdout == ""  # the functions' log lines are not for the deployer's terminal
     assert not set(REQUIRED_SETTINGS.values()) & set(re.findall(r"[\w:/@.-]+", run.stderr))  # no value quoted back
+
+
+@pytest.mark.parametrize(
+    ("value", "refused"), [("0", "must be in 1..60 (got 0)"), ("'5'", None), ("false", "got 'false'")]
+)
+def test_the_deploy_check_reads_a_literal_value_as_the_toolkit_sends_it(
+    tmp_path: Path, value: str, refused: str | None
+) -> None:
+    # YAML's 0 and false reach the function as the text "0" and "false" (String(value)), not as empty settings
+    path = tmp_path / "serverless.yml"
+    path.write_text(
+        "inputs:\n  functions:\n    callback:\n      src: ./callback\n      timeout: 60\n      environments:\n"
+        + "".join(
+            f"        - {{key: {key}, value: '${{env:{key}}}'}}\n"
+            for key in ("VOD_CALLBACK_SIGN_KEY", "VOD_CONTEXT_KEY", "DATABASE_URL")
+        )
+        + f"        - {{key: DATABASE_TIMEOUT, value: {value}}}\n"
+        + "        - {key: LOG_LEVEL, value: false}\n" * (value == "false")
+    )
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(path)]
+    run = subprocess.run(check, env={**user_env(), **DEPLOYER_ENV}, capture_output=True, text=True, check=False)
+    assert run.returncode == (0 if refused is None else 1), run.stderr
+    assert refused is None or refused in run.stderr
 
 
 _WAITING = (

@@ -194,12 +194,15 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
     ],
 )
 def test_each_auth_failure_is_401_with_a_challenge(
-    call: Callable[..., Call], shape: str, env: dict[str, str], headers: dict[str, str], code: str
+    call: Callable[..., Call], output: Output, shape: str, env: dict[str, str], headers: dict[str, str], code: str
 ) -> None:
     result = call(**env)(shape, headers=headers)
     assert result["statusCode"] == 401, result
     assert response_json(result)["error"]["code"] == code
     assert (header(result, "WWW-Authenticate") or "").startswith('Bearer realm="vod-upload"')
+    # The operator's log says why, as the caller was told (every user refused after a secret's rotation, say)
+    [line] = [line for line in output.lines() if line["event"] == "request"]
+    assert line["error_detail"] == response_json(result)["error"]["message"]
 
 
 def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable[..., Call]) -> None:

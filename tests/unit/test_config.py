@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import pickle
 import random
 import re
@@ -170,6 +171,7 @@ def _pull(env: dict[str, str]) -> object:
         (_fetch, {"VOD_API_ENDPOINT": "http://vod.tencentcloudapi.com"}, "VOD_API_ENDPOINT"),
         (_fetch, {"VOD_API_ENDPOINT": "http://127.0.0.1.example.com:80"}, "VOD_API_ENDPOINT"),
         (_fetch, {"VOD_API_ENDPOINT": "http://10.0.0.1:9000"}, "VOD_API_ENDPOINT"),
+        (_fetch, {"VOD_API_ENDPOINT": "http://[::ffff:127.0.0.1]:9000"}, "VOD_API_ENDPOINT"),  # as the emulator's
         (_callback, {"AFTER_COMMIT_HOOK": "just_a_module"}, "AFTER_COMMIT_HOOK"),
         (_callback, {"AFTER_COMMIT_HOOK": "pkg.mod:fn()"}, "AFTER_COMMIT_HOOK"),
         (_callback, {"DATABASE_URL": "mysql://root:hunter2@db/vod"}, "DATABASE_URL"),
@@ -214,6 +216,16 @@ def test_a_bad_setting_is_named(load: Any, env: dict[str, str | None], bad: str)
         load(merged)
     assert [name for name, _ in caught.value.problems] == [bad]
     assert "hunter2" not in str(caught.value)  # a bad URL is named, its password never shown
+
+
+def test_a_function_that_cannot_start_says_so_in_its_log(output: Output) -> None:
+    # Where operators search (level ERROR), not only in the cold start's traceback on stderr
+    with pytest.raises(ConfigError):
+        load_sign_settings({**SIGN_ENV, "VOD_SIGNATURE_TTL": "x", "AUTH_JWT_SECRET": "short"})
+    [line] = output.lines()
+    assert (line["level"], line["event"]) == ("ERROR", "config.invalid")
+    assert [problem.split(":")[0] for problem in line["problems"]] == ["VOD_SIGNATURE_TTL", "AUTH_JWT_SECRET"]
+    assert "short" not in json.dumps(line)
 
 
 def test_auth_none_must_be_explicit_and_warns(output: Output) -> None:
@@ -523,6 +535,8 @@ def test_a_jwt_secret_is_measured_in_bytes() -> None:
         "http://127.0.0.1:9000",
         "http://127.8.0.1",
         "http://localhost:9000",
+        "http://LOCALHOST:9000",
+        "http://[0:0:0:0:0:0:0:1]:9000",
         "[::1]:9000",
         "http://[::1]",
     ],

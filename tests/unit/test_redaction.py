@@ -39,6 +39,7 @@ from shared.redaction import redact
         ("input_value='x password=pw-2 y', input_type=str", "input_value='x password=******** y', input_type=str"),
         ("{'url': \"postgresql://a:pw-3@db/x\"}", "{'url': \"postgresql://a:********@db/x\"}"),
         ("dsn='host=db password=pw-cut", "dsn='host=db password=********"),  # cut off before its closing quote
+        ("KeyError: 'api_key: ak-4'", "KeyError: 'api_key: ********'"),  # after an exception's name too
         ('{"access_token": "at-cut-off', '{"access_token": "********"'),  # a value cut short is still masked
         # what is not a secret stays as written
         (
