@@ -185,7 +185,8 @@ def _drain(
             stopped = "store_unavailable"
             break
     report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
-    log_event(INFO, "pull.drained", **report._asdict())
+    # A run cut short by an outage is summed up where LOG_LEVEL=WARNING still shows it (with what it left)
+    log_event(WARNING if stopped in ("store_unavailable", "queue_error") else INFO, "pull.drained", **report._asdict())
     if not rounds and stopped == "deadline":  # every run alike: the queue is never drained
         log_event(
             WARNING,

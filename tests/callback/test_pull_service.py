@@ -96,12 +96,14 @@ def test_an_event_set_that_is_not_a_list_is_a_queue_error(
 
 @pytest.mark.parametrize(("fail", "confirmed", "recorded"), [("pull", 0, 0), ("confirm", 0, 1)])
 def test_a_queue_failure_stops_the_run_without_losing_anything(
-    tmp_path: Path, fail: str, confirmed: int, recorded: int
+    tmp_path: Path, output: Output, fail: str, confirmed: int, recorded: int
 ) -> None:
     queue = Queue([[_pulled("vod_new_file_upload", "h1")]], fail=fail)
     report, store = _drain(queue, tmp_path)
     assert (report.stopped, report.confirmed, report.recorded) == ("queue_error", confirmed, recorded)
     assert store.event_count() == recorded  # committed events stay; VOD redelivers the unconfirmed
+    # the run's summary too where an operator logging at WARNING looks
+    assert [line["level"] for line in output.lines() if line["event"] == "pull.drained"] == ["WARNING"]
 
 
 @pytest.mark.parametrize(
