@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.config import CallbackSettings
-from shared.errors import MalformedEvent
+from shared.errors import BadRequest
 from shared.events import parse_event, stored_form, verify_callback_sign
 from shared.hooks import AfterCommit, no_hook
 from shared.http.body import json_object
@@ -44,7 +44,8 @@ def make_callback_endpoint(
         # VOD's Content-Type is not documented: a strict check would only risk endless retries.
         payload = json_object(request, require_content_type=False)
         if payload is None:
-            raise MalformedEvent("body", "must be a JSON object (the body is empty)")
+            # Not a MalformedEvent (logged at WARNING as an event VOD signed): no Sign was checked yet
+            raise BadRequest("body must be a JSON object (the body is empty)", code="malformed_event")
         if sign_key is None:  # VOD_CALLBACK_INSECURE=true, local development only (refused inside SCF)
             request.notes["unverified"] = True
         else:

@@ -85,6 +85,19 @@ class ConfigError(Exception):
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
 
 
+class ColdStart:
+    """`with ColdStart():` around what a function makes once per container from its settings: a ConfigError (a
+    setting, the hook, a key) is also logged as one `config.invalid` line at ERROR, where operators search SCF's
+    logs (its traceback is not one line), before it fails the cold start."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, trace: object) -> None:  # raised all the same
+        if isinstance(error, ConfigError):
+            log_event(ERROR, "config.invalid", problems=[f"{name}: {why}" for name, why in error.problems])
+
+
 class _Reader:
     """Reads variables, collecting problems instead of stopping at the first."""
 
@@ -159,8 +172,6 @@ def _load(environ: Mapping[str, str] | None, read: Callable[[_Reader], T], *, fu
     settings = read(r)
     if function:
         _read_log_level(r)
-        if r.problems:  # a function that will fail every call: a line where operators search (the traceback is not)
-            log_event(ERROR, "config.invalid", problems=[f"{name}: {why}" for name, why in r.problems])
     r.finish()
     return settings
 

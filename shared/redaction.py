@@ -26,25 +26,20 @@ _WORD = r"[^\s,;&'\"}\])]+"
 _PLAIN_WORDS = {"yes", "no", "true", "false", "none", "null", "bearer", "basic", MASK}
 
 
-def _value(match: re.Match[str], *, named: bool = True) -> str:
-    """The match with its `value` group masked when its `name` group names a secret (`named`); a quoted value
-    under any other name is searched in turn (a connection string quoted in a repr: `dsn='… password=…'`)."""
+def _value(match: re.Match[str]) -> str:
+    """The match with its `value` group masked when its `name` group names a secret; a quoted value under any
+    other name is searched in turn (a connection string quoted in a repr: `dsn='… password=…'`)."""
     value = match["value"]
     prefix = value[0] if value[0] in "bu" and value[1:2] in ("'", '"') else ""
     quote = value[len(prefix)] if value[len(prefix) : len(prefix) + 1] in ("'", '"') else ""
     kept = match[0][: match.start("value") - match.start()]
-    if named and _CONFIDENTIAL.search(match["name"]) and value.lower() not in _PLAIN_WORDS:
+    if _CONFIDENTIAL.search(match["name"]) and value.lower() not in _PLAIN_WORDS:
         return f"{kept}{prefix}{quote}{MASK}{quote}"
     if not quote:
         return match[0]
     start = len(prefix) + 1
     end = len(value) - 1 if len(value) > start and value[-1] == quote else len(value)  # cut off: no closing quote
     return f"{kept}{value[:start]}{_masked_patterns(value[start:end])}{value[end:]}"
-
-
-def _header(match: re.Match[str]) -> str:
-    # "InvalidTokenError: …", "KeyError: 'token'": an exception's name (CamelCase) and its message, not a secret's
-    return _value(match, named=not re.search(r"[a-z][A-Z]", match["name"]))
 
 
 def _parameter(match: re.Match[str]) -> str:
@@ -74,8 +69,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
     (re.compile(rf"(?<![\w.-])(?P<name>[\w.-]+)[ \t]*=[ \t]*(?P<value>{_QUOTED}|{_WORD})"), _value),
     # 'name': value (a dict's repr, JSON) and ('name', value) (a list of header pairs)
     (re.compile(rf"[bu]?(?P<q>['\"])(?P<name>[\w.-]+)(?P=q)\s*[:,]\s*(?P<value>{_QUOTED}|{_WORD})"), _value),
-    # Name: value, a header line ("Authorization: Bearer …": its scheme is kept, its credentials masked above)
-    (re.compile(rf"(?<![\w.-])(?P<name>[\w-]+):[ \t]*(?P<value>{_QUOTED}|{_WORD})"), _header),
+    # Name: value, a header line ("Authorization: Bearer …": its scheme is kept, its credentials masked above).
+    # Not an exception's name (CamelCase: "KeyError: 'token'"), so its message is searched from its first word.
+    (re.compile(rf"(?<![\w.-])(?![\w-]*[a-z][A-Z])(?P<name>[\w-]+):[ \t]*(?P<value>{_QUOTED}|{_WORD})"), _value),
 )
 
 

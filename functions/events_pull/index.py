@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.config import load_pull_settings, log_level
+from shared.config import ColdStart, load_pull_settings, log_level
 from shared.hooks import load_hook
 from shared.logs import set_level
 from shared.pull_service import run_invocation
@@ -14,10 +14,11 @@ if TYPE_CHECKING:
     from typing import Any
 
 set_level(log_level())
-SETTINGS = load_pull_settings()  # once per container; a bad setting fails the cold start loudly
-STORE = open_store(SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds)
-QUEUE = SdkEventQueue(make_client(SETTINGS.api), SETTINGS.api.sub_app_id)
-AFTER_COMMIT = load_hook(SETTINGS.after_commit_hook)
+with ColdStart():  # a bad setting, hook or key: logged as config.invalid, then the cold start fails
+    SETTINGS = load_pull_settings()  # once per container
+    STORE = open_store(SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds)
+    QUEUE = SdkEventQueue(make_client(SETTINGS.api), SETTINGS.api.sub_app_id)
+    AFTER_COMMIT = load_hook(SETTINGS.after_commit_hook)
 
 
 def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.config import load_sign_settings, log_level
+from shared.config import ColdStart, load_sign_settings, log_level
 from shared.http.serve import serve
 from shared.logs import set_level
 from shared.sign_service import make_sign_endpoint
@@ -12,8 +12,9 @@ if TYPE_CHECKING:
     from typing import Any
 
 set_level(log_level())
-SETTINGS = load_sign_settings()  # once per container; a bad setting fails the cold start loudly
-ENDPOINT = make_sign_endpoint(SETTINGS)
+with ColdStart():  # a bad setting, hook or key: logged as config.invalid, then the cold start fails
+    SETTINGS = load_sign_settings()  # once per container
+    ENDPOINT = make_sign_endpoint(SETTINGS)
 
 
 def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.config import load_upload_page_settings, log_level
+from shared.config import ColdStart, load_upload_page_settings, log_level
 from shared.http.serve import serve
 from shared.logs import set_level
 from shared.upload_page import build_page, make_page_endpoint
@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 set_level(log_level())
-SETTINGS = load_upload_page_settings()  # once per container; a bad setting fails the cold start loudly
-ENDPOINT = make_page_endpoint(build_page(SETTINGS, HERE / "static", HERE / "vendor"))
+with ColdStart():  # a bad setting, hook or key: logged as config.invalid, then the cold start fails
+    SETTINGS = load_upload_page_settings()  # once per container
+    ENDPOINT = make_page_endpoint(build_page(SETTINGS, HERE / "static", HERE / "vendor"))
 
 
 def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.config import load_uploads_settings, log_level
+from shared.config import ColdStart, load_uploads_settings, log_level
 from shared.http.serve import serve
 from shared.logs import set_level
 from shared.status_service import make_uploads_endpoint
@@ -13,10 +13,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 set_level(log_level())
-SETTINGS = load_uploads_settings()  # once per container; a bad setting fails the cold start loudly
-# Read-only: never writes, not even the schema (a read-only database role is enough).
-STORE = open_store(SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds, read_only=True)
-ENDPOINT = make_uploads_endpoint(SETTINGS, lambda: STORE)
+with ColdStart():  # a bad setting, hook or key: logged as config.invalid, then the cold start fails
+    SETTINGS = load_uploads_settings()  # once per container
+    # Read-only: never writes, not even the schema (a read-only database role is enough).
+    STORE = open_store(
+        SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds, read_only=True
+    )
+    ENDPOINT = make_uploads_endpoint(SETTINGS, lambda: STORE)
 
 
 def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:

@@ -67,12 +67,11 @@ DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 
 
 class PostgresServer:
-    def __init__(self, bin_dir: Path, settings: Mapping[str, str] | None = None, parent: str | None = None) -> None:
-        """`settings`: postgresql.conf values over SERVER_SETTINGS (DURABLE, say); `parent`: where its directory
-        is made (default: the system's temp dir)."""
+    def __init__(self, bin_dir: Path, settings: Mapping[str, str] | None = None) -> None:
+        """`settings`: postgresql.conf values over SERVER_SETTINGS (DURABLE, say)."""
         self.bin_dir = bin_dir
         self.settings = {**SERVER_SETTINGS, **(settings or {})}
-        self.base = Path(tempfile.mkdtemp(prefix="vod-pg-", dir=parent))
+        self.base = Path(tempfile.mkdtemp(prefix="vod-pg-"))
         self.data = self.base / "data"
         self.log = self.base / "server.log"
         self.superuser = "postgres"
@@ -264,9 +263,9 @@ def start_server() -> PostgresServer:
     return launch(bin_dir)
 
 
-def launch(bin_dir: Path, settings: Mapping[str, str] | None = None, parent: str | None = None) -> PostgresServer:
+def launch(bin_dir: Path, settings: Mapping[str, str] | None = None) -> PostgresServer:
     """A new server, made and started; when either fails, nothing is left of it (its temp dir included)."""
-    server = PostgresServer(bin_dir, settings, parent)
+    server = PostgresServer(bin_dir, settings)
     try:
         server.init()
         server.start()

@@ -396,7 +396,8 @@ def test_the_deploy_check_refuses_what_a_cold_start_would(changed: dict[str, str
 
 
 @pytest.mark.parametrize(
-    ("value", "refused"), [("0", "must be in 1..60 (got 0)"), ("'5'", None), ("false", "got 'false'")]
+    ("value", "refused"),
+    [("0", "must be in 1..60 (got 0)"), ("'5'", None), ("false", "got 'false'"), ("", "(got 'undefined')")],
 )
 def test_the_deploy_check_reads_a_literal_value_as_the_toolkit_sends_it(
     tmp_path: Path, value: str, refused: str | None
@@ -416,6 +417,15 @@ def test_the_deploy_check_reads_a_literal_value_as_the_toolkit_sends_it(
     run = subprocess.run(check, env={**user_env(), **DEPLOYER_ENV}, capture_output=True, text=True, check=False)
     assert run.returncode == (0 if refused is None else 1), run.stderr
     assert refused is None or refused in run.stderr
+
+
+def test_the_deploy_check_tells_what_the_functions_would_warn_of() -> None:
+    env = {**user_env(), **DEPLOYER_ENV, "AUTH_MODE": "none"}
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(CONFIG)]
+    run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    warned = "config.auth_disabled: AUTH_MODE=none: every caller gets signatures"
+    assert f"\n  sign: {warned}\n  uploads: {warned}" in run.stderr and run.stdout == ""
 
 
 _WAITING = (

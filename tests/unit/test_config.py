@@ -26,6 +26,7 @@ from shared.config import (
     log_level,
 )
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV, Output
+from vodtesting import load_function
 
 
 def test_sign_defaults_are_secure() -> None:
@@ -218,13 +219,38 @@ def test_a_bad_setting_is_named(load: Any, env: dict[str, str | None], bad: str)
     assert "hunter2" not in str(caught.value)  # a bad URL is named, its password never shown
 
 
-def test_a_function_that_cannot_start_says_so_in_its_log(output: Output) -> None:
+_UNREADABLE_KEY = "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"
+
+
+@pytest.mark.parametrize(
+    ("function", "env", "named"),
+    [
+        (
+            "sign",
+            {**SIGN_ENV, "VOD_SIGNATURE_TTL": "x", "AUTH_JWT_SECRET": "short"},
+            ["VOD_SIGNATURE_TTL", "AUTH_JWT_SECRET"],
+        ),
+        ("callback", {**CALLBACK_ENV, "AFTER_COMMIT_HOOK": "tests.callback.no_such_module:fn"}, ["AFTER_COMMIT_HOOK"]),
+        (
+            "sign",
+            {
+                **SIGN_ENV,
+                "AUTH_JWT_SECRET": "",
+                "AUTH_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----",
+            },
+            ["AUTH_JWT_PUBLIC_KEY"],
+        ),
+    ],
+    ids=["settings", "hook", "key"],
+)
+def test_a_function_that_cannot_start_says_so_in_its_log(
+    output: Output, function: str, env: dict[str, str], named: list[str]
+) -> None:
     # Where operators search (level ERROR), not only in the cold start's traceback on stderr
     with pytest.raises(ConfigError):
-        load_sign_settings({**SIGN_ENV, "VOD_SIGNATURE_TTL": "x", "AUTH_JWT_SECRET": "short"})
-    [line] = output.lines()
-    assert (line["level"], line["event"]) == ("ERROR", "config.invalid")
-    assert [problem.split(":")[0] for problem in line["problems"]] == ["VOD_SIGNATURE_TTL", "AUTH_JWT_SECRET"]
+        load_function(function, env)
+    [line] = [line for line in output.lines() if line["event"] == "config.invalid"]
+    assert line["level"] == "ERROR" and [problem.split(":")[0] for problem in line["problems"]] == named
     assert "short" not in json.dumps(line)
 
 

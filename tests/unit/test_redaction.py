@@ -40,6 +40,7 @@ from shared.redaction import redact
         ("{'url': \"postgresql://a:pw-3@db/x\"}", "{'url': \"postgresql://a:********@db/x\"}"),
         ("dsn='host=db password=pw-cut", "dsn='host=db password=********"),  # cut off before its closing quote
         ("KeyError: 'api_key: ak-4'", "KeyError: 'api_key: ********'"),  # after an exception's name too
+        ("RuntimeError: x-api-key: k-5 and password: pw-6", "RuntimeError: x-api-key: ******** and password: ********"),
         ('{"access_token": "at-cut-off', '{"access_token": "********"'),  # a value cut short is still masked
         # what is not a secret stays as written
         (
