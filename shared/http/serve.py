@@ -46,6 +46,7 @@ def to_scf_response(response: Response, request_id: str, extra_headers: Mapping[
     body = ""
     if response.body is not None:
         headers["Content-Type"] = "application/json; charset=utf-8"
+        headers["X-Content-Type-Options"] = "nosniff"  # JSON, never read as a page or a script
         body = _BODY_JSON.encode(response.body)
     return {"isBase64Encoded": False, "statusCode": response.status, "headers": headers, "body": body}
 

@@ -106,6 +106,7 @@ def test_success_puts_the_authenticated_user_into_source_context(call: Callable[
         body=json.dumps({"sessionContext": "upload #3"}),
     )
     assert result["statusCode"] == 200, result
+    assert header(result, "X-Content-Type-Options") == "nosniff"
     body = response_json(result)
     signed = vod_signature.verify(body["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
     identity = source_context.attribute(str(signed["sourceContext"]), KEYS)
@@ -199,6 +200,7 @@ def test_each_auth_failure_is_401_with_a_challenge(
     result = call(**env)(shape, headers=headers)
     assert result["statusCode"] == 401, result
     assert response_json(result)["error"]["code"] == code
+    assert header(result, "X-Content-Type-Options") == "nosniff"  # JSON, never read as a page or a script
     assert (header(result, "WWW-Authenticate") or "").startswith('Bearer realm="vod-upload"')
     # The operator's log says why, as the caller was told (every user refused after a secret's rotation, say)
     [line] = [line for line in output.lines() if line["event"] == "request"]
