@@ -22,6 +22,8 @@ _SIGNING_PARAMETER = re.compile(r"(?:sign|sig|key|code|t|us|exper|q-[\w-]+|x-amz
 # A quoted value (bytes or text), up to its closing quote, or to the line's end when it was cut off.
 _QUOTED = r"[bu]?\"(?:[^\"\\\n]|\\.)*(?:\"|$)|[bu]?'(?:[^'\\\n]|\\.)*(?:'|$)"
 _WORD = r"[^\s,;&'\"}\])]+"
+# How exception names end (KeyError, SignatureExpired, SystemExit, ReadTimeout…): "Name: message" is no header
+_EXCEPTION_NAME_ENDS = "(?:Error|Exception|Warning|Expired|Exit|Interrupt|Timeout)"
 # Values that say something about a secret, not the secret: MySQL's "(using password: NO)", an auth scheme
 _PLAIN_WORDS = {"yes", "no", "true", "false", "none", "null", "bearer", "basic", MASK}
 
@@ -70,8 +72,15 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
     # 'name': value (a dict's repr, JSON) and ('name', value) (a list of header pairs)
     (re.compile(rf"[bu]?(?P<q>['\"])(?P<name>[\w.-]+)(?P=q)\s*[:,]\s*(?P<value>{_QUOTED}|{_WORD})"), _value),
     # Name: value, a header line ("Authorization: Bearer …": its scheme is kept, its credentials masked above).
-    # Not an exception's name (CamelCase: "KeyError: 'token'"), so its message is searched from its first word.
-    (re.compile(rf"(?<![\w.-])(?![\w-]*[a-z][A-Z])(?P<name>[\w-]+):[ \t]*(?P<value>{_QUOTED}|{_WORD})"), _value),
+    # Not an exception's name ("KeyError: 'token'", "SignatureExpired: …"), so its message is searched from its
+    # first word; and a value is not the next "name:" ("notify: api_key: …" is two pairs).
+    (
+        re.compile(
+            rf"(?<![\w.-])(?![\w-]*{_EXCEPTION_NAME_ENDS}(?![\w-]))(?P<name>[\w-]+):[ \t]*"
+            rf"(?![\w-]+:(?:[ \t]|$))(?P<value>{_QUOTED}|{_WORD})"
+        ),
+        _value,
+    ),
 )
 
 

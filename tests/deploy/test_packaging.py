@@ -419,6 +419,23 @@ def test_the_deploy_check_reads_a_literal_value_as_the_toolkit_sends_it(
     assert refused is None or refused in run.stderr
 
 
+@pytest.mark.parametrize(("where", "refused"), [("inputs", False), ("function", False), ("nowhere", True)])
+def test_the_deploy_check_counts_a_role_set_for_all_functions(tmp_path: Path, where: str, refused: bool) -> None:
+    # An execution role instead of a key pair for events_pull: its own, or the one common to every function
+    role = "  role: vod-pull\n" if where == "inputs" else ""
+    own = "      role: vod-pull\n" if where == "function" else ""
+    keys = ("VOD_CONTEXT_KEY", "DATABASE_URL")
+    path = tmp_path / "serverless.yml"
+    path.write_text(
+        f"inputs:\n{role}  functions:\n    events_pull:\n      src: ./events_pull\n      timeout: 60\n{own}"
+        "      environments:\n" + "".join(f"        - {{key: {k}, value: '${{env:{k}}}'}}\n" for k in keys)
+    )
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(path)]
+    run = subprocess.run(check, env={**user_env(), **DEPLOYER_ENV}, capture_output=True, text=True, check=False)
+    assert run.returncode == int(refused), run.stderr
+    assert ("events_pull: TENCENTCLOUD_SECRET_ID: is required" in run.stderr) is refused
+
+
 def test_the_deploy_check_tells_what_the_functions_would_warn_of() -> None:
     env = {**user_env(), **DEPLOYER_ENV, "AUTH_MODE": "none"}
     check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(CONFIG)]

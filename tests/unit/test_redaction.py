@@ -41,6 +41,10 @@ from shared.redaction import redact
         ("dsn='host=db password=pw-cut", "dsn='host=db password=********"),  # cut off before its closing quote
         ("KeyError: 'api_key: ak-4'", "KeyError: 'api_key: ********'"),  # after an exception's name too
         ("RuntimeError: x-api-key: k-5 and password: pw-6", "RuntimeError: x-api-key: ******** and password: ********"),
+        ("RuntimeError: notify: api_key: k-7", "RuntimeError: notify: api_key: ********"),  # two pairs, not one
+        ("HTTPError: secret: s-8", "HTTPError: secret: ********"),
+        ("clientSecret: s-9, ProxyAuthorization: p-10", "clientSecret: ********, ProxyAuthorization: ********"),
+        ("token: https://x.example/y", "token: ********"),
         ('{"access_token": "at-cut-off', '{"access_token": "********"'),  # a value cut short is still masked
         # what is not a secret stays as written
         (
