@@ -39,16 +39,19 @@ def load_config(path: Path, *, environ: Mapping[str, str] = {}, stage: str = "de
     return config
 
 
+_UNDEFINED = object()  # what the CLI makes of an unset ${env:…} written alone: JSON drops it (a null it keeps)
+
+
 def resolve(value: Any, environ: Mapping[str, str], stage: str) -> Any:
     if isinstance(value, dict):
         resolved = {k: resolve(v, environ, stage) for k, v in value.items()}
-        return {k: v for k, v in resolved.items() if v is not None}  # JSON drops `undefined`
+        return {k: v for k, v in resolved.items() if v is not _UNDEFINED}
     if isinstance(value, list):
-        return [resolve(v, environ, stage) for v in value]
+        return [None if item is _UNDEFINED else item for item in (resolve(v, environ, stage) for v in value)]
     if isinstance(value, str):
         whole = re.fullmatch(r"\$\{env:([\w.-]+)\}", value)
         if whole:
-            return environ.get(whole.group(1))
+            return environ.get(whole.group(1), _UNDEFINED)
         value = re.sub(r"\$\{env:([\w.-]+)\}", lambda m: environ.get(m.group(1), "undefined"), value)
         return value.replace("${stage}", stage)
     return value
@@ -70,13 +73,15 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 def function_variables(inputs: Mapping[str, Any], key: str) -> dict[str, str]:
     """The environment SCF gives function `key` of resolved `inputs` (what the toolkit sends as Variables)."""
     function = {**inputs, **inputs["functions"][key]}
-    return {item["key"]: _js_string(item.get("value")) for item in function.get("environments", [])}
+    # An `environments:` left empty is null: no Variables at all (multi-scf builds them only from a list)
+    items = function.get("environments", []) or []
+    return {item["key"]: _js_string(item["value"]) if "value" in item else "undefined" for item in items}
 
 
 def _js_string(value: Any) -> str:
-    """JavaScript's String(value) for what YAML and an unset ${env:…} can give."""
+    """JavaScript's String(value) for what YAML can give (an empty value is null)."""
     if value is None:
-        return "undefined"
+        return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)

@@ -321,6 +321,21 @@ def test_each_function_gets_the_deployers_values_and_nothing_else(function: str)
     assert len(variables) >= 4  # none lost on the way (an `environment:` map would be replaced by nothing)
 
 
+def test_the_model_deploys_empty_values_and_lists_as_the_toolkit_does(tmp_path: Path) -> None:
+    # An unset ${env:…} is undefined (JSON drops it); an empty YAML value is null (JSON keeps it); an empty
+    # `environments:` is null, and multi-scf builds no Variables from it (the common list is not used either)
+    path = tmp_path / "serverless.yml"
+    path.write_text(
+        "inputs:\n  environments: [{key: COMMON, value: c}]\n  functions:\n"
+        "    f: {environments: [{key: A, value: '${env:UNSET}'}, {key: B, value: }, {key: C, value: 0}]}\n"
+        "    g: {environments: }\n    h: {}\n"
+    )
+    inputs = scf_framework.load_config(path)["inputs"]
+    assert scf_framework.function_variables(inputs, "f") == {"A": "undefined", "B": "null", "C": "0"}
+    assert scf_framework.function_variables(inputs, "g") == {}
+    assert scf_framework.function_variables(inputs, "h") == {"COMMON": "c"}
+
+
 def test_the_upload_only_signing_key_reaches_only_the_sign_function() -> None:
     # A function with an execution role would use any key pair it is given first (shared.config): given sign's
     # upload-only pair, PullEvents and DescribeMediaInfos would be refused and the role never used.
@@ -396,27 +411,37 @@ def test_the_deploy_check_refuses_what_a_cold_start_would(changed: dict[str, str
 
 
 @pytest.mark.parametrize(
-    ("value", "refused"),
-    [("0", "must be in 1..60 (got 0)"), ("'5'", None), ("false", "got 'false'"), ("", "(got 'undefined')")],
+    ("value", "timeout", "refused"),
+    [
+        ("'5'", "60", None),
+        ("'0'", "60", "callback: DATABASE_TIMEOUT: must be in 1..60 (got 0)"),  # as written: checked as deployed
+        ("'5'", "'60'", None),  # the toolkit takes a quoted timeout too (+"60")
+        ("'5'", "'x'", "callback's timeout is not a whole number of seconds (got 'x')"),
+        # What YAML 1.2 (the CLI's js-yaml) makes of these is not what YAML 1.1 (this check's) makes, nor what was
+        # meant: 1_000 stays "1_000", an empty value is sent as "null"
+        ("1_000", "60", "functions.callback: DATABASE_TIMEOUT: 1000"),
+        ("0", "60", "functions.callback: DATABASE_TIMEOUT: 0"),
+        ("false", "60", "functions.callback: DATABASE_TIMEOUT: False"),
+        ("", "60", "functions.callback: DATABASE_TIMEOUT: None"),
+    ],
 )
-def test_the_deploy_check_reads_a_literal_value_as_the_toolkit_sends_it(
-    tmp_path: Path, value: str, refused: str | None
+def test_the_deploy_check_reads_values_as_they_are_deployed(
+    tmp_path: Path, value: str, timeout: str, refused: str | None
 ) -> None:
-    # YAML's 0 and false reach the function as the text "0" and "false" (String(value)), not as empty settings
     path = tmp_path / "serverless.yml"
     path.write_text(
-        "inputs:\n  functions:\n    callback:\n      src: ./callback\n      timeout: 60\n      environments:\n"
+        f"inputs:\n  functions:\n    callback:\n      src: ./callback\n      timeout: {timeout}\n      environments:\n"
         + "".join(
             f"        - {{key: {key}, value: '${{env:{key}}}'}}\n"
             for key in ("VOD_CALLBACK_SIGN_KEY", "VOD_CONTEXT_KEY", "DATABASE_URL")
         )
         + f"        - {{key: DATABASE_TIMEOUT, value: {value}}}\n"
-        + "        - {key: LOG_LEVEL, value: false}\n" * (value == "false")
     )
     check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(path)]
     run = subprocess.run(check, env={**user_env(), **DEPLOYER_ENV}, capture_output=True, text=True, check=False)
     assert run.returncode == (0 if refused is None else 1), run.stderr
-    assert refused is None or refused in run.stderr
+    assert refused is None or f"\n  {refused}" in run.stderr, run.stderr
+    assert "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize(("where", "refused"), [("inputs", False), ("function", False), ("nowhere", True)])
