@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.config import DEFAULT_DATABASE_TIMEOUT, MAX_WAIT_SECONDS
 from tests.conftest import CALLBACK_ENV, user_env
@@ -379,6 +381,15 @@ def test_the_deploy_check_reads_the_config_as_multi_scf_does(tmp_path: Path, con
     assert refused is None or refused in run.stderr
 
 
+_UNREADABLE_KEY = "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"
+_RSA_PUBLIC_KEY = (
+    rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    .public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+
+
 @pytest.mark.parametrize(
     ("changed", "refused"),
     [
@@ -396,8 +407,25 @@ def test_the_deploy_check_reads_the_config_as_multi_scf_does(tmp_path: Path, con
         ({"VOD_API_SECRET_ID": "", "VOD_API_SECRET_KEY": "", "EVENTS_PULL_ROLE": "vod-events-pull"}, []),  # a role
         ({"VOD_CALLBACK_CONFIRM": "fetch", "VOD_API_SECRET_ID": "", "VOD_API_SECRET_KEY": ""}, ["callback: TENCENT"]),
         ({"UPLOAD_PAGE_SIGNATURE_URL": "ftp://x"}, ["upload_page: UPLOAD_PAGE_SIGNATURE_URL: must be a path"]),
+        (  # the key each function checks at its cold start
+            {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": _UNREADABLE_KEY, "AUTH_JWT_ALGORITHMS": "RS256"},
+            ["sign: AUTH_JWT_PUBLIC_KEY: cannot be used with RS256", "uploads: AUTH_JWT_PUBLIC_KEY: cannot be used"],
+        ),
+        (  # a good key, but a bundle without what verifies it (this machine has it)
+            {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": _RSA_PUBLIC_KEY},
+            ["sign: AUTH_JWT_ALGORITHMS: RS256 needs the `cryptography` package in the bundle (add it to functions/"],
+        ),
     ],
-    ids=["complete", "required-empty", "sqlite", "pull-by-role", "fetch-without-keys", "page-url"],
+    ids=[
+        "complete",
+        "required-empty",
+        "sqlite",
+        "pull-by-role",
+        "fetch-without-keys",
+        "page-url",
+        "unreadable-key",
+        "no-cryptography",
+    ],
 )
 def test_the_deploy_check_refuses_what_a_cold_start_would(changed: dict[str, str], refused: list[str]) -> None:
     # As each function will read its deployed settings inside SCF: refused before anything is built or uploaded
