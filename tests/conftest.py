@@ -28,6 +28,7 @@ JWT_SECRET = "test-jwt-secret-0123456789-abcdefghijklmnop"
 CALLBACK_SIGN_KEY = "TestSignKey0123456789"
 GATEWAY_SECRET = "gateway-shared-secret-0123456789"
 CONTEXT_KEY = "test-context-key-0123456789-abcdefghijklmnop"
+UNREADABLE_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"  # PEM-shaped, no key in it
 KEYS = (CONTEXT_KEY,)  # the context keys the callback and events_pull open sealed sourceContexts with
 
 SIGN_ENV = {

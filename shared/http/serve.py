@@ -51,21 +51,25 @@ def to_scf_response(response: Response, request_id: str, extra_headers: Mapping[
     return {"isBase64Encoded": False, "statusCode": response.status, "headers": headers, "body": body}
 
 
+def _allow(methods: tuple[str, ...], settings: HttpSettings) -> dict[str, str]:
+    """The Allow header: what the endpoint takes (HEAD with GET; OPTIONS where browsers call it)."""
+    head = ("HEAD",) if "GET" in methods else ()
+    return {"Allow": ", ".join((*methods, *head, *(("OPTIONS",) if settings.cors else ())))}
+
+
 def _dispatch(
     request: Request, endpoint: Endpoint, settings: HttpSettings, methods: tuple[str, ...], allow_headers: str
 ) -> Response:
-    readable = "GET" in methods
-    allow = (*methods, *(("HEAD",) if readable else ()), *(("OPTIONS",) if settings.cors else ()))
     if request.method == "OPTIONS" and settings.cors:
         if not request.headers.get("origin"):  # not a browser's preflight: what the endpoint takes (RFC 9110 §9.3.7)
-            return Response(204, None, {"Allow": ", ".join(allow)})
+            return Response(204, None, _allow(methods, settings))
         return preflight(request, settings, methods, allow_headers)
     # HEAD: GET's whole answer. The HTTP server in front drops the body and keeps its Content-Length (RFC 9110
     # §9.3.2, §8.6); an empty body here would be announced as Content-Length: 0.
-    if request.method == "HEAD" and readable:
+    if request.method == "HEAD" and "GET" in methods:
         request = request._replace(method="GET")
     elif request.method not in methods:
-        raise MethodNotAllowed(f"use {' or '.join(methods)}", headers={"Allow": ", ".join(allow)})
+        raise MethodNotAllowed(f"use {' or '.join(methods)}", headers=_allow(methods, settings))
     if len(request.body) > settings.max_body_bytes:
         raise PayloadTooLarge(f"body is larger than {settings.max_body_bytes} bytes")
     return endpoint(request)

@@ -52,7 +52,7 @@ def _body(event: Mapping[str, Any]) -> bytes:
     marked = event.get("isBase64Encoded")
     if isinstance(marked, str):
         marked = {"true": True, "false": False}.get(marked.lower(), marked)
-    if marked not in (True, False, None) or type(marked) is int:  # 1 == True: a number is not SCF's flag either
+    if marked is not None and not isinstance(marked, bool):  # not a number either (1 == True)
         raise BadRequest("event field isBase64Encoded must be true or false", code="bad_event")
     if marked:
         try:

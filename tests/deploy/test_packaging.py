@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.config import DEFAULT_DATABASE_TIMEOUT, MAX_WAIT_SECONDS
-from tests.conftest import CALLBACK_ENV, user_env
+from tests.conftest import CALLBACK_ENV, UNREADABLE_PUBLIC_KEY, user_env
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, REQUIRED_SETTINGS, ROOT
@@ -381,7 +381,6 @@ def test_the_deploy_check_reads_the_config_as_multi_scf_does(tmp_path: Path, con
     assert refused is None or refused in run.stderr
 
 
-_UNREADABLE_KEY = "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"
 _RSA_PUBLIC_KEY = (
     rsa.generate_private_key(public_exponent=65537, key_size=2048)
     .public_key()
@@ -408,7 +407,7 @@ _RSA_PUBLIC_KEY = (
         ({"VOD_CALLBACK_CONFIRM": "fetch", "VOD_API_SECRET_ID": "", "VOD_API_SECRET_KEY": ""}, ["callback: TENCENT"]),
         ({"UPLOAD_PAGE_SIGNATURE_URL": "ftp://x"}, ["upload_page: UPLOAD_PAGE_SIGNATURE_URL: must be a path"]),
         (  # the key each function checks at its cold start
-            {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": _UNREADABLE_KEY, "AUTH_JWT_ALGORITHMS": "RS256"},
+            {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": UNREADABLE_PUBLIC_KEY, "AUTH_JWT_ALGORITHMS": "RS256"},
             ["sign: AUTH_JWT_PUBLIC_KEY: cannot be used with RS256", "uploads: AUTH_JWT_PUBLIC_KEY: cannot be used"],
         ),
         (  # a good key, but a bundle without what verifies it (this machine has it)

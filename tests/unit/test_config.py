@@ -25,7 +25,16 @@ from shared.config import (
     load_vod_api_settings,
     log_level,
 )
-from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV, Output
+from tests.conftest import (
+    CALLBACK_ENV,
+    CALLBACK_SIGN_KEY,
+    CONTEXT_KEY,
+    JWT_SECRET,
+    SECRET_KEY,
+    SIGN_ENV,
+    UNREADABLE_PUBLIC_KEY,
+    Output,
+)
 from vodtesting import load_function
 
 
@@ -100,7 +109,7 @@ def _pull(env: dict[str, str]) -> object:
     ("load", "env", "bad"),
     [
         (_sign, {"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": None}, "AUTH_JWT_SECRET"),
-        (_sign, {"AUTH_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"}, "AUTH_JWT_SECRET"),
+        (_sign, {"AUTH_JWT_PUBLIC_KEY": UNREADABLE_PUBLIC_KEY}, "AUTH_JWT_SECRET"),
         (_sign, {"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": "not a pem"}, "AUTH_JWT_PUBLIC_KEY"),
         (_sign, {"AUTH_JWT_ALGORITHMS": "none"}, "AUTH_JWT_ALGORITHMS"),
         (_sign, {"AUTH_MODE": "gateway"}, "AUTH_GATEWAY_SECRET"),
@@ -219,15 +228,12 @@ def test_a_bad_setting_is_named(load: Any, env: dict[str, str | None], bad: str)
     assert "hunter2" not in str(caught.value)  # a bad URL is named, its password never shown
 
 
-_UNREADABLE_KEY = "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"
-
-
 @pytest.mark.parametrize(
     ("function", "env", "named"),
     [
         (
             "sign",
-            {**SIGN_ENV, "VOD_SIGNATURE_TTL": "x", "AUTH_JWT_SECRET": "short"},
+            {**SIGN_ENV, "VOD_SIGNATURE_TTL": "x", "AUTH_JWT_SECRET": "tiny-jwt-key"},
             ["VOD_SIGNATURE_TTL", "AUTH_JWT_SECRET"],
         ),
         ("callback", {**CALLBACK_ENV, "AFTER_COMMIT_HOOK": "tests.callback.no_such_module:fn"}, ["AFTER_COMMIT_HOOK"]),
@@ -236,7 +242,7 @@ _UNREADABLE_KEY = "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"
             {
                 **SIGN_ENV,
                 "AUTH_JWT_SECRET": "",
-                "AUTH_JWT_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----",
+                "AUTH_JWT_PUBLIC_KEY": UNREADABLE_PUBLIC_KEY,
             },
             ["AUTH_JWT_PUBLIC_KEY"],
         ),
@@ -251,7 +257,7 @@ def test_a_function_that_cannot_start_says_so_in_its_log(
         load_function(function, env)
     [line] = [line for line in output.lines() if line["event"] == "config.invalid"]
     assert line["level"] == "ERROR" and [problem.split(":")[0] for problem in line["problems"]] == named
-    assert "short" not in json.dumps(line)
+    assert "tiny-jwt-key" not in json.dumps(line)
 
 
 def test_auth_none_must_be_explicit_and_warns(output: Output) -> None:
