@@ -7,11 +7,11 @@ so tokens and stored data survive restarts; nothing real is ever needed or writt
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
 import signal
 import string
+import subprocess
 import threading
 import time
 from collections.abc import Mapping, MutableMapping
@@ -24,7 +24,7 @@ import jwt
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from shared.config import hide_database_password
-from vodlocal import tls
+from vodlocal import pull_timer, tls
 
 DEFAULT_STATE_DIR = Path(".local")  # relative to the current directory: the checkout, under make serve
 DEV_USER = "dev-user"
@@ -154,29 +154,6 @@ def token_for(env: Mapping[str, str], user: str = DEV_USER) -> str | None:
     return mint_token(auth.jwt_key.reveal(), user, algorithm=algorithm, **claims)
 
 
-def start_pull_timer(limit_seconds: int = 60, every_seconds: int = 60) -> threading.Thread:
-    """events_pull's timer trigger (serverless.yml: each minute, a 60 s limit), locally: the real handler,
-    configured from os.environ as the gateway's functions are, invoked on a daemon thread until the process
-    ends."""
-    from vodlocal import harness
-
-    handler = harness.load_handler("events_pull", harness.function_file("events_pull"))
-
-    def tick() -> None:
-        while True:
-            started = time.monotonic()
-            event = {"Type": "Timer", "TriggerName": "vod_events_pull", "Time": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
-            try:
-                handler(event, {"time_limit_in_ms": limit_seconds * 1000, "request_id": secrets.token_hex(8)})
-            except Exception as exc:  # SCF logs a failed invocation and runs the next one on time
-                logging.getLogger("vodlocal").error("events_pull failed: %s: %s", type(exc).__name__, exc)
-            time.sleep(max(0.0, every_seconds - (time.monotonic() - started)))
-
-    thread = threading.Thread(target=tick, name="events_pull timer", daemon=True)
-    thread.start()
-    return thread
-
-
 @dataclass
 class RunningServer:
     name: str
@@ -252,6 +229,10 @@ class LocalStack:
     emulator: Any  # vodemu.app.Emulator
     tls: RunningServer  # the emulator again, over TLS, for browsers (vodlocal.tls)
     claim: filelock.BaseFileLock  # its state directory's, while it runs
+    pull_timer: subprocess.Popen[bytes] | None = None  # events_pull's, once started
+
+    def start_pull_timer(self) -> None:
+        self.pull_timer = pull_timer.start()
 
     @property
     def page_url(self) -> str:
@@ -261,6 +242,8 @@ class LocalStack:
         return tls.chromium_flags(self.tls.server.server_port, self.emulator.port)
 
     def stop(self) -> None:
+        if self.pull_timer:  # first: a run going on would pull from a stopped emulator
+            pull_timer.stop(self.pull_timer)
         self.tls.stop()
         self.emulator.stop()
         self.gateway.stop()

@@ -62,7 +62,7 @@ def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace, 
     minted = localstack.token_for(os.environ)  # None: the shell's own identity provider issues the tokens
     token = minted or "<a token your AUTH_* settings accept>"
     if args.pull:
-        localstack.start_pull_timer()
+        stack.start_pull_timer()
     delivery = (
         "queued for PullEvents, drained by functions/events_pull each minute (its timer)"
         if args.pull

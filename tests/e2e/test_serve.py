@@ -81,6 +81,10 @@ def _serving(tmp_path: Path, env: dict[str, str], args: list[str], how: list[str
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
         assert proc.returncode == 0, "".join(lines)
+        # A Ctrl-C is how it stops: it says so, and nothing stopping interrupts (a PULL run) logs an error.
+        stopping = proc.stdout.read()
+        assert stopping.endswith("stopped.\n"), stopping
+        assert '"level": "ERROR"' not in stopping, stopping
 
 
 @pytest.fixture
