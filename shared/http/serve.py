@@ -24,7 +24,7 @@ from shared.errors import (
 )
 from shared.http.cors import cors_headers, preflight
 from shared.http.model import Endpoint, Request, Response
-from shared.http.triggers import request_from_event
+from shared.http.triggers import UnreadableBody, request_from_event
 from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, invocation_id, log_event
 
 TYPE_CHECKING = False
@@ -124,6 +124,9 @@ def serve(
         notes = request.notes
         response, code = _dispatch(request, endpoint, settings, methods, allow_headers), "ok"
     except Exception as error:
+        if isinstance(error, UnreadableBody):  # all but the body was read: answered as that request
+            request = error.request
+            REQUEST_ID.set(request.request_id)
         failure = error
         response, code = _answer(error, notes)
     try:

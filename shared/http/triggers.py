@@ -43,6 +43,15 @@ def _headers(event: Mapping[str, Any]) -> Headers:
     return Headers(text, [str(k) for k, v in raw.items() if isinstance(v, list) and len(v) > 1])
 
 
+class UnreadableBody(BadRequest):
+    """A body that is not one (not text, or marked base64 but not): raised with the rest of the request
+    read, so that its answer still carries the gateway's request id and its CORS headers."""
+
+    def __init__(self, message: str, request: Request) -> None:
+        super().__init__(message, code="bad_event")
+        self.request = request
+
+
 def _body(event: Mapping[str, Any]) -> bytes:
     body = event.get("body")
     if body is None or body == "":
@@ -92,7 +101,7 @@ class ApiGatewayEvent:
             path=str(event.get("path") or ctx.get("path") or "/"),
             headers=_headers(event),
             query=_text_map(query, "queryString"),
-            body=_body(event),
+            body=b"",  # read last, by request_from_event
             request_id=_gateway_request_id(ctx.get("requestId")) or request_id,
             raw=event,
             notes={},
@@ -112,7 +121,7 @@ class FunctionUrlEvent:
             path=str(event.get("path") or "/"),
             headers=headers,
             query=_text_map(event.get("queryString"), "queryString"),
-            body=_body(event),
+            body=b"",  # read last, by request_from_event
             request_id=request_id,
             raw=event,
             notes={},
@@ -128,5 +137,9 @@ def request_from_event(event: object, request_id: str) -> Request:
         raise BadRequest("event is not an HTTP trigger event", code="bad_event")
     for adapter in ADAPTERS:
         if adapter.infer(event):
-            return adapter.request(event, request_id)
+            request = adapter.request(event, request_id)
+            try:
+                return request._replace(body=_body(event))
+            except BadRequest as exc:
+                raise UnreadableBody(exc.message, request) from None
     raise BadRequest("event is not an HTTP trigger event", code="bad_event")

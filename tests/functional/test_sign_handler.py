@@ -397,6 +397,21 @@ ORIGIN = "https://app.example.com"
 
 
 @pytest.mark.parametrize(
+    ("body", "marked"),
+    [("e30", True), ("{}", "yes"), (42, False)],
+    ids=["marked-base64-but-not", "a-flag-that-is-not-one", "not-text"],
+)
+def test_an_unreadable_body_is_answered_as_its_request(call: Callable[..., Call], body: Any, marked: Any) -> None:
+    # The rest of the event was read: the answer names the gateway's request id and lets the page read it (CORS).
+    event = http_event(path="/signature", headers={"Origin": ORIGIN, **bearer(token())}, request_id="gw-req-9")
+    event |= {"body": body, "isBase64Encoded": marked}
+    settings = load_sign_settings({**SIGN_ENV, "CORS_ALLOW_ORIGINS": ORIGIN})
+    result = serve(event, {"request_id": "invocation-1"}, make_sign_endpoint(settings), settings.http)
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (400, "bad_event")
+    assert (header(result, "X-Request-Id"), header(result, "Access-Control-Allow-Origin")) == ("gw-req-9", ORIGIN)
+
+
+@pytest.mark.parametrize(
     ("env", "origin", "status", "allow_origin"),
     [
         ({"CORS_ALLOW_ORIGINS": ORIGIN}, ORIGIN, 204, ORIGIN),
