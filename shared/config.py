@@ -17,7 +17,7 @@ from shared.vod_limits import MAX_VALIDITY_SECONDS, TASK_NOTIFY_MODES
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
     from typing import Literal, TypeVar
 
     T = TypeVar("T")
@@ -470,12 +470,25 @@ def _canonical_origin(origin: str) -> str:
     return origin
 
 
+def _warn_of_cleartext(name: str, urls: Iterable[str]) -> None:
+    """Warn of http:// URLs to other machines than this one: whoever is on the way reads and rewrites what they
+    carry (users' tokens, or the page that holds them). Allowed, as on a LAN during development."""
+    cleartext = []
+    for url in urls:
+        host = url.removeprefix("http://").split("/", 1)[0].split(":", 1)[0]
+        if url.startswith("http://") and not (host.startswith("127.") or host.rsplit(".", 1)[-1] == "localhost"):
+            cleartext.append(url)
+    if cleartext:
+        log_event(WARNING, "config.cleartext_url", detail=f"{name}: {', '.join(cleartext)} is not https://")
+
+
 def _read_origins(r: _Reader, name: str, *, allow_any: bool = False) -> tuple[str, ...]:
     """A comma-separated list of origins, as browsers write them (they go into headers and a CSP)."""
     origins = tuple(o if o == "*" else _canonical_origin(o) for o in r.items(name))
     for origin in origins:
         if not (_matches_with_port(_ORIGIN, origin) or (allow_any and origin == "*")):
             r.problem(name, f"{origin!r} is not an origin like https://app.example.com")
+    _warn_of_cleartext(name, origins)
     return origins
 
 
@@ -759,6 +772,7 @@ def _read_upload_page(r: _Reader) -> UploadPageSettings:
                 name, f"must be a path like /signature or a URL like https://api.example.com/signature (got {value!r})"
             )
         urls[name] = value
+        _warn_of_cleartext(name, [value])
     ancestors = _read_origins(r, "UPLOAD_PAGE_FRAME_ANCESTORS")
     if urls["UPLOAD_PAGE_SIGNATURE_URL"] == "none":
         r.problem("UPLOAD_PAGE_SIGNATURE_URL", "is required: the page cannot upload without signatures")

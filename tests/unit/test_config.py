@@ -266,6 +266,28 @@ def test_auth_none_must_be_explicit_and_warns(output: Output) -> None:
     assert [(line["level"], line["event"]) for line in output.lines()] == [("WARNING", "config.auth_disabled")]
 
 
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({"CORS_ALLOW_ORIGINS": "https://app.example.com,http://localhost:3000,http://127.0.0.1:8080"}, []),
+        ({"CORS_ALLOW_ORIGINS": "https://app.example.com,http://app.example.com"}, ["CORS_ALLOW_ORIGINS"]),
+        ({"CORS_ALLOW_ORIGINS": "http://192.168.1.20:3000"}, ["CORS_ALLOW_ORIGINS"]),  # a LAN: allowed, said
+        ({"UPLOAD_PAGE_SIGNATURE_URL": "http://api.example.com/signature"}, ["UPLOAD_PAGE_SIGNATURE_URL"]),
+        ({"UPLOAD_PAGE_STATUS_URL": "http://dev.localhost:9000/uploads"}, []),
+        ({"UPLOAD_PAGE_FRAME_ANCESTORS": "http://app.example.com"}, ["UPLOAD_PAGE_FRAME_ANCESTORS"]),
+    ],
+)
+def test_cleartext_urls_to_other_machines_are_allowed_with_a_warning(
+    output: Output, env: dict[str, str], warned: list[str]
+) -> None:
+    # Whoever is on such a way reads the users' tokens (or rewrites the page that holds them).
+    load = load_upload_page_settings if any(name.startswith("UPLOAD_PAGE_") for name in env) else load_sign_settings
+    load({**SIGN_ENV, **env})
+    lines = [line for line in output.lines() if line["event"] == "config.cleartext_url"]
+    assert [(line["level"], line["detail"].split(":")[0]) for line in lines] == [("WARNING", name) for name in warned]
+    assert all(line["detail"].endswith("is not https://") for line in lines)
+
+
 def test_secrets_never_show_in_repr_or_str() -> None:
     settings = load_sign_settings(SIGN_ENV)
     for text in (repr(settings), str(settings), repr(settings.policy), f"{settings.auth}"):
