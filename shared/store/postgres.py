@@ -114,7 +114,12 @@ class PostgresStore(EventStore):
             application_name="vod-events",
             client_encoding="UTF8",
         )
-        _wait(conn, self._timeout)
+        where = f"the server at {conn.info.host}, port {conn.info.port}"  # asynchronous, libpq's errors leave it out
+        try:
+            _wait(conn, self._timeout)
+        except psycopg2.OperationalError as exc:
+            conn.close()
+            raise psycopg2.OperationalError(f"connecting to {where}: {str(exc).strip()}") from None
         encoding = conn.info.parameter_status("server_encoding")
         if encoding not in _TEXT_ENCODINGS:  # it cannot store what events name: said at once, not per event
             conn.close()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import socket
 import traceback
+from collections.abc import Iterator
 
 import pytest
 
@@ -28,6 +30,23 @@ def test_postgres_errors_never_carry_the_password(url: str, password: str, raise
     assert message and password not in message
     # Uncaught (a tool's start, a one-line migration), its traceback shows no driver error quoting the URL.
     assert password not in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that takes connections and never answers (a frozen host)."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        yield listener.getsockname()[1]
+
+
+@pytest.mark.parametrize("silent", [False, True], ids=["refused", "never-answers"])
+def test_a_connection_that_fails_names_the_server_it_was_to(silent_port: int, silent: bool) -> None:
+    # What an operator checks first (a wrong host or port in DATABASE_URL); the password still hidden
+    port = silent_port if silent else 1
+    with pytest.raises(StoreUnavailable) as caught:
+        open_store(f"postgresql://vod:pw-{port}@127.0.0.1:{port}/vod", timeout_seconds=1).event_count()
+    assert caught.value.message.startswith(f"OperationalError: connecting to the server at 127.0.0.1, port {port}: ")
+    assert f"pw-{port}" not in caught.value.message
 
 
 @pytest.mark.parametrize(
