@@ -46,6 +46,8 @@ from shared.store.projection import (
 R = TypeVar("R")
 HookStatus = Literal["pending", "done", "failed", "rerunning"]
 
+_HOOK_UNFINISHED = "hook_status IN ('pending', 'failed', 'rerunning')"
+
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
         1,
@@ -137,9 +139,19 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             "ALTER TABLE uploads ADD COLUMN revision BIGINT NOT NULL DEFAULT 0",
         ),
     ),
+    (
+        8,
+        (
+            # `vod-uploads hooks` pages through the few events whose hook is not done, oldest first, instead of
+            # reading every stored event on each page. The queries repeat this condition: SQLite uses a partial
+            # index only for queries that state its condition.
+            f"CREATE INDEX events_unfinished_hooks ON events (received_at, dedupe_key) WHERE {_HOOK_UNFINISHED}",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
+USER_UPLOADS_PAGE = 1000  # uploads a statement reads when all of a user's are asked for
 _MAX_ERROR_TEXT = 500
 
 
@@ -649,8 +661,19 @@ class EventStore(ABC):
     ) -> list[UploadRecord]:
         """A user's uploads, newest first: all of them, or `limit` of them after the cursor `before`
         (first_seen_at, file_id). An upload's first_seen_at only ever moves back (an event received earlier,
-        committed later), so a page after the cursor misses no upload; one already shown may show again."""
-        return self._run(lambda cursor: self._user_uploads(cursor, user_id, limit, before), write=False)
+        committed later), so a page after the cursor misses no upload; one already shown may show again.
+        All of them are read a page at a time, each from the index: one statement for a user of tens of
+        thousands would sort them all, and could outlast the store's time limit."""
+        if limit is not None:
+            return self._run(lambda cursor: self._user_uploads(cursor, user_id, limit, before), write=False)
+        found: dict[str, UploadRecord] = {}
+        while True:
+            page = self.user_uploads(user_id, USER_UPLOADS_PAGE, before)
+            for upload in page:
+                found.setdefault(upload.file_id, upload)  # shown again (moved back): as first read
+            if len(page) < USER_UPLOADS_PAGE:
+                return list(found.values())
+            before = (page[-1].first_seen_at, page[-1].file_id)
 
     def user_page(
         self, user_id: str, limit: int, before: tuple[float, str] | None = None
@@ -665,16 +688,16 @@ class EventStore(ABC):
         return self._run(read, write=False)
 
     def _user_uploads(
-        self, cursor: Cursor, user_id: str, limit: int | None, before: tuple[float, str] | None
+        self, cursor: Cursor, user_id: str, limit: int, before: tuple[float, str] | None
     ) -> list[UploadRecord]:
         after = "" if before is None else " AND (first_seen_at, file_id) < (?, ?)"
         params = (user_id,) if before is None else (user_id, *before)
         cursor.execute(
             self._sql(
                 f"SELECT {', '.join(_UPLOAD_COLUMNS)} FROM uploads WHERE user_id = ?{after} "  # noqa: S608
-                "ORDER BY first_seen_at DESC, file_id DESC" + ("" if limit is None else " LIMIT ?")
+                "ORDER BY first_seen_at DESC, file_id DESC LIMIT ?"
             ),
-            params if limit is None else (*params, limit),
+            (*params, limit),
         )
         return [_upload_from_row(row) for row in cursor.fetchall()]
 
@@ -744,7 +767,8 @@ class EventStore(ABC):
             at, key = (-1.0, "") if after is None else (after.received_at, after.dedupe_key)
             cursor.execute(
                 self._sql(
-                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE (hook_status = 'failed' "  # noqa: S608
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE {_HOOK_UNFINISHED} "  # noqa: S608
+                    "AND (hook_status = 'failed' "
                     "OR (hook_status = 'pending' AND COALESCE(hook_claimed_at, received_at) < ?) "
                     "OR (hook_status = 'rerunning' AND COALESCE(hook_claimed_at, received_at) < ?)) "
                     "AND (received_at > ? OR (received_at = ? AND dedupe_key > ?)) "
@@ -762,8 +786,8 @@ class EventStore(ABC):
         def read(cursor: Cursor) -> list[EventSummary]:
             cursor.execute(
                 self._sql(
-                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE hook_status = 'rerunning' "  # noqa: S608
-                    "AND hook_claimed_at >= ? ORDER BY received_at, dedupe_key LIMIT ?"
+                    f"SELECT {_EVENT_COLUMNS} FROM events WHERE {_HOOK_UNFINISHED} "  # noqa: S608
+                    "AND hook_status = 'rerunning' AND hook_claimed_at >= ? ORDER BY received_at, dedupe_key LIMIT ?"
                 ),
                 (claimed_since, limit),
             )

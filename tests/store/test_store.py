@@ -441,6 +441,34 @@ def test_a_rerun_claims_a_hook_once_and_a_dead_runs_claim_is_taken_again(store: 
     assert done is not None and (done.hook_status, done.hook_failures) == ("done", 1)
 
 
+@pytest.mark.parametrize(
+    "listing",
+    [
+        lambda store, after: store.unfinished_hooks(received_before=50.0, after=after),
+        lambda store, after: store.hooks_being_rerun(claimed_since=10.0),
+    ],
+    ids=["unfinished_hooks", "hooks_being_rerun"],
+)
+def test_unfinished_hooks_are_read_from_an_index_of_their_own_not_from_every_event(
+    tmp_path: Path, listing: Callable[[EventStore, Any], object]
+) -> None:
+    # GIVEN a SQLite store (its query plans are readable) and the statement of a page of unfinished hooks, as run
+    url = f"sqlite:///{tmp_path / 'vod.sqlite3'}"
+    store = open_store(url)
+    after = store.event(ingest(store, "vod_new_file_upload", 2.0, Hook(fail=True)).dedupe_key)
+    run: list[str] = []
+    store._idle[0].set_trace_callback(run.append)
+    listing(store, after)
+    store.close()
+    [page] = [sql for sql in run if "FROM events WHERE" in sql]
+    # THEN it reads them in order from their partial index: not every stored event, sorted (`vod-uploads hooks`
+    # would read the whole table for each page, and time out on a store of millions)
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {page}"))  # its values written in
+    assert "USING INDEX events_unfinished_hooks" in plan, plan
+    assert "TEMP B-TREE" not in plan, plan
+
+
 def test_hook_sees_the_committed_record(store: EventStore) -> None:
     seen: list[Any] = []
     ingest(

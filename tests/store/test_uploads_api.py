@@ -22,6 +22,7 @@ from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.status_service import ANSWER_BYTES, MAX_OUTPUT_URLS, POLL_SECONDS, carried_size, make_uploads_endpoint
 from shared.store import EventStore, StoreUnavailable, open_store
+from shared.store import base as store_base
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, Output
 from tests.scf import load_event
 from vodtesting import dev_token, http_event, vod_event
@@ -267,6 +268,22 @@ def test_pages_are_complete_and_stable_while_uploads_arrive(writer: tuple[str, E
     assert everything == [f"new{n}" for n in (130, 100, 50)] + collected
 
 
+def test_all_of_a_users_uploads_are_read_a_page_at_a_time_and_come_out_as_one_list(
+    writer: tuple[str, EventStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (vod-uploads list: one statement over a user's tens of thousands would sort them all, past the time limit)
+    _, store = writer
+    for i in range(20):
+        record(store, upload_of("ann", f"p{i:02d}"), at=float(i % 7))  # uploads received at the same time
+    record(store, upload_of("bob", "b0"))
+    newest_first = sorted((f"p{i:02d}" for i in range(20)), key=lambda f: (int(f[1:]) % 7, f), reverse=True)
+    assert [u.file_id for u in store.user_uploads("ann")] == newest_first
+    monkeypatch.setattr(store_base, "USER_UPLOADS_PAGE", 3)  # pages that end between uploads of the same time
+    assert [u.file_id for u in store.user_uploads("ann")] == newest_first
+    monkeypatch.setattr(store_base, "USER_UPLOADS_PAGE", 4)  # pages of which the last is full, then an empty one
+    assert [u.file_id for u in store.user_uploads("ann")] == newest_first
+
+
 def test_an_upload_a_late_event_moves_down_is_never_missed(writer: tuple[str, EventStore], get: Get) -> None:
     # An upload is placed by its earliest received upload event; one received earlier and committed later (a cold
     # connection, a PULL batch) moves it down the list: after a cursor it may show again, but never be missed.
@@ -440,13 +457,15 @@ class Clock:
 
 
 @pytest.mark.parametrize(
-    ("change_at", "returned_at", "status", "if_none_match"),
+    ("change_at", "returned_at", "status", "if_none_match", "max_wait"),
     [
-        (3.0, 3.0, "processing", None),
-        (None, 8.0, "uploaded", None),
-        (3.0, 3.0, "processing", "W/{tag}"),  # a proxy weakened the tag: still the same upload
-        (None, 8.0, 304, "W/{tag}"),  # unchanged all along: the client's version is current
-        (None, 0.0, "uploaded", '"older"'),  # the client has another version: this one at once
+        (3.0, 3.0, "processing", None, None),
+        (None, 8.0, "uploaded", None, None),
+        (3.0, 3.0, "processing", "W/{tag}", None),  # a proxy weakened the tag: still the same upload
+        (None, 8.0, 304, "W/{tag}", None),  # unchanged all along: the client's version is current
+        (None, 0.0, "uploaded", '"older"', None),  # the client has another version: this one at once
+        (None, 2.0, 304, "W/{tag}", "2"),  # the operator's bound (a proxy's timeout), not the caller's 8
+        (None, 0.0, 304, "W/{tag}", "0"),
     ],
 )
 def test_wait_returns_on_a_change_or_at_its_bound(
@@ -455,11 +474,13 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     returned_at: float,
     status: str | int,
     if_none_match: str | None,
+    max_wait: str | None,
 ) -> None:
     url, store = writer
     record(store, vod_event("NewFileUpload", FileId="f5", SourceContext=seal("ann", "r", CONTEXT_KEY)))
     clock = Clock(store, change_at)
-    settings = load_uploads_settings({"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
+    bound = {"UPLOADS_MAX_WAIT_SECONDS": max_wait} if max_wait else {}
+    settings = load_uploads_settings({"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url, **bound})
     reader = open_store(url, read_only=True)
     endpoint = make_uploads_endpoint(settings, lambda: reader, now=lambda: clock.now, sleep=clock.sleep)
     headers = {"Authorization": f"Bearer {token('ann')}"}
