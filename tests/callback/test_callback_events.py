@@ -45,6 +45,9 @@ def test_sign_is_lowercase_hex_md5_of_key_and_t() -> None:
         ({"Sign": expected_sign("WrongKey1", T), "T": T}, "invalid_signature"),  # wrong key
         ({"Sign": GOOD_SIGN[:-1] + ("0" if GOOD_SIGN[-1] != "0" else "1"), "T": T}, "invalid_signature"),  # tampered
         ({"Sign": GOOD_SIGN, "T": T + 1}, "invalid_signature"),  # T changed after signing
+        ({"Sign": GOOD_SIGN[:-1], "T": T}, "invalid_signature"),  # a part of the right one is not it
+        ({"Sign": "", "T": T}, "invalid_signature"),
+        ({"Sign": GOOD_SIGN + "0", "T": T}, "invalid_signature"),
         ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW - 1), "T": NOW - 1}, "signature_expired"),
         ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW), "T": NOW}, None),  # expires at the end of its second
         ({"Sign": expected_sign(CALLBACK_SIGN_KEY, NOW + AHEAD), "T": NOW + AHEAD}, None),

@@ -375,6 +375,12 @@ def test_a_body_that_is_not_json_says_why_in_the_callers_terms(call: Callable[..
     assert (result["statusCode"], response_json(result)["error"]) == (400, {"code": "invalid_json", "message": says})
 
 
+@pytest.mark.parametrize(("size", "status"), [(1000, 200), (1001, 413)])
+def test_the_body_limit_is_exact(call: Callable[..., Call], size: int, status: int) -> None:
+    result = call(HTTP_MAX_BODY_BYTES="1000")(headers=bearer(token()), body="{}".ljust(size))  # JSON of `size` bytes
+    assert result["statusCode"] == status, result
+
+
 @pytest.mark.parametrize(
     ("event", "status"),
     [
@@ -417,6 +423,9 @@ def test_an_unreadable_body_is_answered_as_its_request(call: Callable[..., Call]
         ({"CORS_ALLOW_ORIGINS": ORIGIN}, ORIGIN, 204, ORIGIN),
         ({"CORS_ALLOW_ORIGINS": "*"}, ORIGIN, 204, "*"),
         ({"CORS_ALLOW_ORIGINS": ORIGIN}, "https://evil.example.com", 403, None),
+        ({"CORS_ALLOW_ORIGINS": ORIGIN}, ORIGIN + ".evil.com", 403, None),  # the whole origin, not its start
+        ({"CORS_ALLOW_ORIGINS": ORIGIN}, ORIGIN + ":8443", 403, None),
+        ({"CORS_ALLOW_ORIGINS": ORIGIN}, "http://app.example.com", 403, None),
         ({}, ORIGIN, 403, None),
     ],
 )
@@ -440,12 +449,15 @@ def test_options_without_an_origin_is_not_a_preflight(call: Callable[..., Call],
     assert header(result, "Access-Control-Allow-Origin") is None
 
 
-def test_cors_with_credentials_echoes_the_origin_never_a_wildcard(call: Callable[..., Call]) -> None:
-    result = call(CORS_ALLOW_ORIGINS=ORIGIN, CORS_ALLOW_CREDENTIALS="true")(
-        headers={**bearer(token()), "Origin": ORIGIN}
-    )
+@pytest.mark.parametrize(("credentials", "allowed"), [("true", "true"), ("false", None), (None, None)])
+def test_cors_credentials_only_when_set_and_then_the_origin_never_a_wildcard(
+    call: Callable[..., Call], credentials: str | None, allowed: str | None
+) -> None:
+    # (a gateway that authenticates by cookie would otherwise let every allowed origin read answers as the user)
+    env = {"CORS_ALLOW_ORIGINS": ORIGIN} | ({"CORS_ALLOW_CREDENTIALS": credentials} if credentials else {})
+    result = call(**env)(headers={**bearer(token()), "Origin": ORIGIN})
     assert header(result, "Access-Control-Allow-Origin") == ORIGIN
-    assert header(result, "Access-Control-Allow-Credentials") == "true"
+    assert header(result, "Access-Control-Allow-Credentials") == allowed
     assert header(result, "Vary") == "Origin"
 
 

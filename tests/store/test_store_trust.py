@@ -139,6 +139,7 @@ def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Ou
         ("", "no_context"),
         (seal("alice", "r", "another-key-0123456789-abcdefghijklmnop"), "bad_seal"),
         (seal("alice", "r", CONTEXT_KEY)[:-1] + "x", "bad_seal"),  # the user id changed after sealing
+        (seal("alice", "req1", CONTEXT_KEY).replace(":req1:", ":req2:"), "bad_seal"),  # so did its sign request id
     ],
 )
 def test_only_a_sealed_context_names_a_user(store: EventStore, context: str, why: str) -> None:

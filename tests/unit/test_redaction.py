@@ -68,3 +68,50 @@ def test_redact(text: str, masked: str) -> None:
 
 def test_given_secrets_are_masked_longest_first() -> None:
     assert redact("k=1 abcdef abcdefgh", ("abcdef", "abcdefgh")) == "k=1 ******** ********"
+
+
+# Every word that names a secret, in a name of its own (a dict's repr, as a client library prints its settings)
+@pytest.mark.parametrize(
+    "name",
+    [
+        "db_password",
+        "passwd",
+        "client_secret",
+        "refreshToken",
+        "url_signature",
+        "credentials",
+        "proxy_authorization",
+        "cookies",
+        "vodSessionKey",
+        "sessionid",
+        "api_key",
+        "privateKey",
+        "access-key",
+    ],
+)
+def test_each_secret_name_is_masked(name: str) -> None:
+    assert redact(f"{{'{name}': 'v-1'}} {name}=v-2") == f"{{'{name}': '********'}} {name}=********"
+
+
+# Every query parameter that signs a URL (VOD's, COS's, S3's): as good as a key while it is valid
+@pytest.mark.parametrize(
+    "name",
+    [
+        "sign",
+        "sig",
+        "key",
+        "code",
+        "t",
+        "us",
+        "exper",
+        "q-ak",
+        "q-signature",
+        "X-Amz-Expires",
+        "X-Amz-Signature",
+        "x-cos-security-token",
+    ],
+)
+def test_each_signing_parameter_is_masked(name: str) -> None:
+    assert (
+        redact(f"GET https://x.example/a.mp4?n=1&{name}=ab12cd") == f"GET https://x.example/a.mp4?n=1&{name}=********"
+    )

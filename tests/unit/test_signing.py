@@ -113,6 +113,19 @@ def test_build_then_decode_round_trips_and_an_independent_verifier_agrees(
         assert parsed["procedure"] == [procedure]
 
 
+@pytest.mark.parametrize(
+    "session", ["a&sourceContext=u2:r:forged:mallory", "x=1", "a&b", "%41", "a+b", "a b", "=&="], ids=repr
+)
+def test_a_value_with_query_syntax_stays_one_value_of_its_own(session: str) -> None:
+    # The caller chooses sessionContext: its text must never add a parameter (a second sourceContext) to the signed one
+    params = base(source_context="sealed", session_context=session)
+    parsed = independent_verify(build_signature(params, SECRET_KEY), SECRET_KEY)
+    assert (parsed["sessionContext"], parsed["sourceContext"]) == ([session], ["sealed"])
+    assert sorted(parsed) == sorted(
+        ["secretId", "currentTimeStamp", "expireTime", "random", "sourceContext", "sessionContext"]
+    )
+
+
 def test_any_correct_url_encoding_is_accepted() -> None:
     # VOD parses the query string, so %20 instead of + (Tencent's PHP demo) must verify too.
     original = (
