@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     class EventAdapter(Protocol):
         def infer(self, event: Mapping[str, Any]) -> bool: ...
 
-        def request(self, event: Mapping[str, Any], request_id: str) -> Request: ...
+        def request(self, event: Mapping[str, Any], request_id: str, body: bytes) -> Request: ...
 
 
 def _text_map(value: object, name: str) -> dict[str, str]:
@@ -93,7 +93,7 @@ class ApiGatewayEvent:
     def infer(self, event: Mapping[str, Any]) -> bool:
         return isinstance(event.get("requestContext"), dict)
 
-    def request(self, event: Mapping[str, Any], request_id: str) -> Request:
+    def request(self, event: Mapping[str, Any], request_id: str, body: bytes) -> Request:
         ctx = event["requestContext"]
         query = event.get("queryString") if event.get("queryString") is not None else event.get("queryStringParameters")
         return Request(
@@ -101,7 +101,7 @@ class ApiGatewayEvent:
             path=str(event.get("path") or ctx.get("path") or "/"),
             headers=_headers(event),
             query=_text_map(query, "queryString"),
-            body=b"",  # read last, by request_from_event
+            body=body,
             request_id=_gateway_request_id(ctx.get("requestId")) or request_id,
             raw=event,
             notes={},
@@ -114,14 +114,14 @@ class FunctionUrlEvent:
     def infer(self, event: Mapping[str, Any]) -> bool:
         return "httpMethod" in event and "requestContext" not in event
 
-    def request(self, event: Mapping[str, Any], request_id: str) -> Request:
+    def request(self, event: Mapping[str, Any], request_id: str, body: bytes) -> Request:
         headers = _headers(event)
         return Request(
             method=_method(event),
             path=str(event.get("path") or "/"),
             headers=headers,
             query=_text_map(event.get("queryString"), "queryString"),
-            body=b"",  # read last, by request_from_event
+            body=body,
             request_id=request_id,
             raw=event,
             notes={},
@@ -137,9 +137,9 @@ def request_from_event(event: object, request_id: str) -> Request:
         raise BadRequest("event is not an HTTP trigger event", code="bad_event")
     for adapter in ADAPTERS:
         if adapter.infer(event):
-            request = adapter.request(event, request_id)
             try:
-                return request._replace(body=_body(event))
+                body = _body(event)
             except BadRequest as exc:
-                raise UnreadableBody(exc.message, request) from None
+                raise UnreadableBody(exc.message, adapter.request(event, request_id, b"")) from None
+            return adapter.request(event, request_id, body)
     raise BadRequest("event is not an HTTP trigger event", code="bad_event")
