@@ -473,11 +473,7 @@ def _canonical_origin(origin: str) -> str:
 def _warn_of_cleartext(name: str, urls: Iterable[str]) -> None:
     """Warn of http:// URLs to other machines than this one: whoever is on the way reads and rewrites what they
     carry (users' tokens, or the page that holds them). Allowed, as on a LAN during development."""
-    cleartext = []
-    for url in urls:
-        host = url.removeprefix("http://").split("/", 1)[0].split(":", 1)[0]
-        if url.startswith("http://") and not (host.startswith("127.") or host.rsplit(".", 1)[-1] == "localhost"):
-            cleartext.append(url)
+    cleartext = [u for u in urls if u[:7].lower() == "http://" and not _is_loopback_host(u[7:].split("/", 1)[0])]
     if cleartext:
         log_event(WARNING, "config.cleartext_url", detail=f"{name}: {', '.join(cleartext)} is not https://")
 
@@ -853,10 +849,10 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
 
 def _is_loopback_host(host: str) -> bool:
     """`host[:port]` names this machine: localhost or a loopback address (127.0.0.0/8, [::1])."""
-    import ipaddress  # only where VOD's API is called: not on the sign path
+    import ipaddress  # only for an http:// URL: not on the sign path as deployed
 
     name = host[1 : host.find("]")] if host.startswith("[") else host.partition(":")[0]
-    if name.lower() == "localhost":
+    if name.lower().rstrip(".") == "localhost":
         return True
     try:
         return ipaddress.ip_address(name).is_loopback

@@ -54,9 +54,15 @@ def _wait(conn: _Connection, seconds: float | None) -> None:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         reading = state == psycopg2.extensions.POLL_READ
         if not any(select.select([conn] if reading else [], [] if reading else [conn], [], left)):
+            where = _server(conn)
             conn.silent = True
             conn.close()
-            raise psycopg2.OperationalError(f"the database did not answer within {seconds:g} s")
+            raise psycopg2.OperationalError(f"the database ({where}) did not answer within {seconds:g} s")
+
+
+def _server(conn: _Connection) -> str:
+    """The server the connection is to, or was trying (of a list of hosts): asynchronous libpq's errors leave it out."""
+    return f"the server at {conn.info.host}, port {conn.info.port}"
 
 
 class _BatchingCursor(psycopg2.extensions.cursor):
@@ -114,10 +120,12 @@ class PostgresStore(EventStore):
             application_name="vod-events",
             client_encoding="UTF8",
         )
-        where = f"the server at {conn.info.host}, port {conn.info.port}"  # asynchronous, libpq's errors leave it out
         try:
             _wait(conn, self._timeout)
         except psycopg2.OperationalError as exc:
+            if conn.closed:  # given up by _wait, which named the server
+                raise
+            where = _server(conn)
             conn.close()
             raise psycopg2.OperationalError(f"connecting to {where}: {str(exc).strip()}") from None
         encoding = conn.info.parameter_status("server_encoding")

@@ -273,7 +273,8 @@ def test_auth_none_must_be_explicit_and_warns(output: Output) -> None:
         ({"CORS_ALLOW_ORIGINS": "https://app.example.com,http://app.example.com"}, ["CORS_ALLOW_ORIGINS"]),
         ({"CORS_ALLOW_ORIGINS": "http://192.168.1.20:3000"}, ["CORS_ALLOW_ORIGINS"]),  # a LAN: allowed, said
         ({"UPLOAD_PAGE_SIGNATURE_URL": "http://api.example.com/signature"}, ["UPLOAD_PAGE_SIGNATURE_URL"]),
-        ({"UPLOAD_PAGE_STATUS_URL": "http://dev.localhost:9000/uploads"}, []),
+        ({"UPLOAD_PAGE_STATUS_URL": "http://LOCALHOST.:9000/uploads"}, []),
+        ({"CORS_ALLOW_ORIGINS": "http://127.app.example.com"}, ["CORS_ALLOW_ORIGINS"]),  # a name, not 127.0.0.0/8
         ({"UPLOAD_PAGE_FRAME_ANCESTORS": "http://app.example.com"}, ["UPLOAD_PAGE_FRAME_ANCESTORS"]),
     ],
 )
