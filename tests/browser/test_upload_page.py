@@ -325,6 +325,38 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(
     assert not frame.locator("#signed-out").is_visible()
 
 
+def test_a_token_posted_from_another_origin_than_the_embedding_apps_is_ignored(
+    browser_stack: BrowserStack, loopback_http: Serve
+) -> None:
+    b = browser_stack
+    token = b.stack.token("mallory")
+    # The app frames the upload page beside a frame of another origin (an ad, say), which posts it a token.
+    other_page = f"""<!doctype html><script>
+      let posted = 0;
+      setInterval(() => {{
+        parent.frames[0].postMessage({{type: "vod-upload-token", token: "{token}"}}, "*");
+        document.title = "posted " + ++posted;
+      }}, 100);</script>""".encode()
+
+    def serving(body: bytes) -> Callable[[BaseHTTPRequestHandler], None]:
+        def handle(handler: BaseHTTPRequestHandler) -> None:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/html")
+            handler.end_headers()
+            handler.wfile.write(body)
+
+        return handle
+
+    other = loopback_http(serving(other_page))
+    app = loopback_http(serving(f'<iframe src="{b.page_origin}/"></iframe><iframe src="{other}/"></iframe>'.encode()))
+    b.redeploy_page(UPLOAD_PAGE_FRAME_ANCESTORS=app)
+    b.page.goto(f"{app}/")
+    poster = next(f for f in b.page.frames if f.url.startswith(other))
+    _until(b, lambda: poster.title().removeprefix("posted ") in {"10", "11", "12"}, "the other frame never posted")
+    upload_page = b.page.frame_locator("iframe >> nth=0")
+    assert upload_page.locator("#signed-in").is_hidden() and upload_page.locator("#user").inner_text() == ""
+
+
 def test_the_page_is_labelled_keyboard_usable_and_fits_a_phone(browser_stack: BrowserStack) -> None:
     b = browser_stack
     b.page.set_viewport_size({"width": 360, "height": 740})

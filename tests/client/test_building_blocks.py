@@ -360,10 +360,11 @@ def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> No
     assert seen == [(f"Bearer t{i}", {}) for i in range(1, 3 + len(malformed))]  # a fresh token per request
 
 
-def test_the_signature_client_waits_out_a_busy_gateway() -> None:
+@pytest.mark.parametrize(("asked", "waited"), [("7", 7.0), ("86400", 30.0)])  # a day's wait: not a hung client
+def test_the_signature_client_waits_out_a_busy_gateway(asked: str, waited: float) -> None:
     # A throttling gateway (429, Retry-After) or a timed-out request (408) is busy, not a refusal.
     answers = [
-        Response("slow down", 429, headers={"Retry-After": "7"}),
+        Response("slow down", 429, headers={"Retry-After": asked}),
         Response("timeout", 408),
         Response(json.dumps({"signature": "c2ln"}), 200, mimetype="application/json"),
     ]
@@ -377,7 +378,7 @@ def test_the_signature_client_waits_out_a_busy_gateway() -> None:
         assert SignatureClient(server.url, "t", backoff=0.5, sleep=slept.append)() == "c2ln"
     finally:
         server.stop()
-    assert slept == [7.0, 1.0]  # as the gateway asked, then the backoff
+    assert slept == [waited, 1.0]  # as the gateway asked (up to a bound), then the backoff
 
 
 def _vod_answer(code: int, data: dict[str, Any] | None = None) -> Response:
@@ -438,6 +439,7 @@ def _cos_error(status: int, code: str) -> CosServiceError:
     [
         ([], "ok", 0),
         ([_cos_error(503, "ServiceUnavailable"), CosClientError("connection reset")], "ok", 0),
+        ([_cos_error(429, "SlowDown"), _cos_error(409, "OperationAborted")], "ok", 0),  # throttled, or busy
         ([_cos_error(403, "AccessDenied")], "ok", 1),  # expired unnoticed: renewed, then it works
         ([_cos_error(403, "AccessDenied")] * 2, "COS 403 AccessDenied", 1),  # refused with fresh ones too: real
         ([_cos_error(404, "NoSuchUpload")], "COS 404 NoSuchUpload", 0),  # not retried

@@ -444,6 +444,9 @@ def test_the_deploy_check_refuses_what_a_cold_start_would(changed: dict[str, str
         ("'0'", "60", "callback: DATABASE_TIMEOUT: must be in 1..60 (got 0)"),  # as written: checked as deployed
         ("'5'", "'60'", None),  # the toolkit takes a quoted timeout too (+"60")
         ("'5'", "'x'", "callback's timeout is not a whole number of seconds (got 'x')"),
+        # A wait as long as the timeout is SCF's to end (no 503 of ours): refused; one second less is the store's
+        ("'2'", "5", "callback may wait 5 s on its store (DATABASE_TIMEOUT=2), its timeout is 5 s"),
+        ("'2'", "6", None),
         # What YAML 1.2 (the CLI's js-yaml) makes of these is not what YAML 1.1 (this check's) makes, nor what was
         # meant: 1_000 stays "1_000", an empty value is sent as "null"
         ("1_000", "60", "functions.callback: DATABASE_TIMEOUT: 1000"),

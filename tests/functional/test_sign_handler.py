@@ -181,6 +181,7 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (HS_ENV, bearer(token(iat=None)), "invalid_token"),
         (HS_ENV, {"Authorization": [f"Bearer {token()}", "Bearer x"]}, "invalid_request"),  # sent twice
         (GW_ENV, {"X-User-Id": ["mallory", "alice"], "X-Gateway-Secret": GATEWAY_SECRET}, "untrusted_gateway"),
+        (GW_ENV, {"X-User-Id": "alice", "X-Gateway-Secret": [GATEWAY_SECRET, "x"]}, "untrusted_gateway"),
         (GW_ENV, {"X-User-Id": "alice"}, "untrusted_gateway"),
         (GW_ENV, {"X-User-Id": "alice", "X-Gateway-Secret": "wrong-secret-0123456789"}, "untrusted_gateway"),
         (GW_ENV, {"X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),

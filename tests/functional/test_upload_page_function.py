@@ -80,7 +80,37 @@ def test_the_page_has_a_strict_content_security_policy(page_function: Handler) -
         "*.tencentcos.cn",
     ]
     assert policy["frame-ancestors"] == "https://app.example.com"
+    assert (policy["base-uri"], policy["form-action"]) == ("'none'", "'none'")
     assert headers["Cache-Control"] == "no-cache" and headers["Referrer-Policy"] == "no-referrer"
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Cross-Origin-Opener-Policy"] == "same-origin"  # no window that opened it keeps a handle on it
+
+
+@pytest.mark.parametrize(
+    ("env", "ancestors", "api"),
+    [
+        ({}, "'none'", []),  # by default no site may frame it (clickjacking a signed-in user)
+        (
+            {
+                "UPLOAD_PAGE_SIGNATURE_URL": "https://sign.example.com/signature",
+                "UPLOAD_PAGE_STATUS_URL": "https://status.example.com:8443/uploads",
+            },
+            "'none'",
+            ["https://sign.example.com", "https://status.example.com:8443"],  # each API's host, its own
+        ),
+        (
+            {"UPLOAD_PAGE_FRAME_ANCESTORS": "https://a.example,https://b.example"},
+            "https://a.example https://b.example",
+            [],
+        ),
+    ],
+)
+def test_the_policy_names_who_may_frame_it_and_every_api_it_calls(
+    env: dict[str, str], ancestors: str, api: list[str]
+) -> None:
+    policy = dict(part.split(" ", 1) for part in content_security_policy(load_upload_page_settings(env)).split("; "))
+    assert policy["frame-ancestors"] == ancestors
+    assert policy["connect-src"].split()[: 1 + len(api)] == ["'self'", *api]
 
 
 @pytest.mark.parametrize(

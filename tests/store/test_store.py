@@ -441,6 +441,22 @@ def test_a_rerun_claims_a_hook_once_and_a_dead_runs_claim_is_taken_again(store: 
     assert done is not None and (done.hook_status, done.hook_failures) == ("done", 1)
 
 
+def test_a_rerun_that_another_took_over_while_it_ran_says_so(store: EventStore) -> None:
+    # GIVEN a failed hook, listed, and a rerun of it that outlasts --older-than: another operator takes it over
+    key = ingest(store, "vod_new_file_upload", 2.0, Hook(fail=True)).dedupe_key
+    [listed] = store.unfinished_hooks(received_before=50.0)
+
+    def slow_hook(committed: CommittedEvent) -> None:
+        [stale] = store.unfinished_hooks(received_before=50.0, claimed_before=30.0)
+        assert store.claim_hook(stale, claimed_at=40.0)
+
+    # WHEN the first run ends THEN it is told its result is not the one recorded (the other run's stands)
+    with pytest.raises(HookTaken, match="took it over"):
+        rerun_hook(slow_hook, store, listed, now=lambda: 20.0)
+    taken = store.event(key)
+    assert taken is not None and (taken.hook_status, taken.hook_claimed_at) == ("rerunning", 40.0)
+
+
 @pytest.mark.parametrize(
     "listing",
     [

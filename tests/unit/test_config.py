@@ -113,6 +113,8 @@ def _pull(env: dict[str, str]) -> object:
         (_sign, {"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": "not a pem"}, "AUTH_JWT_PUBLIC_KEY"),
         (_sign, {"AUTH_JWT_ALGORITHMS": "none"}, "AUTH_JWT_ALGORITHMS"),
         (_sign, {"AUTH_MODE": "gateway"}, "AUTH_GATEWAY_SECRET"),
+        (_sign, {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "0123456789abcde"}, "AUTH_GATEWAY_SECRET"),  # < 16
+        (_sign, {"VOD_CONTEXT_KEY_PREVIOUS": "p" * 31}, "VOD_CONTEXT_KEY_PREVIOUS"),  # < 32, as the current key
         (
             _sign,
             {
