@@ -18,22 +18,27 @@ from tests.store import workers
 from vodtesting import vod_event
 
 
-def test_sixteen_processes_delivering_one_event_have_one_effect(new_url: Callable[[], str], tmp_path: Path) -> None:
-    url = new_url()  # a fresh database: the 16 processes also race to create the schema
-    hook_log = tmp_path / "hook.log"
-    hook_log.touch()
+def _at_once(target: Callable[..., None], shares: list[tuple[Any, ...]]) -> list[tuple[str, Any]]:
+    """`target(*share, start, results)` in a process of its own for each share, all released together (a
+    Barrier); what each reported, none an error."""
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: nothing inherited but the arguments
-    start, results = ctx.Barrier(16), ctx.Queue()
-    payload = load_event("vod_new_file_upload")
-    processes = [
-        ctx.Process(target=workers.deliver, args=(url, payload, str(hook_log), start, results)) for _ in range(16)
-    ]
+    start, results = ctx.Barrier(len(shares)), ctx.Queue()
+    processes = [ctx.Process(target=target, args=(*share, start, results)) for share in shares]
     for p in processes:
         p.start()
     outcomes = [results.get(timeout=120) for _ in processes]
     for p in processes:
         p.join(60)
     assert [o for o in outcomes if o[0] == "error"] == []
+    return outcomes
+
+
+def test_sixteen_processes_delivering_one_event_have_one_effect(new_url: Callable[[], str], tmp_path: Path) -> None:
+    url = new_url()  # a fresh database: the 16 processes also race to create the schema
+    hook_log = tmp_path / "hook.log"
+    hook_log.touch()
+    payload = load_event("vod_new_file_upload")
+    outcomes = _at_once(workers.deliver, [(url, payload, str(hook_log))] * 16)
     assert sorted(duplicate for _, duplicate in outcomes) == [False] + [True] * 15
     assert len(hook_log.read_text().splitlines()) == 1
     assert json.loads(hook_log.read_text())["key"]
@@ -79,17 +84,7 @@ def test_processes_delivering_related_events_in_any_order_leave_the_records_of_o
     deliveries = events * 3
     random.Random(7).shuffle(deliveries)
     url = new_url()
-    ctx = multiprocessing.get_context("spawn")
-    start, results = ctx.Barrier(8), ctx.Queue()
-    processes = [
-        ctx.Process(target=workers.deliver_all, args=(url, deliveries[n::8], start, results)) for n in range(8)
-    ]
-    for p in processes:
-        p.start()
-    outcomes = [results.get(timeout=120) for _ in processes]
-    for p in processes:
-        p.join(60)
-    assert [o for o in outcomes if o[0] == "error"] == []
+    outcomes = _at_once(workers.deliver_all, [(url, deliveries[n::8]) for n in range(8)])
     assert sorted(json.dumps(e, sort_keys=True) for _, new in outcomes for e in new) == sorted(
         json.dumps(e, sort_keys=True) for e, _ in events
     )  # each event new exactly once
