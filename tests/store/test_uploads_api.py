@@ -277,11 +277,19 @@ def test_all_of_a_users_uploads_are_read_a_page_at_a_time_and_come_out_as_one_li
         record(store, upload_of("ann", f"p{i:02d}"), at=float(i % 7))  # uploads received at the same time
     record(store, upload_of("bob", "b0"))
     newest_first = sorted((f"p{i:02d}" for i in range(20)), key=lambda f: (int(f[1:]) % 7, f), reverse=True)
-    assert [u.file_id for u in store.user_uploads("ann")] == newest_first
-    monkeypatch.setattr(store_base, "USER_UPLOADS_PAGE", 3)  # pages that end between uploads of the same time
-    assert [u.file_id for u in store.user_uploads("ann")] == newest_first
-    monkeypatch.setattr(store_base, "USER_UPLOADS_PAGE", 4)  # pages of which the last is full, then an empty one
-    assert [u.file_id for u in store.user_uploads("ann")] == newest_first
+    reads: list[object] = []
+    run = store._run
+
+    def counted(work: Any, **kwargs: Any) -> Any:
+        reads.append(work)
+        return run(work, **kwargs)
+
+    monkeypatch.setattr(store, "_run", counted)
+    for page, statements in [(1000, 1), (3, 7), (4, 6)]:  # 3: pages that end between uploads of the same time;
+        monkeypatch.setattr(store_base, "USER_UPLOADS_PAGE", page)  # 4: the last one full, then an empty one
+        reads.clear()
+        assert [u.file_id for u in store.user_uploads("ann")] == newest_first
+        assert len(reads) == statements
 
 
 def test_an_upload_a_late_event_moves_down_is_never_missed(writer: tuple[str, EventStore], get: Get) -> None:
