@@ -42,7 +42,8 @@ def advisory_key(name: str) -> int:
 
 
 class _Connection(psycopg2.extensions.connection):
-    silent = False  # closed because the server stopped answering: a second try would wait as long again
+    # (host, port) of the server that stopped answering, when it did: closed, a second try would wait as long again
+    silent_server: tuple[str, int] | None = None
 
 
 def _wait(conn: _Connection, seconds: float | None) -> None:
@@ -54,10 +55,39 @@ def _wait(conn: _Connection, seconds: float | None) -> None:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         reading = state == psycopg2.extensions.POLL_READ
         if not any(select.select([conn] if reading else [], [] if reading else [conn], [], left)):
-            where = _server(conn)
-            conn.silent = True
+            where, conn.silent_server = _server(conn), (conn.info.host, conn.info.port)
             conn.close()
-            raise psycopg2.OperationalError(f"the database ({where}) did not answer within {seconds:g} s")
+            raise psycopg2.OperationalError(f"the database ({where}) did not answer within {seconds:.2g} s")
+
+
+def _host_lists(url: str) -> tuple[dict[str, str], dict[str, list[str]], int]:
+    """`url`'s parameters, its lists of hosts, addresses and ports (one port: for each host), and their length."""
+    params: dict[str, str] = psycopg2.extensions.parse_dsn(url)
+    lists: dict[str, list[str]] = {
+        name: params[name].split(",") for name in ("host", "hostaddr", "port") if name in params
+    }
+    count = max(map(len, lists.values()), default=1)
+    if len(lists.get("port", ())) == 1:
+        lists["port"] *= count
+    return params, lists, count
+
+
+def _without_server(url: str, host: str, port: int) -> tuple[str, int] | None:
+    """The hosts of `url`'s list that libpq has yet to try after the server at `host`:`port` never answered (it
+    moves on from one that refuses, not from that), and how many; None when there is none."""
+    params, lists, count = _host_lists(url)
+    blank = [""] * count
+    names, addresses, ports = (lists.get(name, blank) for name in ("host", "hostaddr", "port"))
+    other = [host not in (names[i], addresses[i]) or ports[i] not in ("", str(port)) for i in range(count)]
+    if all(other):
+        return None  # not one of the list: nothing known to leave out
+    # Those before it failed already, unless libpq took them in a random order.
+    start = 0 if params.get("load_balance_hosts") == "random" else other.index(False)
+    kept = [i for i in range(start, count) if other[i]]
+    if not kept:
+        return None
+    rest = {name: ",".join(values[i] for i in kept) for name, values in lists.items()}
+    return psycopg2.extensions.make_dsn(**{**params, **rest}), len(kept)
 
 
 def _server(conn: _Connection) -> str:
@@ -113,21 +143,32 @@ class PostgresStore(EventStore):
         # which lets them share round trips.
         # Text goes both ways as UTF-8, whatever the server's default for its clients (a name in Chinese would
         # otherwise not encode for a database of another encoding: a crash that VOD retries forever).
-        conn = psycopg2.connect(
-            self._url,
-            async_=True,
-            connection_factory=_Connection,
-            application_name="vod-events",
-            client_encoding="UTF8",
-        )
-        try:
-            _wait(conn, self._timeout)
-        except psycopg2.OperationalError as exc:
-            if conn.closed:  # given up by _wait, which named the server
-                raise
-            where = _server(conn)
-            conn.close()
-            raise psycopg2.OperationalError(f"connecting to {where}: {str(exc).strip()}") from None
+        # Of a list of hosts, each that never answers has an even share of what is left of the time limit: the
+        # next is tried within it, and the whole connection stays within it.
+        dsn, hosts, deadline = self._url, _host_lists(self._url)[2], time.monotonic() + self._timeout
+        passed_over: list[str] = []
+        while True:
+            conn = psycopg2.connect(
+                dsn,
+                async_=True,
+                connection_factory=_Connection,
+                application_name="vod-events",
+                client_encoding="UTF8",
+            )
+            try:
+                _wait(conn, max(0.0, deadline - time.monotonic()) / hosts)
+                break
+            except psycopg2.OperationalError as exc:
+                why = str(exc).strip()
+                others = conn.silent_server and _without_server(dsn, *conn.silent_server)
+                if others:
+                    passed_over.append(why)
+                    dsn, hosts = others
+                    continue
+                if not conn.closed:  # else given up by _wait, which named the server
+                    why = f"connecting to {_server(conn)}: {why}"
+                    conn.close()
+                raise psycopg2.OperationalError("; then ".join([*passed_over, why])) from None
         encoding = conn.info.parameter_status("server_encoding")
         if encoding not in _TEXT_ENCODINGS:  # it cannot store what events name: said at once, not per event
             conn.close()
@@ -185,4 +226,4 @@ class PostgresStore(EventStore):
         return _pg_sql(text)
 
     def _broken(self, conn: _Connection) -> bool:
-        return bool(conn.closed) and not conn.silent  # dead (worth one more try), not unanswered
+        return bool(conn.closed) and conn.silent_server is None  # dead (worth one more try), not unanswered

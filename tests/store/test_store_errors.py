@@ -5,11 +5,15 @@ from __future__ import annotations
 import socket
 import traceback
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
+from psycopg2.extensions import parse_dsn
 
 from shared.store import StoreUnavailable, open_store
+from shared.store.postgres import _without_server
 from vodlocal import localstack
+from vodtesting.pgserver import PostgresServer, database_name
 
 
 @pytest.mark.parametrize(
@@ -49,11 +53,63 @@ def test_a_connection_that_fails_names_the_server_it_was_to(silent_port: int, si
     assert f"pw-{port}" not in caught.value.message
 
 
-def test_of_a_list_of_hosts_the_one_that_failed_is_named(silent_port: int) -> None:
+@pytest.mark.parametrize("silent_first", [False, True], ids=["refused-then-silent", "silent-then-refused"])
+def test_of_a_list_of_hosts_each_that_failed_is_named(silent_port: int, silent_first: bool) -> None:
     # (a primary refusing at once, then a standby that never answers: the operator is sent to the standby)
-    url = f"postgresql://vod:pw@127.0.0.1:1,127.0.0.1:{silent_port}/vod"
-    with pytest.raises(StoreUnavailable, match=f"the server at 127.0.0.1, port {silent_port}"):
-        open_store(url, timeout_seconds=1).event_count()
+    hosts = [f"127.0.0.1:{silent_port}", "127.0.0.1:1"][:: 1 if silent_first else -1]
+    with pytest.raises(StoreUnavailable) as caught:
+        open_store(f"postgresql://vod:pw@{','.join(hosts)}/vod", timeout_seconds=1).event_count()
+    said = caught.value.message
+    assert f"the server at 127.0.0.1, port {silent_port}) did not answer within 0.5 s" in said
+    assert ("connecting to the server at 127.0.0.1, port 1: Connection refused" in said) is silent_first
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("listed", ["host-and-port", "host-list-port-list"])
+def test_of_a_list_of_hosts_one_that_never_answers_is_passed_over(
+    silent_port: int, postgres_server: PostgresServer, listed: str
+) -> None:
+    # libpq moves on from a host that refuses, not from one that never answers (a frozen primary): the store
+    # gives it a share of DATABASE_TIMEOUT, then tries the next within the rest.
+    name, socket_dir = database_name(postgres_server.create_database()), postgres_server.base
+    user = postgres_server.superuser
+    url = {
+        "host-and-port": f"postgresql://{user}@127.0.0.1:{silent_port},{quote(str(socket_dir), safe='')}:5432/{name}",
+        "host-list-port-list": f"postgresql://{user}@/{name}?host=127.0.0.1,{socket_dir}&port={silent_port},5432",
+    }[listed]
+    store = open_store(url, timeout_seconds=2)
+    try:
+        assert store.event_count() == 0
+    finally:
+        store.close()
+        postgres_server.drop_database(postgres_server.url(name))
+
+
+@pytest.mark.parametrize(
+    ("url", "server", "rest"),  # rest: the URL left, without dbname and password
+    [
+        ("host=a,b,c port=1,2,3", ("b", 2), "host=c port=3"),  # those before it failed already
+        ("host=a,b,c port=1,2,3 load_balance_hosts=random", ("b", 2), "host=a,c port=1,3 load_balance_hosts=random"),
+        ("host=a,b port=5432", ("a", 5432), "host=b port=5432"),  # one port serves every host
+        ("host=a,b,a port=1,2,1", ("a", 1), "host=b port=2"),  # listed twice: the same server
+        ("host=a,a port=1,2", ("a", 1), "host=a port=2"),  # one host, two servers
+        ("host=a,b port=,2", ("a", 5432), "host=b port=2"),  # an empty port: the default
+        ("host=a,b hostaddr=10.0.0.1,10.0.0.2 port=1,1", ("a", 1), "host=b hostaddr=10.0.0.2 port=1"),
+        ("hostaddr=10.0.0.1,10.0.0.2", ("10.0.0.1", 5432), "hostaddr=10.0.0.2"),
+        ("host=a port=1", ("a", 1), None),  # no other host
+        ("host=a,b port=1,2", ("b", 2), None),  # the last
+        ("host=a,b port=1,2", ("c", 1), None),  # not one of the list: nothing known to leave out
+        ("host=a,a port=1", ("a", 1), None),  # every one is that server
+    ],
+)
+def test_the_hosts_left_after_one_never_answers(url: str, server: tuple[str, int], rest: str | None) -> None:
+    left = _without_server(f"dbname=vod password=pw {url}", *server)
+    if rest is None:
+        assert left is None
+    else:
+        assert left is not None
+        assert parse_dsn(left[0]) == parse_dsn(f"dbname=vod password=pw {rest}")
+        assert left[1] == rest.split()[0].count(",") + 1  # how many it still names
 
 
 @pytest.mark.parametrize(
