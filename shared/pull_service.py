@@ -54,6 +54,7 @@ def _store_batch(
     store: EventStore,
     tally: _Tally,
     clock: Callable[[], float],
+    wall: Callable[[], float],
     take_until: float,
     after_commit: AfterCommit,
     keys: Sequence[str],
@@ -63,8 +64,7 @@ def _store_batch(
     handles: list[str] = []
     at = 0.0
     for index, raw in enumerate(events):
-        now = clock()
-        if now >= take_until:
+        if clock() >= take_until:
             tally.left += len(events) - index
             log_event(WARNING, "pull.batch_cut", left=len(events) - index)
             break
@@ -72,7 +72,7 @@ def _store_batch(
         try:
             payload = pulled_form(raw)
             # Each event its own time, in VOD's order: a delete and a task made after it may come in one batch
-            at = max(now, at + 1e-6)
+            at = max(wall(), at + 1e-6)
             result = ingest_event(store, payload, received_at=at, after_commit=after_commit, keys=keys)
         except MalformedEvent as exc:
             tally.unreadable += 1
@@ -106,7 +106,8 @@ def run_invocation(
     queue: EventQueue,
     store: EventStore,
     after_commit: AfterCommit = no_hook,
-    clock: Callable[[], float] = time.time,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
 ) -> DrainReport:
     """One timer invocation: drain until the reserve before the invocation's own time limit."""
     return drain(
@@ -114,6 +115,7 @@ def run_invocation(
         store,
         deadline=clock() + time_limit_seconds(context, settings.budget_seconds),
         clock=clock,
+        wall=wall,
         reserve_seconds=settings.reserve_seconds,
         keys=settings.context_keys.all(),
         after_commit=after_commit,
@@ -132,14 +134,16 @@ def drain(
     after_commit: AfterCommit = no_hook,
     stop_when_empty: bool = False,
     run_id: str | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> DrainReport:
     """Pull, store and confirm until `reserve_seconds` before `deadline` (or the queue is empty,
-    when `stop_when_empty`). Stops early, confirming what was committed, when the store fails.
+    when `stop_when_empty`), on `clock`, which never steps back (time.monotonic); `wall` (the time of day) stamps
+    each event's receipt. Stops early, confirming what was committed, when the store fails.
     `keys`: the context keys that prove uploads' users (PULL is authenticated end to end: what VOD's API
     returns is VOD's word). `run_id` (the invocation's request id) is on every log line of the run."""
     token = REQUEST_ID.set(run_id) if run_id is not None else None
     try:
-        return _drain(queue, store, deadline, clock, reserve_seconds, after_commit, stop_when_empty, keys)
+        return _drain(queue, store, deadline, clock, wall, reserve_seconds, after_commit, stop_when_empty, keys)
     finally:
         if token is not None:
             REQUEST_ID.reset(token)
@@ -150,6 +154,7 @@ def _drain(
     store: EventStore,
     deadline: float,
     clock: Callable[[], float],
+    wall: Callable[[], float],
     reserve_seconds: float,
     after_commit: AfterCommit,
     stop_when_empty: bool,
@@ -171,7 +176,7 @@ def _drain(
         if not events and stop_when_empty:
             stopped = "empty"
             break
-        handles, store_failed = _store_batch(events, store, tally, clock, take_until, after_commit, keys)
+        handles, store_failed = _store_batch(events, store, tally, clock, wall, take_until, after_commit, keys)
         # In calls of at most 16, should VOD ever hand out more at a time: one call would be refused every time.
         try:
             for start in range(0, len(handles), CONFIRM_HANDLES):

@@ -183,7 +183,9 @@ def make_uploads_endpoint(
     *,
     now: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    elapsed: Callable[[], float] = time.monotonic,
 ) -> Endpoint:
+    """`now`: the time of day (tokens' claims); `elapsed`: a clock that never steps back (a wait's deadline)."""
     check_key(settings.auth)  # a misconfigured key fails the cold start, here as in the sign function
 
     def listing(request: Request, user: str) -> Response:
@@ -214,11 +216,11 @@ def make_uploads_endpoint(
         wait = _integer(request.query, "wait", 0, 0, MAX_WAIT_SECONDS)
         # From the request's start, not after its first read: no read begins after the bound, so the answer
         # comes within it plus one read (the function's timeout allows for that: serverless.yml).
-        deadline = now() + min(wait, settings.max_wait_seconds)
+        deadline = elapsed() + min(wait, settings.max_wait_seconds)
         body = current(file_id, user)
         known = request.headers.get("if-none-match") or etag(body)  # the client's tags, or what it has now
-        while matches(known, etag(body)) and now() < deadline:  # until it changes, or the wait is over
-            sleep(min(POLL_SECONDS, max(deadline - now(), 0)))
+        while matches(known, etag(body)) and elapsed() < deadline:  # until it changes, or the wait is over
+            sleep(min(POLL_SECONDS, max(deadline - elapsed(), 0)))
             body = current(file_id, user)
         return _answer(request, body)
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.config import load_vod_api_settings
-from shared.pull_service import drain, time_limit_seconds
+from shared.config import load_pull_settings, load_vod_api_settings
+from shared.pull_service import drain, run_invocation, time_limit_seconds
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import FrozenClock
-from tests.conftest import KEYS, Output
+from tests.conftest import CONTEXT_KEY, KEYS, Output
 from tests.scf import load_event, nested
 from vodtesting import vod_event
 from vodtesting.pgserver import PostgresServer
+
+PULL_ENV = {"VOD_SECRET_ID": "AKIDpull", "VOD_SECRET_KEY": "pull-key", "VOD_CONTEXT_KEY": CONTEXT_KEY}
 
 
 class Queue:
@@ -195,6 +198,29 @@ def test_the_deadline_leaves_the_reserve(tmp_path: Path) -> None:
     queue = SlowQueue([], clock, poll=40)  # the queue is empty: each PullEvents waits 40 s
     report = drain(queue, store, deadline=100.0, clock=clock, reserve_seconds=10, keys=KEYS)
     assert (report.rounds, report.stopped, clock()) == (3, "deadline", 120.0)  # the last began at 80
+
+
+class TickingQueue(Queue):
+    """An empty queue whose PullEvents long-polls a little real time; it ends a run that would not end."""
+
+    def pull(self) -> list[dict[str, Any]]:
+        self.calls.append(0)
+        if len(self.calls) > 100:
+            raise AssertionError("the run did not end")
+        time.sleep(0.02)
+        return []
+
+
+@pytest.mark.parametrize("step", [-3600, 3600])
+def test_the_time_of_day_set_back_or_on_neither_lengthens_nor_cuts_a_run(tmp_path: Path, step: float) -> None:
+    # An invocation of 16.5 s with a 16 s reserve pulls for half a second whatever the time of day does (an NTP
+    # correction): set back, SCF would end the run mid-batch; set on, it would stop before its first pull.
+    settings = load_pull_settings({**PULL_ENV, "VOD_PULL_RESERVE_SECONDS": "16"})
+    wall = itertools.count(time.time(), step)
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    queue = TickingQueue([])
+    report = run_invocation({"time_limit_in_ms": 16_500}, settings, queue, store, wall=lambda: next(wall))
+    assert report.stopped == "deadline" and report.rounds >= 1
 
 
 def test_a_time_limit_within_the_reserve_is_warned_of(tmp_path: Path, output: Output) -> None:

@@ -16,7 +16,8 @@ from urllib.parse import quote
 
 import pytest
 
-from shared.config import load_uploads_settings
+from shared.config import UploadsSettings, load_uploads_settings
+from shared.http.model import Endpoint
 from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.source_context import seal
@@ -452,28 +453,38 @@ class Clock:
     """Fake time, from now (the token was issued now): sleeping advances it, and may deliver an event
     `change_at` seconds in."""
 
-    def __init__(self, store: EventStore, change_at: float | None) -> None:
+    def __init__(self, store: EventStore, change_at: float | None, *, step_at_first_sleep: float = 0.0) -> None:
         self.start = float(int(time.time()))
         self.now, self.store, self.change_at, self.sleeps = self.start, store, change_at, 0
+        self.step, self.day_offset = step_at_first_sleep, 0.0  # the time of day's: an NTP correction, say
+
+    def endpoint(self, settings: UploadsSettings, provider: Callable[[], EventStore]) -> Endpoint:
+        return make_uploads_endpoint(
+            settings, provider, now=lambda: self.now + self.day_offset, sleep=self.sleep, elapsed=lambda: self.now
+        )
 
     def sleep(self, seconds: float) -> None:
         self.sleeps += 1
         self.now += seconds
+        self.day_offset, self.step = self.day_offset + self.step, 0.0
         if self.change_at is not None and self.now - self.start >= self.change_at:
             record(self.store, task("f5", "PROCESSING"), 2.0)
             self.change_at = None
 
 
 @pytest.mark.parametrize(
-    ("change_at", "returned_at", "status", "if_none_match", "max_wait"),
+    ("change_at", "returned_at", "status", "if_none_match", "max_wait", "day_step"),
     [
-        (3.0, 3.0, "processing", None, None),
-        (None, 8.0, "uploaded", None, None),
-        (3.0, 3.0, "processing", "W/{tag}", None),  # a proxy weakened the tag: still the same upload
-        (None, 8.0, 304, "W/{tag}", None),  # unchanged all along: the client's version is current
-        (None, 0.0, "uploaded", '"older"', None),  # the client has another version: this one at once
-        (None, 2.0, 304, "W/{tag}", "2"),  # the operator's bound (a proxy's timeout), not the caller's 8
-        (None, 0.0, 304, "W/{tag}", "0"),
+        (3.0, 3.0, "processing", None, None, 0),
+        (None, 8.0, "uploaded", None, None, 0),
+        (3.0, 3.0, "processing", "W/{tag}", None, 0),  # a proxy weakened the tag: still the same upload
+        (None, 8.0, 304, "W/{tag}", None, 0),  # unchanged all along: the client's version is current
+        (None, 0.0, "uploaded", '"older"', None, 0),  # the client has another version: this one at once
+        (None, 2.0, 304, "W/{tag}", "2", 0),  # the operator's bound (a proxy's timeout), not the caller's 8
+        (None, 0.0, 304, "W/{tag}", "0", 0),
+        # The time of day set back (or on) an hour during the wait: it ends at its bound, not the function's timeout
+        (None, 8.0, 304, "W/{tag}", None, -3600),
+        (None, 8.0, 304, "W/{tag}", None, 3600),
     ],
 )
 def test_wait_returns_on_a_change_or_at_its_bound(
@@ -483,14 +494,15 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     status: str | int,
     if_none_match: str | None,
     max_wait: str | None,
+    day_step: float,
 ) -> None:
     url, store = writer
     record(store, vod_event("NewFileUpload", FileId="f5", SourceContext=seal("ann", "r", CONTEXT_KEY)))
-    clock = Clock(store, change_at)
+    clock = Clock(store, change_at, step_at_first_sleep=day_step)
     bound = {"UPLOADS_MAX_WAIT_SECONDS": max_wait} if max_wait else {}
     settings = load_uploads_settings({"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url, **bound})
     reader = open_store(url, read_only=True)
-    endpoint = make_uploads_endpoint(settings, lambda: reader, now=lambda: clock.now, sleep=clock.sleep)
+    endpoint = clock.endpoint(settings, lambda: reader)
     headers = {"Authorization": f"Bearer {token('ann')}"}
     first = serve(http_event("GET", "/uploads/f5", headers=headers), {}, endpoint, settings.http, methods=("GET",))
     tag = first["headers"]["ETag"]
@@ -519,7 +531,7 @@ def test_a_slow_first_read_counts_toward_the_wait(writer: tuple[str, EventStore]
             clock.now += 3.0  # connecting, say
         return reader
 
-    endpoint = make_uploads_endpoint(settings, provider, now=lambda: clock.now, sleep=clock.sleep)
+    endpoint = clock.endpoint(settings, provider)
     headers = {"Authorization": f"Bearer {token('ann')}"}
     event = http_event("GET", "/uploads/f5", headers=headers, query={"wait": "8"})
     assert serve(event, {}, endpoint, settings.http, methods=("GET",))["statusCode"] == 200
