@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
@@ -64,12 +65,21 @@ def _bearer_token(request: Request) -> str:
     return token.strip()
 
 
+# What an id must not hold: control characters (C0, DEL, C1), line and paragraph separators, the bidi embeddings,
+# overrides and isolates that make text show other than it is, and lone surrogates (no UTF-8 form). Not
+# str.isprintable(): it also refuses the joiners of emoji and of Persian words, spaces other than ASCII's, and
+# every character newer than the interpreter's Unicode tables.
+_NOT_IN_AN_ID = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
 def _user_id(claim: object, source: str, refuse: Callable[[str], Unauthorized] = _invalid_token) -> str:
     if not isinstance(claim, str) or not claim.strip():
         raise refuse(f"{source} must be a non-empty string")
     user_id: str = claim
-    if len(claim) > MAX_IDENTITY or not claim.isprintable():
-        raise refuse(f"{source} must be at most {MAX_IDENTITY} printable characters")
+    if len(claim) > MAX_IDENTITY:
+        raise refuse(f"{source} must be at most {MAX_IDENTITY} characters")
+    if _NOT_IN_AN_ID.search(claim):
+        raise refuse(f"{source} must not hold control characters, line separators or bidi overrides")
     return user_id
 
 

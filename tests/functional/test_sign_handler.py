@@ -167,6 +167,10 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (HS_ENV, bearer(token(drop=("sub",))), "invalid_token"),
         (HS_ENV, bearer(token(sub=123)), "invalid_token"),
         (HS_ENV, bearer(token(sub="u" * 201)), "invalid_token"),
+        *(
+            (HS_ENV, bearer(token(sub=f"ann{c}lee")), "invalid_token")
+            for c in ("\x00", "\n", "\x7f", "\x85", "\u2028", "\u202e", "\u2066", "\ud800")
+        ),
         (HS_ENV, bearer(token(nbf=NOW + 600)), "invalid_token"),
         (HS_ENV, bearer(token(key=JWT_SECRET * 2, alg="HS512")), "invalid_token"),  # algorithm not in config
         (HS_ENV, bearer(unsigned_token()), "invalid_token"),  # alg: none
@@ -226,6 +230,20 @@ def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable
         (HS_ENV, bearer(token(exp=NOW - 29)), "alice"),  # within the leeway
         (HS_ENV, bearer(token(iat=NOW + 29, aud="")), "alice"),  # within the leeway; an empty aud names no one
         (GW_ENV, {"x-user-id": "gw-user", "x-gateway-secret": GATEWAY_SECRET}, "gw-user"),
+        # Text a person's name or handle holds: joiners (an emoji family, Persian), other spaces, a bidi mark, a
+        # character newer than the interpreter's Unicode tables
+        *(
+            (HS_ENV, bearer(token(sub=sub)), sub)
+            for sub in (
+                "fam👨\u200d👩\u200d👧",
+                "می\u200cخواهم",
+                "ann\u00a0lee",
+                "张\u3000三",
+                "\u200fuser",
+                "\U0001fae8",
+            )
+        ),
+        (GW_ENV, {"X-User-Id": "张\u3000三", "X-Gateway-Secret": GATEWAY_SECRET}, "张\u3000三"),
         ({"AUTH_MODE": "none"}, {}, "anonymous"),
     ],
 )
