@@ -67,8 +67,8 @@ class StatusClient:
             if error_envelope(response)[0] == "not_found":  # not recorded yet (or not ours)
                 return None, None
             raise StatusUnavailable(f"{self.url} is not the uploads endpoint (404 with no not_found error)")
-        if status == 401:
-            raise AuthenticationFailed(401, "unauthorized", "the token is not valid", endpoint="the uploads endpoint")
+        if status == 401:  # in the function's words: an expired token (refresh it) is not a wrong audience
+            raise AuthenticationFailed(401, *error_envelope(response), endpoint="the uploads endpoint")
         if status in (502, 503, 504):  # not 500: a bug or a refused setting, not worth waiting for
             raise _Unanswered(f"the uploads endpoint answered {status}")
         if status in BUSY:

@@ -232,9 +232,19 @@ def test_following_rides_out_an_outage_of_the_uploads_function(
     assert seen == answers
 
 
-def test_a_refused_token_names_the_uploads_endpoint(vod_stack: VodStack) -> None:
-    client = StatusClient(f"{vod_stack.gateway_url}/uploads", "not-a-jwt")
-    with pytest.raises(AuthenticationFailed, match=r"^the uploads endpoint refused \(401 unauthorized\)"):
+@pytest.mark.parametrize(
+    ("claims", "said"),
+    [
+        (None, "(401 invalid_token): invalid token: "),
+        ({"exp": 1}, "(401 invalid_token): invalid token: token has expired"),  # refresh it: not a wrong setting
+    ],
+)
+def test_a_refused_token_names_the_uploads_endpoint_and_why(
+    vod_stack: VodStack, claims: dict[str, Any] | None, said: str
+) -> None:
+    token = "not-a-jwt" if claims is None else vod_stack.token("una", **claims)
+    client = StatusClient(f"{vod_stack.gateway_url}/uploads", token)
+    with pytest.raises(AuthenticationFailed, match=f"^the uploads endpoint refused {re.escape(said)}"):
         client.get("5285890784273533167")
 
 
