@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
@@ -15,7 +16,7 @@ from unittest.mock import ANY
 import pytest
 
 from shared.store import TaskRecord, open_store
-from tests.conftest import Output, closed_loopback_port
+from tests.conftest import Output, Serve, closed_loopback_port
 from vodtesting import FILE_ID, http_event, sample_video, signed, signed_parameters, vod_event
 from vodtesting.events import TASK_ID
 from vodtesting.stack import VodStack
@@ -250,6 +251,45 @@ def test_vod_not_answering_is_a_503_so_vod_retries_and_the_log_says_why(
     assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
     [line] = output.lines()
     assert line["vod_error"] == f"DescribeMediaInfos failed: {why}"
+
+
+def test_a_delete_of_many_files_asks_vod_in_parallel_calls(
+    vod_function: Callable[..., Any], loopback_http: Serve, tmp_path: Path
+) -> None:
+    # GIVEN a VOD that has none of 100 files (5 calls of 20), and notes how many calls it is answering at once
+    asked: list[str] = []
+    lock, overlapped = threading.Lock(), threading.Event()
+    in_flight = [0]
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        call = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+        with lock:
+            asked.extend(call["FileIds"])
+            in_flight[0] += 1
+            if in_flight[0] > 1:
+                overlapped.set()
+        overlapped.wait(5)  # one call at a time: each waits its 5 s in turn, and the test fails below
+        with lock:
+            in_flight[0] -= 1
+        body = json.dumps({"Response": {"MediaInfoSet": [], "NotExistFileIdSet": call["FileIds"], "RequestId": "r"}})
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body.encode())
+
+    database = f"sqlite:///{tmp_path}/vod.sqlite3"
+    env = {**_FETCH_ENV, "VOD_API_ENDPOINT": loopback_http(answer), "DATABASE_URL": database}
+    file_ids = [str(5285890784273533000 + i) for i in range(100)]
+    # WHEN a FileDeleted names them all
+    event = http_event("POST", "/vod-events", body=signed(vod_event("FileDeleted", FileIdSet=file_ids), "Key123"))
+    result = vod_function("callback", env=env)(event, {})
+    # THEN VOD was asked of each once, in calls made at once (one after another, 1,000 FileIds would outlast the
+    # callback's timeout, and each retry), and the delete is recorded
+    assert result["statusCode"] == 200 and sorted(asked) == file_ids and overlapped.is_set()
+    store = open_store(database)
+    assert {(u and u.status) for u in map(store.upload, file_ids)} == {"deleted"}
+    store.close()
 
 
 _PROCESSING = {"TaskId": TASK_ID, "Status": "PROCESSING", "FileId": FILE_ID, "MediaProcessResultSet": []}
