@@ -218,7 +218,40 @@ def check_key(settings: AuthSettings) -> None:
             why = f"{name} needs the `cryptography` package in the bundle (add it to the function's requirements.in)"
             raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
         except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
-            raise ConfigError([("AUTH_JWT_PUBLIC_KEY", f"cannot be used with {name}: {type(exc).__name__}")]) from None
+            why = _unusable_key(key, name) or f"cannot be used with {name}: {type(exc).__name__}"
+            raise ConfigError([("AUTH_JWT_PUBLIC_KEY", why)]) from None
+
+
+# The algorithms each kind of public key verifies (JWA, RFC 7518 §3.4 for the curves; RFC 8037 for EdDSA).
+_EC_ALGORITHMS = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512", "secp256k1": "ES256K"}
+_RSA_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")
+
+
+def _unusable_key(key: str, algorithm: str) -> str | None:
+    """Why a public key PyJWT refused for `algorithm` is unusable, in terms of what to change: the key, or
+    AUTH_JWT_ALGORITHMS (an EC key under the default RS256, say); None when it is neither."""
+    from cryptography.exceptions import UnsupportedAlgorithm  # PyJWT's public-key algorithms are built on it
+    from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        public = load_pem_public_key(key.encode("utf-8"))
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        one_line = "\\n" in key and "\n" not in key.strip()  # as a CI secret often holds it
+        return "is not a readable PEM public key" + (
+            " (its line breaks written as \\n: it needs them)" if one_line else ""
+        )
+    fits: tuple[str, ...] = ()
+    if isinstance(public, rsa.RSAPublicKey):
+        kind, fits = "an RSA key", _RSA_ALGORITHMS
+    elif isinstance(public, ec.EllipticCurvePublicKey):
+        kind = f"an EC key on {public.curve.name}"
+        fits = (_EC_ALGORITHMS[public.curve.name],) if public.curve.name in _EC_ALGORITHMS else ()
+    elif isinstance(public, ed25519.Ed25519PublicKey | ed448.Ed448PublicKey):
+        kind, fits = "an EdDSA key", ("EdDSA",)
+    if not fits or algorithm in fits:
+        return None  # a kind that does fit: PyJWT refused it for something else
+    return f"is {kind}, which {algorithm} cannot use: set AUTH_JWT_ALGORITHMS to {' or '.join(fits)}"
 
 
 def authenticate(request: Request, settings: AuthSettings, now: Callable[[], float]) -> Principal:

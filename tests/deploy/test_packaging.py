@@ -408,7 +408,7 @@ _RSA_PUBLIC_KEY = (
         ({"UPLOAD_PAGE_SIGNATURE_URL": "ftp://x"}, ["upload_page: UPLOAD_PAGE_SIGNATURE_URL: must be a path"]),
         (  # the key each function checks at its cold start
             {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": UNREADABLE_PUBLIC_KEY, "AUTH_JWT_ALGORITHMS": "RS256"},
-            ["sign: AUTH_JWT_PUBLIC_KEY: cannot be used with RS256", "uploads: AUTH_JWT_PUBLIC_KEY: cannot be used"],
+            ["sign: AUTH_JWT_PUBLIC_KEY: is not a readable PEM", "uploads: AUTH_JWT_PUBLIC_KEY: is not a readable"],
         ),
         (  # a good key, but a bundle without what verifies it (this machine has it)
             {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": _RSA_PUBLIC_KEY},

@@ -12,14 +12,25 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from shared import source_context
-from shared.config import load_sign_settings
+from shared.auth import check_key
+from shared.config import ConfigError, load_sign_settings
 from shared.http.serve import serve
 from shared.sign_service import make_sign_endpoint
 from shared.vod_limits import MAX_SESSION_CONTEXT
-from tests.conftest import GATEWAY_SECRET, JWT_SECRET, KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard, Output
+from tests.conftest import (
+    GATEWAY_SECRET,
+    JWT_SECRET,
+    KEYS,
+    SECRET_ID,
+    SECRET_KEY,
+    SIGN_ENV,
+    UNREADABLE_PUBLIC_KEY,
+    LeakGuard,
+    Output,
+)
 from tests.scf import SHAPES, header, response_json
 from vodemu import signature as vod_signature
 from vodtesting import http_event
@@ -541,3 +552,44 @@ def test_a_verified_token_is_remembered_but_its_expiry_still_counts() -> None:
     result = serve(event, None, endpoint, settings.http)
     assert result["statusCode"] == 401
     assert response_json(result)["error"]["message"] == "invalid token: token has expired"
+
+
+def _public_pem(private: Any) -> str:
+    return str(
+        private.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "algorithms", "said"),
+    [
+        # An EC key under the default RS256: the setting to change, not the key
+        (
+            _public_pem(ec.generate_private_key(ec.SECP256R1())),
+            None,
+            "is an EC key on secp256r1, which RS256 cannot use: set AUTH_JWT_ALGORITHMS to ES256",
+        ),
+        (
+            _public_pem(ec.generate_private_key(ec.SECP384R1())),
+            "ES256",
+            "is an EC key on secp384r1, which ES256 cannot use: set AUTH_JWT_ALGORITHMS to ES384",
+        ),
+        (RSA_PUBLIC_PEM, "ES256", "is an RSA key, which ES256 cannot use: set AUTH_JWT_ALGORITHMS to RS256 or RS384"),
+        (
+            _public_pem(ed25519.Ed25519PrivateKey.generate()),
+            "RS256",
+            "is an EdDSA key, which RS256 cannot use: set AUTH_JWT_ALGORITHMS to EdDSA",
+        ),
+        # A PEM kept on one line, as a CI secret often holds it
+        (RSA_PUBLIC_PEM.replace("\n", "\\n"), None, "is not a readable PEM public key (its line breaks written as \\n"),
+        (UNREADABLE_PUBLIC_KEY, None, "is not a readable PEM public key"),
+    ],
+    ids=["ec-under-rs256", "p384-under-es256", "rsa-under-es256", "ed25519-under-rs256", "one-line", "no-key"],
+)
+def test_a_public_key_that_cannot_verify_says_what_to_change(key: str, algorithms: str | None, said: str) -> None:
+    env = {**SIGN_ENV, "AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": key}
+    with pytest.raises(ConfigError) as caught:
+        check_key(load_sign_settings({**env, **({"AUTH_JWT_ALGORITHMS": algorithms} if algorithms else {})}).auth)
+    assert str(caught.value).count("AUTH_JWT_PUBLIC_KEY") == 1 and said in str(caught.value)
