@@ -390,8 +390,8 @@ class EventStore(ABC):
                     self.close()  # the other idle connections are as dead (the server restarted): connect afresh
                     continue
                 # Not chained: the driver's own error may quote the password (a traceback would print it). Cut
-                # after it is hidden, so that no part of a long one escapes.
-                raise StoreUnavailable(self._redact(f"{type(exc).__name__}: {str(exc).strip()}")[:300]) from None
+                # after it is hidden, so that no part of a long one escapes; long enough for each of a few hosts.
+                raise StoreUnavailable(self._redact(f"{type(exc).__name__}: {str(exc).strip()}")[:1000]) from None
             except BaseException:
                 if conn is not None:
                     self._discard(conn)  # rolled back, but its state is unknown: don't pool it

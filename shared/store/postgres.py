@@ -46,48 +46,64 @@ class _Connection(psycopg2.extensions.connection):
     silent_server: tuple[str, int] | None = None
 
 
-def _wait(conn: _Connection, seconds: float | None) -> None:
+Server = tuple[str, str, str]  # one of a connection string's list of hosts: (host, hostaddr, port), as written
+
+
+def _wait(
+    conn: _Connection, seconds: float | None, *, silence: float | None = None, last: Server | None = None
+) -> None:
     """Drive an asynchronous connection's operation to its end. libpq itself would wait for a server that
     has gone silent (a frozen host, a path that drops packets without a reset) until SCF ends the
-    invocation; here, after `seconds`, the connection is given up and the caller answers 503."""
+    invocation; here, after `seconds`, the connection is given up and the caller answers 503. `silence`: while
+    connecting to one of a list of hosts, how long a server may send nothing before it is given up (so the next
+    can be tried), but for the last one (`last`), which may take what is left of `seconds`."""
     deadline = None if seconds is None else time.monotonic() + seconds
+    heard = time.monotonic()
     while (state := conn.poll()) != psycopg2.extensions.POLL_OK:
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        now = time.monotonic()
+        limit, left = seconds, None if deadline is None else max(0.0, deadline - now)
+        if silence is not None and not (last and _is(last, conn.info.host, conn.info.port)):
+            quiet = max(0.0, heard + silence - now)
+            if left is None or quiet < left:
+                limit, left = silence, quiet
         reading = state == psycopg2.extensions.POLL_READ
         if not any(select.select([conn] if reading else [], [] if reading else [conn], [], left)):
             where, conn.silent_server = _server(conn), (conn.info.host, conn.info.port)
             conn.close()
-            raise psycopg2.OperationalError(f"the database ({where}) did not answer within {seconds:.2g} s")
+            raise psycopg2.OperationalError(f"the database ({where}) did not answer within {limit:.2g} s")
+        heard = time.monotonic()
 
 
-def _host_lists(url: str) -> tuple[dict[str, str], dict[str, list[str]], int]:
-    """`url`'s parameters, its lists of hosts, addresses and ports (one port: for each host), and their length."""
+def _servers(url: str) -> tuple[dict[str, str], list[Server]]:
+    """`url`'s parameters, and its list of hosts (one port written: each host's)."""
     params: dict[str, str] = psycopg2.extensions.parse_dsn(url)
-    lists: dict[str, list[str]] = {
-        name: params[name].split(",") for name in ("host", "hostaddr", "port") if name in params
-    }
-    count = max(map(len, lists.values()), default=1)
-    if len(lists.get("port", ())) == 1:
-        lists["port"] *= count
-    return params, lists, count
+    lists = [params.get(name, "").split(",") for name in ("host", "hostaddr", "port")]
+    count = max(map(len, lists))
+    names, addresses, ports = (values * count if len(values) == 1 else values for values in lists)
+    return params, list(zip(names, addresses, ports, strict=True))
 
 
-def _without_server(url: str, host: str, port: int) -> tuple[str, int] | None:
-    """The hosts of `url`'s list that libpq has yet to try after the server at `host`:`port` never answered (it
-    moves on from one that refuses, not from that), and how many; None when there is none."""
-    params, lists, count = _host_lists(url)
-    blank = [""] * count
-    names, addresses, ports = (lists.get(name, blank) for name in ("host", "hostaddr", "port"))
-    other = [host not in (names[i], addresses[i]) or ports[i] not in ("", str(port)) for i in range(count)]
+def _is(server: Server, host: str, port: int) -> bool:
+    """Whether libpq's current host and port (PQhost, PQport) are those of `server` ("" port: the default)."""
+    return host in server[:2] and server[2] in ("", str(port))
+
+
+def _without_server(url: str, host: str, port: int) -> str | None:
+    """`url` with only the hosts libpq has yet to try after the server at `host`:`port` never answered (it moves on
+    from one that refuses, not from that); None when there is none."""
+    params, servers = _servers(url)
+    other = [not _is(server, host, port) for server in servers]
     if all(other):
         return None  # not one of the list: nothing known to leave out
-    # Those before it failed already, unless libpq took them in a random order.
-    start = 0 if params.get("load_balance_hosts") == "random" else other.index(False)
-    kept = [i for i in range(start, count) if other[i]]
+    # Those before it failed already, unless libpq takes them in a random order or comes back to them (a first
+    # round for a standby, then one for any server).
+    again = params.get("load_balance_hosts") == "random" or params.get("target_session_attrs") == "prefer-standby"
+    kept = [server for i, server in enumerate(servers) if other[i] and (again or i > other.index(False))]
     if not kept:
         return None
-    rest = {name: ",".join(values[i] for i in kept) for name, values in lists.items()}
-    return psycopg2.extensions.make_dsn(**{**params, **rest}), len(kept)
+    written = {name: params.get(name) for name in ("host", "hostaddr", "port")}
+    rest = {name: ",".join(server[i] for server in kept) for i, name in enumerate(written) if written[name] is not None}
+    return str(psycopg2.extensions.make_dsn(**{**params, **rest}))
 
 
 def _server(conn: _Connection) -> str:
@@ -143,29 +159,31 @@ class PostgresStore(EventStore):
         # which lets them share round trips.
         # Text goes both ways as UTF-8, whatever the server's default for its clients (a name in Chinese would
         # otherwise not encode for a database of another encoding: a crash that VOD retries forever).
-        # Of a list of hosts, each that never answers has an even share of what is left of the time limit: the
-        # next is tried within it, and the whole connection stays within it.
-        dsn, hosts, deadline = self._url, _host_lists(self._url)[2], time.monotonic() + self._timeout
-        passed_over: list[str] = []
+        # Of a list of hosts, each that sends nothing for its even share of what is left of the time limit is given
+        # up, and the next tried within it: the whole connection stays within the limit.
+        dsn, deadline, passed_over = self._url, time.monotonic() + self._timeout, list[str]()
         while True:
-            conn = psycopg2.connect(
-                dsn,
-                async_=True,
-                connection_factory=_Connection,
-                application_name="vod-events",
-                client_encoding="UTF8",
-            )
+            params, servers = _servers(dsn)
+            left, conn = max(0.0, deadline - time.monotonic()), None
             try:
-                _wait(conn, max(0.0, deadline - time.monotonic()) / hosts)
+                conn = psycopg2.connect(
+                    dsn,
+                    async_=True,
+                    connection_factory=_Connection,
+                    application_name="vod-events",
+                    client_encoding="UTF8",
+                )
+                last = None if params.get("load_balance_hosts") == "random" else servers[-1]
+                _wait(conn, left, silence=left / len(servers) if len(servers) > 1 else None, last=last)
                 break
             except psycopg2.OperationalError as exc:
                 why = str(exc).strip()
-                others = conn.silent_server and _without_server(dsn, *conn.silent_server)
+                others = conn is not None and conn.silent_server and _without_server(dsn, *conn.silent_server)
                 if others:
                     passed_over.append(why)
-                    dsn, hosts = others
+                    dsn = others
                     continue
-                if not conn.closed:  # else given up by _wait, which named the server
+                if conn is not None and not conn.closed:  # else given up by _wait, which named the server
                     why = f"connecting to {_server(conn)}: {why}"
                     conn.close()
                 raise psycopg2.OperationalError("; then ".join([*passed_over, why])) from None

@@ -185,12 +185,14 @@ def test_a_migration_waits_for_another_sessions_table_lock_only_as_long_as_any_w
 
 class SilencingProxy:
     """TCP to the database's Unix socket, that can go silent: every connection stays open and what either
-    side sends is read and dropped (a frozen host, or a network path that drops packets without a reset)."""
+    side sends is read and dropped (a frozen host, or a network path that drops packets without a reset). Or
+    slow: what either side sends arrives `delay` seconds later (a far region's link, a busy server)."""
 
     def __init__(self, server: PostgresServer) -> None:
         self.upstream = os.path.join(str(server.base), ".s.PGSQL.5432")
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.silent = threading.Event()
+        self.delay = 0.0
         self.accepted = 0
         self.sockets: list[socket.socket] = [self.listener]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -214,6 +216,7 @@ class SilencingProxy:
     def _pump(self, source: socket.socket, target: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                time.sleep(self.delay)
                 if not self.silent.is_set():
                     target.sendall(data)
         except OSError:
@@ -239,6 +242,23 @@ def test_a_database_that_stops_answering_is_a_503_not_a_hang(postgres_server: Po
         assert proxy.accepted == 1  # an unanswered connection is not tried again (that would wait as long again)
         with pytest.raises(StoreUnavailable, match="did not answer within 1 s"):  # a new connection: the same
             store.event_count()
+    finally:
+        store.close()
+        proxy.close()
+
+
+def test_of_a_list_of_hosts_a_slow_last_one_has_what_is_left_of_the_time_limit(postgres_server: PostgresServer) -> None:
+    # A first host that refuses (an old primary, after a failover), then a slow one: two round trips of 0.9 s to
+    # connect (TLS asked for, then the startup), more than an even share of the 3 s limit, but within the limit.
+    proxy = SilencingProxy(postgres_server)
+    proxy.delay = 0.45
+    port = proxy.listener.getsockname()[1]
+    store = open_store(
+        f"postgresql://postgres@127.0.0.1:1,127.0.0.1:{port}/{database_name(postgres_server.create_database())}",
+        timeout_seconds=3,
+    )
+    try:
+        assert store.event_count() == 0
     finally:
         store.close()
         proxy.close()
