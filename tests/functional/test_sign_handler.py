@@ -180,7 +180,12 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (HS_ENV, bearer(token(sub="u" * 201)), "invalid_token"),
         *(
             (HS_ENV, bearer(token(sub=f"ann{c}lee")), "invalid_token")
-            for c in ("\x00", "\n", "\x7f", "\x85", "\u2028", "\u202e", "\u2066", "\ud800")
+            for c in ("\x00", "\n", "\x7f", "\x85", "\u2028", "\u202e", "\u2066", "\ud800", "\u200b", "\ufeff")
+        ),
+        # Ids that show as nothing
+        *(
+            (HS_ENV, bearer(token(sub=sub)), "invalid_token")
+            for sub in ("\u200d", "\xad", "\u2060\u200d", "\u3000\u200c")
         ),
         (HS_ENV, bearer(token(nbf=NOW + 600)), "invalid_token"),
         (HS_ENV, bearer(token(key=JWT_SECRET * 2, alg="HS512")), "invalid_token"),  # algorithm not in config
