@@ -4,6 +4,7 @@ the real SDK against the emulator is in tests/e2e/test_upload_flow.py)."""
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import time
 from collections.abc import Callable, Sequence
@@ -276,3 +277,8 @@ def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
 )
 def test_time_limit_comes_from_scfs_context(context: Any, seconds: float) -> None:
     assert time_limit_seconds(context, 50.0) == seconds
+
+
+def test_a_run_times_its_deadline_on_a_clock_that_never_steps_back() -> None:
+    # What the deployed function gets: the tests above pass their clocks in
+    assert inspect.signature(run_invocation).parameters["clock"].default is time.monotonic
