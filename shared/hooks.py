@@ -185,7 +185,11 @@ def rerun_hook(
     claimed_at = now()
     if not store.claim_hook(event, claimed_at):
         raise HookTaken("not run: another rerun has taken it, or recorded it, since it was listed")
-    uploads = tuple(record for file_id in event.file_ids if (record := store.upload(file_id)) is not None)
+    uploads = tuple(
+        record
+        for file_id in event.file_ids
+        if (record := store.upload(file_id)) is not None and record.status != "erased"  # told to no hook
+    )
     committed = CommittedEvent(event.dedupe_key, committed_event, event.received_at, uploads)
     error = _call(hook, committed)
     try:

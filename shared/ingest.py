@@ -54,8 +54,8 @@ def ingest_event(
     if attribution is None and isinstance(event, NewFileUpload):
         attribution = attribute(event.source_context, keys)
     ingested = store.ingest(stored, event, received_at=received_at, hook_pending=has_hook, attribution=attribution)
-    if ingested.duplicate:
-        return IngestResult(stored.key, event, duplicate=True)
+    if ingested.duplicate or ingested.erased:  # erased: kept as a tombstone, told to no hook
+        return IngestResult(stored.key, event, duplicate=ingested.duplicate)
     for upload in ingested.uploads:
         if upload.conflicts:  # stored, attributed to nobody: an operator should look (vod-uploads show)
             # What disagrees, not the values: a sealed sourceContext names its user to whoever holds it.

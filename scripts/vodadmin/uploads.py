@@ -4,11 +4,13 @@ that did not finish, run again.
     vod-uploads list --user USER [--json]
     vod-uploads show FILE_ID [--json]
     vod-uploads hooks [--older-than SECONDS] [--rerun] [--json]
+    vod-uploads erase (--user USER | FILE_ID …) [--yes]
 
 Reads DATABASE_URL (default sqlite:///.local/vod.sqlite3, relative to the current directory), the
 same setting as the callback function, and for `hooks --rerun` AFTER_COMMIT_HOOK (its package must be
 importable: in the checkout's root, where `make build` takes it from, run `PYTHONPATH=. vod-uploads …`).
-Exit status: 0 ok, 1 not found (or a hook run again failed), 2 settings or store problem.
+`erase` lists what it would erase; with --yes it erases it (a user's data, on request: see the README's
+Personal data). Exit status: 0 ok, 1 not found (or a hook run again failed), 2 settings or store problem.
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def status_text(report: FileReport) -> str:
     # The uploads endpoint says `processing` here, unless VOD was asked for no task events (VOD_TASK_NOTIFY_MODE).
     if u.status == "uploaded" and u.procedure_task_id and not report.tasks:
         return "uploaded (its task flow has not reported a task event yet)"
+    if u.status == "erased":
+        return f"erased {when(u.last_event_at)} (vod-uploads erase): nothing of its uploader is kept"
     return u.status
 
 
@@ -257,11 +261,53 @@ def _hook_line(event: EventSummary, outcome: str | None, was: str | None = None)
     return line if outcome is None else f"{line}\n  run again: {shown(outcome)}"
 
 
+ERASE_BATCH = 100  # files a transaction erases (each file's lock held until it commits)
+
+
+def erase(store: EventStore, args: argparse.Namespace) -> None:
+    """A user's files (as their records name them), or the files named, erased with --yes; listed without."""
+    if args.user is not None:
+        file_ids = store.files_naming(args.user)
+        if not file_ids:
+            raise Failure(f"no uploads recorded for user {args.user!r}", 1)
+    else:
+        file_ids = list(dict.fromkeys(args.file_ids))
+    if not args.yes:
+        for file_id in file_ids:
+            upload = store.upload(file_id)
+            print(shown(f"{file_id}  {upload.status if upload else 'not recorded'}  {(upload and upload.name) or '-'}"))
+        print(f"{len(file_ids)} file(s): nothing erased yet; run again with --yes to erase them")
+        return
+    erased: list[str] = []
+    try:
+        for start in range(0, len(file_ids), ERASE_BATCH):
+            batch = store.erase(file_ids[start : start + ERASE_BATCH], erased_at=time.time())
+            erased += batch
+            for file_id in batch:
+                print(shown(f"erased {file_id}"), flush=True)
+    except StoreUnavailable as exc:  # those printed are erased; running it again erases the rest
+        raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None
+    unknown = [f for f in file_ids if f not in set(erased)]
+    if unknown:
+        print(shown(f"not recorded, so nothing to erase: {', '.join(unknown)}"))
+    # What this store cannot reach: said each time, as the README's Personal data says it
+    print(
+        f"{len(erased)} file(s) erased from the event store. VOD still holds each file and its sourceContext (with the "
+        "user id) until it is deleted there (DeleteMedia), and CLS keeps the functions' log lines (with the user id) "
+        "until its retention ends."
+    )
+
+
 def run(args: argparse.Namespace) -> None:
-    store = open_configured_store(write=args.command == "hooks" and args.rerun)
+    store = open_configured_store(
+        write=(args.command == "hooks" and args.rerun) or (args.command == "erase" and args.yes)
+    )
     try:
         if args.command == "hooks":
             hooks(store, args)
+            return
+        if args.command == "erase":
+            erase(store, args)
             return
         if args.command == "list":
             uploads = store.user_uploads(args.user)[::-1]  # oldest first, as they came
@@ -320,6 +366,15 @@ def parser() -> argparse.ArgumentParser:
     )
     hooks_.add_argument("--rerun", action="store_true", help="run AFTER_COMMIT_HOOK again for each")
     hooks_.add_argument("--json", action="store_true", help="machine-readable output")
+    erase_ = commands.add_parser("erase", help="erase what is kept of a user's uploads (their files' records)")
+    whose = erase_.add_mutually_exclusive_group(required=True)
+    whose.add_argument(
+        "--user",
+        type=_text,
+        help="every file whose record names this user (as its user, in an unproven seal, a conflict)",
+    )
+    whose.add_argument("file_ids", metavar="FILE_ID", nargs="*", default=[], type=_text, help="these files")
+    erase_.add_argument("--yes", action="store_true", help="erase (without it: list what would be erased)")
     return p
 
 

@@ -186,6 +186,7 @@ class Ingested(Record):
     dedupe_key: str
     duplicate: bool
     uploads: tuple[UploadRecord, ...] = ()  # the records after this event (empty for a duplicate)
+    erased: bool = False  # every file it names was erased: kept as a tombstone (its key, no content), no hook owed
 
 
 class FileReport(Record):
@@ -199,6 +200,7 @@ class FileReport(Record):
 # --- row <-> record -------------------------------------------------------------------------------------
 
 _UPLOAD_COLUMNS = (*UploadRecord._fields, "deleted_parts_at")
+_STATUS = _UPLOAD_COLUMNS.index("status")
 _TASK_COLUMNS = TaskRecord._fields
 _EVENT_COLUMNS = (
     "dedupe_key, event_type, file_ids, received_at, hook_status, hook_failures, hook_last_error, hook_claimed_at"
@@ -280,6 +282,40 @@ def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "  # noqa: S608
         f"ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
     )
+
+
+# An erased file's event: its content gone (its key and type kept), no hook owed, no error text kept.
+_TOMBSTONE = (
+    "UPDATE events SET payload = ?, attribution = NULL, hook_status = NULL, hook_failures = 0, "
+    "hook_last_error = NULL, hook_claimed_at = NULL WHERE dedupe_key = ?"
+)
+# Of the event being updated: a file it names that was erased; one that was not (or has no record yet).
+_NAMES_ERASED = (
+    "EXISTS (SELECT 1 FROM event_files f JOIN uploads u ON u.file_id = f.file_id "
+    "WHERE f.dedupe_key = events.dedupe_key AND u.status = 'erased')"
+)
+_NAMES_LIVE = (
+    "EXISTS (SELECT 1 FROM event_files f LEFT JOIN uploads u ON u.file_id = f.file_id "
+    "WHERE f.dedupe_key = events.dedupe_key AND COALESCE(u.status, '') <> 'erased')"
+)
+
+
+_ERASED_ERROR = "(erased: it named a file erased since)"
+
+
+def _sealed_user(source_context: str | None) -> str | None:
+    """The user a sourceContext of ours names, proven or not (`u2:<request-id>:<mac>:<user-id>`)."""
+    parts = (source_context or "").split(":", 3)
+    return parts[3] if len(parts) == 4 and parts[0] == "u2" else None
+
+
+def _like(text: str) -> str:
+    """`text` as a LIKE pattern that matches only itself (ESCAPE '!')."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def _tombstone(event_type: str, erased_at: float) -> str:
+    return canonical_json({"EventType": event_type, "Erased": erased_at})
 
 
 _SELECT_UPLOAD = ", ".join(f"u.{c}" for c in _UPLOAD_COLUMNS)
@@ -481,11 +517,14 @@ class EventStore(ABC):
                     self._sql("INSERT INTO event_files (file_id, dedupe_key, projected) VALUES (?, ?, TRUE)"),
                     (file_id, dedupe_key),
                 )
-            return Ingested(
-                dedupe_key,
-                False,
-                self._project(cursor, file_ids, FoldInput(dedupe_key, received_at, event, attribution)),
-            )
+            uploads = self._project(cursor, file_ids, FoldInput(dedupe_key, received_at, event, attribution))
+            if file_ids and not uploads:  # of erased files only: told to no hook, and kept without content
+                if event.event_type != "FileDeleted":  # (which holds file ids and parts only)
+                    cursor.defer(self._sql(_TOMBSTONE), (_tombstone(event.event_type, received_at), dedupe_key))
+                else:
+                    cursor.defer(self._sql("UPDATE events SET hook_status = NULL WHERE dedupe_key = ?"), (dedupe_key,))
+                return Ingested(dedupe_key, False, erased=True)
+            return Ingested(dedupe_key, False, uploads)
 
         # Per-file locks: two events of one file can't both update its state without seeing each other.
         return self._run(work, write=True, locks=[f"file:{f}" for f in file_ids])
@@ -506,11 +545,15 @@ class EventStore(ABC):
             (task_id or "", *file_ids),
         )
         found = {row[0]: row for row in cursor.fetchall()}
-        return tuple(self._update(cursor, file_id, item, task_id, found.get(file_id)) for file_id in file_ids)
+        updated = (self._update(cursor, file_id, item, task_id, found.get(file_id)) for file_id in file_ids)
+        return tuple(upload for upload in updated if upload is not None)
 
     def _update(
         self, cursor: Cursor, file_id: str, item: FoldInput, task_id: str | None, row: Sequence[Any] | None
-    ) -> UploadRecord:
+    ) -> UploadRecord | None:
+        """The file's record with `item` added; None for a file erased (`erase`), which no event brings back."""
+        if row is not None and row[_STATUS] == "erased":
+            return None
         state, tasks = new_file_state(), dict[str, TaskState]()
         if task_id is not None:
             tasks[task_id] = {}
@@ -613,8 +656,12 @@ class EventStore(ABC):
         (`claimed_at`: its claim) is recorded only while its claim stands: False when another took it over."""
 
         done = "hook_status = 'done'"
-        failed = "hook_status = 'failed', hook_failures = hook_failures + 1, hook_last_error = ?"
-        update, values = (done, ()) if error is None else (failed, (error[:_MAX_ERROR_TEXT],))
+        # A hook that ran while its files were erased: its error may quote what was erased
+        failed = (
+            "hook_status = 'failed', hook_failures = hook_failures + 1, "
+            f"hook_last_error = CASE WHEN {_NAMES_ERASED} THEN ? ELSE ? END"
+        )
+        update, values = (done, ()) if error is None else (failed, (_ERASED_ERROR, error[:_MAX_ERROR_TEXT]))
         claim, held = (
             ("", ())
             if claimed_at is None
@@ -624,12 +671,109 @@ class EventStore(ABC):
         def work(cursor: Cursor) -> bool:
             # execute, not defer: a dead pooled connection shows before the COMMIT is sent, so it is retried.
             cursor.execute(
-                self._sql(f"UPDATE events SET {update} WHERE dedupe_key = ?{claim}"),  # noqa: S608
+                # Not over an event erased meanwhile, all of whose files are: it owes no hook any more.
+                self._sql(
+                    f"UPDATE events SET {update} WHERE dedupe_key = ?{claim} "  # noqa: S608
+                    f"AND (NOT {_NAMES_ERASED} OR {_NAMES_LIVE})"
+                ),
                 (*values, dedupe_key, *held),
             )
             return bool(cursor.rowcount == 1)
 
         return self._run(work, write=True)
+
+    def erase(self, file_ids: Sequence[str], *, erased_at: float) -> list[str]:
+        """Erase what is kept of each file that came from its uploader (PIPL, GDPR): its record (user id, name,
+        URLs, sourceContext, metadata), its tasks, and its events' content (hook errors too). What stays: a
+        record marked `erased`, so that no event brings the file back (a redelivery is still a duplicate; a new
+        event is kept as a tombstone, with no hook); each event's key; and the FileDeleted events, which hold
+        file ids and parts only, and which other files' records are made of. Returns the files erased: those
+        the store knew. Atomic, and under each file's lock, as an event's own update is."""
+        ids = tuple(sorted(set(file_ids)))
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+
+        def work(cursor: Cursor) -> list[str]:
+            cursor.execute(
+                self._sql(
+                    "SELECT DISTINCT f.file_id, e.dedupe_key, e.event_type, e.file_ids FROM event_files f "  # noqa: S608
+                    f"JOIN events e ON e.dedupe_key = f.dedupe_key WHERE f.file_id IN ({marks})"
+                ),
+                ids,
+            )
+            rows = cursor.fetchall()
+            events = {key: (event_type, set(json.loads(names))) for _, key, event_type, names in rows}
+            cursor.execute(
+                self._sql(f"SELECT file_id, revision FROM uploads WHERE file_id IN ({marks})"),  # noqa: S608
+                ids,
+            )
+            revisions: dict[str, int] = dict(cursor.fetchall())
+            gone = set(ids) | self._erased(cursor, set().union(*(names for _, names in events.values())) - set(ids))
+            for key, (event_type, names) in events.items():
+                # Its content, when it is of erased files only; kept for another file it names (or a FileDeleted,
+                # which holds file ids and parts only), but for its hook's error, which may quote this file's data.
+                if event_type != "FileDeleted" and names <= gone:
+                    cursor.defer(self._sql(_TOMBSTONE), (_tombstone(event_type, erased_at), key))
+                else:
+                    cursor.defer(
+                        self._sql(
+                            "UPDATE events SET hook_last_error = ? WHERE dedupe_key = ? AND hook_last_error <> ?"
+                        ),
+                        (_ERASED_ERROR, key, _ERASED_ERROR),
+                    )
+            cursor.defer(self._sql(f"DELETE FROM tasks WHERE file_id IN ({marks})"), ids)  # noqa: S608
+            known = sorted({row[0] for row in rows} | set(revisions))
+            for file_id in known:
+                erased = UploadRecord(
+                    file_id,
+                    "erased",
+                    first_seen_at=erased_at,
+                    last_event_at=erased_at,
+                    revision=revisions.get(file_id, 0) + 1,
+                )
+                cursor.defer(self._sql(_UPSERT_UPLOAD), (*_upload_row(erased), None))
+            return known
+
+        return self._run(work, write=True, locks=[f"file:{f}" for f in ids])
+
+    def _erased(self, cursor: Cursor, file_ids: set[str]) -> set[str]:
+        if not file_ids:
+            return set()
+        marks = ", ".join("?" for _ in file_ids)
+        cursor.execute(
+            self._sql(f"SELECT file_id FROM uploads WHERE status = 'erased' AND file_id IN ({marks})"),  # noqa: S608
+            tuple(file_ids),
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+    def files_naming(self, user_id: str) -> list[str]:
+        """The files whose record names `user_id`: as its user; or, where none was proven, as the user in its
+        sourceContext (a seal that did not verify) or among the values of a conflict. Oldest first."""
+
+        def read(cursor: Cursor) -> list[str]:
+            cursor.execute(
+                self._sql("SELECT file_id FROM uploads WHERE user_id = ? ORDER BY first_seen_at, file_id"), (user_id,)
+            )
+            found = [row[0] for row in cursor.fetchall()]
+            # Candidates by text (LIKE: no index reads JSON), each then read exactly
+            quoted = _like(canonical_json(user_id))
+            cursor.execute(
+                self._sql(
+                    "SELECT file_id, source_context, conflicts FROM uploads WHERE user_id IS NULL AND "
+                    "(source_context LIKE ? ESCAPE '!' OR conflicts LIKE ? ESCAPE '!') ORDER BY first_seen_at, file_id"
+                ),
+                (f"%:{_like(user_id)}", f"%{quoted}%"),
+            )
+            for file_id, context, conflicts in cursor.fetchall():
+                disputed = [(c["field"], v) for c in json.loads(conflicts) for v in c["values"]]
+                contexts = [context, *(v for field, v in disputed if field == "source_context")]
+                users = [v for field, v in disputed if field == "user_id"]
+                if user_id in users or user_id in map(_sealed_user, contexts):
+                    found.append(file_id)
+            return found
+
+        return self._run(read, write=False)
 
     # --- reads --------------------------------------------------------------------------------------
 

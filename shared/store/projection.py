@@ -28,7 +28,7 @@ from shared.events import (
 from shared.records import Record
 from shared.source_context import Attribution
 
-Status = Literal["pending", "uploaded", "processing", "finished", "failed", "deleted", "conflict"]
+Status = Literal["pending", "uploaded", "processing", "finished", "failed", "deleted", "conflict", "erased"]
 TaskOutcome = Literal["processing", "finished", "failed"]
 
 

@@ -426,3 +426,29 @@ def test_hooks_lists_every_page_and_its_json_holds_only_the_list(tmp_path: Path)
     rows = json.loads(rerun.stdout)["hooks"]
     assert len(rows) == 501 and {r["rerun"] for r in rows} == {"failed again: ConnectionError: the app's queue is down"}
     assert '"event": "hook.failed"' in rerun.stderr
+
+
+def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> None:
+    listed = uploads(database_url, "erase", "--user", "alice")
+    assert listed.returncode == 0 and f"{FILE_ID}  finished  holiday" in listed.stdout
+    assert "nothing erased yet; run again with --yes" in listed.stdout
+    assert "user               alice" in uploads(database_url, "show", FILE_ID).stdout  # unchanged
+    erased = uploads(database_url, "erase", "--user", "alice", "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert f"erased {FILE_ID}" in erased.stdout and "VOD still holds each file" in erased.stdout
+    assert "no uploads recorded for user 'alice'" in uploads(database_url, "list", "--user", "alice").stdout
+    shown = uploads(database_url, "show", FILE_ID).stdout
+    assert "erased" in shown and "alice" not in shown and "holiday" not in shown
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "said"),
+    [
+        (["--user", "nobody", "--yes"], 1, "no uploads recorded for user 'nobody'"),
+        ([FILE_ID, "5285890784273533999", "--yes"], 0, "not recorded, so nothing to erase: 5285890784273533999"),
+        ([], 2, "one of the arguments --user FILE_ID is required"),
+    ],
+)
+def test_erase_says_what_it_could_not(database_url: str, args: list[str], status: int, said: str) -> None:
+    done = uploads(database_url, "erase", *args)
+    assert done.returncode == status and said in done.stdout + done.stderr
