@@ -287,7 +287,7 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
                 print(shown(f"erased {file_id}"), flush=True)
     except StoreUnavailable as exc:  # those printed are erased; running it again erases the rest
         raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None
-    unknown = [f for f in file_ids if f not in set(erased)]
+    unknown = sorted(set(file_ids) - set(erased))
     if unknown:
         print(shown(f"not recorded, so nothing to erase: {', '.join(unknown)}"))
     # What this store cannot reach: said each time, as the README's Personal data says it
