@@ -74,12 +74,13 @@ def _id_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     and isolates that make text show other than it is, zero-width spaces and joiners that no name needs (U+200B,
     U+2060, U+FEFF), and lone surrogates (no UTF-8 form). Not str.isprintable(): it also refuses the joiners of
     emoji and of Persian words (U+200D, U+200C), spaces other than ASCII's, and every character newer than the
-    interpreter's Unicode tables. Showing as nothing: spaces, and the format characters and fillers that draw no
-    glyph."""
+    interpreter's Unicode tables. Showing as nothing: spaces, and the format characters, fillers, variation
+    selectors and tags that draw no glyph."""
     return (
         re.compile("[\x00-\x1f\x7f-\x9f\u200b\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]"),
         re.compile(
-            "[\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2060-\u206f\u3164\ufe00-\ufe0f\uffa0]"
+            "[\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2060-\u206f\u2800\u3164"
+            "\ufe00-\ufe0f\uffa0\ufff9-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
         ),
     )
 

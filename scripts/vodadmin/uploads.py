@@ -113,6 +113,8 @@ def _hook_state(event: EventSummary) -> str:
         return f"  hook failed {event.hook_failures}x: {event.hook_last_error}"
     if event.hook_status == "rerunning":
         return f"  hook being run again since {when(event.hook_claimed_at or 0)} (vod-uploads hooks --rerun)"
+    if event.hook_status == "erased":
+        return "  no hook owed (its files erased)"
     if event.hook_failures:  # run again since, and done
         return f"  hook done (after {event.hook_failures} failure(s): {event.hook_last_error})"
     return ""

@@ -44,7 +44,7 @@ from shared.store.projection import (
 )
 
 R = TypeVar("R")
-HookStatus = Literal["pending", "done", "failed", "rerunning"]
+HookStatus = Literal["pending", "done", "failed", "rerunning", "erased"]  # erased: owed no more (`erase`)
 
 _HOOK_UNFINISHED = "hook_status IN ('pending', 'failed', 'rerunning')"
 
@@ -284,22 +284,13 @@ def _upsert(table: str, columns: Sequence[str], key: Sequence[str]) -> str:
     )
 
 
-# An erased file's event: its content gone (its key and type kept), no hook owed, no error text kept.
-_TOMBSTONE = (
-    "UPDATE events SET payload = ?, attribution = NULL, hook_status = NULL, hook_failures = 0, "
-    "hook_last_error = NULL, hook_claimed_at = NULL WHERE dedupe_key = ?"
-)
-# Of the event being updated: a file it names that was erased; one that was not (or has no record yet).
-_NAMES_ERASED = (
-    "EXISTS (SELECT 1 FROM event_files f JOIN uploads u ON u.file_id = f.file_id "
-    "WHERE f.dedupe_key = events.dedupe_key AND u.status = 'erased')"
-)
-_NAMES_LIVE = (
-    "EXISTS (SELECT 1 FROM event_files f LEFT JOIN uploads u ON u.file_id = f.file_id "
-    "WHERE f.dedupe_key = events.dedupe_key AND COALESCE(u.status, '') <> 'erased')"
-)
-
-
+# An event of erased files only: no hook owed, no error text kept; `_TOMBSTONE`: its content gone too (its key
+# and type kept). Both are the row's own columns, which a hook's result recorded meanwhile is checked against.
+_NO_HOOK = "hook_status = 'erased', hook_failures = 0, hook_last_error = NULL, hook_claimed_at = NULL"
+_TOMBSTONE = f"UPDATE events SET payload = ?, attribution = NULL, {_NO_HOOK} WHERE dedupe_key = ?"  # noqa: S608
+_HOOKLESS = f"UPDATE events SET {_NO_HOOK} WHERE dedupe_key = ?"  # noqa: S608
+# An event that names an erased file and another: its hook's error text, now and from then on (it may quote the
+# erased file's data)
 _ERASED_ERROR = "(erased: it named a file erased since)"
 
 
@@ -522,7 +513,7 @@ class EventStore(ABC):
                 if event.event_type != "FileDeleted":  # (which holds file ids and parts only)
                     cursor.defer(self._sql(_TOMBSTONE), (_tombstone(event.event_type, received_at), dedupe_key))
                 else:
-                    cursor.defer(self._sql("UPDATE events SET hook_status = NULL WHERE dedupe_key = ?"), (dedupe_key,))
+                    cursor.defer(self._sql(_HOOKLESS), (dedupe_key,))
                 return Ingested(dedupe_key, False, erased=True)
             return Ingested(dedupe_key, False, uploads)
 
@@ -656,10 +647,10 @@ class EventStore(ABC):
         (`claimed_at`: its claim) is recorded only while its claim stands: False when another took it over."""
 
         done = "hook_status = 'done'"
-        # A hook that ran while its files were erased: its error may quote what was erased
+        # A hook that ran while a file of its event was erased: its error may quote what was erased
         failed = (
             "hook_status = 'failed', hook_failures = hook_failures + 1, "
-            f"hook_last_error = CASE WHEN {_NAMES_ERASED} THEN ? ELSE ? END"
+            "hook_last_error = CASE WHEN hook_last_error = ? THEN hook_last_error ELSE ? END"
         )
         update, values = (done, ()) if error is None else (failed, (_ERASED_ERROR, error[:_MAX_ERROR_TEXT]))
         claim, held = (
@@ -671,10 +662,11 @@ class EventStore(ABC):
         def work(cursor: Cursor) -> bool:
             # execute, not defer: a dead pooled connection shows before the COMMIT is sent, so it is retried.
             cursor.execute(
-                # Not over an event erased meanwhile, all of whose files are: it owes no hook any more.
+                # Not over an event of erased files only (erased meanwhile): it owes no hook any more. The row's
+                # own columns: PostgreSQL checks them again once an erase that held the row has committed.
                 self._sql(
                     f"UPDATE events SET {update} WHERE dedupe_key = ?{claim} "  # noqa: S608
-                    f"AND (NOT {_NAMES_ERASED} OR {_NAMES_LIVE})"
+                    "AND COALESCE(hook_status, '') <> 'erased'"
                 ),
                 (*values, dedupe_key, *held),
             )
@@ -711,16 +703,14 @@ class EventStore(ABC):
             revisions: dict[str, int] = dict(cursor.fetchall())
             gone = set(ids) | self._erased(cursor, set().union(*(names for _, names in events.values())) - set(ids))
             for key, (event_type, names) in events.items():
-                # Its content, when it is of erased files only; kept for another file it names (or a FileDeleted,
-                # which holds file ids and parts only), but for its hook's error, which may quote this file's data.
-                if event_type != "FileDeleted" and names <= gone:
-                    cursor.defer(self._sql(_TOMBSTONE), (_tombstone(event_type, erased_at), key))
-                else:
+                if names <= gone:  # of erased files only: its content gone, but a FileDeleted's (file ids, parts)
+                    if event_type != "FileDeleted":
+                        cursor.defer(self._sql(_TOMBSTONE), (_tombstone(event_type, erased_at), key))
+                    else:
+                        cursor.defer(self._sql(_HOOKLESS), (key,))
+                else:  # another file's event too: kept, but its hook's error may quote this file's data
                     cursor.defer(
-                        self._sql(
-                            "UPDATE events SET hook_last_error = ? WHERE dedupe_key = ? AND hook_last_error <> ?"
-                        ),
-                        (_ERASED_ERROR, key, _ERASED_ERROR),
+                        self._sql("UPDATE events SET hook_last_error = ? WHERE dedupe_key = ?"), (_ERASED_ERROR, key)
                     )
             cursor.defer(self._sql(f"DELETE FROM tasks WHERE file_id IN ({marks})"), ids)  # noqa: S608
             known = sorted({row[0] for row in rows} | set(revisions))

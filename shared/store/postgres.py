@@ -88,6 +88,23 @@ def _is(server: Server, host: str, port: int) -> bool:
     return host in server[:2] and server[2] in ("", str(port))
 
 
+def _out_of_order(params: dict[str, str]) -> bool:
+    """Whether libpq may try the hosts out of their order (at random), or come back to some (a first round for a
+    standby, then one for any server)."""
+    return params.get("load_balance_hosts") == "random" or params.get("target_session_attrs") == "prefer-standby"
+
+
+def _last(params: dict[str, str], servers: list[Server]) -> Server | None:
+    """The server libpq tries last, when that is known and no other of the list reads as it (PQhost gives a host's
+    name, not the address it was given for it)."""
+
+    def shown(server: Server) -> tuple[str, str]:
+        return server[0] or server[1], server[2]
+
+    last = servers[-1]
+    return None if _out_of_order(params) or any(shown(s) == shown(last) for s in servers[:-1]) else last
+
+
 def _without_server(url: str, host: str, port: int) -> str | None:
     """`url` with only the hosts libpq has yet to try after the server at `host`:`port` never answered (it moves on
     from one that refuses, not from that); None when there is none."""
@@ -97,7 +114,7 @@ def _without_server(url: str, host: str, port: int) -> str | None:
         return None  # not one of the list: nothing known to leave out
     # Those before it failed already, unless libpq takes them in a random order or comes back to them (a first
     # round for a standby, then one for any server).
-    again = params.get("load_balance_hosts") == "random" or params.get("target_session_attrs") == "prefer-standby"
+    again = _out_of_order(params)
     kept = [server for i, server in enumerate(servers) if other[i] and (again or i > other.index(False))]
     if not kept:
         return None
@@ -165,6 +182,8 @@ class PostgresStore(EventStore):
         while True:
             params, servers = _servers(dsn)
             left, conn = max(0.0, deadline - time.monotonic()), None
+            if passed_over and not left:
+                raise psycopg2.OperationalError("; then ".join([*passed_over, "no time was left for the next host"]))
             try:
                 conn = psycopg2.connect(
                     dsn,
@@ -173,8 +192,9 @@ class PostgresStore(EventStore):
                     application_name="vod-events",
                     client_encoding="UTF8",
                 )
-                last = None if params.get("load_balance_hosts") == "random" else servers[-1]
-                _wait(conn, left, silence=left / len(servers) if len(servers) > 1 else None, last=last)
+                _wait(
+                    conn, left, silence=left / len(servers) if len(servers) > 1 else None, last=_last(params, servers)
+                )
                 break
             except psycopg2.OperationalError as exc:
                 why = str(exc).strip()

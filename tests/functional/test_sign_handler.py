@@ -185,7 +185,18 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         # Ids that show as nothing
         *(
             (HS_ENV, bearer(token(sub=sub)), "invalid_token")
-            for sub in ("\u200d", "\xad", "\u2060\u200d", "\u3000\u200c")
+            for sub in (
+                "\u200d",
+                "\xad",
+                "\u2060\u200d",
+                "\u3000\u200c",
+                "\U000e0041",
+                "\U000e0100",
+                "\U0001d173",
+                "\U0001bca0",
+                "\ufff9",
+                "\u2800",
+            )
         ),
         (HS_ENV, bearer(token(nbf=NOW + 600)), "invalid_token"),
         (HS_ENV, bearer(token(key=JWT_SECRET * 2, alg="HS512")), "invalid_token"),  # algorithm not in config

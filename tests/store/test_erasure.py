@@ -3,6 +3,8 @@ event, redelivered or new, brings it back; other files' records stay as they wer
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -10,9 +12,10 @@ import pytest
 from shared.hooks import CommittedEvent, rerun_hook
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.store import EventStore
+from shared.store import EventStore, open_store, postgres
 from tests.conftest import CONTEXT_KEY, KEYS
 from vodtesting import vod_event
+from vodtesting.pgserver import PostgresServer
 
 ANN, BOB = "5285890784273533001", "5285890784273533002"
 # What is Ann's: her id, her file's name, her session's context, her hook's error
@@ -172,3 +175,51 @@ def test_the_files_naming_a_user(store: EventStore, how: str, named: bool) -> No
         upload = store.upload(ANN)
         assert upload is not None and upload.user_id is None and upload.conflicts
     assert store.files_naming(ann) == ([ANN] if named else [])
+
+
+@pytest.mark.postgres
+def test_a_hook_result_that_waited_for_an_erase_to_commit_brings_nothing_back(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a hook still running for Ann's upload, and an erase whose commit takes a moment on the server (a
+    # synchronous standby, say): the hook's result, recorded meanwhile, waits for the erase's lock on the event
+    url = postgres_server.create_database()
+    store, hooks_store = open_store(url), open_store(url)
+    key = ingest_event(store, _upload(ANNS[0], ANN), received_at=1.0, keys=KEYS, after_commit=lambda c: None).dedupe_key
+    store._run(
+        lambda cursor: cursor.execute("UPDATE events SET hook_status = 'pending' WHERE dedupe_key = %s", (key,)),
+        write=True,
+    )
+    send = postgres._BatchingCursor.execute
+    erasing = threading.Event()
+
+    def slow_commit(cursor: Any, query: Any, params: Any = None) -> None:
+        if query == "COMMIT" and threading.current_thread().name == "erase":
+            cursor.defer("SELECT pg_sleep(1)")
+            erasing.set()
+        send(cursor, query, params)
+
+    monkeypatch.setattr(postgres._BatchingCursor, "execute", slow_commit)
+    eraser = threading.Thread(target=lambda: store.erase([ANN], erased_at=100.0), name="erase")
+    eraser.start()
+    assert erasing.wait(10)
+    time.sleep(0.2)  # the erase's statements are on the server, its commit not yet
+    # WHEN the hook's failure, quoting her, is recorded
+    hooks_store.record_hook_result(key, f"CRM refused {ANNS[1]} ({ANNS[0]})")
+    eraser.join()
+    # THEN it was checked against the erased row: nothing of hers, no hook owed
+    event = store.event(key)
+    assert event is not None and (event.hook_status, event.hook_last_error) == ("erased", None)
+    assert [text for text in ANNS if text in _tables(store)] == []
+    store.close()
+    hooks_store.close()
+
+
+def test_a_failed_hook_of_a_delete_of_erased_files_only_is_owed_no_more(store: EventStore) -> None:
+    ingest_event(store, _upload(ANNS[0], ANN), received_at=1.0, keys=KEYS)
+    deleted = vod_event("FileDeleted", FileIdSet=[ANN])
+    ingest_event(store, deleted, received_at=2.0, keys=KEYS, after_commit=_fails)
+    [owed] = store.unfinished_hooks(received_before=1000.0)
+    store.erase([ANN], erased_at=100.0)
+    assert store.unfinished_hooks(received_before=1000.0) == []  # not run again, for a file no one has
+    assert store.record_hook_result(owed.dedupe_key, "failed again") is False

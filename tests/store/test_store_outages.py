@@ -264,6 +264,25 @@ def test_of_a_list_of_hosts_a_slow_last_one_has_what_is_left_of_the_time_limit(p
         proxy.close()
 
 
+def test_of_a_list_of_hosts_for_a_standby_first_a_silent_last_one_is_not_waited_for_whole(
+    postgres_server: PostgresServer,
+) -> None:
+    # prefer-standby: libpq's first round looks for a standby (the primary, answering, is passed over), and would
+    # wait all of the limit for a frozen one listed last; its second round, for any server, takes the primary.
+    proxy = SilencingProxy(postgres_server)
+    name = database_name(postgres_server.create_database())
+    with socket.create_server(("127.0.0.1", 0)) as frozen:
+        hosts = f"127.0.0.1:{proxy.listener.getsockname()[1]},127.0.0.1:{frozen.getsockname()[1]}"
+        store = open_store(
+            f"postgresql://postgres@{hosts}/{name}?target_session_attrs=prefer-standby", timeout_seconds=2
+        )
+        try:
+            assert store.event_count() == 0
+        finally:
+            store.close()
+            proxy.close()
+
+
 def test_waits_for_several_files_locks_are_bounded_together_by_the_server(postgres_server: PostgresServer) -> None:
     # GIVEN three files of one event locked by other deliveries, each released within the 2 s limit but all
     # three only after 4.5 s
