@@ -23,6 +23,7 @@ from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import StoredEvent, VodEvent, canonical_json, parse_event, plain
 from shared.logs import DEBUG, WARNING, log_event
 from shared.records import Record
+from shared.source_context import PREFIX as SEALED
 from shared.source_context import Attribution
 from shared.store.projection import (
     Conflict,
@@ -297,7 +298,7 @@ _ERASED_ERROR = "(erased: it named a file erased since)"
 def _sealed_user(source_context: str | None) -> str | None:
     """The user a sourceContext of ours names, proven or not (`u2:<request-id>:<mac>:<user-id>`)."""
     parts = (source_context or "").split(":", 3)
-    return parts[3] if len(parts) == 4 and parts[0] == "u2" else None
+    return parts[3] if len(parts) == 4 and parts[0] == SEALED else None
 
 
 def _like(text: str) -> str:

@@ -102,7 +102,7 @@ def test_no_event_brings_an_erased_file_back(recorded: EventStore, payload: dict
     assert [e.event_type for e in recorded.unfinished_hooks(received_before=1000.0)] == ["FileDeleted"]  # Bob's
 
 
-def test_erasing_again_changes_nothing_but_the_revision(recorded: EventStore) -> None:
+def test_erasing_again_changes_nothing_but_the_records_times_and_revision(recorded: EventStore) -> None:
     recorded.erase([ANN], erased_at=100.0)
     first = recorded.upload(ANN)
     assert recorded.erase([ANN], erased_at=200.0) == [ANN]
