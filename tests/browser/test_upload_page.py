@@ -24,8 +24,8 @@ pytestmark = pytest.mark.timeout(180)
 MiB = 1024 * 1024
 
 
-def _cover(tmp_path: Path) -> Path:
-    path = tmp_path / "cover.png"
+def _cover(tmp_path: Path, name: str = "cover.png") -> Path:
+    path = tmp_path / name
     path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
     return path
 
@@ -92,9 +92,39 @@ def test_a_file_name_with_what_vod_refuses_in_names_uploads_with_them_replaced(
 ) -> None:
     b = browser_stack
     b.open(b.stack.token("page-user"))
-    b.choose(sample_video(tmp_path / 'Interview: part 1 <"final"?>.mp4', 100 * 1024))
+    b.choose(sample_video(tmp_path / 'Interview: part 1 <"final"?>.mp4', 100 * 1024), _cover(tmp_path, 'a|"b".png'))
     b.page.click("#start")
-    assert b.stack.record(_wait_for_result(b)).name == "Interview_ part 1 __final___"
+    record = b.stack.record(_wait_for_result(b))
+    assert record.name == "Interview_ part 1 __final___" and record.cover_url
+    # The SDK sends the cover's name unchecked: the page gives it a copy under a name VOD takes.
+    assert [(a["coverName"], a["coverType"]) for a in b.traffic.applies() if "coverName" in a] == [("a__b_", "png")]
+
+
+@pytest.mark.parametrize("loads", [True, False], ids=["sdk-arrives", "sdk-fails"])
+def test_the_token_leaves_the_address_bar_before_the_sdk_arrives_and_an_upload_waits_for_it(
+    browser_stack: BrowserStack, tmp_path: Path, loads: bool
+) -> None:
+    # The SDK is 4 MB: on a slow link the page's own script must not wait for it to take the token out of the
+    # address bar (where it can be copied, bookmarked or seen). An upload started before it arrives waits.
+    b = browser_stack
+    held: list[Any] = []
+    b.page.route("**/assets/vod-js-sdk-v6*", lambda route: held.append(route))  # noqa: PLW0108 (tagged)
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}", wait_until="commit")  # "load" waits for it
+    b.page.wait_for_selector("#start:not([hidden])")
+    assert "token=" not in b.page.url and b.page.inner_text("#user") == "page-user"
+    assert held and not b.page.evaluate("'TcVod' in window")
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    b.page.wait_for_timeout(300)
+    assert b.traffic.vod_calls() == [] and b.page.inner_text("#error") == ""
+    if loads:
+        held[0].continue_()
+        assert b.stack.record(_wait_for_result(b)).user_id == "page-user"
+    else:
+        held[0].abort()
+        b.page.wait_for_selector("#error:not(:empty)")
+        assert "The uploader could not be loaded" in b.page.inner_text("#error")
+        assert b.page.is_visible("#start") and b.traffic.vod_calls() == []
 
 
 def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import sqlite3
 import threading
@@ -17,7 +18,7 @@ from shared.events import DELIVERY_FIELDS, stored_form
 from shared.hooks import CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
-from shared.store.base import SCHEMA_VERSION
+from shared.store.base import MIGRATIONS, SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import KEYS
 from tests.scf import load_event
@@ -539,6 +540,32 @@ def test_schema_migration_is_idempotent(new_url: Callable[[], str]) -> None:
         assert third.upload(FILE_ID) is not None and third.schema_version() == SCHEMA_VERSION
     finally:
         third.close()
+
+
+# Each schema version's statements, as released: a store at that version never runs them again, so a change
+# to one reaches no deployed store (it would lack what was added). Change the schema with a new version.
+RELEASED_MIGRATIONS = {
+    1: "d0d54d3cdc84608c",
+    2: "d9b781f2cf59b3aa",
+    3: "64195e2dcacec541",
+    4: "64319f55f6fd67d8",
+    5: "4852c3961e6f472e",
+    6: "4dbf47b6a5651bcd",
+    7: "05f5f1f5db14199c",
+    8: "88adda9b3d6f31c9",
+}
+
+
+@pytest.mark.parametrize(("version", "digest"), RELEASED_MIGRATIONS.items())
+def test_a_released_migration_is_never_edited(version: int, digest: str) -> None:
+    statements = dict(MIGRATIONS)[version]
+    assert hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16] == digest, (
+        f"schema {version} was released: add a migration {SCHEMA_VERSION + 1} instead"
+    )
+
+
+def test_every_migration_is_pinned_once_released() -> None:
+    assert [version for version, _ in MIGRATIONS] == list(RELEASED_MIGRATIONS)  # a new one: pin it when it ships
 
 
 @pytest.mark.parametrize("url", ["mysql://x", "sqlite://relative", "sqlite:///:memory:", "sqlite:///"])

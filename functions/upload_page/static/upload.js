@@ -30,6 +30,13 @@
   const cancelled = new WeakSet(); // uploaders cancelled: an Apply the SDK still retries must not save their session
   let renewalRefused = null; // paused: its new COS keys were refused a signature; the same user's next token resumes it
   let refocus = false; // a focused button was hidden: the next one shown takes the focus
+  // The SDK (4 MB) loads after this script, so that the token leaves the address bar before it arrives: an
+  // upload started sooner waits for it. True once it has run, false if it could not load.
+  const sdkLoaded = new Promise((resolve) => {
+    if (window.TcVod) return resolve(true);
+    $("sdk").addEventListener("load", () => resolve(true));
+    $("sdk").addEventListener("error", () => resolve(false));
+  });
 
   class ApiError extends Error {
     constructor(status, message, signIn = false) {
@@ -328,12 +335,22 @@
     }
   }
 
-  // The file's name without its extension, as the SDK would send it, but with what VOD refuses in a name
-  // (legal in file names on most systems) replaced, as vod-upload does: else VOD refuses the upload.
+  // What VOD refuses in a name (legal in file names on most systems), replaced as vod-upload does: else VOD
+  // refuses the upload on every try.
+  const refusedInNames = /[\\/:*?"<>|\u0000-\u001f\u007f]/g;
+
+  // The video's name without its extension, as the SDK would send it.
   function mediaName(fileName) {
     const dot = fileName.lastIndexOf(".");
     const stem = dot > 0 ? fileName.slice(0, dot) : fileName;
-    return stem.replace(/[\\/:*?"<>|\u0000-\u001f\u007f]/g, "_");
+    return stem.replace(refusedInNames, "_");
+  }
+
+  // The SDK sends the cover's name (less its extension) unchecked: a copy under a name VOD takes.
+  function coverFile(file) {
+    const dot = file.name.lastIndexOf(".");
+    const name = file.name.slice(0, dot).replace(refusedInNames, "_") + file.name.slice(dot);
+    return name === file.name ? file : new File([file], name, { type: file.type, lastModified: file.lastModified });
   }
 
   async function start() {
@@ -344,13 +361,18 @@
     fail("");
     apiError = null;
     await forgetOtherUsersSessions();
+    if (!(await sdkLoaded)) {
+      buttons(before);
+      fail("The uploader could not be loaded: check the connection, then reload the page.");
+      return;
+    }
     let current;
     try {
       const tcVod = new TcVod.default({ getSignature, allowReport: false, enableResume: true });
       current = tcVod.upload({
         mediaFile: files.video,
         mediaName: mediaName(files.video.name),
-        coverFile: files.cover || undefined,
+        coverFile: files.cover ? coverFile(files.cover) : undefined,
       });
     } catch (error) {
       // The SDK refuses some inputs at once (e.g. a cover it cannot read): say so, don't die silently.
