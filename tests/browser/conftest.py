@@ -113,6 +113,7 @@ class BrowserStack:
     traffic: Traffic
     context: Any
     page_app: list[Any]  # the page function's app, behind the page's server
+    network: dict[str, Any] = field(default_factory=dict)  # DevTools network emulation, as last set
 
     def open(self, token: str | None) -> None:
         self.page.goto(f"{self.page_origin}/" + (f"#token={token}" if token else ""))
@@ -130,12 +131,24 @@ class BrowserStack:
 
     def throttle(self, bytes_per_second: int) -> None:
         """Slow the page's uploads (DevTools network emulation), so a test can act mid-upload."""
-        cdp = self.context.new_cdp_session(self.page)
-        cdp.send("Network.enable")
-        cdp.send(
-            "Network.emulateNetworkConditions",
-            {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": bytes_per_second},
-        )
+        self._emulate(uploadThroughput=bytes_per_second)
+
+    def go_offline(self, offline: bool = True) -> None:
+        """The device loses its connection (the browser says so: navigator.onLine, online/offline events)."""
+        self._emulate(offline=offline)
+
+    def _emulate(self, **conditions: Any) -> None:
+        if "cdp" not in self.network:
+            self.network["cdp"] = self.context.new_cdp_session(self.page)
+            self.network["cdp"].send("Network.enable")
+            self.network["conditions"] = {
+                "offline": False,
+                "latency": 0,
+                "downloadThroughput": -1,
+                "uploadThroughput": -1,
+            }
+        self.network["conditions"].update(conditions)
+        self.network["cdp"].send("Network.emulateNetworkConditions", self.network["conditions"])
 
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -117,6 +117,7 @@ def test_the_token_leaves_the_address_bar_before_the_sdk_arrives_and_an_upload_w
     b.page.click("#start")
     b.page.wait_for_timeout(300)
     assert b.traffic.vod_calls() == [] and b.page.inner_text("#error") == ""
+    assert b.page.inner_text("#status") == "Loading the uploader…"
     if loads:
         held[0].continue_()
         assert b.stack.record(_wait_for_result(b)).user_id == "page-user"
@@ -476,6 +477,53 @@ def test_a_new_upload_stops_following_the_previous_one(browser_stack: BrowserSta
     # THEN the page still says the second one is uploading, not that something is done
     assert b.page.inner_text("#status").startswith("Uploading second.mp4") and b.page.is_visible("#pause")
     assert b.page.is_hidden("#result")
+
+
+def test_a_resume_whose_sign_in_is_refused_goes_on_with_the_users_next_link(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN a paused upload, and the user back once the token has expired (the app's link of then, say)
+    b = browser_stack
+    _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 20 * MiB), 3 * MiB)
+    _wait_for_a_stored_part(b)
+    b.page.click("#pause")
+    _until(b, lambda: not b.traffic.pending(), "still sending while paused", seconds=10)
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user', ttl_seconds=-3600)}")
+    stored, sent = b.traffic.parts_stored(), len(b.traffic.requests)
+    # WHEN Resume is refused a signature
+    b.page.click("#resume")
+    b.page.wait_for_selector("#error:not(:empty)")
+    error = b.page.inner_text("#error")
+    # THEN the page says what to do, in words that keep the upload: the app's new link in this tab
+    assert "Your sign-in was refused (invalid token: token has expired)" in error
+    assert "Sign in again in the app, then open its link in this tab. The upload then goes on" in error
+    assert "reopen" not in error
+    # AND the link, when it comes, goes on with the upload: only the parts COS lacks
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}")
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
+    resent = _parts_sent_since(b, sent)
+    assert resent and not resent & stored
+
+
+def test_an_upload_cut_off_by_a_lost_connection_goes_on_when_it_is_back(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    b = browser_stack
+    _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 20 * MiB), 3 * MiB)
+    _wait_for_a_stored_part(b)
+    b.go_offline()
+    b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
+    assert b.page.inner_text("#error") == (
+        "The connection was lost: the upload goes on from where it stopped once it is back."
+    )
+    b.page.wait_for_timeout(1000)
+    stored, sent = b.traffic.parts_stored(), len(b.traffic.requests)
+    b.go_offline(False)
+    file_id = _wait_for_result(b)  # with no click
+    assert b.stack.record(file_id).user_id == "page-user"
+    assert "vodSessionKey" in b.traffic.applies()[-1]
+    assert stored and not _parts_sent_since(b, sent) & stored  # what COS had is not sent again
 
 
 @pytest.mark.parametrize("first_retry", ["succeeds", "fails at Apply", "loses one Apply"])

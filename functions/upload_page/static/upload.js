@@ -30,6 +30,7 @@
   const cancelled = new WeakSet(); // uploaders cancelled: an Apply the SDK still retries must not save their session
   let renewalRefused = null; // paused: its new COS keys were refused a signature; the same user's next token resumes it
   let refocus = false; // a focused button was hidden: the next one shown takes the focus
+  let retry = null; // an upload that failed midway goes on by itself: "sign-in" (its user's next token) or "offline"
   // The SDK (4 MB) loads after this script, so that the token leaves the address bar before it arrives: an
   // upload started sooner waits for it. True once it has run, false if it could not load.
   const sdkLoaded = new Promise((resolve) => {
@@ -62,6 +63,7 @@
     if (!sameUser(value, previous)) {
       following += 1; // the upload shown is the previous user's: no longer asked after, nor shown
       $("result").hidden = true;
+      retry = null;
     }
     const refused = refusedWhileFollowing;
     refusedWhileFollowing = null;
@@ -72,6 +74,9 @@
     const stalled = renewalRefused;
     renewalRefused = null;
     if (stalled && stalled === paused && sameUser(value, previous)) {
+      say("Resuming…");
+      start();
+    } else if (retry === "sign-in" && state === "idle" && files) {
       say("Resuming…");
       start();
     }
@@ -181,7 +186,7 @@
         throw new ApiError(403, `The upload service does not allow this (${why}).`);
       }
       tellParent({ type: "vod-upload-token-refused" });
-      const again = "Sign in again in the app and reopen this page.";
+      const again = "Sign in again in the app, then open its link in this tab.";
       throw new ApiError(response.status, `Your sign-in was refused (${why}). ${again}`, true);
     }
     return response;
@@ -358,11 +363,14 @@
     buttons("starting"); // at once: no second start while the owner check below is awaited
     paused = null;
     uncommitted = null; // a new upload instead
+    retry = null;
     fail("");
     apiError = null;
     await forgetOtherUsersSessions();
+    if (!window.TcVod) say("Loading the uploader…");
     if (!(await sdkLoaded)) {
       buttons(before);
+      say("");
       fail("The uploader could not be loaded: check the connection, then reload the page.");
       return;
     }
@@ -453,8 +461,13 @@
         say("");
         // The only signature asked for once the video is in COS is Commit's: nothing else is left to do.
         if (stored && uncommittedAgain(current, error)) return;
-        const again = resumable ? "Try again: it goes on from where it stopped." : "Try again.";
-        fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. ${again}`);
+        const where = resumable ? " from where it stopped" : "";
+        // A refused sign-in, or a lost connection: the upload goes on by itself when that is over.
+        retry = apiError && apiError.signIn ? "sign-in" : navigator.onLine ? null : "offline";
+        if (retry === "sign-in") fail(`${apiError.message} The upload then goes on${where}.`);
+        else if (retry === "offline") fail(`The connection was lost: the upload goes on${where} once it is back.`);
+        else if (apiError) fail(apiError.message);
+        else fail(`The upload failed: ${(error && error.message) || error}. Upload again${where && ": it goes on" + where}.`);
       },
     );
   }
@@ -633,6 +646,11 @@
     start();
   });
   $("cancel").addEventListener("click", cancel);
+  window.addEventListener("online", () => {
+    if (retry !== "offline" || state !== "idle" || !files) return;
+    say("Back online: resuming…");
+    start();
+  });
 
   tokenFromLink();
   showUser();
