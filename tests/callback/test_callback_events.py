@@ -257,6 +257,11 @@ def test_nesting_is_refused_one_level_past_the_limit(container: str, depth: int,
         ({"EventType": "SomethingNew"}, OtherEvent, ()),  # unknown types are accepted and kept
         # best effort for other types: a FileId of the wrong type is no error, just not linked
         ({"EventType": "SomethingNew", "SomethingNewEvent": {"FileId": 12}}, OtherEvent, ()),
+        (  # a list of files, as FileDeleted names them, at any depth; only its ids that are text
+            {"EventType": "SomethingNew", "SomethingNewEvent": {"Sets": [{"FileIdSet": ["b", "a", 3]}]}},
+            OtherEvent,
+            ("a", "b"),
+        ),
         (
             {"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": "1", "NewField": {"x": [1]}}},
             NewFileUpload,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from shared.config import load_pull_settings, load_vod_api_settings
+from shared.ingest import ingest_event
 from shared.pull_service import drain, run_invocation, time_limit_seconds
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
@@ -71,6 +72,23 @@ def test_commits_then_confirms_and_a_redelivery_is_a_duplicate(tmp_path: Path) -
     assert (report.pulled, report.recorded, report.duplicates, report.confirmed) == (3, 2, 1, 3)
     assert queue.confirmed == ["h1", "h2", "h3"] and report.stopped == "empty"
     assert store.event_count() == 2
+
+
+def _with_nulls(value: Any) -> Any:
+    """As PullEvents writes an event: a field it lacks is null, at every depth (in a list's objects too)."""
+    if isinstance(value, dict):
+        return {**{k: _with_nulls(v) for k, v in value.items()}, "AbsentField": None}
+    return [_with_nulls(v) for v in value] if isinstance(value, list) else value
+
+
+def test_an_event_pushed_then_pulled_is_recorded_once(tmp_path: Path) -> None:
+    pushed = load_event("vod_procedure_finish")
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    ingest_event(store, pushed, received_at=1.0, keys=KEYS)
+    store.close()
+    report, store = _drain(Queue([[{**_with_nulls(pushed), "EventHandle": "h1"}]]), tmp_path)
+    assert (report.recorded, report.duplicates, report.confirmed) == (0, 1, 1)
+    assert store.event_count() == 1
 
 
 def test_a_batch_larger_than_confirm_events_takes_is_confirmed_in_parts(tmp_path: Path) -> None:

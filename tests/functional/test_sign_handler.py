@@ -172,6 +172,7 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (HS_ENV, {"Authorization": "Bearer"}, "invalid_request"),
         (HS_ENV, bearer("not.a.jwt"), "invalid_token"),
         (HS_ENV, bearer(token(exp=NOW - 31)), "invalid_token"),  # past the 30 s leeway
+        (HS_ENV, bearer(token(exp=NOW - 30)), "invalid_token"),  # at its end: expired, as PyJWT has it
         (HS_ENV, bearer(token(exp=10**400)), "invalid_token"),  # too large for a float: no expiry at all
         (HS_ENV, bearer(token(key="x" * 40)), "invalid_token"),  # wrong key
         (HS_ENV, bearer(token(drop=("exp",))), "invalid_token"),
@@ -207,6 +208,8 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (AUD_ENV, bearer(token(iss="https://id.example.com")), "invalid_token"),  # audience required when set
         (HS_ENV, bearer(token(aud="another-service")), "invalid_token"),  # not for us: no audience configured
         (HS_ENV, bearer(token(iat=NOW + 600)), "invalid_token"),  # issued in the future
+        (HS_ENV, bearer(token(iat=NOW + 31)), "invalid_token"),  # past the leeway
+        (HS_ENV, bearer(token(nbf=NOW + 31)), "invalid_token"),
         (HS_ENV, bearer(token(iat="yesterday")), "invalid_token"),
         (HS_ENV, bearer(token(nbf=None)), "invalid_token"),  # present but null: PyJWT refuses it too
         (HS_ENV, bearer(token(iat=None)), "invalid_token"),
@@ -256,6 +259,7 @@ def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable
         (AUD_ENV, bearer(token(aud="vod-upload", iss="https://id.example.com")), "alice"),
         (HS_ENV, bearer(token(exp=NOW - 29)), "alice"),  # within the leeway
         (HS_ENV, bearer(token(iat=NOW + 29, aud="")), "alice"),  # within the leeway; an empty aud names no one
+        (HS_ENV, bearer(token(iat=NOW + 30, nbf=NOW + 30)), "alice"),  # at the leeway's end, as PyJWT has it
         (GW_ENV, {"x-user-id": "gw-user", "x-gateway-secret": GATEWAY_SECRET}, "gw-user"),
         # Text a person's name or handle holds: joiners (an emoji family, Persian), other spaces, a bidi mark, a
         # character newer than the interpreter's Unicode tables

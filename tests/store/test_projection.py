@@ -62,11 +62,9 @@ def _task(rng: random.Random) -> dict[str, Any]:
 
 def _delete(rng: random.Random) -> dict[str, Any]:
     parts = rng.choice([[], [{"Type": "TranscodeFiles", "Definition": rng.choice([100010, 100020])}]])
-    return vod_event(
-        "FileDeleted",
-        FileIdSet=[FILE, OTHER],
-        FileDeleteResultInfo=[{"FileId": FILE, "DeleteParts": parts}, {"FileId": OTHER, "DeleteParts": []}],
-    )
+    results = [{"FileId": FILE, "DeleteParts": parts}, {"FileId": OTHER, "DeleteParts": []}]
+    # Two deletes of one part are two events: the results listed in either order tell them apart.
+    return vod_event("FileDeleted", FileIdSet=[FILE, OTHER], FileDeleteResultInfo=rng.sample(results, 2))
 
 
 def _other(rng: random.Random) -> dict[str, Any]:
@@ -130,7 +128,11 @@ def _predicted(deliveries: list[Delivery]) -> dict[str, Any]:
     contexts = {info["SourceInfo"]["SourceContext"] or None for info in uploads}
     users = {c.split(":", 3)[3] if c and c.startswith("u2:") else None for c in contexts}
     conflict = len(users) > 1 or len(contexts) > 1 or len({info["MediaUrl"] for info in uploads}) > 1
-    deletes = [body["FileDeleteResultInfo"][0]["DeleteParts"] for kind, body in bodies if kind == "FileDeleted"]
+    deletes = [
+        next(r["DeleteParts"] for r in body["FileDeleteResultInfo"] if r["FileId"] == FILE)
+        for kind, body in bodies
+        if kind == "FileDeleted"
+    ]
     return {
         "deleted": any(parts == [] for parts in deletes),
         "conflict": conflict,
@@ -451,6 +453,17 @@ def test_states_without_the_task_that_finished_last_are_rebuilt(new_url: Callabl
     # WHEN the task flow is run again and finishes THEN the record is rebuilt: the file is finished
     record = _rebuilt_after(new_url, before, older_form, [(_finished("t2", 0), 2.0)])
     assert record is not None and record.status == "finished"
+
+
+@pytest.mark.parametrize("first", [100.0, 300.0])
+def test_a_part_deleted_twice_counts_its_last_delete_in_either_order(store: EventStore, first: float) -> None:
+    def deleted(other: str) -> dict[str, Any]:
+        parts = [{"FileId": FILE, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100030}]}]
+        return vod_event("FileDeleted", FileIdSet=[FILE, other], FileDeleteResultInfo=parts)
+
+    _deliver(store, [(deleted(OTHER), first), (deleted("another"), 400.0 - first)])
+    upload = store.upload(FILE)
+    assert upload is not None and [p.deleted_at for p in upload.deleted_parts] == [300.0]
 
 
 def test_deleted_parts_keep_the_shape_the_build_before_reads(new_url: Callable[[], str]) -> None:

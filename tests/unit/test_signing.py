@@ -147,6 +147,9 @@ def test_random_comes_from_the_injected_source_and_clock() -> None:
     [
         ({"source_context": "x" * (MAX_SOURCE_CONTEXT + 1)}, "sourceContext"),
         ({"session_context": "x" * (MAX_SESSION_CONTEXT + 1)}, "sessionContext"),
+        # Bytes in UTF-8, as VOD counts them, not characters
+        ({"source_context": "é" * (MAX_SOURCE_CONTEXT // 2 + 1)}, "sourceContext"),
+        ({"session_context": "é" * (MAX_SESSION_CONTEXT // 2 + 1)}, "sessionContext"),
         ({"task_priority": 11}, "taskPriority"),
         ({"task_priority": -11}, "taskPriority"),
         ({"expire_time": NOW}, "expireTime"),
@@ -174,6 +177,7 @@ def test_each_limit_is_rejected_just_past_its_boundary(changes: dict[str, Any], 
     [
         {"source_context": "x" * MAX_SOURCE_CONTEXT},
         {"session_context": "x" * MAX_SESSION_CONTEXT},
+        {"source_context": "é" * (MAX_SOURCE_CONTEXT // 2)},
         {"task_priority": 10},
         {"task_priority": -10},
         {"expire_time": NOW + 1},
