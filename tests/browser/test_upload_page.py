@@ -324,15 +324,12 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
     assert len(applies) == 2 and "vodSessionKey" in applies[1]  # the same VOD session, resumed
 
 
-def test_an_embedding_app_hands_the_token_over_by_post_message(
-    browser_stack: BrowserStack, loopback_http: Serve, tmp_path: Path
-) -> None:
-    b = browser_stack
-    token = b.stack.token("embedded-user")
-    # The app's own page, from a server of its own (a fourth origin), frames the upload page.
+def _framed_by_an_app(b: BrowserStack, loopback_http: Serve, token: str) -> Any:
+    """The upload page framed by the app's own page, from a server of its own (a fourth origin), which hands it
+    `token` when it is ready and again each time it says the token was refused (as the README suggests)."""
     parent = f"""<!doctype html><iframe id="f" src="{b.page_origin}/"></iframe><script>
       addEventListener("message", (e) => {{
-        if (e.origin === "{b.page_origin}" && e.data.type === "vod-upload-ready")
+        if (e.origin === "{b.page_origin}" && ["vod-upload-ready", "vod-upload-token-refused"].includes(e.data.type))
           document.getElementById("f").contentWindow.postMessage(
             {{type: "vod-upload-token", token: "{token}"}}, "{b.page_origin}");
       }});</script>""".encode()
@@ -348,12 +345,37 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(
     b.page.goto(f"{app}/")
     frame = b.page.frame_locator("#f")
     frame.locator("#start:not([hidden])").wait_for()
+    return frame
+
+
+def test_an_embedding_app_hands_the_token_over_by_post_message(
+    browser_stack: BrowserStack, loopback_http: Serve, tmp_path: Path
+) -> None:
+    b = browser_stack
+    frame = _framed_by_an_app(b, loopback_http, b.stack.token("embedded-user"))
     frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
     frame.locator("#start").click()
     frame.locator("#processing[data-status]").wait_for(timeout=60000)
     file_id = frame.locator("#file-id").inner_text()
     assert b.stack.record(file_id).user_id == "embedded-user"
     assert not frame.locator("#signed-out").is_visible()
+
+
+def test_an_app_that_answers_a_refusal_with_a_refused_token_gets_one_try_of_it_not_a_loop(
+    browser_stack: BrowserStack, loopback_http: Serve, tmp_path: Path
+) -> None:
+    # A token the sign function refuses whatever the app does (its audience or key not the deployment's, say)
+    b = browser_stack
+    refused = jwt.encode({"sub": "embedded-user", "exp": int(time.time()) + 600}, "not-the-key" * 4, algorithm="HS256")
+    frame = _framed_by_an_app(b, loopback_http, refused)
+    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
+    frame.locator("#start").click()
+    frame.locator("#error:not(:empty)").wait_for()
+    b.page.wait_for_timeout(2000)
+    # The user's try, and the page's one try of the token the app sent back: then it waits for the user
+    assert b.traffic.signature_requests(b.stack.gateway_url) == 2
+    assert frame.locator("#error").inner_text().endswith("open its link in this tab. Then press Upload.")
+    assert b.traffic.vod_calls() == []
 
 
 def test_a_token_posted_from_another_origin_than_the_embedding_apps_is_ignored(
@@ -506,14 +528,19 @@ def test_a_resume_whose_sign_in_is_refused_goes_on_with_the_users_next_link(
     assert resent and not resent & stored
 
 
+def _cut_off_mid_upload(b: BrowserStack, video: Path) -> None:
+    """Upload `video` as page-user until COS has a part, then the device goes offline; once the page says so."""
+    _start_slow_upload(b, video, 3 * MiB)
+    _wait_for_a_stored_part(b)
+    b.go_offline()
+    b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
+
+
 def test_an_upload_cut_off_by_a_lost_connection_goes_on_when_it_is_back(
     browser_stack: BrowserStack, tmp_path: Path
 ) -> None:
     b = browser_stack
-    _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 20 * MiB), 3 * MiB)
-    _wait_for_a_stored_part(b)
-    b.go_offline()
-    b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
+    _cut_off_mid_upload(b, sample_video(tmp_path / "clip.mp4", 20 * MiB))
     assert b.page.inner_text("#error") == (
         "The connection was lost: the upload goes on from where it stopped once it is back."
     )
@@ -524,6 +551,21 @@ def test_an_upload_cut_off_by_a_lost_connection_goes_on_when_it_is_back(
     assert b.stack.record(file_id).user_id == "page-user"
     assert "vodSessionKey" in b.traffic.applies()[-1]
     assert stored and not _parts_sent_since(b, sent) & stored  # what COS had is not sent again
+
+
+def test_another_file_chosen_after_a_lost_connection_is_not_dropped_when_it_is_back(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    b = browser_stack
+    _cut_off_mid_upload(b, sample_video(tmp_path / "first.mp4", 20 * MiB))
+    b.choose(sample_video(tmp_path / "second.mp4", 100 * 1024))
+    calls = len(b.traffic.vod_calls())
+    b.go_offline(False)
+    b.page.wait_for_timeout(1500)
+    # The choice stands: nothing goes on by itself, and Upload sends the file chosen
+    assert len(b.traffic.vod_calls()) == calls and b.page.evaluate("document.getElementById('video').files.length") == 1
+    b.page.click("#start")
+    assert b.stack.record(_wait_for_result(b)).name == "second"
 
 
 @pytest.mark.parametrize("first_retry", ["succeeds", "fails at Apply", "loses one Apply"])

@@ -31,6 +31,8 @@
   let renewalRefused = null; // paused: its new COS keys were refused a signature; the same user's next token resumes it
   let refocus = false; // a focused button was hidden: the next one shown takes the focus
   let retry = null; // an upload that failed midway goes on by itself: "sign-in" (its user's next token) or "offline"
+  let unattended = false; // the upload under way was started by the page (a token, the connection back), not the user
+  let signed = false; // ... and has had a signature since
   // The SDK (4 MB) loads after this script, so that the token leaves the address bar before it arrives: an
   // upload started sooner waits for it. True once it has run, false if it could not load.
   const sdkLoaded = new Promise((resolve) => {
@@ -75,10 +77,10 @@
     renewalRefused = null;
     if (stalled && stalled === paused && sameUser(value, previous)) {
       say("Resuming…");
-      start();
+      start(true);
     } else if (retry === "sign-in" && state === "idle" && files) {
       say("Resuming…");
-      start();
+      start(true);
     }
   }
 
@@ -205,6 +207,7 @@
         const why = body && body.error ? body.error.message : `HTTP ${response.status}`;
         throw new ApiError(response.status, `No upload signature: ${why}.`);
       }
+      signed = true;
       return body.signature;
     } catch (error) {
       apiError = error;
@@ -358,12 +361,14 @@
     return name === file.name ? file : new File([file], name, { type: file.type, lastModified: file.lastModified });
   }
 
-  async function start() {
+  async function start(byThePage = false) {
     const before = state;
     buttons("starting"); // at once: no second start while the owner check below is awaited
     paused = null;
     uncommitted = null; // a new upload instead
     retry = null;
+    unattended = byThePage;
+    signed = false;
     fail("");
     apiError = null;
     await forgetOtherUsersSessions();
@@ -463,8 +468,12 @@
         if (stored && uncommittedAgain(current, error)) return;
         const where = resumable ? " from where it stopped" : "";
         // A refused sign-in, or a lost connection: the upload goes on by itself when that is over.
-        retry = apiError && apiError.signIn ? "sign-in" : navigator.onLine ? null : "offline";
+        const signIn = apiError && apiError.signIn;
+        // Not again when a token the page tried at once is refused at once: an embedding app that answers each
+        // refusal with another refused token would make it ask the sign function for ever.
+        retry = signIn ? (unattended && !signed ? null : "sign-in") : navigator.onLine ? null : "offline";
         if (retry === "sign-in") fail(`${apiError.message} The upload then goes on${where}.`);
+        else if (signIn) fail(`${apiError.message} Then press Upload${where && ": it goes on" + where}.`);
         else if (retry === "offline") fail(`The connection was lost: the upload goes on${where} once it is back.`);
         else if (apiError) fail(apiError.message);
         else fail(`The upload failed: ${(error && error.message) || error}. Upload again${where && ": it goes on" + where}.`);
@@ -649,8 +658,10 @@
   window.addEventListener("online", () => {
     if (retry !== "offline" || state !== "idle" || !files) return;
     say("Back online: resuming…");
-    start();
+    start(true);
   });
+  // Another file chosen: the user's next Upload sends it; the one that failed no longer goes on by itself.
+  for (const input of ["video", "cover"]) $(input).addEventListener("change", () => (retry = null));
 
   tokenFromLink();
   showUser();
