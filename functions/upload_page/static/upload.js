@@ -467,10 +467,10 @@
         // The only signature asked for once the video is in COS is Commit's: nothing else is left to do.
         if (stored && uncommittedAgain(current, error)) return;
         const where = resumable ? " from where it stopped" : "";
-        // A refused sign-in, or a lost connection: the upload goes on by itself when that is over.
+        // A refused sign-in, or a lost connection: the upload goes on by itself when that is over. Not after a
+        // token the page tried by itself was refused at once: an embedding app that answers each refusal with
+        // another refused token would make it ask the sign function for ever.
         const signIn = apiError && apiError.signIn;
-        // Not again when a token the page tried at once is refused at once: an embedding app that answers each
-        // refusal with another refused token would make it ask the sign function for ever.
         retry = signIn ? (unattended && !signed ? null : "sign-in") : navigator.onLine ? null : "offline";
         if (retry === "sign-in") fail(`${apiError.message} The upload then goes on${where}.`);
         else if (signIn) fail(`${apiError.message} Then press Upload${where && ": it goes on" + where}.`);
