@@ -113,7 +113,10 @@ class BrowserStack:
     traffic: Traffic
     context: Any
     page_app: list[Any]  # the page function's app, behind the page's server
-    network: dict[str, Any] = field(default_factory=dict)  # DevTools network emulation, as last set
+    devtools: Any = None  # the session network conditions are emulated through, once one is
+    network: dict[str, Any] = field(
+        default_factory=lambda: {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
+    )  # as last emulated
 
     def open(self, token: str | None) -> None:
         self.page.goto(f"{self.page_origin}/" + (f"#token={token}" if token else ""))
@@ -138,17 +141,11 @@ class BrowserStack:
         self._emulate(offline=offline)
 
     def _emulate(self, **conditions: Any) -> None:
-        if "cdp" not in self.network:
-            self.network["cdp"] = self.context.new_cdp_session(self.page)
-            self.network["cdp"].send("Network.enable")
-            self.network["conditions"] = {
-                "offline": False,
-                "latency": 0,
-                "downloadThroughput": -1,
-                "uploadThroughput": -1,
-            }
-        self.network["conditions"].update(conditions)
-        self.network["cdp"].send("Network.emulateNetworkConditions", self.network["conditions"])
+        if self.devtools is None:
+            self.devtools = self.context.new_cdp_session(self.page)
+            self.devtools.send("Network.enable")
+        self.network.update(conditions)
+        self.devtools.send("Network.emulateNetworkConditions", self.network)
 
     def screenshot(self, name: str) -> Path:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
