@@ -713,6 +713,39 @@ def test_a_commit_that_cannot_reach_vod_is_committed_by_upload_not_sent_again(
     ]
 
 
+def test_a_commit_cut_off_by_a_lost_connection_is_committed_when_it_is_back(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload all in COS whose device goes offline as Commit is sent
+    b = browser_stack
+    commit = re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*CommitUploadUGC.*")
+
+    def cut_off(route: Any) -> None:
+        b.go_offline()
+        route.abort("internetdisconnected")
+
+    b.page.route(commit, cut_off)
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 20 * MiB))
+    b.page.click("#start")
+    b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
+    assert b.page.inner_text("#error") == (
+        "The connection was lost. The video is uploaded: it is saved once the connection is back."
+    )
+    sent = len(b.traffic.part_puts(".mp4"))
+    # WHEN the connection is back
+    b.page.unroute(commit)
+    b.go_offline(False)
+    # THEN the upload is committed with no click, and nothing of the video is sent again (no new Apply either)
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
+    assert len(b.traffic.part_puts(".mp4")) == sent
+    assert [action for action, _ in b.traffic.vod_calls() if action != "CommitUploadUGC"] == [
+        "PrepareUploadUGC",
+        "ApplyUploadUGC",
+    ]
+
+
 def _status_answers(b: BrowserStack, answers: list[tuple[int, str]]) -> list[Any]:
     """The uploads function's answers to the page's status requests, in turn (the last again and again): a
     status (200: that upload status, no tasks) and an ETag. Returns the requests, as they come."""

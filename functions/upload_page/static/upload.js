@@ -112,8 +112,13 @@
     const unanswered = !apiError && error && error.code === 500;
     if (!apiError && !unanswered) return false; // VOD's own refusal of Commit: the upload starts over
     uncommitted = current;
-    const why = apiError ? apiError.message : `The video service did not answer (${error.message || error}).`;
     const signIn = apiError && apiError.signIn;
+    retry = !signIn && !navigator.onLine ? "offline" : null; // Commit goes on by itself once the device is back
+    if (retry) {
+      fail("The connection was lost. The video is uploaded: it is saved once the connection is back.");
+      return true;
+    }
+    const why = apiError ? apiError.message : `The video service did not answer (${error.message || error}).`;
     const next = signIn ? "a new sign-in in this tab saves it" : "Upload saves it, without sending it again";
     fail(`${why} The video is uploaded: ${next}.`);
     return true;
@@ -657,6 +662,10 @@
   $("cancel").addEventListener("click", cancel);
   window.addEventListener("online", () => {
     if (retry !== "offline" || state !== "idle" || !files) return;
+    retry = null;
+    const pending = uncommitted;
+    uncommitted = null;
+    if (pending) return commitAgain(pending); // all in COS: only its Commit is left
     say("Back online: resuming…");
     start(true);
   });
