@@ -796,7 +796,8 @@ class EventStore(ABC):
     ) -> list[UploadRecord]:
         """A user's uploads, newest first: all of them, or `limit` of them after the cursor `before`
         (first_seen_at, file_id). An upload's first_seen_at only ever moves back (an event received earlier,
-        committed later), so a page after the cursor misses no upload; one already shown may show again.
+        committed later), so a page after the cursor misses no upload stored when the cursor's page was read;
+        one already shown may show again. (A new one, received before its page's uploads, can land above it.)
         All of them are read a page at a time, each from the index: one statement for a user of tens of
         thousands would sort them all, and could outlast the store's time limit."""
         if limit is not None:
