@@ -114,8 +114,10 @@ class SavedSessions:
         return committed
 
     def committing(self, checkpoint: Checkpoint) -> None:
-        """Every object is stored and the commit is about to be sent: saved, so that a stopped run's next one
-        asks for that commit again rather than uploading a second copy."""
+        """Every object is stored and the commit, signed, is about to be sent: saved, so that a stopped run's next
+        one asks for that commit again rather than uploading a second copy."""
+        if checkpoint.committing:
+            return
         checkpoint.committing = True
         self._up.checkpoints.save(checkpoint)
 

@@ -501,8 +501,10 @@ class UploadTask:
                     self._sessions.finished(checkpoint)
                 return stop
             self._emit_state(UploadState.COMMITTING)
-            self._sessions.committing(checkpoint)
-            committed = self._up.vod.commit(checkpoint.session_key)
+            # Saved once the commit has its signature: one that never got one was not sent, and stays cancellable.
+            committed = self._up.vod.commit(
+                checkpoint.session_key, sending=lambda: self._sessions.committing(checkpoint)
+            )
             self._sessions.finished(checkpoint)
         with self._lock:
             self._result = UploadResult(committed.file_id, committed.video_url, committed.cover_url)

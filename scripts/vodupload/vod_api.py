@@ -144,16 +144,19 @@ class VodClient:
         """The same session (same object keys) with fresh temporary credentials."""
         return parse_applied(self._call("ApplyUploadUGC", {"vodSessionKey": session_key}))
 
-    def commit(self, session_key: str) -> Committed:
-        return parse_committed(self._call("CommitUploadUGC", {"vodSessionKey": session_key}))
+    def commit(self, session_key: str, *, sending: Callable[[], None] | None = None) -> Committed:
+        """`sending`: called before each attempt is sent, once it has its signature (not when none came)."""
+        return parse_committed(self._call("CommitUploadUGC", {"vodSessionKey": session_key}, sending))
 
-    def _call(self, action: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, action: str, fields: dict[str, Any], sending: Callable[[], None] | None = None) -> dict[str, Any]:
         attempts, failure = self._retries + 1, ""
         for attempt in range(attempts):
             if attempt:
                 self._sleep(self._retry_delay)
             # A fresh signature per attempt: a one-time signature is spent even by a failed call.
             body = {"signature": self._get_signature(), **fields}
+            if sending is not None:
+                sending()
             answer = self._post(action, body)
             if isinstance(answer, str):
                 failure = answer

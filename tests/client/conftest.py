@@ -272,6 +272,7 @@ class Stack:
         clock: Callable[[], float] = time.time,
         signer: Callable[[], str] | None = None,
         checkpoints: CheckpointStore | None = None,
+        owner: Callable[[], str] | None = None,
         **options: Any,
     ) -> Uploader:
         settings = {
@@ -287,6 +288,7 @@ class Stack:
             UploadOptions(**settings),
             checkpoints=checkpoints or CheckpointStore(self.checkpoints),
             clock=clock,
+            owner=owner,
         )
 
     def saved(self) -> list[Path]:

@@ -737,6 +737,34 @@ def test_a_cancel_after_a_commit_whose_answer_was_never_heard_says_it_is_uploade
     assert stack.served(caught.value.committed.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
+@pytest.mark.parametrize(
+    ("refusing", "error"),
+    [
+        (lambda stack: stack.signer(localstack.mint_token(JWT_SECRET, ttl_seconds=-3600)), AuthenticationFailed),
+        (lambda stack: SignatureClient(closed_port_url(), stack.token, backoff=0), SignatureUnavailable),
+    ],
+    ids=["its sign-in expired", "the sign function down"],
+)
+def test_a_commit_that_got_no_signature_was_not_sent_and_is_cancelled(
+    stack: Stack, tmp_path: Path, refusing: Callable[[Stack], Callable[[], str]], error: type[Exception]
+) -> None:
+    # GIVEN an upload all in COS whose Commit gets no signature (every one after Apply's fails)
+    video = write_file(tmp_path / "clip.mp4", 3 * MIB)
+    good, bad, asked = stack.signer(), refusing(stack), []
+
+    def signer() -> str:
+        asked.append(1)
+        return good() if len(asked) == 1 else bad()
+
+    with pytest.raises(error):
+        stack.uploader(signer=signer, owner=good.owner).upload(video).run()
+    assert stack.saved_session()["committing"] is False  # no commit was sent
+    # WHEN the user cancels THEN it is cancelled: nothing committed, nothing left behind
+    assert stack.uploader().cancel_saved(video) is CancelOutcome.DISCARDED
+    assert "CommitUploadUGC" not in stack.traffic.actions()
+    assert stack.saved() == [] and stack.open_uploads() == []
+
+
 def test_cancelling_what_was_never_saved_leaves_no_trace(stack: Stack, tmp_path: Path) -> None:
     video = write_file(tmp_path / "never.mp4", 1000)
     assert stack.uploader().cancel_saved(video) is CancelOutcome.NOTHING_SAVED
