@@ -19,6 +19,7 @@ from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from vodupload.credentials import SessionCredentials
 from vodupload.errors import StorageError
+from vodupload.halting import Halted
 
 log = logging.getLogger("vodupload")
 
@@ -38,10 +39,6 @@ class _NoSdkDebug(logging.Filter):
 _FILTER = _NoSdkDebug()
 for _name in _SDK_LOGGERS:
     logging.getLogger(_name).addFilter(_FILTER)
-
-
-class Halted(Exception):
-    """A pause or cancel arrived while waiting to retry."""
 
 
 @dataclass(frozen=True)

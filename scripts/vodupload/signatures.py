@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ import jwt
 import requests
 
 from vodupload.errors import AuthenticationFailed, MalformedToken, SignatureRefused, SignatureUnavailable
+from vodupload.halting import wait_to_retry
 
 # The codes of the signature function's 401s (shared/auth.py): the credentials were refused.
 _CREDENTIAL_CODES = frozenset(["invalid_token", "invalid_request", "missing_credentials", "untrusted_gateway"])
@@ -111,7 +111,7 @@ class SignatureClient:
         timeout: float = 10.0,
         retries: int = 3,
         backoff: float = 0.5,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = wait_to_retry,
     ) -> None:
         self.url = url
         self._token = token

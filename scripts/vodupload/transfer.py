@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from vodupload.checkpoint import SavedObject
-from vodupload.cos import Halted, RetryPolicy, call_cos
+from vodupload.cos import RetryPolicy, call_cos
 from vodupload.credentials import SessionCredentials
 from vodupload.errors import SourceChanged, StorageError
+from vodupload.halting import Halted
 from vodupload.progress import ProgressMeter
 
 T = TypeVar("T")

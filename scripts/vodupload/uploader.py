@@ -27,9 +27,10 @@ from requests.adapters import HTTPAdapter
 
 from vodupload import cos
 from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, checkpoint_name, identify
-from vodupload.cos import Halted, RetryPolicy
+from vodupload.cos import RetryPolicy
 from vodupload.credentials import SessionCredentials
 from vodupload.errors import AlreadyCommitted, UploadCancelled, UploadPaused, VodUploadError
+from vodupload.halting import Halted, halting
 from vodupload.notices import Notice, NoticeCallback, NoticeKind
 from vodupload.progress import Progress, ProgressCallback, ProgressMeter
 from vodupload.sessions import SavedSessions
@@ -388,7 +389,7 @@ class UploadTask:
 
     def cancel(self) -> None:
         """Abort the COS uploads and delete the checkpoint: at once if idle, else after the parts in flight.
-        Too late once committing: the upload then completes."""
+        Too late once its commit is sent: the upload then completes."""
         self._cancel_idle_or_stop()
 
     def _cancel_idle_or_stop(self) -> CancelOutcome | None:
@@ -468,8 +469,11 @@ class UploadTask:
             self._fail(VodUploadError(f"unexpected error: {type(exc).__name__}: {exc}"))
 
     def _drive(self) -> None:
-        with self._up.checkpoints.claimed(self.checkpoint_name):
-            ended = self._drive_claimed()
+        with self._up.checkpoints.claimed(self.checkpoint_name), halting(self._halt):
+            try:
+                ended = self._drive_claimed()
+            except Halted:  # waiting to ask again for a signature or a VOD call: what is saved stays as it was
+                ended = UploadState.PAUSED
         # Settled only now, so that a cancel or resume the caller makes at once finds the checkpoint free. A cancel
         # asked for after the run decided to pause (the task still running) is done here, as on a paused task:
         # decided and settled in one critical section, so that none is lost in between.
@@ -479,8 +483,15 @@ class UploadTask:
                     self._state = ended
                     self._settled.notify_all()
                     break
-            self._discard_saved()
-            ended = UploadState.CANCELLED
+            try:
+                self._discard_saved()
+                ended = UploadState.CANCELLED
+            except AlreadyCommitted as done:  # its commit was sent before the cancel: the upload is done
+                with self._lock:
+                    self._result = UploadResult(
+                        done.committed.file_id, done.committed.video_url, done.committed.cover_url
+                    )
+                ended = UploadState.DONE
         self._emit_state(ended)
 
     def _drive_claimed(self) -> UploadState:

@@ -11,7 +11,6 @@ retry would only spend another one-time signature on the same answer.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -19,6 +18,7 @@ from typing import Any, TypeGuard
 import requests
 
 from vodupload.errors import VodApiError, VodUnavailable
+from vodupload.halting import wait_to_retry
 
 log = logging.getLogger("vodupload")
 
@@ -114,7 +114,7 @@ class VodClient:
         timeout: float = 10.0,
         retries: int = 3,
         retry_delay: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = wait_to_retry,
     ) -> None:
         self._get_signature = get_signature
         self._hosts = (endpoint,) if endpoint else tuple(hosts)

@@ -40,7 +40,8 @@ from vodupload import (
     VodUnavailable,
     identify,
 )
-from vodupload.cos import Halted, RetryPolicy, call_cos, cos_endpoint, make_client
+from vodupload.cos import RetryPolicy, call_cos, cos_endpoint, make_client
+from vodupload.halting import Halted
 from vodupload.progress import ProgressMeter
 from vodupload.signatures import token_subject
 from vodupload.transfer import PartSpec, fit_part_size, plan_parts

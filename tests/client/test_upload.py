@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from werkzeug.wrappers import Response
 
 from tests.client.conftest import MIB, PART, Stack, closed_port_url, content, write_file
 from tests.clocks import OffsetClock
@@ -763,6 +764,61 @@ def test_a_commit_that_got_no_signature_was_not_sent_and_is_cancelled(
     assert stack.uploader().cancel_saved(video) is CancelOutcome.DISCARDED
     assert "CommitUploadUGC" not in stack.traffic.actions()
     assert stack.saved() == [] and stack.open_uploads() == []
+
+
+@pytest.mark.parametrize(("stop", "ended"), [("pause", UploadState.PAUSED), ("cancel", UploadState.CANCELLED)])
+def test_a_stop_while_waiting_to_ask_again_for_commits_signature_ends_the_wait(
+    stack: Stack, tmp_path: Path, stop: str, ended: UploadState
+) -> None:
+    # GIVEN an upload all in COS whose Commit's signature the gateway answers with "busy, ask again in 30 s"
+    asked = threading.Event()
+
+    def busy(environ: Any, start_response: Any) -> Any:
+        asked.set()
+        return Response("busy", 503, headers={"Retry-After": "30"})(environ, start_response)
+
+    gateway = localstack.serve_wsgi("busy-gateway", busy)
+    good, waiting, calls = stack.signer(), SignatureClient(gateway.url, stack.token), []
+
+    def signer() -> str:
+        calls.append(1)
+        return good() if len(calls) == 1 else waiting()
+
+    video = write_file(tmp_path / "clip.mp4", 3 * MIB)
+    task = stack.uploader(signer=signer, owner=good.owner).upload(video).start()
+    try:
+        assert asked.wait(30)
+        # WHEN the user pauses or cancels while the client waits
+        getattr(task, stop)()
+        # THEN the task ends now, not after the wait, with no commit sent
+        assert task.wait(15) is ended
+    finally:
+        gateway.stop()
+    assert "CommitUploadUGC" not in stack.traffic.actions()
+    if ended is UploadState.CANCELLED:
+        assert stack.saved() == [] and stack.open_uploads() == []
+        return
+    # AND a paused one is committed by the next run, with nothing sent again
+    assert stack.saved_session()["committing"] is False
+    result = stack.uploader().upload(video).run()
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert stack.emulator.store.bytes_received == 3 * MIB and stack.saved() == []
+
+
+def test_a_cancel_while_waiting_to_send_a_sent_commit_again_ends_done(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN an upload whose commit VOD did, its answer lost, and that waits to send it again (30 s)
+    video = write_file(tmp_path / "clip.mp4", 3 * MIB)
+    stack.traffic.commits_unanswered = 1
+    task = stack.uploader(api_retry_delay=30).upload(video).start()
+    stack.traffic.wait_until(lambda traffic: "CommitUploadUGC" in traffic.actions())
+    # WHEN the user cancels meanwhile
+    task.cancel()
+    # THEN the wait ends, VOD asked again confirms the upload: too late to cancel, the task is done with it
+    assert task.wait(15) is UploadState.DONE
+    result = task.result()
+    file_ids = {call.answer["data"]["fileId"] for call in stack.traffic.calls if call.action == "CommitUploadUGC"}
+    assert file_ids == {result.file_id} and stack.saved() == []
+    assert stack.served(result.video_url or "") == video.read_bytes()
 
 
 def test_cancelling_what_was_never_saved_leaves_no_trace(stack: Stack, tmp_path: Path) -> None:
