@@ -31,8 +31,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from tqdm import tqdm
@@ -58,6 +59,7 @@ from vodupload import (
 )
 from vodupload.errors import SourceChanged, UploadInProgress
 from vodupload.status import StatusClient
+from vodupload.transfer import MAX_PART_SIZE, MIN_PART_SIZE
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_AUTH, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 # Uploaded, but --wait could not follow it, or VOD's task flow failed: not failures to retry (a second copy).
@@ -70,10 +72,23 @@ class UsageError(Exception):
     pass
 
 
+def usage_failure(message: str) -> dict[str, Any]:
+    """--json's line for a usage error (exit 2), as for any other failure: a wrapper reads stdout as JSON."""
+    return {"status": "failed", "error": {"kind": "usage", "message": message}}
+
+
+class _Parser(argparse.ArgumentParser):
+    json_output = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.json_output:
+            print(json.dumps(usage_failure(message), ensure_ascii=False), flush=True)
+        super().error(message)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="vod-upload", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = _Parser(prog="vod-upload", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.json_output = "--json" in (sys.argv[1:] if argv is None else argv)
     parser.add_argument("file", type=Path, help="the video (its extension tells VOD the type)")
     parser.add_argument("--cover", type=Path, help="a cover image for the video")
     parser.add_argument("--name", help="the video's name in VOD (default: the file name without extension)")
@@ -85,14 +100,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--vod-endpoint", default=os.environ.get("VOD_UPLOAD_ENDPOINT") or None, help="base URL of a local VOD emulator"
     )
     parser.add_argument("--checkpoint-dir", type=Path, default=os.environ.get("VOD_UPLOAD_CHECKPOINT_DIR") or None)
-    parser.add_argument("--part-size", type=int, default=8, metavar="MIB", help="multipart part size (default 8)")
-    parser.add_argument("--parallel", type=int, default=6, metavar="N", help="parts in flight (default 6)")
+    parser.add_argument(
+        "--part-size",
+        type=_whole(" of MiB", MIN_PART_SIZE // MIB, MAX_PART_SIZE // MIB),
+        default=8,
+        metavar="MIB",
+        help="multipart part size (default 8)",
+    )
+    parser.add_argument("--parallel", type=_whole("", 1), default=6, metavar="N", help="parts in flight (default 6)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--cancel", action="store_true", help="discard the saved upload of FILE (and --cover)")
     parser.add_argument("--wait", action="store_true", help="then follow the task flow until it finishes or fails")
     parser.add_argument(
-        "--wait-timeout", type=_seconds, default=600, metavar="SECONDS", help="for --wait (default 600)"
+        "--wait-timeout", type=_whole(" of seconds", 1), default=600, metavar="SECONDS", help="for --wait (default 600)"
     )
     parser.add_argument(
         "--status-url",
@@ -102,10 +123,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _seconds(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, at least 1 (got {text!r})")
-    return int(text)
+def _whole(unit: str, low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argument type: a whole number of `unit` from `low` (to `high`)."""
+    bound = f"at least {low}" if high is None else f"from {low} to {high}"
+
+    def parse(text: str) -> int:
+        if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+            raise argparse.ArgumentTypeError(f"must be a whole number{unit}, {bound} (got {text!r})")
+        return int(text)
+
+    return parse
 
 
 def _http_url(url: str, flag: str) -> str:
@@ -409,11 +436,9 @@ def main(argv: list[str] | None = None) -> int:
             return (run_cancel if args.cancel else run_upload)(args, uploader, console)
         finally:
             uploader.close()
-    except UsageError as exc:
+    except (UsageError, OSError, ValueError) as exc:  # OSError, ValueError: the file (missing, unreadable, its type)
         console.say(str(exc))
-        return EXIT_USAGE
-    except (OSError, ValueError) as exc:  # the file: missing, a directory, unreadable; its extension
-        console.say(str(exc))
+        console.result(usage_failure(str(exc)), "")
         return EXIT_USAGE
     except VodUploadError as exc:
         return report_failure(exc, console)

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 from werkzeug.wrappers import Response
@@ -381,15 +382,16 @@ def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]
         ([], _env(VOD_UPLOAD_TOKEN="expired.or.forged"), 3, "(401 invalid_token)", "authentication_failed"),
         (["--procedure", "not-allowed"], _env(), 4, "(403 policy_violation)", "refused"),
         ([], _env(VOD_UPLOAD_GATEWAY=closed_port_url), 1, "no signature from", "failed"),
-        ([], _env(VOD_UPLOAD_TOKEN=""), 2, "no bearer token", None),
-        ([], _env(VOD_UPLOAD_GATEWAY="ftp://example.com"), 2, "is not an http(s) URL", None),
+        ([], _env(VOD_UPLOAD_TOKEN=""), 2, "no bearer token", "usage"),
+        ([], _env(VOD_UPLOAD_GATEWAY="ftp://example.com"), 2, "is not an http(s) URL", "usage"),
         # before any signature is spent, or any upload made that only its waiting could fail
-        ([], _env(VOD_UPLOAD_ENDPOINT="ftp://127.0.0.1:1"), 2, "--vod-endpoint 'ftp://", None),
-        (["--wait"], _env(VOD_UPLOAD_STATUS_URL="::"), 2, "--status-url '::' is not", None),
-        (["--wait", "--status-url", "http://h:port/uploads"], _env(), 2, "--status-url 'http://h:port", None),
-        (["--part-size", "0"], _env(), 2, "part_size must be between", None),
-        (["--wait", "--wait-timeout", "0"], _env(), 2, "at least 1 (got '0')", None),  # before any upload
-        (["--wait", "--wait-timeout", "-5"], _env(), 2, "at least 1 (got '-5')", None),
+        ([], _env(VOD_UPLOAD_ENDPOINT="ftp://127.0.0.1:1"), 2, "--vod-endpoint 'ftp://", "usage"),
+        (["--wait"], _env(VOD_UPLOAD_STATUS_URL="::"), 2, "--status-url '::' is not", "usage"),
+        (["--wait", "--status-url", "http://h:port/uploads"], _env(), 2, "--status-url 'http://h:port", "usage"),
+        (["--part-size", "0"], _env(), 2, "MiB, from 1 to 5120 (got '0')", "usage"),
+        (["--parallel", "0"], _env(), 2, "--parallel: must be a whole number, at least 1 (got '0')", "usage"),
+        (["--wait", "--wait-timeout", "0"], _env(), 2, "at least 1 (got '0')", "usage"),  # before any upload
+        (["--wait", "--wait-timeout", "-5"], _env(), 2, "at least 1 (got '-5')", "usage"),
         ([], _env(VOD_UPLOAD_TOKEN="eyJhbGciOi…"), 3, "cannot carry", "authentication_failed"),  # the README's
         ([], _env(VOD_UPLOAD_TOKEN="eyJ.pasted\nin.two"), 3, "cannot carry", "authentication_failed"),
     ],
@@ -403,6 +405,7 @@ def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]
         "bad-status-url",
         "bad-status-port",
         "bad-part-size",
+        "no-parallel",
         "zero-wait",
         "negative-wait",
         "token-with-ellipsis",
@@ -417,15 +420,14 @@ def test_failures_exit_with_a_clear_message_and_status(
     env: Callable[[Stack], dict[str, Any]],
     code: int,
     message: str,
-    kind: str | None,
+    kind: str,
 ) -> None:
     failed = stack.cli(write_file(tmp_path / "clip.mp4", 1000), "--json", *args, env=env(stack))
 
     assert failed.returncode == code, failed.stderr
     assert message in failed.stderr and "Traceback" not in failed.stderr
-    if kind is not None:
-        assert json.loads(failed.stdout)["error"]["kind"] == kind
-    if kind is None or "cannot carry" in message:  # refused before anything was sent
+    assert json.loads(failed.stdout)["error"]["kind"] == kind  # --json's line, whatever failed
+    if kind == "usage" or "cannot carry" in message:  # refused before anything was sent
         assert stack.traffic.calls == [] and stack.traffic.cos_requests == []
     no_leaks(leak_guard, failed.stdout, failed.stderr)
 
@@ -469,9 +471,10 @@ def test_unusable_files_are_usage_errors(
 ) -> None:
     path = make(tmp_path)
 
-    failed, cancelled = stack.cli(path), stack.cli(path, "--cancel")
+    failed, cancelled = stack.cli(path, "--json"), stack.cli(path, "--cancel")
 
     assert failed.returncode == 2 and message in failed.stderr and "Traceback" not in failed.stderr
+    assert json.loads(failed.stdout) == {"status": "failed", "error": {"kind": "usage", "message": ANY}}
     # --cancel needs no file (its saved upload may be of a file since moved): there is just nothing to cancel
     assert cancel is None or cancelled.returncode == cancel
     assert "Traceback" not in cancelled.stderr
