@@ -681,13 +681,16 @@ class EventStore(ABC):
         record marked `erased`, so that no event brings the file back (a redelivery is still a duplicate; a new
         event is kept as a tombstone, with no hook); each event's key; and the FileDeleted events, which hold
         file ids and parts only, and which other files' records are made of. Returns the files erased: those
-        the store knew. Atomic, and under each file's lock, as an event's own update is."""
+        the store knew. Atomic, and under each file's lock, as an event's own update is; and under the locks of
+        the other files its events name, so that of two erases at once the second sees the first's (else each could
+        find the other's file not erased yet, and a delete of both would stay owed a hook)."""
         ids = tuple(sorted(set(file_ids)))
         if not ids:
             return []
         marks = ", ".join("?" for _ in ids)
+        locked = set(ids)
 
-        def work(cursor: Cursor) -> list[str]:
+        def work(cursor: Cursor) -> list[str] | None:
             cursor.execute(
                 self._sql(
                     "SELECT DISTINCT f.file_id, e.dedupe_key, e.event_type, e.file_ids FROM event_files f "  # noqa: S608
@@ -697,12 +700,16 @@ class EventStore(ABC):
             )
             rows = cursor.fetchall()
             events = {key: (event_type, set(json.loads(names))) for _, key, event_type, names in rows}
+            others = set().union(*(names for _, names in events.values())) - set(ids)
+            if not others <= locked:  # taken again with theirs: nothing written yet
+                locked.update(others)
+                return None
             cursor.execute(
                 self._sql(f"SELECT file_id, revision FROM uploads WHERE file_id IN ({marks})"),  # noqa: S608
                 ids,
             )
             revisions: dict[str, int] = dict(cursor.fetchall())
-            gone = set(ids) | self._erased(cursor, set().union(*(names for _, names in events.values())) - set(ids))
+            gone = set(ids) | self._erased(cursor, others)
             for key, (event_type, names) in events.items():
                 if names <= gone:  # of erased files only: its content gone, but a FileDeleted's (file ids, parts)
                     if event_type != "FileDeleted":
@@ -726,7 +733,9 @@ class EventStore(ABC):
                 cursor.defer(self._sql(_UPSERT_UPLOAD), (*_upload_row(erased), None))
             return known
 
-        return self._run(work, write=True, locks=[f"file:{f}" for f in ids])
+        while (erased := self._run(work, write=True, locks=[f"file:{f}" for f in locked])) is None:
+            pass
+        return erased
 
     def _erased(self, cursor: Cursor, file_ids: set[str]) -> set[str]:
         if not file_ids:

@@ -215,6 +215,42 @@ def test_a_hook_result_that_waited_for_an_erase_to_commit_brings_nothing_back(
     hooks_store.close()
 
 
+@pytest.mark.postgres
+def test_two_erases_at_once_of_the_files_a_failed_delete_names_leave_it_owed_no_hook(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a delete of Ann's and Bob's files whose hook failed, and an erase of Ann's slow to commit
+    url = postgres_server.create_database()
+    store, other = open_store(url), open_store(url)
+    ingest_event(store, _upload(ANNS[0], ANN), received_at=1.0, keys=KEYS)
+    ingest_event(store, _upload("bob", BOB), received_at=2.0, keys=KEYS)
+    deleted = vod_event("FileDeleted", FileIdSet=[ANN, BOB])
+    key = ingest_event(store, deleted, received_at=3.0, keys=KEYS, after_commit=_fails).dedupe_key
+    send = postgres._BatchingCursor.execute
+    erasing = threading.Event()
+
+    def slow_commit(cursor: Any, query: Any, params: Any = None) -> None:
+        if query == "COMMIT" and threading.current_thread().name == "erase":
+            cursor.defer("SELECT pg_sleep(1)")
+            erasing.set()
+        send(cursor, query, params)
+
+    monkeypatch.setattr(postgres._BatchingCursor, "execute", slow_commit)
+    eraser = threading.Thread(target=lambda: store.erase([ANN], erased_at=100.0), name="erase")
+    eraser.start()
+    assert erasing.wait(10)
+    time.sleep(0.2)  # Ann's erase is on the server, its commit not yet
+    # WHEN Bob's is erased meanwhile (another operator, another instance)
+    other.erase([BOB], erased_at=101.0)
+    eraser.join()
+    # THEN the delete, now of erased files only, is owed no hook, as after two erases one after the other
+    event = store.event(key)
+    assert event is not None and (event.hook_status, event.hook_last_error) == ("erased", None)
+    assert store.unfinished_hooks(received_before=1000.0) == []
+    store.close()
+    other.close()
+
+
 def test_a_failed_hook_of_a_delete_of_erased_files_only_is_owed_no_more(store: EventStore) -> None:
     ingest_event(store, _upload(ANNS[0], ANN), received_at=1.0, keys=KEYS)
     deleted = vod_event("FileDeleted", FileIdSet=[ANN])
