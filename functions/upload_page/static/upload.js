@@ -87,6 +87,7 @@
   // The SDK forgets nothing of an upload whose Commit failed for want of a signature (its session key is kept
   // until a signature comes): committing it is all that is left, instead of sending the whole video again.
   async function commitAgain(current) {
+    retry = null; // this is the retry: a later "online" must not send the files again as a new upload
     buttons("finishing");
     fail("");
     apiError = null;
@@ -662,7 +663,6 @@
   $("cancel").addEventListener("click", cancel);
   window.addEventListener("online", () => {
     if (retry !== "offline" || state !== "idle" || !files) return;
-    retry = null;
     const pending = uncommitted;
     uncommitted = null;
     if (pending) return commitAgain(pending); // all in COS: only its Commit is left
