@@ -687,56 +687,41 @@ def test_a_signature_that_fails_at_commit_is_committed_by_upload_not_sent_again(
     assert [action for action, _ in b.traffic.vod_calls()] == ["PrepareUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]
 
 
-def test_a_commit_that_cannot_reach_vod_is_committed_by_upload_not_sent_again(
-    browser_stack: BrowserStack, tmp_path: Path
+@pytest.mark.parametrize(
+    ("offline", "message"),
+    [
+        (False, "The video is uploaded: Upload saves it, without sending it again."),
+        (True, "The connection was lost. The video is uploaded: it is saved once the connection is back."),
+    ],
+    ids=["VOD unreachable: Upload commits it", "the device offline: being back commits it"],
+)
+def test_a_commit_that_cannot_reach_vod_is_committed_later_not_sent_again(
+    browser_stack: BrowserStack, tmp_path: Path, offline: bool, message: str
 ) -> None:
-    # GIVEN an upload all in COS whose Commit cannot reach VOD (the SDK's retries, on both hosts, fail too)
-    b = browser_stack
-    commit = re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*CommitUploadUGC.*")
-    b.page.route(commit, lambda route: route.abort())
-    b.open(b.stack.token("page-user"))
-    b.choose(sample_video(tmp_path / "clip.mp4", 20 * MiB))
-    b.page.click("#start")
-    b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
-    assert "The video is uploaded: Upload saves it, without sending it again" in b.page.inner_text("#error")
-    sent = len(b.traffic.part_puts(".mp4"))
-    # WHEN VOD can be reached again and the user clicks Upload, the same file still chosen
-    b.page.unroute(commit)
-    b.page.click("#start")
-    # THEN the upload is committed, and nothing of the video is sent again (no new Apply either)
-    file_id = _wait_for_result(b)
-    assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
-    assert len(b.traffic.part_puts(".mp4")) == sent
-    assert [action for action, _ in b.traffic.vod_calls() if action != "CommitUploadUGC"] == [
-        "PrepareUploadUGC",
-        "ApplyUploadUGC",
-    ]
-
-
-def test_a_commit_cut_off_by_a_lost_connection_is_committed_when_it_is_back(
-    browser_stack: BrowserStack, tmp_path: Path
-) -> None:
-    # GIVEN an upload all in COS whose device goes offline as Commit is sent
+    # GIVEN an upload all in COS whose Commit cannot reach VOD (the SDK's retries, on both hosts, fail too), or
+    # whose device goes offline as Commit is sent
     b = browser_stack
     commit = re.compile(r"https://vod2\.(qcloud|dnsv1)\.com/.*CommitUploadUGC.*")
 
     def cut_off(route: Any) -> None:
-        b.go_offline()
-        route.abort("internetdisconnected")
+        if offline:
+            b.go_offline()
+        route.abort("internetdisconnected" if offline else "failed")
 
     b.page.route(commit, cut_off)
     b.open(b.stack.token("page-user"))
     b.choose(sample_video(tmp_path / "clip.mp4", 20 * MiB))
     b.page.click("#start")
     b.page.wait_for_selector("#error:not(:empty)", timeout=90_000)
-    assert b.page.inner_text("#error") == (
-        "The connection was lost. The video is uploaded: it is saved once the connection is back."
-    )
+    assert message in b.page.inner_text("#error")
     sent = len(b.traffic.part_puts(".mp4"))
-    # WHEN the connection is back
+    # WHEN VOD can be reached again: the user clicks Upload, the same file still chosen; or the device is back
     b.page.unroute(commit)
-    b.go_offline(False)
-    # THEN the upload is committed with no click, and nothing of the video is sent again (no new Apply either)
+    if offline:
+        b.go_offline(False)  # and nothing more
+    else:
+        b.page.click("#start")
+    # THEN the upload is committed, and nothing of the video is sent again (no new Apply either)
     file_id = _wait_for_result(b)
     assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
     assert len(b.traffic.part_puts(".mp4")) == sent

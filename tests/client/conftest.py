@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 import pytest
 import requests
+from werkzeug.wrappers import Response
 
 from tests.clocks import OffsetClock
 from tests.conftest import JWT_SECRET, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard, closed_loopback_port, command
@@ -378,3 +379,23 @@ def start_stack(
 @pytest.fixture
 def stack(start_stack: Callable[..., Stack]) -> Stack:
     return start_stack()
+
+
+@dataclass
+class BusyGateway:
+    url: str
+    asked: threading.Event  # set once a request came
+
+
+@pytest.fixture
+def busy_gateway() -> Iterator[BusyGateway]:
+    """A signature endpoint that answers every request 503, "ask again in 30 s"."""
+    asked = threading.Event()
+
+    def busy(environ: Any, start_response: Any) -> Any:
+        asked.set()
+        return Response("busy", 503, headers={"Retry-After": "30"})(environ, start_response)
+
+    server = localstack.serve_wsgi("busy-gateway", busy)
+    yield BusyGateway(server.url, asked)
+    server.stop()

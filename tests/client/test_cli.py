@@ -14,9 +14,8 @@ from typing import Any
 from unittest.mock import ANY
 
 import pytest
-from werkzeug.wrappers import Response
 
-from tests.client.conftest import MIB, Stack, Traffic, closed_port_url, write_file
+from tests.client.conftest import MIB, BusyGateway, Stack, Traffic, closed_port_url, write_file
 from tests.conftest import JWT_SECRET, LeakGuard
 from vodlocal import localstack
 from vodupload.cli import _settled_text
@@ -131,27 +130,16 @@ def test_ctrl_c_pauses_with_the_progress_saved_and_a_rerun_resumes(
 
 @pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
 def test_ctrl_c_while_the_signature_function_says_to_wait_pauses_at_once(
-    stack: Stack, tmp_path: Path, sent: signal.Signals
+    stack: Stack, busy_gateway: BusyGateway, tmp_path: Path, sent: signal.Signals
 ) -> None:
     # GIVEN a run whose signature function is busy: 503, ask again in 30 s (on each of the client's 4 tries)
-    asked = threading.Event()
-
-    def busy(environ: Any, start_response: Any) -> Any:
-        asked.set()
-        return Response("busy", 503, headers={"Retry-After": "30"})(environ, start_response)
-
-    gateway = localstack.serve_wsgi("busy-gateway", busy)
-    try:
-        child = Child(
-            stack, write_file(tmp_path / "clip.mp4", MIB), "--json", env=stack.cli_env(VOD_UPLOAD_GATEWAY=gateway.url)
-        )
-        assert asked.wait(30)
-        # WHEN the user presses Ctrl-C (or the service manager stops it) while it waits
-        child.proc.send_signal(sent)
-        # THEN it pauses now, not after the wait, and says so as a pause does
-        code, stdout, stderr = child.finish(timeout=15)
-    finally:
-        gateway.stop()
+    env = stack.cli_env(VOD_UPLOAD_GATEWAY=busy_gateway.url)
+    child = Child(stack, write_file(tmp_path / "clip.mp4", MIB), "--json", env=env)
+    assert busy_gateway.asked.wait(30)
+    # WHEN the user presses Ctrl-C (or the service manager stops it) while it waits
+    child.proc.send_signal(sent)
+    # THEN it pauses now, not after the wait, and says so as a pause does
+    code, stdout, stderr = child.finish(timeout=15)
     assert code == 130, stderr
     assert json.loads(stdout)["status"] == "paused" and "Traceback" not in stderr
 

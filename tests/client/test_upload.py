@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from werkzeug.wrappers import Response
 
-from tests.client.conftest import MIB, PART, Stack, closed_port_url, content, write_file
+from tests.client.conftest import MIB, PART, BusyGateway, Stack, closed_port_url, content, write_file
 from tests.clocks import OffsetClock
 from tests.conftest import JWT_SECRET
 from vodlocal import localstack
@@ -768,17 +767,10 @@ def test_a_commit_that_got_no_signature_was_not_sent_and_is_cancelled(
 
 @pytest.mark.parametrize(("stop", "ended"), [("pause", UploadState.PAUSED), ("cancel", UploadState.CANCELLED)])
 def test_a_stop_while_waiting_to_ask_again_for_commits_signature_ends_the_wait(
-    stack: Stack, tmp_path: Path, stop: str, ended: UploadState
+    stack: Stack, busy_gateway: BusyGateway, tmp_path: Path, stop: str, ended: UploadState
 ) -> None:
     # GIVEN an upload all in COS whose Commit's signature the gateway answers with "busy, ask again in 30 s"
-    asked = threading.Event()
-
-    def busy(environ: Any, start_response: Any) -> Any:
-        asked.set()
-        return Response("busy", 503, headers={"Retry-After": "30"})(environ, start_response)
-
-    gateway = localstack.serve_wsgi("busy-gateway", busy)
-    good, waiting, calls = stack.signer(), SignatureClient(gateway.url, stack.token), []
+    good, waiting, calls = stack.signer(), SignatureClient(busy_gateway.url, stack.token), []
 
     def signer() -> str:
         calls.append(1)
@@ -786,14 +778,11 @@ def test_a_stop_while_waiting_to_ask_again_for_commits_signature_ends_the_wait(
 
     video = write_file(tmp_path / "clip.mp4", 3 * MIB)
     task = stack.uploader(signer=signer, owner=good.owner).upload(video).start()
-    try:
-        assert asked.wait(30)
-        # WHEN the user pauses or cancels while the client waits
-        getattr(task, stop)()
-        # THEN the task ends now, not after the wait, with no commit sent
-        assert task.wait(15) is ended
-    finally:
-        gateway.stop()
+    assert busy_gateway.asked.wait(30)
+    # WHEN the user pauses or cancels while the client waits
+    getattr(task, stop)()
+    # THEN the task ends now, not after the wait, with no commit sent
+    assert task.wait(15) is ended
     assert "CommitUploadUGC" not in stack.traffic.actions()
     if ended is UploadState.CANCELLED:
         assert stack.saved() == [] and stack.open_uploads() == []

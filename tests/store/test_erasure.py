@@ -3,8 +3,10 @@ event, redelivered or new, brings it back; other files' records stay as they wer
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -177,19 +179,10 @@ def test_the_files_naming_a_user(store: EventStore, how: str, named: bool) -> No
     assert store.files_naming(ann) == ([ANN] if named else [])
 
 
-@pytest.mark.postgres
-def test_a_hook_result_that_waited_for_an_erase_to_commit_brings_nothing_back(
-    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # GIVEN a hook still running for Ann's upload, and an erase whose commit takes a moment on the server (a
-    # synchronous standby, say): the hook's result, recorded meanwhile, waits for the erase's lock on the event
-    url = postgres_server.create_database()
-    store, hooks_store = open_store(url), open_store(url)
-    key = ingest_event(store, _upload(ANNS[0], ANN), received_at=1.0, keys=KEYS, after_commit=lambda c: None).dedupe_key
-    store._run(
-        lambda cursor: cursor.execute("UPDATE events SET hook_status = 'pending' WHERE dedupe_key = %s", (key,)),
-        write=True,
-    )
+@contextlib.contextmanager
+def _erasing_ann_slowly(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Within: an erase of Ann's file whose statements are on the server and whose commit is not, for a moment (a
+    synchronous standby, say)."""
     send = postgres._BatchingCursor.execute
     erasing = threading.Event()
 
@@ -203,10 +196,27 @@ def test_a_hook_result_that_waited_for_an_erase_to_commit_brings_nothing_back(
     eraser = threading.Thread(target=lambda: store.erase([ANN], erased_at=100.0), name="erase")
     eraser.start()
     assert erasing.wait(10)
-    time.sleep(0.2)  # the erase's statements are on the server, its commit not yet
-    # WHEN the hook's failure, quoting her, is recorded
-    hooks_store.record_hook_result(key, f"CRM refused {ANNS[1]} ({ANNS[0]})")
+    time.sleep(0.2)  # its statements reach the server
+    yield
     eraser.join()
+
+
+@pytest.mark.postgres
+def test_a_hook_result_that_waited_for_an_erase_to_commit_brings_nothing_back(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a hook still running for Ann's upload, and an erase whose commit takes a moment on the server (a
+    # synchronous standby, say): the hook's result, recorded meanwhile, waits for the erase's lock on the event
+    url = postgres_server.create_database()
+    store, hooks_store = open_store(url), open_store(url)
+    key = ingest_event(store, _upload(ANNS[0], ANN), received_at=1.0, keys=KEYS, after_commit=lambda c: None).dedupe_key
+    store._run(
+        lambda cursor: cursor.execute("UPDATE events SET hook_status = 'pending' WHERE dedupe_key = %s", (key,)),
+        write=True,
+    )
+    # WHEN the hook's failure, quoting her, is recorded
+    with _erasing_ann_slowly(store, monkeypatch):
+        hooks_store.record_hook_result(key, f"CRM refused {ANNS[1]} ({ANNS[0]})")
     # THEN it was checked against the erased row: nothing of hers, no hook owed
     event = store.event(key)
     assert event is not None and (event.hook_status, event.hook_last_error) == ("erased", None)
@@ -226,23 +236,9 @@ def test_two_erases_at_once_of_the_files_a_failed_delete_names_leave_it_owed_no_
     ingest_event(store, _upload("bob", BOB), received_at=2.0, keys=KEYS)
     deleted = vod_event("FileDeleted", FileIdSet=[ANN, BOB])
     key = ingest_event(store, deleted, received_at=3.0, keys=KEYS, after_commit=_fails).dedupe_key
-    send = postgres._BatchingCursor.execute
-    erasing = threading.Event()
-
-    def slow_commit(cursor: Any, query: Any, params: Any = None) -> None:
-        if query == "COMMIT" and threading.current_thread().name == "erase":
-            cursor.defer("SELECT pg_sleep(1)")
-            erasing.set()
-        send(cursor, query, params)
-
-    monkeypatch.setattr(postgres._BatchingCursor, "execute", slow_commit)
-    eraser = threading.Thread(target=lambda: store.erase([ANN], erased_at=100.0), name="erase")
-    eraser.start()
-    assert erasing.wait(10)
-    time.sleep(0.2)  # Ann's erase is on the server, its commit not yet
     # WHEN Bob's is erased meanwhile (another operator, another instance)
-    other.erase([BOB], erased_at=101.0)
-    eraser.join()
+    with _erasing_ann_slowly(store, monkeypatch):
+        other.erase([BOB], erased_at=101.0)
     # THEN the delete, now of erased files only, is owed no hook, as after two erases one after the other
     event = store.event(key)
     assert event is not None and (event.hook_status, event.hook_last_error) == ("erased", None)
