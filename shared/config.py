@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 # Patterns as text: `re` compiles (and caches) only those a function's settings use, at its cold start.
 _REGION = r"[a-z]{2,4}(-[a-z]+)+(-[0-9]+)?"
 _SIGN_KEY = r"[A-Za-z0-9]{1,32}"
+_MIN_DEPLOYED_SIGN_KEY = 16  # 62^16 > 2^95 keys to try
 _API_HOST = r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"  # a name, IPv4 or [IPv6]; a port
 # shared.hs_jwt.HASHES (not imported: only sign and uploads need it), with each hash's size in bytes.
 _SYMMETRIC_ALGS = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -78,10 +79,18 @@ def known_secrets() -> tuple[str, ...]:
     return tuple(Secret._known)
 
 
+def _without_secrets(text: str) -> str:
+    for secret in sorted(Secret._known, key=len, reverse=True):  # the longest first: one may hold another
+        text = text.replace(secret, "********")
+    return text
+
+
 class ConfigError(Exception):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  {name}: {why}" for name, why in problems)
+        # A value quoted as it was read may be a secret put under the wrong name (a secret store's mapping off by
+        # one): this text is logged, and is the failed cold start's exception.
+        self.problems = [(name, _without_secrets(why)) for name, why in problems]
+        lines = "\n".join(f"  {name}: {why}" for name, why in self.problems)
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
 
 
@@ -343,9 +352,12 @@ def _account_keys(r: _Reader) -> tuple[str | None, Secret | None]:
     for id_name, key_name in _KEY_PAIRS:
         secret_id, secret_key = r.text(id_name), r.secret(key_name)
         # AKID and letters and digits: a space or an invisible character pasted with it would pass the cold start,
-        # then fail every signature as the client's fault, or every VOD API call.
-        if secret_id and not (secret_id.isascii() and secret_id.isprintable() and " " not in secret_id):
-            r.problem(id_name, "must be the SecretId as the console shows it (printable ASCII, no spaces)")
+        # then fail every signature as the client's fault, or every VOD API call. And AKID first: the two swapped
+        # would put the SecretKey in every signature, which its callers can read.
+        if secret_id and not (
+            secret_id.startswith("AKID") and secret_id.isascii() and secret_id.isprintable() and " " not in secret_id
+        ):
+            r.problem(id_name, f"must be the SecretId as the console shows it (AKID…, no spaces; is it {key_name}'s?)")
         if secret_id and secret_key:
             return secret_id, secret_key
         if secret_id or secret_key:
@@ -413,7 +425,9 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
         why = refused_secret(secret.reveal().encode())
         if why:  # a public key as the shared secret would let anyone mint tokens (algorithm confusion)
             r.problem("AUTH_JWT_SECRET", f"{why}: an HMAC secret must be random bytes")
-    if public_key is not None and not re.search(r"-----BEGIN (RSA )?PUBLIC KEY-----", public_key.reveal()):
+    if public_key is not None and "PRIVATE KEY" in public_key.reveal():  # PyJWT would take it, and fail each token
+        r.problem("AUTH_JWT_PUBLIC_KEY", "holds a private key: give the public key alone (the other signs tokens)")
+    elif public_key is not None and not re.search(r"-----BEGIN (RSA )?PUBLIC KEY-----", public_key.reveal()):
         r.problem("AUTH_JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY----- or RSA PUBLIC KEY)")
     return secret or public_key, algorithms
 
@@ -436,8 +450,10 @@ def _read_auth(r: _Reader) -> AuthSettings:
     gateway_secret = r.secret("AUTH_GATEWAY_SECRET", min_length=16)
     if mode == "gateway" and gateway_secret is None:
         r.problem("AUTH_GATEWAY_SECRET", "is required when AUTH_MODE=gateway")
-    if mode == "none":
-        log_event(WARNING, "config.auth_disabled", detail="AUTH_MODE=none: every caller gets signatures")
+    if mode == "none" and r.in_scf:  # a public function URL would sign for anyone, and list every upload
+        r.problem("AUTH_MODE", "none is for local development only: inside SCF every caller must be authenticated")
+    elif mode == "none":
+        log_event(WARNING, "config.auth_disabled", detail="AUTH_MODE=none: no caller is authenticated")
     return AuthSettings(
         mode=mode,  # type: ignore[arg-type]
         jwt_key=key,
@@ -676,6 +692,9 @@ def _read_sign_key(r: _Reader) -> Secret | None:
     sign_key = r.secret("VOD_CALLBACK_SIGN_KEY")
     if sign_key is not None and not re.fullmatch(_SIGN_KEY, sign_key.reveal()):
         r.problem("VOD_CALLBACK_SIGN_KEY", "must be 1..32 letters and digits (as VOD's SignKey)")
+    elif sign_key is not None and r.in_scf and len(sign_key.reveal()) < _MIN_DEPLOYED_SIGN_KEY:
+        # Sign = MD5(SignKey + T): from one delivery, a short key is found by trying, and then any event forged.
+        r.problem("VOD_CALLBACK_SIGN_KEY", f"must be at least {_MIN_DEPLOYED_SIGN_KEY} characters inside SCF")
     return sign_key
 
 

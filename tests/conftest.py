@@ -29,6 +29,7 @@ CALLBACK_SIGN_KEY = "TestSignKey0123456789"
 GATEWAY_SECRET = "gateway-shared-secret-0123456789"
 CONTEXT_KEY = "test-context-key-0123456789-abcdefghijklmnop"
 UNREADABLE_PUBLIC_KEY = "-----BEGIN PUBLIC KEY-----\nx\n-----END PUBLIC KEY-----"  # PEM-shaped, no key in it
+UNREADABLE_PRIVATE_KEY = "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----"
 KEYS = (CONTEXT_KEY,)  # the context keys the callback and events_pull open sealed sourceContexts with
 
 SIGN_ENV = {

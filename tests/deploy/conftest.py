@@ -23,7 +23,7 @@ REQUIRED_SETTINGS = {
     "VOD_SECRET_KEY": "sign-key-0123456789",
     "VOD_CONTEXT_KEY": "context-key-0123456789abcdef-0123456789",
     "AUTH_JWT_SECRET": "jwt-secret-0123456789abcdef-0123456789",
-    "VOD_CALLBACK_SIGN_KEY": "Key123abc",
+    "VOD_CALLBACK_SIGN_KEY": "Key123abc0123456789",
     "DATABASE_URL": "postgresql://vod_events@db.internal/vod",
     "UPLOADS_DATABASE_URL": "postgresql://vod_reader@db.internal/vod",
     "VOD_API_SECRET_ID": "AKIDapi",

@@ -492,12 +492,28 @@ def test_the_deploy_check_counts_a_role_set_for_all_functions(tmp_path: Path, wh
 
 
 def test_the_deploy_check_tells_what_the_functions_would_warn_of() -> None:
-    env = {**user_env(), **DEPLOYER_ENV, "AUTH_MODE": "none"}
+    env = {**user_env(), **DEPLOYER_ENV, "CORS_ALLOW_ORIGINS": "http://app.example.com"}
     check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(CONFIG)]
     run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
-    warned = "config.auth_disabled: AUTH_MODE=none: every caller gets signatures"
+    warned = "config.cleartext_url: CORS_ALLOW_ORIGINS: http://app.example.com is not https://"
     assert f"\n  sign: {warned}\n  uploads: {warned}" in run.stderr and run.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("env", "refused"),
+    [
+        ({"AUTH_MODE": "none"}, "sign: AUTH_MODE: none is for local development only"),
+        ({"VOD_SECRET_ID": "k" * 32, "VOD_SECRET_KEY": "AKIDswapped0000000000000000000000000"}, "sign: VOD_SECRET_ID:"),
+        ({"VOD_CALLBACK_SIGN_KEY": "Key123"}, "callback: VOD_CALLBACK_SIGN_KEY: must be at least 16 characters"),
+    ],
+    ids=["auth off", "keys swapped", "short SignKey"],
+)
+def test_the_deploy_check_refuses_what_is_unsafe_only_once_deployed(env: dict[str, str], refused: str) -> None:
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(CONFIG)]
+    run = subprocess.run(check, env={**user_env(), **DEPLOYER_ENV, **env}, capture_output=True, text=True, check=False)
+    assert run.returncode == 1 and refused in run.stderr, run.stderr
+    assert "0000000000000000000" not in run.stderr  # a value quoted is not the SecretKey
 
 
 _WAITING = (
@@ -514,6 +530,7 @@ _WAITING = (
         ("", "", None),  # the defaults: 7 s and 27 s
         ("4", "", None),  # 9 s of 10; 20 + 9 = 29 of 30
         ("5", "", "callback may wait 11 s on its store (DATABASE_TIMEOUT=5), its timeout is 10 s"),
+        (" 5\n", "", "callback may wait 11 s on its store (DATABASE_TIMEOUT=5), its timeout is 10 s"),  # read as 5
         ("3", "25", "uploads may wait 32 s on its store (DATABASE_TIMEOUT=3, UPLOADS_MAX_WAIT_SECONDS=25)"),
         ("x", "", None),  # not a number: the function refuses it at its cold start, naming it
     ],

@@ -32,6 +32,7 @@ from tests.conftest import (
     JWT_SECRET,
     SECRET_KEY,
     SIGN_ENV,
+    UNREADABLE_PRIVATE_KEY,
     UNREADABLE_PUBLIC_KEY,
     Output,
 )
@@ -158,6 +159,18 @@ def _pull(env: dict[str, str]) -> object:
         (_sign, {"TENCENTCLOUD_SECRET_ID": "AKIDabc\u00a0def"}, "TENCENTCLOUD_SECRET_ID"),
         (_sign, {"TENCENTCLOUD_SECRET_ID": "AKID\u200babc"}, "TENCENTCLOUD_SECRET_ID"),
         (_sign, {"TENCENTCLOUD_SECRET_ID": "AKID\tabc"}, "TENCENTCLOUD_SECRET_ID"),
+        # The two swapped: the SecretKey would be in every signature its callers decode
+        (
+            _sign,
+            {"TENCENTCLOUD_SECRET_ID": "k" * 32, "TENCENTCLOUD_SECRET_KEY": "AKIDk" + "0" * 31},
+            "TENCENTCLOUD_SECRET_ID",
+        ),
+        # A private key before the public one: PyJWT would take it, then fail every token with a 500
+        (
+            _sign,
+            {"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": f"{UNREADABLE_PRIVATE_KEY}\n{UNREADABLE_PUBLIC_KEY}"},
+            "AUTH_JWT_PUBLIC_KEY",
+        ),
         # A signature without a region lets the client name any in ApplyUploadUGC: the list would not hold.
         (_sign, {"VOD_ALLOWED_STORAGE_REGIONS": "ap-beijing"}, "VOD_ALLOWED_STORAGE_REGIONS"),
         (
@@ -460,7 +473,7 @@ PULL_KEYS = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv", "VOD_CONTEXT_KEY"
 @pytest.mark.parametrize(
     "load",
     [
-        lambda env: load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", "VOD_CONTEXT_KEY": CONTEXT_KEY, **env}),
+        lambda env: load_callback_settings({**CALLBACK_ENV, **env}),
         lambda env: load_pull_settings({**PULL_KEYS, **env}),
     ],
     ids=["callback", "events_pull"],
@@ -486,6 +499,37 @@ def test_inside_scf_the_store_is_postgresql(load: Any, env: dict[str, str], prob
         assert caught.value.problems == [
             ("DATABASE_URL", f"must be a postgresql:// URL inside SCF (instance disks are not durable; {problem})")
         ]
+
+
+@pytest.mark.parametrize(
+    ("load", "env", "problem"),
+    [
+        (
+            lambda env: load_sign_settings({**SIGN_ENV, **env}),
+            {"AUTH_MODE": "none"},
+            ("AUTH_MODE", "none is for local development only: inside SCF every caller must be authenticated"),
+        ),
+        (
+            lambda env: load_callback_settings({**CALLBACK_ENV, "DATABASE_URL": "postgresql://vod@db/vod", **env}),
+            {"VOD_CALLBACK_SIGN_KEY": "Key123abc012345"},
+            ("VOD_CALLBACK_SIGN_KEY", "must be at least 16 characters inside SCF"),
+        ),
+    ],
+    ids=["auth off", "a SignKey found by trying"],
+)
+def test_what_is_unsafe_once_deployed_is_refused_inside_scf(load: Any, env: dict[str, str], problem: Any) -> None:
+    load(env)  # a local run may
+    with pytest.raises(ConfigError) as caught:
+        load({**env, **SCF})
+    assert caught.value.problems == [problem]
+
+
+def test_a_secret_read_under_another_name_is_not_quoted() -> None:
+    # A secret store's mapping off by one: the SecretKey given as the sub-application's id
+    with pytest.raises(ConfigError) as caught:
+        load_sign_settings({**SIGN_ENV, "VOD_SUB_APP_ID": SECRET_KEY})
+    assert caught.value.problems == [("VOD_SUB_APP_ID", "must be an integer (got '********')")]
+    assert SECRET_KEY not in str(caught.value)
 
 
 def test_unverified_callbacks_are_refused_inside_scf() -> None:
