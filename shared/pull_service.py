@@ -39,7 +39,7 @@ class DrainReport(Record):
     confirmed: int
     unreadable: int  # left unconfirmed on purpose: VOD keeps them (4 days) until a fixed parser reads them
     left: int  # not taken in time to be confirmed (slow hooks, the run's end): VOD hands them out again
-    stopped: str  # "deadline", "empty", "store_unavailable" or "queue_error"
+    stopped: str  # "deadline", "empty", "batch_cut", "store_unavailable" or "queue_error"
 
 
 class _Tally:
@@ -58,16 +58,17 @@ def _store_batch(
     take_until: float,
     after_commit: AfterCommit,
     keys: Sequence[str],
-) -> tuple[list[str], bool]:
-    """Ingest one batch, each event begun before `take_until`; returns the handles safe to confirm and whether
-    the store failed."""
+) -> tuple[list[str], str | None]:
+    """Ingest one batch, each event begun before `take_until`; returns the handles safe to confirm and why the run
+    must stop: "batch_cut" (events left: VOD hands them out again in 30 s, and the run's next pulls would store
+    newer events before them, a task's FINISH after the delete that followed it, say), "store_unavailable"."""
     handles: list[str] = []
     at = 0.0
     for index, raw in enumerate(events):
         if clock() >= take_until:
             tally.left += len(events) - index
             log_event(WARNING, "pull.batch_cut", left=len(events) - index)
-            break
+            return handles, "batch_cut"
         handle = raw.get("EventHandle") if isinstance(raw, dict) else None  # what confirms this delivery
         try:
             payload = pulled_form(raw)
@@ -81,12 +82,12 @@ def _store_batch(
         except StoreUnavailable as exc:
             log_event(WARNING, "store.unavailable", store_error=exc.message)
             tally.left += len(events) - index  # not confirmed: VOD hands them out again
-            return handles, True
+            return handles, "store_unavailable"
         tally.duplicates += result.duplicate
         tally.recorded += not result.duplicate
         if isinstance(handle, str) and handle:
             handles.append(handle)
-    return handles, False
+    return handles, None
 
 
 def _queue_failed(call: str, exc: Exception) -> str:
@@ -176,7 +177,7 @@ def _drain(
         if not events and stop_when_empty:
             stopped = "empty"
             break
-        handles, store_failed = _store_batch(events, store, tally, clock, wall, take_until, after_commit, keys)
+        handles, stop = _store_batch(events, store, tally, clock, wall, take_until, after_commit, keys)
         # In calls of at most 16, should VOD ever hand out more at a time: one call would be refused every time.
         try:
             for start in range(0, len(handles), CONFIRM_HANDLES):
@@ -186,8 +187,8 @@ def _drain(
         except Exception as exc:  # committed but unconfirmed: redelivered in 30 s, then deduplicated
             stopped = _queue_failed("confirm", exc)
             break
-        if store_failed:
-            stopped = "store_unavailable"
+        if stop is not None:
+            stopped = stop
             break
     report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
     # A run cut short by an outage is summed up where LOG_LEVEL=WARNING still shows it (with what it left)

@@ -267,7 +267,8 @@ def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
     tmp_path: Path, start: float, deadline: float, reserve: float, hook_seconds: float, taken: int
 ) -> None:
     clock = FrozenClock(start)
-    queue = SlowQueue([_uploads(16)], clock, poll=0)
+    newer = [{**vod_event("NewFileUpload", FileId="2" * 19), "EventHandle": "newer"}]
+    queue = SlowQueue([_uploads(16), newer], clock, poll=0)
     store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
     report = drain(
         queue,
@@ -282,6 +283,9 @@ def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
     assert (report.recorded, report.left, queue.confirmed) == (taken, 16 - taken, [f"h{i}" for i in range(taken)])
     # ConfirmEvents (up to 10 s) is called in time for VOD's 30 s, and for the invocation's end.
     assert queue.confirmed_at[0] + 10 <= min(start + 30, deadline)
+    # And the run ends there: newer events are not stored before those left (the next run takes them, as VOD
+    # hands them out again), or a task's FINISH stored after the delete that followed it would list its outputs
+    assert (report.stopped, queue.batches) == ("batch_cut", [newer])
 
 
 @pytest.mark.parametrize(
