@@ -77,7 +77,7 @@ def _store_batch(
             result = ingest_event(store, payload, received_at=at, after_commit=after_commit, keys=keys)
         except MalformedEvent as exc:
             tally.unreadable += 1
-            log_event(ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message)
+            log_event(ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message, **_named(raw))
             continue
         except StoreUnavailable as exc:
             log_event(WARNING, "store.unavailable", store_error=exc.message)
@@ -88,6 +88,20 @@ def _store_batch(
         if isinstance(handle, str) and handle:
             handles.append(handle)
     return handles, None
+
+
+def _named(raw: object) -> dict[str, Any]:
+    """What tells an operator which event the parser refused (its handle is new at each redelivery): its type and
+    the file ids its body names at the first level, as far as they are text."""
+    if not isinstance(raw, dict):
+        return {}
+    event_type = raw.get("EventType")
+    ids: list[str] = []
+    for body in raw.values():
+        if isinstance(body, dict):
+            named = body.get("FileIdSet") if isinstance(body.get("FileIdSet"), list) else [body.get("FileId")]
+            ids += [file_id[:64] for file_id in named if isinstance(file_id, str)]
+    return {"event_type": event_type[:64] if isinstance(event_type, str) else None, "file_ids": ids[:20]}
 
 
 def _queue_failed(call: str, exc: Exception) -> str:

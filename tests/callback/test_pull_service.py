@@ -144,6 +144,23 @@ def test_an_unreadable_event_is_left_in_vods_queue(tmp_path: Path, unreadable: A
     assert (report.unreadable, report.recorded, queue.confirmed) == (1, 1, ["h1"])
 
 
+@pytest.mark.parametrize(
+    ("event", "named"),
+    [
+        (vod_event("NewFileUpload", FileId="5285890784273500001", ClassId="0"), ["5285890784273500001"]),
+        ({"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": ["f1", "f2", 3]}}, ["f1", "f2"]),
+    ],
+    ids=["a field of another type", "a file id that is not text"],
+)
+def test_an_unreadable_events_log_line_says_which_it_is(
+    tmp_path: Path, output: Output, event: dict[str, Any], named: list[str]
+) -> None:
+    # Its handle is new at each redelivery: its type and file ids are what an operator can find it again by
+    _drain(Queue([[{**event, "EventHandle": "h1"}]]), tmp_path)
+    [line] = [line for line in output.lines() if line["event"] == "pull.unreadable_event"]
+    assert (line["event_type"], line["file_ids"]) == (event["EventType"], named)
+
+
 class SlowQueue(Queue):
     """A queue whose PullEvents long-polls `poll` seconds on `clock`, noting when each confirm came."""
 
