@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 # Patterns as text: `re` compiles (and caches) only those a function's settings use, at its cold start.
 _REGION = r"[a-z]{2,4}(-[a-z]+)+(-[0-9]+)?"
 _SIGN_KEY = r"[A-Za-z0-9]{1,32}"
-_MIN_DEPLOYED_SIGN_KEY = 16  # 62^16 > 2^95 keys to try
+MIN_DEPLOYED_SIGN_KEY = 16  # 62^16 > 2^95 keys to try
 _API_HOST = r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"  # a name, IPv4 or [IPv6]; a port
 # shared.hs_jwt.HASHES (not imported: only sign and uploads need it), with each hash's size in bytes.
 _SYMMETRIC_ALGS = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -692,9 +692,9 @@ def _read_sign_key(r: _Reader) -> Secret | None:
     sign_key = r.secret("VOD_CALLBACK_SIGN_KEY")
     if sign_key is not None and not re.fullmatch(_SIGN_KEY, sign_key.reveal()):
         r.problem("VOD_CALLBACK_SIGN_KEY", "must be 1..32 letters and digits (as VOD's SignKey)")
-    elif sign_key is not None and r.in_scf and len(sign_key.reveal()) < _MIN_DEPLOYED_SIGN_KEY:
+    elif sign_key is not None and r.in_scf and len(sign_key.reveal()) < MIN_DEPLOYED_SIGN_KEY:
         # Sign = MD5(SignKey + T): from one delivery, a short key is found by trying, and then any event forged.
-        r.problem("VOD_CALLBACK_SIGN_KEY", f"must be at least {_MIN_DEPLOYED_SIGN_KEY} characters inside SCF")
+        r.problem("VOD_CALLBACK_SIGN_KEY", f"must be at least {MIN_DEPLOYED_SIGN_KEY} characters inside SCF")
     return sign_key
 
 

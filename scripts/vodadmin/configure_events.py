@@ -23,7 +23,14 @@ from urllib.parse import urlsplit
 
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 
-from shared.config import ConfigError, Secret, VodApiSettings, callback_sign_key, load_vod_api_settings
+from shared.config import (
+    MIN_DEPLOYED_SIGN_KEY,
+    ConfigError,
+    Secret,
+    VodApiSettings,
+    callback_sign_key,
+    load_vod_api_settings,
+)
 from shared.vod_api import describe_event_config, make_client, modify_event_config
 
 DEV_STATE = Path(".local")  # where `make serve` keeps them, relative to the checkout it runs in
@@ -131,6 +138,11 @@ def _settings(args: argparse.Namespace, sends_key: bool) -> tuple[VodApiSettings
             "vod-configure-events: --dev-keys is for the local emulator: set VOD_API_ENDPOINT to its "
             "loopback address (http://127.0.0.1:…)"
         )
+    if sign_key is not None and len(sign_key.reveal()) < MIN_DEPLOYED_SIGN_KEY:
+        raise _Usage(
+            f"vod-configure-events: VOD_CALLBACK_SIGN_KEY: at least {MIN_DEPLOYED_SIGN_KEY} characters, as the "
+            "deployed callback requires (from one signed delivery, a shorter key is found by trying)"
+        )
     if sends_key and sign_key is None:
         raise _Usage(
             "vod-configure-events: VOD_CALLBACK_SIGN_KEY is not set, and the callback refuses events without the "
@@ -155,6 +167,11 @@ def main() -> int:
         return 2
     client = make_client(settings)
     try:
+        if changing and args.url is None and (args.mode or "").upper() != "PULL":
+            current = describe_event_config(client, settings.sub_app_id)
+            if (args.mode or current.get("Mode", "")).upper() == "PUSH" and not current.get("NotificationUrl"):
+                print("vod-configure-events: PUSH needs --url: VOD has no NotificationUrl yet", file=sys.stderr)
+                return 2
         if changing:
             modify_event_config(client, settings.sub_app_id, SignKey=sign_key.reveal() if sign_key else None, **changes)
         config = describe_event_config(client, settings.sub_app_id)

@@ -95,9 +95,11 @@ def test_an_unreachable_vod_is_not_called_a_refusal(stack: localstack.LocalStack
         (("--mode", "PUSH"), {"VOD_CALLBACK_SIGN_KEY": ""}, 2, "VOD_CALLBACK_SIGN_KEY is not set"),
         (("--mode", "PUSH", "--no-sign-key"), {"VOD_CALLBACK_SIGN_KEY": ""}, 0, ""),
         (("--no-sign-key", "--mode", "PULL"), {"VOD_CALLBACK_SIGN_KEY": "bad key!"}, 0, ""),  # not sent: not checked
+        # one the deployed callback would refuse (shorter keys are found by trying, from one signed delivery)
+        (("--mode", "PUSH"), {"VOD_CALLBACK_SIGN_KEY": "Key123abc012345"}, 2, "at least 16 characters"),
         ((), {"VOD_CALLBACK_SIGN_KEY": "bad key!"}, 0, ""),  # only showing: nothing is sent
     ],
-    ids=["no-key", "no-key-kept", "bad-key-not-sent", "show-only"],
+    ids=["no-key", "no-key-kept", "bad-key-not-sent", "short-key", "show-only"],
 )
 def test_the_sign_key_is_required_only_when_sent(
     stack: localstack.LocalStack, args: tuple[str, ...], env: dict[str, str], code: int, message: str
@@ -165,7 +167,12 @@ _KEYS = {"TENCENTCLOUD_SECRET_ID": "AKIDtest", "TENCENTCLOUD_SECRET_KEY": "test-
         # An API that quotes the request back: the SignKey is not shown
         (
             json.dumps(
-                {"Response": {"Error": {"Code": "InvalidParameter", "Message": "SignKey Key123abc"}, "RequestId": "r"}}
+                {
+                    "Response": {
+                        "Error": {"Code": "InvalidParameter", "Message": "SignKey Key123abc0123456789"},
+                        "RequestId": "r",
+                    }
+                }
             ).encode(),
             "VOD refused: InvalidParameter: SignKey ********",
         ),
@@ -181,9 +188,9 @@ def test_an_answer_that_is_not_vods_is_not_a_refusal(loopback_http: Serve, body:
         handler.end_headers()
         handler.wfile.write(body)
 
-    env = {**_KEYS, "VOD_API_ENDPOINT": loopback_http(answer), "VOD_CALLBACK_SIGN_KEY": "Key123abc"}
+    env = {**_KEYS, "VOD_API_ENDPOINT": loopback_http(answer), "VOD_CALLBACK_SIGN_KEY": "Key123abc0123456789"}
     proc = configure("--mode", "PULL", **env)
-    assert proc.returncode == 1 and said in proc.stderr and "Key123abc" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and said in proc.stderr and "Key123abc0123456789" not in proc.stderr, proc.stderr
     assert ("may or may not have been made" in proc.stderr) == said.startswith("no VOD API answer")
 
 
@@ -195,10 +202,35 @@ def test_a_push_address_vod_could_not_call_is_refused(stack: localstack.LocalSta
     assert json.loads(configure("--json").stdout)["NotificationUrl"].startswith(stack.gateway.url)
 
 
+@pytest.mark.parametrize("args", [("--mode", "PUSH"), ("--upload-events", "on")])
+def test_push_with_no_address_anywhere_is_refused_before_anything_changes(
+    loopback_http: Serve, args: tuple[str, ...]
+) -> None:
+    # GIVEN an account whose VOD has no NotificationUrl yet (in PUSH mode for the second case)
+    actions: list[str] = []
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        actions.append(handler.headers["X-TC-Action"])
+        mode = "PULL" if args[0] == "--mode" else "PUSH"
+        body = json.dumps({"Response": {"Mode": mode, "NotificationUrl": "", "RequestId": "r"}}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    env = {**_KEYS, "VOD_API_ENDPOINT": loopback_http(answer), "VOD_CALLBACK_SIGN_KEY": "Key123abc0123456789"}
+    # WHEN PUSH events are asked for with no --url THEN nothing is changed: they would go nowhere
+    proc = configure(*args, **env)
+    assert proc.returncode == 2 and "PUSH needs --url" in proc.stderr, proc.stderr
+    assert actions == ["DescribeEventConfig"]
+
+
 def test_ctrl_c_while_vod_is_asked_says_what_may_have_happened(tmp_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:  # takes the connection, never answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
-        env = {**os.environ, "VOD_API_ENDPOINT": url, "VOD_CALLBACK_SIGN_KEY": "Key123"}
+        env = {**os.environ, "VOD_API_ENDPOINT": url, "VOD_CALLBACK_SIGN_KEY": "Key123abc0123456789"}
         proc = subprocess.Popen(
             [command("vod-configure-events"), "--mode", "PULL"],
             env={**env, **_KEYS},
