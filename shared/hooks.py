@@ -122,6 +122,9 @@ def _message(exc: BaseException) -> str:
         return "<its message could not be read>"
 
 
+INTERRUPTED = "KeyboardInterrupt: the rerun was interrupted while the hook ran"
+
+
 class HookNotRun(TypeError):
     """The hook returned a coroutine or a generator: its body did not run."""
 
@@ -191,7 +194,16 @@ def rerun_hook(
         if (record := store.upload(file_id)) is not None and record.status != "erased"  # told to no hook
     )
     committed = CommittedEvent(event.dedupe_key, committed_event, event.received_at, uploads)
-    error = _call(hook, committed)
+    try:
+        error = _call(hook, committed)
+    except KeyboardInterrupt:
+        # The operator's Ctrl-C mid-hook: recorded as a failure (it may have done part of its work), which lets the
+        # claim go now, not RERUN_CLAIM_SECONDS later; the next rerun runs it again.
+        import contextlib  # here: not on the functions' cold path
+
+        with contextlib.suppress(StoreUnavailable):  # else the claim ends RERUN_CLAIM_SECONDS after it was taken
+            store.record_hook_result(committed.dedupe_key, INTERRUPTED, claimed_at=claimed_at)
+        raise
     try:
         recorded = store.record_hook_result(committed.dedupe_key, error, claimed_at=claimed_at)
     except StoreUnavailable as exc:

@@ -99,8 +99,9 @@ def _named(raw: object) -> dict[str, Any]:
     ids: list[str] = []
     for body in raw.values():
         if isinstance(body, dict):
-            named = body.get("FileIdSet") if isinstance(body.get("FileIdSet"), list) else [body.get("FileId")]
-            ids += [file_id[:64] for file_id in named if isinstance(file_id, str)]
+            named = body.get("FileIdSet")
+            for file_id in named if isinstance(named, list) else [body.get("FileId")]:
+                ids += [file_id[:64]] if isinstance(file_id, str) else []
     return {"event_type": event_type[:64] if isinstance(event_type, str) else None, "file_ids": ids[:20]}
 
 

@@ -25,10 +25,18 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from shared.config import ConfigError, after_commit_hook, load_store_settings
+from shared.config import ConfigError, after_commit_hook, load_store_settings, note_secrets
 from shared.errors import MalformedEvent
 from shared.events import plain
-from shared.hooks import RERUN_CLAIM_SECONDS, AfterCommit, HookNotRecorded, HookTaken, load_hook, rerun_hook
+from shared.hooks import (
+    INTERRUPTED,
+    RERUN_CLAIM_SECONDS,
+    AfterCommit,
+    HookNotRecorded,
+    HookTaken,
+    load_hook,
+    rerun_hook,
+)
 from shared.store import EventStore, EventSummary, FileReport, StoreUnavailable, UploadRecord, open_store
 from shared.store.base import SCHEMA_VERSION
 from shared.store.sqlite import SqliteStore
@@ -182,6 +190,7 @@ def open_configured_store(*, write: bool = False) -> EventStore:
 
 
 def _hook_from_settings() -> AfterCommit:
+    note_secrets()  # an error the hook quotes one in is masked as the functions mask it
     try:
         spec = after_commit_hook()
     except ConfigError as exc:
@@ -215,13 +224,12 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
         hook = _hook_from_settings() if args.rerun else None
         try:
             for event in _unfinished(store, now - args.older_than, claimed_before):
-                outcome, failed, stop = _rerun(hook, store, event) if hook is not None else (None, False, False)
+                outcome, failed, stop = _rerun(hook, store, event) if hook is not None else (None, False, None)
                 failures += failed
                 rows.append({**plain(event), "rerun": outcome})
                 if not args.json:
                     print(_hook_line(event, outcome), file=out, flush=True)
-                if stop:
-                    raise Failure(f"stopped: the store is unavailable ({len(rows)} hook(s) run)", 2)
+                _stop_if(stop, len(rows))
             taken = store.hooks_being_rerun(claimed_before, limit=_BEING_RERUN_SHOWN)
         finally:
             if args.json:
@@ -240,18 +248,28 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
         raise Failure(f"{failures} of {len(rows)} hook(s) failed again", 1)
 
 
-def _rerun(hook: AfterCommit, store: EventStore, event: EventSummary) -> tuple[str, bool, bool]:
-    """The hook run again for `event`: what came of it, whether that is a failure, whether to stop the run."""
+def _rerun(hook: AfterCommit, store: EventStore, event: EventSummary) -> tuple[str, bool, str | None]:
+    """The hook run again for `event`: what came of it, whether that is a failure, and why the run stops after it
+    is listed: "store" (its result could not be recorded), "interrupted" (Ctrl-C while it ran)."""
     try:
         error = rerun_hook(hook, store, event)
+    except KeyboardInterrupt:  # recorded as failed by rerun_hook
+        return f"failed: {INTERRUPTED}", True, "interrupted"
     except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
-        return f"not run: the stored event cannot be read ({exc.message})", True, False
+        return f"not run: the stored event cannot be read ({exc.message})", True, None
     except HookNotRecorded as exc:
         ran = "done" if exc.hook_error is None else f"failed again: {exc.hook_error}"
-        return f"{ran}, but that could not be recorded ({exc.message})", True, True
+        return f"{ran}, but that could not be recorded ({exc.message})", True, "store"
     except HookTaken as exc:  # another operator's run has it: not this run's failure
-        return str(exc), False, False
-    return ("done", False, False) if error is None else (f"failed again: {error}", True, False)
+        return str(exc), False, None
+    return ("done", False, None) if error is None else (f"failed again: {error}", True, None)
+
+
+def _stop_if(why: str | None, run: int) -> None:
+    if why == "interrupted":
+        raise KeyboardInterrupt
+    if why == "store":
+        raise Failure(f"stopped: the store is unavailable ({run} hook(s) run)", 2)
 
 
 def _hook_line(event: EventSummary, outcome: str | None, was: str | None = None) -> str:
@@ -275,10 +293,14 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
     else:
         file_ids = list(dict.fromkeys(args.file_ids))
     if not args.yes:
+        unknown = []
         for file_id in file_ids:
             upload = store.upload(file_id)
+            unknown += [] if upload else [file_id]
             print(shown(f"{file_id}  {upload.status if upload else 'not recorded'}  {(upload and upload.name) or '-'}"))
         print(f"{len(file_ids)} file(s): nothing erased yet; run again with --yes to erase them")
+        if unknown:
+            raise Failure(shown(f"not recorded: {', '.join(unknown)}"), 1)
         return
     erased: list[str] = []
     try:
@@ -289,15 +311,15 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
                 print(shown(f"erased {file_id}"), flush=True)
     except StoreUnavailable as exc:  # those printed are erased; running it again erases the rest
         raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None
-    unknown = sorted(set(file_ids) - set(erased))
-    if unknown:
-        print(shown(f"not recorded, so nothing to erase: {', '.join(unknown)}"))
     # What this store cannot reach: said each time, as the README's Personal data says it
     print(
         f"{len(erased)} file(s) erased from the event store. VOD still holds each file and its sourceContext (with the "
         "user id) until it is deleted there (DeleteMedia), and CLS keeps the functions' log lines (with the user id) "
         "until its retention ends."
     )
+    unknown = sorted(set(file_ids) - set(erased))
+    if unknown:  # a mistyped id: not an erasure done (exit 1, as `show` of it)
+        raise Failure(shown(f"not recorded, so nothing to erase: {', '.join(unknown)}"), 1)
 
 
 def run(args: argparse.Namespace) -> None:

@@ -42,6 +42,16 @@ def killed(committed: CommittedEvent) -> None:
     raise Killed
 
 
+def quotes_the_keys(committed: CommittedEvent) -> None:
+    raise RuntimeError(
+        f"refused with {os.environ['VOD_CALLBACK_SIGN_KEY']} and {os.environ['TENCENTCLOUD_SECRET_KEY']}"
+    )
+
+
+def interrupted(committed: CommittedEvent) -> None:
+    raise KeyboardInterrupt  # the operator's Ctrl-C while the hook runs
+
+
 def fail(committed: CommittedEvent) -> None:
     raise ConnectionError("the app's queue is down")
 

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from shared.config import DEFAULT_DATABASE_TIMEOUT
+from shared.hooks import INTERRUPTED
 from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.store import open_store
 from tests.callback import hook_target
-from tests.conftest import CONTEXT_KEY, KEYS, command, run_command
+from tests.conftest import CALLBACK_SIGN_KEY, CONTEXT_KEY, KEYS, SECRET_KEY, command, run_command
 from tests.scf import load_event
 from vodtesting import vod_event
 
@@ -325,6 +326,34 @@ def test_a_rerun_whose_result_cannot_be_recorded_says_so_and_stops(
     assert "hook being run again since" in uploads(url, "show", "2").stdout
 
 
+def test_a_rerun_masks_the_bundles_secrets_as_the_callback_does(
+    unfinished: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    # GIVEN an operator's shell with the functions' secrets, and a hook whose error quotes them
+    url, _ = unfinished
+    secrets = {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}
+    env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": "tests.callback.hook_target:quotes_the_keys", **secrets}
+    rerun = run_command("vod-uploads", "hooks", "--rerun", env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    # THEN neither shows, in what it printed or what it recorded
+    listed = uploads(url, "hooks", "--json").stdout
+    assert "refused with ******** and ********" in listed
+    assert [secret for secret in secrets.values() if secret in rerun.stdout + rerun.stderr + listed] == []
+
+
+def test_ctrl_c_mid_hook_records_it_failed_and_lists_it(unfinished: tuple[str, dict[str, str]]) -> None:
+    # GIVEN a rerun whose first hook is interrupted while it runs (the operator's Ctrl-C)
+    url, keys = unfinished
+    env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": "tests.callback.hook_target:interrupted", "PYTHONPATH": str(ROOT)}
+    rerun = run_command("vod-uploads", "hooks", "--rerun", "--json", env=env, cwd=ROOT)
+    # THEN it stops, listing that hook, which is failed (the next rerun takes it), not held as being run
+    assert rerun.returncode == 130, rerun.stderr
+    [row] = json.loads(rerun.stdout)["hooks"]
+    assert (row["dedupe_key"], row["rerun"]) == (keys["failed"], f"failed: {INTERRUPTED}")
+    listed = json.loads(uploads(url, "hooks", "--json").stdout)
+    assert (listed["hooks"][0]["dedupe_key"], listed["hooks"][0]["hook_status"]) == (keys["failed"], "failed")
+    assert listed.get("being_rerun", []) == []
+
+
 def test_two_operators_reruns_run_each_hook_once(unfinished: tuple[str, dict[str, str]], tmp_path: Path) -> None:
     # GIVEN a second operator's rerun started while the first runs its first hook: both listed both events
     url, keys = unfinished
@@ -445,7 +474,9 @@ def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> 
     ("args", "status", "said"),
     [
         (["--user", "nobody", "--yes"], 1, "no uploads recorded for user 'nobody'"),
-        ([FILE_ID, "5285890784273533999", "--yes"], 0, "not recorded, so nothing to erase: 5285890784273533999"),
+        # a mistyped id: the others erased, but not an erasure done, as `show` of it is not found
+        ([FILE_ID, "5285890784273533999", "--yes"], 1, "not recorded, so nothing to erase: 5285890784273533999"),
+        ([FILE_ID, "5285890784273533999"], 1, "not recorded: 5285890784273533999"),
         ([], 2, "one of the arguments --user FILE_ID is required"),
     ],
 )

@@ -8,6 +8,7 @@ import pickle
 import random
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -680,3 +681,10 @@ def test_header_names_are_told_as_the_pattern_tells_them() -> None:
     texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(70))) for _ in range(5000)]
     for text in texts:
         assert config.is_header_name(text) == bool(pattern.fullmatch(text)), repr(text)
+
+
+def test_every_secret_setting_is_one_note_secrets_knows() -> None:
+    read = re.findall(r'r\.secret\("([A-Z_]+)"', (Path(config.__file__)).read_text())  # and the pairs' keys:
+    assert sorted({*read, *(key for _, key in config._KEY_PAIRS)}) == sorted(config.SECRET_SETTINGS)
+    config.note_secrets({"VOD_CALLBACK_SIGN_KEY": " noted-sign-key-0123 ", "DATABASE_URL": "not one"})
+    assert "noted-sign-key-0123" in config.known_secrets() and "not one" not in config.known_secrets()
