@@ -148,6 +148,27 @@ def _readable(vouched: Mapping[str, Any], action: str) -> VodEvent:
         raise VodUnavailable(f"{action} answered an unexpected shape: {exc.field}") from exc
 
 
+def _confirmed_upload(
+    event: NewFileUpload, payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str]
+) -> Vouched:
+    found, missing = lookup.media([event.file_id])
+    info = found.get(event.file_id)
+    if info is None and event.file_id in missing:
+        return Vouched(payload, Attribution("unconfirmed"))
+    if info is None:  # in neither list: not an answer VOD documents (a 200 would make every retry a duplicate)
+        raise VodUnavailable(f"DescribeMediaInfos named file {event.file_id} neither found nor missing")
+    # DescribeMediaInfos does not tell a file's tasks: those the body names must be VOD's, of this file (a
+    # made-up task flow would have the uploader follow a task that never ends).
+    for field, task_type, file_id_at in _UPLOAD_TASKS:
+        task_id = getattr(event, field)
+        if task_id and _at(lookup.task(task_id, task_type), file_id_at) != event.file_id:
+            raise VodUnavailable(f"VOD has no {task_type} task {task_id} of file {event.file_id}")
+    vouched = vouched_upload(payload, info)
+    upload = _readable(vouched, "DescribeMediaInfos")
+    assert isinstance(upload, NewFileUpload)  # the body's EventType, which vouched_upload keeps
+    return Vouched(vouched, attribute(upload.source_context, keys, confirmed=True))
+
+
 def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str]) -> Vouched:
     """What to record for one PUSH delivery: an upload as VOD has it (unconfirmed, with no user, when VOD
     does not know the file); a delete as VOD confirms it; a task event as VOD has the task now."""
@@ -165,20 +186,7 @@ def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[st
         _readable(vouched, "DescribeTaskDetail")
         return Vouched(vouched, None)
     if isinstance(event, NewFileUpload):
-        found, _ = lookup.media([event.file_id])
-        info = found.get(event.file_id)
-        if info is None:
-            return Vouched(payload, Attribution("unconfirmed"))
-        # DescribeMediaInfos does not tell a file's tasks: those the body names must be VOD's, of this file (a
-        # made-up task flow would have the uploader follow a task that never ends).
-        for field, task_type, file_id_at in _UPLOAD_TASKS:
-            task_id = getattr(event, field)
-            if task_id and _at(lookup.task(task_id, task_type), file_id_at) != event.file_id:
-                raise VodUnavailable(f"VOD has no {task_type} task {task_id} of file {event.file_id}")
-        vouched = vouched_upload(payload, info)
-        upload = _readable(vouched, "DescribeMediaInfos")
-        assert isinstance(upload, NewFileUpload)  # the body's EventType, which vouched_upload keeps
-        return Vouched(vouched, attribute(upload.source_context, keys, confirmed=True))
+        return _confirmed_upload(event, payload, lookup, keys)
     if isinstance(event, FileDeleted) and event.file_ids:
         _, missing = lookup.media(list(event.file_ids))
         # A delete of some parts (transcodes, say) leaves the media in place: VOD still listing the file is

@@ -376,6 +376,17 @@ def test_an_upload_vod_answers_for_in_an_unexpected_shape_is_a_503(
     assert open_store(database).upload(FILE_ID) is None
 
 
+def test_an_upload_vod_answers_neither_found_nor_missing_is_a_503(
+    vod_function: Callable[..., Any], scripted_vod: Callable[[dict[str, Any]], str], output: Output, tmp_path: Path
+) -> None:
+    # Recorded with no user, a 200 would make VOD's every retry a duplicate: the upload never its user's
+    vod_answer: dict[str, Any] = {"MediaInfoSet": [], "NotExistFileIdSet": []}
+    event = vod_event("NewFileUpload", FileId=FILE_ID, ProcedureTaskId="")
+    database = _refused_while_vod_answers(vod_function, scripted_vod(vod_answer), tmp_path, event)
+    assert output.lines()[-1]["vod_error"] == f"DescribeMediaInfos named file {FILE_ID} neither found nor missing"
+    assert open_store(database).upload(FILE_ID) is None
+
+
 def test_a_delivery_recorded_before_is_a_duplicate_whatever_vod_says_now(
     vod_function: Callable[..., Any], scripted_vod: Callable[[dict[str, Any]], str], tmp_path: Path
 ) -> None:
