@@ -267,6 +267,16 @@ def test_builds_are_repeatable(bundles: Path, tmp_path: Path) -> None:
         assert (bundles / name).read_bytes() == (tmp_path / name).read_bytes()
 
 
+def test_a_build_by_the_interpreter_at_another_path_is_the_same(bundles: Path, python310: str, tmp_path: Path) -> None:
+    # Another checkout, CI's runner, a venv elsewhere: pip's RECORD files named its console scripts' hashes
+    elsewhere = tmp_path / "elsewhere" / "python3.10"
+    elsewhere.parent.mkdir()
+    elsewhere.symlink_to(python310)
+    built = build("callback", "--out", tmp_path, env={**os.environ, "BUILD_PYTHON": str(elsewhere)})
+    assert built.returncode == 0, built.stderr
+    assert (bundles / "callback.zip").read_bytes() == (tmp_path / "callback.zip").read_bytes()
+
+
 @pytest.mark.parametrize(
     ("files", "compiled_as", "refused"),
     [
