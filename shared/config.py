@@ -104,17 +104,13 @@ def note_secrets(environ: Mapping[str, str] | None = None) -> None:
             Secret(env[name].strip())
 
 
-def _without_secrets(text: str) -> str:
-    for secret in sorted(Secret._known, key=len, reverse=True):  # the longest first: one may hold another
-        text = text.replace(secret, "********")
-    return text
-
-
 class ConfigError(Exception):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         # A value quoted as it was read may be a secret put under the wrong name (a secret store's mapping off by
         # one): this text is logged, and is the failed cold start's exception.
-        self.problems = [(name, _without_secrets(why)) for name, why in problems]
+        from shared.redaction import redact  # here: only a cold start that fails needs it
+
+        self.problems = [(name, redact(why, known_secrets())) for name, why in problems]
         lines = "\n".join(f"  {name}: {why}" for name, why in self.problems)
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
 

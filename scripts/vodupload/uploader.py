@@ -36,7 +36,7 @@ from vodupload.progress import Progress, ProgressCallback, ProgressMeter
 from vodupload.sessions import SavedSessions
 from vodupload.signatures import SignatureClient
 from vodupload.transfer import MAX_PART_SIZE, MIN_PART_SIZE, ObjectTransfer, TransferContext, fit_part_size
-from vodupload.vod_api import Applied, MediaInfo, VodClient
+from vodupload.vod_api import Applied, Committed, MediaInfo, VodClient
 
 log = logging.getLogger("vodupload")
 
@@ -487,11 +487,7 @@ class UploadTask:
                 self._discard_saved()
                 ended = UploadState.CANCELLED
             except AlreadyCommitted as done:  # its commit was sent before the cancel: the upload is done
-                with self._lock:
-                    self._result = UploadResult(
-                        done.committed.file_id, done.committed.video_url, done.committed.cover_url
-                    )
-                ended = UploadState.DONE
+                ended = self._done(done.committed)
         self._emit_state(ended)
 
     def _drive_claimed(self) -> UploadState:
@@ -517,6 +513,9 @@ class UploadTask:
                 checkpoint.session_key, sending=lambda: self._sessions.committing(checkpoint)
             )
             self._sessions.finished(checkpoint)
+        return self._done(committed)
+
+    def _done(self, committed: Committed) -> UploadState:
         with self._lock:
             self._result = UploadResult(committed.file_id, committed.video_url, committed.cover_url)
         return UploadState.DONE

@@ -113,9 +113,8 @@ def _without_server(url: str, host: str, port: int) -> str | None:
     if all(other):
         return None  # not one of the list: nothing known to leave out
     # Those before it failed already, unless libpq may try them again.
-    kept = [
-        server for i, server in enumerate(servers) if other[i] and (_out_of_order(params) or i > other.index(False))
-    ]
+    again = _out_of_order(params)
+    kept = [server for i, server in enumerate(servers) if other[i] and (again or i > other.index(False))]
     if not kept:
         return None
     written = {name: params.get(name) for name in ("host", "hostaddr", "port")}

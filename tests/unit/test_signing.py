@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from shared.errors import SignatureParamError
 from shared.signing import SignatureParams, build_signature, to_query
-from shared.vod_limits import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT, MAX_VALIDITY_SECONDS
+from shared.vod_limits import MAX_SESSION_CONTEXT, MAX_SOURCE_CONTEXT, MAX_VALIDITY_SECONDS, text_size
 from tests.conftest import SECRET_ID, SECRET_KEY
 from tests.emulator.signatures import new_params
 from vodemu.signature import Refused, SignatureRefused, verify
@@ -45,8 +45,8 @@ def independent_verify(signature: str, secret_key: str) -> dict[str, list[str]]:
 
 @settings(max_examples=200, deadline=None)
 @given(
-    source=st.none() | text.filter(lambda s: len(s) <= MAX_SOURCE_CONTEXT),
-    session=st.none() | text.filter(lambda s: len(s) <= MAX_SESSION_CONTEXT),
+    source=st.none() | text.filter(lambda s: text_size(s) <= MAX_SOURCE_CONTEXT),  # bytes, as VOD counts
+    session=st.none() | text.filter(lambda s: text_size(s) <= MAX_SESSION_CONTEXT),
     procedure=st.none() | text,
     region=st.none() | text,
     class_id=st.none() | st.integers(0, 2**31),
