@@ -95,9 +95,9 @@ SECRET_SETTINGS = (
 
 
 def note_secrets(environ: Mapping[str, str] | None = None) -> None:
-    """Know every secret setting set in `environ` (default: the process environment) as the functions would: for a
-    process that runs the app's hook without reading them all (`vod-uploads hooks --rerun`), so that its errors
-    are masked as the callback masks them."""
+    """Know every secret setting set in `environ` (default: the process environment), whether or not anything
+    reads it as a Secret (the callback's VOD_SECRET_KEY when it asks VOD nothing; an SCF role's renewed keys;
+    `vod-uploads hooks --rerun`), so that text quoting one (a hook's error, a relayed answer) is masked."""
     env = os.environ if environ is None else environ
     for name in SECRET_SETTINGS:
         if env.get(name, "").strip():
@@ -199,6 +199,7 @@ def _load(environ: Mapping[str, str] | None, read: Callable[[_Reader], T], *, fu
     """Settings read by `read` from `environ` (default: the process environment); ConfigError naming every
     bad variable at once. A `function`'s also check LOG_LEVEL (log_level() took a bad one as INFO)."""
     r = _Reader(os.environ if environ is None else environ)
+    note_secrets(r._env)  # all of them, read or not: a secret one setting's path leaves unread is still masked
     settings = read(r)
     if function:
         _read_log_level(r)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
-from shared.config import PullSettings
+from shared.config import PullSettings, known_secrets
 from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import pulled_form
 from shared.hooks import AfterCommit, no_hook
@@ -106,7 +106,11 @@ def _named(raw: object) -> dict[str, Any]:
 
 
 def _queue_failed(call: str, exc: Exception) -> str:
-    log_event(ERROR, f"pull.{call}_failed", error_detail=f"{type(exc).__name__}: {str(exc)[:300]}")
+    from shared.redaction import redact  # here: only a failed call needs it
+
+    # The SDK's message for an answer that is not VOD's is its body: a proxy's may quote the request's headers.
+    detail = redact(f"{type(exc).__name__}: {str(exc)[:100_000]}", known_secrets())[:300]
+    log_event(ERROR, f"pull.{call}_failed", error_detail=detail)
     return "queue_error"
 
 

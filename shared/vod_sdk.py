@@ -13,7 +13,7 @@ from tencentcloud.common import credential
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
-from shared.config import VodApiSettings
+from shared.config import VodApiSettings, note_secrets
 
 
 class ExecutionRoleCredential:
@@ -30,6 +30,7 @@ class ExecutionRoleCredential:
 
     def get_credential_info(self) -> tuple[str, str, str]:  # what the SDK asks for before each request
         secret_id, secret_key, token = (os.environ.get(name) or "" for name in self._NAMES)
+        note_secrets({"TENCENTCLOUD_SECRETKEY": secret_key, "TENCENTCLOUD_SESSIONTOKEN": token})  # renewed: masked too
         return (secret_id, secret_key, token) if secret_id and secret_key and token else self._loaded
 
     def __repr__(self) -> str:

@@ -29,8 +29,10 @@ from shared.config import (
     Secret,
     VodApiSettings,
     callback_sign_key,
+    known_secrets,
     load_vod_api_settings,
 )
+from shared.redaction import redact
 from shared.vod_api import describe_event_config, make_client, modify_event_config
 
 DEV_STATE = Path(".local")  # where `make serve` keeps them, relative to the checkout it runs in
@@ -80,11 +82,10 @@ def _is_loopback(url: str) -> bool:
     return is_loopback_url(url)
 
 
-def _failure(exc: TencentCloudSDKException, where: str, changing: bool, sign_key: Secret | None) -> str:
-    code, message = exc.get_code(), str(exc.get_message())
-    if sign_key is not None:  # an answer that quotes the request back must not show the key
-        message = message.replace(sign_key.reveal(), "********")
-    message = message[:200]
+def _failure(exc: TencentCloudSDKException, where: str, changing: bool) -> str:
+    code = exc.get_code()
+    # An answer that quotes the request back (a proxy's error page) must not show the SignKey or the credentials.
+    message = redact(str(exc.get_message())[:100_000], known_secrets())[:200]
     maybe = "; the change may or may not have been made: run without options to see" if changing else ""
     if code == "ClientNetworkError":  # raised by the SDK itself: no answer
         return f"could not reach VOD at {where}: {message}{maybe}"
@@ -176,7 +177,7 @@ def main() -> int:
             modify_event_config(client, settings.sub_app_id, SignKey=sign_key.reveal() if sign_key else None, **changes)
         config = describe_event_config(client, settings.sub_app_id)
     except TencentCloudSDKException as exc:
-        print(_failure(exc, f"{settings.protocol}://{settings.endpoint}", changing, sign_key), file=sys.stderr)
+        print(_failure(exc, f"{settings.protocol}://{settings.endpoint}", changing), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         maybe = ": the change may or may not have been made, run without options to see" if changing else ""

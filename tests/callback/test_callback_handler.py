@@ -285,6 +285,29 @@ def test_failing_hook_still_acknowledges_and_is_visible(
     assert failed[0]["exception"].startswith("Traceback") and f"ValueError: {kept}" in failed[0]["exception"]
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "env"),
+    [
+        # the account's key, given to the callback (serverless.yml) but read only when it asks VOD (fetch)
+        ("VOD_SECRET_KEY", "SKunreadByTheCallback0123456789", {"VOD_CALLBACK_CONFIRM": "none"}),
+        ("AUTH_JWT_SECRET", "jwt-secret-the-callback-never-reads", {}),
+        ("TENCENTCLOUD_SESSIONTOKEN", "role-token-the-callback-never-reads", {}),
+    ],
+    ids=["account key, confirm none", "another function's JWT secret", "a role's token"],
+)
+def test_a_secret_setting_the_callback_does_not_read_is_masked_all_the_same(
+    call: Callable[..., Call], store: EventStore, output: Output, setting: str, value: str, env: dict[str, str]
+) -> None:
+    def hook(committed: Any) -> None:
+        raise RuntimeError(f"auth failed with key {value}")
+
+    result = call(hook=hook, **env, **{setting: value})(signed(load_event("vod_new_file_upload")))
+    assert result["status"] == 200
+    event = store.event(result["dedupeKey"])
+    assert event is not None and event.hook_last_error == "RuntimeError: auth failed with key ********"
+    assert value not in output.text()
+
+
 def test_a_hook_failing_with_a_long_message_still_logs_its_name_and_frames(
     call: Callable[..., Call], output: Output
 ) -> None:

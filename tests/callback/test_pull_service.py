@@ -6,8 +6,10 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
+import os
 import time
 from collections.abc import Callable, Sequence
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +17,11 @@ import pytest
 
 from shared.config import load_pull_settings, load_vod_api_settings
 from shared.ingest import ingest_event
-from shared.pull_service import drain, run_invocation, time_limit_seconds
+from shared.pull_service import EventQueue, drain, run_invocation, time_limit_seconds
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import FrozenClock
-from tests.conftest import CONTEXT_KEY, KEYS, Output
+from tests.conftest import CONTEXT_KEY, KEYS, Output, Serve
 from tests.scf import load_event, nested
 from vodtesting import vod_event
 from vodtesting.pgserver import PostgresServer
@@ -54,7 +56,7 @@ def _pulled(name: str, handle: str) -> dict[str, Any]:
     return {**load_event(name), "EventHandle": handle, "EditMediaCompleteEvent": None}
 
 
-def _drain(queue: Queue, tmp_path: Path) -> Any:
+def _drain(queue: EventQueue, tmp_path: Path) -> Any:
     store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
     return drain(
         queue, store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, stop_when_empty=True, keys=KEYS
@@ -321,3 +323,30 @@ def test_time_limit_comes_from_scfs_context(context: Any, seconds: float) -> Non
 def test_a_run_times_its_deadline_on_a_clock_that_never_steps_back() -> None:
     # What the deployed function gets: the tests above pass their clocks in
     assert inspect.signature(run_invocation).parameters["clock"].default is time.monotonic
+
+
+def test_an_answer_quoting_the_request_is_logged_without_the_roles_keys(
+    loopback_http: Serve, tmp_path: Path, output: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy's error page that quotes the request's headers: the SDK makes it the error's message, which the
+    # run logs. Inside SCF the role's keys are read again at each call (renewed), and are masked as well.
+    def echo(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        quoted = "\n".join(f"{name}: {handler.headers[name]}" for name in ("X-TC-Token", "Authorization"))
+        body = f"<pre>session {handler.headers['X-TC-Token']} unknown\n{quoted}</pre>".encode()
+        handler.send_response(502)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    loaded = {"TENCENTCLOUD_SECRETID": "AKIDloaded", "TENCENTCLOUD_SECRETKEY": "loaded-key-0123456789"}
+    renewed = {**loaded, "TENCENTCLOUD_SECRETKEY": "renewed-key-0123456789"}
+    env = {"TENCENTCLOUD_RUNENV": "SCF", "VOD_API_ENDPOINT": loopback_http(echo), **loaded}
+    env["TENCENTCLOUD_SESSIONTOKEN"] = "loaded-token-0123456789"
+    monkeypatch.setattr(os, "environ", {**os.environ, **renewed, "TENCENTCLOUD_SESSIONTOKEN": "renewed-token-012345"})
+    queue = SdkEventQueue(make_client(load_vod_api_settings(env)), None)
+    report, _ = _drain(queue, tmp_path)
+    [failed] = [line for line in output.lines() if line["event"] == "pull.pull_failed"]
+    assert report.stopped == "queue_error" and "unknown" in failed["error_detail"]
+    assert "renewed-token-012345" not in output.seen and "renewed-key" not in output.seen
+    assert "X-TC-Token: ********" in failed["error_detail"] and "Signature=********" in failed["error_detail"]

@@ -156,16 +156,22 @@ def test_an_endpoint_that_is_not_vod_is_said_so(stack: localstack.LocalStack) ->
     assert proc.returncode == 1 and "no VOD API answer at" in proc.stderr and "VOD refused" not in proc.stderr
 
 
-_KEYS = {"TENCENTCLOUD_SECRET_ID": "AKIDtest", "TENCENTCLOUD_SECRET_KEY": "test-key-0123456789"}
+_KEYS = {  # an execution role's keys, as SCF gives them, and the SignKey sent to VOD
+    "TENCENTCLOUD_SECRETID": "AKIDtest",
+    "TENCENTCLOUD_SECRETKEY": "test-key-0123456789",
+    "TENCENTCLOUD_SESSIONTOKEN": "session-token-0123456789",
+    "VOD_CALLBACK_SIGN_KEY": "Key123abc0123456789",
+}
 
 
 @pytest.mark.parametrize(
-    ("body", "said"),
+    ("status", "body", "said"),
     [
-        (b"<html>not an API</html>", "no VOD API answer at"),  # a 200 that is not an API answer: not a refusal
-        (b"{}", "no VOD API answer at"),
+        (200, b"<html>not an API</html>", "no VOD API answer at"),  # a 200 that is not an API answer: not a refusal
+        (200, b"{}", "no VOD API answer at"),
         # An API that quotes the request back: the SignKey is not shown
         (
+            200,
             json.dumps(
                 {
                     "Response": {
@@ -176,21 +182,28 @@ _KEYS = {"TENCENTCLOUD_SECRET_ID": "AKIDtest", "TENCENTCLOUD_SECRET_KEY": "test-
             ).encode(),
             "VOD refused: InvalidParameter: SignKey ********",
         ),
+        # A proxy's error page that quotes the request's headers, and the keys under names of its own
+        (
+            502,
+            b"<pre>X-TC-Token: session-token-0123456789\nAuthorization: TC3-HMAC-SHA256 Credential=AKIDtest/x, "
+            b"Signature=abc\nkey test-key-0123456789</pre>",
+            "no VOD API answer at",
+        ),
     ],
-    ids=["html", "empty-object", "echoed-key"],
+    ids=["html", "empty-object", "echoed-key", "echoed-headers"],
 )
-def test_an_answer_that_is_not_vods_is_not_a_refusal(loopback_http: Serve, body: bytes, said: str) -> None:
+def test_an_answer_that_is_not_vods_is_not_a_refusal(loopback_http: Serve, status: int, body: bytes, said: str) -> None:
     def answer(handler: BaseHTTPRequestHandler) -> None:
         handler.rfile.read(int(handler.headers["Content-Length"]))
-        handler.send_response(200)
+        handler.send_response(status)
         handler.send_header("Content-Type", "application/json" if body.startswith(b"{") else "text/html")
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
         handler.wfile.write(body)
 
-    env = {**_KEYS, "VOD_API_ENDPOINT": loopback_http(answer), "VOD_CALLBACK_SIGN_KEY": "Key123abc0123456789"}
-    proc = configure("--mode", "PULL", **env)
-    assert proc.returncode == 1 and said in proc.stderr and "Key123abc0123456789" not in proc.stderr, proc.stderr
+    proc = configure("--mode", "PULL", **_KEYS, VOD_API_ENDPOINT=loopback_http(answer))
+    assert proc.returncode == 1 and said in proc.stderr, proc.stderr
+    assert not [value for name, value in _KEYS.items() if name != "TENCENTCLOUD_SECRETID" and value in proc.stderr]
     assert ("may or may not have been made" in proc.stderr) == said.startswith("no VOD API answer")
 
 
