@@ -355,33 +355,54 @@ def _first_event_code(run_first: str) -> str:
     )
 
 
+@contextlib.contextmanager
+def _emulated_vod() -> Iterator[dict[str, str]]:
+    """VOD's API (the emulator, in this process) and the settings that make the callback ask it (fetch)."""
+    from vodemu.app import build_emulator
+
+    secret_id, secret_key = "AKIDbench0000", "bench-secret-key-0123456789"
+    with tempfile.TemporaryDirectory() as tmp:
+        emulator = build_emulator(Path(tmp), secret_id=secret_id, secret_key=secret_key)
+        emulator.start()
+        try:
+            yield {
+                "VOD_CALLBACK_CONFIRM": "fetch",
+                "VOD_SECRET_ID": secret_id,
+                "VOD_SECRET_KEY": secret_key,
+                "VOD_API_ENDPOINT": emulator.url,
+            }
+        finally:
+            emulator.close()
+
+
 def _postgres_cold_rows(url: str, out: Section) -> None:
     # The demo runs from the events_pull bundle: the one that ships the VOD SDK (its own `index` is not imported
-    # by the demo, but is timed too, so it gets settings). Both bundles' launches take turns.
-    pull_env = {
-        **ENV,
-        "TENCENTCLOUD_SECRET_ID": "AKIDbench0000",
-        "TENCENTCLOUD_SECRET_KEY": "bench",
-        "DATABASE_URL": url,
-    }
-    ours, demo = bundle_cold_starts(
-        [
-            Bundle(
-                "callback", {**ENV, "DATABASE_URL": url}, {"first": _first_event_code("from index import main_handler")}
-            ),
-            Bundle("events_pull", pull_env, {"first": _first_event_code(f"exec({DEMO_CALLBACK!r})")}),
-        ]
-    )
-    our_cold, demo_cold = ours.layers["first"] - ours.bare, demo.layers["first"] - demo.bare
-    ratio = our_cold / demo_cold
-    out.figures.append(
-        Figure(
-            "callback cold start with PostgreSQL: import + first event stored",
-            f"{our_cold * 1e3:.0f} ms over bare",
-            f"×{ratio:.2f} a demo-equivalent callback that imports the VOD SDK ({demo_cold * 1e3:.0f} ms)",
-            goal(ratio, 0.5),
+    # by the demo, but is timed too, so it gets settings). The bundles' launches take turns. Each logs its
+    # request's line, as deployed (LOG_LEVEL=INFO).
+    env = {**ENV, "DATABASE_URL": url, "LOG_LEVEL": "INFO"}
+    pull_env = {**env, "TENCENTCLOUD_SECRET_ID": "AKIDbench0000", "TENCENTCLOUD_SECRET_KEY": "bench"}
+    ours = _first_event_code("from index import main_handler")
+    with _emulated_vod() as fetch:
+        plain, confirming, demo = bundle_cold_starts(
+            [
+                Bundle("callback", env, {"first": ours}),
+                # VOD_CALLBACK_CONFIRM=fetch: the SDK's client imported, and VOD asked about the file (the emulator)
+                Bundle("callback", {**env, **fetch}, {"first": ours}),
+                Bundle("events_pull", pull_env, {"first": _first_event_code(f"exec({DEMO_CALLBACK!r})")}),
+            ]
         )
-    )
+    demo_cold = demo.layers["first"] - demo.bare
+    baseline = f"a demo-equivalent callback that imports the VOD SDK ({demo_cold * 1e3:.0f} ms)"
+    for start, mode in ((plain, "VOD_CALLBACK_CONFIRM=none"), (confirming, "=fetch (VOD asked, here the emulator)")):
+        cold = start.layers["first"] - start.bare
+        out.figures.append(
+            Figure(
+                f"callback cold start with PostgreSQL, {mode}: import + first event stored",
+                f"{cold * 1e3:.0f} ms over bare",
+                f"×{cold / demo_cold:.2f} {baseline}",
+                goal(cold / demo_cold, 0.5),
+            )
+        )
 
 
 def run() -> Section:
@@ -402,8 +423,9 @@ def run() -> Section:
         )
         _flat_rows(f"sqlite:///{tmp}/flat/vod.sqlite3", "SQLite", out)
     with _postgres() as (new_database, note):
-        if new_database is None:
-            out.figures.append(Figure("callback events/s, PostgreSQL", note))
+        if new_database is None:  # each PostgreSQL row says so, none is left out silently
+            for name in ("callback events/s", "flat cost of an event", "FileDeleted per FileId", "callback cold start"):
+                out.figures.append(Figure(f"{name}, PostgreSQL", note))
         else:
             url = new_database()
             replays = [new_database() for _ in range(REPEAT)]
