@@ -333,6 +333,11 @@ POLICY_ENV = {
         ({"sourceContext": "u1:x:admin"}, 400, "field_not_allowed", "sourceContext"),
         ({"vodSubAppId": 1}, 400, "field_not_allowed", "vodSubAppId"),
         ({"expireTime": 1}, 400, "field_not_allowed", "expireTime"),
+        ({"currentTimeStamp": 1}, 400, "field_not_allowed", "currentTimeStamp"),
+        ({"random": 1}, 400, "field_not_allowed", "random"),
+        ({"secretId": "AKIDmine"}, 400, "field_not_allowed", "secretId"),
+        ({"taskPriority": 10}, 400, "field_not_allowed", "taskPriority"),  # the queue is the server's to order
+        ({"taskNotifyMode": "Finish"}, 400, "field_not_allowed", "taskNotifyMode"),
         ({"colour": "red"}, 400, "unknown_field", "colour"),
         ({"classId": "1"}, 400, "invalid_field", "classId"),
         ({"classId": True}, 400, "invalid_field", "classId"),

@@ -140,6 +140,10 @@ def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Ou
         (seal("alice", "r", "another-key-0123456789-abcdefghijklmnop"), "bad_seal"),
         (seal("alice", "r", CONTEXT_KEY)[:-1] + "x", "bad_seal"),  # the user id changed after sealing
         (seal("alice", "req1", CONTEXT_KEY).replace(":req1:", ":req2:"), "bad_seal"),  # so did its sign request id
+        # the shape of a seal but not one the signer writes: no MAC is even checked
+        (seal("alice", "req1", CONTEXT_KEY).replace(":req1:", ":req.1:"), "not_sealed"),  # a character it drops
+        (seal("alice", "r", CONTEXT_KEY).replace(":alice", "A:alice"), "not_sealed"),  # a MAC one character longer
+        (seal("alice", "r", CONTEXT_KEY).removesuffix("alice"), "not_sealed"),  # no user id
     ],
 )
 def test_only_a_sealed_context_names_a_user(store: EventStore, context: str, why: str) -> None:
