@@ -27,6 +27,7 @@ from vodbench.common import (
     bundle_figure,
     cold_start_rows,
     goal,
+    quiet_servers,
 )
 
 FILES = 100  # each file gets upload + PROCESSING + FINISH
@@ -361,7 +362,7 @@ def _emulated_vod() -> Iterator[dict[str, str]]:
     from vodemu.app import build_emulator
 
     secret_id, secret_key = "AKIDbench0000", "bench-secret-key-0123456789"
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, quiet_servers():
         emulator = build_emulator(Path(tmp), secret_id=secret_id, secret_key=secret_key)
         emulator.start()
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import statistics
 import subprocess
@@ -33,6 +34,19 @@ SIGN_ENV = {
     "AUTH_JWT_SECRET": JWT_SECRET,
     "VOD_CONTEXT_KEY": CONTEXT_KEY,
 }
+
+
+@contextmanager
+def quiet_servers() -> Iterator[None]:
+    """The in-process servers' request logs (werkzeug's, the emulator's, the uploader's) kept off the output."""
+    loggers = {name: logging.getLogger(name).level for name in ("werkzeug", "vodemu", "vodupload")}
+    for name in loggers:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for name, level in loggers.items():
+            logging.getLogger(name).setLevel(level)
 
 
 @contextmanager
