@@ -50,6 +50,26 @@ def test_push_flow_records_the_upload_for_the_signed_in_user(vod_stack: VodStack
     assert [r.file_id for r in vod_stack.records("alice@example.com")] == [committed["fileId"]]
 
 
+@pytest.fixture
+def hook_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An app's after-commit hook, set as the README says: before the stack starts (a fixture listed first)."""
+    monkeypatch.setenv("AFTER_COMMIT_HOOK", "tests.callback.hook_target:append_to_file")
+    monkeypatch.setenv("HOOK_TARGET_FILE", str(tmp_path / "hook-calls"))
+    return tmp_path / "hook-calls"
+
+
+def test_an_after_commit_hook_set_before_the_stack_starts_sees_each_upload(
+    hook_calls: Path, vod_stack: VodStack, tmp_path: Path
+) -> None:
+    committed = vod_stack.upload(sample_video(tmp_path / "hooked.mp4", size=100_000), user="heidi")
+    vod_stack.record(committed["fileId"])
+    deadline = time.monotonic() + 10  # the hook runs after the commit the record shows
+    while not hook_calls.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    [line] = hook_calls.read_text().splitlines()
+    assert line.split()[1:] == ["NewFileUpload", "heidi"]
+
+
 def test_the_stacks_functions_keep_the_settings_it_started_with(
     vod_stack: VodStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
