@@ -64,8 +64,8 @@ def test_an_after_commit_hook_set_before_the_stack_starts_sees_each_upload(
     committed = vod_stack.upload(sample_video(tmp_path / "hooked.mp4", size=100_000), user="heidi")
     vod_stack.record(committed["fileId"])
     deadline = time.monotonic() + 10  # the hook runs after the commit the record shows
-    while not hook_calls.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while not (hook_calls.exists() and hook_calls.read_text().endswith("\n")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # its line whole, not just the file opened
     [line] = hook_calls.read_text().splitlines()
     assert line.split()[1:] == ["NewFileUpload", "heidi"]
 
