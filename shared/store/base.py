@@ -201,7 +201,6 @@ class FileReport(Record):
 # --- row <-> record -------------------------------------------------------------------------------------
 
 _UPLOAD_COLUMNS = (*UploadRecord._fields, "deleted_parts_at")
-_STATUS = _UPLOAD_COLUMNS.index("status")
 _TASK_COLUMNS = TaskRecord._fields
 _EVENT_COLUMNS = (
     "dedupe_key, event_type, file_ids, received_at, hook_status, hook_failures, hook_last_error, hook_claimed_at"
@@ -310,8 +309,6 @@ def _tombstone(event_type: str, erased_at: float) -> str:
     return canonical_json({"EventType": event_type, "Erased": erased_at})
 
 
-_SELECT_UPLOAD = ", ".join(f"u.{c}" for c in _UPLOAD_COLUMNS)
-_SELECT_TASK = ", ".join(f"t.{c}" for c in _TASK_COLUMNS)
 _UPSERT_UPLOAD = _upsert("uploads", (*_UPLOAD_COLUMNS, "projection"), ("file_id",))
 _UPSERT_TASK = _upsert("tasks", (*_TASK_COLUMNS, "projection"), ("file_id", "task_id"))
 
@@ -530,8 +527,11 @@ class EventStore(ABC):
         marks = ", ".join("?" for _ in file_ids)
         cursor.execute(
             self._sql(
-                f"SELECT {_SELECT_UPLOAD}, u.projection, {_SELECT_TASK}, t.projection, "  # noqa: S608
-                "EXISTS (SELECT 1 FROM event_files f WHERE f.file_id = u.file_id AND NOT f.projected) FROM uploads u "
+                # Only what an update reads, not the whole rows: PostgreSQL's time to parse and plan a statement
+                # grows with its columns, and it does so for each event (no prepared statements: see postgres.py).
+                "SELECT u.file_id, u.status, u.user_id, u.first_seen_at, u.revision, u.projection, t.task_id, "  # noqa: S608
+                "t.projection, EXISTS (SELECT 1 FROM event_files f WHERE f.file_id = u.file_id AND NOT f.projected) "
+                "FROM uploads u "
                 f"LEFT JOIN tasks t ON t.file_id = u.file_id AND t.task_id = ? WHERE u.file_id IN ({marks})"
             ),
             (task_id or "", *file_ids),
@@ -544,22 +544,19 @@ class EventStore(ABC):
         self, cursor: Cursor, file_id: str, item: FoldInput, task_id: str | None, row: Sequence[Any] | None
     ) -> UploadRecord | None:
         """The file's record with `item` added; None for a file erased (`erase`), which no event brings back."""
-        if row is not None and row[_STATUS] == "erased":
-            return None
         state, tasks = new_file_state(), dict[str, TaskState]()
         if task_id is not None:
             tasks[task_id] = {}
         listed_at, revision = None, 1
         if row is not None:  # else: a new file
-            upload_end, task_start = len(_UPLOAD_COLUMNS), len(_UPLOAD_COLUMNS) + 1
-            task_end = task_start + len(_TASK_COLUMNS)
-            saved, saved_task, stale = row[upload_end], row[task_end], row[task_end + 1]
-            stored = dict(zip(_UPLOAD_COLUMNS, row[:upload_end], strict=True))
-            listed_at = stored["first_seen_at"] if stored["user_id"] is not None else None
-            revision = stored["revision"] + 1
+            _, status, user_id, first_seen_at, stored_revision, saved, task_found, saved_task, stale = row
+            if status == "erased":
+                return None
+            listed_at = first_seen_at if user_id is not None else None
+            revision = stored_revision + 1
             # A row without its state always has an unprojected event too (migration 4 left them all so): `stale`
             # covers it; the state checks keep a hand-edited row from being a crash.
-            if stale or saved is None or (row[task_start] is not None and saved_task is None):
+            if stale or saved is None or (task_found is not None and saved_task is None):
                 return self._rebuild(cursor, file_id, listed_at, revision)
             state = json.loads(saved)
             if task_id is not None and saved_task is not None:
