@@ -8,6 +8,7 @@ Install with `pip install ".[testing]"`; nothing here ships in a function bundle
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,29 @@ def dev_token(user: str, secret: str, **claims: Any) -> str:
     return mint_token(secret, user, **claims)
 
 
+def require_bundle_core() -> None:
+    """Stop with an ImportError that says why when the top-level `shared` Python finds is not the bundle's core.
+
+    The functions import their core as `shared` (the name their SCF bundles hold it under), and Python imports
+    one package per name: an app's own `shared` on the path hides it, and would otherwise fail later, as a
+    missing `shared.config` or `shared.store`, with nothing said about why."""
+    spec = importlib.util.find_spec("shared")
+    if spec is None:  # not installed at all: the import that follows says so
+        return
+    places = list(spec.submodule_search_locations or [])
+    if not any((Path(place) / "sign_service.py").is_file() for place in places):
+        where = ", ".join(places) or spec.origin or "a module, not a package"
+        raise ImportError(
+            f"the bundle's functions import their core package as `shared`, but the `shared` found first is not "
+            f"it ({where}): a package of your app with that name hides it. Rename yours (or move it inside your "
+            "app's own package), or keep the folder holding it off the path where the testing kit runs.",
+            name="shared",
+        )
+
+
 def load_function(name: str, env: dict[str, str]) -> Any:
     """`main_handler` of functions/<name>/index.py, imported fresh with exactly `env` as its environment."""
+    require_bundle_core()
     from vodtesting.functions import load_function as load
 
     return load(name, env)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from vodtesting import require_bundle_core
+
 if TYPE_CHECKING:  # imported when a fixture is used: the plugin loads with every pytest run
     from vodlocal.harness import Handler
     from vodtesting.stack import VodStack
@@ -17,6 +19,7 @@ if TYPE_CHECKING:  # imported when a fixture is used: the plugin loads with ever
 def vod_function() -> Callable[..., Handler]:
     """`vod_function("sign", env={...})` → the function's `main_handler`, loaded fresh with exactly that
     environment; the test's environment is put back at once (load_function does it)."""
+    require_bundle_core()
     from vodtesting.functions import load_function
 
     def load(name: str, env: Mapping[str, str] | None = None) -> Handler:
@@ -29,6 +32,7 @@ def vod_function() -> Callable[..., Handler]:
 def vod_stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[VodStack]:
     """The local gateway (the functions) and the VOD emulator on free loopback ports, for this test; the
     settings it puts into os.environ are undone with the test's own monkeypatch changes."""
+    require_bundle_core()
     from vodtesting.stack import start_stack_with
 
     stack = start_stack_with(monkeypatch, tmp_path / "vod-stack")

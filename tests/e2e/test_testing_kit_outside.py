@@ -105,3 +105,11 @@ def test_an_app_outside_the_repository_tests_its_hook_and_client(tmp_path: Path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "5 passed" in run.stdout
     assert str(Path(__file__).resolve().parents[2]) not in run.stdout + run.stderr
+    # AND WHEN the app has a top-level package named `shared` too, as the bundle's core is named
+    (app / "shared").mkdir()
+    (app / "shared" / "__init__.py").write_text("")
+    clash = _run(venv, ["-m", "pytest", "-q", "-p", "no:cacheprovider"], env=env, timeout=600, cwd=app)
+    # THEN each test that uses the kit's fixtures stops, saying which package hides the core
+    assert clash.returncode == 1, clash.stdout + clash.stderr
+    assert f"the `shared` found first is not it ({app / 'shared'})" in clash.stdout
+    assert "1 passed, 4 errors" in clash.stdout, clash.stdout

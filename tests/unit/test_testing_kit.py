@@ -6,6 +6,8 @@ import base64
 import contextlib
 import glob
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -131,6 +133,42 @@ def test_a_function_name_must_be_one_of_the_functions() -> None:
         ValueError, match="no function 'calback': one of callback, events_pull, sign, upload_page, uploads"
     ):
         load_function("calback", {})
+
+
+@pytest.mark.parametrize(
+    ("app_files", "hidden"),
+    [
+        ({"shared/__init__.py": "", "shared/config.py": "DEBUG = True\n"}, True),  # a package of its own
+        ({"shared.py": ""}, True),  # a module
+        ({"myapp/shared/__init__.py": ""}, False),  # inside the app's package: no clash
+        ({}, False),
+    ],
+)
+@pytest.mark.parametrize("call", ["vodtesting.require_bundle_core()", "vodtesting.load_function('calback', {})"])
+def test_an_apps_own_shared_that_hides_the_bundles_is_named_as_the_cause(
+    tmp_path: Path, app_files: dict[str, str], hidden: bool, call: str
+) -> None:
+    # GIVEN an app whose folder is first on the path (python -c, python -m pytest: the working directory)
+    for name, text in app_files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    # WHEN the kit is used there
+    run = subprocess.run(
+        [sys.executable, "-c", f"import vodtesting; {call}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # THEN an app's `shared` is named as what hides the bundle's core, before anything of it is imported
+    said = f"the `shared` found first is not it ({tmp_path / 'shared'}"
+    if hidden:
+        assert run.returncode == 1 and said in run.stderr, run.stderr
+        assert "ImportError" in run.stderr.splitlines()[-1]
+    else:  # the kit goes on (here, to the misspelt function's own error)
+        assert said not in run.stderr
+        assert run.returncode == 0 if "require" in call else "no function 'calback'" in run.stderr, run.stderr
 
 
 def test_each_function_logs_at_its_own_level(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
