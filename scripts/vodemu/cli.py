@@ -104,12 +104,12 @@ def main() -> int:
     except ValueError as exc:
         print(f"cannot configure events: {exc}", file=sys.stderr)
         return 2
-    port = emulator.start(args.host, args.port)
-    _describe(emulator, port, secret_id, sub_app_id)
-
+    # Before it says it is serving: a SIGTERM sent once it has said so closes it as any other.
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
+    port = emulator.start(args.host, args.port)
+    _describe(emulator, port, secret_id, sub_app_id)
     stopped.wait()
     emulator.close()
     print("stopped.")
@@ -120,6 +120,9 @@ def _describe(emulator: Emulator, port: int, secret_id: str, sub_app_id: int | N
     base = f"http://127.0.0.1:{port}"
     config = emulator.event_config()
     events = f"{config.mode}" + (f" -> {config.notification_url}" if config.notification_url else "")
+    if config.mode == PUSH and config.notification_url:
+        # As VOD with no callback key: no Sign or T, which a callback holding a SignKey refuses (401).
+        events += ", signed with the SignKey" if config.sign_key else ", unsigned (no --sign-key)"
     print(f"VOD emulator on {base}   (state: {emulator.state.path.parent})")
     print(f"  account         SecretId {secret_id}, vodSubAppId {sub_app_id or '(none: primary app)'}")
     print(f"  client upload   POST {base}/v3/index.php?Action=PrepareUploadUGC|ApplyUploadUGC|CommitUploadUGC")
