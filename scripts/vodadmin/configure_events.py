@@ -34,6 +34,7 @@ from shared.config import (
 )
 from shared.redaction import redact
 from shared.vod_api import describe_event_config, make_client, modify_event_config
+from vodadmin import stop_on_sigterm
 
 DEV_STATE = Path(".local")  # where `make serve` keeps them, relative to the checkout it runs in
 
@@ -154,6 +155,7 @@ def _settings(args: argparse.Namespace, sends_key: bool) -> tuple[VodApiSettings
 
 def main() -> int:
     args = _parser().parse_args()
+    stop_on_sigterm()
     changes = {
         "Mode": args.mode,
         "NotificationUrl": args.url,

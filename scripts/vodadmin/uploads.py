@@ -40,6 +40,7 @@ from shared.hooks import (
 from shared.store import EventStore, EventSummary, FileReport, StoreUnavailable, UploadRecord, open_store
 from shared.store.base import SCHEMA_VERSION
 from shared.store.sqlite import SqliteStore
+from vodadmin import stop_on_sigterm
 
 
 class Failure(Exception):
@@ -404,6 +405,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    stop_on_sigterm()
     try:
         run(args)
     except Failure as failure:
@@ -414,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "hooks" and args.rerun:  # but not for a rerun it stopped part-way
             print("vod-uploads: stopped, its output closed: the hooks run so far are recorded", file=sys.stderr)
             return 1
-    except KeyboardInterrupt:  # what was done is recorded (and listed, for hooks --rerun)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was done is recorded (and listed, for hooks --rerun)
         print("vod-uploads: interrupted", file=sys.stderr)
         return 130
     return 0

@@ -6,6 +6,7 @@ import functools
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 from shared.hooks import CommittedEvent
@@ -50,6 +51,13 @@ def quotes_the_keys(committed: CommittedEvent) -> None:
 
 def interrupted(committed: CommittedEvent) -> None:
     raise KeyboardInterrupt  # the operator's Ctrl-C while the hook runs
+
+
+def waits(committed: CommittedEvent) -> None:
+    """Says it runs (HOOK_TARGET_FILE), then runs until the rerun is stopped: for a signal sent while it runs."""
+    with open(os.environ["HOOK_TARGET_FILE"], "a", encoding="utf-8") as out:
+        out.write("running\n")
+    time.sleep(60)
 
 
 def fail(committed: CommittedEvent) -> None:

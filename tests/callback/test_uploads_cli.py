@@ -340,14 +340,32 @@ def test_a_rerun_masks_the_bundles_secrets_as_the_callback_does(
     assert [secret for secret in secrets.values() if secret in rerun.stdout + rerun.stderr + listed] == []
 
 
-def test_ctrl_c_mid_hook_records_it_failed_and_lists_it(unfinished: tuple[str, dict[str, str]]) -> None:
-    # GIVEN a rerun whose first hook is interrupted while it runs (the operator's Ctrl-C)
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_a_rerun_stopped_mid_hook_records_it_failed_and_lists_it(
+    unfinished: tuple[str, dict[str, str]], tmp_path: Path, stop: str
+) -> None:
+    # GIVEN a rerun whose first hook is stopped while it runs: the operator's Ctrl-C, or a SIGTERM (`timeout`, cron)
     url, keys = unfinished
-    env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": "tests.callback.hook_target:interrupted", "PYTHONPATH": str(ROOT)}
-    rerun = run_command("vod-uploads", "hooks", "--rerun", "--json", env=env, cwd=ROOT)
+    running = tmp_path / "running.txt"
+    target = "interrupted" if stop == "ctrl-c" else "waits"
+    env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": f"tests.callback.hook_target:{target}", "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen(
+        [command("vod-uploads"), "hooks", "--rerun", "--json"],
+        env={**os.environ, **env, "HOOK_TARGET_FILE": str(running)},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as rerun:
+        if stop == "sigterm":
+            deadline = time.monotonic() + 30
+            while not running.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            rerun.terminate()
+        out, err = rerun.communicate(timeout=60)
     # THEN it stops, listing that hook, which is failed (the next rerun takes it), not held as being run
-    assert rerun.returncode == 130, rerun.stderr
-    [row] = json.loads(rerun.stdout)["hooks"]
+    assert rerun.returncode == 130, err
+    [row] = json.loads(out)["hooks"]
     assert (row["dedupe_key"], row["rerun"]) == (keys["failed"], f"failed: {INTERRUPTED}")
     listed = json.loads(uploads(url, "hooks", "--json").stdout)
     assert (listed["hooks"][0]["dedupe_key"], listed["hooks"][0]["hook_status"]) == (keys["failed"], "failed")

@@ -240,7 +240,8 @@ def test_push_with_no_address_anywhere_is_refused_before_anything_changes(
     assert actions == ["DescribeEventConfig"]
 
 
-def test_ctrl_c_while_vod_is_asked_says_what_may_have_happened(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; `timeout`, a script's kill
+def test_stopped_while_vod_is_asked_it_says_what_may_have_happened(tmp_path: Path, stop: signal.Signals) -> None:
     with socket.create_server(("127.0.0.1", 0)) as silent:  # takes the connection, never answers
         url = f"http://127.0.0.1:{silent.getsockname()[1]}"
         env = {**os.environ, "VOD_API_ENDPOINT": url, "VOD_CALLBACK_SIGN_KEY": "Key123abc0123456789"}
@@ -253,7 +254,7 @@ def test_ctrl_c_while_vod_is_asked_says_what_may_have_happened(tmp_path: Path) -
         )
         connection, _ = silent.accept()  # the change is on its way
         with connection:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(stop)
             _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in stderr
     assert "interrupted: the change may or may not have been made" in stderr
