@@ -10,6 +10,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -26,8 +27,20 @@ def _int_env(name: str) -> int | None:
     if not value:
         return None
     if not is_decimal(value) or int(value) < 1:
-        raise SystemExit(f"{name} must be a positive integer, got {value!r}")
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+def _in_use(host: str, port: int) -> bool:
+    """Whether the port is taken: werkzeug would exit with its own words, which name neither --port nor
+    VOD_EMULATOR_PORT. Bound as the server binds (SO_REUSEADDR: a port in TIME_WAIT is free for it)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def port_number(text: str) -> int:
@@ -84,8 +97,15 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    sub_app_id = _int_env("VOD_SUB_APP_ID")
+    if args.port and _in_use(args.host, args.port):
+        print(
+            f"cannot start: port {args.port} is in use by another program: choose another with --port or "
+            "VOD_EMULATOR_PORT (0: any free port)",
+            file=sys.stderr,
+        )
+        return 2
     try:
+        sub_app_id = _int_env("VOD_SUB_APP_ID")
         emulator = build_emulator(
             args.state_dir,
             secret_id=secret_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,12 @@ from pathlib import Path
 import pytest
 
 CALLBACK = "http://127.0.0.1:9/vod-events"  # nothing is delivered: no upload is made
+_COMMAND = [sys.executable, "-m", "vodemu.cli"]
+
+
+def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
+    keys = {"TENCENTCLOUD_SECRET_ID": "AKIDemulatorclitest0123", "TENCENTCLOUD_SECRET_KEY": "emulator-cli-test-key"}
+    return {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), **keys, **settings}
 
 
 @pytest.mark.parametrize(
@@ -26,13 +33,8 @@ CALLBACK = "http://127.0.0.1:9/vod-events"  # nothing is delivered: no upload is
 def test_the_emulator_alone_describes_its_event_delivery_and_stops_on_sigterm(
     tmp_path: Path, options: list[str], events: str
 ) -> None:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(tmp_path),
-        "TENCENTCLOUD_SECRET_ID": "AKIDemulatorclitest0123",
-        "TENCENTCLOUD_SECRET_KEY": "emulator-cli-test-key",
-    }
-    command = [sys.executable, "-m", "vodemu.cli", "--port", "0", "--state-dir", str(tmp_path / "state"), *options]
+    env = _environment(tmp_path)
+    command = [*_COMMAND, "--port", "0", "--state-dir", str(tmp_path / "state"), *options]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as emulator:
         try:
             assert emulator.stdout is not None
@@ -49,3 +51,29 @@ def test_the_emulator_alone_describes_its_event_delivery_and_stops_on_sigterm(
             if emulator.poll() is None:
                 emulator.kill()
     assert (emulator.returncode, out.strip()) == (0, "stopped."), err
+
+
+@pytest.mark.parametrize(
+    ("settings", "busy_port", "said"),
+    [
+        ({}, True, "is in use by another program: choose another with --port or VOD_EMULATOR_PORT"),
+        ({"VOD_SUB_APP_ID": "0"}, False, "VOD_SUB_APP_ID must be a positive integer, got '0'"),
+        ({"VOD_APP_ID": "x"}, False, "VOD_APP_ID must be a positive integer, got 'x'"),
+        ({"TENCENTCLOUD_SECRET_KEY": ""}, False, "set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"),
+    ],
+)
+def test_a_setting_it_cannot_start_with_is_a_usage_error_that_names_it(
+    tmp_path: Path, settings: dict[str, str], busy_port: bool, said: str
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:  # another program's
+        port = taken.getsockname()[1] if busy_port else 0
+        run = subprocess.run(
+            [*_COMMAND, "--port", str(port), "--state-dir", str(tmp_path / "state")],
+            env=_environment(tmp_path, **settings),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert (run.returncode, run.stdout) == (2, ""), run.stderr
+    assert said in run.stderr and "Traceback" not in run.stderr
