@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import filelock
+
 DB_FILENAME = "vodemu.sqlite3"
 PUSH, PULL = "PUSH", "PULL"
 
@@ -156,23 +158,42 @@ def _media_from(record: dict[str, Any]) -> MediaFile:
     return MediaFile(**{**record, "options": UploadOptions(**record["options"])})
 
 
+class StateInUse(OSError):
+    """Another emulator keeps its state in this directory: both would deliver its queued events, and either
+    could change the other's event settings."""
+
+
 class EmulatorState:
     def __init__(self, state_dir: Path) -> None:
         state_dir.mkdir(parents=True, exist_ok=True)
-        self.path = state_dir / DB_FILENAME
-        # Only its owner reads it (it keeps the callback SignKey); SQLite gives its -wal and -shm the same mode.
-        self.path.touch(mode=0o600)
-        self.path.chmod(0o600)
-        self._lock = threading.Lock()
-        # Autocommit mode; multi-statement operations open their own IMMEDIATE transaction.
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        # Held while the state is open (an flock: let go by the system if the process dies).
+        self._owner = filelock.FileLock(state_dir / "emulator.lock", mode=0o600, thread_local=False)
+        try:
+            self._owner.acquire(timeout=0)
+        except filelock.Timeout:
+            raise StateInUse(
+                f"another emulator keeps its state in {state_dir} (a vod-emulator, or the one `make serve` runs on "
+                "its --state-dir): stop it, or give this one a --state-dir of its own"
+            ) from None
+        try:
+            self.path = state_dir / DB_FILENAME
+            # Only its owner reads it (it keeps the callback SignKey); SQLite gives its -wal and -shm the same mode.
+            self.path.touch(mode=0o600)
+            self.path.chmod(0o600)
+            self._lock = threading.Lock()
+            # Autocommit mode; multi-statement operations open their own IMMEDIATE transaction.
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except BaseException:
+            self._owner.release()
+            raise
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        self._owner.release()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:

@@ -245,7 +245,7 @@ class LocalStack:
         if self.pull_timer:  # first: a run going on would pull from a stopped emulator
             pull_timer.stop(self.pull_timer)
         self.tls.stop()
-        self.emulator.stop()
+        self.emulator.close()  # its state too: another emulator may then keep it (a stack started again)
         self.gateway.stop()
         self.claim.release()
 
@@ -296,15 +296,15 @@ def start_stack(
         emulator = start_emulator(state_dir / "vod-emulator", env, emulator_port, **emulator_options)
         # Before the gateway: its functions start with it, and read where VOD's API is (SDK clients here do too).
         os.environ["VOD_API_ENDPOINT"] = emulator.url
-        started = [emulator]
+        front = None
         try:  # leave nothing half-running: a port taken, say
             cert, key = tls.self_signed(state_dir / "tls")
             front = serve_wsgi("emulator-tls", emulator.wsgi_app, tls_port, ssl_context=(str(cert), str(key)))
-            started.append(front)
             gateway = start_gateway(gateway_port)
         except BaseException:
-            for server in reversed(started):
-                server.stop()
+            if front is not None:
+                front.stop()
+            emulator.close()
             raise
         if pull:
             emulator.configure_events(mode="PULL")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from vodemu.app import build_emulator
+
 CALLBACK = "http://127.0.0.1:9/vod-events"  # nothing is delivered: no upload is made
 _COMMAND = [sys.executable, "-m", "vodemu.cli"]
 
@@ -77,3 +79,22 @@ def test_a_setting_it_cannot_start_with_is_a_usage_error_that_names_it(
         )
     assert (run.returncode, run.stdout) == (2, ""), run.stderr
     assert said in run.stderr and "Traceback" not in run.stderr
+
+
+def test_a_state_directory_another_emulator_keeps_is_refused(tmp_path: Path) -> None:
+    # GIVEN an emulator running on a state directory (as `make serve` runs one on .local/vod-emulator)
+    state = tmp_path / "state"
+    with build_emulator(state, secret_id="AKIDholder0123456789", secret_key="holder-key"):
+        # WHEN another is started on it THEN it refuses, saying why: both would deliver its queued events
+        run = subprocess.run(
+            [*_COMMAND, "--port", "0", "--state-dir", str(state), "--notification-url", CALLBACK],
+            env=_environment(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 2 and f"another emulator keeps its state in {state}" in run.stderr, run.stderr
+    # AND once that one has closed, the directory can be used again
+    with build_emulator(state, secret_id="AKIDholder0123456789", secret_key="holder-key") as again:
+        assert again.event_config().notification_url == ""  # the refused one changed nothing
