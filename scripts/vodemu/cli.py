@@ -31,9 +31,10 @@ def _int_env(name: str) -> int | None:
     return int(value)
 
 
-def _in_use(host: str, port: int) -> bool:
-    """Whether the port is taken: werkzeug would exit with its own words, which name neither --port nor
-    VOD_EMULATOR_PORT. Bound as the server binds (SO_REUSEADDR: a port in TIME_WAIT is free for it)."""
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether the port is taken, checked before a server binds it (werkzeug would exit with its own words, which
+    name no option or variable). Bound as the servers bind (SO_REUSEADDR): a port whose last connections wait out
+    TIME_WAIT (a server stopped a moment ago) is free for them, and so for this probe."""
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -97,7 +98,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 2
-    if args.port and _in_use(args.host, args.port):
+    if args.port and port_in_use(args.port, args.host):
         print(
             f"cannot start: port {args.port} is in use by another program: choose another with --port or "
             "VOD_EMULATOR_PORT (0: any free port)",

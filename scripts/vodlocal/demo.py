@@ -19,6 +19,7 @@ from pathlib import Path
 
 from shared.config import ConfigError
 from shared.store import open_store
+from vodadmin import stop_on_sigterm
 from vodlocal import localstack
 
 
@@ -141,7 +142,7 @@ def main() -> int:
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # it sets INFO on itself otherwise
-    localstack.stop_on_sigterm()
+    stop_on_sigterm()  # what the stack started is stopped, as after a Ctrl-C
     state = Path(tempfile.mkdtemp(prefix="vod-demo-"))
     try:
         return demo(state)

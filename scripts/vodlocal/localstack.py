@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import string
 import subprocess
 import threading
@@ -67,15 +66,6 @@ def dev_settings(state_dir: Path) -> dict[str, str]:
         with os.fdopen(fd, "w") as handle:
             json.dump(settings, handle, indent=2)
     return settings
-
-
-def stop_on_sigterm() -> None:
-    """From now on SIGTERM stops as cleanly as Ctrl-C (a KeyboardInterrupt): what the stack started is stopped."""
-
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
 
 
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")

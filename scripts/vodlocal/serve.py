@@ -10,26 +10,14 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import sys
 from pathlib import Path
 
 from shared.config import ConfigError
 from shared.errors import StoreUnavailable
-from vodemu.cli import port_default, port_number
+from vodadmin import stop_on_sigterm
+from vodemu.cli import port_default, port_in_use, port_number
 from vodlocal import localstack
-
-
-def _in_use(port: int) -> bool:
-    with socket.socket() as probe:
-        # As the servers bind (socketserver's allow_reuse_address): a port whose last connections wait out
-        # TIME_WAIT (a stack stopped a moment ago) is free for them, and so for this probe.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return True
-    return False
 
 
 def _commands() -> str:
@@ -137,7 +125,7 @@ def main() -> int:
     busy = [
         f"{ports[flag]} (the {name}: {variable} or {flag})"
         for flag, variable, _, name, _ in PORT_OPTIONS
-        if ports[flag] and (_in_use(ports[flag]) or chosen.count(ports[flag]) > 1)
+        if ports[flag] and (port_in_use(ports[flag]) or chosen.count(ports[flag]) > 1)
     ]
     if busy:
         free = " ".join(f"{variable}=0" for _, variable, _, _, _ in PORT_OPTIONS)
@@ -161,7 +149,7 @@ def main() -> int:
     except ConfigError as exc:  # settings exported in the shell that the functions would refuse
         print(f"serve: the settings your shell exports cannot be used: {exc}", file=sys.stderr)
         return 2
-    localstack.stop_on_sigterm()
+    stop_on_sigterm()  # what the stack started is stopped, as after a Ctrl-C
     try:  # from here a Ctrl-C (or SIGTERM) stops the stack, whenever it comes
         _start_and_announce(stack, args, shell_database)
         signal.pause()

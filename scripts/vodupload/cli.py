@@ -28,7 +28,6 @@ import argparse
 import itertools
 import json
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -38,6 +37,7 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
+from vodadmin import stop_on_sigterm
 from vodupload import (
     AlreadyCommitted,
     AuthenticationFailed,
@@ -447,11 +447,7 @@ def main(argv: list[str] | None = None) -> int:
 def command() -> int:
     """The vod-upload command: main(), with SIGTERM (`timeout`, a service manager) taken as Ctrl-C is: the parts in
     flight finish, the progress is saved, and --json still prints its line."""
-
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
+    stop_on_sigterm()
     return main()
 
 
