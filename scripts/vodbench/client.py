@@ -87,8 +87,8 @@ def _upload_seconds(source: Path, checkpoints: Path, signature_url: str, endpoin
 
 
 def _sdk_upload_file_seconds(source: Path, signature_url: str, endpoint: str) -> float:
-    """The COS SDK's own upload_file (same part size and threads) into an applied session. It checks no
-    MD5, and its time leaves out the apply and the commit (a few ms on loopback) that the client's includes."""
+    """The COS SDK's own upload_file (same part size and threads) into an applied session. It checks nothing
+    COS stored, and its time leaves out the apply and the commit (a few ms on loopback) that the client's includes."""
     from qcloud_cos import CosConfig, CosS3Client
 
     from vodlocal import localstack
@@ -155,7 +155,7 @@ def run() -> Section:
         (
             "client upload through the local stack",
             f"{megabytes / upload:8.1f} MB/s  = {copy / upload:.2f}× of the copy "
-            "(8 MiB parts, 6 in flight, MD5-checked, one-time signatures)",
+            "(8 MiB parts, 6 in flight, each checked by CRC64, one-time signatures)",
         ),
     ]
     figure = Figure(

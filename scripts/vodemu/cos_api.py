@@ -304,7 +304,7 @@ class _CosApp:
             content_type=call.request.headers.get("Content-Type") or DEFAULT_CONTENT_TYPE,
             expected_md5=_content_md5(call.request),
         )
-        return _empty_response(200, [("ETag", info.etag)])
+        return _empty_response(200, [("ETag", info.etag), *_crc64_header(info.crc64)])
 
     def _head_object(self, call: _Call) -> Response:
         info = self._store.stat(call.bucket, call.key)
@@ -357,7 +357,7 @@ class _CosApp:
             size_hint=call.request.content_length,
             expected_md5=_content_md5(call.request),
         )
-        return _empty_response(200, [("ETag", part.etag)])
+        return _empty_response(200, [("ETag", part.etag), *_crc64_header(part.crc64)])
 
     def _list_parts(self, call: _Call) -> Response:
         marker = _int_param(call.query, "part-number-marker", default=0)
@@ -638,7 +638,15 @@ def _object_headers(info: ObjectInfo, content_length: int) -> list[tuple[str, st
         ("Last-Modified", http_date(info.last_modified)),
         ("Accept-Ranges", "bytes"),
         ("x-cos-storage-class", "STANDARD"),
+        *_crc64_header(info.crc64),
     ]
+
+
+def _crc64_header(crc64: int | None) -> list[tuple[str, str]]:
+    """COS reports the CRC64 of what it stored for clients to check against their own ("CRC64 Check",
+    https://www.tencentcloud.com/document/product/436/43320). It also gives one for an object completed from
+    parts, combining theirs; the emulator does not (a client checking each part has checked it)."""
+    return [] if crc64 is None else [("x-cos-hash-crc64ecma", str(crc64))]
 
 
 def _error_response(error: CosError, request: Request, request_id: str) -> Response:

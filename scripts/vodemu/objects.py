@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
+from fastcrc.crc64 import xz as crc64_xz
+
 DEFAULT_CONTENT_TYPE = "application/octet-stream"
 MIN_PART_SIZE = 1024 * 1024  # COS: every part but the last must be at least 1 MiB
 MAX_PART_NUMBER = 10000
@@ -118,6 +120,7 @@ class ObjectInfo:
     etag: str  # quoted, exactly as sent in the ETag header
     content_type: str
     last_modified: float  # Unix seconds
+    crc64: int | None = None  # CRC-64/XZ (COS's "crc64ecma") of an object PUT whole; None once assembled from parts
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,7 @@ class PartInfo:
     size: int
     etag: str  # quoted md5 hex of the part
     last_modified: float
+    crc64: int | None = None  # None in parts stored before the emulator kept it
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class _Received:
     path: Path
     size: int
     md5: bytes
+    crc64: int
 
 
 def is_valid_bucket(bucket: str) -> bool:
@@ -283,7 +288,9 @@ class ObjectStore:
         received = self._receive(bucket, body, max_size)
         try:
             _check_digest(received.md5, expected_md5)
-            info = ObjectInfo(bucket, key, received.size, quote_etag(received.md5.hex()), content_type, self._clock())
+            info = ObjectInfo(
+                bucket, key, received.size, quote_etag(received.md5.hex()), content_type, self._clock(), received.crc64
+            )
             with self._lock:
                 self._check_writable(bucket, key)  # the object may have been sealed while the body streamed in
                 self._commit_object(received.path, info)
@@ -429,13 +436,13 @@ class ObjectStore:
         path = Path(name)
         try:
             with open(fd, "wb", buffering=0) as out:
-                size, md5 = self._stream_to(body, out, max_size)
+                size, md5, crc64 = self._stream_to(body, out, max_size)
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        return _Received(path, size, md5)
+        return _Received(path, size, md5, crc64)
 
-    def _receive_at(self, path: Path, offset: int, body: ByteSource, max_size: int) -> tuple[int, bytes]:
+    def _receive_at(self, path: Path, offset: int, body: ByteSource, max_size: int) -> tuple[int, bytes, int]:
         """Stream a body into an existing (or new) file at `offset`, leaving the rest of it alone."""
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
@@ -445,17 +452,19 @@ class ObjectStore:
             out.seek(offset)
             return self._stream_to(body, out, max_size)
 
-    def _stream_to(self, body: ByteSource, out: BinaryIO, max_size: int) -> tuple[int, bytes]:
+    def _stream_to(self, body: ByteSource, out: BinaryIO, max_size: int) -> tuple[int, bytes, int]:
+        """(size, MD5, CRC64) of the body, written to `out`."""
         digest = hashlib.md5(usedforsecurity=False)
-        size = 0
+        crc64 = size = 0
         for chunk in self._chunks(body):
             size += len(chunk)
             if size > max_size:
                 raise EntityTooLargeError("the body exceeds the maximum allowed size")
             digest.update(chunk)
+            crc64 = crc64_xz(chunk, crc64)
             _write_all(out, chunk)
             self._count_received(len(chunk))
-        return size, digest.digest()
+        return size, digest.digest(), crc64
 
     def _chunks(self, body: ByteSource) -> Iterator[memoryview]:
         # One reusable buffer filled with readinto: no per-chunk allocation on the hot path. Each
@@ -533,7 +542,7 @@ class ObjectStore:
         received = self._receive(bucket, body, max_size)
         try:
             _check_digest(received.md5, expected_md5)
-            part = PartInfo(part_number, received.size, quote_etag(received.md5.hex()), self._clock())
+            part = PartInfo(part_number, received.size, quote_etag(received.md5.hex()), self._clock(), received.crc64)
             with self._lock:
                 # The upload may have been aborted or completed while the body streamed in.
                 self._load_upload(bucket, key, upload_id)
@@ -556,9 +565,9 @@ class ObjectStore:
         expected_md5: bytes | None,
     ) -> PartInfo:
         shared_path = self._upload_dir(bucket, upload_id) / _SHARED_DATA
-        size, md5 = self._receive_at(shared_path, offset, body, max_size)
+        size, md5, crc64 = self._receive_at(shared_path, offset, body, max_size)
         _check_digest(md5, expected_md5)
-        part = PartInfo(part_number, size, quote_etag(md5.hex()), self._clock())
+        part = PartInfo(part_number, size, quote_etag(md5.hex()), self._clock(), crc64)
         with self._lock:
             self._load_upload(bucket, key, upload_id)
             meta_path = self._part_paths(bucket, upload_id, part_number)[1]

@@ -96,6 +96,25 @@ _UNAVAILABLE = (
 )
 
 
+class _FirstByteChanged(io.RawIOBase):
+    """A request body whose first byte is changed on its way to COS: what the fault on a network path leaves."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._changed = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        count: int = self._stream.readinto(view)
+        if count and not self._changed:
+            view[0] ^= 0xFF
+            self._changed = True
+        return count
+
+
 class Traffic:
     """WSGI middleware in front of the emulator.
 
@@ -119,6 +138,9 @@ class Traffic:
         self.completes_unanswered = 0  # the next CompleteMultipartUploads COS does, but their answer is a 503
         self.commits_unanswered = 0  # the next CommitUploadUGCs VOD does, but their answer is a 502
         self.heads_forbidden = False  # HEAD answered 403, as by credentials that may only write
+        self.bodies_to_change = 0  # the next PUTs (a part, or an object sent whole) reach COS with a byte changed
+        self.bodies_changed = 0
+        self.crc64_hidden = False  # COS answers without the CRC64 of what it stored (x-cos-hash-crc64ecma)
         self.held = 0
         self._passes: int | None = None
         self._release: bool | None = None  # None: holding; True: let through; False: answer 503
@@ -179,10 +201,15 @@ class Traffic:
                 self.cos_requests.append(_cos_request(environ, 503))
             start_response("503 Service Unavailable", [("Content-Type", "application/xml"), ("Connection", "close")])
             return [_UNAVAILABLE]
+        if environ["REQUEST_METHOD"] == "PUT" and self._counted_down("bodies_to_change"):
+            environ["wsgi.input"] = _FirstByteChanged(environ["wsgi.input"])
+            self.bodies_changed += 1
         status: list[int] = []
 
         def recording_start_response(line: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
             status.append(int(line.split(maxsplit=1)[0]))
+            if self.crc64_hidden:
+                headers = [(name, value) for name, value in headers if name.lower() != "x-cos-hash-crc64ecma"]
             return start_response(line, headers, *exc)
 
         result = self._app(environ, recording_start_response)

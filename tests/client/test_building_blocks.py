@@ -17,12 +17,15 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 from werkzeug.wrappers import Request, Response
 
 from tests.client.conftest import MIB, write_file
 from tests.clocks import OffsetClock
 from tests.conftest import LeakGuard
+from tests.emulator.cos_helpers import CRC64_HEADER, md5_etag, sdk_crc64
 from vodlocal import localstack
 from vodtesting import dev_token
 from vodupload import (
@@ -44,7 +47,7 @@ from vodupload.cos import RetryPolicy, call_cos, cos_endpoint, make_client
 from vodupload.halting import Halted
 from vodupload.progress import ProgressMeter
 from vodupload.signatures import token_subject
-from vodupload.transfer import PartSpec, fit_part_size, plan_parts
+from vodupload.transfer import PartSpec, check_stored, fit_part_size, plan_parts
 from vodupload.vod_api import Applied, TempCredentials
 
 
@@ -519,3 +522,38 @@ def test_saved_uploads_belong_to_the_tokens_subject(first: str, second: str, sam
         assert re.fullmatch(r"sub:[a-z]+|token:[0-9a-f]{64}", token_subject(token)) and token not in token_subject(
             token
         )
+
+
+PART_BYTES = os.urandom(MIB + 3)
+
+
+@pytest.mark.parametrize(
+    ("answer", "stored"),
+    [
+        ({"ETag": md5_etag(PART_BYTES), CRC64_HEADER: str(sdk_crc64(PART_BYTES))}, True),
+        ({"etag": md5_etag(PART_BYTES), "X-Cos-Hash-Crc64ecma": f" {sdk_crc64(PART_BYTES)} "}, True),
+        ({"ETag": md5_etag(PART_BYTES), CRC64_HEADER: str(sdk_crc64(PART_BYTES[1:]))}, False),
+        ({"ETag": md5_etag(b"other"), CRC64_HEADER: str(sdk_crc64(PART_BYTES))}, True),  # the CRC64 decides
+        ({"ETag": md5_etag(PART_BYTES).upper()}, True),  # no CRC64: the ETag, an MD5 hex
+        ({"ETag": md5_etag(PART_BYTES[1:])}, False),
+        ({}, False),
+    ],
+    ids=["crc64", "header-case", "crc64-differs", "crc64-decides", "etag", "etag-differs", "neither"],
+)
+def test_what_cos_stored_is_checked_against_the_bytes_sent(answer: dict[str, str], stored: bool) -> None:
+    if stored:
+        assert check_stored(answer, PART_BYTES) == answer.get("ETag", answer.get("etag"))
+    else:
+        with pytest.raises(CosClientError, match="COS stored other bytes than were sent"):
+            check_stored(answer, PART_BYTES)
+
+
+@given(st.binary(max_size=4096), st.integers(min_value=0))
+def test_the_crc64_checked_is_the_cos_sdks(data: bytes, flip: int) -> None:
+    """The uploader's CRC64 (fastcrc) agrees with the COS SDK's (crcmod), and one changed byte is caught."""
+    check_stored({CRC64_HEADER: str(sdk_crc64(data))}, data)
+    if data:
+        changed = bytearray(data)
+        changed[flip % len(data)] ^= 0x01
+        with pytest.raises(CosClientError):
+            check_stored({CRC64_HEADER: str(sdk_crc64(bytes(changed)))}, data)

@@ -894,6 +894,32 @@ def test_the_run_announces_the_file_as_it_is_then(
     assert stack.saved() == [] and stack.open_uploads() == []
 
 
+@pytest.mark.parametrize("crc64", [True, False], ids=["COS answers its CRC64", "COS answers no CRC64: the ETag"])
+@pytest.mark.parametrize("size", [PART // 2, 3 * MIB], ids=["one PUT", "multipart"])
+def test_bytes_changed_on_the_way_to_cos_are_sent_again(stack: Stack, tmp_path: Path, size: int, crc64: bool) -> None:
+    video = write_file(tmp_path / "holiday.mp4", size)
+    stack.traffic.bodies_to_change = 1
+    stack.traffic.crc64_hidden = not crc64
+
+    result = stack.uploader().upload(video).run()
+
+    assert stack.traffic.bodies_changed == 1
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert stack.emulator.store.bytes_received == size + min(size, PART)  # the changed body, then sent again
+    assert stack.saved() == [] and stack.open_uploads() == []
+
+
+def test_bytes_changed_on_every_try_fail_the_upload_saying_so(stack: Stack, tmp_path: Path) -> None:
+    video = write_file(tmp_path / "holiday.mp4", PART // 2)
+    stack.traffic.bodies_to_change = 99
+
+    with pytest.raises(StorageError, match=r"upload the video failed after 6 attempts: .*COS stored other bytes"):
+        stack.uploader().upload(video).run()
+
+    assert stack.traffic.bodies_changed == 6
+    assert stack.traffic.actions() == ["ApplyUploadUGC"]  # nothing committed
+
+
 @pytest.mark.parametrize("size", [PART // 2, 3 * MIB], ids=["one PUT", "multipart"])
 def test_a_file_that_changes_while_it_is_sent_is_not_committed(stack: Stack, tmp_path: Path, size: int) -> None:
     video = write_file(tmp_path / "recording.mp4", size)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+import crcmod
 import requests
 from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_auth import CosS3Auth
@@ -66,6 +67,17 @@ class CosEmulator:
     def client(self, credential: TempCredential, *, secret_key: str | None = None, token: str | None = None) -> Any:
         """The real SDK client, without retries (a 5xx must surface, not be retried)."""
         return CosS3Client(self.config(credential, secret_key=secret_key, token=token), retry=0)
+
+
+# The COS SDK's own CRC64 (qcloud_cos/resumable_downloader.py, its download check): crcmod, not the
+# fastcrc the emulator and the uploader compute it with, so a fault shared by those two cannot pass.
+_SDK_CRC64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, xorOut=0xFFFFFFFFFFFFFFFF, rev=True)
+CRC64_HEADER = "x-cos-hash-crc64ecma"
+
+
+def sdk_crc64(data: bytes) -> int:
+    value: int = _SDK_CRC64(data)
+    return value
 
 
 def md5_etag(data: bytes) -> str:

@@ -12,7 +12,17 @@ import pytest
 from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosServiceError
 
-from .cos_helpers import BUCKET, MIB, OTHER_BUCKET, REGION, CosEmulator, md5_etag, multipart_etag_of
+from .cos_helpers import (
+    BUCKET,
+    CRC64_HEADER,
+    MIB,
+    OTHER_BUCKET,
+    REGION,
+    CosEmulator,
+    md5_etag,
+    multipart_etag_of,
+    sdk_crc64,
+)
 
 VIDEO = "vod/1250000000/video.mp4"
 
@@ -44,6 +54,7 @@ def test_put_head_get(cos_emulator: CosEmulator, key: str, body: bytes):
     got = client.get_object(Bucket=BUCKET, Key=key)
 
     assert put["ETag"] == head["ETag"] == got["ETag"] == md5_etag(body)
+    assert put[CRC64_HEADER] == head[CRC64_HEADER] == got[CRC64_HEADER] == str(sdk_crc64(body))
     assert put["x-cos-request-id"]
     assert head["Content-Length"] == str(len(body))
     assert head["Content-Type"] == "video/mp4"
@@ -70,7 +81,9 @@ def test_upload_file_in_parts_is_byte_identical(cos_emulator: CosEmulator, tmp_p
 
     assert result["ETag"] == multipart_etag_of(data, MIB)
     assert read_body(client.get_object(Bucket=BUCKET, Key=VIDEO)) == data
-    assert client.head_object(Bucket=BUCKET, Key=VIDEO)["ETag"] == result["ETag"]
+    head = client.head_object(Bucket=BUCKET, Key=VIDEO)
+    assert head["ETag"] == result["ETag"]
+    assert CRC64_HEADER not in head  # COS would combine the parts' CRC64s; the emulator does not
     assert cos_emulator.store.bytes_received == len(data)
     assert client.list_multipart_uploads(Bucket=BUCKET, Prefix=VIDEO).get("Upload", []) == []
 
@@ -115,8 +128,10 @@ def test_list_parts_and_multipart_uploads(cos_emulator: CosEmulator):
     first = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
     second = client.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
     chunks = [os.urandom(MIB), os.urandom(1000)]
-    for number, chunk in enumerate(chunks, start=1):
+    answers = [
         client.upload_part(Bucket=BUCKET, Key=key, Body=chunk, PartNumber=number, UploadId=second)
+        for number, chunk in enumerate(chunks, start=1)
+    ]
 
     uploads = client.list_multipart_uploads(Bucket=BUCKET, Prefix=key)
     parts = client.list_parts(Bucket=BUCKET, Key=key, UploadId=second)
@@ -129,6 +144,7 @@ def test_list_parts_and_multipart_uploads(cos_emulator: CosEmulator):
         ("1", str(MIB), md5_etag(chunks[0])),
         ("2", "1000", md5_etag(chunks[1])),
     ]
+    assert [answer[CRC64_HEADER] for answer in answers] == [str(sdk_crc64(chunk)) for chunk in chunks]
 
 
 def test_list_parts_pages(cos_emulator: CosEmulator):

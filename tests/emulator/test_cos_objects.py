@@ -15,6 +15,8 @@ import pytest
 from vodemu import objects
 from vodemu.objects import ObjectStore, PartInfo
 
+from .cos_helpers import sdk_crc64
+
 BUCKET = "vodugc-1250000000"
 MIB = 1024 * 1024
 BIG = 1 << 40
@@ -64,7 +66,7 @@ def upload_parts(
 def test_put_stat_and_read_back(store: ObjectStore):
     info = store.put_object(BUCKET, "a/b.mp4", io.BytesIO(b"hello"), max_size=BIG, content_type="video/mp4")
 
-    assert info == objects.ObjectInfo(BUCKET, "a/b.mp4", 5, etag(b"hello"), "video/mp4", NOW)
+    assert info == objects.ObjectInfo(BUCKET, "a/b.mp4", 5, etag(b"hello"), "video/mp4", NOW, sdk_crc64(b"hello"))
     assert store.stat(BUCKET, "a/b.mp4") == info
     assert read(store, "a/b.mp4") == b"hello"
     assert store.object_path(BUCKET, "a/b.mp4") is not None
@@ -221,11 +223,12 @@ def test_a_part_uploaded_again_replaces_the_first(store: ObjectStore):
     assert read(store, "k") == CHUNKS[0] + replacement + CHUNKS[2]
 
 
-def test_list_parts_reports_sizes_and_etags(store: ObjectStore):
-    upload_id, _ = upload_parts(store, "k", CHUNKS, order=[1, 0])
+@pytest.mark.parametrize("hinted", [True, False], ids=["in the shared file", "in files of their own"])
+def test_list_parts_reports_sizes_etags_and_crc64s(store: ObjectStore, hinted: bool):
+    upload_id, _ = upload_parts(store, "k", CHUNKS, order=[1, 0], hinted=hinted)
     assert store.list_parts(BUCKET, "k", upload_id) == [
-        PartInfo(1, MIB, etag(CHUNKS[0]), NOW),
-        PartInfo(2, MIB, etag(CHUNKS[1]), NOW),
+        PartInfo(1, MIB, etag(CHUNKS[0]), NOW, sdk_crc64(CHUNKS[0])),
+        PartInfo(2, MIB, etag(CHUNKS[1]), NOW, sdk_crc64(CHUNKS[1])),
     ]
 
 
