@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,25 +63,51 @@ def plan_parts(size: int, part_size: int) -> list[PartSpec]:
     ]
 
 
-def check_stored(answer: Mapping[str, Any], data: bytes) -> str:
-    """The ETag COS answered for storing `data`, once what it stored is known to be `data`.
+def _headers(answer: Mapping[str, Any]) -> dict[str, str]:
+    return {name.lower(): str(value) for name, value in answer.items()}
+
+
+def _reported(headers: Mapping[str, str]) -> tuple[str, str]:
+    """What COS says of the bytes it stored: ("CRC64", decimal), else ("MD5", its ETag's hex).
 
     COS reports the CRC64 (ECMA-182, the xz variant) of every part and object it stores, for clients to
     compare with their own ("CRC64 Check", https://www.tencentcloud.com/document/product/436/43320). That
-    costs ~1/20 of the MD5 a Content-MD5 header needs. An answer without it is checked by its ETag, which
-    for a part or a single PUT is the MD5 of the bytes stored. A mismatch raises CosClientError, a failure
-    `call_cos` retries: the part is sent again, replacing the one stored."""
-    headers = {name.lower(): str(value) for name, value in answer.items()}
-    etag = headers.get("etag", "")
+    costs ~1/20 of the MD5 a Content-MD5 header needs. Without it, the ETag: the MD5 of a part or of an
+    object PUT whole (not of an object completed from parts, whose ETag ends in "-<parts>")."""
     reported = headers.get(CRC64_HEADER)
     if reported is not None:
-        kind, stored, sent = "CRC64", reported.strip(), str(crc64.xz(data))
-    else:
-        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
-        kind, stored, sent = "MD5", etag.strip().strip('"').lower(), md5
+        return "CRC64", reported.strip()
+    return "MD5", headers.get("etag", "").strip().strip('"').lower()
+
+
+def _digest(kind: str, chunks: Iterable[bytes]) -> str:
+    if kind == "CRC64":
+        value = 0
+        for chunk in chunks:
+            value = crc64.xz(chunk, value)
+        return str(value)
+    md5 = hashlib.md5(usedforsecurity=False)
+    for chunk in chunks:
+        md5.update(chunk)
+    return md5.hexdigest()
+
+
+def check_stored(answer: Mapping[str, Any], data: bytes) -> str:
+    """The ETag COS answered for storing `data`, once what it stored is known to be `data` (`_reported`).
+    A mismatch raises CosClientError, a failure `call_cos` retries: the part is sent again, replacing the
+    one stored."""
+    headers = _headers(answer)
+    kind, stored = _reported(headers)
+    sent = _digest(kind, [data])
     if stored != sent:
         raise CosClientError(f"COS stored other bytes than were sent ({kind} {stored or 'missing'}, sent {sent})")
-    return etag
+    return headers.get("etag", "")
+
+
+def _file_chunks(path: Path, size: int = 8 * 1024 * 1024) -> Iterator[bytes]:
+    with open(path, "rb") as file:
+        while chunk := file.read(size):
+            yield chunk
 
 
 def _read(path: Path, offset: int, size: int) -> bytes:
@@ -277,8 +303,11 @@ class ObjectTransfer:
         self._ctx.save()
 
     def _object_stored(self) -> bool | None:
-        """Whether COS holds the whole object; None when these credentials may not ask (VOD's may only write,
-        it seems: its policy is not published): then CommitUploadUGC, which checks it, will tell."""
+        """Whether COS holds the whole object, with the file's bytes; None when these credentials may not ask
+        (VOD's may only write, it seems: its policy is not published): then CommitUploadUGC, which checks
+        it, will tell. Its bytes are checked as a PUT's are (a run stopped after COS stored a PUT changed on
+        the way, before it was sent again, leaves the object at its size), unless COS gives no CRC64 of an
+        object completed from parts: those parts were checked as they were sent."""
         try:
             head = self._ctx.cos(
                 lambda c: c.head_object(Bucket=self._bucket, Key=self._key), f"look up the {self.obj.role}"
@@ -287,7 +316,12 @@ class ObjectTransfer:
             if exc.status in (404, 403):
                 return None if exc.status == 403 else False
             raise
-        return int(head.get("Content-Length") or -1) == self.obj.source.size
+        if int(head.get("Content-Length") or -1) != self.obj.source.size:
+            return False
+        kind, stored = _reported(_headers(head))
+        if kind == "MD5" and "-" in stored:
+            return True
+        return stored == _digest(kind, _file_chunks(self._path))
 
     def abort(self, upload_id: str | None = None) -> None:
         """Drop a multipart upload (by default this object's) and every part COS holds for it."""
