@@ -203,7 +203,8 @@ class Traffic:
             return [_UNAVAILABLE]
         if environ["REQUEST_METHOD"] == "PUT" and self._counted_down("bodies_to_change"):
             environ["wsgi.input"] = _FirstByteChanged(environ["wsgi.input"])
-            self.bodies_changed += 1
+            with self._cond:  # parts arrive on threads of their own
+                self.bodies_changed += 1
         status: list[int] = []
 
         def recording_start_response(line: str, headers: list[tuple[str, str]], *exc: Any) -> Any:
