@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -16,11 +17,45 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 from shared.config import ConfigError
 from shared.store import open_store
 from vodadmin import stop_on_sigterm
 from vodlocal import localstack
+
+_INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
+def run(args: list[str], **options: Any) -> subprocess.CompletedProcess[Any]:
+    """subprocess.run, but an interrupt (Ctrl-C, SIGTERM) cannot leave the child running on its own.
+
+    subprocess.run kills its child when interrupted, except when the KeyboardInterrupt comes while Popen()
+    waits for the child to start: Popen then raises before returning the process, and the child runs on
+    unseen (a vod-upload writing to a closed pipe, from a state directory being removed). So interrupts are
+    held until the process is in hand, and raised there."""
+    held: list[int] = []
+    handlers = {number: signal.signal(number, lambda got, _: held.append(got)) for number in _INTERRUPTS}
+    try:
+        process = subprocess.Popen(args, **options)
+    except BaseException:
+        _restore(handlers)
+        raise
+    with process:
+        try:
+            _restore(handlers)
+            if held:
+                raise KeyboardInterrupt
+            stdout, stderr = process.communicate()
+        except BaseException:
+            process.kill()
+            raise
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
+
+
+def _restore(handlers: dict[signal.Signals, Any]) -> None:
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -43,7 +78,7 @@ def make_sample(directory: Path) -> tuple[Path, Path, str]:
         video, cover = directory / "demo.mp4", directory / "demo-cover.jpg"
         quiet = [ffmpeg, "-loglevel", "error", "-y"]
         made = (
-            subprocess.run(
+            run(
                 [
                     *quiet,
                     "-f",
@@ -59,14 +94,10 @@ def make_sample(directory: Path) -> tuple[Path, Path, str]:
                     "yuv420p",
                     str(video),
                 ],
-                check=False,
             ).returncode
             == 0
         )
-        if (
-            made
-            and subprocess.run([*quiet, "-i", str(video), "-frames:v", "1", str(cover)], check=False).returncode == 0
-        ):
+        if made and run([*quiet, "-i", str(video), "-frames:v", "1", str(cover)]).returncode == 0:
             return video, cover, "made with ffmpeg"
     video, cover = directory / "demo.mp4", directory / "demo-cover.png"
     block = bytes(range(256)) * 4096  # 1 MiB
@@ -96,7 +127,7 @@ def demo(state: Path) -> int:
         print(f"sample video {video.name} ({video.stat().st_size / 1024 / 1024:.1f} MiB, {how}), cover {cover.name}")
         token = localstack.mint_token(os.environ["AUTH_JWT_SECRET"], localstack.DEV_USER)
         print(f"uploading as {localstack.DEV_USER!r}…", flush=True)
-        upload = subprocess.run(
+        upload = run(
             [
                 sys.executable,
                 "-m",
@@ -117,7 +148,6 @@ def demo(state: Path) -> int:
             env={**os.environ, "VOD_UPLOAD_TOKEN": token},
             stdout=subprocess.PIPE,
             text=True,
-            check=False,
         )
         if upload.returncode != 0:
             print(f"upload failed (exit {upload.returncode})", file=sys.stderr)
@@ -128,7 +158,7 @@ def demo(state: Path) -> int:
             print("the event did not reach the store within 30 s", file=sys.stderr)
             return 1
         print("\nthe record the callback stored (vod-uploads show):\n", flush=True)
-        return subprocess.run([sys.executable, "-m", "vodadmin.uploads", "show", file_id], check=False).returncode
+        return run([sys.executable, "-m", "vodadmin.uploads", "show", file_id]).returncode
     finally:
         stack.stop()
         print("stack stopped.")

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -45,3 +48,50 @@ def test_an_interrupted_demo_stops_its_stack_and_removes_its_state(tmp_path: Pat
     assert proc.returncode == 130, stderr
     assert b"interrupted." in stderr and b"Traceback" not in stderr and b"stack stopped." in stdout
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+# The parent is interrupted while it starts the child (inside Popen(), which has forked but not returned):
+# the child asks for it before it starts its program, then gives the parent time to take it.
+_INTERRUPTED_AS_IT_STARTS = """
+import os, signal, subprocess, sys, time
+from vodadmin import stop_on_sigterm
+from vodlocal.demo import run
+stop_on_sigterm()
+
+def interrupt_the_parent():
+    os.kill(os.getppid(), signal.SIGTERM)
+    time.sleep(1)
+
+try:
+    child = [sys.executable, "-c", "import time; time.sleep(60)", sys.argv[1]]
+    run(child, preexec_fn=interrupt_the_parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def _running_with(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # gone meanwhile
+            continue
+    return found
+
+
+def test_a_child_started_as_the_demo_is_interrupted_does_not_run_on() -> None:
+    marker = f"vod-demo-child-{uuid.uuid4().hex}"
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_AS_IT_STARTS, marker],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    left = _running_with(marker)
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+    assert proc.stdout == "interrupted\n", proc.stderr
+    assert left == []
