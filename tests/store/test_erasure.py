@@ -9,15 +9,16 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg2
 import pytest
 
 from shared.hooks import CommittedEvent, rerun_hook
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.store import EventStore, open_store, postgres
+from shared.store import EventStore, StoreUnavailable, open_store, postgres
 from tests.conftest import CONTEXT_KEY, KEYS
 from vodtesting import vod_event
-from vodtesting.pgserver import PostgresServer
+from vodtesting.pgserver import PostgresServer, run_sql
 
 ANN, BOB = "5285890784273533001", "5285890784273533002"
 # What is Ann's: her id, her file's name, her session's context, her hook's error
@@ -255,3 +256,52 @@ def test_a_failed_hook_of_a_delete_of_erased_files_only_is_owed_no_more(store: E
     store.erase([ANN], erased_at=100.0)
     assert store.unfinished_hooks(received_before=1000.0) == []  # not run again, for a file no one has
     assert store.record_hook_result(owed.dedupe_key, "failed again") is False
+
+
+def _files_locked_in_opposite_orders() -> tuple[str, str]:
+    """Two file ids, A < B, that two erases would lock in opposite orders were the locks not sorted: erasing both
+    iterates its files as [A, B]; erasing B, then finding A in B's events, iterates them as [B, A]."""
+    for n in range(10_000):
+        a, b = f"52858907842735{n:05d}", f"52858907842736{n:05d}"
+        later = {b}
+        later.update({a})
+        if list({a, b}) == [a, b] and list(later) == [b, a]:
+            return a, b
+    raise AssertionError("no such pair in this process's string hashes")
+
+
+@pytest.mark.postgres
+def test_two_erases_at_once_whose_files_come_in_opposite_orders_both_finish(postgres_server: PostgresServer) -> None:
+    # GIVEN a delete naming files A and B, and A's lock held a moment by a delivery of another instance
+    a, b = _files_locked_in_opposite_orders()
+    url = postgres_server.create_database()
+    store = open_store(url, timeout_seconds=5)
+    ingest_event(store, vod_event("FileDeleted", FileIdSet=[a, b]), received_at=1.0, keys=KEYS)
+    holder = psycopg2.connect(url)
+    holder.cursor().execute("SELECT pg_advisory_lock(%s)", (postgres.advisory_key(f"file:{a}"),))
+    # WHEN one operator erases both files and another erases B (whose delete names A) meanwhile, both waiting
+    # for A (were the locks taken in the order found, the second would wait holding B)
+    results: dict[str, Any] = {}
+    stores = [open_store(url, timeout_seconds=5) for _ in range(2)]
+
+    def erase(name: str, eraser: EventStore, file_ids: list[str]) -> None:
+        try:
+            results[name] = eraser.erase(file_ids, erased_at=100.0)
+        except StoreUnavailable as exc:
+            results[name] = exc
+
+    erases = [
+        threading.Thread(target=erase, args=("both", stores[0], [a, b])),
+        threading.Thread(target=erase, args=("b", stores[1], [b])),
+    ]
+    for waiting, thread in enumerate(erases, start=1):
+        thread.start()
+        while run_sql(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") != [(waiting,)]:
+            time.sleep(0.01)
+    holder.close()
+    for thread in erases:
+        thread.join()
+    # THEN each finishes, one after the other: neither is cut off as a deadlock (detected after the server's 1 s)
+    assert results == {"both": [a, b], "b": [b]}
+    for opened in (store, *stores):
+        opened.close()
