@@ -10,7 +10,8 @@ upload is kept. `fold` is the same updates over a whole set at once (the rebuild
 Whose upload a file is can't be rewritten by a later event: when the upload events of one file disagree
 on its identity (the user their sealed sourceContext proves, the sourceContext, the media URL), the
 record is a conflict, attributed to nobody, and lists what disagrees. A delete applies to any file,
-verified upload or not: it only marks a record deleted (VOD_CALLBACK_CONFIRM=fetch checks it with VOD).
+verified upload or not: it only marks a record deleted (VOD_CALLBACK_CONFIRM=fetch checks it with VOD), unless
+VOD listed the file well after it (see DISPROOF_MARGIN).
 """
 
 from collections.abc import Iterable, Iterator, Mapping
@@ -157,7 +158,8 @@ class FileState(TypedDict):
     first: Winner | None  # [rank, attribution]: the upload event ranked lowest (its dedupe key, see _add_upload)
     confirmed: bool  # every (not unconfirmed) upload event's identity was read from VOD
     from_tasks: dict[str, Winner]  # name/media_url/metadata -> [task rank, value]: the lowest-ranked task event
-    deleted_at: float | None  # the first whole-file delete
+    deletes: list[float]  # when each whole-file delete came that no later listing by VOD disproves, in order
+    listed_at: float | None  # when the last upload event VOD listed (DescribeMediaInfos) came
     deleted_parts: list[dict[str, Any]]  # DeletedPart fields, sorted by type and definition
     outcomes: dict[str, int]  # task outcome -> how many of the file's tasks have it now
     settled: list[Any] | None  # [[received_at, dedupe key], task id, outcome]: the task whose first FINISH came last
@@ -196,7 +198,8 @@ def new_file_state() -> FileState:
         "first": None,
         "confirmed": True,
         "from_tasks": {},
-        "deleted_at": None,
+        "deletes": [],
+        "listed_at": None,
         "deleted_parts": [],
         "outcomes": {},
         "settled": None,
@@ -229,9 +232,24 @@ def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None 
         if parts:  # only some parts (e.g. transcodes) are gone; the media itself still exists
             _add_deleted_parts(state, parts, at)
         else:
-            first = state["deleted_at"]
-            state["deleted_at"] = at if first is None else min(first, at)
+            state["deletes"] = sorted({*state["deletes"], at})
+            _drop_disproved_deletes(state)
     return False
+
+
+# VOD never gives a FileId again, nor lists a deleted file: a whole-file delete that came this long (seconds) before
+# an upload event VOD listed when asked (VOD_CALLBACK_CONFIRM=fetch) did not happen. Such a delete is forged (a
+# replayed Sign, with a FileId VOD had not given yet, so VOD answered that it does not have it): it must not mark
+# deleted the upload that later gets that FileId. The margin covers what else can put a genuine delete before a
+# listing: the time from VOD's answer to the event's receive time (a function's run), clocks of other instances, and
+# VOD's API answering a moment late.
+DISPROOF_MARGIN = 300.0
+
+
+def _drop_disproved_deletes(state: FileState) -> None:
+    listed_at = state["listed_at"]
+    if listed_at is not None:
+        state["deletes"] = [at for at in state["deletes"] if at >= listed_at - DISPROOF_MARGIN]
 
 
 def _add_deleted_parts(state: FileState, parts: Iterable[DeletePart], at: float) -> None:
@@ -271,6 +289,11 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
     if state["first"] is None or rank < state["first"][0]:
         state["first"] = [rank, plain(attribution)]
     state["confirmed"] = state["confirmed"] and (attribution.confirmed or unconfirmed)
+    if attribution.confirmed:  # VOD had the file when asked, at about this event's receive time
+        state["listed_at"] = (
+            item.received_at if state["listed_at"] is None else max(state["listed_at"], item.received_at)
+        )
+        _drop_disproved_deletes(state)
 
 
 # 2: uploads VOD did not list kept apart (before: counted as any other, no form marker). Its keys were renamed
@@ -280,7 +303,8 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
 # 4: the task whose FINISH came last (its outcome is the file's, so a task flow run again after a failure counts);
 # when the first upload event came (an upload is listed by it, not by a task event that came before it).
 # 5: the task whose *first* FINISH came last, and when each task first finished.
-_STATE_FORM = 5
+# 6: every whole-file delete that stands, and when VOD last listed the file (a later listing disproves a delete).
+_STATE_FORM = 6
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
 
 
@@ -392,8 +416,8 @@ def upload_record(file_id: str, state: FileState) -> UploadRecord:
     upload = UploadRecord(
         file_id,
         uploaded=state["uploaded"],
-        deleted=state["deleted_at"] is not None,
-        deleted_at=state["deleted_at"],
+        deleted=bool(state["deletes"]),
+        deleted_at=state["deletes"][0] if state["deletes"] else None,
         deleted_parts=tuple(DeletedPart(**p) for p in state["deleted_parts"]),
         # Listed by its first upload event: the one that makes it someone's (a task event received before it
         # would list it below uploads made since). Only ever earlier once listed: pages after a cursor miss none.

@@ -15,8 +15,14 @@ from unittest.mock import ANY
 
 import pytest
 
-from shared.store import TaskRecord, open_store
+from shared.callback_service import make_callback_endpoint
+from shared.config import load_callback_settings
+from shared.http.serve import serve
+from shared.store import TaskRecord, UploadRecord, open_store
+from shared.store.projection import DISPROOF_MARGIN
+from tests.clocks import OffsetClock
 from tests.conftest import Output, Serve, closed_loopback_port
+from vodemu.uploads import UploadService
 from vodtesting import FILE_ID, http_event, sample_video, signed, signed_parameters, vod_event
 from vodtesting.events import TASK_ID
 from vodtesting.stack import VodStack
@@ -200,6 +206,47 @@ def test_a_delete_counts_as_vod_confirms_it(
     assert [(p.type, p.definition) for p in kept.deleted_parts] == kept_parts
     record = vod_stack.store.upload("424242")
     assert (record and record.status) == gone
+
+
+@pytest.mark.parametrize(
+    ("delete_before", "deleted"),
+    [(DISPROOF_MARGIN + 60, False), (60, True)],  # within the margin: a delete VOD could have made then
+    ids=["minutes-before", "within-the-margin"],
+)
+def test_a_delete_of_a_file_vod_had_not_given_out_does_not_delete_the_upload_that_gets_it(
+    monkeypatch: pytest.MonkeyPatch,
+    start_vod_stack: Callable[..., VodStack],
+    tmp_path: Path,
+    delete_before: float,
+    deleted: bool,
+) -> None:
+    # GIVEN a stack that confirms every PUSH, and a validly signed delete (a Sign replayed by whoever saw one
+    # delivery) of a FileId VOD has not given out yet, recorded: VOD answered that it has no such file
+    monkeypatch.setenv("VOD_CALLBACK_CONFIRM", "fetch")
+    stack = start_vod_stack()
+    guessed = "5285890784273599999"  # a guess at the FileIds VOD gives out next
+    clock = OffsetClock()
+    clock.advance(-delete_before)
+    settings = load_callback_settings(os.environ)
+    endpoint = make_callback_endpoint(settings, lambda: stack.store, now=clock)
+    forged = signed(vod_event("FileDeleted", FileIdSet=[guessed]), os.environ["VOD_CALLBACK_SIGN_KEY"], now=clock())
+    answer = serve(http_event("POST", "/vod-events", body=forged), {"request_id": "r"}, endpoint, settings.http)
+    assert answer["statusCode"] == 200 and stack.record(guessed).status == "deleted"
+    # WHEN VOD gives that FileId to Alice's upload, and its NewFileUpload, confirmed with VOD, comes
+    monkeypatch.setattr(UploadService, "_new_file_id", lambda service: guessed)
+    committed = stack.upload(sample_video(tmp_path / "a.mp4", size=200_000), user="alice")
+    # THEN her upload stands, hers: VOD listed the file after the delete said it was gone, so it was not
+    assert committed["fileId"] == guessed
+    record = _recorded_upload(stack, guessed)
+    assert (record.deleted, record.user_id, record.confirmed) == (deleted, "alice", True)
+
+
+def _recorded_upload(stack: VodStack, file_id: str) -> UploadRecord:
+    deadline = time.monotonic() + 30
+    while (record := stack.store.upload(file_id)) is None or not record.uploaded:
+        assert time.monotonic() < deadline, f"the upload of {file_id} was not recorded"
+        time.sleep(0.05)
+    return record
 
 
 _FETCH_ENV = {

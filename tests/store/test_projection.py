@@ -16,8 +16,9 @@ import pytest
 
 from shared.events import stored_form
 from shared.ingest import Vouched, ingest_event
-from shared.source_context import Attribution, seal
+from shared.source_context import Attribution, attribute, seal
 from shared.store import EventStore, UploadRecord, open_store
+from shared.store.projection import DISPROOF_MARGIN
 from tests.conftest import CONTEXT_KEY, KEYS
 from tests.scf import load_event
 from vodtesting import vod_event
@@ -26,8 +27,9 @@ from vodtesting.pgserver import run_sql
 FILE, OTHER = "5285890784273533167", "5285890784273533168"
 RESULTS = load_event("vod_procedure_finish")["ProcedureStateChangeEvent"]["MediaProcessResultSet"]
 Delivery = tuple[dict[str, Any], float]
-# An upload named so is delivered as VOD_CALLBACK_CONFIRM=fetch records one VOD did not list: only the body's word.
-UNLISTED = "not listed by VOD"
+# Uploads named so are delivered as VOD_CALLBACK_CONFIRM=fetch records them: one VOD did not list (only the body's
+# word), one VOD listed (which disproves a whole-file delete that came DISPROOF_MARGIN or more before it).
+UNLISTED, LISTED = "not listed by VOD", "listed by VOD"
 
 
 def _upload(rng: random.Random) -> dict[str, Any]:
@@ -35,7 +37,7 @@ def _upload(rng: random.Random) -> dict[str, Any]:
     fields: dict[str, Any] = {"FileId": FILE, "SourceContext": seal(user, f"req-{user}", CONTEXT_KEY)}
     if rng.random() < 0.3:
         fields["SourceContext"] = rng.choice(["", "console upload"])
-    fields["Name"] = rng.choice(["", "holiday", "holiday (2)", UNLISTED])
+    fields["Name"] = rng.choice(["", "holiday", "holiday (2)", UNLISTED, LISTED])
     if rng.random() < 0.2:
         fields["MediaUrl"] = "http://1400329073.vod2.myqcloud.com/other/f0.mp4"
     return vod_event("NewFileUpload", **fields)
@@ -80,14 +82,18 @@ def _scenario(seed: int) -> list[Delivery]:
     for _ in range(rng.randint(2, 12)):
         payload = rng.choice(MAKERS)(rng)
         # One receive time per distinct event: a duplicate's own time is never stored (its first copy's is).
-        events.setdefault(json.dumps(payload, sort_keys=True), (payload, 1000.0 + rng.randint(0, 50)))
+        # Spread over more than the margin, so that some listings disprove some deletes and others do not.
+        events.setdefault(json.dumps(payload, sort_keys=True), (payload, 1000.0 + 15 * rng.randint(0, 50)))
     return list(events.values())
 
 
 def _deliver(store: EventStore, deliveries: list[Delivery]) -> None:
     for payload, received_at in deliveries:
-        unlisted = _upload_info(payload).get("Name") == UNLISTED
-        vouched = Vouched(payload, Attribution("unconfirmed")) if unlisted else None
+        info = _upload_info(payload)
+        vouched = {
+            UNLISTED: Vouched(payload, Attribution("unconfirmed")),
+            LISTED: Vouched(payload, attribute(info.get("SourceInfo", {}).get("SourceContext"), KEYS, confirmed=True)),
+        }.get(info.get("Name", ""))
         ingest_event(store, payload, received_at=received_at, keys=KEYS, vouched=vouched)
 
 
@@ -121,25 +127,27 @@ def _predicted(deliveries: list[Delivery]) -> dict[str, Any]:
     """What the events say, read straight from the payloads (not through shared/): who uploaded, whether the
     upload events disagree, whether the file was deleted whole, which tasks it has."""
     bodies = [
-        (payload["EventType"], next(v for k, v in payload.items() if k.endswith("Event"))) for payload, _ in deliveries
+        (payload["EventType"], next(v for k, v in payload.items() if k.endswith("Event")), at)
+        for payload, at in deliveries
     ]
-    every_upload = [body["MediaBasicInfo"] for kind, body in bodies if kind == "NewFileUpload"]
+    every_upload = [body["MediaBasicInfo"] for kind, body, _ in bodies if kind == "NewFileUpload"]
     uploads = [info for info in every_upload if info["Name"] != UNLISTED]  # the rest say nothing of whose it is
     contexts = {info["SourceInfo"]["SourceContext"] or None for info in uploads}
     users = {c.split(":", 3)[3] if c and c.startswith("u2:") else None for c in contexts}
     conflict = len(users) > 1 or len(contexts) > 1 or len({info["MediaUrl"] for info in uploads}) > 1
     deletes = [
-        next(r["DeleteParts"] for r in body["FileDeleteResultInfo"] if r["FileId"] == FILE)
-        for kind, body in bodies
+        (next(r["DeleteParts"] for r in body["FileDeleteResultInfo"] if r["FileId"] == FILE), at)
+        for kind, body, at in bodies
         if kind == "FileDeleted"
     ]
+    listed = [at for kind, body, at in bodies if kind == "NewFileUpload" and body["MediaBasicInfo"]["Name"] == LISTED]
     return {
-        "deleted": any(parts == [] for parts in deletes),
+        "deleted": any(parts == [] and at >= max(listed, default=at) - DISPROOF_MARGIN for parts, at in deletes),
         "conflict": conflict,
         "user": None if conflict or len(users) != 1 else next(iter(users)),
         "uploaded": bool(every_upload),
         "named_by_listed": any(info["Name"] for info in uploads),
-        "tasks": sorted({body["TaskId"] for kind, body in bodies if kind == "ProcedureStateChanged"}),
+        "tasks": sorted({body["TaskId"] for kind, body, _ in bodies if kind == "ProcedureStateChanged"}),
         "other_deleted": bool(deletes),
     }
 
