@@ -92,6 +92,7 @@ class Emulator:
         self._cloud = make_cloud_app(settings, self.state, self.service, self.signal, clock, self.stopping)
         self._media = make_media_app(self.store, self.state)
         self._server: BaseWSGIServer | None = None
+        self._host = "127.0.0.1"  # as URLs name the address it serves on
         self._thread: threading.Thread | None = None
 
     # -- URLs ------------------------------------------------------------------------------------
@@ -109,7 +110,7 @@ class Emulator:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self._host}:{self.port}"
 
     # -- events ----------------------------------------------------------------------------------
 
@@ -170,8 +171,10 @@ class Emulator:
             raise RuntimeError("already serving")
         self.stopping.clear()
         self._server = make_server(host, port, self.wsgi_app, threaded=True)
+        # An IPv6 address in brackets; every address (0.0.0.0, ::) includes the loopback one
+        self._host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
         if self.public_url is None:
-            self.public_url = f"http://{host}:{self._server.server_port}"
+            self.public_url = self.url
         server = self._server
         # A short poll interval makes stop() prompt (shutdown waits for the loop to notice).
         self._thread = threading.Thread(target=lambda: server.serve_forever(0.05), name="vodemu-http", daemon=True)

@@ -129,16 +129,18 @@ def main() -> int:
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
-    port = emulator.start(args.host, args.port)
-    _describe(emulator, port, secret_id, sub_app_id)
+    emulator.start(args.host, args.port)
+    _describe(emulator, secret_id, sub_app_id)
     stopped.wait()
     emulator.close()
     print("stopped.")
     return 0
 
 
-def _describe(emulator: Emulator, port: int, secret_id: str, sub_app_id: int | None) -> None:
-    base = f"http://127.0.0.1:{port}"
+def _describe(emulator: Emulator, secret_id: str, sub_app_id: int | None) -> None:
+    base = emulator.url
+    address = base.removeprefix("http://")  # host:port
+    host = address.rpartition(":")[0]
     config = emulator.event_config()
     events = f"{config.mode}" + (f" -> {config.notification_url}" if config.notification_url else "")
     if config.mode == PUSH and config.notification_url:
@@ -147,8 +149,10 @@ def _describe(emulator: Emulator, port: int, secret_id: str, sub_app_id: int | N
     print(f"VOD emulator on {base}   (state: {emulator.state.path.parent})")
     print(f"  account         SecretId {secret_id}, vodSubAppId {sub_app_id or '(none: primary app)'}")
     print(f"  client upload   POST {base}/v3/index.php?Action=PrepareUploadUGC|ApplyUploadUGC|CommitUploadUGC")
-    print(f"  cloud API       HttpProfile(protocol='http', endpoint='127.0.0.1:{port}')  (TC3, version 2018-07-17)")
-    print(f"  COS             CosConfig(IP='127.0.0.1', Port={port}, Scheme='http', Region=<storageRegionV5>, ...)")
+    print(f"  cloud API       HttpProfile(protocol='http', endpoint='{address}')  (TC3, version 2018-07-17)")
+    print(
+        f"  COS             CosConfig(IP='{host}', Port={emulator.port}, Scheme='http', Region=<storageRegionV5>, ...)"
+    )
     print(f"  media           {base}/vod-media/<bucket>/<key>  (MediaUrl/CoverUrl of committed files)")
     print(f"  events          {events}, upload events {config.upload_switch}  (change with ModifyEventConfig)")
     print("Ctrl-C to stop.", flush=True)

@@ -153,7 +153,8 @@ class RunningServer:
     @property
     def url(self) -> str:
         scheme = "https" if self.server.ssl_context is not None else "http"
-        return f"{scheme}://127.0.0.1:{self.server.server_port}"
+        host = str(self.server.server_address[0])
+        return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.server.server_port}"
 
     def stop(self) -> None:
         self.server.shutdown()
@@ -161,10 +162,12 @@ class RunningServer:
         self.thread.join(timeout=10)
 
 
-def serve_wsgi(name: str, app: Any, port: int = 0, ssl_context: tuple[str, str] | None = None) -> RunningServer:
-    """Serve a WSGI app on 127.0.0.1 in a daemon thread (port 0 picks a free port); over TLS with
+def serve_wsgi(
+    name: str, app: Any, port: int = 0, ssl_context: tuple[str, str] | None = None, *, host: str = "127.0.0.1"
+) -> RunningServer:
+    """Serve a WSGI app on host (a loopback address) in a daemon thread (port 0 picks a free port); over TLS with
     ssl_context=(cert file, key file)."""
-    server = make_server("127.0.0.1", port, app, threaded=True, ssl_context=ssl_context)
+    server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
     # A short poll interval: stopping takes milliseconds instead of half a second.
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"serve-{name}", daemon=True)
     thread.start()

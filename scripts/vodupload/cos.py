@@ -57,7 +57,9 @@ def cos_endpoint(url: str | None) -> CosEndpoint | None:
     if not parts.hostname:
         raise ValueError(f"endpoint {url!r} has no host")
     scheme = parts.scheme or "http"
-    return CosEndpoint(scheme, parts.hostname, parts.port or (443 if scheme == "https" else 80))
+    # The SDK writes IP into its URLs as it is: an IPv6 address needs its brackets back (urlsplit drops them).
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return CosEndpoint(scheme, host, parts.port or (443 if scheme == "https" else 80))
 
 
 class _SessionConfig(CosConfig):  # type: ignore[misc]  # the SDK has no type hints

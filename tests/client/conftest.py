@@ -369,7 +369,8 @@ class Stack:
 def start_stack(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leak_guard: LeakGuard
 ) -> Iterator[Callable[..., Stack]]:
-    """Factory: keyword arguments are emulator settings (credential_ttl_seconds, session_ttl_seconds...)."""
+    """Factory: `host` is the emulator's address (127.0.0.1, or ::1); other keyword arguments are emulator settings
+    (credential_ttl_seconds, session_ttl_seconds...)."""
     # The sign function reads its settings as the gateway starts. One-time signatures are its default;
     # a long validity lets tests move the emulator's clock ahead by minutes.
     for key, value in {**SIGN_ENV, "VOD_SUB_APP_ID": str(SUB_APP_ID), "VOD_SIGNATURE_TTL": "7200"}.items():
@@ -377,7 +378,7 @@ def start_stack(
     servers: list[localstack.RunningServer] = []
     emulators: list[Emulator] = []
 
-    def start(**settings: Any) -> Stack:
+    def start(host: str = "127.0.0.1", **settings: Any) -> Stack:
         clock = OffsetClock()
         emulator = build_emulator(
             tmp_path / "vodemu",
@@ -389,7 +390,7 @@ def start_stack(
         )
         emulators.append(emulator)
         traffic = Traffic(emulator.wsgi_app, leak_guard)
-        server = localstack.serve_wsgi("vodemu", traffic)
+        server = localstack.serve_wsgi("vodemu", traffic, host=host)
         servers.append(server)
         emulator.public_url = server.url
         gateway = localstack.serve_wsgi("gateway", harness.create_app())  # what localstack.start_gateway() serves

@@ -317,6 +317,24 @@ def test_the_cos_sdk_signs_each_request_with_the_current_credentials() -> None:
     assert seen == [("AKID1", "token1"), ("AKID2", "token2")]
 
 
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])
+def test_an_endpoint_on_either_loopback_address_is_where_cos_requests_go(host: str) -> None:
+    paths: list[str] = []
+
+    def cos(environ: Any, start_response: Any) -> Any:
+        paths.append(environ["PATH_INFO"])
+        return Response(b"", 200, headers={"ETag": '"d41d8cd98f00b204e9800998ecf8427e"'})(environ, start_response)
+
+    server = localstack.serve_wsgi("scripted-cos", cos, host=host)
+    try:
+        client = make_client(_renewing(OffsetClock(), 600)[0], cos_endpoint(server.url), requests.Session(), 10)
+        client.put_object(Bucket="bucket-1250000000", Key="v.mp4", Body=b"")
+    finally:
+        server.stop()
+
+    assert paths == ["/v.mp4"]
+
+
 @pytest.mark.parametrize(
     "options",
     [{"part_size": MIB - 1}, {"part_size": 6 * 1024**3}, {"parallel": 0}, {"part_attempts": 0}, {"api_retries": -1}],

@@ -320,7 +320,9 @@ def test_a_rerun_starts_over_and_says_so_when_vod_refuses_the_saved_upload(
     no_leaks(leak_guard, rerun.stdout, rerun.stderr)
 
 
-def test_json_output_of_an_upload_with_a_cover(stack: Stack, tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"], ids=["ipv4", "ipv6"])  # --vod-endpoint http://[::1]:…
+def test_json_output_of_an_upload_with_a_cover(start_stack: Callable[..., Stack], tmp_path: Path, host: str) -> None:
+    stack = start_stack(host=host)
     video = write_file(tmp_path / "trip.mp4", 3 * MIB + 5)
     cover = write_file(tmp_path / "trip.png", 4096, seed=3)
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 from vodemu.app import build_emulator
 
@@ -23,17 +24,22 @@ def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    ("options", "events"),
+    ("options", "events", "address"),
     [
-        (["--notification-url", CALLBACK, "--sign-key", "Key123"], f"PUSH -> {CALLBACK}, signed with the SignKey"),
+        (
+            ["--notification-url", CALLBACK, "--sign-key", "Key123"],
+            f"PUSH -> {CALLBACK}, signed with the SignKey",
+            "127.0.0.1",
+        ),
         # As VOD with no callback key: a callback holding one refuses such events, so the start says so.
-        (["--notification-url", CALLBACK], f"PUSH -> {CALLBACK}, unsigned (no --sign-key)"),
-        (["--pull"], "PULL, upload events ON"),
-        ([], "PUSH, upload events OFF"),  # VOD's own default: no notifications
+        (["--notification-url", CALLBACK], f"PUSH -> {CALLBACK}, unsigned (no --sign-key)", "127.0.0.1"),
+        (["--pull"], "PULL, upload events ON", "127.0.0.1"),
+        ([], "PUSH, upload events OFF", "127.0.0.1"),  # VOD's own default: no notifications
+        (["--host", "::1"], "PUSH, upload events OFF", "[::1]"),  # its URLs name the address in brackets
     ],
 )
 def test_the_emulator_alone_describes_its_event_delivery_and_stops_on_sigterm(
-    tmp_path: Path, options: list[str], events: str
+    tmp_path: Path, options: list[str], events: str, address: str
 ) -> None:
     env = _environment(tmp_path)
     command = [*_COMMAND, "--port", "0", "--state-dir", str(tmp_path / "state"), *options]
@@ -47,6 +53,9 @@ def test_the_emulator_alone_describes_its_event_delivery_and_stops_on_sigterm(
                     break
             [event_line] = [line for line in described if line.lstrip().startswith("events ")]
             assert event_line.split(None, 1)[1].startswith(events), described
+            url = described[0].split()[3]  # VOD emulator on <url>
+            assert url.startswith(f"http://{address}:") and f"IP='{address}'" in "\n".join(described)
+            assert requests.post(f"{url}/v3/index.php", timeout=10).status_code == 200  # VOD's error, as JSON
             emulator.send_signal(signal.SIGTERM)
             out, err = emulator.communicate(timeout=30)
         finally:
