@@ -12,12 +12,10 @@ import shutil
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shared.config import ConfigError
-from shared.errors import StoreUnavailable
-from vodadmin import stop_on_sigterm
-from vodemu.cli import port_default, port_in_use, port_number
-from vodlocal import localstack
+if TYPE_CHECKING:
+    from vodlocal import localstack
 
 
 def _commands() -> str:
@@ -46,6 +44,8 @@ PORT_OPTIONS = (  # flag, environment variable, default, what listens there, and
 
 def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace, shell_database: bool) -> None:
     """Start the PULL timer (with --pull) and print where everything is and how to use it."""
+    from vodlocal import localstack
+
     gateway, emulator = stack.gateway.url, stack.emulator.url
     minted = localstack.token_for(os.environ)  # None: the shell's own identity provider issues the tokens
     token = minted or "<a token your AUTH_* settings accept>"
@@ -102,6 +102,21 @@ def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace, 
 
 
 def main() -> int:
+    try:
+        return _serve()
+    except KeyboardInterrupt:  # a Ctrl-C before the stack was up: in the imports, or in its start (which stops
+        print("stopped.")  # what it started)
+        return 130
+
+
+def _serve() -> int:
+    # Imported here, not above: a Ctrl-C during these imports (a few tenths of a second) is a stop, not a traceback.
+    from shared.config import ConfigError
+    from shared.errors import StoreUnavailable
+    from vodadmin import stop_on_sigterm
+    from vodemu.cli import port_default, port_in_use, port_number
+    from vodlocal import localstack
+
     parser = argparse.ArgumentParser(description=__doc__)
     for flag, variable, default, _, what in PORT_OPTIONS:
         help_text = f"{what}, default {default} ({variable})"

@@ -421,3 +421,38 @@ def test_an_exported_database_that_cannot_be_used_is_said_without_its_password(
     proc = run_command("vod-serve", *args, base=user_env(), env={"DATABASE_URL": url}, cwd=tmp_path)
     assert proc.returncode == code and said in proc.stderr, proc.stderr
     assert "S3cr" not in proc.stderr + proc.stdout and "Traceback" not in proc.stderr
+
+
+# vod-serve, its process interrupted (as by Ctrl-C) the moment it first imports the module $INTERRUPT_AT.
+_INTERRUPTED_AT_IMPORT = """
+import importlib.abc, os, signal, sys
+
+class Interrupt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == os.environ["INTERRUPT_AT"]:
+            sys.meta_path.remove(self)
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+from vodlocal.serve import main
+sys.exit(main())
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["vodemu.app", "functions_framework"],  # while vod-serve is loaded; while the stack starts (the gateway)
+    ids=["importing", "starting"],
+)
+def test_a_ctrl_c_before_the_stack_is_up_stops_it_without_a_traceback(tmp_path: Path, module: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_AT_IMPORT, *_serve_args(tmp_path / "state")],
+        env={**user_env(), "INTERRUPT_AT": module},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout.splitlines()[-1:], proc.stderr) == (130, ["stopped."], "")
