@@ -158,7 +158,7 @@ class FileState(TypedDict):
     first: Winner | None  # [rank, attribution]: the upload event ranked lowest (its dedupe key, see _add_upload)
     confirmed: bool  # every (not unconfirmed) upload event's identity was read from VOD
     from_tasks: dict[str, Winner]  # name/media_url/metadata -> [task rank, value]: the lowest-ranked task event
-    deletes: list[float]  # when each whole-file delete came that no later listing by VOD disproves, in order
+    deleted: list[float] | None  # [first, last]: when the first and the last whole-file delete came
     listed_at: float | None  # when the last upload event VOD listed (DescribeMediaInfos) came
     deleted_parts: list[dict[str, Any]]  # DeletedPart fields, sorted by type and definition
     outcomes: dict[str, int]  # task outcome -> how many of the file's tasks have it now
@@ -198,7 +198,7 @@ def new_file_state() -> FileState:
         "first": None,
         "confirmed": True,
         "from_tasks": {},
-        "deletes": [],
+        "deleted": None,
         "listed_at": None,
         "deleted_parts": [],
         "outcomes": {},
@@ -232,24 +232,9 @@ def add(file_id: str, state: FileState, item: FoldInput, task: TaskState | None 
         if parts:  # only some parts (e.g. transcodes) are gone; the media itself still exists
             _add_deleted_parts(state, parts, at)
         else:
-            state["deletes"] = sorted({*state["deletes"], at})
-            _drop_disproved_deletes(state)
+            deleted = state["deleted"]
+            state["deleted"] = [at, at] if deleted is None else [min(deleted[0], at), max(deleted[1], at)]
     return False
-
-
-# VOD never gives a FileId again, nor lists a deleted file: a whole-file delete that came this long (seconds) before
-# an upload event VOD listed when asked (VOD_CALLBACK_CONFIRM=fetch) did not happen. Such a delete is forged (a
-# replayed Sign, with a FileId VOD had not given yet, so VOD answered that it does not have it): it must not mark
-# deleted the upload that later gets that FileId. The margin covers what else can put a genuine delete before a
-# listing: the time from VOD's answer to the event's receive time (a function's run), clocks of other instances, and
-# VOD's API answering a moment late.
-DISPROOF_MARGIN = 300.0
-
-
-def _drop_disproved_deletes(state: FileState) -> None:
-    listed_at = state["listed_at"]
-    if listed_at is not None:
-        state["deletes"] = [at for at in state["deletes"] if at >= listed_at - DISPROOF_MARGIN]
 
 
 def _add_deleted_parts(state: FileState, parts: Iterable[DeletePart], at: float) -> None:
@@ -290,10 +275,8 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
         state["first"] = [rank, plain(attribution)]
     state["confirmed"] = state["confirmed"] and (attribution.confirmed or unconfirmed)
     if attribution.confirmed:  # VOD had the file when asked, at about this event's receive time
-        state["listed_at"] = (
-            item.received_at if state["listed_at"] is None else max(state["listed_at"], item.received_at)
-        )
-        _drop_disproved_deletes(state)
+        listed_at = state["listed_at"]
+        state["listed_at"] = item.received_at if listed_at is None else max(listed_at, item.received_at)
 
 
 # 2: uploads VOD did not list kept apart (before: counted as any other, no form marker). Its keys were renamed
@@ -303,7 +286,7 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
 # 4: the task whose FINISH came last (its outcome is the file's, so a task flow run again after a failure counts);
 # when the first upload event came (an upload is listed by it, not by a task event that came before it).
 # 5: the task whose *first* FINISH came last, and when each task first finished.
-# 6: every whole-file delete that stands, and when VOD last listed the file (a later listing disproves a delete).
+# 6: when the last whole-file delete came too, and when VOD last listed the file (a later listing disproves a delete).
 _STATE_FORM = 6
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
 
@@ -413,11 +396,12 @@ def upload_record(file_id: str, state: FileState) -> UploadRecord:
         if not values[name] or not listed:
             values[name] = _value(state["from_tasks"], name) or values[name]
     seen = state["seen"] or [0.0, 0.0]
+    deleted_at = _deleted_at(state)
     upload = UploadRecord(
         file_id,
         uploaded=state["uploaded"],
-        deleted=bool(state["deletes"]),
-        deleted_at=state["deletes"][0] if state["deletes"] else None,
+        deleted=deleted_at is not None,
+        deleted_at=deleted_at,
         deleted_parts=tuple(DeletedPart(**p) for p in state["deleted_parts"]),
         # Listed by its first upload event: the one that makes it someone's (a task event received before it
         # would list it below uploads made since). Only ever earlier once listed: pages after a cursor miss none.
@@ -427,6 +411,26 @@ def upload_record(file_id: str, state: FileState) -> UploadRecord:
         **_identity(state),
     )
     return upload._replace(status=_status(upload, state))
+
+
+# VOD never gives a FileId again, nor lists a deleted file: a whole-file delete that came this long (seconds) before
+# an upload event VOD listed when asked (VOD_CALLBACK_CONFIRM=fetch) did not happen. Such a delete is forged (a
+# replayed Sign, with a FileId VOD had not given out yet, so VOD answered that it does not have it): it must not mark
+# deleted the upload that later gets that FileId. The margin covers what else can put a genuine delete before a
+# listing: the time from VOD's answer to the event's receive time (a function's run), clocks of other instances, and
+# VOD's API answering a moment late.
+DISPROOF_MARGIN = 300.0
+
+
+def _deleted_at(state: FileState) -> float | None:
+    """When the file was deleted whole: its first delete; where a listing by VOD disproves that one, its last, unless
+    disproved too. (Two numbers, not every delete: a file's state stays as small, however many deletes name it.)"""
+    if state["deleted"] is None:
+        return None
+    first, last = state["deleted"]
+    listed_at = state["listed_at"]
+    since = float("-inf") if listed_at is None else listed_at - DISPROOF_MARGIN
+    return first if first >= since else last if last >= since else None
 
 
 def _identity(state: FileState) -> dict[str, Any]:

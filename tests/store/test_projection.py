@@ -474,6 +474,35 @@ def test_a_part_deleted_twice_counts_its_last_delete_in_either_order(store: Even
     assert upload is not None and [p.deleted_at for p in upload.deleted_parts] == [300.0]
 
 
+@pytest.mark.parametrize(
+    ("listed", "deleted_at"),
+    [
+        ([], 1000.0),  # no listing by VOD: the first delete
+        ([1000.0 + DISPROOF_MARGIN], 1000.0),  # within the margin of the first: it stands
+        ([1000.0 + DISPROOF_MARGIN + 1], 2000.0),  # the first disproved, the last stands
+        ([1000.0, 2000.0 + DISPROOF_MARGIN + 1], None),  # the last listing disproves both: not deleted
+    ],
+    ids=["not-listed", "within-the-margin", "first-disproved", "both-disproved"],
+)
+def test_a_whole_file_delete_vod_listed_the_file_well_after_does_not_count(
+    tmp_path: Path, listed: list[float], deleted_at: float | None
+) -> None:
+    deletes = [
+        (vod_event("FileDeleted", FileIdSet=files), at) for files, at in (([FILE], 1000.0), ([FILE, OTHER], 2000.0))
+    ]
+    listings = [(_upload_named(LISTED, n), at) for n, at in enumerate(listed)]
+    for n, order in enumerate(itertools.permutations([*deletes, *listings])):
+        store = open_store(f"sqlite:///{tmp_path}/{n}.sqlite3")
+        _deliver(store, list(order))
+        upload = store.upload(FILE)
+        assert upload is not None and (upload.deleted, upload.deleted_at) == (deleted_at is not None, deleted_at)
+        store.close()
+
+
+def _upload_named(name: str, n: int) -> dict[str, Any]:
+    return vod_event("NewFileUpload", FileId=FILE, Name=name, SourceContext=seal("alice", f"req-{n}", CONTEXT_KEY))
+
+
 def test_deleted_parts_keep_the_shape_the_build_before_reads(new_url: Callable[[], str]) -> None:
     # GIVEN a partial delete stored by this build
     url = new_url()
