@@ -296,7 +296,9 @@ def test_two_erases_at_once_whose_files_come_in_opposite_orders_both_finish(post
     ]
     for waiting, thread in enumerate(erases, start=1):
         thread.start()
+        deadline = time.monotonic() + 4  # within the erases' own 5 s
         while run_sql(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted") != [(waiting,)]:
+            assert time.monotonic() < deadline, f"not {waiting} waiting for A's lock: {results}"
             time.sleep(0.01)
     holder.close()
     for thread in erases:

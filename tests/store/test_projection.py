@@ -463,6 +463,22 @@ def test_states_without_the_task_that_finished_last_are_rebuilt(new_url: Callabl
     assert record is not None and record.status == "finished"
 
 
+def test_states_without_when_vod_listed_the_file_are_rebuilt(new_url: Callable[[], str]) -> None:
+    # GIVEN a file deleted whole, its state as the build before form 6 kept it (the first delete only)
+    before = [(vod_event("FileDeleted", FileIdSet=[FILE]), 1000.0)]
+
+    def older_form(url: str) -> None:
+        older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+        older["form"] = 5
+        older["deleted_at"] = older.pop("deleted")[0]
+        del older["listed_at"]
+        _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
+
+    # WHEN VOD lists the file well after that delete THEN the record is rebuilt: the delete did not happen
+    record = _rebuilt_after(new_url, before, older_form, [(_upload_named(LISTED, 0), 1000.0 + DISPROOF_MARGIN + 1)])
+    assert record is not None and (record.deleted, record.user_id) == (False, "alice")
+
+
 @pytest.mark.parametrize("first", [100.0, 300.0])
 def test_a_part_deleted_twice_counts_its_last_delete_in_either_order(store: EventStore, first: float) -> None:
     def deleted(other: str) -> dict[str, Any]:
