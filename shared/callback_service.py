@@ -33,7 +33,7 @@ def make_callback_endpoint(
     keys = settings.context_keys.all()
     confirm: Callable[[dict[str, Any]], Vouched] | None = None
     if settings.confirm_api is not None:
-        from shared.vod_confirm import MediaLookup, confirmed  # the Tencent SDK, only for this option
+        from shared.vod_confirm import MediaLookup, confirmed  # VOD called over HTTP, only for this option
 
         lookup = MediaLookup(settings.confirm_api)
 

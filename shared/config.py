@@ -317,7 +317,7 @@ class VodApiSettings(Record):
     secret_id: str
     secret_key: Secret
     session_token: Secret | None
-    renewed_role: bool  # SCF's execution role, inside SCF: SCF renews its keys in os.environ (shared/vod_sdk.py)
+    renewed_role: bool  # SCF's execution role, inside SCF: SCF renews its keys in os.environ (shared/vod_cloud_api.py)
     endpoint: str  # host[:port]
     protocol: str  # "https" (Tencent) or "http" (the local emulator)
     region: str | None

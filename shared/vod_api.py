@@ -1,7 +1,7 @@
 """VOD's cloud API through Tencent's SDK (`tencentcloud-sdk-python-vod` + `-common` only).
 
-Imported by the PULL function and `vod-configure-events` alone: the sign path never loads the SDK, and the
-callback only its common package, for VOD_CALLBACK_CONFIRM=fetch (shared/vod_confirm.py).
+Imported by the PULL function and `vod-configure-events` alone: the sign path never loads the SDK, nor does the
+callback (VOD_CALLBACK_CONFIRM=fetch calls VOD through shared/vod_cloud_api.py).
 """
 
 from __future__ import annotations
@@ -10,15 +10,25 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from tencentcloud.common import credential
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import models, vod_client
 
 from shared.config import VodApiSettings
+from shared.vod_cloud_api import ExecutionRoleCredential, with_sub_app
 from shared.vod_limits import API_TIMEOUT_SECONDS
-from shared.vod_sdk import client_arguments, with_sub_app
 
 
 def make_client(settings: VodApiSettings) -> vod_client.VodClient:
-    return vod_client.VodClient(*client_arguments(settings, API_TIMEOUT_SECONDS))
+    cred: credential.Credential | ExecutionRoleCredential
+    if settings.renewed_role:
+        cred = ExecutionRoleCredential(settings)
+    else:  # the account's own key pair, or a role's keys outside SCF
+        token = settings.session_token.reveal() if settings.session_token else None
+        cred = credential.Credential(settings.secret_id, settings.secret_key.reveal(), token)
+    http = HttpProfile(protocol=settings.protocol, endpoint=settings.endpoint, reqTimeout=API_TIMEOUT_SECONDS)
+    return vod_client.VodClient(cred, settings.region or "", ClientProfile(httpProfile=http))
 
 
 class SdkEventQueue:

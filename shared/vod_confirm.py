@@ -7,8 +7,8 @@ is shown) on a file. Where VOD does not vouch for an event yet, the answer is a 
 again. A PUSH body is vouched for only by Sign = MD5(SignKey + T), which does not cover it: whoever saw one
 delivery could replay its Sign and T with another body until T passes.
 
-Imported only when the option is on, and then uses the Tencent SDK's generic client from
-tencentcloud-sdk-python-common (no per-product models), so the callback's cold start does not pay for it.
+Imported only when the option is on. VOD is called through shared/vod_cloud_api.py (the stdlib, signed as the
+SDK signs), not through the SDK, whose import would be most of the callback's cold start.
 """
 
 from __future__ import annotations
@@ -18,23 +18,17 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from requests import RequestException
-from tencentcloud.common.common_client import CommonClient
-from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
-
 from shared.config import VodApiSettings
 from shared.errors import MalformedEvent, VodUnavailable
 from shared.events import FileDeleted, NewFileUpload, ProcedureStateChanged, VodEvent, parse_event
 from shared.ingest import Vouched
 from shared.source_context import Attribution, attribute
-from shared.vod_sdk import client_arguments, with_sub_app
+from shared.vod_cloud_api import CloudApiError, VodCloudApi, with_sub_app
 
 MAX_FILE_IDS = 20  # DescribeMediaInfos: FileIds per call
 PARALLEL_CALLS = 8  # of them at once (VOD allows 100 a second): 1,000 FileIds in 7 rounds
 _TIMEOUT_SECONDS = 3  # the callback's own timeout is 10 s
-# An answer of a shape VOD does not document; or one cut off: the SDK reads the body after its own error handling
-# (it streams), so a connection broken or stalled mid-answer is requests' own exception.
-_UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError, RequestException)
+_UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError)  # an answer of a shape VOD does not document
 
 
 class MediaLookup:
@@ -45,8 +39,8 @@ class MediaLookup:
         self._client = self._new_client()
         self._sub_app_id = settings.sub_app_id
 
-    def _new_client(self) -> CommonClient:
-        return CommonClient("vod", "2018-07-17", *client_arguments(self._settings, _TIMEOUT_SECONDS))
+    def _new_client(self) -> VodCloudApi:
+        return VodCloudApi(self._settings, _TIMEOUT_SECONDS)
 
     def media(self, file_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
         """{FileId: MediaInfo} for the files VOD has, and the ones it does not."""
@@ -64,7 +58,7 @@ class MediaLookup:
     def _at_once(self, batches: Sequence[Sequence[str]]) -> list[tuple[dict[str, dict[str, Any]], set[str]]]:
         """The batches of a FileDeleted of many files, PARALLEL_CALLS at a time: one after another, 1,000 FileIds
         (50 calls) would outlast the callback's timeout at VOD's usual latency, and every retry with it. A client
-        per thread: the SDK's keeps one requests.Session, which is not made to be shared between threads."""
+        per thread: each keeps one connection, which is not made to be shared between threads."""
         from concurrent.futures import ThreadPoolExecutor  # here: only a delete of over 20 files needs it
 
         local = threading.local()
@@ -72,24 +66,28 @@ class MediaLookup:
         def describe(batch: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
             if not hasattr(local, "client"):
                 local.client = self._new_client()
+                clients.append(local.client)
             return self._describe(local.client, batch)
 
+        clients: list[VodCloudApi] = []
         pool = ThreadPoolExecutor(min(PARALLEL_CALLS, len(batches)), thread_name_prefix="describe-media")
         try:
             return list(pool.map(describe, batches))
         finally:  # the first failure is the answer (a 503): the calls not begun are not made
             pool.shutdown(wait=True, cancel_futures=True)
+            for client in clients:  # their threads are gone: their connections would stay open until collected
+                client.close()
 
-    def _describe(self, client: CommonClient, file_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    def _describe(self, client: VodCloudApi, file_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
         """(MediaInfoSet, NotExistFileIdSet) of one DescribeMediaInfos call."""
         params = with_sub_app({"FileIds": list(file_ids), "Filters": ["basicInfo", "metaData"]}, self._sub_app_id)
         try:
-            answer = client.call_json("DescribeMediaInfos", params)["Response"]
+            answer = client.call("DescribeMediaInfos", params)
             found = {info["FileId"]: info for info in answer.get("MediaInfoSet") or []}
             return found, set(answer.get("NotExistFileIdSet") or [])
         # VOD retries a delivery it got no 200 for: a 503 now loses nothing (an answer of an unexpected
         # shape too). Its code tells the operator keys that VOD refuses from a VOD that is not reached.
-        except TencentCloudSDKException as exc:
+        except CloudApiError as exc:
             raise VodUnavailable(f"DescribeMediaInfos failed: {exc.code}") from exc
         except _UNEXPECTED as exc:
             raise VodUnavailable(f"DescribeMediaInfos failed: {type(exc).__name__}") from exc
@@ -99,10 +97,10 @@ class MediaLookup:
         Procedure, ...); None when VOD has no such task (it answers for those of the last 3 days)."""
         params = with_sub_app({"TaskId": task_id}, self._sub_app_id)
         try:
-            answer = self._client.call_json("DescribeTaskDetail", params)["Response"]
+            answer = self._client.call("DescribeTaskDetail", params)
             task = answer.get(task_type + "Task")
             return task if answer.get("TaskType") == task_type and isinstance(task, dict) else None
-        except TencentCloudSDKException as exc:
+        except CloudApiError as exc:
             if exc.code == "InvalidParameterValue.TaskId":  # VOD: "the task ID does not exist"
                 return None
             raise VodUnavailable(f"DescribeTaskDetail failed: {exc.code}") from exc

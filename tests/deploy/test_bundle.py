@@ -96,11 +96,19 @@ CASES = [
         "callback",
         {**CALLBACK_ENV, "DATABASE_URL": "sqlite:///events.sqlite3"},
         _callback_event,
-        must_ship=("psycopg2/__init__.py", "shared/store/postgres.py", "shared/http/serve.py"),
-        must_not_ship=("tencentcloud/vod/", "jwt/", "shared/vod_api.py", "shared/auth.py", "shared/signing.py"),
-        # the push path never loads the Tencent SDK, and SQLite users never load psycopg2
-        # (tencentcloud/common ships for VOD_CALLBACK_CONFIRM=fetch, imported only with it)
-        must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg2", "jwt", *HEAVY),
+        # certifi: the CAs of VOD_CALLBACK_CONFIRM=fetch's https calls, which are made with the stdlib, not the SDK
+        must_ship=("psycopg2/__init__.py", "shared/store/postgres.py", "shared/http/serve.py", "certifi/cacert.pem"),
+        must_not_ship=(
+            "tencentcloud/",
+            "requests/",
+            "urllib3/",
+            "jwt/",
+            "shared/vod_api.py",
+            "shared/auth.py",
+            "shared/signing.py",
+        ),
+        # SQLite users never load psycopg2; nor does anyone without VOD_CALLBACK_CONFIRM=fetch load http.client
+        must_not_import=("tencentcloud", "qcloud_cos", "requests", "psycopg2", "jwt", "http.client", "certifi", *HEAVY),
     ),
     Case(
         "uploads",

@@ -1,0 +1,206 @@
+"""VOD's cloud API over the standard library: a JSON POST signed with TC3-HMAC-SHA256 (签名方法 v3,
+https://www.tencentcloud.com/document/api/266/34114), with the settings' credentials.
+
+Why not the SDK's CommonClient: with `requests` under it, its import was most of the callback's cold start with
+VOD_CALLBACK_CONFIRM=fetch (README, Benchmarks). The request is the SDK's, byte for byte:
+tests/unit/test_vod_cloud_api.py checks it against the SDK's own request builder (abstract_client.py) on
+generated calls, and every fetch-mode test calls the emulator, which verifies the signature as VOD documents it.
+The PULL function keeps the SDK (shared/vod_api.py); it shares the credentials from here.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shared.config import VodApiSettings, note_secrets
+
+CONTENT_TYPE = "application/json"
+# What a failed call leaves that another try on a new connection may not: a server that closed a kept-alive
+# connection while it was idle is found out only by using it.
+_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+
+
+class CloudApiError(Exception):
+    """A call that did not answer: `code` is VOD's error code (AuthFailure.SignatureFailure,
+    InvalidParameterValue.TaskId, ...), or what went wrong on the way (ConnectionRefusedError, IncompleteRead,
+    HTTP 502, NotAnApiAnswer). Never the request, whose headers carry the signature and a role's token."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class ExecutionRoleCredential:
+    """An SCF execution role's temporary keys, read from the environment at every request: they expire, and a
+    warm container outlives them (Tencent's own SCF client, tencentserverless, reads them at each call too).
+    The ones the settings were loaded with stand in while the environment has none. Only inside SCF: elsewhere
+    (a test, a laptop) the environment at call time is not the function's."""
+
+    _NAMES = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")
+
+    def __init__(self, settings: VodApiSettings) -> None:
+        token = settings.session_token.reveal() if settings.session_token else ""
+        self._loaded = (settings.secret_id, settings.secret_key.reveal(), token)
+
+    def get_credential_info(self) -> tuple[str, str, str]:  # the SDK's name: it asks before each request
+        secret_id, secret_key, token = (os.environ.get(name) or "" for name in self._NAMES)
+        note_secrets({"TENCENTCLOUD_SECRETKEY": secret_key, "TENCENTCLOUD_SESSIONTOKEN": token})  # renewed: masked too
+        return (secret_id, secret_key, token) if secret_id and secret_key and token else self._loaded
+
+    def __repr__(self) -> str:
+        return "ExecutionRoleCredential(***)"
+
+
+def credentials(settings: VodApiSettings) -> Callable[[], tuple[str, str, str]]:
+    """(SecretId, SecretKey, token or ""), asked before each call."""
+    if settings.renewed_role:
+        return ExecutionRoleCredential(settings).get_credential_info
+    token = settings.session_token.reveal() if settings.session_token else ""
+    pair = (settings.secret_id, settings.secret_key.reveal(), token)
+    return lambda: pair
+
+
+def with_sub_app(params: dict[str, Any], sub_app_id: int | None) -> dict[str, Any]:
+    return {**params, "SubAppId": sub_app_id} if sub_app_id is not None else params
+
+
+def _sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hmac_sha256(key: bytes, text: str) -> bytes:
+    return hmac.digest(key, text.encode("utf-8"), "sha256")
+
+
+def signed_request(
+    action: str,
+    params: dict[str, Any],
+    *,
+    host: str,
+    region: str | None,
+    credential: tuple[str, str, str],
+    timestamp: int,
+    service: str = "vod",
+    version: str = "2018-07-17",
+) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a call: a POST of `params` as JSON to https://`host`/, signed for `timestamp`."""
+    secret_id, secret_key, token = credential
+    body = json.dumps(params).encode("utf-8")
+    date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
+    canonical = f"POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{host}\n\ncontent-type;host\n{_sha256_hex(body)}"
+    scope = f"{date}/{service}/tc3_request"
+    text = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{_sha256_hex(canonical.encode('utf-8'))}"
+    key = _hmac_sha256(_hmac_sha256(_hmac_sha256(("TC3" + secret_key).encode("utf-8"), date), service), "tc3_request")
+    signature = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        "Host": host,
+        "X-TC-Action": action,
+        "X-TC-Timestamp": str(timestamp),
+        "X-TC-Version": version,
+        "X-TC-Language": "zh-CN",  # the SDK's default: the language of error messages (none is shown)
+        "Authorization": f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders=content-type;host, "
+        f"Signature={signature}",
+    }
+    if region:
+        headers["X-TC-Region"] = region
+    if token:
+        headers["X-TC-Token"] = token
+    return body, headers
+
+
+@functools.cache
+def tls_context() -> Any:
+    """The TLS context of https calls, made once per container: certificates checked against certifi's CAs,
+    those the SDK trusted (through requests), not whatever the runtime image has."""
+    import ssl  # loaded by http.client already; the CAs (tens of ms to read) only when first needed
+
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+class VodCloudApi:
+    """Calls to VOD's API on one kept-alive connection: not to be shared between threads (one each)."""
+
+    def __init__(
+        self, settings: VodApiSettings, timeout_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._host, self._https = settings.endpoint, settings.protocol == "https"
+        self._region = settings.region
+        self._credential = credentials(settings)
+        self._timeout = timeout_seconds
+        self._clock = clock
+        self._connection: http.client.HTTPConnection | None = None
+
+    def call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
+        """VOD's `Response` object for `action`; CloudApiError when there is none, or it is an Error."""
+        body, headers = signed_request(
+            action,
+            params,
+            host=self._host,
+            region=self._region,
+            credential=self._credential(),
+            timestamp=int(self._clock()),
+        )
+        try:
+            status, data = self._post(body, headers)
+        except (OSError, http.client.HTTPException) as exc:  # not reached, timed out, cut off
+            raise CloudApiError(type(exc).__name__) from None  # its text may name the host, never the request
+        if status != 200:
+            raise CloudApiError(f"HTTP {status}")
+        try:
+            answer = json.loads(data)["Response"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            answer = None
+        if not isinstance(answer, dict):
+            raise CloudApiError("NotAnApiAnswer")
+        error = answer.get("Error")
+        if error is not None:
+            code = error.get("Code") if isinstance(error, dict) else None
+            raise CloudApiError(code if isinstance(code, str) and code else "Error")
+        return answer
+
+    def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        while True:
+            reused = self._connection is not None
+            connection = self._connection or self._connect()
+            self._connection = None
+            try:
+                connection.request("POST", "/", body, headers)
+                response = connection.getresponse()
+                data = response.read()
+            except _STALE:
+                connection.close()
+                if reused:  # the API's Describe calls change nothing: asking again is safe
+                    continue
+                raise
+            except BaseException:
+                connection.close()
+                raise
+            if not response.will_close:
+                self._connection = connection
+            else:
+                connection.close()
+            return response.status, data
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._https:
+            return http.client.HTTPSConnection(self._host, timeout=self._timeout, context=tls_context())
+        return http.client.HTTPConnection(self._host, timeout=self._timeout)
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def __repr__(self) -> str:
+        return f"VodCloudApi({self._host!r})"

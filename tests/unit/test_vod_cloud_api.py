@@ -1,0 +1,302 @@
+"""shared.vod_cloud_api: the callback's stdlib client of VOD's API, against the SDK it stands in for.
+
+The request is checked against the SDK's own request builder (tencentcloud-sdk-python-common's
+abstract_client.py) on generated calls, and once as each sends it over the wire; the client's handling of
+connections and answers against scripted servers on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import ssl
+import string
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from tencentcloud.common import abstract_client
+from tencentcloud.common.common_client import CommonClient
+from tencentcloud.common.http.request import RequestInternal
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+
+from shared import vod_cloud_api
+from shared.config import Secret, VodApiSettings
+from shared.vod_cloud_api import CloudApiError, VodCloudApi, signed_request
+from vodlocal.tls import self_signed
+
+SDK_ONLY = {"X-TC-RequestClient", "X-TC-TraceId"}  # the SDK's name and version, a trace id: not signed, not checked
+_ACTIONS = ("DescribeMediaInfos", "DescribeTaskDetail", "PullEvents", "ConfirmEvents", "ModifyEventConfig")
+_HOSTS = ("vod.tencentcloudapi.com", "vod.ap-guangzhou.tencentcloudapi.com", "127.0.0.1:8123", "[::1]:9000")
+
+
+class _Keys:
+    def __init__(self, info: tuple[str, str, str]) -> None:
+        self.info = info
+
+    def get_credential_info(self) -> tuple[str, str, str]:
+        return self.info
+
+
+def _text(rng: random.Random, alphabet: str, most: int) -> str:
+    return "".join(rng.choice(alphabet) for _ in range(rng.randint(1, most)))
+
+
+_UNICODE = string.ascii_letters + string.digits + string.punctuation + ' \t\n"\\/é漢字😀\u2028\x00'
+
+
+def _value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(7 if depth < 3 else 4)
+    if kind == 0:
+        return rng.randint(-(2**63), 2**63)
+    if kind == 1:
+        return _text(rng, _UNICODE, 12)
+    if kind == 2:
+        return rng.choice([None, True, False, 0.5, -1e300, 20])
+    if kind == 3:
+        return ""
+    if kind in (4, 5):
+        return [_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    return {_text(rng, _UNICODE, 8): _value(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def _call(rng: random.Random) -> dict[str, Any]:
+    midnight = rng.randrange(0, 4_102_444_800, 86_400)  # dates up to 2100, at and around a day's edges
+    return {
+        "action": rng.choice(_ACTIONS),
+        "params": {_text(rng, string.ascii_letters, 10): _value(rng) for _ in range(rng.randrange(5))},
+        "host": rng.choice(_HOSTS),
+        "region": rng.choice(["", "ap-guangzhou", "ap-singapore", _text(rng, string.ascii_lowercase + "-", 20)]),
+        "credential": (
+            "AKID" + _text(rng, string.ascii_letters + string.digits, 32),
+            _text(rng, string.ascii_letters + string.digits + "+/=!é", 40),
+            rng.choice(["", _text(rng, string.ascii_letters + string.digits + "_-=", 300)]),
+        ),
+        "timestamp": midnight + rng.choice([0, -1, 1, rng.randrange(86_400)]),
+    }
+
+
+def _sdk_request(call: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> tuple[bytes, dict[str, str]]:
+    """The body and headers the SDK's CommonClient builds for `call` (its clock set to the call's time)."""
+    monkeypatch.setattr(abstract_client, "time", SimpleNamespace(time=lambda: call["timestamp"]))
+    profile = ClientProfile(httpProfile=HttpProfile(endpoint=call["host"]))
+    client = CommonClient("vod", "2018-07-17", _Keys(call["credential"]), call["region"], profile)
+    request = RequestInternal(call["host"], "POST", "/", header={})
+    client._build_req_with_tc3_signature(call["action"], call["params"], request)
+    headers = {name: value for name, value in request.header.items() if name not in SDK_ONLY}
+    return request.data.encode("utf-8"), headers
+
+
+def test_every_generated_call_is_signed_and_sent_as_the_sdk_builds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(20261204)
+    for _ in range(5000):
+        call = _call(rng)
+        assert signed_request(**call) == _sdk_request(call, monkeypatch), call
+
+
+# --- over the wire -------------------------------------------------------------------------------------
+
+
+class _Server:
+    """HTTP/1.1 on loopback (connections kept alive), answering each POST with `answers` in turn (the last
+    one again); notes each request and which connection it came on. An answer is (status, body) or a function
+    of the handler that does it all."""
+
+    def __init__(self, answers: list[Any], tls: ssl.SSLContext | None = None) -> None:
+        self.answers = answers
+        self.requests: list[tuple[int, dict[str, str], bytes]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                server.requests.append((id(self.connection), dict(self.headers.items()), body))
+                answer = server.answers[min(len(server.requests), len(server.answers)) - 1]
+                if callable(answer):
+                    answer(self)
+                    return
+                status, data = answer
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        if tls is not None:
+            self.http.socket = tls.wrap_socket(self.http.socket, server_side=True)
+        threading.Thread(target=self.http.serve_forever, args=(0.05,), daemon=True).start()
+        self.endpoint = f"127.0.0.1:{self.http.server_port}"
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., _Server]]:
+    servers: list[_Server] = []
+
+    def start(*answers: Any, tls: ssl.SSLContext | None = None) -> _Server:
+        servers.append(_Server(list(answers), tls))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.http.shutdown()
+        server.http.server_close()
+
+
+def _settings(endpoint: str, **fields: Any) -> VodApiSettings:
+    values: dict[str, Any] = {
+        "secret_id": "AKIDwire",
+        "secret_key": Secret("wire-secret-key"),
+        "session_token": None,
+        "renewed_role": False,
+        "endpoint": endpoint,
+        "protocol": "http",
+        "region": "ap-guangzhou",
+        "sub_app_id": None,
+    }
+    return VodApiSettings(**{**values, **fields})
+
+
+def _ok(response: dict[str, Any]) -> tuple[int, bytes]:
+    return 200, json.dumps({"Response": {**response, "RequestId": "r1"}}).encode()
+
+
+# Each HTTP library's own (requests': User-Agent, Accept, Connection; http.client's: Accept-Encoding), and the length
+_TRANSPORT = {"Content-Length", "Accept-Encoding", "User-Agent", "Accept", "Connection"}
+
+
+def _wire(request: tuple[int, dict[str, str], bytes]) -> tuple[bytes, dict[str, str]]:
+    _, headers, body = request
+    return body, {k: v for k, v in headers.items() if k not in SDK_ONLY | _TRANSPORT}
+
+
+@pytest.mark.parametrize("token", ["", "role-token"])
+def test_on_the_wire_the_request_is_the_sdks(serve: Callable[..., _Server], token: str) -> None:
+    server = serve(_ok({"MediaInfoSet": []}))
+    settings = _settings(server.endpoint, session_token=Secret(token) if token else None)
+    params = {"FileIds": ["52858907", "é漢"], "Filters": ["basicInfo"], "SubAppId": 1500000001}
+    now = 1_764_806_400.7
+    ours = VodCloudApi(settings, 3, clock=lambda: now).call("DescribeMediaInfos", params)
+    sdk = CommonClient(
+        "vod",
+        "2018-07-17",
+        _Keys(("AKIDwire", "wire-secret-key", token)),
+        "ap-guangzhou",
+        ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=server.endpoint)),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(abstract_client, "time", SimpleNamespace(time=lambda: now))
+        theirs = sdk.call_json("DescribeMediaInfos", params)["Response"]
+    assert ours == theirs == {"MediaInfoSet": [], "RequestId": "r1"}
+    [(_, sent_by_us), (_, sent_by_sdk)] = [_wire(request) for request in server.requests]
+    assert sent_by_us == sent_by_sdk and server.requests[0][2] == server.requests[1][2]
+    assert ("X-TC-Token" in sent_by_us) == bool(token)
+
+
+def test_calls_share_one_connection_and_a_closed_idle_one_is_replaced(serve: Callable[..., _Server]) -> None:
+    def close_after(handler: BaseHTTPRequestHandler) -> None:  # answers, but keeps nothing alive after
+        data = _ok({"n": 2})[1]
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+        handler.close_connection = True  # without saying so: the client finds out when it next sends
+
+    server = serve(_ok({"n": 1}), close_after, _ok({"n": 3}), _ok({"n": 4}))
+    api = VodCloudApi(_settings(server.endpoint), 3)
+    answers = [api.call("DescribeTaskDetail", {"TaskId": "t"})["n"] for _ in range(4)]
+    connections = [connection for connection, _, _ in server.requests]
+    # the first two on one connection; the server dropped it: the third is sent again on a new one
+    assert answers == [1, 2, 3, 4]
+    assert connections[0] == connections[1] != connections[-1]
+    assert len(server.requests) in (4, 5)  # 5 when the dropped connection still took the third's bytes
+
+
+def _drop(handler: BaseHTTPRequestHandler) -> None:
+    handler.close_connection = True  # no answer at all
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        ((502, b"<html>bad gateway</html>"), "HTTP 502"),
+        ((200, b"<html>a captive portal</html>"), "NotAnApiAnswer"),
+        ((200, b'{"Response": "no"}'), "NotAnApiAnswer"),
+        ((200, b'{"NoResponse": {}}'), "NotAnApiAnswer"),
+        ((200, b'{"Response": ' * 100_000), "NotAnApiAnswer"),  # nested too deep to read
+        (_ok({"Error": {"Code": "AuthFailure.SecretIdNotFound", "Message": "m"}}), "AuthFailure.SecretIdNotFound"),
+        (_ok({"Error": {"Message": "no code"}}), "Error"),
+        (_ok({"Error": "text"}), "Error"),
+        (_drop, "RemoteDisconnected"),  # on a new connection: not asked again
+    ],
+    ids=["502", "html", "response-not-object", "no-response", "too-deep", "error", "error-without-code", "error-text", "dropped"],
+)
+def test_an_answer_that_is_not_vods_is_an_error_with_a_code(
+    serve: Callable[..., _Server], answer: Any, code: str
+) -> None:
+    server = serve(answer)
+    with pytest.raises(CloudApiError) as raised:
+        VodCloudApi(_settings(server.endpoint), 3).call("DescribeMediaInfos", {"FileIds": ["1"]})
+    assert raised.value.code == code and len(server.requests) == 1
+
+
+def test_unreachable_and_silent_apis_are_errors_named_by_what_happened(serve: Callable[..., _Server]) -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    with pytest.raises(CloudApiError) as refused:
+        VodCloudApi(_settings(f"127.0.0.1:{port}"), 3).call("DescribeMediaInfos", {})
+    server = serve(lambda handler: threading.Event().wait(2))  # reads the call, never answers
+    with pytest.raises(CloudApiError) as silent:
+        VodCloudApi(_settings(server.endpoint), 0.3).call("DescribeMediaInfos", {})
+    assert (refused.value.code, silent.value.code) == ("ConnectionRefusedError", "TimeoutError")
+
+
+def test_nothing_secret_is_in_an_error_or_a_repr(serve: Callable[..., _Server]) -> None:
+    server = serve(_ok({"Error": {"Code": "AuthFailure.SignatureFailure", "Message": "m"}}))
+    api = VodCloudApi(_settings(server.endpoint, session_token=Secret("the-token")), 3)
+    with pytest.raises(CloudApiError) as raised:
+        api.call("DescribeMediaInfos", {})
+    _, headers, _ = server.requests[0]
+    signature = headers["Authorization"].rpartition("Signature=")[2]
+    shown = " ".join([repr(api), repr(raised.value), str(raised.value), repr(raised.value.__cause__)])
+    assert not [secret for secret in ("wire-secret-key", "the-token", signature) if secret in shown]
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+
+
+@pytest.fixture
+def fresh_tls() -> Iterator[None]:
+    """tls_context made again in the test, from certifi's CAs as they are then; and again after it."""
+    vod_cloud_api.tls_context.cache_clear()
+    yield
+    vod_cloud_api.tls_context.cache_clear()
+
+
+def test_https_calls_check_the_certificate_against_certifis_cas(
+    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_tls: None
+) -> None:
+    # GIVEN an API on loopback whose certificate (for 127.0.0.1 and localhost) no public CA signed
+    cert, key = self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    port = serve(_ok({"Found": 1}), tls=tls).http.server_port
+    # THEN it is refused; and with its certificate among certifi's CAs, it is called, for either name
+    with pytest.raises(CloudApiError) as refused:
+        VodCloudApi(_settings(f"127.0.0.1:{port}", protocol="https"), 3).call("DescribeMediaInfos", {})
+    assert refused.value.code == "SSLCertVerificationError"
+    vod_cloud_api.tls_context.cache_clear()
+    monkeypatch.setattr("certifi.where", lambda: str(cert))
+    for host in ("127.0.0.1", "localhost"):
+        assert VodCloudApi(_settings(f"{host}:{port}", protocol="https"), 3).call("X", {})["Found"] == 1
