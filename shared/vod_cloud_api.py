@@ -120,12 +120,17 @@ def signed_request(
 @functools.cache
 def tls_context() -> Any:
     """The TLS context of https calls, made once per container: certificates checked against certifi's CAs,
-    those the SDK trusted (through requests), not whatever the runtime image has."""
-    import ssl  # loaded by http.client already; the CAs (tens of ms to read) only when first needed
+    those the SDK trusted (through requests), not whatever the runtime image has. A bundle has them one per file
+    as well (certifi/hashed/, scripts/build): OpenSSL then reads only the CA a connection needs, where reading
+    all ~120 of cacert.pem costs tens of ms of a cold start."""
+    import ssl  # loaded by http.client already
 
     import certifi
 
-    return ssl.create_default_context(cafile=certifi.where())
+    hashed = os.path.join(os.path.dirname(certifi.where()), "hashed")
+    if os.path.isdir(hashed):
+        return ssl.create_default_context(capath=hashed)
+    return ssl.create_default_context(cafile=certifi.where())  # certifi as pip installs it (a checkout's venv)
 
 
 class VodCloudApi:

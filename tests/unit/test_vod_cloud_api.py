@@ -19,6 +19,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import certifi
 import pytest
 from tencentcloud.common import abstract_client
 from tencentcloud.common.common_client import CommonClient
@@ -29,6 +30,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from shared import vod_cloud_api
 from shared.config import Secret, VodApiSettings
 from shared.vod_cloud_api import CloudApiError, VodCloudApi, signed_request
+from tests.deploy.scripts import load_script
 from vodlocal.tls import self_signed
 
 SDK_ONLY = {"X-TC-RequestClient", "X-TC-TraceId"}  # the SDK's name and version, a trace id: not signed, not checked
@@ -241,7 +243,17 @@ def _drop(handler: BaseHTTPRequestHandler) -> None:
         (_ok({"Error": "text"}), "Error"),
         (_drop, "RemoteDisconnected"),  # on a new connection: not asked again
     ],
-    ids=["502", "html", "response-not-object", "no-response", "too-deep", "error", "error-without-code", "error-text", "dropped"],
+    ids=[
+        "502",
+        "html",
+        "response-not-object",
+        "no-response",
+        "too-deep",
+        "error",
+        "error-without-code",
+        "error-text",
+        "dropped",
+    ],
 )
 def test_an_answer_that_is_not_vods_is_an_error_with_a_code(
     serve: Callable[..., _Server], answer: Any, code: str
@@ -284,8 +296,9 @@ def fresh_tls() -> Iterator[None]:
     vod_cloud_api.tls_context.cache_clear()
 
 
+@pytest.mark.parametrize("layout", ["cacert.pem", "hashed"])
 def test_https_calls_check_the_certificate_against_certifis_cas(
-    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_tls: None
+    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_tls: None, layout: str
 ) -> None:
     # GIVEN an API on loopback whose certificate (for 127.0.0.1 and localhost) no public CA signed
     cert, key = self_signed(tmp_path)
@@ -297,6 +310,14 @@ def test_https_calls_check_the_certificate_against_certifis_cas(
         VodCloudApi(_settings(f"127.0.0.1:{port}", protocol="https"), 3).call("DescribeMediaInfos", {})
     assert refused.value.code == "SSLCertVerificationError"
     vod_cloud_api.tls_context.cache_clear()
-    monkeypatch.setattr("certifi.where", lambda: str(cert))
+    # certifi as pip installs it (cacert.pem), or as a bundle has it: then the CA is in certifi/hashed/ only
+    certifi_dir = tmp_path / "certifi"
+    certifi_dir.mkdir()
+    (certifi_dir / "cacert.pem").write_text(
+        Path(certifi.where()).read_text() if layout == "hashed" else cert.read_text()
+    )
+    if layout == "hashed":
+        load_script("build").hash_ca_directory(cert.read_text(), certifi_dir / "hashed")
+    monkeypatch.setattr("certifi.where", lambda: str(certifi_dir / "cacert.pem"))
     for host in ("127.0.0.1", "localhost"):
         assert VodCloudApi(_settings(f"{host}:{port}", protocol="https"), 3).call("X", {})["Found"] == 1
