@@ -16,6 +16,7 @@ import hmac
 import http.client
 import json
 import os
+import ssl  # loaded by http.client already
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,9 +24,15 @@ from typing import Any
 from shared.config import VodApiSettings, note_secrets
 
 CONTENT_TYPE = "application/json"
-# What a failed call leaves that another try on a new connection may not: a server that closed a kept-alive
-# connection while it was idle is found out only by using it.
-_STALE = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError, ConnectionAbortedError)
+# What sending on a kept-alive connection the server closed while it was idle fails with (over TLS: an EOF where
+# its records were due): another try, on a new connection, may succeed.
+_STALE = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+    ssl.SSLEOFError,
+)
 
 
 class CloudApiError(Exception):
@@ -117,20 +124,28 @@ def signed_request(
     return body, headers
 
 
-@functools.cache
-def tls_context() -> Any:
-    """The TLS context of https calls, made once per container: certificates checked against certifi's CAs,
-    those the SDK trusted (through requests), not whatever the runtime image has. A bundle has them one per file
-    as well (certifi/hashed/, scripts/build): OpenSSL then reads only the CA a connection needs, where reading
-    all ~120 of cacert.pem costs tens of ms of a cold start."""
-    import ssl  # loaded by http.client already
+def ca_locations() -> tuple[str | None, str | None]:
+    """(cafile, capath) of certifi's CAs: in a bundle, one per file (capath: certifi/hashed/, made by scripts/build),
+    so that OpenSSL reads only the CA a connection needs, where reading all ~120 of cacert.pem costs tens of ms of a
+    cold start; else cacert.pem (cafile: certifi as pip installs it). Found without importing certifi, whose where()
+    loads importlib.resources (~20 ms)."""
+    import importlib.util
 
+    spec = importlib.util.find_spec("certifi")
+    for directory in (spec.submodule_search_locations or []) if spec else []:
+        if os.path.isdir(hashed := os.path.join(directory, "hashed")):
+            return None, hashed
     import certifi
 
-    hashed = os.path.join(os.path.dirname(certifi.where()), "hashed")
-    if os.path.isdir(hashed):
-        return ssl.create_default_context(capath=hashed)
-    return ssl.create_default_context(cafile=certifi.where())  # certifi as pip installs it (a checkout's venv)
+    return certifi.where(), None
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The TLS context of https calls, made once per container: certificates checked against certifi's CAs,
+    those the SDK trusted (through requests), not whatever the runtime image has."""
+    cafile, capath = ca_locations()
+    return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
 class VodCloudApi:

@@ -62,6 +62,7 @@ class MediaLookup:
         from concurrent.futures import ThreadPoolExecutor  # here: only a delete of over 20 files needs it
 
         local = threading.local()
+        clients: list[VodCloudApi] = []  # closed at the end: their threads are gone, their connections would stay
 
         def describe(batch: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:
             if not hasattr(local, "client"):
@@ -69,13 +70,12 @@ class MediaLookup:
                 clients.append(local.client)
             return self._describe(local.client, batch)
 
-        clients: list[VodCloudApi] = []
         pool = ThreadPoolExecutor(min(PARALLEL_CALLS, len(batches)), thread_name_prefix="describe-media")
         try:
             return list(pool.map(describe, batches))
         finally:  # the first failure is the answer (a 503): the calls not begun are not made
             pool.shutdown(wait=True, cancel_futures=True)
-            for client in clients:  # their threads are gone: their connections would stay open until collected
+            for client in clients:
                 client.close()
 
     def _describe(self, client: VodCloudApi, file_ids: Sequence[str]) -> tuple[dict[str, dict[str, Any]], set[str]]:

@@ -401,7 +401,7 @@ def _postgres_cold_rows(url: str, out: Section) -> None:
     no_tls = confirming.layers["no TLS"] - confirming.bare
     out.lines.append(
         (
-            "callback cold start, PostgreSQL, =fetch without the TLS context (certifi's CAs read)",
+            "callback cold start, PostgreSQL, =fetch without making the TLS context",
             f"{no_tls * 1e3:8.1f} ms over bare (×{no_tls / demo_cold:.2f} the demo-equivalent)",
         )
     )

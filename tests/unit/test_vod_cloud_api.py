@@ -7,12 +7,16 @@ connections and answers against scripted servers on loopback.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+import shutil
 import socket
 import ssl
 import string
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -113,14 +117,18 @@ class _Server:
     def __init__(self, answers: list[Any], tls: ssl.SSLContext | None = None) -> None:
         self.answers = answers
         self.requests: list[tuple[int, dict[str, str], bytes]] = []
-        server = self
+        server, numbers = self, itertools.count()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
+            def setup(self) -> None:  # once per connection: numbered (an id() may be used again once one is gone)
+                super().setup()
+                self.number = next(numbers)
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                server.requests.append((id(self.connection), dict(self.headers.items()), body))
+                server.requests.append((self.number, dict(self.headers.items()), body))
                 answer = server.answers[min(len(server.requests), len(server.answers)) - 1]
                 if callable(answer):
                     answer(self)
@@ -207,23 +215,65 @@ def test_on_the_wire_the_request_is_the_sdks(serve: Callable[..., _Server], toke
     assert ("X-TC-Token" in sent_by_us) == bool(token)
 
 
-def test_calls_share_one_connection_and_a_closed_idle_one_is_replaced(serve: Callable[..., _Server]) -> None:
+@pytest.fixture
+def trust(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[[str, str], None]]:
+    """`trust(pem, layout)`: certifi, as the client finds it on sys.path, holds these CAs, as pip installs it
+    ("cacert.pem") or as a bundle has it ("hashed": in certifi/hashed/ only, cacert.pem left as it is). The TLS
+    context is made again from them, and again after the test."""
+
+    def install(pem: str, layout: str) -> None:
+        package = tmp_path / "site" / "certifi"
+        shutil.copytree(Path(certifi.__file__).parent, package)
+        if layout == "hashed":
+            load_script("build").hash_ca_directory(pem, package / "hashed")
+        else:
+            (package / "cacert.pem").write_text(pem)
+        for name in [name for name in sys.modules if name.partition(".")[0] == "certifi"]:
+            monkeypatch.delitem(sys.modules, name)
+        monkeypatch.syspath_prepend(str(package.parent))
+        vod_cloud_api.tls_context.cache_clear()
+
+    vod_cloud_api.tls_context.cache_clear()
+    yield install
+    vod_cloud_api.tls_context.cache_clear()
+
+
+def _tls_server(tmp_path: Path) -> tuple[ssl.SSLContext, str]:
+    """A server's TLS context with a certificate for 127.0.0.1 and localhost that no public CA signed; its PEM."""
+    cert, key = self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    return tls, cert.read_text()
+
+
+@pytest.mark.parametrize("idle", [0, 0.3], ids=["at-once", "after-a-pause"])
+@pytest.mark.parametrize("protocol", ["http", "https"])
+def test_calls_share_one_connection_and_one_the_server_closed_is_replaced(
+    serve: Callable[..., _Server], trust: Callable[[str, str], None], tmp_path: Path, protocol: str, idle: float
+) -> None:
     def close_after(handler: BaseHTTPRequestHandler) -> None:  # answers, but keeps nothing alive after
         data = _ok({"n": 2})[1]
         handler.send_response(200)
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
-        handler.close_connection = True  # without saying so: the client finds out when it next sends
+        handler.close_connection = True  # without saying so (nor TLS's close_notify): the client finds out itself
 
-    server = serve(_ok({"n": 1}), close_after, _ok({"n": 3}), _ok({"n": 4}))
-    api = VodCloudApi(_settings(server.endpoint), 3)
-    answers = [api.call("DescribeTaskDetail", {"TaskId": "t"})["n"] for _ in range(4)]
+    tls = None
+    if protocol == "https":
+        tls, pem = _tls_server(tmp_path)
+        trust(pem, "hashed")
+    server = serve(_ok({"n": 1}), close_after, _ok({"n": 3}), _ok({"n": 4}), tls=tls)
+    api = VodCloudApi(_settings(server.endpoint, protocol=protocol), 3)
+    answers = []
+    for _ in range(4):
+        answers.append(api.call("DescribeTaskDetail", {"TaskId": "t"})["n"])
+        time.sleep(idle)
     connections = [connection for connection, _, _ in server.requests]
-    # the first two on one connection; the server dropped it: the third is sent again on a new one
+    # the first two on one connection; the server closed it: the third is sent on a new one
     assert answers == [1, 2, 3, 4]
     assert connections[0] == connections[1] != connections[-1]
-    assert len(server.requests) in (4, 5)  # 5 when the dropped connection still took the third's bytes
+    assert len(server.requests) in (4, 5)  # 5 when the closed connection still took the third's bytes
 
 
 def _drop(handler: BaseHTTPRequestHandler) -> None:
@@ -288,36 +338,17 @@ def test_nothing_secret_is_in_an_error_or_a_repr(serve: Callable[..., _Server]) 
     assert raised.value.__cause__ is None and raised.value.__context__ is None
 
 
-@pytest.fixture
-def fresh_tls() -> Iterator[None]:
-    """tls_context made again in the test, from certifi's CAs as they are then; and again after it."""
-    vod_cloud_api.tls_context.cache_clear()
-    yield
-    vod_cloud_api.tls_context.cache_clear()
-
-
 @pytest.mark.parametrize("layout", ["cacert.pem", "hashed"])
 def test_https_calls_check_the_certificate_against_certifis_cas(
-    serve: Callable[..., _Server], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fresh_tls: None, layout: str
+    serve: Callable[..., _Server], trust: Callable[[str, str], None], tmp_path: Path, layout: str
 ) -> None:
-    # GIVEN an API on loopback whose certificate (for 127.0.0.1 and localhost) no public CA signed
-    cert, key = self_signed(tmp_path)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
+    # GIVEN an API on loopback whose certificate no public CA signed
+    tls, pem = _tls_server(tmp_path)
     port = serve(_ok({"Found": 1}), tls=tls).http.server_port
     # THEN it is refused; and with its certificate among certifi's CAs, it is called, for either name
     with pytest.raises(CloudApiError) as refused:
         VodCloudApi(_settings(f"127.0.0.1:{port}", protocol="https"), 3).call("DescribeMediaInfos", {})
     assert refused.value.code == "SSLCertVerificationError"
-    vod_cloud_api.tls_context.cache_clear()
-    # certifi as pip installs it (cacert.pem), or as a bundle has it: then the CA is in certifi/hashed/ only
-    certifi_dir = tmp_path / "certifi"
-    certifi_dir.mkdir()
-    (certifi_dir / "cacert.pem").write_text(
-        Path(certifi.where()).read_text() if layout == "hashed" else cert.read_text()
-    )
-    if layout == "hashed":
-        load_script("build").hash_ca_directory(cert.read_text(), certifi_dir / "hashed")
-    monkeypatch.setattr("certifi.where", lambda: str(certifi_dir / "cacert.pem"))
+    trust(pem, layout)
     for host in ("127.0.0.1", "localhost"):
         assert VodCloudApi(_settings(f"{host}:{port}", protocol="https"), 3).call("X", {})["Found"] == 1
