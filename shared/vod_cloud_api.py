@@ -24,6 +24,9 @@ from typing import Any
 from shared.config import VodApiSettings, note_secrets
 
 CONTENT_TYPE = "application/json"
+# A kept-alive connection idle longer is not used again: a NAT gateway (a VPC's way out) may have forgotten it
+# without a word, and a call on it would wait out its whole timeout, then fail.
+MAX_IDLE_SECONDS = 50
 # What sending on a kept-alive connection the server closed while it was idle fails with (over TLS: an EOF where
 # its records were due): another try, on a new connection, may succeed.
 _STALE = (
@@ -160,6 +163,7 @@ class VodCloudApi:
         self._timeout = timeout_seconds
         self._clock = clock
         self._connection: http.client.HTTPConnection | None = None
+        self._idle_since = 0.0  # when the kept connection last answered (the clock's time)
 
     def call(self, action: str, params: dict[str, Any]) -> dict[str, Any]:
         """VOD's `Response` object for `action`; CloudApiError when there is none, or it is an Error."""
@@ -191,6 +195,8 @@ class VodCloudApi:
 
     def _post(self, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         while True:
+            if self._connection is not None and not 0 <= self._clock() - self._idle_since <= MAX_IDLE_SECONDS:
+                self.close()
             reused = self._connection is not None
             connection = self._connection or self._connect()
             self._connection = None
@@ -207,7 +213,7 @@ class VodCloudApi:
                 connection.close()
                 raise
             if not response.will_close:
-                self._connection = connection
+                self._connection, self._idle_since = connection, self._clock()
             else:
                 connection.close()
             return response.status, data

@@ -33,7 +33,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 
 from shared import vod_cloud_api
 from shared.config import Secret, VodApiSettings
-from shared.vod_cloud_api import CloudApiError, VodCloudApi, signed_request
+from shared.vod_cloud_api import MAX_IDLE_SECONDS, CloudApiError, VodCloudApi, signed_request
 from tests.deploy.scripts import load_script
 from vodlocal.tls import self_signed
 
@@ -274,6 +274,24 @@ def test_calls_share_one_connection_and_one_the_server_closed_is_replaced(
     assert answers == [1, 2, 3, 4]
     assert connections[0] == connections[1] != connections[-1]
     assert len(server.requests) in (4, 5)  # 5 when the closed connection still took the third's bytes
+
+
+@pytest.mark.parametrize(
+    ("pause", "connections"),
+    [(MAX_IDLE_SECONDS - 1, 1), (MAX_IDLE_SECONDS + 1, 2), (-5, 2)],
+    ids=["kept", "idle-too-long", "clock-stepped-back"],
+)
+def test_a_connection_idle_too_long_is_not_used_again(
+    serve: Callable[..., _Server], pause: float, connections: int
+) -> None:
+    # (a NAT may have dropped it without a word: a call on it would wait out its timeout, then fail)
+    now = [1_764_806_400.0]
+    server = serve(_ok({"n": 1}))
+    api = VodCloudApi(_settings(server.endpoint), 3, clock=lambda: now[0])
+    api.call("DescribeTaskDetail", {"TaskId": "t"})
+    now[0] += pause
+    api.call("DescribeTaskDetail", {"TaskId": "t"})
+    assert len({number for number, _, _ in server.requests}) == connections
 
 
 def _drop(handler: BaseHTTPRequestHandler) -> None:
