@@ -384,7 +384,7 @@ def _postgres_cold_rows(url: str, out: Section) -> None:
     pull_env = {**env, "TENCENTCLOUD_SECRET_ID": "AKIDbench0000", "TENCENTCLOUD_SECRET_KEY": "bench"}
     ours = _first_event_code("from index import main_handler")
     # VOD_CALLBACK_CONFIRM=fetch: VOD asked about the file (the emulator, over http); and the TLS context that
-    # VOD's https endpoint needs (certifi's CAs read) made too, as the first event to VOD would
+    # VOD's https endpoint needs made too, as the first call to VOD would make it
     with_tls = _first_event_code(
         "from index import main_handler; from shared.vod_cloud_api import tls_context; tls_context()"
     )
