@@ -2,9 +2,10 @@
 https://www.tencentcloud.com/document/api/266/34114), with the settings' credentials.
 
 Why not the SDK's CommonClient: with `requests` under it, its import was most of the callback's cold start with
-VOD_CALLBACK_CONFIRM=fetch (README, Benchmarks). The request is the SDK's, byte for byte:
-tests/unit/test_vod_cloud_api.py checks it against the SDK's own request builder (abstract_client.py) on
-generated calls, and every fetch-mode test calls the emulator, which verifies the signature as VOD documents it.
+VOD_CALLBACK_CONFIRM=fetch (README, Benchmarks). The request is the SDK's: its body and every header it sends but
+its own name and a trace id (neither signed). tests/unit/test_vod_cloud_api.py checks it against the SDK's own
+request builder (abstract_client.py) on generated calls and on the wire, and every fetch-mode test calls the
+emulator, which verifies the signature as VOD documents it.
 The PULL function keeps the SDK (shared/vod_api.py); it shares the credentials from here.
 """
 
