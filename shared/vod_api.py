@@ -16,7 +16,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import models, vod_client
 
 from shared.config import VodApiSettings
-from shared.vod_cloud_api import ExecutionRoleCredential, with_sub_app
+from shared.vod_cloud_api import ExecutionRoleCredential, loaded_credentials, with_sub_app
 from shared.vod_limits import API_TIMEOUT_SECONDS
 
 
@@ -25,8 +25,7 @@ def make_client(settings: VodApiSettings) -> vod_client.VodClient:
     if settings.renewed_role:
         cred = ExecutionRoleCredential(settings)
     else:  # the account's own key pair, or a role's keys outside SCF
-        token = settings.session_token.reveal() if settings.session_token else None
-        cred = credential.Credential(settings.secret_id, settings.secret_key.reveal(), token)
+        cred = credential.Credential(*loaded_credentials(settings))
     http = HttpProfile(protocol=settings.protocol, endpoint=settings.endpoint, reqTimeout=API_TIMEOUT_SECONDS)
     return vod_client.VodClient(cred, settings.region or "", ClientProfile(httpProfile=http))
 

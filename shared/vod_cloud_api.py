@@ -24,6 +24,7 @@ from typing import Any
 
 from shared.config import VodApiSettings, note_secrets
 
+SERVICE, VERSION = "vod", "2018-07-17"  # the API's name and version in a signature and its headers
 CONTENT_TYPE = "application/json"
 # A kept-alive connection idle longer is not used again: a NAT gateway (a VPC's way out) may have forgotten it
 # without a word, and a call on it would wait out its whole timeout, then fail.
@@ -58,8 +59,7 @@ class ExecutionRoleCredential:
     _NAMES = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")
 
     def __init__(self, settings: VodApiSettings) -> None:
-        token = settings.session_token.reveal() if settings.session_token else ""
-        self._loaded = (settings.secret_id, settings.secret_key.reveal(), token)
+        self._loaded = loaded_credentials(settings)
 
     def get_credential_info(self) -> tuple[str, str, str]:  # the SDK's name: it asks before each request
         secret_id, secret_key, token = (os.environ.get(name) or "" for name in self._NAMES)
@@ -70,13 +70,18 @@ class ExecutionRoleCredential:
         return "ExecutionRoleCredential(***)"
 
 
+def loaded_credentials(settings: VodApiSettings) -> tuple[str, str, str]:
+    """(SecretId, SecretKey, token or "") as the settings were loaded."""
+    token = settings.session_token.reveal() if settings.session_token else ""
+    return settings.secret_id, settings.secret_key.reveal(), token
+
+
 def credentials(settings: VodApiSettings) -> Callable[[], tuple[str, str, str]]:
     """(SecretId, SecretKey, token or ""), asked before each call."""
     if settings.renewed_role:
         return ExecutionRoleCredential(settings).get_credential_info
-    token = settings.session_token.reveal() if settings.session_token else ""
-    pair = (settings.secret_id, settings.secret_key.reveal(), token)
-    return lambda: pair
+    loaded = loaded_credentials(settings)
+    return lambda: loaded
 
 
 def with_sub_app(params: dict[str, Any], sub_app_id: int | None) -> dict[str, Any]:
@@ -99,24 +104,22 @@ def signed_request(
     region: str | None,
     credential: tuple[str, str, str],
     timestamp: int,
-    service: str = "vod",
-    version: str = "2018-07-17",
 ) -> tuple[bytes, dict[str, str]]:
     """The body and headers of a call: a POST of `params` as JSON to https://`host`/, signed for `timestamp`."""
     secret_id, secret_key, token = credential
     body = json.dumps(params).encode("utf-8")
     date = time.strftime("%Y-%m-%d", time.gmtime(timestamp))
     canonical = f"POST\n/\n\ncontent-type:{CONTENT_TYPE}\nhost:{host}\n\ncontent-type;host\n{_sha256_hex(body)}"
-    scope = f"{date}/{service}/tc3_request"
+    scope = f"{date}/{SERVICE}/tc3_request"
     text = f"TC3-HMAC-SHA256\n{timestamp}\n{scope}\n{_sha256_hex(canonical.encode('utf-8'))}"
-    key = _hmac_sha256(_hmac_sha256(_hmac_sha256(("TC3" + secret_key).encode("utf-8"), date), service), "tc3_request")
-    signature = hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
+    key = _hmac_sha256(_hmac_sha256(_hmac_sha256(("TC3" + secret_key).encode("utf-8"), date), SERVICE), "tc3_request")
+    signature = _hmac_sha256(key, text).hex()
     headers = {
         "Content-Type": CONTENT_TYPE,
         "Host": host,
         "X-TC-Action": action,
         "X-TC-Timestamp": str(timestamp),
-        "X-TC-Version": version,
+        "X-TC-Version": VERSION,
         "X-TC-Language": "zh-CN",  # the SDK's default: the language of error messages (none is shown)
         "Authorization": f"TC3-HMAC-SHA256 Credential={secret_id}/{scope}, SignedHeaders=content-type;host, "
         f"Signature={signature}",
@@ -128,7 +131,7 @@ def signed_request(
     return body, headers
 
 
-def ca_locations() -> tuple[str | None, str | None]:
+def _ca_locations() -> tuple[str | None, str | None]:
     """(cafile, capath) of certifi's CAs: in a bundle, one per file (capath: certifi/hashed/, made by scripts/build),
     so that OpenSSL reads only the CA a connection needs, where reading all ~120 of cacert.pem costs tens of ms of a
     cold start; else cacert.pem (cafile: certifi as pip installs it). Found without importing certifi, whose where()
@@ -148,7 +151,7 @@ def ca_locations() -> tuple[str | None, str | None]:
 def tls_context() -> ssl.SSLContext:
     """The TLS context of https calls, made once per container: certificates checked against certifi's CAs,
     those the SDK trusted (through requests), not whatever the runtime image has."""
-    cafile, capath = ca_locations()
+    cafile, capath = _ca_locations()
     return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
