@@ -138,6 +138,10 @@ class _Reader:
         self.problems: list[tuple[str, str]] = []
 
     @property
+    def environ(self) -> Mapping[str, str]:
+        return self._env
+
+    @property
     def in_scf(self) -> bool:
         return running_in_scf(self._env)
 
@@ -201,7 +205,7 @@ def _load(environ: Mapping[str, str] | None, read: Callable[[_Reader], T], *, fu
     """Settings read by `read` from `environ` (default: the process environment); ConfigError naming every
     bad variable at once. A `function`'s also check LOG_LEVEL (log_level() took a bad one as INFO)."""
     r = _Reader(os.environ if environ is None else environ)
-    note_secrets(r._env)  # all of them, read or not: a secret one setting's path leaves unread is still masked
+    note_secrets(r.environ)  # all of them, read or not: a secret one setting's path leaves unread is still masked
     settings = read(r)
     if function:
         _read_log_level(r)
@@ -309,6 +313,14 @@ class UploadPageSettings(Record):
     http: HttpSettings
 
 
+class ProxySettings(Record):
+    """An http:// proxy that VOD's API is reached through: a CONNECT tunnel, TLS from end to end."""
+
+    host: str  # a name or an IP address (no brackets)
+    port: int
+    authorization: Secret | None  # Proxy-Authorization, from the URL's user:password
+
+
 class VodApiSettings(Record):
     """Credentials and endpoint for VOD's cloud API (TC3-signed), used by the PULL function and
     `vod-configure-events`, and by the callback with VOD_CALLBACK_CONFIRM=fetch. SCF's execution-role
@@ -322,6 +334,7 @@ class VodApiSettings(Record):
     protocol: str  # "https" (Tencent) or "http" (the local emulator)
     region: str | None
     sub_app_id: int | None
+    proxy: ProxySettings | None = None  # HTTPS_PROXY (shared.env_proxy), for shared.vod_cloud_api only
 
 
 class PullSettings(Record):
@@ -852,11 +865,15 @@ def _read_callback(r: _Reader) -> CallbackSettings:
         http=_read_http(r, CALLBACK_MAX_BODY_BYTES, cors=False),
         context_keys=_read_context_keys(r),
         after_commit_hook=_read_hook(r),
-        confirm_api=_read_vod_api(r) if r.choice("VOD_CALLBACK_CONFIRM", "none", CONFIRM_MODES) == "fetch" else None,
+        confirm_api=_read_vod_api(r, stdlib_client=True)
+        if r.choice("VOD_CALLBACK_CONFIRM", "none", CONFIRM_MODES) == "fetch"
+        else None,
     )
 
 
-def _read_vod_api(r: _Reader) -> VodApiSettings:
+def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
+    """For the SDK (events_pull, vod-configure-events), which reads its proxy from the environment itself; or for
+    shared.vod_cloud_api (`stdlib_client`: the callback), which is given the proxy read here."""
     named = len(r.problems)
     secret_id, secret_key = _account_keys(r)
     session_token = None
@@ -887,7 +904,46 @@ def _read_vod_api(r: _Reader) -> VodApiSettings:
         protocol=protocol or "https",
         region=region,
         sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
+        proxy=_read_proxy(r, host) if stdlib_client and protocol != "http" else None,
     )
+
+
+def _read_proxy(r: _Reader, endpoint: str) -> ProxySettings | None:
+    """The proxy the environment names for https://`endpoint`, as requests reads HTTPS_PROXY, ALL_PROXY, NO_PROXY
+    (shared.env_proxy); none for loopback, which a proxy elsewhere cannot reach. Problems never quote the URL: it
+    may hold a password."""
+    from shared.env_proxy import https_proxy
+
+    url = https_proxy(r.environ, endpoint)
+    if url is None or _is_loopback_host(endpoint):
+        return None
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        parts = urlsplit(url if "://" in url else f"http://{url}")  # requests takes a bare host:port as http://
+        host, port = parts.hostname, parts.port or 80
+    except ValueError:  # a port that is not a number, or out of range; a bracket unclosed
+        host = None
+    if host is None:
+        r.problem("HTTPS_PROXY", "must be http://[user:password@]host[:port]")
+        return None
+    if parts.scheme.lower() != "http":
+        r.problem(
+            "HTTPS_PROXY", f"must be an http:// proxy (VOD's API is reached through its tunnel), not {parts.scheme}://"
+        )
+        return None
+    authorization = None
+    if parts.username and parts.password is not None:  # as requests: a user without a password sends none
+        try:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password)}".encode("latin-1")
+        except UnicodeEncodeError:
+            r.problem("HTTPS_PROXY", "its user and password must be Latin-1 text (percent-encoded in the URL)")
+            return None
+        import base64
+
+        authorization = Secret("Basic " + base64.b64encode(pair).decode("ascii"))
+        Secret(unquote(parts.password))  # masked in logs, as every secret is
+    return ProxySettings(host=host, port=port, authorization=authorization)
 
 
 def _is_loopback_host(host: str) -> bool:

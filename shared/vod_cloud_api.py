@@ -7,6 +7,8 @@ its own name and a trace id (neither signed). tests/unit/test_vod_cloud_api.py c
 request builder (abstract_client.py) on generated calls and on the wire, and every fetch-mode test calls the
 emulator, which verifies the signature as VOD documents it.
 The PULL function keeps the SDK (shared/vod_api.py); it shares the credentials from here.
+Through a proxy (HTTPS_PROXY, read as the SDK's requests reads it: shared.env_proxy), the call goes through its
+CONNECT tunnel, and VOD's certificate is checked for VOD's host.
 """
 
 from __future__ import annotations
@@ -43,7 +45,8 @@ _STALE = (
 class CloudApiError(Exception):
     """A call that did not answer: `code` is VOD's error code (AuthFailure.SignatureFailure,
     InvalidParameterValue.TaskId, ...), or what went wrong on the way (ConnectionRefusedError, IncompleteRead,
-    HTTP 502, NotAnApiAnswer). Never the request, whose headers carry the signature and a role's token."""
+    HTTP 502, NotAnApiAnswer, ProxyRefused 407). Never the request, whose headers carry the signature and a role's
+    token."""
 
     def __init__(self, code: str) -> None:
         super().__init__(code)
@@ -86,6 +89,15 @@ def credentials(settings: VodApiSettings) -> Callable[[], tuple[str, str, str]]:
 
 def with_sub_app(params: dict[str, Any], sub_app_id: int | None) -> dict[str, Any]:
     return {**params, "SubAppId": sub_app_id} if sub_app_id is not None else params
+
+
+def _failure(exc: BaseException) -> str:
+    """A failed call's code: the exception's type, or the status of a proxy that refused its tunnel (407: its
+    user and password are wrong or missing)."""
+    refused = str(exc).removeprefix("Tunnel connection failed: ")  # http.client's words for it
+    if isinstance(exc, OSError) and refused != str(exc):
+        return f"ProxyRefused {refused[:3]}"
+    return type(exc).__name__
 
 
 def _sha256_hex(data: bytes) -> str:
@@ -162,7 +174,7 @@ class VodCloudApi:
         self, settings: VodApiSettings, timeout_seconds: float, clock: Callable[[], float] = time.time
     ) -> None:
         self._host, self._https = settings.endpoint, settings.protocol == "https"
-        self._region = settings.region
+        self._region, self._proxy = settings.region, settings.proxy
         self._credential = credentials(settings)
         self._timeout = timeout_seconds
         self._clock = clock
@@ -182,7 +194,7 @@ class VodCloudApi:
         try:
             status, data = self._post(body, headers)
         except (OSError, http.client.HTTPException) as exc:  # not reached, timed out, cut off
-            raise CloudApiError(type(exc).__name__) from None  # its text may name the host, never the request
+            raise CloudApiError(_failure(exc)) from None  # its text may name the host, never the request
         if status != 200:
             raise CloudApiError(f"HTTP {status}")
         try:
@@ -223,9 +235,16 @@ class VodCloudApi:
             return response.status, data
 
     def _connect(self) -> http.client.HTTPConnection:
-        if self._https:
+        if not self._https:
+            return http.client.HTTPConnection(self._host, timeout=self._timeout)
+        if self._proxy is None:
             return http.client.HTTPSConnection(self._host, timeout=self._timeout, context=tls_context())
-        return http.client.HTTPConnection(self._host, timeout=self._timeout)
+        # Through the proxy's tunnel: the certificate is checked for VOD's host, not the proxy's
+        proxy = self._proxy
+        connection = http.client.HTTPSConnection(proxy.host, proxy.port, timeout=self._timeout, context=tls_context())
+        tunnel = {"Proxy-Authorization": proxy.authorization.reveal()} if proxy.authorization else None
+        connection.set_tunnel(self._host, headers=tunnel)
+        return connection
 
     def close(self) -> None:
         if self._connection is not None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,6 +20,9 @@ from shared import logs
 from vodlocal.localstack import LOOPBACK_HOSTS, PROXY_VARIABLES
 from vodtesting.pgserver import own_postgres_server, pgbouncer, postgres_server  # noqa: F401 (one for the session)
 from vodtesting.stack import VodStack, start_stack_with
+
+if TYPE_CHECKING:
+    from shared.config import VodApiSettings
 
 # Test-only values (not credentials of any account).
 SECRET_ID = "AKIDtest0000000000000000000000000000"
@@ -39,6 +42,17 @@ SIGN_ENV = {
     "VOD_CONTEXT_KEY": CONTEXT_KEY,
 }
 CALLBACK_ENV = {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CONTEXT_KEY": CONTEXT_KEY}
+
+
+def callback_confirm_api(environ: dict[str, str]) -> VodApiSettings:
+    """The callback's settings for VOD's API (VOD_CALLBACK_CONFIRM=fetch), made of `environ`."""
+    from shared.config import load_callback_settings
+
+    settings = load_callback_settings(
+        {**CALLBACK_ENV, "VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv", "VOD_CALLBACK_CONFIRM": "fetch", **environ}
+    )
+    assert settings.confirm_api is not None
+    return settings.confirm_api
 
 
 def command(name: str) -> str:

@@ -16,9 +16,9 @@ VOD_UPLOAD_HOSTS = ("vod2.qcloud.com", "vod2.dnsv1.com")
 COS_HOSTS = ("*.myqcloud.com", "*.tencentcos.cn")
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """(cert.pem, key.pem) in directory, made once: an EC P-256 key and a 1-year certificate for the
-    upload hosts and loopback."""
+def self_signed(directory: Path, hosts: tuple[str, ...] = (*VOD_UPLOAD_HOSTS, "localhost")) -> tuple[Path, Path]:
+    """(cert.pem, key.pem) in directory, made once: an EC P-256 key and a 1-year certificate for `hosts` (the
+    upload hosts and localhost) and 127.0.0.1."""
     cert, key = directory / "cert.pem", directory / "key.pem"
     if cert.exists() and key.exists():
         return cert, key
@@ -30,7 +30,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     private = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vod-emulator (local, self-signed)")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    names: list[x509.GeneralName] = [x509.DNSName(h) for h in (*VOD_UPLOAD_HOSTS, "localhost")]
+    names: list[x509.GeneralName] = [x509.DNSName(h) for h in hosts]
     names.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
     certificate = (
         x509.CertificateBuilder()

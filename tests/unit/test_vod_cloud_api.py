@@ -7,8 +7,11 @@ connections and answers against scripted servers on loopback.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import itertools
 import json
+import os
 import random
 import shutil
 import socket
@@ -35,6 +38,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from shared import vod_cloud_api
 from shared.config import Secret, VodApiSettings
 from shared.vod_cloud_api import MAX_IDLE_SECONDS, CloudApiError, VodCloudApi, signed_request
+from tests.conftest import callback_confirm_api
 from tests.deploy.scripts import load_script
 from vodlocal.tls import self_signed
 
@@ -370,3 +374,148 @@ def test_https_calls_check_the_certificate_against_certifis_cas(
     trust(pem, layout)
     for host in ("127.0.0.1", "localhost"):
         assert VodCloudApi(_settings(f"{host}:{port}", protocol="https"), 3).call("X", {})["Found"] == 1
+
+
+class _TunnelProxy:
+    """An HTTP proxy on loopback that takes CONNECT only. It notes each tunnel asked for (its target and headers),
+    refuses one without `authorization` (407), and tunnels every target to `upstream`: a client asking for
+    vod.tencentcloudapi.com:443 reaches the test's API, and nothing leaves loopback."""
+
+    def __init__(self, upstream: int, authorization: str | None) -> None:
+        self.tunnels: list[tuple[str, dict[str, str]]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_CONNECT(self) -> None:
+                proxy.tunnels.append((self.path, dict(self.headers.items())))
+                if authorization is not None and self.headers.get("Proxy-Authorization") != authorization:
+                    self.send_response(407)
+                    self.send_header("Proxy-Authenticate", 'Basic realm="test"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                with socket.create_connection(("127.0.0.1", upstream)) as api:
+                    self.send_response(200, "Connection established")
+                    self.end_headers()
+                    copying = threading.Thread(target=_copy, args=(api, self.connection), daemon=True)
+                    copying.start()
+                    _copy(self.connection, api)
+                    copying.join()
+                self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        threading.Thread(target=self.http.serve_forever, args=(0.05,), daemon=True).start()
+        self.address = f"127.0.0.1:{self.http.server_port}"
+
+
+def _copy(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def tunnel_proxy() -> Iterator[Callable[[int, str | None], _TunnelProxy]]:
+    proxies: list[_TunnelProxy] = []
+
+    def start(upstream: int, authorization: str | None = None) -> _TunnelProxy:
+        proxies.append(_TunnelProxy(upstream, authorization))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.http.shutdown()
+        proxy.http.server_close()
+
+
+_API_HOST = "vod.tencentcloudapi.com"
+_KEYS = {"VOD_SECRET_ID": "AKIDwire", "VOD_SECRET_KEY": "wire-secret-key", "VOD_API_REGION": "ap-guangzhou"}
+
+
+def _api_behind_a_proxy(
+    serve: Callable[..., _Server], trust: Callable[[str, str], None], tmp_path: Path, hosts: tuple[str, ...]
+) -> tuple[_Server, Path]:
+    """An API on loopback with a certificate for `hosts` that certifi (as a bundle has it) trusts; its PEM's path."""
+    cert, key = self_signed(tmp_path / "api", hosts)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    trust(cert.read_text(), "hashed")
+    return serve(_ok({"Found": 1}), tls=tls), cert
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "authorization"),
+    [("", None), ("app%20user:p%40ss-w%C3%B6rd@", "Basic " + base64.b64encode(b"app user:p@ss-w\xf6rd").decode())],
+    ids=["open", "with-password"],
+)
+def test_through_a_proxy_the_tunnel_is_the_sdks_and_kept_alive(
+    serve: Callable[..., _Server],
+    trust: Callable[[str, str], None],
+    tunnel_proxy: Callable[..., _TunnelProxy],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    userinfo: str,
+    authorization: str | None,
+) -> None:
+    # GIVEN VOD's API reached through an http:// proxy, named as a deployment names it (HTTPS_PROXY)
+    server, cert = _api_behind_a_proxy(serve, trust, tmp_path, (_API_HOST,))
+    proxy = tunnel_proxy(server.http.server_port, authorization)
+    monkeypatch.setenv("HTTPS_PROXY", f"http://{userinfo}{proxy.address}")
+    settings = callback_confirm_api({**_KEYS, "VOD_API_ENDPOINT": _API_HOST, "HTTPS_PROXY": os.environ["HTTPS_PROXY"]})
+    # WHEN we call twice, and the SDK once
+    api = VodCloudApi(settings, 3)
+    assert [api.call("DescribeMediaInfos", {})["Found"] for _ in range(2)] == [1, 1]
+    profile = HttpProfile(endpoint=_API_HOST, certification=str(cert))
+    sdk = CommonClient(
+        "vod",
+        "2018-07-17",
+        _keys(("AKIDwire", "wire-secret-key", "")),
+        "ap-guangzhou",
+        ClientProfile(httpProfile=profile),
+    )
+    assert sdk.call_json("DescribeMediaInfos", {})["Response"]["Found"] == 1
+    # THEN ours went through one tunnel (kept alive), asked for as the SDK asks for its own
+    [(ours, our_headers), (theirs, their_headers)] = proxy.tunnels
+    assert ours == theirs == f"{_API_HOST}:443"
+    assert our_headers.get("Proxy-Authorization") == their_headers.get("Proxy-Authorization") == authorization
+    assert [host for _, headers, _ in server.requests for host in [headers["Host"]]] == [_API_HOST] * 3
+
+
+def test_a_proxy_that_refuses_the_tunnel_is_an_error_that_names_its_status(
+    serve: Callable[..., _Server],
+    trust: Callable[[str, str], None],
+    tunnel_proxy: Callable[..., _TunnelProxy],
+    tmp_path: Path,
+) -> None:
+    server, _ = _api_behind_a_proxy(serve, trust, tmp_path, (_API_HOST,))
+    proxy = tunnel_proxy(server.http.server_port, "Basic " + base64.b64encode(b"app:right").decode())
+    settings = callback_confirm_api(
+        {**_KEYS, "VOD_API_ENDPOINT": _API_HOST, "HTTPS_PROXY": f"http://app:wrong-password@{proxy.address}"}
+    )
+    api = VodCloudApi(settings, 3)
+    with pytest.raises(CloudApiError) as refused:
+        api.call("DescribeMediaInfos", {})
+    assert refused.value.code == "ProxyRefused 407" and not server.requests
+    shown = repr(api) + "".join(traceback.format_exception(type(refused.value), refused.value, refused.tb))
+    assert "wrong-password" not in shown and base64.b64encode(b"app:wrong-password").decode() not in shown
+
+
+def test_through_a_proxy_the_certificate_is_checked_for_vods_host_not_the_proxys(
+    serve: Callable[..., _Server],
+    trust: Callable[[str, str], None],
+    tunnel_proxy: Callable[..., _TunnelProxy],
+    tmp_path: Path,
+) -> None:
+    # a certificate certifi trusts, for loopback's names (the proxy's), not for VOD's API
+    server, _ = _api_behind_a_proxy(serve, trust, tmp_path, ("localhost",))
+    proxy = tunnel_proxy(server.http.server_port)
+    settings = callback_confirm_api({**_KEYS, "VOD_API_ENDPOINT": _API_HOST, "HTTPS_PROXY": f"http://{proxy.address}"})
+    with pytest.raises(CloudApiError) as refused:
+        VodCloudApi(settings, 3).call("DescribeMediaInfos", {})
+    assert refused.value.code == "SSLCertVerificationError" and len(proxy.tunnels) == 1 and not server.requests
