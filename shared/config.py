@@ -887,6 +887,7 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
             "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and VOD_SECRET_KEY, or an execution role)",
         )
     endpoint = r.text("VOD_API_ENDPOINT", "vod.tencentcloudapi.com") or "vod.tencentcloudapi.com"
+    before_endpoint = len(r.problems)
     protocol, _, host = endpoint.rpartition("://")
     if protocol not in ("", "http", "https") or not _matches_with_port(_API_HOST, host, 2):
         r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
@@ -904,7 +905,9 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
         protocol=protocol or "https",
         region=region,
         sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
-        proxy=_read_proxy(r, host) if stdlib_client and protocol != "http" else None,
+        proxy=_read_proxy(r, host)
+        if stdlib_client and protocol != "http" and len(r.problems) == before_endpoint
+        else None,
     )
 
 
@@ -919,25 +922,28 @@ def _read_proxy(r: _Reader, endpoint: str) -> ProxySettings | None:
         return None
     from urllib.parse import unquote, urlsplit
 
+    # Named as it was set: ALL_PROXY=socks5h://… is common on a developer's machine
+    name = next((n for n, v in r.environ.items() if v == url and n.lower().endswith("_proxy")), "HTTPS_PROXY")
+    if endpoint.startswith("["):  # http.client before 3.13 asks its tunnel for an IPv6 address without brackets
+        r.problem(name, "VOD_API_ENDPOINT is an IPv6 address: reach it without a proxy (NO_PROXY)")
+        return None
     try:
-        parts = urlsplit(url if "://" in url else f"http://{url}")  # requests takes a bare host:port as http://
+        parts = urlsplit(url if "://" in url else f"http://{url}")  # a bare host:port: http://, as curl takes it
         host, port = parts.hostname, parts.port or 80
     except ValueError:  # a port that is not a number, or out of range; a bracket unclosed
         host = None
     if host is None:
-        r.problem("HTTPS_PROXY", "must be http://[user:password@]host[:port]")
+        r.problem(name, "must be http://[user:password@]host[:port]")
         return None
     if parts.scheme.lower() != "http":
-        r.problem(
-            "HTTPS_PROXY", f"must be an http:// proxy (VOD's API is reached through its tunnel), not {parts.scheme}://"
-        )
+        r.problem(name, f"must be an http:// proxy (VOD's API is reached through its tunnel), not {parts.scheme}://")
         return None
     authorization = None
     if parts.username and parts.password is not None:  # as requests: a user without a password sends none
         try:
             pair = f"{unquote(parts.username)}:{unquote(parts.password)}".encode("latin-1")
         except UnicodeEncodeError:
-            r.problem("HTTPS_PROXY", "its user and password must be Latin-1 text (percent-encoded in the URL)")
+            r.problem(name, "its user and password must be Latin-1 text (percent-encoded in the URL)")
             return None
         import base64
 

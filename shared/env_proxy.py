@@ -1,7 +1,10 @@
 """Which proxy the environment names for an https host: HTTPS_PROXY (or ALL_PROXY) unless NO_PROXY names the host,
-read as `requests` reads them (the transport of the SDK the callback's VOD client stands in for: the same
-deployment reaches VOD the same way). tests/unit/test_env_proxy.py checks this against requests' own
-get_environ_proxies + select_proxy on generated environments.
+read as `requests` reads them, the common reading (curl's is close). tests/unit/test_env_proxy.py checks this
+against requests' own get_environ_proxies + select_proxy on generated environments.
+
+The Tencent SDK, which the callback's VOD client stands in for, reads HTTPS_PROXY itself before requests does, and
+keeps it unless NO_PROXY holds the host's name written out (README, settings): `.tencentcloudapi.com` or `*` in
+NO_PROXY, or an empty https_proxy beside HTTPS_PROXY, send the SDK through the proxy and this reading direct.
 """
 
 from __future__ import annotations
@@ -34,13 +37,17 @@ def https_proxy(environ: Mapping[str, str], endpoint: str) -> str | None:
     if not any(name.lower().endswith("_proxy") for name in environ):  # the common case: nothing more to read
         return None
     proxies = proxies_named(environ)
-    chosen = proxies.get("https") or proxies.get("all")
-    if chosen is None:
+    if set(proxies) <= {"no"}:
         return None
     from urllib.parse import urlsplit  # here: only with a proxy set
 
     url = urlsplit(f"https://{endpoint}")
-    return None if _bypassed(environ, proxies, url.hostname or "", url.port) else chosen
+    hostname = url.hostname or ""
+    # requests' select_proxy: a variable for this host before one for every host
+    chosen = next(
+        (proxies[k] for k in (f"https://{hostname}", "https", f"all://{hostname}", "all") if k in proxies), None
+    )
+    return None if chosen is None or _bypassed(environ, proxies, hostname, url.port) else chosen
 
 
 def _bypassed(environ: Mapping[str, str], proxies: dict[str, str], hostname: str, port: int | None) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import random
+import re
 
 import pytest
 from requests.utils import get_environ_proxies, select_proxy
@@ -29,7 +30,17 @@ _ENDPOINTS = (
     "172.16.9.9",
     "[2001:db8::1]:443",
 )
-_NAMES = ("https_proxy", "HTTPS_PROXY", "Https_Proxy", "all_proxy", "ALL_PROXY", "http_proxy", "ftp_proxy")
+_NAMES = (
+    "https_proxy",
+    "HTTPS_PROXY",
+    "Https_Proxy",
+    "all_proxy",
+    "ALL_PROXY",
+    "http_proxy",
+    "ftp_proxy",
+    "https://vod.tencentcloudapi.com_proxy",  # for one host (requests' select_proxy asks for it first)
+    "all://vod.tencentcloudapi.com_proxy",
+)
 _NO_NAMES = ("no_proxy", "NO_PROXY", "No_Proxy")
 _NO_ENTRIES = (
     "vod.tencentcloudapi.com",
@@ -129,10 +140,24 @@ def test_a_loopback_api_is_never_reached_through_a_proxy(endpoint: str) -> None:
         ("http://app:hunter2-%E6%BC%A2@proxy.internal:3128", ".*Latin-1"),
     ],
 )
-def test_a_proxy_that_cannot_be_used_is_a_setting_refused(url: str, why: str) -> None:
-    with pytest.raises(ConfigError, match=f"HTTPS_PROXY: {why}") as refused:
-        callback_confirm_api({"HTTPS_PROXY": url})
+@pytest.mark.parametrize("name", ["HTTPS_PROXY", "all_proxy"])
+def test_a_proxy_that_cannot_be_used_is_a_setting_refused(url: str, why: str, name: str) -> None:
+    with pytest.raises(ConfigError, match=f"{name}: {why}") as refused:
+        callback_confirm_api({name: url})
     assert "hunter2" not in str(refused.value)  # nor its password, nor the URL that holds it
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [
+        ("vod.tencentcloudapi.com:99999", "VOD_API_ENDPOINT: must be host"),  # the endpoint's own, and only it
+        ("[2001:db8::1]:443", "HTTPS_PROXY: VOD_API_ENDPOINT is an IPv6 address"),
+    ],
+)
+def test_an_endpoint_a_proxy_cannot_take_is_a_setting_refused(endpoint: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(problem)) as refused:
+        callback_confirm_api({"VOD_API_ENDPOINT": endpoint, "HTTPS_PROXY": "http://proxy.internal:3128"})
+    assert len(refused.value.problems) == 1
 
 
 def test_the_sdks_settings_carry_no_proxy_it_reads_the_environment_itself() -> None:
