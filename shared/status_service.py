@@ -167,9 +167,15 @@ def _only(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
 
 
 def target(path: str) -> str | None:
-    """The FileId a path names, or None for the list: /uploads (or /) is the list, /uploads/<id> one upload."""
+    """The FileId a path names, or None for the list: /uploads (or /) is the list, /uploads/<id> one upload, after
+    any prefix (a gateway's stage); without an /uploads segment (a function URL), the last segment is the FileId.
+    By position, not by value: /uploads/uploads is the upload whose FileId is "uploads"."""
     parts = [p for p in path.split("/") if p]
-    if not parts or parts[-1] == "uploads":
+    if "uploads" in parts:
+        parts = parts[parts.index("uploads") + 1 :]
+        if len(parts) > 1:  # /uploads/<id>/more: no such resource
+            raise NotFound("no such upload")
+    if not parts:
         return None
     file_id = unquote(parts[-1])
     if not _possible_file_id(file_id):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 import flask
 import functions_framework
@@ -54,6 +55,13 @@ def load_handler(name: str, path: Path) -> Handler:
     return handler
 
 
+def raw_path(request: flask.Request) -> str:
+    """The path as the client sent it, percent-encoded, as the event carries it (the uploads function decodes a
+    FileId itself): Flask's request.path is decoded already, and decoding twice would name another upload."""
+    uri = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    return uri.partition("?")[0] if uri and uri.startswith("/") else quote(request.path)
+
+
 def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]:
     raw = request.get_data(cache=False)
     try:
@@ -64,7 +72,7 @@ def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]
     event: dict[str, Any] = {
         "requestContext": {
             "serviceId": "service-local",
-            "path": request.path,
+            "path": raw_path(request),
             "httpMethod": request.method,
             "requestId": request_id,
             "identity": {},
@@ -76,7 +84,7 @@ def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]
         "queryStringParameters": query,
         "headerParameters": {},
         "stageVariables": {"stage": "release"},
-        "path": request.path,
+        "path": raw_path(request),
         "queryString": query,
         "httpMethod": request.method,
         "isBase64Encoded": is_base64,
@@ -126,7 +134,7 @@ class Gateway:
         return name, loaded
 
     def __call__(self, request: flask.Request) -> flask.Response:
-        found = self._handler(request.path)
+        found = self._handler(raw_path(request))  # /uploads/a%2Fb is an upload, not a route of its own
         if found is None:
             # Not "not_found": that is a function's answer about a resource (the uploads function's "no such
             # upload"); a path no function serves is a wrong URL, as a real gateway's 404 would say.

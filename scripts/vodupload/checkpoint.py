@@ -183,6 +183,10 @@ class CheckpointStore:
             if obj.role == "cover"
         ]
 
+    def lock_made(self, name: str) -> bool:
+        """Whether a run ever held (or holds) the checkpoint `name`: its lock file is there."""
+        return (self.directory / f"{name}.lock").exists()
+
     @contextlib.contextmanager
     def claimed(self, name: str) -> Iterator[None]:
         """Hold the checkpoint `name` for one run. UploadInProgress when another run holds it. The lock file

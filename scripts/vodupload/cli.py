@@ -154,7 +154,7 @@ def signature_url(gateway: str) -> str:
 def status_url(args: argparse.Namespace) -> str:
     if args.status_url:
         return _http_url(str(args.status_url), "--status-url")
-    return signature_url(args.gateway).removesuffix("/signature") + "/uploads"
+    return signature_url(args.gateway).rstrip("/").removesuffix("/signature") + "/uploads"
 
 
 def follow(args: argparse.Namespace, file_id: str, console: Console) -> int:

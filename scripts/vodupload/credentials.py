@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from vodupload.errors import StorageError
+from vodupload.errors import StorageError, VodUploadError
 from vodupload.vod_api import Applied, TempCredentials
 
 
@@ -23,7 +23,9 @@ class SessionCredentials:
 
     A request reads `secret_id` first (cos_auth.py), then `secret_key`, then `token`: the first read
     picks the credentials for the whole request in this thread, so a renewal by another thread in between
-    never mixes two sets. Thread-safe; `reapply` runs under a lock, once per renewal.
+    never mixes two sets. Thread-safe; `reapply` runs under a lock, once per renewal. A renewal that failed is
+    not tried again: every thread that needs one gets its error (it ends the run; a new run has credentials of its
+    own), not a wait of its own on a signature endpoint that just refused, or stayed busy through every try.
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class SessionCredentials:
         self._margin = margin
         self._on_refresh = on_refresh
         self._lock = threading.Lock()
+        self._failed: VodUploadError | None = None  # the renewal that failed
         self._in_use = threading.local()
         self._install(applied)
 
@@ -90,7 +93,13 @@ class SessionCredentials:
         with self._lock:
             renewed = needed()
             if renewed:
-                fresh = self._reapply()
+                if self._failed is not None:
+                    raise self._failed
+                try:
+                    fresh = self._reapply()
+                except VodUploadError as exc:  # refused, or unreachable (not a stop: the next try may be a cancel's)
+                    self._failed = exc
+                    raise
                 old = self._applied
                 if (fresh.bucket, fresh.video_key, fresh.cover_key) != (old.bucket, old.video_key, old.cover_key):
                     raise StorageError("VOD moved the upload to other storage when renewing its credentials")

@@ -14,6 +14,7 @@ it stored, which must be that of the bytes sent (`check_stored`); if not, the pa
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import os
 import threading
@@ -247,7 +248,9 @@ class ObjectTransfer:
         with ThreadPoolExecutor(
             max_workers=min(self._ctx.parallel, len(missing)), thread_name_prefix=f"vodupload-{self.obj.role}"
         ) as pool:
-            futures = [pool.submit(self._send_part, spec) for spec in missing]
+            # Each part in the task's context: a pause (halting()) also ends the waits of its threads, a credential
+            # renewal's wait to ask the signature endpoint again, say
+            futures = [pool.submit(contextvars.copy_context().run, self._send_part, spec) for spec in missing]
             errors = [error for error in _errors(futures) if not isinstance(error, Halted)]
         if errors:
             raise errors[0]

@@ -117,10 +117,12 @@ def _source(role: str, path: str | os.PathLike[str], name: str | None = None, *,
     except RuntimeError:  # a symbolic link loop (Python < 3.13; later ones leave it to stat())
         raise ValueError(f"{path}: a loop of symbolic links") from None
     size = _regular_file_size(path, resolved) if must_exist else 0
-    extension = resolved.suffix.lstrip(".").lower()
+    # Named as given: a link's own name ("Holiday.mp4" -> store/blob0001), as a browser names a file picked
+    shown = Path(path)
+    extension = shown.suffix.lstrip(".").lower()
     if not extension:
         raise ValueError(f"{path}: VOD needs the file type; give the file its extension (e.g. .mp4, .jpg)")
-    return _Source(role, resolved, _media_name(name, resolved), extension, size)
+    return _Source(role, resolved, _media_name(name, shown), extension, size)
 
 
 # What VOD refuses in a media name (vod-js-sdk-v6 checks a given mediaName for these): a name given is refused
@@ -413,8 +415,9 @@ class UploadTask:
 
     def _discard_saved(self) -> CancelOutcome:
         """Abort the saved upload's COS uploads and delete its checkpoint."""
-        if self._sessions.load() is None:  # nothing to cancel: no need to hold (or make) its lock file
-            return CancelOutcome.NOTHING_SAVED
+        if self._sessions.load() is None and not self._up.checkpoints.lock_made(self.checkpoint_name):
+            return CancelOutcome.NOTHING_SAVED  # never uploaded: no need to make its lock file
+        # (A run may hold the lock with nothing saved yet: it waits for its first signature, say. Refused then.)
         with self._up.checkpoints.claimed(self.checkpoint_name):
             saved = self._sessions.load()  # again, now that no run can change it
             if saved is None:

@@ -3,6 +3,7 @@ included, against the emulator and the signature function on loopback."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 from tests.client.conftest import MIB, BusyGateway, Stack, Traffic, closed_port_url, write_file
 from tests.conftest import JWT_SECRET, LeakGuard
 from vodlocal import localstack
-from vodupload.cli import _settled_text
+from vodupload.cli import _settled_text, status_url
 
 
 class Child:
@@ -142,6 +143,21 @@ def test_ctrl_c_while_the_signature_function_says_to_wait_pauses_at_once(
     code, stdout, stderr = child.finish(timeout=15)
     assert code == 130, stderr
     assert json.loads(stdout)["status"] == "paused" and "Traceback" not in stderr
+
+
+def test_a_cancel_while_a_run_waits_for_its_first_signature_is_refused(
+    stack: Stack, busy_gateway: BusyGateway, tmp_path: Path
+) -> None:
+    # GIVEN a run that holds the file but has saved nothing yet: its signature function is busy (503, 30 s)
+    video = write_file(tmp_path / "early.mp4", MIB)
+    env = stack.cli_env(VOD_UPLOAD_GATEWAY=busy_gateway.url)
+    child = Child(stack, video, "--json", env=env)
+    assert busy_gateway.asked.wait(30)
+    # WHEN the same file is cancelled THEN that is refused, as during any run: it may yet start an upload
+    again = stack.cli(video, "--json", "--cancel", env=env)
+    assert again.returncode == 1 and "being uploaded by another run" in again.stderr, again.stderr
+    child.proc.send_signal(signal.SIGINT)
+    assert child.finish(timeout=15)[0] == 130
 
 
 @pytest.mark.parametrize("second", [(), ("--cancel",)], ids=["upload", "cancel"])
@@ -528,3 +544,17 @@ def test_wait_shows_how_many_urls_an_output_has(result: dict[str, Any], line: st
         "tasks": [{"taskId": "t", "status": "finished", "outputs": [result]}],
     }
     assert _settled_text(upload).splitlines()[-1] == f"  {result['type']}  SUCCESS  {line}"
+
+
+@pytest.mark.parametrize(
+    ("gateway", "status"),
+    [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/uploads"),
+        ("http://127.0.0.1:8080/", "http://127.0.0.1:8080/uploads"),
+        ("http://127.0.0.1:8080/signature", "http://127.0.0.1:8080/uploads"),
+        ("http://127.0.0.1:8080/signature/", "http://127.0.0.1:8080/uploads"),
+        ("https://service.example/release/signature", "https://service.example/release/uploads"),
+    ],
+)
+def test_the_uploads_endpoint_is_found_beside_the_signature_endpoint(gateway: str, status: str) -> None:
+    assert status_url(argparse.Namespace(gateway=gateway, status_url=None)) == status

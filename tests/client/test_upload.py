@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from werkzeug.wrappers import Response
 
 from tests.client.conftest import MIB, PART, BusyGateway, Stack, closed_port_url, content, write_file
 from tests.clocks import OffsetClock
@@ -262,6 +263,17 @@ def test_a_name_taken_from_the_file_is_one_vod_accepts(
     stack.uploader().upload(path, name=name).run()
     (apply,) = [call for call in stack.traffic.calls if call.action == "ApplyUploadUGC"]
     assert apply.request["videoName"] == sent
+
+
+@pytest.mark.parametrize("target", ["store/blob0001", "store/x.mov"], ids=["no-extension", "another-type"])
+def test_a_linked_file_is_named_and_typed_by_the_link(stack: Stack, tmp_path: Path, target: str) -> None:
+    # content-addressed stores (git-annex, DataLad) link a name a person chose to a blob named by its hash
+    (tmp_path / "store").mkdir()
+    write_file(tmp_path / target, 1024)
+    (tmp_path / "My Holiday.mp4").symlink_to(tmp_path / target)
+    stack.uploader().upload(tmp_path / "My Holiday.mp4").run()
+    (apply,) = [call for call in stack.traffic.calls if call.action == "ApplyUploadUGC"]
+    assert (apply.request["videoName"], apply.request["videoType"]) == ("My Holiday", "mp4")
 
 
 @pytest.mark.parametrize("name", ["a/b", "what?", "tab\there", "del\x7f", "clip\udcff"])
@@ -792,6 +804,64 @@ def test_a_stop_while_waiting_to_ask_again_for_commits_signature_ends_the_wait(
     result = stack.uploader().upload(video).run()
     assert stack.served(result.video_url or "") == video.read_bytes()
     assert stack.emulator.store.bytes_received == 3 * MIB and stack.saved() == []
+
+
+def _renewal_asks(stack: Stack, gateway_url: str) -> Callable[[], str]:
+    """A signer whose first signature (the upload's Apply) is good, and the rest (renewals) from `gateway_url`."""
+    good, renewals, calls = stack.signer(), SignatureClient(gateway_url, stack.token, backoff=0), []
+
+    def signer() -> str:
+        calls.append(1)
+        return good() if len(calls) == 1 else renewals()
+
+    signer.owner = good.owner  # type: ignore[attr-defined]
+    return signer
+
+
+def test_a_pause_while_parts_wait_to_renew_their_credentials_ends_the_wait(
+    start_stack: Callable[..., Stack], busy_gateway: BusyGateway, tmp_path: Path
+) -> None:
+    # GIVEN parts in flight (in the upload's threads) whose credentials come due, and a renewal the signature
+    # function answers with "busy, ask again in 30 s"
+    stack = start_stack(credential_ttl_seconds=600)
+    signer = _renewal_asks(stack, busy_gateway.url)
+    on_progress, tasks = pause_after(1, lambda task: stack.clock.advance(500))
+    uploader = stack.uploader(clock=stack.clock, credential_margin=120, signer=signer, owner=signer.owner)  # type: ignore[attr-defined]
+    tasks.append(task := uploader.upload(write_file(tmp_path / "long.mp4", 6 * MIB), on_progress=on_progress))
+    task.start()
+    assert busy_gateway.asked.wait(30)
+    # WHEN the user pauses THEN the upload pauses now, not after the wait (a cancel would then need the busy
+    # function too: deleting the parts takes credentials)
+    task.pause()
+    assert task.wait(10) is UploadState.PAUSED
+
+
+def test_a_renewal_that_failed_is_not_asked_again_by_each_part(
+    start_stack: Callable[..., Stack], tmp_path: Path
+) -> None:
+    # GIVEN four parts in flight whose credentials come due, and a signature function that refuses the renewal
+    stack = start_stack(credential_ttl_seconds=600)
+    refused: list[int] = []
+
+    def refuse(environ: Any, start_response: Any) -> Any:
+        refused.append(1)
+        body = json.dumps({"error": {"code": "invalid_token", "message": "token expired"}})
+        return Response(body, 401, content_type="application/json")(environ, start_response)
+
+    gateway = localstack.serve_wsgi("refusing-gateway", refuse)
+    try:
+        signer = _renewal_asks(stack, gateway.url)
+        on_progress, tasks = pause_after(1, lambda task: stack.clock.advance(500))
+        uploader = stack.uploader(
+            clock=stack.clock, credential_margin=120, signer=signer, owner=signer.owner, parallel=4
+        )  # type: ignore[attr-defined]
+        tasks.append(task := uploader.upload(write_file(tmp_path / "long.mp4", 12 * MIB), on_progress=on_progress))
+        # WHEN the upload runs THEN it fails on that refusal, asked once, not once per part waiting for it
+        with pytest.raises(AuthenticationFailed):
+            task.run()
+    finally:
+        gateway.stop()
+    assert len(refused) == 1
 
 
 def test_a_cancel_while_waiting_to_send_a_sent_commit_again_ends_done(stack: Stack, tmp_path: Path) -> None:

@@ -14,11 +14,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
 
 from shared.ingest import ingest_event
+from shared.source_context import seal
 from tests.conftest import command, run_command
 from vodlocal import localstack
 from vodtesting import sample_video, vod_event
@@ -330,3 +332,16 @@ def test_ctrl_c_while_waiting_says_the_upload_is_done(vod_stack: VodStack, tmp_p
     assert proc.returncode == 130 and "Traceback" not in stderr
     assert json.loads(stdout) == {"status": "stopped_waiting", "fileId": done["fileId"]}
     assert "stopped waiting; the upload itself is done" in stderr
+
+
+@pytest.mark.parametrize("file_id", ["a%41", "f/x", "uploads"])
+def test_over_http_a_file_id_is_decoded_once(vod_stack: VodStack, file_id: str) -> None:
+    # GIVEN two of una's uploads, one of whose FileId decoded twice would be the other's ("a%41" -> "aA")
+    key = vod_stack.settings["VOD_CONTEXT_KEY"]
+    for one in (file_id, "aA"):
+        event = vod_event("NewFileUpload", FileId=one, SourceContext=seal("una", "r", key))
+        ingest_event(vod_stack.store, event, received_at=1.0, keys=(key,))
+    # WHEN she asks for it by its URL, as the status client builds it THEN it is the one she asked for
+    url = f"{vod_stack.gateway_url}/uploads/{quote(file_id, safe='')}"
+    answer = requests.get(url, headers={"Authorization": f"Bearer {vod_stack.token('una')}"}, timeout=10)
+    assert (answer.status_code, answer.json().get("fileId")) == (200, file_id), answer.text

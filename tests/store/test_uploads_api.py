@@ -329,7 +329,7 @@ def test_every_upload_an_event_may_name_can_be_fetched_and_paged_past(writer: tu
     # FileIds no VOD upload has, but that an event may carry (a PUSH body is not VOD's word without
     # VOD_CALLBACK_CONFIRM=fetch): the owner can still fetch each one, and a page may end on it.
     _, store = writer
-    odd = ["f\u00a0x", "f\tx", "f\u2028x", "f\u200bx", "f/x", " "]
+    odd = ["f\u00a0x", "f\tx", "f\u2028x", "f\u200bx", "f/x", " ", "uploads"]
     for i, file_id in enumerate(["first", *odd, "last"]):
         record(store, upload_of("ann", file_id), at=float(i))
     collected, cursor = [], None
@@ -342,6 +342,34 @@ def test_every_upload_an_event_may_name_can_be_fetched_and_paged_past(writer: tu
     assert collected == ["last", *reversed(odd), "first"]
     for file_id in odd:
         assert get(f"/uploads/{quote(file_id, safe='')}")["body"]["fileId"] == file_id
+
+
+@pytest.mark.parametrize(
+    ("path", "answer"),
+    [
+        ("/uploads", "list"),
+        ("/", "list"),
+        ("/uploads/f1", "f1"),
+        ("/release/uploads/f1", "f1"),  # behind a gateway's stage
+        ("/f1", "f1"),  # a function URL's path
+        ("/uploads/uploads", "uploads"),  # a FileId by its place, whatever it says
+        ("/uploads/f1/uploads", 404),
+        ("/uploads/f1/more", 404),
+    ],
+)
+def test_the_path_names_the_list_or_one_upload_by_position(
+    writer: tuple[str, EventStore], get: Get, path: str, answer: str | int
+) -> None:
+    _, store = writer
+    for file_id in ("f1", "uploads"):
+        record(store, upload_of("ann", file_id), at=1.0)
+    got = get(path)
+    if answer == 404:
+        assert (got["status"], got["body"]["error"]["code"]) == (404, "not_found")
+    elif answer == "list":
+        assert got["status"] == 200 and len(got["body"]["uploads"]) == 2
+    else:
+        assert got["status"] == 200 and got["body"]["fileId"] == answer
 
 
 def snapshots(file_id: str, task_id: str, count: int) -> dict[str, Any]:
