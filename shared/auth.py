@@ -10,7 +10,7 @@ from types import MappingProxyType
 from shared import hs_jwt
 from shared.config import AuthSettings, ConfigError
 from shared.digests import compare_digest
-from shared.errors import Unauthorized
+from shared.errors import Unauthorized, UserIdTooLong
 from shared.hs_jwt import TokenRejected
 from shared.http.body import finite_number
 from shared.http.model import Request
@@ -71,13 +71,16 @@ def _id_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
     of a cold start, for ids most apps never issue.
 
     Not in an id: control characters (C0, DEL, C1), line and paragraph separators, the bidi embeddings, overrides
-    and isolates that make text show other than it is, zero-width spaces and joiners that no name needs (U+200B,
-    U+2060, U+FEFF), and lone surrogates (no UTF-8 form). Not str.isprintable(): it also refuses the joiners of
-    emoji and of Persian words (U+200D, U+200C), spaces other than ASCII's, and every character newer than the
-    interpreter's Unicode tables. Showing as nothing: spaces, and the format characters, fillers, variation
-    selectors and tags that draw no glyph."""
+    and isolates that make text show other than it is, zero-width spaces, joiners and invisible operators that no
+    name needs (U+200B, U+2060-2064, U+FEFF), soft hyphens, and lone surrogates (no UTF-8 form). The bidi marks
+    (U+200E, U+200F, U+061C) stay: right-to-left names use them to show digits and Latin letters in order.
+    Not str.isprintable(): it also refuses the joiners of emoji and of Persian words (U+200D, U+200C), spaces
+    other than ASCII's, and every character newer than the interpreter's Unicode tables. Showing as nothing:
+    spaces, and the format characters, fillers, variation selectors and tags that draw no glyph."""
     return (
-        re.compile("[\x00-\x1f\x7f-\x9f\u200b\u2028\u2029\u202a-\u202e\u2060\u2066-\u2069\ufeff\ud800-\udfff]"),
+        re.compile(
+            "[\x00-\x1f\x7f-\x9f\xad\u200b\u2028\u2029\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\ud800-\udfff]"
+        ),
         re.compile(
             "[\\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2060-\u206f\u2800\u3164"
             "\ufe00-\ufe0f\uffa0\ufff9-\ufffb\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]"
@@ -89,8 +92,8 @@ def _user_id(claim: object, source: str, refuse: Callable[[str], Unauthorized] =
     if not isinstance(claim, str) or not claim.strip():
         raise refuse(f"{source} must be a non-empty string")
     user_id: str = claim
-    if len(claim) > MAX_IDENTITY:
-        raise refuse(f"{source} must be at most {MAX_IDENTITY} characters")
+    if len(claim) > MAX_IDENTITY:  # a well-formed id, only too long to seal: the same answer as one just too long
+        raise UserIdTooLong(f"user id is too long for sourceContext (got {len(claim)} characters)")
     holds = f"{source} must not hold control characters, line separators, bidi overrides or zero-width spaces"
     if claim.isascii():  # printable, and not blank (above): visible
         if not claim.isprintable():
@@ -186,7 +189,8 @@ def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
     exp = finite_number(claims.get("exp"))
     if exp is None:
         raise _invalid_token("exp must be a finite number")
-    if exp + leeway <= now:
+    # Whole seconds, as PyJWT reads them (int()): a fraction neither adds to a token's life nor takes from it
+    if int(exp) + leeway <= now:
         raise _invalid_token("token has expired")
     for claim in ("nbf", "iat"):  # not before; issued at (in the future: not valid yet either, as in PyJWT)
         if claim not in claims:
@@ -196,7 +200,7 @@ def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
         moment = finite_number(claims[claim])
         if moment is None:
             raise _invalid_token(f"{claim} must be a finite number")
-        if moment - leeway > now:
+        if int(moment) - leeway > now:
             raise _invalid_token(f"token is not valid yet ({claim})")
 
 

@@ -806,16 +806,16 @@ def test_a_stop_while_waiting_to_ask_again_for_commits_signature_ends_the_wait(
     assert stack.emulator.store.bytes_received == 3 * MIB and stack.saved() == []
 
 
-def _renewal_asks(stack: Stack, gateway_url: str) -> Callable[[], str]:
-    """A signer whose first signature (the upload's Apply) is good, and the rest (renewals) from `gateway_url`."""
+def _renewal_asks(stack: Stack, gateway_url: str) -> tuple[Callable[[], str], Callable[[], str]]:
+    """A signer whose first signature (the upload's Apply) is good, and the rest (renewals) from `gateway_url`;
+    the owner its signatures name."""
     good, renewals, calls = stack.signer(), SignatureClient(gateway_url, stack.token, backoff=0), []
 
     def signer() -> str:
         calls.append(1)
         return good() if len(calls) == 1 else renewals()
 
-    signer.owner = good.owner  # type: ignore[attr-defined]
-    return signer
+    return signer, good.owner
 
 
 def test_a_pause_while_parts_wait_to_renew_their_credentials_ends_the_wait(
@@ -824,9 +824,9 @@ def test_a_pause_while_parts_wait_to_renew_their_credentials_ends_the_wait(
     # GIVEN parts in flight (in the upload's threads) whose credentials come due, and a renewal the signature
     # function answers with "busy, ask again in 30 s"
     stack = start_stack(credential_ttl_seconds=600)
-    signer = _renewal_asks(stack, busy_gateway.url)
+    signer, owner = _renewal_asks(stack, busy_gateway.url)
     on_progress, tasks = pause_after(1, lambda task: stack.clock.advance(500))
-    uploader = stack.uploader(clock=stack.clock, credential_margin=120, signer=signer, owner=signer.owner)  # type: ignore[attr-defined]
+    uploader = stack.uploader(clock=stack.clock, credential_margin=120, signer=signer, owner=owner)
     tasks.append(task := uploader.upload(write_file(tmp_path / "long.mp4", 6 * MIB), on_progress=on_progress))
     task.start()
     assert busy_gateway.asked.wait(30)
@@ -850,11 +850,9 @@ def test_a_renewal_that_failed_is_not_asked_again_by_each_part(
 
     gateway = localstack.serve_wsgi("refusing-gateway", refuse)
     try:
-        signer = _renewal_asks(stack, gateway.url)
+        signer, owner = _renewal_asks(stack, gateway.url)
         on_progress, tasks = pause_after(1, lambda task: stack.clock.advance(500))
-        uploader = stack.uploader(
-            clock=stack.clock, credential_margin=120, signer=signer, owner=signer.owner, parallel=4
-        )  # type: ignore[attr-defined]
+        uploader = stack.uploader(clock=stack.clock, credential_margin=120, signer=signer, owner=owner, parallel=4)
         tasks.append(task := uploader.upload(write_file(tmp_path / "long.mp4", 12 * MIB), on_progress=on_progress))
         # WHEN the upload runs THEN it fails on that refusal, asked once, not once per part waiting for it
         with pytest.raises(AuthenticationFailed):
