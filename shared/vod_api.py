@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.vod.v20180717 import models, vod_client
@@ -40,16 +41,28 @@ class SdkEventQueue:
     def pull(self) -> list[dict[str, Any]]:
         # The raw JSON, not the SDK's model: the model would invent a null for every field VOD did
         # not send, and the event is stored as VOD sent it.
-        response = self._client.call_json("PullEvents", with_sub_app({}, self._sub_app_id))
-        events = response["Response"].get("EventSet") or []
+        response = _answer(self._client, "PullEvents", with_sub_app({}, self._sub_app_id))
+        events = response.get("EventSet") or []  # null (documented) or absent: none
         if not isinstance(events, list):  # not walked as events (a string's characters, an object's keys)
             raise TypeError(f"PullEvents answered an EventSet of type {type(events).__name__}")
         return events
 
     def confirm(self, handles: Sequence[str]) -> None:
-        request = models.ConfirmEventsRequest()
-        request.from_json_string(json.dumps(with_sub_app({"EventHandles": list(handles)}, self._sub_app_id)))
-        self._client.ConfirmEvents(request)
+        _answer(self._client, "ConfirmEvents", with_sub_app({"EventHandles": list(handles)}, self._sub_app_id))
+
+
+def _answer(client: vod_client.VodClient, action: str, params: dict[str, Any]) -> dict[str, Any]:
+    """VOD's Response object for `action`. The SDK raises VOD's Error only from an answer labelled exactly
+    application/json or text/plain (abstract_client.py, _check_error): one a proxy relabelled
+    ("application/json; charset=utf-8", say) would pass as an empty queue, or as events confirmed."""
+    answer = client.call_json(action, params).get("Response")
+    if not isinstance(answer, dict):
+        raise TencentCloudSDKException("NotAnApiAnswer", f"{action} answered without a Response object")
+    error = answer.get("Error")
+    if error is not None:
+        code, message = (error.get("Code"), error.get("Message")) if isinstance(error, dict) else (None, error)
+        raise TencentCloudSDKException(str(code or "Error"), str(message or ""), answer.get("RequestId"))
+    return answer
 
 
 def describe_event_config(client: vod_client.VodClient, sub_app_id: int | None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import inspect
 import itertools
+import json
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -116,6 +117,40 @@ def test_an_event_set_that_is_not_a_list_is_a_queue_error(
     ticks = itertools.count(0.0, 5.0)  # the time moves: a queue answering so for ever still ends at the deadline
     report = drain(queue, store, deadline=100.0, clock=lambda: next(ticks), reserve_seconds=10, keys=KEYS)
     assert (report.stopped, report.pulled, report.unreadable, store.event_count()) == ("queue_error", 0, 0, 0)
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "text/html"])
+@pytest.mark.parametrize(("refused", "recorded"), [("PullEvents", 0), ("ConfirmEvents", 1)])
+def test_vods_error_is_a_queue_error_whatever_its_answer_is_labelled(
+    loopback_http: Serve, tmp_path: Path, output: Output, content_type: str, refused: str, recorded: int
+) -> None:
+    # The SDK raises VOD's Error only from an answer labelled exactly application/json (or text/plain): relabelled
+    # by a proxy, a refusal (a wrong key, a missing permission) would pass as an empty queue, or events confirmed.
+    batches = [[_pulled("vod_new_file_upload", "h1")]]  # then none: a run that misses the error ends all the same
+    error = {"Code": "AuthFailure.UnauthorizedOperation", "Message": "no permission"}
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        action = handler.headers["X-TC-Action"]
+        events = batches.pop() if batches and action == "PullEvents" else []
+        response = {"Error": error} if action == refused else {"EventSet": events}
+        body = json.dumps({"Response": {**response, "RequestId": "r"}}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json" if action != refused else content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    env = {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "s" * 32, "VOD_API_ENDPOINT": loopback_http(answer)}
+    report, store = _drain(SdkEventQueue(make_client(load_vod_api_settings(env)), None), tmp_path)
+    assert (report.stopped, report.confirmed, report.recorded, store.event_count()) == (
+        "queue_error",
+        0,
+        recorded,
+        recorded,
+    )
+    [failed] = [line for line in output.lines() if line["event"].endswith("_failed")]
+    assert "AuthFailure.UnauthorizedOperation" in failed["error_detail"]
 
 
 @pytest.mark.parametrize(("fail", "confirmed", "recorded"), [("pull", 0, 0), ("confirm", 0, 1)])
