@@ -116,7 +116,7 @@ def _source(role: str, path: str | os.PathLike[str], name: str | None = None, *,
         resolved = Path(path).resolve()
     except RuntimeError:  # a symbolic link loop (Python < 3.13; later ones leave it to stat())
         raise ValueError(f"{path}: a loop of symbolic links") from None
-    size = _regular_file_size(path, resolved) if must_exist else 0
+    size = _regular_file_size(path, resolved, role) if must_exist else 0
     # Named as given: a link's own name ("Holiday.mp4" -> store/blob0001), as a browser names a file picked
     shown = Path(path)
     extension = shown.suffix.lstrip(".").lower()
@@ -163,7 +163,7 @@ def _sources(
     return sources
 
 
-def _regular_file_size(path: str | os.PathLike[str], resolved: Path) -> int:
+def _regular_file_size(path: str | os.PathLike[str], resolved: Path, role: str) -> int:
     try:
         info = resolved.stat()
     except FileNotFoundError:
@@ -171,7 +171,7 @@ def _regular_file_size(path: str | os.PathLike[str], resolved: Path) -> int:
     except OSError as exc:  # a directory on the way that cannot be entered, say
         raise PermissionError(f"{path}: cannot read it ({exc.strerror})") from None
     if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(f"{path}: is a directory; give a video file")
+        raise IsADirectoryError(f"{path}: is a directory; give {'a video' if role == 'video' else 'an image'} file")
     if not stat.S_ISREG(info.st_mode):
         raise ValueError(f"{path}: not a regular file")
     return info.st_size

@@ -465,7 +465,7 @@ def _under_a_file(tmp_path: Path) -> Path:
     [
         (_missing, "missing.mp4: no such file", 0),
         (_no_extension, "give the file its extension", 2),
-        (_directory, "clips.mp4: is a directory", 0),
+        (_directory, "clips.mp4: is a directory; give a video file", 0),
         (_under_a_file, "clip.mp4: cannot read it (Not a directory)", 0),
         # 3.13's resolve() lets a loop be, and stat() then says it
         (_symlink_loop, "a loop of symbolic links" if sys.version_info < (3, 13) else "symbolic links", None),
@@ -485,6 +485,12 @@ def test_unusable_files_are_usage_errors(
     assert cancel is None or cancelled.returncode == cancel
     assert "Traceback" not in cancelled.stderr
     assert ("there is no saved upload" in cancelled.stderr) is (cancelled.returncode == 0)
+
+
+def test_a_cover_that_is_a_directory_is_named_as_the_cover(stack: Stack, tmp_path: Path) -> None:
+    (tmp_path / "covers.jpg").mkdir()
+    failed = stack.cli(write_file(tmp_path / "clip.mp4", 10), "--cover", tmp_path / "covers.jpg")
+    assert failed.returncode == 2 and "covers.jpg: is a directory; give an image file" in failed.stderr
 
 
 def test_a_checkpoint_directory_that_cannot_be_used_is_a_clear_failure(stack: Stack, tmp_path: Path) -> None:
