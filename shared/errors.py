@@ -27,6 +27,7 @@ class MalformedEvent(DomainError):
     """A body that is not a VOD event; `field` names the offending field (dotted path)."""
 
     def __init__(self, field: str, why: str) -> None:
+        field = field if len(field) <= 200 else f"{field[:200]}…"  # a path may hold the body's own text (a Type)
         super().__init__(f"{field} {why}")
         self.field = field
 

@@ -268,7 +268,13 @@ def _file_deleted(payload: JsonObject) -> FileDeleted:
     results = _objects(body, "FileDeleteResultInfo", p)
     if len(results) > MAX_FILES:
         raise MalformedEvent(f"{p}FileDeleteResultInfo", f"names more than {MAX_FILES} files")
-    parts = dict(_delete_parts(path, item) for path, item in results)
+    parts: dict[str, tuple[DeletePart, ...]] = {}
+    for path, item in results:
+        file_id, deleted = _delete_parts(path, item)
+        if file_id in parts:  # listed twice: the whole file if either says so, else both lists, in either order
+            both = set(parts[file_id]) | set(deleted)
+            deleted = () if not parts[file_id] or not deleted else tuple(sorted(both, key=repr))
+        parts[file_id] = deleted
     # A result for a file missing from FileIdSet still names a file this event is about.
     file_ids = tuple(dict.fromkeys((*_ids(body, "FileIdSet", p), *parts)))
     if len(file_ids) > MAX_FILES:  # each list is within the cap, but not their union

@@ -238,6 +238,40 @@ def test_malformed_events_name_the_field(payload: Any, named: str) -> None:
     assert named in caught.value.message and caught.value.message.startswith(caught.value.field)
 
 
+def test_a_field_named_by_the_bodys_own_text_is_named_briefly() -> None:
+    # A result's Type names its field (TranscodeTask...): a 100,000-character one is not echoed back whole
+    kind = "A" * 100_000
+    result = {"Type": kind, f"{kind}Task": 5}
+    body = {"TaskId": "t", "FileId": "f", "Status": "FINISH", "MediaProcessResultSet": [result]}
+    with pytest.raises(MalformedEvent) as caught:
+        parse_event({"EventType": "ProcedureStateChanged", "ProcedureStateChangeEvent": body})
+    assert len(caught.value.message) < 300 and caught.value.message.endswith("must be an object")
+
+
+_TRANSCODES = {"Type": "TranscodeFiles", "Definition": 100010}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "parts"),
+    [
+        ([_TRANSCODES], [], ()),  # one entry says the whole file: the whole file
+        ([_TRANSCODES], [{"Type": "OriginalFiles"}], (("OriginalFiles", None), ("TranscodeFiles", 100010))),
+        ([_TRANSCODES], [_TRANSCODES], (("TranscodeFiles", 100010),)),
+    ],
+    ids=["whole-and-parts", "two-lists", "same-list"],
+)
+def test_a_file_listed_twice_in_a_delete_is_read_the_same_in_either_order(
+    first: list[dict[str, Any]], second: list[dict[str, Any]], parts: tuple[tuple[str, int | None], ...]
+) -> None:
+    read = []
+    for entries in ([first, second], [second, first]):
+        results = [{"FileId": "f1", "DeleteParts": deleted} for deleted in entries]
+        event = parse_event({"EventType": "FileDeleted", "FileDeleteEvent": {"FileDeleteResultInfo": results}})
+        assert isinstance(event, FileDeleted)
+        read.append(sorted(tuple(part) for part in event.parts_for("f1")))
+    assert read[0] == read[1] == sorted(parts)
+
+
 def _wrapped(depth: int, container: str) -> Any:
     """A value `depth` containers deep (a dict holding lists, say), with a scalar and an empty one beside each."""
     value: Any = "leaf"
