@@ -30,7 +30,6 @@ class IngestResult(Record):
     duplicate: bool  # True: this exact event was recorded before; nothing changed, no hook ran
     uploads: tuple[UploadRecord, ...] = ()
     hook_error: str | None = None
-    hook_due: CommittedEvent | None = None  # with defer_hook: the new event its hook is still to hear of
 
 
 def ingest_event(
@@ -41,14 +40,11 @@ def ingest_event(
     keys: Sequence[str],
     after_commit: AfterCommit = no_hook,
     vouched: Vouched | None = None,
-    defer_hook: bool = False,
 ) -> IngestResult:
     """Record one v3 event (`payload`, as delivered) exactly once. An upload's user is the one its
     sourceContext proves under `keys` (the context keys, current first). `vouched`, when VOD was asked,
-    is recorded in its place, keyed as the delivery. `defer_hook`: the hook is not run here, but returned as
-    `hook_due` for the caller to run (shared.hooks.run_hook; the event is committed as its hook pending either way).
-    Raises MalformedEvent for a payload that is not an event, StoreUnavailable when nothing could be committed
-    (safe to retry: deduplicated)."""
+    is recorded in its place, keyed as the delivery. Raises MalformedEvent for a payload that is not an
+    event, StoreUnavailable when nothing could be committed (safe to retry: deduplicated)."""
     recorded = payload if vouched is None else vouched.payload
     event = parse_event(recorded)
     # The one serialisation: stored as it is, and hashed for the key (the delivery's text, when VOD vouched).
@@ -73,6 +69,4 @@ def ingest_event(
     if not has_hook:
         return IngestResult(stored.key, event, False, ingested.uploads)
     committed = CommittedEvent(stored.key, event, received_at, ingested.uploads)
-    if defer_hook:
-        return IngestResult(stored.key, event, False, ingested.uploads, hook_due=committed)
     return IngestResult(stored.key, event, False, ingested.uploads, run_hook(after_commit, committed, store))

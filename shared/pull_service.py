@@ -13,14 +13,14 @@ from typing import Any, Protocol
 from shared.config import PullSettings, known_secrets
 from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import pulled_form
-from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
+from shared.hooks import AfterCommit, no_hook
 from shared.ingest import ingest_event
 from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, context_value, invocation_id, log_event
 from shared.records import Record
 from shared.store import EventStore
 from shared.vod_limits import API_TIMEOUT_SECONDS, CONFIRM_HANDLES, PULL_REDELIVERY_SECONDS
 
-_LAST_EVENT_SECONDS = 5  # allowed the last event a batch takes (its hook runs after the ConfirmEvents)
+_LAST_EVENT_SECONDS = 5  # allowed the last event a batch takes (its after-commit hook included)
 
 
 class EventQueue(Protocol):
@@ -58,25 +58,23 @@ def _store_batch(
     take_until: float,
     after_commit: AfterCommit,
     keys: Sequence[str],
-) -> tuple[list[str], list[CommittedEvent], str | None]:
-    """Ingest one batch, each event begun before `take_until`; returns the handles safe to confirm, the new events
-    whose hooks are due, and why the run must stop: "batch_cut" (events left: VOD hands them out again in 30 s, and
-    the run's next pulls would store newer events before them, a task's FINISH after the delete that followed it,
-    say), "store_unavailable"."""
+) -> tuple[list[str], str | None]:
+    """Ingest one batch, each event begun before `take_until`; returns the handles safe to confirm and why the run
+    must stop: "batch_cut" (events left: VOD hands them out again in 30 s, and the run's next pulls would store
+    newer events before them, a task's FINISH after the delete that followed it, say), "store_unavailable"."""
     handles: list[str] = []
-    due: list[CommittedEvent] = []
     at = 0.0
     for index, raw in enumerate(events):
         if clock() >= take_until:
             tally.left += len(events) - index
             log_event(WARNING, "pull.batch_cut", left=len(events) - index)
-            return handles, due, "batch_cut"
+            return handles, "batch_cut"
         handle = raw.get("EventHandle") if isinstance(raw, dict) else None  # what confirms this delivery
         try:
             payload = pulled_form(raw)
             # Each event its own time, in VOD's order: a delete and a task made after it may come in one batch
             at = max(wall(), at + 1e-6)
-            result = ingest_event(store, payload, received_at=at, after_commit=after_commit, keys=keys, defer_hook=True)
+            result = ingest_event(store, payload, received_at=at, after_commit=after_commit, keys=keys)
         except MalformedEvent as exc:
             tally.unreadable += 1
             log_event(ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message, **_named(raw))
@@ -84,13 +82,12 @@ def _store_batch(
         except StoreUnavailable as exc:
             log_event(WARNING, "store.unavailable", store_error=exc.message)
             tally.left += len(events) - index  # not confirmed: VOD hands them out again
-            return handles, due, "store_unavailable"
+            return handles, "store_unavailable"
         tally.duplicates += result.duplicate
         tally.recorded += not result.duplicate
-        due += [result.hook_due] if result.hook_due is not None else []
         if isinstance(handle, str) and handle:
             handles.append(handle)
-    return handles, due, None
+    return handles, None
 
 
 def _named(raw: object) -> dict[str, Any]:
@@ -199,22 +196,15 @@ def _drain(
         if not events and stop_when_empty:
             stopped = "empty"
             break
-        handles, due, stop = _store_batch(events, store, tally, clock, wall, take_until, after_commit, keys)
+        handles, stop = _store_batch(events, store, tally, clock, wall, take_until, after_commit, keys)
         # In calls of at most 16, should VOD ever hand out more at a time: one call would be refused every time.
-        unconfirmed = None
         try:
             for start in range(0, len(handles), CONFIRM_HANDLES):
                 chunk = handles[start : start + CONFIRM_HANDLES]
                 queue.confirm(chunk)
                 tally.confirmed += len(chunk)
         except Exception as exc:  # committed but unconfirmed: redelivered in 30 s, then deduplicated
-            unconfirmed = exc
-        # The hooks after the ConfirmEvents: a slow one would age every handle of the batch past VOD's 30 s. Each
-        # event is committed with its hook pending: one the run does not finish is listed for `hooks --rerun`.
-        for committed in due:
-            run_hook(after_commit, committed, store)
-        if unconfirmed is not None:
-            stopped = _queue_failed("confirm", unconfirmed)
+            stopped = _queue_failed("confirm", exc)
             break
         if stop is not None:
             stopped = stop

@@ -224,12 +224,12 @@ def test_a_store_outage_mid_batch_confirms_what_was_stored_and_counts_the_rest(
 ) -> None:
     # GIVEN a batch of 5, and a database that goes down once the second event is committed
     store = open_store(own_postgres_server.create_database(), timeout_seconds=1)
-    events_begun = itertools.count(1)
+    committed: list[Any] = []
 
-    def down_after_two() -> float:  # asked the time of each event as it begins
-        if next(events_begun) == 3:
+    def down_after_two(event: Any) -> None:
+        committed.append(event)
+        if len(committed) == 2:
             own_postgres_server.stop()
-        return time.time()
 
     queue = Queue([_uploads(5)])
     report = drain(
@@ -238,9 +238,9 @@ def test_a_store_outage_mid_batch_confirms_what_was_stored_and_counts_the_rest(
         deadline=100.0,
         clock=lambda: 0.0,
         reserve_seconds=10,
+        after_commit=down_after_two,
         stop_when_empty=True,
         keys=KEYS,
-        wall=down_after_two,
     )
     # THEN the two are confirmed, and the three VOD hands out again are counted as left
     assert (report.stopped, report.recorded, report.confirmed, report.left) == ("store_unavailable", 2, 2, 3)
@@ -303,18 +303,11 @@ def test_a_time_limit_within_the_reserve_is_warned_of(tmp_path: Path, output: Ou
     assert [line["event"] for line in output.lines() if line["level"] == "WARNING"] == ["pull.no_time"]
 
 
-def _advanced(clock: FrozenClock, seconds: float) -> float:
-    """The time of day, once `clock` is `seconds` on: each event takes them."""
-    clock.advance(seconds)
-    return time.time()
-
-
 @pytest.mark.parametrize(
-    ("start", "deadline", "reserve", "event_seconds", "taken"),
+    ("start", "deadline", "reserve", "hook_seconds", "taken"),
     [
-        # Slow events (a store under load): the fifth would begin 16 s after the pull, too late for its
-        # ConfirmEvents (up to 10 s) to beat VOD's 30 s once it is done (5 s allowed); it is left for VOD to hand
-        # out again.
+        # Slow hooks: the fifth event would begin 16 s after the pull, too late for its ConfirmEvents (up to
+        # 10 s) to beat VOD's 30 s once it is done (5 s allowed); it is left for VOD to hand out again.
         (0, 1000, 20, 4, 4),
         # The run's end: a batch pulled at 40 s of a 60 s invocation begins events until 45 s (the last one's 5 s
         # and its ConfirmEvents' 10 s before the end)
@@ -322,10 +315,10 @@ def _advanced(clock: FrozenClock, seconds: float) -> float:
         # A run's last pull, as late as the least reserve allows: it still takes what it can begin, never none
         (0, 16, 16, 1, 1),
     ],
-    ids=["slow-events", "run-end", "last-pull"],
+    ids=["slow-hooks", "run-end", "last-pull"],
 )
 def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
-    tmp_path: Path, start: float, deadline: float, reserve: float, event_seconds: float, taken: int
+    tmp_path: Path, start: float, deadline: float, reserve: float, hook_seconds: float, taken: int
 ) -> None:
     clock = FrozenClock(start)
     newer = [{**vod_event("NewFileUpload", FileId="2" * 19), "EventHandle": "newer"}]
@@ -338,8 +331,8 @@ def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
         clock=clock,
         reserve_seconds=reserve,
         keys=KEYS,
+        after_commit=lambda committed: clock.advance(hook_seconds),
         stop_when_empty=True,
-        wall=lambda: _advanced(clock, event_seconds),  # asked as each event begins
     )
     assert (report.recorded, report.left, queue.confirmed) == (taken, 16 - taken, [f"h{i}" for i in range(taken)])
     # ConfirmEvents (up to 10 s) is called in time for VOD's 30 s, and for the invocation's end.
@@ -347,33 +340,6 @@ def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
     # And the run ends there: newer events are not stored before those left (the next run takes them, as VOD
     # hands them out again), or a task's FINISH stored after the delete that followed it would list its outputs
     assert (report.stopped, queue.batches) == ("batch_cut", [newer])
-
-
-def test_hooks_run_once_their_batch_is_confirmed(tmp_path: Path) -> None:
-    # GIVEN a hook that takes VOD's whole 30 s (an app's slow HTTP call, say)
-    clock = FrozenClock(0)
-    queue = SlowQueue([_uploads(3)], clock, poll=0)
-    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
-    heard: list[list[str]] = []
-
-    def slow_hook(committed: Any) -> None:
-        heard.append(list(queue.confirmed))
-        clock.advance(30)
-
-    # WHEN a batch is drained THEN its ConfirmEvents comes first, in time, and each hook after it, once
-    report = drain(
-        queue,
-        store,
-        deadline=1000,
-        clock=clock,
-        reserve_seconds=20,
-        keys=KEYS,
-        after_commit=slow_hook,
-        stop_when_empty=True,
-    )
-    assert (report.recorded, report.confirmed, queue.confirmed_at) == (3, 3, [0])
-    assert heard == [["h0", "h1", "h2"]] * 3
-    assert store.unfinished_hooks(received_before=time.time() + 1) == []  # each marked done
 
 
 @pytest.mark.parametrize(
