@@ -91,20 +91,18 @@ def _id_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
 def _user_id(claim: object, source: str, refuse: Callable[[str], Unauthorized] = _invalid_token) -> str:
     if not isinstance(claim, str) or not claim.strip():
         raise refuse(f"{source} must be a non-empty string")
-    user_id: str = claim
+    holds = f"{source} must not hold control characters, line separators, bidi overrides or zero-width spaces"
+    if not claim.isascii():
+        not_in_an_id, invisible = _id_patterns()
+        if not_in_an_id.search(claim):
+            raise refuse(holds)
+        if not invisible.sub("", claim):
+            raise refuse(f"{source} must hold a visible character")
+    elif not claim.isprintable():  # ASCII, not blank (above): printable is visible
+        raise refuse(holds)
     if len(claim) > MAX_IDENTITY:  # a well-formed id, only too long to seal: the same answer as one just too long
         raise UserIdTooLong(f"user id is too long for sourceContext (got {len(claim)} characters)")
-    holds = f"{source} must not hold control characters, line separators, bidi overrides or zero-width spaces"
-    if claim.isascii():  # printable, and not blank (above): visible
-        if not claim.isprintable():
-            raise refuse(holds)
-        return user_id
-    not_in_an_id, invisible = _id_patterns()
-    if not_in_an_id.search(claim):
-        raise refuse(holds)
-    if not invisible.sub("", claim):
-        raise refuse(f"{source} must hold a visible character")
-    return user_id
+    return claim
 
 
 def _bad_gateway_identity(description: str) -> Unauthorized:

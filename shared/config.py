@@ -887,13 +887,15 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
             "is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID and VOD_SECRET_KEY, or an execution role)",
         )
     endpoint = r.text("VOD_API_ENDPOINT", "vod.tencentcloudapi.com") or "vod.tencentcloudapi.com"
-    before_endpoint = len(r.problems)
     protocol, _, host = endpoint.rpartition("://")
+    endpoint_ok = False
     if protocol not in ("", "http", "https") or not _matches_with_port(_API_HOST, host, 2):
         r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
     elif protocol == "http" and not _is_loopback_host(host):
         # VOD's API takes https; over http, ModifyEventConfig's SignKey and a role's token would travel in clear
         r.problem("VOD_API_ENDPOINT", f"may use http:// only on loopback, for a local emulator (got {endpoint!r})")
+    else:
+        endpoint_ok = True
     region = r.text("VOD_API_REGION")
     _region(r, "VOD_API_REGION", region)
     return VodApiSettings(
@@ -905,9 +907,7 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
         protocol=protocol or "https",
         region=region,
         sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
-        proxy=_read_proxy(r, host)
-        if stdlib_client and protocol != "http" and len(r.problems) == before_endpoint
-        else None,
+        proxy=_read_proxy(r, host) if stdlib_client and protocol != "http" and endpoint_ok else None,
     )
 
 

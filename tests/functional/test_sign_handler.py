@@ -227,6 +227,7 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (GW_ENV, {"X-User-Id": " ", "X-Gateway-Secret": GATEWAY_SECRET}, "missing_credentials"),
         # What the gateway passed on cannot be a user: no token was involved, so not invalid_token.
         (GW_ENV, {"X-User-Id": "a\tb", "X-Gateway-Secret": GATEWAY_SECRET}, "invalid_identity"),
+        (GW_ENV, {"X-User-Id": "a\tb" * 100, "X-Gateway-Secret": GATEWAY_SECRET}, "invalid_identity"),  # long too
         (HS_ENV, {"Authorization": "Bearer \ud800.é.x"}, "invalid_token"),
     ],
 )

@@ -147,6 +147,12 @@ def test_a_proxy_that_cannot_be_used_is_a_setting_refused(url: str, why: str, na
     assert "hunter2" not in str(refused.value)  # nor its password, nor the URL that holds it
 
 
+def test_a_bad_proxy_is_named_beside_the_other_bad_settings() -> None:
+    with pytest.raises(ConfigError) as refused:
+        callback_confirm_api({"HTTPS_PROXY": "socks5://proxy.internal:1080", "VOD_SUB_APP_ID": "abc"})
+    assert {name for name, _ in refused.value.problems} == {"HTTPS_PROXY", "VOD_SUB_APP_ID"}
+
+
 @pytest.mark.parametrize(
     ("endpoint", "problem"),
     [
