@@ -75,7 +75,7 @@ def content_security_policy(settings: UploadPageSettings) -> str:
             "default-src 'none'",
             "script-src 'self'",
             "style-src 'self'",
-            "img-src 'self' blob: data:",
+            "img-src 'self' data:",  # data: for the empty favicon; no image is made in the page
             f"connect-src {connect}",
             "base-uri 'none'",
             "form-action 'none'",

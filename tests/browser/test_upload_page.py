@@ -67,10 +67,16 @@ def test_an_upload_completes_and_is_recorded_for_the_pages_user(
 ) -> None:
     b = browser_stack
     video = sample_video(tmp_path / "clip.mp4", size)
+    # What the page's Content-Security-Policy blocked (nothing it needs may be)
+    b.page.add_init_script(
+        "window.blocked = []; document.addEventListener('securitypolicyviolation',"
+        " e => window.blocked.push(e.effectiveDirective + ' ' + e.blockedURI))"
+    )
     b.open(b.stack.token("page-user"))
     b.choose(video, _cover(tmp_path) if with_cover else None)
     b.page.click("#start")
     file_id = _wait_for_result(b)
+    assert b.page.evaluate("window.blocked") == []
 
     record = b.stack.record(file_id)
     assert record.user_id == "page-user"  # sealed into sourceContext by the sign function, for this token

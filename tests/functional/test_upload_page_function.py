@@ -81,6 +81,7 @@ def test_the_page_has_a_strict_content_security_policy(page_function: Handler) -
     ]
     assert policy["frame-ancestors"] == "https://app.example.com"
     assert (policy["base-uri"], policy["form-action"]) == ("'none'", "'none'")
+    assert policy["img-src"] == "'self' data:"  # the empty favicon
     assert headers["Cache-Control"] == "no-cache" and headers["Referrer-Policy"] == "no-referrer"
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["Cross-Origin-Opener-Policy"] == "same-origin"  # no window that opened it keeps a handle on it
