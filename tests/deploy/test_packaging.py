@@ -547,6 +547,35 @@ def test_the_deploy_check_refuses_store_waits_longer_than_the_timeout(
     assert refused is None or refused in run.stderr
 
 
+_PULLING = (
+    "inputs:\n  functions:\n"
+    "    events_pull: {timeout: 60, environments: [{key: DATABASE_TIMEOUT, value: '${env:DATABASE_TIMEOUT}'},"
+    " {key: VOD_PULL_RESERVE_SECONDS, value: '${env:VOD_PULL_RESERVE_SECONDS}'}]}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("database_timeout", "reserve", "refused"),
+    [
+        ("", "", None),  # the defaults: 7 s of store waits, 20 s kept back of 60
+        ("", "55", None),  # the one PullEvents long poll still fits
+        ("", "56", "events_pull would never pull: VOD_PULL_RESERVE_SECONDS=56 leaves less than PullEvents' 5 s"),
+        ("", "600", "events_pull would never pull: VOD_PULL_RESERVE_SECONDS=600"),
+        ("\u00b2", "", None),  # a digit to str.isdigit() only: the function refuses it at its cold start, naming it
+    ],
+)
+def test_the_deploy_check_refuses_a_pull_reserve_that_leaves_no_time_to_pull(
+    tmp_path: Path, database_timeout: str, reserve: str, refused: str | None
+) -> None:
+    path = tmp_path / "serverless.yml"
+    path.write_text(_PULLING)
+    env = {**user_env(), "DATABASE_TIMEOUT": database_timeout, "VOD_PULL_RESERVE_SECONDS": reserve}
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(path)]
+    run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
+    assert run.returncode == (0 if refused is None else 1) and "Traceback" not in run.stderr, run.stderr
+    assert refused is None or refused in run.stderr
+
+
 def test_the_deploy_config_passes_references_never_values() -> None:
     """Settings (secrets among them) come from the deployer's environment; none is written in the config."""
     for function in FUNCTIONS:
