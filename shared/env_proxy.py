@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-def proxies_named(environ: Mapping[str, str]) -> dict[str, str]:
+def _proxies_named(environ: Mapping[str, str]) -> dict[str, str]:
     """Scheme ("https", "all", "no", ...) -> value, as urllib.request.getproxies_environment() reads os.environ
     (which requests asks): NAME_proxy in any case, a lower-case one winning, and clearing it when set but empty."""
     proxies: dict[str, str] = {}
@@ -36,7 +36,7 @@ def https_proxy(environ: Mapping[str, str], endpoint: str) -> str | None:
     """The proxy URL for https://`endpoint` (host[:port]), or None: direct."""
     if not any(name.lower().endswith("_proxy") for name in environ):  # the common case: nothing more to read
         return None
-    proxies = proxies_named(environ)
+    proxies = _proxies_named(environ)
     if set(proxies) <= {"no"}:
         return None
     from urllib.parse import urlsplit  # here: only with a proxy set

@@ -516,62 +516,46 @@ def test_the_deploy_check_refuses_what_is_unsafe_only_once_deployed(env: dict[st
     assert "0000000000000000000" not in run.stderr  # a value quoted is not the SecretKey
 
 
-_WAITING = (
+_TIMED = (
     "inputs:\n  functions:\n"
     "    callback: {timeout: 10, environments: [{key: DATABASE_TIMEOUT, value: '${env:DATABASE_TIMEOUT}'}]}\n"
     "    uploads: {timeout: 30, environments: [{key: DATABASE_TIMEOUT, value: '${env:DATABASE_TIMEOUT}'},"
     " {key: UPLOADS_MAX_WAIT_SECONDS, value: '${env:UPLOADS_MAX_WAIT_SECONDS}'}]}\n"
-)
-
-
-@pytest.mark.parametrize(
-    ("database_timeout", "max_wait", "refused"),
-    [
-        ("", "", None),  # the defaults: 7 s and 27 s
-        ("4", "", None),  # 9 s of 10; 20 + 9 = 29 of 30
-        ("5", "", "callback may wait 11 s on its store (DATABASE_TIMEOUT=5), its timeout is 10 s"),
-        (" 5\n", "", "callback may wait 11 s on its store (DATABASE_TIMEOUT=5), its timeout is 10 s"),  # read as 5
-        ("3", "25", "uploads may wait 32 s on its store (DATABASE_TIMEOUT=3, UPLOADS_MAX_WAIT_SECONDS=25)"),
-        ("x", "", None),  # not a number: the function refuses it at its cold start, naming it
-    ],
-)
-def test_the_deploy_check_refuses_store_waits_longer_than_the_timeout(
-    tmp_path: Path, database_timeout: str, max_wait: str, refused: str | None
-) -> None:
-    path = tmp_path / "serverless.yml"
-    path.write_text(_WAITING)
-    env = {**user_env(), "DATABASE_TIMEOUT": database_timeout, "UPLOADS_MAX_WAIT_SECONDS": max_wait}
-    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(path)]
-    run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
-    assert run.returncode == (0 if refused is None else 1), run.stderr
-    assert refused is None or refused in run.stderr
-
-
-_PULLING = (
-    "inputs:\n  functions:\n"
     "    events_pull: {timeout: 60, environments: [{key: DATABASE_TIMEOUT, value: '${env:DATABASE_TIMEOUT}'},"
     " {key: VOD_PULL_RESERVE_SECONDS, value: '${env:VOD_PULL_RESERVE_SECONDS}'}]}\n"
 )
 
 
 @pytest.mark.parametrize(
-    ("database_timeout", "reserve", "refused"),
+    ("env", "refused"),
     [
-        ("", "", None),  # the defaults: 7 s of store waits, 20 s kept back of 60
-        ("", "55", None),  # the one PullEvents long poll still fits
-        ("", "56", "events_pull would never pull: VOD_PULL_RESERVE_SECONDS=56 leaves less than PullEvents' 5 s"),
-        ("", "600", "events_pull would never pull: VOD_PULL_RESERVE_SECONDS=600"),
-        ("\u00b2", "", None),  # a digit to str.isdigit() only: the function refuses it at its cold start, naming it
+        ({}, None),  # the defaults: 7 s and 27 s of store waits; 20 s of events_pull's 60 kept back
+        ({"DATABASE_TIMEOUT": "4"}, None),  # 9 s of 10; 20 + 9 = 29 of 30
+        ({"DATABASE_TIMEOUT": "5"}, "callback may wait 11 s on its store (DATABASE_TIMEOUT=5), its timeout is 10 s"),
+        ({"DATABASE_TIMEOUT": " 5\n"}, "callback may wait 11 s on its store (DATABASE_TIMEOUT=5)"),  # read as 5
+        (
+            {"DATABASE_TIMEOUT": "3", "UPLOADS_MAX_WAIT_SECONDS": "25"},
+            "uploads may wait 32 s on its store (DATABASE_TIMEOUT=3, UPLOADS_MAX_WAIT_SECONDS=25)",
+        ),
+        ({"VOD_PULL_RESERVE_SECONDS": "55"}, None),  # the one PullEvents long poll still fits
+        (
+            {"VOD_PULL_RESERVE_SECONDS": "56"},
+            "events_pull would never pull: VOD_PULL_RESERVE_SECONDS=56 leaves less than PullEvents' 5 s",
+        ),
+        ({"VOD_PULL_RESERVE_SECONDS": "600"}, "events_pull would never pull: VOD_PULL_RESERVE_SECONDS=600"),
+        # not whole numbers (a digit to str.isdigit() only, too): the functions refuse them at their cold start
+        ({"DATABASE_TIMEOUT": "x"}, None),
+        ({"DATABASE_TIMEOUT": "\u00b2"}, None),
     ],
 )
-def test_the_deploy_check_refuses_a_pull_reserve_that_leaves_no_time_to_pull(
-    tmp_path: Path, database_timeout: str, reserve: str, refused: str | None
+def test_the_deploy_check_refuses_waits_the_timeouts_leave_no_room_for(
+    tmp_path: Path, env: dict[str, str], refused: str | None
 ) -> None:
     path = tmp_path / "serverless.yml"
-    path.write_text(_PULLING)
-    env = {**user_env(), "DATABASE_TIMEOUT": database_timeout, "VOD_PULL_RESERVE_SECONDS": reserve}
+    path.write_text(_TIMED)
     check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(path)]
-    run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
+    unset = dict.fromkeys(("DATABASE_TIMEOUT", "UPLOADS_MAX_WAIT_SECONDS", "VOD_PULL_RESERVE_SECONDS"), "")  # defaults
+    run = subprocess.run(check, env={**user_env(), **unset, **env}, capture_output=True, text=True, check=False)
     assert run.returncode == (0 if refused is None else 1) and "Traceback" not in run.stderr, run.stderr
     assert refused is None or refused in run.stderr
 
