@@ -361,7 +361,7 @@ class _CosApp:
 
     def _list_parts(self, call: _Call) -> Response:
         marker = _int_param(call.query, "part-number-marker", default=0)
-        max_parts = min(_int_param(call.query, "max-parts", default=MAX_LIST_ENTRIES), MAX_LIST_ENTRIES)
+        max_parts = _page_size(call.query, "max-parts")
         stored = self._store.list_parts(call.bucket, call.key, call.query["uploadId"])
         parts = [part for part in stored if part.part_number > marker]
         page, truncated = parts[:max_parts], len(parts) > max_parts
@@ -391,7 +391,7 @@ class _CosApp:
         prefix = call.query.get("prefix", "")
         key_marker = call.query.get("key-marker", "")
         upload_id_marker = call.query.get("upload-id-marker", "")
-        max_uploads = min(_int_param(call.query, "max-uploads", default=MAX_LIST_ENTRIES), MAX_LIST_ENTRIES)
+        max_uploads = _page_size(call.query, "max-uploads")
         # A prefix also matches longer keys; list only the ones this credential may see.
         visible = [u for u in self._store.list_uploads(call.bucket, prefix) if call.credential.allows(u.key)]
         remaining = _after_markers(visible, key_marker, upload_id_marker)
@@ -491,6 +491,14 @@ def _int_param(query: dict[str, str], name: str, *, default: int | None) -> int:
     if value is None or not is_decimal(value):
         raise _invalid_argument(f"{name} must be a non-negative integer")
     return int(value)
+
+
+def _page_size(query: dict[str, str], name: str) -> int:
+    # 0 would list nothing yet say there is more: a client paging until IsTruncated is "false" would never end.
+    size = _int_param(query, name, default=MAX_LIST_ENTRIES)
+    if size == 0:
+        raise _invalid_argument(f"{name} must be at least 1")
+    return min(size, MAX_LIST_ENTRIES)
 
 
 def _content_md5(request: Request) -> bytes | None:

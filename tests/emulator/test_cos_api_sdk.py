@@ -162,6 +162,30 @@ def test_list_parts_pages(cos_emulator: CosEmulator):
     assert ([p["PartNumber"] for p in rest["Part"]], rest["IsTruncated"]) == (["3"], "false")
 
 
+# A page of none would say there is more and never move on: a client paging to the end would loop forever.
+EMPTY_PAGES = [
+    (
+        "list-parts",
+        lambda client, upload_id: client.list_parts(Bucket=BUCKET, Key=VIDEO, UploadId=upload_id, MaxParts=0),
+    ),
+    (
+        "list-uploads",
+        lambda client, upload_id: client.list_multipart_uploads(Bucket=BUCKET, Prefix=VIDEO, MaxUploads=0),
+    ),
+]
+
+
+@pytest.mark.parametrize("call", [pytest.param(row[1], id=row[0]) for row in EMPTY_PAGES])
+def test_a_page_of_none_is_refused(cos_emulator: CosEmulator, call: Callable[[Any, str], Any]):
+    client = cos_emulator.client(cos_emulator.issue(VIDEO))
+    upload_id = client.create_multipart_upload(Bucket=BUCKET, Key=VIDEO)["UploadId"]
+    client.upload_part(Bucket=BUCKET, Key=VIDEO, Body=b"1", PartNumber=1, UploadId=upload_id)
+
+    with pytest.raises(CosServiceError) as refused:
+        call(client, upload_id)
+    assert (refused.value.get_status_code(), refused.value.get_error_code()) == (400, "InvalidArgument")
+
+
 def test_abort_leaves_no_parts(cos_emulator: CosEmulator):
     client = cos_emulator.client(cos_emulator.issue(VIDEO))
     upload_id = client.create_multipart_upload(Bucket=BUCKET, Key=VIDEO)["UploadId"]
