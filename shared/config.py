@@ -649,6 +649,18 @@ def _libpq_options_problem(url: str) -> str | None:
     for key in _WHOLE_NUMBERS:  # a port for each host, comma-separated
         if key in options and not all(_whole_number(part, port=key == "port") for part in options[key].split(",")):
             return f"{key} must be a whole number" + (" from 1 to 65535" if key == "port" else "")
+    return _host_lists_problem(options)
+
+
+def _host_lists_problem(options: dict[str, str]) -> str | None:
+    """libpq's matching of its comma-separated lists (connectOptions2): as many hosts as hostaddrs when both are
+    given, and one port for all or one for each."""
+    counts = {name: len(options[name].split(",")) for name in ("host", "hostaddr", "port") if options.get(name)}
+    hosts = counts.get("hostaddr", counts.get("host", 1))
+    if counts.get("host", hosts) != hosts:
+        return f"lists {counts['host']} host(s) and {hosts} hostaddr value(s): libpq needs one of each for each server"
+    if counts.get("port", 1) not in (1, hosts):
+        return f"lists {counts['port']} ports for {hosts} host(s): give one port for all, or one for each"
     return None
 
 

@@ -66,8 +66,10 @@ def _wait(
             quiet = max(0.0, heard + silence - now)
             if left is None or quiet < left:
                 limit, left = silence, quiet
-        reading = state == psycopg2.extensions.POLL_READ
-        if not any(select.select([conn] if reading else [], [] if reading else [conn], [], left)):
+        # poll, not select: select refuses a descriptor numbered 1024 or more (a process with many files open)
+        waiting = select.poll()
+        waiting.register(conn.fileno(), select.POLLIN if state == psycopg2.extensions.POLL_READ else select.POLLOUT)
+        if not waiting.poll(None if left is None else left * 1000):
             where, conn.silent_server = _server(conn), (conn.info.host, conn.info.port)
             conn.close()
             raise psycopg2.OperationalError(f"the database ({where}) did not answer within {limit:.2g} s")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import itertools
+import os
+import resource
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -321,6 +323,30 @@ def test_early_events_are_kept(store: EventStore, order: tuple[str, ...], status
         ingest(store, name, received_at=float(i))
     upload = store.upload(FILE_ID)
     assert upload is not None and (upload.status, upload.user_id) == (status, user)
+
+
+@pytest.fixture
+def many_files_open() -> Iterator[None]:
+    """This process with descriptors 0..1099 taken, so that the next it opens is numbered above select's 1024."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.fail(f"this test needs a limit of at least 1200 open files (RLIMIT_NOFILE's hard limit is {hard})")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    taken = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        yield
+    finally:
+        for descriptor in taken:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_process_with_many_files_open_still_stores(
+    new_store: Callable[[], EventStore], many_files_open: None
+) -> None:
+    store = new_store()  # its connection made now, on a descriptor above 1024
+    assert ingest(store, "vod_new_file_upload").duplicate is False
+    assert store.upload(FILE_ID) is not None
 
 
 # --- failures -----------------------------------------------------------------------------------------

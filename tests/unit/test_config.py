@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import json
 import pickle
 import random
@@ -11,12 +12,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import psycopg2
 import pytest
 
 from shared import config
 from shared.config import (
     ConfigError,
     Secret,
+    database_url_problem,
     load_callback_settings,
     load_pull_settings,
     load_sign_settings,
@@ -418,6 +421,32 @@ def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
 def test_a_database_url_libpq_reads_as_written_is_taken(url: str) -> None:
     env = {"VOD_CALLBACK_SIGN_KEY": "abc", "VOD_CONTEXT_KEY": CONTEXT_KEY, "DATABASE_URL": url}
     assert load_callback_settings(env).store.database_url.reveal() == url
+
+
+def _host_lists(hosts: int, addresses: int, ports: int, *, in_authority: bool) -> str:
+    # Nothing here answers: sockets in a directory that does not exist, a closed loopback port.
+    host = ",".join(f"/nonexistent/vod{i}" for i in range(hosts))
+    params = {"hostaddr": ",".join(["127.0.0.1"] * addresses), "port": ",".join(["1"] * ports)}
+    if in_authority:  # libpq's other way to write a list: in the URL's authority (sockets cannot be written there)
+        host = ",".join(f"127.0.0.{i + 1}" for i in range(hosts))
+    elif host:
+        params["host"] = host
+    query = "&".join(f"{key}={value.replace('/', '%2F')}" for key, value in params.items() if value)
+    return f"postgresql://u:hunter2@{host if in_authority else ''}/db?connect_timeout=2&{query}"
+
+
+@pytest.mark.parametrize("in_authority", [False, True])
+def test_host_port_and_hostaddr_lists_are_matched_as_libpq_matches_them(in_authority: bool) -> None:
+    for hosts, addresses, ports in itertools.product(range(4), repeat=3):
+        url = _host_lists(hosts, addresses, ports, in_authority=in_authority)
+        try:
+            psycopg2.connect(url).close()
+            refused = False  # never: nothing answers
+        except psycopg2.OperationalError as error:
+            refused = "could not match" in str(error)
+        assert (database_url_problem(url) is not None) == refused, url
+        if refused:
+            assert "hunter2" not in str(database_url_problem(url))
 
 
 @pytest.mark.parametrize("value", ["-1", "2147483648", "1,x"])
