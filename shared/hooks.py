@@ -47,7 +47,8 @@ class HookNotRecorded(StoreUnavailable):
 
 
 class HookTaken(Exception):
-    """Another `vod-uploads hooks --rerun` has the event's hook (each is claimed before it is run)."""
+    """Not this rerun's to run: another `vod-uploads hooks --rerun` has the event's hook (each is claimed before it
+    is run), or a file of the event was erased since it was listed."""
 
 
 class CommittedEvent(Record):
@@ -61,7 +62,9 @@ class CommittedEvent(Record):
     def upload(self) -> UploadRecord | None:
         """The upload record when the event names exactly one file; None when it names several (a delete of
         many files, an edit naming its inputs) or none (an event type that names no file)."""
-        return self.uploads[0] if len(self.uploads) == 1 else None
+        # By the files the event names: an erased one is left out of `uploads`, and must not make a delete of two
+        # files look like one of a single file.
+        return self.uploads[0] if len(self.event.file_ids) == 1 and self.uploads else None
 
 
 AfterCommit = Callable[[CommittedEvent], object]  # what it returns is not used
@@ -83,7 +86,8 @@ def load_hook(spec: str | None) -> AfterCommit:
     module_name, _, attribute = spec.partition(":")
     try:
         hook = getattr(importlib.import_module(module_name), attribute)
-    except Exception as exc:  # no such module or name, or the module failed as it was imported (an app setting)
+    # No such module or name, or the module failed as it was imported (an app setting), sys.exit() in it included
+    except (Exception, SystemExit) as exc:
         from shared.redaction import redact  # the app's message may quote a URL with its password, as a hook's may
 
         why = redact(f"cannot load {spec!r}: {type(exc).__name__}: {_message(exc)}"[:100_000], known_secrets())[:2000]
@@ -122,7 +126,8 @@ def _message(exc: BaseException) -> str:
         return "<its message could not be read>"
 
 
-INTERRUPTED = "KeyboardInterrupt: the rerun was interrupted while the hook ran"
+INTERRUPTED = "KeyboardInterrupt: the rerun was interrupted"
+ERASED_MEANWHILE = "a file of its event was erased while it was being claimed"
 
 
 class HookNotRun(TypeError):
@@ -188,24 +193,28 @@ def rerun_hook(
     claimed_at = now()
     if not store.claim_hook(event, claimed_at):
         raise HookTaken("not run: another rerun has taken it, or recorded it, since it was listed")
-    uploads = tuple(
-        record
-        for file_id in event.file_ids
-        if (record := store.upload(file_id)) is not None and record.status != "erased"  # told to no hook
-    )
-    committed = CommittedEvent(event.dedupe_key, committed_event, event.received_at, uploads)
     try:
-        error = _call(hook, committed)
+        uploads = tuple(
+            record
+            for file_id in event.file_ids
+            if (record := store.upload(file_id)) is not None and record.status != "erased"  # told to no hook
+        )
+        # Read again now that it is claimed: an erase committed since the first read has removed what the event
+        # said of its uploader, which no hook may hear of.
+        if store.payload(event.dedupe_key) != payload:
+            store.record_hook_result(event.dedupe_key, ERASED_MEANWHILE, claimed_at=claimed_at)  # the claim let go
+            raise HookTaken(f"not run: {ERASED_MEANWHILE}")
+        error = _call(hook, CommittedEvent(event.dedupe_key, committed_event, event.received_at, uploads))
     except KeyboardInterrupt:
-        # The operator's Ctrl-C mid-hook: recorded as a failure (it may have done part of its work), which lets the
-        # claim go now, not RERUN_CLAIM_SECONDS later; the next rerun runs it again.
+        # The operator's Ctrl-C (mid-hook, or before it began): recorded as a failure (it may have done part of its
+        # work), which lets the claim go now, not RERUN_CLAIM_SECONDS later; the next rerun runs it again.
         import contextlib  # here: not on the functions' cold path
 
         with contextlib.suppress(StoreUnavailable):  # else the claim ends RERUN_CLAIM_SECONDS after it was taken
-            store.record_hook_result(committed.dedupe_key, INTERRUPTED, claimed_at=claimed_at)
+            store.record_hook_result(event.dedupe_key, INTERRUPTED, claimed_at=claimed_at)
         raise
     try:
-        recorded = store.record_hook_result(committed.dedupe_key, error, claimed_at=claimed_at)
+        recorded = store.record_hook_result(event.dedupe_key, error, claimed_at=claimed_at)
     except StoreUnavailable as exc:
         raise HookNotRecorded(exc.message, error) from exc
     if not recorded:  # this run took longer than --older-than, and another took the hook over: its result stands

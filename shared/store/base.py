@@ -651,8 +651,10 @@ class EventStore(ABC):
             "hook_last_error = CASE WHEN hook_last_error = ? THEN hook_last_error ELSE ? END"
         )
         update, values = (done, ()) if error is None else (failed, (_ERASED_ERROR, error[:_MAX_ERROR_TEXT]))
+        # The function's own result only over its own "pending": not over a rerun's claim (an operator's --older-than
+        # shorter than the hook), which would list the event again for a second rerun while the first still runs it.
         claim, held = (
-            ("", ())
+            (" AND hook_status = 'pending'", ())
             if claimed_at is None
             else (" AND hook_status = 'rerunning' AND hook_claimed_at = ?", (claimed_at,))
         )

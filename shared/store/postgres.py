@@ -231,10 +231,13 @@ class PostgresStore(EventStore):
         # Bounded waits (lock queues included): a stuck store answers 503 before SCF times out. And a client that
         # stops inside its transaction (a container frozen or cut off mid-call) lets go of its files' locks soon,
         # not when TCP notices: nothing of ours idles there longer than Python between two statements.
-        # SET LOCAL, per transaction: a session-wide SET would stay behind on a pooled server connection.
+        # And floats read back as written (a hook's claim time is compared with what was read; PostgreSQL 11 and
+        # older, or a role set so, print 15 digits). SET LOCAL, per transaction: a session-wide SET would stay
+        # behind on a pooled server connection.
         limit = int(self._timeout * 1000)
         cursor.defer(
-            f"SET LOCAL statement_timeout = {limit}; SET LOCAL idle_in_transaction_session_timeout = {3 * limit}"
+            f"SET LOCAL statement_timeout = {limit}; SET LOCAL idle_in_transaction_session_timeout = {3 * limit}; "
+            "SET LOCAL extra_float_digits = 3"
         )
         try:
             yield cursor

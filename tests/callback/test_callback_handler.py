@@ -487,6 +487,7 @@ def test_store_settings_defaults() -> None:
         "tests.callback.hook_target:generator",
         "tests.callback.hook_target:asynchronous_partial",
         "tests.callback.hook_broken:on_upload",  # its module fails as it is imported: named, not a bare error
+        "tests.callback.hook_exits:on_upload",  # its module calls sys.exit() as it is imported
     ],
 )
 def test_hooks_that_cannot_load_fail_the_cold_start(spec: str) -> None:
@@ -494,8 +495,12 @@ def test_hooks_that_cannot_load_fail_the_cold_start(spec: str) -> None:
         load_hook(spec)
     shown = "".join(traceback.format_exception(raised.type, raised.value, raised.tb))
     assert "pw-of-the-hook" not in shown  # the import's error may quote the app's password: masked, not chained
-    if spec.startswith("tests.callback.hook_broken"):
-        assert "RuntimeError: needs APP_DB: cannot open postgresql://audit:********@db/audit" in shown
+    raised_by = {
+        "tests.callback.hook_broken:on_upload": "RuntimeError",
+        "tests.callback.hook_exits:on_upload": "SystemExit",
+    }
+    if spec in raised_by:
+        assert f"{raised_by[spec]}: needs APP_DB: cannot open postgresql://audit:********@db/audit" in shown
 
 
 def test_a_hook_failing_to_import_is_masked_before_it_is_cut(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -35,7 +35,10 @@ def database_url(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
     for i, name in enumerate(["vod_new_file_upload", "vod_procedure_finish", "vod_transcode_complete"]):
-        ingest_event(store, load_event(name), received_at=1_700_000_000.0 + i, keys=KEYS)
+        with contextlib.suppress(hook_target.Killed):  # its hook owed ("pending"), its result recorded below
+            ingest_event(
+                store, load_event(name), received_at=1_700_000_000.0 + i, keys=KEYS, after_commit=hook_target.killed
+            )
     store.record_hook_result(store.events_for(FILE_ID)[0].dedupe_key, "ValueError: index down")
     store.close()
     return url
@@ -91,7 +94,8 @@ def test_forged_text_cannot_drive_the_operators_terminal(tmp_path: Path, command
     forged = vod_event(
         "NewFileUpload", FileId="e-1\x1b[2J", Name=controls, SourceContext=seal("alice", "r", CONTEXT_KEY)
     )
-    ingest_event(store, forged, received_at=1_700_000_000.0, keys=KEYS)
+    with contextlib.suppress(hook_target.Killed):
+        ingest_event(store, forged, received_at=1_700_000_000.0, keys=KEYS, after_commit=hook_target.killed)
     store.record_hook_result(store.events_for("e-1\x1b[2J")[0].dedupe_key, controls)
     store.close()
     # THEN vod-uploads shows them as escapes, on the lines they belong to

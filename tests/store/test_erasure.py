@@ -12,7 +12,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from shared.hooks import CommittedEvent, rerun_hook
+from shared.hooks import CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.store import EventStore, StoreUnavailable, open_store, postgres
@@ -146,6 +146,37 @@ def test_an_event_shared_with_a_file_not_erased_keeps_its_content_and_its_hook(s
     assert [e.dedupe_key for e in store.unfinished_hooks(received_before=1000.0)] == [owed.dedupe_key]
     stored = store.payload(owed.dedupe_key)
     assert stored is not None and stored["EventType"] == "EditMediaComplete" and "Erased" not in stored
+
+
+def test_a_rerun_tells_no_hook_of_an_upload_erased_as_it_was_claimed(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest_event(store, _upload(ANNS[0], ANN), received_at=1.0, keys=KEYS, after_commit=_failing_hook)
+    [listed] = store.unfinished_hooks(received_before=50.0)
+    claim = store.claim_hook
+
+    def claimed_then_erased(event: Any, claimed_at: float) -> bool:
+        taken = claim(event, claimed_at)
+        store.erase([ANN], erased_at=2.0)
+        return taken
+
+    monkeypatch.setattr(store, "claim_hook", claimed_then_erased)
+    heard: list[CommittedEvent] = []
+    with pytest.raises(HookTaken, match="erased"):
+        rerun_hook(heard.append, store, listed)
+    assert heard == [] and [text for text in ANNS if text in _tables(store)] == []
+    assert store.unfinished_hooks(received_before=50.0) == []
+
+
+def test_a_delete_naming_an_erased_file_and_another_is_no_single_files_to_its_hook(store: EventStore) -> None:
+    for at, payload in enumerate([_upload(ANNS[0], ANN), _upload("bob", BOB)]):
+        ingest_event(store, payload, received_at=float(at), keys=KEYS)
+    store.erase([ANN], erased_at=3.0)
+    heard: list[CommittedEvent] = []
+    deleted = vod_event("FileDeleted", FileIdSet=[ANN, BOB])
+    ingest_event(store, deleted, received_at=4.0, keys=KEYS, after_commit=heard.append)
+    [committed] = heard
+    assert ([upload.file_id for upload in committed.uploads], committed.upload) == ([BOB], None)
 
 
 def _fails(committed: CommittedEvent) -> None:

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 
 from shared import store as store_package
-from shared.events import DELIVERY_FIELDS, stored_form
-from shared.hooks import CommittedEvent, HookTaken, rerun_hook
+from shared.events import DELIVERY_FIELDS, parse_event, stored_form
+from shared.hooks import INTERRUPTED, CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, open_store
 from shared.store.base import MIGRATIONS, SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import KEYS
 from tests.scf import load_event
-from vodtesting.pgserver import run_sql
+from vodtesting.pgserver import PostgresServer, database_name, run_sql
 
 FILE_ID = "5285890784273533167"
 TASK_ID = "1400329073-procedurev2-6a8d1e5f8c3b4a2e9d7f0c1b2a3e4d5ft0"
@@ -482,6 +482,57 @@ def test_a_rerun_that_another_took_over_while_it_ran_says_so(store: EventStore) 
         rerun_hook(slow_hook, store, listed, now=lambda: 20.0)
     taken = store.event(key)
     assert taken is not None and (taken.hook_status, taken.hook_claimed_at) == ("rerunning", 40.0)
+
+
+def test_the_functions_result_leaves_a_reruns_claim_alone(store: EventStore) -> None:
+    # GIVEN a hook the function still runs (pending), taken by an operator's rerun with a short --older-than
+    payload = load_event("vod_new_file_upload")
+    key = stored_form(payload).key
+    store.ingest(stored_form(payload), parse_event(payload), received_at=1.0, hook_pending=True)
+    [listed] = store.unfinished_hooks(received_before=10.0)
+    assert store.claim_hook(listed, claimed_at=50.0)
+    # WHEN the function's run ends, failed THEN that is not recorded over the claim: no second rerun lists it
+    assert not store.record_hook_result(key, "RuntimeError: CRM down")
+    assert store.unfinished_hooks(received_before=10.0) == []
+    assert store.record_hook_result(key, None, claimed_at=50.0)
+
+
+def test_a_rerun_interrupted_before_its_hook_began_lets_its_claim_go(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = ingest(store, "vod_new_file_upload", 2.0, Hook(fail=True)).dedupe_key
+    [listed] = store.unfinished_hooks(received_before=50.0)
+
+    def interrupted(file_id: str) -> None:  # Ctrl-C as the records are read, after the claim
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "upload", interrupted)
+    again = Hook()
+    with pytest.raises(KeyboardInterrupt):
+        rerun_hook(again, store, listed, now=lambda: 20.0)
+    event = store.event(key)
+    assert again.calls == [] and event is not None
+    assert (event.hook_status, event.hook_last_error) == ("failed", INTERRUPTED)  # the next rerun takes it
+
+
+@pytest.mark.postgres
+def test_a_failed_rerun_is_taken_again_whatever_digits_the_server_prints_floats_with(
+    postgres_server: PostgresServer,
+) -> None:
+    url = postgres_server.create_database()
+    # PostgreSQL 11's default (or a role's setting): floats printed with 15 digits, a claim's time read back rounded
+    run_sql(postgres_server.url(), f'ALTER DATABASE "{database_name(url)}" SET extra_float_digits = 0')
+    store = open_store(url)
+    try:
+        ingest(store, "vod_new_file_upload", 1.0, Hook(fail=True))
+        [listed] = store.unfinished_hooks(received_before=10.0)
+        assert rerun_hook(Hook(fail=True), store, listed, now=lambda: 1_700_000_000.1234567) is not None
+        [listed] = store.unfinished_hooks(received_before=10.0)
+        again = Hook()
+        assert rerun_hook(again, store, listed) is None and len(again.calls) == 1
+    finally:
+        store.close()
+        postgres_server.drop_database(url)
 
 
 @pytest.mark.parametrize(
