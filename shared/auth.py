@@ -240,7 +240,7 @@ def check_key(settings: AuthSettings) -> None:
         except NotImplementedError:
             why = f"{name} needs the `cryptography` package in the bundle (add it to the function's requirements.in)"
             raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
-        except (jwt.InvalidKeyError, ValueError, TypeError) as exc:
+        except Exception as exc:  # InvalidKeyError, ValueError…; cryptography's UnsupportedAlgorithm (an SM2 key)
             why = _unusable_key(key, name) or f"cannot be used with {name}: {type(exc).__name__}"
             raise ConfigError([("AUTH_JWT_PUBLIC_KEY", why)]) from None
 
@@ -259,7 +259,9 @@ def _unusable_key(key: str, algorithm: str) -> str | None:
 
     try:
         public = load_pem_public_key(key.encode("utf-8"))
-    except (ValueError, TypeError, UnsupportedAlgorithm):
+    except UnsupportedAlgorithm:
+        return "is a kind of key no JWT algorithm verifies with (an SM2 key, say): use an RSA, EC or Ed25519 key"
+    except (ValueError, TypeError):
         one_line = "\\n" in key and "\n" not in key.strip()  # as a CI secret often holds it
         return "is not a readable PEM public key" + (
             " (its line breaks written as \\n: it needs them)" if one_line else ""

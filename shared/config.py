@@ -112,7 +112,11 @@ class ConfigError(Exception):
         # one): this text is logged, and is the failed cold start's exception.
         from shared.redaction import redact  # here: only a cold start that fails needs it
 
-        self.problems = [(name, redact(why, known_secrets())) for name, why in problems]
+        # As values are quoted: repr's escapes (a \\ or a quote in a secret), and origins lowercased
+        forms = {
+            form for secret in known_secrets() for text in (secret, secret.lower()) for form in (text, repr(text)[1:-1])
+        }
+        self.problems = [(name, redact(why, tuple(forms))) for name, why in problems]
         lines = "\n".join(f"  {name}: {why}" for name, why in self.problems)
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
 
@@ -537,7 +541,7 @@ def _read_origins(r: _Reader, name: str, *, allow_any: bool = False) -> tuple[st
     for origin in origins:
         if not (_matches_with_port(_ORIGIN, origin) or (allow_any and origin == "*")):
             r.problem(name, f"{origin!r} is not an origin like https://app.example.com")
-    _warn_of_cleartext(name, origins)
+    _warn_of_cleartext(name, [o for o in origins if _matches_with_port(_ORIGIN, o)])  # refused ones go masked
     return origins
 
 
@@ -671,9 +675,11 @@ def _whole_number(text: str, *, port: bool = False) -> bool:
         return True
     text = text.strip(" \t\n\v\f\r")
     digits = text[1:] if text[:1] in ("+", "-") else text
-    if not (digits.isascii() and digits.isdigit()):
+    # Past 10 digits (leading zeros aside) out of range anyway; and Python refuses to read 4,300, zeros and all
+    significant = digits.lstrip("0") or "0"
+    if not (digits.isascii() and digits.isdigit()) or len(significant) > 10:
         return False
-    value = int(text)
+    value = -int(significant) if text[:1] == "-" else int(significant)
     return 1 <= value <= 65535 if port else -(2**31) <= value < 2**31
 
 
@@ -835,8 +841,9 @@ def _read_upload_page(r: _Reader) -> UploadPageSettings:
             r.problem(
                 name, f"must be a path like /signature or a URL like https://api.example.com/signature (got {value!r})"
             )
+        else:  # a refused one is quoted masked, by the ConfigError (it may hold a password, or be a secret)
+            _warn_of_cleartext(name, [value])
         urls[name] = value
-        _warn_of_cleartext(name, [value])
     ancestors = _read_origins(r, "UPLOAD_PAGE_FRAME_ANCESTORS")
     if urls["UPLOAD_PAGE_SIGNATURE_URL"] == "none":
         r.problem("UPLOAD_PAGE_SIGNATURE_URL", "is required: the page cannot upload without signatures")

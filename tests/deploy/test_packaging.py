@@ -506,14 +506,17 @@ def test_the_deploy_check_tells_what_the_functions_would_warn_of() -> None:
         ({"AUTH_MODE": "none"}, "sign: AUTH_MODE: none is for local development only"),
         ({"VOD_SECRET_ID": "k" * 32, "VOD_SECRET_KEY": "AKIDswapped0000000000000000000000000"}, "sign: VOD_SECRET_ID:"),
         ({"VOD_CALLBACK_SIGN_KEY": "Key123"}, "callback: VOD_CALLBACK_SIGN_KEY: must be at least 16 characters"),
+        # the callback's SignKey under a name sign reads too: sign's check, which it comes first to, masks it
+        ({"LOG_LEVEL": REQUIRED_SETTINGS["VOD_CALLBACK_SIGN_KEY"]}, "sign: LOG_LEVEL: must be one of"),
     ],
-    ids=["auth off", "keys swapped", "short SignKey"],
+    ids=["auth off", "keys swapped", "short SignKey", "a secret under another name"],
 )
 def test_the_deploy_check_refuses_what_is_unsafe_only_once_deployed(env: dict[str, str], refused: str) -> None:
     check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(CONFIG)]
     run = subprocess.run(check, env={**user_env(), **DEPLOYER_ENV, **env}, capture_output=True, text=True, check=False)
     assert run.returncode == 1 and refused in run.stderr, run.stderr
     assert "0000000000000000000" not in run.stderr  # a value quoted is not the SecretKey
+    assert REQUIRED_SETTINGS["VOD_CALLBACK_SIGN_KEY"] not in run.stderr
 
 
 _TIMED = (
@@ -546,6 +549,7 @@ _TIMED = (
         # not whole numbers (a digit to str.isdigit() only, too): the functions refuse them at their cold start
         ({"DATABASE_TIMEOUT": "x"}, None),
         ({"DATABASE_TIMEOUT": "\u00b2"}, None),
+        ({"DATABASE_TIMEOUT": "9" * 4301}, None),  # more digits than Python reads
     ],
 )
 def test_the_deploy_check_refuses_waits_the_timeouts_leave_no_room_for(

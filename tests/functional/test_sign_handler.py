@@ -41,6 +41,11 @@ _RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 RSA_PUBLIC_PEM = (
     _RSA.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 )
+SM2_PUBLIC_PEM = """-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoEcz1UBgi0DQgAEJVkvfBBhRziG3wRAtmoniRIZMvcJ
+QJ6Z0A6Pmt61/Kln+NZwAqkjOdoC79gLydqW4ygaGKjIfKHf2eDnaQQUxA==
+-----END PUBLIC KEY-----
+"""  # openssl ecparam -name SM2 -genkey | openssl ec -pubout
 RSA_PRIVATE_PEM = _RSA.private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
 ).decode()
@@ -643,8 +648,21 @@ def _public_pem(private: Any) -> str:
         # A PEM kept on one line, as a CI secret often holds it
         (RSA_PUBLIC_PEM.replace("\n", "\\n"), None, "is not a readable PEM public key (its line breaks written as \\n"),
         (UNREADABLE_PUBLIC_KEY, None, "is not a readable PEM public key"),
+        # A key on China's SM2 curve (issued by many Chinese CAs), which cryptography does not support
+        *(
+            (SM2_PUBLIC_PEM, algorithms, "is a kind of key no JWT algorithm verifies with")
+            for algorithms in (None, "ES256", "EdDSA")
+        ),
     ],
-    ids=["ec-under-rs256", "p384-under-es256", "rsa-under-es256", "ed25519-under-rs256", "one-line", "no-key"],
+    ids=[
+        "ec-under-rs256",
+        "p384-under-es256",
+        "rsa-under-es256",
+        "ed25519-under-rs256",
+        "one-line",
+        "no-key",
+        *(f"sm2-under-{name}" for name in ("rs256", "es256", "eddsa")),
+    ],
 )
 def test_a_public_key_that_cannot_verify_says_what_to_change(key: str, algorithms: str | None, said: str) -> None:
     env = {**SIGN_ENV, "AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": key}

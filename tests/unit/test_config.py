@@ -308,6 +308,21 @@ def test_cleartext_urls_to_other_machines_are_allowed_with_a_warning(
     assert all(line["detail"].endswith("is not https://") for line in lines)
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("UPLOAD_PAGE_STATUS_URL", "http://admin:hunter2@status.internal/uploads"),
+        ("CORS_ALLOW_ORIGINS", "https://app.example.com,http://admin:hunter2@app.example.com"),
+    ],
+)
+def test_a_refused_url_is_quoted_masked_and_warned_of_by_no_line(output: Output, name: str, value: str) -> None:
+    load = load_upload_page_settings if name.startswith("UPLOAD_PAGE_") else load_sign_settings
+    with pytest.raises(ConfigError) as caught:
+        load({**SIGN_ENV, name: value})
+    assert name in str(caught.value) and "hunter2" not in str(caught.value)
+    assert [line["event"] for line in output.lines()] == []  # no config.cleartext_url line quoting it
+
+
 def test_secrets_never_show_in_repr_or_str() -> None:
     settings = load_sign_settings(SIGN_ENV)
     for text in (repr(settings), str(settings), repr(settings.policy), f"{settings.auth}"):
@@ -390,6 +405,7 @@ def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
         ("postgresql://u:hunter2@h/db?connect_timeout=%C2%A05", "connect_timeout must be a whole number"),
         ("postgresql://u:hunter2@h/db?keepalives=%1C1", "keepalives must be a whole number"),
         ("postgresql://u:hunter2@h/db?port=%20", "port must be a whole number"),
+        ("postgresql://u:hunter2@h/db?connect_timeout=" + "9" * 4301, "connect_timeout must be a whole number"),
     ],
 )
 def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
@@ -416,6 +432,7 @@ def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
         "postgresql://u@[::1]:5432,[::2]:5433/db",
         "postgresql://u@h/db?port=&connect_timeout=-1&keepalives_idle=%2010",
         "postgresql://u@h/db?port=%2B5432",
+        "postgresql://u@h/db?port=" + "0" * 5000 + "5432",  # strtol's leading zeros, more than Python reads
     ],
 )
 def test_a_database_url_libpq_reads_as_written_is_taken(url: str) -> None:
@@ -554,12 +571,22 @@ def test_what_is_unsafe_once_deployed_is_refused_inside_scf(load: Any, env: dict
     assert caught.value.problems == [problem]
 
 
-def test_a_secret_read_under_another_name_is_not_quoted() -> None:
-    # A secret store's mapping off by one: the SecretKey given as the sub-application's id
+@pytest.mark.parametrize(
+    ("name", "secret"),
+    [
+        ("VOD_SUB_APP_ID", SECRET_KEY),
+        ("LOG_LEVEL", "Tr0ub4dor\\&3-correct-horse-battery-staple"),  # quoted with its \\ escaped
+        ("CORS_ALLOW_ORIGINS", "Jwt-Secret-With-Capitals-0123456789abcdef"),  # quoted lowercased, as origins are read
+    ],
+)
+def test_a_secret_read_under_another_name_is_not_quoted(name: str, secret: str) -> None:
+    # A secret store's mapping off by one: the SecretKey given as the sub-application's id, say
     with pytest.raises(ConfigError) as caught:
-        load_sign_settings({**SIGN_ENV, "VOD_SUB_APP_ID": SECRET_KEY})
-    assert caught.value.problems == [("VOD_SUB_APP_ID", "must be an integer (got '********')")]
-    assert SECRET_KEY not in str(caught.value)
+        load_sign_settings(
+            {**SIGN_ENV, "AUTH_JWT_SECRET": JWT_SECRET if secret == SECRET_KEY else secret, name: secret}
+        )
+    assert [problem for problem, _ in caught.value.problems] == [name] and "********" in str(caught.value)
+    assert [form for form in (secret, secret.lower(), repr(secret)[1:-1]) if form in str(caught.value)] == []
 
 
 def test_unverified_callbacks_are_refused_inside_scf() -> None:
