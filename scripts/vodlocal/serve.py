@@ -75,7 +75,9 @@ def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace, 
         shlex.quote(prefix + name) for name in ("vod-upload", "vod-uploads", "vod-configure-events")
     )
     print(
-        f"upload a file:   NO_PROXY={localstack.LOOPBACK_HOSTS} VOD_UPLOAD_TOKEN=<token> {upload} FILE "
+        # both spellings: requests reads no_proxy before NO_PROXY, and a shell may set either
+        f"upload a file:   NO_PROXY={localstack.LOOPBACK_HOSTS} no_proxy={localstack.LOOPBACK_HOSTS} "
+        f"VOD_UPLOAD_TOKEN=<token> {upload} FILE "
         f"--gateway {gateway} --vod-endpoint {emulator}"
     )
     # A command to paste: the URL quoted (a path with spaces, a query's &); one with a password is not printed

@@ -140,6 +140,21 @@ def test_the_printed_record_command_works_pasted_for_a_state_directory_with_a_sp
     assert (pasted.returncode, pasted.stdout.strip()) == (0, "no uploads recorded for user 'dev-user'"), pasted.stderr
 
 
+def test_the_printed_upload_command_keeps_to_loopback_whatever_proxy_the_shell_sets(tmp_path: Path) -> None:
+    video = sample_video(tmp_path / "clip.mp4", size=100_000)
+    # A shell behind a proxy (here one that answers nothing), its own lowercase no_proxy naming other hosts
+    proxied = {**user_env(), "http_proxy": f"http://127.0.0.1:{closed_loopback_port()}", "no_proxy": "example.com"}
+    with _serving(tmp_path, user_env(), _serve_args(tmp_path / "state")) as lines:
+        line = next(line for line in lines if line.startswith("upload a file:")).removeprefix("upload a file:")
+        pasted = line.replace("<token>", shlex.quote(_printed(lines, "bearer token"))).replace(
+            " FILE ", f" {shlex.quote(str(video))} "
+        )
+        run = subprocess.run(
+            ["bash", "-c", pasted], env=proxied, capture_output=True, text=True, timeout=120, check=False
+        )
+    assert run.returncode == 0, run.stderr
+
+
 @pytest.mark.parametrize("where", ["shell", "settings file"])
 def test_a_database_url_with_a_password_is_named_where_it_came_from(
     tmp_path: Path, postgres_server: PostgresServer, where: str
