@@ -701,7 +701,10 @@ def hide_database_password(text: str, url: str) -> str:
     """`text` (the URL itself, or a message quoting it) with every form of the DATABASE_URL `url`'s password
     masked."""
     for secret in sorted(_database_passwords(url), key=len, reverse=True):  # longest first: none half-masked
-        text = text.replace(secret, "********")
+        if len(secret) >= 6:
+            text = text.replace(secret, "********")
+        else:  # as Secret: a short one would mask words ("p" of "port", "on"): masked where a URL or DSN holds it
+            text = re.sub(rf"(?<=[:='\"]){re.escape(secret)}(?=[@&'\"\s]|$)", "********", text)
     return text
 
 

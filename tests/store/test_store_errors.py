@@ -12,6 +12,7 @@ from psycopg2.extensions import parse_dsn
 
 from shared.store import StoreUnavailable, open_store
 from shared.store.postgres import _without_server
+from tests.conftest import closed_loopback_port
 from vodlocal import localstack
 from vodtesting.pgserver import PostgresServer, database_name
 
@@ -34,6 +35,17 @@ def test_postgres_errors_never_carry_the_password(url: str, password: str, raise
     assert message and password not in message
     # Uncaught (a tool's start, a one-line migration), its traceback shows no driver error quoting the URL.
     assert password not in "".join(traceback.format_exception(caught.value))
+
+
+@pytest.mark.parametrize("password", ["p", "on", "p%40"])
+def test_a_short_password_is_hidden_without_garbling_the_message(password: str) -> None:
+    # Masked wherever it stood, "p" made "O********erationalError … ********ort 1"
+    with pytest.raises(StoreUnavailable) as caught:
+        open_store(
+            f"postgresql://vod:{password}@127.0.0.1:{closed_loopback_port()}/vod", timeout_seconds=1
+        ).event_count()
+    assert caught.value.message.startswith("OperationalError: connecting to the server at 127.0.0.1, port ")
+    assert "Is the server running on that host and accepting TCP/IP connections?" in caught.value.message
 
 
 @pytest.fixture
@@ -135,6 +147,7 @@ def test_the_hosts_left_after_one_never_answers(url: str, server: tuple[str, int
     ("url", "shown"),
     [
         ("postgresql://vod:pw@db:5432/vod", "postgresql://vod:********@db:5432/vod"),
+        ("postgresql://pw:pw@db:5432/vod?sslmode=require", "postgresql://pw:********@db:5432/vod?sslmode=require"),
         (
             "postgresql://vod@db/vod?password=p%40ss&sslmode=require",
             "postgresql://vod@db/vod?password=********&sslmode=require",
