@@ -171,6 +171,10 @@ def decode_with_pyjwt(
         raise TokenRejected("algorithm not allowed") from None
     except jwt.InvalidSignatureError:
         raise TokenRejected("bad signature") from None
+    except jwt.exceptions.InvalidSubjectError:
+        raise TokenRejected("sub must be a string") from None
+    except jwt.exceptions.InvalidJTIError:
+        raise TokenRejected("jti must be a string") from None
     except jwt.PyJWTError:
         raise TokenRejected("malformed token") from None
     return claims

@@ -124,9 +124,9 @@ def _check_claims(claims: dict[str, Any], audience: str | None, issuer: str | No
         _check_audience(claims, audience)
     elif claims.get("aud"):  # RFC 7519 §4.1.3: a token for an audience this service is not, as PyJWT decides
         raise TokenRejected("wrong audience")
-    for claim in ("sub", "jti"):
+    for claim in ("sub", "jti"):  # a number, say: an app's mistake, said as such
         if claim in claims and not isinstance(claims[claim], str):
-            raise TokenRejected(_MALFORMED)
+            raise TokenRejected(f"{claim} must be a string")
 
 
 def _check_audience(claims: dict[str, Any], audience: str) -> None:

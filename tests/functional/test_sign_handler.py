@@ -249,6 +249,19 @@ def test_each_auth_failure_is_401_with_a_challenge(
     assert line["error_detail"] == response_json(result)["error"]["message"]
 
 
+@pytest.mark.parametrize("env", [HS_ENV, RS_ENV], ids=["hs256", "rs256"])
+@pytest.mark.parametrize(
+    ("claims", "said"), [({"sub": 123}, "sub must be a string"), ({"jti": 7}, "jti must be a string")]
+)
+def test_a_claim_of_the_wrong_type_is_named(
+    call: Callable[..., Call], env: dict[str, str], claims: dict[str, Any], said: str
+) -> None:
+    # A number for the user id: the app's token issuer to fix, said as such (not "malformed token")
+    signing = {"key": RSA_PRIVATE_PEM, "alg": "RS256"} if env is RS_ENV else {}
+    result = call(**env)("apigw", headers=bearer(token(**signing, **claims)))
+    assert (result["statusCode"], response_json(result)["error"]["message"]) == (401, f"invalid token: {said}")
+
+
 def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable[..., Call]) -> None:
     # A client's own X-User-Id passed through next to the gateway's: refuse rather than pick one.
     # (API gateway events keep header names as sent; function URL events lower-case them.)
