@@ -84,7 +84,7 @@ def print_record(report: FileReport) -> None:
     rows = [
         ("file id", u.file_id),
         ("status", status_text(report)),
-        ("user", u.user_id or f"- ({u.attribution or 'no upload event yet'})"),
+        ("user", u.user_id or f"- ({u.attribution or ('erased' if u.status == 'erased' else 'no upload event yet')})"),
         ("attribution", f"{u.attribution or '-'}{', confirmed by VOD' if u.confirmed else ''}"),
         ("signature request", u.sign_request_id or "-"),
         ("name", f"{u.name or '-'}{f' ({u.media_type})' if u.media_type else ''}"),
@@ -299,7 +299,7 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
             upload = store.upload(file_id)
             unknown += [] if upload else [file_id]
             print(shown(f"{file_id}  {upload.status if upload else 'not recorded'}  {(upload and upload.name) or '-'}"))
-        print(f"{len(file_ids)} file(s): nothing erased yet; run again with --yes to erase them")
+        print(f"{len(file_ids) - len(unknown)} file(s): nothing erased yet; run again with --yes to erase them")
         if unknown:
             raise Failure(shown(f"not recorded: {', '.join(unknown)}"), 1)
         return

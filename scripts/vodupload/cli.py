@@ -147,13 +147,13 @@ def _http_url(url: str, flag: str) -> str:
 
 
 def signature_url(gateway: str) -> str:
-    path = urlsplit(_http_url(gateway, "--gateway")).path
+    path = urlsplit(_http_url(gateway, "--gateway (or VOD_UPLOAD_GATEWAY)")).path
     return gateway.rstrip("/") + "/signature" if path in ("", "/") else gateway
 
 
 def status_url(args: argparse.Namespace) -> str:
     if args.status_url:
-        return _http_url(str(args.status_url), "--status-url")
+        return _http_url(str(args.status_url), "--status-url (or VOD_UPLOAD_STATUS_URL)")
     return signature_url(args.gateway).rstrip("/").removesuffix("/signature") + "/uploads"
 
 
@@ -225,7 +225,7 @@ def make_uploader(args: argparse.Namespace) -> Uploader:
     if not args.token:
         raise UsageError("no bearer token: set VOD_UPLOAD_TOKEN (or give --token)")
     if args.vod_endpoint:
-        _http_url(args.vod_endpoint, "--vod-endpoint")
+        _http_url(args.vod_endpoint, "--vod-endpoint (or VOD_UPLOAD_ENDPOINT)")
     if args.wait:
         status_url(args)  # checked now: a bad one found after the upload could only fail the waiting
     signer = SignatureClient(

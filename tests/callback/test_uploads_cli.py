@@ -490,6 +490,7 @@ def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> 
     assert "no uploads recorded for user 'alice'" in uploads(database_url, "list", "--user", "alice").stdout
     shown = uploads(database_url, "show", FILE_ID).stdout
     assert "erased" in shown and "alice" not in shown and "holiday" not in shown
+    assert "user               - (erased)" in shown  # not "no upload event yet": it lists that event
 
 
 @pytest.mark.parametrize(
@@ -499,6 +500,7 @@ def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> 
         # a mistyped id: the others erased, but not an erasure done, as `show` of it is not found
         ([FILE_ID, "5285890784273533999", "--yes"], 1, "not recorded, so nothing to erase: 5285890784273533999"),
         ([FILE_ID, "5285890784273533999"], 1, "not recorded: 5285890784273533999"),
+        ([FILE_ID, "5285890784273533999"], 1, "1 file(s): nothing erased yet"),  # the one recorded
         ([], 2, "one of the arguments --user FILE_ID is required"),
     ],
 )
