@@ -30,9 +30,10 @@ def _text_map(value: object, name: str) -> dict[str, str]:
         raise BadRequest(f"event field {name} must be an object", code="bad_event")
     if all(type(v) is str for v in value.values()):
         return value  # the common case, without copying
-    # API gateway sends repeated query keys as lists; keep the first, as most frameworks do (none: absent).
+    # API gateway sends repeated query keys as lists; keep the first, as most frameworks do (none: absent). A key
+    # without a value (?flag) it sends as true: the empty text a URL gives it, not "True".
     firsts = ((k, (v[0] if v else None) if isinstance(v, list) else v) for k, v in value.items())
-    return {str(k): str(v) for k, v in firsts if v is not None}
+    return {str(k): "" if v is True else str(v) for k, v in firsts if v is not None}
 
 
 def _headers(event: Mapping[str, Any]) -> Headers:
@@ -71,10 +72,11 @@ def _body(event: Mapping[str, Any]) -> bytes:
     return body.encode("utf-8", "surrogatepass")
 
 
-def _method(event: Mapping[str, Any], *fallbacks: object) -> str:
-    for candidate in (event.get("httpMethod"), *fallbacks):
-        if isinstance(candidate, str) and candidate:
-            return candidate.upper()
+def _method(event: Mapping[str, Any]) -> str:
+    # Not requestContext's httpMethod: the method the API was configured with ("ANY"), not the request's
+    method = event.get("httpMethod")
+    if isinstance(method, str) and method:
+        return method.upper()
     raise BadRequest("event has no httpMethod", code="bad_event")
 
 
@@ -97,7 +99,7 @@ class ApiGatewayEvent:
         ctx = event["requestContext"]
         query = event.get("queryString") if event.get("queryString") is not None else event.get("queryStringParameters")
         return Request(
-            method=_method(event, ctx.get("httpMethod")),
+            method=_method(event),
             path=str(event.get("path") or ctx.get("path") or "/"),
             headers=_headers(event),
             query=_text_map(query, "queryString"),

@@ -257,7 +257,7 @@ def test_a_claim_of_the_wrong_type_is_named(
     call: Callable[..., Call], env: dict[str, str], claims: dict[str, Any], said: str
 ) -> None:
     # A number for the user id: the app's token issuer to fix, said as such (not "malformed token")
-    signing = {"key": RSA_PRIVATE_PEM, "alg": "RS256"} if env is RS_ENV else {}
+    signing: dict[str, Any] = {"key": RSA_PRIVATE_PEM, "alg": "RS256"} if env is RS_ENV else {}
     result = call(**env)("apigw", headers=bearer(token(**signing, **claims)))
     assert (result["statusCode"], response_json(result)["error"]["message"]) == (401, f"invalid token: {said}")
 

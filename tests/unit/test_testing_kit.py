@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from shared.errors import BadRequest
 from shared.events import (
     FileDeleted,
     NewFileUpload,
@@ -210,6 +211,23 @@ def test_http_events_are_what_the_functions_parse(
     assert request.headers.get("content-type") == content_type
     assert request.request_id == ("rid" if shape == "apigw" else "ctx")  # function URLs carry no request id
     assert ("body" in event) is (body is not None)
+
+
+def test_an_event_as_the_api_gateway_sends_it_is_read_as_the_request() -> None:
+    # As in Tencent's own scf-go-lib (events/apigw_test.go): lowercase headers, a repeated key as a list, a key
+    # without a value as true, and requestContext's httpMethod the one the API was configured with
+    event = {
+        "httpMethod": "POST",
+        "path": "/signature",
+        "headers": {"content-type": "application/json"},
+        "queryString": {"a": ["b", "c"], "x": "y", "i": True},
+        "requestContext": {"httpMethod": "ANY", "path": "/", "serviceId": "service-x", "stage": "release"},
+        "body": "{}",
+    }
+    request = request_from_event(event, "ctx")
+    assert (request.method, dict(request.query)) == ("POST", {"a": "b", "x": "y", "i": ""})
+    with pytest.raises(BadRequest, match="no httpMethod"):  # never the configured one in the request's place
+        request_from_event({k: v for k, v in event.items() if k != "httpMethod"}, "ctx")
 
 
 def test_a_body_marked_base64_is_left_as_it_is() -> None:
