@@ -119,6 +119,9 @@ def test_the_policy_names_who_may_frame_it_and_every_api_it_calls(
     [
         ("/assets/upload.0000000000000000.js", {}, 404, "not_found"),  # an old release's name
         ("/gw/upload", {}, 308, "upload/"),  # relative asset URLs need the slash
+        ("/favicon.ico", {}, 404, "not_found"),  # a browser's own fetch, at a function URL's root
+        ("/robots.txt", {}, 404, "not_found"),
+        ("/gw/favicon.ico", {}, 308, "favicon.ico/"),  # below the root: the page's base, whatever its name
         ("//evil.example", {}, 308, "evil.example/"),  # stays on this host: no open redirect
         ("/javascript:alert(1)", {}, 308, "javascript%3Aalert%281%29/"),
         ("/x\udc80", {}, 308, "x%3F/"),  # a lone surrogate: still an answer, not a crash
