@@ -1,8 +1,9 @@
 """Local harness: a functions-framework target that serves the real SCF handlers over HTTP.
 
-Each HTTP request becomes the exact event an API gateway trigger sends (its integrated-request shape,
-https://cloud.tencent.com/document/product/583/31927), the handler's SCF response dict becomes the HTTP
-response: the handlers never know they are local.
+Each HTTP request becomes the exact event its trigger sends: the API's routes an API gateway trigger's
+(integrated-request shape, https://cloud.tencent.com/document/product/583/31927), the upload page on its own
+origin a function URL's (https://cloud.tencent.com/document/product/583/96099), so both shapes are served
+over HTTP. The handler's SCF response dict becomes the HTTP response: the handlers never know they are local.
 
     functions-framework --target gateway --source scripts/vodlocal/harness.py --port 8080
 """
@@ -62,12 +63,17 @@ def raw_path(request: flask.Request) -> str:
     return uri.partition("?")[0] if uri and uri.startswith("/") else quote(request.path)
 
 
-def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]:
+def _body(request: flask.Request) -> tuple[str, bool]:
+    """The body as the event's text, and whether that is base64 (a body that is not UTF-8)."""
     raw = request.get_data(cache=False)
     try:
-        body, is_base64 = raw.decode("utf-8"), False
+        return raw.decode("utf-8"), False
     except UnicodeDecodeError:
-        body, is_base64 = base64.b64encode(raw).decode("ascii"), True
+        return base64.b64encode(raw).decode("ascii"), True
+
+
+def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]:
+    body, is_base64 = _body(request)
     query = {k: v for k, v in request.args.items()}
     event: dict[str, Any] = {
         "requestContext": {
@@ -89,8 +95,25 @@ def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]
         "httpMethod": request.method,
         "isBase64Encoded": is_base64,
     }
-    if raw:  # API gateway omits the body when there is none
+    if body:  # API gateway omits the body when there is none
         event["body"] = body
+    return event
+
+
+def function_url_event(request: flask.Request, request_id: str) -> dict[str, Any]:
+    """Only body, headers (lowercase, the client's address added), httpMethod, path and queryString: no request
+    id (the context has it)."""
+    body, is_base64 = _body(request)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    event: dict[str, Any] = {
+        "headers": {**headers, "x-scf-remote-addr": request.remote_addr or "127.0.0.1"},
+        "httpMethod": request.method,
+        "path": raw_path(request),
+        "queryString": {k: v for k, v in request.args.items()},
+        "body": body,
+    }
+    if is_base64:  # not what a function URL is documented to send: a body that is not text, read either way
+        event["isBase64Encoded"] = True
     return event
 
 
@@ -118,11 +141,18 @@ def to_flask(result: Mapping[str, Any]) -> flask.Response:
 
 
 class Gateway:
-    """Routes requests to the functions: `containers` (name -> handler, or the error its cold start raised)."""
+    """Routes requests to the functions: `containers` (name -> handler, or the error its cold start raised), each
+    request made into the event `trigger` makes."""
 
-    def __init__(self, routes: Mapping[str, str], containers: Mapping[str, Handler | Exception]) -> None:
+    def __init__(
+        self,
+        routes: Mapping[str, str],
+        containers: Mapping[str, Handler | Exception],
+        trigger: Callable[[flask.Request, str], dict[str, Any]] = api_gateway_event,
+    ) -> None:
         self._routes = dict(routes)
         self._containers = containers
+        self._trigger = trigger
 
     def _handler(self, path: str) -> tuple[str, Handler] | None:
         name = self._routes.get(path.rstrip("/") or "/") or self._routes.get(path.rsplit("/", 1)[0])
@@ -142,7 +172,7 @@ class Gateway:
             return flask.Response(json.dumps(error), status=404, content_type="application/json")
         name, handler = found
         request_id = str(uuid.uuid4())
-        return to_flask(handler(api_gateway_event(request, request_id), scf_context(name, request_id)))
+        return to_flask(handler(self._trigger(request, request_id), scf_context(name, request_id)))
 
 
 def _start_containers() -> dict[str, Handler | Exception]:
@@ -162,7 +192,10 @@ def _start_containers() -> dict[str, Handler | Exception]:
 _gateways: dict[str, Gateway] = {}
 if __name__ != "vodlocal.harness":
     _containers = _start_containers()
-    _gateways = {"gateway": Gateway(ROUTES, _containers), "upload_page": Gateway(PAGE_ROUTES, _containers)}
+    _gateways = {
+        "gateway": Gateway(ROUTES, _containers),
+        "upload_page": Gateway(PAGE_ROUTES, _containers, function_url_event),  # as deployed, on its own URL
+    }
 
 
 def _serve(target: str, request: flask.Request) -> flask.Response:

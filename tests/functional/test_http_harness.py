@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
+import flask
 import jwt
 import pytest
 import requests
@@ -15,7 +17,7 @@ import requests
 from shared import source_context
 from tests.conftest import JWT_SECRET, KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
 from vodemu import signature as vod_signature
-from vodlocal import localstack
+from vodlocal import harness, localstack
 
 
 @pytest.fixture
@@ -188,6 +190,33 @@ def test_head_over_http(gateway: str) -> None:
     assert fields["Content-Length"] == page.headers["Content-Length"]  # ...and GET's length announced
     refused = requests.head(f"{gateway}/signature", timeout=10)
     assert (refused.status_code, refused.headers["Allow"]) == (405, "POST, OPTIONS")
+
+
+def test_the_page_on_its_own_origin_gets_what_a_function_url_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As deployed: the page on a function URL of its own, whose events have no requestContext, lowercase headers
+    for key, value in SIGN_ENV.items():
+        monkeypatch.setenv(key, value)
+    app = flask.Flask("event")
+    with app.test_request_context(
+        "/assets/a.js?v=1", headers={"X-Thing": "v"}, environ_base={"REMOTE_ADDR": "127.0.0.9"}
+    ):
+        event = harness.function_url_event(flask.request, "rid")
+    assert event == {
+        "headers": {"x-thing": "v", "host": "localhost", "x-scf-remote-addr": "127.0.0.9"},
+        "httpMethod": "GET",
+        "path": "/assets/a.js",
+        "queryString": {"v": "1"},
+        "body": "",
+    }
+    server = localstack.serve_wsgi("page", harness.create_app("upload_page"), 0)
+    try:
+        page = requests.get(f"{server.url}/", timeout=10)
+        script = re.search(r'src="(assets/upload\.[0-9a-f]+\.js)"', page.text)
+        asset = requests.get(f"{server.url}/{script and script[1]}", timeout=10)
+    finally:
+        server.stop()
+    assert page.status_code == 200 and "<h1>Upload a video</h1>" in page.text
+    assert asset.status_code == 200 and asset.headers["Content-Type"].startswith("text/javascript")
 
 
 def test_a_function_that_failed_to_start_fails_each_request_and_the_others_serve(gateway: str) -> None:
