@@ -660,6 +660,8 @@ def _host_lists_problem(options: dict[str, str]) -> str | None:
     """libpq's matching of its comma-separated lists (connectOptions2): as many hosts as hostaddrs when both are
     given, and one port for all or one for each."""
     counts = {name: len(options[name].split(",")) for name in ("host", "hostaddr", "port") if options.get(name)}
+    if not counts.keys() & {"host", "hostaddr"} or options.get("service"):
+        return None  # the hosts may come from PGHOST, PGHOSTADDR or a service file: libpq's to judge
     hosts = counts.get("hostaddr", counts.get("host", 1))
     if counts.get("host", hosts) != hosts:
         return f"lists {counts['host']} host(s) and {hosts} hostaddr value(s): libpq needs one of each for each server"
@@ -704,7 +706,7 @@ def hide_database_password(text: str, url: str) -> str:
         if len(secret) >= 6:
             text = text.replace(secret, "********")
         else:  # as Secret: a short one would mask words ("p" of "port", "on"): masked where a URL or DSN holds it
-            text = re.sub(rf"(?<=[:='\"]){re.escape(secret)}(?=[@&'\"\s]|$)", "********", text)
+            text = re.sub(rf"(?<=[:='\"]){re.escape(secret)}(?!\w)", "********", text)
     return text
 
 

@@ -217,6 +217,7 @@ def rerun_hook(
         recorded = store.record_hook_result(event.dedupe_key, error, claimed_at=claimed_at)
     except StoreUnavailable as exc:
         raise HookNotRecorded(exc.message, error) from exc
-    if not recorded:  # this run took longer than --older-than, and another took the hook over: its result stands
-        raise HookTaken("run, but another rerun took it over meanwhile: its result is the one recorded")
+    if not recorded:  # this run took longer than --older-than, and another took the hook over (its result stands),
+        # or the event's files were erased meanwhile (it owes no hook any more)
+        raise HookTaken("run, but another rerun took it over, or its files were erased, meanwhile: not recorded")
     return error

@@ -39,8 +39,9 @@ ROUTES: dict[str, str] = {
     "/upload/assets": "upload_page",
 }
 
-# The upload page alone at the root, as its own function URL serves it (a separate origin from the API).
-PAGE_ROUTES: dict[str, str] = {"/": "upload_page", "/assets": "upload_page"}
+# The upload page alone at the root, as its own function URL serves it (a separate origin from the API): a
+# function URL sends it every path ("*"). (functions-framework answers /favicon.ico and /robots.txt itself.)
+PAGE_ROUTES: dict[str, str] = {"*": "upload_page"}
 
 Handler = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
@@ -155,7 +156,11 @@ class Gateway:
         self._trigger = trigger
 
     def _handler(self, path: str) -> tuple[str, Handler] | None:
-        name = self._routes.get(path.rstrip("/") or "/") or self._routes.get(path.rsplit("/", 1)[0])
+        name = (
+            self._routes.get(path.rstrip("/") or "/")
+            or self._routes.get(path.rsplit("/", 1)[0])
+            or self._routes.get("*")
+        )
         if name is None:
             return None
         loaded = self._containers[name]

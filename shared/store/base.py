@@ -641,8 +641,9 @@ class EventStore(ABC):
         return self._run(work, write=True)
 
     def record_hook_result(self, dedupe_key: str, error: str | None, *, claimed_at: float | None = None) -> bool:
-        """After the hook ran: done (error None), or failed, counted, with the error kept. A rerun's result
-        (`claimed_at`: its claim) is recorded only while its claim stands: False when another took it over."""
+        """After the hook ran: done (error None), or failed, counted, with the error kept. The function's result
+        (no `claimed_at`) is recorded only over the "pending" its ingest left; a rerun's (`claimed_at`: its claim)
+        only while its claim stands. False when not recorded."""
 
         done = "hook_status = 'done'"
         # A hook that ran while a file of its event was erased: its error may quote what was erased

@@ -213,9 +213,11 @@ def test_the_page_on_its_own_origin_gets_what_a_function_url_sends(monkeypatch: 
         page = requests.get(f"{server.url}/", timeout=10)
         script = re.search(r'src="(assets/upload\.[0-9a-f]+\.js)"', page.text)
         asset = requests.get(f"{server.url}/{script and script[1]}", timeout=10)
+        other = requests.get(f"{server.url}/upload", timeout=10, allow_redirects=False)  # every path reaches it
     finally:
         server.stop()
     assert page.status_code == 200 and "<h1>Upload a video</h1>" in page.text
+    assert (other.status_code, other.headers.get("Location")) == (308, "upload/")
     assert asset.status_code == 200 and asset.headers["Content-Type"].startswith("text/javascript")
 
 

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import pytest
 from psycopg2.extensions import parse_dsn
 
+from shared.config import hide_database_password
 from shared.store import StoreUnavailable, open_store
 from shared.store.postgres import _without_server
 from tests.conftest import closed_loopback_port
@@ -46,6 +47,20 @@ def test_a_short_password_is_hidden_without_garbling_the_message(password: str) 
         ).event_count()
     assert caught.value.message.startswith("OperationalError: connecting to the server at 127.0.0.1, port ")
     assert "Is the server running on that host and accepting TCP/IP connections?" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("postgresql://u:pw@h/db", "postgresql://u:********@h/db"),
+        ("dsn: password=pw, host=h", "dsn: password=********, host=h"),
+        ("(password=pw)", "(password=********)"),
+        ("password='pw'; host", "password='********'; host"),
+        ("u:pw_x@h and pw in a word: pwd", "u:pw_x@h and pw in a word: pwd"),  # not the password where it stands
+    ],
+)
+def test_a_short_password_is_masked_where_a_url_or_connection_string_holds_it(text: str, shown: str) -> None:
+    assert hide_database_password(text, "postgresql://u:pw@h/db") == shown
 
 
 @pytest.fixture
