@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.config import CallbackSettings
 from shared.errors import BadRequest
-from shared.events import parse_event, stored_form, verify_callback_sign
+from shared.events import named_in, parse_event, stored_form, verify_callback_sign
 from shared.hooks import AfterCommit, no_hook
 from shared.http.body import json_object
 from shared.http.model import Endpoint, Request, Response
@@ -50,6 +50,8 @@ def make_callback_endpoint(
             request.notes["unverified"] = True
         else:
             verify_callback_sign(payload, sign_key, now(), settings.max_ahead_seconds)
+        # Which event, on the request's line whatever follows (an event it cannot read, a store or VOD outage)
+        request.notes.update(named_in(payload))
         vouched = None
         # VOD's word instead of the body's (VodUnavailable: a 503, VOD retries), unless this delivery was recorded
         # before (VOD retries when our 200 was lost): then it is a duplicate, whatever VOD would say now.

@@ -436,3 +436,18 @@ def plain(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {str(name): plain(item) for name, item in value.items()}
     return value
+
+
+def named_in(raw: object) -> dict[str, Any]:
+    """What tells an operator which event this is when it cannot be read or stored: its type and the file ids its
+    body names at the first level, as far as they are text (bounded: the body is anyone's until it is read)."""
+    if not isinstance(raw, dict):
+        return {}
+    event_type = raw.get("EventType")
+    ids: list[str] = []
+    for body in raw.values():
+        if isinstance(body, dict):
+            named = body.get("FileIdSet")
+            for file_id in named if isinstance(named, list) else [body.get("FileId")]:
+                ids += [file_id[:64]] if isinstance(file_id, str) else []
+    return {"event_type": event_type[:64] if isinstance(event_type, str) else None, "file_ids": ids[:20]}

@@ -154,6 +154,7 @@ def _call(hook: AfterCommit, committed: CommittedEvent) -> str | None:
             exception=trace,
             dedupe_key=committed.dedupe_key,
             event_type=committed.event.event_type,
+            file_ids=list(committed.event.file_ids),
         )
     return error
 

@@ -66,6 +66,10 @@ def ingest_event(
                 dedupe_key=stored.key,
                 conflicts=[conflict.field for conflict in upload.conflicts],
             )
+    if attribution is not None and attribution.why == "bad_seal":
+        # Sealed, with none of the keys: sign's VOD_CONTEXT_KEY is not this function's, a rotation left out
+        # VOD_CONTEXT_KEY_PREVIOUS, or a forgery. Recorded with no user, which its uploader cannot see.
+        log_event(WARNING, "upload.unattributed", file_ids=list(event.file_ids), dedupe_key=stored.key, why="bad_seal")
     if not has_hook:
         return IngestResult(stored.key, event, False, ingested.uploads)
     committed = CommittedEvent(stored.key, event, received_at, ingested.uploads)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from shared.config import PullSettings, known_secrets
 from shared.errors import MalformedEvent, StoreUnavailable
-from shared.events import pulled_form
+from shared.events import named_in, pulled_form
 from shared.hooks import AfterCommit, no_hook
 from shared.ingest import ingest_event
 from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, context_value, invocation_id, log_event
@@ -77,7 +77,7 @@ def _store_batch(
             result = ingest_event(store, payload, received_at=at, after_commit=after_commit, keys=keys)
         except MalformedEvent as exc:
             tally.unreadable += 1
-            log_event(ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message, **_named(raw))
+            log_event(ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message, **named_in(raw))
             continue
         except StoreUnavailable as exc:
             log_event(WARNING, "store.unavailable", store_error=exc.message)
@@ -88,21 +88,6 @@ def _store_batch(
         if isinstance(handle, str) and handle:
             handles.append(handle)
     return handles, None
-
-
-def _named(raw: object) -> dict[str, Any]:
-    """What tells an operator which event the parser refused (its handle is new at each redelivery): its type and
-    the file ids its body names at the first level, as far as they are text."""
-    if not isinstance(raw, dict):
-        return {}
-    event_type = raw.get("EventType")
-    ids: list[str] = []
-    for body in raw.values():
-        if isinstance(body, dict):
-            named = body.get("FileIdSet")
-            for file_id in named if isinstance(named, list) else [body.get("FileId")]:
-                ids += [file_id[:64]] if isinstance(file_id, str) else []
-    return {"event_type": event_type[:64] if isinstance(event_type, str) else None, "file_ids": ids[:20]}
 
 
 def _queue_failed(call: str, exc: Exception) -> str:
@@ -164,6 +149,9 @@ def drain(
     token = REQUEST_ID.set(run_id) if run_id is not None else None
     try:
         return _drain(queue, store, deadline, clock, wall, reserve_seconds, after_commit, stop_when_empty, keys)
+    except Exception as exc:  # a bug, or an app's store or queue that failed otherwise: one line, then SCF's failure
+        log_event(ERROR, "pull.crash", error=exc)
+        raise
     finally:
         if token is not None:
             REQUEST_ID.reset(token)

@@ -176,6 +176,19 @@ def test_malformed_bodies_are_400_naming_the_problem(
     assert store.event_count() == 0
 
 
+def test_the_request_line_names_a_signed_event_it_cannot_read(call: Callable[..., Call], output: Output) -> None:
+    # VOD stops retrying some day: the operator must know which event and file were lost
+    task = {"TaskId": "t", "FileId": "5285890784273533167", "ErrCode": "0"}
+    result = call()(signed({"EventType": "ProcedureStateChanged", "ProcedureStateChangeEvent": task}))
+    [line] = [line for line in output.lines() if line["event"] == "request"]
+    assert (result["status"], line["level"], line["event_type"], line["file_ids"]) == (
+        400,
+        "WARNING",
+        "ProcedureStateChanged",
+        ["5285890784273533167"],
+    )
+
+
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/json; charset=utf-8"])
 def test_any_content_type_is_accepted(call: Callable[..., Call], content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
@@ -281,7 +294,9 @@ def test_failing_hook_still_acknowledges_and_is_visible(
     assert event is not None and event.hook_failures == 1
     assert event.hook_last_error == f"ValueError: {kept}"
     failed = [line for line in output.lines() if line["event"] == "hook.failed"]
-    assert [(line["level"], line["dedupe_key"]) for line in failed] == [("ERROR", result["dedupeKey"])]
+    assert [(line["level"], line["dedupe_key"], line["file_ids"]) for line in failed] == [
+        ("ERROR", result["dedupeKey"], ["5285890784273533167"])
+    ]
     assert failed[0]["exception"].startswith("Traceback") and f"ValueError: {kept}" in failed[0]["exception"]
 
 

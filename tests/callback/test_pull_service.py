@@ -247,6 +247,22 @@ def test_a_store_outage_mid_batch_confirms_what_was_stored_and_counts_the_rest(
     assert queue.confirmed == ["h0", "h1"]
 
 
+def test_an_unexpected_failure_is_one_error_line_and_the_run_fails(
+    tmp_path: Path, output: Output, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A store of the app's own, say, that fails otherwise than the store does: one JSON line, not only SCF's trace
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+
+    def ingest(*args: Any, **kwargs: Any) -> Any:
+        raise KeyError("no such key")
+
+    monkeypatch.setattr(store, "ingest", ingest)
+    with pytest.raises(KeyError):
+        drain(Queue([_uploads(1)]), store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, keys=KEYS)
+    [line] = output.lines()
+    assert (line["level"], line["event"]) == ("ERROR", "pull.crash") and "KeyError" in line["exception"]
+
+
 def test_a_delete_and_a_task_made_after_it_in_one_batch_keep_their_order(tmp_path: Path) -> None:
     # GIVEN one batch (one clock reading): a transcode, DeleteMedia of it, and the transcode made again
     finished = load_event("vod_procedure_finish")

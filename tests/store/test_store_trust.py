@@ -146,10 +146,15 @@ def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Ou
         (seal("alice", "r", CONTEXT_KEY).removesuffix("alice"), "not_sealed"),  # no user id
     ],
 )
-def test_only_a_sealed_context_names_a_user(store: EventStore, context: str, why: str) -> None:
-    ingest_event(store, vod_event("NewFileUpload", FileId=FILE, SourceContext=context), received_at=1.0, keys=KEYS)
+def test_only_a_sealed_context_names_a_user(store: EventStore, output: Output, context: str, why: str) -> None:
+    for _ in range(2):  # and again, as VOD retries: a duplicate, said once
+        payload = vod_event("NewFileUpload", FileId=FILE, SourceContext=context)
+        ingest_event(store, payload, received_at=1.0, keys=KEYS)
     record = store.upload(FILE)
     assert record is not None and (record.user_id, record.attribution, record.status) == (None, why, "uploaded")
+    # A seal none of the keys opens is a misdeploy (or a forgery): every upload would lose its user, so it is said
+    said = [(line["level"], line["event"], line["file_ids"]) for line in output.lines()]
+    assert said == ([("WARNING", "upload.unattributed", [FILE])] if why == "bad_seal" else [])
 
 
 def test_the_previous_key_still_opens_what_it_sealed(store: EventStore) -> None:

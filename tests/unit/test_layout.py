@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +46,17 @@ def test_nothing_edits_sys_path() -> None:
     sources = [p for part in ("shared", "functions", "scripts") for p in (ROOT / part).rglob("*.py")]
     assert len(sources) > 50
     assert [str(p.relative_to(ROOT)) for p in sources if "sys.path" in p.read_text()] == []
+
+
+def test_every_log_event_the_functions_write_is_in_the_readmes_table() -> None:
+    # An operator sets alerts from that table: an event missing from it is one nobody watches.
+    sources = "".join(p.read_text() for part in ("shared", "functions") for p in (ROOT / part).rglob("*.py"))
+    # Each call's first text that is an event's name (its level may be an expression holding other texts)
+    calls = [re.search(r'f?"(request|[a-z_]+\.[a-z_.{}]+)"', call[:300]) for call in sources.split("log_event(")[1:]]
+    written = {found[1] for found in calls if found} - {"event.name", "pull.{call}_failed"}  # the docstring's
+    written |= {f"pull.{call}_failed" for call in ("pull", "confirm")}  # log_event(ERROR, f"pull.{call}_failed")
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("**Logs.**") : readme.index("## Deploy")]
+    documented = set(re.findall(r"^\| ((?:`[a-z_.]+`(?:, )?)+) \|", table, re.MULTILINE))
+    named = {name for cell in documented for name in re.findall(r"`([a-z_.]+)`", cell)}
+    assert len(written) > 15 and written == named
