@@ -32,6 +32,9 @@ POLL_SECONDS = 0.5
 # SCF answers a synchronous call of at most 6 MB (its quota page), counting the function's return value as it
 # carries it: the JSON body escaped again inside SCF's own JSON. Kept below with room for the headers.
 ANSWER_BYTES = 4_000_000
+# What VOD writes is short (a name of at most 64 characters, URLs of a few hundred); longer text, in a body forged
+# with a Sign seen once, is cut to this, so that an upload's own fields always leave room in an answer.
+MAX_TEXT = 2048
 MAX_OUTPUT_URLS = 100  # an image sprite or a snapshot every second: thousands; `urlCount` says how many
 _CACHE = {"Cache-Control": "private, no-cache"}  # may be kept, but asked again (If-None-Match) before use
 
@@ -67,9 +70,14 @@ def task_view(task: TaskRecord, deleted_parts: Sequence[DeletedPart], *, all_gon
         "status": task.outcome,  # processing, finished, failed
         "vodStatus": task.status,
         "errCode": task.err_code,
-        "message": task.message,
+        "message": _cut(task.message),
         "outputs": [
-            {"type": r.type, "status": r.status, "urls": list(r.urls[:MAX_OUTPUT_URLS]), "urlCount": len(r.urls)}
+            {
+                "type": r.type,
+                "status": r.status,
+                "urls": [_cut(u) for u in r.urls[:MAX_OUTPUT_URLS]],
+                "urlCount": len(r.urls),
+            }
             for r in task.results
             # DeleteMedia removed these: no URL that answers 404
             if not all_gone and not _deleted(r, task.results_at, deleted_parts)
@@ -85,6 +93,10 @@ def _status(upload: UploadRecord, tasks: Sequence[TaskRecord], task_events: bool
     return upload.status
 
 
+def _cut(text: str | None) -> str | None:
+    return text[:MAX_TEXT] if text is not None else None
+
+
 def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord], *, task_events: bool) -> dict[str, Any]:
     # OriginalFiles: the uploaded media is gone, and the cover uploaded with it (DeleteMedia's MediaDeleteItem).
     # A whole-file delete: every file of the media is.
@@ -92,10 +104,10 @@ def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord], *, task_event
     return {
         "fileId": upload.file_id,
         "status": _status(upload, tasks, task_events),
-        "name": upload.name,
-        "mediaUrl": None if original_gone else upload.media_url,
-        "coverUrl": None if original_gone else upload.cover_url,
-        "createdAt": upload.create_time or _iso(upload.first_seen_at),
+        "name": _cut(upload.name),
+        "mediaUrl": None if original_gone else _cut(upload.media_url),
+        "coverUrl": None if original_gone else _cut(upload.cover_url),
+        "createdAt": _cut(upload.create_time) or _iso(upload.first_seen_at),
         "updatedAt": _iso(upload.last_event_at),
         "tasks": [task_view(t, upload.deleted_parts, all_gone=upload.deleted) for t in tasks],
     }

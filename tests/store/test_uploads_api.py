@@ -22,7 +22,14 @@ from shared.http.model import Endpoint
 from shared.http.serve import serve
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.status_service import ANSWER_BYTES, MAX_OUTPUT_URLS, POLL_SECONDS, carried_size, make_uploads_endpoint
+from shared.status_service import (
+    ANSWER_BYTES,
+    MAX_OUTPUT_URLS,
+    MAX_TEXT,
+    POLL_SECONDS,
+    carried_size,
+    make_uploads_endpoint,
+)
 from shared.store import EventStore, StoreUnavailable, open_store
 from shared.store import base as store_base
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, Output
@@ -416,6 +423,17 @@ def test_an_upload_too_large_for_one_answer_shows_the_tasks_that_fit(writer: tup
     shown = [t["taskId"] for t in one["tasks"]]
     assert (one.get("truncated"), shown) == (True, [f"snap-{t:03d}" for t in range(len(shown))]) and len(shown) < 500
     assert carried_size(one) <= ANSWER_BYTES and [carried_size(u) for u in page["uploads"]] == [carried_size(one)]
+
+
+def test_an_upload_whose_own_fields_are_huge_still_fits_in_an_answer(writer: tuple[str, EventStore], get: Get) -> None:
+    # A body forged with a Sign seen once: a 1.4 MB name and cover URL, each quote escaped twice as SCF carries it
+    _, store = writer
+    huge = '"' * 1_400_000
+    record(store, upload_of("ann", "big", Name=huge, CoverUrl=huge, MediaUrl=huge))
+    one, page = get("/uploads/big"), get("/uploads")
+    assert (one["status"], page["status"]) == (200, 200)
+    assert carried_size(one["body"]) <= ANSWER_BYTES and carried_size(page["body"]) <= ANSWER_BYTES
+    assert len(one["body"]["name"]) == len(one["body"]["coverUrl"]) == MAX_TEXT
 
 
 def _b64(raw: bytes) -> str:
