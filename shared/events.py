@@ -187,7 +187,7 @@ def _objects(obj: JsonObject, key: str, path: str) -> list[tuple[str, JsonObject
 def _ids(obj: JsonObject, key: str, path: str) -> tuple[str, ...]:
     items = _typed(obj, key, list, path) or []
     if len(items) > MAX_FILES:
-        raise MalformedEvent(f"{path}{key}", f"names more than {MAX_FILES} files")
+        raise MalformedEvent(f"{path}{key}", f"has more than {MAX_FILES} entries")
     for i, item in enumerate(items):
         if not isinstance(item, str) or not item or not storable(item) or len(item) > MAX_ID:
             raise MalformedEvent(f"{path}{key}[{i}]", f"must be a non-empty string of at most {MAX_ID} characters")
@@ -314,8 +314,12 @@ def parse_event(payload: object) -> VodEvent:
     event_type = payload.get("EventType")
     if event_type is None:
         raise MalformedEvent("EventType", "is required")
-    if not isinstance(event_type, str) or not event_type or not storable(event_type) or len(event_type) > MAX_ID:
+    if not isinstance(event_type, str) or not event_type:
         raise MalformedEvent("EventType", "must be a non-empty string")
+    if len(event_type) > MAX_ID:
+        raise MalformedEvent("EventType", f"is longer than {MAX_ID} characters")
+    if not storable(event_type):
+        raise MalformedEvent("EventType", "must not contain NUL or unpaired surrogates")
     _id(payload, "EventHandle", "")
     if event_type == "NewFileUpload":
         return _new_file_upload(payload)

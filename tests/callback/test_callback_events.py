@@ -212,7 +212,7 @@ MALFORMED: list[tuple[Any, str]] = [
     ),
     (
         _with("vod_file_deleted:FileDeleteEvent.FileIdSet", _ids(0, MAX_FILES + 1)),
-        f"FileDeleteEvent.FileIdSet names more than {MAX_FILES}",
+        f"FileDeleteEvent.FileIdSet has more than {MAX_FILES} entries",
     ),
     (
         _with("vod_file_deleted:FileDeleteEvent.FileDeleteResultInfo", _results(0, MAX_FILES + 1)),

@@ -138,6 +138,8 @@ def test_text_beyond_the_basic_plane_is_accepted(call: Callable[..., Call]) -> N
         ("", "malformed_event", "body"),
         (signed({"FileUploadEvent": {"FileId": "1"}}), "malformed_event", "EventType is required"),
         (signed({"EventType": 12}), "malformed_event", "EventType must be a non-empty string"),
+        (signed({"EventType": "E" * 257}), "malformed_event", "EventType is longer than"),  # not "non-empty"
+        (signed({"EventType": "a\x00b"}), "malformed_event", "EventType must not contain NUL"),
         (
             signed({"EventType": "NewFileUpload", "FileUploadEvent": "1"}),
             "malformed_event",
