@@ -139,7 +139,8 @@ def _send(request: Request, gzipped: bytes, headers: dict[str, str]) -> Response
     return Response(200, headers=headers, content=gzip.decompress(gzipped))
 
 
-# What browsers and crawlers fetch from a site's root by themselves (at a function URL's root, the page's base)
+# What crawlers, and browsers on any other URL than the page (it names its own icon), fetch from a site's root by
+# themselves: at a function URL's root, the page's base
 _ASKED_AT_THE_ROOT = frozenset({"favicon.ico", "robots.txt"})
 
 
@@ -158,7 +159,7 @@ def make_page_endpoint(page: Page) -> Endpoint:
                 return Response(304, headers={"ETag": etag, "Cache-Control": _IMMUTABLE, "Vary": "Accept-Encoding"})
             headers = {"Content-Type": asset.content_type, "Cache-Control": _IMMUTABLE, "ETag": etag}
             return _send(request, asset.gzipped, headers)
-        if name in _ASKED_AT_THE_ROOT and not head:  # a browser's own fetch: not the page, not worth its 308 and HTML
+        if name in _ASKED_AT_THE_ROOT and not head:  # not the page: not worth its 308 and HTML
             raise NotFound(f"no {name} here")
         if name:  # the page's relative asset URLs need the trailing slash
             # Relative to the request, and percent-encoded: a path like //evil.example must not redirect away.
