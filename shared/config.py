@@ -466,6 +466,8 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
         why = refused_secret(secret.reveal().encode())
         if why:  # a public key as the shared secret would let anyone mint tokens (algorithm confusion)
             r.problem("AUTH_JWT_SECRET", f"{why}: an HMAC secret must be random bytes")
+        if r.environ["AUTH_JWT_SECRET"] != secret.reveal():  # read trimmed, as every setting is; signed untrimmed
+            r.problem("AUTH_JWT_SECRET", "starts or ends with whitespace: remove it (here, and in the issuer's key)")
     if public_key is not None and "PRIVATE KEY" in public_key.reveal():  # PyJWT would take it, and fail each token
         r.problem("AUTH_JWT_PUBLIC_KEY", "holds a private key: give the public key alone (the other signs tokens)")
     elif public_key is not None and not re.search(r"-----BEGIN (RSA )?PUBLIC KEY-----", public_key.reveal()):

@@ -140,6 +140,9 @@ def _pull(env: dict[str, str]) -> object:
         ),
         (_sign, {"AUTH_JWT_SECRET": "s" * 63, "AUTH_JWT_ALGORITHMS": "HS256,HS512"}, "AUTH_JWT_SECRET"),  # < 64 bytes
         (_sign, {"AUTH_JWT_SECRET": "s" * 47, "AUTH_JWT_ALGORITHMS": "HS384"}, "AUTH_JWT_SECRET"),
+        # Trimmed, it would not be the issuer's key: every token refused, with no word of why
+        (_sign, {"AUTH_JWT_SECRET": "s" * 40 + " "}, "AUTH_JWT_SECRET"),
+        (_sign, {"AUTH_JWT_SECRET": "\u00a0" + "s" * 40}, "AUTH_JWT_SECRET"),
         # A public key as the shared secret: named with the other settings, not after them
         (
             _sign,
