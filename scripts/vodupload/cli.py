@@ -4,9 +4,10 @@
 
 Ctrl-C pauses: the parts in flight finish, the progress is saved, and running the same command again
 resumes (VOD keeps an upload resumable for a day). If VOD refuses to continue the saved upload, for
-whatever reason, the command says so and starts over. --cancel discards a saved upload of FILE and
-deletes its unfinished parts (if VOD refuses to continue the upload, they cannot be deleted: it says so;
-after a run stopped while committing, it asks VOD for that commit again: too late if VOD confirms it).
+whatever reason, the command says so and starts over (the next run does, after a refused commit).
+--cancel discards a saved upload of FILE and deletes its unfinished parts (if VOD refuses to continue the
+upload, they cannot be deleted: it says so; after a run stopped while committing, it asks VOD for that commit
+again: too late if VOD confirms it).
 
 Settings: a flag wins over its environment variable:
   --gateway        VOD_UPLOAD_GATEWAY         signature endpoint (a bare http://host:port gets /signature)

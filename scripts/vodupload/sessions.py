@@ -6,7 +6,9 @@ applied for. VOD does not publish which codes mean what, so none is treated spec
 a session older than its resume window ("断点续传的有效时间为1天", https://cloud.tencent.com/document/product/266/9219)
 or saved for a file that has changed since is dropped locally. Unlike the SDK, failing to reach VOD
 (network errors, 5xx) is no refusal: the saved session stays for a later try. A session whose commit was
-sent by a run that stopped before the answer is committed again, not uploaded a second time.
+sent by a run that stopped before the answer is committed again, not uploaded a second time. A commit VOD
+refuses is final, whichever run sent it: the session is dropped (vod-js-sdk-v6 deletes its saved session
+before it commits), so the next run starts over rather than resuming what would be refused again.
 
 Dropping a session aborts its multipart uploads, best effort. COS needs the session's own temporary
 credentials for that, and VOD hands them out only while it accepts the session: after a refusal only
@@ -15,7 +17,6 @@ credentials this process still holds for it can do it; otherwise the user is tol
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from vodupload.uploader import Uploader
 
 Notify = Callable[[NoticeKind, str], None]
-log = logging.getLogger("vodupload")
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class SavedSessions:
     def recommit(self, identities: dict[str, FileIdentity], asked: dict[str, Any]) -> Committed | None:
         """The upload a stopped run had sent CommitUploadUGC for (killed, say, before the answer), committed
         again: a commit is repeatable (vod-js-sdk-v6 retries it with the same session key). None when there is
-        no such upload, or VOD does not confirm it: then the saved session is opened as usual."""
+        no such upload; None too, the saved session abandoned, when VOD refuses that commit."""
         saved = self.load()
         if saved is None or not saved.committing:
             return None
@@ -89,8 +89,14 @@ class SavedSessions:
         # the upload asked for is of what the file is now (open() says so, and starts over).
         if any(_change(identities.get(obj.role), obj) is not None for obj in saved.objects):
             return None
-        committed = self.commit_again(saved)
-        if committed is None:
+        try:
+            committed = self.commit_again(saved)
+        except VodApiError as exc:  # final: resumed, the session would send nothing and be refused again
+            self._notify(
+                NoticeKind.SESSION_REFUSED,
+                f"VOD refused to commit the saved upload (code {exc.code}: {exc.detail}); starting over",
+            )
+            self.abandon(saved)
             return None
         if saved.asked is not None and saved.asked != asked:  # done, as asked then: another upload would be a copy
             self._notify(
@@ -102,14 +108,10 @@ class SavedSessions:
             self._notify(NoticeKind.RESUMING, "the previous run had committed the upload; nothing left to send")
         return committed
 
-    def commit_again(self, saved: Checkpoint) -> Committed | None:
+    def commit_again(self, saved: Checkpoint) -> Committed:
         """Ask VOD again for the commit a stopped run sent (`saved.committing`): done, and the saved session
-        forgotten, when VOD confirms it; None when VOD does not (the session is then as it was)."""
-        try:
-            committed = self._up.vod.commit(saved.session_key)
-        except VodApiError as exc:
-            log.info("the interrupted commit was not confirmed: code %s", exc.code)
-            return None
+        forgotten, when VOD confirms it; VodApiError when VOD refuses it (the session is then as it was)."""
+        committed = self._up.vod.commit(saved.session_key)
         self.finished(saved)
         return committed
 

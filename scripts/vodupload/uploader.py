@@ -29,7 +29,7 @@ from vodupload import cos
 from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, checkpoint_name, identify
 from vodupload.cos import RetryPolicy
 from vodupload.credentials import SessionCredentials
-from vodupload.errors import AlreadyCommitted, UploadCancelled, UploadPaused, VodUploadError
+from vodupload.errors import AlreadyCommitted, UploadCancelled, UploadPaused, VodApiError, VodUploadError
 from vodupload.halting import Halted, halting
 from vodupload.notices import Notice, NoticeCallback, NoticeKind
 from vodupload.progress import Progress, ProgressCallback, ProgressMeter
@@ -423,9 +423,13 @@ class UploadTask:
             if saved is None:
                 return CancelOutcome.NOTHING_SAVED
             # A stopped run sent the commit, perhaps received: VOD's answer, asked again (as a run would), says.
-            committed = self._sessions.commit_again(saved) if saved.committing else None
-            if committed is not None:
-                raise AlreadyCommitted(committed)
+            if saved.committing:
+                try:
+                    committed = self._sessions.commit_again(saved)
+                except VodApiError:  # refused: never to be committed, so discarded as any other
+                    pass
+                else:
+                    raise AlreadyCommitted(committed)
             return CancelOutcome.DISCARDED if self._sessions.abandon(saved) else CancelOutcome.PARTS_LEFT
 
     def wait(self, timeout: float | None = None) -> UploadState:
@@ -512,9 +516,13 @@ class UploadTask:
                 return stop
             self._emit_state(UploadState.COMMITTING)
             # Saved once the commit has its signature: one that never got one was not sent, and stays cancellable.
-            committed = self._up.vod.commit(
-                checkpoint.session_key, sending=lambda: self._sessions.committing(checkpoint)
-            )
+            try:
+                committed = self._up.vod.commit(
+                    checkpoint.session_key, sending=lambda: self._sessions.committing(checkpoint)
+                )
+            except VodApiError:  # final (see sessions.py): not saved for a next run that could only be refused
+                self._sessions.abandon(checkpoint)
+                raise
             self._sessions.finished(checkpoint)
         return self._done(committed)
 

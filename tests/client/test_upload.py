@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import io
 import json
 import os
 import threading
@@ -505,6 +506,54 @@ def test_a_session_committed_before_its_checkpoint_was_deleted_starts_over(stack
     assert result.file_id != earlier.file_id
     assert stack.served(result.video_url or "") == stack.served(earlier.video_url or "") == video.read_bytes()
     assert stack.saved() == []
+
+
+def _replace_stored_video(stack: Stack, data: bytes) -> None:
+    """What the session's credentials may do too: put other bytes where the video was stored."""
+    applied = next(call.answer["data"] for call in stack.traffic.calls if call.action == "ApplyUploadUGC")
+    key = applied["video"]["storagePath"].lstrip("/")
+    store = stack.emulator.store
+    (bucket,) = [path.name for path in store.root.iterdir() if path.is_dir() and store.stat(path.name, key)]
+    store.put_object(bucket, key, io.BytesIO(data), max_size=len(data))
+
+
+def test_a_commit_vod_refuses_drops_the_saved_session_and_the_next_run_starts_over(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """VOD refuses that session's commit whatever the run (here: the stored object is not the size applied
+    for): the saved session is dropped, as vod-js-sdk-v6 drops its own before committing. Kept, every later
+    run resumed it, sent nothing, was refused again, and was told to run again."""
+    video = write_file(tmp_path / "clip.mp4", 300 * 1024)
+    pause_once_stored(stack, video)  # the single PUT is stored, the commit not sent
+    _replace_stored_video(stack, b"other bytes")
+
+    with pytest.raises(VodApiError) as refused:
+        stack.uploader().upload(video).run()
+
+    assert refused.value.action == "CommitUploadUGC" and stack.saved() == []
+    calls = len(stack.traffic.calls)
+    result = stack.uploader().upload(video).run()
+    assert stack.traffic.actions()[calls:] == ["ApplyUploadUGC", "CommitUploadUGC"]  # a new session, sent whole
+    assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
+
+
+def test_a_commit_vod_refuses_when_asked_again_starts_over_at_once(stack: Stack, tmp_path: Path) -> None:
+    """A run stopped before VOD's answer to its commit; asked again, VOD refuses it: the session is dropped
+    and a new one uploaded, in that run (before, it was resumed, sending nothing, into the same refusal)."""
+    video = write_file(tmp_path / "clip.mp4", 300 * 1024)
+    pause_once_stored(stack, video)
+    _replace_stored_video(stack, b"other bytes")
+    stack.traffic.commits_unanswered = 4  # the first try and the uploader's three retries
+    with pytest.raises(VodUnavailable):
+        stack.uploader().upload(video).run()
+    calls = len(stack.traffic.calls)
+    heard: list[Any] = []
+
+    result = stack.uploader().upload(video, on_notice=heard.append).run()
+
+    assert stack.traffic.actions()[calls:] == ["CommitUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]
+    assert [n.kind for n in heard] == [NoticeKind.SESSION_REFUSED] and "refused to commit" in heard[0].message
+    assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
 @pytest.mark.parametrize(
