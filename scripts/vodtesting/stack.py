@@ -121,11 +121,14 @@ class VodStack:
         )
 
     def record(self, file_id: str, timeout: float = 30) -> UploadRecord:
-        """The store's record of an upload, once the callback has it."""
+        """The store's record of an upload, once the callback has it and has run its after-commit hook
+        (AFTER_COMMIT_HOOK) for each of its events stored so far: the hook runs after the commit."""
         deadline = time.monotonic() + timeout
-        while (found := self.store.upload(file_id)) is None:
+        while (found := self.store.upload(file_id)) is None or any(
+            event.hook_status == "pending" for event in self.store.events_for(file_id)
+        ):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no record of {file_id} after {timeout} s")
+                raise TimeoutError(f"no record of {file_id}, its after-commit hook done, after {timeout} s")
             time.sleep(0.05)
         return found
 

@@ -25,6 +25,12 @@ def append_to_file(committed: CommittedEvent) -> None:
         out.write(f"{committed.dedupe_key} {committed.event.event_type} {users}\n")
 
 
+def append_to_file_slowly(committed: CommittedEvent) -> None:
+    """append_to_file, as a hook doing real work would: some time after the commit."""
+    time.sleep(0.5)
+    append_to_file(committed)
+
+
 def rerun_meanwhile(committed: CommittedEvent) -> None:
     """append_to_file; and, the first time, while it runs, another operator's `vod-uploads hooks --rerun`."""
     append_to_file(committed)
