@@ -6,7 +6,6 @@ callback (VOD_CALLBACK_CONFIRM=fetch calls VOD through shared/vod_cloud_api.py).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,7 +13,7 @@ from tencentcloud.common import credential
 from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
 from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
-from tencentcloud.vod.v20180717 import models, vod_client
+from tencentcloud.vod.v20180717 import vod_client
 
 from shared.config import VodApiSettings
 from shared.vod_cloud_api import ExecutionRoleCredential, loaded_credentials, with_sub_app
@@ -55,7 +54,12 @@ def _answer(client: vod_client.VodClient, action: str, params: dict[str, Any]) -
     """VOD's Response object for `action`. The SDK raises VOD's Error only from an answer labelled exactly
     application/json or text/plain (abstract_client.py, _check_error): one a proxy relabelled
     ("application/json; charset=utf-8", say) would pass as an empty queue, or as events confirmed."""
-    answer = client.call_json(action, params).get("Response")
+    try:
+        body = client.call_json(action, params)
+    except (ValueError, LookupError, TypeError) as exc:  # not JSON (a login page), or not shaped as VOD's answers
+        detail = f"{type(exc).__name__}: {exc}"  # (what the SDK's typed calls say, which call_json lets through)
+        raise TencentCloudSDKException("NotAnApiAnswer", f"{action} answered, not as VOD does ({detail})") from None
+    answer = body.get("Response") if isinstance(body, dict) else None
     if not isinstance(answer, dict):
         raise TencentCloudSDKException("NotAnApiAnswer", f"{action} answered without a Response object")
     error = answer.get("Error")
@@ -66,17 +70,11 @@ def _answer(client: vod_client.VodClient, action: str, params: dict[str, Any]) -
 
 
 def describe_event_config(client: vod_client.VodClient, sub_app_id: int | None) -> dict[str, Any]:
-    request = models.DescribeEventConfigRequest()
-    if sub_app_id is not None:
-        request.SubAppId = sub_app_id
-    config: dict[str, Any] = json.loads(client.DescribeEventConfig(request).to_json_string())
-    return config
+    """VOD's event settings, as it sent them (through `_answer`, as every call here: a refusal is one)."""
+    return _answer(client, "DescribeEventConfig", with_sub_app({}, sub_app_id))
 
 
 def modify_event_config(client: vod_client.VodClient, sub_app_id: int | None, **fields: Any) -> None:
     """ModifyEventConfig with the given fields (Mode, NotificationUrl, UploadMediaCompleteEventSwitch,
     DeleteMediaCompleteEventSwitch, SignKey); fields left out keep their value."""
-    request = models.ModifyEventConfigRequest()
-    payload = with_sub_app({k: v for k, v in fields.items() if v is not None}, sub_app_id)
-    request.from_json_string(json.dumps(payload))
-    client.ModifyEventConfig(request)
+    _answer(client, "ModifyEventConfig", with_sub_app({k: v for k, v in fields.items() if v is not None}, sub_app_id))

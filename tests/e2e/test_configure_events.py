@@ -207,6 +207,26 @@ def test_an_answer_that_is_not_vods_is_not_a_refusal(loopback_http: Serve, statu
     assert ("may or may not have been made" in proc.stderr) == said.startswith("no VOD API answer")
 
 
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8", "text/json"])
+@pytest.mark.parametrize("action", ["ModifyEventConfig", "DescribeEventConfig"])
+def test_a_refusal_is_one_however_its_answer_is_labelled(loopback_http: Serve, content_type: str, action: str) -> None:
+    # The SDK's typed calls raise VOD's Error only from an answer labelled exactly application/json (or text/plain):
+    # under another label a refused change was said to be made, and exit 0.
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        refused = handler.headers["X-TC-Action"] == action
+        error = {"Error": {"Code": "UnauthorizedOperation", "Message": "not allowed"}}
+        body = json.dumps({"Response": {**(error if refused else {"Mode": "PUSH"}), "RequestId": "r"}}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    proc = configure("--mode", "PULL", **_KEYS, VOD_API_ENDPOINT=loopback_http(answer))
+    assert proc.returncode == 1 and "VOD refused: UnauthorizedOperation: not allowed" in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("url", ["", " http://127.0.0.1:9/vod-events", "127.0.0.1/vod-events", "ftp://host/x"])
 def test_a_push_address_vod_could_not_call_is_refused(stack: localstack.LocalStack, url: str) -> None:
     # VOD stores what it is given: an empty address clears its own, and PUSH events then go nowhere.
