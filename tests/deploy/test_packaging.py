@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -124,6 +125,23 @@ def test_every_function_is_deployed_from_exactly_its_bundle(uploaded: scf_framew
         assert package == scf_framework.directory_files(bundles / key), key
         assert function["handler"] == "index.main_handler"
         assert re.search(rb"^def main_handler\(", package["index.py"], re.MULTILINE), key
+
+
+def test_what_setuptools_leaves_in_build_is_not_uploaded(uploaded: scf_framework.Files, bundles: Path) -> None:
+    """`pip install` of the checkout (the testing kit's install) has setuptools write its own build/lib and
+    build/bdist.*: those are no function's, and go nowhere."""
+    made = [bundles / part for part in ("lib", "bdist.linux-x86_64", "temp.linux-x86_64-cpython-310", "scripts-3.10")]
+    made = [path for path in made if not path.exists()]  # an install's own, if any, stay as they are
+    try:
+        for path in made:
+            (path / "shared").mkdir(parents=True)
+            (path / "shared" / "config.py").write_text("# setuptools' copy\n")
+        config = scf_framework.load_config(CONFIG, environ=DEPLOYER_ENV)
+        again = scf_framework.cli_upload(CONFIG, config["inputs"]["src"], run_hook=False, environ=DEPLOYER_ENV)
+    finally:
+        for path in made:
+            shutil.rmtree(path)
+    assert again == uploaded
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.event], ids=lambda c: c.function)
