@@ -8,6 +8,7 @@ Install with `pip install ".[testing]"`; nothing here ships in a function bundle
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -28,14 +29,16 @@ __all__ = [
 
 
 def sample_video(path: Path, size: int = 3 * 1024 * 1024 + 123) -> Path:
-    """A file of `size` deterministic bytes at `path`, to upload through `vod_stack.upload`."""
-    from vodtesting.stack import sample_video as make
-
-    return make(path, size)
+    """A file of `size` deterministic bytes at `path`, to upload through `vod_stack.upload` (the emulator
+    stores bytes; it does not decode video)."""
+    block = hashlib.sha256(path.name.encode()).digest() * 4096
+    path.write_bytes((block * (size // len(block) + 1))[:size])
+    return path
 
 
 def dev_token(user: str, secret: str, **claims: Any) -> str:
     """An HS256 bearer token for `user`, as the local stack issues them (24 h; extra claims allowed)."""
+    require_bundle_core()  # the token is made as the bundle's settings check it
     from vodlocal.localstack import mint_token
 
     return mint_token(secret, user, **claims)

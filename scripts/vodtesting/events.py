@@ -225,7 +225,7 @@ def vod_event(kind: str, **fields: Any) -> dict[str, Any]:
         if not _place(event, name, copy.deepcopy(value)):
             raise TypeError(f"{kind} has no field {name!r} (VOD's names, e.g. FileId, SourceContext, MediaUrl)")
     body = event[next(k for k in event if k != "EventType")]
-    if kind == "NewFileUpload":
+    if kind == "NewFileUpload" and "Vid" not in fields:
         body["MediaBasicInfo"]["Vid"] = body["FileId"]  # VOD's Vid is the FileId
     if kind == "FileDeleted" and "FileDeleteResultInfo" not in fields:
         body["FileDeleteResultInfo"] = [{"FileId": f, "DeleteParts": []} for f in body["FileIdSet"]]

@@ -4,7 +4,6 @@ emulator, on free loopback ports, with dev settings of their own; uploads go thr
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -19,13 +18,6 @@ from vodlocal import localstack
 
 if TYPE_CHECKING:
     import pytest
-
-
-def sample_video(path: Path, size: int = 3 * 1024 * 1024 + 123) -> Path:
-    """A file of `size` deterministic bytes to upload (the emulator stores bytes; it does not decode video)."""
-    block = hashlib.sha256(path.name.encode()).digest() * 4096
-    path.write_bytes((block * (size // len(block) + 1))[:size])
-    return path
 
 
 _SECRET_SETTINGS = ("TENCENTCLOUD_SECRET_KEY", "AUTH_JWT_SECRET", "VOD_CALLBACK_SIGN_KEY", "VOD_CONTEXT_KEY")

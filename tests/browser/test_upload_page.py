@@ -16,7 +16,7 @@ import jwt
 import pytest
 
 from tests.conftest import Serve
-from vodtesting.stack import sample_video
+from vodtesting import sample_video
 
 from .conftest import BrowserStack, part_number
 

@@ -40,6 +40,7 @@ from vodtesting.pgserver import DURABLE, find_bin_dir, launch
     [
         ("NewFileUpload", {"FileId": "f-1"}, ("FileUploadEvent", "FileId"), "f-1"),
         ("NewFileUpload", {"FileId": "f-1"}, ("FileUploadEvent", "MediaBasicInfo", "Vid"), "f-1"),
+        ("NewFileUpload", {"FileId": "f-1", "Vid": "live-1"}, ("FileUploadEvent", "MediaBasicInfo", "Vid"), "live-1"),
         (
             "NewFileUpload",
             {"SourceContext": "u1:r:ann"},
@@ -145,7 +146,14 @@ def test_a_function_name_must_be_one_of_the_functions() -> None:
         ({}, False),
     ],
 )
-@pytest.mark.parametrize("call", ["vodtesting.require_bundle_core()", "vodtesting.load_function('calback', {})"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        "vodtesting.require_bundle_core()",
+        "vodtesting.dev_token('ann', 's' * 32)",
+        "vodtesting.load_function('calback', {})",
+    ],
+)
 def test_an_apps_own_shared_that_hides_the_bundles_is_named_as_the_cause(
     tmp_path: Path, app_files: dict[str, str], hidden: bool, call: str
 ) -> None:
@@ -167,10 +175,21 @@ def test_an_apps_own_shared_that_hides_the_bundles_is_named_as_the_cause(
     if hidden:
         assert run.returncode == 1 and said in run.stderr, run.stderr
         assert "ImportError" in run.stderr.splitlines()[-1]
-    elif "require" in call:  # the kit goes on
+    elif "load_function" not in call:  # the kit goes on
         assert run.returncode == 0, run.stderr
     else:  # ...to load_function's own error, for the misspelt name
         assert "no function 'calback'" in run.stderr.splitlines()[-1], run.stderr
+
+
+def test_a_sample_video_needs_no_core_package(tmp_path: Path) -> None:
+    """Bytes to upload: made whatever `shared` the path holds (an app's own, say)."""
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "__init__.py").write_text("")
+    code = "import pathlib, vodtesting; print(vodtesting.sample_video(pathlib.Path('clip.mp4'), 1000).stat().st_size)"
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (run.returncode, run.stdout) == (0, "1000\n"), run.stderr
 
 
 def test_each_function_logs_at_its_own_level(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
