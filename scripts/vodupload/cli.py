@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from tqdm import tqdm
 
@@ -148,14 +148,15 @@ def _http_url(url: str, flag: str) -> str:
 
 
 def signature_url(gateway: str) -> str:
-    path = urlsplit(_http_url(gateway, "--gateway (or VOD_UPLOAD_GATEWAY)")).path
-    return gateway.rstrip("/") + "/signature" if path in ("", "/") else gateway
+    parts = urlsplit(_http_url(gateway, "--gateway (or VOD_UPLOAD_GATEWAY)"))
+    return urlunsplit(parts._replace(path="/signature")) if parts.path in ("", "/") else gateway
 
 
 def status_url(args: argparse.Namespace) -> str:
     if args.status_url:
         return _http_url(str(args.status_url), "--status-url (or VOD_UPLOAD_STATUS_URL)")
-    return signature_url(args.gateway).rstrip("/").removesuffix("/signature") + "/uploads"
+    parts = urlsplit(signature_url(args.gateway))  # its path's last step replaced; a query (a key, say) kept
+    return urlunsplit(parts._replace(path=parts.path.rstrip("/").removesuffix("/signature") + "/uploads"))
 
 
 def follow(args: argparse.Namespace, file_id: str, console: Console) -> int:

@@ -19,7 +19,7 @@ import pytest
 from tests.client.conftest import MIB, BusyGateway, Stack, Traffic, closed_port_url, write_file
 from tests.conftest import JWT_SECRET, LeakGuard
 from vodlocal import localstack
-from vodupload.cli import _settled_text, status_url
+from vodupload.cli import _settled_text, signature_url, status_url
 
 
 class Child:
@@ -584,7 +584,24 @@ def test_wait_shows_how_many_urls_an_output_has(result: dict[str, Any], line: st
         ("http://127.0.0.1:8080/signature", "http://127.0.0.1:8080/uploads"),
         ("http://127.0.0.1:8080/signature/", "http://127.0.0.1:8080/uploads"),
         ("https://service.example/release/signature", "https://service.example/release/uploads"),
+        # A query is the gateway's (a key it asks for, say), not a place for the path
+        ("https://gw.example/?code=abc", "https://gw.example/uploads?code=abc"),
+        ("https://gw.example?code=abc", "https://gw.example/uploads?code=abc"),
+        ("https://gw.example/release/signature?code=abc", "https://gw.example/release/uploads?code=abc"),
     ],
 )
 def test_the_uploads_endpoint_is_found_beside_the_signature_endpoint(gateway: str, status: str) -> None:
     assert status_url(argparse.Namespace(gateway=gateway, status_url=None)) == status
+
+
+@pytest.mark.parametrize(
+    ("gateway", "signature"),
+    [
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080/signature"),
+        ("https://gw.example/?code=abc", "https://gw.example/signature?code=abc"),
+        ("https://gw.example#x", "https://gw.example/signature#x"),
+        ("https://gw.example/release/sign?code=abc", "https://gw.example/release/sign?code=abc"),  # a path: as it is
+    ],
+)
+def test_a_bare_gateway_gets_the_signature_path_before_its_query(gateway: str, signature: str) -> None:
+    assert signature_url(gateway) == signature
