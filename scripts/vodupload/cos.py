@@ -26,6 +26,9 @@ log = logging.getLogger("vodupload")
 T = TypeVar("T")
 
 _TRANSIENT_STATUSES = {408, 409, 429}
+# 400s for a request body that did not arrive whole, which a retry sends again: too slow, or shorter or longer
+# than its Content-Length (COS's error codes, https://cloud.tencent.com/document/product/436/7730; S3's name too)
+_TRANSIENT_CODES = {"RequestTimeout", "RequestTimeOut", "IncompleteBody", "EntitySizeNotMatch"}
 _SDK_LOGGERS = ("qcloud_cos.cos_auth", "qcloud_cos.cos_client")
 
 
@@ -113,7 +116,8 @@ def describe(exc: CosServiceError | CosClientError) -> str:
 
 
 def _is_transient(exc: CosServiceError) -> bool:
-    return exc.get_status_code() >= 500 or exc.get_status_code() in _TRANSIENT_STATUSES
+    status = exc.get_status_code()
+    return status >= 500 or status in _TRANSIENT_STATUSES or exc.get_error_code() in _TRANSIENT_CODES
 
 
 def _clock_hint(exc: CosServiceError) -> str:
@@ -129,8 +133,8 @@ def call_cos(
 ) -> T:
     """Run `operation()` with retries: once with renewed credentials after a 403 (credentials that expired
     unnoticed, e.g. after the local clock was set back; refused again, it is a real refusal), with backoff
-    after a transient failure (5xx, 408/409/429, network). Raises StorageError when it gives up, Halted
-    when a pause or cancel arrives during a backoff."""
+    after a transient failure (5xx, 408/409/429, a body cut short, network). Raises StorageError when it gives
+    up, Halted when a pause or cancel arrives during a backoff."""
     failure = "no attempt made"
     backoffs = 0
     renewed = False

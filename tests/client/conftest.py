@@ -140,6 +140,7 @@ class Traffic:
         self.heads_forbidden = False  # HEAD answered 403, as by credentials that may only write
         self.bodies_to_change = 0  # the next PUTs (a part, or an object sent whole) reach COS with a byte changed
         self.bodies_changed = 0
+        self.puts_refused_as: list[str] = []  # the next PUTs COS answers 400 with these codes, storing nothing
         self.crc64_hidden = False  # COS answers without the CRC64 of what it stored (x-cos-hash-crc64ecma)
         self.held = 0
         self._passes: int | None = None
@@ -196,11 +197,13 @@ class Traffic:
             getattr(answer, "close", lambda: None)()
             start_response("503 Service Unavailable", [("Content-Type", "application/xml"), ("Connection", "close")])
             return [_UNAVAILABLE]  # ... and its answer is lost on the way
-        if (_is_part_upload(environ) and self._held()) or self._failed_abort(environ):
+        refusal = self._refusal(environ)
+        if refusal is not None:
+            line, code = refusal
             with self._cond:
-                self.cos_requests.append(_cos_request(environ, 503))
-            start_response("503 Service Unavailable", [("Content-Type", "application/xml"), ("Connection", "close")])
-            return [_UNAVAILABLE]
+                self.cos_requests.append(_cos_request(environ, int(line.split()[0])))
+            start_response(line, [("Content-Type", "application/xml"), ("Connection", "close")])
+            return [_UNAVAILABLE.replace(b"ServiceUnavailable", code.encode())]
         if environ["REQUEST_METHOD"] == "PUT" and self._counted_down("bodies_to_change"):
             environ["wsgi.input"] = _FirstByteChanged(environ["wsgi.input"])
             with self._cond:  # parts arrive on threads of their own
@@ -231,6 +234,16 @@ class Traffic:
     def _on_upload(environ: dict[str, Any], method: str) -> bool:
         """Whether this is a `method` on a multipart upload."""
         return environ["REQUEST_METHOD"] == method and "uploadId=" in environ.get("QUERY_STRING", "")
+
+    def _refusal(self, environ: dict[str, Any]) -> tuple[str, str] | None:
+        """(status line, COS error code) when the test has COS refuse this request, storing nothing."""
+        if (_is_part_upload(environ) and self._held()) or self._failed_abort(environ):
+            return "503 Service Unavailable", "ServiceUnavailable"
+        if environ["REQUEST_METHOD"] == "PUT":
+            with self._cond:
+                if self.puts_refused_as:
+                    return "400 Bad Request", self.puts_refused_as.pop(0)
+        return None
 
     def _counted_down(self, counter: str) -> bool:
         """Whether the test still asks `counter` more of these (one fewer from now on)."""

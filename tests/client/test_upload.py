@@ -1011,6 +1011,21 @@ def test_the_run_announces_the_file_as_it_is_then(
     assert stack.saved() == [] and stack.open_uploads() == []
 
 
+@pytest.mark.parametrize("code", ["RequestTimeout", "IncompleteBody", "EntitySizeNotMatch"])
+@pytest.mark.parametrize("size", [PART // 2, 3 * MIB], ids=["one PUT", "multipart"])
+def test_a_body_cut_short_on_the_way_is_sent_again(stack: Stack, tmp_path: Path, size: int, code: str) -> None:
+    """COS's 400s for a body that did not arrive whole (too slow, shorter than its Content-Length): the network's
+    doing, as a 5xx is, so sent again (cos-js-sdk-v5, under vod-js-sdk-v6, retries a part on any error)."""
+    video = write_file(tmp_path / "holiday.mp4", size)
+    stack.traffic.puts_refused_as = [code]
+
+    result = stack.uploader().upload(video).run()
+
+    assert [r.status for r in stack.traffic.cos_requests if r.method == "PUT"].count(400) == 1
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert stack.saved() == [] and stack.open_uploads() == []
+
+
 @pytest.mark.parametrize("crc64", [True, False], ids=["COS answers its CRC64", "COS answers no CRC64: the ETag"])
 @pytest.mark.parametrize("size", [PART // 2, 3 * MIB], ids=["one PUT", "multipart"])
 def test_bytes_changed_on_the_way_to_cos_are_sent_again(stack: Stack, tmp_path: Path, size: int, crc64: bool) -> None:
