@@ -17,8 +17,10 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -263,8 +265,18 @@ def start_server() -> PostgresServer:
     return launch(bin_dir)
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def launch(bin_dir: Path, settings: Mapping[str, str] | None = None) -> PostgresServer:
-    """A new server, made and started; when either fails, nothing is left of it (its temp dir included)."""
+    """A new server, made and started; when either fails, nothing is left of it (its temp dir included).
+
+    From then on SIGTERM (a CI job cancelled, `timeout`, a killed xdist worker) ends the process as Ctrl-C does,
+    so that the fixtures' teardown runs: pg_ctl detaches the server, and by default SIGTERM would leave it, the
+    PgBouncer and their temp dir behind. Only where SIGTERM is Python's default still, on the main thread."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
     server = PostgresServer(bin_dir, settings)
     try:
         server.init()

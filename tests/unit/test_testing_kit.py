@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import glob
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -320,3 +322,58 @@ def test_a_server_launched_durable_waits_for_its_commits_on_disk() -> None:
         assert shown == DURABLE
     finally:
         server.destroy()
+
+
+KIT_CONFTEST = "from vodtesting.pgserver import pgbouncer, postgres_server\n"
+KIT_TEST = """
+import os, pathlib, time
+
+def test_waits(pgbouncer):
+    pathlib.Path(os.environ["STARTED"]).write_text(f"{pgbouncer.server.base} {pgbouncer.process.pid}")
+    time.sleep(120)
+"""
+
+
+def test_a_run_ended_by_sigterm_leaves_no_server_behind(tmp_path: Path) -> None:
+    """A CI job cancelled (SIGTERM) mid-test: the kit's PostgreSQL server and PgBouncer are stopped and their
+    temp dir removed, as after Ctrl-C (pg_ctl detaches the server: only the fixtures' teardown stops it)."""
+    if find_bin_dir() is None:
+        missing("PostgreSQL binaries (initdb)", "to launch a server")
+    (tmp_path / "conftest.py").write_text(KIT_CONFTEST)
+    (tmp_path / "test_app.py").write_text(KIT_TEST)
+    started = tmp_path / "started"
+    env = {**os.environ, "STARTED": str(started)}
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_app.py"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert started.exists(), run.communicate(timeout=30)[0] if run.poll() is not None else "not started"
+        base, bouncer_pid = started.read_text().split()
+        run.send_signal(signal.SIGTERM)
+        output = run.communicate(timeout=60)[0]
+    finally:
+        if run.poll() is None:
+            run.kill()
+    left = Path(base).exists()
+    if left:  # what the run left, stopped here, so that a failure leaves nothing running either
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(bouncer_pid), signal.SIGTERM)
+        subprocess.run(
+            ["runuser", "-u", "postgres", "--"] * (os.geteuid() == 0)
+            + [str((find_bin_dir() or Path()) / "pg_ctl"), "-D", f"{base}/data", "-m", "immediate", "stop"],
+            capture_output=True,
+            check=False,
+            timeout=60,
+        )
+        shutil.rmtree(base, ignore_errors=True)
+    assert not left, output
+    with pytest.raises(ProcessLookupError):  # pgbouncer, a child of that run, was stopped
+        os.kill(int(bouncer_pid), 0)
