@@ -38,7 +38,8 @@ class DrainReport(Record):
     duplicates: int
     confirmed: int
     unreadable: int  # left unconfirmed on purpose: VOD keeps them (4 days) until a fixed parser reads them
-    left: int  # not taken in time to be confirmed (slow hooks, the run's end): VOD hands them out again
+    late: int  # stored too late for their ConfirmEvents to beat VOD's 30 s: handed out again, then duplicates
+    left: int  # not stored before the run's end (slow hooks, a late pull): VOD hands them out again
     stopped: str  # "deadline", "empty", "batch_cut", "store_unavailable" or "queue_error"
 
 
@@ -46,48 +47,56 @@ class _Tally:
     """DrainReport's counts while the run goes on."""
 
     def __init__(self) -> None:
-        self.pulled = self.recorded = self.duplicates = self.confirmed = self.unreadable = self.left = 0
+        self.pulled = self.recorded = self.duplicates = self.confirmed = self.unreadable = self.late = self.left = 0
 
 
-def _store_batch(
-    events: list[dict[str, Any]],
-    store: EventStore,
-    tally: _Tally,
-    clock: Callable[[], float],
-    wall: Callable[[], float],
-    take_until: float,
-    after_commit: AfterCommit,
-    keys: Sequence[str],
-) -> tuple[list[str], str | None]:
-    """Ingest one batch, each event begun before `take_until`; returns the handles safe to confirm and why the run
-    must stop: "batch_cut" (events left: VOD hands them out again in 30 s, and the run's next pulls would store
-    newer events before them, a task's FINISH after the delete that followed it, say), "store_unavailable"."""
-    handles: list[str] = []
-    at = 0.0
-    for index, raw in enumerate(events):
-        if clock() >= take_until:
-            tally.left += len(events) - index
-            log_event(WARNING, "pull.batch_cut", left=len(events) - index)
-            return handles, "batch_cut"
-        handle = raw.get("EventHandle") if isinstance(raw, dict) else None  # what confirms this delivery
-        try:
-            payload = pulled_form(raw)
-            # Each event its own time, in VOD's order: a delete and a task made after it may come in one batch
-            at = max(wall(), at + 1e-6)
-            result = ingest_event(store, payload, received_at=at, after_commit=after_commit, keys=keys)
-        except MalformedEvent as exc:
-            tally.unreadable += 1
-            log_event(ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message, **named_in(raw))
-            continue
-        except StoreUnavailable as exc:
-            log_event(WARNING, "store.unavailable", store_error=exc.message)
-            tally.left += len(events) - index  # not confirmed: VOD hands them out again
-            return handles, "store_unavailable"
-        tally.duplicates += result.duplicate
-        tally.recorded += not result.duplicate
-        if isinstance(handle, str) and handle:
-            handles.append(handle)
-    return handles, None
+class _Batch:
+    """One batch's events, stored in VOD's order by `store_until`, each with its own receipt time."""
+
+    def __init__(
+        self,
+        events: list[dict[str, Any]],
+        store: EventStore,
+        tally: _Tally,
+        clocks: tuple[Callable[[], float], Callable[[], float]],
+        after_commit: AfterCommit,
+        keys: Sequence[str],
+    ) -> None:
+        self.rest = events
+        self._store, self._tally, (self._clock, self._wall) = store, tally, clocks
+        self._after_commit, self._keys = after_commit, keys
+        self._at = 0.0
+
+    def store_until(self, until: float) -> tuple[list[str], bool]:
+        """Ingest events begun before `until` (on the run's clock); the handles of those committed, and False
+        when the store failed (the rest are then left for VOD to hand out again)."""
+        handles: list[str] = []
+        while self.rest and self._clock() < until:
+            raw = self.rest[0]
+            handle = raw.get("EventHandle") if isinstance(raw, dict) else None  # what confirms this delivery
+            try:
+                payload = pulled_form(raw)
+                # Each event its own time, in VOD's order: a delete and a task made after it may come in one batch
+                self._at = max(self._wall(), self._at + 1e-6)
+                result = ingest_event(
+                    self._store, payload, received_at=self._at, after_commit=self._after_commit, keys=self._keys
+                )
+            except MalformedEvent as exc:
+                self.rest = self.rest[1:]
+                self._tally.unreadable += 1
+                log_event(
+                    ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message, **named_in(raw)
+                )
+                continue
+            except StoreUnavailable as exc:
+                log_event(WARNING, "store.unavailable", store_error=exc.message)
+                return handles, False
+            self.rest = self.rest[1:]
+            self._tally.duplicates += result.duplicate
+            self._tally.recorded += not result.duplicate
+            if isinstance(handle, str) and handle:
+                handles.append(handle)
+        return handles, True
 
 
 def _queue_failed(call: str, exc: Exception) -> str:
@@ -170,10 +179,9 @@ def _drain(
 ) -> DrainReport:
     tally, rounds, stopped = _Tally(), 0, "deadline"
     while clock() + reserve_seconds <= deadline:
-        # A batch takes no new event once the ConfirmEvents after it (one API call) could come, the event's own
-        # time allowed for, after VOD hands the batch out again or after the invocation's end. Those not taken
-        # wait in VOD's queue.
-        take_until = min(clock() + PULL_REDELIVERY_SECONDS, deadline) - _LAST_EVENT_SECONDS - API_TIMEOUT_SECONDS
+        # Events begun before confirm_by are confirmed in time: their ConfirmEvents (one API call) comes, the
+        # event's own time allowed for, before VOD hands the batch out again and before the invocation's end.
+        confirm_by = min(clock() + PULL_REDELIVERY_SECONDS, deadline) - _LAST_EVENT_SECONDS - API_TIMEOUT_SECONDS
         try:
             events = queue.pull()
         except Exception as exc:  # network, credentials, throttling: the events wait in VOD's queue
@@ -184,7 +192,8 @@ def _drain(
         if not events and stop_when_empty:
             stopped = "empty"
             break
-        handles, stop = _store_batch(events, store, tally, clock, wall, take_until, after_commit, keys)
+        batch = _Batch(events, store, tally, (clock, wall), after_commit, keys)
+        handles, stored = batch.store_until(confirm_by)
         # In calls of at most 16, should VOD ever hand out more at a time: one call would be refused every time.
         try:
             for start in range(0, len(handles), CONFIRM_HANDLES):
@@ -194,8 +203,19 @@ def _drain(
         except Exception as exc:  # committed but unconfirmed: redelivered in 30 s, then deduplicated
             stopped = _queue_failed("confirm", exc)
             break
-        if stop is not None:
-            stopped = stop
+        if stored and batch.rest:
+            # The batch's tail, too late to confirm in time: stored all the same, in VOD's order, until the run's
+            # end (the last event's time allowed for). Left to a later pull, it would come after newer events, and
+            # a task's FINISH would be stored after the delete of its outputs that followed it, say.
+            late, stored = batch.store_until(deadline - _LAST_EVENT_SECONDS)
+            tally.late += len(late)
+        if batch.rest:
+            tally.left += len(batch.rest)
+            if not stored:
+                stopped = "store_unavailable"
+                break
+            log_event(WARNING, "pull.batch_cut", left=len(batch.rest))
+            stopped = "batch_cut"
             break
     report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
     # A run cut short by an outage is summed up where LOG_LEVEL=WARNING still shows it (with what it left)

@@ -320,26 +320,40 @@ def test_a_time_limit_within_the_reserve_is_warned_of(tmp_path: Path, output: Ou
 
 
 @pytest.mark.parametrize(
-    ("start", "deadline", "reserve", "hook_seconds", "taken"),
+    ("start", "deadline", "reserve", "hook_seconds", "confirmed", "left", "stopped"),
     [
-        # Slow hooks: the fifth event would begin 16 s after the pull, too late for its ConfirmEvents (up to
-        # 10 s) to beat VOD's 30 s once it is done (5 s allowed); it is left for VOD to hand out again.
-        (0, 1000, 20, 4, 4),
-        # The run's end: a batch pulled at 40 s of a 60 s invocation begins events until 45 s (the last one's 5 s
-        # and its ConfirmEvents' 10 s before the end)
-        (40, 60, 20, 1, 5),
+        # Slow hooks: the fifth event would begin 16 s after the pull, too late for its ConfirmEvents (up to 10 s)
+        # to beat VOD's 30 s once it is done (5 s allowed). The four before it are confirmed then; the rest are
+        # stored all the same, unconfirmed (VOD hands them out again: duplicates), and the run goes on.
+        (0, 1000, 20, 4, 4, 0, "empty"),
+        # The run's end: a batch pulled at 40 s of a 60 s invocation confirms what it begins until 45 s (the last
+        # one's 5 s and its ConfirmEvents' 10 s before the end), and stores the rest until 55 s
+        (40, 60, 20, 1, 5, 1, "batch_cut"),
         # A run's last pull, as late as the least reserve allows: it still takes what it can begin, never none
-        (0, 16, 16, 1, 1),
+        (0, 16, 16, 1, 1, 5, "batch_cut"),
     ],
     ids=["slow-hooks", "run-end", "last-pull"],
 )
-def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
-    tmp_path: Path, start: float, deadline: float, reserve: float, hook_seconds: float, taken: int
+def test_a_batch_is_stored_in_vods_order_confirming_what_can_be_in_time(
+    tmp_path: Path,
+    start: float,
+    deadline: float,
+    reserve: float,
+    hook_seconds: float,
+    confirmed: int,
+    left: int,
+    stopped: str,
 ) -> None:
     clock = FrozenClock(start)
     newer = [{**vod_event("NewFileUpload", FileId="2" * 19), "EventHandle": "newer"}]
     queue = SlowQueue([_uploads(16), newer], clock, poll=0)
     store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    stored: list[str] = []
+
+    def slow_hook(committed: Any) -> None:
+        stored.extend(committed.event.file_ids)
+        clock.advance(hook_seconds)
+
     report = drain(
         queue,
         store,
@@ -347,15 +361,24 @@ def test_a_batch_takes_no_event_it_could_not_confirm_in_time(
         clock=clock,
         reserve_seconds=reserve,
         keys=KEYS,
-        after_commit=lambda committed: clock.advance(hook_seconds),
+        after_commit=slow_hook,
         stop_when_empty=True,
     )
-    assert (report.recorded, report.left, queue.confirmed) == (taken, 16 - taken, [f"h{i}" for i in range(taken)])
+    taken = 16 - left
+    assert (report.recorded, report.late, report.left, report.stopped) == (
+        taken + (stopped == "empty"),
+        taken - confirmed,
+        left,
+        stopped,
+    )
+    assert queue.confirmed[:confirmed] == [f"h{i}" for i in range(confirmed)]
     # ConfirmEvents (up to 10 s) is called in time for VOD's 30 s, and for the invocation's end.
     assert queue.confirmed_at[0] + 10 <= min(start + 30, deadline)
-    # And the run ends there: newer events are not stored before those left (the next run takes them, as VOD
-    # hands them out again), or a task's FINISH stored after the delete that followed it would list its outputs
-    assert (report.stopped, queue.batches) == ("batch_cut", [newer])
+    # Stored in VOD's order, newer events after the whole batch: what is handed out again is then a duplicate.
+    # (Left to a later pull, the tail would come after them, and a task's FINISH stored after the delete that
+    # followed it would list its outputs again.) A run cut short ends there: the next takes what is left.
+    assert stored == [str(10**18 + i) for i in range(taken)] + (["2" * 19] if stopped == "empty" else [])
+    assert queue.batches == ([] if stopped == "empty" else [newer])
 
 
 @pytest.mark.parametrize(
