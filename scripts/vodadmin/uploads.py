@@ -79,6 +79,14 @@ def shown(line: str) -> str:
     return line.translate(_VISIBLE)
 
 
+# JSON escapes C0 itself; DEL and C1 (a UTF-8 terminal acts on U+009B as on ESC [) are escaped here, as JSON may.
+_JSON_VISIBLE = str.maketrans({c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)})
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, default=str).translate(_JSON_VISIBLE)
+
+
 def print_record(report: FileReport) -> None:
     u = report.upload
     rows = [
@@ -183,7 +191,7 @@ def open_configured_store(*, write: bool = False) -> EventStore:
             + (
                 "use the vod-uploads of the release deployed"
                 if version > SCHEMA_VERSION
-                else "the functions upgrade it when they next store an event (so does `hooks --rerun`)"
+                else "the functions upgrade it when they next store an event (so do `hooks --rerun` and `erase --yes`)"
             ),
             2,
         )
@@ -235,7 +243,7 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
         finally:
             if args.json:
                 listed = {"hooks": rows, **({} if taken is None else {"being_rerun": plain(taken)})}
-                print(json.dumps(listed, indent=2, ensure_ascii=False), file=out)
+                print(as_json(listed), file=out)
     if not args.json:
         if not rows:
             print(f"no hook failed or left pending (of events older than {args.older_than} s)")
@@ -285,6 +293,33 @@ def _hook_line(event: EventSummary, outcome: str | None, was: str | None = None)
 ERASE_BATCH = 100  # files a transaction erases (each file's lock held until it commits)
 
 
+class _Lines:
+    """print() to stdout, until it fails (its reader gone, a full disk): then nothing more, and `lost` says why."""
+
+    def __init__(self) -> None:
+        self.lost: str | None = None
+
+    def __call__(self, line: str) -> None:
+        if self.lost is not None:
+            return
+        try:
+            print(line, flush=True)
+        except OSError as exc:
+            self.lost = exc.strerror or type(exc).__name__
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush fails no more
+
+
+def _list_erasable(store: EventStore, file_ids: list[str]) -> None:
+    unknown = []
+    for file_id in file_ids:
+        upload = store.upload(file_id)
+        unknown += [] if upload else [file_id]
+        print(shown(f"{file_id}  {upload.status if upload else 'not recorded'}  {(upload and upload.name) or '-'}"))
+    print(f"{len(file_ids) - len(unknown)} file(s): nothing erased yet; run again with --yes to erase them")
+    if unknown:
+        raise Failure(shown(f"not recorded: {', '.join(unknown)}"), 1)
+
+
 def erase(store: EventStore, args: argparse.Namespace) -> None:
     """A user's files (as their records name them), or the files named, erased with --yes; listed without."""
     if args.user is not None:
@@ -294,30 +329,29 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
     else:
         file_ids = list(dict.fromkeys(args.file_ids))
     if not args.yes:
-        unknown = []
-        for file_id in file_ids:
-            upload = store.upload(file_id)
-            unknown += [] if upload else [file_id]
-            print(shown(f"{file_id}  {upload.status if upload else 'not recorded'}  {(upload and upload.name) or '-'}"))
-        print(f"{len(file_ids) - len(unknown)} file(s): nothing erased yet; run again with --yes to erase them")
-        if unknown:
-            raise Failure(shown(f"not recorded: {', '.join(unknown)}"), 1)
+        _list_erasable(store, file_ids)
         return
     erased: list[str] = []
+    say = _Lines()  # an erasure goes on to its end whatever becomes of its output (`| head`, a full disk)
     try:
         for start in range(0, len(file_ids), ERASE_BATCH):
             batch = store.erase(file_ids[start : start + ERASE_BATCH], erased_at=time.time())
             erased += batch
             for file_id in batch:
-                print(shown(f"erased {file_id}"), flush=True)
+                say(shown(f"erased {file_id}"))
     except StoreUnavailable as exc:  # those printed are erased; running it again erases the rest
         raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None
     # What this store cannot reach: said each time, as the README's Personal data says it
-    print(
+    say(
         f"{len(erased)} file(s) erased from the event store. VOD still holds each file and its sourceContext (with the "
         "user id) until it is deleted there (DeleteMedia), and CLS keeps the functions' log lines (with the user id) "
         "until its retention ends."
     )
+    if say.lost is not None:
+        print(
+            f"vod-uploads: its output stopped ({say.lost}); the erasure went on: {len(erased)} file(s) erased",
+            file=sys.stderr,
+        )
     unknown = sorted(set(file_ids) - set(erased))
     if unknown:  # a mistyped id: not an erasure done (exit 1, as `show` of it)
         raise Failure(shown(f"not recorded, so nothing to erase: {', '.join(unknown)}"), 1)
@@ -338,7 +372,7 @@ def run(args: argparse.Namespace) -> None:
             uploads = store.user_uploads(args.user)[::-1]  # oldest first, as they came
             if args.json:
                 listed = {"user": args.user, "uploads": plain(uploads)}
-                print(json.dumps(listed, indent=2, ensure_ascii=False, default=str))
+                print(as_json(listed))
             else:
                 print_table(args.user, uploads)
             return
@@ -346,7 +380,7 @@ def run(args: argparse.Namespace) -> None:
         if report is None:
             raise Failure(f"no upload with file id {args.file_id!r} has been recorded", 1)
         if args.json:
-            print(json.dumps(report_json(report), indent=2, ensure_ascii=False, default=str))
+            print(as_json(report_json(report)))
         else:
             print_record(report)
     except StoreUnavailable as exc:

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,6 +106,60 @@ def test_forged_text_cannot_drive_the_operators_terminal(tmp_path: Path, command
     if command[0] == "list":  # and its columns are measured as shown: the last one starts where its header does
         header, row = shown.stdout.splitlines()
         assert row.index("http://") == header.index("MEDIA URL")
+
+
+@pytest.mark.parametrize("command", [("show", "e-1", "--json"), ("list", "--user", "alice", "--json")])
+def test_forged_text_cannot_drive_the_operators_terminal_in_json_either(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    # JSON escapes C0 itself, not DEL nor C1: U+009B is ESC [ to a UTF-8 terminal (xterm), and `show --json` is
+    # what the README has an operator run to answer an access request
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    name = "\x9b2J\x9b31mFAKE\x7f\x1b[0m"
+    ingest_event(
+        store,
+        vod_event("NewFileUpload", FileId="e-1", Name=name, SourceContext=seal("alice", "r", CONTEXT_KEY)),
+        received_at=1_700_000_000.0,
+        keys=KEYS,
+    )
+    store.close()
+    shown = uploads(url, *command)
+    assert shown.returncode == 0, shown.stderr
+    assert not {c for c in shown.stdout if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0}
+    uploads_named = [shown_upload["name"] for shown_upload in _uploads_in(json.loads(shown.stdout))]
+    assert uploads_named == [name]  # the same text, read back
+
+
+def _uploads_in(shown: dict[str, Any]) -> list[dict[str, Any]]:
+    return [shown["upload"]] if "upload" in shown else list(shown["uploads"])
+
+
+def test_an_erasure_goes_on_to_its_end_when_its_output_stops(tmp_path: Path) -> None:
+    # GIVEN a user with more files than one erasing transaction takes
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    for i in range(250):
+        event = vod_event("NewFileUpload", FileId=f"f-{i}", SourceContext=seal("bob", "r", CONTEXT_KEY))
+        ingest_event(store, event, received_at=1_700_000_000.0 + i, keys=KEYS)
+    store.close()
+    # WHEN its output is read for one line only (`| head -1`)
+    env = {**os.environ, "DATABASE_URL": url}
+    with subprocess.Popen(
+        [command("vod-uploads"), "erase", "--user", "bob", "--yes"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as erasing:
+        assert erasing.stdout is not None and erasing.stdout.readline().startswith("erased f-")
+        erasing.stdout.close()
+        said = erasing.stderr.read() if erasing.stderr else ""
+        status = erasing.wait(timeout=60)
+    # THEN every file is erased all the same, and it says its output stopped
+    assert status == 0 and "the erasure went on: 250 file(s) erased" in said, said
+    assert "no uploads recorded for user 'bob'" in uploads(url, "list", "--user", "bob").stdout
 
 
 def test_show_json(database_url: str) -> None:
