@@ -99,6 +99,37 @@ class _Batch:
         return handles, True
 
 
+def _take(batch: _Batch, queue: EventQueue, tally: _Tally, confirm_by: float, store_by: float) -> str | None:
+    """Store a batch in VOD's order, confirming the events begun before `confirm_by`; the rest stored all the same
+    until `store_by`, unconfirmed. Why the run must stop after it ("queue_error", "store_unavailable", "batch_cut"),
+    or None."""
+    handles, stored = batch.store_until(confirm_by)
+    unconfirmed = None
+    # In calls of at most 16, should VOD ever hand out more at a time: one call would be refused every time.
+    try:
+        for start in range(0, len(handles), CONFIRM_HANDLES):
+            chunk = handles[start : start + CONFIRM_HANDLES]
+            queue.confirm(chunk)
+            tally.confirmed += len(chunk)
+    except Exception as exc:  # committed but unconfirmed: redelivered in 30 s, then deduplicated
+        unconfirmed = exc
+    if stored and batch.rest:
+        # The batch's tail, too late to confirm in time (or VOD refusing confirms): stored all the same, in VOD's
+        # order, until the run's end (the last event's time allowed for). Left to a later pull, it would come
+        # after newer events: a task's FINISH stored after the delete of its outputs that followed it, say.
+        late, stored = batch.store_until(store_by)
+        tally.late += len(late)
+    tally.left += len(batch.rest)
+    if unconfirmed is not None:
+        return _queue_failed("confirm", unconfirmed)
+    if not stored:
+        return "store_unavailable"
+    if batch.rest:
+        log_event(WARNING, "pull.batch_cut", left=len(batch.rest))
+        return "batch_cut"
+    return None
+
+
 def _queue_failed(call: str, exc: Exception) -> str:
     from shared.redaction import redact  # here: only a failed call needs it
 
@@ -193,29 +224,9 @@ def _drain(
             stopped = "empty"
             break
         batch = _Batch(events, store, tally, (clock, wall), after_commit, keys)
-        handles, stored = batch.store_until(confirm_by)
-        # In calls of at most 16, should VOD ever hand out more at a time: one call would be refused every time.
-        try:
-            for start in range(0, len(handles), CONFIRM_HANDLES):
-                chunk = handles[start : start + CONFIRM_HANDLES]
-                queue.confirm(chunk)
-                tally.confirmed += len(chunk)
-        except Exception as exc:  # committed but unconfirmed: redelivered in 30 s, then deduplicated
-            stopped = _queue_failed("confirm", exc)
-            break
-        if stored and batch.rest:
-            # The batch's tail, too late to confirm in time: stored all the same, in VOD's order, until the run's
-            # end (the last event's time allowed for). Left to a later pull, it would come after newer events, and
-            # a task's FINISH would be stored after the delete of its outputs that followed it, say.
-            late, stored = batch.store_until(deadline - _LAST_EVENT_SECONDS)
-            tally.late += len(late)
-        if batch.rest:
-            tally.left += len(batch.rest)
-            if not stored:
-                stopped = "store_unavailable"
-                break
-            log_event(WARNING, "pull.batch_cut", left=len(batch.rest))
-            stopped = "batch_cut"
+        stop = _take(batch, queue, tally, confirm_by, store_by=deadline - _LAST_EVENT_SECONDS)
+        if stop is not None:
+            stopped = stop
             break
     report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
     # A run cut short by an outage is summed up where LOG_LEVEL=WARNING still shows it (with what it left)

@@ -153,6 +153,31 @@ def test_vods_error_is_a_queue_error_whatever_its_answer_is_labelled(
     assert "AuthFailure.UnauthorizedOperation" in failed["error_detail"]
 
 
+def test_a_batch_whose_confirm_fails_is_stored_whole_and_counted(tmp_path: Path) -> None:
+    # ConfirmEvents refused after the events its window took: the batch's tail is stored all the same (a later
+    # pull would take it after newer events), every event counted once, and the run stops there.
+    clock = FrozenClock(0)
+    queue = Queue([_uploads(16)], fail="confirm")
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    report = drain(
+        queue,
+        store,
+        deadline=1000,
+        clock=clock,
+        reserve_seconds=20,
+        keys=KEYS,
+        after_commit=lambda committed: clock.advance(4),
+    )
+    assert (report.stopped, report.recorded, report.confirmed, report.late, report.left) == (
+        "queue_error",
+        16,
+        0,
+        12,
+        0,
+    )
+    assert store.event_count() == 16
+
+
 @pytest.mark.parametrize(("fail", "confirmed", "recorded"), [("pull", 0, 0), ("confirm", 0, 1)])
 def test_a_queue_failure_stops_the_run_without_losing_anything(
     tmp_path: Path, output: Output, fail: str, confirmed: int, recorded: int
@@ -371,9 +396,11 @@ def test_a_batch_is_stored_in_vods_order_confirming_what_can_be_in_time(
         left,
         stopped,
     )
-    assert queue.confirmed[:confirmed] == [f"h{i}" for i in range(confirmed)]
-    # ConfirmEvents (up to 10 s) is called in time for VOD's 30 s, and for the invocation's end.
-    assert queue.confirmed_at[0] + 10 <= min(start + 30, deadline)
+    # Only those are confirmed (a handle past VOD's 30 s is no longer the event's), in one call in time for VOD's
+    # 30 s and for the invocation's end (ConfirmEvents may take 10 s); the newer batch's, pulled later, too
+    assert queue.confirmed == [f"h{i}" for i in range(confirmed)] + (["newer"] if stopped == "empty" else [])
+    assert report.confirmed == len(queue.confirmed) and queue.confirmed_at[0] + 10 <= min(start + 30, deadline)
+    assert report.pulled == report.recorded + report.left  # each event counted once (late ones are recorded)
     # Stored in VOD's order, newer events after the whole batch: what is handed out again is then a duplicate.
     # (Left to a later pull, the tail would come after them, and a task's FINISH stored after the delete that
     # followed it would list its outputs again.) A run cut short ends there: the next takes what is left.
