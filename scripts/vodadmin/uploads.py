@@ -137,6 +137,13 @@ def _hook_state(event: EventSummary) -> str:
     return ""
 
 
+def _media_cell(upload: UploadRecord) -> str:
+    # VOD deleted the uploaded media (the whole file, or its OriginalFiles): its URL answers 404 now, and the
+    # uploads endpoint offers none.
+    gone = upload.deleted or any(part.type == "OriginalFiles" for part in upload.deleted_parts)
+    return f"{upload.media_url or '-'}{' (deleted)' if gone else ''}"
+
+
 def print_table(user: str, uploads: list[UploadRecord]) -> None:
     if not uploads:
         print(f"no uploads recorded for user {user!r}")
@@ -144,7 +151,7 @@ def print_table(user: str, uploads: list[UploadRecord]) -> None:
     header = ("FILE ID", "STATUS", "NAME", "CREATED", "MEDIA URL")
     # Cells as they are printed (control characters escaped), so the columns are measured as they are seen.
     rows = [
-        tuple(shown(cell) for cell in (u.file_id, u.status, u.name or "-", u.create_time or "-", u.media_url or "-"))
+        tuple(shown(cell) for cell in (u.file_id, u.status, u.name or "-", u.create_time or "-", _media_cell(u)))
         for u in uploads
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]

@@ -135,6 +135,22 @@ def _uploads_in(shown: dict[str, Any]) -> list[dict[str, Any]]:
     return [shown["upload"]] if "upload" in shown else list(shown["uploads"])
 
 
+def test_list_says_which_media_vod_deleted(tmp_path: Path) -> None:
+    # A user reports a broken link: the URL listed answers 404, since VOD deleted the media it names
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    for file_id in ("kept", "gone"):
+        event = vod_event("NewFileUpload", FileId=file_id, SourceContext=seal("gina", "r", CONTEXT_KEY))
+        ingest_event(store, event, received_at=1_700_000_000.0, keys=KEYS)
+    info = [{"FileId": "gone", "DeleteParts": [{"Type": "OriginalFiles"}]}]
+    ingest_event(
+        store, vod_event("FileDeleted", FileId="gone", FileDeleteResultInfo=info), received_at=1.7e9 + 1, keys=KEYS
+    )
+    store.close()
+    rows = {line.split()[0]: line for line in uploads(url, "list", "--user", "gina").stdout.splitlines()[1:]}
+    assert rows["gone"].endswith("gone/sample.mp4 (deleted)") and not rows["kept"].endswith("(deleted)")
+
+
 def test_an_erasure_goes_on_to_its_end_when_its_output_stops(tmp_path: Path) -> None:
     # GIVEN a user with more files than one erasing transaction takes
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
