@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+import unicodedata
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -144,10 +145,18 @@ def _media_cell(upload: UploadRecord) -> str:
     return f"{upload.media_url or '-'}{' (deleted)' if gone else ''}"
 
 
+def no_uploads(store: EventStore, user: str) -> str:
+    """That `user` has no uploads; and, as ids are matched exactly (as the functions compare them), which id of
+    the same letters composed otherwise (NFC, NFD: a pasted "é" may be either) has some."""
+    said = f"no uploads recorded for user {user!r}"
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, user)
+        if other != user and store.files_naming(other):
+            return f"{said}; {other!a}, the same letters composed otherwise ({form}), has some: use that id"
+    return said
+
+
 def print_table(user: str, uploads: list[UploadRecord]) -> None:
-    if not uploads:
-        print(f"no uploads recorded for user {user!r}")
-        return
     header = ("FILE ID", "STATUS", "NAME", "CREATED", "MEDIA URL")
     # Cells as they are printed (control characters escaped), so the columns are measured as they are seen.
     rows = [
@@ -332,7 +341,7 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
     if args.user is not None:
         file_ids = store.files_naming(args.user)
         if not file_ids:
-            raise Failure(f"no uploads recorded for user {args.user!r}", 1)
+            raise Failure(no_uploads(store, args.user), 1)
     else:
         file_ids = list(dict.fromkeys(args.file_ids))
     if not args.yes:
@@ -380,8 +389,10 @@ def run(args: argparse.Namespace) -> None:
             if args.json:
                 listed = {"user": args.user, "uploads": plain(uploads)}
                 print(as_json(listed))
-            else:
+            elif uploads:
                 print_table(args.user, uploads)
+            else:
+                print(no_uploads(store, args.user))
             return
         report = store.file_report(args.file_id)
         if report is None:

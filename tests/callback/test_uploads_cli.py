@@ -151,6 +151,20 @@ def test_list_says_which_media_vod_deleted(tmp_path: Path) -> None:
     assert rows["gone"].endswith("gone/sample.mp4 (deleted)") and not rows["kept"].endswith("(deleted)")
 
 
+@pytest.mark.parametrize("args", [("list", "--user"), ("erase", "--user")])
+def test_a_user_id_composed_otherwise_is_named_when_nothing_is_found(tmp_path: Path, args: tuple[str, str]) -> None:
+    # An erasure request pasted with "é" decomposed (NFD) finds nothing: ids match exactly, as the functions
+    # compare them; the id that has uploads is named, its letters escaped, since it looks the same
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    event = vod_event("NewFileUpload", FileId="f-1", SourceContext=seal("Jos\u00e9", "r", CONTEXT_KEY))
+    ingest_event(store, event, received_at=1_700_000_000.0, keys=KEYS)
+    store.close()
+    found = uploads(url, *args, "Jose\u0301")
+    assert "no uploads recorded for user" in found.stdout + found.stderr
+    assert "'Jos\\xe9', the same letters composed otherwise (NFC), has some" in found.stdout + found.stderr
+
+
 def test_an_erasure_goes_on_to_its_end_when_its_output_stops(tmp_path: Path) -> None:
     # GIVEN a user with more files than one erasing transaction takes
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
