@@ -3,7 +3,8 @@
 Works against the real VOD and the local emulator alike (VOD_API_ENDPOINT), with the same settings
 as the functions: TENCENTCLOUD_SECRET_ID/KEY, VOD_SUB_APP_ID, and VOD_CALLBACK_SIGN_KEY as the SignKey.
 Against `make serve`'s emulator, --dev-keys takes them from the dev settings it generated (.local/), in place
-of any this shell has, and needs VOD_API_ENDPOINT on loopback. Changing settings sends the SignKey: without
+of any this shell has (but those the stack took from its own shell: export the same here), and needs
+VOD_API_ENDPOINT on loopback. Changing settings sends the SignKey: without
 VOD_CALLBACK_SIGN_KEY, pass --no-sign-key to leave VOD's as it is.
 
   vod-configure-events                                   # show the current settings
@@ -54,26 +55,32 @@ def _notification_url(value: str) -> str:
     return value
 
 
-_DEV_KEYS = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "VOD_CALLBACK_SIGN_KEY")
+_DEV_KEYS = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "VOD_SUB_APP_ID", "VOD_CALLBACK_SIGN_KEY")
 
 
-def _use_dev_keys(settings_file: Path) -> str | None:
+def _use_dev_keys(state_dir: Path) -> str | None:
     """The local stack's keys in place of this shell's (so real ones never sign a call to the emulator), loopback
-    traffic kept off any proxy; why not, if they cannot be used."""
+    traffic kept off any proxy; but those the stack took from its own shell, as it does; why not, if it cannot."""
+    from vodlocal.localstack import FROM_SHELL, apply_settings  # the local stack's tools: only for the local stack
+
+    settings_file = state_dir / "dev-settings.json"
     try:
         dev = json.loads(settings_file.read_text())
+        from_shell = json.loads((state_dir / FROM_SHELL).read_text()) if (state_dir / FROM_SHELL).exists() else []
     except FileNotFoundError:
         return f"no {settings_file}: start the local stack once (make serve)"
     except (OSError, ValueError) as exc:
-        return f"cannot read {settings_file}: {exc}"
+        return f"cannot read {exc.filename if isinstance(exc, OSError) else settings_file}: {exc}"
     if not isinstance(dev, dict) or not all(isinstance(v, str) for v in dev.values()):
         return f"{settings_file} is not the local stack's settings (an object of strings)"
     missing = [name for name in _DEV_KEYS if not dev.get(name)]
     if missing:  # else the shell's own (perhaps real) keys would sign the calls
         return f"{settings_file} has no {', '.join(missing)}: start the local stack once (make serve)"
-    from vodlocal.localstack import apply_settings  # the local stack's tools: only for the local stack
-
-    apply_settings(dev, override=frozenset(dev))  # the shell's other keys and auth settings dropped too
+    shells = [name for name in _DEV_KEYS if name in from_shell]
+    unset = [name for name in shells if not os.environ.get(name, "").strip()]
+    if unset:
+        return f"the local stack at {state_dir} runs with its shell's own {', '.join(unset)}: export the same here"
+    apply_settings({**dev, **{name: os.environ[name] for name in shells}}, override=frozenset(dev))
     return None
 
 
@@ -126,7 +133,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace, sends_key: bool) -> tuple[VodApiSettings, Secret | None]:
     if args.dev_keys:
-        problem = _use_dev_keys(args.dev_keys / "dev-settings.json")
+        problem = _use_dev_keys(args.dev_keys)
         if problem:
             raise _Usage(f"vod-configure-events: {problem}")
     try:

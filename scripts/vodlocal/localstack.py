@@ -48,6 +48,9 @@ def _generated(state_dir: Path) -> dict[str, str]:
     }
 
 
+FROM_SHELL = "from-shell.json"  # in the state directory: the dev settings the running stack took from its shell
+
+
 def dev_settings(state_dir: Path) -> dict[str, str]:
     """Settings for local runs: generated once, kept in state_dir/dev-settings.json (0600); a setting added
     by a newer version is generated into an existing file."""
@@ -262,6 +265,10 @@ def start_stack(
     try:
         settings = dev_settings(state_dir)
         env = apply_settings(settings, override=frozenset(settings) - CALLERS_SETTINGS if own_settings else frozenset())
+        # Which dev settings this run took from its shell (names only: a shell's value, a real key perhaps, is
+        # never written): `vod-configure-events --dev-keys` signs with those as the stack does.
+        from_shell = sorted(name for name, value in settings.items() if env.get(name) != value)
+        (state_dir / FROM_SHELL).write_text(json.dumps(from_shell))
         from shared.config import (
             load_callback_settings,
             load_pull_settings,

@@ -116,7 +116,7 @@ def test_the_sign_key_is_required_only_when_sent(
         ('{"VOD_SUB_APP_ID": 1500000001}', {}, "is not the local stack's settings"),
         (None, {"VOD_API_ENDPOINT": "https://vod.tencentcloudapi.com"}, "--dev-keys is for the local emulator"),
         # else the shell's own keys (perhaps real ones) would sign the calls
-        ("{}", {}, "has no TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY, VOD_CALLBACK_SIGN_KEY"),
+        ("{}", {}, "has no TENCENTCLOUD_SECRET_ID, TENCENTCLOUD_SECRET_KEY, VOD_SUB_APP_ID, VOD_CALLBACK_SIGN_KEY"),
     ],
     ids=["not-json", "not-strings", "not-loopback", "no-keys"],
 )
@@ -149,6 +149,27 @@ def test_dev_keys_replace_the_shells_own(stack: localstack.LocalStack, tmp_path:
     env = {"TENCENTCLOUD_SECRET_ID": "AKIDreal", "TENCENTCLOUD_SECRET_KEY": "real-key-0123456789abcdef"}
     proc = configure("--mode", "PULL", "--dev-keys", str(tmp_path / "state"), "--json", **env)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize("here", [True, False], ids=["exported here too", "not exported here"])
+def test_dev_keys_are_the_stacks_own_where_it_took_its_shells(
+    tmp_path: Path, restore_environ: None, monkeypatch: pytest.MonkeyPatch, here: bool
+) -> None:
+    # GIVEN a stack started from a shell exporting its own SignKey (the stack uses it, the generated one not)
+    monkeypatch.setenv("VOD_CALLBACK_SIGN_KEY", "ShellSignKey1234567890")
+    running = localstack.start_stack(tmp_path / "state")
+    try:
+        env = {"VOD_CALLBACK_SIGN_KEY": "ShellSignKey1234567890"} if here else {"VOD_CALLBACK_SIGN_KEY": ""}
+        # WHEN VOD's settings are changed with --dev-keys
+        proc = configure("--mode", "PULL", "--dev-keys", str(tmp_path / "state"), **env)
+        # THEN the emulator gets the SignKey the stack's callback checks (else every event: 401), or none is sent
+        if here:
+            assert proc.returncode == 0, proc.stderr
+            assert running.emulator.state.get_event_config().sign_key == "ShellSignKey1234567890"
+        else:
+            assert proc.returncode == 2 and "runs with its shell's own VOD_CALLBACK_SIGN_KEY" in proc.stderr
+    finally:
+        running.stop()
 
 
 def test_an_endpoint_that_is_not_vod_is_said_so(stack: localstack.LocalStack) -> None:
