@@ -417,12 +417,16 @@ _RSA_PUBLIC_KEY = (
                 "sign: AUTH_JWT_SECRET: set exactly one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY",
                 "callback: VOD_CALLBACK_SIGN_KEY: is required",
                 "uploads: DATABASE_URL (from UPLOADS_DATABASE_URL): must be a postgresql:// URL inside SCF",
-                "events_pull: TENCENTCLOUD_SECRET_ID: is required with TENCENTCLOUD_SECRET_KEY (in SCF: VOD_SECRET_ID",
+                "events_pull: VOD's API needs a key pair: set VOD_API_SECRET_ID and VOD_API_SECRET_KEY, or "
+                "EVENTS_PULL_ROLE (an execution role)",
             ],
         ),
         ({"DATABASE_URL": "sqlite:///tmp/vod.sqlite3"}, ["callback: DATABASE_URL: must be a postgresql:// URL"]),
         ({"VOD_API_SECRET_ID": "", "VOD_API_SECRET_KEY": "", "EVENTS_PULL_ROLE": "vod-events-pull"}, []),  # a role
-        ({"VOD_CALLBACK_CONFIRM": "fetch", "VOD_API_SECRET_ID": "", "VOD_API_SECRET_KEY": ""}, ["callback: TENCENT"]),
+        (  # the sign function's pair is set, but not these functions' own
+            {"VOD_CALLBACK_CONFIRM": "fetch", "VOD_API_SECRET_ID": "", "VOD_API_SECRET_KEY": ""},
+            ["callback: VOD's API needs a key pair: set VOD_API_SECRET_ID and VOD_API_SECRET_KEY, or CALLBACK_ROLE"],
+        ),
         ({"UPLOAD_PAGE_SIGNATURE_URL": "ftp://x"}, ["upload_page: UPLOAD_PAGE_SIGNATURE_URL: must be a path"]),
         (  # the key each function checks at its cold start
             {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": UNREADABLE_PUBLIC_KEY, "AUTH_JWT_ALGORITHMS": "RS256"},
