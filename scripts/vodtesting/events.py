@@ -78,7 +78,10 @@ def http_event(
     """The event SCF delivers for one HTTP request. `body` may be text, bytes (not UTF-8: sent base64
     as SCF does) or a dict (sent as JSON, with a JSON Content-Type unless `headers` says otherwise);
     None means no body, which the trigger then leaves out. `base64=True` marks a text body as
-    base64-encoded as it is (to test what a handler makes of a bad one)."""
+    base64-encoded as it is (to test what a handler makes of a bad one). `query`: the query string's parameters
+    (a trigger delivers them apart from the path, which therefore holds no "?")."""
+    if "?" in path or "#" in path:  # an event no trigger sends: the handler would take the query for the path
+        raise ValueError(f"{path!r}: a path, not a URL: give its query as query={{...}}")
     text, is_base64, is_json = _body(body)
     is_base64 = is_base64 or base64
     given = dict(headers or {})

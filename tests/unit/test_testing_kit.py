@@ -234,6 +234,14 @@ def test_http_events_are_what_the_functions_parse(
     assert ("body" in event) is (body is not None)
 
 
+@pytest.mark.parametrize("shape", ["apigw", "function_url"])
+def test_a_query_goes_apart_from_the_path_as_a_trigger_sends_it(shape: str) -> None:
+    request = request_from_event(http_event("GET", "/uploads", query={"limit": "5"}, shape=shape), "r-1")
+    assert (request.path, request.query) == ("/uploads", {"limit": "5"})
+    with pytest.raises(ValueError, match="a path, not a URL: give its query as query="):
+        http_event("GET", "/uploads?limit=5", shape=shape)  # else the handler takes "/uploads?limit=5" for its path
+
+
 def test_an_event_as_the_api_gateway_sends_it_is_read_as_the_request() -> None:
     # As in Tencent's own scf-go-lib (events/apigw_test.go): lowercase headers, a repeated key as a list, a key
     # without a value as true, and requestContext's httpMethod the one the API was configured with
