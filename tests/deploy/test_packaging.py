@@ -3,6 +3,7 @@ each function's package is exactly its bundle, runs under CPython 3.10, and gets
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -17,14 +18,14 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from shared.config import DEFAULT_DATABASE_TIMEOUT, MAX_WAIT_SECONDS
-from tests.conftest import CALLBACK_ENV, UNREADABLE_PUBLIC_KEY, user_env
+from shared.config import CALLBACK_MAX_BODY_BYTES, DEFAULT_DATABASE_TIMEOUT, MAX_WAIT_SECONDS
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, UNREADABLE_PUBLIC_KEY, user_env
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, REQUIRED_SETTINGS, ROOT
 from tests.deploy.test_bundle import CASES, Case
 from tests.scf import load_event
-from vodtesting import sample_video
+from vodtesting import http_event, sample_video, signed, vod_event
 from vodtesting.stack import VodStack
 
 API_CONFIG = ROOT / "deploy" / "api-gateway" / "serverless.yml"
@@ -187,6 +188,61 @@ def test_the_pull_package_drains_vod_under_python_3_10(
     assert (run.report["result"]["recorded"], run.report["result"]["confirmed"]) == (1, 1)
     assert run.report["files"]["tencentcloud"].startswith(str(code))
     assert stack.record(committed["fileId"]).user_id == "erin"
+
+
+def _largest_task_event(limit: int) -> dict[str, Any]:
+    """A signed FINISH whose body is as large as the callback takes (`limit` bytes): a snapshot every second of
+    a long video, each its own URL."""
+
+    def event(count: int) -> dict[str, Any]:
+        pictures = [
+            {
+                "TimeOffset": i * 1000,
+                "Url": f"http://1400329073.vod2.myqcloud.com/d9d5/b1e3/snapshotByTimeOffset_10_{i}.jpg",
+            }
+            for i in range(count)
+        ]
+        task = {"Status": "SUCCESS", "ErrCode": 0, "Message": "SUCCESS", "Input": {"Definition": 10}}
+        results = [
+            {
+                "Type": "SnapshotByTimeOffset",
+                "SnapshotByTimeOffsetTask": {**task, "Output": {"Definition": 10, "PicInfoSet": pictures}},
+            }
+        ]
+        finished = vod_event("ProcedureStateChanged", FileId="f-big", TaskId="t-big", MediaProcessResultSet=results)
+        return signed(finished, CALLBACK_SIGN_KEY)
+
+    size = len(json.dumps(event(1000)))
+    count = 1000 * limit // size
+    while len(json.dumps(event(count))) > limit:
+        count -= 100
+    return http_event("POST", "/vod-events", body=event(count), shape="function_url")
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_callbacks_memory_holds_the_largest_event_it_takes(
+    uploaded: scf_framework.Files, python310: str, tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    """Its peak, the interpreter's included, within three quarters of the function's memorySize (the rest for
+    SCF's own runtime): over it, SCF ends every delivery of that event, and VOD gives up on it."""
+    url = (
+        f"sqlite:///{tmp_path}/vod.sqlite3"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_server").create_database()
+    )
+    code = write_package(uploaded, "callback", tmp_path / "code")
+    run = run_package(
+        python310,
+        code,
+        {**CALLBACK_ENV, "DATABASE_URL": url},
+        _largest_task_event(CALLBACK_MAX_BODY_BYTES),
+        cwd=tmp_path,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.report["result"]["statusCode"] == 200, run.report["result"]
+    inputs = scf_framework.load_config(CONFIG)["inputs"]
+    memory = int(inputs["functions"]["callback"].get("memorySize", inputs["memorySize"]))
+    assert run.report["peak_kib"] / 1024 <= 0.75 * memory, (run.report["peak_kib"] // 1024, memory)
 
 
 def write_package(uploaded: scf_framework.Files, function: str, target: Path) -> Path:
