@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
@@ -38,6 +38,7 @@ class _Unanswered(StatusUnavailable):
 
 
 _SLACK_SECONDS = 5.0  # a held request's answer may come this long after the wait it asked for
+_OVERDUE_SECONDS = 30.0  # and an answer this much later than its wait is not coming: the request is made again
 
 
 class StatusClient:
@@ -53,9 +54,10 @@ class StatusClient:
         A server that stops answering is given up on after `within` seconds (default: the wait and half a
         minute)."""
         headers = {"Authorization": f"Bearer {token_of(self._token)}", **({"If-None-Match": etag} if etag else {})}
-        patience = wait + 30 if within is None else max(within, 1)
+        patience = wait + _OVERDUE_SECONDS if within is None else max(within, 1)
+        parts = urlsplit(self.url)  # the id goes into the path, before a query the URL has (a gateway's key, say)
         response = self._session.get(
-            f"{self.url}/{quote(file_id, safe='')}",
+            urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{quote(file_id, safe='')}")),
             params={"wait": wait} if wait else None,
             headers=headers,
             timeout=(min(10, patience), patience),
@@ -124,8 +126,10 @@ class StatusClient:
     def _ask(
         self, file_id: str, wait: int, etag: str | None, left: float, answered: bool
     ) -> tuple[dict[str, Any] | None, str | None]:
-        try:  # given up on by the end of the wait (a held answer may come a little after what it asked for)
-            return self.get(file_id, wait=wait, etag=etag, within=left + _SLACK_SECONDS)
+        # Given up on when a held answer is overdue (it may come a little after the wait it asked for), and by the
+        # end of the whole wait: a connection gone silent (a NAT's timeout, say) is asked again while that lasts.
+        try:
+            return self.get(file_id, wait=wait, etag=etag, within=min(wait + _OVERDUE_SECONDS, left) + _SLACK_SECONDS)
         except requests.RequestException as exc:
             if not answered:  # never reached: a wrong URL, say, not worth the whole wait
                 raise StatusUnavailable(f"the uploads endpoint could not be reached: {type(exc).__name__}") from exc

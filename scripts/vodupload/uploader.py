@@ -4,8 +4,9 @@
 background thread; `pause()` lets the parts in flight finish and keeps the checkpoint; `resume()`
 continues (in this process, or any later one: the checkpoint is on disk); `cancel()` aborts the COS
 multipart uploads and deletes the checkpoint; `Uploader.cancel_saved()` does that for an upload saved by
-an earlier process. Callbacks (progress, state, notices) run on the uploader's threads and must be quick
-and thread-safe. Which saved sessions continue is `vodupload.sessions`.
+an earlier process. Callbacks (progress, state, notices) run on the uploader's threads (`start()`'s first
+state on the caller's) and must be quick and thread-safe; one that raises is logged, and the upload goes on as
+if it had not been called. Which saved sessions continue is `vodupload.sessions`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -340,11 +341,12 @@ class UploadTask:
     ) -> None:
         self._up = uploader
         self._sources = sources
-        self._on_state = on_state
-        self._on_notice = on_notice
+        # The app's code, which may raise: never into the upload's own (a done upload made failed, started again)
+        self._on_state = _guarded(on_state, "on_state")
+        self._on_notice = _guarded(on_notice, "on_notice")
         self.checkpoint_name = uploader._name_for(sources)
         # The sizes now, until a run identifies the files (they may change before it starts).
-        self._meter = ProgressMeter(sum(s.size for s in sources), on_progress)
+        self._meter = ProgressMeter(sum(s.size for s in sources), _guarded(on_progress, "on_progress"))
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._state = UploadState.CREATED
@@ -439,7 +441,8 @@ class UploadTask:
             return self._state
 
     def result(self, timeout: float | None = None) -> UploadResult:
-        """Wait, then the result; raises the failure, UploadPaused or UploadCancelled otherwise."""
+        """Wait, then the result; raises the failure, UploadPaused or UploadCancelled otherwise (TimeoutError when
+        `timeout` passed first; RuntimeError for a task never started)."""
         state = self.wait(timeout)
         with self._lock:
             if self._result is not None:
@@ -450,6 +453,8 @@ class UploadTask:
             raise UploadPaused("the upload is paused; its progress is saved")
         if state is UploadState.CANCELLED:
             raise UploadCancelled("the upload was cancelled")
+        if state is UploadState.CREATED:
+            raise RuntimeError("the upload has not been started: start() it first")
         raise TimeoutError(f"the upload is still {state.value}")
 
     def run(self) -> UploadResult:
@@ -602,6 +607,24 @@ class UploadTask:
         log.debug("upload %s", state.value)
         if self._on_state is not None:
             self._on_state(state)
+
+
+T = TypeVar("T")
+
+
+def _guarded(callback: Callable[[T], None] | None, name: str) -> Callable[[T], None] | None:
+    """`callback`, its exceptions logged instead of raised."""
+    if callback is None:
+        return None
+    app_callback = callback  # (bound here: mypy keeps a closure's view of the optional)
+
+    def call(value: T) -> None:
+        try:
+            app_callback(value)
+        except Exception:
+            log.exception("the app's %s callback raised; the upload goes on", name)
+
+    return call
 
 
 def _mib(count: int) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Serve
+from vodupload import status
 from vodupload.status import StatusClient, StatusUnavailable
 
 Scripted = Callable[..., str]  # the scripted fixture: actions -> the endpoint's URL
@@ -98,3 +99,30 @@ def test_an_endpoint_that_stops_answering_cannot_hold_the_follow_past_its_deadli
     with pytest.raises(StatusUnavailable, match=r"had not settled after 3 s \(last status: processing\); the upl"):
         client.follow("f1", timeout=3, sleep=lambda _: None)  # the record, then a 2 s poll that stalls
     assert time.monotonic() - started < 3 + 5 + 5  # the deadline, the slack a held answer gets, and a margin
+
+
+def test_a_poll_gone_silent_is_asked_again_while_the_wait_lasts(
+    scripted: Scripted, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A held request whose connection goes silent (a NAT's timeout, a proxy that swallows the answer) is given up
+    # on once overdue, not at the end of the whole wait: asked again, the settled upload is seen. (Shortened here:
+    # 1 s polls, overdue after 1 s more.)
+    monkeypatch.setattr(status, "WAIT_SECONDS", 1)
+    monkeypatch.setattr(status, "_OVERDUE_SECONDS", 1.0)
+    monkeypatch.setattr(status, "_SLACK_SECONDS", 0.5)
+    client = StatusClient(scripted(PROCESSING, "hang", FINISHED), "token")
+    started = time.monotonic()
+    assert client.follow("f1", timeout=60, sleep=lambda _: None)["status"] == "finished"
+    assert time.monotonic() - started < 30
+
+
+def test_the_file_id_goes_into_the_path_before_a_query_the_url_has(loopback_http: Serve) -> None:
+    asked: list[str] = []
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        asked.append(handler.path)
+        _answer(handler, FINISHED, threading.Event())
+
+    url = loopback_http(answer) + "/uploads?code=abc"  # a gateway's key in the query, say
+    StatusClient(url, "token").follow("f 1", timeout=10, sleep=lambda _: None)
+    assert asked == ["/uploads/f%201?code=abc"]

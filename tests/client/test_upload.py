@@ -147,6 +147,37 @@ def test_a_plain_signers_saved_uploads_are_kept_per_owner(stack: Stack, tmp_path
     assert uploader("alice").cancel_saved(video) is CancelOutcome.DISCARDED
 
 
+@pytest.mark.parametrize("callback", ["on_state", "on_progress", "on_notice"])
+def test_an_apps_callback_that_raises_changes_nothing_of_the_upload(
+    stack: Stack, tmp_path: Path, callback: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The app's code raising (on every call): logged; the upload goes on. Before, an on_state raising at DONE
+    made the done upload failed (started again: a second copy), and at APPLYING left the task stuck there."""
+    video = write_file(tmp_path / "clip.mp4", 300 * 1024)
+    calls: list[Any] = []
+
+    def raising(value: Any) -> None:
+        calls.append(value)
+        raise ValueError("the app's bug")
+
+    callbacks: dict[str, Any] = {callback: raising}
+    task = stack.uploader().upload(video, **callbacks)
+    if callback == "on_notice":  # a notice to hear: the file changed since its upload was saved
+        pause_once_stored(stack, video)
+        write_file(video, 300 * 1024, seed=2)
+    result = task.start().result(60)
+
+    assert task.state is UploadState.DONE and stack.served(result.video_url or "") == video.read_bytes()
+    assert calls and f"the app's {callback} callback raised" in caplog.text
+    assert stack.saved() == []
+
+
+def test_the_result_of_a_task_never_started_says_so(stack: Stack, tmp_path: Path) -> None:
+    task = stack.uploader().upload(write_file(tmp_path / "clip.mp4", 1000))
+    with pytest.raises(RuntimeError, match="has not been started"):  # not a TimeoutError: no wait could end it
+        task.result()
+
+
 def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack, tmp_path: Path) -> None:
     video = write_file(tmp_path / "talk.mp4", 8 * MIB)
     notices: list[Any] = []
