@@ -56,7 +56,7 @@ def ingest_event(
     ingested = store.ingest(stored, event, received_at=received_at, hook_pending=has_hook, attribution=attribution)
     if ingested.duplicate or ingested.erased:  # erased: kept as a tombstone, told to no hook
         return IngestResult(stored.key, event, duplicate=ingested.duplicate)
-    for upload in ingested.uploads:
+    for upload in ingested.uploads if isinstance(event, NewFileUpload) else ():  # the one kind that disagrees
         if upload.conflicts:  # stored, attributed to nobody: an operator should look (vod-uploads show)
             # What disagrees, not the values: a sealed sourceContext names its user to whoever holds it.
             log_event(

@@ -127,6 +127,9 @@ def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Ou
     assert [(line["level"], line["event"], line["file_id"], line["conflicts"]) for line in output.lines()] == [
         ("WARNING", "upload.conflict", FILE, ["user_id", "source_context"])
     ]
+    output.skip()  # the file's later events disagree with nothing: said once, by the event that disagreed
+    ingest_event(store, vod_event("ProcedureStateChanged", FileId=FILE, TaskId="t-1"), received_at=3.0, keys=KEYS)
+    assert [line["event"] for line in output.lines()] == []
     for user in ("alice", "mallory"):  # what disagrees, not the seals: each would attribute uploads to its user
         assert seal(user, f"req-{user}", CONTEXT_KEY) not in output.seen
 
