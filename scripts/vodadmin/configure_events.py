@@ -58,7 +58,7 @@ def _notification_url(value: str) -> str:
 _DEV_KEYS = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "VOD_SUB_APP_ID", "VOD_CALLBACK_SIGN_KEY")
 
 
-def _use_dev_keys(state_dir: Path) -> str | None:
+def _use_dev_keys(state_dir: Path, *, sends_key: bool) -> str | None:
     """The local stack's keys in place of this shell's (so real ones never sign a call to the emulator), loopback
     traffic kept off any proxy; but those the stack took from its own shell, as it does; why not, if it cannot."""
     from vodlocal.localstack import FROM_SHELL, apply_settings  # the local stack's tools: only for the local stack
@@ -76,7 +76,8 @@ def _use_dev_keys(state_dir: Path) -> str | None:
     missing = [name for name in _DEV_KEYS if not dev.get(name)]
     if missing:  # else the shell's own (perhaps real) keys would sign the calls
         return f"{settings_file} has no {', '.join(missing)}: start the local stack once (make serve)"
-    shells = [name for name in _DEV_KEYS if name in from_shell]
+    # (The SignKey only when it is sent: showing the settings, or --no-sign-key, needs none.)
+    shells = [name for name in _DEV_KEYS if name in from_shell and (sends_key or name != "VOD_CALLBACK_SIGN_KEY")]
     unset = [name for name in shells if not os.environ.get(name, "").strip()]
     if unset:
         return f"the local stack at {state_dir} runs with its shell's own {', '.join(unset)}: export the same here"
@@ -133,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def _settings(args: argparse.Namespace, sends_key: bool) -> tuple[VodApiSettings, Secret | None]:
     if args.dev_keys:
-        problem = _use_dev_keys(args.dev_keys)
+        problem = _use_dev_keys(args.dev_keys, sends_key=sends_key)
         if problem:
             raise _Usage(f"vod-configure-events: {problem}")
     try:

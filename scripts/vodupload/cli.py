@@ -155,8 +155,11 @@ def signature_url(gateway: str) -> str:
 def status_url(args: argparse.Namespace) -> str:
     if args.status_url:
         return _http_url(str(args.status_url), "--status-url (or VOD_UPLOAD_STATUS_URL)")
-    parts = urlsplit(signature_url(args.gateway))  # its path's last step replaced; a query (a key, say) kept
-    return urlunsplit(parts._replace(path=parts.path.rstrip("/").removesuffix("/signature") + "/uploads"))
+    # Its path's last step replaced; a query is the signature endpoint's (the uploads function refuses any other
+    # than its own `wait`): --status-url for an uploads endpoint that needs one
+    parts = urlsplit(signature_url(args.gateway))
+    path = parts.path.rstrip("/").removesuffix("/signature") + "/uploads"
+    return urlunsplit(parts._replace(path=path, query="", fragment=""))
 
 
 def follow(args: argparse.Namespace, file_id: str, console: Console) -> int:

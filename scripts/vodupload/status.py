@@ -75,8 +75,9 @@ class StatusClient:
             raise _Unanswered(f"the uploads endpoint answered {status}")
         if status in BUSY:
             raise _Unanswered(f"the uploads endpoint answered {status}", retry_after(response) or 2.0)
-        if status != 200:
-            raise StatusUnavailable(f"the uploads endpoint answered {status}")
+        if status != 200:  # in the function's words, when it gave them (a parameter it refuses, say)
+            said = error_envelope(response)[1]
+            raise StatusUnavailable(f"the uploads endpoint answered {status}" + (f": {said}" if said else ""))
         return _record(response.content, self.url), response.headers.get("ETag")
 
     def follow(

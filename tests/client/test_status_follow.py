@@ -126,3 +126,16 @@ def test_the_file_id_goes_into_the_path_before_a_query_the_url_has(loopback_http
     url = loopback_http(answer) + "/uploads?code=abc"  # a gateway's key in the query, say
     StatusClient(url, "token").follow("f 1", timeout=10, sleep=lambda _: None)
     assert asked == ["/uploads/f%201?code=abc"]
+
+
+def test_a_refusal_is_said_in_the_functions_words(loopback_http: Serve) -> None:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        body = json.dumps({"error": {"code": "invalid_parameter", "message": "unknown parameter 'code'"}}).encode()
+        handler.send_response(400)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    with pytest.raises(StatusUnavailable, match="answered 400: unknown parameter 'code'"):
+        StatusClient(loopback_http(answer) + "/uploads", "token").follow("f1", timeout=10, sleep=lambda _: None)

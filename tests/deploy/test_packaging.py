@@ -23,6 +23,7 @@ from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, UNREADABLE_PUBLIC_KE
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, REQUIRED_SETTINGS, ROOT
+from tests.deploy.scripts import load_script
 from tests.deploy.test_bundle import CASES, Case
 from tests.scf import load_event
 from vodtesting import http_event, sample_video, signed, vod_event
@@ -453,6 +454,18 @@ def test_the_deploy_check_reads_the_config_as_multi_scf_does(tmp_path: Path, con
     run = subprocess.run(check, env=user_env(), capture_output=True, text=True, check=False)
     assert run.returncode == (0 if refused is None else 1), run.stderr
     assert refused is None or refused in run.stderr
+
+
+def test_the_deploy_check_offers_a_role_only_to_functions_that_call_vods_api_with_one() -> None:
+    # sign signs with its own key pair: a role given to it (or to all, in the common inputs) would not do
+    config = yaml.safe_load(CONFIG.read_text())
+    config["inputs"]["role"] = "${env:APP_ROLE}"
+    pairs = ("VOD_SECRET_ID", "VOD_SECRET_KEY", "VOD_API_SECRET_ID", "VOD_API_SECRET_KEY")
+    environ = {**DEPLOYER_ENV, "APP_ROLE": "", **dict.fromkeys(pairs, "")}
+    problems, _ = load_script("check-deploy-env").startup_problems(config, environ)
+    said = {line.split(":")[0]: line for line in problems if "needs a key pair" in line}
+    assert said["sign"] == "sign: VOD's API needs a key pair: set VOD_SECRET_ID and VOD_SECRET_KEY"
+    assert said["events_pull"].endswith("or EVENTS_PULL_ROLE (an execution role)")  # its own role, over the common
 
 
 _RSA_PUBLIC_KEY = (

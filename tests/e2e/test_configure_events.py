@@ -168,6 +168,10 @@ def test_dev_keys_are_the_stacks_own_where_it_took_its_shells(
             assert running.emulator.state.get_event_config().sign_key == "ShellSignKey1234567890"
         else:
             assert proc.returncode == 2 and "runs with its shell's own VOD_CALLBACK_SIGN_KEY" in proc.stderr
+            # Sending none (--no-sign-key), or showing the settings, needs none
+            for args in (("--mode", "PULL", "--no-sign-key"), ()):
+                shown = configure(*args, "--dev-keys", str(tmp_path / "state"), **env)
+                assert shown.returncode == 0, shown.stderr
     finally:
         running.stop()
 
