@@ -579,7 +579,7 @@ def test_the_deploy_check_counts_a_role_set_for_all_functions(tmp_path: Path, wh
     check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(path)]
     run = subprocess.run(check, env={**user_env(), **DEPLOYER_ENV}, capture_output=True, text=True, check=False)
     assert run.returncode == int(refused), run.stderr
-    assert ("events_pull: TENCENTCLOUD_SECRET_ID: is required" in run.stderr) is refused
+    assert ("events_pull: VOD's API needs a key pair: set VOD_SECRET_ID and VOD_SECRET_KEY" in run.stderr) is refused
 
 
 def test_the_deploy_check_tells_what_the_functions_would_warn_of() -> None:
