@@ -55,7 +55,7 @@ class StatusClient:
         minute)."""
         headers = {"Authorization": f"Bearer {token_of(self._token)}", **({"If-None-Match": etag} if etag else {})}
         patience = wait + _OVERDUE_SECONDS if within is None else max(within, 1)
-        parts = urlsplit(self.url)  # the id goes into the path, before a query the URL has (a gateway's key, say)
+        parts = urlsplit(self.url)  # the id goes into the path, before a query the URL has (a --status-url's)
         response = self._session.get(
             urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{quote(file_id, safe='')}")),
             params={"wait": wait} if wait else None,
