@@ -184,14 +184,15 @@ def test_an_apps_own_shared_that_hides_the_bundles_is_named_as_the_cause(
 
 
 def test_a_sample_video_needs_no_core_package(tmp_path: Path) -> None:
-    """Bytes to upload: made whatever `shared` the path holds (an app's own, say)."""
-    (tmp_path / "shared").mkdir()
-    (tmp_path / "shared" / "__init__.py").write_text("")
-    code = "import pathlib, vodtesting; print(vodtesting.sample_video(pathlib.Path('clip.mp4'), 1000).stat().st_size)"
+    """Bytes to upload: made without the core package or the COS SDK (an app's own `shared` may hide the first)."""
+    code = (
+        "import pathlib, sys, vodtesting; made = vodtesting.sample_video(pathlib.Path('clip.mp4'), 1000);"
+        " print(made.stat().st_size, sorted(m for m in sys.modules if m.split('.')[0] in ('shared', 'qcloud_cos')))"
+    )
     run = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
     )
-    assert (run.returncode, run.stdout) == (0, "1000\n"), run.stderr
+    assert (run.returncode, run.stdout) == (0, "1000 []\n"), run.stderr
 
 
 def test_each_function_logs_at_its_own_level(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
