@@ -1,8 +1,9 @@
 """TC3-HMAC-SHA256 verification for the emulated cloud API, exactly as the SDKs sign (签名方法 v3,
 https://www.tencentcloud.com/document/api/266/34114; tencentcloud-sdk-python-common's abstract_client.py).
 
-The signature covers the raw body bytes and the headers *as sent*, so nothing here re-serialises
-or normalises: the caller passes what came off the wire.
+The signature covers the raw body bytes, so nothing here re-serialises them: the caller passes what came
+off the wire. Signed headers enter it as the page above has them (CanonicalHeaders: key and value lowercased and
+trimmed), so a client that signs `Host` in mixed case, as typed, is refused.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def parse_authorization(value: str) -> Tc3Authorization:
 
 
 def canonical_request(request: Tc3Request, signed_headers: tuple[str, ...]) -> str:
-    canonical_headers = "".join(f"{name}:{request.headers.get(name, '')}\n" for name in signed_headers)
+    canonical_headers = "".join(f"{name}:{request.headers.get(name, '').strip().lower()}\n" for name in signed_headers)
     if request.headers.get("x-tc-content-sha256") == UNSIGNED_PAYLOAD:
         payload = UNSIGNED_PAYLOAD.encode()  # the SDK hashes the marker itself
     elif request.method == "GET":

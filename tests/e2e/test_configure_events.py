@@ -52,6 +52,13 @@ def test_configure_then_describe(stack: localstack.LocalStack, args: tuple[str, 
     assert os.environ["VOD_CALLBACK_SIGN_KEY"] not in proc.stdout
 
 
+def test_an_endpoint_written_in_capitals_is_signed_as_vod_checks(stack: localstack.LocalStack) -> None:
+    # Host names know no case, VOD's signature rule lowercases the Host it signs, the SDK signs it as given.
+    endpoint = os.environ["VOD_API_ENDPOINT"].replace("127.0.0.1", "LocalHost")
+    proc = configure("--mode", "PULL", VOD_API_ENDPOINT=endpoint)
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

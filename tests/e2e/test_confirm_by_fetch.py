@@ -80,6 +80,19 @@ def test_a_lying_body_changes_nothing(vod_stack: VodStack, confirming: Callable[
     assert after.confirmed is False  # the first delivery (PUSH, before the option) was the body's word
 
 
+def test_an_endpoint_written_in_capitals_is_signed_as_vod_checks(
+    vod_stack: VodStack, vod_function: Callable[..., Any], tmp_path: Path
+) -> None:
+    committed = vod_stack.upload(sample_video(tmp_path / "u.mp4", size=100_000), user="uma")
+    keys = ("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY", "VOD_SUB_APP_ID", "VOD_CONTEXT_KEY")
+    env = {name: os.environ[name] for name in keys} | {"VOD_CALLBACK_CONFIRM": "fetch", "VOD_CALLBACK_SIGN_KEY": "K1"}
+    env |= {"VOD_API_ENDPOINT": os.environ["VOD_API_ENDPOINT"].replace("127.0.0.1", "LocalHost")}
+    handler = vod_function("callback", env={**env, "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3"})
+    event = vod_event("NewFileUpload", FileId=committed["fileId"])
+    answer = handler(http_event("POST", "/vod-events", body=signed(event, "K1")), {})
+    assert answer["statusCode"] == 200, answer["body"]  # VOD answered the callback's question: it was signed right
+
+
 def test_a_stack_that_confirms_every_push_records_uploads_and_task_flows(
     monkeypatch: pytest.MonkeyPatch, start_vod_stack: Callable[..., VodStack], tmp_path: Path
 ) -> None:

@@ -129,10 +129,11 @@ def test_temporary_keys_are_taken_only_with_their_token(
         assert _error(lambda: client.DescribeEventConfig(describe)).code == answer
 
 
-def _signed(emulator: Emulator, action: str, params: dict[str, Any]) -> RequestInternal:
-    """A request signed by the SDK's own signer, not yet sent."""
+def _signed(emulator: Emulator, action: str, params: dict[str, Any], host: str = "127.0.0.1") -> RequestInternal:
+    """A request signed by the SDK's own signer (over `host`, as the SDK is given it), not yet sent."""
     client = vod(emulator)
-    request = RequestInternal(f"127.0.0.1:{emulator.port}", "POST", "/", header={})
+    client.profile.httpProfile.endpoint = f"{host}:{emulator.port}"
+    request = RequestInternal(f"{host}:{emulator.port}", "POST", "/", header={})
     client._build_req_inter(action, params, request)
     return request
 
@@ -156,6 +157,21 @@ def test_signed_headers_are_checked_as_sent(emulator: Emulator):
     signed.header["Content-Type"] = "application/json; charset=utf-8"
     answer = _send(emulator, signed).json()["Response"]
     assert answer["Error"]["Code"] == "AuthFailure.SignatureFailure"
+
+
+@pytest.mark.parametrize(
+    ("signed_host", "sent_host", "accepted"),
+    [
+        ("localhost", "localhost", True),
+        ("LocalHost", "LocalHost", False),  # signed as typed: the rule lowercases what it signs
+        ("localhost", "LocalHost", True),  # the header's case is not what is signed
+    ],
+)
+def test_signed_header_values_are_lowercased(emulator: Emulator, signed_host: str, sent_host: str, accepted: bool):
+    signed = _signed(emulator, "DescribeEventConfig", {"SubAppId": SUB_APP_ID}, host=signed_host)
+    signed.header["Host"] = f"{sent_host}:{emulator.port}"
+    answer = _send(emulator, signed).json()["Response"]
+    assert ("Error" not in answer) is accepted, answer
 
 
 def test_the_raw_body_is_hashed_not_a_reserialisation(emulator: Emulator):

@@ -710,7 +710,7 @@ def test_a_jwt_secret_is_measured_in_bytes() -> None:
 def test_the_vod_api_endpoint_is_a_host_and_port(endpoint: str) -> None:
     keys = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}
     api = load_vod_api_settings({**keys, "VOD_API_ENDPOINT": endpoint})
-    assert f"{api.protocol}://{api.endpoint}".endswith(endpoint)
+    assert f"{api.protocol}://{api.endpoint}".endswith(endpoint.lower())  # as VOD's signature rule signs it
 
 
 @pytest.mark.parametrize(("value", "reserve"), [("", 20), ("16", 16), ("15", None), ("11", None)])
