@@ -19,6 +19,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
     from typing import Literal, TypeVar
+    from urllib.parse import SplitResult
 
     T = TypeVar("T")
     AuthMode = Literal["jwt", "gateway", "none"]
@@ -933,24 +934,25 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
         protocol=protocol or "https",
         region=region,
         sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
-        proxy=_read_proxy(r, host) if stdlib_client and protocol != "http" and endpoint_ok else None,
+        proxy=_read_proxy(r, host.lower(), sdk=not stdlib_client) if protocol != "http" and endpoint_ok else None,
     )
 
 
-def _read_proxy(r: _Reader, endpoint: str) -> ProxySettings | None:
+def _read_proxy(r: _Reader, endpoint: str, *, sdk: bool) -> ProxySettings | None:
     """The proxy the environment names for https://`endpoint`, as requests reads HTTPS_PROXY, ALL_PROXY, NO_PROXY
     (shared.env_proxy); none for loopback, which a proxy elsewhere cannot reach. Problems never quote the URL: it
-    may hold a password."""
+    may hold a password. For the SDK (`sdk`), which goes through the proxy by itself, the one it takes is checked
+    only for what would make each call fail quoting part of the password; none is returned."""
     from shared.env_proxy import https_proxy
 
-    url = https_proxy(r.environ, endpoint)
-    if url is None or _is_loopback_host(endpoint):
+    url = (sdk and _sdk_proxy(r.environ, endpoint)) or https_proxy(r.environ, endpoint)
+    if not url or _is_loopback_host(endpoint):
         return None
     from urllib.parse import unquote, urlsplit
 
     # Named as it was set: ALL_PROXY=socks5h://… is common on a developer's machine
     name = next((n for n, v in r.environ.items() if v == url and n.lower().endswith("_proxy")), "HTTPS_PROXY")
-    if endpoint.startswith("["):  # http.client before 3.13 asks its tunnel for an IPv6 address without brackets
+    if endpoint.startswith("[") and not sdk:  # http.client before 3.13 asks its tunnel for [IPv6] without brackets
         r.problem(name, "VOD_API_ENDPOINT is an IPv6 address: reach it without a proxy (NO_PROXY)")
         return None
     try:
@@ -958,24 +960,46 @@ def _read_proxy(r: _Reader, endpoint: str) -> ProxySettings | None:
         host, port = parts.hostname, parts.port or 80
     except ValueError:  # a port that is not a number, or out of range; a bracket unclosed
         host = None
-    if host is None:
-        r.problem(name, "must be http://[user:password@]host[:port]")
+    if host is None:  # the wording is no URL: one with a password in it would be masked in the message
+        r.problem(name, "must be http://host[:port], with user:password@ before the host if the proxy asks for them")
+        return None
+    if parts.password is not None:  # masked in logs, as every secret is, as written and as sent
+        Secret(parts.password)
+        Secret(unquote(parts.password))
+    if sdk:
         return None
     if parts.scheme.lower() != "http":
         r.problem(name, f"must be an http:// proxy (VOD's API is reached through its tunnel), not {parts.scheme}://")
         return None
-    authorization = None
-    if parts.username and parts.password is not None:  # as requests: a user without a password sends none
-        try:
-            pair = f"{unquote(parts.username)}:{unquote(parts.password)}".encode("latin-1")
-        except UnicodeEncodeError:
-            r.problem(name, "its user and password must be Latin-1 text (percent-encoded in the URL)")
-            return None
-        import base64
+    return ProxySettings(host=host, port=port, authorization=_proxy_authorization(r, name, parts))
 
-        authorization = Secret("Basic " + base64.b64encode(pair).decode("ascii"))
-        Secret(unquote(parts.password))  # masked in logs, as every secret is
-    return ProxySettings(host=host, port=port, authorization=authorization)
+
+def _proxy_authorization(r: _Reader, name: str, parts: SplitResult) -> Secret | None:
+    """The Proxy-Authorization of a proxy URL's user and password, as requests sends it."""
+    if not parts.username or parts.password is None:  # as requests: a user without a password sends none
+        return None
+    from urllib.parse import unquote
+
+    try:
+        pair = f"{unquote(parts.username)}:{unquote(parts.password)}".encode("latin-1")
+    except UnicodeEncodeError:
+        r.problem(name, "its user and password must be Latin-1 text (percent-encoded in the URL)")
+        return None
+    import base64
+
+    return Secret("Basic " + base64.b64encode(pair).decode("ascii"))
+
+
+def _sdk_proxy(environ: Mapping[str, str], endpoint: str) -> str | None:
+    """The proxy tencentcloud-sdk-python-common hands requests (its ProxyConnection): https_proxy, else
+    HTTPS_PROXY, unless NO_PROXY holds the host's name anywhere in it. When it hands none, requests reads the
+    environment itself (`https_proxy`)."""
+    # Scanned, not asked for by name: none is a setting that must be deployed (as in shared.env_proxy)
+    named = {n: v for n, v in environ.items() if n in ("https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY")}
+    no_proxy = named.get("NO_PROXY") or named.get("no_proxy")
+    if no_proxy and endpoint in no_proxy:
+        return None
+    return named.get("https_proxy") or named.get("HTTPS_PROXY")
 
 
 def _is_loopback_host(host: str) -> bool:

@@ -7,6 +7,7 @@ import base64
 import os
 import random
 import re
+from collections.abc import Callable
 
 import pytest
 from requests.utils import get_environ_proxies, select_proxy
@@ -15,6 +16,7 @@ from shared.config import (
     ConfigError,
     ProxySettings,
     Secret,
+    VodApiSettings,
     load_vod_api_settings,
 )
 from shared.env_proxy import https_proxy
@@ -166,14 +168,42 @@ def test_an_endpoint_a_proxy_cannot_take_is_a_setting_refused(endpoint: str, pro
     assert len(refused.value.problems) == 1
 
 
-def test_the_sdks_settings_carry_no_proxy_it_reads_the_environment_itself() -> None:
-    # (events_pull, vod-configure-events: a proxy requests takes, an https:// one say, is not refused for them)
-    environ = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv", "HTTPS_PROXY": "https://proxy.internal:3128"}
-    assert load_vod_api_settings(environ).proxy is None
+_SDK_KEYS = {"VOD_SECRET_ID": "AKIDv", "VOD_SECRET_KEY": "kv"}
 
 
-def test_the_proxys_password_is_a_secret() -> None:
-    settings = callback_confirm_api({"HTTPS_PROXY": "http://app:hunter2-proxy@proxy.internal:3128"})
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"HTTPS_PROXY": "https://proxy.internal:3128"},  # requests takes an https:// proxy
+        {"ALL_PROXY": "socks5h://proxy.internal:1080"},  # and a SOCKS one, where PySocks is installed
+        # NO_PROXY names the host, so neither the SDK nor requests takes the proxy, unusable as it is
+        {"HTTPS_PROXY": "http://app:hunter2/x@proxy.internal:3128", "NO_PROXY": "vod.tencentcloudapi.com"},
+    ],
+)
+def test_the_sdks_settings_carry_no_proxy_it_reads_the_environment_itself(environ: dict[str, str]) -> None:
+    # (events_pull, vod-configure-events)
+    assert load_vod_api_settings({**_SDK_KEYS, **environ}).proxy is None
+
+
+@pytest.mark.parametrize("name", ["HTTPS_PROXY", "https_proxy", "ALL_PROXY"])
+@pytest.mark.parametrize("cut", ["/", "#", "?"])
+def test_a_proxy_the_sdk_could_not_parse_is_refused_without_its_password(name: str, cut: str) -> None:
+    # Each call would fail quoting the URL up to the cut ("'app:hunter2' is not a valid host or port")
+    with pytest.raises(ConfigError) as refused:
+        load_vod_api_settings({**_SDK_KEYS, name: f"http://app:hunter2{cut}tail@proxy.internal:3128"})
+    [(named, why)] = refused.value.problems
+    assert named == name and why.startswith("must be http://host[:port], with user:password@ before the host")
+    assert "hunter2" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("load", "password"),
+    [(callback_confirm_api, "hunter2-lib"), (lambda env: load_vod_api_settings({**_SDK_KEYS, **env}), "hunter2-sdk")],
+    ids=["callback", "sdk"],
+)
+def test_the_proxys_password_is_a_secret(load: Callable[[dict[str, str]], VodApiSettings], password: str) -> None:
+    settings = load({"HTTPS_PROXY": f"http://app:{password}%21@proxy.internal:3128"})
     assert "hunter2" not in repr(settings)
-    assert settings.proxy is not None and settings.proxy.authorization is not None
-    assert "hunter2-proxy" in Secret._known  # masked wherever it is quoted (shared.redaction)
+    assert settings.proxy is None or settings.proxy.authorization is not None
+    # masked wherever it is quoted (shared.redaction), as written and as sent
+    assert {f"{password}%21", f"{password}!"} <= Secret._known
