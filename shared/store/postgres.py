@@ -222,12 +222,15 @@ class PostgresStore(EventStore):
         cursor = conn.cursor(cursor_factory=_BatchingCursor)
         # The server's limits below answer first; this one is for a server that cannot answer at all.
         cursor.wait_seconds = self._timeout + 1
-        # A writer stays READ COMMITTED (the default): after waiting for a file's lock, the next SELECT takes a
-        # fresh snapshot and sees the event the previous lock holder committed. A reader takes one snapshot for
-        # all its statements, so a record is never read older than its tasks (read-only: it never conflicts;
-        # and a read-only store never writes).
+        # A writer is READ COMMITTED, named (a database or role may default to another level): after waiting for
+        # a file's lock, the next SELECT takes a fresh snapshot and sees the event the previous lock holder
+        # committed (a first snapshot taken while waiting would not, nor the schema another cold start made). A
+        # reader takes one snapshot for all its statements, so a record is never read older than its tasks
+        # (read-only: it never conflicts; and a read-only store never writes).
         writer = write and not self.read_only
-        cursor.defer("BEGIN" if writer else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        cursor.defer(
+            "BEGIN ISOLATION LEVEL READ COMMITTED" if writer else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        )
         # Bounded waits (lock queues included): a stuck store answers 503 before SCF times out. And a client that
         # stops inside its transaction (a container frozen or cut off mid-call) lets go of its files' locks soon,
         # not when TCP notices: nothing of ours idles there longer than Python between two statements.

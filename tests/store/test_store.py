@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import os
@@ -240,24 +241,30 @@ def test_a_pull_redelivery_with_a_new_handle_is_a_duplicate(store: EventStore) -
     assert (first.duplicate, again.duplicate, store.event_count()) == (False, True, 1)
 
 
-def test_sixteen_concurrent_threads_have_one_effect(store: EventStore) -> None:
-    hook = Hook()
-    barrier = threading.Barrier(16)
-    results: list[bool] = []
+def _at_once(calls: list[Callable[[], Any]]) -> tuple[list[Any], list[BaseException]]:
+    """Run `calls` each in a thread of its own, released together: (their results, what they raised)."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = []
     errors: list[BaseException] = []
 
-    def deliver() -> None:
+    def run(call: Callable[[], Any]) -> None:
         barrier.wait()
         try:
-            results.append(ingest(store, "vod_new_file_upload", 100.0, hook).duplicate)
+            results.append(call())
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=deliver) for _ in range(16)]
+    threads = [threading.Thread(target=run, args=(call,)) for call in calls]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
+    return results, errors
+
+
+def test_sixteen_concurrent_threads_have_one_effect(store: EventStore) -> None:
+    hook = Hook()
+    results, errors = _at_once([lambda: ingest(store, "vod_new_file_upload", 100.0, hook).duplicate] * 16)
     assert errors == []
     assert sorted(results) == [False] + [True] * 15
     assert store.event_count() == 1 and len(hook.calls) == 1
@@ -265,25 +272,47 @@ def test_sixteen_concurrent_threads_have_one_effect(store: EventStore) -> None:
 
 def test_concurrent_different_events_for_one_file_lose_nothing(store: EventStore) -> None:
     names = ["vod_new_file_upload", "vod_procedure_processing", "vod_procedure_finish", "vod_transcode_complete"]
-    barrier = threading.Barrier(len(names))
-    errors: list[BaseException] = []
-
-    def deliver(name: str) -> None:
-        barrier.wait()
-        try:
-            ingest(store, name)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=deliver, args=(n,)) for n in names]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    _, errors = _at_once([functools.partial(ingest, store, name) for name in names])
     assert errors == []
     upload = store.upload(FILE_ID)
     assert upload is not None and (upload.user_id, upload.status) == ("alice", "finished")
     assert len(store.events_for(FILE_ID)) == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("isolation", ["repeatable read", "serializable"])
+def test_writers_wait_their_turn_whatever_isolation_the_database_defaults_to(
+    postgres_server: PostgresServer, isolation: str
+) -> None:
+    # GIVEN a database whose default isolation a DBA set above READ COMMITTED
+    url = postgres_server.create_database()
+    run_sql(
+        postgres_server.url(),
+        f"ALTER DATABASE \"{database_name(url)}\" SET default_transaction_isolation = '{isolation}'",
+    )
+    stores = [open_store(url) for _ in range(4)]
+    try:
+        # WHEN four cold starts meet an empty database, then deliver one event and the file's others, all at once
+        versions, errors = _at_once([s.schema_version for s in stores])
+        assert (errors, versions) == ([], [SCHEMA_VERSION] * 4)  # not 503s from rerunning the migrations
+        names = ["vod_procedure_processing", "vod_procedure_finish", "vod_transcode_complete"]
+
+        def deliver(store: EventStore, name: str) -> tuple[str, bool]:
+            return name, ingest(store, name).duplicate
+
+        copies = [functools.partial(deliver, s, "vod_new_file_upload") for s in stores]
+        others = [functools.partial(deliver, s, name) for s, name in zip(stores, names, strict=False)]
+        results, errors = _at_once([*copies, *others])
+        # THEN each waited for the one before it: no serialization failures, one effect each
+        assert errors == []
+        once = [("vod_new_file_upload", False), *(("vod_new_file_upload", True),) * 3, *((n, False) for n in names)]
+        assert sorted(results) == sorted(once)
+        upload = stores[0].upload(FILE_ID)
+        assert upload is not None and (upload.user_id, upload.status) == ("alice", "finished")
+    finally:
+        for s in stores:
+            s.close()
+        postgres_server.drop_database(url)
 
 
 # --- order independence -------------------------------------------------------------------------------
