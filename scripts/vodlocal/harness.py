@@ -73,21 +73,43 @@ def _body(request: flask.Request) -> tuple[str, bool]:
         return base64.b64encode(raw).decode("ascii"), True
 
 
+def _headers(request: flask.Request) -> dict[str, str]:
+    """The request's headers as the gateway's JSON event carries them: text, where WSGI hands each value over as
+    its bytes read as Latin-1 (a user id in Chinese through a trusted gateway's X-User-Id, say)."""
+    headers = {}
+    for name, value in request.headers.items():
+        try:
+            headers[name] = value.encode("latin-1").decode("utf-8")
+        except UnicodeError:  # not UTF-8 (or not bytes at all): as WSGI read it
+            headers[name] = value
+    return headers
+
+
+def _route(path: str) -> tuple[str, str, dict[str, str]]:
+    """The API's route a path takes, as deploy/api-gateway/serverless.yml declares it: requestContext carries
+    its path (a template) and its method ("ANY"), not the request's; and its path parameters."""
+    parent, _, last = path.rstrip("/").rpartition("/")
+    if parent == "/uploads" and last:  # as sent, percent-encoded: the uploads function reads `path` and decodes it
+        return "/uploads/{fileId}", "ANY", {"fileId": last}
+    return path, "POST" if path == "/vod-events" else "ANY", {}
+
+
 def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]:
     body, is_base64 = _body(request)
     query = {k: v for k, v in request.args.items()}
+    route, declared_method, path_parameters = _route(raw_path(request))
     event: dict[str, Any] = {
         "requestContext": {
             "serviceId": "service-local",
-            "path": raw_path(request),
-            "httpMethod": request.method,
+            "path": route,
+            "httpMethod": declared_method,
             "requestId": request_id,
             "identity": {},
             "sourceIp": request.remote_addr or "127.0.0.1",
             "stage": "release",
         },
-        "headers": dict(request.headers.items()),
-        "pathParameters": {},
+        "headers": _headers(request),
+        "pathParameters": path_parameters,
         "queryStringParameters": query,
         "headerParameters": {},
         "stageVariables": {"stage": "release"},
@@ -105,7 +127,7 @@ def function_url_event(request: flask.Request, request_id: str) -> dict[str, Any
     """Only body, headers (lowercase, the client's address added), httpMethod, path and queryString: no request
     id (the context has it)."""
     body, is_base64 = _body(request)
-    headers = {name.lower(): value for name, value in request.headers.items()}
+    headers = {name.lower(): value for name, value in _headers(request).items()}
     event: dict[str, Any] = {
         "headers": {**headers, "x-scf-remote-addr": request.remote_addr or "127.0.0.1"},
         "httpMethod": request.method,

@@ -221,6 +221,28 @@ def test_the_page_on_its_own_origin_gets_what_a_function_url_sends(monkeypatch: 
     assert asset.status_code == 200 and asset.headers["Content-Type"].startswith("text/javascript")
 
 
+@pytest.mark.parametrize(
+    ("path", "route", "method", "parameters"),
+    [
+        ("/uploads/5285890784273533167", "/uploads/{fileId}", "ANY", {"fileId": "5285890784273533167"}),
+        ("/uploads/a%2Fb", "/uploads/{fileId}", "ANY", {"fileId": "a%2Fb"}),
+        ("/uploads", "/uploads", "ANY", {}),
+        ("/signature", "/signature", "ANY", {}),
+        ("/vod-events", "/vod-events", "POST", {}),
+    ],
+)
+def test_the_api_gets_what_its_gateway_routes_send(path: str, route: str, method: str, parameters: dict[str, str]):
+    # As deploy/api-gateway/serverless.yml declares them: requestContext names the route and its declared method;
+    # header values are text (a WSGI server hands over their UTF-8 bytes read as Latin-1)
+    sent = {"HTTP_X_USER_ID": "张三".encode().decode("latin-1"), "HTTP_X_RAW": "\xe9"}
+    with flask.Flask("event").test_request_context(path, method="POST", environ_base=sent):
+        event = harness.api_gateway_event(flask.request, "rid")
+    assert (event["path"], event["httpMethod"]) == (path, "POST")
+    context = event["requestContext"]
+    assert (context["path"], context["httpMethod"], event["pathParameters"]) == (route, method, parameters)
+    assert (event["headers"]["X-User-Id"], event["headers"]["X-Raw"]) == ("张三", "\xe9")  # not UTF-8: as read
+
+
 def test_a_function_that_failed_to_start_fails_each_request_and_the_others_serve(gateway: str) -> None:
     # Only the sign function's settings: the callback's cold start failed when the gateway started, as in SCF.
     answers = [requests.post(f"{gateway}/vod-events", json={}, timeout=10).status_code for _ in range(3)]
