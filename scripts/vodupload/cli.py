@@ -58,7 +58,7 @@ from vodupload import (
     VodApiError,
     VodUploadError,
 )
-from vodupload.errors import SourceChanged, UploadInProgress
+from vodupload.errors import SourceChanged, UploadInProgress, shown
 from vodupload.status import StatusClient
 from vodupload.transfer import MAX_PART_SIZE, MIN_PART_SIZE
 
@@ -143,7 +143,7 @@ def _http_url(url: str, flag: str) -> str:
     except ValueError:  # a port that is not a number, say
         usable = False
     if not usable:
-        raise UsageError(f"{flag} {url!r} is not an http(s) URL")
+        raise UsageError(f"{flag} {shown(url)!r} is not an http(s) URL")
     return url
 
 

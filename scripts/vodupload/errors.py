@@ -1,12 +1,24 @@
 """Every failure the uploader reports, as one exception family.
 
 Messages are written for the person running the upload and never contain a signature, a bearer
-token, a temporary secret key or a security token: they are safe to print and to log.
+token, a temporary secret key, a security token or what an endpoint's URL may carry (`shown`): they are safe
+to print and to log.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+
+def shown(url: str) -> str:
+    """`url` as messages quote it: without a user and password in it, nor its query (an API key, say)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bracket unclosed: nothing of it is worth showing
+        return "the URL given"
+    query = "…" if parts.query else ""
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=query, fragment=""))
 
 
 class VodUploadError(Exception):

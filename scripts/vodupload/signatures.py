@@ -15,7 +15,7 @@ from typing import Any
 import jwt
 import requests
 
-from vodupload.errors import AuthenticationFailed, MalformedToken, SignatureRefused, SignatureUnavailable
+from vodupload.errors import AuthenticationFailed, MalformedToken, SignatureRefused, SignatureUnavailable, shown
 from vodupload.halting import wait_to_retry
 
 # The codes of the signature function's 401s (shared/auth.py): the credentials were refused.
@@ -150,13 +150,15 @@ class SignatureClient:
             code, message = error_envelope(response)
             if response.status_code == 401:
                 if code not in _CREDENTIAL_CODES:  # e.g. the callback's URL given for the signature endpoint's
-                    message += f" (not an answer the signature function gives: is {self.url} its URL?)"
+                    message += f" (not an answer the signature function gives: is {shown(self.url)} its URL?)"
                 raise AuthenticationFailed(response.status_code, code, message)
             if response.status_code < 500 and response.status_code not in BUSY:
                 raise SignatureRefused(response.status_code, code, message)
             problem, asked_to_wait = f"HTTP {response.status_code} {code}: {message}", retry_after(response)
             log.info("signature endpoint failed (attempt %d): %s", attempt + 1, problem)
-        raise SignatureUnavailable(f"no signature from {self.url} after {self._retries + 1} attempts ({problem})")
+        raise SignatureUnavailable(
+            f"no signature from {shown(self.url)} after {self._retries + 1} attempts ({problem})"
+        )
 
     def _post(self) -> requests.Response:
         return self._session.post(

@@ -14,7 +14,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
-from vodupload.errors import AuthenticationFailed, VodUploadError
+from vodupload.errors import AuthenticationFailed, VodUploadError, shown
 from vodupload.signatures import BUSY, TokenSource, error_envelope, retry_after, token_of
 
 # Where an upload stays: its task flow is over (or it has none: "uploaded"), or it was deleted.
@@ -68,7 +68,7 @@ class StatusClient:
         if status == 404:
             if error_envelope(response)[0] == "not_found":  # not recorded yet (or not ours)
                 return None, None
-            raise StatusUnavailable(f"{self.url} is not the uploads endpoint (404 with no not_found error)")
+            raise StatusUnavailable(f"{shown(self.url)} is not the uploads endpoint (404 with no not_found error)")
         if status == 401:  # in the function's words: an expired token (refresh it) is not a wrong audience
             raise AuthenticationFailed(401, *error_envelope(response), endpoint="the uploads endpoint")
         if status in (502, 503, 504):  # not 500: a bug or a refused setting, not worth waiting for
@@ -143,5 +143,5 @@ def _record(raw: bytes, url: str) -> dict[str, Any]:
     except (ValueError, RecursionError):
         body = None
     if not (isinstance(body, dict) and isinstance(body.get("status"), str) and isinstance(body.get("tasks"), list)):
-        raise StatusUnavailable(f"{url} answered 200 with something that is not an upload's record")
+        raise StatusUnavailable(f"{shown(url)} answered 200 with something that is not an upload's record")
     return body

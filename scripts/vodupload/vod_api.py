@@ -17,7 +17,7 @@ from typing import Any, TypeGuard
 
 import requests
 
-from vodupload.errors import VodApiError, VodUnavailable
+from vodupload.errors import VodApiError, VodUnavailable, shown
 from vodupload.halting import wait_to_retry
 
 log = logging.getLogger("vodupload")
@@ -169,8 +169,8 @@ class VodClient:
             log.info("%s refused: code %s", action, code)
             raise VodApiError(action, code, str(answer.get("message", "")))
         raise VodUnavailable(
-            f"{action}: no answer from VOD at {' or '.join(self._hosts)} after {attempts} attempts (the last: "
-            f"{failure}); check the VOD endpoint (--vod-endpoint, VOD_UPLOAD_ENDPOINT) and the network"
+            f"{action}: no answer from VOD at {' or '.join(map(shown, self._hosts))} after {attempts} attempts "
+            f"(the last: {failure}); check the VOD endpoint (--vod-endpoint, VOD_UPLOAD_ENDPOINT) and the network"
         )
 
     def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any] | str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -373,6 +374,21 @@ def test_a_401_from_another_function_says_the_url_may_be_wrong(
     assert failed.returncode == 3, failed.stderr
     assert "(401 missing_signature)" in failed.stderr and f"is {callback} its URL?" in failed.stderr
     no_leaks(leak_guard, failed.stdout, failed.stderr)
+
+
+@pytest.mark.parametrize("flag", ["--gateway", "--status-url"])
+def test_what_an_endpoints_url_carries_is_never_quoted(stack: Stack, tmp_path: Path, flag: str) -> None:
+    # A gateway that takes a password or an API key in its URL: the messages (stderr, --json) go into CI logs
+    # (no signature from a closed port; an uploads endpoint that answers 404 without its not_found)
+    where = closed_port_url() if flag == "--gateway" else stack.signature_url.replace("/signature", "/nowhere")
+    url = where.replace("http://", "http://alice:GwPassw0rd99@") + "?api_key=K3yK3yK3y"
+    args = [flag, url] if flag == "--gateway" else ["--gateway", stack.signature_url, "--wait", flag, url]
+    failed = stack.cli(write_file(tmp_path / "clip.mp4", 1000), "--json", *args, env=stack.cli_env())
+    assert failed.returncode in (1, 5) and (
+        "no signature from" in failed.stderr or "is not the uploads" in failed.stderr
+    )
+    assert "http://127.0.0.1:" in failed.stderr and "?…" in failed.stderr  # which endpoint, still said
+    assert not {"alice", "GwPassw0rd99", "K3yK3yK3y"} & set(re.findall(r"\w+", failed.stdout + failed.stderr))
 
 
 def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]:
