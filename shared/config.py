@@ -31,7 +31,7 @@ MIN_DEPLOYED_SIGN_KEY = 16  # 62^16 > 2^95 keys to try
 _API_HOST = r"([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?"  # a name, IPv4 or [IPv6]; a port
 # shared.hs_jwt.HASHES (not imported: only sign and uploads need it), with each hash's size in bytes.
 _SYMMETRIC_ALGS = {"HS256": 32, "HS384": 48, "HS512": 64}
-_ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+_ASYMMETRIC_ALGS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "ES256K", "EdDSA")
 _MAX_CLASS_ID = 2**31 - 1
 DEFAULT_DATABASE_URL = "sqlite:///.local/vod.sqlite3"
 # Bounds every wait on the store (SQLite busy lock, PostgreSQL connect/statement) so a stuck store

@@ -630,12 +630,31 @@ def test_a_verified_token_is_remembered_but_its_expiry_still_counts() -> None:
     assert response_json(result)["error"]["message"] == "invalid token: token has expired"
 
 
+_ED25519 = ed25519.Ed25519PrivateKey.generate()
+
+
 def _public_pem(private: Any) -> str:
     return str(
         private.public_key()
         .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         .decode()
     )
+
+
+@pytest.mark.parametrize(
+    "private",
+    [*(ec.generate_private_key(curve) for curve in (ec.SECP256R1(), ec.SECP384R1(), ec.SECP256K1())), _ED25519],
+    ids=["p256", "p384", "secp256k1", "ed25519"],
+)
+def test_the_algorithm_a_key_is_said_to_need_is_taken_and_verifies_its_tokens(private: Any) -> None:
+    env = {**SIGN_ENV, "AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": _public_pem(private)}
+    with pytest.raises(ConfigError) as caught:  # under the default, RS256
+        check_key(load_sign_settings(env).auth)
+    advised = str(caught.value).rpartition("set AUTH_JWT_ALGORITHMS to ")[2]
+    settings = load_sign_settings({**env, "AUTH_JWT_ALGORITHMS": advised})
+    check_key(settings.auth)
+    event = http_event(path="/signature", body={}, headers=bearer(token(key=private, alg=advised)))
+    assert serve(event, None, make_sign_endpoint(settings, now=lambda: NOW), settings.http)["statusCode"] == 200
 
 
 @pytest.mark.parametrize(
