@@ -16,11 +16,12 @@ from shared.config import ConfigError, load_callback_settings, load_store_settin
 from shared.events import DeletePart, FileDeleted, expected_sign
 from shared.hooks import load_hook, plain
 from shared.http.serve import serve
+from shared.source_context import seal
 from shared.store import EventStore, open_store
 from tests.callback import hook_target
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, LeakGuard, Output
 from tests.scf import SHAPES, header, load_event, response_json
-from vodtesting import http_event
+from vodtesting import http_event, vod_event
 from vodtesting import signed as vod_signed
 
 NOW = 1_800_000_000
@@ -195,6 +196,17 @@ def test_the_request_line_names_a_signed_event_it_cannot_read(call: Callable[...
 def test_any_content_type_is_accepted(call: Callable[..., Call], content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
     assert call()(signed(load_event("vod_new_file_upload")), headers=headers)["status"] == 200
+
+
+def test_during_a_context_key_rotation_both_keys_name_their_users(call: Callable[..., Call], store: EventStore) -> None:
+    # The callback told of the new key first (README, Settings: rotating VOD_CONTEXT_KEY), the sign function after
+    new, old, other = "n" * 32, CONTEXT_KEY, "o" * 32
+    invoke = call(VOD_CONTEXT_KEY=new, VOD_CONTEXT_KEY_PREVIOUS=old)
+    for file_id, key in (("f-new", new), ("f-old", old), ("f-other", other)):
+        event = vod_event("NewFileUpload", FileId=file_id, SourceContext=seal("ann", "r", key))
+        assert invoke(signed(event, 600))["status"] == 200
+    users = {f: (u.user_id if (u := store.upload(f)) else "?") for f in ("f-new", "f-old", "f-other")}
+    assert users == {"f-new": "ann", "f-old": "ann", "f-other": None}  # sealed with neither: no one's
 
 
 def test_duplicate_deliveries_are_acknowledged_once(call: Callable[..., Call], store: EventStore) -> None:
