@@ -46,7 +46,7 @@ build: setup
 # serverless.yml's src.hook: the bundles, once every setting it deploys is set in this shell (see the script).
 deploy-build: setup
 	$(PY) scripts/check-deploy-env serverless.yml
-	$(PY) scripts/build
+	$(PY) scripts/build --deploy
 
 clean:
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache

@@ -452,6 +452,20 @@ def test_building_every_bundle_into_a_directory_removes_only_bundles_it_built(tm
     assert (out / "sign.zip").exists() and "gone" not in (out / ".bundles").read_text()
 
 
+@pytest.mark.parametrize("deploying", [False, True], ids=["make build", "make deploy-build"])
+def test_a_hook_that_fails_to_import_fails_the_build_for_a_deploy(tmp_path: Path, deploying: bool) -> None:
+    # `scf deploy` shows nothing of a hook command that succeeds: a note would go unread, and every cold start fail
+    (tmp_path / "appqueue.py").write_text(
+        "import os\n\nURL = os.environ['APP_QUEUE_URL']\n\n\ndef on_upload(c):\n    pass\n"
+    )
+    env = {**os.environ, "AFTER_COMMIT_HOOK": "appqueue:on_upload"}
+    env.pop("APP_QUEUE_URL", None)
+    result = build("callback", "--out", tmp_path / "out", *(["--deploy"] if deploying else []), cwd=tmp_path, env=env)
+    assert result.returncode == (1 if deploying else 0) and "Traceback" not in result.stderr
+    said = "importing appqueue in the bundle failed here (KeyError: 'APP_QUEUE_URL')"
+    assert said in result.stderr and ("so would every cold start" in result.stderr) is deploying
+
+
 @pytest.mark.parametrize(
     ("hook", "message"),
     [
