@@ -268,13 +268,16 @@ def _file_deleted(payload: JsonObject) -> FileDeleted:
     results = _objects(body, "FileDeleteResultInfo", p)
     if len(results) > MAX_FILES:
         raise MalformedEvent(f"{p}FileDeleteResultInfo", f"names more than {MAX_FILES} files")
-    parts: dict[str, tuple[DeletePart, ...]] = {}
+    listed: dict[str, list[tuple[DeletePart, ...]]] = {}
     for path, item in results:
         file_id, deleted = _delete_parts(path, item)
-        if file_id in parts:  # listed twice: the whole file if either says so, else both lists, in either order
-            both = set(parts[file_id]) | set(deleted)
-            deleted = () if not parts[file_id] or not deleted else tuple(sorted(both, key=repr))
-        parts[file_id] = deleted
+        listed.setdefault(file_id, []).append(deleted)
+    # Listed more than once: the whole file if any says so, else all the lists, in any order. Merged once at the
+    # end, not at each listing: a file listed 1,000 times, of many parts each, took minutes.
+    parts = {
+        file_id: lists[0] if len(lists) == 1 else tuple(sorted(set().union(*lists), key=repr)) if all(lists) else ()
+        for file_id, lists in listed.items()
+    }
     # A result for a file missing from FileIdSet still names a file this event is about.
     file_ids = tuple(dict.fromkeys((*_ids(body, "FileIdSet", p), *parts)))
     if len(file_ids) > MAX_FILES:  # each list is within the cap, but not their union
@@ -284,14 +287,15 @@ def _file_deleted(payload: JsonObject) -> FileDeleted:
 
 def _linked_file_ids(value: object) -> set[str]:
     """Every FileId anywhere in an event (objects and lists, depth bounded by parse_event): EditMediaComplete
-    names its output under Output and its inputs under Input.FileInfoSet, for instance."""
+    names its output under Output and its inputs under Input.FileInfoSet, for instance; ClipComplete its source
+    as SrcFileId (as other tasks' inputs are InputFileId, LastFrameFileId)."""
     found: set[str] = set()
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             for key, child in item.items():
-                if key == "FileId" and isinstance(child, str):
+                if key.endswith("FileId") and isinstance(child, str):
                     found.add(child)
                 elif key == "FileIdSet" and isinstance(child, list):
                     found.update(f for f in child if isinstance(f, str))

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from shared import events
 from shared.errors import CallbackSignRejected, MalformedEvent, StoreUnavailable, as_http_error
 from shared.events import (
     MAX_DEPTH,
@@ -270,6 +271,45 @@ def test_a_file_listed_twice_in_a_delete_is_read_the_same_in_either_order(
         assert isinstance(event, FileDeleted)
         read.append(sorted(tuple(part) for part in event.parts_for("f1")))
     assert read[0] == read[1] == sorted(parts)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "content", "file_ids"),
+    [
+        (
+            "EditMediaComplete",
+            {"Output": {"FileId": "out"}, "Input": {"FileInfoSet": [{"FileId": "in"}]}},
+            ("in", "out"),
+        ),
+        ("ClipComplete", {"SrcFileId": "src", "FileInfo": {"FileId": "clip"}}, ("clip", "src")),
+        ("SnapshotByTimeOffsetComplete", {"InputFileId": "src", "FileIdSet": ["a", "b"]}, ("a", "b", "src")),
+        ("ComposeMediaComplete", {"FileIds": "not one", "Output": {"FileId": 5}}, ()),
+    ],
+    ids=["outputs-and-inputs", "clip-source", "task-input", "no-usable-id"],
+)
+def test_another_event_is_linked_to_every_file_it_names(
+    event_type: str, content: dict[str, Any], file_ids: tuple[str, ...]
+) -> None:
+    # What `vod-uploads show` lists for a file, and `erase` clears: an event derived from the user's video too
+    event = parse_event({"EventType": event_type, f"{event_type}Event": content})
+    assert event.file_ids == file_ids
+
+
+@pytest.mark.parametrize("whole", [False, True], ids=["parts", "and-the-whole-file"])
+def test_a_file_listed_many_times_is_merged_once(monkeypatch: pytest.MonkeyPatch, whole: bool) -> None:
+    # 999 listings of one file (a signed body of under 1 MiB): merged at each listing, they took a minute
+    listings = [[{"Type": "TranscodeFiles", "Definition": n * 25 + i} for i in range(25)] for n in range(999)]
+    results = [{"FileId": "f1", "DeleteParts": parts} for parts in listings + ([[]] if whole else [])]
+    keyed = []
+
+    def key(part: object) -> str:  # the merge's sort key, counted
+        keyed.append(part)
+        return repr(part)
+
+    monkeypatch.setattr(events, "repr", key, raising=False)
+    event = parse_event({"EventType": "FileDeleted", "FileDeleteEvent": {"FileDeleteResultInfo": results}})
+    assert isinstance(event, FileDeleted)
+    assert len(event.parts_for("f1")) == (0 if whole else 999 * 25) and len(keyed) <= 999 * 25
 
 
 def _wrapped(depth: int, container: str) -> Any:
