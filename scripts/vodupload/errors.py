@@ -13,12 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 def shown(url: str) -> str:
     """`url` as messages quote it: without a user and password in it, nor its query (an API key, say)."""
+    scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
+    # All up to the last "@": a password may hold "/", "?" or "#" not percent-encoded, which end the host early
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(f"{scheme}{sep}{rest.rpartition('@')[2]}")
     except ValueError:  # a bracket unclosed: nothing of it is worth showing
         return "the URL given"
-    query = "…" if parts.query else ""
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=query, fragment=""))
+    return urlunsplit(parts._replace(query="…" if parts.query else "", fragment=""))
 
 
 class VodUploadError(Exception):

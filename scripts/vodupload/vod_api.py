@@ -179,12 +179,14 @@ class VodClient:
         try:
             response = self._session.post(f"{host}{PATH}", params={"Action": action}, json=body, timeout=self._timeout)
         except requests.RequestException as exc:
-            failure = f"{type(exc).__name__} from {host}"
+            failure = f"{type(exc).__name__} from {shown(host)}"
         else:
             answer = _json(response) if response.status_code < 500 else None
             if _is_envelope(answer):
                 return answer
-            failure = f"HTTP {response.status_code} from {host}" + (", not VOD's answer" * (response.status_code < 500))
+            failure = f"HTTP {response.status_code} from {shown(host)}" + (
+                ", not VOD's answer" * (response.status_code < 500)
+            )
         log.info("%s failed: %s", action, failure)
         self._host += 1  # the SDK's host switch: main <-> backup
         return failure

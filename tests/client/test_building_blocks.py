@@ -44,6 +44,7 @@ from vodupload import (
     identify,
 )
 from vodupload.cos import RetryPolicy, call_cos, cos_endpoint, make_client
+from vodupload.errors import shown
 from vodupload.halting import Halted
 from vodupload.progress import ProgressMeter
 from vodupload.signatures import token_subject
@@ -575,3 +576,18 @@ def test_the_crc64_checked_is_the_cos_sdks(data: bytes, flip: int) -> None:
         changed[flip % len(data)] ^= 0x01
         with pytest.raises(CosClientError):
             check_stored({CRC64_HEADER: str(sdk_crc64(bytes(changed)))}, data)
+
+
+@pytest.mark.parametrize(
+    ("url", "quoted"),
+    [
+        ("http://alice:Pw0rd@127.0.0.1:1/signature?api_key=K3y#f", "http://127.0.0.1:1/signature?…"),
+        *((f"http://alice:Pw0rd{cut}x@127.0.0.1:1/signature", "http://127.0.0.1:1/signature") for cut in "/?#"),
+        ("http://alice:1234/x@127.0.0.1:1/signature", "http://127.0.0.1:1/signature"),  # a port, to urlsplit
+        ("https://vod2.qcloud.com", "https://vod2.qcloud.com"),
+        ("http://[::1/signature", "the URL given"),
+    ],
+)
+def test_a_url_is_quoted_without_what_it_carries(url: str, quoted: str) -> None:
+    # (messages go to stderr, --json and CI logs; the password's "/", "?" or "#" not percent-encoded, too)
+    assert shown(url) == quoted
