@@ -24,6 +24,8 @@ from urllib.parse import quote
 import flask
 import functions_framework
 
+from vodtesting.events import gateway_route
+
 
 def function_file(name: str) -> Path:
     """functions/<name>/index.py, wherever the project is installed (package `vodfunctions`)."""
@@ -85,19 +87,10 @@ def _headers(request: flask.Request) -> dict[str, str]:
     return headers
 
 
-def _route(path: str) -> tuple[str, str, dict[str, str]]:
-    """The API's route a path takes, as deploy/api-gateway/serverless.yml declares it: requestContext carries
-    its path (a template) and its method ("ANY"), not the request's; and its path parameters."""
-    parent, _, last = path.rstrip("/").rpartition("/")
-    if parent == "/uploads" and last:  # as sent, percent-encoded: the uploads function reads `path` and decodes it
-        return "/uploads/{fileId}", "ANY", {"fileId": last}
-    return path, "POST" if path == "/vod-events" else "ANY", {}
-
-
 def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]:
     body, is_base64 = _body(request)
     query = {k: v for k, v in request.args.items()}
-    route, declared_method, path_parameters = _route(raw_path(request))
+    route, declared_method, path_parameters = gateway_route(raw_path(request))
     event: dict[str, Any] = {
         "requestContext": {
             "serviceId": "service-local",

@@ -64,6 +64,15 @@ def _body(body: str | bytes | Mapping[str, Any] | None) -> tuple[str | None, boo
     return body, False, False
 
 
+def gateway_route(path: str) -> tuple[str, str, dict[str, str]]:
+    """The API's route a path takes, as deploy/api-gateway/serverless.yml declares it: requestContext carries
+    its path (a template) and its method ("ANY"), not the request's; and its path parameters."""
+    parent, _, last = path.rstrip("/").rpartition("/")
+    if parent == "/uploads" and last:  # as sent, percent-encoded: the uploads function reads `path` and decodes it
+        return "/uploads/{fileId}", "ANY", {"fileId": last}
+    return path, "POST" if path == "/vod-events" else "ANY", {}
+
+
 def http_event(
     method: str = "POST",
     path: str = "/",
@@ -98,18 +107,19 @@ def http_event(
         lowered = {name.lower() for name in given}
         defaults = {k: v for k, v in _API_GATEWAY_HEADERS.items() if k.lower() not in lowered}
         rid = request_id or str(uuid.uuid4())
+        route, declared_method, path_parameters = gateway_route(path)
         event = {
             "requestContext": {
                 "serviceId": "service-f94sy04v",
-                "path": path,
-                "httpMethod": method,
+                "path": route,
+                "httpMethod": declared_method,
                 "requestId": rid,
                 "identity": {"secretId": "abdcdxxxxxxxsdfs"},
                 "sourceIp": "10.0.2.14",
                 "stage": "release",
             },
             "headers": {**defaults, **given},
-            "pathParameters": {},
+            "pathParameters": path_parameters,
             "queryStringParameters": dict(query or {}),
             "headerParameters": {"Refer": "10.0.2.14"},
             "stageVariables": {"stage": "release"},

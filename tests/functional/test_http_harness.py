@@ -18,6 +18,7 @@ from shared import source_context
 from tests.conftest import JWT_SECRET, KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, LeakGuard
 from vodemu import signature as vod_signature
 from vodlocal import harness, localstack
+from vodtesting import http_event
 
 
 @pytest.fixture
@@ -241,6 +242,12 @@ def test_the_api_gets_what_its_gateway_routes_send(path: str, route: str, method
     context = event["requestContext"]
     assert (context["path"], context["httpMethod"], event["pathParameters"]) == (route, method, parameters)
     assert (event["headers"]["X-User-Id"], event["headers"]["X-Raw"]) == ("张三", "\xe9")  # not UTF-8: as read
+    kit = http_event("POST", path)  # and the testing kit's event, as the gateway's
+    assert (kit["requestContext"]["path"], kit["requestContext"]["httpMethod"], kit["pathParameters"]) == (
+        route,
+        method,
+        parameters,
+    )
 
 
 def test_a_function_that_failed_to_start_fails_each_request_and_the_others_serve(gateway: str) -> None:
