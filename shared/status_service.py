@@ -87,8 +87,10 @@ def task_view(task: TaskRecord, deleted_parts: Sequence[DeletedPart], *, all_gon
 
 def _status(upload: UploadRecord, tasks: Sequence[TaskRecord], task_events: bool) -> str:
     # Uploaded with a task flow whose first event is still to come: for the uploader it is processing (unless
-    # VOD was asked for no task events: then none will come, and all that is known is that it was uploaded).
-    if upload.status == "uploaded" and upload.procedure_task_id and not tasks and task_events:
+    # VOD was asked for no task events: then none will come, and all that is known is that it was uploaded),
+    # whatever another task of the file (the app's ProcessMedia, say) has reported meanwhile.
+    flow = upload.procedure_task_id
+    if flow and task_events and upload.status != "deleted" and all(t.task_id != flow for t in tasks):
         return "processing"
     return upload.status
 

@@ -113,6 +113,22 @@ def test_an_uploader_follows_its_upload_through_the_task_flow(writer: tuple[str,
     assert (one["fileId"], one["name"], one["tasks"][0]["taskId"]) == ("f1", "clip", TASK)
 
 
+def test_another_task_of_the_file_does_not_end_the_wait_for_its_task_flow(
+    writer: tuple[str, EventStore], get: Get
+) -> None:
+    # The app's own ProcessMedia, done before the upload's task flow reports (VOD's default: FINISH only)
+    _, store = writer
+    seen = []
+    for payload, at in [
+        (upload_of("ann", "f4"), 1.0),
+        (vod_event("ProcedureStateChanged", FileId="f4", TaskId="pm-2", Status="FINISH", ErrCode=0), 2.0),
+        (task("f4", "FINISH", err=70000), 3.0),
+    ]:
+        record(store, payload, at)
+        seen.append(get("/uploads/f4")["body"]["status"])
+    assert seen == ["processing", "processing", "failed"]
+
+
 def test_a_failed_task_flow_says_so(writer: tuple[str, EventStore], get: Get) -> None:
     _, store = writer
     record(store, upload_of("ann", "f2"))
