@@ -25,7 +25,7 @@ from collections.abc import Callable
 from types import AsyncGeneratorType, CoroutineType, GeneratorType
 
 from shared.config import ConfigError, known_secrets
-from shared.errors import StoreUnavailable
+from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import VodEvent, parse_event
 from shared.events import plain as plain  # noqa: PLC0414 - re-exported for hook code
 from shared.logs import ERROR, log_event
@@ -190,7 +190,13 @@ def rerun_hook(
     payload = store.payload(event.dedupe_key)
     if payload is None:
         raise LookupError(f"no event {event.dedupe_key!r} is stored")
-    committed_event = parse_event(payload)  # before the claim: an event that cannot be read is left as it is
+    try:
+        committed_event = parse_event(payload)  # before the claim: an event that cannot be read is left as it is
+    except MalformedEvent:
+        stored = store.event(event.dedupe_key)
+        if stored is not None and stored.hook_status == "erased":  # an erase since it was listed: its tombstone
+            raise HookTaken("not run: its files were erased since it was listed") from None
+        raise
     claimed_at = now()
     if not store.claim_hook(event, claimed_at):
         raise HookTaken("not run: another rerun has taken it, or recorded it, since it was listed")

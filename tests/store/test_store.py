@@ -529,6 +529,16 @@ def test_the_functions_result_leaves_a_reruns_claim_alone(store: EventStore) -> 
     assert store.record_hook_result(key, None, claimed_at=50.0)
 
 
+def test_a_rerun_of_a_hook_whose_files_were_erased_since_it_was_listed_is_not_a_failure(store: EventStore) -> None:
+    ingest(store, "vod_new_file_upload", 2.0, Hook(fail=True))
+    [listed] = store.unfinished_hooks(received_before=50.0)
+    store.erase([FILE_ID], erased_at=10.0)  # another operator's erase, as this rerun goes through its list
+    again = Hook()
+    with pytest.raises(HookTaken, match="its files were erased since it was listed"):
+        rerun_hook(again, store, listed, now=lambda: 20.0)
+    assert again.calls == [] and store.unfinished_hooks(received_before=50.0) == []
+
+
 def test_a_rerun_interrupted_before_its_hook_began_lets_its_claim_go(
     store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
