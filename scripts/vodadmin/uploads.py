@@ -72,16 +72,22 @@ def status_text(report: FileReport) -> str:
 
 
 # Control characters as escapes: a forged event's text must not move the cursor, clear the screen or retitle the
-# operator's terminal (C0, DEL, C1; a newline too, which would fake a line).
-_VISIBLE = str.maketrans({c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))})
+# operator's terminal (C0, DEL, C1; a newline too, which would fake a line); nor, with the bidi controls and the
+# line and paragraph separators, show itself and the rest of its line other than it is (an uploaded file's name
+# "evil\u202e4pm.exe").
+_BIDI = (0x061C, 0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_VISIBLE = str.maketrans(
+    {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))} | {c: f"\\u{c:04x}" for c in _BIDI}
+)
 
 
 def shown(line: str) -> str:
     return line.translate(_VISIBLE)
 
 
-# JSON escapes C0 itself; DEL and C1 (a UTF-8 terminal acts on U+009B as on ESC [) are escaped here, as JSON may.
-_JSON_VISIBLE = str.maketrans({c: f"\\u{c:04x}" for c in range(0x7F, 0xA0)})
+# JSON escapes C0 itself; DEL and C1 (a UTF-8 terminal acts on U+009B as on ESC [) and the bidi controls are
+# escaped here, as JSON may.
+_JSON_VISIBLE = str.maketrans({c: f"\\u{c:04x}" for c in (*range(0x7F, 0xA0), *_BIDI)})
 
 
 def as_json(value: Any) -> str:
@@ -163,9 +169,19 @@ def print_table(user: str, uploads: list[UploadRecord]) -> None:
         tuple(shown(cell) for cell in (u.file_id, u.status, u.name or "-", u.create_time or "-", _media_cell(u)))
         for u in uploads
     ]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    widths = [max(_columns(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1])
+        cells = (cell + " " * (w - _columns(cell)) for cell, w in zip(row, widths, strict=False))
+        print("  ".join(cells) + "  " + row[-1])
+
+
+def _columns(text: str) -> int:
+    """How many columns `text` takes in a terminal: two for a wide character (Chinese, Japanese, Korean), none
+    for a combining mark or a format character."""
+    return sum(
+        2 if unicodedata.east_asian_width(c) in "WF" else 0 if unicodedata.category(c) in ("Mn", "Me", "Cf") else 1
+        for c in text
+    )
 
 
 def open_configured_store(*, write: bool = False) -> EventStore:

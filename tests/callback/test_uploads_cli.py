@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import time
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +92,7 @@ def test_forged_text_cannot_drive_the_operators_terminal(tmp_path: Path, command
     # GIVEN an event whose text (anyone who saw one delivery's Sign can forge a body) holds terminal controls
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
-    controls = "\x1b[2J\x1b[31mFAKE\x1b]0;title\x07\x9b1m\nfake line"
+    controls = "\x1b[2J\x1b[31mFAKE\x1b]0;title\x07\x9b1m\nfake line \u202eexe.4pm\u2066\u2029"
     forged = vod_event(
         "NewFileUpload", FileId="e-1\x1b[2J", Name=controls, SourceContext=seal("alice", "r", CONTEXT_KEY)
     )
@@ -102,10 +103,25 @@ def test_forged_text_cannot_drive_the_operators_terminal(tmp_path: Path, command
     # THEN vod-uploads shows them as escapes, on the lines they belong to
     shown = uploads(url, *command, "--older-than", "0") if command == ("hooks",) else uploads(url, *command)
     assert shown.returncode in (0, 1) and "\\x1b[2J" in shown.stdout, shown.stderr
-    assert not set(shown.stdout) & {"\x1b", "\x07", "\x9b"} and "\nfake line" not in shown.stdout
+    assert not set(shown.stdout) & {"\x1b", "\x07", "\x9b", "\u202e", "\u2066", "\u2029"}
+    assert "\nfake line" not in shown.stdout and "\\u202eexe.4pm" in shown.stdout
     if command[0] == "list":  # and its columns are measured as shown: the last one starts where its header does
         header, row = shown.stdout.splitlines()
         assert row.index("http://") == header.index("MEDIA URL")
+
+
+def test_the_list_lines_up_names_in_chinese(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    for file_id, name in (("c1", "假期视频"), ("c2", "holiday"), ("c3", "e\u0301te\u0301")):  # wide; combining
+        event = vod_event("NewFileUpload", FileId=file_id, Name=name, SourceContext=seal("ann", "r", CONTEXT_KEY))
+        ingest_event(store, event, received_at=1_700_000_000.0, keys=KEYS)
+    store.close()
+    header, *rows = uploads(url, "list", "--user", "ann").stdout.splitlines()
+    wide = {row: sum(1 for c in row[: row.index("http://")] if unicodedata.east_asian_width(c) == "W") for row in rows}
+    combining = {row: sum(1 for c in row[: row.index("http://")] if unicodedata.combining(c)) for row in rows}
+    # the MEDIA URL column starts, on screen, where its header does: a wide character takes two columns, a mark none
+    assert {row.index("http://") + wide[row] - combining[row] for row in rows} == {header.index("MEDIA URL")}
 
 
 @pytest.mark.parametrize("command", [("show", "e-1", "--json"), ("list", "--user", "alice", "--json")])
@@ -116,7 +132,7 @@ def test_forged_text_cannot_drive_the_operators_terminal_in_json_either(
     # what the README has an operator run to answer an access request
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
-    name = "\x9b2J\x9b31mFAKE\x7f\x1b[0m"
+    name = "\x9b2J\x9b31mFAKE\x7f\x1b[0m\u202eexe.4pm"
     ingest_event(
         store,
         vod_event("NewFileUpload", FileId="e-1", Name=name, SourceContext=seal("alice", "r", CONTEXT_KEY)),
@@ -126,7 +142,7 @@ def test_forged_text_cannot_drive_the_operators_terminal_in_json_either(
     store.close()
     shown = uploads(url, *command)
     assert shown.returncode == 0, shown.stderr
-    assert not {c for c in shown.stdout if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0}
+    assert not {c for c in shown.stdout if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) < 0xA0 or c == "\u202e"}
     uploads_named = [shown_upload["name"] for shown_upload in _uploads_in(json.loads(shown.stdout))]
     assert uploads_named == [name]  # the same text, read back
 
