@@ -24,7 +24,7 @@ import time
 import unicodedata
 from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TextIO
 
 from shared.config import ConfigError, after_commit_hook, load_store_settings, note_secrets
 from shared.errors import MalformedEvent
@@ -254,14 +254,31 @@ def _unfinished(store: EventStore, received_before: float, claimed_before: float
 _BEING_RERUN_SHOWN = 100  # at most, of the hooks other reruns have now
 
 
+@contextlib.contextmanager
+def _stdout_is_the_list() -> Iterator[TextIO]:
+    """Where the list goes: stdout. What the hook module prints (at import too), the processes it starts (which
+    inherit file descriptor 1: curl, say) and the functions' log lines go to stderr meanwhile."""
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w", encoding=sys.stdout.encoding, errors=sys.stdout.errors)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield out
+    finally:
+        try:
+            out.flush()
+        finally:
+            os.dup2(out.fileno(), 1)
+            out.close()
+
+
 def hooks(store: EventStore, args: argparse.Namespace) -> None:
-    out, rows, failures = sys.stdout, list[dict[str, Any]](), 0
+    rows, failures = list[dict[str, Any]](), 0
     now = time.time()
     claimed_before = now - max(args.older_than, RERUN_CLAIM_SECONDS)
     taken: list[EventSummary] | None = None  # the hooks other reruns have: unfinished too, not theirs to run
-    # The hook module's prints (at import too) and the functions' log lines go to stderr: stdout is the list,
-    # written as each hook is done (all of it, in JSON, also when the run stops part-way).
-    with contextlib.redirect_stdout(sys.stderr):
+    # The list is written as each hook is done (all of it, in JSON, also when the run stops part-way).
+    with _stdout_is_the_list() as out:
         hook = _hook_from_settings() if args.rerun else None
         try:
             for event in _unfinished(store, now - args.older_than, claimed_before):

@@ -25,6 +25,13 @@ def append_to_file(committed: CommittedEvent) -> None:
         out.write(f"{committed.dedupe_key} {committed.event.event_type} {users}\n")
 
 
+def append_to_file_noisily(committed: CommittedEvent) -> None:
+    """append_to_file, and what a process it starts writes to its stdout (curl's answer, say)."""
+    append_to_file(committed)
+    print("the hook's own print")
+    subprocess.run(["echo", "a process the hook started"], check=True)
+
+
 def append_to_file_slowly(committed: CommittedEvent) -> None:
     """append_to_file, as a hook doing real work would: some time after the commit."""
     time.sleep(0.5)

@@ -406,6 +406,25 @@ def test_hooks_rerun_runs_each_once_more_and_records_it(
     assert failures == ([2, 1] if hook.endswith(":fail") else [1, 0][: len(left)])
 
 
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_what_a_rerun_hook_writes_goes_to_stderr_not_into_the_list(
+    unfinished: tuple[str, dict[str, str]], tmp_path: Path, as_json: bool
+) -> None:
+    url, keys = unfinished
+    env = {
+        "DATABASE_URL": url,
+        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file_noisily",
+        "HOOK_TARGET_FILE": str(tmp_path / "calls.txt"),
+        "PYTHONPATH": str(ROOT),
+    }
+    rerun = run_command("vod-uploads", "hooks", "--rerun", *(["--json"] if as_json else []), env=env, cwd=ROOT)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "a process the hook started" in rerun.stderr and "the hook's own print" in rerun.stderr
+    assert "a process the hook started" not in rerun.stdout and "the hook's own print" not in rerun.stdout
+    if as_json:  # the list alone, whole
+        assert keys["failed"] in {r["dedupe_key"] for r in json.loads(rerun.stdout)["hooks"]}
+
+
 def test_a_rerun_whose_result_cannot_be_recorded_says_so_and_stops(
     unfinished: tuple[str, dict[str, str]], tmp_path: Path
 ) -> None:
