@@ -22,7 +22,7 @@ import os
 import sys
 import time
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -56,8 +56,11 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def report_json(report: FileReport) -> dict[str, Any]:
-    shown: dict[str, Any] = plain({"upload": report.upload, "tasks": report.tasks, "events": report.events})
+def report_json(report: FileReport, payloads: Mapping[str, Any]) -> dict[str, Any]:
+    """What the store holds of a file (an access request's answer): its record, tasks, and each event with its
+    content as VOD sent it (`payload`; once erased, what is left of it: its type and when it was erased)."""
+    shown: dict[str, Any] = plain({"upload": report.upload, "tasks": report.tasks})
+    shown["events"] = [{**plain(e), "payload": payloads.get(e.dedupe_key)} for e in report.events]
     return shown
 
 
@@ -431,7 +434,7 @@ def run(args: argparse.Namespace) -> None:
         if report is None:
             raise Failure(f"no upload with file id {args.file_id!r} has been recorded", 1)
         if args.json:
-            print(as_json(report_json(report)))
+            print(as_json(report_json(report, {e.dedupe_key: store.payload(e.dedupe_key) for e in report.events})))
         else:
             print_record(report)
     except StoreUnavailable as exc:

@@ -218,6 +218,9 @@ def test_show_json(database_url: str) -> None:
         "TranscodeComplete",
     ]
     assert record["events"][0]["hook_failures"] == 1
+    # and each event as VOD sent it (an access request's answer: what the record does not keep too)
+    sent = record["events"][0]["payload"]
+    assert sent["EventType"] == "NewFileUpload" and sent["FileUploadEvent"]["FileId"] == FILE_ID
 
 
 @pytest.mark.parametrize(
