@@ -731,7 +731,8 @@ def _read_store(r: _Reader) -> StoreSettings:
         for password in _database_passwords(url):
             Secret(password)
     timeout = r.integer("DATABASE_TIMEOUT", DEFAULT_DATABASE_TIMEOUT, 1, 60) or DEFAULT_DATABASE_TIMEOUT
-    return StoreSettings(database_url=Secret(url), timeout_seconds=timeout)
+    # Not a known secret when refused (its problem never quotes it): "postgres" would mask the hint's words
+    return StoreSettings(database_url=Secret("" if problem else url), timeout_seconds=timeout)
 
 
 def _read_hook(r: _Reader) -> str | None:

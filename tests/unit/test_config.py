@@ -419,6 +419,24 @@ def test_a_bad_database_url_is_named_never_shown(url: str, named: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("postgres", "must start with sqlite:/// or postgresql:// (or postgres://)"),  # the database's name
+        ("sqlite:", "must start with sqlite:/// or postgresql:// (or postgres://)"),
+        ("sqlite:///", "sqlite:/// needs a file path"),
+    ],
+)
+def test_a_refused_database_url_leaves_its_hint_as_written(
+    monkeypatch: pytest.MonkeyPatch, url: str, said: str
+) -> None:
+    # (a refused URL is quoted nowhere: masked as a secret, it made the hint's words into ********)
+    monkeypatch.setattr(Secret, "_known", set())
+    with pytest.raises(ConfigError) as caught:
+        load_callback_settings({"VOD_CALLBACK_SIGN_KEY": "abc", "DATABASE_URL": url})
+    assert f"DATABASE_URL: {said}" in str(caught.value)
+
+
+@pytest.mark.parametrize(
     "url",
     [
         "postgresql://u:p%2F%3F%23%26%3D%40w@h:5432/db?sslmode=verify-full&target_session_attrs=read-write",
