@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 import jwt
 import pytest
+import requests
 
 from tests.conftest import Serve
 from vodtesting import sample_video
@@ -183,6 +185,55 @@ def test_a_reload_mid_upload_resumes_and_sends_only_the_missing_parts(
     assert resent and not resent & stored_before
     record = b.stack.record(file_id)
     assert record.user_id == "page-user"
+
+
+def test_a_file_changed_since_its_upload_was_cut_off_is_uploaded_anew_not_stitched(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload cut off mid-way, its session saved (the SDK knows it by the file's name and size)
+    b = browser_stack
+    video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
+    _start_slow_upload(b, video, 6 * MiB)
+    _wait_for_a_stored_part(b)
+    b.page.reload()
+    b.page.wait_for_selector("#start:not([hidden])")
+    # WHEN the file is edited in place, keeping its name, size and time (a tool that keeps times, say)
+    times = video.stat()
+    content = bytes(reversed(video.read_bytes()))
+    video.write_bytes(content)
+    os.utime(video, ns=(times.st_atime_ns, times.st_mtime_ns))
+    before = len(b.traffic.applies())
+    b.choose(video)
+    b.page.click("#start")
+    file_id = _wait_for_result(b)
+    # THEN a new session, and VOD holds the file as it is now, not parts of both versions
+    assert "vodSessionKey" not in b.traffic.applies()[before]
+    media_url = b.stack.record(file_id).media_url
+    assert media_url is not None and requests.get(media_url, timeout=30).content == content
+
+
+def test_a_storage_service_that_never_answers_is_said_and_its_answer_clears_it(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN a COS that takes the page's requests and answers none (a proxy or firewall that holds them)
+    b = browser_stack
+    held: list[Any] = []
+    holding = [True]
+    b.page.route(
+        lambda url: ".myqcloud.com" in url, lambda route: held.append(route) if holding[0] else route.continue_()
+    )
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 200 * 1024))
+    b.page.click("#start")
+    _until(b, lambda: held, "no COS request")
+    # WHEN nothing is heard of it for a while THEN the user is told, and how to get out
+    _until(b, lambda: "not answering. Reload the page" in b.page.inner_text("#error"), "nothing said", 30)
+    # and WHEN it answers after all THEN the upload goes on and the word goes
+    holding[0] = False
+    for route in held:
+        route.continue_()
+    _wait_for_result(b)
+    assert b.page.inner_text("#error") == ""
 
 
 def test_another_user_of_the_browser_does_not_resume_someone_elses_upload(

@@ -12,6 +12,9 @@
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "vod-upload-token";
   const OWNER_KEY = "vod-upload-owner"; // whose saved upload sessions localStorage holds (the token's subject)
+  // Said when an upload has heard nothing of the storage service for this long (see start)
+  const SILENT_START_MS = 20000;
+  const SILENT_START = "The video storage service is not answering. Reload the page to start over, or wait.";
   const FINAL = new Set(["uploaded", "finished", "failed", "deleted"]);
   // The server's 403 codes that are its policy (shared/errors.py), not a refused sign-in.
   const NOT_SIGN_IN = new Set(["policy_violation", "user_id_too_long", "cors_origin_not_allowed"]);
@@ -250,7 +253,10 @@
     const percent = Math.round((info.percent || 0) * 100);
     // Pause and Cancel only once COS has the upload (before, the SDK has nothing to cancel), and no
     // longer once the video is all sent (Commit follows and cannot be stopped).
-    if (state === "starting") buttons("uploading");
+    if (state === "starting") {
+      buttons("uploading");
+      if ($("error").textContent === SILENT_START) fail(""); // it answered after all
+    }
     $(`${which}-progress`).value = percent;
     $(`${which}-progress`).textContent = `${percent}%`;
     const speed = info.speed ? `, ${size(info.speed)}/s` : "";
@@ -312,6 +318,39 @@
       if (localStorage.getItem(OWNER_KEY) === owner) return;
       for (const key of Object.keys(localStorage)) if (key.startsWith("webugc_")) localStorage.removeItem(key);
       localStorage.setItem(OWNER_KEY, owner);
+    } catch (error) {
+      // no localStorage (a private window, say): then the SDK cannot save sessions either
+    }
+  }
+
+  // The SDK knows a saved session by the file's name and size only, and the COS SDK then reuses the parts
+  // COS holds without comparing them: a file changed since (edited in place, keeping its time; or another of
+  // the same name and size) would be stored stitched together from two versions. So the page keeps, beside
+  // each session, its file's fingerprint (its time and digests of three slices, as vod-upload's checkpoints
+  // do): another file starts a new session. Without one (no Web Crypto outside a secure context), none resumes.
+  const PRINT_PREFIX = "vod-upload-file:";
+  const SLICE = 64 * 1024;
+
+  async function fingerprint(file) {
+    try {
+      const middle = Math.max(0, Math.floor(file.size / 2) - SLICE / 2);
+      const slices = [0, middle, Math.max(0, file.size - SLICE)].map((at) => file.slice(at, at + SLICE));
+      const digests = await Promise.all(
+        slices.map(async (slice) => crypto.subtle.digest("SHA-256", await slice.arrayBuffer())),
+      );
+      const hex = digests.map((d) => Array.from(new Uint8Array(d), (b) => b.toString(16).padStart(2, "0")).join(""));
+      return `${file.lastModified}:${hex.join(":")}`;
+    } catch (error) {
+      return null; // no crypto.subtle, or the file cannot be read (then the SDK will say so)
+    }
+  }
+
+  function resumeOnlyTheSameFile(current, print) {
+    const key = PRINT_PREFIX + current.sessionName;
+    try {
+      if (print === null || localStorage.getItem(key) !== print) current.delStorage(current.sessionName);
+      if (print === null) localStorage.removeItem(key);
+      else localStorage.setItem(key, print);
     } catch (error) {
       // no localStorage (a private window, say): then the SDK cannot save sessions either
     }
@@ -385,6 +424,7 @@
       fail("The uploader could not be loaded: check the connection, then reload the page.");
       return;
     }
+    const print = await fingerprint(files.video);
     let current;
     try {
       const tcVod = new TcVod.default({ getSignature, allowReport: false, enableResume: true });
@@ -399,6 +439,7 @@
       fail(`This file cannot be uploaded: ${(error && error.message) || error}.`);
       return;
     }
+    resumeOnlyTheSameFile(current, print); // before the SDK reads its session (it asks for a signature first)
     uploader = current;
     // The SDK forgets its VOD session when a transfer or its Apply fails (a dropped connection, say), so
     // trying again would send the whole file anew: the page keeps a copy (the one this upload resumes, if
@@ -453,6 +494,13 @@
     });
     say(`Uploading ${files.video.name}…`);
     lastAnnounced = Date.now();
+    // Until the first progress there is nothing to pause or cancel, and neither SDK gives up on a storage
+    // service that takes the connection but never answers (a proxy or firewall that holds it): say so.
+    setTimeout(() => {
+      if (uploader === current && state === "starting") {
+        fail(SILENT_START);
+      }
+    }, SILENT_START_MS);
     current.done().then(
       (result) => {
         if (uploader !== current && paused !== current) return; // cancelled
@@ -588,7 +636,7 @@
       // Never a tight loop: an answer that came back at once (no ETag yet, no long-poll) waits a little.
       if (Date.now() - asked < 1000) await sleep(2000);
     }
-    if (mine === following) $("processing").textContent += " (stopped following: reload to check again)";
+    if (mine === following) $("processing").textContent += " (no longer followed here: your app finds it by its File ID)";
   }
 
   function showUpload(upload) {
