@@ -13,11 +13,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 def shown(url: str) -> str:
     """`url` as messages quote it: without a user and password in it, nor its query (an API key, say)."""
-    scheme, sep, rest = url.partition("://") if "://" in url else ("", "", url)
-    # All up to the last "@": a password may hold "/", "?" or "#" not percent-encoded, which end the host early
     try:
-        parts = urlsplit(f"{scheme}{sep}{rest.rpartition('@')[2]}")
+        parts = urlsplit(url)
     except ValueError:  # a bracket unclosed: nothing of it is worth showing
+        return "the URL given"
+    if "@" in parts.netloc:
+        parts = parts._replace(netloc=parts.netloc.rpartition("@")[2])
+    elif ":" in parts.netloc and "@" in url.partition("://")[2]:
+        # A password holding "/", "?" or "#" not percent-encoded ends the host early (user:pass/word@host), and
+        # reads as host:port when it is digits: no telling it from a port and an "@" further on
         return "the URL given"
     return urlunsplit(parts._replace(query="…" if parts.query else "", fragment=""))
 

@@ -582,8 +582,15 @@ def test_the_crc64_checked_is_the_cos_sdks(data: bytes, flip: int) -> None:
     ("url", "quoted"),
     [
         ("http://alice:Pw0rd@127.0.0.1:1/signature?api_key=K3y#f", "http://127.0.0.1:1/signature?…"),
-        *((f"http://alice:Pw0rd{cut}x@127.0.0.1:1/signature", "http://127.0.0.1:1/signature") for cut in "/?#"),
-        ("http://alice:1234/x@127.0.0.1:1/signature", "http://127.0.0.1:1/signature"),  # a port, to urlsplit
+        # a password holding "/", "?" or "#" not percent-encoded: it ends the host early
+        *((f"http://alice:Pw0rd{cut}x@127.0.0.1:1/signature", "the URL given") for cut in "/?#"),
+        ("http://alice:1234/x@127.0.0.1:1/signature", "the URL given"),  # "alice:1234" reads as a host and port
+        # an "@" further on, in a URL with no password: the host it names
+        (
+            "https://gw.example.com/release/signature?email=ann@example.com",
+            "https://gw.example.com/release/signature?…",
+        ),
+        ("https://gw.example.com/release/@team/signature", "https://gw.example.com/release/@team/signature"),
         ("https://vod2.qcloud.com", "https://vod2.qcloud.com"),
         ("http://[::1/signature", "the URL given"),
     ],

@@ -106,6 +106,7 @@
       }
       return;
     }
+    forgetSession(current);
     finished(result.fileId);
   }
 
@@ -327,9 +328,12 @@
   // COS holds without comparing them: a file changed since (edited in place, keeping its time; or another of
   // the same name and size) would be stored stitched together from two versions. So the page keeps, beside
   // each session, its file's fingerprint (its time and digests of three slices, as vod-upload's checkpoints
-  // do): another file starts a new session. Without one (no Web Crypto outside a secure context), none resumes.
-  const PRINT_PREFIX = "vod-upload-file:";
+  // do), through the SDK's own storage (its keys a digest: no file name in clear, and forgotten with the
+  // sessions): another file starts a new session. Without Web Crypto (outside a secure context) only the very
+  // file this page already started resumes (Resume, trying again), not one chosen anew after a reload.
+  const PRINT = "fingerprint:";
   const SLICE = 64 * 1024;
+  const startedFiles = new WeakSet();
 
   async function fingerprint(file) {
     try {
@@ -345,15 +349,17 @@
     }
   }
 
-  function resumeOnlyTheSameFile(current, print) {
-    const key = PRINT_PREFIX + current.sessionName;
-    try {
-      if (print === null || localStorage.getItem(key) !== print) current.delStorage(current.sessionName);
-      if (print === null) localStorage.removeItem(key);
-      else localStorage.setItem(key, print);
-    } catch (error) {
-      // no localStorage (a private window, say): then the SDK cannot save sessions either
-    }
+  function resumeOnlyTheSameFile(current, file, print) {
+    const same = print === null ? startedFiles.has(file) : current.getStorage(PRINT + current.sessionName) === print;
+    if (!same) current.delStorage(current.sessionName);
+    if (print === null) current.delStorage(PRINT + current.sessionName);
+    else current.setStorage(PRINT + current.sessionName, print);
+    startedFiles.add(file);
+  }
+
+  function forgetSession(current) {
+    current.delStorage(current.sessionName);
+    current.delStorage(PRINT + current.sessionName);
   }
 
   // A JWT's `sub`, read, not verified (the API verifies the token); null for any other token.
@@ -439,7 +445,7 @@
       fail(`This file cannot be uploaded: ${(error && error.message) || error}.`);
       return;
     }
-    resumeOnlyTheSameFile(current, print); // before the SDK reads its session (it asks for a signature first)
+    resumeOnlyTheSameFile(current, files.video, print); // before the SDK reads its session (after a signature)
     uploader = current;
     // The SDK forgets its VOD session when a transfer or its Apply fails (a dropped connection, say), so
     // trying again would send the whole file anew: the page keeps a copy (the one this upload resumes, if
@@ -505,6 +511,7 @@
       (result) => {
         if (uploader !== current && paused !== current) return; // cancelled
         uploader = paused = null;
+        forgetSession(current); // committed: the SDK has dropped its session, and its fingerprint goes with it
         finished(result.fileId);
       },
       (error) => {
@@ -550,14 +557,14 @@
     const live = uploader || paused;
     const key = live && live !== old && live.sessionName === old.sessionName ? session || live.vodSessionKey : null;
     if (key) old.setStorage(old.sessionName, key);
-    else old.delStorage(old.sessionName);
+    else forgetSession(old);
   }
 
   function cancel() {
     const current = uploader || paused;
     uploader = paused = null;
     stopTransfers(current);
-    current.delStorage(current.sessionName); // nothing to resume: the next upload starts afresh
+    forgetSession(current); // nothing to resume: the next upload starts afresh
     cancelled.add(current);
     files = null;
     $("form").reset();
