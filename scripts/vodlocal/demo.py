@@ -120,6 +120,8 @@ def wait_for_record(file_id: str, timeout: float = 30) -> bool:
 
 
 def demo(state: Path) -> int:
+    # Nor the shell's app hook: it would be told of the demo's made-up upload (a real system's, it may be)
+    os.environ.pop("AFTER_COMMIT_HOOK", None)
     stack = localstack.start_stack(state / "state", own_settings=True)  # never the shell's DATABASE_URL or keys
     try:
         print(f"local stack up: gateway {stack.gateway.url}, VOD emulator {stack.emulator.url}")
