@@ -161,17 +161,23 @@ def _parts_sent_since(b: BrowserStack, start: int) -> set[int]:
     return {n for r in b.traffic.requests[start:] if (n := part_number(r)) is not None}
 
 
+def _cut_off_by_a_reload(b: BrowserStack, tmp_path: Path) -> tuple[Path, int]:
+    """A 20 MiB upload cut off by a reload once a part is safely in COS (its session saved): the video, and how
+    many requests the page had sent."""
+    video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
+    _start_slow_upload(b, video, 6 * MiB)
+    _wait_for_a_stored_part(b)
+    sent = len(b.traffic.requests)
+    b.page.reload()  # the token survives in sessionStorage; the files must be chosen again
+    b.page.wait_for_selector("#start:not([hidden])")
+    return video, sent
+
+
 def test_a_reload_mid_upload_resumes_and_sends_only_the_missing_parts(
     browser_stack: BrowserStack, tmp_path: Path
 ) -> None:
     b = browser_stack
-    video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
-    _start_slow_upload(b, video, 6 * MiB)
-    _wait_for_a_stored_part(b)  # at least one part is safely in COS
-    sent_before = len(b.traffic.requests)
-
-    b.page.reload()  # the token survives in sessionStorage; the files must be chosen again
-    b.page.wait_for_selector("#start:not([hidden])")
+    video, sent_before = _cut_off_by_a_reload(b, tmp_path)
     stored_before = b.traffic.parts_stored()
     b.choose(video)
     b.page.click("#start")
@@ -192,11 +198,7 @@ def test_a_file_changed_since_its_upload_was_cut_off_is_uploaded_anew_not_stitch
 ) -> None:
     # GIVEN an upload cut off mid-way, its session saved (the SDK knows it by the file's name and size)
     b = browser_stack
-    video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
-    _start_slow_upload(b, video, 6 * MiB)
-    _wait_for_a_stored_part(b)
-    b.page.reload()
-    b.page.wait_for_selector("#start:not([hidden])")
+    video, _ = _cut_off_by_a_reload(b, tmp_path)
     # WHEN the file is edited in place, keeping its name, size and time (a tool that keeps times, say)
     times = video.stat()
     content = bytes(reversed(video.read_bytes()))
