@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -85,12 +85,12 @@ def task_view(task: TaskRecord, deleted_parts: Sequence[DeletedPart], *, all_gon
     }
 
 
-def _status(upload: UploadRecord, tasks: Sequence[TaskRecord], task_events: bool) -> str:
+def _status(upload: UploadRecord, task_ids: Collection[str], task_events: bool) -> str:
     # Uploaded with a task flow whose first event is still to come: for the uploader it is processing (unless
     # VOD was asked for no task events: then none will come, and all that is known is that it was uploaded),
     # whatever another task of the file (the app's ProcessMedia, say) has reported meanwhile.
     flow = upload.procedure_task_id
-    if flow and task_events and upload.status != "deleted" and all(t.task_id != flow for t in tasks):
+    if flow and task_events and upload.status != "deleted" and flow not in task_ids:
         return "processing"
     return upload.status
 
@@ -99,19 +99,25 @@ def _cut(text: str | None) -> str | None:
     return text[:MAX_TEXT] if text is not None else None
 
 
-def upload_view(upload: UploadRecord, tasks: Sequence[TaskRecord], *, task_events: bool) -> dict[str, Any]:
+def upload_view(upload: UploadRecord, tasks: Iterable[TaskRecord], *, task_events: bool) -> dict[str, Any]:
     # OriginalFiles: the uploaded media is gone, and the cover uploaded with it (DeleteMedia's MediaDeleteItem).
     # A whole-file delete: every file of the media is.
     original_gone = upload.deleted or any(p.type == "OriginalFiles" for p in upload.deleted_parts)
+    # Each task's record let go once its view is made (a view holds at most MAX_OUTPUT_URLS of an output's URLs),
+    # before the next is read: a comprehension's variable would keep it meanwhile.
+    task_views = []
+    for task in tasks:
+        task_views.append(task_view(task, upload.deleted_parts, all_gone=upload.deleted))
+        del task
     return {
         "fileId": upload.file_id,
-        "status": _status(upload, tasks, task_events),
+        "status": _status(upload, {t["taskId"] for t in task_views}, task_events),
         "name": _cut(upload.name),
         "mediaUrl": None if original_gone else _cut(upload.media_url),
         "coverUrl": None if original_gone else _cut(upload.cover_url),
         "createdAt": _cut(upload.create_time) or _iso(upload.first_seen_at),
         "updatedAt": _iso(upload.last_event_at),
-        "tasks": [task_view(t, upload.deleted_parts, all_gone=upload.deleted) for t in tasks],
+        "tasks": task_views,
     }
 
 
@@ -160,8 +166,17 @@ def _possible_file_id(text: str) -> bool:
 
 
 def _next_cursor(upload: UploadRecord) -> str:
-    raw = json.dumps([upload.first_seen_at, upload.file_id], separators=(",", ":")).encode()
+    return _cursor_text(upload.first_seen_at, upload.file_id)
+
+
+def _cursor_text(first_seen_at: float, file_id: str) -> str:
+    raw = json.dumps([first_seen_at, file_id], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+# A page's answer without its uploads, with the longest cursor any upload's can be (each character of its FileId
+# escaped as a surrogate pair): the room the uploads are fitted in is what this leaves.
+_PAGE_FRAME = carried_size({"uploads": [], "nextCursor": _cursor_text(-1.7976931348623157e308, "\U0010ffff" * MAX_ID)})
 
 
 def _integer(query: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -208,28 +223,27 @@ def make_uploads_endpoint(
     """`now`: the time of day (tokens' claims); `elapsed`: a clock that never steps back (a wait's deadline)."""
     check_key(settings.auth)  # a misconfigured key fails the cold start, here as in the sign function
 
+    def fitted(upload: UploadRecord, tasks: Iterator[TaskRecord]) -> dict[str, Any]:
+        return _within_answer(upload_view(upload, tasks, task_events=settings.task_events))
+
     def listing(request: Request, user: str) -> Response:
         _only(request.query, ("limit", "cursor"))
         limit = _integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         before = _cursor(request.query["cursor"]) if "cursor" in request.query else None
-        page = store_provider().user_page(user, limit + 1, before)  # one more: is there a next page?
-        views: list[dict[str, Any]] = []
-        room = ANSWER_BYTES - carried_size({"uploads": [], "nextCursor": _next_cursor(page[0][0])}) if page else 0
-        for upload, tasks in page[:limit]:
-            view = _within_answer(upload_view(upload, tasks, task_events=settings.task_events))
-            room -= carried_size(view) + 1  # and its comma
-            if room < 0 and views:  # the rest on the next page
-                break
-            views.append(view)
-        more = len(views) < len(page)
-        body = {"uploads": views, "nextCursor": _next_cursor(page[len(views) - 1][0]) if more else None}
+
+        def sized(upload: UploadRecord, tasks: Iterator[TaskRecord]) -> tuple[dict[str, Any], int]:
+            view = fitted(upload, tasks)
+            return view, carried_size(view) + 1  # and its comma
+
+        page, more = store_provider().user_page(user, limit, before, sized, ANSWER_BYTES - _PAGE_FRAME)
+        body = {"uploads": [view for _, view in page], "nextCursor": _next_cursor(page[-1][0]) if more else None}
         return _answer(request, body)
 
     def current(file_id: str, user: str) -> dict[str, Any]:
-        upload, tasks = store_provider().user_upload(user, file_id)
-        if upload is None:  # someone else's, nobody's, unknown: one answer, after one lookup
+        view = store_provider().user_upload(user, file_id, fitted)
+        if view is None:  # someone else's, nobody's, unknown: one answer, after one lookup
             raise NotFound("no such upload")
-        return _within_answer(upload_view(upload, tasks, task_events=settings.task_events))
+        return view
 
     def one(request: Request, user: str, file_id: str) -> Response:
         _only(request.query, ("wait",))

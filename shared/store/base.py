@@ -45,6 +45,7 @@ from shared.store.projection import (
 )
 
 R = TypeVar("R")
+V = TypeVar("V")
 HookStatus = Literal["pending", "done", "failed", "rerunning", "erased"]  # erased: owed no more (`erase`)
 
 _HOOK_UNFINISHED = "hook_status IN ('pending', 'failed', 'rerunning')"
@@ -789,14 +790,17 @@ class EventStore(ABC):
         row = cursor.fetchone()
         return None if row is None else _upload_from_row(row)
 
-    def user_upload(self, user_id: str, file_id: str) -> tuple[UploadRecord | None, list[TaskRecord]]:
-        """A user's upload and its tasks as of one moment (one snapshot: never a record older than its tasks).
-        Someone else's, nobody's and an unknown file are alike (None, []) after the same one lookup: neither
-        the answer nor its time tells them apart, and no one else's tasks are read."""
+    def user_upload(
+        self, user_id: str, file_id: str, view: Callable[[UploadRecord, Iterator[TaskRecord]], V]
+    ) -> V | None:
+        """`view(upload, tasks)` of a user's upload as of one moment (one snapshot: never a record older than its
+        tasks), its tasks read one at a time as `view` reaches them (see _each_task). Someone else's, nobody's and
+        an unknown file are alike (None) after the same one lookup: neither the answer nor its time tells them
+        apart, and no one else's tasks are read."""
 
-        def read(cursor: Cursor) -> tuple[UploadRecord | None, list[TaskRecord]]:
+        def read(cursor: Cursor) -> V | None:
             upload = self._upload(cursor, file_id, user_id)
-            return (upload, self._tasks(cursor, file_id)) if upload is not None else (None, [])
+            return None if upload is None else view(upload, self._each_task(cursor, file_id))
 
         return self._run(read, write=False)
 
@@ -821,14 +825,28 @@ class EventStore(ABC):
             before = (page[-1].first_seen_at, page[-1].file_id)
 
     def user_page(
-        self, user_id: str, limit: int, before: tuple[float, str] | None = None
-    ) -> list[tuple[UploadRecord, list[TaskRecord]]]:
-        """`user_uploads`, each with its tasks, as of one moment (one snapshot)."""
+        self,
+        user_id: str,
+        limit: int,
+        before: tuple[float, str] | None,
+        view: Callable[[UploadRecord, Iterator[TaskRecord]], tuple[V, int]],
+        room: int,
+    ) -> tuple[list[tuple[UploadRecord, V]], bool]:
+        """Up to `limit` of `user_uploads`, each with `view(upload, tasks)`, as of one moment (one snapshot), and
+        whether more follow. `view` also answers what its view takes of `room`: once the views would take more, the
+        rest are left for the next page (the first is always shown). Tasks are read as in user_upload."""
 
-        def read(cursor: Cursor) -> list[tuple[UploadRecord, list[TaskRecord]]]:
-            uploads = self._user_uploads(cursor, user_id, limit, before)
-            tasks = self._tasks_of(cursor, [u.file_id for u in uploads])
-            return [(u, tasks[u.file_id]) for u in uploads]
+        def read(cursor: Cursor) -> tuple[list[tuple[UploadRecord, V]], bool]:
+            uploads = self._user_uploads(cursor, user_id, limit + 1, before)  # one more: is there a next page?
+            shown: list[tuple[UploadRecord, V]] = []
+            left = room
+            for upload in uploads[:limit]:
+                made, size = view(upload, self._each_task(cursor, upload.file_id))
+                left -= size
+                if left < 0 and shown:
+                    break
+                shown.append((upload, made))
+            return shown, len(shown) < len(uploads)
 
         return self._run(read, write=False)
 
@@ -846,19 +864,15 @@ class EventStore(ABC):
         )
         return [_upload_from_row(row) for row in cursor.fetchall()]
 
-    def _tasks_of(self, cursor: Cursor, file_ids: Sequence[str]) -> dict[str, list[TaskRecord]]:
-        """The task records of several files in one query: {file_id: tasks by task id}."""
-        found: dict[str, list[TaskRecord]] = {f: [] for f in file_ids}
-        if not file_ids:
-            return found
-        marks = ", ".join("?" for _ in file_ids)
-        cursor.execute(
-            self._sql(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE file_id IN ({marks})"),  # noqa: S608
-            tuple(file_ids),
-        )
-        for task in _by_task_id(cursor.fetchall()):
-            found[task.file_id].append(task)
-        return found
+    def _each_task(self, cursor: Cursor, file_id: str) -> Iterator[TaskRecord]:
+        """A file's tasks by task id, each read when reached: one task's results can be megabytes (a snapshot every
+        second, each its own URL), so a reader holds one task at a time, however many the file or a page has."""
+        cursor.execute(self._sql("SELECT task_id FROM tasks WHERE file_id = ?"), (file_id,))
+        task_ids = sorted(task_id for (task_id,) in cursor.fetchall())  # in Python: see _by_task_id
+        one = self._sql(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE file_id = ? AND task_id = ?")  # noqa: S608
+        for task_id in task_ids:
+            cursor.execute(one, (file_id, task_id))
+            yield _task_from_row(cursor.fetchone())  # the same snapshot: still there
 
     def tasks(self, file_id: str) -> list[TaskRecord]:
         return self._run(lambda cursor: self._tasks(cursor, file_id), write=False)

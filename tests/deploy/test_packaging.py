@@ -19,14 +19,26 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from shared.config import CALLBACK_MAX_BODY_BYTES, DEFAULT_DATABASE_TIMEOUT, MAX_WAIT_SECONDS
-from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, UNREADABLE_PUBLIC_KEY, user_env
+from shared.ingest import ingest_event
+from shared.source_context import seal
+from shared.status_service import DEFAULT_LIMIT, MAX_OUTPUT_URLS
+from shared.store import open_store
+from tests.conftest import (
+    CALLBACK_ENV,
+    CALLBACK_SIGN_KEY,
+    CONTEXT_KEY,
+    JWT_SECRET,
+    KEYS,
+    UNREADABLE_PUBLIC_KEY,
+    user_env,
+)
 from tests.deploy import scf_framework
 from tests.deploy.bundle_runner import run_package
 from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, REQUIRED_SETTINGS, ROOT
 from tests.deploy.scripts import load_script
 from tests.deploy.test_bundle import CASES, Case
 from tests.scf import load_event
-from vodtesting import http_event, sample_video, signed, vod_event
+from vodtesting import dev_token, http_event, sample_video, signed, vod_event
 from vodtesting.stack import VodStack
 
 API_CONFIG = ROOT / "deploy" / "api-gateway" / "serverless.yml"
@@ -191,7 +203,7 @@ def test_the_pull_package_drains_vod_under_python_3_10(
     assert stack.record(committed["fileId"]).user_id == "erin"
 
 
-def _largest_task_event(limit: int) -> dict[str, Any]:
+def _largest_task(limit: int, file_id: str = "f-big", task_id: str = "t-big") -> dict[str, Any]:
     """A signed FINISH whose body is as large as the callback takes (`limit` bytes): a snapshot every second of
     a long video, each its own URL."""
 
@@ -210,14 +222,14 @@ def _largest_task_event(limit: int) -> dict[str, Any]:
                 "SnapshotByTimeOffsetTask": {**task, "Output": {"Definition": 10, "PicInfoSet": pictures}},
             }
         ]
-        finished = vod_event("ProcedureStateChanged", FileId="f-big", TaskId="t-big", MediaProcessResultSet=results)
+        finished = vod_event("ProcedureStateChanged", FileId=file_id, TaskId=task_id, MediaProcessResultSet=results)
         return signed(finished, CALLBACK_SIGN_KEY)
 
     size = len(json.dumps(event(1000)))
     count = 1000 * limit // size
     while len(json.dumps(event(count))) > limit:
         count -= 100
-    return http_event("POST", "/vod-events", body=event(count), shape="function_url")
+    return event(count)
 
 
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -236,7 +248,7 @@ def test_the_callbacks_memory_holds_the_largest_event_it_takes(
         python310,
         code,
         {**CALLBACK_ENV, "DATABASE_URL": url},
-        _largest_task_event(CALLBACK_MAX_BODY_BYTES),
+        http_event("POST", "/vod-events", body=_largest_task(CALLBACK_MAX_BODY_BYTES), shape="function_url"),
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
@@ -244,6 +256,44 @@ def test_the_callbacks_memory_holds_the_largest_event_it_takes(
     inputs = scf_framework.load_config(CONFIG)["inputs"]
     memory = int(inputs["functions"]["callback"].get("memorySize", inputs["memorySize"]))
     assert run.report["peak_kib"] / 1024 <= 0.75 * memory, (run.report["peak_kib"] // 1024, memory)
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_uploads_functions_memory_holds_a_page_of_the_largest_tasks(
+    uploaded: scf_framework.Files, python310: str, tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    """A page of uploads (and one more, read to know there is a next page), each with the largest task the
+    callback takes, and the newest with several: the list and that upload are answered within three quarters of
+    the function's memorySize, as the callback's largest event is (what a page shows is cut anyway)."""
+    url = (
+        f"sqlite:///{tmp_path}/vod.sqlite3"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_server").create_database()
+    )
+    store = open_store(url)
+    largest = _largest_task(CALLBACK_MAX_BODY_BYTES)
+    tasks = [(f"f-{n}", "t-0") for n in range(DEFAULT_LIMIT + 1)] + [("f-0", f"t-{n}") for n in range(1, 4)]
+    for at, (file_id, task_id) in enumerate(tasks, start=1):
+        upload = vod_event("NewFileUpload", FileId=file_id, SourceContext=seal("ann", "r", CONTEXT_KEY))
+        ingest_event(store, upload, received_at=100 - at, keys=KEYS)  # f-0 the newest
+        body = largest["ProcedureStateChangeEvent"]
+        event = {**largest, "ProcedureStateChangeEvent": {**body, "FileId": file_id, "TaskId": task_id}}
+        ingest_event(store, event, received_at=100 + at, keys=KEYS)
+    store.close()
+    code = write_package(uploaded, "uploads", tmp_path / "code")
+    inputs = scf_framework.load_config(CONFIG)["inputs"]
+    memory = int(inputs["functions"]["uploads"].get("memorySize", inputs["memorySize"]))
+    headers = {"Authorization": f"Bearer {dev_token('ann', JWT_SECRET)}"}
+    env = {"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url}
+    for path, tasks_shown in [("/uploads", [4] + [1] * (DEFAULT_LIMIT - 1)), ("/uploads/f-0", [4])]:
+        run = run_package(python310, code, env, http_event("GET", path, headers=headers), cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        assert run.report["result"]["statusCode"] == 200, run.report["result"]
+        answer = json.loads(run.report["result"]["body"])
+        shown = answer["uploads"] if path == "/uploads" else [answer]
+        assert [len(u["tasks"]) for u in shown] == tasks_shown and answer.get("nextCursor", "-") is not None
+        assert all(o["urlCount"] > MAX_OUTPUT_URLS for u in shown for t in u["tasks"] for o in t["outputs"])
+        assert run.report["peak_kib"] / 1024 <= 0.75 * memory, (path, run.report["peak_kib"] // 1024, memory)
 
 
 def write_package(uploaded: scf_framework.Files, function: str, target: Path) -> Path:

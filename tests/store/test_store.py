@@ -20,7 +20,7 @@ from shared import store as store_package
 from shared.events import DELIVERY_FIELDS, parse_event, stored_form
 from shared.hooks import INTERRUPTED, CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
-from shared.store import EventStore, StoreUnavailable, open_store
+from shared.store import EventStore, StoreUnavailable, TaskRecord, UploadRecord, open_store
 from shared.store.base import MIGRATIONS, SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import KEYS
@@ -117,11 +117,13 @@ def test_upload_record_has_everything_the_event_said(store: EventStore) -> None:
 def test_a_users_upload_is_read_only_for_that_user(store: EventStore, user: str, found: bool) -> None:
     ingest(store, "vod_new_file_upload")
     ingest(store, "vod_procedure_finish")
-    upload, tasks = store.user_upload(user, FILE_ID)
     # Someone else's file reads as an unknown one: no record and none of its tasks.
-    expected = (store.upload(FILE_ID), [TASK_ID]) if found else (None, [])
-    assert (upload, [t.task_id for t in tasks]) == expected
-    assert store.user_upload(user, "no-such-file") == (None, [])
+    assert store.user_upload(user, FILE_ID, _with_task_ids) == ((store.upload(FILE_ID), [TASK_ID]) if found else None)
+    assert store.user_upload(user, "no-such-file", _with_task_ids) is None
+
+
+def _with_task_ids(upload: UploadRecord, tasks: Iterator[TaskRecord]) -> tuple[UploadRecord, list[str]]:
+    return upload, [t.task_id for t in tasks]
 
 
 def test_each_commit_that_writes_a_record_counts_in_its_revision(store: EventStore) -> None:
@@ -164,8 +166,9 @@ def test_tasks_come_in_code_point_order_whatever_the_collation(store: EventStore
         ingest_event(store, event, received_at=101.0, keys=KEYS)
     expected = sorted(ids)  # code points, as SQLite compares: "W" before "p"
     assert [t.task_id for t in store.tasks(FILE_ID)] == expected
-    assert [t.task_id for t in store.user_upload("alice", FILE_ID)[1]] == expected
-    assert [[t.task_id for t in tasks] for _, tasks in store.user_page("alice", 10)] == [expected]
+    assert store.user_upload("alice", FILE_ID, _with_task_ids) == (store.upload(FILE_ID), expected)
+    page, more = store.user_page("alice", 10, None, lambda *view: (_with_task_ids(*view)[1], 0), 0)
+    assert ([ids for _, ids in page], more) == ([expected], False)
 
 
 @pytest.mark.parametrize(

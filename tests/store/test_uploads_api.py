@@ -602,9 +602,9 @@ def test_a_slow_first_read_counts_toward_the_wait(writer: tuple[str, EventStore]
     assert clock.now - clock.start == 8.0 and max(reads) <= 8.0
 
 
-@pytest.mark.parametrize(("path", "reads_tasks"), [("/uploads/f7", "_tasks"), ("/uploads", "_tasks_of")])
+@pytest.mark.parametrize("path", ["/uploads/f7", "/uploads"])
 def test_a_record_is_never_read_older_than_its_tasks(
-    writer: tuple[str, EventStore], monkeypatch: pytest.MonkeyPatch, path: str, reads_tasks: str
+    writer: tuple[str, EventStore], monkeypatch: pytest.MonkeyPatch, path: str
 ) -> None:
     # GIVEN an upload whose task flow has not reported yet, and its first task event committed (by another
     # connection) just as the uploads function has read the record and is about to read its tasks
@@ -612,13 +612,13 @@ def test_a_record_is_never_read_older_than_its_tasks(
     record(store, upload_of("ann", "f7"))
     settings = load_uploads_settings({"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
     reader = open_store(url, read_only=True)
-    read_tasks = getattr(reader, reads_tasks)
+    read_tasks = reader._each_task
 
-    def event_arrives_first(cursor: Any, files: Any) -> Any:
+    def event_arrives_first(cursor: Any, file_id: str) -> Any:
         record(store, task("f7", "PROCESSING"), at=2.0)
-        return read_tasks(cursor, files)
+        return read_tasks(cursor, file_id)
 
-    monkeypatch.setattr(reader, reads_tasks, event_arrives_first)
+    monkeypatch.setattr(reader, "_each_task", event_arrives_first)
     event = http_event("GET", path, headers={"Authorization": f"Bearer {token('ann')}"})
     result = serve(event, {}, make_uploads_endpoint(settings, lambda: reader), settings.http, methods=("GET",))
     reader.close()
