@@ -3,6 +3,7 @@ sign, callback and uploads functions and the VOD emulator, each on its own origi
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -214,11 +215,9 @@ def test_a_file_changed_since_its_upload_was_cut_off_is_uploaded_anew_not_stitch
     assert media_url is not None and requests.get(media_url, timeout=30).content == content
 
 
-def test_a_storage_service_that_never_answers_is_said_and_its_answer_clears_it(
-    browser_stack: BrowserStack, tmp_path: Path
-) -> None:
-    # GIVEN a COS that takes the page's requests and answers none (a proxy or firewall that holds them)
-    b = browser_stack
+def _held_by_a_silent_storage_service(b: BrowserStack, tmp_path: Path) -> tuple[list[Any], list[bool]]:
+    """An upload started against a COS that takes the page's requests and answers none (a proxy or firewall that
+    holds them), once the page has said so: the requests held, and whether it still holds them."""
     held: list[Any] = []
     holding = [True]
     b.page.route(
@@ -228,14 +227,46 @@ def test_a_storage_service_that_never_answers_is_said_and_its_answer_clears_it(
     b.choose(sample_video(tmp_path / "clip.mp4", 200 * 1024))
     b.page.click("#start")
     _until(b, lambda: held, "no COS request")
-    # WHEN nothing is heard of it for a while THEN the user is told, and how to get out
-    _until(b, lambda: "not answering. Reload the page" in b.page.inner_text("#error"), "nothing said", 30)
-    # and WHEN it answers after all THEN the upload goes on and the word goes
+    _until(b, lambda: "not answering. Wait, or cancel" in b.page.inner_text("#error"), "nothing said", 30)
+    return held, holding
+
+
+def _let_go(held: list[Any], holding: list[bool]) -> None:
     holding[0] = False
     for route in held:
-        route.continue_()
+        with contextlib.suppress(Exception):  # the page may have given up on it: nothing left to answer
+            route.continue_()
+
+
+def test_a_storage_service_that_never_answers_is_said_and_its_answer_clears_it(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload whose COS answers nothing for a while: the user is told, and may cancel
+    b = browser_stack
+    held, holding = _held_by_a_silent_storage_service(b, tmp_path)
+    assert b.page.is_visible("#cancel") and not b.page.is_visible("#pause")
+    # WHEN it answers after all THEN the upload goes on and the word goes
+    _let_go(held, holding)
     _wait_for_result(b)
     assert b.page.inner_text("#error") == ""
+
+
+def test_an_upload_whose_storage_service_never_answers_can_be_cancelled(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN an upload whose COS answers nothing
+    b = browser_stack
+    held, holding = _held_by_a_silent_storage_service(b, tmp_path)
+    # WHEN the user cancels it, and COS answers later after all
+    b.page.click("#cancel")
+    assert (b.page.inner_text("#status"), b.page.inner_text("#error")) == ("Upload cancelled.", "")
+    _let_go(held, holding)
+    b.page.wait_for_timeout(1500)  # anything still in flight would land now
+    # THEN nothing was committed, nothing is left to resume, and a new upload can start
+    assert "CommitUploadUGC" not in [action for action, _ in b.traffic.vod_calls()]
+    assert b.stack.records("page-user") == []
+    assert b.page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('webugc_')).length") == 0
+    assert b.page.is_visible("#start") and not b.page.is_visible("#cancel")
 
 
 def test_another_user_of_the_browser_does_not_resume_someone_elses_upload(

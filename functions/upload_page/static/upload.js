@@ -14,7 +14,7 @@
   const OWNER_KEY = "vod-upload-owner"; // whose saved upload sessions localStorage holds (the token's subject)
   // Said when an upload has heard nothing of the storage service for this long (see start)
   const SILENT_START_MS = 20000;
-  const SILENT_START = "The video storage service is not answering. Reload the page to start over, or wait.";
+  const SILENT_START = "The video storage service is not answering. Wait, or cancel the upload and try again later.";
   const FINAL = new Set(["uploaded", "finished", "failed", "deleted"]);
   // The server's 403 codes that are its policy (shared/errors.py), not a refused sign-in.
   const NOT_SIGN_IN = new Set(["policy_violation", "user_id_too_long", "cors_origin_not_allowed"]);
@@ -252,9 +252,9 @@
 
   function showProgress(which, info) {
     const percent = Math.round((info.percent || 0) * 100);
-    // Pause and Cancel only once COS has the upload (before, the SDK has nothing to cancel), and no
-    // longer once the video is all sent (Commit follows and cannot be stopped).
-    if (state === "starting") {
+    // Pause and Cancel only once COS has the upload (before, the SDK has nothing to cancel; Cancel alone once
+    // COS is silent), and no longer once the video is all sent (Commit follows and cannot be stopped).
+    if (state === "starting" || state === "stalled") {
       buttons("uploading");
       if ($("error").textContent === SILENT_START) fail(""); // it answered after all
     }
@@ -290,7 +290,7 @@
     $("start").hidden = state !== "idle";
     $("pause").hidden = state !== "uploading";
     $("resume").hidden = state !== "paused";
-    $("cancel").hidden = state !== "uploading" && state !== "paused";
+    $("cancel").hidden = !["uploading", "paused", "stalled"].includes(state);
     $("video").disabled = $("cover").disabled = state !== "idle";
     // A keyboard user's button that was just hidden hands its focus to the one that takes its place.
     if (focused && focused.tagName === "BUTTON" && focused.hidden) refocus = true;
@@ -500,13 +500,16 @@
     });
     say(`Uploading ${files.video.name}…`);
     lastAnnounced = Date.now();
-    // Until the first progress there is nothing to pause or cancel, and neither SDK gives up on a storage
-    // service that takes the connection but never answers (a proxy or firewall that holds it): say so.
-    setTimeout(() => {
-      if (uploader === current && state === "starting") {
-        fail(SILENT_START);
-      }
-    }, SILENT_START_MS);
+    // Until the first progress there is nothing to pause, and neither SDK gives up on a storage service that
+    // takes the connection but never answers (a proxy or firewall that holds it): say so, and let it be
+    // cancelled once COS has the upload (its transfers can be stopped; VOD's Apply the SDK gives up on itself).
+    const silent = () => {
+      if (uploader !== current || state !== "starting") return;
+      if (!current.cos) return void setTimeout(silent, 1000);
+      buttons("stalled");
+      fail(SILENT_START);
+    };
+    setTimeout(silent, SILENT_START_MS);
     current.done().then(
       (result) => {
         if (uploader !== current && paused !== current) return; // cancelled
@@ -570,6 +573,7 @@
     $("form").reset();
     $("progress").hidden = true;
     buttons("idle");
+    if ($("error").textContent === SILENT_START) fail(""); // over with it
     say("Upload cancelled.");
   }
 
