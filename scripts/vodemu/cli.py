@@ -44,18 +44,30 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+class _FromVariable(str):
+    """A default read from an environment variable, which an error names (argparse's names only the option)."""
+
+    variable = ""
+
+
 def port_number(text: str) -> int:
     """An argparse type for a TCP port (0: any free one); argparse also applies it to a default taken from
     the environment, so a bad variable is a usage error, not a traceback."""
     if not is_decimal(text.strip()) or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+        origin = f" (from {text.variable})" if isinstance(text, _FromVariable) else ""
+        raise argparse.ArgumentTypeError(f"not a port number: {str(text)!r}{origin}")
     return int(text)
 
 
 def port_default(variable: str, default: str) -> str:
     """A port option's default: the environment variable's, unless it is unset or blank (as the functions read
     their settings: `VOD_EMULATOR_PORT= make serve` means the default, not a usage error)."""
-    return os.environ.get(variable, "").strip() or default
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    given = _FromVariable(value)
+    given.variable = variable
+    return given
 
 
 def _arguments() -> argparse.Namespace:
