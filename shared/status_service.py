@@ -212,6 +212,10 @@ def target(path: str) -> str | None:
     return file_id
 
 
+def _fitted(upload: UploadRecord, tasks: Iterator[TaskRecord], task_events: bool) -> dict[str, Any]:
+    return _within_answer(upload_view(upload, tasks, task_events=task_events))
+
+
 def make_uploads_endpoint(
     settings: UploadsSettings,
     store_provider: Callable[[], EventStore],
@@ -223,27 +227,28 @@ def make_uploads_endpoint(
     """`now`: the time of day (tokens' claims); `elapsed`: a clock that never steps back (a wait's deadline)."""
     check_key(settings.auth)  # a misconfigured key fails the cold start, here as in the sign function
 
-    def fitted(upload: UploadRecord, tasks: Iterator[TaskRecord]) -> dict[str, Any]:
-        return _within_answer(upload_view(upload, tasks, task_events=settings.task_events))
-
     def listing(request: Request, user: str) -> Response:
         _only(request.query, ("limit", "cursor"))
         limit = _integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         before = _cursor(request.query["cursor"]) if "cursor" in request.query else None
 
         def sized(upload: UploadRecord, tasks: Iterator[TaskRecord]) -> tuple[dict[str, Any], int]:
-            view = fitted(upload, tasks)
+            view = _fitted(upload, tasks, settings.task_events)
             return view, carried_size(view) + 1  # and its comma
 
         page, more = store_provider().user_page(user, limit, before, sized, ANSWER_BYTES - _PAGE_FRAME)
         body = {"uploads": [view for _, view in page], "nextCursor": _next_cursor(page[-1][0]) if more else None}
         return _answer(request, body)
 
-    def current(file_id: str, user: str) -> dict[str, Any]:
-        view = store_provider().user_upload(user, file_id, fitted)
-        if view is None:  # someone else's, nobody's, unknown: one answer, after one lookup
+    def current(file_id: str, user: str) -> tuple[dict[str, Any], tuple[int, float]]:
+        def noted(upload: UploadRecord, tasks: Iterator[TaskRecord]) -> tuple[dict[str, Any], tuple[int, float]]:
+            # upload_version's, as of this read
+            return _fitted(upload, tasks, settings.task_events), (upload.revision, upload.last_event_at)
+
+        found = store_provider().user_upload(user, file_id, noted)
+        if found is None:  # someone else's, nobody's, unknown: one answer, after one lookup
             raise NotFound("no such upload")
-        return view
+        return found
 
     def one(request: Request, user: str, file_id: str) -> Response:
         _only(request.query, ("wait",))
@@ -251,11 +256,12 @@ def make_uploads_endpoint(
         # From the request's start, not after its first read: no read begins after the bound, so the answer
         # comes within it plus one read (the function's timeout allows for that: serverless.yml).
         deadline = elapsed() + min(wait, settings.max_wait_seconds)
-        body = current(file_id, user)
+        body, version = current(file_id, user)
         known = request.headers.get("if-none-match") or etag(body)  # the client's tags, or what it has now
         while matches(known, etag(body)) and elapsed() < deadline:  # until it changes, or the wait is over
             sleep(min(POLL_SECONDS, max(deadline - elapsed(), 0)))
-            body = current(file_id, user)
+            if store_provider().upload_version(user, file_id) != version:  # else the same record, the same tasks
+                body, version = current(file_id, user)
         return _answer(request, body)
 
     def endpoint(request: Request) -> Response:

@@ -10,6 +10,8 @@ Connections live in a small pool: reused by warm invocations whatever thread run
 after any failure, created lazily, so a store that is down at cold start costs a 503, not a crash.
 """
 
+import collections
+import itertools
 import json
 import os
 import threading
@@ -46,6 +48,10 @@ from shared.store.projection import (
 
 R = TypeVar("R")
 V = TypeVar("V")
+# What one statement reads of tasks for a reader (the uploads function): so many bytes of results at most (or one
+# task's, however large), so many tasks.
+READ_BYTES = 1 << 20
+READ_TASKS = 100
 HookStatus = Literal["pending", "done", "failed", "rerunning", "erased"]  # erased: owed no more (`erase`)
 
 _HOOK_UNFINISHED = "hook_status IN ('pending', 'failed', 'rerunning')"
@@ -320,6 +326,8 @@ class EventStore(ABC):
     #: Exceptions that mean "the store failed" (mapped to StoreUnavailable).
     errors: tuple[type[BaseException], ...] = ()
     max_idle_connections = 4
+    # The size of a stored text in bytes (its JSON: ASCII), read without reading the text where the backend can
+    _bytes_of = "length"
 
     def __init__(self, *, read_only: bool = False) -> None:
         # read_only: a reader (the uploads function) never writes, not even the schema: a read-only
@@ -794,13 +802,28 @@ class EventStore(ABC):
         self, user_id: str, file_id: str, view: Callable[[UploadRecord, Iterator[TaskRecord]], V]
     ) -> V | None:
         """`view(upload, tasks)` of a user's upload as of one moment (one snapshot: never a record older than its
-        tasks), its tasks read one at a time as `view` reaches them (see _each_task). Someone else's, nobody's and
+        tasks), its tasks read as `view` reaches them (see _tasks_of). Someone else's, nobody's and
         an unknown file are alike (None) after the same one lookup: neither the answer nor its time tells them
         apart, and no one else's tasks are read."""
 
         def read(cursor: Cursor) -> V | None:
             upload = self._upload(cursor, file_id, user_id)
-            return None if upload is None else view(upload, self._each_task(cursor, file_id))
+            return None if upload is None else view(upload, self._tasks_of(cursor, [file_id])[1])
+
+        return self._run(read, write=False)
+
+    def upload_version(self, user_id: str, file_id: str) -> tuple[int, float] | None:
+        """What every commit that writes a user's upload or its tasks changes (its revision, and its last event's
+        time, which a build before revisions moved too); None as user_upload's. A waiting reader's cheap check:
+        one short row, not the tasks."""
+
+        def read(cursor: Cursor) -> tuple[int, float] | None:
+            cursor.execute(
+                self._sql("SELECT revision, last_event_at FROM uploads WHERE file_id = ? AND user_id = ?"),
+                (file_id, user_id),
+            )
+            row = cursor.fetchone()
+            return None if row is None else (row[0], row[1])
 
         return self._run(read, write=False)
 
@@ -838,10 +861,13 @@ class EventStore(ABC):
 
         def read(cursor: Cursor) -> tuple[list[tuple[UploadRecord, V]], bool]:
             uploads = self._user_uploads(cursor, user_id, limit + 1, before)  # one more: is there a next page?
+            counts, tasks = self._tasks_of(cursor, [u.file_id for u in uploads[:limit]])
             shown: list[tuple[UploadRecord, V]] = []
             left = room
             for upload in uploads[:limit]:
-                made, size = view(upload, self._each_task(cursor, upload.file_id))
+                its_tasks = itertools.islice(tasks, counts.get(upload.file_id, 0))
+                made, size = view(upload, its_tasks)
+                collections.deque(its_tasks, maxlen=0)  # any `view` left: the next upload's come next
                 left -= size
                 if left < 0 and shown:
                     break
@@ -864,15 +890,47 @@ class EventStore(ABC):
         )
         return [_upload_from_row(row) for row in cursor.fetchall()]
 
-    def _each_task(self, cursor: Cursor, file_id: str) -> Iterator[TaskRecord]:
-        """A file's tasks by task id, each read when reached: one task's results can be megabytes (a snapshot every
-        second, each its own URL), so a reader holds one task at a time, however many the file or a page has."""
-        cursor.execute(self._sql("SELECT task_id FROM tasks WHERE file_id = ?"), (file_id,))
-        task_ids = sorted(task_id for (task_id,) in cursor.fetchall())  # in Python: see _by_task_id
-        one = self._sql(f"SELECT {', '.join(_TASK_COLUMNS)} FROM tasks WHERE file_id = ? AND task_id = ?")  # noqa: S608
-        for task_id in task_ids:
-            cursor.execute(one, (file_id, task_id))
-            yield _task_from_row(cursor.fetchone())  # the same snapshot: still there
+    def _tasks_of(self, cursor: Cursor, file_ids: Sequence[str]) -> tuple[dict[str, int], Iterator[TaskRecord]]:
+        """How many tasks each of `file_ids` has, and those tasks, file by file (each file's by task id), each
+        read when reached. One task's results can be megabytes (a snapshot every second, each its own URL): a
+        statement reads the next tasks that make up READ_BYTES of results (a large one alone), and a reader
+        holds those, however many the files have. Typical tasks, a few KB each: a page's in one statement."""
+        if not file_ids:
+            return {}, iter(())
+        marks = ", ".join("?" for _ in file_ids)
+        cursor.execute(
+            self._sql(
+                f"SELECT file_id, task_id, {self._bytes_of}(results) FROM tasks WHERE file_id IN ({marks})"  # noqa: S608
+            ),
+            tuple(file_ids),
+        )
+        place = {file_id: n for n, file_id in enumerate(file_ids)}
+        # Task ids sorted here: see _by_task_id
+        found = sorted(cursor.fetchall(), key=lambda row: (place[row[0]], row[1]))
+        counts: dict[str, int] = {}
+        for file_id, _, _ in found:
+            counts[file_id] = counts.get(file_id, 0) + 1
+        return counts, self._read_tasks(cursor, found)
+
+    def _read_tasks(self, cursor: Cursor, keys: Sequence[tuple[str, str, int]]) -> Iterator[TaskRecord]:
+        """The tasks of `keys` (file_id, task_id, results' size), in that order, a batch per statement."""
+        columns = ", ".join(_TASK_COLUMNS)
+        start = 0
+        while start < len(keys):
+            end, size = start + 1, keys[start][2]
+            while end < len(keys) and end - start < READ_TASKS and size + keys[end][2] <= READ_BYTES:
+                size += keys[end][2]
+                end += 1
+            batch = keys[start:end]
+            which = " OR ".join("(file_id = ? AND task_id = ?)" for _ in batch)
+            cursor.execute(
+                self._sql(f"SELECT {columns} FROM tasks WHERE {which}"),  # noqa: S608
+                tuple(value for file_id, task_id, _ in batch for value in (file_id, task_id)),
+            )
+            rows = {(row[0], row[1]): row for row in cursor.fetchall()}  # file_id, task_id: _TASK_COLUMNS' first
+            for file_id, task_id, _ in batch:
+                yield _task_from_row(rows.pop((file_id, task_id)))  # the same snapshot: still there
+            start = end
 
     def tasks(self, file_id: str) -> list[TaskRecord]:
         return self._run(lambda cursor: self._tasks(cursor, file_id), write=False)

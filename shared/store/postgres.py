@@ -162,6 +162,7 @@ _TEXT_ENCODINGS = frozenset({"UTF8", "SQL_ASCII"})
 
 class PostgresStore(EventStore):
     errors = (psycopg2.Error,)
+    _bytes_of = "octet_length"  # from the value's header: a large (TOASTed) one is not decompressed for it
 
     def __init__(self, url: str, *, timeout_seconds: float, read_only: bool = False) -> None:
         super().__init__(read_only=read_only)

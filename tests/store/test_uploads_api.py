@@ -7,6 +7,7 @@ import base64
 import inspect
 import itertools
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -272,6 +273,45 @@ def test_a_page_seeks_its_cursor_in_an_index_instead_of_sorting_all_the_users_up
         plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {page}"))  # its values written in
     assert "USING INDEX uploads_by_user_page (user_id=? AND (first_seen_at,file_id)<(?,?))" in plan
     assert "TEMP B-TREE" not in plan, plan
+
+
+def _snapshots(file_id: str, task_id: str, count: int) -> dict[str, Any]:
+    pictures = [{"TimeOffset": i * 1000, "Url": f"http://x.vod2.myqcloud.com/{file_id}/{i}.jpg"} for i in range(count)]
+    results = [{"Type": "SnapshotByTimeOffset", "SnapshotByTimeOffsetTask": {"Output": {"PicInfoSet": pictures}}}]
+    return vod_event("ProcedureStateChanged", FileId=file_id, TaskId=task_id, MediaProcessResultSet=results)
+
+
+@pytest.mark.parametrize(
+    ("read_bytes", "read_tasks", "batches"),
+    [
+        (1 << 20, 100, [["f1/a", "f1/b", "f2/a", "f3/a"]]),  # a page's typical tasks: one statement
+        (10_000, 100, [["f1/a", "f1/b"], ["f2/a"], ["f3/a"]]),  # a large one alone, the small ones around it
+        (10_000, 1, [["f1/a"], ["f1/b"], ["f2/a"], ["f3/a"]]),
+    ],
+)
+def test_a_page_reads_its_tasks_a_batch_of_bytes_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_bytes: int, read_tasks: int, batches: list[list[str]]
+) -> None:
+    # GIVEN uploads whose tasks are small but one, of a snapshot every second (SQLite: its statements are seen)
+    url = f"sqlite:///{tmp_path / 'vod.sqlite3'}"
+    store = open_store(url)
+    for at, file_id in enumerate(["f3", "f2", "f1"], start=1):
+        record(store, upload_of("ann", file_id), at=float(at))
+    for file_id, task_id, count in [("f1", "b", 3), ("f1", "a", 3), ("f2", "a", 300), ("f3", "a", 3)]:
+        record(store, _snapshots(file_id, task_id, count), at=5.0)
+    monkeypatch.setattr(store_base, "READ_BYTES", read_bytes)
+    monkeypatch.setattr(store_base, "READ_TASKS", read_tasks)
+    run: list[str] = []
+    store._idle[0].set_trace_callback(run.append)
+    # WHEN a page is read
+    page, more = store.user_page("ann", 10, None, lambda upload, tasks: ([t.task_id for t in tasks], 0), 0)
+    store.close()
+    # THEN each upload has its own tasks, and a statement reads as many as make up READ_BYTES (a large one alone)
+    assert ([(u.file_id, ids) for u, ids in page], more) == ([("f1", ["a", "b"]), ("f2", ["a"]), ("f3", ["a"])], False)
+    read = [sql for sql in run if "AND task_id = " in sql]
+    assert [re.findall(r"file_id = '(\w+)' AND task_id = '(\w+)'", sql) for sql in read] == [
+        [tuple(key.split("/")) for key in batch] for batch in batches
+    ]
 
 
 def test_pages_are_complete_and_stable_while_uploads_arrive(writer: tuple[str, EventStore], get: Get) -> None:
@@ -558,6 +598,7 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     if_none_match: str | None,
     max_wait: str | None,
     day_step: float,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     url, store = writer
     record(store, vod_event("NewFileUpload", FileId="f5", SourceContext=seal("ann", "r", CONTEXT_KEY)))
@@ -572,11 +613,27 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     if if_none_match is not None:
         headers["If-None-Match"] = if_none_match.format(tag=tag)
     event = http_event("GET", "/uploads/f5", headers=headers, query={"wait": "8"})
+    whole_reads = _counted(monkeypatch, reader, "user_upload")
     result = serve(event, {}, endpoint, settings.http, methods=("GET",))
     reader.close()
     assert (json.loads(result["body"])["status"] if result["statusCode"] == 200 else result["statusCode"]) == status
     assert clock.now - clock.start == returned_at  # woke at the change, or slept the whole wait
     assert clock.sleeps == returned_at / POLL_SECONDS  # in polls of POLL_SECONDS
+    # Each poll reads one short row: the upload and its tasks only at first and when they changed
+    assert len(whole_reads) == 1 + (change_at is not None)
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, store: EventStore, method: str) -> list[object]:
+    """Calls of `store`'s `method` from now on (each noted as it is made, then made as it was)."""
+    calls: list[object] = []
+    real = getattr(store, method)
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, method, counting)
+    return calls
 
 
 def test_a_slow_first_read_counts_toward_the_wait(writer: tuple[str, EventStore]) -> None:
@@ -612,13 +669,13 @@ def test_a_record_is_never_read_older_than_its_tasks(
     record(store, upload_of("ann", "f7"))
     settings = load_uploads_settings({"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
     reader = open_store(url, read_only=True)
-    read_tasks = reader._each_task
+    read_tasks = reader._tasks_of
 
-    def event_arrives_first(cursor: Any, file_id: str) -> Any:
+    def event_arrives_first(cursor: Any, file_ids: Any) -> Any:
         record(store, task("f7", "PROCESSING"), at=2.0)
-        return read_tasks(cursor, file_id)
+        return read_tasks(cursor, file_ids)
 
-    monkeypatch.setattr(reader, "_each_task", event_arrives_first)
+    monkeypatch.setattr(reader, "_tasks_of", event_arrives_first)
     event = http_event("GET", path, headers={"Authorization": f"Bearer {token('ann')}"})
     result = serve(event, {}, make_uploads_endpoint(settings, lambda: reader), settings.http, methods=("GET",))
     reader.close()
