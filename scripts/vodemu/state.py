@@ -241,12 +241,13 @@ class EmulatorState:
                 (media.file_id, media.bucket, media.media_key, media.cover_key, json.dumps(asdict(media))),
             )
             db.execute("UPDATE sessions SET file_id = ? WHERE session_key = ?", (media.file_id, session_key))
-            for delivery, body in events:
-                db.execute(
-                    "INSERT INTO events (created_at, delivery, body, push_status) VALUES (?, ?, ?, ?)",
-                    (now, delivery, json.dumps(body), "pending" if delivery == PUSH else None),
-                )
+            _queue(db, events, now)
             return media.file_id
+
+    def queue_events(self, events: Sequence[tuple[str, dict[str, Any]]], now: float) -> None:
+        """Queue events of the app's own making (a task's, say: the emulator runs none), each (delivery, body)."""
+        with self._transaction() as db:
+            _queue(db, events, now)
 
     # -- media ---------------------------------------------------------------------------------
 
@@ -362,3 +363,11 @@ class EmulatorState:
                 "SELECT seq, push_status, attempts, last_error FROM events WHERE delivery = ? ORDER BY seq", (PUSH,)
             ).fetchall()
         return [(int(r[0]), str(r[1]), int(r[2]), r[3]) for r in rows]
+
+
+def _queue(db: sqlite3.Connection, events: Sequence[tuple[str, dict[str, Any]]], now: float) -> None:
+    for delivery, body in events:
+        db.execute(
+            "INSERT INTO events (created_at, delivery, body, push_status) VALUES (?, ?, ?, ?)",
+            (now, delivery, json.dumps(body), "pending" if delivery == PUSH else None),
+        )

@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,8 @@ from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, REQUIRED_SETTINGS, ROOT
 from tests.deploy.scripts import load_script
 from tests.deploy.test_bundle import CASES, Case
 from tests.scf import load_event
+from vodemu.delivery import MAX_EVENTS_PER_PULL
+from vodemu.state import PULL
 from vodtesting import dev_token, http_event, sample_video, signed, vod_event
 from vodtesting.stack import VodStack
 
@@ -176,15 +179,7 @@ def test_the_pull_package_drains_vod_under_python_3_10(
     stack = start_vod_stack(pull=True, long_poll_seconds=0.2)
     committed = stack.upload(sample_video(tmp_path / "v.mp4"), user="erin")
     # WHEN the deployed package runs on its timer, with a 12 s limit less the 11 s reserve
-    names = (
-        "VOD_CONTEXT_KEY",
-        "TENCENTCLOUD_SECRET_ID",
-        "TENCENTCLOUD_SECRET_KEY",
-        "VOD_SUB_APP_ID",
-        "DATABASE_URL",
-        "VOD_API_ENDPOINT",
-    )
-    env = {name: os.environ[name] for name in names}
+    env = {name: os.environ[name] for name in (*_PULL_ENV, "DATABASE_URL")}
     code = write_package(uploaded, "events_pull", tmp_path / "code")
     context = {"request_id": "timer", "time_limit_in_ms": 17_000}
     run = run_package(
@@ -201,6 +196,15 @@ def test_the_pull_package_drains_vod_under_python_3_10(
     assert (run.report["result"]["recorded"], run.report["result"]["confirmed"]) == (1, 1)
     assert run.report["files"]["tencentcloud"].startswith(str(code))
     assert stack.record(committed["fileId"]).user_id == "erin"
+
+
+_PULL_ENV = (
+    "VOD_CONTEXT_KEY",
+    "TENCENTCLOUD_SECRET_ID",
+    "TENCENTCLOUD_SECRET_KEY",
+    "VOD_SUB_APP_ID",
+    "VOD_API_ENDPOINT",
+)
 
 
 def _largest_task(limit: int, file_id: str = "f-big", task_id: str = "t-big") -> dict[str, Any]:
@@ -255,6 +259,42 @@ def test_the_callbacks_memory_holds_the_largest_event_it_takes(
     assert run.report["result"]["statusCode"] == 200, run.report["result"]
     inputs = scf_framework.load_config(CONFIG)["inputs"]
     memory = int(inputs["functions"]["callback"].get("memorySize", inputs["memorySize"]))
+    assert run.report["peak_kib"] / 1024 <= 0.75 * memory, (run.report["peak_kib"] // 1024, memory)
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_events_pulls_memory_holds_a_whole_batch_of_the_largest_events(
+    uploaded: scf_framework.Files,
+    python310: str,
+    tmp_path: Path,
+    start_vod_stack: Callable[..., VodStack],
+    database: str,
+    request: pytest.FixtureRequest,
+) -> None:
+    """A PullEvents answer holds up to 16 events, none limited to what a PUSH body may be: as many as the callback's
+    largest event (a snapshot every second). Over its memorySize, SCF ends the run before it confirms any, and
+    every next run is handed the same batch: the queue would be stuck until VOD drops them (days)."""
+    stack = start_vod_stack(pull=True, long_poll_seconds=0.2)
+    largest = {k: v for k, v in _largest_task(CALLBACK_MAX_BODY_BYTES).items() if k not in ("T", "Sign")}
+    task = largest["ProcedureStateChangeEvent"]
+    files = [f"f-{n}" for n in range(MAX_EVENTS_PER_PULL)]
+    batch = [{**largest, "ProcedureStateChangeEvent": {**task, "FileId": f, "TaskId": f"t-{f}"}} for f in files]
+    stack._stack.emulator.state.queue_events([(PULL, event) for event in batch], time.time())
+    url = (
+        f"sqlite:///{tmp_path}/vod.sqlite3"
+        if database == "sqlite"
+        else request.getfixturevalue("postgres_server").create_database()
+    )
+    env = {**{name: os.environ[name] for name in _PULL_ENV}, "DATABASE_URL": url}
+    code = write_package(uploaded, "events_pull", tmp_path / "code")
+    context = {"request_id": "timer", "time_limit_in_ms": 60_000}
+    run = run_package(python310, code, env, load_event("scf_timer"), cwd=tmp_path, context=context)
+    assert run.returncode == 0, run.stderr[-2000:]
+    store = open_store(url)
+    assert [len(store.tasks(f)) for f in files] == [1] * len(files)
+    store.close()
+    inputs = scf_framework.load_config(CONFIG)["inputs"]
+    memory = int(inputs["functions"]["events_pull"].get("memorySize", inputs["memorySize"]))
     assert run.report["peak_kib"] / 1024 <= 0.75 * memory, (run.report["peak_kib"] // 1024, memory)
 
 
