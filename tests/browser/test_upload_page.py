@@ -245,6 +245,7 @@ def test_a_storage_service_that_never_answers_is_said_and_its_answer_clears_it(
     b = browser_stack
     held, holding = _held_by_a_silent_storage_service(b, tmp_path)
     assert b.page.is_visible("#cancel") and not b.page.is_visible("#pause")
+    assert b.page.evaluate("document.activeElement.id") == "cancel"  # Upload's focus, as it was hidden
     # WHEN it answers after all THEN the upload goes on and the word goes
     _let_go(held, holding)
     _wait_for_result(b)

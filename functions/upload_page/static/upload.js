@@ -25,7 +25,7 @@
   let files = null; // {video, cover} being uploaded (kept for resume)
   let apiError = null; // why the last signature request failed, shown instead of the SDK's generic error
   let lastAnnounced = 0;
-  let state = "idle"; // idle, starting (VOD calls, nothing to pause yet), uploading, paused, finishing
+  let state = "idle"; // idle, starting (nothing to pause yet), stalled (COS silent), uploading, paused, finishing
   let following = 0; // which upload the status loop follows: a newer one ends the older loop
   let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
   let uncommitted = null; // all in COS, no signature for its Commit: Upload again, or the same user's next token, commits it
@@ -294,7 +294,8 @@
     $("video").disabled = $("cover").disabled = state !== "idle";
     // A keyboard user's button that was just hidden hands its focus to the one that takes its place.
     if (focused && focused.tagName === "BUTTON" && focused.hidden) refocus = true;
-    const shown = ["pause", "resume", "start"].map((id) => $(id)).find((button) => !button.hidden);
+    // Cancel last: the one to take the focus only when it is the only control (stalled)
+    const shown = ["pause", "resume", "start", "cancel"].map((id) => $(id)).find((button) => !button.hidden);
     if (refocus && shown) {
       shown.focus();
       refocus = false;
