@@ -9,6 +9,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from tests.conftest import CALLBACK_SIGN_KEY
+from vodtesting import signed, vod_event
+
 EVENTS = Path(__file__).parent / "events"
 SHAPES = ("apigw", "function_url")
 
@@ -42,3 +45,32 @@ def header(result: dict[str, Any], name: str) -> str | None:
         if key.lower() == name.lower():
             return str(value)
     return None
+
+
+def largest_task_event(limit: int, file_id: str = "f-big", task_id: str = "t-big") -> dict[str, Any]:
+    """A signed FINISH whose body is as large as the callback takes (`limit` bytes): a snapshot every second of
+    a long video, each its own URL."""
+
+    def event(count: int) -> dict[str, Any]:
+        pictures = [
+            {
+                "TimeOffset": i * 1000,
+                "Url": f"http://1400329073.vod2.myqcloud.com/d9d5/b1e3/snapshotByTimeOffset_10_{i}.jpg",
+            }
+            for i in range(count)
+        ]
+        task = {"Status": "SUCCESS", "ErrCode": 0, "Message": "SUCCESS", "Input": {"Definition": 10}}
+        results = [
+            {
+                "Type": "SnapshotByTimeOffset",
+                "SnapshotByTimeOffsetTask": {**task, "Output": {"Definition": 10, "PicInfoSet": pictures}},
+            }
+        ]
+        finished = vod_event("ProcedureStateChanged", FileId=file_id, TaskId=task_id, MediaProcessResultSet=results)
+        return signed(finished, CALLBACK_SIGN_KEY)
+
+    size = len(json.dumps(event(1000)))
+    count = 1000 * limit // size
+    while len(json.dumps(event(count))) > limit:
+        count -= 100
+    return event(count)

@@ -20,9 +20,10 @@ import contextlib
 import json
 import os
 import sys
+import textwrap
 import time
 import unicodedata
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any, TextIO
 
@@ -56,12 +57,26 @@ def when(timestamp: float | None) -> str:
     return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
-def report_json(report: FileReport, payloads: Mapping[str, Any]) -> dict[str, Any]:
-    """What the store holds of a file (an access request's answer): its record, tasks, and each event with its
-    content as VOD sent it (`payload`; once erased, what is left of it: its type and when it was erased)."""
-    shown: dict[str, Any] = plain({"upload": report.upload, "tasks": report.tasks})
-    shown["events"] = [{**plain(e), "payload": payloads.get(e.dedupe_key)} for e in report.events]
-    return shown
+def write_report_json(report: FileReport, payload: Callable[[str], Any], write: Callable[[str], Any]) -> None:
+    """What the store holds of a file (an access request's answer), as JSON: its record, tasks, and each event with
+    its content as VOD sent it (`payload`; once erased, what is left of it: its type and when it was erased).
+    Written a task and an event at a time, each event read in turn: one can be megabytes (a snapshot every
+    second), and a file has many."""
+    head = as_json({"upload": plain(report.upload), "tasks": [], "events": []})
+    write(head.removesuffix('"tasks": [],\n  "events": []\n}'))
+    _write_items("tasks", map(plain, report.tasks), write)
+    write(",\n  ")
+    _write_items("events", ({**plain(e), "payload": payload(e.dedupe_key)} for e in report.events), write)
+    write("\n}\n")
+
+
+def _write_items(name: str, items: Iterable[Any], write: Callable[[str], Any]) -> None:
+    """`"name": [items]` as json.dumps(indent=2) writes it in an object, an item at a time."""
+    write(f'"{name}": [')
+    count = 0
+    for count, item in enumerate(items, start=1):
+        write(("," if count > 1 else "") + "\n" + textwrap.indent(as_json(item), "    "))
+    write("\n  ]" if count else "]")
 
 
 def status_text(report: FileReport) -> str:
@@ -434,7 +449,7 @@ def run(args: argparse.Namespace) -> None:
         if report is None:
             raise Failure(f"no upload with file id {args.file_id!r} has been recorded", 1)
         if args.json:
-            print(as_json(report_json(report, {e.dedupe_key: store.payload(e.dedupe_key) for e in report.events})))
+            write_report_json(report, store.payload, sys.stdout.write)
         else:
             print_record(report)
     except StoreUnavailable as exc:

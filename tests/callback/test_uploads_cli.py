@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 import unicodedata
 from pathlib import Path
@@ -14,14 +15,14 @@ from typing import Any
 
 import pytest
 
-from shared.config import DEFAULT_DATABASE_TIMEOUT
+from shared.config import CALLBACK_MAX_BODY_BYTES, DEFAULT_DATABASE_TIMEOUT
 from shared.hooks import INTERRUPTED
 from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.store import open_store
 from tests.callback import hook_target
 from tests.conftest import CALLBACK_SIGN_KEY, CONTEXT_KEY, KEYS, SECRET_KEY, command, run_command
-from tests.scf import load_event
+from tests.scf import largest_task_event, load_event
 from vodtesting import vod_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,6 +222,44 @@ def test_show_json(database_url: str) -> None:
     # and each event as VOD sent it (an access request's answer: what the record does not keep too)
     sent = record["events"][0]["payload"]
     assert sent["EventType"] == "NewFileUpload" and sent["FileUploadEvent"]["FileId"] == FILE_ID
+
+
+def test_show_json_is_json_dumps_indented(database_url: str) -> None:
+    # Written an event at a time, as one json.dumps(indent=2) of it all would be
+    shown = uploads(database_url, "show", FILE_ID, "--json").stdout
+    assert shown == json.dumps(json.loads(shown), indent=2, ensure_ascii=False) + "\n"
+
+
+def test_show_json_holds_one_event_at_a_time(tmp_path: Path) -> None:
+    # GIVEN a file with several of the largest task events (a snapshot every second, ~6 MB of JSON each)
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    ingest_event(store, vod_event("NewFileUpload", FileId="f-big"), received_at=1.0, keys=KEYS)
+    tasks = [f"t-{n}" for n in range(4)]
+    for at, task in enumerate(tasks, start=2):
+        ingest_event(store, largest_task_event(CALLBACK_MAX_BODY_BYTES, "f-big", task), received_at=at, keys=KEYS)
+    store.close()
+    # WHEN an operator shows it as JSON (an access request's answer), its peak memory measured
+    measured = (
+        "import sys\nfrom vodadmin.uploads import main\ntry:\n    main(sys.argv[1:])\nfinally:\n"
+        "    peak = [line for line in open('/proc/self/status') if line.startswith('VmHWM:')][0].split()[1]\n"
+        "    print(peak, file=sys.stderr)"
+    )
+    with (tmp_path / "shown.json").open("w") as out:
+        proc = subprocess.run(
+            [sys.executable, "-c", measured, "show", "f-big", "--json"],
+            env={**os.environ, "DATABASE_URL": url},
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    # THEN every event is there, and what it held at once is about one event's, not all of them
+    shown = json.loads((tmp_path / "shown.json").read_text())
+    assert [e["payload"]["ProcedureStateChangeEvent"].get("TaskId") for e in shown["events"][1:]] == tasks
+    peak_mib = int(proc.stderr.split()[-1]) / 1024
+    assert peak_mib < 320, peak_mib  # all at once: ~800
 
 
 @pytest.mark.parametrize(

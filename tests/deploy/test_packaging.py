@@ -26,7 +26,6 @@ from shared.status_service import DEFAULT_LIMIT, MAX_OUTPUT_URLS
 from shared.store import open_store
 from tests.conftest import (
     CALLBACK_ENV,
-    CALLBACK_SIGN_KEY,
     CONTEXT_KEY,
     JWT_SECRET,
     KEYS,
@@ -38,10 +37,10 @@ from tests.deploy.bundle_runner import run_package
 from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, REQUIRED_SETTINGS, ROOT
 from tests.deploy.scripts import load_script
 from tests.deploy.test_bundle import CASES, Case
-from tests.scf import load_event
+from tests.scf import largest_task_event, load_event
 from vodemu.delivery import MAX_EVENTS_PER_PULL
 from vodemu.state import PULL
-from vodtesting import dev_token, http_event, sample_video, signed, vod_event
+from vodtesting import dev_token, http_event, sample_video, vod_event
 from vodtesting.stack import VodStack
 
 API_CONFIG = ROOT / "deploy" / "api-gateway" / "serverless.yml"
@@ -207,35 +206,6 @@ _PULL_ENV = (
 )
 
 
-def _largest_task(limit: int, file_id: str = "f-big", task_id: str = "t-big") -> dict[str, Any]:
-    """A signed FINISH whose body is as large as the callback takes (`limit` bytes): a snapshot every second of
-    a long video, each its own URL."""
-
-    def event(count: int) -> dict[str, Any]:
-        pictures = [
-            {
-                "TimeOffset": i * 1000,
-                "Url": f"http://1400329073.vod2.myqcloud.com/d9d5/b1e3/snapshotByTimeOffset_10_{i}.jpg",
-            }
-            for i in range(count)
-        ]
-        task = {"Status": "SUCCESS", "ErrCode": 0, "Message": "SUCCESS", "Input": {"Definition": 10}}
-        results = [
-            {
-                "Type": "SnapshotByTimeOffset",
-                "SnapshotByTimeOffsetTask": {**task, "Output": {"Definition": 10, "PicInfoSet": pictures}},
-            }
-        ]
-        finished = vod_event("ProcedureStateChanged", FileId=file_id, TaskId=task_id, MediaProcessResultSet=results)
-        return signed(finished, CALLBACK_SIGN_KEY)
-
-    size = len(json.dumps(event(1000)))
-    count = 1000 * limit // size
-    while len(json.dumps(event(count))) > limit:
-        count -= 100
-    return event(count)
-
-
 @pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_the_callbacks_memory_holds_the_largest_event_it_takes(
     uploaded: scf_framework.Files, python310: str, tmp_path: Path, database: str, request: pytest.FixtureRequest
@@ -252,7 +222,7 @@ def test_the_callbacks_memory_holds_the_largest_event_it_takes(
         python310,
         code,
         {**CALLBACK_ENV, "DATABASE_URL": url},
-        http_event("POST", "/vod-events", body=_largest_task(CALLBACK_MAX_BODY_BYTES), shape="function_url"),
+        http_event("POST", "/vod-events", body=largest_task_event(CALLBACK_MAX_BODY_BYTES), shape="function_url"),
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr
@@ -275,7 +245,7 @@ def test_events_pulls_memory_holds_a_whole_batch_of_the_largest_events(
     largest event (a snapshot every second). Over its memorySize, SCF ends the run before it confirms any, and
     every next run is handed the same batch: the queue would be stuck until VOD drops them (days)."""
     stack = start_vod_stack(pull=True, long_poll_seconds=0.2)
-    largest = {k: v for k, v in _largest_task(CALLBACK_MAX_BODY_BYTES).items() if k not in ("T", "Sign")}
+    largest = {k: v for k, v in largest_task_event(CALLBACK_MAX_BODY_BYTES).items() if k not in ("T", "Sign")}
     task = largest["ProcedureStateChangeEvent"]
     files = [f"f-{n}" for n in range(MAX_EVENTS_PER_PULL)]
     batch = [{**largest, "ProcedureStateChangeEvent": {**task, "FileId": f, "TaskId": f"t-{f}"}} for f in files]
@@ -311,7 +281,7 @@ def test_the_uploads_functions_memory_holds_a_page_of_the_largest_tasks(
         else request.getfixturevalue("postgres_server").create_database()
     )
     store = open_store(url)
-    largest = _largest_task(CALLBACK_MAX_BODY_BYTES)
+    largest = largest_task_event(CALLBACK_MAX_BODY_BYTES)
     tasks = [(f"f-{n}", "t-0") for n in range(DEFAULT_LIMIT + 1)] + [("f-0", f"t-{n}") for n in range(1, 4)]
     for at, (file_id, task_id) in enumerate(tasks, start=1):
         upload = vod_event("NewFileUpload", FileId=file_id, SourceContext=seal("ann", "r", CONTEXT_KEY))
