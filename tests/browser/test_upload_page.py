@@ -119,7 +119,7 @@ def test_the_token_leaves_the_address_bar_before_the_sdk_arrives_and_an_upload_w
     held: list[Any] = []
     b.page.route("**/assets/vod-js-sdk-v6*", lambda route: held.append(route))  # noqa: PLW0108 (tagged)
     b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}", wait_until="commit")  # "load" waits for it
-    b.page.wait_for_selector("#start:not([hidden])")
+    b.page.wait_for_selector("#signed-in:not([hidden])")  # the page's script has read the link (Upload is in the HTML)
     assert "token=" not in b.page.url and b.page.inner_text("#user") == "page-user"
     assert held and not b.page.evaluate("'TcVod' in window")
     b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
@@ -152,6 +152,33 @@ def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) ->
     # Nothing saved to resume: the SDK's session for this file is gone.
     assert b.page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('webugc_')).length") == 0
     assert b.page.is_visible("#start") and not b.page.is_visible("#cancel")
+
+
+def test_a_second_tab_leaves_the_video_another_tab_uploads_to_it(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # GIVEN a video uploading in one tab (its VOD session kept where every tab of the browser reads it)
+    b = browser_stack
+    video = sample_video(tmp_path / "clip.mp4", 20 * MiB)
+    _start_slow_upload(b, video, 4 * MiB)
+    _wait_for_progress(b, 5)
+    # WHEN the same user starts the same video in a second tab
+    other = b.context.new_page()
+    other.on("request", lambda request: b.traffic.requests.append(request))  # noqa: PLW0108
+    other.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}")
+    other.wait_for_selector("#start:not([hidden])")
+    other.set_input_files("#video", str(video))
+    applied = [action for action, _ in b.traffic.vod_calls()].count("ApplyUploadUGC")
+    other.click("#start")
+    # THEN it says where the video is being uploaded, and sends nothing (it would take over that session)
+    _until(b, lambda: "being uploaded in another tab" in other.inner_text("#error"), "the second tab said nothing")
+    assert other.is_visible("#start") and not other.is_visible("#cancel")
+    b.throttle(-1)  # no longer slowed
+    _wait_for_result(b)
+    assert [action for action, _ in b.traffic.vod_calls()].count("ApplyUploadUGC") == applied
+    assert len(b.stack.records("page-user")) == 1
+    # and once it is uploaded there, the second tab may send it again if its user asks
+    other.click("#start")
+    other.wait_for_selector("#processing[data-status]", timeout=90_000)
+    assert len(b.stack.records("page-user")) == 2
 
 
 def _wait_for_a_stored_part(b: BrowserStack) -> None:

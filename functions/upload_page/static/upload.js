@@ -358,6 +358,32 @@
     startedFiles.add(file);
   }
 
+  // One upload of a video at a time in this browser. Its tabs share the SDK's saved sessions: a second tab would
+  // take over the first's session, and one of them end by sending the whole video again, as a second file. Held
+  // from start to the upload's end (a paused upload keeps it); a tab closed lets go of it by itself.
+  const ELSEWHERE = "This video is being uploaded in another tab of this browser: finish or cancel it there.";
+  let videoLock = null; // {key, release} of the video this tab uploads
+
+  async function lockVideo(file) {
+    const key = `vod-upload:${file.name}_${file.size}`; // as the SDK names the video's session
+    if (videoLock && videoLock.key === key) return true;
+    unlockVideo();
+    if (!navigator.locks) return true; // outside a secure context: as before
+    const release = await new Promise((resolve) => {
+      navigator.locks.request(key, { ifAvailable: true }, (lock) => {
+        if (!lock) return resolve(null);
+        return new Promise((done) => resolve(done)); // held until done() is called
+      });
+    });
+    if (release) videoLock = { key, release };
+    return Boolean(release);
+  }
+
+  function unlockVideo() {
+    if (videoLock) videoLock.release();
+    videoLock = null;
+  }
+
   function forgetSession(current) {
     current.delStorage(current.sessionName);
     current.delStorage(PRINT + current.sessionName);
@@ -429,6 +455,12 @@
       buttons(before);
       say("");
       fail("The uploader could not be loaded: check the connection, then reload the page.");
+      return;
+    }
+    if (!(await lockVideo(files.video))) {
+      buttons(before);
+      say("");
+      fail(ELSEWHERE);
       return;
     }
     const print = await fingerprint(files.video);
@@ -521,6 +553,7 @@
       (error) => {
         if (uploader !== current) return; // paused or cancelled: this uploader's end is expected
         uploader = null;
+        unlockVideo(); // another tab may go on with it
         // Ended as a pause ends (the cover's transfer too): else the COS SDK keeps the failed multipart upload
         // marked in use until the page reloads, and the next start would begin another instead of going on.
         if (current.cos) stopTransfers(current);
@@ -570,6 +603,7 @@
     stopTransfers(current);
     forgetSession(current); // nothing to resume: the next upload starts afresh
     cancelled.add(current);
+    unlockVideo();
     files = null;
     $("form").reset();
     $("progress").hidden = true;
@@ -579,6 +613,7 @@
   }
 
   async function finished(fileId) {
+    unlockVideo();
     fail(""); // a notice from during the upload (another sign-in, say) is over: it is done
     $("progress").hidden = true;
     buttons("idle");
