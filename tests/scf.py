@@ -47,27 +47,30 @@ def header(result: dict[str, Any], name: str) -> str | None:
     return None
 
 
+def snapshots_event(file_id: str, task_id: str, count: int) -> dict[str, Any]:
+    """A task's FINISH with `count` snapshots (one a second of the video), each its own URL."""
+    pictures = [
+        {
+            "TimeOffset": i * 1000,
+            "Url": f"http://1400329073.vod2.myqcloud.com/d9d5/b1e3/snapshotByTimeOffset_10_{i}.jpg",
+        }
+        for i in range(count)
+    ]
+    task = {"Status": "SUCCESS", "ErrCode": 0, "Message": "SUCCESS", "Input": {"Definition": 10}}
+    results = [
+        {
+            "Type": "SnapshotByTimeOffset",
+            "SnapshotByTimeOffsetTask": {**task, "Output": {"Definition": 10, "PicInfoSet": pictures}},
+        }
+    ]
+    return vod_event("ProcedureStateChanged", FileId=file_id, TaskId=task_id, MediaProcessResultSet=results)
+
+
 def largest_task_event(limit: int, file_id: str = "f-big", task_id: str = "t-big") -> dict[str, Any]:
-    """A signed FINISH whose body is as large as the callback takes (`limit` bytes): a snapshot every second of
-    a long video, each its own URL."""
+    """The snapshots_event, signed, whose body is as large as the callback takes (`limit` bytes)."""
 
     def event(count: int) -> dict[str, Any]:
-        pictures = [
-            {
-                "TimeOffset": i * 1000,
-                "Url": f"http://1400329073.vod2.myqcloud.com/d9d5/b1e3/snapshotByTimeOffset_10_{i}.jpg",
-            }
-            for i in range(count)
-        ]
-        task = {"Status": "SUCCESS", "ErrCode": 0, "Message": "SUCCESS", "Input": {"Definition": 10}}
-        results = [
-            {
-                "Type": "SnapshotByTimeOffset",
-                "SnapshotByTimeOffsetTask": {**task, "Output": {"Definition": 10, "PicInfoSet": pictures}},
-            }
-        ]
-        finished = vod_event("ProcedureStateChanged", FileId=file_id, TaskId=task_id, MediaProcessResultSet=results)
-        return signed(finished, CALLBACK_SIGN_KEY)
+        return signed(snapshots_event(file_id, task_id, count), CALLBACK_SIGN_KEY)
 
     size = len(json.dumps(event(1000)))
     count = 1000 * limit // size

@@ -301,7 +301,8 @@ def test_the_uploads_functions_memory_holds_a_page_of_the_largest_tasks(
         assert run.report["result"]["statusCode"] == 200, run.report["result"]
         answer = json.loads(run.report["result"]["body"])
         shown = answer["uploads"] if path == "/uploads" else [answer]
-        assert [len(u["tasks"]) for u in shown] == tasks_shown and answer.get("nextCursor", "-") is not None
+        assert [len(u["tasks"]) for u in shown] == tasks_shown
+        assert path != "/uploads" or answer["nextCursor"]  # the one more was read, and is on the next page
         assert all(o["urlCount"] > MAX_OUTPUT_URLS for u in shown for t in u["tasks"] for o in t["outputs"])
         assert run.report["peak_kib"] / 1024 <= 0.75 * memory, (path, run.report["peak_kib"] // 1024, memory)
 

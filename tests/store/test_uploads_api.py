@@ -34,7 +34,7 @@ from shared.status_service import (
 from shared.store import EventStore, StoreUnavailable, open_store
 from shared.store import base as store_base
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, Output
-from tests.scf import load_event
+from tests.scf import load_event, snapshots_event
 from vodtesting import dev_token, http_event, vod_event
 from vodtesting.pgserver import database_name, run_sql
 
@@ -275,12 +275,6 @@ def test_a_page_seeks_its_cursor_in_an_index_instead_of_sorting_all_the_users_up
     assert "TEMP B-TREE" not in plan, plan
 
 
-def _snapshots(file_id: str, task_id: str, count: int) -> dict[str, Any]:
-    pictures = [{"TimeOffset": i * 1000, "Url": f"http://x.vod2.myqcloud.com/{file_id}/{i}.jpg"} for i in range(count)]
-    results = [{"Type": "SnapshotByTimeOffset", "SnapshotByTimeOffsetTask": {"Output": {"PicInfoSet": pictures}}}]
-    return vod_event("ProcedureStateChanged", FileId=file_id, TaskId=task_id, MediaProcessResultSet=results)
-
-
 @pytest.mark.parametrize(
     ("read_bytes", "read_tasks", "batches"),
     [
@@ -298,7 +292,7 @@ def test_a_page_reads_its_tasks_a_batch_of_bytes_at_a_time(
     for at, file_id in enumerate(["f3", "f2", "f1"], start=1):
         record(store, upload_of("ann", file_id), at=float(at))
     for file_id, task_id, count in [("f1", "b", 3), ("f1", "a", 3), ("f2", "a", 300), ("f3", "a", 3)]:
-        record(store, _snapshots(file_id, task_id, count), at=5.0)
+        record(store, snapshots_event(file_id, task_id, count), at=5.0)
     monkeypatch.setattr(store_base, "READ_BYTES", read_bytes)
     monkeypatch.setattr(store_base, "READ_TASKS", read_tasks)
     run: list[str] = []
@@ -613,7 +607,14 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     if if_none_match is not None:
         headers["If-None-Match"] = if_none_match.format(tag=tag)
     event = http_event("GET", "/uploads/f5", headers=headers, query={"wait": "8"})
-    whole_reads = _counted(monkeypatch, reader, "user_upload")
+    whole_reads: list[object] = []
+    read_whole = reader.user_upload
+
+    def noted(*args: Any) -> Any:
+        whole_reads.append(args)
+        return read_whole(*args)
+
+    monkeypatch.setattr(reader, "user_upload", noted)
     result = serve(event, {}, endpoint, settings.http, methods=("GET",))
     reader.close()
     assert (json.loads(result["body"])["status"] if result["statusCode"] == 200 else result["statusCode"]) == status
@@ -621,19 +622,6 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     assert clock.sleeps == returned_at / POLL_SECONDS  # in polls of POLL_SECONDS
     # Each poll reads one short row: the upload and its tasks only at first and when they changed
     assert len(whole_reads) == 1 + (change_at is not None)
-
-
-def _counted(monkeypatch: pytest.MonkeyPatch, store: EventStore, method: str) -> list[object]:
-    """Calls of `store`'s `method` from now on (each noted as it is made, then made as it was)."""
-    calls: list[object] = []
-    real = getattr(store, method)
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        calls.append(args)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(store, method, counting)
-    return calls
 
 
 def test_a_slow_first_read_counts_toward_the_wait(writer: tuple[str, EventStore]) -> None:

@@ -474,6 +474,7 @@
       });
     } catch (error) {
       // The SDK refuses some inputs at once (e.g. a cover it cannot read): say so, don't die silently.
+      unlockVideo();
       buttons(before);
       fail(`This file cannot be uploaded: ${(error && error.message) || error}.`);
       return;
