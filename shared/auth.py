@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 REALM = "vod-upload"
+_INFINITY = float("inf")
 MAX_IDENTITY = 200  # a first bound on any caller's id; sealing it (source_context.MAX_USER_ID) allows less
 
 
@@ -184,6 +185,27 @@ def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal
     claims = _verified_claims(_bearer_token(request), settings)
     _check_times(claims, now, settings.jwt_leeway_seconds)  # the injected clock: tests are exact
     return Principal(_user_id(claims.get("sub"), "sub"))
+
+
+def token_window(token: str, settings: AuthSettings) -> tuple[str, float, float] | None:
+    """(user id, since, until) for a bearer token `_from_jwt` accepts exactly while since <= now < until (None: one
+    it refuses at any time, or any doubt): what the sign function's express lane keeps of a token it has seen."""
+    if not token or token != token.strip() or not token.isascii():
+        return None
+    try:
+        claims = _verified_claims(token, settings)
+        user_id = _user_id(claims.get("sub"), "sub")
+    except Exception:  # refused: the general path says why
+        return None
+    leeway = settings.jwt_leeway_seconds
+    moments = [finite_number(claims["exp"]) if "exp" in claims else None]
+    moments += [finite_number(claims[claim]) for claim in ("nbf", "iat") if claim in claims]
+    if None in moments:
+        return None
+    exp, *starts = moments
+    # _check_times' tests, rearranged: int(exp) + leeway <= now refuses, and so does int(start) - leeway > now.
+    since = max((int(start) - leeway for start in starts), default=-_INFINITY)  # type: ignore[arg-type]
+    return user_id, since, int(exp) + leeway  # type: ignore[arg-type]
 
 
 def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:

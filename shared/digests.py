@@ -43,7 +43,7 @@ else:
 
 
 NAMES = ("sha1", "sha256", "sha384", "sha512")
-__all__ = ["NAMES", "compare_digest", "constructor", "hmac_digest"]
+__all__ = ["NAMES", "compare_digest", "constructor", "hmac_digest", "keyed"]
 
 _INNER = bytes(x ^ 0x36 for x in range(256))
 _OUTER = bytes(x ^ 0x5C for x in range(256))
@@ -51,13 +51,26 @@ _OUTER = bytes(x ^ 0x5C for x in range(256))
 
 def hmac_digest(key: bytes, message: bytes, algorithm: str) -> bytes:
     """HMAC-`algorithm` (one of NAMES) of bytes `message` under bytes `key`: hmac.digest(...)."""
+    return keyed(key, algorithm)(message)
+
+
+def keyed(key: bytes, algorithm: str, prefix: bytes = b"") -> Callable[[bytes], bytes]:
+    """hmac_digest(key, prefix + ·, algorithm), the key's two padded blocks and the prefix hashed once: for a key
+    (and the start of a message) used on every request."""
     new = constructor(algorithm)
     inner = new()
     if len(key) > inner.block_size:
         key = new(key).digest()
     key = key.ljust(inner.block_size, b"\0")
     inner.update(key.translate(_INNER))
-    inner.update(message)
+    inner.update(prefix)
     outer = new(key.translate(_OUTER))
-    outer.update(inner.digest())
-    return outer.digest()  # type: ignore[no-any-return]
+
+    def digest(message: bytes) -> bytes:
+        hashed = inner.copy()
+        hashed.update(message)
+        result = outer.copy()
+        result.update(hashed.digest())
+        return result.digest()  # type: ignore[no-any-return]
+
+    return digest

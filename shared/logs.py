@@ -56,19 +56,34 @@ def set_level(name: str) -> str:
     return previous
 
 
+def enabled(level: int) -> bool:
+    """Whether a line at `level` is written (the call's threshold, else the container's)."""
+    return level >= (CALL_THRESHOLD.get() or _threshold)
+
+
+def as_json(value: Any) -> str:
+    """`value` as log_event writes it in a line."""
+    return _ENCODER.encode(value)
+
+
 def log_event(level: int, event: str, /, *, error: BaseException | None = None, **fields: Any) -> None:
-    if level < (CALL_THRESHOLD.get() or _threshold):
+    if not enabled(level):
         return
     line: dict[str, Any] = {"level": _NAMES[level], "event": event, "request_id": REQUEST_ID.get(), **fields}
     if error is not None:
         import traceback  # rare, and it imports linecache and tokenize: not on every cold start
 
         line["exception"] = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    write_line(_ENCODER.encode(line))
+
+
+def write_line(line: str) -> None:
+    """One line (JSON, no line break in it) to stdout, as every log line is written."""
     # sys.stdout looked up each time (a test's capture replaces it); one write call per line, so lines
     # from threads do not interleave; flushed, so a frozen or killed container has lost no line it wrote.
     try:
         stream = sys.stdout
-        stream.write(_ENCODER.encode(line) + "\n")
+        stream.write(line + "\n")
         stream.flush()
     except (OSError, ValueError):  # stdout closed or a broken pipe: lose the line, never the request
         pass

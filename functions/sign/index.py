@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from shared.config import ColdStart, load_sign_settings, log_level
-from shared.http.serve import serve
 from shared.logs import set_level
-from shared.sign_service import make_sign_endpoint
+from shared.sign_handler import make_sign_handler
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -14,8 +13,8 @@ if TYPE_CHECKING:
 set_level(log_level())
 with ColdStart():  # a bad setting, hook or key: logged as config.invalid, then the cold start fails
     SETTINGS = load_sign_settings()  # once per container
-    ENDPOINT = make_sign_endpoint(SETTINGS)
+    HANDLER = make_sign_handler(SETTINGS)
 
 
 def main_handler(event: dict[str, Any], context: object) -> dict[str, Any]:
-    return serve(event, context, ENDPOINT, SETTINGS.http)
+    return HANDLER(event, context)

@@ -18,8 +18,9 @@ def _allowed_origin(origin: str | None, settings: HttpSettings) -> str | None:
     return None
 
 
-def cors_headers(request: Request | None, settings: HttpSettings) -> dict[str, str]:
-    origin = _allowed_origin(request.headers.get("origin") if request else None, settings)
+def cors_headers(origin: str | None, settings: HttpSettings) -> dict[str, str]:
+    """The CORS headers of an answer to a request from `origin` (its Origin header, if any)."""
+    origin = _allowed_origin(origin, settings)
     if origin is None:
         return {}
     # A page on another origin reads the status API's ETag (for If-None-Match), a request id to report, and how

@@ -31,7 +31,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-_BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once
+BODY_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))  # built once
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:
@@ -47,7 +47,7 @@ def to_scf_response(response: Response, request_id: str, extra_headers: Mapping[
     if response.body is not None:
         headers["Content-Type"] = "application/json; charset=utf-8"
         headers["X-Content-Type-Options"] = "nosniff"  # JSON, never read as a page or a script
-        body = _BODY_JSON.encode(response.body)
+        body = BODY_JSON.encode(response.body)
     return {"isBase64Encoded": False, "statusCode": response.status, "headers": headers, "body": body}
 
 
@@ -140,6 +140,8 @@ def serve(
             latency_ms=round((timer() - started) * 1000, 3),
             **notes,
         )
-        return to_scf_response(response, REQUEST_ID.get() or "", cors_headers(request, settings))
+        return to_scf_response(
+            response, REQUEST_ID.get() or "", cors_headers(request.headers.get("origin") if request else None, settings)
+        )
     finally:
         REQUEST_ID.reset(token)

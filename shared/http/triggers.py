@@ -83,7 +83,7 @@ def _method(event: Mapping[str, Any]) -> str:
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
-def _gateway_request_id(value: object) -> str | None:
+def gateway_request_id(value: object) -> str | None:
     """The gateway's request id, when it is one: it goes into a response header and every log line, so
     nothing else (CR/LF, …) may pass."""
     return value if isinstance(value, str) and _REQUEST_ID.fullmatch(value) else None
@@ -104,7 +104,7 @@ class ApiGatewayEvent:
             headers=_headers(event),
             query=_text_map(query, "queryString"),
             body=body,
-            request_id=_gateway_request_id(ctx.get("requestId")) or request_id,
+            request_id=gateway_request_id(ctx.get("requestId")) or request_id,
             raw=event,
             notes={},
         )

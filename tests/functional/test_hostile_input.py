@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from shared.config import ConfigError, load_callback_settings, load_sign_settings
-from shared.http.serve import serve
-from shared.sign_service import make_sign_endpoint
+from shared.sign_handler import make_sign_handler
 from tests.conftest import CALLBACK_ENV, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV, Output
 from vodtesting import http_event
 
@@ -33,8 +32,7 @@ def raw_token(claims: str) -> str:
 
 def sign(event: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
     settings = load_sign_settings(SIGN_ENV)
-    endpoint = make_sign_endpoint(settings, now=lambda: NOW, random_u32=lambda: 7)
-    return serve(event, context or {"request_id": "ctx-1"}, endpoint, settings.http)
+    return make_sign_handler(settings, now=lambda: NOW, random_u32=lambda: 7)(event, context or {"request_id": "ctx-1"})
 
 
 @pytest.mark.parametrize(

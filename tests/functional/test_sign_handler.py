@@ -18,7 +18,7 @@ from shared import source_context
 from shared.auth import check_key
 from shared.config import ConfigError, load_sign_settings
 from shared.http.serve import serve
-from shared.sign_service import make_sign_endpoint
+from shared.sign_handler import make_sign_handler
 from shared.vod_limits import MAX_SESSION_CONTEXT
 from tests.conftest import (
     GATEWAY_SECRET,
@@ -96,13 +96,13 @@ def call(leak_guard: LeakGuard) -> Callable[..., Call]:
 
     def factory(**env: str) -> Call:
         settings = load_sign_settings({**SIGN_ENV, **env})
-        endpoint = make_sign_endpoint(settings, now=lambda: NOW, random_u32=lambda: 7)
+        handler = make_sign_handler(settings, now=lambda: NOW, random_u32=lambda: 7)
 
         def invoke(shape: str = "apigw", **kwargs: Any) -> dict[str, Any]:
             kwargs = {"path": "/signature", "body": {}, **kwargs}  # a JSON body, as browsers send it
             if isinstance(kwargs["body"], str):  # raw text from a table row: still labelled as JSON
                 kwargs["headers"] = {"Content-Type": "application/json", **kwargs.get("headers", {})}
-            result = serve(http_event(shape=shape, **kwargs), {"request_id": "req-1"}, endpoint, settings.http)
+            result = handler(http_event(shape=shape, **kwargs), {"request_id": "req-1"})
             body = response_json(result)
             if "signature" in body:
                 leak_guard.add(body["signature"])
@@ -481,7 +481,7 @@ def test_the_body_limit_is_exact(call: Callable[..., Call], size: int, status: i
 )
 def test_events_that_are_not_http_events_are_400(call: Callable[..., Call], event: Any, status: int) -> None:
     settings = load_sign_settings(SIGN_ENV)
-    result = serve(event, None, make_sign_endpoint(settings), settings.http)
+    result = make_sign_handler(settings)(event, None)
     assert result["statusCode"] == status and "error" in response_json(result)
 
 
@@ -498,7 +498,7 @@ def test_an_unreadable_body_is_answered_as_its_request(call: Callable[..., Call]
     event = http_event(path="/signature", headers={"Origin": ORIGIN, **bearer(token())}, request_id="gw-req-9")
     event |= {"body": body, "isBase64Encoded": marked}
     settings = load_sign_settings({**SIGN_ENV, "CORS_ALLOW_ORIGINS": ORIGIN})
-    result = serve(event, {"request_id": "invocation-1"}, make_sign_endpoint(settings), settings.http)
+    result = make_sign_handler(settings)(event, {"request_id": "invocation-1"})
     assert (result["statusCode"], response_json(result)["error"]["code"]) == (400, "bad_event")
     assert (header(result, "X-Request-Id"), header(result, "Access-Control-Allow-Origin")) == ("gw-req-9", ORIGIN)
 
@@ -620,12 +620,12 @@ def test_time_claims_are_judged_as_pyjwt_judges_them(call: Callable[..., Call], 
 def test_a_verified_token_is_remembered_but_its_expiry_still_counts() -> None:
     settings = load_sign_settings(SIGN_ENV)
     clock = [float(NOW)]
-    endpoint = make_sign_endpoint(settings, now=lambda: clock[0])
+    handler = make_sign_handler(settings, now=lambda: clock[0])
     event = http_event(path="/signature", body={}, headers=bearer(token(exp=NOW + 60)))
-    assert serve(event, None, endpoint, settings.http)["statusCode"] == 200
-    assert serve(event, None, endpoint, settings.http)["statusCode"] == 200  # served from the cache
-    clock[0] = NOW + 60 + 31  # past exp and the 30 s leeway
-    result = serve(event, None, endpoint, settings.http)
+    assert handler(event, None)["statusCode"] == 200
+    assert handler(event, None)["statusCode"] == 200  # served from the cache
+    clock[0] = NOW + 60 + 30  # at exp and the 30 s leeway: expired
+    result = handler(event, None)
     assert result["statusCode"] == 401
     assert response_json(result)["error"]["message"] == "invalid token: token has expired"
 
@@ -654,7 +654,7 @@ def test_the_algorithm_a_key_is_said_to_need_is_taken_and_verifies_its_tokens(pr
     settings = load_sign_settings({**env, "AUTH_JWT_ALGORITHMS": advised})
     check_key(settings.auth)
     event = http_event(path="/signature", body={}, headers=bearer(token(key=private, alg=advised)))
-    assert serve(event, None, make_sign_endpoint(settings, now=lambda: NOW), settings.http)["statusCode"] == 200
+    assert make_sign_handler(settings, now=lambda: NOW)(event, None)["statusCode"] == 200
 
 
 @pytest.mark.parametrize(

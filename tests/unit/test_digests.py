@@ -35,6 +35,18 @@ def test_hmac_digest_is_the_stdlibs_on_generated_keys_and_messages() -> None:
         )
 
 
+def test_a_keyed_hmac_answers_each_message_alone_after_its_prefix() -> None:
+    # Its key's states are copied for each message, never updated: a MAC is never of the messages before it too.
+    rng = random.Random(20261205)
+    for algorithm in digests.NAMES:
+        key = rng.randbytes(rng.choice([0, 64, 129, rng.randrange(200)]))
+        prefix = rng.randbytes(rng.choice([0, 63, 64, 65, rng.randrange(200)]))
+        mac = digests.keyed(key, algorithm, prefix)
+        for _ in range(300):
+            message = rng.randbytes(rng.randrange(300))
+            assert mac(message) == hmac.digest(key, prefix + message, algorithm), (len(key), len(message), algorithm)
+
+
 @pytest.mark.parametrize(
     ("a", "b"),
     [
