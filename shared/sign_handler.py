@@ -50,6 +50,7 @@ NONE = type(None)
 # Tokens, header layouts and paths the express lane keeps what it learnt of, per container: forgotten all at once
 # when full.
 MAX_KNOWN = 1024
+MAX_LAYOUT_CHARS = 1024  # of the header names whose layout the lane keeps: at most ~4 MB for all it keeps
 
 
 def make_sign_handler(
@@ -92,8 +93,10 @@ def _with_express_lane(
             if read is None:
                 return general(event, context)
             request_id, path, authorization, origin = read
-            identity = known.get(authorization) or learn(authorization)
-            if identity is None or not identity[0] <= now() < identity[1]:
+            identity = known.get(authorization)
+            if identity is None:  # a token not seen yet (or refused): verified the general way, once
+                return learn(authorization, general(event, context))
+            if not identity[0] <= now() < identity[1]:
                 return general(event, context)
             stamp = int(now())  # read again, as the general path signs with a second reading
             expire_time = stamp + ttl
@@ -154,22 +157,25 @@ def _policy_parts(settings: SignSettings) -> tuple[Callable[[bytes], str], str, 
     return sign, query, policy.ttl_seconds, BODY_JSON.encode(answer["oneTimeValid"]), after_request_id
 
 
-def _identities(settings: SignSettings) -> tuple[dict[str, Identity], Callable[[object], Identity | None]]:
-    """The Authorization headers the lane has seen valid tokens in, and what learns one at its first request."""
+def _identities(
+    settings: SignSettings,
+) -> tuple[dict[str, Identity], Callable[[object, dict[str, Any]], dict[str, Any]]]:
+    """The Authorization headers the lane has seen valid tokens in, and what learns one from the general path's
+    answer to its first request (a token it refused is not verified twice, nor kept)."""
     auth, sealer = settings.auth, source_context.sealer(settings.context_key.reveal())
     known: dict[str, Identity] = {}
 
-    def learn(authorization: object) -> Identity | None:
-        if type(authorization) is not str or authorization[:7] != "Bearer ":
-            return None
-        window = token_window(authorization[7:], auth)
-        if window is None:
-            return None
-        user, since, until = window
-        seal = sealer(user)  # UserIdTooLong: the general path answers it
-        sealed = seal("-")
-        # All but the user in a sealed sourceContext is plain (its format): the user decides whether it is encoded.
-        return _remember(known, authorization, (since, until, seal, as_json(user), encode_value(sealed) == sealed))
+    def learn(authorization: object, answer: dict[str, Any]) -> dict[str, Any]:
+        if answer["statusCode"] != 200 or type(authorization) is not str or authorization[:7] != "Bearer ":
+            return answer
+        window = token_window(authorization[7:], auth)  # verified already: the general path's cache
+        if window is not None:
+            user, since, until = window
+            seal = sealer(user)  # its length checked: the general path signed for it
+            sealed = seal("-")
+            # All but the user in a sealed sourceContext is plain (its format): the user decides if it is encoded.
+            _remember(known, authorization, (since, until, seal, as_json(user), encode_value(sealed) == sealed))
+        return answer
 
     return known, learn
 
@@ -180,14 +186,6 @@ def _event_reader(http: HttpSettings) -> Callable[[object, object], tuple[str, s
     # Header names, in order -> how Authorization, Origin and Content-Type are spelt there (None: not sent)
     layouts: dict[tuple[str, ...], Spelt | None] = {}
     empty_object_fits = len("{}") <= http.max_body_bytes
-
-    def layout(names: tuple[str, ...]) -> Spelt | None:
-        lowered = {name.lower(): name for name in names}
-        # A name sent twice (in two cases): the general path decides which counts
-        spelt: Spelt | None = None
-        if len(lowered) == len(names):
-            spelt = (lowered.get("authorization"), lowered.get("origin"), lowered.get("content-type"))
-        return _remember(layouts, names, spelt)
 
     def read(event: object, context: object) -> tuple[str, str, Any, str | None] | None:
         if type(event) is not dict or event.get("httpMethod") != "POST":
@@ -212,7 +210,7 @@ def _event_reader(http: HttpSettings) -> Callable[[object, object], tuple[str, s
         ):
             return None
         names = tuple(headers)
-        spelt = layouts[names] if names in layouts else layout(names)
+        spelt = layouts[names] if names in layouts else _layout(names, layouts)
         if spelt is None:
             return None
         authorization, origin, content_type = headers.get(spelt[0]), headers.get(spelt[1]), headers.get(spelt[2])
@@ -221,6 +219,19 @@ def _event_reader(http: HttpSettings) -> Callable[[object, object], tuple[str, s
         return request_id, path[:1000], authorization, origin
 
     return read
+
+
+def _layout(names: tuple[str, ...], layouts: dict[tuple[str, ...], Spelt | None]) -> Spelt | None:
+    """How a request's header names spell Authorization, Origin and Content-Type (None: a name sent twice, in two
+    cases, where the general path decides which counts), kept in `layouts` for a browser's or a client's usual
+    headers: anyone may send names, as many and as long as a gateway lets by."""
+    lowered = {name.lower(): name for name in names}
+    spelt: Spelt | None = None
+    if len(lowered) == len(names):
+        spelt = (lowered.get("authorization"), lowered.get("origin"), lowered.get("content-type"))
+    if sum(map(len, names)) <= MAX_LAYOUT_CHARS:
+        _remember(layouts, names, spelt)
+    return spelt
 
 
 def _json_type(content_type: object) -> bool:
