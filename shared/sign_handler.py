@@ -210,11 +210,15 @@ def _event_reader(http: HttpSettings) -> Callable[[object, object], tuple[str, s
         ):
             return None
         names = tuple(headers)
-        spelt = layouts[names] if names in layouts else _layout(names, layouts)
+        spelt = layouts.get(names, names)  # the names themselves: not seen yet (a layout is a tuple of three)
+        if spelt is names:
+            spelt = _layout(names, layouts)
         if spelt is None:
             return None
         authorization, origin, content_type = headers.get(spelt[0]), headers.get(spelt[1]), headers.get(spelt[2])
-        if type(origin) not in (str, NONE) or (has_body and not _json_type(content_type)):
+        if type(origin) not in (str, NONE) or (
+            has_body and content_type != "application/json" and not _json_type(content_type)
+        ):
             return None
         return request_id, path[:1000], authorization, origin
 
@@ -235,7 +239,5 @@ def _layout(names: tuple[str, ...], layouts: dict[tuple[str, ...], Spelt | None]
 
 
 def _json_type(content_type: object) -> bool:
-    # shared.http.body.json_object's test, the common spelling first
-    return content_type == "application/json" or (
-        type(content_type) is str and content_type.split(";")[0].strip().lower() == "application/json"
-    )
+    # shared.http.body.json_object's test (for spellings other than the common one)
+    return type(content_type) is str and content_type.split(";")[0].strip().lower() == "application/json"
