@@ -171,10 +171,9 @@ def _identities(
         window = token_window(authorization[7:], auth)  # verified already: the general path's cache
         if window is not None:
             user, since, until = window
-            seal = sealer(user)  # its length checked: the general path signed for it
-            sealed = seal("-")
             # All but the user in a sealed sourceContext is plain (its format): the user decides if it is encoded.
-            _remember(known, authorization, (since, until, seal, as_json(user), encode_value(sealed) == sealed))
+            plain = encode_value(user) == user
+            _remember(known, authorization, (since, until, sealer(user), as_json(user), plain))
         return answer
 
     return known, learn
