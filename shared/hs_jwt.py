@@ -13,10 +13,10 @@ more than 10,000 generated valid and hostile tokens. Time claims are shared.auth
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 
+from shared import b64
 from shared.digests import compare_digest, hmac_digest
 
 TYPE_CHECKING = False
@@ -49,10 +49,10 @@ def _segment(segment: bytes) -> bytes:
     if padding > 2 or (padding and len(segment) % 4) or len(stripped) % 4 == 1 or not _ALPHABET.issuperset(stripped):
         raise TokenRejected(_MALFORMED)
     try:
-        decoded = base64.urlsafe_b64decode(stripped + b"=" * (-len(stripped) % 4))
+        decoded = b64.url_safe_decode(stripped + b"=" * (-len(stripped) % 4))
     except binascii.Error:
         raise TokenRejected(_MALFORMED) from None
-    if base64.urlsafe_b64encode(decoded).rstrip(b"=") != stripped:
+    if b64.url_safe_encode(decoded).rstrip(b"=") != stripped:
         raise TokenRejected(_MALFORMED)
     return decoded
 

@@ -50,7 +50,8 @@ NONE = type(None)
 # Tokens, header layouts and paths the express lane keeps what it learnt of, per container: forgotten all at once
 # when full.
 MAX_KNOWN = 1024
-MAX_LAYOUT_CHARS = 1024  # of the header names whose layout the lane keeps: at most ~4 MB for all it keeps
+# The header names whose layout the lane keeps: at most as many, and as many characters (~5 KB an entry, all told)
+MAX_LAYOUT_NAMES, MAX_LAYOUT_CHARS = 64, 1024
 
 
 def make_sign_handler(
@@ -169,11 +170,15 @@ def _identities(
         if answer["statusCode"] != 200 or type(authorization) is not str or authorization[:7] != "Bearer ":
             return answer
         window = token_window(authorization[7:], auth)  # verified already: the general path's cache
-        if window is not None:
-            user, since, until = window
+        if window is None:
+            return answer
+        user, since, until = window
+        try:  # the general path sealed for this user, so it fits; but its answer stands whatever happens here
             # All but the user in a sealed sourceContext is plain (its format): the user decides if it is encoded.
-            plain = encode_value(user) == user
-            _remember(known, authorization, (since, until, sealer(user), as_json(user), plain))
+            identity = (since, until, sealer(user), as_json(user), encode_value(user) == user)
+        except Exception:
+            return answer
+        _remember(known, authorization, identity)
         return answer
 
     return known, learn
@@ -232,7 +237,7 @@ def _layout(names: tuple[str, ...], layouts: dict[tuple[str, ...], Spelt | None]
     spelt: Spelt | None = None
     if len(lowered) == len(names):
         spelt = (lowered.get("authorization"), lowered.get("origin"), lowered.get("content-type"))
-    if sum(map(len, names)) <= MAX_LAYOUT_CHARS:
+    if len(names) <= MAX_LAYOUT_NAMES and sum(map(len, names)) <= MAX_LAYOUT_CHARS:
         _remember(layouts, names, spelt)
     return spelt
 

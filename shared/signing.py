@@ -181,7 +181,7 @@ def _present(params: SignatureParams) -> list[tuple[str, object]]:
     return [(wire, value) for name, wire in WIRE_NAMES.items() if (value := getattr(params, name)) is not None]
 
 
-# The values that differ between requests made under one policy (the last in WIRE_NAMES), and their slots.
+# The values that differ between requests made under one policy (in WIRE_NAMES' order), and their slots.
 _PER_REQUEST = {"currentTimeStamp": "%d", "expireTime": "%d", "random": "%d", "sourceContext": "%s"}
 
 

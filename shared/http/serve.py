@@ -7,11 +7,11 @@ request's own log line is written.
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from collections.abc import Callable, Mapping
 
+from shared import b64
 from shared.config import HttpSettings
 from shared.errors import (
     CallbackSignRejected,
@@ -41,7 +41,7 @@ def error_body(code: str, message: str) -> dict[str, Any]:
 def to_scf_response(response: Response, request_id: str, extra_headers: Mapping[str, str]) -> dict[str, Any]:
     headers = {"Cache-Control": "no-store", "X-Request-Id": request_id, **extra_headers, **response.headers}
     if response.content is not None:  # a page or an asset: bytes, possibly gzip-encoded
-        body = base64.b64encode(response.content).decode("ascii")
+        body = b64.encode(response.content)
         return {"isBase64Encoded": True, "statusCode": response.status, "headers": headers, "body": body}
     body = ""
     if response.body is not None:

@@ -5,11 +5,11 @@ chosen by inference, like Mangum's. The shapes: API gateway's integrated request
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from collections.abc import Mapping
 
+from shared import b64
 from shared.errors import BadRequest
 from shared.http.model import Headers, Request
 
@@ -66,7 +66,7 @@ def _body(event: Mapping[str, Any]) -> bytes:
         raise BadRequest("event field isBase64Encoded must be true or false", code="bad_event")
     if marked:
         try:
-            return base64.b64decode(body, validate=True)
+            return b64.decode_strict(body)
         except (binascii.Error, ValueError) as exc:  # ValueError: non-ASCII text
             raise BadRequest("body is marked base64 but is not valid base64", code="bad_event") from exc
     return body.encode("utf-8", "surrogatepass")
