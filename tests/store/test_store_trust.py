@@ -134,6 +134,11 @@ def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Ou
         assert seal(user, f"req-{user}", CONTEXT_KEY) not in output.seen
 
 
+def _mac_starting(character: str) -> str:
+    prefix, request_id, mac, user = seal("alice", "r", CONTEXT_KEY).split(":")
+    return ":".join([prefix, request_id, character + mac[1:], user])
+
+
 @pytest.mark.parametrize(
     ("context", "why"),
     [
@@ -147,6 +152,7 @@ def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Ou
         (seal("alice", "req1", CONTEXT_KEY).replace(":req1:", ":req.1:"), "not_sealed"),  # a character it drops
         (seal("alice", "r", CONTEXT_KEY).replace(":alice", "A:alice"), "not_sealed"),  # a MAC one character longer
         (seal("alice", "r", CONTEXT_KEY).removesuffix("alice"), "not_sealed"),  # no user id
+        *((_mac_starting(character), "not_sealed") for character in ("+", "é", "=")),  # not base64url
     ],
 )
 def test_only_a_sealed_context_names_a_user(store: EventStore, output: Output, context: str, why: str) -> None:
