@@ -260,7 +260,9 @@ def make_uploads_endpoint(
         known = request.headers.get("if-none-match") or etag(body)  # the client's tags, or what it has now
         while matches(known, etag(body)) and elapsed() < deadline:  # until it changes, or the wait is over
             sleep(min(POLL_SECONDS, max(deadline - elapsed(), 0)))
-            if store_provider().upload_version(user, file_id) != version:  # else the same record, the same tasks
+            # Else the same record, the same tasks; a change seen after the bound is not read whole (the client asks
+            # again).
+            if store_provider().upload_version(user, file_id) != version and elapsed() < deadline:
                 body, version = current(file_id, user)
         return _answer(request, body)
 

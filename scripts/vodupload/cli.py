@@ -78,12 +78,18 @@ def usage_failure(message: str) -> dict[str, Any]:
     return {"status": "failed", "error": {"kind": "usage", "message": message}}
 
 
+def json_line(payload: dict[str, Any]) -> str:
+    """`payload` as one line of JSON that any UTF-8 output takes: a file name's bytes that are not UTF-8 (Python's
+    lone surrogates, which a strict stdout refuses) written as JSON escapes, the rest of the text as it is."""
+    return json.dumps(payload, ensure_ascii=False).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class _Parser(argparse.ArgumentParser):
     json_output = False
 
     def error(self, message: str) -> NoReturn:
         if self.json_output:
-            print(json.dumps(usage_failure(message), ensure_ascii=False), flush=True)
+            print(json_line(usage_failure(message)), flush=True)
         super().error(message)
 
 
@@ -285,7 +291,7 @@ class Console:
 
     def result(self, payload: dict[str, Any], text: str) -> None:
         if self.json_output:
-            print(json.dumps(payload, ensure_ascii=False), flush=True)
+            print(json_line(payload), flush=True)
         elif text:
             print(text, flush=True)
 

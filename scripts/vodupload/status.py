@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
@@ -142,6 +142,21 @@ def _record(raw: bytes, url: str) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, RecursionError):
         body = None
-    if not (isinstance(body, dict) and isinstance(body.get("status"), str) and isinstance(body.get("tasks"), list)):
+    if not _is_record(body):
         raise StatusUnavailable(f"{shown(url)} answered 200 with something that is not an upload's record")
     return body
+
+
+def _is_record(body: object) -> TypeGuard[dict[str, Any]]:
+    """Whether `body` has an upload record's shape where it is read (its status, its tasks' outputs' URLs)."""
+    if not (isinstance(body, dict) and isinstance(body.get("status"), str) and isinstance(body.get("tasks"), list)):
+        return False
+    for task in body["tasks"]:
+        outputs = task.get("outputs") or [] if isinstance(task, dict) else None
+        if not isinstance(outputs, list):
+            return False
+        for output in outputs:
+            urls = output.get("urls") or [] if isinstance(output, dict) else None
+            if not (isinstance(urls, list) and all(isinstance(u, str) for u in urls)):
+                return False
+    return True

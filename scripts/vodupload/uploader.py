@@ -175,6 +175,10 @@ def _regular_file_size(path: str | os.PathLike[str], resolved: Path, role: str) 
         raise IsADirectoryError(f"{path}: is a directory; give {'a video' if role == 'video' else 'an image'} file")
     if not stat.S_ISREG(info.st_mode):
         raise ValueError(f"{path}: not a regular file")
+    try:  # said now, before anything is sent: not by the upload's first read, in its thread
+        open(resolved, "rb").close()
+    except OSError as exc:
+        raise PermissionError(f"{path}: cannot read it ({exc.strerror})") from None
     return info.st_size
 
 

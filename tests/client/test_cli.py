@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import subprocess
@@ -529,6 +530,33 @@ def test_unusable_files_are_usage_errors(
     assert cancel is None or cancelled.returncode == cancel
     assert "Traceback" not in cancelled.stderr
     assert ("there is no saved upload" in cancelled.stderr) is (cancelled.returncode == 0)
+
+
+def test_an_unreadable_file_is_a_usage_error(stack: Stack, tmp_path: Path) -> None:
+    path = write_file(tmp_path / "secret.mp4", 10)
+    path.chmod(0)
+    # root reads any file: here it runs without the capabilities that let it (setpriv: util-linux)
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+    args = [*(drop if os.geteuid() == 0 else []), *stack.cli_args(path, "--json")]
+    failed = subprocess.run(args, env=stack.cli_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert failed.returncode == 2 and "secret.mp4: cannot read it (Permission denied)" in failed.stderr
+    assert json.loads(failed.stdout) == {"status": "failed", "error": {"kind": "usage", "message": ANY}}
+    assert "Traceback" not in failed.stderr and not stack.traffic.calls and not stack.traffic.cos_requests
+
+
+NOT_UTF8 = os.fsdecode(b"clip\xff.mp4")  # a name's byte that is not UTF-8, as Python holds it (a lone surrogate)
+
+
+@pytest.mark.parametrize("args", [(NOT_UTF8,), ("clip.mp4", "--" + NOT_UTF8)], ids=["missing-file", "unknown-option"])
+def test_a_name_that_is_not_utf8_is_written_in_json_to_a_strict_stdout(
+    stack: Stack, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    # A UTF-8 locale's stdout refuses lone surrogates (the C locale's lets their bytes through)
+    env = stack.cli_env(PYTHONIOENCODING="utf-8:strict")
+    failed = stack.cli(*args, "--json", env=env)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    error = json.loads(failed.stdout)["error"]
+    assert error["kind"] == "usage" and NOT_UTF8 in error["message"]
 
 
 def test_a_cover_that_is_a_directory_is_named_as_the_cover(stack: Stack, tmp_path: Path) -> None:

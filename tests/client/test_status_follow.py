@@ -85,7 +85,21 @@ def test_a_passing_trouble_is_ridden_out(scripted: Scripted, script: tuple[Any, 
     assert slept == pauses
 
 
-@pytest.mark.parametrize("answer", [{}, [], {"status": "finished"}, b"<html>a portal</html>"])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {},
+        [],
+        {"status": "finished"},
+        b"<html>a portal</html>",
+        # where the CLI's settled text reads it: a task, its outputs, their URLs
+        {"status": "finished", "tasks": [None]},
+        {"status": "finished", "tasks": [{"outputs": {"urls": []}}]},
+        {"status": "finished", "tasks": [{"outputs": ["a URL"]}]},
+        {"status": "finished", "tasks": [{"outputs": [{"urls": "https://a.example/v.mp4"}]}]},
+        {"status": "finished", "tasks": [{"outputs": [{"urls": [None]}]}]},
+    ],
+)
 def test_an_answer_that_is_not_a_record_is_said_so(scripted: Scripted, answer: Any) -> None:
     with pytest.raises(StatusUnavailable, match="answered 200 with something that is not an upload's record"):
         StatusClient(scripted(answer), "token").follow("f1", timeout=60, sleep=lambda _: None)

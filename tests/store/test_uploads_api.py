@@ -647,6 +647,40 @@ def test_a_slow_first_read_counts_toward_the_wait(writer: tuple[str, EventStore]
     assert clock.now - clock.start == 8.0 and max(reads) <= 8.0
 
 
+def test_a_change_seen_at_the_bound_is_not_read_after_it(
+    writer: tuple[str, EventStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a slow store (each read takes a second) and a change that the wait's last poll, begun before its bound
+    # and ended after it, sees
+    url, store = writer
+    record(store, vod_event("NewFileUpload", FileId="f5", SourceContext=seal("ann", "r", CONTEXT_KEY)))
+    clock = Clock(store, 7.0)
+    settings = load_uploads_settings({"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
+    reader = open_store(url, read_only=True)
+    reads: list[tuple[str, float]] = []
+
+    def slowly(name: str) -> Callable[..., Any]:
+        read = getattr(reader, name)
+
+        def slow(*args: Any) -> Any:
+            reads.append((name, clock.now - clock.start))
+            clock.now += 1.0
+            return read(*args)
+
+        return slow
+
+    for name in ("upload_version", "user_upload"):
+        monkeypatch.setattr(reader, name, slowly(name))
+    endpoint = clock.endpoint(settings, lambda: reader)
+    event = http_event("GET", "/uploads/f5", headers={"Authorization": f"Bearer {token('ann')}"}, query={"wait": "8"})
+    result = serve(event, {}, endpoint, settings.http, methods=("GET",))
+    reader.close()
+    # THEN no read begins after the bound (the function's timeout allows for one read after it, not two): the
+    # answer is the upload as last read whole, and the client's next request reads the change
+    assert reads[-1] == ("upload_version", 7.5) and clock.now - clock.start == 8.5
+    assert (result["statusCode"], json.loads(result["body"])["status"]) == (200, "uploaded")
+
+
 @pytest.mark.parametrize("path", ["/uploads/f7", "/uploads"])
 def test_a_record_is_never_read_older_than_its_tasks(
     writer: tuple[str, EventStore], monkeypatch: pytest.MonkeyPatch, path: str
@@ -757,11 +791,13 @@ ORIGIN = "https://app.example.com"
     [
         ("GET", {}, False, 401, "missing_credentials"),
         ("GET", {"Authorization": "Bearer not-a-jwt"}, False, 401, "invalid_token"),
+        # a user id longer than the sign function seals: the same answer as there (no upload can be theirs)
+        ("GET", {"Authorization": "Bearer {long_user}"}, False, 403, "user_id_too_long"),
         ("POST", {"Authorization": "Bearer {token}"}, False, 405, "method_not_allowed"),
         ("GET", {"Authorization": "Bearer {token}"}, True, 503, "store_unavailable"),
         ("OPTIONS", {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}, False, 204, None),
     ],
-    ids=["no-token", "bad-token", "post", "store-down", "preflight"],
+    ids=["no-token", "bad-token", "long-user-id", "post", "store-down", "preflight"],
 )
 def test_the_uploads_function_at_its_edge(
     vod_function: Callable[..., Any],
@@ -779,7 +815,7 @@ def test_the_uploads_function_at_its_edge(
     env = {"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": f"sqlite:///{database}", "CORS_ALLOW_ORIGINS": ORIGIN}
     handler = vod_function("uploads", env=env)
     bearer = token("ann")
-    sent = {name: value.format(token=bearer) for name, value in headers.items()}
+    sent = {name: value.format(token=bearer, long_user=token("u" * 201)) for name, value in headers.items()}
     output.skip()
     result = handler(http_event(method, "/uploads", headers={"Origin": ORIGIN, **sent}), {"request_id": "r"})
     assert result["statusCode"] == status
