@@ -38,7 +38,7 @@ def make_callback_endpoint(
         lookup = MediaLookup(settings.confirm_api)
 
         def confirm(payload: dict[str, Any]) -> Vouched:
-            return confirmed(payload, lookup, keys)
+            return confirmed(payload, lookup, keys, now())
 
     def endpoint(request: Request) -> Response:
         # VOD's Content-Type is not documented: a strict check would only risk endless retries.

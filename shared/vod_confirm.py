@@ -29,6 +29,11 @@ MAX_FILE_IDS = 20  # DescribeMediaInfos: FileIds per call
 PARALLEL_CALLS = 8  # of them at once (VOD allows 100 a second): 1,000 FileIds in 7 rounds
 _TIMEOUT_SECONDS = 3  # the callback's own timeout is 10 s
 _UNEXPECTED = (KeyError, TypeError, ValueError, AttributeError)  # an answer of a shape VOD does not document
+# VOD's API may not list yet a file it has just stored, as it may list still one just deleted. An upload event of a
+# file VOD does not list, made this recently by its own account (MediaBasicInfo.CreateTime), is asked to come
+# again: recorded unconfirmed, under the delivery's dedupe key, the genuine one would keep its user from the upload
+# for good. A forged body gains nothing by it: a recent time only gets it a 503.
+LISTING_LAG_SECONDS = 300.0
 
 
 class MediaLookup:
@@ -146,12 +151,25 @@ def _readable(vouched: Mapping[str, Any], action: str) -> VodEvent:
         raise VodUnavailable(f"{action} answered an unexpected shape: {exc.field}") from exc
 
 
+def _made_since(create_time: str | None, since: float) -> bool:
+    """Whether an ISO 8601 time with its zone, as VOD writes it (2019-01-09T16:36:22Z), is `since` or later."""
+    from datetime import datetime  # here: only a file VOD does not list needs it
+
+    try:
+        made = datetime.fromisoformat((create_time or "").replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return made.tzinfo is not None and made.timestamp() >= since
+
+
 def _confirmed_upload(
-    event: NewFileUpload, payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str]
+    event: NewFileUpload, payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str], now: float
 ) -> Vouched:
     found, missing = lookup.media([event.file_id])
     info = found.get(event.file_id)
     if info is None and event.file_id in missing:
+        if _made_since(event.create_time, now - LISTING_LAG_SECONDS):
+            raise VodUnavailable(f"VOD does not list file {event.file_id} yet")
         return Vouched(payload, Attribution("unconfirmed"))
     if info is None:  # in neither list: not an answer VOD documents (a 200 would make every retry a duplicate)
         raise VodUnavailable(f"DescribeMediaInfos named file {event.file_id} neither found nor missing")
@@ -167,9 +185,10 @@ def _confirmed_upload(
     return Vouched(vouched, attribute(upload.source_context, keys, confirmed=True))
 
 
-def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str]) -> Vouched:
-    """What to record for one PUSH delivery: an upload as VOD has it (unconfirmed, with no user, when VOD
-    does not know the file); a delete as VOD confirms it; a task event as VOD has the task now."""
+def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[str], now: float) -> Vouched:
+    """What to record for one PUSH delivery at `now` (Unix seconds): an upload as VOD has it (unconfirmed, with no
+    user, when VOD does not know the file, unless the body says it was made recently); a delete as VOD confirms it; a
+    task event as VOD has the task now."""
     event = parse_event(payload)
     if isinstance(event, ProcedureStateChanged):
         task = lookup.task(event.task_id, "Procedure")
@@ -184,7 +203,7 @@ def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[st
         _readable(vouched, "DescribeTaskDetail")
         return Vouched(vouched, None)
     if isinstance(event, NewFileUpload):
-        return _confirmed_upload(event, payload, lookup, keys)
+        return _confirmed_upload(event, payload, lookup, keys, now)
     if isinstance(event, FileDeleted) and event.file_ids:
         _, missing = lookup.media(list(event.file_ids))
         # A delete of some parts (transcodes, say) leaves the media in place: VOD still listing the file is

@@ -20,6 +20,7 @@ from shared.config import load_callback_settings
 from shared.http.serve import serve
 from shared.store import TaskRecord, UploadRecord, open_store
 from shared.store.projection import DISPROOF_MARGIN
+from shared.vod_confirm import LISTING_LAG_SECONDS
 from tests.clocks import OffsetClock
 from tests.conftest import Output, Serve, closed_loopback_port
 from vodemu.uploads import UploadService
@@ -213,11 +214,58 @@ def test_an_upload_body_naming_a_task_vod_does_not_have_for_it_is_a_503(
     assert vod_stack.store.upload(alice) == before
 
 
-def test_a_file_vod_does_not_know_is_recorded_unconfirmed(vod_stack: VodStack, confirming: Callable[..., Any]) -> None:
+def _iso(offset: float) -> str:
+    """The time `offset` seconds from now, as VOD writes times."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + offset))
+
+
+@pytest.mark.parametrize(
+    ("made", "status"),
+    [
+        ("2026-01-01T00:00:00Z", 200),
+        (_iso(-LISTING_LAG_SECONDS - 60), 200),
+        # made so recently by the body's account that VOD's API may not list it yet: asked to come again
+        (_iso(-60), 503),
+        (_iso(3600), 503),
+        # no time to go by (VOD writes one, with its zone): recorded unconfirmed
+        (None, 200),
+        ("yesterday", 200),
+        (_iso(-60).rstrip("Z"), 200),
+    ],
+    ids=["old", "before-the-lag", "within-the-lag", "ahead", "no-time", "not-a-time", "no-zone"],
+)
+def test_a_file_vod_does_not_know_is_recorded_unconfirmed(
+    vod_stack: VodStack, confirming: Callable[..., Any], made: str | None, status: int
+) -> None:
     mallory = signed_parameters(vod_stack.signature("mallory"))["sourceContext"]
-    assert confirming(vod_event("NewFileUpload", FileId="999999999", SourceContext=mallory))["statusCode"] == 200
-    record = vod_stack.record("999999999")
-    assert (record.user_id, record.attribution, record.confirmed) == (None, "unconfirmed", False)
+    body = vod_event("NewFileUpload", FileId="999999999", SourceContext=mallory, CreateTime=made)
+    answer = confirming(body)
+    assert answer["statusCode"] == status, answer["body"]
+    record = vod_stack.store.upload("999999999")
+    if status == 503:
+        assert record is None and '"vod_unavailable"' in answer["body"]
+    else:
+        assert record is not None and (record.user_id, record.attribution, record.confirmed) == (
+            None,
+            "unconfirmed",
+            False,
+        )
+
+
+def test_an_upload_event_that_comes_before_vod_lists_its_file_is_recorded_when_it_comes_again(
+    monkeypatch: pytest.MonkeyPatch, vod_stack: VodStack, confirming: Callable[..., Any], tmp_path: Path
+) -> None:
+    # GIVEN VOD's upload event of a file its API does not list yet (here: a FileId the emulator gives out next)
+    upcoming = "5285890784273599998"
+    early = vod_event("NewFileUpload", FileId=upcoming, CreateTime=_iso(0))
+    assert confirming(early)["statusCode"] == 503 and vod_stack.store.upload(upcoming) is None
+    # WHEN VOD lists it (Alice's upload), and delivers the event again
+    monkeypatch.setattr(UploadService, "_new_file_id", lambda service: upcoming)
+    assert vod_stack.upload(sample_video(tmp_path / "a.mp4", size=100_000), user="alice")["fileId"] == upcoming
+    again = confirming(early)
+    # THEN it is recorded, not a duplicate of a delivery that recorded nothing; the upload is Alice's
+    assert again["statusCode"] == 200 and json.loads(again["body"])["duplicate"] is False
+    assert vod_stack.record(upcoming).user_id == "alice"
 
 
 @pytest.mark.parametrize(
