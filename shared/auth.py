@@ -160,6 +160,7 @@ def decode_with_pyjwt(
                 "verify_iat": False,
                 "verify_aud": True,  # also without an audience: then a token naming one is refused
                 "verify_iss": issuer is not None,
+                "enforce_minimum_key_length": True,  # checked at the cold start (check_key): never a warning
             },
         )
     except jwt.InvalidAudienceError:
@@ -262,13 +263,17 @@ def check_key(settings: AuthSettings) -> None:
 
     for name in settings.jwt_algorithms:
         try:
-            jwt.get_algorithm_by_name(name).prepare_key(key)
+            algorithm = jwt.get_algorithm_by_name(name)
+            # A key too small to trust (an RSA key under 2048 bits: RFC 7518 §3.3), which PyJWT only warns of
+            short = algorithm.check_key_length(algorithm.prepare_key(key))
         except NotImplementedError:
             why = f"{name} needs the `cryptography` package in the bundle (add it to the function's requirements.in)"
             raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
         except Exception as exc:  # InvalidKeyError, ValueError…; cryptography's UnsupportedAlgorithm (an SM2 key)
             why = _unusable_key(key, name) or f"cannot be used with {name}: {type(exc).__name__}"
             raise ConfigError([("AUTH_JWT_PUBLIC_KEY", why)]) from None
+        if short:
+            raise ConfigError([("AUTH_JWT_PUBLIC_KEY", f"is too short for {name}: {short}")])
 
 
 # The algorithms each kind of public key verifies (JWA, RFC 7518 §3.4 for the curves; RFC 8037 for EdDSA).

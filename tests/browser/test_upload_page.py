@@ -396,14 +396,22 @@ def test_a_links_token_is_taken_as_the_app_wrote_it(browser_stack: BrowserStack,
     assert b.page.url.endswith("/#from=app")
 
 
-def test_another_users_link_during_an_upload_changes_nothing(browser_stack: BrowserStack, tmp_path: Path) -> None:
+@pytest.mark.parametrize("moment", ["uploading", "stalled"])
+def test_another_users_link_during_an_upload_changes_nothing(
+    browser_stack: BrowserStack, tmp_path: Path, moment: str
+) -> None:
     b = browser_stack
-    _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 8 * MiB), 2 * MiB)
-    _wait_for_progress(b, 5)
+    held: list[Any] = []
+    holding = [False]
+    if moment == "uploading":
+        _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 8 * MiB), 2 * MiB)
+        _wait_for_progress(b, 5)
+    else:  # COS silent for a while: the upload goes on when it answers after all
+        held, holding = _held_by_a_silent_storage_service(b, tmp_path)
     b.page.goto(f"{b.page_origin}/#token={b.stack.token('someone-else')}")
-    b.page.wait_for_selector("#error:not(:empty)")
-    assert "Another sign-in arrived during this upload" in b.page.inner_text("#error")
+    _until(b, lambda: "Another sign-in arrived during this upload" in b.page.inner_text("#error"), "not refused")
     assert b.page.inner_text("#user") == "page-user" and "token=" not in b.page.url
+    _let_go(held, holding)
     file_id = _wait_for_result(b)
     assert b.stack.record(file_id).user_id == "page-user"
     assert b.page.get_attribute("#processing", "data-status") == "uploaded"  # still followed, as its user

@@ -672,6 +672,12 @@ def test_the_algorithm_a_key_is_said_to_need_is_taken_and_verifies_its_tokens(pr
             "is an EC key on secp384r1, which ES256 cannot use: set AUTH_JWT_ALGORITHMS to ES384",
         ),
         (RSA_PUBLIC_PEM, "ES256", "is an RSA key, which ES256 cannot use: set AUTH_JWT_ALGORITHMS to RS256 or RS384"),
+        # Too small to trust (RFC 7518 §3.3: 2048 bits at least), which PyJWT would only warn of at each token
+        (
+            _public_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)),
+            "RS256,PS256",
+            "is too short for RS256: The RSA key is 1024 bits long, which is below the minimum",
+        ),
         (
             _public_pem(ed25519.Ed25519PrivateKey.generate()),
             "RS256",
@@ -690,6 +696,7 @@ def test_the_algorithm_a_key_is_said_to_need_is_taken_and_verifies_its_tokens(pr
         "ec-under-rs256",
         "p384-under-es256",
         "rsa-under-es256",
+        "rsa-1024",
         "ed25519-under-rs256",
         "one-line",
         "no-key",

@@ -56,7 +56,7 @@
   function setToken(value) {
     // Mid-upload, only the same user's token (the app renewing it): VOD credits an upload to whoever began
     // it, so another user's token would sign its last calls and then look for it in vain.
-    if (["starting", "uploading", "finishing"].includes(state) && !sameUser(value, token)) {
+    if (["starting", "uploading", "stalled", "finishing"].includes(state) && !sameUser(value, token)) {
       fail("Another sign-in arrived during this upload: let it finish or cancel it, then open that link again.");
       return;
     }
