@@ -157,9 +157,9 @@ def _made_since(create_time: str | None, since: float) -> bool:
 
     try:
         made = datetime.fromisoformat((create_time or "").replace("Z", "+00:00"))
-    except ValueError:
+        return made.tzinfo is not None and made.timestamp() >= since
+    except (ValueError, OverflowError):  # not such a time, or one past what a timestamp holds
         return False
-    return made.tzinfo is not None and made.timestamp() >= since
 
 
 def _confirmed_upload(

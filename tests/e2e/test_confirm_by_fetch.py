@@ -231,8 +231,10 @@ def _iso(offset: float) -> str:
         (None, 200),
         ("yesterday", 200),
         (_iso(-60).rstrip("Z"), 200),
+        ("0001-01-01T00:00:00+01:00", 200),
+        ("9999-12-31T23:59:59-23:59", 503),
     ],
-    ids=["old", "before-the-lag", "within-the-lag", "ahead", "no-time", "not-a-time", "no-zone"],
+    ids=["old", "before-the-lag", "within-the-lag", "ahead", "no-time", "not-a-time", "no-zone", "first", "last"],
 )
 def test_a_file_vod_does_not_know_is_recorded_unconfirmed(
     vod_stack: VodStack, confirming: Callable[..., Any], made: str | None, status: int
