@@ -765,14 +765,15 @@ class EventStore(ABC):
                 self._sql("SELECT file_id FROM uploads WHERE user_id = ? ORDER BY first_seen_at, file_id"), (user_id,)
             )
             found = [row[0] for row in cursor.fetchall()]
-            # Candidates by text (LIKE: no index reads JSON), each then read exactly
-            quoted = _like(canonical_json(user_id))
+            # Candidates by text (LIKE: no index reads JSON), each then read exactly. In a conflict's JSON the user ends
+            # a string: a user_id value ("ann"), or a source_context value ("u2:…:ann").
+            ending = _like(canonical_json(user_id)[1:])
             cursor.execute(
                 self._sql(
                     "SELECT file_id, source_context, conflicts FROM uploads WHERE user_id IS NULL AND "
                     "(source_context LIKE ? ESCAPE '!' OR conflicts LIKE ? ESCAPE '!') ORDER BY first_seen_at, file_id"
                 ),
-                (f"%:{_like(user_id)}", f"%{quoted}%"),
+                (f"%:{_like(user_id)}", f"%{ending}%"),
             )
             for file_id, context, conflicts in cursor.fetchall():
                 disputed = [(c["field"], v) for c in json.loads(conflicts) for v in c["values"]]

@@ -211,6 +211,25 @@ def test_the_files_naming_a_user(store: EventStore, how: str, named: bool) -> No
     assert store.files_naming(ann) == ([ANN] if named else [])
 
 
+@pytest.mark.parametrize("other", ["not-sealed", "bob"])
+def test_a_user_named_in_a_disputed_context_the_record_does_not_keep_is_found(store: EventStore, other: str) -> None:
+    # GIVEN files whose upload events disagree: Ann's seal that does not verify (a key since removed), and another
+    # sourceContext; which of the two a record keeps as its own depends on the events' keys
+    ann = ANNS[0]
+    context = seal(ann, "r", "k" * 32)
+    files = [f"{ANN}{i}" for i in range(8)]
+    for i, file_id in enumerate(files):
+        second = f"other-context-{i}" if other == "not-sealed" else seal("bob", f"r{i}", CONTEXT_KEY)
+        for at, named in ((1.0, context), (2.0, second)):
+            event = vod_event("NewFileUpload", FileId=file_id, SourceContext=named)
+            ingest_event(store, event, received_at=at, keys=KEYS)
+    records = [store.upload(file_id) for file_id in files]
+    assert all(r is not None and r.user_id is None and r.conflicts for r in records)
+    assert any(r is not None and r.source_context != context for r in records)  # Ann's only among the conflict's
+    # THEN every one of them is Ann's to erase
+    assert sorted(store.files_naming(ann)) == sorted(files)
+
+
 @contextlib.contextmanager
 def _erasing_ann_slowly(store: EventStore, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Within: an erase of Ann's file whose statements are on the server and whose commit is not, for a moment (a
