@@ -919,6 +919,9 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
     endpoint_ok = False
     if protocol not in ("", "http", "https") or not _matches_with_port(_API_HOST, host, 2):
         r.problem("VOD_API_ENDPOINT", f"must be host[:port] or http(s)://host[:port] (got {endpoint!r})")
+    elif not host.startswith("[") and host.partition(":")[0].endswith("."):
+        # A name's root dot: the callback's TLS check (the stdlib's) refuses VOD's certificate for it, the SDK's not
+        r.problem("VOD_API_ENDPOINT", f"write the host without its trailing dot (got {endpoint!r})")
     elif protocol == "http" and not _is_loopback_host(host):
         # VOD's API takes https; over http, ModifyEventConfig's SignKey and a role's token would travel in clear
         r.problem("VOD_API_ENDPOINT", f"may use http:// only on loopback, for a local emulator (got {endpoint!r})")

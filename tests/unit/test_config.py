@@ -197,6 +197,8 @@ def _pull(env: dict[str, str]) -> object:
         (_fetch, {"VOD_API_ENDPOINT": "http://127.0.0.1:1?x"}, "VOD_API_ENDPOINT"),
         (_fetch, {"VOD_API_ENDPOINT": "127.0.0.1:65536"}, "VOD_API_ENDPOINT"),
         (_fetch, {"VOD_API_ENDPOINT": "https://"}, "VOD_API_ENDPOINT"),
+        (_fetch, {"VOD_API_ENDPOINT": "vod.tencentcloudapi.com."}, "VOD_API_ENDPOINT"),  # a name's root dot
+        (_fetch, {"VOD_API_ENDPOINT": "https://vod.tencentcloudapi.com.:443"}, "VOD_API_ENDPOINT"),
         (_pull, {"VOD_PULL_BUDGET_SECONDS": "15"}, "VOD_PULL_BUDGET_SECONDS"),  # not more than the reserve
         (_fetch, {"VOD_API_ENDPOINT": "[::1"}, "VOD_API_ENDPOINT"),
         # Plain http only to a local emulator: elsewhere the SignKey and a role's token would travel in clear
