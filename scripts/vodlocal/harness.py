@@ -14,12 +14,13 @@ import base64
 import importlib.resources
 import importlib.util
 import json
+import sys
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 import flask
 import functions_framework
@@ -87,9 +88,21 @@ def _headers(request: flask.Request) -> dict[str, str]:
     return headers
 
 
+def _gateway_query(request: flask.Request) -> dict[str, Any]:
+    """The query as API gateway's event has it (a captured event: tencentyun/scf-go-lib, events/apigw_test.go): a
+    name sent twice with the list of its values, a name without `=` as true."""
+    query: dict[str, Any] = {}
+    for part in request.query_string.decode("utf-8", "replace").split("&"):
+        if part:
+            encoded, has_value, value = part.partition("=")
+            name, given = unquote_plus(encoded), unquote_plus(value) if has_value else True
+            seen = query.get(name, [])
+            query[name] = [*(seen if isinstance(seen, list) else [seen]), given] if name in query else given
+    return query
+
+
 def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]:
     body, is_base64 = _body(request)
-    query = {k: v for k, v in request.args.items()}
     route, declared_method, path_parameters = gateway_route(raw_path(request))
     event: dict[str, Any] = {
         "requestContext": {
@@ -103,11 +116,11 @@ def api_gateway_event(request: flask.Request, request_id: str) -> dict[str, Any]
         },
         "headers": _headers(request),
         "pathParameters": path_parameters,
-        "queryStringParameters": query,
+        "queryStringParameters": {},  # the API's declared query parameters only: deploy/api-gateway declares none
         "headerParameters": {},
         "stageVariables": {"stage": "release"},
         "path": raw_path(request),
-        "queryString": query,
+        "queryString": _gateway_query(request),
         "httpMethod": request.method,
         "isBase64Encoded": is_base64,
     }
@@ -233,6 +246,20 @@ def upload_page(request: flask.Request) -> flask.Response:
 
 
 def create_app(target: str = "gateway") -> flask.Flask:
-    """The functions-framework app serving `target` (gateway or upload_page), as the CLI would build it."""
-    app: flask.Flask = functions_framework.create_app(target, __file__, "http")  # type: ignore[no-untyped-call]
+    """The functions-framework app serving `target` (gateway or upload_page), as the CLI would build it.
+
+    functions-framework loads this file again, as a top-level module named after it, and adds its directory to
+    sys.path: both are put back, so that an app's own `harness` module, tested beside a stack, stays its own."""
+    path, module = list(sys.path), sys.modules.get(_MODULE_NAME)
+    try:
+        app: flask.Flask = functions_framework.create_app(target, __file__, "http")  # type: ignore[no-untyped-call]
+    finally:
+        sys.path[:] = path
+        if module is None:
+            sys.modules.pop(_MODULE_NAME, None)
+        else:
+            sys.modules[_MODULE_NAME] = module
     return app
+
+
+_MODULE_NAME = Path(__file__).stem

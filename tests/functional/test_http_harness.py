@@ -6,6 +6,8 @@ import base64
 import json
 import re
 import socket
+import sys
+import types
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -256,3 +258,40 @@ def test_a_function_that_failed_to_start_fails_each_request_and_the_others_serve
     assert answers == [500, 500, 500]
     signed = requests.post(f"{gateway}/signature", json={}, headers={"Authorization": f"Bearer {_token()}"}, timeout=10)
     assert signed.status_code == 200
+
+
+@pytest.mark.parametrize("own", [True, False], ids=["an-app-module-of-that-name", "none"])
+def test_building_the_app_leaves_the_import_system_as_it_was(monkeypatch: pytest.MonkeyPatch, own: bool) -> None:
+    # functions-framework loads the harness file again as a top-level `harness` module and adds its directory to
+    # sys.path: an app tested beside a stack may have a module of that name (its hook, say)
+    mine = types.ModuleType("harness")
+    if own:
+        monkeypatch.setitem(sys.modules, "harness", mine)
+    else:
+        monkeypatch.delitem(sys.modules, "harness", raising=False)
+    for name, value in SIGN_ENV.items():
+        monkeypatch.setenv(name, value)
+    path = list(sys.path)
+    app = harness.create_app()
+    assert sys.path == path and sys.modules.get("harness") is (mine if own else None)
+    assert app.test_client().post("/signature").status_code == 401  # and the app it built still serves
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("limit=5", {"limit": "5"}),
+        # As a captured event has them (tencentyun/scf-go-lib, events/apigw_test.go): a repeated name's values as a
+        # list, a name without `=` as true
+        ("a=b&a=c&i&x=", {"a": ["b", "c"], "i": True, "x": ""}),
+        ("cursor=a%2Bb+c&w%C3%A9=%E2%9C%93", {"cursor": "a+b c", "wé": "✓"}),
+        ("", {}),
+    ],
+)
+def test_the_gateway_event_carries_the_query_as_the_api_gateway_sends_it(
+    query: str, expected: dict[str, object]
+) -> None:
+    with flask.Flask("event").test_request_context(f"/uploads?{query}"):
+        event = harness.api_gateway_event(flask.request, "r-1")
+    # queryStringParameters: the API's declared parameters only (deploy/api-gateway declares none)
+    assert (event["queryString"], event["queryStringParameters"]) == (expected, {})

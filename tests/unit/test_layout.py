@@ -45,7 +45,10 @@ def test_nothing_edits_sys_path() -> None:
     # Packages are installed (pyproject.toml); a tool that edits sys.path imports what it should not.
     sources = [p for part in ("shared", "functions", "scripts") for p in (ROOT / part).rglob("*.py")]
     assert len(sources) > 50
-    assert [str(p.relative_to(ROOT)) for p in sources if "sys.path" in p.read_text()] == []
+    editing = [str(p.relative_to(ROOT)) for p in sources if "sys.path" in p.read_text()]
+    # but the harness, which puts back what functions-framework adds as it loads the harness file
+    assert editing == ["scripts/vodlocal/harness.py"]
+    assert "sys.path[:] = path" in (ROOT / editing[0]).read_text()
 
 
 def test_every_log_event_the_functions_write_is_in_the_readmes_table() -> None:

@@ -386,3 +386,27 @@ def test_a_run_ended_by_sigterm_leaves_no_server_behind(tmp_path: Path) -> None:
     assert not left, output
     with pytest.raises(ProcessLookupError):  # pgbouncer, a child of that run, was stopped
         os.kill(int(bouncer_pid), 0)
+
+
+def _vod_fields(model: str) -> list[str]:
+    """The fields of one of VOD's API structures, as the SDK's model names them."""
+    from tencentcloud.vod.v20180717 import models
+
+    return [name.removeprefix("_") for name in vars(getattr(models, model)())]
+
+
+@pytest.mark.parametrize(
+    ("kind", "where", "fields"),
+    [
+        # A task event's body is VOD's ProcedureTask; an upload's MetaData its MediaMetaData
+        ("ProcedureStateChanged", ("ProcedureStateChangeEvent",), _vod_fields("ProcedureTask")),
+        ("NewFileUpload", ("FileUploadEvent", "MetaData"), _vod_fields("MediaMetaData")),
+    ],
+)
+def test_every_field_vod_sends_can_be_given(kind: str, where: tuple[str, ...], fields: list[str]) -> None:
+    assert len(fields) > 10
+    for name in fields:
+        body = vod_event(kind, **{name: "given"})
+        for key in where:
+            body = body[key]
+        assert body[name] == "given", name
