@@ -96,8 +96,11 @@ def _gateway_query(request: flask.Request) -> dict[str, Any]:
         if part:
             encoded, has_value, value = part.partition("=")
             name, given = unquote_plus(encoded), unquote_plus(value) if has_value else True
-            seen = query.get(name, [])
-            query[name] = [*(seen if isinstance(seen, list) else [seen]), given] if name in query else given
+            if name in query:
+                seen = query[name]
+                query[name] = [*(seen if isinstance(seen, list) else [seen]), given]
+            else:
+                query[name] = given
     return query
 
 

@@ -196,7 +196,7 @@ _TEMPLATES: dict[str, dict[str, Any]] = {
                 "VideoStreamSet": [],
                 "AudioStreamSet": [],
             },
-            # ProcedureTask's fields (https://cloud.tencent.com/document/api/266/31773#ProcedureTask)
+            # VOD's ProcedureTask, as the event is (https://cloud.tencent.com/document/product/266/9636)
             "MediaProcessResultSet": [],
             "AiContentReviewResultSet": [],
             "AiAnalysisResultSet": [],
