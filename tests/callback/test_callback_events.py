@@ -26,6 +26,7 @@ from shared.events import (
 )
 from tests.conftest import CALLBACK_SIGN_KEY
 from tests.scf import load_event, nested
+from vodtesting import vod_event
 
 NOW = 1_800_000_000
 AHEAD = 900
@@ -405,3 +406,13 @@ def test_a_subclass_of_a_mapped_error_gets_its_parents_answer() -> None:
     answer = as_http_error(PoolExhausted("no connection left"))
     assert answer is not None and answer.status == 503  # VOD retries, as for any store failure
     assert as_http_error(ValueError("unexpected")) is None  # not a domain error: a 500 that says nothing
+
+
+@pytest.mark.parametrize(
+    ("kind", "field"), [("NewFileUpload", "FileId"), ("ProcedureStateChanged", "TaskId"), ("FileDeleted", "FileId")]
+)
+def test_an_identifier_of_256_characters_is_read_and_one_more_refused(kind: str, field: str) -> None:
+    parsed = events.parse_event(vod_event(kind, **{field: "1" * 256}))
+    assert "1" * 256 in (*parsed.file_ids, getattr(parsed, "task_id", None))
+    with pytest.raises(MalformedEvent, match=f"{field} (is longer than|must be a non-empty string of at most) 256"):
+        events.parse_event(vod_event(kind, **{field: "1" * 257}))

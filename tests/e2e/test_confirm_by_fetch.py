@@ -405,6 +405,7 @@ def test_a_delete_of_many_files_asks_vod_in_parallel_calls(
 ) -> None:
     # GIVEN a VOD that has none of 100 files (5 calls of 20), and notes how many calls it is answering at once
     asked: list[str] = []
+    calls: list[int] = []  # FileIds per call: VOD takes at most 20 (DescribeMediaInfos)
     lock, overlapped = threading.Lock(), threading.Event()
     in_flight = [0]
 
@@ -412,6 +413,7 @@ def test_a_delete_of_many_files_asks_vod_in_parallel_calls(
         call = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
         with lock:
             asked.extend(call["FileIds"])
+            calls.append(len(call["FileIds"]))
             in_flight[0] += 1
             if in_flight[0] > 1:
                 overlapped.set()
@@ -434,6 +436,7 @@ def test_a_delete_of_many_files_asks_vod_in_parallel_calls(
     # THEN VOD was asked of each once, in calls made at once (one after another, 1,000 FileIds would outlast the
     # callback's timeout, and each retry), and the delete is recorded
     assert result["statusCode"] == 200 and sorted(asked) == file_ids and overlapped.is_set()
+    assert calls == [20] * 5
     store = open_store(database)
     assert {(u and u.status) for u in map(store.upload, file_ids)} == {"deleted"}
     store.close()

@@ -320,6 +320,9 @@ def test_each_auth_mode_accepts_its_credentials(
         ("\N{GRINNING FACE}" * (source_context.MAX_USER_ID // 4 + 1), "r", 403),
         ("u" * 201, "r", 403),  # past the first bound on any id (200 characters): the same answer, not a 401
         ("\u7528" * 201, "r", 403),
+        # as the README says: 173 bytes, leaving VOD's sourceContext room to spare
+        ("u" * 173, "r" * 60, 200),
+        ("u" * 174, "r" * 60, 403),
     ],
     ids=[
         "longest",
@@ -330,6 +333,8 @@ def test_each_auth_mode_accepts_its_credentials(
         "longer-emoji",
         "past-the-first-bound",
         "past-the-first-bound-cjk",
+        "documented-173",
+        "documented-174",
     ],
 )
 def test_the_longest_user_id_that_fits_sourcecontext_does_not_depend_on_the_request(

@@ -180,6 +180,11 @@ def test_tasks_come_in_code_point_order_whatever_the_collation(store: EventStore
             {"MediaProcessResultSet": [{"Type": "Transcode", "TranscodeTask": {"Status": "FAIL", "ErrCode": 30010}}]},
             "failed",
         ),
+        # A step that says FAIL, with no error code (or 0): failed all the same
+        *(
+            ({"MediaProcessResultSet": [{"Type": "Transcode", "TranscodeTask": {"Status": "FAIL", **code}}]}, "failed")
+            for code in ({"ErrCode": 0}, {})
+        ),
     ],
 )
 def test_failed_tasks_fail_the_upload(store: EventStore, change: dict[str, Any], outcome: str) -> None:
@@ -705,3 +710,14 @@ def test_sqlite_path_is_relative_to_the_current_directory(tmp_path: Path, monkey
     finally:
         store.close()
     assert (tmp_path / ".local" / "nested" / "vod.sqlite3").is_file()
+
+
+def test_a_file_known_only_by_task_events_was_first_seen_at_the_earliest_of_them(store: EventStore) -> None:
+    # Received out of order (two instances, or PULL after PUSH): first seen when the earliest was received
+    for task_id, at in (("t-late", 105.0), ("t-early", 103.0), ("t-last", 108.0)):
+        event = load_event("vod_procedure_processing")
+        event["ProcedureStateChangeEvent"]["TaskId"] = task_id
+        ingest_event(store, event, received_at=at, keys=KEYS)
+    upload = store.upload(FILE_ID)
+    assert upload is not None and not upload.uploaded
+    assert (upload.first_seen_at, upload.last_event_at) == (103.0, 108.0)

@@ -513,6 +513,15 @@ def test_bad_parameters_are_400(writer: tuple[str, EventStore], get: Get, query:
     assert (answer["status"], answer["body"]["error"]["code"]) == (400, code)
 
 
+@pytest.mark.parametrize("query", [{"wiat": "30"}, {"limit": "5"}, {"cursor": "x"}])
+def test_an_upload_takes_only_wait(writer: tuple[str, EventStore], get: Get, query: dict[str, str]) -> None:
+    # A mistyped wait would end the long poll at once, unsaid
+    _, store = writer
+    record(store, upload_of("ann", "f1"))
+    answer = get("/uploads/f1", **query)
+    assert (answer["status"], answer["body"]["error"]["code"]) == (400, "invalid_parameter")
+
+
 # If-None-Match as clients and proxies write it (RFC 9110 13.1.2): the tag, weakened, in a list, or `*`.
 IF_NONE_MATCH = {
     "the tag": "{tag}",
@@ -834,3 +843,13 @@ def test_the_uploads_function_at_its_edge(
 def test_a_wait_times_its_deadline_on_a_clock_that_never_steps_back() -> None:
     # What the deployed function gets (functions/uploads/index.py): the tests above pass their clocks in
     assert inspect.signature(make_uploads_endpoint).parameters["elapsed"].default is time.monotonic
+
+
+def test_an_upload_deleted_before_its_task_flow_reported_is_deleted_not_processing(
+    writer: tuple[str, EventStore], get: Get
+) -> None:
+    _, store = writer
+    record(store, upload_of("ann", "f2"))  # uploaded with a task flow, none of whose events has come
+    assert get("/uploads/f2")["body"]["status"] == "processing"
+    record(store, vod_event("FileDeleted", FileIdSet=["f2"]), 2.0)
+    assert get("/uploads/f2")["body"]["status"] == "deleted"  # no task event will come now
