@@ -427,8 +427,12 @@ def test_choices_within_the_allow_lists_are_honoured(
         ({"body": "{}", "content_type": "text/plain"}, 415, "unsupported_content_type"),
         ({"body": "é", "base64": True}, 400, "bad_event"),
         ({"body": '{"classId": 1e999}'}, 400, "invalid_json"),
+        ({"body": '{"classId": -1e999}'}, 400, "invalid_json"),
+        ({"body": "{}", "content_type": "application/jsonx"}, 415, "unsupported_content_type"),
+        ({"body": "{}", "content_type": "application/json-seq"}, 415, "unsupported_content_type"),
         ({"body": '{"sessionContext": "a\\u0000b"}'}, 400, "invalid_field"),
         ({"body": '{"sessionContext": "\\ud800"}'}, 400, "invalid_json"),  # an unpaired surrogate: not text
+        ({"body": '{"sessionContext": "\\uD800"}'}, 400, "invalid_json"),  # its escape in capitals too
         ({"body": '{"a": [{"\\udfff": 1}]}'}, 400, "invalid_json"),  # as a key, at any depth
         ({"body": '{"a": "' + "x" * 17_000 + '"}'}, 413, "payload_too_large"),
         ({"method": "GET"}, 405, "method_not_allowed"),
