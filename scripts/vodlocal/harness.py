@@ -248,6 +248,9 @@ def upload_page(request: flask.Request) -> flask.Response:
     return _serve("upload_page", request)
 
 
+_MODULE_NAME = Path(__file__).stem  # what functions-framework names the module it loads from this file
+
+
 def create_app(target: str = "gateway") -> flask.Flask:
     """The functions-framework app serving `target` (gateway or upload_page), as the CLI would build it.
 
@@ -263,6 +266,3 @@ def create_app(target: str = "gateway") -> flask.Flask:
         else:
             sys.modules[_MODULE_NAME] = module
     return app
-
-
-_MODULE_NAME = Path(__file__).stem
