@@ -528,6 +528,7 @@ IF_NONE_MATCH = {
     "weakened": "W/{tag}",
     "in a list": '"other", {tag} , W/"more"',
     "any": "*",
+    "any, spaced": " * ",
 }
 
 

@@ -170,6 +170,7 @@ def test_hs_jwt_decides_as_pyjwt_on_generated_tokens() -> None:
         (b"-----BEGIN PUBLIC KEY-----\nMFkw\n-----END PUBLIC KEY-----\n", True),
         (b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA user@host", True),
         (b' {"kty": "oct", "k": "c2VjcmV0"}', True),
+        (b'{"kty": "oct", "k": "c2VjcmV0"', True),  # a JWK cut short in the copying: not JSON, still refused
         (KEYS[0], False),
         (hashlib.sha256(b"random").hexdigest().encode(), False),
         # Ordinary secrets that merely start like JSON or DER:

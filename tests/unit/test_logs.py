@@ -106,10 +106,11 @@ def test_a_crash_is_logged_with_its_traceback_and_answered_with_nothing(output: 
     result = serve(http_event(body="{}", request_id="req-crash-gw"), {"request_id": "req-crash"}, endpoint, settings)
     assert result["statusCode"] == 500 and "secret internals" not in result["body"]
     crash, request = output.lines()
-    assert (crash["event"], crash["request_id"], request["outcome"]) == (
+    assert (crash["event"], crash["request_id"], request["outcome"], request["level"]) == (
         "request.crash",
         "req-crash-gw",
         "internal_error",
+        "WARNING",  # an operator logging at WARNING sees the request a crash failed too
     )
     assert "KeyError: 'secret internals'" in crash["exception"]
 
