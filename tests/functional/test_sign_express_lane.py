@@ -226,6 +226,7 @@ REQUEST: dict[str, Any] = {"path": "/signature", "body": {}, "headers": {"Author
         ({"headers": {**REQUEST["headers"], "Origin": ORIGIN}}, True),
         ({"headers": {**REQUEST["headers"], "Content-Type": "application/json; charset=utf-8"}}, True),
         ({"headers": {**REQUEST["headers"], "authorization": "Bearer x"}}, False),  # which one counts: refused
+        ({"headers": {**REQUEST["headers"], "Origin": [ORIGIN]}}, False),  # a gateway's list: the general path reads it
         ({"body": {"procedure": "transcode hd/é"}}, False),  # a choice: checked against the policy
         ({"method": "OPTIONS"}, False),
         ({"headers": {"Authorization": f"Bearer {token(exp=NOW - 1)}"}}, False),
@@ -277,6 +278,29 @@ def test_what_the_lane_keeps_of_header_names_is_bounded(output: Output) -> None:
     tracemalloc.stop()
     output.skip()
     assert kept < 1_000_000, kept
+
+
+def test_what_the_lane_keeps_is_at_most_max_known_entries(
+    output: Output, leak_guard: LeakGuard, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tokens and header layouts, as anyone may send new ones: the caches start over when full, never grow past it.
+    monkeypatch.setattr(sign_handler, "MAX_KNOWN", 4)
+    remember, sizes = sign_handler._remember, list[int]()
+
+    def counted(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+        kept = remember(cache, key, value)
+        sizes.append(len(cache))
+        return kept
+
+    monkeypatch.setattr(sign_handler, "_remember", counted)
+    paths = Paths({})
+    for i in range(20):
+        headers = {"Authorization": f"Bearer {token(f'user-{i}')}", f"x-layout-{i}": ""}
+        for _ in range(2):  # learnt from the general path's answer, then taken by the lane
+            answer = paths.lane(http_event(**{**REQUEST, "headers": headers}), None)
+            assert answer["statusCode"] == 200 and leak_guard.add(response_json(answer)["signature"])
+    output.skip()
+    assert paths.general_calls == 20 and len(sizes) >= 40 and max(sizes) == 4, sizes  # the lane took the rest
 
 
 def test_a_token_the_lane_knows_expires_on_time(output: Output, leak_guard: LeakGuard) -> None:

@@ -393,6 +393,41 @@ def test_policy_and_field_refusals_name_the_field(
 
 
 @pytest.mark.parametrize(
+    ("env", "body", "signed_fields", "answered"),
+    [
+        # A policy that lets signatures be reused: the client may keep that, or ask for a stricter one.
+        ({"VOD_ONE_TIME": "false"}, {"oneTimeValid": False}, {"oneTimeValid": 0}, {"oneTimeValid": False}),
+        ({"VOD_ONE_TIME": "false"}, {"oneTimeValid": True}, {"oneTimeValid": 1}, {"oneTimeValid": True}),
+        ({"VOD_ONE_TIME": "false"}, {}, {"oneTimeValid": 0}, {"oneTimeValid": False}),
+        # The server's task settings are signed, though no client may choose them
+        (
+            {"VOD_TASK_PRIORITY": "5", "VOD_TASK_NOTIFY_MODE": "Change"},
+            {},
+            {"taskPriority": 5, "taskNotifyMode": "Change"},
+            {},
+        ),
+        ({"VOD_TASK_PRIORITY": "-10"}, {}, {"taskPriority": -10, "taskNotifyMode": None}, {}),
+        # Class 0 (VOD's "other") is a class: signed and answered, not dropped as falsy
+        ({"VOD_CLASS_ID": "0"}, {}, {"classId": 0}, {"classId": 0}),
+        ({}, {}, {"classId": None, "taskPriority": None}, {"classId": None}),
+    ],
+)
+def test_the_servers_policy_is_what_gets_signed_and_answered(
+    call: Callable[..., Call],
+    env: dict[str, str],
+    body: dict[str, Any],
+    signed_fields: dict[str, Any],
+    answered: dict[str, Any],
+) -> None:
+    result = call(**env)(headers={**bearer(token()), "Content-Type": "application/json"}, body=json.dumps(body))
+    assert result["statusCode"] == 200, result
+    answer = response_json(result)
+    signed = vod_signature.verify(answer["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
+    assert {name: signed.get(name) for name in signed_fields} == signed_fields
+    assert {name: answer.get(name) for name in answered} == answered
+
+
+@pytest.mark.parametrize(
     ("body", "chosen"),
     [
         ({"procedure": "HD"}, ("HD", "ap-guangzhou", 1, True)),

@@ -123,6 +123,7 @@ def test_the_policy_names_who_may_frame_it_and_every_api_it_calls(
         ("/robots.txt", {}, 404, "not_found"),
         ("/gw/favicon.ico", {}, 308, "favicon.ico/"),  # below the root: the page's base, whatever its name
         ("//evil.example", {}, 308, "evil.example/"),  # stays on this host: no open redirect
+        ("/gw/assets/x/upload", {}, 308, "upload/"),  # a base below a folder named assets: still the page
         ("/javascript:alert(1)", {}, 308, "javascript%3Aalert%281%29/"),
         ("/x\udc80", {}, 308, "x%3F/"),  # a lone surrogate: still an answer, not a crash
         ("/", {}, 200, "<!doctype html>"),  # a client that takes no gzip gets plain bytes
@@ -149,6 +150,7 @@ def test_other_requests(page_function: Handler, path: str, headers: dict[str, st
         ("*;q=1, gzip;q=0", False),  # the coding named outranks *
         ("gzip;q=oops", False),  # an unreadable weight: the plain bytes are always safe
         ("gzip;q=nan", False),
+        ("gzip;q=+1", False),  # not a qvalue (RFC 9110 12.4.2), though float() reads it
         ("gzipped", False),
     ],
 )
@@ -176,6 +178,7 @@ def test_an_asset_asked_again_is_not_modified(page_function: Handler, written: s
         asked = {"If-None-Match": written.format(tag=tag), "Accept-Encoding": encoding}
         answered, headers, body = _get(page_function, f"/assets/{name}", **asked)
         assert (answered, headers["ETag"], body == b"") == (status, tag, status == 304)
+        assert headers["Vary"] == "Accept-Encoding"  # a 304 too (RFC 9110 15.4.5): a cache keeps the two apart
 
 
 @pytest.mark.parametrize("method", ["POST", "OPTIONS"])

@@ -51,6 +51,7 @@ def test_sign_defaults_are_secure() -> None:
     assert settings.auth.jwt_algorithms == ("HS256",)
     assert settings.http.cors_allow_origins == ()
     assert settings.policy.allowed_procedures == frozenset()
+    assert settings.http.max_body_bytes == 16 * 1024  # the README's: the longest sessionContext, escaped, fits
 
 
 def test_defaults_are_always_in_their_allow_lists() -> None:
@@ -150,6 +151,7 @@ def _pull(env: dict[str, str]) -> object:
             "AUTH_JWT_SECRET",
         ),
         (_sign, {"AUTH_MODE": "basic"}, "AUTH_MODE"),
+        (_sign, {"AUTH_MODE": "off"}, "AUTH_MODE"),  # "none" alone turns authentication off, and says so
         (_sign, {"CORS_ALLOW_ORIGINS": "example.com"}, "CORS_ALLOW_ORIGINS"),  # an origin, not more nor less:
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com/path"}, "CORS_ALLOW_ORIGINS"),
         (_sign, {"CORS_ALLOW_ORIGINS": "https://a.example.com;x"}, "CORS_ALLOW_ORIGINS"),
@@ -599,6 +601,21 @@ def test_what_is_unsafe_once_deployed_is_refused_inside_scf(load: Any, env: dict
     assert caught.value.problems == [problem]
 
 
+def test_a_sign_key_of_the_least_length_is_taken_inside_scf() -> None:
+    env = {**CALLBACK_ENV, "DATABASE_URL": "postgresql://vod@db/vod", **SCF}
+    env["VOD_CALLBACK_SIGN_KEY"] = "Key123abc0123456"  # 16: the least
+    assert config.callback_sign_key(env) is not None
+    sign_key = load_callback_settings(env).sign_key
+    assert sign_key is not None and sign_key.reveal() == "Key123abc0123456"
+
+
+def test_a_secret_of_six_characters_or_more_is_masked_wherever_it_shows() -> None:
+    # (shorter ones would mask common words: no secret of these settings is that short in use)
+    for text in ("x1y2z3", "x1y2z"):
+        config.Secret(text)
+    assert "x1y2z3" in config.known_secrets() and "x1y2z" not in config.known_secrets()
+
+
 @pytest.mark.parametrize(
     ("name", "secret"),
     [
@@ -696,6 +713,7 @@ def test_the_callback_has_no_cors_settings() -> None:
         ("https://App.Example.com:443", ("https://app.example.com",)),  # as a browser sends Origin
         ("http://a.test:80, http://a.test:8080", ("http://a.test", "http://a.test:8080")),
         ("*", ("*",)),
+        ("https://a.example.com:65535", ("https://a.example.com:65535",)),  # the highest port a URL can have
     ],
 )
 def test_cors_origins_are_written_as_browsers_write_them(raw: str, origins: tuple[str, ...]) -> None:
