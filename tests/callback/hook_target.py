@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 from shared.hooks import CommittedEvent
 
@@ -119,6 +119,26 @@ class AsyncCallable:
 
 
 async_callable = AsyncCallable()
+
+
+async def asynchronous_generator(committed: CommittedEvent) -> AsyncIterator[None]:
+    CALLS.append(committed)
+    yield
+
+
+class GeneratingCallable:
+    def __call__(self, committed: CommittedEvent) -> Iterator[None]:
+        CALLS.append(committed)
+        yield
+
+
+class AsyncGeneratingCallable:
+    async def __call__(self, committed: CommittedEvent) -> AsyncIterator[None]:
+        CALLS.append(committed)
+        yield
+
+
+generator_callable, async_generator_callable = GeneratingCallable(), AsyncGeneratingCallable()
 
 
 def cancelled(committed: CommittedEvent) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import traceback
 from collections.abc import Callable, Iterator
@@ -277,6 +278,7 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
             "bad config {'api_key': '********', 'region': 'ap-guangzhou'}",
         ),
         (f"signed with {CALLBACK_SIGN_KEY} and {CONTEXT_KEY}", "signed with ******** and ********"),  # the bundle's own
+        ("x" * 2000, "x" * (500 - len("ValueError: "))),  # the row keeps 500 characters
         (  # masked before it is cut: the refresh token starts far past the 500 characters the row keeps
             f'refresh failed: {{"access_token": "{"A" * 900}", "id_token": "{"B" * 900}", '
             f'"refresh_token": "rt-77{"C" * 600}"}}',
@@ -290,6 +292,7 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
         "a connection string",
         "a dict",
         "own secrets",
+        "cut",
         "long",
     ],
 )
@@ -312,6 +315,7 @@ def test_failing_hook_still_acknowledges_and_is_visible(
         ("ERROR", result["dedupeKey"], ["5285890784273533167"])
     ]
     assert failed[0]["exception"].startswith("Traceback") and f"ValueError: {kept}" in failed[0]["exception"]
+    assert failed[0]["error_detail"] == event.hook_last_error  # as the row keeps it
 
 
 @pytest.mark.parametrize(
@@ -437,6 +441,32 @@ def test_at_warning_the_log_still_shows_what_loses_events(
     assert lines == [("WARNING", "request", "store_unavailable"), ("WARNING", "request", "invalid_signature")]
 
 
+def test_a_hook_result_that_cannot_be_recorded_still_acknowledges_the_event(tmp_path: Path, output: Output) -> None:
+    # GIVEN a hook that runs, then leaves the database locked (another writer holding it, say)
+    database = tmp_path / "vod.sqlite3"
+    store, held = open_store(f"sqlite:///{database}", timeout_seconds=1), list[sqlite3.Connection]()
+
+    def hook(committed: Any) -> None:
+        held.append(sqlite3.connect(database, isolation_level=None))
+        held[0].execute("BEGIN EXCLUSIVE")
+
+    settings = load_callback_settings(CALLBACK_ENV)
+    endpoint = make_callback_endpoint(settings, lambda: store, now=lambda: NOW, after_commit=hook)
+    event = http_event(path="/vod-events", body=body_of(signed(load_event("vod_new_file_upload"))))
+    try:
+        result = serve(event, {"request_id": "req-1"}, endpoint, settings.http)
+    finally:
+        for connection in held:
+            connection.close()
+    # THEN VOD's delivery is acknowledged (the event is committed: a 503 would only bring it again, a duplicate),
+    # the log says the hook's result is not recorded, and the event is still owed its hook (listed for a rerun)
+    assert result["statusCode"] == 200 and response_json(result)["duplicate"] is False
+    assert [line["event"] for line in output.lines() if line["level"] == "ERROR"] == ["hook.result_not_recorded"]
+    recorded = store.event(response_json(result)["dedupeKey"])
+    assert recorded is not None and recorded.hook_status == "pending"
+    store.close()
+
+
 def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
     hook_target.CALLS.clear()
     main_handler = callback(AFTER_COMMIT_HOOK="tests.callback.hook_target:record")
@@ -456,6 +486,11 @@ def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
         ("exits", "SystemExit: the app's hook gave up"),
         ("cancelled", "CancelledError: "),  # a BaseException too
         ("async_callable", "HookNotRun: it returned a coroutine, whose body did not run: make it synchronous"),
+        ("generator_callable", "HookNotRun: it returned a generator, whose body did not run: make it synchronous"),
+        (
+            "async_generator_callable",
+            "HookNotRun: it returned a async_generator, whose body did not run: make it synchronous",
+        ),
     ],
 )
 def test_a_hook_that_exits_or_does_not_run_is_a_failed_hook_not_a_failed_delivery(
@@ -514,6 +549,7 @@ def test_store_settings_defaults() -> None:
         # calling them would only make a coroutine or a generator: the hook would never run, yet count as done
         "tests.callback.hook_target:asynchronous",
         "tests.callback.hook_target:generator",
+        "tests.callback.hook_target:asynchronous_generator",
         "tests.callback.hook_target:asynchronous_partial",
         "tests.callback.hook_broken:on_upload",  # its module fails as it is imported: named, not a bare error
         "tests.callback.hook_exits:on_upload",  # its module calls sys.exit() as it is imported

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from shared.config import load_pull_settings, load_vod_api_settings
+from shared.errors import StoreUnavailable
 from shared.ingest import ingest_event
 from shared.pull_service import EventQueue, drain, run_invocation, time_limit_seconds
 from shared.store import open_store
@@ -57,10 +58,10 @@ def _pulled(name: str, handle: str) -> dict[str, Any]:
     return {**load_event(name), "EventHandle": handle, "EditMediaCompleteEvent": None}
 
 
-def _drain(queue: EventQueue, tmp_path: Path) -> Any:
+def _drain(queue: EventQueue, tmp_path: Path, **options: Any) -> Any:
     store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
     return drain(
-        queue, store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, stop_when_empty=True, keys=KEYS
+        queue, store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, stop_when_empty=True, keys=KEYS, **options
     ), store
 
 
@@ -272,6 +273,39 @@ def test_a_store_outage_mid_batch_confirms_what_was_stored_and_counts_the_rest(
     assert queue.confirmed == ["h0", "h1"]
 
 
+@pytest.mark.parametrize(
+    ("fail", "stopped", "confirmed"),
+    [(None, "store_unavailable", ["h0"]), ("confirm", "queue_error", [])],
+    ids=["confirmed", "confirm-refused-too"],
+)
+def test_a_store_that_fails_mid_batch_is_not_asked_again_in_that_run(
+    tmp_path: Path,
+    output: Output,
+    monkeypatch: pytest.MonkeyPatch,
+    fail: str | None,
+    stopped: str,
+    confirmed: list[str],
+) -> None:
+    # GIVEN a batch of 3, and a store whose second write fails
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    ingest, writes = store.ingest, list[str]()
+
+    def failing_second(stored: Any, *args: Any, **kwargs: Any) -> Any:
+        writes.append(stored.key)
+        if len(writes) == 2:
+            raise StoreUnavailable("connection refused")
+        return ingest(stored, *args, **kwargs)
+
+    monkeypatch.setattr(store, "ingest", failing_second)
+    queue = Queue([_uploads(3)], fail=fail)
+    report = drain(queue, store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, stop_when_empty=True, keys=KEYS)
+    # THEN the run stops there (a store down is not tried again for the batch's tail: each try costs a timeout),
+    # what was stored is confirmed, and a refused confirm is what the run's end says, and logs
+    assert (report.stopped, report.recorded, report.left, len(writes)) == (stopped, 1, 2, 2)
+    assert queue.confirmed == confirmed
+    assert ("pull.confirm_failed" in [line["event"] for line in output.lines()]) == (fail == "confirm")
+
+
 def test_an_unexpected_failure_is_one_error_line_and_the_run_fails(
     tmp_path: Path, output: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -288,8 +322,12 @@ def test_an_unexpected_failure_is_one_error_line_and_the_run_fails(
     assert (line["level"], line["event"]) == ("ERROR", "pull.crash") and "KeyError" in line["exception"]
 
 
-def test_a_delete_and_a_task_made_after_it_in_one_batch_keep_their_order(tmp_path: Path) -> None:
-    # GIVEN one batch (one clock reading): a transcode, DeleteMedia of it, and the transcode made again
+@pytest.mark.parametrize("wall", [time.time, lambda: 1_700_000_000.0], ids=["ticking", "coarse-or-stopped"])
+def test_a_delete_and_a_task_made_after_it_in_one_batch_keep_their_order(
+    tmp_path: Path, wall: Callable[[], float]
+) -> None:
+    # GIVEN one batch: a transcode, DeleteMedia of it, and the transcode made again (read on a time of day that
+    # moves on, or one too coarse to: a container's clock may read the same for the whole batch)
     finished = load_event("vod_procedure_finish")
     file_id = finished["ProcedureStateChangeEvent"]["FileId"]
     again = copy.deepcopy(finished)
@@ -297,7 +335,7 @@ def test_a_delete_and_a_task_made_after_it_in_one_batch_keep_their_order(tmp_pat
     parts = [{"FileId": file_id, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 0}]}]
     deleted = vod_event("FileDeleted", FileId=file_id, FileDeleteResultInfo=parts)
     batch = [{**event, "EventHandle": f"h{i}"} for i, event in enumerate([finished, deleted, again])]
-    report, store = _drain(Queue([batch]), tmp_path)
+    report, store = _drain(Queue([batch]), tmp_path, wall=wall)
     # THEN each was received after the one before it: the task after the delete has the later time
     times = {task.task_id: task.results_at or 0.0 for task in store.tasks(file_id)}
     upload = store.upload(file_id)

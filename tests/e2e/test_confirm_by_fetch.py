@@ -61,7 +61,13 @@ def confirming(vod_stack: VodStack, vod_function: Callable[..., Any]) -> Callabl
     return deliver
 
 
-def test_a_lying_body_changes_nothing(vod_stack: VodStack, confirming: Callable[..., Any], tmp_path: Path) -> None:
+def _request_line(output: Output) -> dict[str, Any]:
+    return [line for line in output.lines() if line["event"] == "request"][-1]
+
+
+def test_a_lying_body_changes_nothing(
+    vod_stack: VodStack, confirming: Callable[..., Any], tmp_path: Path, output: Output
+) -> None:
     # GIVEN Alice's real upload, recorded
     committed = vod_stack.upload(sample_video(tmp_path / "a.mp4", size=200_000), user="alice")
     before = vod_stack.record(committed["fileId"])
@@ -79,6 +85,7 @@ def test_a_lying_body_changes_nothing(vod_stack: VodStack, confirming: Callable[
     after = vod_stack.record(committed["fileId"])
     assert (after.user_id, after.name, after.media_url, after.conflicts) == ("alice", before.name, before.media_url, ())
     assert after.confirmed is False  # the first delivery (PUSH, before the option) was the body's word
+    assert _request_line(output)["confirmed"] is True  # the log says whose word this delivery's user is
 
 
 def test_an_endpoint_written_in_capitals_is_signed_as_vod_checks(
@@ -237,7 +244,11 @@ def _iso(offset: float) -> str:
     ids=["old", "before-the-lag", "within-the-lag", "ahead", "no-time", "not-a-time", "no-zone", "first", "last"],
 )
 def test_a_file_vod_does_not_know_is_recorded_unconfirmed_unless_the_body_says_it_was_made_just_now(
-    vod_stack: VodStack, confirming: Callable[..., Any], made: str | Callable[[], str] | None, status: int
+    vod_stack: VodStack,
+    confirming: Callable[..., Any],
+    output: Output,
+    made: str | Callable[[], str] | None,
+    status: int,
 ) -> None:
     mallory = signed_parameters(vod_stack.signature("mallory"))["sourceContext"]
     create_time = made() if callable(made) else made
@@ -249,7 +260,7 @@ def test_a_file_vod_does_not_know_is_recorded_unconfirmed_unless_the_body_says_i
         assert record is None and '"vod_unavailable"' in answer["body"]
     else:
         assert record is not None and (record.user_id, record.attribution) == (None, "unconfirmed")
-        assert record.confirmed is False
+        assert record.confirmed is False and _request_line(output)["confirmed"] is False
 
 
 def test_an_upload_event_that_comes_before_vod_lists_its_file_is_recorded_when_it_comes_again(
@@ -395,6 +406,22 @@ def test_vod_not_answering_is_a_503_so_vod_retries_and_the_log_says_why(
     assert answer["statusCode"] == 503 and '"vod_unavailable"' in answer["body"]
     [line] = output.lines()
     assert line["vod_error"] == f"DescribeMediaInfos failed: {why}"
+
+
+def test_a_body_that_is_no_event_is_a_400_before_the_store_or_vod_is_asked(
+    vod_function: Callable[..., Any], scripted_vod: Callable[[dict[str, Any]], str], tmp_path: Path
+) -> None:
+    # GIVEN a store that is down (its path a directory) and VOD answering
+    (tmp_path / "down").mkdir()
+    env = {
+        **_FETCH_ENV,
+        "VOD_API_ENDPOINT": scripted_vod({"MediaInfoSet": []}),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/down",
+    }
+    # WHEN VOD signs a body that is no event THEN it is refused as such (logged as VOD's), not a 503 of the store's
+    body = signed({"EventType": "NewFileUpload", "FileUploadEvent": 7}, "Key123")
+    answer = vod_function("callback", env=env)(http_event("POST", "/vod-events", body=body), {})
+    assert (answer["statusCode"], json.loads(answer["body"])["error"]["code"]) == (400, "malformed_event")
 
 
 def test_a_delete_of_many_files_asks_vod_in_parallel_calls(
