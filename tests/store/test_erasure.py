@@ -211,6 +211,30 @@ def test_the_files_naming_a_user(store: EventStore, how: str, named: bool) -> No
     assert store.files_naming(ann) == ([ANN] if named else [])
 
 
+@pytest.mark.parametrize("user", ["ann!x", "a!!b", "ann_li%"])  # "!": the LIKE pattern's escape; _ and %: wildcards
+def test_a_user_whose_id_holds_a_like_patterns_characters_is_found_unproven_too(store: EventStore, user: str) -> None:
+    unproven = seal(user, "r", "k" * 32)  # sealed with a key since removed
+    ingest_event(store, vod_event("NewFileUpload", FileId=ANN, SourceContext=unproven), received_at=1.0, keys=KEYS)
+    assert store.files_naming(user) == [ANN]
+
+
+def test_the_files_naming_a_user_come_oldest_first(store: EventStore) -> None:
+    for at, file_id in [(2.0, "a-second"), (1.0, "b-first"), (3.0, "c-third")]:
+        ingest_event(store, _upload(ANNS[0], file_id), received_at=at, keys=KEYS)
+    assert store.files_naming(ANNS[0]) == ["b-first", "a-second", "c-third"]
+
+
+def test_a_delete_of_erased_files_only_keeps_what_it_holds(store: EventStore) -> None:
+    # (file ids and parts: no one's data, and other records may be made of it)
+    ingest_event(store, _upload(ANNS[0], ANN), received_at=1.0, keys=KEYS)
+    deleted = vod_event("FileDeleted", FileIdSet=[ANN])
+    key = ingest_event(store, deleted, received_at=2.0, keys=KEYS).dedupe_key
+    store.erase([ANN], erased_at=100.0)
+    kept = store.payload(key)
+    assert kept is not None and kept["EventType"] == "FileDeleted"
+    assert kept["FileDeleteEvent"]["FileIdSet"] == [ANN]
+
+
 @pytest.mark.parametrize("other", ["not-sealed", "bob"])
 def test_a_user_named_in_a_disputed_context_the_record_does_not_keep_is_found(store: EventStore, other: str) -> None:
     # GIVEN files whose upload events disagree: Ann's seal that does not verify (a key since removed), and another

@@ -447,6 +447,17 @@ def test_hook_status_is_recorded(store: EventStore, hook: Any, status: str | Non
     assert event is not None and event.hook_status == status
 
 
+def test_unfinished_hooks_received_at_one_time_are_paged_through_in_key_order(store: EventStore) -> None:
+    # (PULL stores a batch read on one clock tick, say: the page's end is a time and a key, both)
+    names = ("vod_new_file_upload", "vod_procedure_finish", "vod_transcode_complete")
+    for name in names:
+        ingest(store, name, received_at=5.0, hook=Hook(fail=True))
+    pages = [store.unfinished_hooks(received_before=50.0, limit=1)]
+    while pages[-1]:
+        pages.append(store.unfinished_hooks(received_before=50.0, after=pages[-1][-1], limit=1))
+    assert [page[0].dedupe_key for page in pages[:-1]] == sorted(stored_form(load_event(n)).key for n in names)
+
+
 def test_a_hook_that_did_not_finish_can_be_run_again(store: EventStore) -> None:
     # GIVEN a hook done, one failed, one cut short long ago and one cut short just now (maybe still running)
     keys = {}
@@ -627,6 +638,7 @@ def test_hook_sees_the_committed_record(store: EventStore) -> None:
     [
         "schema_version (version VARCHAR(50) NOT NULL, description TEXT)",  # Flyway's first layout, say
         "schema_version (version INTEGER NOT NULL, script TEXT)",
+        "schema_version (version VARCHAR(50) NOT NULL, applied_at DOUBLE PRECISION)",  # our columns, not our types
     ],
 )
 def test_a_database_with_another_programs_schema_version_is_unavailable_not_a_crash(

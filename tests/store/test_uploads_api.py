@@ -276,6 +276,21 @@ def test_a_page_seeks_its_cursor_in_an_index_instead_of_sorting_all_the_users_up
 
 
 @pytest.mark.parametrize(
+    ("room", "shown", "more"),
+    [(10, ["f2", "f1"], False), (9, ["f2"], True), (1, ["f2"], True)],  # the first always shown, though alone too big
+    ids=["exactly-full", "one-over", "first-too-big"],
+)
+def test_a_page_takes_uploads_while_their_views_fit_its_room(
+    writer: tuple[str, EventStore], room: int, shown: list[str], more: bool
+) -> None:
+    _, store = writer
+    for at, file_id in enumerate(["f1", "f2"], start=1):
+        record(store, upload_of("ann", file_id), at=float(at))
+    page, next_page = store.user_page("ann", 10, None, lambda upload, tasks: (upload.file_id, 5), room)
+    assert ([view for _, view in page], next_page) == (shown, more)
+
+
+@pytest.mark.parametrize(
     ("read_bytes", "read_tasks", "batches"),
     [
         (1 << 20, 100, [["f1/a", "f1/b", "f2/a", "f3/a"]]),  # a page's typical tasks: one statement

@@ -27,6 +27,8 @@ from shared.redaction import redact
             "redis://:********@cache:6379/0 and postgresql://app:********@db/x",
         ),
         ("header value: 'Bearer eyJ.a.b\\n'", "header value: 'Bearer ********'"),  # requests' InvalidHeader
+        ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ********"),  # a user and password, base64
+        ("header value: 'Basic dXNlcjpwYXNz'", "header value: 'Basic ********'"),
         ("authorization: bearer eyJ.a.b", "authorization: bearer ********"),
         (
             "[('Authorization', 'Basic YXBw'), (b'cookie', b'sid=1')]",

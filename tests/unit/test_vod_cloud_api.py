@@ -101,11 +101,59 @@ def _sdk_request(call: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> tuple
     return request.data.encode("utf-8"), headers
 
 
-def test_every_generated_call_is_signed_and_sent_as_the_sdk_builds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Shanghai", "America/Los_Angeles"])
+def test_every_generated_call_is_signed_and_sent_as_the_sdk_builds_it(
+    monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    # In any local time zone: the signed date is UTC's (a call near midnight would otherwise be refused)
     rng = random.Random(20261204)
-    for _ in range(5000):
-        call = _call(rng)
-        assert signed_request(**call) == _sdk_request(call, monkeypatch), call
+    try:
+        with monkeypatch.context() as zoned:
+            zoned.setenv("TZ", zone)
+            time.tzset()
+            for _ in range(5000 if zone == "UTC" else 1000):
+                call = _call(rng)
+                assert signed_request(**call) == _sdk_request(call, monkeypatch), call
+    finally:
+        time.tzset()  # the process's own zone again, for the tests after this one
+
+
+@pytest.mark.parametrize(
+    ("environment", "used"),
+    [
+        ({}, "loaded"),
+        ({"TENCENTCLOUD_SECRETID": "AKIDrenewed", "TENCENTCLOUD_SECRETKEY": "renewed-key"}, "loaded"),  # no token
+        ({"TENCENTCLOUD_SECRETKEY": "renewed-key", "TENCENTCLOUD_SESSIONTOKEN": "renewed-token"}, "loaded"),
+        (
+            {
+                "TENCENTCLOUD_SECRETID": "AKIDrenewed",
+                "TENCENTCLOUD_SECRETKEY": "renewed-key",
+                "TENCENTCLOUD_SESSIONTOKEN": "renewed-token",
+            },
+            "renewed",
+        ),
+    ],
+)
+def test_a_roles_renewed_keys_are_used_only_when_all_three_are_there(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], used: str
+) -> None:
+    # (a role's keys are temporary: a SecretId and SecretKey without their token would be refused by VOD)
+    for name in vod_cloud_api.ExecutionRoleCredential._NAMES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    loaded = ("AKIDloaded", "loaded-key", "loaded-token")
+    settings = _settings(
+        "127.0.0.1:9",
+        secret_id=loaded[0],
+        secret_key=Secret(loaded[1]),
+        session_token=Secret(loaded[2]),
+        renewed_role=True,
+    )
+    renewed = ("AKIDrenewed", "renewed-key", "renewed-token")
+    assert vod_cloud_api.ExecutionRoleCredential(settings).get_credential_info() == (
+        loaded if used == "loaded" else renewed
+    )
 
 
 # --- over the wire -------------------------------------------------------------------------------------
@@ -304,6 +352,10 @@ def _drop(handler: BaseHTTPRequestHandler) -> None:
     ("answer", "code"),
     [
         ((502, b"<html>bad gateway</html>"), "HTTP 502"),
+        (
+            (404, b'{"Response": {"RequestId": "r1"}}'),
+            "HTTP 404",
+        ),  # a proxy's, say: no answer of VOD's, whatever it reads
         ((200, b"<html>a captive portal</html>"), "NotAnApiAnswer"),
         ((200, b'{"Response": "no"}'), "NotAnApiAnswer"),
         ((200, b'{"NoResponse": {}}'), "NotAnApiAnswer"),
@@ -315,6 +367,7 @@ def _drop(handler: BaseHTTPRequestHandler) -> None:
     ],
     ids=[
         "502",
+        "404-reading-as-an-answer",
         "html",
         "response-not-object",
         "no-response",
