@@ -345,6 +345,22 @@ def test_upload_options_refuse_impossible_values(options: dict[str, Any]) -> Non
         UploadOptions(**options)
 
 
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"part_size": MIB},  # COS's least part
+        {"part_size": 5 * 1024**3},  # and its largest
+        {"parallel": 1},
+        {"part_attempts": 1},  # the first try, no retry
+        {"api_retries": 0},
+    ],
+    ids=["least-part", "largest-part", "one-at-a-time", "no-retry-of-a-part", "no-retry-of-an-api-call"],
+)
+def test_upload_options_take_the_bounds_they_allow(options: dict[str, Any]) -> None:
+    settings = UploadOptions(**options)  # no ValueError
+    assert {name: getattr(settings, name) for name in options} == options
+
+
 def test_the_cos_sdks_debug_lines_are_dropped(caplog: pytest.LogCaptureFixture, leak_guard: LeakGuard) -> None:
     import vodupload.cos  # noqa: F401 - installs the filter
 

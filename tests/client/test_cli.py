@@ -21,7 +21,8 @@ import pytest
 from tests.client.conftest import MIB, BusyGateway, Stack, Traffic, closed_port_url, write_file
 from tests.conftest import JWT_SECRET, LeakGuard
 from vodlocal import localstack
-from vodupload.cli import _settled_text, signature_url, status_url
+from vodupload import VodUnavailable
+from vodupload.cli import _settled_text, parse_args, signature_url, status_url
 
 
 class Child:
@@ -263,6 +264,33 @@ def test_cancel_discards_a_saved_upload_and_says_whether_its_parts_were_deleted(
     assert (again.returncode, json.loads(again.stdout)) == (0, {"status": "nothing_to_cancel"})
 
 
+def test_a_cancel_after_vod_committed_the_upload_says_it_is_uploaded_and_exits_1(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN a saved upload whose commit VOD did, every answer to it lost on the way
+    video = write_file(tmp_path / "clip.mp4", 3 * MIB)
+    stack.traffic.commits_unanswered = 4  # the first try and the uploader's three retries
+    with pytest.raises(VodUnavailable):
+        stack.uploader().upload(video).run()
+    # WHEN the user cancels it
+    cancelled = stack.cli(video, "--cancel", "--json")
+    # THEN too late: exit 1 (not 0: nothing was cancelled), with the file id VOD confirms
+    result = json.loads(cancelled.stdout)
+    file_ids = {call.answer["data"]["fileId"] for call in stack.traffic.calls if call.action == "CommitUploadUGC"}
+    assert (cancelled.returncode, result["status"]) == (1, "already_uploaded"), cancelled.stderr
+    assert file_ids == {result["fileId"]} and stack.served(result["videoUrl"]) == video.read_bytes()
+    assert "VOD confirms it" in cancelled.stderr and stack.saved() == []
+
+
+def test_vod_refusing_the_upload_exits_4_with_vods_code(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN VOD that refuses the CLI's signatures (its clock an hour behind: they are not valid yet)
+    _signature_from_a_skewed_clock(stack)
+    # WHEN the CLI uploads
+    failed = stack.cli(write_file(tmp_path / "clip.mp4", 1000), "--json")
+    # THEN it exits 4, refused (by VOD as by the signature endpoint's policy), VOD's code in --json's line
+    error = json.loads(failed.stdout)["error"]
+    refused = next(call.answer for call in stack.traffic.calls if call.answer["code"] != 0)
+    assert (failed.returncode, error["kind"], error["code"]) == (4, "refused", refused["code"]), failed.stderr
+
+
 def test_a_checkpoint_that_cannot_be_removed_after_the_commit_is_only_a_notice(stack: Stack, tmp_path: Path) -> None:
     # The upload is committed: failing it now would lose its file id, and a rerun would upload it again.
     video = write_file(tmp_path / "clip.mp4", 2 * MIB)
@@ -440,6 +468,7 @@ def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]
             "usage",
         ),
         (["--part-size", "0"], _env(), 2, "MiB, from 1 to 5120 (got '0')", "usage"),
+        (["--part-size", "5121"], _env(), 2, "MiB, from 1 to 5120 (got '5121')", "usage"),
         (["--parallel", "0"], _env(), 2, "--parallel: must be a whole number, at least 1 (got '0')", "usage"),
         (["--wait", "--wait-timeout", "0"], _env(), 2, "at least 1 (got '0')", "usage"),  # before any upload
         (["--wait", "--wait-timeout", "-5"], _env(), 2, "at least 1 (got '-5')", "usage"),
@@ -456,6 +485,7 @@ def _env(**values: str | Callable[[], str]) -> Callable[[Stack], dict[str, str]]
         "bad-status-url",
         "bad-status-port",
         "bad-part-size",
+        "too-large-part-size",
         "no-parallel",
         "zero-wait",
         "negative-wait",
@@ -478,6 +508,7 @@ def test_failures_exit_with_a_clear_message_and_status(
     assert failed.returncode == code, failed.stderr
     assert message in failed.stderr and "Traceback" not in failed.stderr
     assert json.loads(failed.stdout)["error"]["kind"] == kind  # --json's line, whatever failed
+    assert ("(check VOD_UPLOAD_TOKEN / --token)" in failed.stderr) is (kind == "authentication_failed")
     if kind == "usage" or "cannot carry" in message:  # refused before anything was sent
         assert stack.traffic.calls == [] and stack.traffic.cos_requests == []
     no_leaks(leak_guard, failed.stdout, failed.stderr)
@@ -573,6 +604,7 @@ def test_a_checkpoint_directory_that_cannot_be_used_is_a_clear_failure(stack: St
         assert failed.returncode == 1 and "Traceback" not in failed.stderr
         assert f"cannot read the saved uploads in {not_a_directory}: Not a directory" in failed.stderr
         assert json.loads(failed.stdout)["error"]["kind"] == "failed"
+        assert "progress is saved" not in failed.stderr and "saved upload is kept" not in failed.stderr  # none is
 
 
 def test_another_user_does_not_resume_someone_elses_saved_upload(
@@ -653,3 +685,16 @@ def test_the_uploads_endpoint_is_found_beside_the_signature_endpoint(gateway: st
 )
 def test_a_bare_gateway_gets_the_signature_path_before_its_query(gateway: str, signature: str) -> None:
     assert signature_url(gateway) == signature
+
+
+@pytest.mark.parametrize(
+    ("args", "setting", "value"),
+    [
+        (["--part-size", "1"], "part_size", 1),
+        (["--part-size", "5120"], "part_size", 5120),  # COS's largest part: 5 GiB
+        (["--parallel", "1"], "parallel", 1),
+        (["--wait-timeout", "1"], "wait_timeout", 1),
+    ],
+)
+def test_a_setting_at_its_bound_is_taken(args: list[str], setting: str, value: int) -> None:
+    assert getattr(parse_args(["clip.mp4", *args]), setting) == value

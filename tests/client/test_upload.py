@@ -815,6 +815,21 @@ def test_a_cancel_asked_as_the_run_stops_for_a_pause_is_done(stack: Stack, tmp_p
     assert stack.saved() == [] and stack.open_uploads() == []
 
 
+def test_a_pause_asked_after_a_cancel_does_not_undo_it(stack: Stack, tmp_path: Path) -> None:
+    # GIVEN an upload under way, its parts after the second held at COS
+    video = write_file(tmp_path / "draft.mp4", 6 * MIB)
+    stack.traffic.hold_parts_after(2)
+    task = stack.uploader().upload(video).start()
+    stack.traffic.wait_until(lambda t: t.parts_stored == 2 and t.held >= 1)
+    # WHEN the caller cancels, then pauses before the run has stopped (a UI's two buttons, pressed in turn)
+    task.cancel()
+    task.pause()
+    stack.traffic.release(let_through=True)
+    # THEN the cancel stands: the task ends cancelled, nothing left behind
+    assert task.wait(60) is UploadState.CANCELLED
+    assert stack.saved() == [] and stack.open_uploads() == []
+
+
 def test_a_cancel_after_a_commit_whose_answer_was_never_heard_says_it_is_uploaded(stack: Stack, tmp_path: Path) -> None:
     # GIVEN a run that sent the commit and stopped before hearing VOD's answer (VOD committed it)
     video = write_file(tmp_path / "clip.mp4", 3 * MIB)
