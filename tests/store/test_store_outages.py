@@ -119,6 +119,48 @@ def test_postgres_restart_between_calls_is_invisible(
 
 
 @pytest.mark.postgres
+def test_a_connection_lost_once_its_commit_was_sent_is_not_tried_again(own_postgres_server: PostgresServer) -> None:
+    # GIVEN a pooled connection (the kind replaced once when found dead), and commits that wait for a standby
+    server = own_postgres_server
+    url = server.create_database()
+    store = open_store(url, timeout_seconds=30)
+    payload = load_event("vod_new_file_upload")
+    try:
+        assert store.schema_version() == SCHEMA_VERSION
+        for setting in ("synchronous_commit = on", "synchronous_standby_names = 'absent_standby'"):
+            server.execute(f"ALTER SYSTEM SET {setting}")
+        server.execute("SELECT pg_reload_conf()")
+        failures: list[BaseException] = []
+
+        def deliver_once() -> None:
+            try:
+                ingest_event(store, payload, received_at=1.0, keys=KEYS)
+            except StoreUnavailable as exc:
+                failures.append(exc)
+
+        delivery = threading.Thread(target=deliver_once)
+        delivery.start()
+        # WHEN the connection is lost as its COMMIT waits: committed on the server, never acknowledged
+        waiting: list[tuple[Any, ...]] = []
+        for _ in range(200):
+            if waiting := run_sql(url, "SELECT pid FROM pg_stat_activity WHERE wait_event = 'SyncRep'"):
+                break
+            time.sleep(0.05)
+        assert waiting, "the commit never waited"
+        run_sql(url, "SELECT pg_terminate_backend(%s)", (waiting[0][0],))
+        server.execute("ALTER SYSTEM RESET ALL")
+        server.execute("SELECT pg_reload_conf()")
+        delivery.join(30)
+        # THEN the store answers unavailable (VOD delivers again) rather than run the work a second time: whether
+        # the commit was made is unknown (here it was), and work run twice is not always harmless (a rerun claiming
+        # a hook would find its own claim, and give the hook up)
+        assert [type(exc) for exc in failures] == [StoreUnavailable]
+        assert ingest_event(store, payload, received_at=2.0, keys=KEYS).duplicate is True  # VOD's second delivery
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
 def test_postgres_down_at_first_use(own_postgres_server: PostgresServer) -> None:
     server = own_postgres_server
     url = server.create_database()
