@@ -143,6 +143,10 @@ def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) ->
     _start_slow_upload(b, video, 4 * MiB)
     _wait_for_progress(b, 5)
     assert b.screenshot("upload-page-uploading").stat().st_size > 0  # kept as a test artifact
+    # While it is sent, the files chosen cannot be changed, and the meter says how much of the video is
+    assert b.page.is_disabled("#video") and b.page.is_disabled("#cover")
+    figures = b.page.inner_text("#video-figures")
+    assert re.fullmatch(r"\d+% — [\d.]+ (B|KB|MB) of 20\.0 MB(, [\d.]+ (B|KB|MB)/s)?", figures), figures
     b.page.click("#cancel")
 
     assert b.page.inner_text("#status") == "Upload cancelled."
@@ -151,7 +155,7 @@ def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) ->
     assert b.stack.records("page-user") == []
     # Nothing saved to resume: the SDK's session for this file is gone.
     assert b.page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('webugc_')).length") == 0
-    assert b.page.is_visible("#start") and not b.page.is_visible("#cancel")
+    assert b.page.is_visible("#start") and not b.page.is_visible("#cancel") and b.page.is_enabled("#video")
 
 
 def test_a_second_tab_leaves_the_video_another_tab_uploads_to_it(browser_stack: BrowserStack, tmp_path: Path) -> None:
@@ -242,16 +246,18 @@ def test_a_file_changed_since_its_upload_was_cut_off_is_uploaded_anew_not_stitch
     assert media_url is not None and requests.get(media_url, timeout=30).content == content
 
 
-def _held_by_a_silent_storage_service(b: BrowserStack, tmp_path: Path) -> tuple[list[Any], list[bool]]:
-    """An upload started against a COS that takes the page's requests and answers none (a proxy or firewall that
-    holds them), once the page has said so: the requests held, and whether it still holds them."""
+def _held_by_a_silent_storage_service(
+    b: BrowserStack, tmp_path: Path, size: int = 200 * 1024
+) -> tuple[list[Any], list[bool]]:
+    """An upload of a `size` video started against a COS that takes the page's requests and answers none (a proxy
+    or firewall that holds them), once the page has said so: the requests held, and whether it still holds them."""
     held: list[Any] = []
     holding = [True]
     b.page.route(
         lambda url: ".myqcloud.com" in url, lambda route: held.append(route) if holding[0] else route.continue_()
     )
     b.open(b.stack.token("page-user"))
-    b.choose(sample_video(tmp_path / "clip.mp4", 200 * 1024))
+    b.choose(sample_video(tmp_path / "clip.mp4", size))
     b.page.click("#start")
     _until(b, lambda: held, "no COS request")
     _until(b, lambda: "not answering. Wait, or cancel" in b.page.inner_text("#error"), "nothing said", 30)
@@ -270,11 +276,16 @@ def test_a_storage_service_that_never_answers_is_said_and_its_answer_clears_it(
 ) -> None:
     # GIVEN an upload whose COS answers nothing for a while: the user is told, and may cancel
     b = browser_stack
-    held, holding = _held_by_a_silent_storage_service(b, tmp_path)
+    held, holding = _held_by_a_silent_storage_service(b, tmp_path, 8 * MiB)
     assert b.page.is_visible("#cancel") and not b.page.is_visible("#pause")
     assert b.page.evaluate("document.activeElement.id") == "cancel"  # Upload's focus, as it was hidden
-    # WHEN it answers after all THEN the upload goes on and the word goes
+    # WHEN it answers after all (slowly enough to see the upload under way)
+    b.throttle(2 * MiB)
     _let_go(held, holding)
+    # THEN the upload goes on, the word goes at once, and it can be paused again
+    _until(b, lambda: b.page.is_visible("#pause"), "no Pause once the storage service answered")
+    assert b.page.inner_text("#error") == "" and b.page.is_visible("#cancel")
+    b.throttle(-1)
     _wait_for_result(b)
     assert b.page.inner_text("#error") == ""
 
@@ -396,19 +407,50 @@ def test_a_links_token_is_taken_as_the_app_wrote_it(browser_stack: BrowserStack,
     assert b.page.url.endswith("/#from=app")
 
 
-@pytest.mark.parametrize("moment", ["uploading", "stalled"])
+def _held_signature(b: BrowserStack, number: int) -> tuple[list[Any], list[bool]]:
+    """The page's `number`-th signature request (1: Prepare's, 2: Apply's, 3: Commit's) held until let go: the
+    requests held, and whether it still holds them."""
+    held: list[Any] = []
+    holding = [True]
+    asked: list[str] = []
+
+    def signature(route: Any) -> None:
+        asked.append(route.request.url)
+        if len(asked) == number and holding[0]:
+            held.append(route)
+        else:
+            route.continue_()
+
+    b.page.route(b.stack.signature_url, lambda route: signature(route))  # noqa: PLW0108
+    return held, holding
+
+
+@pytest.mark.parametrize(
+    ("moment", "signature"),
+    [("starting", 1), ("uploading", None), ("stalled", None), ("finishing", 3)],
+    ids=["starting: Prepare's signature asked", "uploading", "stalled", "finishing: Commit's signature asked"],
+)
 def test_another_users_link_during_an_upload_changes_nothing(
-    browser_stack: BrowserStack, tmp_path: Path, moment: str
+    browser_stack: BrowserStack, tmp_path: Path, moment: str, signature: int | None
 ) -> None:
+    # GIVEN page-user's upload under way, at each moment of it
     b = browser_stack
     held: list[Any] = []
     holding = [False]
-    if moment == "uploading":
+    if signature is not None:  # the signature for a VOD call asked and not yet given
+        held, holding = _held_signature(b, signature)
+        b.open(b.stack.token("page-user"))
+        b.choose(sample_video(tmp_path / "clip.mp4", 200 * 1024))
+        b.page.click("#start")
+        _until(b, lambda: held, "the signature was not asked")
+    elif moment == "uploading":
         _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 8 * MiB), 2 * MiB)
         _wait_for_progress(b, 5)
     else:  # COS silent for a while: the upload goes on when it answers after all
         held, holding = _held_by_a_silent_storage_service(b, tmp_path)
+    # WHEN another user's link is opened in the tab
     b.page.goto(f"{b.page_origin}/#token={b.stack.token('someone-else')}")
+    # THEN it is refused, and the upload ends as page-user's
     _until(b, lambda: "Another sign-in arrived during this upload" in b.page.inner_text("#error"), "not refused")
     assert b.page.inner_text("#user") == "page-user" and "token=" not in b.page.url
     _let_go(held, holding)
@@ -594,6 +636,35 @@ def test_a_policy_refusal_is_not_taken_for_a_refused_sign_in(browser_stack: Brow
     b.page.wait_for_selector("#error:not(:empty)")
     error = b.page.inner_text("#error")
     assert "does not allow this (user id is too long" in error and "sign-in" not in error
+    assert b.traffic.vod_calls() == []
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "message"),
+    [
+        # a 403 that is not one of the server's policy codes (an API gateway's, say): the sign-in was refused
+        (403, {"error": {"code": "forbidden", "message": "not allowed"}}, "Your sign-in was refused (not allowed)"),
+        # an answer with no signature in it: said, and nothing handed to the SDK
+        (200, {"signature": 42}, "No upload signature: HTTP 200."),
+    ],
+    ids=["a-403-not-of-policy", "no-signature-in-the-answer"],
+)
+def test_a_signature_answer_the_page_cannot_use_is_said_and_nothing_is_sent(
+    browser_stack: BrowserStack, tmp_path: Path, status: int, body: dict[str, Any], message: str
+) -> None:
+    # GIVEN a sign function that answers Prepare's signature request so
+    b = browser_stack
+    headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+    b.page.route(
+        b.stack.signature_url, lambda route: route.fulfill(status=status, body=json.dumps(body), headers=headers)
+    )
+    b.open(b.stack.token("page-user"))
+    # WHEN an upload is started
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    # THEN the page says why, in its own words, and VOD is asked nothing
+    b.page.wait_for_selector("#error:not(:empty)")
+    assert message in b.page.inner_text("#error")
     assert b.traffic.vod_calls() == []
 
 
@@ -941,6 +1012,108 @@ def test_another_users_link_after_an_upload_stops_following_it(browser_stack: Br
     assert {claims["sub"] for claims in askers} == {"page-user"}
 
 
+def _stopped_by_a_refused_sign_in(b: BrowserStack, tmp_path: Path, refused: str) -> None:
+    """page-user's upload stopped where the same user's next link would take it up again: its `refused` request
+    ("signature": Prepare's, the token expired; "commit": Commit's signature; "status": the status of the upload
+    done), once the page has said so."""
+    if refused == "signature":
+        b.open(b.stack.token("page-user", ttl_seconds=-3600))
+        b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+        b.page.click("#start")
+        _until(b, lambda: "The upload then goes on" in b.page.inner_text("#error"), "not refused")
+    elif refused == "commit":
+        _commit_signature_fails(b, tmp_path, 401, "invalid_token", "invalid token: expired")
+        assert "a new sign-in in this tab saves it" in b.page.inner_text("#error")
+    else:
+        answers = {"n": 0}
+
+        def status(route: Any) -> None:
+            answers["n"] += 1
+            if answers["n"] == 1:
+                body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
+                route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
+            else:
+                route.continue_()
+
+        b.page.route(f"{b.stack.gateway_url}/uploads/**", lambda route: status(route))  # noqa: PLW0108
+        b.open(b.stack.token("page-user"))
+        b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+        b.page.click("#start")
+        _until(b, lambda: "sign-in was refused" in b.page.inner_text("#processing"), "the refusal was not shown")
+
+
+@pytest.mark.parametrize("refused", ["signature", "commit", "status"])
+def test_another_users_link_does_not_take_up_what_the_previous_users_refused_sign_in_stopped(
+    browser_stack: BrowserStack, tmp_path: Path, refused: str
+) -> None:
+    # GIVEN page-user's upload stopped by a refused sign-in (an expired token), waiting for page-user's next link
+    b = browser_stack
+    _stopped_by_a_refused_sign_in(b, tmp_path, refused)
+    since = len(b.traffic.requests)
+    # WHEN another user's link is opened in the tab instead
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('someone-else')}")
+    _until(b, lambda: b.page.inner_text("#user") == "someone-else", "the link was not taken")
+    b.page.wait_for_timeout(2000)  # what the link set going would be asked now
+    # THEN nothing of page-user's upload goes on with that user's token: no signature, no VOD call, no status
+    later = [r.url for r in b.traffic.requests[since:] if r.url.startswith(b.stack.gateway_url) or "UGC" in r.url]
+    assert later == []
+    assert b.stack.records("someone-else") == []
+    assert b.page.is_hidden("#result")
+
+
+@pytest.mark.parametrize("final", ["uploaded", "finished", "failed", "deleted"])
+def test_a_final_status_is_not_asked_again(browser_stack: BrowserStack, tmp_path: Path, final: str) -> None:
+    # GIVEN an upload whose status the uploads function says is final at once
+    b = browser_stack
+    asked = _status_answers(b, [(200, final)])
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    _until(b, lambda: asked, "the page did not follow the upload")
+    # WHEN the page has had time to ask again (an answer that came at once is asked again after 2 s)
+    b.page.wait_for_timeout(3000)
+    # THEN it said the outcome, and asked once only
+    assert b.page.get_attribute("#processing", "data-status") == final
+    assert b.page.inner_text("#status").startswith("Done: ")
+    assert len(asked) == 1, [r.url for r in asked]
+
+
+_MARKUP = '<img src=x onerror="window.injected=1"><b>bold</b>'
+
+
+@pytest.mark.parametrize("where", ["the token's user", "the upload's status", "a task's message"])
+def test_words_from_the_link_and_the_status_service_are_shown_as_text_never_as_markup(
+    browser_stack: BrowserStack, tmp_path: Path, where: str
+) -> None:
+    # GIVEN markup where the page shows words it did not write: a link can carry anyone's token (its `sub` is
+    # shown), and the status service's words come from VOD's task flow
+    b = browser_stack
+    if where == "the token's user":
+        b.open(b.stack.token(_MARKUP))
+        shown = "#user"
+    else:
+        status = _MARKUP if where == "the upload's status" else "failed"
+        task = {"taskId": "t1", "status": "failed", "message": _MARKUP}
+
+        def answer(route: Any) -> None:
+            file_id = route.request.url.split("?")[0].rsplit("/", 1)[-1]
+            body = {"fileId": file_id, "status": status, "tasks": [task]}
+            headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+            route.fulfill(status=200, body=json.dumps(body), headers=headers)
+
+        b.page.route(f"{b.stack.gateway_url}/uploads/**", answer)
+        b.open(b.stack.token("page-user"))
+        b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+        b.page.click("#start")
+        b.page.wait_for_selector("#processing[data-status]", timeout=90_000)
+        shown = "#processing" if where == "the upload's status" else "#tasks"
+    b.page.wait_for_timeout(500)  # an image's error handler would have run
+    # THEN the words are shown as written, and none of them became an element or ran
+    assert _MARKUP in b.page.inner_text(shown)
+    assert b.page.eval_on_selector(shown, "e => e.querySelectorAll('img, b').length") == 0
+    assert b.page.evaluate("window.injected") is None
+
+
 @pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
 @pytest.mark.parametrize("failure", ["refused", "unreachable", "apply-lost", "apply-unreachable"])
 def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
@@ -1002,6 +1175,37 @@ def test_an_upload_whose_cos_keys_cannot_be_renewed_pauses_and_goes_on(
     assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
     puts = b.traffic.part_puts(".mp4")
     assert stored and all(puts.count(number) == 1 for number in stored), (sorted(stored), puts)
+
+
+@pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
+def test_another_users_link_does_not_resume_an_upload_paused_for_a_refused_renewal(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN page-user's upload paused: the signature for its new COS keys was refused (the token expired)
+    b = browser_stack
+    asked: list[str] = []
+
+    def signature(route: Any) -> None:
+        asked.append(route.request.headers.get("authorization", ""))
+        if len(asked) >= 3:  # after Prepare's and Apply's: the renewal's, and any after it
+            body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
+            route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
+        else:
+            route.continue_()
+
+    b.page.route(b.stack.signature_url, lambda route: signature(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.throttle(1 * MiB)
+    b.choose(sample_video(tmp_path / "clip.mp4", 24 * MiB))
+    b.page.click("#start")
+    b.page.wait_for_selector("#resume:not([hidden])", timeout=90_000)
+    before = len(asked)
+    # WHEN another user's link is opened in the tab
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('someone-else')}")
+    _until(b, lambda: b.page.inner_text("#user") == "someone-else", "the link was not taken")
+    b.page.wait_for_timeout(2000)
+    # THEN the upload stays paused: nothing of it is signed for that user (VOD would credit it to page-user)
+    assert len(asked) == before and b.page.is_visible("#resume")
 
 
 @pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
