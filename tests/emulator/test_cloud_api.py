@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -193,6 +194,61 @@ def test_credential_date_must_be_the_timestamp_date(emulator: Emulator):
     signed = _signed(emulator, "DescribeEventConfig", {})
     signed.header["Authorization"] = signed.header["Authorization"].replace("/20", "/19", 1)
     assert _send(emulator, signed).json()["Response"]["Error"]["Code"] == "AuthFailure.SignatureFailure"
+
+
+def _resigned(emulator: Emulator, *, day: int = 0, service: str = "vod") -> RequestInternal:
+    """A request the SDK's own TC3 signer signs for credential scope `<date + day days>/<service>/tc3_request`."""
+    signed = _signed(emulator, "DescribeEventConfig", {"SubAppId": SUB_APP_ID})
+    timestamp = int(signed.header["X-TC-Timestamp"]) + day * 86400
+    date = datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d")
+    signature = vod(emulator)._get_tc3_signature(None, signed, date, service, SECRET_KEY)
+    signed.header["Authorization"] = (
+        f"TC3-HMAC-SHA256 Credential={SECRET_ID}/{date}/{service}/tc3_request, "
+        f"SignedHeaders=content-type;host, Signature={signature}"
+    )
+    return signed
+
+
+def _edit_authorization(old: str, new: str) -> Callable[[Emulator], RequestInternal]:
+    def edited(emulator: Emulator) -> RequestInternal:
+        signed = _resigned(emulator)
+        assert signed.header["Authorization"].count(old) == 1
+        signed.header["Authorization"] = signed.header["Authorization"].replace(old, new)
+        return signed
+
+    return edited
+
+
+# Each a request signed with the real key, over a scope or algorithm other than the one TC3 prescribes
+# (https://www.tencentcloud.com/document/api/266/34114): the signature matches what it claims, and is refused.
+SCOPE_REFUSALS: list[tuple[str, Callable[[Emulator], RequestInternal]]] = [
+    ("date the day before the timestamp's", lambda emulator: _resigned(emulator, day=-1)),
+    ("date the day after the timestamp's", lambda emulator: _resigned(emulator, day=1)),
+    ("another service", lambda emulator: _resigned(emulator, service="cvm")),
+    ("scope not ending in tc3_request", _edit_authorization("/tc3_request,", "/tc3_other,")),
+    ("another algorithm", _edit_authorization("TC3-HMAC-SHA256 ", "AWS4-HMAC-SHA256 ")),
+]
+
+
+def test_a_request_resigned_as_the_sdk_signs_is_accepted(emulator: Emulator):
+    answer = _send(emulator, _resigned(emulator)).json()["Response"]
+    assert "Error" not in answer, answer
+
+
+@pytest.mark.parametrize("request_for", [pytest.param(row[1], id=row[0]) for row in SCOPE_REFUSALS])
+def test_a_signature_over_another_scope_is_refused(
+    emulator: Emulator, request_for: Callable[[Emulator], RequestInternal]
+):
+    answer = _send(emulator, request_for(emulator)).json()["Response"]
+    assert answer["Error"]["Code"].startswith("AuthFailure."), answer
+
+
+@pytest.mark.parametrize("offset", [400, -400], ids=["emulator ahead", "emulator behind"])
+def test_a_timestamp_over_five_minutes_off_either_way_is_refused(emulator: Emulator, clock: FrozenClock, offset: int):
+    # "If the difference between the UNIX timestamp and the server time is greater than 5 minutes": either sign.
+    clock.advance(offset)
+    describe = cloud_request(models.DescribeEventConfigRequest)
+    assert _error(lambda: vod(emulator).DescribeEventConfig(describe)).code == "AuthFailure.SignatureExpire"
 
 
 def test_get_requests_are_verified_then_declined(emulator: Emulator):
@@ -399,6 +455,20 @@ def test_pull_confirm_and_redelivery_after_30_seconds(emulator: Emulator, clock:
     clock.advance(60)
     assert _pull(emulator) == []
     assert _error(lambda: _confirm(emulator, ["no-such-handle"])).code == "InvalidParameter"
+
+
+def test_confirm_takes_at_most_16_handles(emulator: Emulator, clock: FrozenClock):
+    # EventHandles: "数组长度限制：16" (the SDK's ConfirmEventsRequest, from the API reference).
+    emulator.configure_events(mode="PULL")
+    for _ in range(17):
+        client_upload(emulator, clock)
+    handles = [e.EventHandle for e in _pull(emulator) + _pull(emulator)]
+    assert len(handles) == 17
+    assert _error(lambda: _confirm(emulator, handles)).code.startswith("InvalidParameter")
+    _confirm(emulator, handles[:16])
+    _confirm(emulator, handles[16:])
+    clock.advance(30)
+    assert _pull(emulator) == []
 
 
 def _sdk_fields(model: type) -> set[str]:

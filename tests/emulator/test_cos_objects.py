@@ -261,6 +261,7 @@ COMPLETE_REFUSALS = [
     ("descending", _swap, objects.InvalidPartOrderError),
     ("duplicate", lambda parts: [parts[0], parts[0]], objects.InvalidPartOrderError),
     ("small-middle-part", lambda parts: [parts[0], parts[2], (5, parts[1][1])], objects.EntityTooSmallError),
+    ("small-first-part", lambda parts: [parts[2], (5, parts[1][1])], objects.EntityTooSmallError),
 ]
 
 
@@ -275,6 +276,20 @@ def test_complete_refusals_leave_the_upload_usable(store: ObjectStore, choose, e
     assert store.stat(BUCKET, "k") is None
     store.complete_upload(BUCKET, "k", upload_id, parts, max_size=BIG)
     assert read(store, "k") == DATA
+
+
+@pytest.mark.parametrize(
+    ("size", "error"), [(MIB - 1, objects.EntityTooSmallError), (MIB, None)], ids=["1 MiB - 1 byte", "1 MiB"]
+)
+def test_every_part_but_the_last_is_at_least_1_mib(store: ObjectStore, size: int, error: type[Exception] | None):
+    chunks = [os.urandom(size), b"last"]
+    upload_id, parts = upload_parts(store, "k", chunks)
+    if error is None:
+        store.complete_upload(BUCKET, "k", upload_id, parts, max_size=BIG)
+        assert read(store, "k") == b"".join(chunks)
+    else:
+        with pytest.raises(error):
+            store.complete_upload(BUCKET, "k", upload_id, parts, max_size=BIG)
 
 
 def test_complete_refuses_an_object_over_the_limit(store: ObjectStore):

@@ -167,6 +167,15 @@ REFUSALS: list[tuple[str, str, BodyFor, Code]] = [
             ("sessionContext", 1000, "\N{GRINNING FACE}" * 251),
         )
     ),
+    *(
+        (
+            f"{name} of {limit + 1} ASCII characters",  # over the limit however VOD counts
+            "ApplyUploadUGC",
+            lambda c, name=name, limit=limit: _apply_body(_raw({**_base(c()), name: "a" * (limit + 1)})),
+            Code.SIGNATURE_BAD_PARAMETER,
+        )
+        for name, limit in (("sourceContext", 250), ("sessionContext", 1000))
+    ),
     (
         "no vodSubAppId",
         "ApplyUploadUGC",
