@@ -93,7 +93,7 @@ def test_forged_text_cannot_drive_the_operators_terminal(tmp_path: Path, command
     # GIVEN an event whose text (anyone who saw one delivery's Sign can forge a body) holds terminal controls
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
-    controls = "\x1b[2J\x1b[31mFAKE\x1b]0;title\x07\x9b1m\nfake line \u202eexe.4pm\u2066\u2029"
+    controls = "\x1b[2J\x1b[31mFAKE\x1b]0;title\x07\x9b1m\x7f\nfake line \u202eexe.4pm\u2066\u2029"
     forged = vod_event(
         "NewFileUpload", FileId="e-1\x1b[2J", Name=controls, SourceContext=seal("alice", "r", CONTEXT_KEY)
     )
@@ -104,7 +104,7 @@ def test_forged_text_cannot_drive_the_operators_terminal(tmp_path: Path, command
     # THEN vod-uploads shows them as escapes, on the lines they belong to
     shown = uploads(url, *command, "--older-than", "0") if command == ("hooks",) else uploads(url, *command)
     assert shown.returncode in (0, 1) and "\\x1b[2J" in shown.stdout, shown.stderr
-    assert not set(shown.stdout) & {"\x1b", "\x07", "\x9b", "\u202e", "\u2066", "\u2029"}
+    assert not set(shown.stdout) & {"\x1b", "\x07", "\x9b", "\x7f", "\u202e", "\u2066", "\u2029"}
     assert "\nfake line" not in shown.stdout and "\\u202eexe.4pm" in shown.stdout
     if command[0] == "list":  # and its columns are measured as shown: the last one starts where its header does
         header, row = shown.stdout.splitlines()
@@ -114,12 +114,13 @@ def test_forged_text_cannot_drive_the_operators_terminal(tmp_path: Path, command
 def test_the_list_lines_up_names_in_chinese(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
-    for file_id, name in (("c1", "假期视频"), ("c2", "holiday"), ("c3", "e\u0301te\u0301")):  # wide; combining
+    for file_id, name in (("c1", "假期视频"), ("c2", "holiday"), ("c3", "e\u0301te\u0301"), ("c4", "ＶＯＤ")):
         event = vod_event("NewFileUpload", FileId=file_id, Name=name, SourceContext=seal("ann", "r", CONTEXT_KEY))
         ingest_event(store, event, received_at=1_700_000_000.0, keys=KEYS)
     store.close()
     header, *rows = uploads(url, "list", "--user", "ann").stdout.splitlines()
-    wide = {row: sum(1 for c in row[: row.index("http://")] if unicodedata.east_asian_width(c) == "W") for row in rows}
+    # wide (W), fullwidth (F), combining
+    wide = {row: sum(1 for c in row[: row.index("http://")] if unicodedata.east_asian_width(c) in "WF") for row in rows}
     combining = {row: sum(1 for c in row[: row.index("http://")] if unicodedata.combining(c)) for row in rows}
     # the MEDIA URL column starts, on screen, where its header does: a wide character takes two columns, a mark none
     assert {row.index("http://") + wide[row] - combining[row] for row in rows} == {header.index("MEDIA URL")}
@@ -168,18 +169,28 @@ def test_list_says_which_media_vod_deleted(tmp_path: Path) -> None:
     assert rows["gone"].endswith("gone/sample.mp4 (deleted)") and not rows["kept"].endswith("(deleted)")
 
 
+@pytest.mark.parametrize(
+    ("stored", "asked", "said"),
+    [
+        ("Jos\u00e9", "Jose\u0301", "'Jos\\xe9', the same letters composed otherwise (NFC), has some"),
+        ("Jose\u0301", "Jos\u00e9", "'Jose\\u0301', the same letters composed otherwise (NFD), has some"),
+    ],
+    ids=["asked-NFD", "asked-NFC"],
+)
 @pytest.mark.parametrize("args", [("list", "--user"), ("erase", "--user")])
-def test_a_user_id_composed_otherwise_is_named_when_nothing_is_found(tmp_path: Path, args: tuple[str, str]) -> None:
+def test_a_user_id_composed_otherwise_is_named_when_nothing_is_found(
+    tmp_path: Path, args: tuple[str, str], stored: str, asked: str, said: str
+) -> None:
     # An erasure request pasted with "é" decomposed (NFD) finds nothing: ids match exactly, as the functions
     # compare them; the id that has uploads is named, its letters escaped, since it looks the same
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
-    event = vod_event("NewFileUpload", FileId="f-1", SourceContext=seal("Jos\u00e9", "r", CONTEXT_KEY))
+    event = vod_event("NewFileUpload", FileId="f-1", SourceContext=seal(stored, "r", CONTEXT_KEY))
     ingest_event(store, event, received_at=1_700_000_000.0, keys=KEYS)
     store.close()
-    found = uploads(url, *args, "Jose\u0301")
+    found = uploads(url, *args, asked)
     assert "no uploads recorded for user" in found.stdout + found.stderr
-    assert "'Jos\\xe9', the same letters composed otherwise (NFC), has some" in found.stdout + found.stderr
+    assert said in found.stdout + found.stderr
 
 
 def test_an_erasure_goes_on_to_its_end_when_its_output_stops(tmp_path: Path) -> None:
@@ -296,6 +307,9 @@ def test_list_json_oldest_first(database_url: str) -> None:
         # a negative age would take hooks that may still be running
         (None, ["hooks", "--older-than", "-60"], 2, "not a number of seconds up to 10 digits: '-60'"),
         (None, ["hooks", "--older-than", "9" * 400], 2, "not a number of seconds up to 10 digits"),
+        (None, ["hooks", "--older-than", "1" * 11], 2, "not a number of seconds up to 10 digits"),
+        (None, ["hooks", "--older-than", "\u00b2"], 2, "not a number of seconds up to 10 digits"),  # a digit to isdigit
+        (None, ["hooks", "--older-than", "\u0669\u0660\u0660"], 2, "not a number of seconds up to 10 digits"),
     ],
 )
 def test_clear_errors(
@@ -664,8 +678,96 @@ def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> 
         ([FILE_ID, "5285890784273533999"], 1, "not recorded: 5285890784273533999"),
         ([FILE_ID, "5285890784273533999"], 1, "1 file(s): nothing erased yet"),  # the one recorded
         ([], 2, "one of the arguments --user FILE_ID is required"),
+        ([FILE_ID, FILE_ID], 0, "\n1 file(s): nothing erased yet"),  # named twice: one file
     ],
 )
 def test_erase_says_what_it_could_not(database_url: str, args: list[str], status: int, said: str) -> None:
     done = uploads(database_url, "erase", *args)
     assert done.returncode == status and said in done.stdout + done.stderr
+
+
+def test_hooks_by_default_leaves_out_those_of_events_younger_than_scfs_longest_timeout(tmp_path: Path) -> None:
+    # GIVEN an event ten minutes old whose hook never finished (it may still run: SCF's timeout is 900 s)
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    with contextlib.suppress(hook_target.Killed):
+        event = vod_event("NewFileUpload", FileId="f-1", SourceContext=seal("ann", "r", CONTEXT_KEY))
+        ingest_event(store, event, received_at=time.time() - 600, keys=KEYS, after_commit=hook_target.killed)
+    store.close()
+    # THEN `hooks` leaves it out, and lists it once --older-than is below its age
+    assert "no hook failed or left pending (of events older than 900 s)" in uploads(url, "hooks").stdout
+    assert "pending" in uploads(url, "hooks", "--older-than", "300").stdout
+
+
+def test_hooks_whose_output_is_closed_is_no_failure(unfinished: tuple[str, dict[str, str]]) -> None:
+    # `vod-uploads hooks | head -0`: nothing was run, nothing left undone
+    url, _ = unfinished
+    env = {**os.environ, "DATABASE_URL": url}
+    listing = subprocess.Popen(
+        [command("vod-uploads"), "hooks"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert listing.stdout is not None
+    listing.stdout.close()
+    _, stderr = listing.communicate(timeout=60)
+    assert listing.returncode == 0 and b"Traceback" not in stderr, stderr
+
+
+def test_show_says_when_vod_deleted_the_file(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    ingest_event(store, vod_event("NewFileUpload", FileId="f-1"), received_at=1_700_000_000.0, keys=KEYS)
+    ingest_event(store, vod_event("FileDeleted", FileId="f-1"), received_at=1_700_000_060.0, keys=KEYS)
+    store.close()
+    rows = {line.split("  ")[0]: line for line in uploads(url, "show", "f-1").stdout.splitlines()}
+    assert rows["deleted"].endswith("2023-11-14 22:14:20Z"), rows
+
+
+def test_an_upload_with_no_task_flow_is_shown_as_uploaded(tmp_path: Path) -> None:
+    # (no ProcedureTaskId: no task event is awaited)
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    ingest_event(store, vod_event("NewFileUpload", FileId="f-1"), received_at=1_700_000_000.0, keys=KEYS)
+    store.close()
+    rows = {line.split("  ")[0]: line for line in uploads(url, "show", "f-1").stdout.splitlines()}
+    assert rows["status"].endswith("  uploaded"), rows
+
+
+def test_a_rerun_of_an_event_that_cannot_be_read_back_is_a_failure(tmp_path: Path) -> None:
+    # GIVEN a failed hook whose stored event this version cannot read (stored by an older, laxer one)
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    event = vod_event("NewFileUpload", FileId="f-1", SourceContext=seal("ann", "r", CONTEXT_KEY))
+    ingest_event(store, event, received_at=1_700_000_000.0, keys=KEYS, after_commit=hook_target.fail)
+    store.close()
+    with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db, db:
+        db.execute("UPDATE events SET payload = '{}'")
+    env = {
+        "DATABASE_URL": url,
+        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file",
+        "PYTHONPATH": str(ROOT),
+    }
+    rerun = run_command(
+        "vod-uploads", "hooks", "--rerun", env={**env, "HOOK_TARGET_FILE": str(tmp_path / "c")}, cwd=ROOT
+    )
+    # THEN it says so, and exits 1: the hook was not run
+    assert rerun.returncode == 1 and "not run: the stored event cannot be read" in rerun.stdout, rerun.stderr
+
+
+def test_more_hooks_being_rerun_than_are_listed_are_said_to_be_more(tmp_path: Path) -> None:
+    # GIVEN as many hooks taken by another rerun (running now) as are listed, and one more
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    for n in range(101):
+        ingest_event(
+            store,
+            vod_event("FileDeleted", FileId=f"f{n}"),
+            received_at=1.0 + n,
+            keys=KEYS,
+            after_commit=hook_target.fail,
+        )
+    for event in store.unfinished_hooks(time.time()):
+        assert store.claim_hook(event, claimed_at=time.time() - 60)
+    store.close()
+    shown = uploads(url, "hooks").stdout
+    # THEN the 100 listed are said to be some of them
+    assert "100+ hook(s) being run again by another rerun" in shown, shown

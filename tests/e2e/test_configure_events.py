@@ -105,8 +105,9 @@ def test_an_unreachable_vod_is_not_called_a_refusal(stack: localstack.LocalStack
         # one the deployed callback would refuse (shorter keys are found by trying, from one signed delivery)
         (("--mode", "PUSH"), {"VOD_CALLBACK_SIGN_KEY": "Key123abc012345"}, 2, "at least 16 characters"),
         ((), {"VOD_CALLBACK_SIGN_KEY": "bad key!"}, 0, ""),  # only showing: nothing is sent
+        (("--mode", "PUSH"), {"VOD_CALLBACK_SIGN_KEY": "Key123abc0123456"}, 0, ""),  # 16: the shortest taken
     ],
-    ids=["no-key", "no-key-kept", "bad-key-not-sent", "short-key", "show-only"],
+    ids=["no-key", "no-key-kept", "bad-key-not-sent", "short-key", "show-only", "shortest-key"],
 )
 def test_the_sign_key_is_required_only_when_sent(
     stack: localstack.LocalStack, args: tuple[str, ...], env: dict[str, str], code: int, message: str
@@ -310,3 +311,30 @@ def test_stopped_while_vod_is_asked_it_says_what_may_have_happened(tmp_path: Pat
             _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130 and "Traceback" not in stderr
     assert "interrupted: the change may or may not have been made" in stderr
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
+def test_only_the_settings_given_are_sent_and_the_sign_key_is_never_shown(loopback_http: Serve, as_json: bool) -> None:
+    # GIVEN a VOD that answers DescribeEventConfig with its SignKey
+    sent: list[dict[str, object]] = []
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        request = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+        if handler.headers["X-TC-Action"] == "ModifyEventConfig":
+            sent.append(request)
+        config = {"Mode": "PULL", "NotificationUrl": "", "SignKey": _KEYS["VOD_CALLBACK_SIGN_KEY"], "RequestId": "r"}
+        body = json.dumps({"Response": config}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    # WHEN one setting is changed
+    proc = configure(
+        "--mode", "PULL", *(["--json"] if as_json else []), **_KEYS, VOD_API_ENDPOINT=loopback_http(answer)
+    )
+    # THEN that one and the SignKey are sent, no other (left out, VOD keeps it), and the SignKey shown is masked
+    assert proc.returncode == 0, proc.stderr
+    assert sent == [{"Mode": "PULL", "SignKey": _KEYS["VOD_CALLBACK_SIGN_KEY"]}]
+    assert _KEYS["VOD_CALLBACK_SIGN_KEY"] not in proc.stdout and "********" in proc.stdout

@@ -95,6 +95,29 @@ def test_the_proxy_is_the_one_requests_would_take_on_generated_environments(monk
     assert None in chosen and len(chosen) > 2  # both ways were taken, and every proxy named
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "no_proxy"),
+    [
+        ("10.200.0.1", "10.0.0.0/8"),  # in the network, past its first half
+        ("10.1.2.3", "10.1.2.3/32"),  # one address
+        ("10.1.2.4", "10.1.2.3/32"),
+        ("10.1.2.3", "10.0.0.0/0"),  # no network to requests: not a CIDR, nor this host's name
+        ("172.31.255.254", "172.16.0.0/12"),
+        ("172.32.0.1", "172.16.0.0/12"),
+    ],
+)
+def test_a_cidr_in_no_proxy_is_read_as_requests_reads_it(
+    monkeypatch: pytest.MonkeyPatch, endpoint: str, no_proxy: str
+) -> None:
+    for name in [name for name in os.environ if name.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    environ = {"HTTPS_PROXY": "http://proxy.internal:3128", "NO_PROXY": no_proxy}
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    url = f"https://{endpoint}/"
+    assert https_proxy(environ, endpoint) == select_proxy(url, get_environ_proxies(url))
+
+
 def _basic(pair: bytes) -> Secret:
     return Secret("Basic " + base64.b64encode(pair).decode())
 

@@ -3,6 +3,7 @@ while a request (or a PULL run) is served carries its id."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from shared.config import load_callback_settings
 from shared.hooks import CommittedEvent
 from shared.http.model import Request, Response
 from shared.http.serve import serve
-from shared.logs import DEBUG, ERROR, INFO, REQUEST_ID, WARNING, log_event, set_level
+from shared.logs import DEBUG, ERROR, INFO, REQUEST_ID, WARNING, invocation_id, log_event, set_level
 from shared.pull_service import drain
 from shared.store import open_store
 from tests.conftest import CONTEXT_KEY, KEYS, Output
@@ -50,6 +51,37 @@ def test_lines_below_the_level_are_not_written(output: Output, level: str, writt
     log_event(INFO, "info")
     log_event(WARNING, "warning")
     assert [line["event"] for line in output.lines()] == written
+
+
+def test_setting_the_level_returns_the_one_it_replaced() -> None:
+    # (the autouse fixture has set DEBUG, and puts INFO back after the test)
+    assert set_level("WARNING") == "DEBUG"
+    assert set_level("ERROR") == "WARNING"
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("3f2c0b9e-1d1e-4c55-9d0a-6f1f7a0e2b11", True),  # SCF's UUID
+        ("a" * 128, True),
+        ("a" * 129, False),  # longer than any id: a random one instead
+        ("req-\u00e9t\u00e9", False),  # letters, but not ASCII (a response header's value)
+        ("req-1\nforged", False),
+        ("req 1", False),
+        (None, False),
+    ],
+)
+def test_an_invocation_id_is_scfs_only_when_it_is_an_id(given: str | None, kept: bool) -> None:
+    rid = invocation_id({"request_id": given})
+    assert (rid == given) == kept
+    assert kept or (len(rid) == 32 and int(rid, 16) >= 0)
+
+
+def test_a_line_written_to_a_closed_stdout_is_lost_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed = io.StringIO()
+    closed.close()  # writing to it raises ValueError, as a closed sys.stdout does
+    monkeypatch.setattr("sys.stdout", closed)
+    log_event(ERROR, "test.closed")
 
 
 class _BrokenStdout:

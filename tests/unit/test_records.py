@@ -108,6 +108,7 @@ def _made(r: Any) -> dict[str, Any]:
         "replaced with an unknown field": _outcome(one._replace, (), {"unknown": 1}),
         "repr of a subclass that iterates otherwise": repr(type("S", (r,), {"__iter__": lambda s: iter("?")})(*args)),
         "made": tuple(r._make(tuple(one))),
+        "made from one value too few": _outcome(r._make, (tuple(one)[:-1],), {}),
         "copies": (copy.copy(one) == one, copy.deepcopy(one) == one),
         "no new attributes": _refuses_attribute(one),
         "methods": (one.total(), one.double) if hasattr(r, "total") else None,
@@ -155,7 +156,8 @@ def _outcome(make: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> object
         made = make(*args, **kwargs)
     except Exception as e:  # the outcome compared is the exception's type
         return type(e)
-    return (type(made).__name__, tuple(made), made._asdict())
+    # each field read by its name too (a default must not stand in for the value given)
+    return (type(made).__name__, tuple(made), made._asdict(), tuple(getattr(made, name) for name in made._fields))
 
 
 @pytest.mark.parametrize(("args", "kwargs"), CALLS.values(), ids=CALLS)
