@@ -20,6 +20,7 @@ from shared.hooks import INTERRUPTED
 from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.store import open_store
+from shared.store.base import MIGRATIONS, SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import CALLBACK_SIGN_KEY, CONTEXT_KEY, KEYS, SECRET_KEY, command, run_command
 from tests.scf import largest_task_event, load_event
@@ -349,6 +350,31 @@ def test_a_schema_it_does_not_read_is_named(tmp_path: Path, version: int, said: 
         result = uploads(f"sqlite:///{path}", *args)
         assert result.returncode == 2 and f"the database's schema is version {version}" in result.stderr
         assert said in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "said"),
+    [
+        (["hooks", "--rerun"], 0, "no hook failed or left pending"),
+        (["erase", "--user", "ann", "--yes"], 1, "no uploads recorded for user 'ann'"),
+    ],
+)
+def test_a_command_that_may_write_upgrades_an_older_schema_as_the_functions_do(
+    tmp_path: Path, args: list[str], code: int, said: str
+) -> None:
+    # GIVEN a database the functions made at schema version 1 (deployed since, no event stored yet)
+    path = tmp_path / "vod.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+        for statement in MIGRATIONS[0][1]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1, 0)")
+    # WHEN a command that may write runs THEN it brings the schema up to date, and does its work
+    env = {"DATABASE_URL": f"sqlite:///{path}", "AFTER_COMMIT_HOOK": "tests.callback.hook_target:record"}
+    done = run_command("vod-uploads", *args, env={**env, "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert done.returncode == code and said in done.stdout + done.stderr, done.stderr
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute("SELECT max(version) FROM schema_version").fetchone() == (SCHEMA_VERSION,)
 
 
 @pytest.mark.parametrize("file_id", ["5285890784273533168", "5285890784273533999"])  # an input, the output
