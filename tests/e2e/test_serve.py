@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ from tests.conftest import closed_loopback_port, command, run_command, user_env
 from vodemu.app import build_emulator
 from vodemu.cli import port_default
 from vodemu.signature import signed_parameters
-from vodlocal import localstack
+from vodlocal import localstack, tls
 from vodtesting import sample_video, vod_event
 from vodtesting.pgserver import PostgresServer
 
@@ -388,6 +389,18 @@ def test_the_database_is_in_the_state_directory_however_it_is_named(tmp_path: Pa
     # AND one set in the file by hand is kept
     (state / "dev-settings.json").write_text(json.dumps({"DATABASE_URL": "postgresql://me@127.0.0.1/vodlocal"}))
     assert localstack.dev_settings(state)["DATABASE_URL"] == "postgresql://me@127.0.0.1/vodlocal"
+
+
+def test_the_states_keys_are_readable_by_their_owner_alone(tmp_path: Path) -> None:
+    # GIVEN a state directory's dev settings and the emulator's TLS key, made as a stack's start makes them
+    state = tmp_path / "state"
+    localstack.dev_settings(state)
+    _, key = tls.self_signed(state / "tls")
+    # THEN only their owner may read them: the dev keys and secrets, the certificate's private key
+    made = (state / "dev-settings.json", key)
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in made} == dict.fromkeys(
+        ["dev-settings.json", "key.pem"], 0o600
+    )
 
 
 @pytest.mark.parametrize(("python", "found"), [("/nonexistent/python3", False), (sys.executable, True)])

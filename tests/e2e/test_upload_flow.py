@@ -50,6 +50,16 @@ def test_push_flow_records_the_upload_for_the_signed_in_user(vod_stack: VodStack
     assert [r.file_id for r in vod_stack.records("alice@example.com")] == [committed["fileId"]]
 
 
+def test_a_users_records_come_oldest_first(vod_stack: VodStack, tmp_path: Path) -> None:
+    # GIVEN two uploads of one user, the second after the first was recorded
+    first = vod_stack.upload(sample_video(tmp_path / "first.mp4", size=100_000), user="fay")["fileId"]
+    vod_stack.record(first)
+    second = vod_stack.upload(sample_video(tmp_path / "second.mp4", size=100_000), user="fay")["fileId"]
+    vod_stack.record(second)
+    # THEN records() lists them as its docstring says: oldest first
+    assert [r.file_id for r in vod_stack.records("fay")] == [first, second]
+
+
 @pytest.fixture
 def hook_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An app's after-commit hook, set as the README says: before the stack starts (a fixture listed first)."""

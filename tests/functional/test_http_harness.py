@@ -237,12 +237,13 @@ def test_the_page_on_its_own_origin_gets_what_a_function_url_sends(monkeypatch: 
 def test_the_api_gets_what_its_gateway_routes_send(path: str, route: str, method: str, parameters: dict[str, str]):
     # As deploy/api-gateway/serverless.yml declares them: requestContext names the route and its declared method;
     # header values are text (a WSGI server hands over their UTF-8 bytes read as Latin-1)
-    sent = {"HTTP_X_USER_ID": "张三".encode().decode("latin-1"), "HTTP_X_RAW": "\xe9"}
+    sent = {"HTTP_X_USER_ID": "张三".encode().decode("latin-1"), "HTTP_X_RAW": "\xe9", "REMOTE_ADDR": "127.0.0.9"}
     with flask.Flask("event").test_request_context(path, method="POST", environ_base=sent):
         event = harness.api_gateway_event(flask.request, "rid")
     assert (event["path"], event["httpMethod"]) == (path, "POST")
     context = event["requestContext"]
     assert (context["path"], context["httpMethod"], event["pathParameters"]) == (route, method, parameters)
+    assert context["sourceIp"] == "127.0.0.9"  # the client's address, as the gateway reports it
     assert (event["headers"]["X-User-Id"], event["headers"]["X-Raw"]) == ("张三", "\xe9")  # not UTF-8: as read
     kit = http_event("POST", path)  # and the testing kit's event, as the gateway's
     assert (kit["requestContext"]["path"], kit["requestContext"]["httpMethod"], kit["pathParameters"]) == (
@@ -295,3 +296,45 @@ def test_the_gateway_event_carries_the_query_as_the_api_gateway_sends_it(
         event = harness.api_gateway_event(flask.request, "r-1")
     # queryStringParameters: the API's declared parameters only (deploy/api-gateway declares none)
     assert (event["queryString"], event["queryStringParameters"]) == (expected, {})
+
+
+@pytest.mark.parametrize(
+    ("sent", "body", "marked"),
+    [
+        (b"", None, False),  # no body: API gateway leaves the field out
+        ('{"name": "é"}'.encode(), '{"name": "é"}', False),  # UTF-8: as text
+        (b"\xff\xfe{}", base64.b64encode(b"\xff\xfe{}").decode(), True),  # not UTF-8: base64, and marked so
+    ],
+    ids=["none", "text", "bytes"],
+)
+def test_the_gateway_event_carries_the_body_as_the_api_gateway_sends_it(
+    sent: bytes, body: str | None, marked: bool
+) -> None:
+    with flask.Flask("event").test_request_context("/signature", method="POST", data=sent):
+        event = harness.api_gateway_event(flask.request, "r-1")
+    assert (event.get("body", None), event["isBase64Encoded"]) == (body, marked)
+    assert ("body" in event) == bool(sent)
+
+
+@pytest.mark.parametrize(
+    ("result", "content_type", "data"),
+    [
+        # A 304 or a preflight's 204: no body, no Content-Type (Flask would otherwise claim text/html)
+        ({"statusCode": 304, "headers": {"ETag": '"abc"'}, "body": ""}, None, b""),
+        ({"statusCode": 204, "headers": {}, "body": ""}, None, b""),
+        ({"statusCode": 200, "headers": {"content-type": "application/json"}, "body": "{}"}, "application/json", b"{}"),
+        (
+            {"statusCode": 200, "headers": {"Content-Type": "image/png"}, "isBase64Encoded": True, "body": "iVBORw=="},
+            "image/png",
+            base64.b64decode("iVBORw=="),
+        ),
+    ],
+    ids=["not-modified", "no-content", "json", "base64"],
+)
+def test_a_handlers_answer_is_the_http_response_it_describes(
+    result: dict[str, object], content_type: str | None, data: bytes
+) -> None:
+    with flask.Flask("answer").app_context():
+        response = harness.to_flask(result)
+    assert response.status_code == result["statusCode"]
+    assert (response.headers.get("Content-Type"), response.get_data()) == (content_type, data)

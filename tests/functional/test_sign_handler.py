@@ -161,6 +161,28 @@ def test_an_empty_or_encoded_body_is_fine(
     assert result["statusCode"] == 200, result
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("application/json; charset=utf-8", '{"classId": 0}'),  # with its parameter, as many clients send it
+        ("Application/JSON", '{"classId": 0}'),  # a media type is case-insensitive (RFC 9110 8.3.1)
+        (" application/json ;charset=UTF-8", '{"classId": 0}'),
+        ("application/json", " \r\n\t"),  # whitespace alone: no body, as an empty one
+    ],
+)
+def test_a_json_body_is_read_however_its_type_is_written(
+    call: Callable[..., Call], shape: str, content_type: str, body: str
+) -> None:
+    # GIVEN a body the express lane leaves to the general path (not "{}")
+    # WHEN it is sent with a JSON Content-Type as clients write it
+    result = call(VOD_ALLOWED_CLASS_IDS="0")(
+        shape, headers={**bearer(token()), "Content-Type": content_type}, body=body
+    )
+    # THEN it is read, not refused
+    assert result["statusCode"] == 200, result
+
+
 HS_ENV: dict[str, str] = {}
 RS_ENV = {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": RSA_PUBLIC_PEM}
 RSA_PKCS1_PEM = _RSA.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1).decode()

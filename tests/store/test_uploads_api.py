@@ -511,7 +511,9 @@ def _b64(raw: bytes) -> str:
         ({"limit": "0"}, "invalid_parameter"),
         ({"limit": "101"}, "invalid_parameter"),
         ({"limit": "1" * 5000}, "invalid_parameter"),  # past int()'s 4300 digits
-        ({"wait": "9" * 5000}, "invalid_parameter"),
+        ({"limit": "1" * 4301}, "invalid_parameter"),  # just past them: refused by its length, before int() is asked
+        ({"limit": "\uff15"}, "invalid_parameter"),  # a fullwidth 5: a digit to Python's int(), not to the API
+        ({"limit": "\u00b2"}, "invalid_parameter"),  # a superscript 2: isdigit(), yet int() refuses it
         ({"cursor": "not-ours"}, "invalid_cursor"),
         ({"cursor": _b64(b"[" * 5000)}, "invalid_cursor"),  # deeper than the JSON decoder goes
         ({"cursor": _b64(b'[NaN,"f1"]')}, "invalid_cursor"),
@@ -526,6 +528,50 @@ def _b64(raw: bytes) -> str:
 def test_bad_parameters_are_400(writer: tuple[str, EventStore], get: Get, query: dict[str, str], code: str) -> None:
     answer = get("/uploads", **query)
     assert (answer["status"], answer["body"]["error"]["code"]) == (400, code)
+
+
+@pytest.mark.parametrize(
+    ("query", "listed", "more"),
+    [
+        ({}, 20, True),  # the default page
+        ({"limit": "1"}, 1, True),
+        ({"limit": "100"}, 25, False),  # the largest page: all of them
+    ],
+)
+def test_a_page_holds_the_default_or_the_limit_asked(
+    writer: tuple[str, EventStore], get: Get, query: dict[str, str], listed: int, more: bool
+) -> None:
+    # GIVEN 25 uploads of ann
+    _, store = writer
+    for i in range(25):
+        record(store, upload_of("ann", f"p{i:02d}"), at=float(i))
+    # WHEN she lists them, with a limit at its bounds or none
+    answer = get("/uploads", **query)
+    # THEN the page holds that many, newest first, and a cursor only when more are left
+    assert answer["status"] == 200
+    assert [u["fileId"] for u in answer["body"]["uploads"]] == [f"p{i:02d}" for i in reversed(range(25))][:listed]
+    assert (answer["body"]["nextCursor"] is not None) == more
+
+
+@pytest.mark.parametrize(
+    ("wait", "status"),
+    [
+        ("0", 200),  # its lower bound, the default written out: answered at once, as without it
+        ("-1", 400),
+        ("9" * 5000, 400),  # past int()'s 4300 digits
+        ("\u00b2", 400),  # a superscript 2: isdigit(), yet int() refuses it
+    ],
+    ids=["zero", "negative", "too-long", "not-ascii"],
+)
+def test_an_uploads_wait_is_a_whole_number_of_seconds(
+    writer: tuple[str, EventStore], get: Get, wait: str, status: int
+) -> None:
+    _, store = writer
+    record(store, upload_of("ann", "f1"))
+    answer = get("/uploads/f1", wait=wait)
+    assert answer["status"] == status
+    said = answer["body"]["fileId"] if status == 200 else answer["body"]["error"]["code"]
+    assert said == ("f1" if status == 200 else "invalid_parameter")
 
 
 @pytest.mark.parametrize("query", [{"wiat": "30"}, {"limit": "5"}, {"cursor": "x"}])
@@ -749,6 +795,20 @@ def test_the_function_only_reads(writer: tuple[str, EventStore], get: Get) -> No
     assert get("/uploads")["body"]["uploads"][0]["fileId"] == "f6"
 
 
+def test_the_deployed_function_makes_no_database_not_even_its_schema(
+    vod_function: Callable[..., Any], tmp_path: Path, output: Output
+) -> None:
+    # GIVEN a database the callback has not made yet (its role alone may: the uploads function's only reads)
+    database = tmp_path / "vod.sqlite3"
+    handler = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": f"sqlite:///{database}"})
+    output.skip()
+    # WHEN an uploader asks for its uploads
+    result = handler(http_event("GET", "/uploads", headers={"Authorization": f"Bearer {token('ann')}"}), {})
+    # THEN the store is unavailable, and nothing was written: no database, no schema
+    assert (result["statusCode"], json.loads(result["body"])["error"]["code"]) == (503, "store_unavailable")
+    assert not database.exists()
+
+
 def test_concurrent_reads_while_events_arrive(writer: tuple[str, EventStore], get: Get) -> None:
     _, store = writer
     step = threading.Barrier(2, timeout=30)
@@ -849,6 +909,9 @@ def test_the_uploads_function_at_its_edge(
     assert result["headers"]["Access-Control-Allow-Origin"] == ORIGIN  # errors too: a browser can read them
     if status == 405:
         assert result["headers"]["Allow"] == "GET, HEAD, OPTIONS"
+    if method == "OPTIONS":  # a browser's poll sends its token and the tag it has: both may be sent, by GET alone
+        allowed = (result["headers"]["Access-Control-Allow-Headers"], result["headers"]["Access-Control-Allow-Methods"])
+        assert allowed == ("Authorization, If-None-Match", "GET, OPTIONS")
     text = output.text()
     lines = [line for line in Output.parse(text) if line["event"] == "request"]
     # One line per request, under the id the answer carries.

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from vodbench.common import environment
 from vodlocal.localstack import apply_settings
-from vodtesting.stack import VodStack
+from vodtesting.stack import VodStack, start_stack_with
 
 
 @contextlib.contextmanager
@@ -81,3 +84,57 @@ def test_the_local_stack_takes_the_shells_settings_over_its_own(
     env = dict(shell)
     apply_settings(DEV, env)
     assert {k: v for k, v in env.items() if v.strip() and "PROXY" not in k.upper()} == expected
+
+
+@pytest.mark.parametrize("spelling", ["NO_PROXY", "no_proxy"])
+def test_loopback_traffic_skips_the_proxy_whichever_spelling_the_shell_exempts_hosts_with(
+    monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    # GIVEN a shell with a proxy, exempting its own hosts under either spelling (requests reads no_proxy first)
+    shell = {"HTTP_PROXY": "http://proxy.invalid:3128", spelling: "example.com"}
+    # WHEN the stack's settings are put into that environment
+    env = apply_settings(DEV, dict(shell))
+    monkeypatch.setattr(os, "environ", env)
+    # THEN requests, reading it, sends the stack's loopback traffic straight
+    assert requests.utils.get_environ_proxies("http://127.0.0.1:9000/") == {}
+    assert requests.utils.get_environ_proxies("http://localhost:9000/") == {}
+
+
+def _taken_on_every_interface(port: int) -> bool:
+    """Whether `port` is taken on another loopback address too (127.0.0.2): a server bound to 127.0.0.1 leaves it
+    free there; one bound to 0.0.0.0, reachable from the network, does not."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.2", port))
+        except OSError:
+            return True
+    return False
+
+
+def test_the_kits_stack_listens_on_loopback_alone(tmp_path: Path) -> None:
+    # GIVEN the testing kit's stack, running: its tokens, signatures and temporary keys travel over its servers
+    stack = VodStack(tmp_path / "state")
+    try:
+        urls = (stack.gateway_url, stack.emulator_url, stack.page_url)
+        tls_port = int(re.findall(r"MAP vod2\.qcloud\.com 127\.0\.0\.1:(\d+)", " ".join(stack.chromium_flags()))[0])
+        ports = {urlsplit(stack.gateway_url).port, urlsplit(stack.emulator_url).port, tls_port}
+        # THEN each server is bound to the loopback address, not to every interface
+        assert {port for port in ports if port and _taken_on_every_interface(port)} == set()
+    finally:
+        stack.stop()
+    assert {urlsplit(url).hostname for url in urls} == {"127.0.0.1"}
+
+
+def test_the_fixtures_stack_keeps_the_tests_traffic_off_the_shells_proxy(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a shell with a proxy, and the stack started as the vod_stack fixture starts it (through monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    stack = start_stack_with(monkeypatch, tmp_path / "state")
+    try:
+        # THEN while it runs, the test's own calls to it (requests, the SDKs) go straight too: the variables the
+        # stack removed are removed from the test's environment as well
+        assert "HTTP_PROXY" not in os.environ
+        assert requests.utils.get_environ_proxies(stack.gateway_url) == {}
+    finally:
+        stack.stop()

@@ -29,6 +29,7 @@ from shared.events import (
 )
 from shared.http.triggers import request_from_event
 from shared.ingest import ingest_event
+from shared.logs import set_level
 from shared.source_context import seal
 from shared.store import open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, SIGN_ENV
@@ -208,6 +209,24 @@ def test_each_function_logs_at_its_own_level(tmp_path: Path, capsys: pytest.Capt
     assert '"event": "request"' in capsys.readouterr().out
 
 
+def test_loading_a_function_leaves_the_tests_own_log_level_as_it_was() -> None:
+    # GIVEN the test process logging at DEBUG
+    before = set_level("DEBUG")
+    try:
+        # WHEN a function whose LOG_LEVEL is ERROR is loaded
+        load_function("sign", {**SIGN_ENV, "LOG_LEVEL": "ERROR"})
+        # THEN the process still logs at DEBUG: the function's level is its calls' alone
+        assert set_level(before) == "DEBUG"
+    finally:
+        set_level(before)
+
+
+def test_a_function_urls_header_names_are_lowercase_as_it_sends_them() -> None:
+    event = http_event("GET", "/", headers={"Authorization": "Bearer t", "X-Thing": "v"}, shape="function_url")
+    assert {"authorization": "Bearer t", "x-thing": "v"}.items() <= event["headers"].items()
+    assert all(name == name.lower() for name in event["headers"])
+
+
 def test_signed_is_what_the_callback_verifies() -> None:
     event = signed(vod_event("NewFileUpload"), "Key123", ttl=300, now=1_000)
     assert event["T"] == 1_300
@@ -220,6 +239,7 @@ def test_signed_is_what_the_callback_verifies() -> None:
     [
         ({"a": 1}, None, b'{"a": 1}', "application/json"),
         ("plain", {"Content-Type": "text/plain"}, b"plain", "text/plain"),
+        ({"a": 1}, {"content-type": "text/plain"}, b'{"a": 1}', "text/plain"),  # the caller's type, in any case
         (b"\xff\x00", None, b"\xff\x00", None),  # not UTF-8: the trigger sends it base64
         (None, None, b"", None),
     ],
