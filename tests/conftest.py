@@ -241,22 +241,36 @@ def loopback_http() -> Iterator[Serve]:
         server.server_close()
 
 
+AnswerOf = Callable[[str, dict[str, Any]], bytes]  # a call's action and parameters -> the body answered
+
+
 @pytest.fixture
-def scripted_vod(loopback_http: Serve) -> Callable[[dict[str, Any]], str]:
-    """VOD's cloud API answering every call with one scripted Response: for what the emulator, whose tasks
-    finish as they start, never answers (the signature is not checked: what is tested is the answer's use)."""
+def answering_vod(loopback_http: Serve) -> Callable[[AnswerOf], str]:
+    """VOD's cloud API on loopback, answering each call with the body a function makes of it (the signature is not
+    checked: what is tested is the answer's use)."""
 
-    def serve(response: dict[str, Any]) -> str:
-        body = json.dumps({"Response": {**response, "RequestId": "scripted"}}).encode()
-
-        def answer(handler: BaseHTTPRequestHandler) -> None:
-            handler.rfile.read(int(handler.headers["Content-Length"]))
+    def serve(answer: AnswerOf) -> str:
+        def respond(handler: BaseHTTPRequestHandler) -> None:
+            params = json.loads(handler.rfile.read(int(handler.headers["Content-Length"])))
+            body = answer(handler.headers["X-TC-Action"], params)
             handler.send_response(200)
             handler.send_header("Content-Type", "application/json")
             handler.send_header("Content-Length", str(len(body)))
             handler.end_headers()
             handler.wfile.write(body)
 
-        return loopback_http(answer)
+        return loopback_http(respond)
+
+    return serve
+
+
+@pytest.fixture
+def scripted_vod(answering_vod: Callable[[AnswerOf], str]) -> Callable[[dict[str, Any]], str]:
+    """VOD's cloud API answering every call with one scripted Response: for what the emulator, whose tasks
+    finish as they start, never answers."""
+
+    def serve(response: dict[str, Any]) -> str:
+        body = json.dumps({"Response": {**response, "RequestId": "scripted"}}).encode()
+        return answering_vod(lambda action, params: body)
 
     return serve

@@ -1025,21 +1025,28 @@ def _stopped_by_a_refused_sign_in(b: BrowserStack, tmp_path: Path, refused: str)
         _commit_signature_fails(b, tmp_path, 401, "invalid_token", "invalid token: expired")
         assert "a new sign-in in this tab saves it" in b.page.inner_text("#error")
     else:
-        answers = {"n": 0}
+        _status_first_refused(b, tmp_path)
 
-        def status(route: Any) -> None:
-            answers["n"] += 1
-            if answers["n"] == 1:
-                body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
-                route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
-            else:
-                route.continue_()
 
-        b.page.route(f"{b.stack.gateway_url}/uploads/**", lambda route: status(route))  # noqa: PLW0108
-        b.open(b.stack.token("page-user"))
-        b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
-        b.page.click("#start")
-        _until(b, lambda: "sign-in was refused" in b.page.inner_text("#processing"), "the refusal was not shown")
+def _status_first_refused(b: BrowserStack, tmp_path: Path) -> list[str]:
+    """An upload done, whose first status request is refused (page-user's token expired meanwhile), once the page
+    has said so; the status requests asked, as they come."""
+    asked: list[str] = []
+
+    def status(route: Any) -> None:
+        asked.append(route.request.url)
+        if len(asked) == 1:
+            body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
+            route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
+        else:
+            route.continue_()
+
+    b.page.route(f"{b.stack.gateway_url}/uploads/**", lambda route: status(route))  # noqa: PLW0108
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    _until(b, lambda: "sign-in was refused" in b.page.inner_text("#processing"), "the refusal was not shown")
+    return asked
 
 
 @pytest.mark.parametrize("refused", ["signature", "commit", "status"])
@@ -1343,21 +1350,7 @@ def test_following_resumes_when_a_new_token_of_the_same_user_arrives(
 ) -> None:
     # GIVEN an upload whose status the uploads function refuses: the page's token has expired meanwhile
     b = browser_stack
-    asked: list[str] = []
-
-    def status(route: Any) -> None:
-        asked.append(route.request.url)
-        if len(asked) == 1:
-            body = '{"error": {"code": "invalid_token", "message": "invalid token: expired"}}'
-            route.fulfill(status=401, body=body, headers={"Content-Type": "application/json"})
-        else:
-            route.continue_()
-
-    b.page.route(f"{b.stack.gateway_url}/uploads/**", lambda route: status(route))  # noqa: PLW0108
-    b.open(b.stack.token("page-user"))
-    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
-    b.page.click("#start")
-    _until(b, lambda: "sign-in was refused" in b.page.inner_text("#processing"), "the refusal was not shown")
+    asked = _status_first_refused(b, tmp_path)
     refused = str(b.page.inner_text("#file-id"))
     if meanwhile == "another upload":  # followed to its end: the refused one is no longer the page's
         b.choose(sample_video(tmp_path / "next.mp4", 100 * 1024))

@@ -23,7 +23,7 @@ from shared.pull_service import EventQueue, drain, run_invocation, time_limit_se
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import FrozenClock
-from tests.conftest import CONTEXT_KEY, KEYS, Output, Serve
+from tests.conftest import CONTEXT_KEY, KEYS, AnswerOf, Output, Serve
 from tests.scf import load_event, nested
 from vodtesting import vod_event
 from vodtesting.pgserver import PostgresServer
@@ -120,52 +120,42 @@ def test_an_event_set_that_is_not_a_list_is_a_queue_error(
     assert (report.stopped, report.pulled, report.unreadable, store.event_count()) == ("queue_error", 0, 0, 0)
 
 
+def _sdk_queue(endpoint: str, sub_app_id: int | None = None) -> SdkEventQueue:
+    env = {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "s" * 32, "VOD_API_ENDPOINT": endpoint}
+    return SdkEventQueue(make_client(load_vod_api_settings(env)), sub_app_id)
+
+
 @pytest.mark.parametrize("error", [{}, "", "no permission", {"Code": "AuthFailure"}])
 def test_an_error_in_vods_answer_is_a_queue_error_however_little_it_says(
     scripted_vod: Callable[[dict[str, Any]], str], tmp_path: Path, error: Any
 ) -> None:
     # An Error, even an empty one, is not an empty queue
-    env = {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "s" * 32, "VOD_API_ENDPOINT": scripted_vod({"Error": error})}
-    report, store = _drain(SdkEventQueue(make_client(load_vod_api_settings(env)), None), tmp_path)
+    report, store = _drain(_sdk_queue(scripted_vod({"Error": error})), tmp_path)
     assert (report.stopped, report.pulled, store.event_count()) == ("queue_error", 0, 0)
 
 
 @pytest.mark.parametrize("body", [b'{"Response": []}', b'{"Response": "ok"}', b"[]", b'{"EventSet": []}'])
 def test_an_answer_without_a_response_object_is_a_queue_error(
-    loopback_http: Serve, tmp_path: Path, body: bytes
+    answering_vod: Callable[[AnswerOf], str], tmp_path: Path, body: bytes
 ) -> None:
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        handler.rfile.read(int(handler.headers["Content-Length"]))
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-
-    env = {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "s" * 32, "VOD_API_ENDPOINT": loopback_http(answer)}
-    report, _ = _drain(SdkEventQueue(make_client(load_vod_api_settings(env)), None), tmp_path)
+    report, _ = _drain(_sdk_queue(answering_vod(lambda action, params: body)), tmp_path)
     assert (report.stopped, report.pulled) == ("queue_error", 0)
 
 
-def test_a_sub_applications_queue_is_pulled_and_confirmed_in_it(loopback_http: Serve, tmp_path: Path) -> None:
+def test_a_sub_applications_queue_is_pulled_and_confirmed_in_it(
+    answering_vod: Callable[[AnswerOf], str], tmp_path: Path
+) -> None:
     # GIVEN a sub-application's queue holding one event
     batches = [[_pulled("vod_new_file_upload", "h1")]]
     calls: list[tuple[str, Any]] = []
 
-    def answer(handler: BaseHTTPRequestHandler) -> None:
-        action = handler.headers["X-TC-Action"]
-        calls.append((action, json.loads(handler.rfile.read(int(handler.headers["Content-Length"]))).get("SubAppId")))
+    def answer(action: str, params: dict[str, Any]) -> bytes:
+        calls.append((action, params.get("SubAppId")))
         events = batches.pop() if batches and action == "PullEvents" else []
-        body = json.dumps({"Response": {"EventSet": events, "RequestId": "r"}}).encode()
-        handler.send_response(200)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        return json.dumps({"Response": {"EventSet": events, "RequestId": "r"}}).encode()
 
-    env = {"VOD_SECRET_ID": "AKIDx", "VOD_SECRET_KEY": "s" * 32, "VOD_API_ENDPOINT": loopback_http(answer)}
     # WHEN it is drained
-    report, _ = _drain(SdkEventQueue(make_client(load_vod_api_settings(env)), 1500000001), tmp_path)
+    report, _ = _drain(_sdk_queue(answering_vod(answer), 1500000001), tmp_path)
     # THEN every call names it: a ConfirmEvents without it would confirm in the main application's queue
     assert (report.recorded, report.confirmed) == (1, 1)
     assert calls == [("PullEvents", 1500000001), ("ConfirmEvents", 1500000001), ("PullEvents", 1500000001)]

@@ -19,7 +19,7 @@ from shared.config import CALLBACK_MAX_BODY_BYTES, DEFAULT_DATABASE_TIMEOUT
 from shared.hooks import INTERRUPTED
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.store import open_store
+from shared.store import EventStore, open_store
 from shared.store.base import MIGRATIONS, SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import CALLBACK_SIGN_KEY, CONTEXT_KEY, KEYS, SECRET_KEY, command, run_command
@@ -658,18 +658,18 @@ def test_a_rerun_never_makes_an_event_store_where_there_is_none(tmp_path: Path) 
     assert sqlite3.connect(empty).execute("SELECT name FROM sqlite_master").fetchall() == []
 
 
+def _failed_hooks(store: EventStore, count: int) -> None:
+    """`count` deletes, one a second, each of a file of its own, whose hooks failed."""
+    for n in range(count):
+        delete = vod_event("FileDeleted", FileId=f"f{n}")
+        ingest_event(store, delete, received_at=1.0 + n, keys=KEYS, after_commit=hook_target.fail)
+
+
 def test_hooks_lists_every_page_and_its_json_holds_only_the_list(tmp_path: Path) -> None:
     # GIVEN more failed hooks than one page of the store's holds
     url = f"sqlite:///{tmp_path}/many.sqlite3"
     store = open_store(url)
-    for n in range(501):
-        ingest_event(
-            store,
-            vod_event("FileDeleted", FileId=f"f{n}"),
-            received_at=1.0 + n,
-            keys=KEYS,
-            after_commit=hook_target.fail,
-        )
+    _failed_hooks(store, 501)
     store.close()
     # WHEN they are run again, failing again, with --json
     env = {"DATABASE_URL": url, "AFTER_COMMIT_HOOK": "tests.callback.hook_target:fail", "PYTHONPATH": str(ROOT)}
@@ -738,24 +738,22 @@ def test_hooks_whose_output_is_closed_is_no_failure(unfinished: tuple[str, dict[
     assert listing.returncode == 0 and b"Traceback" not in stderr, stderr
 
 
-def test_show_says_when_vod_deleted_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("later", "row", "shown"),
+    [
+        ([], "status", "  uploaded"),  # no ProcedureTaskId: no task event is awaited
+        ([vod_event("FileDeleted", FileId="f-1")], "deleted", "2023-11-14 22:14:20Z"),  # when VOD deleted it
+    ],
+    ids=["no-task-flow", "deleted"],
+)
+def test_show_says_how_an_upload_stands(tmp_path: Path, later: list[dict[str, Any]], row: str, shown: str) -> None:
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
-    ingest_event(store, vod_event("NewFileUpload", FileId="f-1"), received_at=1_700_000_000.0, keys=KEYS)
-    ingest_event(store, vod_event("FileDeleted", FileId="f-1"), received_at=1_700_000_060.0, keys=KEYS)
+    for at, event in enumerate([vod_event("NewFileUpload", FileId="f-1"), *later]):
+        ingest_event(store, event, received_at=1_700_000_000.0 + 60 * at, keys=KEYS)
     store.close()
     rows = {line.split("  ")[0]: line for line in uploads(url, "show", "f-1").stdout.splitlines()}
-    assert rows["deleted"].endswith("2023-11-14 22:14:20Z"), rows
-
-
-def test_an_upload_with_no_task_flow_is_shown_as_uploaded(tmp_path: Path) -> None:
-    # (no ProcedureTaskId: no task event is awaited)
-    url = f"sqlite:///{tmp_path}/vod.sqlite3"
-    store = open_store(url)
-    ingest_event(store, vod_event("NewFileUpload", FileId="f-1"), received_at=1_700_000_000.0, keys=KEYS)
-    store.close()
-    rows = {line.split("  ")[0]: line for line in uploads(url, "show", "f-1").stdout.splitlines()}
-    assert rows["status"].endswith("  uploaded"), rows
+    assert rows[row].endswith(shown), rows
 
 
 def test_a_rerun_of_an_event_that_cannot_be_read_back_is_a_failure(tmp_path: Path) -> None:
@@ -783,14 +781,7 @@ def test_more_hooks_being_rerun_than_are_listed_are_said_to_be_more(tmp_path: Pa
     # GIVEN as many hooks taken by another rerun (running now) as are listed, and one more
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
     store = open_store(url)
-    for n in range(101):
-        ingest_event(
-            store,
-            vod_event("FileDeleted", FileId=f"f{n}"),
-            received_at=1.0 + n,
-            keys=KEYS,
-            after_commit=hook_target.fail,
-        )
+    _failed_hooks(store, 101)
     for event in store.unfinished_hooks(time.time()):
         assert store.claim_hook(event, claimed_at=time.time() - 60)
     store.close()
