@@ -142,7 +142,9 @@ def _call(hook: AfterCommit, committed: CommittedEvent) -> str | None:
         if isinstance(returned, (CoroutineType, GeneratorType, AsyncGeneratorType)):
             if not isinstance(returned, AsyncGeneratorType):
                 returned.close()  # no "never awaited" warning: the failure says it
-            raise HookNotRun(f"it returned a {type(returned).__name__}, whose body did not run: make it synchronous")
+            made = type(returned).__name__.replace("_", " ")  # a coroutine, a generator, an async generator
+            article = "an" if made.startswith("a") else "a"
+            raise HookNotRun(f"it returned {article} {made}, whose body did not run: make it synchronous")
     except KeyboardInterrupt:  # an operator's Ctrl-C (vod-uploads hooks --rerun): stop
         raise
     except BaseException as exc:  # sys.exit(), asyncio.CancelledError…: must not end the function's invocation

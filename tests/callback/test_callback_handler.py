@@ -489,7 +489,7 @@ def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
         ("generator_callable", "HookNotRun: it returned a generator, whose body did not run: make it synchronous"),
         (
             "async_generator_callable",
-            "HookNotRun: it returned a async_generator, whose body did not run: make it synchronous",
+            "HookNotRun: it returned an async generator, whose body did not run: make it synchronous",
         ),
     ],
 )

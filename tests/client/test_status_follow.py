@@ -256,9 +256,13 @@ def test_an_endpoint_never_reached_fails_at_once() -> None:
 def test_a_settled_upload_is_read_with_less_than_a_second_left(scripted: Scripted) -> None:
     # GIVEN a follow of a second, and a clock a quarter second later at each look: less than a second to wait
     ticks = itertools.count(0.0, 0.25)
-    client = StatusClient(scripted(FINISHED), "token")
+    asked: list[str] = []
+    session = requests.Session()
+    session.hooks["response"].append(lambda response, *args, **kwargs: asked.append(response.request.url))
+    client = StatusClient(scripted(FINISHED), "token", session=session)
     # WHEN the uploader follows a settled upload THEN it still asks once, at once (no long poll), and has it
     assert client.follow("f1", timeout=1, clock=lambda: next(ticks), sleep=lambda _: None)["status"] == "finished"
+    assert len(asked) == 1 and "wait=" not in asked[0], asked
 
 
 @pytest.mark.parametrize(
