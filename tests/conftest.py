@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +43,14 @@ SIGN_ENV = {
     "VOD_CONTEXT_KEY": CONTEXT_KEY,
 }
 CALLBACK_ENV = {"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CONTEXT_KEY": CONTEXT_KEY}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Tests send Ctrl-C (SIGINT) to the commands they start. A job a shell starts in the background (`make test &`)
+    # ignores SIGINT, and children inherit that: their Python then sets no KeyboardInterrupt handler and shrugs the
+    # test's Ctrl-C off. With a handler here, each child starts with SIGINT's default, as from a terminal.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def callback_confirm_api(environ: dict[str, str]) -> VodApiSettings:
