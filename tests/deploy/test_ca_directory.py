@@ -93,6 +93,10 @@ def _certificate(
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
     )
+    # Key usage as RFC 5280 has it: Python 3.13's default context checks it (VERIFY_X509_STRICT)
+    usage = dict.fromkeys(("content_commitment", "key_encipherment", "data_encipherment", "key_agreement"), False)
+    usage.update(digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, encipher_only=False, decipher_only=False)
+    builder = builder.add_extension(x509.KeyUsage(**usage), critical=True)
     if ca:
         builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
     else:  # which of two CAs of one name signed it: OpenSSL tells them apart by this, as real chains have it
