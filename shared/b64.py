@@ -20,8 +20,9 @@ def encode(data: bytes) -> str:
 
 
 def decode_strict(text: str | bytes) -> bytes:
-    """base64.b64decode(text, validate=True): binascii.Error for a character outside the alphabet or bad padding,
-    ValueError for text outside ASCII."""
+    """base64.b64decode(text, validate=True) as Python 3.10 (SCF's runtime) has it, on every version: binascii.Error
+    for a character outside the alphabet or bad padding, ValueError for text outside ASCII. (From 3.11 the stdlib
+    also refuses padding out of place, such as one `=` too many after 7 characters.)"""
     try:
         data = text.encode("ascii") if isinstance(text, str) else bytes(text)
     except UnicodeEncodeError:

@@ -1014,9 +1014,11 @@ def _is_loopback_host(host: str) -> bool:
     if name.lower().rstrip(".") == "localhost":
         return True
     try:
-        return ipaddress.ip_address(name).is_loopback
+        address = ipaddress.ip_address(name)
     except ValueError:  # a name other than localhost
         return False
+    # Not an IPv4-mapped one ([::ffff:127.0.0.1]), which Python 3.13 counts as loopback and 3.10 does not
+    return address.is_loopback and not getattr(address, "ipv4_mapped", None)
 
 
 def load_vod_api_settings(environ: Mapping[str, str] | None = None) -> VodApiSettings:

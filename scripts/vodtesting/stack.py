@@ -57,8 +57,11 @@ class VodStack:
 
     def signature(self, user: str = localstack.DEV_USER, **choices: Any) -> str:
         """An upload signature for `user`, from the sign function over HTTP (choices: procedure, …)."""
+        return self._signature(self.token(user), **choices)
+
+    def _signature(self, token: str, **choices: Any) -> str:
         response = requests.post(
-            self.signature_url, json=choices, timeout=10, headers={"Authorization": f"Bearer {self.token(user)}"}
+            self.signature_url, json=choices, timeout=10, headers={"Authorization": f"Bearer {token}"}
         )
         if response.status_code != 200:  # the function's own words (a policy refused, a mistyped choice)
             error = response.json().get("error", {}) if "json" in response.headers.get("Content-Type", "") else {}
@@ -81,10 +84,11 @@ class VodStack:
         """Upload a file as `user` and return CommitUploadUGC's data (`fileId`, `video.url`, …). The
         callback records it moments later: `record(file_id)` waits for that."""
         video = Path(path)
+        token = self.token(user)  # one for both calls, as a signed-in client has
         applied = self._vod(
             "ApplyUploadUGC",
             {
-                "signature": self.signature(user, **choices),
+                "signature": self._signature(token, **choices),
                 "videoName": video.stem,
                 "videoType": video.suffix.lstrip(".") or "mp4",
                 "videoSize": video.stat().st_size,
@@ -109,7 +113,7 @@ class VodStack:
             MAXThread=2,
         )
         return self._vod(
-            "CommitUploadUGC", {"signature": self.signature(user), "vodSessionKey": applied["vodSessionKey"]}
+            "CommitUploadUGC", {"signature": self._signature(token), "vodSessionKey": applied["vodSessionKey"]}
         )
 
     def record(self, file_id: str, timeout: float = 30) -> UploadRecord:
