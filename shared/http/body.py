@@ -79,7 +79,7 @@ def json_object(request: Request, *, require_content_type: bool = True) -> dict[
     """The body as a JSON object, or None when there is no body. Strict: JSON content type (unless
     `require_content_type=False`, for senders that don't document theirs), UTF-8, no duplicate
     keys, no NaN/Infinity."""
-    if not request.body.strip():
+    if not request.body.strip(b" \t\n\r"):  # JSON's whitespace (RFC 8259 §2), not bytes.strip's (\v, \f too)
         return None
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if require_content_type and content_type != "application/json":

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
         def request(self, event: Mapping[str, Any], request_id: str, body: bytes) -> Request: ...
 
 
+_SCALARS = (str, int, float)  # and bool, an int
+
+
 def _text_map(value: object, name: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -31,9 +34,18 @@ def _text_map(value: object, name: str) -> dict[str, str]:
     if all(type(v) is str for v in value.values()):
         return value  # the common case, without copying
     # API gateway sends repeated query keys as lists; keep the first, as most frameworks do (none: absent). A key
-    # without a value (?flag) it sends as true: the empty text a URL gives it, not "True".
+    # without a value (?flag) it sends as true: the empty text a URL gives it, not "True". An object or a list
+    # within is no value a URL or a header can carry (and str() of a deep one overflows the stack): absent too.
     firsts = ((k, (v[0] if v else None) if isinstance(v, list) else v) for k, v in value.items())
-    return {str(k): "" if v is True else str(v) for k, v in firsts if v is not None}
+    return {str(k): "" if v is True else str(v) for k, v in firsts if isinstance(v, _SCALARS)}
+
+
+def _path(value: object) -> str:
+    if not value:
+        return "/"
+    if not isinstance(value, _SCALARS):  # (str() of a deep one would overflow the stack)
+        raise BadRequest("event field path must be text", code="bad_event")
+    return str(value)
 
 
 def _headers(event: Mapping[str, Any]) -> Headers:
@@ -100,7 +112,7 @@ class ApiGatewayEvent:
         query = event.get("queryString") if event.get("queryString") is not None else event.get("queryStringParameters")
         return Request(
             method=_method(event),
-            path=str(event.get("path") or ctx.get("path") or "/"),
+            path=_path(event.get("path") or ctx.get("path")),
             headers=_headers(event),
             query=_text_map(query, "queryString"),
             body=body,
@@ -120,7 +132,7 @@ class FunctionUrlEvent:
         headers = _headers(event)
         return Request(
             method=_method(event),
-            path=str(event.get("path") or "/"),
+            path=_path(event.get("path")),
             headers=headers,
             query=_text_map(event.get("queryString"), "queryString"),
             body=body,

@@ -361,6 +361,8 @@ def test_a_hook_failing_with_a_long_message_still_logs_its_name_and_frames(
         (signed({"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": 5}}), "WARNING", "FileId must be a"),
         ("{not json", "INFO", "body is not valid JSON"),  # nobody's event: not the operator's to act on
         ("", "INFO", "body must be a JSON object (the body is empty)"),
+        (" \r\n\t", "INFO", "body must be a JSON object (the body is empty)"),  # JSON's whitespace alone
+        ("\x0b", "INFO", "body is not valid JSON: Expecting value"),  # whitespace to bytes.strip, not to JSON
     ],
 )
 def test_an_event_that_cannot_be_read_is_logged_with_why(

@@ -14,6 +14,7 @@ import pytest
 from shared.config import ConfigError, load_callback_settings, load_sign_settings
 from shared.sign_handler import make_sign_handler
 from tests.conftest import CALLBACK_ENV, CONTEXT_KEY, JWT_SECRET, SECRET_KEY, SIGN_ENV, Output
+from tests.scf import SHAPES, nested
 from vodtesting import http_event
 
 NOW = 1_800_000_000
@@ -75,6 +76,42 @@ def test_an_unencodable_path_still_gets_its_log_line(output: Output) -> None:
     assert result["statusCode"] == 401
     [line] = output.lines()
     assert line["path"] == "/sign\ud800ature" and line["status"] == 401
+
+
+DEEP = nested(100_000)  # deeper than any stack: str() of it overflows
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize(
+    ("field", "value", "status"),
+    [
+        # No header's or query parameter's value is an object: absent, as a value of none is
+        ("headers", {"X-Deep": DEEP}, 200),
+        ("queryString", {"q": DEEP}, 200),
+        ("queryString", {"q": [DEEP, "x"]}, 200),  # a repeated parameter: its first value
+        ("path", DEEP, 400),
+        ("path", ["/signature"], 400),
+    ],
+)
+def test_an_object_where_an_event_holds_text_is_a_4xx_or_absent_never_a_500(
+    shape: str, field: str, value: Any, status: int
+) -> None:
+    token = raw_token('{"sub":"a","exp":1800000300}')
+    bearer = {"Authorization": f"Bearer {token}"}
+    event = http_event(body={}, headers=bearer, shape=shape)
+    hostile = {**event, field: {**event[field], **value} if field == "headers" else value}
+    settings = load_sign_settings(SIGN_ENV)
+    answers = []
+    for known in (False, True):  # a token seen before: the express lane's answer, which must be the general path's
+        handler = make_sign_handler(settings, now=lambda: NOW, random_u32=lambda: 7)
+        if known:
+            assert handler(event, {"request_id": "ctx-0"})["statusCode"] == 200
+        answers.append(handler(hostile, {"request_id": "ctx-1"}))
+    assert answers[0] == answers[1]
+    assert answers[0]["statusCode"] == status, answers[0]
+    if status == 400:
+        error = json.loads(answers[0]["body"])["error"]
+        assert error == {"code": "bad_event", "message": "event field path must be text"}
 
 
 @pytest.mark.parametrize(

@@ -475,6 +475,7 @@ def test_choices_within_the_allow_lists_are_honoured(
     ("kwargs", "status", "code"),
     [
         ({"body": "{bad json"}, 400, "invalid_json"),
+        ({"body": "\x0c"}, 400, "invalid_json"),  # whitespace to bytes.strip, not to JSON: not "no body"
         ({"body": "[1, 2]"}, 400, "invalid_json"),
         ({"body": '{"procedure": "a", "procedure": "b"}'}, 400, "invalid_json"),
         ({"body": '{"classId": NaN}'}, 400, "invalid_json"),
