@@ -66,7 +66,8 @@ class DeletedPart(Record):
 
 
 class Conflict(Record):
-    """Upload events of one file that disagree on an identity fact: every value seen, sorted."""
+    """Upload events of one file that disagree on an identity fact: the values seen, sorted (the first
+    MAX_FACT_VALUES)."""
 
     field: str
     values: tuple[str | None, ...]
@@ -154,18 +155,26 @@ class FileState(TypedDict):
     listed: dict[str, Winner]  # upload field -> [dedupe key, value]: the upload event with the largest key
     unlisted: dict[str, Winner]  # the same, of the uploads VOD did not list: used only while there is no other
     uploaded: bool
-    facts: dict[str, list[str | None]]  # identity fact -> every value the (not unconfirmed) upload events gave
+    facts: dict[str, list[str | None]]  # identity fact -> the values the (not unconfirmed) upload events gave
     first: Winner | None  # [rank, attribution]: the upload event ranked lowest (its dedupe key, see _add_upload)
     confirmed: bool  # every (not unconfirmed) upload event's identity was read from VOD
     from_tasks: dict[str, Winner]  # name/media_url/metadata -> [task rank, value]: the lowest-ranked task event
     deleted: list[float] | None  # [first, last]: when the first and the last whole-file delete came
     listed_at: float | None  # when the last upload event VOD listed (DescribeMediaInfos) came
-    deleted_parts: list[dict[str, Any]]  # DeletedPart fields, sorted by type and definition
+    deleted_parts: list[dict[str, Any]]  # DeletedPart fields, sorted by type and definition (MAX_DELETED_PARTS)
     outcomes: dict[str, int]  # task outcome -> how many of the file's tasks have it now
     settled: list[Any] | None  # [[received_at, dedupe key], task id, outcome]: the task whose first FINISH came last
 
 
 TaskState = dict[str, Winner]  # task field -> [task rank, value]: the highest-ranked event carrying it
+
+# What a file's state keeps of the values that only bodies from someone who saw one delivery's Sign (replayed within
+# its T) would multiply: the first of a fixed order (the smallest of a union: still the same in any order of the
+# events), so that an event's cost stays bounded whatever such bodies came before it. Genuine events give a file
+# one value of each fact, and a few deleted parts (DeleteMedia's types by definition).
+MAX_FACT_VALUES = 16  # two make a conflict
+MAX_DELETED_PARTS = 256
+_SHOWN_PART_TYPES = ("OriginalFiles", "TranscodeFiles", "AdaptiveDynamicStreamingFiles")  # parts records show
 
 _UPLOAD_FIELDS = (
     "name",
@@ -244,6 +253,11 @@ def _add_deleted_parts(state: FileState, parts: Iterable[DeletePart], at: float)
         key = repr((part.type, part.definition))
         latest = max(at, known[key]["deleted_at"]) if key in known else at
         known[key] = plain(DeletedPart(part.type, part.definition, latest))
+    if len(known) > MAX_DELETED_PARTS:  # first the types whose files records show, all of a type (0, None) first
+        kept = sorted(
+            known, key=lambda k: (known[k]["type"] not in _SHOWN_PART_TYPES, known[k]["definition"] not in (0, None), k)
+        )
+        known = {k: known[k] for k in kept[:MAX_DELETED_PARTS]}
     state["deleted_parts"] = [known[k] for k in sorted(known)]
 
 
@@ -270,6 +284,7 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
         if value not in seen:
             seen.append(value)
             seen.sort(key=lambda v: (v is None, v or ""))
+            del seen[MAX_FACT_VALUES:]
     rank = "~" + key if unconfirmed else key
     if state["first"] is None or rank < state["first"][0]:
         state["first"] = [rank, plain(attribution)]

@@ -18,7 +18,7 @@ from shared.events import stored_form
 from shared.ingest import Vouched, ingest_event
 from shared.source_context import Attribution, attribute, seal
 from shared.store import EventStore, UploadRecord, open_store
-from shared.store.projection import DISPROOF_MARGIN
+from shared.store.projection import DISPROOF_MARGIN, MAX_DELETED_PARTS, MAX_FACT_VALUES
 from tests.conftest import CONTEXT_KEY, KEYS
 from tests.scf import load_event
 from vodtesting import vod_event
@@ -604,3 +604,45 @@ def test_records_from_an_older_build_are_rebuilt_from_their_events(new_url: Call
     finally:
         old.close()
         expected.close()
+
+
+def _deletes_of(parts: list[tuple[str, int]]) -> dict[str, Any]:
+    deleted = [{"Type": kind, "Definition": definition} for kind, definition in parts]
+    return vod_event("FileDeleted", FileIdSet=[FILE], FileDeleteResultInfo=[{"FileId": FILE, "DeleteParts": deleted}])
+
+
+def _in_orders(tmp_path: Path, deliveries: list[Delivery]) -> UploadRecord:
+    """The file's upload record after `deliveries` in four orders, which must all give the same reports."""
+    reports = []
+    for n in range(4):
+        store = open_store(f"sqlite:///{tmp_path}/{n}.sqlite3")
+        _deliver(store, random.Random(n).sample(deliveries, len(deliveries)))
+        reports.append(_reports(store))
+        store.close()
+    assert all(report == reports[0] for report in reports)
+    upload: UploadRecord = reports[0][0].upload
+    return upload
+
+
+def test_parts_deleted_by_the_thousand_keep_a_files_state_bounded_and_the_parts_it_shows(tmp_path: Path) -> None:
+    # Bodies only someone who saw a Sign could send: hundreds of made-up parts each, then every event of the file
+    # would carry them all. The state keeps MAX_DELETED_PARTS, those of the part types records show first.
+    genuine = _deletes_of([("TranscodeFiles", 100010)])
+    floods = [
+        _deletes_of([(kind, base + i) for i in range(150)])
+        for kind, base in (("NotAPart", 0), ("TranscodeFiles", 300000), ("AdaptiveDynamicStreamingFiles", 400000))
+    ]
+    upload = _in_orders(tmp_path, [(genuine, 1000.0)] + [(flood, 1001.0 + i) for i, flood in enumerate(floods)])
+    kept = [(p.type, p.definition) for p in upload.deleted_parts]
+    assert len(kept) == MAX_DELETED_PARTS and kept == sorted(kept, key=repr)
+    assert ("TranscodeFiles", 100010) in kept and not [p for p in kept if p[0] == "NotAPart"]
+    assert next(p for p in upload.deleted_parts if p.definition == 100010).deleted_at == 1000.0
+
+
+def test_upload_events_that_disagree_by_the_hundred_keep_the_first_values_of_a_conflict(tmp_path: Path) -> None:
+    urls = [f"http://1400329073.vod2.myqcloud.com/d9d5/{i:03}/f0.mp4" for i in range(100)]
+    uploads = [vod_event("NewFileUpload", FileId=FILE, MediaUrl=url) for url in urls]
+    upload = _in_orders(tmp_path, [(event, 1000.0 + i) for i, event in enumerate(uploads)])
+    assert upload.status == "conflict" and upload.user_id is None
+    [conflict] = [c for c in upload.conflicts if c.field == "media_url"]
+    assert list(conflict.values) == sorted(urls)[:MAX_FACT_VALUES]

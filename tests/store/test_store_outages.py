@@ -130,6 +130,12 @@ def test_a_connection_lost_once_its_commit_was_sent_is_not_tried_again(own_postg
         for setting in ("synchronous_commit = on", "synchronous_standby_names = 'absent_standby'"):
             server.execute(f"ALTER SYSTEM SET {setting}")
         server.execute("SELECT pg_reload_conf()")
+        # The reload is signalled: once a new session has the setting, the server has sent it to every session,
+        # the pooled one too, which then takes it up before its next command (else its COMMIT may not wait)
+        for _ in range(200):
+            if run_sql(url, "SHOW synchronous_standby_names") == [("absent_standby",)]:
+                break
+            time.sleep(0.05)
         failures: list[BaseException] = []
 
         def deliver_once() -> None:
