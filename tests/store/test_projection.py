@@ -17,8 +17,9 @@ import pytest
 from shared.events import stored_form
 from shared.ingest import Vouched, ingest_event
 from shared.source_context import Attribution, attribute, seal
+from shared.status_service import _DELETED_WITH
 from shared.store import EventStore, UploadRecord, open_store
-from shared.store.projection import DISPROOF_MARGIN, MAX_DELETED_PARTS, MAX_FACT_VALUES
+from shared.store.projection import _SHOWN_PART_TYPES, DISPROOF_MARGIN, MAX_DELETED_PARTS, MAX_FACT_VALUES
 from tests.conftest import CONTEXT_KEY, KEYS
 from tests.scf import load_event
 from vodtesting import vod_event
@@ -626,7 +627,9 @@ def _in_orders(tmp_path: Path, deliveries: list[Delivery]) -> UploadRecord:
 
 def test_parts_deleted_by_the_thousand_keep_a_files_state_bounded_and_the_parts_it_shows(tmp_path: Path) -> None:
     # Bodies only someone who saw a Sign could send: hundreds of made-up parts each, then every event of the file
-    # would carry them all. The state keeps MAX_DELETED_PARTS, those of the part types records show first.
+    # would carry them all. The state keeps MAX_DELETED_PARTS, those of the part types records show first (the
+    # types the status API leaves outputs out for).
+    assert set(_SHOWN_PART_TYPES) == {"OriginalFiles", *(kind for kind, _ in _DELETED_WITH.values())}
     genuine = _deletes_of([("TranscodeFiles", 100010)])
     floods = [
         _deletes_of([(kind, base + i) for i in range(150)])
