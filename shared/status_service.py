@@ -258,7 +258,8 @@ def make_uploads_endpoint(
         deadline = elapsed() + min(wait, settings.max_wait_seconds)
         body, version = current(file_id, user)
         known = request.headers.get("if-none-match") or etag(body)  # the client's tags, or what it has now
-        while matches(known, etag(body)) and elapsed() < deadline:  # until it changes, or the wait is over
+        # Until it changes, or the wait is over; `*` names every version, so no change would end a wait: none is held
+        while known.strip() != "*" and matches(known, etag(body)) and elapsed() < deadline:
             sleep(min(POLL_SECONDS, max(deadline - elapsed(), 0)))
             # Else the same record, the same tasks; a change seen after the bound is not read whole (the client asks
             # again).

@@ -29,6 +29,7 @@ import argparse
 import itertools
 import json
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -289,7 +290,12 @@ class Console:
             if self._bar is not None:
                 self._bar.close()
 
-    def result(self, payload: dict[str, Any], text: str) -> None:
+    def result(self, payload: dict[str, Any], text: str, *, final: bool = True) -> None:
+        """`final`: the run's outcome. A Ctrl-C or SIGTERM after it is ignored: it could only turn the exit status
+        into 130 (interrupted) after the line said otherwise, and a script that trusts the status would upload again."""
+        if final:
+            for sent in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sent, signal.SIG_IGN)
         if self.json_output:
             print(json_line(payload), flush=True)
         elif text:
@@ -324,7 +330,7 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
             os._exit(EXIT_INTERRUPTED)  # worker threads may be mid-request: do not wait for them
     console.close()
     if state is UploadState.DONE:
-        report_done(task.result(), task, console)
+        report_done(task.result(), task, console, final=not args.wait)
         return follow(args, task.result().file_id, console) if args.wait else EXIT_OK
     if state is UploadState.PAUSED:
         done, total = task.progress.bytes_done / MIB, task.progress.bytes_total / MIB
@@ -353,7 +359,7 @@ def _saved(uploader: Uploader, name: str) -> bool:
         return False
 
 
-def report_done(result: UploadResult, task: UploadTask, console: Console) -> None:
+def report_done(result: UploadResult, task: UploadTask, console: Console, *, final: bool) -> None:
     progress = task.progress
     payload = {
         "status": "done",
@@ -366,7 +372,7 @@ def report_done(result: UploadResult, task: UploadTask, console: Console) -> Non
     lines = [f"file id    {result.file_id}", f"video url  {result.video_url}"]
     if result.cover_url:
         lines.append(f"cover url  {result.cover_url}")
-    console.result(payload, "\n".join(lines))
+    console.result(payload, "\n".join(lines), final=final)
 
 
 def failure_kind(error: VodUploadError) -> tuple[str, int]:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,23 @@ def test_a_second_ctrl_c_quits_at_once_and_still_says_so_in_json(stack: Stack, t
     assert code == 130 and "Traceback" not in stderr
     result = json.loads(stdout)  # what the client had heard was stored: a stored part's answer may still be due
     assert result["status"] == "stopped" and 0 < result["bytesDone"] <= 2 * MIB and len(stack.saved()) == 1
+
+
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["Ctrl-C", "SIGTERM"])
+def test_an_interrupt_after_the_result_line_keeps_its_exit_status(
+    stack: Stack, tmp_path: Path, sent: signal.Signals
+) -> None:
+    # GIVEN a run that has printed its outcome: the upload is done
+    child = Child(stack, write_file(tmp_path / "late-ctrl-c.mp4", MIB), "--json")
+    assert child.proc.stdout is not None
+    line = child.proc.stdout.readline()
+    # WHEN Ctrl-C (or SIGTERM) keeps arriving until the process is gone
+    while child.proc.poll() is None:
+        child.proc.send_signal(sent)
+        time.sleep(0.001)
+    # THEN the exit status is still the line's: a script trusting it does not upload the file again
+    code, _, stderr = child.finish()
+    assert (code, json.loads(line)["status"]) == (0, "done") and "Traceback" not in stderr, stderr
 
 
 def test_ctrl_c_during_a_cancel_keeps_the_saved_upload(start_stack: Callable[..., Stack], tmp_path: Path) -> None:
