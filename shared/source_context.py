@@ -60,18 +60,24 @@ def seal(user_id: str, request_id: str, key: str) -> str:
     return sealer(key)(user_id)(request_id)
 
 
+def check_sealable(user_id: str) -> None:
+    """UserIdTooLong for a user id no sourceContext holds: the sign function cannot seal it, so no upload is that
+    user's (the uploads function answers the same). The limit is the user id's, not the text's: the same user must
+    not sign or fail by the request id's length."""
+    if text_size(user_id) > MAX_USER_ID:
+        raise UserIdTooLong(
+            f"user id is too long for sourceContext (at most {MAX_USER_ID} bytes in UTF-8: fewer characters "
+            "outside ASCII)"
+        )
+
+
 def sealer(key: str) -> Callable[[str], Callable[[str], str]]:
     """seal(·, ·, key) a user at a time: the key's HMAC prepared once, a user checked once, then sealed into each
     request's sourceContext (the sign function's express lane keeps one per token)."""
     digest = keyed(key.encode(), "sha256")
 
     def for_user(user_id: str) -> Callable[[str], str]:
-        # The limit is the user id's, not the text's: the same user must not sign or fail by the request id's length.
-        if text_size(user_id) > MAX_USER_ID:
-            raise UserIdTooLong(
-                f"user id is too long for sourceContext (at most {MAX_USER_ID} bytes in UTF-8: fewer characters "
-                "outside ASCII)"
-            )
+        check_sealable(user_id)
 
         def seal_request(request_id: str) -> str:
             safe_request_id = _REQUEST_ID_UNSAFE.sub("", request_id)[:MAX_REQUEST_ID] or "-"

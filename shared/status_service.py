@@ -24,6 +24,7 @@ from shared.errors import BadRequest, NotFound
 from shared.events import MAX_ID, canonical_json, storable
 from shared.http.body import finite_number
 from shared.http.model import Endpoint, Request, Response, matches
+from shared.source_context import check_sealable
 from shared.store import DeletedPart, EventStore, TaskRecord, TaskResult, UploadRecord
 
 MAX_LIMIT = 100
@@ -270,6 +271,7 @@ def make_uploads_endpoint(
     def endpoint(request: Request) -> Response:
         principal = authenticate(request, settings.auth, now)
         request.notes["user"] = principal.user_id
+        check_sealable(principal.user_id)  # as the sign function does: no upload is such a user's
         file_id = target(request.path)
         return listing(request, principal.user_id) if file_id is None else one(request, principal.user_id, file_id)
 

@@ -6,6 +6,7 @@ callback (VOD_CALLBACK_CONFIRM=fetch calls VOD through shared/vod_cloud_api.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,11 @@ from tencentcloud.vod.v20180717 import vod_client
 from shared.config import VodApiSettings
 from shared.vod_cloud_api import ExecutionRoleCredential, loaded_credentials, with_sub_app
 from shared.vod_limits import API_TIMEOUT_SECONDS
+
+# The SDK logs each request and answer whole at DEBUG: the Authorization header, a role's session token, a SignKey
+# DescribeEventConfig answers. A hook (or the app around vod-configure-events) that sets DEBUG on the root logger
+# must not put them in the log: the SDK's lines stay in its own logger, which writes nowhere.
+logging.getLogger("tencentcloud_sdk_common").propagate = False
 
 
 def make_client(settings: VodApiSettings) -> vod_client.VodClient:

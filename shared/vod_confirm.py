@@ -132,8 +132,7 @@ def vouched_upload(payload: Mapping[str, Any], info: Mapping[str, Any]) -> dict[
     vouched = copy.deepcopy(dict(payload))
     body = vouched.setdefault("FileUploadEvent", {})
     body["MediaBasicInfo"] = info.get("BasicInfo") or {}
-    if info.get("MetaData") is not None:
-        body["MetaData"] = info["MetaData"]
+    body["MetaData"] = info.get("MetaData")  # none from VOD: none, not the body's
     return vouched
 
 

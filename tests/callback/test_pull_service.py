@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import copy
 import inspect
+import io
 import itertools
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -530,3 +532,30 @@ def test_an_answer_quoting_the_request_is_logged_without_the_roles_keys(
     assert report.stopped == "queue_error" and "unknown" in failed["error_detail"]
     assert "renewed-token-012345" not in output.seen and "renewed-key" not in output.seen
     assert "X-TC-Token: ********" in failed["error_detail"] and "Signature=********" in failed["error_detail"]
+
+
+def test_the_sdks_debug_lines_stay_out_of_a_log_set_to_debug(loopback_http: Serve, tmp_path: Path) -> None:
+    # A hook may set logging as it likes (README): DEBUG on the root logger would take the SDK's lines, each
+    # request's headers whole (the signature, the role's session token). (Not caplog: it listens to every logger.)
+    def empty_queue(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        body = json.dumps({"Response": {"EventSet": [], "RequestId": "r"}}).encode()
+        handler.send_response(200)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    env = {"VOD_API_ENDPOINT": loopback_http(empty_queue), "TENCENTCLOUD_SECRETID": "AKIDrole"}
+    env |= {"TENCENTCLOUD_SECRETKEY": "role-key-0123456789", "TENCENTCLOUD_SESSIONTOKEN": "role-token-0123456789"}
+    root, written = logging.getLogger(), io.StringIO()
+    handler, level = logging.StreamHandler(written), root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)  # what logging.basicConfig(level=logging.DEBUG) in a hook does
+    try:
+        report, _ = _drain(SdkEventQueue(make_client(load_vod_api_settings(env)), None), tmp_path)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    assert report.stopped == "empty" and "HTTP connection" in written.getvalue()  # the log did take DEBUG lines
+    assert "role-token-0123456789" not in written.getvalue() and "Signature=" not in written.getvalue()

@@ -550,6 +550,21 @@ def test_an_upload_vod_answers_for_in_an_unexpected_shape_is_a_503(
     assert open_store(database).upload(FILE_ID) is None
 
 
+def test_an_upload_vod_answers_without_metadata_keeps_none_of_the_bodys(
+    vod_function: Callable[..., Any], scripted_vod: Callable[[dict[str, Any]], str], tmp_path: Path
+) -> None:
+    # VOD's word replaces the body's whole: its MetaData null is no licence for a forged body's size and duration
+    info = {"FileId": FILE_ID, "BasicInfo": {"Name": "genuine"}, "MetaData": None}
+    endpoint = scripted_vod({"MediaInfoSet": [info], "NotExistFileIdSet": []})
+    database = f"sqlite:///{tmp_path}/vod.sqlite3"
+    env = {**_FETCH_ENV, "VOD_API_ENDPOINT": endpoint, "DATABASE_URL": database}
+    forged = vod_event("NewFileUpload", FileId=FILE_ID, ProcedureTaskId="", Name="forged", Size=666, Duration=99999)
+    answer = vod_function("callback", env=env)(http_event("POST", "/vod-events", body=signed(forged, "Key123")), {})
+    assert answer["statusCode"] == 200, answer
+    upload = open_store(database).upload(FILE_ID)
+    assert upload is not None and (upload.name, upload.metadata) == ("genuine", None)
+
+
 def test_an_upload_vod_answers_neither_found_nor_missing_is_a_503(
     vod_function: Callable[..., Any], scripted_vod: Callable[[dict[str, Any]], str], output: Output, tmp_path: Path
 ) -> None:

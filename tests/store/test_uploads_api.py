@@ -879,11 +879,14 @@ ORIGIN = "https://app.example.com"
         ("GET", {"Authorization": "Bearer not-a-jwt"}, False, 401, "invalid_token"),
         # a user id longer than the sign function seals: the same answer as there (no upload can be theirs)
         ("GET", {"Authorization": "Bearer {long_user}"}, False, 403, "user_id_too_long"),
+        # within the first bound (200 characters), but past what a sourceContext holds: 173 bytes of UTF-8
+        ("GET", {"Authorization": "Bearer {unsealable}"}, False, 403, "user_id_too_long"),
+        ("GET", {"Authorization": "Bearer {unsealable_cjk}"}, False, 403, "user_id_too_long"),
         ("POST", {"Authorization": "Bearer {token}"}, False, 405, "method_not_allowed"),
         ("GET", {"Authorization": "Bearer {token}"}, True, 503, "store_unavailable"),
         ("OPTIONS", {"Origin": ORIGIN, "Access-Control-Request-Method": "GET"}, False, 204, None),
     ],
-    ids=["no-token", "bad-token", "long-user-id", "post", "store-down", "preflight"],
+    ids=["no-token", "bad-token", "long-user-id", "unsealable", "unsealable-cjk", "post", "store-down", "preflight"],
 )
 def test_the_uploads_function_at_its_edge(
     vod_function: Callable[..., Any],
@@ -901,7 +904,10 @@ def test_the_uploads_function_at_its_edge(
     env = {"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": f"sqlite:///{database}", "CORS_ALLOW_ORIGINS": ORIGIN}
     handler = vod_function("uploads", env=env)
     bearer = token("ann")
-    sent = {name: value.format(token=bearer, long_user=token("u" * 201)) for name, value in headers.items()}
+    users = {"long_user": "u" * 201, "unsealable": "u" * 174, "unsealable_cjk": "影" * 58}  # 174 bytes
+    sent = {
+        name: value.format(token=bearer, **{k: token(u) for k, u in users.items()}) for name, value in headers.items()
+    }
     output.skip()
     result = handler(http_event(method, "/uploads", headers={"Origin": ORIGIN, **sent}), {"request_id": "r"})
     assert result["statusCode"] == status
