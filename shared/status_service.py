@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -37,6 +38,7 @@ ANSWER_BYTES = 4_000_000
 # with a Sign seen once, is cut to this, so that an upload's own fields always leave room in an answer.
 MAX_TEXT = 2048
 MAX_OUTPUT_URLS = 100  # an image sprite or a snapshot every second: thousands; `urlCount` says how many
+MAX_OUTPUTS = 100  # of a task: VOD's task flows make a few, a forged body tens of thousands; `outputCount` says
 _CACHE = {"Cache-Control": "private, no-cache"}  # may be kept, but asked again (If-None-Match) before use
 
 
@@ -66,23 +68,25 @@ def _deleted(result: TaskResult, made_at: float | None, parts: Sequence[DeletedP
 
 
 def task_view(task: TaskRecord, deleted_parts: Sequence[DeletedPart], *, all_gone: bool = False) -> dict[str, Any]:
+    # DeleteMedia removed these: no URL that answers 404
+    kept = (r for r in task.results if not all_gone and not _deleted(r, task.results_at, deleted_parts))
+    outputs = [
+        {
+            "type": _cut(r.type),
+            "status": _cut(r.status),
+            "urls": [_cut(u) for u in r.urls[:MAX_OUTPUT_URLS]],
+            "urlCount": len(r.urls),
+        }
+        for r in itertools.islice(kept, MAX_OUTPUTS)
+    ]
     return {
         "taskId": task.task_id,
         "status": task.outcome,  # processing, finished, failed
-        "vodStatus": task.status,
+        "vodStatus": _cut(task.status),
         "errCode": task.err_code,
         "message": _cut(task.message),
-        "outputs": [
-            {
-                "type": r.type,
-                "status": r.status,
-                "urls": [_cut(u) for u in r.urls[:MAX_OUTPUT_URLS]],
-                "urlCount": len(r.urls),
-            }
-            for r in task.results
-            # DeleteMedia removed these: no URL that answers 404
-            if not all_gone and not _deleted(r, task.results_at, deleted_parts)
-        ],
+        "outputs": outputs,
+        "outputCount": len(outputs) + sum(1 for _ in kept),
     }
 
 
@@ -100,47 +104,45 @@ def _cut(text: str | None) -> str | None:
     return text[:MAX_TEXT] if text is not None else None
 
 
-def upload_view(upload: UploadRecord, tasks: Iterable[TaskRecord], *, task_events: bool) -> dict[str, Any]:
+def upload_view(
+    upload: UploadRecord, tasks: Iterable[TaskRecord], *, task_events: bool, room: int = ANSWER_BYTES
+) -> dict[str, Any]:
+    """The upload as the API shows it, within `room` bytes as SCF carries it: the tasks that fit, in order, and
+    `"truncated": true` when some do not (thousands of tasks). A task's view is made only while there is room
+    for it, and each record let go before the next is read: memory does not grow with the upload's tasks."""
     # OriginalFiles: the uploaded media is gone, and the cover uploaded with it (DeleteMedia's MediaDeleteItem).
     # A whole-file delete: every file of the media is.
     original_gone = upload.deleted or any(p.type == "OriginalFiles" for p in upload.deleted_parts)
-    # Each task's record let go once its view is made (a view holds at most MAX_OUTPUT_URLS of an output's URLs),
-    # before the next is read: a comprehension's variable would keep it meanwhile.
-    task_views = []
-    for task in tasks:
-        task_views.append(task_view(task, upload.deleted_parts, all_gone=upload.deleted))
-        del task
-    return {
+    view: dict[str, Any] = {
         "fileId": upload.file_id,
-        "status": _status(upload, {t["taskId"] for t in task_views}, task_events),
+        "status": upload.status,  # for its room; set below, once every task is known
         "name": _cut(upload.name),
         "mediaUrl": None if original_gone else _cut(upload.media_url),
         "coverUrl": None if original_gone else _cut(upload.cover_url),
         "createdAt": _cut(upload.create_time) or _iso(upload.first_seen_at),
         "updatedAt": _iso(upload.last_event_at),
-        "tasks": task_views,
+        "tasks": [],
     }
+    room -= carried_size({**view, "status": "processing", "truncated": True})
+    task_ids = set()
+    for task in tasks:
+        task_ids.add(task.task_id)
+        if "truncated" not in view:
+            shown = task_view(task, upload.deleted_parts, all_gone=upload.deleted)
+            room -= carried_size(shown) + 1  # and its comma
+            if room >= 0:
+                view["tasks"].append(shown)
+            else:
+                view["truncated"] = True
+            del shown
+        del task  # before the next is read: a loop's variable would keep it meanwhile
+    view["status"] = _status(upload, task_ids, task_events)
+    return view
 
 
 def carried_size(body: Mapping[str, Any]) -> int:
     """Bytes of `body` as SCF carries the answer: its JSON text (as shared.http.serve writes it), as a JSON string."""
     return len(json.dumps(json.dumps(body, ensure_ascii=False, separators=(",", ":"))))
-
-
-def _within_answer(view: dict[str, Any]) -> dict[str, Any]:
-    """An upload's view, with only the tasks that fit in an answer when all of them would not (thousands of tasks;
-    `truncated` says so). A page holds fewer uploads instead (listing)."""
-    if carried_size(view) <= ANSWER_BYTES:
-        return view
-    tasks = view["tasks"]
-    fit = {**view, "tasks": [], "truncated": True}
-    room = ANSWER_BYTES - carried_size(fit)
-    for task in tasks:
-        room -= carried_size(task) + 1  # and its comma
-        if room < 0:
-            break
-        fit["tasks"].append(task)
-    return fit
 
 
 def etag(body: Mapping[str, Any]) -> str:
@@ -213,10 +215,6 @@ def target(path: str) -> str | None:
     return file_id
 
 
-def _fitted(upload: UploadRecord, tasks: Iterator[TaskRecord], task_events: bool) -> dict[str, Any]:
-    return _within_answer(upload_view(upload, tasks, task_events=task_events))
-
-
 def make_uploads_endpoint(
     settings: UploadsSettings,
     store_provider: Callable[[], EventStore],
@@ -234,7 +232,7 @@ def make_uploads_endpoint(
         before = _cursor(request.query["cursor"]) if "cursor" in request.query else None
 
         def sized(upload: UploadRecord, tasks: Iterator[TaskRecord]) -> tuple[dict[str, Any], int]:
-            view = _fitted(upload, tasks, settings.task_events)
+            view = upload_view(upload, tasks, task_events=settings.task_events)
             return view, carried_size(view) + 1  # and its comma
 
         page, more = store_provider().user_page(user, limit, before, sized, ANSWER_BYTES - _PAGE_FRAME)
@@ -244,7 +242,7 @@ def make_uploads_endpoint(
     def current(file_id: str, user: str) -> tuple[dict[str, Any], tuple[int, float]]:
         def noted(upload: UploadRecord, tasks: Iterator[TaskRecord]) -> tuple[dict[str, Any], tuple[int, float]]:
             # upload_version's, as of this read
-            return _fitted(upload, tasks, settings.task_events), (upload.revision, upload.last_event_at)
+            return upload_view(upload, tasks, task_events=settings.task_events), (upload.revision, upload.last_event_at)
 
         found = store_provider().user_upload(user, file_id, noted)
         if found is None:  # someone else's, nobody's, unknown: one answer, after one lookup

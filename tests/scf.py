@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,30 @@ def snapshots_event(file_id: str, task_id: str, count: int) -> dict[str, Any]:
     return vod_event("ProcedureStateChanged", FileId=file_id, TaskId=task_id, MediaProcessResultSet=results)
 
 
-def largest_task_event(limit: int, file_id: str = "f-big", task_id: str = "t-big") -> dict[str, Any]:
-    """The snapshots_event, signed, whose body is as large as the callback takes (`limit` bytes)."""
+def outputs_event(file_id: str, task_id: str, count: int) -> dict[str, Any]:
+    """A task's FINISH with `count` outputs (a forged body's shape: VOD's task flows make a few), one URL each."""
+    results = [
+        {
+            "Type": "Transcode",
+            "TranscodeTask": {
+                "Status": "SUCCESS",
+                "ErrCode": 0,
+                "Output": {"Definition": i, "Url": f"http://v/{i}.mp4"},
+            },
+        }
+        for i in range(count)
+    ]
+    return vod_event("ProcedureStateChanged", FileId=file_id, TaskId=task_id, MediaProcessResultSet=results)
+
+
+def largest_task_event(
+    limit: int, file_id: str = "f-big", task_id: str = "t-big", shape: Callable[..., dict[str, Any]] = snapshots_event
+) -> dict[str, Any]:
+    """The `shape` (snapshots_event: one output of many URLs; outputs_event), signed, whose body is as large as the
+    callback takes (`limit` bytes)."""
 
     def event(count: int) -> dict[str, Any]:
-        return signed(snapshots_event(file_id, task_id, count), CALLBACK_SIGN_KEY)
+        return signed(shape(file_id, task_id, count), CALLBACK_SIGN_KEY)
 
     size = len(json.dumps(event(1000)))
     count = 1000 * limit // size

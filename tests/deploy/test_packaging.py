@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from shared.config import CALLBACK_MAX_BODY_BYTES, DEFAULT_DATABASE_TIMEOUT, MAX_WAIT_SECONDS
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.status_service import DEFAULT_LIMIT, MAX_OUTPUT_URLS
+from shared.status_service import DEFAULT_LIMIT, MAX_OUTPUT_URLS, MAX_OUTPUTS
 from shared.store import open_store
 from tests.conftest import (
     CALLBACK_ENV,
@@ -37,7 +37,7 @@ from tests.deploy.bundle_runner import run_package
 from tests.deploy.conftest import CONFIG, DEPLOYER_ENV, REQUIRED_SETTINGS, ROOT
 from tests.deploy.scripts import load_script
 from tests.deploy.test_bundle import CASES, Case
-from tests.scf import largest_task_event, load_event
+from tests.scf import largest_task_event, load_event, outputs_event, snapshots_event
 from vodemu.delivery import MAX_EVENTS_PER_PULL
 from vodemu.state import PULL
 from vodtesting import dev_token, http_event, sample_video, vod_event
@@ -268,20 +268,34 @@ def test_events_pulls_memory_holds_a_whole_batch_of_the_largest_events(
     assert run.report["peak_kib"] / 1024 <= 0.75 * memory, (run.report["peak_kib"] // 1024, memory)
 
 
-@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    ("database", "shape"),
+    [
+        ("sqlite", snapshots_event),
+        ("sqlite", outputs_event),
+        pytest.param("postgres", snapshots_event, marks=pytest.mark.postgres),
+    ],
+    ids=["sqlite", "sqlite-outputs", "postgres"],
+)
 def test_the_uploads_functions_memory_holds_a_page_of_the_largest_tasks(
-    uploaded: scf_framework.Files, python310: str, tmp_path: Path, database: str, request: pytest.FixtureRequest
+    uploaded: scf_framework.Files,
+    python310: str,
+    tmp_path: Path,
+    database: str,
+    shape: Callable[..., dict[str, Any]],
+    request: pytest.FixtureRequest,
 ) -> None:
     """A page of uploads (and one more, read to know there is a next page), each with the largest task the
-    callback takes, and the newest with several: the list and that upload are answered within three quarters of
-    the function's memorySize, as the callback's largest event is (what a page shows is cut anyway)."""
+    callback takes (a snapshot every second: one output of many URLs; or, forged, many outputs), and the newest
+    with several: the list and that upload are answered within three quarters of the function's memorySize, as
+    the callback's largest event is (what a page shows is cut anyway)."""
     url = (
         f"sqlite:///{tmp_path}/vod.sqlite3"
         if database == "sqlite"
         else request.getfixturevalue("postgres_server").create_database()
     )
     store = open_store(url)
-    largest = largest_task_event(CALLBACK_MAX_BODY_BYTES)
+    largest = largest_task_event(CALLBACK_MAX_BODY_BYTES, shape=shape)
     tasks = [(f"f-{n}", "t-0") for n in range(DEFAULT_LIMIT + 1)] + [("f-0", f"t-{n}") for n in range(1, 4)]
     for at, (file_id, task_id) in enumerate(tasks, start=1):
         upload = vod_event("NewFileUpload", FileId=file_id, SourceContext=seal("ann", "r", CONTEXT_KEY))
@@ -303,7 +317,10 @@ def test_the_uploads_functions_memory_holds_a_page_of_the_largest_tasks(
         shown = answer["uploads"] if path == "/uploads" else [answer]
         assert [len(u["tasks"]) for u in shown] == tasks_shown
         assert path != "/uploads" or answer["nextCursor"]  # the one more was read, and is on the next page
-        assert all(o["urlCount"] > MAX_OUTPUT_URLS for u in shown for t in u["tasks"] for o in t["outputs"])
+        if shape is snapshots_event:
+            assert all(o["urlCount"] > MAX_OUTPUT_URLS for u in shown for t in u["tasks"] for o in t["outputs"])
+        else:
+            assert all(len(t["outputs"]) == MAX_OUTPUTS < t["outputCount"] for u in shown for t in u["tasks"])
         assert run.report["peak_kib"] / 1024 <= 0.75 * memory, (path, run.report["peak_kib"] // 1024, memory)
 
 
