@@ -452,18 +452,46 @@ def test_building_every_bundle_into_a_directory_removes_only_bundles_it_built(tm
     assert (out / "sign.zip").exists() and "gone" not in (out / ".bundles").read_text()
 
 
-@pytest.mark.parametrize("deploying", [False, True], ids=["make build", "make deploy-build"])
-def test_a_hook_that_fails_to_import_fails_the_build_for_a_deploy(tmp_path: Path, deploying: bool) -> None:
+@pytest.mark.parametrize(
+    ("deploying", "in_shell", "fails"),
+    [
+        (False, False, True),
+        (True, False, True),
+        (False, True, False),
+        # This shell has it, the function would not (serverless.yml does not deploy it): every cold start would fail
+        (True, True, True),
+    ],
+    ids=["make build", "make deploy-build", "make build, in the shell", "make deploy-build, only in the shell"],
+)
+def test_a_hook_that_fails_to_import_fails_the_build_for_a_deploy(
+    tmp_path: Path, deploying: bool, in_shell: bool, fails: bool
+) -> None:
     # `scf deploy` shows nothing of a hook command that succeeds: a note would go unread, and every cold start fail
     (tmp_path / "appqueue.py").write_text(
         "import os\n\nURL = os.environ['APP_QUEUE_URL']\n\n\ndef on_upload(c):\n    pass\n"
     )
-    env = {**os.environ, "AFTER_COMMIT_HOOK": "appqueue:on_upload"}
-    env.pop("APP_QUEUE_URL", None)
+    env = {**os.environ, "AFTER_COMMIT_HOOK": "appqueue:on_upload", "APP_QUEUE_URL": "https://queue.example"}
+    if not in_shell:
+        del env["APP_QUEUE_URL"]
     result = build("callback", "--out", tmp_path / "out", *(["--deploy"] if deploying else []), cwd=tmp_path, env=env)
-    assert result.returncode == (1 if deploying else 0) and "Traceback" not in result.stderr
+    assert result.returncode == (1 if deploying and fails else 0) and "Traceback" not in result.stderr
     said = "importing appqueue in the bundle failed here (KeyError: 'APP_QUEUE_URL')"
-    assert said in result.stderr and ("so would every cold start" in result.stderr) is deploying
+    assert (said in result.stderr) is fails and ("so would every cold start" in result.stderr) is (deploying and fails)
+
+
+@pytest.mark.parametrize("deploying", [False, True], ids=["make build", "make deploy-build"])
+def test_what_a_failed_hook_import_quotes_of_the_settings_is_masked(tmp_path: Path, deploying: bool) -> None:
+    # A hook's error may quote what it read: the build's output is the deployer's terminal, and CI's log
+    (tmp_path / "appdb.py").write_text(
+        "import os\n\nraise ValueError(f\"cannot use {os.environ['DATABASE_URL']} with "
+        "{os.environ['VOD_CALLBACK_SIGN_KEY']}\")\n"
+    )
+    database_url = "postgresql://vod_events:S3cretDbPassw0rd@10.0.0.5:5432/vod"
+    env = {**os.environ, "AFTER_COMMIT_HOOK": "appdb:on_upload", "DATABASE_URL": database_url}
+    env["VOD_CALLBACK_SIGN_KEY"] = "SignKey-0123456789"
+    result = build("callback", "--out", tmp_path / "out", *(["--deploy"] if deploying else []), cwd=tmp_path, env=env)
+    assert "importing appdb in the bundle failed here (ValueError: cannot use" in result.stderr, result.stderr
+    assert "S3cretDbPassw0rd" not in result.stderr and "SignKey-0123456789" not in result.stderr
 
 
 @pytest.mark.parametrize(
