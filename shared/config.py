@@ -533,7 +533,7 @@ def _canonical_origin(origin: str) -> str:
 def _warn_of_cleartext(name: str, urls: Iterable[str]) -> None:
     """Warn of http:// URLs to other machines than this one: whoever is on the way reads and rewrites what they
     carry (users' tokens, or the page that holds them). Allowed, as on a LAN during development."""
-    cleartext = [u for u in urls if u[:7].lower() == "http://" and not _is_loopback_host(u[7:].split("/", 1)[0])]
+    cleartext = [u for u in urls if u[:7].lower() == "http://" and not is_loopback_host(u[7:].split("/", 1)[0])]
     if cleartext:
         log_event(WARNING, "config.cleartext_url", detail=f"{name}: {', '.join(cleartext)} is not https://")
 
@@ -922,7 +922,7 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
     elif not host.startswith("[") and host.partition(":")[0].endswith("."):
         # A name's root dot: the callback's TLS check (the stdlib's) refuses VOD's certificate for it, the SDK's not
         r.problem("VOD_API_ENDPOINT", f"write the host without its trailing dot (got {endpoint!r})")
-    elif protocol == "http" and not _is_loopback_host(host):
+    elif protocol == "http" and not is_loopback_host(host):
         # VOD's API takes https; over http, ModifyEventConfig's SignKey and a role's token would travel in clear
         r.problem("VOD_API_ENDPOINT", f"may use http:// only on loopback, for a local emulator (got {endpoint!r})")
     else:
@@ -950,7 +950,7 @@ def _read_proxy(r: _Reader, endpoint: str, *, sdk: bool) -> ProxySettings | None
     from shared.env_proxy import https_proxy
 
     url = (sdk and _sdk_proxy(r.environ, endpoint)) or https_proxy(r.environ, endpoint)
-    if not url or _is_loopback_host(endpoint):
+    if not url or is_loopback_host(endpoint):
         return None
     from urllib.parse import unquote, urlsplit
 
@@ -1006,7 +1006,7 @@ def _sdk_proxy(environ: Mapping[str, str], endpoint: str) -> str | None:
     return named.get("https_proxy") or named.get("HTTPS_PROXY")
 
 
-def _is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
     """`host[:port]` names this machine: localhost or a loopback address (127.0.0.0/8, [::1])."""
     import ipaddress  # only for an http:// URL: not on the sign path as deployed
 

@@ -583,6 +583,22 @@ _RSA_PUBLIC_KEY = (
             {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": _RSA_PUBLIC_KEY},
             ["sign: AUTH_JWT_ALGORITHMS: RS256 needs the `cryptography` package in the bundle (add it to functions/"],
         ),
+        # What `make serve` prints (the emulator, a local database): inside SCF nothing listens on loopback
+        (
+            {"VOD_API_ENDPOINT": "http://127.0.0.1:9000", "VOD_CALLBACK_CONFIRM": "fetch"},
+            [
+                "callback: VOD_API_ENDPOINT names this machine (http://127.0.0.1:9000)",
+                "events_pull: VOD_API_ENDPOINT names this machine",
+            ],
+        ),
+        (
+            {"DATABASE_URL": "postgresql://vod_events@localhost:5432/vod"},
+            ["callback: DATABASE_URL names a server on this machine", "events_pull: DATABASE_URL names a server on"],
+        ),
+        (
+            {"UPLOADS_DATABASE_URL": "postgresql://vod_reader@/vod?host=/var/run/postgresql"},
+            ["uploads: DATABASE_URL names a server on this machine (a host on loopback, or a Unix socket)"],
+        ),
     ],
     ids=[
         "complete",
@@ -593,6 +609,9 @@ _RSA_PUBLIC_KEY = (
         "page-url",
         "unreadable-key",
         "no-cryptography",
+        "emulator",
+        "local-database",
+        "unix-socket",
     ],
 )
 def test_the_deploy_check_refuses_what_a_cold_start_would(changed: dict[str, str], refused: list[str]) -> None:
