@@ -21,6 +21,9 @@ from shared.store import EventStore
 from shared.vod_limits import API_TIMEOUT_SECONDS, CONFIRM_HANDLES, PULL_REDELIVERY_SECONDS
 
 _LAST_EVENT_SECONDS = 5  # allowed the last event a batch takes (its after-commit hook included)
+# VOD holds an empty PullEvents up to 5 s (its long poll). One answered empty sooner (a proxy, a change on VOD's side)
+# is not asked again at once, which would call VOD hundreds of times a second, into its rate limit.
+_EMPTY_PULL_SECONDS = 1.0
 
 
 class EventQueue(Protocol):
@@ -180,15 +183,19 @@ def drain(
     stop_when_empty: bool = False,
     run_id: str | None = None,
     wall: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> DrainReport:
     """Pull, store and confirm until `reserve_seconds` before `deadline` (or the queue is empty,
-    when `stop_when_empty`), on `clock`, which never steps back (time.monotonic); `wall` (the time of day) stamps
-    each event's receipt. Stops early, confirming what was committed, when the store fails.
-    `keys`: the context keys that prove uploads' users (PULL is authenticated end to end: what VOD's API
-    returns is VOD's word). `run_id` (the invocation's request id) is on every log line of the run."""
+    when `stop_when_empty`), on `clock`, which never steps back (time.monotonic), and `sleep` (between pulls answered
+    empty at once); `wall` (the time of day) stamps each event's receipt. Stops early, confirming what was
+    committed, when the store fails. `keys`: the context keys that prove uploads' users (PULL is authenticated end
+    to end: what VOD's API returns is VOD's word). `run_id` (the invocation's request id) is on every log line of
+    the run."""
     token = REQUEST_ID.set(run_id) if run_id is not None else None
     try:
-        return _drain(queue, store, deadline, clock, wall, reserve_seconds, after_commit, stop_when_empty, keys)
+        return _drain(
+            queue, store, deadline, (clock, wall, sleep), reserve_seconds, after_commit, stop_when_empty, keys
+        )
     except Exception as exc:  # a bug, or an app's store or queue that failed otherwise: one line, then SCF's failure
         log_event(ERROR, "pull.crash", error=exc)
         raise
@@ -201,15 +208,15 @@ def _drain(
     queue: EventQueue,
     store: EventStore,
     deadline: float,
-    clock: Callable[[], float],
-    wall: Callable[[], float],
+    clocks: tuple[Callable[[], float], Callable[[], float], Callable[[float], None]],
     reserve_seconds: float,
     after_commit: AfterCommit,
     stop_when_empty: bool,
     keys: Sequence[str],
 ) -> DrainReport:
+    clock, wall, sleep = clocks
     tally, rounds, stopped = _Tally(), 0, "deadline"
-    while clock() + reserve_seconds <= deadline:
+    while (began := clock()) + reserve_seconds <= deadline:
         # Events begun before confirm_by are confirmed in time: their ConfirmEvents (one API call) comes, the
         # event's own time allowed for, before VOD hands the batch out again and before the invocation's end.
         confirm_by = min(clock() + PULL_REDELIVERY_SECONDS, deadline) - _LAST_EVENT_SECONDS - API_TIMEOUT_SECONDS
@@ -223,6 +230,11 @@ def _drain(
         if not events and stop_when_empty:
             stopped = "empty"
             break
+        if not events:
+            if began + _EMPTY_PULL_SECONDS + reserve_seconds > deadline:  # no next pull would begin in time
+                break
+            sleep(max(0.0, began + _EMPTY_PULL_SECONDS - clock()))
+            continue
         batch = _Batch(events, store, tally, (clock, wall), after_commit, keys)
         stop = _take(batch, queue, tally, confirm_by, store_by=deadline - _LAST_EVENT_SECONDS)
         if stop is not None:

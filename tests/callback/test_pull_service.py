@@ -395,14 +395,27 @@ def test_the_deadline_leaves_the_reserve(tmp_path: Path) -> None:
     assert (report.rounds, report.stopped, clock()) == (3, "deadline", 120.0)  # the last began at 80
 
 
+def test_a_pull_answered_empty_at_once_is_not_asked_again_at_once(tmp_path: Path) -> None:
+    # VOD holds an empty PullEvents up to 5 s; answered empty at once (a proxy, say), a run would call VOD in a loop
+    clock = FrozenClock(0)
+    queue = TickingQueue([], sleep=0)
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    report = drain(queue, store, deadline=100.0, clock=clock, sleep=clock.advance, reserve_seconds=10, keys=KEYS)
+    assert (report.rounds, report.stopped, clock()) == (91, "deadline", 90.0)  # one a second; the last at 90
+
+
 class TickingQueue(Queue):
     """An empty queue whose PullEvents long-polls a little real time; it ends a run that would not end."""
+
+    def __init__(self, batches: list[list[dict[str, Any]]], sleep: float = 0.02) -> None:
+        super().__init__(batches)
+        self.sleep = sleep
 
     def pull(self) -> list[dict[str, Any]]:
         self.calls.append(0)
         if len(self.calls) > 100:
             raise AssertionError("the run did not end")
-        time.sleep(0.02)
+        time.sleep(self.sleep)
         return []
 
 
