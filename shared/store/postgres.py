@@ -243,6 +243,14 @@ class PostgresStore(EventStore):
             f"SET LOCAL statement_timeout = {limit}; SET LOCAL idle_in_transaction_session_timeout = {3 * limit}; "
             "SET LOCAL extra_float_digits = 3"
         )
+        if writer:
+            # A writer's COMMIT answers once the WAL is on disk, as the 200 or ConfirmEvents after it promises, even
+            # where a database, role or server defaults to synchronous_commit = off (a crash would lose what VOD
+            # was told was stored); a stronger setting (remote_apply, say) is kept.
+            cursor.defer(
+                "SELECT set_config('synchronous_commit', 'on', true) "
+                "WHERE current_setting('synchronous_commit') = 'off'"
+            )
         try:
             yield cursor
             cursor.execute("COMMIT")  # with every write still deferred

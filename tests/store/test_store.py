@@ -577,6 +577,30 @@ def test_a_rerun_interrupted_before_its_hook_began_lets_its_claim_go(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("default", "in_a_writer"), [("off", "on"), ("local", "local"), ("remote_apply", "remote_apply")]
+)
+def test_a_writer_commits_durably_whatever_the_database_defaults_to(
+    postgres_server: PostgresServer, default: str, in_a_writer: str
+) -> None:
+    # synchronous_commit = off (a DBA's throughput tuning) answers COMMIT before the WAL is on disk: the 200 would
+    # promise what a crash loses. What flushes locally, or waits for more, is kept.
+    url = postgres_server.create_database()
+    run_sql(postgres_server.url(), f'ALTER DATABASE "{database_name(url)}" SET synchronous_commit = {default}')
+    store = open_store(url)
+
+    def setting(cursor: Any) -> str:
+        cursor.execute("SHOW synchronous_commit")
+        return str(cursor.fetchone()[0])
+
+    try:
+        assert (store._run(setting, write=True), store._run(setting, write=False)) == (in_a_writer, default)
+    finally:
+        store.close()
+        postgres_server.drop_database(url)
+
+
+@pytest.mark.postgres
 def test_a_failed_rerun_is_taken_again_whatever_digits_the_server_prints_floats_with(
     postgres_server: PostgresServer,
 ) -> None:
