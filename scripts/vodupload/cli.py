@@ -202,6 +202,9 @@ def _settled_text(upload: dict[str, Any]) -> str:
             urls, count = output.get("urls") or [], output.get("urlCount")
             more = f" (+{count - len(urls)} more)" if isinstance(count, int) and count > len(urls) else ""  # capped
             lines.append(f"  {output.get('type')}  {output.get('status') or '-'}  {' '.join(urls)}{more}")
+        shown, count = len(task.get("outputs") or []), task.get("outputCount")
+        if isinstance(count, int) and count > shown:  # the first 100 listed
+            lines.append(f"  (+{count - shown} more outputs)")
     return "\n".join(lines)
 
 

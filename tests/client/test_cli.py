@@ -675,6 +675,22 @@ def test_wait_shows_how_many_urls_an_output_has(result: dict[str, Any], line: st
 
 
 @pytest.mark.parametrize(
+    ("count", "last"),
+    [(250, "  (+249 more outputs)"), (1, "  Transcode  SUCCESS  u"), (None, "  Transcode  SUCCESS  u")],
+)
+def test_wait_shows_how_many_outputs_a_task_has(count: int | None, last: str) -> None:
+    # The uploads function lists a task's first 100 outputs, and outputCount (not before it had the field)
+    output = {"type": "Transcode", "status": "SUCCESS", "urls": ["u"], "urlCount": 1}
+    task = {
+        "taskId": "t",
+        "status": "finished",
+        "outputs": [output],
+        **({} if count is None else {"outputCount": count}),
+    }
+    assert _settled_text({"status": "finished", "mediaUrl": "m", "tasks": [task]}).splitlines()[-1] == last
+
+
+@pytest.mark.parametrize(
     ("gateway", "status"),
     [
         ("http://127.0.0.1:8080", "http://127.0.0.1:8080/uploads"),
