@@ -34,12 +34,24 @@ def _chromium() -> str:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
+    """A maker of browser contexts (the emulator's certificate accepted): each its own browser process, since the
+    host rules differ per stack (free ports); with `preferences`, a profile of its own holding them."""
     from playwright.sync_api import sync_playwright
 
     executable = _chromium()
     with sync_playwright() as playwright:
-        # The host rules differ per stack (free ports), so each test gets its own browser process.
-        yield lambda args: playwright.chromium.launch(executable_path=executable, args=args)
+
+        def context(args: list[str], profile: Path, preferences: dict[str, Any] | None = None) -> Any:
+            if preferences is None:
+                launched = playwright.chromium.launch(executable_path=executable, args=args)
+                return launched.new_context(ignore_https_errors=True)
+            (profile / "Default").mkdir(parents=True)
+            (profile / "Default" / "Preferences").write_text(json.dumps(preferences))
+            return playwright.chromium.launch_persistent_context(
+                str(profile), executable_path=executable, args=args, ignore_https_errors=True
+            )
+
+        yield context
 
 
 def part_number(request: Any) -> int | None:
@@ -158,21 +170,23 @@ class BrowserStack:
 def browser_stack(
     browser: Any, tmp_path: Path, leak_guard: LeakGuard, request: pytest.FixtureRequest
 ) -> Iterator[BrowserStack]:
-    """The stack and the page on its own origin; `indirect` parameters are the emulator's options."""
+    """The stack and the page on its own origin; `indirect` parameters are the emulator's options, and
+    `preferences` the browser profile's (Chromium's Preferences file)."""
     saved = dict(os.environ)
+    options = dict(getattr(request, "param", {}))
+    preferences = options.pop("preferences", None)
     # The page's origin must be known to the stack (CORS), and the stack's URLs to the page: its server listens
     # first, and its function starts once the stack runs.
     page_app: list[Any] = []
     late = lambda environ, respond: page_app[0](environ, respond)  # noqa: E731, PLW0108 (made after it listens)
     page_server = localstack.serve_wsgi("upload-page", late)
     os.environ["CORS_ALLOW_ORIGINS"] = page_server.url  # the gateway answers the page's origin only
-    stack = VodStack(tmp_path / "stack", **getattr(request, "param", {}))
+    stack = VodStack(tmp_path / "stack", **options)
     # The page's API is on another origin: absolute URLs.
     os.environ["UPLOAD_PAGE_SIGNATURE_URL"] = stack.signature_url
     os.environ["UPLOAD_PAGE_STATUS_URL"] = f"{stack.gateway_url}/uploads"
     page_app.append(harness.create_app("upload_page"))
-    instance = browser(stack.chromium_flags())
-    context = instance.new_context(ignore_https_errors=True)
+    context = browser(stack.chromium_flags(), tmp_path / "profile", preferences)
     page = context.new_page()
     traffic = Traffic()
     # Lambdas, not bound methods (PLW0108): playwright tags the callables it is given.
@@ -184,7 +198,7 @@ def browser_stack(
     finally:
         # As start_vod_stack does (this stack needs the page's origin first), with what the page itself handled.
         leak_guard.values.update([*stack.secrets, *traffic.secrets()])
-        instance.close()
+        (context.browser or context).close()  # a profile's context is its browser
         stack.stop()
         page_server.stop()
         os.environ.clear()

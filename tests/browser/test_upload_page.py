@@ -498,9 +498,10 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
     assert "clip" not in kept and "webugc_" not in kept, kept
 
 
-def _framed_by_an_app(b: BrowserStack, loopback_http: Serve, token: str) -> Any:
-    """The upload page framed by the app's own page, from a server of its own (a fourth origin), which hands it
-    `token` when it is ready and again each time it says the token was refused (as the README suggests)."""
+def _framed_by_an_app(b: BrowserStack, loopback_http: Serve, token: str, *, another_site: bool = False) -> Any:
+    """The upload page framed by the app's own page, from a server of its own (a fourth origin; `another_site`:
+    of another site too, as a deployed app's), which hands it `token` when it is ready and again each time it
+    says the token was refused (as the README suggests)."""
     parent = f"""<!doctype html><iframe id="f" src="{b.page_origin}/"></iframe><script>
       addEventListener("message", (e) => {{
         if (e.origin === "{b.page_origin}" && ["vod-upload-ready", "vod-upload-token-refused"].includes(e.data.type))
@@ -515,6 +516,8 @@ def _framed_by_an_app(b: BrowserStack, loopback_http: Serve, token: str) -> Any:
         handler.wfile.write(parent)
 
     app = loopback_http(app_page)
+    if another_site:  # 127.0.0.1 and localhost are two sites to a browser (ports are not)
+        app = app.replace("//127.0.0.1:", "//localhost:")
     b.redeploy_page(UPLOAD_PAGE_FRAME_ANCESTORS=app)
     b.page.goto(f"{app}/")
     frame = b.page.frame_locator("#f")
@@ -533,6 +536,25 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(
     file_id = frame.locator("#file-id").inner_text()
     assert b.stack.record(file_id).user_id == "embedded-user"
     assert not frame.locator("#signed-out").is_visible()
+
+
+@pytest.mark.parametrize(
+    "browser_stack", [{"preferences": {"profile": {"block_third_party_cookies": True}}}], indirect=True
+)
+def test_framed_by_another_site_where_the_browser_refuses_it_storage_the_page_still_uploads(
+    browser_stack: BrowserStack, loopback_http: Serve, tmp_path: Path
+) -> None:
+    # Third-party cookies blocked (Chrome's incognito default; Safari): a framed page's storage throws, and its
+    # Web Locks are refused
+    b = browser_stack
+    frame = _framed_by_an_app(b, loopback_http, b.stack.token("embedded-user"), another_site=True)
+    refused = "() => { try { sessionStorage.length; return false } catch (error) { return true } }"
+    assert frame.locator("body").evaluate(refused)  # the browser does refuse it here
+    assert frame.locator("#user").inner_text() == "embedded-user"
+    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
+    frame.locator("#start").click()
+    frame.locator("#processing[data-status]").wait_for(timeout=60000)
+    assert b.stack.record(frame.locator("#file-id").inner_text()).user_id == "embedded-user"
 
 
 def test_an_app_that_answers_a_refusal_with_a_refused_token_gets_one_try_of_it_not_a_loop(
@@ -1319,6 +1341,58 @@ def test_a_cancelled_uploads_late_apply_leaves_a_new_upload_of_the_file_its_sess
     # THEN the new upload goes on in its own session, not a new one
     _until(b, lambda: len(bodies) >= 5, "no Apply for the resume", seconds=10)
     assert "vodSessionKey" in bodies[-1]
+
+
+@pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s
+def test_another_users_resume_is_not_given_the_paused_uploads_session_by_its_late_apply(
+    browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    # GIVEN page-user's upload paused while the SDK retries its renewal's Apply (the retry held back), then another
+    # user's link opened in the tab, who presses Resume (their signature held back a while)
+    b = browser_stack
+    held_signatures: list[Any] = []
+
+    def signature(route: Any) -> None:
+        bearer = (route.request.headers.get("authorization") or "").removeprefix("Bearer ")
+        user = jwt.decode(bearer, options={"verify_signature": False})["sub"] if bearer else None
+        if user == "someone-else" and not released:
+            held_signatures.append(route)
+        else:
+            route.continue_()
+
+    released = False
+    b.page.route(b.stack.signature_url, signature)
+    bodies, held = _upload_until_renewal(b, sample_video(tmp_path / "clip.mp4", 24 * MiB), {2: "abort", 3: "hold"}.get)
+    _until(b, lambda: held, "no retry", seconds=10)
+    b.page.click("#pause")
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('someone-else')}")
+    _until(b, lambda: b.page.inner_text("#user") == "someone-else", "the link was not taken")
+    b.page.click("#resume")
+    _until(b, lambda: held_signatures, "no signature asked for someone-else", seconds=10)
+    # WHEN page-user's late Apply succeeds (the SDK saves its session under the file's name) before theirs
+    held[0].continue_()
+    b.page.wait_for_timeout(500)
+    released = True
+    for route in held_signatures:
+        route.continue_()
+    b.throttle(-1)
+    # THEN someone-else's upload is a session of their own: the file is theirs
+    file_id = _wait_for_result(b)
+    assert b.stack.record(file_id).user_id == "someone-else"
+    assert "vodSessionKey" not in json.loads(bodies[-1])
+
+
+def test_another_users_sign_in_forgets_the_saved_sessions_at_once(browser_stack: BrowserStack) -> None:
+    # GIVEN a browser holding alice's paused upload (its VOD session, and whose it is)
+    b = browser_stack
+    b.open(b.stack.token("alice"))
+    b.page.evaluate(
+        "() => { localStorage.setItem('vod-upload-owner', 'sub:alice'); localStorage.setItem('webugc_1', 'k') }"
+    )
+    # WHEN bob's link is opened THEN neither stays, at once: not only once bob starts an upload
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('bob')}")
+    saved = "() => JSON.stringify(Object.entries(localStorage).sort())"
+    _until(b, lambda: b.page.evaluate(saved) == '[["vod-upload-owner","sub:bob"]]', b.page.evaluate(saved), seconds=10)
 
 
 @pytest.mark.parametrize("browser_stack", [{"credential_ttl_seconds": 20}], indirect=True)  # renewed at ~18 s

@@ -19,7 +19,16 @@
   // The server's 403 codes that are its policy (shared/errors.py), not a refused sign-in.
   const NOT_SIGN_IN = new Set(["policy_violation", "user_id_too_long", "cors_origin_not_allowed"]);
 
-  let token = sessionStorage.getItem(TOKEN_KEY);
+  // A browser may refuse a framed page its storage (third-party cookies blocked: Chrome's incognito, Safari):
+  // then the token lives in the page alone, and the SDK saves no sessions (it guards its own storage).
+  const fromStorage = (read) => {
+    try {
+      return read();
+    } catch (error) {
+      return null;
+    }
+  };
+  let token = fromStorage(() => sessionStorage.getItem(TOKEN_KEY));
   let uploader = null; // the SDK's current Uploader
   let paused = null; // the paused one: its saved session is what Resume continues and Cancel forgets
   let files = null; // {video, cover} being uploaded (kept for resume)
@@ -62,13 +71,20 @@
     }
     const previous = token;
     token = value;
-    sessionStorage.setItem(TOKEN_KEY, value);
+    fromStorage(() => sessionStorage.setItem(TOKEN_KEY, value));
     $("signed-out").hidden = true;
     showUser();
     if (!sameUser(value, previous)) {
       following += 1; // the upload shown is the previous user's: no longer asked after, nor shown
       $("result").hidden = true;
       retry = null;
+      // The previous user's paused upload is not this user's to resume (Resume starts theirs afresh): as a
+      // cancelled one, an Apply the SDK still retries for it must not leave its session to the next start.
+      if (paused) {
+        cancelled.add(paused);
+        forgetSession(paused);
+      }
+      forgetOtherUsersSessions(); // the previous user's saved sessions, and their id, leave this browser now
     }
     const refused = refusedWhileFollowing;
     refusedWhileFollowing = null;
@@ -370,10 +386,12 @@
     unlockVideo();
     if (!navigator.locks) return true; // outside a secure context: as before
     const release = await new Promise((resolve) => {
-      navigator.locks.request(key, { ifAvailable: true }, (lock) => {
-        if (!lock) return resolve(null);
-        return new Promise((done) => resolve(done)); // held until done() is called
-      });
+      navigator.locks
+        .request(key, { ifAvailable: true }, (lock) => {
+          if (!lock) return resolve(null);
+          return new Promise((done) => resolve(done)); // held until done() is called
+        })
+        .catch(() => resolve(() => {})); // refused, as storage is to a framed page: no lock, as without locks
     });
     if (release) videoLock = { key, release };
     return Boolean(release);
