@@ -51,10 +51,19 @@ def _generated(state_dir: Path) -> dict[str, str]:
 FROM_SHELL = "from-shell.json"  # in the state directory: the dev settings the running stack took from its shell
 
 
+def _make_state_dir(state_dir: Path) -> None:
+    """The state directory, ignored by git: it holds dev keys and a TLS private key, wherever it is made (vod-serve
+    run in an app's repository makes .local/ there)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    ignore = state_dir / ".gitignore"
+    if not ignore.exists():
+        ignore.write_text("# made by vod-serve: dev keys, a TLS key and local state, never to be committed\n*\n")
+
+
 def dev_settings(state_dir: Path) -> dict[str, str]:
     """Settings for local runs: generated once, kept in state_dir/dev-settings.json (0600); a setting added
     by a newer version is generated into an existing file."""
-    state_dir.mkdir(parents=True, exist_ok=True)
+    _make_state_dir(state_dir)
     path = state_dir / "dev-settings.json"
     stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
     if not isinstance(stored, dict) or not all(isinstance(v, str) for v in stored.values()):  # edited by hand
@@ -206,8 +215,13 @@ class StateDirInUse(Exception):
     """Another stack runs on this state directory: a second would take over its emulator's event delivery."""
 
 
+def check_state_dir(state_dir: Path) -> None:
+    """StateDirInUse when another stack runs on `state_dir` (the ports it holds would be busy too: said first)."""
+    _claim(state_dir).release()
+
+
 def _claim(state_dir: Path) -> filelock.BaseFileLock:
-    state_dir.mkdir(parents=True, exist_ok=True)
+    _make_state_dir(state_dir)
     lock = filelock.FileLock(state_dir / "stack.lock", thread_local=False)
     try:
         lock.acquire(timeout=0)

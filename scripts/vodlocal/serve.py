@@ -5,6 +5,7 @@ emulator (plain, and over TLS for browsers), whose upload events are delivered t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import shlex
@@ -136,6 +137,18 @@ def _serve() -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
+    free = " ".join(f"{variable}=0" for _, variable, _, _, _ in PORT_OPTIONS)
+    with contextlib.suppress(OSError):  # a state directory that cannot be used: start_stack says why
+        try:  # first: the stack running on it holds the ports too, and another state is what a second one needs
+            localstack.check_state_dir(args.state_dir)
+        except localstack.StateDirInUse:
+            print(
+                f"serve: another local stack is running on {args.state_dir}: stop it, or start a second one beside "
+                f'it, with state and ports of its own: {free} make serve ARGS="--state-dir {args.state_dir}/second" '
+                f"(or vod-serve --state-dir {args.state_dir}/second --port 0 …)",
+                file=sys.stderr,
+            )
+            return 2
     # Checked up front: the servers would exit with a message that names neither setting.
     ports = {flag: getattr(args, flag.removeprefix("--").replace("-", "_")) for flag, *_ in PORT_OPTIONS}
     chosen = [port for port in ports.values() if port]
@@ -145,7 +158,6 @@ def _serve() -> int:
         if ports[flag] and (port_in_use(ports[flag]) or chosen.count(ports[flag]) > 1)
     ]
     if busy:
-        free = " ".join(f"{variable}=0" for _, variable, _, _, _ in PORT_OPTIONS)
         print(
             f"serve: port already in use (or given twice): {', '.join(busy)}; choose others, or 0 for a free one: "
             f"{free} make serve (or vod-serve --port 0 …)",

@@ -373,6 +373,12 @@ def test_a_second_stack_on_the_same_state_is_refused_and_the_first_keeps_its_eve
         proc = run_command("vod-serve", *_serve_args(tmp_path / "state"), base=user_env(), cwd=tmp_path)
         assert proc.returncode == 2 and "another local stack is running on" in proc.stderr, proc.stderr
         assert first.emulator.state.get_event_config().notification_url == url
+        # AND on the first's ports too (the usual case: make serve run twice), what it says to do is a command
+        # that works: state of its own, not only free ports
+        taken = {"port": first.gateway.server.server_port, "emulator_port": first.emulator.port}
+        proc = run_command("vod-serve", *_serve_args(tmp_path / "state", **taken), base=user_env(), cwd=tmp_path)
+        said = f'VOD_EMULATOR_TLS_PORT=0 make serve ARGS="--state-dir {tmp_path / "state"}/second"'
+        assert proc.returncode == 2 and said in proc.stderr and "port already in use" not in proc.stderr, proc.stderr
     finally:
         first.stop()
     # AND once the first has stopped, the state can be used again
@@ -389,6 +395,16 @@ def test_the_database_is_in_the_state_directory_however_it_is_named(tmp_path: Pa
     # AND one set in the file by hand is kept
     (state / "dev-settings.json").write_text(json.dumps({"DATABASE_URL": "postgresql://me@127.0.0.1/vodlocal"}))
     assert localstack.dev_settings(state)["DATABASE_URL"] == "postgresql://me@127.0.0.1/vodlocal"
+
+
+def test_the_state_directory_is_ignored_by_git_wherever_it_is_made(tmp_path: Path) -> None:
+    # vod-serve run in an app's repository makes its .local/ there: its dev keys must not be committed
+    repo = tmp_path / "app"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    localstack.check_state_dir(repo / ".local")
+    localstack.dev_settings(repo / ".local")
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=repo, capture_output=True, text=True, check=True)
+    assert (repo / ".local" / "dev-settings.json").exists() and status.stdout == ""
 
 
 def test_the_states_keys_are_readable_by_their_owner_alone(tmp_path: Path) -> None:
