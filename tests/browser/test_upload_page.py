@@ -574,12 +574,14 @@ def test_an_app_that_answers_a_refusal_with_a_refused_token_gets_one_try_of_it_n
     assert b.traffic.vod_calls() == []
 
 
-def test_a_token_posted_from_another_origin_than_the_embedding_apps_is_ignored(
-    browser_stack: BrowserStack, loopback_http: Serve
+@pytest.mark.parametrize("apps_origin", [False, True], ids=["another-origin", "the-apps-own-origin"])
+def test_a_token_posted_by_another_frame_than_the_embedding_app_is_ignored(
+    browser_stack: BrowserStack, loopback_http: Serve, apps_origin: bool
 ) -> None:
     b = browser_stack
     token = b.stack.token("mallory")
-    # The app frames the upload page beside a frame of another origin (an ad, say), which posts it a token.
+    # The app frames the upload page beside a frame of another origin (an ad, say), or of its own (a widget whose
+    # script is not the app's), which posts it a token: only the embedding window's are taken.
     other_page = f"""<!doctype html><script>
       let posted = 0;
       setInterval(() => {{
@@ -596,11 +598,12 @@ def test_a_token_posted_from_another_origin_than_the_embedding_apps_is_ignored(
 
         return handle
 
-    other = loopback_http(serving(other_page))
-    app = loopback_http(serving(f'<iframe src="{b.page_origin}/"></iframe><iframe src="{other}/"></iframe>'.encode()))
+    other = "" if apps_origin else loopback_http(serving(other_page))
+    parent = serving(f'<iframe src="{b.page_origin}/"></iframe><iframe src="{other}/other"></iframe>'.encode())
+    app = loopback_http(lambda h: (serving(other_page) if h.path == "/other" else parent)(h))
     b.redeploy_page(UPLOAD_PAGE_FRAME_ANCESTORS=app)
     b.page.goto(f"{app}/")
-    poster = next(f for f in b.page.frames if f.url.startswith(other))
+    poster = next(f for f in b.page.frames if f.url.endswith("/other"))
     _until(b, lambda: poster.title().removeprefix("posted ") in {"10", "11", "12"}, "the other frame never posted")
     upload_page = b.page.frame_locator("iframe >> nth=0")
     assert upload_page.locator("#signed-in").is_hidden() and upload_page.locator("#user").inner_text() == ""

@@ -179,7 +179,8 @@
   }
 
   window.addEventListener("message", (event) => {
-    if (!config.tokenOrigins.includes(event.origin)) return;
+    // The embedding window's own: not another frame of its page, even one of its origin (a widget, say)
+    if (event.source !== window.parent || !config.tokenOrigins.includes(event.origin)) return;
     const data = event.data;
     if (data && data.type === "vod-upload-token" && typeof data.token === "string" && data.token) {
       setToken(data.token);
