@@ -1020,6 +1020,32 @@ def test_status_answers_that_are_not_a_status_are_asked_again_ever_more_slowly(
         assert gaps[2] >= 1.8 * gaps[0] and gaps[2] >= 6, gaps
 
 
+@pytest.mark.parametrize(
+    "first", ["<html>Sign in to the Wi-Fi first</html>", '{"fileId": "f"}'], ids=["a-portals-page", "not-an-upload"]
+)
+def test_a_200_that_is_not_the_status_services_answer_is_asked_again(
+    browser_stack: BrowserStack, tmp_path: Path, first: str
+) -> None:
+    # GIVEN a status request answered 200 by something else (a captive portal, a proxy), then by the service
+    b = browser_stack
+    asked: list[Any] = []
+
+    def answer(route: Any) -> None:
+        asked.append(route.request)
+        file_id = route.request.url.split("?")[0].rsplit("/", 1)[-1]
+        body = first if len(asked) == 1 else json.dumps({"fileId": file_id, "status": "processing", "tasks": []})
+        headers = {"Content-Type": "text/html", "ETag": '"e1"', "Access-Control-Allow-Origin": "*"}
+        route.fulfill(status=200, body=body, headers=headers)
+
+    b.page.route(f"{b.stack.gateway_url}/uploads/**", answer)
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "clip.mp4", 100 * 1024))
+    b.page.click("#start")
+    # THEN the page asks again, as after an outage, and shows the status
+    _until(b, lambda: b.page.inner_text("#processing") == "Processing…", b.page.inner_text("#processing"))
+    assert len(asked) >= 2
+
+
 def test_another_users_link_after_an_upload_stops_following_it(browser_stack: BrowserStack, tmp_path: Path) -> None:
     # GIVEN page-user's upload done, its task flow followed (still processing)
     b = browser_stack

@@ -665,7 +665,9 @@
       try {
         // First ask at once; then long-poll for a change of what was seen (?wait with If-None-Match).
         response = await api(etag ? `${url}?wait=20` : url, { headers: etag ? { "If-None-Match": etag } : {} });
-        if (response.ok) upload = await response.json();
+        // Not the service's answer (a captive portal's page, a proxy's): as a service unavailable, asked again
+        if (response.ok) upload = await response.json().catch(() => null);
+        if (!upload || typeof upload !== "object" || !Array.isArray(upload.tasks)) upload = null;
       } catch (error) {
         if (mine !== following) return;
         if (error.status !== 0) {
