@@ -104,10 +104,8 @@ def _cut(text: str | None) -> str | None:
     return text[:MAX_TEXT] if text is not None else None
 
 
-def upload_view(
-    upload: UploadRecord, tasks: Iterable[TaskRecord], *, task_events: bool, room: int = ANSWER_BYTES
-) -> dict[str, Any]:
-    """The upload as the API shows it, within `room` bytes as SCF carries it: the tasks that fit, in order, and
+def upload_view(upload: UploadRecord, tasks: Iterable[TaskRecord], *, task_events: bool) -> dict[str, Any]:
+    """The upload as the API shows it, within ANSWER_BYTES as SCF carries it: the tasks that fit, in order, and
     `"truncated": true` when some do not (thousands of tasks). A task's view is made only while there is room
     for it, and each record let go before the next is read: memory does not grow with the upload's tasks."""
     # OriginalFiles: the uploaded media is gone, and the cover uploaded with it (DeleteMedia's MediaDeleteItem).
@@ -115,7 +113,7 @@ def upload_view(
     original_gone = upload.deleted or any(p.type == "OriginalFiles" for p in upload.deleted_parts)
     view: dict[str, Any] = {
         "fileId": upload.file_id,
-        "status": upload.status,  # for its room; set below, once every task is known
+        "status": upload.status,  # its place in the answer; its value is set below, once every task is known
         "name": _cut(upload.name),
         "mediaUrl": None if original_gone else _cut(upload.media_url),
         "coverUrl": None if original_gone else _cut(upload.cover_url),
@@ -123,7 +121,7 @@ def upload_view(
         "updatedAt": _iso(upload.last_event_at),
         "tasks": [],
     }
-    room -= carried_size({**view, "status": "processing", "truncated": True})
+    room = ANSWER_BYTES - carried_size({**view, "status": "processing", "truncated": True})
     task_ids = set()
     for task in tasks:
         task_ids.add(task.task_id)
