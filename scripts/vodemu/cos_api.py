@@ -421,7 +421,7 @@ class _CosApp:
         _add(root, "Bucket", call.bucket)
         _add(root, "Key", call.key)
         _add(root, "ETag", info.etag)
-        return _xml_response(root)
+        return _xml_response(root, headers=_crc64_header(info.crc64))
 
     def _abort_multipart_upload(self, call: _Call) -> Response:
         self._store.abort_upload(call.bucket, call.key, call.query["uploadId"])
@@ -629,9 +629,9 @@ def _iso8601(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def _xml_response(root: ET.Element, status: int = 200) -> Response:
+def _xml_response(root: ET.Element, status: int = 200, headers: Sequence[tuple[str, str]] = ()) -> Response:
     body = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return Response(body, status=status, headers=[("Content-Type", "application/xml")])
+    return Response(body, status=status, headers=[("Content-Type", "application/xml"), *headers])
 
 
 def _empty_response(status: int, headers: list[tuple[str, str]]) -> Response:
@@ -651,9 +651,8 @@ def _object_headers(info: ObjectInfo, content_length: int) -> list[tuple[str, st
 
 
 def _crc64_header(crc64: int | None) -> list[tuple[str, str]]:
-    """COS reports the CRC64 of what it stored for clients to check against their own ("CRC64 Check",
-    https://www.tencentcloud.com/document/product/436/43320). It also gives one for an object completed from
-    parts, combining theirs; the emulator does not (a client checking each part has checked it)."""
+    """COS reports the CRC64 of what it stored, a part, a PUT object or one completed from parts, for clients to
+    check against their own ("CRC64 Check", https://www.tencentcloud.com/document/product/436/43320)."""
     return [] if crc64 is None else [("x-cos-hash-crc64ecma", str(crc64))]
 
 

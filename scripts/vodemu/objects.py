@@ -120,7 +120,7 @@ class ObjectInfo:
     etag: str  # quoted, exactly as sent in the ETag header
     content_type: str
     last_modified: float  # Unix seconds
-    crc64: int | None = None  # CRC-64/XZ (COS's "crc64ecma") of an object PUT whole; None once assembled from parts
+    crc64: int | None = None  # CRC-64/XZ (COS's "crc64ecma") of the object; None in objects stored before it was kept
 
 
 @dataclass(frozen=True)
@@ -154,6 +154,16 @@ class _Received:
     size: int
     md5: bytes
     crc64: int
+
+
+def _crc64_of(path: Path, size: int) -> int:
+    """CRC-64/XZ of a file's first `size` bytes."""
+    crc64 = 0
+    with open(path, "rb", buffering=0) as source:
+        while size > 0 and (chunk := source.read(min(size, 1 << 20))):
+            crc64 = crc64_xz(chunk, crc64)
+            size -= len(chunk)
+    return crc64
 
 
 def is_valid_bucket(bucket: str) -> bool:
@@ -607,13 +617,15 @@ class ObjectStore:
         upload_dir = self._upload_dir(upload.bucket, upload.upload_id)
         source = upload_dir / _SHARED_DATA if in_place else self._assemble(upload.bucket, upload_dir, parts)
         try:
+            size = sum(part.info.size for part in parts)
             info = ObjectInfo(
                 upload.bucket,
                 upload.key,
-                sum(part.info.size for part in parts),
+                size,
                 multipart_etag([part.info for part in parts]),
                 upload.content_type,
                 self._clock(),
+                _crc64_of(source, size),  # COS reports it for an object completed from parts too
             )
             with self._lock:
                 self._check_writable(upload.bucket, upload.key)  # sealed while the parts were assembled?
