@@ -299,10 +299,14 @@ class Console:
         if final:
             for sent in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(sent, signal.SIG_IGN)
-        if self.json_output:
-            print(json_line(payload), flush=True)
-        elif text:
-            print(text, flush=True)
+        try:
+            if self.json_output:
+                print(json_line(payload), flush=True)
+            elif text:
+                print(text, flush=True)
+        except OSError:  # stdout gone (its reader left: `| head`): the outcome stands, and the exit status says it
+            with open(os.devnull, "wb") as devnull:  # what is left in the buffer goes nowhere at exit, quietly
+                os.dup2(devnull.fileno(), sys.stdout.fileno())
 
 
 def wait(task: UploadTask) -> UploadState:

@@ -172,10 +172,13 @@ class SavedSessions:
         window = self._up.options.resume_window
         age = self._up._clock() - saved.created_at
         if age >= window:
+            # Not aborted: VOD no longer gives credentials for a session that old, and only those may delete
+            left = any(obj.upload_id for obj in saved.objects)
             self._notify(
                 NoticeKind.CHECKPOINT_EXPIRED,
                 f"the saved upload is {age / 3600:.1f} hours old, past VOD's {window / 3600:.0f}-hour "
-                "resume window; starting over",
+                "resume window; starting over"
+                + (" (its uploaded parts stay in VOD's storage until VOD removes them)" if left else ""),
             )
             self.finished(saved)
             return None

@@ -342,6 +342,27 @@ def test_an_interrupt_after_the_result_line_keeps_its_exit_status(
     assert (code, json.loads(line)["status"]) == (0, "done") and "Traceback" not in stderr, stderr
 
 
+@pytest.mark.parametrize("flags", [("--json",), ()], ids=["json", "text"])
+def test_a_result_line_nobody_reads_keeps_the_exit_status(stack: Stack, tmp_path: Path, flags: tuple[str, ...]) -> None:
+    # GIVEN a run whose stdout's reader has gone (`vod-upload … | true`)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            stack.cli_args(write_file(tmp_path / "unread.mp4", MIB), *flags),
+            env=stack.cli_env(),
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    # THEN the upload done is still exit 0 (a script that retries on failure would upload it again)
+    assert (proc.returncode, "Traceback" in proc.stderr) == (0, False), proc.stderr
+
+
 def test_ctrl_c_during_a_cancel_keeps_the_saved_upload(start_stack: Callable[..., Stack], tmp_path: Path) -> None:
     stack = start_stack()
     video = write_file(tmp_path / "outtake.mp4", 5 * MIB)

@@ -423,6 +423,7 @@ def test_a_saved_upload_that_cannot_continue_starts_over(
     result = stack.uploader(clock=clock).upload(video, on_notice=heard.append).run()
 
     assert [n.kind for n in heard] == notices
+    assert ("parts stay in VOD's storage" in heard[0].message) is old_upload_left  # said when they do
     assert stack.served(result.video_url or "") == video.read_bytes()
     assert stack.emulator.store.bytes_received - before == video.stat().st_size  # all of it, again
     asked = ["ApplyUploadUGC (resume)"] if asks_vod else []
