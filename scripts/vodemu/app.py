@@ -115,7 +115,13 @@ class Emulator:
     # -- events ----------------------------------------------------------------------------------
 
     def configure_events(
-        self, *, mode: str = PUSH, notification_url: str = "", sign_key: str = "", upload_switch: str = "ON"
+        self,
+        *,
+        mode: str = PUSH,
+        notification_url: str = "",
+        sign_key: str = "",
+        upload_switch: str = "ON",
+        delete_switch: str = "ON",
     ) -> None:
         """What ModifyEventConfig does (with the same checks), for launchers and tests that want events
         from the start; raises delivery.EventConfigError (a ValueError) for a value it would refuse."""
@@ -125,6 +131,7 @@ class Emulator:
             notification_url=notification_url,
             sign_key=sign_key,
             upload_switch=upload_switch,
+            delete_switch=delete_switch,
         )
         self.state.put_event_config(config)
         self.signal.notify()

@@ -166,7 +166,8 @@ def _describe(emulator: Emulator, secret_id: str, sub_app_id: int | None) -> Non
         f"  COS             CosConfig(IP='{host}', Port={emulator.port}, Scheme='http', Region=<storageRegionV5>, ...)"
     )
     print(f"  media           {base}/vod-media/<bucket>/<key>  (MediaUrl/CoverUrl of committed files)")
-    print(f"  events          {events}, upload events {config.upload_switch}  (change with ModifyEventConfig)")
+    switches = f"upload events {config.upload_switch}, delete events {config.delete_switch}"
+    print(f"  events          {events}, {switches}  (change with ModifyEventConfig)")
     print("Ctrl-C to stop.", flush=True)
 
 

@@ -19,9 +19,9 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from vodemu import tc3
-from vodemu.cloud_params import ACTION_PARAMS, CloudApiError, Params, upload_options
+from vodemu.cloud_params import ACTION_PARAMS, CloudApiError, Params, delete_parts, upload_options
 from vodemu.delivery import EventConfigError, EventSignal, PullSettings, pull_events, updated_event_config
-from vodemu.events import as_pulled, iso_time, media_basic_info, meta_data, procedure_task
+from vodemu.events import as_pulled, delete_events, iso_time, media_basic_info, meta_data, procedure_task
 from vodemu.settings import API_VERSION, SERVICE, EmulatorSettings
 from vodemu.state import EmulatorState
 from vodemu.uploads import NewFile, UploadError, UploadErrorKind, UploadService
@@ -126,6 +126,7 @@ class CloudApi:
             "CommitUpload": self._commit_upload,
             "DescribeMediaInfos": self._describe_media_infos,
             "DescribeTaskDetail": self._describe_task_detail,
+            "DeleteMedia": self._delete_media,
         }
 
     @staticmethod
@@ -287,6 +288,18 @@ class CloudApi:
                 info["MetaData"] = meta_data(media)
             infos.append(info)
         return {"MediaInfoSet": infos, "NotExistFileIdSet": missing}
+
+    def _delete_media(self, params: Params) -> dict[str, Any]:
+        """The whole file (no DeleteParts): no longer listed, nor its media served; some parts: the file stays
+        (the emulator holds no transcodes). FileDeleted follows, as the event configuration says."""
+        file_id = params.text("FileId", required=True) or ""
+        parts = delete_parts(params)
+        events = delete_events(file_id, parts, self.state.get_event_config())
+        if not self.state.delete_media(file_id, events, self.clock(), whole=not parts):
+            raise CloudApiError("ResourceNotFound.FileNotExist", f"file {file_id!r} does not exist")
+        if events:
+            self.signal.notify()
+        return {}
 
     def _describe_task_detail(self, params: Params) -> dict[str, Any]:
         task_id = params.text("TaskId", required=True)

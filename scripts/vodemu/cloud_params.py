@@ -23,7 +23,7 @@ class CloudApiError(Exception):
 
 
 # Accepted parameters per action with their JSON types, as in the installed SDK's request models.
-_STR, _INT, _LIST = "String", "Integer", "Array of String"
+_STR, _INT, _LIST, _OBJECTS = "String", "Integer", "Array of String", "Array of Object"
 ACTION_PARAMS: dict[str, dict[str, str]] = {
     "ModifyEventConfig": {
         "SubAppId": _INT,
@@ -54,6 +54,7 @@ ACTION_PARAMS: dict[str, dict[str, str]] = {
     "CommitUpload": {"SubAppId": _INT, "VodSessionKey": _STR},
     "DescribeMediaInfos": {"SubAppId": _INT, "FileIds": _LIST, "Filters": _LIST},
     "DescribeTaskDetail": {"SubAppId": _INT, "TaskId": _STR},
+    "DeleteMedia": {"SubAppId": _INT, "FileId": _STR, "DeleteParts": _OBJECTS},
 }
 
 
@@ -62,6 +63,8 @@ def _type_ok(value: object, kind: str) -> bool:
         return type(value) is int
     if kind == _LIST:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == _OBJECTS:
+        return isinstance(value, list) and all(isinstance(v, dict) for v in value)
     return isinstance(value, str)
 
 
@@ -96,6 +99,45 @@ class Params:
                 raise CloudApiError("MissingParameter", f"The request is missing a required parameter `{name}`")
             return []
         return list(value)
+
+    def objects(self, name: str) -> list[dict[str, Any]]:
+        return list(self._values.get(name) or [])
+
+
+# MediaDeleteItem.Type's values (the SDK's model of DeleteMedia's DeleteParts)
+DELETE_PART_TYPES = frozenset(
+    [
+        "OriginalFiles",
+        "TranscodeFiles",
+        "AdaptiveDynamicStreamingFiles",
+        "WechatPublishFiles",
+        "WechatMiniProgramPublishFiles",
+        "MpsAiMediaAiAnalysisFiles",
+        "MpsAiMediaSmartEraseFiles",
+        "MpsAiMediaSmartSubtitleFiles",
+    ]
+)
+
+
+def delete_parts(params: Params) -> list[dict[str, Any]]:
+    """DeleteMedia's DeleteParts as VOD reports them: each {Type, Definition} (0, the default: every one of
+    the type); a Type is required, and one of VOD's."""
+    parts = []
+    for n, item in enumerate(params.objects("DeleteParts"), start=1):
+        unknown = set(item) - {"Type", "Definition"}
+        if unknown:
+            raise CloudApiError(
+                "UnknownParameter", f"The parameter `DeleteParts.{n}.{sorted(unknown)[0]}` is not recognized"
+            )
+        kind, definition = item.get("Type"), item.get("Definition")
+        if kind not in DELETE_PART_TYPES:
+            raise CloudApiError(
+                "InvalidParameterValue", f"DeleteParts.{n}.Type: one of {', '.join(sorted(DELETE_PART_TYPES))}"
+            )
+        if definition is not None and (type(definition) is not int or definition < 0):
+            raise CloudApiError("InvalidParameterValue", f"DeleteParts.{n}.Definition: a template number, 0 for all")
+        parts.append({"Type": kind, "Definition": definition or 0})
+    return parts
 
 
 def upload_options(params: Params, default_region: str) -> UploadOptions:

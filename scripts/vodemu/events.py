@@ -199,14 +199,33 @@ def upload_events(media: MediaFile, config: EventConfig, url_for: UrlFor) -> lis
     """The (delivery mode, event) pairs a committed upload produces under `config`.
 
     UploadMediaCompleteEventSwitch gates NewFileUpload only; procedure state changes are always sent.
-    PUSH without a NotificationUrl has nowhere to go, so nothing is queued (as VOD: nothing is sent).
     """
+    events = [new_file_upload(media, url_for)] if config.upload_switch == "ON" else []
+    events.extend(procedure_state_changed(media, s, url_for) for s in procedure_statuses(media.options))
+    return _delivered(events, config)
+
+
+def file_deleted(file_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """FileDeleted for DeleteMedia of `parts` of a file (none: the whole of it). The page's example gives the
+    parts deleted; how VOD lists a whole file's delete is not published: here, with no parts."""
+    return {
+        "EventType": "FileDeleted",
+        "FileDeleteEvent": {
+            "FileIdSet": [file_id],
+            "FileDeleteResultInfo": [{"FileId": file_id, "DeleteParts": parts}],
+        },
+    }
+
+
+def delete_events(file_id: str, parts: list[dict[str, Any]], config: EventConfig) -> list[tuple[str, dict[str, Any]]]:
+    """What DeleteMedia produces under `config`: FileDeleted, if DeleteMediaCompleteEventSwitch is ON."""
+    return _delivered([file_deleted(file_id, parts)] if config.delete_switch == "ON" else [], config)
+
+
+def _delivered(events: list[dict[str, Any]], config: EventConfig) -> list[tuple[str, dict[str, Any]]]:
+    # PUSH without a NotificationUrl has nowhere to go, so nothing is queued (as VOD: nothing is sent).
     if config.mode == PUSH and not config.notification_url:
         return []
-    events = []
-    if config.upload_switch == "ON":
-        events.append(new_file_upload(media, url_for))
-    events.extend(procedure_state_changed(media, s, url_for) for s in procedure_statuses(media.options))
     delivery = PULL if config.mode == PULL else PUSH
     return [(delivery, event) for event in events]
 
@@ -277,7 +296,10 @@ _PULLED: Shape = {
             ),
         },
     ),
-    "FileDeleteEvent": (_names("FileIdSet FileDeleteResultInfo"), {}),
+    "FileDeleteEvent": (
+        _names("FileIdSet FileDeleteResultInfo"),
+        {"FileDeleteResultInfo": (_names("FileId DeleteParts"), {"DeleteParts": (_names("Type Definition"), {})})},
+    ),
 }
 
 

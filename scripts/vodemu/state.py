@@ -244,6 +244,19 @@ class EmulatorState:
             _queue(db, events, now)
             return media.file_id
 
+    def delete_media(
+        self, file_id: str, events: Sequence[tuple[str, dict[str, Any]]], now: float, *, whole: bool
+    ) -> bool:
+        """DeleteMedia: the file gone (`whole`; else only some of its parts, which the emulator does not hold)
+        and its events queued, at once; False if there is no such file."""
+        with self._transaction() as db:
+            if db.execute("SELECT 1 FROM media WHERE file_id = ?", (file_id,)).fetchone() is None:
+                return False
+            if whole:
+                db.execute("DELETE FROM media WHERE file_id = ?", (file_id,))
+            _queue(db, events, now)
+            return True
+
     def queue_events(self, events: Sequence[tuple[str, dict[str, Any]]], now: float) -> None:
         """Queue events of the app's own making (a task's, say: the emulator runs none), each (delivery, body)."""
         with self._transaction() as db:

@@ -116,6 +116,23 @@ class VodStack:
             "CommitUploadUGC", {"signature": self._signature(token), "vodSessionKey": applied["vodSessionKey"]}
         )
 
+    def delete(self, file_id: str, *parts: tuple[str, int]) -> None:
+        """DeleteMedia as an app's back office calls it (the tencentcloud SDK): the whole file, or only `parts`,
+        each (Type, Definition), e.g. ("TranscodeFiles", 0). The emulator then sends FileDeleted, as VOD does
+        with its DeleteMediaCompleteEventSwitch on (the stack turns it on)."""
+        from tencentcloud.common.credential import Credential
+        from tencentcloud.common.profile.client_profile import ClientProfile
+        from tencentcloud.common.profile.http_profile import HttpProfile
+        from tencentcloud.vod.v20180717 import models, vod_client
+
+        settings = self.settings
+        profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=urlsplit(self.emulator_url).netloc))
+        credential = Credential(settings["TENCENTCLOUD_SECRET_ID"], settings["TENCENTCLOUD_SECRET_KEY"])
+        request = models.DeleteMediaRequest()
+        request.FileId, request.SubAppId = file_id, int(settings["VOD_SUB_APP_ID"])
+        request.DeleteParts = [{"Type": kind, "Definition": definition} for kind, definition in parts] or None
+        vod_client.VodClient(credential, "", profile).DeleteMedia(request)
+
     def record(self, file_id: str, timeout: float = 30) -> UploadRecord:
         """The store's record of an upload, once the callback has it and has run its after-commit hook
         (AFTER_COMMIT_HOOK) for each of its events stored so far: the hook runs after the commit."""

@@ -113,6 +113,13 @@ def test_a_stack_that_confirms_every_push_records_uploads_and_task_flows(
     [task] = _settled_tasks(stack, committed["fileId"])
     assert (task.task_id, task.outcome) == (record.procedure_task_id, "finished")
     assert [r.urls for r in task.results] == [(committed["video"]["url"],)]
+    # AND a delete made in VOD is confirmed by it (its FileDeleted, pushed by the emulator): the file is no longer
+    # listed, so the delete is recorded
+    stack.delete(committed["fileId"])
+    deadline = time.monotonic() + 30
+    while not (gone := stack.store.upload(committed["fileId"])) or not gone.deleted:
+        assert time.monotonic() < deadline, "the FileDeleted VOD sent was not recorded"
+        time.sleep(0.05)
 
 
 ROLE = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")

@@ -258,3 +258,51 @@ def test_the_kits_stack_says_why_the_sign_function_refused(
     with pytest.raises(RuntimeError) as refused:
         vod_stack.upload(sample_video(tmp_path / "v.mp4", size=1000), user="ann", **choices)
     assert f"the sign function refused {said}" in str(refused.value)
+
+
+# A file deleted in VOD (DeleteMedia, here through the SDK as a back office calls it) reaches the record as VOD's
+# FileDeleted event: the whole file, or only some of its parts (the media stays).
+DELETES = [((), True, []), ((("TranscodeFiles", 0),), False, [("TranscodeFiles", 0)])]
+DELETE_IDS = ["whole-file", "transcodes"]
+
+
+def _until_deleted(stack: VodStack, file_id: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not ((record := stack.store.upload(file_id)) and (record.deleted or record.deleted_parts)):
+        assert time.monotonic() < deadline, f"no FileDeleted recorded for {file_id} after {timeout} s"
+        time.sleep(0.05)
+    return record
+
+
+@pytest.mark.parametrize(("parts", "deleted", "deleted_parts"), DELETES, ids=DELETE_IDS)
+def test_a_file_deleted_in_vod_is_recorded_from_its_pushed_event(
+    vod_stack: VodStack, tmp_path: Path, parts: tuple[tuple[str, int], ...], deleted: bool, deleted_parts: list[Any]
+) -> None:
+    committed = vod_stack.upload(sample_video(tmp_path / "gone.mp4", size=100_000), user="gus")
+    vod_stack.record(committed["fileId"])
+    vod_stack.delete(committed["fileId"], *parts)
+    record = _until_deleted(vod_stack, committed["fileId"])
+    assert (record.user_id, record.deleted, [(p.type, p.definition) for p in record.deleted_parts]) == (
+        "gus",
+        deleted,
+        deleted_parts,
+    )
+    assert [e["event_type"] for e in uploads_show(committed["fileId"])["events"]] == ["NewFileUpload", "FileDeleted"]
+
+
+@pytest.mark.parametrize(("parts", "deleted", "deleted_parts"), DELETES, ids=DELETE_IDS)
+def test_a_file_deleted_in_vod_is_recorded_from_its_pulled_event(
+    pull_stack: tuple[VodStack, OffsetClock],
+    tmp_path: Path,
+    parts: tuple[tuple[str, int], ...],
+    deleted: bool,
+    deleted_parts: list[Any],
+) -> None:
+    stack, _ = pull_stack
+    committed = stack.upload(sample_video(tmp_path / "gone.mp4", size=100_000), user="hal")
+    stack.delete(committed["fileId"], *parts)
+    report = _drain_now(stack, _queue(stack))
+    assert (report.pulled, report.recorded, report.confirmed) == (2, 2, 2)
+    record = stack.store.upload(committed["fileId"])
+    assert record is not None and record.user_id == "hal"
+    assert (record.deleted, [(p.type, p.definition) for p in record.deleted_parts]) == (deleted, deleted_parts)

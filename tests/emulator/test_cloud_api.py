@@ -281,7 +281,7 @@ def test_parse_authorization():
 
 def test_unknown_action_parameter_and_version(emulator: Emulator):
     client = vod(emulator)
-    assert _error(lambda: client.call_json("DeleteMedia", {"FileId": "1"})).code == "InvalidAction"
+    assert _error(lambda: client.call_json("SearchMedia", {})).code == "InvalidAction"
     unknown = _error(lambda: client.call_json("DescribeEventConfig", {"Colour": "blue"}))
     assert (unknown.code, "Colour" in unknown.message) == ("UnknownParameter", True)
     assert _error(lambda: client.call_json("DescribeEventConfig", {"SubAppId": "x"})).code == "InvalidParameter"
@@ -419,6 +419,70 @@ def test_describe_task_detail_answers_the_procedure_its_events_report(emulator: 
     )
 
 
+# -- DeleteMedia -----------------------------------------------------------------------------------
+
+_PART = {"Type": "TranscodeFiles", "Definition": 100010}
+
+
+@pytest.mark.parametrize(
+    ("parts", "reported", "listed"),
+    [
+        (None, [], False),  # the whole file (DeleteParts' default): no longer listed nor served
+        ([{"Type": "TranscodeFiles"}], [{"Type": "TranscodeFiles", "Definition": 0}], True),  # 0: all of the type
+        (
+            [_PART, {"Type": "WechatPublishFiles", "Definition": 0}],
+            [_PART, {"Type": "WechatPublishFiles", "Definition": 0}],
+            True,
+        ),
+    ],
+    ids=["whole", "all-transcodes", "two-parts"],
+)
+def test_delete_media_is_reported_as_filedeleted(
+    emulator: Emulator, parts: list[dict[str, Any]] | None, reported: list[dict[str, Any]], listed: bool
+):
+    client = vod(emulator)
+    client.ModifyEventConfig(
+        cloud_request(models.ModifyEventConfigRequest, Mode="PULL", DeleteMediaCompleteEventSwitch="ON")
+    )
+    committed = _server_upload(emulator, b"abc")
+    client.DeleteMedia(cloud_request(models.DeleteMediaRequest, FileId=committed.FileId, DeleteParts=parts))
+    # The SDK's own model of the event: one file, with the parts deleted
+    [event] = _pull(emulator)
+    assert (event.EventType, event.FileDeleteEvent.FileIdSet) == ("FileDeleted", [committed.FileId])
+    [result] = event.FileDeleteEvent.FileDeleteResultInfo
+    assert result.FileId == committed.FileId
+    assert [json.loads(part.to_json_string()) for part in result.DeleteParts] == reported
+    infos = client.DescribeMediaInfos(cloud_request(models.DescribeMediaInfosRequest, FileIds=[committed.FileId]))
+    assert infos.NotExistFileIdSet == ([] if listed else [committed.FileId])
+    assert requests.get(committed.MediaUrl, timeout=10).status_code == (200 if listed else 404)
+
+
+@pytest.mark.parametrize(
+    ("parts", "code"),
+    [
+        ([{"Type": "Transcodes"}], "InvalidParameterValue"),
+        ([{"Definition": 10}], "InvalidParameterValue"),  # a Type is required
+        ([{"Type": "TranscodeFiles", "Definition": -1}], "InvalidParameterValue"),
+        ([{"Type": "TranscodeFiles", "Name": "x"}], "UnknownParameter"),
+    ],
+)
+def test_delete_media_refuses_parts_vod_does_not_have(emulator: Emulator, parts: list[dict[str, Any]], code: str):
+    committed = _server_upload(emulator, b"abc")
+    request = cloud_request(models.DeleteMediaRequest, FileId=committed.FileId, DeleteParts=parts)
+    assert _error(lambda: vod(emulator).DeleteMedia(request)).code == code
+
+
+def test_delete_media_with_its_event_switch_off_sends_nothing(emulator: Emulator):
+    client = vod(emulator)
+    client.ModifyEventConfig(cloud_request(models.ModifyEventConfigRequest, Mode="PULL"))  # the switch is OFF
+    committed = _server_upload(emulator, b"abc")
+    client.DeleteMedia(cloud_request(models.DeleteMediaRequest, FileId=committed.FileId))
+    assert _pull(emulator) == []
+    again = cloud_request(models.DeleteMediaRequest, FileId=committed.FileId)  # gone already
+    assert _error(lambda: client.DeleteMedia(again)).code == "ResourceNotFound.FileNotExist"
+    assert _error(lambda: client.DeleteMedia(cloud_request(models.DeleteMediaRequest))).code == "MissingParameter"
+
+
 # -- reliable callback (PULL) --------------------------------------------------------------------
 
 
@@ -510,6 +574,25 @@ def test_pulled_events_carry_every_field_null_when_absent_as_vods_api_answers(em
             item = item[step]
         assert set(item) == _sdk_fields(model), path
     assert finish["FileUploadEvent"] is None and finish["ProcedureStateChangeEvent"]["Operator"] is None
+
+
+def test_a_pulled_filedeleted_carries_every_field_null_when_absent(emulator: Emulator):
+    client = vod(emulator)
+    client.ModifyEventConfig(
+        cloud_request(models.ModifyEventConfigRequest, Mode="PULL", DeleteMediaCompleteEventSwitch="ON")
+    )
+    committed = _server_upload(emulator, b"abc")
+    client.DeleteMedia(cloud_request(models.DeleteMediaRequest, FileId=committed.FileId, DeleteParts=[_PART]))
+    [event] = json.loads(client.call("PullEvents", {"SubAppId": SUB_APP_ID}))["Response"]["EventSet"]
+    deleted = event["FileDeleteEvent"]
+    for item, model in [
+        (event, models.EventContent),
+        (deleted, models.FileDeleteTask),
+        (deleted["FileDeleteResultInfo"][0], models.FileDeleteResultItem),
+        (deleted["FileDeleteResultInfo"][0]["DeleteParts"][0], models.MediaDeleteItem),
+    ]:
+        assert set(item) == _sdk_fields(model), model
+    assert event["FileUploadEvent"] is None
 
 
 def test_pull_returns_at_most_16_events(emulator: Emulator, clock: FrozenClock):
