@@ -141,6 +141,17 @@ def vouched_task(payload: Mapping[str, Any], task: Mapping[str, Any]) -> dict[st
     return {**copy.deepcopy(dict(payload)), "ProcedureStateChangeEvent": copy.deepcopy(dict(task))}
 
 
+def vouched_delete(payload: Mapping[str, Any], gone: Sequence[str]) -> dict[str, Any]:
+    """The FileDeleted with the files VOD no longer has (`gone`) deleted whole, whatever parts the body lists
+    for them (how VOD lists a whole file's delete is not published)."""
+    body = copy.deepcopy(dict(payload["FileDeleteEvent"]))
+    results = body.get("FileDeleteResultInfo")
+    if isinstance(results, list):
+        body["FileDeleteResultInfo"] = [r for r in results if not (isinstance(r, dict) and r.get("FileId") in gone)]
+    body["FileIdSet"] = list(dict.fromkeys([*(body.get("FileIdSet") or []), *gone]))
+    return {**copy.deepcopy(dict(payload)), "FileDeleteEvent": body}
+
+
 def _readable(vouched: Mapping[str, Any], action: str) -> VodEvent:
     """The event as VOD's answer has it. An answer of a shape VOD does not document is VOD's fault, not the
     body's: a 503 (delivered again), never a 400 that blames the delivery, nor a crash."""
@@ -212,4 +223,8 @@ def confirmed(payload: Mapping[str, Any], lookup: MediaLookup, keys: Sequence[st
         listed = [f for f in event.file_ids if f not in missing and not event.parts_for(f)]
         if listed:
             raise VodUnavailable(f"VOD still lists {len(listed)} of the {len(event.file_ids)} deleted file(s)")
+        # A file VOD no longer has is deleted whole, as VOD says, whatever parts the body lists for it.
+        gone = [f for f in event.file_ids if f in missing and event.parts_for(f)]
+        if gone:
+            return Vouched(vouched_delete(payload, gone), None)
     return Vouched(payload, None)

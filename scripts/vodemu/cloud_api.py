@@ -290,12 +290,14 @@ class CloudApi:
         return {"MediaInfoSet": infos, "NotExistFileIdSet": missing}
 
     def _delete_media(self, params: Params) -> dict[str, Any]:
-        """The whole file (no DeleteParts): no longer listed, nor its media served; some parts: the file stays
-        (the emulator holds no transcodes). FileDeleted follows, as the event configuration says."""
+        """The whole file (no DeleteParts): no longer listed, nor its media served; some parts: the file stays,
+        its original and the cover uploaded with it no longer served if OriginalFiles is one (the emulator
+        holds no other part). FileDeleted follows, as the event configuration says."""
         file_id = params.text("FileId", required=True) or ""
         parts = delete_parts(params)
         events = delete_events(file_id, parts, self.state.get_event_config())
-        if not self.state.delete_media(file_id, events, self.clock(), whole=not parts):
+        original = any(part["Type"] == "OriginalFiles" for part in parts)
+        if not self.state.delete_media(file_id, events, self.clock(), whole=not parts, original=original):
             raise CloudApiError("ResourceNotFound.FileNotExist", f"file {file_id!r} does not exist")
         if events:
             self.signal.notify()

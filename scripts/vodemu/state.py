@@ -114,6 +114,9 @@ class MediaFile:
     updated_at: float
     cover_key: str | None = None
     procedure_task_id: str | None = None
+    # DeleteMedia: of the whole file (no longer listed), or of its original (and the cover uploaded with it)
+    deleted_at: float | None = None
+    original_deleted_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -245,15 +248,19 @@ class EmulatorState:
             return media.file_id
 
     def delete_media(
-        self, file_id: str, events: Sequence[tuple[str, dict[str, Any]]], now: float, *, whole: bool
+        self, file_id: str, events: Sequence[tuple[str, dict[str, Any]]], now: float, *, whole: bool, original: bool
     ) -> bool:
-        """DeleteMedia: the file gone (`whole`; else only some of its parts, which the emulator does not hold)
-        and its events queued, at once; False if there is no such file."""
+        """DeleteMedia of the `whole` file, or of some parts (the `original` among them, or others the emulator
+        does not hold), its events queued at once; False if VOD lists no such file. A deleted file's task is
+        still described (DescribeTaskDetail answers for 3 days, whatever became of the file)."""
         with self._transaction() as db:
-            if db.execute("SELECT 1 FROM media WHERE file_id = ?", (file_id,)).fetchone() is None:
+            row = db.execute("SELECT record FROM media WHERE file_id = ?", (file_id,)).fetchone()
+            media = None if row is None else _media_from(json.loads(row[0]))
+            if media is None or media.deleted_at is not None:
                 return False
-            if whole:
-                db.execute("DELETE FROM media WHERE file_id = ?", (file_id,))
+            if whole or original:
+                gone = replace(media, deleted_at=now) if whole else replace(media, original_deleted_at=now)
+                db.execute("UPDATE media SET record = ? WHERE file_id = ?", (json.dumps(asdict(gone)), file_id))
             _queue(db, events, now)
             return True
 
@@ -265,9 +272,11 @@ class EmulatorState:
     # -- media ---------------------------------------------------------------------------------
 
     def get_media(self, file_id: str) -> MediaFile | None:
+        """A file VOD lists (not one deleted whole)."""
         with self._lock:
             row = self._db.execute("SELECT record FROM media WHERE file_id = ?", (file_id,)).fetchone()
-        return None if row is None else _media_from(json.loads(row[0]))
+        media = None if row is None else _media_from(json.loads(row[0]))
+        return media if media is not None and media.deleted_at is None else None
 
     def media_of_task(self, task_id: str) -> MediaFile | None:
         """The file whose procedure task this is (a scan: the emulator holds few files)."""
@@ -285,7 +294,9 @@ class EmulatorState:
         """Whether an object is a committed file's media or current cover (what the media route may serve)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT 1 FROM media WHERE bucket = ? AND (media_key = ? OR cover_key = ?) LIMIT 1",
+                "SELECT 1 FROM media WHERE bucket = ? AND (media_key = ? OR cover_key = ?)"
+                " AND json_extract(record, '$.deleted_at') IS NULL"
+                " AND json_extract(record, '$.original_deleted_at') IS NULL LIMIT 1",
                 (bucket, key, key),
             ).fetchone()
         return row is not None

@@ -231,7 +231,7 @@ class UploadService:
 
     def _repeated(self, session: UploadSession, file_id: str) -> Committed:
         media = self._state.get_media(file_id)
-        if media is None:  # only if the state file was edited by hand
+        if media is None:  # deleted since (DeleteMedia), or the state file edited by hand
             raise UploadError(UploadErrorKind.FILE_NOT_FOUND, f"fileId {file_id} no longer exists")
         return Committed(media, replace(session, file_id=file_id), first=False)
 

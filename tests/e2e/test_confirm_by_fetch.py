@@ -301,8 +301,18 @@ def test_an_upload_event_that_comes_before_vod_lists_its_file_is_recorded_when_i
         # The whole of a file VOD still lists (a lie, or VOD's API not caught up yet): nothing is recorded and
         # VOD is asked to come again, the true part of the delivery included.
         (lambda kept: {"FileIdSet": [kept, "424242"]}, 503, [], None),
+        # Some parts of a file VOD no longer has: deleted whole, as VOD says (however VOD lists a whole delete)
+        (
+            lambda kept: {
+                "FileIdSet": ["424242"],
+                "FileDeleteResultInfo": [{"FileId": "424242", "DeleteParts": [PART]}],
+            },
+            200,
+            [],
+            "deleted",
+        ),
     ],
-    ids=["gone", "some-parts", "still-listed"],
+    ids=["gone", "some-parts", "still-listed", "parts-of-a-file-gone"],
 )
 def test_a_delete_counts_as_vod_confirms_it(
     vod_stack: VodStack,

@@ -39,13 +39,17 @@ def _error(call: Callable[[], Any]) -> TencentCloudSDKException:
     return caught.value
 
 
-def _server_upload(emulator: Emulator, content: bytes, **fields: Any) -> models.CommitUploadResponse:
+def _server_upload(
+    emulator: Emulator, content: bytes, cover: bytes | None = None, **fields: Any
+) -> models.CommitUploadResponse:
     client = vod(emulator)
-    applied = client.ApplyUpload(cloud_request(models.ApplyUploadRequest, MediaType="mp4", **fields))
+    kind = {"CoverType": "jpg"} if cover is not None else {}
+    applied = client.ApplyUpload(cloud_request(models.ApplyUploadRequest, MediaType="mp4", **kind, **fields))
     cert = applied.TempCertificate
-    cos(emulator, applied.StorageRegion, cert.SecretId, cert.SecretKey, cert.Token).put_object(
-        Bucket=applied.StorageBucket, Key=applied.MediaStoragePath, Body=content
-    )
+    storage = cos(emulator, applied.StorageRegion, cert.SecretId, cert.SecretKey, cert.Token)
+    storage.put_object(Bucket=applied.StorageBucket, Key=applied.MediaStoragePath, Body=content)
+    if cover is not None:
+        storage.put_object(Bucket=applied.StorageBucket, Key=applied.CoverStoragePath, Body=cover)
     return client.CommitUpload(cloud_request(models.CommitUploadRequest, VodSessionKey=applied.VodSessionKey))
 
 
@@ -425,26 +429,30 @@ _PART = {"Type": "TranscodeFiles", "Definition": 100010}
 
 
 @pytest.mark.parametrize(
-    ("parts", "reported", "listed"),
+    ("parts", "reported", "listed", "served"),
     [
-        (None, [], False),  # the whole file (DeleteParts' default): no longer listed nor served
-        ([{"Type": "TranscodeFiles"}], [{"Type": "TranscodeFiles", "Definition": 0}], True),  # 0: all of the type
+        (None, [], False, False),  # the whole file (DeleteParts' default): no longer listed nor served
+        ([{"Type": "TranscodeFiles"}], [{"Type": "TranscodeFiles", "Definition": 0}], True, True),  # 0: all of them
         (
             [_PART, {"Type": "WechatPublishFiles", "Definition": 0}],
             [_PART, {"Type": "WechatPublishFiles", "Definition": 0}],
             True,
+            True,
         ),
+        # the original (and the cover uploaded with it): the file is still listed, its media no longer served
+        ([{"Type": "OriginalFiles"}], [{"Type": "OriginalFiles", "Definition": 0}], True, False),
     ],
-    ids=["whole", "all-transcodes", "two-parts"],
+    ids=["whole", "all-transcodes", "two-parts", "original"],
 )
 def test_delete_media_is_reported_as_filedeleted(
-    emulator: Emulator, parts: list[dict[str, Any]] | None, reported: list[dict[str, Any]], listed: bool
+    emulator: Emulator, parts: list[dict[str, Any]] | None, reported: list[dict[str, Any]], listed: bool, served: bool
 ):
     client = vod(emulator)
     client.ModifyEventConfig(
         cloud_request(models.ModifyEventConfigRequest, Mode="PULL", DeleteMediaCompleteEventSwitch="ON")
     )
-    committed = _server_upload(emulator, b"abc")
+    committed = _server_upload(emulator, b"abc", b"cover", Procedure="QCVB_SimpleProcessFile")
+    task_ids = {e.ProcedureStateChangeEvent.TaskId for e in _pull(emulator)}  # its task flow's, PROCESSING and FINISH
     client.DeleteMedia(cloud_request(models.DeleteMediaRequest, FileId=committed.FileId, DeleteParts=parts))
     # The SDK's own model of the event: one file, with the parts deleted
     [event] = _pull(emulator)
@@ -454,7 +462,12 @@ def test_delete_media_is_reported_as_filedeleted(
     assert [json.loads(part.to_json_string()) for part in result.DeleteParts] == reported
     infos = client.DescribeMediaInfos(cloud_request(models.DescribeMediaInfosRequest, FileIds=[committed.FileId]))
     assert infos.NotExistFileIdSet == ([] if listed else [committed.FileId])
-    assert requests.get(committed.MediaUrl, timeout=10).status_code == (200 if listed else 404)
+    served_urls = [url for url in (committed.MediaUrl, committed.CoverUrl) if requests.get(url, timeout=10).ok]
+    assert served_urls == ([committed.MediaUrl, committed.CoverUrl] if served else [])
+    # VOD describes a task for 3 days, whatever became of its file
+    [task_id] = task_ids
+    detail = client.DescribeTaskDetail(cloud_request(models.DescribeTaskDetailRequest, TaskId=task_id))
+    assert (detail.Status, detail.ProcedureTask.FileId) == ("FINISH", committed.FileId)
 
 
 @pytest.mark.parametrize(
