@@ -145,11 +145,12 @@ def vouched_delete(payload: Mapping[str, Any], gone: Sequence[str]) -> dict[str,
     """The FileDeleted with the files VOD no longer has (`gone`) deleted whole, whatever parts the body lists
     for them (how VOD lists a whole file's delete is not published)."""
     body = copy.deepcopy(dict(payload["FileDeleteEvent"]))
+    whole = set(gone)
     results = body.get("FileDeleteResultInfo")
     if isinstance(results, list):
-        body["FileDeleteResultInfo"] = [r for r in results if not (isinstance(r, dict) and r.get("FileId") in gone)]
+        body["FileDeleteResultInfo"] = [r for r in results if not (isinstance(r, dict) and r.get("FileId") in whole)]
     body["FileIdSet"] = list(dict.fromkeys([*(body.get("FileIdSet") or []), *gone]))
-    return {**copy.deepcopy(dict(payload)), "FileDeleteEvent": body}
+    return {**payload, "FileDeleteEvent": body}
 
 
 def _readable(vouched: Mapping[str, Any], action: str) -> VodEvent:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -119,7 +120,8 @@ class VodStack:
     def delete(self, file_id: str, *parts: tuple[str, int]) -> None:
         """DeleteMedia as an app's back office calls it (the tencentcloud SDK): the whole file, or only `parts`,
         each (Type, Definition), e.g. ("TranscodeFiles", 0). The emulator then sends FileDeleted, as VOD does
-        with its DeleteMediaCompleteEventSwitch on (the stack turns it on)."""
+        with its DeleteMediaCompleteEventSwitch on (the stack turns it on): `record(file_id, until=…)` waits for
+        it."""
         from tencentcloud.common.credential import Credential
         from tencentcloud.common.profile.client_profile import ClientProfile
         from tencentcloud.common.profile.http_profile import HttpProfile
@@ -133,15 +135,21 @@ class VodStack:
         request.DeleteParts = [{"Type": kind, "Definition": definition} for kind, definition in parts] or None
         vod_client.VodClient(credential, "", profile).DeleteMedia(request)
 
-    def record(self, file_id: str, timeout: float = 30) -> UploadRecord:
+    def record(
+        self, file_id: str, timeout: float = 30, until: Callable[[UploadRecord], bool] | None = None
+    ) -> UploadRecord:
         """The store's record of an upload, once the callback has it and has run its after-commit hook
-        (AFTER_COMMIT_HOOK) for each of its events stored so far: the hook runs after the commit."""
+        (AFTER_COMMIT_HOOK) for each of its events stored so far: the hook runs after the commit. `until`: wait
+        also for the record to say so (`lambda r: r.deleted`, after `delete`)."""
         deadline = time.monotonic() + timeout
-        while (found := self.store.upload(file_id)) is None or any(
-            event.hook_status == "pending" for event in self.store.events_for(file_id)
+        while (
+            (found := self.store.upload(file_id)) is None
+            or any(event.hook_status == "pending" for event in self.store.events_for(file_id))
+            or (until is not None and not until(found))
         ):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"no record of {file_id}, its after-commit hook done, after {timeout} s")
+                said = " as asked" if found is not None else ""
+                raise TimeoutError(f"no record of {file_id}{said}, its after-commit hook done, after {timeout} s")
             time.sleep(0.05)
         return found
 

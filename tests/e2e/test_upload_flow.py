@@ -266,14 +266,6 @@ DELETES = [((), True, []), ((("TranscodeFiles", 0),), False, [("TranscodeFiles",
 DELETE_IDS = ["whole-file", "transcodes"]
 
 
-def _until_deleted(stack: VodStack, file_id: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not ((record := stack.store.upload(file_id)) and (record.deleted or record.deleted_parts)):
-        assert time.monotonic() < deadline, f"no FileDeleted recorded for {file_id} after {timeout} s"
-        time.sleep(0.05)
-    return record
-
-
 @pytest.mark.parametrize(("parts", "deleted", "deleted_parts"), DELETES, ids=DELETE_IDS)
 def test_a_file_deleted_in_vod_is_recorded_from_its_pushed_event(
     vod_stack: VodStack, tmp_path: Path, parts: tuple[tuple[str, int], ...], deleted: bool, deleted_parts: list[Any]
@@ -281,7 +273,7 @@ def test_a_file_deleted_in_vod_is_recorded_from_its_pushed_event(
     committed = vod_stack.upload(sample_video(tmp_path / "gone.mp4", size=100_000), user="gus")
     vod_stack.record(committed["fileId"])
     vod_stack.delete(committed["fileId"], *parts)
-    record = _until_deleted(vod_stack, committed["fileId"])
+    record = vod_stack.record(committed["fileId"], until=lambda r: r.deleted or bool(r.deleted_parts))
     assert (record.user_id, record.deleted, [(p.type, p.definition) for p in record.deleted_parts]) == (
         "gus",
         deleted,
