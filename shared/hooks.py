@@ -122,7 +122,7 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
 def _message(exc: BaseException) -> str:
     try:
         return str(exc)
-    except Exception:  # an app's exception whose __str__ itself fails: the failure must still be recorded
+    except BaseException:  # an app's exception whose __str__ itself fails (sys.exit() too): still recorded
         return "<its message could not be read>"
 
 

@@ -48,6 +48,8 @@ def test_the_hook_sees_the_user_who_got_the_signature(vod_stack, vod_function, t
 def test_a_client_upload_is_recorded_for_its_user(vod_stack, tmp_path):
     committed = vod_stack.upload(sample_video(tmp_path / "clip.mp4", size=300_000), user="dave")
     assert vod_stack.record(committed["fileId"]).user_id == "dave"
+    vod_stack.delete(committed["fileId"])  # DeleteMedia through the SDK the kit installs
+    assert vod_stack.record(committed["fileId"], until=lambda r: r.deleted).user_id == "dave"
 
 
 def test_the_callback_confirms_by_fetch_and_events_pull_loads(vod_stack, vod_function, tmp_path):

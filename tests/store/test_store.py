@@ -46,8 +46,11 @@ class Hook:
 
 
 class _Unprintable:
+    def __init__(self, raises: BaseException) -> None:
+        self.raises = raises
+
     def __str__(self) -> str:
-        raise ValueError("a format the app got wrong")
+        raise self.raises
 
 
 def ingest(store: EventStore, name: str, received_at: float = 100.0, hook: Callable[..., None] | None = None) -> Any:
@@ -415,7 +418,8 @@ def test_a_failed_transaction_writes_nothing(store: EventStore, monkeypatch: pyt
         # A hook quoting an event field (MetaData, say) that no store takes as text: kept escaped.
         ("no title 'a\x00b\ud800'", "RuntimeError: no title 'a\\x00b\\ud800'"),
         # An app's message whose __str__ fails: recorded all the same (it was a 500, and the hook stayed pending)
-        (_Unprintable(), "RuntimeError: <its message could not be read>"),
+        (_Unprintable(ValueError("a format the app got wrong")), "RuntimeError: <its message could not be read>"),
+        (_Unprintable(SystemExit("in __str__")), "RuntimeError: <its message could not be read>"),
     ],
 )
 def test_hook_failure_is_recorded_and_never_loses_the_event(store: EventStore, message: Any, recorded: str) -> None:
