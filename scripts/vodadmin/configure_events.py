@@ -94,7 +94,9 @@ def _is_loopback(url: str) -> bool:
 def _failure(exc: TencentCloudSDKException, where: str, changing: bool) -> str:
     code = exc.get_code()
     # An answer that quotes the request back (a proxy's error page) must not show the SignKey or the credentials.
-    message = redact(str(exc.get_message())[:100_000], known_secrets())[:200]
+    message = redact(str(exc.get_message())[:100_000], known_secrets())
+    if len(message) > 300:  # a connection error's cause (Connection refused) comes last
+        message = f"{message[:150]}…{message[-150:]}"
     maybe = "; the change may or may not have been made: run without options to see" if changing else ""
     if code == "ClientNetworkError":  # raised by the SDK itself: no answer
         return f"could not reach VOD at {where}: {message}{maybe}"

@@ -8,6 +8,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import shutil
 import signal
 import struct
@@ -23,6 +24,7 @@ from shared.config import ConfigError
 from shared.store import open_store
 from vodadmin import stop_on_sigterm
 from vodlocal import localstack
+from vodlocal.serve import command_prefix
 
 _INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
@@ -119,7 +121,7 @@ def wait_for_record(file_id: str, timeout: float = 30) -> bool:
         store.close()
 
 
-def demo(state: Path) -> int:
+def demo(state: Path, *, keep: bool = False) -> int:
     # Nor the shell's app hook: it would be told of the demo's made-up upload (a real system's, it may be)
     os.environ.pop("AFTER_COMMIT_HOOK", None)
     stack = localstack.start_stack(state / "state", own_settings=True)  # never the shell's DATABASE_URL or keys
@@ -160,7 +162,11 @@ def demo(state: Path) -> int:
             print("the event did not reach the store within 30 s", file=sys.stderr)
             return 1
         print("\nthe record the callback stored (vod-uploads show):\n", flush=True)
-        return run([sys.executable, "-m", "vodadmin.uploads", "show", file_id]).returncode
+        shown = run([sys.executable, "-m", "vodadmin.uploads", "show", file_id]).returncode
+        if keep:  # where the kept state's records are read (the stack's own settings, gone once it stops)
+            url, uploads = shlex.quote(os.environ["DATABASE_URL"]), shlex.quote(f"{command_prefix()}vod-uploads")
+            print(f"\nits records, once the demo has ended: DATABASE_URL={url} {uploads} show {file_id}")
+        return shown
     finally:
         stack.stop()
         print("stack stopped.")
@@ -177,7 +183,7 @@ def main() -> int:
     stop_on_sigterm()  # what the stack started is stopped, as after a Ctrl-C
     state = Path(tempfile.mkdtemp(prefix="vod-demo-"))
     try:
-        return demo(state)
+        return demo(state, keep=args.keep)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the stack is stopped and its state (dev keys too) removed
         print("interrupted.", file=sys.stderr)
         return 130

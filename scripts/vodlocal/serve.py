@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from vodlocal import localstack
 
 
-def _commands() -> str:
+def command_prefix() -> str:
     """Where this project's console commands are, as a prefix to print: none when they are on PATH."""
     here = Path(sys.argv[0]).resolve().parent
     if not (here / "vod-upload").exists():  # run as `python -m vodlocal.serve`: the interpreter's own commands
@@ -71,14 +71,14 @@ def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace, 
         f"  curl -sS --noproxy '*' -X POST {gateway}/signature -H {shlex.quote('Authorization: Bearer ' + token)} "
         "-H 'Content-Type: application/json' -d '{}'\n"
     )
-    prefix = _commands()
+    prefix = command_prefix()
     upload, uploads, configure = (
         shlex.quote(prefix + name) for name in ("vod-upload", "vod-uploads", "vod-configure-events")
     )
     print(
         # both spellings: requests reads no_proxy before NO_PROXY, and a shell may set either
         f"upload a file:   NO_PROXY={localstack.LOOPBACK_HOSTS} no_proxy={localstack.LOOPBACK_HOSTS} "
-        f"VOD_UPLOAD_TOKEN=<token> {upload} FILE "
+        f"VOD_UPLOAD_TOKEN={shlex.quote(token) if minted else '<token>'} {upload} FILE "
         f"--gateway {gateway} --vod-endpoint {emulator}"
     )
     # A command to paste: the URL quoted (a path with spaces, a query's &); one with a password is not printed

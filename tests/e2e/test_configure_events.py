@@ -92,6 +92,7 @@ def test_an_unreachable_vod_is_not_called_a_refusal(stack: localstack.LocalStack
     proc = configure("--mode", "PULL", VOD_API_ENDPOINT=url)
     assert proc.returncode == 1
     assert f"could not reach VOD at {url}" in proc.stderr
+    assert "Connection refused" in proc.stderr  # the cause, however long what comes before it
     assert "refused" not in proc.stderr.replace("Connection refused", "")
 
 

@@ -29,6 +29,20 @@ def test_demo_uploads_and_shows_the_record(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_a_kept_demo_prints_the_command_that_reads_its_records(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "TMPDIR": str(tmp_path)}  # kept in the test's own directory
+    proc = run_command("vod-demo", "--keep", base=user_env(), env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    said = "its records, once the demo has ended: "
+    [pasted] = [line.removeprefix(said) for line in proc.stdout.splitlines() if line.startswith(said)]
+    shown = subprocess.run(
+        ["bash", "-c", pasted], env=user_env(), capture_output=True, text=True, timeout=60, check=False
+    )
+    assert shown.returncode == 0 and "dev-user" in shown.stdout, shown.stderr
+    file_id = pasted.rsplit(" ", 1)[1]
+    assert f"FileId {file_id}" in proc.stdout
+
+
 def test_a_setting_the_functions_refuse_is_named_not_a_traceback(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "VOD_SIGNATURE_TTL": "abc"}
     proc = run_command("vod-demo", base=user_env(), env=env, cwd=tmp_path, timeout=300)
