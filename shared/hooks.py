@@ -46,6 +46,15 @@ class HookNotRecorded(StoreUnavailable):
         self.hook_error = hook_error
 
 
+class RerunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) as a rerun recorded the hook's result: the hook ran (`hook_error`: None, or how it
+    failed), and that result is recorded unless the store was out."""
+
+    def __init__(self, hook_error: str | None) -> None:
+        super().__init__()
+        self.hook_error = hook_error
+
+
 class HookTaken(Exception):
     """Not this rerun's to run: another `vod-uploads hooks --rerun` has the event's hook (each is claimed before it
     is run), or a file of the event was erased since it was listed."""
@@ -226,6 +235,14 @@ def rerun_hook(
         recorded = store.record_hook_result(event.dedupe_key, error, claimed_at=claimed_at)
     except StoreUnavailable as exc:
         raise HookNotRecorded(exc.message, error) from exc
+    except KeyboardInterrupt:
+        # The hook ran: its own result is recorded, not the interruption, and its claim let go now (if the first
+        # try had committed, the claim is gone already and this one changes nothing)
+        import contextlib
+
+        with contextlib.suppress(StoreUnavailable):
+            store.record_hook_result(event.dedupe_key, error, claimed_at=claimed_at)
+        raise RerunInterrupted(error) from None
     if not recorded:  # this run took longer than --older-than, and another took the hook over (its result stands),
         # or the event's files were erased meanwhile (it owes no hook any more)
         raise HookTaken("run, but another rerun took it over, or its files were erased, meanwhile: not recorded")

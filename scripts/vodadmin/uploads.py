@@ -36,6 +36,7 @@ from shared.hooks import (
     AfterCommit,
     HookNotRecorded,
     HookTaken,
+    RerunInterrupted,
     load_hook,
     rerun_hook,
 )
@@ -329,6 +330,8 @@ def _rerun(hook: AfterCommit, store: EventStore, event: EventSummary) -> tuple[s
     is listed: "store" (its result could not be recorded), "interrupted" (Ctrl-C while it ran)."""
     try:
         error = rerun_hook(hook, store, event)
+    except RerunInterrupted as exc:  # after the hook ran: its result recorded
+        return ("done" if exc.hook_error is None else f"failed again: {exc.hook_error}"), True, "interrupted"
     except KeyboardInterrupt:  # recorded as failed by rerun_hook
         return f"failed: {INTERRUPTED}", True, "interrupted"
     except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back

@@ -18,7 +18,7 @@ import pytest
 
 from shared import store as store_package
 from shared.events import DELIVERY_FIELDS, parse_event, stored_form
-from shared.hooks import INTERRUPTED, CommittedEvent, HookTaken, rerun_hook
+from shared.hooks import INTERRUPTED, CommittedEvent, HookTaken, RerunInterrupted, rerun_hook
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, TaskRecord, UploadRecord, open_store
 from shared.store.base import MIGRATIONS, SCHEMA_VERSION
@@ -578,6 +578,32 @@ def test_a_rerun_interrupted_before_its_hook_began_lets_its_claim_go(
     event = store.event(key)
     assert again.calls == [] and event is not None
     assert (event.hook_status, event.hook_last_error) == ("failed", INTERRUPTED)  # the next rerun takes it
+
+
+@pytest.mark.parametrize(
+    ("fails", "hook_error", "status"), [(False, None, "done"), (True, "RuntimeError: boom", "failed")]
+)
+def test_a_rerun_interrupted_as_it_records_the_hooks_result_records_that_result(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch, fails: bool, hook_error: str | None, status: str
+) -> None:
+    key = ingest(store, "vod_new_file_upload", 2.0, Hook(fail=True)).dedupe_key
+    [listed] = store.unfinished_hooks(received_before=50.0)
+    real = store.record_hook_result
+    interrupts = [KeyboardInterrupt()]
+
+    def interrupted(*args: Any, **kwargs: Any) -> bool:  # Ctrl-C as the hook's result is sent, once
+        if interrupts:
+            raise interrupts.pop()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store, "record_hook_result", interrupted)
+    again = Hook(fail=fails, message="boom")
+    with pytest.raises(RerunInterrupted) as stopped:
+        rerun_hook(again, store, listed, now=lambda: 20.0)
+    event = store.event(key)
+    assert len(again.calls) == 1 and stopped.value.hook_error == hook_error and event is not None
+    # THEN what the hook did is recorded, not an interruption, and the claim is let go at once
+    assert (event.hook_status, event.hook_failures) == (status, 2 if fails else 1)
 
 
 @pytest.mark.postgres
