@@ -331,7 +331,8 @@ def _rerun(hook: AfterCommit, store: EventStore, event: EventSummary) -> tuple[s
     try:
         error = rerun_hook(hook, store, event)
     except RerunInterrupted as exc:  # after the hook ran: its result recorded
-        return ("done" if exc.hook_error is None else f"failed again: {exc.hook_error}"), True, "interrupted"
+        failed = exc.hook_error is not None
+        return (f"failed again: {exc.hook_error}" if failed else "done"), failed, "interrupted"
     except KeyboardInterrupt:  # recorded as failed by rerun_hook
         return f"failed: {INTERRUPTED}", True, "interrupted"
     except MalformedEvent as exc:  # stored by an older, laxer version: it cannot be read back
