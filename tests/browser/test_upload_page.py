@@ -357,6 +357,7 @@ def test_a_bad_token_shows_a_clear_message(
     [
         ("clip", 1000, None, "clip has no extension"),
         ("clip.", 1000, None, "clip. has no extension"),
+        ("clip.mp4 ", 1000, None, '"clip.mp4 " does not end in a file type'),  # a trailing space: VOD's type "mp4 "
         ("empty.mp4", 0, None, "empty.mp4 is empty"),
         ("clip.mp4", 1000, "cover", "cover has no extension"),
         ("clip.mp4", 1000, "cover.png", "cover.png is empty"),

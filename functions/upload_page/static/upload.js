@@ -753,6 +753,9 @@
       if (file.size === 0) why = `${file.name} is empty: choose another ${input}.`;
       else if (dot < 0 || dot === file.name.length - 1) {
         why = `${file.name} has no extension, and VOD needs the file's type: rename it (e.g. ${example}).`;
+      } else if (!/^[A-Za-z0-9]+$/.test(file.name.slice(dot + 1))) {
+        // "clip.mp4 " (a space is a legal last character on most systems): no type VOD knows
+        why = `"${file.name}" does not end in a file type (letters and digits after its last dot): rename it (e.g. ${example}).`;
       }
       if (why) {
         fail(why);
