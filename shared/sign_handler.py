@@ -85,6 +85,7 @@ def _with_express_lane(
     read_event = _event_reader(settings.http)
     known, learn = _identities(settings)
     http = settings.http
+    without_origin = cors_headers(None, http)
     logged_paths: dict[str, str] = {}
 
     def handler(event: object, context: object) -> dict[str, Any]:
@@ -117,8 +118,7 @@ def _with_express_lane(
                 f'"latency_ms": {latency:.3f}, "user": {identity[3]}, "expire_time": {expire_time}}}'
             )
         headers = {"Cache-Control": "no-store", "X-Request-Id": request_id}
-        if origin:
-            headers.update(cors_headers(origin, http))
+        headers.update(cors_headers(origin, http) if origin else without_origin)
         headers["Content-Type"] = "application/json; charset=utf-8"
         headers["X-Content-Type-Options"] = "nosniff"
         return {

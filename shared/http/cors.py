@@ -22,7 +22,8 @@ def cors_headers(origin: str | None, settings: HttpSettings) -> dict[str, str]:
     """The CORS headers of an answer to a request from `origin` (its Origin header, if any)."""
     origin = _allowed_origin(origin, settings)
     if origin is None:
-        return {}
+        # Vary all the same: a cache must not hand an allowed origin the answer it kept for another (or for none)
+        return {"Vary": "Origin"} if settings.cors_allow_origins else {}
     # A page on another origin reads the status API's ETag (for If-None-Match), a request id to report, and how
     # long a gateway in front asks it to wait.
     headers = {

@@ -939,3 +939,31 @@ def test_an_upload_deleted_before_its_task_flow_reported_is_deleted_not_processi
     assert get("/uploads/f2")["body"]["status"] == "processing"
     record(store, vod_event("FileDeleted", FileIdSet=["f2"]), 2.0)
     assert get("/uploads/f2")["body"]["status"] == "deleted"  # no task event will come now
+
+
+@pytest.mark.parametrize(
+    ("cors", "origin", "allowed", "vary"),
+    [
+        (ORIGIN, ORIGIN, ORIGIN, "Origin"),
+        # Answers without CORS headers vary by Origin all the same: a cache must not hand the allowed origin the
+        # answer it kept for a request with none (or another)
+        (ORIGIN, None, None, "Origin"),
+        (ORIGIN, "https://elsewhere.example", None, "Origin"),
+        (None, ORIGIN, None, None),  # no CORS: nothing depends on Origin
+    ],
+)
+def test_answers_vary_by_origin_wherever_cors_is_on(
+    vod_function: Callable[..., Any],
+    tmp_path: Path,
+    cors: str | None,
+    origin: str | None,
+    allowed: str | None,
+    vary: str | None,
+) -> None:
+    env = {"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": f"sqlite:///{tmp_path}/vod.sqlite3"}
+    open_store(env["DATABASE_URL"]).schema_version()  # made by a writer (the callback): this function only reads
+    handler = vod_function("uploads", env=env | ({"CORS_ALLOW_ORIGINS": cors} if cors else {}))
+    headers = {"Authorization": f"Bearer {token('ann')}"} | ({"Origin": origin} if origin else {})
+    result = handler(http_event("GET", "/uploads", headers=headers), {"request_id": "r"})
+    assert result["statusCode"] == 200
+    assert (result["headers"].get("Access-Control-Allow-Origin"), result["headers"].get("Vary")) == (allowed, vary)
