@@ -349,6 +349,7 @@ class PullSettings(Record):
     after_commit_hook: str | None
     reserve_seconds: int  # stop pulling this long before the invocation's time limit
     budget_seconds: int  # run time when the context gives no time limit
+    until_empty: bool  # a run ends at the first empty answer (else it long-polls until the reserve)
 
 
 class CallbackSettings(Record):
@@ -1043,4 +1044,5 @@ def _read_pull(r: _Reader) -> PullSettings:
         after_commit_hook=_read_hook(r),
         reserve_seconds=reserve,
         budget_seconds=budget,
+        until_empty=r.boolean("VOD_PULL_UNTIL_EMPTY", False),
     )

@@ -157,7 +157,8 @@ def run_invocation(
     clock: Callable[[], float] = time.monotonic,
     wall: Callable[[], float] = time.time,
 ) -> DrainReport:
-    """One timer invocation: drain until the reserve before the invocation's own time limit."""
+    """One timer invocation: drain until the reserve before the invocation's own time limit (or, with
+    `until_empty`, until VOD answers with no event)."""
     return drain(
         queue,
         store,
@@ -167,6 +168,7 @@ def run_invocation(
         reserve_seconds=settings.reserve_seconds,
         keys=settings.context_keys.all(),
         after_commit=after_commit,
+        stop_when_empty=settings.until_empty,
         run_id=invocation_id(context),
     )
 

@@ -431,6 +431,22 @@ def test_the_time_of_day_set_back_or_on_neither_lengthens_nor_cuts_a_run(tmp_pat
     assert report.stopped == "deadline" and report.rounds >= 1
 
 
+@pytest.mark.parametrize(
+    ("until_empty", "stopped", "pulls"),
+    [("true", "empty", range(1, 2)), ("false", "deadline", range(2, 4))],  # a busy machine's sleeps run late
+)
+def test_a_run_ends_at_an_empty_queue_only_when_set_to(
+    tmp_path: Path, until_empty: str, stopped: str, pulls: range
+) -> None:
+    # An invocation of 18.5 s with a 16 s reserve: by default it long-polls (a second apart, here, for an empty
+    # answer that comes at once) until the reserve; told to, it ends at the first empty answer (billed only while
+    # there is work; an event queued then waits for the next run)
+    settings = load_pull_settings({**PULL_ENV, "VOD_PULL_RESERVE_SECONDS": "16", "VOD_PULL_UNTIL_EMPTY": until_empty})
+    store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
+    report = run_invocation({"time_limit_in_ms": 18_500}, settings, TickingQueue([]), store)
+    assert report.stopped == stopped and report.rounds in pulls
+
+
 def test_a_time_limit_within_the_reserve_is_warned_of(tmp_path: Path, output: Output) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
     report = drain(Queue([_uploads(1)]), store, deadline=50.0, clock=FrozenClock(0), reserve_seconds=60, keys=KEYS)
