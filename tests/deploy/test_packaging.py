@@ -592,6 +592,10 @@ _RSA_PUBLIC_KEY = (
             ],
         ),
         (
+            {"UPLOAD_PAGE_SIGNATURE_URL": "http://localhost:8080/signature", "UPLOAD_PAGE_STATUS_URL": "/uploads"},
+            ["upload_page: UPLOAD_PAGE_SIGNATURE_URL names this machine (http://localhost:8080/signature): each visit"],
+        ),
+        (
             {"DATABASE_URL": "postgresql://vod_events@localhost:5432/vod"},
             ["callback: DATABASE_URL names a server on this machine", "events_pull: DATABASE_URL names a server on"],
         ),
@@ -610,6 +614,7 @@ _RSA_PUBLIC_KEY = (
         "unreadable-key",
         "no-cryptography",
         "emulator",
+        "page-on-loopback",
         "local-database",
         "unix-socket",
     ],
