@@ -16,7 +16,7 @@ import sys
 import traceback
 
 import vodbench
-from vodbench.common import Figure, markdown_table
+from vodbench.common import ROOT, Figure, markdown_table
 
 SKIP = {"common", "cli"}
 
@@ -26,6 +26,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sections", nargs="*", help=f"default: all of {', '.join(sections)}")
     args = parser.parse_args()
+    if not (ROOT / "functions" / "sign" / "index.py").is_file():  # installed (an app's venv), not in a checkout
+        print(f"vod-bench measures a checkout of the bundle (`make bench` there); {ROOT} is not one", file=sys.stderr)
+        return 2
     failed = 0
     figures: list[Figure] = []
     for name in args.sections or sections:

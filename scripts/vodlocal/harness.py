@@ -16,7 +16,7 @@ import importlib.util
 import json
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -172,6 +172,15 @@ def to_flask(result: Mapping[str, Any]) -> flask.Response:
     return response
 
 
+def close_stores(handlers: Iterable[Handler | Exception]) -> None:
+    """Close the stores the loaded functions opened (their connections; SQLite's files), as their containers'
+    ends would: else they stay open until the garbage collector finds them, perhaps in another test."""
+    for handler in handlers:
+        store = getattr(getattr(handler, "__wrapped__", handler), "__globals__", {}).get("STORE")
+        if store is not None:
+            store.close()
+
+
 class Gateway:
     """Routes requests to the functions: `containers` (name -> handler, or the error its cold start raised), each
     request made into the event `trigger` makes."""
@@ -259,6 +268,7 @@ def create_app(target: str = "gateway") -> flask.Flask:
     path, module = list(sys.path), sys.modules.get(_MODULE_NAME)
     try:
         app: flask.Flask = functions_framework.create_app(target, __file__, "http")  # type: ignore[no-untyped-call]
+        app.extensions["vod_functions"] = getattr(sys.modules.get(_MODULE_NAME), "_containers", {})  # close_stores
     finally:
         sys.path[:] = path
         if module is None:

@@ -257,6 +257,9 @@ class LocalStack:
         self.tls.stop()
         self.emulator.close()  # its state too: another emulator may then keep it (a stack started again)
         self.gateway.stop()
+        from vodlocal import harness
+
+        harness.close_stores(self.gateway.server.app.extensions["vod_functions"].values())  # type: ignore[attr-defined]
         self.claim.release()
 
 
@@ -310,23 +313,24 @@ def start_stack(
         emulator = start_emulator(state_dir / "vod-emulator", env, emulator_port, **emulator_options)
         # Before the gateway: its functions start with it, and read where VOD's API is (SDK clients here do too).
         os.environ["VOD_API_ENDPOINT"] = emulator.url
-        front = None
+        front = gateway = None
         try:  # leave nothing half-running: a port taken, say
             cert, key = tls.self_signed(state_dir / "tls")
             front = serve_wsgi("emulator-tls", emulator.wsgi_app, tls_port, ssl_context=(str(cert), str(key)))
             gateway = start_gateway(gateway_port)
+            if pull:
+                emulator.configure_events(mode="PULL")
+            else:
+                emulator.configure_events(
+                    mode="PUSH", notification_url=f"{gateway.url}/vod-events", sign_key=env["VOD_CALLBACK_SIGN_KEY"]
+                )
+            emulator.start_delivery()
         except BaseException:
-            if front is not None:
-                front.stop()
+            for running in (front, gateway):
+                if running is not None:
+                    running.stop()
             emulator.close()
             raise
-        if pull:
-            emulator.configure_events(mode="PULL")
-        else:
-            emulator.configure_events(
-                mode="PUSH", notification_url=f"{gateway.url}/vod-events", sign_key=env["VOD_CALLBACK_SIGN_KEY"]
-            )
-        emulator.start_delivery()
         return LocalStack(gateway, emulator, front, claim)
     except BaseException:
         claim.release()

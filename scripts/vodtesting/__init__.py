@@ -18,6 +18,7 @@ from vodtesting.events import FILE_ID, KINDS, http_event, signed, vod_event
 __all__ = [
     "FILE_ID",
     "KINDS",
+    "HookFailed",
     "dev_token",
     "http_event",
     "load_function",
@@ -26,6 +27,10 @@ __all__ = [
     "signed_parameters",
     "vod_event",
 ]
+
+
+class HookFailed(AssertionError):
+    """Your after-commit hook raised for an event of the upload `vod_stack.record` waited for (its error said)."""
 
 
 def sample_video(path: Path, size: int = 3 * 1024 * 1024 + 123) -> Path:

@@ -39,4 +39,5 @@ def load_function(name: str, env: Mapping[str, str]) -> Handler:
         finally:
             CALL_THRESHOLD.reset(token)
 
+    handler.__wrapped__ = main  # type: ignore[attr-defined]  # its module's store, for close_stores
     return handler

@@ -16,16 +16,22 @@ if TYPE_CHECKING:  # imported when a fixture is used: the plugin loads with ever
 
 
 @pytest.fixture
-def vod_function() -> Callable[..., Handler]:
+def vod_function() -> Iterator[Callable[..., Handler]]:
     """`vod_function("sign", env={...})` → the function's `main_handler`, loaded fresh with exactly that
-    environment; the test's environment is put back at once (load_function does it)."""
+    environment; the test's environment is put back at once (load_function does it), and the functions' stores
+    are closed after the test."""
     require_bundle_core()
+    from vodlocal.harness import close_stores
     from vodtesting.functions import load_function
 
-    def load(name: str, env: Mapping[str, str] | None = None) -> Handler:
-        return load_function(name, env or {})
+    loaded: list[Handler] = []
 
-    return load
+    def load(name: str, env: Mapping[str, str] | None = None) -> Handler:
+        loaded.append(load_function(name, env or {}))
+        return loaded[-1]
+
+    yield load
+    close_stores(loaded)
 
 
 @pytest.fixture

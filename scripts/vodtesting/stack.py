@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from qcloud_cos import CosConfig, CosS3Client
 
 from shared.store import EventStore, UploadRecord, open_store
 from vodlocal import localstack
+from vodtesting import HookFailed
 
 if TYPE_CHECKING:
     import pytest
@@ -133,25 +135,36 @@ class VodStack:
         request = models.DeleteMediaRequest()
         request.FileId, request.SubAppId = file_id, int(settings["VOD_SUB_APP_ID"])
         request.DeleteParts = [{"Type": kind, "Definition": definition} for kind, definition in parts] or None
-        vod_client.VodClient(credential, "", profile).DeleteMedia(request)
+        with warnings.catch_warnings():  # the SDK's own utcfromtimestamp (Python 3.12+): not the app's to see
+            warnings.simplefilter("ignore", DeprecationWarning)
+            vod_client.VodClient(credential, "", profile).DeleteMedia(request)
 
     def record(
         self, file_id: str, timeout: float = 30, until: Callable[[UploadRecord], bool] | None = None
     ) -> UploadRecord:
         """The store's record of an upload, once the callback has it and has run its after-commit hook
         (AFTER_COMMIT_HOOK) for each of its events stored so far: the hook runs after the commit. `until`: wait
-        also for the record to say so (`lambda r: r.deleted`, after `delete`)."""
+        also for the record to say so (`lambda r: r.deleted`, after `delete`). HookFailed when the hook raised
+        for one of them."""
         deadline = time.monotonic() + timeout
-        while (
-            (found := self.store.upload(file_id)) is None
-            or any(event.hook_status == "pending" for event in self.store.events_for(file_id))
-            or (until is not None and not until(found))
-        ):
+        while True:
+            found = self.store.upload(file_id)
+            events = self.store.events_for(file_id) if found is not None else []
+            failed = [event for event in events if event.hook_status == "failed"]
+            if failed:  # your hook raised: its error, which the callback logged and stored
+                raise HookFailed(
+                    f"the after-commit hook failed on {file_id}'s {failed[0].event_type}: {failed[0].hook_last_error}"
+                )
+            if (
+                found is not None
+                and all(event.hook_status != "pending" for event in events)
+                and (until is None or until(found))
+            ):
+                return found
             if time.monotonic() > deadline:
                 said = " as asked" if found is not None else ""
                 raise TimeoutError(f"no record of {file_id}{said}, its after-commit hook done, after {timeout} s")
             time.sleep(0.05)
-        return found
 
     def records(self, user: str) -> list[UploadRecord]:
         """Every upload the store ties to `user`, oldest first."""
