@@ -40,7 +40,15 @@ from shared.hooks import (
     load_hook,
     rerun_hook,
 )
-from shared.store import EventStore, EventSummary, FileReport, StoreUnavailable, UploadRecord, open_store
+from shared.store import (
+    EraseTooLarge,
+    EventStore,
+    EventSummary,
+    FileReport,
+    StoreUnavailable,
+    UploadRecord,
+    open_store,
+)
 from shared.store.base import SCHEMA_VERSION
 from shared.store.sqlite import SqliteStore
 from vodadmin import stop_on_sigterm
@@ -405,10 +413,16 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
     erased: list[str] = []
     say = _Lines()  # an erasure goes on to its end whatever becomes of its output (`| head`, a full disk)
     try:
-        for start in range(0, len(file_ids), ERASE_BATCH):
-            batch = store.erase(file_ids[start : start + ERASE_BATCH], erased_at=time.time())
-            erased += batch
-            for file_id in batch:
+        batches = [file_ids[start : start + ERASE_BATCH] for start in range(0, len(file_ids), ERASE_BATCH)]
+        while batches:
+            batch = batches.pop(0)
+            try:
+                done = store.erase(batch, erased_at=time.time())
+            except EraseTooLarge:  # their events name too many other files to lock at once: in halves
+                batches[:0] = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
+                continue
+            erased += done
+            for file_id in done:
                 say(shown(f"erased {file_id}"))
     except StoreUnavailable as exc:  # those printed are erased; running it again erases the rest
         raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None

@@ -14,11 +14,12 @@ import os
 
 from shared.config import DEFAULT_DATABASE_TIMEOUT, database_url_problem
 from shared.errors import StoreUnavailable
-from shared.store.base import EventStore, EventSummary, FileReport, Ingested
+from shared.store.base import EraseTooLarge, EventStore, EventSummary, FileReport, Ingested
 from shared.store.projection import DeletedPart, Status, TaskRecord, TaskResult, UploadRecord
 
 __all__ = [
     "DeletedPart",
+    "EraseTooLarge",
     "EventStore",
     "EventSummary",
     "FileReport",

@@ -320,6 +320,27 @@ _UPSERT_UPLOAD = _upsert("uploads", (*_UPLOAD_COLUMNS, "projection"), ("file_id"
 _UPSERT_TASK = _upsert("tasks", (*_TASK_COLUMNS, "projection"), ("file_id", "task_id"))
 
 
+# The file locks one erase of several files may take: about one FileDeleted's (up to 1,000 files) and a batch.
+# PostgreSQL keeps them in its lock table, shared by every session (64 × 100 by default): more, and the erase of a
+# user whose files were deleted in a few bulk deletes would fail again each time, "out of shared memory".
+ERASE_MAX_LOCKS = 1100
+
+
+# Values one statement binds at most in an IN (...) list: SQLite before 3.32 binds 999 (a FileDeleted names up to 1,000
+# files), as the SQLite of Ubuntu 20.04's Pythons does.
+IN_LIST_MAX = 500
+
+
+def _chunks(values: Sequence[str]) -> Iterator[tuple[str, ...]]:
+    for start in range(0, len(values), IN_LIST_MAX):
+        yield tuple(values[start : start + IN_LIST_MAX])
+
+
+class EraseTooLarge(Exception):
+    """The events of the files to erase name more files than one erase locks (ERASE_MAX_LOCKS): erase fewer at a
+    time (one file is always erased at once)."""
+
+
 class EventStore(ABC):
     """All storage logic. SQL is written once with `?` placeholders; `_sql` adapts it per backend."""
 
@@ -533,19 +554,22 @@ class EventStore(ABC):
         if not file_ids:
             return ()
         task_id = task_id_for(file_ids[0], item.event) if len(file_ids) == 1 else None
-        marks = ", ".join("?" for _ in file_ids)
-        cursor.execute(
-            self._sql(
-                # Only what an update reads, not the whole rows: PostgreSQL's time to parse and plan a statement
-                # grows with its columns, and it does so for each event (no prepared statements: see postgres.py).
-                "SELECT u.file_id, u.status, u.user_id, u.first_seen_at, u.revision, u.projection, t.task_id, "  # noqa: S608
-                "t.projection, EXISTS (SELECT 1 FROM event_files f WHERE f.file_id = u.file_id AND NOT f.projected) "
-                "FROM uploads u "
-                f"LEFT JOIN tasks t ON t.file_id = u.file_id AND t.task_id = ? WHERE u.file_id IN ({marks})"
-            ),
-            (task_id or "", *file_ids),
-        )
-        found = {row[0]: row for row in cursor.fetchall()}
+        found: dict[str, Sequence[Any]] = {}
+        for chunk in _chunks(file_ids):
+            marks = ", ".join("?" for _ in chunk)
+            cursor.execute(
+                self._sql(
+                    # Only what an update reads, not the whole rows: PostgreSQL's time to parse and plan a statement
+                    # grows with its columns, and it does so for each event (no prepared statements: see postgres.py).
+                    "SELECT u.file_id, u.status, u.user_id, u.first_seen_at, u.revision, u.projection, t.task_id, "  # noqa: S608
+                    "t.projection, "
+                    "EXISTS (SELECT 1 FROM event_files f WHERE f.file_id = u.file_id AND NOT f.projected) "
+                    "FROM uploads u "
+                    f"LEFT JOIN tasks t ON t.file_id = u.file_id AND t.task_id = ? WHERE u.file_id IN ({marks})"
+                ),
+                (task_id or "", *chunk),
+            )
+            found.update((row[0], row) for row in cursor.fetchall())
         updated = (self._update(cursor, file_id, item, task_id, found.get(file_id)) for file_id in file_ids)
         return tuple(upload for upload in updated if upload is not None)
 
@@ -743,18 +767,20 @@ class EventStore(ABC):
             return known
 
         while (erased := self._run(work, write=True, locks=[f"file:{f}" for f in locked])) is None:
-            pass
+            if len(ids) > 1 and len(locked) > ERASE_MAX_LOCKS:
+                raise EraseTooLarge(f"the events of {len(ids)} files name {len(locked)}: erase fewer at a time")
         return erased
 
     def _erased(self, cursor: Cursor, file_ids: set[str]) -> set[str]:
-        if not file_ids:
-            return set()
-        marks = ", ".join("?" for _ in file_ids)
-        cursor.execute(
-            self._sql(f"SELECT file_id FROM uploads WHERE status = 'erased' AND file_id IN ({marks})"),  # noqa: S608
-            tuple(file_ids),
-        )
-        return {row[0] for row in cursor.fetchall()}
+        erased: set[str] = set()
+        for chunk in _chunks(sorted(file_ids)):
+            marks = ", ".join("?" for _ in chunk)
+            cursor.execute(
+                self._sql(f"SELECT file_id FROM uploads WHERE status = 'erased' AND file_id IN ({marks})"),  # noqa: S608
+                chunk,
+            )
+            erased.update(row[0] for row in cursor.fetchall())
+        return erased
 
     def files_naming(self, user_id: str) -> list[str]:
         """The files whose record names `user_id`: as its user; or, where none was proven, as the user in its

@@ -24,6 +24,7 @@ from shared.store.base import MIGRATIONS, SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import CALLBACK_SIGN_KEY, CONTEXT_KEY, KEYS, SECRET_KEY, command, run_command
 from tests.scf import largest_task_event, load_event
+from tests.store.test_erasure import deleted_in_bulk
 from vodtesting import vod_event
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -693,6 +694,19 @@ def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> 
     shown = uploads(database_url, "show", FILE_ID).stdout
     assert "erased" in shown and "alice" not in shown and "holiday" not in shown
     assert "user               - (erased)" in shown  # not "no upload event yet": it lists that event
+
+
+def test_erase_takes_files_whose_events_name_many_others_a_few_at_a_time(tmp_path: Path) -> None:
+    # GIVEN a user's three files, each deleted in a bulk delete of 1,000 files: too many to lock in one erase
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    files = deleted_in_bulk(store, "alice", 3)
+    store.close()
+    # WHEN the user's files are erased THEN every one is, in as many transactions as their locks need
+    erased = uploads(url, "erase", "--user", "alice", "--yes")
+    assert erased.returncode == 0, erased.stderr
+    assert sorted(line.split()[1] for line in erased.stdout.splitlines() if line.startswith("erased ")) == files
+    assert "3 file(s) erased from the event store" in erased.stdout
 
 
 @pytest.mark.parametrize(

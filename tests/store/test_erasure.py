@@ -15,7 +15,7 @@ import pytest
 from shared.hooks import CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.store import EventStore, StoreUnavailable, open_store, postgres
+from shared.store import EraseTooLarge, EventStore, StoreUnavailable, open_store, postgres
 from tests.conftest import CONTEXT_KEY, KEYS
 from vodtesting import vod_event
 from vodtesting.pgserver import PostgresServer, run_sql
@@ -381,3 +381,27 @@ def test_two_erases_at_once_whose_files_come_in_opposite_orders_both_finish(post
     assert results == {"both": [a, b], "b": [b]}
     for opened in (store, *stores):
         opened.close()
+
+
+def deleted_in_bulk(store: EventStore, user: str, count: int) -> list[str]:
+    """`count` uploads of `user`, each deleted later in a FileDeleted of its own with 999 other files."""
+    files = [f"52858907842736{n:05d}" for n in range(count)]
+    for n, file_id in enumerate(files):
+        upload = vod_event("NewFileUpload", FileId=file_id, SourceContext=seal(user, "r", CONTEXT_KEY))
+        others = [f"52858907843{n:03d}{i:05d}" for i in range(999)]
+        for at, payload in enumerate([upload, vod_event("FileDeleted", FileIdSet=[file_id, *others])]):
+            ingest_event(store, payload, received_at=float(at), keys=KEYS)
+    return files
+
+
+def test_an_erase_whose_events_name_too_many_files_to_lock_at_once_is_refused_before_it_writes(
+    store: EventStore,
+) -> None:
+    # GIVEN Ann's two files, each deleted in a bulk delete of 1,000 files (its lock table is PostgreSQL's to share)
+    files = deleted_in_bulk(store, ANNS[0], 2)
+    # WHEN both are erased at once THEN it is refused, nothing erased; one at a time, each is
+    with pytest.raises(EraseTooLarge, match="the events of 2 files name 2000: erase fewer at a time"):
+        store.erase(files, erased_at=100.0)
+    assert {store.upload(f).status for f in files} == {"deleted"}  # type: ignore[union-attr]
+    assert [store.erase([f], erased_at=100.0) for f in files] == [[f] for f in files]
+    assert {store.upload(f).status for f in files} == {"erased"}  # type: ignore[union-attr]

@@ -20,11 +20,12 @@ from shared import store as store_package
 from shared.events import DELIVERY_FIELDS, parse_event, stored_form
 from shared.hooks import INTERRUPTED, CommittedEvent, HookTaken, RerunInterrupted, rerun_hook
 from shared.ingest import ingest_event
-from shared.store import EventStore, StoreUnavailable, TaskRecord, UploadRecord, open_store
+from shared.store import EventStore, StoreUnavailable, TaskRecord, UploadRecord, base, open_store
 from shared.store.base import MIGRATIONS, SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import KEYS
 from tests.scf import load_event
+from vodtesting import vod_event
 from vodtesting.pgserver import PostgresServer, database_name, run_sql
 
 FILE_ID = "5285890784273533167"
@@ -213,20 +214,33 @@ def test_partial_delete_keeps_the_media(store: EventStore) -> None:
     assert [(p.type, p.definition) for p in upload.deleted_parts] == [("TranscodeFiles", 100030)]
 
 
-def test_one_delete_event_for_several_files(store: EventStore) -> None:
+@pytest.mark.parametrize("in_list_max", [500, 2], ids=["", "more files than one statement binds"])
+def test_one_delete_event_for_several_files(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch, in_list_max: int
+) -> None:
+    # (an old SQLite binds 999 values a statement, and a FileDeleted names up to 1,000 files: read in parts)
+    monkeypatch.setattr(base, "IN_LIST_MAX", in_list_max)
+    files = ["a", "b", "c", "d", "e"]
+    ingest_event(store, vod_event("NewFileUpload", FileId="c"), received_at=6.0, keys=KEYS)
     hook = Hook()
     ingest_event(
         store,
-        {"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": ["a", "b"]}},
+        {"EventType": "FileDeleted", "FileDeleteEvent": {"FileIdSet": files}},
         received_at=7.0,
         after_commit=hook,
         keys=KEYS,
     )
-    for file_id in ("a", "b"):
+    for file_id in files:
         upload = store.upload(file_id)
         assert upload is not None and (upload.status, upload.deleted_at) == ("deleted", 7.0)
     [call] = hook.calls
-    assert [u.file_id for u in call.uploads] == ["a", "b"] and call.upload is None
+    assert [u.file_id for u in call.uploads] == files and call.upload is None
+    assert store.upload("c").first_seen_at == 6.0  # type: ignore[union-attr]
+    # and an erase reads which of the other files are erased in parts too: the delete is owed no hook once all are
+    for erased in (["a", "b", "c"], ["d"], ["e"]):
+        status = [e.hook_status for e in store.events_for("e")]
+        assert store.erase(erased, erased_at=8.0) == erased
+    assert (status, [e.hook_status for e in store.events_for("e")]) == (["done"], ["erased"])
 
 
 # --- duplicates -----------------------------------------------------------------------------------
