@@ -29,7 +29,7 @@ def make_callback_endpoint(
     now: Callable[[], float] = time.time,
     after_commit: AfterCommit = no_hook,
 ) -> Endpoint:
-    sign_key = settings.sign_key.reveal() if settings.sign_key is not None else None
+    sign_keys = tuple(key.reveal() for key in (settings.sign_key, settings.previous_sign_key) if key is not None)
     keys = settings.context_keys.all()
     confirm: Callable[[dict[str, Any]], Vouched] | None = None
     if settings.confirm_api is not None:
@@ -46,10 +46,10 @@ def make_callback_endpoint(
         if payload is None:
             # Not a MalformedEvent (logged at WARNING as an event VOD signed): no Sign was checked yet
             raise BadRequest("body must be a JSON object (the body is empty)", code="malformed_event")
-        if sign_key is None:  # VOD_CALLBACK_INSECURE=true, local development only (refused inside SCF)
+        if not sign_keys:  # VOD_CALLBACK_INSECURE=true, local development only (refused inside SCF)
             request.notes["unverified"] = True
         else:
-            verify_callback_sign(payload, sign_key, now(), settings.max_ahead_seconds)
+            verify_callback_sign(payload, sign_keys, now(), settings.max_ahead_seconds)
         # Which event, on the request's line whatever follows (an event it cannot read, a store or VOD outage)
         request.notes.update(named_in(payload))
         vouched = None

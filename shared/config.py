@@ -90,6 +90,7 @@ SECRET_SETTINGS = (
     "AUTH_JWT_PUBLIC_KEY",
     "AUTH_GATEWAY_SECRET",
     "VOD_CALLBACK_SIGN_KEY",
+    "VOD_CALLBACK_SIGN_KEY_PREVIOUS",
     "VOD_CONTEXT_KEY",
     "VOD_CONTEXT_KEY_PREVIOUS",
 )
@@ -358,6 +359,7 @@ class CallbackSettings(Record):
     store: StoreSettings
     http: HttpSettings
     context_keys: ContextKeys
+    previous_sign_key: Secret | None = None  # during a SignKey rotation: deliveries signed with it pass too
     after_commit_hook: str | None = None  # "package.module:function", resolved by shared.hooks
     confirm_api: VodApiSettings | None = None  # VOD_CALLBACK_CONFIRM=fetch: ask VOD, don't trust the body
 
@@ -754,12 +756,15 @@ def callback_sign_key(environ: Mapping[str, str] | None = None) -> Secret | None
 
 
 def _read_sign_key(r: _Reader) -> Secret | None:
-    sign_key = r.secret("VOD_CALLBACK_SIGN_KEY")
+    return _checked_sign_key(r, "VOD_CALLBACK_SIGN_KEY", r.secret("VOD_CALLBACK_SIGN_KEY"))
+
+
+def _checked_sign_key(r: _Reader, name: str, sign_key: Secret | None) -> Secret | None:
     if sign_key is not None and not re.fullmatch(_SIGN_KEY, sign_key.reveal()):
-        r.problem("VOD_CALLBACK_SIGN_KEY", "must be 1..32 letters and digits (as VOD's SignKey)")
+        r.problem(name, "must be 1..32 letters and digits (as VOD's SignKey)")
     elif sign_key is not None and r.in_scf and len(sign_key.reveal()) < MIN_DEPLOYED_SIGN_KEY:
         # Sign = MD5(SignKey + T): from one delivery, a short key is found by trying, and then any event forged.
-        r.problem("VOD_CALLBACK_SIGN_KEY", f"must be at least {MIN_DEPLOYED_SIGN_KEY} characters inside SCF")
+        r.problem(name, f"must be at least {MIN_DEPLOYED_SIGN_KEY} characters inside SCF")
     return sign_key
 
 
@@ -872,6 +877,11 @@ def load_callback_settings(environ: Mapping[str, str] | None = None) -> Callback
 
 def _read_callback(r: _Reader) -> CallbackSettings:
     sign_key = _read_sign_key(r)
+    previous_sign_key = _checked_sign_key(
+        r, "VOD_CALLBACK_SIGN_KEY_PREVIOUS", r.secret("VOD_CALLBACK_SIGN_KEY_PREVIOUS")
+    )
+    if previous_sign_key is not None and sign_key is None:
+        r.problem("VOD_CALLBACK_SIGN_KEY_PREVIOUS", "is for a SignKey rotation: set VOD_CALLBACK_SIGN_KEY too")
     insecure = r.boolean("VOD_CALLBACK_INSECURE", False)
     if insecure and r.in_scf:
         r.problem("VOD_CALLBACK_INSECURE", "is for local development only: inside SCF every event must be verified")
@@ -887,6 +897,7 @@ def _read_callback(r: _Reader) -> CallbackSettings:
         )
     return CallbackSettings(
         sign_key=sign_key,
+        previous_sign_key=previous_sign_key,
         # VOD sets T 10 minutes ahead (ModifyEventConfig's SignKey): less, and every genuine event is refused.
         max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 660, 7 * 24 * 3600) or 900,
         store=_read_store(r),

@@ -394,8 +394,9 @@ def expected_sign(sign_key: str, t: int) -> str:
     return hashlib.md5((sign_key + str(t)).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-def verify_callback_sign(payload: JsonObject, sign_key: str, now: float, max_ahead: int) -> None:
-    """Accept a PUSH notification only with Sign == MD5(SignKey + str(T)) and now <= T <= now + max_ahead.
+def verify_callback_sign(payload: JsonObject, sign_keys: tuple[str, ...], now: float, max_ahead: int) -> None:
+    """Accept a PUSH notification only with Sign == MD5(SignKey + str(T)) for one of `sign_keys` (the current one;
+    during a rotation, the previous one too) and now <= T <= now + max_ahead.
 
     Sign does not cover the body: it only proves the sender knows the SignKey and bounds replays
     to T. Duplicates are handled by the dedupe key, not here.
@@ -407,8 +408,8 @@ def verify_callback_sign(payload: JsonObject, sign_key: str, now: float, max_ahe
         raise CallbackSignRejected("invalid_signature", "Sign must be a string")
     if type(t) is not int:  # not bool, not "1700000000", not 1.7e9
         raise CallbackSignRejected("invalid_signature", "T must be an integer")
-    expected = expected_sign(sign_key, t)
-    if not hmac.compare_digest(sign.encode("utf-8", "surrogatepass"), expected.encode("ascii")):
+    sent = sign.encode("utf-8", "surrogatepass")
+    if not any(hmac.compare_digest(sent, expected_sign(key, t).encode("ascii")) for key in sign_keys):
         raise CallbackSignRejected("invalid_signature", "Sign does not match")
     if t < now:
         raise CallbackSignRejected("signature_expired", "T has passed: the notification has expired")

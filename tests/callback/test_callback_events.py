@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from typing import Any
@@ -71,17 +72,27 @@ def test_sign_is_lowercase_hex_md5_of_key_and_t() -> None:
         ({"Sign": "\udcff", "T": T}, "invalid_signature"),
     ],
 )
-def test_verify_callback_sign(fields: dict[str, Any], code: str | None) -> None:
+@pytest.mark.parametrize("previous", [(), ("PreviousKey1",)], ids=["", "during a rotation"])
+def test_verify_callback_sign(fields: dict[str, Any], code: str | None, previous: tuple[str, ...]) -> None:
     payload = {**load_event("vod_new_file_upload"), **fields}
     if code is None:
-        verify_callback_sign(payload, CALLBACK_SIGN_KEY, NOW, AHEAD)
+        verify_callback_sign(payload, (CALLBACK_SIGN_KEY, *previous), NOW, AHEAD)
         return
     with pytest.raises(CallbackSignRejected) as caught:
-        verify_callback_sign(payload, CALLBACK_SIGN_KEY, NOW, AHEAD)
+        verify_callback_sign(payload, (CALLBACK_SIGN_KEY, *previous), NOW, AHEAD)
     assert caught.value.reason == code
     assert CALLBACK_SIGN_KEY not in caught.value.message
     answer = as_http_error(caught.value)  # what VOD gets back over HTTP
     assert answer is not None and (answer.status, answer.code) == (401, code)
+
+
+@pytest.mark.parametrize(("keys", "accepted"), [(("NewKey1", "OldKey1"), True), (("NewKey1",), False)])
+def test_a_delivery_signed_with_the_previous_sign_key_passes_only_while_it_is_set(
+    keys: tuple[str, ...], accepted: bool
+) -> None:
+    payload = {**load_event("vod_new_file_upload"), "Sign": expected_sign("OldKey1", T), "T": T}
+    with contextlib.nullcontext() if accepted else pytest.raises(CallbackSignRejected):
+        verify_callback_sign(payload, keys, NOW, AHEAD)
 
 
 @pytest.mark.parametrize(

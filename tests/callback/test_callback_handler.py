@@ -210,6 +210,29 @@ def test_during_a_context_key_rotation_both_keys_name_their_users(call: Callable
     assert users == {"f-new": "ann", "f-old": "ann", "f-other": None}  # sealed with neither: no one's
 
 
+def test_during_a_sign_key_rotation_deliveries_signed_with_either_key_are_stored(
+    call: Callable[..., Call], store: EventStore
+) -> None:
+    # The callback told of the new key first, with the old one as previous (README: rotating the SignKey); then VOD
+    new = "NewSignKey0123456789"
+    invoke = call(VOD_CALLBACK_SIGN_KEY=new, VOD_CALLBACK_SIGN_KEY_PREVIOUS=CALLBACK_SIGN_KEY)
+
+    def delivery(file_id: str, key: str) -> dict[str, Any]:
+        return vod_signed(vod_event("NewFileUpload", FileId=file_id), key, 600, now=NOW)
+
+    answers = [
+        (answer["status"], answer.get("error", {}).get("code"))
+        for answer in (
+            invoke(delivery("f-new", new)),
+            invoke(delivery("f-old", CALLBACK_SIGN_KEY)),
+            invoke(delivery("f-other", "OtherKey0123456789")),
+            call(VOD_CALLBACK_SIGN_KEY=new)(delivery("f-late", CALLBACK_SIGN_KEY)),  # the previous key unset since
+        )
+    ]
+    assert answers == [(200, None), (200, None), (401, "invalid_signature"), (401, "invalid_signature")]
+    assert store.event_count() == 2
+
+
 def test_duplicate_deliveries_are_acknowledged_once(call: Callable[..., Call], store: EventStore) -> None:
     calls: list[Any] = []
     invoke = call(hook=calls.append)

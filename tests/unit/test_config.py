@@ -363,6 +363,12 @@ def test_secret_compares_and_pickles_without_showing_itself() -> None:
         ({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CALLBACK_MAX_AHEAD": "0"}, "VOD_CALLBACK_MAX_AHEAD"),
         # VOD's T is 600 s ahead: a tighter bound would refuse every genuine event (660 allows a minute's skew).
         ({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CALLBACK_MAX_AHEAD": "659"}, "VOD_CALLBACK_MAX_AHEAD"),
+        # a rotation's previous key is a SignKey too, and only beside a current one
+        ({"VOD_CALLBACK_SIGN_KEY": CALLBACK_SIGN_KEY, "VOD_CALLBACK_SIGN_KEY_PREVIOUS": "x-y"}, "_PREVIOUS: must be 1"),
+        (
+            {"VOD_CALLBACK_INSECURE": "true", "VOD_CALLBACK_SIGN_KEY_PREVIOUS": CALLBACK_SIGN_KEY},
+            "VOD_CALLBACK_SIGN_KEY_PREVIOUS: is for a SignKey rotation: set VOD_CALLBACK_SIGN_KEY too",
+        ),
     ],
 )
 def test_callback_refuses_to_start_unverified(env: dict[str, str], bad: str) -> None:
@@ -591,8 +597,13 @@ def test_inside_scf_the_store_is_postgresql(load: Any, env: dict[str, str], prob
             {"VOD_CALLBACK_SIGN_KEY": "Key123abc012345"},
             ("VOD_CALLBACK_SIGN_KEY", "must be at least 16 characters inside SCF"),
         ),
+        (
+            lambda env: load_callback_settings({**CALLBACK_ENV, "DATABASE_URL": "postgresql://vod@db/vod", **env}),
+            {"VOD_CALLBACK_SIGN_KEY_PREVIOUS": "Key123abc012345"},
+            ("VOD_CALLBACK_SIGN_KEY_PREVIOUS", "must be at least 16 characters inside SCF"),
+        ),
     ],
-    ids=["auth off", "a SignKey found by trying"],
+    ids=["auth off", "a SignKey found by trying", "a previous one too"],
 )
 def test_what_is_unsafe_once_deployed_is_refused_inside_scf(load: Any, env: dict[str, str], problem: Any) -> None:
     load(env)  # a local run may

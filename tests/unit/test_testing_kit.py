@@ -230,7 +230,7 @@ def test_a_function_urls_header_names_are_lowercase_as_it_sends_them() -> None:
 def test_signed_is_what_the_callback_verifies() -> None:
     event = signed(vod_event("NewFileUpload"), "Key123", ttl=300, now=1_000)
     assert event["T"] == 1_300
-    verify_callback_sign(event, "Key123", now=1_000, max_ahead=900)  # raises if not
+    verify_callback_sign(event, ("Key123",), now=1_000, max_ahead=900)  # raises if not
 
 
 @pytest.mark.parametrize("shape", ["apigw", "function_url"])
