@@ -895,14 +895,22 @@ def _read_callback(r: _Reader) -> CallbackSettings:
             "config.callback_unverified",
             detail="VOD_CALLBACK_INSECURE=true: events are not verified",
         )
+    # SCF takes requests up to 6 MB: a genuine (large, AI-result) event is never refused below that.
+    http = _read_http(r, CALLBACK_MAX_BODY_BYTES, cors=False)
+    if http.max_body_bytes < CALLBACK_MAX_BODY_BYTES:  # its 413s are logged at INFO: their Sign is not checked
+        log_event(
+            WARNING,
+            "config.callback_body_limit",
+            detail=f"HTTP_MAX_BODY_BYTES={http.max_body_bytes}: a larger event from VOD is refused (413), and lost "
+            "once VOD stops retrying it",
+        )
     return CallbackSettings(
         sign_key=sign_key,
         previous_sign_key=previous_sign_key,
         # VOD sets T 10 minutes ahead (ModifyEventConfig's SignKey): less, and every genuine event is refused.
         max_ahead_seconds=r.integer("VOD_CALLBACK_MAX_AHEAD", 900, 660, 7 * 24 * 3600) or 900,
         store=_read_store(r),
-        # SCF takes requests up to 6 MB: a genuine (large, AI-result) event is never refused below that.
-        http=_read_http(r, CALLBACK_MAX_BODY_BYTES, cors=False),
+        http=http,
         context_keys=_read_context_keys(r),
         after_commit_hook=_read_hook(r),
         confirm_api=_read_vod_api(r, stdlib_client=True)

@@ -10,7 +10,8 @@ Reads DATABASE_URL (default sqlite:///.local/vod.sqlite3, relative to the curren
 same setting as the callback function, and for `hooks --rerun` AFTER_COMMIT_HOOK (its package must be
 importable: in the checkout's root, where `make build` takes it from, run `PYTHONPATH=. vod-uploads …`).
 `erase` lists what it would erase; with --yes it erases it (a user's data, on request: see the README's
-Personal data). Exit status: 0 ok, 1 not found (or a hook run again failed), 2 settings or store problem.
+Personal data). Exit status: 0 ok (also a `list` that finds none), 1 not found (a file `show` or `erase` names,
+a user `erase` names) or a hook run again failed, 2 settings or store problem.
 """
 
 from __future__ import annotations
@@ -302,7 +303,7 @@ def _stdout_is_the_list() -> Iterator[TextIO]:
 def hooks(store: EventStore, args: argparse.Namespace) -> None:
     rows, failures = list[dict[str, Any]](), 0
     now = time.time()
-    claimed_before = now - max(args.older_than, RERUN_CLAIM_SECONDS)
+    claimed_before = now - RERUN_CLAIM_SECONDS  # a claim's age, whatever --older-than says (README)
     taken: list[EventSummary] | None = None  # the hooks other reruns have: unfinished too, not theirs to run
     # The list is written as each hook is done (all of it, in JSON, also when the run stops part-way).
     with _stdout_is_the_list() as out:

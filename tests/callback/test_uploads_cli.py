@@ -603,7 +603,11 @@ def test_two_operators_reruns_run_each_hook_once(unfinished: tuple[str, dict[str
     assert json.loads(uploads(url, "hooks", "--json").stdout)["hooks"] == []
 
 
-@pytest.mark.parametrize("older_than", [[], ["--older-than", "0"]], ids=["by default", "older-than 0"])
+@pytest.mark.parametrize(
+    "older_than",
+    [[], ["--older-than", "0"], ["--older-than", "3600"]],
+    ids=["by default", "older-than 0", "older-than an hour"],  # a claim's age is 15 minutes whatever it says
+)
 def test_a_claim_left_by_a_rerun_that_died_is_taken_again_once_old(
     unfinished: tuple[str, dict[str, str]], tmp_path: Path, older_than: list[str]
 ) -> None:
@@ -629,7 +633,7 @@ def test_a_claim_left_by_a_rerun_that_died_is_taken_again_once_old(
     # the dead run's hook only (and, with --older-than 0, the pending one that arrived just now): the one
     # claimed five minutes ago is left to the run that has it, however short --older-than is
     ran = [line.split()[0] for line in (tmp_path / "c").read_text().splitlines()]
-    assert ran == [keys["failed"]] + ([keys["running"]] if older_than else [])
+    assert ran == [keys["failed"]] + ([keys["running"]] if older_than[1:] == ["0"] else [])
     assert "hook being run again since" in uploads(url, "show", "3").stdout  # cut_short's file: still claimed
     assert "1 hook(s) being run again by another rerun" in rerun.stdout and keys["cut_short"] in rerun.stdout
     listed = json.loads(uploads(url, "hooks", "--json", *older_than).stdout)

@@ -384,6 +384,17 @@ def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
     assert settings.store.database_url.reveal().startswith("sqlite:///")
 
 
+@pytest.mark.parametrize(("limit", "warned"), [(None, False), ("6291456", False), ("1048576", True)])
+def test_a_callback_body_limit_below_scfs_is_logged_at_each_cold_start(
+    output: Output, limit: str | None, warned: bool
+) -> None:
+    # VOD's larger events would be refused with a 413 that, its Sign unchecked, is logged at INFO
+    settings = load_callback_settings({**CALLBACK_ENV, **({"HTTP_MAX_BODY_BYTES": limit} if limit else {})})
+    warnings = [line for line in output.lines() if line["level"] == "WARNING"]
+    assert [line["event"] for line in warnings] == (["config.callback_body_limit"] if warned else [])
+    assert all(f"HTTP_MAX_BODY_BYTES={settings.http.max_body_bytes}: a larger" in w["detail"] for w in warnings)
+
+
 @pytest.mark.parametrize(
     ("url", "named"),
     [
