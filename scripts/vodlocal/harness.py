@@ -178,6 +178,7 @@ def close_stores(handlers: Iterable[Handler | Exception]) -> None:
     for handler in handlers:
         store = getattr(getattr(handler, "__wrapped__", handler), "__globals__", {}).get("STORE")
         if store is not None:
+            store.max_idle_connections = 0  # a request still running (a long poll) closes its own when it ends
             store.close()
 
 

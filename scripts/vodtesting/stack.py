@@ -136,7 +136,7 @@ class VodStack:
         request.FileId, request.SubAppId = file_id, int(settings["VOD_SUB_APP_ID"])
         request.DeleteParts = [{"Type": kind, "Definition": definition} for kind, definition in parts] or None
         with warnings.catch_warnings():  # the SDK's own utcfromtimestamp (Python 3.12+): not the app's to see
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", category=DeprecationWarning, module="tencentcloud")
             vod_client.VodClient(credential, "", profile).DeleteMedia(request)
 
     def record(

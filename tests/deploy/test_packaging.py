@@ -592,6 +592,10 @@ _RSA_PUBLIC_KEY = (
             ],
         ),
         (
+            {"VOD_API_ENDPOINT": "localhost:9000", "VOD_CALLBACK_CONFIRM": "fetch"},  # a bare host: https
+            ["callback: VOD_API_ENDPOINT names this machine (localhost:9000)", "events_pull: VOD_API_ENDPOINT names"],
+        ),
+        (
             {"UPLOAD_PAGE_SIGNATURE_URL": "http://localhost:8080/signature", "UPLOAD_PAGE_STATUS_URL": "/uploads"},
             ["upload_page: UPLOAD_PAGE_SIGNATURE_URL names this machine (http://localhost:8080/signature): each visit"],
         ),
@@ -614,6 +618,7 @@ _RSA_PUBLIC_KEY = (
         "unreadable-key",
         "no-cryptography",
         "emulator",
+        "emulator-bare-host",
         "page-on-loopback",
         "local-database",
         "unix-socket",

@@ -3,6 +3,7 @@ following a real upload's task flow to its end."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -10,6 +11,7 @@ import re
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +26,7 @@ from shared.source_context import seal
 from tests.conftest import command, run_command
 from vodlocal import localstack
 from vodtesting import sample_video, vod_event
-from vodtesting.stack import VodStack
+from vodtesting.stack import VodStack, start_stack_with
 from vodupload.errors import AuthenticationFailed
 from vodupload.status import StatusClient, StatusUnavailable
 
@@ -345,3 +347,41 @@ def test_over_http_a_file_id_is_decoded_once(vod_stack: VodStack, file_id: str) 
     url = f"{vod_stack.gateway_url}/uploads/{quote(file_id, safe='')}"
     answer = requests.get(url, headers={"Authorization": f"Bearer {vod_stack.token('una')}"}, timeout=10)
     assert (answer.status_code, answer.json().get("fileId")) == (200, file_id), answer.text
+
+
+def test_a_stack_stopped_during_a_long_poll_leaves_no_database_open(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a stack whose uploads function is answering a ?wait poll (it takes a connection again at each look)
+    stack = start_stack_with(monkeypatch, tmp_path / "stack")
+    try:
+        committed = stack.upload(sample_video(tmp_path / "v.mp4", size=100_000), user="ann")
+        stack.record(committed["fileId"])
+        url, auth = (
+            f"{stack.gateway_url}/uploads/{committed['fileId']}",
+            {"Authorization": f"Bearer {stack.token('ann')}"},
+        )
+        tag = requests.get(url, headers=auth, timeout=30).headers["ETag"]
+        answers: list[int] = []
+        poll = threading.Thread(
+            target=lambda: answers.append(
+                requests.get(url, headers={**auth, "If-None-Match": tag}, params={"wait": 3}, timeout=30).status_code
+            )
+        )
+        poll.start()
+        time.sleep(1)
+    finally:
+        # WHEN the stack stops meanwhile, and the poll ends after
+        stack.stop()
+    poll.join()
+    # THEN the poll was answered, and the database it used is closed all the same
+    assert answers == [304]
+    assert not [name for name in _open_files() if str(tmp_path / "stack") in name]
+
+
+def _open_files() -> list[str]:
+    names = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
+            names.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return names
