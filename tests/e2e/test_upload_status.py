@@ -357,10 +357,8 @@ def test_a_stack_stopped_during_a_long_poll_leaves_no_database_open(
     try:
         committed = stack.upload(sample_video(tmp_path / "v.mp4", size=100_000), user="ann")
         stack.record(committed["fileId"])
-        url, auth = (
-            f"{stack.gateway_url}/uploads/{committed['fileId']}",
-            {"Authorization": f"Bearer {stack.token('ann')}"},
-        )
+        url = f"{stack.gateway_url}/uploads/{committed['fileId']}"
+        auth = {"Authorization": f"Bearer {stack.token('ann')}"}
         tag = requests.get(url, headers=auth, timeout=30).headers["ETag"]
         answers: list[int] = []
         poll = threading.Thread(
