@@ -53,6 +53,20 @@ class _Tally:
         self.pulled = self.recorded = self.duplicates = self.confirmed = self.unreadable = self.late = self.left = 0
 
 
+def _receipt_times(wall: Callable[[], float]) -> Callable[[], float]:
+    """Each event's receipt time, in VOD's order for the whole run: later than the one before it, even where the time
+    of day reads the same (a coarse clock) or is set back (NTP) between two events, or two batches. A delete and a
+    task made again after it may come one after the other, and the records compare their times."""
+    last = 0.0
+
+    def stamp() -> float:
+        nonlocal last
+        last = max(wall(), last + 1e-6)
+        return last
+
+    return stamp
+
+
 class _Batch:
     """One batch's events, stored in VOD's order by `store_until`, each with its own receipt time."""
 
@@ -66,9 +80,8 @@ class _Batch:
         keys: Sequence[str],
     ) -> None:
         self.rest = events
-        self._store, self._tally, (self._clock, self._wall) = store, tally, clocks
+        self._store, self._tally, (self._clock, self._received_at) = store, tally, clocks
         self._after_commit, self._keys = after_commit, keys
-        self._at = 0.0
 
     def store_until(self, until: float) -> tuple[list[str], bool]:
         """Ingest events begun before `until` (on the run's clock); the handles of those committed, and False
@@ -79,10 +92,12 @@ class _Batch:
             handle = raw.get("EventHandle") if isinstance(raw, dict) else None  # what confirms this delivery
             try:
                 payload = pulled_form(raw)
-                # Each event its own time, in VOD's order: a delete and a task made after it may come in one batch
-                self._at = max(self._wall(), self._at + 1e-6)
                 result = ingest_event(
-                    self._store, payload, received_at=self._at, after_commit=self._after_commit, keys=self._keys
+                    self._store,
+                    payload,
+                    received_at=self._received_at(),
+                    after_commit=self._after_commit,
+                    keys=self._keys,
                 )
             except MalformedEvent as exc:
                 self.rest = self.rest[1:]
@@ -217,7 +232,7 @@ def _drain(
     keys: Sequence[str],
 ) -> DrainReport:
     clock, wall, sleep = clocks
-    tally, rounds, stopped = _Tally(), 0, "deadline"
+    tally, rounds, stopped, received_at = _Tally(), 0, "deadline", _receipt_times(wall)
     while (began := clock()) + reserve_seconds <= deadline:
         # Events begun before confirm_by are confirmed in time: their ConfirmEvents (one API call) comes, the
         # event's own time allowed for, before VOD hands the batch out again and before the invocation's end.
@@ -237,7 +252,7 @@ def _drain(
                 break
             sleep(max(0.0, began + _EMPTY_PULL_SECONDS - clock()))
             continue
-        batch = _Batch(events, store, tally, (clock, wall), after_commit, keys)
+        batch = _Batch(events, store, tally, (clock, received_at), after_commit, keys)
         stop = _take(batch, queue, tally, confirm_by, store_by=deadline - _LAST_EVENT_SECONDS)
         if stop is not None:
             stopped = stop

@@ -365,20 +365,32 @@ def test_an_unexpected_failure_is_one_error_line_and_the_run_fails(
     assert (line["level"], line["event"]) == ("ERROR", "pull.crash") and "KeyError" in line["exception"]
 
 
-@pytest.mark.parametrize("wall", [time.time, lambda: 1_700_000_000.0], ids=["ticking", "coarse-or-stopped"])
-def test_a_delete_and_a_task_made_after_it_in_one_batch_keep_their_order(
-    tmp_path: Path, wall: Callable[[], float]
+def _set_back_at_third_reading() -> Callable[[], float]:
+    readings = itertools.count()
+    return lambda: 1_700_000_010.0 - 2 * (next(readings) >= 2)  # NTP sets the clock back 2 s
+
+
+@pytest.mark.parametrize("split", [3, 2, 1], ids=["one-batch", "task-in-next-batch", "one-a-batch"])
+@pytest.mark.parametrize(
+    "wall",
+    [lambda: time.time, lambda: lambda: 1_700_000_000.0, _set_back_at_third_reading],
+    ids=["ticking", "coarse-or-stopped", "set-back"],
+)
+def test_a_delete_and_a_task_made_after_it_keep_their_order(
+    tmp_path: Path, wall: Callable[[], Callable[[], float]], split: int
 ) -> None:
-    # GIVEN one batch: a transcode, DeleteMedia of it, and the transcode made again (read on a time of day that
-    # moves on, or one too coarse to: a container's clock may read the same for the whole batch)
+    # GIVEN a transcode, DeleteMedia of it, and the transcode made again, in one batch or over several, received
+    # on a time of day that moves on, one too coarse to (a container's clock may read the same for a while), or
+    # one set back between them
     finished = load_event("vod_procedure_finish")
     file_id = finished["ProcedureStateChangeEvent"]["FileId"]
     again = copy.deepcopy(finished)
     again["ProcedureStateChangeEvent"]["TaskId"] = "task-again"
     parts = [{"FileId": file_id, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 0}]}]
     deleted = vod_event("FileDeleted", FileId=file_id, FileDeleteResultInfo=parts)
-    batch = [{**event, "EventHandle": f"h{i}"} for i, event in enumerate([finished, deleted, again])]
-    report, store = _drain(Queue([batch]), tmp_path, wall=wall)
+    pulled = [{**event, "EventHandle": f"h{i}"} for i, event in enumerate([finished, deleted, again])]
+    batches = [pulled[start : start + split] for start in range(0, 3, split)]
+    report, store = _drain(Queue(batches), tmp_path, wall=wall())
     # THEN each was received after the one before it: the task after the delete has the later time
     times = {task.task_id: task.results_at or 0.0 for task in store.tasks(file_id)}
     upload = store.upload(file_id)
