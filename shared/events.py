@@ -361,6 +361,7 @@ def _depth(value: object) -> int:
 # Sorted keys, no spaces, ASCII only: one text per event whatever the sender's key order, and one that
 # any store can hold as it is.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+_AS_UNICODE = json.JSONEncoder(ensure_ascii=False)
 
 
 class StoredEvent(Record):
@@ -381,8 +382,20 @@ def stored_form(payload: JsonObject, delivered: JsonObject | None = None) -> Sto
     """`payload` as stored, keyed by `delivered`: the body as received, when what is recorded is VOD's own
     answer instead (VOD_CALLBACK_CONFIRM=fetch), so that answer changing between retries makes no second event."""
     text = _without_delivery_fields(payload)
+    if "\\ud" in text:  # escaped, as a character outside the BMP is too (a surrogate pair)
+        check_unicode(payload)
     keyed = text if delivered is None else _without_delivery_fields(delivered)
     return StoredEvent(hashlib.sha256(keyed.encode("ascii")).hexdigest(), text)
+
+
+def check_unicode(payload: JsonObject) -> None:
+    """MalformedEvent where a key or string, in any field (the parser's or not), holds half a surrogate pair: it
+    has no UTF-8 form, and every answer that showed it would fail. A PUSH body holding one is refused as it is
+    read; what PullEvents or VOD's API answered is checked here."""
+    try:
+        _AS_UNICODE.encode(payload).encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedEvent("body", "a string in it holds an unpaired surrogate (it has no UTF-8 form)") from None
 
 
 def _without_delivery_fields(payload: JsonObject) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.config import VodApiSettings
 from shared.errors import MalformedEvent, VodUnavailable
-from shared.events import FileDeleted, NewFileUpload, ProcedureStateChanged, VodEvent, parse_event
+from shared.events import FileDeleted, NewFileUpload, ProcedureStateChanged, VodEvent, check_unicode, parse_event
 from shared.ingest import Vouched
 from shared.source_context import Attribution, attribute
 from shared.vod_cloud_api import CloudApiError, VodCloudApi, with_sub_app
@@ -157,9 +157,11 @@ def _readable(vouched: Mapping[str, Any], action: str) -> VodEvent:
     """The event as VOD's answer has it. An answer of a shape VOD does not document is VOD's fault, not the
     body's: a 503 (delivered again), never a 400 that blames the delivery, nor a crash."""
     try:
-        return parse_event(vouched)
+        event = parse_event(vouched)
+        check_unicode(vouched)
     except MalformedEvent as exc:
         raise VodUnavailable(f"{action} answered an unexpected shape: {exc.field}") from exc
+    return event
 
 
 def _made_since(create_time: str | None, since: float) -> bool:

@@ -545,8 +545,9 @@ def test_a_task_event_vod_does_not_vouch_for_is_a_503(
         ),
         ({"BasicInfo": {"Name": 5}}, "FileUploadEvent.MediaBasicInfo.Name"),
         ({"BasicInfo": {}, "MetaData": "x"}, "FileUploadEvent.MetaData"),
+        ({"BasicInfo": {"Vendor": {"Note": "\udc00"}}}, "body"),  # where the parser does not look
     ],
-    ids=["basic-info", "source-info", "source-context", "surrogate", "name", "metadata"],
+    ids=["basic-info", "source-info", "source-context", "surrogate", "name", "metadata", "surrogate-elsewhere"],
 )
 def test_an_upload_vod_answers_for_in_an_unexpected_shape_is_a_503(
     vod_function: Callable[..., Any],
