@@ -87,9 +87,17 @@ def token_subject(token: str) -> str:
         subject = jwt.decode(token, options={"verify_signature": False}).get("sub")
     except jwt.PyJWTError:
         subject = None
-    if isinstance(subject, str) and subject:
+    if isinstance(subject, str) and subject and _has_utf8_form(subject):  # (the endpoint refuses one without)
         return f"sub:{subject}"
     return "token:" + hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _has_utf8_form(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # half a surrogate pair, escaped in the token's JSON
+        return False
+    return True
 
 
 class SignatureClient:

@@ -43,6 +43,7 @@ from vodupload import (
     VodUnavailable,
     identify,
 )
+from vodupload.checkpoint import checkpoint_name
 from vodupload.cos import RetryPolicy, call_cos, cos_endpoint, make_client
 from vodupload.errors import shown
 from vodupload.halting import Halted
@@ -548,15 +549,16 @@ def _signed(user: str, **claims: Any) -> str:
         (_signed("x", sub=7), _signed("x", sub=8), False),  # no string sub: the token itself
         ("opaque-1", "opaque-1", True),
         ("opaque-1", "opaque-2", False),
+        (_signed("x", sub="\ud800"), _signed("x", sub="\ud800", exp=2), False),  # no text: the token itself
     ],
-    ids=["refreshed", "other-user", "non-string-sub", "same-opaque", "other-opaque"],
+    ids=["refreshed", "other-user", "non-string-sub", "same-opaque", "other-opaque", "sub-not-text"],
 )
 def test_saved_uploads_belong_to_the_tokens_subject(first: str, second: str, same: bool) -> None:
     assert (token_subject(first) == token_subject(second)) is same
     for token in (first, second):  # a token is never kept as it is: its subject, else its digest
-        assert re.fullmatch(r"sub:[a-z]+|token:[0-9a-f]{64}", token_subject(token)) and token not in token_subject(
-            token
-        )
+        owner = token_subject(token)
+        assert re.fullmatch(r"sub:[a-z]+|token:[0-9a-f]{64}", owner) and token not in owner
+        assert re.fullmatch(r"[0-9a-f]{32}", checkpoint_name(None, "clip.mp4", None, owner))
 
 
 PART_BYTES = os.urandom(MIB + 3)
