@@ -156,6 +156,17 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
             f"CREATE INDEX events_unfinished_hooks ON events (received_at, dedupe_key) WHERE {_HOOK_UNFINISHED}",
         ),
     ),
+    (
+        9,
+        (
+            # Builds of schema 1 took an upload's user from its sourceContext unsealed (`u1:<request>:<user>`), which
+            # anyone could have written. A record of theirs that no event has rebuilt since (its attribution is
+            # unset) still named that user, to the status API too: it names none, as such an upload is recorded now.
+            # (substr, not LIKE: the shared SQL holds no literal %)
+            "UPDATE uploads SET user_id = NULL, attribution = 'not_sealed', revision = revision + 1 "
+            "WHERE user_id IS NOT NULL AND attribution IS NULL AND substr(source_context, 1, 3) = 'u1:'",
+        ),
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -302,8 +313,11 @@ _ERASED_ERROR = "(erased: it named a file erased since)"
 
 
 def _sealed_user(source_context: str | None) -> str | None:
-    """The user a sourceContext of ours names, proven or not (`u2:<request-id>:<mac>:<user-id>`)."""
+    """The user a sourceContext of ours names, proven or not (`u2:<request-id>:<mac>:<user-id>`, or as builds of
+    schema 1 wrote it, `u1:<request-id>:<user-id>`)."""
     parts = (source_context or "").split(":", 3)
+    if parts[0] == "u1" and len(parts) >= 3:
+        return ":".join(parts[2:])
     return parts[3] if len(parts) == 4 and parts[0] == SEALED else None
 
 

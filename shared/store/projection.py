@@ -303,6 +303,7 @@ def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None
 # 5: the task whose *first* FINISH came last, and when each task first finished.
 # 6: when the last whole-file delete came too, and when VOD last listed the file (a later listing disproves a delete).
 _STATE_FORM = 6
+_STATE_KEYS = new_file_state().keys()
 _TASK_RANK_LENGTH = 3  # an older build's task ranks were [FINISH?, dedupe key]
 
 
@@ -310,7 +311,12 @@ def state_current(state: FileState, *tasks: TaskState) -> bool:
     """Whether these states are of this build's form, task ranks included: an older build's (written before an
     upgrade, or by one still running during a rolling deploy) would not compare with ours; they are rebuilt."""
     winners = [*state["from_tasks"].values(), *(w for task in tasks for w in task.values())]
-    return state.get("form") == _STATE_FORM and all(len(rank) == _TASK_RANK_LENGTH for rank, _ in winners)
+    # Its keys too: a few builds of form 6 kept the whole-file deletes as `deletes`, a list, before `deleted`.
+    return (
+        state.get("form") == _STATE_FORM
+        and state.keys() == _STATE_KEYS
+        and all(len(rank) == _TASK_RANK_LENGTH for rank, _ in winners)
+    )
 
 
 def _add_task_event(state: FileState, task: TaskState, item: FoldInput, event: ProcedureStateChanged) -> bool:

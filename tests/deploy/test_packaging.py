@@ -762,6 +762,29 @@ def test_the_deploy_check_refuses_waits_the_timeouts_leave_no_room_for(
     assert refused is None or refused in run.stderr
 
 
+def _origins(length: int) -> str:
+    """Origins a page may be served from, listed in exactly `length` characters."""
+    listed: list[str] = []
+    while length > 83:  # room for one more of 27 characters, its comma, and the last of 21 to 83
+        listed.append(f"https://app{len(listed):04}.example.com")
+        length -= 28
+    return ",".join([*listed, f"https://{'b' * (length - 20)}.example.com"])
+
+
+@pytest.mark.parametrize("over", [0, 1], ids=["at-the-limit", "one-byte-over"])
+def test_the_deploy_check_refuses_more_environment_than_scf_takes(over: int) -> None:
+    # SCF takes 4 KB of a function's variables: a long list of origins (or an RSA key) passes every other check
+    inputs = yaml.safe_load(CONFIG.read_text())["inputs"]
+    deployed = load_script("check-deploy-env")._settings(inputs["functions"]["sign"], inputs, DEPLOYER_ENV)
+    room = 4096 - sum(len(name) + len(value) for name, value in deployed.items() if name != "CORS_ALLOW_ORIGINS")
+    origins = _origins(room - len("CORS_ALLOW_ORIGINS") + over)
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(CONFIG)]
+    env = {**user_env(), **DEPLOYER_ENV, "CORS_ALLOW_ORIGINS": origins}
+    run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
+    refused = "\n  sign: 4097 bytes (the largest: CORS_ALLOW_ORIGINS "
+    assert (run.returncode, refused in run.stderr) == ((1, True) if over else (0, False)), run.stderr
+
+
 def test_the_deploy_config_passes_references_never_values() -> None:
     """Settings (secrets among them) come from the deployer's environment; none is written in the config."""
     for function in FUNCTIONS:

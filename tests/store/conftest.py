@@ -3,13 +3,15 @@ through a real PgBouncer in transaction mode."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from shared.store import EventStore, open_store
-from vodtesting.pgserver import database_name
+from vodtesting.pgserver import database_name, run_sql
 
 BACKENDS = [
     "sqlite",
@@ -62,3 +64,11 @@ def new_store(new_url: Callable[[], str]) -> Iterator[Callable[[], EventStore]]:
 @pytest.fixture
 def store(new_store: Callable[[], EventStore]) -> EventStore:
     return new_store()
+
+
+def sql_on(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """One statement on the database behind `url`, as another program would run it."""
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return conn.execute(sql, params).fetchall()
+    return run_sql(url, sql.replace("?", "%s"), params)

@@ -7,7 +7,6 @@ import copy
 import itertools
 import json
 import random
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,8 @@ from shared.store import EventStore, UploadRecord, open_store
 from shared.store.projection import _SHOWN_PART_TYPES, DISPROOF_MARGIN, MAX_DELETED_PARTS, MAX_FACT_VALUES
 from tests.conftest import CONTEXT_KEY, KEYS
 from tests.scf import load_event
+from tests.store.conftest import sql_on
 from vodtesting import vod_event
-from vodtesting.pgserver import run_sql
 
 FILE, OTHER = "5285890784273533167", "5285890784273533168"
 RESULTS = load_event("vod_procedure_finish")["ProcedureStateChangeEvent"]["MediaProcessResultSet"]
@@ -117,7 +116,7 @@ def _count_rebuilds(store: EventStore) -> list[str]:
 
 
 def _unprojected(url: str) -> int:
-    return int(_sql(url, "SELECT count(*) FROM event_files WHERE NOT projected")[0][0])
+    return int(sql_on(url, "SELECT count(*) FROM event_files WHERE NOT projected")[0][0])
 
 
 def _reports(store: EventStore) -> tuple[Any, ...]:
@@ -184,35 +183,27 @@ def test_any_delivery_order_of_a_random_event_set_gives_identical_records(tmp_pa
     assert (other is not None and other.upload.status == "deleted") == expected["other_deleted"]
 
 
-def _sql(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-    """One statement on the database behind `url`, as another program would run it."""
-    if url.startswith("sqlite:///"):
-        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-            return conn.execute(sql, params).fetchall()
-    return run_sql(url, sql.replace("?", "%s"), params)
-
-
 def _clear_states(url: str) -> None:
     """What a database written by the build before the incremental projection holds: records, no states."""
-    _sql(url, "UPDATE uploads SET projection = NULL")
-    _sql(url, "UPDATE tasks SET projection = NULL")
-    _sql(url, "UPDATE event_files SET projected = FALSE")  # as the migration leaves the events stored before it
+    sql_on(url, "UPDATE uploads SET projection = NULL")
+    sql_on(url, "UPDATE tasks SET projection = NULL")
+    sql_on(url, "UPDATE event_files SET projected = FALSE")  # as the migration leaves the events stored before it
 
 
 def _deliver_as_an_older_build(store: EventStore, url: str, deliveries: list[Delivery]) -> None:
     """What a build that keeps no states, still running beside this one, leaves after `deliveries`: the events
     stored and the records rewritten, the states as they were, the events' file links not marked projected."""
-    known = {key for (key,) in _sql(url, "SELECT dedupe_key FROM events")}
-    states = _sql(url, "SELECT file_id, projection FROM uploads")
-    task_states = _sql(url, "SELECT file_id, task_id, projection FROM tasks")
+    known = {key for (key,) in sql_on(url, "SELECT dedupe_key FROM events")}
+    states = sql_on(url, "SELECT file_id, projection FROM uploads")
+    task_states = sql_on(url, "SELECT file_id, task_id, projection FROM tasks")
     _deliver(store, deliveries)
     for file_id, text in states:
-        _sql(url, "UPDATE uploads SET projection = ? WHERE file_id = ?", (text, file_id))
+        sql_on(url, "UPDATE uploads SET projection = ? WHERE file_id = ?", (text, file_id))
     for file_id, task_id, text in task_states:
-        _sql(url, "UPDATE tasks SET projection = ? WHERE file_id = ? AND task_id = ?", (text, file_id, task_id))
-    for (key,) in _sql(url, "SELECT dedupe_key FROM events"):
+        sql_on(url, "UPDATE tasks SET projection = ? WHERE file_id = ? AND task_id = ?", (text, file_id, task_id))
+    for (key,) in sql_on(url, "SELECT dedupe_key FROM events"):
         if key not in known:
-            _sql(url, "UPDATE event_files SET projected = FALSE WHERE dedupe_key = ?", (key,))
+            sql_on(url, "UPDATE event_files SET projected = FALSE WHERE dedupe_key = ?", (key,))
 
 
 def test_a_task_event_without_a_status_counts_its_task_once(store: EventStore) -> None:
@@ -379,8 +370,8 @@ def test_states_with_ranks_of_an_older_build_are_rebuilt(new_url: Callable[[], s
     # GIVEN records whose states the build before the steps-ended rank wrote, or updated (during a rolling deploy)
     def older_ranks(url: str) -> None:
         for table in tables:
-            for (text,) in _sql(url, f"SELECT projection FROM {table}"):
-                _sql(url, f"UPDATE {table} SET projection = ?", (json.dumps(_older_ranks(json.loads(text))),))
+            for (text,) in sql_on(url, f"SELECT projection FROM {table}"):
+                sql_on(url, f"UPDATE {table} SET projection = ?", (json.dumps(_older_ranks(json.loads(text))),))
 
     # WHEN the file's next event arrives THEN its records are rebuilt from its events, never compared across forms
     before = [(vod_event("NewFileUpload", FileId=FILE), 1.0), (STARTED, 2.0)]
@@ -394,13 +385,13 @@ def test_states_that_counted_an_upload_vod_did_not_list_are_rebuilt(new_url: Cal
     genuine = (vod_event("NewFileUpload", FileId=FILE, SourceContext=seal("alice", "r", CONTEXT_KEY)), 2.0)
 
     def older_form(url: str) -> None:
-        older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+        older = json.loads(sql_on(url, "SELECT projection FROM uploads")[0][0])
         for renamed in ("form", "listed", "facts"):
             del older[renamed]
         older["upload"] = older.pop("unlisted")
         info = _upload_info(forged[0])
         older["identity"] = {"user_id": [None], "source_context": ["mallory"], "media_url": [info["MediaUrl"]]}
-        _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
+        sql_on(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
 
     # WHEN VOD's own upload event arrives THEN the record is rebuilt: Alice's, as if both came to this build
     record = _rebuilt_after(new_url, [forged], older_form, [genuine])
@@ -416,13 +407,13 @@ def test_states_without_delete_and_result_times_are_rebuilt(new_url: Callable[[]
     before = [(finished, 1.0), (vod_event("FileDeleted", FileId=FILE, FileDeleteResultInfo=parts), 2.0)]
 
     def older_form(url: str) -> None:
-        older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+        older = json.loads(sql_on(url, "SELECT projection FROM uploads")[0][0])
         older["form"] = 2
         older["deleted_parts"] = [{"type": "TranscodeFiles", "definition": 0}]
-        _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
-        task = json.loads(_sql(url, "SELECT projection FROM tasks")[0][0])
+        sql_on(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
+        task = json.loads(sql_on(url, "SELECT projection FROM tasks")[0][0])
         del task["results_at"]
-        _sql(url, "UPDATE tasks SET projection = ?, results_at = NULL", (json.dumps(task),))
+        sql_on(url, "UPDATE tasks SET projection = ?, results_at = NULL", (json.dumps(task),))
 
     # WHEN the transcode is made again THEN the records are rebuilt, as a store that got every event from this build
     redone = copy.deepcopy(finished)
@@ -438,9 +429,9 @@ def test_an_upload_an_older_build_listed_earlier_is_never_listed_later(new_url: 
     store = open_store(url)
     upload = vod_event("NewFileUpload", FileId=FILE, SourceContext=seal("alice", "r", CONTEXT_KEY))
     _deliver(store, [(_task_event("t1", "PROCESSING"), 1.0), (upload, 10.0)])
-    older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+    older = json.loads(sql_on(url, "SELECT projection FROM uploads")[0][0])
     older["form"] = 3
-    _sql(url, "UPDATE uploads SET projection = ?, first_seen_at = 1.0", (json.dumps(older),))
+    sql_on(url, "UPDATE uploads SET projection = ?, first_seen_at = 1.0", (json.dumps(older),))
     # WHEN this build stores its next event (and so rebuilds its records)
     _deliver(store, [(_finished("t1", 0), 20.0)])
     # THEN it stays where alice's pages listed it: moved later, a client paging on from a cursor would miss it
@@ -454,10 +445,10 @@ def test_states_without_the_task_that_finished_last_are_rebuilt(new_url: Callabl
     before = [(_finished("t1", 70000), 1.0)]
 
     def older_form(url: str) -> None:
-        older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+        older = json.loads(sql_on(url, "SELECT projection FROM uploads")[0][0])
         older["form"] = 3
         del older["settled"], older["uploaded_at"]
-        _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
+        sql_on(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
 
     # WHEN the task flow is run again and finishes THEN the record is rebuilt: the file is finished
     record = _rebuilt_after(new_url, before, older_form, [(_finished("t2", 0), 2.0)])
@@ -469,14 +460,28 @@ def test_states_without_when_vod_listed_the_file_are_rebuilt(new_url: Callable[[
     before = [(vod_event("FileDeleted", FileIdSet=[FILE]), 1000.0)]
 
     def older_form(url: str) -> None:
-        older = json.loads(_sql(url, "SELECT projection FROM uploads")[0][0])
+        older = json.loads(sql_on(url, "SELECT projection FROM uploads")[0][0])
         older["form"] = 5
         older["deleted_at"] = older.pop("deleted")[0]
         del older["listed_at"]
-        _sql(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
+        sql_on(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
 
     # WHEN VOD lists the file well after that delete THEN the record is rebuilt: the delete did not happen
     record = _rebuilt_after(new_url, before, older_form, [(_upload_named(LISTED, 0), 1000.0 + DISPROOF_MARGIN + 1)])
+    assert record is not None and (record.deleted, record.user_id) == (False, "alice")
+
+
+def test_states_of_the_form_6_builds_that_kept_a_list_of_deletes_are_rebuilt(new_url: Callable[[], str]) -> None:
+    # GIVEN a file deleted whole, its state as the first builds of form 6 wrote it: every whole-file delete in a list
+    before = [(vod_event("FileDeleted", FileIdSet=[FILE]), 1000.0)]
+
+    def older_keys(url: str) -> None:
+        older = json.loads(sql_on(url, "SELECT projection FROM uploads")[0][0])
+        older["deletes"] = [older.pop("deleted")[0]]
+        sql_on(url, "UPDATE uploads SET projection = ?", (json.dumps(older),))
+
+    # WHEN VOD lists the file well after that delete THEN the record is rebuilt (it was a KeyError: a 500 for good)
+    record = _rebuilt_after(new_url, before, older_keys, [(_upload_named(LISTED, 0), 1000.0 + DISPROOF_MARGIN + 1)])
     assert record is not None and (record.deleted, record.user_id) == (False, "alice")
 
 
@@ -527,14 +532,14 @@ def test_deleted_parts_keep_the_shape_the_build_before_reads(new_url: Callable[[
     parts = [{"FileId": FILE, "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100030}]}]
     _deliver(store, [(vod_event("FileDeleted", FileId=FILE, FileDeleteResultInfo=parts), 5.0)])
     # THEN the column the build before reads holds what it reads (its uploads function would fail on more)
-    [(column, times)] = _sql(url, "SELECT deleted_parts, deleted_parts_at FROM uploads")
+    [(column, times)] = sql_on(url, "SELECT deleted_parts, deleted_parts_at FROM uploads")
     assert json.loads(column) == [{"type": "TranscodeFiles", "definition": 100030}]
     assert json.loads(times) == {"last_event_at": 5.0, "times": [5.0]}
     # AND when the build before rewrites the row (a rolling deploy), its parts' times are unknown: deleted whenever
     # made, whether it added parts or deleted the same ones again
     both = [{"type": "TranscodeFiles", "definition": 0}, {"type": "TranscodeFiles", "definition": 100030}]
     for rewritten in (both, json.loads(column)):
-        _sql(url, "UPDATE uploads SET deleted_parts = ?, last_event_at = 6.0", (json.dumps(rewritten),))
+        sql_on(url, "UPDATE uploads SET deleted_parts = ?, last_event_at = 6.0", (json.dumps(rewritten),))
         upload = store.upload(FILE)
         assert upload is not None and {p.deleted_at for p in upload.deleted_parts} == {None}
     store.close()

@@ -25,6 +25,7 @@ from shared.store.base import MIGRATIONS, SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import KEYS
 from tests.scf import load_event
+from tests.store.conftest import sql_on
 from vodtesting import vod_event
 from vodtesting.pgserver import PostgresServer, database_name, run_sql
 
@@ -749,6 +750,31 @@ def test_schema_migration_is_idempotent(new_url: Callable[[], str]) -> None:
         third.close()
 
 
+def test_a_user_a_schema_1_build_took_from_an_unsealed_context_is_no_ones_after_the_upgrade(
+    new_url: Callable[[], str],
+) -> None:
+    # GIVEN alice's upload as a build of schema 1 recorded it: her user id read from an unsealed `u1:` sourceContext,
+    # which anyone could have written (no attribution, no state), in a store migrated up to 8 since
+    url = new_url()
+    store = open_store(url)
+    event = vod_event("NewFileUpload", FileId=FILE_ID, SourceContext="u1:r:al:ice")
+    ingest_event(store, event, received_at=1.0, keys=KEYS)
+    store.close()
+    for statement in (
+        "UPDATE uploads SET user_id = 'al:ice', attribution = NULL, projection = NULL",
+        f"DELETE FROM schema_version WHERE version > {SCHEMA_VERSION - 1}",
+    ):
+        sql_on(url, statement)
+    # WHEN this build opens it THEN the record names no one, and erasing her data still finds the file
+    upgraded = open_store(url)
+    try:
+        upload = upgraded.upload(FILE_ID)
+        assert upload is not None and (upload.user_id, upload.attribution, upload.revision) == (None, "not_sealed", 2)
+        assert (upgraded.user_uploads("al:ice"), upgraded.files_naming("al:ice")) == ([], [FILE_ID])
+    finally:
+        upgraded.close()
+
+
 # Each schema version's statements, as released: a store at that version never runs them again, so a change
 # to one reaches no deployed store (it would lack what was added). Change the schema with a new version.
 RELEASED_MIGRATIONS = {
@@ -760,6 +786,7 @@ RELEASED_MIGRATIONS = {
     6: "4dbf47b6a5651bcd",
     7: "05f5f1f5db14199c",
     8: "88adda9b3d6f31c9",
+    9: "54f65fa01b630df6",
 }
 
 
