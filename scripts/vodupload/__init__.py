@@ -2,8 +2,8 @@
 
 from vodupload import SignatureClient, Uploader
 
-signatures = SignatureClient("https://api.example.com/signature", token)
-result = Uploader(signatures).upload("clip.mp4", cover="clip.jpg").run()
+with SignatureClient("https://api.example.com/signature", token) as signatures, Uploader(signatures) as uploader:
+    result = uploader.upload("clip.mp4", cover="clip.jpg").run()
 print(result.file_id, result.video_url)
 """
 
@@ -16,12 +16,14 @@ from vodupload.errors import (
     AuthenticationFailed,
     CheckpointUnavailable,
     GatewayRefusal,
+    MalformedToken,
     SignatureError,
     SignatureRefused,
     SignatureUnavailable,
     SourceChanged,
     StorageError,
     UploadCancelled,
+    UploadInProgress,
     UploadPaused,
     VodApiError,
     VodUnavailable,
@@ -57,6 +59,7 @@ __all__ = [
     "Committed",
     "FileIdentity",
     "GatewayRefusal",
+    "MalformedToken",
     "MediaInfo",
     "Notice",
     "NoticeKind",
@@ -75,6 +78,7 @@ __all__ = [
     "StorageError",
     "TempCredentials",
     "UploadCancelled",
+    "UploadInProgress",
     "UploadOptions",
     "UploadPaused",
     "UploadResult",

@@ -101,7 +101,8 @@ def _has_utf8_form(text: str) -> bool:
 
 
 class SignatureClient:
-    """Fetches one fresh signature per call. Thread-safe (one `requests.Session`, no other state).
+    """Fetches one fresh signature per call. Thread-safe (one `requests.Session`, no other state). `close()` (or a
+    `with` block) closes its connections, unless the session was given: then they are the giver's.
 
     token: a bearer token, or a callable returning one (called before every request, so it can
     refresh a short-lived JWT). 401 -> AuthenticationFailed, other 4xx -> SignatureRefused (both carry
@@ -125,6 +126,7 @@ class SignatureClient:
         self._token = token
         self._body = (request or SignatureRequest()).body()
         self._session = session or requests.Session()
+        self._owns_session = session is None
         self._timeout = timeout
         self._retries = retries
         self._backoff = backoff
@@ -132,6 +134,16 @@ class SignatureClient:
 
     def __call__(self) -> str:
         return self.fetch().value
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> SignatureClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def request_body(self) -> dict[str, Any]:
         """What each signature is asked for (the server's policy decides the rest)."""

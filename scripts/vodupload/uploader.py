@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 import requests
@@ -30,7 +31,14 @@ from vodupload import cos
 from vodupload.checkpoint import Checkpoint, CheckpointStore, FileIdentity, checkpoint_name, identify
 from vodupload.cos import RetryPolicy
 from vodupload.credentials import SessionCredentials
-from vodupload.errors import AlreadyCommitted, UploadCancelled, UploadPaused, VodApiError, VodUploadError
+from vodupload.errors import (
+    AlreadyCommitted,
+    SourceChanged,
+    UploadCancelled,
+    UploadPaused,
+    VodApiError,
+    VodUploadError,
+)
 from vodupload.halting import Halted, halting
 from vodupload.notices import Notice, NoticeCallback, NoticeKind
 from vodupload.progress import Progress, ProgressCallback, ProgressMeter
@@ -359,6 +367,7 @@ class UploadTask:
         self._thread: threading.Thread | None = None
         self._result: UploadResult | None = None
         self._error: VodUploadError | None = None
+        self._error_traceback: TracebackType | None = None
         self._sessions = SavedSessions(uploader, self.checkpoint_name, self._notice, self._credentials_refreshed)
 
     # -- control -----------------------------------------------------------------------------------
@@ -451,8 +460,8 @@ class UploadTask:
         with self._lock:
             if self._result is not None:
                 return self._result
-            if self._error is not None:
-                raise self._error
+            if self._error is not None:  # with the traceback it failed with: a raise adds this caller's frames to it
+                raise self._error.with_traceback(self._error_traceback)
         if state is UploadState.PAUSED:
             raise UploadPaused("the upload is paused; its progress is saved")
         if state is UploadState.CANCELLED:
@@ -478,7 +487,9 @@ class UploadTask:
             self._drive()
         except VodUploadError as exc:
             self._fail(exc)
-        except OSError as exc:  # the file went away or became unreadable
+        except FileNotFoundError as exc:
+            self._fail(SourceChanged(f"{exc.filename or 'the file'} was deleted during the upload"))
+        except OSError as exc:  # the file became unreadable
             self._fail(VodUploadError(f"cannot read {exc.filename or 'the file'}: {exc.strerror or exc}"))
         except Exception as exc:  # a bug or an unexpected library error: report it, do not lose the thread
             log.exception("upload failed unexpectedly")
@@ -603,7 +614,7 @@ class UploadTask:
 
     def _fail(self, error: VodUploadError) -> None:
         with self._lock:
-            self._error = error
+            self._error, self._error_traceback = error, error.__traceback__
         log.warning("upload failed: %s", error.message)
         self._settle(UploadState.FAILED)
 

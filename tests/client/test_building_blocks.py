@@ -12,6 +12,7 @@ import stat
 import threading
 import time
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from hypothesis import strategies as st
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 from werkzeug.wrappers import Request, Response
 
+import vodupload
 from tests.client.conftest import MIB, write_file
 from tests.clocks import OffsetClock
-from tests.conftest import LeakGuard
+from tests.conftest import LeakGuard, Serve
 from tests.emulator.cos_helpers import CRC64_HEADER, md5_etag, sdk_crc64
 from vodlocal import localstack
 from vodtesting import dev_token
@@ -35,12 +37,14 @@ from vodupload import (
     SavedObject,
     SessionCredentials,
     SignatureClient,
+    SignatureRefused,
     SignatureUnavailable,
     StorageError,
     UploadOptions,
     VodApiError,
     VodClient,
     VodUnavailable,
+    errors,
     identify,
 )
 from vodupload.checkpoint import checkpoint_name
@@ -535,6 +539,39 @@ def test_a_pause_during_a_retry_backoff_halts_the_call() -> None:
     # The backoff was waited on the halt event (which was set, so it ended at once), then nothing more.
     assert halt.waits == [policy.delay(1)]
     assert (len(attempts), reapplied) == (1, [])  # no second attempt, no renewal
+
+
+def test_every_error_the_library_raises_is_exported() -> None:
+    # An app handles failures by type, imported from the package (not from its modules)
+    raised = {name for name, value in vars(errors).items() if isinstance(value, type) and issubclass(value, Exception)}
+    assert raised <= set(vodupload.__all__) and all(
+        getattr(vodupload, name) is getattr(errors, name) for name in raised
+    )
+
+
+def test_a_signature_client_closes_the_connections_it_opened(loopback_http: Serve) -> None:
+    # GIVEN an endpoint that keeps a connection open for the next request, as gateways do
+    hung_up = threading.Event()
+
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.protocol_version = "HTTP/1.1"
+        handler.rfile.read(int(handler.headers["Content-Length"]))
+        body = b'{"error": {"code": "forbidden", "message": "not yours"}}'
+        handler.send_response(403)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.wfile.flush()
+        if handler.rfile.read(1) == b"":  # the client hung up (a next request would be read here)
+            hung_up.set()
+        handler.close_connection = True
+
+    with SignatureClient(f"{loopback_http(answer)}/signature", "token") as client:
+        with pytest.raises(SignatureRefused):
+            client.fetch()
+        assert not hung_up.is_set()  # kept for the next signature
+    # THEN leaving the block closes it (an app making a client per user would otherwise keep one each)
+    assert hung_up.wait(10)
 
 
 def _signed(user: str, **claims: Any) -> str:

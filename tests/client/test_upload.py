@@ -9,6 +9,7 @@ import json
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -1111,16 +1112,28 @@ def test_bytes_changed_on_every_try_fail_the_run_and_the_next_sends_them_again(
     assert stack.traffic.actions() == ["ApplyUploadUGC", "ApplyUploadUGC (resume)", "CommitUploadUGC"]
 
 
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [(_grow_file, "changed during the upload"), (Path.unlink, "was deleted during the upload")],
+    ids=["grown", "deleted"],  # a recorder still writing it; a file cleaned up from under the upload
+)
 @pytest.mark.parametrize("size", [PART // 2, 3 * MIB], ids=["one PUT", "multipart"])
-def test_a_file_that_changes_while_it_is_sent_is_not_committed(stack: Stack, tmp_path: Path, size: int) -> None:
+def test_a_file_that_changes_while_it_is_sent_is_not_committed(
+    stack: Stack, tmp_path: Path, size: int, change: Callable[[Path], object], said: str
+) -> None:
     video = write_file(tmp_path / "recording.mp4", size)
 
     def on_state(state: UploadState) -> None:
-        if state is UploadState.UPLOADING:  # a recorder still writing it, say
-            _grow_file(video)
+        if state is UploadState.UPLOADING:
+            change(video)
 
-    with pytest.raises(SourceChanged, match="changed during the upload"):
-        stack.uploader().upload(video, on_state=on_state).run()
+    task = stack.uploader().upload(video, on_state=on_state).start()
+    depths = []
+    for _ in range(3):  # asked again and again: the same failure, not one whose traceback grows with each ask
+        with pytest.raises(SourceChanged, match=said) as raised:
+            task.result()
+        depths.append(len(traceback.extract_tb(raised.value.__traceback__)))
+    assert depths[0] == depths[-1]
     assert "CommitUploadUGC" not in stack.traffic.actions()
     assert stack.traffic.parts_sent() == []  # each part checks the file: none of it sent to be thrown away
 

@@ -24,6 +24,20 @@ def on_upload(committed):
     CALLS.append(committed)
 '''
 
+UPLOADING = """
+from pathlib import Path
+
+from vodupload import SignatureClient, UploadInProgress, Uploader
+
+
+def upload(path: Path, token: str) -> str | None:
+    try:
+        with SignatureClient("https://api.example.com/signature", token) as signer, Uploader(signer) as uploader:
+            return uploader.upload(path).run().file_id
+    except UploadInProgress:  # another of the app's threads is uploading it
+        return None
+"""
+
 APP_TESTS = """
 import gc
 import os
@@ -127,6 +141,7 @@ def test_an_app_outside_the_repository_tests_its_hook_and_client(tmp_path: Path)
     (app / "myapp").mkdir(parents=True)
     (app / "myapp" / "__init__.py").write_text("")
     (app / "myapp" / "hooks.py").write_text(HOOKS)
+    (app / "myapp" / "uploading.py").write_text(UPLOADING)
     (app / "tests").mkdir()
     (app / "tests" / "test_app.py").write_text(APP_TESTS)
     (app / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
@@ -137,6 +152,23 @@ def test_an_app_outside_the_repository_tests_its_hook_and_client(tmp_path: Path)
     assert run.returncode == 0, run.stdout + run.stderr
     assert "6 passed" in run.stdout
     assert str(Path(__file__).resolve().parents[2]) not in run.stdout + run.stderr
+    # AND its type checker reads the installed libraries' hints (their names, the exceptions an app catches)
+    typed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--python-executable",
+            str(venv / "bin" / "python"),
+            "myapp/uploading.py",
+        ],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert typed.returncode == 0, typed.stdout + typed.stderr
     # AND WHEN the app has a top-level package named `shared` too, as the bundle's core is named
     (app / "shared").mkdir()
     (app / "shared" / "__init__.py").write_text("")
