@@ -405,8 +405,11 @@ class UploadTask:
                 self._ask_to_stop(UploadState.PAUSED)
 
     def cancel(self) -> None:
-        """Abort the COS uploads and delete the checkpoint: at once if idle, else after the parts in flight.
-        Too late once its commit is sent: the upload then completes."""
+        """Abort the COS uploads and delete the checkpoint: a running task after its parts in flight (in its own
+        thread); one not running (paused, failed, not started) here, in the caller's thread, which this call then
+        takes as long as VOD's and COS's answers and retries do (a UI calls it from a worker), raising, with the task
+        left as it was, what `Uploader.cancel_saved` raises. Too late once its commit is sent: the upload then
+        completes."""
         self._cancel_idle_or_stop()
 
     def _cancel_idle_or_stop(self) -> CancelOutcome | None:
