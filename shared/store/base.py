@@ -55,6 +55,10 @@ READ_TASKS = 100
 HookStatus = Literal["pending", "done", "failed", "rerunning", "erased"]  # erased: owed no more (`erase`)
 
 _HOOK_UNFINISHED = "hook_status IN ('pending', 'failed', 'rerunning')"
+# An update of one event's hook names its status thus, not as `hook_status = …`: a condition PostgreSQL could prove
+# that index's by, and plan the update through it (read whole, by key) while its statistics count it empty, as
+# after a vacuum; it grows with every hook done until the next, and so would the time of each event.
+_HOOK_STATUS_IS = "COALESCE(hook_status, '') = "
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
@@ -678,8 +682,8 @@ class EventStore(ABC):
         def work(cursor: Cursor) -> bool:
             cursor.execute(
                 self._sql(
-                    "UPDATE events SET hook_status = 'rerunning', hook_claimed_at = ? WHERE dedupe_key = ? "
-                    "AND hook_status = ? AND hook_failures = ? AND COALESCE(hook_claimed_at, -1) = ?"
+                    "UPDATE events SET hook_status = 'rerunning', hook_claimed_at = ? WHERE dedupe_key = ? "  # noqa: S608
+                    f"AND {_HOOK_STATUS_IS}? AND hook_failures = ? AND COALESCE(hook_claimed_at, -1) = ?"
                 ),
                 (claimed_at, event.dedupe_key, event.hook_status, event.hook_failures, event.hook_claimed_at or -1),
             )
@@ -702,9 +706,9 @@ class EventStore(ABC):
         # The function's own result only over its own "pending": not over a rerun's claim (an operator's --older-than
         # shorter than the hook), which would list the event again for a second rerun while the first still runs it.
         claim, held = (
-            (" AND hook_status = 'pending'", ())
+            (f" AND {_HOOK_STATUS_IS}'pending'", ())
             if claimed_at is None
-            else (" AND hook_status = 'rerunning' AND hook_claimed_at = ?", (claimed_at,))
+            else (f" AND {_HOOK_STATUS_IS}'rerunning' AND hook_claimed_at = ?", (claimed_at,))
         )
 
         def work(cursor: Cursor) -> bool:
@@ -1029,10 +1033,11 @@ class EventStore(ABC):
                     "AND (hook_status = 'failed' "
                     "OR (hook_status = 'pending' AND COALESCE(hook_claimed_at, received_at) < ?) "
                     "OR (hook_status = 'rerunning' AND COALESCE(hook_claimed_at, received_at) < ?)) "
-                    "AND (received_at > ? OR (received_at = ? AND dedupe_key > ?)) "
+                    # a row value, which the index is sought by (an OR of its columns would be read from its start)
+                    "AND (received_at, dedupe_key) > (?, ?) "
                     "ORDER BY received_at, dedupe_key LIMIT ?"
                 ),
-                (received_before, received_before if claimed_before is None else claimed_before, at, at, key, limit),
+                (received_before, received_before if claimed_before is None else claimed_before, at, key, limit),
             )
             return [_event_from_row(row) for row in cursor.fetchall()]
 

@@ -20,7 +20,7 @@ from shared import store as store_package
 from shared.events import DELIVERY_FIELDS, parse_event, stored_form
 from shared.hooks import INTERRUPTED, CommittedEvent, HookTaken, RerunInterrupted, rerun_hook
 from shared.ingest import ingest_event
-from shared.store import EventStore, StoreUnavailable, TaskRecord, UploadRecord, base, open_store
+from shared.store import EventStore, StoreUnavailable, TaskRecord, UploadRecord, base, open_store, postgres
 from shared.store.base import MIGRATIONS, SCHEMA_VERSION
 from tests.callback import hook_target
 from tests.conftest import KEYS
@@ -665,16 +665,67 @@ def test_a_failed_rerun_is_taken_again_whatever_digits_the_server_prints_floats_
         postgres_server.drop_database(url)
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(
-    "listing",
+    ("run", "statement"),
     [
-        lambda store, after: store.unfinished_hooks(received_before=50.0, after=after),
-        lambda store, after: store.hooks_being_rerun(claimed_since=10.0),
+        (lambda store: ingest(store, "vod_procedure_finish", 2.0), "UPDATE events SET hook_status = 'done'"),
+        (
+            lambda store: rerun_hook(Hook(), store, store.unfinished_hooks(received_before=50.0)[0], now=lambda: 9.0),
+            "UPDATE events SET hook_status = 'rerunning'",
+        ),
+    ],
+    ids=["result", "claim"],
+)
+def test_a_hooks_state_is_updated_through_the_events_key_not_the_index_of_unfinished_hooks(
+    postgres_server: PostgresServer,
+    monkeypatch: pytest.MonkeyPatch,
+    run: Callable[[EventStore], object],
+    statement: str,
+) -> None:
+    # GIVEN a vacuumed store whose hooks are all done (the index of unfinished ones empty, as the planner counts it):
+    # an update that named a status of that index's would be planned through it, a read of all of it by key (it
+    # grows with every hook done until the next vacuum: each event slower than the one before)
+    url = postgres_server.create_database()
+    store = open_store(url)
+    ingest(store, "vod_new_file_upload", 1.0, Hook(fail=True))
+    rows = "SELECT md5(i::text), 'X', '[]', i, '{}', 'done' FROM generate_series(1, 20000) AS i"
+    run_sql(url, f"INSERT INTO events (dedupe_key, event_type, file_ids, received_at, payload, hook_status) {rows}")
+    run_sql(url, "VACUUM ANALYZE events")
+    sent: list[str] = []
+    execute = postgres._BatchingCursor.execute
+
+    def recording(cursor: Any, query: Any, vars: Any = None) -> None:
+        execute(cursor, query, vars)
+        sent.extend(cursor.query.decode().split(";\n"))
+
+    monkeypatch.setattr(postgres._BatchingCursor, "execute", recording)
+    try:
+        run(store)
+    finally:
+        store.close()
+    # WHEN the statement that records the hook's result (or takes it for a rerun) is planned
+    [update] = [sql for sql in sent if sql.startswith(statement)]
+    plan = " ".join(row[0] for row in run_sql(url, f"EXPLAIN {update}"))
+    # THEN it finds the event by its key
+    assert "events_pkey" in plan and "events_unfinished_hooks" not in plan, plan
+    postgres_server.drop_database(url)
+
+
+@pytest.mark.parametrize(
+    ("listing", "read"),
+    [
+        (
+            lambda store, after: store.unfinished_hooks(received_before=50.0, after=after),
+            # from the page's start on (a test of each column would read the index from its start, each page)
+            "SEARCH events USING INDEX events_unfinished_hooks ((received_at,dedupe_key)>(?,?))",
+        ),
+        (lambda store, after: store.hooks_being_rerun(claimed_since=10.0), "USING INDEX events_unfinished_hooks"),
     ],
     ids=["unfinished_hooks", "hooks_being_rerun"],
 )
 def test_unfinished_hooks_are_read_from_an_index_of_their_own_not_from_every_event(
-    tmp_path: Path, listing: Callable[[EventStore, Any], object]
+    tmp_path: Path, listing: Callable[[EventStore, Any], object], read: str
 ) -> None:
     # GIVEN a SQLite store (its query plans are readable) and the statement of a page of unfinished hooks, as run
     url = f"sqlite:///{tmp_path / 'vod.sqlite3'}"
@@ -689,7 +740,7 @@ def test_unfinished_hooks_are_read_from_an_index_of_their_own_not_from_every_eve
     # would read the whole table for each page, and time out on a store of millions)
     with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
         plan = " ".join(row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {page}"))  # its values written in
-    assert "USING INDEX events_unfinished_hooks" in plan, plan
+    assert read in plan, plan
     assert "TEMP B-TREE" not in plan, plan
 
 
