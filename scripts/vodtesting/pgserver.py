@@ -235,8 +235,13 @@ class PgBouncer:
             self.process.wait(10)
 
 
+def find_bouncer() -> str | None:
+    """The pgbouncer binary, if this machine has one."""
+    return shutil.which("pgbouncer") or next((p for p in PGBOUNCER_PATHS if os.path.exists(p)), None)
+
+
 def start_bouncer(server: PostgresServer) -> PgBouncer:
-    binary = shutil.which("pgbouncer") or next((p for p in PGBOUNCER_PATHS if os.path.exists(p)), None)
+    binary = find_bouncer()
     if binary is None:
         missing("PgBouncer", "pgbouncer not found on PATH or in /usr/sbin (apt-get install pgbouncer)")
     bouncer = PgBouncer(server, binary)

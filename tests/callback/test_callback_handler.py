@@ -125,9 +125,11 @@ def _with_output_url(url: str) -> dict[str, Any]:
     return event
 
 
-def test_text_beyond_the_basic_plane_is_accepted(call: Callable[..., Call]) -> None:
-    # A surrogate pair, escaped as JSON encoders do by default: one character (an emoji), valid text.
+def test_text_beyond_the_basic_plane_is_accepted(call: Callable[..., Call], store: EventStore) -> None:
+    # A surrogate pair, escaped as JSON encoders do by default: one character (an emoji), valid text, kept as it is.
     assert call()(json.dumps(signed(_with_output_url("http://vod.example/\U0001f600.mp4"))))["status"] == 200
+    [task] = store.tasks("5285890784273533167")
+    assert "http://vod.example/\U0001f600.mp4" in task.results[0].urls
 
 
 @pytest.mark.parametrize(
@@ -194,9 +196,10 @@ def test_the_request_line_names_a_signed_event_it_cannot_read(call: Callable[...
 
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/json; charset=utf-8"])
-def test_any_content_type_is_accepted(call: Callable[..., Call], content_type: str | None) -> None:
+def test_any_content_type_is_accepted(call: Callable[..., Call], store: EventStore, content_type: str | None) -> None:
     headers = {"Content-Type": content_type} if content_type else {"Content-Type": ""}
     assert call()(signed(load_event("vod_new_file_upload")), headers=headers)["status"] == 200
+    assert store.event_count() == 1  # recorded, not only answered
 
 
 def test_during_a_context_key_rotation_both_keys_name_their_users(call: Callable[..., Call], store: EventStore) -> None:

@@ -99,6 +99,10 @@ def test_an_endpoint_written_in_capitals_is_signed_as_vod_checks(
     event = vod_event("NewFileUpload", FileId=committed["fileId"])
     answer = handler(http_event("POST", "/vod-events", body=signed(event, "K1")), {})
     assert answer["statusCode"] == 200, answer["body"]  # VOD answered the callback's question: it was signed right
+    store = open_store(f"sqlite:///{tmp_path}/vod.sqlite3")
+    upload = store.upload(committed["fileId"])
+    store.close()
+    assert upload is not None and (upload.user_id, upload.confirmed) == ("uma", True)  # and its answer recorded
 
 
 def test_a_stack_that_confirms_every_push_records_uploads_and_task_flows(

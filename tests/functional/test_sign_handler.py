@@ -141,46 +141,54 @@ def test_success_puts_the_authenticated_user_into_source_context(call: Callable[
 LONGEST_ESCAPED = json.dumps({"sessionContext": "\N{GRINNING FACE}" * (MAX_SESSION_CONTEXT // 4)})  # 4 UTF-8 bytes each
 
 
+LONGEST = json.loads(LONGEST_ESCAPED)
+NOTHING_ASKED = {"classId": None, "sessionContext": None}
+
+
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize(
-    ("body", "extra"),
+    ("body", "extra", "asked"),
     [
-        (None, {}),
-        ("", {}),
-        ("{}", {}),
-        (base64.b64encode(b'{"classId": 0}').decode(), {"base64": True}),
+        (None, {}, NOTHING_ASKED),
+        ("", {}, NOTHING_ASKED),
+        ("{}", {}, NOTHING_ASKED),
+        (base64.b64encode(b'{"classId": 0}').decode(), {"base64": True}, {"classId": 0}),
         # The longest sessionContext, as JSON clients write it by default (12 ASCII bytes an emoji), plain and base64
-        (LONGEST_ESCAPED, {}),
-        (base64.b64encode(LONGEST_ESCAPED.encode()).decode(), {"base64": True}),
+        (LONGEST_ESCAPED, {}, LONGEST),
+        (base64.b64encode(LONGEST_ESCAPED.encode()).decode(), {"base64": True}, LONGEST),
     ],
 )
 def test_an_empty_or_encoded_body_is_fine(
-    call: Callable[..., Call], shape: str, body: str | None, extra: dict[str, Any]
+    call: Callable[..., Call], shape: str, body: str | None, extra: dict[str, Any], asked: dict[str, Any]
 ) -> None:
     result = call(VOD_ALLOWED_CLASS_IDS="0")(shape, headers=bearer(token()), body=body, **extra)
     assert result["statusCode"] == 200, result
+    signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
+    assert {name: signed.get(name) for name in asked} == asked  # what the body asked for, signed
 
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize(
-    ("content_type", "body"),
+    ("content_type", "body", "class_id"),
     [
-        ("application/json; charset=utf-8", '{"classId": 0}'),  # with its parameter, as many clients send it
-        ("Application/JSON", '{"classId": 0}'),  # a media type is case-insensitive (RFC 9110 8.3.1)
-        (" application/json ;charset=UTF-8", '{"classId": 0}'),
-        ("application/json", " \r\n\t"),  # whitespace alone: no body, as an empty one
+        ("application/json; charset=utf-8", '{"classId": 0}', 0),  # with its parameter, as many clients send it
+        ("Application/JSON", '{"classId": 0}', 0),  # a media type is case-insensitive (RFC 9110 8.3.1)
+        (" application/json ;charset=UTF-8", '{"classId": 0}', 0),
+        ("application/json", " \r\n\t", None),  # whitespace alone: no body, as an empty one
     ],
 )
 def test_a_json_body_is_read_however_its_type_is_written(
-    call: Callable[..., Call], shape: str, content_type: str, body: str
+    call: Callable[..., Call], shape: str, content_type: str, body: str, class_id: int | None
 ) -> None:
     # GIVEN a body the express lane leaves to the general path (not "{}")
     # WHEN it is sent with a JSON Content-Type as clients write it
     result = call(VOD_ALLOWED_CLASS_IDS="0")(
         shape, headers={**bearer(token()), "Content-Type": content_type}, body=body
     )
-    # THEN it is read, not refused
+    # THEN it is read, not refused, and what it asked for signed
     assert result["statusCode"] == 200, result
+    signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
+    assert signed.get("classId") == class_id
 
 
 HS_ENV: dict[str, str] = {}
@@ -302,6 +310,7 @@ def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable
         (HS_ENV, bearer(token(exp=NOW - 29)), "alice"),  # within the leeway
         (HS_ENV, bearer(token(iat=NOW + 29, aud="")), "alice"),  # within the leeway; an empty aud names no one
         (HS_ENV, bearer(token(iat=NOW + 30, nbf=NOW + 30)), "alice"),  # at the leeway's end, as PyJWT has it
+        (HS_ENV, {"Authorization": f"bearer {token()}"}, "alice"),  # the scheme in any case (RFC 9110 §11.1)
         (GW_ENV, {"x-user-id": "gw-user", "x-gateway-secret": GATEWAY_SECRET}, "gw-user"),
         # Text a person's name or handle holds: joiners (an emoji family, Persian), other spaces, a bidi mark, a
         # character newer than the interpreter's Unicode tables

@@ -485,6 +485,21 @@ def test_states_of_the_form_6_builds_that_kept_a_list_of_deletes_are_rebuilt(new
     assert record is not None and (record.deleted, record.user_id) == (False, "alice")
 
 
+@pytest.mark.parametrize("listed", [False, True], ids=["unlisted", "listed"])
+@pytest.mark.parametrize("task_first", [False, True], ids=["upload-first", "task-first"])
+def test_a_task_events_file_facts_win_only_over_an_upload_vod_did_not_list(
+    store: EventStore, listed: bool, task_first: bool
+) -> None:
+    # GIVEN an upload event (VOD listed it when asked, or did not: its body's word only) and a task event of the file
+    upload = (_upload_named(LISTED if listed else UNLISTED, 0), 1.0)
+    task = vod_event("ProcedureStateChanged", FileId=FILE, TaskId="t1", FileName="from the task", FileUrl="https://t/")
+    _deliver(store, [(task, 2.0), upload] if task_first else [upload, (task, 2.0)])
+    # THEN the file's name and URL are the listed upload's, else the task flow's, in either order
+    record = store.upload(FILE)
+    expected = (LISTED, _upload_info(upload[0])["MediaUrl"]) if listed else ("from the task", "https://t/")
+    assert record is not None and (record.name, record.media_url) == expected
+
+
 @pytest.mark.parametrize("first", [100.0, 300.0])
 def test_a_part_deleted_twice_counts_its_last_delete_in_either_order(store: EventStore, first: float) -> None:
     def deleted(other: str) -> dict[str, Any]:

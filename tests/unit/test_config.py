@@ -748,8 +748,11 @@ def test_the_callback_may_bound_t_at_eleven_minutes() -> None:
 
 
 def test_a_jwt_secret_is_measured_in_bytes() -> None:
-    # 16 characters, but 32 bytes: HMAC keys are bytes, and this one is as long as HS256 asks.
-    assert load_sign_settings({**SIGN_ENV, "AUTH_JWT_SECRET": "é" * 16}).auth.jwt_key is not None
+    # 16 characters, but 32 bytes: HMAC keys are bytes, and this one is as long as HS256 asks; 15 are 2 bytes short.
+    loaded = load_sign_settings({**SIGN_ENV, "AUTH_JWT_SECRET": "é" * 16}).auth.jwt_key
+    assert loaded is not None and loaded.reveal() == "é" * 16
+    with pytest.raises(ConfigError, match="AUTH_JWT_SECRET: must be at least 32 bytes for HS256"):
+        load_sign_settings({**SIGN_ENV, "AUTH_JWT_SECRET": "é" * 15})
 
 
 @pytest.mark.parametrize(

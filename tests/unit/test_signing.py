@@ -130,6 +130,23 @@ def test_a_value_with_query_syntax_stays_one_value_of_its_own(session: str) -> N
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("u2:req-1:mac_-:ann", "u2:req-1:mac_-:ann"),  # the common case, as it is
+        ("A-z_0.9~", "A-z_0.9~"),
+        ("a b/c+d", "a+b%2Fc%2Bd"),  # as urlencode (Tencent's demo) writes it: space +, the rest %XX
+        ("a b:c", "a+b%3Ac"),
+        ("&=%?#", "%26%3D%25%3F%23"),
+        ("张", "%E5%BC%A0"),  # UTF-8
+    ],
+    ids=repr,
+)
+def test_a_value_is_written_in_the_signed_text_url_encoded(value: str, written: str) -> None:
+    assert encode_value(value) == written
+    assert f"&sessionContext={written}" in to_query(base(source_context="s", session_context=value))
+
+
 def test_any_correct_url_encoding_is_accepted() -> None:
     # VOD parses the query string, so %20 instead of + (Tencent's PHP demo) must verify too.
     original = (
@@ -203,9 +220,9 @@ def _resign(original: str, key: str = SECRET_KEY) -> str:
 GOOD = build_signature(base(), SECRET_KEY)
 
 
-def _tampered() -> str:
+def _tampered(at: int) -> str:
     raw = bytearray(base64.b64decode(GOOD))
-    raw[-1] ^= 1
+    raw[at] ^= 1
     return base64.b64encode(bytes(raw)).decode()
 
 
@@ -215,7 +232,8 @@ def _tampered() -> str:
         (GOOD, NOW + 600, Refused.EXPIRED),
         (GOOD, NOW - 1, Refused.NOT_YET_VALID),
         (build_signature(base(), "another-key"), NOW, Refused.MISMATCH),
-        (_tampered(), NOW, Refused.MISMATCH),
+        (_tampered(-1), NOW, Refused.MISMATCH),  # the signed text
+        (_tampered(19), NOW, Refused.MISMATCH),  # the HMAC's last byte
         (build_signature(base(secret_id="AKIDother"), SECRET_KEY), NOW, Refused.UNKNOWN_SECRET_ID),
         ("not base64!", NOW, Refused.MALFORMED),
         ("签名", NOW, Refused.MALFORMED),
