@@ -40,17 +40,18 @@ class DrainReport(Record):
     recorded: int
     duplicates: int
     confirmed: int
-    unreadable: int  # left unconfirmed on purpose: VOD keeps them (4 days) until a fixed parser reads them
+    unreadable: int  # left unconfirmed on purpose: VOD hands them out again, until a fixed parser reads them
     late: int  # stored too late for their ConfirmEvents to beat VOD's 30 s: handed out again, then duplicates
     left: int  # not stored before the run's end (slow hooks, a late pull): VOD hands them out again
-    stopped: str  # "deadline", "empty", "batch_cut", "store_unavailable" or "queue_error"
+    stopped: str  # "deadline", "empty", "batch_cut", "store_unavailable", "queue_error" or "crash"
 
 
 class _Tally:
     """DrainReport's counts while the run goes on."""
 
     def __init__(self) -> None:
-        self.pulled = self.recorded = self.duplicates = self.confirmed = self.unreadable = self.late = self.left = 0
+        self.rounds = self.pulled = self.recorded = self.duplicates = self.confirmed = 0
+        self.unreadable = self.late = self.left = 0
 
 
 def _receipt_times(wall: Callable[[], float]) -> Callable[[], float]:
@@ -209,13 +210,16 @@ def drain(
     to end: what VOD's API returns is VOD's word). `run_id` (the invocation's request id) is on every log line of
     the run."""
     token = REQUEST_ID.set(run_id) if run_id is not None else None
+    tally = _Tally()
     try:
         return _drain(
-            queue, store, deadline, (clock, wall, sleep), reserve_seconds, after_commit, stop_when_empty, keys
+            queue, store, deadline, (clock, wall, sleep), reserve_seconds, after_commit, stop_when_empty, keys, tally
         )
-    except Exception as exc:  # a bug, or an app's store or queue that failed otherwise: one line, then SCF's failure
+    except Exception as exc:  # a bug, or an app's store or queue that failed otherwise
+        # One line, and the run ends as any other: a failed invocation SCF would run again twice (its default for
+        # a timer's), a minute apart, beside the next runs, which pull anyway. What it left unconfirmed comes again.
         log_event(ERROR, "pull.crash", error=exc)
-        raise
+        return DrainReport(stopped="crash", **vars(tally))
     finally:
         if token is not None:
             REQUEST_ID.reset(token)
@@ -230,9 +234,10 @@ def _drain(
     after_commit: AfterCommit,
     stop_when_empty: bool,
     keys: Sequence[str],
+    tally: _Tally,
 ) -> DrainReport:
     clock, wall, sleep = clocks
-    tally, rounds, stopped, received_at = _Tally(), 0, "deadline", _receipt_times(wall)
+    stopped, received_at = "deadline", _receipt_times(wall)
     while (began := clock()) + reserve_seconds <= deadline:
         # Events begun before confirm_by are confirmed in time: their ConfirmEvents (one API call) comes, the
         # event's own time allowed for, before VOD hands the batch out again and before the invocation's end.
@@ -242,7 +247,7 @@ def _drain(
         except Exception as exc:  # network, credentials, throttling: the events wait in VOD's queue
             stopped = _queue_failed("pull", exc)
             break
-        rounds += 1
+        tally.rounds += 1
         tally.pulled += len(events)
         if not events and stop_when_empty:
             stopped = "empty"
@@ -257,10 +262,10 @@ def _drain(
         if stop is not None:
             stopped = stop
             break
-    report = DrainReport(rounds=rounds, stopped=stopped, **vars(tally))
+    report = DrainReport(stopped=stopped, **vars(tally))
     # A run cut short by an outage is summed up where LOG_LEVEL=WARNING still shows it (with what it left)
     log_event(WARNING if stopped in ("store_unavailable", "queue_error") else INFO, "pull.drained", **report._asdict())
-    if not rounds and stopped == "deadline":  # every run alike: the queue is never drained
+    if not tally.rounds and stopped == "deadline":  # every run alike: the queue is never drained
         log_event(
             WARNING,
             "pull.no_time",

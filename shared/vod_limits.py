@@ -20,6 +20,6 @@ def text_size(value: str) -> int:
 # to 5 s, and Tencent advises a 10 s client timeout: every call to VOD's API may take that long.
 PULL_REDELIVERY_SECONDS = 30
 API_TIMEOUT_SECONDS = 10
-# ConfirmEvents (https://cloud.tencent.com/document/api/266/34184): at most 16 EventHandles a call, as many as
+# ConfirmEvents (https://www.tencentcloud.com/document/api/266/34184): at most 16 EventHandles a call, as many as
 # PullEvents hands out at a time.
 CONFIRM_HANDLES = 16

@@ -352,18 +352,20 @@ def test_a_store_that_fails_mid_batch_is_not_asked_again_in_that_run(
     assert ("pull.confirm_failed" in [line["event"] for line in output.lines()]) == (fail == "confirm")
 
 
-def test_an_unexpected_failure_is_one_error_line_and_the_run_fails(
+def test_an_unexpected_failure_is_one_error_line_and_the_run_ends_as_any_other(
     tmp_path: Path, output: Output, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A store of the app's own, say, that fails otherwise than the store does: one JSON line, not only SCF's trace
+    # A store of the app's own, say, that fails otherwise than the store does: one JSON line with the traceback, and
+    # no failed invocation, which SCF would run again twice beside the next runs of the timer
     store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
 
     def ingest(*args: Any, **kwargs: Any) -> Any:
         raise KeyError("no such key")
 
     monkeypatch.setattr(store, "ingest", ingest)
-    with pytest.raises(KeyError):
-        drain(Queue([_uploads(1)]), store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, keys=KEYS)
+    queue = Queue([_uploads(2)])
+    report = drain(queue, store, deadline=100.0, clock=lambda: 0.0, reserve_seconds=10, keys=KEYS)
+    assert (report.stopped, report.rounds, report.pulled, report.recorded, queue.confirmed) == ("crash", 1, 2, 0, [])
     [line] = output.lines()
     assert (line["level"], line["event"]) == ("ERROR", "pull.crash") and "KeyError" in line["exception"]
 
