@@ -382,8 +382,6 @@ def stored_form(payload: JsonObject, delivered: JsonObject | None = None) -> Sto
     """`payload` as stored, keyed by `delivered`: the body as received, when what is recorded is VOD's own
     answer instead (VOD_CALLBACK_CONFIRM=fetch), so that answer changing between retries makes no second event."""
     text = _without_delivery_fields(payload)
-    if "\\ud" in text:  # escaped, as a character outside the BMP is too (a surrogate pair)
-        check_unicode(payload)
     keyed = text if delivered is None else _without_delivery_fields(delivered)
     return StoredEvent(hashlib.sha256(keyed.encode("ascii")).hexdigest(), text)
 
@@ -391,7 +389,7 @@ def stored_form(payload: JsonObject, delivered: JsonObject | None = None) -> Sto
 def check_unicode(payload: JsonObject) -> None:
     """MalformedEvent where a key or string, in any field (the parser's or not), holds half a surrogate pair: it
     has no UTF-8 form, and every answer that showed it would fail. A PUSH body holding one is refused as it is
-    read; what PullEvents or VOD's API answered is checked here."""
+    read (shared.http.body); what PullEvents or VOD's API answered, with this."""
     try:
         _AS_UNICODE.encode(payload).encode("utf-8")
     except UnicodeEncodeError:
@@ -435,6 +433,7 @@ def pulled_form(item: object) -> dict[str, Any]:
     the same: PullEvents returns every absent field as null, PUSH omits them. (Its EventHandle, this delivery's
     receipt, is a delivery field: stored_form leaves it out, as it does Sign and T.)"""
     without: dict[str, Any] = _without_nulls(_object_within_depth(item))  # depth checked: the recursion is bounded
+    check_unicode(without)
     return without
 
 

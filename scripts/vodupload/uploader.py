@@ -368,6 +368,7 @@ class UploadTask:
         self._result: UploadResult | None = None
         self._error: VodUploadError | None = None
         self._error_traceback: TracebackType | None = None
+        self._error_context: BaseException | None = None
         self._sessions = SavedSessions(uploader, self.checkpoint_name, self._notice, self._credentials_refreshed)
 
     # -- control -----------------------------------------------------------------------------------
@@ -405,10 +406,10 @@ class UploadTask:
                 self._ask_to_stop(UploadState.PAUSED)
 
     def cancel(self) -> None:
-        """Abort the COS uploads and delete the checkpoint: a running task after its parts in flight (in its own
-        thread); one not running (paused, failed, not started) here, in the caller's thread, which this call then
-        takes as long as VOD's and COS's answers and retries do (a UI calls it from a worker), raising, with the task
-        left as it was, what `Uploader.cancel_saved` raises. Too late once its commit is sent: the upload then
+        """Abort the COS uploads and delete the checkpoint. A running task does it after its parts in flight, in its
+        own thread. One not running (paused, failed, not started) does it here, in the caller's thread: this call
+        then takes as long as VOD's and COS's answers and retries (a UI calls it from a worker), and raises what
+        `Uploader.cancel_saved` raises, the task left as it was. Too late once its commit is sent: the upload then
         completes."""
         self._cancel_idle_or_stop()
 
@@ -463,7 +464,8 @@ class UploadTask:
         with self._lock:
             if self._result is not None:
                 return self._result
-            if self._error is not None:  # with the traceback it failed with: a raise adds this caller's frames to it
+            if self._error is not None:  # as it failed: a raise adds its caller's frames and exception to it
+                self._error.__context__ = self._error_context
                 raise self._error.with_traceback(self._error_traceback)
         if state is UploadState.PAUSED:
             raise UploadPaused("the upload is paused; its progress is saved")
@@ -491,7 +493,12 @@ class UploadTask:
         except VodUploadError as exc:
             self._fail(exc)
         except FileNotFoundError as exc:
-            self._fail(SourceChanged(f"{exc.filename or 'the file'} was deleted during the upload"))
+            self._fail(
+                SourceChanged(
+                    f"{exc.filename or 'the file'} was deleted during the upload; its saved progress stays until the "
+                    "upload is cancelled (vod-upload FILE --cancel)"
+                )
+            )
         except OSError as exc:  # the file became unreadable
             self._fail(VodUploadError(f"cannot read {exc.filename or 'the file'}: {exc.strerror or exc}"))
         except Exception as exc:  # a bug or an unexpected library error: report it, do not lose the thread
@@ -617,7 +624,7 @@ class UploadTask:
 
     def _fail(self, error: VodUploadError) -> None:
         with self._lock:
-            self._error, self._error_traceback = error, error.__traceback__
+            self._error, self._error_traceback, self._error_context = error, error.__traceback__, error.__context__
         log.warning("upload failed: %s", error.message)
         self._settle(UploadState.FAILED)
 

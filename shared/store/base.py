@@ -55,9 +55,10 @@ READ_TASKS = 100
 HookStatus = Literal["pending", "done", "failed", "rerunning", "erased"]  # erased: owed no more (`erase`)
 
 _HOOK_UNFINISHED = "hook_status IN ('pending', 'failed', 'rerunning')"
-# An update of one event's hook names its status thus, not as `hook_status = …`: a condition PostgreSQL could prove
-# that index's by, and plan the update through it (read whole, by key) while its statistics count it empty, as
-# after a vacuum; it grows with every hook done until the next, and so would the time of each event.
+# An update of one event's hook tests its status thus, not as `hook_status = …`. From that, PostgreSQL would know the
+# row is in the index of unfinished hooks, and, where its statistics count that index empty (after a vacuum), find
+# the row through it: reading all of it, as it is not keyed by dedupe_key. It grows with every hook done until the
+# next vacuum, and so would the time of each event.
 _HOOK_STATUS_IS = "COALESCE(hook_status, '') = "
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
@@ -163,11 +164,12 @@ MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
     (
         9,
         (
-            # Builds of schema 1 took an upload's user from its sourceContext unsealed (`u1:<request>:<user>`), which
-            # anyone could have written. A record of theirs that no event has rebuilt since (its attribution is
-            # unset) still named that user, to the status API too: it names none, as such an upload is recorded now.
-            # (substr, not LIKE: the shared SQL holds no literal %)
-            "UPDATE uploads SET user_id = NULL, attribution = 'not_sealed', revision = revision + 1 "
+            # Builds of schema 1 took an upload's user (and its request) from its sourceContext unsealed
+            # (`u1:<request>:<user>`), which anyone could have written. A record of theirs that no event has rebuilt
+            # since (its attribution is unset) still named that user, to the status API too: it names none, as the
+            # record's rebuild does. (substr, not LIKE: the shared SQL holds no literal %)
+            "UPDATE uploads SET user_id = NULL, sign_request_id = NULL, attribution = 'not_sealed', "
+            "revision = revision + 1 "
             "WHERE user_id IS NOT NULL AND attribution IS NULL AND substr(source_context, 1, 3) = 'u1:'",
         ),
     ),
@@ -714,12 +716,10 @@ class EventStore(ABC):
         def work(cursor: Cursor) -> bool:
             # execute, not defer: a dead pooled connection shows before the COMMIT is sent, so it is retried.
             cursor.execute(
-                # Not over an event of erased files only (erased meanwhile): it owes no hook any more. The row's
-                # own columns: PostgreSQL checks them again once an erase that held the row has committed.
-                self._sql(
-                    f"UPDATE events SET {update} WHERE dedupe_key = ?{claim} "  # noqa: S608
-                    "AND COALESCE(hook_status, '') <> 'erased'"
-                ),
+                # Not over an event of erased files only (erased meanwhile: its status is `erased`), which owes no
+                # hook any more. The row's own columns: PostgreSQL checks them again once an erase that held the row
+                # has committed.
+                self._sql(f"UPDATE events SET {update} WHERE dedupe_key = ?{claim}"),  # noqa: S608
                 (*values, dedupe_key, *held),
             )
             return bool(cursor.rowcount == 1)

@@ -27,7 +27,7 @@ from shared.events import (
     plain,
 )
 from shared.records import Record
-from shared.source_context import Attribution
+from shared.source_context import Attribution, attribute
 
 Status = Literal["pending", "uploaded", "processing", "finished", "failed", "deleted", "conflict", "erased"]
 TaskOutcome = Literal["processing", "finished", "failed"]
@@ -269,7 +269,8 @@ def _keep(winners: dict[str, Winner], name: str, rank: Any, value: Any, *, lowes
 
 def _add_upload(state: FileState, item: FoldInput, event: NewFileUpload) -> None:
     key = item.dedupe_key
-    attribution = item.attribution or Attribution("no_key")
+    # None: stored by a build of schema 1, before attributions: what its sourceContext says with no key to open it
+    attribution = item.attribution or attribute(event.source_context, ())
     # An upload VOD did not list when asked (VOD_CALLBACK_CONFIRM=fetch) is only its body's word, which anyone
     # who saw one delivery's Sign can forge: its fields are kept apart, it adds no identity facts and it is the
     # first only when no other upload is ("~" sorts after the hex keys), so it neither names, fills in nor

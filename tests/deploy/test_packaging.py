@@ -747,7 +747,8 @@ _TIMED = (
         # not whole numbers (a digit to str.isdigit() only, too): the functions refuse them at their cold start
         ({"DATABASE_TIMEOUT": "x"}, None),
         ({"DATABASE_TIMEOUT": "\u00b2"}, None),
-        ({"DATABASE_TIMEOUT": "9" * 4301}, None),  # more digits than Python reads
+        # more digits than Python reads: more than SCF takes of all a function's settings, too
+        ({"DATABASE_TIMEOUT": "9" * 4301}, "callback: 4317 bytes (the largest: DATABASE_TIMEOUT 4317)"),
     ],
 )
 def test_the_deploy_check_refuses_waits_the_timeouts_leave_no_room_for(

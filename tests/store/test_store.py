@@ -804,15 +804,16 @@ def test_schema_migration_is_idempotent(new_url: Callable[[], str]) -> None:
 def test_a_user_a_schema_1_build_took_from_an_unsealed_context_is_no_ones_after_the_upgrade(
     new_url: Callable[[], str],
 ) -> None:
-    # GIVEN alice's upload as a build of schema 1 recorded it: her user id read from an unsealed `u1:` sourceContext,
-    # which anyone could have written (no attribution, no state), in a store migrated up to 8 since
+    # GIVEN alice's upload as a build of schema 1 recorded it: her user id and request read from an unsealed `u1:`
+    # sourceContext, which anyone could have written (no attribution, no state), in a store migrated up to 8 since
     url = new_url()
     store = open_store(url)
     event = vod_event("NewFileUpload", FileId=FILE_ID, SourceContext="u1:r:al:ice")
     ingest_event(store, event, received_at=1.0, keys=KEYS)
     store.close()
     for statement in (
-        "UPDATE uploads SET user_id = 'al:ice', attribution = NULL, projection = NULL",
+        "UPDATE uploads SET user_id = 'al:ice', sign_request_id = 'r', attribution = NULL, projection = NULL",
+        "UPDATE events SET attribution = NULL",
         f"DELETE FROM schema_version WHERE version > {SCHEMA_VERSION - 1}",
     ):
         sql_on(url, statement)
@@ -820,8 +821,21 @@ def test_a_user_a_schema_1_build_took_from_an_unsealed_context_is_no_ones_after_
     upgraded = open_store(url)
     try:
         upload = upgraded.upload(FILE_ID)
-        assert upload is not None and (upload.user_id, upload.attribution, upload.revision) == (None, "not_sealed", 2)
+        assert upload is not None and (upload.user_id, upload.sign_request_id, upload.attribution) == (
+            None,
+            None,
+            "not_sealed",
+        )
         assert (upgraded.user_uploads("al:ice"), upgraded.files_naming("al:ice")) == ([], [FILE_ID])
+        # AND the record rebuilt from its events at the file's next event says the same
+        finished = vod_event("ProcedureStateChanged", FileId=FILE_ID, TaskId="t1", Status="FINISH")
+        ingest_event(upgraded, finished, received_at=2.0, keys=KEYS)
+        rebuilt = upgraded.upload(FILE_ID)
+        assert rebuilt is not None and (rebuilt.user_id, rebuilt.sign_request_id, rebuilt.attribution) == (
+            None,
+            None,
+            "not_sealed",
+        )
     finally:
         upgraded.close()
 
@@ -837,7 +851,7 @@ RELEASED_MIGRATIONS = {
     6: "4dbf47b6a5651bcd",
     7: "05f5f1f5db14199c",
     8: "88adda9b3d6f31c9",
-    9: "54f65fa01b630df6",
+    9: "2a10670954eccd69",
 }
 
 
