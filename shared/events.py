@@ -389,7 +389,7 @@ def stored_form(payload: JsonObject, delivered: JsonObject | None = None) -> Sto
 def check_unicode(payload: JsonObject) -> None:
     """MalformedEvent where a key or string, in any field (the parser's or not), holds half a surrogate pair: it
     has no UTF-8 form, and every answer that showed it would fail. A PUSH body holding one is refused as it is
-    read (shared.http.body); what PullEvents or VOD's API answered, with this."""
+    read (shared.http.body); this checks what PullEvents and VOD's API return."""
     try:
         _AS_UNICODE.encode(payload).encode("utf-8")
     except UnicodeEncodeError:

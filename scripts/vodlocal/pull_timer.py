@@ -39,7 +39,7 @@ def _run(limit_seconds: int, every_seconds: int) -> None:
         event = {"Type": "Timer", "TriggerName": "vod_events_pull", "Time": time.strftime("%Y-%m-%dT%H:%M:%SZ")}
         try:
             handler(event, {"time_limit_in_ms": limit_seconds * 1000, "request_id": secrets.token_hex(8)})
-        except Exception as exc:  # a failed cold start, say: SCF logs it and runs the next one on time
+        except Exception as exc:  # (drain ends a crashed run itself): one bad run never stops the timer, as in SCF
             logging.getLogger("vodlocal").error("events_pull failed: %s: %s", type(exc).__name__, exc)
         pause = max(0.0, every_seconds - (time.monotonic() - started))
         if select.select([sys.stdin], [], [], pause)[0]:  # readable before the next run: the stack's end (EOF)

@@ -104,7 +104,7 @@ class UploadInProgress(VodUploadError):
 
 
 class SourceChanged(VodUploadError):
-    """The file changed while it was being uploaded; the saved progress no longer describes it."""
+    """The file changed, or was deleted, while it was being uploaded."""
 
 
 class AlreadyCommitted(VodUploadError):

@@ -55,10 +55,10 @@ READ_TASKS = 100
 HookStatus = Literal["pending", "done", "failed", "rerunning", "erased"]  # erased: owed no more (`erase`)
 
 _HOOK_UNFINISHED = "hook_status IN ('pending', 'failed', 'rerunning')"
-# An update of one event's hook tests its status thus, not as `hook_status = …`. From that, PostgreSQL would know the
-# row is in the index of unfinished hooks, and, where its statistics count that index empty (after a vacuum), find
-# the row through it: reading all of it, as it is not keyed by dedupe_key. It grows with every hook done until the
-# next vacuum, and so would the time of each event.
+# Hook updates test the status through COALESCE, not `hook_status = …`: from a plain equality PostgreSQL infers that
+# the row is in the partial index of unfinished hooks and, where its statistics count that index empty (after a
+# vacuum), finds the row through it, scanning all of it (it is not keyed by dedupe_key). The index grows with every
+# hook done until the next vacuum, and so would each event's time.
 _HOOK_STATUS_IS = "COALESCE(hook_status, '') = "
 
 MIGRATIONS: tuple[tuple[int, tuple[str, ...]], ...] = (
@@ -802,7 +802,8 @@ class EventStore(ABC):
 
     def files_naming(self, user_id: str) -> list[str]:
         """The files whose record names `user_id`: as its user; or, where none was proven, as the user in its
-        sourceContext (a seal that did not verify) or among the values of a conflict. Oldest first."""
+        sourceContext (a seal that did not verify, or an unsealed `u1:` one) or among the values of a conflict. Oldest
+        first."""
 
         def read(cursor: Cursor) -> list[str]:
             cursor.execute(
