@@ -702,14 +702,15 @@ def test_a_hooks_state_is_updated_through_the_events_key_not_the_index_of_unfini
     monkeypatch.setattr(postgres._BatchingCursor, "execute", recording)
     try:
         run(store)
+        store.close()
+        # WHEN the statement that records the hook's result (or takes it for a rerun) is planned
+        [update] = [sql for sql in sent if sql.startswith(statement)]
+        plan = " ".join(row[0] for row in run_sql(url, f"EXPLAIN {update}"))
     finally:
         store.close()
-    # WHEN the statement that records the hook's result (or takes it for a rerun) is planned
-    [update] = [sql for sql in sent if sql.startswith(statement)]
-    plan = " ".join(row[0] for row in run_sql(url, f"EXPLAIN {update}"))
+        postgres_server.drop_database(url)
     # THEN it finds the event by its key
     assert "events_pkey" in plan and "events_unfinished_hooks" not in plan, plan
-    postgres_server.drop_database(url)
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from shared.store import open_store
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, SIGN_ENV
 from vodtesting import FILE_ID, KINDS, dev_token, http_event, load_function, signed, vod_event
 from vodtesting.ci import missing
-from vodtesting.pgserver import DURABLE, find_bin_dir, find_bouncer, launch
+from vodtesting.pgserver import DURABLE, bouncer_binary, find_bin_dir, launch
 
 
 @pytest.mark.parametrize(
@@ -368,8 +368,7 @@ def test_a_run_ended_by_sigterm_leaves_no_server_behind(tmp_path: Path) -> None:
     temp dir removed, as after Ctrl-C (pg_ctl detaches the server: only the fixtures' teardown stops it)."""
     if find_bin_dir() is None:
         missing("PostgreSQL binaries (initdb)", "to launch a server")
-    if find_bouncer() is None:  # (the run below would skip its test, and this one wait for it in vain)
-        missing("PgBouncer", "pgbouncer not found on PATH or in /usr/sbin (apt-get install pgbouncer)")
+    bouncer_binary()  # (without it, the run below would skip its test, and this one wait for it in vain)
     (tmp_path / "conftest.py").write_text(KIT_CONFTEST)
     (tmp_path / "test_app.py").write_text(KIT_TEST)
     started = tmp_path / "started"
