@@ -27,6 +27,9 @@ MAX_IDENTITY = 200  # a first bound on any caller's id; sealing it (source_conte
 
 class Principal(Record):
     user_id: str
+    # The moment (Unix seconds) from which its credential is refused: a bearer token's exp and the leeway (None: the
+    # credential says no end). What the sign function signs for this caller expires then at the latest.
+    until: int | None = None
 
 
 def _challenge(error: str | None = None, description: str | None = None) -> dict[str, str]:
@@ -184,11 +187,11 @@ def decode_with_pyjwt(
 
 def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal:
     claims = _verified_claims(_bearer_token(request), settings)
-    _check_times(claims, now, settings.jwt_leeway_seconds)  # the injected clock: tests are exact
-    return Principal(_user_id(claims.get("sub"), "sub"))
+    until = _check_times(claims, now, settings.jwt_leeway_seconds)  # the injected clock: tests are exact
+    return Principal(_user_id(claims.get("sub"), "sub"), until)
 
 
-def token_window(token: str, settings: AuthSettings) -> tuple[str, float, float] | None:
+def token_window(token: str, settings: AuthSettings) -> tuple[str, float, int] | None:
     """(user id, since, until) for a bearer token `_from_jwt` accepts exactly while since <= now < until (None: one
     it refuses at any time, or any doubt): what the sign function's express lane keeps of a token it has seen."""
     if not token or token != token.strip() or not token.isascii():
@@ -209,7 +212,8 @@ def token_window(token: str, settings: AuthSettings) -> tuple[str, float, float]
     return user_id, since, int(exp) + leeway  # type: ignore[arg-type]
 
 
-def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
+def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> int:
+    """The moment from which the token is refused (as Principal.until), if it is not yet."""
     # NaN or Infinity (JSON's 1e999) would make every comparison false: a token that never expires.
     exp = finite_number(claims.get("exp"))
     if exp is None:
@@ -227,6 +231,7 @@ def _check_times(claims: Mapping[str, Any], now: float, leeway: int) -> None:
             raise _invalid_token(f"{claim} must be a finite number")
         if int(moment) - leeway > now:
             raise _invalid_token(f"token is not valid yet ({claim})")
+    return int(exp) + leeway
 
 
 def _from_gateway(request: Request, settings: AuthSettings) -> Principal:

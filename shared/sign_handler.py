@@ -39,9 +39,9 @@ if TYPE_CHECKING:
 
     Key = TypeVar("Key")
     Value = TypeVar("Value")
-    # since, until (the token is valid from, and before), the user's seal, the user as logged, whether its sealed
-    # sourceContext needs no URL encoding
-    Identity = tuple[float, float, Callable[[str], str], str, bool]
+    # since, until (the token is valid from, and before: what is signed expires then at the latest), the user's
+    # seal, the user as logged, whether its sealed sourceContext needs no URL encoding
+    Identity = tuple[float, int, Callable[[str], str], str, bool]
     Spelt = tuple[str | None, str | None, str | None]  # Authorization, Origin, Content-Type (None: not sent)
 
     Handler = Callable[[object, object], dict[str, Any]]
@@ -98,10 +98,11 @@ def _with_express_lane(
             identity = known.get(authorization)
             if identity is None:  # a token not seen yet (or refused): verified the general way, once
                 return learn(authorization, general(event, context))
-            if not identity[0] <= now() < identity[1]:
+            moment = now()  # one reading, as the general path's
+            if not identity[0] <= moment < identity[1]:
                 return general(event, context)
-            stamp = int(now())  # read again, as the general path signs with a second reading
-            expire_time = stamp + ttl
+            stamp = int(moment)
+            expire_time = min(stamp + ttl, identity[1])  # never past the token's end, as the general path's
             sealed = identity[2](request_id)
             signature = sign(
                 (query % (stamp, expire_time, random_u32(), sealed if identity[4] else encode_value(sealed))).encode()

@@ -98,12 +98,16 @@ def signature_params(
     context_key: str,
     now: float,
     random_u32: int,
+    until: int | None = None,
 ) -> SignatureParams:
+    """The parameters to sign; they expire after the policy's validity, or at `until` (the caller's credential
+    ends: Principal.until) if that comes first."""
     # UserIdTooLong, SignatureParamError (e.g. a sessionContext VOD could not carry): shared.errors maps them.
+    expire_time = int(now) + policy.ttl_seconds
     return SignatureParams(
         secret_id=policy.secret_id,
         current_time_stamp=int(now),
-        expire_time=int(now) + policy.ttl_seconds,
+        expire_time=expire_time if until is None else min(expire_time, until),
         random=random_u32,
         class_id=_choose("classId", request.class_id, policy.class_id, policy.allowed_class_ids),
         procedure=_choose("procedure", request.procedure, policy.procedure, policy.allowed_procedures),
@@ -160,7 +164,9 @@ def make_sign_endpoint(
     context_key = settings.context_key.reveal()
 
     def endpoint(request: Request) -> Response:
-        principal = authenticate(request, settings.auth, now)
+        # One reading of the clock: the token is valid at the moment signed, so its end (an int) is after it.
+        moment = now()
+        principal = authenticate(request, settings.auth, lambda: moment)
         request.notes["user"] = principal.user_id
         wanted = parse_signature_request(json_object(request))
         params = signature_params(
@@ -169,8 +175,9 @@ def make_sign_endpoint(
             user_id=principal.user_id,
             request_id=request.request_id,
             context_key=context_key,
-            now=now(),
+            now=moment,
             random_u32=random_u32(),
+            until=principal.until,
         )
         signature = build_signature(params, secret_key)
         request.notes["expire_time"] = params.expire_time

@@ -118,7 +118,7 @@ def test_success_puts_the_authenticated_user_into_source_context(call: Callable[
     invoke = call(VOD_SUB_APP_ID="1500000001", VOD_PROCEDURE="LongVideoPreset", VOD_STORAGE_REGION="ap-chongqing")
     result = invoke(
         shape,
-        headers={**bearer(token("user:42/é")), "Content-Type": "application/json"},
+        headers={**bearer(token("user:42/é", exp=NOW + 3600)), "Content-Type": "application/json"},
         body=json.dumps({"sessionContext": "upload #3"}),
     )
     assert result["statusCode"] == 200, result
@@ -729,6 +729,28 @@ def test_a_verified_token_is_remembered_but_its_expiry_still_counts() -> None:
     result = handler(event, None)
     assert result["statusCode"] == 401
     assert response_json(result)["error"]["message"] == "invalid token: token has expired"
+
+
+@pytest.mark.parametrize(
+    ("env", "headers", "expires"),
+    [
+        (HS_ENV, bearer(token(exp=NOW + 3600)), NOW + 600),  # the policy's validity comes first
+        (HS_ENV, bearer(token(exp=NOW + 60)), NOW + 90),  # the token's end: its exp and the 30 s leeway
+        (HS_ENV, bearer(token(exp=NOW + 60.9)), NOW + 90),  # whole seconds, as the token is judged
+        (HS_ENV, bearer(token(exp=NOW - 29)), NOW + 1),  # within the leeway: one second left
+        ({**HS_ENV, "AUTH_JWT_LEEWAY": "0"}, bearer(token(exp=NOW + 570)), NOW + 570),
+        ({**HS_ENV, "VOD_SIGNATURE_TTL": "60"}, bearer(token(exp=NOW + 30)), NOW + 60),  # the same moment
+        (GW_ENV, {"x-user-id": "gw-user", "x-gateway-secret": GATEWAY_SECRET}, NOW + 600),  # no end said
+    ],
+)
+def test_a_signature_never_outlives_the_token_it_was_issued_for(
+    call: Callable[..., Call], env: dict[str, str], headers: dict[str, str], expires: int
+) -> None:
+    invoke = call(**env)
+    for _ in range(2):  # a token not seen yet, then one the express lane knows
+        body = response_json(invoke(headers=headers))
+        signed = vod_signature.verify(body["signature"], {SECRET_ID: SECRET_KEY}, now=NOW).values
+        assert (signed["currentTimeStamp"], signed["expireTime"], body["expireTime"]) == (NOW, expires, expires)
 
 
 _ED25519 = ed25519.Ed25519PrivateKey.generate()
