@@ -458,6 +458,9 @@ class EventStore(ABC):
                     result = work(cursor)
                     committing = True
             except self.errors as exc:
+                # Checked again by the next transaction: the database may have been dropped and made again, or
+                # restored from an older backup, while this container stays warm.
+                self._schema_ready = False
                 dead = conn is not None and self._broken(conn)
                 if conn is not None:
                     self._discard(conn)

@@ -18,6 +18,18 @@ class _Cursor(sqlite3.Cursor):
         self.execute(sql, params)  # in-process: nothing to gain by waiting
 
 
+class _Connection(sqlite3.Connection):
+    file: tuple[int, int] | None = None  # the database file it opened (device, inode)
+
+
+def _file(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
 class SqliteStore(EventStore):
     errors = (sqlite3.Error, OSError)  # OSError: the database's directory cannot be created
 
@@ -34,7 +46,9 @@ class SqliteStore(EventStore):
             os.makedirs(parent, exist_ok=True)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False is safe
         # because the pool hands a connection to one thread at a time.
-        conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
             self._use_wal(conn)  # readers never block the writer
@@ -42,6 +56,7 @@ class SqliteStore(EventStore):
         except BaseException:
             conn.close()
             raise
+        conn.file = _file(self.path)
         return conn
 
     def _connect_reader(self) -> sqlite3.Connection:
@@ -73,6 +88,9 @@ class SqliteStore(EventStore):
         # with SQLITE_BUSY without the busy handler being able to help.
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
+            if write and self._moved(conn):
+                # Its file was deleted or replaced since it was opened: what it commits, no one would read
+                raise sqlite3.OperationalError("the database file was deleted or replaced while open")
             yield conn.cursor(_Cursor)
         except BaseException:
             if conn.in_transaction:
@@ -81,6 +99,14 @@ class SqliteStore(EventStore):
                     conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    def _moved(self, conn: sqlite3.Connection) -> bool:
+        """A writer's file is no longer the one at the path (deleted, or replaced)."""
+        opened = getattr(conn, "file", None)  # a reader's is not known
+        return opened is not None and opened != _file(self.path)
+
+    def _broken(self, conn: sqlite3.Connection) -> bool:
+        return self._moved(conn)  # the other pooled connections have the old file too: the path's is opened afresh
 
     def _lock(self, cursor: Cursor, names: Sequence[str]) -> None:
         """No-op: BEGIN IMMEDIATE already holds the database's single write lock."""

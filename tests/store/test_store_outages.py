@@ -9,6 +9,7 @@ import shutil
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from shared.store.postgres import advisory_key
 from tests.callback import hook_target
 from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, KEYS
 from tests.scf import load_event, response_json
+from tests.store.conftest import sql_on
 from vodtesting import http_event, signed, vod_event
 from vodtesting.pgserver import PostgresServer, database_name, run_sql
 
@@ -68,6 +70,58 @@ def test_sqlite_directory_that_cannot_be_created(tmp_path: Path) -> None:
     blocker.unlink()
     assert ingest_event(store, load_event("vod_new_file_upload"), received_at=2.0, keys=KEYS).duplicate is False
     store.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_sqlite_file_deleted_or_replaced_under_a_warm_store_is_written_where_it_is_now(
+    how: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "vod.sqlite3"
+    store = open_store(f"sqlite:///{path}")
+    try:
+        assert deliver(store)["status"] == 200
+        for name in ("vod.sqlite3", "vod.sqlite3-wal", "vod.sqlite3-shm"):
+            (tmp_path / name).unlink(missing_ok=True)
+        if how == "replaced":  # by another database (a backup put back, say) with another file's event
+            other = open_store(f"sqlite:///{tmp_path / 'other' / 'vod.sqlite3'}")
+            assert deliver(other, "vod_file_deleted")["status"] == 200
+            other.close()
+            os.replace(tmp_path / "other" / "vod.sqlite3", path)
+        # WHEN the warm store takes the next delivery THEN it lands in the file now at the path, not in the one the
+        # store had open (a 200 for an event no one would ever read)
+        assert deliver(store, "vod_procedure_finish")["status"] == 200
+    finally:
+        store.close()
+    reader = open_store(f"sqlite:///{path}")
+    try:
+        assert reader.event_count() == (2 if how == "replaced" else 1)
+        assert reader.upload(FILE_ID) is not None
+    finally:
+        reader.close()
+
+
+def _tables(url: str) -> list[str]:
+    if url.startswith("sqlite:///"):
+        return [row[0] for row in sql_on(url, "SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return [row[0] for row in sql_on(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
+
+
+def test_a_warm_store_whose_database_was_emptied_makes_its_schema_again(new_url: Callable[[], str]) -> None:
+    # GIVEN a warm store, whose database is then emptied (dropped and made again, or restored from an old backup)
+    url = new_url()
+    store = open_store(url)
+    try:
+        ingest_event(store, load_event("vod_new_file_upload"), received_at=1.0, keys=KEYS)
+        for table in _tables(url):
+            sql_on(url, f"DROP TABLE {table}" + ("" if url.startswith("sqlite") else " CASCADE"))
+        # WHEN events come THEN the first is refused (VOD retries) and the store checks its schema again: no
+        # warm container answers 503 until a cold start
+        with pytest.raises(StoreUnavailable):
+            ingest_event(store, load_event("vod_procedure_finish"), received_at=2.0, keys=KEYS)
+        ingest_event(store, load_event("vod_procedure_finish"), received_at=2.0, keys=KEYS)
+        assert store.schema_version() == SCHEMA_VERSION and store.event_count() == 1
+    finally:
+        store.close()
 
 
 @pytest.mark.postgres
