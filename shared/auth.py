@@ -129,17 +129,24 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
     assert settings.jwt_key is not None  # guaranteed by config for AUTH_MODE=jwt
     # Algorithms come from config, never from the token header; config pins them to the key's family.
     decode = hs_jwt.decode if _shared_secret(settings) else decode_with_pyjwt
-    try:
-        claims = decode(
-            token,
-            settings.jwt_key.reveal().encode(),
-            settings.jwt_algorithms,
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
-        )
-    except TokenRejected as exc:
-        raise _invalid_token(exc.reason) from None
-    return MappingProxyType(claims)
+    # During a rotation, the previous key: for a token the current key's signature does not verify
+    keys = [key for key in (settings.jwt_key, settings.jwt_previous_key) if key is not None]
+    for key in keys:
+        try:
+            claims = decode(
+                token,
+                key.reveal().encode(),
+                settings.jwt_algorithms,
+                audience=settings.jwt_audience,
+                issuer=settings.jwt_issuer,
+            )
+        except TokenRejected as exc:
+            # A signature is checked before the claims: another reason is the verdict of the key that signed it
+            if exc.reason != "bad signature" or key is keys[-1]:
+                raise _invalid_token(exc.reason) from None
+        else:
+            return MappingProxyType(claims)
+    raise AssertionError("unreachable")
 
 
 def decode_with_pyjwt(
@@ -243,9 +250,10 @@ def _from_gateway(request: Request, settings: AuthSettings) -> Principal:
         raise Unauthorized(
             "the gateway's identity headers appear more than once", code="untrusted_gateway", headers=_challenge()
         )
-    sent = request.headers.get(settings.gateway_secret_header, "")
+    sent = request.headers.get(settings.gateway_secret_header, "").encode("utf-8", "surrogatepass")
+    secrets = (settings.gateway_secret, settings.gateway_previous_secret)  # the previous one during a rotation
     # Only the gateway knows the secret: without it the user header could come from anyone.
-    if not compare_digest(sent.encode("utf-8", "surrogatepass"), settings.gateway_secret.reveal().encode()):
+    if not any(secret is not None and compare_digest(sent, secret.reveal().encode()) for secret in secrets):
         raise Unauthorized(
             "request did not come through the authenticating gateway", code="untrusted_gateway", headers=_challenge()
         )
@@ -263,22 +271,28 @@ def check_key(settings: AuthSettings) -> None:
     deploy instead of answering 401 to every valid token. (A shared secret is checked with the settings.)"""
     if settings.mode != "jwt" or settings.jwt_key is None or _shared_secret(settings):
         return
-    key = settings.jwt_key.reveal()
     import jwt  # public keys only: PyJWT prepares (and so checks) them
 
-    for name in settings.jwt_algorithms:
-        try:
-            algorithm = jwt.get_algorithm_by_name(name)
-            # A key too small to trust (an RSA key under 2048 bits: RFC 7518 §3.3), which PyJWT only warns of
-            short = algorithm.check_key_length(algorithm.prepare_key(key))
-        except NotImplementedError:
-            why = f"{name} needs the `cryptography` package in the bundle (add it to the function's requirements.in)"
-            raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
-        except Exception as exc:  # InvalidKeyError, ValueError…; cryptography's UnsupportedAlgorithm (an SM2 key)
-            why = _unusable_key(key, name) or f"cannot be used with {name}: {type(exc).__name__}"
-            raise ConfigError([("AUTH_JWT_PUBLIC_KEY", why)]) from None
-        if short:
-            raise ConfigError([("AUTH_JWT_PUBLIC_KEY", f"is too short for {name}: {short}")])
+    keys = {"AUTH_JWT_PUBLIC_KEY": settings.jwt_key, "AUTH_JWT_PUBLIC_KEY_PREVIOUS": settings.jwt_previous_key}
+    for setting, secret in keys.items():
+        if secret is None:
+            continue
+        key = secret.reveal()
+        for name in settings.jwt_algorithms:
+            try:
+                algorithm = jwt.get_algorithm_by_name(name)
+                # A key too small to trust (an RSA key under 2048 bits: RFC 7518 §3.3), which PyJWT only warns of
+                short = algorithm.check_key_length(algorithm.prepare_key(key))
+            except NotImplementedError:
+                why = (
+                    f"{name} needs the `cryptography` package in the bundle (add it to the function's requirements.in)"
+                )
+                raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
+            except Exception as exc:  # InvalidKeyError, ValueError…; cryptography's UnsupportedAlgorithm (SM2)
+                why = _unusable_key(key, name) or f"cannot be used with {name}: {type(exc).__name__}"
+                raise ConfigError([(setting, why)]) from None
+            if short:
+                raise ConfigError([(setting, f"is too short for {name}: {short}")])
 
 
 # The algorithms each kind of public key verifies (JWA, RFC 7518 §3.4 for the curves; RFC 8037 for EdDSA).

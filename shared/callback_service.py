@@ -48,8 +48,8 @@ def make_callback_endpoint(
             raise BadRequest("body must be a JSON object (the body is empty)", code="malformed_event")
         if not sign_keys:  # VOD_CALLBACK_INSECURE=true, local development only (refused inside SCF)
             request.notes["unverified"] = True
-        else:
-            verify_callback_sign(payload, sign_keys, now(), settings.max_ahead_seconds)
+        elif verify_callback_sign(payload, sign_keys, now(), settings.max_ahead_seconds):
+            request.notes["sign_key"] = "previous"  # a SignKey rotation ends once no delivery says this
         # Which event, on the request's line whatever follows (an event it cannot read, a store or VOD outage)
         request.notes.update(named_in(payload))
         vouched = None

@@ -89,6 +89,9 @@ SECRET_SETTINGS = (
     "AUTH_JWT_SECRET",
     "AUTH_JWT_PUBLIC_KEY",
     "AUTH_GATEWAY_SECRET",
+    "AUTH_JWT_SECRET_PREVIOUS",
+    "AUTH_JWT_PUBLIC_KEY_PREVIOUS",
+    "AUTH_GATEWAY_SECRET_PREVIOUS",
     "VOD_CALLBACK_SIGN_KEY",
     "VOD_CALLBACK_SIGN_KEY_PREVIOUS",
     "VOD_CONTEXT_KEY",
@@ -270,6 +273,9 @@ class AuthSettings(Record):
     gateway_user_header: str
     gateway_secret_header: str
     gateway_secret: Secret | None
+    # During a rotation: what the key (or the gateway's secret) before the current one signed still passes
+    jwt_previous_key: Secret | None = None
+    gateway_previous_secret: Secret | None = None
 
 
 class HttpSettings(Record):
@@ -447,12 +453,15 @@ def _read_policy(r: _Reader) -> SigningPolicy:
     )
 
 
-def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
+def _read_jwt(r: _Reader) -> tuple[Secret | None, Secret | None, tuple[str, ...]]:
+    """The key tokens are verified with, the previous one (a rotation's: its tokens still pass), the algorithms."""
     secret = r.secret("AUTH_JWT_SECRET")  # its length: below, per algorithm
     public_key = r.secret("AUTH_JWT_PUBLIC_KEY")
+    previous_secret = r.secret("AUTH_JWT_SECRET_PREVIOUS")
+    previous_public_key = r.secret("AUTH_JWT_PUBLIC_KEY_PREVIOUS")
     if (secret is None) == (public_key is None):
         r.problem("AUTH_JWT_SECRET", "set exactly one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY when AUTH_MODE=jwt")
-        return None, ()
+        return None, None, ()
     family = tuple(_SYMMETRIC_ALGS) if secret is not None else _ASYMMETRIC_ALGS
     algorithms = r.items("AUTH_JWT_ALGORITHMS") or (family[0],)
     wrong = [alg for alg in algorithms if alg not in family]
@@ -461,22 +470,50 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, tuple[str, ...]]:
         r.problem(
             "AUTH_JWT_ALGORITHMS", f"{', '.join(wrong)} cannot be used with this key; choose from {', '.join(family)}"
         )
-    if secret is not None:  # RFC 7518 §3.2: a key at least the hash's size, for the strongest algorithm allowed
-        alg = max((a for a in algorithms if a in _SYMMETRIC_ALGS), key=_SYMMETRIC_ALGS.__getitem__, default="HS256")
-        if len(secret.reveal().encode()) < _SYMMETRIC_ALGS[alg]:
-            r.problem("AUTH_JWT_SECRET", f"must be at least {_SYMMETRIC_ALGS[alg]} bytes for {alg}")
-        from shared.hs_jwt import refused_secret  # here only: the functions that verify tokens with it
+    symmetric, key = secret is not None, secret or public_key
+    kind = "AUTH_JWT_SECRET" if symmetric else "AUTH_JWT_PUBLIC_KEY"
+    previous = previous_secret if symmetric else previous_public_key
+    stray = (
+        ("AUTH_JWT_PUBLIC_KEY_PREVIOUS", previous_public_key)
+        if symmetric
+        else ("AUTH_JWT_SECRET_PREVIOUS", previous_secret)
+    )
+    if stray[1] is not None:
+        r.problem(stray[0], f"tokens are verified with {kind}: a rotation's previous key goes in {kind}_PREVIOUS")
+    if previous is not None and key is not None and previous.reveal() == key.reveal():
+        r.problem(f"{kind}_PREVIOUS", f"is the same key as {kind}: a rotation's previous key is the one replaced")
+    for name, value in ((kind, key), (f"{kind}_PREVIOUS", previous)):
+        if value is not None and symmetric:
+            _check_jwt_secret(r, name, value, algorithms)
+        elif value is not None:
+            _check_public_key(r, name, value)
+    return key, previous, algorithms
 
-        why = refused_secret(secret.reveal().encode())
-        if why:  # a public key as the shared secret would let anyone mint tokens (algorithm confusion)
-            r.problem("AUTH_JWT_SECRET", f"{why}: an HMAC secret must be random bytes")
-        if r.environ["AUTH_JWT_SECRET"] != secret.reveal():  # read trimmed, as every setting is; signed untrimmed
-            r.problem("AUTH_JWT_SECRET", "starts or ends with whitespace: remove it (here, and in the issuer's key)")
-    if public_key is not None and "PRIVATE KEY" in public_key.reveal():  # PyJWT would take it, and fail each token
-        r.problem("AUTH_JWT_PUBLIC_KEY", "holds a private key: give the public key alone (the other signs tokens)")
-    elif public_key is not None and not re.search(r"-----BEGIN (RSA )?PUBLIC KEY-----", public_key.reveal()):
-        r.problem("AUTH_JWT_PUBLIC_KEY", "must be a PEM public key (-----BEGIN PUBLIC KEY----- or RSA PUBLIC KEY)")
-    return secret or public_key, algorithms
+
+def _check_jwt_secret(r: _Reader, name: str, secret: Secret, algorithms: tuple[str, ...]) -> None:
+    # RFC 7518 §3.2: a key at least the hash's size, for the strongest algorithm allowed
+    alg = max((a for a in algorithms if a in _SYMMETRIC_ALGS), key=_SYMMETRIC_ALGS.__getitem__, default="HS256")
+    if len(secret.reveal().encode()) < _SYMMETRIC_ALGS[alg]:
+        r.problem(name, f"must be at least {_SYMMETRIC_ALGS[alg]} bytes for {alg}")
+    from shared.hs_jwt import refused_secret  # here only: the functions that verify tokens with it
+
+    why = refused_secret(secret.reveal().encode())
+    if why:  # a public key as the shared secret would let anyone mint tokens (algorithm confusion)
+        r.problem(name, f"{why}: an HMAC secret must be random bytes")
+    if r.environ[name] != secret.reveal():  # read trimmed, as every setting is; signed untrimmed
+        r.problem(name, "starts or ends with whitespace: remove it (here, and in the issuer's key)")
+
+
+def _check_public_key(r: _Reader, name: str, public_key: Secret) -> None:
+    pem = public_key.reveal()
+    if "PRIVATE KEY" in pem:  # PyJWT would take it, and fail each token
+        r.problem(name, "holds a private key: give the public key alone (the other signs tokens)")
+    elif not re.search(r"-----BEGIN (RSA )?PUBLIC KEY-----", pem):
+        r.problem(name, "must be a PEM public key (-----BEGIN PUBLIC KEY----- or RSA PUBLIC KEY)")
+    elif pem.count("-----BEGIN") > 1:  # only the first would verify tokens: the others' would all be refused
+        r.problem(
+            name, "holds more than one key: give one (during a rotation, the old one in AUTH_JWT_PUBLIC_KEY_PREVIOUS)"
+        )
 
 
 def is_header_name(text: str) -> bool:
@@ -486,7 +523,7 @@ def is_header_name(text: str) -> bool:
 
 def _read_auth(r: _Reader) -> AuthSettings:
     mode = r.choice("AUTH_MODE", "jwt", ("jwt", "gateway", "none"))
-    key, algorithms = _read_jwt(r) if mode == "jwt" else (None, ())
+    key, previous_key, algorithms = _read_jwt(r) if mode == "jwt" else (None, None, ())
     user_header = r.text("AUTH_GATEWAY_USER_HEADER", "X-User-Id") or ""
     secret_header = r.text("AUTH_GATEWAY_SECRET_HEADER", "X-Gateway-Secret") or ""
     for name, header in (("AUTH_GATEWAY_USER_HEADER", user_header), ("AUTH_GATEWAY_SECRET_HEADER", secret_header)):
@@ -497,6 +534,15 @@ def _read_auth(r: _Reader) -> AuthSettings:
     gateway_secret = r.secret("AUTH_GATEWAY_SECRET", min_length=16)
     if mode == "gateway" and gateway_secret is None:
         r.problem("AUTH_GATEWAY_SECRET", "is required when AUTH_MODE=gateway")
+    previous_gateway_secret = r.secret("AUTH_GATEWAY_SECRET_PREVIOUS", min_length=16)
+    if previous_gateway_secret is not None:
+        if gateway_secret is None:
+            r.problem("AUTH_GATEWAY_SECRET_PREVIOUS", "is for a rotation of AUTH_GATEWAY_SECRET: set that too")
+        elif previous_gateway_secret.reveal() == gateway_secret.reveal():
+            r.problem(
+                "AUTH_GATEWAY_SECRET_PREVIOUS",
+                "is the same as AUTH_GATEWAY_SECRET: a rotation's previous secret is the one replaced",
+            )
     if mode == "none" and r.in_scf:  # a public function URL would sign for anyone, and list every upload
         r.problem("AUTH_MODE", "none is for local development only: inside SCF every caller must be authenticated")
     elif mode == "none":
@@ -511,6 +557,8 @@ def _read_auth(r: _Reader) -> AuthSettings:
         gateway_user_header=user_header,
         gateway_secret_header=secret_header,
         gateway_secret=gateway_secret,
+        jwt_previous_key=previous_key,
+        gateway_previous_secret=previous_gateway_secret,
     )
 
 
@@ -796,8 +844,15 @@ def _read_context_keys(r: _Reader) -> ContextKeys:
             "it seals the uploader's id into sourceContext",
         )
     account_keys = {r.text(name) for name in ("TENCENTCLOUD_SECRET_KEY", "VOD_SECRET_KEY")} - {None}
-    if current is not None and current.reveal() in account_keys:
-        r.problem("VOD_CONTEXT_KEY", "must not be the VOD SecretKey (a key of its own, shared by the functions)")
+    for name, key in (("VOD_CONTEXT_KEY", current), ("VOD_CONTEXT_KEY_PREVIOUS", previous)):
+        if key is not None and key.reveal() in account_keys:
+            r.problem(name, "must not be the VOD SecretKey (a key of its own, shared by the functions)")
+    if previous is not None and current is not None and previous.reveal() == current.reveal():
+        # The rotation's first step with the old key in both: the new one, sealing next, would open nothing
+        r.problem(
+            "VOD_CONTEXT_KEY_PREVIOUS",
+            "is the same key as VOD_CONTEXT_KEY: a rotation holds two (the new one here, then the old one)",
+        )
     return ContextKeys(current or Secret(""), previous)
 
 
@@ -882,6 +937,11 @@ def _read_callback(r: _Reader) -> CallbackSettings:
     )
     if previous_sign_key is not None and sign_key is None:
         r.problem("VOD_CALLBACK_SIGN_KEY_PREVIOUS", "is for a SignKey rotation: set VOD_CALLBACK_SIGN_KEY too")
+    elif previous_sign_key is not None and sign_key is not None and previous_sign_key.reveal() == sign_key.reveal():
+        r.problem(
+            "VOD_CALLBACK_SIGN_KEY_PREVIOUS",
+            "is the same key as VOD_CALLBACK_SIGN_KEY: a rotation's previous key is the one replaced",
+        )
     insecure = r.boolean("VOD_CALLBACK_INSECURE", False)
     if insecure and r.in_scf:
         r.problem("VOD_CALLBACK_INSECURE", "is for local development only: inside SCF every event must be verified")

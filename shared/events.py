@@ -405,9 +405,10 @@ def expected_sign(sign_key: str, t: int) -> str:
     return hashlib.md5((sign_key + str(t)).encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-def verify_callback_sign(payload: JsonObject, sign_keys: tuple[str, ...], now: float, max_ahead: int) -> None:
+def verify_callback_sign(payload: JsonObject, sign_keys: tuple[str, ...], now: float, max_ahead: int) -> int:
     """Accept a PUSH notification only with Sign == MD5(SignKey + str(T)) for one of `sign_keys` (the current one;
-    during a rotation, the previous one too) and now <= T <= now + max_ahead.
+    during a rotation, the previous one too) and now <= T <= now + max_ahead. Returns the index of the key it
+    was signed with.
 
     Sign does not cover the body: it only proves the sender knows the SignKey and bounds replays
     to T. Duplicates are handled by the dedupe key, not here.
@@ -420,12 +421,14 @@ def verify_callback_sign(payload: JsonObject, sign_keys: tuple[str, ...], now: f
     if type(t) is not int:  # not bool, not "1700000000", not 1.7e9
         raise CallbackSignRejected("invalid_signature", "T must be an integer")
     sent = sign.encode("utf-8", "surrogatepass")
-    if not any(hmac.compare_digest(sent, expected_sign(key, t).encode("ascii")) for key in sign_keys):
+    matches = [hmac.compare_digest(sent, expected_sign(key, t).encode("ascii")) for key in sign_keys]
+    if True not in matches:
         raise CallbackSignRejected("invalid_signature", "Sign does not match")
     if t < now:
         raise CallbackSignRejected("signature_expired", "T has passed: the notification has expired")
     if t > now + max_ahead:
         raise CallbackSignRejected("signature_too_far_ahead", f"T is more than {max_ahead} s ahead")
+    return matches.index(True)
 
 
 def pulled_form(item: object) -> dict[str, Any]:

@@ -5,11 +5,12 @@ as the functions: TENCENTCLOUD_SECRET_ID/KEY, VOD_SUB_APP_ID, and VOD_CALLBACK_S
 Against `make serve`'s emulator, --dev-keys takes them from the dev settings it generated (.local/), in place
 of any this shell has (but those the stack took from its own shell: export the same here), and needs
 VOD_API_ENDPOINT on loopback. Changing settings sends the SignKey: without
-VOD_CALLBACK_SIGN_KEY, pass --no-sign-key to leave VOD's as it is.
+VOD_CALLBACK_SIGN_KEY, pass --no-sign-key to leave VOD's as it is; --sign-key sends it alone (a rotation).
 
   vod-configure-events                                   # show the current settings
   vod-configure-events --mode PUSH --url https://…/vod-events
   vod-configure-events --mode PULL --upload-events on --delete-events on
+  VOD_CALLBACK_SIGN_KEY=… vod-configure-events --sign-key   # a new SignKey, nothing else changed
   VOD_API_ENDPOINT=http://127.0.0.1:9000 vod-configure-events --dev-keys
 """
 
@@ -121,7 +122,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--upload-events", type=_switch, help="on/off: UploadMediaCompleteEventSwitch")
     parser.add_argument("--delete-events", type=_switch, help="on/off: DeleteMediaCompleteEventSwitch")
-    parser.add_argument("--no-sign-key", action="store_true", help="do not send VOD_CALLBACK_SIGN_KEY as SignKey")
+    key = parser.add_mutually_exclusive_group()
+    key.add_argument("--no-sign-key", action="store_true", help="do not send VOD_CALLBACK_SIGN_KEY as SignKey")
+    key.add_argument(
+        "--sign-key", action="store_true", help="send VOD_CALLBACK_SIGN_KEY as SignKey, alone if nothing else is asked"
+    )
     parser.add_argument("--json", action="store_true", help="print the resulting settings as JSON")
     parser.add_argument(
         "--dev-keys",
@@ -172,7 +177,8 @@ def main() -> int:
         "UploadMediaCompleteEventSwitch": args.upload_events,
         "DeleteMediaCompleteEventSwitch": args.delete_events,
     }
-    changing = any(v is not None for v in changes.values())
+    changes_settings = any(v is not None for v in changes.values())
+    changing = changes_settings or args.sign_key
     try:
         settings, sign_key = _settings(args, sends_key=changing and not args.no_sign_key)
     except _Usage as problem:
@@ -180,7 +186,7 @@ def main() -> int:
         return 2
     client = make_client(settings)
     try:
-        if changing and args.url is None and (args.mode or "").upper() != "PULL":
+        if changes_settings and args.url is None and (args.mode or "").upper() != "PULL":
             current = describe_event_config(client, settings.sub_app_id)
             if (args.mode or current.get("Mode", "")).upper() == "PUSH" and not current.get("NotificationUrl"):
                 print("vod-configure-events: PUSH needs --url: VOD has no NotificationUrl yet", file=sys.stderr)

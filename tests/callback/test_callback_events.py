@@ -76,7 +76,7 @@ def test_sign_is_lowercase_hex_md5_of_key_and_t() -> None:
 def test_verify_callback_sign(fields: dict[str, Any], code: str | None, previous: tuple[str, ...]) -> None:
     payload = {**load_event("vod_new_file_upload"), **fields}
     if code is None:
-        verify_callback_sign(payload, (CALLBACK_SIGN_KEY, *previous), NOW, AHEAD)
+        assert verify_callback_sign(payload, (CALLBACK_SIGN_KEY, *previous), NOW, AHEAD) == 0  # the current key's
         return
     with pytest.raises(CallbackSignRejected) as caught:
         verify_callback_sign(payload, (CALLBACK_SIGN_KEY, *previous), NOW, AHEAD)
@@ -92,7 +92,7 @@ def test_a_delivery_signed_with_the_previous_sign_key_passes_only_while_it_is_se
 ) -> None:
     payload = {**load_event("vod_new_file_upload"), "Sign": expected_sign("OldKey1", T), "T": T}
     with contextlib.nullcontext() if accepted else pytest.raises(CallbackSignRejected):
-        verify_callback_sign(payload, keys, NOW, AHEAD)
+        assert verify_callback_sign(payload, keys, NOW, AHEAD) == 1  # the previous key's
 
 
 @pytest.mark.parametrize(

@@ -214,7 +214,7 @@ def test_during_a_context_key_rotation_both_keys_name_their_users(call: Callable
 
 
 def test_during_a_sign_key_rotation_deliveries_signed_with_either_key_are_stored(
-    call: Callable[..., Call], store: EventStore
+    call: Callable[..., Call], store: EventStore, output: Output
 ) -> None:
     # The callback told of the new key first, with the old one as previous (README: rotating the SignKey); then VOD
     new = "NewSignKey0123456789"
@@ -234,6 +234,9 @@ def test_during_a_sign_key_rotation_deliveries_signed_with_either_key_are_stored
     ]
     assert answers == [(200, None), (200, None), (401, "invalid_signature"), (401, "invalid_signature")]
     assert store.event_count() == 2
+    # What tells the operator the rotation may end: no delivery signed with the old key any more
+    lines = [line for line in output.lines() if line["event"] == "request"]
+    assert [line.get("sign_key") for line in lines] == [None, "previous", None, None]
 
 
 def test_duplicate_deliveries_are_acknowledged_once(call: Callable[..., Call], store: EventStore) -> None:

@@ -107,8 +107,21 @@ def test_an_unreachable_vod_is_not_called_a_refusal(stack: localstack.LocalStack
         (("--mode", "PUSH"), {"VOD_CALLBACK_SIGN_KEY": "Key123abc012345"}, 2, "at least 16 characters"),
         ((), {"VOD_CALLBACK_SIGN_KEY": "bad key!"}, 0, ""),  # only showing: nothing is sent
         (("--mode", "PUSH"), {"VOD_CALLBACK_SIGN_KEY": "Key123abc0123456"}, 0, ""),  # 16: the shortest taken
+        (("--sign-key",), {"VOD_CALLBACK_SIGN_KEY": "Key123abc0123456"}, 0, ""),  # a rotation's new key alone
+        (("--sign-key",), {"VOD_CALLBACK_SIGN_KEY": ""}, 2, "VOD_CALLBACK_SIGN_KEY is not set"),
+        (("--sign-key", "--no-sign-key"), {}, 2, "not allowed with argument"),
     ],
-    ids=["no-key", "no-key-kept", "bad-key-not-sent", "short-key", "show-only", "shortest-key"],
+    ids=[
+        "no-key",
+        "no-key-kept",
+        "bad-key-not-sent",
+        "short-key",
+        "show-only",
+        "shortest-key",
+        "key-alone",
+        "key-alone-unset",
+        "key-and-no-key",
+    ],
 )
 def test_the_sign_key_is_required_only_when_sent(
     stack: localstack.LocalStack, args: tuple[str, ...], env: dict[str, str], code: int, message: str
@@ -314,8 +327,13 @@ def test_stopped_while_vod_is_asked_it_says_what_may_have_happened(tmp_path: Pat
     assert "interrupted: the change may or may not have been made" in stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "changes"), [(("--mode", "PULL"), {"Mode": "PULL"}), (("--sign-key",), {})], ids=["mode", "sign-key"]
+)
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
-def test_only_the_settings_given_are_sent_and_the_sign_key_is_never_shown(loopback_http: Serve, as_json: bool) -> None:
+def test_only_the_settings_given_are_sent_and_the_sign_key_is_never_shown(
+    loopback_http: Serve, as_json: bool, args: tuple[str, ...], changes: dict[str, str]
+) -> None:
     # GIVEN a VOD that answers DescribeEventConfig with its SignKey
     sent: list[dict[str, object]] = []
 
@@ -331,11 +349,9 @@ def test_only_the_settings_given_are_sent_and_the_sign_key_is_never_shown(loopba
         handler.end_headers()
         handler.wfile.write(body)
 
-    # WHEN one setting is changed
-    proc = configure(
-        "--mode", "PULL", *(["--json"] if as_json else []), **_KEYS, VOD_API_ENDPOINT=loopback_http(answer)
-    )
+    # WHEN one setting is changed (or the SignKey alone: a rotation's)
+    proc = configure(*args, *(["--json"] if as_json else []), **_KEYS, VOD_API_ENDPOINT=loopback_http(answer))
     # THEN that one and the SignKey are sent, no other (left out, VOD keeps it), and the SignKey shown is masked
     assert proc.returncode == 0, proc.stderr
-    assert sent == [{"Mode": "PULL", "SignKey": _KEYS["VOD_CALLBACK_SIGN_KEY"]}]
+    assert sent == [{**changes, "SignKey": _KEYS["VOD_CALLBACK_SIGN_KEY"]}]
     assert _KEYS["VOD_CALLBACK_SIGN_KEY"] not in proc.stdout and "********" in proc.stdout

@@ -753,6 +753,63 @@ def test_a_signature_never_outlives_the_token_it_was_issued_for(
         assert (signed["currentTimeStamp"], signed["expireTime"], body["expireTime"]) == (NOW, expires, expires)
 
 
+_NEW_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+NEW_RSA_PRIVATE_PEM = _NEW_RSA.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+).decode()
+NEW_RSA_PUBLIC_PEM = (
+    _NEW_RSA.public_key()
+    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
+NEW_JWT_SECRET = "new-jwt-secret-0123456789-abcdefghijklmnop"
+NEW_GATEWAY_SECRET = "new-gateway-secret-0123456789"
+# Mid-rotation: the new key verifies, and so does the one it replaces (each setting's _PREVIOUS)
+HS_ROTATING = {"AUTH_JWT_SECRET": NEW_JWT_SECRET, "AUTH_JWT_SECRET_PREVIOUS": JWT_SECRET}
+RS_ROTATING = {**RS_ENV, "AUTH_JWT_PUBLIC_KEY": NEW_RSA_PUBLIC_PEM, "AUTH_JWT_PUBLIC_KEY_PREVIOUS": RSA_PUBLIC_PEM}
+GW_ROTATING = {**GW_ENV, "AUTH_GATEWAY_SECRET": NEW_GATEWAY_SECRET, "AUTH_GATEWAY_SECRET_PREVIOUS": GATEWAY_SECRET}
+
+
+def _gateway(secret: str) -> dict[str, str]:
+    return {"x-user-id": "alice", "x-gateway-secret": secret}
+
+
+@pytest.mark.parametrize(
+    ("env", "headers", "refused"),
+    [
+        (HS_ROTATING, bearer(token(key=NEW_JWT_SECRET)), None),
+        (HS_ROTATING, bearer(token()), None),  # the previous key's
+        (HS_ROTATING, bearer(token(key="another-secret-0123456789-abcdefghijklmnop")), "bad signature"),
+        # The key that signed it says why: a signature both keys refuse is no one's
+        ({**HS_ROTATING, **AUD_ENV}, bearer(token(aud="elsewhere", iss="https://id.example.com")), "wrong audience"),
+        (HS_ENV, bearer(token(key=NEW_JWT_SECRET)), "bad signature"),  # the new key, before the verifier knows it
+        (RS_ROTATING, bearer(token(key=NEW_RSA_PRIVATE_PEM, alg="RS256")), None),
+        (RS_ROTATING, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), None),
+        (RS_ROTATING, bearer(token(alg="HS256")), "algorithm not allowed"),
+        (GW_ROTATING, _gateway(NEW_GATEWAY_SECRET), None),
+        (GW_ROTATING, _gateway(GATEWAY_SECRET), None),
+        (
+            GW_ROTATING,
+            _gateway("yet-another-gateway-secret"),
+            "request did not come through the authenticating gateway",
+        ),
+    ],
+)
+def test_during_a_rotation_the_previous_key_verifies_too(
+    call: Callable[..., Call], env: dict[str, str], headers: dict[str, str], refused: str | None
+) -> None:
+    invoke = call(**env)
+    for _ in range(2):  # a token not seen yet, then one the express lane knows
+        result = invoke(headers=headers)
+        if refused is None:
+            assert result["statusCode"] == 200, result
+            signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
+            assert source_context.attribute(signed.text("sourceContext"), KEYS).user_id == "alice"
+        else:
+            assert result["statusCode"] == 401
+            assert refused in response_json(result)["error"]["message"]
+
+
 _ED25519 = ed25519.Ed25519PrivateKey.generate()
 
 
@@ -831,3 +888,17 @@ def test_a_public_key_that_cannot_verify_says_what_to_change(key: str, algorithm
     with pytest.raises(ConfigError) as caught:
         check_key(load_sign_settings({**env, **({"AUTH_JWT_ALGORITHMS": algorithms} if algorithms else {})}).auth)
     assert str(caught.value).count("AUTH_JWT_PUBLIC_KEY") == 1 and said in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("previous", "said"),
+    [
+        (_public_pem(rsa.generate_private_key(public_exponent=65537, key_size=1024)), "is too short for RS256"),
+        (_public_pem(ec.generate_private_key(ec.SECP256R1())), "is an EC key on secp256r1, which RS256 cannot use"),
+    ],
+)
+def test_a_rotations_previous_public_key_is_checked_as_the_current_one(previous: str, said: str) -> None:
+    env = {**SIGN_ENV, **RS_ENV, "AUTH_JWT_PUBLIC_KEY_PREVIOUS": previous}
+    with pytest.raises(ConfigError) as caught:
+        check_key(load_sign_settings(env).auth)
+    assert f"AUTH_JWT_PUBLIC_KEY_PREVIOUS: {said}" in str(caught.value), str(caught.value)

@@ -180,6 +180,53 @@ def _pull(env: dict[str, str]) -> object:
             {"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": f"{UNREADABLE_PRIVATE_KEY}\n{UNREADABLE_PUBLIC_KEY}"},
             "AUTH_JWT_PUBLIC_KEY",
         ),
+        # Rotations: a previous key under the rules of the current one, of its kind, and another key than it
+        (_sign, {"AUTH_JWT_SECRET_PREVIOUS": "s" * 31}, "AUTH_JWT_SECRET_PREVIOUS"),
+        (_sign, {"AUTH_JWT_SECRET_PREVIOUS": "s" * 40 + " "}, "AUTH_JWT_SECRET_PREVIOUS"),
+        (_sign, {"AUTH_JWT_SECRET_PREVIOUS": JWT_SECRET}, "AUTH_JWT_SECRET_PREVIOUS"),
+        (_sign, {"AUTH_JWT_PUBLIC_KEY_PREVIOUS": UNREADABLE_PUBLIC_KEY}, "AUTH_JWT_PUBLIC_KEY_PREVIOUS"),
+        (
+            _sign,
+            {
+                "AUTH_JWT_SECRET": None,
+                "AUTH_JWT_PUBLIC_KEY": UNREADABLE_PUBLIC_KEY,
+                "AUTH_JWT_SECRET_PREVIOUS": "s" * 40,
+            },
+            "AUTH_JWT_SECRET_PREVIOUS",
+        ),
+        (
+            _sign,
+            {
+                "AUTH_JWT_SECRET": None,
+                "AUTH_JWT_PUBLIC_KEY": UNREADABLE_PUBLIC_KEY,
+                "AUTH_JWT_PUBLIC_KEY_PREVIOUS": "x",
+            },
+            "AUTH_JWT_PUBLIC_KEY_PREVIOUS",
+        ),
+        # Two keys in one setting (the old and the new, say): only the first would ever verify a token
+        (
+            _sign,
+            {"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": f"{UNREADABLE_PUBLIC_KEY}\n{UNREADABLE_PUBLIC_KEY}"},
+            "AUTH_JWT_PUBLIC_KEY",
+        ),
+        (_sign, {"AUTH_GATEWAY_SECRET_PREVIOUS": "0123456789abcdef"}, "AUTH_GATEWAY_SECRET_PREVIOUS"),
+        (
+            _sign,
+            {"AUTH_GATEWAY_SECRET": "0123456789abcdef", "AUTH_GATEWAY_SECRET_PREVIOUS": "0123456789abcdef"},
+            "AUTH_GATEWAY_SECRET_PREVIOUS",
+        ),
+        (
+            _sign,
+            {"AUTH_GATEWAY_SECRET": "0123456789abcdef", "AUTH_GATEWAY_SECRET_PREVIOUS": "short"},
+            "AUTH_GATEWAY_SECRET_PREVIOUS",
+        ),
+        (_sign, {"VOD_CONTEXT_KEY_PREVIOUS": CONTEXT_KEY}, "VOD_CONTEXT_KEY_PREVIOUS"),
+        (
+            _sign,
+            {"TENCENTCLOUD_SECRET_KEY": "k" * 32, "VOD_CONTEXT_KEY_PREVIOUS": "k" * 32},
+            "VOD_CONTEXT_KEY_PREVIOUS",
+        ),
+        (_callback, {"VOD_CALLBACK_SIGN_KEY_PREVIOUS": CALLBACK_SIGN_KEY}, "VOD_CALLBACK_SIGN_KEY_PREVIOUS"),
         # A signature without a region lets the client name any in ApplyUploadUGC: the list would not hold.
         (_sign, {"VOD_ALLOWED_STORAGE_REGIONS": "ap-beijing"}, "VOD_ALLOWED_STORAGE_REGIONS"),
         (
