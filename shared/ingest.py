@@ -10,7 +10,7 @@ from typing import Any
 
 from shared.events import NewFileUpload, VodEvent, parse_event, stored_form
 from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
-from shared.logs import WARNING, log_event
+from shared.logs import INFO, WARNING, log_event
 from shared.records import Record
 from shared.source_context import Attribution, attribute
 from shared.store import EventStore, UploadRecord
@@ -66,6 +66,14 @@ def ingest_event(
                 dedupe_key=stored.key,
                 conflicts=[conflict.field for conflict in upload.conflicts],
             )
+    if (  # sealed before a rotation of VOD_CONTEXT_KEY: what tells an operator the old key is still needed
+        attribution is not None
+        and attribution.why == "sealed"
+        and len(keys) > 1
+        and isinstance(event, NewFileUpload)
+        and attribute(event.source_context, keys[:1]).why != "sealed"
+    ):
+        log_event(INFO, "upload.previous_context_key", file_ids=list(event.file_ids), dedupe_key=stored.key)
     if attribution is not None and attribution.why == "bad_seal":
         # Sealed, with none of the keys: sign's VOD_CONTEXT_KEY is not this function's, a rotation left out
         # VOD_CONTEXT_KEY_PREVIOUS, or a forgery. Recorded with no user, which its uploader cannot see.

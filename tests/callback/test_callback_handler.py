@@ -202,7 +202,9 @@ def test_any_content_type_is_accepted(call: Callable[..., Call], store: EventSto
     assert store.event_count() == 1  # recorded, not only answered
 
 
-def test_during_a_context_key_rotation_both_keys_name_their_users(call: Callable[..., Call], store: EventStore) -> None:
+def test_during_a_context_key_rotation_both_keys_name_their_users(
+    call: Callable[..., Call], store: EventStore, output: Output
+) -> None:
     # The callback told of the new key first (README, Settings: rotating VOD_CONTEXT_KEY), the sign function after
     new, old, other = "n" * 32, CONTEXT_KEY, "o" * 32
     invoke = call(VOD_CONTEXT_KEY=new, VOD_CONTEXT_KEY_PREVIOUS=old)
@@ -211,6 +213,9 @@ def test_during_a_context_key_rotation_both_keys_name_their_users(call: Callable
         assert invoke(signed(event, 600))["status"] == 200
     users = {f: (u.user_id if (u := store.upload(f)) else "?") for f in ("f-new", "f-old", "f-other")}
     assert users == {"f-new": "ann", "f-old": "ann", "f-other": None}  # sealed with neither: no one's
+    # What tells the operator the previous key is still needed, and what no key opened
+    said = [(line["event"], line["file_ids"]) for line in output.lines() if line["event"].startswith("upload.")]
+    assert said == [("upload.previous_context_key", ["f-old"]), ("upload.unattributed", ["f-other"])]
 
 
 def test_during_a_sign_key_rotation_deliveries_signed_with_either_key_are_stored(
