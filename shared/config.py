@@ -479,9 +479,9 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, Secret | None, tuple[str, ...]
         else ("AUTH_JWT_SECRET_PREVIOUS", previous_secret)
     )
     if stray[1] is not None:
-        r.problem(stray[0], f"tokens are verified with {kind}: a rotation's previous key goes in {kind}_PREVIOUS")
+        r.problem(stray[0], f"tokens are verified with {kind}, whose previous key goes in {kind}_PREVIOUS")
     if previous is not None and key is not None and previous.reveal() == key.reveal():
-        r.problem(f"{kind}_PREVIOUS", f"is the same key as {kind}: a rotation's previous key is the one replaced")
+        r.problem(f"{kind}_PREVIOUS", f"is the same key as {kind} (a rotation's previous key is the one it replaced)")
     for name, value in ((kind, key), (f"{kind}_PREVIOUS", previous)):
         if value is not None and symmetric:
             _check_jwt_secret(r, name, value, algorithms)
@@ -537,11 +537,11 @@ def _read_auth(r: _Reader) -> AuthSettings:
     previous_gateway_secret = r.secret("AUTH_GATEWAY_SECRET_PREVIOUS", min_length=16)
     if previous_gateway_secret is not None:
         if gateway_secret is None:
-            r.problem("AUTH_GATEWAY_SECRET_PREVIOUS", "is for a rotation of AUTH_GATEWAY_SECRET: set that too")
+            r.problem("AUTH_GATEWAY_SECRET_PREVIOUS", "is for a rotation of AUTH_GATEWAY_SECRET, which is not set")
         elif previous_gateway_secret.reveal() == gateway_secret.reveal():
             r.problem(
                 "AUTH_GATEWAY_SECRET_PREVIOUS",
-                "is the same as AUTH_GATEWAY_SECRET: a rotation's previous secret is the one replaced",
+                "is the same as AUTH_GATEWAY_SECRET (a rotation's previous secret is the one it replaced)",
             )
     if mode == "none" and r.in_scf:  # a public function URL would sign for anyone, and list every upload
         r.problem("AUTH_MODE", "none is for local development only: inside SCF every caller must be authenticated")
@@ -851,7 +851,7 @@ def _read_context_keys(r: _Reader) -> ContextKeys:
         # The rotation's first step with the old key in both: the new one, sealing next, would open nothing
         r.problem(
             "VOD_CONTEXT_KEY_PREVIOUS",
-            "is the same key as VOD_CONTEXT_KEY: a rotation holds two (the new one here, then the old one)",
+            "is the same key as VOD_CONTEXT_KEY (a rotation holds two: the new one here, then the old one)",
         )
     return ContextKeys(current or Secret(""), previous)
 
@@ -940,7 +940,7 @@ def _read_callback(r: _Reader) -> CallbackSettings:
     elif previous_sign_key is not None and sign_key is not None and previous_sign_key.reveal() == sign_key.reveal():
         r.problem(
             "VOD_CALLBACK_SIGN_KEY_PREVIOUS",
-            "is the same key as VOD_CALLBACK_SIGN_KEY: a rotation's previous key is the one replaced",
+            "is the same key as VOD_CALLBACK_SIGN_KEY (a rotation's previous key is the one it replaced)",
         )
     insecure = r.boolean("VOD_CALLBACK_INSECURE", False)
     if insecure and r.in_scf:

@@ -25,7 +25,7 @@ class _Connection(sqlite3.Connection):
 def _file(path: str) -> tuple[int, int] | None:
     try:
         found = os.stat(path)
-    except FileNotFoundError:
+    except OSError:  # gone, or its directory no longer one: not the file a connection opened
         return None
     return found.st_dev, found.st_ino
 
@@ -62,9 +62,12 @@ class SqliteStore(EventStore):
     def _connect_reader(self) -> sqlite3.Connection:
         if not os.path.exists(self.path):  # connecting would create it: nothing recorded yet
             raise sqlite3.OperationalError("the database does not exist yet")
-        conn = sqlite3.connect(self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout, isolation_level=None, check_same_thread=False, factory=_Connection
+        )
         conn.execute(f"PRAGMA busy_timeout = {int(self._timeout * 1000)}")
         conn.execute("PRAGMA query_only = ON")
+        conn.file = _file(self.path)
         return conn
 
     def _use_wal(self, conn: sqlite3.Connection) -> None:
@@ -88,8 +91,9 @@ class SqliteStore(EventStore):
         # with SQLITE_BUSY without the busy handler being able to help.
         conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            if write and self._moved(conn):
-                # Its file was deleted or replaced since it was opened: what it commits, no one would read
+            if self._moved(conn):
+                # Its file was deleted or replaced since it was opened: what it commits no one would read, and what
+                # it reads is no longer there
                 raise sqlite3.OperationalError("the database file was deleted or replaced while open")
             yield conn.cursor(_Cursor)
         except BaseException:
@@ -101,9 +105,8 @@ class SqliteStore(EventStore):
         conn.execute("COMMIT")
 
     def _moved(self, conn: sqlite3.Connection) -> bool:
-        """A writer's file is no longer the one at the path (deleted, or replaced)."""
-        opened = getattr(conn, "file", None)  # a reader's is not known
-        return opened is not None and opened != _file(self.path)
+        """Its file is no longer the one at the path (deleted, or replaced)."""
+        return getattr(conn, "file", None) != _file(self.path)
 
     def _broken(self, conn: sqlite3.Connection) -> bool:
         return self._moved(conn)  # the other pooled connections have the old file too: the path's is opened afresh

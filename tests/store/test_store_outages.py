@@ -78,8 +78,10 @@ def test_a_sqlite_file_deleted_or_replaced_under_a_warm_store_is_written_where_i
 ) -> None:
     path = tmp_path / "vod.sqlite3"
     store = open_store(f"sqlite:///{path}")
+    reader = open_store(f"sqlite:///{path}", read_only=True)  # a warm uploads function's
     try:
         assert deliver(store)["status"] == 200
+        assert reader.upload(FILE_ID) is not None
         for name in ("vod.sqlite3", "vod.sqlite3-wal", "vod.sqlite3-shm"):
             (tmp_path / name).unlink(missing_ok=True)
         if how == "replaced":  # by another database (a backup put back, say) with another file's event
@@ -90,14 +92,29 @@ def test_a_sqlite_file_deleted_or_replaced_under_a_warm_store_is_written_where_i
         # WHEN the warm store takes the next delivery THEN it lands in the file now at the path, not in the one the
         # store had open (a 200 for an event no one would ever read)
         assert deliver(store, "vod_procedure_finish")["status"] == 200
+        # AND the warm reader reads the file now at the path, as the writer wrote it
+        assert reader.event_count() == (2 if how == "replaced" else 1)
+        upload = reader.upload(FILE_ID)
+        # What the file now at the path says of it: its task event alone, or that and the other file's delete
+        assert upload is not None and (upload.status, upload.user_id) == (
+            "deleted" if how == "replaced" else "finished",
+            None,
+        )
     finally:
         store.close()
-    reader = open_store(f"sqlite:///{path}")
-    try:
-        assert reader.event_count() == (2 if how == "replaced" else 1)
-        assert reader.upload(FILE_ID) is not None
-    finally:
         reader.close()
+
+
+def test_a_sqlite_files_directory_made_a_file_under_a_warm_store_is_a_503(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'db' / 'vod.sqlite3'}")
+    try:
+        assert deliver(store)["status"] == 200
+        (tmp_path / "db").rename(tmp_path / "moved")
+        (tmp_path / "db").write_text("")  # the path's directory is no directory now: os.stat fails otherwise
+        down = deliver(store, "vod_procedure_finish")
+        assert (down["status"], down["error"]["code"]) == (503, "store_unavailable")
+    finally:
+        store.close()
 
 
 def _tables(url: str) -> list[str]:

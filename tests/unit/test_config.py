@@ -424,6 +424,49 @@ def test_callback_refuses_to_start_unverified(env: dict[str, str], bad: str) -> 
     assert bad in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("load", "env", "said"),
+    [
+        (
+            _sign,
+            {"AUTH_JWT_SECRET_PREVIOUS": JWT_SECRET},
+            "AUTH_JWT_SECRET_PREVIOUS: is the same key as AUTH_JWT_SECRET (a rotation's previous key is the one it "
+            "replaced)",
+        ),
+        (
+            _sign,
+            {"AUTH_JWT_PUBLIC_KEY_PREVIOUS": UNREADABLE_PUBLIC_KEY},
+            "AUTH_JWT_PUBLIC_KEY_PREVIOUS: tokens are verified with AUTH_JWT_SECRET, whose previous key goes in "
+            "AUTH_JWT_SECRET_PREVIOUS",
+        ),
+        (
+            _sign,
+            {"AUTH_GATEWAY_SECRET_PREVIOUS": "0123456789abcdef"},
+            "AUTH_GATEWAY_SECRET_PREVIOUS: is for a rotation of AUTH_GATEWAY_SECRET, which is not set",
+        ),
+        (
+            _sign,
+            {"VOD_CONTEXT_KEY_PREVIOUS": CONTEXT_KEY},
+            "VOD_CONTEXT_KEY_PREVIOUS: is the same key as VOD_CONTEXT_KEY (a rotation holds two: the new one here, "
+            "then the old one)",
+        ),
+        (
+            _callback,
+            {"VOD_CALLBACK_SIGN_KEY_PREVIOUS": CALLBACK_SIGN_KEY},
+            "VOD_CALLBACK_SIGN_KEY_PREVIOUS: is the same key as VOD_CALLBACK_SIGN_KEY (a rotation's previous key is "
+            "the one it replaced)",
+        ),
+    ],
+)
+def test_a_rotation_set_up_wrong_is_said_whole(
+    load: Callable[[dict[str, str]], object], env: dict[str, str], said: str
+) -> None:
+    # Whole: a secret setting's name before a colon reads as a line that quotes it, and the word after is masked
+    with pytest.raises(ConfigError) as caught:
+        load({**SIGN_ENV, **env} if load is _sign else env)
+    assert str(caught.value).splitlines()[1:] == [f"  {said}"]
+
+
 def test_callback_insecure_mode_is_explicit_and_logged(output: Output) -> None:
     settings = load_callback_settings({"VOD_CALLBACK_INSECURE": "true", "VOD_CONTEXT_KEY": CONTEXT_KEY})
     assert settings.sign_key is None
