@@ -11,12 +11,12 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.config import CallbackSettings
-from shared.errors import BadRequest
+from shared.errors import BadRequest, StoreUnavailable
 from shared.events import named_in, parse_event, stored_form, verify_callback_sign
 from shared.hooks import AfterCommit, no_hook
 from shared.http.body import json_object
 from shared.http.model import Endpoint, Request, Response
-from shared.ingest import Vouched, ingest_event
+from shared.ingest import IngestResult, Vouched, ingest_event, logged_fields
 from shared.store import EventStore
 
 StoreProvider = Callable[[], EventStore]
@@ -58,15 +58,10 @@ def make_callback_endpoint(
         if confirm is not None and not _recorded(store_provider(), payload):
             vouched = confirm(payload)
             request.notes["confirmed"] = vouched.attribution.confirmed if vouched.attribution else None
-        result = ingest_event(
-            store_provider(), payload, received_at=now(), keys=keys, after_commit=after_commit, vouched=vouched
+        result = _ingest(
+            request, store_provider(), payload, received_at=now(), keys=keys, after_commit=after_commit, vouched=vouched
         )
-        request.notes.update(
-            event_type=result.event.event_type,
-            dedupe_key=result.dedupe_key,
-            duplicate=result.duplicate,
-            file_ids=list(result.event.file_ids),
-        )
+        request.notes.update(logged_fields(result))
         if result.hook_error is not None:
             request.notes["hook_failed"] = True
         return Response(
@@ -80,6 +75,17 @@ def make_callback_endpoint(
         )
 
     return endpoint
+
+
+def _ingest(request: Request, store: EventStore, payload: dict[str, Any], **options: Any) -> IngestResult:
+    """ingest_event, with the event's key on the request's line when the store fails too: VOD delivers the event
+    again, and the line of the retry that records it names the same key."""
+    try:
+        return ingest_event(store, payload, **options)
+    except StoreUnavailable as exc:
+        if exc.dedupe_key is not None:
+            request.notes["dedupe_key"] = exc.dedupe_key
+        raise
 
 
 def _recorded(store: EventStore, payload: dict[str, Any]) -> bool:

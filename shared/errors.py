@@ -43,6 +43,8 @@ class CallbackSignRejected(DomainError):
 class StoreUnavailable(DomainError):
     """The store could not be reached or did not commit; nothing was written. Retry later."""
 
+    dedupe_key: str | None = None  # the event's, when one was being stored: what tells its later retry
+
 
 class VodUnavailable(DomainError):
     """VOD's API could not be asked (network, credentials, throttling); nothing was recorded. Retry later."""

@@ -123,6 +123,8 @@ def run_hook(hook: AfterCommit, committed: CommittedEvent, store: EventStore) ->
             ERROR,
             "hook.result_not_recorded",
             dedupe_key=committed.dedupe_key,
+            event_type=committed.event.event_type,
+            file_ids=list(committed.event.file_ids),
             store_error=store_error.message,
         )
     return error

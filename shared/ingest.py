@@ -8,12 +8,12 @@ confirming the handles only after it returned. No transport here: failures are d
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.events import NewFileUpload, VodEvent, parse_event, stored_form
+from shared.events import NewFileUpload, ProcedureStateChanged, VodEvent, parse_event, stored_form
 from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
 from shared.logs import INFO, WARNING, log_event
 from shared.records import Record
 from shared.source_context import Attribution, attribute
-from shared.store import EventStore, UploadRecord
+from shared.store import EventStore, StoreUnavailable, UploadRecord
 
 
 class Vouched(Record):
@@ -53,7 +53,11 @@ def ingest_event(
     attribution = None if vouched is None else vouched.attribution
     if attribution is None and isinstance(event, NewFileUpload):
         attribution = attribute(event.source_context, keys)
-    ingested = store.ingest(stored, event, received_at=received_at, hook_pending=has_hook, attribution=attribution)
+    try:
+        ingested = store.ingest(stored, event, received_at=received_at, hook_pending=has_hook, attribution=attribution)
+    except StoreUnavailable as exc:
+        exc.dedupe_key = stored.key
+        raise
     if ingested.duplicate or ingested.erased:  # erased: kept as a tombstone, told to no hook
         return IngestResult(stored.key, event, duplicate=ingested.duplicate)
     for upload in ingested.uploads if isinstance(event, NewFileUpload) else ():  # the one kind that disagrees
@@ -62,7 +66,7 @@ def ingest_event(
             log_event(
                 WARNING,
                 "upload.conflict",
-                file_id=upload.file_id,
+                file_ids=[upload.file_id],  # as every other line names files
                 dedupe_key=stored.key,
                 conflicts=[conflict.field for conflict in upload.conflicts],
             )
@@ -82,3 +86,23 @@ def ingest_event(
         return IngestResult(stored.key, event, False, ingested.uploads)
     committed = CommittedEvent(stored.key, event, received_at, ingested.uploads)
     return IngestResult(stored.key, event, False, ingested.uploads, run_hook(after_commit, committed, store))
+
+
+def logged_fields(result: IngestResult) -> dict[str, Any]:
+    """What a log line says of an event recorded (the callback's request line, events_pull's pull.event): which
+    one, and whether it was new; of a new upload, how its user was attributed and the sign request it came from
+    (the request_id of the sign function's line: its user there); of a task flow, how it stands. Never the
+    sourceContext, which names its user to whoever holds it."""
+    event = result.event
+    fields: dict[str, Any] = {
+        "event_type": event.event_type,
+        "file_ids": list(event.file_ids),
+        "dedupe_key": result.dedupe_key,
+        "duplicate": result.duplicate,
+    }
+    if isinstance(event, NewFileUpload):
+        for upload in result.uploads:
+            fields.update(attribution=upload.attribution, sign_request_id=upload.sign_request_id)
+    elif isinstance(event, ProcedureStateChanged):
+        fields.update(task_id=event.task_id, task_status=event.status, err_code=event.err_code)
+    return fields

@@ -14,7 +14,7 @@ from shared.config import PullSettings, known_secrets
 from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import named_in, pulled_form
 from shared.hooks import AfterCommit, no_hook
-from shared.ingest import ingest_event
+from shared.ingest import ingest_event, logged_fields
 from shared.logs import ERROR, INFO, REQUEST_ID, WARNING, context_value, invocation_id, log_event
 from shared.records import Record
 from shared.store import EventStore
@@ -107,9 +107,11 @@ class _Batch:
                     ERROR, "pull.unreadable_event", event_handle=handle, error_detail=exc.message, **named_in(raw)
                 )
                 continue
-            except StoreUnavailable as exc:
-                log_event(WARNING, "store.unavailable", store_error=exc.message)
+            except StoreUnavailable as exc:  # left for VOD to hand out again: the event named, as its retry will be
+                named = {**named_in(raw), "dedupe_key": exc.dedupe_key, "event_handle": handle}
+                log_event(WARNING, "store.unavailable", store_error=exc.message, **named)
                 return handles, False
+            log_event(INFO, "pull.event", **logged_fields(result), event_handle=handle)
             self.rest = self.rest[1:]
             self._tally.duplicates += result.duplicate
             self._tally.recorded += not result.duplicate

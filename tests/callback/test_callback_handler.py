@@ -477,6 +477,33 @@ def test_at_warning_the_log_still_shows_what_loses_events(
     assert lines == [("WARNING", "request", "store_unavailable"), ("WARNING", "request", "invalid_signature")]
 
 
+def test_the_request_lines_tell_an_operator_which_event_whose_upload_and_how_its_task_stands(
+    callback: Callable[..., Any], database: Path, output: Output
+) -> None:
+    main_handler = callback()
+    upload, task = load_event("vod_new_file_upload"), load_event("vod_procedure_finish")
+    database.mkdir(parents=True)  # the store is down: which event VOD delivers again, named as its retry will be
+    assert main_handler(handler_event("apigw", upload), {})["statusCode"] == 503
+    database.rmdir()
+    for event in (upload, upload, task):
+        assert main_handler(handler_event("apigw", event), {})["statusCode"] == 200
+    down, new, again, finished = [line for line in output.lines() if line["event"] == "request"]
+    assert (down["status"], down["dedupe_key"]) == (503, new["dedupe_key"])
+    # The upload's sign request (whose own line names its user), and how the user was found; not its sourceContext
+    assert (new["attribution"], new["sign_request_id"], new["duplicate"]) == (
+        "sealed",
+        "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+        False,
+    )
+    assert (again["duplicate"], "attribution" in again) == (True, False)  # a redelivery changed nothing
+    assert (finished["task_id"], finished["task_status"], finished["err_code"]) == (
+        "1400329073-procedurev2-6a8d1e5f8c3b4a2e9d7f0c1b2a3e4d5ft0",
+        "FINISH",
+        0,
+    )
+    assert "u2:" not in output.seen
+
+
 def test_a_hook_result_that_cannot_be_recorded_still_acknowledges_the_event(tmp_path: Path, output: Output) -> None:
     # GIVEN a hook that runs, then leaves the database locked (another writer holding it, say)
     database = tmp_path / "vod.sqlite3"

@@ -349,7 +349,18 @@ def test_a_store_that_fails_mid_batch_is_not_asked_again_in_that_run(
     # what was stored is confirmed, and a refused confirm is what the run's end says, and logs
     assert (report.stopped, report.recorded, report.left, len(writes)) == (stopped, 1, 2, 2)
     assert queue.confirmed == confirmed
-    assert ("pull.confirm_failed" in [line["event"] for line in output.lines()]) == (fail == "confirm")
+    lines = output.lines()
+    assert ("pull.confirm_failed" in [line["event"] for line in lines]) == (fail == "confirm")
+    # Each event recorded, and the one the store failed (which VOD hands out again), named as the callback names them
+    named = [
+        (line["event"], line["event_handle"], line["file_ids"], line["dedupe_key"])
+        for line in lines
+        if line["event"] in ("pull.event", "store.unavailable")
+    ]
+    assert named == [
+        ("pull.event", "h0", [str(10**18)], writes[0]),
+        ("store.unavailable", "h1", [str(10**18 + 1)], writes[1]),
+    ]
 
 
 def test_an_unexpected_failure_is_one_error_line_and_the_run_ends_as_any_other(

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from shared import upload_page
 from shared.config import load_upload_page_settings
 from shared.upload_page import content_security_policy
 from vodtesting import http_event
@@ -224,3 +225,14 @@ def test_a_function_url_is_accepted_with_or_without_a_path(url: str) -> None:
     assert (settings.signature_url, settings.status_url) == (url, url)
     origin = "/".join(url.split("/")[:3])
     assert f" {origin} " in content_security_policy(settings).split("connect-src", 1)[1]
+
+
+def test_the_sdk_for_a_client_without_gzip_is_decompressed_once_per_container(page_function: Handler) -> None:
+    # ~10 ms of CPU for the 4 MB SDK: anyone may ask for it again and again without Accept-Encoding
+    sdk = re.findall(r'src="assets/(vod-js-sdk-v6\.[^"]+)"', _page(page_function))[0]
+    assert _get(page_function, f"/assets/{sdk}")[2] == gzip.decompress(SDK.read_bytes())
+    before = upload_page._plain.cache_info()
+    for _ in range(3):
+        assert _get(page_function, f"/assets/{sdk}")[2] == gzip.decompress(SDK.read_bytes())
+    after = upload_page._plain.cache_info()
+    assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)

@@ -124,8 +124,8 @@ def test_a_conflict_is_logged_and_reaches_the_hook(store: EventStore, output: Ou
     last = seen[-1].upload
     assert last is not None and (last.status, last.user_id) == ("conflict", None)
     assert [c.field for c in last.conflicts] == ["user_id", "source_context"]
-    assert [(line["level"], line["event"], line["file_id"], line["conflicts"]) for line in output.lines()] == [
-        ("WARNING", "upload.conflict", FILE, ["user_id", "source_context"])
+    assert [(line["level"], line["event"], line["file_ids"], line["conflicts"]) for line in output.lines()] == [
+        ("WARNING", "upload.conflict", [FILE], ["user_id", "source_context"])
     ]
     output.skip()  # the file's later events disagree with nothing: said once, by the event that disagreed
     ingest_event(store, vod_event("ProcedureStateChanged", FileId=FILE, TaskId="t-1"), received_at=3.0, keys=KEYS)
