@@ -40,13 +40,23 @@ class SignatureError(VodUploadError):
 
 class GatewayRefusal(SignatureError):
     """The signature endpoint (or the uploads endpoint) answered 4xx; `code`/`message` are its
-    `{"error": {...}}` envelope."""
+    `{"error": {...}}` envelope, `request_id` its X-Request-Id (what finds the request's log line)."""
 
-    def __init__(self, status: int, code: str, message: str, *, endpoint: str = "the signature endpoint") -> None:
-        super().__init__(f"{endpoint} refused ({status} {code}): {message}")
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        endpoint: str = "the signature endpoint",
+        request_id: str | None = None,
+    ) -> None:
+        said = f" (request {request_id})" if request_id else ""
+        super().__init__(f"{endpoint} refused ({status} {code}): {message}{said}")
         self.status = status
         self.code = code
         self.detail = message
+        self.request_id = request_id
 
 
 class AuthenticationFailed(GatewayRefusal):

@@ -61,6 +61,13 @@ def error_envelope(response: requests.Response) -> tuple[str, str]:
         return f"http_{response.status_code}", response.reason or "no error details"
 
 
+def request_id(response: requests.Response) -> str | None:
+    """The answer's X-Request-Id (the functions' id of the request, in its log line), if it is one: printed."""
+    rid = response.headers.get("X-Request-Id") or ""
+    plain = rid.replace("-", "").replace(".", "")
+    return rid if len(rid) <= 128 and plain.isascii() and plain.isalnum() else None
+
+
 def token_of(source: TokenSource) -> str:
     """The bearer token now: the string, or what the callable returns (a refreshing app's current token)."""
     token = source() if callable(source) else source
@@ -171,9 +178,9 @@ class SignatureClient:
             if response.status_code == 401:
                 if code not in _CREDENTIAL_CODES:  # e.g. the callback's URL given for the signature endpoint's
                     message += f" (not an answer the signature function gives: is {shown(self.url)} its URL?)"
-                raise AuthenticationFailed(response.status_code, code, message)
+                raise AuthenticationFailed(response.status_code, code, message, request_id=request_id(response))
             if response.status_code < 500 and response.status_code not in BUSY:
-                raise SignatureRefused(response.status_code, code, message)
+                raise SignatureRefused(response.status_code, code, message, request_id=request_id(response))
             problem, asked_to_wait = f"HTTP {response.status_code} {code}: {message}", retry_after(response)
             log.info("signature endpoint failed (attempt %d): %s", attempt + 1, problem)
         raise SignatureUnavailable(

@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 
 from vodupload.errors import AuthenticationFailed, VodUploadError, shown
-from vodupload.signatures import BUSY, TokenSource, error_envelope, retry_after, token_of
+from vodupload.signatures import BUSY, TokenSource, error_envelope, request_id, retry_after, token_of
 
 # Where an upload stays: its task flow is over (or it has none: "uploaded"), or it was deleted.
 SETTLED = frozenset({"uploaded", "finished", "failed", "deleted"})
@@ -70,7 +70,9 @@ class StatusClient:
                 return None, None
             raise StatusUnavailable(f"{shown(self.url)} is not the uploads endpoint (404 with no not_found error)")
         if status == 401:  # in the function's words: an expired token (refresh it) is not a wrong audience
-            raise AuthenticationFailed(401, *error_envelope(response), endpoint="the uploads endpoint")
+            raise AuthenticationFailed(
+                401, *error_envelope(response), endpoint="the uploads endpoint", request_id=request_id(response)
+            )
         if status in (502, 503, 504):  # not 500: a bug or a refused setting, not worth waiting for
             raise _Unanswered(f"the uploads endpoint answered {status}")
         if status in BUSY:

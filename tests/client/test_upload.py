@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import threading
 import time
 import traceback
@@ -711,6 +712,9 @@ def test_gateway_refusals_fail_the_upload_with_the_gateways_code(
     assert task.state is UploadState.FAILED
     assert (raised.value.status, raised.value.code) == (status, code)  # type: ignore[attr-defined]
     assert (token or stack.token) not in str(raised.value)
+    # The function's id of the request, which finds its log line: what the person uploading can quote to support
+    rid = raised.value.request_id  # type: ignore[attr-defined]
+    assert re.fullmatch(r"[0-9a-f-]{32,36}", rid) and str(raised.value).endswith(f" (request {rid})")
     assert stack.traffic.calls == []  # VOD never saw a request
 
 
