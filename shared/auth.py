@@ -194,8 +194,10 @@ def decode_with_pyjwt(
 
 def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal:
     claims = _verified_claims(_bearer_token(request), settings)
+    user = _user_id(claims.get("sub"), "sub")
+    request.notes["user"] = user  # signed by the issuer: on the request's line, also when its time is refused
     until = _check_times(claims, now, settings.jwt_leeway_seconds)  # the injected clock: tests are exact
-    return Principal(_user_id(claims.get("sub"), "sub"), until)
+    return Principal(user, until)
 
 
 def token_window(token: str, settings: AuthSettings) -> tuple[str, float, int] | None:

@@ -753,6 +753,23 @@ def test_a_signature_never_outlives_the_token_it_was_issued_for(
         assert (signed["currentTimeStamp"], signed["expireTime"], body["expireTime"]) == (NOW, expires, expires)
 
 
+@pytest.mark.parametrize(
+    ("headers", "user"),
+    [
+        (bearer(token(exp=NOW - 30)), "alice"),  # expired: its signature holds, so its sub is the issuer's word
+        (bearer(token(nbf=NOW + 31)), "alice"),  # not valid yet
+        (bearer(token(key="another-secret-0123456789-abcdefghijklmnop")), None),  # anyone's claim: not logged
+    ],
+)
+def test_a_refused_token_whose_signature_holds_names_its_user_on_the_line(
+    call: Callable[..., Call], output: Output, headers: dict[str, str], user: str | None
+) -> None:
+    output.skip()
+    assert call()(headers=headers)["statusCode"] == 401
+    [line] = [line for line in output.lines() if line["event"] == "request"]
+    assert line.get("user") == user
+
+
 _NEW_RSA = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 NEW_RSA_PRIVATE_PEM = _NEW_RSA.private_bytes(
     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
