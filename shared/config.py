@@ -470,16 +470,13 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, Secret | None, tuple[str, ...]
         r.problem(
             "AUTH_JWT_ALGORITHMS", f"{', '.join(wrong)} cannot be used with this key; choose from {', '.join(family)}"
         )
-    symmetric, key = secret is not None, secret or public_key
-    kind = "AUTH_JWT_SECRET" if symmetric else "AUTH_JWT_PUBLIC_KEY"
-    previous = previous_secret if symmetric else previous_public_key
-    stray = (
-        ("AUTH_JWT_PUBLIC_KEY_PREVIOUS", previous_public_key)
-        if symmetric
-        else ("AUTH_JWT_SECRET_PREVIOUS", previous_secret)
-    )
-    if stray[1] is not None:
-        r.problem(stray[0], f"tokens are verified with {kind}, whose previous key goes in {kind}_PREVIOUS")
+    symmetric = secret is not None
+    kind, other = "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY"
+    if not symmetric:
+        kind, other = other, kind
+    key, previous = (secret, previous_secret) if symmetric else (public_key, previous_public_key)
+    if (previous_public_key if symmetric else previous_secret) is not None:
+        r.problem(f"{other}_PREVIOUS", f"tokens are verified with {kind}, whose previous key goes in {kind}_PREVIOUS")
     if previous is not None and key is not None and previous.reveal() == key.reveal():
         r.problem(f"{kind}_PREVIOUS", f"is the same key as {kind} (a rotation's previous key is the one it replaced)")
     for name, value in ((kind, key), (f"{kind}_PREVIOUS", previous)):
