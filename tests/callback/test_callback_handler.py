@@ -524,7 +524,12 @@ def test_a_hook_result_that_cannot_be_recorded_still_acknowledges_the_event(tmp_
     # THEN VOD's delivery is acknowledged (the event is committed: a 503 would only bring it again, a duplicate),
     # the log says the hook's result is not recorded, and the event is still owed its hook (listed for a rerun)
     assert result["statusCode"] == 200 and response_json(result)["duplicate"] is False
-    assert [line["event"] for line in output.lines() if line["level"] == "ERROR"] == ["hook.result_not_recorded"]
+    [line] = [line for line in output.lines() if line["level"] == "ERROR"]
+    assert (line["event"], line["event_type"], line["file_ids"]) == (
+        "hook.result_not_recorded",
+        "NewFileUpload",
+        ["5285890784273533167"],
+    )
     recorded = store.event(response_json(result)["dedupeKey"])
     assert recorded is not None and recorded.hook_status == "pending"
     store.close()

@@ -53,6 +53,7 @@ from vodupload.errors import shown
 from vodupload.halting import Halted
 from vodupload.progress import ProgressMeter
 from vodupload.signatures import token_subject
+from vodupload.status import StatusClient
 from vodupload.transfer import PartSpec, check_stored, fit_part_size, plan_parts
 from vodupload.vod_api import Applied, TempCredentials
 
@@ -572,6 +573,44 @@ def test_a_signature_client_closes_the_connections_it_opened(loopback_http: Serv
         assert not hung_up.is_set()  # kept for the next signature
     # THEN leaving the block closes it (an app making a client per user would otherwise keep one each)
     assert hung_up.wait(10)
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("c6af9ac6-7b61-11e6-9a41-93e8deadbeef", True),
+        ("1234.5678-abcd", True),  # as SCF's ids may be written
+        ("a" * 128, True),
+        ("a" * 129, False),  # longer than an id: whatever it is, not printed
+        ("abc\x1b[2Jdef", False),  # a terminal's escape, from whatever stands between
+        ("abc def", False),
+        ("", False),
+    ],
+)
+@pytest.mark.parametrize("endpoint", ["signature", "uploads"])
+def test_a_refusal_says_the_functions_request_id_when_it_is_one(
+    loopback_http: Serve, sent: str, kept: bool, endpoint: str
+) -> None:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        body = b'{"error": {"code": "invalid_token", "message": "invalid token: token has expired"}}'
+        handler.send_response(401)
+        handler.send_header("X-Request-Id", sent)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    url = f"{loopback_http(answer)}/{endpoint}"
+
+    def ask() -> object:
+        if endpoint == "signature":
+            return SignatureClient(url, "token").fetch()
+        return StatusClient(url, "token").get("5285890784273533167")
+
+    with pytest.raises(errors.AuthenticationFailed) as raised:
+        ask()
+    assert raised.value.request_id == (sent if kept else None)
+    assert str(raised.value).endswith(f" (request {sent})" if kept else "invalid token: token has expired")
 
 
 def _signed(user: str, **claims: Any) -> str:

@@ -305,6 +305,10 @@ def test_push_with_no_address_anywhere_is_refused_before_anything_changes(
     proc = configure(*args, **env)
     assert proc.returncode == 2 and "PUSH needs --url" in proc.stderr, proc.stderr
     assert actions == ["DescribeEventConfig"]
+    # AND a new SignKey alone changes nothing else: sent as it is, whatever the mode's address (a rotation's step)
+    actions.clear()
+    proc = configure("--sign-key", **env)
+    assert proc.returncode == 0 and actions == ["ModifyEventConfig", "DescribeEventConfig"], proc.stderr
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])  # Ctrl-C; `timeout`, a script's kill

@@ -325,6 +325,17 @@ def test_a_token_the_lane_knows_expires_on_time(output: Output, leak_guard: Leak
             leak_guard.add(response_json(ours[0])["signature"])
 
 
+def test_the_lane_judges_a_known_token_and_signs_for_it_at_one_moment(output: Output, leak_guard: LeakGuard) -> None:
+    # Learnt at NOW (the general path reads the clock once); then its last second, the clock moving on at each reading
+    moments = iter([float(NOW), *(NOW + 89.9 + 0.6 * n for n in range(10))])
+    paths = Paths({}, now=moments.__next__)
+    event = http_event(**{**REQUEST, "headers": {"Authorization": f"Bearer {token(exp=NOW + 60)}"}})
+    leak_guard.add(response_json(paths.lane(event, None))["signature"])
+    body = response_json(paths.lane(event, None))
+    leak_guard.add(body["signature"])
+    assert paths.general_calls == 1 and (body["currentTimeStamp"], body["expireTime"]) == (NOW + 89, NOW + 90)
+
+
 def test_the_lane_writes_no_line_below_the_calls_threshold(output: Output, leak_guard: LeakGuard) -> None:
     paths = Paths({})
     leak_guard.add(response_json(paths.lane(http_event(**REQUEST), None))["signature"])  # the token learnt

@@ -19,6 +19,7 @@ from shared.auth import check_key
 from shared.config import ConfigError, load_sign_settings
 from shared.http.serve import serve
 from shared.sign_handler import make_sign_handler
+from shared.sign_service import make_sign_endpoint
 from shared.vod_limits import MAX_SESSION_CONTEXT
 from tests.conftest import (
     GATEWAY_SECRET,
@@ -753,6 +754,21 @@ def test_a_signature_never_outlives_the_token_it_was_issued_for(
         assert (signed["currentTimeStamp"], signed["expireTime"], body["expireTime"]) == (NOW, expires, expires)
 
 
+def ticking(start: float, step: float = 0.6) -> Callable[[], float]:
+    """A clock that moves on at each reading."""
+    moments = iter(start + step * n for n in range(1_000))
+    return lambda: next(moments)
+
+
+def test_a_token_is_judged_and_signed_for_at_one_moment() -> None:
+    # Its last second: read twice, the second reading could pass its end, and sign what has already expired
+    settings = load_sign_settings(SIGN_ENV)
+    endpoint = make_sign_endpoint(settings, now=ticking(NOW + 89.9), random_u32=lambda: 7)
+    event = http_event(path="/signature", body={}, headers=bearer(token(exp=NOW + 60)))
+    body = response_json(serve(event, {"request_id": "r"}, endpoint, settings.http))
+    assert (body["currentTimeStamp"], body["expireTime"]) == (NOW + 89, NOW + 90)
+
+
 @pytest.mark.parametrize(
     ("headers", "user"),
     [
@@ -799,6 +815,11 @@ def _gateway(secret: str) -> dict[str, str]:
         (HS_ROTATING, bearer(token(key="another-secret-0123456789-abcdefghijklmnop")), "bad signature"),
         # The key that signed it says why: a signature both keys refuse is no one's
         ({**HS_ROTATING, **AUD_ENV}, bearer(token(aud="elsewhere", iss="https://id.example.com")), "wrong audience"),
+        (
+            {**HS_ROTATING, **AUD_ENV},
+            bearer(token(key=NEW_JWT_SECRET, aud="elsewhere", iss="https://id.example.com")),
+            "wrong audience",
+        ),
         (HS_ENV, bearer(token(key=NEW_JWT_SECRET)), "bad signature"),  # the new key, before the verifier knows it
         (RS_ROTATING, bearer(token(key=NEW_RSA_PRIVATE_PEM, alg="RS256")), None),
         (RS_ROTATING, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), None),
