@@ -662,25 +662,37 @@ def test_a_policy_refusal_is_not_taken_for_a_refused_sign_in(browser_stack: Brow
     b.page.wait_for_selector("#error:not(:empty)")
     error = b.page.inner_text("#error")
     assert "does not allow this (user id is too long" in error and "sign-in" not in error
+    assert error.endswith(f"; request {_last_signature_request_id(b)}).")  # the sign function's, on its line too
     assert b.traffic.vod_calls() == []
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "message"),
+    ("status", "body", "request_id", "message"),
     [
         # a 403 that is not one of the server's policy codes (an API gateway's, say): the sign-in was refused
-        (403, {"error": {"code": "forbidden", "message": "not allowed"}}, "Your sign-in was refused (not allowed)"),
+        (
+            403,
+            {"error": {"code": "forbidden", "message": "not allowed"}},
+            None,
+            "Your sign-in was refused (not allowed).",
+        ),
         # an answer with no signature in it: said, and nothing handed to the SDK
-        (200, {"signature": 42}, "No upload signature: HTTP 200."),
+        (200, {"signature": 42}, None, "No upload signature: HTTP 200."),
+        # the request id of a refusal, for the user to quote; but only one of the form the functions give
+        (503, {"error": {"message": "busy"}}, "a1-b.2:c_3", "No upload signature: busy; request a1-b.2:c_3."),
+        (401, {"error": {"message": "no"}}, "<b>x</b>", "Your sign-in was refused (no)."),
+        (401, {"error": {"message": "no"}}, "x" * 129, "Your sign-in was refused (no)."),
     ],
-    ids=["a-403-not-of-policy", "no-signature-in-the-answer"],
+    ids=["a-403-not-of-policy", "no-signature-in-the-answer", "its-request-id", "not-an-id", "too-long-an-id"],
 )
 def test_a_signature_answer_the_page_cannot_use_is_said_and_nothing_is_sent(
-    browser_stack: BrowserStack, tmp_path: Path, status: int, body: dict[str, Any], message: str
+    browser_stack: BrowserStack, tmp_path: Path, status: int, body: dict[str, Any], request_id: str | None, message: str
 ) -> None:
     # GIVEN a sign function that answers Prepare's signature request so
     b = browser_stack
     headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+    if request_id is not None:  # as the functions expose it to a page of another origin
+        headers.update({"X-Request-Id": request_id, "Access-Control-Expose-Headers": "X-Request-Id"})
     b.page.route(
         b.stack.signature_url, lambda route: route.fulfill(status=status, body=json.dumps(body), headers=headers)
     )
@@ -746,7 +758,9 @@ def test_a_resume_whose_sign_in_is_refused_goes_on_with_the_users_next_link(
     b.page.wait_for_selector("#error:not(:empty)")
     error = b.page.inner_text("#error")
     # THEN the page says what to do, in words that keep the upload: the app's new link in this tab
-    assert "Your sign-in was refused (invalid token: token has expired)" in error
+    assert (
+        f"Your sign-in was refused (invalid token: token has expired; request {_last_signature_request_id(b)})" in error
+    )
     assert "Sign in again in the app, then open its link in this tab. The upload then goes on" in error
     assert "reopen" not in error
     # AND the link, when it comes, goes on with the upload: only the parts COS lacks
@@ -755,6 +769,14 @@ def test_a_resume_whose_sign_in_is_refused_goes_on_with_the_users_next_link(
     assert b.stack.record(file_id).user_id == "page-user" and b.page.inner_text("#error") == ""
     resent = _parts_sent_since(b, sent)
     assert resent and not resent & stored
+
+
+def _last_signature_request_id(b: BrowserStack) -> str:
+    """The X-Request-Id of the sign function's last answer to the page."""
+    answered = [r for r in b.traffic.finished if r.url == b.stack.signature_url and r.method == "POST"]
+    request_id = answered[-1].response().headers["x-request-id"]
+    assert request_id
+    return str(request_id)
 
 
 def _cut_off_mid_upload(b: BrowserStack, video: Path) -> None:

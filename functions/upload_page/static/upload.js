@@ -209,7 +209,7 @@
     if (response.status === 401 || response.status === 403) {
       const body = await response.json().catch(() => null);
       const error = body && body.error ? body.error : null;
-      const why = error ? error.message : "refused";
+      const why = (error ? error.message : "refused") + reference(response);
       // Our own 403s are the server's policy, not the sign-in: signing in again would not help.
       if (response.status === 403 && error && NOT_SIGN_IN.has(error.code)) {
         throw new ApiError(403, `The upload service does not allow this (${why}).`);
@@ -219,6 +219,13 @@
       throw new ApiError(response.status, `Your sign-in was refused (${why}). ${again}`, true);
     }
     return response;
+  }
+
+  // The function's request id, which its log line has too: what a user quotes to support about a refusal. Only one
+  // of the form the functions give (a gateway in front may set another, or none).
+  function reference(response) {
+    const id = response.headers.get("X-Request-Id");
+    return id && /^[A-Za-z0-9._:-]{1,128}$/.test(id) ? `; request ${id}` : "";
   }
 
   // Called by the SDK before every VOD call (Prepare, Apply, Commit): a fresh one-time signature each time.
@@ -231,7 +238,7 @@
       });
       const body = await response.json().catch(() => null);
       if (!response.ok || !body || typeof body.signature !== "string") {
-        const why = body && body.error ? body.error.message : `HTTP ${response.status}`;
+        const why = (body && body.error ? body.error.message : `HTTP ${response.status}`) + reference(response);
         throw new ApiError(response.status, `No upload signature: ${why}.`);
       }
       signed = true;
