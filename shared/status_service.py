@@ -193,7 +193,9 @@ def _integer(query: Mapping[str, str], name: str, default: int, low: int, high: 
 def _only(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
     unknown = sorted(set(query) - set(allowed))
     if unknown:
-        raise BadRequest(f"unknown parameter {unknown[0]!r}; allowed: {', '.join(allowed)}", code="invalid_parameter")
+        # The name as sent, cut: a query key is anyone's text, as long as the gateway lets by
+        name = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "…"
+        raise BadRequest(f"unknown parameter {name!r}; allowed: {', '.join(allowed)}", code="invalid_parameter")
 
 
 def target(path: str) -> str | None:

@@ -48,12 +48,23 @@ def _path(value: object) -> str:
     return str(value)
 
 
+# Headers read whose value is a list (RFC 9110 §5.3): lines of one sent several times are that list, comma-joined.
+_LIST_HEADERS = frozenset({"if-none-match"})
+
+
 def _headers(event: Mapping[str, Any]) -> Headers:
     raw = event.get("headers")
     text = _text_map(raw, "headers")
     if text is raw or not isinstance(raw, dict):  # all plain strings (the common case): nothing sent twice
         return Headers(text)
-    return Headers(text, [str(k) for k, v in raw.items() if isinstance(v, list) and len(v) > 1])
+    several = []
+    for name, value in raw.items():
+        if isinstance(value, list) and len(value) > 1:
+            if str(name).lower() not in _LIST_HEADERS:
+                several.append(str(name))  # one value only: which one counts is in doubt
+            elif all(type(line) is str for line in value):
+                text[str(name)] = ", ".join(value)
+    return Headers(text, several)
 
 
 class UnreadableBody(BadRequest):

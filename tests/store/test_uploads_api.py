@@ -574,13 +574,22 @@ def test_an_uploads_wait_is_a_whole_number_of_seconds(
     assert said == ("f1" if status == 200 else "invalid_parameter")
 
 
-@pytest.mark.parametrize("query", [{"wiat": "30"}, {"limit": "5"}, {"cursor": "x"}])
-def test_an_upload_takes_only_wait(writer: tuple[str, EventStore], get: Get, query: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("query", "named"),
+    [({"wiat": "30"}, "'wiat'"), ({"limit": "5"}, "'limit'"), ({"cursor": "x"}, "'cursor'"), ({"x" * 5000: ""}, None)],
+    ids=["wiat", "limit", "cursor", "a-long-name"],
+)
+def test_an_upload_takes_only_wait(
+    writer: tuple[str, EventStore], get: Get, query: dict[str, str], named: str | None
+) -> None:
     # A mistyped wait would end the long poll at once, unsaid
     _, store = writer
     record(store, upload_of("ann", "f1"))
     answer = get("/uploads/f1", **query)
     assert (answer["status"], answer["body"]["error"]["code"]) == (400, "invalid_parameter")
+    # the name as sent, but never more than a line's worth of it
+    said = answer["body"]["error"]["message"]
+    assert said.startswith(f"unknown parameter {named or repr('x' * 40 + '…')}; allowed: wait")
 
 
 # If-None-Match as clients and proxies write it (RFC 9110 13.1.2): the tag, weakened, in a list, or `*`.
@@ -606,6 +615,23 @@ def test_an_unchanged_upload_is_a_304(writer: tuple[str, EventStore], get: Get, 
     record(store, task("f4", "PROCESSING"), 2.0)
     changed = get("/uploads/f4", headers={"If-None-Match": tag})
     assert changed["status"] == 200 and changed["headers"]["ETag"] != tag
+
+
+@pytest.mark.parametrize(
+    ("lines", "status"),
+    [(['"other"', "{tag}"], 304), (["{tag}", '"other"'], 304), (['"other"', 'W/"more"'], 200)],
+    ids=["the-tag-second", "the-tag-first", "neither"],
+)
+def test_if_none_match_sent_twice_is_one_list(
+    writer: tuple[str, EventStore], get: Get, lines: list[str], status: int
+) -> None:
+    # GIVEN the header on two lines, which a gateway passes on as a list (RFC 9110 §5.3: one list, comma-joined)
+    _, store = writer
+    record(store, upload_of("ann", "f4"))
+    tag = get("/uploads/f4")["headers"]["ETag"]
+    # WHEN asked with it, THEN every tag in it counts, not only the first line's
+    sent: Any = {"If-None-Match": [line.format(tag=tag) for line in lines]}
+    assert get("/uploads/f4", headers=sent)["status"] == status
 
 
 def test_a_head_is_answered_as_a_get(writer: tuple[str, EventStore], get: Get) -> None:
