@@ -432,6 +432,12 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
         f"{len(erased)} file(s) erased from the event store. VOD still holds each file and its sourceContext (with the "
         "user id) until it is deleted there (DeleteMedia), and CLS keeps the functions' log lines (with the user id) "
         "until its retention ends."
+        + (
+            " Uploads the user made before whose events have not arrived yet are recorded when they come: run this "
+            "again once they no longer can (README, Personal data)."
+            if args.user is not None
+            else ""
+        )
     )
     if say.lost is not None:
         print(

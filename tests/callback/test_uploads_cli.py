@@ -694,6 +694,7 @@ def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> 
     erased = uploads(database_url, "erase", "--user", "alice", "--yes")
     assert erased.returncode == 0, erased.stderr
     assert f"erased {FILE_ID}" in erased.stdout and "VOD still holds each file" in erased.stdout
+    assert "whose events have not arrived yet are recorded when they come: run this again" in erased.stdout
     assert "no uploads recorded for user 'alice'" in uploads(database_url, "list", "--user", "alice").stdout
     shown = uploads(database_url, "show", FILE_ID).stdout
     assert "erased" in shown and "alice" not in shown and "holiday" not in shown
