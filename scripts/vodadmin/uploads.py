@@ -143,7 +143,7 @@ def print_record(report: FileReport) -> None:
     if u.deleted_parts:
         rows.append(("deleted parts", ", ".join(f"{p.type}:{p.definition}" for p in u.deleted_parts)))
     for conflict in u.conflicts:  # upload events that disagree on who or what the file is
-        rows.append((f"conflict: {conflict.field}", " | ".join(str(v) for v in conflict.values)))
+        rows.append((f"conflict: {conflict.field}", " | ".join("-" if v is None else str(v) for v in conflict.values)))
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
         print(shown(f"{label:<{width}}  {value}"))

@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Literal, Protocol, TypeVar
 
 from shared.errors import MalformedEvent, StoreUnavailable
-from shared.events import StoredEvent, VodEvent, canonical_json, parse_event, plain
+from shared.events import FileDeleted, StoredEvent, VodEvent, canonical_json, parse_event, plain
 from shared.logs import DEBUG, WARNING, log_event
 from shared.records import Record
 from shared.source_context import PREFIX as SEALED
@@ -316,6 +316,12 @@ _HOOKLESS = f"UPDATE events SET {_NO_HOOK} WHERE dedupe_key = ?"  # noqa: S608
 # An event that names an erased file and another: its hook's error text, now and from then on (it may quote the
 # erased file's data)
 _ERASED_ERROR = "(erased: it named a file erased since)"
+# An erased file deleted whole in VOD (the README asks for it): its record says so, as of its first delete. No
+# one's data, and what an operator checks an erasure by (`vod-uploads show`).
+_ERASED_DELETED = (
+    "UPDATE uploads SET deleted = TRUE, deleted_at = CASE WHEN deleted_at IS NULL OR deleted_at > ? THEN ? "
+    "ELSE deleted_at END, revision = revision + 1 WHERE file_id = ? AND status = 'erased'"
+)
 
 
 def _sealed_user(source_context: str | None) -> str | None:
@@ -607,6 +613,9 @@ class EventStore(ABC):
         if row is not None:  # else: a new file
             _, status, user_id, first_seen_at, stored_revision, saved, task_found, saved_task, stale = row
             if status == "erased":
+                event, at = item.event, item.received_at
+                if isinstance(event, FileDeleted) and not event.parts_for(file_id):
+                    cursor.defer(self._sql(_ERASED_DELETED), (at, at, file_id))
                 return None
             listed_at = first_seen_at if user_id is not None else None
             revision = stored_revision + 1
@@ -759,10 +768,14 @@ class EventStore(ABC):
                 locked.update(others)
                 return None
             cursor.execute(
-                self._sql(f"SELECT file_id, revision FROM uploads WHERE file_id IN ({marks})"),  # noqa: S608
+                self._sql(f"SELECT file_id, revision, deleted, deleted_at FROM uploads WHERE file_id IN ({marks})"),  # noqa: S608
                 ids,
             )
-            revisions: dict[str, int] = dict(cursor.fetchall())
+            # Whether VOD deleted the file stays (not the user's data): the operator's check that it is gone there too
+            kept = {
+                file_id: (revision, bool(deleted), deleted_at)
+                for file_id, revision, deleted, deleted_at in cursor.fetchall()
+            }
             gone = set(ids) | self._erased(cursor, others)
             for key, (event_type, names) in events.items():
                 if names <= gone:  # of erased files only: its content gone, but a FileDeleted's (file ids, parts)
@@ -775,14 +788,17 @@ class EventStore(ABC):
                         self._sql("UPDATE events SET hook_last_error = ? WHERE dedupe_key = ?"), (_ERASED_ERROR, key)
                     )
             cursor.defer(self._sql(f"DELETE FROM tasks WHERE file_id IN ({marks})"), ids)  # noqa: S608
-            known = sorted({row[0] for row in rows} | set(revisions))
+            known = sorted({row[0] for row in rows} | set(kept))
             for file_id in known:
+                revision, deleted, deleted_at = kept.get(file_id, (0, False, None))
                 erased = UploadRecord(
                     file_id,
                     "erased",
+                    deleted=deleted,
+                    deleted_at=deleted_at,
                     first_seen_at=erased_at,
                     last_event_at=erased_at,
-                    revision=revisions.get(file_id, 0) + 1,
+                    revision=revision + 1,
                 )
                 cursor.defer(self._sql(_UPSERT_UPLOAD), (*_upload_row(erased), None))
             return known

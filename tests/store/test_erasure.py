@@ -73,6 +73,7 @@ def test_erasing_a_users_files_leaves_nothing_of_theirs_and_the_rest_as_it_was(r
     assert [text for text in ANNS if text in stored] == []
     erased = recorded.upload(ANN)
     assert erased is not None and (erased.status, erased.user_id, erased.name) == ("erased", None, None)
+    assert (erased.deleted, erased.deleted_at) == (True, 4.0)  # VOD deleted it: still said, as before the erase
     assert (recorded.user_uploads(ANNS[0]), recorded.tasks(ANN)) == ([], [])
     assert [e.event_type for e in recorded.events_for(ANN)] == ["NewFileUpload", "ProcedureStateChanged", "FileDeleted"]
     # Owed still: the delete's hook, for Bob's file; run again, it hears of his record only
@@ -103,6 +104,40 @@ def test_no_event_brings_an_erased_file_back(recorded: EventStore, payload: dict
     erased = recorded.upload(ANN)
     assert erased is not None and erased.status == "erased" and recorded.tasks(ANN) == []
     assert [e.event_type for e in recorded.unfinished_hooks(received_before=1000.0)] == ["FileDeleted"]  # Bob's
+
+
+WHOLE = {"FileIdSet": [ANN, BOB]}
+PARTS = {"FileIdSet": [ANN], "FileDeleteResultInfo": [{"FileId": ANN, "DeleteParts": [{"Type": "CoverFiles"}]}]}
+
+
+@pytest.mark.parametrize(
+    ("deletes", "deleted_at"),
+    [
+        ([], None),
+        ([(WHOLE, 200.0)], 200.0),  # with a file not erased: each record its own
+        ([(PARTS, 200.0)], None),  # some of its parts only: the file is still there
+        ([(WHOLE, 300.0), ({"FileIdSet": [ANN]}, 200.0)], 200.0),  # the first delete, whatever the order of arrival
+        ([({"FileIdSet": [ANN]}, 50.0)], 50.0),  # deleted before it was erased
+    ],
+    ids=["never", "after", "parts-only", "twice", "before"],
+)
+def test_an_erased_record_says_whether_vod_deleted_the_file(
+    store: EventStore, deletes: list[tuple[dict[str, Any], float]], deleted_at: float | None
+) -> None:
+    # GIVEN Ann's file erased (and Bob's not), WHEN VOD's deletes of it arrive, before the erase or after
+    for at, payload in enumerate([_upload(ANNS[0], ANN), _upload("bob", BOB)], 1):
+        ingest_event(store, payload, received_at=float(at), keys=KEYS)
+    for body, at in [d for d in deletes if d[1] < 100.0]:
+        ingest_event(store, vod_event("FileDeleted", **body), received_at=at, keys=KEYS)
+    store.erase([ANN], erased_at=100.0)
+    for body, at in [d for d in deletes if d[1] > 100.0]:
+        ingest_event(store, vod_event("FileDeleted", **body), received_at=at, keys=KEYS)
+    # THEN its record says so, as of the first (what `vod-uploads show` tells the operator who deleted it there)
+    erased = store.upload(ANN)
+    assert erased is not None and erased.status == "erased" and erased.user_id is None
+    assert (erased.deleted, erased.deleted_at) == (deleted_at is not None, deleted_at)
+    bobs = store.upload(BOB)
+    assert bobs is not None and bobs.user_id == "bob" and bobs.deleted is (WHOLE in [d[0] for d in deletes])
 
 
 def test_erasing_again_changes_nothing_but_the_records_times_and_revision(recorded: EventStore) -> None:
