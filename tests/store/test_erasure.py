@@ -125,13 +125,17 @@ def test_an_erased_record_says_whether_vod_deleted_the_file(
     store: EventStore, deletes: list[tuple[dict[str, Any], float]], deleted_at: float | None
 ) -> None:
     # GIVEN Ann's file erased (and Bob's not), WHEN VOD's deletes of it arrive, before the erase or after
-    for at, payload in enumerate([_upload(ANNS[0], ANN), _upload("bob", BOB)], 1):
-        ingest_event(store, payload, received_at=float(at), keys=KEYS)
-    for body, at in [d for d in deletes if d[1] < 100.0]:
-        ingest_event(store, vod_event("FileDeleted", **body), received_at=at, keys=KEYS)
+    ingest_event(store, _upload(ANNS[0], ANN), received_at=1.0, keys=KEYS)
+    ingest_event(store, _upload("bob", BOB), received_at=2.0, keys=KEYS)
+
+    def deliver(after_erase: bool) -> None:
+        for body, received_at in deletes:
+            if (received_at > 100.0) is after_erase:
+                ingest_event(store, vod_event("FileDeleted", **body), received_at=received_at, keys=KEYS)
+
+    deliver(after_erase=False)
     store.erase([ANN], erased_at=100.0)
-    for body, at in [d for d in deletes if d[1] > 100.0]:
-        ingest_event(store, vod_event("FileDeleted", **body), received_at=at, keys=KEYS)
+    deliver(after_erase=True)
     # THEN its record says so, as of the first (what `vod-uploads show` tells the operator who deleted it there)
     erased = store.upload(ANN)
     assert erased is not None and erased.status == "erased" and erased.user_id is None
