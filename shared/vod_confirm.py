@@ -195,6 +195,13 @@ def _confirmed_upload(
     vouched = vouched_upload(payload, info)
     upload = _readable(vouched, "DescribeMediaInfos")
     assert isinstance(upload, NewFileUpload)  # the body's EventType, which vouched_upload keeps
+    # VOD's API may answer these null ("取不到有效值"): then it vouches for no one, and a 200 would record the upload
+    # with no user for good (every retry a duplicate). Asked again later; a forged body only earns a 503 by it.
+    basic = info.get("BasicInfo")
+    if basic is None:
+        raise VodUnavailable(f"DescribeMediaInfos gave no BasicInfo of file {event.file_id}")
+    if event.source_context and basic.get("SourceInfo") is None:
+        raise VodUnavailable(f"DescribeMediaInfos gave no SourceInfo of file {event.file_id}, whose body has one")
     return Vouched(vouched, attribute(upload.source_context, keys, confirmed=True))
 
 

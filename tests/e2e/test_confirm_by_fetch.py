@@ -18,11 +18,12 @@ import pytest
 from shared.callback_service import make_callback_endpoint
 from shared.config import load_callback_settings
 from shared.http.serve import serve
+from shared.source_context import seal
 from shared.store import TaskRecord, UploadRecord, open_store
 from shared.store.projection import DISPROOF_MARGIN
 from shared.vod_confirm import LISTING_LAG_SECONDS
 from tests.clocks import OffsetClock
-from tests.conftest import Output, Serve, closed_loopback_port
+from tests.conftest import CONTEXT_KEY, Output, Serve, closed_loopback_port
 from vodemu.uploads import UploadService
 from vodtesting import FILE_ID, http_event, sample_video, signed, signed_parameters, vod_event
 from vodtesting.events import TASK_ID
@@ -566,6 +567,34 @@ def test_an_upload_vod_answers_for_in_an_unexpected_shape_is_a_503(
     event = vod_event("NewFileUpload", FileId=FILE_ID, ProcedureTaskId="")
     database = _refused_while_vod_answers(vod_function, scripted_vod(vod_answer), tmp_path, event)
     assert output.lines()[-1]["vod_error"] == f"DescribeMediaInfos answered an unexpected shape: {field}"
+    assert open_store(database).upload(FILE_ID) is None
+
+
+@pytest.mark.parametrize(
+    ("media_info", "said"),
+    [
+        ({"BasicInfo": None}, "no BasicInfo"),
+        ({}, "no BasicInfo"),
+        ({"BasicInfo": {"Name": "genuine", "SourceInfo": None}}, "no SourceInfo"),
+        ({"BasicInfo": {"Name": "genuine"}}, "no SourceInfo"),
+    ],
+    ids=["basic-info-null", "no-basic-info", "source-info-null", "no-source-info"],
+)
+def test_an_upload_vod_answers_for_without_whom_it_is_is_a_503(
+    vod_function: Callable[..., Any],
+    scripted_vod: Callable[[dict[str, Any]], str],
+    output: Output,
+    tmp_path: Path,
+    media_info: dict[str, Any],
+    said: str,
+) -> None:
+    # VOD's API may answer these null: recorded (200) with no user, the upload would never be its user's, every
+    # delivery after a duplicate, whatever VOD answered by then
+    vod_answer = {"MediaInfoSet": [{"FileId": FILE_ID, **media_info}], "NotExistFileIdSet": []}
+    sealed = seal("alice", "r1", CONTEXT_KEY)
+    event = vod_event("NewFileUpload", FileId=FILE_ID, ProcedureTaskId="", SourceContext=sealed)
+    database = _refused_while_vod_answers(vod_function, scripted_vod(vod_answer), tmp_path, event)
+    assert output.lines()[-1]["vod_error"].startswith(f"DescribeMediaInfos gave {said} of file {FILE_ID}")
     assert open_store(database).upload(FILE_ID) is None
 
 
