@@ -42,6 +42,21 @@ _STALE = (
 )
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if abs(number) == float("inf"):  # 1e999: valid JSON, but no number a record could hold or JSON write again
+        raise ValueError(f"{text[:20]} is too large")
+    return number
+
+
+def _not_json(constant: str) -> float:
+    raise ValueError(f"{constant} is not JSON")  # Python's json reads NaN and Infinity; the store would write them
+
+
+# VOD's answers, read as strictly as a PUSH body is (shared.http.body): what is recorded must be JSON again
+_ANSWER_JSON = json.JSONDecoder(parse_float=_finite, parse_constant=_not_json)
+
+
 class CloudApiError(Exception):
     """A call that did not answer: `code` is VOD's error code (AuthFailure.SignatureFailure,
     InvalidParameterValue.TaskId, ...), or what went wrong on the way (ConnectionRefusedError, IncompleteRead,
@@ -198,7 +213,7 @@ class VodCloudApi:
         if status != 200:
             raise CloudApiError(f"HTTP {status}")
         try:
-            answer = json.loads(data)["Response"]
+            answer = _ANSWER_JSON.decode(data.decode("utf-8"))["Response"]
         except (ValueError, KeyError, TypeError, RecursionError):
             answer = None
         if not isinstance(answer, dict):

@@ -360,6 +360,11 @@ def _drop(handler: BaseHTTPRequestHandler) -> None:
         ((200, b'{"Response": "no"}'), "NotAnApiAnswer"),
         ((200, b'{"NoResponse": {}}'), "NotAnApiAnswer"),
         ((200, b'{"Response": ' * 100_000), "NotAnApiAnswer"),  # nested too deep to read
+        # what Python's json reads but JSON has not: recorded, it would be written out as no JSON reads it
+        ((200, b'{"Response": {"MetaData": {"Duration": NaN}}}'), "NotAnApiAnswer"),
+        ((200, b'{"Response": {"MetaData": {"Size": -Infinity}}}'), "NotAnApiAnswer"),
+        ((200, b'{"Response": {"MetaData": {"Size": 1e999}}}'), "NotAnApiAnswer"),
+        ((200, b'{"Response": {"Name": "\xff"}}'), "NotAnApiAnswer"),  # not UTF-8
         (_ok({"Error": {"Code": "AuthFailure.SecretIdNotFound", "Message": "m"}}), "AuthFailure.SecretIdNotFound"),
         (_ok({"Error": {"Message": "no code"}}), "Error"),
         (_ok({"Error": "text"}), "Error"),
@@ -372,6 +377,10 @@ def _drop(handler: BaseHTTPRequestHandler) -> None:
         "response-not-object",
         "no-response",
         "too-deep",
+        "nan",
+        "infinity",
+        "too-large",
+        "not-utf8",
         "error",
         "error-without-code",
         "error-text",
