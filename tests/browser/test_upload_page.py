@@ -575,6 +575,86 @@ def test_an_app_that_answers_a_refusal_with_a_refused_token_gets_one_try_of_it_n
     assert b.traffic.vod_calls() == []
 
 
+def _refusing(status_code: int = 401) -> Callable[[Any], None]:
+    """A route handler answering as the functions do to a token they refuse."""
+    body = json.dumps({"error": {"code": "invalid_token", "message": "invalid token: token has expired"}})
+    headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
+    return lambda route: route.fulfill(status=status_code, body=body, headers=headers)
+
+
+def test_an_app_that_answers_a_refusal_at_commit_with_refused_tokens_gets_one_try_not_a_loop(
+    browser_stack: BrowserStack, loopback_http: Serve, tmp_path: Path
+) -> None:
+    # GIVEN an upload in a frame whose token expires while the video is sent: Commit's signature (the third) and every
+    # one after are refused, and the app answers each refusal with another token the functions refuse
+    b = browser_stack
+    asked: list[Any] = []
+
+    def signature(route: Any) -> None:
+        asked.append(route.request)
+        _refusing()(route) if len(asked) >= 3 else route.continue_()
+
+    b.page.route(b.stack.signature_url, signature)
+    frame = _framed_by_an_app(b, loopback_http, b.stack.token("embedded-user"))
+    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
+    frame.locator("#start").click()
+    frame.locator("#error:not(:empty)").wait_for(timeout=60_000)
+    b.page.wait_for_timeout(2000)
+    # THEN the page tried the token the app sent back once (Commit's fourth request), then waits for the user
+    assert len(asked) == 4
+    assert "The video is uploaded" in frame.locator("#error").inner_text()
+    assert [action for action, _ in b.traffic.vod_calls()] == ["PrepareUploadUGC", "ApplyUploadUGC"]
+
+
+def test_an_app_that_answers_a_refusal_of_the_status_with_refused_tokens_gets_one_try_not_a_loop(
+    browser_stack: BrowserStack, loopback_http: Serve, tmp_path: Path
+) -> None:
+    # GIVEN an upload in a frame whose token the uploads function refuses (expired as the upload ends), and an app
+    # that answers each refusal with another token it refuses
+    b = browser_stack
+    asked: list[Any] = []
+
+    def status(route: Any) -> None:
+        asked.append(route.request)
+        _refusing()(route)
+
+    b.page.route(f"{b.stack.gateway_url}/uploads/**", status)
+    frame = _framed_by_an_app(b, loopback_http, b.stack.token("embedded-user"))
+    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
+    frame.locator("#start").click()
+    frame.locator("#file-id:not(:empty)").wait_for(timeout=60_000)
+    _until(b, lambda: "sign-in was refused" in frame.locator("#processing").inner_text(), "no refusal shown")
+    b.page.wait_for_timeout(2000)
+    # THEN the status was asked for the upload, and once more with the token the app sent back: then no more
+    assert len(asked) == 2
+    assert "sign-in was refused" in frame.locator("#processing").inner_text()
+
+
+def test_a_new_upload_shows_no_figures_of_the_last_one(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # GIVEN an upload done (its meter at 100 %), and a sign function slow to answer the next (a cold start)
+    b = browser_stack
+    b.open(b.stack.token("page-user"))
+    b.choose(sample_video(tmp_path / "first.mp4", 300 * 1024))
+    b.page.click("#start")
+    _wait_for_result(b)
+    assert b.page.eval_on_selector("#video-progress", "e => e.value") == 100
+
+    def slowly(route: Any) -> None:
+        time.sleep(2)
+        route.continue_()
+
+    b.page.route(b.stack.signature_url, slowly)
+    # WHEN another is started
+    b.choose(sample_video(tmp_path / "second.mp4", 5 * MiB))
+    b.page.click("#start")
+    b.page.wait_for_timeout(300)
+    # THEN its meter starts from nothing, not at the last one's 100 %
+    assert b.page.is_visible("#progress") and b.page.inner_text("#status").startswith("Uploading second.mp4")
+    assert b.page.eval_on_selector("#video-progress", "e => e.value") == 0
+    assert b.page.inner_text("#video-figures") == ""
+    _wait_for_result(b)
+
+
 @pytest.mark.parametrize("apps_origin", [False, True], ids=["another-origin", "the-apps-own-origin"])
 def test_a_token_posted_by_another_frame_than_the_embedding_app_is_ignored(
     browser_stack: BrowserStack, loopback_http: Serve, apps_origin: bool

@@ -37,7 +37,9 @@
   let state = "idle"; // idle, starting (nothing to pause yet), stalled (COS silent), uploading, paused, finishing
   let following = 0; // which upload the status loop follows: a newer one ends the older loop
   let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
+  let followOnPost = false; // ... also one the app posts: not after one it posted was refused at once
   let uncommitted = null; // all in COS, no signature for its Commit: Upload again, or the same user's next token, commits it
+  let commitOnPost = false; // ... also one the app posts: not after one it posted was refused at Commit at once
   let session = null; // the VOD session of the upload being sent, as the page keeps it (see start)
   const cancelled = new WeakSet(); // uploaders cancelled: an Apply the SDK still retries must not save their session
   let renewalRefused = null; // paused: its new COS keys were refused a signature; the same user's next token resumes it
@@ -62,7 +64,9 @@
   }
 
   // --- the token ------------------------------------------------------------------------------------
-  function setToken(value) {
+  // `posted`: by the embedding app (postMessage), which may answer each refusal with another token (a link is opened
+  // by the user): a token it posts that is refused at once is the last it posts that the page tries by itself.
+  function setToken(value, posted = false) {
     // Mid-upload, only the same user's token (the app renewing it): VOD credits an upload to whoever began
     // it, so another user's token would sign its last calls and then look for it in vain.
     if (["starting", "uploading", "stalled", "finishing"].includes(state) && !sameUser(value, token)) {
@@ -85,13 +89,15 @@
         forgetSession(paused);
       }
       forgetOtherUsersSessions(); // the previous user's saved sessions, and their id, leave this browser now
+      // Nor is the upload to follow again, or to commit: VOD credits an upload to whoever began it
+      refusedWhileFollowing = uncommitted = null;
     }
     const refused = refusedWhileFollowing;
-    refusedWhileFollowing = null;
-    if (refused && sameUser(value, previous)) follow(refused); // the same user's upload: theirs to follow again
-    const pending = uncommitted;
-    uncommitted = null; // another user's: VOD credits an upload to whoever began it, so it is not theirs
-    if (pending && sameUser(value, previous)) commitAgain(pending);
+    if (refused && (followOnPost || !posted)) {
+      refusedWhileFollowing = null;
+      follow(refused, posted);
+    }
+    if (uncommitted && (commitOnPost || !posted)) commitAgain(uncommitted, posted);
     const stalled = renewalRefused;
     renewalRefused = null;
     if (stalled && stalled === paused && sameUser(value, previous)) {
@@ -105,7 +111,8 @@
 
   // The SDK forgets nothing of an upload whose Commit failed for want of a signature (its session key is kept
   // until a signature comes): committing it is all that is left, instead of sending the whole video again.
-  async function commitAgain(current) {
+  async function commitAgain(current, posted = false) {
+    uncommitted = null;
     retry = null; // this is the retry: a later "online" must not send the files again as a new upload
     buttons("finishing");
     fail("");
@@ -117,7 +124,7 @@
     } catch (error) {
       buttons("idle");
       say("");
-      if (!uncommittedAgain(current, error)) {
+      if (!uncommittedAgain(current, error, posted)) {
         fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. Try again.`);
       }
       return;
@@ -129,11 +136,15 @@
   // Whether the upload, all in COS, failed only for want of Commit's signature (the SDK asks for it outside
   // its retries: one refused or failed request ends the upload) or of VOD's answer to Commit (the SDK marks a
   // request that got none, or an HTTP error, as code 500): then committing it is all that is left.
-  function uncommittedAgain(current, error) {
+  // `posted`: the Commit was tried with a token the embedding app posted.
+  function uncommittedAgain(current, error, posted = false) {
     const unanswered = !apiError && error && error.code === 500;
     if (!apiError && !unanswered) return false; // VOD's own refusal of Commit: the upload starts over
     uncommitted = current;
     const signIn = apiError && apiError.signIn;
+    // A token the app posted, refused at once: the next it posts is not tried (an app that answers each refusal
+    // with another refused token would make the page ask the sign function for ever); a link, or Upload, is.
+    commitOnPost = Boolean(signIn) && !posted;
     retry = !signIn && !navigator.onLine ? "offline" : null; // Commit goes on by itself once the device is back
     if (retry) {
       fail("The connection was lost. The video is uploaded: it is saved once the connection is back.");
@@ -183,7 +194,7 @@
     if (event.source !== window.parent || !config.tokenOrigins.includes(event.origin)) return;
     const data = event.data;
     if (data && data.type === "vod-upload-token" && typeof data.token === "string" && data.token) {
-      setToken(data.token);
+      setToken(data.token, true);
     }
   });
 
@@ -513,6 +524,15 @@
     // (then the parts COS has are not sent again).
     session = current.getStorage(current.sessionName);
     let stored = false;
+    if (before !== "paused") {
+      // Not the last upload's figures (its 100%, or a failed one's, which counts every byte as sent) until the
+      // SDK's first progress, which comes after Prepare and Apply; a resumed one's stay until then
+      for (const which of ["video", "cover"]) {
+        $(`${which}-progress`).value = 0;
+        $(`${which}-progress`).textContent = "0%";
+        $(`${which}-figures`).textContent = "";
+      }
+    }
     $("progress").hidden = false;
     $("cover-meter").hidden = !files.cover;
     // An Apply that got no answer (code 500: a blip) makes the SDK forget the session before it tries again,
@@ -659,8 +679,10 @@
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   // Follows the upload through the uploads function until its task flow ends (?wait long-polls).
-  async function follow(fileId) {
+  // `posted`: followed again for a token the app posted; refused at once, the next it posts does not follow it again.
+  async function follow(fileId, posted = false) {
     const mine = ++following;
+    let answered = false; // the status service has answered this token (it is not one refused at once)
     const url = `${config.statusUrl.replace(/\/$/, "")}/${encodeURIComponent(fileId)}`;
     let etag = null;
     let shown = null; // the last answer: shown again when a 304 follows an outage's message
@@ -672,6 +694,7 @@
       try {
         // First ask at once; then long-poll for a change of what was seen (?wait with If-None-Match).
         response = await api(etag ? `${url}?wait=20` : url, { headers: etag ? { "If-None-Match": etag } : {} });
+        answered = true;
         // Not the service's answer (a captive portal's page, a proxy's): as a service unavailable, asked again
         if (response.ok) upload = await response.json().catch(() => null);
         if (!upload || typeof upload !== "object" || !Array.isArray(upload.tasks)) upload = null;
@@ -679,7 +702,10 @@
         if (mine !== following) return;
         if (error.status !== 0) {
           $("processing").textContent = error.message; // e.g. the token was refused: nothing to retry now
-          if (error.signIn) refusedWhileFollowing = fileId;
+          if (error.signIn) {
+            refusedWhileFollowing = fileId;
+            followOnPost = answered || !posted;
+          }
           return;
         }
         failures += 1;
