@@ -571,7 +571,7 @@ def test_an_app_that_answers_a_refusal_with_a_refused_token_gets_one_try_of_it_n
     b.page.wait_for_timeout(2000)
     # The user's try, and the page's one try of the token the app sent back: then it waits for the user
     assert b.traffic.signature_requests(b.stack.gateway_url) == 2
-    assert frame.locator("#error").inner_text().endswith("open its link in this tab. Then press Upload.")
+    assert frame.locator("#error").inner_text().endswith("Sign in again in the app. Then press Upload.")  # no link
     assert b.traffic.vod_calls() == []
 
 

@@ -39,7 +39,7 @@
   let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
   let followOnPost = false; // ... also one the app posts: not after one it posted was refused at once
   let uncommitted = null; // all in COS, no signature for its Commit: Upload again, or the same user's next token, commits it
-  let commitOnPost = false; // ... also one the app posts: not after one it posted was refused at Commit at once
+  let commitOnPost = false; // ... also one the app posts: not after one it posted was refused at once
   let session = null; // the VOD session of the upload being sent, as the page keeps it (see start)
   const cancelled = new WeakSet(); // uploaders cancelled: an Apply the SDK still retries must not save their session
   let renewalRefused = null; // paused: its new COS keys were refused a signature; the same user's next token resumes it
@@ -226,7 +226,9 @@
         throw new ApiError(403, `The upload service does not allow this (${why}).`);
       }
       tellParent({ type: "vod-upload-token-refused" });
-      const again = "Sign in again in the app, then open its link in this tab.";
+      // Framed, the app hands the new token over itself: there is no link to open
+      const framed = window.parent !== window;
+      const again = framed ? "Sign in again in the app." : "Sign in again in the app, then open its link in this tab.";
       throw new ApiError(response.status, `Your sign-in was refused (${why}). ${again}`, true);
     }
     return response;
