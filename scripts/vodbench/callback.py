@@ -27,6 +27,7 @@ from vodbench.common import (
     bundle_figure,
     cold_start_rows,
     goal,
+    on_memory,
     quiet_servers,
 )
 
@@ -427,6 +428,9 @@ def _postgres_cold_rows(url: str, out: Section) -> None:
 def run() -> Section:
     out = Section([], [])
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:  # durable SQLite: on a disk
+        for where in {tmp, tempfile.gettempdir()}:  # SQLite's files; PostgreSQL's server
+            if on_memory(where):
+                out.lines.append((f"NOT DURABLE: {where} is in memory (tmpfs)", "the upserts' fsyncs do nothing"))
         env = {**ENV, "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3"}
         start = bundle_cold_start("callback", env)
         out.lines += cold_start_rows("callback", start, "SQLite store, so psycopg2 is not imported")

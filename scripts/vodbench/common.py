@@ -191,6 +191,18 @@ def bundle_cold_start(name: str, env: Mapping[str, str], layers: Mapping[str, st
     return bundle_cold_starts([Bundle(name, env, layers or {})])[0]
 
 
+def on_memory(path: str) -> bool:
+    """Whether `path` is on a filesystem in memory (tmpfs), where fsync does nothing: no baseline there is durable."""
+    try:
+        with open("/proc/mounts") as mounts:
+            points = [line.split()[1:3] for line in mounts]
+    except OSError:  # not Linux: not known, not said
+        return False
+    real = os.path.realpath(path)
+    found = max((p for p in points if real == p[0] or real.startswith(p[0].rstrip("/") + "/")), key=lambda p: len(p[0]))
+    return found[1] in ("tmpfs", "ramfs")
+
+
 def cold_start_rows(name: str, start: ColdStart, note: str) -> list[tuple[str, str]]:
     def over(seconds: float) -> str:
         return f"{(seconds - start.bare) * 1e3:8.1f} ms"
