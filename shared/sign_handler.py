@@ -6,9 +6,9 @@ in one pass: the same answer, headers and log line as the general path, which st
 else, or anything in doubt, goes the general way. tests/functional/test_sign_express_lane.py compares the two on
 generated requests; every other sign test runs through this handler.
 
-Why: issue 12 asks a request with a known token to cost at most half of Tencent's demo (~25 µs on the bench
+Why: issue 12 asks a request with a known token to cost at most half of Tencent's demo (12–26 µs on the bench
 machine, with no authentication at all). The general path's layers (the request record and its headers, the
-parameters' record and checks, the encoders, one function per step) cost ~90 µs; what is left of them for a
+parameters' record and checks, the encoders, one function per step) cost ~40–90 µs; what is left of them for a
 known token, with the policy's part of the query and of the answer made once, is a fraction (`make bench`).
 """
 
