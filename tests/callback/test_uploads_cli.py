@@ -399,18 +399,19 @@ def test_show_json_lists_a_conflict(database_url: str) -> None:
     assert upload["conflicts"][0]["field"] == "media_url"
 
 
-def test_show_says_a_user_no_seal_proves_as_a_dash(database_url: str) -> None:
-    # GIVEN a file's upload events, one sealed for carol, one with a seal none of the keys opens (for ann)
-    store = open_store(database_url)
+def test_show_says_a_user_no_seal_proves_as_a_dash(tmp_path: Path) -> None:
+    # GIVEN a file's only upload events: one sealed for carol, one with a seal none of the keys opens (for ann)
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
     for at, context in ((1.0, seal("ann", "r1", "k" * 32)), (2.0, seal("carol", "r2", CONTEXT_KEY))):
         ingest_event(
             store, vod_event("NewFileUpload", FileId=FILE_ID, SourceContext=context), received_at=at, keys=KEYS
         )
     store.close()
     # THEN the conflict's values are carol and no one proven: "-", as every row says what is not known
-    shown = uploads(database_url, "show", FILE_ID).stdout
+    shown = uploads(url, "show", FILE_ID).stdout
     [line] = [line for line in shown.splitlines() if line.startswith("conflict: user_id")]
-    assert line.split(None, 2)[2] == "carol | -"
+    assert sorted(line.split(None, 2)[2].split(" | ")) == ["-", "carol"]
 
 
 @pytest.mark.parametrize("args", [("show", "ab\udcff"), ("list", "--user", "\udcff")], ids=["show", "list"])
