@@ -361,7 +361,7 @@ def _depth(value: object) -> int:
 # Sorted keys, no spaces, ASCII only: one text per event whatever the sender's key order, and one that
 # any store can hold as it is.
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
-_AS_UNICODE = json.JSONEncoder(ensure_ascii=False)
+_AS_WRITTEN = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 class StoredEvent(Record):
@@ -386,14 +386,17 @@ def stored_form(payload: JsonObject, delivered: JsonObject | None = None) -> Sto
     return StoredEvent(hashlib.sha256(keyed.encode("ascii")).hexdigest(), text)
 
 
-def check_unicode(payload: JsonObject) -> None:
-    """MalformedEvent where a key or string, in any field (the parser's or not), holds half a surrogate pair: it
-    has no UTF-8 form, and every answer that showed it would fail. A PUSH body holding one is refused as it is
-    read (shared.http.body); this checks what PullEvents and VOD's API return."""
+def check_writable(payload: JsonObject) -> None:
+    """MalformedEvent where a key or string, in any field (the parser's or not), holds half a surrogate pair (it has
+    no UTF-8 form, and every answer that showed it would fail), or a number is NaN or infinite (Python's json reads
+    them; JSON has none, and what the store wrote of one no strict reader would read). A PUSH body holding either
+    is refused as it is read (shared.http.body); this checks what PullEvents and VOD's API return."""
     try:
-        _AS_UNICODE.encode(payload).encode("utf-8")
+        _AS_WRITTEN.encode(payload).encode("utf-8")
     except UnicodeEncodeError:
         raise MalformedEvent("body", "a string in it holds an unpaired surrogate (it has no UTF-8 form)") from None
+    except ValueError:
+        raise MalformedEvent("body", "a number in it is NaN or infinite (no JSON has one)") from None
 
 
 def _without_delivery_fields(payload: JsonObject) -> str:
@@ -436,7 +439,7 @@ def pulled_form(item: object) -> dict[str, Any]:
     the same: PullEvents returns every absent field as null, PUSH omits them. (Its EventHandle, this delivery's
     receipt, is a delivery field: stored_form leaves it out, as it does Sign and T.)"""
     without: dict[str, Any] = _without_nulls(_object_within_depth(item))  # depth checked: the recursion is bounded
-    check_unicode(without)
+    check_writable(without)
     return without
 
 

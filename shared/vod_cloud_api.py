@@ -53,7 +53,7 @@ def _not_json(constant: str) -> float:
     raise ValueError(f"{constant} is not JSON")  # Python's json reads NaN and Infinity; the store would write them
 
 
-# VOD's answers, read as strictly as a PUSH body is (shared.http.body): what is recorded must be JSON again
+# VOD's answers, their numbers read as a PUSH body's are (shared.http.body): what is recorded must be JSON again
 _ANSWER_JSON = json.JSONDecoder(parse_float=_finite, parse_constant=_not_json)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from shared.config import VodApiSettings
 from shared.errors import MalformedEvent, VodUnavailable
-from shared.events import FileDeleted, NewFileUpload, ProcedureStateChanged, VodEvent, check_unicode, parse_event
+from shared.events import FileDeleted, NewFileUpload, ProcedureStateChanged, VodEvent, check_writable, parse_event
 from shared.ingest import Vouched
 from shared.source_context import Attribution, attribute
 from shared.vod_cloud_api import CloudApiError, VodCloudApi, with_sub_app
@@ -158,7 +158,7 @@ def _readable(vouched: Mapping[str, Any], action: str) -> VodEvent:
     body's: a 503 (delivered again), never a 400 that blames the delivery, nor a crash."""
     try:
         event = parse_event(vouched)
-        check_unicode(vouched)
+        check_writable(vouched)
     except MalformedEvent as exc:
         raise VodUnavailable(f"{action} answered an unexpected shape: {exc.field}") from exc
     return event
@@ -197,11 +197,10 @@ def _confirmed_upload(
     assert isinstance(upload, NewFileUpload)  # the body's EventType, which vouched_upload keeps
     # VOD's API may answer these null ("取不到有效值"): then it vouches for no one, and a 200 would record the upload
     # with no user for good (every retry a duplicate). Asked again later; a forged body only earns a 503 by it.
-    basic = info.get("BasicInfo")
-    if basic is None:
+    if not info.get("BasicInfo"):  # null, or nothing in it (what else is no object failed the shape check above)
         raise VodUnavailable(f"DescribeMediaInfos gave no BasicInfo of file {event.file_id}")
-    if event.source_context and basic.get("SourceInfo") is None:
-        raise VodUnavailable(f"DescribeMediaInfos gave no SourceInfo of file {event.file_id}, whose body has one")
+    if event.source_context and not upload.source_context:  # SourceInfo, or its SourceContext, null or empty
+        raise VodUnavailable(f"DescribeMediaInfos gave no sourceContext of file {event.file_id}, whose body has one")
     return Vouched(vouched, attribute(upload.source_context, keys, confirmed=True))
 
 

@@ -199,8 +199,13 @@ def on_memory(path: str) -> bool:
     except OSError:  # not Linux: not known, not said
         return False
     real = os.path.realpath(path)
-    found = max((p for p in points if real == p[0] or real.startswith(p[0].rstrip("/") + "/")), key=lambda p: len(p[0]))
-    return found[1] in ("tmpfs", "ramfs")
+    # The longest mount point above it; of several on one point, the last mounted (the one in effect)
+    under = [
+        (len(point), i, kind)
+        for i, (point, kind) in enumerate(points)
+        if f"{real}/".startswith(point.rstrip("/") + "/")
+    ]
+    return max(under)[2] in ("tmpfs", "ramfs")
 
 
 def cold_start_rows(name: str, start: ColdStart, note: str) -> list[tuple[str, str]]:

@@ -602,7 +602,7 @@ def test_an_app_that_answers_a_refusal_at_commit_with_refused_tokens_gets_one_tr
     b.page.wait_for_timeout(2000)
     # THEN the page tried the token the app sent back once (Commit's fourth request), then waits for the user
     assert len(asked) == 4
-    assert "The video is uploaded" in frame.locator("#error").inner_text()
+    assert "The video is uploaded: Upload saves it, without sending it again." in frame.locator("#error").inner_text()
     assert [action for action, _ in b.traffic.vod_calls()] == ["PrepareUploadUGC", "ApplyUploadUGC"]
 
 
@@ -627,7 +627,10 @@ def test_an_app_that_answers_a_refusal_of_the_status_with_refused_tokens_gets_on
     b.page.wait_for_timeout(2000)
     # THEN the status was asked for the upload, and once more with the token the app sent back: then no more
     assert len(asked) == 2
-    assert "sign-in was refused" in frame.locator("#processing").inner_text()
+    said = frame.locator("#processing").inner_text()
+    assert "sign-in was refused" in said and said.endswith(
+        "(no longer followed here: your app finds it by its File ID)"
+    )
 
 
 def test_a_new_upload_shows_no_figures_of_the_last_one(browser_stack: BrowserStack, tmp_path: Path) -> None:

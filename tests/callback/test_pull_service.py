@@ -244,8 +244,11 @@ def test_a_queue_failure_stops_the_run_without_losing_anything(
         # in a field the parser does not read: no UTF-8 form, so every answer showing the task would fail
         {**load_event("vod_procedure_finish"), "EventHandle": "bad", "Extra": {"Url": "https://x/\ud800.mp4"}},
         {**load_event("vod_procedure_finish"), "EventHandle": "bad", "Extra": {"\udc00": 1}},
+        # what the SDK's json reads and JSON has not: stored, it would be written out as no strict reader reads it
+        {**load_event("vod_new_file_upload"), "EventHandle": "bad", "Extra": {"Duration": float("nan")}},
+        {**load_event("vod_procedure_finish"), "EventHandle": "bad", "Extra": [float("-inf")]},
     ],
-    ids=["bad-field", "null", "list", "deep", "surrogate-in-a-value", "surrogate-in-a-key"],
+    ids=["bad-field", "null", "list", "deep", "surrogate-in-a-value", "surrogate-in-a-key", "nan", "infinity"],
 )
 def test_an_unreadable_event_is_left_in_vods_queue(tmp_path: Path, unreadable: Any) -> None:
     queue = Queue([[unreadable, _pulled("vod_new_file_upload", "h1")]])

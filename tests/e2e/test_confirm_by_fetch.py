@@ -575,10 +575,12 @@ def test_an_upload_vod_answers_for_in_an_unexpected_shape_is_a_503(
     [
         ({"BasicInfo": None}, "no BasicInfo"),
         ({}, "no BasicInfo"),
-        ({"BasicInfo": {"Name": "genuine", "SourceInfo": None}}, "no SourceInfo"),
-        ({"BasicInfo": {"Name": "genuine"}}, "no SourceInfo"),
+        ({"BasicInfo": []}, "no BasicInfo"),
+        ({"BasicInfo": {"Name": "genuine", "SourceInfo": None}}, "no sourceContext"),
+        ({"BasicInfo": {"Name": "genuine"}}, "no sourceContext"),
+        ({"BasicInfo": {"Name": "genuine", "SourceInfo": {"SourceContext": ""}}}, "no sourceContext"),
     ],
-    ids=["basic-info-null", "no-basic-info", "source-info-null", "no-source-info"],
+    ids=["basic-info-null", "no-basic-info", "basic-info-empty-list", "source-info-null", "no-source-info", "empty"],
 )
 def test_an_upload_vod_answers_for_without_whom_it_is_is_a_503(
     vod_function: Callable[..., Any],

@@ -151,7 +151,7 @@
       return true;
     }
     const why = apiError ? apiError.message : `The video service did not answer (${error.message || error}).`;
-    const next = signIn ? "a new sign-in in this tab saves it" : "Upload saves it, without sending it again";
+    const next = commitOnPost ? "a new sign-in in this tab saves it" : "Upload saves it, without sending it again";
     fail(`${why} The video is uploaded: ${next}.`);
     return true;
   }
@@ -707,6 +707,8 @@
           if (error.signIn) {
             refusedWhileFollowing = fileId;
             followOnPost = answered || !posted;
+            // (a frame gets no link: its app's next token, refused at once too, was the last it could send)
+            if (!followOnPost) $("processing").textContent += " (no longer followed here: your app finds it by its File ID)";
           }
           return;
         }
