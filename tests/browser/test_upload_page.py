@@ -575,11 +575,28 @@ def test_an_app_that_answers_a_refusal_with_a_refused_token_gets_one_try_of_it_n
     assert b.traffic.vod_calls() == []
 
 
-def _refusing(status_code: int = 401) -> Callable[[Any], None]:
-    """A route handler answering as the functions do to a token they refuse."""
+def _framed_upload_refused(
+    b: BrowserStack, loopback_http: Serve, tmp_path: Path, url: str, first_refused: int
+) -> tuple[Any, list[Any]]:
+    """An upload started in a frame whose app answers each refusal with another token, while the functions refuse
+    the token at `url` from its `first_refused`th request on (as they refuse an expired one). Returns the frame and
+    the requests to `url`, as they come."""
+    asked: list[Any] = []
     body = json.dumps({"error": {"code": "invalid_token", "message": "invalid token: token has expired"}})
     headers = {"Content-Type": "application/json", "Access-Control-Allow-Origin": "*"}
-    return lambda route: route.fulfill(status=status_code, body=body, headers=headers)
+
+    def answer(route: Any) -> None:
+        asked.append(route.request)
+        if len(asked) >= first_refused:
+            route.fulfill(status=401, body=body, headers=headers)
+        else:
+            route.continue_()
+
+    b.page.route(url, answer)
+    frame = _framed_by_an_app(b, loopback_http, b.stack.token("embedded-user"))
+    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
+    frame.locator("#start").click()
+    return frame, asked
 
 
 def test_an_app_that_answers_a_refusal_at_commit_with_refused_tokens_gets_one_try_not_a_loop(
@@ -588,16 +605,7 @@ def test_an_app_that_answers_a_refusal_at_commit_with_refused_tokens_gets_one_tr
     # GIVEN an upload in a frame whose token expires while the video is sent: Commit's signature (the third) and every
     # one after are refused, and the app answers each refusal with another token the functions refuse
     b = browser_stack
-    asked: list[Any] = []
-
-    def signature(route: Any) -> None:
-        asked.append(route.request)
-        _refusing()(route) if len(asked) >= 3 else route.continue_()
-
-    b.page.route(b.stack.signature_url, signature)
-    frame = _framed_by_an_app(b, loopback_http, b.stack.token("embedded-user"))
-    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
-    frame.locator("#start").click()
+    frame, asked = _framed_upload_refused(b, loopback_http, tmp_path, b.stack.signature_url, 3)
     frame.locator("#error:not(:empty)").wait_for(timeout=60_000)
     b.page.wait_for_timeout(2000)
     # THEN the page tried the token the app sent back once (Commit's fourth request), then waits for the user
@@ -612,16 +620,7 @@ def test_an_app_that_answers_a_refusal_of_the_status_with_refused_tokens_gets_on
     # GIVEN an upload in a frame whose token the uploads function refuses (expired as the upload ends), and an app
     # that answers each refusal with another token it refuses
     b = browser_stack
-    asked: list[Any] = []
-
-    def status(route: Any) -> None:
-        asked.append(route.request)
-        _refusing()(route)
-
-    b.page.route(f"{b.stack.gateway_url}/uploads/**", status)
-    frame = _framed_by_an_app(b, loopback_http, b.stack.token("embedded-user"))
-    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
-    frame.locator("#start").click()
+    frame, asked = _framed_upload_refused(b, loopback_http, tmp_path, f"{b.stack.gateway_url}/uploads/**", 1)
     frame.locator("#file-id:not(:empty)").wait_for(timeout=60_000)
     _until(b, lambda: "sign-in was refused" in frame.locator("#processing").inner_text(), "no refusal shown")
     b.page.wait_for_timeout(2000)
