@@ -1,7 +1,8 @@
 """Settings: read from the environment once per container into frozen objects.
 
-Every variable name lives in this module. Precedence: the environment variable, else the default
-written next to it (and in the README's settings table). A load validates everything and raises
+Every variable name lives in this module (a role's renewed keys are read again, by these names, in
+shared.vod_cloud_api). Precedence: the environment variable, else the default written next to it (and in the
+README's settings table). A load validates everything and raises
 one ConfigError naming every bad variable, so an operator fixes them in one pass.
 """
 
@@ -42,6 +43,9 @@ MAX_WAIT_SECONDS = 20  # the uploads function's longest ?wait (its timeout in se
 CONFIRM_MODES = ("none", "fetch")
 # Set by SCF's runtime in every function instance (Tencent's "环境变量" page lists them).
 SCF_BUILTIN_VARIABLES = ("TENCENTCLOUD_RUNENV", "SCF_RUNTIME", "SCF_FUNCTIONNAME")
+# An SCF execution role's temporary keys, as SCF injects them: read at load (_read_vod_api), and at each request
+# by shared.vod_cloud_api (the one read after the load: SCF renews them while a container stays warm).
+ROLE_CREDENTIAL_VARIABLES = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")
 _HOOK = r"[A-Za-z_][\w.]*:[A-Za-z_]\w*"
 
 
@@ -439,7 +443,7 @@ def _read_policy(r: _Reader) -> SigningPolicy:
     return SigningPolicy(
         secret_id=secret_id or "",
         secret_key=secret_key or Secret(""),
-        sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
+        sub_app_id=_sub_app_id(r),
         ttl_seconds=r.integer("VOD_SIGNATURE_TTL", 600, 1, MAX_VALIDITY_SECONDS) or 600,
         one_time=r.boolean("VOD_ONE_TIME", True),
         procedure=procedure,
@@ -867,6 +871,11 @@ def _read_sign(r: _Reader) -> SignSettings:
     )
 
 
+def _sub_app_id(r: _Reader) -> int | None:
+    # 0 names the primary application, as no id does (VOD's signature page): sent as none
+    return r.integer("VOD_SUB_APP_ID", None, 0, 2**63 - 1) or None
+
+
 def _notify_mode(r: _Reader) -> str | None:
     notify = r.text("VOD_TASK_NOTIFY_MODE")
     if notify is not None and notify not in TASK_NOTIFY_MODES:
@@ -1014,7 +1023,7 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
         endpoint=host.lower(),  # VOD's signature rule lowercases the Host it signs: so must the signers
         protocol=protocol or "https",
         region=region,
-        sub_app_id=r.integer("VOD_SUB_APP_ID", None, 1, 2**63 - 1),
+        sub_app_id=_sub_app_id(r),
         proxy=_read_proxy(r, host.lower(), sdk=not stdlib_client) if protocol != "http" and endpoint_ok else None,
     )
 

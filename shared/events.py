@@ -59,7 +59,6 @@ class MediaProcessResult(Record):
     status: str | None = None
     err_code: int | None = None
     message: str | None = None
-    input: JsonObject | None = None
     output: JsonObject | None = None
 
 
@@ -231,7 +230,6 @@ def _result(path: str, item: JsonObject) -> MediaProcessResult:
         status=_text(task, "Status", tp),
         err_code=_typed(task, "ErrCode", int, tp),
         message=_text(task, "Message", tp),
-        input=_typed(task, "Input", dict, tp),
         output=_typed(task, "Output", dict, tp),
     )
 

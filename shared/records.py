@@ -3,7 +3,7 @@
 Importing `typing` (with the `contextlib` it imports) is ~3 ms of a function's cold start, and
 typing.NamedTuple compiles each annotation given as text (`from __future__ import annotations`). Nor is the
 class made by collections.namedtuple, which compiles each record's `__new__` when the class is made: ~70 µs a
-record, 1.5-2 ms of the sign function's cold start for its 17 (7 of them settings of other functions, never
+record, 1.5-2 ms of the sign function's cold start for its 18 (7 of them settings of other functions, never
 made there). The class made here is the one namedtuple makes (a tuple with the same field descriptors and
 methods), and its `__new__` is namedtuple's, compiled at the record's first instance (until then
 inspect.signature shows `(*args, **kwargs)`). tests/unit/test_records.py builds the same classes with this and

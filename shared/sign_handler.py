@@ -104,9 +104,8 @@ def _with_express_lane(
             stamp = int(moment)
             expire_time = min(stamp + ttl, identity[1])  # never past the token's end, as the general path's
             sealed = identity[2](request_id)
-            signature = sign(
-                (query % (stamp, expire_time, random_u32(), sealed if identity[4] else encode_value(sealed))).encode()
-            )
+            written = sealed.replace(":", "%3A") if identity[4] else encode_value(sealed)
+            signature = sign((query % (stamp, expire_time, random_u32(), written)).encode())
         except Exception:  # whatever the general path makes of it
             return general(event, context)
         if enabled(INFO):  # the general path's line, its parts that do not change made once
@@ -175,7 +174,8 @@ def _identities(
             return answer
         user, since, until = window
         try:  # the general path sealed for this user, so it fits; but its answer stands whatever happens here
-            # All but the user in a sealed sourceContext is plain (its format): the user decides if it is encoded.
+            # All but the user in a sealed sourceContext is plain but for its ':' (its format): the user decides
+            # whether it is encoded as a whole or its ':' alone.
             identity = (since, until, sealer(user), as_json(user), encode_value(user) == user)
         except Exception:
             return answer

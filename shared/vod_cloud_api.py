@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.config import VodApiSettings, note_secrets
+from shared.config import ROLE_CREDENTIAL_VARIABLES, VodApiSettings, note_secrets
 
 SERVICE, VERSION = "vod", "2018-07-17"  # the API's name and version in a signature and its headers
 CONTENT_TYPE = "application/json"
@@ -74,13 +74,11 @@ class ExecutionRoleCredential:
     The ones the settings were loaded with stand in while the environment has none. Only inside SCF: elsewhere
     (a test, a laptop) the environment at call time is not the function's."""
 
-    _NAMES = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN")
-
     def __init__(self, settings: VodApiSettings) -> None:
         self._loaded = loaded_credentials(settings)
 
     def get_credential_info(self) -> tuple[str, str, str]:  # the SDK's name: it asks before each request
-        secret_id, secret_key, token = (os.environ.get(name) or "" for name in self._NAMES)
+        secret_id, secret_key, token = (os.environ.get(name) or "" for name in ROLE_CREDENTIAL_VARIABLES)
         note_secrets({"TENCENTCLOUD_SECRETKEY": secret_key, "TENCENTCLOUD_SESSIONTOKEN": token})  # renewed: masked too
         return (secret_id, secret_key, token) if secret_id and secret_key and token else self._loaded
 

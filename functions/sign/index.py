@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 set_level(log_level())
-with ColdStart():  # a bad setting, hook or key: logged as config.invalid, then the cold start fails
+with ColdStart():  # a bad setting or key: logged as config.invalid, then the cold start fails
     SETTINGS = load_sign_settings()  # once per container
     HANDLER = make_sign_handler(SETTINGS)
 

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 set_level(log_level())
-with ColdStart():  # a bad setting, hook or key: logged as config.invalid, then the cold start fails
+with ColdStart():  # a bad setting: logged as config.invalid, then the cold start fails
     SETTINGS = load_upload_page_settings()  # once per container
     ENDPOINT = make_page_endpoint(build_page(SETTINGS, HERE / "static", HERE / "vendor"))
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 set_level(log_level())
-with ColdStart():  # a bad setting, hook or key: logged as config.invalid, then the cold start fails
+with ColdStart():  # a bad setting or key: logged as config.invalid, then the cold start fails
     SETTINGS = load_uploads_settings()  # once per container
     # Read-only: never writes, not even the schema (a read-only database role is enough).
     STORE = open_store(

@@ -388,10 +388,6 @@ class ObjectStore:
             with self._lock:
                 self._release_shared_slot(bucket, upload_id, part_number)
 
-    def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
-        with self._lock:
-            return self._load_upload(bucket, key, upload_id)
-
     def list_parts(self, bucket: str, key: str, upload_id: str) -> list[PartInfo]:
         with self._lock:
             self._load_upload(bucket, key, upload_id)

@@ -129,7 +129,7 @@ _RANGES = {
     "random": (0, 2**32 - 1),
     "classId": (0, 2**63 - 1),
     "taskPriority": (-10, 10),
-    "vodSubAppId": (1, 2**63 - 1),
+    "vodSubAppId": (0, 2**63 - 1),
     "currentTimeStamp": (0, 2**63 - 1),
     "expireTime": (0, 2**63 - 1),
 }

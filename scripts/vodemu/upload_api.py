@@ -181,7 +181,8 @@ class UploadApi:
     def _check_sub_app(self, params: UploadSignature) -> None:
         expected = self.settings.sub_app_id
         given = params.number("vodSubAppId")
-        if given == expected:
+        # The signature page: "blank, 0 or the account's AppId" means the primary application.
+        if given == expected or (expected is None and given in (0, self.settings.app_id)):
             return
         if given is None:
             raise Refusal(Code.SUB_APP_ID_MISSING, f"signature: vodSubAppId is required (this app is {expected})")

@@ -32,7 +32,7 @@ class _Unanswered(StatusUnavailable):
     """No answer worth reading this time (a 502, 503 or 504: the function's store down, say; a 408 or 429: busy;
     a connection dropped mid-poll): worth asking again while the wait lasts, after `pause` seconds."""
 
-    def __init__(self, message: str, pause: float = 2.0) -> None:
+    def __init__(self, message: str, pause: float = PAUSE_SECONDS) -> None:
         super().__init__(message)
         self.pause = pause
 
@@ -76,7 +76,7 @@ class StatusClient:
         if status in (502, 503, 504):  # not 500: a bug or a refused setting, not worth waiting for
             raise _Unanswered(f"the uploads endpoint answered {status}")
         if status in BUSY:
-            raise _Unanswered(f"the uploads endpoint answered {status}", retry_after(response) or 2.0)
+            raise _Unanswered(f"the uploads endpoint answered {status}", retry_after(response) or PAUSE_SECONDS)
         if status != 200:  # in the function's words, when it gave them (a parameter it refuses, say)
             said = error_envelope(response)[1]
             raise StatusUnavailable(f"the uploads endpoint answered {status}" + (f": {said}" if said else ""))

@@ -75,11 +75,7 @@ class CancelOutcome(enum.Enum):
     PARTS_LEFT = "parts_left"  # forgotten, but its parts could not be deleted (a CLEANUP_FAILED notice says why)
 
 
-@dataclass(frozen=True)
-class UploadResult:
-    file_id: str
-    video_url: str | None
-    cover_url: str | None
+UploadResult = Committed  # what an upload gives is its commit's answer: the file's id and URLs
 
 
 @dataclass(frozen=True)
@@ -558,7 +554,7 @@ class UploadTask:
 
     def _done(self, committed: Committed) -> UploadState:
         with self._lock:
-            self._result = UploadResult(committed.file_id, committed.video_url, committed.cover_url)
+            self._result = committed
         return UploadState.DONE
 
     def _transfer(self, transfers: list[ObjectTransfer], resumed: bool, total: int) -> bool:

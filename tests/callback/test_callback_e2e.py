@@ -1,5 +1,5 @@
 """End to end over real HTTP: a signature issued for user U, an upload event carrying its sourceContext
-delivered to /vod-events through functions-framework, then `scripts/uploads` names U."""
+delivered to /vod-events through functions-framework, then `vod-uploads` names U."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str
     database_url = f"sqlite:///{tmp_path}/vod.sqlite3"
     for name, value in {**SIGN_ENV, **CALLBACK_ENV, "DATABASE_URL": database_url}.items():
         monkeypatch.setenv(name, value)
-    gateway = localstack.start_gateway()  # functions-framework serving scripts/harness.py
+    gateway = localstack.start_gateway()  # functions-framework serving scripts/vodlocal/harness.py
     yield gateway.url, database_url
     gateway.stop()
 

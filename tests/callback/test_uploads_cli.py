@@ -1,4 +1,4 @@
-"""scripts/uploads: readable records, JSON for machines, clear errors without tracebacks."""
+"""vod-uploads: readable records, JSON for machines, clear errors without tracebacks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`scripts/upload` as a person (or a script) runs it: separate processes, killed and interrupted ones
+"""`vod-upload` as a person (or a script) runs it: separate processes, killed and interrupted ones
 included, against the emulator and the signature function on loopback."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""scripts/configure-events drives ModifyEventConfig/DescribeEventConfig through the SDK (here: the emulator)."""
+"""vod-configure-events drives ModifyEventConfig/DescribeEventConfig through the SDK (here: the emulator)."""
 
 from __future__ import annotations
 

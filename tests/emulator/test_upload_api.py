@@ -555,9 +555,13 @@ def test_a_crash_is_a_500_without_details(emulator: Emulator, clock: FrozenClock
     assert "secret" not in response.text
 
 
-def test_primary_app_takes_no_sub_app_id(emulator_factory: Callable[..., Emulator], clock: FrozenClock):
+def test_primary_app_takes_no_sub_app_id_0_or_its_app_id(
+    emulator_factory: Callable[..., Emulator], clock: FrozenClock
+):  # the signature page: "blank, 0 or the AppId" is the primary application
     primary = emulator_factory(sub_app_id=None)
-    assert ugc(primary, "PrepareUploadUGC", {"signature": signature(clock, vod_sub_app_id=None)})["code"] == 0
+    unnamed = {k: v for k, v in _base(clock()).items() if k != "vodSubAppId"}
+    for named in ({}, {"vodSubAppId": 0}, {"vodSubAppId": APP_ID}):
+        assert ugc(primary, "PrepareUploadUGC", {"signature": _raw({**unnamed, **named})})["code"] == 0
     refused = ugc(primary, "PrepareUploadUGC", {"signature": signature(clock)})
     assert refused["code"] == Code.SUB_APP_ID_WRONG
     data = apply_video(primary, clock, 1, vod_sub_app_id=None)

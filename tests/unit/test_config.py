@@ -905,3 +905,10 @@ def test_every_secret_setting_is_one_note_secrets_knows() -> None:
     assert sorted({*read, *(key for _, key in config._KEY_PAIRS)}) == sorted(config.SECRET_SETTINGS)
     config.note_secrets({"VOD_CALLBACK_SIGN_KEY": " noted-sign-key-0123 ", "DATABASE_URL": "not one"})
     assert "noted-sign-key-0123" in config.known_secrets() and "not one" not in config.known_secrets()
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, None), ("0", None), ("1500000001", 1500000001)])
+def test_sub_app_id_0_is_the_primary_application_as_unset(value: str | None, expected: int | None) -> None:
+    env = {} if value is None else {"VOD_SUB_APP_ID": value}
+    assert load_sign_settings({**SIGN_ENV, **env}).policy.sub_app_id == expected
+    assert load_vod_api_settings({**SIGN_ENV, **env}).sub_app_id == expected

@@ -7,7 +7,7 @@ import base64
 import hashlib
 import hmac
 from typing import Any
-from urllib.parse import parse_qs, quote
+from urllib.parse import parse_qs, quote, urlencode
 
 import pytest
 from hypothesis import given, settings
@@ -133,8 +133,8 @@ def test_a_value_with_query_syntax_stays_one_value_of_its_own(session: str) -> N
 @pytest.mark.parametrize(
     ("value", "written"),
     [
-        ("u2:req-1:mac_-:ann", "u2:req-1:mac_-:ann"),  # the common case, as it is
-        ("A-z_0.9~", "A-z_0.9~"),
+        ("u2:req-1:mac_-:ann", "u2%3Areq-1%3Amac_-%3Aann"),  # the common case: its ':' only
+        ("A-z_0.9~", "A-z_0.9~"),  # as it is
         ("a b/c+d", "a+b%2Fc%2Bd"),  # as urlencode (Tencent's demo) writes it: space +, the rest %XX
         ("a b:c", "a+b%3Ac"),
         ("&=%?#", "%26%3D%25%3F%23"),
@@ -143,8 +143,14 @@ def test_a_value_with_query_syntax_stays_one_value_of_its_own(session: str) -> N
     ids=repr,
 )
 def test_a_value_is_written_in_the_signed_text_url_encoded(value: str, written: str) -> None:
-    assert encode_value(value) == written
+    assert encode_value(value) == written == urlencode({"v": value})[2:]  # as Tencent's Python demo writes it
     assert f"&sessionContext={written}" in to_query(base(source_context="s", session_context=value))
+
+
+@given(st.text(alphabet=st.sampled_from("aZ09_.-~: +/&=%?#\u5f20\U0001f600")) | st.text())
+@settings(max_examples=500)
+def test_every_value_is_written_as_tencents_python_demo_writes_it(value: str) -> None:
+    assert encode_value(value) == urlencode({"v": value})[2:]
 
 
 def test_any_correct_url_encoding_is_accepted() -> None:

@@ -36,7 +36,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
 from shared import vod_cloud_api
-from shared.config import Secret, VodApiSettings
+from shared.config import ROLE_CREDENTIAL_VARIABLES, Secret, VodApiSettings
 from shared.vod_cloud_api import MAX_IDLE_SECONDS, CloudApiError, VodCloudApi, signed_request
 from tests.conftest import callback_confirm_api
 from tests.deploy.scripts import load_script
@@ -138,7 +138,7 @@ def test_a_roles_renewed_keys_are_used_only_when_all_three_are_there(
     monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], used: str
 ) -> None:
     # (a role's keys are temporary: a SecretId and SecretKey without their token would be refused by VOD)
-    for name in vod_cloud_api.ExecutionRoleCredential._NAMES:
+    for name in ROLE_CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
