@@ -366,6 +366,17 @@ def test_nesting_is_refused_one_level_past_the_limit(container: str, depth: int,
             (),
         ),
         ({"EventType": "FileDeleted", "FileDeleteEvent": {}}, FileDeleted, ()),
+        (  # a field the bundle does not read is not checked: a task's Input, here a string
+            {
+                "EventType": "ProcedureStateChanged",
+                "ProcedureStateChangeEvent": {
+                    "TaskId": "t",
+                    "MediaProcessResultSet": [{"Type": "Transcode", "TranscodeTask": {"Input": "odd"}}],
+                },
+            },
+            ProcedureStateChanged,
+            (),
+        ),
         (
             {"EventType": "NewFileUpload", "FileUploadEvent": {"FileId": "1", "MediaBasicInfo": None}},
             NewFileUpload,
