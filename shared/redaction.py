@@ -56,9 +56,13 @@ def _masked(match: re.Match[str]) -> str:
 
 
 _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
-    # scheme://user:password@host (up to the "@" before the host: a password may hold "@"; not past a path)
+    # scheme://user:password@host, up to the "@" before the host: a password may hold "@", and "/", "?" or "#"
+    # unencoded (then no parser reads it, but it is still a password); not a port and a path ("host:8080/a@b").
     (
-        re.compile(r"(?<![\w+.-])(?P<keep>[A-Za-z][\w+.-]*://[^\s/:@]*:)[^\s/?#]{1,256}?(?=@[^\s@/?#]*(?:[/?#:\s]|$))"),
+        re.compile(
+            r"(?<![\w+.-])(?P<keep>[A-Za-z][\w+.-]*://[^\s/:@]*:)(?!\d{1,5}(?:[/?#]|$))"
+            r"[^\s'\"]{1,256}?(?=@[^\s@/?#'\"]*(?:[/?#:\s'\",;)\]>]|$))"
+        ),
         _masked,
     ),
     # a credential after its scheme, wherever it is quoted ("… in header value: 'Bearer eyJ…'")

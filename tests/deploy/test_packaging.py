@@ -587,7 +587,7 @@ _RSA_PUBLIC_KEY = (
         (
             {"VOD_API_ENDPOINT": "http://127.0.0.1:9000", "VOD_CALLBACK_CONFIRM": "fetch"},
             [
-                "callback: VOD_API_ENDPOINT names this machine (http://127.0.0.1:9000)",
+                "callback: VOD_API_ENDPOINT names this machine (127.0.0.1:9000)",
                 "events_pull: VOD_API_ENDPOINT names this machine",
             ],
         ),
@@ -596,8 +596,8 @@ _RSA_PUBLIC_KEY = (
             ["callback: VOD_API_ENDPOINT names this machine (localhost:9000)", "events_pull: VOD_API_ENDPOINT names"],
         ),
         (
-            {"UPLOAD_PAGE_SIGNATURE_URL": "http://localhost:8080/signature", "UPLOAD_PAGE_STATUS_URL": "/uploads"},
-            ["upload_page: UPLOAD_PAGE_SIGNATURE_URL names this machine (http://localhost:8080/signature): each visit"],
+            {"UPLOAD_PAGE_SIGNATURE_URL": "http://app:pw-hunter2@localhost:8080/sign", "UPLOAD_PAGE_STATUS_URL": "/up"},
+            ["upload_page: UPLOAD_PAGE_SIGNATURE_URL names this machine (localhost:8080): each visit"],
         ),
         (
             {"DATABASE_URL": "postgresql://vod_events@localhost:5432/vod"},
@@ -633,6 +633,7 @@ def test_the_deploy_check_refuses_what_a_cold_start_would(changed: dict[str, str
     assert all(f"\n  {line}" in run.stderr for line in refused), run.stderr
     assert run.stdout == ""  # the functions' log lines are not for the deployer's terminal
     assert not set(REQUIRED_SETTINGS.values()) & set(re.findall(r"[\w:/@.-]+", run.stderr))  # no value quoted back
+    assert "pw-hunter2" not in run.stderr  # nor a URL's password
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,11 @@ from shared.redaction import redact
             "redis://:ab%2Fcd+ef@cache:6379/0 and postgresql://app:p@ss@db/x",
             "redis://:********@cache:6379/0 and postgresql://app:********@db/x",
         ),
+        (
+            "http://u:pa/ss@h.example/x and http://u:pa?ss#1@h.example",
+            "http://u:********@h.example/x and http://u:********@h.example",
+        ),
+        ("got 'http://u:pw-1@h', (https://u:pw-2@h)", "got 'http://u:********@h', (https://u:********@h)"),
         ("header value: 'Bearer eyJ.a.b\\n'", "header value: 'Bearer ********'"),  # requests' InvalidHeader
         ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ********"),  # a user and password, base64
         ("header value: 'Basic dXNlcjpwYXNz'", "header value: 'Basic ********'"),
