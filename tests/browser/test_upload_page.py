@@ -499,13 +499,14 @@ def test_pause_stops_sending_and_resume_finishes_with_the_missing_parts(
     assert "clip" not in kept and "webugc_" not in kept, kept
 
 
-def _framed_by_an_app(b: BrowserStack, loopback_http: Serve, token: str, *, another_site: bool = False) -> Any:
+def _framed_by_an_app(b: BrowserStack, loopback_http: Serve, token: str | None, *, another_site: bool = False) -> Any:
     """The upload page framed by the app's own page, from a server of its own (a fourth origin; `another_site`:
-    of another site too, as a deployed app's), which hands it `token` when it is ready and again each time it
-    says the token was refused (as the README suggests)."""
-    parent = f"""<!doctype html><iframe id="f" src="{b.page_origin}/"></iframe><script>
+    of another site too, as a deployed app's), which hands it `token` (None: nothing) when it is ready and again
+    each time it says the token was refused (as the README suggests)."""
+    parent = f"""<!doctype html><iframe id="f" title="Upload a video" src="{b.page_origin}/"></iframe><script>
       addEventListener("message", (e) => {{
-        if (e.origin === "{b.page_origin}" && ["vod-upload-ready", "vod-upload-token-refused"].includes(e.data.type))
+        if ({json.dumps(token)} !== null && e.origin === "{b.page_origin}"
+            && ["vod-upload-ready", "vod-upload-token-refused"].includes(e.data.type))
           document.getElementById("f").contentWindow.postMessage(
             {{type: "vod-upload-token", token: "{token}"}}, "{b.page_origin}");
       }});</script>""".encode()
@@ -537,6 +538,19 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(
     file_id = frame.locator("#file-id").inner_text()
     assert b.stack.record(file_id).user_id == "embedded-user"
     assert not frame.locator("#signed-out").is_visible()
+
+
+def test_framed_by_an_app_that_sent_no_token_the_page_says_to_sign_in_in_the_app(
+    browser_stack: BrowserStack, loopback_http: Serve, tmp_path: Path
+) -> None:
+    b = browser_stack
+    frame = _framed_by_an_app(b, loopback_http, None)
+    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
+    frame.locator("#start").click()
+    frame.locator("#error:not(:empty)").wait_for()
+    said = frame.locator("#error").inner_text()
+    assert "the app has not sent your sign-in" in said and "open this page" not in said  # no link to open here
+    assert b.traffic.vod_calls() == []
 
 
 @pytest.mark.parametrize(
@@ -692,7 +706,7 @@ def test_a_token_posted_by_another_frame_than_the_embedding_app_is_ignored(
     assert upload_page.locator("#signed-in").is_hidden() and upload_page.locator("#user").inner_text() == ""
 
 
-def test_the_page_is_labelled_keyboard_usable_and_fits_a_phone(browser_stack: BrowserStack) -> None:
+def test_the_page_is_labelled_keyboard_usable_and_fits_a_phone(browser_stack: BrowserStack, tmp_path: Path) -> None:
     b = browser_stack
     b.page.set_viewport_size({"width": 360, "height": 740})
     b.open(b.stack.token("page-user"))
@@ -709,7 +723,14 @@ def test_the_page_is_labelled_keyboard_usable_and_fits_a_phone(browser_stack: Br
     b.page.keyboard.press("Enter")  # Upload with no file: told so, and focus goes back to the video input
     assert b.page.inner_text("#error") == "Choose a video first."
     assert b.page.evaluate("document.activeElement.id") == "video"
-    # One column on a phone: nothing wider than the screen.
+    # One column on a phone: nothing wider than the screen, also when a message quotes a long file name.
+    assert b.page.evaluate("document.documentElement.scrollWidth") <= 360
+    long_name = tmp_path / ("holiday_" * 20 + ".mp4")
+    long_name.write_bytes(b"")  # an empty file: refused by name before anything is sent
+    b.choose(long_name)
+    b.page.click("#start")
+    b.page.wait_for_selector("#error:not(:empty)")
+    assert long_name.name in b.page.inner_text("#error")
     assert b.page.evaluate("document.documentElement.scrollWidth") <= 360
 
 

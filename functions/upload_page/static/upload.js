@@ -18,6 +18,11 @@
   const FINAL = new Set(["uploaded", "finished", "failed", "deleted"]);
   // The server's 403 codes that are its policy (shared/errors.py), not a refused sign-in.
   const NOT_SIGN_IN = new Set(["policy_violation", "user_id_too_long", "cors_origin_not_allowed"]);
+  // Framed, the app hands the token over itself: there is no link to open
+  const FRAMED = window.parent !== window;
+  const SIGNED_OUT = FRAMED
+    ? "You are not signed in here yet: the app has not sent your sign-in. Sign in again in the app."
+    : "You are not signed in: open this page from the app.";
 
   // A browser may refuse a framed page its storage (third-party cookies blocked: Chrome's incognito, Safari):
   // then the token lives in the page alone, and the SDK saves no sessions (it guards its own storage).
@@ -200,7 +205,7 @@
 
   // --- API calls --------------------------------------------------------------------------------------
   async function api(url, init) {
-    if (!token) throw new ApiError(401, "You are not signed in: open this page from the app.", true);
+    if (!token) throw new ApiError(401, SIGNED_OUT, true);
     let headers;
     try {
       headers = new Headers({ Authorization: "Bearer " + token, ...(init.headers || {}) });
@@ -226,9 +231,7 @@
         throw new ApiError(403, `The upload service does not allow this (${why}).`);
       }
       tellParent({ type: "vod-upload-token-refused" });
-      // Framed, the app hands the new token over itself: there is no link to open
-      const framed = window.parent !== window;
-      const again = framed ? "Sign in again in the app." : "Sign in again in the app, then open its link in this tab.";
+      const again = FRAMED ? "Sign in again in the app." : "Sign in again in the app, then open its link in this tab.";
       throw new ApiError(response.status, `Your sign-in was refused (${why}). ${again}`, true);
     }
     return response;
@@ -777,7 +780,7 @@
       return;
     }
     if (!token) {
-      fail("You are not signed in: open this page from the app.");
+      fail(SIGNED_OUT);
       return;
     }
     const cover = $("cover").files[0] || null;
