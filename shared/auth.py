@@ -10,7 +10,7 @@ from types import MappingProxyType
 from shared import hs_jwt
 from shared.config import AuthSettings, ConfigError
 from shared.digests import compare_digest
-from shared.errors import Unauthorized, UserIdTooLong
+from shared.errors import IssuerKeysUnavailable, Unauthorized, UserIdTooLong
 from shared.hs_jwt import TokenRejected
 from shared.http.body import finite_number
 from shared.http.model import Request
@@ -126,6 +126,15 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
     Cached per warm container: a client asks for a signature before every VOD call with the same
     bearer token. Failures raise, so only valid tokens are kept; time claims are checked on every
     use, outside the cache."""
+    if settings.jwt_jwks_url is not None:
+        key = _issuer_key(token, settings.jwt_jwks_url)
+        try:
+            claims = decode_with_pyjwt(
+                token, key, settings.jwt_algorithms, audience=settings.jwt_audience, issuer=settings.jwt_issuer
+            )
+        except TokenRejected as exc:
+            raise _invalid_token(exc.reason) from None
+        return MappingProxyType(claims)
     assert settings.jwt_key is not None  # guaranteed by config for AUTH_MODE=jwt
     # Algorithms come from config, never from the token header; config pins them to the key's family.
     decode = hs_jwt.decode if _shared_secret(settings) else decode_with_pyjwt
@@ -149,8 +158,53 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
     raise AssertionError("unreachable")
 
 
+# The issuer's key set (AUTH_JWT_JWKS_URL), as PyJWT's PyJWKClient keeps it: read again when it is older than
+# this, and for a kid it lacks (a key the issuer has just rotated in) at most once per cooldown, so that tokens
+# naming made-up kids cost the issuer one request per cooldown, not one each.
+JWKS_LIFESPAN_SECONDS = 300
+JWKS_COOLDOWN_SECONDS = 30
+JWKS_TIMEOUT_SECONDS = 2  # of the sign function's 5 s (serverless.yml): a slow issuer is a 503, not SCF's timeout
+
+
+@functools.cache
+def _jwks_client(url: str) -> Any:
+    import jwt  # public keys only: PyJWT is imported for them anyway
+
+    return jwt.PyJWKClient(
+        url, lifespan=JWKS_LIFESPAN_SECONDS, timeout=JWKS_TIMEOUT_SECONDS, cooldown_duration=JWKS_COOLDOWN_SECONDS
+    )
+
+
+def _issuer_key(token: str, url: str) -> Any:
+    """The public key of the issuer's key set that `token` names by its `kid` (RFC 7517; every OpenID provider's
+    jwks_uri): IssuerKeysUnavailable when the set cannot be read, 401 when the token names no key of it."""
+    import jwt
+
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        raise _invalid_token("malformed token") from None
+    if not isinstance(kid, str) or not kid:
+        raise _invalid_token("names no key (kid): the issuer's key set is looked up by it")
+    client = _jwks_client(url)
+    # Not read: PyJWT's errors, and what it lets through (a body that is not JSON, a connection reset mid-body)
+    unread = (jwt.PyJWKClientConnectionError, ValueError, OSError)
+    try:
+        key = client.match_kid(client.get_signing_keys(), kid)
+    except (*unread, jwt.PyJWTError) as exc:  # also: not a key set, no signing key in it
+        raise IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(exc).__name__}: {exc}"[:300]) from None
+    if key is None:
+        try:  # read again (once per cooldown): a key the issuer has just added
+            key = client.get_signing_key(kid)
+        except unread as exc:
+            raise IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(exc).__name__}: {exc}"[:300]) from None
+        except jwt.PyJWTError:
+            raise _invalid_token("signed with a key the issuer does not publish (kid)") from None
+    return key.key
+
+
 def decode_with_pyjwt(
-    token: str, key: bytes, algorithms: Sequence[str], *, audience: str | None = None, issuer: str | None = None
+    token: str, key: Any, algorithms: Sequence[str], *, audience: str | None = None, issuer: str | None = None
 ) -> dict[str, Any]:
     """PyJWT's verdict, in TokenRejected's words: the verifier for public keys (RS*, ES*), and the
     referee shared.hs_jwt is tested against. Imported here: only public-key deployments pay for it."""
@@ -271,11 +325,17 @@ def check_key(settings: AuthSettings) -> None:
     """At cold start: every configured algorithm can use the configured public key in this bundle (RS256
     needs the `cryptography` package; an EC key cannot verify RS256), so a misconfiguration fails the
     deploy instead of answering 401 to every valid token. (A shared secret is checked with the settings.)"""
-    if settings.mode != "jwt" or settings.jwt_key is None or _shared_secret(settings):
+    if settings.mode != "jwt" or _shared_secret(settings):
         return
     import jwt  # public keys only: PyJWT prepares (and so checks) them
 
     keys = {"AUTH_JWT_PUBLIC_KEY": settings.jwt_key, "AUTH_JWT_PUBLIC_KEY_PREVIOUS": settings.jwt_previous_key}
+    for name in settings.jwt_algorithms:  # also for the keys of AUTH_JWT_JWKS_URL, known at the first token only
+        try:
+            jwt.get_algorithm_by_name(name)
+        except NotImplementedError:
+            why = f"{name} needs the `cryptography` package in the bundle (add it to the function's requirements.in)"
+            raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
     for setting, secret in keys.items():
         if secret is None:
             continue
@@ -285,11 +345,6 @@ def check_key(settings: AuthSettings) -> None:
                 algorithm = jwt.get_algorithm_by_name(name)
                 # A key too small to trust (an RSA key under 2048 bits: RFC 7518 §3.3), which PyJWT only warns of
                 short = algorithm.check_key_length(algorithm.prepare_key(key))
-            except NotImplementedError:
-                why = (
-                    f"{name} needs the `cryptography` package in the bundle (add it to the function's requirements.in)"
-                )
-                raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
             except Exception as exc:  # InvalidKeyError, ValueError…; cryptography's UnsupportedAlgorithm (SM2)
                 why = _unusable_key(key, name) or f"cannot be used with {name}: {type(exc).__name__}"
                 raise ConfigError([(setting, why)]) from None

@@ -280,6 +280,8 @@ class AuthSettings(Record):
     # During a rotation: what the key (or the gateway's secret) before the current one signed still passes
     jwt_previous_key: Secret | None = None
     gateway_previous_secret: Secret | None = None
+    # The issuer's JSON Web Key Set, by URL (instead of jwt_key): the key a token names by its kid
+    jwt_jwks_url: str | None = None
 
 
 class HttpSettings(Record):
@@ -457,15 +459,20 @@ def _read_policy(r: _Reader) -> SigningPolicy:
     )
 
 
-def _read_jwt(r: _Reader) -> tuple[Secret | None, Secret | None, tuple[str, ...]]:
-    """The key tokens are verified with, the previous one (a rotation's: its tokens still pass), the algorithms."""
+_KEY_SETTINGS = ("AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY", "AUTH_JWT_JWKS_URL")
+
+
+def _read_jwt(r: _Reader) -> tuple[Secret | None, Secret | None, tuple[str, ...], str | None]:
+    """The key tokens are verified with, the previous one (a rotation's: its tokens still pass), the algorithms;
+    or, instead of the keys, the URL of the issuer's key set."""
     secret = r.secret("AUTH_JWT_SECRET")  # its length: below, per algorithm
     public_key = r.secret("AUTH_JWT_PUBLIC_KEY")
+    jwks_url = r.text("AUTH_JWT_JWKS_URL")
     previous_secret = r.secret("AUTH_JWT_SECRET_PREVIOUS")
     previous_public_key = r.secret("AUTH_JWT_PUBLIC_KEY_PREVIOUS")
-    if (secret is None) == (public_key is None):
-        r.problem("AUTH_JWT_SECRET", "set exactly one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY when AUTH_MODE=jwt")
-        return None, None, ()
+    if [secret, public_key, jwks_url].count(None) != 2:
+        r.problem("AUTH_JWT_SECRET", f"set exactly one of {', '.join(_KEY_SETTINGS)} when AUTH_MODE=jwt")
+        return None, None, (), None
     family = tuple(_SYMMETRIC_ALGS) if secret is not None else _ASYMMETRIC_ALGS
     algorithms = r.items("AUTH_JWT_ALGORITHMS") or (family[0],)
     wrong = [alg for alg in algorithms if alg not in family]
@@ -474,6 +481,10 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, Secret | None, tuple[str, ...]
         r.problem(
             "AUTH_JWT_ALGORITHMS", f"{', '.join(wrong)} cannot be used with this key; choose from {', '.join(family)}"
         )
+    if jwks_url is not None:
+        olds = {"AUTH_JWT_SECRET_PREVIOUS": previous_secret, "AUTH_JWT_PUBLIC_KEY_PREVIOUS": previous_public_key}
+        _check_jwks_url(r, jwks_url, [name for name, key in olds.items() if key is not None])
+        return None, None, algorithms, jwks_url
     symmetric = secret is not None
     kind, other = "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY"
     if not symmetric:
@@ -488,7 +499,28 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, Secret | None, tuple[str, ...]
             _check_jwt_secret(r, name, value, algorithms)
         elif value is not None:
             _check_public_key(r, name, value)
-    return key, previous, algorithms
+    return key, previous, algorithms, jwks_url
+
+
+def _check_jwks_url(r: _Reader, url: str, previous_keys: list[str]) -> None:
+    from urllib.parse import urlsplit  # here only: a JWKS URL is rare, and urllib.parse ~1.5 ms of a cold start
+
+    for name in previous_keys:
+        r.problem(name, "is not used with AUTH_JWT_JWKS_URL: the issuer's key set holds every key it signs with")
+    if r.text("AUTH_JWT_ISSUER") is None:  # Firebase's keys sign every project's tokens, Entra's every tenant's
+        r.problem("AUTH_JWT_ISSUER", "is required with AUTH_JWT_JWKS_URL: an issuer's keys may sign other apps' tokens")
+    try:
+        parts = urlsplit(url)
+        host = parts.netloc
+    except ValueError:
+        parts, host = None, ""
+    if parts is None or not parts.hostname or parts.scheme not in ("https", "http"):
+        r.problem("AUTH_JWT_JWKS_URL", "must be an https:// URL (the issuer's jwks_uri)")
+    elif "@" in host:
+        r.problem("AUTH_JWT_JWKS_URL", "must not hold a user or password (an issuer's key set is public)")
+    elif parts.scheme == "http" and not is_loopback_host(host):
+        # Over http, whoever is on the way could hand the function keys of their own, and sign in as anyone
+        r.problem("AUTH_JWT_JWKS_URL", "may use http:// only on loopback (a local issuer): use https://")
 
 
 def _check_jwt_secret(r: _Reader, name: str, secret: Secret, algorithms: tuple[str, ...]) -> None:
@@ -524,7 +556,7 @@ def is_header_name(text: str) -> bool:
 
 def _read_auth(r: _Reader) -> AuthSettings:
     mode = r.choice("AUTH_MODE", "jwt", ("jwt", "gateway", "none"))
-    key, previous_key, algorithms = _read_jwt(r) if mode == "jwt" else (None, None, ())
+    key, previous_key, algorithms, jwks_url = _read_jwt(r) if mode == "jwt" else (None, None, (), None)
     user_header = r.text("AUTH_GATEWAY_USER_HEADER", "X-User-Id") or ""
     secret_header = r.text("AUTH_GATEWAY_SECRET_HEADER", "X-Gateway-Secret") or ""
     for name, header in (("AUTH_GATEWAY_USER_HEADER", user_header), ("AUTH_GATEWAY_SECRET_HEADER", secret_header)):
@@ -560,6 +592,7 @@ def _read_auth(r: _Reader) -> AuthSettings:
         gateway_secret=gateway_secret,
         jwt_previous_key=previous_key,
         gateway_previous_secret=previous_gateway_secret,
+        jwt_jwks_url=jwks_url,
     )
 
 

@@ -50,6 +50,10 @@ class VodUnavailable(DomainError):
     """VOD's API could not be asked (network, credentials, throttling); nothing was recorded. Retry later."""
 
 
+class IssuerKeysUnavailable(DomainError):
+    """The token issuer's key set (AUTH_JWT_JWKS_URL) could not be read: no token is refused for it. Retry later."""
+
+
 class SignatureParamError(DomainError, ValueError):
     """An upload-signature parameter outside VOD's documented domain; `field` is its wire name."""
 
@@ -115,7 +119,7 @@ class UnsupportedMediaType(HttpError):
 
 
 class ServiceUnavailable(HttpError):
-    """A dependency (the store) failed: the caller should retry later."""
+    """A dependency (the store, VOD, the token issuer's keys) failed: the caller should retry later."""
 
     status = 503
     code = "service_unavailable"
@@ -130,6 +134,9 @@ _DOMAIN_ANSWERS: dict[type[DomainError], Callable[[Any], HttpError]] = {
     ),
     VodUnavailable: lambda e: ServiceUnavailable(
         "VOD could not confirm the event; retry later", code="vod_unavailable"
+    ),
+    IssuerKeysUnavailable: lambda e: ServiceUnavailable(
+        "the sign-in service's keys cannot be read; retry later", code="issuer_keys_unavailable"
     ),
     SignatureParamError: lambda e: BadRequest(e.message, code="invalid_field"),
     UserIdTooLong: lambda e: Forbidden(e.message, code="user_id_too_long"),

@@ -15,6 +15,7 @@ from shared import b64
 from shared.config import HttpSettings
 from shared.errors import (
     CallbackSignRejected,
+    IssuerKeysUnavailable,
     MalformedEvent,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -87,6 +88,8 @@ def _answer(error: Exception, notes: dict[str, Any]) -> tuple[Response, str]:
         notes["store_error"] = error.message  # redacted by the store
     elif isinstance(error, VodUnavailable):
         notes["vod_error"] = error.message  # the call that failed, or what VOD does not vouch for
+    elif isinstance(error, IssuerKeysUnavailable):
+        notes["issuer_keys_error"] = error.message  # what the key set's URL answered, or did not
     elif isinstance(error, CallbackSignRejected):
         notes["sign_error"] = error.message  # which check refused it (never the Sign or T it came with)
     elif http.status < 500:  # why, as the caller was told (a token's missing claim, a field): nothing secret

@@ -561,7 +561,7 @@ _RSA_PUBLIC_KEY = (
         (  # all of them empty, as the hook's own hint for unset ones would leave them
             {name: "" for name in REQUIRED_SETTINGS},
             [
-                "sign: AUTH_JWT_SECRET: set exactly one of AUTH_JWT_SECRET and AUTH_JWT_PUBLIC_KEY",
+                "sign: AUTH_JWT_SECRET: set exactly one of AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY, AUTH_JWT_JWKS_URL",
                 "callback: VOD_CALLBACK_SIGN_KEY: is required",
                 "uploads: DATABASE_URL (from UPLOADS_DATABASE_URL): must be a postgresql:// URL inside SCF",
                 "events_pull: VOD's API needs a key pair: set VOD_API_SECRET_ID and VOD_API_SECRET_KEY, or "
@@ -600,6 +600,14 @@ _RSA_PUBLIC_KEY = (
             ["upload_page: UPLOAD_PAGE_SIGNATURE_URL names this machine (localhost:8080): each visit"],
         ),
         (
+            {
+                "AUTH_JWT_SECRET": "",
+                "AUTH_JWT_JWKS_URL": "http://127.0.0.1:8080/jwks",
+                "AUTH_JWT_ISSUER": "https://id.x/",
+            },
+            ["sign: AUTH_JWT_JWKS_URL names this machine (127.0.0.1:8080)", "uploads: AUTH_JWT_JWKS_URL names this"],
+        ),
+        (
             {"DATABASE_URL": "postgresql://vod_events@localhost:5432/vod"},
             ["callback: DATABASE_URL names a server on this machine", "events_pull: DATABASE_URL names a server on"],
         ),
@@ -620,6 +628,7 @@ _RSA_PUBLIC_KEY = (
         "emulator",
         "emulator-bare-host",
         "page-on-loopback",
+        "issuer-on-loopback",
         "local-database",
         "unix-socket",
     ],

@@ -118,6 +118,55 @@ def _pull(env: dict[str, str]) -> object:
         (_sign, {"AUTH_JWT_PUBLIC_KEY": UNREADABLE_PUBLIC_KEY}, "AUTH_JWT_SECRET"),
         (_sign, {"AUTH_JWT_SECRET": None, "AUTH_JWT_PUBLIC_KEY": "not a pem"}, "AUTH_JWT_PUBLIC_KEY"),
         (_sign, {"AUTH_JWT_ALGORITHMS": "none"}, "AUTH_JWT_ALGORITHMS"),
+        (_sign, {"AUTH_JWT_JWKS_URL": "https://id.example.com/jwks"}, "AUTH_JWT_SECRET"),  # and a secret: which?
+        (
+            _sign,
+            {
+                "AUTH_JWT_SECRET": None,
+                "AUTH_JWT_ISSUER": "https://id.example.com/",
+                "AUTH_JWT_JWKS_URL": "http://id.example.com/jwks",
+            },
+            "AUTH_JWT_JWKS_URL",
+        ),  # keys in clear
+        (
+            _sign,
+            {
+                "AUTH_JWT_SECRET": None,
+                "AUTH_JWT_ISSUER": "https://id.example.com/",
+                "AUTH_JWT_JWKS_URL": "https://app:hunter2@id.example.com/jwks",
+            },
+            "AUTH_JWT_JWKS_URL",
+        ),
+        (
+            _sign,
+            {
+                "AUTH_JWT_SECRET": None,
+                "AUTH_JWT_ISSUER": "https://id.example.com/",
+                "AUTH_JWT_JWKS_URL": "id.example.com/jwks",
+            },
+            "AUTH_JWT_JWKS_URL",
+        ),
+        (_sign, {"AUTH_JWT_SECRET": None, "AUTH_JWT_JWKS_URL": "https://id.example.com/jwks"}, "AUTH_JWT_ISSUER"),
+        (
+            _sign,
+            {
+                "AUTH_JWT_SECRET": None,
+                "AUTH_JWT_ISSUER": "https://id.example.com/",
+                "AUTH_JWT_JWKS_URL": "https://id.example.com/j",
+                "AUTH_JWT_ALGORITHMS": "HS256",
+            },
+            "AUTH_JWT_ALGORITHMS",
+        ),
+        (
+            _sign,
+            {
+                "AUTH_JWT_SECRET": None,
+                "AUTH_JWT_ISSUER": "https://id.example.com/",
+                "AUTH_JWT_JWKS_URL": "https://id.example.com/j",
+                "AUTH_JWT_PUBLIC_KEY_PREVIOUS": "x",
+            },
+            "AUTH_JWT_PUBLIC_KEY_PREVIOUS",
+        ),
         (_sign, {"AUTH_MODE": "gateway"}, "AUTH_GATEWAY_SECRET"),
         (_sign, {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "0123456789abcde"}, "AUTH_GATEWAY_SECRET"),  # < 16
         (_sign, {"VOD_CONTEXT_KEY_PREVIOUS": "p" * 31}, "VOD_CONTEXT_KEY_PREVIOUS"),  # < 32, as the current key

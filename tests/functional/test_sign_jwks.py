@@ -1,0 +1,198 @@
+"""AUTH_JWT_JWKS_URL: tokens verified with the key their kid names in the issuer's key set (an OpenID provider's
+jwks_uri), served here by a loopback server that counts its requests; the real sign handler, SCF events."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from shared import auth
+from shared.auth import check_key
+from shared.config import load_sign_settings, load_uploads_settings
+from shared.sign_handler import make_sign_handler
+from shared.source_context import attribute
+from tests.conftest import KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, Output, Serve, closed_loopback_port
+from tests.scf import response_json
+from vodemu import signature as vod_signature
+from vodtesting import http_event
+
+NOW = 1_800_000_000
+ISSUER = "https://id.example.com/"
+_RSA = {kid: rsa.generate_private_key(public_exponent=65537, key_size=2048) for kid in ("k1", "k2", "k3")}
+_EC = ec.generate_private_key(ec.SECP256R1())
+
+
+def _jwk(kid: str, key: Any = None, **fields: Any) -> dict[str, Any]:
+    public = (key or _RSA[kid]).public_key()
+    if isinstance(public, ec.EllipticCurvePublicKey):
+        written = jwt.algorithms.ECAlgorithm.to_jwk(public, as_dict=True)
+    else:
+        written = jwt.algorithms.RSAAlgorithm.to_jwk(public, as_dict=True)
+    return {**written, "kid": kid, "use": "sig", **fields}
+
+
+def token(kid: str | None = "k1", *, key: Any = None, alg: str = "RS256", sub: str = "alice", **claims: Any) -> str:
+    headers = {} if kid is None else {"kid": kid}
+    signing_key = key or _RSA.get(kid or "k1", _RSA["k1"])  # a made-up kid: signed by a key of the set
+    return jwt.encode(
+        {"sub": sub, "exp": NOW + 300, "iss": ISSUER, **claims}, signing_key, algorithm=alg, headers=headers
+    )
+
+
+class Issuer:
+    """The issuer's key set on loopback: what it answers can change, and it counts what it was asked."""
+
+    def __init__(self, serve: Serve) -> None:
+        self.keys = [_jwk("k1"), _jwk("k2")]
+        self.answer: tuple[int, bytes] | None = None  # (status, body) instead of the key set
+        self.requests = 0
+        self._lock = threading.Lock()
+
+        def answer(handler: BaseHTTPRequestHandler) -> None:  # a function (a bound method is no handler method)
+            self._answer(handler)
+
+        self.url = serve(answer) + "/.well-known/jwks.json"
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        with self._lock:
+            self.requests += 1
+        status, body = self.answer or (200, json.dumps({"keys": self.keys}).encode())
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+
+@pytest.fixture
+def issuer(loopback_http: Serve) -> Issuer:
+    return Issuer(loopback_http)  # a new URL each test: a new key-set client (one per URL and container)
+
+
+def sign(url: str, **env: str) -> Callable[[str], dict[str, Any]]:
+    jwks = {"AUTH_JWT_SECRET": "", "AUTH_JWT_JWKS_URL": url, "AUTH_JWT_ISSUER": ISSUER}
+    settings = load_sign_settings({**SIGN_ENV, **jwks, **env})
+    check_key(settings.auth)
+    handler = make_sign_handler(settings, now=lambda: NOW, random_u32=lambda: 7)
+    return lambda bearer: handler(
+        http_event(path="/signature", body={}, headers={"Authorization": f"Bearer {bearer}"}), {"request_id": "r-1"}
+    )
+
+
+def _user(result: dict[str, Any]) -> str | None:
+    """Whom the signature in `result` uploads for, read back as VOD's events give it."""
+    signed = vod_signature.verify(response_json(result)["signature"], {SECRET_ID: SECRET_KEY}, now=NOW)
+    return attribute(str(signed.values["sourceContext"]), KEYS).user_id
+
+
+def test_each_token_is_verified_with_the_key_its_kid_names_from_one_read_of_the_set(issuer: Issuer) -> None:
+    call = sign(issuer.url)
+    for kid, user in (("k1", "alice"), ("k2", "bob"), ("k1", "carol")):
+        result = call(token(kid, sub=user))
+        assert result["statusCode"] == 200, result
+        assert _user(result) == user
+    assert issuer.requests == 1  # kept for JWKS_LIFESPAN_SECONDS
+
+
+def test_an_ec_key_of_the_set_verifies_es256(issuer: Issuer) -> None:
+    issuer.keys = [_jwk("ec-1", _EC)]
+    result = sign(issuer.url, AUTH_JWT_ALGORITHMS="ES256")(token("ec-1", key=_EC, alg="ES256"))
+    assert result["statusCode"] == 200, result
+
+
+@pytest.mark.parametrize(
+    ("bearer", "said"),
+    [
+        (lambda: token("k9"), "signed with a key the issuer does not publish (kid)"),
+        (lambda: token(None), "names no key (kid): the issuer's key set is looked up by it"),
+        (lambda: token("k2", key=_RSA["k1"]), "bad signature"),  # a kid that is not its signer's
+        (lambda: token("k3"), "signed with a key the issuer does not publish (kid)"),  # k3 is not in the set
+        (lambda: jwt.encode({"sub": "m", "exp": NOW + 300}, "x" * 32, headers={"kid": "k1"}), "algorithm not allowed"),
+        (lambda: token("k1", aud="another-app"), "wrong audience"),  # no audience set: a token naming one is refused
+        (lambda: token("k1", iss="https://securetoken.google.com/another-project"), "wrong issuer"),
+        (lambda: "not.a.token", "malformed token"),
+    ],
+    ids=[
+        "unknown-kid",
+        "no-kid",
+        "kid-not-its-signer",
+        "removed-key",
+        "hs256-confusion",
+        "audience",
+        "issuer",
+        "malformed",
+    ],
+)
+def test_a_token_the_set_does_not_vouch_for_is_401(issuer: Issuer, bearer: Callable[[], str], said: str) -> None:
+    result = sign(issuer.url)(bearer())
+    assert (result["statusCode"], response_json(result)["error"]["message"]) == (401, f"invalid token: {said}")
+
+
+def test_a_key_the_issuer_rotates_in_is_read_at_its_first_token(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "JWKS_COOLDOWN_SECONDS", 0)  # read again at once (30 s by default)
+    call = sign(issuer.url)
+    assert call(token("k1"))["statusCode"] == 200
+    issuer.keys.append(_jwk("k3"))  # the issuer publishes a new key, then signs with it
+    result = call(token("k3", sub="dave"))
+    assert (result["statusCode"], _user(result), issuer.requests) == (200, "dave", 2)
+
+
+def test_made_up_kids_make_no_more_reads_of_the_set_within_the_cooldown(issuer: Issuer) -> None:
+    call = sign(issuer.url)
+    assert call(token("k1"))["statusCode"] == 200
+    for n in range(20):
+        assert call(token(f"made-up-{n}"))["statusCode"] == 401
+    assert issuer.requests == 1  # each unknown kid may read the set again, once per JWKS_COOLDOWN_SECONDS
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        (500, b"oops"),
+        (200, b"<html>not json</html>"),
+        (200, b"[]"),  # JSON, not a key set
+        (200, b'{"keys": []}'),  # no key at all
+        (200, b'{"keys": [{"kty": "RSA", "kid": "k1"}]}'),  # a key with no modulus: none usable
+        (302, b""),  # a redirect is not followed (an issuer's jwks_uri answers itself)
+    ],
+    ids=["500", "html", "list", "no-keys", "broken-key", "redirect"],
+)
+def test_a_key_set_that_cannot_be_read_is_a_503_to_retry_never_a_401(
+    issuer: Issuer, output: Output, answer: tuple[int, bytes]
+) -> None:
+    issuer.answer = answer
+    result = sign(issuer.url)(token("k1"))
+    assert result["statusCode"] == 503, result
+    assert response_json(result)["error"]["code"] == "issuer_keys_unavailable"
+    [line] = [line for line in output.lines() if line["event"] == "request"]
+    assert line["issuer_keys_error"].startswith("AUTH_JWT_JWKS_URL: ")
+
+
+def test_an_issuer_that_does_not_answer_is_a_503(output: Output) -> None:
+    url = f"http://127.0.0.1:{closed_loopback_port()}/jwks.json"
+    result = sign(url)(token("k1"))
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
+
+
+def test_an_outage_after_the_set_was_read_refuses_no_token_of_its_keys(issuer: Issuer) -> None:
+    call = sign(issuer.url)
+    assert call(token("k1"))["statusCode"] == 200
+    issuer.answer = (503, b"down")
+    assert [call(token(kid, sub="erin"))["statusCode"] for kid in ("k1", "k2")] == [200, 200]
+    assert issuer.requests == 1
+
+
+def test_the_uploads_function_reads_the_same_setting(issuer: Issuer) -> None:
+    settings = load_uploads_settings(
+        {"AUTH_JWT_JWKS_URL": issuer.url, "AUTH_JWT_ISSUER": ISSUER, "VOD_CONTEXT_KEY": KEYS[0]}
+    )
+    assert (settings.auth.jwt_jwks_url, settings.auth.jwt_algorithms) == (issuer.url, ("RS256",))
