@@ -932,8 +932,11 @@ def test_a_failed_upload_never_says_all_was_sent_and_trying_again_goes_on(
     video = sample_video(tmp_path / "cut.mp4", 60 * MiB)
     _start_slow_upload(b, video, 8 * MiB)
     b.page.evaluate(
-        """window.said = []; const status = document.getElementById("status");
-        new MutationObserver(() => window.said.push(status.textContent)).observe(status, {childList: true})"""
+        """window.said = [];
+        for (const id of ["status", "progress-said"]) {  // what the page says, and its spoken progress
+          const region = document.getElementById(id);
+          new MutationObserver(() => window.said.push(region.textContent)).observe(region, {childList: true});
+        }"""
     )
     _wait_for_progress(b, 5)
     # WHEN COS can no longer be reached (the parts under way end; the rest, and the SDK's retries, fail)

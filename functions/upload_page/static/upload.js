@@ -302,12 +302,13 @@
     $(`${which}-progress`).textContent = `${percent}%`;
     const speed = info.speed ? `, ${size(info.speed)}/s` : "";
     $(`${which}-figures`).textContent = `${percent}% — ${size(info.loaded || 0)} of ${size(info.total || 0)}${speed}`;
-    // The live region speaks every 10 s at most, not on every progress event; the end is said when COS has
-    // the video (media_upload): a failing upload also reports all its bytes as sent, as its last progress.
+    // Spoken every 10 s at most, not on every progress event, by a live region of its own (shown, it would lag
+    // the figures); the end is said when COS has the video (media_upload): a failing upload also reports all its
+    // bytes as sent, as its last progress.
     const now = Date.now();
     if (which === "video" && percent < 100 && now - lastAnnounced > 10000) {
       lastAnnounced = now;
-      say(`Video ${percent}% uploaded`);
+      $("progress-said").textContent = `Video ${percent}% uploaded`;
     }
   }
 
@@ -537,6 +538,7 @@
         $(`${which}-progress`).textContent = "0%";
         $(`${which}-figures`).textContent = "";
       }
+      $("progress-said").textContent = "";
     }
     $("progress").hidden = false;
     $("cover-meter").hidden = !files.cover;
