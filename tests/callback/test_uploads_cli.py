@@ -714,6 +714,30 @@ def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> 
     shown = uploads(database_url, "show", FILE_ID).stdout
     assert "erased" in shown and "alice" not in shown and "holiday" not in shown
     assert "user               - (erased)" in shown  # not "no upload event yet": it lists that event
+    assert "(vod-uploads erase): nothing of its uploader is kept" in shown  # when, and what erased means
+
+
+def test_an_erase_the_store_cannot_take_exits_2_and_erases_nothing(database_url: str) -> None:
+    # GIVEN another writer holding the database (a long transaction, say) past the command's DATABASE_TIMEOUT
+    path = database_url.removeprefix("sqlite:///")
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        erased = run_command(
+            "vod-uploads",
+            "erase",
+            "--user",
+            "alice",
+            "--yes",
+            env={"DATABASE_URL": database_url, "DATABASE_TIMEOUT": "1"},
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # THEN an outage's exit status (2: try again), and nothing erased
+    assert erased.returncode == 2, erased.stderr
+    assert "the store is unavailable" in erased.stderr and "Traceback" not in erased.stderr
+    assert "user               alice" in uploads(database_url, "show", FILE_ID).stdout
 
 
 def test_erase_takes_files_whose_events_name_many_others_a_few_at_a_time(tmp_path: Path) -> None:

@@ -444,3 +444,13 @@ def test_an_erase_whose_events_name_too_many_files_to_lock_at_once_is_refused_be
     assert {store.upload(f).status for f in files} == {"deleted"}  # type: ignore[union-attr]
     assert [store.erase([f], erased_at=100.0) for f in files] == [[f] for f in files]
     assert {store.upload(f).status for f in files} == {"erased"}  # type: ignore[union-attr]
+
+
+def test_one_file_is_erased_however_many_files_its_events_name(store: EventStore) -> None:
+    # GIVEN Ann's file named in two bulk deletes of 1,000 files (VOD's answer to two DeleteMedia batches)
+    [file_id] = deleted_in_bulk(store, ANNS[0], 1)
+    others = [f"52858907844{i:06d}" for i in range(999)]
+    ingest_event(store, vod_event("FileDeleted", FileIdSet=[file_id, *others]), received_at=5.0, keys=KEYS)
+    # WHEN it alone is erased THEN it is (one file is never too many: `erase --user` erases one at a time)
+    assert store.erase([file_id], erased_at=100.0) == [file_id]
+    assert store.upload(file_id).status == "erased"  # type: ignore[union-attr]

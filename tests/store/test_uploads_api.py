@@ -26,6 +26,7 @@ from shared.source_context import seal
 from shared.status_service import (
     ANSWER_BYTES,
     MAX_OUTPUT_URLS,
+    MAX_OUTPUTS,
     MAX_TEXT,
     POLL_SECONDS,
     carried_size,
@@ -34,7 +35,7 @@ from shared.status_service import (
 from shared.store import EventStore, StoreUnavailable, open_store
 from shared.store import base as store_base
 from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, Output
-from tests.scf import load_event, snapshots_event
+from tests.scf import load_event, outputs_event, snapshots_event
 from vodtesting import dev_token, http_event, vod_event
 from vodtesting.pgserver import database_name, run_sql
 
@@ -214,6 +215,8 @@ def _transcode_finished(file_id: str, task_id: str) -> dict[str, Any]:
         ([("task-1", 2.0), ("delete", 3.0), ("task-1 again", 4.0)], []),
         # the same deliveries, stored in another order: the arrival times decide, not the order of storing
         ([("task-2", 4.0), ("delete", 3.0), ("task-1", 2.0)], ["task-2"]),
+        # a delete in the same second as the task: deleted (a URL that may answer 404 is not offered)
+        ([("task-1", 2.0), ("delete", 2.0)], []),
     ],
 )
 def test_files_made_again_after_a_delete_are_offered(
@@ -456,6 +459,14 @@ def snapshots(file_id: str, task_id: str, count: int) -> dict[str, Any]:
     )
 
 
+def test_a_task_shows_its_first_outputs_and_counts_them_all(writer: tuple[str, EventStore], get: Get) -> None:
+    _, store = writer
+    record(store, upload_of("ann", "f11"))
+    record(store, outputs_event("f11", "t-many", MAX_OUTPUTS + 5), 2.0)  # a forged body's shape
+    [shown] = get("/uploads/f11")["body"]["tasks"]
+    assert (len(shown["outputs"]), shown["outputCount"]) == (MAX_OUTPUTS, MAX_OUTPUTS + 5)
+
+
 def test_pages_hold_what_scf_can_answer(writer: tuple[str, EventStore], get: Get) -> None:
     # SCF answers at most 6 MB: a page stops short of `limit` where the next upload would not fit, and goes on
     # from there; an output lists its first URLs, and how many it has.
@@ -576,8 +587,15 @@ def test_an_uploads_wait_is_a_whole_number_of_seconds(
 
 @pytest.mark.parametrize(
     ("query", "named"),
-    [({"wiat": "30"}, "'wiat'"), ({"limit": "5"}, "'limit'"), ({"cursor": "x"}, "'cursor'"), ({"x" * 5000: ""}, None)],
-    ids=["wiat", "limit", "cursor", "a-long-name"],
+    [
+        ({"wiat": "30"}, "'wiat'"),
+        ({"limit": "5"}, "'limit'"),
+        ({"cursor": "x"}, "'cursor'"),
+        ({"y" * 40: ""}, repr("y" * 40)),  # a line's worth: whole
+        ({"y" * 41: ""}, repr("y" * 40 + "…")),
+        ({"x" * 5000: ""}, None),
+    ],
+    ids=["wiat", "limit", "cursor", "40-characters", "41-characters", "a-long-name"],
 )
 def test_an_upload_takes_only_wait(
     writer: tuple[str, EventStore], get: Get, query: dict[str, str], named: str | None
@@ -619,8 +637,13 @@ def test_an_unchanged_upload_is_a_304(writer: tuple[str, EventStore], get: Get, 
 
 @pytest.mark.parametrize(
     ("lines", "status"),
-    [(['"other"', "{tag}"], 304), (["{tag}", '"other"'], 304), (['"other"', 'W/"more"'], 200)],
-    ids=["the-tag-second", "the-tag-first", "neither"],
+    [
+        (['"other"', "{tag}"], 304),
+        (["{tag}", '"other"'], 304),
+        (['"other"', 'W/"more"'], 200),
+        (["{tag}", 5], 304),  # a line that is not text: no list is made, the first line counts
+    ],
+    ids=["the-tag-second", "the-tag-first", "neither", "not-text"],
 )
 def test_if_none_match_sent_twice_is_one_list(
     writer: tuple[str, EventStore], get: Get, lines: list[str], status: int
@@ -630,7 +653,7 @@ def test_if_none_match_sent_twice_is_one_list(
     record(store, upload_of("ann", "f4"))
     tag = get("/uploads/f4")["headers"]["ETag"]
     # WHEN asked with it, THEN every tag in it counts, not only the first line's
-    sent: Any = {"If-None-Match": [line.format(tag=tag) for line in lines]}
+    sent: Any = {"If-None-Match": [line.format(tag=tag) if isinstance(line, str) else line for line in lines]}
     assert get("/uploads/f4", headers=sent)["status"] == status
 
 

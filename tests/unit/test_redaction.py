@@ -31,6 +31,8 @@ from shared.redaction import redact
             "http://u:********@h.example/x and http://u:********@h.example",
         ),
         ("got 'http://u:pw-1@h', (https://u:pw-2@h)", "got 'http://u:********@h', (https://u:********@h)"),
+        ("http://u:1234secret@h/x and http://u:1234@h", "http://u:********@h/x and http://u:********@h"),  # no port
+        (f"https://u:{'p' * 200}@h/x", "https://u:********@h/x"),  # a long password, whole
         ("header value: 'Bearer eyJ.a.b\\n'", "header value: 'Bearer ********'"),  # requests' InvalidHeader
         ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ********"),  # a user and password, base64
         ("header value: 'Basic dXNlcjpwYXNz'", "header value: 'Basic ********'"),
@@ -54,6 +56,7 @@ from shared.redaction import redact
         ("token: https://x.example/y", "token: ********"),
         ('{"access_token": "at-cut-off', '{"access_token": "********"'),  # a value cut short is still masked
         # what is not a secret stays as written
+        ("GET /x?type=video&user=bob&tab=2", "GET /x?type=video&user=bob&tab=2"),  # ids an operator needs
         (
             "for url 'http://api.internal:8080/v1/users/bob@example.com'",
             "for url 'http://api.internal:8080/v1/users/bob@example.com'",

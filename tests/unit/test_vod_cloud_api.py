@@ -36,7 +36,7 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 
 from shared import vod_cloud_api
-from shared.config import ROLE_CREDENTIAL_VARIABLES, Secret, VodApiSettings
+from shared.config import ROLE_CREDENTIAL_VARIABLES, Secret, VodApiSettings, known_secrets
 from shared.vod_cloud_api import MAX_IDLE_SECONDS, CloudApiError, VodCloudApi, signed_request
 from tests.conftest import callback_confirm_api
 from tests.deploy.scripts import load_script
@@ -154,6 +154,16 @@ def test_a_roles_renewed_keys_are_used_only_when_all_three_are_there(
     assert vod_cloud_api.ExecutionRoleCredential(settings).get_credential_info() == (
         loaded if used == "loaded" else renewed
     )
+
+
+def test_a_roles_renewed_keys_are_masked_wherever_they_show(monkeypatch: pytest.MonkeyPatch) -> None:
+    renewed = {name: f"renewed-{name}-{os.urandom(8).hex()}" for name in ROLE_CREDENTIAL_VARIABLES}
+    for name, value in renewed.items():
+        monkeypatch.setenv(name, value)
+    settings = _settings("127.0.0.1:9", secret_id="AKIDloaded", secret_key=Secret("loaded-key"), renewed_role=True)
+    vod_cloud_api.ExecutionRoleCredential(settings).get_credential_info()
+    for name in ("TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN"):  # read at this request: known as secrets
+        assert renewed[name] in known_secrets()
 
 
 # --- over the wire -------------------------------------------------------------------------------------
@@ -368,6 +378,7 @@ def _drop(handler: BaseHTTPRequestHandler) -> None:
         (_ok({"Error": {"Code": "AuthFailure.SecretIdNotFound", "Message": "m"}}), "AuthFailure.SecretIdNotFound"),
         (_ok({"Error": {"Message": "no code"}}), "Error"),
         (_ok({"Error": "text"}), "Error"),
+        (_ok({"Error": {"Code": 5, "Message": "m"}}), "Error"),  # a code that is not text is none
         (_drop, "RemoteDisconnected"),  # on a new connection: not asked again
     ],
     ids=[
@@ -384,6 +395,7 @@ def _drop(handler: BaseHTTPRequestHandler) -> None:
         "error",
         "error-without-code",
         "error-text",
+        "error-code-number",
         "dropped",
     ],
 )
