@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     Key = TypeVar("Key")
     Value = TypeVar("Value")
     # since, until (the token is valid from, and before: what is signed expires then at the latest), the user's
-    # seal, the user as logged, whether its sealed sourceContext needs no URL encoding
+    # seal (its separators written %3A when the user id needs no URL encoding), the user as logged, whether none
     Identity = tuple[float, int, Callable[[str], str], str, bool]
     Spelt = tuple[str | None, str | None, str | None]  # Authorization, Origin, Content-Type (None: not sent)
 
@@ -103,9 +103,10 @@ def _with_express_lane(
                 return general(event, context)
             stamp = int(moment)
             expire_time = min(stamp + ttl, identity[1])  # never past the token's end, as the general path's
-            sealed = identity[2](request_id)
-            written = sealed.replace(":", "%3A") if identity[4] else encode_value(sealed)
-            signature = sign((query % (stamp, expire_time, random_u32(), written)).encode())
+            sealed = identity[2](request_id)  # as the signed text writes it, for a user id with nothing to encode
+            signature = sign(
+                (query % (stamp, expire_time, random_u32(), sealed if identity[4] else encode_value(sealed))).encode()
+            )
         except Exception:  # whatever the general path makes of it
             return general(event, context)
         if enabled(INFO):  # the general path's line, its parts that do not change made once
@@ -174,9 +175,10 @@ def _identities(
             return answer
         user, since, until = window
         try:  # the general path sealed for this user, so it fits; but its answer stands whatever happens here
-            # All but the user in a sealed sourceContext is plain but for its ':' (its format): the user decides
-            # whether it is encoded as a whole or its ':' alone.
-            identity = (since, until, sealer(user), as_json(user), encode_value(user) == user)
+            # All but the user in a sealed sourceContext is plain but for its ':' separators (its format): a user id
+            # with nothing to encode is sealed with them written %3A, as encode_value would; any other, encoded whole.
+            plain = encode_value(user) == user
+            identity = (since, until, sealer(user, "%3A") if plain else sealer(user), as_json(user), plain)
         except Exception:
             return answer
         _remember(known, authorization, identity)
