@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
@@ -163,21 +164,50 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
 # naming made-up kids cost the issuer one request per cooldown, not one each.
 JWKS_LIFESPAN_SECONDS = 300
 JWKS_COOLDOWN_SECONDS = 30
-JWKS_TIMEOUT_SECONDS = 2  # of the sign function's 5 s (serverless.yml): a slow issuer is a 503, not SCF's timeout
+JWKS_TIMEOUT_SECONDS = 2  # per connect and per read: a slow issuer is a 503, not SCF's timeout
+# After a failed read, none for this long (an outage costs the issuer a request per pause, not one per token);
+# meanwhile, and while it lasts, the last set read stays in use for this long.
+JWKS_FAILURE_PAUSE_SECONDS = 5
+JWKS_STALE_SECONDS = 3600
 
 
 @functools.cache
 def _jwks_client(url: str) -> Any:
+    import threading
+
     import jwt  # public keys only: PyJWT is imported for them anyway
 
-    return jwt.PyJWKClient(
+    class IssuerKeys(jwt.PyJWKClient):
+        lock = threading.Lock()  # one read at a time: concurrent first requests make one
+        failed_at: float | None = None
+        last: tuple[Any, float] | None = None  # the last set read, and when
+
+        def fetch_data(self) -> Any:
+            now = time.monotonic()
+            if self.failed_at is not None and now - self.failed_at < JWKS_FAILURE_PAUSE_SECONDS:
+                return self._last_or(jwt.PyJWKClientConnectionError("its last read failed: not read again yet"))
+            try:  # PyJWT's read, and its parse of the set (anything the issuer answers: not only PyJWT's errors)
+                data = super().fetch_data()
+            except Exception as exc:
+                self.failed_at = now
+                return self._last_or(exc)
+            self.failed_at, self.last = None, (data, now)
+            return data
+
+        def _last_or(self, error: Exception) -> Any:
+            if self.last is not None and time.monotonic() - self.last[1] < JWKS_STALE_SECONDS:
+                return self.last[0]
+            raise error
+
+    return IssuerKeys(
         url, lifespan=JWKS_LIFESPAN_SECONDS, timeout=JWKS_TIMEOUT_SECONDS, cooldown_duration=JWKS_COOLDOWN_SECONDS
     )
 
 
 def _issuer_key(token: str, url: str) -> Any:
-    """The public key of the issuer's key set that `token` names by its `kid` (RFC 7517; every OpenID provider's
-    jwks_uri): IssuerKeysUnavailable when the set cannot be read, 401 when the token names no key of it."""
+    """The key of the issuer's key set that `token` names by its `kid` (RFC 7517; every OpenID provider's jwks_uri),
+    as PyJWT's PyJWK, whose algorithm the token's must be: IssuerKeysUnavailable when the set cannot be read, 401
+    when the token names no key of it."""
     import jwt
 
     try:
@@ -187,20 +217,18 @@ def _issuer_key(token: str, url: str) -> Any:
     if not isinstance(kid, str) or not kid:
         raise _invalid_token("names no key (kid): the issuer's key set is looked up by it")
     client = _jwks_client(url)
-    # Not read: PyJWT's errors, and what it lets through (a body that is not JSON, a connection reset mid-body)
-    unread = (jwt.PyJWKClientConnectionError, ValueError, OSError)
-    try:
-        key = client.match_kid(client.get_signing_keys(), kid)
-    except (*unread, jwt.PyJWTError) as exc:  # also: not a key set, no signing key in it
-        raise IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(exc).__name__}: {exc}"[:300]) from None
-    if key is None:
-        try:  # read again (once per cooldown): a key the issuer has just added
-            key = client.get_signing_key(kid)
-        except unread as exc:
-            raise IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(exc).__name__}: {exc}"[:300]) from None
-        except jwt.PyJWTError:
+    with client.lock:
+        try:
+            key = client.match_kid(client.get_signing_keys(), kid)
+            if key is None:  # read again (once per cooldown): a key the issuer has just added
+                key = client.get_signing_key(kid)
+        except jwt.PyJWKClientError as exc:
+            if isinstance(exc, jwt.PyJWKClientConnectionError) or client.failed_at is not None:
+                raise IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(exc).__name__}: {exc}"[:300]) from None
             raise _invalid_token("signed with a key the issuer does not publish (kid)") from None
-    return key.key
+        except Exception as exc:  # not a key set, no signing key in it, a body that is not JSON, a reset...
+            raise IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(exc).__name__}: {exc}"[:300]) from None
+    return key
 
 
 def decode_with_pyjwt(
@@ -241,7 +269,7 @@ def decode_with_pyjwt(
         raise TokenRejected("sub must be a string") from None
     except jwt.exceptions.InvalidJTIError:
         raise TokenRejected("jti must be a string") from None
-    except jwt.PyJWTError:
+    except (jwt.PyJWTError, TypeError, ValueError):  # also a key PyJWT cannot use for the token's alg
         raise TokenRejected("malformed token") from None
     return claims
 

@@ -56,12 +56,12 @@ def _masked(match: re.Match[str]) -> str:
 
 
 _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
-    # scheme://user:password@host, up to the "@" before the host: a password may hold "@", and "/", "?" or "#"
-    # unencoded (then no parser reads it, but it is still a password); not a port and a path ("host:8080/a@b").
+    # scheme://user:password@host, up to the "@" before the host: a password may hold "@", quotes, and "/", "?" or
+    # "#" unencoded (then no parser reads it, but it is still a password); not a port and a path ("host:8080/a@b").
     (
         re.compile(
             r"(?<![\w+.-])(?P<keep>[A-Za-z][\w+.-]*://[^\s/:@]*:)(?!\d{1,5}(?:[/?#]|$))"
-            r"[^\s'\"]{1,256}?(?=@[^\s@/?#'\"]*(?:[/?#:\s'\",;)\]>]|$))"
+            r"\S{1,256}?(?=@[^\s@/?#'\"]*(?:[/?#:\s'\",;)\]>]|$))"
         ),
         _masked,
     ),

@@ -55,6 +55,7 @@ TOKENS = [
     token(),
     token("user@example.com"),
     token("auth0|5f7c8ec7c33c6c004bbafe82"),
+    token("us-east-1:9f2c4b1e"),  # a ':' of its own (Cognito's identity ids): sealed and encoded whole
     token("张伟"),
     token("a b+c"),
     token("x" * 173),  # the longest id sourceContext holds

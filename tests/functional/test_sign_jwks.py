@@ -4,7 +4,10 @@ jwks_uri), served here by a loopback server that counts its requests; the real s
 from __future__ import annotations
 
 import json
+import socket
+import struct
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -52,6 +55,8 @@ class Issuer:
     def __init__(self, serve: Serve) -> None:
         self.keys = [_jwk("k1"), _jwk("k2")]
         self.answer: tuple[int, bytes] | None = None  # (status, body) instead of the key set
+        self.headers: dict[str, str] = {}
+        self.cut_after: int | None = None  # bytes of the body sent before the connection is reset
         self.requests = 0
         self._lock = threading.Lock()
 
@@ -65,10 +70,17 @@ class Issuer:
             self.requests += 1
         status, body = self.answer or (200, json.dumps({"keys": self.keys}).encode())
         handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
+        for name, value in {"Content-Type": "application/json", **self.headers}.items():
+            handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
-        handler.wfile.write(body)
+        if self.cut_after is None:
+            handler.wfile.write(body)
+            return
+        handler.wfile.write(body[: self.cut_after])
+        handler.wfile.flush()
+        handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
+        handler.close_connection = True
 
 
 @pytest.fixture
@@ -118,6 +130,9 @@ def test_an_ec_key_of_the_set_verifies_es256(issuer: Issuer) -> None:
         (lambda: token("k1", aud="another-app"), "wrong audience"),  # no audience set: a token naming one is refused
         (lambda: token("k1", iss="https://securetoken.google.com/another-project"), "wrong issuer"),
         (lambda: "not.a.token", "malformed token"),
+        # a forged header naming the set's EC key for RS256, or its RSA key for ES256: its key's alg or nothing
+        (lambda: token("ec-1", key=_RSA["k1"]), "algorithm not allowed"),
+        (lambda: token("k1", key=_EC, alg="ES256"), "algorithm not allowed"),
     ],
     ids=[
         "unknown-kid",
@@ -128,10 +143,13 @@ def test_an_ec_key_of_the_set_verifies_es256(issuer: Issuer) -> None:
         "audience",
         "issuer",
         "malformed",
+        "rs-naming-ec",
+        "es-naming-rsa",
     ],
 )
 def test_a_token_the_set_does_not_vouch_for_is_401(issuer: Issuer, bearer: Callable[[], str], said: str) -> None:
-    result = sign(issuer.url)(bearer())
+    issuer.keys.append(_jwk("ec-1", _EC))  # keys of two kinds, as a realm moving from RSA to EC has
+    result = sign(issuer.url, AUTH_JWT_ALGORITHMS="RS256,ES256")(bearer())
     assert (result["statusCode"], response_json(result)["error"]["message"]) == (401, f"invalid token: {said}")
 
 
@@ -162,9 +180,10 @@ def test_made_up_kids_make_no_more_reads_of_the_set_within_the_cooldown(issuer: 
         (200, b"[]"),  # JSON, not a key set
         (200, b'{"keys": []}'),  # no key at all
         (200, b'{"keys": [{"kty": "RSA", "kid": "k1"}]}'),  # a key with no modulus: none usable
-        (302, b""),  # a redirect is not followed (an issuer's jwks_uri answers itself)
+        (200, b"[" * 100_000),  # nested past what the JSON reader takes
+        (200, b'{"keys": [{"kty": "RSA", "kid": "k1", "alg": ["RS256"]}]}'),  # an alg that is not text
     ],
-    ids=["500", "html", "list", "no-keys", "broken-key", "redirect"],
+    ids=["500", "html", "list", "no-keys", "broken-key", "too-deep", "alg-not-text"],
 )
 def test_a_key_set_that_cannot_be_read_is_a_503_to_retry_never_a_401(
     issuer: Issuer, output: Output, answer: tuple[int, bytes]
@@ -175,6 +194,21 @@ def test_a_key_set_that_cannot_be_read_is_a_503_to_retry_never_a_401(
     assert response_json(result)["error"]["code"] == "issuer_keys_unavailable"
     [line] = [line for line in output.lines() if line["event"] == "request"]
     assert line["issuer_keys_error"].startswith("AUTH_JWT_JWKS_URL: ")
+
+
+def test_a_redirect_is_not_followed(issuer: Issuer, loopback_http: Serve) -> None:
+    # (an issuer's jwks_uri answers itself: a redirect could hand the function someone else's keys)
+    elsewhere = Issuer(loopback_http)
+    issuer.answer = (302, b"")
+    issuer.headers = {"Location": elsewhere.url}
+    result = sign(issuer.url)(token("k1"))
+    assert (result["statusCode"], elsewhere.requests) == (503, 0)
+
+
+def test_a_key_set_cut_off_mid_body_is_a_503(issuer: Issuer) -> None:
+    issuer.cut_after = 10  # the connection reset ten bytes into the set
+    result = sign(issuer.url)(token("k1"))
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
 
 
 def test_an_issuer_that_does_not_answer_is_a_503(output: Output) -> None:
@@ -189,6 +223,52 @@ def test_an_outage_after_the_set_was_read_refuses_no_token_of_its_keys(issuer: I
     issuer.answer = (503, b"down")
     assert [call(token(kid, sub="erin"))["statusCode"] for kid in ("k1", "k2")] == [200, 200]
     assert issuer.requests == 1
+
+
+@pytest.fixture
+def short_lived_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "JWKS_LIFESPAN_SECONDS", 0.05)  # read again at each request 50 ms apart
+    monkeypatch.setattr(auth, "JWKS_COOLDOWN_SECONDS", 0)
+
+
+def test_in_an_outage_the_last_set_read_stays_in_use_and_the_issuer_is_asked_once_a_pause(
+    issuer: Issuer, short_lived_set: None
+) -> None:
+    call = sign(issuer.url)
+    assert call(token("k1"))["statusCode"] == 200
+    issuer.answer = (503, b"down")
+    statuses: list[int] = []
+    for _ in range(5):
+        time.sleep(0.06)  # past the set's lifespan: each request would read it
+        statuses.append(call(token("k2", sub=f"u{len(statuses)}"))["statusCode"])
+    assert statuses == [200] * 5  # the last set read still verifies its keys' tokens
+    assert issuer.requests == 2  # the read that failed, then none within JWKS_FAILURE_PAUSE_SECONDS
+    # A kid the last set lacks cannot be told from a key the issuer added meanwhile: a 503, not a 401
+    result = call(token("k3"))
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
+
+
+def test_in_an_outage_before_any_set_was_read_the_issuer_is_asked_once_a_pause(
+    issuer: Issuer, short_lived_set: None
+) -> None:
+    issuer.answer = (500, b"oops")
+    call = sign(issuer.url)
+    assert [call(token("k1", sub=f"u{n}"))["statusCode"] for n in range(5)] == [503] * 5
+    assert issuer.requests == 1
+
+
+def test_concurrent_first_requests_read_the_set_once(issuer: Issuer) -> None:
+    call = sign(issuer.url)
+    answers: list[int] = []
+    threads = [
+        threading.Thread(target=lambda n=n: answers.append(call(token("k1", sub=f"u{n}"))["statusCode"]))
+        for n in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (answers, issuer.requests) == ([200] * 8, 1)
 
 
 def test_the_uploads_function_reads_the_same_setting(issuer: Issuer) -> None:

@@ -32,6 +32,10 @@ from shared.redaction import redact
         ),
         ("got 'http://u:pw-1@h', (https://u:pw-2@h)", "got 'http://u:********@h', (https://u:********@h)"),
         ("http://u:1234secret@h/x and http://u:1234@h", "http://u:********@h/x and http://u:********@h"),  # no port
+        (
+            "postgresql://app:pa'ss@db/x and postgresql://app:pa\"ss@db/x",
+            "postgresql://app:********@db/x and postgresql://app:********@db/x",
+        ),
         (f"https://u:{'p' * 200}@h/x", "https://u:********@h/x"),  # a long password, whole
         ("header value: 'Bearer eyJ.a.b\\n'", "header value: 'Bearer ********'"),  # requests' InvalidHeader
         ("Authorization: Basic dXNlcjpwYXNz", "Authorization: Basic ********"),  # a user and password, base64
