@@ -220,15 +220,22 @@ def _issuer_key(token: str, url: str) -> Any:
     with client.lock:
         try:
             key = client.match_kid(client.get_signing_keys(), kid)
-            if key is None:  # read again (once per cooldown): a key the issuer has just added
+        except Exception as exc:  # not read, not a key set, no signing key in it...
+            raise _keys_unavailable(exc) from None
+        if key is None:
+            try:  # read again (once per cooldown): a key the issuer has just added
                 key = client.get_signing_key(kid)
-        except jwt.PyJWKClientError as exc:
-            if isinstance(exc, jwt.PyJWKClientConnectionError) or client.failed_at is not None:
-                raise IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(exc).__name__}: {exc}"[:300]) from None
-            raise _invalid_token("signed with a key the issuer does not publish (kid)") from None
-        except Exception as exc:  # not a key set, no signing key in it, a body that is not JSON, a reset...
-            raise IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(exc).__name__}: {exc}"[:300]) from None
+            except jwt.PyJWKClientError as exc:  # not in it, unless it could not be read
+                if isinstance(exc, jwt.PyJWKClientConnectionError) or client.failed_at is not None:
+                    raise _keys_unavailable(exc) from None
+                raise _invalid_token("signed with a key the issuer does not publish (kid)") from None
+            except Exception as exc:
+                raise _keys_unavailable(exc) from None
     return key
+
+
+def _keys_unavailable(error: Exception) -> IssuerKeysUnavailable:
+    return IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(error).__name__}: {error}"[:300])
 
 
 def decode_with_pyjwt(

@@ -179,11 +179,12 @@ def test_made_up_kids_make_no_more_reads_of_the_set_within_the_cooldown(issuer: 
         (200, b"<html>not json</html>"),
         (200, b"[]"),  # JSON, not a key set
         (200, b'{"keys": []}'),  # no key at all
+        (200, b'{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}'),  # no signing key (one with a kid)
         (200, b'{"keys": [{"kty": "RSA", "kid": "k1"}]}'),  # a key with no modulus: none usable
         (200, b"[" * 100_000),  # nested past what the JSON reader takes
         (200, b'{"keys": [{"kty": "RSA", "kid": "k1", "alg": ["RS256"]}]}'),  # an alg that is not text
     ],
-    ids=["500", "html", "list", "no-keys", "broken-key", "too-deep", "alg-not-text"],
+    ids=["500", "html", "list", "no-keys", "no-signing-key", "broken-key", "too-deep", "alg-not-text"],
 )
 def test_a_key_set_that_cannot_be_read_is_a_503_to_retry_never_a_401(
     issuer: Issuer, output: Output, answer: tuple[int, bytes]
