@@ -365,9 +365,10 @@ def check_key(settings: AuthSettings) -> None:
     import jwt  # public keys only: PyJWT prepares (and so checks) them
 
     keys = {"AUTH_JWT_PUBLIC_KEY": settings.jwt_key, "AUTH_JWT_PUBLIC_KEY_PREVIOUS": settings.jwt_previous_key}
+    algorithms = {}
     for name in settings.jwt_algorithms:  # also for the keys of AUTH_JWT_JWKS_URL, known at the first token only
         try:
-            jwt.get_algorithm_by_name(name)
+            algorithms[name] = jwt.get_algorithm_by_name(name)
         except NotImplementedError:
             why = f"{name} needs the `cryptography` package in the bundle (add it to the function's requirements.in)"
             raise ConfigError([("AUTH_JWT_ALGORITHMS", why)]) from None
@@ -375,9 +376,8 @@ def check_key(settings: AuthSettings) -> None:
         if secret is None:
             continue
         key = secret.reveal()
-        for name in settings.jwt_algorithms:
+        for name, algorithm in algorithms.items():
             try:
-                algorithm = jwt.get_algorithm_by_name(name)
                 # A key too small to trust (an RSA key under 2048 bits: RFC 7518 §3.3), which PyJWT only warns of
                 short = algorithm.check_key_length(algorithm.prepare_key(key))
             except Exception as exc:  # InvalidKeyError, ValueError…; cryptography's UnsupportedAlgorithm (SM2)
