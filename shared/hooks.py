@@ -12,7 +12,8 @@ done or failed afterwards, so a hook cut short (function timeout, container kill
 because the commit's answer was lost, stays `pending` and visible, but is not retried (VOD's retry is a
 duplicate). `vod-uploads hooks --rerun` runs the hook again for those and for failed ones (`rerun_hook`:
 each is claimed first, so that two operators' runs never run one twice), which makes it at least once.
-Keep hooks quick (the function's timeout covers them) and idempotent.
+Keep hooks quick and idempotent: the function's timeout covers them (in PULL, a run begins an event only while
+it has time left for the slowest of its events so far, 5 s at least: shared.pull_service).
 
 Hooks of one file's events can run at once (two instances, two deliveries) and end in either order: of two
 records of one file, the one with the higher `revision` is the newer (it counts the commits that wrote it).
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable
 from types import AsyncGeneratorType, CoroutineType, GeneratorType
 
-from shared.config import ConfigError, known_secrets
+from shared.config import ConfigError, Secret, known_secrets
 from shared.errors import MalformedEvent, StoreUnavailable
 from shared.events import VodEvent, parse_event
 from shared.events import plain as plain  # noqa: PLC0414 - re-exported for hook code
@@ -76,11 +77,21 @@ class CommittedEvent(Record):
         return self.uploads[0] if len(self.event.file_ids) == 1 and self.uploads else None
 
 
-AfterCommit = Callable[[CommittedEvent], object]  # what it returns is not used
+# What it returns is not used, but for a coroutine or a generator: its work would not have run (HookNotRun)
+AfterCommit = Callable[[CommittedEvent], object]
 
 
 def no_hook(committed: CommittedEvent) -> None:
     """The default: nothing to do after a commit."""
+
+
+def keep_secret(value: str) -> str:
+    """`value` (a secret of the app's: a webhook URL, a password), which from now on is masked wherever the
+    bundle masks its own secrets: a hook's error on the event row and in the log. Returned, so that the hook's
+    module reads it once: `WEBHOOK = keep_secret(os.environ["SLACK_WEBHOOK_URL"])`. (At least 6 characters:
+    shorter ones would mask common words.)"""
+    Secret(value)
+    return value
 
 
 # inspect's CO_GENERATOR | CO_COROUTINE | CO_ITERABLE_COROUTINE | CO_ASYNC_GENERATOR: calling such a function only

@@ -20,7 +20,7 @@ from shared.records import Record
 from shared.store import EventStore
 from shared.vod_limits import API_TIMEOUT_SECONDS, CONFIRM_HANDLES, PULL_REDELIVERY_SECONDS
 
-_LAST_EVENT_SECONDS = 5  # allowed the last event a batch takes (its after-commit hook included)
+_LAST_EVENT_SECONDS = 5  # allowed the last event a batch takes (its after-commit hook included), at least
 # VOD holds an empty PullEvents up to 5 s (its long poll). One answered empty sooner (a proxy, a change on VOD's side)
 # is not asked again at once, which would call VOD hundreds of times a second, into its rate limit.
 _EMPTY_PULL_SECONDS = 1.0
@@ -52,6 +52,10 @@ class _Tally:
     def __init__(self) -> None:
         self.rounds = self.pulled = self.recorded = self.duplicates = self.confirmed = 0
         self.unreadable = self.late = self.left = 0
+        self.slowest = 0.0  # the longest an event of the run took to store, its hook included (not reported)
+
+    def report(self, stopped: str) -> DrainReport:
+        return DrainReport(stopped=stopped, **{k: v for k, v in vars(self).items() if k != "slowest"})
 
 
 def _receipt_times(wall: Callable[[], float]) -> Callable[[], float]:
@@ -85,10 +89,12 @@ class _Batch:
         self._after_commit, self._keys = after_commit, keys
 
     def store_until(self, until: float) -> tuple[list[str], bool]:
-        """Ingest events begun before `until` (on the run's clock); the handles of those committed, and False
-        when the store failed (the rest are then left for VOD to hand out again)."""
+        """Ingest events begun before `until` (on the run's clock; it allows an event _LAST_EVENT_SECONDS), or,
+        once an event of the run took longer (a slow hook), as long before it: an event cut off by SCF at the
+        run's end would leave its hook half run (`pending`, for `hooks --rerun`). The handles of those
+        committed, and False when the store failed (the rest are then left for VOD to hand out again)."""
         handles: list[str] = []
-        while self.rest and self._clock() < until:
+        while self.rest and (began := self._clock()) + max(0.0, self._tally.slowest - _LAST_EVENT_SECONDS) < until:
             raw = self.rest[0]
             handle = raw.get("EventHandle") if isinstance(raw, dict) else None  # what confirms this delivery
             try:
@@ -111,6 +117,7 @@ class _Batch:
                 named = {**named_in(raw), "dedupe_key": exc.dedupe_key, "event_handle": handle}
                 log_event(WARNING, "store.unavailable", store_error=exc.message, **named)
                 return handles, False
+            self._tally.slowest = max(self._tally.slowest, self._clock() - began)
             log_event(INFO, "pull.event", **logged_fields(result), event_handle=handle)
             self.rest = self.rest[1:]
             self._tally.duplicates += result.duplicate
@@ -221,7 +228,7 @@ def drain(
         # One line, and the run ends as any other: a failed invocation SCF would run again twice (its default for
         # a timer's), a minute apart, beside the next runs, which pull anyway. What it left unconfirmed comes again.
         log_event(ERROR, "pull.crash", error=exc)
-        return DrainReport(stopped="crash", **vars(tally))
+        return tally.report("crash")
     finally:
         if token is not None:
             REQUEST_ID.reset(token)
@@ -264,7 +271,7 @@ def _drain(
         if stop is not None:
             stopped = stop
             break
-    report = DrainReport(stopped=stopped, **vars(tally))
+    report = tally.report(stopped)
     # A run cut short by an outage is summed up where LOG_LEVEL=WARNING still shows it (with what it left)
     log_event(WARNING if stopped in ("store_unavailable", "queue_error") else INFO, "pull.drained", **report._asdict())
     if not tally.rounds and stopped == "deadline":  # every run alike: the queue is never drained

@@ -13,12 +13,17 @@ from collections.abc import Callable
 
 MASK = "********"
 # Names whose values are secret: in name=value pairs, dicts' reprs, JSON and header lines.
+# (ODBC's "Pwd", Azure's "AccountKey" and "SharedAccessKey" in connection strings too)
 _CONFIDENTIAL = re.compile(
-    r"password|passwd|secret|token|signature|credential|authorization|cookie|session|(?:api|private|access)[_-]?key",
+    r"password|passwd|pwd|secret|token|signature|credential|authorization|cookie|session"
+    r"|(?:api|private|access|account)[_-]?key",
     re.IGNORECASE,
 )
-# Query parameters that sign a URL (COS's q-*, S3's X-Amz-*, VOD's t/us/sign…): their values are as good as keys.
-_SIGNING_PARAMETER = re.compile(r"(?:sign|sig|key|code|t|us|exper|q-[\w-]+|x-amz-[\w-]+|x-cos-[\w-]+)", re.IGNORECASE)
+# Query parameters that sign a URL (COS's q-*, S3's X-Amz-*, VOD's t/us/sign…) or carry a credential (Firebase's
+# auth): their values are as good as keys.
+_SIGNING_PARAMETER = re.compile(
+    r"(?:sign|sig|key|code|auth|t|us|exper|q-[\w-]+|x-amz-[\w-]+|x-cos-[\w-]+)", re.IGNORECASE
+)
 # A quoted value (bytes or text), up to its closing quote, or to the line's end when it was cut off.
 _QUOTED = r"[bu]?\"(?:[^\"\\\n]|\\.)*(?:\"|$)|[bu]?'(?:[^'\\\n]|\\.)*(?:'|$)"
 _WORD = r"[^\s,;&'\"}\])]+"

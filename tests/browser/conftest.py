@@ -129,6 +129,21 @@ class BrowserStack:
     network: dict[str, Any] = field(
         default_factory=lambda: {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}
     )  # as last emulated
+    leave_prompts: int = 0  # how many times the browser asked the user whether to leave the page
+    stay: bool = False  # the user's answer: stay (else leave, as every test that reloads mid-upload does)
+    other_dialogs: list[str] = field(default_factory=list)  # the page opens none (checked after each test)
+
+    def answer(self, dialog: Any) -> None:
+        """The user's answer to a dialog: the browser's "Leave site?" (the page asks it mid-upload)."""
+        leaving = dialog.type == "beforeunload"
+        if leaving:
+            self.leave_prompts += 1
+        else:
+            self.other_dialogs.append(f"{dialog.type}: {dialog.message}")
+        if leaving and not self.stay:
+            dialog.accept()
+        else:
+            dialog.dismiss()
 
     def open(self, token: str | None) -> None:
         self.page.goto(f"{self.page_origin}/" + (f"#token={token}" if token else ""))
@@ -193,8 +208,11 @@ def browser_stack(
     page.on("request", lambda request: traffic.requests.append(request))  # noqa: PLW0108
     page.on("requestfinished", lambda request: traffic.finished.append(request))  # noqa: PLW0108
     page.on("requestfailed", lambda request: traffic.failed.append(request))  # noqa: PLW0108
+    b = BrowserStack(stack, page_server.url, page, traffic, context, page_app)
+    page.on("dialog", lambda dialog: b.answer(dialog))  # noqa: PLW0108
     try:
-        yield BrowserStack(stack, page_server.url, page, traffic, context, page_app)
+        yield b
+        assert not b.other_dialogs, b.other_dialogs
     finally:
         # As start_vod_stack does (this stack needs the page's origin first), with what the page itself handled.
         leak_guard.values.update([*stack.secrets, *traffic.secrets()])

@@ -202,7 +202,28 @@ def _cut_off_by_a_reload(b: BrowserStack, tmp_path: Path) -> tuple[Path, int]:
     sent = len(b.traffic.requests)
     b.page.reload()  # the token survives in sessionStorage; the files must be chosen again
     b.page.wait_for_selector("#start:not([hidden])")
+    assert b.leave_prompts == 1  # the browser asked first ("Leave site?"), and the user left
     return video, sent
+
+
+def test_leaving_mid_upload_asks_first_and_staying_lets_it_finish(browser_stack: BrowserStack, tmp_path: Path) -> None:
+    # GIVEN an upload under way
+    b = browser_stack
+    _start_slow_upload(b, sample_video(tmp_path / "clip.mp4", 20 * MiB), 6 * MiB)
+    _wait_for_a_stored_part(b)
+    # WHEN the user closes the tab, and stays when the browser asks whether to leave
+    b.stay = True
+    b.page.close(run_before_unload=True)
+    _until(b, lambda: b.leave_prompts == 1, "the browser did not ask before closing the tab")
+    # THEN the upload goes on to its end
+    b.throttle(-1)
+    assert b.stack.record(_wait_for_result(b)).user_id == "page-user"
+    # AND a finished upload, or none, lets the tab go without asking
+    b.page.reload()
+    b.page.wait_for_selector("#start:not([hidden])")
+    with b.page.expect_event("close", timeout=10_000):
+        b.page.close(run_before_unload=True)
+    assert b.leave_prompts == 1
 
 
 def test_a_reload_mid_upload_resumes_and_sends_only_the_missing_parts(

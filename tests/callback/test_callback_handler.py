@@ -15,7 +15,7 @@ import pytest
 from shared.callback_service import make_callback_endpoint
 from shared.config import ConfigError, load_callback_settings, load_store_settings
 from shared.events import DeletePart, FileDeleted, expected_sign
-from shared.hooks import load_hook, plain
+from shared.hooks import keep_secret, load_hook, plain
 from shared.http.serve import serve
 from shared.source_context import seal
 from shared.store import EventStore, open_store
@@ -290,6 +290,10 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
     assert store.payload(result["dedupeKey"]) == load_event("vod_new_file_upload")
 
 
+# A secret of the app's whose text nothing names as one (a webhook's URL), as a hook's module keeps it
+APP_WEBHOOK = keep_secret("https://hooks.chat.example/services/T01/B02/wh-0451")
+
+
 @pytest.mark.parametrize(
     ("raised", "kept"),
     [
@@ -312,6 +316,7 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
             "bad config {'api_key': '********', 'region': 'ap-guangzhou'}",
         ),
         (f"signed with {CALLBACK_SIGN_KEY} and {CONTEXT_KEY}", "signed with ******** and ********"),  # the bundle's own
+        (f"posting to {APP_WEBHOOK} failed", "posting to ******** failed"),  # the app's, named by keep_secret
         ("x" * 2000, "x" * (500 - len("ValueError: "))),  # the row keeps 500 characters
         (  # masked before it is cut: the refresh token starts far past the 500 characters the row keeps
             f'refresh failed: {{"access_token": "{"A" * 900}", "id_token": "{"B" * 900}", '
@@ -326,6 +331,7 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
         "a connection string",
         "a dict",
         "own secrets",
+        "the app's secrets",
         "cut",
         "long",
     ],
@@ -333,7 +339,16 @@ def test_signature_fields_are_not_stored(call: Callable[..., Call], store: Event
 def test_failing_hook_still_acknowledges_and_is_visible(
     call: Callable[..., Call], store: EventStore, output: Output, leak_guard: LeakGuard, raised: str, kept: str
 ) -> None:
-    for secret in ("tok-123456", "hunter2-pw", "fragment-key", "ak-98765", "rt-77C", CALLBACK_SIGN_KEY, CONTEXT_KEY):
+    for secret in (
+        "tok-123456",
+        "hunter2-pw",
+        "fragment-key",
+        "ak-98765",
+        "rt-77C",
+        "wh-0451",
+        CALLBACK_SIGN_KEY,
+        CONTEXT_KEY,
+    ):
         leak_guard.add(secret)
 
     def hook(committed: Any) -> None:

@@ -497,8 +497,11 @@ def test_a_time_limit_within_the_reserve_is_warned_of(tmp_path: Path, output: Ou
         (40, 60, 20, 1, 5, 1, "batch_cut"),
         # A run's last pull, as late as the least reserve allows: it still takes what it can begin, never none
         (0, 16, 16, 1, 1, 5, "batch_cut"),
+        # Hooks slower than the 5 s allowed: once one took 8 s, an event begins only 8 s before the run's end at
+        # the latest (here the third, at 54 s, would end at 62 s: SCF would cut its hook off half run)
+        (38, 60, 20, 8, 1, 14, "batch_cut"),
     ],
-    ids=["slow-hooks", "run-end", "last-pull"],
+    ids=["slow-hooks", "run-end", "last-pull", "hooks-slower-than-allowed"],
 )
 def test_a_batch_is_stored_in_vods_order_confirming_what_can_be_in_time(
     tmp_path: Path,
@@ -515,10 +518,12 @@ def test_a_batch_is_stored_in_vods_order_confirming_what_can_be_in_time(
     queue = SlowQueue([_uploads(16), newer], clock, poll=0)
     store = open_store(f"sqlite:///{tmp_path / 'vod.sqlite3'}")
     stored: list[str] = []
+    ended: list[float] = []
 
     def slow_hook(committed: Any) -> None:
         stored.extend(committed.event.file_ids)
         clock.advance(hook_seconds)
+        ended.append(clock())
 
     report = drain(
         queue,
@@ -547,6 +552,7 @@ def test_a_batch_is_stored_in_vods_order_confirming_what_can_be_in_time(
     # followed it would list its outputs again.) A run cut short ends there: the next takes what is left.
     assert stored == [str(10**18 + i) for i in range(taken)] + (["2" * 19] if stopped == "empty" else [])
     assert queue.batches == ([] if stopped == "empty" else [newer])
+    assert max(ended) <= deadline  # no hook was begun that the run's end would cut off
 
 
 @pytest.mark.parametrize(

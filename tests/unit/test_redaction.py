@@ -58,6 +58,12 @@ from shared.redaction import redact
         ("HTTPError: secret: s-8", "HTTPError: secret: ********"),
         ("clientSecret: s-9, ProxyAuthorization: p-10", "clientSecret: ********, ProxyAuthorization: ********"),
         ("token: https://x.example/y", "token: ********"),
+        # connection strings: ODBC's, Azure Storage's
+        ("Server=db;Uid=app;Pwd=pw-11;Database=x", "Server=db;Uid=app;Pwd=********;Database=x"),
+        (
+            "AccountName=acct;AccountKey=ak/12+=;EndpointSuffix=core",
+            "AccountName=acct;AccountKey=********;EndpointSuffix=core",
+        ),
         ('{"access_token": "at-cut-off', '{"access_token": "********"'),  # a value cut short is still masked
         # what is not a secret stays as written
         ("GET /x?type=video&user=bob&tab=2", "GET /x?type=video&user=bob&tab=2"),  # ids an operator needs
@@ -101,6 +107,9 @@ def test_given_secrets_are_masked_longest_first() -> None:
         "api_key",
         "privateKey",
         "access-key",
+        "Pwd",
+        "AccountKey",
+        "SharedAccessKey",
     ],
 )
 def test_each_secret_name_is_masked(name: str) -> None:
@@ -115,6 +124,7 @@ def test_each_secret_name_is_masked(name: str) -> None:
         "sig",
         "key",
         "code",
+        "auth",
         "t",
         "us",
         "exper",

@@ -833,6 +833,14 @@
   });
   // Another file chosen: the user's next Upload sends it; the one that failed no longer goes on by itself.
   for (const input of ["video", "cover"]) $(input).addEventListener("change", () => (retry = null));
+  // Leaving (a reload, a link, closing the tab) stops an unfinished upload: a new page resumes it only once the same
+  // file is chosen again, and an upload waiting for its Commit or for the connection no longer goes on by itself.
+  // So the browser asks first (its own words: a page cannot choose them).
+  window.addEventListener("beforeunload", (event) => {
+    if (state === "idle" && !uncommitted && !retry) return;
+    event.preventDefault();
+    event.returnValue = ""; // what Chrome before 119 and Safari look for
+  });
 
   tokenFromLink();
   showUser();
