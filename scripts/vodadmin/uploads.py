@@ -308,6 +308,11 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
     # The list is written as each hook is done (all of it, in JSON, also when the run stops part-way).
     with _stdout_is_the_list() as out:
         hook = _hook_from_settings() if args.rerun else None
+        owed = None if args.owed_since is None else store.owe_hook(args.owed_since)
+        if owed is not None and not args.json:
+            print(
+                f"{owed} event(s) received since {when(args.owed_since)} while no hook was set: owed it now", file=out
+            )
         try:
             for event in _unfinished(store, now - args.older_than, claimed_before):
                 outcome, failed, stop = _rerun(hook, store, event) if hook is not None else (None, False, None)
@@ -319,7 +324,11 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
             taken = store.hooks_being_rerun(claimed_before, limit=_BEING_RERUN_SHOWN)
         finally:
             if args.json:
-                listed = {"hooks": rows, **({} if taken is None else {"being_rerun": plain(taken)})}
+                listed = {
+                    "hooks": rows,
+                    **({} if taken is None else {"being_rerun": plain(taken)}),
+                    **({} if owed is None else {"now_owed": owed}),
+                }
                 print(as_json(listed), file=out)
     if not args.json:
         if not rows:
@@ -451,7 +460,8 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> None:
     store = open_configured_store(
-        write=(args.command == "hooks" and args.rerun) or (args.command == "erase" and args.yes)
+        write=(args.command == "hooks" and (args.rerun or args.owed_since is not None))
+        or (args.command == "erase" and args.yes)
     )
     try:
         if args.command == "hooks":
@@ -498,6 +508,17 @@ def _seconds(text: str) -> int:
     return int(text)
 
 
+def _utc_time(text: str) -> float:
+    """A time as `when` writes it (2026-12-01 08:30:00Z, a T instead of the space too), or a date: UTC."""
+    try:
+        moment = datetime.fromisoformat(text.removesuffix("Z").removesuffix("z"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UTC time such as 2026-12-01T08:30:00Z or a date: {text!r}") from None
+    if moment.tzinfo is not None and moment.utcoffset():
+        raise argparse.ArgumentTypeError(f"not a UTC time (write it in UTC, with Z or no offset): {text!r}")
+    return moment.replace(tzinfo=timezone.utc).timestamp()
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vod-uploads", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -518,6 +539,13 @@ def parser() -> argparse.ArgumentParser:
         help="pending hooks of events at least this old (default 900: SCF's longest timeout, so none is running)",
     )
     hooks_.add_argument("--rerun", action="store_true", help="run AFTER_COMMIT_HOOK again for each")
+    hooks_.add_argument(
+        "--owed-since",
+        type=_utc_time,
+        metavar="TIME",
+        help="first, owe the hook the events received since TIME (UTC: 2026-12-01T08:30:00Z, or a date) while none "
+        "was set: a hook turned on since (its rollout's, or the history's events); listed once --older-than old",
+    )
     hooks_.add_argument("--json", action="store_true", help="machine-readable output")
     erase_ = commands.add_parser("erase", help="erase what is kept of a user's uploads (their files' records)")
     whose = erase_.add_mutually_exclusive_group(required=True)

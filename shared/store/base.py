@@ -1063,6 +1063,20 @@ class EventStore(ABC):
 
         return self._run(read, write=False)
 
+    def owe_hook(self, received_since: float) -> int:
+        """Events received at `received_since` or later while no hook was set (a hook turned on since: the events
+        its rollout's older instances stored, or the history) are owed it from now: "pending", so that
+        `unfinished_hooks` lists them. How many. (Erased files' events are not: their status is "erased".)"""
+
+        def work(cursor: Cursor) -> int:
+            cursor.execute(
+                self._sql("UPDATE events SET hook_status = 'pending' WHERE hook_status IS NULL AND received_at >= ?"),
+                (received_since,),
+            )
+            return int(cursor.rowcount)
+
+        return self._run(work, write=True)
+
     def hooks_being_rerun(self, claimed_since: float, limit: int = 100) -> list[EventSummary]:
         """Events whose hook a rerun took at `claimed_since` or later (running now, or not yet taken for dead)."""
 

@@ -312,6 +312,8 @@ def test_list_json_oldest_first(database_url: str) -> None:
         (None, ["hooks", "--older-than", "1" * 11], 2, "not a number of seconds up to 10 digits"),
         (None, ["hooks", "--older-than", "\u00b2"], 2, "not a number of seconds up to 10 digits"),  # a digit to isdigit
         (None, ["hooks", "--older-than", "\u0669\u0660\u0660"], 2, "not a number of seconds up to 10 digits"),
+        (None, ["hooks", "--owed-since", "yesterday"], 2, "not a UTC time such as 2026-12-01T08:30:00Z or a date"),
+        (None, ["hooks", "--owed-since", "2026-12-01T08:30:00+08:00"], 2, "not a UTC time (write it in UTC"),
     ],
 )
 def test_clear_errors(
@@ -768,6 +770,39 @@ def test_erase_takes_files_whose_events_name_many_others_a_few_at_a_time(tmp_pat
 def test_erase_says_what_it_could_not(database_url: str, args: list[str], status: int, said: str) -> None:
     done = uploads(database_url, "erase", *args)
     assert done.returncode == status and said in done.stdout + done.stderr
+
+
+def test_a_hook_turned_on_is_owed_the_events_stored_while_none_was_set(tmp_path: Path) -> None:
+    # GIVEN events stored while no hook was set: one before the hook was turned on, two since (its rollout's)
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    keys = [
+        ingest_event(
+            store,
+            vod_event("NewFileUpload", FileId=f"f-{i}", SourceContext=seal("ann", "r", CONTEXT_KEY)),
+            received_at=1_700_000_000.0 + at,  # 2023-11-14 22:13:20Z and after
+            keys=KEYS,
+        ).dedupe_key
+        for i, at in enumerate((0, 86_400, 86_500))
+    ]
+    store.close()
+    assert "no hook failed or left pending" in uploads(url, "hooks").stdout  # owed nothing: no hook was set
+    # WHEN the operator owes the hook those received since it was turned on, and runs it for them
+    calls = tmp_path / "calls.txt"
+    env = {
+        "DATABASE_URL": url,
+        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file",
+        "HOOK_TARGET_FILE": str(calls),
+        "PYTHONPATH": str(ROOT),
+    }
+    rerun = run_command("vod-uploads", "hooks", "--owed-since", "2023-11-15T22:13:20Z", "--rerun", env=env, cwd=ROOT)
+    # THEN the hook heard of those two, once, and of none before
+    assert rerun.returncode == 0, rerun.stderr
+    said = "2 event(s) received since 2023-11-15 22:13:20Z while no hook was set: owed it now"
+    assert rerun.stdout.startswith(said), rerun.stdout
+    assert [line.split()[0] for line in calls.read_text().splitlines()] == keys[1:]
+    again = json.loads(uploads(url, "hooks", "--owed-since", "2023-11-15", "--json").stdout)
+    assert (again["now_owed"], again["hooks"]) == (0, [])
 
 
 def test_hooks_by_default_leaves_out_those_of_events_younger_than_scfs_longest_timeout(tmp_path: Path) -> None:

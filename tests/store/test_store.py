@@ -18,7 +18,7 @@ import pytest
 
 from shared import store as store_package
 from shared.events import DELIVERY_FIELDS, parse_event, stored_form
-from shared.hooks import INTERRUPTED, CommittedEvent, HookTaken, RerunInterrupted, rerun_hook
+from shared.hooks import INTERRUPTED, CommittedEvent, HookTaken, RerunInterrupted, no_hook, rerun_hook
 from shared.ingest import ingest_event
 from shared.store import EventStore, StoreUnavailable, TaskRecord, UploadRecord, base, open_store, postgres
 from shared.store.base import MIGRATIONS, SCHEMA_VERSION
@@ -475,6 +475,22 @@ def test_unfinished_hooks_received_at_one_time_are_paged_through_in_key_order(st
     while pages[-1]:
         pages.append(store.unfinished_hooks(received_before=50.0, after=pages[-1][-1], limit=1))
     assert [page[0].dedupe_key for page in pages[:-1]] == sorted(stored_form(load_event(n)).key for n in names)
+
+
+def test_events_stored_while_no_hook_was_set_are_owed_one_from_a_time_on(store: EventStore) -> None:
+    # GIVEN events stored with no hook set, before a time and since (one of those erased since), and one a hook ran for
+    keys = {}
+    for file_id, at, hook in [("f-1", 1.0, None), ("f-2", 5.0, None), ("f-3", 6.0, None), ("f-4", 7.0, Hook())]:
+        event = vod_event("NewFileUpload", FileId=file_id)
+        after_commit = no_hook if hook is None else hook  # no_hook: no hook was set
+        keys[file_id] = ingest_event(store, event, received_at=at, keys=KEYS, after_commit=after_commit).dedupe_key
+    store.erase(["f-3"], erased_at=10.0)
+    assert store.unfinished_hooks(received_before=50.0) == []
+    # WHEN those since 5.0 are owed the hook THEN only the one with no hook that is not erased is, and it is listed
+    assert store.owe_hook(received_since=5.0) == 1
+    assert [e.dedupe_key for e in store.unfinished_hooks(received_before=50.0)] == [keys["f-2"]]
+    assert store.owe_hook(received_since=0.0) == 1  # and the one before, once asked for
+    assert [e.dedupe_key for e in store.unfinished_hooks(received_before=50.0)] == [keys["f-1"], keys["f-2"]]
 
 
 def test_a_hook_that_did_not_finish_can_be_run_again(store: EventStore) -> None:
