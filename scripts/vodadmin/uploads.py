@@ -159,17 +159,19 @@ def print_record(report: FileReport) -> None:
 
 
 def _hook_state(event: EventSummary) -> str:
-    if event.hook_status == "pending":
-        return "  hook pending (still running, or cut short)"
+    failures = f"{event.hook_failures} failure(s): {event.hook_last_error}"
     if event.hook_status == "failed":
         return f"  hook failed {event.hook_failures}x: {event.hook_last_error}"
     if event.hook_status == "rerunning":
         return f"  hook being run again since {when(event.hook_claimed_at or 0)} (vod-uploads hooks --rerun)"
-    if event.hook_status == "erased":
-        return "  no hook owed (its files erased)"
-    if event.hook_failures:  # run again since, and done
-        return f"  hook done (after {event.hook_failures} failure(s): {event.hook_last_error})"
-    return ""
+    if event.hook_status == "given_up":
+        return "  hook given up (vod-uploads hooks --give-up)" + (f" after {failures}" if event.hook_failures else "")
+    if event.hook_status == "done" and event.hook_failures:  # run again since, and done
+        return f"  hook done (after {failures})"
+    return {
+        "pending": "  hook pending (still running, or cut short)",
+        "erased": "  no hook owed (its files erased)",
+    }.get(event.hook_status or "", "")
 
 
 def _media_cell(upload: UploadRecord) -> str:
@@ -298,6 +300,14 @@ def _stdout_is_the_list() -> Iterator[TextIO]:
         finally:
             os.dup2(out.fileno(), 1)
             out.close()
+
+
+def give_up(store: EventStore, keys: list[str]) -> None:
+    refused = [key for key in keys if not store.give_up_hook(key)]
+    for key in keys:
+        print(shown(f"{key}  " + ("not given up" if key in refused else "given up: owed the hook no more")))
+    if refused:
+        raise Failure(f"{len(refused)} of {len(keys)} not given up: only a failed or pending hook is", 1)
 
 
 def hooks(store: EventStore, args: argparse.Namespace) -> None:
@@ -460,10 +470,13 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> None:
     store = open_configured_store(
-        write=(args.command == "hooks" and (args.rerun or args.owed_since is not None))
+        write=(args.command == "hooks" and (args.rerun or args.owed_since is not None or bool(args.give_up)))
         or (args.command == "erase" and args.yes)
     )
     try:
+        if args.command == "hooks" and args.give_up:
+            give_up(store, args.give_up)
+            return
         if args.command == "hooks":
             hooks(store, args)
             return
@@ -546,6 +559,14 @@ def parser() -> argparse.ArgumentParser:
         help="first, owe the hook the events received since TIME (UTC: 2026-12-01T08:30:00Z, or a date) while none "
         "was set: a hook turned on since (its rollout's, or the history's events); listed once --older-than old",
     )
+    hooks_.add_argument(
+        "--give-up",
+        nargs="+",
+        type=_text,
+        metavar="DEDUPE_KEY",
+        help="instead, owe these events' failed or pending hooks no more (events the hook can never take, which the "
+        "app has dealt with otherwise): listed and rerun no more",
+    )
     hooks_.add_argument("--json", action="store_true", help="machine-readable output")
     erase_ = commands.add_parser("erase", help="erase what is kept of a user's uploads (their files' records)")
     whose = erase_.add_mutually_exclusive_group(required=True)
@@ -560,7 +581,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.command == "hooks" and args.give_up and (args.rerun or args.owed_since is not None or args.json):
+        p.error("--give-up goes alone (not with --rerun, --owed-since or --json)")
     stop_on_sigterm()
     try:
         run(args)

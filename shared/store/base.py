@@ -52,7 +52,8 @@ V = TypeVar("V")
 # task's, however large), so many tasks.
 READ_BYTES = 1 << 20
 READ_TASKS = 100
-HookStatus = Literal["pending", "done", "failed", "rerunning", "erased"]  # erased: owed no more (`erase`)
+# erased: owed no more (`erase`); given_up: an operator's `hooks --give-up` (an event the hook can never take)
+HookStatus = Literal["pending", "done", "failed", "rerunning", "erased", "given_up"]
 
 _HOOK_UNFINISHED = "hook_status IN ('pending', 'failed', 'rerunning')"
 # Hook updates test the status through COALESCE, not `hook_status = …`: from a plain equality PostgreSQL infers that
@@ -1074,6 +1075,23 @@ class EventStore(ABC):
                 (received_since,),
             )
             return int(cursor.rowcount)
+
+        return self._run(work, write=True)
+
+    def give_up_hook(self, dedupe_key: str) -> bool:
+        """The hook of this event, failed or pending, owed no more ("given_up", listed no more): one it can never
+        take, which the app has dealt with otherwise. False when it is neither (done, being run again, erased,
+        no hook, or no such event)."""
+
+        def work(cursor: Cursor) -> bool:
+            cursor.execute(
+                self._sql(
+                    "UPDATE events SET hook_status = 'given_up' "
+                    "WHERE dedupe_key = ? AND hook_status IN ('failed', 'pending')"
+                ),
+                (dedupe_key,),
+            )
+            return bool(cursor.rowcount == 1)
 
         return self._run(work, write=True)
 

@@ -772,6 +772,24 @@ def test_erase_says_what_it_could_not(database_url: str, args: list[str], status
     assert done.returncode == status and said in done.stdout + done.stderr
 
 
+def test_a_hook_given_up_is_listed_and_rerun_no_more(unfinished: tuple[str, dict[str, str]]) -> None:
+    # GIVEN a hook that failed on an event it can never take (a poison one), which the app has dealt with otherwise
+    url, keys = unfinished
+    # WHEN the operator gives it up, and asks for one that is done too
+    given = uploads(url, "hooks", "--give-up", keys["failed"])
+    refused = uploads(url, "hooks", "--give-up", keys["done"], "no-such-key")
+    # THEN it is listed no more (nor rerun), and `show` says so; a done hook, or none, is not given up
+    assert (given.returncode, given.stdout) == (0, f"{keys['failed']}  given up: owed the hook no more\n")
+    assert refused.returncode == 1 and "2 of 2 not given up: only a failed or pending hook is" in refused.stderr
+    assert refused.stdout.splitlines() == [f"{keys['done']}  not given up", "no-such-key  not given up"]
+    rows = json.loads(uploads(url, "hooks", "--json").stdout)["hooks"]
+    assert [r["dedupe_key"] for r in rows] == [keys["cut_short"]]
+    shown = uploads(url, "show", "2").stdout  # the failed one's file
+    assert "hook given up (vod-uploads hooks --give-up) after 1 failure(s): ConnectionError" in shown
+    both = uploads(url, "hooks", "--give-up", keys["cut_short"], "--rerun")
+    assert both.returncode == 2 and "--give-up goes alone" in both.stderr
+
+
 def test_a_hook_turned_on_is_owed_the_events_stored_while_none_was_set(tmp_path: Path) -> None:
     # GIVEN events stored while no hook was set: one before the hook was turned on, two since (its rollout's)
     url = f"sqlite:///{tmp_path}/vod.sqlite3"
