@@ -19,6 +19,7 @@ Hooks of one file's events can run at once (two instances, two deliveries) and e
 records of one file, the one with the higher `revision` is the newer (it counts the commits that wrote it).
 """
 
+import contextlib  # (loaded on the functions' cold path by the stdlib already)
 import functools
 import importlib
 import time
@@ -88,9 +89,22 @@ def no_hook(committed: CommittedEvent) -> None:
 def keep_secret(value: str) -> str:
     """`value` (a secret of the app's: a webhook URL, a password), which from now on is masked wherever the
     bundle masks its own secrets: a hook's error on the event row and in the log. Returned, so that the hook's
-    module reads it once: `WEBHOOK = keep_secret(os.environ["SLACK_WEBHOOK_URL"])`. (At least 6 characters:
+    module reads it once: `WEBHOOK = keep_secret(os.environ["SLACK_WEBHOOK_URL"])`. Of a URL, its path and query
+    too (what `requests` quotes of a URL it could not reach), and its password. (Each at least 6 characters:
     shorter ones would mask common words.)"""
+    if not isinstance(value, str):  # at the hook module's import: its cold start fails, naming it
+        raise TypeError(f"keep_secret takes text, not {type(value).__name__}")
     Secret(value)
+    if "://" in value:
+        from urllib.parse import urlsplit  # here: a hook module's import, not the functions' cold path
+
+        parts: tuple[str | None, ...] = ()
+        with contextlib.suppress(ValueError):  # not a URL after all: masked whole, as any other text
+            url = urlsplit(value)
+            parts = (url.path + (f"?{url.query}" if url.query else ""), url.query, url.password)
+        for part in parts:
+            if part and part != "/":
+                Secret(part)
     return value
 
 
@@ -239,8 +253,6 @@ def rerun_hook(
     except KeyboardInterrupt:
         # The operator's Ctrl-C (mid-hook, or before it began): recorded as a failure (it may have done part of its
         # work), which lets the claim go now, not RERUN_CLAIM_SECONDS later; the next rerun runs it again.
-        import contextlib  # here: not on the functions' cold path
-
         with contextlib.suppress(StoreUnavailable):  # else the claim ends RERUN_CLAIM_SECONDS after it was taken
             store.record_hook_result(event.dedupe_key, INTERRUPTED, claimed_at=claimed_at)
         raise
@@ -251,8 +263,6 @@ def rerun_hook(
     except KeyboardInterrupt:
         # The hook ran: its own result is recorded, not the interruption, and its claim let go now (if the first
         # try had committed, the claim is gone already and this one changes nothing)
-        import contextlib
-
         with contextlib.suppress(StoreUnavailable):
             store.record_hook_result(event.dedupe_key, error, claimed_at=claimed_at)
         raise RerunInterrupted(error) from None

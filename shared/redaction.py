@@ -27,6 +27,8 @@ _SIGNING_PARAMETER = re.compile(
 # A quoted value (bytes or text), up to its closing quote, or to the line's end when it was cut off.
 _QUOTED = r"[bu]?\"(?:[^\"\\\n]|\\.)*(?:\"|$)|[bu]?'(?:[^'\\\n]|\\.)*(?:'|$)"
 _WORD = r"[^\s,;&'\"}\])]+"
+# ODBC's braced value ("Pwd={p;w d}", a "}" in it doubled), which holds what ends a word
+_BRACED = r"\{(?:[^}\n]|\}\})*(?:\}|$)"
 # How exception names end (KeyError, SignatureExpired, SystemExit, ReadTimeout…): "Name: message" is no header
 _EXCEPTION_NAME_ENDS = "(?:Error|Exception|Warning|Expired|Exit|Interrupt|Timeout)"
 # Values that say something about a secret, not the secret: MySQL's "(using password: NO)", an auth scheme
@@ -76,8 +78,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
     (re.compile(r"(?im)(?<![\w-])(?P<keep>(?:set-)?cookie:[ \t]*)[^'\"\n]+"), _masked),
     # a query or fragment parameter's value (a URL's, or a request line's: "url: /notify?token=…")
     (re.compile(r"(?P<keep>[?&#](?P<name>[^\s=&#?'\"]+)=)[^\s&#'\"<>)\]]+"), _parameter),
-    # name=value (libpq's "password=…"), a quoted value up to its closing quote
-    (re.compile(rf"(?<![\w.-])(?P<name>[\w.-]+)[ \t]*=[ \t]*(?P<value>{_QUOTED}|{_WORD})"), _value),
+    # name=value (libpq's "password=…", ODBC's "Pwd={…}"), a quoted or braced value up to its closing quote
+    (re.compile(rf"(?<![\w.-])(?P<name>[\w.-]+)[ \t]*=[ \t]*(?P<value>{_QUOTED}|{_BRACED}|{_WORD})"), _value),
     # 'name': value (a dict's repr, JSON) and ('name', value) (a list of header pairs)
     (re.compile(rf"[bu]?(?P<q>['\"])(?P<name>[\w.-]+)(?P=q)\s*[:,]\s*(?P<value>{_QUOTED}|{_WORD})"), _value),
     # Name: value, a header line ("Authorization: Bearer …": its scheme is kept, its credentials masked above).

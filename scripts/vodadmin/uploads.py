@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import sys
 import textwrap
 import time
@@ -318,11 +319,10 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
     # The list is written as each hook is done (all of it, in JSON, also when the run stops part-way).
     with _stdout_is_the_list() as out:
         hook = _hook_from_settings() if args.rerun else None
-        owed = None if args.owed_since is None else store.owe_hook(args.owed_since)
+        owed = None if args.owed_since is None else store.owe_hook(args.owed_since, dry_run=not args.yes)
         if owed is not None and not args.json:
-            print(
-                f"{owed} event(s) received since {when(args.owed_since)} while no hook was set: owed it now", file=out
-            )
+            since = f"{owed} event(s) received since {when(args.owed_since)} while no hook was set"
+            print(f"{since}: owed it now" if args.yes else f"{since} would be owed it: add --yes", file=out)
         try:
             for event in _unfinished(store, now - args.older_than, claimed_before):
                 outcome, failed, stop = _rerun(hook, store, event) if hook is not None else (None, False, None)
@@ -337,7 +337,7 @@ def hooks(store: EventStore, args: argparse.Namespace) -> None:
                 listed = {
                     "hooks": rows,
                     **({} if taken is None else {"being_rerun": plain(taken)}),
-                    **({} if owed is None else {"now_owed": owed}),
+                    **({} if owed is None else {"now_owed" if args.yes else "would_owe": owed}),
                 }
                 print(as_json(listed), file=out)
     if not args.json:
@@ -470,7 +470,7 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> None:
     store = open_configured_store(
-        write=(args.command == "hooks" and (args.rerun or args.owed_since is not None or bool(args.give_up)))
+        write=(args.command == "hooks" and (args.rerun or args.yes or bool(args.give_up)))
         or (args.command == "erase" and args.yes)
     )
     try:
@@ -521,15 +521,25 @@ def _seconds(text: str) -> int:
     return int(text)
 
 
+# What every Python from 3.10 reads alike (3.11's fromisoformat takes more): a date, or a time with Z or an offset
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:\d{2}))?")
+
+
 def _utc_time(text: str) -> float:
-    """A time as `when` writes it (2026-12-01 08:30:00Z, a T instead of the space too), or a date: UTC."""
-    try:
-        moment = datetime.fromisoformat(text.removesuffix("Z").removesuffix("z"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a UTC time such as 2026-12-01T08:30:00Z or a date: {text!r}") from None
-    if moment.tzinfo is not None and moment.utcoffset():
-        raise argparse.ArgumentTypeError(f"not a UTC time (write it in UTC, with Z or no offset): {text!r}")
-    return moment.replace(tzinfo=timezone.utc).timestamp()
+    """A time as `when` writes it (a T instead of the space too), with Z or an offset (a time without one would be
+    read in a zone the operator did not mean), or a date, from its start in UTC; not in the future."""
+    moment = None
+    if _TIME.fullmatch(text):
+        with contextlib.suppress(ValueError):  # 2026-02-30, 25:00
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment is None:
+        raise argparse.ArgumentTypeError(
+            f"not a time such as 2026-12-01T08:30:00Z (Z or an offset such as +08:00), or a date: {text!r}"
+        )
+    seconds = (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
+    if seconds > time.time():
+        raise argparse.ArgumentTypeError(f"in the future: {text!r}")
+    return seconds
 
 
 def parser() -> argparse.ArgumentParser:
@@ -556,9 +566,11 @@ def parser() -> argparse.ArgumentParser:
         "--owed-since",
         type=_utc_time,
         metavar="TIME",
-        help="first, owe the hook the events received since TIME (UTC: 2026-12-01T08:30:00Z, or a date) while none "
-        "was set: a hook turned on since (its rollout's, or the history's events); listed once --older-than old",
+        help="first, owe the hook the events received since TIME (2026-12-01T08:30:00Z, with Z or an offset, or a "
+        "date: from its start in UTC) while none was set: a hook turned on since (its rollout's, or the history's "
+        "events); listed once --older-than old. Without --yes: how many, nothing changed",
     )
+    hooks_.add_argument("--yes", action="store_true", help="with --owed-since: owe them the hook")
     hooks_.add_argument(
         "--give-up",
         nargs="+",
@@ -585,6 +597,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.command == "hooks" and args.give_up and (args.rerun or args.owed_since is not None or args.json):
         p.error("--give-up goes alone (not with --rerun, --owed-since or --json)")
+    if args.command == "hooks" and args.yes and args.owed_since is None:
+        p.error("--yes goes with --owed-since")
     stop_on_sigterm()
     try:
         run(args)

@@ -52,6 +52,7 @@ V = TypeVar("V")
 # task's, however large), so many tasks.
 READ_BYTES = 1 << 20
 READ_TASKS = 100
+OWE_HOOK_PAGE = 1000  # events owe_hook reads a transaction
 # erased: owed no more (`erase`); given_up: an operator's `hooks --give-up` (an event the hook can never take)
 HookStatus = Literal["pending", "done", "failed", "rerunning", "erased", "given_up"]
 
@@ -1064,19 +1065,36 @@ class EventStore(ABC):
 
         return self._run(read, write=False)
 
-    def owe_hook(self, received_since: float) -> int:
+    def owe_hook(self, received_since: float, *, dry_run: bool = False) -> int:
         """Events received at `received_since` or later while no hook was set (a hook turned on since: the events
         its rollout's older instances stored, or the history) are owed it from now: "pending", so that
-        `unfinished_hooks` lists them. How many. (Erased files' events are not: their status is "erased".)"""
+        `unfinished_hooks` lists them. How many (`dry_run`: how many would be, nothing changed). Erased files'
+        events are not: their status is "erased". A page of events a transaction, by key: no index reads them by
+        time, and one statement over a large store would outlast DATABASE_TIMEOUT, or hold SQLite's lock as long."""
+        owed, last = 0, ""
+        change = "SELECT count(*) FROM events" if dry_run else "UPDATE events SET hook_status = 'pending'"
 
-        def work(cursor: Cursor) -> int:
+        def page(cursor: Cursor) -> tuple[str | None, int]:
             cursor.execute(
-                self._sql("UPDATE events SET hook_status = 'pending' WHERE hook_status IS NULL AND received_at >= ?"),
-                (received_since,),
+                self._sql("SELECT dedupe_key FROM events WHERE dedupe_key > ? ORDER BY dedupe_key LIMIT ?"),
+                (last, OWE_HOOK_PAGE),
             )
-            return int(cursor.rowcount)
+            keys = [row[0] for row in cursor.fetchall()]
+            if not keys:
+                return None, 0
+            cursor.execute(
+                self._sql(
+                    f"{change} WHERE dedupe_key > ? AND dedupe_key <= ? AND hook_status IS NULL AND received_at >= ?"
+                ),
+                (last, keys[-1], received_since),
+            )
+            return keys[-1], int(cursor.fetchone()[0]) if dry_run else int(cursor.rowcount)
 
-        return self._run(work, write=True)
+        while True:
+            end, count = self._run(page, write=not dry_run)
+            if end is None:
+                return owed
+            owed, last = owed + count, end
 
     def give_up_hook(self, dedupe_key: str) -> bool:
         """The hook of this event, failed or pending, owed no more ("given_up", listed no more): one it can never

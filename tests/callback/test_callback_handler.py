@@ -317,6 +317,12 @@ APP_WEBHOOK = keep_secret("https://hooks.chat.example/services/T01/B02/wh-0451")
         ),
         (f"signed with {CALLBACK_SIGN_KEY} and {CONTEXT_KEY}", "signed with ******** and ********"),  # the bundle's own
         (f"posting to {APP_WEBHOOK} failed", "posting to ******** failed"),  # the app's, named by keep_secret
+        (  # its path, as requests quotes a URL it could not reach
+            "HTTPSConnectionPool(host='hooks.chat.example', port=443): Max retries exceeded with url: "
+            "/services/T01/B02/wh-0451 (Caused by NewConnectionError)",
+            "HTTPSConnectionPool(host='hooks.chat.example', port=443): Max retries exceeded with url: "
+            "******** (Caused by NewConnectionError)",
+        ),
         ("x" * 2000, "x" * (500 - len("ValueError: "))),  # the row keeps 500 characters
         (  # masked before it is cut: the refresh token starts far past the 500 characters the row keeps
             f'refresh failed: {{"access_token": "{"A" * 900}", "id_token": "{"B" * 900}", '
@@ -332,6 +338,7 @@ APP_WEBHOOK = keep_secret("https://hooks.chat.example/services/T01/B02/wh-0451")
         "a dict",
         "own secrets",
         "the app's secrets",
+        "the app's URL's path",
         "cut",
         "long",
     ],
@@ -659,6 +666,12 @@ def test_a_hook_failing_to_import_is_masked_before_it_is_cut(tmp_path: Path, mon
     with pytest.raises(ConfigError) as raised:
         load_hook("long_broken_hook:on_upload")
     assert "Sup3rS" not in str(raised.value)
+
+
+def test_keep_secret_takes_text_only() -> None:
+    # bytes would make every later masking fail: refused as the hook's module is imported (its cold start)
+    with pytest.raises(TypeError, match="keep_secret takes text, not bytes"):
+        keep_secret(b"https://hooks.chat.example/services/T01/B02/wh-0452")  # type: ignore[arg-type]
 
 
 def test_hook_loads_by_name() -> None:

@@ -477,7 +477,10 @@ def test_unfinished_hooks_received_at_one_time_are_paged_through_in_key_order(st
     assert [page[0].dedupe_key for page in pages[:-1]] == sorted(stored_form(load_event(n)).key for n in names)
 
 
-def test_events_stored_while_no_hook_was_set_are_owed_one_from_a_time_on(store: EventStore) -> None:
+def test_events_stored_while_no_hook_was_set_are_owed_one_from_a_time_on(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(base, "OWE_HOOK_PAGE", 2)  # a page of events a transaction: several here
     # GIVEN events stored with no hook set, before a time and since (one of those erased since), and one a hook ran for
     keys = {}
     for file_id, at, hook in [("f-1", 1.0, None), ("f-2", 5.0, None), ("f-3", 6.0, None), ("f-4", 7.0, Hook())]:
@@ -487,6 +490,8 @@ def test_events_stored_while_no_hook_was_set_are_owed_one_from_a_time_on(store: 
     store.erase(["f-3"], erased_at=10.0)
     assert store.unfinished_hooks(received_before=50.0) == []
     # WHEN those since 5.0 are owed the hook THEN only the one with no hook that is not erased is, and it is listed
+    assert store.owe_hook(received_since=5.0, dry_run=True) == 1
+    assert store.unfinished_hooks(received_before=50.0) == []  # asked how many: nothing changed
     assert store.owe_hook(received_since=5.0) == 1
     assert [e.dedupe_key for e in store.unfinished_hooks(received_before=50.0)] == [keys["f-2"]]
     assert store.owe_hook(received_since=0.0) == 1  # and the one before, once asked for

@@ -61,6 +61,10 @@ from shared.redaction import redact
         # connection strings: ODBC's, Azure Storage's
         ("Server=db;Uid=app;Pwd=pw-11;Database=x", "Server=db;Uid=app;Pwd=********;Database=x"),
         (
+            "Driver={ODBC Driver 18};Pwd={p;w }}d 12};Database=x",  # braced: a ';', a space, a doubled '}'
+            "Driver={ODBC Driver 18};Pwd=********;Database=x",
+        ),
+        (
             "AccountName=acct;AccountKey=ak/12+=;EndpointSuffix=core",
             "AccountName=acct;AccountKey=********;EndpointSuffix=core",
         ),
