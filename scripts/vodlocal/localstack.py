@@ -13,7 +13,8 @@ import string
 import subprocess
 import threading
 import time
-from collections.abc import Mapping, MutableMapping
+import warnings
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,8 @@ def loopback_only(environ: MutableMapping[str, str]) -> None:
 CALLERS_SETTINGS = frozenset({"CORS_ALLOW_ORIGINS"})
 
 # Keys and auth the stack does not set, dropped with `override` (an AUTH_JWT_AUDIENCE would refuse its tokens).
-# VOD_CALLBACK_INSECURE: its events are signed with its own SignKey, which that setting would contradict.
+# VOD_CALLBACK_INSECURE: its events are signed with its own SignKey, which that setting would contradict. The page's
+# API URLs: an app's (production's, say) would have the stack's page send its tokens there.
 _SHELL_ONLY = frozenset(
     {
         "VOD_CONTEXT_KEY_PREVIOUS",
@@ -106,6 +108,8 @@ _SHELL_ONLY = frozenset(
         "VOD_SECRET_KEY",
         "TENCENTCLOUD_SESSIONTOKEN",
         "VOD_CALLBACK_INSECURE",
+        "UPLOAD_PAGE_SIGNATURE_URL",
+        "UPLOAD_PAGE_STATUS_URL",
     }
 )
 # How tokens are checked: the user's choice of these replaces the dev pair whole (a user's public key beside
@@ -169,10 +173,47 @@ class RunningServer:
         host = str(self.server.server_address[0])
         return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.server.server_port}"
 
-    def stop(self) -> None:
+    in_flight: InFlight
+
+    def stop(self, wait_seconds: float = 0) -> None:
+        """Stop serving; with `wait_seconds`, once the requests it is answering are answered (a slow after-commit
+        hook, say: else it would go on into whatever runs next, a later test), that long at most: then a warning
+        says so."""
         self.server.shutdown()
+        if wait_seconds and not self.in_flight.wait_until_idle(wait_seconds):
+            warnings.warn(
+                f"{self.name}: stopped while {self.in_flight.count} request(s) still ran after {wait_seconds} s",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         self.server.server_close()
         self.thread.join(timeout=10)
+
+
+class InFlight:
+    """A WSGI app counting the requests it is answering (its response sent, or given up)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app, self.count, self._changed = app, 0, threading.Condition()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        with self._changed:
+            self.count += 1
+        try:
+            answer = self.app(environ, start_response)
+            try:
+                yield from answer
+            finally:
+                if hasattr(answer, "close"):  # as PEP 3333 asks of whoever iterates an app's answer
+                    answer.close()
+        finally:
+            with self._changed:
+                self.count -= 1
+                self._changed.notify_all()
+
+    def wait_until_idle(self, seconds: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self.count == 0, timeout=seconds)
 
 
 def serve_wsgi(
@@ -180,11 +221,12 @@ def serve_wsgi(
 ) -> RunningServer:
     """Serve a WSGI app on host (a loopback address) in a daemon thread (port 0 picks a free port); over TLS with
     ssl_context=(cert file, key file)."""
-    server = make_server(host, port, app, threaded=True, ssl_context=ssl_context)
+    in_flight = InFlight(app)
+    server = make_server(host, port, in_flight, threaded=True, ssl_context=ssl_context)
     # A short poll interval: stopping takes milliseconds instead of half a second.
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"serve-{name}", daemon=True)
     thread.start()
-    return RunningServer(name, server, thread)
+    return RunningServer(name, server, thread, in_flight)
 
 
 def start_gateway(port: int = 0) -> RunningServer:
@@ -257,10 +299,10 @@ class LocalStack:
             pull_timer.stop(self.pull_timer)
         self.tls.stop()
         self.emulator.close()  # its state too: another emulator may then keep it (a stack started again)
-        self.gateway.stop()
+        self.gateway.stop(wait_seconds=30)  # the functions' answers: a hook still running ends before the stack
         from vodlocal import harness
 
-        harness.close_stores(self.gateway.server.app.extensions["vod_functions"].values())  # type: ignore[attr-defined]
+        harness.close_stores(self.gateway.in_flight.app.extensions["vod_functions"].values())
         self.claim.release()
 
 

@@ -19,6 +19,8 @@ __all__ = [
     "FILE_ID",
     "KINDS",
     "HookFailed",
+    "SignatureRefused",
+    "VodStack",
     "dev_token",
     "http_event",
     "load_function",
@@ -31,6 +33,21 @@ __all__ = [
 
 class HookFailed(AssertionError):
     """Your after-commit hook raised for an event of the upload `vod_stack.record` waited for (its error said)."""
+
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from vodtesting.stack import SignatureRefused, VodStack
+
+
+def __getattr__(name: str) -> Any:
+    # VodStack and SignatureRefused at their first use: the stack imports the bundle's core (require_bundle_core)
+    if name in ("SignatureRefused", "VodStack"):
+        require_bundle_core()
+        from vodtesting import stack
+
+        return getattr(stack, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def sample_video(path: Path, size: int = 3 * 1024 * 1024 + 123) -> Path:

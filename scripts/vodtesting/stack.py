@@ -26,6 +26,14 @@ if TYPE_CHECKING:
 _SECRET_SETTINGS = ("TENCENTCLOUD_SECRET_KEY", "AUTH_JWT_SECRET", "VOD_CALLBACK_SIGN_KEY", "VOD_CONTEXT_KEY")
 
 
+class SignatureRefused(RuntimeError):
+    """The stack's sign function refused a signature: its HTTP `status`, error `code` and `message`."""
+
+    def __init__(self, status: int, code: str | None, message: str) -> None:
+        super().__init__(f"the sign function refused ({status}) {code}: {message}")
+        self.status, self.code, self.message = status, code, message
+
+
 class VodStack:
     """Started by the `vod_stack` fixture (or by hand: `VodStack(dir)`, then `stop()`)."""
 
@@ -40,7 +48,10 @@ class VodStack:
         except BaseException:
             self._restore_environ()  # nothing is left running (start_stack stops what it started)
             raise
-        self.settings = localstack.dev_settings(state_dir)
+        # As in effect: the dev ones, but where the environment's stay (CORS_ALLOW_ORIGINS)
+        self.settings = {
+            name: os.environ.get(name, value) for name, value in localstack.dev_settings(state_dir).items()
+        }
         self.gateway_url = self._stack.gateway.url
         self.emulator_url = self._stack.emulator.url
         self.signature_url = f"{self.gateway_url}/signature"
@@ -68,8 +79,7 @@ class VodStack:
         )
         if response.status_code != 200:  # the function's own words (a policy refused, a mistyped choice)
             error = response.json().get("error", {}) if "json" in response.headers.get("Content-Type", "") else {}
-            said = f"{error.get('code')}: {error.get('message')}" if error else response.text[:200]
-            raise RuntimeError(f"the sign function refused ({response.status_code}) {said}")
+            raise SignatureRefused(response.status_code, error.get("code"), error.get("message") or response.text[:200])
         signature: str = response.json()["signature"]
         self.secrets.append(signature)
         return signature
@@ -162,8 +172,13 @@ class VodStack:
             ):
                 return found
             if time.monotonic() > deadline:
-                said = " as asked" if found is not None else ""
-                raise TimeoutError(f"no record of {file_id}{said}, its after-commit hook done, after {timeout} s")
+                if found is None:
+                    why = f"no record of {file_id}"
+                elif any(event.hook_status == "pending" for event in events):
+                    why = f"{file_id} is recorded, but an after-commit hook of its events still runs (or was cut off)"
+                else:
+                    why = f"{file_id} is recorded, but not as `until` asks"
+                raise TimeoutError(f"{why}, after {timeout} s")
             time.sleep(0.05)
 
     def records(self, user: str) -> list[UploadRecord]:

@@ -22,7 +22,7 @@ from tests.clocks import OffsetClock
 from tests.conftest import run_command
 from vodtesting import load_function, sample_video, signed
 from vodtesting.pgserver import PostgresServer
-from vodtesting.stack import VodStack
+from vodtesting.stack import SignatureRefused, VodStack
 
 
 def uploads_show(file_id: str) -> dict[str, Any]:
@@ -246,18 +246,19 @@ def test_a_stack_that_cannot_start_leaves_the_environment_as_it_was(tmp_path: Pa
 
 
 @pytest.mark.parametrize(
-    ("choices", "said"),
+    ("choices", "status", "code", "said"),
     [
-        ({"procedure": "NotAllowed"}, "(403) policy_violation: procedure 'NotAllowed' is not allowed"),
-        ({"procdure": "x"}, "(400) unknown_field: unknown field 'procdure'"),
+        ({"procedure": "NotAllowed"}, 403, "policy_violation", "procedure 'NotAllowed' is not allowed"),
+        ({"procdure": "x"}, 400, "unknown_field", "unknown field 'procdure'"),
     ],
 )
 def test_the_kits_stack_says_why_the_sign_function_refused(
-    vod_stack: VodStack, tmp_path: Path, choices: dict[str, str], said: str
+    vod_stack: VodStack, tmp_path: Path, choices: dict[str, str], status: int, code: str, said: str
 ) -> None:
-    with pytest.raises(RuntimeError) as refused:
+    with pytest.raises(SignatureRefused) as refused:
         vod_stack.upload(sample_video(tmp_path / "v.mp4", size=1000), user="ann", **choices)
-    assert f"the sign function refused {said}" in str(refused.value)
+    assert (refused.value.status, refused.value.code) == (status, code) and said in refused.value.message
+    assert f"the sign function refused ({status}) {code}: {said}" in str(refused.value)
 
 
 # A file deleted in VOD (DeleteMedia, here through the SDK as a back office calls it) reaches the record as VOD's

@@ -7,8 +7,11 @@ import json
 import re
 import socket
 import sys
+import threading
+import time
 import types
 from collections.abc import Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import flask
@@ -338,3 +341,47 @@ def test_a_handlers_answer_is_the_http_response_it_describes(
         response = harness.to_flask(result)
     assert response.status_code == result["statusCode"]
     assert (response.headers.get("Content-Type"), response.get_data()) == (content_type, data)
+
+
+def test_a_server_stops_once_the_requests_it_answers_are_answered() -> None:
+    # GIVEN a request the server is answering (a callback whose after-commit hook still runs, say)
+    answering, release = threading.Event(), threading.Event()
+    answered: list[int] = []
+
+    def slow(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        answering.set()
+        release.wait(10)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"done"]
+
+    server = localstack.serve_wsgi("slow", slow, 0)
+    client = threading.Thread(target=lambda: answered.append(requests.get(server.url, timeout=10).status_code))
+    client.start()
+    assert answering.wait(10)
+    # WHEN the server stops THEN it waits for that answer (not into whatever runs next), up to its bound
+    threading.Timer(0.3, release.set).start()
+    server.stop(wait_seconds=30)
+    assert release.is_set() and server.in_flight.count == 0
+    client.join(10)
+    assert answered == [200]
+
+
+def test_a_server_that_cannot_wait_for_its_requests_says_so() -> None:
+    release = threading.Event()
+
+    def stuck(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b""]
+
+    server = localstack.serve_wsgi("stuck", stuck, 0)
+    client = threading.Thread(target=lambda: requests.get(server.url, timeout=10))
+    client.start()
+    try:
+        while server.in_flight.count == 0:
+            time.sleep(0.01)
+        with pytest.warns(RuntimeWarning, match=r"stuck: stopped while 1 request\(s\) still ran after 0.2 s"):
+            server.stop(wait_seconds=0.2)
+    finally:
+        release.set()
+        client.join(10)

@@ -138,3 +138,21 @@ def test_the_fixtures_stack_keeps_the_tests_traffic_off_the_shells_proxy(
         assert requests.utils.get_environ_proxies(stack.gateway_url) == {}
     finally:
         stack.stop()
+
+
+def test_the_kits_stack_sets_aside_the_apps_page_urls_and_says_which_origins_it_allows(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN an app's test environment holding its production page settings and its dev server's origin
+    monkeypatch.setenv("UPLOAD_PAGE_SIGNATURE_URL", "https://api.prod.example/signature")
+    monkeypatch.setenv("UPLOAD_PAGE_STATUS_URL", "https://api.prod.example/uploads")
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", "http://localhost:5173")
+    stack = start_stack_with(monkeypatch, tmp_path / "state")
+    try:
+        page = requests.get(stack.page_url, timeout=10)
+        # THEN its page sends tokens to its own functions, and its settings say the origins it runs with
+        assert page.status_code == 200 and "prod.example" not in page.text
+        assert stack.settings["CORS_ALLOW_ORIGINS"] == "http://localhost:5173"
+    finally:
+        stack.stop()
+    assert os.environ["UPLOAD_PAGE_SIGNATURE_URL"] == "https://api.prod.example/signature"  # the app's, back
