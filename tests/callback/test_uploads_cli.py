@@ -436,6 +436,16 @@ def test_it_only_reads_so_a_read_only_role_is_enough(tmp_path: Path) -> None:
     assert empty.stat().st_size == 0
 
 
+def rerun_env(url: str, hook: str, calls: Path) -> dict[str, str]:
+    """vod-uploads' settings for running `hook` of tests.callback.hook_target, which writes to `calls`."""
+    return {
+        "DATABASE_URL": url,
+        "AFTER_COMMIT_HOOK": f"tests.callback.hook_target:{hook}",
+        "HOOK_TARGET_FILE": str(calls),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
 @pytest.fixture
 def unfinished(tmp_path: Path) -> tuple[str, dict[str, str]]:
     """A store with a hook done, one failed, one cut short long ago and one pending now (maybe running)."""
@@ -515,12 +525,7 @@ def test_what_a_rerun_hook_writes_goes_to_stderr_not_into_the_list(
     unfinished: tuple[str, dict[str, str]], tmp_path: Path, as_json: bool
 ) -> None:
     url, keys = unfinished
-    env = {
-        "DATABASE_URL": url,
-        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file_noisily",
-        "HOOK_TARGET_FILE": str(tmp_path / "calls.txt"),
-        "PYTHONPATH": str(ROOT),
-    }
+    env = rerun_env(url, "append_to_file_noisily", tmp_path / "calls.txt")
     rerun = run_command("vod-uploads", "hooks", "--rerun", *(["--json"] if as_json else []), env=env, cwd=ROOT)
     assert rerun.returncode == 0, rerun.stderr
     assert "a process the hook started" in rerun.stderr and "the hook's own print" in rerun.stderr
@@ -536,12 +541,9 @@ def test_a_rerun_whose_result_cannot_be_recorded_says_so_and_stops(
     url, keys = unfinished
     calls = tmp_path / "calls.txt"
     env = {
-        "DATABASE_URL": url,
+        **rerun_env(url, "lock_the_store", calls),
         "DATABASE_TIMEOUT": "1",
-        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:lock_the_store",
-        "HOOK_TARGET_FILE": str(calls),
         "HOOK_TARGET_DATABASE": url.removeprefix("sqlite:///"),
-        "PYTHONPATH": str(ROOT),
     }
     rerun = run_command("vod-uploads", "hooks", "--rerun", "--json", env=env, cwd=ROOT)
     # THEN the run stops at once with exit 2, and its list says the hook ran but nothing was recorded
@@ -604,12 +606,7 @@ def test_two_operators_reruns_run_each_hook_once(unfinished: tuple[str, dict[str
     # GIVEN a second operator's rerun started while the first runs its first hook: both listed both events
     url, keys = unfinished
     calls = tmp_path / "calls.txt"
-    env = {
-        "DATABASE_URL": url,
-        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:rerun_meanwhile",
-        "HOOK_TARGET_FILE": str(calls),
-        "PYTHONPATH": str(ROOT),
-    }
+    env = rerun_env(url, "rerun_meanwhile", calls)
     rerun = run_command("vod-uploads", "hooks", "--rerun", "--json", env=env, cwd=ROOT)
     # THEN each hook ran once: the second operator ran the one the first had not claimed yet, which the first
     # then left to it (not a failure of its run)
@@ -811,12 +808,7 @@ def test_a_hook_turned_on_is_owed_the_events_stored_while_none_was_set(tmp_path:
     assert "no hook failed or left pending" in uploads(url, "hooks").stdout  # owed nothing: no hook was set
     # WHEN the operator owes the hook those received since it was turned on, and runs it for them
     calls = tmp_path / "calls.txt"
-    env = {
-        "DATABASE_URL": url,
-        "AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file",
-        "HOOK_TARGET_FILE": str(calls),
-        "PYTHONPATH": str(ROOT),
-    }
+    env = rerun_env(url, "append_to_file", calls)
     since = "2023-11-16T06:13:20+08:00"  # 2023-11-15 22:13:20Z, in the operator's zone
     asked = uploads(url, "hooks", "--owed-since", since)  # first, how many: nothing changed
     assert asked.stdout.startswith("2 event(s) received since 2023-11-15 22:13:20Z while no hook was set would be")
