@@ -525,7 +525,9 @@ def _framed_by_an_app(b: BrowserStack, loopback_http: Serve, token: str | None, 
     of another site too, as a deployed app's), which hands it `token` (None: nothing) when it is ready and again
     each time it says the token was refused (as the README suggests)."""
     parent = f"""<!doctype html><iframe id="f" title="Upload a video" src="{b.page_origin}/"></iframe><script>
+      window.busy = [];  // what the page said of its upload being unfinished, in order
       addEventListener("message", (e) => {{
+        if (e.origin === "{b.page_origin}" && e.data.type === "vod-upload-busy") busy.push(e.data.busy);
         if ({json.dumps(token)} !== null && e.origin === "{b.page_origin}"
             && ["vod-upload-ready", "vod-upload-token-refused"].includes(e.data.type))
           document.getElementById("f").contentWindow.postMessage(
@@ -559,6 +561,8 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(
     file_id = frame.locator("#file-id").inner_text()
     assert b.stack.record(file_id).user_id == "embedded-user"
     assert not frame.locator("#signed-out").is_visible()
+    # and the app heard that an upload was unfinished while it was, so that it could ask before removing the frame
+    assert b.page.evaluate("busy") == [True, False]
 
 
 def test_framed_by_an_app_that_sent_no_token_the_page_says_to_sign_in_in_the_app(

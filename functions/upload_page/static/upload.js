@@ -112,6 +112,7 @@
       say("Resuming…");
       start(true);
     }
+    tellBusy(); // another user's token: what the previous one's upload waited for is over
   }
 
   // The SDK forgets nothing of an upload whose Commit failed for want of a signature (its session key is kept
@@ -323,6 +324,19 @@
 
   function fail(text) {
     $("error").textContent = text;
+    tellBusy(); // what leaves an upload waiting (for its Commit, a sign-in, the connection) says why here
+  }
+
+  // Unfinished: leaving the page now would stop an upload, or one waiting to go on by itself.
+  const unfinished = () => state !== "idle" || Boolean(uncommitted || retry);
+  let toldBusy = false;
+
+  // The embedding app hears when that changes, so that it can ask its user before it removes the frame (or navigates
+  // within its own page), which the browser does not ask about.
+  function tellBusy() {
+    if (unfinished() === toldBusy) return;
+    toldBusy = !toldBusy;
+    tellParent({ type: "vod-upload-busy", busy: toldBusy });
   }
 
   function buttons(next) {
@@ -341,6 +355,7 @@
       shown.focus();
       refocus = false;
     }
+    tellBusy();
   }
 
   // Stops every COS transfer of an uploader (the SDK's cancel() stops the video's only, not the cover's).
@@ -832,12 +847,17 @@
     start(true);
   });
   // Another file chosen: the user's next Upload sends it; the one that failed no longer goes on by itself.
-  for (const input of ["video", "cover"]) $(input).addEventListener("change", () => (retry = null));
+  for (const input of ["video", "cover"]) {
+    $(input).addEventListener("change", () => {
+      retry = null;
+      tellBusy();
+    });
+  }
   // Leaving (a reload, a link, closing the tab) stops an unfinished upload: a new page resumes it only once the same
   // file is chosen again, and an upload waiting for its Commit or for the connection no longer goes on by itself.
   // So the browser asks first (its own words: a page cannot choose them).
   window.addEventListener("beforeunload", (event) => {
-    if (state === "idle" && !uncommitted && !retry) return;
+    if (!unfinished()) return;
     event.preventDefault();
     event.returnValue = ""; // what Chrome before 119 and Safari look for
   });
