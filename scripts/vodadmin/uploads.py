@@ -304,11 +304,13 @@ def _stdout_is_the_list() -> Iterator[TextIO]:
 
 
 def give_up(store: EventStore, keys: list[str]) -> None:
-    refused = [key for key in keys if not store.give_up_hook(key)]
+    refused = 0
     for key in keys:
-        print(shown(f"{key}  " + ("not given up" if key in refused else "given up: owed the hook no more")))
+        given = store.give_up_hook(key)
+        refused += not given
+        print(shown(f"{key}  " + ("given up: owed the hook no more" if given else "not given up")), flush=True)
     if refused:
-        raise Failure(f"{len(refused)} of {len(keys)} not given up: only a failed or pending hook is", 1)
+        raise Failure(f"{refused} of {len(keys)} not given up: only a failed or pending hook is", 1)
 
 
 def hooks(store: EventStore, args: argparse.Namespace) -> None:

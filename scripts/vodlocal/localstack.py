@@ -166,14 +166,13 @@ class RunningServer:
     name: str
     server: BaseWSGIServer
     thread: threading.Thread
+    in_flight: InFlight  # its app, counting the requests it answers
 
     @property
     def url(self) -> str:
         scheme = "https" if self.server.ssl_context is not None else "http"
         host = str(self.server.server_address[0])
         return f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.server.server_port}"
-
-    in_flight: InFlight
 
     def stop(self, wait_seconds: float = 0) -> None:
         """Stop serving; with `wait_seconds`, once the requests it is answering are answered (a slow after-commit

@@ -30,7 +30,7 @@ class SignatureRefused(RuntimeError):
     """The stack's sign function refused a signature: its HTTP `status`, error `code` and `message`."""
 
     def __init__(self, status: int, code: str | None, message: str) -> None:
-        super().__init__(f"the sign function refused ({status}) {code}: {message}")
+        super().__init__(f"the sign function refused ({status}) " + (f"{code}: {message}" if code else message))
         self.status, self.code, self.message = status, code, message
 
 
