@@ -77,6 +77,21 @@ def test_an_after_commit_hook_set_before_the_stack_starts_sees_each_upload(
     assert line.split()[1:] == ["NewFileUpload", "heidi"]
 
 
+def test_a_wait_for_a_record_that_times_out_says_what_it_still_waited_for(
+    hook_calls: Path, vod_stack: VodStack, tmp_path: Path
+) -> None:
+    file_id = vod_stack.upload(sample_video(tmp_path / "hooked.mp4", size=100_000), user="ivan")["fileId"]
+    with pytest.raises(TimeoutError, match=r"no record of nope, after 0\.01 s"):
+        vod_stack.record("nope", timeout=0.01)
+    while vod_stack.store.upload(file_id) is None:  # stored: its hook (half a second) begins
+        time.sleep(0.005)
+    with pytest.raises(TimeoutError, match="is recorded, but an after-commit hook of its events still runs"):
+        vod_stack.record(file_id, timeout=0.05)
+    vod_stack.record(file_id)  # done
+    with pytest.raises(TimeoutError, match="is recorded, but not as `until` asks"):
+        vod_stack.record(file_id, timeout=0.05, until=lambda record: record.deleted)
+
+
 def test_the_stacks_functions_keep_the_settings_it_started_with(
     vod_stack: VodStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
