@@ -96,7 +96,7 @@ def keep_secret(value: str) -> str:
         raise TypeError(f"keep_secret takes text, not {type(value).__name__}")
     Secret(value)
     if "://" in value:
-        from urllib.parse import urlsplit  # here: a hook module's import, not the functions' cold path
+        from urllib.parse import urlsplit  # here: called only by hook modules that keep a secret
 
         parts: tuple[str | None, ...] = ()
         with contextlib.suppress(ValueError):  # not a URL after all: masked whole, as any other text

@@ -83,7 +83,9 @@ def test_a_wait_for_a_record_that_times_out_says_what_it_still_waited_for(
     file_id = vod_stack.upload(sample_video(tmp_path / "hooked.mp4", size=100_000), user="ivan")["fileId"]
     with pytest.raises(TimeoutError, match=r"no record of nope, after 0\.01 s"):
         vod_stack.record("nope", timeout=0.01)
+    deadline = time.monotonic() + 30
     while vod_stack.store.upload(file_id) is None:  # stored: its hook (half a second) begins
+        assert time.monotonic() < deadline, "the upload was never recorded"
         time.sleep(0.005)
     with pytest.raises(TimeoutError, match="is recorded, but an after-commit hook of its events still runs"):
         vod_stack.record(file_id, timeout=0.05)
