@@ -131,7 +131,7 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
         key = _issuer_key(token, settings.jwt_jwks_url)
         try:
             claims = decode_with_pyjwt(
-                token, key, settings.jwt_algorithms, audience=settings.jwt_audience, issuer=settings.jwt_issuer
+                token, key, settings.jwt_algorithms, audience=settings.jwt_audiences, issuer=settings.jwt_issuers
             )
         except TokenRejected as exc:
             raise _invalid_token(exc.reason) from None
@@ -147,8 +147,8 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
                 token,
                 key.reveal().encode(),
                 settings.jwt_algorithms,
-                audience=settings.jwt_audience,
-                issuer=settings.jwt_issuer,
+                audience=settings.jwt_audiences,
+                issuer=settings.jwt_issuers,
             )
         except TokenRejected as exc:
             # A signature is checked before the claims: another reason is the verdict of the key that signed it
@@ -239,7 +239,12 @@ def _keys_unavailable(error: Exception) -> IssuerKeysUnavailable:
 
 
 def decode_with_pyjwt(
-    token: str, key: Any, algorithms: Sequence[str], *, audience: str | None = None, issuer: str | None = None
+    token: str,
+    key: Any,
+    algorithms: Sequence[str],
+    *,
+    audience: Sequence[str] | None = None,
+    issuer: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """PyJWT's verdict, in TokenRejected's words: the verifier for public keys (RS*, ES*), and the
     referee shared.hs_jwt is tested against. Imported here: only public-key deployments pay for it."""
@@ -250,8 +255,10 @@ def decode_with_pyjwt(
             token,
             key,
             algorithms=list(algorithms),
-            audience=audience,
-            issuer=issuer,
+            audience=None if audience is None else list(audience),  # any one of them
+            issuer=None
+            if issuer is None
+            else tuple(issuer),  # one of them (a tuple: never PyJWT 2.10.0's substring match)
             options={
                 "require": list(hs_jwt.REQUIRED),
                 "verify_exp": False,

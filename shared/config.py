@@ -271,8 +271,8 @@ class AuthSettings(Record):
     mode: AuthMode
     jwt_key: Secret | None
     jwt_algorithms: tuple[str, ...]
-    jwt_audience: str | None
-    jwt_issuer: str | None
+    jwt_audiences: tuple[str, ...] | None  # a token's aud names one of them (None: it names none)
+    jwt_issuers: tuple[str, ...] | None  # its iss is one of them (None: not checked)
     jwt_leeway_seconds: int
     gateway_user_header: str
     gateway_secret_header: str
@@ -507,7 +507,7 @@ def _check_jwks_url(r: _Reader, url: str, previous_keys: list[str]) -> None:
 
     for name in previous_keys:
         r.problem(name, "is not used with AUTH_JWT_JWKS_URL: the issuer's key set holds every key it signs with")
-    if r.text("AUTH_JWT_ISSUER") is None:  # Firebase's keys sign every project's tokens, Entra's every tenant's
+    if not r.items("AUTH_JWT_ISSUER"):  # Firebase's keys sign every project's tokens, Entra's every tenant's
         r.problem("AUTH_JWT_ISSUER", "is required with AUTH_JWT_JWKS_URL: an issuer's keys may sign other apps' tokens")
     try:
         parts = urlsplit(url)
@@ -584,8 +584,8 @@ def _read_auth(r: _Reader) -> AuthSettings:
         mode=mode,  # type: ignore[arg-type]
         jwt_key=key,
         jwt_algorithms=algorithms,
-        jwt_audience=r.text("AUTH_JWT_AUDIENCE"),
-        jwt_issuer=r.text("AUTH_JWT_ISSUER"),
+        jwt_audiences=r.items("AUTH_JWT_AUDIENCE") or None,
+        jwt_issuers=r.items("AUTH_JWT_ISSUER") or None,
         jwt_leeway_seconds=r.integer("AUTH_JWT_LEEWAY", 30, 0, 300) or 0,
         gateway_user_header=user_header,
         gateway_secret_header=secret_header,

@@ -5,7 +5,7 @@ as much as the rest of the sign function's cold start. The sign function verifie
 token on most cold starts, so this module does that one job with the stdlib; PyJWT stays the verifier
 for public keys (shared.auth imports it only then).
 
-It accepts and rejects exactly as `jwt.decode(token, key, algorithms, audience=..., issuer=...,
+It accepts and rejects exactly as `jwt.decode(token, key, algorithms, audience=[...], issuer=(...),
 options={require: [exp, sub], verify_exp/nbf/iat: False, verify_aud: True, verify_iss: when given})` does (the
 checks below follow PyJWT 2.x's order), and tests/unit/test_hs_jwt.py proves it against PyJWT on
 more than 10,000 generated valid and hostile tokens. Time claims are shared.auth's job.
@@ -95,10 +95,15 @@ def _load(token: str) -> tuple[bytes, dict[str, Any], bytes, bytes]:
 
 
 def decode(
-    token: str, key: bytes, algorithms: Sequence[str], *, audience: str | None = None, issuer: str | None = None
+    token: str,
+    key: bytes,
+    algorithms: Sequence[str],
+    *,
+    audience: Sequence[str] | None = None,
+    issuer: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The claims of `token` if it is signed with `key` by one of `algorithms` (HS* names only) and its
-    claims check out; TokenRejected otherwise."""
+    claims check out (its `aud` names one of `audience`, its `iss` is one of `issuer`); TokenRejected otherwise."""
     signing_input, header, payload, signature = _load(token)
     _check_header(header)
     alg = header.get("alg")
@@ -111,14 +116,14 @@ def decode(
     return claims
 
 
-def _check_claims(claims: dict[str, Any], audience: str | None, issuer: str | None) -> None:
+def _check_claims(claims: dict[str, Any], audience: Sequence[str] | None, issuer: Sequence[str] | None) -> None:
     for claim in REQUIRED:
         if claims.get(claim) is None:
             raise TokenRejected(f"missing claim {claim}")
     if issuer is not None:
         if "iss" not in claims:
             raise TokenRejected("missing claim iss")
-        if claims["iss"] != issuer:
+        if not isinstance(claims["iss"], str) or claims["iss"] not in issuer:
             raise TokenRejected("wrong issuer")
     if audience is not None:
         _check_audience(claims, audience)
@@ -129,13 +134,15 @@ def _check_claims(claims: dict[str, Any], audience: str | None, issuer: str | No
             raise TokenRejected(f"{claim} must be a string")
 
 
-def _check_audience(claims: dict[str, Any], audience: str) -> None:
+def _check_audience(claims: dict[str, Any], audience: Sequence[str]) -> None:
     if not claims.get("aud"):
         raise TokenRejected("missing claim aud")
     accepted = claims["aud"]
     if isinstance(accepted, str):
         accepted = [accepted]
-    if not isinstance(accepted, list) or any(not isinstance(a, str) for a in accepted) or audience not in accepted:
+    if not isinstance(accepted, list) or any(not isinstance(a, str) for a in accepted):
+        raise TokenRejected("wrong audience")
+    if not any(name in accepted for name in audience):
         raise TokenRejected("wrong audience")
 
 

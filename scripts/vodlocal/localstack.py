@@ -157,7 +157,7 @@ def token_for(env: Mapping[str, str], user: str = DEV_USER) -> str | None:
     algorithm = next((a for a in auth.jwt_algorithms if a.startswith("HS")), None)
     if auth.mode != "jwt" or auth.jwt_key is None or algorithm is None:
         return None
-    claims: dict[str, Any] = {n: v for n, v in (("aud", auth.jwt_audience), ("iss", auth.jwt_issuer)) if v}
+    claims: dict[str, Any] = {n: v[0] for n, v in (("aud", auth.jwt_audiences), ("iss", auth.jwt_issuers)) if v}
     return mint_token(auth.jwt_key.reveal(), user, algorithm=algorithm, **claims)
 
 

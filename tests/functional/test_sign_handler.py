@@ -196,6 +196,11 @@ HS_ENV: dict[str, str] = {}
 RS_ENV = {"AUTH_JWT_SECRET": "", "AUTH_JWT_PUBLIC_KEY": RSA_PUBLIC_PEM}
 RSA_PKCS1_PEM = _RSA.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.PKCS1).decode()
 AUD_ENV = {"AUTH_JWT_AUDIENCE": "vod-upload", "AUTH_JWT_ISSUER": "https://id.example.com"}
+# An app's web and mobile clients (two audiences), an issuer's two forms (Entra's v1 and v2 tokens): any one of each
+AUDS_ENV = {
+    "AUTH_JWT_AUDIENCE": "web-client, ios-client",
+    "AUTH_JWT_ISSUER": "https://id.example.com/,https://id.example.com/v2",
+}
 GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
 
 
@@ -244,6 +249,15 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (AUD_ENV, bearer(token(aud="other", iss="https://id.example.com")), "invalid_token"),
         (AUD_ENV, bearer(token(aud="vod-upload", iss="https://evil.example.com")), "invalid_token"),
         (AUD_ENV, bearer(token(iss="https://id.example.com")), "invalid_token"),  # audience required when set
+        (AUDS_ENV, bearer(token(aud="android-client", iss="https://id.example.com/")), "invalid_token"),
+        (AUDS_ENV, bearer(token(aud="web-client, ios-client", iss="https://id.example.com/")), "invalid_token"),
+        (AUDS_ENV, bearer(token(aud="ios-client", iss="https://id.example.com")), "invalid_token"),  # no slash: another
+        (AUDS_ENV, bearer(token(aud="ios-client", iss="https://id.example.com/v")), "invalid_token"),  # not a part
+        (
+            {**RS_ENV, **AUDS_ENV},
+            bearer(token(key=RSA_PRIVATE_PEM, alg="RS256", aud=["android-client"], iss="https://id.example.com/")),
+            "invalid_token",
+        ),
         (HS_ENV, bearer(token(aud="another-service")), "invalid_token"),  # not for us: no audience configured
         (HS_ENV, bearer(token(iat=NOW + 600)), "invalid_token"),  # issued in the future
         (HS_ENV, bearer(token(iat=NOW + 31)), "invalid_token"),  # past the leeway
@@ -308,6 +322,13 @@ def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable
         (RS_ENV, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), "alice"),
         ({**RS_ENV, "AUTH_JWT_PUBLIC_KEY": RSA_PKCS1_PEM}, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), "alice"),
         (AUD_ENV, bearer(token(aud="vod-upload", iss="https://id.example.com")), "alice"),
+        (AUDS_ENV, bearer(token(aud="ios-client", iss="https://id.example.com/v2")), "alice"),
+        (AUDS_ENV, bearer(token(aud=["other-api", "web-client"], iss="https://id.example.com/")), "alice"),
+        (
+            {**RS_ENV, **AUDS_ENV},
+            bearer(token(key=RSA_PRIVATE_PEM, alg="RS256", aud="web-client", iss="https://id.example.com/v2")),
+            "alice",
+        ),
         (HS_ENV, bearer(token(exp=NOW - 29)), "alice"),  # within the leeway
         (HS_ENV, bearer(token(iat=NOW + 29, aud="")), "alice"),  # within the leeway; an empty aud names no one
         (HS_ENV, bearer(token(iat=NOW + 30, nbf=NOW + 30)), "alice"),  # at the leeway's end, as PyJWT has it

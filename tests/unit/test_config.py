@@ -54,6 +54,23 @@ def test_sign_defaults_are_secure() -> None:
     assert settings.http.max_body_bytes == 16 * 1024  # the README's: the longest sessionContext, escaped, fits
 
 
+@pytest.mark.parametrize(
+    ("audience", "issuer", "expected"),
+    [
+        (None, None, (None, None)),
+        ("vod-upload", "https://id.example.com", (("vod-upload",), ("https://id.example.com",))),
+        (" web , ios,web ", "https://a/, https://b/v2", (("web", "ios"), ("https://a/", "https://b/v2"))),
+        (",", " ", (None, None)),
+    ],
+)
+def test_audiences_and_issuers_are_lists(
+    audience: str | None, issuer: str | None, expected: tuple[object, object]
+) -> None:
+    env = {**SIGN_ENV, **{k: v for k, v in (("AUTH_JWT_AUDIENCE", audience), ("AUTH_JWT_ISSUER", issuer)) if v}}
+    auth = load_sign_settings(env).auth
+    assert (auth.jwt_audiences, auth.jwt_issuers) == expected
+
+
 def test_defaults_are_always_in_their_allow_lists() -> None:
     env = {
         **SIGN_ENV,
@@ -147,6 +164,11 @@ def _pull(env: dict[str, str]) -> object:
             "AUTH_JWT_JWKS_URL",
         ),
         (_sign, {"AUTH_JWT_SECRET": None, "AUTH_JWT_JWKS_URL": "https://id.example.com/jwks"}, "AUTH_JWT_ISSUER"),
+        (  # a list of none: no issuer checked
+            _sign,
+            {"AUTH_JWT_SECRET": None, "AUTH_JWT_JWKS_URL": "https://id.example.com/jwks", "AUTH_JWT_ISSUER": " , "},
+            "AUTH_JWT_ISSUER",
+        ),
         (
             _sign,
             {

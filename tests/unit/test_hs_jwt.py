@@ -24,8 +24,8 @@ from tests.conftest import SIGN_ENV
 TOKENS = 12_000
 KEYS = [bytes(random.Random(n).randrange(33, 127) for _ in range(64)) for n in range(3)]
 ALGORITHM_SETS = [("HS256",), ("HS256", "HS384", "HS512"), ("HS512",), ("HS384", "HS256")]
-AUDIENCES = [None, None, "vod-upload", "app"]
-ISSUERS = [None, None, "https://issuer.example", "other"]
+AUDIENCES = [None, None, ("vod-upload",), ("app",), ("web", "app")]
+ISSUERS = [None, None, ("https://issuer.example",), ("other",), ("https://issuer.example", "other")]
 ABSENT = object()
 JUNK = "!+/ =.~*\x00é"
 
@@ -52,25 +52,37 @@ def _header(rng: random.Random, algorithms: tuple[str, ...]) -> dict[str, Any]:
     return header
 
 
-def _claims(rng: random.Random, audience: str | None, issuer: str | None) -> dict[str, Any]:
+def _claims(rng: random.Random, audience: tuple[str, ...] | None, issuer: tuple[str, ...] | None) -> dict[str, Any]:
     values = {
         "sub": _pick(rng, "alice", "", 123, None, ["a"], "ü\u2028", ABSENT, p=0.9),
         "exp": _pick(rng, 1_900_000_000, 1.5e9, "tomorrow", None, True, ABSENT, p=0.9),
         "aud": _pick(
             rng,
-            audience or ABSENT,
+            rng.choice(audience) if audience else ABSENT,
             "vod-upload",
             ["app", "x"],
+            ["x", "web"],
             [],
             [1],
-            [audience or "x", 5],
+            [rng.choice(audience) if audience else "x", 5],
             5,
             "",
             None,
             ABSENT,
             p=0.7,
         ),
-        "iss": _pick(rng, issuer or ABSENT, "https://issuer.example", "other", 5, None, ABSENT, p=0.7),
+        "iss": _pick(
+            rng,
+            rng.choice(issuer) if issuer else ABSENT,
+            "https://issuer.example",
+            "other",
+            "other/",
+            5,
+            ["other"],
+            None,
+            ABSENT,
+            p=0.7,
+        ),
         "jti": _pick(rng, ABSENT, "j-1", 5, None, p=0.8),
         "nbf": _pick(rng, ABSENT, 1_900_000_000, "soon", p=0.8),
         "iat": _pick(rng, ABSENT, 0, "x", p=0.8),
@@ -123,7 +135,7 @@ def _mutate(rng: random.Random, token: str) -> str:
     return ".".join(parts)
 
 
-def _case(rng: random.Random) -> tuple[str, bytes, tuple[str, ...], str | None, str | None]:
+def _case(rng: random.Random) -> tuple[str, bytes, tuple[str, ...], tuple[str, ...] | None, tuple[str, ...] | None]:
     key, algorithms, audience, issuer = (
         rng.choice(KEYS),
         rng.choice(ALGORITHM_SETS),
