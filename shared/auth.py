@@ -165,6 +165,8 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
 JWKS_LIFESPAN_SECONDS = 300
 JWKS_COOLDOWN_SECONDS = 30
 JWKS_TIMEOUT_SECONDS = 2  # per connect and per read: a slow issuer is a 503, not SCF's timeout
+JWKS_DEADLINE_SECONDS = 4  # the whole read (an answer trickled in, each part within the timeout), give or take one read
+JWKS_MAX_BYTES = 1 << 20  # a key set is a few KiB: more is not one
 # After a failed read, none for this long (an outage costs the issuer a request per pause, not one per token);
 # meanwhile, and while it lasts, the last set read stays in use for this long.
 JWKS_FAILURE_PAUSE_SECONDS = 5
@@ -186,12 +188,13 @@ def _jwks_client(url: str) -> Any:
             now = time.monotonic()
             if self.failed_at is not None and now - self.failed_at < JWKS_FAILURE_PAUSE_SECONDS:
                 return self._last_or(jwt.PyJWKClientConnectionError("its last read failed: not read again yet"))
-            try:  # PyJWT's read, and its parse of the set (anything the issuer answers: not only PyJWT's errors)
-                data = super().fetch_data()
+            try:  # anything the issuer answers: not only the errors expected
+                data = _read_key_set(self.uri)
             except Exception as exc:
                 self.failed_at = now
                 return self._last_or(exc)
             self.failed_at, self.last = None, (data, now)
+            self._last_successful_fetch = now  # PyJWT's cooldown counts from a read, as its own fetch_data has it
             return data
 
         def _last_or(self, error: Exception) -> Any:
@@ -202,6 +205,30 @@ def _jwks_client(url: str) -> Any:
     return IssuerKeys(
         url, lifespan=JWKS_LIFESPAN_SECONDS, timeout=JWKS_TIMEOUT_SECONDS, cooldown_duration=JWKS_COOLDOWN_SECONDS
     )
+
+
+def _read_key_set(url: str) -> Any:
+    """The JSON the issuer answers at `url`, as PyJWKClient.fetch_data reads it (no redirect followed: a jwks_uri
+    answers itself, and a redirect could hand the function someone else's keys), within JWKS_DEADLINE_SECONDS and
+    JWKS_MAX_BYTES: PyJWT bounds each socket read only, so an answer trickled in would hold the request (and every
+    other, waiting for the set) until SCF's timeout."""
+    import json
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any) -> None:
+            return None  # the 3xx is then an HTTPError
+
+    deadline = time.monotonic() + JWKS_DEADLINE_SECONDS
+    body = bytearray()
+    with urllib.request.build_opener(NoRedirect).open(url, timeout=JWKS_TIMEOUT_SECONDS) as answer:
+        while chunk := answer.read1(1 << 16):  # one socket read at a time: the deadline is checked between them
+            body += chunk
+            if len(body) > JWKS_MAX_BYTES:
+                raise ValueError(f"the key set is larger than {JWKS_MAX_BYTES} bytes")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the key set took more than {JWKS_DEADLINE_SECONDS} s to read")
+    return json.loads(body)
 
 
 def _issuer_key(token: str, url: str) -> Any:

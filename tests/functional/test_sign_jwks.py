@@ -3,6 +3,7 @@ jwks_uri), served here by a loopback server that counts its requests; the real s
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -58,6 +59,7 @@ class Issuer:
         self.answer: tuple[int, bytes] | None = None  # (status, body) instead of the key set
         self.headers: dict[str, str] = {}
         self.cut_after: int | None = None  # bytes of the body sent before the connection is reset
+        self.trickle: float | None = None  # seconds between the body's bytes, sent one at a time
         self.requests = 0
         self._lock = threading.Lock()
 
@@ -75,6 +77,13 @@ class Issuer:
             handler.send_header(name, value)
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()
+        if self.trickle is not None:
+            with contextlib.suppress(OSError):  # until the function hangs up
+                for byte in body:
+                    handler.wfile.write(bytes([byte]))
+                    handler.wfile.flush()
+                    time.sleep(self.trickle)
+            return
         if self.cut_after is None:
             handler.wfile.write(body)
             return
@@ -211,6 +220,24 @@ def test_a_key_set_cut_off_mid_body_is_a_503(issuer: Issuer) -> None:
     issuer.cut_after = 10  # the connection reset ten bytes into the set
     result = sign(issuer.url)(token("k1"))
     assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
+
+
+def test_a_key_set_trickled_in_is_a_503_at_the_deadline(issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # each byte well within the per-read timeout: only the deadline on the whole read ends it
+    monkeypatch.setattr(auth, "JWKS_DEADLINE_SECONDS", 0.5)
+    issuer.trickle = 0.05
+    started = time.monotonic()
+    result = sign(issuer.url)(token("k1"))
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
+    assert time.monotonic() - started < 0.5 + auth.JWKS_TIMEOUT_SECONDS  # not the set's whole ~30 s
+
+
+def test_a_key_set_larger_than_any_is_a_503(issuer: Issuer, output: Output) -> None:
+    issuer.answer = (200, json.dumps({"keys": [_jwk("k1")], "padding": "x" * auth.JWKS_MAX_BYTES}).encode())
+    result = sign(issuer.url)(token("k1"))
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
+    [line] = [line for line in output.lines() if line["event"] == "request"]
+    assert "larger than" in line["issuer_keys_error"]
 
 
 def test_an_issuer_that_does_not_answer_is_a_503(output: Output) -> None:
