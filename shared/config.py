@@ -863,6 +863,7 @@ def log_level(environ: Mapping[str, str] | None = None) -> str:
 
 def _read_log_level(r: _Reader) -> str:
     level = (r.text("LOG_LEVEL") or "INFO").upper()
+    level = "WARNING" if level == "WARN" else level  # Python's logging and most loggers take both
     if level not in LEVELS:
         r.problem("LOG_LEVEL", f"must be one of {', '.join(LEVELS)} (got {r.text('LOG_LEVEL')!r})")
     return level

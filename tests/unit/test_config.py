@@ -837,6 +837,7 @@ def test_unverified_callbacks_are_refused_inside_scf() -> None:
         ("", "INFO"),
         ("debug", "DEBUG"),
         (" Warning ", "WARNING"),
+        ("warn", "WARNING"),
         ("ERROR", "ERROR"),
         ("verbose", None),
         ("CRITICAL", None),
