@@ -131,7 +131,12 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
         key = _issuer_key(token, settings.jwt_jwks_url)
         try:
             claims = decode_with_pyjwt(
-                token, key, settings.jwt_algorithms, audience=settings.jwt_audiences, issuer=settings.jwt_issuers
+                token,
+                key,
+                settings.jwt_algorithms,
+                audience=settings.jwt_audiences,
+                issuer=settings.jwt_issuers,
+                user_claim=settings.jwt_user_claim,
             )
         except TokenRejected as exc:
             raise _invalid_token(exc.reason) from None
@@ -149,6 +154,7 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
                 settings.jwt_algorithms,
                 audience=settings.jwt_audiences,
                 issuer=settings.jwt_issuers,
+                user_claim=settings.jwt_user_claim,
             )
         except TokenRejected as exc:
             # A signature is checked before the claims: another reason is the verdict of the key that signed it
@@ -272,6 +278,7 @@ def decode_with_pyjwt(
     *,
     audience: Sequence[str] | None = None,
     issuer: Sequence[str] | None = None,
+    user_claim: str = "sub",
 ) -> dict[str, Any]:
     """PyJWT's verdict, in TokenRejected's words: the verifier for public keys (RS*, ES*), and the
     referee shared.hs_jwt is tested against. Imported here: only public-key deployments pay for it."""
@@ -287,7 +294,7 @@ def decode_with_pyjwt(
             if issuer is None
             else tuple(issuer),  # one of them (a tuple: never PyJWT 2.10.0's substring match)
             options={
-                "require": list(hs_jwt.REQUIRED),
+                "require": ["exp", user_claim],
                 "verify_exp": False,
                 "verify_nbf": False,
                 "verify_iat": False,
@@ -317,7 +324,7 @@ def decode_with_pyjwt(
 
 def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal:
     claims = _verified_claims(_bearer_token(request), settings)
-    user = _user_id(claims.get("sub"), "sub")
+    user = _user_id(claims.get(settings.jwt_user_claim), settings.jwt_user_claim)
     request.notes["user"] = user  # signed by the issuer: on the request's line, also when its time is refused
     until = _check_times(claims, now, settings.jwt_leeway_seconds)  # the injected clock: tests are exact
     return Principal(user, until)
@@ -330,7 +337,7 @@ def token_window(token: str, settings: AuthSettings) -> tuple[str, float, int] |
         return None
     try:
         claims = _verified_claims(token, settings)
-        user_id = _user_id(claims.get("sub"), "sub")
+        user_id = _user_id(claims.get(settings.jwt_user_claim), settings.jwt_user_claim)
     except Exception:  # refused: the general path says why
         return None
     leeway = settings.jwt_leeway_seconds

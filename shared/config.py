@@ -274,6 +274,7 @@ class AuthSettings(Record):
     jwt_audiences: tuple[str, ...] | None  # a token's aud names one of them (None: it names none)
     jwt_issuers: tuple[str, ...] | None  # its iss is one of them (None: not checked)
     jwt_leeway_seconds: int
+    jwt_user_claim: str  # the claim that names the user (its value sealed into sourceContext)
     gateway_user_header: str
     gateway_secret_header: str
     gateway_secret: Secret | None
@@ -587,6 +588,7 @@ def _read_auth(r: _Reader) -> AuthSettings:
         jwt_audiences=r.items("AUTH_JWT_AUDIENCE") or None,
         jwt_issuers=r.items("AUTH_JWT_ISSUER") or None,
         jwt_leeway_seconds=r.integer("AUTH_JWT_LEEWAY", 30, 0, 300) or 0,
+        jwt_user_claim=_read_user_claim(r),
         gateway_user_header=user_header,
         gateway_secret_header=secret_header,
         gateway_secret=gateway_secret,
@@ -594,6 +596,19 @@ def _read_auth(r: _Reader) -> AuthSettings:
         gateway_previous_secret=previous_gateway_secret,
         jwt_jwks_url=jwks_url,
     )
+
+
+# What a claim naming the user cannot be: the token's times, audience, issuer, its own id (each token a new user)
+_NOT_A_USER_CLAIM = ("exp", "nbf", "iat", "aud", "iss", "jti")
+
+
+def _read_user_claim(r: _Reader) -> str:
+    claim = r.text("AUTH_JWT_USER_CLAIM", "sub") or "sub"
+    if claim in _NOT_A_USER_CLAIM:
+        r.problem("AUTH_JWT_USER_CLAIM", f"must name the user, not the token's {claim} (sub, oid, uid, ...)")
+    elif not claim.isascii() or not claim.isprintable() or " " in claim or len(claim) > 64:
+        r.problem("AUTH_JWT_USER_CLAIM", "must be a claim's name: up to 64 printable ASCII characters, no space")
+    return claim
 
 
 _ORIGIN = r"https?://[A-Za-z0-9.-]+(:[1-9][0-9]{0,4})?"  # no leading zero: a browser never writes one

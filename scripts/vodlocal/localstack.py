@@ -149,7 +149,7 @@ def mint_token(
 
 
 def token_for(env: Mapping[str, str], user: str = DEV_USER) -> str | None:
-    """A token the functions configured by `env` accept for `user` (its audience, issuer, an HS algorithm it
+    """A token the functions configured by `env` accept for `user` (its audience, issuer, user claim, an HS algorithm it
     allows), or None when only the shell's own identity provider can make one (public keys, a gateway)."""
     from shared.config import load_sign_settings
 
@@ -158,6 +158,7 @@ def token_for(env: Mapping[str, str], user: str = DEV_USER) -> str | None:
     if auth.mode != "jwt" or auth.jwt_key is None or algorithm is None:
         return None
     claims: dict[str, Any] = {n: v[0] for n, v in (("aud", auth.jwt_audiences), ("iss", auth.jwt_issuers)) if v}
+    claims[auth.jwt_user_claim] = user  # (sub stays the user too)
     return mint_token(auth.jwt_key.reveal(), user, algorithm=algorithm, **claims)
 
 

@@ -42,10 +42,12 @@ POLICIES = {
         "CORS_ALLOW_CREDENTIALS": "true",
     },
     "any origin": {"CORS_ALLOW_ORIGINS": "*", "VOD_CLASS_ID": "0"},
+    "the user named by oid": {"AUTH_JWT_USER_CLAIM": "oid"},
 }
 
 
 def token(sub: Any = "alice", **claims: Any) -> str:
+    claims = {"oid": "0a1b2c3d-e5f6", **claims}  # the user where AUTH_JWT_USER_CLAIM=oid (Entra ID's object id)
     return jwt.encode({"sub": sub, "exp": NOW + 300, **claims}, JWT_SECRET, algorithm="HS256")
 
 
@@ -73,6 +75,8 @@ TOKENS = [
     token(iat=NOW + 1),
     token(nbf="1800000000"),
     token(aud="app"),  # no audience is configured: a token for one is not for this function
+    token(oid=7),
+    token(oid=None),
     jwt.encode({"sub": "alice"}, JWT_SECRET, algorithm="HS256"),
     jwt.encode({"sub": "alice", "exp": NOW + 300}, "another secret of thirty-two bytes!", algorithm="HS256"),
 ]

@@ -202,6 +202,7 @@ AUDS_ENV = {
     "AUTH_JWT_ISSUER": "https://id.example.com/,https://id.example.com/v2",
 }
 GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
+OID_ENV = {"AUTH_JWT_USER_CLAIM": "oid"}  # Entra ID's object id: one user across the tenant's apps (sub is per app)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -249,6 +250,8 @@ GW_ENV = {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": GATEWAY_SECRET}
         (AUD_ENV, bearer(token(aud="other", iss="https://id.example.com")), "invalid_token"),
         (AUD_ENV, bearer(token(aud="vod-upload", iss="https://evil.example.com")), "invalid_token"),
         (AUD_ENV, bearer(token(iss="https://id.example.com")), "invalid_token"),  # audience required when set
+        (OID_ENV, bearer(token()), "invalid_token"),  # no oid: its sub is not the user
+        (OID_ENV, bearer(token(oid=42)), "invalid_token"),
         (AUDS_ENV, bearer(token(aud="android-client", iss="https://id.example.com/")), "invalid_token"),
         (AUDS_ENV, bearer(token(aud="web-client, ios-client", iss="https://id.example.com/")), "invalid_token"),
         (AUDS_ENV, bearer(token(aud="ios-client", iss="https://id.example.com")), "invalid_token"),  # no slash: another
@@ -322,6 +325,8 @@ def test_a_gateway_header_sent_twice_in_different_case_is_refused(call: Callable
         (RS_ENV, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), "alice"),
         ({**RS_ENV, "AUTH_JWT_PUBLIC_KEY": RSA_PKCS1_PEM}, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256")), "alice"),
         (AUD_ENV, bearer(token(aud="vod-upload", iss="https://id.example.com")), "alice"),
+        (OID_ENV, bearer(token(oid="6e0a2b1c-oid")), "6e0a2b1c-oid"),
+        ({**RS_ENV, **OID_ENV}, bearer(token(key=RSA_PRIVATE_PEM, alg="RS256", oid="6e0a2b1c-oid")), "6e0a2b1c-oid"),
         (AUDS_ENV, bearer(token(aud="ios-client", iss="https://id.example.com/v2")), "alice"),
         (AUDS_ENV, bearer(token(aud=["other-api", "web-client"], iss="https://id.example.com/")), "alice"),
         (

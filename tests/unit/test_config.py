@@ -164,6 +164,8 @@ def _pull(env: dict[str, str]) -> object:
             "AUTH_JWT_JWKS_URL",
         ),
         (_sign, {"AUTH_JWT_SECRET": None, "AUTH_JWT_JWKS_URL": "https://id.example.com/jwks"}, "AUTH_JWT_ISSUER"),
+        (_sign, {"AUTH_JWT_USER_CLAIM": "jti"}, "AUTH_JWT_USER_CLAIM"),  # each token would be a new user
+        (_sign, {"AUTH_JWT_USER_CLAIM": "user id"}, "AUTH_JWT_USER_CLAIM"),
         (  # a list of none: no issuer checked
             _sign,
             {"AUTH_JWT_SECRET": None, "AUTH_JWT_JWKS_URL": "https://id.example.com/jwks", "AUTH_JWT_ISSUER": " , "},

@@ -26,6 +26,7 @@ KEYS = [bytes(random.Random(n).randrange(33, 127) for _ in range(64)) for n in r
 ALGORITHM_SETS = [("HS256",), ("HS256", "HS384", "HS512"), ("HS512",), ("HS384", "HS256")]
 AUDIENCES = [None, None, ("vod-upload",), ("app",), ("web", "app")]
 ISSUERS = [None, None, ("https://issuer.example",), ("other",), ("https://issuer.example", "other")]
+USER_CLAIMS = ["sub", "sub", "oid"]
 ABSENT = object()
 JUNK = "!+/ =.~*\x00é"
 
@@ -83,6 +84,7 @@ def _claims(rng: random.Random, audience: tuple[str, ...] | None, issuer: tuple[
             ABSENT,
             p=0.7,
         ),
+        "oid": _pick(rng, "0a1b-2c", ABSENT, 7, None, "", p=0.6),
         "jti": _pick(rng, ABSENT, "j-1", 5, None, p=0.8),
         "nbf": _pick(rng, ABSENT, 1_900_000_000, "soon", p=0.8),
         "iat": _pick(rng, ABSENT, 0, "x", p=0.8),
@@ -135,12 +137,16 @@ def _mutate(rng: random.Random, token: str) -> str:
     return ".".join(parts)
 
 
-def _case(rng: random.Random) -> tuple[str, bytes, tuple[str, ...], tuple[str, ...] | None, tuple[str, ...] | None]:
-    key, algorithms, audience, issuer = (
+Case = tuple[str, bytes, tuple[str, ...], tuple[str, ...] | None, tuple[str, ...] | None, str]
+
+
+def _case(rng: random.Random) -> Case:
+    key, algorithms, audience, issuer, user_claim = (
         rng.choice(KEYS),
         rng.choice(ALGORITHM_SETS),
         rng.choice(AUDIENCES),
         rng.choice(ISSUERS),
+        rng.choice(USER_CLAIMS),
     )
     header = _header(rng, algorithms)
     signing_input = f"{_b64(_json(rng, header))}.{_b64(_json(rng, _claims(rng, audience, issuer)))}"
@@ -150,12 +156,14 @@ def _case(rng: random.Random) -> tuple[str, bytes, tuple[str, ...], tuple[str, .
     token = f"{signing_input}.{_b64(hmac.new(signed_with, signing_input.encode(), digest).digest())}"
     if rng.random() < 0.2:
         token = _mutate(rng, token)
-    return token, key, algorithms, audience, issuer
+    return token, key, algorithms, audience, issuer, user_claim
 
 
-def _verdict(decode: Any, token: str, key: bytes, algorithms: tuple[str, ...], aud: Any, iss: Any) -> tuple[str, Any]:
+def _verdict(
+    decode: Any, token: str, key: bytes, algorithms: tuple[str, ...], aud: Any, iss: Any, user_claim: str
+) -> tuple[str, Any]:
     try:
-        return "accepted", decode(token, key, algorithms, audience=aud, issuer=iss)
+        return "accepted", decode(token, key, algorithms, audience=aud, issuer=iss, user_claim=user_claim)
     except TokenRejected as exc:
         return "rejected", exc.reason
 
@@ -173,7 +181,8 @@ def test_hs_jwt_decides_as_pyjwt_on_generated_tokens() -> None:
     assert verdicts["accepted"] > 1000, verdicts
     reasons = {"malformed token", "algorithm not allowed", "bad signature", "wrong audience", "wrong issuer"}
     assert all(verdicts[reason] > 100 for reason in reasons), verdicts
-    assert {"missing claim exp", "missing claim sub", "missing claim aud", "missing claim iss"} <= set(verdicts)
+    missing = {"missing claim exp", "missing claim sub", "missing claim oid", "missing claim aud", "missing claim iss"}
+    assert missing <= set(verdicts), verdicts
 
 
 @pytest.mark.parametrize(
