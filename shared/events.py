@@ -104,10 +104,13 @@ class FileDeleted(Record):
 
 
 class OtherEvent(Record):
-    """Any other type (EditMediaComplete, TranscodeComplete, ...): kept, linked to the files it names."""
+    """Any other type (EditMediaComplete, ReviewAudioVideoComplete, ...): kept, linked to the files it names. Its
+    `payload` is the notification as VOD sent it, less Sign, T and EventHandle (as stored): this module reads
+    none of it, so a hook reads what it needs there."""
 
     event_type: str
     file_ids: tuple[str, ...] = ()
+    payload: JsonObject | None = None
 
 
 VodEvent = NewFileUpload | ProcedureStateChanged | FileDeleted | OtherEvent
@@ -307,7 +310,8 @@ def _linked_file_ids(value: object) -> set[str]:
 def _other(payload: JsonObject, event_type: str) -> OtherEvent:
     # Best effort, never an error: unknown types are kept whatever they hold; only usable ids are linked.
     usable = {f for f in _linked_file_ids(payload) if f and len(f) <= MAX_ID and storable(f)}
-    return OtherEvent(event_type, tuple(sorted(usable)[:MAX_FILES]))
+    body = {k: v for k, v in payload.items() if k not in DELIVERY_FIELDS}
+    return OtherEvent(event_type, tuple(sorted(usable)[:MAX_FILES]), body)
 
 
 def parse_event(payload: object) -> VodEvent:

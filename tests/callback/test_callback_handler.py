@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,8 +15,8 @@ import pytest
 
 from shared.callback_service import make_callback_endpoint
 from shared.config import ConfigError, load_callback_settings, load_store_settings
-from shared.events import DeletePart, FileDeleted, expected_sign
-from shared.hooks import keep_secret, load_hook, plain
+from shared.events import DeletePart, FileDeleted, OtherEvent, expected_sign
+from shared.hooks import keep_secret, load_hook, plain, rerun_hook
 from shared.http.serve import serve
 from shared.source_context import seal
 from shared.store import EventStore, open_store
@@ -568,6 +569,28 @@ def test_handler_runs_the_configured_hook(callback: Callable[..., Any]) -> None:
     assert json.loads(json.dumps(data)) == data
     assert (data["event"]["event_type"], data["event"]["file_id"]) == ("NewFileUpload", committed.upload.file_id)
     assert (data["uploads"][0]["user_id"], data["uploads"][0]["conflicts"]) == ("alice", [])
+
+
+def test_a_hook_reads_what_the_parser_does_not_in_the_events_payload(
+    callback: Callable[..., Any], database: Path
+) -> None:
+    # An event type the bundle only keeps (an edit, a review, ...): the hook gets VOD's notification itself, when it
+    # is delivered and when vod-uploads hooks --rerun runs it again (after a failure): the same, as stored
+    hook_target.CALLS.clear()
+    event = load_event("vod_edit_media_complete")
+    again = {**event, "EditMediaCompleteEvent": {**event["EditMediaCompleteEvent"], "TaskId": "another-task"}}
+    assert callback(AFTER_COMMIT_HOOK="tests.callback.hook_target:fail")(handler_event("apigw", again), {})
+    delivery = handler_event("function_url", event)
+    assert "Sign" in json.loads(delivery["body"])
+    assert callback(AFTER_COMMIT_HOOK="tests.callback.hook_target:record")(delivery, {})["statusCode"] == 200
+    store = open_store(f"sqlite:///{database}")
+    [failed] = store.unfinished_hooks(received_before=time.time() + 1)
+    assert rerun_hook(hook_target.record, store, failed) is None
+    store.close()
+    for committed, sent in zip(hook_target.CALLS, (event, again), strict=True):
+        assert isinstance(committed.event, OtherEvent) and committed.event.event_type == "EditMediaComplete"
+        assert committed.event.payload == {k: v for k, v in sent.items() if k not in ("Sign", "T", "EventHandle")}
+        assert plain(committed)["event"]["payload"] == committed.event.payload
 
 
 @pytest.mark.parametrize(
