@@ -131,16 +131,20 @@ class BrowserStack:
     )  # as last emulated
     leave_prompts: int = 0  # how many times the browser asked the user whether to leave the page
     stay: bool = False  # the user's answer: stay (else leave, as every test that reloads mid-upload does)
-    other_dialogs: list[str] = field(default_factory=list)  # the page opens none (checked after each test)
+    cancel_questions: int = 0  # how many times Cancel asked whether to throw the upload away
+    keep_uploading: bool = False  # the user's answer to it: no (else yes, as every test that cancels does)
+    other_dialogs: list[str] = field(default_factory=list)  # the page opens no other (checked after each test)
 
     def answer(self, dialog: Any) -> None:
-        """The user's answer to a dialog: the browser's "Leave site?" (the page asks it mid-upload)."""
+        """The user's answer to a dialog: the browser's "Leave site?" (the page asks it mid-upload), and Cancel's
+        question."""
         leaving = dialog.type == "beforeunload"
-        if leaving:
-            self.leave_prompts += 1
-        else:
+        cancelling = dialog.type == "confirm" and dialog.message.startswith("Cancel this upload?")
+        self.leave_prompts += leaving
+        self.cancel_questions += cancelling
+        if not (leaving or cancelling):
             self.other_dialogs.append(f"{dialog.type}: {dialog.message}")
-        if leaving and not self.stay:
+        if (leaving and not self.stay) or (cancelling and not self.keep_uploading):
             dialog.accept()
         else:
             dialog.dismiss()

@@ -147,7 +147,15 @@ def test_cancel_leaves_no_upload(browser_stack: BrowserStack, tmp_path: Path) ->
     assert b.page.is_disabled("#video") and b.page.is_disabled("#cover")
     figures = b.page.inner_text("#video-figures")
     assert re.fullmatch(r"\d+% — [\d.]+ (B|KB|MB) of 20\.0 MB(, [\d.]+ (B|KB|MB)/s)?", figures), figures
+    # Cancel asks first (what is sent is thrown away): told no, the upload goes on
+    b.keep_uploading = True
     b.page.click("#cancel")
+    assert b.cancel_questions == 1 and b.page.is_visible("#pause")
+    sent = int(b.page.eval_on_selector("#video-progress", "e => e.value"))
+    _wait_for_progress(b, sent + 5)
+    b.keep_uploading = False
+    b.page.click("#cancel")
+    assert b.cancel_questions == 2
 
     assert b.page.inner_text("#status") == "Upload cancelled."
     b.page.wait_for_timeout(1500)  # anything still in flight would land now
@@ -317,9 +325,13 @@ def test_an_upload_whose_storage_service_never_answers_can_be_cancelled(
     # GIVEN an upload whose COS answers nothing
     b = browser_stack
     held, holding = _held_by_a_silent_storage_service(b, tmp_path)
-    # WHEN the user cancels it, and COS answers later after all
+    # WHEN the user cancels it (not asked: nothing was sent), and COS answers later after all
     b.page.click("#cancel")
-    assert (b.page.inner_text("#status"), b.page.inner_text("#error")) == ("Upload cancelled.", "")
+    assert (b.page.inner_text("#status"), b.page.inner_text("#error"), b.cancel_questions) == (
+        "Upload cancelled.",
+        "",
+        0,
+    )
     _let_go(held, holding)
     b.page.wait_for_timeout(1500)  # anything still in flight would land now
     # THEN nothing was committed, nothing is left to resume, and a new upload can start

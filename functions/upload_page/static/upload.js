@@ -15,6 +15,7 @@
   // Said when an upload has heard nothing of the storage service for this long (see start)
   const SILENT_START_MS = 20000;
   const SILENT_START = "The video storage service is not answering. Wait, or cancel the upload and try again later.";
+  const CANCEL_ASK = "Cancel this upload? What has been sent is discarded: the video would start again from the beginning.";
   const FINAL = new Set(["uploaded", "finished", "failed", "deleted"]);
   // The server's 403 codes that are its policy (shared/errors.py), not a refused sign-in.
   const NOT_SIGN_IN = new Set(["policy_violation", "user_id_too_long", "cors_origin_not_allowed"]);
@@ -667,6 +668,9 @@
   }
 
   function cancel() {
+    // Nothing to resume after it (a misclick beside Pause would cost the whole upload): asked first, unless the
+    // storage service never answered (nothing sent)
+    if (state !== "stalled" && !window.confirm(CANCEL_ASK)) return;
     const current = uploader || paused;
     uploader = paused = null;
     stopTransfers(current);
