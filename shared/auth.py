@@ -171,7 +171,7 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
 JWKS_LIFESPAN_SECONDS = 300
 JWKS_COOLDOWN_SECONDS = 30
 JWKS_TIMEOUT_SECONDS = 2  # per connect and per read: a slow issuer is a 503, not SCF's timeout
-JWKS_DEADLINE_SECONDS = 4  # the whole read (an answer trickled in, each part within the timeout), give or take one read
+JWKS_DEADLINE_SECONDS = 4  # the whole read (an answer trickled in, each part within the timeout): then it is cut
 JWKS_MAX_BYTES = 1 << 20  # a key set is a few KiB: more is not one
 # After a failed read, none for this long (an outage costs the issuer a request per pause, not one per token);
 # meanwhile, and while it lasts, the last set read stays in use for this long.
@@ -195,7 +195,7 @@ def _jwks_client(url: str) -> Any:
             if self.failed_at is not None and now - self.failed_at < JWKS_FAILURE_PAUSE_SECONDS:
                 return self._last_or(jwt.PyJWKClientConnectionError("its last read failed: not read again yet"))
             try:  # anything the issuer answers: not only the errors expected
-                data = _read_key_set(self.uri)
+                data = _signing_key_set(_read_key_set(self.uri))
             except Exception as exc:
                 self.failed_at = now
                 return self._last_or(exc)
@@ -213,28 +213,100 @@ def _jwks_client(url: str) -> Any:
     )
 
 
+def _signing_key_set(data: Any) -> Any:
+    """`data` as PyJWT's key set (PyJWKSet), if it is one with a key to verify tokens by: else its read counts as
+    failed, so that the last set read stays in use (an issuer answering `[]` or `{}` during an outage, say)."""
+    import jwt
+
+    if not isinstance(data, dict):
+        raise jwt.PyJWKClientError("The JWKS endpoint did not return a JSON object")
+    key_set = jwt.PyJWKSet.from_dict(data)
+    if not any(key.public_key_use in ("sig", None) and key.key_id for key in key_set.keys):  # as PyJWKClient's
+        raise jwt.PyJWKClientError("The JWKS endpoint did not contain any signing keys")
+    return key_set
+
+
 def _read_key_set(url: str) -> Any:
     """The JSON the issuer answers at `url`, as PyJWKClient.fetch_data reads it (no redirect followed: a jwks_uri
     answers itself, and a redirect could hand the function someone else's keys), within JWKS_DEADLINE_SECONDS and
-    JWKS_MAX_BYTES: PyJWT bounds each socket read only, so an answer trickled in would hold the request (and every
-    other, waiting for the set) until SCF's timeout."""
+    JWKS_MAX_BYTES. PyJWT bounds each socket read only: an answer (its headers too) trickled in would hold the
+    request, and every other waiting for the set, until SCF's timeout. So a timer shuts the connection down."""
     import json
+    import threading
+
+    expired, opened = threading.Event(), []  # type: ignore[var-annotated]
+    watchdog = threading.Timer(JWKS_DEADLINE_SECONDS, _cut, (expired, opened))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        body = _read_bounded(_watched_opener(expired, opened), url)
+    except Exception:
+        if expired.is_set():
+            raise TimeoutError(f"the key set took more than {JWKS_DEADLINE_SECONDS} s to read") from None
+        raise
+    finally:
+        watchdog.cancel()
+    return json.loads(body)
+
+
+def _cut(expired: Any, opened: list[Any]) -> None:
+    import contextlib
+    import socket
+
+    expired.set()
+    for sock in opened:
+        with contextlib.suppress(OSError):  # closed already
+            sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched_opener(expired: Any, opened: list[Any]) -> Any:
+    """urllib's opener, following no redirect, whose connections' sockets are noted in `opened` (for _cut)."""
+    import http.client
+    import ssl
     import urllib.request
+
+    def watched(connection: type[http.client.HTTPConnection]) -> Any:
+        class Watched(connection):  # type: ignore[valid-type,misc]
+            def connect(self) -> None:
+                super().connect()
+                opened.append(self.sock)
+                if expired.is_set():
+                    raise TimeoutError("connected past the deadline")
+
+        return Watched
+
+    class Plain(urllib.request.HTTPHandler):
+        def http_open(self, req: Any) -> Any:
+            return self.do_open(watched(http.client.HTTPConnection), req)
+
+    class Tls(urllib.request.HTTPSHandler):  # urllib's default context, as PyJWT's without an ssl_context
+        def https_open(self, req: Any) -> Any:
+            return self.do_open(watched(http.client.HTTPSConnection), req, context=ssl.create_default_context())
 
     class NoRedirect(urllib.request.HTTPRedirectHandler):
         def redirect_request(self, *args: Any) -> None:
             return None  # the 3xx is then an HTTPError
 
-    deadline = time.monotonic() + JWKS_DEADLINE_SECONDS
-    body = bytearray()
-    with urllib.request.build_opener(NoRedirect).open(url, timeout=JWKS_TIMEOUT_SECONDS) as answer:
-        while chunk := answer.read1(1 << 16):  # one socket read at a time: the deadline is checked between them
-            body += chunk
-            if len(body) > JWKS_MAX_BYTES:
-                raise ValueError(f"the key set is larger than {JWKS_MAX_BYTES} bytes")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the key set took more than {JWKS_DEADLINE_SECONDS} s to read")
-    return json.loads(body)
+    return urllib.request.build_opener(Plain, Tls, NoRedirect)
+
+
+def _read_bounded(opener: Any, url: str) -> bytearray:
+    import http.client
+    import urllib.error
+
+    try:
+        with opener.open(url, timeout=JWKS_TIMEOUT_SECONDS) as answer:
+            body = bytearray()
+            while chunk := answer.read1(1 << 16):
+                body += chunk
+                if len(body) > JWKS_MAX_BYTES:
+                    raise ValueError(f"the key set is larger than {JWKS_MAX_BYTES} bytes")
+            if answer.length:  # the connection closed before all its Content-Length came (PyJWT's read says so too)
+                raise http.client.IncompleteRead(bytes(body), answer.length)
+            return body
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise
 
 
 def _issuer_key(token: str, url: str) -> Any:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -26,6 +28,7 @@ from shared.source_context import attribute
 from tests.conftest import KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, Output, Serve, closed_loopback_port
 from tests.scf import response_json
 from vodemu import signature as vod_signature
+from vodlocal.tls import self_signed
 from vodtesting import http_event
 
 NOW = 1_800_000_000
@@ -60,6 +63,8 @@ class Issuer:
         self.headers: dict[str, str] = {}
         self.cut_after: int | None = None  # bytes of the body sent before the connection is reset
         self.trickle: float | None = None  # seconds between the body's bytes, sent one at a time
+        self.trickle_headers: float | None = None  # seconds between header lines, sent on and on
+        self.short_by = 0  # bytes the Content-Length claims beyond the body, before the connection is closed
         self.requests = 0
         self._lock = threading.Lock()
 
@@ -73,10 +78,19 @@ class Issuer:
             self.requests += 1
         status, body = self.answer or (200, json.dumps({"keys": self.keys}).encode())
         handler.send_response(status)
+        if self.trickle_headers is not None:
+            handler.flush_headers()  # the status line and the server's headers, then one line at a time
+            with contextlib.suppress(OSError):  # until the function hangs up (http.client takes 100 headers)
+                for n in range(100):
+                    handler.wfile.write(f"X-Padding-{n}: x\r\n".encode())
+                    handler.wfile.flush()
+                    time.sleep(self.trickle_headers)
+            return
         for name, value in {"Content-Type": "application/json", **self.headers}.items():
             handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(body)))
+        handler.send_header("Content-Length", str(len(body) + self.short_by))
         handler.end_headers()
+        handler.close_connection = self.short_by > 0
         if self.trickle is not None:
             with contextlib.suppress(OSError):  # until the function hangs up
                 for byte in body:
@@ -95,7 +109,9 @@ class Issuer:
 
 @pytest.fixture
 def issuer(loopback_http: Serve) -> Issuer:
-    return Issuer(loopback_http)  # a new URL each test: a new key-set client (one per URL and container)
+    # A new key-set client each test (one per URL and container): a port an earlier test's issuer had may come again
+    auth._jwks_client.cache_clear()
+    return Issuer(loopback_http)
 
 
 def sign(url: str, **env: str) -> Callable[[str], dict[str, Any]]:
@@ -207,6 +223,22 @@ def test_a_key_set_that_cannot_be_read_is_a_503_to_retry_never_a_401(
     assert line["issuer_keys_error"].startswith("AUTH_JWT_JWKS_URL: ")
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [b"[]", b"null", b"{}", b'{"keys": []}', b'{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}'],
+    ids=["list", "null", "empty", "no-keys", "no-signing-key"],
+)
+def test_an_answer_that_is_no_key_set_leaves_the_last_set_in_use(
+    issuer: Issuer, short_lived_set: None, answer: bytes
+) -> None:
+    call = sign(issuer.url)
+    assert call(token("k1"))["statusCode"] == 200
+    issuer.answer = (200, answer)  # an issuer's outage, answered as a success
+    time.sleep(0.06)  # past the set's lifespan: read again
+    assert [call(token(kid, sub=f"u-{kid}"))["statusCode"] for kid in ("k1", "k2")] == [200, 200]
+    assert issuer.requests == 2
+
+
 def test_a_redirect_is_not_followed(issuer: Issuer, loopback_http: Serve) -> None:
     # (an issuer's jwks_uri answers itself: a redirect could hand the function someone else's keys)
     elsewhere = Issuer(loopback_http)
@@ -232,12 +264,64 @@ def test_a_key_set_trickled_in_is_a_503_at_the_deadline(issuer: Issuer, monkeypa
     assert time.monotonic() - started < 0.5 + auth.JWKS_TIMEOUT_SECONDS  # not the set's whole ~30 s
 
 
+def test_an_answer_whose_headers_trickle_in_is_a_503_at_the_deadline(
+    issuer: Issuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "JWKS_DEADLINE_SECONDS", 0.5)
+    issuer.trickle_headers = 0.05  # 100 headers: 5 s, each line well within the per-read timeout
+    started = time.monotonic()
+    result = sign(issuer.url)(token("k1"))
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
+    assert time.monotonic() - started < 2
+
+
+def test_a_key_set_shorter_than_its_content_length_is_a_503(issuer: Issuer) -> None:
+    issuer.short_by = 100  # the connection closed before the length it announced
+    result = sign(issuer.url)(token("k1"))
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
+
+
 def test_a_key_set_larger_than_any_is_a_503(issuer: Issuer, output: Output) -> None:
     issuer.answer = (200, json.dumps({"keys": [_jwk("k1")], "padding": "x" * auth.JWKS_MAX_BYTES}).encode())
     result = sign(issuer.url)(token("k1"))
     assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
     [line] = [line for line in output.lines() if line["event"] == "request"]
     assert "larger than" in line["issuer_keys_error"]
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "no-trusted-ca"])
+def test_a_key_set_over_https_is_read_from_a_certificate_a_trusted_ca_signed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trusted: bool
+) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    if trusted:  # as the system's CAs (OpenSSL reads SSL_CERT_FILE as it makes a default context)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    servers: list[ThreadingHTTPServer] = []
+
+    def serve_tls(answer: Callable[[BaseHTTPRequestHandler], None]) -> str:
+        class Handler(BaseHTTPRequestHandler):
+            do_GET = answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        servers.append(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        servers[-1].socket = tls.wrap_socket(servers[-1].socket, server_side=True)
+        threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
+        return f"https://127.0.0.1:{servers[-1].server_port}"
+
+    auth._jwks_client.cache_clear()
+    try:
+        issuer = Issuer(serve_tls)
+        result = sign(issuer.url)(token("k1"))
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert result["statusCode"] == (200 if trusted else 503), result
+    assert issuer.requests == trusted  # untrusted: refused in the handshake, before any request
 
 
 def test_an_issuer_that_does_not_answer_is_a_503(output: Output) -> None:
