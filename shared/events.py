@@ -106,7 +106,7 @@ class FileDeleted(Record):
 class OtherEvent(Record):
     """Any other type (EditMediaComplete, ReviewAudioVideoComplete, ...): kept, linked to the files it names. Its
     `payload` is the notification as VOD sent it, less Sign, T and EventHandle (as stored): this module reads
-    none of it, so a hook reads what it needs there."""
+    none of it, so a hook reads what it needs there (None when a rerun's event names a file erased since)."""
 
     event_type: str
     file_ids: tuple[str, ...] = ()

@@ -28,7 +28,7 @@ from types import AsyncGeneratorType, CoroutineType, GeneratorType
 
 from shared.config import ConfigError, Secret, known_secrets
 from shared.errors import MalformedEvent, StoreUnavailable
-from shared.events import VodEvent, parse_event
+from shared.events import OtherEvent, VodEvent, parse_event
 from shared.events import plain as plain  # noqa: PLC0414 - re-exported for hook code
 from shared.logs import ERROR, log_event
 from shared.records import Record
@@ -218,6 +218,18 @@ def _described(exc: BaseException) -> tuple[str, str]:
     return error, trace if len(trace) <= 20_000 else f"{trace[:10_000]}\n…\n{trace[-10_000:]}"
 
 
+def _as_told_now(
+    store: EventStore, file_ids: tuple[str, ...], event: VodEvent
+) -> tuple[VodEvent, tuple[UploadRecord, ...]]:
+    """The event and its files' records as a rerun tells a hook of them now: no erased file's, and no payload of an
+    unparsed event that names one (an event of erased files and others keeps its content, for the others)."""
+    records = [record for file_id in file_ids if (record := store.upload(file_id)) is not None]
+    uploads = tuple(record for record in records if record.status != "erased")
+    if isinstance(event, OtherEvent) and len(uploads) < len(records):
+        event = event._replace(payload=None)
+    return event, uploads
+
+
 def rerun_hook(
     hook: AfterCommit, store: EventStore, event: EventSummary, *, now: Callable[[], float] = time.time
 ) -> str | None:
@@ -239,11 +251,7 @@ def rerun_hook(
     if not store.claim_hook(event, claimed_at):
         raise HookTaken("not run: another rerun has taken it, or recorded it, since it was listed")
     try:
-        uploads = tuple(
-            record
-            for file_id in event.file_ids
-            if (record := store.upload(file_id)) is not None and record.status != "erased"  # told to no hook
-        )
+        committed_event, uploads = _as_told_now(store, event.file_ids, committed_event)
         # Read again now that it is claimed: an erase committed since the first read has removed what the event
         # said of its uploader, which no hook may hear of.
         if store.payload(event.dedupe_key) != payload:

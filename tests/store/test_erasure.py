@@ -185,6 +185,11 @@ def test_an_event_shared_with_a_file_not_erased_keeps_its_content_and_its_hook(s
     assert [e.dedupe_key for e in store.unfinished_hooks(received_before=1000.0)] == [owed.dedupe_key]
     stored = store.payload(owed.dedupe_key)
     assert stored is not None and stored["EventType"] == "EditMediaComplete" and "Erased" not in stored
+    # Rerun, its hook hears of Bob's record, and not the event's content: it still names Ann's clip
+    heard: list[CommittedEvent] = []
+    assert rerun_hook(heard.append, store, owed) is None
+    [committed] = heard
+    assert [u.file_id for u in committed.uploads] == [BOB] and committed.event.payload is None  # type: ignore[union-attr]
 
 
 def test_a_rerun_tells_no_hook_of_an_upload_erased_as_it_was_claimed(
