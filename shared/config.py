@@ -330,6 +330,7 @@ class UploadPageSettings(Record):
     status_url: str  # the uploads function ("" = the page shows no task progress)
     frame_ancestors: tuple[str, ...]  # origins that may embed the page and hand it a token
     http: HttpSettings
+    user_claim: str = "sub"  # the token's claim that names its user (AUTH_JWT_USER_CLAIM, as the API reads it)
 
 
 class ProxySettings(Record):
@@ -978,6 +979,7 @@ def _read_upload_page(r: _Reader) -> UploadPageSettings:
         frame_ancestors=ancestors,
         # GETs only, from the page's own origin: no settings
         http=HttpSettings(cors=False, cors_allow_origins=(), cors_allow_credentials=False, max_body_bytes=1024),
+        user_claim=_read_user_claim(r),
     )
 
 

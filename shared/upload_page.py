@@ -97,6 +97,7 @@ def build_page(settings: UploadPageSettings, static_dir: Path, vendor_dir: Path)
         "signatureUrl": settings.signature_url,
         "statusUrl": settings.status_url,
         "tokenOrigins": list(settings.frame_ancestors),
+        "userClaim": settings.user_claim,
     }
     page = _read(static_dir / "page.html").decode("utf-8")
     for key, value in {

@@ -102,6 +102,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--name", help="the video's name in VOD (default: the file name without extension)")
     parser.add_argument("--gateway", default=os.environ.get("VOD_UPLOAD_GATEWAY"), help="signature endpoint URL")
     parser.add_argument("--token", default=os.environ.get("VOD_UPLOAD_TOKEN"), help="bearer token")
+    parser.add_argument(
+        "--user-claim",
+        default=os.environ.get("VOD_UPLOAD_USER_CLAIM") or "sub",
+        help="the token's claim that names the user, as the functions' AUTH_JWT_USER_CLAIM (default sub)",
+    )
     parser.add_argument("--procedure", help="task flow to start after the upload (if the server allows it)")
     parser.add_argument("--storage-region", help="storage region (if the server allows it)")
     parser.add_argument(
@@ -247,6 +252,7 @@ def make_uploader(args: argparse.Namespace) -> Uploader:
         signature_url(args.gateway),
         args.token,
         SignatureRequest(procedure=args.procedure, storage_region=args.storage_region),
+        user_claim=args.user_claim,
     )
     try:
         options = UploadOptions(endpoint=args.vod_endpoint, part_size=args.part_size * MIB, parallel=args.parallel)

@@ -87,15 +87,16 @@ def retry_after(response: requests.Response) -> float | None:
     return min(float(value), _MAX_RETRY_AFTER) if value.isascii() and value.isdigit() else None
 
 
-def token_subject(token: str) -> str:
-    """Whom a bearer token speaks for: a JWT's `sub` (read, not verified: the endpoint verifies it), else a
-    digest of the token itself (then a new token reads as someone else)."""
+def token_subject(token: str, user_claim: str = "sub") -> str:
+    """Whom a bearer token speaks for: the JWT claim that names the user (`sub`, or the functions'
+    AUTH_JWT_USER_CLAIM; read, not verified: the endpoint verifies it), else a digest of the token itself (then a
+    new token reads as someone else)."""
     try:
-        subject = jwt.decode(token, options={"verify_signature": False}).get("sub")
+        subject = jwt.decode(token, options={"verify_signature": False}).get(user_claim)
     except jwt.PyJWTError:
         subject = None
     if isinstance(subject, str) and subject and _has_utf8_form(subject):  # (the endpoint refuses one without)
-        return f"sub:{subject}"
+        return f"{user_claim}:{subject}"
     return "token:" + hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -112,7 +113,8 @@ class SignatureClient:
     `with` block) closes its connections, unless the session was given: then they are the giver's.
 
     token: a bearer token, or a callable returning one (called before every request, so it can
-    refresh a short-lived JWT). 401 -> AuthenticationFailed, other 4xx -> SignatureRefused (both carry
+    refresh a short-lived JWT). user_claim: the claim that names the user, as the functions' AUTH_JWT_USER_CLAIM
+    (whose saved uploads a resume may take). 401 -> AuthenticationFailed, other 4xx -> SignatureRefused (both carry
     the gateway's error code and message, and are not retried); 5xx and network errors are retried
     `retries` times with exponential backoff, then SignatureUnavailable.
     """
@@ -128,9 +130,11 @@ class SignatureClient:
         retries: int = 3,
         backoff: float = 0.5,
         sleep: Callable[[float], None] = wait_to_retry,
+        user_claim: str = "sub",
     ) -> None:
         self.url = url
         self._token = token
+        self._user_claim = user_claim
         self._body = (request or SignatureRequest()).body()
         self._session = session or requests.Session()
         self._owns_session = session is None
@@ -159,7 +163,7 @@ class SignatureClient:
     def owner(self) -> str:
         """Whose uploads these signatures start (the endpoint and the token's subject): VOD gives a resumed
         session the sourceContext it was opened with, so a saved upload must resume only for its owner."""
-        return f"{self.url} {token_subject(token_of(self._token))}"
+        return f"{self.url} {token_subject(token_of(self._token), self._user_claim)}"
 
     def fetch(self) -> Signature:
         problem, asked_to_wait = "no attempt made", None

@@ -846,6 +846,18 @@ def test_a_signature_answer_the_page_cannot_use_is_said_and_nothing_is_sent(
     assert b.traffic.vod_calls() == []
 
 
+def test_the_page_tells_users_apart_by_the_claim_the_api_reads(browser_stack: BrowserStack) -> None:
+    # Tokens an app's back end mints for its users (one sub, the app's; the user in uid): as AUTH_JWT_USER_CLAIM says
+    b = browser_stack
+    b.redeploy_page(AUTH_JWT_USER_CLAIM="uid")
+    b.open(b.stack.token("the-app", uid="ann"))
+    assert b.page.inner_text("#user") == "ann"
+    b.open(b.stack.token("the-app", uid="bob"))
+    assert b.page.inner_text("#user") == "bob"
+    b.open(b.stack.token("carol"))  # no uid: no user the page can name
+    assert b.page.is_hidden("#signed-in")
+
+
 def test_without_a_status_url_the_page_shows_no_processing_it_does_not_follow(
     browser_stack: BrowserStack, tmp_path: Path
 ) -> None:

@@ -637,6 +637,23 @@ def test_saved_uploads_belong_to_the_tokens_subject(first: str, second: str, sam
         assert re.fullmatch(r"[0-9a-f]{32}", checkpoint_name(None, "clip.mp4", None, owner))
 
 
+@pytest.mark.parametrize(
+    ("first", "second", "same"),
+    [
+        (_signed("app", uid="ann"), _signed("app", uid="bob"), False),  # one sub (an app's back end's), two users
+        (_signed("app-1", uid="ann"), _signed("app-2", uid="ann", exp=2), True),
+        (_signed("app", uid=7), _signed("app", uid=7, exp=2), False),  # no user named: the token itself
+    ],
+    ids=["other-user", "same-user", "no-user"],
+)
+def test_saved_uploads_belong_to_the_user_the_claim_names(first: str, second: str, same: bool) -> None:
+    # As the functions' AUTH_JWT_USER_CLAIM=uid reads them (vod-upload --user-claim uid)
+    assert (token_subject(first, "uid") == token_subject(second, "uid")) is same
+    assert SignatureClient("https://api.example.com/signature", first, user_claim="uid").owner() == (
+        f"https://api.example.com/signature {token_subject(first, 'uid')}"
+    )
+
+
 PART_BYTES = os.urandom(MIB + 3)
 
 

@@ -25,6 +25,7 @@ ENV = {
     "UPLOAD_PAGE_SIGNATURE_URL": "https://api.example.com/signature",
     "UPLOAD_PAGE_STATUS_URL": "https://api.example.com/uploads",
     "UPLOAD_PAGE_FRAME_ANCESTORS": "https://app.example.com",
+    "AUTH_JWT_USER_CLAIM": "oid",  # the sign and uploads functions' too: the page tells users apart as they do
 }
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -56,6 +57,7 @@ def test_the_page_names_its_assets_by_content_and_carries_its_settings(page_func
         "signatureUrl": ENV["UPLOAD_PAGE_SIGNATURE_URL"],
         "statusUrl": ENV["UPLOAD_PAGE_STATUS_URL"],
         "tokenOrigins": ["https://app.example.com"],
+        "userClaim": "oid",
     }
     sdk = next(n for n in names if n.startswith("vod-js-sdk-v6."))
     status, headers, body = _get(page_function, f"/assets/{sdk}", **{"Accept-Encoding": "gzip"})

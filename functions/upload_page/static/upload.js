@@ -11,6 +11,7 @@
   const config = JSON.parse(document.body.dataset.config);
   const $ = (id) => document.getElementById(id);
   const TOKEN_KEY = "vod-upload-token";
+  const USER_CLAIM = config.userClaim || "sub";
   const OWNER_KEY = "vod-upload-owner"; // whose saved upload sessions localStorage holds (the token's subject)
   // Said when an upload has heard nothing of the storage service for this long (see start)
   const SILENT_START_MS = 20000;
@@ -448,30 +449,32 @@
     current.delStorage(PRINT + current.sessionName);
   }
 
-  // A JWT's `sub`, read, not verified (the API verifies the token); null for any other token.
+  // The user a JWT names (its `sub`, or the claim AUTH_JWT_USER_CLAIM names: the API's user), read, not verified
+  // (the API verifies the token); null for any other token.
   function tokenSubject(value) {
     try {
       const json = new TextDecoder().decode(
         Uint8Array.from(atob(value.split(".")[1].replace(/-/g, "+").replace(/_/g, "/")), (c) => c.charCodeAt(0)),
       );
-      const sub = JSON.parse(json).sub;
-      return typeof sub === "string" && sub ? sub : null;
+      const claims = JSON.parse(json);
+      const user = Object.prototype.hasOwnProperty.call(claims, USER_CLAIM) ? claims[USER_CLAIM] : null;
+      return typeof user === "string" && user ? user : null;
     } catch (error) {
       return null; // not a JWT
     }
   }
 
-  // Two tokens of one user: the same JWT `sub`; other tokens tell nobody apart but themselves.
+  // Two tokens of one user: the same user claim; other tokens tell nobody apart but themselves.
   function sameUser(a, b) {
     const subject = tokenSubject(a);
     return subject !== null ? subject === tokenSubject(b) : a === b;
   }
 
-  // The token's `sub`, else a digest of the token itself, else (no WebCrypto) nobody the next start will
+  // The token's user claim, else a digest of the token itself, else (no WebCrypto) nobody the next start will
   // recognise: then nothing is resumed across starts.
   async function tokenOwner(value) {
     const sub = tokenSubject(value);
-    if (sub !== null) return "sub:" + sub;
+    if (sub !== null) return USER_CLAIM + ":" + sub;
     try {
       const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
       return "token:" + Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
