@@ -356,15 +356,15 @@ def decode_with_pyjwt(
     referee shared.hs_jwt is tested against. Imported here: only public-key deployments pay for it."""
     import jwt
 
+    issuers = None if issuer is None else tuple(issuer)  # one of them (a tuple: never PyJWT 2.10.0's substring match)
+
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
             key,
             algorithms=list(algorithms),
             audience=None if audience is None else list(audience),  # any one of them
-            issuer=None
-            if issuer is None
-            else tuple(issuer),  # one of them (a tuple: never PyJWT 2.10.0's substring match)
+            issuer=issuers,
             options={
                 "require": ["exp", user_claim],
                 "verify_exp": False,
