@@ -249,12 +249,13 @@ def make_uploads_endpoint(
             raise NotFound("no such upload")
         return found
 
-    def one(request: Request, user: str, file_id: str) -> Response:
+    def one(request: Request, user: str, file_id: str, started: float) -> Response:
         _only(request.query, ("wait",))
         wait = _integer(request.query, "wait", 0, 0, MAX_WAIT_SECONDS)
-        # From the request's start, not after its first read: no read begins after the bound, so the answer
-        # comes within it plus one read (the function's timeout allows for that: serverless.yml).
-        deadline = elapsed() + min(wait, settings.max_wait_seconds)
+        # From the request's start (its token's check included: reading the issuer's keys takes up to 4 s), not after
+        # its first read: no read begins after the bound, so the answer comes within it plus one read (the
+        # function's timeout allows for that: serverless.yml).
+        deadline = started + min(wait, settings.max_wait_seconds)
         body, version = current(file_id, user)
         known = request.headers.get("if-none-match") or etag(body)  # the client's tags, or what it has now
         # Until it changes, or the wait is over; `*` names every version, so no change would end a wait: none is held
@@ -267,11 +268,16 @@ def make_uploads_endpoint(
         return _answer(request, body)
 
     def endpoint(request: Request) -> Response:
+        started = elapsed()
         principal = authenticate(request, settings.auth, now)
         request.notes["user"] = principal.user_id
         check_sealable(principal.user_id)  # as the sign function does: no upload is such a user's
         file_id = target(request.path)
-        return listing(request, principal.user_id) if file_id is None else one(request, principal.user_id, file_id)
+        return (
+            listing(request, principal.user_id)
+            if file_id is None
+            else one(request, principal.user_id, file_id, started)
+        )
 
     return endpoint
 

@@ -18,6 +18,8 @@ from urllib.parse import quote
 
 import pytest
 
+from shared import status_service
+from shared.auth import authenticate
 from shared.config import UploadsSettings, load_uploads_settings
 from shared.http.model import Endpoint
 from shared.http.serve import serve
@@ -745,8 +747,12 @@ def test_wait_returns_on_a_change_or_at_its_bound(
     assert len(whole_reads) == 1 + (change_at == returned_at)
 
 
-def test_a_slow_first_read_counts_toward_the_wait(writer: tuple[str, EventStore]) -> None:
-    # The function's timeout allows the longest wait plus one read, not two: the wait counts from the start.
+@pytest.mark.parametrize("slow", ["first read", "token check"])
+def test_a_slow_first_read_counts_toward_the_wait(
+    writer: tuple[str, EventStore], monkeypatch: pytest.MonkeyPatch, slow: str
+) -> None:
+    # The function's timeout allows the longest wait plus one read, not two: the wait counts from the start (a token
+    # checked against the issuer's key set, read then, included).
     url, store = writer
     record(store, vod_event("NewFileUpload", FileId="f5", SourceContext=seal("ann", "r", CONTEXT_KEY)))
     clock = Clock(store, None)
@@ -756,9 +762,16 @@ def test_a_slow_first_read_counts_toward_the_wait(writer: tuple[str, EventStore]
 
     def provider() -> EventStore:
         reads.append(clock.now - clock.start)
-        if len(reads) == 1:
+        if len(reads) == 1 and slow == "first read":
             clock.now += 3.0  # connecting, say
         return reader
+
+    def slowly_checked(*args: Any) -> Any:
+        if slow == "token check":
+            clock.now += 3.0
+        return authenticate(*args)
+
+    monkeypatch.setattr(status_service, "authenticate", slowly_checked)
 
     endpoint = clock.endpoint(settings, provider)
     headers = {"Authorization": f"Bearer {token('ann')}"}
