@@ -229,24 +229,30 @@ def _signing_key_set(data: Any) -> Any:
 def _read_key_set(url: str) -> Any:
     """The JSON the issuer answers at `url`, as PyJWKClient.fetch_data reads it (no redirect followed: a jwks_uri
     answers itself, and a redirect could hand the function someone else's keys), within JWKS_DEADLINE_SECONDS and
-    JWKS_MAX_BYTES. PyJWT bounds each socket read only: an answer (its headers too) trickled in would hold the
-    request, and every other waiting for the set, until SCF's timeout. So a timer shuts the connection down."""
+    JWKS_MAX_BYTES. PyJWT bounds each socket read only: a slow name lookup (which no socket timeout bounds; SCF's
+    DNS can take seconds), or an answer (its headers too) trickled in, would hold the request, and every other
+    waiting for the set, until SCF's timeout. So it is read in a thread, waited for until the deadline."""
     import json
     import threading
 
     expired, opened = threading.Event(), []  # type: ignore[var-annotated]
-    watchdog = threading.Timer(JWKS_DEADLINE_SECONDS, _cut, (expired, opened))
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        body = _read_bounded(_watched_opener(expired, opened), url)
-    except Exception:
-        if expired.is_set():
-            raise TimeoutError(f"the key set took more than {JWKS_DEADLINE_SECONDS} s to read") from None
-        raise
-    finally:
-        watchdog.cancel()
-    return json.loads(body)
+    outcome: list[bytearray | BaseException] = []
+
+    def read() -> None:
+        try:
+            outcome.append(_read_bounded(_watched_opener(expired, opened), url))
+        except BaseException as exc:  # handed to the request's thread
+            outcome.append(exc)
+
+    reader = threading.Thread(target=read, name="jwks-read", daemon=True)
+    reader.start()
+    reader.join(JWKS_DEADLINE_SECONDS)
+    if not outcome:  # its connection shut down, the thread ends (a name lookup: once it returns)
+        _cut(expired, opened)
+        raise TimeoutError(f"the key set took more than {JWKS_DEADLINE_SECONDS} s to read")
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return json.loads(outcome[0])
 
 
 def _cut(expired: Any, opened: list[Any]) -> None:

@@ -275,6 +275,22 @@ def test_an_answer_whose_headers_trickle_in_is_a_503_at_the_deadline(
     assert time.monotonic() - started < 2
 
 
+def test_a_name_lookup_that_hangs_is_a_503_at_the_deadline(issuer: Issuer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SCF's DNS can take seconds (Tencent says so): no socket timeout bounds a lookup, the deadline does
+    monkeypatch.setattr(auth, "JWKS_DEADLINE_SECONDS", 0.5)
+    lookup = socket.getaddrinfo
+
+    def slow_lookup(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(3)
+        return lookup(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
+    started = time.monotonic()
+    result = sign(issuer.url)(token("k1"))
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
+    assert time.monotonic() - started < 2
+
+
 def test_a_key_set_shorter_than_its_content_length_is_a_503(issuer: Issuer) -> None:
     issuer.short_by = 100  # the connection closed before the length it announced
     result = sign(issuer.url)(token("k1"))
