@@ -420,6 +420,14 @@ class EventStore(ABC):
         """After a failure: the connection itself is gone (a server restart), not just the statement."""
         return False
 
+    def _pooled(self, conn: Any) -> None:
+        """As `conn` goes back to the pool (backends that note when: see `_fresh`)."""
+        return  # SQLite's is a file: no idle limit
+
+    def _fresh(self, conn: Any) -> bool:
+        """Whether a pooled connection may be used again (a backend over a network: not after a long idle)."""
+        return True
+
     # --- connections --------------------------------------------------------------------------------
 
     def _acquire(self) -> tuple[Any, bool]:
@@ -427,13 +435,18 @@ class EventStore(ABC):
             if os.getpid() != self._pid:
                 # A forked child must not touch the parent's sockets (closing would end the parent's session).
                 self._idle, self._pid = [], os.getpid()
-            if self._idle:
-                return self._idle.pop(), True
-        return self._connect(), False
+            stale = []
+            while self._idle and not self._fresh(self._idle[-1]):
+                stale.append(self._idle.pop())
+            pooled = self._idle.pop() if self._idle else None
+        for conn in stale:
+            self._discard(conn)
+        return (pooled, True) if pooled is not None else (self._connect(), False)
 
     def _release(self, conn: Any) -> None:
         with self._pool_lock:
             if len(self._idle) < self.max_idle_connections:
+                self._pooled(conn)
                 self._idle.append(conn)
                 return
         self._discard(conn)

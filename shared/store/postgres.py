@@ -44,6 +44,12 @@ def advisory_key(name: str) -> int:
 class _Connection(psycopg2.extensions.connection):
     # (host, port) of the server that stopped answering, when it did: closed, a second try would wait as long again
     silent_server: tuple[str, int] | None = None
+    pooled_at = 0.0  # when it went back to the pool (time.monotonic)
+
+
+# A pooled connection idle longer is closed, not used again: a NAT or firewall on the way may have forgotten it
+# without a word (its next statement would wait DATABASE_TIMEOUT for nothing, then fail), as shared.vod_cloud_api's.
+MAX_IDLE_SECONDS = 50
 
 
 Server = tuple[str, str, str]  # one of a connection string's list of hosts: (host, hostaddr, port), as written
@@ -281,3 +287,9 @@ class PostgresStore(EventStore):
 
     def _broken(self, conn: _Connection) -> bool:
         return bool(conn.closed) and conn.silent_server is None  # dead (worth one more try), not unanswered
+
+    def _pooled(self, conn: _Connection) -> None:
+        conn.pooled_at = time.monotonic()
+
+    def _fresh(self, conn: _Connection) -> bool:
+        return time.monotonic() - conn.pooled_at <= MAX_IDLE_SECONDS

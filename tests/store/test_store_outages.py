@@ -21,7 +21,7 @@ from shared.config import load_callback_settings
 from shared.events import stored_form
 from shared.http.serve import serve
 from shared.ingest import ingest_event
-from shared.store import EventStore, StoreUnavailable, open_store
+from shared.store import EventStore, StoreUnavailable, open_store, postgres
 from shared.store.base import SCHEMA_VERSION
 from shared.store.postgres import advisory_key
 from tests.callback import hook_target
@@ -185,6 +185,25 @@ def test_postgres_restart_between_calls_is_invisible(
         server.stop()
         server.start()  # the pooled connection is now dead; the store replaces it before anything was sent
         assert operation(store, stored_form(first).key)
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_pooled_connection_idle_too_long_is_closed_not_used(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A NAT or firewall on the way may forget an idle connection without a word: its next statement would wait
+    # DATABASE_TIMEOUT for nothing, then fail (SCF keeps a container, and its pool, for minutes between requests)
+    store = open_store(postgres_server.create_database())
+    try:
+        assert store.event_count() == 0
+        [first] = store._idle
+        assert store.event_count() == 0 and store._idle == [first]  # used again while fresh
+        monkeypatch.setattr(postgres, "MAX_IDLE_SECONDS", 0.05)
+        time.sleep(0.1)
+        assert store.event_count() == 0
+        assert store._idle != [first] and first.closed
     finally:
         store.close()
 
