@@ -80,11 +80,8 @@ class Issuer:
         handler.send_response(status)
         if self.trickle_headers is not None:
             handler.flush_headers()  # the status line and the server's headers, then one line at a time
-            with contextlib.suppress(OSError):  # until the function hangs up (http.client takes 100 headers)
-                for n in range(100):
-                    handler.wfile.write(f"X-Padding-{n}: x\r\n".encode())
-                    handler.wfile.flush()
-                    time.sleep(self.trickle_headers)
+            lines = [f"X-Padding-{n}: x\r\n".encode() for n in range(100)]  # (http.client takes 100 headers)
+            _send_slowly(handler, lines, self.trickle_headers)
             return
         for name, value in {"Content-Type": "application/json", **self.headers}.items():
             handler.send_header(name, value)
@@ -92,11 +89,7 @@ class Issuer:
         handler.end_headers()
         handler.close_connection = self.short_by > 0
         if self.trickle is not None:
-            with contextlib.suppress(OSError):  # until the function hangs up
-                for byte in body:
-                    handler.wfile.write(bytes([byte]))
-                    handler.wfile.flush()
-                    time.sleep(self.trickle)
+            _send_slowly(handler, [bytes([byte]) for byte in body], self.trickle)
             return
         if self.cut_after is None:
             handler.wfile.write(body)
@@ -105,6 +98,14 @@ class Issuer:
         handler.wfile.flush()
         handler.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # a reset
         handler.close_connection = True
+
+
+def _send_slowly(handler: BaseHTTPRequestHandler, pieces: list[bytes], pause: float) -> None:
+    with contextlib.suppress(OSError):  # until the function hangs up
+        for piece in pieces:
+            handler.wfile.write(piece)
+            handler.wfile.flush()
+            time.sleep(pause)
 
 
 @pytest.fixture
@@ -261,7 +262,7 @@ def test_a_key_set_trickled_in_is_a_503_at_the_deadline(issuer: Issuer, monkeypa
     started = time.monotonic()
     result = sign(issuer.url)(token("k1"))
     assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
-    assert time.monotonic() - started < 0.5 + auth.JWKS_TIMEOUT_SECONDS  # not the set's whole ~30 s
+    assert time.monotonic() - started < 2  # not the set's whole ~60 s
 
 
 def test_an_answer_whose_headers_trickle_in_is_a_503_at_the_deadline(

@@ -748,7 +748,7 @@ def test_wait_returns_on_a_change_or_at_its_bound(
 
 
 @pytest.mark.parametrize("slow", ["first read", "token check"])
-def test_a_slow_first_read_counts_toward_the_wait(
+def test_a_slow_token_check_or_first_read_counts_toward_the_wait(
     writer: tuple[str, EventStore], monkeypatch: pytest.MonkeyPatch, slow: str
 ) -> None:
     # The function's timeout allows the longest wait plus one read, not two: the wait counts from the start (a token
