@@ -227,6 +227,12 @@ Answer = Callable[[BaseHTTPRequestHandler], None]
 Serve = Callable[[Answer], str]  # the loopback_http fixture
 
 
+class _Quiet(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (a reset, once a function gave up an answer): what these servers exist to provoke.
+        (socketserver would print its traceback, late, into a later test's closed output.)"""
+
+
 @pytest.fixture
 def loopback_http() -> Iterator[Serve]:
     """A scripted HTTP server on loopback per call: `serve(answer)` -> its base URL; `answer(handler)` answers
@@ -240,7 +246,7 @@ def loopback_http() -> Iterator[Serve]:
             def log_message(self, *args: object) -> None:
                 pass
 
-        servers.append(ThreadingHTTPServer(("127.0.0.1", 0), Scripted))
+        servers.append(_Quiet(("127.0.0.1", 0), Scripted))
         threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{servers[-1].server_port}"
 
