@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest.mock import ANY
@@ -61,10 +62,18 @@ class Child:
         return code, stdout, self.stderr
 
 
-def interrupted_upload(stack: Stack, video: Path, parts: int, interrupt: Callable[[Child, Traffic], None]) -> Child:
-    """Start the CLI with COS holding part uploads after `parts`; interrupt it once they are stored."""
+def interrupted_upload(
+    stack: Stack,
+    video: Path,
+    parts: int,
+    interrupt: Callable[[Child, Traffic], None],
+    *args: str,
+    env: dict[str, str] | None = None,
+) -> Child:
+    """Start the CLI (with `args`, in `env`) with COS holding part uploads after `parts`; interrupt it once they are
+    stored."""
     stack.traffic.hold_parts_after(parts)
-    child = Child(stack, video, "--json")
+    child = Child(stack, video, "--json", *args, env=env)
     stack.traffic.wait_until(lambda t: t.parts_stored == parts and t.held >= 1)
     interrupt(child, stack.traffic)
     return child
@@ -662,6 +671,41 @@ def test_another_user_does_not_resume_someone_elses_saved_upload(
     assert len(stack.saved()) == 1  # still there for its owner, who resumes it
     mine = stack.cli(video, "--json")
     assert (mine.returncode, json.loads(mine.stdout)["bytesResumed"]) == (0, 2 * MIB), mine.stderr
+
+
+@pytest.mark.parametrize(
+    ("claim_args", "claim_env", "resumed_by_another"),
+    [
+        (("--user-claim", "uid"), {}, False),
+        ((), {"VOD_UPLOAD_USER_CLAIM": "uid"}, False),
+        ((), {}, True),  # by `sub`, the app's back end's in both tokens: what the setting is for
+    ],
+    ids=["flag", "environment", "sub"],
+)
+def test_saved_uploads_belong_to_the_user_the_claim_names(
+    start_stack: Callable[..., Stack],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    leak_guard: LeakGuard,
+    claim_args: tuple[str, ...],
+    claim_env: dict[str, str],
+    resumed_by_another: bool,
+) -> None:
+    # An app whose back end mints every user's token with its own `sub` names the user in another claim, as the
+    # functions read it (AUTH_JWT_USER_CLAIM).
+    monkeypatch.setenv("AUTH_JWT_USER_CLAIM", "uid")
+    ann, bob = (leak_guard.add(localstack.mint_token(JWT_SECRET, "app-backend", uid=user)) for user in ("ann", "bob"))
+    stack = replace(start_stack(), token=ann)
+    video = write_file(tmp_path / "shared.mp4", 4 * MIB)
+    interrupted_upload(stack, video, 2, sigkill, *claim_args, env=stack.cli_env(**claim_env)).finish()
+
+    theirs = stack.cli(video, "--json", *claim_args, env=stack.cli_env(VOD_UPLOAD_TOKEN=bob, **claim_env))
+
+    assert theirs.returncode == 0, theirs.stderr
+    assert json.loads(theirs.stdout)["bytesResumed"] == (2 * MIB if resumed_by_another else 0)
+    if not resumed_by_another:
+        mine = stack.cli(video, "--json", *claim_args, env=stack.cli_env(**claim_env))
+        assert (mine.returncode, json.loads(mine.stdout)["bytesResumed"]) == (0, 2 * MIB), mine.stderr
 
 
 def test_cancel_discards_the_saved_upload_of_a_file_moved_away_since(stack: Stack, tmp_path: Path) -> None:
