@@ -8,7 +8,7 @@ confirming the handles only after it returned. No transport here: failures are d
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.events import NewFileUpload, ProcedureStateChanged, VodEvent, parse_event, stored_form
+from shared.events import NewFileUpload, OtherEvent, ProcedureStateChanged, VodEvent, parse_event, stored_form
 from shared.hooks import AfterCommit, CommittedEvent, no_hook, run_hook
 from shared.logs import INFO, WARNING, log_event
 from shared.records import Record
@@ -84,7 +84,8 @@ def ingest_event(
         log_event(WARNING, "upload.unattributed", file_ids=list(event.file_ids), dedupe_key=stored.key, why="bad_seal")
     if not has_hook:
         return IngestResult(stored.key, event, False, ingested.uploads)
-    committed = CommittedEvent(stored.key, event, received_at, ingested.uploads)
+    told = event._replace(payload=None) if ingested.partly_erased and isinstance(event, OtherEvent) else event
+    committed = CommittedEvent(stored.key, told, received_at, ingested.uploads)
     return IngestResult(stored.key, event, False, ingested.uploads, run_hook(after_commit, committed, store))
 
 

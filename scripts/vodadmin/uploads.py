@@ -182,15 +182,21 @@ def _media_cell(upload: UploadRecord) -> str:
     return f"{upload.media_url or '-'}{' (deleted)' if gone else ''}"
 
 
-def no_uploads(store: EventStore, user: str) -> str:
-    """That `user` has no uploads; and, as ids are matched exactly (as the functions compare them), which id of
-    the same letters composed otherwise (NFC, NFD: a pasted "é" may be either) has some."""
-    said = f"no uploads recorded for user {user!r}"
+def no_uploads(store: EventStore, user: str, why: str = "") -> str:
+    """That `user` has no uploads (`why`: what that may mean), and which id composed otherwise has some."""
+    said = f"no uploads recorded for user {user!r}{why}"
+    other = composed_otherwise(store, user)
+    return f"{said}; {other}: use that id" if other else said
+
+
+def composed_otherwise(store: EventStore, user: str) -> str | None:
+    """As ids are matched exactly (as the functions compare them), which id of the same letters as `user` composed
+    otherwise (NFC, NFD: a pasted "é" may be either) has uploads, if one has."""
     for form in ("NFC", "NFD"):
         other = unicodedata.normalize(form, user)
         if other != user and store.files_naming(other):
-            return f"{said}; {other!a}, the same letters composed otherwise ({form}), has some: use that id"
-    return said
+            return f"{other!a}, the same letters composed otherwise ({form}), has some"
+    return None
 
 
 def print_table(user: str, uploads: list[UploadRecord]) -> None:
@@ -421,14 +427,19 @@ def _list_erasable(store: EventStore, file_ids: list[str]) -> None:
         raise Failure(shown(f"not recorded: {', '.join(unknown)}"), 1)
 
 
+def _users_files(store: EventStore, user: str) -> list[str]:
+    file_ids = store.files_naming(user)
+    if not file_ids:  # a rerun once the user's late uploads could have come, too: nothing left to erase
+        raise Failure(no_uploads(store, user, " (none, or all erased already): nothing to erase"), 1)
+    other = composed_otherwise(store, user)
+    if other:  # the same user to a person's eye, whose files this erasure would leave
+        print(f"vod-uploads: {other} too: erase that id as well", file=sys.stderr)
+    return file_ids
+
+
 def erase(store: EventStore, args: argparse.Namespace) -> None:
     """A user's files (as their records name them), or the files named, erased with --yes; listed without."""
-    if args.user is not None:
-        file_ids = store.files_naming(args.user)
-        if not file_ids:
-            raise Failure(no_uploads(store, args.user), 1)
-    else:
-        file_ids = list(dict.fromkeys(args.file_ids))
+    file_ids = list(dict.fromkeys(args.file_ids)) if args.user is None else _users_files(store, args.user)
     if not args.yes:
         _list_erasable(store, file_ids)
         return

@@ -214,6 +214,9 @@ class Ingested(Record):
     duplicate: bool
     uploads: tuple[UploadRecord, ...] = ()  # the records after this event (empty for a duplicate)
     erased: bool = False  # every file it names was erased: kept as a tombstone (its key, no content), no hook owed
+    # Some, not all: kept whole for the others, its hook told of them only, and its error text never kept (as
+    # `erase` leaves an event of an erased file and others)
+    partly_erased: bool = False
 
 
 class FileReport(Record):
@@ -587,6 +590,11 @@ class EventStore(ABC):
                 else:
                     cursor.defer(self._sql(_HOOKLESS), (dedupe_key,))
                 return Ingested(dedupe_key, False, erased=True)
+            if len(uploads) < len(file_ids):
+                cursor.defer(
+                    self._sql("UPDATE events SET hook_last_error = ? WHERE dedupe_key = ?"), (_ERASED_ERROR, dedupe_key)
+                )
+                return Ingested(dedupe_key, False, uploads, partly_erased=True)
             return Ingested(dedupe_key, False, uploads)
 
         # Per-file locks: two events of one file can't both update its state without seeing each other.

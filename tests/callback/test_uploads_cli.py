@@ -195,6 +195,27 @@ def test_a_user_id_composed_otherwise_is_named_when_nothing_is_found(
     assert said in found.stdout + found.stderr
 
 
+@pytest.mark.parametrize("yes", [(), ("--yes",)], ids=["listed", "erased"])
+def test_erasing_a_user_whose_id_has_files_in_both_compositions_names_the_other(
+    tmp_path: Path, yes: tuple[str, ...]
+) -> None:
+    # One person to the eye, two ids to the functions: the erasure takes the one asked for and names the other
+    url = f"sqlite:///{tmp_path}/vod.sqlite3"
+    store = open_store(url)
+    for file_id, user in (("f-nfc", "Jos\u00e9"), ("f-nfd", "Jose\u0301")):
+        event = vod_event("NewFileUpload", FileId=file_id, SourceContext=seal(user, "r", CONTEXT_KEY))
+        ingest_event(store, event, received_at=1_700_000_000.0, keys=KEYS)
+    store.close()
+    erased = uploads(url, "erase", "--user", "Jos\u00e9", *yes)
+    assert erased.returncode == 0, erased.stderr
+    assert "'Jose\\u0301', the same letters composed otherwise (NFD), has some too" in erased.stderr
+    assert "f-nfc" in erased.stdout and "f-nfd" not in erased.stdout
+    again = uploads(url, "erase", "--user", "Jos\u00e9", *yes)  # after an erasure: none left (else still one)
+    assert (again.returncode, bool(yes)) == ((1, True) if yes else (0, False))
+    if yes:
+        assert "(none, or all erased already): nothing to erase; 'Jose\\u0301'" in again.stderr
+
+
 def test_an_erasure_goes_on_to_its_end_when_its_output_stops(tmp_path: Path) -> None:
     # GIVEN a user with more files than one erasing transaction takes
     url = f"sqlite:///{tmp_path}/vod.sqlite3"

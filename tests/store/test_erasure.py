@@ -192,6 +192,30 @@ def test_an_event_shared_with_a_file_not_erased_keeps_its_content_and_its_hook(s
     assert [u.file_id for u in committed.uploads] == [BOB] and committed.event.payload is None  # type: ignore[union-attr]
 
 
+def test_a_new_event_naming_an_erased_file_and_another_tells_its_hook_of_the_other_only(store: EventStore) -> None:
+    # Ann's clip edited into Bob's compilation, the edit ending after her file was erased: its content (which names
+    # her clip) is kept, for Bob's file, but its hook hears of neither it nor her record, and keeps no error text
+    for at, payload in enumerate([_upload(ANNS[0], ANN), _upload("bob", BOB)]):
+        ingest_event(store, payload, received_at=float(at), keys=KEYS)
+    store.erase([ANN], erased_at=3.0)
+    edit = vod_event(
+        "EditMediaComplete",
+        EditMediaCompleteEvent={"FileId": BOB, "Input": {"FileInfoSet": [{"FileId": ANN, "Name": ANNS[1]}]}},
+    )
+    heard: list[CommittedEvent] = []
+
+    def quoting_hook(committed: CommittedEvent) -> None:
+        heard.append(committed)
+        raise RuntimeError(f"CRM refused {ANNS[1]}")  # as a hook with its own copy of her data might
+
+    ingest_event(store, edit, received_at=4.0, keys=KEYS, after_commit=quoting_hook)
+    [committed] = heard
+    assert [u.file_id for u in committed.uploads] == [BOB] and committed.event.payload is None  # type: ignore[union-attr]
+    [owed] = store.unfinished_hooks(received_before=1000.0)
+    assert (owed.event_type, owed.hook_last_error) == ("EditMediaComplete", "(erased: it named a file erased since)")
+    assert store.payload(owed.dedupe_key) == {k: v for k, v in edit.items() if k != "EventHandle"}
+
+
 def test_a_rerun_tells_no_hook_of_an_upload_erased_as_it_was_claimed(
     store: EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
