@@ -161,6 +161,8 @@ def generated_event(rng: random.Random) -> tuple[dict[str, Any], Any]:
     _set(event, "httpMethod", _pick(rng, METHODS))
     _set(event, "path", _pick(rng, PATHS))
     _set(event, "queryString", _pick(rng, QUERIES))
+    if shape == "apigw":  # the gateway's other name for it, read where queryString is absent or null
+        _set(event, "queryStringParameters", _pick(rng, QUERIES))
     return event, _pick(rng, CONTEXTS)
 
 

@@ -263,6 +263,7 @@ def test_a_key_set_trickled_in_is_a_503_at_the_deadline(issuer: Issuer, monkeypa
     result = sign(issuer.url)(token("k1"))
     assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
     assert time.monotonic() - started < 2  # not the set's whole ~60 s
+    assert reads_end()  # cut, not left reading on in the warm container
 
 
 def test_an_answer_whose_headers_trickle_in_is_a_503_at_the_deadline(
@@ -282,14 +283,26 @@ def test_a_name_lookup_that_hangs_is_a_503_at_the_deadline(issuer: Issuer, monke
     lookup = socket.getaddrinfo
 
     def slow_lookup(*args: Any, **kwargs: Any) -> Any:
-        time.sleep(3)
+        time.sleep(1.5)
         return lookup(*args, **kwargs)
 
     monkeypatch.setattr(socket, "getaddrinfo", slow_lookup)
     started = time.monotonic()
     result = sign(issuer.url)(token("k1"))
     assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 1.2
+    # Once the lookup returns, the read (answered already) connects to the issuer no more
+    assert reads_end() and issuer.requests == 0
+
+
+def reads_end(within: float = 3) -> bool:
+    """Whether every read of a key set has ended within `within` seconds."""
+    deadline = time.monotonic() + within
+    while any(thread.name == "jwks-read" for thread in threading.enumerate()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def test_a_key_set_shorter_than_its_content_length_is_a_503(issuer: Issuer) -> None:
@@ -367,6 +380,35 @@ def test_in_an_outage_the_last_set_read_stays_in_use_and_the_issuer_is_asked_onc
     assert issuer.requests == 2  # the read that failed, then none within JWKS_FAILURE_PAUSE_SECONDS
     # A kid the last set lacks cannot be told from a key the issuer added meanwhile: a 503, not a 401
     result = call(token("k3"))
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
+
+
+def test_after_an_outage_a_kid_no_set_has_is_a_401_again(
+    issuer: Issuer, short_lived_set: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(auth, "JWKS_FAILURE_PAUSE_SECONDS", 0.05)
+    call = sign(issuer.url)
+    issuer.answer = (500, b"oops")
+    assert call(token("k1"))["statusCode"] == 503
+    issuer.answer = None  # the issuer is back
+    time.sleep(0.06)
+    assert call(token("k1", sub="back"))["statusCode"] == 200
+    result = call(token("k9"))  # read again, and not in the set: the token is refused, not retried
+    assert (result["statusCode"], response_json(result)["error"]["code"]) == (401, "invalid_token")
+
+
+def test_in_a_long_outage_a_set_older_than_the_stale_limit_is_no_longer_trusted(
+    issuer: Issuer, short_lived_set: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The issuer may have removed a key meanwhile (one that leaked): its tokens verify no longer than that
+    monkeypatch.setattr(auth, "JWKS_STALE_SECONDS", 0.2)
+    monkeypatch.setattr(auth, "JWKS_FAILURE_PAUSE_SECONDS", 0)
+    call = sign(issuer.url)
+    assert call(token("k1"))["statusCode"] == 200
+    issuer.answer = (503, b"down")
+    assert call(token("k1", sub="early"))["statusCode"] == 200
+    time.sleep(0.25)
+    result = call(token("k1", sub="late"))
     assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
 
 

@@ -190,20 +190,24 @@ def test_postgres_restart_between_calls_is_invisible(
 
 
 @pytest.mark.postgres
-def test_a_pooled_connection_idle_too_long_is_closed_not_used(
-    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("pooled", [1, EventStore.max_idle_connections])
+def test_pooled_connections_idle_too_long_are_closed_not_used(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch, pooled: int
 ) -> None:
     # A NAT or firewall on the way may forget an idle connection without a word: its next statement would wait
     # DATABASE_TIMEOUT for nothing, then fail (SCF keeps a container, and its pool, for minutes between requests)
     store = open_store(postgres_server.create_database())
     try:
         assert store.event_count() == 0
-        [first] = store._idle
-        assert store.event_count() == 0 and store._idle == [first]  # used again while fresh
+        held = [store._acquire()[0] for _ in range(pooled)]  # as concurrent requests leave them: all pooled
+        for conn in held:
+            store._release(conn)
+        assert store.event_count() == 0 and store._idle == held  # used again while fresh
         monkeypatch.setattr(postgres, "MAX_IDLE_SECONDS", 0.05)
         time.sleep(0.1)
         assert store.event_count() == 0
-        assert store._idle != [first] and first.closed
+        [new] = store._idle
+        assert new not in held and all(conn.closed for conn in held)
     finally:
         store.close()
 
