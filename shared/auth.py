@@ -173,8 +173,10 @@ JWKS_COOLDOWN_SECONDS = 30
 JWKS_TIMEOUT_SECONDS = 2  # per connect and per read: a slow issuer is a 503, not SCF's timeout
 JWKS_DEADLINE_SECONDS = 4  # the whole read (an answer trickled in, each part within the timeout): then it is cut
 JWKS_MAX_BYTES = 1 << 20  # a key set is a few KiB: more is not one
-# After a failed read, none for this long (an outage costs the issuer a request per pause, not one per token);
-# meanwhile, and while it lasts, the last set read stays in use for this long.
+# After a failed read, none for this long (an outage costs the issuer a request per pause, not one per token).
+# Meanwhile, and while the outage lasts, the last set read stays in use, up to JWKS_STALE_SECONDS after that read.
+# PyJWT keeps what a failed read gave back (that last set) for a lifespan as it keeps any set: so in an outage the
+# issuer is asked once a lifespan (or for a kid the set lacks), and the last set may serve a lifespan past the limit.
 JWKS_FAILURE_PAUSE_SECONDS = 5
 JWKS_STALE_SECONDS = 3600
 

@@ -4,13 +4,14 @@ jwks_uri), served here by a loopback server that counts its requests; the real s
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import socket
 import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,7 @@ class Issuer:
         self.trickle: float | None = None  # seconds between the body's bytes, sent one at a time
         self.trickle_headers: float | None = None  # seconds between header lines, sent on and on
         self.short_by = 0  # bytes the Content-Length claims beyond the body, before the connection is closed
+        self.endless = False  # a body with no length, sent on and on, as fast as it is read
         self.requests = 0
         self._lock = threading.Lock()
 
@@ -85,6 +87,10 @@ class Issuer:
             return
         for name, value in {"Content-Type": "application/json", **self.headers}.items():
             handler.send_header(name, value)
+        if self.endless:  # HTTP/1.0: the body ends when the connection does (64 MB/s, until the function hangs up)
+            handler.end_headers()
+            _send_slowly(handler, [body, *itertools.repeat(b" " * (1 << 16), 100_000)], 0.001)
+            return
         handler.send_header("Content-Length", str(len(body) + self.short_by))
         handler.end_headers()
         handler.close_connection = self.short_by > 0
@@ -100,7 +106,7 @@ class Issuer:
         handler.close_connection = True
 
 
-def _send_slowly(handler: BaseHTTPRequestHandler, pieces: list[bytes], pause: float) -> None:
+def _send_slowly(handler: BaseHTTPRequestHandler, pieces: Iterable[bytes], pause: float) -> None:
     with contextlib.suppress(OSError):  # until the function hangs up
         for piece in pieces:
             handler.wfile.write(piece)
@@ -151,6 +157,7 @@ def test_an_ec_key_of_the_set_verifies_es256(issuer: Issuer) -> None:
     [
         (lambda: token("k9"), "signed with a key the issuer does not publish (kid)"),
         (lambda: token(None), "names no key (kid): the issuer's key set is looked up by it"),
+        (lambda: token(""), "names no key (kid): the issuer's key set is looked up by it"),
         (lambda: token("k2", key=_RSA["k1"]), "bad signature"),  # a kid that is not its signer's
         (lambda: token("k3"), "signed with a key the issuer does not publish (kid)"),  # k3 is not in the set
         (lambda: jwt.encode({"sub": "m", "exp": NOW + 300}, "x" * 32, headers={"kid": "k1"}), "algorithm not allowed"),
@@ -164,6 +171,7 @@ def test_an_ec_key_of_the_set_verifies_es256(issuer: Issuer) -> None:
     ids=[
         "unknown-kid",
         "no-kid",
+        "empty-kid",
         "kid-not-its-signer",
         "removed-key",
         "hs256-confusion",
@@ -311,8 +319,15 @@ def test_a_key_set_shorter_than_its_content_length_is_a_503(issuer: Issuer) -> N
     assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
 
 
-def test_a_key_set_larger_than_any_is_a_503(issuer: Issuer, output: Output) -> None:
-    issuer.answer = (200, json.dumps({"keys": [_jwk("k1")], "padding": "x" * auth.JWKS_MAX_BYTES}).encode())
+@pytest.mark.parametrize("endless", [False, True], ids=["padded", "endless"])
+def test_a_key_set_larger_than_any_is_a_503(
+    issuer: Issuer, output: Output, monkeypatch: pytest.MonkeyPatch, endless: bool
+) -> None:
+    if endless:  # whitespace after the set, on and on: what is read is bounded as it comes, not once it has all come
+        issuer.endless = True
+        monkeypatch.setattr(auth, "JWKS_DEADLINE_SECONDS", 1)  # which it would reach with ~64 MB read
+    else:
+        issuer.answer = (200, json.dumps({"keys": [_jwk("k1")], "padding": "x" * auth.JWKS_MAX_BYTES}).encode())
     result = sign(issuer.url)(token("k1"))
     assert (result["statusCode"], response_json(result)["error"]["code"]) == (503, "issuer_keys_unavailable")
     [line] = [line for line in output.lines() if line["event"] == "request"]
