@@ -106,7 +106,8 @@ class FileDeleted(Record):
 class OtherEvent(Record):
     """Any other type (EditMediaComplete, ReviewAudioVideoComplete, ...): kept, linked to the files it names. Its
     `payload` is the notification as VOD sent it, less Sign, T and EventHandle (as stored): this module reads
-    none of it, so a hook reads what it needs there (None when a rerun's event names a file erased since)."""
+    none of it, so a hook reads what it needs there (None once a file it names is erased: on a rerun, or for an event
+    that comes after)."""
 
     event_type: str
     file_ids: tuple[str, ...] = ()
