@@ -321,6 +321,7 @@ _HOOKLESS = f"UPDATE events SET {_NO_HOOK} WHERE dedupe_key = ?"  # noqa: S608
 # An event that names an erased file and another: its hook's error text, now and from then on (it may quote the
 # erased file's data)
 _ERASED_ERROR = "(erased: it named a file erased since)"
+_ERROR_HIDDEN = "UPDATE events SET hook_last_error = ? WHERE dedupe_key = ?"
 # An erased file deleted whole in VOD (the README asks for it): its record says so, as of its first delete. No
 # one's data, and what an operator checks an erasure by (`vod-uploads show`).
 _ERASED_DELETED = (
@@ -591,9 +592,7 @@ class EventStore(ABC):
                     cursor.defer(self._sql(_HOOKLESS), (dedupe_key,))
                 return Ingested(dedupe_key, False, erased=True)
             if len(uploads) < len(file_ids):
-                cursor.defer(
-                    self._sql("UPDATE events SET hook_last_error = ? WHERE dedupe_key = ?"), (_ERASED_ERROR, dedupe_key)
-                )
+                cursor.defer(self._sql(_ERROR_HIDDEN), (_ERASED_ERROR, dedupe_key))
                 return Ingested(dedupe_key, False, uploads, partly_erased=True)
             return Ingested(dedupe_key, False, uploads)
 
@@ -807,9 +806,7 @@ class EventStore(ABC):
                     else:
                         cursor.defer(self._sql(_HOOKLESS), (key,))
                 else:  # another file's event too: kept, but its hook's error may quote this file's data
-                    cursor.defer(
-                        self._sql("UPDATE events SET hook_last_error = ? WHERE dedupe_key = ?"), (_ERASED_ERROR, key)
-                    )
+                    cursor.defer(self._sql(_ERROR_HIDDEN), (_ERASED_ERROR, key))
             cursor.defer(self._sql(f"DELETE FROM tasks WHERE file_id IN ({marks})"), ids)  # noqa: S608
             known = sorted({row[0] for row in rows} | set(kept))
             for file_id in known:
