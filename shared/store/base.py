@@ -319,8 +319,10 @@ _NO_HOOK = "hook_status = 'erased', hook_failures = 0, hook_last_error = NULL, h
 _TOMBSTONE = f"UPDATE events SET payload = ?, attribution = NULL, {_NO_HOOK} WHERE dedupe_key = ?"  # noqa: S608
 _HOOKLESS = f"UPDATE events SET {_NO_HOOK} WHERE dedupe_key = ?"  # noqa: S608
 # An event that names an erased file and another: its hook's error text, now and from then on (it may quote the
-# erased file's data)
-_ERASED_ERROR = "(erased: it named a file erased since)"
+# erased file's data; the function's hook.failed log line has it, for CLS's retention). Older builds wrote the
+# second, which stays as written.
+_ERASED_ERROR = "(hidden: the event names an erased file; the hook.failed log line has the error)"
+_ERASED_ERRORS = (_ERASED_ERROR, "(erased: it named a file erased since)")
 _ERROR_HIDDEN = "UPDATE events SET hook_last_error = ? WHERE dedupe_key = ?"
 # An erased file deleted whole in VOD (the README asks for it): its record says so, as of its first delete. No
 # one's data, and what an operator checks an erasure by (`vod-uploads show`).
@@ -736,9 +738,9 @@ class EventStore(ABC):
         # A hook that ran while a file of its event was erased: its error may quote what was erased
         failed = (
             "hook_status = 'failed', hook_failures = hook_failures + 1, "
-            "hook_last_error = CASE WHEN hook_last_error = ? THEN hook_last_error ELSE ? END"
+            "hook_last_error = CASE WHEN hook_last_error IN (?, ?) THEN hook_last_error ELSE ? END"
         )
-        update, values = (done, ()) if error is None else (failed, (_ERASED_ERROR, error[:_MAX_ERROR_TEXT]))
+        update, values = (done, ()) if error is None else (failed, (*_ERASED_ERRORS, error[:_MAX_ERROR_TEXT]))
         # The function's own result only over its own "pending": not over a rerun's claim (an operator's --older-than
         # shorter than the hook), which would list the event again for a second rerun while the first still runs it.
         claim, held = (

@@ -23,6 +23,7 @@ from vodtesting.pgserver import PostgresServer, run_sql
 ANN, BOB = "5285890784273533001", "5285890784273533002"
 # What is Ann's: her id, her file's name, her session's context, her hook's error
 ANNS = ("ann.li@example.com", "Ann Li at the clinic", "patient-ann-li", "ann.li's CRM refused")
+HIDDEN = "(hidden: the event names an erased file; the hook.failed log line has the error)"  # a hook's error
 
 
 def _upload(user: str, file_id: str) -> dict[str, Any]:
@@ -168,7 +169,7 @@ def test_a_hook_that_ends_after_its_files_were_erased_brings_nothing_back(store:
     # THEN nothing of hers is kept: her upload's event owes no hook; the delete's still does (Bob's), its error hidden
     assert [text for text in ANNS[:2] if text in _tables(store)] == []
     [owed] = store.unfinished_hooks(received_before=1000.0)
-    assert (owed.event_type, owed.hook_last_error) == ("FileDeleted", "(erased: it named a file erased since)")
+    assert (owed.event_type, owed.hook_last_error) == ("FileDeleted", HIDDEN)
     assert [e.hook_failures for e in store.events_for(ANN) if e.event_type == "NewFileUpload"] == [0]
 
 
@@ -212,8 +213,32 @@ def test_a_new_event_naming_an_erased_file_and_another_tells_its_hook_of_the_oth
     [committed] = heard
     assert [u.file_id for u in committed.uploads] == [BOB] and committed.event.payload is None  # type: ignore[union-attr]
     [owed] = store.unfinished_hooks(received_before=1000.0)
-    assert (owed.event_type, owed.hook_last_error) == ("EditMediaComplete", "(erased: it named a file erased since)")
+    assert (owed.event_type, owed.hook_last_error) == ("EditMediaComplete", HIDDEN)
     assert store.payload(owed.dedupe_key) == {k: v for k, v in edit.items() if k != "EventHandle"}
+
+
+def test_a_hook_error_an_older_build_hid_stays_hidden(store: EventStore) -> None:
+    edit = vod_event(
+        "EditMediaComplete", EditMediaCompleteEvent={"FileId": BOB, "Input": {"FileInfoSet": [{"FileId": ANN}]}}
+    )
+    for at, payload in enumerate([_upload(ANNS[0], ANN), _upload("bob", BOB)]):
+        ingest_event(store, payload, received_at=float(at), keys=KEYS)
+    ingest_event(store, edit, received_at=3.0, keys=KEYS, after_commit=_fails)
+    [owed] = store.unfinished_hooks(received_before=1000.0)
+    store.erase([ANN], erased_at=100.0)
+    older = "(erased: it named a file erased since)"  # as builds before this one hid it
+    store._run(lambda cursor: cursor.execute(store._sql(_HIDE), (older, owed.dedupe_key)), write=True)
+    [owed] = store.unfinished_hooks(received_before=1000.0)
+    assert rerun_hook(_failing_hook_quoting_ann, store, owed) is not None
+    [after] = store.unfinished_hooks(received_before=1000.0)
+    assert (after.hook_failures, after.hook_last_error) == (owed.hook_failures + 1, older)
+
+
+def _failing_hook_quoting_ann(committed: CommittedEvent) -> None:
+    raise RuntimeError(ANNS[3])  # from the app's own copy of what it was told of her
+
+
+_HIDE = "UPDATE events SET hook_last_error = ? WHERE dedupe_key = ?"
 
 
 def test_a_rerun_tells_no_hook_of_an_upload_erased_as_it_was_claimed(
