@@ -15,7 +15,7 @@ import pytest
 from shared.hooks import CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.store import EraseTooLarge, EventStore, StoreUnavailable, open_store, postgres
+from shared.store import EraseTooLarge, EventStore, EventSummary, StoreUnavailable, open_store, postgres
 from tests.conftest import CONTEXT_KEY, KEYS
 from vodtesting import vod_event
 from vodtesting.pgserver import PostgresServer, run_sql
@@ -173,8 +173,9 @@ def test_a_hook_that_ends_after_its_files_were_erased_brings_nothing_back(store:
     assert [e.hook_failures for e in store.events_for(ANN) if e.event_type == "NewFileUpload"] == [0]
 
 
-def test_an_event_shared_with_a_file_not_erased_keeps_its_content_and_its_hook(store: EventStore) -> None:
-    # An edit of Ann's clip into Bob's compilation names both files: it is Bob's event too
+def _shared_edit_owed_then_erased(store: EventStore) -> EventSummary:
+    """An edit of Ann's clip into Bob's compilation (it names both files: it is Bob's event too), its hook failed,
+    then Ann's file erased: the edit, as listed before the erasure."""
     edit = vod_event(
         "EditMediaComplete", EditMediaCompleteEvent={"FileId": BOB, "Input": {"FileInfoSet": [{"FileId": ANN}]}}
     )
@@ -183,6 +184,11 @@ def test_an_event_shared_with_a_file_not_erased_keeps_its_content_and_its_hook(s
     ingest_event(store, edit, received_at=3.0, keys=KEYS, after_commit=_fails)
     [owed] = store.unfinished_hooks(received_before=1000.0)
     store.erase([ANN], erased_at=100.0)
+    return owed
+
+
+def test_an_event_shared_with_a_file_not_erased_keeps_its_content_and_its_hook(store: EventStore) -> None:
+    owed = _shared_edit_owed_then_erased(store)
     assert [e.dedupe_key for e in store.unfinished_hooks(received_before=1000.0)] == [owed.dedupe_key]
     stored = store.payload(owed.dedupe_key)
     assert stored is not None and stored["EventType"] == "EditMediaComplete" and "Erased" not in stored
@@ -218,14 +224,7 @@ def test_a_new_event_naming_an_erased_file_and_another_tells_its_hook_of_the_oth
 
 
 def test_a_hook_error_an_older_build_hid_stays_hidden(store: EventStore) -> None:
-    edit = vod_event(
-        "EditMediaComplete", EditMediaCompleteEvent={"FileId": BOB, "Input": {"FileInfoSet": [{"FileId": ANN}]}}
-    )
-    for at, payload in enumerate([_upload(ANNS[0], ANN), _upload("bob", BOB)]):
-        ingest_event(store, payload, received_at=float(at), keys=KEYS)
-    ingest_event(store, edit, received_at=3.0, keys=KEYS, after_commit=_fails)
-    [owed] = store.unfinished_hooks(received_before=1000.0)
-    store.erase([ANN], erased_at=100.0)
+    owed = _shared_edit_owed_then_erased(store)
     older = "(erased: it named a file erased since)"  # as builds before this one hid it
     store._run(lambda cursor: cursor.execute(store._sql(_HIDE), (older, owed.dedupe_key)), write=True)
     [owed] = store.unfinished_hooks(received_before=1000.0)
