@@ -16,6 +16,7 @@ from shared.hooks import CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
 from shared.source_context import seal
 from shared.store import EraseTooLarge, EventStore, EventSummary, StoreUnavailable, open_store, postgres
+from shared.store.base import _ERROR_HIDDEN
 from tests.conftest import CONTEXT_KEY, KEYS
 from vodtesting import vod_event
 from vodtesting.pgserver import PostgresServer, run_sql
@@ -226,7 +227,7 @@ def test_a_new_event_naming_an_erased_file_and_another_tells_its_hook_of_the_oth
 def test_a_hook_error_an_older_build_hid_stays_hidden(store: EventStore) -> None:
     owed = _shared_edit_owed_then_erased(store)
     older = "(erased: it named a file erased since)"  # as builds before this one hid it
-    store._run(lambda cursor: cursor.execute(store._sql(_HIDE), (older, owed.dedupe_key)), write=True)
+    store._run(lambda cursor: cursor.execute(store._sql(_ERROR_HIDDEN), (older, owed.dedupe_key)), write=True)
     [owed] = store.unfinished_hooks(received_before=1000.0)
     assert rerun_hook(_failing_hook_quoting_ann, store, owed) is not None
     [after] = store.unfinished_hooks(received_before=1000.0)
@@ -235,9 +236,6 @@ def test_a_hook_error_an_older_build_hid_stays_hidden(store: EventStore) -> None
 
 def _failing_hook_quoting_ann(committed: CommittedEvent) -> None:
     raise RuntimeError(ANNS[3])  # from the app's own copy of what it was told of her
-
-
-_HIDE = "UPDATE events SET hook_last_error = ? WHERE dedupe_key = ?"
 
 
 def test_a_rerun_tells_no_hook_of_an_upload_erased_as_it_was_claimed(
