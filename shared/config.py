@@ -331,6 +331,11 @@ class UploadPageSettings(Record):
     frame_ancestors: tuple[str, ...]  # origins that may embed the page and hand it a token
     http: HttpSettings
     user_claim: str = "sub"  # the token's claim that names its user (AUTH_JWT_USER_CLAIM, as the API reads it)
+    language: str = "auto"  # one of PAGE_LANGUAGES, or "auto": the browser's (Accept-Language)
+
+
+# The upload page's languages: those of functions/upload_page/static/messages.json (a test holds them equal)
+PAGE_LANGUAGES = ("en", "zh-CN")
 
 
 class ProxySettings(Record):
@@ -980,7 +985,17 @@ def _read_upload_page(r: _Reader) -> UploadPageSettings:
         # GETs only, from the page's own origin: no settings
         http=HttpSettings(cors=False, cors_allow_origins=(), cors_allow_credentials=False, max_body_bytes=1024),
         user_claim=_read_user_claim(r),
+        language=_read_page_language(r),
     )
+
+
+def _read_page_language(r: _Reader) -> str:
+    value = r.text("UPLOAD_PAGE_LANGUAGE", "auto") or "auto"
+    # Language tags are case-insensitive (RFC 5646): zh-cn is zh-CN
+    named = next((known for known in ("auto", *PAGE_LANGUAGES) if known.lower() == value.lower()), None)
+    if named is None:
+        r.problem("UPLOAD_PAGE_LANGUAGE", f"must be one of auto, {', '.join(PAGE_LANGUAGES)} (got {value!r})")
+    return named or "auto"
 
 
 def load_callback_settings(environ: Mapping[str, str] | None = None) -> CallbackSettings:

@@ -7,6 +7,10 @@ immutable caching (the SDK is ~4 MB, ~0.5 MB gzipped, and SCF answers at most 6 
 asked again on every visit (no-cache), so a new deployment is picked up at once. The page and the SDK run
 under a strict Content-Security-Policy: scripts and styles from this origin only, connections only to the
 signature and status URLs and to VOD's and COS's upload hosts.
+
+The page speaks the languages of static/messages.json (its words and its script's), one rendering each: the one
+UPLOAD_PAGE_LANGUAGE names, or with "auto" the browser's (Accept-Language); a link's ?lang= chooses over both, for
+an app that knows its user's language.
 """
 
 import functools
@@ -14,10 +18,11 @@ import gzip
 import hashlib
 import html
 import json
+import re
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-from shared.config import UploadPageSettings
+from shared.config import PAGE_LANGUAGES, UploadPageSettings
 from shared.errors import NotFound
 from shared.http.model import Endpoint, Request, Response, matches
 from shared.records import Record
@@ -37,9 +42,10 @@ class Asset(Record):
 
 
 class Page(Record):
-    html_gzipped: bytes
+    html_gzipped: dict[str, bytes]  # by language
     assets: dict[str, Asset]  # by url_name
     csp: str
+    language: str  # the setting: one of the page's languages, or "auto"
 
 
 class AssetsMissing(Exception):
@@ -86,7 +92,7 @@ def content_security_policy(settings: UploadPageSettings) -> str:
 
 
 def build_page(settings: UploadPageSettings, static_dir: Path, vendor_dir: Path) -> Page:
-    """Read the assets once (per container) and render the page that names them."""
+    """Read the assets once (per container) and render the page that names them, in each of its languages."""
     assets = [
         _asset("upload.js", _read(static_dir / "upload.js")),
         _asset("upload.css", _read(static_dir / "upload.css")),
@@ -99,39 +105,96 @@ def build_page(settings: UploadPageSettings, static_dir: Path, vendor_dir: Path)
         "tokenOrigins": list(settings.frame_ancestors),
         "userClaim": settings.user_claim,
     }
-    page = _read(static_dir / "page.html").decode("utf-8")
-    for key, value in {
-        "SDK_URL": f"assets/{sdk}",
-        "SCRIPT_URL": f"assets/{script}",
-        "STYLE_URL": f"assets/{style}",
-        "CONFIG": html.escape(json.dumps(config, separators=(",", ":")), quote=True),
-    }.items():
-        page = page.replace("{{" + key + "}}", value)
+    template = _read(static_dir / "page.html").decode("utf-8")
+    languages = json.loads(_read(static_dir / "messages.json"))
+    pages = {}
+    for language in PAGE_LANGUAGES:
+        messages = languages[language]
+        page = _WORDS.sub(lambda m: html.escape(messages[m.group(1)]), template)  # noqa: B023 (used at once)
+        for key, value in {
+            "LANG": language,
+            "SDK_URL": f"assets/{sdk}",
+            "SCRIPT_URL": f"assets/{script}",
+            "STYLE_URL": f"assets/{style}",
+            "CONFIG": html.escape(json.dumps({**config, "messages": messages}, separators=(",", ":")), quote=True),
+        }.items():
+            page = page.replace("{{" + key + "}}", value)
+        pages[language] = gzip.compress(page.encode("utf-8"), compresslevel=9, mtime=0)
     return Page(
-        html_gzipped=gzip.compress(page.encode("utf-8"), compresslevel=9, mtime=0),
+        html_gzipped=pages,
         assets={a.url_name: a for a in assets},
         csp=content_security_policy(settings),
+        language=settings.language,
     )
 
 
-def _accepts_gzip(request: Request) -> bool:
-    """Whether Accept-Encoding takes gzip (RFC 9110 12.5.3): named, or by `*`, with a weight above 0; an
-    unreadable weight counts as a refusal (the plain bytes are always safe)."""
-    weights: dict[str, float] = {}
-    for item in request.headers.get("accept-encoding", "").lower().split(","):
-        coding, *params = (part.strip() for part in item.split(";"))
+_WORDS = re.compile(r"\{\{t:([\w.]+)\}\}")  # {{t:key}} in page.html: messages.json's words for that key
+
+
+def page_language(page: Page, request: Request) -> str:
+    """The link's ?lang=, else the setting, else (auto) the first of the browser's languages (Accept-Language, by
+    weight) the page speaks, else English."""
+    asked = _ours(request.query.get("lang", "").lower())
+    if asked:
+        return asked
+    if page.language != "auto":
+        return page.language
+    ranked = sorted(_ranges(request.headers.get("accept-language", "")), key=lambda item: -item[1])  # stable
+    traditional = False
+    for tag, weight in ranked:
+        found = _ours(tag, after_traditional=traditional) if weight > 0 else None
+        if found:
+            return found
+        traditional = traditional or (weight > 0 and _traditional(tag))
+    return "en"
+
+
+_TRADITIONAL_REGIONS = frozenset({"tw", "hk", "mo"})
+
+
+def _traditional(tag: str) -> bool:
+    """Chinese in Traditional script: said (Hant), or as its regions write it unless the tag says Simplified."""
+    parts = tag.replace("_", "-").split("-")
+    script = "hant" in parts or (bool(_TRADITIONAL_REGIONS & set(parts)) and "hans" not in parts)
+    return parts[0] == "zh" and script
+
+
+def _ours(tag: str, *, after_traditional: bool = False) -> str | None:
+    """The page's language for a (lowercased) language tag: zh is Simplified Chinese unless it is Traditional, which
+    the page does not have; so is a bare zh after a Traditional tag (Chrome adds it after a user's zh-TW)."""
+    parts = tag.replace("_", "-").split("-")  # zh_CN: as some WebViews and clients write it
+    if parts[0] == "en" or parts == ["*"]:
+        return "en"
+    if parts[0] == "zh" and not _traditional(tag) and not (parts == ["zh"] and after_traditional):
+        return "zh-CN"
+    return None
+
+
+# An RFC 9110 qvalue (12.4.2): 0 to 1, at most three decimals
+_QVALUE = re.compile(r"0(\.[0-9]{0,3})?|1(\.0{0,3})?")
+
+
+def _ranges(header: str) -> list[tuple[str, float]]:
+    """An Accept-* header's items and their weights, lowercased, in the header's order; a weight that is not a
+    qvalue counts as a refusal."""
+    ranges = []
+    for item in header.lower().split(","):
+        name, *params = (part.strip() for part in item.split(";"))
         weight = 1.0
         for param in params:
-            name, _, value = param.partition("=")
-            if name.strip() == "q":
-                try:
-                    weight = float(value) if value.strip()[:1].isdigit() else 0.0
-                except ValueError:
-                    weight = 0.0
-        if coding:
-            weights[coding] = weight
-    chosen = next((weights[c] for c in ("gzip", "x-gzip", "*") if c in weights), 0.0)
-    return chosen > 0
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                weight = float(value) if _QVALUE.fullmatch(value := value.strip()) else 0.0
+        if name:
+            ranges.append((name, weight))
+    return ranges
+
+
+def _accepts_gzip(request: Request) -> bool:
+    """Whether Accept-Encoding takes gzip (RFC 9110 12.5.3): named, or by `*`, with a weight above 0 (the plain
+    bytes are always safe)."""
+    weights = dict(_ranges(request.headers.get("accept-encoding", "")))
+    return next((weights[c] for c in ("gzip", "x-gzip", "*") if c in weights), 0.0) > 0
 
 
 # The plain bytes of the page and its assets, made at the first request that needs them and kept (~5 MB, most of
@@ -170,14 +233,20 @@ def make_page_endpoint(page: Page) -> Endpoint:
             raise NotFound(f"no {name} here")
         if name:  # the page's relative asset URLs need the trailing slash
             # Relative to the request, and percent-encoded: a path like //evil.example must not redirect away.
-            return Response(308, headers={"Location": f"{quote(name, safe='', errors='replace')}/"})
+            lang = _ours(request.query.get("lang", "").lower())
+            chosen = f"?lang={lang}" if lang else ""  # the link's choice goes along
+            return Response(308, headers={"Location": f"{quote(name, safe='', errors='replace')}/{chosen}"})
+        language = page_language(page, request)
         headers = {
+            "Content-Language": language,
+            # Which rendering depends on Accept-Language only when the page follows the browser's
+            **({"Vary": "Accept-Encoding, Accept-Language"} if page.language == "auto" else {}),
             "Content-Type": "text/html; charset=utf-8",
             "Cache-Control": "no-cache",
             "Content-Security-Policy": page.csp,
             "Referrer-Policy": "no-referrer",
             "Cross-Origin-Opener-Policy": "same-origin",
         }
-        return _send(request, page.html_gzipped, headers)
+        return _send(request, page.html_gzipped[language], headers)
 
     return endpoint

@@ -34,21 +34,22 @@ def _chromium() -> str:
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    """A maker of browser contexts (the emulator's certificate accepted): each its own browser process, since the
-    host rules differ per stack (free ports); with `preferences`, a profile of its own holding them."""
+    """A maker of browser contexts (the emulator's certificate accepted) in a language (`locale`: its
+    Accept-Language and navigator.language): each its own browser process, since the host rules differ per stack
+    (free ports); with `preferences`, a profile of its own holding them."""
     from playwright.sync_api import sync_playwright
 
     executable = _chromium()
     with sync_playwright() as playwright:
 
-        def context(args: list[str], profile: Path, preferences: dict[str, Any] | None = None) -> Any:
+        def context(args: list[str], profile: Path, locale: str, preferences: dict[str, Any] | None = None) -> Any:
             if preferences is None:
                 launched = playwright.chromium.launch(executable_path=executable, args=args)
-                return launched.new_context(ignore_https_errors=True)
+                return launched.new_context(ignore_https_errors=True, locale=locale)
             (profile / "Default").mkdir(parents=True)
             (profile / "Default" / "Preferences").write_text(json.dumps(preferences))
             return playwright.chromium.launch_persistent_context(
-                str(profile), executable_path=executable, args=args, ignore_https_errors=True
+                str(profile), executable_path=executable, args=args, ignore_https_errors=True, locale=locale
             )
 
         yield context
@@ -189,11 +190,13 @@ class BrowserStack:
 def browser_stack(
     browser: Any, tmp_path: Path, leak_guard: LeakGuard, request: pytest.FixtureRequest
 ) -> Iterator[BrowserStack]:
-    """The stack and the page on its own origin; `indirect` parameters are the emulator's options, and
-    `preferences` the browser profile's (Chromium's Preferences file)."""
+    """The stack and the page on its own origin; `indirect` parameters are the emulator's options, `preferences`
+    the browser profile's (Chromium's Preferences file), and `locale` the browser's language (English: whatever
+    the machine's)."""
     saved = dict(os.environ)
     options = dict(getattr(request, "param", {}))
     preferences = options.pop("preferences", None)
+    locale = options.pop("locale", "en-US")
     # The page's origin must be known to the stack (CORS), and the stack's URLs to the page: its server listens
     # first, and its function starts once the stack runs.
     page_app: list[Any] = []
@@ -205,7 +208,7 @@ def browser_stack(
     os.environ["UPLOAD_PAGE_SIGNATURE_URL"] = stack.signature_url
     os.environ["UPLOAD_PAGE_STATUS_URL"] = f"{stack.gateway_url}/uploads"
     page_app.append(harness.create_app("upload_page"))
-    context = browser(stack.chromium_flags(), tmp_path / "profile", preferences)
+    context = browser(stack.chromium_flags(), tmp_path / "profile", locale, preferences)
     page = context.new_page()
     traffic = Traffic()
     # Lambdas, not bound methods (PLW0108): playwright tags the callables it is given.

@@ -792,6 +792,28 @@ def test_the_page_shows_the_task_flows_outcome(task_flow: None, browser_stack: B
     assert any(r.url.startswith(f"{b.stack.gateway_url}/uploads/{file_id}") for r in b.traffic.requests)
 
 
+@pytest.mark.parametrize("browser_stack", [{"locale": "zh-CN"}], indirect=True)
+def test_a_browser_in_chinese_gets_the_page_in_chinese(
+    task_flow: None, browser_stack: BrowserStack, tmp_path: Path
+) -> None:
+    b = browser_stack
+    b.open(b.stack.token("page-user"))
+    assert b.page.evaluate("[document.documentElement.lang, document.title]") == ["zh-CN", "上传视频"]
+    assert (b.page.inner_text("#start"), b.page.inner_text("label[for=cover]")) == ("上传", "封面图片（可选）")
+    b.choose(sample_video(tmp_path / "clip", 1000))  # its script's words too, with what it quotes in place
+    b.page.click("#start")
+    assert b.page.inner_text("#error").startswith(
+        "clip 没有扩展名，而视频服务需要知道文件类型：请重命名（例如 clip.mp4）"
+    )
+    b.choose(sample_video(tmp_path / "clip.mp4", 200 * 1024))
+    b.page.click("#start")
+    b.page.wait_for_selector('#processing[data-status="finished"]', timeout=90_000)
+    assert (b.page.inner_text("#status"), b.page.inner_text("#processing")) == ("最终状态：已完成。", "已完成。")
+    assert re.fullmatch(r"(\S+: 已完成\n?)+", b.page.inner_text("#tasks"))  # each task's outcome in words
+    assert b.page.inner_text("#error") == ""
+    assert b.stack.record(str(b.page.inner_text("#file-id"))).user_id == "page-user"
+
+
 def test_a_policy_refusal_is_not_taken_for_a_refused_sign_in(browser_stack: BrowserStack, tmp_path: Path) -> None:
     # A 403 of the server's policy (here: a user id too long to seal into sourceContext) is shown as such:
     # signing in again would not help, so the page does not say so (nor ask an embedding app for a new token).

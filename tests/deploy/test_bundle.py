@@ -122,7 +122,13 @@ CASES = [
         {},
         lambda: http_event(path="/", method="GET", headers={"Accept-Encoding": "gzip"}, shape="function_url"),
         # the page, its script and style, and the SDK vendored from npm; nothing that reads or signs
-        must_ship=("static/upload.js", "static/page.html", "vendor/vod-js-sdk-v6.js.gz", "shared/upload_page.py"),
+        must_ship=(
+            "static/upload.js",
+            "static/page.html",
+            "static/messages.json",
+            "vendor/vod-js-sdk-v6.js.gz",
+            "shared/upload_page.py",
+        ),
         must_not_ship=("jwt/", "psycopg2/", "shared/store/", "shared/auth.py", "shared/signing.py"),
         # settings compare secrets (shared.digests.compare_digest) without loading a hash module
         must_not_import=(

@@ -10,17 +10,20 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
 from shared import upload_page
-from shared.config import load_upload_page_settings
+from shared.config import PAGE_LANGUAGES, load_upload_page_settings
+from shared.store.projection import Status, TaskOutcome
 from shared.upload_page import content_security_policy
 from vodtesting import http_event
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "functions" / "upload_page" / "vendor" / "vod-js-sdk-v6.js.gz"
+STATIC = ROOT / "functions" / "upload_page" / "static"
+MESSAGES = json.loads((STATIC / "messages.json").read_text())
 ENV = {
     "UPLOAD_PAGE_SIGNATURE_URL": "https://api.example.com/signature",
     "UPLOAD_PAGE_STATUS_URL": "https://api.example.com/uploads",
@@ -41,6 +44,10 @@ def _get(handler: Handler, path: str, **headers: str) -> tuple[int, dict[str, st
     return result["statusCode"], result["headers"], body
 
 
+def _config(page: str) -> dict[str, Any]:
+    return json.loads(html.unescape(re.search(r'data-config="([^"]+)"', page).group(1)))  # type: ignore[no-any-return,union-attr]
+
+
 def _page(handler: Handler) -> str:
     status, headers, body = _get(handler, "/", **{"Accept-Encoding": "gzip, br"})
     assert status == 200 and headers["Content-Encoding"] == "gzip"
@@ -52,7 +59,8 @@ def test_the_page_names_its_assets_by_content_and_carries_its_settings(page_func
     names = re.findall(r'(?:src|href)="assets/([^"]+)"', page)
     assert len(names) == 3  # the SDK, the page script, the style: nothing from anywhere else
     assert not re.search(r"(?:src|href)=\"(?:https?:)?//", page)
-    config = json.loads(html.unescape(re.search(r'data-config="([^"]+)"', page).group(1)))  # type: ignore[union-attr]
+    config = _config(page)
+    assert config.pop("messages") == MESSAGES["en"]  # the words of its script, in the page's language
     assert config == {
         "signatureUrl": ENV["UPLOAD_PAGE_SIGNATURE_URL"],
         "statusUrl": ENV["UPLOAD_PAGE_STATUS_URL"],
@@ -219,6 +227,8 @@ def test_defaults_are_the_same_gateway() -> None:
     settings = load_upload_page_settings({})
     assert (settings.signature_url, settings.status_url, settings.frame_ancestors) == ("/signature", "/uploads", ())
     assert load_upload_page_settings({"UPLOAD_PAGE_STATUS_URL": "none"}).status_url == ""
+    assert settings.language == "auto"  # the browser's
+    assert load_upload_page_settings({"UPLOAD_PAGE_LANGUAGE": "ZH-cn"}).language == "zh-CN"
 
 
 @pytest.mark.parametrize("url", ["https://1250000000-abc.gz.tencentscf.com", "https://api.example.com:8443/v1/sign"])
@@ -238,3 +248,142 @@ def test_the_sdk_for_a_client_without_gzip_is_decompressed_once_per_container(pa
         assert _get(page_function, f"/assets/{sdk}")[2] == gzip.decompress(SDK.read_bytes())
     after = upload_page._plain.cache_info()
     assert (after.hits - before.hits, after.misses - before.misses) == (3, 0)
+
+
+# --- its languages ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "accept_language", "lang", "language"),
+    [
+        (None, None, None, "en"),
+        (None, "zh-CN,zh;q=0.9,en;q=0.8", None, "zh-CN"),  # Chrome's, set to Chinese
+        (None, "en-US,en;q=0.9,zh-CN;q=0.8", None, "en"),
+        (None, "ZH-cn", None, "zh-CN"),  # tags are case-insensitive
+        (None, "zh-Hans-SG", None, "zh-CN"),
+        (None, "zh-TW,zh;q=0.9,en-US;q=0.8,en;q=0.7", None, "en"),  # Traditional Chinese (Chrome adds the bare
+        (None, "zh-HK,zh;q=0.9", None, "en"),  # zh): the page has none, English rather
+        (None, "zh-Hant-HK", None, "en"),
+        (None, "zh-Hans-HK", None, "zh-CN"),  # the script said: Simplified, wherever its reader lives
+        (None, "zh-TW, zh-CN;q=0.8", None, "zh-CN"),  # Simplified named, after Traditional
+        (None, "zh_CN", None, "zh-CN"),  # as some WebViews write it
+        (None, "en;q=5, zh", None, "zh-CN"),  # not a qvalue (RFC 9110 12.4.2): a refusal
+        (None, "fr-FR, zh;q=0.7, en;q=0.3", None, "zh-CN"),  # the first the page speaks, by weight
+        (None, "en;q=0.2, zh;q=0.9", None, "zh-CN"),  # weight before order
+        (None, "zh;q=0, en;q=0.1", None, "en"),  # a weight of 0 refuses the language
+        (None, "zh;q=oops, en", None, "en"),  # an unreadable weight too
+        (None, "fr, de", None, "en"),
+        (None, "*", None, "en"),
+        ("zh-CN", "en-US", None, "zh-CN"),  # the setting: whatever the browser says
+        ("en", "zh-CN", None, "en"),
+        (None, "en-US", "zh-CN", "zh-CN"),  # the link's choice: the app knows its user's language
+        ("en", None, "zh-cn", "zh-CN"),
+        (None, "zh-CN", "xx", "zh-CN"),  # one the page does not speak: as if none were named
+    ],
+)
+def test_the_page_speaks_the_language_chosen_for_it(
+    vod_function: Callable[..., Handler],
+    setting: str | None,
+    accept_language: str | None,
+    lang: str | None,
+    language: str,
+) -> None:
+    handler = vod_function("upload_page", env={**ENV, **({"UPLOAD_PAGE_LANGUAGE": setting} if setting else {})})
+    headers = {"Accept-Encoding": "gzip", **({"Accept-Language": accept_language} if accept_language else {})}
+    event = http_event(
+        method="GET", path="/", headers=headers, query={"lang": lang} if lang else {}, shape="function_url"
+    )
+    result = handler(event, None)
+    page = gzip.decompress(base64.b64decode(result["body"])).decode()
+    assert result["headers"]["Content-Language"] == language
+    # A cache keeps each language apart, when the browser's decides it
+    assert result["headers"]["Vary"] == "Accept-Encoding" + ("" if setting else ", Accept-Language")
+    assert f'<html lang="{language}">' in page
+    assert f"<h1>{html.escape(MESSAGES[language]['pageTitle'])}</h1>" in page
+    assert _config(page)["messages"] == MESSAGES[language]
+    assert "{{" not in page  # every word of the template filled in
+
+
+@pytest.mark.parametrize(
+    ("lang", "location"),
+    [
+        ("zh-CN", "upload/?lang=zh-CN"),
+        ("zh_cn", "upload/?lang=zh-CN"),  # as the page names it
+        ("fr", "upload/"),  # one the page does not have: not carried along
+        ("zh-CN\r\nSet-Cookie: a=b", "upload/?lang=zh-CN"),  # only ever the page's own name for it
+        ("//evil.example", "upload/"),
+    ],
+)
+def test_a_redirect_to_the_page_keeps_the_language_the_link_chose(
+    page_function: Handler, lang: str, location: str
+) -> None:
+    event = http_event(method="GET", path="/gw/upload", query={"lang": lang}, shape="function_url")
+    result = page_function(event, None)
+    assert (result["statusCode"], result["headers"]["Location"]) == (308, location)
+
+
+def _placeholders(text: str) -> set[str]:
+    return set(re.findall(r"\{(\w+)\}", text))
+
+
+def test_every_language_has_every_message_with_the_same_placeholders() -> None:
+    assert tuple(MESSAGES) == PAGE_LANGUAGES  # the settings take exactly the languages the page has
+    english = MESSAGES["en"]
+    for language, messages in MESSAGES.items():
+        assert messages.keys() == english.keys(), language
+        for key, text in messages.items():
+            # Spaces at an end only where the text joins others (a Chinese one needs none)
+            joins = {"noLongerFollowed", "speed", "requestId", "uploadingAs", "optional"}
+            assert text.strip() == text or (key in joins and language == "en"), (language, key)
+            assert _placeholders(text) == _placeholders(english[key]), (language, key)
+
+
+def _calls_of_t(script: str) -> list[tuple[str, str]]:
+    """Each t(…) call in the script: its key argument and its values argument, as written."""
+    calls = []
+    for match in re.finditer(r"\bt\(", script):
+        depth, at = 1, match.end()
+        while depth:  # to the call's closing parenthesis (no message key or value holds one in a string)
+            depth += {"(": 1, ")": -1}.get(script[at], 0)
+            at += 1
+        key, _, values = script[match.end() : at - 1].partition(", ")
+        calls.append((key, values))
+    return calls
+
+
+def test_each_call_of_a_message_gives_the_placeholders_it_has() -> None:
+    script = (STATIC / "upload.js").read_text()
+    # Keys chosen ahead, as `const [a, b] = resumable ? ["aLonger", "bLonger"] : ["a", "b"]`
+    chosen: dict[str, set[str]] = {}
+    for names, first, second in re.findall(r"const \[([\w, ]+)\] = \w+\s*\? \[([^\]]*)\]\s*: \[([^\]]*)\]", script):
+        for name, *branches in zip(
+            names.split(", "), re.findall(r'"(\w+)"', first), re.findall(r'"(\w+)"', second), strict=True
+        ):
+            chosen[name] = set(branches)
+    checked = 0
+    for key, values in _calls_of_t(script):
+        keys = set(re.findall(r'"([\w.]+)"', key)) or chosen.get(key, set())
+        if values.startswith("{"):
+            given = set(re.findall(r"(?:\{|,)\s*(\w+)\s*(?=[:,}])", values))
+        elif values:  # a record made beforehand: `const named = {…}`
+            given = set(re.findall(r"(\w+):", re.search(rf"const {values} = (\{{[^}}]*\}})", script).group(1)))  # type: ignore[union-attr]
+        else:
+            given = set()
+        for one in keys:
+            assert _placeholders(MESSAGES["en"][one]) <= given, (one, values)
+            checked += 1
+    assert checked > 50  # the calls were found: not a pattern that matches none
+    assert set(chosen) == {"goesOn", "press", "offline", "again"}
+
+
+def test_every_message_is_used_and_every_one_used_exists() -> None:
+    script, template = (STATIC / "upload.js").read_text(), (STATIC / "page.html").read_text()
+    in_page = set(re.findall(r"\{\{t:([\w.]+)\}\}", template))
+    # Its script names them as literals: in t("…"), or as the branches of a choice that t() is given
+    named = set(re.findall(r'\bt\("([\w.]+)"', script)) | set(re.findall(r'"([a-z]+[A-Z]\w*)"', script))
+    # and the statuses in words as "status.<status>" and "task.<outcome>", where it has words for them
+    statuses = {f"status.{s}" for s in get_args(Status)} | {f"task.{s}" for s in get_args(TaskOutcome)}
+    keys = MESSAGES["en"].keys()
+    assert in_page <= keys and named <= keys
+    literals = set(re.findall(r'"([\w.]+)"', script))
+    assert {key for key in keys if key not in in_page | literals} <= statuses

@@ -348,6 +348,7 @@ def _pull(env: dict[str, str]) -> object:
             "UPLOAD_PAGE_STATUS_URL",
         ),
         (load_upload_page_settings, {"UPLOAD_PAGE_FRAME_ANCESTORS": "*"}, "UPLOAD_PAGE_FRAME_ANCESTORS"),
+        (load_upload_page_settings, {"UPLOAD_PAGE_LANGUAGE": "zh-TW"}, "UPLOAD_PAGE_LANGUAGE"),  # one it lacks
         (
             load_upload_page_settings,
             {"UPLOAD_PAGE_SIGNATURE_URL": "https://api.example.com:99999/signature"},

@@ -10,21 +10,25 @@
 (() => {
   const config = JSON.parse(document.body.dataset.config);
   const $ = (id) => document.getElementById(id);
+  // What the page says, in its language (static/messages.json, chosen by the server: UPLOAD_PAGE_LANGUAGE), with
+  // its {names} filled in one pass: a value that holds "{x}" (a file's name, say) is shown as it is.
+  const t = (key, values = {}) =>
+    config.messages[key].replace(/\{(\w+)\}/g, (whole, name) =>
+      Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole,
+    );
   const TOKEN_KEY = "vod-upload-token";
   const USER_CLAIM = config.userClaim || "sub";
   const OWNER_KEY = "vod-upload-owner"; // whose saved upload sessions localStorage holds (the token's subject)
   // Said when an upload has heard nothing of the storage service for this long (see start)
   const SILENT_START_MS = 20000;
-  const SILENT_START = "The video storage service is not answering. Wait, or cancel the upload and try again later.";
-  const CANCEL_ASK = "Cancel this upload? What has been sent is discarded: the video would start again from the beginning.";
+  const SILENT_START = t("silentStart");
+  const CANCEL_ASK = t("cancelAsk");
   const FINAL = new Set(["uploaded", "finished", "failed", "deleted"]);
   // The server's 403 codes that are its policy (shared/errors.py), not a refused sign-in.
   const NOT_SIGN_IN = new Set(["policy_violation", "user_id_too_long", "cors_origin_not_allowed"]);
   // Framed, the app hands the token over itself: there is no link to open
   const FRAMED = window.parent !== window;
-  const SIGNED_OUT = FRAMED
-    ? "You are not signed in here yet: the app has not sent your sign-in. Sign in again in the app."
-    : "You are not signed in: open this page from the app.";
+  const SIGNED_OUT = t(FRAMED ? "signedOutFramed" : "signedOut");
 
   // A browser may refuse a framed page its storage (third-party cookies blocked: Chrome's incognito, Safari):
   // then the token lives in the page alone, and the SDK saves no sessions (it guards its own storage).
@@ -77,7 +81,7 @@
     // Mid-upload, only the same user's token (the app renewing it): VOD credits an upload to whoever began
     // it, so another user's token would sign its last calls and then look for it in vain.
     if (["starting", "uploading", "stalled", "finishing"].includes(state) && !sameUser(value, token)) {
-      fail("Another sign-in arrived during this upload: let it finish or cancel it, then open that link again.");
+      fail(t("anotherSignIn"));
       return;
     }
     const previous = token;
@@ -108,10 +112,10 @@
     const stalled = renewalRefused;
     renewalRefused = null;
     if (stalled && stalled === paused && sameUser(value, previous)) {
-      say("Resuming…");
+      say(t("resuming"));
       start(true);
     } else if (retry === "sign-in" && state === "idle" && files) {
-      say("Resuming…");
+      say(t("resuming"));
       start(true);
     }
     tellBusy(); // another user's token: what the previous one's upload waited for is over
@@ -125,7 +129,7 @@
     buttons("finishing");
     fail("");
     apiError = null;
-    say("Video uploaded; finishing…");
+    say(t("finishing"));
     let result;
     try {
       result = await current.commitUploadUGC();
@@ -133,7 +137,7 @@
       buttons("idle");
       say("");
       if (!uncommittedAgain(current, error, posted)) {
-        fail(apiError ? apiError.message : `The upload failed: ${(error && error.message) || error}. Try again.`);
+        fail(apiError ? apiError.message : t("failedTryAgain", { why: (error && error.message) || error }));
       }
       return;
     }
@@ -155,12 +159,11 @@
     commitOnPost = Boolean(signIn) && !posted;
     retry = !signIn && !navigator.onLine ? "offline" : null; // Commit goes on by itself once the device is back
     if (retry) {
-      fail("The connection was lost. The video is uploaded: it is saved once the connection is back.");
+      fail(t("commitOffline"));
       return true;
     }
-    const why = apiError ? apiError.message : `The video service did not answer (${error.message || error}).`;
-    const next = commitOnPost ? "a new sign-in in this tab saves it" : "Upload saves it, without sending it again";
-    fail(`${why} The video is uploaded: ${next}.`);
+    const why = apiError ? apiError.message : t("vodNoAnswer", { why: error.message || error });
+    fail(t(commitOnPost ? "uncommittedSignIn" : "uncommittedUpload", { why }));
     return true;
   }
 
@@ -215,7 +218,7 @@
     } catch (error) {
       // A token no header can carry (a line break, a character outside Latin-1): a link damaged on its way
       tellParent({ type: "vod-upload-token-refused" });
-      throw new ApiError(401, "Your sign-in link is damaged: open this page again from the app.", true);
+      throw new ApiError(401, t("linkDamaged"), true);
     }
     let response;
     try {
@@ -223,19 +226,18 @@
     } catch (error) {
       // What the browser shows of a refused CORS preflight, too: it hides the answer from the page.
       console.warn(`${url} did not answer: if it is up, does its CORS_ALLOW_ORIGINS have ${location.origin}?`);
-      throw new ApiError(0, "The upload service cannot be reached; check your connection and try again.");
+      throw new ApiError(0, t("apiUnreachable"));
     }
     if (response.status === 401 || response.status === 403) {
       const body = await response.json().catch(() => null);
       const error = body && body.error ? body.error : null;
-      const why = (error ? error.message : "refused") + reference(response);
+      const why = (error ? error.message : t("refused")) + reference(response);
       // Our own 403s are the server's policy, not the sign-in: signing in again would not help.
       if (response.status === 403 && error && NOT_SIGN_IN.has(error.code)) {
-        throw new ApiError(403, `The upload service does not allow this (${why}).`);
+        throw new ApiError(403, t("notAllowed", { why }));
       }
       tellParent({ type: "vod-upload-token-refused" });
-      const again = FRAMED ? "Sign in again in the app." : "Sign in again in the app, then open its link in this tab.";
-      throw new ApiError(response.status, `Your sign-in was refused (${why}). ${again}`, true);
+      throw new ApiError(response.status, t(FRAMED ? "signInRefusedFramed" : "signInRefused", { why }), true);
     }
     return response;
   }
@@ -244,7 +246,7 @@
   // of the form the functions give (a gateway in front may set another, or none).
   function reference(response) {
     const id = response.headers.get("X-Request-Id");
-    return id && /^[A-Za-z0-9._:-]{1,128}$/.test(id) ? `; request ${id}` : "";
+    return id && /^[A-Za-z0-9._:-]{1,128}$/.test(id) ? t("requestId", { id }) : "";
   }
 
   // Called by the SDK before every VOD call (Prepare, Apply, Commit): a fresh one-time signature each time.
@@ -258,7 +260,7 @@
       const body = await response.json().catch(() => null);
       if (!response.ok || !body || typeof body.signature !== "string") {
         const why = (body && body.error ? body.error.message : `HTTP ${response.status}`) + reference(response);
-        throw new ApiError(response.status, `No upload signature: ${why}.`);
+        throw new ApiError(response.status, t("noSignature", { why }));
       }
       signed = true;
       return body.signature;
@@ -277,8 +279,7 @@
     // it asks for a signature again): put the page's copy back, or Resume would send the whole video anew.
     if (session) paused.setStorage(paused.sessionName, session);
     if (error.signIn) renewalRefused = paused;
-    const next = error.signIn ? "a new sign-in in this tab resumes it" : "Resume goes on from where it stopped";
-    fail(`${error.message} The upload is paused: ${next}.`);
+    fail(t(error.signIn ? "pausedSignIn" : "pausedResume", { why: error.message }));
   }
 
   // --- progress ---------------------------------------------------------------------------------------
@@ -303,21 +304,22 @@
     }
     $(`${which}-progress`).value = percent;
     $(`${which}-progress`).textContent = `${percent}%`;
-    const speed = info.speed ? `, ${size(info.speed)}/s` : "";
-    $(`${which}-figures`).textContent = `${percent}% — ${size(info.loaded || 0)} of ${size(info.total || 0)}${speed}`;
+    const speed = info.speed ? t("speed", { speed: size(info.speed) }) : "";
+    $(`${which}-figures`).textContent =
+      t("figures", { percent, loaded: size(info.loaded || 0), total: size(info.total || 0) }) + speed;
     // Spoken every 10 s at most, not on every progress event, by a live region of its own (shown, it would lag
     // the figures); the end is said when COS has the video (media_upload): a failing upload also reports all its
     // bytes as sent, as its last progress.
     const now = Date.now();
     if (which === "video" && percent < 100 && now - lastAnnounced > 10000) {
       lastAnnounced = now;
-      $("progress-said").textContent = `Video ${percent}% uploaded`;
+      $("progress-said").textContent = t("progressSaid", { percent });
     }
   }
 
   function videoStored() {
     if (state === "uploading") buttons("finishing"); // Commit follows and cannot be stopped
-    say("Video uploaded; finishing…");
+    say(t("finishing"));
   }
 
   function say(text) {
@@ -419,7 +421,7 @@
   // One upload of a video at a time in this browser. Its tabs share the SDK's saved sessions: a second tab would
   // take over the first's session, and one of them end by sending the whole video again, as a second file. Held
   // from start to the upload's end (a paused upload keeps it); a tab closed lets go of it by itself.
-  const ELSEWHERE = "This video is being uploaded in another tab of this browser: finish or cancel it there.";
+  const ELSEWHERE = t("elsewhere");
   let videoLock = null; // {key, release} of the video this tab uploads
 
   async function lockVideo(file) {
@@ -512,11 +514,11 @@
     fail("");
     apiError = null;
     await forgetOtherUsersSessions();
-    if (!window.TcVod) say("Loading the uploader…");
+    if (!window.TcVod) say(t("loadingSdk"));
     if (!(await sdkLoaded)) {
       buttons(before);
       say("");
-      fail("The uploader could not be loaded: check the connection, then reload the page.");
+      fail(t("sdkFailed"));
       return;
     }
     if (!(await lockVideo(files.video))) {
@@ -538,7 +540,7 @@
       // The SDK refuses some inputs at once (e.g. a cover it cannot read): say so, don't die silently.
       unlockVideo();
       buttons(before);
-      fail(`This file cannot be uploaded: ${(error && error.message) || error}.`);
+      fail(t("cannotUpload", { why: (error && error.message) || error }));
       return;
     }
     resumeOnlyTheSameFile(current, files.video, print); // before the SDK reads its session (after a signature)
@@ -589,8 +591,8 @@
         const last = (attempt || 0) === current.applyRequestRetryCount; // the SDK's first try passes null
         if (last && applied && state === "uploading" && uploader === current) {
           const code = error && error.code;
-          const why = code === 500 ? "cannot be reached" : `refused to go on (${error && error.message})`;
-          pauseStalled({ message: `The video service ${why}.` });
+          const why = error && error.message;
+          pauseStalled({ message: code === 500 ? t("renewalUnreachable") : t("renewalRefused", { why }) });
         }
         throw error;
       }
@@ -604,7 +606,7 @@
       stored = true;
       videoStored();
     });
-    say(`Uploading ${files.video.name}…`);
+    say(t("uploadingFile", { name: files.video.name }));
     lastAnnounced = Date.now();
     // Until the first progress there is nothing to pause, and neither SDK gives up on a storage service that
     // takes the connection but never answers (a proxy or firewall that holds it): say so, and let it be
@@ -637,17 +639,21 @@
         say("");
         // The only signature asked for once the video is in COS is Commit's: nothing else is left to do.
         if (stored && uncommittedAgain(current, error)) return;
-        const where = resumable ? " from where it stopped" : "";
         // A refused sign-in, or a lost connection: the upload goes on by itself when that is over. Not after a
         // token the page tried by itself was refused at once: an embedding app that answers each refusal with
         // another refused token would make it ask the sign function for ever.
         const signIn = apiError && apiError.signIn;
         retry = signIn ? (unattended && !signed ? null : "sign-in") : navigator.onLine ? null : "offline";
-        if (retry === "sign-in") fail(`${apiError.message} The upload then goes on${where}.`);
-        else if (signIn) fail(`${apiError.message} Then press Upload${where && ": it goes on" + where}.`);
-        else if (retry === "offline") fail(`The connection was lost: the upload goes on${where} once it is back.`);
-        else if (apiError) fail(apiError.message);
-        else fail(`The upload failed: ${(error && error.message) || error}. Upload again${where && ": it goes on" + where}.`);
+        const why = apiError ? apiError.message : (error && error.message) || error;
+        // Each message in two forms: the second says that the upload goes on from where it stopped
+        const [goesOn, press, offline, again] = resumable
+          ? ["goesOnFromWhereItStopped", "pressUploadFromWhereItStopped", "offlineFromWhereItStopped", "againFromWhereItStopped"]
+          : ["goesOn", "pressUpload", "offline", "again"];
+        if (retry === "sign-in") fail(t(goesOn, { why }));
+        else if (signIn) fail(t(press, { why }));
+        else if (retry === "offline") fail(t(offline));
+        else if (apiError) fail(why);
+        else fail(t(again, { why }));
       },
     );
   }
@@ -658,7 +664,7 @@
     stopTransfers(current); // the SDK keeps its session (localStorage): resume sends only the missing parts
     paused = current;
     buttons("paused");
-    say("Paused.");
+    say(t("paused"));
   }
 
   // A cancelled upload's Apply that the SDK still retried has saved (or, failing, deleted) the session under
@@ -685,7 +691,7 @@
     $("progress").hidden = true;
     buttons("idle");
     if ($("error").textContent === SILENT_START) fail(""); // over with it
-    say("Upload cancelled.");
+    say(t("cancelled"));
   }
 
   async function finished(fileId) {
@@ -695,10 +701,10 @@
     buttons("idle");
     $("form").reset();
     files = null;
-    say("Upload complete.");
+    say(t("complete"));
     $("result").hidden = false;
     $("file-id").textContent = fileId;
-    $("processing").textContent = "waiting for the video service…";
+    $("processing").textContent = t("waitingForVod");
     $("processing-row").hidden = !config.statusUrl; // UPLOAD_PAGE_STATUS_URL=none: nothing is followed
     delete $("processing").dataset.status;
     $("tasks").replaceChildren();
@@ -735,12 +741,12 @@
             refusedWhileFollowing = fileId;
             followOnPost = answered || !posted;
             // (a frame gets no link: its app's next token, refused at once too, was the last it could send)
-            if (!followOnPost) $("processing").textContent += " (no longer followed here: your app finds it by its File ID)";
+            if (!followOnPost) $("processing").textContent += t("noLongerFollowed");
           }
           return;
         }
         failures += 1;
-        $("processing").textContent = "The status service cannot be reached; retrying…";
+        $("processing").textContent = t("statusUnreachable");
         await sleep(Math.min(30000, 1000 * 2 ** failures));
         continue;
       }
@@ -750,7 +756,7 @@
         // callback not set up). Either way, and for a service down or throttling, ask ever more slowly.
         failures += 1;
         if (response.status !== 404) {
-          $("processing").textContent = `Status unavailable (HTTP ${response.status}); retrying…`;
+          $("processing").textContent = t("statusUnavailable", { status: response.status });
         }
         const after = Number(response.headers.get("Retry-After")); // seconds, when the service says
         const wait = Math.min(30000, 1000 * 2 ** failures);
@@ -769,29 +775,28 @@
       // Never a tight loop: an answer that came back at once (no ETag yet, no long-poll) waits a little.
       if (Date.now() - asked < 1000) await sleep(2000);
     }
-    if (mine === following) $("processing").textContent += " (no longer followed here: your app finds it by its File ID)";
+    if (mine === following) $("processing").textContent += t("noLongerFollowed");
   }
 
+  // A status in words ("status.uploaded": no task flow, or one whose progress VOD was asked not to report), or as
+  // the service wrote it when the page has none for it.
+  const inWords = (kind, status) =>
+    Object.prototype.hasOwnProperty.call(config.messages, `${kind}.${status}`) ? t(`${kind}.${status}`) : status;
+
   function showUpload(upload) {
-    const words = {
-      uploaded: "Uploaded.", // no task flow, or one whose progress VOD was asked not to report
-      processing: "Processing…",
-      finished: "Finished.",
-      failed: "Processing failed.",
-      deleted: "Deleted.",
-    };
-    $("processing").textContent = words[upload.status] || upload.status;
+    const word = inWords("status", upload.status);
+    $("processing").textContent = word;
     $("processing").dataset.status = upload.status;
     const list = $("tasks");
     list.replaceChildren(
       ...upload.tasks.map((task) => {
         const item = document.createElement("li");
         const detail = task.status === "failed" && task.message ? ` — ${task.message}` : "";
-        item.textContent = `${task.taskId}: ${task.status}${detail}`;
+        item.textContent = `${task.taskId}: ${inWords("task", task.status)}${detail}`;
         return item;
       }),
     );
-    if (FINAL.has(upload.status)) say(`Done: ${words[upload.status] || upload.status}`);
+    if (FINAL.has(upload.status)) say(t("done", { status: word }));
   }
 
   // --- wiring ---------------------------------------------------------------------------------------
@@ -799,7 +804,7 @@
     event.preventDefault();
     const video = $("video").files[0];
     if (!video) {
-      fail("Choose a video first.");
+      fail(t("chooseVideo"));
       $("video").focus();
       return;
     }
@@ -812,15 +817,12 @@
     for (const [file, input] of [[video, "video"], [cover, "cover"]]) {
       if (!file) continue;
       const dot = file.name.lastIndexOf(".");
-      const example = input === "video" ? "clip.mp4" : "cover.jpg";
+      const named = { name: file.name, example: input === "video" ? "clip.mp4" : "cover.jpg" };
       let why = "";
-      if (file.size === 0) why = `${file.name} is empty: choose another ${input}.`;
-      else if (dot < 0 || dot === file.name.length - 1) {
-        why = `${file.name} has no extension, and VOD needs the file's type: rename it (e.g. ${example}).`;
-      } else if (!/^[A-Za-z0-9]+$/.test(file.name.slice(dot + 1))) {
-        // "clip.mp4 " (a space is a legal last character on most systems): no type VOD knows
-        why = `"${file.name}" does not end in a file type (letters and digits after its last dot): rename it (e.g. ${example}).`;
-      }
+      if (file.size === 0) why = t(file === video ? "emptyVideo" : "emptyCover", named);
+      else if (dot < 0 || dot === file.name.length - 1) why = t("noExtension", named);
+      // "clip.mp4 " (a space is a legal last character on most systems): no type VOD knows
+      else if (!/^[A-Za-z0-9]+$/.test(file.name.slice(dot + 1))) why = t("badExtension", named);
       if (why) {
         fail(why);
         $(input).focus();
@@ -841,7 +843,7 @@
   });
   $("pause").addEventListener("click", pause);
   $("resume").addEventListener("click", () => {
-    say("Resuming…");
+    say(t("resuming"));
     start();
   });
   $("cancel").addEventListener("click", cancel);
@@ -850,7 +852,7 @@
     const pending = uncommitted;
     uncommitted = null;
     if (pending) return commitAgain(pending); // all in COS: only its Commit is left
-    say("Back online: resuming…");
+    say(t("backOnline"));
     start(true);
   });
   // Another file chosen: the user's next Upload sends it; the one that failed no longer goes on by itself.
