@@ -95,7 +95,10 @@ def _start_and_announce(stack: localstack.LocalStack, args: argparse.Namespace, 
     # (its own profile, so no everyday browsing goes through them) reaches the emulator instead.
     flags = " ".join(shlex.quote(flag) for flag in stack.chromium_flags())
     profile = shlex.quote(str(args.state_dir / "browser-profile"))
-    print(f"\nupload page (signed in as {localstack.DEV_USER!r}; the token rides in the link's #fragment):")
+    print(
+        f"\nupload page (signed in as {localstack.DEV_USER!r}; the token rides in the link's #fragment; "
+        "?lang=zh-CN before it: in Chinese):"
+    )
     print(f"  {stack.page_url}#token={token}")
     print(
         f"  open it in a Chromium that sends VOD's and COS's hosts to the emulator:\n"
