@@ -797,7 +797,7 @@ def test_a_browser_in_chinese_gets_the_page_in_chinese(
     task_flow: None, browser_stack: BrowserStack, tmp_path: Path
 ) -> None:
     b = browser_stack
-    b.open(b.stack.token("page-user"))
+    b.open(jwt.encode({"sub": "page-user", "exp": int(time.time()) + 600}, "not-the-key" * 4, algorithm="HS256"))
     assert b.page.evaluate("[document.documentElement.lang, document.title]") == ["zh-CN", "上传视频"]
     assert (b.page.inner_text("#start"), b.page.inner_text("label[for=cover]")) == ("上传", "封面图片（可选）")
     b.choose(sample_video(tmp_path / "clip", 1000))  # its script's words too, with what it quotes in place
@@ -806,7 +806,14 @@ def test_a_browser_in_chinese_gets_the_page_in_chinese(
         "clip 没有扩展名，而视频服务需要知道文件类型：请重命名（例如 clip.mp4）"
     )
     b.choose(sample_video(tmp_path / "clip.mp4", 200 * 1024))
-    b.page.click("#start")
+    b.page.click("#start")  # a refusal: the API's own reason and the request id, inside the page's words
+    b.page.wait_for_selector("#error:has-text('你的登录被拒绝')")
+    assert re.fullmatch(
+        r"你的登录被拒绝（invalid token: [^（）；]+；请求 ID [0-9a-f-]+）。"
+        r"请在应用中重新登录，然后在此标签页打开应用给出的链接。之后上传会自动继续。",
+        b.page.inner_text("#error"),
+    )
+    b.page.goto(f"{b.page_origin}/#token={b.stack.token('page-user')}")  # the user's new link: as it said, it goes on
     b.page.wait_for_selector('#processing[data-status="finished"]', timeout=90_000)
     assert (b.page.inner_text("#status"), b.page.inner_text("#processing")) == ("最终状态：已完成。", "已完成。")
     assert re.fullmatch(r"(\S+: 已完成\n?)+", b.page.inner_text("#tasks"))  # each task's outcome in words
