@@ -538,8 +538,10 @@ def _framed_by_an_app(b: BrowserStack, loopback_http: Serve, token: str | None, 
     each time it says the token was refused (as the README suggests)."""
     parent = f"""<!doctype html><iframe id="f" title="Upload a video" src="{b.page_origin}/"></iframe><script>
       window.busy = [];  // what the page said of its upload being unfinished, in order
+      window.uploads = [];  // and of its uploads
       addEventListener("message", (e) => {{
         if (e.origin === "{b.page_origin}" && e.data.type === "vod-upload-busy") busy.push(e.data.busy);
+        if (e.origin === "{b.page_origin}" && e.data.fileId) uploads.push(e.data);
         if ({json.dumps(token)} !== null && e.origin === "{b.page_origin}"
             && ["vod-upload-ready", "vod-upload-token-refused"].includes(e.data.type))
           document.getElementById("f").contentWindow.postMessage(
@@ -575,6 +577,12 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(
     assert not frame.locator("#signed-out").is_visible()
     # and the app heard that an upload was unfinished while it was, so that it could ask before removing the frame
     assert b.page.evaluate("busy") == [True, False]
+    # and of the upload: its FileId at once (to attach it to what the user is writing, say), then its status
+    _until(b, lambda: len(b.page.evaluate("uploads")) == 2, "the app did not hear of the upload's status")
+    assert b.page.evaluate("uploads") == [
+        {"type": "vod-upload-done", "fileId": file_id},
+        {"type": "vod-upload-status", "fileId": file_id, "status": "uploaded"},
+    ]
 
 
 def test_framed_by_an_app_that_sent_no_token_the_page_says_to_sign_in_in_the_app(

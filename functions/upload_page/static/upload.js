@@ -6,6 +6,8 @@
 // UPLOAD_PAGE_FRAME_ANCESTORS (the page says {type: "vod-upload-ready"} and, when the token is refused,
 // {type: "vod-upload-token-refused"} to its parent). It lives in sessionStorage, so a reload in the same tab
 // resumes the upload without asking for it again; it never leaves the page except to the API.
+// The parent also hears of each upload: {type: "vod-upload-done", fileId} once VOD has it, then
+// {type: "vod-upload-status", fileId, status} as its status changes (what the uploads function says).
 "use strict";
 (() => {
   const config = JSON.parse(document.body.dataset.config);
@@ -708,6 +710,7 @@
     $("processing-row").hidden = !config.statusUrl; // UPLOAD_PAGE_STATUS_URL=none: nothing is followed
     delete $("processing").dataset.status;
     $("tasks").replaceChildren();
+    tellParent({ type: "vod-upload-done", fileId }); // the app's page may want it at once (to attach it to a post)
     if (config.statusUrl) await follow(fileId);
   }
 
@@ -766,6 +769,9 @@
       failures = 0;
       if (upload) {
         etag = response.headers.get("ETag");
+        if (!shown || shown.status !== upload.status) {
+          tellParent({ type: "vod-upload-status", fileId, status: upload.status });
+        }
         shown = upload;
         showUpload(upload);
         if (FINAL.has(upload.status)) return;
