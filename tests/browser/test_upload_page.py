@@ -580,9 +580,35 @@ def test_an_embedding_app_hands_the_token_over_by_post_message(
     # and of the upload: its FileId at once (to attach it to what the user is writing, say), then its status
     _until(b, lambda: len(b.page.evaluate("uploads")) == 2, "the app did not hear of the upload's status")
     assert b.page.evaluate("uploads") == [
-        {"type": "vod-upload-done", "fileId": file_id},
-        {"type": "vod-upload-status", "fileId": file_id, "status": "uploaded"},
+        {"type": "vod-upload-done", "fileId": file_id, "user": "embedded-user"},
+        {"type": "vod-upload-status", "fileId": file_id, "user": "embedded-user", "status": "uploaded"},
     ]
+
+
+@pytest.mark.parametrize("followed", [True, False], ids=["status-followed", "status-url-none"])
+def test_an_embedding_app_hears_of_each_change_of_an_uploads_status_once(
+    task_flow: None, browser_stack: BrowserStack, loopback_http: Serve, tmp_path: Path, followed: bool
+) -> None:
+    b = browser_stack
+    if not followed:
+        os.environ["UPLOAD_PAGE_STATUS_URL"] = "none"  # (the fixture restores the environment)
+    frame = _framed_by_an_app(b, loopback_http, b.stack.token("embedded-user"))
+    frame.locator("#video").set_input_files(str(sample_video(tmp_path / "clip.mp4", 100 * 1024)))
+    frame.locator("#start").click()
+    frame.locator("#result:not([hidden])").wait_for(timeout=60000)
+    file_id = frame.locator("#file-id").inner_text()
+    done = {"type": "vod-upload-done", "fileId": file_id, "user": "embedded-user"}
+    if not followed:  # nothing followed: nothing more to say
+        b.page.wait_for_timeout(3000)
+        assert b.page.evaluate("uploads") == [done]
+        return
+    # The task flow's states as the uploads function answers them, each once (the emulator ends a flow at once:
+    # processing may be over before the page first asks)
+    _until(b, lambda: b.page.evaluate("uploads")[-1].get("status") == "finished", "the app never heard it finish")
+    heard = b.page.evaluate("uploads")
+    assert heard[0] == done
+    assert [m["status"] for m in heard[1:]] in (["finished"], ["processing", "finished"])
+    assert all(m == {**done, "type": "vod-upload-status", "status": m["status"]} for m in heard[1:])
 
 
 def test_framed_by_an_app_that_sent_no_token_the_page_says_to_sign_in_in_the_app(

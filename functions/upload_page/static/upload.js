@@ -6,14 +6,15 @@
 // UPLOAD_PAGE_FRAME_ANCESTORS (the page says {type: "vod-upload-ready"} and, when the token is refused,
 // {type: "vod-upload-token-refused"} to its parent). It lives in sessionStorage, so a reload in the same tab
 // resumes the upload without asking for it again; it never leaves the page except to the API.
-// The parent also hears of each upload: {type: "vod-upload-done", fileId} once VOD has it, then
-// {type: "vod-upload-status", fileId, status} as its status changes (what the uploads function says).
+// The parent also hears of each upload: {type: "vod-upload-done", fileId, user} once VOD has it, then
+// {type: "vod-upload-status", fileId, user, status} as its status changes (what the uploads function says); `user`
+// is whom the page uploads for (the token's, as "Uploading as" shows it; null for a token that is not a JWT).
 "use strict";
 (() => {
   const config = JSON.parse(document.body.dataset.config);
   const $ = (id) => document.getElementById(id);
-  // What the page says, in its language (static/messages.json, chosen by the server: UPLOAD_PAGE_LANGUAGE), with
-  // its {names} filled in one pass: a value that holds "{x}" (a file's name, say) is shown as it is.
+  // What the page says, in its language (static/messages.json; the server chose it: ?lang=, UPLOAD_PAGE_LANGUAGE or
+  // Accept-Language), with its {names} filled in one pass: a value that holds "{x}" (a file's name) is shown as is.
   const t = (key, values = {}) =>
     config.messages[key].replace(/\{(\w+)\}/g, (whole, name) =>
       Object.prototype.hasOwnProperty.call(values, name) ? String(values[name]) : whole,
@@ -49,6 +50,7 @@
   let lastAnnounced = 0;
   let state = "idle"; // idle, starting (nothing to pause yet), stalled (COS silent), uploading, paused, finishing
   let following = 0; // which upload the status loop follows: a newer one ends the older loop
+  let toldStatus = null; // {fileId, status} the embedding app heard last: a loop following it again says it once
   let refusedWhileFollowing = null; // the upload whose following stopped on a refused sign-in: a new token resumes it
   let followOnPost = false; // ... also one the app posts: not after one it posted was refused at once
   let uncommitted = null; // all in COS, no signature for its Commit: Upload again, or the same user's next token, commits it
@@ -710,7 +712,9 @@
     $("processing-row").hidden = !config.statusUrl; // UPLOAD_PAGE_STATUS_URL=none: nothing is followed
     delete $("processing").dataset.status;
     $("tasks").replaceChildren();
-    tellParent({ type: "vod-upload-done", fileId }); // the app's page may want it at once (to attach it to a post)
+    // The app's page may want it at once (to attach it to a post). The token is still the uploader's: another
+    // user's is refused during an upload.
+    tellParent({ type: "vod-upload-done", fileId, user: tokenSubject(token) });
     if (config.statusUrl) await follow(fileId);
   }
 
@@ -769,8 +773,9 @@
       failures = 0;
       if (upload) {
         etag = response.headers.get("ETag");
-        if (!shown || shown.status !== upload.status) {
-          tellParent({ type: "vod-upload-status", fileId, status: upload.status });
+        if (!toldStatus || toldStatus.fileId !== fileId || toldStatus.status !== upload.status) {
+          toldStatus = { fileId, status: upload.status };
+          tellParent({ type: "vod-upload-status", fileId, user: tokenSubject(token), status: upload.status });
         }
         shown = upload;
         showUpload(upload);
