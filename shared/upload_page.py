@@ -131,7 +131,7 @@ def build_page(settings: UploadPageSettings, static_dir: Path, vendor_dir: Path)
 _WORDS = re.compile(r"\{\{t:([\w.]+)\}\}")  # {{t:key}} in page.html: messages.json's words for that key
 
 
-def page_language(page: Page, request: Request) -> str:
+def _language(page: Page, request: Request) -> str:
     """The link's ?lang=, else the setting, else (auto) the first of the browser's languages (Accept-Language, by
     weight) the page speaks, else English."""
     asked = _ours(request.query.get("lang", "").lower())
@@ -236,7 +236,7 @@ def make_page_endpoint(page: Page) -> Endpoint:
             lang = _ours(request.query.get("lang", "").lower())
             chosen = f"?lang={lang}" if lang else ""  # the link's choice goes along
             return Response(308, headers={"Location": f"{quote(name, safe='', errors='replace')}/{chosen}"})
-        language = page_language(page, request)
+        language = _language(page, request)
         headers = {
             "Content-Language": language,
             # Which rendering depends on Accept-Language only when the page follows the browser's
