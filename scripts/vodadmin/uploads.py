@@ -4,14 +4,15 @@ that did not finish, run again.
     vod-uploads list --user USER [--json]
     vod-uploads show FILE_ID [--json]
     vod-uploads hooks [--older-than SECONDS] [--rerun] [--json]
-    vod-uploads erase (--user USER | FILE_ID …) [--yes]
+    vod-uploads erase (--user USER | FILE_ID … | --before TIME [--deleted]) [--yes]
 
 Reads DATABASE_URL (default sqlite:///.local/vod.sqlite3, relative to the current directory), the
 same setting as the callback function, and for `hooks --rerun` AFTER_COMMIT_HOOK (its package must be
 importable: in the checkout's root, where `make build` takes it from, run `PYTHONPATH=. vod-uploads …`).
-`erase` lists what it would erase; with --yes it erases it (a user's data, on request: see the README's
-Personal data). Exit status: 0 ok (also a `list` that finds none), 1 not found (a file `show` or `erase` names,
-a user `erase` names) or a hook run again failed, 2 settings or store problem.
+`erase` lists what it would erase; with --yes it erases it (a user's data, on request, or the files no event has
+come for since a time, a retention period: see the README's Personal data). Exit status: 0 ok (also a `list`, or an
+`erase --before`, that finds none), 1 not found (a file `show` or `erase` names, a user `erase` names) or a hook run
+again failed, 2 settings or store problem.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from shared.store import (
     EventStore,
     EventSummary,
     FileReport,
+    Retention,
     StoreUnavailable,
     UploadRecord,
     open_store,
@@ -437,9 +439,29 @@ def _users_files(store: EventStore, user: str) -> list[str]:
     return file_ids
 
 
+def _files_past(store: EventStore, retention: Retention) -> list[str]:
+    file_ids = store.files_past(retention)
+    if not file_ids:  # a scheduled run with nothing to do: not a failure
+        which = " VOD deleted" if retention.deleted_only else ""
+        print(
+            f"nothing to erase: no file{which} had its last event before {when(retention.before)} (erased ones aside)"
+        )
+    return file_ids
+
+
+def _files_to_erase(store: EventStore, args: argparse.Namespace, retention: Retention | None) -> list[str]:
+    if retention is not None:
+        return _files_past(store, retention)
+    return list(dict.fromkeys(args.file_ids)) if args.user is None else _users_files(store, args.user)
+
+
 def erase(store: EventStore, args: argparse.Namespace) -> None:
-    """A user's files (as their records name them), or the files named, erased with --yes; listed without."""
-    file_ids = list(dict.fromkeys(args.file_ids)) if args.user is None else _users_files(store, args.user)
+    """A user's files (as their records name them), the files named, or those a retention period has ended for,
+    erased with --yes; listed without."""
+    retention = None if args.before is None else Retention(args.before, args.deleted)
+    file_ids = _files_to_erase(store, args, retention)
+    if not file_ids:  # none past the retention period (a user with none, or no FILE_ID, is refused before)
+        return
     if not args.yes:
         _list_erasable(store, file_ids)
         return
@@ -450,7 +472,7 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
         while batches:
             batch = batches.pop(0)
             try:
-                done = store.erase(batch, erased_at=time.time())
+                done = store.erase(batch, erased_at=time.time(), retention=retention)
             except EraseTooLarge:  # their events name too many other files to lock at once: in halves
                 batches[:0] = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
                 continue
@@ -477,7 +499,9 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
     unknown = sorted(set(file_ids) - set(erased))
-    if unknown:  # a mistyped id: not an erasure done (exit 1, as `show` of it)
+    if unknown and retention is not None:  # listed, then an event came before its erase: its period starts again
+        say(shown(f"not erased: {', '.join(unknown)} (an event came meanwhile, or another erase took it first)"))
+    elif unknown:  # a mistyped id: not an erasure done (exit 1, as `show` of it)
         raise Failure(shown(f"not recorded, so nothing to erase: {', '.join(unknown)}"), 1)
 
 
@@ -593,7 +617,9 @@ def parser() -> argparse.ArgumentParser:
         "app has dealt with otherwise): listed and rerun no more",
     )
     hooks_.add_argument("--json", action="store_true", help="machine-readable output")
-    erase_ = commands.add_parser("erase", help="erase what is kept of a user's uploads (their files' records)")
+    erase_ = commands.add_parser(
+        "erase", help="erase what is kept of a user's uploads, of files, or of those a retention period has ended for"
+    )
     whose = erase_.add_mutually_exclusive_group(required=True)
     whose.add_argument(
         "--user",
@@ -601,6 +627,14 @@ def parser() -> argparse.ArgumentParser:
         help="every file whose record names this user (as its user, in an unproven seal, a conflict)",
     )
     whose.add_argument("file_ids", metavar="FILE_ID", nargs="*", default=[], type=_text, help="these files")
+    whose.add_argument(
+        "--before",
+        type=_utc_time,
+        metavar="TIME",
+        help="every file no event has come for since TIME (2026-12-01T08:30:00Z, with Z or an offset, or a date: from "
+        "its start in UTC): a retention period, run on a schedule",
+    )
+    erase_.add_argument("--deleted", action="store_true", help="with --before: only the files VOD deleted")
     erase_.add_argument("--yes", action="store_true", help="erase (without it: list what would be erased)")
     return p
 
@@ -612,6 +646,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--give-up goes alone (not with --rerun, --owed-since or --json)")
     if args.command == "hooks" and args.yes and args.owed_since is None:
         p.error("--yes goes with --owed-since")
+    if args.command == "erase" and args.deleted and args.before is None:
+        p.error("--deleted goes with --before")
     stop_on_sigterm()
     try:
         run(args)

@@ -375,6 +375,22 @@ class EraseTooLarge(Exception):
     time (one file is always erased at once)."""
 
 
+class Retention(Record):
+    """Which files a retention period has ended for: no event of theirs received since `before` (a time), and, with
+    `deleted_only`, deleted whole in VOD. Erased files are past it already."""
+
+    before: float
+    deleted_only: bool = False
+
+
+def _past(row: tuple[Any, ...], retention: Retention | None) -> bool:
+    """Whether erase takes an uploads row (file_id, revision, deleted, deleted_at, status, last_event_at)."""
+    if retention is None:
+        return True
+    _, _, deleted, _, status, last_event_at = row
+    return status != "erased" and last_event_at < retention.before and (bool(deleted) or not retention.deleted_only)
+
+
 class EventStore(ABC):
     """All storage logic. SQL is written once with `?` placeholders; `_sql` adapts it per backend."""
 
@@ -762,7 +778,7 @@ class EventStore(ABC):
 
         return self._run(work, write=True)
 
-    def erase(self, file_ids: Sequence[str], *, erased_at: float) -> list[str]:
+    def erase(self, file_ids: Sequence[str], *, erased_at: float, retention: Retention | None = None) -> list[str]:
         """Erase what is kept of each file that came from its uploader (PIPL, GDPR): its record (user id, name,
         URLs, sourceContext, metadata), its tasks, and its events' content (hook errors too). What stays: a
         record marked `erased`, so that no event brings the file back (a redelivery is still a duplicate; a new
@@ -770,14 +786,16 @@ class EventStore(ABC):
         file ids and parts only, and which other files' records are made of. Returns the files erased: those
         the store knew. Atomic, and under each file's lock, as an event's own update is; and under the locks of
         the other files its events name, so that of two erases at once the second sees the first's (else each could
-        find the other's file not erased yet, and a delete of both would stay owed a hook)."""
-        ids = tuple(sorted(set(file_ids)))
-        if not ids:
-            return []
-        marks = ", ".join("?" for _ in ids)
-        locked = set(ids)
+        find the other's file not erased yet, and a delete of both would stay owed a hook). With `retention`, only the
+        files it has ended for, checked under their locks: one whose event came since `files_past` listed it stays."""
+        named = tuple(sorted(set(file_ids)))
+        locked = set(named)
 
         def work(cursor: Cursor) -> list[str] | None:
+            ids, kept = self._erasable(cursor, named, retention)
+            if not ids:
+                return []
+            marks = ", ".join("?" for _ in ids)
             cursor.execute(
                 self._sql(
                     "SELECT DISTINCT f.file_id, e.dedupe_key, e.event_type, e.file_ids FROM event_files f "  # noqa: S608
@@ -791,15 +809,6 @@ class EventStore(ABC):
             if not others <= locked:  # taken again with theirs: nothing written yet
                 locked.update(others)
                 return None
-            cursor.execute(
-                self._sql(f"SELECT file_id, revision, deleted, deleted_at FROM uploads WHERE file_id IN ({marks})"),  # noqa: S608
-                ids,
-            )
-            # Whether VOD deleted the file stays (not the user's data): the operator's check that it is gone there too
-            kept = {
-                file_id: (revision, bool(deleted), deleted_at)
-                for file_id, revision, deleted, deleted_at in cursor.fetchall()
-            }
             gone = set(ids) | self._erased(cursor, others)
             for key, (event_type, names) in events.items():
                 if names <= gone:  # of erased files only: its content gone, but a FileDeleted's (file ids, parts)
@@ -826,9 +835,45 @@ class EventStore(ABC):
             return known
 
         while (erased := self._run(work, write=True, locks=[f"file:{f}" for f in locked])) is None:
-            if len(ids) > 1 and len(locked) > ERASE_MAX_LOCKS:
-                raise EraseTooLarge(f"the events of {len(ids)} files name {len(locked)}: erase fewer at a time")
+            if len(named) > 1 and len(locked) > ERASE_MAX_LOCKS:
+                raise EraseTooLarge(f"the events of {len(named)} files name {len(locked)}: erase fewer at a time")
         return erased
+
+    def _erasable(
+        self, cursor: Cursor, named: tuple[str, ...], retention: Retention | None
+    ) -> tuple[tuple[str, ...], dict[str, tuple[int, bool, float | None]]]:
+        """The files of `named` erase takes (with `retention`, read under their locks: none has had an event since
+        `files_past` listed it), and what their records keep: revision, and whether (and when) VOD deleted the file."""
+        if not named:
+            return (), {}
+        marks = ", ".join("?" for _ in named)
+        cursor.execute(
+            self._sql(
+                "SELECT file_id, revision, deleted, deleted_at, status, last_event_at FROM uploads "  # noqa: S608
+                f"WHERE file_id IN ({marks})"
+            ),
+            named,
+        )
+        # Whether VOD deleted the file stays (not the user's data): the operator's check that it is gone there too
+        kept = {row[0]: (row[1], bool(row[2]), row[3]) for row in cursor.fetchall() if _past(row, retention)}
+        return (named if retention is None else tuple(sorted(kept))), kept
+
+    def files_past(self, retention: Retention) -> list[str]:
+        """The files `retention` has ended for (not erased yet), longest idle first: what `erase` with it takes, unless
+        an event of theirs comes first."""
+
+        def read(cursor: Cursor) -> list[str]:
+            deleted = " AND deleted" if retention.deleted_only else ""
+            cursor.execute(
+                self._sql(
+                    "SELECT file_id FROM uploads WHERE status <> 'erased' AND last_event_at < ?"  # noqa: S608
+                    f"{deleted} ORDER BY last_event_at, file_id"
+                ),
+                (retention.before,),
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+        return self._run(read, write=False)
 
     def _erased(self, cursor: Cursor, file_ids: set[str]) -> set[str]:
         erased: set[str] = set()

@@ -741,6 +741,31 @@ def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> 
     assert "(vod-uploads erase): nothing of its uploader is kept" in shown  # when, and what erased means
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        # its last event came at 22:13:22Z (its events at :20, :21 and :22): not before it
+        (
+            ["--before", "2023-11-14T22:13:22Z"],
+            "nothing to erase: no file had its last event before 2023-11-14 22:13:22Z",
+        ),
+        (["--before", "2023-11-14T22:13:23Z"], f"{FILE_ID}  finished  holiday"),
+        (["--before", "2023-11-15"], "1 file(s): nothing erased yet; run again with --yes"),
+        (["--before", "2023-11-15", "--deleted"], "nothing to erase: no file VOD deleted had its last event before"),
+        (["--before", "2023-11-15T08:00+08:00", "--yes"], f"erased {FILE_ID}\n1 file(s) erased from the event store"),
+        (["--before", "2023-11-14", "--yes"], "(erased ones aside)"),  # a scheduled run with nothing to do
+    ],
+)
+def test_erase_before_a_time_takes_the_files_no_event_has_come_for_since(
+    database_url: str, args: list[str], said: str
+) -> None:
+    done = uploads(database_url, "erase", *args)
+    assert done.returncode == 0 and said in done.stdout, done.stdout + done.stderr
+    assert "Uploads the user made before" not in done.stdout  # said of a user's erasure only
+    shown = uploads(database_url, "show", FILE_ID).stdout
+    assert ("user               - (erased)" in shown) == (f"erased {FILE_ID}" in done.stdout)
+
+
 def test_an_erase_the_store_cannot_take_exits_2_and_erases_nothing(database_url: str) -> None:
     # GIVEN another writer holding the database (a long transaction, say) past the command's DATABASE_TIMEOUT
     path = database_url.removeprefix("sqlite:///")
@@ -785,8 +810,11 @@ def test_erase_takes_files_whose_events_name_many_others_a_few_at_a_time(tmp_pat
         ([FILE_ID, "5285890784273533999", "--yes"], 1, "not recorded, so nothing to erase: 5285890784273533999"),
         ([FILE_ID, "5285890784273533999"], 1, "not recorded: 5285890784273533999"),
         ([FILE_ID, "5285890784273533999"], 1, "1 file(s): nothing erased yet"),  # the one recorded
-        ([], 2, "one of the arguments --user FILE_ID is required"),
+        ([], 2, "one of the arguments --user FILE_ID --before is required"),
         ([FILE_ID, FILE_ID], 0, "\n1 file(s): nothing erased yet"),  # named twice: one file
+        (["--user", "alice", "--deleted"], 2, "--deleted goes with --before"),
+        (["--before", "2023-11-15", FILE_ID], 2, "argument FILE_ID: not allowed with argument --before"),
+        (["--before", "2999-01-01"], 2, "argument --before: in the future: '2999-01-01'"),
     ],
 )
 def test_erase_says_what_it_could_not(database_url: str, args: list[str], status: int, said: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 from shared.hooks import CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.store import EraseTooLarge, EventStore, EventSummary, StoreUnavailable, open_store, postgres
+from shared.store import EraseTooLarge, EventStore, EventSummary, Retention, StoreUnavailable, open_store, postgres
 from shared.store.base import _ERROR_HIDDEN
 from tests.conftest import CONTEXT_KEY, KEYS
 from vodtesting import vod_event
@@ -505,3 +505,58 @@ def test_one_file_is_erased_however_many_files_its_events_name(store: EventStore
     # WHEN it alone is erased THEN it is (one file is never too many: `erase --user` erases one at a time)
     assert store.erase([file_id], erased_at=100.0) == [file_id]
     assert store.upload(file_id).status == "erased"  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def aging(store: EventStore) -> EventStore:
+    """Files by when their last event came: "a" a task at 30 after its upload at 10, "b" deleted at 25, "c" uploaded
+    at 40, "d" erased (its upload at 5), "e" a task's event only, at 15 (no upload event yet)."""
+    for at, payload in [
+        (5.0, _upload(ANNS[0], "d")),
+        (10.0, _upload(ANNS[0], "a")),
+        (15.0, _task("e", "FINISH")),
+        (20.0, _upload("bob", "b")),
+        (25.0, vod_event("FileDeleted", FileIdSet=["b"])),
+        (30.0, _task("a", "FINISH")),
+        (40.0, _upload("bob", "c")),
+    ]:
+        ingest_event(store, payload, received_at=at, keys=KEYS)
+    store.erase(["d"], erased_at=6.0)
+    return store
+
+
+@pytest.mark.parametrize(
+    ("before", "deleted_only", "past"),
+    [
+        (5.0, False, []),
+        (15.0, False, []),  # "e"'s event came at 15: not before it
+        (25.0, False, ["e"]),
+        (25.0001, False, ["e", "b"]),
+        (31.0, False, ["e", "b", "a"]),  # longest idle first
+        (41.0, False, ["e", "b", "a", "c"]),  # never "d": erased already
+        (24.0, True, []),
+        (41.0, True, ["b"]),  # the one VOD deleted
+    ],
+)
+def test_a_retention_period_takes_the_files_no_event_has_come_for_since_its_time(
+    aging: EventStore, before: float, deleted_only: bool, past: list[str]
+) -> None:
+    retention = Retention(before, deleted_only)
+    assert aging.files_past(retention) == past
+    # erase with it takes those of any files named, and only those
+    assert aging.erase(["a", "b", "c", "d", "e"], erased_at=100.0, retention=retention) == sorted(past)
+    assert [f for f in "abcde" if aging.upload(f).status == "erased"] == sorted({"d", *past})  # type: ignore[union-attr]
+    assert aging.files_past(retention) == []
+
+
+def test_a_file_listed_past_its_retention_whose_event_comes_before_the_erase_stays(aging: EventStore) -> None:
+    # GIVEN the files a retention period has ended for, listed
+    retention = Retention(31.0)
+    assert aging.files_past(retention) == ["e", "b", "a"]
+    # WHEN an event of "a" comes (its task flow run again) before they are erased
+    ingest_event(aging, _task("a", "FINISH", task_id="task-2"), received_at=50.0, keys=KEYS)
+    # THEN the erase, which reads each record again under its lock, keeps "a" as it is, and erases the others
+    assert aging.erase(["e", "b", "a"], erased_at=100.0, retention=retention) == ["b", "e"]
+    kept = aging.upload("a")
+    assert kept is not None and (kept.status, kept.user_id, kept.last_event_at) == ("finished", ANNS[0], 50.0)
+    assert len(aging.tasks("a")) == 2
