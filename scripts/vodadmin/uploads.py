@@ -400,6 +400,7 @@ def _hook_line(event: EventSummary, outcome: str | None, was: str | None = None)
 
 
 ERASE_BATCH = 100  # files a transaction erases (each file's lock held until it commits)
+RETENTION_MIN_SECONDS = 4 * 24 * 3600  # the shortest retention period: VOD's queue keeps an event up to 4 days
 
 
 class _Lines:
@@ -439,70 +440,95 @@ def _users_files(store: EventStore, user: str) -> list[str]:
     return file_ids
 
 
-def _files_past(store: EventStore, retention: Retention) -> list[str]:
-    file_ids = store.files_past(retention)
-    if not file_ids:  # a scheduled run with nothing to do: not a failure
-        which = " VOD deleted" if retention.deleted_only else ""
-        print(
-            f"nothing to erase: no file{which} had its last event before {when(retention.before)} (erased ones aside)"
-        )
-    return file_ids
-
-
-def _files_to_erase(store: EventStore, args: argparse.Namespace, retention: Retention | None) -> list[str]:
-    if retention is not None:
-        return _files_past(store, retention)
-    return list(dict.fromkeys(args.file_ids)) if args.user is None else _users_files(store, args.user)
-
-
 def erase(store: EventStore, args: argparse.Namespace) -> None:
-    """A user's files (as their records name them), the files named, or those a retention period has ended for,
-    erased with --yes; listed without."""
-    retention = None if args.before is None else Retention(args.before, args.deleted)
-    file_ids = _files_to_erase(store, args, retention)
-    if not file_ids:  # none past the retention period (a user with none, or no FILE_ID, is refused before)
+    """A user's files (as their records name them), or the files named, erased with --yes; listed without. Or those a
+    retention period has ended for (--before)."""
+    if args.before is not None:
+        _erase_past(store, Retention(args.before, args.deleted), yes=args.yes)
         return
+    file_ids = list(dict.fromkeys(args.file_ids)) if args.user is None else _users_files(store, args.user)
     if not args.yes:
         _list_erasable(store, file_ids)
         return
     erased: list[str] = []
     say = _Lines()  # an erasure goes on to its end whatever becomes of its output (`| head`, a full disk)
     try:
-        batches = [file_ids[start : start + ERASE_BATCH] for start in range(0, len(file_ids), ERASE_BATCH)]
-        while batches:
-            batch = batches.pop(0)
-            try:
-                done = store.erase(batch, erased_at=time.time(), retention=retention)
-            except EraseTooLarge:  # their events name too many other files to lock at once: in halves
-                batches[:0] = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
-                continue
-            erased += done
-            for file_id in done:
-                say(shown(f"erased {file_id}"))
+        _erase_batches(store, file_ids, erased, say)
     except StoreUnavailable as exc:  # those printed are erased; running it again erases the rest
         raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None
-    # What this store cannot reach: said each time, as the README's Personal data says it
+    _erased_said(say, erased, vod_deleted=False, users=args.user is not None)
+    unknown = sorted(set(file_ids) - set(erased))
+    if unknown:  # a mistyped id: not an erasure done (exit 1, as `show` of it)
+        raise Failure(shown(f"not recorded, so nothing to erase: {', '.join(unknown)}"), 1)
+
+
+def _erase_past(store: EventStore, retention: Retention, *, yes: bool) -> None:
+    """The files `retention` has ended for, a page of records at a time (however large the store): erased with
+    `yes`, listed without."""
+    say, erased, found = _Lines(), list[str](), 0
+    after: str | None = ""
+    try:
+        while after is not None:
+            page, after = store.files_past(retention, after=after)
+            found += len(page)
+            if yes:
+                _erase_batches(store, [idle.file_id for idle in page], erased, say, retention)
+            for idle in () if yes else page:
+                say(shown(f"{idle.file_id}  {idle.status}  last event {when(idle.last_event_at)}  {idle.name or '-'}"))
+    except StoreUnavailable as exc:
+        raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None
+    if not found:  # a scheduled run with nothing to do: not a failure
+        which = " VOD deleted" if retention.deleted_only else ""
+        say(f"nothing to erase: no file{which} had its last event before {when(retention.before)} (erased ones aside)")
+    elif not yes:
+        say(f"{found} file(s): nothing erased yet; run again with --yes to erase them")
+    else:
+        if found > len(erased):  # listed, then an event came (its period starts again), or another erase was first
+            say(f"{found - len(erased)} file(s) not erased: an event came meanwhile, or another erase took it first")
+        _erased_said(say, erased, vod_deleted=retention.deleted_only, users=False)
+
+
+def _erase_batches(
+    store: EventStore, file_ids: list[str], erased: list[str], say: _Lines, retention: Retention | None = None
+) -> None:
+    """`file_ids` erased ERASE_BATCH a transaction (fewer where their events name too many files to lock at once),
+    each added to `erased` and said."""
+    batches = [file_ids[start : start + ERASE_BATCH] for start in range(0, len(file_ids), ERASE_BATCH)]
+    while batches:
+        batch = batches.pop(0)
+        try:
+            done = store.erase(batch, erased_at=time.time(), retention=retention)
+        except EraseTooLarge:  # in halves
+            batches[:0] = [batch[: len(batch) // 2], batch[len(batch) // 2 :]]
+            continue
+        erased += done
+        for file_id in done:
+            say(shown(f"erased {file_id}"))
+
+
+def _erased_said(say: _Lines, erased: list[str], *, vod_deleted: bool, users: bool) -> None:
+    """How many were erased, and what this store cannot reach: said each time, as the README's Personal data says it."""
+    vod = (
+        ""
+        if vod_deleted
+        else "VOD still holds each file and its sourceContext (with the user id) until it is deleted there "
+        "(DeleteMedia), and "
+    )
+    later = (
+        " Uploads the user made before whose events have not arrived yet are recorded when they come: run this "
+        "again once they no longer can (README, Personal data)."
+        if users
+        else ""
+    )
     say(
-        f"{len(erased)} file(s) erased from the event store. VOD still holds each file and its sourceContext (with the "
-        "user id) until it is deleted there (DeleteMedia), and CLS keeps the functions' log lines (with the user id) "
-        "until its retention ends."
-        + (
-            " Uploads the user made before whose events have not arrived yet are recorded when they come: run this "
-            "again once they no longer can (README, Personal data)."
-            if args.user is not None
-            else ""
-        )
+        f"{len(erased)} file(s) erased from the event store. {vod}CLS keeps the functions' log lines (with the user "
+        f"id) until its retention ends.{later}"
     )
     if say.lost is not None:
         print(
             f"vod-uploads: its output stopped ({say.lost}); the erasure went on: {len(erased)} file(s) erased",
             file=sys.stderr,
         )
-    unknown = sorted(set(file_ids) - set(erased))
-    if unknown and retention is not None:  # listed, then an event came before its erase: its period starts again
-        say(shown(f"not erased: {', '.join(unknown)} (an event came meanwhile, or another erase took it first)"))
-    elif unknown:  # a mistyped id: not an erasure done (exit 1, as `show` of it)
-        raise Failure(shown(f"not recorded, so nothing to erase: {', '.join(unknown)}"), 1)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -648,6 +674,11 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--yes goes with --owed-since")
     if args.command == "erase" and args.deleted and args.before is None:
         p.error("--deleted goes with --before")
+    if args.command == "erase" and args.before is not None and args.before > time.time() - RETENTION_MIN_SECONDS:
+        p.error(
+            "--before: at least 4 days ago (VOD keeps an event in its queue that long: a file erased sooner may have "
+            "events still to come, which find it erased and reach no hook)"
+        )
     stop_on_sigterm()
     try:
         run(args)

@@ -14,7 +14,7 @@ import os
 
 from shared.config import DEFAULT_DATABASE_TIMEOUT, database_url_problem
 from shared.errors import StoreUnavailable
-from shared.store.base import EraseTooLarge, EventStore, EventSummary, FileReport, Ingested, Retention
+from shared.store.base import EraseTooLarge, EventStore, EventSummary, FileReport, Idle, Ingested, Retention
 from shared.store.projection import DeletedPart, Status, TaskRecord, TaskResult, UploadRecord
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "EventStore",
     "EventSummary",
     "FileReport",
+    "Idle",
     "Ingested",
     "Retention",
     "Status",

@@ -382,13 +382,22 @@ class Retention(Record):
     before: float
     deleted_only: bool = False
 
+    def ended(self, status: str, deleted: object, last_event_at: float) -> bool:
+        return status != "erased" and last_event_at < self.before and (bool(deleted) or not self.deleted_only)
 
-def _past(row: tuple[Any, ...], retention: Retention | None) -> bool:
-    """Whether erase takes an uploads row (file_id, revision, deleted, deleted_at, status, last_event_at)."""
-    if retention is None:
-        return True
-    _, _, deleted, _, status, last_event_at = row
-    return status != "erased" and last_event_at < retention.before and (bool(deleted) or not retention.deleted_only)
+
+class Idle(Record):
+    """A file a retention period has ended for, as `files_past` lists it."""
+
+    file_id: str
+    status: str
+    name: str | None
+    last_event_at: float
+
+
+# Records files_past reads a statement, in file id order (the primary key's): each statement's time is bounded
+# whatever the store's size (DATABASE_TIMEOUT bounds each), where one scan of every record would not be.
+RETENTION_PAGE = 1000
 
 
 class EventStore(ABC):
@@ -855,23 +864,30 @@ class EventStore(ABC):
             named,
         )
         # Whether VOD deleted the file stays (not the user's data): the operator's check that it is gone there too
-        kept = {row[0]: (row[1], bool(row[2]), row[3]) for row in cursor.fetchall() if _past(row, retention)}
+        kept = {
+            file_id: (revision, bool(deleted), deleted_at)
+            for file_id, revision, deleted, deleted_at, status, last_event_at in cursor.fetchall()
+            if retention is None or retention.ended(status, deleted, last_event_at)
+        }
         return (named if retention is None else tuple(sorted(kept))), kept
 
-    def files_past(self, retention: Retention) -> list[str]:
-        """The files `retention` has ended for (not erased yet), longest idle first: what `erase` with it takes, unless
-        an event of theirs comes first."""
+    def files_past(
+        self, retention: Retention, *, after: str = "", page: int = RETENTION_PAGE
+    ) -> tuple[list[Idle], str | None]:
+        """Of the next `page` files by file id after `after`, those `retention` has ended for; and the file id the
+        next page starts after (None: this was the last). What `erase` with it takes, unless an event comes first."""
 
-        def read(cursor: Cursor) -> list[str]:
-            deleted = " AND deleted" if retention.deleted_only else ""
+        def read(cursor: Cursor) -> tuple[list[Idle], str | None]:
             cursor.execute(
                 self._sql(
-                    "SELECT file_id FROM uploads WHERE status <> 'erased' AND last_event_at < ?"  # noqa: S608
-                    f"{deleted} ORDER BY last_event_at, file_id"
+                    "SELECT file_id, status, name, last_event_at, deleted FROM uploads WHERE file_id > ? "
+                    "ORDER BY file_id LIMIT ?"
                 ),
-                (retention.before,),
+                (after, page),
             )
-            return [row[0] for row in cursor.fetchall()]
+            rows = cursor.fetchall()
+            past = [Idle(*row[:4]) for row in rows if retention.ended(row[1], row[4], row[3])]
+            return past, (rows[-1][0] if len(rows) == page else None)
 
         return self._run(read, write=False)
 

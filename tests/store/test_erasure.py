@@ -15,7 +15,16 @@ import pytest
 from shared.hooks import CommittedEvent, HookTaken, rerun_hook
 from shared.ingest import ingest_event
 from shared.source_context import seal
-from shared.store import EraseTooLarge, EventStore, EventSummary, Retention, StoreUnavailable, open_store, postgres
+from shared.store import (
+    EraseTooLarge,
+    EventStore,
+    EventSummary,
+    Idle,
+    Retention,
+    StoreUnavailable,
+    open_store,
+    postgres,
+)
 from shared.store.base import _ERROR_HIDDEN
 from tests.conftest import CONTEXT_KEY, KEYS
 from vodtesting import vod_event
@@ -525,34 +534,52 @@ def aging(store: EventStore) -> EventStore:
     return store
 
 
+def _past(store: EventStore, retention: Retention, page: int = 1000) -> list[str]:
+    """Every file files_past lists, page by page."""
+    found: list[str] = []
+    after: str | None = ""
+    while after is not None:
+        idle, after = store.files_past(retention, after=after, page=page)
+        assert len(idle) <= page
+        found += [i.file_id for i in idle]
+    return found
+
+
 @pytest.mark.parametrize(
     ("before", "deleted_only", "past"),
     [
         (5.0, False, []),
         (15.0, False, []),  # "e"'s event came at 15: not before it
         (25.0, False, ["e"]),
-        (25.0001, False, ["e", "b"]),
-        (31.0, False, ["e", "b", "a"]),  # longest idle first
-        (41.0, False, ["e", "b", "a", "c"]),  # never "d": erased already
+        (25.0001, False, ["b", "e"]),
+        (31.0, False, ["a", "b", "e"]),
+        (41.0, False, ["a", "b", "c", "e"]),  # never "d": erased already
         (24.0, True, []),
         (41.0, True, ["b"]),  # the one VOD deleted
     ],
 )
+@pytest.mark.parametrize("page", [1, 2, 5, 1000])  # pages of the records, past its end or not
 def test_a_retention_period_takes_the_files_no_event_has_come_for_since_its_time(
-    aging: EventStore, before: float, deleted_only: bool, past: list[str]
+    aging: EventStore, before: float, deleted_only: bool, past: list[str], page: int
 ) -> None:
     retention = Retention(before, deleted_only)
-    assert aging.files_past(retention) == past
+    assert _past(aging, retention, page) == past
     # erase with it takes those of any files named, and only those
-    assert aging.erase(["a", "b", "c", "d", "e"], erased_at=100.0, retention=retention) == sorted(past)
+    assert aging.erase(["a", "b", "c", "d", "e"], erased_at=100.0, retention=retention) == past
     assert [f for f in "abcde" if aging.upload(f).status == "erased"] == sorted({"d", *past})  # type: ignore[union-attr]
-    assert aging.files_past(retention) == []
+    assert _past(aging, retention) == []
+
+
+def test_files_past_a_retention_period_are_listed_with_what_says_which_they_are(aging: EventStore) -> None:
+    # (records "b", "c", "d" after "a", then "e": the last)
+    assert aging.files_past(Retention(31.0), after="a", page=3) == ([Idle("b", "deleted", "Bob's holiday", 25.0)], "d")
+    assert aging.files_past(Retention(31.0), after="d", page=3) == ([Idle("e", "finished", "sample", 15.0)], None)
 
 
 def test_a_file_listed_past_its_retention_whose_event_comes_before_the_erase_stays(aging: EventStore) -> None:
     # GIVEN the files a retention period has ended for, listed
     retention = Retention(31.0)
-    assert aging.files_past(retention) == ["e", "b", "a"]
+    assert _past(aging, retention) == ["a", "b", "e"]
     # WHEN an event of "a" comes (its task flow run again) before they are erased
     ingest_event(aging, _task("a", "FINISH", task_id="task-2"), received_at=50.0, keys=KEYS)
     # THEN the erase, which reads each record again under its lock, keeps "a" as it is, and erases the others
@@ -560,3 +587,37 @@ def test_a_file_listed_past_its_retention_whose_event_comes_before_the_erase_sta
     kept = aging.upload("a")
     assert kept is not None and (kept.status, kept.user_id, kept.last_event_at) == ("finished", ANNS[0], 50.0)
     assert len(aging.tasks("a")) == 2
+
+
+def test_an_event_committing_while_the_erase_waits_for_its_files_lock_keeps_the_file(
+    aging: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN "a" past its retention, and an event of it being stored: its transaction holds "a"'s lock, held open
+    retention = Retention(31.0)
+    inside, release = threading.Event(), threading.Event()
+    write = EventStore._write
+
+    def held_open(self: EventStore, *args: Any, **kwargs: Any) -> Any:
+        done = write(self, *args, **kwargs)
+        if threading.current_thread().name == "ingest":
+            inside.set()
+            assert release.wait(10)
+        return done
+
+    monkeypatch.setattr(EventStore, "_write", held_open)
+    event = _task("a", "FINISH", task_id="task-2")
+    ingest = threading.Thread(target=lambda: ingest_event(aging, event, received_at=50.0, keys=KEYS), name="ingest")
+    ingest.start()
+    assert inside.wait(10)
+    # WHEN it is erased meanwhile
+    erased: list[list[str]] = []
+    eraser = threading.Thread(target=lambda: erased.append(aging.erase(["a"], erased_at=100.0, retention=retention)))
+    eraser.start()
+    time.sleep(0.5)
+    assert eraser.is_alive()  # it waits for "a"'s lock (SQLite: for the database's write lock)
+    release.set()
+    ingest.join()
+    eraser.join()
+    # THEN the erase, which read "a" once it had its lock, saw the event and kept it
+    kept = aging.upload("a")
+    assert erased == [[]] and kept is not None and (kept.status, kept.last_event_at) == ("finished", 50.0)
