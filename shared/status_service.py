@@ -190,12 +190,14 @@ def _integer(query: Mapping[str, str], name: str, default: int, low: int, high: 
     return int(raw)
 
 
-def _only(query: Mapping[str, str], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(query) - set(allowed))
+def _only(request: Request, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(request.query) - set(allowed))
     if unknown:
         # The name as sent, cut: a query key is anyone's text, as long as the gateway lets by
         name = unknown[0] if len(unknown[0]) <= 40 else unknown[0][:40] + "…"
         raise BadRequest(f"unknown parameter {name!r}; allowed: {', '.join(allowed)}", code="invalid_parameter")
+    if request.repeated:  # ?cursor=A&cursor=B: a client that appends each page's cursor would get page 2 forever
+        raise BadRequest(f"parameter {min(request.repeated)!r} given more than once", code="invalid_parameter")
 
 
 def target(path: str) -> str | None:
@@ -227,7 +229,7 @@ def make_uploads_endpoint(
     check_key(settings.auth)  # a misconfigured key fails the cold start, here as in the sign function
 
     def listing(request: Request, user: str) -> Response:
-        _only(request.query, ("limit", "cursor"))
+        _only(request, ("limit", "cursor"))
         limit = _integer(request.query, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
         before = _cursor(request.query["cursor"]) if "cursor" in request.query else None
 
@@ -250,7 +252,7 @@ def make_uploads_endpoint(
         return found
 
     def one(request: Request, user: str, file_id: str, started: float) -> Response:
-        _only(request.query, ("wait",))
+        _only(request, ("wait",))
         wait = _integer(request.query, "wait", 0, 0, MAX_WAIT_SECONDS)
         # From the request's start (its token's check included: reading the issuer's keys takes up to 4 s), not after
         # its first read: no read begins after the bound, so the answer comes within it plus one read (the

@@ -80,7 +80,7 @@ def http_event(
     headers: Mapping[str, str] | None = None,
     body: str | bytes | Mapping[str, Any] | None = None,
     shape: str = "apigw",
-    query: Mapping[str, str] | None = None,
+    query: Mapping[str, str | list[str]] | None = None,
     request_id: str | None = None,
     base64: bool = False,
 ) -> dict[str, Any]:
@@ -88,7 +88,8 @@ def http_event(
     as SCF does) or a dict (sent as JSON, with a JSON Content-Type unless `headers` says otherwise);
     None means no body, which the trigger then leaves out. `base64=True` marks a text body as
     base64-encoded as it is (to test what a handler makes of a bad one). `query`: the query string's parameters
-    (a trigger delivers them apart from the path, which therefore holds no "?")."""
+    (a trigger delivers them apart from the path, which therefore holds no "?"); a name sent more than once has its
+    values as a list, as API gateway gives them."""
     if "?" in path or "#" in path:  # an event no trigger sends: the handler would take the query for the path
         raise ValueError(f"{path!r}: a path, not a URL: give its query as query={{...}}")
     text, is_base64, is_json = _body(body)

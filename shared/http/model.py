@@ -79,6 +79,9 @@ class Request(Record):
     raw: Mapping[str, Any]
     # Facts the endpoint learns (e.g. the user id) for the request's log line.
     notes: dict[str, Any]
+    # Query names sent more than once (API gateway gives their values as a list; `query` has the first): an endpoint
+    # whose parameters choose what it answers refuses them, as which one the client meant is in doubt.
+    repeated: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:  # not the raw event nor the body: they carry credentials
         return f"Request({self.method} {self.path!r}, request_id={self.request_id!r}, headers={self.headers!r})"

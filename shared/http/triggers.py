@@ -40,6 +40,13 @@ def _text_map(value: object, name: str) -> dict[str, str]:
     return {str(k): "" if v is True else str(v) for k, v in firsts if isinstance(v, _SCALARS)}
 
 
+def _repeated(value: object) -> frozenset[str]:
+    """The names of a query map sent with several values (a list of more than one)."""
+    if not isinstance(value, dict):
+        return frozenset()
+    return frozenset(str(k) for k, v in value.items() if isinstance(v, list) and len(v) > 1)
+
+
 def _path(value: object) -> str:
     if not value:
         return "/"
@@ -130,6 +137,7 @@ class ApiGatewayEvent:
             request_id=gateway_request_id(ctx.get("requestId")) or request_id,
             raw=event,
             notes={},
+            repeated=_repeated(query),
         )
 
 
@@ -150,6 +158,7 @@ class FunctionUrlEvent:
             request_id=request_id,
             raw=event,
             notes={},
+            repeated=_repeated(event.get("queryString")),
         )
 
 

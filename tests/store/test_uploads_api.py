@@ -77,7 +77,11 @@ def get(writer: tuple[str, EventStore], vod_function: Callable[..., Any]) -> Get
     handler = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET, "DATABASE_URL": url})
 
     def call(
-        path: str, user: str = "ann", headers: dict[str, str] | None = None, method: str = "GET", **query: str
+        path: str,
+        user: str = "ann",
+        headers: dict[str, str] | None = None,
+        method: str = "GET",
+        **query: str | list[str],
     ) -> dict[str, Any]:
         event = http_event(
             method, path, headers={"Authorization": f"Bearer {token(user)}", **(headers or {})}, query=query
@@ -536,11 +540,21 @@ def _b64(raw: bytes) -> str:
         ({"cursor": _b64(b'[1,"a\\u0000b"]')}, "invalid_cursor"),  # PostgreSQL refuses a NUL in text
         ({"cursor": _b64(b'[1,"' + b"f" * 1000 + b'"]')}, "invalid_cursor"),
         ({"page": "2"}, "invalid_parameter"),
+        # sent twice, as API gateway gives them (a list): which one the client meant is in doubt
+        ({"limit": ["2", "100"]}, "invalid_parameter"),
+        ({"limit": "2", "cursor": [_b64(b'[1,"f1"]'), _b64(b'[2,"f2"]')]}, "invalid_parameter"),
     ],
 )
-def test_bad_parameters_are_400(writer: tuple[str, EventStore], get: Get, query: dict[str, str], code: str) -> None:
+def test_bad_parameters_are_400(
+    writer: tuple[str, EventStore], get: Get, query: dict[str, str | list[str]], code: str
+) -> None:
     answer = get("/uploads", **query)
     assert (answer["status"], answer["body"]["error"]["code"]) == (400, code)
+    if any(isinstance(value, list) for value in query.values()):
+        assert answer["body"]["error"]["message"] in (
+            "parameter 'limit' given more than once",
+            "parameter 'cursor' given more than once",
+        )
 
 
 @pytest.mark.parametrize(
@@ -573,11 +587,12 @@ def test_a_page_holds_the_default_or_the_limit_asked(
         ("-1", 400),
         ("9" * 5000, 400),  # past int()'s 4300 digits
         ("\u00b2", 400),  # a superscript 2: isdigit(), yet int() refuses it
+        (["20", "0"], 400),  # sent twice: a wait of 20 s, or none?
     ],
-    ids=["zero", "negative", "too-long", "not-ascii"],
+    ids=["zero", "negative", "too-long", "not-ascii", "twice"],
 )
 def test_an_uploads_wait_is_a_whole_number_of_seconds(
-    writer: tuple[str, EventStore], get: Get, wait: str, status: int
+    writer: tuple[str, EventStore], get: Get, wait: str | list[str], status: int
 ) -> None:
     _, store = writer
     record(store, upload_of("ann", "f1"))
