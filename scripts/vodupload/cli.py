@@ -4,7 +4,8 @@
 
 Ctrl-C pauses: the parts in flight finish, the progress is saved, and running the same command again
 resumes (VOD keeps an upload resumable for a day). If VOD refuses to continue the saved upload, for
-whatever reason, the command says so and starts over (the next run does, after a refused commit).
+whatever reason, the command says so and starts over (unless VOD refuses the new upload too: then the saved one
+is kept; after a refused commit, the next run asks for it once more, and starts over if refused again).
 --cancel discards a saved upload of FILE and deletes its unfinished parts (if VOD refuses to continue the
 upload, they cannot be deleted: it says so; after a run stopped while committing, it asks VOD for that commit
 again: too late if VOD confirms it).
@@ -335,12 +336,15 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
             task.pause()
             state = wait(task)
         except KeyboardInterrupt:
-            console.close()
-            console.say("stopped; the progress saved so far is kept: run the same command again to resume")
-            console.result({"status": "stopped", "bytesDone": task.progress.bytes_done}, "")
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(EXIT_INTERRUPTED)  # worker threads may be mid-request: do not wait for them
+            # Committed just then (its checkpoint gone): done, said below; told "stopped", a rerun would upload a copy
+            if task.wait(0.1) is not UploadState.DONE:
+                console.close()
+                console.say("stopped; the progress saved so far is kept: run the same command again to resume")
+                console.result({"status": "stopped", "bytesDone": task.progress.bytes_done}, "")
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(EXIT_INTERRUPTED)  # worker threads may be mid-request: do not wait for them
+            state = UploadState.DONE
     console.close()
     if state is UploadState.DONE:
         report_done(task.result(), task, console, final=not args.wait)

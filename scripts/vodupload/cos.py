@@ -25,10 +25,21 @@ log = logging.getLogger("vodupload")
 
 T = TypeVar("T")
 
-_TRANSIENT_STATUSES = {408, 409, 429}
+# 200: CompleteMultipartUpload's answer when COS fails after it began answering (the SDK raises CosServiceError for
+# a 200 without an ETag); S3, whose API COS follows, says to retry it.
+_TRANSIENT_STATUSES = {200, 408, 409, 429}
 # 400s for a request body that did not arrive whole, which a retry sends again: too slow, or shorter or longer
-# than its Content-Length (COS's error codes, https://cloud.tencent.com/document/product/436/7730; S3's name too)
-_TRANSIENT_CODES = {"RequestTimeout", "RequestTimeOut", "IncompleteBody", "EntitySizeNotMatch"}
+# than its Content-Length (COS's error codes, https://cloud.tencent.com/document/product/436/7730; S3's name too);
+# and COS's own for a failure of its, whatever the status they come with.
+_TRANSIENT_CODES = {
+    "RequestTimeout",
+    "RequestTimeOut",
+    "IncompleteBody",
+    "EntitySizeNotMatch",
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+}
 _SDK_LOGGERS = ("qcloud_cos.cos_auth", "qcloud_cos.cos_client")
 
 

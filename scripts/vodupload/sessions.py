@@ -2,13 +2,16 @@
 
 The rule is vod-js-sdk-v6's (src/uploader.ts, `applyUploadUGC`): the saved vodSessionKey goes to
 ApplyUploadUGC, and when VOD refuses it, whatever the code, the saved session is deleted and a new one
-applied for. VOD does not publish which codes mean what, so none is treated specially. Before asking VOD,
+applied for. VOD does not publish which codes mean what, so none is treated specially. Unlike the SDK, the
+saved session is deleted only once VOD has given the new one: refusing that too, VOD refuses the signature
+(the signature endpoint's clock or keys), not the session, and a later run may continue it. Before asking VOD,
 a session older than its resume window ("断点续传的有效时间为1天", https://cloud.tencent.com/document/product/266/9219)
 or saved for a file that has changed since is dropped locally. Unlike the SDK, failing to reach VOD
 (network errors, 5xx) is no refusal: the saved session stays for a later try. A session whose commit was
-sent by a run that stopped before the answer is committed again, not uploaded a second time. A commit VOD
-refuses is final, whichever run sent it: the session is dropped (vod-js-sdk-v6 deletes its saved session
-before it commits), so the next run starts over rather than resuming what would be refused again.
+sent by a run that stopped before the answer is committed again, not uploaded a second time. So is one whose
+commit VOD refused (the refusal may be the signature's, or the answer to an attempt before it lost): the next
+run asks for that commit once more, and only if VOD refuses it again drops the session and starts over, in that
+run (vod-js-sdk-v6 deletes its saved session before it commits, and so may upload a second copy).
 
 Dropping a session aborts its multipart uploads, best effort. COS needs the session's own temporary
 credentials for that, and VOD hands them out only while it accepts the session: after a refusal only
@@ -60,19 +63,31 @@ class SavedSessions:
         """The saved session if VOD continues it, else a new one (saved before anything is uploaded). `asked`:
         what this upload asks for (a saved session asked for something else is not continued)."""
         saved = self._usable(identities, asked)
+        refused: VodApiError | None = None
         if saved is not None:
             try:
                 applied = self._up.vod.apply_resume(saved.session_key)
             except VodApiError as exc:
-                self._notify(
-                    NoticeKind.SESSION_REFUSED,
-                    f"VOD refused to continue the saved upload (code {exc.code}: {exc.detail}); "
-                    "starting over with a new upload",
-                )
-                self.abandon(saved, refused=True)
+                refused = exc
             else:
                 return Opened(saved, self._up._credentials(applied, self._on_refresh), resumed=True)
-        applied = self._up.vod.apply_new(video, cover, storage_region=self._up.options.storage_region)
+        try:
+            applied = self._up.vod.apply_new(video, cover, storage_region=self._up.options.storage_region)
+        except VodApiError as exc:
+            if saved is not None and refused is not None:  # the signature's fault, perhaps: kept for a later run
+                self._notify(
+                    NoticeKind.SESSION_REFUSED,
+                    f"VOD refused to continue the saved upload (code {refused.code}: {refused.detail}) and a new "
+                    f"one (code {exc.code}): the saved upload is kept for a later run",
+                )
+            raise
+        if saved is not None and refused is not None:  # VOD is willing: only that session is over
+            self._notify(
+                NoticeKind.SESSION_REFUSED,
+                f"VOD refused to continue the saved upload (code {refused.code}: {refused.detail}); "
+                "starting over with a new upload",
+            )
+            self.abandon(saved, refused=True)
         objects = [SavedObject(role, identity) for role, identity in identities.items()]
         checkpoint = Checkpoint(self.name, applied.session_key, self._up._clock(), objects, asked=asked)
         self._up.checkpoints.save(checkpoint)

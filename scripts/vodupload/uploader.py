@@ -542,13 +542,10 @@ class UploadTask:
                 return stop
             self._emit_state(UploadState.COMMITTING)
             # Saved once the commit has its signature: one that never got one was not sent, and stays cancellable.
-            try:
-                committed = self._up.vod.commit(
-                    checkpoint.session_key, sending=lambda: self._sessions.committing(checkpoint)
-                )
-            except VodApiError:  # final (see sessions.py): not saved for a next run that could only be refused
-                self._sessions.abandon(checkpoint)
-                raise
+            # Refused, it stays saved as committing: the next run asks once more (see sessions.py).
+            committed = self._up.vod.commit(
+                checkpoint.session_key, sending=lambda: self._sessions.committing(checkpoint)
+            )
             self._sessions.finished(checkpoint)
         return self._done(committed)
 

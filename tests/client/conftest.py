@@ -136,6 +136,8 @@ class Traffic:
         self.parts_stored = 0
         self.aborts_to_fail = 0  # the next AbortMultipartUpload requests COS answers 503
         self.completes_unanswered = 0  # the next CompleteMultipartUploads COS does, but their answer is a 503
+        # the next CompleteMultipartUploads COS fails after it began answering: "200 OK" with an error (these codes)
+        self.completes_failed_in_200: list[str] = []
         self.commits_unanswered = 0  # the next CommitUploadUGCs VOD does, but their answer is a 502
         self.heads_forbidden = False  # HEAD answered 403, as by credentials that may only write
         self.bodies_to_change = 0  # the next PUTs (a part, or an object sent whole) reach COS with a byte changed
@@ -239,10 +241,11 @@ class Traffic:
         """(status line, COS error code) when the test has COS refuse this request, storing nothing."""
         if (_is_part_upload(environ) and self._held()) or self._failed_abort(environ):
             return "503 Service Unavailable", "ServiceUnavailable"
-        if environ["REQUEST_METHOD"] == "PUT":
-            with self._cond:
-                if self.puts_refused_as:
-                    return "400 Bad Request", self.puts_refused_as.pop(0)
+        with self._cond:
+            if environ["REQUEST_METHOD"] == "PUT" and self.puts_refused_as:
+                return "400 Bad Request", self.puts_refused_as.pop(0)
+            if self._on_upload(environ, "POST") and self.completes_failed_in_200:
+                return "200 OK", self.completes_failed_in_200.pop(0)
         return None
 
     def _counted_down(self, counter: str) -> bool:

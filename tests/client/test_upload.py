@@ -82,7 +82,7 @@ def start_and_stop_early(
     return task
 
 
-def pause_once_stored(stack: Stack, video: Path) -> UploadTask:
+def pause_once_stored(stack: Stack, video: Path, uploader: Uploader | None = None) -> UploadTask:
     """Upload a file small enough for one PUT, pausing as it is stored: only the commit is left."""
     tasks: list[UploadTask] = []
 
@@ -90,7 +90,7 @@ def pause_once_stored(stack: Stack, video: Path) -> UploadTask:
         if progress.bytes_done:
             tasks[0].pause()
 
-    task = stack.uploader().upload(video, on_progress=on_progress)
+    task = (uploader or stack.uploader()).upload(video, on_progress=on_progress)
     tasks.append(task)
     assert task.start().wait(60) is UploadState.PAUSED
     return task
@@ -551,12 +551,10 @@ def _replace_stored_video(stack: Stack, data: bytes) -> None:
     store.put_object(bucket, key, io.BytesIO(data), max_size=len(data))
 
 
-def test_a_commit_vod_refuses_drops_the_saved_session_and_the_next_run_starts_over(
-    stack: Stack, tmp_path: Path
-) -> None:
-    """VOD refuses that session's commit whatever the run (here: the stored object is not the size applied
-    for): the saved session is dropped, as vod-js-sdk-v6 drops its own before committing. Kept, every later
-    run resumed it, sent nothing, was refused again, and was told to run again."""
+def test_a_commit_vod_refuses_is_asked_once_more_by_the_next_run_then_starts_over(stack: Stack, tmp_path: Path) -> None:
+    """VOD refuses that session's commit whatever the run (here: the stored object is not the size applied for).
+    The refusal may be the signature's alone, so the session stays saved as committing; the next run asks once more,
+    and refused again, drops it and uploads a new one."""
     video = write_file(tmp_path / "clip.mp4", 300 * 1024)
     pause_once_stored(stack, video)  # the single PUT is stored, the commit not sent
     _replace_stored_video(stack, b"other bytes")
@@ -564,10 +562,39 @@ def test_a_commit_vod_refuses_drops_the_saved_session_and_the_next_run_starts_ov
     with pytest.raises(VodApiError) as refused:
         stack.uploader().upload(video).run()
 
-    assert refused.value.action == "CommitUploadUGC" and stack.saved() == []
+    assert refused.value.action == "CommitUploadUGC" and stack.saved_session()["committing"] is True
     calls = len(stack.traffic.calls)
     result = stack.uploader().upload(video).run()
-    assert stack.traffic.actions()[calls:] == ["ApplyUploadUGC", "CommitUploadUGC"]  # a new session, sent whole
+    assert stack.traffic.actions()[calls:] == ["CommitUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]
+    assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
+
+
+def test_a_commit_refused_for_its_signature_alone_is_committed_by_the_next_run_sending_nothing(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The commit's signature is refused (the signature endpoint's clock, say): the stored upload is kept, and the
+    next run, its signatures good again, commits it without sending a byte."""
+    good, left = stack.signer(), [-1]  # good signatures left (-1: no end)
+
+    def signer() -> str:
+        if left[0] == 0:
+            return base64.b64encode(b"no signature").decode()
+        left[0] -= left[0] > 0
+        return good()
+
+    uploader = stack.uploader(signer=signer)
+    video = write_file(tmp_path / "clip.mp4", 300 * 1024)
+    pause_once_stored(stack, video, uploader)  # the single PUT is stored, the commit not sent
+    left[0] = 1  # the resume's signature good, the commit's not
+    with pytest.raises(VodApiError) as refused:
+        uploader.upload(video).run()
+    assert refused.value.action == "CommitUploadUGC" and stack.saved_session()["committing"] is True
+    sent, calls = len(stack.traffic.cos_requests), len(stack.traffic.calls)
+    left[0] = -1
+
+    result = uploader.upload(video).run()
+
+    assert stack.traffic.actions()[calls:] == ["CommitUploadUGC"] and len(stack.traffic.cos_requests) == sent
     assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
@@ -619,10 +646,10 @@ def test_a_commit_whose_answer_the_run_never_heard_is_asked_again_not_uploaded_t
     assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
-def test_any_refusal_discards_the_saved_session(stack: Stack, tmp_path: Path) -> None:
-    """No refusal code is special: VOD refusing the signature itself (a broken signature source) discards the
-    saved session too, and its parts are aborted with the credentials this task still holds. The new
-    session is refused as well, so the upload fails, leaving nothing behind."""
+def test_a_saved_session_is_kept_when_vod_refuses_a_new_one_too(stack: Stack, tmp_path: Path) -> None:
+    """No refusal code is special, but VOD refusing the new session as well refuses the signature itself (a broken
+    signature source), not the saved session: the upload fails, the saved one is kept as it was (its parts too),
+    and a later run, its signatures good again, continues it."""
     good = stack.signer()
     broken = threading.Event()
     video = write_file(tmp_path / "garbled.mp4", 4 * MIB)
@@ -630,7 +657,7 @@ def test_any_refusal_discards_the_saved_session(stack: Stack, tmp_path: Path) ->
     uploader = stack.uploader(signer=lambda: base64.b64encode(b"no signature").decode() if broken.is_set() else good())
     task = start_and_stop_early(stack, video, uploader=uploader, on_notice=heard.append)
     assert task.wait(60) is UploadState.PAUSED
-    old_upload = stack.saved_session()["objects"][0]["upload_id"]
+    saved = stack.saved_session()
     calls = len(stack.traffic.calls)
     broken.set()
 
@@ -640,8 +667,13 @@ def test_any_refusal_discards_the_saved_session(stack: Stack, tmp_path: Path) ->
     assert task.state is UploadState.FAILED
     assert stack.traffic.actions()[calls:] == ["ApplyUploadUGC (resume)", "ApplyUploadUGC"]
     assert all(call.answer["code"] != 0 for call in stack.traffic.calls[calls:])
-    assert [n.kind for n in heard] == [NoticeKind.SESSION_REFUSED]
-    assert [r.status for r in stack.traffic.cos_requests if r.is_abort and r.query["uploadId"] == old_upload] == [204]
+    assert [n.kind for n in heard] == [NoticeKind.SESSION_REFUSED] and "kept for a later run" in heard[0].message
+    assert stack.saved_session() == saved and stack.open_upload_ids() == {saved["objects"][0]["upload_id"]}
+    calls = len(stack.traffic.calls)
+    broken.clear()
+    result = uploader.upload(video).run()
+    assert stack.traffic.actions()[calls:] == ["ApplyUploadUGC (resume)", "CommitUploadUGC"]  # continued
+    assert stack.served(result.video_url or "") == video.read_bytes()
     assert stack.saved() == [] and stack.open_uploads() == []
 
 
@@ -1074,6 +1106,23 @@ def test_a_body_cut_short_on_the_way_is_sent_again(stack: Stack, tmp_path: Path,
     result = stack.uploader().upload(video).run()
 
     assert [r.status for r in stack.traffic.cos_requests if r.method == "PUT"].count(400) == 1
+    assert stack.served(result.video_url or "") == video.read_bytes()
+    assert stack.saved() == [] and stack.open_uploads() == []
+
+
+@pytest.mark.parametrize("code", ["InternalError", "SlowDown"])
+def test_a_complete_that_fails_after_cos_began_answering_is_asked_again(
+    stack: Stack, tmp_path: Path, code: str
+) -> None:
+    """CompleteMultipartUpload answered "200 OK" with an error in its body (COS failed after it began to answer):
+    asked again, as S3 and COS say, not a failed run."""
+    video = write_file(tmp_path / "holiday.mp4", 3 * MIB)
+    stack.traffic.completes_failed_in_200 = [code]
+
+    result = stack.uploader().upload(video).run()
+
+    completes = [r.status for r in stack.traffic.cos_requests if r.method == "POST" and "uploadId" in r.query]
+    assert completes == [200, 200]
     assert stack.served(result.video_url or "") == video.read_bytes()
     assert stack.saved() == [] and stack.open_uploads() == []
 
