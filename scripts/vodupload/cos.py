@@ -140,10 +140,16 @@ def _clock_hint(exc: CosServiceError) -> str:
 
 
 def call_cos(
-    credentials: SessionCredentials, operation: Callable[[], T], what: str, policy: RetryPolicy, halt: threading.Event
+    credentials: SessionCredentials,
+    operation: Callable[[], T],
+    what: str,
+    policy: RetryPolicy,
+    halt: threading.Event,
+    *,
+    renew: bool = True,
 ) -> T:
-    """Run `operation()` with retries: once with renewed credentials after a 403 (credentials that expired
-    unnoticed, e.g. after the local clock was set back; refused again, it is a real refusal), with backoff
+    """Run `operation()` with retries: once with renewed credentials after a 403, unless not `renew` (credentials
+    that expired unnoticed, e.g. after the local clock was set back; refused again, it is a real refusal), with backoff
     after a transient failure (5xx, 408/409/429, a body cut short, network). Raises StorageError when it gives
     up, Halted when a pause or cancel arrives during a backoff."""
     failure = "no attempt made"
@@ -156,7 +162,7 @@ def call_cos(
             return operation()
         except CosServiceError as exc:
             failure = describe(exc)
-            if exc.get_status_code() == 403 and not renewed:
+            if exc.get_status_code() == 403 and renew and not renewed:
                 log.info("%s: %s; renewing the credentials", what, failure)
                 credentials.renew_after_denial()
                 renewed, backoffs = True, 0

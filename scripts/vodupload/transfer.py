@@ -132,9 +132,11 @@ class TransferContext:
     meter: ProgressMeter
     save: Callable[[], None]  # writes the checkpoint (an uploadId changed)
 
-    def cos(self, operation: Callable[[Any], T], what: str, *, halt: threading.Event | None = None) -> T:
+    def cos(
+        self, operation: Callable[[Any], T], what: str, *, halt: threading.Event | None = None, renew: bool = True
+    ) -> T:
         halt = self.halt if halt is None else halt
-        return call_cos(self.credentials, lambda: operation(self.client), what, self.policy, halt)
+        return call_cos(self.credentials, lambda: operation(self.client), what, self.policy, halt, renew=renew)
 
 
 class ObjectTransfer:
@@ -312,8 +314,9 @@ class ObjectTransfer:
         the way, before it was sent again, leaves the object at its size), unless COS gives no CRC64 of an
         object completed from parts: those parts were checked as they were sent."""
         try:
+            # A 403 is the answer expected of credentials that may only write: not one to renew them for
             head = self._ctx.cos(
-                lambda c: c.head_object(Bucket=self._bucket, Key=self._key), f"look up the {self.obj.role}"
+                lambda c: c.head_object(Bucket=self._bucket, Key=self._key), f"look up the {self.obj.role}", renew=False
             )
         except StorageError as exc:
             if exc.status in (404, 403):

@@ -278,6 +278,8 @@ def test_a_complete_whose_answer_was_lost_is_a_done_upload(stack: Stack, tmp_pat
     result = stack.uploader().upload(video).run()
     assert stack.served(result.video_url or "") == video.read_bytes()
     assert stack.traffic.completes_unanswered == 0 and stack.saved() == []
+    # a 403 being what such credentials answer a lookup, they are not renewed for it (a signature, and a VOD call)
+    assert stack.traffic.actions() == ["ApplyUploadUGC", "CommitUploadUGC"]
 
 
 @pytest.mark.parametrize(
