@@ -145,6 +145,7 @@ class _BatchingCursor(psycopg2.extensions.cursor):
         self._pending_params: list[Any] = []
         self.sent = False  # something reached the server: a failure needs a ROLLBACK
         self.wait_seconds: float | None = None  # how long an answer may take (None: as long as it takes)
+        self.deadline: float | None = None  # when a reader's answers, all together, must have come (time.monotonic)
 
     def defer(self, sql: str, params: Sequence[Any] = ()) -> None:
         self._pending.append(sql)
@@ -159,7 +160,8 @@ class _BatchingCursor(psycopg2.extensions.cursor):
             self._pending, self._pending_params = [], []
         self.sent = True
         super().execute(query, params)
-        _wait(cast(_Connection, self.connection), self.wait_seconds)
+        seconds = self.wait_seconds if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        _wait(cast(_Connection, self.connection), seconds)
 
 
 # UTF8, or SQL_ASCII (which keeps the bytes it is given: UTF-8 in, UTF-8 out).
@@ -235,6 +237,10 @@ class PostgresStore(EventStore):
         # reader takes one snapshot for all its statements, so a record is never read older than its tasks
         # (read-only: it never conflicts; and a read-only store never writes).
         writer = write and not self.read_only
+        if not writer:
+            # A read is bounded as a whole, not each of its statements: the uploads function's answer after a ?wait
+            # comes within a connection's and a read's limits (serverless.yml's timeout counts on that).
+            cursor.deadline = time.monotonic() + self._timeout + 1
         cursor.defer(
             "BEGIN ISOLATION LEVEL READ COMMITTED" if writer else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         )
