@@ -180,14 +180,16 @@ class RunningServer:
         hook, say: else it would go on into whatever runs next, a later test), that long at most: then a warning
         says so."""
         self.server.shutdown()
-        if wait_seconds and not self.in_flight.wait_until_idle(wait_seconds):
-            warnings.warn(
-                f"{self.name}: stopped while {self.in_flight.count} request(s) still ran after {wait_seconds} s",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-        self.server.server_close()
-        self.thread.join(timeout=10)
+        try:
+            if wait_seconds and not self.in_flight.wait_until_idle(wait_seconds):
+                warnings.warn(  # an error under -W error: what follows is done all the same
+                    f"{self.name}: stopped while {self.in_flight.count} request(s) still ran after {wait_seconds} s",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        finally:
+            self.server.server_close()
+            self.thread.join(timeout=10)
 
 
 class InFlight:
@@ -299,11 +301,13 @@ class LocalStack:
             pull_timer.stop(self.pull_timer)
         self.tls.stop()
         self.emulator.close()  # its state too: another emulator may then keep it (a stack started again)
-        self.gateway.stop(wait_seconds=30)  # the functions' answers: a hook still running ends before the stack
-        from vodlocal import harness
+        try:
+            self.gateway.stop(wait_seconds=30)  # the functions' answers: a hook still running ends before the stack
+        finally:
+            from vodlocal import harness
 
-        harness.close_stores(self.gateway.in_flight.app.extensions["vod_functions"].values())
-        self.claim.release()
+            harness.close_stores(self.gateway.in_flight.app.extensions["vod_functions"].values())
+            self.claim.release()
 
 
 def start_stack(

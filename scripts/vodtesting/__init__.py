@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def require_bundle_core() -> None:
         )
 
 
-def load_function(name: str, env: dict[str, str]) -> Any:
+def load_function(name: str, env: Mapping[str, str]) -> Any:
     """`main_handler` of functions/<name>/index.py, imported fresh with exactly `env` as its environment."""
     require_bundle_core()
     from vodtesting.functions import load_function as load

@@ -19,9 +19,13 @@ def load_function(name: str, env: Mapping[str, str]) -> Handler:
     if not path.is_file():
         known = sorted(p.parent.name for p in path.parent.parent.glob("*/index.py"))
         raise ValueError(f"no function {name!r}: one of {', '.join(known)}")
+    given = dict(env)  # before os.environ is cleared: `env` may be os.environ itself
+    wrong = sorted(name for name, value in given.items() if type(name) is not str or type(value) is not str)
+    if wrong:  # os.environ would refuse it with a TypeError that names nothing
+        raise TypeError(f"{wrong[0]!r}: an environment holds text only (write 5 as '5')")
     saved, outer = dict(os.environ), set_level("INFO")  # its import sets its own level: put back after
     os.environ.clear()
-    os.environ.update(env)
+    os.environ.update(given)
     try:
         main = load_handler(name, path)
         level = log_level()  # as the function read it

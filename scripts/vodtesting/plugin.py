@@ -15,19 +15,27 @@ if TYPE_CHECKING:  # imported when a fixture is used: the plugin loads with ever
     from vodtesting.stack import VodStack
 
 
+# The functions that keep a store: without a DATABASE_URL of the test's, theirs is the test's own (the functions'
+# default, .local/vod.sqlite3 in the current directory, would carry events from one test, and run, to the next).
+_STORE_FUNCTIONS = ("callback", "events_pull", "uploads")
+
+
 @pytest.fixture
-def vod_function() -> Iterator[Callable[..., Handler]]:
+def vod_function(tmp_path: Path) -> Iterator[Callable[..., Handler]]:
     """`vod_function("sign", env={...})` → the function's `main_handler`, loaded fresh with exactly that
-    environment; the test's environment is put back at once (load_function does it), and the functions' stores
-    are closed after the test."""
+    environment (and, for a function with a store and no DATABASE_URL in it, a database of the test's own, which
+    its other functions share); the test's environment is put back at once (load_function does it), and the
+    functions' stores are closed after the test."""
     require_bundle_core()
     from vodlocal.harness import close_stores
     from vodtesting.functions import load_function
 
     loaded: list[Handler] = []
+    own = {"DATABASE_URL": f"sqlite:///{tmp_path / 'vod-function.sqlite3'}"}
 
     def load(name: str, env: Mapping[str, str] | None = None) -> Handler:
-        loaded.append(load_function(name, env or {}))
+        given = dict(env or {})
+        loaded.append(load_function(name, {**own, **given} if name in _STORE_FUNCTIONS else given))
         return loaded[-1]
 
     yield load

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import requests
 from qcloud_cos import CosConfig, CosS3Client
 
+from shared.logs import set_level
 from shared.store import EventStore, UploadRecord, open_store
 from vodlocal import localstack
 from vodtesting import HookFailed
@@ -41,6 +42,9 @@ class VodStack:
         """`pull`: the emulator queues events for PullEvents instead of pushing them to the callback;
         `emulator_options` go to the emulator (e.g. `clock=`, `long_poll_seconds=`)."""
         self._saved_environ = dict(os.environ)
+        # The functions' imports set the process's log level (LOG_LEVEL): this test's, put back as it stops
+        self._saved_level = set_level("INFO")
+        set_level(self._saved_level)
         # start_stack puts its dev settings into os.environ (the handlers and SDK clients read them there); its
         # keys and database replace any the shell has (an app's CI exports its own DATABASE_URL, say).
         try:
@@ -150,7 +154,7 @@ class VodStack:
             vod_client.VodClient(credential, "", profile).DeleteMedia(request)
 
     def record(
-        self, file_id: str, timeout: float = 30, until: Callable[[UploadRecord], bool] | None = None
+        self, file_id: str, until: Callable[[UploadRecord], bool] | None = None, *, timeout: float = 30
     ) -> UploadRecord:
         """The store's record of an upload, once the callback has it and has run its after-commit hook
         (AFTER_COMMIT_HOOK) for each of its events stored so far: the hook runs after the commit. `until`: wait
@@ -186,13 +190,16 @@ class VodStack:
         return self.store.user_uploads(user)[::-1]
 
     def stop(self) -> None:
-        self.store.close()
-        self._stack.stop()
-        self._restore_environ()
+        try:
+            self.store.close()
+            self._stack.stop()
+        finally:  # also when stopping warned as an error (a hook still running): the next test's environment
+            self._restore_environ()
 
     def _restore_environ(self) -> None:
         os.environ.clear()
         os.environ.update(self._saved_environ)
+        set_level(self._saved_level)
 
 
 def start_stack_with(monkeypatch: pytest.MonkeyPatch, state_dir: Path, **options: Any) -> VodStack:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,16 @@ import pytest
 import requests
 
 from shared.config import load_vod_api_settings
+from shared.logs import set_level
 from shared.pull_service import drain
 from shared.store import open_store
 from shared.vod_api import SdkEventQueue, make_client
 from tests.clocks import OffsetClock
 from tests.conftest import run_command
+from vodlocal import localstack
 from vodtesting import load_function, sample_video, signed
 from vodtesting.pgserver import PostgresServer
-from vodtesting.stack import SignatureRefused, VodStack
+from vodtesting.stack import SignatureRefused, VodStack, start_stack_with
 
 
 def uploads_show(file_id: str) -> dict[str, Any]:
@@ -91,7 +94,7 @@ def test_a_wait_for_a_record_that_times_out_says_what_it_still_waited_for(
         vod_stack.record(file_id, timeout=0.05)
     vod_stack.record(file_id)  # done
     with pytest.raises(TimeoutError, match="is recorded, but not as `until` asks"):
-        vod_stack.record(file_id, timeout=0.05, until=lambda record: record.deleted)
+        vod_stack.record(file_id, lambda record: record.deleted, timeout=0.05)  # `until` second, as the README has it
 
 
 def test_the_stacks_functions_keep_the_settings_it_started_with(
@@ -316,3 +319,33 @@ def test_a_file_deleted_in_vod_is_recorded_from_its_pulled_event(
     record = stack.store.upload(committed["fileId"])
     assert record is not None and record.user_id == "hal"
     assert (record.deleted, [(p.type, p.definition) for p in record.deleted_parts]) == (deleted, deleted_parts)
+
+
+def test_a_stack_puts_the_tests_log_level_back_as_it_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a test logging at DEBUG, and a LOG_LEVEL of ERROR for the stack's functions (whose imports set the level)
+    before = set_level("DEBUG")
+    try:
+        monkeypatch.setenv("LOG_LEVEL", "ERROR")
+        start_stack_with(monkeypatch, tmp_path / "stack").stop()
+        # THEN the process logs at DEBUG again, for the tests that come next
+        assert set_level(before) == "DEBUG"
+    finally:
+        set_level(before)
+
+
+def test_a_stack_stopped_with_a_request_still_running_stops_all_the_same_under_warnings_as_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a stack whose gateway still answers a request when stopped (a slow after-commit hook), in a test run
+    # that takes warnings as errors
+    stack = start_stack_with(monkeypatch, tmp_path / "stack")
+    monkeypatch.setattr(localstack.InFlight, "wait_until_idle", lambda self, seconds: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(RuntimeWarning, match="still ran after 30 s"):
+            stack.stop()
+    monkeypatch.undo()
+    # THEN all the same it stopped whole: its environment is back, and a stack starts again in its directory (its
+    # lock let go, its store closed)
+    assert "VOD_CONTEXT_KEY" not in os.environ or os.environ["VOD_CONTEXT_KEY"] != stack.settings["VOD_CONTEXT_KEY"]
+    start_stack_with(monkeypatch, tmp_path / "stack").stop()

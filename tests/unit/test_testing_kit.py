@@ -32,7 +32,7 @@ from shared.ingest import ingest_event
 from shared.logs import set_level
 from shared.source_context import seal
 from shared.store import open_store
-from tests.conftest import CONTEXT_KEY, JWT_SECRET, KEYS, SIGN_ENV
+from tests.conftest import CALLBACK_ENV, CALLBACK_SIGN_KEY, CONTEXT_KEY, JWT_SECRET, KEYS, SIGN_ENV
 from vodtesting import FILE_ID, KINDS, dev_token, http_event, load_function, signed, vod_event
 from vodtesting.ci import missing
 from vodtesting.pgserver import DURABLE, bouncer_binary, find_bin_dir, launch
@@ -219,6 +219,42 @@ def test_loading_a_function_leaves_the_tests_own_log_level_as_it_was() -> None:
         assert set_level(before) == "DEBUG"
     finally:
         set_level(before)
+
+
+def test_a_function_loads_with_os_environ_itself_as_its_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # (it was cleared before it was read: the function then found none of its settings)
+    for name, value in SIGN_ENV.items():
+        monkeypatch.setenv(name, value)
+    sign = load_function("sign", os.environ)
+    assert sign(http_event("POST", "/signature", body={}), {})["statusCode"] == 401  # no token: up and answering
+    assert {name: os.environ[name] for name in SIGN_ENV} == SIGN_ENV
+
+
+def test_an_environment_value_that_is_not_text_is_named() -> None:
+    with pytest.raises(TypeError, match="'VOD_CLASS_ID': an environment holds text only"):
+        load_function("sign", {**SIGN_ENV, "VOD_CLASS_ID": 5})  # type: ignore[dict-item]
+
+
+def test_a_functions_store_is_the_tests_own_unless_it_names_one(
+    vod_function: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN an app's tests run from its own directory, loading the callback and the uploads function with no
+    # DATABASE_URL
+    app = tmp_path / "app"
+    app.mkdir()
+    monkeypatch.chdir(app)
+    callback = vod_function("callback", env=CALLBACK_ENV)
+    uploads = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET})
+    # WHEN an event is delivered
+    event = signed(
+        vod_event("NewFileUpload", FileId="f-own", SourceContext=seal("ann", "r", CONTEXT_KEY)), CALLBACK_SIGN_KEY
+    )
+    assert callback(http_event("POST", "/vod-events", body=event), {})["statusCode"] == 200
+    # THEN it is in the test's own database, which its functions share, not in the app's directory (where the
+    # next test, and run, would find it a duplicate)
+    token = dev_token("ann", JWT_SECRET)
+    found = uploads(http_event("GET", "/uploads/f-own", headers={"Authorization": f"Bearer {token}"}), {})
+    assert found["statusCode"] == 200 and not (app / ".local").exists()
 
 
 def test_a_function_urls_header_names_are_lowercase_as_it_sends_them() -> None:
