@@ -530,3 +530,32 @@ def test_a_hook_the_functions_cannot_load_fails_the_build(tmp_path: Path, hook: 
     result = build("callback", "--out", tmp_path / "out", cwd=tmp_path, env=env)
     assert result.returncode == 1
     assert message.format(tmp=tmp_path) in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("hook", "beside", "status", "said"),
+    [
+        # (certifi: a package the callback's requirements.txt installs, standing for an app's hook installed so)
+        ("certifi.core:where", False, 0, None),
+        (
+            "certifi.nothere:on_upload",
+            False,
+            1,
+            "certifi.nothere imports certifi.nothere, which the bundle would not have",
+        ),
+        # the same name in the checkout too: which one the function would load is in doubt
+        ("certifi.core:where", True, 1, "certifi is in {tmp} and installed in the bundle by the function's"),
+    ],
+    ids=["installed", "installed-but-not-importable", "installed-and-beside"],
+)
+def test_a_hook_the_functions_requirements_install_is_checked_as_one_beside_shared(
+    tmp_path: Path, hook: str, beside: bool, status: int, said: str | None
+) -> None:
+    if beside:
+        (tmp_path / "certifi").mkdir()
+        (tmp_path / "certifi" / "__init__.py").write_text("")
+    result = build(
+        "callback", "--out", tmp_path / "out", "--deploy", cwd=tmp_path, env={**os.environ, "AFTER_COMMIT_HOOK": hook}
+    )
+    assert result.returncode == status and "Traceback" not in result.stderr, result.stderr
+    assert said is None or said.format(tmp=tmp_path) in result.stderr, result.stderr

@@ -773,6 +773,22 @@ def test_the_deploy_check_refuses_waits_the_timeouts_leave_no_room_for(
     assert refused is None or refused in run.stderr
 
 
+@pytest.mark.parametrize(
+    ("vpc", "subnet", "refused"),
+    [("", "", False), ("vpc-1a2b3c4d", "subnet-1a2b3c4d", False), ("vpc-1a2b3c4d", "", True), ("", "subnet-1a", True)],
+    ids=["none", "both", "vpc-alone", "subnet-alone"],
+)
+def test_the_deploy_check_refuses_a_vpc_without_its_subnet(vpc: str, subnet: str, refused: bool) -> None:
+    check = [sys.executable, str(ROOT / "scripts" / "check-deploy-env"), str(CONFIG)]
+    env = {**user_env(), **DEPLOYER_ENV, "DEPLOY_VPC_ID": vpc, "DEPLOY_SUBNET_ID": subnet}
+    run = subprocess.run(check, env=env, capture_output=True, text=True, check=False)
+    assert (run.returncode, "SCF takes a VPC only with its subnet" in run.stderr) == (int(refused), refused), run.stderr
+    # each function in a VPC said
+    assert all(
+        (f"\n  {name}: vpcId (${{env:DEPLOY_VPC_ID}})" in run.stderr) is refused for name in ("callback", "uploads")
+    )
+
+
 def _origins(length: int) -> str:
     """Origins a page may be served from, listed in exactly `length` characters."""
     listed: list[str] = []
