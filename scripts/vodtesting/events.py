@@ -246,8 +246,8 @@ def vod_event(kind: str, **fields: Any) -> dict[str, Any]:
             raise TypeError(f"no event type {kind!r}: did you mean {meant!r}? (VOD's names: {', '.join(KINDS)}, …)")
         return {"EventType": kind, **copy.deepcopy(fields)}
     event = copy.deepcopy(template)
-    if kind == "FileDeleted" and "FileId" in fields:  # one file: the common case
-        fields = {"FileIdSet": [fields.pop("FileId")], **fields}
+    if kind == "FileDeleted":
+        fields = _deleted_files(fields)
     if "FileId" in fields and kind != "FileDeleted":  # each file its own URL, as VOD gives it
         fields = {"MediaUrl" if kind == "NewFileUpload" else "FileUrl": _media_url(fields["FileId"]), **fields}
     for name, value in fields.items():
@@ -259,6 +259,16 @@ def vod_event(kind: str, **fields: Any) -> dict[str, Any]:
     if kind == "FileDeleted" and "FileDeleteResultInfo" not in fields:
         body["FileDeleteResultInfo"] = [{"FileId": f, "DeleteParts": []} for f in body["FileIdSet"]]
     return event
+
+
+def _deleted_files(fields: dict[str, Any]) -> dict[str, Any]:
+    """A FileDeleted's fields with its files as FileIdSet: a list of FileIds (FileId=: one file, the common case)."""
+    if "FileId" in fields and "FileIdSet" in fields:
+        raise TypeError("FileDeleted takes FileId (one file) or FileIdSet (a list of them), not both")
+    files = [fields.pop("FileId")] if "FileId" in fields else fields.get("FileIdSet", [FILE_ID])
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
+        raise TypeError(f"FileDeleted's FileIdSet is a list of FileIds (non-empty text), not {files!r}")
+    return {**fields, "FileIdSet": files}
 
 
 def signed(event: Mapping[str, Any], sign_key: str, ttl: int = 600, *, now: float | None = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import glob
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -255,6 +256,24 @@ def test_a_functions_store_is_the_tests_own_unless_it_names_one(
     token = dev_token("ann", JWT_SECRET)
     found = uploads(http_event("GET", "/uploads/f-own", headers={"Authorization": f"Bearer {token}"}), {})
     assert found["statusCode"] == 200 and not (app / ".local").exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "said"),
+    [
+        (
+            {"FileIdSet": "f-1"},
+            "FileDeleted's FileIdSet is a list of FileIds (non-empty text), not 'f-1'",
+        ),  # "f", "-", "1"
+        ({"FileIdSet": []}, "not []"),
+        ({"FileIdSet": ["f-1", 2]}, "not ['f-1', 2]"),
+        ({"FileId": ""}, "not ['']"),
+        ({"FileId": "a", "FileIdSet": ["b"]}, "FileId (one file) or FileIdSet (a list of them), not both"),  # "a" lost
+    ],
+)
+def test_a_delete_of_files_that_are_not_a_list_of_file_ids_is_an_error(fields: dict[str, Any], said: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(said)):
+        vod_event("FileDeleted", **fields)
 
 
 def test_a_function_urls_header_names_are_lowercase_as_it_sends_them() -> None:
