@@ -366,6 +366,15 @@ def test_each_auth_mode_accepts_its_credentials(
     assert identity.why == "sealed" and identity.user_id == user
 
 
+@pytest.mark.parametrize(("exp", "status"), [(NOW + 300, 403), (NOW - 31, 401)], ids=["valid", "expired"])
+def test_a_user_id_too_long_is_a_403_only_for_a_token_that_is_valid_now(
+    call: Callable[..., Call], exp: int, status: int
+) -> None:
+    # A client renews its token on a 401: an expired one must be that, whatever the user id it names
+    result = call(**HS_ENV)("apigw", headers=bearer(token(sub="u" * 201, exp=exp)))
+    assert result["statusCode"] == status, result
+
+
 @pytest.mark.parametrize(
     ("user_id", "request_id", "status"),
     [
