@@ -148,10 +148,11 @@ def call_cos(
     *,
     renew: bool = True,
 ) -> T:
-    """Run `operation()` with retries: once with renewed credentials after a 403, unless not `renew` (credentials
-    that expired unnoticed, e.g. after the local clock was set back; refused again, it is a real refusal), with backoff
-    after a transient failure (5xx, 408/409/429, a body cut short, network). Raises StorageError when it gives
-    up, Halted when a pause or cancel arrives during a backoff."""
+    """Run `operation()` with retries: once with renewed credentials after a 403 (credentials that expired
+    unnoticed, e.g. after the local clock was set back; refused again, it is a real refusal), unless not `renew` (a
+    request such credentials may not make at all), with backoff after a transient failure (5xx, 408/409/429, a body
+    cut short, network). Raises StorageError when it gives up, Halted when a pause or cancel arrives during a
+    backoff."""
     failure = "no attempt made"
     backoffs = 0
     renewed = False
