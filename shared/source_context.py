@@ -112,6 +112,8 @@ def _attribute(source_context: str | None, keys: Sequence[str]) -> Attribution:
         return Attribution("not_sealed")
     if not keys:
         return Attribution("no_key")
-    if any(compare_digest(mac, _mac(key, request_id, user_id)) for key in keys):
-        return Attribution("sealed", user_id, request_id)
-    return Attribution("bad_seal")
+    try:
+        sealed = any(compare_digest(mac, _mac(key, request_id, user_id)) for key in keys)
+    except UnicodeEncodeError:  # a lone surrogate: no text the sign function sealed (no UTF-8 form to MAC)
+        return Attribution("not_sealed")
+    return Attribution("sealed", user_id, request_id) if sealed else Attribution("bad_seal")
