@@ -15,9 +15,13 @@ if TYPE_CHECKING:
 set_level(log_level())
 with ColdStart():  # a bad setting or key: logged as config.invalid, then the cold start fails
     SETTINGS = load_uploads_settings()  # once per container
-    # Read-only: never writes, not even the schema (a read-only database role is enough).
+    # Read-only: never writes, not even the schema (a read-only database role is enough). Each read within its time
+    # limit, as a whole: the answer after a ?wait comes within the function's timeout.
     STORE = open_store(
-        SETTINGS.store.database_url.reveal(), timeout_seconds=SETTINGS.store.timeout_seconds, read_only=True
+        SETTINGS.store.database_url.reveal(),
+        timeout_seconds=SETTINGS.store.timeout_seconds,
+        read_only=True,
+        bounded_reads=True,
     )
     ENDPOINT = make_uploads_endpoint(SETTINGS, lambda: STORE)
 

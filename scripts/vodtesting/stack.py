@@ -160,6 +160,8 @@ class VodStack:
         (AFTER_COMMIT_HOOK) for each of its events stored so far: the hook runs after the commit. `until`: wait
         also for the record to say so (`lambda r: r.deleted`, after `delete`). HookFailed when the hook raised
         for one of them."""
+        if until is not None and not callable(until):  # record(file_id, 60): timeout= is a keyword
+            raise TypeError(f"until is a function of the record (lambda r: r.deleted), not {until!r}: timeout=…")
         deadline = time.monotonic() + timeout
         while True:
             found = self.store.upload(file_id)

@@ -92,6 +92,9 @@ class Checkpoint:
     # CommitUploadUGC was sent (every object stored): a run stopped before its answer leaves this set, and the
     # next run asks for the same commit again (which VOD answers with the same file) instead of starting over.
     committing: bool = False
+    # VOD refused that commit at its first try (none before it unanswered): never committed. The next run asks once
+    # more (the refusal may be the signature's); a cancel discards it without asking.
+    commit_refused: bool = False
     # What the upload asked for (the signature request, storage region, names): a run that asks for something
     # else starts over. None: saved by a version that did not keep it (then the saved upload continues).
     asked: dict[str, Any] | None = None
@@ -119,6 +122,7 @@ class Checkpoint:
             created_at=float(data["created_at"]),
             objects=objects,
             committing=data.get("committing") is True,
+            commit_refused=data.get("commit_refused") is True,
             asked=data["asked"] if isinstance(data.get("asked"), dict) else None,
         )
 

@@ -9,9 +9,10 @@ a session older than its resume window ("断点续传的有效时间为1天", ht
 or saved for a file that has changed since is dropped locally. Unlike the SDK, failing to reach VOD
 (network errors, 5xx) is no refusal: the saved session stays for a later try. A session whose commit was
 sent by a run that stopped before the answer is committed again, not uploaded a second time. So is one whose
-commit VOD refused (the refusal may be the signature's, or the answer to an attempt before it lost): the next
-run asks for that commit once more, and only if VOD refuses it again drops the session and starts over, in that
-run (vod-js-sdk-v6 deletes its saved session before it commits, and so may upload a second copy).
+commit VOD refused (the refusal may be the signature's alone): the next run asks for that commit once more, and
+only if VOD refuses it again drops the session and starts over, in that run (vod-js-sdk-v6 deletes its saved
+session before it commits). A cancel asks VOD again only for a commit that may have been made (a try before the
+refusal went unanswered); one refused at its first try never was, and is discarded.
 
 Dropping a session aborts its multipart uploads, best effort. COS needs the session's own temporary
 credentials for that, and VOD hands them out only while it accepts the session: after a refusal only
@@ -136,6 +137,11 @@ class SavedSessions:
         if checkpoint.committing:
             return
         checkpoint.committing = True
+        self._up.checkpoints.save(checkpoint)
+
+    def commit_refused(self, checkpoint: Checkpoint) -> None:
+        """VOD refused the commit at its first try: saved so (see Checkpoint.commit_refused)."""
+        checkpoint.commit_refused = True
         self._up.checkpoints.save(checkpoint)
 
     def finished(self, checkpoint: Checkpoint) -> None:

@@ -437,8 +437,9 @@ class UploadTask:
             saved = self._sessions.load()  # again, now that no run can change it
             if saved is None:
                 return CancelOutcome.NOTHING_SAVED
-            # A stopped run sent the commit, perhaps received: VOD's answer, asked again (as a run would), says.
-            if saved.committing:
+            # A stopped run sent the commit, perhaps received: VOD's answer, asked again (as a run would), says. Not
+            # one VOD refused at its first try: never committed, it is discarded as any other.
+            if saved.committing and not saved.commit_refused:
                 try:
                     committed = self._sessions.commit_again(saved)
                 except VodApiError:  # refused: never to be committed, so discarded as any other
@@ -543,9 +544,18 @@ class UploadTask:
             self._emit_state(UploadState.COMMITTING)
             # Saved once the commit has its signature: one that never got one was not sent, and stays cancellable.
             # Refused, it stays saved as committing: the next run asks once more (see sessions.py).
-            committed = self._up.vod.commit(
-                checkpoint.session_key, sending=lambda: self._sessions.committing(checkpoint)
-            )
+            tries: list[None] = []
+
+            def sending() -> None:
+                tries.append(None)
+                self._sessions.committing(checkpoint)
+
+            try:
+                committed = self._up.vod.commit(checkpoint.session_key, sending=sending)
+            except VodApiError:
+                if len(tries) == 1:  # no try before it went unanswered: never committed, so a cancel asks nothing
+                    self._sessions.commit_refused(checkpoint)
+                raise
             self._sessions.finished(checkpoint)
         return self._done(committed)
 

@@ -39,11 +39,17 @@ _POSTGRES = ("postgresql://", "postgres://")
 
 
 def open_store(
-    database_url: str, *, timeout_seconds: float = DEFAULT_DATABASE_TIMEOUT, read_only: bool = False
+    database_url: str,
+    *,
+    timeout_seconds: float = DEFAULT_DATABASE_TIMEOUT,
+    read_only: bool = False,
+    bounded_reads: bool = False,
 ) -> EventStore:
     """`sqlite:///relative/path` (to the current directory; `sqlite:////abs/path` for absolute; parent
     directories are created) or `postgresql://...` / `postgres://...` (libpq URI). ValueError otherwise.
-    `read_only`: never write, the schema included (PostgreSQL transactions are READ ONLY, SQLite query_only)."""
+    `read_only`: never write, the schema included (PostgreSQL transactions are READ ONLY, SQLite query_only).
+    `bounded_reads`: a PostgreSQL read's statements, all together, within `timeout_seconds` + 1 (the uploads
+    function's answer after a ?wait); else each statement has that."""
     problem = database_url_problem(database_url)
     if problem:
         raise ValueError(f"DATABASE_URL {problem}")
@@ -55,5 +61,7 @@ def open_store(
     if database_url.startswith(_POSTGRES):
         from shared.store.postgres import PostgresStore  # imports psycopg2: only PostgreSQL users pay for it
 
-        return PostgresStore(database_url, timeout_seconds=timeout_seconds, read_only=read_only)
+        return PostgresStore(
+            database_url, timeout_seconds=timeout_seconds, read_only=read_only, bounded_reads=bounded_reads
+        )
     raise AssertionError("unreachable: database_url_problem accepted it")

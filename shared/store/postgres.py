@@ -160,8 +160,13 @@ class _BatchingCursor(psycopg2.extensions.cursor):
             self._pending, self._pending_params = [], []
         self.sent = True
         super().execute(query, params)
-        seconds = self.wait_seconds if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-        _wait(cast(_Connection, self.connection), seconds)
+        if self.deadline is None:
+            _wait(cast(_Connection, self.connection), self.wait_seconds)
+            return
+        try:
+            _wait(cast(_Connection, self.connection), max(0.0, self.deadline - time.monotonic()))
+        except psycopg2.OperationalError as exc:
+            raise psycopg2.OperationalError(f"{exc}: what was left of a read's DATABASE_TIMEOUT + 1 s") from None
 
 
 # UTF8, or SQL_ASCII (which keeps the bytes it is given: UTF-8 in, UTF-8 out).
@@ -172,10 +177,13 @@ class PostgresStore(EventStore):
     errors = (psycopg2.Error,)
     _bytes_of = "octet_length"  # from the value's header: a large (TOASTed) one is not decompressed for it
 
-    def __init__(self, url: str, *, timeout_seconds: float, read_only: bool = False) -> None:
+    def __init__(
+        self, url: str, *, timeout_seconds: float, read_only: bool = False, bounded_reads: bool = False
+    ) -> None:
         super().__init__(read_only=read_only)
         self._url = url
         self._timeout = timeout_seconds
+        self._bounded_reads = bounded_reads
 
     def _redact(self, text: str) -> str:
         # libpq quotes the bad part of a URL, which may be the password (or the whole URL)
@@ -229,7 +237,8 @@ class PostgresStore(EventStore):
     @contextmanager
     def _transaction(self, conn: _Connection, *, write: bool) -> Iterator[Cursor]:
         cursor = conn.cursor(cursor_factory=_BatchingCursor)
-        # The server's limits below answer first; this one is for a server that cannot answer at all.
+        # The server's limits below answer first; this one is for a server that cannot answer at all (but for a
+        # bounded read's, below).
         cursor.wait_seconds = self._timeout + 1
         # A writer is READ COMMITTED, named (a database or role may default to another level): after waiting for
         # a file's lock, the next SELECT takes a fresh snapshot and sees the event the previous lock holder
@@ -237,8 +246,8 @@ class PostgresStore(EventStore):
         # reader takes one snapshot for all its statements, so a record is never read older than its tasks
         # (read-only: it never conflicts; and a read-only store never writes).
         writer = write and not self.read_only
-        if not writer:
-            # A read is bounded as a whole, not each of its statements: the uploads function's answer after a ?wait
+        if self._bounded_reads and not writer:
+            # A read bounded as a whole, not each of its statements: the uploads function's answer after a ?wait
             # comes within a connection's and a read's limits (serverless.yml's timeout counts on that).
             cursor.deadline = time.monotonic() + self._timeout + 1
         cursor.defer(

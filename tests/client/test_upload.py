@@ -196,7 +196,16 @@ def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack,
 
     # What COS can tell is not saved: no parts, no storage location.
     session = stack.saved_session()
-    assert set(session) == {"version", "name", "session_key", "created_at", "objects", "committing", "asked"}
+    assert set(session) == {
+        "version",
+        "name",
+        "session_key",
+        "created_at",
+        "objects",
+        "committing",
+        "commit_refused",
+        "asked",
+    }
     assert [set(obj) for obj in session["objects"]] == [{"role", "source", "upload_id", "part_size", "stored"}]
     before = stack.traffic.parts_sent()
 
@@ -571,11 +580,13 @@ def test_a_commit_vod_refuses_is_asked_once_more_by_the_next_run_then_starts_ove
     assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
-def test_a_commit_refused_for_its_signature_alone_is_committed_by_the_next_run_sending_nothing(
-    stack: Stack, tmp_path: Path
+@pytest.mark.parametrize("then", ["run again", "cancel"])
+def test_a_commit_refused_for_its_signature_alone_is_committed_by_the_next_run_or_discarded_by_a_cancel(
+    stack: Stack, tmp_path: Path, then: str
 ) -> None:
-    """The commit's signature is refused (the signature endpoint's clock, say): the stored upload is kept, and the
-    next run, its signatures good again, commits it without sending a byte."""
+    """The commit's signature is refused at its first try (the signature endpoint's clock, say): the stored upload is
+    kept, and the next run, its signatures good again, commits it without sending a byte. A cancel instead discards
+    it, asking VOD for no commit: one refused at its first try was never made (a cancel that asked would publish it)."""
     good, left = stack.signer(), [-1]  # good signatures left (-1: no end)
 
     def signer() -> str:
@@ -590,10 +601,15 @@ def test_a_commit_refused_for_its_signature_alone_is_committed_by_the_next_run_s
     left[0] = 1  # the resume's signature good, the commit's not
     with pytest.raises(VodApiError) as refused:
         uploader.upload(video).run()
-    assert refused.value.action == "CommitUploadUGC" and stack.saved_session()["committing"] is True
+    assert refused.value.action == "CommitUploadUGC"
+    assert (stack.saved_session()["committing"], stack.saved_session()["commit_refused"]) == (True, True)
     sent, calls = len(stack.traffic.cos_requests), len(stack.traffic.calls)
     left[0] = -1
 
+    if then == "cancel":
+        assert uploader.cancel_saved(video) is CancelOutcome.DISCARDED
+        assert "CommitUploadUGC" not in stack.traffic.actions()[calls:] and stack.saved() == []
+        return
     result = uploader.upload(video).run()
 
     assert stack.traffic.actions()[calls:] == ["CommitUploadUGC"] and len(stack.traffic.cos_requests) == sent
@@ -1112,7 +1128,7 @@ def test_a_body_cut_short_on_the_way_is_sent_again(stack: Stack, tmp_path: Path,
     assert stack.saved() == [] and stack.open_uploads() == []
 
 
-@pytest.mark.parametrize("code", ["InternalError", "SlowDown"])
+@pytest.mark.parametrize("code", ["InternalError", "SlowDown", "AnErrorOfNoKnownName"])  # a 200: retried whatever
 def test_a_complete_that_fails_after_cos_began_answering_is_asked_again(
     stack: Stack, tmp_path: Path, code: str
 ) -> None:
