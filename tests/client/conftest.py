@@ -115,6 +115,10 @@ class _FirstByteChanged(io.RawIOBase):
         return count
 
 
+# What a checkpoint holds: only what COS cannot tell (no parts, no bucket or object keys: they come with the session)
+CHECKPOINT_FIELDS = {"version", "name", "session_key", "created_at", "objects", "committing", "commit_refused", "asked"}
+
+
 class Traffic:
     """WSGI middleware in front of the emulator.
 

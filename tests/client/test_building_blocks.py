@@ -24,7 +24,7 @@ from qcloud_cos.cos_exception import CosClientError, CosServiceError
 from werkzeug.wrappers import Request, Response
 
 import vodupload
-from tests.client.conftest import MIB, write_file
+from tests.client.conftest import CHECKPOINT_FIELDS, MIB, write_file
 from tests.clocks import OffsetClock
 from tests.conftest import LeakGuard, Serve
 from tests.emulator.cos_helpers import CRC64_HEADER, md5_etag, sdk_crc64
@@ -95,16 +95,7 @@ def test_checkpoints_round_trip_atomically_and_privately(tmp_path: Path) -> None
     assert stat.S_IMODE(os.stat(store.path("name")).st_mode) == 0o600
     saved = json.loads(store.path("name").read_text())
     # Only what COS cannot tell: no parts, no bucket or object keys (they come back with the session).
-    assert set(saved) == {
-        "version",
-        "name",
-        "session_key",
-        "created_at",
-        "objects",
-        "committing",
-        "commit_refused",
-        "asked",
-    }
+    assert set(saved) == CHECKPOINT_FIELDS
     assert [(obj["role"], obj["upload_id"]) for obj in saved["objects"]] == [("video", "upload-1"), ("cover", None)]
     assert "session-key" not in repr(checkpoint)
     store.delete("name")

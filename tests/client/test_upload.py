@@ -18,7 +18,16 @@ from typing import Any
 import pytest
 from werkzeug.wrappers import Response
 
-from tests.client.conftest import MIB, PART, BusyGateway, Stack, closed_port_url, content, write_file
+from tests.client.conftest import (
+    CHECKPOINT_FIELDS,
+    MIB,
+    PART,
+    BusyGateway,
+    Stack,
+    closed_port_url,
+    content,
+    write_file,
+)
 from tests.clocks import OffsetClock
 from tests.conftest import JWT_SECRET
 from vodlocal import localstack
@@ -196,16 +205,7 @@ def test_pause_keeps_the_checkpoint_and_resume_sends_only_the_rest(stack: Stack,
 
     # What COS can tell is not saved: no parts, no storage location.
     session = stack.saved_session()
-    assert set(session) == {
-        "version",
-        "name",
-        "session_key",
-        "created_at",
-        "objects",
-        "committing",
-        "commit_refused",
-        "asked",
-    }
+    assert set(session) == CHECKPOINT_FIELDS
     assert [set(obj) for obj in session["objects"]] == [{"role", "source", "upload_id", "part_size", "stored"}]
     before = stack.traffic.parts_sent()
 
