@@ -406,8 +406,8 @@ def _from_jwt(request: Request, settings: AuthSettings, now: float) -> Principal
     claims = _verified_claims(_bearer_token(request), settings)
     try:
         user = _user_id(claims.get(settings.jwt_user_claim), settings.jwt_user_claim)
-    except UserIdTooLong:  # a 403 only of a token good now: an expired one is a 401 (a client renews on it) whatever
-        _check_times(claims, now, settings.jwt_leeway_seconds)  # its user id
+    except UserIdTooLong:  # a 403 only for a token good now: an expired one is a 401 (a client renews on it)
+        _check_times(claims, now, settings.jwt_leeway_seconds)
         raise
     request.notes["user"] = user  # signed by the issuer: on the request's line, also when its time is refused
     until = _check_times(claims, now, settings.jwt_leeway_seconds)  # the injected clock: tests are exact
