@@ -22,13 +22,14 @@ from vodemu.wsgi import is_decimal
 DEFAULT_STATE_DIR = Path(".local") / "vod-emulator"  # relative to the current directory
 
 
-def _int_env(name: str) -> int | None:
+def _int_env(name: str, *, zero_unset: bool = False) -> int | None:
+    """`zero_unset`: 0 reads as unset (VOD_SUB_APP_ID=0, the primary application, as the functions read it)."""
     value = os.environ.get(name, "").strip()
     if not value:
         return None
-    if not is_decimal(value) or int(value) < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+    if not is_decimal(value) or int(value) < (0 if zero_unset else 1):
+        raise ValueError(f"{name} must be a {'whole number' if zero_unset else 'positive integer'}, got {value!r}")
+    return int(value) or None
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
@@ -118,7 +119,7 @@ def main() -> int:
         )
         return 2
     try:
-        sub_app_id = _int_env("VOD_SUB_APP_ID")
+        sub_app_id = _int_env("VOD_SUB_APP_ID", zero_unset=True)
         emulator = build_emulator(
             args.state_dir,
             secret_id=secret_id,

@@ -248,7 +248,7 @@ def start_emulator(state_dir: Path, env: Mapping[str, str], port: int = 0, **opt
         state_dir,
         secret_id=env["TENCENTCLOUD_SECRET_ID"],
         secret_key=env["TENCENTCLOUD_SECRET_KEY"],
-        sub_app_id=int(sub_app) if sub_app else None,
+        sub_app_id=int(sub_app) or None if sub_app else None,  # 0: the primary application, as the functions read it
         **options,
     )
     # Delivery waits for the launcher's configure_events: events pending from a last run would go to its URL.

@@ -38,10 +38,14 @@ def _environment(tmp_path: Path, **settings: str) -> dict[str, str]:
         (["--host", "::1"], "PUSH, upload events OFF", "[::1]"),  # its URLs name the address in brackets
     ],
 )
+@pytest.mark.parametrize(
+    ("sub_app", "account"),
+    [("", "vodSubAppId (none: primary app)"), ("0", "vodSubAppId (none: primary app)"), ("7", "vodSubAppId 7")],
+)
 def test_the_emulator_alone_describes_its_event_delivery_and_stops_on_sigterm(
-    tmp_path: Path, options: list[str], events: str, address: str
+    tmp_path: Path, options: list[str], events: str, address: str, sub_app: str, account: str
 ) -> None:
-    env = _environment(tmp_path)
+    env = _environment(tmp_path, VOD_SUB_APP_ID=sub_app)  # 0: the primary application, as the functions take it
     command = [*_COMMAND, "--port", "0", "--state-dir", str(tmp_path / "state"), *options]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as emulator:
         try:
@@ -53,6 +57,7 @@ def test_the_emulator_alone_describes_its_event_delivery_and_stops_on_sigterm(
                     break
             [event_line] = [line for line in described if line.lstrip().startswith("events ")]
             assert event_line.split(None, 1)[1].startswith(events), described
+            assert any(line.strip().startswith("account") and line.endswith(account) for line in described)
             url = described[0].split()[3]  # VOD emulator on <url>
             assert url.startswith(f"http://{address}:") and f"IP='{address}'" in "\n".join(described)
             assert requests.post(f"{url}/v3/index.php", timeout=10).status_code == 200  # VOD's error, as JSON
@@ -68,7 +73,8 @@ def test_the_emulator_alone_describes_its_event_delivery_and_stops_on_sigterm(
     ("settings", "busy_port", "said"),
     [
         ({}, True, "is in use by another program: choose another with --port or VOD_EMULATOR_PORT"),
-        ({"VOD_SUB_APP_ID": "0"}, False, "VOD_SUB_APP_ID must be a positive integer, got '0'"),
+        ({"VOD_SUB_APP_ID": "-1"}, False, "VOD_SUB_APP_ID must be a whole number, got '-1'"),
+        ({"VOD_APP_ID": "0"}, False, "VOD_APP_ID must be a positive integer, got '0'"),
         ({"VOD_APP_ID": "x"}, False, "VOD_APP_ID must be a positive integer, got 'x'"),
         ({"TENCENTCLOUD_SECRET_KEY": ""}, False, "set TENCENTCLOUD_SECRET_ID and TENCENTCLOUD_SECRET_KEY"),
     ],
