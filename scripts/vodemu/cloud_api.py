@@ -8,7 +8,6 @@ as a network error).
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import uuid
@@ -25,7 +24,7 @@ from vodemu.events import as_pulled, delete_events, iso_time, media_basic_info, 
 from vodemu.settings import API_VERSION, SERVICE, EmulatorSettings
 from vodemu.state import EmulatorState
 from vodemu.uploads import NewFile, UploadError, UploadErrorKind, UploadService
-from vodemu.wsgi import BodyTooLarge, WSGIApplication, guarded, json_response, read_body
+from vodemu.wsgi import BodyTooLarge, WSGIApplication, guarded, json_response, parse_json, read_body
 
 log = logging.getLogger("vodemu.cloud")
 
@@ -144,7 +143,7 @@ class CloudApi:
                 "UnsupportedOperation", "the emulator takes POST with Content-Type application/json (the SDK default)"
             )
         try:
-            values = json.loads(body) if body else {}
+            values = parse_json(body) if body else {}
         except ValueError as exc:
             raise CloudApiError("InvalidParameter", f"the body is not JSON: {exc}") from exc
         if not isinstance(values, dict):

@@ -171,4 +171,7 @@ def iso8601(text: str) -> str:
         raise CloudApiError("InvalidParameterValue.ExpireTime", "ExpireTime must be ISO 8601") from exc
     if parsed.tzinfo is None:
         raise CloudApiError("InvalidParameterValue.ExpireTime", "ExpireTime needs a time zone (e.g. Z)")
-    return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError as exc:  # 9999-12-31T23:59:59-23:59: past the calendar once in UTC
+        raise CloudApiError("InvalidParameterValue.ExpireTime", "ExpireTime is out of range") from exc

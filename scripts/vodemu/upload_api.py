@@ -9,7 +9,6 @@ publish its table); each cause has its own code and a message that names it, see
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from vodemu.settings import EmulatorSettings
 from vodemu.signature import Refused, SignatureRefused, UploadSignature, verify
 from vodemu.state import EmulatorState, FileSpec, UploadOptions
 from vodemu.uploads import Applied, Committed, NewFile, UploadError, UploadErrorKind, UploadService
-from vodemu.wsgi import BodyTooLarge, WSGIApplication, guarded, is_decimal, json_response, read_body
+from vodemu.wsgi import BodyTooLarge, WSGIApplication, guarded, is_decimal, json_response, parse_json, read_body
 
 log = logging.getLogger("vodemu.upload")
 
@@ -154,7 +153,7 @@ class UploadApi:
     @staticmethod
     def _json_body(request: Request) -> dict[str, Any]:
         try:
-            body = json.loads(read_body(request))
+            body = parse_json(read_body(request))
         except (BodyTooLarge, ValueError) as exc:
             raise Refusal(Code.BAD_REQUEST, f"the body must be a JSON object ({exc})") from exc
         if not isinstance(body, dict):

@@ -48,6 +48,19 @@ def read_body(request: Request, limit: int = MAX_API_BODY) -> bytes:
     return data
 
 
+def parse_json(data: bytes) -> Any:
+    """A request's JSON, as a service would read it: ValueError for what is not JSON, nested past the decoder's depth
+    too, or holds text with a lone surrogate (an emoji cut in half: valid JSON, but no Unicode text to store)."""
+    try:
+        value = json.loads(data)
+        json.dumps(value, ensure_ascii=False).encode()
+    except RecursionError:
+        raise ValueError("nested too deep") from None
+    except UnicodeEncodeError:
+        raise ValueError("text holds a lone UTF-16 surrogate") from None
+    return value
+
+
 Handler = Callable[[Request], Response]
 ErrorAnswer = Callable[[], Response]
 

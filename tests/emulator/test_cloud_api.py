@@ -157,6 +157,32 @@ def test_a_body_changed_after_signing_is_refused(emulator: Emulator):
     assert tampered.json()["Response"]["Error"]["Code"] == "AuthFailure.SignatureFailure"
 
 
+def test_a_signed_body_nested_past_the_json_decoders_depth_is_refused(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+):
+    with monkeypatch.context() as patched:  # the SDK's signer, given a body json.dumps would not write
+        patched.setattr(json, "dumps", lambda *_, **__: "[" * 50_000)
+        signed = _signed(emulator, "DescribeEventConfig", {})
+    answer = _send(emulator, signed).json()["Response"]
+    assert answer["Error"]["Code"] == "InvalidParameter", answer
+
+
+@pytest.mark.parametrize(
+    ("action", "params"),
+    [
+        ("ModifyEventConfig", {"Mode": "PUSH", "NotificationUrl": "http://127.0.0.1:9/\udc00"}),
+        ("DescribeMediaInfos", {"FileIds": ["\ud83d"]}),
+        ("DescribeTaskDetail", {"TaskId": "\ud83d"}),
+        ("ConfirmEvents", {"EventHandles": ["\ud83d"]}),
+    ],
+)
+def test_text_with_a_lone_surrogate_is_a_parameter_error(emulator: Emulator, action: str, params: dict[str, Any]):
+    # Stored, it would fail every later call that reads it (DescribeEventConfig, say) as an InternalError
+    refused = _error(lambda: vod(emulator).call_json(action, {**params, "SubAppId": SUB_APP_ID}))
+    assert refused.code == "InvalidParameter"
+    assert "Error" not in vod(emulator).call_json("DescribeEventConfig", {"SubAppId": SUB_APP_ID})["Response"]
+
+
 def test_signed_headers_are_checked_as_sent(emulator: Emulator):
     signed = _signed(emulator, "DescribeEventConfig", {})
     signed.header["Content-Type"] = "application/json; charset=utf-8"
@@ -372,6 +398,12 @@ def test_commit_upload_is_idempotent(emulator: Emulator):
         # in UTF-8 bytes, the strictest reading of VOD's "characters"
         pytest.param({"MediaType": "mp4", "SourceContext": "\u7528" * 84}, "InvalidParameterValue", id="cjk context"),
         pytest.param({"MediaType": "mp4", "ExpireTime": "tomorrow"}, "InvalidParameterValue.ExpireTime", id="expiry"),
+        pytest.param(  # past the calendar once in UTC
+            {"MediaType": "mp4", "ExpireTime": "9999-12-31T23:59:59-23:59"},
+            "InvalidParameterValue.ExpireTime",
+            id="expiry out of range",
+        ),
+        pytest.param({"MediaType": "mp4", "MediaName": "clip\ud83d"}, "InvalidParameter", id="lone surrogate"),
         pytest.param({"MediaType": "mp4", "ClassId": -1}, "InvalidParameterValue.ClassId", id="class"),
         pytest.param({}, "MissingParameter", id="no type"),
     ],

@@ -266,8 +266,20 @@ def test_refusal_codes_are_distinct():
     assert len({int(c) for c in Code}) == len(Code.__members__)
 
 
-def test_a_body_that_is_not_json_is_refused(emulator: Emulator):
-    response = requests.post(f"{emulator.url}/v3/index.php?Action=ApplyUploadUGC", data=b"nope", timeout=10)
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"nope",
+        b"[" * 50_000,  # past the JSON decoder's depth
+        # an emoji cut in half (JS truncating by UTF-16 units): JSON, but no text to store and describe later
+        b'{"signature": "s", "videoName": "clip\\ud83d", "videoType": "mp4", "videoSize": 1}',
+        b'{"signature": "s", "vodSessionKey": "\\udc00x"}',
+    ],
+    ids=["not JSON", "too deep", "lone surrogate", "lone surrogate in a session key"],
+)
+def test_a_body_that_is_not_json_is_refused(emulator: Emulator, body: bytes):
+    action = "CommitUploadUGC" if b"vodSessionKey" in body else "ApplyUploadUGC"
+    response = requests.post(f"{emulator.url}/v3/index.php?Action={action}", data=body, timeout=10)
     assert response.status_code == 200
     assert response.json()["code"] == Code.BAD_REQUEST
 
