@@ -266,7 +266,21 @@ def open_configured_store(*, write: bool = False) -> EventStore:
             ),
             2,
         )
+    if write:  # a writer sees to its schema at its first statement: there a login that may only read fails
+        try:
+            store.schema_version()
+        except StoreUnavailable as exc:
+            store.close()
+            if any(sign in str(exc) for sign in _NOT_WRITABLE):
+                raise Failure(
+                    f"this command writes, and DATABASE_URL may not ({exc}): use the functions' one", 2
+                ) from None
+            raise Failure(f"the store is unavailable: {exc}", 2) from None
     return store
+
+
+# How a store refuses a write to a login that may not make it: PostgreSQL's (a reader's role, a standby), SQLite's
+_NOT_WRITABLE = ("InsufficientPrivilege", "ReadOnlySqlTransaction", "readonly database")
 
 
 def _hook_from_settings() -> AfterCommit:
@@ -313,12 +327,16 @@ def _stdout_is_the_list() -> Iterator[TextIO]:
 
 def give_up(store: EventStore, keys: list[str]) -> None:
     refused = 0
+    claims_dead_before = time.time() - RERUN_CLAIM_SECONDS  # a rerun's that died (README), as hooks --rerun takes it
     for key in keys:
-        given = store.give_up_hook(key)
+        given = store.give_up_hook(key, claims_dead_before)
         refused += not given
         print(shown(f"{key}  " + ("given up: owed the hook no more" if given else "not given up")), flush=True)
     if refused:
-        raise Failure(f"{refused} of {len(keys)} not given up: only a failed or pending hook is", 1)
+        raise Failure(
+            f"{refused} of {len(keys)} not given up: only a failed or pending hook is, or one a rerun that died took",
+            1,
+        )
 
 
 def hooks(store: EventStore, args: argparse.Namespace) -> None:
@@ -420,12 +438,14 @@ class _Lines:
 
 
 def _list_erasable(store: EventStore, file_ids: list[str]) -> None:
-    unknown = []
+    unknown, erased = [], 0
     for file_id in file_ids:
         upload = store.upload(file_id)
         unknown += [] if upload else [file_id]
-        print(shown(f"{file_id}  {upload.status if upload else 'not recorded'}  {(upload and upload.name) or '-'}"))
-    print(f"{len(file_ids) - len(unknown)} file(s): nothing erased yet; run again with --yes to erase them")
+        erased += upload is not None and upload.status == "erased"
+        status = "not recorded" if upload is None else "erased already" if upload.status == "erased" else upload.status
+        print(shown(f"{file_id}  {status}  {(upload and upload.name) or '-'}"))
+    print(f"{len(file_ids) - len(unknown) - erased} file(s): nothing erased yet; run again with --yes to erase them")
     if unknown:
         raise Failure(shown(f"not recorded: {', '.join(unknown)}"), 1)
 
@@ -456,8 +476,11 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
         _erase_batches(store, file_ids, erased, say)
     except StoreUnavailable as exc:  # those printed are erased; running it again erases the rest
         raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None
+    left = [(f, store.upload(f)) for f in file_ids if f not in set(erased)]
+    for file_id, _ in [(f, upload) for f, upload in left if upload is not None and upload.status == "erased"]:
+        say(shown(f"{file_id} erased already: left as it was"))  # its erasure's time kept (a run again, say)
     _erased_said(say, erased, vod_deleted=False, users=args.user is not None)
-    unknown = sorted(set(file_ids) - set(erased))
+    unknown = [file_id for file_id, upload in left if upload is None]
     if unknown:  # a mistyped id: not an erasure done (exit 1, as `show` of it)
         raise Failure(shown(f"not recorded, so nothing to erase: {', '.join(unknown)}"), 1)
 

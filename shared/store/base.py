@@ -795,8 +795,9 @@ class EventStore(ABC):
         file ids and parts only, and which other files' records are made of. Returns the files erased: those
         the store knew. Atomic, and under each file's lock, as an event's own update is; and under the locks of
         the other files its events name, so that of two erases at once the second sees the first's (else each could
-        find the other's file not erased yet, and a delete of both would stay owed a hook). With `retention`, only the
-        files it has ended for, checked under their locks: one whose event came since `files_past` listed it stays."""
+        find the other's file not erased yet, and a delete of both would stay owed a hook). A file erased already is
+        left as it is, and not returned. With `retention`, only the files it has ended for, checked under their locks:
+        one whose event came since `files_past` listed it stays."""
         named = tuple(sorted(set(file_ids)))
         locked = set(named)
 
@@ -863,13 +864,18 @@ class EventStore(ABC):
             ),
             named,
         )
+        rows = cursor.fetchall()
         # Whether VOD deleted the file stays (not the user's data): the operator's check that it is gone there too
         kept = {
             file_id: (revision, bool(deleted), deleted_at)
-            for file_id, revision, deleted, deleted_at, status, last_event_at in cursor.fetchall()
-            if retention is None or retention.ended(status, deleted, last_event_at)
+            for file_id, revision, deleted, deleted_at, status, last_event_at in rows
+            if status != "erased" and (retention is None or retention.ended(status, deleted, last_event_at))
         }
-        return (named if retention is None else tuple(sorted(kept))), kept
+        if retention is not None:
+            return tuple(sorted(kept)), kept
+        # Not those erased already: an erase run again (after it was cut short, say) keeps when each was erased
+        erased = {row[0] for row in rows if row[4] == "erased"}
+        return tuple(f for f in named if f not in erased), kept
 
     def files_past(
         self, retention: Retention, *, after: str = "", page: int = RETENTION_PAGE
@@ -1177,18 +1183,19 @@ class EventStore(ABC):
                 return owed
             owed, last = owed + count, end
 
-    def give_up_hook(self, dedupe_key: str) -> bool:
+    def give_up_hook(self, dedupe_key: str, claims_dead_before: float) -> bool:
         """The hook of this event, failed or pending, owed no more ("given_up", listed no more): one it can never
-        take, which the app has dealt with otherwise. False when it is neither (done, being run again, erased,
-        no hook, or no such event)."""
+        take, which the app has dealt with otherwise. So too one whose rerun took it before `claims_dead_before` and
+        died (a hook that kills the process running it: each rerun would take it again, and die on it, before the
+        hooks after it). False when it is none of those (done, being run again, erased, no hook, no such event)."""
 
         def work(cursor: Cursor) -> bool:
             cursor.execute(
                 self._sql(
-                    "UPDATE events SET hook_status = 'given_up' "
-                    "WHERE dedupe_key = ? AND hook_status IN ('failed', 'pending')"
+                    "UPDATE events SET hook_status = 'given_up' WHERE dedupe_key = ? AND (hook_status IN "
+                    "('failed', 'pending') OR (hook_status = 'rerunning' AND hook_claimed_at < ?))"
                 ),
-                (dedupe_key,),
+                (dedupe_key, claims_dead_before),
             )
             return bool(cursor.rowcount == 1)
 

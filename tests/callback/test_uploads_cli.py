@@ -27,6 +27,7 @@ from tests.scf import largest_task_event, load_event
 from tests.store.test_erasure import deleted_in_bulk
 from vodadmin.uploads import main as uploads_main
 from vodtesting import vod_event
+from vodtesting.pgserver import database_name
 
 ROOT = Path(__file__).resolve().parents[2]
 FILE_ID = "5285890784273533167"
@@ -458,6 +459,36 @@ def test_it_only_reads_so_a_read_only_role_is_enough(tmp_path: Path) -> None:
     assert empty.stat().st_size == 0
 
 
+@pytest.mark.postgres
+def test_a_readers_role_reads_and_what_writes_asks_for_the_functions_role(postgres_server: Any) -> None:
+    # GIVEN a store and a role that may only read it, as README's PostgreSQL section grants the uploads function
+    url: str = postgres_server.create_database()
+    reader = url.replace("postgresql://postgres@", "postgresql://vod_cli_reader@")
+    postgres_server.execute("CREATE ROLE vod_cli_reader LOGIN")
+    try:
+        store = open_store(url)
+        event = vod_event("NewFileUpload", FileId=FILE_ID, SourceContext=seal("ann", "r", CONTEXT_KEY))
+        key = ingest_event(store, event, received_at=1.0, keys=KEYS, after_commit=hook_target.fail).dedupe_key
+        store.close()
+        for sql in (
+            "GRANT USAGE ON SCHEMA public TO vod_cli_reader",
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO vod_cli_reader",
+        ):
+            postgres_server.execute(sql, database_name(url))
+        # WHEN vod-uploads reads, and writes, with it
+        reads = [uploads(reader, *a) for a in (["list", "--user", "ann"], ["show", FILE_ID], ["hooks"])]
+        writes = [uploads(reader, *a) for a in (["hooks", "--give-up", key], ["erase", FILE_ID, "--yes"])]
+    finally:
+        postgres_server.drop_database(url)
+        postgres_server.execute("DROP ROLE vod_cli_reader")
+    # THEN it reads (a writer would make the schema first, which this role may not), and what writes says what it needs
+    assert [r.returncode for r in reads] == [0, 0, 0], [r.stderr for r in reads]
+    assert key in reads[2].stdout
+    for written in writes:
+        assert written.returncode == 2 and "this command writes, and DATABASE_URL may not" in written.stderr
+        assert "use the functions' one" in written.stderr and "Traceback" not in written.stderr
+
+
 def rerun_env(url: str, hook: str, calls: Path) -> dict[str, str]:
     """vod-uploads' settings for running `hook` of tests.callback.hook_target, which writes to `calls`."""
     return {
@@ -742,6 +773,23 @@ def test_erase_lists_then_with_yes_erases_a_users_uploads(database_url: str) -> 
     assert "(vod-uploads erase): nothing of its uploader is kept" in shown  # when, and what erased means
 
 
+def test_erase_run_again_leaves_what_it_erased_as_it_was(database_url: str) -> None:
+    # GIVEN a file erased (then its erasure run again, as after it was cut short)
+    assert uploads(database_url, "erase", FILE_ID, "--yes").returncode == 0
+    shown = uploads(database_url, "show", FILE_ID).stdout
+    listed = uploads(database_url, "erase", FILE_ID)
+    again = uploads(database_url, "erase", FILE_ID, "--yes")
+    # THEN it is listed as erased already, and left so: when it was erased stays what `show` says
+    assert (listed.returncode, listed.stdout) == (
+        0,
+        f"{FILE_ID}  erased already  -\n0 file(s): nothing erased yet; run again with --yes to erase them\n",
+    )
+    assert again.returncode == 0 and again.stdout.startswith(
+        f"{FILE_ID} erased already: left as it was\n0 file(s) erased"
+    )
+    assert uploads(database_url, "show", FILE_ID).stdout == shown
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [
@@ -858,6 +906,7 @@ def test_a_hook_given_up_is_listed_and_rerun_no_more(unfinished: tuple[str, dict
     # THEN it is listed no more (nor rerun), and `show` says so; a done hook, or none, is not given up
     assert (given.returncode, given.stdout) == (0, f"{keys['failed']}  given up: owed the hook no more\n")
     assert refused.returncode == 1 and "2 of 2 not given up: only a failed or pending hook is" in refused.stderr
+    assert "or one a rerun that died took" in refused.stderr
     assert refused.stdout.splitlines() == [f"{keys['done']}  not given up", "no-such-key  not given up"]
     rows = json.loads(uploads(url, "hooks", "--json").stdout)["hooks"]
     assert [r["dedupe_key"] for r in rows] == [keys["cut_short"]]
@@ -865,6 +914,24 @@ def test_a_hook_given_up_is_listed_and_rerun_no_more(unfinished: tuple[str, dict
     assert "hook given up (vod-uploads hooks --give-up) after 1 failure(s): ConnectionError" in shown
     both = uploads(url, "hooks", "--give-up", keys["cut_short"], "--rerun")
     assert both.returncode == 2 and "--give-up goes alone" in both.stderr
+
+
+def test_a_hook_whose_rerun_died_is_given_up_once_its_claim_is_old(unfinished: tuple[str, dict[str, str]]) -> None:
+    # GIVEN a hook whose rerun died (one that kills the process running it: each rerun would die on it again), and
+    # one a rerun is running now
+    url, keys = unfinished
+    store = open_store(url)
+    listed = store.unfinished_hooks(time.time() - 900)
+    assert store.claim_hook(listed[0], claimed_at=time.time() - 1000)  # the failed one's: that run died
+    assert store.claim_hook(listed[1], claimed_at=time.time() - 300)  # the cut short one's: running now
+    store.close()
+    # WHEN the operator gives both up THEN the dead run's is given up, the running one's is left to its run
+    given = uploads(url, "hooks", "--give-up", keys["failed"], keys["cut_short"])
+    assert given.returncode == 1, given.stderr
+    assert given.stdout.splitlines() == [
+        f"{keys['failed']}  given up: owed the hook no more",
+        f"{keys['cut_short']}  not given up",
+    ]
 
 
 def test_a_hook_turned_on_is_owed_the_events_stored_while_none_was_set(tmp_path: Path) -> None:

@@ -498,13 +498,15 @@ def test_events_stored_while_no_hook_was_set_are_owed_one_from_a_time_on(
     assert [e.dedupe_key for e in store.unfinished_hooks(received_before=50.0)] == [keys["f-1"], keys["f-2"]]
 
 
-def test_only_a_failed_or_pending_hook_is_given_up(store: EventStore) -> None:
+def test_only_a_failed_or_pending_hook_or_one_whose_rerun_died_is_given_up(store: EventStore) -> None:
     keys = {}
     hooks: list[tuple[str, Callable[..., None]]] = [
         ("f-1", Hook(fail=True)),
         ("f-2", hook_target.killed),
         ("f-3", Hook()),
         ("f-4", no_hook),
+        ("f-5", hook_target.killed),  # then taken by a rerun that died (its hook killed the process, say)
+        ("f-6", hook_target.killed),  # then taken by a rerun still running it
     ]
     for file_id, hook in hooks:
         with contextlib.suppress(hook_target.Killed):
@@ -512,10 +514,16 @@ def test_only_a_failed_or_pending_hook_is_given_up(store: EventStore) -> None:
                 store, vod_event("NewFileUpload", FileId=file_id), received_at=1.0, keys=KEYS, after_commit=hook
             )
         keys[file_id] = store.events_for(file_id)[0].dedupe_key
-    assert [store.give_up_hook(keys[f]) for f in ("f-1", "f-2", "f-3", "f-4")] == [True, True, False, False]
-    assert store.give_up_hook(keys["f-1"]) is False  # once
+    for file_id, claimed_at in (("f-5", 100.0), ("f-6", 900.0)):
+        assert store.claim_hook(store.events_for(file_id)[0], claimed_at)
+    given = [store.give_up_hook(keys[f], claims_dead_before=500.0) for f in sorted(keys)]
+    assert given == [True, True, False, False, True, False]
+    assert store.give_up_hook(keys["f-1"], claims_dead_before=500.0) is False  # once
     assert store.unfinished_hooks(received_before=50.0) == []
-    assert [store.event(keys[f]).hook_status for f in ("f-1", "f-2")] == ["given_up", "given_up"]  # type: ignore[union-attr]
+    assert [e.dedupe_key for e in store.hooks_being_rerun(claimed_since=500.0)] == [keys["f-6"]]
+    assert {f: store.event(keys[f]).hook_status for f in ("f-1", "f-2", "f-5")} == dict.fromkeys(  # type: ignore[union-attr]
+        ("f-1", "f-2", "f-5"), "given_up"
+    )
 
 
 def test_a_hook_that_did_not_finish_can_be_run_again(store: EventStore) -> None:
