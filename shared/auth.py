@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 
 from shared import hs_jwt
-from shared.config import AuthSettings, ConfigError
+from shared.config import AuthSettings, ConfigError, ProxySettings, known_secrets
 from shared.digests import compare_digest
 from shared.errors import IssuerKeysUnavailable, Unauthorized, UserIdTooLong
 from shared.hs_jwt import TokenRejected
@@ -128,7 +128,7 @@ def _verified_claims(token: str, settings: AuthSettings) -> Mapping[str, Any]:
     bearer token. Failures raise, so only valid tokens are kept; time claims are checked on every
     use, outside the cache."""
     if settings.jwt_jwks_url is not None:
-        key = _issuer_key(token, settings.jwt_jwks_url)
+        key = _issuer_key(token, settings.jwt_jwks_url, settings.jwt_jwks_proxy)
         try:
             claims = decode_with_pyjwt(
                 token,
@@ -182,7 +182,7 @@ JWKS_STALE_SECONDS = 3600
 
 
 @functools.cache
-def _jwks_client(url: str) -> Any:
+def _jwks_client(url: str, proxy: ProxySettings | None = None) -> Any:
     import threading
 
     import jwt  # public keys only: PyJWT is imported for them anyway
@@ -197,7 +197,7 @@ def _jwks_client(url: str) -> Any:
             if self.failed_at is not None and now - self.failed_at < JWKS_FAILURE_PAUSE_SECONDS:
                 return self._last_or(jwt.PyJWKClientConnectionError("its last read failed: not read again yet"))
             try:  # anything the issuer answers: not only the errors expected
-                data = _signing_key_set(_read_key_set(self.uri))
+                data = _signing_key_set(_read_key_set(self.uri, proxy))
             except Exception as exc:
                 self.failed_at = now
                 return self._last_or(exc)
@@ -228,7 +228,7 @@ def _signing_key_set(data: Any) -> Any:
     return key_set
 
 
-def _read_key_set(url: str) -> Any:
+def _read_key_set(url: str, proxy: ProxySettings | None = None) -> Any:
     """The JSON the issuer answers at `url`, as PyJWKClient.fetch_data reads it (no redirect followed: a jwks_uri
     answers itself, and a redirect could hand the function someone else's keys), within JWKS_DEADLINE_SECONDS and
     JWKS_MAX_BYTES. PyJWT bounds each socket read only: a slow name lookup (which no socket timeout bounds; SCF's
@@ -242,7 +242,7 @@ def _read_key_set(url: str) -> Any:
 
     def read() -> None:
         try:
-            outcome.append(_read_bounded(_watched_opener(expired, opened), url))
+            outcome.append(_read_bounded(_watched_opener(expired, opened, proxy), url, proxy))
         except BaseException as exc:  # handed to the request's thread
             outcome.append(exc)
 
@@ -267,8 +267,9 @@ def _cut(expired: Any, opened: list[Any]) -> None:
             sock.shutdown(socket.SHUT_RDWR)
 
 
-def _watched_opener(expired: Any, opened: list[Any]) -> Any:
-    """urllib's opener, following no redirect, whose connections' sockets are noted in `opened` (for _cut)."""
+def _watched_opener(expired: Any, opened: list[Any], proxy: ProxySettings | None = None) -> Any:
+    """urllib's opener, following no redirect, whose connections' sockets are noted in `opened` (for _cut), through
+    `proxy` (its tunnel) or direct: never through what urllib itself would read from the environment."""
     import http.client
     import ssl
     import urllib.request
@@ -295,15 +296,24 @@ def _watched_opener(expired: Any, opened: list[Any]) -> Any:
         def redirect_request(self, *args: Any) -> None:
             return None  # the 3xx is then an HTTPError
 
-    return urllib.request.build_opener(Plain, Tls, NoRedirect)
+    via = {} if proxy is None else {"https": f"http://{_bracketed(proxy.host)}:{proxy.port}"}
+    return urllib.request.build_opener(urllib.request.ProxyHandler(via), Plain, Tls, NoRedirect)
 
 
-def _read_bounded(opener: Any, url: str) -> bytearray:
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _read_bounded(opener: Any, url: str, proxy: ProxySettings | None = None) -> bytearray:
     import http.client
     import urllib.error
+    import urllib.request
 
+    request = urllib.request.Request(url)  # noqa: S310 - https://, or http:// on loopback (checked at cold start)
+    if proxy is not None and proxy.authorization is not None:  # urllib sends it with the CONNECT, not to the issuer
+        request.add_header("Proxy-Authorization", proxy.authorization.reveal())
     try:
-        with opener.open(url, timeout=JWKS_TIMEOUT_SECONDS) as answer:
+        with opener.open(request, timeout=JWKS_TIMEOUT_SECONDS) as answer:
             body = bytearray()
             while chunk := answer.read1(1 << 16):
                 body += chunk
@@ -317,7 +327,7 @@ def _read_bounded(opener: Any, url: str) -> bytearray:
         raise
 
 
-def _issuer_key(token: str, url: str) -> Any:
+def _issuer_key(token: str, url: str, proxy: ProxySettings | None = None) -> Any:
     """The key of the issuer's key set that `token` names by its `kid` (RFC 7517; every OpenID provider's jwks_uri),
     as PyJWT's PyJWK, whose algorithm the token's must be: IssuerKeysUnavailable when the set cannot be read, 401
     when the token names no key of it."""
@@ -329,7 +339,7 @@ def _issuer_key(token: str, url: str) -> Any:
         raise _invalid_token("malformed token") from None
     if not isinstance(kid, str) or not kid:
         raise _invalid_token("names no key (kid): the issuer's key set is looked up by it")
-    client = _jwks_client(url)
+    client = _jwks_client(url, proxy)
     with client.lock:
         try:
             key = client.match_kid(client.get_signing_keys(), kid)
@@ -348,7 +358,10 @@ def _issuer_key(token: str, url: str) -> Any:
 
 
 def _keys_unavailable(error: Exception) -> IssuerKeysUnavailable:
-    return IssuerKeysUnavailable(f"AUTH_JWT_JWKS_URL: {type(error).__name__}: {error}"[:300])
+    from shared.redaction import redact  # here: only a read of the key set that failed needs it
+
+    # Masked as a hook's error is: a library's message may quote a proxy's URL, password and all
+    return IssuerKeysUnavailable(redact(f"AUTH_JWT_JWKS_URL: {type(error).__name__}: {error}", known_secrets())[:300])
 
 
 def decode_with_pyjwt(

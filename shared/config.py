@@ -267,6 +267,15 @@ class SigningPolicy(Record):
     task_notify_mode: str | None
 
 
+class ProxySettings(Record):
+    """An http:// proxy that VOD's API (or an issuer's key set) is reached through: a CONNECT tunnel, TLS from end
+    to end."""
+
+    host: str  # a name or an IP address (no brackets)
+    port: int
+    authorization: Secret | None  # Proxy-Authorization, from the URL's user:password
+
+
 class AuthSettings(Record):
     mode: AuthMode
     jwt_key: Secret | None
@@ -283,6 +292,7 @@ class AuthSettings(Record):
     gateway_previous_secret: Secret | None = None
     # The issuer's JSON Web Key Set, by URL (instead of jwt_key): the key a token names by its kid
     jwt_jwks_url: str | None = None
+    jwt_jwks_proxy: ProxySettings | None = None  # HTTPS_PROXY…, as the callback reads them for VOD's API
 
 
 class HttpSettings(Record):
@@ -336,14 +346,6 @@ class UploadPageSettings(Record):
 
 # The upload page's languages: those of functions/upload_page/static/messages.json (a test holds them equal)
 PAGE_LANGUAGES = ("en", "zh-CN")
-
-
-class ProxySettings(Record):
-    """An http:// proxy that VOD's API is reached through: a CONNECT tunnel, TLS from end to end."""
-
-    host: str  # a name or an IP address (no brackets)
-    port: int
-    authorization: Secret | None  # Proxy-Authorization, from the URL's user:password
 
 
 class VodApiSettings(Record):
@@ -601,7 +603,22 @@ def _read_auth(r: _Reader) -> AuthSettings:
         jwt_previous_key=previous_key,
         gateway_previous_secret=previous_gateway_secret,
         jwt_jwks_url=jwks_url,
+        jwt_jwks_proxy=_jwks_proxy(r, jwks_url),
     )
+
+
+def _jwks_proxy(r: _Reader, url: str | None) -> ProxySettings | None:
+    """The proxy the issuer's key set is read through: the one the callback would take to its host (http://, on
+    loopback only, none)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url or "")
+    except ValueError:  # refused by _check_jwks_url
+        return None
+    if parts.scheme != "https" or not parts.hostname or "@" in parts.netloc:
+        return None
+    return _read_proxy(r, parts.netloc.lower(), sdk=False, setting="AUTH_JWT_JWKS_URL", what="the issuer's key set")
 
 
 # What a claim naming the user cannot be: the token's times, audience, issuer, its own id (each token a new user)
@@ -1094,11 +1111,14 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
     )
 
 
-def _read_proxy(r: _Reader, endpoint: str, *, sdk: bool) -> ProxySettings | None:
-    """The proxy the environment names for https://`endpoint`, as requests reads HTTPS_PROXY, ALL_PROXY, NO_PROXY
-    (shared.env_proxy); none for loopback, which a proxy elsewhere cannot reach. Problems never quote the URL: it
-    may hold a password. For the SDK (`sdk`), which goes through the proxy by itself, the one it takes is checked
-    only for what would make each call fail quoting part of the password; none is returned."""
+def _read_proxy(
+    r: _Reader, endpoint: str, *, sdk: bool, setting: str = "VOD_API_ENDPOINT", what: str = "VOD's API"
+) -> ProxySettings | None:
+    """The proxy the environment names for https://`endpoint` (`setting`'s host, `what` is reached there), as
+    requests reads HTTPS_PROXY, ALL_PROXY, NO_PROXY (shared.env_proxy); none for loopback, which a proxy elsewhere
+    cannot reach. Problems never quote the URL: it may hold a password. For the SDK (`sdk`), which goes through the
+    proxy by itself, the one it takes is checked only for what would make each call fail quoting part of the
+    password; none is returned."""
     from shared.env_proxy import https_proxy
 
     url = (sdk and _sdk_proxy(r.environ, endpoint)) or https_proxy(r.environ, endpoint)
@@ -1109,11 +1129,12 @@ def _read_proxy(r: _Reader, endpoint: str, *, sdk: bool) -> ProxySettings | None
     # Named as it was set: ALL_PROXY=socks5h://… is common on a developer's machine
     name = next((n for n, v in r.environ.items() if v == url and n.lower().endswith("_proxy")), "HTTPS_PROXY")
     if endpoint.startswith("[") and not sdk:  # http.client before 3.13 asks its tunnel for [IPv6] without brackets
-        r.problem(name, "VOD_API_ENDPOINT is an IPv6 address: reach it without a proxy (NO_PROXY)")
+        r.problem(name, f"{setting} is an IPv6 address: reach it without a proxy (NO_PROXY)")
         return None
     try:
         parts = urlsplit(url if "://" in url else f"http://{url}")  # a bare host:port: http://, as curl takes it
-        host, port = parts.hostname, parts.port or 80
+        # (not one with a "/": "http:/user:password@host" lacks a slash, and its scheme is no host)
+        host, port = (parts.hostname if "://" in url or "/" not in url else None), parts.port or 80
     except ValueError:  # a port that is not a number, or out of range; a bracket unclosed
         host = None
     if host is None:  # the wording is no URL: one with a password in it would be masked in the message
@@ -1125,7 +1146,7 @@ def _read_proxy(r: _Reader, endpoint: str, *, sdk: bool) -> ProxySettings | None
     if sdk:
         return None
     if parts.scheme.lower() != "http":
-        r.problem(name, f"must be an http:// proxy (VOD's API is reached through its tunnel), not {parts.scheme}://")
+        r.problem(name, f"must be an http:// proxy ({what} is reached through its tunnel), not {parts.scheme}://")
         return None
     return ProxySettings(host=host, port=port, authorization=_proxy_authorization(r, name, parts))
 

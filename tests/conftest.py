@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -289,3 +290,61 @@ def scripted_vod(answering_vod: Callable[[AnswerOf], str]) -> Callable[[dict[str
         return answering_vod(lambda action, params: body)
 
     return serve
+
+
+class TunnelProxy:
+    """An HTTP proxy on loopback that takes CONNECT only. It notes each tunnel asked for (its target and headers),
+    refuses one without `authorization` (407), and tunnels every target to `upstream`: a client asking for
+    vod.tencentcloudapi.com:443 reaches the test's API, and nothing leaves loopback."""
+
+    def __init__(self, upstream: int, authorization: str | None) -> None:
+        self.tunnels: list[tuple[str, dict[str, str]]] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_CONNECT(self) -> None:
+                proxy.tunnels.append((self.path, dict(self.headers.items())))
+                if authorization is not None and self.headers.get("Proxy-Authorization") != authorization:
+                    self.send_response(407)
+                    self.send_header("Proxy-Authenticate", 'Basic realm="test"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                with socket.create_connection(("127.0.0.1", upstream)) as api:
+                    self.send_response(200, "Connection established")
+                    self.end_headers()
+                    copying = threading.Thread(target=_copy_until_closed, args=(api, self.connection), daemon=True)
+                    copying.start()
+                    _copy_until_closed(self.connection, api)
+                    copying.join()
+                self.close_connection = True
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.http.daemon_threads = True
+        threading.Thread(target=self.http.serve_forever, args=(0.05,), daemon=True).start()
+        self.address = f"127.0.0.1:{self.http.server_port}"
+
+
+def _copy_until_closed(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    with contextlib.suppress(OSError):
+        target.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def tunnel_proxy() -> Iterator[Callable[[int, str | None], TunnelProxy]]:
+    proxies: list[TunnelProxy] = []
+
+    def start(upstream: int, authorization: str | None = None) -> TunnelProxy:
+        proxies.append(TunnelProxy(upstream, authorization))
+        return proxies[-1]
+
+    yield start
+    for proxy in proxies:
+        proxy.http.shutdown()
+        proxy.http.server_close()

@@ -3,6 +3,7 @@ jwks_uri), served here by a loopback server that counts its requests; the real s
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import itertools
 import json
@@ -11,7 +12,7 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from shared import auth
 from shared.auth import authenticate, check_key
-from shared.config import load_sign_settings, load_uploads_settings
+from shared.config import ConfigError, load_sign_settings, load_uploads_settings
 from shared.http.triggers import request_from_event
 from shared.sign_handler import make_sign_handler
 from shared.source_context import attribute
-from tests.conftest import KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, Output, Serve, closed_loopback_port
+from tests.conftest import KEYS, SECRET_ID, SECRET_KEY, SIGN_ENV, Output, Serve, TunnelProxy, closed_loopback_port
 from tests.scf import response_json
 from vodemu import signature as vod_signature
 from vodlocal.tls import self_signed
@@ -341,15 +342,9 @@ def test_a_key_set_larger_than_any_is_a_503(
     assert "larger than" in line["issuer_keys_error"]
 
 
-@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "no-trusted-ca"])
-def test_a_key_set_over_https_is_read_from_a_certificate_a_trusted_ca_signed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trusted: bool
-) -> None:
-    cert, key = self_signed(tmp_path)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
-    if trusted:  # as the system's CAs (OpenSSL reads SSL_CERT_FILE as it makes a default context)
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+@contextlib.contextmanager
+def _tls_server(tls: ssl.SSLContext) -> Iterator[Serve]:
+    """A Serve of https:// servers on loopback, with `tls`'s certificate."""
     servers: list[ThreadingHTTPServer] = []
 
     def serve_tls(answer: Callable[[BaseHTTPRequestHandler], None]) -> str:
@@ -364,16 +359,75 @@ def test_a_key_set_over_https_is_read_from_a_certificate_a_trusted_ca_signed(
         threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
         return f"https://127.0.0.1:{servers[-1].server_port}"
 
-    new_container()
     try:
-        issuer = Issuer(serve_tls)
-        result = sign(issuer.url)(token("k1"))
+        yield serve_tls
     finally:
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+@pytest.mark.parametrize("trusted", [True, False], ids=["trusted", "no-trusted-ca"])
+def test_a_key_set_over_https_is_read_from_a_certificate_a_trusted_ca_signed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trusted: bool
+) -> None:
+    cert, key = self_signed(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    if trusted:  # as the system's CAs (OpenSSL reads SSL_CERT_FILE as it makes a default context)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    new_container()
+    with _tls_server(tls) as serve_tls:
+        issuer = Issuer(serve_tls)
+        result = sign(issuer.url)(token("k1"))
     assert result["statusCode"] == (200 if trusted else 503), result
     assert issuer.requests == trusted  # untrusted: refused in the handshake, before any request
+
+
+@pytest.mark.parametrize(
+    ("userinfo", "authorization"),
+    [("", None), ("app:p%40ss-w0rd@", "Basic " + base64.b64encode(b"app:p@ss-w0rd").decode())],
+    ids=["open", "with-password"],
+)
+def test_a_key_set_is_read_through_the_proxy_the_environment_names(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tunnel_proxy: Callable[..., TunnelProxy],
+    output: Output,
+    userinfo: str,
+    authorization: str | None,
+) -> None:
+    # GIVEN an issuer whose key set is reached through an http:// proxy (a VPC's way out), as the callback reaches
+    # VOD's API: its tunnel for the issuer's host (which this one sends to the issuer on loopback)
+    cert, key = self_signed(tmp_path, ("id.example.com",))
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    new_container()
+    with _tls_server(tls) as serve_tls:
+        issuer = Issuer(serve_tls)
+        proxy = tunnel_proxy(int(issuer.url.split(":")[2].split("/")[0]), authorization)
+        url = "https://id.example.com/.well-known/jwks.json"
+        result = sign(url, HTTPS_PROXY=f"http://{userinfo}{proxy.address}")(token("k1"))
+    # THEN the set is read through it, its password sent to the proxy only, and in no log line
+    assert result["statusCode"] == 200, result
+    assert issuer.requests == 1 and [target for target, _ in proxy.tunnels] == ["id.example.com:443"]
+    assert proxy.tunnels[0][1].get("Proxy-Authorization") == authorization
+    assert "p@ss-w0rd" not in output.text() and "p%40ss-w0rd" not in output.text()
+
+
+@pytest.mark.parametrize(
+    ("proxy", "said"),
+    [
+        ("socks5://127.0.0.1:1080", "must be an http:// proxy (the issuer's key set is reached through its tunnel)"),
+        ("http:/user:hunter2-secret@proxy.internal:3128", "must be http://host[:port]"),  # a slash missing
+    ],
+)
+def test_a_proxy_the_key_set_cannot_be_read_through_fails_the_cold_start(proxy: str, said: str) -> None:
+    jwks = {"AUTH_JWT_SECRET": "", "AUTH_JWT_JWKS_URL": "https://id.example.com/jwks", "AUTH_JWT_ISSUER": ISSUER}
+    with pytest.raises(ConfigError) as refused:
+        load_sign_settings({**SIGN_ENV, **jwks, "HTTPS_PROXY": proxy})
+    assert said in str(refused.value) and "hunter2" not in str(refused.value)
 
 
 def test_an_issuer_that_does_not_answer_is_a_503(output: Output) -> None:

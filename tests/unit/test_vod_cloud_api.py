@@ -8,7 +8,6 @@ connections and answers against scripted servers on loopback.
 from __future__ import annotations
 
 import base64
-import contextlib
 import itertools
 import json
 import os
@@ -38,7 +37,7 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from shared import vod_cloud_api
 from shared.config import ROLE_CREDENTIAL_VARIABLES, Secret, VodApiSettings, known_secrets
 from shared.vod_cloud_api import MAX_IDLE_SECONDS, CloudApiError, VodCloudApi, signed_request
-from tests.conftest import callback_confirm_api
+from tests.conftest import TunnelProxy, callback_confirm_api
 from tests.deploy.scripts import load_script
 from vodlocal.tls import self_signed
 
@@ -450,64 +449,6 @@ def test_https_calls_check_the_certificate_against_certifis_cas(
         assert VodCloudApi(_settings(f"{host}:{port}", protocol="https"), 3).call("X", {})["Found"] == 1
 
 
-class _TunnelProxy:
-    """An HTTP proxy on loopback that takes CONNECT only. It notes each tunnel asked for (its target and headers),
-    refuses one without `authorization` (407), and tunnels every target to `upstream`: a client asking for
-    vod.tencentcloudapi.com:443 reaches the test's API, and nothing leaves loopback."""
-
-    def __init__(self, upstream: int, authorization: str | None) -> None:
-        self.tunnels: list[tuple[str, dict[str, str]]] = []
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_CONNECT(self) -> None:
-                proxy.tunnels.append((self.path, dict(self.headers.items())))
-                if authorization is not None and self.headers.get("Proxy-Authorization") != authorization:
-                    self.send_response(407)
-                    self.send_header("Proxy-Authenticate", 'Basic realm="test"')
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                with socket.create_connection(("127.0.0.1", upstream)) as api:
-                    self.send_response(200, "Connection established")
-                    self.end_headers()
-                    copying = threading.Thread(target=_copy, args=(api, self.connection), daemon=True)
-                    copying.start()
-                    _copy(self.connection, api)
-                    copying.join()
-                self.close_connection = True
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.http.daemon_threads = True
-        threading.Thread(target=self.http.serve_forever, args=(0.05,), daemon=True).start()
-        self.address = f"127.0.0.1:{self.http.server_port}"
-
-
-def _copy(source: socket.socket, target: socket.socket) -> None:
-    with contextlib.suppress(OSError):
-        while data := source.recv(65536):
-            target.sendall(data)
-    with contextlib.suppress(OSError):
-        target.shutdown(socket.SHUT_WR)
-
-
-@pytest.fixture
-def tunnel_proxy() -> Iterator[Callable[[int, str | None], _TunnelProxy]]:
-    proxies: list[_TunnelProxy] = []
-
-    def start(upstream: int, authorization: str | None = None) -> _TunnelProxy:
-        proxies.append(_TunnelProxy(upstream, authorization))
-        return proxies[-1]
-
-    yield start
-    for proxy in proxies:
-        proxy.http.shutdown()
-        proxy.http.server_close()
-
-
 _API_HOST = "vod.tencentcloudapi.com"
 _KEYS = {"VOD_SECRET_ID": "AKIDwire", "VOD_SECRET_KEY": "wire-secret-key", "VOD_API_REGION": "ap-guangzhou"}
 
@@ -531,7 +472,7 @@ def _api_behind_a_proxy(
 def test_through_a_proxy_the_tunnel_is_the_sdks_and_kept_alive(
     serve: Callable[..., _Server],
     trust: Callable[[str, str], None],
-    tunnel_proxy: Callable[..., _TunnelProxy],
+    tunnel_proxy: Callable[..., TunnelProxy],
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     userinfo: str,
@@ -564,7 +505,7 @@ def test_through_a_proxy_the_tunnel_is_the_sdks_and_kept_alive(
 def test_a_proxy_that_refuses_the_tunnel_is_an_error_that_names_its_status(
     serve: Callable[..., _Server],
     trust: Callable[[str, str], None],
-    tunnel_proxy: Callable[..., _TunnelProxy],
+    tunnel_proxy: Callable[..., TunnelProxy],
     tmp_path: Path,
 ) -> None:
     server, _ = _api_behind_a_proxy(serve, trust, tmp_path, (_API_HOST,))
@@ -583,7 +524,7 @@ def test_a_proxy_that_refuses_the_tunnel_is_an_error_that_names_its_status(
 def test_through_a_proxy_the_certificate_is_checked_for_vods_host_not_the_proxys(
     serve: Callable[..., _Server],
     trust: Callable[[str, str], None],
-    tunnel_proxy: Callable[..., _TunnelProxy],
+    tunnel_proxy: Callable[..., TunnelProxy],
     tmp_path: Path,
 ) -> None:
     # a certificate certifi trusts, for loopback's names (the proxy's), not for VOD's API
