@@ -55,11 +55,12 @@ class Secret:
 
     __slots__ = ("_value",)
     _known: set[str] = set()  # noqa: RUF012 - the process's secrets, as its settings were read (once per container)
+    _short: set[str] = set()  # noqa: RUF012 - those under 6 characters: masked only where a setting's value is quoted
 
     def __init__(self, value: str) -> None:
         self._value = value
-        if len(value) >= 6:  # shorter ones would mask common words (none of these secrets is that short in use)
-            Secret._known.add(value)
+        # Shorter ones would mask common words (none of these secrets is that short in use; inside SCF, none may be)
+        (Secret._known if len(value) >= 6 else Secret._short).add(value)
 
     def reveal(self) -> str:
         return self._value
@@ -121,13 +122,24 @@ class ConfigError(Exception):
         # one): this text is logged, and is the failed cold start's exception.
         from shared.redaction import redact  # here: only a cold start that fails needs it
 
-        # As values are quoted: repr's escapes (a \\ or a quote in a secret), and origins lowercased
-        forms = {
-            form for secret in known_secrets() for text in (secret, secret.lower()) for form in (text, repr(text)[1:-1])
-        }
-        self.problems = [(name, redact(why, tuple(forms))) for name, why in problems]
+        # Origins are quoted lowercased; a list's items, split from a secret put in it, are pieces of it
+        secrets = (*known_secrets(), *(secret.lower() for secret in known_secrets()))
+        self.problems = [(name, redact(_quoted_pieces_masked(why), secrets)) for name, why in problems]
         lines = "\n".join(f"  {name}: {why}" for name, why in self.problems)
         super().__init__(f"invalid configuration ({len(problems)} problem(s)):\n{lines}")
+
+
+def _quoted_pieces_masked(text: str) -> str:
+    """`text` with each value it quotes (repr's way, 3 characters or more) masked where it is a piece of a secret: a
+    list setting's item, split from a secret put in it; a short secret (allowed outside SCF)."""
+    secrets = [repr(secret)[1:-1] for secret in (*Secret._known, *Secret._short)]
+
+    def masked(match: re.Match[str]) -> str:
+        quoted = match[1] or match[2]
+        return "'********'" if any(quoted in secret or quoted in secret.lower() for secret in secrets) else match[0]
+
+    # (compiled here: a cold start that fails is the one to pay for it)
+    return re.sub(r"'((?:[^'\\]|\\.){3,})'|\"((?:[^\"\\]|\\.){3,})\"", masked, text) if secrets else text
 
 
 class ColdStart:
@@ -556,6 +568,11 @@ def _check_public_key(r: _Reader, name: str, public_key: Secret) -> None:
         r.problem(
             name, "holds more than one key: give one (during a rotation, the old one in AUTH_JWT_PUBLIC_KEY_PREVIOUS)"
         )
+
+
+def is_header_value(text: str) -> bool:
+    """What a header may carry as it is: a line break in it would make a client refuse the call, quoting it."""
+    return text.isascii() and text.isprintable()
 
 
 def is_header_name(text: str) -> bool:
@@ -1078,6 +1095,8 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
         # An SCF execution role: SCF injects its temporary keys (and their token) under these names.
         secret_id, secret_key = r.text("TENCENTCLOUD_SECRETID"), r.secret("TENCENTCLOUD_SECRETKEY")
         session_token = r.secret("TENCENTCLOUD_SESSIONTOKEN")
+        if session_token is not None and not is_header_value(session_token.reveal()):  # sent as X-TC-Token
+            r.problem("TENCENTCLOUD_SESSIONTOKEN", "must be one line of printable ASCII, as SCF gives it")
     if (secret_id is None or secret_key is None) and len(r.problems) == named:  # else a half pair is named
         r.problem(
             "TENCENTCLOUD_SECRET_ID",

@@ -96,11 +96,39 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """`text` with URL passwords, signing parameters, secret-named values and each of `secrets` masked."""
-    for secret in sorted(secrets, key=len, reverse=True):  # longest first: none is left half-masked
-        if secret:
-            text = text.replace(secret, MASK)
+    """`text` with URL passwords, signing parameters, secret-named values and each of `secrets` masked, as written
+    and as text quotes it (escaped, URL-encoded, base64)."""
+    forms = {form for secret in secrets for form in _forms(secret)}
+    for form in sorted(forms, key=len, reverse=True):  # longest first: none is left half-masked
+        text = text.replace(form, MASK)
     return _masked_patterns(text)
+
+
+def _forms(secret: str) -> set[str]:
+    """How a hook's error (or a library's) may quote `secret`: as it is, as repr and JSON escape it, URL-encoded (in
+    either case of hex), and base64 (standard or URL-safe, with or without its padding). Each 6 characters at least:
+    shorter ones would mask common words."""
+    import base64
+    import json
+    from urllib.parse import quote, quote_plus
+
+    try:  # an environment's undecodable byte (a lone surrogate) as the byte it was
+        raw = secret.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # another lone surrogate: no library writes it but this way
+        raw = secret.encode("utf-8", "surrogatepass")
+    encoded = [base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()]
+    urls = [quote(raw, safe=""), quote_plus(raw, safe="")]
+    forms = {
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        *urls,
+        *(re.sub("%[0-9A-F]{2}", lambda m: m[0].lower(), url) for url in urls),
+        *encoded,
+        *(text.rstrip("=") for text in encoded),
+    }
+    return {form for form in forms if len(form) >= 6}
 
 
 def _masked_patterns(text: str) -> str:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from shared.config import ROLE_CREDENTIAL_VARIABLES, VodApiSettings, note_secrets
+from shared.config import ROLE_CREDENTIAL_VARIABLES, VodApiSettings, is_header_value, note_secrets
 
 SERVICE, VERSION = "vod", "2018-07-17"  # the API's name and version in a signature and its headers
 CONTENT_TYPE = "application/json"
@@ -80,7 +80,9 @@ class ExecutionRoleCredential:
     def get_credential_info(self) -> tuple[str, str, str]:  # the SDK's name: it asks before each request
         secret_id, secret_key, token = (os.environ.get(name) or "" for name in ROLE_CREDENTIAL_VARIABLES)
         note_secrets({"TENCENTCLOUD_SECRETKEY": secret_key, "TENCENTCLOUD_SESSIONTOKEN": token})  # renewed: masked too
-        return (secret_id, secret_key, token) if secret_id and secret_key and token else self._loaded
+        # (a token no header can carry: a call would fail quoting it)
+        renewed = secret_id and secret_key and token and is_header_value(secret_id + token)
+        return (secret_id, secret_key, token) if renewed else self._loaded
 
     def __repr__(self) -> str:
         return "ExecutionRoleCredential(***)"

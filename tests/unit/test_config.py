@@ -820,6 +820,37 @@ def test_a_secret_read_under_another_name_is_not_quoted(name: str, secret: str) 
     assert [form for form in (secret, secret.lower(), repr(secret)[1:-1]) if form in str(caught.value)] == []
 
 
+@pytest.mark.parametrize(
+    ("name", "secret", "quoted"),
+    [
+        # a list setting's items are quoted: of a secret holding a comma, its first piece
+        ("VOD_ALLOWED_CLASS_IDS", "q7Rt9wXz2LmN4pB8vK1c,Hs5dF0gJ3kL6zX9cV2bN", "q7Rt9wXz2LmN4pB8vK1c"),
+        ("VOD_ALLOWED_STORAGE_REGIONS", "Ab-Cd_Ef,Gh1Ij2Kl3Mn4Op5Qr6St7Uv8Wx9Yz0ab", "Ab-Cd_Ef"),
+        ("LOG_LEVEL", "k3Y9z", "k3Y9z"),  # a secret too short to be masked elsewhere (outside SCF, allowed)
+    ],
+)
+def test_no_piece_of_a_secret_read_under_another_name_is_quoted(name: str, secret: str, quoted: str) -> None:
+    env = {**SIGN_ENV, "AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "", name: secret}
+    with pytest.raises(ConfigError) as caught:
+        load_sign_settings({**env, "VOD_CALLBACK_SIGN_KEY": secret})  # (read as a secret wherever it is set)
+    assert name in [problem for problem, _ in caught.value.problems] and "********" in str(caught.value)
+    assert quoted not in str(caught.value) and quoted.lower() not in str(caught.value)
+
+
+@pytest.mark.parametrize("token", ["SessTok0123456789abcdef\nXYZ-tail-0123456789", "SessTok\u00e9-0123456789"])
+def test_a_role_token_no_header_can_carry_is_refused_unquoted(token: str) -> None:
+    # A wrapped paste of keys copied from a function: each call would fail quoting the token
+    env = {
+        "TENCENTCLOUD_SECRETID": "AKIDrole0123456789",
+        "TENCENTCLOUD_SECRETKEY": "role-secret-key-0123",
+        "TENCENTCLOUD_SESSIONTOKEN": token,
+    }
+    with pytest.raises(ConfigError) as caught:
+        load_pull_settings({"VOD_CONTEXT_KEY": CONTEXT_KEY, **env})
+    assert "TENCENTCLOUD_SESSIONTOKEN: must be one line of printable ASCII" in str(caught.value)
+    assert "XYZ-tail" not in str(caught.value) and "SessTok" not in str(caught.value)
+
+
 def test_unverified_callbacks_are_refused_inside_scf() -> None:
     with pytest.raises(ConfigError) as caught:
         load_callback_settings(

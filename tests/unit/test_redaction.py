@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import re
+from urllib.parse import quote, quote_plus
+
 import pytest
 
 from shared.redaction import redact
@@ -92,6 +97,31 @@ def test_redact(text: str, masked: str) -> None:
 
 def test_given_secrets_are_masked_longest_first() -> None:
     assert redact("k=1 abcdef abcdefgh", ("abcdef", "abcdefgh")) == "k=1 ******** ********"
+
+
+_SECRET = 'Vk3y/9+Q"w\\eR=t&Y_u1i2o3p4\u00e9'
+_BASE64 = base64.b64encode(_SECRET.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        quote(_SECRET, safe=""),
+        re.sub("%[0-9A-F]{2}", lambda m: m[0].lower(), quote(_SECRET, safe="")),  # its hex in lowercase
+        quote_plus(_SECRET),
+        json.dumps(_SECRET)[1:-1],
+        json.dumps(_SECRET, ensure_ascii=False)[1:-1],
+        repr(_SECRET)[1:-1],
+        _BASE64,
+        _BASE64.rstrip("="),
+        base64.urlsafe_b64encode(_SECRET.encode()).decode(),
+    ],
+    ids=["url", "url-lowercase", "url-plus", "json", "json-utf8", "repr", "base64", "base64-unpadded", "base64url"],
+)
+def test_a_secret_is_masked_as_text_quotes_it(form: str) -> None:
+    # A hook's error quoting a bundle's secret as it sent it: in a URL, a JSON body, a repr, a Basic header
+    masked = redact(f"the webhook refused {form} (sent)", (_SECRET,))
+    assert form not in masked and masked == "the webhook refused ******** (sent)"
 
 
 # Every word that names a secret, in a name of its own (a dict's repr, as a client library prints its settings)

@@ -123,6 +123,14 @@ def test_every_generated_call_is_signed_and_sent_as_the_sdk_builds_it(
         ({}, "loaded"),
         ({"TENCENTCLOUD_SECRETID": "AKIDrenewed", "TENCENTCLOUD_SECRETKEY": "renewed-key"}, "loaded"),  # no token
         ({"TENCENTCLOUD_SECRETKEY": "renewed-key", "TENCENTCLOUD_SESSIONTOKEN": "renewed-token"}, "loaded"),
+        (  # a token no header can carry: each call would fail quoting it
+            {
+                "TENCENTCLOUD_SECRETID": "AKIDrenewed",
+                "TENCENTCLOUD_SECRETKEY": "renewed-key",
+                "TENCENTCLOUD_SESSIONTOKEN": "renewed\ntoken",
+            },
+            "loaded",
+        ),
         (
             {
                 "TENCENTCLOUD_SECRETID": "AKIDrenewed",
