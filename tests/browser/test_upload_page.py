@@ -1653,11 +1653,13 @@ def test_another_users_resume_is_not_given_the_paused_uploads_session_by_its_lat
 
 
 def test_another_users_sign_in_forgets_the_saved_sessions_at_once(browser_stack: BrowserStack) -> None:
-    # GIVEN a browser holding alice's paused upload (its VOD session, and whose it is)
+    # GIVEN a browser holding alice's paused upload (its VOD session, the COS SDK's record of its parts: digests of
+    # her file and the multipart upload's id, and whose it is)
     b = browser_stack
     b.open(b.stack.token("alice"))
     b.page.evaluate(
-        "() => { localStorage.setItem('vod-upload-owner', 'sub:alice'); localStorage.setItem('webugc_1', 'k') }"
+        "() => { localStorage.setItem('vod-upload-owner', 'sub:alice'); localStorage.setItem('webugc_1', 'k');"
+        " localStorage.setItem('cos_sdk_upload_cache', JSON.stringify([['digest', 'upload-id', 1796655333]])) }"
     )
     # WHEN bob's link is opened THEN neither stays, at once: not only once bob starts an upload
     b.page.goto(f"{b.page_origin}/#token={b.stack.token('bob')}")

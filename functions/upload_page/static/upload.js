@@ -377,12 +377,15 @@
   // vod-js-sdk-v6 keeps a paused upload's VOD session in localStorage ("webugc_" and a digest of the file's
   // name and size) and resumes it for whoever chooses that file next. VOD gives a resumed session the
   // sourceContext it was opened with, so another user of this browser would finish, and so give away, the
-  // first one's upload: when the signed-in user changes, the saved sessions are forgotten.
+  // first one's upload: when the signed-in user changes, the saved sessions are forgotten; and the COS SDK's record
+  // of their parts (digests of the files, the multipart uploads' ids), which it keeps 30 days.
   async function forgetOtherUsersSessions() {
     const owner = await tokenOwner(token);
     try {
       if (localStorage.getItem(OWNER_KEY) === owner) return;
-      for (const key of Object.keys(localStorage)) if (key.startsWith("webugc_")) localStorage.removeItem(key);
+      for (const key of Object.keys(localStorage)) {
+        if (key.startsWith("webugc_") || key === "cos_sdk_upload_cache") localStorage.removeItem(key);
+      }
       localStorage.setItem(OWNER_KEY, owner);
     } catch (error) {
       // no localStorage (a private window, say): then the SDK cannot save sessions either
