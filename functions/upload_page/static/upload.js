@@ -306,6 +306,8 @@
       buttons("uploading");
       if ($("error").textContent === SILENT_START) fail(""); // it answered after all
     }
+    // A resumed upload's first report (and a paused one's late last) says 0 bytes: not what COS has, which follows
+    if (!info.loaded && $(`${which}-progress`).value > 0) return;
     $(`${which}-progress`).value = percent;
     $(`${which}-progress`).textContent = `${percent}%`;
     const speed = info.speed ? t("speed", { speed: size(info.speed) }) : "";
@@ -605,10 +607,11 @@
       }
     };
     current.on("media_progress", (info) => {
-      if (uploader === current) session = current.getStorage(current.sessionName) || session; // Apply's
+      if (uploader !== current) return; // paused or cancelled: a late report of its aborted transfers
+      session = current.getStorage(current.sessionName) || session; // Apply's
       showProgress("video", info);
     });
-    current.on("cover_progress", (info) => showProgress("cover", info));
+    current.on("cover_progress", (info) => uploader === current && showProgress("cover", info));
     current.on("media_upload", () => {
       stored = true;
       videoStored();
