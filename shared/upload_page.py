@@ -1,18 +1,22 @@
 """The upload page: one HTML page and its assets, served by functions/upload_page.
 
 Everything the page needs ships in the function's bundle (no CDN, nothing external at run time): the page
-script and style from static/, and Tencent's browser SDK (vod-js-sdk-v6) vendored by scripts/vendor-sdk with
-its npm integrity checked. Assets are served gzip-compressed under content-hashed names with year-long
-immutable caching (the SDK is ~4 MB, ~0.5 MB gzipped, and SCF answers at most 6 MB); the page itself is
-asked again on every visit (no-cache), so a new deployment is picked up at once. The page and the SDK run
-under a strict Content-Security-Policy: scripts and styles from this origin only, connections only to the
-signature and status URLs and to VOD's and COS's upload hosts.
+script and style from static/, inside the page, and Tencent's browser SDK (vod-js-sdk-v6) vendored by
+scripts/vendor-sdk with its npm integrity checked, served gzip-compressed under a content-hashed name with
+year-long immutable caching (it is ~4 MB, ~0.5 MB gzipped, and SCF answers at most 6 MB). The page itself is
+asked again on every visit (no-cache, with an ETag), so a new deployment is picked up at once; its script is in
+it, not an asset of its own: during a rollout (old and new instances answering one URL), an asset named by one
+release's page could reach the other's instance, which has only its own (a 404: the page would do nothing, its
+link's token left in the address bar). The page and the SDK run under a strict Content-Security-Policy: the page's
+own script and style by their hashes, the SDK from this origin, connections only to the signature and status URLs
+and to VOD's and COS's upload hosts.
 
 The page speaks the languages of static/messages.json (its words and its script's), one rendering each: the one
 UPLOAD_PAGE_LANGUAGE names, or with "auto" the browser's (Accept-Language); a link's ?lang= chooses over both, for
 an app that knows its user's language.
 """
 
+import base64
 import functools
 import gzip
 import hashlib
@@ -43,6 +47,7 @@ class Asset(Record):
 
 class Page(Record):
     html_gzipped: dict[str, bytes]  # by language
+    etags: dict[str, str]  # by language: its rendering's digest
     assets: dict[str, Asset]  # by url_name
     csp: str
     language: str  # the setting: one of the page's languages, or "auto"
@@ -73,15 +78,17 @@ def _origin(url: str) -> str | None:
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme else None
 
 
-def content_security_policy(settings: UploadPageSettings) -> str:
+def content_security_policy(settings: UploadPageSettings, *, script: str = "", style: str = "") -> str:
+    """The page's policy; `script` and `style`: the code inside the page, allowed by its hash alone (no other inline
+    code, no eval)."""
     api = [o for o in dict.fromkeys(_origin(u) for u in (settings.signature_url, settings.status_url) if u) if o]
     ancestors = " ".join(settings.frame_ancestors) or "'none'"
     connect = " ".join(["'self'", *api, *VOD_UPLOAD_HOSTS])
     return "; ".join(
         (
             "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
+            " ".join(["script-src 'self'", *_hashed(script)]),
+            " ".join(["style-src", *(_hashed(style) or ["'none'"])]),
             "img-src 'self' data:",  # data: for the empty favicon; no image is made in the page
             f"connect-src {connect}",
             "base-uri 'none'",
@@ -91,14 +98,23 @@ def content_security_policy(settings: UploadPageSettings) -> str:
     )
 
 
+def _hashed(code: str) -> list[str]:
+    """The CSP source that allows this inline code (CSP 3's hash-source), if any."""
+    return [f"'sha256-{base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()}'"] if code else []
+
+
+def _inline(path: Path, tag: str) -> str:
+    code = _read(path).decode("utf-8")
+    if f"</{tag}" in code.lower():  # the page's parser would end the element there
+        raise AssetsMissing(f"{path.name} holds '</{tag}': it cannot go inside the page")
+    return code
+
+
 def build_page(settings: UploadPageSettings, static_dir: Path, vendor_dir: Path) -> Page:
-    """Read the assets once (per container) and render the page that names them, in each of its languages."""
-    assets = [
-        _asset("upload.js", _read(static_dir / "upload.js")),
-        _asset("upload.css", _read(static_dir / "upload.css")),
-        _asset(SDK_FILE, _read(vendor_dir / SDK_FILE), already_gzipped=True),
-    ]
-    script, style, sdk = (a.url_name for a in assets)
+    """Read the files once (per container) and render the page, with its script and style, in each of its
+    languages."""
+    script, style = _inline(static_dir / "upload.js", "script"), _inline(static_dir / "upload.css", "style")
+    sdk = _asset(SDK_FILE, _read(vendor_dir / SDK_FILE), already_gzipped=True)
     config = {
         "signatureUrl": settings.signature_url,
         "statusUrl": settings.status_url,
@@ -107,23 +123,24 @@ def build_page(settings: UploadPageSettings, static_dir: Path, vendor_dir: Path)
     }
     template = _read(static_dir / "page.html").decode("utf-8")
     languages = json.loads(_read(static_dir / "messages.json"))
-    pages = {}
+    pages, etags = {}, {}
     for language in PAGE_LANGUAGES:
         messages = languages[language]
         page = _WORDS.sub(lambda m: html.escape(messages[m.group(1)]), template)  # noqa: B023 (used at once)
         for key, value in {
             "LANG": language,
-            "SDK_URL": f"assets/{sdk}",
-            "SCRIPT_URL": f"assets/{script}",
-            "STYLE_URL": f"assets/{style}",
+            "SDK_URL": f"assets/{sdk.url_name}",
             "CONFIG": html.escape(json.dumps({**config, "messages": messages}, separators=(",", ":")), quote=True),
         }.items():
             page = page.replace("{{" + key + "}}", value)
-        pages[language] = gzip.compress(page.encode("utf-8"), compresslevel=9, mtime=0)
+        rendered = page.replace("{{STYLE}}", style).replace("{{SCRIPT}}", script).encode("utf-8")  # as they are
+        pages[language] = gzip.compress(rendered, compresslevel=9, mtime=0)
+        etags[language] = f"page.{hashlib.sha256(rendered).hexdigest()[:16]}.{language}"
     return Page(
         html_gzipped=pages,
-        assets={a.url_name: a for a in assets},
-        csp=content_security_policy(settings),
+        etags=etags,
+        assets={sdk.url_name: sdk},
+        csp=content_security_policy(settings, script=script, style=style),
         language=settings.language,
     )
 
@@ -202,9 +219,15 @@ def _accepts_gzip(request: Request) -> bool:
 _plain = functools.lru_cache(maxsize=16)(gzip.decompress)
 
 
-def _send(request: Request, gzipped: bytes, headers: dict[str, str]) -> Response:
-    headers = {"Vary": "Accept-Encoding", "X-Content-Type-Options": "nosniff", **headers}
-    if _accepts_gzip(request):
+def _send(request: Request, gzipped: bytes, headers: dict[str, str], *, etag: str) -> Response:
+    """The gzip or the plain bytes, as the client takes; a 304 when it has them (one ETag per encoding: they are
+    different representations)."""
+    gzip_taken = _accepts_gzip(request)
+    tag = f'"{etag}.gz"' if gzip_taken else f'"{etag}"'
+    headers = {"Vary": "Accept-Encoding", "X-Content-Type-Options": "nosniff", **headers, "ETag": tag}
+    if matches(request.headers.get("if-none-match"), tag):
+        return Response(304, headers={k: v for k, v in headers.items() if k != "Content-Type"})
+    if gzip_taken:
         return Response(200, headers={**headers, "Content-Encoding": "gzip"}, content=gzipped)
     return Response(200, headers=headers, content=_plain(gzipped))
 
@@ -223,12 +246,8 @@ def make_page_endpoint(page: Page) -> Endpoint:
             asset = page.assets.get(name)
             if asset is None:
                 raise NotFound(f"no asset {name[:80]!r} (asset names change with every release)")
-            # One ETag per encoding (the gzip and the plain bytes are different representations).
-            etag = f'"{name}.gz"' if _accepts_gzip(request) else f'"{name}"'
-            if matches(request.headers.get("if-none-match"), etag):
-                return Response(304, headers={"ETag": etag, "Cache-Control": _IMMUTABLE, "Vary": "Accept-Encoding"})
-            headers = {"Content-Type": asset.content_type, "Cache-Control": _IMMUTABLE, "ETag": etag}
-            return _send(request, asset.gzipped, headers)
+            headers = {"Content-Type": asset.content_type, "Cache-Control": _IMMUTABLE}
+            return _send(request, asset.gzipped, headers, etag=name)
         if name in _ASKED_AT_THE_ROOT and not head:  # not the page: not worth its 308 and HTML
             raise NotFound(f"no {name} here")
         if name:  # the page's relative asset URLs need the trailing slash
@@ -247,6 +266,6 @@ def make_page_endpoint(page: Page) -> Endpoint:
             "Referrer-Policy": "no-referrer",
             "Cross-Origin-Opener-Policy": "same-origin",
         }
-        return _send(request, page.html_gzipped[language], headers)
+        return _send(request, page.html_gzipped[language], headers, etag=page.etags[language])
 
     return endpoint

@@ -217,7 +217,7 @@ def test_the_page_on_its_own_origin_gets_what_a_function_url_sends(monkeypatch: 
     server = localstack.serve_wsgi("page", harness.create_app("upload_page"), 0)
     try:
         page = requests.get(f"{server.url}/", timeout=10)
-        script = re.search(r'src="(assets/upload\.[0-9a-f]+\.js)"', page.text)
+        script = re.search(r'src="(assets/vod-js-sdk-v6\.[0-9a-f]+\.js)"', page.text)
         asset = requests.get(f"{server.url}/{script and script[1]}", timeout=10)
         other = requests.get(f"{server.url}/upload", timeout=10, allow_redirects=False)  # every path reaches it
     finally:
