@@ -303,9 +303,9 @@ def test_a_blank_port_variable_means_the_default(
 @pytest.mark.parametrize(
     ("state", "setting", "said"),
     [
-        ("state", {"VOD_SUB_APP_ID": "0"}, "VOD_SUB_APP_ID must be a positive integer"),
+        ("state", {"VOD_SUB_APP_ID": "-1"}, "VOD_SUB_APP_ID must be a whole number"),  # (0: the primary application)
         ("state", {"VOD_APP_ID": "0"}, "VOD_APP_ID must be a positive integer"),  # "-1" was refused before
-        ("state", {"VOD_SUB_APP_ID": "\u00b2"}, "VOD_SUB_APP_ID must be a positive integer"),  # a digit to isdigit()
+        ("state", {"VOD_SUB_APP_ID": "\u00b2"}, "VOD_SUB_APP_ID must be a whole number"),  # a digit to isdigit()
         ("afile", {}, "cannot start:"),  # a state directory that is a file
     ],
     ids=["sub-app-id", "app-id", "superscript-digit", "state-dir"],
