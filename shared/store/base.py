@@ -11,6 +11,7 @@ after any failure, created lazily, so a store that is down at cold start costs a
 """
 
 import collections
+import functools
 import itertools
 import json
 import os
@@ -398,6 +399,7 @@ class Idle(Record):
 # Records files_past reads a statement, in file id order (the primary key's): each statement's time is bounded
 # whatever the store's size (DATABASE_TIMEOUT bounds each), where one scan of every record would not be.
 RETENTION_PAGE = 1000
+NAMING_PAGE = 50_000  # records a statement of files_naming searches by text (~10 ms of a PostgreSQL's scan)
 
 
 class EventStore(ABC):
@@ -908,35 +910,53 @@ class EventStore(ABC):
             erased.update(row[0] for row in cursor.fetchall())
         return erased
 
-    def files_naming(self, user_id: str) -> list[str]:
+    def files_naming(self, user_id: str, *, page: int = NAMING_PAGE) -> list[str]:
         """The files whose record names `user_id`: as its user; or, where none was proven, as the user in its
         sourceContext (a seal that did not verify, or an unsealed `u1:` one) or among the values of a conflict. Oldest
-        first."""
+        first. Those by text are searched `page` records (by file id) a statement: one search of a large store would
+        outlast DATABASE_TIMEOUT."""
 
-        def read(cursor: Cursor) -> list[str]:
+        def proven(cursor: Cursor) -> list[str]:
             cursor.execute(
                 self._sql("SELECT file_id FROM uploads WHERE user_id = ? ORDER BY first_seen_at, file_id"), (user_id,)
             )
-            found = [row[0] for row in cursor.fetchall()]
-            # Candidates by text (LIKE: no index reads JSON), each then read exactly. In a conflict's JSON the user ends
-            # a string: a user_id value ("ann"), or a source_context value ("u2:…:ann").
-            ending = _like(canonical_json(user_id)[1:])
+            return [row[0] for row in cursor.fetchall()]
+
+        # Candidates by text (LIKE: no index reads JSON), each then read exactly. In a conflict's JSON the user ends a
+        # string: a user_id value ("ann"), or a source_context value ("u2:…:ann").
+        patterns = (f"%:{_like(user_id)}", f"%{_like(canonical_json(user_id)[1:])}%")
+
+        def unproven(cursor: Cursor, after: str) -> tuple[list[tuple[float, str]], str | None]:
+            # Where the page ends, through the primary key's index: the search reads that range only
+            cursor.execute(
+                self._sql("SELECT file_id FROM uploads WHERE file_id > ? ORDER BY file_id LIMIT 1 OFFSET ?"),
+                (after, page - 1),
+            )
+            end = cursor.fetchone()
             cursor.execute(
                 self._sql(
-                    "SELECT file_id, source_context, conflicts FROM uploads WHERE user_id IS NULL AND "
-                    "(source_context LIKE ? ESCAPE '!' OR conflicts LIKE ? ESCAPE '!') ORDER BY first_seen_at, file_id"
+                    "SELECT file_id, first_seen_at, source_context, conflicts FROM uploads WHERE file_id > ? "  # noqa: S608
+                    + ("AND file_id <= ? " if end else "")
+                    + "AND user_id IS NULL AND (source_context LIKE ? ESCAPE '!' OR conflicts LIKE ? ESCAPE '!')"
                 ),
-                (f"%:{_like(user_id)}", f"%{ending}%"),
+                (after, *(end or ()), *patterns),
             )
-            for file_id, context, conflicts in cursor.fetchall():
+            found = []
+            for file_id, first_seen_at, context, conflicts in cursor.fetchall():
                 disputed = [(c["field"], v) for c in json.loads(conflicts) for v in c["values"]]
                 contexts = [context, *(v for field, v in disputed if field == "source_context")]
                 users = [v for field, v in disputed if field == "user_id"]
                 if user_id in users or user_id in map(_sealed_user, contexts):
-                    found.append(file_id)
-            return found
+                    found.append((first_seen_at, file_id))
+            return found, (end[0] if end else None)
 
-        return self._run(read, write=False)
+        named = self._run(proven, write=False)
+        candidates: list[tuple[float, str]] = []
+        after: str | None = ""
+        while after is not None:
+            found, after = self._run(functools.partial(unproven, after=after), write=False)
+            candidates += found
+        return named + [file_id for _, file_id in sorted(candidates)]
 
     # --- reads --------------------------------------------------------------------------------------
 

@@ -312,10 +312,18 @@ def test_a_user_whose_id_holds_a_like_patterns_characters_is_found_unproven_too(
     assert store.files_naming(user) == [ANN]
 
 
-def test_the_files_naming_a_user_come_oldest_first(store: EventStore) -> None:
+@pytest.mark.parametrize("page", [1, 2, 3, 1000])  # records a statement searches by text: all are found, in order
+def test_the_files_naming_a_user_come_oldest_first(store: EventStore, page: int) -> None:
+    # Proven ones first, then those by text (a seal whose key was removed, say), each oldest first
     for at, file_id in [(2.0, "a-second"), (1.0, "b-first"), (3.0, "c-third")]:
         ingest_event(store, _upload(ANNS[0], file_id), received_at=at, keys=KEYS)
-    assert store.files_naming(ANNS[0]) == ["b-first", "a-second", "c-third"]
+    for at, file_id in [(5.0, "d-unproven-second"), (4.0, "e-unproven-first"), (6.0, "f-not-hers")]:
+        context = seal(ANNS[0] if file_id != "f-not-hers" else "bob", "r", "k" * 32)
+        ingest_event(
+            store, vod_event("NewFileUpload", FileId=file_id, SourceContext=context), received_at=at, keys=KEYS
+        )
+    ordered = ["b-first", "a-second", "c-third", "e-unproven-first", "d-unproven-second"]
+    assert store.files_naming(ANNS[0], page=page) == ordered
 
 
 def test_a_delete_of_erased_files_only_keeps_what_it_holds(store: EventStore) -> None:
