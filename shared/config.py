@@ -1152,8 +1152,8 @@ def _read_proxy(
         return None
     try:
         parts = urlsplit(url if "://" in url else f"http://{url}")  # a bare host:port: http://, as curl takes it
-        # (not one with a "/": "http:/user:password@host" lacks a slash, and its scheme is no host)
-        host, port = (parts.hostname if "://" in url or "/" not in url else None), parts.port or 80
+        # (not a scheme and one slash: "http:/user:password@host" lacks a slash, and its scheme is no host)
+        host, port = (None if re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/(?!/)", url) else parts.hostname), parts.port or 80
     except ValueError:  # a port that is not a number, or out of range; a bracket unclosed
         host = None
     if host is None:  # the wording is no URL: one with a password in it would be masked in the message

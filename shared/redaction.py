@@ -117,7 +117,7 @@ def _forms(secret: str) -> set[str]:
     except UnicodeEncodeError:  # another lone surrogate: no library writes it but this way
         raw = secret.encode("utf-8", "surrogatepass")
     encoded = [base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()]
-    urls = [quote(raw, safe=""), quote_plus(raw, safe="")]
+    urls = [quote(raw, safe=""), quote(raw), quote_plus(raw, safe="")]  # quote's own default keeps "/"
     forms = {
         secret,
         repr(secret)[1:-1],

@@ -104,7 +104,9 @@ def _hashed(code: str) -> list[str]:
 
 
 def _inline(path: Path, tag: str) -> str:
-    code = _read(path).decode("utf-8")
+    # With its line breaks as the browser's parser makes them (CRLF, CR: LF) before it hashes inline code: a file
+    # saved with CRLF (Git for Windows' checkout, an editor) would not match its hash, and be blocked
+    code = _read(path).decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     if f"</{tag}" in code.lower():  # the page's parser would end the element there
         raise AssetsMissing(f"{path.name} holds '</{tag}': it cannot go inside the page")
     return code

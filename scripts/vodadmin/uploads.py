@@ -474,9 +474,10 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
     say = _Lines()  # an erasure goes on to its end whatever becomes of its output (`| head`, a full disk)
     try:
         _erase_batches(store, file_ids, erased, say)
+        done = set(erased)
+        left = [(f, store.upload(f)) for f in file_ids if f not in done]
     except StoreUnavailable as exc:  # those printed are erased; running it again erases the rest
         raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None
-    left = [(f, store.upload(f)) for f in file_ids if f not in set(erased)]
     for file_id, _ in [(f, upload) for f, upload in left if upload is not None and upload.status == "erased"]:
         say(shown(f"{file_id} erased already: left as it was"))  # its erasure's time kept (a run again, say)
     _erased_said(say, erased, vod_deleted=False, users=args.user is not None)

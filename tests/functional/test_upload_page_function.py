@@ -8,6 +8,7 @@ import hashlib
 import html
 import json
 import re
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args
@@ -89,6 +90,20 @@ def test_the_page_holds_its_code_names_the_sdk_by_content_and_carries_its_settin
     assert headers["Content-Type"].startswith("text/javascript")
     # Under SCF's 6 MB answer limit, base64 included.
     assert len(base64.b64encode(body)) < 6 * 1024 * 1024
+
+
+def test_code_saved_with_crlf_is_inlined_as_the_browser_hashes_it(tmp_path: Path) -> None:
+    # (Git for Windows' checkout, an editor: the HTML parser makes each CRLF and CR a LF before it hashes inline code)
+    static = tmp_path / "static"
+    shutil.copytree(STATIC, static)
+    for name in ("upload.js", "upload.css"):
+        (static / name).write_bytes((STATIC / name).read_bytes().replace(b"\n", b"\r\n"))
+    page = upload_page.build_page(load_upload_page_settings(ENV), static, SDK.parent)
+    html_text = gzip.decompress(page.html_gzipped["en"]).decode()
+    for tag, name in (("script", "upload.js"), ("style", "upload.css")):
+        code = _inline(html_text, tag)
+        assert code == (STATIC / name).read_text()  # as the parser reads it: LF only
+        assert f"'sha256-{base64.b64encode(hashlib.sha256(code.encode()).digest()).decode()}'" in page.csp
 
 
 def test_the_page_has_a_strict_content_security_policy(page_function: Handler) -> None:

@@ -127,6 +127,7 @@ def _basic(pair: bytes) -> Secret:
     [
         ({"HTTPS_PROXY": "http://proxy.internal:3128"}, ProxySettings("proxy.internal", 3128, None)),
         ({"https_proxy": "proxy.internal:3128"}, ProxySettings("proxy.internal", 3128, None)),  # bare: http://
+        ({"https_proxy": "proxy.internal:3128/"}, ProxySettings("proxy.internal", 3128, None)),  # and a slash
         ({"ALL_PROXY": "http://Proxy.Internal"}, ProxySettings("proxy.internal", 80, None)),
         ({"HTTPS_PROXY": "http://[fd00::1]:3128"}, ProxySettings("fd00::1", 3128, None)),
         # percent-decoded, then Latin-1 (as requests sends them); a user without a password sends none
@@ -162,6 +163,7 @@ def test_a_loopback_api_is_never_reached_through_a_proxy(endpoint: str) -> None:
         ("http://app:hunter2-proxy@proxy.internal:31x8", "must be http://"),
         ("http://app:hunter2-proxy@proxy.internal:99999", "must be http://"),
         ("http://app:hunter2-proxy@:3128", "must be http://"),
+        ("http:/app:hunter2-proxy@proxy.internal:3128", "must be http://"),  # a slash missing: not a host "http"
         ("http://app:hunter2-%E6%BC%A2@proxy.internal:3128", ".*Latin-1"),
     ],
 )

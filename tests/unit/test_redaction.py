@@ -107,6 +107,7 @@ _BASE64 = base64.b64encode(_SECRET.encode()).decode()
     "form",
     [
         quote(_SECRET, safe=""),
+        quote(_SECRET),  # its own default: "/" as it is
         re.sub("%[0-9A-F]{2}", lambda m: m[0].lower(), quote(_SECRET, safe="")),  # its hex in lowercase
         quote_plus(_SECRET),
         json.dumps(_SECRET)[1:-1],
@@ -116,7 +117,18 @@ _BASE64 = base64.b64encode(_SECRET.encode()).decode()
         _BASE64.rstrip("="),
         base64.urlsafe_b64encode(_SECRET.encode()).decode(),
     ],
-    ids=["url", "url-lowercase", "url-plus", "json", "json-utf8", "repr", "base64", "base64-unpadded", "base64url"],
+    ids=[
+        "url",
+        "url-path",
+        "url-lowercase",
+        "url-plus",
+        "json",
+        "json-utf8",
+        "repr",
+        "base64",
+        "base64-unpadded",
+        "base64url",
+    ],
 )
 def test_a_secret_is_masked_as_text_quotes_it(form: str) -> None:
     # A hook's error quoting a bundle's secret as it sent it: in a URL, a JSON body, a repr, a Basic header
