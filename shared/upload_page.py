@@ -35,7 +35,7 @@ from shared.records import Record
 # whose scheme follows the page's (no scheme here: an https page reaches https only).
 VOD_UPLOAD_HOSTS = ("https://vod2.qcloud.com", "https://vod2.dnsv1.com", "*.myqcloud.com", "*.tencentcos.cn")
 SDK_FILE = "vod-js-sdk-v6.js.gz"
-_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8"}
+_JAVASCRIPT = "text/javascript; charset=utf-8"
 _IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -57,13 +57,10 @@ class AssetsMissing(Exception):
     """The bundle lacks a file the page needs (e.g. the SDK was not vendored: run scripts/vendor-sdk)."""
 
 
-def _asset(name: str, content: bytes, *, already_gzipped: bool = False) -> Asset:
-    stem, suffix = name.split(".", 1)[0], Path(name.removesuffix(".gz")).suffix
+def _sdk_asset(gzipped: bytes) -> Asset:
     # The name follows the bytes as stored (the vendored SDK is gzipped deterministically, mtime 0):
     # no 4 MB decompression on a cold start just to name it.
-    digest = hashlib.sha256(content).hexdigest()[:16]
-    packed = content if already_gzipped else gzip.compress(content, compresslevel=9, mtime=0)
-    return Asset(f"{stem}.{digest}{suffix}", _TYPES[suffix], packed)
+    return Asset(f"vod-js-sdk-v6.{hashlib.sha256(gzipped).hexdigest()[:16]}.js", _JAVASCRIPT, gzipped)
 
 
 def _read(path: Path) -> bytes:
@@ -116,7 +113,7 @@ def build_page(settings: UploadPageSettings, static_dir: Path, vendor_dir: Path)
     """Read the files once (per container) and render the page, with its script and style, in each of its
     languages."""
     script, style = _inline(static_dir / "upload.js", "script"), _inline(static_dir / "upload.css", "style")
-    sdk = _asset(SDK_FILE, _read(vendor_dir / SDK_FILE), already_gzipped=True)
+    sdk = _sdk_asset(_read(vendor_dir / SDK_FILE))
     config = {
         "signatureUrl": settings.signature_url,
         "statusUrl": settings.status_url,
