@@ -478,8 +478,9 @@ def erase(store: EventStore, args: argparse.Namespace) -> None:
         left = [(f, store.upload(f)) for f in file_ids if f not in done]
     except StoreUnavailable as exc:  # those printed are erased; running it again erases the rest
         raise Failure(f"the store is unavailable ({len(erased)} file(s) erased): {exc}", 2) from None
-    for file_id, _ in [(f, upload) for f, upload in left if upload is not None and upload.status == "erased"]:
-        say(shown(f"{file_id} erased already: left as it was"))  # its erasure's time kept (a run again, say)
+    for file_id, upload in left:
+        if upload is not None and upload.status == "erased":  # its erasure's time kept (a run again, say)
+            say(shown(f"{file_id} erased already: left as it was"))
     _erased_said(say, erased, vod_deleted=False, users=args.user is not None)
     unknown = [file_id for file_id, upload in left if upload is None]
     if unknown:  # a mistyped id: not an erasure done (exit 1, as `show` of it)

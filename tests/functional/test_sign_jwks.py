@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 import pytest
@@ -406,7 +407,7 @@ def test_a_key_set_is_read_through_the_proxy_the_environment_names(
     new_container()
     with _tls_server(tls) as serve_tls:
         issuer = Issuer(serve_tls)
-        proxy = tunnel_proxy(int(issuer.url.split(":")[2].split("/")[0]), authorization)
+        proxy = tunnel_proxy(urlsplit(issuer.url).port, authorization)
         url = "https://id.example.com/.well-known/jwks.json"
         result = sign(url, HTTPS_PROXY=f"http://{userinfo}{proxy.address}")(token("k1"))
     # THEN the set is read through it, its password sent to the proxy only, and in no log line
