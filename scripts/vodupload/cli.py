@@ -4,8 +4,9 @@
 
 Ctrl-C pauses: the parts in flight finish, the progress is saved, and running the same command again
 resumes (VOD keeps an upload resumable for a day). If VOD refuses to continue the saved upload, for
-whatever reason, the command says so and starts over (unless VOD refuses the new upload too: then the saved one
-is kept; after a refused commit, the next run asks for it once more, and starts over if refused again).
+whatever reason, or it asked for other settings, the command says so and starts over (unless VOD refuses the new
+upload too: then the saved one is kept; after a refused commit, the next run asks for it once more, and starts over
+if refused again).
 --cancel discards a saved upload of FILE and deletes its unfinished parts (if VOD refuses to continue the
 upload, they cannot be deleted: it says so; after a run stopped while committing, it asks VOD for that commit
 again: too late if VOD confirms it).
@@ -96,8 +97,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = _Parser(prog="vod-upload", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.json_output = "--json" in (sys.argv[1:] if argv is None else argv)
+    # Flags in full (no abbreviations), so that whether a usage error owes --json's line is read off the arguments
+    # before parsing them (those before a "--": after it, "--json" would be a file's name).
+    parser = _Parser(
+        prog="vod-upload",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    given = sys.argv[1:] if argv is None else argv
+    parser.json_output = "--json" in given[: given.index("--") if "--" in given else None]
     parser.add_argument("file", type=Path, help="the video (its extension tells VOD the type)")
     parser.add_argument("--cover", type=Path, help="a cover image for the video")
     parser.add_argument("--name", help="the video's name in VOD (default: the file name without extension)")

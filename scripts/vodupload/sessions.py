@@ -10,9 +10,10 @@ or saved for a file that has changed since is dropped locally. Unlike the SDK, f
 (network errors, 5xx) is no refusal: the saved session stays for a later try. A session whose commit was
 sent by a run that stopped before the answer is committed again, not uploaded a second time. So is one whose
 commit VOD refused (the refusal may be the signature's alone): the next run asks for that commit once more, and
-only if VOD refuses it again drops the session and starts over, in that run (vod-js-sdk-v6 deletes its saved
-session before it commits). A cancel asks VOD again only for a commit that may have been made (a try before the
-refusal went unanswered); one refused at its first try never was, and is discarded.
+only if VOD refuses it again starts over, in that run (vod-js-sdk-v6 deletes its saved session before it
+commits). A cancel asks VOD again only for a commit that may have been made (a try went unanswered); one refused
+at its first try never was, and is discarded. A saved session this run will not continue (its commit refused
+again, or it asked for something else) is deleted, as a refused one, only once VOD has given the new one.
 
 Dropping a session aborts its multipart uploads, best effort. COS needs the session's own temporary
 credentials for that, and VOD hands them out only while it accepts the session: after a refusal only
@@ -40,6 +41,16 @@ Notify = Callable[[NoticeKind, str], None]
 
 
 @dataclass(frozen=True)
+class Replaced:
+    """A saved session this run starts over from, deleted once VOD has given the new one."""
+
+    saved: Checkpoint
+    kind: NoticeKind
+    why: str
+    refused: bool = False  # VOD refused the session itself: it gives no credentials for it any more
+
+
+@dataclass(frozen=True)
 class Opened:
     checkpoint: Checkpoint
     credentials: SessionCredentials
@@ -59,45 +70,46 @@ class SavedSessions:
         return self._up.checkpoints.load(self.name, lambda why: self._notify(NoticeKind.CHECKPOINT_UNREADABLE, why))
 
     def open(
-        self, identities: dict[str, FileIdentity], video: MediaInfo, cover: MediaInfo | None, asked: dict[str, Any]
+        self,
+        identities: dict[str, FileIdentity],
+        video: MediaInfo,
+        cover: MediaInfo | None,
+        asked: dict[str, Any],
+        replacing: Replaced | None = None,
     ) -> Opened:
         """The saved session if VOD continues it, else a new one (saved before anything is uploaded). `asked`:
-        what this upload asks for (a saved session asked for something else is not continued)."""
-        saved = self._usable(identities, asked)
-        refused: VodApiError | None = None
+        what this upload asks for (a saved session asked for something else is not continued). `replacing`: a
+        saved session already known not to be continued (recommit's)."""
+        saved = None
+        if replacing is None:
+            saved, replacing = self._usable(identities, asked)
         if saved is not None:
             try:
                 applied = self._up.vod.apply_resume(saved.session_key)
             except VodApiError as exc:
-                refused = exc
+                why = f"VOD refused to continue the saved upload (code {exc.code}: {exc.detail})"
+                replacing = Replaced(saved, NoticeKind.SESSION_REFUSED, why, refused=True)
             else:
                 return Opened(saved, self._up._credentials(applied, self._on_refresh), resumed=True)
         try:
             applied = self._up.vod.apply_new(video, cover, storage_region=self._up.options.storage_region)
         except VodApiError as exc:
-            if saved is not None and refused is not None:  # the signature's fault, perhaps: kept for a later run
-                self._notify(
-                    NoticeKind.SESSION_REFUSED,
-                    f"VOD refused to continue the saved upload (code {refused.code}: {refused.detail}) and a new "
-                    f"one (code {exc.code}): the saved upload is kept for a later run",
-                )
+            if replacing is not None:  # the signature's fault, perhaps, or the new request's: kept for a later run
+                kept = f"VOD refused a new one (code {exc.code}): the saved upload is kept for a later run"
+                self._notify(replacing.kind, f"{replacing.why}; {kept}")
             raise
-        if saved is not None and refused is not None:  # VOD is willing: only that session is over
-            self._notify(
-                NoticeKind.SESSION_REFUSED,
-                f"VOD refused to continue the saved upload (code {refused.code}: {refused.detail}); "
-                "starting over with a new upload",
-            )
-            self.abandon(saved, refused=True)
+        if replacing is not None:  # VOD is willing: only that session is over
+            self._notify(replacing.kind, f"{replacing.why}; starting over with a new upload")
+            self.abandon(replacing.saved, refused=replacing.refused)
         objects = [SavedObject(role, identity) for role, identity in identities.items()]
         checkpoint = Checkpoint(self.name, applied.session_key, self._up._clock(), objects, asked=asked)
         self._up.checkpoints.save(checkpoint)
         return Opened(checkpoint, self._up._credentials(applied, self._on_refresh), resumed=False)
 
-    def recommit(self, identities: dict[str, FileIdentity], asked: dict[str, Any]) -> Committed | None:
+    def recommit(self, identities: dict[str, FileIdentity], asked: dict[str, Any]) -> Committed | Replaced | None:
         """The upload a stopped run had sent CommitUploadUGC for (killed, say, before the answer), committed
         again: a commit is repeatable (vod-js-sdk-v6 retries it with the same session key). None when there is
-        no such upload; None too, the saved session abandoned, when VOD refuses that commit."""
+        no such upload; Replaced, for open(), when VOD refuses that commit."""
         saved = self.load()
         if saved is None or not saved.committing:
             return None
@@ -106,14 +118,10 @@ class SavedSessions:
         if any(_change(identities.get(obj.role), obj) is not None for obj in saved.objects):
             return None
         try:
-            committed = self.commit_again(saved)
+            committed = self.commit(saved)
         except VodApiError as exc:  # final: resumed, the session would send nothing and be refused again
-            self._notify(
-                NoticeKind.SESSION_REFUSED,
-                f"VOD refused to commit the saved upload (code {exc.code}: {exc.detail}); starting over",
-            )
-            self.abandon(saved)
-            return None
+            why = f"VOD refused to commit the saved upload (code {exc.code}: {exc.detail})"
+            return Replaced(saved, NoticeKind.SESSION_REFUSED, why)
         if saved.asked is not None and saved.asked != asked:  # done, as asked then: another upload would be a copy
             self._notify(
                 NoticeKind.REQUEST_CHANGED,
@@ -124,25 +132,29 @@ class SavedSessions:
             self._notify(NoticeKind.RESUMING, "the previous run had committed the upload; nothing left to send")
         return committed
 
-    def commit_again(self, saved: Checkpoint) -> Committed:
-        """Ask VOD again for the commit a stopped run sent (`saved.committing`): done, and the saved session
-        forgotten, when VOD confirms it; VodApiError when VOD refuses it (the session is then as it was)."""
-        committed = self._up.vod.commit(saved.session_key)
-        self.finished(saved)
+    def commit(self, checkpoint: Checkpoint) -> Committed:
+        """Send the commit (or send it again, for a saved session a stopped run sent it for): done, and the saved
+        session forgotten, when VOD confirms it. Before each try is sent, once it has its signature, the checkpoint
+        says the commit may have been made (one that never got a signature was not sent, and stays cancellable); a
+        VodApiError when VOD refuses it, the checkpoint then saying whether it was ever made."""
+        never_made = not checkpoint.committing or checkpoint.commit_refused
+        tries: list[None] = []
+
+        def sending() -> None:
+            tries.append(None)
+            if not checkpoint.committing or checkpoint.commit_refused:
+                checkpoint.committing, checkpoint.commit_refused = True, False
+                self._up.checkpoints.save(checkpoint)
+
+        try:
+            committed = self._up.vod.commit(checkpoint.session_key, sending=sending)
+        except VodApiError:
+            if never_made and len(tries) == 1:  # refused at its only try: still never made, so a cancel asks nothing
+                checkpoint.commit_refused = True
+                self._up.checkpoints.save(checkpoint)
+            raise
+        self.finished(checkpoint)
         return committed
-
-    def committing(self, checkpoint: Checkpoint) -> None:
-        """Every object is stored and the commit, signed, is about to be sent: saved, so that a stopped run's next
-        one asks for that commit again rather than uploading a second copy."""
-        if checkpoint.committing:
-            return
-        checkpoint.committing = True
-        self._up.checkpoints.save(checkpoint)
-
-    def commit_refused(self, checkpoint: Checkpoint) -> None:
-        """VOD refused the commit at its first try: saved so (see Checkpoint.commit_refused)."""
-        checkpoint.commit_refused = True
-        self._up.checkpoints.save(checkpoint)
 
     def finished(self, checkpoint: Checkpoint) -> None:
         """Committed or cancelled: nothing left to resume."""
@@ -186,10 +198,13 @@ class SavedSessions:
         for transfer in self._up._transfers(saved, credentials, halt=threading.Event(), meter=meter, parallel=1):
             transfer.abort()
 
-    def _usable(self, identities: dict[str, FileIdentity], asked: dict[str, Any]) -> Checkpoint | None:
+    def _usable(
+        self, identities: dict[str, FileIdentity], asked: dict[str, Any]
+    ) -> tuple[Checkpoint | None, Replaced | None]:
+        """The saved session to continue, or the one to start over from (deleted once VOD gives the new one)."""
         saved = self.load()
         if saved is None:
-            return None
+            return None, None
         window = self._up.options.resume_window
         age = self._up._clock() - saved.created_at
         if age >= window:
@@ -202,7 +217,7 @@ class SavedSessions:
                 + (" (its uploaded parts stay in VOD's storage until VOD removes them)" if left else ""),
             )
             self.finished(saved)
-            return None
+            return None, None
         # The checkpoint's name covers which files (paths); whether they are still the same files is this.
         changes = [
             f"{obj.role}: {change}"
@@ -215,17 +230,13 @@ class SavedSessions:
                 f"the file changed since the upload was saved ({'; '.join(changes)}); starting over",
             )
             self.abandon(saved)
-            return None
+            return None, None
         # VOD keeps what a session was opened with (its task flow, region, class, name): continuing it would
         # give the upload those, not what this run asks for.
         if saved.asked is not None and saved.asked != asked:
-            self._notify(
-                NoticeKind.REQUEST_CHANGED,
-                f"the saved upload asked for something else ({_differences(saved.asked, asked)}); starting over",
-            )
-            self.abandon(saved)
-            return None
-        return saved
+            why = f"the saved upload asked for something else ({_differences(saved.asked, asked)})"
+            return None, Replaced(saved, NoticeKind.REQUEST_CHANGED, why)
+        return saved, None
 
 
 def _differences(saved: dict[str, Any], asked: dict[str, Any]) -> str:

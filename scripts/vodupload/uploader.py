@@ -441,7 +441,7 @@ class UploadTask:
             # one VOD refused at its first try: never committed, it is discarded as any other.
             if saved.committing and not saved.commit_refused:
                 try:
-                    committed = self._sessions.commit_again(saved)
+                    committed = self._sessions.commit(saved)
                 except VodApiError:  # refused: never to be committed, so discarded as any other
                     pass
                 else:
@@ -528,9 +528,11 @@ class UploadTask:
         """Upload and commit; DONE, or PAUSED or CANCELLED when asked to stop."""
         identities = {s.role: identify(s.path) for s in self._sources}
         asked = self._asked()
-        committed = self._sessions.recommit(identities, asked)
-        if committed is None:
-            opened = self._sessions.open(identities, *self._media(identities), asked)
+        recommitted = self._sessions.recommit(identities, asked)
+        if isinstance(recommitted, Committed):
+            committed = recommitted
+        else:
+            opened = self._sessions.open(identities, *self._media(identities), asked, recommitted)
             checkpoint = opened.checkpoint
             transfers = self._up._transfers(checkpoint, opened.credentials, halt=self._halt, meter=self._meter)
             finished = self._transfer(transfers, opened.resumed, sum(i.size for i in identities.values()))
@@ -542,21 +544,8 @@ class UploadTask:
                     self._sessions.finished(checkpoint)
                 return stop
             self._emit_state(UploadState.COMMITTING)
-            # Saved once the commit has its signature: one that never got one was not sent, and stays cancellable.
             # Refused, it stays saved as committing: the next run asks once more (see sessions.py).
-            tries: list[None] = []
-
-            def sending() -> None:
-                tries.append(None)
-                self._sessions.committing(checkpoint)
-
-            try:
-                committed = self._up.vod.commit(checkpoint.session_key, sending=sending)
-            except VodApiError:
-                if len(tries) == 1:  # no try before it went unanswered: never committed, so a cancel asks nothing
-                    self._sessions.commit_refused(checkpoint)
-                raise
-            self._sessions.finished(checkpoint)
+            committed = self._sessions.commit(checkpoint)
         return self._done(committed)
 
     def _done(self, committed: Committed) -> UploadState:

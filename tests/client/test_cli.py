@@ -562,6 +562,25 @@ def test_failures_exit_with_a_clear_message_and_status(
     no_leaks(leak_guard, failed.stdout, failed.stderr)
 
 
+@pytest.mark.parametrize(
+    ("argv", "json_line"),
+    [
+        (["--json", "--part-size", "0", "clip.mp4"], True),
+        (["--jso", "clip.mp4"], False),  # flags in full: an unknown one, not --json
+        (["--part-size", "0", "--", "--json"], False),  # after "--", a file named --json
+    ],
+    ids=["json", "abbreviated", "a-file-named-json"],
+)
+def test_a_usage_error_writes_jsons_line_only_when_json_is_given(
+    capsys: pytest.CaptureFixture[str], argv: list[str], json_line: bool
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse_args(argv)
+    out = capsys.readouterr().out
+    assert exited.value.code == 2
+    assert json.loads(out)["error"]["kind"] == "usage" if json_line else out == ""
+
+
 def _missing(tmp_path: Path) -> Path:
     return tmp_path / "missing.mp4"
 

@@ -498,6 +498,27 @@ def test_a_saved_upload_that_asked_for_something_else_starts_over(
     assert (old_upload in resumed) is not bool(notices)
 
 
+def test_a_saved_upload_is_kept_when_vod_refuses_what_a_rerun_asks_for_instead(stack: Stack, tmp_path: Path) -> None:
+    """A rerun asks for something else (a mistyped storage region) and VOD refuses it: the saved upload, which that
+    run would have replaced, is kept as it was (deleted only once VOD gives the new one), and a run asking for what
+    it asked for continues it."""
+    video = write_file(tmp_path / "trip.mp4", 6 * MIB)
+    assert start_and_stop_early(stack, video, parts=3).wait(60) is UploadState.PAUSED
+    saved, sent = stack.saved_session(), len(stack.traffic.parts_sent())
+    heard: list[Any] = []
+
+    with pytest.raises(VodApiError) as refused:
+        stack.uploader(storage_region="ap-typo").upload(video, on_notice=heard.append).run()
+
+    assert refused.value.action == "ApplyUploadUGC"
+    assert [n.kind for n in heard] == [NoticeKind.REQUEST_CHANGED] and "kept for a later run" in heard[0].message
+    old_upload = saved["objects"][0]["upload_id"]
+    assert stack.saved_session() == saved and stack.open_upload_ids() == {old_upload}
+    result = stack.uploader().upload(video).run()
+    assert {upload for upload, _ in stack.traffic.parts_sent()[sent:]} == {old_upload}  # continued
+    assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
+
+
 @pytest.mark.parametrize(
     ("resumer", "notices", "old_upload_aborted"),
     [
@@ -580,13 +601,25 @@ def test_a_commit_vod_refuses_is_asked_once_more_by_the_next_run_then_starts_ove
     assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
-@pytest.mark.parametrize("then", ["run again", "cancel"])
+@pytest.mark.parametrize(
+    ("then", "actions"),
+    [
+        # its signatures good again: committed without sending a byte
+        ("run again", ["CommitUploadUGC"]),
+        # a cancel asks VOD for no commit: one refused at its first try was never made (asking would publish it)
+        ("cancel", []),
+        # refused again, and VOD refuses a new session too (the signatures still are): the stored upload is kept,
+        # and committed by a run with good signatures
+        ("run again, still refused", ["CommitUploadUGC", "ApplyUploadUGC", "CommitUploadUGC"]),
+        # asked again, but the answer lost: it may have been made, so the cancel asks VOD, which says it was
+        ("run again, unanswered, then cancel", ["CommitUploadUGC"] * 5),
+    ],
+)
 def test_a_commit_refused_for_its_signature_alone_is_committed_by_the_next_run_or_discarded_by_a_cancel(
-    stack: Stack, tmp_path: Path, then: str
+    stack: Stack, tmp_path: Path, then: str, actions: list[str]
 ) -> None:
     """The commit's signature is refused at its first try (the signature endpoint's clock, say): the stored upload is
-    kept, and the next run, its signatures good again, commits it without sending a byte. A cancel instead discards
-    it, asking VOD for no commit: one refused at its first try was never made (a cancel that asked would publish it)."""
+    kept, and the next run, its signatures good again, commits it without sending a byte; a cancel discards it."""
     good, left = stack.signer(), [-1]  # good signatures left (-1: no end)
 
     def signer() -> str:
@@ -604,15 +637,30 @@ def test_a_commit_refused_for_its_signature_alone_is_committed_by_the_next_run_o
     assert refused.value.action == "CommitUploadUGC"
     assert (stack.saved_session()["committing"], stack.saved_session()["commit_refused"]) == (True, True)
     sent, calls = len(stack.traffic.cos_requests), len(stack.traffic.calls)
-    left[0] = -1
+    left[0] = 0 if then == "run again, still refused" else -1
 
-    if then == "cancel":
-        assert uploader.cancel_saved(video) is CancelOutcome.DISCARDED
-        assert "CommitUploadUGC" not in stack.traffic.actions()[calls:] and stack.saved() == []
+    if then.startswith("run again, "):
+        stack.traffic.commits_unanswered = 4 if "unanswered" in then else 0  # the first try and three retries
+        heard: list[Any] = []
+        with pytest.raises(VodApiError if "refused" in then else VodUnavailable):
+            uploader.upload(video, on_notice=heard.append).run()
+        assert stack.saved_session()["commit_refused"] is ("refused" in then)
+        if "refused" in then:
+            assert [n.kind for n in heard] == [NoticeKind.SESSION_REFUSED]
+            assert "kept for a later run" in heard[0].message
+            left[0] = -1  # and a run with good signatures commits it after all
+    if then.endswith("cancel"):
+        if then == "cancel":
+            assert uploader.cancel_saved(video) is CancelOutcome.DISCARDED
+        else:
+            with pytest.raises(AlreadyCommitted) as done:
+                uploader.cancel_saved(video)
+            assert stack.served(done.value.committed.video_url or "") == video.read_bytes()
+        assert stack.traffic.actions()[calls:] == actions and stack.saved() == []
         return
     result = uploader.upload(video).run()
 
-    assert stack.traffic.actions()[calls:] == ["CommitUploadUGC"] and len(stack.traffic.cos_requests) == sent
+    assert stack.traffic.actions()[calls:] == actions and len(stack.traffic.cos_requests) == sent
     assert stack.served(result.video_url or "") == video.read_bytes() and stack.saved() == []
 
 
