@@ -55,6 +55,8 @@ FROM_SHELL = "from-shell.json"  # in the state directory: the dev settings the r
 def _make_state_dir(state_dir: Path) -> None:
     """The state directory, ignored by git: it holds dev keys and a TLS private key, wherever it is made (vod-serve
     run in an app's repository makes .local/ there)."""
+    if "?" in str(state_dir):  # sqlite:/// takes no query string
+        raise ValueError(f"a path holding '?' cannot name the stack's SQLite database: {state_dir}")
     state_dir.mkdir(parents=True, exist_ok=True)
     ignore = state_dir / ".gitignore"
     if not ignore.exists():

@@ -141,7 +141,7 @@ def _serve() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     free = " ".join(f"{variable}=0" for _, variable, _, _, _ in PORT_OPTIONS)
-    with contextlib.suppress(OSError):  # a state directory that cannot be used: start_stack says why
+    with contextlib.suppress(OSError, ValueError):  # a state directory that cannot be used: start_stack says why
         try:  # first: the stack running on it holds the ports too, and another state is what a second one needs
             localstack.check_state_dir(args.state_dir)
         except localstack.StateDirInUse:
@@ -179,7 +179,7 @@ def _serve() -> int:
         print(f"serve: the store is unavailable: {exc.message}", file=sys.stderr)
         return 1
     except ConfigError as exc:  # settings exported in the shell that the functions would refuse
-        print(f"serve: the settings your shell exports cannot be used: {exc}", file=sys.stderr)
+        print(f"serve: the settings cannot be used (your shell's, or dev-settings.json's): {exc}", file=sys.stderr)
         return 2
     stop_on_sigterm()  # what the stack started is stopped, as after a Ctrl-C
     try:  # from here a Ctrl-C (or SIGTERM) stops the stack, whenever it comes

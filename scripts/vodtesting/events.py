@@ -236,7 +236,8 @@ def _place(event: dict[str, Any], name: str, value: Any) -> bool:
 def vod_event(kind: str, **fields: Any) -> dict[str, Any]:
     """A realistic v3 event of `kind`. For NewFileUpload, ProcedureStateChanged and FileDeleted each
     keyword is a field named as VOD names it (FileId, SourceContext, MediaUrl, TaskId, Status, ErrCode,
-    FileIdSet, …), set where VOD puts it; an unknown name is an error. Any other kind is
+    FileIdSet, DeleteParts (a partial delete's, of each file), …), set where VOD puts it; an unknown name is an
+    error. Any other kind is
     `{"EventType": kind, **fields}` (e.g. `vod_event("EditMediaComplete", EditMediaCompleteEvent={...})`)."""
     template = _TEMPLATES.get(kind)
     if template is None:
@@ -246,8 +247,10 @@ def vod_event(kind: str, **fields: Any) -> dict[str, Any]:
             raise TypeError(f"no event type {kind!r}: did you mean {meant!r}? (VOD's names: {', '.join(KINDS)}, …)")
         return {"EventType": kind, **copy.deepcopy(fields)}
     event = copy.deepcopy(template)
+    parts: list[Any] = []
     if kind == "FileDeleted":
         fields = _deleted_files(fields)
+        parts = fields.pop("DeleteParts", [])
     if "FileId" in fields and kind != "FileDeleted":  # each file its own URL, as VOD gives it
         fields = {"MediaUrl" if kind == "NewFileUpload" else "FileUrl": _media_url(fields["FileId"]), **fields}
     for name, value in fields.items():
@@ -257,7 +260,7 @@ def vod_event(kind: str, **fields: Any) -> dict[str, Any]:
     if kind == "NewFileUpload" and "Vid" not in fields:
         body["MediaBasicInfo"]["Vid"] = body["FileId"]  # VOD's Vid is the FileId
     if kind == "FileDeleted" and "FileDeleteResultInfo" not in fields:
-        body["FileDeleteResultInfo"] = [{"FileId": f, "DeleteParts": []} for f in body["FileIdSet"]]
+        body["FileDeleteResultInfo"] = [{"FileId": f, "DeleteParts": copy.deepcopy(parts)} for f in body["FileIdSet"]]
     return event
 
 
@@ -265,6 +268,8 @@ def _deleted_files(fields: dict[str, Any]) -> dict[str, Any]:
     """A FileDeleted's fields with its files as FileIdSet: a list of FileIds (FileId=: one file, the common case)."""
     if "FileId" in fields and "FileIdSet" in fields:
         raise TypeError("FileDeleted takes FileId (one file) or FileIdSet (a list of them), not both")
+    if "DeleteParts" in fields and "FileDeleteResultInfo" in fields:
+        raise TypeError("FileDeleted takes DeleteParts (of each file) or FileDeleteResultInfo (each its own), not both")
     files = [fields.pop("FileId")] if "FileId" in fields else fields.get("FileIdSet", [FILE_ID])
     if not isinstance(files, list) or not files or not all(isinstance(f, str) and f for f in files):
         raise TypeError(f"FileDeleted's FileIdSet is a list of FileIds (non-empty text), not {files!r}")

@@ -342,20 +342,22 @@ def _settings(text: str) -> Callable[[Path], None]:
 
 
 @pytest.mark.parametrize(
-    ("make", "said"),
+    ("name", "make", "said"),
     [
-        (_a_file, "File exists"),
-        (_settings('{"VOD_SUB_APP_ID": 1500000001}'), "is not the local stack's settings (an object of strings"),
-        (_settings("[]"), "is not the local stack's settings"),
-        (_settings("{"), "Expecting property name"),
+        ("state", _a_file, "File exists"),
+        ("state", _settings('{"VOD_SUB_APP_ID": 1500000001}'), "is not the local stack's settings (an object of"),
+        ("state", _settings("[]"), "is not the local stack's settings"),
+        ("state", _settings("{"), "Expecting property name"),
+        # sqlite:/// takes no query string: its database could not be named (it blamed the shell's settings)
+        ("st?te", lambda state: None, "a path holding '?' cannot name the stack's SQLite database"),
     ],
-    ids=["a-file", "a-number-set-by-hand", "not-an-object", "not-json"],
+    ids=["a-file", "a-number-set-by-hand", "not-an-object", "not-json", "a-question-mark"],
 )
 def test_a_state_directory_that_cannot_be_used_is_a_usage_error(
-    tmp_path: Path, make: Callable[[Path], None], said: str
+    tmp_path: Path, name: str, make: Callable[[Path], None], said: str
 ) -> None:
-    make(tmp_path / "state")
-    proc = run_command("vod-serve", *_serve_args(tmp_path / "state"), base=user_env(), cwd=tmp_path)
+    make(tmp_path / name)
+    proc = run_command("vod-serve", *_serve_args(tmp_path / name), base=user_env(), cwd=tmp_path)
     assert proc.returncode == 2 and "cannot start with --state-dir" in proc.stderr and said in proc.stderr
     assert "Traceback" not in proc.stderr
 

@@ -73,6 +73,12 @@ from vodtesting.pgserver import DURABLE, bouncer_binary, find_bin_dir, launch
             ("FileDeleteEvent", "FileDeleteResultInfo"),
             [{"FileId": "a", "DeleteParts": []}, {"FileId": "b", "DeleteParts": []}],
         ),
+        (  # a partial delete (VOD's MediaDeleteItem): what was deleted of each file
+            "FileDeleted",
+            {"FileId": "a", "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100010}]},
+            ("FileDeleteEvent", "FileDeleteResultInfo"),
+            [{"FileId": "a", "DeleteParts": [{"Type": "TranscodeFiles", "Definition": 100010}]}],
+        ),
     ],
 )
 def test_each_field_lands_where_vod_puts_it(
@@ -236,16 +242,18 @@ def test_an_environment_value_that_is_not_text_is_named() -> None:
         load_function("sign", {**SIGN_ENV, "VOD_CLASS_ID": 5})  # type: ignore[dict-item]
 
 
+@pytest.mark.parametrize("named", [None, "", " "], ids=["none", "blank", "space"])  # blank: a shell's default
 def test_a_functions_store_is_the_tests_own_unless_it_names_one(
-    vod_function: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    vod_function: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, named: str | None
 ) -> None:
     # GIVEN an app's tests run from its own directory, loading the callback and the uploads function with no
     # DATABASE_URL
     app = tmp_path / "app"
     app.mkdir()
     monkeypatch.chdir(app)
-    callback = vod_function("callback", env=CALLBACK_ENV)
-    uploads = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET})
+    store = {} if named is None else {"DATABASE_URL": named}
+    callback = vod_function("callback", env={**CALLBACK_ENV, **store})
+    uploads = vod_function("uploads", env={"AUTH_JWT_SECRET": JWT_SECRET, **store})
     # WHEN an event is delivered
     event = signed(
         vod_event("NewFileUpload", FileId="f-own", SourceContext=seal("ann", "r", CONTEXT_KEY)), CALLBACK_SIGN_KEY
@@ -269,6 +277,10 @@ def test_a_functions_store_is_the_tests_own_unless_it_names_one(
         ({"FileIdSet": ["f-1", 2]}, "not ['f-1', 2]"),
         ({"FileId": ""}, "not ['']"),
         ({"FileId": "a", "FileIdSet": ["b"]}, "FileId (one file) or FileIdSet (a list of them), not both"),  # "a" lost
+        (
+            {"DeleteParts": [], "FileDeleteResultInfo": [{"FileId": "a", "DeleteParts": []}]},
+            "DeleteParts (of each file) or FileDeleteResultInfo (each its own), not both",
+        ),
     ],
 )
 def test_a_delete_of_files_that_are_not_a_list_of_file_ids_is_an_error(fields: dict[str, Any], said: str) -> None:
