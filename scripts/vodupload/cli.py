@@ -313,8 +313,7 @@ class Console:
         """`final`: the run's outcome. A Ctrl-C or SIGTERM after it is ignored: it could only turn the exit status
         into 130 (interrupted) after the line said otherwise, and a script that trusts the status would upload again."""
         if final:
-            for sent in (signal.SIGINT, signal.SIGTERM):
-                signal.signal(sent, signal.SIG_IGN)
+            ignore_interrupts()
         try:
             if self.json_output:
                 print(json_line(payload), flush=True)
@@ -323,6 +322,11 @@ class Console:
         except OSError:  # stdout gone (its reader left: `| head`): the outcome stands, and the exit status says it
             with open(os.devnull, "wb") as devnull:  # what is left in the buffer goes nowhere at exit, quietly
                 os.dup2(devnull.fileno(), sys.stdout.fileno())
+
+
+def ignore_interrupts() -> None:
+    for sent in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sent, signal.SIG_IGN)
 
 
 def wait(task: UploadTask) -> UploadState:
@@ -345,8 +349,14 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
             task.pause()
             state = wait(task)
         except KeyboardInterrupt:
-            # Committed just then (its checkpoint gone): done, said below; told "stopped", a rerun would upload a copy
-            if task.wait(0.1) is not UploadState.DONE:
+            # Committed just then (its checkpoint gone): done, said below; told "stopped", a rerun would upload a copy.
+            # A third Ctrl-C meanwhile (a held-down key, a supervisor's repeated SIGTERM) quits all the same.
+            try:
+                committed = task.wait(0.1) is UploadState.DONE
+            except KeyboardInterrupt:
+                committed = task.state is UploadState.DONE
+            if not committed:
+                ignore_interrupts()  # quitting: the line that says so must be written
                 console.close()
                 console.say("stopped; the progress saved so far is kept: run the same command again to resume")
                 console.result({"status": "stopped", "bytesDone": task.progress.bytes_done}, "")
@@ -354,6 +364,8 @@ def run_upload(args: argparse.Namespace, uploader: Uploader, console: Console) -
                 sys.stderr.flush()
                 os._exit(EXIT_INTERRUPTED)  # worker threads may be mid-request: do not wait for them
             state = UploadState.DONE
+    if state is UploadState.DONE and not args.wait:
+        ignore_interrupts()  # the outcome is known: told "interrupted" instead, a script would upload it again
     console.close()
     if state is UploadState.DONE:
         report_done(task.result(), task, console, final=not args.wait)
