@@ -615,6 +615,10 @@ _RSA_PUBLIC_KEY = (
             {"UPLOADS_DATABASE_URL": "postgresql://vod_reader@/vod?host=/var/run/postgresql"},
             ["uploads: DATABASE_URL names a server on this machine (a host on loopback, or a Unix socket)"],
         ),
+        (  # exported from a Latin-1 shell: named, as any other setting's bytes (the loopback check took a traceback)
+            {"UPLOADS_DATABASE_URL": "postgresql://vod_reader:\udce9t\udce9@db.internal/vod"},
+            ["uploads: DATABASE_URL (from UPLOADS_DATABASE_URL): is not valid UTF-8 text"],
+        ),
     ],
     ids=[
         "complete",
@@ -631,6 +635,7 @@ _RSA_PUBLIC_KEY = (
         "issuer-on-loopback",
         "local-database",
         "unix-socket",
+        "not-utf8",
     ],
 )
 def test_the_deploy_check_refuses_what_a_cold_start_would(changed: dict[str, str], refused: list[str]) -> None:
