@@ -324,7 +324,7 @@ def _ratio_rows(db: str, ingest: float, statements: float, upsert: float, note: 
             f"callback events/s, {db}: the handler, signed deliveries (new files each run)",
             f"{1 / ingest:,.0f}/s",
             f"×{ingest / upsert:.1f} a bare upsert round trip ({note}; {1 / upsert:,.0f}/s)",
-            goal(ingest / upsert, 2),
+            goal(ingest / upsert, 2, places=1),
         ),
         Figure(
             "— of which the store's statements alone, replayed without Python",
@@ -431,8 +431,9 @@ def _postgres_cold_rows(url: str, out: Section) -> None:
 def run() -> Section:
     out = Section([], [])
     with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMPDIR")) as tmp:  # durable SQLite: on a disk
-        if on_memory(tmp):
-            out.lines.append((f"NOT DURABLE: {tmp} is in memory (tmpfs)", "SQLite's fsyncs do nothing"))
+        note = "durable: WAL, synchronous=FULL"
+        if on_memory(tmp):  # (the note is the baseline's column of every SQLite row)
+            note = f"NOT DURABLE: {tmp} is in memory (tmpfs), where SQLite's fsyncs do nothing"
         env = {**ENV, "DATABASE_URL": f"sqlite:///{tmp}/cold/vod.sqlite3"}
         start = bundle_cold_start("callback", env)
         out.lines += cold_start_rows("callback", start, "SQLite store, so psycopg2 is not imported")
@@ -443,7 +444,7 @@ def run() -> Section:
             f"sqlite:///{tmp}/replay/vod.sqlite3",
             _sqlite_upsert_runner,
             str(Path(tmp) / "bare.sqlite3"),
-            "durable: WAL, synchronous=FULL",
+            note,
             out,
         )
         _flat_rows(f"sqlite:///{tmp}/flat/vod.sqlite3", "SQLite", out)

@@ -16,7 +16,7 @@ import sys
 import traceback
 
 import vodbench
-from vodbench.common import ROOT, Figure, markdown_table
+from vodbench.common import ROOT, Figure, bundle_python, markdown_table
 
 SKIP = {"common", "cli"}
 
@@ -29,6 +29,12 @@ def main() -> int:
     if not (ROOT / "functions" / "sign" / "index.py").is_file():  # installed (an app's venv), not in a checkout
         print(f"vod-bench measures a checkout of the bundle (`make bench` there); {ROOT} is not one", file=sys.stderr)
         return 2
+    here = ".".join(map(str, sys.version_info[:3]))
+    try:
+        cold = f"cold starts on {bundle_python()}"
+    except subprocess.CalledProcessError as exc:  # each cold start's section says so too (its build fails)
+        cold = f"no CPython 3.10 for cold starts: {exc.stderr.decode(errors='replace').strip()}"
+    print(f"per-call figures on Python {here} ({sys.executable}); {cold}", flush=True)
     failed = 0
     figures: list[Figure] = []
     for name in args.sections or sections:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import statistics
@@ -63,8 +64,10 @@ def environment(values: Mapping[str, str] | None = None) -> Iterator[None]:
         os.environ.update(saved)
 
 
-def goal(value: float, limit: float, *, at_least: bool = False, unit: str = "×") -> str:
-    """A target and its verdict from one number: '≤ ×2 (not yet met)'."""
+def goal(value: float, limit: float, *, at_least: bool = False, unit: str = "×", places: int = 2) -> str:
+    """A target and its verdict from one number, as its row prints it (`places` after the point): '≤ ×2 (not yet
+    met)'. (Judged unrounded, ×0.504 would print as ×0.50 and be 'not yet met'.)"""
+    value = round(value, places)
     met = value >= limit if at_least else value <= limit
     bound = f"{unit}{limit:g}" if unit == "×" else f"{limit:g} {unit}"
     return f"{'≥' if at_least else '≤'} {bound} ({'met' if met else 'not yet met'})"
@@ -117,17 +120,30 @@ class Launch:
     cwd: Path | None = None
 
 
+@functools.cache
+def bundle_python() -> str:
+    """SCF's CPython 3.10, which the bundles are built for (their bytecode its) and timed on: as scripts/build
+    finds it (BUILD_PYTHON, else this interpreter if it is one, else scripts/find-python 3.10)."""
+    if os.environ.get("BUILD_PYTHON"):
+        return os.environ["BUILD_PYTHON"]
+    if sys.version_info[:2] == (3, 10) and sys.implementation.name == "cpython":
+        return sys.executable
+    found = subprocess.run([str(ROOT / "scripts" / "find-python"), "3.10"], capture_output=True, check=True)
+    return found.stdout.decode().strip()
+
+
 def process_seconds(launches: Mapping[K, Launch], runs: int = 31) -> dict[K, float]:
-    """Median wall time of a fresh `python -E -s -S -c code` for each of `launches` (label -> launch): no
+    """Median wall time of a fresh `python3.10 -B -E -s -S -c code` for each of `launches` (label -> launch): no
     site-packages, no PYTHON* variables, no user site, only the stdlib and the current directory, where
-    `import index` finds a bundle as SCF does. Run in turns (one of each, `runs` times), so that a busier
-    moment of the machine weighs on all of them alike and their ratios hold."""
+    `import index` finds a bundle as SCF does, and no bytecode written (the bundle's is what SCF has). Run in turns
+    (one of each, `runs` times), so that a busier moment of the machine weighs on all of them alike and their
+    ratios hold."""
     times: dict[K, list[float]] = {label: [] for label in launches}
     for _ in range(runs):
         for label, launch in launches.items():
             started = time.perf_counter()
             subprocess.run(
-                [sys.executable, "-E", "-s", "-S", "-c", launch.code],
+                [bundle_python(), "-B", "-E", "-s", "-S", "-c", launch.code],
                 env=dict(launch.env),
                 cwd=launch.cwd,
                 check=True,

@@ -65,6 +65,6 @@ def run() -> Section:
             f"{1 + len(assets)} requests, {wire / 1024:.0f} KiB / 1 request, {len(again) / 1024:.1f} KiB",
             f"×{decoded / wire:.1f} smaller than decoded (the largest asset, the SDK, is {sdk / 1e6:.1f} MB)",
         ),
-        bundle_figure("upload_page", start, goal_text=goal(start.cold - start.bare, 0.2, unit="s")),
+        bundle_figure("upload_page", start, goal_text=goal(start.cold - start.bare, 0.2, unit="s", places=3)),
     ]
     return Section(lines, figures)
