@@ -248,9 +248,9 @@ def rerun_hook(
             raise HookTaken("not run: its files were erased since it was listed") from None
         raise
     claimed_at = now()
-    if not store.claim_hook(event, claimed_at):
-        raise HookTaken("not run: another rerun has taken it, or recorded it, since it was listed")
-    try:
+    try:  # the claim too: a Ctrl-C as its COMMIT is answered must let go of it, as it lets go of one taken before
+        if not store.claim_hook(event, claimed_at):
+            raise HookTaken("not run: another rerun has taken it, or recorded it, since it was listed")
         committed_event, uploads = _as_told_now(store, event.file_ids, committed_event)
         # Read again now that it is claimed: an erase committed since the first read has removed what the event
         # said of its uploader, which no hook may hear of.
@@ -260,7 +260,8 @@ def rerun_hook(
         error = _call(hook, CommittedEvent(event.dedupe_key, committed_event, event.received_at, uploads))
     except KeyboardInterrupt:
         # The operator's Ctrl-C (mid-hook, or before it began): recorded as a failure (it may have done part of its
-        # work), which lets the claim go now, not RERUN_CLAIM_SECONDS later; the next rerun runs it again.
+        # work), which lets the claim go now, not RERUN_CLAIM_SECONDS later; the next rerun runs it again. (A claim
+        # that never committed is not this one's: nothing is recorded.)
         with contextlib.suppress(StoreUnavailable):  # else the claim ends RERUN_CLAIM_SECONDS after it was taken
             store.record_hook_result(event.dedupe_key, INTERRUPTED, claimed_at=claimed_at)
         raise

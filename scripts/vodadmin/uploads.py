@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import os
 import re
@@ -421,6 +422,23 @@ ERASE_BATCH = 100  # files a transaction erases (each file's lock held until it 
 RETENTION_MIN_SECONDS = 4 * 24 * 3600  # the shortest retention period: VOD's queue keeps an event up to 4 days
 
 
+_OUTPUT_FAILED = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG}  # what writing the output can fail with
+
+
+def _output_stopped(args: argparse.Namespace, exc: OSError) -> int:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's own flush fails no more
+    rerun = args.command == "hooks" and args.rerun
+    if isinstance(exc, BrokenPipeError):  # `uploads show X | head`: the reader left, which is fine
+        if not rerun:  # but not for a rerun it stopped part-way
+            return 0
+        print("vod-uploads: stopped, its output closed: the hooks run so far are recorded", file=sys.stderr)
+        return 1
+    # A full disk, a device's error: what was shown is not all there was, which the status says
+    done = ": the hooks run so far are recorded" if rerun else ""
+    print(f"vod-uploads: stopped, its output failed ({exc.strerror}){done}", file=sys.stderr)
+    return 1
+
+
 class _Lines:
     """print() to stdout, until it fails (its reader gone, a full disk): then nothing more, and `lost` says why."""
 
@@ -710,11 +728,10 @@ def main(argv: list[str] | None = None) -> int:
     except Failure as failure:
         print(f"vod-uploads: {failure}", file=sys.stderr)
         return failure.status
-    except BrokenPipeError:  # `uploads show X | head`: the reader left, which is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        if args.command == "hooks" and args.rerun:  # but not for a rerun it stopped part-way
-            print("vod-uploads: stopped, its output closed: the hooks run so far are recorded", file=sys.stderr)
-            return 1
+    except OSError as exc:  # its output's: the reader gone (`| head`), a full disk (`> out.txt`)
+        if not isinstance(exc, BrokenPipeError) and exc.errno not in _OUTPUT_FAILED:
+            raise
+        return _output_stopped(args, exc)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: what was done is recorded (and listed, for hooks --rerun)
         print("vod-uploads: interrupted", file=sys.stderr)
         return 130

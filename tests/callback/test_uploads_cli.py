@@ -725,6 +725,26 @@ def test_a_rerun_whose_output_is_closed_says_it_stopped(unfinished: tuple[str, d
     assert rerun.returncode == 1 and b"stopped, its output closed" in stderr and b"Traceback" not in stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("hooks",), ("hooks", "--json"), ("hooks", "--rerun"), ("show", "2")],
+    ids=["list", "json", "rerun", "show"],
+)
+def test_an_output_that_fails_says_so_in_the_exit_status(
+    unfinished: tuple[str, dict[str, str]], tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    url, _ = unfinished
+    env = {**os.environ, "DATABASE_URL": url, "PYTHONPATH": str(ROOT)}
+    env |= {"AFTER_COMMIT_HOOK": "tests.callback.hook_target:append_to_file", "HOOK_TARGET_FILE": str(tmp_path / "c")}
+    with open("/dev/full", "w") as full:  # `> out.txt` on a full disk
+        line = [command("vod-uploads"), *args]
+        run = subprocess.run(line, env=env, cwd=ROOT, stdout=full, stderr=subprocess.PIPE, text=True, check=False)
+    # THEN not a traceback (and, for a rerun, not the end of the list after its first hook's line unsaid)
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "stopped, its output failed (No space left on device)" in run.stderr
+    assert ("the hooks run so far are recorded" in run.stderr) is ("--rerun" in args)
+
+
 def test_a_rerun_never_makes_an_event_store_where_there_is_none(tmp_path: Path) -> None:
     empty = tmp_path / "other.sqlite3"
     sqlite3.connect(empty).close()  # a database, but not the functions'

@@ -626,16 +626,21 @@ def test_a_rerun_of_a_hook_whose_files_were_erased_since_it_was_listed_is_not_a_
     assert again.calls == [] and store.unfinished_hooks(received_before=50.0) == []
 
 
+@pytest.mark.parametrize("when", ["as the claim's COMMIT is answered", "as the records are read, after the claim"])
 def test_a_rerun_interrupted_before_its_hook_began_lets_its_claim_go(
-    store: EventStore, monkeypatch: pytest.MonkeyPatch
+    store: EventStore, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
     key = ingest(store, "vod_new_file_upload", 2.0, Hook(fail=True)).dedupe_key
     [listed] = store.unfinished_hooks(received_before=50.0)
+    name = "claim_hook" if "claim's" in when else "upload"
+    real = getattr(store, name)
 
-    def interrupted(file_id: str) -> None:  # Ctrl-C as the records are read, after the claim
+    def interrupted(*args: Any) -> None:  # Ctrl-C once the claim has committed
+        if name == "claim_hook":
+            real(*args)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store, "upload", interrupted)
+    monkeypatch.setattr(store, name, interrupted)
     again = Hook()
     with pytest.raises(KeyboardInterrupt):
         rerun_hook(again, store, listed, now=lambda: 20.0)
