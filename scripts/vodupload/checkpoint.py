@@ -178,7 +178,7 @@ class CheckpointStore:
             names = sorted(p.stem for p in self.directory.glob("*.json"))
         except OSError:
             return []  # no directory: nothing saved (load says why, where it matters)
-        found = (self.load(name) for name in names)
+        found = (self._readable(name) for name in names)
         return [
             obj.source.path
             for checkpoint in found
@@ -186,6 +186,13 @@ class CheckpointStore:
             for obj in checkpoint.objects
             if obj.role == "cover"
         ]
+
+    def _readable(self, name: str) -> Checkpoint | None:
+        """The checkpoint, or None also when it cannot be read: another OS user's (0600) in a shared directory."""
+        try:
+            return self.load(name)
+        except CheckpointUnavailable:
+            return None
 
     def lock_made(self, name: str) -> bool:
         """Whether a run ever held (or holds) the checkpoint `name`: its lock file is there."""

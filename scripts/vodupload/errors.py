@@ -70,7 +70,7 @@ class MalformedToken(AuthenticationFailed):
         VodUploadError.__init__(
             self, "the token has characters an Authorization header cannot carry (a space, a line break, a '…'?)"
         )
-        self.status, self.code, self.detail = 0, "malformed_token", self.message
+        self.status, self.code, self.detail, self.request_id = 0, "malformed_token", self.message, None
 
 
 class SignatureRefused(GatewayRefusal):

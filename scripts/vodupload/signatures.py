@@ -19,7 +19,9 @@ from vodupload.errors import AuthenticationFailed, MalformedToken, SignatureRefu
 from vodupload.halting import wait_to_retry
 
 # The codes of the signature function's 401s (shared/auth.py): the credentials were refused.
-_CREDENTIAL_CODES = frozenset(["invalid_token", "invalid_request", "missing_credentials", "untrusted_gateway"])
+_CREDENTIAL_CODES = frozenset(
+    ["invalid_token", "invalid_request", "missing_credentials", "untrusted_gateway", "invalid_identity"]
+)
 
 log = logging.getLogger("vodupload")
 
@@ -57,7 +59,7 @@ def error_envelope(response: requests.Response) -> tuple[str, str]:
     try:
         error = response.json().get("error") or {}
         return str(error.get("code") or f"http_{response.status_code}"), str(error.get("message") or response.reason)
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):  # RecursionError: JSON nested past the decoder's depth
         return f"http_{response.status_code}", response.reason or "no error details"
 
 
@@ -210,7 +212,8 @@ class SignatureClient:
                 expire_time=int(body.get("expireTime") or 0),
                 one_time=bool(body.get("oneTimeValid")),
             )
-        except (ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:  # Overflow: expireTime 1e999
+        # Overflow: expireTime 1e999; RecursionError: JSON nested past the decoder's depth
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError) as exc:
             raise SignatureUnavailable(
                 f"the signature endpoint's answer has no signature ({type(exc).__name__})"
             ) from None

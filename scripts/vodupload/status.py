@@ -135,8 +135,9 @@ class StatusClient:
             return self.get(file_id, wait=wait, etag=etag, within=min(wait + _OVERDUE_SECONDS, left) + _SLACK_SECONDS)
         except requests.RequestException as exc:
             if not answered:  # never reached: a wrong URL, say, not worth the whole wait
-                raise StatusUnavailable(f"the uploads endpoint could not be reached: {type(exc).__name__}") from exc
-            raise _Unanswered(f"the uploads endpoint stopped answering: {type(exc).__name__}") from exc
+                # (not chained: requests' text quotes the URL, query and all, which may hold a key)
+                raise StatusUnavailable(f"the uploads endpoint could not be reached: {type(exc).__name__}") from None
+            raise _Unanswered(f"the uploads endpoint stopped answering: {type(exc).__name__}") from None
 
 
 def _record(raw: bytes, url: str) -> dict[str, Any]:

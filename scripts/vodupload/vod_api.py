@@ -195,7 +195,7 @@ class VodClient:
 def _json(response: requests.Response) -> Any:
     try:
         return response.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the decoder's depth: not VOD's answer
         return None
 
 

@@ -24,6 +24,7 @@ from qcloud_cos.cos_exception import CosClientError, CosServiceError
 from werkzeug.wrappers import Request, Response
 
 import vodupload
+from tests.checkout import ROOT
 from tests.client.conftest import CHECKPOINT_FIELDS, MIB, write_file
 from tests.clocks import OffsetClock
 from tests.conftest import LeakGuard, Serve
@@ -112,6 +113,17 @@ def test_a_checkpoint_that_cannot_be_written_or_removed_says_where(tmp_path: Pat
     (store.path("name") / "x").touch()
     with pytest.raises(CheckpointUnavailable, match=r"^cannot remove .*name\.json: "):
         store.delete("name")
+
+
+def test_a_cover_is_found_past_a_checkpoint_that_cannot_be_read(tmp_path: Path) -> None:
+    # GIVEN a directory shared by OS users: one's checkpoint, and another's this one cannot read (here a directory,
+    # as unreadable as a 0600 file of someone else's)
+    store = CheckpointStore(tmp_path / "checkpoints")
+    checkpoint = _checkpoint(tmp_path)
+    store.save(checkpoint)
+    store.path("0-someone-elses").mkdir()
+    # WHEN a cancel that names only the video looks for its cover THEN the unreadable one does not end the search
+    assert store.covers_saved_with(checkpoint.objects[0].source.path) == [checkpoint.objects[1].source.path]
 
 
 def test_a_checkpoint_saved_by_the_previous_version_still_resumes(tmp_path: Path) -> None:
@@ -379,6 +391,7 @@ def test_the_cos_sdks_debug_lines_are_dropped(caplog: pytest.LogCaptureFixture, 
 def test_the_signature_client_retries_5xx_and_reports_a_malformed_answer() -> None:
     malformed = ["{}", '{"signature": null}', '{"signature": ""}', '{"signature": 5}']  # null must not reach VOD
     malformed.append('{"signature": "c2ln", "expireTime": 1e999}')
+    malformed.append("[" * 100_000)  # nested past the JSON decoder's depth (RecursionError)
     answers = [
         Response("busy", 503),
         Response(json.dumps({"signature": "c2ln"}), 200, mimetype="application/json"),
@@ -442,12 +455,22 @@ _PREPARED = {"appId": 1250000000, "cosRegionList": [{"region": "ap-guangzhou"}]}
         ([_vod_answer(10010)], "code 10010", 1),  # a refusal is definite: retrying would spend another signature
         ([Response("bad gateway", 502), _vod_answer(0, _PREPARED)], "ok", 2),  # 5xx: retried
         ([Response("<html>proxy</html>", 200), _vod_answer(0, _PREPARED)], "ok", 2),  # not the envelope: retried
+        ([Response("[" * 100_000, 200), _vod_answer(0, _PREPARED)], "ok", 2),  # nor JSON nested past the decoder
         ([Response("", 500)] * 3 + [_vod_answer(10010)], "code 10010", 4),
         ([Response("", 503)] * 4, "after 4 attempts (the last: HTTP 503 from http://127.0.0.1:", 4),
         # Another server where VOD's should be (a wrong endpoint): said so, with where.
         ([Response("<html>not found</html>", 404)] * 4, ", not VOD's answer); check the VOD endpoint", 4),
     ],
-    ids=["ok", "refused", "5xx-then-ok", "not-json-then-ok", "5xx-then-refused", "5xx-always", "not-vod-always"],
+    ids=[
+        "ok",
+        "refused",
+        "5xx-then-ok",
+        "not-json-then-ok",
+        "deep-json-then-ok",
+        "5xx-then-refused",
+        "5xx-always",
+        "not-vod-always",
+    ],
 )
 def test_the_vod_client_retries_failures_to_answer_but_not_refusals(
     answers: list[Response], outcome: str, posts: int
@@ -611,6 +634,44 @@ def test_a_refusal_says_the_functions_request_id_when_it_is_one(
         ask()
     assert raised.value.request_id == (sent if kept else None)
     assert str(raised.value).endswith(f" (request {sent})" if kept else "invalid token: token has expired")
+
+
+# The codes of the sign function's 401s, read from its source: one added there must be known here too
+_SIGN_401_CODES = sorted(set(re.findall(r'code="([a-z_]+)"', (ROOT / "shared" / "auth.py").read_text())))
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "refusal", "code"),
+    [
+        *(
+            (401, json.dumps({"error": {"code": c, "message": "m"}}), errors.AuthenticationFailed, c)
+            for c in _SIGN_401_CODES
+        ),
+        (401, "[" * 100_000, errors.AuthenticationFailed, "http_401"),  # nested past the JSON decoder's depth
+        (403, "[" * 100_000, SignatureRefused, "http_403"),
+    ],
+)
+def test_a_refusal_is_read_whatever_its_body(
+    loopback_http: Serve, status: int, body: str, refusal: type[Exception], code: str
+) -> None:
+    def answer(handler: BaseHTTPRequestHandler) -> None:
+        handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        handler.send_response(status)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body.encode())
+
+    with pytest.raises(refusal) as raised:
+        SignatureClient(f"{loopback_http(answer)}/signature", "token").fetch()
+    assert raised.value.code == code  # type: ignore[attr-defined]
+    # (a 401 with a code the function gives is not blamed on the URL)
+    assert ("not an answer the signature function gives" in str(raised.value)) is (code == "http_401")
+
+
+def test_a_token_no_header_can_carry_is_refused_as_any_other_authentication_failure() -> None:
+    with pytest.raises(errors.AuthenticationFailed) as raised:
+        SignatureClient("http://127.0.0.1:9/signature", "abc\n").fetch()  # nothing is sent
+    assert (raised.value.code, raised.value.request_id) == ("malformed_token", None)
 
 
 def _signed(user: str, **claims: Any) -> str:

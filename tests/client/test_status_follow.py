@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -246,11 +247,13 @@ def test_a_not_found_is_waited_out_only_until_the_upload_is_shown(
 def test_an_endpoint_never_reached_fails_at_once() -> None:
     # GIVEN a status URL nothing answers at (a wrong port, say)
     timeline = Timeline()
-    client = StatusClient(f"http://127.0.0.1:{closed_loopback_port()}/uploads", "token")
+    client = StatusClient(f"http://127.0.0.1:{closed_loopback_port()}/uploads?code=key-in-the-query", "token")
     # WHEN the uploader follows an upload there THEN it says so at once: no pause, no waiting out the deadline
-    with pytest.raises(StatusUnavailable, match=r"^the uploads endpoint could not be reached: ConnectionError$"):
+    with pytest.raises(StatusUnavailable, match=r"^the uploads endpoint could not be reached: ConnectionError$") as e:
         client.follow("f1", timeout=600, clock=timeline.clock, sleep=timeline.sleep)
     assert timeline.pauses == []
+    # and its traceback, logged, quotes no part of the URL requests' own error would (a key in its query, say)
+    assert "key-in-the-query" not in "".join(traceback.format_exception(e.value))
 
 
 def test_a_settled_upload_is_read_with_less_than_a_second_left(scripted: Scripted) -> None:
