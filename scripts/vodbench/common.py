@@ -229,7 +229,7 @@ def cold_start_rows(name: str, start: ColdStart, note: str) -> list[tuple[str, s
         return f"{(seconds - start.bare) * 1e3:8.1f} ms"
 
     return [
-        ("bare interpreter start (python -E -s -S)", f"{start.bare * 1e3:8.1f} ms"),
+        ("bare interpreter start (python3.10 -B -E -s -S)", f"{start.bare * 1e3:8.1f} ms"),
         *((f"  of which: {label}, over bare", over(seconds)) for label, seconds in start.layers.items()),
         (
             f"cold import of the {name} bundle over bare",

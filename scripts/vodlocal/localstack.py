@@ -21,7 +21,7 @@ from typing import Any
 
 import filelock
 import jwt
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, load_ssl_context, make_server
 
 from shared.config import hide_database_password
 from vodlocal import pull_timer, tls
@@ -55,8 +55,6 @@ FROM_SHELL = "from-shell.json"  # in the state directory: the dev settings the r
 def _make_state_dir(state_dir: Path) -> None:
     """The state directory, ignored by git: it holds dev keys and a TLS private key, wherever it is made (vod-serve
     run in an app's repository makes .local/ there)."""
-    if "?" in str(state_dir):  # sqlite:/// takes no query string
-        raise ValueError(f"a path holding '?' cannot name the stack's SQLite database: {state_dir}")
     state_dir.mkdir(parents=True, exist_ok=True)
     ignore = state_dir / ".gitignore"
     if not ignore.exists():
@@ -114,9 +112,9 @@ _SHELL_ONLY = frozenset(
         "UPLOAD_PAGE_STATUS_URL",
     }
 )
-# How tokens are checked: the user's choice of these replaces the dev pair whole (a user's public key beside
-# the dev secret is two keys, which the functions refuse).
-_TOKEN_CHECK = ("AUTH_MODE", "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY")
+# How tokens are checked: the user's choice of these replaces the dev pair whole (a user's public key, or an
+# identity provider's key set, beside the dev secret is two keys, which the functions refuse).
+_TOKEN_CHECK = ("AUTH_MODE", "AUTH_JWT_SECRET", "AUTH_JWT_PUBLIC_KEY", "AUTH_JWT_JWKS_URL")
 
 
 def apply_settings(
@@ -226,7 +224,13 @@ def serve_wsgi(
     """Serve a WSGI app on host (a loopback address) in a daemon thread (port 0 picks a free port); over TLS with
     ssl_context=(cert file, key file)."""
     in_flight = InFlight(app)
-    server = make_server(host, port, in_flight, threaded=True, ssl_context=ssl_context)
+    server = make_server(host, port, in_flight, threaded=True)
+    if ssl_context is not None:
+        # As werkzeug wraps it, but the handshake in each request's thread, not in accept() on the serving one: a
+        # client that connects and says nothing (a port probe) would hold every other one, and shutdown, meanwhile.
+        tls_context = load_ssl_context(*ssl_context)
+        server.socket = tls_context.wrap_socket(server.socket, server_side=True, do_handshake_on_connect=False)
+        server.ssl_context = tls_context
     # A short poll interval: stopping takes milliseconds instead of half a second.
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=f"serve-{name}", daemon=True)
     thread.start()
@@ -334,6 +338,9 @@ def start_stack(
         # Which dev settings this run took from its shell (names only: a shell's value, a real key perhaps, is
         # never written): `vod-configure-events --dev-keys` signs with those as the stack does.
         from_shell = sorted(name for name, value in settings.items() if env.get(name) != value)
+        if env.get("DATABASE_URL") == f"sqlite:///{state_dir / 'vod.sqlite3'}" and "?" in str(state_dir):
+            # (sqlite:/// takes no query string: the functions would refuse it as the shell's setting)
+            raise ValueError(f"a path holding '?' cannot name the stack's SQLite database: {state_dir}")
         (state_dir / FROM_SHELL).write_text(json.dumps(from_shell))
         from shared.config import (
             load_callback_settings,

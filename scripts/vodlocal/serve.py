@@ -141,7 +141,7 @@ def _serve() -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     free = " ".join(f"{variable}=0" for _, variable, _, _, _ in PORT_OPTIONS)
-    with contextlib.suppress(OSError, ValueError):  # a state directory that cannot be used: start_stack says why
+    with contextlib.suppress(OSError):  # a state directory that cannot be used: start_stack says why
         try:  # first: the stack running on it holds the ports too, and another state is what a second one needs
             localstack.check_state_dir(args.state_dir)
         except localstack.StateDirInUse:

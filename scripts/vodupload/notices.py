@@ -12,7 +12,7 @@ class NoticeKind(enum.Enum):
     CHECKPOINT_EXPIRED = "checkpoint_expired"  # saved more than a day ago: starting over
     CHECKPOINT_UNREADABLE = "checkpoint_unreadable"  # damaged, or a newer version's: set aside, starting over
     FILE_CHANGED = "file_changed"  # the file is not what was saved: starting over
-    REQUEST_CHANGED = "request_changed"  # asked for another task flow, region, class, name…: starting over
+    REQUEST_CHANGED = "request_changed"  # asked for another task flow, region, class, name…: starting over (or kept)
     SESSION_REFUSED = "session_refused"  # VOD would not continue the saved session: starting over
     CREDENTIALS_REFRESHED = "credentials_refreshed"
     CLEANUP_FAILED = "cleanup_failed"  # something left behind: an abandoned upload's parts, a checkpoint file

@@ -362,6 +362,13 @@ def test_a_state_directory_that_cannot_be_used_is_a_usage_error(
     assert "Traceback" not in proc.stderr
 
 
+def test_a_state_directory_holding_a_question_mark_serves_a_database_named_elsewhere(tmp_path: Path) -> None:
+    # (its own database there could not be named: refused, above; the shell's is elsewhere)
+    shell = {**user_env(), "DATABASE_URL": f"sqlite:///{tmp_path / 'elsewhere.sqlite3'}"}
+    with _serving(tmp_path, shell, _serve_args(tmp_path / "st?te")) as lines:
+        assert any("Ctrl-C to stop" in line for line in lines), "".join(lines)
+
+
 def test_a_second_stack_on_the_same_state_is_refused_and_the_first_keeps_its_events(
     tmp_path: Path, restore_environ: None
 ) -> None:

@@ -8,16 +8,21 @@ import contextlib
 import os
 import re
 import socket
+import ssl
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 
 from vodbench.common import environment
-from vodlocal.localstack import apply_settings
+from vodlocal.localstack import apply_settings, serve_wsgi
+from vodlocal.tls import self_signed
 from vodtesting.stack import VodStack, start_stack_with
 
 
@@ -75,8 +80,13 @@ DEV = {"AUTH_MODE": "jwt", "AUTH_JWT_SECRET": "dev-secret", "DATABASE_URL": "sql
         # the shell's own token check replaces the dev one whole: never a public key beside the dev secret
         ({"AUTH_JWT_PUBLIC_KEY": "PEM"}, {"AUTH_JWT_PUBLIC_KEY": "PEM", "DATABASE_URL": DEV["DATABASE_URL"]}),
         ({"AUTH_MODE": "gateway"}, {"AUTH_MODE": "gateway", "DATABASE_URL": DEV["DATABASE_URL"]}),
+        # an identity provider's key set (README's table of them), AUTH_MODE left to its default
+        (
+            {"AUTH_JWT_JWKS_URL": "https://id/jwks"},
+            {"AUTH_JWT_JWKS_URL": "https://id/jwks", "DATABASE_URL": DEV["DATABASE_URL"]},
+        ),
     ],
-    ids=["nothing", "blanks", "own-database", "leeway", "own-public-key", "own-mode"],
+    ids=["nothing", "blanks", "own-database", "leeway", "own-public-key", "own-mode", "own-key-set"],
 )
 def test_the_local_stack_takes_the_shells_settings_over_its_own(
     shell: dict[str, str], expected: dict[str, str]
@@ -123,6 +133,31 @@ def test_the_kits_stack_listens_on_loopback_alone(tmp_path: Path) -> None:
     finally:
         stack.stop()
     assert {urlsplit(url).hostname for url in urls} == {"127.0.0.1"}
+
+
+def _scheme(environ: dict[str, Any], start_response: Callable[..., object]) -> list[bytes]:
+    start_response("200 OK", [])
+    return [environ["wsgi.url_scheme"].encode()]
+
+
+def test_a_client_that_says_nothing_holds_up_no_other_on_the_tls_front(tmp_path: Path) -> None:
+    # GIVEN the emulator's TLS front (browsers' vod2.qcloud.com), and a connection to it that never starts its
+    # handshake (a port probe, a stalled path)
+    cert, key = self_signed(tmp_path / "tls")
+    front = serve_wsgi("tls", _scheme, ssl_context=(str(cert), str(key)))
+    url = f"https://localhost:{front.server.server_port}/"
+    try:
+        with socket.create_connection(("127.0.0.1", front.server.server_port)):
+            # WHEN another client asks THEN it is answered, over TLS, meanwhile
+            trusting = ssl.create_default_context(cafile=str(cert))
+            with urllib.request.urlopen(url, timeout=10, context=trusting) as answer:
+                assert answer.read() == b"https"
+            # and it stops at once, the silent client still connected
+            stopping = time.monotonic()
+            front.stop()
+            assert time.monotonic() - stopping < 5
+    finally:
+        front.stop()  # (a no-op once stopped)
 
 
 def test_the_fixtures_stack_keeps_the_tests_traffic_off_the_shells_proxy(
