@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import os
 import re
 import stat
@@ -97,6 +98,10 @@ class UploadOptions:
             raise ValueError(f"part_size must be between {MIN_PART_SIZE} and {MAX_PART_SIZE} bytes")
         if self.parallel < 1 or self.part_attempts < 1 or self.api_retries < 0:
             raise ValueError("parallel and part_attempts must be at least 1, api_retries at least 0")
+        if not 0 < self.timeout < math.inf:  # (not NaN either)
+            raise ValueError("timeout must be a number of seconds above 0")
+        if not (self.retry_backoff >= 0 and self.api_retry_delay >= 0):
+            raise ValueError("retry_backoff and api_retry_delay must be at least 0 seconds")
 
 
 StateCallback = Callable[[UploadState], None]
@@ -387,7 +392,12 @@ class UploadTask:
             self._stop_reason = None
             self._error = None
             self._state = UploadState.APPLYING
+            previous = self._thread
             self._thread = threading.Thread(target=self._run, name="vodupload-task", daemon=True)
+        # The last run's last state reported first (settled, it may not have been yet: an app's wait() returns at
+        # once), unless this is called from that report
+        if previous is not None and previous is not threading.current_thread():
+            previous.join()
         self._emit_state(UploadState.APPLYING)  # before the thread can report a later state
         self._thread.start()
         return self

@@ -11,6 +11,7 @@ retry would only spend another one-time signature on the same answer.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -118,7 +119,8 @@ class VodClient:
     ) -> None:
         self._get_signature = get_signature
         self._hosts = (endpoint,) if endpoint else tuple(hosts)
-        self._host = 0
+        self._host = 0  # the one to ask: the other after a failure (threads share it: an Uploader's tasks)
+        self._host_lock = threading.Lock()
         self._session = session or requests.Session()
         self._timeout = timeout
         self._retries = retries
@@ -175,7 +177,8 @@ class VodClient:
 
     def _post(self, action: str, body: dict[str, Any]) -> dict[str, Any] | str:
         """VOD's `{code, message, data}` answer, or (after switching host) what went wrong with the host."""
-        host = self._hosts[self._host % len(self._hosts)].rstrip("/")
+        used = self._host
+        host = self._hosts[used % len(self._hosts)].rstrip("/")
         try:
             response = self._session.post(f"{host}{PATH}", params={"Action": action}, json=body, timeout=self._timeout)
         except requests.RequestException as exc:
@@ -188,7 +191,9 @@ class VodClient:
                 ", not VOD's answer" * (response.status_code < 500)
             )
         log.info("%s failed: %s", action, failure)
-        self._host += 1  # the SDK's host switch: main <-> backup
+        with self._host_lock:  # the SDK's host switch, main <-> backup: away from the one that failed, once
+            if self._host == used:  # (two uploads failing on it at once would switch twice, back to it)
+                self._host = used + 1
         return failure
 
 

@@ -356,7 +356,19 @@ def test_an_endpoint_on_either_loopback_address_is_where_cos_requests_go(host: s
 
 @pytest.mark.parametrize(
     "options",
-    [{"part_size": MIB - 1}, {"part_size": 6 * 1024**3}, {"parallel": 0}, {"part_attempts": 0}, {"api_retries": -1}],
+    [
+        {"part_size": MIB - 1},
+        {"part_size": 6 * 1024**3},
+        {"parallel": 0},
+        {"part_attempts": 0},
+        {"api_retries": -1},
+        # (each upload would spend a signature, then fail as an "unexpected error")
+        {"timeout": 0},
+        {"timeout": float("nan")},
+        {"timeout": float("inf")},
+        {"retry_backoff": -1},
+        {"api_retry_delay": float("nan")},
+    ],
 )
 def test_upload_options_refuse_impossible_values(options: dict[str, Any]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - the message names the setting; any ValueError will do

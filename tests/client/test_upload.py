@@ -842,6 +842,69 @@ def test_vod_client_switches_to_the_backup_host_after_a_5xx(stack: Stack) -> Non
     assert stack.traffic.actions() == ["ApplyUploadUGC", "ApplyUploadUGC (resume)"]
 
 
+def test_uploads_at_once_switch_to_the_backup_host_together(stack: Stack) -> None:
+    """Two uploads of one Uploader (one VodClient) fail on the main host at once: each switch is away from the host
+    that failed (two turns of a shared counter brought both back to it, every retry to the dead host)."""
+    from werkzeug.wrappers import Response
+
+    both_in_flight = threading.Barrier(2)
+    hits: list[str] = []
+
+    def broken(environ: dict[str, Any], start_response: Any) -> Any:
+        hits.append(environ["PATH_INFO"])
+        with contextlib.suppress(threading.BrokenBarrierError):
+            both_in_flight.wait(timeout=10)  # the two first tries fail together
+        return Response("down", status=502)(environ, start_response)
+
+    server = localstack.serve_wsgi("broken", broken)
+    client = VodClient(stack.signer(), hosts=(server.url, stack.url), retry_delay=0)
+    outcomes: list[object] = []
+
+    def apply() -> None:
+        try:
+            outcomes.append(client.apply_new(MediaInfo("clip", "mp4", 10)))
+        except Exception as exc:  # the outcome is the test's
+            outcomes.append(exc)
+
+    try:
+        threads = [threading.Thread(target=apply) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        server.stop()
+
+    assert [type(outcome).__name__ for outcome in outcomes] == ["Applied", "Applied"]
+    assert len(hits) == 2 and stack.traffic.actions() == ["ApplyUploadUGC", "ApplyUploadUGC"]
+
+
+def test_a_resumed_tasks_states_come_after_the_last_runs(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An app's wait() returns once the run has settled, maybe before its thread has reported that state: resumed at
+    once, the new run's states must not reach on_state before it (a UI showing the last heard would say "paused")."""
+    emit = UploadTask._emit_state
+
+    def slow_to_report_a_pause(task: UploadTask, state: UploadState) -> None:
+        if state is UploadState.PAUSED:
+            time.sleep(0.5)  # the task's thread descheduled between settling and reporting
+        emit(task, state)
+
+    monkeypatch.setattr(UploadTask, "_emit_state", slow_to_report_a_pause)
+    video = write_file(tmp_path / "trip.mp4", 4 * MIB)
+    states: list[UploadState] = []
+    on_progress, tasks = pause_after(1, lambda task: task.pause())
+    tasks.append(stack.uploader().upload(video, on_state=states.append, on_progress=on_progress))
+
+    assert tasks[0].start().wait(60) is UploadState.PAUSED
+    tasks[0].resume().result(60)
+
+    # (DONE itself may still be on its way: result(), as wait(), returns once the run has settled)
+    resumed = max(i for i, state in enumerate(states) if state is UploadState.APPLYING)
+    assert states.index(UploadState.PAUSED) < resumed < states.index(UploadState.COMMITTING)
+
+
 # -- stopping at the last moment ----------------------------------------------------------------
 
 
