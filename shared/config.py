@@ -424,6 +424,14 @@ def _region(r: _Reader, name: str, value: str | None) -> None:
 _KEY_PAIRS = (("TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"), ("VOD_SECRET_ID", "VOD_SECRET_KEY"))
 
 
+def _check_secret_key(r: _Reader, name: str, key: Secret | None) -> None:
+    """A SecretKey as the console shows it: letters and digits. A space or an invisible character pasted with it (not
+    quoted here: it is the secret) would pass the cold start, then make every signature one VOD refuses."""
+    value = key.reveal() if key is not None else ""
+    if value and not (value.isascii() and value.isprintable() and " " not in value):
+        r.problem(name, "must be the SecretKey as the console shows it (no spaces or invisible characters)")
+
+
 def _account_keys(r: _Reader) -> tuple[str | None, Secret | None]:
     """The account's API key pair: TENCENTCLOUD_SECRET_ID/KEY, or VOD_SECRET_ID/KEY (SCF reserves
     environment names starting with TENCENTCLOUD_ for its own use, so deployed functions use these)."""
@@ -436,6 +444,7 @@ def _account_keys(r: _Reader) -> tuple[str | None, Secret | None]:
             secret_id.startswith("AKID") and secret_id.isascii() and secret_id.isprintable() and " " not in secret_id
         ):
             r.problem(id_name, f"must be the SecretId as the console shows it (AKID…, no spaces; is it {key_name}'s?)")
+        _check_secret_key(r, key_name, secret_key)
         if secret_id and secret_key:
             return secret_id, secret_key
         if secret_id or secret_key:
@@ -498,10 +507,10 @@ def _read_jwt(r: _Reader) -> tuple[Secret | None, Secret | None, tuple[str, ...]
     algorithms = r.items("AUTH_JWT_ALGORITHMS") or (family[0],)
     wrong = [alg for alg in algorithms if alg not in family]
     if wrong:
-        # Pinning the family to the key type is what stops algorithm-confusion attacks.
-        r.problem(
-            "AUTH_JWT_ALGORITHMS", f"{', '.join(wrong)} cannot be used with this key; choose from {', '.join(family)}"
-        )
+        # Pinning the family to the key type is what stops algorithm-confusion attacks. (Each item quoted, as other
+        # lists' are: a secret set here by mistake is then masked piece by piece.)
+        named = ", ".join(map(repr, wrong))
+        r.problem("AUTH_JWT_ALGORITHMS", f"{named} cannot be used with this key; choose from {', '.join(family)}")
     if jwks_url is not None:
         olds = {"AUTH_JWT_SECRET_PREVIOUS": previous_secret, "AUTH_JWT_PUBLIC_KEY_PREVIOUS": previous_public_key}
         _check_jwks_url(r, jwks_url, [name for name, key in olds.items() if key is not None])
@@ -1096,6 +1105,7 @@ def _read_vod_api(r: _Reader, *, stdlib_client: bool = False) -> VodApiSettings:
     if secret_id is None:
         # An SCF execution role: SCF injects its temporary keys (and their token) under these names.
         secret_id, secret_key = r.text("TENCENTCLOUD_SECRETID"), r.secret("TENCENTCLOUD_SECRETKEY")
+        _check_secret_key(r, "TENCENTCLOUD_SECRETKEY", secret_key)
         session_token = r.secret("TENCENTCLOUD_SESSIONTOKEN")
         if session_token is not None and not is_header_value(session_token.reveal()):  # sent as X-TC-Token
             r.problem("TENCENTCLOUD_SESSIONTOKEN", "must be one line of printable ASCII, as SCF gives it")

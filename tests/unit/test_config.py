@@ -241,6 +241,20 @@ def _pull(env: dict[str, str]) -> object:
         (_sign, {"TENCENTCLOUD_SECRET_ID": "AKIDabc\u00a0def"}, "TENCENTCLOUD_SECRET_ID"),
         (_sign, {"TENCENTCLOUD_SECRET_ID": "AKID\u200babc"}, "TENCENTCLOUD_SECRET_ID"),
         (_sign, {"TENCENTCLOUD_SECRET_ID": "AKID\tabc"}, "TENCENTCLOUD_SECRET_ID"),
+        # So is a SecretKey (every signature made with it would be refused), the role's too
+        (_sign, {"TENCENTCLOUD_SECRET_KEY": "k" * 16 + " " + "k" * 15}, "TENCENTCLOUD_SECRET_KEY"),
+        (_sign, {"TENCENTCLOUD_SECRET_KEY": "k" * 31 + "\u200b"}, "TENCENTCLOUD_SECRET_KEY"),
+        (_pull, {"VOD_SECRET_KEY": "k" * 31 + "\u00e9"}, "VOD_SECRET_KEY"),
+        (
+            _pull,
+            {
+                "VOD_SECRET_ID": "",
+                "VOD_SECRET_KEY": "",
+                "TENCENTCLOUD_SECRETID": "AKIDr",
+                "TENCENTCLOUD_SECRETKEY": "k\u00a0k",
+            },
+            "TENCENTCLOUD_SECRETKEY",
+        ),
         # The two swapped: the SecretKey would be in every signature its callers decode
         (
             _sign,
@@ -827,10 +841,12 @@ def test_a_secret_read_under_another_name_is_not_quoted(name: str, secret: str) 
         ("VOD_ALLOWED_CLASS_IDS", "q7Rt9wXz2LmN4pB8vK1c,Hs5dF0gJ3kL6zX9cV2bN", "q7Rt9wXz2LmN4pB8vK1c"),
         ("VOD_ALLOWED_STORAGE_REGIONS", "Ab-Cd_Ef,Gh1Ij2Kl3Mn4Op5Qr6St7Uv8Wx9Yz0ab", "Ab-Cd_Ef"),
         ("LOG_LEVEL", "k3Y9z", "k3Y9z"),  # a secret too short to be masked elsewhere (outside SCF, allowed)
+        ("AUTH_JWT_ALGORITHMS", "Gw7xyzab,Rk2p9qqq,Qs8mZzzz", "Rk2p9qqq"),
     ],
 )
 def test_no_piece_of_a_secret_read_under_another_name_is_quoted(name: str, secret: str, quoted: str) -> None:
-    env = {**SIGN_ENV, "AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": "", name: secret}
+    gateway = {} if name.startswith("AUTH_JWT_") else {"AUTH_MODE": "gateway", "AUTH_GATEWAY_SECRET": ""}
+    env = {**SIGN_ENV, **gateway, name: secret}
     with pytest.raises(ConfigError) as caught:
         load_sign_settings({**env, "VOD_CALLBACK_SIGN_KEY": secret})  # (read as a secret wherever it is set)
     assert name in [problem for problem, _ in caught.value.problems] and "********" in str(caught.value)
