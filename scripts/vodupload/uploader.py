@@ -384,7 +384,8 @@ class UploadTask:
         return self._meter.snapshot()
 
     def start(self) -> UploadTask:
-        """Run in a background thread (also continues a paused or failed task). Returns self."""
+        """Run in a background thread (also continues a paused or failed task). Returns self. (It first waits for the
+        last run's last state report, a quick callback's: its states reach on_state in order.)"""
         with self._lock:
             if self._state not in (UploadState.CREATED, UploadState.PAUSED, UploadState.FAILED):
                 raise RuntimeError(f"cannot start an upload that is {self._state.value}")
