@@ -157,7 +157,7 @@ class CheckpointStore:
             return None
         except OSError as exc:  # the directory is a file, say, or cannot be read
             raise CheckpointUnavailable(f"cannot read the saved uploads in {self.directory}: {exc.strerror}") from None
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:  # Recursion: JSON nested past its depth
             log.warning("ignoring the unreadable checkpoint %s (%s)", path, type(exc).__name__)
             if on_unreadable is not None:
                 aside = path.with_name(path.name + ".unreadable")

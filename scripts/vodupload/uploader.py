@@ -4,13 +4,14 @@
 background thread; `pause()` lets the parts in flight finish and keeps the checkpoint; `resume()`
 continues (in this process, or any later one: the checkpoint is on disk); `cancel()` aborts the COS
 multipart uploads and deletes the checkpoint; `Uploader.cancel_saved()` does that for an upload saved by
-an earlier process. Callbacks (progress, state, notices) run on the uploader's threads (`start()`'s first
-state on the caller's) and must be quick and thread-safe; one that raises is logged, and the upload goes on as
-if it had not been called. Which saved sessions continue is `vodupload.sessions`.
+an earlier process. Callbacks (progress, state, notices) run on the uploader's threads (or the caller's:
+`start()`'s first state, an idle task's cancel) and must be quick and thread-safe; one that raises is logged, and
+the upload goes on as if it had not been called. Which saved sessions continue is `vodupload.sessions`.
 """
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import math
@@ -100,8 +101,8 @@ class UploadOptions:
             raise ValueError("parallel and part_attempts must be at least 1, api_retries at least 0")
         if not 0 < self.timeout < math.inf:  # (not NaN either)
             raise ValueError("timeout must be a number of seconds above 0")
-        if not (self.retry_backoff >= 0 and self.api_retry_delay >= 0):
-            raise ValueError("retry_backoff and api_retry_delay must be at least 0 seconds")
+        if not (0 <= self.retry_backoff < math.inf and 0 <= self.api_retry_delay <= threading.TIMEOUT_MAX):
+            raise ValueError("retry_backoff and api_retry_delay must be a number of seconds, at least 0")
 
 
 StateCallback = Callable[[UploadState], None]
@@ -363,6 +364,11 @@ class UploadTask:
         self._lock = threading.Lock()
         self._settled = threading.Condition(self._lock)
         self._state = UploadState.CREATED
+        self._changes = 0  # of the state, numbered: reports of older changes than one reported are dropped
+        self._report_lock = threading.Lock()  # for the four below, never held while on_state runs
+        self._reported = 0
+        self._reports: collections.deque[UploadState] = collections.deque()
+        self._reporting = False
         self._halt = threading.Event()
         self._stop_reason: UploadState | None = None  # PAUSED or CANCELLED, when asked
         self._thread: threading.Thread | None = None
@@ -384,22 +390,16 @@ class UploadTask:
         return self._meter.snapshot()
 
     def start(self) -> UploadTask:
-        """Run in a background thread (also continues a paused or failed task). Returns self. (It first waits for the
-        last run's last state report, a quick callback's: its states reach on_state in order.)"""
+        """Run in a background thread (also continues a paused or failed task). Returns self."""
         with self._lock:
             if self._state not in (UploadState.CREATED, UploadState.PAUSED, UploadState.FAILED):
                 raise RuntimeError(f"cannot start an upload that is {self._state.value}")
             self._halt.clear()
             self._stop_reason = None
             self._error = None
-            self._state = UploadState.APPLYING
-            previous = self._thread
+            change = self._change_to(UploadState.APPLYING)
             self._thread = threading.Thread(target=self._run, name="vodupload-task", daemon=True)
-        # The last run's last state reported first (settled, it may not have been yet: an app's wait() returns at
-        # once), unless this is called from that report
-        if previous is not None and previous is not threading.current_thread():
-            previous.join()
-        self._emit_state(UploadState.APPLYING)  # before the thread can report a later state
+        self._emit_state(UploadState.APPLYING, change)  # before the thread can report a later state
         self._thread.start()
         return self
 
@@ -525,7 +525,7 @@ class UploadTask:
         while True:
             with self._lock:
                 if ended is not UploadState.PAUSED or self._stop_reason is not UploadState.CANCELLED:
-                    self._state = ended
+                    change = self._change_to(ended)
                     self._settled.notify_all()
                     break
             try:
@@ -533,7 +533,7 @@ class UploadTask:
                 ended = UploadState.CANCELLED
             except AlreadyCommitted as done:  # its commit was sent before the cancel: the upload is done
                 ended = self._done(done.committed)
-        self._emit_state(ended)
+        self._emit_state(ended, change)
 
     def _drive_claimed(self) -> UploadState:
         """Upload and commit; DONE, or PAUSED or CANCELLED when asked to stop."""
@@ -547,14 +547,14 @@ class UploadTask:
             checkpoint = opened.checkpoint
             transfers = self._up._transfers(checkpoint, opened.credentials, halt=self._halt, meter=self._meter)
             finished = self._transfer(transfers, opened.resumed, sum(i.size for i in identities.values()))
-            stop = self._enter_commit(finished)
+            stop, change = self._enter_commit(finished)
             if stop is not None:
                 if stop is UploadState.CANCELLED:
                     for transfer in transfers:
                         transfer.abort()
                     self._sessions.finished(checkpoint)
                 return stop
-            self._emit_state(UploadState.COMMITTING)
+            self._emit_state(UploadState.COMMITTING, change)
             # Refused, it stays saved as committing: the next run asks once more (see sessions.py).
             committed = self._sessions.commit(checkpoint)
         return self._done(committed)
@@ -580,16 +580,15 @@ class UploadTask:
         except Halted:
             return False
 
-    def _enter_commit(self, finished: bool) -> UploadState | None:
-        """Move to COMMITTING, unless a pause or cancel was asked for (even after the last part): then
-        that (PAUSED or CANCELLED). Decided under the lock, so no stop request is lost."""
+    def _enter_commit(self, finished: bool) -> tuple[UploadState | None, int]:
+        """Move to COMMITTING (and its change's number), unless a pause or cancel was asked for (even after the last
+        part): then that (PAUSED or CANCELLED). Decided under the lock, so no stop request is lost."""
         with self._lock:
             if self._stop_reason is not None:
-                return self._stop_reason
+                return self._stop_reason, 0
             if not finished:  # halted without a stop request: cannot happen, but never commit then
-                return UploadState.PAUSED
-            self._state = UploadState.COMMITTING
-            return None
+                return UploadState.PAUSED, 0
+            return None, self._change_to(UploadState.COMMITTING)
 
     def _asked(self) -> dict[str, Any]:
         """What this upload asks for: of the signature endpoint (when the uploader knows: a SignatureClient's
@@ -616,14 +615,20 @@ class UploadTask:
 
     def _set_state(self, state: UploadState) -> None:
         with self._lock:
-            self._state = state
-        self._emit_state(state)
+            change = self._change_to(state)
+        self._emit_state(state, change)
 
     def _settle(self, state: UploadState) -> None:
         with self._lock:
-            self._state = state
+            change = self._change_to(state)
             self._settled.notify_all()
-        self._emit_state(state)
+        self._emit_state(state, change)
+
+    def _change_to(self, state: UploadState) -> int:
+        """Under the lock: the new state, and the change's number, for its report."""
+        self._state = state
+        self._changes += 1
+        return self._changes
 
     def _fail(self, error: VodUploadError) -> None:
         with self._lock:
@@ -631,10 +636,32 @@ class UploadTask:
         log.warning("upload failed: %s", error.message)
         self._settle(UploadState.FAILED)
 
-    def _emit_state(self, state: UploadState) -> None:
+    def _emit_state(self, state: UploadState, change: int) -> None:
+        """Report `state` to on_state in the order of the changes: a report that comes after a later change's (a run's
+        of its pause, late, after a resume or a cancel in another thread: wait() returns once the state is settled)
+        is dropped. One thread at a time delivers the reports, the others leaving theirs to it: none waits for
+        another's callback (which may wait for the thread that resumes)."""
         log.debug("upload %s", state.value)
-        if self._on_state is not None:
-            self._on_state(state)
+        if self._on_state is None:
+            return
+        with self._report_lock:
+            if change < self._reported:
+                return
+            self._reported = change
+            self._reports.append(state)
+            if self._reporting:
+                return
+            self._reporting = True
+        try:
+            while True:
+                with self._report_lock:
+                    if not self._reports:
+                        return
+                    state = self._reports.popleft()
+                self._on_state(state)
+        finally:
+            with self._report_lock:
+                self._reporting = False
 
 
 T = TypeVar("T")

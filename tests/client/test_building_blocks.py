@@ -122,6 +122,7 @@ def test_a_cover_is_found_past_a_checkpoint_that_cannot_be_read(tmp_path: Path) 
     checkpoint = _checkpoint(tmp_path)
     store.save(checkpoint)
     store.path("0-someone-elses").mkdir()
+    store.path("1-damaged").write_text("[" * 100_000)  # (nested past the JSON decoder's depth)
     # WHEN a cancel that names only the video looks for its cover THEN the unreadable one does not end the search
     assert store.covers_saved_with(checkpoint.objects[0].source.path) == [checkpoint.objects[1].source.path]
 
@@ -368,6 +369,7 @@ def test_an_endpoint_on_either_loopback_address_is_where_cos_requests_go(host: s
         {"timeout": float("inf")},
         {"retry_backoff": -1},
         {"api_retry_delay": float("nan")},
+        {"api_retry_delay": float("inf")},
     ],
 )
 def test_upload_options_refuse_impossible_values(options: dict[str, Any]) -> None:

@@ -879,30 +879,79 @@ def test_uploads_at_once_switch_to_the_backup_host_together(stack: Stack) -> Non
     assert len(hits) == 2 and stack.traffic.actions() == ["ApplyUploadUGC", "ApplyUploadUGC"]
 
 
-def test_a_resumed_tasks_states_come_after_the_last_runs(
-    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("then", ["resume", "cancel"])
+def test_a_runs_late_report_never_follows_a_later_state(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, then: str
 ) -> None:
-    """An app's wait() returns once the run has settled, maybe before its thread has reported that state: resumed at
-    once, the new run's states must not reach on_state before it (a UI showing the last heard would say "paused")."""
-    emit = UploadTask._emit_state
+    """An app's wait() returns once the run has settled, maybe before its thread has reported that state: resumed or
+    cancelled at once, the run's late "paused" must not reach on_state after the states that follow it (a UI showing
+    the last it heard would say "paused"), and the resume must not wait for it (the app's callback may wait for the
+    thread that resumes)."""
+    emit, late = UploadTask._emit_state, threading.Event()
 
-    def slow_to_report_a_pause(task: UploadTask, state: UploadState) -> None:
+    def slow_to_report_a_pause(task: UploadTask, state: UploadState, change: int) -> None:
         if state is UploadState.PAUSED:
             time.sleep(0.5)  # the task's thread descheduled between settling and reporting
-        emit(task, state)
+        emit(task, state, change)
+        late.set() if state is UploadState.PAUSED else None
 
     monkeypatch.setattr(UploadTask, "_emit_state", slow_to_report_a_pause)
     video = write_file(tmp_path / "trip.mp4", 4 * MIB)
     states: list[UploadState] = []
+    heard_last = threading.Event()
+
+    def on_state(state: UploadState) -> None:
+        states.append(state)
+        if state in (UploadState.DONE, UploadState.CANCELLED):
+            heard_last.set()
+
     on_progress, tasks = pause_after(1, lambda task: task.pause())
-    tasks.append(stack.uploader().upload(video, on_state=states.append, on_progress=on_progress))
-
+    tasks.append(stack.uploader().upload(video, on_state=on_state, on_progress=on_progress))
     assert tasks[0].start().wait(60) is UploadState.PAUSED
-    tasks[0].resume().result(60)
 
-    # (DONE itself may still be on its way: result(), as wait(), returns once the run has settled)
-    resumed = max(i for i, state in enumerate(states) if state is UploadState.APPLYING)
-    assert states.index(UploadState.PAUSED) < resumed < states.index(UploadState.COMMITTING)
+    if then == "resume":
+        tasks[0].resume().result(60)
+    else:
+        tasks[0].cancel()
+
+    assert late.wait(10) and heard_last.wait(10)
+    assert states[-1] is (UploadState.DONE if then == "resume" else UploadState.CANCELLED)
+
+
+def test_a_resume_does_not_wait_for_the_runs_report_that_waits_for_it(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app's on_state takes a lock its UI thread holds while it resumes the task (a view-model's): the resume must
+    not wait for the run's late "paused" report, which waits for that lock."""
+    emit = UploadTask._emit_state
+
+    def slow_to_report_a_pause(task: UploadTask, state: UploadState, change: int) -> None:
+        if state is UploadState.PAUSED:
+            time.sleep(0.3)  # so that the UI thread holds its lock first
+        emit(task, state, change)
+
+    monkeypatch.setattr(UploadTask, "_emit_state", slow_to_report_a_pause)
+    ui, states = threading.RLock(), list[UploadState]()
+
+    def on_state(state: UploadState) -> None:
+        with ui:
+            states.append(state)
+
+    on_progress, tasks = pause_after(1, lambda task: task.pause())
+    video = write_file(tmp_path / "v.mp4", 4 * MIB)
+    tasks.append(stack.uploader().upload(video, on_state=on_state, on_progress=on_progress))
+
+    def resume_clicked() -> None:  # the UI thread's handler
+        assert tasks[0].wait(60) is UploadState.PAUSED
+        with ui:
+            tasks[0].resume()
+
+    ui_thread = threading.Thread(target=resume_clicked, daemon=True)
+    tasks[0].start()
+    ui_thread.start()
+    ui_thread.join(30)
+    assert not ui_thread.is_alive()  # (it waited for the report, which waited for it)
+    assert tasks[0].result(60).file_id
 
 
 # -- stopping at the last moment ----------------------------------------------------------------
