@@ -4,8 +4,8 @@
 background thread; `pause()` lets the parts in flight finish and keeps the checkpoint; `resume()`
 continues (in this process, or any later one: the checkpoint is on disk); `cancel()` aborts the COS
 multipart uploads and deletes the checkpoint; `Uploader.cancel_saved()` does that for an upload saved by
-an earlier process. Callbacks (progress, state, notices) run on the uploader's threads (or the caller's:
-`start()`'s first state, an idle task's cancel) and must be quick and thread-safe; one that raises is logged, and
+an earlier process. Callbacks (progress, state, notices) run on the uploader's threads or the caller's (a state on
+whichever is delivering the task's reports, in order) and must be quick and thread-safe; one that raises is logged, and
 the upload goes on as if it had not been called. Which saved sessions continue is `vodupload.sessions`.
 """
 
@@ -652,16 +652,19 @@ class UploadTask:
             if self._reporting:
                 return
             self._reporting = True
-        try:
-            while True:
-                with self._report_lock:
-                    if not self._reports:
-                        return
-                    state = self._reports.popleft()
-                self._on_state(state)
-        finally:
+        failure: BaseException | None = None
+        while True:
             with self._report_lock:
-                self._reporting = False
+                if not self._reports:  # done delivering: said in the same critical section, or one queued now is lost
+                    self._reporting = False
+                    break
+                state = self._reports.popleft()
+            try:
+                self._on_state(state)
+            except BaseException as exc:  # (a SystemExit: _guarded logs the rest) the others' reports still delivered
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
 
 T = TypeVar("T")

@@ -3,6 +3,8 @@ COS SDK reads them, and the retries (against scripted loopback answers)."""
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import itertools
 import json
 import logging
@@ -11,6 +13,7 @@ import re
 import stat
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
@@ -56,6 +59,7 @@ from vodupload.progress import ProgressMeter
 from vodupload.signatures import token_subject
 from vodupload.status import StatusClient
 from vodupload.transfer import PartSpec, check_stored, fit_part_size, plan_parts
+from vodupload.uploader import UploadState, UploadTask
 from vodupload.vod_api import Applied, TempCredentials
 
 
@@ -391,6 +395,65 @@ def test_upload_options_refuse_impossible_values(options: dict[str, Any]) -> Non
 def test_upload_options_take_the_bounds_they_allow(options: dict[str, Any]) -> None:
     settings = UploadOptions(**options)  # no ValueError
     assert {name: getattr(settings, name) for name in options} == options
+
+
+class _SwitchingLock:
+    """A lock whose `nth` release by the thread named "first" runs `then` to its end first (a thread switch there)."""
+
+    def __init__(self, nth: int, then: Callable[[], object]) -> None:
+        self._lock, self._releases, self._nth, self._then = threading.Lock(), 0, nth, then
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+        if threading.current_thread().name == "first":
+            self._releases += 1
+            if self._releases == self._nth:
+                self._then()
+
+
+def _reporting_task(on_state: Callable[[UploadState], None]) -> UploadTask:
+    """A task with only its state reporting set up (as UploadTask.__init__ sets it)."""
+    task = UploadTask.__new__(UploadTask)
+    task._on_state, task._reported, task._reports, task._reporting = on_state, 0, collections.deque(), False
+    task._report_lock = threading.Lock()
+    return task
+
+
+def _in_thread(target: Callable[[], object], name: str) -> None:
+    thread = threading.Thread(target=target, name=name)
+    thread.start()
+    thread.join(10)
+
+
+@pytest.mark.parametrize("when", ["as the first finds nothing left", "while the first's callback raises SystemExit"])
+def test_a_state_reported_while_another_thread_delivers_is_delivered(when: str) -> None:
+    # GIVEN a task whose run's thread reports PAUSED while another settles it CANCELLED (an idle cancel)
+    heard: list[UploadState] = []
+
+    def cancelled() -> None:
+        _in_thread(lambda: task._emit_state(UploadState.CANCELLED, 2), "second")
+
+    def on_state(state: UploadState) -> None:
+        heard.append(state)
+        if "SystemExit" in when and state is UploadState.PAUSED:
+            cancelled()
+            raise SystemExit  # (not an Exception: _guarded lets it through)
+
+    task = _reporting_task(on_state)
+    if "nothing left" in when:  # the second comes between the first's last look at the queue and its end
+        task._report_lock = _SwitchingLock(3, cancelled)  # type: ignore[assignment]
+
+    def paused() -> None:  # the run's thread
+        with contextlib.suppress(SystemExit):
+            task._emit_state(UploadState.PAUSED, 1)
+
+    _in_thread(paused, "first")
+
+    # THEN the final state is heard, after the pause, and nothing is left queued for nobody
+    assert heard == [UploadState.PAUSED, UploadState.CANCELLED] and not task._reports
 
 
 def test_the_cos_sdks_debug_lines_are_dropped(caplog: pytest.LogCaptureFixture, leak_guard: LeakGuard) -> None:
